@@ -1,0 +1,55 @@
+# DocSpace IP Guard. GNU make.
+#   make build           linux binaries for both functions in build/<name>/bootstrap
+#   make build ARCH=amd64  the same for the local Lambda emulator (arm64 does not run on amd64 hosts)
+#   make test            vet and every test (needs go, moto_server, cfn-lint, samtranslator)
+#   sam build            calls build-OnboardFunction / build-AuditFunction below
+
+ARCH ?= arm64
+GO ?= go
+FUNCTIONS := onboard audit
+GOBUILD = CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
+
+.PHONY: build build-OnboardFunction build-AuditFunction check-tools test lint bench demo clean
+
+build:
+	@for f in $(FUNCTIONS); do \
+		echo "build/$$f/bootstrap (linux/$(ARCH))"; \
+		GOOS=linux GOARCH=$(ARCH) $(GOBUILD) -o build/$$f/bootstrap ./functions/$$f || exit 1; \
+	done
+
+# Called by `sam build` (Metadata BuildMethod: makefile) with ARTIFACTS_DIR set.
+# Always arm64: that is the architecture in template.yaml.
+build-OnboardFunction:
+	GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/onboard
+
+build-AuditFunction:
+	GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/audit
+
+check-tools:
+	@missing=0; \
+	if ! command -v $(GO) >/dev/null 2>&1; then \
+		echo "missing: $(GO) -- install Go 1.26 (https://go.dev/dl/)" >&2; missing=1; fi; \
+	if ! command -v moto_server >/dev/null 2>&1; then \
+		echo "missing: moto_server -- install with: pip install 'moto[server]==5.2.1'" >&2; missing=1; fi; \
+	if ! command -v cfn-lint >/dev/null 2>&1; then \
+		echo "missing: cfn-lint -- install with: pip install cfn-lint==1.51.0" >&2; missing=1; fi; \
+	if ! python3 -c 'import samtranslator' >/dev/null 2>&1; then \
+		echo "missing: python3 module samtranslator -- install with: pip install aws-sam-translator==1.110.0" >&2; missing=1; fi; \
+	if [ $$missing -ne 0 ]; then echo "make: install the tools above, then run again" >&2; exit 1; fi
+
+test: check-tools
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 25m ./...
+
+lint:
+	$(GO) vet ./...
+	cfn-lint template.yaml
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+demo:
+	$(GO) run ./cmd/demo
+
+clean:
+	rm -rf build

@@ -1,0 +1,287 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"ipguard/internal/ipguard"
+)
+
+// Limits of one SNS message (docs: Subject ≤ 100 characters, the whole
+// message ≤ 256 KB; one SMS part is 140 ASCII bytes).
+const (
+	MaxSubjectRunes = 100
+	MaxMessageBytes = 256 * 1024
+	MaxSMSBytes     = 140
+	// emailListed is how many findings the e-mail text spells out; the rest
+	// are counted ("and N more") and stay in full in the JSON.
+	emailListed = 25
+)
+
+// Window is the audited span of time.
+type Window struct {
+	From, To time.Time
+}
+
+// Batch is one SNS message and the events it alerts about.
+type Batch struct {
+	Alert    ipguard.Alert
+	EventIDs []int64
+	Findings []Finding
+}
+
+// Payload is the "default" (JSON) body of an alert: the seed's payload.
+type Payload struct {
+	Portal string    `json:"portal"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Part   int       `json:"part,omitempty"`  // set when the alert was split
+	Parts  int       `json:"parts,omitempty"` // into several messages
+	Events []Finding `json:"events"`
+}
+
+// RenderAlerts turns findings into as few SNS messages as fit: one, unless
+// one message would pass maxBytes (the structured message as SNS counts it).
+func RenderAlerts(portal string, w Window, fs []Finding, maxBytes int) ([]Batch, error) {
+	if len(fs) == 0 {
+		return nil, nil
+	}
+	chunks, err := split(portal, w, fs, maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Batch, 0, len(chunks))
+	for i, c := range chunks {
+		part, parts := 0, 0
+		if len(chunks) > 1 {
+			part, parts = i+1, len(chunks)
+		}
+		a, err := render(portal, w, c, part, parts)
+		if err != nil {
+			return nil, err
+		}
+		b := Batch{Alert: a, Findings: c}
+		for _, f := range c {
+			b.EventIDs = append(b.EventIDs, f.ids()...)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// split halves a chunk until each fits. A lone finding too large even alone
+// (a huge burst) loses its raw events, which the e-mail never showed anyway.
+func split(portal string, w Window, fs []Finding, maxBytes int) ([][]Finding, error) {
+	a, err := render(portal, w, fs, 99, 99) // worst case: part numbers present
+	if err != nil {
+		return nil, err
+	}
+	if size(a) <= maxBytes {
+		return [][]Finding{fs}, nil
+	}
+	if len(fs) == 1 {
+		if fs[0].Raw == nil {
+			return nil, ipguard.Errorf(ipguard.EInternal, "alert for event(s) %v does not fit in one SNS message", fs[0].ids())
+		}
+		f := fs[0]
+		f.Raw = nil
+		return split(portal, w, []Finding{f}, maxBytes)
+	}
+	left, err := split(portal, w, fs[:len(fs)/2], maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	right, err := split(portal, w, fs[len(fs)/2:], maxBytes)
+	if err != nil {
+		return nil, err
+	}
+	return append(left, right...), nil
+}
+
+// size is the byte length of the structured message SNS receives.
+func size(a ipguard.Alert) int {
+	b, _ := json.Marshal(map[string]string{"default": a.Default, "email": a.Email, "sms": a.SMS})
+	return len(b)
+}
+
+func render(portal string, w Window, fs []Finding, part, parts int) (ipguard.Alert, error) {
+	body, err := json.Marshal(Payload{Portal: portal, From: w.From.UTC().Format(time.RFC3339), To: w.To.UTC().Format(time.RFC3339),
+		Part: part, Parts: parts, Events: fs})
+	if err != nil {
+		return ipguard.Alert{}, ipguard.Errorf(ipguard.EInternal, "render alert: %w", err)
+	}
+	return ipguard.Alert{
+		Subject: subject(fs, part, parts),
+		Default: string(body),
+		Email:   emailText(portal, w, fs, part, parts),
+		SMS:     smsText(fs, w),
+	}, nil
+}
+
+func countKinds(fs []Finding) map[string]int {
+	n := map[string]int{}
+	for _, f := range fs {
+		n[f.Kind]++
+	}
+	return n
+}
+
+var kindPhrase = map[string][2]string{ // singular, plural
+	KindIPNotAllowed:     {"login from a non-allowlisted IP", "logins from non-allowlisted IPs"},
+	KindUnknownUser:      {"login by a user with no allowlist", "logins by users with no allowlist"},
+	KindUnverifiableIP:   {"login from an unverifiable address", "logins from unverifiable addresses"},
+	KindFailedLoginBurst: {"failed-login burst", "failed-login bursts"},
+}
+
+func phrase(kind string, n int) string {
+	p := kindPhrase[kind]
+	if n == 1 {
+		return "1 " + p[0]
+	}
+	return fmt.Sprintf("%d %s", n, p[1])
+}
+
+// subject is e.g. "DocSpace: 3 logins from non-allowlisted IPs", at most
+// MaxSubjectRunes runes.
+func subject(fs []Finding, part, parts int) string {
+	n := countKinds(fs)
+	var s string
+	if len(n) == 1 {
+		s = "DocSpace: " + phrase(fs[0].Kind, len(fs))
+	} else {
+		s = fmt.Sprintf("DocSpace: %d login security findings (%d high)", len(fs), n[KindIPNotAllowed])
+	}
+	if parts > 1 {
+		s += fmt.Sprintf(" [%d/%d]", part, parts)
+	}
+	return clipRunes(s, MaxSubjectRunes)
+}
+
+func emailText(portal string, w Window, fs []Finding, part, parts int) string {
+	var b strings.Builder
+	n := countKinds(fs)
+	fmt.Fprintf(&b, "DocSpace IP Guard checked the logins on %s\nfrom %s to %s (UTC) and found:\n\n",
+		portal, w.From.UTC().Format("2006-01-02 15:04:05"), w.To.UTC().Format("2006-01-02 15:04:05"))
+	for _, k := range Kinds {
+		if n[k] > 0 {
+			fmt.Fprintf(&b, "  - %s\n", phrase(k, n[k]))
+		}
+	}
+	if parts > 1 {
+		fmt.Fprintf(&b, "\n(This is part %d of %d of this run's alert.)\n", part, parts)
+	}
+	b.WriteString("\n")
+	for i, f := range fs {
+		if i == emailListed {
+			fmt.Fprintf(&b, "... and %d more (the full list is in the JSON alert).\n\n", len(fs)-emailListed)
+			break
+		}
+		fmt.Fprintf(&b, "%d. [%s] %s\n", i+1, strings.ToUpper(f.Severity), f.Reason)
+		who := f.User
+		if f.Email != "" {
+			who = strings.TrimSpace(who + " <" + f.Email + ">")
+		} else if f.Login != "" && f.Login != f.User {
+			who = strings.TrimSpace(who + " (login " + f.Login + ")")
+		}
+		if who == "" {
+			who = "unknown"
+		}
+		if f.UserID != "" {
+			who += ", user id " + f.UserID
+		}
+		fmt.Fprintf(&b, "   Who:   %s\n", who)
+		fmt.Fprintf(&b, "   From:  %s\n", orUnknown(f.IP))
+		if f.FirstAt != "" && f.FirstAt != f.Date {
+			fmt.Fprintf(&b, "   When:  %s to %s\n", f.FirstAt, f.Date)
+		} else {
+			fmt.Fprintf(&b, "   When:  %s\n", f.Date)
+		}
+		if f.EventIDs != nil {
+			fmt.Fprintf(&b, "   Events: %d failed logins, ids %s\n", f.Count, joinIDs(f.EventIDs, 20))
+		} else {
+			fmt.Fprintf(&b, "   Event: %d (%s)\n", f.EventID, orUnknown(f.Action))
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("What to do:\n")
+	if n[KindIPNotAllowed]+n[KindUnverifiableIP] > 0 {
+		b.WriteString("  - Ask each user whether the login was theirs. If not, block the user in DocSpace,\n    end their sessions and reset the password.\n")
+		b.WriteString("  - If the address is legitimate, onboard it for that user so it stops alerting.\n")
+	}
+	if n[KindUnknownUser] > 0 {
+		b.WriteString("  - Users with no allowlist were never onboarded: onboard them, or set\n    UNKNOWN_USER_POLICY=ignore if that is expected.\n")
+	}
+	if n[KindFailedLoginBurst] > 0 {
+		b.WriteString("  - Repeated failed logins from one address look like password guessing:\n    check the portal's brute-force settings and block the address upstream.\n")
+	}
+	b.WriteString("\nSent by DocSpace IP Guard. Each login is alerted once.\n")
+	return b.String()
+}
+
+// smsText is one ASCII line of at most MaxSMSBytes.
+func smsText(fs []Finding, w Window) string {
+	n := countKinds(fs)
+	var parts []string
+	short := map[string]string{KindIPNotAllowed: "bad IP", KindUnknownUser: "unknown user", KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst"}
+	for _, k := range Kinds {
+		if n[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[k], short[k]))
+		}
+	}
+	first := fs[0]
+	who := first.Email
+	if who == "" {
+		who = first.User
+	}
+	s := fmt.Sprintf("DocSpace alert %s-%sZ: %s. First: %s from %s. See email.",
+		w.From.UTC().Format("15:04"), w.To.UTC().Format("15:04"), strings.Join(parts, ", "), who, orUnknown(first.IP))
+	return clipASCII(s, MaxSMSBytes)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func joinIDs(ids []int64, max int) string {
+	var b strings.Builder
+	for i, id := range ids {
+		if i == max {
+			fmt.Fprintf(&b, " and %d more", len(ids)-max)
+			break
+		}
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprint(&b, id)
+	}
+	return b.String()
+}
+
+func clipRunes(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:max-3]) + "..."
+}
+
+// clipASCII replaces anything outside printable ASCII with '?' and cuts to max bytes.
+func clipASCII(s string, max int) string {
+	b := make([]byte, 0, len(s))
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			r = '?'
+		}
+		b = append(b, byte(r))
+	}
+	if len(b) > max {
+		b = append(b[:max-3], "..."...)
+	}
+	return string(b)
+}

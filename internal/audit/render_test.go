@@ -1,0 +1,90 @@
+package audit
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+)
+
+func TestRenderSingleAlert(t *testing.T) {
+	w := Window{From: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 25, 9, 15, 0, 0, time.UTC)}
+	fs := []Finding{
+		{EventID: 7, Kind: KindIPNotAllowed, Severity: SeverityHigh, Reason: "outside", UserID: "u1", Email: "jane@example.com", User: "Jäne Röe", IP: "198.51.100.7", Date: "2026-11-25T09:03:00Z", Action: "Login success via API", ActionID: 1010, Raw: json.RawMessage(`{"id":7}`)},
+		{EventID: 8, Kind: KindIPNotAllowed, Severity: SeverityHigh, Reason: "outside", UserID: "u1", IP: "198.51.100.8", Date: "2026-11-25T09:04:00Z", ActionID: 1010, Raw: json.RawMessage(`{"id":8}`)},
+	}
+	bs, err := RenderAlerts("https://portal.example.com", w, fs, MaxMessageBytes)
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("batches %d, err %v", len(bs), err)
+	}
+	a := bs[0].Alert
+	if a.Subject != "DocSpace: 2 logins from non-allowlisted IPs" {
+		t.Errorf("subject %q", a.Subject)
+	}
+	var p struct {
+		Portal, From, To string
+		Events           []map[string]any
+	}
+	if err := json.Unmarshal([]byte(a.Default), &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Portal != "https://portal.example.com" || p.From != "2026-11-25T09:00:00Z" || p.To != "2026-11-25T09:15:00Z" || len(p.Events) != 2 {
+		t.Errorf("payload %+v", p)
+	}
+	for _, k := range []string{"eventId", "kind", "severity", "userId", "email", "user", "ip", "date", "action", "actionId", "raw"} {
+		if _, ok := p.Events[0][k]; !ok {
+			t.Errorf("event lacks %q: %v", k, p.Events[0])
+		}
+	}
+	if !strings.Contains(a.Email, "198.51.100.7") || !strings.Contains(a.Email, "jane@example.com") || !strings.Contains(a.Email, "What to do") {
+		t.Errorf("email text:\n%s", a.Email)
+	}
+	if len(a.SMS) > MaxSMSBytes || strings.ContainsAny(a.SMS, "\n") {
+		t.Errorf("sms %q", a.SMS)
+	}
+	for _, r := range a.SMS {
+		if r > 0x7e || r < 0x20 {
+			t.Errorf("sms has non-ASCII %q", a.SMS)
+		}
+	}
+	if len(bs[0].EventIDs) != 2 {
+		t.Errorf("event ids %v", bs[0].EventIDs)
+	}
+}
+
+func TestRenderLimits(t *testing.T) {
+	w := Window{From: time.Now().Add(-time.Hour), To: time.Now()}
+	raw := json.RawMessage(`{"page":"` + strings.Repeat("x", 2000) + `"}`)
+	var fs []Finding
+	for i := 0; i < 400; i++ {
+		fs = append(fs, Finding{EventID: int64(i + 1), Kind: []string{KindIPNotAllowed, KindUnknownUser}[i%2], Severity: SeverityHigh,
+			User: strings.Repeat("ü", 60), IP: "203.0.113.1", Date: "2026-11-25T09:03:00Z", Raw: raw})
+	}
+	bs, err := RenderAlerts("https://portal.example.com", w, fs, MaxMessageBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bs) < 2 {
+		t.Fatalf("800 KB of findings fit in %d message(s)", len(bs))
+	}
+	total := 0
+	for _, b := range bs {
+		if n := size(b.Alert); n > MaxMessageBytes {
+			t.Errorf("message of %d bytes", n)
+		}
+		if n := utf8.RuneCountInString(b.Alert.Subject); n > MaxSubjectRunes {
+			t.Errorf("subject of %d runes", n)
+		}
+		if len(b.Alert.SMS) > MaxSMSBytes {
+			t.Errorf("sms of %d bytes", len(b.Alert.SMS))
+		}
+		if !strings.Contains(b.Alert.Email, "more (the full list is in the JSON alert)") {
+			t.Errorf("long e-mail list is not cut")
+		}
+		total += len(b.EventIDs)
+	}
+	if total != 400 {
+		t.Errorf("%d events across messages, want 400", total)
+	}
+}

@@ -1,0 +1,110 @@
+// Package audit reads the portal's login events of a window, checks each
+// against the user's allowlist, and publishes the violations once.
+package audit
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// Trigger is what started a run: the end of the window, or an explicit
+// window for a backfill.
+type Trigger struct {
+	To       time.Time
+	From     time.Time // set only for a backfill
+	Backfill bool
+}
+
+// DecodeTrigger reads the invocation payload:
+//
+//   - an EventBridge "Scheduled Event" envelope: its "time" ends the window;
+//   - an EventBridge Scheduler invocation: its Input as is (e.g. {}), or an
+//     envelope whose "detail" is the string "{}";
+//   - a backfill {"from": RFC3339, "to": RFC3339}, directly or as an
+//     envelope's detail: exactly that window.
+//
+// Anything without a time ends the window now. A window end in the future is
+// pulled back to now. Malformed times are EInvalid errors naming the field.
+func DecodeTrigger(payload []byte, now time.Time) (Trigger, error) {
+	now = now.UTC()
+	var obj map[string]json.RawMessage
+	if len(strings.TrimSpace(string(payload))) > 0 && string(payload) != "null" {
+		if err := json.Unmarshal(payload, &obj); err != nil {
+			return Trigger{}, ipguard.Invalid("event", clip(string(payload)), "must be a JSON object (a scheduled event or {\"from\": ..., \"to\": ...})")
+		}
+	}
+	t := Trigger{To: now}
+	if raw, ok := obj["time"]; ok && (has(obj, "detail-type") || has(obj, "source")) {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return Trigger{}, ipguard.Invalid("time", clip(string(raw)), "must be an RFC3339 time")
+		}
+		at, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return Trigger{}, ipguard.Invalid("time", s, "must be an RFC3339 time")
+		}
+		t.To = at.UTC()
+	}
+	if detail, ok := obj["detail"]; ok {
+		var s string
+		if json.Unmarshal(detail, &s) == nil {
+			detail = json.RawMessage(s)
+		}
+		var d map[string]json.RawMessage
+		if json.Unmarshal(detail, &d) == nil && (has(d, "from") || has(d, "to")) {
+			obj = d
+		}
+	}
+	if has(obj, "from") || has(obj, "to") {
+		from, err := timeField(obj, "from")
+		if err != nil {
+			return Trigger{}, err
+		}
+		to, err := timeField(obj, "to")
+		if err != nil {
+			return Trigger{}, err
+		}
+		if !from.Before(to) {
+			return Trigger{}, ipguard.Invalid("from", from.Format(time.RFC3339), "must be before to (%s)", to.Format(time.RFC3339))
+		}
+		t = Trigger{From: from, To: to, Backfill: true}
+	}
+	if t.To.After(now) {
+		t.To = now
+	}
+	if t.Backfill && !t.From.Before(t.To) {
+		return Trigger{}, ipguard.Invalid("from", t.From.Format(time.RFC3339), "is in the future")
+	}
+	return t, nil
+}
+
+func timeField(obj map[string]json.RawMessage, key string) (time.Time, error) {
+	raw, ok := obj[key]
+	if !ok {
+		return time.Time{}, ipguard.Invalid(key, "", "is required for a backfill (RFC3339, e.g. 2026-11-25T09:00:00Z)")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return time.Time{}, ipguard.Invalid(key, clip(string(raw)), "must be an RFC3339 time string")
+	}
+	at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
+	if err != nil {
+		return time.Time{}, ipguard.Invalid(key, s, "must be an RFC3339 time such as 2026-11-25T09:00:00Z")
+	}
+	return at.UTC(), nil
+}
+
+func has(obj map[string]json.RawMessage, key string) bool {
+	_, ok := obj[key]
+	return ok
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
+}

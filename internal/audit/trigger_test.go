@@ -1,0 +1,55 @@
+package audit
+
+import (
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+func TestDecodeTrigger(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 30, 0, time.UTC)
+	at := func(s string) time.Time { v, _ := time.Parse(time.RFC3339, s); return v }
+	tests := []struct {
+		name     string
+		payload  string
+		to, from time.Time
+		backfill bool
+	}{
+		{"scheduled event", `{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","time":"2026-11-25T10:00:00Z","detail":{}}`, at("2026-11-25T10:00:00Z"), time.Time{}, false},
+		{"scheduler envelope", `{"version":"0","detail-type":"Scheduled Event","source":"aws.scheduler","time":"2026-11-25T09:45:00Z","detail":"{}"}`, at("2026-11-25T09:45:00Z"), time.Time{}, false},
+		{"scheduler input as is", `{}`, now, time.Time{}, false},
+		{"empty payload", ``, now, time.Time{}, false},
+		{"null payload", `null`, now, time.Time{}, false},
+		{"future time pulled back", `{"detail-type":"Scheduled Event","source":"aws.events","time":"2026-11-25T11:00:00Z"}`, now, time.Time{}, false},
+		{"backfill", `{"from":"2026-11-24T00:00:00Z","to":"2026-11-24T06:00:00+02:00"}`, at("2026-11-24T04:00:00Z"), at("2026-11-24T00:00:00Z"), true},
+		{"backfill in detail", `{"detail-type":"Backfill","source":"ops","time":"2026-11-25T10:00:00Z","detail":{"from":"2026-11-24T00:00:00Z","to":"2026-11-24T01:00:00Z"}}`, at("2026-11-24T01:00:00Z"), at("2026-11-24T00:00:00Z"), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeTrigger([]byte(tt.payload), now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.To.Equal(tt.to) || !got.From.Equal(tt.from) || got.Backfill != tt.backfill {
+				t.Errorf("got %+v, want to=%v from=%v backfill=%v", got, tt.to, tt.from, tt.backfill)
+			}
+		})
+	}
+}
+
+func TestDecodeTriggerRejects(t *testing.T) {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	for _, p := range []string{
+		`[1]`,
+		`{"from":"yesterday","to":"2026-11-24T01:00:00Z"}`,
+		`{"from":"2026-11-24T01:00:00Z"}`,
+		`{"from":"2026-11-24T02:00:00Z","to":"2026-11-24T01:00:00Z"}`,
+		`{"from":"2026-11-26T02:00:00Z","to":"2026-11-27T01:00:00Z"}`,
+		`{"detail-type":"Scheduled Event","source":"aws.events","time":"noon"}`,
+	} {
+		if _, err := DecodeTrigger([]byte(p), now); ipguard.ErrorCode(err) != ipguard.EInvalid {
+			t.Errorf("%s: err = %v, want EInvalid", p, err)
+		}
+	}
+}

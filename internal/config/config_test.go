@@ -1,0 +1,93 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func base() map[string]string {
+	return map[string]string{
+		"DOCSPACE_API_HOST":          "https://portal.example.com",
+		"DOCSPACE_API_KEY_SECRET_ID": "docspace-api-key",
+		"ALLOWLIST_TABLE":            "allowlist",
+		"ALERT_TOPIC_ARN":            "arn:aws:sns:us-east-1:123456789012:alerts",
+	}
+}
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env(base()), Onboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Portal.MaxRangeAddresses != 256 || !c.Portal.Enforce || c.Portal.Limits.MinPrefixV4 != 8 || c.Portal.Limits.MinPrefixV6 != 32 || len(c.Portal.Breakglass) != 0 {
+		t.Errorf("onboard defaults: %+v", c.Portal)
+	}
+	a, err := Load(env(base()), Audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Audit.Overlap != 5*time.Minute || a.Audit.Lookback != 15*time.Minute || a.Audit.FailedLoginThreshold != 5 || !a.Audit.AlertUnknownUsers {
+		t.Errorf("audit defaults: %+v", a.Audit)
+	}
+}
+
+func TestLoadReportsEachProblemByName(t *testing.T) {
+	tests := []struct {
+		name string
+		set  map[string]string
+		fn   Function
+		want []string
+	}{
+		{"missing required", map[string]string{"DOCSPACE_API_HOST": "", "ALLOWLIST_TABLE": ""}, Onboard,
+			[]string{"DOCSPACE_API_HOST is required", "ALLOWLIST_TABLE is required"}},
+		{"http without switch", map[string]string{"DOCSPACE_API_HOST": "http://127.0.0.1:8080"}, Onboard,
+			[]string{`DOCSPACE_API_HOST must use https`, `"http://127.0.0.1:8080"`}},
+		{"bad numbers", map[string]string{"PORTAL_MAX_RANGE_ADDRESSES": "0", "ALLOWLIST_MIN_PREFIX_V4": "40"}, Onboard,
+			[]string{"PORTAL_MAX_RANGE_ADDRESSES", "ALLOWLIST_MIN_PREFIX_V4"}},
+		{"breakglass CIDR", map[string]string{"PORTAL_BREAKGLASS_IPS": "203.0.113.1, 10.0.0.0/8"}, Onboard,
+			[]string{`PORTAL_BREAKGLASS_IPS`, `"10.0.0.0/8"`}},
+		{"bad bool", map[string]string{"PORTAL_ENFORCE": "yes please"}, Onboard, []string{"PORTAL_ENFORCE must be true or false"}},
+		{"audit topic", map[string]string{"ALERT_TOPIC_ARN": ""}, Audit, []string{"ALERT_TOPIC_ARN is required"}},
+		{"audit policy", map[string]string{"UNKNOWN_USER_POLICY": "maybe"}, Audit, []string{"UNKNOWN_USER_POLICY must be alert or ignore"}},
+		{"audit durations", map[string]string{"AUDIT_OVERLAP": "5 minutes"}, Audit, []string{"AUDIT_OVERLAP must be a duration"}},
+		{"retention shorter than overlap", map[string]string{"AUDIT_OVERLAP": "2h", "ALERT_RETENTION": "1h"}, Audit, []string{"ALERT_RETENTION must be longer than AUDIT_OVERLAP"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := base()
+			for k, v := range tt.set {
+				m[k] = v
+			}
+			_, err := Load(env(m), tt.fn)
+			if ipguard.ErrorCode(err) != ipguard.EConfig {
+				t.Fatalf("err = %v, want EConfig", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadHTTPWithSwitchAndBreakglassCanonical(t *testing.T) {
+	m := base()
+	m["DOCSPACE_API_HOST"] = "http://127.0.0.1:8080"
+	m["DOCSPACE_ALLOW_HTTP"] = "true"
+	m["PORTAL_BREAKGLASS_IPS"] = " 2001:DB8::1 ,::ffff:203.0.113.9,"
+	c, err := Load(env(m), Onboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Portal.Breakglass, ","); got != "2001:db8::1,203.0.113.9" {
+		t.Errorf("breakglass = %s", got)
+	}
+}

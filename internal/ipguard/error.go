@@ -1,0 +1,75 @@
+package ipguard
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code classifies an error so that callers decide by kind, not by text.
+type Code string
+
+const (
+	// EInvalid: the caller's input is wrong; retrying the same input fails again.
+	EInvalid Code = "invalid"
+	// EConfig: the deployment is misconfigured (environment, secret, permissions).
+	EConfig Code = "config"
+	// EUnavailable: a dependency (DocSpace, DynamoDB, SNS) failed; a later retry may succeed.
+	EUnavailable Code = "unavailable"
+	// EConflict: another run holds the resource (a lease) right now.
+	EConflict Code = "conflict"
+	// EInternal: anything else; a bug or an unexpected answer.
+	EInternal Code = "internal"
+)
+
+// Error is an error with a Code, and for bad input the Field and Value at fault.
+// Its message is written for the person who reads the Lambda error response and
+// never contains a secret.
+type Error struct {
+	Code    Code
+	Field   string // the input field or environment variable at fault, if any
+	Value   string // the offending value, if any
+	Message string
+	Err     error // the underlying cause, if any
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if e.Field != "" {
+		if e.Value != "" {
+			msg = fmt.Sprintf("%s %q: %s", e.Field, e.Value, e.Message)
+		} else {
+			msg = fmt.Sprintf("%s: %s", e.Field, e.Message)
+		}
+	}
+	if msg == "" && e.Err != nil {
+		return e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Invalid reports bad input in field (e.g. "allowedIps[2]") with its value.
+func Invalid(field, value, format string, args ...any) *Error {
+	return &Error{Code: EInvalid, Field: field, Value: value, Message: fmt.Sprintf(format, args...)}
+}
+
+// Errorf builds an Error of the given code; its message is the formatted text
+// and a %w verb in format also makes that cause reachable through errors.As.
+func Errorf(code Code, format string, args ...any) *Error {
+	err := fmt.Errorf(format, args...)
+	return &Error{Code: code, Message: err.Error(), Err: errors.Unwrap(err)}
+}
+
+// ErrorCode returns the Code of the first *Error in err's chain, EInternal for
+// any other non-nil error, and "" for nil.
+func ErrorCode(err error) Code {
+	if err == nil {
+		return ""
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return EInternal
+}

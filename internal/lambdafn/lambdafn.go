@@ -1,0 +1,103 @@
+// Package lambdafn is the Lambda side shared by both functions: the logger,
+// the adapters built from the configuration, and error responses whose
+// errorType says what kind of failure it was.
+package lambdafn
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"ipguard/internal/config"
+	"ipguard/internal/docspace"
+	"ipguard/internal/dynamo"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/secrets"
+)
+
+// Deps are the adapters both functions use.
+type Deps struct {
+	Config config.Config
+	AWS    aws.Config
+	Log    *slog.Logger
+	Portal *docspace.Client
+	Store  *dynamo.Store
+}
+
+// Load reads the configuration for fn and builds the shared adapters. AWS
+// endpoints come only from the SDK's standard resolution.
+func Load(ctx context.Context, fn config.Function) (Deps, error) {
+	cfg, err := config.Load(os.Getenv, fn)
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if err != nil {
+		return Deps{Log: log}, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return Deps{Log: log}, ipguard.Errorf(ipguard.EConfig, "load AWS configuration: %w", err)
+	}
+	keys := secrets.NewKeySource(secretsmanager.NewFromConfig(awsCfg), cfg.DocSpace.KeySecretID, cfg.DocSpace.KeyCacheTTL)
+	portal, err := docspace.New(docspace.Options{
+		BaseURL:   cfg.DocSpace.Host,
+		AllowHTTP: cfg.DocSpace.AllowHTTP,
+		Keys:      keys,
+		Timeout:   cfg.DocSpace.Timeout,
+		Logger:    log,
+	})
+	if err != nil {
+		return Deps{Log: log}, err
+	}
+	return Deps{
+		Config: cfg,
+		AWS:    awsCfg,
+		Log:    log,
+		Portal: portal,
+		Store:  dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table),
+	}, nil
+}
+
+// Start runs h as the Lambda handler. Its errors become Lambda error
+// responses whose errorType names the kind (InvalidInput, ConfigurationError,
+// DependencyUnavailable, Conflict, InternalError) and whose message is the
+// error's text, which never holds a secret.
+func Start[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) {
+	lambda.Start(func(ctx context.Context, payload json.RawMessage) (T, error) {
+		out, err := h(ctx, payload)
+		if err != nil {
+			log.Error("invocation failed", "errorType", errorType(err), "error", err.Error())
+			var zero T
+			return zero, messages.InvokeResponse_Error{Message: err.Error(), Type: errorType(err)}
+		}
+		return out, nil
+	})
+}
+
+// StartFailing answers every invocation with err: a function whose
+// configuration is wrong says so, naming the variable, on each call.
+func StartFailing(log *slog.Logger, err error) {
+	log.Error("configuration error", "error", err.Error())
+	Start(log, func(context.Context, []byte) (struct{}, error) { return struct{}{}, err })
+}
+
+func errorType(err error) string {
+	switch ipguard.ErrorCode(err) {
+	case ipguard.EInvalid:
+		return "InvalidInput"
+	case ipguard.EConfig:
+		return "ConfigurationError"
+	case ipguard.EUnavailable:
+		return "DependencyUnavailable"
+	case ipguard.EConflict:
+		return "Conflict"
+	default:
+		return "InternalError"
+	}
+}

@@ -1,0 +1,139 @@
+// Package lease serialises work that must not run twice at once (a portal
+// allowlist read-modify-write, an audit run) with a lease held in a shared
+// store. The store does the atomic part (a conditional write); this package
+// does the waiting, the jitter and the expiry arithmetic.
+//
+// A lease expires on its own, so a holder that crashed blocks others only
+// until then. Its expiry is set past the holder's context deadline: a Lambda
+// invocation cannot outlive its deadline, so a live holder never loses its
+// lease while it still works.
+package lease
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"math/rand/v2"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// Backend is the atomic store behind a lease.
+type Backend interface {
+	// TryAcquireLease takes lease name for owner until the given time if
+	// nobody holds it or the holder's lease expired before now. It reports
+	// false, with no error, when someone else holds it.
+	TryAcquireLease(ctx context.Context, name, owner string, until, now time.Time) (bool, error)
+	// ReleaseLease gives lease name up if owner still holds it; otherwise it
+	// does nothing.
+	ReleaseLease(ctx context.Context, name, owner string) error
+}
+
+// Options tune Acquire. The zero value waits not at all.
+type Options struct {
+	// Wait is the longest Acquire waits for a held lease (bounded also by
+	// the context's deadline). Zero means one try.
+	Wait time.Duration
+	// Duration is how long the lease lasts when the context has no deadline
+	// (default 2m). With a deadline, the lease lasts until the deadline
+	// plus Grace.
+	Duration time.Duration
+	// Grace is added to the context deadline (default 5s).
+	Grace time.Duration
+	// MinPoll and MaxPoll bound the jittered pause between tries
+	// (defaults 20ms and 300ms).
+	MinPoll, MaxPoll time.Duration
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+}
+
+func (o Options) withDefaults() Options {
+	if o.Duration <= 0 {
+		o.Duration = 2 * time.Minute
+	}
+	if o.Grace <= 0 {
+		o.Grace = 5 * time.Second
+	}
+	if o.MinPoll <= 0 {
+		o.MinPoll = 20 * time.Millisecond
+	}
+	if o.MaxPoll < o.MinPoll {
+		o.MaxPoll = 300 * time.Millisecond
+		if o.MaxPoll < o.MinPoll {
+			o.MaxPoll = o.MinPoll
+		}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// Held is a lease this process holds. Release it when done.
+type Held struct {
+	Name  string
+	Owner string
+	Until time.Time
+	b     Backend
+}
+
+// ErrHeld is the Code of the error Acquire returns when another owner kept
+// the lease for the whole wait.
+const ErrHeld = ipguard.EConflict
+
+// Acquire takes lease name, waiting up to opts.Wait with jittered, growing
+// pauses. It returns an EConflict ipguard.Error when the lease stayed held,
+// an EUnavailable one when the store failed, and the context's error when it
+// ended first.
+func Acquire(ctx context.Context, b Backend, name string, opts Options) (*Held, error) {
+	opts = opts.withDefaults()
+	owner := newOwner()
+	start := opts.Now()
+	giveUp := start.Add(opts.Wait)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(giveUp) {
+		giveUp = dl
+	}
+	pause := opts.MinPoll
+	for {
+		now := opts.Now()
+		until := now.Add(opts.Duration)
+		if dl, ok := ctx.Deadline(); ok {
+			until = dl.Add(opts.Grace)
+		}
+		ok, err := b.TryAcquireLease(ctx, name, owner, until, now)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return &Held{Name: name, Owner: owner, Until: until, b: b}, nil
+		}
+		sleep := time.Duration(rand.Int64N(int64(pause))) + opts.MinPoll/2
+		if opts.Now().Add(sleep).After(giveUp) {
+			return nil, &ipguard.Error{Code: ipguard.EConflict,
+				Message: "lease " + name + " is held by another run (waited " + opts.Now().Sub(start).Round(time.Millisecond).String() + ")"}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(sleep):
+		}
+		if pause *= 2; pause > opts.MaxPoll {
+			pause = opts.MaxPoll
+		}
+	}
+}
+
+// Release gives the lease up. It still runs when ctx was cancelled (bounded
+// to 5s), so that a failed run does not block the next one until expiry.
+func (h *Held) Release(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	return h.b.ReleaseLease(ctx, h.Name, h.Owner)
+}
+
+func newOwner() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,148 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// memBackend is an in-memory Backend with the same conditional semantics as
+// the DynamoDB store.
+type memBackend struct {
+	mu     sync.Mutex
+	owner  map[string]string
+	until  map[string]time.Time
+	failOn error
+}
+
+func newMem() *memBackend {
+	return &memBackend{owner: map[string]string{}, until: map[string]time.Time{}}
+}
+
+func (m *memBackend) TryAcquireLease(_ context.Context, name, owner string, until, now time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.failOn != nil {
+		return false, m.failOn
+	}
+	if o, ok := m.owner[name]; ok && o != "" && !m.until[name].Before(now) {
+		return false, nil
+	}
+	m.owner[name], m.until[name] = owner, until
+	return true, nil
+}
+
+func (m *memBackend) ReleaseLease(_ context.Context, name, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.owner[name] == owner {
+		delete(m.owner, name)
+	}
+	return nil
+}
+
+func TestAcquireRelease(t *testing.T) {
+	b := newMem()
+	ctx := context.Background()
+	h, err := Acquire(ctx, b, "portal", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(ctx, b, "portal", Options{}); ipguard.ErrorCode(err) != ipguard.EConflict {
+		t.Fatalf("second Acquire err = %v, want EConflict", err)
+	}
+	if err := h.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Acquire(ctx, b, "portal", Options{}); err != nil {
+		t.Fatalf("Acquire after Release: %v", err)
+	}
+}
+
+func TestLeaseUntilFollowsDeadline(t *testing.T) {
+	b := newMem()
+	dl := time.Now().Add(40 * time.Second)
+	ctx, cancel := context.WithDeadline(context.Background(), dl)
+	defer cancel()
+	h, err := Acquire(ctx, b, "x", Options{Grace: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !h.Until.Equal(dl.Add(3 * time.Second)) {
+		t.Errorf("Until = %v, want deadline+grace %v", h.Until, dl.Add(3*time.Second))
+	}
+}
+
+func TestExpiredLeaseIsTakenOver(t *testing.T) {
+	b := newMem()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	if _, err := Acquire(context.Background(), b, "x", Options{Duration: time.Minute, Now: clock}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(2 * time.Minute) // the holder crashed; its lease ran out
+	if _, err := Acquire(context.Background(), b, "x", Options{Now: clock}); err != nil {
+		t.Fatalf("expired lease not taken over: %v", err)
+	}
+}
+
+func TestWaitsForRelease(t *testing.T) {
+	b := newMem()
+	ctx := context.Background()
+	h, err := Acquire(ctx, b, "x", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		h.Release(ctx)
+	}()
+	if _, err := Acquire(ctx, b, "x", Options{Wait: 10 * time.Second}); err != nil {
+		t.Fatalf("waiter did not get the released lease: %v", err)
+	}
+}
+
+func TestStoreFailureIsReturned(t *testing.T) {
+	b := newMem()
+	b.failOn = errors.New("boom")
+	if _, err := Acquire(context.Background(), b, "x", Options{Wait: time.Second}); err == nil || err.Error() != "boom" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestMutualExclusion(t *testing.T) {
+	b := newMem()
+	var mu sync.Mutex
+	inside, maxInside := 0, 0
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := Acquire(context.Background(), b, "x", Options{Wait: 30 * time.Second, MaxPoll: 20 * time.Millisecond})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			inside++
+			if inside > maxInside {
+				maxInside = inside
+			}
+			mu.Unlock()
+			time.Sleep(time.Millisecond)
+			mu.Lock()
+			inside--
+			mu.Unlock()
+			h.Release(context.Background())
+		}()
+	}
+	wg.Wait()
+	if maxInside != 1 {
+		t.Fatalf("%d holders at once", maxInside)
+	}
+}

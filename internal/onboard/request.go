@@ -1,0 +1,170 @@
+// Package onboard validates a new user's allowed addresses, stores them in the
+// source of truth and makes sure the portal's allowlist lets the user in,
+// without removing anything already there and without racing another
+// onboarding.
+package onboard
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strings"
+	"unicode"
+
+	"ipguard/internal/ipguard"
+)
+
+// Request is one onboarding as the pipeline sends it, before validation.
+type Request struct {
+	ID         string
+	Email      string
+	AllowedIPs []string
+}
+
+// DecodeRequest reads a direct invocation payload
+//
+//	{"id": "...", "email": "...", "allowedIps": ["..."]}   ("userId" is an alias of "id")
+//
+// or an EventBridge event whose "detail" is that object. Keys match
+// case-insensitively. Wrong types are EInvalid errors naming the field.
+func DecodeRequest(payload []byte) (Request, error) {
+	obj, err := object(payload, "event")
+	if err != nil {
+		return Request{}, err
+	}
+	if detail, ok := lookup(obj, "detail"); ok && (has(obj, "detail-type") || has(obj, "source")) {
+		if obj, err = detailObject(detail); err != nil {
+			return Request{}, err
+		}
+	}
+	var r Request
+	id, err := optionalString(obj, "id")
+	if err != nil {
+		return Request{}, err
+	}
+	alias, err := optionalString(obj, "userId")
+	if err != nil {
+		return Request{}, err
+	}
+	switch {
+	case strings.TrimSpace(id) == "":
+		r.ID = alias
+	case strings.TrimSpace(alias) != "" && strings.TrimSpace(alias) != strings.TrimSpace(id):
+		return Request{}, ipguard.Invalid("userId", alias, "differs from id %q; send one of them", id)
+	default:
+		r.ID = id
+	}
+	if r.Email, err = optionalString(obj, "email"); err != nil {
+		return Request{}, err
+	}
+	raw, ok := lookup(obj, "allowedIps")
+	if !ok || string(raw) == "null" {
+		return Request{}, ipguard.Invalid("allowedIps", "", "is required: a list of addresses, CIDR blocks or a-b ranges")
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		return Request{}, ipguard.Invalid("allowedIps", truncate(string(raw)), "must be a list of strings")
+	}
+	for i, item := range items {
+		var s string
+		if err := json.Unmarshal(item, &s); err != nil {
+			return Request{}, ipguard.Invalid(fmt.Sprintf("allowedIps[%d]", i), truncate(string(item)), "must be a string")
+		}
+		r.AllowedIPs = append(r.AllowedIPs, s)
+	}
+	return r, nil
+}
+
+var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// canonicalID trims the id and lower-cases a GUID (the form the portal's
+// login events carry), so that the audit finds the user.
+func canonicalID(id string) (string, error) {
+	id = strings.TrimSpace(id)
+	if id == "" {
+		return "", ipguard.Invalid("id", "", "is required: the DocSpace user id")
+	}
+	if len(id) > 128 {
+		return "", ipguard.Invalid("id", truncate(id), "is longer than 128 characters")
+	}
+	for _, r := range id {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return "", ipguard.Invalid("id", id, "must not contain white space or control characters")
+		}
+	}
+	if guid.MatchString(id) {
+		id = strings.ToLower(id)
+	}
+	return id, nil
+}
+
+func canonicalEmail(email string) (string, error) {
+	email = strings.TrimSpace(email)
+	if email == "" {
+		return "", ipguard.Invalid("email", "", "is required")
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Address != email || a.Name != "" {
+		return "", ipguard.Invalid("email", email, "is not a valid e-mail address (expected user@example.com)")
+	}
+	local, domain, _ := strings.Cut(email, "@")
+	if local == "" || domain == "" || strings.HasPrefix(domain, "[") {
+		return "", ipguard.Invalid("email", email, "is not a valid e-mail address (expected user@example.com)")
+	}
+	return email, nil
+}
+
+func object(b []byte, what string) (map[string]json.RawMessage, error) {
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(b, &obj); err != nil || obj == nil {
+		return nil, ipguard.Invalid(what, truncate(string(b)), "must be a JSON object")
+	}
+	return obj, nil
+}
+
+// detailObject accepts an EventBridge detail that is an object, or a string
+// holding one.
+func detailObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = json.RawMessage(s)
+	}
+	return object(raw, "detail")
+}
+
+func lookup(obj map[string]json.RawMessage, key string) (json.RawMessage, bool) {
+	if v, ok := obj[key]; ok {
+		return v, true
+	}
+	for k, v := range obj {
+		if strings.EqualFold(k, key) {
+			return v, true
+		}
+	}
+	return nil, false
+}
+
+func has(obj map[string]json.RawMessage, key string) bool {
+	_, ok := lookup(obj, key)
+	return ok
+}
+
+func optionalString(obj map[string]json.RawMessage, key string) (string, error) {
+	raw, ok := lookup(obj, key)
+	if !ok || string(raw) == "null" {
+		return "", nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", ipguard.Invalid(key, truncate(string(raw)), "must be a string")
+	}
+	return s, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
+}

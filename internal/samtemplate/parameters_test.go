@@ -1,0 +1,157 @@
+package samtemplate
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// checkParameter returns why value does not satisfy the parameter's declared constraints
+// (what CloudFormation checks at deploy time), or "" when it does.
+func checkParameter(param map[string]any, value string) string {
+	if p, ok := param["AllowedPattern"].(string); ok {
+		re, err := regexp.Compile(`^(?:` + p + `)$`)
+		if err != nil {
+			return fmt.Sprintf("AllowedPattern %q does not compile: %v", p, err)
+		}
+		if !re.MatchString(value) {
+			return fmt.Sprintf("%q does not match AllowedPattern %q", value, p)
+		}
+	}
+	if allowed, ok := param["AllowedValues"].([]any); ok {
+		found := false
+		for _, a := range allowed {
+			found = found || fmt.Sprint(a) == value
+		}
+		if !found {
+			return fmt.Sprintf("%q is not one of AllowedValues %v", value, allowed)
+		}
+	}
+	if param["Type"] == "Number" {
+		n, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			return fmt.Sprintf("%q is not a number", value)
+		}
+		if lo, ok := param["MinValue"].(float64); ok && n < lo {
+			return fmt.Sprintf("%v is below MinValue %v", n, lo)
+		}
+		if hi, ok := param["MaxValue"].(float64); ok && n > hi {
+			return fmt.Sprintf("%v is above MaxValue %v", n, hi)
+		}
+	}
+	return ""
+}
+
+func parameters(t *testing.T) map[string]any {
+	t.Helper()
+	ps := mapOf(cfn(t)["Parameters"])
+	if len(ps) == 0 {
+		t.Fatal("translated template has no Parameters")
+	}
+	return ps
+}
+
+func TestParameterDefaultsSatisfyTheirConstraints(t *testing.T) {
+	for name, p := range parameters(t) {
+		p := mapOf(p)
+		def, ok := p["Default"]
+		if !ok {
+			continue
+		}
+		if why := checkParameter(p, fmt.Sprint(def)); why != "" {
+			t.Errorf("parameter %s default: %s", name, why)
+		}
+	}
+}
+
+var (
+	overridesLine = regexp.MustCompile(`(?m)^parameter_overrides\s*=\s*("(?:[^"\\]|\\.)*")\s*$`)
+	overrideToken = regexp.MustCompile(`^(\w+)=(?:"((?:[^"\\]|\\.)*)"|(\S*))(?:\s+|$)`)
+)
+
+// samconfigOverrides reads [default.deploy.parameters] parameter_overrides from samconfig.toml:
+// a TOML string of Key="value" pairs separated by spaces, as `sam deploy --guided` writes it.
+func samconfigOverrides(t *testing.T) map[string]string {
+	t.Helper()
+	path := filepath.Join(filepath.Dir(templatePath(t)), "samconfig.toml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := overridesLine.FindSubmatch(data)
+	if m == nil {
+		t.Fatalf("%s has no parameter_overrides = \"...\" line", path)
+	}
+	text, err := strconv.Unquote(string(m[1]))
+	if err != nil {
+		t.Fatalf("%s parameter_overrides: %v", path, err)
+	}
+	overrides := map[string]string{}
+	for rest := strings.TrimSpace(text); rest != ""; {
+		tok := overrideToken.FindStringSubmatch(rest)
+		if tok == nil {
+			t.Fatalf("%s parameter_overrides: cannot read Key=\"value\" at %q", path, rest)
+		}
+		if _, dup := overrides[tok[1]]; dup {
+			t.Errorf("%s parameter_overrides: %s given twice", path, tok[1])
+		}
+		overrides[tok[1]] = tok[2] + tok[3]
+		rest = rest[len(tok[0]):]
+	}
+	return overrides
+}
+
+// The placeholders a user starts from must deploy once edited, and must not name parameters
+// that the template no longer has.
+func TestSamconfigOverridesMatchTheTemplateParameters(t *testing.T) {
+	params := parameters(t)
+	overrides := samconfigOverrides(t)
+	for name, value := range overrides {
+		p, ok := params[name]
+		if !ok {
+			t.Errorf("samconfig.toml overrides %s, which template.yaml does not declare", name)
+			continue
+		}
+		if why := checkParameter(mapOf(p), value); why != "" {
+			t.Errorf("samconfig.toml %s: %s", name, why)
+		}
+	}
+	for name, p := range params {
+		if _, hasDefault := mapOf(p)["Default"]; !hasDefault {
+			if _, ok := overrides[name]; !ok {
+				t.Errorf("parameter %s has no default, so samconfig.toml must give a placeholder for it", name)
+			}
+		}
+	}
+}
+
+func TestCheckParameter(t *testing.T) {
+	phone := map[string]any{"Type": "String", "AllowedPattern": `^(\+[1-9][0-9]{1,14})?$`}
+	level := map[string]any{"Type": "String", "AllowedValues": []any{"debug", "info"}}
+	count := map[string]any{"Type": "Number", "MinValue": 1.0, "MaxValue": 65536.0}
+	tests := []struct {
+		param map[string]any
+		value string
+		ok    bool
+	}{
+		{phone, "", true},
+		{phone, "+15551234567", true},
+		{phone, "5551234567", false},
+		{phone, "+1555 1234567", false},
+		{level, "info", true},
+		{level, "trace", false},
+		{count, "256", true},
+		{count, "0", false},
+		{count, "65537", false},
+		{count, "many", false},
+	}
+	for _, tt := range tests {
+		if why := checkParameter(tt.param, tt.value); (why == "") != tt.ok {
+			t.Errorf("checkParameter(%v, %q) = %q, want ok=%v", tt.param, tt.value, why, tt.ok)
+		}
+	}
+}

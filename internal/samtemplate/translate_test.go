@@ -1,0 +1,423 @@
+package samtemplate
+
+// These tests read the plain CloudFormation that the SAM translator makes of template.yaml,
+// because that is what CloudFormation deploys: the IAM statements, rules and invoke configs
+// SAM generates are only visible there.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// translated runs testdata/translate.py once for the whole test binary.
+var translated = sync.OnceValues(func() (map[string]any, error) {
+	path, err := FindTemplate()
+	if err != nil {
+		return nil, err
+	}
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		return nil, errors.New("python3 is not on PATH: install Python 3 and `pip install aws-sam-translator==1.110.0`")
+	}
+	script, err := filepath.Abs(filepath.Join("testdata", "translate.py"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(python, script, path)
+	cmd.Env = append(os.Environ(), "AWS_DEFAULT_REGION=us-east-1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("SAM translation of %s failed (%v):\n%s", path, err, stderr.String())
+	}
+	var out map[string]any
+	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
+		return nil, fmt.Errorf("SAM translation of %s: output is not JSON: %v", path, err)
+	}
+	return out, nil
+})
+
+func cfn(t *testing.T) map[string]any {
+	t.Helper()
+	out, err := translated()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func resource(t *testing.T, logicalID string) map[string]any {
+	t.Helper()
+	r, ok := cfn(t)["Resources"].(map[string]any)[logicalID].(map[string]any)
+	if !ok {
+		t.Fatalf("translated template has no resource %s", logicalID)
+	}
+	return r
+}
+
+func props(r map[string]any) map[string]any {
+	p, _ := r["Properties"].(map[string]any)
+	return p
+}
+
+// resourcesOfType returns the properties of every resource of type typ, by logical id.
+func resourcesOfType(t *testing.T, typ string) map[string]map[string]any {
+	t.Helper()
+	found := map[string]map[string]any{}
+	for id, r := range cfn(t)["Resources"].(map[string]any) {
+		if r := r.(map[string]any); r["Type"] == typ {
+			found[id] = props(r)
+		}
+	}
+	return found
+}
+
+// asList returns v as a list: IAM and CloudFormation accept a single value where a list is meant.
+func asList(v any) []any {
+	if l, ok := v.([]any); ok {
+		return l
+	}
+	return []any{v}
+}
+
+func ref(name string) any          { return map[string]any{"Ref": name} }
+func getAtt(name, attr string) any { return map[string]any{"Fn::GetAtt": []any{name, attr}} }
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func sameJSON(got, want any) bool { return reflect.DeepEqual(got, want) }
+
+func isNumber(v any, want int) bool {
+	f, ok := v.(float64)
+	return ok && f == float64(want)
+}
+
+func textOf(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+func mapOf(v any) map[string]any {
+	m, _ := v.(map[string]any)
+	return m
+}
+
+func hasKey(m map[string]any, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+var (
+	tableArn = getAtt("AllowlistTable", "Arn")
+	topicArn = ref("AlertTopic")
+	secret   = ref("DocSpaceApiKeySecretArn")
+)
+
+func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
+	tests := []struct {
+		function string
+		grants   map[string]any // action -> the only resource it may name
+	}{
+		{"OnboardFunction", map[string]any{
+			"dynamodb:GetItem":              tableArn,
+			"dynamodb:PutItem":              tableArn,
+			"dynamodb:DeleteItem":           tableArn,
+			"secretsmanager:GetSecretValue": secret,
+		}},
+		{"AuditFunction", map[string]any{
+			"dynamodb:GetItem":              tableArn,
+			"dynamodb:PutItem":              tableArn,
+			"dynamodb:DeleteItem":           tableArn,
+			"dynamodb:BatchGetItem":         tableArn,
+			"dynamodb:BatchWriteItem":       tableArn,
+			"dynamodb:Scan":                 tableArn,
+			"sns:Publish":                   topicArn,
+			"secretsmanager:GetSecretValue": secret,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.function, func(t *testing.T) {
+			roleArn, _ := props(resource(t, tt.function))["Role"].(map[string]any)["Fn::GetAtt"].([]any)
+			if len(roleArn) != 2 {
+				t.Fatalf("%s Role is not a GetAtt of a role in the template", tt.function)
+			}
+			role := props(resource(t, textOf(roleArn[0])))
+
+			managed := asList(role["ManagedPolicyArns"])
+			if len(managed) != 1 || !strings.HasSuffix(textOf(managed[0]), ":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole") {
+				t.Errorf("ManagedPolicyArns = %s, want only AWSLambdaBasicExecutionRole (logs)", jsonText(role["ManagedPolicyArns"]))
+			}
+
+			seen := map[string]bool{}
+			for _, p := range asList(role["Policies"]) {
+				for _, st := range asList(mapOf(mapOf(p)["PolicyDocument"])["Statement"]) {
+					st := mapOf(st)
+					if st["Effect"] != "Allow" || hasKey(st, "NotAction") || hasKey(st, "NotResource") {
+						t.Errorf("statement %s: want a plain Allow with Action and Resource", jsonText(st))
+						continue
+					}
+					for _, a := range asList(st["Action"]) {
+						action := textOf(a)
+						want, listed := tt.grants[action]
+						if !listed {
+							t.Errorf("statement %s grants %q, which is not in the list", jsonText(st), a)
+							continue
+						}
+						seen[action] = true
+						for _, r := range asList(st["Resource"]) {
+							if !sameJSON(r, want) {
+								t.Errorf("%s is granted on %s, want only %s", action, jsonText(r), jsonText(want))
+							}
+						}
+					}
+				}
+			}
+			for action := range tt.grants {
+				if !seen[action] {
+					t.Errorf("%s is not granted", action)
+				}
+			}
+		})
+	}
+}
+
+func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
+	tests := []struct {
+		function string
+		timeout  int
+		reserved int // 0: no reserved concurrency
+		env      map[string]any
+	}{
+		{"OnboardFunction", 30, 0, map[string]any{
+			"DOCSPACE_API_HOST":          ref("DocSpaceApiHost"),
+			"DOCSPACE_API_KEY_SECRET_ID": ref("DocSpaceApiKeySecretArn"),
+			"DOCSPACE_ALLOW_HTTP":        "false",
+			"ALLOWLIST_TABLE":            ref("AllowlistTable"),
+			"PORTAL_MAX_RANGE_ADDRESSES": ref("PortalMaxRangeAddresses"),
+			"PORTAL_BREAKGLASS_IPS":      ref("PortalBreakglassIps"),
+			"PORTAL_ENFORCE":             ref("PortalEnforce"),
+			"ALLOWLIST_MIN_PREFIX_V4":    ref("AllowlistMinPrefixV4"),
+			"ALLOWLIST_MIN_PREFIX_V6":    ref("AllowlistMinPrefixV6"),
+			"LEASE_WAIT":                 "20s",
+			"SECRET_CACHE_TTL":           "5m",
+			"LOG_LEVEL":                  ref("LogLevel"),
+		}},
+		{"AuditFunction", 300, 1, map[string]any{
+			"DOCSPACE_API_HOST":          ref("DocSpaceApiHost"),
+			"DOCSPACE_API_KEY_SECRET_ID": ref("DocSpaceApiKeySecretArn"),
+			"DOCSPACE_ALLOW_HTTP":        "false",
+			"ALLOWLIST_TABLE":            ref("AllowlistTable"),
+			"ALERT_TOPIC_ARN":            ref("AlertTopic"),
+			"AUDIT_OVERLAP":              ref("AuditOverlap"),
+			"AUDIT_LOOKBACK":             ref("AuditLookback"),
+			"AUDIT_DEADLINE_MARGIN":      "20s",
+			"FAILED_LOGIN_THRESHOLD":     ref("FailedLoginThreshold"),
+			"UNKNOWN_USER_POLICY":        ref("UnknownUserPolicy"),
+			"ALERT_RETENTION":            ref("AlertRetention"),
+			"SECRET_CACHE_TTL":           "5m",
+			"LOG_LEVEL":                  ref("LogLevel"),
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.function, func(t *testing.T) {
+			r := resource(t, tt.function)
+			p := props(r)
+			if r["Type"] != "AWS::Lambda::Function" || mapOf(r["Metadata"])["BuildMethod"] != "makefile" {
+				t.Errorf("want an AWS::Lambda::Function built by the Makefile, got Type %v, Metadata %s", r["Type"], jsonText(r["Metadata"]))
+			}
+			if p["Runtime"] != "provided.al2023" || p["Handler"] != "bootstrap" || !sameJSON(p["Architectures"], []any{"arm64"}) {
+				t.Errorf("Runtime %v, Handler %v, Architectures %s; want provided.al2023, bootstrap, [arm64]", p["Runtime"], p["Handler"], jsonText(p["Architectures"]))
+			}
+			if !isNumber(p["Timeout"], tt.timeout) || !isNumber(p["MemorySize"], 256) {
+				t.Errorf("Timeout %v, MemorySize %v; want %d, 256", p["Timeout"], p["MemorySize"], tt.timeout)
+			}
+			if got, ok := p["ReservedConcurrentExecutions"]; tt.reserved == 0 && ok || tt.reserved != 0 && !isNumber(got, tt.reserved) {
+				t.Errorf("ReservedConcurrentExecutions = %v, want %d (0: unset)", got, tt.reserved)
+			}
+			env := mapOf(mapOf(p["Environment"])["Variables"])
+			for name, want := range tt.env {
+				if got, ok := env[name]; !ok || !sameJSON(got, want) {
+					t.Errorf("environment %s = %s, want %s", name, jsonText(got), jsonText(want))
+				}
+			}
+			for name := range env {
+				if !hasKey(tt.env, name) {
+					t.Errorf("environment has unexpected variable %s", name)
+				}
+			}
+		})
+	}
+}
+
+func TestEventInvokeConfigsSetRetries(t *testing.T) {
+	tests := []struct {
+		function         string
+		retries, maxAgeS int
+	}{
+		{"OnboardFunction", 2, 3600}, // onboarding is idempotent
+		{"AuditFunction", 0, 600},    // the next scheduled run covers a failed one
+	}
+	configs := resourcesOfType(t, "AWS::Lambda::EventInvokeConfig")
+	for _, tt := range tests {
+		var found []map[string]any
+		for _, c := range configs {
+			if sameJSON(c["FunctionName"], ref(tt.function)) {
+				found = append(found, c)
+			}
+		}
+		if len(found) != 1 {
+			t.Errorf("%s: %d EventInvokeConfigs, want 1", tt.function, len(found))
+			continue
+		}
+		c := found[0]
+		if !isNumber(c["MaximumRetryAttempts"], tt.retries) || !isNumber(c["MaximumEventAgeInSeconds"], tt.maxAgeS) {
+			t.Errorf("%s: MaximumRetryAttempts %v, MaximumEventAgeInSeconds %v; want %d, %d",
+				tt.function, c["MaximumRetryAttempts"], c["MaximumEventAgeInSeconds"], tt.retries, tt.maxAgeS)
+		}
+	}
+}
+
+// rulesTargeting returns the properties of the EventBridge rules with the function as a target,
+// and that target.
+func rulesTargeting(t *testing.T, function string) (rules, targets []map[string]any) {
+	t.Helper()
+	for _, r := range resourcesOfType(t, "AWS::Events::Rule") {
+		for _, target := range asList(r["Targets"]) {
+			if sameJSON(mapOf(target)["Arn"], getAtt(function, "Arn")) {
+				rules, targets = append(rules, r), append(targets, mapOf(target))
+			}
+		}
+	}
+	return rules, targets
+}
+
+func TestAuditRunsOnTheAuditScheduleParameter(t *testing.T) {
+	rules, _ := rulesTargeting(t, "AuditFunction")
+	if len(rules) != 1 {
+		t.Fatalf("%d rules invoke AuditFunction, want 1", len(rules))
+	}
+	r := rules[0]
+	if !sameJSON(r["ScheduleExpression"], ref("AuditSchedule")) {
+		t.Errorf("ScheduleExpression = %s, want the AuditSchedule parameter", jsonText(r["ScheduleExpression"]))
+	}
+	if s, ok := r["State"]; ok && s != "ENABLED" {
+		t.Errorf("State = %v, want ENABLED", s)
+	}
+}
+
+func TestOnboardRunsOnUserOnboardedEventsFromTheDefaultBus(t *testing.T) {
+	rules, targets := rulesTargeting(t, "OnboardFunction")
+	if len(rules) != 1 {
+		t.Fatalf("%d rules invoke OnboardFunction, want 1", len(rules))
+	}
+	r := rules[0]
+	if want := map[string]any{"detail-type": []any{"UserOnboarded"}}; !sameJSON(r["EventPattern"], want) {
+		t.Errorf("EventPattern = %s, want %s", jsonText(r["EventPattern"]), jsonText(want))
+	}
+	if bus, ok := r["EventBusName"]; ok && bus != "default" {
+		t.Errorf("EventBusName = %s, want the default bus", jsonText(bus))
+	}
+	if rp := mapOf(targets[0]["RetryPolicy"]); !hasKey(rp, "MaximumRetryAttempts") || !hasKey(rp, "MaximumEventAgeInSeconds") {
+		t.Errorf("target RetryPolicy = %s, want MaximumRetryAttempts and MaximumEventAgeInSeconds", jsonText(targets[0]["RetryPolicy"]))
+	}
+}
+
+func TestAlertSubscriptionsExistOnlyWhenTheirParameterIsSet(t *testing.T) {
+	tests := []struct{ id, condition, protocol, parameter string }{
+		{"AlertEmailSubscription", "HasAlertEmail", "email", "AlertEmail"},
+		{"AlertSmsSubscription", "HasAlertPhoneNumber", "sms", "AlertPhoneNumber"},
+	}
+	conditions := mapOf(cfn(t)["Conditions"])
+	for _, tt := range tests {
+		r := resource(t, tt.id)
+		p := props(r)
+		if r["Condition"] != tt.condition {
+			t.Errorf("%s Condition = %v, want %s", tt.id, r["Condition"], tt.condition)
+		}
+		if p["Protocol"] != tt.protocol || !sameJSON(p["Endpoint"], ref(tt.parameter)) || !sameJSON(p["TopicArn"], topicArn) {
+			t.Errorf("%s = %s, want protocol %s to the %s parameter on AlertTopic", tt.id, jsonText(p), tt.protocol, tt.parameter)
+		}
+		want := map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{ref(tt.parameter), ""}}}}
+		if !sameJSON(conditions[tt.condition], want) {
+			t.Errorf("condition %s = %s, want %s", tt.condition, jsonText(conditions[tt.condition]), jsonText(want))
+		}
+	}
+}
+
+// cfn-lint accepts any string here; DynamoDB does not.
+func TestTableBillingModeIsExactlyPayPerRequest(t *testing.T) {
+	if got := props(resource(t, "AllowlistTable"))["BillingMode"]; got != "PAY_PER_REQUEST" {
+		t.Fatalf("AllowlistTable BillingMode = %s, want PAY_PER_REQUEST", jsonText(got))
+	}
+}
+
+var (
+	rateExpr = regexp.MustCompile(`^rate\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\)$`)
+	cronExpr = regexp.MustCompile(`^cron\(([^()]+)\)$`)
+)
+
+// validSchedule reports whether s is an EventBridge schedule expression: rate(N unit), with
+// the singular unit exactly when N is 1, or cron() with six fields of which exactly one of
+// day-of-month and day-of-week is "?". It does not check the cron fields' values.
+func validSchedule(s string) bool {
+	if m := rateExpr.FindStringSubmatch(s); m != nil {
+		n, err := strconv.Atoi(m[1])
+		return err == nil && (n == 1) == !strings.HasSuffix(m[2], "s")
+	}
+	if m := cronExpr.FindStringSubmatch(s); m != nil {
+		f := strings.Fields(m[1])
+		return len(f) == 6 && (f[2] == "?") != (f[4] == "?")
+	}
+	return false
+}
+
+func TestValidSchedule(t *testing.T) {
+	tests := []struct {
+		expr string
+		want bool
+	}{
+		{"rate(15 minutes)", true},
+		{"rate(1 minute)", true},
+		{"rate(1 hour)", true},
+		{"rate(2 days)", true},
+		{"cron(0/15 * * * ? *)", true},
+		{"cron(0 8 ? * MON-FRI *)", true},
+		{"rate(1 minutes)", false},
+		{"rate(15 minute)", false},
+		{"rate(0 minutes)", false},
+		{"rate(15 mins)", false},
+		{"rate(15minutes)", false},
+		{"every 15 minutes", false},
+		{"cron(0/15 * * * *)", false},
+		{"cron(0/15 * * * * *)", false},
+		{"cron(0/15 * ? * ? *)", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := validSchedule(tt.expr); got != tt.want {
+			t.Errorf("validSchedule(%q) = %v, want %v", tt.expr, got, tt.want)
+		}
+	}
+}
+
+// cfn-lint does not look inside a parameter's default schedule expression.
+func TestDefaultAuditScheduleIsAValidExpression(t *testing.T) {
+	def := mapOf(mapOf(cfn(t)["Parameters"])["AuditSchedule"])["Default"]
+	if s, ok := def.(string); !ok || !validSchedule(s) {
+		t.Fatalf("AuditSchedule default %s is not a valid rate() or cron() expression", jsonText(def))
+	}
+}
