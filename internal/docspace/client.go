@@ -1,0 +1,371 @@
+// Package docspace is the HTTP client for the ONLYOFFICE DocSpace API calls
+// IP Guard needs: the portal IP allowlist and the login history.
+//
+// Every HTTP failure is returned as an *Error, which errors.As also converts
+// to an *ipguard.Error carrying its classification (see Error.Code). Failures
+// to obtain the API key come from the KeyProvider, wrapped with the call's
+// name. The API key never appears in an error or a log line.
+package docspace
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// KeyProvider supplies the DocSpace API key (sent as "Authorization: Bearer <key>").
+//
+// If it also has a method Invalidate(), the client calls it when the portal
+// answers 401, fetches the key again and retries that call once: this is how a
+// rotated key is picked up without a restart.
+type KeyProvider interface {
+	Key(ctx context.Context) (string, error)
+}
+
+// invalidator is the optional side of a KeyProvider that drops a cached key.
+type invalidator interface{ Invalidate() }
+
+// Options configure a Client. Only BaseURL and Keys are required.
+type Options struct {
+	// BaseURL is the portal address (DOCSPACE_API_HOST), e.g. https://portal.example.com.
+	// A trailing slash or an /api/2.0 suffix is tolerated.
+	BaseURL string
+	// AllowHTTP permits an http:// BaseURL (DOCSPACE_ALLOW_HTTP; local use only).
+	AllowHTTP bool
+	// Keys supplies the API key for every request.
+	Keys KeyProvider
+	// HTTPClient sends the requests; nil means a default client that refuses
+	// redirects to plain http unless AllowHTTP is set.
+	HTTPClient *http.Client
+	// Timeout bounds each attempt, from sending the request to reading the
+	// whole body; default 10s.
+	Timeout time.Duration
+	// MaxAttempts bounds the attempts per call, first one included; default 5.
+	MaxAttempts int
+	// BaseBackoff is the ceiling of the first retry's random wait; default 200ms.
+	BaseBackoff time.Duration
+	// MaxBackoff caps the ceiling of the random waits; default 5s.
+	// A server's Retry-After is honoured even when longer.
+	MaxBackoff time.Duration
+	// Logger receives a line per retry and key refresh; nil discards.
+	Logger *slog.Logger
+}
+
+// Client calls the DocSpace API. It is safe for concurrent use.
+type Client struct {
+	base        string // scheme://host[/prefix], without the /api/2.0 part
+	keys        KeyProvider
+	http        *http.Client
+	timeout     time.Duration
+	maxAttempts int
+	baseBackoff time.Duration
+	maxBackoff  time.Duration
+	log         *slog.Logger
+}
+
+// maxBody bounds a response body; a login-history page of 100 events is ~50 KB.
+const maxBody = 16 << 20
+
+// New checks opts and returns a Client. A BaseURL that is not https (or http
+// with AllowHTTP), or has no host, is an *ipguard.Error with Code EConfig and
+// Field "DOCSPACE_API_HOST" naming the value.
+func New(opts Options) (*Client, error) {
+	base, err := baseURL(opts.BaseURL, opts.AllowHTTP)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Keys == nil {
+		return nil, ipguard.Errorf(ipguard.EInternal, "docspace: Options.Keys is nil")
+	}
+	c := &Client{
+		base:        base,
+		keys:        opts.Keys,
+		http:        opts.HTTPClient,
+		timeout:     opts.Timeout,
+		maxAttempts: opts.MaxAttempts,
+		baseBackoff: opts.BaseBackoff,
+		maxBackoff:  opts.MaxBackoff,
+		log:         opts.Logger,
+	}
+	if c.http == nil {
+		c.http = defaultHTTPClient(opts.AllowHTTP)
+	}
+	if c.timeout <= 0 {
+		c.timeout = 10 * time.Second
+	}
+	if c.maxAttempts <= 0 {
+		c.maxAttempts = 5
+	}
+	if c.baseBackoff <= 0 {
+		c.baseBackoff = 200 * time.Millisecond
+	}
+	if c.maxBackoff <= 0 {
+		c.maxBackoff = 5 * time.Second
+	}
+	if c.maxBackoff < c.baseBackoff {
+		c.maxBackoff = c.baseBackoff
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+// baseURL validates and normalises the portal address.
+func baseURL(raw string, allowHTTP bool) (string, error) {
+	const field = "DOCSPACE_API_HOST"
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return "", &ipguard.Error{Code: ipguard.EConfig, Field: field,
+			Message: "is empty; set it to the portal address, e.g. https://portal.example.com"}
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", &ipguard.Error{Code: ipguard.EConfig, Field: field, Value: raw,
+			Message: "is not a URL; set it to the portal address, e.g. https://portal.example.com"}
+	}
+	bad := func(msg string) error {
+		return &ipguard.Error{Code: ipguard.EConfig, Field: field, Value: u.Redacted(), Message: msg}
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "https":
+	case "http":
+		if !allowHTTP {
+			return "", bad("must use https:// (http:// is allowed only with DOCSPACE_ALLOW_HTTP=true, for local use)")
+		}
+	default:
+		return "", bad("must be an https:// URL, e.g. https://portal.example.com")
+	}
+	if u.Host == "" || u.Hostname() == "" {
+		return "", bad("has no host; expected e.g. https://portal.example.com")
+	}
+	if u.User != nil {
+		return "", bad("must not contain credentials; the API key comes from Secrets Manager")
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return "", bad("must not have a query or fragment")
+	}
+	p := strings.TrimRight(u.EscapedPath(), "/")
+	p = strings.TrimRight(strings.TrimSuffix(p, "/api/2.0"), "/")
+	return strings.ToLower(u.Scheme) + "://" + u.Host + p, nil
+}
+
+// defaultHTTPClient follows redirects only while they keep to https (unless
+// allowHTTP), so the key is never sent in clear text.
+func defaultHTTPClient(allowHTTP bool) *http.Client {
+	return &http.Client{
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("stopped after 5 redirects")
+			}
+			if req.URL.Scheme != "https" && !allowHTTP {
+				return fmt.Errorf("refused redirect to %s://%s: not https", req.URL.Scheme, req.URL.Host)
+			}
+			return nil
+		},
+	}
+}
+
+// call describes one API operation for do.
+type call struct {
+	op     string     // for messages, e.g. "get ip restrictions"
+	method string     // HTTP method
+	path   string     // e.g. /api/2.0/settings/iprestrictions
+	query  url.Values // nil for none
+	body   any        // JSON-encoded request body; nil for none
+	// decode receives the envelope's "response" (nil when absent) of a
+	// successful answer; its error makes the call fail as an unexpected answer.
+	decode func(json.RawMessage) error
+}
+
+// do runs c with retries (see retry.go) and the 401 key refresh.
+func (c *Client) do(ctx context.Context, cl call) error {
+	var body []byte
+	if cl.body != nil {
+		var err error
+		if body, err = json.Marshal(cl.body); err != nil {
+			return fmt.Errorf("docspace: %s: encode request: %w", cl.op, err)
+		}
+	}
+	target := c.base + cl.path
+	if len(cl.query) > 0 {
+		target += "?" + cl.query.Encode()
+	}
+
+	key, err := c.key(ctx, cl.op)
+	if err != nil {
+		return err
+	}
+	sc := scrubber{key}
+	refreshed := false
+	for attempt := 1; ; attempt++ {
+		o := c.attempt(ctx, cl, target, body, key, sc)
+		if o.err == nil {
+			if cl.decode == nil {
+				return nil
+			}
+			raw := o.env.Response
+			if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
+				raw = nil
+			}
+			if err := cl.decode(raw); err != nil {
+				return &Error{Op: cl.op, Method: cl.method, Path: cl.path, Status: o.status,
+					Message: sc.clean("unexpected response: " + err.Error()), Attempts: attempt, Err: err}
+			}
+			return nil
+		}
+		e := o.err
+		e.Op, e.Method, e.Path, e.Attempts = cl.op, cl.method, cl.path, attempt
+
+		if e.Status == http.StatusUnauthorized && !refreshed {
+			if inv, ok := c.keys.(invalidator); ok {
+				refreshed = true
+				inv.Invalidate()
+				c.log.InfoContext(ctx, "docspace: API key refused, fetching it again",
+					"op", cl.op, "method", cl.method, "path", cl.path)
+				if key, err = c.key(ctx, cl.op); err != nil {
+					return fmt.Errorf("docspace: %s: refresh API key after HTTP 401: %w", cl.op, err)
+				}
+				sc = append(sc, key)
+				continue
+			}
+		}
+		if !o.retry || attempt >= c.maxAttempts {
+			return e
+		}
+		wait, fromServer := o.retryAfter, o.hasRetryAfter
+		if !fromServer {
+			wait = backoff(c.baseBackoff, c.maxBackoff, attempt)
+		}
+		if !sleep(ctx, wait) {
+			c.log.WarnContext(ctx, "docspace: giving up, the context ends before the next attempt",
+				"op", cl.op, "method", cl.method, "path", cl.path, "status", e.Status,
+				"attempt", attempt, "wait", wait, "error", e.Message)
+			return e
+		}
+		c.log.WarnContext(ctx, "docspace: retrying",
+			"op", cl.op, "method", cl.method, "path", cl.path, "status", e.Status,
+			"attempt", attempt, "waited", wait, "retryAfter", fromServer, "error", e.Message)
+	}
+}
+
+// key asks the provider for the API key.
+func (c *Client) key(ctx context.Context, op string) (string, error) {
+	k, err := c.keys.Key(ctx)
+	if err != nil {
+		return "", fmt.Errorf("docspace: %s: get API key: %w", op, err)
+	}
+	k = strings.TrimSpace(k)
+	if k == "" {
+		return "", ipguard.Errorf(ipguard.EConfig, "docspace: %s: the API key is empty", op)
+	}
+	return k, nil
+}
+
+// outcome is the result of one attempt.
+type outcome struct {
+	env           envelope
+	status        int
+	err           *Error // nil on success; Op, Method, Path, Attempts filled by do
+	retry         bool   // whether err may go away on a later attempt
+	retryAfter    time.Duration
+	hasRetryAfter bool
+}
+
+// attempt sends one request and classifies the answer.
+func (c *Client) attempt(ctx context.Context, cl call, target string, body []byte, key string, sc scrubber) outcome {
+	actx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(actx, cl.method, target, rd)
+	if err != nil {
+		return outcome{err: &Error{Message: sc.clean("build request: " + err.Error()), Err: err}}
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("User-Agent", "ipguard-docspace/1")
+
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return c.noAnswer(ctx, actx, err, sc)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return c.noAnswer(ctx, actx, fmt.Errorf("read response: %w", err), sc)
+	}
+	status := resp.StatusCode
+	if len(data) > maxBody {
+		return outcome{status: status, err: &Error{Status: status,
+			Message: fmt.Sprintf("response larger than %d MiB", maxBody>>20)}}
+	}
+	ct := resp.Header.Get("Content-Type")
+
+	if status >= 200 && status <= 299 {
+		if len(bytes.TrimSpace(data)) == 0 && cl.decode == nil {
+			return outcome{status: status} // nothing to read, nothing wanted
+		}
+		env, err := decodeEnvelope(data)
+		if err != nil {
+			return outcome{status: status, err: &Error{Status: status, Message: notJSON(data, ct, err, sc), Err: err}}
+		}
+		if env.failed() {
+			fs := status
+			if env.StatusCode >= 400 {
+				fs = env.StatusCode
+			}
+			return outcome{status: status, retry: isRetryable(fs), err: &Error{Status: fs,
+				Message: withHint(fs, errorText(data, ct, sc))}}
+		}
+		return outcome{status: status, env: env}
+	}
+
+	o := outcome{status: status, retry: isRetryable(status), err: &Error{Status: status,
+		Message: withHint(status, errorText(data, ct, sc))}}
+	if o.retry {
+		o.retryAfter, o.hasRetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+	}
+	return o
+}
+
+// noAnswer classifies a transport failure: the caller's context ending is
+// final; a per-attempt timeout or a network error may be retried.
+func (c *Client) noAnswer(ctx, actx context.Context, err error, sc scrubber) outcome {
+	switch {
+	case ctx.Err() != nil:
+		return outcome{err: &Error{Message: "gave up: " + ctx.Err().Error(), Err: errors.Join(ctx.Err(), err)}}
+	case errors.Is(actx.Err(), context.DeadlineExceeded):
+		return outcome{retry: true, err: &Error{Message: fmt.Sprintf("no answer within %s", c.timeout), Err: err}}
+	default:
+		return outcome{retry: true, err: &Error{Message: sc.clean(err.Error()), Err: err}}
+	}
+}
+
+// scrubber removes every API key used by a call from text bound for an error or a log.
+type scrubber []string
+
+func (s scrubber) clean(text string) string {
+	for _, k := range s {
+		if k != "" {
+			text = strings.ReplaceAll(text, k, "[redacted]")
+		}
+	}
+	return text
+}

@@ -1,0 +1,100 @@
+package docspace
+
+import (
+	"fmt"
+	"net/http"
+
+	"ipguard/internal/ipguard"
+)
+
+// Error is a failed DocSpace API call: no answer, an HTTP error status, an
+// error envelope under any status, or a 2xx body that cannot be understood.
+//
+// It never contains the API key: server-provided text is scrubbed of the key
+// before it is stored.
+//
+// It converts to the domain error with errors.As: asking for an
+// *ipguard.Error yields one whose Code is e.Code(), whose message is
+// e.Error() and whose Err is e. So ipguard.ErrorCode(err) classifies it.
+type Error struct {
+	Op     string // what the caller wanted, e.g. "put ip restrictions"
+	Method string // HTTP method
+	Path   string // request path without the query, e.g. /api/2.0/settings/iprestrictions
+	// Status is the HTTP status of the last attempt, or the envelope's
+	// statusCode when a 2xx body reports a failure; 0 when no answer came.
+	Status   int
+	Message  string // server message (scrubbed) with a hint, or the transport failure
+	Attempts int    // HTTP requests made, including retries
+	Err      error  // the underlying cause (transport or context error), if any
+}
+
+// Error reads like
+// "docspace: put ip restrictions: PUT /api/2.0/settings/iprestrictions: HTTP 400: Add at least 1 allowed IP address. (after 1 attempt)".
+func (e *Error) Error() string {
+	msg := e.Message
+	if msg == "" && e.Err != nil {
+		msg = e.Err.Error()
+	}
+	if msg == "" && e.Status != 0 {
+		msg = http.StatusText(e.Status)
+	}
+	s := "docspace: " + e.Op + ": " + e.Method + " " + e.Path + ": "
+	if e.Status != 0 {
+		s += fmt.Sprintf("HTTP %d: ", e.Status)
+	}
+	s += msg
+	switch e.Attempts {
+	case 0:
+	case 1:
+		s += " (after 1 attempt)"
+	default:
+		s += fmt.Sprintf(" (after %d attempts)", e.Attempts)
+	}
+	return s
+}
+
+// Unwrap returns the transport or context error behind e, if any, so that
+// errors.Is(err, context.DeadlineExceeded) works.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Code classifies e for the domain:
+// EUnavailable for no answer, 429 and 5xx (a later run may succeed);
+// EConfig for 401, 402 and 403 (the key, its user, its scope or the plan must change);
+// EInvalid for 400 (the request was refused as wrong);
+// EInternal for anything else (404, an unexpected or malformed answer).
+func (e *Error) Code() ipguard.Code {
+	switch s := e.Status; {
+	case s == 0, s == http.StatusTooManyRequests, s >= 500 && s <= 599:
+		return ipguard.EUnavailable
+	case s == http.StatusUnauthorized, s == http.StatusPaymentRequired, s == http.StatusForbidden:
+		return ipguard.EConfig
+	case s == http.StatusBadRequest:
+		return ipguard.EInvalid
+	default:
+		return ipguard.EInternal
+	}
+}
+
+// As lets errors.As(err, &target) with target of type *ipguard.Error find the
+// domain view of e (see Error).
+func (e *Error) As(target any) bool {
+	t, ok := target.(**ipguard.Error)
+	if !ok {
+		return false
+	}
+	*t = &ipguard.Error{Code: e.Code(), Message: e.Error(), Err: e}
+	return true
+}
+
+// hint returns advice for statuses whose cure lies with the operator.
+func hint(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "the API key was refused: check the key in the secret named by DOCSPACE_API_KEY_SECRET_ID is correct, active and not expired"
+	case http.StatusForbidden:
+		return "the key's user must be the portal owner or a DocSpace admin, the key needs the *:write (full access) scope (*:read suffices for reading), and this caller's IP must be allowed by the portal"
+	case http.StatusPaymentRequired:
+		return "the portal's pricing plan does not include this feature (login history/audit needs a paid plan)"
+	}
+	return ""
+}

@@ -1,0 +1,80 @@
+package docspace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"ipguard/internal/ipguard"
+)
+
+const (
+	pathIPRestrictions         = "/api/2.0/settings/iprestrictions"
+	pathIPRestrictionsSettings = "/api/2.0/settings/iprestrictions/settings"
+)
+
+// IPRestrictions returns the portal's IP allowlist as stored, in the
+// portal's order (which is not stable). Needs an owner or DocSpace-admin key
+// with *:read or *:write scope.
+func (c *Client) IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error) {
+	list := []ipguard.Restriction{}
+	err := c.do(ctx, call{
+		op: "get ip restrictions", method: http.MethodGet, path: pathIPRestrictions,
+		decode: func(raw json.RawMessage) error {
+			if raw == nil {
+				return nil // no entries
+			}
+			return json.Unmarshal(raw, &list)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return list, nil
+}
+
+// IPRestrictionsEnabled reports whether the portal enforces its allowlist.
+func (c *Client) IPRestrictionsEnabled(ctx context.Context) (bool, error) {
+	var settings struct {
+		Enable *bool `json:"enable"`
+	}
+	err := c.do(ctx, call{
+		op: "get ip restrictions settings", method: http.MethodGet, path: pathIPRestrictionsSettings,
+		decode: func(raw json.RawMessage) error {
+			if raw == nil {
+				return errors.New("no settings in the response")
+			}
+			if err := json.Unmarshal(raw, &settings); err != nil {
+				return err
+			}
+			if settings.Enable == nil {
+				return errors.New(`settings have no "enable"`)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return false, err
+	}
+	return *settings.Enable, nil
+}
+
+// PutIPRestrictions replaces the portal's whole allowlist with list and sets
+// enforcement to enable, in one request. enable is always sent; an empty list
+// is sent as []. The portal refuses (400, EInvalid) enable with an empty list
+// and any entry that is not a single IP address. Because the request replaces
+// everything, it is safe to retry. Needs an owner or DocSpace-admin key with
+// *:write (full access) scope.
+func (c *Client) PutIPRestrictions(ctx context.Context, list []ipguard.Restriction, enable bool) error {
+	if list == nil {
+		list = []ipguard.Restriction{}
+	}
+	return c.do(ctx, call{
+		op: "put ip restrictions", method: http.MethodPut, path: pathIPRestrictions,
+		body: struct {
+			IPRestrictions []ipguard.Restriction `json:"ipRestrictions"`
+			Enable         bool                  `json:"enable"`
+		}{list, enable},
+	})
+}
