@@ -1,0 +1,92 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// Alerted reports which of the login event ids have been alerted on: the map
+// holds true for each id with a record whose expiresAt is after now.Unix();
+// other ids are absent. A record past its expiry counts as not alerted even
+// before TTL deletes it. Reads are strongly consistent, 100 keys per call,
+// with unprocessed keys retried until ctx ends.
+func (s *Store) Alerted(ctx context.Context, ids []int64, now time.Time) (map[int64]bool, error) {
+	alerted := make(map[int64]bool)
+	distinct := dedupe(ids)
+	for start := 0; start < len(distinct); start += maxBatchGet {
+		chunk := distinct[start:min(start+maxBatchGet, len(distinct))]
+		op := fmt.Sprintf("get %d alerted records", len(chunk))
+		keys := make([]map[string]types.AttributeValue, len(chunk))
+		for i, id := range chunk {
+			keys[i] = key(alertedPK(id))
+		}
+		items, err := s.batchGet(ctx, op, keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range items {
+			pk, _, err := getS(item, "pk")
+			if err != nil {
+				return nil, s.corrupt(op, err)
+			}
+			digits, isAlerted := strings.CutPrefix(pk, alertedPrefix)
+			id, err := strconv.ParseInt(digits, 10, 64)
+			if !isAlerted || err != nil {
+				return nil, s.corrupt(op, fmt.Errorf("item %q is not an alerted record", pk))
+			}
+			exp, ok, err := getN(item, "expiresAt")
+			if err != nil {
+				return nil, s.corrupt(op, fmt.Errorf("item %s: %w", pk, err))
+			}
+			if ok && exp > now.Unix() {
+				alerted[id] = true
+			}
+		}
+	}
+	return alerted, nil
+}
+
+// RecordAlerted records that the login events ids were alerted on at at; the
+// records count for keep (expiresAt = at+keep, after which TTL deletes them).
+// Writing an id again replaces its record. Writes go 25 per call, with
+// unprocessed items retried until ctx ends; on error some ids may be recorded.
+func (s *Store) RecordAlerted(ctx context.Context, ids []int64, at time.Time, keep time.Duration) error {
+	distinct := dedupe(ids)
+	for start := 0; start < len(distinct); start += maxBatchWrite {
+		chunk := distinct[start:min(start+maxBatchWrite, len(distinct))]
+		reqs := make([]types.WriteRequest, len(chunk))
+		for i, id := range chunk {
+			reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+				"pk":        str(alertedPK(id)),
+				"eventId":   num(id),
+				"alertedAt": str(at.UTC().Format(time.RFC3339)),
+				"expiresAt": num(at.Add(keep).Unix()),
+			}}}
+		}
+		if err := s.batchWrite(ctx, fmt.Sprintf("record %d alerted events", len(chunk)), reqs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func alertedPK(id int64) string { return alertedPrefix + strconv.FormatInt(id, 10) }
+
+// dedupe returns ids without repeats, in first-seen order (DynamoDB rejects a
+// batch with a key twice).
+func dedupe(ids []int64) []int64 {
+	seen := make(map[int64]bool, len(ids))
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}

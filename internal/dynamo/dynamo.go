@@ -1,0 +1,185 @@
+// Package dynamo is the DynamoDB store over the single table described in
+// DEVELOPERS.md: onboarded users, lease records, the audit checkpoint and the
+// ids of login events already alerted on.
+//
+// Every method returns an *ipguard.Error: EConfig (naming ALLOWLIST_TABLE)
+// when the table does not exist, EUnavailable when DynamoDB fails (a later
+// retry may succeed), and EInternal for an item this package cannot read.
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"ipguard/internal/ipguard"
+)
+
+// API is the subset of *dynamodb.Client the store uses.
+type API interface {
+	GetItem(context.Context, *dynamodb.GetItemInput, ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	PutItem(context.Context, *dynamodb.PutItemInput, ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	DeleteItem(context.Context, *dynamodb.DeleteItemInput, ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
+	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
+	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+}
+
+// Store reads and writes the allowlist table. It is safe for concurrent use.
+type Store struct {
+	api   API
+	table string
+}
+
+// New returns a Store over the table named table (ALLOWLIST_TABLE).
+func New(api API, table string) *Store {
+	return &Store{api: api, table: table}
+}
+
+// DynamoDB limits per batch call.
+const (
+	maxBatchGet   = 100
+	maxBatchWrite = 25
+	// maxBatchAttempts bounds the retries of unprocessed keys/items when ctx
+	// has no deadline.
+	maxBatchAttempts = 10
+)
+
+// Key prefixes of the single-table items.
+const (
+	userPrefix    = "user#"
+	leasePrefix   = "lease#"
+	alertedPrefix = "alerted#"
+	checkpointPK  = "checkpoint#audit"
+)
+
+// fail classifies err from the operation op (e.g. "put user u1").
+func (s *Store) fail(op string, err error) error {
+	var nf *types.ResourceNotFoundException
+	if errors.As(err, &nf) {
+		return &ipguard.Error{
+			Code:    ipguard.EConfig,
+			Field:   "ALLOWLIST_TABLE",
+			Value:   s.table,
+			Message: fmt.Sprintf("dynamodb: %s: table not found: %v", op, err),
+			Err:     err,
+		}
+	}
+	return ipguard.Errorf(ipguard.EUnavailable, "dynamodb: %s in table %s: %w", op, s.table, err)
+}
+
+// corrupt reports an item the store cannot decode.
+func (s *Store) corrupt(op string, err error) error {
+	return ipguard.Errorf(ipguard.EInternal, "dynamodb: %s in table %s: %w", op, s.table, err)
+}
+
+// backoff waits before retry attempt n (1-based) of unprocessed batch work:
+// exponential from 50ms, capped at 2s, with full jitter. It returns
+// ctx.Err() if ctx ends first.
+func backoff(ctx context.Context, n int) error {
+	d := min(50*time.Millisecond<<min(n-1, 6), 2*time.Second)
+	t := time.NewTimer(rand.N(d) + time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// batchGet reads the items of keys (at most maxBatchGet, distinct) with
+// strongly consistent reads, retrying unprocessed keys.
+func (s *Store) batchGet(ctx context.Context, op string, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
+	var items []map[string]types.AttributeValue
+	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: boolPtr(true)}}
+	for attempt := 1; ; attempt++ {
+		out, err := s.api.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
+		if err != nil {
+			return nil, s.fail(op, err)
+		}
+		items = append(items, out.Responses[s.table]...)
+		left, ok := out.UnprocessedKeys[s.table]
+		if !ok || len(left.Keys) == 0 {
+			return items, nil
+		}
+		if attempt == maxBatchAttempts {
+			return nil, s.fail(op, fmt.Errorf("%d keys still unprocessed after %d attempts", len(left.Keys), attempt))
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return nil, s.fail(op, fmt.Errorf("%d keys unprocessed: %w", len(left.Keys), err))
+		}
+		req = map[string]types.KeysAndAttributes{s.table: left}
+	}
+}
+
+// batchWrite writes reqs (at most maxBatchWrite, distinct keys), retrying
+// unprocessed items.
+func (s *Store) batchWrite(ctx context.Context, op string, reqs []types.WriteRequest) error {
+	req := map[string][]types.WriteRequest{s.table: reqs}
+	for attempt := 1; ; attempt++ {
+		out, err := s.api.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: req})
+		if err != nil {
+			return s.fail(op, err)
+		}
+		left := out.UnprocessedItems[s.table]
+		if len(left) == 0 {
+			return nil
+		}
+		if attempt == maxBatchAttempts {
+			return s.fail(op, fmt.Errorf("%d items still unprocessed after %d attempts", len(left), attempt))
+		}
+		if err := backoff(ctx, attempt); err != nil {
+			return s.fail(op, fmt.Errorf("%d items unprocessed: %w", len(left), err))
+		}
+		req = map[string][]types.WriteRequest{s.table: left}
+	}
+}
+
+func boolPtr(b bool) *bool { return &b }
+
+func str(v string) *types.AttributeValueMemberS { return &types.AttributeValueMemberS{Value: v} }
+
+func num(v int64) *types.AttributeValueMemberN {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
+
+func key(pk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"pk": str(pk)}
+}
+
+// getS returns the string attribute name of item; ok is false if absent.
+func getS(item map[string]types.AttributeValue, name string) (string, bool, error) {
+	v, ok := item[name]
+	if !ok {
+		return "", false, nil
+	}
+	s, isS := v.(*types.AttributeValueMemberS)
+	if !isS {
+		return "", false, fmt.Errorf("attribute %s is %T, want a string", name, v)
+	}
+	return s.Value, true, nil
+}
+
+// getN returns the integer number attribute name of item; ok is false if absent.
+func getN(item map[string]types.AttributeValue, name string) (int64, bool, error) {
+	v, ok := item[name]
+	if !ok {
+		return 0, false, nil
+	}
+	n, isN := v.(*types.AttributeValueMemberN)
+	if !isN {
+		return 0, false, fmt.Errorf("attribute %s is %T, want a number", name, v)
+	}
+	i, err := strconv.ParseInt(n.Value, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("attribute %s = %q is not an integer", name, n.Value)
+	}
+	return i, true, nil
+}

@@ -1,0 +1,512 @@
+package dynamo_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/dynamo"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/lease"
+	"ipguard/internal/localaws"
+	"ipguard/internal/onboard"
+)
+
+// The store is what the domain packages ask for.
+var (
+	_ onboard.Store = (*dynamo.Store)(nil)
+	_ audit.Store   = (*dynamo.Store)(nil)
+	_ lease.Backend = (*dynamo.Store)(nil)
+	_ dynamo.API    = (*dynamodb.Client)(nil)
+)
+
+// TestStore runs every behaviour against one moto server, each subtest on a
+// table of its own shaped as DEVELOPERS.md describes.
+func TestStore(t *testing.T) {
+	localaws.MotoT(t)
+	cfg, err := localaws.Config(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dynamodb.NewFromConfig(cfg)
+	n := 0
+	newStore := func(t *testing.T) (*dynamo.Store, string) {
+		t.Helper()
+		n++
+		table := fmt.Sprintf("allowlist-%d", n)
+		createTable(t, db, table)
+		return dynamo.New(db, table), table
+	}
+
+	t.Run("PutUser then GetUser returns the same user", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		created := time.Date(2026, 11, 1, 9, 30, 0, 0, time.UTC)
+		want := ipguard.User{
+			ID: "u1", Email: "a@example.com",
+			Entries:   []string{"203.0.113.7", "198.51.100.0/30"},
+			CreatedAt: created, UpdatedAt: created.Add(time.Hour),
+		}
+		if err := s.PutUser(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err := s.GetUser(ctx, "u1")
+		if err != nil || !ok {
+			t.Fatalf("GetUser = %v, %v, %v; want the user", got, ok, err)
+		}
+		assertUser(t, got, want)
+
+		if _, ok, err := s.GetUser(ctx, "nobody"); ok || err != nil {
+			t.Errorf("GetUser(nobody) ok = %v, err = %v; want false, nil", ok, err)
+		}
+	})
+
+	t.Run("times are kept in UTC to the second", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		zone := time.FixedZone("UTC+3", 3*3600)
+		in := ipguard.User{ID: "u1", CreatedAt: time.Date(2026, 11, 1, 12, 0, 0, 999, zone)}
+		if err := s.PutUser(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := s.GetUser(ctx, "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC); !got.CreatedAt.Equal(want) || got.CreatedAt.Location() != time.UTC {
+			t.Errorf("CreatedAt = %v, want %v", got.CreatedAt, want)
+		}
+		if got.Entries == nil || len(got.Entries) != 0 {
+			t.Errorf("Entries = %#v, want an empty non-nil list", got.Entries)
+		}
+	})
+
+	t.Run("PutUser replaces the whole item", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		first := ipguard.User{ID: "u1", Email: "old@example.com", Entries: []string{"203.0.113.1", "203.0.113.2"}}
+		second := ipguard.User{ID: "u1", Email: "new@example.com", Entries: []string{"203.0.113.9"}}
+		for _, u := range []ipguard.User{first, second} {
+			if err := s.PutUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, _, err := s.GetUser(ctx, "u1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		assertUser(t, got, second)
+	})
+
+	t.Run("Users reads more than 100 ids in chunks, retries unprocessed keys, leaves out missing ones", func(t *testing.T) {
+		ctx := context.Background()
+		s, table := newStore(t)
+		var ids []string
+		for i := range 230 {
+			id := fmt.Sprintf("u%03d", i)
+			ids = append(ids, id)
+			if i%2 == 0 {
+				if err := s.PutUser(ctx, ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		ids = append(ids, "u000", "u002") // duplicates are read once
+		rec := &recorder{API: db, holdBack: 7}
+		got, err := dynamo.New(rec, table).Users(ctx, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []int{100, 7, 100, 30}; !slices.Equal(rec.batchSizes, want) {
+			t.Errorf("BatchGetItem key counts = %v, want %v (chunks of 100, the held-back keys retried before the next chunk)", rec.batchSizes, want)
+		}
+		if len(got) != 115 {
+			t.Errorf("Users returned %d users, want 115", len(got))
+		}
+		for i := range 230 {
+			id := fmt.Sprintf("u%03d", i)
+			u, ok := got[id]
+			if ok != (i%2 == 0) {
+				t.Fatalf("Users: %s present = %v, want %v", id, ok, i%2 == 0)
+			}
+			if ok && (u.ID != id || u.Email != id+"@example.com") {
+				t.Errorf("Users[%s] = %+v", id, u)
+			}
+		}
+
+		empty, err := s.Users(ctx, nil)
+		if err != nil || len(empty) != 0 {
+			t.Errorf("Users(nil) = %v, %v; want an empty map", empty, err)
+		}
+	})
+
+	t.Run("AllUsers returns every user and no other item", func(t *testing.T) {
+		ctx := context.Background()
+		s, table := newStore(t)
+		var want []string
+		for i := range 30 {
+			id := fmt.Sprintf("u%02d", i)
+			want = append(want, id)
+			// Big items so that the scan takes more than one page.
+			u := ipguard.User{ID: id, Email: strings.Repeat("x", 60_000)}
+			if err := s.PutUser(ctx, u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		now := time.Now()
+		if ok, err := s.TryAcquireLease(ctx, "audit", "me", now.Add(time.Minute), now); !ok || err != nil {
+			t.Fatalf("TryAcquireLease = %v, %v", ok, err)
+		}
+		if err := s.SetCheckpoint(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordAlerted(ctx, []int64{1, 2}, now, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{API: db}
+		users, err := dynamo.New(rec, table).AllUsers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.scans < 2 {
+			t.Errorf("AllUsers made %d Scan calls; the test needs more than one page", rec.scans)
+		}
+		var got []string
+		for _, u := range users {
+			got = append(got, u.ID)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("AllUsers ids = %q, want %q", got, want)
+		}
+	})
+
+	t.Run("lease: acquire, held, expired takeover, release", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		t0 := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		steps := []struct {
+			name string
+			do   func() (bool, error)
+			want bool
+		}{
+			{"a acquires a free lease", func() (bool, error) { return s.TryAcquireLease(ctx, "audit", "a", t0.Add(time.Minute), t0) }, true},
+			{"b cannot take it while it runs", func() (bool, error) {
+				return s.TryAcquireLease(ctx, "audit", "b", t0.Add(2*time.Minute), t0.Add(30*time.Second))
+			}, false},
+			{"b cannot take it at its very end", func() (bool, error) {
+				return s.TryAcquireLease(ctx, "audit", "b", t0.Add(2*time.Minute), t0.Add(time.Minute))
+			}, false},
+			{"a cannot take it again while it runs", func() (bool, error) {
+				return s.TryAcquireLease(ctx, "audit", "a", t0.Add(2*time.Minute), t0.Add(time.Second))
+			}, false},
+			{"another name is independent", func() (bool, error) { return s.TryAcquireLease(ctx, "onboard", "b", t0.Add(time.Minute), t0) }, true},
+			{"b takes it over once expired", func() (bool, error) {
+				return s.TryAcquireLease(ctx, "audit", "b", t0.Add(3*time.Minute), t0.Add(time.Minute+time.Millisecond))
+			}, true},
+			{"a's late release leaves b's lease", func() (bool, error) { return true, s.ReleaseLease(ctx, "audit", "a") }, true},
+			{"so c still cannot take it", func() (bool, error) {
+				return s.TryAcquireLease(ctx, "audit", "c", t0.Add(4*time.Minute), t0.Add(2*time.Minute))
+			}, false},
+			{"b releases it", func() (bool, error) { return true, s.ReleaseLease(ctx, "audit", "b") }, true},
+			{"c takes the released lease at once", func() (bool, error) {
+				return s.TryAcquireLease(ctx, "audit", "c", t0.Add(4*time.Minute), t0.Add(2*time.Minute))
+			}, true},
+			{"releasing a lease nobody has is fine", func() (bool, error) { return true, s.ReleaseLease(ctx, "nothing", "a") }, true},
+		}
+		for _, st := range steps {
+			got, err := st.do()
+			if err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			if got != st.want {
+				t.Fatalf("%s: got %v, want %v", st.name, got, st.want)
+			}
+		}
+
+		item := getItem(t, db, s, "lease#audit")
+		wantItem := map[string]string{
+			"owner":      "c",
+			"leaseUntil": fmt.Sprint(t0.Add(4 * time.Minute).UnixMilli()),
+			"expiresAt":  fmt.Sprint(t0.Add(4*time.Minute + time.Hour).Unix()),
+		}
+		for name, want := range wantItem {
+			if got := attrText(item[name]); got != want {
+				t.Errorf("lease item %s = %q, want %q", name, got, want)
+			}
+		}
+	})
+
+	t.Run("of 20 concurrent acquirers exactly one wins", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		now := time.Now()
+		var wg sync.WaitGroup
+		wins := make([]bool, 20)
+		errs := make([]error, 20)
+		for i := range 20 {
+			wg.Go(func() {
+				wins[i], errs[i] = s.TryAcquireLease(ctx, "audit", fmt.Sprint("owner-", i), now.Add(time.Minute), now)
+			})
+		}
+		wg.Wait()
+		winners := 0
+		for i := range 20 {
+			if errs[i] != nil {
+				t.Errorf("acquirer %d: %v", i, errs[i])
+			}
+			if wins[i] {
+				winners++
+			}
+		}
+		if winners != 1 {
+			t.Errorf("%d acquirers won, want exactly 1", winners)
+		}
+	})
+
+	t.Run("checkpoint round trip", func(t *testing.T) {
+		ctx := context.Background()
+		s, table := newStore(t)
+		if _, ok, err := s.Checkpoint(ctx); ok || err != nil {
+			t.Fatalf("Checkpoint on an empty table: ok = %v, err = %v; want false, nil", ok, err)
+		}
+		for _, in := range []time.Time{
+			time.Date(2026, 11, 25, 10, 0, 0, 123456789, time.UTC),
+			time.Date(2026, 11, 25, 14, 0, 0, 1, time.FixedZone("UTC+3", 3*3600)),
+		} {
+			if err := s.SetCheckpoint(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			got, ok, err := s.Checkpoint(ctx)
+			if err != nil || !ok {
+				t.Fatalf("Checkpoint = %v, %v, %v", got, ok, err)
+			}
+			if !got.Equal(in) || got.Location() != time.UTC {
+				t.Errorf("Checkpoint = %v, want %v in UTC", got, in)
+			}
+		}
+		item := getItem(t, db, s, "checkpoint#audit")
+		if got, want := attrText(item["until"]), "2026-11-25T11:00:00.000000001Z"; got != want {
+			t.Errorf("table %s: until = %q, want %q", table, got, want)
+		}
+		if _, ok := item["updatedAt"]; !ok {
+			t.Errorf("checkpoint item has no updatedAt")
+		}
+	})
+
+	t.Run("Alerted counts only unexpired records", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		if err := s.RecordAlerted(ctx, []int64{1, 2}, now.Add(-2*time.Hour), 24*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		// Expired an hour ago; moto never deletes it, and AWS deletes late.
+		if err := s.RecordAlerted(ctx, []int64{3}, now.Add(-2*time.Hour), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		// Expires exactly now: no longer counts.
+		if err := s.RecordAlerted(ctx, []int64{4}, now.Add(-time.Hour), time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Alerted(ctx, []int64{1, 2, 3, 4, 5, 1}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[int64]bool{1: true, 2: true}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("Alerted = %v, want %v", got, want)
+		}
+		if got, err := s.Alerted(ctx, nil, now); err != nil || len(got) != 0 {
+			t.Errorf("Alerted(nil) = %v, %v; want empty", got, err)
+		}
+	})
+
+	t.Run("RecordAlerted of 60 ids writes them in batches of 25 and retries unprocessed items", func(t *testing.T) {
+		ctx := context.Background()
+		s, table := newStore(t)
+		at := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+		var ids []int64
+		for i := range 60 {
+			ids = append(ids, 1_000_000_000_000+int64(i))
+		}
+		rec := &recorder{API: db, holdBack: 4}
+		if err := dynamo.New(rec, table).RecordAlerted(ctx, append(ids, ids[0]), at, 48*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if want := []int{25, 4, 25, 10}; !slices.Equal(rec.batchSizes, want) {
+			t.Errorf("BatchWriteItem item counts = %v, want %v", rec.batchSizes, want)
+		}
+		got, err := s.Alerted(ctx, ids, at.Add(47*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 60 {
+			t.Errorf("Alerted found %d of 60 ids", len(got))
+		}
+		item := getItem(t, db, s, fmt.Sprint("alerted#", ids[59]))
+		wantItem := map[string]string{
+			"eventId":   fmt.Sprint(ids[59]),
+			"alertedAt": "2026-11-25T10:00:00Z",
+			"expiresAt": fmt.Sprint(at.Add(48 * time.Hour).Unix()),
+		}
+		for name, want := range wantItem {
+			if got := attrText(item[name]); got != want {
+				t.Errorf("alerted item %s = %q, want %q", name, got, want)
+			}
+		}
+	})
+
+	t.Run("a missing table is a configuration error naming ALLOWLIST_TABLE", func(t *testing.T) {
+		ctx := context.Background()
+		s := dynamo.New(db, "no-such-table")
+		now := time.Now()
+		calls := map[string]func() error{
+			"GetUser":         func() error { _, _, err := s.GetUser(ctx, "u1"); return err },
+			"PutUser":         func() error { return s.PutUser(ctx, ipguard.User{ID: "u1"}) },
+			"Users":           func() error { _, err := s.Users(ctx, []string{"u1"}); return err },
+			"AllUsers":        func() error { _, err := s.AllUsers(ctx); return err },
+			"TryAcquireLease": func() error { _, err := s.TryAcquireLease(ctx, "a", "o", now, now); return err },
+			"ReleaseLease":    func() error { return s.ReleaseLease(ctx, "a", "o") },
+			"Checkpoint":      func() error { _, _, err := s.Checkpoint(ctx); return err },
+			"SetCheckpoint":   func() error { return s.SetCheckpoint(ctx, now) },
+			"Alerted":         func() error { _, err := s.Alerted(ctx, []int64{1}, now); return err },
+			"RecordAlerted":   func() error { return s.RecordAlerted(ctx, []int64{1}, now, time.Hour) },
+		}
+		for name, call := range calls {
+			err := call()
+			if code := ipguard.ErrorCode(err); code != ipguard.EConfig {
+				t.Errorf("%s: code %q (%v), want %q", name, code, err, ipguard.EConfig)
+				continue
+			}
+			if msg := err.Error(); !strings.Contains(msg, "ALLOWLIST_TABLE") || !strings.Contains(msg, "no-such-table") {
+				t.Errorf("%s: message %q does not name ALLOWLIST_TABLE and the table", name, msg)
+			}
+		}
+	})
+}
+
+func createTable(t *testing.T, db *dynamodb.Client, table string) {
+	t.Helper()
+	ctx := context.Background()
+	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
+		TableName:            aws.String(table),
+		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
+		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
+		BillingMode:          types.BillingModePayPerRequest,
+	})
+	if err != nil {
+		t.Fatalf("create table %s: %v", table, err)
+	}
+	_, err = db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
+		TableName:               aws.String(table),
+		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String("expiresAt"), Enabled: aws.Bool(true)},
+	})
+	if err != nil {
+		t.Fatalf("enable TTL on %s: %v", table, err)
+	}
+}
+
+// getItem reads the raw item pk of the store's table.
+func getItem(t *testing.T, db *dynamodb.Client, s *dynamo.Store, pk string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: aws.String(dynamo.Table(s)),
+		Key:       map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: pk}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Item == nil {
+		t.Fatalf("no item %s", pk)
+	}
+	return out.Item
+}
+
+// attrText is the text of a string or number attribute.
+func attrText(v types.AttributeValue) string {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return v.Value
+	case *types.AttributeValueMemberN:
+		return v.Value
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+func assertUser(t *testing.T, got, want ipguard.User) {
+	t.Helper()
+	if got.ID != want.ID || got.Email != want.Email || !slices.Equal(got.Entries, want.Entries) ||
+		!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
+		t.Errorf("user = %+v, want %+v", got, want)
+	}
+}
+
+// recorder passes calls to the real client, counting Scan calls and batch
+// sizes. On the first batch call it holds back the last holdBack keys or items
+// and returns them as unprocessed, as DynamoDB does under throttling (moto
+// never does).
+type recorder struct {
+	dynamo.API
+	holdBack   int
+	scans      int
+	batchSizes []int
+}
+
+func (r *recorder) Scan(ctx context.Context, in *dynamodb.ScanInput, opts ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	r.scans++
+	return r.API.Scan(ctx, in, opts...)
+}
+
+func (r *recorder) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	var table string
+	var ka types.KeysAndAttributes
+	for table, ka = range in.RequestItems {
+	}
+	r.batchSizes = append(r.batchSizes, len(ka.Keys))
+	held := r.holdBack
+	r.holdBack = 0
+	if held == 0 || held > len(ka.Keys) {
+		return r.API.BatchGetItem(ctx, in, opts...)
+	}
+	send, keep := ka.Keys[:len(ka.Keys)-held], ka.Keys[len(ka.Keys)-held:]
+	sent := ka
+	sent.Keys = send
+	out, err := r.API.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: map[string]types.KeysAndAttributes{table: sent}}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	left := ka
+	left.Keys = keep
+	out.UnprocessedKeys = map[string]types.KeysAndAttributes{table: left}
+	return out, nil
+}
+
+func (r *recorder) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteItemInput, opts ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error) {
+	var table string
+	var reqs []types.WriteRequest
+	for table, reqs = range in.RequestItems {
+	}
+	r.batchSizes = append(r.batchSizes, len(reqs))
+	held := r.holdBack
+	r.holdBack = 0
+	if held == 0 || held > len(reqs) {
+		return r.API.BatchWriteItem(ctx, in, opts...)
+	}
+	out, err := r.API.BatchWriteItem(ctx, &dynamodb.BatchWriteItemInput{RequestItems: map[string][]types.WriteRequest{table: reqs[:len(reqs)-held]}}, opts...)
+	if err != nil {
+		return nil, err
+	}
+	out.UnprocessedItems = map[string][]types.WriteRequest{table: reqs[len(reqs)-held:]}
+	return out, nil
+}

@@ -1,0 +1,63 @@
+package dynamo
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+)
+
+// leaseCleanup is how long after its end a lease record stays before TTL
+// may delete it.
+const leaseCleanup = time.Hour
+
+// TryAcquireLease makes owner the holder of the lease name until until,
+// if nobody holds it at now (no record, or the record's end is before now).
+// It reports false, with a nil error, when another holder's lease is still
+// running. Of several concurrent callers at most one gets true. An owner
+// that already holds the lease gets false too: leases are not re-entrant.
+func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, now time.Time) (bool, error) {
+	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{
+			"pk":         str(leasePrefix + name),
+			"owner":      str(owner),
+			"leaseUntil": num(until.UnixMilli()),
+			"expiresAt":  num(until.Add(leaseCleanup).Unix()),
+		},
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR leaseUntil < :now"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.UnixMilli())},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail("acquire lease "+name, err)
+	}
+	return true, nil
+}
+
+// ReleaseLease ends owner's lease name. If owner no longer holds it (it
+// expired and someone else took it, or it is gone) nothing changes and the
+// error is nil.
+func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
+	_, err := s.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                 aws.String(s.table),
+		Key:                       key(leasePrefix + name),
+		ConditionExpression:       aws.String("#owner = :owner"),
+		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(owner)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return nil
+	}
+	if err != nil {
+		return s.fail("release lease "+name, err)
+	}
+	return nil
+}

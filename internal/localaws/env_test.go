@@ -1,0 +1,26 @@
+package localaws
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestEmulatorEnvDropsMaxConcurrencyAndAppendsExtra(t *testing.T) {
+	tests := []struct {
+		name        string
+		base, extra []string
+		want        []string
+	}{
+		{"nothing to drop", []string{"A=1"}, []string{"B=2"}, []string{"A=1", "B=2"}},
+		{"max concurrency dropped", []string{"AWS_LAMBDA_MAX_CONCURRENCY=4", "A=1"}, nil, []string{"A=1"}},
+		{"prefix of the name kept", []string{"AWS_LAMBDA_MAX_CONCURRENCY_X=1"}, nil, []string{"AWS_LAMBDA_MAX_CONCURRENCY_X=1"}},
+		{"extra follows base so it wins", []string{"A=1"}, []string{"A=2"}, []string{"A=1", "A=2"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := emulatorEnv(tt.base, tt.extra); !slices.Equal(got, tt.want) {
+				t.Errorf("emulatorEnv(%q, %q) = %q, want %q", tt.base, tt.extra, got, tt.want)
+			}
+		})
+	}
+}

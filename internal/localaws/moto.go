@@ -1,0 +1,172 @@
+package localaws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Moto is a running moto server on a loopback port.
+type Moto struct {
+	Endpoint string // http://127.0.0.1:<port>
+	PID      int    // the process (and process group) Stop ends
+
+	proc *process
+	log  *tail
+}
+
+// StartMoto starts `moto_server -H 127.0.0.1 -p <free port>` in its own
+// process group and returns once GET /moto-api/ answers. ctx bounds only the
+// start (at most a minute in any case); the server runs until Stop.
+// It fails if moto_server is not on PATH (the message says how to install
+// it), or if the server exits or does not answer in time; then nothing is
+// left running.
+func StartMoto(ctx context.Context) (*Moto, error) {
+	bin, err := exec.LookPath("moto_server")
+	if err != nil {
+		return nil, errors.New("moto_server not found on PATH: install moto with the server extra (pip install 'moto[server]')")
+	}
+	var lastErr error
+	for range 3 { // a fresh port if another process took ours
+		m, err := startMoto(ctx, bin)
+		if err == nil {
+			return m, nil
+		}
+		lastErr = err
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func startMoto(ctx context.Context, bin string) (*Moto, error) {
+	port, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	log := &tail{max: 8 << 10}
+	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.Stdout = log
+	cmd.Stderr = log
+	cmd.SysProcAttr = procAttr()
+	cmd.WaitDelay = 5 * time.Second
+	proc, err := startProcess(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("start moto_server: %w", err)
+	}
+	m := &Moto{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), PID: proc.pid, proc: proc, log: log}
+
+	ctx, cancel := context.WithTimeout(ctx, startTimeout)
+	defer cancel()
+	for {
+		if m.ready(ctx) {
+			return m, nil
+		}
+		select {
+		case <-proc.done:
+			return nil, fmt.Errorf("moto_server on port %d exited before answering (%v): %s", port, proc.err, strings.TrimSpace(log.String()))
+		case <-ctx.Done():
+			_ = m.Stop()
+			return nil, fmt.Errorf("moto_server on port %d did not answer GET /moto-api/: %w", port, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (m *Moto) ready(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.Endpoint+"/moto-api/", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Env returns the standard variables that point aws-sdk-go-v2 (and the AWS
+// CLI) at this server with dummy credentials, as KEY=value strings.
+func (m *Moto) Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL=" + m.Endpoint,
+		"AWS_REGION=us-east-1",
+		"AWS_DEFAULT_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=test",
+		"AWS_SECRET_ACCESS_KEY=test",
+	}
+}
+
+// Reset drops all state of the server (tables, topics, queues, secrets).
+func (m *Moto) Reset(ctx context.Context) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.Endpoint+"/moto-api/reset", nil)
+	if err != nil {
+		return fmt.Errorf("reset moto: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reset moto: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("reset moto: HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	return nil
+}
+
+// Stop ends the server's process group by PID and waits for it to exit.
+// Calling it again, or after the server died, does nothing.
+func (m *Moto) Stop() error {
+	return m.proc.stop(5 * time.Second)
+}
+
+// Log returns the last few kilobytes the server wrote, for diagnosing a
+// failed test.
+func (m *Moto) Log() string { return m.log.String() }
+
+// MotoT starts a moto server for the test, stops it when the test ends, and
+// sets the variables of Env for the test (so it cannot run in parallel with
+// others). A failure to start is t.Fatal with the reason, never a skip.
+func MotoT(t testing.TB) *Moto {
+	t.Helper()
+	m, err := StartMoto(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Stop(); err != nil {
+			t.Errorf("stop moto_server (pid %d): %v", m.PID, err)
+		}
+	})
+	for _, kv := range m.Env() {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	return m
+}
+
+// startProcess starts cmd and reaps it in the background.
+func startProcess(cmd *exec.Cmd) (*process, error) {
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &process{pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}

@@ -1,0 +1,108 @@
+// Package snsalert publishes alerts to the SNS topic (ALERT_TOPIC_ARN), one
+// body per protocol.
+package snsalert
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sns/types"
+
+	"ipguard/internal/ipguard"
+)
+
+// SNS limits.
+const (
+	maxSubjectRunes = 100
+	maxMessageBytes = 262144
+)
+
+// API is the subset of *sns.Client the publisher uses.
+type API interface {
+	Publish(context.Context, *sns.PublishInput, ...func(*sns.Options)) (*sns.PublishOutput, error)
+}
+
+// Publisher sends alerts to one topic. It is safe for concurrent use.
+type Publisher struct {
+	api   API
+	topic string
+}
+
+// New returns a Publisher to the topic with ARN topicARN (ALERT_TOPIC_ARN).
+func New(api API, topicARN string) *Publisher {
+	return &Publisher{api: api, topic: topicARN}
+}
+
+// Publish sends a as one message (MessageStructure "json": the default body,
+// plus the email and SMS bodies when set) and returns SNS's message id.
+//
+// An alert SNS would refuse is rejected before sending with EInternal (the
+// caller rendered it wrongly): an empty Default, a Subject over 100
+// characters or with a line break or control character, or a message over
+// 256 KiB. A missing topic is EConfig naming ALERT_TOPIC_ARN; any other
+// failure of SNS is EUnavailable.
+func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (messageID string, err error) {
+	msg, err := message(a)
+	if err != nil {
+		return "", err
+	}
+	in := &sns.PublishInput{
+		TopicArn:         aws.String(p.topic),
+		MessageStructure: aws.String("json"),
+		Message:          aws.String(msg),
+	}
+	if a.Subject != "" {
+		in.Subject = aws.String(a.Subject)
+	}
+	out, err := p.api.Publish(ctx, in)
+	if err != nil {
+		var nf *types.NotFoundException
+		if errors.As(err, &nf) {
+			return "", &ipguard.Error{
+				Code:    ipguard.EConfig,
+				Field:   "ALERT_TOPIC_ARN",
+				Value:   p.topic,
+				Message: fmt.Sprintf("sns: publish: topic not found: %v", err),
+				Err:     err,
+			}
+		}
+		return "", ipguard.Errorf(ipguard.EUnavailable, "sns: publish to %s: %w", p.topic, err)
+	}
+	return aws.ToString(out.MessageId), nil
+}
+
+// message checks a against SNS's limits and returns the JSON Message.
+func message(a ipguard.Alert) (string, error) {
+	if a.Default == "" {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert has no default text")
+	}
+	if n := utf8.RuneCountInString(a.Subject); n > maxSubjectRunes {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert subject has %d characters, at most %d allowed", n, maxSubjectRunes)
+	}
+	if i := strings.IndexFunc(a.Subject, unicode.IsControl); i >= 0 {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert subject has a control character at byte %d", i)
+	}
+	body := struct {
+		Default string `json:"default"`
+		Email   string `json:"email,omitempty"`
+		SMS     string `json:"sms,omitempty"`
+	}{a.Default, a.Email, a.SMS}
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // SNS counts the bytes we send; keep them few and readable
+	if err := enc.Encode(body); err != nil {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: encode alert: %w", err)
+	}
+	msg := strings.TrimSuffix(b.String(), "\n")
+	if len(msg) > maxMessageBytes {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is %d bytes, at most %d allowed", len(msg), maxMessageBytes)
+	}
+	return msg, nil
+}
