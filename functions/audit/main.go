@@ -5,12 +5,8 @@ package main
 import (
 	"context"
 
-	"github.com/aws/aws-sdk-go-v2/service/sns"
-
-	"ipguard/internal/audit"
 	"ipguard/internal/config"
 	"ipguard/internal/lambdafn"
-	"ipguard/internal/snsalert"
 )
 
 func main() {
@@ -19,21 +15,5 @@ func main() {
 		lambdafn.StartFailing(d.Log, err)
 		return
 	}
-	a := d.Config.Audit
-	svc := &audit.Service{
-		Source:    d.Portal,
-		Store:     d.Store,
-		Publisher: snsalert.New(sns.NewFromConfig(d.AWS), a.TopicARN),
-		Leases:    d.Store,
-		Settings: audit.Settings{
-			Portal:         d.Config.DocSpace.Host,
-			Overlap:        a.Overlap,
-			Lookback:       a.Lookback,
-			AlertRetention: a.AlertRetention,
-			DeadlineMargin: a.DeadlineMargin,
-			Policy:         audit.Policy{AlertUnknownUsers: a.AlertUnknownUsers, FailedLoginThreshold: a.FailedLoginThreshold},
-		},
-		Log: d.Log,
-	}
-	lambdafn.Start(d.Log, svc.Handle)
+	lambdafn.Start(d.Log, d.AuditService().Handle)
 }

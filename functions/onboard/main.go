@@ -7,7 +7,6 @@ import (
 
 	"ipguard/internal/config"
 	"ipguard/internal/lambdafn"
-	"ipguard/internal/onboard"
 )
 
 func main() {
@@ -16,14 +15,5 @@ func main() {
 		lambdafn.StartFailing(d.Log, err)
 		return
 	}
-	p := d.Config.Portal
-	svc := &onboard.Service{
-		Store:     d.Store,
-		Portal:    d.Portal,
-		Leases:    d.Store,
-		Rules:     onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits},
-		LeaseWait: p.LeaseWait,
-		Log:       d.Log,
-	}
-	lambdafn.Start(d.Log, svc.Handle)
+	lambdafn.Start(d.Log, d.OnboardService().Handle)
 }
