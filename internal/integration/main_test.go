@@ -1,0 +1,71 @@
+// Package integration runs the two services in-process with their real
+// adapters against moto server and the dev portal over real HTTP. The Lambda
+// wiring is the functions' own (lambdafn.Load reads the same environment).
+package integration
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/config"
+	"ipguard/internal/lambdafn"
+	"ipguard/internal/localaws"
+	"ipguard/internal/localdeploy"
+	"ipguard/internal/onboard"
+)
+
+var moto *localaws.Moto
+
+func TestMain(m *testing.M) {
+	var err error
+	moto, err = localaws.StartMoto(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration tests need moto server:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	moto.Stop()
+	os.Exit(code)
+}
+
+// deploy resets moto, stands the local deployment up and points this
+// process's environment (as a Lambda's) at it.
+func deploy(t *testing.T, extraEnv ...string) *localdeploy.Stack {
+	t.Helper()
+	s, err := localdeploy.Start(context.Background(), localdeploy.Options{Moto: moto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	setenv(t, s.FunctionEnv(extraEnv...))
+	return s
+}
+
+func setenv(t *testing.T, env []string) {
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
+
+func onboardService(t *testing.T) *onboard.Service {
+	t.Helper()
+	d, err := lambdafn.Load(context.Background(), config.Onboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.OnboardService()
+}
+
+func auditService(t *testing.T) *audit.Service {
+	t.Helper()
+	d, err := lambdafn.Load(context.Background(), config.Audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.AuditService()
+}
