@@ -206,7 +206,7 @@ func (s *Service) fetch(ctx context.Context, w Window) ([]ipguard.LoginEvent, []
 	fctx := ctx
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
-		fctx, cancel = context.WithDeadline(ctx, dl.Add(-s.Settings.DeadlineMargin))
+		fctx, cancel = context.WithDeadline(ctx, dl.Add(-s.margin(dl)))
 		defer cancel()
 	}
 	seen := map[int64]bool{}
@@ -271,10 +271,20 @@ func (s *Service) probeFallback(ctx context.Context, w Window, first []ipguard.L
 	return "", nil
 }
 
+// margin is DeadlineMargin, but never more than a quarter of the time left,
+// so that a function with a short timeout still gets to read.
+func (s *Service) margin(deadline time.Time) time.Duration {
+	m := s.Settings.DeadlineMargin
+	if q := time.Until(deadline) / 4; m > q {
+		m = q
+	}
+	return m
+}
+
 func (s *Service) budgetErr(page int, w Window) error {
 	return &ipguard.Error{Code: ipguard.EUnavailable, Err: context.DeadlineExceeded, Message: fmt.Sprintf(
-		"audit: ran out of time reading login events (stopped before page %d, %s before the deadline); nothing was published or recorded and the checkpoint was left where it was, so the next run covers this window",
-		page+1, s.Settings.DeadlineMargin)}
+		"audit: ran out of time reading login events (stopped before page %d, keeping a margin before the Lambda deadline); nothing was published or recorded and the checkpoint was left where it was, so the next run covers this window",
+		page+1)}
 }
 
 func (s *Service) evaluate(ctx context.Context, events []ipguard.LoginEvent) ([]Finding, error) {

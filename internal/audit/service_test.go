@@ -20,9 +20,14 @@ type fakeSource struct {
 	fail     int // fail this many calls
 	fallback bool
 	calls    int
+	hang     bool // wait for the context to end, as a stalled portal would
 }
 
-func (f *fakeSource) LoginEvents(_ context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
+func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
+	if f.hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
@@ -238,9 +243,10 @@ func TestRunBackfillLeavesCheckpoint(t *testing.T) {
 }
 
 func TestRunOutOfTimeRecordsNothing(t *testing.T) {
-	s, _, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
-	s.Settings.DeadlineMargin = time.Hour
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	s, src, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
+	src.hang = true
+	s.Settings.DeadlineMargin = time.Hour // capped to a quarter of the time left
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_, err := s.Run(ctx, trig(15*time.Minute))
 	if err == nil || !errors.Is(err, context.DeadlineExceeded) {

@@ -85,7 +85,11 @@ func (s *Service) Onboard(ctx context.Context, req Request) (Result, error) {
 	res := Result{UserID: id, Email: email, Entries: allowlist.Strings(entries),
 		PortalAdded: []string{}, NotPushed: []NotPushed{}, Warnings: []string{}}
 
-	held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{Wait: s.LeaseWait})
+	wait := s.LeaseWait
+	if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl)/2 {
+		wait = time.Until(dl) / 2 // leave the other half for the work itself
+	}
+	held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{Wait: wait})
 	if err != nil {
 		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "onboard %s: acquire the portal allowlist lease: %w", id, err)
 	}
