@@ -1,0 +1,320 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/devportal"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/onboard"
+)
+
+// The cast.
+const (
+	aliceID    = "3f6c1d2e-8a4b-4c7d-9e1f-2a3b4c5d6e7f"
+	aliceEmail = "alice.smith@example.com"
+	bobID      = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d" // never onboarded
+)
+
+// Login action ids of the portal (docspace-api.md §3.5).
+const (
+	loginSuccess = 1000 // LoginSuccess
+	loginFail    = 1002 // LoginFailInvalidCombination
+)
+
+// manual are the entries an admin added on the portal by hand before IP
+// Guard existed; onboarding must keep them exactly.
+var manual = []ipguard.Restriction{
+	{IP: "192.0.2.10", ForAdmin: true}, // the admins' office
+	{IP: "198.51.100.200"},             // the shared VPN exit
+}
+
+var aliceIPs = []string{"203.0.113.10", "198.51.100.20-198.51.100.23", "10.20.30.0/29"}
+
+// wantAdded is what onboarding Alice must add to the portal: each entry
+// expanded into single addresses, because the portal compares strings.
+var wantAdded = []string{
+	"203.0.113.10",
+	"198.51.100.20", "198.51.100.21", "198.51.100.22", "198.51.100.23",
+	"10.20.30.0", "10.20.30.1", "10.20.30.2", "10.20.30.3", "10.20.30.4", "10.20.30.5", "10.20.30.6", "10.20.30.7",
+}
+
+// tell runs the four steps; each returns an error when the product does not
+// behave as the step says.
+func (d *demo) tell(ctx context.Context) error {
+	if err := d.stepOnboard(ctx); err != nil {
+		return fmt.Errorf("step 1: %w", err)
+	}
+	if err := d.stepLogins(ctx); err != nil {
+		return fmt.Errorf("step 2: %w", err)
+	}
+	published, err := d.stepAudit(ctx)
+	if err != nil {
+		return fmt.Errorf("step 3: %w", err)
+	}
+	if err := d.stepAuditAgain(ctx, published); err != nil {
+		return fmt.Errorf("step 4: %w", err)
+	}
+	return nil
+}
+
+func (d *demo) stepOnboard(ctx context.Context) error {
+	step(d.out, 1, "Onboard Alice with a single address, a range and a CIDR block")
+	d.stack.Portal.SetRestrictions(manual, true)
+	fmt.Fprintln(d.out, "The portal's allowlist before, with two entries an admin added by hand:")
+	printAllowlist(d.out, d.stack.Portal)
+
+	req := map[string]any{"id": aliceID, "email": aliceEmail, "allowedIps": aliceIPs}
+	b, _ := json.Marshal(req)
+	fmt.Fprintf(d.out, "\nInvoke OnboardFunction with %s\n", b)
+	var res onboard.Result
+	if err := invoke(ctx, d.onboard, req, &res); err != nil {
+		return fmt.Errorf("onboard: %w", err)
+	}
+	fmt.Fprintln(d.out, "Result:")
+	table(d.out, nil, [][]string{
+		{"entries stored in DynamoDB", strings.Join(res.Entries, ", ")},
+		{"addresses added to the portal", fmt.Sprintf("%d (each range and block expanded: the portal compares exact strings)", len(res.PortalAdded))},
+		{"restrictions enabled", strconv.FormatBool(res.RestrictionsEnabled)},
+	})
+	fmt.Fprintln(d.out, "\nThe portal's allowlist after:")
+	list := printAllowlist(d.out, d.stack.Portal)
+
+	if !res.Stored || !slices.Equal(res.PortalAdded, wantAdded) {
+		return fmt.Errorf("onboarding stored=%v and added %q to the portal, want stored and %q", res.Stored, res.PortalAdded, wantAdded)
+	}
+	if len(list) < len(manual) || !slices.Equal(list[:len(manual)], manual) {
+		return fmt.Errorf("the manual entries %v did not survive: the portal now has %v", manual, list)
+	}
+	u, ok, err := d.stack.Store.GetUser(ctx, aliceID)
+	if err != nil || !ok || !slices.Equal(u.Entries, res.Entries) {
+		return fmt.Errorf("DynamoDB holds %+v (found %v, %v), want Alice with %q", u, ok, err, res.Entries)
+	}
+	fmt.Fprintln(d.out, "\n✓ Alice's addresses were added; the manual entries (one admins-only) are still there, unchanged.")
+	return nil
+}
+
+// printAllowlist prints the portal's allowlist and returns it.
+func printAllowlist(w io.Writer, p *devportal.Portal) []ipguard.Restriction {
+	list, enable := p.Restrictions()
+	var rows [][]string
+	for i, r := range list {
+		origin := "onboarded (Alice)"
+		if slices.Contains(manual, r) {
+			origin = "added by hand"
+		}
+		admins := ""
+		if r.ForAdmin {
+			admins = "admins only"
+		}
+		rows = append(rows, []string{strconv.Itoa(i + 1), r.IP, admins, origin})
+	}
+	table(w, []string{"#", "IP", "applies to", "origin"}, rows)
+	fmt.Fprintf(w, "  (restrictions enabled: %v)\n", enable)
+	return list
+}
+
+// login is one scripted login and what the audit should make of it.
+type login struct {
+	ago      time.Duration
+	userID   string
+	user     string
+	login    string
+	action   int
+	ip       string
+	expected string
+}
+
+func (d *demo) stepLogins(ctx context.Context) error {
+	step(d.out, 2, "Logins happen on the portal")
+	now := time.Now()
+	script := []login{
+		{9 * time.Minute, aliceID, "Alice Smith", aliceEmail, loginSuccess, "203.0.113.10", "allowed (her single address)"},
+		{8 * time.Minute, aliceID, "Alice Smith", aliceEmail, loginSuccess, "198.51.100.22", "allowed (inside her range)"},
+		{7 * time.Minute, aliceID, "Alice Smith", aliceEmail, loginSuccess, "10.20.30.5", "allowed (inside her block)"},
+		{6 * time.Minute, aliceID, "Alice Smith", aliceEmail, loginSuccess, "192.0.2.77", "ALERT: not in her allowlist"},
+		{5 * time.Minute, bobID, "Bob Jones", "bob.jones@example.com", loginSuccess, "203.0.113.50", "ALERT: Bob was never onboarded"},
+	}
+	for i := range 6 {
+		expected := "part of a burst"
+		if i == 0 {
+			expected = "ALERT: 6 failed logins, one address"
+		}
+		script = append(script, login{4*time.Minute - time.Duration(i)*10*time.Second, "", "", "admin@example.com", loginFail, "203.0.113.200", expected})
+	}
+	var evs []devportal.LoginEvent
+	for _, l := range script {
+		evs = append(evs, devportal.LoginEvent{Date: now.Add(-l.ago), UserID: l.userID, User: l.user, Login: l.login,
+			ActionID: l.action, IP: l.ip, Browser: "Firefox 133", Platform: "Windows 10", Country: "Example", City: "Example City"})
+	}
+	ids := d.stack.Portal.AddLoginEvents(evs...)
+
+	zone := time.FixedZone(offset(portalTZ), int(portalTZ/time.Second))
+	var rows [][]string
+	for i, l := range script {
+		who := l.user
+		if who == "" {
+			who = "(no such user) " + l.login
+		}
+		action := "login"
+		if l.action == loginFail {
+			action = "failed login"
+		}
+		at := evs[i].Date.Truncate(time.Second)
+		rows = append(rows, []string{strconv.FormatInt(ids[i], 10), at.In(zone).Format("15:04:05 -07:00"), at.UTC().Format("15:04:05Z"), who, action, l.ip, l.expected})
+	}
+	table(d.out, []string{"id", "portal time", "UTC", "who", "action", "IP", "what the audit should say"}, rows)
+
+	raw, err := d.rawEventDate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "\nThe portal's API writes dates in its own zone (%s), e.g. the newest event's date is %q;\nthe audit turns every date into an instant before comparing.\n", offset(portalTZ), raw)
+	return nil
+}
+
+// rawEventDate returns the date of the newest login event exactly as the
+// portal's API writes it.
+func (d *demo) rawEventDate(ctx context.Context) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.stack.PortalURL+"/api/2.0/security/audit/login/last", nil)
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Authorization", "Bearer "+d.stack.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("read the portal's login events: %w", err)
+	}
+	defer resp.Body.Close()
+	var env struct {
+		Response []struct {
+			Date string `json:"date"`
+		} `json:"response"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || resp.StatusCode != http.StatusOK || len(env.Response) == 0 {
+		return "", fmt.Errorf("read the portal's login events: HTTP %d, %d events, %v", resp.StatusCode, len(env.Response), err)
+	}
+	return env.Response[0].Date, nil
+}
+
+func (d *demo) stepAudit(ctx context.Context) (int, error) {
+	step(d.out, 3, "The scheduled audit runs")
+	res, err := d.runAudit(ctx)
+	if err != nil {
+		return 0, err
+	}
+	pubs := d.stack.Published()
+	if len(pubs) != 1 {
+		return 0, fmt.Errorf("the audit published %d SNS messages, want exactly 1", len(pubs))
+	}
+	p := pubs[0]
+	fmt.Fprintln(d.out, "\nWhat an e-mail subscriber of the topic receives:")
+	box(d.out, "Subject: "+p.Subject+"\n\n"+p.Email)
+	fmt.Fprintf(d.out, "\nWhat an SMS subscriber receives (%d characters):\n", len(p.SMS))
+	box(d.out, p.SMS)
+
+	mail, err := d.stack.Mail(ctx, 300*time.Millisecond)
+	if err != nil {
+		return 0, err
+	}
+	if len(mail) != 1 || mail[0].Message != p.Default {
+		return 0, fmt.Errorf("the SQS mailbox received %d messages, want the 1 JSON alert", len(mail))
+	}
+	var payload audit.Payload
+	if err := json.Unmarshal([]byte(mail[0].Message), &payload); err != nil {
+		return 0, fmt.Errorf("the mailbox message is not the JSON alert: %w", err)
+	}
+	var eventIDs int
+	for _, f := range payload.Events {
+		eventIDs += max(len(f.EventIDs), 1)
+	}
+	fmt.Fprintf(d.out, "\nThe SQS mailbox (any other subscriber) received the JSON body: %d findings covering %d login events, %d bytes.\n",
+		len(payload.Events), eventIDs, len(mail[0].Message))
+
+	checks := []struct {
+		ok   bool
+		what string
+	}{
+		{res.Counts[audit.KindIPNotAllowed] >= 1, "at least 1 login from a non-allowlisted IP"},
+		{res.Counts[audit.KindUnknownUser] == 1, "exactly 1 login by an unknown user"},
+		{res.Counts[audit.KindFailedLoginBurst] == 1, "exactly 1 failed-login burst"},
+		{res.AlertsPublished == 1, "exactly 1 SNS message"},
+		{len(payload.Events) == res.Counts[audit.KindIPNotAllowed]+res.Counts[audit.KindUnknownUser]+res.Counts[audit.KindUnverifiableIP]+res.Counts[audit.KindFailedLoginBurst], "every finding in the JSON alert"},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			return 0, fmt.Errorf("want %s; the audit returned %s", c.what, jsonText(res))
+		}
+	}
+	fmt.Fprintln(d.out, "\n✓ One alert with the violation, the unknown user and the burst; the allowed logins stayed quiet.")
+	return len(pubs), nil
+}
+
+func (d *demo) stepAuditAgain(ctx context.Context, before int) error {
+	step(d.out, 4, "The audit runs again: nothing is sent twice")
+	res, err := d.runAudit(ctx)
+	if err != nil {
+		return err
+	}
+	published := len(d.stack.Published()) - before
+	mail, err := d.stack.Mail(ctx, 300*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "\nSNS messages published by this run: %d; new messages in the mailbox: %d.\n", published, len(mail))
+	if published != 0 || len(mail) != 0 || res.AlertsPublished != 0 {
+		return fmt.Errorf("the second run published %d messages (mailbox got %d), want none", published, len(mail))
+	}
+	if res.AlreadyAlerted == 0 {
+		return fmt.Errorf("the second run saw no already-alerted findings: %s", jsonText(res))
+	}
+	fmt.Fprintf(d.out, "✓ The window overlapped the first run's, but its %d findings were already alerted.\n", res.AlreadyAlerted)
+	return nil
+}
+
+// runAudit invokes AuditFunction with a scheduled event for now and prints
+// the result.
+func (d *demo) runAudit(ctx context.Context) (audit.Result, error) {
+	now := time.Now().UTC()
+	event := map[string]any{
+		"version": "0", "id": fmt.Sprintf("demo-%d", now.UnixNano()), "detail-type": "Scheduled Event", "source": "aws.events",
+		"account": "123456789012", "time": now.Format(time.RFC3339), "region": "us-east-1",
+		"resources": []string{"arn:aws:events:us-east-1:123456789012:rule/docspace-ip-guard-AuditSchedule"}, "detail": map[string]any{},
+	}
+	fmt.Fprintf(d.out, "Invoke AuditFunction with an EventBridge Scheduled Event, time %s\n", now.Format(time.RFC3339))
+	var res audit.Result
+	if err := invoke(ctx, d.audit, event, &res); err != nil {
+		return res, fmt.Errorf("audit: %w", err)
+	}
+	rows := [][]string{
+		{"window", res.From + " – " + res.To},
+		{"login events read / in the window", fmt.Sprintf("%d / %d", res.EventsFetched, res.EventsScanned)},
+	}
+	for _, k := range audit.Kinds {
+		rows = append(rows, []string{"new findings: " + k, strconv.Itoa(res.Counts[k])})
+	}
+	rows = append(rows,
+		[]string{"findings already alerted before", strconv.Itoa(res.AlreadyAlerted)},
+		[]string{"SNS messages published", strconv.Itoa(res.AlertsPublished)},
+		[]string{"checkpoint advanced", strconv.FormatBool(res.CheckpointAdvanced)},
+	)
+	for _, w := range res.Warnings {
+		rows = append(rows, []string{"warning", w})
+	}
+	fmt.Fprintln(d.out, "Result:")
+	table(d.out, nil, rows)
+	return res, nil
+}
+
+func jsonText(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}
