@@ -147,7 +147,7 @@ func Evaluate(events []ipguard.LoginEvent, lists Allowlists, p Policy) ([]Findin
 
 func evaluateLogin(ev ipguard.LoginEvent, lists Allowlists, p Policy) (Finding, bool) {
 	f := single(ev)
-	ul, known := lists.users[ev.UserID]
+	ul, known := lists.users[ipguard.CanonicalUserID(ev.UserID)]
 	if !known {
 		if !p.AlertUnknownUsers {
 			return Finding{}, false

@@ -124,3 +124,12 @@ func TestDropAlerted(t *testing.T) {
 		t.Errorf("burst raw not trimmed to fresh events: %s", kept[1].Raw)
 	}
 }
+
+func TestEvaluateMatchesGUIDsWhateverTheirCase(t *testing.T) {
+	const id = "6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60"
+	l := lists(t, map[string][]string{id: {"203.0.113.10"}})
+	fs, err := Evaluate([]ipguard.LoginEvent{ev(1, strings.ToUpper(id), 1010, "203.0.113.10")}, l, Policy{AlertUnknownUsers: true})
+	if err != nil || len(fs) != 0 {
+		t.Fatalf("upper-case GUID not matched: %+v %v", fs, err)
+	}
+}

@@ -291,9 +291,10 @@ func (s *Service) evaluate(ctx context.Context, events []ipguard.LoginEvent) ([]
 	var ids []string
 	seen := map[string]bool{}
 	for _, ev := range events {
-		if IsSuccessfulLogin(ev.ActionID) && ev.UserID != "" && !seen[ev.UserID] {
-			seen[ev.UserID] = true
-			ids = append(ids, ev.UserID)
+		id := ipguard.CanonicalUserID(ev.UserID)
+		if IsSuccessfulLogin(ev.ActionID) && id != "" && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
 		}
 	}
 	users := map[string]ipguard.User{}

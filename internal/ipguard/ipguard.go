@@ -6,6 +6,7 @@ package ipguard
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -40,4 +41,34 @@ type LoginEvent struct {
 	ActionID int             `json:"actionId"`
 	IP       string          `json:"ip,omitempty"`
 	Raw      json.RawMessage `json:"-"`
+}
+
+// CanonicalUserID trims a user id and lower-cases it when it is a GUID, the
+// form the portal's login events carry, so that ids from the onboarding
+// pipeline and from the portal meet.
+func CanonicalUserID(id string) string {
+	id = strings.TrimSpace(id)
+	if isGUID(id) {
+		return strings.ToLower(id)
+	}
+	return id
+}
+
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f' || 'A' <= r && r <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/mail"
-	"regexp"
 	"strings"
 	"unicode"
 
@@ -76,8 +75,6 @@ func DecodeRequest(payload []byte) (Request, error) {
 	return r, nil
 }
 
-var guid = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // canonicalID trims the id and lower-cases a GUID (the form the portal's
 // login events carry), so that the audit finds the user.
 func canonicalID(id string) (string, error) {
@@ -93,10 +90,7 @@ func canonicalID(id string) (string, error) {
 			return "", ipguard.Invalid("id", id, "must not contain white space or control characters")
 		}
 	}
-	if guid.MatchString(id) {
-		id = strings.ToLower(id)
-	}
-	return id, nil
+	return ipguard.CanonicalUserID(id), nil
 }
 
 func canonicalEmail(email string) (string, error) {

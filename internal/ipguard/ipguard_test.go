@@ -1,0 +1,28 @@
+package ipguard
+
+import "testing"
+
+func TestCanonicalUserID(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{" 6B2F7A1E-3C44-4A5B-9E0F-1D2C3B4A5F60 ", "6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60"},
+		{"6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60", "6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60"},
+		{"User-42", "User-42"},
+		{"6B2F7A1E-3C44-4A5B-9E0F-1D2C3B4A5F6X", "6B2F7A1E-3C44-4A5B-9E0F-1D2C3B4A5F6X"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := CanonicalUserID(tt.in); got != tt.want {
+			t.Errorf("CanonicalUserID(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestErrorNamesFieldAndValue(t *testing.T) {
+	err := Invalid("allowedIps[2]", "10.0.0.1/24", "has host bits set")
+	if got := err.Error(); got != `allowedIps[2] "10.0.0.1/24": has host bits set` {
+		t.Errorf("Error() = %q", got)
+	}
+	if ErrorCode(err) != EInvalid || ErrorCode(nil) != "" {
+		t.Error("ErrorCode")
+	}
+}
