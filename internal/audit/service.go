@@ -376,9 +376,4 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-func (s *Service) log() *slog.Logger {
-	if s.Log != nil {
-		return s.Log
-	}
-	return slog.New(slog.DiscardHandler)
-}
+func (s *Service) log() *slog.Logger { return ipguard.LoggerOrDiscard(s.Log) }
