@@ -103,7 +103,8 @@ func canonicalEmail(email string) (string, error) {
 		return "", ipguard.Invalid("email", email, "is not a valid e-mail address (expected user@example.com)")
 	}
 	local, domain, _ := strings.Cut(email, "@")
-	if local == "" || domain == "" || strings.HasPrefix(domain, "[") {
+	if local == "" || !strings.Contains(domain, ".") || strings.HasPrefix(domain, ".") || strings.HasSuffix(domain, ".") ||
+		strings.Contains(domain, "..") || strings.HasPrefix(domain, "[") {
 		return "", ipguard.Invalid("email", email, "is not a valid e-mail address (expected user@example.com)")
 	}
 	return email, nil

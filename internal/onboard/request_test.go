@@ -80,7 +80,7 @@ func TestCanonicalIDAndEmail(t *testing.T) {
 			t.Errorf("canonicalEmail(%q): %v", good, err)
 		}
 	}
-	for _, bad := range []string{"", "user", "user@", "@example.com", "Jane <jane@example.com>", "a@b@c", "user example.com"} {
+	for _, bad := range []string{"", "user", "user@", "@example.com", "Jane <jane@example.com>", "a@b@c", "user example.com", "user@localhost", "user@example.", "user@.example.com", "user@exa..mple.com"} {
 		if _, err := canonicalEmail(bad); ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "email") {
 			t.Errorf("canonicalEmail(%q) err = %v", bad, err)
 		}
