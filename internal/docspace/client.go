@@ -26,8 +26,9 @@ import (
 // KeyProvider supplies the DocSpace API key (sent as "Authorization: Bearer <key>").
 //
 // If it also has a method Invalidate(), the client calls it when the portal
-// answers 401, fetches the key again and retries that call once: this is how a
-// rotated key is picked up without a restart.
+// answers 401, so that the next call reads the key again (a rotated key is
+// picked up without waiting for the cache to expire). The refused call itself
+// is never resent: 401 is not retried.
 type KeyProvider interface {
 	Key(ctx context.Context) (string, error)
 }
@@ -57,7 +58,7 @@ type Options struct {
 	// MaxBackoff caps the ceiling of the random waits; default 5s.
 	// A server's Retry-After is honoured even when longer.
 	MaxBackoff time.Duration
-	// Logger receives a line per retry and key refresh; nil discards.
+	// Logger receives a line per retry and refused key; nil discards.
 	Logger *slog.Logger
 }
 
@@ -188,7 +189,7 @@ type call struct {
 	decode func(json.RawMessage) error
 }
 
-// do runs c with retries (see retry.go) and the 401 key refresh.
+// do runs c with retries (see retry.go); a 401 drops the cached key.
 func (c *Client) do(ctx context.Context, cl call) error {
 	var body []byte
 	if cl.body != nil {
@@ -207,7 +208,6 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		return err
 	}
 	sc := scrubber{key}
-	refreshed := false
 	for attempt := 1; ; attempt++ {
 		o := c.attempt(ctx, cl, target, body, key, sc)
 		if o.err == nil {
@@ -227,18 +227,13 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		e := o.err
 		e.Op, e.Method, e.Path, e.Attempts = cl.op, cl.method, cl.path, attempt
 
-		if e.Status == http.StatusUnauthorized && !refreshed {
+		if e.Status == http.StatusUnauthorized {
 			if inv, ok := c.keys.(invalidator); ok {
-				refreshed = true
 				inv.Invalidate()
-				c.log.InfoContext(ctx, "docspace: API key refused, fetching it again",
+				c.log.InfoContext(ctx, "docspace: API key refused; the next call reads it from the secret again",
 					"op", cl.op, "method", cl.method, "path", cl.path)
-				if key, err = c.key(ctx, cl.op); err != nil {
-					return fmt.Errorf("docspace: %s: refresh API key after HTTP 401: %w", cl.op, err)
-				}
-				sc = append(sc, key)
-				continue
 			}
+			return e
 		}
 		if !o.retry || attempt >= c.maxAttempts {
 			return e
