@@ -33,14 +33,14 @@ func DecodeTrigger(payload []byte, now time.Time) (Trigger, error) {
 	var obj map[string]json.RawMessage
 	if len(strings.TrimSpace(string(payload))) > 0 && string(payload) != "null" {
 		if err := json.Unmarshal(payload, &obj); err != nil {
-			return Trigger{}, ipguard.Invalid("event", clip(string(payload)), "must be a JSON object (a scheduled event or {\"from\": ..., \"to\": ...})")
+			return Trigger{}, ipguard.Invalid("event", string(payload), "must be a JSON object (a scheduled event or {\"from\": ..., \"to\": ...})")
 		}
 	}
 	t := Trigger{To: now}
 	if raw, ok := obj["time"]; ok && (has(obj, "detail-type") || has(obj, "source")) {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return Trigger{}, ipguard.Invalid("time", clip(string(raw)), "must be an RFC3339 time")
+			return Trigger{}, ipguard.Invalid("time", string(raw), "must be an RFC3339 time")
 		}
 		at, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
@@ -88,7 +88,7 @@ func timeField(obj map[string]json.RawMessage, key string) (time.Time, error) {
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return time.Time{}, ipguard.Invalid(key, clip(string(raw)), "must be an RFC3339 time string")
+		return time.Time{}, ipguard.Invalid(key, string(raw), "must be an RFC3339 time string")
 	}
 	at, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(s))
 	if err != nil {
@@ -100,11 +100,4 @@ func timeField(obj map[string]json.RawMessage, key string) (time.Time, error) {
 func has(obj map[string]json.RawMessage, key string) bool {
 	_, ok := obj[key]
 	return ok
-}
-
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:77] + "..."
-	}
-	return s
 }

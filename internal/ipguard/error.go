@@ -3,6 +3,7 @@ package ipguard
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Code classifies an error so that callers decide by kind, not by text.
@@ -49,8 +50,13 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Invalid reports bad input in field (e.g. "allowedIps[2]") with its value.
+// Invalid reports bad input in field (e.g. "allowedIps[2]") with its value;
+// a value longer than 80 bytes is cut (with "...") so that one huge input
+// cannot flood the error.
 func Invalid(field, value, format string, args ...any) *Error {
+	if len(value) > 80 {
+		value = strings.ToValidUTF8(value[:77], "") + "..."
+	}
 	return &Error{Code: EInvalid, Field: field, Value: value, Message: fmt.Sprintf(format, args...)}
 }
 

@@ -1,6 +1,10 @@
 package ipguard
 
-import "testing"
+import (
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
 
 func TestCanonicalUserID(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -21,6 +25,10 @@ func TestErrorNamesFieldAndValue(t *testing.T) {
 	err := Invalid("allowedIps[2]", "10.0.0.1/24", "has host bits set")
 	if got := err.Error(); got != `allowedIps[2] "10.0.0.1/24": has host bits set` {
 		t.Errorf("Error() = %q", got)
+	}
+	long := Invalid("event", strings.Repeat("ü", 100), "must be a JSON object")
+	if len(long.Value) > 80 || !strings.HasSuffix(long.Value, "...") || !utf8.ValidString(long.Value) {
+		t.Errorf("long value not clipped cleanly: %q", long.Value)
 	}
 	if ErrorCode(err) != EInvalid || ErrorCode(nil) != "" {
 		t.Error("ErrorCode")

@@ -63,12 +63,12 @@ func DecodeRequest(payload []byte) (Request, error) {
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return Request{}, ipguard.Invalid("allowedIps", truncate(string(raw)), "must be a list of strings")
+		return Request{}, ipguard.Invalid("allowedIps", string(raw), "must be a list of strings")
 	}
 	for i, item := range items {
 		var s string
 		if err := json.Unmarshal(item, &s); err != nil {
-			return Request{}, ipguard.Invalid(fmt.Sprintf("allowedIps[%d]", i), truncate(string(item)), "must be a string")
+			return Request{}, ipguard.Invalid(fmt.Sprintf("allowedIps[%d]", i), string(item), "must be a string")
 		}
 		r.AllowedIPs = append(r.AllowedIPs, s)
 	}
@@ -83,7 +83,7 @@ func canonicalID(id string) (string, error) {
 		return "", ipguard.Invalid("id", "", "is required: the DocSpace user id")
 	}
 	if len(id) > 128 {
-		return "", ipguard.Invalid("id", truncate(id), "is longer than 128 characters")
+		return "", ipguard.Invalid("id", id, "is longer than 128 characters")
 	}
 	for _, r := range id {
 		if unicode.IsSpace(r) || unicode.IsControl(r) {
@@ -113,7 +113,7 @@ func canonicalEmail(email string) (string, error) {
 func object(b []byte, what string) (map[string]json.RawMessage, error) {
 	var obj map[string]json.RawMessage
 	if err := json.Unmarshal(b, &obj); err != nil || obj == nil {
-		return nil, ipguard.Invalid(what, truncate(string(b)), "must be a JSON object")
+		return nil, ipguard.Invalid(what, string(b), "must be a JSON object")
 	}
 	return obj, nil
 }
@@ -152,14 +152,7 @@ func optionalString(obj map[string]json.RawMessage, key string) (string, error) 
 	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", ipguard.Invalid(key, truncate(string(raw)), "must be a string")
+		return "", ipguard.Invalid(key, string(raw), "must be a string")
 	}
 	return s, nil
-}
-
-func truncate(s string) string {
-	if len(s) > 80 {
-		return s[:77] + "..."
-	}
-	return s
 }
