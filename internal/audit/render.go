@@ -13,9 +13,9 @@ import (
 // Limits of one SNS message (docs: Subject ≤ 100 characters, the whole
 // message ≤ 256 KB; one SMS part is 140 ASCII bytes).
 const (
-	MaxSubjectRunes = 100
-	MaxMessageBytes = 256 * 1024
-	MaxSMSBytes     = 140
+	MaxSubjectRunes = ipguard.AlertMaxSubjectRunes
+	MaxMessageBytes = ipguard.AlertMaxMessageBytes
+	MaxSMSBytes     = ipguard.AlertMaxSMSBytes
 	// emailListed is how many findings the e-mail text spells out; the rest
 	// are counted ("and N more") and stay in full in the JSON.
 	emailListed = 25
@@ -102,10 +102,7 @@ func split(portal string, w Window, fs []Finding, maxBytes int) ([][]Finding, er
 }
 
 // size is the byte length of the structured message SNS receives.
-func size(a ipguard.Alert) int {
-	b, _ := json.Marshal(map[string]string{"default": a.Default, "email": a.Email, "sms": a.SMS})
-	return len(b)
-}
+func size(a ipguard.Alert) int { return len(a.StructuredMessage()) }
 
 func render(portal string, w Window, fs []Finding, part, parts int) (ipguard.Alert, error) {
 	body, err := json.Marshal(Payload{Portal: portal, From: w.From.UTC().Format(time.RFC3339), To: w.To.UTC().Format(time.RFC3339),

@@ -4,7 +4,6 @@ package snsalert
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,12 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
 	"ipguard/internal/ipguard"
-)
-
-// SNS limits.
-const (
-	maxSubjectRunes = 100
-	maxMessageBytes = 262144
 )
 
 // API is the subset of *sns.Client the publisher uses.
@@ -83,26 +76,15 @@ func message(a ipguard.Alert) (string, error) {
 	if a.Default == "" {
 		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert has no default text")
 	}
-	if n := utf8.RuneCountInString(a.Subject); n > maxSubjectRunes {
-		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert subject has %d characters, at most %d allowed", n, maxSubjectRunes)
+	if n := utf8.RuneCountInString(a.Subject); n > ipguard.AlertMaxSubjectRunes {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert subject has %d characters, at most %d allowed", n, ipguard.AlertMaxSubjectRunes)
 	}
 	if i := strings.IndexFunc(a.Subject, unicode.IsControl); i >= 0 {
 		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert subject has a control character at byte %d", i)
 	}
-	body := struct {
-		Default string `json:"default"`
-		Email   string `json:"email,omitempty"`
-		SMS     string `json:"sms,omitempty"`
-	}{a.Default, a.Email, a.SMS}
-	var b strings.Builder
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false) // SNS counts the bytes we send; keep them few and readable
-	if err := enc.Encode(body); err != nil {
-		return "", ipguard.Errorf(ipguard.EInternal, "sns: encode alert: %w", err)
-	}
-	msg := strings.TrimSuffix(b.String(), "\n")
-	if len(msg) > maxMessageBytes {
-		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is %d bytes, at most %d allowed", len(msg), maxMessageBytes)
+	msg := a.StructuredMessage()
+	if len(msg) > ipguard.AlertMaxMessageBytes {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is %d bytes, at most %d allowed", len(msg), ipguard.AlertMaxMessageBytes)
 	}
 	return msg, nil
 }
