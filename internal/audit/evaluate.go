@@ -43,6 +43,10 @@ type Finding struct {
 	Action   string          `json:"action,omitempty"`
 	ActionID int             `json:"actionId,omitempty"`
 	Raw      json.RawMessage `json:"raw,omitempty"` // the event as the API returned it; a burst: an array of them
+
+	// A burst's events and threshold, to rebuild it from a subset.
+	events    []ipguard.LoginEvent
+	threshold int
 }
 
 // ids returns the event ids the finding covers.
@@ -189,7 +193,8 @@ func burst(ip string, evs []ipguard.LoginEvent, threshold int) Finding {
 	})
 	f := Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, IP: ip,
 		FirstAt: evs[0].Date.UTC().Format(time.RFC3339), Date: evs[len(evs)-1].Date.UTC().Format(time.RFC3339),
-		UserID: evs[0].UserID, User: evs[0].User, Login: evs[0].Login, Action: evs[0].Action}
+		UserID: evs[0].UserID, User: evs[0].User, Login: evs[0].Login, Action: evs[0].Action,
+		events: evs, threshold: threshold}
 	raws := make([]json.RawMessage, 0, len(evs))
 	for _, ev := range evs {
 		f.EventIDs = append(f.EventIDs, ev.ID)
@@ -220,26 +225,20 @@ func dropAlerted(fs []Finding, alerted map[int64]bool) ([]Finding, int) {
 			out = append(out, f)
 			continue
 		}
-		var fresh []int64
-		var raws []json.RawMessage
-		var all []json.RawMessage
-		_ = json.Unmarshal(f.Raw, &all)
-		for i, id := range f.EventIDs {
-			if !alerted[id] {
-				fresh = append(fresh, id)
-				if i < len(all) {
-					raws = append(raws, all[i])
-				}
+		var fresh []ipguard.LoginEvent
+		for _, ev := range f.events {
+			if !alerted[ev.ID] {
+				fresh = append(fresh, ev)
 			}
 		}
 		if len(fresh) == 0 {
 			dropped++
 			continue
 		}
-		if len(fresh) < len(f.EventIDs) {
-			f.Reason = fmt.Sprintf("%s; %d of them not alerted before", f.Reason, len(fresh))
-			f.EventIDs, f.Count = fresh, len(fresh)
-			f.Raw, _ = json.Marshal(raws)
+		if len(fresh) < len(f.events) {
+			reason := fmt.Sprintf("%s; %d of them not alerted before", f.Reason, len(fresh))
+			f = burst(f.IP, fresh, f.threshold)
+			f.Reason = reason
 		}
 		out = append(out, f)
 	}
