@@ -15,5 +15,5 @@ func main() {
 		lambdafn.StartFailing(d.Log, err)
 		return
 	}
-	lambdafn.Start(d.Log, d.OnboardService().Handle)
+	lambdafn.Start(d.Log, d.OnboardHandler())
 }

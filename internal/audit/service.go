@@ -79,9 +79,9 @@ type Result struct {
 	Warnings           []string       `json:"warnings"`
 }
 
-// Handle decodes the invocation payload and runs the audit.
-func (s *Service) Handle(ctx context.Context, payload []byte) (Result, error) {
-	t, err := DecodeTrigger(payload, s.now())
+// Handle decodes the invocation payload (see DecodeTrigger) and runs the audit.
+func (s *Service) Handle(ctx context.Context, payload []byte, at time.Time) (Result, error) {
+	t, err := DecodeTrigger(payload, at, s.now())
 	if err != nil {
 		return Result{}, err
 	}

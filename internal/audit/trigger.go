@@ -18,17 +18,17 @@ type Trigger struct {
 	Backfill bool
 }
 
-// DecodeTrigger reads the invocation payload:
+// DecodeTrigger reads the invocation payload (an EventBridge event's detail
+// when the function was invoked through EventBridge) and at, the event's time
+// (zero when there was no event envelope):
 //
-//   - an EventBridge "Scheduled Event" envelope: its "time" ends the window;
-//   - an EventBridge Scheduler invocation: its Input as is (e.g. {}), or an
-//     envelope whose "detail" is the string "{}";
-//   - a backfill {"from": RFC3339, "to": RFC3339}, directly or as an
-//     envelope's detail: exactly that window.
+//   - a scheduled run: the window ends at at, or now when at is zero (an
+//     EventBridge Scheduler Input such as {});
+//   - a backfill {"from": RFC3339, "to": RFC3339}: exactly that window.
 //
-// Anything without a time ends the window now. A window end in the future is
-// pulled back to now. Malformed times are EInvalid errors naming the field.
-func DecodeTrigger(payload []byte, now time.Time) (Trigger, error) {
+// A window end in the future is pulled back to now. Malformed times are
+// EInvalid errors naming the field.
+func DecodeTrigger(payload []byte, at, now time.Time) (Trigger, error) {
 	now = now.UTC()
 	var obj map[string]json.RawMessage
 	if len(strings.TrimSpace(string(payload))) > 0 && string(payload) != "null" {
@@ -37,26 +37,8 @@ func DecodeTrigger(payload []byte, now time.Time) (Trigger, error) {
 		}
 	}
 	t := Trigger{To: now}
-	if raw, ok := obj["time"]; ok && (has(obj, "detail-type") || has(obj, "source")) {
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return Trigger{}, ipguard.Invalid("time", string(raw), "must be an RFC3339 time")
-		}
-		at, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return Trigger{}, ipguard.Invalid("time", s, "must be an RFC3339 time")
-		}
+	if !at.IsZero() {
 		t.To = at.UTC()
-	}
-	if detail, ok := obj["detail"]; ok {
-		var s string
-		if json.Unmarshal(detail, &s) == nil {
-			detail = json.RawMessage(s)
-		}
-		var d map[string]json.RawMessage
-		if json.Unmarshal(detail, &d) == nil && (has(d, "from") || has(d, "to")) {
-			obj = d
-		}
 	}
 	if has(obj, "from") || has(obj, "to") {
 		from, err := timeField(obj, "from")

@@ -4,8 +4,18 @@ import (
 	"testing"
 	"time"
 
+	"ipguard/internal/eventbridge"
 	"ipguard/internal/ipguard"
 )
+
+// decode reads a payload as the Lambda handler does: envelope first.
+func decode(payload []byte, now time.Time) (Trigger, error) {
+	detail, at, err := eventbridge.Unwrap(payload)
+	if err != nil {
+		return Trigger{}, err
+	}
+	return DecodeTrigger(detail, at, now)
+}
 
 func TestDecodeTrigger(t *testing.T) {
 	now := time.Date(2026, 11, 25, 10, 0, 30, 0, time.UTC)
@@ -27,7 +37,7 @@ func TestDecodeTrigger(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := DecodeTrigger([]byte(tt.payload), now)
+			got, err := decode([]byte(tt.payload), now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -48,7 +58,7 @@ func TestDecodeTriggerRejects(t *testing.T) {
 		`{"from":"2026-11-26T02:00:00Z","to":"2026-11-27T01:00:00Z"}`,
 		`{"detail-type":"Scheduled Event","source":"aws.events","time":"noon"}`,
 	} {
-		if _, err := DecodeTrigger([]byte(p), now); ipguard.ErrorCode(err) != ipguard.EInvalid {
+		if _, err := decode([]byte(p), now); ipguard.ErrorCode(err) != ipguard.EInvalid {
 			t.Errorf("%s: err = %v, want EInvalid", p, err)
 		}
 	}

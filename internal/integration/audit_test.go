@@ -258,7 +258,7 @@ func TestAuditConcurrentRunsAlertOnce(t *testing.T) {
 		s.Portal.AddLoginEvents(login(alice, 1010, fmt.Sprintf("192.0.2.%d", 100+i), time.Duration(i+1)*time.Second))
 	}
 	const runs = 4
-	svcs := make([]*audit.Service, runs)
+	svcs := make([]handler[audit.Result], runs)
 	for i := range svcs {
 		svcs[i] = auditService(t)
 	}

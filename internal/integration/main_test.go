@@ -52,20 +52,25 @@ func setenv(t *testing.T, env []string) {
 	}
 }
 
-func onboardService(t *testing.T) *onboard.Service {
+// handler is a function's Lambda handler, as lambda.Start would call it.
+type handler[T any] func(context.Context, []byte) (T, error)
+
+func (h handler[T]) Handle(ctx context.Context, payload []byte) (T, error) { return h(ctx, payload) }
+
+func onboardService(t *testing.T) handler[onboard.Result] {
 	t.Helper()
 	d, err := lambdafn.Load(context.Background(), config.Onboard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d.OnboardService()
+	return d.OnboardHandler()
 }
 
-func auditService(t *testing.T) *audit.Service {
+func auditService(t *testing.T) handler[audit.Result] {
 	t.Helper()
 	d, err := lambdafn.Load(context.Background(), config.Audit)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d.AuditService()
+	return d.AuditHandler()
 }

@@ -1,9 +1,12 @@
 package lambdafn
 
 import (
+	"context"
+
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/eventbridge"
 	"ipguard/internal/onboard"
 	"ipguard/internal/snsalert"
 )
@@ -38,5 +41,31 @@ func (d Deps) AuditService() *audit.Service {
 			Policy:         audit.Policy{AlertUnknownUsers: a.AlertUnknownUsers, FailedLoginThreshold: a.FailedLoginThreshold},
 		},
 		Log: d.Log,
+	}
+}
+
+// OnboardHandler is the OnboardFunction handler: the payload, or an
+// EventBridge event's detail, onboarded.
+func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
+	svc := d.OnboardService()
+	return func(ctx context.Context, payload []byte) (onboard.Result, error) {
+		detail, _, err := eventbridge.Unwrap(payload)
+		if err != nil {
+			return onboard.Result{}, err
+		}
+		return svc.Handle(ctx, detail)
+	}
+}
+
+// AuditHandler is the AuditFunction handler: a scheduled event (its time
+// ends the window), an EventBridge Scheduler Input, or a backfill.
+func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
+	svc := d.AuditService()
+	return func(ctx context.Context, payload []byte) (audit.Result, error) {
+		detail, at, err := eventbridge.Unwrap(payload)
+		if err != nil {
+			return audit.Result{}, err
+		}
+		return svc.Handle(ctx, detail, at)
 	}
 }

@@ -21,21 +21,16 @@ type Request struct {
 	AllowedIPs []string
 }
 
-// DecodeRequest reads a direct invocation payload
+// DecodeRequest reads an onboarding payload (invoked directly, or the detail
+// of an EventBridge event)
 //
 //	{"id": "...", "email": "...", "allowedIps": ["..."]}   ("userId" is an alias of "id")
 //
-// or an EventBridge event whose "detail" is that object. Keys match
-// case-insensitively. Wrong types are EInvalid errors naming the field.
+// Keys match case-insensitively. Wrong types are EInvalid errors naming the field.
 func DecodeRequest(payload []byte) (Request, error) {
 	obj, err := object(payload, "event")
 	if err != nil {
 		return Request{}, err
-	}
-	if detail, ok := lookup(obj, "detail"); ok && (has(obj, "detail-type") || has(obj, "source")) {
-		if obj, err = detailObject(detail); err != nil {
-			return Request{}, err
-		}
 	}
 	var r Request
 	id, err := optionalString(obj, "id")
@@ -118,16 +113,6 @@ func object(b []byte, what string) (map[string]json.RawMessage, error) {
 	return obj, nil
 }
 
-// detailObject accepts an EventBridge detail that is an object, or a string
-// holding one.
-func detailObject(raw json.RawMessage) (map[string]json.RawMessage, error) {
-	var s string
-	if json.Unmarshal(raw, &s) == nil {
-		raw = json.RawMessage(s)
-	}
-	return object(raw, "detail")
-}
-
 func lookup(obj map[string]json.RawMessage, key string) (json.RawMessage, bool) {
 	if v, ok := obj[key]; ok {
 		return v, true
@@ -138,11 +123,6 @@ func lookup(obj map[string]json.RawMessage, key string) (json.RawMessage, bool) 
 		}
 	}
 	return nil, false
-}
-
-func has(obj map[string]json.RawMessage, key string) bool {
-	_, ok := lookup(obj, key)
-	return ok
 }
 
 func optionalString(obj map[string]json.RawMessage, key string) (string, error) {

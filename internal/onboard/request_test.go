@@ -5,8 +5,18 @@ import (
 	"strings"
 	"testing"
 
+	"ipguard/internal/eventbridge"
 	"ipguard/internal/ipguard"
 )
+
+// decode reads a payload as the Lambda handler does: envelope first.
+func decode(payload []byte) (Request, error) {
+	detail, _, err := eventbridge.Unwrap(payload)
+	if err != nil {
+		return Request{}, err
+	}
+	return DecodeRequest(detail)
+}
 
 func TestDecodeRequest(t *testing.T) {
 	tests := []struct {
@@ -29,7 +39,7 @@ func TestDecodeRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := DecodeRequest([]byte(tt.payload))
+			got, err := decode([]byte(tt.payload))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -57,7 +67,7 @@ func TestDecodeRequestRejectsWrongShapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := DecodeRequest([]byte(tt.payload))
+			_, err := decode([]byte(tt.payload))
 			var e *ipguard.Error
 			if !errors.As(err, &e) || e.Code != ipguard.EInvalid || e.Field != tt.field {
 				t.Fatalf("err = %#v, want EInvalid on field %q", err, tt.field)
