@@ -73,9 +73,6 @@ func (e Entry) Kind() Kind { return e.kind }
 // IPRange returns the inclusive range of addresses the entry covers.
 func (e Entry) IPRange() netipx.IPRange { return e.rng }
 
-// IsValid reports whether e came from a successful parse.
-func (e Entry) IsValid() bool { return e.rng.IsValid() }
-
 // String returns the canonical text of the entry.
 func (e Entry) String() string {
 	switch e.kind {

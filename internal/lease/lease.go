@@ -78,10 +78,6 @@ type Held struct {
 	b     Backend
 }
 
-// ErrHeld is the Code of the error Acquire returns when another owner kept
-// the lease for the whole wait.
-const ErrHeld = ipguard.EConflict
-
 // Acquire takes lease name, waiting up to opts.Wait with jittered, growing
 // pauses. It returns an EConflict ipguard.Error when the lease stayed held,
 // an EUnavailable one when the store failed, and the context's error when it

@@ -163,12 +163,7 @@ func (s *Stack) createTopic(ctx context.Context) error {
 		return fmt.Errorf("create topic: %w", err)
 	}
 	s.TopicARN = aws.ToString(t.TopicArn)
-	return s.subscribeMailbox(ctx)
-}
-
-// subscribeMailbox creates (or finds) the SQS queue and subscribes it to
-// the topic.
-func (s *Stack) subscribeMailbox(ctx context.Context) error {
+	// The stand-in mailbox: an SQS queue subscribed to the topic.
 	q, err := s.SQS.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(QueueName)})
 	if err != nil {
 		return fmt.Errorf("create queue: %w", err)
@@ -181,25 +176,6 @@ func (s *Stack) subscribeMailbox(ctx context.Context) error {
 	arn := attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
 	if _, err := s.SNS.Subscribe(ctx, &sns.SubscribeInput{TopicArn: aws.String(s.TopicARN), Protocol: aws.String("sqs"), Endpoint: aws.String(arn)}); err != nil {
 		return fmt.Errorf("subscribe queue: %w", err)
-	}
-	return nil
-}
-
-// DeleteTopic removes the alert topic (SNS then fails for the functions).
-func (s *Stack) DeleteTopic(ctx context.Context) error {
-	_, err := s.SNS.DeleteTopic(ctx, &sns.DeleteTopicInput{TopicArn: aws.String(s.TopicARN)})
-	return err
-}
-
-// RestoreTopic creates the topic again under the same ARN and subscribes the
-// mailbox to it.
-func (s *Stack) RestoreTopic(ctx context.Context) error {
-	old := s.TopicARN
-	if err := s.createTopic(ctx); err != nil {
-		return err
-	}
-	if s.TopicARN != old {
-		return fmt.Errorf("topic came back as %s, not %s", s.TopicARN, old)
 	}
 	return nil
 }
