@@ -62,6 +62,8 @@ type AuditConfig struct {
 	AlertUnknownUsers    bool          // UNKNOWN_USER_POLICY: alert (default) or ignore
 	AlertRetention       time.Duration // ALERT_RETENTION (default 168h): how long alerted event ids are remembered
 	DeadlineMargin       time.Duration // AUDIT_DEADLINE_MARGIN (default 20s): stop fetching this long before the deadline
+	Concurrency          int           // AUDIT_CONCURRENCY (default 4, 1..16): pages in flight at once
+	RequestsPerMinute    int           // PORTAL_REQUESTS_PER_MINUTE (default 1200, 1..1500): ceiling on portal requests
 }
 
 // Load reads and checks the configuration for fn. The error, an EConfig
@@ -96,7 +98,7 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		if c.Audit.TopicARN != "" && !strings.HasPrefix(c.Audit.TopicARN, "arn:") {
 			r.fail("ALERT_TOPIC_ARN", c.Audit.TopicARN, "must be an SNS topic ARN (arn:aws:sns:...)")
 		}
-		c.Audit.Overlap = r.duration("AUDIT_OVERLAP", 5*time.Minute, 0)
+		c.Audit.Overlap = r.duration("AUDIT_OVERLAP", 5*time.Minute, time.Minute)
 		c.Audit.Lookback = r.duration("AUDIT_LOOKBACK", 15*time.Minute, time.Second)
 		c.Audit.FailedLoginThreshold = r.integer("FAILED_LOGIN_THRESHOLD", 5, 0, 1_000_000)
 		switch p := strings.ToLower(strings.TrimSpace(getenv("UNKNOWN_USER_POLICY"))); p {
@@ -111,6 +113,8 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 			r.fail("ALERT_RETENTION", getenv("ALERT_RETENTION"), "must be longer than AUDIT_OVERLAP, or overlapping windows would alert twice")
 		}
 		c.Audit.DeadlineMargin = r.duration("AUDIT_DEADLINE_MARGIN", 20*time.Second, 0)
+		c.Audit.Concurrency = r.integer("AUDIT_CONCURRENCY", 4, 1, 16)
+		c.Audit.RequestsPerMinute = r.integer("PORTAL_REQUESTS_PER_MINUTE", 1200, 1, 1500)
 	}
 	if len(r.problems) > 0 {
 		return Config{}, &ipguard.Error{Code: ipguard.EConfig,

@@ -56,6 +56,9 @@ const (
 	userPrefix    = "user#"
 	leasePrefix   = "lease#"
 	alertedPrefix = "alerted#"
+	// alertedIPPrefix keys the spans of failed logins from one address that
+	// were alerted as a burst.
+	alertedIPPrefix = "alertedip#"
 	checkpointPK  = "checkpoint#audit"
 )
 

@@ -36,7 +36,7 @@ type Deps struct {
 // endpoints come only from the SDK's standard resolution.
 func Load(ctx context.Context, fn config.Function) (Deps, error) {
 	cfg, err := config.Load(os.Getenv, fn)
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(requestIDHandler{slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})})
 	if err != nil {
 		return Deps{Log: log}, err
 	}
@@ -51,6 +51,8 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 		Keys:      keys,
 		Timeout:   cfg.DocSpace.Timeout,
 		Logger:    log,
+		// The ceiling is the audit's setting; onboarding makes a few calls.
+		RequestsPerMinute: cfg.Audit.RequestsPerMinute,
 	})
 	if err != nil {
 		return Deps{Log: log}, err
@@ -72,7 +74,7 @@ func Start[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) 
 	lambda.Start(func(ctx context.Context, payload json.RawMessage) (T, error) {
 		out, err := h(ctx, payload)
 		if err != nil {
-			log.Error("invocation failed", "errorType", errorType(err), "error", err.Error())
+			log.ErrorContext(ctx, "invocation failed", "errorType", errorType(err), "error", err.Error())
 			var zero T
 			return zero, messages.InvokeResponse_Error{Message: err.Error(), Type: errorType(err)}
 		}

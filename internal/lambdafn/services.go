@@ -39,6 +39,7 @@ func (d Deps) AuditService() *audit.Service {
 			AlertRetention: a.AlertRetention,
 			DeadlineMargin: a.DeadlineMargin,
 			Policy:         audit.Policy{AlertUnknownUsers: a.AlertUnknownUsers, FailedLoginThreshold: a.FailedLoginThreshold},
+			Concurrency:    a.Concurrency,
 		},
 		Log: d.Log,
 	}

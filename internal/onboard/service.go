@@ -95,7 +95,7 @@ func (s *Service) Onboard(ctx context.Context, req Request) (Result, error) {
 	}
 	defer func() {
 		if err := held.Release(ctx); err != nil {
-			s.log().Warn("release lease", "lease", LeaseName, "error", err)
+			s.log().WarnContext(ctx, "release lease", "lease", LeaseName, "error", err)
 		}
 	}()
 
@@ -128,7 +128,7 @@ func (s *Service) Onboard(ctx context.Context, req Request) (Result, error) {
 		res.PortalAdded = append(res.PortalAdded, plan.Added...)
 		res.RestrictionsEnabled = plan.Enable
 	}
-	s.log().Info("onboarded", "userId", id, "entries", len(res.Entries), "stored", res.Stored,
+	s.log().InfoContext(ctx, "onboarded", "userId", id, "entries", len(res.Entries), "stored", res.Stored,
 		"portalAdded", len(res.PortalAdded), "notPushed", len(res.NotPushed), "portalUpdated", res.PortalUpdated,
 		"restrictionsEnabled", res.RestrictionsEnabled)
 	return res, nil
