@@ -267,11 +267,13 @@ func (r *run) scheduled(t Trigger) error {
 	for {
 		c := r.prog.Cursor
 		if c == nil {
-			if !t.To.After(r.prog.Until) {
-				break // nothing new since the last window
+			// Each window re-reads the overlap before the last one's end
+			// (late-written events, a portal clock behind ours).
+			from, to := r.prog.Until.Add(-s.Settings.Overlap), t.To
+			if to.Before(r.prog.Until) {
+				from = to.Add(-s.Settings.Overlap) // a trigger older than the progress: re-read, move nothing
 			}
-			from := r.prog.Until.Add(-s.Settings.Overlap)
-			c = &ipguard.AuditCursor{From: from, To: t.To, Below: t.To}
+			c = &ipguard.AuditCursor{From: from, To: to, Below: to}
 			r.prog.Cursor = c
 		}
 		w := Window{From: c.From, To: c.To}
@@ -290,12 +292,17 @@ func (r *run) scheduled(t Trigger) error {
 				w.From.Format(time.RFC3339), r.prog.Cursor.Below.Format(time.RFC3339)))
 			return nil
 		}
-		r.prog = ipguard.AuditProgress{Until: w.To}
+		advanced := w.To.After(r.prog.Until)
+		if advanced {
+			r.prog = ipguard.AuditProgress{Until: w.To}
+		} else {
+			r.prog.Cursor = nil
+		}
 		if err := s.Store.SetProgress(r.ctx, r.prog); err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: the window up to %s was finished and alerted, but the progress could not be saved (the next run reads it again; alerted events are not sent again): %w", w.To.Format(time.RFC3339), err)
 		}
-		r.res.CheckpointAdvanced = true
-		r.res.SafeUntil = w.To.Format(time.RFC3339)
+		r.res.CheckpointAdvanced = r.res.CheckpointAdvanced || advanced
+		r.res.SafeUntil = r.prog.Until.Format(time.RFC3339)
 		if !w.To.Before(t.To) {
 			break
 		}
