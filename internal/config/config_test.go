@@ -57,6 +57,9 @@ func TestLoadReportsEachProblemByName(t *testing.T) {
 		{"audit topic", map[string]string{"ALERT_TOPIC_ARN": ""}, Audit, []string{"ALERT_TOPIC_ARN is required"}},
 		{"audit policy", map[string]string{"UNKNOWN_USER_POLICY": "maybe"}, Audit, []string{"UNKNOWN_USER_POLICY must be alert or ignore"}},
 		{"audit durations", map[string]string{"AUDIT_OVERLAP": "5 minutes"}, Audit, []string{"AUDIT_OVERLAP must be a duration"}},
+		{"metrics namespace", map[string]string{"METRICS_NAMESPACE": "AWS/Lambda"}, Audit, []string{"METRICS_NAMESPACE must be a CloudWatch namespace", `"AWS/Lambda"`}},
+		{"metrics namespace characters", map[string]string{"METRICS_NAMESPACE": "ip guard!"}, Onboard, []string{"METRICS_NAMESPACE must be a CloudWatch namespace"}},
+		{"schedule", map[string]string{"AUDIT_SCHEDULE": "rate(15 minute)"}, Audit, []string{"AUDIT_SCHEDULE must be an EventBridge schedule expression", `"rate(15 minute)"`}},
 		{"retention shorter than overlap", map[string]string{"AUDIT_OVERLAP": "2h", "ALERT_RETENTION": "1h"}, Audit, []string{"ALERT_RETENTION must be longer than AUDIT_OVERLAP"}},
 	}
 	for _, tt := range tests {
@@ -89,5 +92,25 @@ func TestLoadHTTPWithSwitchAndBreakglassCanonical(t *testing.T) {
 	}
 	if got := strings.Join(c.Portal.Breakglass, ","); got != "2001:db8::1,203.0.113.9" {
 		t.Errorf("breakglass = %s", got)
+	}
+}
+
+func TestScheduleAndNamespace(t *testing.T) {
+	m := base()
+	m["AUDIT_SCHEDULE"] = "rate(15 minutes)"
+	c, err := Load(env(m), Audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audit.Schedule != "rate(15 minutes)" || c.MetricsNamespace != DefaultMetricsNamespace {
+		t.Errorf("schedule %q, namespace %q", c.Audit.Schedule, c.MetricsNamespace)
+	}
+	for expr, want := range map[string]time.Duration{"rate(15 minutes)": 15 * time.Minute, "rate(1 hour)": time.Hour, "rate(2 days)": 48 * time.Hour} {
+		if got, ok := ScheduleInterval(expr); !ok || got != want {
+			t.Errorf("ScheduleInterval(%q) = %v, %v", expr, got, ok)
+		}
+	}
+	if _, ok := ScheduleInterval("cron(0/15 * * * ? *)"); ok {
+		t.Error("cron has an interval")
 	}
 }

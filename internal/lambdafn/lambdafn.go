@@ -6,8 +6,11 @@ package lambdafn
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
@@ -31,6 +34,9 @@ type Deps struct {
 	Log    *slog.Logger
 	Portal *docspace.Client
 	Store  *dynamo.Store
+	// MetricsOut receives the EMF metrics lines; nil means standard output,
+	// where Lambda hands them to CloudWatch Logs.
+	MetricsOut io.Writer
 }
 
 // Load reads the configuration for fn and builds the shared adapters. AWS
@@ -83,7 +89,12 @@ func Invoke[T any](log *slog.Logger, h func(context.Context, []byte) (T, error))
 		out, err := h(ctx, payload)
 		if err != nil {
 			msg := redact.Clean(err.Error())
-			log.ErrorContext(ctx, "invocation failed", "errorType", ErrorType(err), "error", msg)
+			// Bad input is the caller's to fix: a warning here, not an error of ours.
+			level := slog.LevelError
+			if ipguard.ErrorCode(err) == ipguard.EInvalid {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "invocation failed", "errorType", ErrorType(err), "error", msg)
 			var zero T
 			return zero, messages.InvokeResponse_Error{Message: msg, Type: ErrorType(err)}
 		}
@@ -92,10 +103,20 @@ func Invoke[T any](log *slog.Logger, h func(context.Context, []byte) (T, error))
 }
 
 // StartFailing answers every invocation with err: a function whose
-// configuration is wrong says so, naming the variable, on each call.
+// configuration is wrong says so, naming the variable, on each call, and
+// counts it in the Failures metrics (namespace METRICS_NAMESPACE when it is
+// readable), so that the failure alarms fire.
 func StartFailing(log *slog.Logger, err error) {
 	log.Error("configuration error", "error", err.Error())
-	Start(log, func(context.Context, []byte) (struct{}, error) { return struct{}{}, err })
+	ns := strings.TrimSpace(os.Getenv("METRICS_NAMESPACE"))
+	if ns == "" || strings.HasPrefix(ns, "AWS/") {
+		ns = config.DefaultMetricsNamespace
+	}
+	mw := metricsWriter{out: os.Stdout, namespace: ns, now: time.Now}
+	Start(log, func(ctx context.Context, _ []byte) (struct{}, error) {
+		mw.write(ctx, failureMetrics(err), map[string]any{"errorType": ErrorType(err)})
+		return struct{}{}, err
+	})
 }
 
 // ErrorType is the errorType of err's Lambda error response: InvalidInput,

@@ -125,6 +125,8 @@ var (
 	tableArn = getAtt("AllowlistTable", "Arn")
 	topicArn = ref("AlertTopic")
 	secret   = ref("DocSpaceApiKeySecretArn")
+	// The audit reads only its own read-only key when one is configured.
+	auditSecret = map[string]any{"Fn::If": []any{"HasAuditApiKey", ref("AuditApiKeySecretArn"), ref("DocSpaceApiKeySecretArn")}}
 )
 
 func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
@@ -137,6 +139,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:PutItem":              tableArn,
 			"dynamodb:DeleteItem":           tableArn,
 			"secretsmanager:GetSecretValue": secret,
+			"sqs:SendMessage":               getAtt("OnboardFailureQueue", "Arn"), // the on-failure destination
 		}},
 		{"AuditFunction", map[string]any{
 			"dynamodb:GetItem":              tableArn,
@@ -146,7 +149,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:BatchWriteItem":       tableArn,
 			"dynamodb:Scan":                 tableArn,
 			"sns:Publish":                   topicArn,
-			"secretsmanager:GetSecretValue": secret,
+			"secretsmanager:GetSecretValue": auditSecret,
 		}},
 	}
 	for _, tt := range tests {
@@ -215,10 +218,11 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"LEASE_WAIT":                 "20s",
 			"SECRET_CACHE_TTL":           "5m",
 			"LOG_LEVEL":                  ref("LogLevel"),
+			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
 		}},
 		{"AuditFunction", 300, 1, map[string]any{
 			"DOCSPACE_API_HOST":          ref("DocSpaceApiHost"),
-			"DOCSPACE_API_KEY_SECRET_ID": ref("DocSpaceApiKeySecretArn"),
+			"DOCSPACE_API_KEY_SECRET_ID": auditSecret,
 			"DOCSPACE_ALLOW_HTTP":        "false",
 			"ALLOWLIST_TABLE":            ref("AllowlistTable"),
 			"ALERT_TOPIC_ARN":            ref("AlertTopic"),
@@ -230,6 +234,8 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"ALERT_RETENTION":            ref("AlertRetention"),
 			"SECRET_CACHE_TTL":           "5m",
 			"LOG_LEVEL":                  ref("LogLevel"),
+			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
+			"AUDIT_SCHEDULE":             ref("AuditSchedule"),
 		}},
 	}
 	for _, tt := range tests {
@@ -319,14 +325,18 @@ func TestAuditRunsOnTheAuditScheduleParameter(t *testing.T) {
 	}
 }
 
-func TestOnboardRunsOnUserOnboardedEventsFromTheDefaultBus(t *testing.T) {
+func TestOnboardRunsOnUserOnboardedEventsFromTheSourceParameterOnTheDefaultBus(t *testing.T) {
 	rules, targets := rulesTargeting(t, "OnboardFunction")
 	if len(rules) != 1 {
 		t.Fatalf("%d rules invoke OnboardFunction, want 1", len(rules))
 	}
 	r := rules[0]
-	if want := map[string]any{"detail-type": []any{"UserOnboarded"}}; !sameJSON(r["EventPattern"], want) {
-		t.Errorf("EventPattern = %s, want %s", jsonText(r["EventPattern"]), jsonText(want))
+	pattern := mapOf(r["EventPattern"])
+	if !sameJSON(pattern["source"], []any{ref("OnboardingEventSource")}) {
+		t.Errorf("EventPattern source = %s, want only the OnboardingEventSource parameter (not any sender on the bus)", jsonText(pattern["source"]))
+	}
+	if types := asList(pattern["detail-type"]); len(types) == 0 || !slicesContain(types, "UserOnboarded") {
+		t.Errorf("EventPattern detail-type = %s, want UserOnboarded among them", jsonText(pattern["detail-type"]))
 	}
 	if bus, ok := r["EventBusName"]; ok && bus != "default" {
 		t.Errorf("EventBusName = %s, want the default bus", jsonText(bus))
@@ -420,4 +430,13 @@ func TestDefaultAuditScheduleIsAValidExpression(t *testing.T) {
 	if s, ok := def.(string); !ok || !validSchedule(s) {
 		t.Fatalf("AuditSchedule default %s is not a valid rate() or cron() expression", jsonText(def))
 	}
+}
+
+func slicesContain(list []any, v any) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
 }
