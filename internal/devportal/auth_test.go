@@ -86,7 +86,7 @@ func TestRouting(t *testing.T) {
 		envelope                bool
 	}{
 		{"unknown route is a 404 envelope", "GET", "/api/2.0/settings/nothing", testAdminKey, 404, true},
-		{"unknown route without a key is still 404", "GET", "/api/2.0/people/@self", "", 404, true},
+		{"unknown route without a key is still 404", "GET", "/api/2.0/files/@my", "", 404, true},
 		{"outside /api/2.0", "GET", "/", testAdminKey, 404, true},
 		{"wrong method on a known route", "DELETE", "/api/2.0/settings/iprestrictions", testAdminKey, 405, false},
 		{"path case and trailing slash are ignored", "GET", "/API/2.0/Settings/IPRestrictions/", testAdminKey, 200, false},
