@@ -12,11 +12,23 @@ var apiEndpoints = []struct{ method, path, body string }{
 	{"PUT", "/api/2.0/settings/iprestrictions/settings", `{"ipRestrictions":[]}`},
 	{"GET", "/api/2.0/security/audit/login/filter", ""},
 	{"GET", "/api/2.0/security/audit/login/last", ""},
+	{"GET", "/api/2.0/security/audit/events/filter", ""},
+	{"GET", "/api/2.0/security/audit/events/last", ""},
+}
+
+// openEndpoints answer any authenticated key, admin or not.
+var openEndpoints = []struct{ method, path, body string }{
+	{"GET", "/api/2.0/keys/@self", ""},
+	{"GET", "/api/2.0/people/@self", ""},
+	{"GET", "/api/2.0/people/" + OwnerID, ""},
+	{"PUT", "/api/2.0/security/activeconnections/logout/1", ""},
+	{"PUT", "/api/2.0/security/activeconnections/logoutall/" + RegularUserID, ""},
+	{"PUT", "/api/2.0/people/status/Terminated", `{"userIds":[]}`},
 }
 
 func TestAuthMissingOrUnknownKeyIs401WithEmptyBody(t *testing.T) {
 	_, srv := startPortal(t, Options{})
-	for _, ep := range apiEndpoints {
+	for _, ep := range append(apiEndpoints, openEndpoints...) {
 		for _, key := range []string{"", "sk-unknown"} {
 			a := call(t, srv, ep.method, ep.path, key, ep.body)
 			if a.status != http.StatusUnauthorized || len(a.body) != 0 {
