@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 // KeyProvider supplies the DocSpace API key (sent as "Authorization: Bearer <key>").
@@ -241,7 +243,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		if e.Status == http.StatusUnauthorized {
 			if inv, ok := c.keys.(invalidator); ok {
 				inv.Invalidate()
-				c.log.InfoContext(ctx, "docspace: API key refused; the next call reads it from the secret again",
+				c.log.ErrorContext(ctx, "docspace: API key refused; the next call reads it from the secret again",
 					"op", cl.op, "method", cl.method, "path", cl.path)
 			}
 			return e
@@ -275,6 +277,7 @@ func (c *Client) key(ctx context.Context, op string) (string, error) {
 	if k == "" {
 		return "", ipguard.Errorf(ipguard.EConfig, "docspace: %s: the API key is empty", op)
 	}
+	redact.Remember(k)
 	return k, nil
 }
 
@@ -361,20 +364,28 @@ func (c *Client) noAnswer(ctx, actx context.Context, err error, sc scrubber) out
 	case errors.Is(actx.Err(), context.DeadlineExceeded):
 		return outcome{retry: true, err: &Error{Message: fmt.Sprintf("no answer within %s", c.timeout), Err: err}}
 	default:
+		var dns *net.DNSError
+		if errors.As(err, &dns) && dns.IsNotFound {
+			return outcome{err: &Error{Unresolvable: true, Err: err, Message: sc.clean(fmt.Sprintf(
+				"the portal host %q cannot be resolved: check DOCSPACE_API_HOST", dns.Name))}}
+		}
 		return outcome{retry: true, err: &Error{Message: sc.clean(err.Error()), Err: err}}
 	}
 }
 
-// scrubber removes every API key used by a call from text bound for an error or a log.
+// scrubber removes the API keys used by a call from text bound for an error
+// or a log: every whole key, and every run of redact.MinRun or more
+// characters of any key or secret the process has seen (a proxy that echoes
+// a truncated Authorization header leaks part of the key).
 type scrubber []string
 
 func (s scrubber) clean(text string) string {
 	for _, k := range s {
 		if k != "" {
-			text = strings.ReplaceAll(text, k, "[redacted]")
+			text = strings.ReplaceAll(text, k, redact.Mark)
 		}
 	}
-	return text
+	return redact.Clean(text)
 }
 
 // noteServerDate remembers the Date header of an answer (ignored when absent
