@@ -113,7 +113,7 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	}
 	held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
 	if ipguard.ErrorCode(err) == ipguard.EConflict {
-		res.Skipped, res.SkipReason = true, "another audit run holds the lease; it covers this window"
+		res.Skipped, res.SkipReason = true, skipReason(t)
 		s.log().Info("audit skipped", "reason", res.SkipReason)
 		return res, nil
 	}
@@ -175,6 +175,17 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	s.log().Info("audit done", "from", res.From, "to", res.To, "eventsScanned", res.EventsScanned,
 		"counts", res.Counts, "alreadyAlerted", res.AlreadyAlerted, "alertsPublished", res.AlertsPublished)
 	return res, nil
+}
+
+// skipReason says what a run that found the lease held leaves behind. The
+// holder may be a scheduled run or a backfill, which covers only its own
+// window; either way the checkpoint did not move for this run, so the next
+// scheduled run reads from it.
+func skipReason(t Trigger) string {
+	if t.Backfill {
+		return "another audit run (scheduled or a backfill) holds the lease; this backfill did nothing: invoke it again when that run has ended"
+	}
+	return "another audit run (scheduled or a backfill) holds the lease; this run did nothing and left the checkpoint, so the next scheduled run reads from it"
 }
 
 // window is [checkpoint − overlap, trigger time], or the lookback on the

@@ -20,6 +20,7 @@ import (
 	"ipguard/internal/docspace"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 	"ipguard/internal/secrets"
 )
 
@@ -36,7 +37,7 @@ type Deps struct {
 // endpoints come only from the SDK's standard resolution.
 func Load(ctx context.Context, fn config.Function) (Deps, error) {
 	cfg, err := config.Load(os.Getenv, fn)
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := NewLogger(os.Stdout, cfg.LogLevel)
 	if err != nil {
 		return Deps{Log: log}, err
 	}
@@ -67,17 +68,27 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 // Start runs h as the Lambda handler. Its errors become Lambda error
 // responses whose errorType names the kind (InvalidInput, ConfigurationError,
 // DependencyUnavailable, Conflict, InternalError) and whose message is the
-// error's text, which never holds a secret.
+// error's text, cleaned of secrets. Log lines written during an invocation
+// carry its request id (see NewLogger).
 func Start[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) {
-	lambda.Start(func(ctx context.Context, payload json.RawMessage) (T, error) {
+	lambda.Start(Invoke(log, h))
+}
+
+// Invoke is the handler Start runs, for tests: h with the request id set for
+// logging and its error turned into a Lambda error response.
+func Invoke[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) func(context.Context, json.RawMessage) (T, error) {
+	return func(ctx context.Context, payload json.RawMessage) (T, error) {
+		_, end := beginInvocation(ctx)
+		defer end()
 		out, err := h(ctx, payload)
 		if err != nil {
-			log.Error("invocation failed", "errorType", errorType(err), "error", err.Error())
+			msg := redact.Clean(err.Error())
+			log.ErrorContext(ctx, "invocation failed", "errorType", ErrorType(err), "error", msg)
 			var zero T
-			return zero, messages.InvokeResponse_Error{Message: err.Error(), Type: errorType(err)}
+			return zero, messages.InvokeResponse_Error{Message: msg, Type: ErrorType(err)}
 		}
 		return out, nil
-	})
+	}
 }
 
 // StartFailing answers every invocation with err: a function whose
@@ -87,7 +98,9 @@ func StartFailing(log *slog.Logger, err error) {
 	Start(log, func(context.Context, []byte) (struct{}, error) { return struct{}{}, err })
 }
 
-func errorType(err error) string {
+// ErrorType is the errorType of err's Lambda error response: InvalidInput,
+// ConfigurationError, DependencyUnavailable, Conflict or InternalError.
+func ErrorType(err error) string {
 	switch ipguard.ErrorCode(err) {
 	case ipguard.EInvalid:
 		return "InvalidInput"
