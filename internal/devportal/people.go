@@ -176,10 +176,11 @@ func (p *Portal) Key(secret string) (APIKey, bool) {
 	return copyKey(k), true
 }
 
-// PutKey adds or replaces the key whose secret is k.Key. Empty ID, Name and
-// KeyPostfix get defaults, a zero CreateOn becomes a day ago, and CreateBy
-// must name an existing user. A new key (not yet stored) is active unless
-// replaced later; PutKey stores IsActive as given.
+// PutKey adds or replaces the key whose secret is k.Key. Empty ID (kept
+// from the stored key when replacing), Name and KeyPostfix get defaults, a
+// zero CreateOn becomes a day before now, and CreateBy must name an
+// existing user. IsActive, ExpiresAt and Permissions are stored as given,
+// so set IsActive for a new key.
 func (p *Portal) PutKey(k APIKey) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
