@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,8 +73,27 @@ type AuditConfig struct {
 	// Schedule is AUDIT_SCHEDULE: the EventBridge schedule expression that
 	// runs the audit (rate(...) or cron(...)), reported by the status
 	// operation; empty when the function is only invoked by hand.
-	Schedule string
+	Schedule    string
+	Enforcement Enforcement
 }
+
+// Enforcement says how the audit responds to a violating login.
+type Enforcement struct {
+	// Mode is ENFORCEMENT_MODE: report (default), end-session or end-all-sessions.
+	Mode string
+	// UnknownUsers is ENFORCE_UNKNOWN_USERS (default false): also act on
+	// logins by users without an allowlist (needs UNKNOWN_USER_POLICY=alert).
+	UnknownUsers bool
+	// MaxPerRun is ENFORCEMENT_MAX_PER_RUN (default 10): a run that would act
+	// on more logins acts on none.
+	MaxPerRun int
+	// DisableAfter is ENFORCEMENT_DISABLE_AFTER (default 0 = off): disable a
+	// user with this many enforced violations within 24 hours.
+	DisableAfter int
+}
+
+// EnforcementModes are the values of ENFORCEMENT_MODE.
+var EnforcementModes = []string{"report", "end-session", "end-all-sessions"}
 
 // Load reads and checks the configuration for fn. The error, an EConfig
 // ipguard.Error, lists every problem with the variable's name.
@@ -127,6 +147,19 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		if c.Audit.Schedule != "" && !ValidSchedule(c.Audit.Schedule) {
 			r.fail("AUDIT_SCHEDULE", c.Audit.Schedule, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
 		}
+		e := &c.Audit.Enforcement
+		e.Mode = strings.ToLower(strings.TrimSpace(getenv("ENFORCEMENT_MODE")))
+		if e.Mode == "" {
+			e.Mode = "report"
+		} else if !slices.Contains(EnforcementModes, e.Mode) {
+			r.fail("ENFORCEMENT_MODE", e.Mode, "must be report, end-session or end-all-sessions")
+		}
+		e.UnknownUsers = r.boolean("ENFORCE_UNKNOWN_USERS", false)
+		if e.UnknownUsers && !c.Audit.AlertUnknownUsers {
+			r.fail("ENFORCE_UNKNOWN_USERS", "true", "needs UNKNOWN_USER_POLICY=alert: with ignore, logins of unknown users are not even reported")
+		}
+		e.MaxPerRun = r.integer("ENFORCEMENT_MAX_PER_RUN", 10, 1, 1000)
+		e.DisableAfter = r.integer("ENFORCEMENT_DISABLE_AFTER", 0, 0, 1000)
 	}
 	if len(r.problems) > 0 {
 		return Config{}, &ipguard.Error{Code: ipguard.EConfig,

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"ipguard/internal/ipguard"
@@ -74,6 +75,10 @@ type Client struct {
 	baseBackoff time.Duration
 	maxBackoff  time.Duration
 	log         *slog.Logger
+
+	clockMu    sync.Mutex
+	serverDate time.Time // Date header of the last answer
+	receivedAt time.Time // local time that answer arrived
 }
 
 // maxBody bounds a response body; a login-history page of 100 events is ~50 KB.
@@ -189,6 +194,9 @@ type call struct {
 	// decode receives the envelope's "response" (nil when absent) of a
 	// successful answer; its error makes the call fail as an unexpected answer.
 	decode func(json.RawMessage) error
+	// notFound, when set, becomes the Err of the *Error of a 404 answer, so
+	// that errors.Is tells that answer apart (e.g. ErrNotSupported).
+	notFound error
 }
 
 // do runs c with retries (see retry.go); a 401 drops the cached key.
@@ -228,6 +236,9 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 		e := o.err
 		e.Op, e.Method, e.Path, e.Attempts = cl.op, cl.method, cl.path, attempt
+		if e.Status == http.StatusNotFound && cl.notFound != nil && e.Err == nil {
+			e.Err = cl.notFound
+		}
 
 		if e.Status == http.StatusUnauthorized {
 			if inv, ok := c.keys.(invalidator); ok {
@@ -305,6 +316,7 @@ func (c *Client) attempt(ctx context.Context, cl call, target string, body []byt
 		return c.noAnswer(ctx, actx, err, sc)
 	}
 	defer resp.Body.Close()
+	c.noteServerDate(resp.Header.Get("Date"))
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return c.noAnswer(ctx, actx, fmt.Errorf("read response: %w", err), sc)
@@ -374,4 +386,28 @@ func (s scrubber) clean(text string) string {
 		}
 	}
 	return redact.Clean(text)
+}
+
+// noteServerDate remembers the Date header of an answer (ignored when absent
+// or unreadable) with the local time it arrived.
+func (c *Client) noteServerDate(h string) {
+	d, err := http.ParseTime(h)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	c.clockMu.Lock()
+	defer c.clockMu.Unlock()
+	c.serverDate, c.receivedAt = d.UTC(), now
+}
+
+// ServerDate returns the portal's clock as of the last answer: the HTTP Date
+// header of the most recent response that carried one (any call, any
+// status), and the local time that response arrived. Both are zero until
+// then. The portal's clock minus the local one is about date.Sub(receivedAt),
+// give or take a second (Date has whole seconds).
+func (c *Client) ServerDate() (date, receivedAt time.Time) {
+	c.clockMu.Lock()
+	defer c.clockMu.Unlock()
+	return c.serverDate, c.receivedAt
 }

@@ -1,11 +1,22 @@
 package docspace
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
 	"ipguard/internal/ipguard"
 )
+
+// ErrNotSupported is in the chain of the *Error of a 404 answer from an
+// endpoint that older portals lack (GET keys/@self before v3.1.1, the audit
+// trail filter on portals that do not serve it): errors.Is(err,
+// ErrNotSupported) lets a caller treat it as a warning.
+var ErrNotSupported = errors.New("the portal does not offer this endpoint (an older DocSpace version)")
+
+// ErrUserNotFound is in the chain of the *Error of a 404 answer to
+// GET people/{id}: the user is unknown to the portal or was deleted.
+var ErrUserNotFound = errors.New("no such user on the portal (unknown or deleted)")
 
 // Error is a failed DocSpace API call: no answer, an HTTP error status, an
 // error envelope under any status, or a 2xx body that cannot be understood.

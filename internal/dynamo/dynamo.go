@@ -1,6 +1,6 @@
 // Package dynamo is the DynamoDB store over the single table described in
 // DEVELOPERS.md: onboarded users, lease records, the audit checkpoint and the
-// ids of login events already alerted on.
+// ids of login events already alerted on, and the enforcement records.
 //
 // Every method returns an *ipguard.Error: EConfig (naming ALLOWLIST_TABLE)
 // when the table does not exist, access is denied or the request is refused
@@ -31,6 +31,7 @@ type API interface {
 	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
 // Store reads and writes the allowlist table. It is safe for concurrent use.
@@ -58,7 +59,10 @@ const (
 	userPrefix    = "user#"
 	leasePrefix   = "lease#"
 	alertedPrefix = "alerted#"
-	checkpointPK  = "checkpoint#audit"
+	// enforcement: the exactly-once records and the violations per user
+	responsePrefix   = "response#"
+	violationsPrefix = "violations#"
+	checkpointPK     = "checkpoint#audit"
 )
 
 // fail classifies err from the operation op (e.g. "put user u1"): see

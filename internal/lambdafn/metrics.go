@@ -32,6 +32,7 @@ const (
 	MetricLagSeconds      = "LagSeconds"      // now minus how far the audit has safely read (the checkpoint)
 	MetricWarnings        = "Warnings"        // lost coverage and other warnings (e.g. the plan fallback)
 	MetricSkipped         = "Skipped"         // 1 when another run held the lease
+	MetricSessionEnded    = "SessionEnded"    // findings whose session the run ended (enforcement)
 
 	// Onboarding.
 	MetricRequests      = "Requests"      // 1 per onboarding request
@@ -54,7 +55,7 @@ var ErrorTypes = []string{"InvalidInput", "ConfigurationError", "DependencyUnava
 // names come on top).
 var (
 	AuditMetrics = []string{MetricFailures, MetricRunSeconds, MetricEventsScanned, MetricPagesFetched, MetricFindings,
-		MetricAlertsPublished, MetricLagSeconds, MetricWarnings, MetricSkipped}
+		MetricAlertsPublished, MetricLagSeconds, MetricWarnings, MetricSkipped, MetricSessionEnded}
 	OnboardMetrics = []string{MetricFailures, MetricRunSeconds, MetricRequests, MetricRejected, MetricPortalUpdates}
 )
 
@@ -98,7 +99,9 @@ func failureMetrics(err error) []emf.Metric {
 		{Name: PrefixFailures + ErrorType(err), Unit: emf.Count, Value: 1}}
 }
 
-func count(name string, n int) emf.Metric { return emf.Metric{Name: name, Unit: emf.Count, Value: float64(n)} }
+func count(name string, n int) emf.Metric {
+	return emf.Metric{Name: name, Unit: emf.Count, Value: float64(n)}
+}
 
 func boolCount(name string, b bool) emf.Metric {
 	if b {
@@ -143,6 +146,7 @@ func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, 
 		count(MetricFindings, total),
 		count(MetricAlertsPublished, res.AlertsPublished),
 		count(MetricWarnings, len(res.Warnings)),
+		count(MetricSessionEnded, res.SessionEnded),
 	)
 }
 

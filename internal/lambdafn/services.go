@@ -35,6 +35,7 @@ func (d Deps) AuditService() *audit.Service {
 		Store:     d.Store,
 		Publisher: snsalert.New(sns.NewFromConfig(d.AWS), a.TopicARN),
 		Leases:    d.Store,
+		Responder: d.Enforcement(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
 			Overlap:        a.Overlap,

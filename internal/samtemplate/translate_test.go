@@ -14,10 +14,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"ipguard/internal/config"
 )
 
 // translated runs testdata/translate.py once for the whole test binary.
@@ -148,6 +151,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:BatchGetItem":         tableArn,
 			"dynamodb:BatchWriteItem":       tableArn,
 			"dynamodb:Scan":                 tableArn,
+			"dynamodb:UpdateItem":           tableArn,
 			"sns:Publish":                   topicArn,
 			"secretsmanager:GetSecretValue": auditSecret,
 		}},
@@ -232,6 +236,10 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"FAILED_LOGIN_THRESHOLD":     ref("FailedLoginThreshold"),
 			"UNKNOWN_USER_POLICY":        ref("UnknownUserPolicy"),
 			"ALERT_RETENTION":            ref("AlertRetention"),
+			"ENFORCEMENT_MODE":           ref("EnforcementMode"),
+			"ENFORCE_UNKNOWN_USERS":      ref("EnforceUnknownUsers"),
+			"ENFORCEMENT_MAX_PER_RUN":    ref("EnforcementMaxPerRun"),
+			"ENFORCEMENT_DISABLE_AFTER":  ref("EnforcementDisableAfter"),
 			"SECRET_CACHE_TTL":           "5m",
 			"LOG_LEVEL":                  ref("LogLevel"),
 			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
@@ -439,4 +447,46 @@ func slicesContain(list []any, v any) bool {
 		}
 	}
 	return false
+}
+
+// The schedule bounds the time from a login to its session ending; the
+// README states the monthly cost of this rate.
+func TestDefaultAuditScheduleIsEveryFiveMinutes(t *testing.T) {
+	if def := mapOf(mapOf(cfn(t)["Parameters"])["AuditSchedule"])["Default"]; def != "rate(5 minutes)" {
+		t.Errorf("AuditSchedule default %s; want rate(5 minutes), the rate the README prices", jsonText(def))
+	}
+}
+
+// The enforcement parameters offer exactly what the configuration accepts,
+// and default to report mode with the breaker at 10 and no escalation.
+func TestEnforcementParametersMatchTheConfiguration(t *testing.T) {
+	ps := parameters(t)
+	mode := mapOf(ps["EnforcementMode"])
+	var allowed []string
+	for _, v := range asList(mode["AllowedValues"]) {
+		allowed = append(allowed, textOf(v))
+	}
+	if !slices.Equal(allowed, config.EnforcementModes) || mode["Default"] != "report" {
+		t.Errorf("EnforcementMode AllowedValues %v, Default %v; want %v, report", allowed, mode["Default"], config.EnforcementModes)
+	}
+	env := map[string]string{"ENFORCEMENT_MODE": "report",
+		"DOCSPACE_API_HOST": "https://p.example.com", "DOCSPACE_API_KEY_SECRET_ID": "s", "ALLOWLIST_TABLE": "t", "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
+	for _, p := range []struct{ param, variable, want string }{
+		{"EnforceUnknownUsers", "ENFORCE_UNKNOWN_USERS", "false"},
+		{"EnforcementMaxPerRun", "ENFORCEMENT_MAX_PER_RUN", "10"},
+		{"EnforcementDisableAfter", "ENFORCEMENT_DISABLE_AFTER", "0"},
+	} {
+		got := fmt.Sprint(mapOf(ps[p.param])["Default"])
+		if got != p.want {
+			t.Errorf("%s default %s; want %s", p.param, got, p.want)
+		}
+		env[p.variable] = got
+	}
+	c, err := config.Load(func(k string) string { return env[k] }, config.Audit)
+	if err != nil {
+		t.Fatalf("the template's defaults do not load: %v", err)
+	}
+	if c.Audit.Enforcement != (config.Enforcement{Mode: "report", MaxPerRun: 10}) {
+		t.Errorf("defaults load as %+v", c.Audit.Enforcement)
+	}
 }
