@@ -89,8 +89,10 @@ func Acquire(ctx context.Context, b Backend, name string, opts Options) (*Held, 
 	owner := newOwner()
 	start := opts.Now()
 	giveUp := start.Add(opts.Wait)
+	// atDeadline: the context's deadline, not opts.Wait, ends the wait.
+	var atDeadline error
 	if dl, ok := ctx.Deadline(); ok && dl.Before(giveUp) {
-		giveUp = dl
+		giveUp, atDeadline = dl, context.DeadlineExceeded
 	}
 	pause := opts.MinPoll
 	waited := false
@@ -112,7 +114,7 @@ func Acquire(ctx context.Context, b Backend, name string, opts Options) (*Held, 
 		}
 		sleep := time.Duration(rand.Int64N(int64(pause))) + opts.MinPoll/2
 		if opts.Now().Add(sleep).After(giveUp) {
-			return nil, held(name, opts.Now().Sub(start), nil)
+			return nil, held(name, opts.Now().Sub(start), atDeadline)
 		}
 		select {
 		case <-ctx.Done():
