@@ -216,6 +216,9 @@ func emailText(portal string, w Window, fs []Finding, part, parts int, notices [
 		b.WriteString("\n")
 	}
 	b.WriteString("What to do:\n")
+	if countOutcome(fs, OutcomeEnded) > 0 {
+		b.WriteString("  - An ended session only logs the user out; they can sign in again. If a login was not\n    theirs, disable the user and reset the password.\n")
+	}
 	if n[KindIPNotAllowed]+n[KindUnverifiableIP] > 0 {
 		b.WriteString("  - Ask each user whether the login was theirs. If not, block the user in DocSpace,\n    end their sessions and reset the password.\n")
 		b.WriteString("  - If the address is legitimate, onboard it for that user so it stops alerting.\n")
