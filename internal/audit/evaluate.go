@@ -64,8 +64,11 @@ type Finding struct {
 	// Logins are the distinct login names a burst tried (at most 10).
 	Logins []string `json:"logins,omitempty"`
 	// FailedAttempts is, for password_guess_succeeded, how many failed
-	// logins came from the same address in the same window.
+	// logins came from the same address in the same window, and FromKind
+	// the kind the login had before it was raised (ip_not_allowed,
+	// unknown_user or unverifiable_ip).
 	FailedAttempts int             `json:"failedAttempts,omitempty"`
+	FromKind       string          `json:"fromKind,omitempty"`
 	IP             string          `json:"ip"`
 	Country        string          `json:"country,omitempty"`
 	City           string          `json:"city,omitempty"`
@@ -76,6 +79,9 @@ type Finding struct {
 	Action         string          `json:"action,omitempty"`
 	ActionID       int             `json:"actionId,omitempty"`
 	Raw            json.RawMessage `json:"raw,omitempty"` // the event as the API returned it; a burst: an array of its first few
+	// Response is what was done about the login (see Responder); nil when
+	// nothing applies (no responder, or a kind that is never enforced).
+	Response *Response `json:"response,omitempty"`
 
 	// span is a burst's time span: every failed login from IP in it is
 	// covered by the finding (recorded as one alerted span).
@@ -418,7 +424,7 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	}
 	key, _, _ := addrKey(ev.IP)
 	if g := e.failed[key]; g != nil && g.seen > 0 {
-		f.FailedAttempts = g.seen
+		f.FailedAttempts, f.FromKind = g.seen, f.Kind
 		f.Kind, f.Severity = KindPasswordGuessSucceeded, SeverityCritical
 		f.Reason = fmt.Sprintf("%s, after %d failed attempts from that address in the same window", f.Reason, g.seen)
 	}

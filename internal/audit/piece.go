@@ -74,7 +74,11 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		r.res.AlreadyAlerted += dropped
 	}
 
-	if err := p.publish(ctx, findings); err != nil {
+	// The response step: act on the final, deduplicated findings of this
+	// piece before they are sent, so that the alert says what was done.
+	notices := p.respond(ctx, findings)
+
+	if err := p.publish(ctx, findings, notices); err != nil {
 		return err
 	}
 
@@ -116,7 +120,7 @@ func (p *piecer) loadUsers(ctx context.Context, evs []ipguard.LoginEvent) error 
 // publish sends the findings (one message per severity class, split when
 // needed) and records each message's findings right after SNS accepted it,
 // before the next message. It checks the deadline before each message.
-func (p *piecer) publish(ctx context.Context, fs []Finding) error {
+func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) error {
 	if len(fs) == 0 {
 		return nil
 	}
@@ -125,7 +129,9 @@ func (p *piecer) publish(ctx context.Context, fs []Finding) error {
 	if max <= 0 {
 		max = MaxMessageBytes
 	}
-	batches, err := RenderAlerts(r.meta, fs, max)
+	m := r.meta
+	m.Notices = notices
+	batches, err := RenderAlerts(m, fs, max)
 	if err != nil {
 		return err
 	}
@@ -165,6 +171,37 @@ func (p *piecer) publish(ctx context.Context, fs []Finding) error {
 	return nil
 }
 
+// respond lets the Responder act on the piece's findings and counts its
+// outcomes; its notices become warnings of the result too.
+func (p *piecer) respond(ctx context.Context, fs []Finding) []string {
+	r, s := p.run, p.run.s
+	if s.Responder == nil || len(fs) == 0 {
+		return nil
+	}
+	notices := s.Responder.Respond(ctx, fs, r.backfill)
+	for _, n := range notices {
+		r.warn(n)
+	}
+	for _, f := range fs {
+		resp := f.Response
+		if resp == nil {
+			continue
+		}
+		if r.res.Responses == nil {
+			r.res.Responses = map[string]int{}
+		}
+		r.res.Responses[resp.Outcome]++
+		if resp.Outcome == OutcomeEnded {
+			r.res.SessionEnded++
+		}
+		if resp.Escalation != nil && resp.Escalation.Outcome == OutcomeDisabled && !r.disabled[f.UserID] {
+			r.disabled[f.UserID] = true
+			r.res.UsersDisabled++
+		}
+	}
+	return notices
+}
+
 // logFinding writes the finding's searchable log line (msg "finding").
 func (p *piecer) logFinding(ctx context.Context, f Finding, messageID string) {
 	args := []any{"kind", f.Kind, "severity", f.Severity, "userId", f.UserID, "email", f.Email, "login", f.Login,
@@ -179,6 +216,9 @@ func (p *piecer) logFinding(ctx context.Context, f Finding, messageID string) {
 	}
 	if p.run.backfill {
 		args = append(args, "backfill", true)
+	}
+	if f.Response != nil {
+		args = append(args, "response", f.Response.Outcome)
 	}
 	p.run.log.InfoContext(ctx, "finding", args...)
 }

@@ -39,6 +39,9 @@ type Meta struct {
 	// MayRepeat says the window reaches further back than the alert memory
 	// (the subject says so).
 	MayRepeat bool
+	// Notices are run-wide messages (e.g. that enforcement was suspended);
+	// they head every message.
+	Notices []string
 }
 
 // Batch is one SNS message and the findings it alerts about.
@@ -59,14 +62,16 @@ func (b Batch) EventIDs() []int64 {
 
 // Payload is the "default" (JSON) body of an alert: the seed's payload.
 type Payload struct {
-	Portal   string    `json:"portal"`
-	From     string    `json:"from"`
-	To       string    `json:"to"`
-	Backfill bool      `json:"backfill,omitempty"`
-	Severity string    `json:"severity"`        // the highest in this message
-	Part     int       `json:"part,omitempty"`  // set when the alert was split
-	Parts    int       `json:"parts,omitempty"` // into several messages
-	Events   []Finding `json:"events"`
+	Portal   string `json:"portal"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Backfill bool   `json:"backfill,omitempty"`
+	Severity string `json:"severity"`        // the highest in this message
+	Part     int    `json:"part,omitempty"`  // set when the alert was split
+	Parts    int    `json:"parts,omitempty"` // into several messages
+	// Notices are run-wide messages, e.g. that enforcement was suspended.
+	Notices []string  `json:"notices,omitempty"`
+	Events  []Finding `json:"events"`
 }
 
 // RenderAlerts turns findings into SNS messages: one per severity class
@@ -140,7 +145,7 @@ func size(a ipguard.Alert) int { return len(a.StructuredMessage()) }
 func render(m Meta, fs []Finding, part, parts int) (ipguard.Alert, error) {
 	sev := highest(fs)
 	body, err := json.Marshal(Payload{Portal: m.Portal, From: m.Window.From.UTC().Format(time.RFC3339), To: m.Window.To.UTC().Format(time.RFC3339),
-		Backfill: m.Backfill, Severity: sev, Part: part, Parts: parts, Events: fs})
+		Backfill: m.Backfill, Severity: sev, Part: part, Parts: parts, Notices: m.Notices, Events: fs})
 	if err != nil {
 		return ipguard.Alert{}, ipguard.Errorf(ipguard.EInternal, "render alert: %w", err)
 	}
@@ -243,6 +248,9 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 	if parts > 1 {
 		fmt.Fprintf(&b, "\n(This is part %d of %d of this run's %s alert.)\n", part, parts, highest(fs))
 	}
+	for _, n := range m.Notices {
+		fmt.Fprintf(&b, "\n!! %s\n", oneLine(n, 600))
+	}
 	b.WriteString("\n")
 	for i, f := range fs {
 		if i == emailListed {
@@ -252,6 +260,9 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 		writeFinding(&b, i+1, f)
 	}
 	b.WriteString("What to do:\n")
+	if countOutcome(fs, OutcomeEnded) > 0 {
+		b.WriteString("  - An ended session only logs the user out; they can sign in again. If a login was not\n    theirs, disable the user and reset the password.\n")
+	}
 	if n[KindPasswordGuessSucceeded] > 0 {
 		b.WriteString("  - CRITICAL: someone logged in from an address that first failed to log in.\n" +
 			"    Treat the account as taken over: block the user in DocSpace, end their sessions,\n" +
@@ -327,6 +338,12 @@ func writeFinding(b *strings.Builder, i int, f Finding) {
 	default:
 		fmt.Fprintf(b, "   Event: %d (%s)\n", f.EventID, orUnknown(c(f.Action)))
 	}
+	if f.Response != nil {
+		fmt.Fprintf(b, "   Response: %s\n", responseText(f.Response))
+		if e := f.Response.Escalation; e != nil {
+			fmt.Fprintf(b, "   User:  %s\n", escalationText(e))
+		}
+	}
 	b.WriteString("\n")
 }
 
@@ -350,6 +367,17 @@ func smsText(m Meta, fs []Finding) string {
 	for _, k := range Kinds {
 		if n[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[k], short[k]))
+		}
+	}
+	if ended := countOutcome(fs, OutcomeEnded); ended == 1 {
+		parts = append(parts, "session ended")
+	} else if ended > 1 {
+		parts = append(parts, fmt.Sprintf("%d sessions ended", ended))
+	}
+	for _, f := range fs {
+		if f.Response != nil && f.Response.Guard == GuardCircuitBreaker {
+			parts = append(parts, "enforcement suspended")
+			break
 		}
 	}
 	first := fs[0]
@@ -413,4 +441,86 @@ func clipASCII(s string, max int) string {
 		b = append(b[:max-3], "..."...)
 	}
 	return string(b)
+}
+
+func countOutcome(fs []Finding, outcome string) int {
+	n := 0
+	for _, f := range fs {
+		if f.Response != nil && f.Response.Outcome == outcome {
+			n++
+		}
+	}
+	return n
+}
+
+var guardPhrase = map[string]string{
+	GuardBackfill:       "a backfill never acts",
+	GuardAPIKeyUser:     "the user is the one the API key acts as",
+	GuardOwner:          "the user is the portal owner",
+	GuardCircuitBreaker: "enforcement was suspended for this run (circuit breaker)",
+	GuardClaimedEarlier: "an earlier run took this event on and recorded no outcome",
+}
+
+// responseText is e.g. "session ended 12:03:10 UTC" or "would have ended (report mode)".
+func responseText(r *Response) string {
+	what, whose := "session", "the session"
+	if r.Action == "end-all-sessions" {
+		what, whose = "all of the user's sessions", "the user's sessions"
+	}
+	at := clock(r.At)
+	switch r.Outcome {
+	case OutcomeEnded:
+		return strings.TrimSpace(what + " ended " + at)
+	case OutcomeNotActive:
+		return strings.TrimSpace("session had already ended (checked " + at + ")")
+	case OutcomeWouldEnd:
+		if r.Action == "end-all-sessions" {
+			return "would have ended all of the user's sessions (report mode)"
+		}
+		return "would have ended (report mode)"
+	case OutcomeRefused:
+		return "the portal refused to end " + whose + ": " + oneLine(r.Error, 300)
+	case OutcomeFailed:
+		return "ending " + whose + " failed: " + oneLine(r.Error, 300)
+	case OutcomeSkipped:
+		g, ok := guardPhrase[r.Guard]
+		if !ok {
+			g = oneLine(r.Guard, 100)
+		}
+		return "not acted on: " + g
+	}
+	return oneLine(r.Outcome, 100)
+}
+
+func escalationText(e *Escalation) string {
+	switch e.Outcome {
+	case OutcomeDisabled:
+		return strings.TrimSpace(fmt.Sprintf("disabled %s after %d violations in 24 hours", clock(e.At), e.Violations))
+	case OutcomeRefused:
+		return fmt.Sprintf("the portal refused to disable the user after %d violations in 24 hours: %s", e.Violations, oneLine(e.Error, 300))
+	default:
+		return fmt.Sprintf("disabling the user after %d violations in 24 hours failed: %s", e.Violations, oneLine(e.Error, 300))
+	}
+}
+
+// clock turns an RFC3339 UTC time into "12:03:10 UTC"; empty stays empty.
+func clock(rfc string) string {
+	t, err := time.Parse(time.RFC3339, rfc)
+	if err != nil {
+		return ""
+	}
+	return t.UTC().Format("15:04:05") + " UTC"
+}
+
+// oneLine makes text from the portal safe for one line of an e-mail:
+// control characters and line separators become spaces, other invisible
+// characters are escaped (see Clean), and it is cut to max runes.
+func oneLine(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
+			return ' '
+		}
+		return r
+	}, s)
+	return clipRunes(Clean(strings.TrimSpace(s), 0), max)
 }

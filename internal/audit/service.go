@@ -23,11 +23,11 @@ type Source interface {
 	LoginEvents(ctx context.Context, from time.Time, startIndex, count int) ([]ipguard.LoginEvent, error)
 }
 
-// PortalClock is optionally implemented by a Source: the HTTP Date of the
-// portal's latest answer and the local time it arrived (ok false before any
-// answer or without a Date header).
+// PortalClock is the portal's clock as its answers tell it.
 type PortalClock interface {
-	PortalDate() (portal, local time.Time, ok bool)
+	// ServerDate returns the HTTP Date of the portal's latest answer and the
+	// local time that answer arrived; both zero before any answer with one.
+	ServerDate() (date, receivedAt time.Time)
 }
 
 // Store is the audit's state in the source of truth. Every method returns a
@@ -99,12 +99,17 @@ type Settings struct {
 	PieceEvents int
 }
 
-// Service runs audits. Source, Store, Publisher and Leases are required.
+// Service runs audits. Source, Store, Publisher and Leases are required;
+// Responder is optional (nil: findings are only alerted).
 type Service struct {
-	Source    Source
+	Source Source
+	// Clock, optional, measures the portal's clock against ours after each
+	// run (a skew over half the overlap is a warning).
+	Clock     PortalClock
 	Store     Store
 	Publisher Publisher
 	Leases    lease.Backend
+	Responder Responder
 	Settings  Settings
 	Now       func() time.Time
 	// Log is used when the context carries no logger (ipguard.WithLogger).
@@ -140,11 +145,17 @@ type Result struct {
 	// it, from From, are still to read).
 	ResumeBelow string `json:"resumeBelow,omitempty"`
 	// PortalClockSkew is the portal's clock minus ours, from its HTTP Date.
-	PortalClockSkew string   `json:"portalClockSkew,omitempty"`
-	Skipped         bool     `json:"skipped,omitempty"`
-	SkipReason      string   `json:"skipReason,omitempty"`
-	Warnings        []string `json:"warnings"`
-	WarningCount    int      `json:"warningCount"`
+	PortalClockSkew string `json:"portalClockSkew,omitempty"`
+	// SessionEnded counts the findings whose session this run ended.
+	SessionEnded int `json:"sessionEnded"`
+	// Responses counts this run's findings per response outcome (see Response).
+	Responses map[string]int `json:"responses,omitempty"`
+	// UsersDisabled counts the users this run disabled (escalation).
+	UsersDisabled int      `json:"usersDisabled,omitempty"`
+	Skipped       bool     `json:"skipped,omitempty"`
+	SkipReason    string   `json:"skipReason,omitempty"`
+	Warnings      []string `json:"warnings"`
+	WarningCount  int      `json:"warningCount"`
 }
 
 // Handle decodes the invocation payload (see DecodeTrigger) and runs the audit.
@@ -193,7 +204,7 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	log := s.log(ctx)
 	held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
 	if ipguard.ErrorCode(err) == ipguard.EConflict {
-		res.Skipped, res.SkipReason = true, "another audit run holds the lease; this run did nothing, and the next scheduled run continues from the saved progress"
+		res.Skipped, res.SkipReason = true, skipReason(t)
 		log.InfoContext(ctx, "audit skipped", "reason", res.SkipReason)
 		return res, nil
 	}
@@ -223,6 +234,17 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	return res, nil
 }
 
+// skipReason says what a run that found the lease held leaves behind. The
+// holder may be a scheduled run or a backfill, which covers only its own
+// window; either way the progress did not move for this run, so the next
+// scheduled run reads from it.
+func skipReason(t Trigger) string {
+	if t.Backfill {
+		return "another audit run (scheduled or a backfill) holds the lease; this backfill did nothing: invoke it again when that run has ended"
+	}
+	return "another audit run (scheduled or a backfill) holds the lease; this run did nothing and left the checkpoint, so the next scheduled run reads from it"
+}
+
 // run is the state of one Run.
 type run struct {
 	s        *Service
@@ -233,6 +255,7 @@ type run struct {
 	meta     Meta
 	prog     ipguard.AuditProgress
 	seenWarn map[[32]byte]bool
+	disabled map[string]bool // users counted in UsersDisabled
 }
 
 func (r *run) warn(msg string) {
@@ -343,6 +366,9 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 		r.prog.Cursor = &ipguard.AuditCursor{From: w.From, To: w.To, Below: below}
 	}
 	r.meta = Meta{Portal: s.Settings.Portal, Window: w, Backfill: r.backfill, Note: r.meta.Note, MayRepeat: r.meta.MayRepeat}
+	if r.disabled == nil {
+		r.disabled = map[string]bool{}
+	}
 	lists := NewAllowlists(nil, func() ([]ipguard.User, error) { return s.Store.AllUsers(r.ctx) })
 	ev := NewEvaluator(lists, s.Settings.Policy)
 	p := piecer{run: r, lists: lists, ev: ev}
@@ -417,12 +443,11 @@ func (s *Service) pieceEvents() int {
 // re-reads events written late or stamped by a clock behind ours; a skew
 // larger than half of it could let events fall between two windows.
 func (s *Service) clockSkew(ctx context.Context, r *run) {
-	pc, ok := s.Source.(PortalClock)
-	if !ok {
+	if s.Clock == nil {
 		return
 	}
-	portal, local, ok := pc.PortalDate()
-	if !ok {
+	portal, local := s.Clock.ServerDate()
+	if portal.IsZero() || local.IsZero() {
 		return
 	}
 	skew := portal.Sub(local).Round(time.Second)

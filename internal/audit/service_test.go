@@ -110,6 +110,39 @@ func TestRunSkipsWhenLeaseHeld(t *testing.T) {
 	if err != nil || !res.Skipped || len(pub.sent) != 0 {
 		t.Fatalf("res %+v err %v", res, err)
 	}
+	// The holder may be a backfill, which does not cover this window.
+	if strings.Contains(res.SkipReason, "covers this window") || !strings.Contains(res.SkipReason, "next scheduled run") {
+		t.Errorf("skip reason %q promises what the holder may not do", res.SkipReason)
+	}
+	back := Trigger{From: t0.Add(-time.Hour), To: t0, Backfill: true}
+	res, err = s.Run(context.Background(), back)
+	if err != nil || !res.Skipped || !strings.Contains(res.SkipReason, "invoke it again") {
+		t.Errorf("skipped backfill: res %+v err %v", res, err)
+	}
+}
+
+type fixedClock struct{ date, at time.Time }
+
+func (c fixedClock) ServerDate() (time.Time, time.Time) { return c.date, c.at }
+
+// A portal clock more than half the overlap off ours is a warning.
+func TestRunWarnsOnPortalClockSkew(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		skew time.Duration
+		warn bool
+	}{{time.Minute, false}, {-3 * time.Minute, true}, {4 * time.Minute, true}} {
+		s, _, _, _ := newAudit()
+		s.Clock = fixedClock{date: now.Add(tt.skew), at: now}
+		res, err := s.Run(context.Background(), trig(15*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := strings.Contains(strings.Join(res.Warnings, " "), "the portal's clock is")
+		if warned != tt.warn || res.PortalClockSkew != tt.skew.String() {
+			t.Errorf("skew %s: warned %v, portalClockSkew %q; want warned %v", tt.skew, warned, res.PortalClockSkew, tt.warn)
+		}
+	}
 }
 
 func TestRunWarnsOnPlanFallback(t *testing.T) {
@@ -240,7 +273,7 @@ func TestRunTiesShuffledAcrossBoundaryEvaluatesEveryRow(t *testing.T) {
 	for _, conc := range []int{1, 4} {
 		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
 			var evs []ipguard.LoginEvent
-			evs = append(evs, violations(1, 60, t0.Add(10*time.Minute), 1)...)   // 60 newer rows, one per second
+			evs = append(evs, violations(1, 60, t0.Add(10*time.Minute), 1)...)      // 60 newer rows, one per second
 			evs = append(evs, violations(1000, 150, t0.Add(8*time.Minute), 150)...) // 150 rows of one second
 			evs = append(evs, violations(2000, 90, t0.Add(5*time.Minute), 2)...)
 			s, src, _, pub := newAudit(evs...)

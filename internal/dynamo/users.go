@@ -54,7 +54,7 @@ func (s *Store) PutUser(ctx context.Context, u ipguard.User) error {
 // user with only ID and Unreadable set, so one bad item cannot stop the
 // audit. Duplicates in ids are read once. Reads are
 // strongly consistent, 100 keys per call; keys DynamoDB leaves unprocessed
-// are retried with backoff until ctx ends.
+// are retried with backoff with backoff at most 10 times per call (fewer when ctx ends first).
 func (s *Store) Users(ctx context.Context, ids []string) (map[string]ipguard.User, error) {
 	users := make(map[string]ipguard.User, len(ids))
 	seen := make(map[string]bool, len(ids))

@@ -2,10 +2,13 @@ package lambdafn
 
 import (
 	"context"
+	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/config"
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/onboard"
 	"ipguard/internal/snsalert"
@@ -29,9 +32,11 @@ func (d Deps) AuditService() *audit.Service {
 	a := d.Config.Audit
 	return &audit.Service{
 		Source:    d.Portal,
+		Clock:     d.Portal,
 		Store:     d.Store,
-		Publisher: snsalert.New(sns.NewFromConfig(d.AWS), a.TopicARN),
+		Publisher: snsalert.New(d.snsClient(), a.TopicARN),
 		Leases:    d.Store,
+		Responder: d.Enforcement(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
 			Overlap:        a.Overlap,
@@ -46,10 +51,16 @@ func (d Deps) AuditService() *audit.Service {
 }
 
 // OnboardHandler is the OnboardFunction handler: the payload, or an
-// EventBridge event's detail, onboarded.
+// EventBridge event's detail, onboarded. Each invocation writes one EMF
+// metrics line (see OnboardMetrics).
 func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
 	svc := d.OnboardService()
-	return func(ctx context.Context, payload []byte) (onboard.Result, error) {
+	mw := d.metricsWriter()
+	return func(ctx context.Context, payload []byte) (res onboard.Result, err error) {
+		start := time.Now()
+		defer func() {
+			mw.write(ctx, onboardMetrics(res, err, time.Since(start)), map[string]any{"errorType": errorTypeOrEmpty(err)})
+		}()
 		detail, _, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return onboard.Result{}, err
@@ -58,15 +69,84 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 	}
 }
 
-// AuditHandler is the AuditFunction handler: a scheduled event (its time
-// ends the window), an EventBridge Scheduler Input, or a backfill.
+// AuditHandler runs the audit: a scheduled event (its time ends the window),
+// an EventBridge Scheduler Input, or a backfill. Before the audit it checks
+// the API key (package keywatch: expiry alerts; an inactive or expired key
+// fails the run with a ConfigurationError naming it). Each invocation writes
+// one EMF metrics line (see AuditMetrics), whose lag is measured from the
+// checkpoint after the run, and records its outcome for the status operation.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
-	return func(ctx context.Context, payload []byte) (audit.Result, error) {
+	pages := &pageCounter{Source: svc.Source}
+	svc.Source = pages
+	mw := d.metricsWriter()
+	keys := d.KeyWatch()
+	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
+		start := time.Now()
+		pages.pages.Store(0)
+		defer func() {
+			took := time.Since(start)
+			metrics := auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err))
+			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
+			d.saveLastRun(ctx, res, err, took)
+		}()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return audit.Result{}, err
 		}
-		return svc.Handle(ctx, detail, at)
+		keyWarnings, err := checkKey(ctx, keys)
+		if err != nil {
+			return audit.Result{}, err
+		}
+		res, err = svc.Handle(ctx, detail, at)
+		if err == nil {
+			res.Warnings = append(res.Warnings, keyWarnings...)
+			res.WarningCount = len(res.Warnings)
+		}
+		return res, err
 	}
+}
+
+func (d Deps) snsClient() *sns.Client { return sns.NewFromConfig(d.AWS) }
+
+// lag is how far behind now the audit has safely read: the result's
+// safeUntil (every event up to it is done), otherwise the stored checkpoint;
+// -1 when it cannot be known (no checkpoint yet, or the store failed), so
+// that the heartbeat alarm sees missing data.
+func (d Deps) lag(ctx context.Context, res audit.Result, err error) time.Duration {
+	now := time.Now()
+	if err == nil && res.SafeUntil != "" {
+		if to, perr := time.Parse(time.RFC3339, res.SafeUntil); perr == nil {
+			return max(now.Sub(to), 0)
+		}
+	}
+	if d.Store == nil {
+		return -1
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	cp, ok, cerr := d.Store.Checkpoint(cctx)
+	if cerr != nil || !ok {
+		return -1
+	}
+	return max(now.Sub(cp), 0)
+}
+
+func (d Deps) metricsWriter() metricsWriter {
+	out := d.MetricsOut
+	if out == nil {
+		out = os.Stdout
+	}
+	ns := d.Config.MetricsNamespace
+	if ns == "" {
+		ns = config.DefaultMetricsNamespace
+	}
+	return metricsWriter{out: out, namespace: ns, now: time.Now}
+}
+
+func errorTypeOrEmpty(err error) string {
+	if err == nil {
+		return ""
+	}
+	return ErrorType(err)
 }
