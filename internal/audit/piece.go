@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"ipguard/internal/ipguard"
@@ -58,6 +59,13 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	for ; p.warns < len(p.lists.Warnings); p.warns++ {
 		r.warn(p.lists.Warnings[p.warns])
 	}
+	// Oldest first, as a person reads them (the walk reads newest first).
+	sort.SliceStable(findings, func(i, j int) bool {
+		if findings[i].Date != findings[j].Date {
+			return findings[i].Date < findings[j].Date
+		}
+		return findings[i].EventID < findings[j].EventID
+	})
 	findings = append(findings, p.ev.Bursts()...)
 
 	var ids []int64
