@@ -266,7 +266,7 @@ func TestPublishThroughMoto(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := snsc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: tp.TopicArn, Protocol: aws.String("sqs"),
-			Endpoint: aws.String(a2.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]),
+			Endpoint:   aws.String(a2.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]),
 			Attributes: map[string]string{"FilterPolicy": `{"severity":["high","critical"]}`, "FilterPolicyScope": "MessageAttributes"}}); err != nil {
 			t.Fatal(err)
 		}
