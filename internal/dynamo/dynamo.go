@@ -29,6 +29,7 @@ type API interface {
 	BatchGetItem(context.Context, *dynamodb.BatchGetItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error)
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
+	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 }
 
 // Store reads and writes the allowlist table. It is safe for concurrent use.
@@ -57,6 +58,7 @@ const (
 	leasePrefix   = "lease#"
 	alertedPrefix = "alerted#"
 	checkpointPK  = "checkpoint#audit"
+	portalStatePK = "state#portal-allowlist"
 )
 
 // fail classifies err from the operation op (e.g. "put user u1").

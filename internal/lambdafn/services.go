@@ -1,7 +1,9 @@
 package lambdafn
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
@@ -15,12 +17,16 @@ import (
 func (d Deps) OnboardService() *onboard.Service {
 	p := d.Config.Portal
 	return &onboard.Service{
-		Store:     d.Store,
-		Portal:    d.Portal,
-		Leases:    d.Store,
-		Rules:     onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits},
-		LeaseWait: p.LeaseWait,
-		Log:       d.Log,
+		Store:  d.Store,
+		Portal: d.Portal,
+		Leases: d.Store,
+		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
+			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
+		LeaseWait:  p.LeaseWait,
+		Alerts:     snsalert.New(sns.NewFromConfig(d.AWS), p.AlertTopicARN),
+		Logins:     d.Portal,
+		PortalName: d.Config.DocSpace.Host,
+		Log:        d.Log,
 	}
 }
 
@@ -53,7 +59,7 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 		if err != nil {
 			return onboard.Result{}, err
 		}
-		return svc.Handle(ctx, detail)
+		return svc.HandleEvent(ctx, detailType(payload, detail), detail)
 	}
 }
 
@@ -68,4 +74,17 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		}
 		return svc.Handle(ctx, detail, at)
 	}
+}
+
+// detailType is the "detail-type" of payload when Unwrap took it for an
+// EventBridge envelope (its detail differs from the payload), else "".
+func detailType(payload, detail []byte) string {
+	if bytes.Equal(payload, detail) {
+		return ""
+	}
+	var env struct {
+		DetailType string `json:"detail-type"`
+	}
+	_ = json.Unmarshal(payload, &env) // Unwrap already read it as an object
+	return env.DetailType
 }
