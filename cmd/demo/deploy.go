@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -29,7 +30,9 @@ type demo struct {
 	stack   *localdeploy.Stack
 	onboard *localaws.Emulator
 	audit   *localaws.Emulator
-	logPath string
+	// enforcing is AuditFunction again, deployed with ENFORCEMENT_MODE=end-session.
+	enforcing *localaws.Emulator
+	logPath   string
 }
 
 // run sets everything up, tells the story and tears everything down again
@@ -47,7 +50,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	}
 	defer func() {
 		logFile.Close()
-		fmt.Fprintf(out, "\nFunction logs (both emulators): %s\n", d.logPath)
+		fmt.Fprintf(out, "\nFunction logs (all emulators): %s\n", d.logPath)
 	}()
 
 	title(out, "DocSpace IP Guard — local demo")
@@ -81,11 +84,16 @@ func run(ctx context.Context, out io.Writer) (err error) {
 	var logMu sync.Mutex
 	env := d.stack.FunctionEnv("LOG_LEVEL=info", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
 	for _, fn := range []struct {
-		name string
-		emu  **localaws.Emulator
-	}{{"onboard", &d.onboard}, {"audit", &d.audit}} {
+		name, boot string
+		env        []string
+		emu        **localaws.Emulator
+	}{
+		{"onboard", boot["onboard"], env, &d.onboard},
+		{"audit", boot["audit"], env, &d.audit},
+		{"audit end-session", boot["audit"], append(slices.Clone(env), "ENFORCEMENT_MODE=end-session"), &d.enforcing},
+	} {
 		w := &prefixWriter{mu: &logMu, w: logFile, prefix: "[" + fn.name + "] "}
-		e, err := localaws.StartEmulator(ctx, boot[fn.name], env, w)
+		e, err := localaws.StartEmulator(ctx, fn.boot, fn.env, w)
 		if err != nil {
 			fmt.Fprintln(out)
 			return err

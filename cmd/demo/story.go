@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/devportal"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/localaws"
 	"ipguard/internal/onboard"
 )
 
@@ -48,7 +50,7 @@ var wantAdded = []string{
 	"10.20.30.0", "10.20.30.1", "10.20.30.2", "10.20.30.3", "10.20.30.4", "10.20.30.5", "10.20.30.6", "10.20.30.7",
 }
 
-// tell runs the four steps; each returns an error when the product does not
+// tell runs the five steps; each returns an error when the product does not
 // behave as the step says.
 func (d *demo) tell(ctx context.Context) error {
 	if err := d.stepOnboard(ctx); err != nil {
@@ -63,6 +65,9 @@ func (d *demo) tell(ctx context.Context) error {
 	}
 	if err := d.stepAuditAgain(ctx, published); err != nil {
 		return fmt.Errorf("step 4: %w", err)
+	}
+	if err := d.stepEnforce(ctx); err != nil {
+		return fmt.Errorf("step 5: %w", err)
 	}
 	return nil
 }
@@ -207,8 +212,8 @@ func (d *demo) rawEventDate(ctx context.Context) (string, error) {
 }
 
 func (d *demo) stepAudit(ctx context.Context) (int, error) {
-	step(d.out, 3, "The scheduled audit runs")
-	res, err := d.runAudit(ctx)
+	step(d.out, 3, "The scheduled audit runs (ENFORCEMENT_MODE=report, the default)")
+	res, err := d.runAudit(ctx, d.audit)
 	if err != nil {
 		return 0, err
 	}
@@ -248,6 +253,9 @@ func (d *demo) stepAudit(ctx context.Context) (int, error) {
 		{res.Counts[audit.KindUnknownUser] == 1, "exactly 1 login by an unknown user"},
 		{res.Counts[audit.KindFailedLoginBurst] == 1, "exactly 1 failed-login burst"},
 		{res.AlertsPublished == 1, "exactly 1 SNS message"},
+		{res.Responses[audit.OutcomeWouldEnd] == res.Counts[audit.KindIPNotAllowed] && res.SessionEnded == 0, "every violation reported as would_end, no session ended"},
+		{strings.Contains(p.Email, "would have ended (report mode)"), "the e-mail to say what would have been done"},
+		{len(d.stack.Portal.Logouts()) == 0, "no logout call in report mode"},
 		{len(payload.Events) == res.Counts[audit.KindIPNotAllowed]+res.Counts[audit.KindUnknownUser]+res.Counts[audit.KindUnverifiableIP]+res.Counts[audit.KindFailedLoginBurst], "every finding in the JSON alert"},
 	}
 	for _, c := range checks {
@@ -256,6 +264,7 @@ func (d *demo) stepAudit(ctx context.Context) (int, error) {
 		}
 	}
 	fmt.Fprintln(d.out, "\n✓ One alert with the violation, the unknown user and the burst; the allowed logins stayed quiet.")
+	fmt.Fprintln(d.out, "✓ Report mode: the e-mail says the violating session would have been ended; the portal was not asked to end anything.")
 	return len(pubs), nil
 }
 
@@ -263,7 +272,7 @@ func (d *demo) stepAuditAgain(ctx context.Context, before int) error {
 	step(d.out, 4, "The audit runs again: nothing is sent twice")
 	// The next scheduled run comes later; a second is enough to move the window.
 	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
-	res, err := d.runAudit(ctx)
+	res, err := d.runAudit(ctx, d.audit)
 	if err != nil {
 		return err
 	}
@@ -285,7 +294,7 @@ func (d *demo) stepAuditAgain(ctx context.Context, before int) error {
 
 // runAudit invokes AuditFunction with a scheduled event for now and prints
 // the result.
-func (d *demo) runAudit(ctx context.Context) (audit.Result, error) {
+func (d *demo) runAudit(ctx context.Context, fn *localaws.Emulator) (audit.Result, error) {
 	now := time.Now().UTC()
 	event := map[string]any{
 		"version": "0", "id": fmt.Sprintf("demo-%d", now.UnixNano()), "detail-type": "Scheduled Event", "source": "aws.events",
@@ -294,7 +303,7 @@ func (d *demo) runAudit(ctx context.Context) (audit.Result, error) {
 	}
 	fmt.Fprintf(d.out, "Invoke AuditFunction with an EventBridge Scheduled Event, time %s\n", now.Format(time.RFC3339))
 	var res audit.Result
-	if err := invoke(ctx, d.audit, event, &res); err != nil {
+	if err := invoke(ctx, fn, event, &res); err != nil {
 		return res, fmt.Errorf("audit: %w", err)
 	}
 	rows := [][]string{
@@ -307,6 +316,8 @@ func (d *demo) runAudit(ctx context.Context) (audit.Result, error) {
 	rows = append(rows,
 		[]string{"findings already alerted before", strconv.Itoa(res.AlreadyAlerted)},
 		[]string{"SNS messages published", strconv.Itoa(res.AlertsPublished)},
+		[]string{"responses (enforcement)", responsesText(res.Responses)},
+		[]string{"sessions ended", strconv.Itoa(res.SessionEnded)},
 		[]string{"checkpoint advanced", strconv.FormatBool(res.CheckpointAdvanced)},
 	)
 	for _, w := range res.Warnings {
@@ -320,4 +331,60 @@ func (d *demo) runAudit(ctx context.Context) (audit.Result, error) {
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func (d *demo) stepEnforce(ctx context.Context) error {
+	step(d.out, 5, "Alice logs in from outside her allowlist again; now ENFORCEMENT_MODE=end-session")
+	before := len(d.stack.Published())
+	ids := d.stack.Portal.AddLoginEvents(devportal.LoginEvent{Date: time.Now().Add(-30 * time.Second), UserID: aliceID, User: "Alice Smith",
+		Login: aliceEmail, ActionID: loginSuccess, IP: "192.0.2.78", Browser: "Firefox 133", Platform: "Windows 10"})
+	if sess, ok := d.stack.Portal.Session(ids[0]); !ok || !sess.Active {
+		return fmt.Errorf("the new login's session is not active on the portal: %+v", sess)
+	}
+	fmt.Fprintf(d.out, "Login event %d (Alice, 192.0.2.78): its session is active on the portal.\n", ids[0])
+	fmt.Fprintln(d.out, "The same AuditFunction, deployed with EnforcementMode=end-session:")
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	res, err := d.runAudit(ctx, d.enforcing)
+	if err != nil {
+		return err
+	}
+	pubs := d.stack.Published()[before:]
+	if len(pubs) != 1 {
+		return fmt.Errorf("the run published %d SNS messages, want 1", len(pubs))
+	}
+	p := pubs[0]
+	fmt.Fprintln(d.out, "\nWhat an e-mail subscriber receives:")
+	box(d.out, "Subject: "+p.Subject+"\n\n"+p.Email)
+	fmt.Fprintf(d.out, "\nWhat an SMS subscriber receives (%d characters):\n", len(p.SMS))
+	box(d.out, p.SMS)
+	if _, err := d.stack.Mail(ctx, 300*time.Millisecond); err != nil {
+		return err
+	}
+
+	sess, _ := d.stack.Portal.Session(ids[0])
+	logouts := d.stack.Portal.Logouts()
+	fmt.Fprintf(d.out, "\nThe portal now says session %d is active: %v (ended by %q); logout calls: %d.\n", ids[0], sess.Active, sess.EndedBy, len(logouts))
+	switch {
+	case res.SessionEnded != 1:
+		return fmt.Errorf("the run ended %d sessions, want 1: %s", res.SessionEnded, jsonText(res))
+	case sess.Active || len(logouts) != 1:
+		return fmt.Errorf("the portal's session %d is still active or was ended more than once: %+v, %d logout calls", ids[0], sess, len(logouts))
+	case !strings.Contains(p.Email, "Response: session ended ") || !strings.Contains(p.SMS, "session ended"):
+		return errors.New("the alert does not say the session was ended")
+	}
+	fmt.Fprintln(d.out, "✓ The offending session was ended once, before the alert went out, and the e-mail and SMS say so.")
+	return nil
+}
+
+func responsesText(n map[string]int) string {
+	var parts []string
+	for _, o := range audit.Outcomes {
+		if n[o] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[o], o))
+		}
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }

@@ -43,6 +43,9 @@ type Finding struct {
 	Action   string          `json:"action,omitempty"`
 	ActionID int             `json:"actionId,omitempty"`
 	Raw      json.RawMessage `json:"raw,omitempty"` // the event as the API returned it; a burst: an array of them
+	// Response is what was done about the login (see Responder); nil when
+	// nothing applies (no responder, or a kind that is never enforced).
+	Response *Response `json:"response,omitempty"`
 
 	// A burst's events and threshold, to rebuild it from a subset.
 	events    []ipguard.LoginEvent

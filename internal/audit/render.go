@@ -35,21 +35,24 @@ type Batch struct {
 
 // Payload is the "default" (JSON) body of an alert: the seed's payload.
 type Payload struct {
-	Portal string    `json:"portal"`
-	From   string    `json:"from"`
-	To     string    `json:"to"`
-	Part   int       `json:"part,omitempty"`  // set when the alert was split
-	Parts  int       `json:"parts,omitempty"` // into several messages
-	Events []Finding `json:"events"`
+	Portal string `json:"portal"`
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Part   int    `json:"part,omitempty"`  // set when the alert was split
+	Parts  int    `json:"parts,omitempty"` // into several messages
+	// Notices are run-wide messages, e.g. that enforcement was suspended.
+	Notices []string  `json:"notices,omitempty"`
+	Events  []Finding `json:"events"`
 }
 
 // RenderAlerts turns findings into as few SNS messages as fit: one, unless
 // one message would pass maxBytes (the structured message as SNS counts it).
-func RenderAlerts(portal string, w Window, fs []Finding, maxBytes int) ([]Batch, error) {
+// Notices (run-wide messages) head every message.
+func RenderAlerts(portal string, w Window, fs []Finding, maxBytes int, notices ...string) ([]Batch, error) {
 	if len(fs) == 0 {
 		return nil, nil
 	}
-	chunks, err := split(portal, w, fs, maxBytes)
+	chunks, err := split(portal, w, fs, maxBytes, notices)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +62,7 @@ func RenderAlerts(portal string, w Window, fs []Finding, maxBytes int) ([]Batch,
 		if len(chunks) > 1 {
 			part, parts = i+1, len(chunks)
 		}
-		a, err := render(portal, w, c, part, parts)
+		a, err := render(portal, w, c, part, parts, notices)
 		if err != nil {
 			return nil, err
 		}
@@ -74,8 +77,8 @@ func RenderAlerts(portal string, w Window, fs []Finding, maxBytes int) ([]Batch,
 
 // split halves a chunk until each fits. A lone finding too large even alone
 // (a huge burst) loses its raw events, which the e-mail never showed anyway.
-func split(portal string, w Window, fs []Finding, maxBytes int) ([][]Finding, error) {
-	a, err := render(portal, w, fs, 99, 99) // worst case: part numbers present
+func split(portal string, w Window, fs []Finding, maxBytes int, notices []string) ([][]Finding, error) {
+	a, err := render(portal, w, fs, 99, 99, notices) // worst case: part numbers present
 	if err != nil {
 		return nil, err
 	}
@@ -88,13 +91,13 @@ func split(portal string, w Window, fs []Finding, maxBytes int) ([][]Finding, er
 		}
 		f := fs[0]
 		f.Raw = nil
-		return split(portal, w, []Finding{f}, maxBytes)
+		return split(portal, w, []Finding{f}, maxBytes, notices)
 	}
-	left, err := split(portal, w, fs[:len(fs)/2], maxBytes)
+	left, err := split(portal, w, fs[:len(fs)/2], maxBytes, notices)
 	if err != nil {
 		return nil, err
 	}
-	right, err := split(portal, w, fs[len(fs)/2:], maxBytes)
+	right, err := split(portal, w, fs[len(fs)/2:], maxBytes, notices)
 	if err != nil {
 		return nil, err
 	}
@@ -104,16 +107,16 @@ func split(portal string, w Window, fs []Finding, maxBytes int) ([][]Finding, er
 // size is the byte length of the structured message SNS receives.
 func size(a ipguard.Alert) int { return len(a.StructuredMessage()) }
 
-func render(portal string, w Window, fs []Finding, part, parts int) (ipguard.Alert, error) {
+func render(portal string, w Window, fs []Finding, part, parts int, notices []string) (ipguard.Alert, error) {
 	body, err := json.Marshal(Payload{Portal: portal, From: w.From.UTC().Format(time.RFC3339), To: w.To.UTC().Format(time.RFC3339),
-		Part: part, Parts: parts, Events: fs})
+		Part: part, Parts: parts, Notices: notices, Events: fs})
 	if err != nil {
 		return ipguard.Alert{}, ipguard.Errorf(ipguard.EInternal, "render alert: %w", err)
 	}
 	return ipguard.Alert{
 		Subject: subject(fs, part, parts),
 		Default: string(body),
-		Email:   emailText(portal, w, fs, part, parts),
+		Email:   emailText(portal, w, fs, part, parts, notices),
 		SMS:     smsText(fs, w),
 	}, nil
 }
@@ -157,7 +160,7 @@ func subject(fs []Finding, part, parts int) string {
 	return clipRunes(s, MaxSubjectRunes)
 }
 
-func emailText(portal string, w Window, fs []Finding, part, parts int) string {
+func emailText(portal string, w Window, fs []Finding, part, parts int, notices []string) string {
 	var b strings.Builder
 	n := countKinds(fs)
 	fmt.Fprintf(&b, "DocSpace IP Guard checked the logins on %s\nfrom %s to %s (UTC) and found:\n\n",
@@ -169,6 +172,9 @@ func emailText(portal string, w Window, fs []Finding, part, parts int) string {
 	}
 	if parts > 1 {
 		fmt.Fprintf(&b, "\n(This is part %d of %d of this run's alert.)\n", part, parts)
+	}
+	for _, n := range notices {
+		fmt.Fprintf(&b, "\n!! %s\n", oneLine(n, 600))
 	}
 	b.WriteString("\n")
 	for i, f := range fs {
@@ -201,9 +207,18 @@ func emailText(portal string, w Window, fs []Finding, part, parts int) string {
 		} else {
 			fmt.Fprintf(&b, "   Event: %d (%s)\n", f.EventID, orUnknown(f.Action))
 		}
+		if f.Response != nil {
+			fmt.Fprintf(&b, "   Response: %s\n", responseText(f.Response))
+			if e := f.Response.Escalation; e != nil {
+				fmt.Fprintf(&b, "   User:  %s\n", escalationText(e))
+			}
+		}
 		b.WriteString("\n")
 	}
 	b.WriteString("What to do:\n")
+	if countOutcome(fs, OutcomeEnded) > 0 {
+		b.WriteString("  - An ended session only logs the user out; they can sign in again. If a login was not\n    theirs, disable the user and reset the password.\n")
+	}
 	if n[KindIPNotAllowed]+n[KindUnverifiableIP] > 0 {
 		b.WriteString("  - Ask each user whether the login was theirs. If not, block the user in DocSpace,\n    end their sessions and reset the password.\n")
 		b.WriteString("  - If the address is legitimate, onboard it for that user so it stops alerting.\n")
@@ -226,6 +241,17 @@ func smsText(fs []Finding, w Window) string {
 	for _, k := range Kinds {
 		if n[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[k], short[k]))
+		}
+	}
+	if ended := countOutcome(fs, OutcomeEnded); ended == 1 {
+		parts = append(parts, "session ended")
+	} else if ended > 1 {
+		parts = append(parts, fmt.Sprintf("%d sessions ended", ended))
+	}
+	for _, f := range fs {
+		if f.Response != nil && f.Response.Guard == GuardCircuitBreaker {
+			parts = append(parts, "enforcement suspended")
+			break
 		}
 	}
 	first := fs[0]
@@ -281,4 +307,85 @@ func clipASCII(s string, max int) string {
 		b = append(b[:max-3], "..."...)
 	}
 	return string(b)
+}
+
+func countOutcome(fs []Finding, outcome string) int {
+	n := 0
+	for _, f := range fs {
+		if f.Response != nil && f.Response.Outcome == outcome {
+			n++
+		}
+	}
+	return n
+}
+
+var guardPhrase = map[string]string{
+	GuardBackfill:       "a backfill never acts",
+	GuardAPIKeyUser:     "the user is the one the API key acts as",
+	GuardOwner:          "the user is the portal owner",
+	GuardCircuitBreaker: "enforcement was suspended for this run (circuit breaker)",
+	GuardClaimedEarlier: "an earlier run took this event on and recorded no outcome",
+}
+
+// responseText is e.g. "session ended 12:03:10 UTC" or "would have ended (report mode)".
+func responseText(r *Response) string {
+	what, whose := "session", "the session"
+	if r.Action == "end-all-sessions" {
+		what, whose = "all of the user's sessions", "the user's sessions"
+	}
+	at := clock(r.At)
+	switch r.Outcome {
+	case OutcomeEnded:
+		return strings.TrimSpace(what + " ended " + at)
+	case OutcomeNotActive:
+		return strings.TrimSpace("session had already ended (checked " + at + ")")
+	case OutcomeWouldEnd:
+		if r.Action == "end-all-sessions" {
+			return "would have ended all of the user's sessions (report mode)"
+		}
+		return "would have ended (report mode)"
+	case OutcomeRefused:
+		return "the portal refused to end " + whose + ": " + oneLine(r.Error, 300)
+	case OutcomeFailed:
+		return "ending " + whose + " failed: " + oneLine(r.Error, 300)
+	case OutcomeSkipped:
+		g, ok := guardPhrase[r.Guard]
+		if !ok {
+			g = oneLine(r.Guard, 100)
+		}
+		return "not acted on: " + g
+	}
+	return oneLine(r.Outcome, 100)
+}
+
+func escalationText(e *Escalation) string {
+	switch e.Outcome {
+	case OutcomeDisabled:
+		return strings.TrimSpace(fmt.Sprintf("disabled %s after %d violations in 24 hours", clock(e.At), e.Violations))
+	case OutcomeRefused:
+		return fmt.Sprintf("the portal refused to disable the user after %d violations in 24 hours: %s", e.Violations, oneLine(e.Error, 300))
+	default:
+		return fmt.Sprintf("disabling the user after %d violations in 24 hours failed: %s", e.Violations, oneLine(e.Error, 300))
+	}
+}
+
+// clock turns an RFC3339 UTC time into "12:03:10 UTC"; empty stays empty.
+func clock(rfc string) string {
+	t, err := time.Parse(time.RFC3339, rfc)
+	if err != nil {
+		return ""
+	}
+	return t.UTC().Format("15:04:05") + " UTC"
+}
+
+// oneLine makes text from the portal safe for one line of an e-mail:
+// control characters become spaces, and it is cut to max runes.
+func oneLine(s string, max int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
+			return ' '
+		}
+		return r
+	}, s)
+	return clipRunes(strings.TrimSpace(s), max)
 }

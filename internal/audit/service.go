@@ -51,12 +51,14 @@ type Settings struct {
 	MaxMessageBytes int // default MaxMessageBytes
 }
 
-// Service runs audits. Source, Store, Publisher and Leases are required.
+// Service runs audits. Source, Store, Publisher and Leases are required;
+// Responder is optional (nil: findings are only alerted).
 type Service struct {
 	Source    Source
 	Store     Store
 	Publisher Publisher
 	Leases    lease.Backend
+	Responder Responder
 	Settings  Settings
 	Now       func() time.Time
 	Log       *slog.Logger
@@ -74,9 +76,15 @@ type Result struct {
 	AlertsPublished    int            `json:"alertsPublished"` // SNS messages sent
 	MessageIDs         []string       `json:"messageIds,omitempty"`
 	CheckpointAdvanced bool           `json:"checkpointAdvanced"`
-	Skipped            bool           `json:"skipped,omitempty"`
-	SkipReason         string         `json:"skipReason,omitempty"`
-	Warnings           []string       `json:"warnings"`
+	// SessionEnded counts the findings whose session this run ended.
+	SessionEnded int `json:"sessionEnded"`
+	// Responses counts this run's findings per response outcome (see Response).
+	Responses map[string]int `json:"responses,omitempty"`
+	// UsersDisabled counts the users this run disabled (escalation).
+	UsersDisabled int      `json:"usersDisabled,omitempty"`
+	Skipped       bool     `json:"skipped,omitempty"`
+	SkipReason    string   `json:"skipReason,omitempty"`
+	Warnings      []string `json:"warnings"`
 }
 
 // Handle decodes the invocation payload (see DecodeTrigger) and runs the audit.
@@ -105,7 +113,7 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	}
 	held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
 	if ipguard.ErrorCode(err) == ipguard.EConflict {
-		res.Skipped, res.SkipReason = true, "another audit run holds the lease; it covers this window"
+		res.Skipped, res.SkipReason = true, skipReason(t)
 		s.log().Info("audit skipped", "reason", res.SkipReason)
 		return res, nil
 	}
@@ -150,8 +158,9 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	for _, f := range findings {
 		res.Counts[f.Kind]++
 	}
+	notices := s.respond(ctx, findings, t.Backfill, &res)
 
-	if err := s.publish(ctx, w, findings, &res); err != nil {
+	if err := s.publish(ctx, w, findings, notices, &res); err != nil {
 		return Result{}, err
 	}
 	if !t.Backfill && w.To.After(cp) {
@@ -166,6 +175,17 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	s.log().Info("audit done", "from", res.From, "to", res.To, "eventsScanned", res.EventsScanned,
 		"counts", res.Counts, "alreadyAlerted", res.AlreadyAlerted, "alertsPublished", res.AlertsPublished)
 	return res, nil
+}
+
+// skipReason says what a run that found the lease held leaves behind. The
+// holder may be a scheduled run or a backfill, which covers only its own
+// window; either way the checkpoint did not move for this run, so the next
+// scheduled run reads from it.
+func skipReason(t Trigger) string {
+	if t.Backfill {
+		return "another audit run (scheduled or a backfill) holds the lease; this backfill did nothing: invoke it again when that run has ended"
+	}
+	return "another audit run (scheduled or a backfill) holds the lease; this run did nothing and left the checkpoint, so the next scheduled run reads from it"
 }
 
 // window is [checkpoint − overlap, trigger time], or the lookback on the
@@ -344,12 +364,12 @@ func (s *Service) dropAlerted(ctx context.Context, fs []Finding) ([]Finding, int
 
 // publish sends the alert messages and records each message's event ids
 // right after it was accepted.
-func (s *Service) publish(ctx context.Context, w Window, fs []Finding, res *Result) error {
+func (s *Service) publish(ctx context.Context, w Window, fs []Finding, notices []string, res *Result) error {
 	max := s.Settings.MaxMessageBytes
 	if max <= 0 {
 		max = MaxMessageBytes
 	}
-	batches, err := RenderAlerts(s.Settings.Portal, w, fs, max)
+	batches, err := RenderAlerts(s.Settings.Portal, w, fs, max, notices...)
 	if err != nil {
 		return err
 	}
@@ -367,6 +387,35 @@ func (s *Service) publish(ctx context.Context, w Window, fs []Finding, res *Resu
 		}
 	}
 	return nil
+}
+
+// respond lets the Responder act on the findings and counts its outcomes.
+// Its notices also become warnings of the result.
+func (s *Service) respond(ctx context.Context, fs []Finding, backfill bool, res *Result) []string {
+	if s.Responder == nil || len(fs) == 0 {
+		return nil
+	}
+	notices := s.Responder.Respond(ctx, fs, backfill)
+	res.Warnings = append(res.Warnings, notices...)
+	disabled := map[string]bool{}
+	for _, f := range fs {
+		r := f.Response
+		if r == nil {
+			continue
+		}
+		if res.Responses == nil {
+			res.Responses = map[string]int{}
+		}
+		res.Responses[r.Outcome]++
+		if r.Outcome == OutcomeEnded {
+			res.SessionEnded++
+		}
+		if r.Escalation != nil && r.Escalation.Outcome == OutcomeDisabled && !disabled[f.UserID] {
+			disabled[f.UserID] = true
+			res.UsersDisabled++
+		}
+	}
+	return notices
 }
 
 func (s *Service) now() time.Time {

@@ -27,13 +27,13 @@ func TestDecodeTrigger(t *testing.T) {
 		backfill bool
 	}{
 		{"scheduled event", `{"version":"0","id":"x","detail-type":"Scheduled Event","source":"aws.events","time":"2026-11-25T10:00:00Z","detail":{}}`, at("2026-11-25T10:00:00Z"), time.Time{}, false},
-		{"scheduler envelope", `{"version":"0","detail-type":"Scheduled Event","source":"aws.scheduler","time":"2026-11-25T09:45:00Z","detail":"{}"}`, at("2026-11-25T09:45:00Z"), time.Time{}, false},
+		{"scheduler envelope", `{"version":"0","id":"y","detail-type":"Scheduled Event","source":"aws.scheduler","time":"2026-11-25T09:45:00Z","detail":"{}"}`, at("2026-11-25T09:45:00Z"), time.Time{}, false},
 		{"scheduler input as is", `{}`, now, time.Time{}, false},
 		{"empty payload", ``, now, time.Time{}, false},
 		{"null payload", `null`, now, time.Time{}, false},
-		{"future time pulled back", `{"detail-type":"Scheduled Event","source":"aws.events","time":"2026-11-25T11:00:00Z"}`, now, time.Time{}, false},
+		{"future time pulled back", `{"version":"0","id":"z","detail-type":"Scheduled Event","source":"aws.events","time":"2026-11-25T11:00:00Z","detail":{}}`, now, time.Time{}, false},
 		{"backfill", `{"from":"2026-11-24T00:00:00Z","to":"2026-11-24T06:00:00+02:00"}`, at("2026-11-24T04:00:00Z"), at("2026-11-24T00:00:00Z"), true},
-		{"backfill in detail", `{"detail-type":"Backfill","source":"ops","time":"2026-11-25T10:00:00Z","detail":{"from":"2026-11-24T00:00:00Z","to":"2026-11-24T01:00:00Z"}}`, at("2026-11-24T01:00:00Z"), at("2026-11-24T00:00:00Z"), true},
+		{"backfill in detail", `{"version":"0","id":"b","detail-type":"Backfill","source":"ops","time":"2026-11-25T10:00:00Z","detail":{"from":"2026-11-24T00:00:00Z","to":"2026-11-24T01:00:00Z"}}`, at("2026-11-24T01:00:00Z"), at("2026-11-24T00:00:00Z"), true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,7 +56,7 @@ func TestDecodeTriggerRejects(t *testing.T) {
 		`{"from":"2026-11-24T01:00:00Z"}`,
 		`{"from":"2026-11-24T02:00:00Z","to":"2026-11-24T01:00:00Z"}`,
 		`{"from":"2026-11-26T02:00:00Z","to":"2026-11-27T01:00:00Z"}`,
-		`{"detail-type":"Scheduled Event","source":"aws.events","time":"noon"}`,
+		`{"version":"0","id":"n","detail-type":"Scheduled Event","source":"aws.events","time":"noon","detail":{}}`,
 	} {
 		if _, err := decode([]byte(p), now); ipguard.ErrorCode(err) != ipguard.EInvalid {
 			t.Errorf("%s: err = %v, want EInvalid", p, err)

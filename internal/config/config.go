@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/netip"
 	"net/url"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,9 +33,15 @@ type Config struct {
 	// Table is ALLOWLIST_TABLE: the DynamoDB table (source of truth).
 	Table    string
 	LogLevel slog.Level
-	Portal   Portal // onboarding only
-	Audit    AuditConfig
+	// MetricsNamespace is METRICS_NAMESPACE (default DocSpaceIPGuard): the
+	// CloudWatch namespace of the functions' EMF metrics.
+	MetricsNamespace string
+	Portal           Portal // onboarding only
+	Audit            AuditConfig
 }
+
+// DefaultMetricsNamespace is the namespace when METRICS_NAMESPACE is unset.
+const DefaultMetricsNamespace = "DocSpaceIPGuard"
 
 // DocSpace says how to reach the portal's API.
 type DocSpace struct {
@@ -66,7 +74,30 @@ type AuditConfig struct {
 	AlertUnknownUsers    bool          // UNKNOWN_USER_POLICY: alert (default) or ignore
 	AlertRetention       time.Duration // ALERT_RETENTION (default 168h): how long alerted event ids are remembered
 	DeadlineMargin       time.Duration // AUDIT_DEADLINE_MARGIN (default 20s): stop fetching this long before the deadline
+	// Schedule is AUDIT_SCHEDULE: the EventBridge schedule expression that
+	// runs the audit (rate(...) or cron(...)), reported by the status
+	// operation; empty when the function is only invoked by hand.
+	Schedule    string
+	Enforcement Enforcement
 }
+
+// Enforcement says how the audit responds to a violating login.
+type Enforcement struct {
+	// Mode is ENFORCEMENT_MODE: report (default), end-session or end-all-sessions.
+	Mode string
+	// UnknownUsers is ENFORCE_UNKNOWN_USERS (default false): also act on
+	// logins by users without an allowlist (needs UNKNOWN_USER_POLICY=alert).
+	UnknownUsers bool
+	// MaxPerRun is ENFORCEMENT_MAX_PER_RUN (default 10): a run that would act
+	// on more logins acts on none.
+	MaxPerRun int
+	// DisableAfter is ENFORCEMENT_DISABLE_AFTER (default 0 = off): disable a
+	// user with this many enforced violations within 24 hours.
+	DisableAfter int
+}
+
+// EnforcementModes are the values of ENFORCEMENT_MODE.
+var EnforcementModes = []string{"report", "end-session", "end-all-sessions"}
 
 // Load reads and checks the configuration for fn. The error, an EConfig
 // ipguard.Error, lists every problem with the variable's name.
@@ -83,6 +114,7 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 	c.DocSpace.Timeout = r.duration("DOCSPACE_TIMEOUT", 10*time.Second, 100*time.Millisecond)
 	c.Table = r.required("ALLOWLIST_TABLE")
 	c.LogLevel = r.level("LOG_LEVEL")
+	c.MetricsNamespace = r.namespace("METRICS_NAMESPACE")
 
 	switch fn {
 	case Onboard:
@@ -116,6 +148,23 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 			r.fail("ALERT_RETENTION", getenv("ALERT_RETENTION"), "must be longer than AUDIT_OVERLAP, or overlapping windows would alert twice")
 		}
 		c.Audit.DeadlineMargin = r.duration("AUDIT_DEADLINE_MARGIN", 20*time.Second, 0)
+		c.Audit.Schedule = strings.TrimSpace(getenv("AUDIT_SCHEDULE"))
+		if c.Audit.Schedule != "" && !ValidSchedule(c.Audit.Schedule) {
+			r.fail("AUDIT_SCHEDULE", c.Audit.Schedule, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
+		}
+		e := &c.Audit.Enforcement
+		e.Mode = strings.ToLower(strings.TrimSpace(getenv("ENFORCEMENT_MODE")))
+		if e.Mode == "" {
+			e.Mode = "report"
+		} else if !slices.Contains(EnforcementModes, e.Mode) {
+			r.fail("ENFORCEMENT_MODE", e.Mode, "must be report, end-session or end-all-sessions")
+		}
+		e.UnknownUsers = r.boolean("ENFORCE_UNKNOWN_USERS", false)
+		if e.UnknownUsers && !c.Audit.AlertUnknownUsers {
+			r.fail("ENFORCE_UNKNOWN_USERS", "true", "needs UNKNOWN_USER_POLICY=alert: with ignore, logins of unknown users are not even reported")
+		}
+		e.MaxPerRun = r.integer("ENFORCEMENT_MAX_PER_RUN", 10, 1, 1000)
+		e.DisableAfter = r.integer("ENFORCEMENT_DISABLE_AFTER", 0, 0, 1000)
 	}
 	if len(r.problems) > 0 {
 		return Config{}, &ipguard.Error{Code: ipguard.EConfig,
@@ -190,6 +239,55 @@ func (r *reader) duration(name string, def, min time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+var namespacePattern = regexp.MustCompile(`^[A-Za-z0-9.\-_/#:]{1,255}$`)
+
+// namespace reads a CloudWatch namespace: 1-255 of letters, digits and
+// . - _ / # :, not starting with "AWS/" (reserved for AWS services).
+func (r *reader) namespace(name string) string {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return DefaultMetricsNamespace
+	}
+	if !namespacePattern.MatchString(v) || strings.HasPrefix(v, "AWS/") {
+		r.fail(name, v, "must be a CloudWatch namespace: 1-255 letters, digits or . - _ / # :, not starting with AWS/")
+		return DefaultMetricsNamespace
+	}
+	return v
+}
+
+var (
+	rateExpr = regexp.MustCompile(`^rate\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\)$`)
+	cronExpr = regexp.MustCompile(`^cron\(([^()]+)\)$`)
+)
+
+// ValidSchedule reports whether s is an EventBridge schedule expression:
+// rate(N unit), with the singular unit exactly when N is 1, or cron() with six
+// fields of which exactly one of day-of-month and day-of-week is "?". It does
+// not check the cron fields' values.
+func ValidSchedule(s string) bool {
+	if m := rateExpr.FindStringSubmatch(s); m != nil {
+		n, err := strconv.Atoi(m[1])
+		return err == nil && (n == 1) == !strings.HasSuffix(m[2], "s")
+	}
+	if m := cronExpr.FindStringSubmatch(s); m != nil {
+		f := strings.Fields(m[1])
+		return len(f) == 6 && (f[2] == "?") != (f[4] == "?")
+	}
+	return false
+}
+
+// ScheduleInterval is the interval of a rate() expression; ok is false for
+// cron() and anything else.
+func ScheduleInterval(s string) (d time.Duration, ok bool) {
+	m := rateExpr.FindStringSubmatch(s)
+	if m == nil {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(m[1])
+	unit := map[string]time.Duration{"minute": time.Minute, "hour": time.Hour, "day": 24 * time.Hour}[strings.TrimSuffix(m[2], "s")]
+	return time.Duration(n) * unit, true
 }
 
 func (r *reader) level(name string) slog.Level {

@@ -36,6 +36,24 @@ func TestLoadDefaults(t *testing.T) {
 	if a.Audit.Overlap != 5*time.Minute || a.Audit.Lookback != 15*time.Minute || a.Audit.FailedLoginThreshold != 5 || !a.Audit.AlertUnknownUsers {
 		t.Errorf("audit defaults: %+v", a.Audit)
 	}
+	if e := a.Audit.Enforcement; e != (Enforcement{Mode: "report", MaxPerRun: 10}) {
+		t.Errorf("enforcement defaults: %+v; want report mode, breaker 10, no escalation", e)
+	}
+}
+
+func TestLoadEnforcement(t *testing.T) {
+	m := base()
+	m["ENFORCEMENT_MODE"] = " End-Session "
+	m["ENFORCE_UNKNOWN_USERS"] = "true"
+	m["ENFORCEMENT_MAX_PER_RUN"] = "3"
+	m["ENFORCEMENT_DISABLE_AFTER"] = "2"
+	c, err := Load(env(m), Audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := c.Audit.Enforcement; e != (Enforcement{Mode: "end-session", UnknownUsers: true, MaxPerRun: 3, DisableAfter: 2}) {
+		t.Errorf("enforcement %+v", e)
+	}
 }
 
 func TestLoadReportsEachProblemByName(t *testing.T) {
@@ -57,6 +75,13 @@ func TestLoadReportsEachProblemByName(t *testing.T) {
 		{"audit topic", map[string]string{"ALERT_TOPIC_ARN": ""}, Audit, []string{"ALERT_TOPIC_ARN is required"}},
 		{"audit policy", map[string]string{"UNKNOWN_USER_POLICY": "maybe"}, Audit, []string{"UNKNOWN_USER_POLICY must be alert or ignore"}},
 		{"audit durations", map[string]string{"AUDIT_OVERLAP": "5 minutes"}, Audit, []string{"AUDIT_OVERLAP must be a duration"}},
+		{"metrics namespace", map[string]string{"METRICS_NAMESPACE": "AWS/Lambda"}, Audit, []string{"METRICS_NAMESPACE must be a CloudWatch namespace", `"AWS/Lambda"`}},
+		{"metrics namespace characters", map[string]string{"METRICS_NAMESPACE": "ip guard!"}, Onboard, []string{"METRICS_NAMESPACE must be a CloudWatch namespace"}},
+		{"schedule", map[string]string{"AUDIT_SCHEDULE": "rate(15 minute)"}, Audit, []string{"AUDIT_SCHEDULE must be an EventBridge schedule expression", `"rate(15 minute)"`}},
+		{"enforcement mode", map[string]string{"ENFORCEMENT_MODE": "kill"}, Audit, []string{`ENFORCEMENT_MODE must be report, end-session or end-all-sessions (got "kill")`}},
+		{"enforcement numbers", map[string]string{"ENFORCEMENT_MAX_PER_RUN": "0", "ENFORCEMENT_DISABLE_AFTER": "-1", "ENFORCE_UNKNOWN_USERS": "maybe"}, Audit,
+			[]string{"ENFORCEMENT_MAX_PER_RUN must be a whole number from 1", "ENFORCEMENT_DISABLE_AFTER must be a whole number from 0", "ENFORCE_UNKNOWN_USERS must be true or false"}},
+		{"unknown users enforced but ignored", map[string]string{"ENFORCE_UNKNOWN_USERS": "true", "UNKNOWN_USER_POLICY": "ignore"}, Audit, []string{"ENFORCE_UNKNOWN_USERS", "UNKNOWN_USER_POLICY=alert"}},
 		{"retention shorter than overlap", map[string]string{"AUDIT_OVERLAP": "2h", "ALERT_RETENTION": "1h"}, Audit, []string{"ALERT_RETENTION must be longer than AUDIT_OVERLAP"}},
 	}
 	for _, tt := range tests {
@@ -89,5 +114,25 @@ func TestLoadHTTPWithSwitchAndBreakglassCanonical(t *testing.T) {
 	}
 	if got := strings.Join(c.Portal.Breakglass, ","); got != "2001:db8::1,203.0.113.9" {
 		t.Errorf("breakglass = %s", got)
+	}
+}
+
+func TestScheduleAndNamespace(t *testing.T) {
+	m := base()
+	m["AUDIT_SCHEDULE"] = "rate(15 minutes)"
+	c, err := Load(env(m), Audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Audit.Schedule != "rate(15 minutes)" || c.MetricsNamespace != DefaultMetricsNamespace {
+		t.Errorf("schedule %q, namespace %q", c.Audit.Schedule, c.MetricsNamespace)
+	}
+	for expr, want := range map[string]time.Duration{"rate(15 minutes)": 15 * time.Minute, "rate(1 hour)": time.Hour, "rate(2 days)": 48 * time.Hour} {
+		if got, ok := ScheduleInterval(expr); !ok || got != want {
+			t.Errorf("ScheduleInterval(%q) = %v, %v", expr, got, ok)
+		}
+	}
+	if _, ok := ScheduleInterval("cron(0/15 * * * ? *)"); ok {
+		t.Error("cron has an interval")
 	}
 }

@@ -12,11 +12,23 @@ var apiEndpoints = []struct{ method, path, body string }{
 	{"PUT", "/api/2.0/settings/iprestrictions/settings", `{"ipRestrictions":[]}`},
 	{"GET", "/api/2.0/security/audit/login/filter", ""},
 	{"GET", "/api/2.0/security/audit/login/last", ""},
+	{"GET", "/api/2.0/security/audit/events/filter", ""},
+	{"GET", "/api/2.0/security/audit/events/last", ""},
+}
+
+// openEndpoints answer any authenticated key, admin or not.
+var openEndpoints = []struct{ method, path, body string }{
+	{"GET", "/api/2.0/keys/@self", ""},
+	{"GET", "/api/2.0/people/@self", ""},
+	{"GET", "/api/2.0/people/" + OwnerID, ""},
+	{"PUT", "/api/2.0/security/activeconnections/logout/1", ""},
+	{"PUT", "/api/2.0/security/activeconnections/logoutall/" + RegularUserID, ""},
+	{"PUT", "/api/2.0/people/status/Terminated", `{"userIds":[]}`},
 }
 
 func TestAuthMissingOrUnknownKeyIs401WithEmptyBody(t *testing.T) {
 	_, srv := startPortal(t, Options{})
-	for _, ep := range apiEndpoints {
+	for _, ep := range append(apiEndpoints, openEndpoints...) {
 		for _, key := range []string{"", "sk-unknown"} {
 			a := call(t, srv, ep.method, ep.path, key, ep.body)
 			if a.status != http.StatusUnauthorized || len(a.body) != 0 {
@@ -86,7 +98,7 @@ func TestRouting(t *testing.T) {
 		envelope                bool
 	}{
 		{"unknown route is a 404 envelope", "GET", "/api/2.0/settings/nothing", testAdminKey, 404, true},
-		{"unknown route without a key is still 404", "GET", "/api/2.0/people/@self", "", 404, true},
+		{"unknown route without a key is still 404", "GET", "/api/2.0/files/@my", "", 404, true},
 		{"outside /api/2.0", "GET", "/", testAdminKey, 404, true},
 		{"wrong method on a known route", "DELETE", "/api/2.0/settings/iprestrictions", testAdminKey, 405, false},
 		{"path case and trailing slash are ignored", "GET", "/API/2.0/Settings/IPRestrictions/", testAdminKey, 200, false},

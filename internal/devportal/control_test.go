@@ -3,6 +3,8 @@ package devportal
 import (
 	"encoding/json"
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,5 +96,96 @@ func TestControlEndpoints(t *testing.T) {
 	}
 	if a := call(t, srv, "GET", "/_dev/nothing", "", ""); a.status != 404 {
 		t.Errorf("unknown control endpoint: %d, want 404", a.status)
+	}
+}
+
+func TestControlUsersKeysSessionsAuditClock(t *testing.T) {
+	p, srv := startPortal(t, Options{})
+	const ada = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000a1"
+
+	// Users.
+	if a := call(t, srv, "PUT", "/_dev/users", "", `[{"id":"`+ada+`","displayName":"Ada","email":"ada@example.com","status":1,"isAdmin":true}]`); a.status != 204 {
+		t.Fatalf("PUT /_dev/users: %d %s", a.status, a.body)
+	}
+	if a := call(t, srv, "PUT", "/_dev/users", "", `[{"id":"`+ada+`","status":1,"isOwner":true}]`); a.status != 400 {
+		t.Errorf("second owner: %d %s, want 400", a.status, a.body)
+	}
+	var users []User
+	_ = json.Unmarshal(call(t, srv, "GET", "/_dev/users", "", "").body, &users)
+	if len(users) != 3 || users[2].ID != ada || !users[2].IsAdmin {
+		t.Errorf("GET /_dev/users = %+v", users)
+	}
+
+	// Keys: a new key by Ada that expires, then its expiry cleared.
+	if a := call(t, srv, "PUT", "/_dev/keys", "", `{"key":"sk-ada-0001","name":"ada's","createBy":"`+ada+`","expiresAt":"2030-01-01T00:00:00Z","permissions":["*:read"]}`); a.status != 204 {
+		t.Fatalf("PUT /_dev/keys: %d %s", a.status, a.body)
+	}
+	k, _ := p.Key("sk-ada-0001")
+	if k.CreateBy != ada || k.Name != "ada's" || k.KeyPostfix != "0001" || !k.IsActive || k.ExpiresAt == nil || len(k.Permissions) != 1 {
+		t.Errorf("stored key %+v", k)
+	}
+	call(t, srv, "PUT", "/_dev/keys", "", `{"key":"sk-ada-0001","expiresAt":null,"isActive":false}`)
+	if k, _ = p.Key("sk-ada-0001"); k.ExpiresAt != nil || k.IsActive || k.Name != "ada's" {
+		t.Errorf("patched key %+v", k)
+	}
+	if a := call(t, srv, "PUT", "/_dev/keys", "", `{"key":"sk-x","createBy":"5f1e6a2b-0d3c-4e5f-8a9b-999999999999"}`); a.status != 400 {
+		t.Errorf("unknown creator: %d, want 400", a.status)
+	}
+	a := call(t, srv, "GET", "/_dev/keys", "", "")
+	if a.status != 200 || strings.Contains(string(a.body), "sk-ada-0001") || strings.Contains(string(a.body), testAdminKey) {
+		t.Errorf("GET /_dev/keys shows secrets or failed: %d %s", a.status, a.body)
+	}
+
+	// Endpoints switched off and on.
+	call(t, srv, "PUT", "/_dev/endpoints", "", `{"keysSelf":false,"auditEvents":false}`)
+	mustError(t, call(t, srv, "GET", "/api/2.0/keys/@self", testAdminKey, ""), 404)
+	mustError(t, call(t, srv, "GET", "/api/2.0/security/audit/events/filter", testAdminKey, ""), 404)
+	call(t, srv, "PUT", "/_dev/endpoints", "", `{"keysSelf":true}`)
+	mustSuccess(t, call(t, srv, "GET", "/api/2.0/keys/@self", testAdminKey, ""))
+	mustError(t, call(t, srv, "GET", "/api/2.0/security/audit/events/filter", testAdminKey, ""), 404)
+
+	// Audit events.
+	a = call(t, srv, "POST", "/_dev/auditevents", "", `[{"actionId":6094,"userId":"`+ada+`","ip":"192.0.2.44","date":"2026-05-04T09:00:00Z"}]`)
+	if a.status != 200 || string(a.body) != `{"ids":[1]}` {
+		t.Errorf("POST /_dev/auditevents: %d %s", a.status, a.body)
+	}
+	var evs []AuditEvent
+	_ = json.Unmarshal(call(t, srv, "GET", "/_dev/auditevents", "", "").body, &evs)
+	if len(evs) != 1 || evs[0].User != "Ada" || evs[0].IP != "192.0.2.44" {
+		t.Errorf("GET /_dev/auditevents = %+v", evs)
+	}
+
+	// Sessions and logouts.
+	ids := p.AddLoginEvents(LoginEvent{UserID: ada, ActionID: 1000})
+	id := strconv.FormatInt(ids[0], 10)
+	call(t, srv, "PUT", "/api/2.0/security/activeconnections/logout/"+id, testAdminKey, "")
+	a = call(t, srv, "GET", "/_dev/sessions/"+id, "", "")
+	if string(a.body) != `{"eventId":`+id+`,"userId":"`+ada+`","active":false,"endedBy":"logout"}` {
+		t.Errorf("GET /_dev/sessions/%s = %d %s", id, a.status, a.body)
+	}
+	if a := call(t, srv, "GET", "/_dev/sessions/999", "", ""); a.status != 404 {
+		t.Errorf("unknown session: %d", a.status)
+	}
+	if a := call(t, srv, "GET", "/_dev/sessions", "", ""); !strings.Contains(string(a.body), `"endedBy":"logout"`) {
+		t.Errorf("GET /_dev/sessions = %s", a.body)
+	}
+	a = call(t, srv, "GET", "/_dev/logouts", "", "")
+	if string(a.body) != `[{"route":"logout","target":"`+id+`","callerId":"`+OwnerID+`","status":200,"result":true}]` {
+		t.Errorf("GET /_dev/logouts = %s", a.body)
+	}
+	call(t, srv, "DELETE", "/_dev/logouts", "", "")
+	if a := call(t, srv, "GET", "/_dev/logouts", "", ""); string(a.body) != `[]` {
+		t.Errorf("after DELETE: %s", a.body)
+	}
+
+	// Clock.
+	if a := call(t, srv, "PUT", "/_dev/clock", "", `{"skewSeconds":-3600}`); a.status != 204 {
+		t.Fatalf("PUT /_dev/clock: %d", a.status)
+	}
+	p.mu.Lock()
+	skew := p.skew
+	p.mu.Unlock()
+	if skew != -time.Hour {
+		t.Errorf("skew = %v, want -1h", skew)
 	}
 }

@@ -43,6 +43,11 @@ type LoginEvent struct {
 func (p *Portal) AddLoginEvents(evs ...LoginEvent) []int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.addLoginEventsLocked(evs...)
+}
+
+// addLoginEventsLocked is AddLoginEvents for callers that hold p.mu.
+func (p *Portal) addLoginEventsLocked(evs ...LoginEvent) []int64 {
 	ids := make([]int64, len(evs))
 	for i, ev := range evs {
 		if ev.ID == 0 {
@@ -52,7 +57,7 @@ func (p *Portal) AddLoginEvents(evs ...LoginEvent) []int64 {
 			p.nextEventID = ev.ID + 1
 		}
 		if ev.Date.IsZero() {
-			ev.Date = time.Now()
+			ev.Date = p.nowLocked()
 		}
 		ev.Date = ev.Date.UTC().Truncate(time.Second)
 		p.events = append(p.events, ev)
@@ -125,8 +130,8 @@ func (p *Portal) sortedEvents() []LoginEvent {
 }
 
 // getLastLoginEvents serves GET login/last: the 20 newest events.
-func (p *Portal) getLastLoginEvents(w http.ResponseWriter, r *http.Request, rl role) {
-	if !demandEditPortalSettings(w, rl, "ASC.Web.Api.Controllers.SecurityController.GetLastLoginEventsAsync()") {
+func (p *Portal) getLastLoginEvents(w http.ResponseWriter, r *http.Request, c caller) {
+	if !demandEditPortalSettings(w, c.role, "ASC.Web.Api.Controllers.SecurityController.GetLastLoginEventsAsync()") {
 		return
 	}
 	p.writeLastEvents(w, r)
@@ -169,13 +174,13 @@ type loginFilter struct {
 //	all events, newest first:  e9 e8 e7 e6 e5 e4 e3 e2 e1
 //	startIndex=2, count=3:           [e7 e6 e5]
 //	userId=U (owns e8 e6 e2):           [e6]       ← e8 and e2 are not seen
-func (p *Portal) getLoginEventsByFilter(w http.ResponseWriter, r *http.Request, rl role) {
+func (p *Portal) getLoginEventsByFilter(w http.ResponseWriter, r *http.Request, c caller) {
 	f, errs := bindLoginFilter(r)
 	if errs != nil {
 		writeValidation(w, r, errs)
 		return
 	}
-	if !demandEditPortalSettings(w, rl, "ASC.Web.Api.Controllers.SecurityController.GetLoginEventsByFilterAsync(LoginEventRequestDto inDto)") {
+	if !demandEditPortalSettings(w, c.role, "ASC.Web.Api.Controllers.SecurityController.GetLoginEventsByFilterAsync(LoginEventRequestDto inDto)") {
 		return
 	}
 	p.mu.Lock()
@@ -363,9 +368,11 @@ func parseMessageAction(v string) (int, bool) {
 	if n, err := strconv.ParseInt(v, 10, 32); err == nil {
 		return int(n), true
 	}
-	for id, a := range messageActions {
-		if strings.EqualFold(a.name, v) {
-			return id, true
+	for _, m := range []map[int]struct{ name, text string }{messageActions, auditActions} {
+		for id, a := range m {
+			if strings.EqualFold(a.name, v) {
+				return id, true
+			}
 		}
 	}
 	return 0, false

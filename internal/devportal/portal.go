@@ -1,6 +1,7 @@
 // Package devportal is a local stand-in for the ONLYOFFICE DocSpace API: the
-// IP-restriction and login-audit endpoints under /api/2.0, answering the way
-// ../shared/docspace-api.md documents the real server (envelopes, status
+// IP-restriction, login-audit, audit-trail, API-key, people and
+// active-connection endpoints under /api/2.0, answering the way
+// docs/docspace-api.md documents the real server (envelopes, status
 // codes, validation, quirks such as non-stable ids, truncated IPv6 addresses
 // and filters applied inside the page window), plus switches that inject
 // faults (rate limits, proxy errors, delays, broken bodies) and a small
@@ -18,10 +19,11 @@ import (
 )
 
 // Options configures a Portal. The zero value is a portal nobody can call
-// (every request answers 401) with its time zone at UTC.
+// (every request answers 401) with its time zone at UTC. Every portal starts
+// with two users: the owner (OwnerID) and a regular user (RegularUserID).
 type Options struct {
-	AdminKeys []string      // keys that authenticate as a DocSpace admin
-	UserKeys  []string      // keys of a non-admin user (403)
+	AdminKeys []string      // keys created by the owner (a DocSpace admin for every route)
+	UserKeys  []string      // keys created by the regular user (403 on admin routes)
 	TZOffset  time.Duration // portal time zone UTC offset for event dates (e.g. 3*time.Hour)
 }
 
@@ -30,7 +32,18 @@ type Options struct {
 type Portal struct {
 	mu sync.Mutex
 
-	keys map[string]role
+	users    map[string]*User   // by canonical GUID
+	keys     map[string]*APIKey // by secret
+	keyCount int
+	skew     time.Duration // portal clock minus real clock
+
+	ended   map[int64]string // login event id → what ended its session
+	logouts []LogoutCall
+
+	audit        []AuditEvent
+	nextAuditID  int64
+	noKeysSelf   bool
+	noAuditTrail bool
 
 	restrictions []storedRestriction
 	enable       bool
@@ -55,19 +68,22 @@ type storedRestriction struct {
 // New returns an empty portal: no restrictions, enable false, no login events.
 func New(opts Options) *Portal {
 	p := &Portal{
-		keys:        map[string]role{},
+		users:       defaultUsers(),
+		keys:        map[string]*APIKey{},
+		ended:       map[int64]string{},
 		nextRowID:   1,
 		nextEventID: 1,
+		nextAuditID: 1,
 		tz:          opts.TZOffset,
 	}
 	for _, k := range opts.UserKeys {
 		if k != "" {
-			p.keys[k] = roleUser
+			p.newKeyLocked(k, RegularUserID)
 		}
 	}
 	for _, k := range opts.AdminKeys { // an admin key listed twice stays admin
 		if k != "" {
-			p.keys[k] = roleAdmin
+			p.newKeyLocked(k, OwnerID)
 		}
 	}
 	return p

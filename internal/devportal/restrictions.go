@@ -50,8 +50,8 @@ type restrictionsDto struct {
 // stored order. A stored entry that is not a single address (only possible
 // through SetRestrictions) makes it fail with 500, as IPAddress.Parse does
 // on the real server while computing the ETag.
-func (p *Portal) getRestrictions(w http.ResponseWriter, r *http.Request, rl role) {
-	if !demandEditPortalSettings(w, rl, "ASC.Web.Api.Controllers.Settings.IpRestrictionsController.GetIpRestrictions()") {
+func (p *Portal) getRestrictions(w http.ResponseWriter, r *http.Request, c caller) {
+	if !demandEditPortalSettings(w, c.role, "ASC.Web.Api.Controllers.Settings.IpRestrictionsController.GetIpRestrictions()") {
 		return
 	}
 	p.mu.Lock()
@@ -80,8 +80,8 @@ func (p *Portal) getRestrictions(w http.ResponseWriter, r *http.Request, rl role
 }
 
 // getRestrictionSettings serves GET settings/iprestrictions/settings.
-func (p *Portal) getRestrictionSettings(w http.ResponseWriter, r *http.Request, rl role) {
-	if !demandEditPortalSettings(w, rl, "ASC.Web.Api.Controllers.Settings.IpRestrictionsController.ReadIpRestrictionsSettings()") {
+func (p *Portal) getRestrictionSettings(w http.ResponseWriter, r *http.Request, c caller) {
+	if !demandEditPortalSettings(w, c.role, "ASC.Web.Api.Controllers.Settings.IpRestrictionsController.ReadIpRestrictionsSettings()") {
 		return
 	}
 	p.mu.Lock()
@@ -106,16 +106,17 @@ func (p *Portal) getRestrictionSettings(w http.ResponseWriter, r *http.Request, 
 // admin (403), coerce a null list to empty, derive enable, refuse enable
 // with an empty list and any entry IPAddress.TryParse rejects (400 error
 // envelope), then replace every row (new ids), save enable, and echo the
-// request DTO.
+// request DTO. Each save writes audit-trail event 6094 naming the caller
+// (the key's creator) and the caller's address.
 func (p *Portal) putRestrictions(action string) apiHandler {
 	frame := "ASC.Web.Api.Controllers.Settings.IpRestrictionsController." + action + "(IpRestrictionsDto inDto)"
-	return func(w http.ResponseWriter, r *http.Request, rl role) {
+	return func(w http.ResponseWriter, r *http.Request, c caller) {
 		dto, errs := decodeRestrictionsDto(r.Body)
 		if errs != nil {
 			writeValidation(w, r, errs)
 			return
 		}
-		if !demandEditPortalSettings(w, rl, frame) {
+		if !demandEditPortalSettings(w, c.role, frame) {
 			return
 		}
 		enable := len(dto.list) > 0
@@ -152,6 +153,7 @@ func (p *Portal) putRestrictions(action string) apiHandler {
 
 		p.mu.Lock()
 		p.replaceRestrictions(list, enable)
+		p.addAuditEventsLocked(AuditEvent{ActionID: 6094, UserID: c.userID, IP: c.addr, Page: r.URL.Path})
 		p.mu.Unlock()
 
 		writeSuccess(w, r, restrictionsDto{IPRestrictions: list, Enable: dto.enable}, 1)

@@ -9,12 +9,22 @@ import (
 const apiPrefix = "/api/2.0"
 
 // apiHandler serves one route after authentication; rl is the caller's role.
-type apiHandler func(w http.ResponseWriter, r *http.Request, rl role)
+type apiHandler func(w http.ResponseWriter, r *http.Request, c caller)
 
 // routes maps a lower-case path after /api/2.0 to its handlers by method.
-// ASP.NET routing ignores case and a trailing slash, so lookups do too.
+// ASP.NET routing ignores case and a trailing slash, so lookups do too. A
+// segment "{}" matches any one non-empty segment (a route parameter, read by
+// the handler with lastSegment); exact routes win over patterns.
 func (p *Portal) routes() map[string]map[string]apiHandler {
 	return map[string]map[string]apiHandler{
+		"/keys/@self":                              {http.MethodGet: p.getKeySelf},
+		"/people/@self":                            {http.MethodGet: p.getPeopleSelf},
+		"/people/{}":                               {http.MethodGet: p.getPerson},
+		"/people/status/{}":                        {http.MethodPut: p.putPeopleStatus},
+		"/security/activeconnections/logout/{}":    {http.MethodPut: p.putLogout},
+		"/security/activeconnections/logoutall/{}": {http.MethodPut: p.putLogoutAll},
+		"/security/audit/events/filter":            {http.MethodGet: p.getAuditEventsByFilter},
+		"/security/audit/events/last":              {http.MethodGet: p.getLastAuditEvents},
 		"/settings/iprestrictions": {
 			http.MethodGet: p.getRestrictions,
 			http.MethodPut: p.putRestrictions("SaveIpRestrictions"),
@@ -35,6 +45,7 @@ func (p *Portal) routes() map[string]map[string]apiHandler {
 func (p *Portal) Handler() http.Handler {
 	routes := p.routes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", p.now().UTC().Format(http.TimeFormat))
 		if r.URL.Path == "/_dev" || strings.HasPrefix(r.URL.Path, "/_dev/") {
 			p.serveControl(w, r)
 			return
@@ -43,7 +54,7 @@ func (p *Portal) Handler() http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		defer func() { p.finishRequest(entry, sw.status) }()
 
-		api := func(w http.ResponseWriter, r *http.Request) { serveAPI(routes, w, r, p.authenticate) }
+		api := func(w http.ResponseWriter, r *http.Request) { p.serveAPI(routes, w, r) }
 		if p.serveFault(sw, r, api) {
 			return
 		}
@@ -52,18 +63,20 @@ func (p *Portal) Handler() http.Handler {
 }
 
 // serveAPI routes, authenticates and dispatches one API request.
-// Unknown paths answer 404 before authentication (no endpoint, no
-// authorization); a known path with another method answers 405 with an
-// empty body, as ASP.NET endpoint routing does.
-func serveAPI(routes map[string]map[string]apiHandler, w http.ResponseWriter, r *http.Request, auth func(*http.Request) role) {
+// Unknown paths (and routes switched off to play an older portal) answer 404
+// before authentication (no endpoint, no authorization); a known path with
+// another method answers 405 with an empty body, as ASP.NET endpoint routing
+// does. A key whose scopes do not cover the request gets 403 with an empty
+// body (the scope filter's StatusCodeResult).
+func (p *Portal) serveAPI(routes map[string]map[string]apiHandler, w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path
 	if len(path) < len(apiPrefix) || !strings.EqualFold(path[:len(apiPrefix)], apiPrefix) {
 		writeNotFound(w)
 		return
 	}
 	rest := strings.ToLower(strings.TrimSuffix(path[len(apiPrefix):], "/"))
-	byMethod, ok := routes[rest]
-	if !ok {
+	route, byMethod := matchRoute(routes, rest)
+	if byMethod == nil || !p.routeAvailable(route) {
 		writeNotFound(w)
 		return
 	}
@@ -77,12 +90,51 @@ func serveAPI(routes map[string]map[string]apiHandler, w http.ResponseWriter, r 
 		w.WriteHeader(http.StatusMethodNotAllowed)
 		return
 	}
-	rl := auth(r)
-	if rl == roleNone {
+	c := p.authenticate(r)
+	if c.role == roleNone {
 		writeUnauthorized(w)
 		return
 	}
-	h(w, r, rl)
+	if !scopeAllows(c.scopes, r.Method, route) {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	h(w, r, c)
+}
+
+// matchRoute finds the route of rest (lower-case, no trailing slash): an
+// exact route first, else a pattern whose "{}" segments match any one
+// non-empty segment. It returns nil handlers when none matches.
+func matchRoute(routes map[string]map[string]apiHandler, rest string) (string, map[string]apiHandler) {
+	if h, ok := routes[rest]; ok {
+		return rest, h
+	}
+	segs := strings.Split(rest, "/")
+	for pattern, h := range routes {
+		ps := strings.Split(pattern, "/")
+		if len(ps) != len(segs) {
+			continue
+		}
+		ok := true
+		for i := range ps {
+			if ps[i] == "{}" && segs[i] != "" || ps[i] == segs[i] {
+				continue
+			}
+			ok = false
+			break
+		}
+		if ok {
+			return pattern, h
+		}
+	}
+	return "", nil
+}
+
+// lastSegment is the route parameter of a pattern route: the last path
+// segment as sent (case kept, percent-decoding done by net/url).
+func lastSegment(r *http.Request) string {
+	p := strings.TrimSuffix(r.URL.Path, "/")
+	return p[strings.LastIndexByte(p, '/')+1:]
 }
 
 // statusWriter remembers the status code written through it.

@@ -15,12 +15,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 // KeyProvider supplies the DocSpace API key (sent as "Authorization: Bearer <key>").
@@ -72,6 +75,10 @@ type Client struct {
 	baseBackoff time.Duration
 	maxBackoff  time.Duration
 	log         *slog.Logger
+
+	clockMu    sync.Mutex
+	serverDate time.Time // Date header of the last answer
+	receivedAt time.Time // local time that answer arrived
 }
 
 // maxBody bounds a response body; a login-history page of 100 events is ~50 KB.
@@ -187,6 +194,9 @@ type call struct {
 	// decode receives the envelope's "response" (nil when absent) of a
 	// successful answer; its error makes the call fail as an unexpected answer.
 	decode func(json.RawMessage) error
+	// notFound, when set, becomes the Err of the *Error of a 404 answer, so
+	// that errors.Is tells that answer apart (e.g. ErrNotSupported).
+	notFound error
 }
 
 // do runs c with retries (see retry.go); a 401 drops the cached key.
@@ -226,11 +236,14 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 		e := o.err
 		e.Op, e.Method, e.Path, e.Attempts = cl.op, cl.method, cl.path, attempt
+		if e.Status == http.StatusNotFound && cl.notFound != nil && e.Err == nil {
+			e.Err = cl.notFound
+		}
 
 		if e.Status == http.StatusUnauthorized {
 			if inv, ok := c.keys.(invalidator); ok {
 				inv.Invalidate()
-				c.log.InfoContext(ctx, "docspace: API key refused; the next call reads it from the secret again",
+				c.log.ErrorContext(ctx, "docspace: API key refused; the next call reads it from the secret again",
 					"op", cl.op, "method", cl.method, "path", cl.path)
 			}
 			return e
@@ -264,6 +277,7 @@ func (c *Client) key(ctx context.Context, op string) (string, error) {
 	if k == "" {
 		return "", ipguard.Errorf(ipguard.EConfig, "docspace: %s: the API key is empty", op)
 	}
+	redact.Remember(k)
 	return k, nil
 }
 
@@ -302,6 +316,7 @@ func (c *Client) attempt(ctx context.Context, cl call, target string, body []byt
 		return c.noAnswer(ctx, actx, err, sc)
 	}
 	defer resp.Body.Close()
+	c.noteServerDate(resp.Header.Get("Date"))
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return c.noAnswer(ctx, actx, fmt.Errorf("read response: %w", err), sc)
@@ -349,18 +364,50 @@ func (c *Client) noAnswer(ctx, actx context.Context, err error, sc scrubber) out
 	case errors.Is(actx.Err(), context.DeadlineExceeded):
 		return outcome{retry: true, err: &Error{Message: fmt.Sprintf("no answer within %s", c.timeout), Err: err}}
 	default:
+		var dns *net.DNSError
+		if errors.As(err, &dns) && dns.IsNotFound {
+			return outcome{err: &Error{Unresolvable: true, Err: err, Message: sc.clean(fmt.Sprintf(
+				"the portal host %q cannot be resolved: check DOCSPACE_API_HOST", dns.Name))}}
+		}
 		return outcome{retry: true, err: &Error{Message: sc.clean(err.Error()), Err: err}}
 	}
 }
 
-// scrubber removes every API key used by a call from text bound for an error or a log.
+// scrubber removes the API keys used by a call from text bound for an error
+// or a log: every whole key, and every run of redact.MinRun or more
+// characters of any key or secret the process has seen (a proxy that echoes
+// a truncated Authorization header leaks part of the key).
 type scrubber []string
 
 func (s scrubber) clean(text string) string {
 	for _, k := range s {
 		if k != "" {
-			text = strings.ReplaceAll(text, k, "[redacted]")
+			text = strings.ReplaceAll(text, k, redact.Mark)
 		}
 	}
-	return text
+	return redact.Clean(text)
+}
+
+// noteServerDate remembers the Date header of an answer (ignored when absent
+// or unreadable) with the local time it arrived.
+func (c *Client) noteServerDate(h string) {
+	d, err := http.ParseTime(h)
+	if err != nil {
+		return
+	}
+	now := time.Now()
+	c.clockMu.Lock()
+	defer c.clockMu.Unlock()
+	c.serverDate, c.receivedAt = d.UTC(), now
+}
+
+// ServerDate returns the portal's clock as of the last answer: the HTTP Date
+// header of the most recent response that carried one (any call, any
+// status), and the local time that response arrived. Both are zero until
+// then. The portal's clock minus the local one is about date.Sub(receivedAt),
+// give or take a second (Date has whole seconds).
+func (c *Client) ServerDate() (date, receivedAt time.Time) {
+	c.clockMu.Lock()
+	defer c.clockMu.Unlock()
+	return c.serverDate, c.receivedAt
 }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -335,7 +336,11 @@ func echo(status int, contentType, format string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", contentType)
 		w.WriteHeader(status)
-		_, _ = w.Write([]byte(strings.ReplaceAll(format, "AUTH", r.Header.Get("Authorization"))))
+		auth := r.Header.Get("Authorization")
+		body := strings.ReplaceAll(format, "AUTH", auth)
+		body = strings.ReplaceAll(body, "CUT", auth[:min(len(auth), len("Bearer sk-")+27)])
+		body = strings.ReplaceAll(body, "MID", auth[20:min(len(auth), 31)])
+		_, _ = w.Write([]byte(body))
 	}
 }
 
@@ -354,6 +359,8 @@ func TestKeyNeverAppearsInErrorsOrLogs(t *testing.T) {
 		{"malformed 200", echo(200, "application/json", `{"response": AUTH`)},
 		{"HTML 200", echo(200, "text/html", `<p>AUTH</p>`)},
 		{"key cut at the summary limit", echo(500, "text/plain", long+`AUTH`)},
+		{"proxy echoes a truncated header", echo(502, "text/plain", `upstream refused Authorization: CUT`)},
+		{"proxy echoes the key's middle", echo(403, "text/plain", `denied MID`)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -369,15 +376,18 @@ func TestKeyNeverAppearsInErrorsOrLogs(t *testing.T) {
 			if !errors.As(err, &ie) {
 				t.Fatal("errors.As(*ipguard.Error) failed")
 			}
-			secret := testKey[:16] // even a prefix must not leak
 			for what, text := range map[string]string{
 				"Error()":       err.Error(),
 				"%#v":           strings.ReplaceAll(stringOf(e), "\n", " "),
 				"ipguard.Error": ie.Error(),
 				"logs":          logs.String(),
 			} {
-				if strings.Contains(text, secret) {
-					t.Errorf("%s shows the key: %s", what, text)
+				// No run of 8 characters of the key, anywhere.
+				for i := 0; i+8 <= len(testKey); i++ {
+					if strings.Contains(text, testKey[i:i+8]) {
+						t.Errorf("%s shows %q of the key: %s", what, testKey[i:i+8], text)
+						break
+					}
 				}
 			}
 		})
@@ -397,7 +407,7 @@ func TestErrorsMapToDomainCodes(t *testing.T) {
 		{401, ipguard.EConfig},
 		{402, ipguard.EConfig},
 		{403, ipguard.EConfig},
-		{404, ipguard.EInternal},
+		{404, ipguard.EConfig},
 		{429, ipguard.EUnavailable},
 		{500, ipguard.EUnavailable},
 		{503, ipguard.EUnavailable},
@@ -435,5 +445,36 @@ func TestErrorReadsLikeASentence(t *testing.T) {
 		if got := tt.err.Error(); got != tt.want {
 			t.Errorf("Error() =\n%q\nwant\n%q", got, tt.want)
 		}
+	}
+}
+
+func TestUnresolvableHostIsAConfigurationErrorNamingTheHost(t *testing.T) {
+	var dials atomic.Int32
+	httpClient := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			host, _, _ := net.SplitHostPort(addr)
+			return nil, &net.OpError{Op: "dial", Net: network, Err: &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}}
+		},
+	}}
+	c := newClient(t, "https://portal.example.invalid", func(o *docspace.Options) { o.HTTPClient = httpClient })
+	_, err := c.IPRestrictions(context.Background())
+	e := asDocspace(t, err)
+	if ipguard.ErrorCode(err) != ipguard.EConfig {
+		t.Errorf("code = %s, want config", ipguard.ErrorCode(err))
+	}
+	if !strings.Contains(e.Error(), `"portal.example.invalid"`) || !strings.Contains(e.Error(), "DOCSPACE_API_HOST") {
+		t.Errorf("error %q does not name the host and the variable", e.Error())
+	}
+	if dials.Load() != 1 {
+		t.Errorf("dialled %d times, want 1 (an unknown host is not retried)", dials.Load())
+	}
+}
+
+func TestNotFoundSaysTheURLIsNotADocSpaceAPI(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	_, err := newClient(t, s.URL, nil).IPRestrictions(context.Background())
+	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), "DOCSPACE_API_HOST") || s.hits.Load() != 1 {
+		t.Errorf("err = %v after %d requests; want one request and a ConfigurationError naming DOCSPACE_API_HOST", err, s.hits.Load())
 	}
 }

@@ -152,7 +152,7 @@ func TestEnvelopeDecoding(t *testing.T) {
 		{
 			name: "404", status: 404, contentType: "application/json",
 			body:       `{"error":{"message":"Not found"},"status":1,"statusCode":404}`,
-			wantStatus: 404, wantCode: ipguard.EInternal,
+			wantStatus: 404, wantCode: ipguard.EConfig,
 		},
 		{
 			name: "malformed JSON under 200 is not retried", status: 200, contentType: "application/json",

@@ -1,11 +1,22 @@
 package docspace
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 
 	"ipguard/internal/ipguard"
 )
+
+// ErrNotSupported is in the chain of the *Error of a 404 answer from an
+// endpoint that older portals lack (GET keys/@self before v3.1.1, the audit
+// trail filter on portals that do not serve it): errors.Is(err,
+// ErrNotSupported) lets a caller treat it as a warning.
+var ErrNotSupported = errors.New("the portal does not offer this endpoint (an older DocSpace version)")
+
+// ErrUserNotFound is in the chain of the *Error of a 404 answer to
+// GET people/{id}: the user is unknown to the portal or was deleted.
+var ErrUserNotFound = errors.New("no such user on the portal (unknown or deleted)")
 
 // Error is a failed DocSpace API call: no answer, an HTTP error status, an
 // error envelope under any status, or a 2xx body that cannot be understood.
@@ -26,6 +37,9 @@ type Error struct {
 	Message  string // server message (scrubbed) with a hint, or the transport failure
 	Attempts int    // HTTP requests made, including retries
 	Err      error  // the underlying cause (transport or context error), if any
+	// Unresolvable is set when the portal's host name does not resolve: the
+	// address is wrong, not the network.
+	Unresolvable bool
 }
 
 // Error reads like
@@ -57,16 +71,20 @@ func (e *Error) Error() string {
 // errors.Is(err, context.DeadlineExceeded) works.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Code classifies e for the domain:
+// Code classifies e for the domain, by what the caller can do about it:
+// EConfig for an unresolvable host, 401, 402, 403 and 404 (the key, its user,
+// its scope, the plan or DOCSPACE_API_HOST must change; a 404 means the URL is
+// not a DocSpace API);
 // EUnavailable for no answer, 429 and 5xx (a later run may succeed);
-// EConfig for 401, 402 and 403 (the key, its user, its scope or the plan must change);
 // EInvalid for 400 (the request was refused as wrong);
-// EInternal for anything else (404, an unexpected or malformed answer).
+// EInternal for anything else (an unexpected or malformed answer).
 func (e *Error) Code() ipguard.Code {
 	switch s := e.Status; {
+	case e.Unresolvable:
+		return ipguard.EConfig
 	case s == 0, s == http.StatusTooManyRequests, s >= 500 && s <= 599:
 		return ipguard.EUnavailable
-	case s == http.StatusUnauthorized, s == http.StatusPaymentRequired, s == http.StatusForbidden:
+	case s == http.StatusUnauthorized, s == http.StatusPaymentRequired, s == http.StatusForbidden, s == http.StatusNotFound:
 		return ipguard.EConfig
 	case s == http.StatusBadRequest:
 		return ipguard.EInvalid
@@ -95,6 +113,8 @@ func hint(status int) string {
 		return "the key's user must be the portal owner or a DocSpace admin, the key needs the *:write (full access) scope (*:read suffices for reading), and this caller's IP must be allowed by the portal"
 	case http.StatusPaymentRequired:
 		return "the portal's pricing plan does not include this feature (login history/audit needs a paid plan)"
+	case http.StatusNotFound:
+		return "the address in DOCSPACE_API_HOST does not serve the DocSpace API: set it to the portal's base URL, e.g. https://yourportal.onlyoffice.com"
 	}
 	return ""
 }

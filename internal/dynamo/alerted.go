@@ -14,7 +14,7 @@ import (
 // holds true for each id with a record whose expiresAt is after now.Unix();
 // other ids are absent. A record past its expiry counts as not alerted even
 // before TTL deletes it. Reads are strongly consistent, 100 keys per call,
-// with unprocessed keys retried until ctx ends.
+// with unprocessed keys retried with backoff at most 10 times per call (fewer when ctx ends first).
 func (s *Store) Alerted(ctx context.Context, ids []int64, now time.Time) (map[int64]bool, error) {
 	alerted := make(map[int64]bool)
 	distinct := dedupe(ids)
@@ -54,7 +54,7 @@ func (s *Store) Alerted(ctx context.Context, ids []int64, now time.Time) (map[in
 // RecordAlerted records that the login events ids were alerted on at at; the
 // records count for keep (expiresAt = at+keep, after which TTL deletes them).
 // Writing an id again replaces its record. Writes go 25 per call, with
-// unprocessed items retried until ctx ends; on error some ids may be recorded.
+// unprocessed items retried with backoff at most 10 times per call (fewer when ctx ends first); on error some ids may be recorded.
 func (s *Store) RecordAlerted(ctx context.Context, ids []int64, at time.Time, keep time.Duration) error {
 	distinct := dedupe(ids)
 	for start := 0; start < len(distinct); start += maxBatchWrite {

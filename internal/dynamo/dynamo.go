@@ -1,15 +1,16 @@
 // Package dynamo is the DynamoDB store over the single table described in
 // DEVELOPERS.md: onboarded users, lease records, the audit checkpoint and the
-// ids of login events already alerted on.
+// ids of login events already alerted on, and the enforcement records.
 //
 // Every method returns an *ipguard.Error: EConfig (naming ALLOWLIST_TABLE)
-// when the table does not exist, EUnavailable when DynamoDB fails (a later
-// retry may succeed), and EInternal for an item this package cannot read.
+// when the table does not exist, access is denied or the request is refused
+// as invalid; EUnavailable when DynamoDB throttles, fails with a 5xx or does
+// not answer (a later retry may succeed); EInternal for an item this package
+// cannot read.
 package dynamo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"ipguard/internal/awserr"
 	"ipguard/internal/ipguard"
 )
 
@@ -57,23 +59,18 @@ const (
 	userPrefix    = "user#"
 	leasePrefix   = "lease#"
 	alertedPrefix = "alerted#"
-	checkpointPK  = "checkpoint#audit"
-	portalStatePK = "state#portal-allowlist"
+	// enforcement: the exactly-once records and the violations per user
+	responsePrefix   = "response#"
+	violationsPrefix = "violations#"
+	checkpointPK     = "checkpoint#audit"
+	portalStatePK    = "state#portal-allowlist"
 )
 
-// fail classifies err from the operation op (e.g. "put user u1").
+// fail classifies err from the operation op (e.g. "put user u1"): see
+// package awserr; a missing table, a denied permission or a request refused
+// as invalid is EConfig naming ALLOWLIST_TABLE.
 func (s *Store) fail(op string, err error) error {
-	var nf *types.ResourceNotFoundException
-	if errors.As(err, &nf) {
-		return &ipguard.Error{
-			Code:    ipguard.EConfig,
-			Field:   "ALLOWLIST_TABLE",
-			Value:   s.table,
-			Message: fmt.Sprintf("dynamodb: %s: table not found: %v", op, err),
-			Err:     err,
-		}
-	}
-	return ipguard.Errorf(ipguard.EUnavailable, "dynamodb: %s in table %s: %w", op, s.table, err)
+	return awserr.Classify(err, op, awserr.Resource{Service: "dynamodb", Field: "ALLOWLIST_TABLE", Value: s.table})
 }
 
 // corrupt reports an item the store cannot decode.

@@ -510,3 +510,23 @@ func (r *recorder) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWriteIt
 	out.UnprocessedItems = map[string][]types.WriteRequest{table: reqs[len(reqs)-held:]}
 	return out, nil
 }
+
+// neverProcesses leaves every key unprocessed, as a table throttled for good.
+type neverProcesses struct {
+	dynamo.API
+	calls int
+}
+
+func (n *neverProcesses) BatchGetItem(_ context.Context, in *dynamodb.BatchGetItemInput, _ ...func(*dynamodb.Options)) (*dynamodb.BatchGetItemOutput, error) {
+	n.calls++
+	return &dynamodb.BatchGetItemOutput{UnprocessedKeys: in.RequestItems}, nil
+}
+
+// The doc comment promises a bounded number of tries, not "until ctx ends".
+func TestUnprocessedKeysAreRetriedABoundedNumberOfTimes(t *testing.T) {
+	api := &neverProcesses{}
+	_, err := dynamo.New(api, "t").Alerted(context.Background(), []int64{1, 2}, time.Now())
+	if ipguard.ErrorCode(err) != ipguard.EUnavailable || api.calls != 10 {
+		t.Fatalf("err = %v after %d calls; want DependencyUnavailable after 10", err, api.calls)
+	}
+}

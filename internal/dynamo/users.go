@@ -89,7 +89,7 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // Users returns the stored users among ids, keyed by id; ids with no user
 // are absent from the map. Duplicates in ids are read once. Reads are
 // strongly consistent, 100 keys per call; keys DynamoDB leaves unprocessed
-// are retried with backoff until ctx ends.
+// are retried with backoff with backoff at most 10 times per call (fewer when ctx ends first).
 func (s *Store) Users(ctx context.Context, ids []string) (map[string]ipguard.User, error) {
 	users := make(map[string]ipguard.User, len(ids))
 	seen := make(map[string]bool, len(ids))

@@ -6,8 +6,11 @@ package lambdafn
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
@@ -20,6 +23,7 @@ import (
 	"ipguard/internal/docspace"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 	"ipguard/internal/secrets"
 )
 
@@ -30,13 +34,16 @@ type Deps struct {
 	Log    *slog.Logger
 	Portal *docspace.Client
 	Store  *dynamo.Store
+	// MetricsOut receives the EMF metrics lines; nil means standard output,
+	// where Lambda hands them to CloudWatch Logs.
+	MetricsOut io.Writer
 }
 
 // Load reads the configuration for fn and builds the shared adapters. AWS
 // endpoints come only from the SDK's standard resolution.
 func Load(ctx context.Context, fn config.Function) (Deps, error) {
 	cfg, err := config.Load(os.Getenv, fn)
-	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := NewLogger(os.Stdout, cfg.LogLevel)
 	if err != nil {
 		return Deps{Log: log}, err
 	}
@@ -67,27 +74,54 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 // Start runs h as the Lambda handler. Its errors become Lambda error
 // responses whose errorType names the kind (InvalidInput, ConfigurationError,
 // DependencyUnavailable, Conflict, InternalError) and whose message is the
-// error's text, which never holds a secret.
+// error's text, cleaned of secrets. Log lines written during an invocation
+// carry its request id (see NewLogger).
 func Start[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) {
-	lambda.Start(func(ctx context.Context, payload json.RawMessage) (T, error) {
+	lambda.Start(Invoke(log, h))
+}
+
+// Invoke is the handler Start runs, for tests: h with the request id set for
+// logging and its error turned into a Lambda error response.
+func Invoke[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) func(context.Context, json.RawMessage) (T, error) {
+	return func(ctx context.Context, payload json.RawMessage) (T, error) {
+		_, end := beginInvocation(ctx)
+		defer end()
 		out, err := h(ctx, payload)
 		if err != nil {
-			log.Error("invocation failed", "errorType", errorType(err), "error", err.Error())
+			msg := redact.Clean(err.Error())
+			// Bad input is the caller's to fix: a warning here, not an error of ours.
+			level := slog.LevelError
+			if ipguard.ErrorCode(err) == ipguard.EInvalid {
+				level = slog.LevelWarn
+			}
+			log.Log(ctx, level, "invocation failed", "errorType", ErrorType(err), "error", msg)
 			var zero T
-			return zero, messages.InvokeResponse_Error{Message: err.Error(), Type: errorType(err)}
+			return zero, messages.InvokeResponse_Error{Message: msg, Type: ErrorType(err)}
 		}
 		return out, nil
-	})
+	}
 }
 
 // StartFailing answers every invocation with err: a function whose
-// configuration is wrong says so, naming the variable, on each call.
+// configuration is wrong says so, naming the variable, on each call, and
+// counts it in the Failures metrics (namespace METRICS_NAMESPACE when it is
+// readable), so that the failure alarms fire.
 func StartFailing(log *slog.Logger, err error) {
 	log.Error("configuration error", "error", err.Error())
-	Start(log, func(context.Context, []byte) (struct{}, error) { return struct{}{}, err })
+	ns := strings.TrimSpace(os.Getenv("METRICS_NAMESPACE"))
+	if ns == "" || strings.HasPrefix(ns, "AWS/") {
+		ns = config.DefaultMetricsNamespace
+	}
+	mw := metricsWriter{out: os.Stdout, namespace: ns, now: time.Now}
+	Start(log, func(ctx context.Context, _ []byte) (struct{}, error) {
+		mw.write(ctx, failureMetrics(err), map[string]any{"errorType": ErrorType(err)})
+		return struct{}{}, err
+	})
 }
 
-func errorType(err error) string {
+// ErrorType is the errorType of err's Lambda error response: InvalidInput,
+// ConfigurationError, DependencyUnavailable, Conflict or InternalError.
+func ErrorType(err error) string {
 	switch ipguard.ErrorCode(err) {
 	case ipguard.EInvalid:
 		return "InvalidInput"

@@ -1,13 +1,14 @@
 package lambdafn
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
+	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/config"
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/onboard"
 	"ipguard/internal/snsalert"
@@ -25,6 +26,8 @@ func (d Deps) OnboardService() *onboard.Service {
 		LeaseWait:  p.LeaseWait,
 		Alerts:     snsalert.New(sns.NewFromConfig(d.AWS), p.AlertTopicARN),
 		Logins:     d.Portal,
+		Directory:  portalDirectory{d.Portal},
+		Trail:      portalTrail{d.Portal},
 		PortalName: d.Config.DocSpace.Host,
 		Log:        d.Log,
 	}
@@ -38,6 +41,7 @@ func (d Deps) AuditService() *audit.Service {
 		Store:     d.Store,
 		Publisher: snsalert.New(sns.NewFromConfig(d.AWS), a.TopicARN),
 		Leases:    d.Store,
+		Responder: d.Enforcement(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
 			Overlap:        a.Overlap,
@@ -51,23 +55,40 @@ func (d Deps) AuditService() *audit.Service {
 }
 
 // OnboardHandler is the OnboardFunction handler: the payload, or an
-// EventBridge event's detail, onboarded.
+// EventBridge event's detail, onboarded. Each invocation writes one EMF
+// metrics line (see OnboardMetrics).
 func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
 	svc := d.OnboardService()
-	return func(ctx context.Context, payload []byte) (onboard.Result, error) {
+	mw := d.metricsWriter()
+	return func(ctx context.Context, payload []byte) (res onboard.Result, err error) {
+		start := time.Now()
+		defer func() {
+			mw.write(ctx, onboardMetrics(res, err, time.Since(start)), map[string]any{"errorType": errorTypeOrEmpty(err)})
+		}()
 		detail, _, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return onboard.Result{}, err
 		}
-		return svc.HandleEvent(ctx, detailType(payload, detail), detail)
+		return svc.HandleEvent(ctx, detailType(payload), detail)
 	}
 }
 
 // AuditHandler is the AuditFunction handler: a scheduled event (its time
-// ends the window), an EventBridge Scheduler Input, or a backfill.
+// ends the window), an EventBridge Scheduler Input, or a backfill. Each
+// invocation writes one EMF metrics line (see AuditMetrics), whose lag is
+// measured from the checkpoint after the run.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
-	return func(ctx context.Context, payload []byte) (audit.Result, error) {
+	pages := &pageCounter{Source: svc.Source}
+	svc.Source = pages
+	mw := d.metricsWriter()
+	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
+		start := time.Now()
+		pages.pages.Store(0)
+		defer func() {
+			metrics := auditMetrics(res, err, time.Since(start), pages.pages.Load(), d.lag(ctx, res, err))
+			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
+		}()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return audit.Result{}, err
@@ -76,15 +97,53 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 	}
 }
 
-// detailType is the "detail-type" of payload when Unwrap took it for an
-// EventBridge envelope (its detail differs from the payload), else "".
-func detailType(payload, detail []byte) string {
-	if bytes.Equal(payload, detail) {
+// detailType is the "detail-type" of payload when it is an EventBridge
+// event, else "".
+func detailType(payload []byte) string {
+	if ev, ok, err := eventbridge.Decode(payload); err == nil && ok {
+		return ev.DetailType
+	}
+	return ""
+}
+
+// lag is how far behind now the audit has safely read: the window's end
+// when this run advanced the checkpoint, otherwise the stored checkpoint;
+// -1 when it cannot be known (no checkpoint yet, or the store failed), so
+// that the heartbeat alarm sees missing data.
+func (d Deps) lag(ctx context.Context, res audit.Result, err error) time.Duration {
+	now := time.Now()
+	if err == nil && res.CheckpointAdvanced {
+		if to, perr := time.Parse(time.RFC3339, res.To); perr == nil {
+			return max(now.Sub(to), 0)
+		}
+	}
+	if d.Store == nil {
+		return -1
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	cp, ok, cerr := d.Store.Checkpoint(cctx)
+	if cerr != nil || !ok {
+		return -1
+	}
+	return max(now.Sub(cp), 0)
+}
+
+func (d Deps) metricsWriter() metricsWriter {
+	out := d.MetricsOut
+	if out == nil {
+		out = os.Stdout
+	}
+	ns := d.Config.MetricsNamespace
+	if ns == "" {
+		ns = config.DefaultMetricsNamespace
+	}
+	return metricsWriter{out: out, namespace: ns, now: time.Now}
+}
+
+func errorTypeOrEmpty(err error) string {
+	if err == nil {
 		return ""
 	}
-	var env struct {
-		DetailType string `json:"detail-type"`
-	}
-	_ = json.Unmarshal(payload, &env) // Unwrap already read it as an object
-	return env.DetailType
+	return ErrorType(err)
 }

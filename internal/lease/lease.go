@@ -13,6 +13,7 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/hex"
+	"errors"
 	"math/rand/v2"
 	"time"
 
@@ -80,17 +81,21 @@ type Held struct {
 
 // Acquire takes lease name, waiting up to opts.Wait with jittered, growing
 // pauses. It returns an EConflict ipguard.Error when the lease stayed held,
-// an EUnavailable one when the store failed, and the context's error when it
-// ended first.
+// also when the wait for it runs into the context's deadline; the store's
+// error when it failed; and the context's error when the context was
+// cancelled.
 func Acquire(ctx context.Context, b Backend, name string, opts Options) (*Held, error) {
 	opts = opts.withDefaults()
 	owner := newOwner()
 	start := opts.Now()
 	giveUp := start.Add(opts.Wait)
+	// atDeadline: the context's deadline, not opts.Wait, ends the wait.
+	var atDeadline error
 	if dl, ok := ctx.Deadline(); ok && dl.Before(giveUp) {
-		giveUp = dl
+		giveUp, atDeadline = dl, context.DeadlineExceeded
 	}
 	pause := opts.MinPoll
+	waited := false
 	for {
 		now := opts.Now()
 		until := now.Add(opts.Duration)
@@ -99,6 +104,9 @@ func Acquire(ctx context.Context, b Backend, name string, opts Options) (*Held, 
 		}
 		ok, err := b.TryAcquireLease(ctx, name, owner, until, now)
 		if err != nil {
+			if waited && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, held(name, opts.Now().Sub(start), ctx.Err())
+			}
 			return nil, err
 		}
 		if ok {
@@ -106,14 +114,17 @@ func Acquire(ctx context.Context, b Backend, name string, opts Options) (*Held, 
 		}
 		sleep := time.Duration(rand.Int64N(int64(pause))) + opts.MinPoll/2
 		if opts.Now().Add(sleep).After(giveUp) {
-			return nil, &ipguard.Error{Code: ipguard.EConflict,
-				Message: "lease " + name + " is held by another run (waited " + opts.Now().Sub(start).Round(time.Millisecond).String() + ")"}
+			return nil, held(name, opts.Now().Sub(start), atDeadline)
 		}
 		select {
 		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, held(name, opts.Now().Sub(start), ctx.Err())
+			}
 			return nil, ctx.Err()
 		case <-time.After(sleep):
 		}
+		waited = true
 		if pause *= 2; pause > opts.MaxPoll {
 			pause = opts.MaxPoll
 		}
@@ -126,6 +137,15 @@ func (h *Held) Release(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	return h.b.ReleaseLease(ctx, h.Name, h.Owner)
+}
+
+// held is the EConflict error of a lease that stayed held for waited.
+func held(name string, waited time.Duration, cause error) error {
+	msg := "lease " + name + " is held by another run (waited " + waited.Round(time.Millisecond).String()
+	if cause != nil {
+		msg += ", until the deadline"
+	}
+	return &ipguard.Error{Code: ipguard.EConflict, Message: msg + ")", Err: cause}
 }
 
 func newOwner() string {

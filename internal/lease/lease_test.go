@@ -146,3 +146,40 @@ func TestMutualExclusion(t *testing.T) {
 		t.Fatalf("%d holders at once", maxInside)
 	}
 }
+
+// ctxBackend fails like a real store once the context has ended.
+type ctxBackend struct{ *memBackend }
+
+func (c ctxBackend) TryAcquireLease(ctx context.Context, name, owner string, until, now time.Time) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	return c.memBackend.TryAcquireLease(ctx, name, owner, until, now)
+}
+
+func TestWaitIntoTheDeadlineIsAConflict(t *testing.T) {
+	b := ctxBackend{newMem()}
+	if _, err := Acquire(context.Background(), b, "x", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
+	defer cancel()
+	frozen := time.Now()
+	// A frozen clock never reaches the give-up time: only the deadline ends the wait.
+	_, err := Acquire(ctx, b, "x", Options{Wait: time.Hour, Now: func() time.Time { return frozen }})
+	if ipguard.ErrorCode(err) != ipguard.EConflict || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v (code %s), want Conflict wrapping the deadline", err, ipguard.ErrorCode(err))
+	}
+}
+
+func TestCancelledWaitReturnsTheContextError(t *testing.T) {
+	b := newMem()
+	if _, err := Acquire(context.Background(), b, "x", Options{}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	if _, err := Acquire(ctx, b, "x", Options{Wait: time.Hour}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+}

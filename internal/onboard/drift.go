@@ -98,7 +98,7 @@ func (s *Service) attribute(ctx context.Context, d *Drift, since time.Time) {
 		d.Attribution = "unavailable: this deployment reads no audit trail"
 		return
 	}
-	changes, err := s.Trail.AllowlistChanges(ctx, since.Add(-time.Minute))
+	changes, err := s.Trail.AllowlistChanges(ctx, since)
 	if err != nil {
 		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + safeText(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
 		return

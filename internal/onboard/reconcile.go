@@ -35,6 +35,7 @@ type outcome struct {
 	err          error  // the portal failure behind a pending outcome of this request
 	by           string // "this request", "another request", "already"
 	put          bool   // this request sent at least one PUT
+	puts         int    // how many PUTs this reconcile sent
 	added        []string
 	removed      []string
 	expired      []ExpiredView
@@ -88,6 +89,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 	}
 
 	// The GET→PUT window starts here.
+	windowStart := s.now()
 	enabled, err := s.Portal.IPRestrictionsEnabled(ctx)
 	if err != nil {
 		return pending(fmt.Errorf("could not read the portal restriction setting: %w", err))
@@ -113,6 +115,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 		}
 		out.put = true
 		out.added, out.removed = final.Added, final.Removed
+		s.checkForeignSaves(ctx, windowStart, &out)
 	}
 	out.enabled = final.Enable
 	out.missingOwned = plan.MissingOwned
@@ -154,6 +157,7 @@ func (s *Service) write(ctx context.Context, current []ipguard.Restriction, enab
 		if err := CheckKept(current, plan.List, owned); err != nil {
 			return nil, Plan{}, err
 		}
+		out.puts++
 		if err := s.Portal.PutIPRestrictions(ctx, plan.List, plan.Enable); err != nil {
 			return nil, Plan{}, fmt.Errorf("could not update the portal allowlist: %w", err)
 		}
@@ -192,6 +196,28 @@ func (s *Service) write(ctx context.Context, current []ipguard.Restriction, enab
 			return after, plan, nil
 		}
 	}
+}
+
+// checkForeignSaves looks in the portal's audit trail for allowlist saves
+// since the window started: more than this reconcile's own PUTs means
+// someone saved the allowlist meanwhile, and a save between our GET and our
+// PUT was overwritten by it (the list cannot show that; only the trail
+// can). The result names who, when and from where.
+func (s *Service) checkForeignSaves(ctx context.Context, since time.Time, out *outcome) {
+	if s.Trail == nil {
+		return
+	}
+	changes, err := s.Trail.AllowlistChanges(ctx, since)
+	if err != nil || len(changes) <= out.puts {
+		return
+	}
+	var who []string
+	for _, c := range changes {
+		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), safeText(c.User, 100), safeText(c.IP, 64)))
+	}
+	out.warnings = append(out.warnings, fmt.Sprintf(
+		"the portal's audit trail shows %d allowlist saves during this update but it sent %d: someone else saved the allowlist meanwhile (%s); an entry they added just before our update may have been overwritten, check the portal",
+		len(changes), out.puts, strings.Join(who, "; ")))
 }
 
 // expire moves the entries whose time ran out at now from the users'

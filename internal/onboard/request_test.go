@@ -35,8 +35,10 @@ func TestDecodeRequest(t *testing.T) {
 			Request{ID: "u1", Email: "a@example.com"}},
 		{"eventbridge", `{"version":"0","id":"evt-123","detail-type":"UserOnboarded","source":"hr.pipeline","time":"2026-11-25T10:00:00Z","detail":{"id":"u2","email":"b@example.com","allowedIps":["10.0.0.0/24"]}}`,
 			Request{ID: "u2", Email: "b@example.com", AllowedIPs: eis("10.0.0.0/24")}},
-		{"eventbridge string detail", `{"detail-type":"UserOnboarded","source":"x","detail":"{\"userId\":\"u3\",\"email\":\"c@example.com\",\"allowedIps\":[\"::1\"]}"}`,
+		{"eventbridge string detail", `{"version":"0","id":"evt-124","detail-type":"UserOnboarded","source":"x","time":"2026-11-25T10:00:00Z","detail":"{\"userId\":\"u3\",\"email\":\"c@example.com\",\"allowedIps\":[\"::1\"]}"}`,
 			Request{ID: "u3", Email: "c@example.com", AllowedIPs: eis("::1")}},
+		{"direct with a source field of its own", `{"source":"hr-system","id":"u5","email":"e@example.com","allowedIps":["203.0.113.5"]}`,
+			Request{ID: "u5", Email: "e@example.com", AllowedIPs: eis("203.0.113.5")}},
 		{"case-insensitive keys", `{"ID":"u4","Email":"d@example.com","AllowedIPs":["203.0.113.1"]}`,
 			Request{ID: "u4", Email: "d@example.com", AllowedIPs: eis("203.0.113.1")}},
 	}

@@ -14,10 +14,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"ipguard/internal/config"
 )
 
 // translated runs testdata/translate.py once for the whole test binary.
@@ -125,6 +128,8 @@ var (
 	tableArn = getAtt("AllowlistTable", "Arn")
 	topicArn = ref("AlertTopic")
 	secret   = ref("DocSpaceApiKeySecretArn")
+	// The audit reads only its own read-only key when one is configured.
+	auditSecret = map[string]any{"Fn::If": []any{"HasAuditApiKey", ref("AuditApiKeySecretArn"), ref("DocSpaceApiKeySecretArn")}}
 )
 
 func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
@@ -140,6 +145,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:Scan":                 tableArn, // a reconcile reads every user
 			"sns:Publish":                   topicArn, // drift and lock-out alerts
 			"secretsmanager:GetSecretValue": secret,
+			"sqs:SendMessage":               getAtt("OnboardFailureQueue", "Arn"), // the on-failure destination
 		}},
 		{"AuditFunction", map[string]any{
 			"dynamodb:GetItem":              tableArn,
@@ -148,8 +154,9 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:BatchGetItem":         tableArn,
 			"dynamodb:BatchWriteItem":       tableArn,
 			"dynamodb:Scan":                 tableArn,
+			"dynamodb:UpdateItem":           tableArn,
 			"sns:Publish":                   topicArn,
-			"secretsmanager:GetSecretValue": secret,
+			"secretsmanager:GetSecretValue": auditSecret,
 		}},
 	}
 	for _, tt := range tests {
@@ -222,10 +229,11 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"LEASE_WAIT":                 "20s",
 			"SECRET_CACHE_TTL":           "5m",
 			"LOG_LEVEL":                  ref("LogLevel"),
+			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
 		}},
 		{"AuditFunction", 300, 1, map[string]any{
 			"DOCSPACE_API_HOST":          ref("DocSpaceApiHost"),
-			"DOCSPACE_API_KEY_SECRET_ID": ref("DocSpaceApiKeySecretArn"),
+			"DOCSPACE_API_KEY_SECRET_ID": auditSecret,
 			"DOCSPACE_ALLOW_HTTP":        "false",
 			"ALLOWLIST_TABLE":            ref("AllowlistTable"),
 			"ALERT_TOPIC_ARN":            ref("AlertTopic"),
@@ -235,8 +243,14 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"FAILED_LOGIN_THRESHOLD":     ref("FailedLoginThreshold"),
 			"UNKNOWN_USER_POLICY":        ref("UnknownUserPolicy"),
 			"ALERT_RETENTION":            ref("AlertRetention"),
+			"ENFORCEMENT_MODE":           ref("EnforcementMode"),
+			"ENFORCE_UNKNOWN_USERS":      ref("EnforceUnknownUsers"),
+			"ENFORCEMENT_MAX_PER_RUN":    ref("EnforcementMaxPerRun"),
+			"ENFORCEMENT_DISABLE_AFTER":  ref("EnforcementDisableAfter"),
 			"SECRET_CACHE_TTL":           "5m",
 			"LOG_LEVEL":                  ref("LogLevel"),
+			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
+			"AUDIT_SCHEDULE":             ref("AuditSchedule"),
 		}},
 	}
 	for _, tt := range tests {
@@ -326,7 +340,7 @@ func TestAuditRunsOnTheAuditScheduleParameter(t *testing.T) {
 	}
 }
 
-func TestOnboardRunsOnItsEventsAndOnItsOwnSyncSchedule(t *testing.T) {
+func TestOnboardRunsOnItsEventsFromTheSourceParameterAndOnItsOwnSyncSchedule(t *testing.T) {
 	rules, targets := rulesTargeting(t, "OnboardFunction")
 	if len(rules) != 2 {
 		t.Fatalf("%d rules invoke OnboardFunction, want 2 (the events and the sync schedule)", len(rules))
@@ -344,9 +358,12 @@ func TestOnboardRunsOnItsEventsAndOnItsOwnSyncSchedule(t *testing.T) {
 			continue
 		}
 		events++
-		want := map[string]any{"detail-type": []any{"UserOnboarded", "UserOffboarded", "UserAllowlistChanged"}}
-		if !sameJSON(r["EventPattern"], want) {
-			t.Errorf("EventPattern = %s, want %s", jsonText(r["EventPattern"]), jsonText(want))
+		pattern := mapOf(r["EventPattern"])
+		if !sameJSON(pattern["source"], []any{ref("OnboardingEventSource")}) {
+			t.Errorf("EventPattern source = %s, want only the OnboardingEventSource parameter (not any sender on the bus)", jsonText(pattern["source"]))
+		}
+		if want := []any{"UserOnboarded", "UserOffboarded", "UserAllowlistChanged"}; !sameJSON(pattern["detail-type"], want) {
+			t.Errorf("EventPattern detail-type = %s, want %s", jsonText(pattern["detail-type"]), jsonText(want))
 		}
 		if bus, ok := r["EventBusName"]; ok && bus != "default" {
 			t.Errorf("EventBusName = %s, want the default bus", jsonText(bus))
@@ -443,5 +460,56 @@ func TestDefaultAuditScheduleIsAValidExpression(t *testing.T) {
 	def := mapOf(mapOf(cfn(t)["Parameters"])["AuditSchedule"])["Default"]
 	if s, ok := def.(string); !ok || !validSchedule(s) {
 		t.Fatalf("AuditSchedule default %s is not a valid rate() or cron() expression", jsonText(def))
+	}
+}
+
+func slicesContain(list []any, v any) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// The schedule bounds the time from a login to its session ending; the
+// README states the monthly cost of this rate.
+func TestDefaultAuditScheduleIsEveryFiveMinutes(t *testing.T) {
+	if def := mapOf(mapOf(cfn(t)["Parameters"])["AuditSchedule"])["Default"]; def != "rate(5 minutes)" {
+		t.Errorf("AuditSchedule default %s; want rate(5 minutes), the rate the README prices", jsonText(def))
+	}
+}
+
+// The enforcement parameters offer exactly what the configuration accepts,
+// and default to report mode with the breaker at 10 and no escalation.
+func TestEnforcementParametersMatchTheConfiguration(t *testing.T) {
+	ps := parameters(t)
+	mode := mapOf(ps["EnforcementMode"])
+	var allowed []string
+	for _, v := range asList(mode["AllowedValues"]) {
+		allowed = append(allowed, textOf(v))
+	}
+	if !slices.Equal(allowed, config.EnforcementModes) || mode["Default"] != "report" {
+		t.Errorf("EnforcementMode AllowedValues %v, Default %v; want %v, report", allowed, mode["Default"], config.EnforcementModes)
+	}
+	env := map[string]string{"ENFORCEMENT_MODE": "report",
+		"DOCSPACE_API_HOST": "https://p.example.com", "DOCSPACE_API_KEY_SECRET_ID": "s", "ALLOWLIST_TABLE": "t", "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
+	for _, p := range []struct{ param, variable, want string }{
+		{"EnforceUnknownUsers", "ENFORCE_UNKNOWN_USERS", "false"},
+		{"EnforcementMaxPerRun", "ENFORCEMENT_MAX_PER_RUN", "10"},
+		{"EnforcementDisableAfter", "ENFORCEMENT_DISABLE_AFTER", "0"},
+	} {
+		got := fmt.Sprint(mapOf(ps[p.param])["Default"])
+		if got != p.want {
+			t.Errorf("%s default %s; want %s", p.param, got, p.want)
+		}
+		env[p.variable] = got
+	}
+	c, err := config.Load(func(k string) string { return env[k] }, config.Audit)
+	if err != nil {
+		t.Fatalf("the template's defaults do not load: %v", err)
+	}
+	if c.Audit.Enforcement != (config.Enforcement{Mode: "report", MaxPerRun: 10}) {
+		t.Errorf("defaults load as %+v", c.Audit.Enforcement)
 	}
 }

@@ -15,7 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 	"github.com/aws/smithy-go"
 
+	"ipguard/internal/awserr"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 // field is the environment variable that names the secret; configuration
@@ -97,7 +99,10 @@ func (k *KeySource) fetch(ctx context.Context) (string, error) {
 	}
 	switch {
 	case out.SecretString != nil:
-		return k.parse(*out.SecretString)
+		redact.Remember(*out.SecretString)
+		key, err := k.parse(*out.SecretString)
+		redact.Remember(key)
+		return key, err
 	case out.SecretBinary != nil:
 		return "", k.configError(nil, `secret holds binary data; store the API key as the secret string (the key itself, or {"apiKey":"..."})`)
 	default:
@@ -145,7 +150,7 @@ func (k *KeySource) classify(err error) error {
 			return k.configError(err, "secret cannot be read (is it scheduled for deletion?): "+apiErr.ErrorMessage())
 		}
 	}
-	return &ipguard.Error{Code: ipguard.EUnavailable, Message: "read secret " + k.secretID + ": " + err.Error(), Err: err}
+	return awserr.Classify(err, "read secret", awserr.Resource{Service: "secretsmanager", Field: field, Value: k.secretID})
 }
 
 func (k *KeySource) configError(cause error, msg string) *ipguard.Error {

@@ -71,9 +71,9 @@ func TestKeyReadsTheSecret(t *testing.T) {
 		{name: "decryption failure", err: &types.DecryptionFailure{Message: aws.String("kms")},
 			wantCode: ipguard.EConfig, wantMsg: "kms:Decrypt"},
 		{name: "throttled", err: &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"},
-			wantCode: ipguard.EUnavailable, wantMsg: "read secret docspace/api-key: "},
+			wantCode: ipguard.EUnavailable, wantMsg: "read secret (DOCSPACE_API_KEY_SECRET_ID=docspace/api-key): "},
 		{name: "network", err: errors.New("dial tcp: connection refused"),
-			wantCode: ipguard.EUnavailable, wantMsg: "read secret docspace/api-key: dial tcp: connection refused"},
+			wantCode: ipguard.EUnavailable, wantMsg: "read secret (DOCSPACE_API_KEY_SECRET_ID=docspace/api-key): dial tcp: connection refused"},
 		{name: "no secret id", secretID: " ", out: str(secretKey), wantCode: ipguard.EConfig, wantMsg: "DOCSPACE_API_KEY_SECRET_ID: is empty"},
 	}
 	for _, tt := range tests {

@@ -4,17 +4,16 @@ package snsalert
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
-	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
+	"ipguard/internal/awserr"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 // API is the subset of *sns.Client the publisher uses.
@@ -39,9 +38,12 @@ func New(api API, topicARN string) *Publisher {
 // An alert SNS would refuse is rejected before sending with EInternal (the
 // caller rendered it wrongly): an empty Default, a Subject over 100
 // characters or with a line break or control character, or a message over
-// 256 KiB. A missing topic is EConfig naming ALERT_TOPIC_ARN; any other
-// failure of SNS is EUnavailable.
+// 256 KiB. A missing topic, a denied publish or a refused parameter is
+// EConfig naming ALERT_TOPIC_ARN; throttling, a 5xx or no answer is
+// EUnavailable (see package awserr). Every body and the subject are cleaned of
+// secrets (package redact) before they are sent.
 func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (messageID string, err error) {
+	a.Subject, a.Default, a.Email, a.SMS = redact.Clean(a.Subject), redact.Clean(a.Default), redact.Clean(a.Email), redact.Clean(a.SMS)
 	msg, err := message(a)
 	if err != nil {
 		return "", err
@@ -56,17 +58,7 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (messageID str
 	}
 	out, err := p.api.Publish(ctx, in)
 	if err != nil {
-		var nf *types.NotFoundException
-		if errors.As(err, &nf) {
-			return "", &ipguard.Error{
-				Code:    ipguard.EConfig,
-				Field:   "ALERT_TOPIC_ARN",
-				Value:   p.topic,
-				Message: fmt.Sprintf("sns: publish: topic not found: %v", err),
-				Err:     err,
-			}
-		}
-		return "", ipguard.Errorf(ipguard.EUnavailable, "sns: publish to %s: %w", p.topic, err)
+		return "", awserr.Classify(err, "publish", awserr.Resource{Service: "sns", Field: "ALERT_TOPIC_ARN", Value: p.topic})
 	}
 	return aws.ToString(out.MessageId), nil
 }

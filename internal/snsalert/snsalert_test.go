@@ -147,7 +147,7 @@ func TestPublishFailureIsUnavailableNamingTheTopic(t *testing.T) {
 	if code := ipguard.ErrorCode(err); code != ipguard.EUnavailable {
 		t.Errorf("code = %q, want %q", code, ipguard.EUnavailable)
 	}
-	if want := "sns: publish to " + topic + ": connection refused"; err == nil || err.Error() != want {
+	if want := "sns: publish (ALERT_TOPIC_ARN=" + topic + "): connection refused"; err == nil || err.Error() != want {
 		t.Errorf("error = %v, want %q", err, want)
 	}
 }

@@ -1,0 +1,456 @@
+package docspace_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"ipguard/internal/devportal"
+	"ipguard/internal/docspace"
+	"ipguard/internal/ipguard"
+)
+
+// Users of the dev portal the tests below set up besides the owner
+// (devportal.OwnerID) and the regular user (devportal.RegularUserID).
+const (
+	adminID      = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000a1"
+	otherAdminID = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000a2"
+	leaverID     = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000c1"
+	deletedID    = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000d1"
+	adminKey     = "sk-aaaa000000000000000000000000000000000000000000000000000000000ad1"
+	userKey      = "sk-bbbb000000000000000000000000000000000000000000000000000000000b01"
+)
+
+// startDevPortal serves a dev portal with testKey created by the owner,
+// adminKey by a DocSpace admin and userKey by the regular user, plus a
+// second admin, a terminated and a deleted user.
+func startDevPortal(t *testing.T) (*devportal.Portal, string) {
+	t.Helper()
+	p := devportal.New(devportal.Options{AdminKeys: []string{testKey}, UserKeys: []string{userKey}})
+	if err := p.PutUsers(
+		devportal.User{ID: adminID, DisplayName: "Ada Admin", Email: "ada@example.com", Status: devportal.StatusActive, IsAdmin: true},
+		devportal.User{ID: otherAdminID, DisplayName: "Otto Admin", Email: "otto@example.com", Status: devportal.StatusActive, IsAdmin: true},
+		devportal.User{ID: leaverID, DisplayName: "Lea Leaver", Email: "lea@example.com", Status: devportal.StatusTerminated},
+		devportal.User{ID: deletedID, DisplayName: "Del Gone", Status: devportal.StatusTerminated, Deleted: true},
+	); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PutKey(devportal.APIKey{Key: adminKey, CreateBy: adminID, IsActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler())
+	t.Cleanup(srv.Close)
+	return p, srv.URL
+}
+
+// clientWithKey is a client of the dev portal at url that sends key.
+func clientWithKey(t *testing.T, url, key string) *docspace.Client {
+	return newClient(t, url, func(o *docspace.Options) { o.Keys = staticKey(key) })
+}
+
+func TestCurrentKey(t *testing.T) {
+	expires := time.Date(2027, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name    string
+		setup   func(*devportal.Portal)
+		want    func(t *testing.T, k docspace.APIKey)
+		wantErr func(t *testing.T, err error)
+	}{
+		{name: "the owner's key that never expires",
+			want: func(t *testing.T, k docspace.APIKey) {
+				if k.CreatedBy.ID != devportal.OwnerID || k.CreatedBy.DisplayName != "Portal Owner" ||
+					!k.NeverExpires() || !k.IsActive || k.Postfix != testKey[len(testKey)-4:] ||
+					k.Masked != "sk-***"+testKey[len(testKey)-4:] || k.ID == "" || k.Name == "" ||
+					k.CreatedOn.IsZero() || k.LastUsed.IsZero() {
+					t.Errorf("key = %+v", k)
+				}
+			}},
+		{name: "name, postfix, permissions and expiry as set",
+			setup: func(p *devportal.Portal) {
+				k, _ := p.Key(testKey)
+				k.Name, k.KeyPostfix, k.Permissions, k.ExpiresAt = "ipguard", "wxyz", []string{"*:read"}, &expires
+				if err := p.PutKey(k); err != nil {
+					t.Fatal(err)
+				}
+			},
+			want: func(t *testing.T, k docspace.APIKey) {
+				if k.Name != "ipguard" || k.Postfix != "wxyz" || k.Masked != "sk-***wxyz" ||
+					!k.ExpiresAt.Equal(expires) || k.ExpiresAt.Location() != time.UTC ||
+					len(k.Permissions) != 1 || k.Permissions[0] != "*:read" {
+					t.Errorf("key = %+v", k)
+				}
+			}},
+		{name: "older portal: 404 is ErrNotSupported",
+			setup: func(p *devportal.Portal) { p.SetKeysSelfAvailable(false) },
+			wantErr: func(t *testing.T, err error) {
+				if !errors.Is(err, docspace.ErrNotSupported) || asDocspace(t, err).Status != 404 || asDocspace(t, err).Attempts != 1 {
+					t.Errorf("err = %v, want a single 404 that is ErrNotSupported", err)
+				}
+			}},
+		{name: "expired key: 401",
+			setup: func(p *devportal.Portal) {
+				k, _ := p.Key(testKey)
+				past := time.Now().Add(-time.Minute)
+				k.ExpiresAt = &past
+				_ = p.PutKey(k)
+			},
+			wantErr: wantStatus(401, ipguard.EConfig)},
+		{name: "deactivated key: 401",
+			setup: func(p *devportal.Portal) {
+				k, _ := p.Key(testKey)
+				k.IsActive = false
+				_ = p.PutKey(k)
+			},
+			wantErr: wantStatus(401, ipguard.EConfig)},
+		{name: "key of a terminated creator: 401",
+			setup: func(p *devportal.Portal) {
+				k, _ := p.Key(testKey)
+				k.CreateBy = leaverID
+				_ = p.PutKey(k)
+			},
+			wantErr: wantStatus(401, ipguard.EConfig)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, url := startDevPortal(t)
+			if tt.setup != nil {
+				tt.setup(p)
+			}
+			k, err := newClient(t, url, nil).CurrentKey(context.Background())
+			if tt.wantErr != nil {
+				tt.wantErr(t, err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.want(t, k)
+		})
+	}
+}
+
+// wantStatus checks an *Error's HTTP status and code.
+func wantStatus(status int, code ipguard.Code) func(*testing.T, error) {
+	return func(t *testing.T, err error) {
+		t.Helper()
+		e := asDocspace(t, err)
+		if e.Status != status || e.Code() != code {
+			t.Errorf("err = %v (code %s), want HTTP %d and %s", err, e.Code(), status, code)
+		}
+	}
+}
+
+func TestUser(t *testing.T) {
+	_, url := startDevPortal(t)
+	c := newClient(t, url, nil)
+	tests := []struct {
+		id       string
+		want     docspace.PortalUser
+		notFound bool
+	}{
+		{id: devportal.OwnerID, want: docspace.PortalUser{ID: devportal.OwnerID, DisplayName: "Portal Owner",
+			Email: "owner@portal.test", Status: docspace.UserActive, IsOwner: true}},
+		{id: adminID, want: docspace.PortalUser{ID: adminID, DisplayName: "Ada Admin", Email: "ada@example.com",
+			Status: docspace.UserActive, IsAdmin: true}},
+		{id: leaverID, want: docspace.PortalUser{ID: leaverID, DisplayName: "Lea Leaver", Email: "lea@example.com",
+			Status: docspace.UserTerminated}},
+		{id: deletedID, notFound: true},
+		{id: "5f1e6a2b-0d3c-4e5f-8a9b-999999999999", notFound: true},
+		{id: "not-a-guid", notFound: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			u, err := c.User(context.Background(), tt.id)
+			if tt.notFound {
+				if !errors.Is(err, docspace.ErrUserNotFound) || asDocspace(t, err).Status != 404 {
+					t.Errorf("err = %v, want 404 ErrUserNotFound", err)
+				}
+				return
+			}
+			if err != nil || u != tt.want {
+				t.Errorf("User = %+v, %v; want %+v", u, err, tt.want)
+			}
+		})
+	}
+	if _, err := c.User(context.Background(), "a/b"); ipguard.ErrorCode(err) != ipguard.EInvalid {
+		t.Errorf("id with a slash: err = %v, want EInvalid", err)
+	}
+	me, err := clientWithKey(t, url, adminKey).CurrentUser(context.Background())
+	if err != nil || me.ID != adminID || !me.IsAdmin {
+		t.Errorf("CurrentUser = %+v, %v; want the admin", me, err)
+	}
+}
+
+func TestTerminateUsers(t *testing.T) {
+	tests := []struct {
+		name    string
+		key     string
+		targets []string
+		wantErr bool // 403, nothing changed
+	}{
+		{"the owner disables an admin", testKey, []string{adminID}, false},
+		{"an admin disables a regular user", adminKey, []string{devportal.RegularUserID}, false},
+		{"unknown ids are skipped", adminKey, []string{devportal.RegularUserID, "5f1e6a2b-0d3c-4e5f-8a9b-999999999999"}, false},
+		{"an admin may not disable another admin", adminKey, []string{otherAdminID}, true},
+		{"nobody may disable the owner", adminKey, []string{devportal.OwnerID}, true},
+		{"nobody may disable themselves", adminKey, []string{adminID}, true},
+		{"one refused target refuses all", testKey, []string{devportal.RegularUserID, devportal.OwnerID}, true},
+		{"a regular user may not call", userKey, []string{otherAdminID}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, url := startDevPortal(t)
+			ids := p.AddLoginEvents(
+				devportal.LoginEvent{UserID: adminID, ActionID: 1010},
+				devportal.LoginEvent{UserID: devportal.RegularUserID, ActionID: 1029})
+			got, err := clientWithKey(t, url, tt.key).TerminateUsers(context.Background(), tt.targets...)
+			if tt.wantErr {
+				wantStatus(403, ipguard.EConfig)(t, err)
+				for _, id := range tt.targets {
+					if u, ok := p.User(id); ok && u.Status != devportal.StatusActive {
+						t.Errorf("refused request changed %s to %d", id, u.Status)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != 1 || got[0].ID != tt.targets[0] || got[0].Status != docspace.UserTerminated {
+				t.Fatalf("TerminateUsers = %+v, want %s terminated", got, tt.targets[0])
+			}
+			for i, owner := range []string{adminID, devportal.RegularUserID} {
+				s, _ := p.Session(ids[i])
+				if want := owner != tt.targets[0]; s.Active != want {
+					t.Errorf("session of %s active = %v, want %v", owner, s.Active, want)
+				}
+			}
+			if tt.targets[0] == adminID { // its key stops working
+				_, err := clientWithKey(t, url, adminKey).CurrentUser(context.Background())
+				wantStatus(401, ipguard.EConfig)(t, err)
+			}
+			back, err := clientWithKey(t, url, testKey).ActivateUsers(context.Background(), tt.targets[0])
+			if err != nil || len(back) != 1 || back[0].Status != docspace.UserActive {
+				t.Errorf("ActivateUsers = %+v, %v", back, err)
+			}
+		})
+	}
+}
+
+func TestEndSession(t *testing.T) {
+	tests := []struct {
+		name      string
+		key       string
+		event     int // index into the events below; -1 = an unknown id
+		twice     bool
+		want      bool
+		forbidden bool
+	}{
+		{name: "an admin ends an active session", key: testKey, event: 0, want: true},
+		{name: "a second call finds it ended", key: testKey, event: 0, twice: true, want: false},
+		{name: "a failed login starts no session", key: testKey, event: 2, want: false},
+		{name: "an unknown id", key: testKey, event: -1, want: false},
+		{name: "a user ends their own session", key: userKey, event: 1, want: true},
+		{name: "a user may not end another's session", key: userKey, event: 0, forbidden: true},
+		{name: "a user asking for an unknown id", key: userKey, event: -1, forbidden: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, url := startDevPortal(t)
+			ids := p.AddLoginEvents(
+				devportal.LoginEvent{UserID: adminID, ActionID: 1000, IP: "198.51.100.7"},
+				devportal.LoginEvent{UserID: devportal.RegularUserID, ActionID: 1010},
+				devportal.LoginEvent{UserID: adminID, ActionID: 1013})
+			id := int64(9999)
+			if tt.event >= 0 {
+				id = ids[tt.event]
+			}
+			c := clientWithKey(t, url, tt.key)
+			if tt.twice {
+				if _, err := c.EndSession(context.Background(), id); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := c.EndSession(context.Background(), id)
+			if tt.forbidden {
+				wantStatus(403, ipguard.EConfig)(t, err)
+				if s, ok := p.Session(id); ok && !s.Active {
+					t.Errorf("a refused call ended session %d", id)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("EndSession(%d) = %v, %v; want %v", id, got, err, tt.want)
+			}
+			if s, ok := p.Session(id); ok && (s.Active || s.EndedBy != "logout") {
+				t.Errorf("session after the call = %+v, want ended by logout", s)
+			}
+		})
+	}
+	if _, err := newClient(t, "http://127.0.0.1:1", nil).EndSession(context.Background(), 0); ipguard.ErrorCode(err) != ipguard.EInvalid {
+		t.Errorf("id 0: err = %v, want EInvalid", err)
+	}
+}
+
+func TestEndAllSessions(t *testing.T) {
+	p, url := startDevPortal(t)
+	ids := p.AddLoginEvents(
+		devportal.LoginEvent{UserID: devportal.RegularUserID, ActionID: 1000},
+		devportal.LoginEvent{UserID: devportal.RegularUserID, ActionID: 1029},
+		devportal.LoginEvent{UserID: adminID, ActionID: 1000})
+	c := newClient(t, url, nil)
+	if err := c.EndAllSessions(context.Background(), devportal.RegularUserID); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []bool{false, false, true} {
+		if s, _ := p.Session(ids[i]); s.Active != want {
+			t.Errorf("session %d active = %v, want %v", ids[i], s.Active, want)
+		}
+	}
+	// On the key's own user the portal signs the caller in again: a fresh
+	// successful login of the owner from the caller's address.
+	if err := c.EndAllSessions(context.Background(), devportal.OwnerID); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := c.LoginEvents(context.Background(), time.Time{}, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fresh []ipguard.LoginEvent
+	for _, ev := range evs {
+		if ev.UserID == devportal.OwnerID {
+			fresh = append(fresh, ev)
+		}
+	}
+	if len(fresh) != 1 || fresh[0].ActionID != 1000 || fresh[0].IP != "127.0.0.1" {
+		t.Errorf("owner's login events after logoutall = %+v, want one 1000 from 127.0.0.1", fresh)
+	}
+	err = clientWithKey(t, url, userKey).EndAllSessions(context.Background(), adminID)
+	wantStatus(403, ipguard.EConfig)(t, err)
+	if n := len(p.Logouts()); n != 3 {
+		t.Errorf("%d logout calls recorded, want 3", n)
+	}
+}
+
+func TestAllowlistChanges(t *testing.T) {
+	since := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	tests := []struct {
+		name         string
+		setup        func(t *testing.T, p *devportal.Portal, c *docspace.Client)
+		wantN        int
+		wantComplete bool
+		check        func(t *testing.T, evs []docspace.AuditEvent)
+		wantErr      error
+	}{
+		{name: "the client's own PUT is recorded with its user and address",
+			setup: func(t *testing.T, p *devportal.Portal, c *docspace.Client) {
+				if err := c.PutIPRestrictions(context.Background(), []ipguard.Restriction{{IP: "203.0.113.10"}}, true); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantN: 1, wantComplete: true,
+			check: func(t *testing.T, evs []docspace.AuditEvent) {
+				ev := evs[0]
+				if ev.ActionID != 6094 || ev.UserID != devportal.OwnerID || ev.User != "Portal Owner" || ev.IP != "127.0.0.1" || ev.Action == "" {
+					t.Errorf("event = %+v", ev)
+				}
+			}},
+		{name: "a hand edit by another admin, other actions and old edits left out",
+			setup: func(t *testing.T, p *devportal.Portal, c *docspace.Client) {
+				p.AddAuditEvents(
+					devportal.AuditEvent{ActionID: 6094, UserID: adminID, IP: "192.0.2.44", Date: since.Add(10 * time.Minute)},
+					devportal.AuditEvent{ActionID: 6094, UserID: adminID, IP: "192.0.2.44", Date: since.Add(-time.Minute)},
+					devportal.AuditEvent{ActionID: 6058, UserID: adminID, Date: since.Add(20 * time.Minute)})
+			},
+			wantN: 1, wantComplete: true,
+			check: func(t *testing.T, evs []docspace.AuditEvent) {
+				if evs[0].UserID != adminID || evs[0].User != "Ada Admin" || evs[0].IP != "192.0.2.44" {
+					t.Errorf("event = %+v", evs[0])
+				}
+			}},
+		{name: "250 changes over three pages, newest first",
+			setup: func(t *testing.T, p *devportal.Portal, c *docspace.Client) {
+				evs := make([]devportal.AuditEvent, 250)
+				for i := range evs {
+					evs[i] = devportal.AuditEvent{ActionID: 6094, UserID: adminID, Date: since.Add(time.Duration(i) * time.Second)}
+				}
+				p.AddAuditEvents(evs...)
+			},
+			wantN: 250, wantComplete: true,
+			check: func(t *testing.T, evs []docspace.AuditEvent) {
+				for i := 1; i < len(evs); i++ {
+					if evs[i].Date.After(evs[i-1].Date) {
+						t.Fatalf("not newest first at %d", i)
+					}
+				}
+			}},
+		{name: "plan fallback with other actions: incomplete",
+			setup: func(t *testing.T, p *devportal.Portal, c *docspace.Client) {
+				p.AddAuditEvents(devportal.AuditEvent{ActionID: 6094, Date: since.Add(time.Minute)},
+					devportal.AuditEvent{ActionID: 4020, Date: since.Add(2 * time.Minute)})
+				p.SetPlanFallback(true)
+			},
+			wantN: 1, wantComplete: false},
+		{name: "plan fallback with 20 matching events: incomplete",
+			setup: func(t *testing.T, p *devportal.Portal, c *docspace.Client) {
+				for i := 0; i < 30; i++ {
+					p.AddAuditEvents(devportal.AuditEvent{ActionID: 6094, Date: since.Add(time.Duration(i) * time.Second)})
+				}
+				p.SetPlanFallback(true)
+			},
+			wantN: 20, wantComplete: false},
+		{name: "exactly 20 changes without fallback: complete",
+			setup: func(t *testing.T, p *devportal.Portal, c *docspace.Client) {
+				for i := 0; i < 20; i++ {
+					p.AddAuditEvents(devportal.AuditEvent{ActionID: 6094, Date: since.Add(time.Duration(i) * time.Second)})
+				}
+			},
+			wantN: 20, wantComplete: true},
+		{name: "older portal without the audit trail",
+			setup:   func(t *testing.T, p *devportal.Portal, c *docspace.Client) { p.SetAuditTrailAvailable(false) },
+			wantErr: docspace.ErrNotSupported},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, url := startDevPortal(t)
+			c := newClient(t, url, nil)
+			tt.setup(t, p, c)
+			evs, complete, err := c.AllowlistChanges(context.Background(), since)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != tt.wantN || complete != tt.wantComplete {
+				t.Fatalf("got %d events, complete %v; want %d, %v", len(evs), complete, tt.wantN, tt.wantComplete)
+			}
+			if tt.check != nil {
+				tt.check(t, evs)
+			}
+		})
+	}
+}
+
+func TestServerDate(t *testing.T) {
+	for _, skew := range []time.Duration{0, 90 * time.Minute, -10 * time.Minute} {
+		p, url := startDevPortal(t)
+		p.SetClockSkew(skew)
+		c := newClient(t, url, nil)
+		if d, at := c.ServerDate(); !d.IsZero() || !at.IsZero() {
+			t.Fatalf("before any call: %v %v, want zero", d, at)
+		}
+		if _, err := c.CurrentKey(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		d, at := c.ServerDate()
+		if got := d.Sub(at); got < skew-2*time.Second || got > skew+2*time.Second {
+			t.Errorf("skew %v: server date %v received at %v, difference %v", skew, d, at, got)
+		}
+	}
+}

@@ -1,0 +1,516 @@
+// Package enforce answers the audit's findings: it ends the session of a
+// successful login from outside the user's allowlist (or all of that user's
+// sessions), at most once per login event, behind guards, and can disable a
+// user who keeps violating. It knows nothing of AWS or HTTP: the portal and
+// the exactly-once record are the interfaces below.
+//
+// One run, as Service.Respond sees it:
+//
+//	findings ──► enforceable? ──no──► (no response: failed logins, unverifiable
+//	                │                   addresses, unknown users unless enabled)
+//	                ├─ backfill ───────► skipped(backfill)
+//	                ├─ report mode ────► would_end            (no call at all)
+//	                ▼
+//	           guards: key's own user ─► skipped(api_key_user)
+//	                   portal owner ───► skipped(owner)
+//	           more than MaxPerRun left ► skipped(circuit_breaker) for all + one notice
+//	                ▼
+//	           claim event#<id> (conditional write) ──taken──► the recorded outcome,
+//	                │                                          or skipped(claimed_earlier)
+//	                ▼
+//	           logout / logoutall ──► ended | not_active | refused | failed
+//	                ▼                       (settled on the record)
+//	           escalation: N enforced violations in 24 h ──► disable user (claimed
+//	                                                         once per 24 h): disabled | refused | failed
+package enforce
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/ipguard"
+)
+
+// Mode is what enforcement does with a violating login (ENFORCEMENT_MODE).
+type Mode string
+
+const (
+	// ModeReport only says what would have been done; it calls nothing.
+	ModeReport Mode = "report"
+	// ModeEndSession ends the session of the violating login.
+	ModeEndSession Mode = "end-session"
+	// ModeEndAllSessions ends every session of the violating user.
+	ModeEndAllSessions Mode = "end-all-sessions"
+)
+
+// Modes lists the valid modes.
+var Modes = []Mode{ModeReport, ModeEndSession, ModeEndAllSessions}
+
+// ErrRefused marks a refusal by the portal (HTTP 403): the key's user may not
+// do this (e.g. disable the owner, an admin, or itself).
+var ErrRefused = errors.New("refused by the portal")
+
+// Portal is the part of the DocSpace API enforcement uses.
+type Portal interface {
+	// APIKeyUser returns the id of the user the API key acts as
+	// (GET keys/@self → createBy.id).
+	APIKeyUser(ctx context.Context) (string, error)
+	// IsOwner reports whether userID is the portal owner (GET people/{id} → isOwner).
+	IsOwner(ctx context.Context, userID string) (bool, error)
+	// EndSession ends the session of login event id
+	// (PUT security/activeconnections/logout/{id}): true when the session was
+	// active and is now closed, false when it was not active. A 403 is an
+	// error for which errors.Is(err, ErrRefused).
+	EndSession(ctx context.Context, loginEventID int64) (bool, error)
+	// EndAllSessions ends every session of userID
+	// (PUT security/activeconnections/logoutall/{userId}). A 403 is an error
+	// for which errors.Is(err, ErrRefused).
+	EndAllSessions(ctx context.Context, userID string) error
+	// DisableUser sets userID's status to Terminated
+	// (PUT people/status/Terminated). The portal refuses (403, an error for
+	// which errors.Is(err, ErrRefused)) the owner, the caller itself and,
+	// unless the caller is the owner, DocSpace admins.
+	DisableUser(ctx context.Context, userID string) error
+}
+
+// Store is the exactly-once record of enforcement actions.
+type Store interface {
+	// ClaimResponse writes rec (unsettled) when no live record has rec.Key
+	// (none, or one whose ExpiresAt is not after rec.ClaimedAt) and returns
+	// true. Otherwise it writes nothing and returns false with the live
+	// record. Of concurrent callers for one key at most one gets true.
+	ClaimResponse(ctx context.Context, rec ipguard.ResponseRecord) (ipguard.ResponseRecord, bool, error)
+	// SettleResponse stores rec.Outcome, rec.Detail and rec.SettledAt on the
+	// record of rec.Key claimed with rec.Token. If that record is gone or
+	// holds another token it changes nothing and returns an EConflict error.
+	SettleResponse(ctx context.Context, rec ipguard.ResponseRecord) error
+	// AddViolations records that userID had the enforced violations ids at
+	// at, and returns how many distinct violations of userID were recorded
+	// at or after since (an id recorded twice counts once, at its first
+	// time). Violations
+	// before since may be forgotten.
+	AddViolations(ctx context.Context, userID string, ids []int64, at, since time.Time) (int, error)
+}
+
+// EscalationWindow is the span within which ENFORCEMENT_DISABLE_AFTER
+// violations disable a user; a user is disabled at most once per window.
+const EscalationWindow = 24 * time.Hour
+
+// Settings configure a Service.
+type Settings struct {
+	Mode Mode // ENFORCEMENT_MODE; empty means report
+	// UnknownUsers extends enforcement to unknown_user findings
+	// (ENFORCE_UNKNOWN_USERS).
+	UnknownUsers bool
+	// MaxPerRun is the circuit breaker (ENFORCEMENT_MAX_PER_RUN): a run that
+	// would act on more events acts on none. 0 means 10.
+	MaxPerRun int
+	// DisableAfter disables a user with this many enforced violations within
+	// EscalationWindow (ENFORCEMENT_DISABLE_AFTER); 0 turns it off.
+	DisableAfter int
+	// Retention is how long an event's record is kept; it must outlast the
+	// audit's re-reads (the alert retention). 0 means 7 days.
+	Retention time.Duration
+	// Budget bounds the time one run spends acting, so the alert is never
+	// held up for long; 0 means 30s. Actions not done in time fail.
+	Budget time.Duration
+}
+
+// Service is the audit's Responder. Portal and Store are required unless
+// the mode is report.
+type Service struct {
+	Portal   Portal
+	Store    Store
+	Settings Settings
+	Now      func() time.Time
+	Log      *slog.Logger
+}
+
+var _ audit.Responder = (*Service)(nil)
+
+// Respond implements audit.Responder (see the package picture). Every
+// enforceable finding gets a Response; the others are left alone.
+func (s *Service) Respond(ctx context.Context, fs []audit.Finding, backfill bool) []string {
+	var cands []int
+	for i, f := range fs {
+		if s.enforceable(f) {
+			cands = append(cands, i)
+		}
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	r := run{s: s, fs: fs, action: s.action()}
+	switch {
+	case backfill:
+		r.setAll(cands, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardBackfill})
+		return nil
+	case s.mode() == ModeReport:
+		if len(cands) > s.maxPerRun() {
+			r.setAll(cands, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardCircuitBreaker})
+			return []string{"Report mode: " + s.breakerNotice(len(cands), "would have been")}
+		}
+		r.setAll(cands, audit.Response{Outcome: audit.OutcomeWouldEnd})
+		return nil
+	}
+
+	budget := s.Settings.Budget
+	if budget <= 0 {
+		budget = 30 * time.Second
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl)/2 < budget {
+		budget = time.Until(dl) / 2 // leave the other half for publishing
+	}
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+
+	act, notice := r.guard(ctx, cands)
+	if notice != "" {
+		return []string{notice}
+	}
+	if len(act) == 0 {
+		return nil
+	}
+	r.token = newToken()
+	acted := r.act(ctx, act)
+	r.escalate(ctx, acted)
+	return nil
+}
+
+// enforceable: a successful login from outside the user's allowlist, or by
+// an unknown user when enabled. Failed logins (bursts) and unverifiable
+// addresses never are.
+func (s *Service) enforceable(f audit.Finding) bool {
+	if f.EventID == 0 || f.EventIDs != nil || f.Response != nil {
+		return false
+	}
+	switch f.Kind {
+	case audit.KindIPNotAllowed:
+		return true
+	case audit.KindUnknownUser:
+		return s.Settings.UnknownUsers
+	}
+	return false
+}
+
+func (s *Service) mode() Mode {
+	if s.Settings.Mode == "" {
+		return ModeReport
+	}
+	return s.Settings.Mode
+}
+
+func (s *Service) action() string {
+	if s.mode() == ModeEndAllSessions {
+		return string(ModeEndAllSessions)
+	}
+	return string(ModeEndSession)
+}
+
+func (s *Service) maxPerRun() int {
+	if s.Settings.MaxPerRun <= 0 {
+		return 10
+	}
+	return s.Settings.MaxPerRun
+}
+
+func (s *Service) retention() time.Duration {
+	if s.Settings.Retention <= 0 {
+		return 7 * 24 * time.Hour
+	}
+	return max(s.Settings.Retention, EscalationWindow)
+}
+
+func (s *Service) breakerNotice(n int, verb string) string {
+	return fmt.Sprintf("enforcement %s suspended for this run: %d logins would have had their sessions ended, more than ENFORCEMENT_MAX_PER_RUN=%d, so none was. "+
+		"A wrong or missing allowlist is the likely cause, not an attack on %d accounts at once: check the onboarded allowlists. "+
+		"These logins are alerted below and will not be enforced later; the next run enforces again.", verb, n, s.maxPerRun(), n)
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (s *Service) log() *slog.Logger { return ipguard.LoggerOrDiscard(s.Log) }
+
+// run is one Respond call's state.
+type run struct {
+	s      *Service
+	fs     []audit.Finding
+	action string
+	token  string
+}
+
+func (r *run) set(i int, resp audit.Response) {
+	resp.Action = r.action
+	r.fs[i].Response = &resp
+}
+
+func (r *run) setAll(is []int, resp audit.Response) {
+	for _, i := range is {
+		r.set(i, resp)
+	}
+}
+
+func (r *run) failed(is []int, format string, args ...any) {
+	r.setAll(is, audit.Response{Outcome: audit.OutcomeFailed, Error: fmt.Sprintf(format, args...)})
+}
+
+// guard applies the key-user and owner guards and the circuit breaker. It
+// returns the findings to act on, or the breaker's notice.
+func (r *run) guard(ctx context.Context, cands []int) ([]int, string) {
+	s := r.s
+	self, err := s.Portal.APIKeyUser(ctx)
+	if err != nil {
+		r.failed(cands, "could not learn which user the API key acts as, so nothing was done: %v", err)
+		return nil, ""
+	}
+	self = ipguard.CanonicalUserID(self)
+	byUser := map[string][]int{}
+	var users []string
+	for _, i := range cands {
+		uid := ipguard.CanonicalUserID(r.fs[i].UserID)
+		switch {
+		case uid == "":
+			r.failed([]int{i}, "the login event names no user, so the owner guard cannot be checked")
+		case uid == self:
+			r.set(i, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardAPIKeyUser})
+		default:
+			if byUser[uid] == nil {
+				users = append(users, uid)
+			}
+			byUser[uid] = append(byUser[uid], i)
+		}
+	}
+	// At most one user is the owner: when even without the user with the
+	// most events there are too many, the breaker trips without asking the
+	// portal about every user.
+	total, most := 0, 0
+	for _, is := range byUser {
+		total += len(is)
+		most = max(most, len(is))
+	}
+	if total-most > s.maxPerRun() {
+		return nil, r.trip(byUser, total)
+	}
+	var act []int
+	for _, uid := range users {
+		is := byUser[uid]
+		owner, err := s.Portal.IsOwner(ctx, uid)
+		switch {
+		case err != nil:
+			r.failed(is, "could not check whether the user is the portal owner, so nothing was done: %v", err)
+		case owner:
+			r.setAll(is, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardOwner})
+			delete(byUser, uid)
+		default:
+			act = append(act, is...)
+		}
+	}
+	if len(act) > s.maxPerRun() {
+		return nil, r.trip(byUser, len(act))
+	}
+	sort.Ints(act)
+	return act, ""
+}
+
+func (r *run) trip(byUser map[string][]int, n int) string {
+	for _, is := range byUser {
+		for _, i := range is {
+			if r.fs[i].Response == nil {
+				r.set(i, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardCircuitBreaker})
+			}
+		}
+	}
+	notice := "E" + r.s.breakerNotice(n, "was")[1:]
+	r.s.log().Warn("enforcement suspended (circuit breaker)", "events", n, "maxPerRun", r.s.maxPerRun())
+	return notice
+}
+
+// act claims each event, calls the portal, and settles the record. It
+// returns, per user, the event ids whose violation was enforced (ended or
+// not_active by this run).
+func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
+	s := r.s
+	enforced := map[string][]int64{}
+	// end-all-sessions: one logoutall per user, for all the events claimed.
+	claimedOf := map[string][]int{}
+	var order []string
+	for _, i := range act {
+		f := r.fs[i]
+		uid := ipguard.CanonicalUserID(f.UserID)
+		if ctx.Err() != nil {
+			r.failed([]int{i}, "not attempted: the enforcement time budget of this run ran out")
+			continue
+		}
+		now := s.now()
+		rec := ipguard.ResponseRecord{Key: EventKey(f.EventID), Token: r.token, UserID: uid, Action: r.action,
+			ClaimedAt: now, ExpiresAt: now.Add(s.retention())}
+		prior, ok, err := s.Store.ClaimResponse(ctx, rec)
+		if err != nil {
+			r.failed([]int{i}, "could not record the intent to act, so nothing was done: %v", err)
+			continue
+		}
+		if !ok {
+			r.fromRecord(i, prior)
+			continue
+		}
+		if r.action == string(ModeEndAllSessions) {
+			if claimedOf[uid] == nil {
+				order = append(order, uid)
+			}
+			claimedOf[uid] = append(claimedOf[uid], i)
+			continue
+		}
+		active, err := s.Portal.EndSession(ctx, f.EventID)
+		resp := outcome(err, active, s.now())
+		r.set(i, resp)
+		r.settle(ctx, rec, resp)
+		s.log().Info("enforcement", "eventId", f.EventID, "userId", uid, "action", r.action, "outcome", resp.Outcome, "error", resp.Error)
+		if resp.Outcome == audit.OutcomeEnded || resp.Outcome == audit.OutcomeNotActive {
+			enforced[uid] = append(enforced[uid], f.EventID)
+		}
+	}
+	for _, uid := range order {
+		is := claimedOf[uid]
+		err := s.Portal.EndAllSessions(ctx, uid)
+		resp := outcome(err, true, s.now())
+		for _, i := range is {
+			r.set(i, resp)
+			now := s.now()
+			r.settle(ctx, ipguard.ResponseRecord{Key: EventKey(r.fs[i].EventID), Token: r.token, UserID: uid, Action: r.action,
+				ClaimedAt: now, ExpiresAt: now.Add(s.retention())}, resp)
+			if resp.Outcome == audit.OutcomeEnded {
+				enforced[uid] = append(enforced[uid], r.fs[i].EventID)
+			}
+		}
+		s.log().Info("enforcement", "userId", uid, "events", len(is), "action", r.action, "outcome", resp.Outcome, "error", resp.Error)
+	}
+	return enforced
+}
+
+// outcome classifies a portal call's answer.
+func outcome(err error, active bool, at time.Time) audit.Response {
+	stamp := at.UTC().Format(time.RFC3339)
+	switch {
+	case errors.Is(err, ErrRefused):
+		return audit.Response{Outcome: audit.OutcomeRefused, At: stamp, Error: err.Error()}
+	case err != nil:
+		return audit.Response{Outcome: audit.OutcomeFailed, At: stamp, Error: err.Error()}
+	case active:
+		return audit.Response{Outcome: audit.OutcomeEnded, At: stamp}
+	default:
+		return audit.Response{Outcome: audit.OutcomeNotActive, At: stamp}
+	}
+}
+
+// fromRecord answers a finding whose event an earlier (or concurrent) run
+// claimed: with that run's outcome, or claimed_earlier when it recorded none.
+func (r *run) fromRecord(i int, rec ipguard.ResponseRecord) {
+	if !rec.Settled() {
+		r.set(i, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardClaimedEarlier})
+		return
+	}
+	resp := audit.Response{Outcome: rec.Outcome, Error: rec.Detail}
+	if !rec.SettledAt.IsZero() {
+		resp.At = rec.SettledAt.UTC().Format(time.RFC3339)
+	}
+	r.set(i, resp)
+	r.fs[i].Response.Action = rec.Action
+}
+
+// settle records the outcome; the context may have run out, so it gets a
+// few seconds of its own. A failure is logged: the action stands, and a
+// later run answers the event with claimed_earlier.
+func (r *run) settle(ctx context.Context, rec ipguard.ResponseRecord, resp audit.Response) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	rec.Outcome, rec.Detail = resp.Outcome, resp.Error
+	rec.SettledAt, _ = time.Parse(time.RFC3339, resp.At)
+	if err := r.s.Store.SettleResponse(sctx, rec); err != nil {
+		r.s.log().Warn("enforcement outcome not recorded", "key", rec.Key, "outcome", rec.Outcome, "error", err)
+	}
+}
+
+// escalate disables users who reached DisableAfter enforced violations
+// within EscalationWindow, once per window.
+func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
+	s := r.s
+	if s.Settings.DisableAfter <= 0 || len(enforced) == 0 {
+		return
+	}
+	users := make([]string, 0, len(enforced))
+	for uid := range enforced {
+		users = append(users, uid)
+	}
+	sort.Strings(users)
+	for _, uid := range users {
+		now := s.now()
+		n, err := s.Store.AddViolations(ctx, uid, enforced[uid], now, now.Add(-EscalationWindow))
+		if err != nil {
+			s.log().Warn("enforcement: could not count the user's violations; no escalation this run", "userId", uid, "error", err)
+			continue
+		}
+		if n < s.Settings.DisableAfter {
+			continue
+		}
+		rec := ipguard.ResponseRecord{Key: DisableKey(uid), Token: r.token, UserID: uid, Action: "disable",
+			ClaimedAt: now, ExpiresAt: now.Add(EscalationWindow)}
+		_, ok, err := s.Store.ClaimResponse(ctx, rec)
+		var esc audit.Escalation
+		switch {
+		case err != nil:
+			esc = audit.Escalation{Outcome: audit.OutcomeFailed, Error: "could not record the intent to disable the user, so it was not disabled: " + err.Error()}
+		case !ok:
+			continue // disabled (or tried) within the window already
+		default:
+			err := s.Portal.DisableUser(ctx, uid)
+			resp := outcome(err, true, s.now())
+			esc = audit.Escalation{Outcome: resp.Outcome, At: resp.At, Error: resp.Error}
+			if resp.Outcome == audit.OutcomeEnded {
+				esc.Outcome = audit.OutcomeDisabled
+			}
+			r.settle(ctx, rec, audit.Response{Outcome: esc.Outcome, At: esc.At, Error: esc.Error})
+		}
+		esc.Violations = n
+		s.log().Info("enforcement escalation", "userId", uid, "violations", n, "outcome", esc.Outcome, "error", esc.Error)
+		for i := range r.fs {
+			if resp := r.fs[i].Response; resp != nil && ipguard.CanonicalUserID(r.fs[i].UserID) == uid && contains(enforced[uid], r.fs[i].EventID) {
+				e := esc
+				resp.Escalation = &e
+			}
+		}
+	}
+}
+
+func contains(ids []int64, id int64) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
+
+// EventKey is the record key of acting on login event id.
+func EventKey(id int64) string { return "event#" + strconv.FormatInt(id, 10) }
+
+// DisableKey is the record key of disabling userID.
+func DisableKey(userID string) string { return "disable#" + userID }
+
+func newToken() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand never fails on supported platforms
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,478 @@
+package enforce_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/enforce"
+	"ipguard/internal/enforce/enforcetest"
+	"ipguard/internal/ipguard"
+)
+
+const (
+	selfID  = "aaaaaaaa-0000-0000-0000-000000000001"
+	ownerID = "aaaaaaaa-0000-0000-0000-000000000002"
+	adminID = "aaaaaaaa-0000-0000-0000-000000000003"
+)
+
+// fakePortal keeps sessions by login event id, like the portal: logout of an
+// active session answers true, then false.
+type fakePortal struct {
+	mu          sync.Mutex
+	active      map[int64]bool
+	calls       []string
+	failLogout  map[int64]error
+	failIsOwner error
+	failSelf    error
+}
+
+func newPortal(activeIDs ...int64) *fakePortal {
+	p := &fakePortal{active: map[int64]bool{}, failLogout: map[int64]error{}}
+	for _, id := range activeIDs {
+		p.active[id] = true
+	}
+	return p
+}
+
+func (p *fakePortal) record(c string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, c)
+}
+
+func (p *fakePortal) APIKeyUser(context.Context) (string, error) {
+	p.record("self")
+	return selfID, p.failSelf
+}
+
+func (p *fakePortal) IsOwner(_ context.Context, id string) (bool, error) {
+	p.record("owner? " + id)
+	return id == ownerID, p.failIsOwner
+}
+
+func (p *fakePortal) EndSession(_ context.Context, id int64) (bool, error) {
+	p.record(fmt.Sprintf("logout %d", id))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.failLogout[id]; err != nil {
+		return false, err
+	}
+	was := p.active[id]
+	p.active[id] = false
+	return was, nil
+}
+
+func (p *fakePortal) EndAllSessions(_ context.Context, userID string) error {
+	p.record("logoutall " + userID)
+	return nil
+}
+
+func (p *fakePortal) DisableUser(_ context.Context, userID string) error {
+	p.record("disable " + userID)
+	if userID == ownerID || userID == selfID || userID == adminID {
+		return fmt.Errorf("docspace: PUT /api/2.0/people/status/Terminated: HTTP 403: Access denied: %w", enforce.ErrRefused)
+	}
+	return nil
+}
+
+// writes are the calls that change something on the portal.
+func (p *fakePortal) writes() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []string
+	for _, c := range p.calls {
+		if !strings.HasPrefix(c, "self") && !strings.HasPrefix(c, "owner?") {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+var t0 = time.Date(2026, 11, 25, 12, 3, 10, 0, time.UTC)
+
+func violation(id int64, user string) audit.Finding {
+	return audit.Finding{EventID: id, Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, UserID: user, IP: "192.0.2.99", Date: "2026-11-25T12:03:00Z"}
+}
+
+func user(n int) string { return fmt.Sprintf("bbbbbbbb-0000-0000-0000-%012d", n) }
+
+func newService(p *fakePortal, st *enforcetest.Store, set enforce.Settings) *enforce.Service {
+	return &enforce.Service{Portal: p, Store: st, Settings: set, Now: func() time.Time { return t0 }}
+}
+
+func outcomes(fs []audit.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		if f.Response == nil {
+			out = append(out, "-")
+			continue
+		}
+		s := f.Response.Outcome
+		if f.Response.Guard != "" {
+			s += "(" + f.Response.Guard + ")"
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestRespondOutcomes(t *testing.T) {
+	unknown := audit.Finding{EventID: 50, Kind: audit.KindUnknownUser, UserID: user(50)}
+	unverifiable := audit.Finding{EventID: 51, Kind: audit.KindUnverifiableIP, UserID: user(51), IP: "2001"}
+	burst := audit.Finding{EventIDs: []int64{52, 53}, Count: 2, Kind: audit.KindFailedLoginBurst, IP: "198.51.100.1"}
+	refused := fmt.Errorf("docspace: HTTP 403: %w", enforce.ErrRefused)
+	tests := []struct {
+		name     string
+		set      enforce.Settings
+		backfill bool
+		findings []audit.Finding
+		active   []int64
+		portal   func(*fakePortal)
+		want     []string
+		writes   []string
+		notices  int
+		anyCall  bool // whether the portal may be called at all
+	}{
+		{
+			name:     "report mode calls nothing and says would_end",
+			set:      enforce.Settings{Mode: enforce.ModeReport},
+			findings: []audit.Finding{violation(1, user(1)), unknown, unverifiable, burst, violation(2, ownerID)},
+			active:   []int64{1, 2},
+			want:     []string{"would_end", "-", "-", "-", "would_end"},
+		},
+		{
+			name:     "the zero mode is report",
+			findings: []audit.Finding{violation(1, user(1))},
+			want:     []string{"would_end"},
+		},
+		{
+			name:     "end-session ends exactly the violating sessions",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: []audit.Finding{violation(1, user(1)), unverifiable, burst, unknown, violation(2, user(2))},
+			active:   []int64{1, 2, 50, 51, 52},
+			want:     []string{"ended", "-", "-", "-", "ended"},
+			writes:   []string{"logout 1", "logout 2"},
+			anyCall:  true,
+		},
+		{
+			name:     "unknown users only when enabled",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession, UnknownUsers: true},
+			findings: []audit.Finding{unknown, unverifiable},
+			active:   []int64{50},
+			want:     []string{"ended", "-"},
+			writes:   []string{"logout 50"},
+			anyCall:  true,
+		},
+		{
+			name:     "a session already gone is not_active",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: []audit.Finding{violation(3, user(3))},
+			want:     []string{"not_active"},
+			writes:   []string{"logout 3"},
+			anyCall:  true,
+		},
+		{
+			name:     "the key's own user and the owner are never touched",
+			set:      enforce.Settings{Mode: enforce.ModeEndAllSessions, DisableAfter: 1},
+			findings: []audit.Finding{violation(1, selfID), violation(2, strings.ToUpper(ownerID)), violation(3, user(3))},
+			active:   []int64{1, 2, 3},
+			want:     []string{"skipped(api_key_user)", "skipped(owner)", "ended"},
+			writes:   []string{"logoutall " + user(3), "disable " + user(3)},
+			anyCall:  true,
+		},
+		{
+			name:     "11 violations trip the breaker: nothing ended, one notice",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: manyViolations(11, 11),
+			active:   ids(11),
+			want:     repeat("skipped(circuit_breaker)", 11),
+			notices:  1,
+			anyCall:  true,
+		},
+		{
+			name:     "11 violations of 2 users trip the breaker too",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: manyViolations(11, 2),
+			active:   ids(11),
+			want:     repeat("skipped(circuit_breaker)", 11),
+			notices:  1,
+			anyCall:  true,
+		},
+		{
+			name:     "10 violations are acted on",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: manyViolations(10, 10),
+			active:   ids(10),
+			want:     repeat("ended", 10),
+			writes:   logouts(10),
+			anyCall:  true,
+		},
+		{
+			name:     "the owner's logins do not count for the breaker",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession, MaxPerRun: 2},
+			findings: []audit.Finding{violation(1, ownerID), violation(2, ownerID), violation(3, ownerID), violation(4, user(4))},
+			active:   []int64{1, 2, 3, 4},
+			want:     []string{"skipped(owner)", "skipped(owner)", "skipped(owner)", "ended"},
+			writes:   []string{"logout 4"},
+			anyCall:  true,
+		},
+		{
+			name:     "report mode previews the breaker",
+			set:      enforce.Settings{Mode: enforce.ModeReport, MaxPerRun: 1},
+			findings: manyViolations(2, 2),
+			want:     repeat("skipped(circuit_breaker)", 2),
+			notices:  1,
+		},
+		{
+			name:     "a failing logout is an outcome, the others still act",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: []audit.Finding{violation(1, user(1)), violation(2, user(2)), violation(3, adminID)},
+			active:   []int64{1, 2, 3},
+			portal: func(p *fakePortal) {
+				p.failLogout[1] = errors.New("docspace: HTTP 503 (after 5 attempts)")
+				p.failLogout[3] = refused
+			},
+			want:    []string{"failed", "ended", "refused"},
+			writes:  []string{"logout 1", "logout 2", "logout 3"},
+			anyCall: true,
+		},
+		{
+			name:     "without knowing the key's user nothing is done",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: []audit.Finding{violation(1, user(1))},
+			active:   []int64{1},
+			portal:   func(p *fakePortal) { p.failSelf = errors.New("HTTP 500") },
+			want:     []string{"failed"},
+			anyCall:  true,
+		},
+		{
+			name:     "without the owner check nothing is done",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: []audit.Finding{violation(1, user(1))},
+			active:   []int64{1},
+			portal:   func(p *fakePortal) { p.failIsOwner = errors.New("HTTP 500") },
+			want:     []string{"failed"},
+			anyCall:  true,
+		},
+		{
+			name:     "a backfill never enforces",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession, UnknownUsers: true},
+			backfill: true,
+			findings: []audit.Finding{violation(1, user(1)), unknown},
+			active:   []int64{1, 50},
+			want:     []string{"skipped(backfill)", "skipped(backfill)"},
+		},
+		{
+			name:     "end-all-sessions calls logoutall once per user",
+			set:      enforce.Settings{Mode: enforce.ModeEndAllSessions},
+			findings: []audit.Finding{violation(1, user(1)), violation(2, user(2)), violation(3, user(1))},
+			want:     []string{"ended", "ended", "ended"},
+			writes:   []string{"logoutall " + user(1), "logoutall " + user(2)},
+			anyCall:  true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPortal(tt.active...)
+			if tt.portal != nil {
+				tt.portal(p)
+			}
+			svc := newService(p, &enforcetest.Store{}, tt.set)
+			fs := slices.Clone(tt.findings)
+			notices := svc.Respond(context.Background(), fs, tt.backfill)
+			if got := outcomes(fs); !slices.Equal(got, tt.want) {
+				t.Errorf("outcomes %v; want %v", got, tt.want)
+			}
+			if got := p.writes(); !slices.Equal(got, tt.writes) {
+				t.Errorf("portal writes %v; want %v", got, tt.writes)
+			}
+			if !tt.anyCall && len(p.calls) > 0 {
+				t.Errorf("portal calls %v; want none", p.calls)
+			}
+			if len(notices) != tt.notices {
+				t.Errorf("notices %q; want %d", notices, tt.notices)
+			}
+			for _, n := range notices {
+				if !strings.Contains(n, "ENFORCEMENT_MAX_PER_RUN") || !strings.Contains(n, "allowlist") {
+					t.Errorf("notice does not say why: %q", n)
+				}
+			}
+			for _, f := range fs {
+				if r := f.Response; r != nil {
+					if (r.Outcome == audit.OutcomeFailed || r.Outcome == audit.OutcomeRefused) && r.Error == "" {
+						t.Errorf("event %d: %s without an error", f.EventID, r.Outcome)
+					}
+					if r.Outcome == audit.OutcomeEnded && r.At != "2026-11-25T12:03:10Z" {
+						t.Errorf("event %d: ended at %q", f.EventID, r.At)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestRespondActsOnceAcrossRetries(t *testing.T) {
+	p := newPortal(1, 2)
+	st := &enforcetest.Store{}
+	svc := newService(p, st, enforce.Settings{Mode: enforce.ModeEndSession})
+	first := []audit.Finding{violation(1, user(1)), violation(2, user(2))}
+	svc.Respond(context.Background(), first, false)
+	// The run crashed before publishing: the retry sees the same findings.
+	retry := []audit.Finding{violation(1, user(1)), violation(2, user(2))}
+	svc.Respond(context.Background(), retry, false)
+	if got := p.writes(); !slices.Equal(got, []string{"logout 1", "logout 2"}) {
+		t.Errorf("portal writes %v; want each logout once", got)
+	}
+	if got := outcomes(retry); !slices.Equal(got, []string{"ended", "ended"}) {
+		t.Errorf("retry outcomes %v; want the recorded outcome", got)
+	}
+	if retry[0].Response.At != "2026-11-25T12:03:10Z" {
+		t.Errorf("retry lost the time: %+v", retry[0].Response)
+	}
+
+	// A run that crashed between claiming and settling never acts again.
+	if _, ok, _ := st.ClaimResponse(context.Background(), ipguard.ResponseRecord{Key: enforce.EventKey(9), Token: "x", ClaimedAt: t0, ExpiresAt: t0.Add(time.Hour)}); !ok {
+		t.Fatal("claim refused")
+	}
+	crashed := []audit.Finding{violation(9, user(9))}
+	svc.Respond(context.Background(), crashed, false)
+	if got := outcomes(crashed); !slices.Equal(got, []string{"skipped(claimed_earlier)"}) {
+		t.Errorf("outcomes %v", got)
+	}
+}
+
+func TestRespondConcurrentRunsActOnce(t *testing.T) {
+	p := newPortal(ids(8)...)
+	st := &enforcetest.Store{}
+	var wg sync.WaitGroup
+	for r := 0; r < 4; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fs := manyViolations(8, 8)
+			newService(p, st, enforce.Settings{Mode: enforce.ModeEndSession}).Respond(context.Background(), fs, false)
+			for _, f := range fs {
+				if o := f.Response.Outcome; o != audit.OutcomeEnded && o != audit.OutcomeSkipped {
+					t.Errorf("event %d: %s", f.EventID, o)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	got := p.writes()
+	slices.Sort(got)
+	want := logouts(8)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("portal writes %v; want each logout once", got)
+	}
+}
+
+func TestRespondRecordFailureActsOnNothing(t *testing.T) {
+	p := newPortal(1)
+	svc := newService(p, &enforcetest.Store{FailClaims: true}, enforce.Settings{Mode: enforce.ModeEndSession})
+	fs := []audit.Finding{violation(1, user(1))}
+	svc.Respond(context.Background(), fs, false)
+	if got := outcomes(fs); !slices.Equal(got, []string{"failed"}) || !strings.Contains(fs[0].Response.Error, "intent") {
+		t.Errorf("outcomes %v %+v", got, fs[0].Response)
+	}
+	if w := p.writes(); len(w) != 0 {
+		t.Errorf("acted without a record: %v", w)
+	}
+}
+
+func TestEscalation(t *testing.T) {
+	p := newPortal(1, 2, 3, 4, 5, 6)
+	st := &enforcetest.Store{}
+	now := t0
+	svc := &enforce.Service{Portal: p, Store: st, Now: func() time.Time { return now },
+		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 2}}
+
+	run := func(fs ...audit.Finding) []audit.Finding {
+		svc.Respond(context.Background(), fs, false)
+		return fs
+	}
+	esc := func(f audit.Finding) string {
+		if f.Response == nil || f.Response.Escalation == nil {
+			return "-"
+		}
+		return f.Response.Escalation.Outcome
+	}
+
+	fs := run(violation(1, user(1)), violation(2, adminID))
+	if esc(fs[0]) != "-" || esc(fs[1]) != "-" {
+		t.Fatalf("escalated after one violation: %+v %+v", fs[0].Response, fs[1].Response)
+	}
+	now = now.Add(time.Hour)
+	fs = run(violation(3, user(1)), violation(4, adminID))
+	if esc(fs[0]) != audit.OutcomeDisabled || fs[0].Response.Escalation.Violations != 2 {
+		t.Errorf("user: escalation %+v; want disabled after 2", fs[0].Response.Escalation)
+	}
+	if e := fs[1].Response.Escalation; e == nil || e.Outcome != audit.OutcomeRefused || !strings.Contains(e.Error, "403") {
+		t.Errorf("admin: escalation %+v; want the portal's refusal", e)
+	}
+	// Within the window nobody is disabled twice.
+	now = now.Add(time.Hour)
+	fs = run(violation(5, user(1)))
+	if esc(fs[0]) != "-" {
+		t.Errorf("disabled twice within 24 h: %+v", fs[0].Response.Escalation)
+	}
+	disables := 0
+	for _, c := range p.writes() {
+		if strings.HasPrefix(c, "disable ") {
+			disables++
+		}
+	}
+	if disables != 2 {
+		t.Errorf("portal writes %v; want one disable each for the user and the admin", p.writes())
+	}
+	// Violations older than 24 hours do not count.
+	now = now.Add(48 * time.Hour)
+	fs = run(violation(6, user(6)))
+	if esc(fs[0]) != "-" {
+		t.Errorf("escalated on one fresh violation: %+v", fs[0].Response.Escalation)
+	}
+}
+
+func TestStoreFakeKeepsTheContract(t *testing.T) {
+	enforcetest.StoreContract(t, func(*testing.T) enforce.Store { return &enforcetest.Store{} })
+}
+
+func manyViolations(n, users int) []audit.Finding {
+	var fs []audit.Finding
+	for i := 1; i <= n; i++ {
+		fs = append(fs, violation(int64(i), user(i%users)))
+	}
+	return fs
+}
+
+func ids(n int) []int64 {
+	var out []int64
+	for i := 1; i <= n; i++ {
+		out = append(out, int64(i))
+	}
+	return out
+}
+
+func logouts(n int) []string {
+	var out []string
+	for i := 1; i <= n; i++ {
+		out = append(out, fmt.Sprintf("logout %d", i))
+	}
+	return out
+}
+
+func repeat(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}

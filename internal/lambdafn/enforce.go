@@ -1,0 +1,87 @@
+package lambdafn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"ipguard/internal/docspace"
+	"ipguard/internal/enforce"
+)
+
+// EnforcePortal is the DocSpace client as package enforce asks for it: a
+// 403 from the portal becomes an error for which errors.Is(err,
+// enforce.ErrRefused).
+type EnforcePortal struct{ Client *docspace.Client }
+
+var _ enforce.Portal = EnforcePortal{}
+
+// APIKeyUser implements enforce.Portal (GET keys/@self → createBy.id).
+func (p EnforcePortal) APIKeyUser(ctx context.Context) (string, error) {
+	k, err := p.Client.CurrentKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	if k.CreatedBy.ID == "" {
+		return "", errors.New("docspace: GET keys/@self named no createBy.id")
+	}
+	return k.CreatedBy.ID, nil
+}
+
+// IsOwner implements enforce.Portal (GET people/{id} → isOwner). A user the
+// portal does not know (deleted) is not the owner.
+func (p EnforcePortal) IsOwner(ctx context.Context, userID string) (bool, error) {
+	u, err := p.Client.User(ctx, userID)
+	if errors.Is(err, docspace.ErrUserNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return u.IsOwner, nil
+}
+
+// EndSession implements enforce.Portal.
+func (p EnforcePortal) EndSession(ctx context.Context, loginEventID int64) (bool, error) {
+	ended, err := p.Client.EndSession(ctx, loginEventID)
+	return ended, refused(err)
+}
+
+// EndAllSessions implements enforce.Portal.
+func (p EnforcePortal) EndAllSessions(ctx context.Context, userID string) error {
+	return refused(p.Client.EndAllSessions(ctx, userID))
+}
+
+// DisableUser implements enforce.Portal.
+func (p EnforcePortal) DisableUser(ctx context.Context, userID string) error {
+	_, err := p.Client.TerminateUsers(ctx, userID)
+	return refused(err)
+}
+
+func refused(err error) error {
+	var de *docspace.Error
+	if errors.As(err, &de) && de.Status == http.StatusForbidden {
+		return fmt.Errorf("%w: %w", enforce.ErrRefused, err)
+	}
+	return err
+}
+
+// Enforcement wires the audit's responder from the configuration.
+func (d Deps) Enforcement() *enforce.Service {
+	e := d.Config.Audit.Enforcement
+	return &enforce.Service{
+		Portal: EnforcePortal{Client: d.Portal},
+		Store:  d.Store,
+		Settings: enforce.Settings{
+			Mode:         enforce.Mode(e.Mode),
+			UnknownUsers: e.UnknownUsers,
+			MaxPerRun:    e.MaxPerRun,
+			DisableAfter: e.DisableAfter,
+			Retention:    d.Config.Audit.AlertRetention,
+			Budget:       30 * time.Second,
+		},
+		Log: d.Log,
+	}
+}

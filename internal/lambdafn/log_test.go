@@ -1,0 +1,70 @@
+package lambdafn
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"ipguard/internal/redact"
+)
+
+func TestEveryLineCarriesRequestIDFunctionNameAndMilliseconds(t *testing.T) {
+	lambdacontext.FunctionName = "ipguard-audit"
+	defer func() { lambdacontext.FunctionName = "" }()
+	key := "sk-0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
+	redact.Remember(key)
+
+	var buf bytes.Buffer
+	log := NewLogger(&buf, slog.LevelDebug)
+	// A service built at start logs without the context.
+	h := Invoke(log, func(ctx context.Context, _ []byte) (struct{}, error) {
+		log.Info("retrying", "waited", 1500*time.Microsecond, "error", errors.New("echo "+key[:20]))
+		log.WarnContext(ctx, "with context")
+		return struct{}{}, errors.New("failed with " + key[10:40])
+	})
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-42"})
+	_, err := h(ctx, json.RawMessage(`{}`))
+	var resp messages.InvokeResponse_Error
+	if !errors.As(err, &resp) || strings.Contains(resp.Message, key[10:18]) || resp.Type != "InternalError" {
+		t.Errorf("response = %+v", err)
+	}
+	log.Info("between invocations")
+
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("%d lines, want 4:\n%s", len(lines), buf.String())
+	}
+	for i, line := range lines {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("line %d not JSON: %s", i, line)
+		}
+		if m["functionName"] != "ipguard-audit" {
+			t.Errorf("line %d without functionName: %s", i, line)
+		}
+		if wantID := i < 3; (m["requestId"] == "req-42") != wantID {
+			t.Errorf("line %d requestId = %v, want it only during the invocation", i, m["requestId"])
+		}
+		for j := 0; j+redact.MinRun <= len(key); j++ {
+			if strings.Contains(line, key[j:j+redact.MinRun]) {
+				t.Fatalf("line %d shows part of the key: %s", i, line)
+			}
+		}
+	}
+	var first map[string]any
+	_ = json.Unmarshal([]byte(lines[0]), &first)
+	if first["waitedMs"] != 1.5 {
+		t.Errorf("waitedMs = %v, want 1.5 (durations in milliseconds): %s", first["waitedMs"], lines[0])
+	}
+	if !strings.Contains(lines[2], `"level":"ERROR"`) || !strings.Contains(lines[2], `"errorType":"InternalError"`) {
+		t.Errorf("failure line = %s", lines[2])
+	}
+}

@@ -1,0 +1,104 @@
+package lambdafn
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/emf"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/onboard"
+)
+
+// emitted writes metrics through a metricsWriter and returns the one line,
+// checked against the EMF specification, decoded.
+func emitted(t *testing.T, metrics []emf.Metric) map[string]any {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := metricsWriter{out: &buf, namespace: "DocSpaceIPGuard", now: time.Now}
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-7"})
+	mw.write(ctx, metrics, nil)
+	if strings.Count(buf.String(), "\n") != 1 {
+		t.Fatalf("want one line, got %q", buf.String())
+	}
+	if err := emf.Validate(bytes.TrimSpace(buf.Bytes())); err != nil {
+		t.Fatalf("not valid EMF: %v\n%s", err, buf.String())
+	}
+	var m map[string]any
+	_ = json.Unmarshal(buf.Bytes(), &m)
+	if m["requestId"] != "req-7" || m["FunctionName"] == nil {
+		t.Errorf("line without requestId or FunctionName: %s", buf.String())
+	}
+	return m
+}
+
+func TestAuditMetricsCoverEveryListedName(t *testing.T) {
+	res := audit.Result{EventsScanned: 120, AlertsPublished: 2, Warnings: []string{"plan fallback"},
+		Counts: map[string]int{audit.KindIPNotAllowed: 2, audit.KindUnknownUser: 1, audit.KindUnverifiableIP: 0, audit.KindFailedLoginBurst: 1}}
+	m := emitted(t, auditMetrics(res, nil, 1500*time.Millisecond, 3, 90*time.Second))
+	for _, name := range AuditMetrics {
+		if _, ok := m[name]; !ok {
+			t.Errorf("audit line lacks %s", name)
+		}
+	}
+	want := map[string]float64{
+		MetricEventsScanned: 120, MetricPagesFetched: 3, MetricFindings: 4, MetricAlertsPublished: 2,
+		MetricWarnings: 1, MetricSkipped: 0, MetricFailures: 0, MetricLagSeconds: 90, MetricRunSeconds: 1.5,
+		PrefixFindingsKind + audit.KindIPNotAllowed: 2, PrefixFindingsSeverity + "high": 2, PrefixFindingsSeverity + "medium": 2,
+	}
+	for name, v := range want {
+		if m[name] != v {
+			t.Errorf("%s = %v, want %v", name, m[name], v)
+		}
+	}
+}
+
+func TestAuditFailureCountsTheErrorTypeAndKeepsTheLag(t *testing.T) {
+	err := &ipguard.Error{Code: ipguard.EConfig, Message: "key refused"}
+	m := emitted(t, auditMetrics(audit.Result{}, err, time.Second, 0, 3*time.Hour))
+	if m[MetricFailures] != 1.0 || m[PrefixFailures+"ConfigurationError"] != 1.0 || m[MetricLagSeconds] != 10800.0 {
+		t.Errorf("line = %v", m)
+	}
+	// Unknown lag: no value, so the heartbeat alarm sees missing data.
+	m = emitted(t, auditMetrics(audit.Result{}, err, time.Second, 0, -1))
+	if _, ok := m[MetricLagSeconds]; ok {
+		t.Errorf("unknown lag written: %v", m)
+	}
+}
+
+func TestOnboardMetrics(t *testing.T) {
+	tests := []struct {
+		name string
+		res  onboard.Result
+		err  error
+		want map[string]float64
+	}{
+		{"updated", onboard.Result{PortalUpdated: true}, nil, map[string]float64{MetricRequests: 1, MetricPortalUpdates: 1, MetricRejected: 0, MetricFailures: 0}},
+		{"rejected", onboard.Result{}, ipguard.Invalid("allowedIps", "", "is required"),
+			map[string]float64{MetricRequests: 1, MetricRejected: 1, MetricFailures: 1, PrefixFailures + "InvalidInput": 1, MetricPortalUpdates: 0}},
+		{"portal down", onboard.Result{}, &ipguard.Error{Code: ipguard.EUnavailable, Err: errors.New("503")},
+			map[string]float64{MetricFailures: 1, PrefixFailures + "DependencyUnavailable": 1, MetricRejected: 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := emitted(t, onboardMetrics(tt.res, tt.err, 20*time.Millisecond))
+			for _, name := range OnboardMetrics {
+				if _, ok := m[name]; !ok {
+					t.Errorf("onboard line lacks %s", name)
+				}
+			}
+			for name, v := range tt.want {
+				if m[name] != v {
+					t.Errorf("%s = %v, want %v", name, m[name], v)
+				}
+			}
+		})
+	}
+}
