@@ -21,10 +21,9 @@ const leaseCleanup = time.Hour
 //
 // The owner token is random per acquisition, so a record that already names
 // owner can only be this very call's own write: DynamoDB applied it, the
-// answer was lost and the SDK sent the request again, which then failed its
-// condition against our own record. That case reports true (the failed
-// condition returns the record it saw, and its owner is compared), so a lost
-// answer never makes the holder wait on itself.
+// answer was lost and the SDK sent the request again. The condition accepts
+// a record that names owner, so that resend succeeds too and a lost answer
+// never makes the holder wait on itself.
 func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, now time.Time) (bool, error) {
 	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table),
@@ -34,18 +33,12 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, 
 			"leaseUntil": num(until.UnixMilli()),
 			"expiresAt":  num(until.Add(leaseCleanup).Unix()),
 		},
-		ConditionExpression:                 aws.String("attribute_not_exists(pk) OR leaseUntil < :now OR #owner = :owner"),
-		ExpressionAttributeNames:            map[string]string{"#owner": "owner"},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":owner": str(owner)},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR leaseUntil < :now OR #owner = :owner"),
+		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":owner": str(owner)},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		// The condition already accepts our own record; this compare covers
-		// a store that evaluated the condition against a stale view.
-		if held, _, _ := getS(ccf.Item, "owner"); held == owner {
-			return true, nil
-		}
 		return false, nil
 	}
 	if err != nil {
@@ -67,10 +60,9 @@ func (s *Store) RenewLease(ctx context.Context, name, owner string, until time.T
 			"leaseUntil": num(until.UnixMilli()),
 			"expiresAt":  num(until.Add(leaseCleanup).Unix()),
 		},
-		ConditionExpression:                 aws.String("#owner = :owner"),
-		ExpressionAttributeNames:            map[string]string{"#owner": "owner"},
-		ExpressionAttributeValues:           map[string]types.AttributeValue{":owner": str(owner)},
-		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		ConditionExpression:       aws.String("#owner = :owner"),
+		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(owner)},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
