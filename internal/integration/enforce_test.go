@@ -115,7 +115,8 @@ func TestEnforcementReportModeCallsNothing(t *testing.T) {
 		t.Errorf("result %+v", res)
 	}
 	for _, r := range s.Portal.Requests() {
-		if !strings.Contains(r.Path, "/security/audit/login") {
+		// Reading the login history and the key's own description (the key watch) act on nothing.
+		if !strings.Contains(r.Path, "/security/audit/login") && !strings.HasSuffix(r.Path, "/keys/@self") {
 			t.Errorf("report mode called %s %s", r.Method, r.Path)
 		}
 	}

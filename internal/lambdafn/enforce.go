@@ -18,9 +18,21 @@ type EnforcePortal struct{ Client *docspace.Client }
 
 var _ enforce.Portal = EnforcePortal{}
 
-// APIKeyUser implements enforce.Portal (GET keys/@self → createBy.id).
+// APIKeyUser implements enforce.Portal (GET keys/@self → createBy.id). A
+// portal older than v3.1.1 has no keys/@self; the key acts as its creator,
+// so GET people/@self names the same user there.
 func (p EnforcePortal) APIKeyUser(ctx context.Context) (string, error) {
 	k, err := p.Client.CurrentKey(ctx)
+	if errors.Is(err, docspace.ErrNotSupported) {
+		u, err := p.Client.CurrentUser(ctx)
+		if err != nil {
+			return "", err
+		}
+		if u.ID == "" {
+			return "", errors.New("docspace: GET people/@self named no id")
+		}
+		return u.ID, nil
+	}
 	if err != nil {
 		return "", err
 	}

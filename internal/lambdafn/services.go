@@ -24,7 +24,7 @@ func (d Deps) OnboardService() *onboard.Service {
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
 		LeaseWait:  p.LeaseWait,
-		Alerts:     snsalert.New(sns.NewFromConfig(d.AWS), p.AlertTopicARN),
+		Alerts:     snsalert.New(d.snsClient(), p.AlertTopicARN),
 		Logins:     d.Portal,
 		Directory:  portalDirectory{d.Portal},
 		Trail:      portalTrail{d.Portal},
@@ -39,7 +39,7 @@ func (d Deps) AuditService() *audit.Service {
 	return &audit.Service{
 		Source:    d.Portal,
 		Store:     d.Store,
-		Publisher: snsalert.New(sns.NewFromConfig(d.AWS), a.TopicARN),
+		Publisher: snsalert.New(d.snsClient(), a.TopicARN),
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
 		Settings: audit.Settings{
@@ -73,27 +73,40 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 	}
 }
 
-// AuditHandler is the AuditFunction handler: a scheduled event (its time
-// ends the window), an EventBridge Scheduler Input, or a backfill. Each
-// invocation writes one EMF metrics line (see AuditMetrics), whose lag is
-// measured from the checkpoint after the run.
+// AuditHandler runs the audit: a scheduled event (its time ends the window),
+// an EventBridge Scheduler Input, or a backfill. Before the audit it checks
+// the API key (package keywatch: expiry alerts; an inactive or expired key
+// fails the run with a ConfigurationError naming it). Each invocation writes
+// one EMF metrics line (see AuditMetrics), whose lag is measured from the
+// checkpoint after the run, and records its outcome for the status operation.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
 	pages := &pageCounter{Source: svc.Source}
 	svc.Source = pages
 	mw := d.metricsWriter()
+	keys := d.KeyWatch()
 	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
 		start := time.Now()
 		pages.pages.Store(0)
 		defer func() {
-			metrics := auditMetrics(res, err, time.Since(start), pages.pages.Load(), d.lag(ctx, res, err))
+			took := time.Since(start)
+			metrics := auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err))
 			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
+			d.saveLastRun(ctx, res, err, took)
 		}()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return audit.Result{}, err
 		}
-		return svc.Handle(ctx, detail, at)
+		keyWarnings, err := checkKey(ctx, keys)
+		if err != nil {
+			return audit.Result{}, err
+		}
+		res, err = svc.Handle(ctx, detail, at)
+		if err == nil {
+			res.Warnings = append(res.Warnings, keyWarnings...)
+		}
+		return res, err
 	}
 }
 
@@ -105,6 +118,8 @@ func detailType(payload []byte) string {
 	}
 	return ""
 }
+
+func (d Deps) snsClient() *sns.Client { return sns.NewFromConfig(d.AWS) }
 
 // lag is how far behind now the audit has safely read: the window's end
 // when this run advanced the checkpoint, otherwise the stored checkpoint;
