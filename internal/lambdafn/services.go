@@ -18,12 +18,18 @@ import (
 func (d Deps) OnboardService() *onboard.Service {
 	p := d.Config.Portal
 	return &onboard.Service{
-		Store:     d.Store,
-		Portal:    d.Portal,
-		Leases:    d.Store,
-		Rules:     onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits},
-		LeaseWait: p.LeaseWait,
-		Log:       d.Log,
+		Store:  d.Store,
+		Portal: d.Portal,
+		Leases: d.Store,
+		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
+			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
+		LeaseWait:  p.LeaseWait,
+		Alerts:     snsalert.New(d.snsClient(), p.AlertTopicARN),
+		Logins:     d.Portal,
+		Directory:  portalDirectory{d.Portal},
+		Trail:      portalTrail{d.Portal},
+		PortalName: d.Config.DocSpace.Host,
+		Log:        d.Log,
 	}
 }
 
@@ -65,7 +71,7 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 		if err != nil {
 			return onboard.Result{}, err
 		}
-		return svc.Handle(ctx, detail)
+		return svc.HandleEvent(ctx, detailType(payload), detail)
 	}
 }
 
@@ -105,6 +111,15 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		}
 		return res, err
 	}
+}
+
+// detailType is the "detail-type" of payload when it is an EventBridge
+// event, else "".
+func detailType(payload []byte) string {
+	if ev, ok, err := eventbridge.Decode(payload); err == nil && ok {
+		return ev.DetailType
+	}
+	return ""
 }
 
 func (d Deps) snsClient() *sns.Client { return sns.NewFromConfig(d.AWS) }
