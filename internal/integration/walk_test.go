@@ -151,3 +151,23 @@ func TestAuditStormBetweenPageRequests(t *testing.T) {
 		t.Errorf("progress %+v (%v), want until %s", p, err, at.UTC().Truncate(time.Second))
 	}
 }
+
+// The portal's clock (HTTP Date) more than half the overlap off ours is a
+// warning in the result; a small skew is only reported.
+func TestAuditWarnsOnPortalClockSkew(t *testing.T) {
+	s := deploy(t)
+	onboardAliceAndBob(t)
+	s.Portal.SetClockSkew(-4 * time.Minute)
+	res, err := auditService(t).Handle(context.Background(), scheduled(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, "\n"), "the portal's clock is -4m") || res.WarningCount == 0 {
+		t.Errorf("result %+v", res)
+	}
+	s.Portal.SetClockSkew(0)
+	res, err = auditService(t).Handle(context.Background(), scheduled(time.Now()))
+	if err != nil || strings.Contains(strings.Join(res.Warnings, "\n"), "clock") || res.PortalClockSkew == "" {
+		t.Errorf("no skew: %+v, %v", res, err)
+	}
+}
