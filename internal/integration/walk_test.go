@@ -66,7 +66,7 @@ func TestAuditBacklogClearsOverSeveralRuns(t *testing.T) {
 		} else if c := p.Cursor; c != nil {
 			for i, id := range ids {
 				date := base.Add(-10*time.Minute - time.Duration(i/2)*time.Second)
-				if date.Before(c.Below.Add(-2*time.Second)) {
+				if date.Before(c.Below.Add(-2 * time.Second)) {
 					break // older rows: not claimed
 				}
 				if date.After(c.Below.Add(2*time.Second)) && got[id] == 0 {
