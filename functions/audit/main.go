@@ -1,5 +1,6 @@
 // Command audit is the AuditFunction Lambda: it checks the portal's recent
-// logins against each user's allowlist and publishes violations to SNS once.
+// logins against each user's allowlist and publishes violations to SNS once;
+// {"action": "status"} answers how the audit is doing instead.
 package main
 
 import (
@@ -15,5 +16,5 @@ func main() {
 		lambdafn.StartFailing(d.Log, err)
 		return
 	}
-	lambdafn.Start(d.Log, d.AuditHandler())
+	lambdafn.Start(d.Log, d.AuditFunction())
 }

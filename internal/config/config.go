@@ -59,6 +59,10 @@ type Portal struct {
 	Enforce           bool             // PORTAL_ENFORCE (default true): send enable=true
 	Limits            allowlist.Limits // ALLOWLIST_MIN_PREFIX_V4 (8), ALLOWLIST_MIN_PREFIX_V6 (32); at most 100 entries
 	LeaseWait         time.Duration    // LEASE_WAIT (default 20s): longest wait for another onboarding
+	MaxEntries        int              // PORTAL_MAX_ENTRIES (default 2000): cap of the portal list
+	DriftRepair       bool             // PORTAL_DRIFT_REPAIR (default false): switch restrictions back on when switched off by hand
+	OffboardRemoved   bool             // OFFBOARD_REMOVED_USERS (default false): offboard users the portal deleted or terminated
+	AlertTopicARN     string           // ALERT_TOPIC_ARN: drift and lock-out alerts
 }
 
 // AuditConfig holds the audit's settings.
@@ -123,11 +127,12 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 			MaxEntries:  100,
 		}
 		c.Portal.LeaseWait = r.duration("LEASE_WAIT", 20*time.Second, 0)
+		c.Portal.MaxEntries = r.integer("PORTAL_MAX_ENTRIES", 2000, 1, 100000)
+		c.Portal.DriftRepair = r.boolean("PORTAL_DRIFT_REPAIR", false)
+		c.Portal.OffboardRemoved = r.boolean("OFFBOARD_REMOVED_USERS", false)
+		c.Portal.AlertTopicARN = r.topicARN("ALERT_TOPIC_ARN")
 	case Audit:
-		c.Audit.TopicARN = r.required("ALERT_TOPIC_ARN")
-		if c.Audit.TopicARN != "" && !strings.HasPrefix(c.Audit.TopicARN, "arn:") {
-			r.fail("ALERT_TOPIC_ARN", c.Audit.TopicARN, "must be an SNS topic ARN (arn:aws:sns:...)")
-		}
+		c.Audit.TopicARN = r.topicARN("ALERT_TOPIC_ARN")
 		c.Audit.Overlap = r.duration("AUDIT_OVERLAP", 5*time.Minute, 0)
 		c.Audit.Lookback = r.duration("AUDIT_LOOKBACK", 15*time.Minute, time.Second)
 		c.Audit.FailedLoginThreshold = r.integer("FAILED_LOGIN_THRESHOLD", 5, 0, 1_000_000)
@@ -185,6 +190,14 @@ func (r *reader) required(name string) string {
 	v := strings.TrimSpace(r.getenv(name))
 	if v == "" {
 		r.fail(name, "", "is required")
+	}
+	return v
+}
+
+func (r *reader) topicARN(name string) string {
+	v := r.required(name)
+	if v != "" && !strings.HasPrefix(v, "arn:") {
+		r.fail(name, v, "must be an SNS topic ARN (arn:aws:sns:...)")
 	}
 	return v
 }

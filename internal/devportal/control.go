@@ -19,7 +19,7 @@ import (
 //	POST   /_dev/events        [LoginEvent JSON, date RFC 3339] → {"ids":[…]}
 //	GET    /_dev/restrictions  → {"ipRestrictions":[{"ip","forAdmin"}],"enable":bool}
 //	PUT    /_dev/restrictions  same shape, stored without validation → 204
-//	POST   /_dev/faults        {"method","path","times","status","retryAfter","delay"(ms),"body","malformed"} → 204
+//	POST   /_dev/faults        {"method","path","times","status","retryAfter","delay"(ms),"body","malformed","noResponse","applyLate"(ms)} → 204
 //	DELETE /_dev/faults        → 204
 //	PUT    /_dev/fallback      {"on":bool} → 204
 //	PUT    /_dev/timezone      {"offsetMinutes":int} → 204
@@ -50,14 +50,16 @@ import (
 
 // faultJSON is a Fault on the wire; delay is in milliseconds.
 type faultJSON struct {
-	Method     string `json:"method"`
-	Path       string `json:"path"`
-	Times      int    `json:"times"`
-	Status     int    `json:"status"`
-	RetryAfter string `json:"retryAfter"`
-	DelayMS    int64  `json:"delay"`
-	Body       string `json:"body"`
-	Malformed  bool   `json:"malformed"`
+	Method      string `json:"method"`
+	Path        string `json:"path"`
+	Times       int    `json:"times"`
+	Status      int    `json:"status"`
+	RetryAfter  string `json:"retryAfter"`
+	DelayMS     int64  `json:"delay"`
+	Body        string `json:"body"`
+	Malformed   bool   `json:"malformed"`
+	NoResponse  bool   `json:"noResponse"`
+	ApplyLateMS int64  `json:"applyLate"`
 }
 
 type restrictionsJSON struct {
@@ -87,7 +89,8 @@ func (p *Portal) serveControl(w http.ResponseWriter, r *http.Request) {
 			p.InjectFault(Fault{
 				Method: in.Method, Path: in.Path, Times: in.Times, Status: in.Status,
 				RetryAfter: in.RetryAfter, Delay: time.Duration(in.DelayMS) * time.Millisecond,
-				Body: in.Body, Malformed: in.Malformed,
+				Body: in.Body, Malformed: in.Malformed, NoResponse: in.NoResponse,
+				ApplyLate: time.Duration(in.ApplyLateMS) * time.Millisecond,
 			})
 			w.WriteHeader(http.StatusNoContent)
 		}

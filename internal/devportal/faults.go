@@ -2,7 +2,9 @@ package devportal
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -25,6 +27,11 @@ import (
 //	                  401          empty, as the authentication challenge
 //	                  other        the JSON error envelope
 //	Body != ""      status 200 with Body
+//	NoResponse      status 200 with a success envelope that has no
+//	                "response" member (nothing is served)
+//	ApplyLate > 0   the request is read but not answered until the client
+//	                gives up (or Delay passes); ApplyLate after that, it is
+//	                served for real (a PUT lands late)
 //	otherwise       the normal answer (a pure delay)
 //
 // Retry-After is sent whenever RetryAfter is not "".
@@ -37,6 +44,8 @@ type Fault struct {
 	Delay      time.Duration // sleep before answering (respects request context)
 	Body       string        // raw body to send instead of the default (e.g. HTML "<html>502 Bad Gateway</html>")
 	Malformed  bool          // answer 200 with a truncated/invalid JSON body
+	NoResponse bool          // answer 200 {"count":0,"status":0,"statusCode":200}, without "response"
+	ApplyLate  time.Duration // serve the request this long after the client gave up
 }
 
 type faultState struct {
@@ -93,6 +102,26 @@ func (p *Portal) serveFault(w http.ResponseWriter, r *http.Request, api http.Han
 	if !ok {
 		return false
 	}
+	if f.ApplyLate > 0 {
+		body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		late := r.Clone(context.WithoutCancel(r.Context()))
+		wait := f.Delay
+		if wait <= 0 {
+			wait = time.Hour
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		select {
+		case <-r.Context().Done():
+		case <-t.C:
+		}
+		go func() {
+			time.Sleep(f.ApplyLate)
+			late.Body = io.NopCloser(bytes.NewReader(body))
+			api(&bufferWriter{header: http.Header{}}, late)
+		}()
+		return true
+	}
 	if f.Delay > 0 {
 		t := time.NewTimer(f.Delay)
 		defer t.Stop()
@@ -126,6 +155,8 @@ func (p *Portal) serveFault(w http.ResponseWriter, r *http.Request, api http.Han
 		}
 	case f.Body != "":
 		writeRaw(w, http.StatusOK, f.Body)
+	case f.NoResponse:
+		writeRaw(w, http.StatusOK, `{"count":0,"links":[],"status":0,"statusCode":200}`)
 	default:
 		return false
 	}

@@ -36,8 +36,26 @@ func TestEnvelopeDecoding(t *testing.T) {
 			want: []ipguard.Restriction{{IP: "203.0.113.10", ForAdmin: true}},
 		},
 		{
-			name: "success without response is an empty list", status: 200, contentType: "application/json",
-			body: `{"count":0,"status":0,"statusCode":200}`,
+			name: "success without response is an error, never an empty list", status: 200, contentType: "application/json",
+			body:       `{"count":0,"status":0,"statusCode":200}`,
+			wantStatus: 200, wantCode: ipguard.EInternal,
+			wantMsg: []string{`HTTP 200: unexpected response: the answer has no "response" list`},
+		},
+		{
+			name: "null response is an error", status: 200, contentType: "application/json",
+			body:       `{"response":null,"count":0,"status":0,"statusCode":200}`,
+			wantStatus: 200, wantCode: ipguard.EInternal,
+			wantMsg: []string{`no "response" list`},
+		},
+		{
+			name: "an element without ip is an error", status: 200, contentType: "application/json",
+			body:       `{"response":[{"forAdmin":true}],"count":1,"status":0,"statusCode":200}`,
+			wantStatus: 200, wantCode: ipguard.EInternal,
+			wantMsg: []string{`has no "ip"`},
+		},
+		{
+			name: "an empty list is an empty list", status: 200, contentType: "application/json",
+			body: `{"response":[],"count":0,"status":0,"statusCode":200}`,
 			want: []ipguard.Restriction{},
 		},
 		{

@@ -1,9 +1,11 @@
 package docspace
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"ipguard/internal/ipguard"
@@ -16,16 +18,32 @@ const (
 
 // IPRestrictions returns the portal's IP allowlist as stored, in the
 // portal's order (which is not stable). Needs an owner or DocSpace-admin key
-// with *:read or *:write scope.
+// with *:read or *:write scope. A 2xx answer without "response", with a null
+// one, or with one that is not a list of {"ip": string, "forAdmin": bool}
+// is an error (EUnavailable): it is never taken for an empty list, which
+// the next PUT would make real.
 func (c *Client) IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error) {
 	list := []ipguard.Restriction{}
 	err := c.do(ctx, call{
 		op: "get ip restrictions", method: http.MethodGet, path: pathIPRestrictions,
 		decode: func(raw json.RawMessage) error {
-			if raw == nil {
-				return nil // no entries
+			if raw == nil || string(bytes.TrimSpace(raw)) == "null" {
+				return errors.New(`the answer has no "response" list`)
 			}
-			return json.Unmarshal(raw, &list)
+			var rows []struct {
+				IP       *string `json:"ip"`
+				ForAdmin *bool   `json:"forAdmin"`
+			}
+			if err := json.Unmarshal(raw, &rows); err != nil {
+				return errors.New(`the answer's "response" is not a list of restrictions`)
+			}
+			for i, r := range rows {
+				if r.IP == nil {
+					return fmt.Errorf(`restriction %d of the answer has no "ip"`, i)
+				}
+				list = append(list, ipguard.Restriction{IP: *r.IP, ForAdmin: r.ForAdmin != nil && *r.ForAdmin})
+			}
+			return nil
 		},
 	})
 	if err != nil {

@@ -63,6 +63,7 @@ const (
 	responsePrefix   = "response#"
 	violationsPrefix = "violations#"
 	checkpointPK     = "checkpoint#audit"
+	portalStatePK    = "state#portal-allowlist"
 )
 
 // fail classifies err from the operation op (e.g. "put user u1"): see

@@ -17,8 +17,13 @@ const leaseCleanup = time.Hour
 // TryAcquireLease makes owner the holder of the lease name until until,
 // if nobody holds it at now (no record, or the record's end is before now).
 // It reports false, with a nil error, when another holder's lease is still
-// running. Of several concurrent callers at most one gets true. An owner
-// that already holds the lease gets false too: leases are not re-entrant.
+// running. Of several concurrent callers at most one gets true.
+//
+// The owner token is random per acquisition, so a record that already names
+// owner can only be this very call's own write: DynamoDB applied it, the
+// answer was lost and the SDK sent the request again. The condition accepts
+// a record that names owner, so that resend succeeds too and a lost answer
+// never makes the holder wait on itself.
 func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, now time.Time) (bool, error) {
 	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table),
@@ -28,8 +33,9 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, 
 			"leaseUntil": num(until.UnixMilli()),
 			"expiresAt":  num(until.Add(leaseCleanup).Unix()),
 		},
-		ConditionExpression:       aws.String("attribute_not_exists(pk) OR leaseUntil < :now"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.UnixMilli())},
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR leaseUntil < :now OR #owner = :owner"),
+		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":owner": str(owner)},
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
@@ -41,9 +47,37 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, 
 	return true, nil
 }
 
+// RenewLease extends owner's lease name to until. It reports false, with a
+// nil error, when owner no longer holds it (it expired and someone else took
+// it, or it is gone). A resent renewal whose first attempt was applied finds
+// its own record and reports true.
+func (s *Store) RenewLease(ctx context.Context, name, owner string, until time.Time) (bool, error) {
+	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{
+			"pk":         str(leasePrefix + name),
+			"owner":      str(owner),
+			"leaseUntil": num(until.UnixMilli()),
+			"expiresAt":  num(until.Add(leaseCleanup).Unix()),
+		},
+		ConditionExpression:       aws.String("#owner = :owner"),
+		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(owner)},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail("renew lease "+name, err)
+	}
+	return true, nil
+}
+
 // ReleaseLease ends owner's lease name. If owner no longer holds it (it
 // expired and someone else took it, or it is gone) nothing changes and the
-// error is nil.
+// error is nil; so a resent release whose first attempt was applied (the
+// record is gone) is fine too, and never deletes another holder's record.
 func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
 	_, err := s.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                 aws.String(s.table),

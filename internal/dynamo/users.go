@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -35,9 +36,9 @@ func (s *Store) GetUser(ctx context.Context, id string) (u ipguard.User, ok bool
 	return u, true, nil
 }
 
-// PutUser replaces the whole item of u.ID with u. CreatedAt and UpdatedAt are
-// stored in UTC to the second (RFC 3339); a nil Entries is stored as an
-// empty list.
+// PutUser replaces the whole item of u.ID with u, whatever is stored.
+// CreatedAt and UpdatedAt are stored in UTC to the second (RFC 3339); a nil
+// Entries is stored as an empty list.
 func (s *Store) PutUser(ctx context.Context, u ipguard.User) error {
 	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table),
@@ -45,6 +46,42 @@ func (s *Store) PutUser(ctx context.Context, u ipguard.User) error {
 	})
 	if err != nil {
 		return s.fail("put user "+u.ID, err)
+	}
+	return nil
+}
+
+// PutUserIf replaces the item of u.ID with u (stored with rev u.Rev) only if
+// the stored record's rev is still prevRev; prevRev 0 means no record, or a
+// record written before revs existed. It reports false, with a nil error,
+// when someone else wrote in between. A resend of an applied write (lost
+// answer) also reports false; the caller re-reads and finds its own write.
+func (s *Store) PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
+	in := &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item:      encodeUser(u),
+	}
+	if prevRev == 0 {
+		in.ConditionExpression = aws.String("attribute_not_exists(pk) OR attribute_not_exists(rev)")
+	} else {
+		in.ConditionExpression = aws.String("rev = :rev")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": num(prevRev)}
+	}
+	_, err := s.api.PutItem(ctx, in)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail("put user "+u.ID, err)
+	}
+	return true, nil
+}
+
+// DeleteUser removes the user id; deleting a user that is not stored is fine.
+func (s *Store) DeleteUser(ctx context.Context, id string) error {
+	_, err := s.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: key(userPrefix + id)})
+	if err != nil {
+		return s.fail("delete user "+id, err)
 	}
 	return nil
 }
@@ -95,8 +132,8 @@ func (s *Store) Users(ctx context.Context, ids []string) (map[string]ipguard.Use
 }
 
 // AllUsers returns every stored user, in no particular order. It scans the
-// whole table (all pages), so it is for the audit and the demo, not for a
-// request path.
+// whole table (all pages, strongly consistent), so a write that completed
+// before the call is seen.
 func (s *Store) AllUsers(ctx context.Context) ([]ipguard.User, error) {
 	const op = "scan users"
 	var users []ipguard.User
@@ -104,6 +141,7 @@ func (s *Store) AllUsers(ctx context.Context) ([]ipguard.User, error) {
 		TableName:                 aws.String(s.table),
 		FilterExpression:          aws.String("begins_with(pk, :user)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":user": str(userPrefix)},
+		ConsistentRead:            aws.Bool(true),
 	}
 	for {
 		out, err := s.api.Scan(ctx, in)
@@ -129,7 +167,7 @@ func encodeUser(u ipguard.User) map[string]types.AttributeValue {
 	for i, e := range u.Entries {
 		ips[i] = str(e)
 	}
-	return map[string]types.AttributeValue{
+	item := map[string]types.AttributeValue{
 		"pk":         str(userPrefix + u.ID),
 		"id":         str(u.ID),
 		"email":      str(u.Email),
@@ -137,6 +175,59 @@ func encodeUser(u ipguard.User) map[string]types.AttributeValue {
 		"createdAt":  str(u.CreatedAt.UTC().Format(time.RFC3339)),
 		"updatedAt":  str(u.UpdatedAt.UTC().Format(time.RFC3339)),
 	}
+	if u.Rev != 0 {
+		item["rev"] = num(u.Rev)
+	}
+	details := map[string]types.AttributeValue{}
+	for e, d := range u.Details {
+		if d.ExpiresAt.IsZero() && d.Note == "" {
+			continue
+		}
+		details[e] = encodeDetail(d.ExpiresAt, d.Note)
+	}
+	if len(details) > 0 {
+		item["entryDetails"] = &types.AttributeValueMemberM{Value: details}
+	}
+	if len(u.Expired) > 0 {
+		l := make([]types.AttributeValue, len(u.Expired))
+		for i, x := range u.Expired {
+			m := encodeDetail(x.ExpiresAt, x.Note)
+			m.Value["entry"] = str(x.Entry)
+			l[i] = m
+		}
+		item["expired"] = &types.AttributeValueMemberL{Value: l}
+	}
+	return item
+}
+
+func encodeDetail(exp time.Time, note string) *types.AttributeValueMemberM {
+	m := map[string]types.AttributeValue{}
+	if !exp.IsZero() {
+		m["expiresAt"] = str(exp.UTC().Format(time.RFC3339))
+	}
+	if note != "" {
+		m["note"] = str(note)
+	}
+	return &types.AttributeValueMemberM{Value: m}
+}
+
+func decodeDetail(v types.AttributeValue) (exp time.Time, note, entry string, err error) {
+	m, ok := v.(*types.AttributeValueMemberM)
+	if !ok {
+		return time.Time{}, "", "", fmt.Errorf("entry detail is %T, want a map", v)
+	}
+	if note, _, err = getS(m.Value, "note"); err != nil {
+		return
+	}
+	if entry, _, err = getS(m.Value, "entry"); err != nil {
+		return
+	}
+	var e string
+	if e, _, err = getS(m.Value, "expiresAt"); err != nil || e == "" {
+		return
+	}
+	exp, err = time.Parse(time.RFC3339, e)
+	return exp.UTC(), note, entry, err
 }
 
 func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
@@ -167,6 +258,36 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 				return ipguard.User{}, fmt.Errorf("item %s: allowedIps[%d] is %T, want a string", pk, i, e)
 			}
 			u.Entries = append(u.Entries, s.Value)
+		}
+	}
+	if u.Rev, _, err = getN(item, "rev"); err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	}
+	if v, ok := item["entryDetails"]; ok {
+		m, isM := v.(*types.AttributeValueMemberM)
+		if !isM {
+			return ipguard.User{}, fmt.Errorf("item %s: attribute entryDetails is %T, want a map", pk, v)
+		}
+		u.Details = make(map[string]ipguard.EntryDetail, len(m.Value))
+		for e, dv := range m.Value {
+			exp, note, _, err := decodeDetail(dv)
+			if err != nil {
+				return ipguard.User{}, fmt.Errorf("item %s: entryDetails[%s]: %w", pk, e, err)
+			}
+			u.Details[e] = ipguard.EntryDetail{ExpiresAt: exp, Note: note}
+		}
+	}
+	if v, ok := item["expired"]; ok {
+		l, isL := v.(*types.AttributeValueMemberL)
+		if !isL {
+			return ipguard.User{}, fmt.Errorf("item %s: attribute expired is %T, want a list", pk, v)
+		}
+		for i, xv := range l.Value {
+			exp, note, entry, err := decodeDetail(xv)
+			if err != nil {
+				return ipguard.User{}, fmt.Errorf("item %s: expired[%d]: %w", pk, i, err)
+			}
+			u.Expired = append(u.Expired, ipguard.ExpiredEntry{Entry: entry, ExpiresAt: exp, Note: note})
 		}
 	}
 	for _, f := range []struct {

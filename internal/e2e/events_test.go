@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"ipguard/internal/ipguard"
 	"ipguard/internal/localaws"
 	"ipguard/internal/localdeploy"
 )
@@ -25,6 +26,8 @@ type sample struct {
 	// check looks at the deployment afterwards; event is the file's JSON and
 	// result the function's answer (nil for an error).
 	check func(t *testing.T, s *localdeploy.Stack, event, result map[string]any)
+	// before is a file of events/ invoked first (e.g. the user an offboarding removes).
+	before string
 }
 
 // samples covers every file in events/ (but env.json). A new sample event
@@ -32,6 +35,69 @@ type sample struct {
 var samples = map[string]sample{
 	"onboard-direct.json":      {check: storedAsSent(func(ev map[string]any) map[string]any { return ev })},
 	"onboard-eventbridge.json": {check: storedAsSent(func(ev map[string]any) map[string]any { return ev["detail"].(map[string]any) })},
+	"onboard-travel.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		storedAsSent(func(ev map[string]any) map[string]any { return ev })(t, s, event, result)
+		u, _, _ := s.Store.GetUser(context.Background(), sampleUser)
+		if d := u.Details["198.51.100.77"]; d.ExpiresAt.Year() != 2099 || !strings.Contains(d.Note, "travel mode") {
+			t.Errorf("travel-mode entry stored as %+v", u.Details)
+		}
+		assertOnPortal(t, s, "203.0.113.10", "198.51.100.77")
+	}},
+	"onboard-add.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		assertResult(t, result, "add", "applied")
+		u, _, _ := s.Store.GetUser(context.Background(), sampleUser)
+		if !slices.Contains(u.Entries, "192.0.2.40") || !slices.Contains(u.Entries, "203.0.113.10") || u.Details["198.51.100.78"].Note != "hotel" {
+			t.Errorf("stored user = %+v", u)
+		}
+		assertOnPortal(t, s, "203.0.113.10", "192.0.2.40", "198.51.100.78")
+	}},
+	"onboard-changed-eventbridge.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		assertResult(t, result, "add", "applied")
+		assertOnPortal(t, s, "203.0.113.10", "192.0.2.41")
+	}},
+	"onboard-remove.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		assertResult(t, result, "remove", "applied")
+		assertOnPortal(t, s, "198.51.100.0")
+		assertNotOnPortal(t, s, "203.0.113.10")
+	}},
+	"onboard-offboard.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		assertResult(t, result, "offboard", "applied")
+		if _, ok, _ := s.Store.GetUser(context.Background(), sampleUser); ok {
+			t.Error("the user is still stored")
+		}
+		assertNotOnPortal(t, s, "203.0.113.10", "198.51.100.0", "2001:db8::1")
+	}},
+	"onboard-offboard-eventbridge.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		assertResult(t, result, "offboard", "applied")
+		assertNotOnPortal(t, s, "203.0.113.10")
+	}},
+	"onboard-get.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		u, _ := result["user"].(map[string]any)
+		entries, _ := u["entries"].([]any)
+		if len(entries) != 4 {
+			t.Fatalf("result = %s, want the user's 4 entries with their portal state", jsonText(result))
+		}
+		states := map[string]string{}
+		for _, e := range entries {
+			m := e.(map[string]any)
+			states[fmt.Sprint(m["entry"])] = fmt.Sprint(m["state"])
+		}
+		if states["203.0.113.10"] != "on portal" || states["10.20.0.0/28"] != "on portal" {
+			t.Errorf("states = %v", states)
+		}
+		assertNoPut(t, s)
+	}},
+	"onboard-sync.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		assertResult(t, result, "sync", "applied")
+		assertNoPut(t, s) // nothing to do: the portal already holds the desired state
+	}},
+	"onboard-preview.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		p, _ := result["preview"].(map[string]any)
+		if p == nil || p["days"] != float64(7) {
+			t.Errorf("result = %s, want a preview over 7 days", jsonText(result))
+		}
+		assertNoPut(t, s)
+	}},
 	"onboard-bad.json": {errorType: "InvalidInput", errorText: `allowedIps[1] "198.51.100.255-198.51.100.0"`, check: func(t *testing.T, s *localdeploy.Stack, event, _ map[string]any) {
 		if users, err := s.Store.AllUsers(context.Background()); err != nil || len(users) != 0 {
 			t.Errorf("stored users = %+v, %v; want none", users, err)
@@ -56,6 +122,36 @@ var samples = map[string]sample{
 			t.Errorf("a backfill set the checkpoint (ok %v, %v); want it left alone", ok, err)
 		}
 	}},
+}
+
+// sampleUser is the user id of the onboarding samples, canonical.
+const sampleUser = "6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60"
+
+func assertResult(t *testing.T, result map[string]any, action, portal string) {
+	t.Helper()
+	if result["action"] != action || result["portal"] != portal {
+		t.Errorf("result = %s, want action %q and portal %q", jsonText(result), action, portal)
+	}
+}
+
+func assertOnPortal(t *testing.T, s *localdeploy.Stack, ips ...string) {
+	t.Helper()
+	list, _ := s.Portal.Restrictions()
+	for _, ip := range ips {
+		if !slices.ContainsFunc(list, func(r ipguard.Restriction) bool { return r.IP == ip && !r.ForAdmin }) {
+			t.Errorf("%s is not on the portal: %v", ip, list)
+		}
+	}
+}
+
+func assertNotOnPortal(t *testing.T, s *localdeploy.Stack, ips ...string) {
+	t.Helper()
+	list, _ := s.Portal.Restrictions()
+	for _, ip := range ips {
+		if slices.ContainsFunc(list, func(r ipguard.Restriction) bool { return r.IP == ip }) {
+			t.Errorf("%s is still on the portal: %v", ip, list)
+		}
+	}
 }
 
 // storedAsSent checks that the user the request names is stored with the
@@ -161,6 +257,16 @@ func TestSampleEventsUnderTheEmulatorWithEnvJSON(t *testing.T) {
 				t.Fatalf("events/%s: %v", name, err)
 			}
 			fn := startFunction(t, bootstrap, samEnv(s, vars))
+			if want.before != "" {
+				first, err := os.ReadFile(filepath.Join(root, "events", want.before))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r := fn.invoke(t, first); r.ErrorType != "" {
+					t.Fatalf("events/%s (run first) = %s", want.before, r.Raw)
+				}
+				s.Portal.ResetRequests()
+			}
 			r := fn.invoke(t, raw)
 			if r.ErrorType != want.errorType {
 				t.Fatalf("response = %s\nwant errorType %q", r.Raw, want.errorType)

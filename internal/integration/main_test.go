@@ -6,6 +6,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -63,6 +64,7 @@ func onboardService(t *testing.T) handler[onboard.Result] {
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.MetricsOut = io.Discard
 	return d.OnboardHandler()
 }
 
@@ -72,5 +74,6 @@ func auditService(t *testing.T) handler[audit.Result] {
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.MetricsOut = io.Discard
 	return d.AuditHandler()
 }

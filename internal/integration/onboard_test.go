@@ -12,6 +12,7 @@ import (
 	"ipguard/internal/devportal"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/localdeploy"
+	"ipguard/internal/onboard"
 )
 
 var manual = []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "192.0.2.2"}}
@@ -56,7 +57,8 @@ func TestOnboardStoresUserAndMergesPortalAllowlist(t *testing.T) {
 	if err != nil || !ok || u.Email != "jane@example.com" || !slices.Equal(u.Entries, wantEntries) || u.CreatedAt.IsZero() || u.UpdatedAt.IsZero() {
 		t.Fatalf("stored user = %+v, %v, %v", u, ok, err)
 	}
-	want := "192.0.2.1!,192.0.2.2,203.0.113.10,198.51.100.0,198.51.100.1,198.51.100.2,198.51.100.3,10.20.0.0,10.20.0.1,10.20.0.2,10.20.0.3,2001:db8::1"
+	// 192.0.2.1 is on the portal only for admins: the user gets a non-admin entry of their own.
+	want := "192.0.2.1!,192.0.2.2,203.0.113.10,198.51.100.0,198.51.100.1,198.51.100.2,198.51.100.3,10.20.0.0,10.20.0.1,10.20.0.2,10.20.0.3,2001:db8::1,192.0.2.1"
 	if got := strings.Join(portalIPs(s), ","); got != want {
 		t.Errorf("portal =\n %s\nwant\n %s", got, want)
 	}
@@ -213,25 +215,38 @@ func TestOnboardRetriesThroughTransientPortalErrors(t *testing.T) {
 
 func TestOnboardPortalFailuresSurfaceWithoutTheKey(t *testing.T) {
 	tests := []struct {
-		name  string
-		fault devportal.Fault
-		code  ipguard.Code
+		name    string
+		fault   devportal.Fault
+		code    ipguard.Code // "" → a result with portal "pending"
+		pending string       // in portalReason
 	}{
-		{"server error", devportal.Fault{Method: "PUT", Status: 500}, ipguard.EUnavailable},
-		{"unauthorized", devportal.Fault{Status: 401}, ipguard.EConfig},
-		{"down", devportal.Fault{Status: 503, RetryAfter: "0"}, ipguard.EUnavailable},
-		{"malformed body", devportal.Fault{Method: "GET", Malformed: true}, ipguard.EInternal},
+		{"server error", devportal.Fault{Method: "PUT", Status: 500}, "", "HTTP 500"},
+		{"unauthorized", devportal.Fault{Status: 401}, ipguard.EConfig, ""},
+		{"down", devportal.Fault{Status: 503, RetryAfter: "0"}, "", "HTTP 503"},
+		{"malformed body", devportal.Fault{Method: "GET", Malformed: true}, ipguard.EInternal, ""},
+		{"200 without response", devportal.Fault{Method: "GET", Path: "/settings/iprestrictions", NoResponse: true}, ipguard.EInternal, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := deploy(t)
+			s.Portal.SetRestrictions(manual, true)
 			s.Portal.InjectFault(tt.fault)
-			_, err := onboardService(t).Handle(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
-			if ipguard.ErrorCode(err) != tt.code {
+			res, err := onboardService(t).Handle(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+			text := fmt.Sprint(err) + res.PortalReason
+			if tt.code != "" && ipguard.ErrorCode(err) != tt.code {
 				t.Fatalf("err = %v (code %s), want %s", err, ipguard.ErrorCode(err), tt.code)
 			}
-			if strings.Contains(err.Error(), s.APIKey) || strings.Contains(err.Error(), s.APIKey[3:20]) {
-				t.Fatalf("error leaks the API key: %v", err)
+			if tt.code == "" && (err != nil || res.Portal != onboard.PortalPending || !strings.Contains(res.PortalReason, tt.pending) || !res.Stored) {
+				t.Fatalf("result = %+v, err = %v; want portal pending with %q", res, err, tt.pending)
+			}
+			if strings.Contains(text, s.APIKey) || strings.Contains(text, s.APIKey[3:20]) {
+				t.Fatalf("error leaks the API key: %v", text)
+			}
+			if got := strings.Join(portalIPs(s), ","); got != "192.0.2.1!,192.0.2.2" {
+				t.Errorf("portal changed: %s", got)
+			}
+			if u, ok, _ := s.Store.GetUser(context.Background(), "u1"); !ok || len(u.Entries) != 1 {
+				t.Errorf("the change was not kept in DynamoDB: %+v", u)
 			}
 		})
 	}

@@ -11,13 +11,68 @@ import (
 )
 
 // User is one onboarded DocSpace user as stored in the source of truth.
-// Entries are canonical allowlist entries (see package allowlist).
+// Entries are the user's canonical allowlist entries (see package allowlist)
+// that have not been expired by a reconcile yet: the audit checks logins
+// against them. Details holds the optional expiry and note of an entry
+// (keyed by the canonical entry); Expired the time-bound entries a reconcile
+// already removed. Rev counts the record's writes (0 for a user never
+// stored), so that concurrent read-modify-writes cannot lose each other.
 type User struct {
 	ID        string
 	Email     string
 	Entries   []string
+	Details   map[string]EntryDetail
+	Expired   []ExpiredEntry
+	Rev       int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+}
+
+// EntryDetail is the optional part of an allowlist entry: a time-bound
+// exception ("travel mode") expires at ExpiresAt (zero: never); Note says why.
+type EntryDetail struct {
+	ExpiresAt time.Time
+	Note      string
+}
+
+// ExpiredEntry is a time-bound entry whose time ran out.
+type ExpiredEntry struct {
+	Entry     string
+	ExpiresAt time.Time
+	Note      string
+}
+
+// ActiveEntries returns the entries that have not expired at now.
+func (u User) ActiveEntries(now time.Time) []string {
+	out := make([]string, 0, len(u.Entries))
+	for _, e := range u.Entries {
+		if d, ok := u.Details[e]; ok && !d.ExpiresAt.IsZero() && !now.Before(d.ExpiresAt) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// PortalState is the tool's memory of the portal allowlist, kept next to the
+// desired state (the users). Version counts stored changes; Applied is the
+// highest version a reconcile brought onto the portal. Owned are the portal
+// addresses this tool added (it removes nothing else). LastSeen and
+// LastEnabled are the portal as the last reconcile left it, to tell drift
+// from the tool's own doing. A failed reconcile leaves Pending (why) and
+// PendingVersion (the version it tried).
+type PortalState struct {
+	Version        int64
+	Applied        int64
+	Owned          []string
+	LastSeen       []Restriction
+	LastEnabled    bool
+	Reconciled     bool // a reconcile has completed at least once (LastSeen is meaningful)
+	Pending        string
+	PendingVersion int64
+	LastReconcile  time.Time
+	DriftEpisode   string // fingerprint of the drift last alerted; "" when none
+	LockoutNotice  string // the lock-out preflight refusal last alerted; "" when none
 }
 
 // Restriction is one entry of the portal's IP allowlist as the portal stores

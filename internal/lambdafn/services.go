@@ -18,12 +18,18 @@ import (
 func (d Deps) OnboardService() *onboard.Service {
 	p := d.Config.Portal
 	return &onboard.Service{
-		Store:     d.Store,
-		Portal:    d.Portal,
-		Leases:    d.Store,
-		Rules:     onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits},
-		LeaseWait: p.LeaseWait,
-		Log:       d.Log,
+		Store:  d.Store,
+		Portal: d.Portal,
+		Leases: d.Store,
+		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
+			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
+		LeaseWait:  p.LeaseWait,
+		Alerts:     snsalert.New(d.snsClient(), p.AlertTopicARN),
+		Logins:     d.Portal,
+		Directory:  portalDirectory{d.Portal},
+		Trail:      portalTrail{d.Portal},
+		PortalName: d.Config.DocSpace.Host,
+		Log:        d.Log,
 	}
 }
 
@@ -33,7 +39,7 @@ func (d Deps) AuditService() *audit.Service {
 	return &audit.Service{
 		Source:    d.Portal,
 		Store:     d.Store,
-		Publisher: snsalert.New(sns.NewFromConfig(d.AWS), a.TopicARN),
+		Publisher: snsalert.New(d.snsClient(), a.TopicARN),
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
 		Settings: audit.Settings{
@@ -63,33 +69,57 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 		if err != nil {
 			return onboard.Result{}, err
 		}
-		return svc.Handle(ctx, detail)
+		return svc.HandleEvent(ctx, detailType(payload), detail)
 	}
 }
 
-// AuditHandler is the AuditFunction handler: a scheduled event (its time
-// ends the window), an EventBridge Scheduler Input, or a backfill. Each
-// invocation writes one EMF metrics line (see AuditMetrics), whose lag is
-// measured from the checkpoint after the run.
+// AuditHandler runs the audit: a scheduled event (its time ends the window),
+// an EventBridge Scheduler Input, or a backfill. Before the audit it checks
+// the API key (package keywatch: expiry alerts; an inactive or expired key
+// fails the run with a ConfigurationError naming it). Each invocation writes
+// one EMF metrics line (see AuditMetrics), whose lag is measured from the
+// checkpoint after the run, and records its outcome for the status operation.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
 	pages := &pageCounter{Source: svc.Source}
 	svc.Source = pages
 	mw := d.metricsWriter()
+	keys := d.KeyWatch()
 	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
 		start := time.Now()
 		pages.pages.Store(0)
 		defer func() {
-			metrics := auditMetrics(res, err, time.Since(start), pages.pages.Load(), d.lag(ctx, res, err))
+			took := time.Since(start)
+			metrics := auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err))
 			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
+			d.saveLastRun(ctx, res, err, took)
 		}()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return audit.Result{}, err
 		}
-		return svc.Handle(ctx, detail, at)
+		keyWarnings, err := checkKey(ctx, keys)
+		if err != nil {
+			return audit.Result{}, err
+		}
+		res, err = svc.Handle(ctx, detail, at)
+		if err == nil {
+			res.Warnings = append(res.Warnings, keyWarnings...)
+		}
+		return res, err
 	}
 }
+
+// detailType is the "detail-type" of payload when it is an EventBridge
+// event, else "".
+func detailType(payload []byte) string {
+	if ev, ok, err := eventbridge.Decode(payload); err == nil && ok {
+		return ev.DetailType
+	}
+	return ""
+}
+
+func (d Deps) snsClient() *sns.Client { return sns.NewFromConfig(d.AWS) }
 
 // lag is how far behind now the audit has safely read: the window's end
 // when this run advanced the checkpoint, otherwise the stored checkpoint;

@@ -2,12 +2,16 @@ package onboard
 
 import (
 	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
 
 	"ipguard/internal/allowlist"
 	"ipguard/internal/ipguard"
 )
 
-// Rules are the portal-side onboarding rules.
+// Rules are the portal-side rules of the reconcile.
 type Rules struct {
 	// MaxRangeAddresses: CIDR blocks and ranges of at most this many
 	// addresses are expanded into single addresses for the portal; larger
@@ -15,10 +19,30 @@ type Rules struct {
 	MaxRangeAddresses int
 	// Breakglass addresses are always present on the portal (canonical).
 	Breakglass []string
-	// Enforce sends enable=true; otherwise the portal's setting is kept.
+	// Enforce switches restrictions on (when it is safe, see MayEnable);
+	// otherwise the portal's setting is kept.
 	Enforce bool
+	// MaxEntries caps the portal list (PORTAL_MAX_ENTRIES); 0 means
+	// DefaultMaxEntries.
+	MaxEntries int
 	// Limits bound what an entry may be.
 	Limits allowlist.Limits
+	// DriftRepair switches restrictions back on when someone switched them
+	// off while Enforce is set (PORTAL_DRIFT_REPAIR).
+	DriftRepair bool
+	// OffboardRemovedUsers offboards stored users the portal no longer has
+	// or has terminated (OFFBOARD_REMOVED_USERS).
+	OffboardRemovedUsers bool
+}
+
+// DefaultMaxEntries is the default cap of the portal list.
+const DefaultMaxEntries = 2000
+
+func (r Rules) maxEntries() int {
+	if r.MaxEntries <= 0 {
+		return DefaultMaxEntries
+	}
+	return r.MaxEntries
 }
 
 // NotPushed is an entry kept in the source of truth but not sent to the portal.
@@ -27,63 +51,231 @@ type NotPushed struct {
 	Reason string `json:"reason"`
 }
 
-// Plan is what one onboarding does to the portal's allowlist.
-type Plan struct {
-	List      []ipguard.Restriction // the whole list to PUT: every current entry unchanged, then the additions
-	Added     []string              // addresses appended, in order
-	NotPushed []NotPushed
-	Enable    bool // the enable flag to send
-	Put       bool // false when nothing would change: no PUT is sent
-	Warnings  []string
+// Desired is what the portal should allow: the addresses, in a stable order
+// (users by id, entries in stored order, then break-glass), with who needs
+// each, and the entries that cannot be pushed.
+type Desired struct {
+	Addrs     []string
+	NeededBy  map[string][]string // address → user ids ("breakglass" for the break-glass list)
+	NotPushed map[string][]NotPushed
 }
 
-// PlanPortal merges a user's entries into the portal's current list.
-//
-// Every current entry is kept exactly as it was (text, forAdmin flag, order),
-// no address is added twice, breakglass addresses are always present, and the
-// portal compares strings exactly, so additions are canonical single
-// addresses. enable is always explicit; a list that would be empty is never
-// sent with enable true.
-func PlanPortal(current []ipguard.Restriction, currentEnabled bool, entries []allowlist.Entry, r Rules) Plan {
-	p := Plan{List: append([]ipguard.Restriction(nil), current...)}
-	present := make(map[string]bool, len(current))
-	for _, c := range current {
-		present[c.IP] = true
-	}
-	add := func(ip string) {
-		if !present[ip] {
-			present[ip] = true
-			p.List = append(p.List, ipguard.Restriction{IP: ip})
-			p.Added = append(p.Added, ip)
+// Needs reports whether a is a desired address.
+func (d Desired) Needs(a string) bool { _, ok := d.NeededBy[a]; return ok }
+
+// DesiredState computes the desired addresses from the stored users'
+// unexpired entries at now and the break-glass list. A block or range larger
+// than MaxRangeAddresses is not pushed (the portal stores single addresses).
+func DesiredState(users []ipguard.User, r Rules, now time.Time) Desired {
+	d := Desired{NeededBy: map[string][]string{}, NotPushed: map[string][]NotPushed{}}
+	users = slices.Clone(users)
+	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
+	need := func(a, who string) {
+		if _, ok := d.NeededBy[a]; !ok {
+			d.Addrs = append(d.Addrs, a)
+		}
+		if by := d.NeededBy[a]; len(by) == 0 || by[len(by)-1] != who {
+			d.NeededBy[a] = append(by, who)
 		}
 	}
-	for _, e := range entries {
-		addrs, ok := e.Expand(r.MaxRangeAddresses)
-		if !ok {
-			p.NotPushed = append(p.NotPushed, NotPushed{Entry: e.String(), Reason: fmt.Sprintf(
-				"covers %s addresses, more than PORTAL_MAX_RANGE_ADDRESSES (%d); the portal stores only single addresses, so it is kept in DynamoDB for the audit but not pushed",
-				e.NumAddresses(), r.MaxRangeAddresses)})
-			continue
-		}
-		for _, a := range addrs {
-			add(a.String())
+	for _, u := range users {
+		for _, raw := range u.ActiveEntries(now) {
+			e, err := allowlist.ParseStored([]string{raw})
+			if err != nil {
+				d.NotPushed[u.ID] = append(d.NotPushed[u.ID], NotPushed{Entry: raw, Reason: "stored entry does not parse: " + err.Error()})
+				continue
+			}
+			addrs, ok := e[0].Expand(r.MaxRangeAddresses)
+			if !ok {
+				d.NotPushed[u.ID] = append(d.NotPushed[u.ID], NotPushed{Entry: raw, Reason: fmt.Sprintf(
+					"covers %s addresses, more than PORTAL_MAX_RANGE_ADDRESSES (%d); the portal stores only single addresses, so it is kept in DynamoDB for the audit but not pushed",
+					e[0].NumAddresses(), r.MaxRangeAddresses)})
+				continue
+			}
+			for _, a := range addrs {
+				need(a.String(), u.ID)
+			}
 		}
 	}
 	for _, b := range r.Breakglass {
-		add(b)
+		need(b, "breakglass")
 	}
-	p.Enable = currentEnabled
-	if r.Enforce {
+	return d
+}
+
+// Plan is one reconcile of the portal's list with the desired state.
+//
+//	portal now:    [ manual entries (not owned) ] [ owned, still needed ] [ owned, no longer needed ]
+//	desired:       [ manual entries, unchanged  ] [ owned, still needed ] [ needed, missing → added, owned ]
+//
+// Every entry the tool does not own stays exactly as it is (ip, forAdmin);
+// an owned address stays while some user's unexpired entry or break-glass
+// needs it, and is removed otherwise; a needed address with no non-admin
+// entry is added and becomes owned. A needed address already present as a
+// non-admin entry the tool does not own is never owned, so never removed.
+type Plan struct {
+	List         []ipguard.Restriction // the whole list to PUT
+	Owned        []string              // owned addresses after the PUT
+	Added        []string              // addresses added (owned from now on)
+	Removed      []string              // owned addresses removed
+	MissingOwned []string              // owned, needed, but gone from the portal (drift): re-added
+	Enable       bool                  // the enable flag to send
+	Put          bool                  // false when nothing would change: no PUT is sent
+	Warnings     []string
+}
+
+// EnableRule says when restrictions may be switched on.
+type EnableRule struct {
+	// Allowed: switching on cannot lock the tool's key out (the key's
+	// creator is the portal owner, or break-glass addresses are set).
+	Allowed bool
+	// Why explains a refusal.
+	Why string
+	// KeepOff: restrictions were switched off by hand and drift repair is
+	// off: leave them off.
+	KeepOff bool
+}
+
+// PlanReconcile plans the PUT that brings current (the portal's list, with
+// enabled its setting) to the desired state d, given the owned addresses.
+// It fails (EInvalid) when the list would hold more than MaxEntries entries.
+func PlanReconcile(current []ipguard.Restriction, enabled bool, owned []string, d Desired, r Rules, en EnableRule) (Plan, error) {
+	var p Plan
+	ownedSet := make(map[string]bool, len(owned))
+	for _, a := range owned {
+		ownedSet[a] = true
+	}
+	claimed := map[string]bool{} // owned address whose (first non-admin) entry was seen
+	present := map[string]bool{} // addresses with a non-admin entry in the new list
+	for _, c := range current {
+		if !c.ForAdmin && ownedSet[c.IP] && !claimed[c.IP] {
+			claimed[c.IP] = true
+			if d.Needs(c.IP) {
+				p.List = append(p.List, c)
+				present[c.IP] = true
+				p.Owned = append(p.Owned, c.IP)
+			} else {
+				p.Removed = append(p.Removed, c.IP)
+			}
+			continue
+		}
+		p.List = append(p.List, c) // not ours: unchanged
+		if !c.ForAdmin {
+			present[c.IP] = true
+		}
+	}
+	for _, a := range d.Addrs {
+		if present[a] {
+			continue
+		}
+		// Missing, or present only as a forAdmin entry (which lets only
+		// admins in): a non-admin entry of our own.
+		present[a] = true
+		p.List = append(p.List, ipguard.Restriction{IP: a})
+		p.Added = append(p.Added, a)
+		p.Owned = append(p.Owned, a)
+		if ownedSet[a] && !claimed[a] {
+			p.MissingOwned = append(p.MissingOwned, a)
+		}
+	}
+	if n := len(p.List); n > r.maxEntries() {
+		return Plan{}, ipguard.Invalid("PORTAL_MAX_ENTRIES", fmt.Sprint(r.maxEntries()),
+			"the portal list would hold %d entries, more than the cap; remove entries or raise PORTAL_MAX_ENTRIES", n)
+	}
+	p.Enable = enabled
+	switch {
+	case !r.Enforce || enabled:
+	case len(p.List) == 0:
+		// The portal refuses enable=true with an empty list.
+		p.Warnings = append(p.Warnings, "restrictions not enabled: the portal list would be empty (no entry small enough to push and no PORTAL_BREAKGLASS_IPS)")
+	case en.KeepOff:
+		p.Warnings = append(p.Warnings, "restrictions are off on the portal although PORTAL_ENFORCE=true; left off because PORTAL_DRIFT_REPAIR=false (an admin may have switched them off on purpose)")
+	case !en.Allowed:
+		p.Warnings = append(p.Warnings, "restrictions not enabled: "+en.Why)
+	default:
 		p.Enable = true
 	}
-	if len(p.List) == 0 {
-		// Nothing to allow: never ask for enable=true with an empty list (the
-		// portal rejects it), and leave the current setting alone.
-		p.Enable = currentEnabled
+	if len(p.List) == 0 && p.Enable {
+		// The portal refuses enable=true with an empty list, and an empty
+		// list restricts nobody anyway.
+		p.Enable = false
+		p.Warnings = append(p.Warnings, "restrictions switched off: the last entry left the portal list and an empty list cannot be enforced; set PORTAL_BREAKGLASS_IPS to keep restrictions on")
 	}
-	if r.Enforce && !p.Enable {
-		p.Warnings = append(p.Warnings, "restrictions not enabled: the portal list would be empty (no entry small enough to push and no PORTAL_BREAKGLASS_IPS)")
+	p.Put = len(p.Added) > 0 || len(p.Removed) > 0 || p.Enable != enabled
+	return p, nil
+}
+
+// CheckKept is the invariant checked before every PUT: every entry of
+// current that the tool does not own (all but the first non-admin entry of
+// each owned address) is in next, unchanged, as often as before. A plan
+// that breaks it is a bug and is never sent (EInternal).
+func CheckKept(current, next []ipguard.Restriction, owned []string) error {
+	ownedSet := make(map[string]bool, len(owned))
+	for _, a := range owned {
+		ownedSet[a] = true
 	}
-	p.Put = len(p.Added) > 0 || p.Enable != currentEnabled
-	return p
+	have := map[ipguard.Restriction]int{}
+	for _, n := range next {
+		have[n]++
+	}
+	claimed := map[string]bool{}
+	var lost []string
+	for _, c := range current {
+		if !c.ForAdmin && ownedSet[c.IP] && !claimed[c.IP] {
+			claimed[c.IP] = true
+			continue
+		}
+		if have[c] == 0 {
+			lost = append(lost, describe(c))
+			continue
+		}
+		have[c]--
+	}
+	if len(lost) > 0 {
+		return ipguard.Errorf(ipguard.EInternal,
+			"refusing to update the portal allowlist: the new list would drop or change entries this tool does not own (%s); nothing was sent",
+			strings.Join(lost, ", "))
+	}
+	return nil
+}
+
+func describe(r ipguard.Restriction) string {
+	if r.ForAdmin {
+		return r.IP + " (forAdmin)"
+	}
+	return r.IP
+}
+
+// sameList reports whether a and b hold the same entries (order ignored).
+func sameList(a, b []ipguard.Restriction) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	n := map[ipguard.Restriction]int{}
+	for _, r := range a {
+		n[r]++
+	}
+	for _, r := range b {
+		if n[r]--; n[r] < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// diffList returns the entries of a that are not in b (multiset difference).
+func diffList(a, b []ipguard.Restriction) []ipguard.Restriction {
+	n := map[ipguard.Restriction]int{}
+	for _, r := range b {
+		n[r]++
+	}
+	var out []ipguard.Restriction
+	for _, r := range a {
+		if n[r] > 0 {
+			n[r]--
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }

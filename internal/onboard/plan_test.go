@@ -3,19 +3,10 @@ package onboard
 import (
 	"strings"
 	"testing"
+	"time"
 
-	"ipguard/internal/allowlist"
 	"ipguard/internal/ipguard"
 )
-
-func entries(t *testing.T, raw ...string) []allowlist.Entry {
-	t.Helper()
-	es, err := allowlist.ParseList("allowedIps", raw, allowlist.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return es
-}
 
 func ips(rs []ipguard.Restriction) string {
 	var s []string
@@ -29,61 +20,143 @@ func ips(rs []ipguard.Restriction) string {
 	return strings.Join(s, ",")
 }
 
-func TestPlanPortal(t *testing.T) {
-	manual := []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "2001:DB8::9"}}
+func restr(spec string) []ipguard.Restriction {
+	var out []ipguard.Restriction
+	for _, p := range strings.Split(spec, ",") {
+		if p == "" {
+			continue
+		}
+		out = append(out, ipguard.Restriction{IP: strings.TrimSuffix(p, "!"), ForAdmin: strings.HasSuffix(p, "!")})
+	}
+	return out
+}
+
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+var t0 = time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+
+func user(id string, entries ...string) ipguard.User {
+	return ipguard.User{ID: id, Email: id + "@example.com", Entries: entries}
+}
+
+func TestPlanReconcile(t *testing.T) {
+	rules := Rules{MaxRangeAddresses: 256, Enforce: true}
+	travel := user("u3", "198.51.100.7", "203.0.113.99")
+	travel.Details = map[string]ipguard.EntryDetail{"203.0.113.99": {ExpiresAt: t0.Add(-time.Minute), Note: "trip"}}
 	tests := []struct {
-		name        string
-		current     []ipguard.Restriction
-		enabled     bool
-		entries     []string
-		rules       Rules
-		wantList    string
-		wantAdded   string
-		wantEnable  bool
-		wantPut     bool
-		wantSkipped int
+		name                   string
+		current                string
+		enabled                bool
+		owned                  string
+		users                  []ipguard.User
+		rules                  Rules
+		en                     EnableRule
+		wantList               string
+		wantOwned              string
+		wantAdded, wantRemoved string
+		wantEnable, wantPut    bool
 	}{
-		{"adds singles after manual entries, keeps flags", manual, false, []string{"203.0.113.10"}, Rules{MaxRangeAddresses: 256, Enforce: true},
-			"192.0.2.1!,2001:DB8::9,203.0.113.10", "203.0.113.10", true, true, 0},
-		{"expands a small range", nil, true, []string{"198.51.100.1-198.51.100.3"}, Rules{MaxRangeAddresses: 256, Enforce: true},
-			"198.51.100.1,198.51.100.2,198.51.100.3", "198.51.100.1,198.51.100.2,198.51.100.3", true, true, 0},
-		{"does not push a large block", []ipguard.Restriction{{IP: "192.0.2.1"}}, true, []string{"10.0.0.0/16"}, Rules{MaxRangeAddresses: 256, Enforce: true},
-			"192.0.2.1", "", true, false, 1},
-		{"no duplicate of an existing address", []ipguard.Restriction{{IP: "203.0.113.10", ForAdmin: true}}, true, []string{"203.0.113.10"}, Rules{MaxRangeAddresses: 256, Enforce: true},
-			"203.0.113.10!", "", true, false, 0},
-		{"non-canonical existing text is kept and canonical added", []ipguard.Restriction{{IP: "2001:DB8::9"}}, true, []string{"2001:db8::9"}, Rules{MaxRangeAddresses: 256, Enforce: true},
-			"2001:DB8::9,2001:db8::9", "2001:db8::9", true, true, 0},
-		{"breakglass always present", nil, false, []string{"203.0.113.10"}, Rules{MaxRangeAddresses: 256, Enforce: true, Breakglass: []string{"192.0.2.50"}},
-			"203.0.113.10,192.0.2.50", "203.0.113.10,192.0.2.50", true, true, 0},
-		{"not enforcing keeps the current setting", nil, false, []string{"203.0.113.10"}, Rules{MaxRangeAddresses: 256},
-			"203.0.113.10", "203.0.113.10", false, true, 0},
-		{"enforcing turns restrictions on even without additions", []ipguard.Restriction{{IP: "203.0.113.10"}}, false, []string{"203.0.113.10"}, Rules{MaxRangeAddresses: 256, Enforce: true},
-			"203.0.113.10", "", true, true, 0},
-		{"empty list is never sent with enable", nil, false, []string{"10.0.0.0/16"}, Rules{MaxRangeAddresses: 256, Enforce: true},
-			"", "", false, false, 1},
+		{"adds after manual entries, keeps their flags", "192.0.2.1!,2001:DB8::9", false, "",
+			[]ipguard.User{user("u1", "203.0.113.10")}, rules, EnableRule{Allowed: true},
+			"192.0.2.1!,2001:DB8::9,203.0.113.10", "203.0.113.10", "203.0.113.10", "", true, true},
+		{"expands a small range", "", true, "", []ipguard.User{user("u1", "198.51.100.1-198.51.100.3")}, rules, EnableRule{Allowed: true},
+			"198.51.100.1,198.51.100.2,198.51.100.3", "198.51.100.1,198.51.100.2,198.51.100.3", "198.51.100.1,198.51.100.2,198.51.100.3", "", true, true},
+		{"does not push a large block", "192.0.2.1", true, "", []ipguard.User{user("u1", "10.0.0.0/16")}, rules, EnableRule{Allowed: true},
+			"192.0.2.1", "", "", "", true, false},
+		{"an address already on the portal is not owned", "203.0.113.10", true, "", []ipguard.User{user("u1", "203.0.113.10")}, rules, EnableRule{Allowed: true},
+			"203.0.113.10", "", "", "", true, false},
+		{"a forAdmin-only address gets its own non-admin entry", "203.0.113.10!", true, "", []ipguard.User{user("u1", "203.0.113.10")}, rules, EnableRule{Allowed: true},
+			"203.0.113.10!,203.0.113.10", "203.0.113.10", "203.0.113.10", "", true, true},
+		{"offboarding removes owned addresses no one needs", "192.0.2.1,203.0.113.10,203.0.113.11", true, "203.0.113.10,203.0.113.11",
+			[]ipguard.User{user("u2", "203.0.113.11")}, rules, EnableRule{Allowed: true},
+			"192.0.2.1,203.0.113.11", "203.0.113.11", "", "203.0.113.10", true, true},
+		{"a manual entry equal to a leaver's address stays", "203.0.113.10,203.0.113.10", true, "203.0.113.10",
+			nil, rules, EnableRule{Allowed: true}, "203.0.113.10", "", "", "203.0.113.10", true, true},
+		{"owned address deleted by hand is put back", "192.0.2.1", true, "203.0.113.10", []ipguard.User{user("u1", "203.0.113.10")}, rules, EnableRule{Allowed: true},
+			"192.0.2.1,203.0.113.10", "203.0.113.10", "203.0.113.10", "", true, true},
+		{"an expired entry leaves the portal", "198.51.100.7,203.0.113.99", true, "198.51.100.7,203.0.113.99", []ipguard.User{travel}, rules, EnableRule{Allowed: true},
+			"198.51.100.7", "198.51.100.7", "", "203.0.113.99", true, true},
+		{"breakglass always present", "", false, "", []ipguard.User{user("u1", "203.0.113.10")}, Rules{MaxRangeAddresses: 256, Enforce: true, Breakglass: []string{"192.0.2.50"}}, EnableRule{Allowed: true},
+			"203.0.113.10,192.0.2.50", "203.0.113.10,192.0.2.50", "203.0.113.10,192.0.2.50", "", true, true},
+		{"not enforcing keeps the setting", "", false, "", []ipguard.User{user("u1", "203.0.113.10")}, Rules{MaxRangeAddresses: 256}, EnableRule{Allowed: true},
+			"203.0.113.10", "203.0.113.10", "203.0.113.10", "", false, true},
+		{"lock-out preflight keeps restrictions off", "", false, "", []ipguard.User{user("u1", "203.0.113.10")}, rules, EnableRule{Why: "not the owner"},
+			"203.0.113.10", "203.0.113.10", "203.0.113.10", "", false, true},
+		{"switched off by hand stays off without drift repair", "203.0.113.10", false, "203.0.113.10", []ipguard.User{user("u1", "203.0.113.10")}, rules, EnableRule{Allowed: true, KeepOff: true},
+			"203.0.113.10", "203.0.113.10", "", "", false, false},
+		{"enforcing turns restrictions on without additions", "203.0.113.10", false, "", []ipguard.User{user("u1", "203.0.113.10")}, rules, EnableRule{Allowed: true},
+			"203.0.113.10", "", "", "", true, true},
+		{"an empty list is never sent with enable", "", false, "", []ipguard.User{user("u1", "10.0.0.0/16")}, rules, EnableRule{Allowed: true},
+			"", "", "", "", false, false},
+		{"the last owned entry leaving switches restrictions off", "203.0.113.10", true, "203.0.113.10", nil, rules, EnableRule{Allowed: true},
+			"", "", "", "203.0.113.10", false, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := PlanPortal(tt.current, tt.enabled, entries(t, tt.entries...), tt.rules)
+			cur := restr(tt.current)
+			p, err := PlanReconcile(cur, tt.enabled, split(tt.owned), DesiredState(tt.users, tt.rules, t0), tt.rules, tt.en)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if got := ips(p.List); got != tt.wantList {
 				t.Errorf("list = %s, want %s", got, tt.wantList)
+			}
+			if got := strings.Join(p.Owned, ","); got != tt.wantOwned {
+				t.Errorf("owned = %s, want %s", got, tt.wantOwned)
 			}
 			if got := strings.Join(p.Added, ","); got != tt.wantAdded {
 				t.Errorf("added = %s, want %s", got, tt.wantAdded)
 			}
+			if got := strings.Join(p.Removed, ","); got != tt.wantRemoved {
+				t.Errorf("removed = %s, want %s", got, tt.wantRemoved)
+			}
 			if p.Enable != tt.wantEnable || p.Put != tt.wantPut {
 				t.Errorf("enable/put = %v/%v, want %v/%v", p.Enable, p.Put, tt.wantEnable, tt.wantPut)
 			}
-			if len(p.NotPushed) != tt.wantSkipped {
-				t.Errorf("notPushed = %+v", p.NotPushed)
-			}
-			for _, np := range p.NotPushed {
-				if !strings.Contains(np.Reason, "PORTAL_MAX_RANGE_ADDRESSES") {
-					t.Errorf("reason %q does not say why", np.Reason)
-				}
+			if err := CheckKept(cur, p.List, split(tt.owned)); err != nil {
+				t.Errorf("plan breaks the invariant: %v", err)
 			}
 			if p.Put && p.Enable && len(p.List) == 0 {
 				t.Error("plans an empty list with enable=true")
+			}
+		})
+	}
+}
+
+func TestPlanReconcileCap(t *testing.T) {
+	rules := Rules{MaxRangeAddresses: 256, Enforce: true, MaxEntries: 3}
+	_, err := PlanReconcile(restr("192.0.2.1,192.0.2.2"), true, nil, DesiredState([]ipguard.User{user("u1", "203.0.113.0/31")}, rules, t0), rules, EnableRule{Allowed: true})
+	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
+		t.Fatalf("err = %v, want EInvalid naming PORTAL_MAX_ENTRIES", err)
+	}
+}
+
+func TestCheckKept(t *testing.T) {
+	tests := []struct {
+		name, current, next, owned string
+		ok                         bool
+	}{
+		{"unchanged", "192.0.2.1!,192.0.2.2", "192.0.2.2,192.0.2.1!", "", true},
+		{"owned removed", "192.0.2.1,203.0.113.10", "192.0.2.1", "203.0.113.10", true},
+		{"manual removed", "192.0.2.1,203.0.113.10", "203.0.113.10", "203.0.113.10", false},
+		{"forAdmin flag changed", "192.0.2.1!", "192.0.2.1", "", false},
+		{"forAdmin entry of an owned address is not owned", "203.0.113.10!", "", "203.0.113.10", false},
+		{"duplicate manual entry kept", "203.0.113.10,203.0.113.10", "203.0.113.10", "203.0.113.10", true},
+		{"duplicate manual entry dropped", "203.0.113.10,203.0.113.10", "", "203.0.113.10", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CheckKept(restr(tt.current), restr(tt.next), split(tt.owned))
+			if (err == nil) != tt.ok {
+				t.Fatalf("err = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && ipguard.ErrorCode(err) != ipguard.EInternal {
+				t.Errorf("code = %s, want internal", ipguard.ErrorCode(err))
 			}
 		})
 	}

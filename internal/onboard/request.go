@@ -1,43 +1,140 @@
-// Package onboard validates a new user's allowed addresses, stores them in the
-// source of truth and makes sure the portal's allowlist lets the user in,
-// without removing anything already there and without racing another
-// onboarding.
+// Package onboard keeps the portal's IP allowlist equal to a desired state
+// stored in DynamoDB: it validates changes to users' allowed addresses,
+// stores them, and reconciles the portal with everything stored, without
+// touching an entry the tool does not own (see reconcile.go and
+// docs/allowlist-reconcile.md).
 package onboard
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode"
 
 	"ipguard/internal/ipguard"
 )
 
-// Request is one onboarding as the pipeline sends it, before validation.
-type Request struct {
-	ID         string
-	Email      string
-	AllowedIPs []string
+// Actions of the onboarding function.
+const (
+	ActionReplace  = ""         // the seed's shape: replace the user's entries
+	ActionAdd      = "add"      // add entries to a user
+	ActionRemove   = "remove"   // remove entries from a user
+	ActionOffboard = "offboard" // delete the user
+	ActionGet      = "get"      // the stored record with each entry's portal state
+	ActionSync     = "sync"     // reconcile now
+	ActionPreview  = "preview"  // replay recent logins against the desired list
+)
+
+// Length caps of the input strings (bytes). Longer values are EInvalid
+// before anything is stored.
+const (
+	MaxIDLength     = 128
+	MaxEmailLength  = 254 // RFC 5321 path limit
+	MaxEntryLength  = 100 // longer than any valid IPv6 a-b range
+	MaxNoteLength   = 256
+	MaxTimeLength   = 64
+	MaxActionLength = 32
+	// MaxPreviewDays bounds "days" of a preview: the portal keeps logins at most 180 days.
+	MaxPreviewDays = 180
+)
+
+// EntryInput is one entry of a request: a string as the seed sends it, or
+// the object {"ip", "expiresAt", "note"} of a time-bound exception.
+type EntryInput struct {
+	IP        string
+	ExpiresAt time.Time // zero: no expiry
+	Note      string
 }
 
-// DecodeRequest reads an onboarding payload (invoked directly, or the detail
-// of an EventBridge event)
+// Request is one invocation as the caller sent it, before validation of the
+// addresses themselves.
+type Request struct {
+	Action     string
+	ID         string
+	Email      string
+	AllowedIPs []EntryInput
+	Days       int
+}
+
+// fieldsOf says which request fields each action accepts; any other known
+// field is EInvalid for that action. Unknown fields are ignored (pipelines
+// add their own, such as "source").
+var fieldsOf = map[string]map[string]bool{
+	ActionReplace:  {"id": true, "email": true, "allowedIps": true},
+	ActionAdd:      {"id": true, "email": true, "allowedIps": true},
+	ActionRemove:   {"id": true, "allowedIps": true},
+	ActionOffboard: {"id": true},
+	ActionGet:      {"id": true},
+	ActionSync:     {},
+	ActionPreview:  {"days": true},
+}
+
+// knownFields are the request's field names; "userId" is an alias of "id".
+var knownFields = []string{"action", "id", "userId", "email", "allowedIps", "days"}
+
+// DecodeRequest reads an invocation payload (invoked directly, or the detail
+// of an EventBridge event):
 //
-//	{"id": "...", "email": "...", "allowedIps": ["..."]}   ("userId" is an alias of "id")
+//	{"id": "...", "email": "...", "allowedIps": ["...", {"ip": "...", "expiresAt": "RFC3339", "note": "..."}]}
+//	{"action": "add"|"remove", "id": "...", "allowedIps": [...]}
+//	{"action": "offboard"|"get", "id": "..."}
+//	{"action": "sync"}
+//	{"action": "preview", "days": N}
 //
-// Keys match case-insensitively. Wrong types are EInvalid errors naming the field.
+// Keys match case-insensitively, but a key given twice (in any spelling,
+// e.g. "ID" and "Id") is EInvalid naming both: the result never depends on
+// which one a map happens to yield. "userId" is an alias of "id". Every
+// string is length-capped. Wrong types, unknown actions and fields that make
+// no sense for the action are EInvalid errors naming the field.
 func DecodeRequest(payload []byte) (Request, error) {
-	obj, err := object(payload, "event")
+	return decodeRequest(payload, ActionReplace)
+}
+
+// decodeRequest is DecodeRequest with the action a payload without
+// "action" means.
+func decodeRequest(payload []byte, defaultAction string) (Request, error) {
+	props, err := objectProps(payload, "event")
 	if err != nil {
 		return Request{}, err
 	}
-	var r Request
-	id, err := optionalString(obj, "id")
+	obj, err := byKnownName(props, knownFields, "")
 	if err != nil {
 		return Request{}, err
 	}
-	alias, err := optionalString(obj, "userId")
+	r := Request{Action: defaultAction}
+	if raw, ok := obj["action"]; ok && string(raw) != "null" {
+		if r.Action, err = str(raw, "action", MaxActionLength); err != nil {
+			return Request{}, err
+		}
+		r.Action = strings.ToLower(strings.TrimSpace(r.Action))
+		if r.Action == "onboard" || r.Action == "replace" {
+			r.Action = ActionReplace
+		}
+	}
+	allowed, ok := fieldsOf[r.Action]
+	if !ok {
+		return Request{}, ipguard.Invalid("action", r.Action, "is not an action; use add, remove, offboard, get, sync or preview (or no action to replace a user's entries)")
+	}
+	for _, name := range knownFields {
+		canon := name
+		if name == "userId" {
+			canon = "id"
+		}
+		if raw, present := obj[name]; present && name != "action" && !allowed[canon] && string(raw) != "null" {
+			return Request{}, ipguard.Invalid(name, clip(string(raw)), "makes no sense for action %q", actionName(r.Action))
+		}
+	}
+
+	id, err := optionalString(obj, "id", MaxIDLength)
+	if err != nil {
+		return Request{}, err
+	}
+	alias, err := optionalString(obj, "userId", MaxIDLength)
 	if err != nil {
 		return Request{}, err
 	}
@@ -49,25 +146,99 @@ func DecodeRequest(payload []byte) (Request, error) {
 	default:
 		r.ID = id
 	}
-	if r.Email, err = optionalString(obj, "email"); err != nil {
+	if r.Email, err = optionalString(obj, "email", MaxEmailLength); err != nil {
 		return Request{}, err
 	}
-	raw, ok := lookup(obj, "allowedIps")
+	if raw, ok := obj["days"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &r.Days); err != nil || r.Days < 1 || r.Days > MaxPreviewDays {
+			return Request{}, ipguard.Invalid("days", clip(string(raw)), "must be a whole number of days from 1 to %d", MaxPreviewDays)
+		}
+	}
+	if !allowed["allowedIps"] {
+		return r, nil
+	}
+	raw, ok := obj["allowedIps"]
 	if !ok || string(raw) == "null" {
 		return Request{}, ipguard.Invalid("allowedIps", "", "is required: a list of addresses, CIDR blocks or a-b ranges")
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return Request{}, ipguard.Invalid("allowedIps", string(raw), "must be a list of strings")
+		return Request{}, ipguard.Invalid("allowedIps", clip(string(raw)), "must be a list of strings or {\"ip\", \"expiresAt\", \"note\"} objects")
 	}
 	for i, item := range items {
-		var s string
-		if err := json.Unmarshal(item, &s); err != nil {
-			return Request{}, ipguard.Invalid(fmt.Sprintf("allowedIps[%d]", i), string(item), "must be a string")
+		e, err := decodeEntry(item, fmt.Sprintf("allowedIps[%d]", i))
+		if err != nil {
+			return Request{}, err
 		}
-		r.AllowedIPs = append(r.AllowedIPs, s)
+		r.AllowedIPs = append(r.AllowedIPs, e)
 	}
 	return r, nil
+}
+
+func actionName(a string) string {
+	if a == ActionReplace {
+		return "replace (no action)"
+	}
+	return a
+}
+
+// decodeEntry reads one entry: a string, or {"ip", "expiresAt", "note"}.
+func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
+	t := bytes.TrimSpace(item)
+	if len(t) > 0 && t[0] == '"' {
+		s, err := str(item, field, MaxEntryLength)
+		return EntryInput{IP: s}, err
+	}
+	props, err := objectProps(item, field)
+	if err != nil {
+		return EntryInput{}, ipguard.Invalid(field, clip(string(item)), "must be a string or an object {\"ip\", \"expiresAt\", \"note\"}")
+	}
+	obj, err := byKnownName(props, []string{"ip", "expiresAt", "note"}, field+".")
+	if err != nil {
+		return EntryInput{}, err
+	}
+	for _, p := range props {
+		if !strings.EqualFold(p.name, "ip") && !strings.EqualFold(p.name, "expiresAt") && !strings.EqualFold(p.name, "note") {
+			return EntryInput{}, ipguard.Invalid(field+"."+clip(p.name), "", "is not a field of an entry (ip, expiresAt, note)")
+		}
+	}
+	var e EntryInput
+	if e.IP, err = optionalString(obj, "ip", MaxEntryLength); err != nil {
+		return EntryInput{}, prefixField(err, field+".")
+	}
+	if strings.TrimSpace(e.IP) == "" {
+		return EntryInput{}, ipguard.Invalid(field+".ip", "", "is required")
+	}
+	if e.Note, err = optionalString(obj, "note", MaxNoteLength); err != nil {
+		return EntryInput{}, prefixField(err, field+".")
+	}
+	for _, r := range e.Note {
+		if unicode.IsControl(r) && r != ' ' {
+			return EntryInput{}, ipguard.Invalid(field+".note", e.Note, "must not contain control characters")
+		}
+	}
+	exp, err := optionalString(obj, "expiresAt", MaxTimeLength)
+	if err != nil {
+		return EntryInput{}, prefixField(err, field+".")
+	}
+	if strings.TrimSpace(exp) != "" {
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(exp))
+		if err != nil {
+			return EntryInput{}, ipguard.Invalid(field+".expiresAt", exp, "must be an RFC 3339 time such as 2026-12-01T18:00:00Z")
+		}
+		e.ExpiresAt = t.UTC()
+	}
+	return e, nil
+}
+
+func prefixField(err error, prefix string) error {
+	var e *ipguard.Error
+	if errors.As(err, &e) && e.Field != "" {
+		c := *e
+		c.Field = prefix + c.Field
+		return &c
+	}
+	return err
 }
 
 // canonicalID trims the id and lower-cases a GUID (the form the portal's
@@ -77,8 +248,8 @@ func canonicalID(id string) (string, error) {
 	if id == "" {
 		return "", ipguard.Invalid("id", "", "is required: the DocSpace user id")
 	}
-	if len(id) > 128 {
-		return "", ipguard.Invalid("id", id, "is longer than 128 characters")
+	if len(id) > MaxIDLength {
+		return "", ipguard.Invalid("id", id, "is longer than %d characters", MaxIDLength)
 	}
 	for _, r := range id {
 		if unicode.IsSpace(r) || unicode.IsControl(r) {
@@ -93,6 +264,9 @@ func canonicalEmail(email string) (string, error) {
 	if email == "" {
 		return "", ipguard.Invalid("email", "", "is required")
 	}
+	if len(email) > MaxEmailLength {
+		return "", ipguard.Invalid("email", email, "is longer than %d characters", MaxEmailLength)
+	}
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Address != email || a.Name != "" {
 		return "", ipguard.Invalid("email", email, "is not a valid e-mail address (expected user@example.com)")
@@ -105,34 +279,87 @@ func canonicalEmail(email string) (string, error) {
 	return email, nil
 }
 
-func object(b []byte, what string) (map[string]json.RawMessage, error) {
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal(b, &obj); err != nil || obj == nil {
-		return nil, ipguard.Invalid(what, string(b), "must be a JSON object")
-	}
-	return obj, nil
+type jsonProp struct {
+	name  string
+	value json.RawMessage
 }
 
-func lookup(obj map[string]json.RawMessage, key string) (json.RawMessage, bool) {
-	if v, ok := obj[key]; ok {
-		return v, true
+// objectProps returns the members of a JSON object in document order,
+// duplicates included.
+func objectProps(b []byte, what string) ([]jsonProp, error) {
+	bad := ipguard.Invalid(what, clip(string(b)), "must be a JSON object")
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil || tok != json.Delim('{') {
+		return nil, bad
 	}
-	for k, v := range obj {
-		if strings.EqualFold(k, key) {
-			return v, true
+	var props []jsonProp
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, bad
+		}
+		name, _ := tok.(string)
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, bad
+		}
+		props = append(props, jsonProp{name: name, value: v})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, bad
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, bad
+	}
+	return props, nil
+}
+
+// byKnownName maps each known name (matched case-insensitively) to its
+// value. A known name present more than once, in whatever spelling, is
+// EInvalid naming both spellings.
+func byKnownName(props []jsonProp, known []string, prefix string) (map[string]json.RawMessage, error) {
+	out := make(map[string]json.RawMessage, len(known))
+	spelled := make(map[string]string, len(known))
+	for _, p := range props {
+		for _, k := range known {
+			if !strings.EqualFold(p.name, k) {
+				continue
+			}
+			if first, dup := spelled[k]; dup {
+				return nil, ipguard.Invalid(prefix+clip(p.name), "", "is given twice (as %q and %q); send it once", clip(first), clip(p.name))
+			}
+			spelled[k] = p.name
+			out[k] = p.value
 		}
 	}
-	return nil, false
+	return out, nil
 }
 
-func optionalString(obj map[string]json.RawMessage, key string) (string, error) {
-	raw, ok := lookup(obj, key)
+// clip bounds a value echoed into an error message.
+func clip(s string) string {
+	if len(s) > 80 {
+		return strings.ToValidUTF8(s[:77], "") + "..."
+	}
+	return s
+}
+
+// str reads a JSON string of at most max bytes.
+func str(raw json.RawMessage, field string, max int) (string, error) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", ipguard.Invalid(field, clip(string(raw)), "must be a string")
+	}
+	if len(s) > max {
+		return "", ipguard.Invalid(field, s, "is %d bytes long; at most %d are allowed", len(s), max)
+	}
+	return s, nil
+}
+
+func optionalString(obj map[string]json.RawMessage, key string, max int) (string, error) {
+	raw, ok := obj[key]
 	if !ok || string(raw) == "null" {
 		return "", nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", ipguard.Invalid(key, string(raw), "must be a string")
-	}
-	return s, nil
+	return str(raw, key, max)
 }

@@ -1,9 +1,12 @@
 package onboard
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/ipguard"
@@ -25,19 +28,19 @@ func TestDecodeRequest(t *testing.T) {
 		want    Request
 	}{
 		{"direct", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`,
-			Request{ID: "u1", Email: "a@example.com", AllowedIPs: []string{"203.0.113.10"}}},
+			Request{ID: "u1", Email: "a@example.com", AllowedIPs: eis("203.0.113.10")}},
 		{"userId alias", `{"userId":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`,
-			Request{ID: "u1", Email: "a@example.com", AllowedIPs: []string{"203.0.113.10"}}},
+			Request{ID: "u1", Email: "a@example.com", AllowedIPs: eis("203.0.113.10")}},
 		{"both agree", `{"id":"u1","userId":"u1","email":"a@example.com","allowedIps":[]}`,
 			Request{ID: "u1", Email: "a@example.com"}},
 		{"eventbridge", `{"version":"0","id":"evt-123","detail-type":"UserOnboarded","source":"hr.pipeline","time":"2026-11-25T10:00:00Z","detail":{"id":"u2","email":"b@example.com","allowedIps":["10.0.0.0/24"]}}`,
-			Request{ID: "u2", Email: "b@example.com", AllowedIPs: []string{"10.0.0.0/24"}}},
+			Request{ID: "u2", Email: "b@example.com", AllowedIPs: eis("10.0.0.0/24")}},
 		{"eventbridge string detail", `{"version":"0","id":"evt-124","detail-type":"UserOnboarded","source":"x","time":"2026-11-25T10:00:00Z","detail":"{\"userId\":\"u3\",\"email\":\"c@example.com\",\"allowedIps\":[\"::1\"]}"}`,
-			Request{ID: "u3", Email: "c@example.com", AllowedIPs: []string{"::1"}}},
+			Request{ID: "u3", Email: "c@example.com", AllowedIPs: eis("::1")}},
 		{"direct with a source field of its own", `{"source":"hr-system","id":"u5","email":"e@example.com","allowedIps":["203.0.113.5"]}`,
-			Request{ID: "u5", Email: "e@example.com", AllowedIPs: []string{"203.0.113.5"}}},
+			Request{ID: "u5", Email: "e@example.com", AllowedIPs: eis("203.0.113.5")}},
 		{"case-insensitive keys", `{"ID":"u4","Email":"d@example.com","AllowedIPs":["203.0.113.1"]}`,
-			Request{ID: "u4", Email: "d@example.com", AllowedIPs: []string{"203.0.113.1"}}},
+			Request{ID: "u4", Email: "d@example.com", AllowedIPs: eis("203.0.113.1")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -45,7 +48,7 @@ func TestDecodeRequest(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got.ID != tt.want.ID || got.Email != tt.want.Email || strings.Join(got.AllowedIPs, ",") != strings.Join(tt.want.AllowedIPs, ",") {
+			if got.ID != tt.want.ID || got.Email != tt.want.Email || fmt.Sprint(got.AllowedIPs) != fmt.Sprint(tt.want.AllowedIPs) || got.Action != tt.want.Action || got.Days != tt.want.Days {
 				t.Errorf("got %+v, want %+v", got, tt.want)
 			}
 		})
@@ -96,5 +99,125 @@ func TestCanonicalIDAndEmail(t *testing.T) {
 		if _, err := canonicalEmail(bad); ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "email") {
 			t.Errorf("canonicalEmail(%q) err = %v", bad, err)
 		}
+	}
+}
+
+func eis(ips ...string) []EntryInput {
+	var out []EntryInput
+	for _, ip := range ips {
+		out = append(out, EntryInput{IP: ip})
+	}
+	return out
+}
+
+func TestDecodeRequestActionsAndEntryObjects(t *testing.T) {
+	exp := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, payload string
+		want          Request
+	}{
+		{"add", `{"action":"add","id":"u1","allowedIps":["203.0.113.1"]}`, Request{Action: ActionAdd, ID: "u1", AllowedIPs: eis("203.0.113.1")}},
+		{"remove", `{"action":"remove","id":"u1","allowedIps":["203.0.113.1"]}`, Request{Action: ActionRemove, ID: "u1", AllowedIPs: eis("203.0.113.1")}},
+		{"offboard", `{"action":"offboard","id":"u1"}`, Request{Action: ActionOffboard, ID: "u1"}},
+		{"get", `{"action":"GET","userId":"u1"}`, Request{Action: ActionGet, ID: "u1"}},
+		{"sync", `{"action":"sync"}`, Request{Action: ActionSync}},
+		{"preview", `{"action":"preview","days":7}`, Request{Action: ActionPreview, Days: 7}},
+		{"pipeline fields are ignored", `{"source":"hr-system","id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"]}`,
+			Request{ID: "u1", Email: "a@example.com", AllowedIPs: eis("203.0.113.1")}},
+		{"travel-mode entry", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1",{"ip":"198.51.100.7","expiresAt":"2026-12-01T19:00:00+01:00","note":"conference"}]}`,
+			Request{ID: "u1", Email: "a@example.com", AllowedIPs: []EntryInput{{IP: "203.0.113.1"}, {IP: "198.51.100.7", ExpiresAt: exp, Note: "conference"}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := DecodeRequest([]byte(tt.payload))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("got %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDecodeRequestRejects pins issue 11.3 (ambiguous duplicate keys are
+// rejected naming both) and 11.10 (every string is length-capped), and the
+// per-action field rules.
+func TestDecodeRequestRejects(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("a", n) }
+	tests := []struct {
+		name, payload, field string
+		mention              []string
+	}{
+		{"ID and Id", `{"ID":"u1","Id":"u2","email":"a@example.com","allowedIps":["203.0.113.1"]}`, "Id", []string{`"ID"`, `"Id"`}},
+		{"allowedIps and AllowedIPs", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"],"AllowedIPs":["203.0.113.2"]}`, "AllowedIPs", []string{`"allowedIps"`, `"AllowedIPs"`}},
+		{"the same key twice", `{"id":"u1","id":"u2","email":"a@example.com","allowedIps":["203.0.113.1"]}`, "id", []string{"twice"}},
+		{"entry ip twice", `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.1","IP":"203.0.113.2"}]}`, "allowedIps[0].IP", []string{`"ip"`, `"IP"`}},
+		{"long id", `{"id":"` + long(129) + `","email":"a@example.com","allowedIps":["203.0.113.1"]}`, "id", []string{"at most 128"}},
+		{"long email", `{"id":"u1","email":"` + long(300) + `@example.com","allowedIps":["203.0.113.1"]}`, "email", []string{"at most 254"}},
+		{"500 KB email", `{"id":"u1","email":"` + long(500_000) + `@example.com","allowedIps":["203.0.113.1"]}`, "email", []string{"at most 254"}},
+		{"long entry", `{"id":"u1","email":"a@example.com","allowedIps":["` + long(101) + `"]}`, "allowedIps[0]", []string{"at most 100"}},
+		{"long note", `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.1","note":"` + long(257) + `"}]}`, "allowedIps[0].note", []string{"at most 256"}},
+		{"long action", `{"action":"` + long(33) + `"}`, "action", []string{"at most 32"}},
+		{"bad expiresAt", `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.1","expiresAt":"tomorrow"}]}`, "allowedIps[0].expiresAt", []string{"RFC 3339"}},
+		{"entry without ip", `{"id":"u1","email":"a@example.com","allowedIps":[{"note":"x"}]}`, "allowedIps[0].ip", nil},
+		{"unknown entry field", `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.1","until":"x"}]}`, "allowedIps[0].until", nil},
+		{"unknown action", `{"action":"delete","id":"u1"}`, "action", nil},
+		{"email on remove", `{"action":"remove","id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"]}`, "email", []string{"remove"}},
+		{"allowedIps on offboard", `{"action":"offboard","id":"u1","allowedIps":["203.0.113.1"]}`, "allowedIps", nil},
+		{"id on sync", `{"action":"sync","id":"u1"}`, "id", nil},
+		{"days on add", `{"action":"add","id":"u1","allowedIps":["203.0.113.1"],"days":3}`, "days", nil},
+		{"days out of range", `{"action":"preview","days":0}`, "days", nil},
+		{"days not a number", `{"action":"preview","days":"7"}`, "days", nil},
+		{"trailing data", `{"id":"u1"} {"id":"u2"}`, "event", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeRequest([]byte(tt.payload))
+			var e *ipguard.Error
+			if !errors.As(err, &e) || e.Code != ipguard.EInvalid || e.Field != tt.field {
+				t.Fatalf("err = %v (%#v), want EInvalid on field %q", err, err, tt.field)
+			}
+			if len(err.Error()) > 400 {
+				t.Errorf("error is %d bytes long", len(err.Error()))
+			}
+			for _, m := range tt.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %s", err, m)
+				}
+			}
+		})
+	}
+}
+
+func TestHandleEventDetailTypes(t *testing.T) {
+	tests := []struct {
+		detailType, detail string
+		wantAction         string
+		wantErr            bool
+	}{
+		{"UserOnboarded", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"]}`, "replace (no action)", false},
+		{"UserOffboarded", `{"id":"u1"}`, "offboard", false},
+		{"UserOffboarded", `{"id":"u1","allowedIps":["203.0.113.1"]}`, "", true},
+		{"UserOffboarded", `{"action":"add","id":"u1","allowedIps":["203.0.113.1"]}`, "", true},
+		{"UserAllowlistChanged", `{"action":"add","id":"u1","allowedIps":["203.0.113.1"]}`, "add", false},
+		{"UserAllowlistChanged", `{"action":"offboard","id":"u1"}`, "", true},
+		{"UserOnboarded", `{"action":"sync"}`, "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.detailType+" "+tt.detail, func(t *testing.T) {
+			e := newEnv()
+			e.st.users["u1"] = ipguard.User{ID: "u1", Email: "a@example.com", Entries: []string{"203.0.113.9"}}
+			res, err := e.s.HandleEvent(context.Background(), tt.detailType, []byte(tt.detail))
+			if tt.wantErr {
+				if ipguard.ErrorCode(err) != ipguard.EInvalid {
+					t.Fatalf("err = %v, want EInvalid", err)
+				}
+				return
+			}
+			if err != nil || res.Action != tt.wantAction {
+				t.Fatalf("res.Action = %q, err = %v; want %q", res.Action, err, tt.wantAction)
+			}
+		})
 	}
 }

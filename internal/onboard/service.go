@@ -3,6 +3,7 @@ package onboard
 import (
 	"context"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -11,168 +12,459 @@ import (
 	"ipguard/internal/lease"
 )
 
-// Store is the source of truth for users' allowlists.
+// Store is the desired state: users' entries, and the tool's memory of the
+// portal (version counter, ownership, last seen list). Every method returns
+// an ipguard.Error: EUnavailable when the store failed.
 type Store interface {
+	// GetUser returns the user with id, strongly consistent; ok is false if
+	// there is none.
 	GetUser(ctx context.Context, id string) (ipguard.User, bool, error)
-	PutUser(ctx context.Context, u ipguard.User) error
+	// PutUserIf stores u only if the stored rev is still prevRev (0: no
+	// record). It reports false, with no error, when another write came
+	// first; the caller re-reads and tries again.
+	PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error)
+	// DeleteUser removes the user; a user that is not stored is fine.
+	DeleteUser(ctx context.Context, id string) error
+	// AllUsers returns every stored user; every write completed before the
+	// call is seen.
+	AllUsers(ctx context.Context) ([]ipguard.User, error)
+	// BumpVersion adds one to the desired-state version and returns it;
+	// concurrent callers get distinct values.
+	BumpVersion(ctx context.Context) (int64, error)
+	// PortalState reads the portal memory (zero value when none), strongly consistent.
+	PortalState(ctx context.Context) (ipguard.PortalState, error)
+	// PutPortalState stores every field but Version; Applied never goes down.
+	PutPortalState(ctx context.Context, st ipguard.PortalState) error
 }
 
 // Portal is the DocSpace IP restrictions API.
 type Portal interface {
+	// IPRestrictions returns the portal's list. An answer without a list
+	// (or with one of the wrong shape) is an error, never an empty list.
 	IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error)
+	// IPRestrictionsEnabled reports whether restrictions are on.
 	IPRestrictionsEnabled(ctx context.Context) (bool, error)
+	// PutIPRestrictions replaces the whole list and the enable flag. On an
+	// error the outcome is unknown: the PUT may still land later.
 	PutIPRestrictions(ctx context.Context, list []ipguard.Restriction, enable bool) error
 }
 
-// LeaseName is the lease that serialises every read-modify-write of the
-// portal allowlist.
+// LeaseName is the lease a reconcile holds.
 const LeaseName = "portal-allowlist"
 
-// Service onboards users. All fields but Log and Now are required.
+// Service keeps the portal allowlist equal to the desired state. Store,
+// Portal, Leases and Rules are required; the rest may be nil.
 type Service struct {
 	Store     Store
 	Portal    Portal
 	Leases    lease.Backend
 	Rules     Rules
 	LeaseWait time.Duration
-	Now       func() time.Time
-	Log       *slog.Logger
+	// Directory tells who the key and the users are (lock-out preflight,
+	// users who left, preview roles); nil: unknown.
+	Directory Directory
+	// Alerts receives drift and lock-out alerts; nil: logged only.
+	Alerts Alerter
+	// Trail is the portal's audit trail of allowlist changes (attribution);
+	// nil: attribution unavailable.
+	Trail Trail
+	// Logins is the login history (preview).
+	Logins LoginHistory
+	// PortalName names the portal in alerts.
+	PortalName string
+	Now        func() time.Time
+	Log        *slog.Logger
 }
 
-// Result is what an onboarding did; it is the Lambda's JSON response.
-type Result struct {
-	UserID              string      `json:"userId"`
-	Email               string      `json:"email"`
-	Entries             []string    `json:"entries"`
-	Stored              bool        `json:"stored"`
-	PortalAdded         []string    `json:"portalAdded"`
-	NotPushed           []NotPushed `json:"notPushed"`
-	PortalUpdated       bool        `json:"portalUpdated"`
-	RestrictionsEnabled bool        `json:"restrictionsEnabled"`
-	Warnings            []string    `json:"warnings"`
-}
-
-// Handle decodes an invocation payload and onboards it.
+// Handle decodes an invocation payload and runs its action.
 func (s *Service) Handle(ctx context.Context, payload []byte) (Result, error) {
 	req, err := DecodeRequest(payload)
 	if err != nil {
 		return Result{}, err
 	}
-	return s.Onboard(ctx, req)
+	return s.Do(ctx, req)
 }
 
-// Onboard validates req and, only if all of it is valid, stores the user's
-// entries (replacing earlier ones) and adds their addresses to the portal.
-//
-// Bad input is an EInvalid error and nothing is written. The portal's list is
-// read, merged and written under a lease, so concurrent onboardings cannot
-// erase each other's additions. When nothing would change, nothing is
-// written. A failure after the user was stored leaves the stored record whole;
-// sending the same request again completes the portal update.
+// Do runs one decoded request.
+func (s *Service) Do(ctx context.Context, req Request) (Result, error) {
+	switch req.Action {
+	case ActionReplace, ActionAdd, ActionRemove, ActionOffboard:
+		return s.change(ctx, req)
+	case ActionGet:
+		return s.get(ctx, req)
+	case ActionSync:
+		return s.Sync(ctx)
+	case ActionPreview:
+		return s.preview(ctx, req.Days)
+	}
+	return Result{}, ipguard.Invalid("action", req.Action, "is not an action")
+}
+
+// Onboard replaces a user's entries (the seed's request shape).
 func (s *Service) Onboard(ctx context.Context, req Request) (Result, error) {
+	req.Action = ActionReplace
+	return s.change(ctx, req)
+}
+
+// parseEntries validates the request's entries: canonical, no duplicates,
+// expiry in the future.
+func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[string]ipguard.EntryDetail, error) {
+	raw := make([]string, len(in))
+	for i, e := range in {
+		raw[i] = e.IP
+	}
+	entries, err := allowlist.ParseList("allowedIps", raw, s.Rules.Limits)
+	if err != nil {
+		return nil, nil, err
+	}
+	details := map[string]ipguard.EntryDetail{}
+	for i, e := range in {
+		if !e.ExpiresAt.IsZero() && !e.ExpiresAt.After(now) {
+			return nil, nil, ipguard.Invalid("allowedIps["+itoa(i)+"].expiresAt", e.ExpiresAt.Format(time.RFC3339), "is in the past")
+		}
+		if e.ExpiresAt.IsZero() && e.Note == "" {
+			continue
+		}
+		one, _ := allowlist.ParseList("allowedIps", []string{e.IP}, s.Rules.Limits)
+		details[one[0].String()] = ipguard.EntryDetail{ExpiresAt: e.ExpiresAt, Note: e.Note}
+	}
+	return allowlist.Strings(entries), details, nil
+}
+
+// change validates req, stores the change (nothing is written when any
+// part is invalid, or when the portal cap would be passed), and brings the
+// portal to the desired state: this request reconciles, or returns once
+// another holder applied it. A replay that changes nothing sends no PUT.
+func (s *Service) change(ctx context.Context, req Request) (Result, error) {
+	now := s.now().UTC()
 	id, err := canonicalID(req.ID)
 	if err != nil {
 		return Result{}, err
 	}
-	email, err := canonicalEmail(req.Email)
+	res := newResult(req.Action, id)
+	var email string
+	if req.Action == ActionReplace || (req.Action == ActionAdd && req.Email != "") {
+		if email, err = canonicalEmail(req.Email); err != nil {
+			return Result{}, err
+		}
+	}
+	var entries []string
+	var details map[string]ipguard.EntryDetail
+	if req.Action != ActionOffboard {
+		if entries, details, err = s.parseEntries(req.AllowedIPs, now); err != nil {
+			return Result{}, err
+		}
+	}
+
+	var stored ipguard.User
+	for attempt := 0; ; attempt++ {
+		old, found, err := s.Store.GetUser(ctx, id)
+		if err != nil {
+			return Result{}, err
+		}
+		next, del, err := mutate(req.Action, old, found, id, email, entries, details, now)
+		if err != nil {
+			return Result{}, err
+		}
+		if req.Action == ActionOffboard {
+			if found {
+				res.Removed = old.Entries
+				res.Email = old.Email
+				if err := s.checkCap(ctx, id, nil); err != nil { // never fails for a removal, but reads the same
+					return Result{}, err
+				}
+				if err := s.Store.DeleteUser(ctx, id); err != nil {
+					return Result{}, err
+				}
+				res.Stored = true
+			} else {
+				res.Warnings = append(res.Warnings, "user "+id+" is not stored; nothing to offboard")
+			}
+			break
+		}
+		_ = del
+		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
+		if found && sameUser(old, next) {
+			stored = old
+			break
+		}
+		if err := s.checkCap(ctx, id, &next); err != nil {
+			return Result{}, err
+		}
+		next.Rev = old.Rev + 1
+		ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			stored, res.Stored = next, true
+			break
+		}
+		if attempt >= 5 {
+			return Result{}, ipguard.Errorf(ipguard.EConflict, "%s %s: the user's record kept changing under this request; send it again", actionName(req.Action), id)
+		}
+	}
+	if req.Action != ActionOffboard {
+		res.Email, res.Entries = stored.Email, stored.ActiveEntries(now)
+	}
+
+	st, err := s.Store.PortalState(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	entries, err := allowlist.ParseList("allowedIps", req.AllowedIPs, s.Rules.Limits)
-	if err != nil {
-		return Result{}, err
-	}
-	res := Result{UserID: id, Email: email, Entries: allowlist.Strings(entries),
-		PortalAdded: []string{}, NotPushed: []NotPushed{}, Warnings: []string{}}
-
-	wait := s.LeaseWait
-	if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl)/2 {
-		wait = time.Until(dl) / 2 // leave the other half for the work itself
-	}
-	held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{Wait: wait})
-	if err != nil {
-		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "onboard %s: acquire the portal allowlist lease: %w", id, err)
-	}
-	defer func() {
-		if err := held.Release(ctx); err != nil {
-			s.log().Warn("release lease", "lease", LeaseName, "error", err)
+	myV := st.Version
+	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled {
+		if res.Stored {
+			if myV, err = s.Store.BumpVersion(ctx); err != nil {
+				return Result{}, err
+			}
 		}
-	}()
-
-	if res.Stored, err = s.store(ctx, id, email, res.Entries); err != nil {
-		return Result{}, err
-	}
-
-	// Read the portal only now, under the lease: what an earlier holder
-	// wrote is visible.
-	current, err := s.Portal.IPRestrictions(ctx)
-	if err != nil {
-		return Result{}, s.portalErr(id, "read the portal allowlist", err)
-	}
-	enabled, err := s.Portal.IPRestrictionsEnabled(ctx)
-	if err != nil {
-		return Result{}, s.portalErr(id, "read the portal restriction setting", err)
-	}
-	plan := PlanPortal(current, enabled, entries, s.Rules)
-	res.NotPushed = append(res.NotPushed, plan.NotPushed...)
-	res.Warnings = append(res.Warnings, plan.Warnings...)
-	res.RestrictionsEnabled = enabled
-	if plan.Put {
-		if err := s.Portal.PutIPRestrictions(ctx, plan.List, plan.Enable); err != nil {
-			return Result{}, s.portalErr(id, "update the portal allowlist", err)
+		out, err := s.converge(ctx, myV, false)
+		if err != nil {
+			return Result{}, err
 		}
-		if err := s.verify(ctx, plan); err != nil {
-			return Result{}, s.portalErr(id, "check the portal allowlist after the update", err)
+		if err := failure(out, actionName(req.Action)+" "+id); err != nil {
+			return Result{}, err
 		}
-		res.PortalUpdated = true
-		res.PortalAdded = append(res.PortalAdded, plan.Added...)
-		res.RestrictionsEnabled = plan.Enable
+		res.absorb(out)
+	} else {
+		res.Portal, res.AppliedBy = PortalApplied, "already"
 	}
-	s.log().Info("onboarded", "userId", id, "entries", len(res.Entries), "stored", res.Stored,
-		"portalAdded", len(res.PortalAdded), "notPushed", len(res.NotPushed), "portalUpdated", res.PortalUpdated,
-		"restrictionsEnabled", res.RestrictionsEnabled)
+	if req.Action != ActionOffboard {
+		st, _ = s.Store.PortalState(ctx)
+		res.NotPushed = notPushedOf(stored, s.Rules, now)
+		res.RestrictionsEnabled = st.LastEnabled
+	}
+	s.log().Info("allowlist change", "action", actionName(req.Action), "userId", id, "stored", res.Stored,
+		"portal", res.Portal, "appliedBy", res.AppliedBy, "portalAdded", len(res.PortalAdded), "portalRemoved", len(res.PortalRemoved))
 	return res, nil
 }
 
-// store writes the user's record unless it already holds exactly these
-// values, keeping the original creation time. It reports whether it wrote.
-func (s *Service) store(ctx context.Context, id, email string, entries []string) (bool, error) {
-	old, found, err := s.Store.GetUser(ctx, id)
-	if err != nil {
-		return false, err
+// failure turns a pending outcome whose cause is not a passing outage
+// (a refused key, a permission or an unexpected answer) into an error, so
+// that it reaches the operator as such. The change stays stored, and the
+// portal update pending.
+func failure(o outcome, what string) error {
+	if o.portal != PortalPending || o.err == nil {
+		return nil
 	}
-	if found && old.Email == email && slices.Equal(old.Entries, entries) {
-		return false, nil
+	code := ipguard.ErrorCode(o.err)
+	if code == ipguard.EUnavailable {
+		return nil
 	}
-	now := s.now().UTC()
-	u := ipguard.User{ID: id, Email: email, Entries: entries, CreatedAt: now, UpdatedAt: now}
-	if found && !old.CreatedAt.IsZero() {
-		u.CreatedAt = old.CreatedAt
-	}
-	return true, s.Store.PutUser(ctx, u)
+	return ipguard.Errorf(code, "%s: stored in DynamoDB, but the portal update is pending: %w", what, o.err)
 }
 
-// verify re-reads the list and checks every planned address arrived.
-func (s *Service) verify(ctx context.Context, p Plan) error {
-	got, err := s.Portal.IPRestrictions(ctx)
+// mutate computes the user's next record for a change action.
+func mutate(action string, old ipguard.User, found bool, id, email string, entries []string, details map[string]ipguard.EntryDetail, now time.Time) (ipguard.User, bool, error) {
+	next := ipguard.User{ID: id, Email: old.Email, CreatedAt: now, UpdatedAt: now, Expired: old.Expired}
+	if found && !old.CreatedAt.IsZero() {
+		next.CreatedAt = old.CreatedAt
+	}
+	switch action {
+	case ActionOffboard:
+		return next, true, nil
+	case ActionReplace:
+		next.Email, next.Entries, next.Details = email, entries, details
+	case ActionAdd:
+		if !found && email == "" {
+			return ipguard.User{}, false, ipguard.Invalid("email", "", "is required to add entries to a user that is not stored yet")
+		}
+		if email != "" {
+			next.Email = email
+		}
+		next.Entries = slices.Clone(old.Entries)
+		next.Details = map[string]ipguard.EntryDetail{}
+		for e, d := range old.Details {
+			next.Details[e] = d
+		}
+		for _, e := range entries {
+			if !slices.Contains(next.Entries, e) {
+				next.Entries = append(next.Entries, e)
+			}
+			delete(next.Details, e)
+			if d, ok := details[e]; ok {
+				next.Details[e] = d
+			}
+		}
+		if len(next.Entries) > 100 {
+			return ipguard.User{}, false, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most 100 are allowed", len(next.Entries))
+		}
+	case ActionRemove:
+		if !found {
+			return ipguard.User{}, false, ipguard.Invalid("id", id, "is not a stored user; nothing to remove")
+		}
+		next.Details = map[string]ipguard.EntryDetail{}
+		for _, e := range old.Entries {
+			if slices.Contains(entries, e) {
+				continue
+			}
+			next.Entries = append(next.Entries, e)
+			if d, ok := old.Details[e]; ok {
+				next.Details[e] = d
+			}
+		}
+		for _, e := range entries {
+			if !slices.Contains(old.Entries, e) {
+				return ipguard.User{}, false, ipguard.Invalid("allowedIps", e, "is not one of the user's entries (%d stored)", len(old.Entries))
+			}
+		}
+	}
+	if next.Entries == nil {
+		next.Entries = []string{}
+	}
+	return next, false, nil
+}
+
+// sameUser: a write would change nothing the tool uses.
+func sameUser(a, b ipguard.User) bool {
+	if a.Email != b.Email || !slices.Equal(a.Entries, b.Entries) {
+		return false
+	}
+	for _, e := range a.Entries {
+		if a.Details[e] != b.Details[e] {
+			return false
+		}
+	}
+	return true
+}
+
+func entryDiff(old, next []string) (added, removed []string) {
+	added, removed = []string{}, []string{}
+	for _, e := range next {
+		if !slices.Contains(old, e) {
+			added = append(added, e)
+		}
+	}
+	for _, e := range old {
+		if !slices.Contains(next, e) {
+			removed = append(removed, e)
+		}
+	}
+	return added, removed
+}
+
+// checkCap rejects (EInvalid, nothing written) a change after which the
+// portal would hold more than MaxEntries entries: the addresses every user
+// needs, with user id's record replaced by next (nil: deleted), plus the
+// entries the tool does not own as the last reconcile saw them.
+func (s *Service) checkCap(ctx context.Context, id string, next *ipguard.User) error {
+	if next == nil {
+		return nil
+	}
+	users, err := s.Store.AllUsers(ctx)
 	if err != nil {
 		return err
 	}
-	have := make(map[string]bool, len(got))
-	for _, r := range got {
-		have[r.IP] = true
+	st, err := s.Store.PortalState(ctx)
+	if err != nil {
+		return err
 	}
-	for _, r := range p.List {
-		if !have[r.IP] {
-			return ipguard.Errorf(ipguard.EUnavailable, "the portal did not keep %s", r.IP)
+	users = slices.DeleteFunc(users, func(u ipguard.User) bool { return u.ID == id })
+	users = append(users, *next)
+	d := DesiredState(users, s.Rules, s.now())
+	owned := map[string]bool{}
+	for _, a := range st.Owned {
+		owned[a] = true
+	}
+	n := len(d.Addrs)
+	for _, r := range st.LastSeen {
+		if r.ForAdmin || !owned[r.IP] {
+			if !(!r.ForAdmin && d.Needs(r.IP)) {
+				n++
+			}
 		}
+	}
+	if n > s.Rules.maxEntries() {
+		return ipguard.Invalid("allowedIps", "", "would make the portal list hold %d entries, more than PORTAL_MAX_ENTRIES (%d); nothing was stored", n, s.Rules.maxEntries())
 	}
 	return nil
 }
 
-func (s *Service) portalErr(id, what string, err error) error {
-	code := ipguard.ErrorCode(err)
-	return ipguard.Errorf(code, "onboard %s: stored in DynamoDB, but could not %s (send the same request again to finish): %w", id, what, err)
+// converge returns once version myV is applied to the portal (by this
+// request, which then reconciles everything stored, or by another holder),
+// or as pending when the portal update failed or the lease stayed held.
+// force reconciles even when nothing is due (sync).
+func (s *Service) converge(ctx context.Context, myV int64, force bool) (outcome, error) {
+	wait := s.LeaseWait
+	if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl)/2 {
+		wait = time.Until(dl) / 2 // leave the other half for the work itself
+	}
+	giveUp := time.Now().Add(wait)
+	pause := 20 * time.Millisecond
+	for {
+		held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
+		if err == nil {
+			out, err := s.holdAndReconcile(ctx, held, myV, force)
+			if rerr := held.Release(ctx); rerr != nil {
+				s.log().Warn("release lease", "lease", LeaseName, "error", rerr)
+			}
+			return out, err
+		}
+		if ipguard.ErrorCode(err) != ipguard.EConflict {
+			return outcome{}, err
+		}
+		if !force {
+			st, err := s.Store.PortalState(ctx)
+			if err != nil {
+				return outcome{}, err
+			}
+			if st.Applied >= myV {
+				return outcome{portal: PortalApplied, by: "another request"}, nil
+			}
+			if st.Pending != "" && st.PendingVersion >= myV {
+				return outcome{portal: PortalPending, reason: st.Pending, by: "another request"}, nil
+			}
+		}
+		if time.Now().Add(pause).After(giveUp) {
+			return outcome{portal: PortalPending, reason: "another reconcile held the portal allowlist lease for the whole wait (LEASE_WAIT); the change is stored and the next reconcile (at the latest the scheduled sync) applies it"}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return outcome{}, ctx.Err()
+		case <-time.After(pause/2 + rand.N(pause)):
+		}
+		pause = min(pause*2, 200*time.Millisecond)
+	}
+}
+
+// holdAndReconcile reconciles under the lease, again while the stored
+// version moved on during the pass (so queued callers find their change
+// applied instead of taking the lease one by one), at most a few rounds.
+func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV int64, force bool) (outcome, error) {
+	var total outcome
+	for round := 0; round < 4; round++ {
+		st, err := s.Store.PortalState(ctx)
+		if err != nil {
+			return outcome{}, err
+		}
+		if round > 0 && st.Applied >= st.Version {
+			break
+		}
+		if round == 0 && !force && st.Applied >= myV && st.Pending == "" && st.Reconciled {
+			return outcome{portal: PortalApplied, by: "another request"}, nil
+		}
+		out, err := s.reconcile(ctx, st)
+		if err != nil {
+			return outcome{}, err
+		}
+		total.merge(out)
+		if out.portal == PortalPending {
+			break
+		}
+		if time.Until(held.Until) < 10*time.Second {
+			break
+		}
+	}
+	return total, nil
+}
+
+func itoa(i int) string {
+	const digits = "0123456789"
+	if i < 10 {
+		return digits[i : i+1]
+	}
+	return itoa(i/10) + digits[i%10:i%10+1]
 }
 
 func (s *Service) now() time.Time {

@@ -2,8 +2,9 @@ package onboard
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,120 +13,345 @@ import (
 	"ipguard/internal/ipguard"
 )
 
-type fakeStore struct {
-	mu    sync.Mutex
-	users map[string]ipguard.User
-	puts  int
-	fail  error
+type env struct {
+	s      *Service
+	st     *fakeStore
+	p      *fakePortal
+	alerts *fakeAlerts
+	now    time.Time
 }
 
-func (f *fakeStore) GetUser(_ context.Context, id string) (ipguard.User, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u, ok := f.users[id]
-	return u, ok, f.fail
+func newEnv() *env {
+	e := &env{st: newFakeStore(), p: &fakePortal{list: restr("192.0.2.1!")}, alerts: &fakeAlerts{}, now: t0}
+	e.s = &Service{Store: e.st, Portal: e.p, Leases: &memLease{}, Alerts: e.alerts, LeaseWait: 5 * time.Second,
+		Rules: Rules{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
+		Now:   func() time.Time { return e.now }}
+	return e
 }
 
-func (f *fakeStore) PutUser(_ context.Context, u ipguard.User) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return f.fail
-	}
-	f.puts++
-	f.users[u.ID] = u
-	return nil
-}
-
-type fakePortal struct {
-	list    []ipguard.Restriction
-	enabled bool
-	puts    int
-	putErr  error
-}
-
-func (f *fakePortal) IPRestrictions(context.Context) ([]ipguard.Restriction, error) {
-	return slices.Clone(f.list), nil
-}
-func (f *fakePortal) IPRestrictionsEnabled(context.Context) (bool, error) { return f.enabled, nil }
-func (f *fakePortal) PutIPRestrictions(_ context.Context, l []ipguard.Restriction, enable bool) error {
-	if f.putErr != nil {
-		return f.putErr
-	}
-	f.puts++
-	f.list, f.enabled = slices.Clone(l), enable
-	return nil
-}
-
-type freeLease struct{}
-
-func (freeLease) TryAcquireLease(context.Context, string, string, time.Time, time.Time) (bool, error) {
-	return true, nil
-}
-func (freeLease) ReleaseLease(context.Context, string, string) error { return nil }
-
-func newService() (*Service, *fakeStore, *fakePortal) {
-	st := &fakeStore{users: map[string]ipguard.User{}}
-	p := &fakePortal{list: []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}}}
-	return &Service{Store: st, Portal: p, Leases: freeLease{},
-		Rules: Rules{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits}}, st, p
-}
-
-func TestOnboardRejectsBadInputWithoutWriting(t *testing.T) {
-	bad := []Request{
-		{ID: "", Email: "a@example.com", AllowedIPs: []string{"203.0.113.1"}},
-		{ID: "u1", Email: "nope", AllowedIPs: []string{"203.0.113.1"}},
-		{ID: "u1", Email: "a@example.com"},
-		{ID: "u1", Email: "a@example.com", AllowedIPs: []string{"203.0.113.1", "10.0.0.9-10.0.0.1"}},
-		{ID: "u1", Email: "a@example.com", AllowedIPs: []string{"0.0.0.0/0"}},
-	}
-	for _, req := range bad {
-		s, st, p := newService()
-		if _, err := s.Onboard(context.Background(), req); ipguard.ErrorCode(err) != ipguard.EInvalid {
-			t.Errorf("%+v: err = %v, want EInvalid", req, err)
-		}
-		if st.puts != 0 || p.puts != 0 {
-			t.Errorf("%+v: wrote %d items and %d PUTs", req, st.puts, p.puts)
-		}
-	}
-}
-
-func TestOnboardStoresPushesAndReplaysAsNoOp(t *testing.T) {
-	s, st, p := newService()
-	req := Request{ID: "u1", Email: "a@example.com", AllowedIPs: []string{"203.0.113.10", "10.0.0.0/30", "10.1.0.0/16"}}
-	res, err := s.Onboard(context.Background(), req)
+func (e *env) do(t *testing.T, payload string) Result {
+	t.Helper()
+	res, err := e.s.Handle(context.Background(), []byte(payload))
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", payload, err)
 	}
-	if !res.Stored || !res.PortalUpdated || !res.RestrictionsEnabled || len(res.PortalAdded) != 5 || len(res.NotPushed) != 1 {
+	return res
+}
+
+func TestChangeRejectsBadInputWithoutWriting(t *testing.T) {
+	bad := []string{
+		`{"email":"a@example.com","allowedIps":["203.0.113.1"]}`,
+		`{"id":"u1","email":"nope","allowedIps":["203.0.113.1"]}`,
+		`{"id":"u1","email":"a@example.com","allowedIps":[]}`,
+		`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1","10.0.0.9-10.0.0.1"]}`,
+		`{"id":"u1","email":"a@example.com","allowedIps":["0.0.0.0/0"]}`,
+		`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.1","expiresAt":"2020-01-01T00:00:00Z"}]}`,
+		`{"action":"remove","id":"nobody","allowedIps":["203.0.113.1"]}`,
+		`{"action":"add","id":"new","allowedIps":["203.0.113.1"]}`,
+	}
+	for _, payload := range bad {
+		e := newEnv()
+		if _, err := e.s.Handle(context.Background(), []byte(payload)); ipguard.ErrorCode(err) != ipguard.EInvalid {
+			t.Errorf("%s: err = %v, want EInvalid", payload, err)
+		}
+		if e.st.writes != 0 || e.p.puts != 0 {
+			t.Errorf("%s: wrote %d items and %d PUTs", payload, e.st.writes, e.p.puts)
+		}
+	}
+}
+
+func TestReplaceStoresPushesAndReplaysAsNoOp(t *testing.T) {
+	e := newEnv()
+	req := `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","10.0.0.0/30","10.1.0.0/16"]}`
+	res := e.do(t, req)
+	if !res.Stored || res.Portal != PortalApplied || !res.PortalUpdated || !res.RestrictionsEnabled || len(res.PortalAdded) != 5 || len(res.NotPushed) != 1 {
 		t.Fatalf("result = %+v", res)
 	}
-	if got := ips(p.list); got != "192.0.2.1!,203.0.113.10,10.0.0.0,10.0.0.1,10.0.0.2,10.0.0.3" {
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,10.0.0.0,10.0.0.1,10.0.0.2,10.0.0.3" {
 		t.Errorf("portal = %s", got)
 	}
-	created := st.users["u1"].CreatedAt
-	again, err := s.Onboard(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
+	again := e.do(t, req)
+	if again.Stored || again.PortalUpdated || e.p.puts != 1 {
+		t.Errorf("replay wrote: %+v, puts=%d", again, e.p.puts)
 	}
-	if again.Stored || again.PortalUpdated || p.puts != 1 || st.puts != 1 {
-		t.Errorf("replay wrote: %+v, puts=%d items=%d", again, p.puts, st.puts)
+	// A re-send replaces the entries, and the portal follows: the old owned
+	// addresses leave.
+	res = e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.11"]}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.11" {
+		t.Errorf("portal after re-send = %s", got)
 	}
-	req.AllowedIPs = []string{"203.0.113.11"}
-	if _, err := s.Onboard(context.Background(), req); err != nil {
-		t.Fatal(err)
-	}
-	if u := st.users["u1"]; !slices.Equal(u.Entries, []string{"203.0.113.11"}) || !u.CreatedAt.Equal(created) {
-		t.Errorf("re-send did not replace entries keeping createdAt: %+v", u)
+	if strings.Join(res.Added, ",") != "203.0.113.11" || strings.Join(res.Removed, ",") != "203.0.113.10,10.0.0.0/30,10.1.0.0/16" {
+		t.Errorf("added %v removed %v", res.Added, res.Removed)
 	}
 }
 
-func TestOnboardPortalFailureIsAnError(t *testing.T) {
-	s, _, p := newService()
-	p.putErr = &ipguard.Error{Code: ipguard.EUnavailable, Message: "docspace: HTTP 503"}
-	_, err := s.Onboard(context.Background(), Request{ID: "u1", Email: "a@example.com", AllowedIPs: []string{"203.0.113.10"}})
-	var e *ipguard.Error
-	if !errors.As(err, &e) || e.Code != ipguard.EUnavailable {
-		t.Fatalf("err = %v, want EUnavailable", err)
+func TestAddRemoveOffboardKeepManualAndSharedAddresses(t *testing.T) {
+	e := newEnv()
+	e.p.set(restr("192.0.2.1!,198.51.100.5"), true) // 198.51.100.5 is a manual entry
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","198.51.100.5"]}`)
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.10","203.0.113.20"]}`)
+	e.do(t, `{"action":"add","id":"u1","allowedIps":["203.0.113.30"]}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,198.51.100.5,203.0.113.10,203.0.113.20,203.0.113.30" {
+		t.Fatalf("portal = %s", got)
+	}
+	e.do(t, `{"action":"remove","id":"u2","allowedIps":["203.0.113.20"]}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,198.51.100.5,203.0.113.10,203.0.113.30" {
+		t.Fatalf("portal after remove = %s", got)
+	}
+	res := e.do(t, `{"action":"offboard","id":"u1"}`)
+	// u1's own address leaves; the one u2 needs and the manual one stay.
+	if got := ips(e.p.list); got != "192.0.2.1!,198.51.100.5,203.0.113.10" {
+		t.Fatalf("portal after offboard = %s", got)
+	}
+	if !res.Stored || strings.Join(res.PortalRemoved, ",") != "203.0.113.30" {
+		t.Errorf("offboard result = %+v", res)
+	}
+	if _, ok := e.st.users["u1"]; ok {
+		t.Error("u1 still stored")
+	}
+	e.do(t, `{"action":"offboard","id":"u2"}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,198.51.100.5" {
+		t.Fatalf("portal after the last offboard = %s", got)
+	}
+}
+
+func TestPortalFailureIsPendingAndSyncCompletesIt(t *testing.T) {
+	e := newEnv()
+	e.p.putErr = &ipguard.Error{Code: ipguard.EUnavailable, Message: "docspace: HTTP 503"}
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if res.Portal != PortalPending || !strings.Contains(res.PortalReason, "503") || !res.Stored {
+		t.Fatalf("result = %+v", res)
+	}
+	e.p.putErr = nil
+	sync := e.do(t, `{"action":"sync"}`)
+	if sync.Portal != PortalApplied || ips(e.p.list) != "192.0.2.1!,203.0.113.10" {
+		t.Fatalf("sync = %+v, portal %s", sync, ips(e.p.list))
+	}
+	if st := e.st.state; st.Pending != "" || st.Applied != st.Version {
+		t.Errorf("state after sync = %+v", st)
+	}
+	// Nothing left to do: a replay and a sync send no PUT.
+	puts := e.p.puts
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.do(t, `{"action":"sync"}`)
+	if e.p.puts != puts {
+		t.Errorf("%d PUTs for nothing", e.p.puts-puts)
+	}
+}
+
+func TestConcurrentChangesCoalesce(t *testing.T) {
+	e := newEnv()
+	e.p.latency = 5 * time.Millisecond
+	var wg sync.WaitGroup
+	errs := make(chan error, 30)
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := e.s.Handle(context.Background(), []byte(fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, i)))
+			if err == nil && res.Portal != PortalApplied {
+				err = fmt.Errorf("u%d: %+v", i, res)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := len(e.p.list); n != 31 {
+		t.Errorf("portal holds %d entries, want 31", n)
+	}
+	if e.p.puts >= 30 {
+		t.Errorf("%d PUTs for 30 changes: nothing coalesced", e.p.puts)
+	}
+	t.Logf("30 concurrent changes, %d PUTs", e.p.puts)
+}
+
+// TestHandEditDuringWriteIsPutBackAndReported pins issue 11.6: an admin's
+// save built on the list before ours lands right after our PUT; the re-read
+// finds it, keeps the admin's entry, puts ours back and says so.
+func TestHandEditDuringWriteIsPutBackAndReported(t *testing.T) {
+	e := newEnv()
+	e.p.afterPut = func(f *fakePortal) {
+		f.mu.Lock()
+		f.list = restr("192.0.2.1!,198.51.100.77") // the admin's stale view plus their entry
+		f.mu.Unlock()
+	}
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,198.51.100.77,203.0.113.10" {
+		t.Fatalf("portal = %s", got)
+	}
+	w := strings.Join(res.Warnings, " ")
+	if !strings.Contains(w, "198.51.100.77") || !strings.Contains(w, "203.0.113.10") || res.Portal != PortalApplied {
+		t.Errorf("result does not report the hand edit: %+v", res)
+	}
+	if slices.Contains(e.st.state.Owned, "198.51.100.77") {
+		t.Error("the admin's entry became owned")
+	}
+}
+
+func TestCapRejectsAndWritesNothing(t *testing.T) {
+	e := newEnv()
+	e.s.Rules.MaxEntries = 4
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	writes, puts := e.st.writes, e.p.puts
+	_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["198.51.100.0/30"]}`))
+	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
+		t.Fatalf("err = %v", err)
+	}
+	if e.st.writes != writes || e.p.puts != puts {
+		t.Error("a rejected change wrote")
+	}
+}
+
+func TestTravelModeEntryExpires(t *testing.T) {
+	e := newEnv()
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10",{"ip":"198.51.100.7","expiresAt":"2026-11-25T12:00:00Z","note":"conference"}]}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,198.51.100.7" || len(res.Entries) != 2 {
+		t.Fatalf("portal = %s, %+v", got, res)
+	}
+	g := e.do(t, `{"action":"get","id":"u1"}`)
+	if g.User == nil || len(g.User.Entries) != 2 || g.User.Entries[1].ExpiresAt != "2026-11-25T12:00:00Z" || g.User.Entries[1].State != "on portal" || g.User.Entries[1].Note != "conference" {
+		t.Fatalf("get = %+v", g.User)
+	}
+	e.now = t0.Add(3 * time.Hour)
+	s := e.do(t, `{"action":"sync"}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10" {
+		t.Fatalf("portal after expiry = %s", got)
+	}
+	if len(s.Expired) != 1 || s.Expired[0].Entry != "198.51.100.7" {
+		t.Errorf("sync expired = %+v", s.Expired)
+	}
+	if u := e.st.users["u1"]; !slices.Equal(u.Entries, []string{"203.0.113.10"}) || len(u.Expired) != 1 {
+		t.Errorf("stored user after expiry = %+v", u)
+	}
+	g = e.do(t, `{"action":"get","id":"u1"}`)
+	if last := g.User.Entries[len(g.User.Entries)-1]; last.State != "expired" || last.Entry != "198.51.100.7" {
+		t.Errorf("get after expiry = %+v", g.User.Entries)
+	}
+}
+
+func TestLockoutPreflight(t *testing.T) {
+	e := newEnv()
+	e.s.Directory = &fakeDirectory{creator: "admin1", people: map[string]Person{"admin1": {ID: "admin1", IsAdmin: true, Status: 1}}}
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if e.p.enabled || res.RestrictionsEnabled || ips(e.p.list) != "192.0.2.1!,203.0.113.10" {
+		t.Fatalf("restrictions switched on by a non-owner key without break-glass: %+v", res)
+	}
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "PORTAL_BREAKGLASS_IPS") {
+		t.Errorf("warnings do not say what to set: %v", res.Warnings)
+	}
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`)
+	if len(e.alerts.sent) != 1 || !strings.Contains(e.alerts.sent[0].Email, "PORTAL_BREAKGLASS_IPS") {
+		t.Fatalf("alerts = %+v, want one lock-out alert", e.alerts.sent)
+	}
+	// Owner key: switched on.
+	e.s.Directory = &fakeDirectory{creator: "owner", people: map[string]Person{"owner": {ID: "owner", IsOwner: true, Status: 1}}}
+	e.do(t, `{"action":"sync"}`)
+	if !e.p.enabled {
+		t.Error("owner key: restrictions not switched on")
+	}
+}
+
+func TestDriftIsAlertedOnceWithAttributionAndRepaired(t *testing.T) {
+	e := newEnv()
+	e.s.Trail = &fakeTrail{changes: []Change{{When: t0.Add(time.Minute), User: "Mallory\nAdmin", UserID: "m1", IP: "192.0.2.66"}}}
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+	// By hand: restrictions off, one owned address deleted, one unknown entry added.
+	e.p.set(restr("192.0.2.1!,203.0.113.10,198.51.100.99"), false)
+	res := e.do(t, `{"action":"sync"}`)
+	if res.Drift == nil || !res.Drift.SwitchedOff || strings.Join(res.Drift.MissingOwned, ",") != "203.0.113.11" || len(res.Drift.Unknown) != 1 {
+		t.Fatalf("drift = %+v", res.Drift)
+	}
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,198.51.100.99,203.0.113.11" || e.p.enabled {
+		t.Errorf("portal = %s enabled=%v; want the address back, the unknown entry kept, restrictions left off", got, e.p.enabled)
+	}
+	if len(e.alerts.sent) != 1 {
+		t.Fatalf("%d alerts, want 1", len(e.alerts.sent))
+	}
+	a := e.alerts.sent[0]
+	for _, want := range []string{"Mallory Admin", "192.0.2.66", "203.0.113.11", "198.51.100.99", "switched off"} {
+		if !strings.Contains(a.Email, want) {
+			t.Errorf("alert lacks %q:\n%s", want, a.Email)
+		}
+	}
+	if !strings.Contains(a.Default, `"allowlist_drift"`) || !strings.Contains(a.Default, `"high"`) {
+		t.Errorf("alert JSON = %s", a.Default)
+	}
+	e.do(t, `{"action":"sync"}`)
+	if len(e.alerts.sent) != 1 {
+		t.Errorf("the same episode alerted %d times", len(e.alerts.sent))
+	}
+	// With repair on, a new switch-off is repaired.
+	e.s.Rules.DriftRepair = true
+	e.p.set(e.p.list, true)
+	e.do(t, `{"action":"sync"}`)
+	e.p.set(e.p.list, false)
+	res = e.do(t, `{"action":"sync"}`)
+	if !e.p.enabled || res.Drift == nil || !res.Drift.Reenabled {
+		t.Errorf("drift repair did not switch restrictions back on: %+v", res.Drift)
+	}
+}
+
+func TestSyncReportsUsersWhoLeft(t *testing.T) {
+	for _, offboard := range []bool{false, true} {
+		e := newEnv()
+		e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+		e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`)
+		e.do(t, `{"id":"u3","email":"c@example.com","allowedIps":["203.0.113.12"]}`)
+		e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {IsOwner: true}, "u1": {ID: "u1", Status: 1}, "u2": {ID: "u2", Status: StatusTerminated}}}
+		e.s.Rules.OffboardRemovedUsers = offboard
+		res := e.do(t, `{"action":"sync"}`)
+		if len(res.UsersLeft) != 2 {
+			t.Fatalf("usersLeft = %+v", res.UsersLeft)
+		}
+		slices.SortFunc(res.UsersLeft, func(a, b LeftView) int { return strings.Compare(a.UserID, b.UserID) })
+		if res.UsersLeft[0].UserID != "u2" || res.UsersLeft[0].Why != "terminated on the portal" || res.UsersLeft[1].Why != "deleted from the portal" {
+			t.Errorf("usersLeft = %+v", res.UsersLeft)
+		}
+		want := "192.0.2.1!,203.0.113.10,203.0.113.11,203.0.113.12"
+		if offboard {
+			want = "192.0.2.1!,203.0.113.10"
+		}
+		if got := ips(e.p.list); got != want || res.UsersLeft[0].Offboarded != offboard {
+			t.Errorf("offboard=%v: portal = %s, %+v", offboard, got, res.UsersLeft)
+		}
+	}
+}
+
+func TestPreviewReplaysLoginsAgainstThePlannedList(t *testing.T) {
+	e := newEnv()
+	e.p.set(restr("192.0.2.1!"), false)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{
+		"o": {ID: "o", IsOwner: true}, "adm": {ID: "adm", IsAdmin: true}, "u1": {ID: "u1"}, "u2": {ID: "u2"}}}
+	login := func(id int64, user, ip string) ipguard.LoginEvent {
+		return ipguard.LoginEvent{ID: id, Date: t0.Add(-time.Hour), UserID: user, User: user, IP: ip, ActionID: 1010}
+	}
+	e.s.Logins = &fakeLogins{events: []ipguard.LoginEvent{
+		login(1, "u1", "203.0.113.10"),                                      // allowed
+		login(2, "u1", "198.51.100.1"),                                      // refused
+		login(3, "u1", "198.51.100.1"),                                      // refused again, same pair
+		login(4, "adm", "192.0.2.1"),                                        // forAdmin entry: an admin may
+		login(5, "u2", "192.0.2.1"),                                         // forAdmin entry: a user may not
+		login(6, "o", "203.0.113.200"),                                      // the owner is exempt
+		login(7, "u1", "2001"),                                              // cut IPv6: cannot tell
+		{ID: 8, Date: t0, UserID: "u1", IP: "198.51.100.2", ActionID: 1005}, // a failed login is not replayed
+	}}
+	puts := e.p.puts
+	res := e.do(t, `{"action":"preview","days":7}`)
+	p := res.Preview
+	if p == nil || p.LoginsReplayed != 7 || p.Allowed != 2 || p.OwnerExempt != 1 || p.Unverifiable != 1 || len(p.Refused) != 2 {
+		t.Fatalf("preview = %+v", p)
+	}
+	if p.Refused[0].IP != "198.51.100.1" || p.Refused[0].Logins != 2 || p.Refused[1].UserID != "u2" {
+		t.Errorf("refused = %+v", p.Refused)
+	}
+	if e.p.puts != puts {
+		t.Error("preview changed the portal")
 	}
 }

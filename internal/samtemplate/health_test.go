@@ -137,7 +137,15 @@ func TestNothingLostOnFailure(t *testing.T) {
 	}
 	queue("OnboardFailureQueue")
 
-	_, targets := rulesTargeting(t, "OnboardFunction")
+	_, all := rulesTargeting(t, "OnboardFunction")
+	var targets []map[string]any
+	for _, tg := range all {
+		// The sync schedule carries no data ({"action": "sync"}): a lost
+		// tick is made up by the next one, so only the event rule needs a DLQ.
+		if _, schedule := tg["Input"]; !schedule {
+			targets = append(targets, tg)
+		}
+	}
 	if len(targets) != 1 || !sameJSON(mapOf(targets[0]["DeadLetterConfig"])["Arn"], getAtt("OnboardRuleDeadLetterQueue", "Arn")) {
 		t.Fatalf("rule target DeadLetterConfig = %s, want OnboardRuleDeadLetterQueue", jsonText(targets))
 	}

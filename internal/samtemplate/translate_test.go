@@ -141,6 +141,9 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:GetItem":              tableArn,
 			"dynamodb:PutItem":              tableArn,
 			"dynamodb:DeleteItem":           tableArn,
+			"dynamodb:UpdateItem":           tableArn, // the desired-state version counter and portal state
+			"dynamodb:Scan":                 tableArn, // a reconcile reads every user
+			"sns:Publish":                   topicArn, // drift and lock-out alerts
 			"secretsmanager:GetSecretValue": secret,
 			"sqs:SendMessage":               getAtt("OnboardFailureQueue", "Arn"), // the on-failure destination
 		}},
@@ -217,6 +220,10 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"PORTAL_MAX_RANGE_ADDRESSES": ref("PortalMaxRangeAddresses"),
 			"PORTAL_BREAKGLASS_IPS":      ref("PortalBreakglassIps"),
 			"PORTAL_ENFORCE":             ref("PortalEnforce"),
+			"PORTAL_MAX_ENTRIES":         ref("PortalMaxEntries"),
+			"PORTAL_DRIFT_REPAIR":        ref("PortalDriftRepair"),
+			"OFFBOARD_REMOVED_USERS":     ref("OffboardRemovedUsers"),
+			"ALERT_TOPIC_ARN":            ref("AlertTopic"),
 			"ALLOWLIST_MIN_PREFIX_V4":    ref("AllowlistMinPrefixV4"),
 			"ALLOWLIST_MIN_PREFIX_V6":    ref("AllowlistMinPrefixV6"),
 			"LEASE_WAIT":                 "20s",
@@ -333,24 +340,40 @@ func TestAuditRunsOnTheAuditScheduleParameter(t *testing.T) {
 	}
 }
 
-func TestOnboardRunsOnUserOnboardedEventsFromTheSourceParameterOnTheDefaultBus(t *testing.T) {
+func TestOnboardRunsOnItsEventsFromTheSourceParameterAndOnItsOwnSyncSchedule(t *testing.T) {
 	rules, targets := rulesTargeting(t, "OnboardFunction")
-	if len(rules) != 1 {
-		t.Fatalf("%d rules invoke OnboardFunction, want 1", len(rules))
+	if len(rules) != 2 {
+		t.Fatalf("%d rules invoke OnboardFunction, want 2 (the events and the sync schedule)", len(rules))
 	}
-	r := rules[0]
-	pattern := mapOf(r["EventPattern"])
-	if !sameJSON(pattern["source"], []any{ref("OnboardingEventSource")}) {
-		t.Errorf("EventPattern source = %s, want only the OnboardingEventSource parameter (not any sender on the bus)", jsonText(pattern["source"]))
+	var events, schedule int
+	for i, r := range rules {
+		if _, ok := r["ScheduleExpression"]; ok {
+			schedule++
+			if !sameJSON(r["ScheduleExpression"], ref("SyncSchedule")) {
+				t.Errorf("ScheduleExpression = %s, want the SyncSchedule parameter", jsonText(r["ScheduleExpression"]))
+			}
+			if !sameJSON(targets[i]["Input"], `{"action": "sync"}`) {
+				t.Errorf("schedule target Input = %s, want {\"action\": \"sync\"}", jsonText(targets[i]["Input"]))
+			}
+			continue
+		}
+		events++
+		pattern := mapOf(r["EventPattern"])
+		if !sameJSON(pattern["source"], []any{ref("OnboardingEventSource")}) {
+			t.Errorf("EventPattern source = %s, want only the OnboardingEventSource parameter (not any sender on the bus)", jsonText(pattern["source"]))
+		}
+		if want := []any{"UserOnboarded", "UserOffboarded", "UserAllowlistChanged"}; !sameJSON(pattern["detail-type"], want) {
+			t.Errorf("EventPattern detail-type = %s, want %s", jsonText(pattern["detail-type"]), jsonText(want))
+		}
+		if bus, ok := r["EventBusName"]; ok && bus != "default" {
+			t.Errorf("EventBusName = %s, want the default bus", jsonText(bus))
+		}
+		if rp := mapOf(targets[i]["RetryPolicy"]); !hasKey(rp, "MaximumRetryAttempts") || !hasKey(rp, "MaximumEventAgeInSeconds") {
+			t.Errorf("target RetryPolicy = %s, want MaximumRetryAttempts and MaximumEventAgeInSeconds", jsonText(targets[i]["RetryPolicy"]))
+		}
 	}
-	if types := asList(pattern["detail-type"]); len(types) == 0 || !slicesContain(types, "UserOnboarded") {
-		t.Errorf("EventPattern detail-type = %s, want UserOnboarded among them", jsonText(pattern["detail-type"]))
-	}
-	if bus, ok := r["EventBusName"]; ok && bus != "default" {
-		t.Errorf("EventBusName = %s, want the default bus", jsonText(bus))
-	}
-	if rp := mapOf(targets[0]["RetryPolicy"]); !hasKey(rp, "MaximumRetryAttempts") || !hasKey(rp, "MaximumEventAgeInSeconds") {
-		t.Errorf("target RetryPolicy = %s, want MaximumRetryAttempts and MaximumEventAgeInSeconds", jsonText(targets[0]["RetryPolicy"]))
+	if events != 1 || schedule != 1 {
+		t.Errorf("%d event rules and %d schedules, want one each", events, schedule)
 	}
 }
 

@@ -1,0 +1,202 @@
+package onboard
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// Drift is a difference between the portal and what the last reconcile
+// left there that the tool did not make: restrictions switched off while
+// PORTAL_ENFORCE=true, owned addresses missing, entries the tool does not
+// know added.
+type Drift struct {
+	SwitchedOff  bool                  `json:"switchedOff"`
+	MissingOwned []string              `json:"missingOwned"`
+	Unknown      []ipguard.Restriction `json:"unknownEntries"`
+	// Restored are the missing owned addresses put back; Reenabled says
+	// whether restrictions were switched back on (PORTAL_DRIFT_REPAIR).
+	Restored  []string `json:"restored"`
+	Reenabled bool     `json:"reenabled"`
+	// Changes name who changed the allowlist since the last reconcile (the
+	// portal's audit trail); Attribution says when that is unavailable.
+	Changes     []ChangeView `json:"changes"`
+	Attribution string       `json:"attribution,omitempty"`
+	Since       string       `json:"since,omitempty"`
+}
+
+// ChangeView is one allowlist change of the audit trail, made safe to show.
+type ChangeView struct {
+	When   string `json:"when"`
+	User   string `json:"user"`
+	UserID string `json:"userId,omitempty"`
+	IP     string `json:"ip"`
+}
+
+// detectDrift compares the portal with the list and setting the last
+// reconcile left (st). Nothing is drift before the first reconcile.
+func detectDrift(st ipguard.PortalState, current []ipguard.Restriction, enabled bool, r Rules) *Drift {
+	if !st.Reconciled {
+		return nil
+	}
+	d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: []ChangeView{}}
+	d.SwitchedOff = r.Enforce && st.LastEnabled && !enabled
+	have := map[string]bool{}
+	for _, c := range current {
+		if !c.ForAdmin {
+			have[c.IP] = true
+		}
+	}
+	wasThere := map[string]bool{}
+	for _, c := range st.LastSeen {
+		if !c.ForAdmin {
+			wasThere[c.IP] = true
+		}
+	}
+	for _, a := range st.Owned {
+		if wasThere[a] && !have[a] {
+			d.MissingOwned = append(d.MissingOwned, a)
+		}
+	}
+	d.Unknown = append(d.Unknown, diffList(current, st.LastSeen)...)
+	if !d.SwitchedOff && len(d.MissingOwned) == 0 && len(d.Unknown) == 0 {
+		return nil
+	}
+	if !st.LastReconcile.IsZero() {
+		d.Since = st.LastReconcile.UTC().Format(time.RFC3339)
+	}
+	return d
+}
+
+// fingerprint identifies a drift episode: the same drift seen again is not
+// alerted again. A nil drift has the empty fingerprint.
+func (d *Drift) fingerprint() string {
+	if d == nil {
+		return ""
+	}
+	parts := []string{fmt.Sprint("off=", d.SwitchedOff)}
+	m := append([]string(nil), d.MissingOwned...)
+	sort.Strings(m)
+	parts = append(parts, "missing="+strings.Join(m, ","))
+	u := make([]string, len(d.Unknown))
+	for i, r := range d.Unknown {
+		u[i] = describe(r)
+	}
+	sort.Strings(u)
+	parts = append(parts, "unknown="+strings.Join(u, ","))
+	return strings.Join(parts, ";")
+}
+
+// attribute fills in who changed the allowlist since the last reconcile.
+func (s *Service) attribute(ctx context.Context, d *Drift, since time.Time) {
+	if s.Trail == nil {
+		d.Attribution = "unavailable: this deployment reads no audit trail"
+		return
+	}
+	changes, err := s.Trail.AllowlistChanges(ctx, since)
+	if err != nil {
+		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + safeText(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
+		return
+	}
+	for _, c := range changes {
+		d.Changes = append(d.Changes, ChangeView{When: c.When.UTC().Format(time.RFC3339), User: safeText(c.User, 100),
+			UserID: safeText(c.UserID, 64), IP: safeText(c.IP, 64)})
+	}
+	if len(d.Changes) == 0 {
+		d.Attribution = "the audit trail shows no allowlist change since " + since.UTC().Format(time.RFC3339)
+	}
+}
+
+// alertDrift sends one allowlist_drift alert (severity high).
+func (s *Service) alertDrift(ctx context.Context, d *Drift) {
+	var what []string
+	if d.SwitchedOff {
+		if d.Reenabled {
+			what = append(what, "IP restrictions were switched off; switched back on (PORTAL_DRIFT_REPAIR=true)")
+		} else {
+			what = append(what, "IP restrictions were switched off; left off (PORTAL_DRIFT_REPAIR=false)")
+		}
+	}
+	if len(d.MissingOwned) > 0 {
+		what = append(what, fmt.Sprintf("%d address(es) this tool manages were removed: %s; put back", len(d.MissingOwned), safeText(strings.Join(d.MissingOwned, ", "), 400)))
+	}
+	if len(d.Unknown) > 0 {
+		what = append(what, fmt.Sprintf("%d entry(ies) this tool does not know were added: %s; kept (never removed by the tool)", len(d.Unknown), safeText(describeAll(d.Unknown), 400)))
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "DocSpace IP Guard found the IP allowlist of %s changed outside the tool", safeText(s.PortalName, 200))
+	if d.Since != "" {
+		fmt.Fprintf(&b, " since %s", d.Since)
+	}
+	b.WriteString(":\n\n")
+	for _, w := range what {
+		fmt.Fprintf(&b, "  - %s\n", w)
+	}
+	b.WriteString("\nWho changed the allowlist (portal audit trail, action 6094):\n")
+	if len(d.Changes) == 0 {
+		fmt.Fprintf(&b, "  %s\n", d.Attribution)
+	}
+	for _, c := range d.Changes {
+		fmt.Fprintf(&b, "  - %s by %s (user id %s) from %s\n", c.When, c.User, c.UserID, c.IP)
+	}
+	b.WriteString("\nWhat to do: check with that person whether the change was intended. Addresses the tool manages are put back automatically; entries it does not know are never removed by it.\n")
+	body := map[string]any{"kind": "allowlist_drift", "severity": "high", "portal": s.PortalName, "drift": d}
+	def, _ := json.Marshal(body)
+	sms := "DocSpace alert: IP allowlist changed outside IP Guard"
+	if d.SwitchedOff {
+		sms += " (restrictions off)"
+	}
+	sms += ". See email."
+	s.publish(ctx, ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift)", Default: string(def), Email: b.String(), SMS: sms})
+}
+
+// alertLockout tells once (per reason) why restrictions were not switched on.
+func (s *Service) alertLockout(ctx context.Context, why string) {
+	st, err := s.Store.PortalState(ctx)
+	if err != nil || st.LockoutNotice == why {
+		return
+	}
+	st.LockoutNotice = why
+	if err := s.Store.PutPortalState(ctx, st); err != nil {
+		s.log().Warn("record the lock-out notice", "error", err)
+		return
+	}
+	def, _ := json.Marshal(map[string]any{"kind": "allowlist_lockout_risk", "severity": "high", "portal": s.PortalName, "reason": why})
+	s.publish(ctx, ipguard.Alert{
+		Subject: "DocSpace: IP restrictions not switched on (lock-out risk)",
+		Default: string(def),
+		Email: "DocSpace IP Guard did not switch IP restrictions on for " + safeText(s.PortalName, 200) + ":\n\n  " + why +
+			"\n\nThe users' addresses are on the portal's list; restrictions stay as they are until this is fixed.\n",
+		SMS: "DocSpace IP Guard: restrictions NOT switched on (lock-out risk). Set PORTAL_BREAKGLASS_IPS. See email.",
+	})
+}
+
+func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
+	if s.Alerts == nil {
+		s.log().Warn("alert not sent: no alert topic configured", "subject", a.Subject)
+		return
+	}
+	if _, err := s.Alerts.Publish(ctx, a); err != nil {
+		s.log().Error("send alert", "subject", a.Subject, "error", err)
+	}
+}
+
+// safeText makes a portal- or user-supplied string safe to show a human:
+// control characters become spaces, and it is cut to max bytes.
+func safeText(v string, max int) string {
+	v = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return ' '
+		}
+		return r
+	}, v)
+	if len(v) > max {
+		v = strings.ToValidUTF8(v[:max-3], "") + "..."
+	}
+	return v
+}

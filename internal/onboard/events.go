@@ -1,0 +1,35 @@
+package onboard
+
+import (
+	"context"
+
+	"ipguard/internal/ipguard"
+)
+
+// EventBridge detail-types of the onboarding function's rule, and the
+// action each implies when the detail names none.
+var detailTypeAction = map[string]string{
+	"UserOnboarded":        ActionReplace,
+	"UserOffboarded":       ActionOffboard,
+	"UserAllowlistChanged": "", // the detail names add or remove (or none: replace)
+}
+
+// HandleEvent runs the detail of an EventBridge event of detailType ("" for
+// a direct invocation, which is Handle). UserOffboarded means offboard when
+// the detail names no action; an action that contradicts the detail-type
+// (UserOffboarded with "add") is EInvalid.
+func (s *Service) HandleEvent(ctx context.Context, detailType string, detail []byte) (Result, error) {
+	implied, known := detailTypeAction[detailType]
+	req, err := decodeRequest(detail, implied)
+	if err != nil {
+		return Result{}, err
+	}
+	switch {
+	case !known:
+	case detailType == "UserAllowlistChanged" && req.Action != ActionAdd && req.Action != ActionRemove && req.Action != ActionReplace:
+		return Result{}, ipguard.Invalid("action", req.Action, "does not fit detail-type UserAllowlistChanged (use add or remove, or none to replace the entries)")
+	case detailType != "UserAllowlistChanged" && req.Action != implied:
+		return Result{}, ipguard.Invalid("action", req.Action, "does not fit detail-type %s", detailType)
+	}
+	return s.Do(ctx, req)
+}

@@ -1,0 +1,81 @@
+package onboard
+
+import (
+	"context"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// Person is a portal user as the directory reports it.
+type Person struct {
+	ID      string
+	Name    string
+	IsOwner bool
+	IsAdmin bool // a DocSpace admin (false for the owner)
+	Status  int  // 1 active, 2 terminated, 4 pending
+}
+
+// StatusTerminated is the portal's status of a disabled user.
+const StatusTerminated = 2
+
+// Directory tells who the API key and the portal's users are.
+type Directory interface {
+	// KeyCreator returns the id of the user whose API key this is (the key
+	// acts as that user). An error means it could not be told.
+	KeyCreator(ctx context.Context) (string, error)
+	// Person returns the portal user id; found is false when the portal
+	// does not know the user (404: unknown or deleted).
+	Person(ctx context.Context, id string) (p Person, found bool, err error)
+}
+
+// Change is one change of the portal allowlist in the portal's audit trail.
+type Change struct {
+	When   time.Time
+	User   string // display name as the portal wrote it
+	UserID string
+	IP     string
+}
+
+// Trail is the portal's audit trail of allowlist changes.
+type Trail interface {
+	// AllowlistChanges returns the allowlist changes since from, oldest
+	// first. An error means attribution is unavailable (old portal, plan
+	// without the audit trail, failure).
+	AllowlistChanges(ctx context.Context, from time.Time) ([]Change, error)
+}
+
+// Alerter sends an alert to the alert topic and returns its message id.
+type Alerter interface {
+	Publish(ctx context.Context, a ipguard.Alert) (string, error)
+}
+
+// LoginHistory is the portal's login history.
+type LoginHistory interface {
+	// LoginEvents returns up to count events from from on, newest first,
+	// skipping startIndex.
+	LoginEvents(ctx context.Context, from time.Time, startIndex, count int) ([]ipguard.LoginEvent, error)
+}
+
+// enableRule is the lock-out preflight: restrictions may be switched on
+// only when break-glass addresses are set or the key's creator is the
+// portal owner (whom the allowlist exempts). Without a Directory the tool
+// cannot tell and allows it as before, when break-glass is set or not.
+func (s *Service) enableRule(ctx context.Context) EnableRule {
+	if len(s.Rules.Breakglass) > 0 || s.Directory == nil {
+		return EnableRule{Allowed: true}
+	}
+	const what = "set PORTAL_BREAKGLASS_IPS to the address the functions and your office reach the portal from, or create the API key as the portal owner"
+	creator, err := s.Directory.KeyCreator(ctx)
+	if err != nil {
+		return EnableRule{Why: "could not tell who created the API key (" + err.Error() + "), and PORTAL_BREAKGLASS_IPS is empty, so switching restrictions on could lock the tool and the office out; " + what}
+	}
+	p, found, err := s.Directory.Person(ctx, creator)
+	switch {
+	case err != nil:
+		return EnableRule{Why: "could not read the API key's creator (" + err.Error() + "), and PORTAL_BREAKGLASS_IPS is empty; " + what}
+	case !found || !p.IsOwner:
+		return EnableRule{Why: "the API key was not created by the portal owner (only the owner is exempt from the allowlist) and PORTAL_BREAKGLASS_IPS is empty, so switching restrictions on would lock the tool out; " + what}
+	}
+	return EnableRule{Allowed: true}
+}

@@ -1,0 +1,219 @@
+package onboard
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"ipguard/internal/allowlist"
+	"ipguard/internal/ipguard"
+)
+
+// Portal states of a result.
+const (
+	PortalApplied = "applied" // the portal holds the desired state including this change
+	PortalPending = "pending" // stored; the portal update failed or waits (see portalReason)
+)
+
+// Result is what a request did; it is the Lambda's JSON response.
+type Result struct {
+	Action string `json:"action"`
+	UserID string `json:"userId,omitempty"`
+	Email  string `json:"email,omitempty"`
+	// Entries are the user's stored (unexpired) entries after the change.
+	Entries []string `json:"entries"`
+	// Stored: this request changed the stored record.
+	Stored bool `json:"stored"`
+	// Added and Removed are the user's entries the change added and removed.
+	Added   []string `json:"added"`
+	Removed []string `json:"removed"`
+	// Portal is "applied" or "pending" (with PortalReason).
+	Portal       string `json:"portal"`
+	PortalReason string `json:"portalReason,omitempty"`
+	// AppliedBy: "this request" (it sent the PUT), "another request" (a
+	// concurrent holder applied it), "already" (nothing to do).
+	AppliedBy string `json:"appliedBy,omitempty"`
+	// PortalAdded and PortalRemoved are the portal addresses this request's
+	// PUT added and removed (of every user: one reconcile applies all).
+	PortalAdded   []string `json:"portalAdded"`
+	PortalRemoved []string `json:"portalRemoved"`
+	// PortalUpdated: this request sent a PUT.
+	PortalUpdated       bool          `json:"portalUpdated"`
+	NotPushed           []NotPushed   `json:"notPushed"`
+	RestrictionsEnabled bool          `json:"restrictionsEnabled"`
+	Expired             []ExpiredView `json:"expired,omitempty"`
+	Drift               *Drift        `json:"drift,omitempty"`
+	Warnings            []string      `json:"warnings"`
+
+	// get
+	User *UserView `json:"user,omitempty"`
+	// sync
+	UsersLeft []LeftView `json:"usersLeft,omitempty"`
+	// preview
+	Preview *PreviewResult `json:"preview,omitempty"`
+}
+
+// ExpiredView is a time-bound entry a reconcile expired.
+type ExpiredView struct {
+	UserID    string `json:"userId"`
+	Entry     string `json:"entry"`
+	ExpiresAt string `json:"expiresAt"`
+	Note      string `json:"note,omitempty"`
+}
+
+func newResult(action, id string) Result {
+	return Result{Action: actionName(action), UserID: id, Entries: []string{}, Added: []string{}, Removed: []string{},
+		PortalAdded: []string{}, PortalRemoved: []string{}, NotPushed: []NotPushed{}, Warnings: []string{}}
+}
+
+func (r *Result) absorb(o outcome) {
+	r.Portal, r.PortalReason, r.AppliedBy = o.portal, o.reason, o.by
+	r.PortalUpdated = o.put
+	r.PortalAdded = append(r.PortalAdded, o.added...)
+	r.PortalRemoved = append(r.PortalRemoved, o.removed...)
+	r.RestrictionsEnabled = o.enabled
+	r.Expired = append(r.Expired, o.expired...)
+	r.Drift = o.drift
+	r.Warnings = append(r.Warnings, o.warnings...)
+}
+
+// notPushedOf lists the user's entries the portal cannot hold.
+func notPushedOf(u ipguard.User, r Rules, now time.Time) []NotPushed {
+	d := DesiredState([]ipguard.User{u}, Rules{MaxRangeAddresses: r.MaxRangeAddresses}, now)
+	if np := d.NotPushed[u.ID]; np != nil {
+		return np
+	}
+	return []NotPushed{}
+}
+
+// UserView is a stored user with each entry's portal state.
+type UserView struct {
+	ID        string      `json:"id"`
+	Email     string      `json:"email"`
+	CreatedAt string      `json:"createdAt"`
+	UpdatedAt string      `json:"updatedAt"`
+	Entries   []EntryView `json:"entries"`
+}
+
+// EntryView is one entry and where its addresses stand on the portal.
+type EntryView struct {
+	Entry     string `json:"entry"`
+	ExpiresAt string `json:"expiresAt,omitempty"`
+	Note      string `json:"note,omitempty"`
+	// State: "on portal", "partly on portal", "not on portal", "not pushed", "expired".
+	State     string   `json:"state"`
+	Reason    string   `json:"reason,omitempty"`
+	OnPortal  []string `json:"onPortal,omitempty"`
+	Missing   []string `json:"missing,omitempty"`
+	Owned     []string `json:"owned,omitempty"`
+	AdminOnly []string `json:"adminOnly,omitempty"` // present only as forAdmin entries
+}
+
+// get returns the stored record with each entry's state on the portal as
+// it is now (one GET of the list; nothing is written).
+func (s *Service) get(ctx context.Context, req Request) (Result, error) {
+	id, err := canonicalID(req.ID)
+	if err != nil {
+		return Result{}, err
+	}
+	res := newResult(ActionGet, id)
+	u, found, err := s.Store.GetUser(ctx, id)
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return Result{}, &ipguard.Error{Code: ipguard.EInvalid, Field: "id", Value: id, Message: "is not a stored user"}
+	}
+	st, err := s.Store.PortalState(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	current, err := s.Portal.IPRestrictions(ctx)
+	if err != nil {
+		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "get %s: read the portal allowlist: %w", id, err)
+	}
+	enabled, err := s.Portal.IPRestrictionsEnabled(ctx)
+	if err != nil {
+		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "get %s: read the portal restriction setting: %w", id, err)
+	}
+	now := s.now().UTC()
+	plain, admin := map[string]bool{}, map[string]bool{}
+	for _, r := range current {
+		if r.ForAdmin {
+			admin[r.IP] = true
+		} else {
+			plain[r.IP] = true
+		}
+	}
+	v := &UserView{ID: u.ID, Email: u.Email, CreatedAt: fmtTime(u.CreatedAt), UpdatedAt: fmtTime(u.UpdatedAt), Entries: []EntryView{}}
+	for _, raw := range u.Entries {
+		d := u.Details[raw]
+		ev := EntryView{Entry: raw, ExpiresAt: fmtTime(d.ExpiresAt), Note: d.Note}
+		if !d.ExpiresAt.IsZero() && !now.Before(d.ExpiresAt) {
+			ev.State, ev.Reason = "expired", "expired at "+fmtTime(d.ExpiresAt)+"; the next reconcile removes it from the portal"
+			v.Entries = append(v.Entries, ev)
+			continue
+		}
+		es, err := allowlist.ParseStored([]string{raw})
+		if err != nil {
+			ev.State, ev.Reason = "not pushed", err.Error()
+			v.Entries = append(v.Entries, ev)
+			continue
+		}
+		addrs, ok := es[0].Expand(s.Rules.MaxRangeAddresses)
+		if !ok {
+			ev.State = "not pushed"
+			ev.Reason = notPushedOf(ipguard.User{ID: u.ID, Entries: []string{raw}}, s.Rules, now)[0].Reason
+			v.Entries = append(v.Entries, ev)
+			continue
+		}
+		for _, a := range addrs {
+			t := a.String()
+			switch {
+			case plain[t]:
+				ev.OnPortal = append(ev.OnPortal, t)
+			case admin[t]:
+				ev.AdminOnly = append(ev.AdminOnly, t)
+				ev.Missing = append(ev.Missing, t)
+			default:
+				ev.Missing = append(ev.Missing, t)
+			}
+			if slices.Contains(st.Owned, t) {
+				ev.Owned = append(ev.Owned, t)
+			}
+		}
+		switch {
+		case len(ev.Missing) == 0:
+			ev.State = "on portal"
+		case len(ev.OnPortal) > 0:
+			ev.State = "partly on portal"
+		default:
+			ev.State = "not on portal"
+		}
+		if len(ev.Missing) > 0 {
+			ev.Reason = "not applied yet"
+			if st.Pending != "" {
+				ev.Reason = "portal update pending: " + st.Pending
+			}
+		}
+		v.Entries = append(v.Entries, ev)
+	}
+	for _, x := range u.Expired {
+		v.Entries = append(v.Entries, EntryView{Entry: x.Entry, ExpiresAt: fmtTime(x.ExpiresAt), Note: x.Note,
+			State: "expired", Reason: "expired at " + fmtTime(x.ExpiresAt) + " and removed from the allowlist"})
+	}
+	res.Email, res.Entries, res.User = u.Email, u.ActiveEntries(now), v
+	res.RestrictionsEnabled = enabled
+	res.Portal = PortalApplied
+	if st.Pending != "" || st.Applied < st.Version {
+		res.Portal, res.PortalReason = PortalPending, st.Pending
+	}
+	return res, nil
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}

@@ -1,0 +1,226 @@
+package onboard
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"ipguard/internal/allowlist"
+	"ipguard/internal/audit"
+	"ipguard/internal/ipguard"
+)
+
+// LeftView is a stored user the portal no longer has, or has terminated.
+type LeftView struct {
+	UserID     string `json:"userId"`
+	Email      string `json:"email"`
+	Why        string `json:"why"` // "deleted from the portal" or "terminated on the portal"
+	Offboarded bool   `json:"offboarded"`
+}
+
+// Sync reconciles now: it completes pending changes, expires time-bound
+// entries, repairs drift, and reports (with OFFBOARD_REMOVED_USERS=true,
+// offboards) stored users the portal no longer has or has terminated. It is
+// what the schedule invokes with {"action": "sync"}.
+func (s *Service) Sync(ctx context.Context) (Result, error) {
+	res := newResult(ActionSync, "")
+	left, err := s.usersLeft(ctx)
+	if err != nil {
+		res.Warnings = append(res.Warnings, "could not check for users who left the portal: "+err.Error())
+	}
+	offboarded := false
+	for i, l := range left {
+		if !s.Rules.OffboardRemovedUsers {
+			continue
+		}
+		if err := s.Store.DeleteUser(ctx, l.UserID); err != nil {
+			return Result{}, err
+		}
+		left[i].Offboarded, offboarded = true, true
+	}
+	if offboarded {
+		if _, err := s.Store.BumpVersion(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+	res.UsersLeft = left
+	out, err := s.converge(ctx, 0, true)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := failure(out, "sync"); err != nil {
+		return Result{}, err
+	}
+	res.absorb(out)
+	if len(left) > 0 && !s.Rules.OffboardRemovedUsers {
+		res.Warnings = append(res.Warnings, "stored users left the portal (see usersLeft); offboard them, or set OFFBOARD_REMOVED_USERS=true")
+	}
+	s.log().Info("sync", "portal", res.Portal, "put", res.PortalUpdated, "expired", len(res.Expired), "usersLeft", len(left), "drift", res.Drift != nil)
+	return res, nil
+}
+
+// usersLeft asks the directory about every stored user.
+func (s *Service) usersLeft(ctx context.Context) ([]LeftView, error) {
+	left := []LeftView{}
+	if s.Directory == nil {
+		return left, nil
+	}
+	users, err := s.Store.AllUsers(ctx)
+	if err != nil {
+		return left, err
+	}
+	for _, u := range users {
+		p, found, err := s.Directory.Person(ctx, u.ID)
+		if err != nil {
+			return left, err
+		}
+		switch {
+		case !found:
+			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "deleted from the portal"})
+		case p.Status == StatusTerminated:
+			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "terminated on the portal"})
+		}
+	}
+	return left, nil
+}
+
+// PreviewResult replays recent successful logins against the list the
+// portal would hold.
+type PreviewResult struct {
+	Days           int            `json:"days"`
+	From           string         `json:"from"`
+	LoginsReplayed int            `json:"loginsReplayed"`
+	Allowed        int            `json:"allowed"`
+	Refused        []RefusedLogin `json:"refused"`
+	Unverifiable   int            `json:"unverifiable"` // IPv6 cut by the API: cannot be compared
+	OwnerExempt    int            `json:"ownerExempt"`
+	Enabled        bool           `json:"restrictionsWouldBeOn"`
+	Note           string         `json:"note"`
+}
+
+// RefusedLogin is a user and address the planned list would have refused.
+type RefusedLogin struct {
+	UserID string `json:"userId,omitempty"`
+	User   string `json:"user"`
+	IP     string `json:"ip"`
+	Logins int    `json:"logins"`
+	Last   string `json:"last"`
+}
+
+// preview computes the list the portal would hold after a reconcile now
+// and replays the last days of successful logins against it, as the portal
+// enforces it: exact string match; forAdmin entries only for DocSpace
+// admins; the owner exempt. Nothing is written.
+func (s *Service) preview(ctx context.Context, days int) (Result, error) {
+	res := newResult(ActionPreview, "")
+	if s.Logins == nil {
+		return Result{}, ipguard.Errorf(ipguard.EConfig, "preview: no login history configured")
+	}
+	now := s.now().UTC()
+	st, err := s.Store.PortalState(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	users, err := s.Store.AllUsers(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	current, err := s.Portal.IPRestrictions(ctx)
+	if err != nil {
+		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the portal allowlist: %w", err)
+	}
+	enabled, err := s.Portal.IPRestrictionsEnabled(ctx)
+	if err != nil {
+		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the portal restriction setting: %w", err)
+	}
+	plan, err := PlanReconcile(current, enabled, st.Owned, DesiredState(users, s.Rules, now), s.Rules, s.enableRule(ctx))
+	if err != nil {
+		return Result{}, err
+	}
+	plain, admin := map[string]bool{}, map[string]bool{}
+	for _, r := range plan.List {
+		if r.ForAdmin {
+			admin[r.IP] = true
+		} else {
+			plain[r.IP] = true
+		}
+	}
+	from := now.Add(-time.Duration(days) * 24 * time.Hour)
+	p := &PreviewResult{Days: days, From: from.Format(time.RFC3339), Refused: []RefusedLogin{}, Enabled: plan.Enable,
+		Note: "replays successful logins only: the portal writes no event for a login its restrictions refuse"}
+	people := map[string]*Person{}
+	who := func(id string) *Person {
+		if s.Directory == nil || id == "" {
+			return nil
+		}
+		if pp, ok := people[id]; ok {
+			return pp
+		}
+		pp, found, err := s.Directory.Person(ctx, id)
+		var out *Person
+		if err == nil && found {
+			out = &pp
+		}
+		people[id] = out
+		return out
+	}
+	refused := map[[2]string]*RefusedLogin{}
+	var order [][2]string
+	const page = 100
+	for start := 0; ; start += page {
+		evs, err := s.Logins.LoginEvents(ctx, from, start, page)
+		if err != nil {
+			return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the login history: %w", err)
+		}
+		for _, ev := range evs {
+			if !audit.IsSuccessfulLogin(ev.ActionID) || ev.Date.Before(from) {
+				continue
+			}
+			p.LoginsReplayed++
+			person := who(ipguard.CanonicalUserID(ev.UserID))
+			if person != nil && person.IsOwner {
+				p.OwnerExempt++
+				continue
+			}
+			if _, ok := allowlist.ParseLoginIP(ev.IP); !ok {
+				p.Unverifiable++
+				continue
+			}
+			ip := strings.TrimSpace(ev.IP) // the portal compares strings exactly
+			if plain[ip] || (admin[ip] && person != nil && person.IsAdmin) {
+				p.Allowed++
+				continue
+			}
+			k := [2]string{ev.UserID, ip}
+			r := refused[k]
+			if r == nil {
+				r = &RefusedLogin{UserID: safeText(ev.UserID, 64), User: safeText(firstNonEmpty(ev.User, ev.Login), 100), IP: safeText(ip, 64)}
+				refused[k] = r
+				order = append(order, k)
+			}
+			r.Logins++
+			if d := ev.Date.UTC().Format(time.RFC3339); d > r.Last {
+				r.Last = d
+			}
+		}
+		if len(evs) < page {
+			break
+		}
+	}
+	for _, k := range order {
+		p.Refused = append(p.Refused, *refused[k])
+	}
+	res.Preview = p
+	res.Portal = PortalApplied
+	if st.Pending != "" || st.Applied < st.Version {
+		res.Portal, res.PortalReason = PortalPending, st.Pending
+	}
+	return res, nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,165 @@
+// Package status answers the audit function's {"action": "status"} without
+// auditing: how far the audit has read and its lag, the last run's outcome,
+// the API key's name, postfix and expiry, the portal allowlist's state, the
+// number of users stored and the configured schedule.
+//
+// Each part is read on its own: a part that cannot be read is left out and
+// named in Warnings, so the status answers whatever else it can.
+package status
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"ipguard/internal/ipguard"
+	"ipguard/internal/keywatch"
+)
+
+// Store is the source of truth's side of the status.
+type Store interface {
+	// Checkpoint is how far the audit has safely read; ok is false before the first run.
+	Checkpoint(ctx context.Context) (until time.Time, ok bool, err error)
+	// LastRun decodes the last run's record into v; ok is false before the first run.
+	LastRun(ctx context.Context, v any) (ok bool, err error)
+	// CountUsers is the number of users stored.
+	CountUsers(ctx context.Context) (int, error)
+	// LastKey is the key's description the last audit run saw.
+	LastKey(ctx context.Context) (k keywatch.Key, seen time.Time, ok bool, err error)
+}
+
+// Portal is the portal's side of the status.
+type Portal interface {
+	// IPRestrictions is the portal allowlist.
+	IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error)
+	// IPRestrictionsEnabled says whether the portal enforces it.
+	IPRestrictionsEnabled(ctx context.Context) (bool, error)
+}
+
+// LastRun is the record of one audit run, written after every run.
+type LastRun struct {
+	Outcome         string `json:"outcome"` // succeeded, failed or skipped
+	At              string `json:"at"`      // when it ended, RFC3339
+	From            string `json:"from,omitempty"`
+	To              string `json:"to,omitempty"`
+	Backfill        bool   `json:"backfill,omitempty"`
+	EventsScanned   int    `json:"eventsScanned"`
+	AlertsPublished int    `json:"alertsPublished"`
+	ErrorType       string `json:"errorType,omitempty"`
+	Error           string `json:"error,omitempty"`
+	DurationMs      int64  `json:"durationMs"`
+}
+
+// Key is the API key as the status shows it.
+type Key struct {
+	Name      string `json:"name"`
+	Postfix   string `json:"postfix"`
+	ExpiresAt string `json:"expiresAt"` // "never" when it does not expire
+	DaysLeft  *int   `json:"daysLeft,omitempty"`
+	IsActive  bool   `json:"isActive"`
+	// Seen says where this comes from: "portal" (asked now) or the time
+	// the last audit run saw it.
+	Seen string `json:"seen"`
+}
+
+// PortalState is the portal allowlist's state.
+type PortalState struct {
+	RestrictionsEnabled bool `json:"restrictionsEnabled"`
+	Entries             int  `json:"entries"`
+}
+
+// Report is the status; it is the Lambda's JSON response.
+type Report struct {
+	Action      string       `json:"action"` // always "status"
+	Now         string       `json:"now"`
+	ReadUntil   string       `json:"readUntil,omitempty"` // the checkpoint
+	LagSeconds  *float64     `json:"lagSeconds,omitempty"`
+	LastRun     *LastRun     `json:"lastRun,omitempty"`
+	APIKey      *Key         `json:"apiKey,omitempty"`
+	Portal      *PortalState `json:"portal,omitempty"`
+	UsersStored *int         `json:"usersStored,omitempty"`
+	Schedule    string       `json:"schedule"` // "" when the function is not scheduled
+	Warnings    []string     `json:"warnings"`
+}
+
+// IsRequest reports whether payload asks for the status: a JSON object whose
+// "action" is "status".
+func IsRequest(payload []byte) bool {
+	var v struct {
+		Action *string `json:"action"`
+	}
+	return json.Unmarshal(payload, &v) == nil && v.Action != nil && strings.EqualFold(strings.TrimSpace(*v.Action), "status")
+}
+
+// Service assembles a Report. Store, Portal and Keys are required.
+type Service struct {
+	Store    Store
+	Portal   Portal
+	Keys     keywatch.Source
+	Schedule string
+	Now      func() time.Time
+}
+
+// Report reads every part; it never fails (see the package comment).
+func (s *Service) Report(ctx context.Context) Report {
+	now := time.Now().UTC()
+	if s.Now != nil {
+		now = s.Now().UTC()
+	}
+	r := Report{Action: "status", Now: now.Format(time.RFC3339), Schedule: s.Schedule, Warnings: []string{}}
+	warn := func(what string, err error) { r.Warnings = append(r.Warnings, what+": "+err.Error()) }
+
+	if cp, ok, err := s.Store.Checkpoint(ctx); err != nil {
+		warn("checkpoint", err)
+	} else if ok {
+		r.ReadUntil = cp.UTC().Format(time.RFC3339)
+		lag := now.Sub(cp).Seconds()
+		r.LagSeconds = &lag
+	} else {
+		r.Warnings = append(r.Warnings, "the audit has not run yet: no checkpoint")
+	}
+	var last LastRun
+	if ok, err := s.Store.LastRun(ctx, &last); err != nil {
+		warn("last run", err)
+	} else if ok {
+		r.LastRun = &last
+	}
+	if n, err := s.Store.CountUsers(ctx); err != nil {
+		warn("users", err)
+	} else {
+		r.UsersStored = &n
+	}
+	r.APIKey = s.key(ctx, now, warn)
+	if on, err := s.Portal.IPRestrictionsEnabled(ctx); err != nil {
+		warn("portal restrictions", err)
+	} else if list, err := s.Portal.IPRestrictions(ctx); err != nil {
+		warn("portal allowlist", err)
+	} else {
+		r.Portal = &PortalState{RestrictionsEnabled: on, Entries: len(list)}
+	}
+	return r
+}
+
+// key asks the portal, and falls back to what the last run saw.
+func (s *Service) key(ctx context.Context, now time.Time, warn func(string, error)) *Key {
+	k, err := s.Keys.CurrentKey(ctx)
+	seen := "portal"
+	if err != nil {
+		warn("API key", err)
+		var at time.Time
+		var ok bool
+		var lerr error
+		if k, at, ok, lerr = s.Store.LastKey(ctx); lerr != nil || !ok {
+			return nil
+		}
+		seen = at.UTC().Format(time.RFC3339)
+	}
+	out := &Key{Name: k.Name, Postfix: k.Postfix, IsActive: k.IsActive, Seen: seen, ExpiresAt: "never"}
+	if !k.ExpiresAt.IsZero() {
+		out.ExpiresAt = k.ExpiresAt.UTC().Format(time.RFC3339)
+		d := keywatch.DaysLeft(k.ExpiresAt, now)
+		out.DaysLeft = &d
+	}
+	return out
+}
