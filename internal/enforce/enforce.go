@@ -192,7 +192,11 @@ func (s *Service) enforceable(f audit.Finding) bool {
 	if f.EventID == 0 || f.EventIDs != nil || f.Response != nil {
 		return false
 	}
-	switch f.Kind {
+	kind := f.Kind
+	if kind == audit.KindPasswordGuessSucceeded {
+		kind = f.FromKind // the same login, raised because its address also failed
+	}
+	switch kind {
 	case audit.KindIPNotAllowed:
 		return true
 	case audit.KindUnknownUser:

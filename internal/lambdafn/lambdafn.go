@@ -61,6 +61,8 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 		Keys:      keys,
 		Timeout:   cfg.DocSpace.Timeout,
 		Logger:    log,
+		// The ceiling is the audit's setting; onboarding makes a few calls.
+		RequestsPerMinute: cfg.Audit.RequestsPerMinute,
 	})
 	if err != nil {
 		return Deps{Log: log}, err
