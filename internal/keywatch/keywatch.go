@@ -246,7 +246,7 @@ func Alert(portal string, k Key, now time.Time) ipguard.Alert {
 	email := fmt.Sprintf("The DocSpace API key %q (ending in %s) of %s expires %s, at %s.\n\nWhen it expires, IP Guard stops: no onboarding, no audit, no alerts.\n\nWhat to do: %s.\n",
 		name, postfix, portal, when, exp, action)
 	sms := clipASCII(fmt.Sprintf("IP Guard: DocSpace API key ...%s expires %s (%s). Rotate it.", postfix, when, k.ExpiresAt.UTC().Format("2006-01-02")), ipguard.AlertMaxSMSBytes)
-	return ipguard.Alert{Subject: subject, Default: string(body), Email: email, SMS: sms}
+	return ipguard.Alert{Subject: subject, Default: string(body), Email: email, SMS: sms, Severity: sev, Kinds: []string{Kind}}
 }
 
 // safe makes a portal-supplied string fit for a human: no control or format
