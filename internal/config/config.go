@@ -79,8 +79,13 @@ type AuditConfig struct {
 	// Schedule is AUDIT_SCHEDULE: the EventBridge schedule expression that
 	// runs the audit (rate(...) or cron(...)), reported by the status
 	// operation; empty when the function is only invoked by hand.
-	Schedule    string
-	Enforcement Enforcement
+	Schedule string
+	// HeartbeatMaxLag is HEARTBEAT_MAX_LAG_SECONDS (template parameter
+	// HeartbeatMaxLagSeconds), the lag the heartbeat alarm tolerates; only
+	// checked against a rate() Schedule: it must be at least twice its
+	// interval, or the alarm fires between two healthy runs.
+	HeartbeatMaxLag time.Duration
+	Enforcement     Enforcement
 }
 
 // Enforcement says how the audit responds to a violating login.
@@ -155,6 +160,12 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		c.Audit.Schedule = strings.TrimSpace(getenv("AUDIT_SCHEDULE"))
 		if c.Audit.Schedule != "" && !ValidSchedule(c.Audit.Schedule) {
 			r.fail("AUDIT_SCHEDULE", c.Audit.Schedule, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
+		}
+		if lag := r.integer("HEARTBEAT_MAX_LAG_SECONDS", 0, 0, 100*24*3600); lag > 0 {
+			c.Audit.HeartbeatMaxLag = time.Duration(lag) * time.Second
+			if every, ok := ScheduleInterval(c.Audit.Schedule); ok && c.Audit.HeartbeatMaxLag < 2*every {
+				r.fail("HEARTBEAT_MAX_LAG_SECONDS", strconv.Itoa(lag), "must be at least twice the interval of AUDIT_SCHEDULE %s (%s), or the heartbeat alarm fires between two healthy runs: raise the template parameter HeartbeatMaxLagSeconds", c.Audit.Schedule, every)
+			}
 		}
 		e := &c.Audit.Enforcement
 		e.Mode = strings.ToLower(strings.TrimSpace(getenv("ENFORCEMENT_MODE")))

@@ -253,6 +253,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"LOG_LEVEL":                  ref("LogLevel"),
 			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
 			"AUDIT_SCHEDULE":             ref("AuditSchedule"),
+			"HEARTBEAT_MAX_LAG_SECONDS":  ref("HeartbeatMaxLagSeconds"),
 		}},
 	}
 	for _, tt := range tests {
