@@ -82,7 +82,7 @@ func run(ctx context.Context, out io.Writer) (err error) {
 		fmt.Fprintf(out, "Stopped the emulators, the dev portal and moto_server (pid %d).\n", motoPID)
 	}()
 	var logMu sync.Mutex
-	env := d.stack.FunctionEnv("LOG_LEVEL=info", "AWS_LAMBDA_FUNCTION_TIMEOUT=60")
+	env := d.stack.FunctionEnv("LOG_LEVEL=info", "AWS_LAMBDA_FUNCTION_TIMEOUT=60", "AUDIT_SCHEDULE=rate(5 minutes)")
 	for _, fn := range []struct {
 		name, boot string
 		env        []string

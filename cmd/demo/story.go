@@ -50,7 +50,7 @@ var wantAdded = []string{
 	"10.20.30.0", "10.20.30.1", "10.20.30.2", "10.20.30.3", "10.20.30.4", "10.20.30.5", "10.20.30.6", "10.20.30.7",
 }
 
-// tell runs the five steps; each returns an error when the product does not
+// tell runs the steps; each returns an error when the product does not
 // behave as the step says.
 func (d *demo) tell(ctx context.Context) error {
 	if err := d.stepOnboard(ctx); err != nil {
@@ -68,6 +68,12 @@ func (d *demo) tell(ctx context.Context) error {
 	}
 	if err := d.stepEnforce(ctx); err != nil {
 		return fmt.Errorf("step 5: %w", err)
+	}
+	if err := d.stepKeyExpiring(ctx); err != nil {
+		return fmt.Errorf("step 6: %w", err)
+	}
+	if err := d.stepStatus(ctx); err != nil {
+		return fmt.Errorf("step 7: %w", err)
 	}
 	return nil
 }

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"ipguard/internal/allowlist"
 	"ipguard/internal/ipguard"
 )
 
@@ -21,10 +20,7 @@ func BenchmarkEvaluate10kEvents(b *testing.B) {
 		}
 		users[id] = ipguard.User{ID: id, Entries: entries}
 	}
-	lists, err := NewAllowlists(users, func() (allowlist.Set, error) { return allowlist.Set{}, nil })
-	if err != nil {
-		b.Fatal(err)
-	}
+	lists := NewAllowlists(users, func() ([]ipguard.User, error) { return nil, nil })
 	events := make([]ipguard.LoginEvent, 10_000)
 	for i := range events {
 		events[i] = ipguard.LoginEvent{ID: int64(i), Date: time.Unix(int64(i), 0), UserID: fmt.Sprintf("user-%d", i%500),
@@ -49,7 +45,7 @@ func BenchmarkRenderAlerts(b *testing.B) {
 	w := Window{From: time.Unix(0, 0), To: time.Unix(900, 0)}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := RenderAlerts("https://portal.example.com", w, fs, MaxMessageBytes); err != nil {
+		if _, err := RenderAlerts(Meta{Portal: "https://portal.example.com", Window: w}, fs, MaxMessageBytes); err != nil {
 			b.Fatal(err)
 		}
 	}

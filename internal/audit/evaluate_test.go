@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"ipguard/internal/allowlist"
 	"ipguard/internal/ipguard"
 )
 
@@ -21,23 +20,19 @@ func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
 
 func fmtInt(n int64) string { return strconv.FormatInt(n, 10) }
 
-func lists(t *testing.T, users map[string][]string) Allowlists {
+func lists(t *testing.T, users map[string][]string) *Allowlists {
 	t.Helper()
 	m := map[string]ipguard.User{}
-	var all []allowlist.Entry
 	for id, raw := range users {
 		m[id] = ipguard.User{ID: id, Email: id + "@example.com", Entries: raw}
-		es, err := allowlist.ParseStored(raw)
-		if err != nil {
-			t.Fatal(err)
+	}
+	return NewAllowlists(m, func() ([]ipguard.User, error) {
+		var all []ipguard.User
+		for _, u := range m {
+			all = append(all, u)
 		}
-		all = append(all, es...)
-	}
-	l, err := NewAllowlists(m, func() (allowlist.Set, error) { return allowlist.NewSet(all), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+		return all, nil
+	})
 }
 
 func TestEvaluate(t *testing.T) {
@@ -59,11 +54,11 @@ func TestEvaluate(t *testing.T) {
 		ev(11, guest, 1005, "198.18.0.1"),
 		ev(12, guest, 1023, "198.18.0.1"),
 		ev(13, guest, 1013, "198.18.0.1"),
-		ev(14, guest, 1013, "192.0.2.7"), // failed x5 from bob's address: not a burst
-		ev(15, guest, 1013, "192.0.2.7"),
-		ev(16, guest, 1013, "192.0.2.7"),
-		ev(17, guest, 1013, "192.0.2.7"),
-		ev(18, guest, 1013, "192.0.2.7"),
+		login(ev(14, guest, 1013, "192.0.2.7"), "bob@example.com"), // failed x5 from bob's address against bob: not a burst
+		login(ev(15, guest, 1013, "192.0.2.7"), "bob@example.com"),
+		login(ev(16, guest, 1013, "192.0.2.7"), "bob@example.com"),
+		login(ev(17, guest, 1013, "192.0.2.7"), "bob@example.com"),
+		login(ev(18, guest, 1013, "192.0.2.7"), "bob@example.com"),
 		ev(19, guest, 1013, "198.18.0.2"), // below threshold
 		ev(20, "bob", 1000, ""),           // no address
 		ev(21, "alice", 1001, "203.0.113.99"),
@@ -76,16 +71,25 @@ func TestEvaluate(t *testing.T) {
 	for _, f := range fs {
 		if f.EventIDs != nil {
 			got = append(got, f.Kind+":"+f.IP+":"+joinIDs(f.EventIDs, 100))
+		} else if f.span != nil {
+			got = append(got, f.Kind+":"+f.IP)
 		} else {
 			got = append(got, f.Kind+":"+fmtInt(f.EventID))
 		}
 	}
-	want := []string{"ip_not_allowed:5", "unknown_user:6", "unverifiable_ip:7", "unverifiable_ip:20", "ip_not_allowed:21", "failed_login_burst:198.18.0.1:9, 10, 11, 12, 13"}
+	want := []string{"password_guess_succeeded:5", "unknown_user:6", "unverifiable_ip:7", "unverifiable_ip:20", "ip_not_allowed:21", "failed_login_burst:198.18.0.1:9, 10, 11, 12, 13"}
+	if len(fs) > 0 && fs[len(fs)-1].span == nil {
+		t.Errorf("burst has no span")
+	}
 	if strings.Join(got, " | ") != strings.Join(want, " | ") {
 		t.Errorf("findings:\n got %v\nwant %v", got, want)
 	}
 	for _, f := range fs {
 		switch f.Kind {
+		case KindPasswordGuessSucceeded: // bob's address also failed 5 times
+			if f.Severity != SeverityCritical || f.FailedAttempts != 5 || f.Email != "alice@example.com" {
+				t.Errorf("%+v", f)
+			}
 		case KindIPNotAllowed:
 			if f.Severity != SeverityHigh || f.Email != "alice@example.com" {
 				t.Errorf("%+v", f)
@@ -110,18 +114,33 @@ func TestEvaluate(t *testing.T) {
 }
 
 func TestDropAlerted(t *testing.T) {
-	fs := []Finding{
-		{Kind: KindIPNotAllowed, EventID: 1},
-		{Kind: KindIPNotAllowed, EventID: 2},
-		burst("198.18.0.1", []ipguard.LoginEvent{ev(3, guest, 1013, "198.18.0.1"), ev(4, guest, 1013, "198.18.0.1"), ev(5, guest, 1013, "198.18.0.1")}, 3),
-		burst("198.18.0.2", []ipguard.LoginEvent{ev(6, guest, 1013, "198.18.0.2")}, 1),
-	}
-	kept, dropped := dropAlerted(fs, map[int64]bool{1: true, 3: true, 4: true, 6: true})
-	if dropped != 2 || len(kept) != 2 || kept[0].EventID != 2 || kept[1].Count != 1 || kept[1].EventIDs[0] != 5 {
+	b := Finding{Kind: KindFailedLoginBurst, EventIDs: []int64{3}, span: &ipguard.TimeSpan{}}
+	fs := []Finding{{Kind: KindIPNotAllowed, EventID: 1}, {Kind: KindIPNotAllowed, EventID: 2}, b}
+	kept, dropped := dropAlerted(fs, map[int64]bool{1: true, 3: true})
+	if dropped != 1 || len(kept) != 2 || kept[0].EventID != 2 || kept[1].span == nil {
 		t.Fatalf("kept %+v dropped %d", kept, dropped)
 	}
-	if !strings.Contains(string(kept[1].Raw), `"id":5`) || strings.Contains(string(kept[1].Raw), `"id":3`) {
-		t.Errorf("burst raw not trimmed to fresh events: %s", kept[1].Raw)
+}
+
+// Failed logins already covered by a stored alerted span are not counted
+// again; a burst that goes on past it is reported as "more".
+func TestEvaluatorSkipsAlertedSpans(t *testing.T) {
+	l := lists(t, nil)
+	e := NewEvaluator(l, Policy{FailedLoginThreshold: 3})
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 6; i++ {
+		evs = append(evs, ev(i, guest, 1013, "198.18.0.1"))
+	}
+	e.SetAlerted("198.18.0.1", []ipguard.TimeSpan{{From: evs[0].Date, To: evs[3].Date}})
+	if _, err := e.Add(evs); err != nil {
+		t.Fatal(err)
+	}
+	bs := e.Bursts()
+	if len(bs) != 1 || bs[0].Count != 2 || e.AlreadyAlerted != 4 || !strings.Contains(bs[0].Reason, "2 more failed logins") {
+		t.Fatalf("bursts %+v, already %d", bs, e.AlreadyAlerted)
+	}
+	if again := e.Bursts(); len(again) != 0 {
+		t.Fatalf("a burst was returned twice: %+v", again)
 	}
 }
 
@@ -132,4 +151,9 @@ func TestEvaluateMatchesGUIDsWhateverTheirCase(t *testing.T) {
 	if err != nil || len(fs) != 0 {
 		t.Fatalf("upper-case GUID not matched: %+v %v", fs, err)
 	}
+}
+
+func login(e ipguard.LoginEvent, name string) ipguard.LoginEvent {
+	e.Login = name
+	return e
 }

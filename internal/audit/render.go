@@ -19,6 +19,8 @@ const (
 	// emailListed is how many findings the e-mail text spells out; the rest
 	// are counted ("and N more") and stay in full in the JSON.
 	emailListed = 25
+	// fieldRunes clips each untrusted value shown in the e-mail.
+	fieldRunes = 120
 )
 
 // Window is the audited span of time.
@@ -26,59 +28,92 @@ type Window struct {
 	From, To time.Time
 }
 
-// Batch is one SNS message and the events it alerts about.
+// Meta is what every message of a run says besides its findings.
+type Meta struct {
+	Portal   string
+	Window   Window
+	Backfill bool
+	// Note is a line the e-mail shows first (e.g. that a backfill reaches
+	// further back than the alert memory).
+	Note string
+	// MayRepeat says the window reaches further back than the alert memory
+	// (the subject says so).
+	MayRepeat bool
+	// Notices are run-wide messages (e.g. that enforcement was suspended);
+	// they head every message.
+	Notices []string
+}
+
+// Batch is one SNS message and the findings it alerts about.
 type Batch struct {
 	Alert    ipguard.Alert
-	EventIDs []int64
 	Findings []Finding
+}
+
+// EventIDs returns the ids of the single-login findings of b (bursts are
+// remembered by address and span instead).
+func (b Batch) EventIDs() []int64 {
+	var out []int64
+	for _, f := range b.Findings {
+		out = append(out, f.ids()...)
+	}
+	return out
 }
 
 // Payload is the "default" (JSON) body of an alert: the seed's payload.
 type Payload struct {
-	Portal string `json:"portal"`
-	From   string `json:"from"`
-	To     string `json:"to"`
-	Part   int    `json:"part,omitempty"`  // set when the alert was split
-	Parts  int    `json:"parts,omitempty"` // into several messages
+	Portal   string `json:"portal"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Backfill bool   `json:"backfill,omitempty"`
+	Severity string `json:"severity"`        // the highest in this message
+	Part     int    `json:"part,omitempty"`  // set when the alert was split
+	Parts    int    `json:"parts,omitempty"` // into several messages
 	// Notices are run-wide messages, e.g. that enforcement was suspended.
 	Notices []string  `json:"notices,omitempty"`
 	Events  []Finding `json:"events"`
 }
 
-// RenderAlerts turns findings into as few SNS messages as fit: one, unless
-// one message would pass maxBytes (the structured message as SNS counts it).
-// Notices (run-wide messages) head every message.
-func RenderAlerts(portal string, w Window, fs []Finding, maxBytes int, notices ...string) ([]Batch, error) {
-	if len(fs) == 0 {
-		return nil, nil
-	}
-	chunks, err := split(portal, w, fs, maxBytes, notices)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Batch, 0, len(chunks))
-	for i, c := range chunks {
-		part, parts := 0, 0
-		if len(chunks) > 1 {
-			part, parts = i+1, len(chunks)
+// RenderAlerts turns findings into SNS messages: one per severity class
+// (critical, high, medium, in that order), each split into numbered parts
+// only when one message would pass maxBytes (the structured message as SNS
+// counts it). A finding is never too large: bursts list at most
+// MaxListedIDs ids and a few raw events.
+func RenderAlerts(m Meta, fs []Finding, maxBytes int) ([]Batch, error) {
+	var out []Batch
+	for _, sev := range Severities {
+		var group []Finding
+		for _, f := range fs {
+			if f.Severity == sev {
+				group = append(group, f)
+			}
 		}
-		a, err := render(portal, w, c, part, parts, notices)
+		if len(group) == 0 {
+			continue
+		}
+		chunks, err := split(m, group, maxBytes)
 		if err != nil {
 			return nil, err
 		}
-		b := Batch{Alert: a, Findings: c}
-		for _, f := range c {
-			b.EventIDs = append(b.EventIDs, f.ids()...)
+		for i, c := range chunks {
+			part, parts := 0, 0
+			if len(chunks) > 1 {
+				part, parts = i+1, len(chunks)
+			}
+			a, err := render(m, c, part, parts)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Batch{Alert: a, Findings: c})
 		}
-		out = append(out, b)
 	}
 	return out, nil
 }
 
 // split halves a chunk until each fits. A lone finding too large even alone
-// (a huge burst) loses its raw events, which the e-mail never showed anyway.
-func split(portal string, w Window, fs []Finding, maxBytes int, notices []string) ([][]Finding, error) {
-	a, err := render(portal, w, fs, 99, 99, notices) // worst case: part numbers present
+// loses its raw event(s), which the e-mail never showed anyway.
+func split(m Meta, fs []Finding, maxBytes int) ([][]Finding, error) {
+	a, err := render(m, fs, 999, 999) // worst case: part numbers present
 	if err != nil {
 		return nil, err
 	}
@@ -87,17 +122,17 @@ func split(portal string, w Window, fs []Finding, maxBytes int, notices []string
 	}
 	if len(fs) == 1 {
 		if fs[0].Raw == nil {
-			return nil, ipguard.Errorf(ipguard.EInternal, "alert for event(s) %v does not fit in one SNS message", fs[0].ids())
+			return nil, ipguard.Errorf(ipguard.EInternal, "alert for event %d (%s) does not fit in one SNS message", fs[0].EventID, fs[0].Kind)
 		}
 		f := fs[0]
 		f.Raw = nil
-		return split(portal, w, []Finding{f}, maxBytes, notices)
+		return split(m, []Finding{f}, maxBytes)
 	}
-	left, err := split(portal, w, fs[:len(fs)/2], maxBytes, notices)
+	left, err := split(m, fs[:len(fs)/2], maxBytes)
 	if err != nil {
 		return nil, err
 	}
-	right, err := split(portal, w, fs[len(fs)/2:], maxBytes, notices)
+	right, err := split(m, fs[len(fs)/2:], maxBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -107,18 +142,40 @@ func split(portal string, w Window, fs []Finding, maxBytes int, notices []string
 // size is the byte length of the structured message SNS receives.
 func size(a ipguard.Alert) int { return len(a.StructuredMessage()) }
 
-func render(portal string, w Window, fs []Finding, part, parts int, notices []string) (ipguard.Alert, error) {
-	body, err := json.Marshal(Payload{Portal: portal, From: w.From.UTC().Format(time.RFC3339), To: w.To.UTC().Format(time.RFC3339),
-		Part: part, Parts: parts, Notices: notices, Events: fs})
+func render(m Meta, fs []Finding, part, parts int) (ipguard.Alert, error) {
+	sev := highest(fs)
+	body, err := json.Marshal(Payload{Portal: m.Portal, From: m.Window.From.UTC().Format(time.RFC3339), To: m.Window.To.UTC().Format(time.RFC3339),
+		Backfill: m.Backfill, Severity: sev, Part: part, Parts: parts, Notices: m.Notices, Events: fs})
 	if err != nil {
 		return ipguard.Alert{}, ipguard.Errorf(ipguard.EInternal, "render alert: %w", err)
 	}
+	var kinds []string
+	n := countKinds(fs)
+	for _, k := range Kinds {
+		if n[k] > 0 {
+			kinds = append(kinds, k)
+		}
+	}
 	return ipguard.Alert{
-		Subject: subject(fs, part, parts),
-		Default: string(body),
-		Email:   emailText(portal, w, fs, part, parts, notices),
-		SMS:     smsText(fs, w),
+		Subject:  subject(m, fs, part, parts),
+		Default:  string(body),
+		Email:    emailText(m, fs, part, parts),
+		SMS:      smsText(m, fs),
+		Severity: sev,
+		Kinds:    kinds,
 	}, nil
+}
+
+// highest is the highest severity among fs.
+func highest(fs []Finding) string {
+	for _, s := range Severities {
+		for _, f := range fs {
+			if f.Severity == s {
+				return s
+			}
+		}
+	}
+	return SeverityMedium
 }
 
 func countKinds(fs []Finding) map[string]int {
@@ -130,10 +187,11 @@ func countKinds(fs []Finding) map[string]int {
 }
 
 var kindPhrase = map[string][2]string{ // singular, plural
-	KindIPNotAllowed:     {"login from a non-allowlisted IP", "logins from non-allowlisted IPs"},
-	KindUnknownUser:      {"login by a user with no allowlist", "logins by users with no allowlist"},
-	KindUnverifiableIP:   {"login from an unverifiable address", "logins from unverifiable addresses"},
-	KindFailedLoginBurst: {"failed-login burst", "failed-login bursts"},
+	KindPasswordGuessSucceeded: {"login that succeeded after failed attempts", "logins that succeeded after failed attempts"},
+	KindIPNotAllowed:           {"login from a non-allowlisted IP", "logins from non-allowlisted IPs"},
+	KindUnknownUser:            {"login by a user with no allowlist", "logins by users with no allowlist"},
+	KindUnverifiableIP:         {"login from an unverifiable address", "logins from unverifiable addresses"},
+	KindFailedLoginBurst:       {"failed-login burst", "failed-login bursts"},
 }
 
 func phrase(kind string, n int) string {
@@ -145,35 +203,52 @@ func phrase(kind string, n int) string {
 }
 
 // subject is e.g. "DocSpace: 3 logins from non-allowlisted IPs", at most
-// MaxSubjectRunes runes.
-func subject(fs []Finding, part, parts int) string {
+// MaxSubjectRunes runes; "DocSpace backfill: ..." for a backfill and
+// "DocSpace CRITICAL: ..." when a critical finding is in it.
+func subject(m Meta, fs []Finding, part, parts int) string {
 	n := countKinds(fs)
-	var s string
+	s := "DocSpace"
+	if highest(fs) == SeverityCritical {
+		s += " CRITICAL"
+	}
+	if m.Backfill {
+		s += " backfill " + m.Window.From.UTC().Format("2006-01-02")
+	}
+	if m.MayRepeat {
+		s += " (may repeat)"
+	}
 	if len(n) == 1 {
-		s = "DocSpace: " + phrase(fs[0].Kind, len(fs))
+		s += ": " + phrase(fs[0].Kind, len(fs))
 	} else {
-		s = fmt.Sprintf("DocSpace: %d login security findings (%d high)", len(fs), n[KindIPNotAllowed])
+		s += fmt.Sprintf(": %d login security findings (%s)", len(fs), highest(fs))
 	}
 	if parts > 1 {
 		s += fmt.Sprintf(" [%d/%d]", part, parts)
 	}
-	return clipRunes(s, MaxSubjectRunes)
+	return clipRunes(Clean(s, 0), MaxSubjectRunes)
 }
 
-func emailText(portal string, w Window, fs []Finding, part, parts int, notices []string) string {
+func emailText(m Meta, fs []Finding, part, parts int) string {
 	var b strings.Builder
 	n := countKinds(fs)
-	fmt.Fprintf(&b, "DocSpace IP Guard checked the logins on %s\nfrom %s to %s (UTC) and found:\n\n",
-		portal, w.From.UTC().Format("2006-01-02 15:04:05"), w.To.UTC().Format("2006-01-02 15:04:05"))
+	if m.Note != "" {
+		fmt.Fprintf(&b, "NOTE: %s\n\n", Clean(m.Note, 600))
+	}
+	what := "checked the logins"
+	if m.Backfill {
+		what = "checked past logins (backfill)"
+	}
+	fmt.Fprintf(&b, "DocSpace IP Guard %s on %s\nfrom %s to %s (UTC) and found:\n\n",
+		what, Clean(m.Portal, 200), m.Window.From.UTC().Format("2006-01-02 15:04:05"), m.Window.To.UTC().Format("2006-01-02 15:04:05"))
 	for _, k := range Kinds {
 		if n[k] > 0 {
 			fmt.Fprintf(&b, "  - %s\n", phrase(k, n[k]))
 		}
 	}
 	if parts > 1 {
-		fmt.Fprintf(&b, "\n(This is part %d of %d of this run's alert.)\n", part, parts)
+		fmt.Fprintf(&b, "\n(This is part %d of %d of this run's %s alert.)\n", part, parts, highest(fs))
 	}
-	for _, n := range notices {
+	for _, n := range m.Notices {
 		fmt.Fprintf(&b, "\n!! %s\n", oneLine(n, 600))
 	}
 	b.WriteString("\n")
@@ -182,46 +257,22 @@ func emailText(portal string, w Window, fs []Finding, part, parts int, notices [
 			fmt.Fprintf(&b, "... and %d more (the full list is in the JSON alert).\n\n", len(fs)-emailListed)
 			break
 		}
-		fmt.Fprintf(&b, "%d. [%s] %s\n", i+1, strings.ToUpper(f.Severity), f.Reason)
-		who := f.User
-		if f.Email != "" {
-			who = strings.TrimSpace(who + " <" + f.Email + ">")
-		} else if f.Login != "" && f.Login != f.User {
-			who = strings.TrimSpace(who + " (login " + f.Login + ")")
-		}
-		if who == "" {
-			who = "unknown"
-		}
-		if f.UserID != "" {
-			who += ", user id " + f.UserID
-		}
-		fmt.Fprintf(&b, "   Who:   %s\n", who)
-		fmt.Fprintf(&b, "   From:  %s\n", orUnknown(f.IP))
-		if f.FirstAt != "" && f.FirstAt != f.Date {
-			fmt.Fprintf(&b, "   When:  %s to %s\n", f.FirstAt, f.Date)
-		} else {
-			fmt.Fprintf(&b, "   When:  %s\n", f.Date)
-		}
-		if f.EventIDs != nil {
-			fmt.Fprintf(&b, "   Events: %d failed logins, ids %s\n", f.Count, joinIDs(f.EventIDs, 20))
-		} else {
-			fmt.Fprintf(&b, "   Event: %d (%s)\n", f.EventID, orUnknown(f.Action))
-		}
-		if f.Response != nil {
-			fmt.Fprintf(&b, "   Response: %s\n", responseText(f.Response))
-			if e := f.Response.Escalation; e != nil {
-				fmt.Fprintf(&b, "   User:  %s\n", escalationText(e))
-			}
-		}
-		b.WriteString("\n")
+		writeFinding(&b, i+1, f)
 	}
 	b.WriteString("What to do:\n")
 	if countOutcome(fs, OutcomeEnded) > 0 {
 		b.WriteString("  - An ended session only logs the user out; they can sign in again. If a login was not\n    theirs, disable the user and reset the password.\n")
 	}
+	if n[KindPasswordGuessSucceeded] > 0 {
+		b.WriteString("  - CRITICAL: someone logged in from an address that first failed to log in.\n" +
+			"    Treat the account as taken over: block the user in DocSpace, end their sessions,\n" +
+			"    reset the password and check what the session did.\n")
+	}
 	if n[KindIPNotAllowed]+n[KindUnverifiableIP] > 0 {
 		b.WriteString("  - Ask each user whether the login was theirs. If not, block the user in DocSpace,\n    end their sessions and reset the password.\n")
-		b.WriteString("  - If the address is legitimate, onboard it for that user so it stops alerting.\n")
+		b.WriteString("  - If the address is legitimate, send the user's onboarding again with ALL of their\n" +
+			"    addresses plus this one: an onboarding replaces the user's stored list, it does\n" +
+			"    not add to it, so a request with only the new address drops the old ones.\n")
 	}
 	if n[KindUnknownUser] > 0 {
 		b.WriteString("  - Users with no allowlist were never onboarded: onboard them, or set\n    UNKNOWN_USER_POLICY=ignore if that is expected.\n")
@@ -229,15 +280,90 @@ func emailText(portal string, w Window, fs []Finding, part, parts int, notices [
 	if n[KindFailedLoginBurst] > 0 {
 		b.WriteString("  - Repeated failed logins from one address look like password guessing:\n    check the portal's brute-force settings and block the address upstream.\n")
 	}
-	b.WriteString("\nSent by DocSpace IP Guard. Each login is alerted once.\n")
+	b.WriteString("\nSent by DocSpace IP Guard. Each login is alerted once (see README, \"Alert guarantee\").\n" +
+		"Values from the portal are shown escaped (\\uXXXX for control and invisible characters).\n")
 	return b.String()
 }
 
-// smsText is one ASCII line of at most MaxSMSBytes.
-func smsText(fs []Finding, w Window) string {
+func writeFinding(b *strings.Builder, i int, f Finding) {
+	fmt.Fprintf(b, "%d. [%s] %s\n", i, strings.ToUpper(f.Severity), f.Reason)
+	c := func(s string) string { return Clean(s, fieldRunes) }
+	if f.Kind == KindFailedLoginBurst {
+		targets := "none given"
+		if len(f.Logins) > 0 {
+			var ls []string
+			for _, l := range f.Logins {
+				ls = append(ls, c(l))
+			}
+			targets = strings.Join(ls, ", ")
+			if f.Count > len(f.Logins) && len(f.Logins) == maxListedLogins {
+				targets += ", ..."
+			}
+		}
+		fmt.Fprintf(b, "   Tried: %s\n", targets)
+	} else {
+		who := c(f.User)
+		if f.Email != "" {
+			who = strings.TrimSpace(who + " <" + c(f.Email) + ">")
+		} else if f.Login != "" && f.Login != f.User {
+			who = strings.TrimSpace(who + " (login " + c(f.Login) + ")")
+		}
+		if who == "" {
+			who = "unknown"
+		}
+		if f.UserID != "" {
+			who += ", user id " + c(f.UserID)
+		}
+		fmt.Fprintf(b, "   Who:   %s\n", who)
+	}
+	fmt.Fprintf(b, "   From:  %s\n", orUnknown(c(f.IP)))
+	if where := join(c(f.City), c(f.Country)); where != "" {
+		fmt.Fprintf(b, "   Where: %s\n", where)
+	}
+	if client := join(c(f.Browser), c(f.Platform)); client != "" {
+		fmt.Fprintf(b, "   Client: %s\n", client)
+	}
+	if f.FirstAt != "" && f.FirstAt != f.Date {
+		fmt.Fprintf(b, "   When:  %s to %s\n", f.FirstAt, f.Date)
+	} else {
+		fmt.Fprintf(b, "   When:  %s\n", f.Date)
+	}
+	switch {
+	case f.Kind == KindFailedLoginBurst:
+		more := ""
+		if f.Capped {
+			more = fmt.Sprintf(" (first %d of %d)", len(f.EventIDs), f.Count)
+		}
+		fmt.Fprintf(b, "   Events: %d failed logins, ids %s%s\n", f.Count, joinIDs(f.EventIDs, 20), more)
+	default:
+		fmt.Fprintf(b, "   Event: %d (%s)\n", f.EventID, orUnknown(c(f.Action)))
+	}
+	if f.Response != nil {
+		fmt.Fprintf(b, "   Response: %s\n", responseText(f.Response))
+		if e := f.Response.Escalation; e != nil {
+			fmt.Fprintf(b, "   User:  %s\n", escalationText(e))
+		}
+	}
+	b.WriteString("\n")
+}
+
+func join(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + ", " + b
+}
+
+// smsText is one ASCII line of at most MaxSMSBytes; a backfill's says so
+// and carries its date.
+func smsText(m Meta, fs []Finding) string {
 	n := countKinds(fs)
 	var parts []string
-	short := map[string]string{KindIPNotAllowed: "bad IP", KindUnknownUser: "unknown user", KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst"}
+	short := map[string]string{KindPasswordGuessSucceeded: "GUESSED PASSWORD", KindIPNotAllowed: "bad IP", KindUnknownUser: "unknown user",
+		KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst"}
 	for _, k := range Kinds {
 		if n[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[k], short[k]))
@@ -259,8 +385,16 @@ func smsText(fs []Finding, w Window) string {
 	if who == "" {
 		who = first.User
 	}
-	s := fmt.Sprintf("DocSpace alert %s-%sZ: %s. First: %s from %s. See email.",
-		w.From.UTC().Format("15:04"), w.To.UTC().Format("15:04"), strings.Join(parts, ", "), who, orUnknown(first.IP))
+	if first.Kind == KindFailedLoginBurst && len(first.Logins) > 0 {
+		who = first.Logins[0]
+	}
+	head := "DocSpace alert"
+	if m.Backfill {
+		head = "DocSpace backfill " + m.Window.From.UTC().Format("2006-01-02")
+	}
+	s := fmt.Sprintf("%s %s-%sZ: %s. First: %s from %s. See email.", head,
+		m.Window.From.UTC().Format("15:04"), m.Window.To.UTC().Format("15:04"), strings.Join(parts, ", "),
+		Clean(who, 40), orUnknown(Clean(first.IP, 40)))
 	return clipASCII(s, MaxSMSBytes)
 }
 
@@ -379,7 +513,8 @@ func clock(rfc string) string {
 }
 
 // oneLine makes text from the portal safe for one line of an e-mail:
-// control characters become spaces, and it is cut to max runes.
+// control characters and line separators become spaces, other invisible
+// characters are escaped (see Clean), and it is cut to max runes.
 func oneLine(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
@@ -387,5 +522,5 @@ func oneLine(s string, max int) string {
 		}
 		return r
 	}, s)
-	return clipRunes(strings.TrimSpace(s), max)
+	return clipRunes(Clean(strings.TrimSpace(s), 0), max)
 }

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"ipguard/internal/ipguard"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +15,7 @@ func TestRenderSingleAlert(t *testing.T) {
 		{EventID: 7, Kind: KindIPNotAllowed, Severity: SeverityHigh, Reason: "outside", UserID: "u1", Email: "jane@example.com", User: "Jäne Röe", IP: "198.51.100.7", Date: "2026-11-25T09:03:00Z", Action: "Login success via API", ActionID: 1010, Raw: json.RawMessage(`{"id":7}`)},
 		{EventID: 8, Kind: KindIPNotAllowed, Severity: SeverityHigh, Reason: "outside", UserID: "u1", IP: "198.51.100.8", Date: "2026-11-25T09:04:00Z", ActionID: 1010, Raw: json.RawMessage(`{"id":8}`)},
 	}
-	bs, err := RenderAlerts("https://portal.example.com", w, fs, MaxMessageBytes)
+	bs, err := RenderAlerts(Meta{Portal: "https://portal.example.com", Window: w}, fs, MaxMessageBytes)
 	if err != nil || len(bs) != 1 {
 		t.Fatalf("batches %d, err %v", len(bs), err)
 	}
@@ -48,8 +49,8 @@ func TestRenderSingleAlert(t *testing.T) {
 			t.Errorf("sms has non-ASCII %q", a.SMS)
 		}
 	}
-	if len(bs[0].EventIDs) != 2 {
-		t.Errorf("event ids %v", bs[0].EventIDs)
+	if len(bs[0].EventIDs()) != 2 {
+		t.Errorf("event ids %v", bs[0].EventIDs())
 	}
 }
 
@@ -61,7 +62,7 @@ func TestRenderLimits(t *testing.T) {
 		fs = append(fs, Finding{EventID: int64(i + 1), Kind: []string{KindIPNotAllowed, KindUnknownUser}[i%2], Severity: SeverityHigh,
 			User: strings.Repeat("ü", 60), IP: "203.0.113.1", Date: "2026-11-25T09:03:00Z", Raw: raw})
 	}
-	bs, err := RenderAlerts("https://portal.example.com", w, fs, MaxMessageBytes)
+	bs, err := RenderAlerts(Meta{Portal: "https://portal.example.com", Window: w}, fs, MaxMessageBytes)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,9 +83,54 @@ func TestRenderLimits(t *testing.T) {
 		if !strings.Contains(b.Alert.Email, "more (the full list is in the JSON alert)") {
 			t.Errorf("long e-mail list is not cut")
 		}
-		total += len(b.EventIDs)
+		total += len(b.EventIDs())
 	}
 	if total != 400 {
 		t.Errorf("%d events across messages, want 400", total)
+	}
+}
+
+// A forged login name with line breaks and bidi controls is shown on one
+// line, escaped, in the e-mail, the SMS and the subject; the JSON keeps it.
+func TestRenderEscapesUntrustedText(t *testing.T) {
+	forged := "eve@example.com\n\n2. [HIGH] all clear\u202Emoc.elgoog"
+	w := Window{From: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 25, 9, 15, 0, 0, time.UTC)}
+	fs := []Finding{
+		{Kind: KindFailedLoginBurst, Severity: SeverityMedium, Reason: "burst", IP: "198.18.0.1", Logins: []string{forged}, Count: 5, EventIDs: []int64{1, 2, 3, 4, 5},
+			Country: "Ex\u200Bample", Date: "2026-11-25T09:03:00Z", span: &ipguard.TimeSpan{}},
+		{EventID: 9, Kind: KindUnknownUser, Severity: SeverityMedium, Reason: "unknown", User: forged, Login: forged, IP: "198.51.100.7\r\nX", Date: "2026-11-25T09:04:00Z"},
+	}
+	bs, err := RenderAlerts(Meta{Portal: "https://p", Window: w}, fs, MaxMessageBytes)
+	if err != nil || len(bs) != 1 {
+		t.Fatal(err)
+	}
+	a := bs[0].Alert
+	for _, bad := range []string{"\u202E", "\u200B", "\r", "\n\n2. [HIGH] all clear"} {
+		if strings.Contains(a.Email, bad) || strings.Contains(a.Subject, bad) || strings.Contains(a.SMS, bad) {
+			t.Errorf("untrusted %q reached the text:\n%s", bad, a.Email)
+		}
+	}
+	if !strings.Contains(a.Email, `Tried: eve@example.com\u000A\u000A2. [HIGH] all clear\u202Emoc.elgoog`) {
+		t.Errorf("forged login not shown escaped on one line:\n%s", a.Email)
+	}
+	if !strings.Contains(a.Default, `\u202e`) && !strings.Contains(a.Default, "\u202E") {
+		t.Errorf("the JSON lost the raw value: %s", a.Default)
+	}
+}
+
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain ümlaut":          "plain ümlaut",
+		"a\nb\tc":               `a\u000Ab\u0009c`,
+		"x\u202Ey\u2066z":       `x\u202Ey\u2066z`,
+		"zero\u200Bwidth\uFEFF": `zero\u200Bwidth\uFEFF`,
+		"nbsp\u00A0":            `nbsp\u00A0`,
+	} {
+		if got := Clean(in, 0); got != want {
+			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+	if got := Clean(strings.Repeat("a", 50), 10); got != "aaaaaaaaa…" {
+		t.Errorf("clip: %q", got)
 	}
 }

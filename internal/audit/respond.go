@@ -5,8 +5,10 @@ import "context"
 // Responder acts on a run's findings (ending the offending sessions) before
 // they are alerted, so that the alert says what was done. See package enforce.
 type Responder interface {
-	// Respond is called once per run, after the findings were evaluated and
-	// the already-alerted ones dropped, and before anything is published;
+	// Respond is called once per piece of a run (see Settings.PieceEvents;
+	// a run of a usual size is one piece), after the piece's findings were
+	// evaluated and the already-alerted ones dropped, and before any of
+	// them is published;
 	// backfill is true for a backfill run. It sets Response on each finding
 	// it has an answer for, in place, and returns notices for the alert
 	// (e.g. that enforcement was suspended, and why).

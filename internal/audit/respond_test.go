@@ -42,7 +42,8 @@ func TestRunRespondsBeforePublishingAndCountsEndedSessions(t *testing.T) {
 	if r.calls != 1 || r.backfill || len(r.seen) != 3 {
 		t.Fatalf("responder calls %d backfill %v saw %v", r.calls, r.backfill, r.seen)
 	}
-	if res.SessionEnded != 2 || res.Responses[OutcomeEnded] != 2 || len(pub.sent) != 1 {
+	// two messages: high (alice's two, with responses) and medium (bob: no allowlist)
+	if res.SessionEnded != 2 || res.Responses[OutcomeEnded] != 2 || len(pub.sent) != 2 {
 		t.Errorf("result %+v", res)
 	}
 	a := pub.sent[0]

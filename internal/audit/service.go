@@ -2,35 +2,67 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"time"
 
-	"ipguard/internal/allowlist"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
 )
 
 // Source is the portal's login history.
 type Source interface {
-	// LoginEvents returns one page of events, newest first, with date ≥ from
-	// as the server applies it.
+	// LoginEvents returns one page: at most count (1..100) events dated ≥
+	// from, skipping startIndex newer ones, newest first by date (second
+	// precision). Rows of one second come in any order, possibly a different
+	// one on each call, and rows inserted meanwhile shift every position
+	// down. An event that cannot be decoded comes in its place with
+	// Unreadable set; only a failed request is an error (classified).
 	LoginEvents(ctx context.Context, from time.Time, startIndex, count int) ([]ipguard.LoginEvent, error)
 }
 
-// Store is the audit's state in the source of truth.
+// PortalClock is the portal's clock as its answers tell it.
+type PortalClock interface {
+	// ServerDate returns the HTTP Date of the portal's latest answer and the
+	// local time that answer arrived; both zero before any answer with one.
+	ServerDate() (date, receivedAt time.Time)
+}
+
+// Store is the audit's state in the source of truth. Every method returns a
+// classified error (EUnavailable when the store fails, EConfig when the
+// table is missing).
 type Store interface {
+	// Users returns the stored users among ids (canonical user ids); ids with
+	// no user are absent. A user whose item cannot be decoded comes back with
+	// Unreadable set instead of failing the call.
 	Users(ctx context.Context, ids []string) (map[string]ipguard.User, error)
+	// AllUsers returns every stored user (same rule for unreadable items).
 	AllUsers(ctx context.Context) ([]ipguard.User, error)
-	Checkpoint(ctx context.Context) (time.Time, bool, error)
-	SetCheckpoint(ctx context.Context, t time.Time) error
+	// Progress returns the saved progress: the zero value before the first
+	// run. Strongly consistent.
+	Progress(ctx context.Context) (ipguard.AuditProgress, error)
+	// SetProgress replaces the saved progress. The caller holds the lease.
+	SetProgress(ctx context.Context, p ipguard.AuditProgress) error
+	// Alerted reports which ids have an alerted record that has not expired
+	// at now. An unreadable record counts as not alerted.
 	Alerted(ctx context.Context, ids []int64, now time.Time) (map[int64]bool, error)
+	// RecordAlerted records the ids as alerted at at, for keep. Idempotent;
+	// on error some ids may be recorded.
 	RecordAlerted(ctx context.Context, ids []int64, at time.Time, keep time.Duration) error
+	// AlertedSpans returns, per address, the spans whose failed logins from
+	// that address were alerted as a burst and are remembered at now.
+	AlertedSpans(ctx context.Context, ips []string, now time.Time) (map[string][]ipguard.TimeSpan, error)
+	// RecordAlertedSpan remembers for keep that every failed login from ip
+	// dated within span was alerted: one write, whatever the burst's size.
+	RecordAlertedSpan(ctx context.Context, ip string, span ipguard.TimeSpan, at time.Time, keep time.Duration) error
 }
 
 // Publisher sends one alert message.
 type Publisher interface {
+	// Publish sends a, once: it must not resend on its own after a lost
+	// answer (the audit records what was accepted right after each call).
 	Publish(ctx context.Context, a ipguard.Alert) (string, error)
 }
 
@@ -40,42 +72,80 @@ const LeaseName = "audit"
 // PageSize is the largest page the login filter endpoint serves.
 const PageSize = 100
 
+// Defaults of Settings.
+const (
+	DefaultConcurrency = 4
+	DefaultPieceEvents = 2000
+	// publishMargin: no message is published with less time than this (or
+	// a quarter of DeadlineMargin, if less) left before the Lambda deadline,
+	// so a publish is never cut off half-way with its record unwritten.
+	publishMargin = 3 * time.Second
+)
+
 // Settings configure a Service.
 type Settings struct {
 	Portal          string        // the portal URL, named in alerts
 	Overlap         time.Duration // re-read this much before the checkpoint
 	Lookback        time.Duration // the first run's window
 	AlertRetention  time.Duration // how long alerted event ids are remembered
-	DeadlineMargin  time.Duration // stop fetching this long before the deadline
+	DeadlineMargin  time.Duration // stop reading this long before the deadline
 	Policy          Policy
 	MaxMessageBytes int // default MaxMessageBytes
+	// Concurrency is how many pages may be in flight at once (default 4;
+	// 1 reads strictly one page after the other).
+	Concurrency int
+	// PieceEvents is how many events the audit evaluates, alerts and commits
+	// at a time (default 2000); memory stays in proportion to it.
+	PieceEvents int
 }
 
 // Service runs audits. Source, Store, Publisher and Leases are required;
 // Responder is optional (nil: findings are only alerted).
 type Service struct {
-	Source    Source
+	Source Source
+	// Clock, optional, measures the portal's clock against ours after each
+	// run (a skew over half the overlap is a warning).
+	Clock     PortalClock
 	Store     Store
 	Publisher Publisher
 	Leases    lease.Backend
 	Responder Responder
 	Settings  Settings
 	Now       func() time.Time
-	Log       *slog.Logger
+	// Log is used when the context carries no logger (ipguard.WithLogger).
+	Log *slog.Logger
 }
 
-// Result is what a run did; it is the Lambda's JSON response.
+// Result is what a run did; it is the Lambda's JSON response. Field names
+// are stable (metrics and alarms read them).
 type Result struct {
-	From               string         `json:"from"`
-	To                 string         `json:"to"`
-	Backfill           bool           `json:"backfill,omitempty"`
-	EventsFetched      int            `json:"eventsFetched"`
-	EventsScanned      int            `json:"eventsScanned"` // distinct events inside the window
-	Counts             map[string]int `json:"counts"`        // new findings per kind
-	AlreadyAlerted     int            `json:"alreadyAlerted"`
-	AlertsPublished    int            `json:"alertsPublished"` // SNS messages sent
-	MessageIDs         []string       `json:"messageIds,omitempty"`
-	CheckpointAdvanced bool           `json:"checkpointAdvanced"`
+	From     string `json:"from"`
+	To       string `json:"to"`
+	Backfill bool   `json:"backfill,omitempty"`
+	// Complete is false when the run stopped at its deadline margin with
+	// events still to read; the next run goes on from the saved cursor (a
+	// backfill: invoke again with "to" set to ResumeBelow).
+	Complete      bool `json:"complete"`
+	PagesFetched  int  `json:"pagesFetched"`  // requests to the login filter
+	PagesReread   int  `json:"pagesReread"`   // of those, pages read again because a continuity check failed
+	EventsFetched int  `json:"eventsFetched"` // rows received, all pages
+	EventsScanned int  `json:"eventsScanned"` // distinct events of the window evaluated
+	// Counts are the new findings per kind, Severities per severity.
+	Counts          map[string]int `json:"counts"`
+	Severities      map[string]int `json:"severities"`
+	AlreadyAlerted  int            `json:"alreadyAlerted"`
+	AlertsPublished int            `json:"alertsPublished"` // SNS messages sent
+	MessageIDs      []string       `json:"messageIds,omitempty"`
+	// CheckpointAdvanced says a whole window was finished and Until moved.
+	CheckpointAdvanced bool `json:"checkpointAdvanced"`
+	// SafeUntil: every event dated up to this instant is done (read,
+	// evaluated, alerted, recorded). now − SafeUntil is the audit's lag.
+	SafeUntil string `json:"safeUntil,omitempty"`
+	// ResumeBelow is where an incomplete window goes on (events dated up to
+	// it, from From, are still to read).
+	ResumeBelow string `json:"resumeBelow,omitempty"`
+	// PortalClockSkew is the portal's clock minus ours, from its HTTP Date.
+	PortalClockSkew string `json:"portalClockSkew,omitempty"`
 	// SessionEnded counts the findings whose session this run ended.
 	SessionEnded int `json:"sessionEnded"`
 	// Responses counts this run's findings per response outcome (see Response).
@@ -85,6 +155,7 @@ type Result struct {
 	Skipped       bool     `json:"skipped,omitempty"`
 	SkipReason    string   `json:"skipReason,omitempty"`
 	Warnings      []string `json:"warnings"`
+	WarningCount  int      `json:"warningCount"`
 }
 
 // Handle decodes the invocation payload (see DecodeTrigger) and runs the audit.
@@ -96,25 +167,45 @@ func (s *Service) Handle(ctx context.Context, payload []byte, at time.Time) (Res
 	return s.Run(ctx, t)
 }
 
-// Run audits one window and publishes what it finds, once.
+// Run audits from the saved progress up to the trigger's time (or exactly a
+// backfill's window) and publishes what it finds.
 //
-// Promises: every login event of the window is evaluated or the run fails; a
-// finding is published at most once across runs (event ids are recorded after
-// each successful publish and dropped by later runs); the checkpoint advances
-// only after everything was published and recorded; a failed run records
-// nothing it did not publish and leaves the checkpoint, so the next run covers
-// the gap. A run that finds another run's live lease does nothing and says so
-// in its result (not an error). A backfill audits exactly its window and
-// leaves the checkpoint alone.
+// Promises (docs/audit-progress.md draws them):
+//   - Every login event of the audited span is handed to the evaluation once
+//     per window; none is skipped. Pages overlap and every boundary is
+//     checked; a boundary that cannot be proved is read again.
+//   - Work is committed in pieces: after each piece (Settings.PieceEvents
+//     events) its findings are published, recorded and the cursor saved, so
+//     a run that reaches its deadline margin keeps what it did, returns
+//     Complete false, and the next run continues below the cursor. The
+//     cursor never claims an event that was not read.
+//   - Alert guarantee, exactly: at least once, and at most once except in
+//     two windows. A message is recorded right after SNS accepted it and
+//     before the next one is sent; the publisher does not resend. (1) If SNS
+//     accepted a message but its answer was lost, the run fails without
+//     recording it and the next run sends those findings again (one
+//     duplicate message). (2) If the record write fails after an accepted
+//     publish, the run fails and the next run sends them again. Nothing
+//     else sends twice; no message is started with less than 3 s left
+//     (a quarter of DeadlineMargin when that is less).
+//   - A failed run loses nothing: what it committed stays, the rest is read
+//     again by the next run.
+//   - A run that finds another run's live lease does nothing and says so in
+//     its result (not an error). A backfill audits exactly its window and
+//     leaves the progress alone.
 func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
-	res := Result{Counts: map[string]int{}, Warnings: []string{}}
+	res := Result{Counts: map[string]int{}, Severities: map[string]int{}, Warnings: []string{}, Complete: true}
 	for _, k := range Kinds {
 		res.Counts[k] = 0
 	}
+	for _, sv := range Severities {
+		res.Severities[sv] = 0
+	}
+	log := s.log(ctx)
 	held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
 	if ipguard.ErrorCode(err) == ipguard.EConflict {
 		res.Skipped, res.SkipReason = true, skipReason(t)
-		s.log().Info("audit skipped", "reason", res.SkipReason)
+		log.InfoContext(ctx, "audit skipped", "reason", res.SkipReason)
 		return res, nil
 	}
 	if err != nil {
@@ -122,64 +213,30 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	}
 	defer func() {
 		if err := held.Release(ctx); err != nil {
-			s.log().Warn("release lease", "lease", LeaseName, "error", err)
+			log.WarnContext(ctx, "release lease", "lease", LeaseName, "error", err)
 		}
 	}()
 
-	w, cp, err := s.window(ctx, t)
+	r := &run{s: s, ctx: ctx, res: &res, log: log, backfill: t.Backfill, seenWarn: map[[32]byte]bool{}}
+	if t.Backfill {
+		err = r.runBackfill(t)
+	} else {
+		err = r.scheduled(t)
+	}
+	s.clockSkew(ctx, r)
+	res.WarningCount = len(res.Warnings)
 	if err != nil {
 		return Result{}, err
 	}
-	res.From, res.To, res.Backfill = w.From.Format(time.RFC3339), w.To.Format(time.RFC3339), t.Backfill
-
-	fetched, warnings, err := s.fetch(ctx, w)
-	res.Warnings = append(res.Warnings, warnings...)
-	if err != nil {
-		return Result{}, err
-	}
-	res.EventsFetched = len(fetched)
-	var inWindow []ipguard.LoginEvent
-	for _, ev := range fetched {
-		if !ev.Date.Before(w.From) && !ev.Date.After(w.To) {
-			inWindow = append(inWindow, ev)
-		}
-	}
-	sort.SliceStable(inWindow, func(i, j int) bool { return inWindow[i].Date.Before(inWindow[j].Date) })
-	res.EventsScanned = len(inWindow)
-
-	findings, err := s.evaluate(ctx, inWindow)
-	if err != nil {
-		return Result{}, err
-	}
-	findings, res.AlreadyAlerted, err = s.dropAlerted(ctx, findings)
-	if err != nil {
-		return Result{}, err
-	}
-	for _, f := range findings {
-		res.Counts[f.Kind]++
-	}
-	notices := s.respond(ctx, findings, t.Backfill, &res)
-
-	if err := s.publish(ctx, w, findings, notices, &res); err != nil {
-		return Result{}, err
-	}
-	if !t.Backfill && w.To.After(cp) {
-		if err := s.Store.SetCheckpoint(ctx, w.To); err != nil {
-			return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "audit: alerts sent, but the checkpoint could not be saved (the next run re-reads this window; alerted events are not sent again): %w", err)
-		}
-		res.CheckpointAdvanced = true
-	}
-	for _, warn := range res.Warnings {
-		s.log().Warn("audit warning", "warning", warn)
-	}
-	s.log().Info("audit done", "from", res.From, "to", res.To, "eventsScanned", res.EventsScanned,
-		"counts", res.Counts, "alreadyAlerted", res.AlreadyAlerted, "alertsPublished", res.AlertsPublished)
+	log.InfoContext(ctx, "audit done", "from", res.From, "to", res.To, "complete", res.Complete, "pagesFetched", res.PagesFetched,
+		"eventsScanned", res.EventsScanned, "counts", res.Counts, "alreadyAlerted", res.AlreadyAlerted,
+		"alertsPublished", res.AlertsPublished, "safeUntil", res.SafeUntil, "warnings", res.WarningCount)
 	return res, nil
 }
 
 // skipReason says what a run that found the lease held leaves behind. The
 // holder may be a scheduled run or a backfill, which covers only its own
-// window; either way the checkpoint did not move for this run, so the next
+// window; either way the progress did not move for this run, so the next
 // scheduled run reads from it.
 func skipReason(t Trigger) string {
 	if t.Backfill {
@@ -188,234 +245,224 @@ func skipReason(t Trigger) string {
 	return "another audit run (scheduled or a backfill) holds the lease; this run did nothing and left the checkpoint, so the next scheduled run reads from it"
 }
 
-// window is [checkpoint − overlap, trigger time], or the lookback on the
-// first run, or the backfill's exact span. It also returns the checkpoint.
-//
-// The first run anchors the checkpoint at the start of its window before it
-// does anything else: if that run fails, the next one still starts there
-// instead of a fresh lookback that would leave a gap.
-func (s *Service) window(ctx context.Context, t Trigger) (Window, time.Time, error) {
-	cp, ok, err := s.Store.Checkpoint(ctx)
-	if err != nil {
-		return Window{}, time.Time{}, ipguard.Errorf(ipguard.ErrorCode(err), "audit: read checkpoint: %w", err)
-	}
-	if t.Backfill {
-		return Window{From: t.From, To: t.To}, cp, nil
-	}
-	w := Window{To: t.To, From: t.To.Add(-s.Settings.Lookback)}
-	if ok {
-		w.From = cp.Add(-s.Settings.Overlap)
-	} else {
-		cp = w.From.Add(s.Settings.Overlap)
-		if err := s.Store.SetCheckpoint(ctx, cp); err != nil {
-			return Window{}, time.Time{}, ipguard.Errorf(ipguard.ErrorCode(err), "audit: anchor the first checkpoint: %w", err)
-		}
-	}
-	if w.From.After(w.To) {
-		w.From = w.To.Add(-s.Settings.Overlap)
-	}
-	return w, cp, nil
+// run is the state of one Run.
+type run struct {
+	s        *Service
+	ctx      context.Context
+	res      *Result
+	log      *slog.Logger
+	backfill bool
+	meta     Meta
+	prog     ipguard.AuditProgress
+	seenWarn map[[32]byte]bool
+	disabled map[string]bool // users counted in UsersDisabled
 }
 
-// fetch walks the login filter pages from the newest, sending only from. The
-// server may apply its filters inside each page, so the walk stops only at a
-// short page or at a page whose oldest event is before the window; events are
-// de-duplicated by id (offset paging over a live list repeats rows).
-func (s *Service) fetch(ctx context.Context, w Window) ([]ipguard.LoginEvent, []string, error) {
-	var warnings []string
-	fctx := ctx
-	if dl, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		fctx, cancel = context.WithDeadline(ctx, dl.Add(-s.margin(dl)))
-		defer cancel()
+func (r *run) warn(msg string) {
+	h := sha256.Sum256([]byte(msg))
+	if r.seenWarn[h] {
+		return
 	}
-	seen := map[int64]bool{}
-	var out []ipguard.LoginEvent
-	for page, start := 0, 0; ; page, start = page+1, start+PageSize {
-		if fctx.Err() != nil {
-			return nil, warnings, s.budgetErr(page, w)
+	r.seenWarn[h] = true
+	r.res.Warnings = append(r.res.Warnings, msg)
+	r.log.WarnContext(r.ctx, "audit warning", "warning", msg)
+}
+
+// scheduled works through the saved cursor, then the window up to t.To.
+func (r *run) scheduled(t Trigger) error {
+	s := r.s
+	prog, err := s.Store.Progress(r.ctx)
+	if err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read progress: %w", err)
+	}
+	if prog.Until.IsZero() && prog.Cursor == nil {
+		// The first run anchors its window before anything else: if it
+		// fails, the next one starts at the same place instead of a fresh
+		// lookback that would leave a gap.
+		from := t.To.Add(-s.Settings.Lookback)
+		prog = ipguard.AuditProgress{Until: from, Cursor: &ipguard.AuditCursor{From: from, To: t.To, Below: t.To}}
+		if err := s.Store.SetProgress(r.ctx, prog); err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: anchor the first window: %w", err)
 		}
-		evs, err := s.Source.LoginEvents(fctx, w.From, start, PageSize)
+	}
+	r.prog = prog
+	r.res.SafeUntil = prog.Until.Format(time.RFC3339)
+	for {
+		c := r.prog.Cursor
+		if c == nil {
+			// Each window re-reads the overlap before the last one's end
+			// (late-written events, a portal clock behind ours).
+			from, to := r.prog.Until.Add(-s.Settings.Overlap), t.To
+			if to.Before(r.prog.Until) {
+				from = to.Add(-s.Settings.Overlap) // a trigger older than the progress: re-read, move nothing
+			}
+			c = &ipguard.AuditCursor{From: from, To: to, Below: to}
+			r.prog.Cursor = c
+		}
+		w := Window{From: c.From, To: c.To}
+		if r.res.From == "" {
+			r.res.From = w.From.Format(time.RFC3339)
+		}
+		r.res.To = w.To.Format(time.RFC3339)
+		complete, err := r.window(w, c.Below)
 		if err != nil {
-			if fctx.Err() != nil && ctx.Err() == nil {
-				return nil, warnings, s.budgetErr(page, w)
-			}
-			return nil, warnings, ipguard.Errorf(ipguard.ErrorCode(err),
-				"audit: read login events (page %d, startIndex %d); nothing was published and the checkpoint was left for the next run: %w", page+1, start, err)
+			return err
 		}
-		fresh := 0
-		for _, ev := range evs {
-			if !seen[ev.ID] {
-				seen[ev.ID] = true
-				out = append(out, ev)
-				fresh++
-			}
+		if !complete {
+			r.res.Complete = false
+			r.res.ResumeBelow = r.prog.Cursor.Below.Format(time.RFC3339Nano)
+			r.warn(fmt.Sprintf("stopped at the deadline margin: events dated %s to %s are still to read; the saved cursor keeps the place and the next run continues there",
+				w.From.Format(time.RFC3339), r.prog.Cursor.Below.Format(time.RFC3339)))
+			return nil
 		}
-		if len(evs) < PageSize {
-			if page == 0 && len(evs) > 0 {
-				if warn, err := s.probeFallback(fctx, w, evs); err != nil {
-					return nil, warnings, err
-				} else if warn != "" {
-					warnings = append(warnings, warn)
-				}
-			}
-			return out, warnings, nil
+		advanced := w.To.After(r.prog.Until)
+		if advanced {
+			r.prog = ipguard.AuditProgress{Until: w.To}
+		} else {
+			r.prog.Cursor = nil
 		}
-		if fresh == 0 {
-			warnings = append(warnings, "the portal returned the same page of login events again: it seems to ignore paging, so older events of the window may be missing")
-			return out, warnings, nil
+		if err := s.Store.SetProgress(r.ctx, r.prog); err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: the window up to %s was finished and alerted, but the progress could not be saved (the next run reads it again; alerted events are not sent again): %w", w.To.Format(time.RFC3339), err)
 		}
-		if evs[len(evs)-1].Date.Before(w.From) {
-			return out, warnings, nil // newest first: every later page is older still
-		}
-	}
-}
-
-// probeFallback asks for the page after a short first page. A portal whose
-// plan lacks the audit feature answers every query with the same 20 newest
-// events; an honest one answers with nothing.
-func (s *Service) probeFallback(ctx context.Context, w Window, first []ipguard.LoginEvent) (string, error) {
-	next, err := s.Source.LoginEvents(ctx, w.From, PageSize, PageSize)
-	if err != nil {
-		return "", ipguard.Errorf(ipguard.ErrorCode(err), "audit: read login events (paging check): %w", err)
-	}
-	ids := map[int64]bool{}
-	for _, ev := range first {
-		ids[ev.ID] = true
-	}
-	for _, ev := range next {
-		if ids[ev.ID] {
-			return "plan fallback: the portal answers the login filter with the same newest events whatever the paging (its plan lacks the audit feature), so logins of this window may be missing; upgrade the plan or audit more often", nil
-		}
-	}
-	return "", nil
-}
-
-// margin is DeadlineMargin, but never more than a quarter of the time left,
-// so that a function with a short timeout still gets to read.
-func (s *Service) margin(deadline time.Time) time.Duration {
-	m := s.Settings.DeadlineMargin
-	if q := time.Until(deadline) / 4; m > q {
-		m = q
-	}
-	return m
-}
-
-func (s *Service) budgetErr(page int, w Window) error {
-	return &ipguard.Error{Code: ipguard.EUnavailable, Err: context.DeadlineExceeded, Message: fmt.Sprintf(
-		"audit: ran out of time reading login events (stopped before page %d, keeping a margin before the Lambda deadline); nothing was published or recorded and the checkpoint was left where it was, so the next run covers this window",
-		page+1)}
-}
-
-func (s *Service) evaluate(ctx context.Context, events []ipguard.LoginEvent) ([]Finding, error) {
-	var ids []string
-	seen := map[string]bool{}
-	for _, ev := range events {
-		id := ipguard.CanonicalUserID(ev.UserID)
-		if IsSuccessfulLogin(ev.ActionID) && id != "" && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	users := map[string]ipguard.User{}
-	if len(ids) > 0 {
-		var err error
-		if users, err = s.Store.Users(ctx, ids); err != nil {
-			return nil, ipguard.Errorf(ipguard.ErrorCode(err), "audit: load allowlists: %w", err)
-		}
-	}
-	anyUser := func() (allowlist.Set, error) {
-		all, err := s.Store.AllUsers(ctx)
-		if err != nil {
-			return allowlist.Set{}, ipguard.Errorf(ipguard.ErrorCode(err), "audit: load all allowlists: %w", err)
-		}
-		var entries []allowlist.Entry
-		for _, u := range all {
-			es, err := allowlist.ParseStored(u.Entries)
-			if err != nil {
-				return allowlist.Set{}, ipguard.Errorf(ipguard.EInternal, "user %s: %w", u.ID, err)
-			}
-			entries = append(entries, es...)
-		}
-		return allowlist.NewSet(entries), nil
-	}
-	lists, err := NewAllowlists(users, anyUser)
-	if err != nil {
-		return nil, err
-	}
-	return Evaluate(events, lists, s.Settings.Policy)
-}
-
-func (s *Service) dropAlerted(ctx context.Context, fs []Finding) ([]Finding, int, error) {
-	if len(fs) == 0 {
-		return nil, 0, nil
-	}
-	var ids []int64
-	for _, f := range fs {
-		ids = append(ids, f.ids()...)
-	}
-	alerted, err := s.Store.Alerted(ctx, ids, s.now())
-	if err != nil {
-		return nil, 0, ipguard.Errorf(ipguard.ErrorCode(err), "audit: read alerted events: %w", err)
-	}
-	kept, dropped := dropAlerted(fs, alerted)
-	return kept, dropped, nil
-}
-
-// publish sends the alert messages and records each message's event ids
-// right after it was accepted.
-func (s *Service) publish(ctx context.Context, w Window, fs []Finding, notices []string, res *Result) error {
-	max := s.Settings.MaxMessageBytes
-	if max <= 0 {
-		max = MaxMessageBytes
-	}
-	batches, err := RenderAlerts(s.Settings.Portal, w, fs, max, notices...)
-	if err != nil {
-		return err
-	}
-	for i, b := range batches {
-		id, err := s.Publisher.Publish(ctx, b.Alert)
-		if err != nil {
-			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: publish alert %d of %d (%d findings); its events were not recorded and the checkpoint was left, so the next run sends them: %w",
-				i+1, len(batches), len(b.Findings), err)
-		}
-		res.AlertsPublished++
-		res.MessageIDs = append(res.MessageIDs, id)
-		if err := s.Store.RecordAlerted(ctx, b.EventIDs, s.now(), s.Settings.AlertRetention); err != nil {
-			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: alert %d of %d was published but its events could not be recorded as alerted; the next run may send them again: %w",
-				i+1, len(batches), err)
+		r.res.CheckpointAdvanced = r.res.CheckpointAdvanced || advanced
+		r.res.SafeUntil = r.prog.Until.Format(time.RFC3339)
+		if !w.To.Before(t.To) {
+			break
 		}
 	}
 	return nil
 }
 
-// respond lets the Responder act on the findings and counts its outcomes.
-// Its notices also become warnings of the result.
-func (s *Service) respond(ctx context.Context, fs []Finding, backfill bool, res *Result) []string {
-	if s.Responder == nil || len(fs) == 0 {
+// backfill audits exactly t's window and saves no progress.
+func (r *run) runBackfill(t Trigger) error {
+	s := r.s
+	w := Window{From: t.From, To: t.To}
+	r.res.From, r.res.To, r.res.Backfill = w.From.Format(time.RFC3339), w.To.Format(time.RFC3339), true
+	if memory := r.s.now().Add(-s.Settings.AlertRetention); s.Settings.AlertRetention > 0 && w.From.Before(memory) {
+		note := fmt.Sprintf("this backfill starts at %s, before what the alert memory still holds (ALERT_RETENTION %s, back to %s): logins before that may have been alerted already and are alerted again",
+			w.From.Format(time.RFC3339), s.Settings.AlertRetention, memory.Format(time.RFC3339))
+		r.warn(note)
+		r.meta.Note, r.meta.MayRepeat = note, true
+	}
+	complete, err := r.window(w, w.To)
+	if err != nil {
+		return err
+	}
+	if !complete {
+		r.res.Complete = false
+		r.res.ResumeBelow = r.prog.Cursor.Below.Format(time.RFC3339Nano)
+		r.warn(fmt.Sprintf("backfill stopped at the deadline margin: events dated %s to %s are still to read; invoke again with {\"from\": %q, \"to\": %q}",
+			w.From.Format(time.RFC3339), r.res.ResumeBelow, w.From.Format(time.RFC3339), r.res.ResumeBelow))
+	}
+	return nil
+}
+
+// window walks one window from below down to its start, piece by piece, and
+// reports whether it reached the start. r.prog.Cursor follows the pieces
+// (saved to the store unless this is a backfill).
+func (r *run) window(w Window, below time.Time) (bool, error) {
+	s := r.s
+	if r.prog.Cursor == nil {
+		r.prog.Cursor = &ipguard.AuditCursor{From: w.From, To: w.To, Below: below}
+	}
+	r.meta = Meta{Portal: s.Settings.Portal, Window: w, Backfill: r.backfill, Note: r.meta.Note, MayRepeat: r.meta.MayRepeat}
+	if r.disabled == nil {
+		r.disabled = map[string]bool{}
+	}
+	lists := NewAllowlists(nil, func() ([]ipguard.User, error) { return s.Store.AllUsers(r.ctx) })
+	ev := NewEvaluator(lists, s.Settings.Policy)
+	p := piecer{run: r, lists: lists, ev: ev}
+
+	fctx, cancel := s.budget(r.ctx)
+	defer cancel()
+	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn}
+	var pending []ipguard.LoginEvent
+	var pendingDone time.Time
+	pieceStopped := false
+	err := wk.walk(fctx, below, func(evs []ipguard.LoginEvent, done time.Time, final bool) error {
+		pending = append(pending, evs...)
+		pendingDone = done
+		if final || len(pending) >= s.pieceEvents() {
+			if err := p.piece(pending, done, final); err != nil {
+				pieceStopped = errors.Is(err, errOutOfTime)
+				return err
+			}
+			pending = pending[:0]
+		}
 		return nil
+	})
+	r.res.PagesFetched += wk.requests
+	r.res.PagesReread += wk.rereads
+	r.res.EventsFetched += wk.rows
+	switch {
+	case errors.Is(err, errOutOfTime):
+		// What was read but not yet evaluated is finished inside the
+		// margin, which exists for this; a deadline that comes even so
+		// leaves it to the next run.
+		if len(pending) > 0 && !pieceStopped {
+			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
+				return false, err
+			}
+		}
+		return false, nil
+	case err != nil:
+		return false, err
 	}
-	notices := s.Responder.Respond(ctx, fs, backfill)
-	res.Warnings = append(res.Warnings, notices...)
-	disabled := map[string]bool{}
-	for _, f := range fs {
-		r := f.Response
-		if r == nil {
-			continue
-		}
-		if res.Responses == nil {
-			res.Responses = map[string]int{}
-		}
-		res.Responses[r.Outcome]++
-		if r.Outcome == OutcomeEnded {
-			res.SessionEnded++
-		}
-		if r.Escalation != nil && r.Escalation.Outcome == OutcomeDisabled && !disabled[f.UserID] {
-			disabled[f.UserID] = true
-			res.UsersDisabled++
-		}
+	return true, nil
+}
+
+// budget is ctx with its deadline moved DeadlineMargin earlier (never more
+// than a quarter of the time left, so a short timeout still gets to read).
+func (s *Service) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return context.WithCancel(ctx)
 	}
-	return notices
+	m := s.Settings.DeadlineMargin
+	if q := time.Until(dl) / 4; m > q {
+		m = q
+	}
+	return context.WithDeadline(ctx, dl.Add(-m))
+}
+
+func (s *Service) concurrency() int {
+	if s.Settings.Concurrency > 0 {
+		return s.Settings.Concurrency
+	}
+	return DefaultConcurrency
+}
+
+func (s *Service) pieceEvents() int {
+	if s.Settings.PieceEvents > 0 {
+		return s.Settings.PieceEvents
+	}
+	return DefaultPieceEvents
+}
+
+// clockSkew compares the portal's clock (HTTP Date) with ours. The overlap
+// re-reads events written late or stamped by a clock behind ours; a skew
+// larger than half of it could let events fall between two windows.
+func (s *Service) clockSkew(ctx context.Context, r *run) {
+	if s.Clock == nil {
+		return
+	}
+	portal, local := s.Clock.ServerDate()
+	if portal.IsZero() || local.IsZero() {
+		return
+	}
+	skew := portal.Sub(local).Round(time.Second)
+	r.res.PortalClockSkew = skew.String()
+	if abs(skew) > s.Settings.Overlap/2 {
+		r.warn(fmt.Sprintf("the portal's clock is %s off ours (HTTP Date %s), more than half of AUDIT_OVERLAP (%s): events may fall between windows; fix the clock or raise AUDIT_OVERLAP",
+			skew, portal.UTC().Format(time.RFC3339), s.Settings.Overlap))
+	}
+}
+
+func abs(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 func (s *Service) now() time.Time {
@@ -425,4 +472,4 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-func (s *Service) log() *slog.Logger { return ipguard.LoggerOrDiscard(s.Log) }
+func (s *Service) log(ctx context.Context) *slog.Logger { return ipguard.LoggerFrom(ctx, s.Log) }

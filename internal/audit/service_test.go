@@ -2,146 +2,21 @@ package audit
 
 import (
 	"context"
-	"errors"
-	"slices"
-	"sort"
+	"encoding/json"
+	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"ipguard/internal/ipguard"
 )
 
-// fakeSource pages like the real server's code: Skip/Take on the
-// date-sorted list first, the from filter inside the page.
-type fakeSource struct {
-	mu       sync.Mutex
-	events   []ipguard.LoginEvent
-	fail     int // fail this many calls
-	fallback bool
-	calls    int
-	hang     bool // wait for the context to end, as a stalled portal would
-}
-
-func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
-	if f.hang {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls++
-	if f.fail > 0 {
-		f.fail--
-		return nil, &ipguard.Error{Code: ipguard.EUnavailable, Message: "docspace: HTTP 503"}
-	}
-	all := slices.Clone(f.events)
-	sort.SliceStable(all, func(i, j int) bool { return all[i].Date.After(all[j].Date) })
-	if f.fallback {
-		return all[:min(20, len(all))], nil
-	}
-	if start > len(all) {
-		return nil, nil
-	}
-	page := all[start:min(start+count, len(all))]
-	var out []ipguard.LoginEvent
-	for _, e := range page {
-		if !e.Date.Before(from) {
-			out = append(out, e)
-		}
-	}
-	return out, nil
-}
-
-type fakeStore struct {
-	mu         sync.Mutex
-	users      map[string]ipguard.User
-	checkpoint time.Time
-	alerted    map[int64]time.Time
-	lease      string
-	failRecord bool
-}
-
-func (f *fakeStore) Users(_ context.Context, ids []string) (map[string]ipguard.User, error) {
-	out := map[string]ipguard.User{}
-	for _, id := range ids {
-		if u, ok := f.users[id]; ok {
-			out[id] = u
-		}
-	}
-	return out, nil
-}
-func (f *fakeStore) AllUsers(context.Context) ([]ipguard.User, error) {
-	var out []ipguard.User
-	for _, u := range f.users {
-		out = append(out, u)
-	}
-	return out, nil
-}
-func (f *fakeStore) Checkpoint(context.Context) (time.Time, bool, error) {
-	return f.checkpoint, !f.checkpoint.IsZero(), nil
-}
-func (f *fakeStore) SetCheckpoint(_ context.Context, t time.Time) error { f.checkpoint = t; return nil }
-func (f *fakeStore) Alerted(_ context.Context, ids []int64, now time.Time) (map[int64]bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[int64]bool{}
-	for _, id := range ids {
-		if exp, ok := f.alerted[id]; ok && exp.After(now) {
-			out[id] = true
-		}
-	}
-	return out, nil
-}
-func (f *fakeStore) RecordAlerted(_ context.Context, ids []int64, at time.Time, keep time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failRecord {
-		return errors.New("dynamodb down")
-	}
-	for _, id := range ids {
-		f.alerted[id] = at.Add(keep)
-	}
-	return nil
-}
-func (f *fakeStore) TryAcquireLease(_ context.Context, name, owner string, until, now time.Time) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.lease != "" {
-		return false, nil
-	}
-	f.lease = owner
-	return true, nil
-}
-func (f *fakeStore) ReleaseLease(_ context.Context, name, owner string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.lease == owner {
-		f.lease = ""
-	}
-	return nil
-}
-
-type fakePublisher struct {
-	sent []ipguard.Alert
-	fail bool
-}
-
-func (f *fakePublisher) Publish(_ context.Context, a ipguard.Alert) (string, error) {
-	if f.fail {
-		return "", &ipguard.Error{Code: ipguard.EUnavailable, Message: "sns down"}
-	}
-	f.sent = append(f.sent, a)
-	return "m" + fmtInt(int64(len(f.sent))), nil
-}
-
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
 func newAudit(events ...ipguard.LoginEvent) (*Service, *fakeSource, *fakeStore, *fakePublisher) {
-	src := &fakeSource{events: events}
-	st := &fakeStore{users: map[string]ipguard.User{"alice": {ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}}},
-		alerted: map[int64]time.Time{}}
+	src := newFakeSource(events...)
+	st := newFakeStore()
+	st.users["alice"] = ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}}
 	pub := &fakePublisher{}
 	return &Service{Source: src, Store: st, Publisher: pub, Leases: st, Now: func() time.Time { return t0.Add(16 * time.Minute) },
 		Settings: Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 24 * time.Hour,
@@ -156,6 +31,24 @@ func at(id int64, user string, action int, ip string, d time.Duration) ipguard.L
 
 func trig(d time.Duration) Trigger { return Trigger{To: t0.Add(d)} }
 
+// alertedIDs counts, per event id, how many messages named it.
+func alertedIDs(t *testing.T, sent []ipguard.Alert) map[int64]int {
+	t.Helper()
+	n := map[int64]int{}
+	for _, a := range sent {
+		var p Payload
+		if err := json.Unmarshal([]byte(a.Default), &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range p.Events {
+			if f.EventID != 0 {
+				n[f.EventID]++
+			}
+		}
+	}
+	return n
+}
+
 func TestRunPagesAndAlertsOnce(t *testing.T) {
 	var evs []ipguard.LoginEvent
 	for i := int64(1); i <= 250; i++ {
@@ -167,11 +60,11 @@ func TestRunPagesAndAlertsOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.EventsScanned != 251 || res.Counts[KindIPNotAllowed] != 1 || res.AlertsPublished != 1 || !res.CheckpointAdvanced {
+	if res.EventsScanned != 251 || res.Counts[KindIPNotAllowed] != 1 || res.Severities[SeverityHigh] != 1 || res.AlertsPublished != 1 || !res.CheckpointAdvanced || !res.Complete {
 		t.Fatalf("result %+v", res)
 	}
-	if !st.checkpoint.Equal(t0.Add(15 * time.Minute)) {
-		t.Errorf("checkpoint %v", st.checkpoint)
+	if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil || res.SafeUntil != "2026-11-25T09:15:00Z" {
+		t.Errorf("progress %+v, safeUntil %s", st.progress, res.SafeUntil)
 	}
 	again, err := s.Run(context.Background(), trig(30*time.Minute))
 	if err != nil {
@@ -188,8 +81,8 @@ func TestRunPublishFailureRecordsNothing(t *testing.T) {
 	if _, err := s.Run(context.Background(), trig(15*time.Minute)); ipguard.ErrorCode(err) != ipguard.EUnavailable {
 		t.Fatalf("err = %v", err)
 	}
-	if len(st.alerted) != 0 || !st.checkpoint.Equal(t0.Add(5*time.Minute)) {
-		t.Fatalf("failed run recorded state: %v %v (want only the anchor at from+overlap)", st.alerted, st.checkpoint)
+	if len(st.alerted) != 0 || !st.progress.Until.Equal(t0) || st.progress.Cursor == nil || !st.progress.Cursor.Below.Equal(t0.Add(15*time.Minute)) {
+		t.Fatalf("failed run recorded state: %v %+v (want only the anchored first window)", st.alerted, st.progress)
 	}
 	pub.fail = false
 	res, err := s.Run(context.Background(), trig(30*time.Minute))
@@ -198,15 +91,15 @@ func TestRunPublishFailureRecordsNothing(t *testing.T) {
 	}
 }
 
-func TestRunPortalDownLeavesCheckpoint(t *testing.T) {
+func TestRunPortalDownLeavesProgress(t *testing.T) {
 	s, src, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
-	st.checkpoint = t0
+	st.progress.Until = t0
 	src.fail = 1000
 	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
 		t.Fatal("no error")
 	}
-	if !st.checkpoint.Equal(t0) || len(pub.sent) != 0 {
-		t.Fatal("state changed")
+	if !st.progress.Until.Equal(t0) || st.progress.Cursor != nil || len(pub.sent) != 0 {
+		t.Fatalf("state changed: %+v", st.progress)
 	}
 }
 
@@ -228,6 +121,30 @@ func TestRunSkipsWhenLeaseHeld(t *testing.T) {
 	}
 }
 
+type fixedClock struct{ date, at time.Time }
+
+func (c fixedClock) ServerDate() (time.Time, time.Time) { return c.date, c.at }
+
+// A portal clock more than half the overlap off ours is a warning.
+func TestRunWarnsOnPortalClockSkew(t *testing.T) {
+	now := time.Now()
+	for _, tt := range []struct {
+		skew time.Duration
+		warn bool
+	}{{time.Minute, false}, {-3 * time.Minute, true}, {4 * time.Minute, true}} {
+		s, _, _, _ := newAudit()
+		s.Clock = fixedClock{date: now.Add(tt.skew), at: now}
+		res, err := s.Run(context.Background(), trig(15*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		warned := strings.Contains(strings.Join(res.Warnings, " "), "the portal's clock is")
+		if warned != tt.warn || res.PortalClockSkew != tt.skew.String() {
+			t.Errorf("skew %s: warned %v, portalClockSkew %q; want warned %v", tt.skew, warned, res.PortalClockSkew, tt.warn)
+		}
+	}
+}
+
 func TestRunWarnsOnPlanFallback(t *testing.T) {
 	var evs []ipguard.LoginEvent
 	for i := int64(1); i <= 30; i++ {
@@ -239,30 +156,403 @@ func TestRunWarnsOnPlanFallback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(res.Warnings) == 0 {
+	if res.WarningCount == 0 || !strings.Contains(strings.Join(res.Warnings, " "), "plan fallback") {
 		t.Fatalf("no warning: %+v", res)
 	}
 }
 
-func TestRunBackfillLeavesCheckpoint(t *testing.T) {
+func TestRunBackfillLeavesProgress(t *testing.T) {
 	s, _, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
 	res, err := s.Run(context.Background(), Trigger{From: t0, To: t0.Add(2 * time.Minute), Backfill: true})
-	if err != nil || res.AlertsPublished != 1 || res.CheckpointAdvanced || !st.checkpoint.IsZero() || len(pub.sent) != 1 {
+	if err != nil || res.AlertsPublished != 1 || res.CheckpointAdvanced || st.saves != 0 || len(pub.sent) != 1 {
 		t.Fatalf("res %+v err %v", res, err)
+	}
+	if !strings.Contains(pub.sent[0].Subject, "backfill") || !strings.Contains(pub.sent[0].SMS, "backfill 2026-11-25") {
+		t.Errorf("backfill not named: subject %q, sms %q", pub.sent[0].Subject, pub.sent[0].SMS)
 	}
 }
 
-func TestRunOutOfTimeRecordsNothing(t *testing.T) {
+// A backfill older than the alert memory says so in the result and the
+// subject (issue 11.8: we warn rather than keep records longer).
+func TestRunBackfillBeyondAlertMemoryWarns(t *testing.T) {
+	s, _, _, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", -48*time.Hour))
+	res, err := s.Run(context.Background(), Trigger{From: t0.Add(-49 * time.Hour), To: t0.Add(-47 * time.Hour), Backfill: true})
+	if err != nil || len(pub.sent) != 1 {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, " "), "before what the alert memory still holds") {
+		t.Errorf("warnings %v", res.Warnings)
+	}
+	if !strings.Contains(pub.sent[0].Subject, "may repeat") || !strings.Contains(pub.sent[0].Email, "NOTE: this backfill starts") {
+		t.Errorf("subject %q, e-mail:\n%s", pub.sent[0].Subject, pub.sent[0].Email)
+	}
+}
+
+// A run that reaches its deadline margin keeps what it did and says where
+// the next run goes on; it is not an error.
+func TestRunOutOfTimeKeepsProgress(t *testing.T) {
 	s, src, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
 	src.hang = true
 	s.Settings.DeadlineMargin = time.Hour // capped to a quarter of the time left
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, err := s.Run(ctx, trig(15*time.Minute))
-	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("err = %v", err)
+	res, err := s.Run(ctx, trig(15*time.Minute))
+	if err != nil || res.Complete || res.ResumeBelow == "" {
+		t.Fatalf("res %+v, err %v", res, err)
 	}
-	if len(pub.sent) != 0 || len(st.alerted) != 0 || st.checkpoint.After(t0.Add(5*time.Minute)) {
-		t.Fatal("state changed")
+	if len(pub.sent) != 0 || len(st.alerted) != 0 || st.progress.Cursor == nil || !st.progress.Cursor.Below.Equal(t0.Add(15*time.Minute)) {
+		t.Fatalf("state: %+v", st.progress)
+	}
+}
+
+// violations returns n successful logins of alice from an address outside
+// her allowlist, ids from first, spread over seconds starting at start.
+func violations(first int64, n int, start time.Time, perSecond int) []ipguard.LoginEvent {
+	var out []ipguard.LoginEvent
+	for i := 0; i < n; i++ {
+		e := ev(first+int64(i), "alice", 1010, "198.51.100.1")
+		e.Date = start.Add(time.Duration(i/perSecond) * time.Second)
+		out = append(out, e)
+	}
+	return out
+}
+
+// A backlog larger than one run clears over several runs: each run stops at
+// its deadline margin (the portal stalls after a few pages), keeps its
+// pieces, and the next continues; every violation is alerted exactly once
+// and the cursor never claims a row it did not read.
+func TestBacklogClearsOverSeveralRuns(t *testing.T) {
+	evs := violations(1, 3000, t0.Add(-2*time.Hour), 3)
+	s, src, st, pub := newAudit(evs...)
+	src.shuffle = true
+	s.Settings.PieceEvents = 200
+	s.Settings.Concurrency = 3
+	s.Settings.Lookback = 3 * time.Hour
+	s.Settings.DeadlineMargin = 200 * time.Millisecond
+	runs := 0
+	for ; runs < 40; runs++ {
+		src.mu.Lock()
+		src.hangAfter = src.calls + 16 // a few pages past the search, then the portal stalls
+		src.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
+		res, err := s.Run(ctx, trig(15*time.Minute))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := st.progress.Cursor; c != nil {
+			// every event dated after Below must have been alerted already
+			got := alertedIDs(t, pub.sent)
+			for _, e := range evs {
+				if e.Date.After(c.Below) && got[e.ID] == 0 {
+					t.Fatalf("run %d: cursor below %s claims event %d (%s), which was not alerted", runs+1, c.Below, e.ID, e.Date)
+				}
+			}
+		}
+		if res.Complete {
+			break
+		}
+	}
+	if runs < 2 {
+		t.Fatalf("the backlog cleared in %d run(s); the test wants several", runs+1)
+	}
+	got := alertedIDs(t, pub.sent)
+	for _, e := range evs {
+		if got[e.ID] != 1 {
+			t.Fatalf("event %d alerted %d times, want exactly once (after %d runs)", e.ID, got[e.ID], runs+1)
+		}
+	}
+	if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
+		t.Errorf("progress after the backlog: %+v", st.progress)
+	}
+}
+
+// 150 rows of one second straddle a page boundary and the portal orders
+// them differently on every request: every row is evaluated once.
+func TestRunTiesShuffledAcrossBoundaryEvaluatesEveryRow(t *testing.T) {
+	for _, conc := range []int{1, 4} {
+		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
+			var evs []ipguard.LoginEvent
+			evs = append(evs, violations(1, 60, t0.Add(10*time.Minute), 1)...)      // 60 newer rows, one per second
+			evs = append(evs, violations(1000, 150, t0.Add(8*time.Minute), 150)...) // 150 rows of one second
+			evs = append(evs, violations(2000, 90, t0.Add(5*time.Minute), 2)...)
+			s, src, _, pub := newAudit(evs...)
+			src.shuffle = true
+			s.Settings.Concurrency = conc
+			res, err := s.Run(context.Background(), trig(15*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := alertedIDs(t, pub.sent)
+			for _, e := range evs {
+				if got[e.ID] != 1 {
+					t.Fatalf("event %d alerted %d times; result %+v", e.ID, got[e.ID], res)
+				}
+			}
+			if res.EventsScanned != len(evs) {
+				t.Errorf("eventsScanned %d, want %d", res.EventsScanned, len(evs))
+			}
+			if !strings.Contains(strings.Join(res.Warnings, " "), "150 login events share the second") {
+				t.Errorf("a second larger than a page gave no warning naming it: %v", res.Warnings)
+			}
+		})
+	}
+}
+
+// Groups smaller than a page that cross a boundary are read whole, silently.
+func TestRunTiesShuffledSmallGroupsNoWarning(t *testing.T) {
+	evs := violations(1, 1000, t0.Add(time.Minute), 37) // 37 rows a second: every boundary cuts a second
+	s, src, _, pub := newAudit(evs...)
+	src.shuffle = true
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := alertedIDs(t, pub.sent)
+	for _, e := range evs {
+		if got[e.ID] != 1 {
+			t.Fatalf("event %d alerted %d times", e.ID, got[e.ID])
+		}
+	}
+	if res.WarningCount != 0 {
+		t.Errorf("warnings %v", res.Warnings)
+	}
+}
+
+// 150 events inserted between two page requests (a storm) shift every row
+// down by more than a page: no row of the window is missed and the
+// checkpoint is the window's end.
+func TestRunStormBetweenPagesMissesNothing(t *testing.T) {
+	for _, conc := range []int{1, 4} {
+		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
+			evs := violations(1, 500, t0.Add(time.Minute), 1)
+			s, src, st, pub := newAudit(evs...)
+			src.shuffle = true
+			s.Settings.Concurrency = conc
+			next := int64(10_000)
+			src.beforeCall = func(n int, f *fakeSource) {
+				if n == 3 || n == 4 {
+					var storm []ipguard.LoginEvent
+					for i := 0; i < 150; i++ {
+						e := ev(next, guest, 1013, "198.18.0.9")
+						e.Date = t0.Add(20 * time.Minute) // after the window: written while the run reads
+						storm = append(storm, e)
+						next++
+					}
+					f.add(storm...)
+				}
+			}
+			res, err := s.Run(context.Background(), trig(15*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := alertedIDs(t, pub.sent)
+			for _, e := range evs {
+				if got[e.ID] != 1 {
+					t.Fatalf("event %d alerted %d times; result %+v", e.ID, got[e.ID], res)
+				}
+			}
+			if res.PagesReread == 0 {
+				t.Errorf("the storm caused no re-read: %+v", res)
+			}
+			if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
+				t.Errorf("progress %+v", st.progress)
+			}
+		})
+	}
+}
+
+// The concurrent walk finds exactly what the sequential walk finds, on the
+// same data, under shuffled ties and a storm.
+func TestConcurrentWalkSameFindingsAsSequential(t *testing.T) {
+	findings := func(conc int) map[int64]int {
+		var evs []ipguard.LoginEvent
+		evs = append(evs, violations(1, 700, t0.Add(time.Minute), 7)...)
+		evs = append(evs, violations(5000, 130, t0.Add(3*time.Minute), 130)...)
+		s, src, _, pub := newAudit(evs...)
+		src.shuffle = true
+		s.Settings.Concurrency = conc
+		next := int64(50_000)
+		src.beforeCall = func(n int, f *fakeSource) {
+			if n%4 == 0 {
+				for i := 0; i < 60; i++ {
+					e := ev(next, "alice", 1010, "203.0.113.10")
+					e.Date = t0.Add(30 * time.Minute)
+					f.add(e)
+					next++
+				}
+			}
+		}
+		if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		return alertedIDs(t, pub.sent)
+	}
+	seq, conc := findings(1), findings(6)
+	if len(seq) != 830 || len(conc) != len(seq) {
+		t.Fatalf("sequential found %d, concurrent %d, want 830 each", len(seq), len(conc))
+	}
+	for id, n := range seq {
+		if conc[id] != n || n != 1 {
+			t.Fatalf("event %d: sequential %d, concurrent %d", id, n, conc[id])
+		}
+	}
+}
+
+// 30,000 failed logins from one address plus one real violation: the run
+// succeeds, the violation is alerted, the burst alert fits SNS, DynamoDB
+// writes stay few, and the next run sends nothing twice.
+func TestRunHugeBurstStaysBoundedAndAlertsTheViolation(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := 0; i < 30_000; i++ {
+		e := ev(int64(i+1), guest, 1013, "198.18.0.66")
+		e.Login = fmt.Sprintf("victim%d@example.com", i%3)
+		e.Date = t0.Add(time.Duration(i%600) * time.Second)
+		evs = append(evs, e)
+	}
+	evs = append(evs, at(99_999, "alice", 1010, "198.51.100.1", 7*time.Minute))
+	s, _, st, pub := newAudit(evs...)
+	s.Settings.Lookback = 20 * time.Minute
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Counts[KindIPNotAllowed] != 1 || res.Counts[KindFailedLoginBurst] == 0 {
+		t.Fatalf("result %+v", res)
+	}
+	total := 0
+	for _, a := range pub.sent {
+		if n := size(a); n > MaxMessageBytes {
+			t.Errorf("message of %d bytes", n)
+		}
+		var p Payload
+		_ = json.Unmarshal([]byte(a.Default), &p)
+		for _, f := range p.Events {
+			if f.Kind == KindFailedLoginBurst {
+				total += f.Count
+				if len(f.EventIDs) > MaxListedIDs || !f.Capped || len(f.Logins) != 3 {
+					t.Errorf("burst lists %d ids (capped %v), logins %v", len(f.EventIDs), f.Capped, f.Logins)
+				}
+			}
+		}
+	}
+	if total != 30_000 {
+		t.Errorf("bursts cover %d failed logins, want 30000", total)
+	}
+	if st.writes > 40 {
+		t.Errorf("%d alert record writes for one run, want a bounded few", st.writes)
+	}
+	sent := len(pub.sent)
+	again, err := s.Run(context.Background(), trig(20*time.Minute))
+	if err != nil || len(pub.sent) != sent {
+		t.Fatalf("next run sent %d more messages (%+v, %v)", len(pub.sent)-sent, again, err)
+	}
+}
+
+// An unreadable event and a stored entry that no longer parses: the run
+// succeeds with warnings and alerts the rest.
+func TestRunSurvivesPoison(t *testing.T) {
+	bad := ipguard.LoginEvent{ID: 5, Date: t0.Add(2 * time.Minute), Unreadable: "login event [3]: event 5: date \"yesterday\" is not an RFC 3339 instant", Raw: json.RawMessage(`{"id":5,"date":"yesterday"}`)}
+	s, _, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute), bad, at(7, "bob", 1010, "192.0.2.1", 3*time.Minute))
+	st.users["bob"] = ipguard.User{ID: "bob", Email: "bob@example.com", Entries: []string{"192.0.2.0/24", "not-an-ip"}}
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WarningCount != 2 || len(pub.sent) != 1 || res.Counts[KindIPNotAllowed] != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	w := strings.Join(res.Warnings, "\n")
+	if !strings.Contains(w, `unreadable login event skipped`) || !strings.Contains(w, `"not-an-ip"`) {
+		t.Errorf("warnings:\n%s", w)
+	}
+}
+
+// Issue 11.4: a burst is judged against the accounts it targeted. One
+// user's broad entry does not hide a burst against another account.
+func TestBurstJudgedByTargetedAccounts(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 6; i++ {
+		e := at(i, guest, 1013, "52.95.110.1", time.Duration(i)*time.Second)
+		e.Login = "victim@example.com"
+		evs = append(evs, e)
+	}
+	for i := int64(11); i <= 16; i++ {
+		e := at(i, guest, 1013, "52.95.110.2", time.Duration(i)*time.Second)
+		e.Login = "Broad@Example.com" // the broad user's own address: a forgotten password
+		evs = append(evs, e)
+	}
+	s, _, st, pub := newAudit(evs...)
+	st.users["broad"] = ipguard.User{ID: "broad", Email: "broad@example.com", Entries: []string{"52.0.0.0/8"}}
+	st.users["victim"] = ipguard.User{ID: "victim", Email: "victim@example.com", Entries: []string{"198.51.100.0/24"}}
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Counts[KindFailedLoginBurst] != 1 || len(pub.sent) != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	if !strings.Contains(pub.sent[0].Default, `"ip":"52.95.110.1"`) || !strings.Contains(pub.sent[0].Email, "Tried: victim@example.com") {
+		t.Errorf("burst:\n%s\n%s", pub.sent[0].Default, pub.sent[0].Email)
+	}
+}
+
+// A successful login from an address that also failed is critical.
+func TestPasswordGuessSucceededIsCritical(t *testing.T) {
+	evs := []ipguard.LoginEvent{at(9, "alice", 1010, "198.51.100.9", 5*time.Minute)}
+	for i := int64(1); i <= 3; i++ {
+		e := at(i, guest, 1013, "198.51.100.9", time.Duration(i)*time.Minute)
+		e.Login = "alice@example.com"
+		evs = append(evs, e)
+	}
+	s, _, _, pub := newAudit(evs...)
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Counts[KindPasswordGuessSucceeded] != 1 || res.Severities[SeverityCritical] != 1 || len(pub.sent) != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	a := pub.sent[0]
+	if a.Severity != SeverityCritical || !strings.Contains(a.Subject, "CRITICAL") || !strings.Contains(a.Email, "after 3 failed attempts") {
+		t.Errorf("alert %q / %q:\n%s", a.Severity, a.Subject, a.Email)
+	}
+}
+
+// Each severity goes in its own message, with the attributes a filter
+// policy reads.
+func TestRunSendsOneMessagePerSeverity(t *testing.T) {
+	s, _, _, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute), at(2, "carol", 1010, "198.51.100.2", 2*time.Minute))
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.sent) != 2 {
+		t.Fatalf("%d messages, want 2", len(pub.sent))
+	}
+	if pub.sent[0].Severity != SeverityHigh || pub.sent[0].Kinds[0] != KindIPNotAllowed ||
+		pub.sent[1].Severity != SeverityMedium || pub.sent[1].Kinds[0] != KindUnknownUser {
+		t.Errorf("messages %+v / %+v", pub.sent[0], pub.sent[1])
+	}
+}
+
+// Issue 11.7, measured: SNS accepts a message but the answer is lost. The
+// run fails without recording it; the next run sends it again: exactly one
+// duplicate, and nothing after that.
+func TestLostPublishAnswerMeansExactlyOneDuplicate(t *testing.T) {
+	s, _, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
+	pub.loseAnswer = 1
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+		t.Fatal("a lost answer must fail the run")
+	}
+	if len(st.alerted) != 0 {
+		t.Fatal("an unconfirmed publish was recorded")
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := s.Run(context.Background(), trig(time.Duration(20+5*i)*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := alertedIDs(t, pub.sent)[1]; got != 2 {
+		t.Fatalf("event delivered %d times, want 2 (the lost answer's message and one resend)", got)
 	}
 }

@@ -74,11 +74,18 @@ type AuditConfig struct {
 	AlertUnknownUsers    bool          // UNKNOWN_USER_POLICY: alert (default) or ignore
 	AlertRetention       time.Duration // ALERT_RETENTION (default 168h): how long alerted event ids are remembered
 	DeadlineMargin       time.Duration // AUDIT_DEADLINE_MARGIN (default 20s): stop fetching this long before the deadline
+	Concurrency          int           // AUDIT_CONCURRENCY (default 4, 1..16): pages in flight at once
+	RequestsPerMinute    int           // PORTAL_REQUESTS_PER_MINUTE (default 1200, 1..1500): ceiling on portal requests
 	// Schedule is AUDIT_SCHEDULE: the EventBridge schedule expression that
 	// runs the audit (rate(...) or cron(...)), reported by the status
 	// operation; empty when the function is only invoked by hand.
-	Schedule    string
-	Enforcement Enforcement
+	Schedule string
+	// HeartbeatMaxLag is HEARTBEAT_MAX_LAG_SECONDS (template parameter
+	// HeartbeatMaxLagSeconds), the lag the heartbeat alarm tolerates; only
+	// checked against a rate() Schedule: it must be at least twice its
+	// interval, or the alarm fires between two healthy runs.
+	HeartbeatMaxLag time.Duration
+	Enforcement     Enforcement
 }
 
 // Enforcement says how the audit responds to a violating login.
@@ -133,7 +140,7 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		c.Portal.AlertTopicARN = r.topicARN("ALERT_TOPIC_ARN")
 	case Audit:
 		c.Audit.TopicARN = r.topicARN("ALERT_TOPIC_ARN")
-		c.Audit.Overlap = r.duration("AUDIT_OVERLAP", 5*time.Minute, 0)
+		c.Audit.Overlap = r.duration("AUDIT_OVERLAP", 5*time.Minute, time.Minute)
 		c.Audit.Lookback = r.duration("AUDIT_LOOKBACK", 15*time.Minute, time.Second)
 		c.Audit.FailedLoginThreshold = r.integer("FAILED_LOGIN_THRESHOLD", 5, 0, 1_000_000)
 		switch p := strings.ToLower(strings.TrimSpace(getenv("UNKNOWN_USER_POLICY"))); p {
@@ -148,9 +155,17 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 			r.fail("ALERT_RETENTION", getenv("ALERT_RETENTION"), "must be longer than AUDIT_OVERLAP, or overlapping windows would alert twice")
 		}
 		c.Audit.DeadlineMargin = r.duration("AUDIT_DEADLINE_MARGIN", 20*time.Second, 0)
+		c.Audit.Concurrency = r.integer("AUDIT_CONCURRENCY", 4, 1, 16)
+		c.Audit.RequestsPerMinute = r.integer("PORTAL_REQUESTS_PER_MINUTE", 1200, 1, 1500)
 		c.Audit.Schedule = strings.TrimSpace(getenv("AUDIT_SCHEDULE"))
 		if c.Audit.Schedule != "" && !ValidSchedule(c.Audit.Schedule) {
 			r.fail("AUDIT_SCHEDULE", c.Audit.Schedule, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
+		}
+		if lag := r.integer("HEARTBEAT_MAX_LAG_SECONDS", 0, 0, 100*24*3600); lag > 0 {
+			c.Audit.HeartbeatMaxLag = time.Duration(lag) * time.Second
+			if every, ok := ScheduleInterval(c.Audit.Schedule); ok && c.Audit.HeartbeatMaxLag < 2*every {
+				r.fail("HEARTBEAT_MAX_LAG_SECONDS", strconv.Itoa(lag), "must be at least twice the interval of AUDIT_SCHEDULE %s (%s), or the heartbeat alarm fires between two healthy runs: raise the template parameter HeartbeatMaxLagSeconds", c.Audit.Schedule, every)
+			}
 		}
 		e := &c.Audit.Enforcement
 		e.Mode = strings.ToLower(strings.TrimSpace(getenv("ENFORCEMENT_MODE")))

@@ -63,6 +63,10 @@ type Options struct {
 	MaxBackoff time.Duration
 	// Logger receives a line per retry and refused key; nil discards.
 	Logger *slog.Logger
+	// RequestsPerMinute is a ceiling on the requests this client starts per
+	// minute, across all calls made at the same time; 0 means none. The
+	// portal documents 1500 a minute per user.
+	RequestsPerMinute int
 }
 
 // Client calls the DocSpace API. It is safe for concurrent use.
@@ -75,6 +79,7 @@ type Client struct {
 	baseBackoff time.Duration
 	maxBackoff  time.Duration
 	log         *slog.Logger
+	pace        *pacer
 
 	clockMu    sync.Mutex
 	serverDate time.Time // Date header of the last answer
@@ -104,6 +109,7 @@ func New(opts Options) (*Client, error) {
 		baseBackoff: opts.BaseBackoff,
 		maxBackoff:  opts.MaxBackoff,
 		log:         opts.Logger,
+		pace:        newPacer(opts.RequestsPerMinute),
 	}
 	if c.http == nil {
 		c.http = defaultHTTPClient(opts.AllowHTTP)
@@ -199,7 +205,8 @@ type call struct {
 	notFound error
 }
 
-// do runs c with retries (see retry.go); a 401 drops the cached key.
+// do runs c with retries (see retry.go); a 401 drops the cached key. Every
+// attempt first waits for the client's pacer (rate ceiling, shared back-off).
 func (c *Client) do(ctx context.Context, cl call) error {
 	var body []byte
 	if cl.body != nil {
@@ -219,6 +226,10 @@ func (c *Client) do(ctx context.Context, cl call) error {
 	}
 	sc := scrubber{key}
 	for attempt := 1; ; attempt++ {
+		if err := c.pace.wait(ctx); err != nil {
+			return &Error{Op: cl.op, Method: cl.method, Path: cl.path, Attempts: attempt - 1,
+				Message: "gave up waiting for the request rate ceiling: " + err.Error(), Err: err}
+		}
 		o := c.attempt(ctx, cl, target, body, key, sc)
 		if o.err == nil {
 			if cl.decode == nil {
@@ -254,6 +265,9 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		wait, fromServer := o.retryAfter, o.hasRetryAfter
 		if !fromServer {
 			wait = backoff(c.baseBackoff, c.maxBackoff, attempt)
+		}
+		if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
+			c.pace.pause(wait) // the portal is overloaded: every request of this client waits
 		}
 		if !sleep(ctx, wait) {
 			c.log.WarnContext(ctx, "docspace: giving up, the context ends before the next attempt",

@@ -27,7 +27,9 @@ const fromLayout = "2006-01-02T15:04:05Z"
 //
 // Each event keeps the JSON it came as in Raw; Date is the instant in UTC; IP
 // is kept as text (IPv6 addresses arrive cut at the first colon). An event
-// whose id or date cannot be read fails the call.
+// whose id or date cannot be read does not fail the call: it comes back in
+// its place with Unreadable saying why and Raw holding its JSON, so that one
+// bad row cannot stop every audit. A response that is not a list fails.
 //
 // Caution: on a plan without the audit feature the portal ignores paging and
 // returns its 20 newest events.
@@ -59,7 +61,8 @@ func (c *Client) LoginEvents(ctx context.Context, from time.Time, startIndex, co
 			for i, item := range items {
 				ev, err := decodeLoginEvent(item)
 				if err != nil {
-					return fmt.Errorf("login event [%d]: %w", i, err)
+					ev.Raw = item
+					ev.Unreadable = fmt.Sprintf("login event [%d] of the page at startIndex %d: %v", i, startIndex, err)
 				}
 				events = append(events, ev)
 			}
@@ -86,9 +89,15 @@ type wireLoginEvent struct {
 	Action   string  `json:"action"`
 	ActionID flexInt `json:"actionId"`
 	IP       string  `json:"ip"`
+	Country  string  `json:"country"`
+	City     string  `json:"city"`
+	Browser  string  `json:"browser"`
+	Platform string  `json:"platform"`
+	Page     string  `json:"page"`
 }
 
-// decodeLoginEvent reads one event; raw becomes its Raw.
+// decodeLoginEvent reads one event; raw becomes its Raw. On error the
+// returned event still holds the id and date when they could be read.
 func decodeLoginEvent(raw json.RawMessage) (ipguard.LoginEvent, error) {
 	var w wireLoginEvent
 	if err := json.Unmarshal(raw, &w); err != nil {
@@ -99,7 +108,7 @@ func decodeLoginEvent(raw json.RawMessage) (ipguard.LoginEvent, error) {
 	}
 	date, err := time.Parse(time.RFC3339Nano, w.Date)
 	if err != nil {
-		return ipguard.LoginEvent{}, fmt.Errorf("event %d: date %q is not an RFC 3339 instant", w.ID.n, w.Date)
+		return ipguard.LoginEvent{ID: w.ID.n}, fmt.Errorf("event %d: date %.40q is not an RFC 3339 instant", w.ID.n, w.Date)
 	}
 	return ipguard.LoginEvent{
 		ID:       w.ID.n,
@@ -110,6 +119,11 @@ func decodeLoginEvent(raw json.RawMessage) (ipguard.LoginEvent, error) {
 		Action:   w.Action,
 		ActionID: int(w.ActionID.n),
 		IP:       w.IP,
+		Country:  w.Country,
+		City:     w.City,
+		Browser:  w.Browser,
+		Platform: w.Platform,
+		Page:     w.Page,
 		Raw:      raw,
 	}, nil
 }

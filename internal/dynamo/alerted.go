@@ -13,8 +13,9 @@ import (
 // Alerted reports which of the login event ids have been alerted on: the map
 // holds true for each id with a record whose expiresAt is after now.Unix();
 // other ids are absent. A record past its expiry counts as not alerted even
-// before TTL deletes it. Reads are strongly consistent, 100 keys per call,
-// with unprocessed keys retried with backoff at most 10 times per call (fewer when ctx ends first).
+// before TTL deletes it, and so does a record that cannot be read. Reads are
+// strongly consistent, 100 keys per call, with unprocessed keys retried with
+// backoff at most 10 times per call (fewer when ctx ends first).
 func (s *Store) Alerted(ctx context.Context, ids []int64, now time.Time) (map[int64]bool, error) {
 	alerted := make(map[int64]bool)
 	distinct := dedupe(ids)
@@ -30,20 +31,19 @@ func (s *Store) Alerted(ctx context.Context, ids []int64, now time.Time) (map[in
 			return nil, err
 		}
 		for _, item := range items {
+			// A record that no longer parses counts as not alerted: the
+			// worst outcome is one more alert, never a silenced one.
 			pk, _, err := getS(item, "pk")
 			if err != nil {
-				return nil, s.corrupt(op, err)
+				continue
 			}
 			digits, isAlerted := strings.CutPrefix(pk, alertedPrefix)
 			id, err := strconv.ParseInt(digits, 10, 64)
 			if !isAlerted || err != nil {
-				return nil, s.corrupt(op, fmt.Errorf("item %q is not an alerted record", pk))
+				continue
 			}
 			exp, ok, err := getN(item, "expiresAt")
-			if err != nil {
-				return nil, s.corrupt(op, fmt.Errorf("item %s: %w", pk, err))
-			}
-			if ok && exp > now.Unix() {
+			if err == nil && ok && exp > now.Unix() {
 				alerted[id] = true
 			}
 		}

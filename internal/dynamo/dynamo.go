@@ -59,6 +59,9 @@ const (
 	userPrefix    = "user#"
 	leasePrefix   = "lease#"
 	alertedPrefix = "alerted#"
+	// alertedIPPrefix keys the spans of failed logins from one address that
+	// were alerted as a burst.
+	alertedIPPrefix = "alertedip#"
 	// enforcement: the exactly-once records and the violations per user
 	responsePrefix   = "response#"
 	violationsPrefix = "violations#"

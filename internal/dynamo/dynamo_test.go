@@ -303,6 +303,82 @@ func TestStore(t *testing.T) {
 		}
 	})
 
+	t.Run("progress round trip, with and without a cursor; SetCheckpoint clears the cursor", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		if p, err := s.Progress(ctx); err != nil || !p.Until.IsZero() || p.Cursor != nil {
+			t.Fatalf("Progress on an empty table = %+v, %v", p, err)
+		}
+		until := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+		want := ipguard.AuditProgress{Until: until, Cursor: &ipguard.AuditCursor{From: until.Add(-5 * time.Minute), To: until.Add(time.Hour), Below: until.Add(30*time.Minute - time.Nanosecond)}}
+		if err := s.SetProgress(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Progress(ctx)
+		if err != nil || !got.Until.Equal(want.Until) || got.Cursor == nil || *got.Cursor != *want.Cursor {
+			t.Fatalf("Progress = %+v (%+v), %v; want %+v", got, got.Cursor, err, want.Cursor)
+		}
+		if cp, ok, err := s.Checkpoint(ctx); err != nil || !ok || !cp.Equal(until) {
+			t.Errorf("Checkpoint = %v, %v, %v; want the progress's until", cp, ok, err)
+		}
+		if err := s.SetCheckpoint(ctx, until.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Progress(ctx); err != nil || got.Cursor != nil || !got.Until.Equal(until.Add(time.Hour)) {
+			t.Errorf("after SetCheckpoint: %+v, %v", got, err)
+		}
+	})
+
+	t.Run("alerted spans: one item per address, merged, expired ones dropped", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+		a := ipguard.TimeSpan{From: now.Add(-time.Hour), To: now.Add(-50 * time.Minute)}
+		b := ipguard.TimeSpan{From: now.Add(-40 * time.Minute), To: now.Add(-30*time.Minute + 500*time.Millisecond)}
+		if err := s.RecordAlertedSpan(ctx, "198.18.0.1", a, now.Add(-2*time.Hour), time.Hour); err != nil { // expired at now
+			t.Fatal(err)
+		}
+		if err := s.RecordAlertedSpan(ctx, "198.18.0.1", b, now, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AlertedSpans(ctx, []string{"198.18.0.1", "198.18.0.2", "198.18.0.1"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got["198.18.0.1"]) != 1 || len(got["198.18.0.2"]) != 0 {
+			t.Fatalf("spans = %+v", got)
+		}
+		sp := got["198.18.0.1"][0]
+		if !sp.From.Equal(b.From) || sp.To.Before(b.To) {
+			t.Errorf("span %+v does not cover %+v", sp, b)
+		}
+	})
+
+	t.Run("unreadable users and alerted records are reported, not fatal", func(t *testing.T) {
+		ctx := context.Background()
+		s, table := newStore(t)
+		for _, item := range []map[string]types.AttributeValue{
+			{"pk": &types.AttributeValueMemberS{Value: "user#bad"}, "id": &types.AttributeValueMemberS{Value: "bad"}, "allowedIps": &types.AttributeValueMemberS{Value: "not a list"}},
+			{"pk": &types.AttributeValueMemberS{Value: "alerted#7"}, "expiresAt": &types.AttributeValueMemberS{Value: "soon"}},
+		} {
+			if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(table), Item: item}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		users, err := s.Users(ctx, []string{"bad"})
+		if err != nil || users["bad"].Unreadable == "" {
+			t.Errorf("Users = %+v, %v; want the user marked unreadable", users, err)
+		}
+		all, err := s.AllUsers(ctx)
+		if err != nil || len(all) != 1 || all[0].Unreadable == "" {
+			t.Errorf("AllUsers = %+v, %v", all, err)
+		}
+		alerted, err := s.Alerted(ctx, []int64{7}, time.Now())
+		if err != nil || alerted[7] {
+			t.Errorf("Alerted = %v, %v; want not alerted, no error", alerted, err)
+		}
+	})
+
 	t.Run("Alerted counts only unexpired records", func(t *testing.T) {
 		ctx := context.Background()
 		s, _ := newStore(t)

@@ -87,7 +87,9 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 }
 
 // Users returns the stored users among ids, keyed by id; ids with no user
-// are absent from the map. Duplicates in ids are read once. Reads are
+// are absent from the map. An item that cannot be decoded comes back as a
+// user with only ID and Unreadable set, so one bad item cannot stop the
+// audit. Duplicates in ids are read once. Reads are
 // strongly consistent, 100 keys per call; keys DynamoDB leaves unprocessed
 // are retried with backoff with backoff at most 10 times per call (fewer when ctx ends first).
 func (s *Store) Users(ctx context.Context, ids []string) (map[string]ipguard.User, error) {
@@ -104,10 +106,7 @@ func (s *Store) Users(ctx context.Context, ids []string) (map[string]ipguard.Use
 			return err
 		}
 		for _, item := range items {
-			u, err := decodeUser(item)
-			if err != nil {
-				return s.corrupt(op, err)
-			}
+			u := decodeOrMark(item)
 			users[u.ID] = u
 		}
 		keys = keys[:0]
@@ -133,7 +132,8 @@ func (s *Store) Users(ctx context.Context, ids []string) (map[string]ipguard.Use
 
 // AllUsers returns every stored user, in no particular order. It scans the
 // whole table (all pages, strongly consistent), so a write that completed
-// before the call is seen.
+// before the call is seen. An item that cannot be decoded comes
+// back as in Users.
 func (s *Store) AllUsers(ctx context.Context) ([]ipguard.User, error) {
 	const op = "scan users"
 	var users []ipguard.User
@@ -149,11 +149,7 @@ func (s *Store) AllUsers(ctx context.Context) ([]ipguard.User, error) {
 			return nil, s.fail(op, err)
 		}
 		for _, item := range out.Items {
-			u, err := decodeUser(item)
-			if err != nil {
-				return nil, s.corrupt(op, err)
-			}
-			users = append(users, u)
+			users = append(users, decodeOrMark(item))
 		}
 		if len(out.LastEvaluatedKey) == 0 {
 			return users, nil
@@ -308,4 +304,18 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 		*f.dst = t.UTC()
 	}
 	return u, nil
+}
+
+// decodeOrMark decodes item, or returns a user with Unreadable set.
+func decodeOrMark(item map[string]types.AttributeValue) ipguard.User {
+	u, err := decodeUser(item)
+	if err == nil {
+		return u
+	}
+	pk, _, _ := getS(item, "pk")
+	id, _, _ := getS(item, "id")
+	if id == "" {
+		id = strings.TrimPrefix(pk, userPrefix)
+	}
+	return ipguard.User{ID: id, Unreadable: err.Error()}
 }

@@ -186,13 +186,18 @@ func (s *Service) Respond(ctx context.Context, fs []audit.Finding, backfill bool
 }
 
 // enforceable: a successful login from outside the user's allowlist, or by
-// an unknown user when enabled. Failed logins (bursts) and unverifiable
-// addresses never are.
+// an unknown user when enabled, also when it followed failed attempts
+// (password_guess_succeeded, judged by the kind it came from). Failed logins
+// (bursts) and unverifiable addresses never are.
 func (s *Service) enforceable(f audit.Finding) bool {
 	if f.EventID == 0 || f.EventIDs != nil || f.Response != nil {
 		return false
 	}
-	switch f.Kind {
+	kind := f.Kind
+	if kind == audit.KindPasswordGuessSucceeded {
+		kind = f.FromKind // the same login, raised because its address also failed
+	}
+	switch kind {
 	case audit.KindIPNotAllowed:
 		return true
 	case audit.KindUnknownUser:

@@ -162,6 +162,19 @@ func TestRespondOutcomes(t *testing.T) {
 			anyCall:  true,
 		},
 		{
+			name: "a guessed password is enforced by the kind it came from",
+			set:  enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: []audit.Finding{
+				{EventID: 60, Kind: audit.KindPasswordGuessSucceeded, FromKind: audit.KindIPNotAllowed, UserID: user(60)},
+				{EventID: 61, Kind: audit.KindPasswordGuessSucceeded, FromKind: audit.KindUnverifiableIP, UserID: user(61)},
+				{EventID: 62, Kind: audit.KindPasswordGuessSucceeded, FromKind: audit.KindUnknownUser, UserID: user(62)},
+			},
+			active:  []int64{60, 61, 62},
+			want:    []string{"ended", "-", "-"},
+			writes:  []string{"logout 60"},
+			anyCall: true,
+		},
+		{
 			name:     "unknown users only when enabled",
 			set:      enforce.Settings{Mode: enforce.ModeEndSession, UnknownUsers: true},
 			findings: []audit.Finding{unknown, unverifiable},

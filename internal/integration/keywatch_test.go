@@ -123,3 +123,15 @@ func TestPortalWithoutKeysSelfIsAWarning(t *testing.T) {
 		t.Errorf("warnings %q do not say the key is not watched", res.Warnings)
 	}
 }
+
+// An expired key on the very first run: the portal refuses it (401) and
+// cannot describe it, so the error names it by its last characters.
+func TestExpiredKeyOnTheFirstRunIsNamedByItsPostfix(t *testing.T) {
+	s := deploy(t)
+	setKey(t, s, expiresIn(-time.Hour))
+	k, _ := s.Portal.Key(s.APIKey)
+	_, err := auditService(t).Handle(context.Background(), scheduled(time.Now()))
+	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), "ending in "+k.KeyPostfix) {
+		t.Fatalf("err = %v, want a ConfigurationError naming the key ending in %s", err, k.KeyPostfix)
+	}
+}

@@ -15,11 +15,18 @@ const (
 
 // Alert is one SNS message: one body per protocol. Default is the JSON body
 // every other protocol (and the SQS/Lambda subscribers) receives.
+//
+// Severity (the highest severity of the findings in it: "critical", "high",
+// "medium") and Kinds (the finding kinds in it) travel as message attributes
+// "severity" and "kinds", so that a subscription's filter policy can route
+// the message (e.g. SMS only for high and critical).
 type Alert struct {
-	Subject string
-	Default string
-	Email   string
-	SMS     string
+	Subject  string
+	Default  string
+	Email    string
+	SMS      string
+	Severity string
+	Kinds    []string
 }
 
 // StructuredMessage is the Message SNS receives with MessageStructure

@@ -17,15 +17,42 @@ import (
 // (keyed by the canonical entry); Expired the time-bound entries a reconcile
 // already removed. Rev counts the record's writes (0 for a user never
 // stored), so that concurrent read-modify-writes cannot lose each other.
+//
+// Unreadable is set by a store that found the user's item but could not
+// decode it (the audit reports it and treats the user as having no entries).
 type User struct {
-	ID        string
-	Email     string
-	Entries   []string
-	Details   map[string]EntryDetail
-	Expired   []ExpiredEntry
-	Rev       int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	ID         string
+	Email      string
+	Entries    []string
+	Details    map[string]EntryDetail
+	Expired    []ExpiredEntry
+	Rev        int64
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	Unreadable string
+}
+
+// TimeSpan is the closed interval [From, To].
+type TimeSpan struct {
+	From, To time.Time
+}
+
+// AuditProgress is the audit's saved position (see docs/audit-progress.md).
+//
+// Until: every login event dated up to Until was read, evaluated, alerted
+// and recorded (zero before the first run). Cursor, when not nil, is a
+// window the audit has started and not finished.
+type AuditProgress struct {
+	Until  time.Time
+	Cursor *AuditCursor
+}
+
+// AuditCursor is a window [From, To] whose events dated after Below are
+// done (read, evaluated, alerted, recorded); those dated From..Below are
+// not yet. Below never claims a row that was not read: the walk reads each
+// second whole before it moves Below past it.
+type AuditCursor struct {
+	From, To, Below time.Time
 }
 
 // EntryDetail is the optional part of an allowlist entry: a time-bound
@@ -85,17 +112,30 @@ type Restriction struct {
 // LoginEvent is one row of the portal's login history.
 // Date is an instant (the portal's UTC offset already applied).
 // IP is the text the portal returned: IPv6 addresses arrive cut at the first colon.
+// Country, City, Browser and Platform are the portal's enrichment (GeoIP and
+// User-Agent at read time), empty when it gave none. Every string is text the
+// portal or an attacker chose: make it safe before showing it to a person.
 // Raw is the event exactly as the API returned it.
+//
+// Unreadable is set (with Raw, and ID/Date when they could be read) for an
+// event the adapter could not decode; such an event is reported and skipped,
+// never evaluated.
 type LoginEvent struct {
-	ID       int64           `json:"id"`
-	Date     time.Time       `json:"date"`
-	User     string          `json:"user,omitempty"`
-	UserID   string          `json:"userId,omitempty"`
-	Login    string          `json:"login,omitempty"`
-	Action   string          `json:"action,omitempty"`
-	ActionID int             `json:"actionId"`
-	IP       string          `json:"ip,omitempty"`
-	Raw      json.RawMessage `json:"-"`
+	ID         int64           `json:"id"`
+	Date       time.Time       `json:"date"`
+	User       string          `json:"user,omitempty"`
+	UserID     string          `json:"userId,omitempty"`
+	Login      string          `json:"login,omitempty"`
+	Action     string          `json:"action,omitempty"`
+	ActionID   int             `json:"actionId"`
+	IP         string          `json:"ip,omitempty"`
+	Country    string          `json:"country,omitempty"`
+	City       string          `json:"city,omitempty"`
+	Browser    string          `json:"browser,omitempty"`
+	Platform   string          `json:"platform,omitempty"`
+	Page       string          `json:"page,omitempty"`
+	Raw        json.RawMessage `json:"-"`
+	Unreadable string          `json:"-"`
 }
 
 // CanonicalUserID trims a user id and lower-cases it when it is a GUID, the

@@ -54,7 +54,8 @@ type Key struct {
 type Source interface {
 	// CurrentKey returns the key. It returns an error for which
 	// errors.Is(err, ErrNotSupported) when the portal cannot tell, and one
-	// for which errors.Is(err, ErrRefused) when the portal refused the key.
+	// for which errors.Is(err, ErrRefused) when the portal refused the key;
+	// with the latter, the Key may still carry the Postfix (see PostfixOf).
 	CurrentKey(ctx context.Context) (Key, error)
 }
 
@@ -113,11 +114,16 @@ func (w *Watch) Check(ctx context.Context) (Report, error) {
 	case errors.Is(err, ErrNotSupported):
 		return Report{Warning: "API key not watched: " + ErrNotSupported.Error() + "; check its expiry in the portal by hand"}, nil
 	case errors.Is(err, ErrRefused):
+		// A refused key cannot describe itself: name it from what the last
+		// run saw, if that was this key, else by its last characters.
 		last, _, ok, lerr := w.Store.LastKey(ctx)
-		if lerr != nil || !ok {
-			return Report{}, err // the client's own error already says what to check
+		if lerr == nil && ok && (k.Postfix == "" || k.Postfix == last.Postfix) {
+			return Report{}, refusedError(last, now, err)
 		}
-		return Report{}, refusedError(last, now, err)
+		if k.Postfix != "" {
+			return Report{}, refusedError(k, now, err)
+		}
+		return Report{}, err // the client's own error already says what to check
 	case err != nil:
 		return Report{}, err
 	}
@@ -188,6 +194,19 @@ func Severity(expires, now time.Time) string {
 	return "high"
 }
 
+// PostfixLen is how many of the key's last characters the portal shows
+// (keyPostfix); too few to be a secret.
+const PostfixLen = 4
+
+// PostfixOf is the portal's postfix of the key secret: its last PostfixLen characters.
+func PostfixOf(secret string) string {
+	secret = strings.TrimSpace(secret)
+	if len(secret) <= 2*PostfixLen {
+		return "" // a key this short would be given away by its postfix
+	}
+	return secret[len(secret)-PostfixLen:]
+}
+
 // refusedError is the EConfig error of an inactive, expired or refused key.
 func refusedError(k Key, now time.Time, cause error) error {
 	state := "is inactive"
@@ -196,9 +215,13 @@ func refusedError(k Key, now time.Time, cause error) error {
 	} else if cause != nil {
 		state = "was refused by the portal (expired, deactivated or deleted)"
 	}
+	name := fmt.Sprintf("%q", safe(k.Name))
+	if k.Name == "" {
+		name = "(name unknown: the portal never described it to IP Guard)"
+	}
 	return &ipguard.Error{Code: ipguard.EConfig, Err: cause, Message: fmt.Sprintf(
-		"the DocSpace API key %q (ending in %s) %s: create a new key in DocSpace (Settings > Developer Tools > API keys, as the same user) and store it in the secret named by DOCSPACE_API_KEY_SECRET_ID",
-		safe(k.Name), safe(k.Postfix), state)}
+		"the DocSpace API key %s (ending in %s) %s: create a new key in DocSpace (Settings > Developer Tools > API keys, as the same user) and store it in the secret named by DOCSPACE_API_KEY_SECRET_ID",
+		name, safe(k.Postfix), state)}
 }
 
 // Alert is the api_key_expiring alert for k at now.
@@ -223,7 +246,7 @@ func Alert(portal string, k Key, now time.Time) ipguard.Alert {
 	email := fmt.Sprintf("The DocSpace API key %q (ending in %s) of %s expires %s, at %s.\n\nWhen it expires, IP Guard stops: no onboarding, no audit, no alerts.\n\nWhat to do: %s.\n",
 		name, postfix, portal, when, exp, action)
 	sms := clipASCII(fmt.Sprintf("IP Guard: DocSpace API key ...%s expires %s (%s). Rotate it.", postfix, when, k.ExpiresAt.UTC().Format("2006-01-02")), ipguard.AlertMaxSMSBytes)
-	return ipguard.Alert{Subject: subject, Default: string(body), Email: email, SMS: sms}
+	return ipguard.Alert{Subject: subject, Default: string(body), Email: email, SMS: sms, Severity: sev, Kinds: []string{Kind}}
 }
 
 // safe makes a portal-supplied string fit for a human: no control or format

@@ -55,6 +55,9 @@ func TestAlertMakesPortalTextSafeAndFitsSNS(t *testing.T) {
 	if utf8.RuneCountInString(a.Subject) > ipguard.AlertMaxSubjectRunes || len(a.SMS) > ipguard.AlertMaxSMSBytes {
 		t.Errorf("subject %d runes, SMS %d bytes", utf8.RuneCountInString(a.Subject), len(a.SMS))
 	}
+	if a.Severity != "high" || len(a.Kinds) != 1 || a.Kinds[0] != Kind {
+		t.Errorf("message attributes severity %q, kinds %v", a.Severity, a.Kinds)
+	}
 	if !strings.Contains(a.Default, `"severity":"high"`) || !strings.Contains(a.Default, `"kind":"api_key_expiring"`) || !strings.HasPrefix(a.Subject, "[HIGH]") {
 		t.Errorf("alert = %+v", a)
 	}

@@ -17,7 +17,11 @@ import (
 )
 
 // KeySource is the DocSpace client as package keywatch asks for it.
-type KeySource struct{ Client *docspace.Client }
+// Keys, when set, lets a refused key be named by its last characters.
+type KeySource struct {
+	Client *docspace.Client
+	Keys   docspace.KeyProvider
+}
 
 var _ keywatch.Source = KeySource{}
 
@@ -31,7 +35,13 @@ func (k KeySource) CurrentKey(ctx context.Context) (keywatch.Key, error) {
 	case errors.Is(err, docspace.ErrNotSupported):
 		return keywatch.Key{}, fmt.Errorf("%w: %w", keywatch.ErrNotSupported, err)
 	case errors.As(err, &de) && de.Status == http.StatusUnauthorized:
-		return keywatch.Key{}, fmt.Errorf("%w: %w", keywatch.ErrRefused, err)
+		var refused keywatch.Key
+		if k.Keys != nil {
+			if secret, kerr := k.Keys.Key(ctx); kerr == nil {
+				refused.Postfix = keywatch.PostfixOf(secret)
+			}
+		}
+		return refused, fmt.Errorf("%w: %w", keywatch.ErrRefused, err)
 	case err != nil:
 		return keywatch.Key{}, err
 	}
@@ -41,7 +51,7 @@ func (k KeySource) CurrentKey(ctx context.Context) (keywatch.Key, error) {
 // KeyWatch wires the key watch: it publishes to the alert topic.
 func (d Deps) KeyWatch() *keywatch.Watch {
 	return &keywatch.Watch{
-		Source:    KeySource{d.Portal},
+		Source:    KeySource{d.Portal, d.APIKeys},
 		Store:     d.Store,
 		Publisher: snsalert.New(d.snsClient(), d.Config.Audit.TopicARN),
 		Portal:    d.Config.DocSpace.Host,
@@ -51,7 +61,7 @@ func (d Deps) KeyWatch() *keywatch.Watch {
 
 // StatusService wires the status operation.
 func (d Deps) StatusService() *status.Service {
-	return &status.Service{Store: d.Store, Portal: d.Portal, Keys: KeySource{d.Portal}, Schedule: d.Config.Audit.Schedule}
+	return &status.Service{Store: d.Store, Portal: d.Portal, Keys: KeySource{d.Portal, d.APIKeys}, Schedule: d.Config.Audit.Schedule}
 }
 
 // AuditFunction is the whole AuditFunction handler: {"action": "status"}

@@ -33,7 +33,10 @@ type Deps struct {
 	AWS    aws.Config
 	Log    *slog.Logger
 	Portal *docspace.Client
-	Store  *dynamo.Store
+	// APIKeys supplies the DocSpace API key (the secret); the key watch
+	// names a refused key by its last characters from it.
+	APIKeys docspace.KeyProvider
+	Store   *dynamo.Store
 	// MetricsOut receives the EMF metrics lines; nil means standard output,
 	// where Lambda hands them to CloudWatch Logs.
 	MetricsOut io.Writer
@@ -58,16 +61,19 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 		Keys:      keys,
 		Timeout:   cfg.DocSpace.Timeout,
 		Logger:    log,
+		// The ceiling is the audit's setting; onboarding makes a few calls.
+		RequestsPerMinute: cfg.Audit.RequestsPerMinute,
 	})
 	if err != nil {
 		return Deps{Log: log}, err
 	}
 	return Deps{
-		Config: cfg,
-		AWS:    awsCfg,
-		Log:    log,
-		Portal: portal,
-		Store:  dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table),
+		Config:  cfg,
+		AWS:     awsCfg,
+		Log:     log,
+		Portal:  portal,
+		APIKeys: keys,
+		Store:   dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table),
 	}, nil
 }
 

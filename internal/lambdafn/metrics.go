@@ -59,14 +59,6 @@ var (
 	OnboardMetrics = []string{MetricFailures, MetricRunSeconds, MetricRequests, MetricRejected, MetricPortalUpdates}
 )
 
-// severityOf is the severity of each finding kind.
-var severityOf = map[string]string{
-	audit.KindIPNotAllowed:     audit.SeverityHigh,
-	audit.KindUnknownUser:      audit.SeverityMedium,
-	audit.KindUnverifiableIP:   audit.SeverityMedium,
-	audit.KindFailedLoginBurst: audit.SeverityMedium,
-}
-
 // metricsWriter writes the EMF line of each invocation.
 type metricsWriter struct {
 	out       io.Writer
@@ -111,7 +103,12 @@ func boolCount(name string, b bool) emf.Metric {
 }
 
 // auditMetrics are the metrics of one audit run; lag < 0 means unknown.
+// pages counts the login-history pages read, for a run that failed before
+// its result could say.
 func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, lag time.Duration) []emf.Metric {
+	if res.PagesFetched > 0 {
+		pages = int64(res.PagesFetched)
+	}
 	ms := append(failureMetrics(err),
 		emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: took.Seconds()},
 		count(MetricPagesFetched, int(pages)),
@@ -124,28 +121,23 @@ func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, 
 		return ms
 	}
 	total := 0
-	bySeverity := map[string]int{audit.SeverityHigh: 0, audit.SeverityMedium: 0}
 	kinds := make([]string, 0, len(res.Counts))
 	for k := range res.Counts {
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
 	for _, k := range kinds {
-		n := res.Counts[k]
-		total += n
-		ms = append(ms, count(PrefixFindingsKind+k, n))
-		if sev, ok := severityOf[k]; ok {
-			bySeverity[sev] += n
-		}
+		total += res.Counts[k]
+		ms = append(ms, count(PrefixFindingsKind+k, res.Counts[k]))
 	}
-	for _, sev := range []string{audit.SeverityHigh, audit.SeverityMedium} {
-		ms = append(ms, count(PrefixFindingsSeverity+sev, bySeverity[sev]))
+	for _, sev := range audit.Severities {
+		ms = append(ms, count(PrefixFindingsSeverity+sev, res.Severities[sev]))
 	}
 	return append(ms,
 		count(MetricEventsScanned, res.EventsScanned),
 		count(MetricFindings, total),
 		count(MetricAlertsPublished, res.AlertsPublished),
-		count(MetricWarnings, len(res.Warnings)),
+		count(MetricWarnings, max(res.WarningCount, len(res.Warnings))),
 		count(MetricSessionEnded, res.SessionEnded),
 	)
 }

@@ -38,6 +38,7 @@ func (d Deps) AuditService() *audit.Service {
 	a := d.Config.Audit
 	return &audit.Service{
 		Source:    d.Portal,
+		Clock:     d.Portal,
 		Store:     d.Store,
 		Publisher: snsalert.New(d.snsClient(), a.TopicARN),
 		Leases:    d.Store,
@@ -49,6 +50,7 @@ func (d Deps) AuditService() *audit.Service {
 			AlertRetention: a.AlertRetention,
 			DeadlineMargin: a.DeadlineMargin,
 			Policy:         audit.Policy{AlertUnknownUsers: a.AlertUnknownUsers, FailedLoginThreshold: a.FailedLoginThreshold},
+			Concurrency:    a.Concurrency,
 		},
 		Log: d.Log,
 	}
@@ -105,6 +107,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		res, err = svc.Handle(ctx, detail, at)
 		if err == nil {
 			res.Warnings = append(res.Warnings, keyWarnings...)
+			res.WarningCount = len(res.Warnings)
 		}
 		return res, err
 	}
@@ -121,14 +124,14 @@ func detailType(payload []byte) string {
 
 func (d Deps) snsClient() *sns.Client { return sns.NewFromConfig(d.AWS) }
 
-// lag is how far behind now the audit has safely read: the window's end
-// when this run advanced the checkpoint, otherwise the stored checkpoint;
+// lag is how far behind now the audit has safely read: the result's
+// safeUntil (every event up to it is done), otherwise the stored checkpoint;
 // -1 when it cannot be known (no checkpoint yet, or the store failed), so
 // that the heartbeat alarm sees missing data.
 func (d Deps) lag(ctx context.Context, res audit.Result, err error) time.Duration {
 	now := time.Now()
-	if err == nil && res.CheckpointAdvanced {
-		if to, perr := time.Parse(time.RFC3339, res.To); perr == nil {
+	if err == nil && res.SafeUntil != "" {
+		if to, perr := time.Parse(time.RFC3339, res.SafeUntil); perr == nil {
 			return max(now.Sub(to), 0)
 		}
 	}

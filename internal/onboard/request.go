@@ -252,8 +252,8 @@ func canonicalID(id string) (string, error) {
 		return "", ipguard.Invalid("id", id, "is longer than %d characters", MaxIDLength)
 	}
 	for _, r := range id {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return "", ipguard.Invalid("id", id, "must not contain white space or control characters")
+		if unicode.IsSpace(r) || unicode.IsControl(r) || invisible(r) {
+			return "", ipguard.Invalid("id", id, "must not contain white space, control or invisible characters (%U)", r)
 		}
 	}
 	return ipguard.CanonicalUserID(id), nil
@@ -263,6 +263,11 @@ func canonicalEmail(email string) (string, error) {
 	email = strings.TrimSpace(email)
 	if email == "" {
 		return "", ipguard.Invalid("email", "", "is required")
+	}
+	for _, r := range email {
+		if unicode.IsControl(r) || invisible(r) {
+			return "", ipguard.Invalid("email", email, "must not contain control or invisible characters (%U)", r)
+		}
 	}
 	if len(email) > MaxEmailLength {
 		return "", ipguard.Invalid("email", email, "is longer than %d characters", MaxEmailLength)
@@ -277,6 +282,13 @@ func canonicalEmail(email string) (string, error) {
 		return "", ipguard.Invalid("email", email, "is not a valid e-mail address (expected user@example.com)")
 	}
 	return email, nil
+}
+
+// invisible reports format characters (bidi controls, zero-width
+// characters, soft hyphen, BOM), line/paragraph separators and private-use
+// characters: text that shows differently from what it is.
+func invisible(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co) || unicode.Is(unicode.Variation_Selector, r)
 }
 
 type jsonProp struct {

@@ -85,7 +85,7 @@ func TestCanonicalIDAndEmail(t *testing.T) {
 	if id, err := canonicalID(" 6B2F7A1E-3C44-4A5B-9E0F-1D2C3B4A5F60 "); err != nil || id != "6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60" {
 		t.Errorf("GUID id = %q, %v", id, err)
 	}
-	for _, bad := range []string{"", "  ", "a b", "x\ny"} {
+	for _, bad := range []string{"", "  ", "a b", "x\ny", "u\u202Eser", "zero\u200Bwidth", "bom\uFEFF"} {
 		if _, err := canonicalID(bad); ipguard.ErrorCode(err) != ipguard.EInvalid {
 			t.Errorf("canonicalID(%q) err = %v", bad, err)
 		}
@@ -95,7 +95,8 @@ func TestCanonicalIDAndEmail(t *testing.T) {
 			t.Errorf("canonicalEmail(%q): %v", good, err)
 		}
 	}
-	for _, bad := range []string{"", "user", "user@", "@example.com", "Jane <jane@example.com>", "a@b@c", "user example.com", "user@localhost", "user@example.", "user@.example.com", "user@exa..mple.com"} {
+	for _, bad := range []string{"", "user", "user@", "@example.com", "Jane <jane@example.com>", "a@b@c", "user example.com", "user@localhost", "user@example.", "user@.example.com", "user@exa..mple.com",
+		"ev\u202Ee@example.com", "eve\u200B@example.com", "eve@exam\u2028ple.com", "e\x7fve@example.com"} {
 		if _, err := canonicalEmail(bad); ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "email") {
 			t.Errorf("canonicalEmail(%q) err = %v", bad, err)
 		}

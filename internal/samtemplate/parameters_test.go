@@ -23,12 +23,18 @@ func checkParameter(param map[string]any, value string) string {
 		}
 	}
 	if allowed, ok := param["AllowedValues"].([]any); ok {
-		found := false
-		for _, a := range allowed {
-			found = found || fmt.Sprint(a) == value
+		values := []string{value}
+		if param["Type"] == "CommaDelimitedList" { // CloudFormation checks each element
+			values = strings.Split(value, ",")
 		}
-		if !found {
-			return fmt.Sprintf("%q is not one of AllowedValues %v", value, allowed)
+		for _, v := range values {
+			found := false
+			for _, a := range allowed {
+				found = found || fmt.Sprint(a) == v
+			}
+			if !found {
+				return fmt.Sprintf("%q is not one of AllowedValues %v", v, allowed)
+			}
 		}
 	}
 	if param["Type"] == "Number" {

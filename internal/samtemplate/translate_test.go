@@ -239,6 +239,8 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"ALERT_TOPIC_ARN":            ref("AlertTopic"),
 			"AUDIT_OVERLAP":              ref("AuditOverlap"),
 			"AUDIT_LOOKBACK":             ref("AuditLookback"),
+			"AUDIT_CONCURRENCY":          ref("AuditConcurrency"),
+			"PORTAL_REQUESTS_PER_MINUTE": ref("PortalRequestsPerMinute"),
 			"AUDIT_DEADLINE_MARGIN":      "20s",
 			"FAILED_LOGIN_THRESHOLD":     ref("FailedLoginThreshold"),
 			"UNKNOWN_USER_POLICY":        ref("UnknownUserPolicy"),
@@ -251,6 +253,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"LOG_LEVEL":                  ref("LogLevel"),
 			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
 			"AUDIT_SCHEDULE":             ref("AuditSchedule"),
+			"HEARTBEAT_MAX_LAG_SECONDS":  ref("HeartbeatMaxLagSeconds"),
 		}},
 	}
 	for _, tt := range tests {
@@ -395,6 +398,38 @@ func TestAlertSubscriptionsExistOnlyWhenTheirParameterIsSet(t *testing.T) {
 		want := map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{ref(tt.parameter), ""}}}}
 		if !sameJSON(conditions[tt.condition], want) {
 			t.Errorf("condition %s = %s, want %s", tt.condition, jsonText(conditions[tt.condition]), jsonText(want))
+		}
+	}
+}
+
+// The SMS subscription receives only the severities of AlertSmsSeverities
+// (default high and critical): evaluated here against the message attribute
+// "severity" each kind of run sends.
+func TestSmsSubscriptionFiltersBySeverity(t *testing.T) {
+	p := props(resource(t, "AlertSmsSubscription"))
+	if p["FilterPolicyScope"] != "MessageAttributes" {
+		t.Errorf("FilterPolicyScope = %v, want MessageAttributes", p["FilterPolicyScope"])
+	}
+	want := map[string]any{"severity": ref("AlertSmsSeverities")}
+	if !sameJSON(p["FilterPolicy"], want) {
+		t.Fatalf("FilterPolicy = %s, want %s", jsonText(p["FilterPolicy"]), jsonText(want))
+	}
+	param := mapOf(mapOf(cfn(t)["Parameters"])["AlertSmsSeverities"])
+	if param["Type"] != "CommaDelimitedList" || param["Default"] != "high,critical" {
+		t.Fatalf("AlertSmsSeverities = %s, want a CommaDelimitedList defaulting to high,critical", jsonText(param))
+	}
+	allowed := strings.Split(param["Default"].(string), ",")
+	delivered := func(severity string) bool { // SNS: an exact-string list matches any of its values
+		for _, a := range allowed {
+			if a == severity {
+				return true
+			}
+		}
+		return false
+	}
+	for sev, want := range map[string]bool{"medium": false, "high": true, "critical": true} {
+		if got := delivered(sev); got != want {
+			t.Errorf("a message with severity %q reaches SMS: %v, want %v", sev, got, want)
 		}
 	}
 }

@@ -4,12 +4,14 @@ package snsalert
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
 	"ipguard/internal/awserr"
 	"ipguard/internal/ipguard"
@@ -33,7 +35,15 @@ func New(api API, topicARN string) *Publisher {
 }
 
 // Publish sends a as one message (MessageStructure "json": the default body,
-// plus the email and SMS bodies when set) and returns SNS's message id.
+// plus the email and SMS bodies when set) and returns SNS's message id. The
+// message carries the attributes "severity" (String, a.Severity) and
+// "kinds" (String.Array, a.Kinds) when set, for subscription filter
+// policies.
+//
+// It makes exactly one attempt: the SDK's own retries are turned off for
+// Publish, because a resend after a lost answer would deliver the message
+// twice. A failure is returned to the caller, which has not recorded the
+// message and sends it again on its next run.
 //
 // An alert SNS would refuse is rejected before sending with EInternal (the
 // caller rendered it wrongly): an empty Default, a Subject over 100
@@ -56,7 +66,8 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (messageID str
 	if a.Subject != "" {
 		in.Subject = aws.String(a.Subject)
 	}
-	out, err := p.api.Publish(ctx, in)
+	in.MessageAttributes = attributes(a)
+	out, err := p.api.Publish(ctx, in, func(o *sns.Options) { o.RetryMaxAttempts = 1 })
 	if err != nil {
 		return "", awserr.Classify(err, "publish", awserr.Resource{Service: "sns", Field: "ALERT_TOPIC_ARN", Value: p.topic})
 	}
@@ -79,4 +90,20 @@ func message(a ipguard.Alert) (string, error) {
 		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is %d bytes, at most %d allowed", len(msg), ipguard.AlertMaxMessageBytes)
 	}
 	return msg, nil
+}
+
+// attributes are the message attributes of a.
+func attributes(a ipguard.Alert) map[string]types.MessageAttributeValue {
+	m := map[string]types.MessageAttributeValue{}
+	if a.Severity != "" {
+		m["severity"] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(a.Severity)}
+	}
+	if len(a.Kinds) > 0 {
+		b, _ := json.Marshal(a.Kinds) // strings always encode
+		m["kinds"] = types.MessageAttributeValue{DataType: aws.String("String.Array"), StringValue: aws.String(string(b))}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }

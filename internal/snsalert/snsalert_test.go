@@ -25,18 +25,45 @@ var (
 
 const topic = "arn:aws:sns:us-east-1:123456789012:alerts"
 
-// fakeSNS records the input of Publish and answers with out or err.
+// fakeSNS records the input of Publish and the options it was called with,
+// and answers with out or err.
 type fakeSNS struct {
-	in  *sns.PublishInput
-	err error
+	in   *sns.PublishInput
+	opts sns.Options
+	err  error
 }
 
-func (f *fakeSNS) Publish(_ context.Context, in *sns.PublishInput, _ ...func(*sns.Options)) (*sns.PublishOutput, error) {
+func (f *fakeSNS) Publish(_ context.Context, in *sns.PublishInput, optFns ...func(*sns.Options)) (*sns.PublishOutput, error) {
 	f.in = in
+	f.opts = sns.Options{RetryMaxAttempts: 3}
+	for _, fn := range optFns {
+		fn(&f.opts)
+	}
 	if f.err != nil {
 		return nil, f.err
 	}
 	return &sns.PublishOutput{MessageId: aws.String("m-1")}, nil
+}
+
+// The severity and kinds travel as message attributes (for filter
+// policies), and Publish is never retried by the SDK (a resend after a lost
+// answer would deliver twice).
+func TestPublishSetsAttributesAndMakesOneAttempt(t *testing.T) {
+	f := &fakeSNS{}
+	_, err := snsalert.New(f, topic).Publish(context.Background(), ipguard.Alert{Default: "d", Severity: "high", Kinds: []string{"ip_not_allowed", "unknown_user"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sev, kinds := f.in.MessageAttributes["severity"], f.in.MessageAttributes["kinds"]
+	if aws.ToString(sev.DataType) != "String" || aws.ToString(sev.StringValue) != "high" {
+		t.Errorf("severity attribute = %+v", sev)
+	}
+	if aws.ToString(kinds.DataType) != "String.Array" || aws.ToString(kinds.StringValue) != `["ip_not_allowed","unknown_user"]` {
+		t.Errorf("kinds attribute = %+v", kinds)
+	}
+	if f.opts.RetryMaxAttempts != 1 {
+		t.Errorf("RetryMaxAttempts = %d, want 1 (no SDK resend of Publish)", f.opts.RetryMaxAttempts)
+	}
 }
 
 func TestPublishSendsOneBodyPerProtocol(t *testing.T) {
@@ -225,6 +252,43 @@ func TestPublishThroughMoto(t *testing.T) {
 	if env != want {
 		t.Errorf("envelope = %+v\nwant %+v", env, want)
 	}
+
+	t.Run("the SMS filter policy drops a medium-only message", func(t *testing.T) {
+		// The template's SMS subscription policy with its default
+		// (AlertSmsSeverities = high,critical), on an SQS stand-in.
+		q2, err := sqsc.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("sms-stand-in")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a2, err := sqsc.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q2.QueueUrl,
+			AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := snsc.Subscribe(ctx, &sns.SubscribeInput{TopicArn: tp.TopicArn, Protocol: aws.String("sqs"),
+			Endpoint:   aws.String(a2.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]),
+			Attributes: map[string]string{"FilterPolicy": `{"severity":["high","critical"]}`, "FilterPolicyScope": "MessageAttributes"}}); err != nil {
+			t.Fatal(err)
+		}
+		pub := snsalert.New(snsc, aws.ToString(tp.TopicArn))
+		if _, err := pub.Publish(ctx, ipguard.Alert{Default: "medium run", Severity: "medium", Kinds: []string{"unknown_user"}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := pub.Publish(ctx, ipguard.Alert{Default: "critical run", Severity: "critical", Kinds: []string{"password_guess_succeeded"}}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := sqsc.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q2.QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Messages) != 1 || !strings.Contains(aws.ToString(got.Messages[0].Body), "critical run") {
+			var bodies []string
+			for _, m := range got.Messages {
+				bodies = append(bodies, aws.ToString(m.Body))
+			}
+			t.Fatalf("the filtered subscription got %d messages %v, want only the critical one", len(got.Messages), bodies)
+		}
+	})
 
 	t.Run("a subject of 100 non-ASCII characters is accepted", func(t *testing.T) {
 		a := ipguard.Alert{Subject: strings.Repeat("é", 100), Default: "d"}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"ipguard/internal/emf"
+	"ipguard/internal/keywatch"
+	"ipguard/internal/status"
+)
+
+// stepKeyExpiring makes the portal's API key expire in six days and shows
+// the alert the operator receives, once.
+func (d *demo) stepKeyExpiring(ctx context.Context) error {
+	step(d.out, 6, "The DocSpace API key expires in six days")
+	k, ok := d.stack.Portal.Key(d.stack.APIKey)
+	if !ok {
+		return fmt.Errorf("the dev portal does not know the demo's key")
+	}
+	expires := time.Now().Add(6*24*time.Hour + time.Hour).UTC().Truncate(time.Second)
+	k.Name, k.ExpiresAt = "ipguard demo", &expires
+	if err := d.stack.Portal.PutKey(k); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "The portal's key %q (ending in %s) now expires at %s.\n", k.Name, k.KeyPostfix, expires.Format(time.RFC3339))
+	var keyAlerts []string
+	for run := 1; run <= 2; run++ {
+		before := len(d.stack.Published())
+		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		if _, err := d.runAudit(ctx, d.audit); err != nil {
+			return err
+		}
+		for _, p := range d.stack.Published()[before:] {
+			var body struct{ Kind string }
+			if json.Unmarshal([]byte(p.Default), &body) == nil && body.Kind == keywatch.Kind {
+				keyAlerts = append(keyAlerts, p.Subject)
+				fmt.Fprintln(d.out, "\nWhat the operator receives by e-mail:")
+				box(d.out, "Subject: "+p.Subject+"\n\n"+p.Email)
+				fmt.Fprintf(d.out, "\nand by SMS (%d characters):\n", len(p.SMS))
+				box(d.out, p.SMS)
+			}
+		}
+	}
+	if _, err := d.stack.Mail(ctx, 300*time.Millisecond); err != nil {
+		return err
+	}
+	if len(keyAlerts) != 1 {
+		return fmt.Errorf("two runs past the 7-day threshold sent %d key alerts, want 1", len(keyAlerts))
+	}
+	fmt.Fprintln(d.out, "✓ Two runs past the 7-day threshold sent one api_key_expiring alert; the next comes 1 day before, as high.")
+	return nil
+}
+
+// stepStatus asks the audit function for its status and shows the last
+// metrics line it wrote.
+func (d *demo) stepStatus(ctx context.Context) error {
+	step(d.out, 7, `What an operator asks: {"action": "status"}, and what CloudWatch gets`)
+	fmt.Fprintln(d.out, `aws lambda invoke --function-name "$AUDIT_FUNCTION" --payload '{"action": "status"}' status.json`)
+	var st status.Report
+	if err := invoke(ctx, d.audit, map[string]any{"action": "status"}, &st); err != nil {
+		return err
+	}
+	pretty, _ := json.MarshalIndent(st, "", "  ")
+	box(d.out, string(pretty))
+	if st.LastRun == nil || st.LastRun.Outcome != "succeeded" || st.APIKey == nil || st.APIKey.Name != "ipguard demo" || st.UsersStored == nil {
+		return fmt.Errorf("the status lacks the last run, the key or the users: %s", pretty)
+	}
+	line, err := d.lastMetricsLine("[audit] ")
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(d.out, "\nThe metrics line (CloudWatch Embedded Metric Format) of the audit's last run, from its log:")
+	fmt.Fprintln(d.out, line)
+	return nil
+}
+
+// lastMetricsLine is the last EMF line the function with this log prefix
+// wrote, checked against the specification.
+func (d *demo) lastMetricsLine(prefix string) (string, error) {
+	var last string
+	for try := 0; try < 20 && last == ""; try++ {
+		time.Sleep(50 * time.Millisecond) // the emulator copies the function's output asynchronously
+		b, err := os.ReadFile(d.logPath)
+		if err != nil {
+			return "", err
+		}
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if l, ok := strings.CutPrefix(sc.Text(), prefix); ok && strings.Contains(l, `"_aws"`) {
+				last = l
+			}
+		}
+	}
+	if last == "" {
+		return "", fmt.Errorf("no metrics line in %s", d.logPath)
+	}
+	if err := emf.Validate([]byte(last)); err != nil {
+		return "", fmt.Errorf("the metrics line is not valid EMF: %v", err)
+	}
+	return last, nil
+}

@@ -1,0 +1,232 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// piecer runs the per-piece pipeline of one window:
+//
+//	events ─► skip unreadable (warn) ─► load users ─► evaluate (+ bursts due)
+//	       ─► drop already alerted ─► [respond] ─► publish per severity,
+//	          record after each message ─► log each finding ─► save cursor
+//
+// [respond] is where acting on findings (ending the offending session)
+// belongs: after findings are final and deduplicated, before they are sent.
+type piecer struct {
+	run   *run
+	lists *Allowlists
+	ev    *Evaluator
+	warns int // lists.Warnings already reported
+}
+
+// piece evaluates, alerts and commits evs; afterwards every event of the
+// window dated after done is finished (final: the whole window is).
+func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) error {
+	r, s, ctx := p.run, p.run.s, p.run.ctx
+	good := evs[:0:0]
+	for _, e := range evs {
+		if e.Unreadable != "" {
+			r.warn(fmt.Sprintf("unreadable login event skipped: %s; raw: %s", Clean(e.Unreadable, 200), Clean(string(e.Raw), 300)))
+			continue
+		}
+		good = append(good, e)
+	}
+	r.res.EventsScanned += len(good)
+
+	if err := p.loadUsers(ctx, good); err != nil {
+		return err
+	}
+	if ips := p.ev.FailedAddresses(good); len(ips) > 0 {
+		spans, err := s.Store.AlertedSpans(ctx, ips, s.now())
+		if err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read alerted bursts: %w", err)
+		}
+		for _, ip := range ips {
+			p.ev.SetAlerted(ip, spans[ip])
+		}
+	}
+	before := p.ev.AlreadyAlerted
+	findings, err := p.ev.Add(good)
+	if err != nil {
+		return err
+	}
+	r.res.AlreadyAlerted += p.ev.AlreadyAlerted - before
+	for ; p.warns < len(p.lists.Warnings); p.warns++ {
+		r.warn(p.lists.Warnings[p.warns])
+	}
+	// Oldest first, as a person reads them (the walk reads newest first).
+	sort.SliceStable(findings, func(i, j int) bool {
+		if findings[i].Date != findings[j].Date {
+			return findings[i].Date < findings[j].Date
+		}
+		return findings[i].EventID < findings[j].EventID
+	})
+	findings = append(findings, p.ev.Bursts()...)
+
+	var ids []int64
+	for _, f := range findings {
+		ids = append(ids, f.ids()...)
+	}
+	if len(ids) > 0 {
+		alerted, err := s.Store.Alerted(ctx, ids, s.now())
+		if err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read alerted events: %w", err)
+		}
+		var dropped int
+		findings, dropped = dropAlerted(findings, alerted)
+		r.res.AlreadyAlerted += dropped
+	}
+
+	// The response step: act on the final, deduplicated findings of this
+	// piece before they are sent, so that the alert says what was done.
+	notices := p.respond(ctx, findings)
+
+	if err := p.publish(ctx, findings, notices); err != nil {
+		return err
+	}
+
+	if r.backfill {
+		r.prog.Cursor.Below = done
+		return nil
+	}
+	if final {
+		return nil // the caller saves the finished window
+	}
+	r.prog.Cursor.Below = done
+	if err := s.Store.SetProgress(ctx, r.prog); err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor (alerts of this piece were sent and recorded; the next run reads the piece again and sends nothing twice): %w", err)
+	}
+	return nil
+}
+
+// loadUsers adds the users of the successful logins in evs not loaded yet.
+func (p *piecer) loadUsers(ctx context.Context, evs []ipguard.LoginEvent) error {
+	var ids []string
+	for _, e := range evs {
+		id := ipguard.CanonicalUserID(e.UserID)
+		if IsSuccessfulLogin(e.ActionID) && id != "" && !p.lists.has(id) {
+			p.lists.markMissing(id)
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	users, err := p.run.s.Store.Users(ctx, ids)
+	if err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: load allowlists: %w", err)
+	}
+	p.lists.Add(users)
+	return nil
+}
+
+// publish sends the findings (one message per severity class, split when
+// needed) and records each message's findings right after SNS accepted it,
+// before the next message. It checks the deadline before each message.
+func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) error {
+	if len(fs) == 0 {
+		return nil
+	}
+	r, s := p.run, p.run.s
+	max := s.Settings.MaxMessageBytes
+	if max <= 0 {
+		max = MaxMessageBytes
+	}
+	m := r.meta
+	m.Notices = notices
+	batches, err := RenderAlerts(m, fs, max)
+	if err != nil {
+		return err
+	}
+	for i, b := range batches {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < min(publishMargin, s.Settings.DeadlineMargin/4) {
+			return errOutOfTime
+		}
+		id, err := s.Publisher.Publish(ctx, b.Alert)
+		if err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: publish alert %d of %d (%s, %d findings); its findings were not recorded and the cursor was not moved past them, so the next run sends them: %w",
+				i+1, len(batches), b.Alert.Severity, len(b.Findings), err)
+		}
+		r.res.AlertsPublished++
+		r.res.MessageIDs = append(r.res.MessageIDs, id)
+		now := s.now()
+		if ids := b.EventIDs(); len(ids) > 0 {
+			if err := s.Store.RecordAlerted(ctx, ids, now, s.Settings.AlertRetention); err != nil {
+				return ipguard.Errorf(ipguard.ErrorCode(err), "audit: alert %d of %d was published but its events could not be recorded as alerted; the next run may send them again: %w",
+					i+1, len(batches), err)
+			}
+		}
+		for _, f := range b.Findings {
+			if f.span == nil {
+				continue
+			}
+			if err := s.Store.RecordAlertedSpan(ctx, f.IP, *f.span, now, s.Settings.AlertRetention); err != nil {
+				return ipguard.Errorf(ipguard.ErrorCode(err), "audit: alert %d of %d was published but the burst from %s could not be recorded as alerted; the next run may send it again: %w",
+					i+1, len(batches), f.IP, err)
+			}
+		}
+		for _, f := range b.Findings {
+			r.res.Counts[f.Kind]++
+			r.res.Severities[f.Severity]++
+			p.logFinding(ctx, f, id)
+		}
+	}
+	return nil
+}
+
+// respond lets the Responder act on the piece's findings and counts its
+// outcomes; its notices become warnings of the result too.
+func (p *piecer) respond(ctx context.Context, fs []Finding) []string {
+	r, s := p.run, p.run.s
+	if s.Responder == nil || len(fs) == 0 {
+		return nil
+	}
+	notices := s.Responder.Respond(ctx, fs, r.backfill)
+	for _, n := range notices {
+		r.warn(n)
+	}
+	for _, f := range fs {
+		resp := f.Response
+		if resp == nil {
+			continue
+		}
+		if r.res.Responses == nil {
+			r.res.Responses = map[string]int{}
+		}
+		r.res.Responses[resp.Outcome]++
+		if resp.Outcome == OutcomeEnded {
+			r.res.SessionEnded++
+		}
+		if resp.Escalation != nil && resp.Escalation.Outcome == OutcomeDisabled && !r.disabled[f.UserID] {
+			r.disabled[f.UserID] = true
+			r.res.UsersDisabled++
+		}
+	}
+	return notices
+}
+
+// logFinding writes the finding's searchable log line (msg "finding").
+func (p *piecer) logFinding(ctx context.Context, f Finding, messageID string) {
+	args := []any{"kind", f.Kind, "severity", f.Severity, "userId", f.UserID, "email", f.Email, "login", f.Login,
+		"ip", f.IP, "country", f.Country, "city", f.City, "date", f.Date, "messageId", messageID}
+	if f.span != nil {
+		args = append(args, "eventIds", f.EventIDs, "count", f.Count, "firstDate", f.FirstAt, "capped", f.Capped)
+	} else {
+		args = append(args, "eventId", f.EventID)
+	}
+	if f.FailedAttempts > 0 {
+		args = append(args, "failedAttempts", f.FailedAttempts)
+	}
+	if p.run.backfill {
+		args = append(args, "backfill", true)
+	}
+	if f.Response != nil {
+		args = append(args, "response", f.Response.Outcome)
+	}
+	p.run.log.InfoContext(ctx, "finding", args...)
+}

@@ -1,0 +1,455 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// The walk: reading a live, newest-first list whose order within one second
+// changes from request to request, without missing or repeating a row.
+//
+// Positions (startIndex) only ever move down: new rows are inserted at the
+// top (ids grow in insertion order, dates are "now"), so a row read at
+// position p is later at p+d, d ≥ 0. The walk therefore never trusts a
+// position; it trusts dates. The boundary between two pages is the tail
+// second D of the page read last, the oldest second it holds, whose rows may
+// continue on the next page (and, with ties shuffled per request, may sit in
+// any order on both):
+//
+//	page k     [ ... E E D D ]            D = tail second, G = where D starts
+//	page k+1          [ E D D D D C C B ... ]
+//	                    ^ j: first row dated ≤ D (row j-1 is newer: anchor)
+//
+// Page k+1 is requested at G−1, so it starts with one row newer than D and
+// then holds the second D whole. It is accepted only when
+//   - j ≥ 1 (the anchor is there: nothing of D lies before the page),
+//   - a row older than D follows the rows of D, or the page is short (end of
+//     the list): D is whole,
+//   - it shares at least one id with page k (continuity is proved).
+//
+// Then every row of page k+1 dated (C_last, D] is handed on: nothing dated
+// after D is handed on twice, nothing dated D or older is handed on before
+// its second was read whole. A page that fails the check is read again:
+//
+//	all rows newer than D (rows were inserted above: a storm) → at start+len−1
+//	first row already ≤ D (asked too far down)               → at G−1, then further up
+//	D not whole, j > 1                                       → at start+j−1
+//	D not whole, j ≤ 1 (one second holds a page or more)     → read on in steps,
+//	    collecting D's rows by id, and warn naming the second and the count
+//
+// Several pages may be in flight at once: the walk asks for the next pages at
+// predicted positions before it needs them, and checks each exactly as above
+// when its turn comes; a wrong guess costs one request, never a row.
+
+// errOutOfTime says the walk stopped at its deadline margin.
+var errOutOfTime = errors.New("out of time")
+
+// walker reads the events dated [from, below] once each, newest first.
+type walker struct {
+	src  Source
+	from time.Time
+	size int // page size
+	conc int // pages in flight at most (1: strictly sequential)
+	warn func(string)
+
+	mu       sync.Mutex
+	inflight map[int]*fetch
+	requests int // pages requested
+	rereads  int // pages read again because a check failed
+	rows     int // rows received
+}
+
+type fetch struct {
+	done chan struct{}
+	evs  []ipguard.LoginEvent
+	err  error
+}
+
+// page is one answer, with each row's date (an unreadable row takes the
+// date of the row before it, so that positions stay meaningful).
+type page struct {
+	start int
+	evs   []ipguard.LoginEvent
+	dates []time.Time
+}
+
+func (w *walker) start(ctx context.Context, s int) *fetch {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if f, ok := w.inflight[s]; ok {
+		return f
+	}
+	f := &fetch{done: make(chan struct{})}
+	w.inflight[s] = f
+	w.requests++
+	go func() {
+		f.evs, f.err = w.src.LoginEvents(ctx, w.from, s, w.size)
+		w.mu.Lock()
+		w.rows += len(f.evs)
+		w.mu.Unlock()
+		close(f.done)
+	}()
+	return f
+}
+
+// prefetch asks for the pages at starts ahead of need, up to conc in flight.
+func (w *walker) prefetch(ctx context.Context, starts ...int) {
+	for _, s := range starts {
+		w.mu.Lock()
+		n := len(w.inflight)
+		_, have := w.inflight[s]
+		w.mu.Unlock()
+		if n >= w.conc || s < 0 {
+			return
+		}
+		if !have {
+			w.start(ctx, s)
+		}
+	}
+}
+
+// get returns the page at start s (waiting for it if it is in flight) and
+// forgets requests in flight for positions at or above s, which can no
+// longer be needed.
+func (w *walker) get(ctx context.Context, s int) (page, error) {
+	if ctx.Err() != nil {
+		return page{}, errOutOfTime
+	}
+	f := w.start(ctx, s)
+	select {
+	case <-f.done:
+	case <-ctx.Done():
+		return page{}, errOutOfTime
+	}
+	w.mu.Lock()
+	for k := range w.inflight {
+		if k <= s {
+			delete(w.inflight, k)
+		}
+	}
+	w.mu.Unlock()
+	if f.err != nil {
+		if ctx.Err() != nil {
+			return page{}, errOutOfTime
+		}
+		return page{}, ipguard.Errorf(ipguard.ErrorCode(f.err), "audit: read login events (startIndex %d): %w", s, f.err)
+	}
+	p := page{start: s, evs: f.evs, dates: make([]time.Time, len(f.evs))}
+	var prev time.Time
+	for i, ev := range f.evs {
+		if ev.Unreadable == "" || !ev.Date.IsZero() {
+			prev = ev.Date
+		}
+		if i == 0 && prev.IsZero() {
+			prev = time.Unix(1<<40, 0) // an unreadable first row sorts as newest
+		}
+		p.dates[i] = prev
+	}
+	return p, nil
+}
+
+// firstAtOrBelow is the index of the first row dated ≤ d, or len.
+func (p page) firstAtOrBelow(d time.Time) int {
+	for i, t := range p.dates {
+		if !t.After(d) {
+			return i
+		}
+	}
+	return len(p.dates)
+}
+
+func (p page) ids() map[int64]bool {
+	m := make(map[int64]bool, len(p.evs))
+	for _, ev := range p.evs {
+		if ev.Unreadable == "" {
+			m[ev.ID] = true
+		}
+	}
+	return m
+}
+
+// emitFunc receives the rows dated (done, previous done] in read order;
+// after it returns, every row dated after done has been handed on. final
+// says the walk is complete (done is then meaningless).
+type emitFunc func(evs []ipguard.LoginEvent, done time.Time, final bool) error
+
+// walk hands on every event dated [w.from, below] exactly once, in bands.
+// It returns errOutOfTime when ctx ends (what was handed on stays handed on),
+// and a classified error when the portal fails.
+func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error {
+	w.inflight = map[int]*fetch{}
+	p, err := w.locate(ctx, below)
+	if err != nil {
+		return err
+	}
+	type boundary struct {
+		d     time.Time
+		ids   map[int64]bool // ids of the page before; nil: nothing to share with
+		exact int            // where the page after it should start (G−1); -1 unknown
+	}
+	b := boundary{d: below, exact: -1}
+	fixes := 0
+	for {
+		n := len(p.evs)
+		short := n < w.size
+		j := p.firstAtOrBelow(b.d)
+		switch {
+		case j == n && !short: // every row is newer than D: rows were inserted above (a storm)
+			w.rereads++
+			if p, err = w.get(ctx, p.start+n-1); err != nil {
+				return err
+			}
+			continue
+		case j == 0 && p.start > 0: // asked too far down: D may begin above the page
+			w.rereads++
+			fixes++
+			next := p.start - w.size/2
+			if b.exact >= 0 && b.exact < p.start {
+				next, b.exact = b.exact, -1
+			}
+			if fixes > 50 {
+				return ipguard.Errorf(ipguard.EUnavailable, "audit: could not prove continuity of the login list around startIndex %d (second %s); the walk stopped", p.start, b.d.Format(time.RFC3339))
+			}
+			if p, err = w.get(ctx, max(0, next)); err != nil {
+				return err
+			}
+			continue
+		}
+		if b.ids != nil && !shares(p, b.ids) {
+			w.rereads++
+			fixes++
+			if fixes > 50 {
+				return ipguard.Errorf(ipguard.EUnavailable, "audit: two pages of the login list around startIndex %d share no event; the walk stopped", p.start)
+			}
+			if p, err = w.get(ctx, max(0, p.start-w.size/2)); err != nil {
+				return err
+			}
+			continue
+		}
+		whole := short
+		for i := j; i < n && !whole; i++ {
+			whole = p.dates[i].Before(b.d)
+		}
+		if !whole {
+			if j > 1 { // D fits in a page that starts just above it
+				w.rereads++
+				if p, err = w.get(ctx, p.start+j-1); err != nil {
+					return err
+				}
+				continue
+			}
+			if p, err = w.bigSecond(ctx, p, j, b.d, emit); err != nil {
+				return err
+			}
+			b = boundary{d: b.d.Add(-time.Nanosecond), exact: -1}
+			continue
+		}
+		fixes = 0
+		if short {
+			return emit(inWindow(p.evs[j:], p.dates[j:], w.from, b.d), time.Time{}, true)
+		}
+		tail := p.dates[n-1]
+		g := p.firstAtOrBelow(tail)
+		if g == 0 { // the top page is one second, which may go on below it
+			if p, err = w.bigSecond(ctx, p, 0, tail, emit); err != nil {
+				return err
+			}
+			b = boundary{d: tail.Add(-time.Nanosecond), exact: -1}
+			continue
+		}
+		if err := emit(between(p.evs[j:g], p.dates[j:g], tail, b.d), tail, false); err != nil {
+			return err
+		}
+		next := p.start + g - 1
+		if w.conc > 1 {
+			step := max(w.size/2, w.size-2*(n-g)-2)
+			ahead := make([]int, 0, w.conc)
+			ahead = append(ahead, next)
+			for k := 1; k < w.conc; k++ {
+				ahead = append(ahead, next+k*step)
+			}
+			w.prefetch(ctx, ahead...)
+		}
+		b = boundary{d: tail, ids: p.ids(), exact: next}
+		if p, err = w.get(ctx, next); err != nil {
+			return err
+		}
+	}
+}
+
+// bigSecond reads a second d that holds more rows than a page. p is a page
+// whose row j (≤ 1) is d's first; the second's size is known from positions
+// (its first row and the first row after it), and since the portal orders
+// its rows differently on each request, the pages over it are read again
+// until every row was seen by id (or maxSecondReads requests were spent).
+// It hands the rows on, warns naming the second and the count, and returns
+// the first page that reaches past the second.
+func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, emit emitFunc) (page, error) {
+	seen := map[int64]bool{}
+	var rows []ipguard.LoginEvent
+	collect := func(p page) {
+		for i, ev := range p.evs {
+			if p.dates[i].Equal(d) && !seen[ev.ID] {
+				seen[ev.ID] = true
+				rows = append(rows, ev)
+			}
+		}
+	}
+	first := p.start + j
+	collect(p)
+	for {
+		n := len(p.evs)
+		if k := p.firstAtOrBelow(d.Add(-time.Nanosecond)); k < n || n < w.size {
+			break
+		}
+		var err error
+		if p, err = w.get(ctx, p.start+w.size-10); err != nil {
+			return page{}, err
+		}
+		collect(p)
+	}
+	after := p // the first page past the second
+	size := after.start + after.firstAtOrBelow(d.Add(-time.Nanosecond)) - first
+	for reads := 0; len(rows) < size && reads < maxSecondReads; {
+		for s := max(0, first-1); s < first+size && reads < maxSecondReads; s += w.size - 2 {
+			q, err := w.get(ctx, s)
+			if err != nil {
+				return page{}, err
+			}
+			reads++
+			w.rereads++
+			collect(q)
+		}
+	}
+	msg := fmt.Sprintf("%d login events share the second %s, more than a page of %d holds; the portal orders them differently on each request, so they were read by repeated requests",
+		size, d.UTC().Format(time.RFC3339), w.size)
+	if len(rows) < size {
+		msg += fmt.Sprintf("; %d of them could not be read and were not evaluated", size-len(rows))
+	}
+	w.warn(msg)
+	return after, emit(inWindow(rows, dates(rows, d), w.from, d), d.Add(-time.Nanosecond), false)
+}
+
+// maxSecondReads bounds the extra requests spent on one second larger than
+// a page.
+const maxSecondReads = 40
+
+func dates(evs []ipguard.LoginEvent, d time.Time) []time.Time {
+	out := make([]time.Time, len(evs))
+	for i := range out {
+		out[i] = d
+	}
+	return out
+}
+
+func shares(p page, ids map[int64]bool) bool {
+	for _, ev := range p.evs {
+		if ev.Unreadable == "" && ids[ev.ID] {
+			return true
+		}
+	}
+	return false
+}
+
+// between returns the rows dated (lo, hi].
+func between(evs []ipguard.LoginEvent, ds []time.Time, lo, hi time.Time) []ipguard.LoginEvent {
+	var out []ipguard.LoginEvent
+	for i, ev := range evs {
+		if ds[i].After(lo) && !ds[i].After(hi) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// inWindow returns the rows dated [from, hi].
+func inWindow(evs []ipguard.LoginEvent, ds []time.Time, from, hi time.Time) []ipguard.LoginEvent {
+	var out []ipguard.LoginEvent
+	for i, ev := range evs {
+		if !ds[i].Before(from) && !ds[i].After(hi) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// locate finds the first page to read: one that starts above the rows dated
+// ≤ below (or at the top of the list), searching by date since positions
+// are monotonic in it: a gallop down from the top, then a bisection. A
+// scheduled run finds it at once (the newest rows are its own); a resumed or
+// a backfill run skips the newer rows in a few requests instead of reading
+// them all.
+func (w *walker) locate(ctx context.Context, below time.Time) (page, error) {
+	p, err := w.get(ctx, 0)
+	if err != nil {
+		return page{}, err
+	}
+	if len(p.evs) < w.size {
+		if len(p.evs) > 0 {
+			if err := w.probeFallback(ctx, p); err != nil {
+				return page{}, err
+			}
+		}
+		return p, nil
+	}
+	if j := p.firstAtOrBelow(below); j < len(p.evs) {
+		return p, nil
+	}
+	lo, hi := len(p.evs)-1, -1 // lo: a position dated after below; hi: one at or below it (or past the end)
+	for step := w.size; hi < 0; step *= 2 {
+		s := lo + step
+		q, err := w.get(ctx, s)
+		if err != nil {
+			return page{}, err
+		}
+		j := q.firstAtOrBelow(below)
+		switch {
+		case j == 0:
+			hi = s
+		case j < len(q.evs):
+			return q, nil
+		case len(q.evs) < w.size:
+			return q, nil // the list ends with rows newer than below: nothing to read
+		default:
+			lo = s + len(q.evs) - 1
+		}
+	}
+	for hi-lo >= w.size {
+		mid := lo + (hi-lo)/2
+		q, err := w.get(ctx, mid)
+		if err != nil {
+			return page{}, err
+		}
+		j := q.firstAtOrBelow(below)
+		switch {
+		case j == 0:
+			hi = mid
+		case j < len(q.evs):
+			return q, nil
+		case len(q.evs) < w.size:
+			return q, nil
+		default:
+			lo = mid + len(q.evs) - 1
+		}
+	}
+	return w.get(ctx, lo)
+}
+
+// probeFallback asks for the page after a short first page. A portal whose
+// plan lacks the audit feature answers every query with the same 20 newest
+// events; an honest one answers with nothing.
+func (w *walker) probeFallback(ctx context.Context, first page) error {
+	next, err := w.get(ctx, w.size)
+	if err != nil {
+		return err
+	}
+	if shares(next, first.ids()) {
+		w.warn("plan fallback: the portal answers the login filter with the same newest events whatever the paging (its plan lacks the audit feature), so logins of this window may be missing; upgrade the plan or audit more often")
+	}
+	return nil
+}

@@ -1,0 +1,68 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"ipguard/internal/ipguard"
+)
+
+// Progress returns the audit's saved progress from the checkpoint item:
+// until, and the cursor (cursorFrom, cursorTo, cursorBelow) when a window is
+// under way. The zero value when nothing was saved. Strongly consistent.
+func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
+	const op = "get audit progress"
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      aws.String(s.table),
+		Key:            key(checkpointPK),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return ipguard.AuditProgress{}, s.fail(op, err)
+	}
+	var p ipguard.AuditProgress
+	times := map[string]time.Time{}
+	for _, name := range []string{"until", "cursorFrom", "cursorTo", "cursorBelow"} {
+		v, ok, err := getS(out.Item, name)
+		if err != nil {
+			return ipguard.AuditProgress{}, s.corrupt(op, err)
+		}
+		if !ok {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return ipguard.AuditProgress{}, s.corrupt(op, fmt.Errorf("attribute %s: %w", name, err))
+		}
+		times[name] = t.UTC()
+	}
+	p.Until = times["until"]
+	if b, ok := times["cursorBelow"]; ok {
+		p.Cursor = &ipguard.AuditCursor{From: times["cursorFrom"], To: times["cursorTo"], Below: b}
+	}
+	return p, nil
+}
+
+// SetProgress replaces the checkpoint item with p, unconditionally: the
+// caller holds the audit lease. One write.
+func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error {
+	item := map[string]types.AttributeValue{
+		"pk":        str(checkpointPK),
+		"until":     str(p.Until.UTC().Format(time.RFC3339Nano)),
+		"updatedAt": str(time.Now().UTC().Format(time.RFC3339)),
+	}
+	if c := p.Cursor; c != nil {
+		item["cursorFrom"] = str(c.From.UTC().Format(time.RFC3339Nano))
+		item["cursorTo"] = str(c.To.UTC().Format(time.RFC3339Nano))
+		item["cursorBelow"] = str(c.Below.UTC().Format(time.RFC3339Nano))
+	}
+	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
+		return s.fail("set audit progress", err)
+	}
+	return nil
+}

@@ -1,0 +1,131 @@
+package dynamo
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"ipguard/internal/ipguard"
+)
+
+// maxSpans bounds the spans one address item keeps (the oldest go first).
+const maxSpans = 500
+
+// AlertedSpans returns, per address, the spans of failed logins alerted as a
+// burst whose expiry is after now. One item per address
+// (alertedip#<address>), 100 addresses per read; an item that cannot be
+// read counts as no spans.
+func (s *Store) AlertedSpans(ctx context.Context, ips []string, now time.Time) (map[string][]ipguard.TimeSpan, error) {
+	out := map[string][]ipguard.TimeSpan{}
+	seen := map[string]bool{}
+	var distinct []string
+	for _, ip := range ips {
+		if !seen[ip] {
+			seen[ip] = true
+			distinct = append(distinct, ip)
+		}
+	}
+	for start := 0; start < len(distinct); start += maxBatchGet {
+		chunk := distinct[start:min(start+maxBatchGet, len(distinct))]
+		keys := make([]map[string]types.AttributeValue, len(chunk))
+		for i, ip := range chunk {
+			keys[i] = key(alertedIPPrefix + ip)
+		}
+		items, err := s.batchGet(ctx, fmt.Sprintf("get %d alerted bursts", len(chunk)), keys)
+		if err != nil {
+			return nil, err
+		}
+		for _, item := range items {
+			pk, _, _ := getS(item, "pk")
+			ip, ok := strings.CutPrefix(pk, alertedIPPrefix)
+			if !ok {
+				continue
+			}
+			for _, sp := range liveSpans(decodeSpans(item), now) {
+				out[ip] = append(out[ip], sp.TimeSpan)
+			}
+		}
+	}
+	return out, nil
+}
+
+// RecordAlertedSpan adds span to the address's item (read, merge, write:
+// the caller holds the audit lease), dropping expired spans. Two calls.
+func (s *Store) RecordAlertedSpan(ctx context.Context, ip string, span ipguard.TimeSpan, at time.Time, keep time.Duration) error {
+	op := "record alerted burst from " + ip
+	got, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(alertedIPPrefix + ip), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return s.fail(op, err)
+	}
+	spans := liveSpans(decodeSpans(got.Item), at)
+	spans = append(spans, storedSpan{TimeSpan: span, expires: at.Add(keep).Unix()})
+	sort.Slice(spans, func(i, j int) bool { return spans[i].expires > spans[j].expires })
+	if len(spans) > maxSpans {
+		spans = spans[:maxSpans]
+	}
+	list := make([]types.AttributeValue, len(spans))
+	var last int64
+	for i, sp := range spans {
+		list[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+			"from": num(sp.From.Unix()), "to": num(ceilUnix(sp.To)), "expiresAt": num(sp.expires)}}
+		last = max(last, sp.expires)
+	}
+	_, err = s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: map[string]types.AttributeValue{
+		"pk": str(alertedIPPrefix + ip), "spans": &types.AttributeValueMemberL{Value: list}, "expiresAt": num(last),
+	}})
+	if err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
+type storedSpan struct {
+	ipguard.TimeSpan
+	expires int64
+}
+
+func decodeSpans(item map[string]types.AttributeValue) []storedSpan {
+	l, ok := item["spans"].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil
+	}
+	var out []storedSpan
+	for _, v := range l.Value {
+		m, ok := v.(*types.AttributeValueMemberM)
+		if !ok {
+			continue
+		}
+		from, ok1, err1 := getN(m.Value, "from")
+		to, ok2, err2 := getN(m.Value, "to")
+		exp, ok3, err3 := getN(m.Value, "expiresAt")
+		if !ok1 || !ok2 || !ok3 || err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		out = append(out, storedSpan{TimeSpan: ipguard.TimeSpan{From: time.Unix(from, 0).UTC(), To: time.Unix(to, 0).UTC()}, expires: exp})
+	}
+	return out
+}
+
+func liveSpans(all []storedSpan, now time.Time) []storedSpan {
+	var out []storedSpan
+	for _, s := range all {
+		if s.expires > now.Unix() {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ceilUnix is t in epoch seconds, rounded up.
+func ceilUnix(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
+}

@@ -1,0 +1,149 @@
+// Package replay sends failed onboardings again: it reads the messages of
+// the onboarding function's on-failure queue (Lambda's invocation records)
+// or of its EventBridge rule's dead-letter queue (the undelivered events),
+// invokes the function with each original payload, and deletes a message
+// only when the invocation succeeded. `go run ./cmd/replay` is the command.
+package replay
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// SQS is the part of *sqs.Client replay uses.
+type SQS interface {
+	ReceiveMessage(context.Context, *sqs.ReceiveMessageInput, ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessage(context.Context, *sqs.DeleteMessageInput, ...func(*sqs.Options)) (*sqs.DeleteMessageOutput, error)
+	ChangeMessageVisibility(context.Context, *sqs.ChangeMessageVisibilityInput, ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityOutput, error)
+}
+
+// Invoker invokes the function synchronously with payload. functionError
+// is non-empty when the function itself failed (its error response is out).
+type Invoker interface {
+	Invoke(ctx context.Context, payload []byte) (out []byte, functionError string, err error)
+}
+
+// Options configure Run.
+type Options struct {
+	QueueURL string
+	DryRun   bool      // only show each message's error and payload
+	Max      int       // at most this many messages (default 100)
+	Out      io.Writer // one line per message
+}
+
+// Summary counts what Run did.
+type Summary struct {
+	Seen, Replayed, Failed int
+}
+
+// record is what Lambda writes to an on-failure destination.
+type record struct {
+	RequestContext *struct {
+		Condition              string `json:"condition"`
+		ApproximateInvokeCount int    `json:"approximateInvokeCount"`
+	} `json:"requestContext"`
+	RequestPayload  json.RawMessage `json:"requestPayload"`
+	ResponsePayload json.RawMessage `json:"responsePayload"`
+}
+
+// Payload returns the payload to invoke the function with for a message
+// body, and what went wrong the first time: an on-failure record yields its
+// requestPayload and responsePayload; anything else (an EventBridge event
+// from the rule's dead-letter queue) is the payload itself.
+func Payload(body string) (payload []byte, failure string) {
+	var r record
+	if json.Unmarshal([]byte(body), &r) == nil && r.RequestContext != nil && len(r.RequestPayload) > 0 {
+		failure = r.RequestContext.Condition
+		if len(r.ResponsePayload) > 0 && string(r.ResponsePayload) != "null" {
+			failure += " " + string(r.ResponsePayload)
+		}
+		return r.RequestPayload, strings.TrimSpace(failure)
+	}
+	return []byte(body), ""
+}
+
+// Run replays the queue's messages, each at most once per call and at most
+// opts.Max in all. A message whose invocation fails again stays in the
+// queue (visible again at once), as does every message of a dry run.
+func Run(ctx context.Context, q SQS, inv Invoker, opts Options) (Summary, error) {
+	var sum Summary
+	if opts.Max <= 0 {
+		opts.Max = 100
+	}
+	out := opts.Out
+	if out == nil {
+		out = io.Discard
+	}
+	seen := map[string]bool{}
+	for sum.Seen < opts.Max {
+		res, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+			QueueUrl: aws.String(opts.QueueURL), MaxNumberOfMessages: int32(min(10, opts.Max-sum.Seen)),
+			VisibilityTimeout: 120, WaitTimeSeconds: 1,
+			MessageSystemAttributeNames: []types.MessageSystemAttributeName{types.MessageSystemAttributeNameAll},
+			MessageAttributeNames:       []string{"All"},
+		})
+		if err != nil {
+			return sum, fmt.Errorf("receive from %s: %w", opts.QueueURL, err)
+		}
+		fresh := 0
+		for _, m := range res.Messages {
+			id := aws.ToString(m.MessageId)
+			if seen[id] { // one that failed again and is visible again: this pass is done
+				release(ctx, q, opts.QueueURL, m)
+				continue
+			}
+			seen[id] = true
+			fresh++
+			sum.Seen++
+			payload, failure := Payload(aws.ToString(m.Body))
+			if failure == "" {
+				failure = attr(m, "ERROR_CODE") + " " + attr(m, "ERROR_MESSAGE")
+			}
+			if opts.DryRun {
+				fmt.Fprintf(out, "message %s: failed: %s\n  payload: %s\n", id, strings.TrimSpace(failure), payload)
+				release(ctx, q, opts.QueueURL, m)
+				continue
+			}
+			result, fnErr, err := inv.Invoke(ctx, payload)
+			switch {
+			case err != nil:
+				sum.Failed++
+				fmt.Fprintf(out, "message %s: not replayed, invoke failed: %v (kept)\n", id, err)
+				release(ctx, q, opts.QueueURL, m)
+			case fnErr != "":
+				sum.Failed++
+				fmt.Fprintf(out, "message %s: the function failed again (%s): %s (kept)\n", id, fnErr, result)
+				release(ctx, q, opts.QueueURL, m)
+			default:
+				if _, err := q.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(opts.QueueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+					return sum, fmt.Errorf("message %s was replayed but could not be deleted (replaying it again is harmless: onboarding is idempotent): %w", id, err)
+				}
+				sum.Replayed++
+				fmt.Fprintf(out, "message %s: replayed: %s\n", id, result)
+			}
+		}
+		if fresh == 0 {
+			return sum, nil
+		}
+	}
+	return sum, nil
+}
+
+func attr(m types.Message, name string) string {
+	if v, ok := m.MessageAttributes[name]; ok {
+		return aws.ToString(v.StringValue)
+	}
+	return ""
+}
+
+// release makes a message visible again at once.
+func release(ctx context.Context, q SQS, url string, m types.Message) {
+	_, _ = q.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(url), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0})
+}
