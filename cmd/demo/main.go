@@ -19,9 +19,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Stdout)
+	interrupted := ctx.Err() != nil // before stop(), which cancels ctx too
 	stop()
 	if err != nil {
-		if ctx.Err() != nil { // Ctrl-C: whatever failed, failed because of it
+		if interrupted { // Ctrl-C: whatever failed, failed because of it
 			err = errors.New("interrupted; everything it started has been stopped")
 		}
 		fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)
