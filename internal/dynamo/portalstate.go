@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -69,31 +70,32 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	if !st.LastReconcile.IsZero() {
 		lastReconcile = st.LastReconcile.UTC().Format(time.RFC3339Nano)
 	}
-	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	// One write: applied moves forward only (a slower writer with an older
+	// Applied keeps the newer one), the rest is replaced.
+	in := &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table),
 		Key:       key(portalStatePK),
-		UpdateExpression: aws.String("SET applied = if_not_exists(applied, :zero), owned = :owned, lastSeen = :seen, " +
+		UpdateExpression: aws.String("SET applied = :a, owned = :owned, lastSeen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout"),
+		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":zero": num(0), ":owned": &types.AttributeValueMemberL{Value: owned},
+			":a": num(st.Applied), ":owned": &types.AttributeValueMemberL{Value: owned},
 			":seen": &types.AttributeValueMemberL{Value: seen}, ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
-			":pending":    str(st.Pending), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode), ":lockout": str(st.LockoutNotice),
+			":pending":    str(st.Pending), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
+			":lockout": str(st.LockoutNotice),
 		},
-	})
-	if err != nil {
-		return s.fail("put the portal allowlist state", err)
 	}
-	// Applied moves forward only.
-	_, err = s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       key(portalStatePK),
-		UpdateExpression:          aws.String("SET applied = :a"),
-		ConditionExpression:       aws.String("applied < :a"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":a": num(st.Applied)},
-	})
-	if err != nil && !isConditionFailed(err) {
+	_, err := s.api.UpdateItem(ctx, in)
+	if isConditionFailed(err) {
+		// A newer reconcile already stored more: keep its applied version.
+		in.UpdateExpression = aws.String(strings.Replace(*in.UpdateExpression, "SET applied = :a, ", "SET ", 1))
+		in.ConditionExpression = nil
+		delete(in.ExpressionAttributeValues, ":a")
+		_, err = s.api.UpdateItem(ctx, in)
+	}
+	if err != nil {
 		return s.fail("put the portal allowlist state", err)
 	}
 	return nil

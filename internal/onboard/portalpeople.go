@@ -61,10 +61,32 @@ type LoginHistory interface {
 // only when break-glass addresses are set or the key's creator is the
 // portal owner (whom the allowlist exempts). Without a Directory the tool
 // cannot tell and allows it as before, when break-glass is set or not.
+//
+// An allowed answer is kept for preflightTTL (who created the key does not
+// change while the key lives); a refusal is asked again each time.
 func (s *Service) enableRule(ctx context.Context) EnableRule {
 	if len(s.Rules.Breakglass) > 0 || s.Directory == nil {
 		return EnableRule{Allowed: true}
 	}
+	s.preflight.Lock()
+	okUntil := s.preflight.okUntil
+	s.preflight.Unlock()
+	if time.Now().Before(okUntil) {
+		return EnableRule{Allowed: true}
+	}
+	en := s.askDirectory(ctx)
+	if en.Allowed {
+		s.preflight.Lock()
+		s.preflight.okUntil = time.Now().Add(preflightTTL)
+		s.preflight.Unlock()
+	}
+	return en
+}
+
+// preflightTTL is how long an allowed lock-out preflight is trusted.
+const preflightTTL = 5 * time.Minute
+
+func (s *Service) askDirectory(ctx context.Context) EnableRule {
 	const what = "set PORTAL_BREAKGLASS_IPS to the address the functions and your office reach the portal from, or create the API key as the portal owner"
 	creator, err := s.Directory.KeyCreator(ctx)
 	if err != nil {

@@ -30,12 +30,13 @@ import (
 
 // outcome is what converge reports to a change or a sync.
 type outcome struct {
-	portal       string // PortalApplied or PortalPending
-	reason       string // why pending
-	err          error  // the portal failure behind a pending outcome of this request
-	by           string // "this request", "another request", "already"
-	put          bool   // this request sent at least one PUT
-	puts         int    // how many PUTs this reconcile sent
+	portal       string    // PortalApplied or PortalPending
+	reason       string    // why pending
+	err          error     // the portal failure behind a pending outcome of this request
+	by           string    // "this request", "another request", "already"
+	put          bool      // this request sent at least one PUT
+	puts         int       // how many PUTs this reconcile sent
+	windowStart  time.Time // when the GET→PUT window of the last PUT began
 	added        []string
 	removed      []string
 	expired      []ExpiredView
@@ -48,6 +49,9 @@ type outcome struct {
 func (o *outcome) merge(n outcome) {
 	o.portal, o.reason, o.by, o.enabled, o.err = n.portal, n.reason, n.by, n.enabled, n.err
 	o.put = o.put || n.put
+	if n.put {
+		o.puts, o.windowStart = n.puts, n.windowStart
+	}
 	o.added = append(o.added, n.added...)
 	o.removed = append(o.removed, n.removed...)
 	o.expired = append(o.expired, n.expired...)
@@ -115,7 +119,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 		}
 		out.put = true
 		out.added, out.removed = final.Added, final.Removed
-		s.checkForeignSaves(ctx, windowStart, &out)
+		out.windowStart = windowStart
 	}
 	out.enabled = final.Enable
 	out.missingOwned = plan.MissingOwned

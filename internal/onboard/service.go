@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"time"
 
 	"ipguard/internal/allowlist"
@@ -74,6 +75,11 @@ type Service struct {
 	PortalName string
 	Now        func() time.Time
 	Log        *slog.Logger
+
+	preflight struct {
+		sync.Mutex
+		okUntil time.Time
+	}
 }
 
 // Handle decodes an invocation payload and runs its action.
@@ -156,6 +162,10 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		}
 	}
 
+	st, err := s.Store.PortalState(ctx)
+	if err != nil {
+		return Result{}, err
+	}
 	var stored ipguard.User
 	for attempt := 0; ; attempt++ {
 		old, found, err := s.Store.GetUser(ctx, id)
@@ -170,9 +180,6 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 			if found {
 				res.Removed = old.Entries
 				res.Email = old.Email
-				if err := s.checkCap(ctx, id, nil); err != nil { // never fails for a removal, but reads the same
-					return Result{}, err
-				}
 				if err := s.Store.DeleteUser(ctx, id); err != nil {
 					return Result{}, err
 				}
@@ -188,7 +195,7 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 			stored = old
 			break
 		}
-		if err := s.checkCap(ctx, id, &next); err != nil {
+		if err := s.checkCap(ctx, st, id, next); err != nil {
 			return Result{}, err
 		}
 		next.Rev = old.Rev + 1
@@ -208,10 +215,6 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		res.Email, res.Entries = stored.Email, stored.ActiveEntries(now)
 	}
 
-	st, err := s.Store.PortalState(ctx)
-	if err != nil {
-		return Result{}, err
-	}
 	myV := st.Version
 	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled {
 		if res.Stored {
@@ -228,12 +231,10 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		}
 		res.absorb(out)
 	} else {
-		res.Portal, res.AppliedBy = PortalApplied, "already"
+		res.Portal, res.AppliedBy, res.RestrictionsEnabled = PortalApplied, "already", st.LastEnabled
 	}
 	if req.Action != ActionOffboard {
-		st, _ = s.Store.PortalState(ctx)
 		res.NotPushed = notPushedOf(stored, s.Rules, now)
-		res.RestrictionsEnabled = st.LastEnabled
 	}
 	s.log().Info("allowlist change", "action", actionName(req.Action), "userId", id, "stored", res.Stored,
 		"portal", res.Portal, "appliedBy", res.AppliedBy, "portalAdded", len(res.PortalAdded), "portalRemoved", len(res.PortalRemoved))
@@ -347,21 +348,20 @@ func entryDiff(old, next []string) (added, removed []string) {
 // checkCap rejects (EInvalid, nothing written) a change after which the
 // portal would hold more than MaxEntries entries: the addresses every user
 // needs, with user id's record replaced by next (nil: deleted), plus the
-// entries the tool does not own as the last reconcile saw them.
-func (s *Service) checkCap(ctx context.Context, id string, next *ipguard.User) error {
-	if next == nil {
+// entries the tool does not own as st (the last reconcile) saw them.
+func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id string, next ipguard.User) error {
+	// Cheap bound first: the list as the last reconcile left it plus every
+	// address of this user's new record. Only near the cap is every user read.
+	mine := DesiredState([]ipguard.User{next}, s.Rules, s.now())
+	if len(st.LastSeen)+len(mine.Addrs) <= s.Rules.maxEntries()*9/10 {
 		return nil
 	}
 	users, err := s.Store.AllUsers(ctx)
 	if err != nil {
 		return err
 	}
-	st, err := s.Store.PortalState(ctx)
-	if err != nil {
-		return err
-	}
 	users = slices.DeleteFunc(users, func(u ipguard.User) bool { return u.ID == id })
-	users = append(users, *next)
+	users = append(users, next)
 	d := DesiredState(users, s.Rules, s.now())
 	owned := map[string]bool{}
 	for _, a := range st.Owned {
@@ -391,13 +391,18 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool) (outcome,
 		wait = time.Until(dl) / 2 // leave the other half for the work itself
 	}
 	giveUp := time.Now().Add(wait)
-	pause := 20 * time.Millisecond
+	pause := 50 * time.Millisecond
 	for {
 		held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
 		if err == nil {
 			out, err := s.holdAndReconcile(ctx, held, myV, force)
 			if rerr := held.Release(ctx); rerr != nil {
 				s.log().Warn("release lease", "lease", LeaseName, "error", rerr)
+			}
+			if err == nil && out.put {
+				// After the release: the audit trail read is not on the
+				// critical path of the next holder.
+				s.checkForeignSaves(ctx, out.windowStart, &out)
 			}
 			return out, err
 		}
@@ -410,10 +415,10 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool) (outcome,
 				return outcome{}, err
 			}
 			if st.Applied >= myV {
-				return outcome{portal: PortalApplied, by: "another request"}, nil
+				return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
 			}
 			if st.Pending != "" && st.PendingVersion >= myV {
-				return outcome{portal: PortalPending, reason: st.Pending, by: "another request"}, nil
+				return outcome{portal: PortalPending, reason: st.Pending, by: "another request", enabled: st.LastEnabled}, nil
 			}
 		}
 		if time.Now().Add(pause).After(giveUp) {
@@ -424,7 +429,7 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool) (outcome,
 			return outcome{}, ctx.Err()
 		case <-time.After(pause/2 + rand.N(pause)):
 		}
-		pause = min(pause*2, 200*time.Millisecond)
+		pause = min(pause*3/2, 150*time.Millisecond)
 	}
 }
 
@@ -442,7 +447,7 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 			break
 		}
 		if round == 0 && !force && st.Applied >= myV && st.Pending == "" && st.Reconciled {
-			return outcome{portal: PortalApplied, by: "another request"}, nil
+			return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
 		}
 		out, err := s.reconcile(ctx, st)
 		if err != nil {
