@@ -627,3 +627,21 @@ func TestRunLogsEachFinding(t *testing.T) {
 		t.Errorf("finding log has no country: %v", line)
 	}
 }
+
+// A portal that ignores from answers with rows older than the window: the
+// walk stops at the window's start and evaluates nothing older.
+func TestRunStopsAtWindowStartWhenThePortalIgnoresFrom(t *testing.T) {
+	evs := violations(1, 300, t0.Add(5*time.Minute), 1)                   // inside the window
+	evs = append(evs, violations(1000, 5000, t0.Add(-2*time.Hour), 1)...) // long before it
+	s, src, st, pub := newAudit(evs...)
+	st.progress.Until = t0.Add(10 * time.Minute) // window [t0+5m, t0+15m]
+	src.ignoreFrom = true
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := alertedIDs(t, pub.sent)
+	if len(got) != 300 || res.EventsScanned != 300 || res.PagesFetched > 10 { // 3-4 pages, plus the ones asked for ahead
+		t.Fatalf("alerted %d, result %+v", len(got), res)
+	}
+}

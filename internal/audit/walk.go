@@ -270,7 +270,10 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 			continue
 		}
 		fixes = 0
-		if short {
+		if short || p.dates[n-1].Before(w.from) {
+			// The end of the list, or of the window (a portal that applies
+			// from inside the page answers short; one that ignores it
+			// answers with older rows, which are left out here).
 			return emit(inWindow(p.evs[j:], p.dates[j:], w.from, b.d), time.Time{}, true)
 		}
 		tail := p.dates[n-1]
