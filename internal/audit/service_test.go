@@ -645,3 +645,21 @@ func TestRunStopsAtWindowStartWhenThePortalIgnoresFrom(t *testing.T) {
 		t.Fatalf("alerted %d, result %+v", len(got), res)
 	}
 }
+
+// A window full of unreadable events: every one is skipped and counted,
+// the result lists a bounded number of them.
+func TestRunManyUnreadableEventsBoundedWarnings(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 500; i++ {
+		evs = append(evs, ipguard.LoginEvent{ID: i, Date: t0.Add(time.Duration(i) * time.Second), Unreadable: fmt.Sprintf("event %d: bad", i), Raw: json.RawMessage(`{"id":` + fmtInt(i) + `}`)})
+	}
+	evs = append(evs, at(999, "alice", 1010, "198.51.100.1", 12*time.Minute))
+	s, _, _, pub := newAudit(evs...)
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil || len(pub.sent) != 1 {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	if res.WarningCount != 500 || len(res.Warnings) != maxResultWarnings+1 || !strings.Contains(res.Warnings[maxResultWarnings], "and 400 more warnings") {
+		t.Errorf("warningCount %d, %d listed, last %q", res.WarningCount, len(res.Warnings), res.Warnings[len(res.Warnings)-1])
+	}
+}
