@@ -348,7 +348,13 @@ func (c *Client) attempt(ctx context.Context, cl call, target string, body []byt
 		}
 		env, err := decodeEnvelope(data)
 		if err != nil {
-			return outcome{status: status, err: &Error{Status: status, Message: notJSON(data, ct, err, sc), Err: err}}
+			e := &Error{Status: status, Message: notJSON(data, ct, err, sc), Err: err}
+			if strings.Contains(strings.ToLower(ct), "html") {
+				// A web page where the API should answer: the address is wrong.
+				e.NotAPI = true
+				e.Message += " (" + hint(http.StatusNotFound) + ")"
+			}
+			return outcome{status: status, err: e}
 		}
 		if env.failed() {
 			fs := status

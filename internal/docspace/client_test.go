@@ -478,3 +478,14 @@ func TestNotFoundSaysTheURLIsNotADocSpaceAPI(t *testing.T) {
 		t.Errorf("err = %v after %d requests; want one request and a ConfigurationError naming DOCSPACE_API_HOST", err, s.hits.Load())
 	}
 }
+
+func TestWebPageInsteadOfTheAPIIsAConfigurationError(t *testing.T) {
+	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte("<html><body>Welcome to our company site</body></html>"))
+	})
+	_, err := newClient(t, s.URL, nil).IPRestrictions(context.Background())
+	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), "DOCSPACE_API_HOST") {
+		t.Errorf("err = %v, want a ConfigurationError naming DOCSPACE_API_HOST", err)
+	}
+}

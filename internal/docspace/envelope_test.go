@@ -163,7 +163,7 @@ func TestEnvelopeDecoding(t *testing.T) {
 		{
 			name: "HTML under 200", status: 200, contentType: "text/html",
 			body:       `<html><body>Please log in</body></html>`,
-			wantStatus: 200, wantCode: ipguard.EInternal,
+			wantStatus: 200, wantCode: ipguard.EConfig,
 			wantMsg: []string{"HTTP 200: response is not JSON: Please log in"},
 		},
 		{

@@ -40,6 +40,9 @@ type Error struct {
 	// Unresolvable is set when the portal's host name does not resolve: the
 	// address is wrong, not the network.
 	Unresolvable bool
+	// NotAPI is set when a 2xx answer is a web page, not the API's JSON: the
+	// address serves something else than the DocSpace API.
+	NotAPI bool
 }
 
 // Error reads like
@@ -72,15 +75,15 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Code classifies e for the domain, by what the caller can do about it:
-// EConfig for an unresolvable host, 401, 402, 403 and 404 (the key, its user,
-// its scope, the plan or DOCSPACE_API_HOST must change; a 404 means the URL is
-// not a DocSpace API);
+// EConfig for an unresolvable host, 401, 402, 403, 404 and a 2xx web page
+// (the key, its user, its scope, the plan or DOCSPACE_API_HOST must change; a
+// 404 or an HTML page means the URL is not a DocSpace API);
 // EUnavailable for no answer, 429 and 5xx (a later run may succeed);
 // EInvalid for 400 (the request was refused as wrong);
 // EInternal for anything else (an unexpected or malformed answer).
 func (e *Error) Code() ipguard.Code {
 	switch s := e.Status; {
-	case e.Unresolvable:
+	case e.Unresolvable, e.NotAPI:
 		return ipguard.EConfig
 	case s == 0, s == http.StatusTooManyRequests, s >= 500 && s <= 599:
 		return ipguard.EUnavailable

@@ -46,6 +46,7 @@ func TestErrorClassification(t *testing.T) {
 		{"portal 401", portal(401), "ConfigurationError"},
 		{"portal 403", portal(403), "ConfigurationError"},
 		{"portal 404: not a DocSpace API", portal(404), "ConfigurationError"},
+		{"portal answers a web page", &docspace.Error{Op: "x", Status: 200, NotAPI: true}, "ConfigurationError"},
 		{"portal host unresolvable", &docspace.Error{Op: "x", Unresolvable: true, Err: &net.DNSError{IsNotFound: true}}, "ConfigurationError"},
 		{"portal 429", portal(429), "DependencyUnavailable"},
 		{"portal 503", portal(503), "DependencyUnavailable"},

@@ -38,6 +38,7 @@ const (
 	MetricRequests      = "Requests"      // 1 per onboarding request
 	MetricRejected      = "Rejected"      // 1 when the request was refused as invalid
 	MetricPortalUpdates = "PortalUpdates" // 1 when the portal allowlist was written
+	MetricPortalPending = "PortalPending" // 1 when the change is stored but the portal update waits (e.g. a portal outage; the next reconcile applies it)
 )
 
 // Metric name prefixes followed by a kind, a severity or an errorType.
@@ -56,7 +57,7 @@ var ErrorTypes = []string{"InvalidInput", "ConfigurationError", "DependencyUnava
 var (
 	AuditMetrics = []string{MetricFailures, MetricRunSeconds, MetricEventsScanned, MetricPagesFetched, MetricFindings,
 		MetricAlertsPublished, MetricLagSeconds, MetricWarnings, MetricSkipped, MetricSessionEnded}
-	OnboardMetrics = []string{MetricFailures, MetricRunSeconds, MetricRequests, MetricRejected, MetricPortalUpdates}
+	OnboardMetrics = []string{MetricFailures, MetricRunSeconds, MetricRequests, MetricRejected, MetricPortalUpdates, MetricPortalPending}
 )
 
 // metricsWriter writes the EMF line of each invocation.
@@ -149,6 +150,7 @@ func onboardMetrics(res onboard.Result, err error, took time.Duration) []emf.Met
 		count(MetricRequests, 1),
 		boolCount(MetricRejected, ipguard.ErrorCode(err) == ipguard.EInvalid),
 		boolCount(MetricPortalUpdates, err == nil && res.PortalUpdated),
+		boolCount(MetricPortalPending, res.Portal == onboard.PortalPending),
 	)
 }
 
