@@ -45,8 +45,9 @@ lint:
 	$(GO) vet ./...
 	cfn-lint template.yaml
 
+# The walk and memory benchmarks take about five minutes together (see README, Performance).
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 
 demo:
 	$(GO) run ./cmd/demo

@@ -144,10 +144,17 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 		return err
 	}
 	for i, b := range batches {
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < min(publishMargin, s.Settings.DeadlineMargin/4) {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < min(publishMargin, s.Settings.DeadlineMargin/2) {
 			return errOutOfTime
 		}
 		id, err := s.Publisher.Publish(ctx, b.Alert)
+		if err != nil && ctx.Err() != nil {
+			// Our own deadline cut the call short: stop like at the margin.
+			// SNS may have accepted the message; it is not recorded, so the
+			// next run sends it again (the guarantee's first window).
+			r.warn(fmt.Sprintf("the deadline cut alert %d of %d short; its findings are sent again by the next run (possibly a duplicate)", i+1, len(batches)))
+			return errOutOfTime
+		}
 		if err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: publish alert %d of %d (%s, %d findings); its findings were not recorded and the cursor was not moved past them, so the next run sends them: %w",
 				i+1, len(batches), b.Alert.Severity, len(b.Findings), err)

@@ -77,7 +77,7 @@ const (
 	DefaultConcurrency = 4
 	DefaultPieceEvents = 2000
 	// publishMargin: no message is published with less time than this (or
-	// a quarter of DeadlineMargin, if less) left before the Lambda deadline,
+	// half of DeadlineMargin, if less) left before the Lambda deadline,
 	// so a publish is never cut off half-way with its record unwritten.
 	publishMargin = 3 * time.Second
 )
@@ -187,7 +187,7 @@ func (s *Service) Handle(ctx context.Context, payload []byte, at time.Time) (Res
 //     duplicate message). (2) If the record write fails after an accepted
 //     publish, the run fails and the next run sends them again. Nothing
 //     else sends twice; no message is started with less than 3 s left
-//     (a quarter of DeadlineMargin when that is less).
+//     (half of DeadlineMargin when that is less).
 //   - A failed run loses nothing: what it committed stays, the rest is read
 //     again by the next run.
 //   - A run that finds another run's live lease does nothing and says so in

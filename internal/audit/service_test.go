@@ -556,3 +556,26 @@ func TestLostPublishAnswerMeansExactlyOneDuplicate(t *testing.T) {
 		t.Fatalf("event delivered %d times, want 2 (the lost answer's message and one resend)", got)
 	}
 }
+
+// A window with 10,000 violations: every alert fits SNS, every violation is
+// alerted once, and the run succeeds.
+func TestRunTenThousandViolationsFitSNS(t *testing.T) {
+	evs := violations(1, 10_000, t0.Add(-2*time.Hour), 2)
+	s, _, _, pub := newAudit(evs...)
+	s.Settings.Lookback = 3 * time.Hour
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil || res.Counts[KindIPNotAllowed] != 10_000 {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	for _, a := range pub.sent {
+		if n := size(a); n > MaxMessageBytes {
+			t.Fatalf("message of %d bytes", n)
+		}
+	}
+	got := alertedIDs(t, pub.sent)
+	for _, e := range evs {
+		if got[e.ID] != 1 {
+			t.Fatalf("event %d alerted %d times", e.ID, got[e.ID])
+		}
+	}
+}

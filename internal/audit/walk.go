@@ -113,6 +113,26 @@ func (w *walker) prefetch(ctx context.Context, starts ...int) {
 	}
 }
 
+// lattice is how many rows consecutive pages of the concurrent walk share
+// when the seconds at their boundaries are small.
+const lattice = 6
+
+// inFlightAtOrBelow returns the greatest start in flight in (lo, hi], or hi.
+func (w *walker) inFlightAtOrBelow(lo, hi int) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	best := -1
+	for s := range w.inflight {
+		if s > lo && s <= hi && s > best {
+			best = s
+		}
+	}
+	if best < 0 {
+		return hi
+	}
+	return best
+}
+
 // get returns the page at start s (waiting for it if it is in flight) and
 // forgets requests in flight for positions at or above s, which can no
 // longer be needed.
@@ -267,13 +287,17 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 		}
 		next := p.start + g - 1
 		if w.conc > 1 {
-			step := max(w.size/2, w.size-2*(n-g)-2)
+			// A lattice of starts a fixed step apart: each page used starts
+			// on it, so the pages asked for ahead are the ones needed next.
+			// A page that starts above the exact next start only overlaps
+			// more, and is checked like any other.
+			step := min(w.size-lattice, g-1)
 			ahead := make([]int, 0, w.conc)
-			ahead = append(ahead, next)
-			for k := 1; k < w.conc; k++ {
-				ahead = append(ahead, next+k*step)
+			for k := 1; k <= w.conc; k++ {
+				ahead = append(ahead, p.start+k*step)
 			}
 			w.prefetch(ctx, ahead...)
+			next = w.inFlightAtOrBelow(p.start, next)
 		}
 		b = boundary{d: tail, ids: p.ids(), exact: next}
 		if p, err = w.get(ctx, next); err != nil {

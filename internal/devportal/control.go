@@ -22,6 +22,8 @@ import (
 //	POST   /_dev/faults        {"method","path","times","status","retryAfter","delay"(ms),"body","malformed","noResponse","applyLate"(ms)} → 204
 //	DELETE /_dev/faults        → 204
 //	PUT    /_dev/fallback      {"on":bool} → 204
+//	PUT    /_dev/ties          {"shuffle":bool} same-second rows in a new order on each request → 204
+//	PUT    /_dev/storm         {"rows":int,"requests":int} rows inserted before each of the next login/filter requests (requests 0: all; rows 0: off) → 204
 //	PUT    /_dev/timezone      {"offsetMinutes":int} → 204
 //	GET    /_dev/requests      → [{"method","path","rawQuery","status"}]
 //	DELETE /_dev/requests      → 204
@@ -97,6 +99,23 @@ func (p *Portal) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "DELETE /_dev/faults":
 		p.ClearFaults()
 		w.WriteHeader(http.StatusNoContent)
+	case "PUT /_dev/ties":
+		var in struct {
+			Shuffle bool `json:"shuffle"`
+		}
+		if decodeControl(w, r, &in) {
+			p.SetTieShuffle(in.Shuffle)
+			w.WriteHeader(http.StatusNoContent)
+		}
+	case "PUT /_dev/storm":
+		var in struct {
+			Rows     int `json:"rows"`
+			Requests int `json:"requests"`
+		}
+		if decodeControl(w, r, &in) {
+			p.SetStorm(in.Rows, in.Requests)
+			w.WriteHeader(http.StatusNoContent)
+		}
 	case "PUT /_dev/fallback":
 		var in struct {
 			On bool `json:"on"`

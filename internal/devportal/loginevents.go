@@ -63,6 +63,7 @@ func (p *Portal) addLoginEventsLocked(evs ...LoginEvent) []int64 {
 		p.events = append(p.events, ev)
 		ids[i] = ev.ID
 	}
+	p.byDate = nil // sorted again when next needed
 	return ids
 }
 
@@ -116,17 +117,80 @@ func toDto(ev LoginEvent, tz time.Duration) loginEventDto {
 	}
 }
 
-// sortedEvents returns the events newest first; equal dates fall back to the
-// higher id first (the real query has no tie-breaker). Callers hold p.mu.
+// sortedLocked returns the events newest first; equal dates fall back to
+// the higher id first. The slice is shared and kept until the next add:
+// callers hold p.mu and copy what they keep.
+func (p *Portal) sortedLocked() []LoginEvent {
+	if p.byDate == nil {
+		p.byDate = append([]LoginEvent(nil), p.events...)
+		sort.SliceStable(p.byDate, func(i, j int) bool {
+			if !p.byDate[i].Date.Equal(p.byDate[j].Date) {
+				return p.byDate[i].Date.After(p.byDate[j].Date)
+			}
+			return p.byDate[i].ID > p.byDate[j].ID
+		})
+	}
+	return p.byDate
+}
+
+// sortedEvents returns a copy of the events newest first. Callers hold p.mu.
 func (p *Portal) sortedEvents() []LoginEvent {
-	evs := append([]LoginEvent(nil), p.events...)
-	sort.SliceStable(evs, func(i, j int) bool {
-		if !evs[i].Date.Equal(evs[j].Date) {
-			return evs[i].Date.After(evs[j].Date)
+	return append([]LoginEvent(nil), p.sortedLocked()...)
+}
+
+// windowLocked returns a copy of the rows at positions [start, start+count)
+// of the date-sorted list. With the tie switch on, the rows of every second
+// that touches the window are shuffled over the second's whole extent
+// first, as the real query (no tie-breaker) may order them differently on
+// each request: rows of a second cut by the window swap in and out of it.
+func (p *Portal) windowLocked(start, count int) []LoginEvent {
+	all := p.sortedLocked()
+	if start >= len(all) || count <= 0 {
+		return nil
+	}
+	end := min(start+count, len(all))
+	if !p.shuffleTies {
+		return append([]LoginEvent(nil), all[start:end]...)
+	}
+	lo, hi := start, end
+	for lo > 0 && all[lo-1].Date.Equal(all[start].Date) {
+		lo--
+	}
+	for hi < len(all) && all[hi].Date.Equal(all[end-1].Date) {
+		hi++
+	}
+	ext := append([]LoginEvent(nil), all[lo:hi]...)
+	for i := 0; i < len(ext); {
+		j := i
+		for j < len(ext) && ext[j].Date.Equal(ext[i].Date) {
+			j++
 		}
-		return evs[i].ID > evs[j].ID
-	})
-	return evs
+		g := ext[i:j]
+		p.rng.Shuffle(len(g), func(a, b int) { g[a], g[b] = g[b], g[a] })
+		i = j
+	}
+	return ext[start-lo : end-lo]
+}
+
+// SetTieShuffle switches the same-second order: off (the default) orders
+// rows of one second by descending id, stably; on shuffles them anew on
+// every login/filter request, which the real API (ordering by a date of
+// whole seconds, no tie-breaker) is free to do.
+func (p *Portal) SetTieShuffle(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.shuffleTies = on
+}
+
+// SetStorm makes each of the next requests login/filter requests first
+// insert rows new login events (dated now: a failed login from
+// 198.18.0.250 by the guest account), as a busy portal writes them between
+// two page requests; requests 0 means every request until turned off with
+// rows 0.
+func (p *Portal) SetStorm(rows, requests int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.storm, p.stormLeft = max(rows, 0), requests
 }
 
 // getLastLoginEvents serves GET login/last: the 20 newest events.
@@ -192,13 +256,20 @@ func (p *Portal) getLoginEventsByFilter(w http.ResponseWriter, r *http.Request, 
 	}
 
 	p.mu.Lock()
-	evs, tz := p.sortedEvents(), p.tz
-	p.mu.Unlock()
-
-	if f.startIndex > 0 {
-		evs = evs[min(f.startIndex, len(evs)):]
+	if rows := p.storm; rows > 0 {
+		if p.stormLeft > 0 {
+			if p.stormLeft--; p.stormLeft == 0 {
+				p.storm = 0 // this request's rows are the last
+			}
+		}
+		storm := make([]LoginEvent, rows)
+		for i := range storm {
+			storm[i] = LoginEvent{UserID: guestUserID, Login: "storm@example.com", ActionID: 1013, IP: "198.18.0.250"}
+		}
+		p.addLoginEventsLocked(storm...)
 	}
-	evs = evs[:min(f.count, len(evs))]
+	evs, tz := p.windowLocked(max(f.startIndex, 0), f.count), p.tz
+	p.mu.Unlock()
 
 	page := make([]LoginEvent, 0, len(evs))
 	for _, ev := range evs {

@@ -3,6 +3,7 @@ package devportal
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"reflect"
@@ -237,5 +238,59 @@ func TestAddLoginEventsAssignsIncreasingIDs(t *testing.T) {
 	ids := p.AddLoginEvents(LoginEvent{}, LoginEvent{ID: 50}, LoginEvent{}, LoginEvent{ID: 10}, LoginEvent{})
 	if want := []int64{1, 50, 51, 10, 52}; !reflect.DeepEqual(ids, want) {
 		t.Errorf("ids = %v, want %v", ids, want)
+	}
+}
+
+// With the tie switch, rows of one second come in a new order on each
+// request, and a second cut by the page window swaps rows in and out of it;
+// off, the order is stable.
+func TestLoginFilterTieShuffle(t *testing.T) {
+	p, srv := startPortal(t, Options{})
+	sec := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	evs := make([]LoginEvent, 150)
+	for i := range evs {
+		evs[i] = LoginEvent{Date: sec, ActionID: 1010, UserID: guestUserID}
+	}
+	p.AddLoginEvents(evs...)
+	page := func() string {
+		return fmt.Sprint(eventIDs(t, srv, "/api/2.0/security/audit/login/filter?count=100"))
+	}
+	if a, b := page(), page(); a != b {
+		t.Fatalf("stable order changed between requests")
+	}
+	if a := call(t, srv, "PUT", "/_dev/ties", "", `{"shuffle":true}`); a.status != http.StatusNoContent {
+		t.Fatalf("PUT /_dev/ties: %d", a.status)
+	}
+	seen := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		seen[page()] = true
+	}
+	if len(seen) < 2 {
+		t.Errorf("the order never changed with the tie switch on")
+	}
+}
+
+// The storm switch inserts rows before each of the next requests: the list
+// shifts under a walker between two pages.
+func TestLoginFilterStorm(t *testing.T) {
+	p, srv := startPortal(t, Options{})
+	p.AddLoginEvents(LoginEvent{Date: time.Now().Add(-time.Hour), ActionID: 1010, UserID: guestUserID})
+	if a := call(t, srv, "PUT", "/_dev/storm", "", `{"rows":150,"requests":2}`); a.status != http.StatusNoContent {
+		t.Fatalf("PUT /_dev/storm: %d", a.status)
+	}
+	for i, want := range []int{1, 151, 301} {
+		p.mu.Lock()
+		n := len(p.events)
+		p.mu.Unlock()
+		if n != want {
+			t.Errorf("after request %d: %d rows, want %d", i, n, want)
+		}
+		eventIDs(t, srv, "/api/2.0/security/audit/login/filter?count=1")
+	}
+	p.mu.Lock()
+	n := len(p.events)
+	p.mu.Unlock()
+	if n != 301 {
+		t.Errorf("after the storm: %d rows, want 301", n)
 	}
 }

@@ -12,6 +12,7 @@
 package devportal
 
 import (
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -51,9 +52,14 @@ type Portal struct {
 	nextRowID    int32
 
 	events      []LoginEvent
+	byDate      []LoginEvent // events sorted newest first; nil after an add
 	nextEventID int64
 	tz          time.Duration
 	fallback    bool
+	shuffleTies bool
+	storm       int // rows inserted before each login/filter request
+	stormLeft   int // requests the storm lasts; 0: until turned off
+	rng         *rand.Rand
 
 	faults   []*faultState
 	requests []*Request
@@ -74,6 +80,7 @@ func New(opts Options) *Portal {
 		nextRowID:   1,
 		nextEventID: 1,
 		nextAuditID: 1,
+		rng:         rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7)),
 		tz:          opts.TZOffset,
 	}
 	for _, k := range opts.UserKeys {

@@ -27,7 +27,7 @@ const mailQuiet = 300 * time.Millisecond
 
 // onboardJane onboards Jane (203.0.113.10 and 198.51.100.0/28) through the
 // real onboarding function.
-func onboardJane(t *testing.T, s *localdeploy.Stack) {
+func onboardJane(t testing.TB, s *localdeploy.Stack) {
 	t.Helper()
 	fn := startFunction(t, "onboard", s.FunctionEnv())
 	var res onboard.Result

@@ -89,7 +89,7 @@ func setup(ctx context.Context, dir string) error {
 
 // deploy stands up a fresh local deployment on the shared moto server (reset
 // first) and closes it when the test ends.
-func deploy(t *testing.T) *localdeploy.Stack {
+func deploy(t testing.TB) *localdeploy.Stack {
 	t.Helper()
 	if setupErr != nil {
 		t.Fatalf("e2e setup: %v", setupErr)
@@ -117,10 +117,16 @@ type function struct {
 // emulator with exactly env (plus the function timeout) as its
 // configuration, and stops it when the test ends; the function's log is
 // printed if the test failed.
-func startFunction(t *testing.T, name string, env []string) *function {
+func startFunction(t testing.TB, name string, env []string) *function {
+	t.Helper()
+	return startFunctionTimeout(t, name, env, functionTimeout)
+}
+
+// startFunctionTimeout is startFunction with a function timeout of seconds.
+func startFunctionTimeout(t testing.TB, name string, env []string, seconds string) *function {
 	t.Helper()
 	f := &function{name: name, log: &syncBuffer{}}
-	env = append(append([]string(nil), env...), "AWS_LAMBDA_FUNCTION_TIMEOUT="+functionTimeout)
+	env = append(append([]string(nil), env...), "AWS_LAMBDA_FUNCTION_TIMEOUT="+seconds)
 	e, err := localaws.StartEmulator(context.Background(), bootstraps[name], env, f.log)
 	if err != nil {
 		t.Fatalf("start %s under the emulator: %v", name, err)
@@ -149,7 +155,7 @@ type response struct {
 
 // invoke sends payload (raw JSON bytes, or any value to marshal) and returns
 // the answer. A failed request is fatal; a handler error is not.
-func (f *function) invoke(t *testing.T, payload any) response {
+func (f *function) invoke(t testing.TB, payload any) response {
 	t.Helper()
 	body, ok := payload.([]byte)
 	if !ok {
@@ -172,7 +178,7 @@ func (f *function) invoke(t *testing.T, payload any) response {
 }
 
 // result decodes a successful response into v; a handler error is fatal.
-func (r response) result(t *testing.T, v any) {
+func (r response) result(t testing.TB, v any) {
 	t.Helper()
 	if r.ErrorType != "" || r.ErrorMessage != "" {
 		t.Fatalf("invocation failed: %s: %s", r.ErrorType, r.ErrorMessage)
