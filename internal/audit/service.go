@@ -420,14 +420,25 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 		// leaves it to the next run.
 		if len(pending) > 0 && !pieceStopped {
 			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
-				return false, err
+				return false, r.deadlineOr(err)
 			}
 		}
 		return false, nil
 	case err != nil:
-		return false, err
+		return false, r.deadlineOr(err)
 	}
 	return true, nil
+}
+
+// deadlineOr returns nil, with a warning, when err came from the run's own
+// deadline (the run then ends incomplete: what was committed stays, and the
+// next run goes on from there); otherwise err.
+func (r *run) deadlineOr(err error) error {
+	if r.ctx.Err() == nil {
+		return err
+	}
+	r.warn("the Lambda deadline came while a piece was being finished (" + Clean(err.Error(), 300) + "); what was committed stays and the next run goes on from there")
+	return nil
 }
 
 // budget is ctx with its deadline moved DeadlineMargin earlier (never more
