@@ -75,6 +75,11 @@ func (d *demo) tell(ctx context.Context) error {
 	if err := d.stepStatus(ctx); err != nil {
 		return fmt.Errorf("step 7: %w", err)
 	}
+	for i, s := range []func(context.Context, int) error{d.stepTravelMode, d.stepDrift, d.stepOffboard} {
+		if err := s(ctx, 8+i); err != nil {
+			return fmt.Errorf("step %d: %w", 8+i, err)
+		}
+	}
 	return nil
 }
 
@@ -120,7 +125,7 @@ func printAllowlist(w io.Writer, p *devportal.Portal) []ipguard.Restriction {
 	var rows [][]string
 	for i, r := range list {
 		origin := "onboarded (Alice)"
-		if slices.Contains(manual, r) {
+		if slices.Contains(manual, r) || handAdded[r] {
 			origin = "added by hand"
 		}
 		admins := ""

@@ -272,6 +272,13 @@ func (r *run) warn(msg string) {
 func (r *run) scheduled(t Trigger) error {
 	s := r.s
 	prog, err := s.Store.Progress(r.ctx)
+	if ipguard.ErrorCode(err) == ipguard.EInternal {
+		// A progress item that no longer parses must not stop every run:
+		// start over like a first run, and say what may have been lost.
+		r.warn(fmt.Sprintf("the saved progress cannot be read (%s); starting over from AUDIT_LOOKBACK (%s): logins between the lost checkpoint and then may be missing, backfill them",
+			Clean(err.Error(), 300), s.Settings.Lookback))
+		prog, err = ipguard.AuditProgress{}, nil
+	}
 	if err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read progress: %w", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -577,5 +578,52 @@ func TestRunTenThousandViolationsFitSNS(t *testing.T) {
 		if got[e.ID] != 1 {
 			t.Fatalf("event %d alerted %d times", e.ID, got[e.ID])
 		}
+	}
+}
+
+type corruptProgress struct{ *fakeStore }
+
+func (corruptProgress) Progress(context.Context) (ipguard.AuditProgress, error) {
+	return ipguard.AuditProgress{}, ipguard.Errorf(ipguard.EInternal, "dynamodb: get audit progress: attribute until: bad time")
+}
+
+// A progress item that no longer parses does not stop every run: the run
+// starts over from the lookback and warns.
+func TestRunSurvivesUnreadableProgress(t *testing.T) {
+	s, _, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", 10*time.Minute))
+	s.Store = corruptProgress{st}
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil || len(pub.sent) != 1 || !strings.Contains(strings.Join(res.Warnings, " "), "the saved progress cannot be read") {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+}
+
+// Every published finding is one searchable log line (msg "finding").
+func TestRunLogsEachFinding(t *testing.T) {
+	var buf strings.Builder
+	s, _, _, _ := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
+	s.Log = slog.New(slog.NewJSONHandler(&buf, nil))
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	for _, l := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(l, `"msg":"finding"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for k, want := range map[string]any{"kind": "ip_not_allowed", "severity": "high", "eventId": float64(1), "userId": "alice",
+		"email": "alice@example.com", "ip": "198.51.100.1", "date": "2025-11-25T09:01:00Z"} {
+		if k == "date" {
+			want = t0.Add(time.Minute).Format(time.RFC3339)
+		}
+		if line[k] != want {
+			t.Errorf("finding log %s = %v, want %v (line %v)", k, line[k], want, line)
+		}
+	}
+	if _, ok := line["country"]; !ok {
+		t.Errorf("finding log has no country: %v", line)
 	}
 }

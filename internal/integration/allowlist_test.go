@@ -113,6 +113,9 @@ func TestDriftIsAlertedOnceWithAttributionAndTheAddressRestored(t *testing.T) {
 			t.Errorf("alert e-mail lacks %q:\n%s", want, alerts[0].Email)
 		}
 	}
+	if len(res.Drift.Changes) != 1 {
+		t.Errorf("attribution = %+v; want only the hand edit, not the tool's own saves", res.Drift.Changes)
+	}
 	var body struct{ Kind, Severity string }
 	if err := json.Unmarshal([]byte(alerts[0].Default), &body); err != nil || body.Kind != "allowlist_drift" || body.Severity != "high" {
 		t.Errorf("alert JSON = %s (%v)", alerts[0].Default, err)

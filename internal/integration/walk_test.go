@@ -171,3 +171,32 @@ func TestAuditWarnsOnPortalClockSkew(t *testing.T) {
 		t.Errorf("no skew: %+v, %v", res, err)
 	}
 }
+
+// Issue 11.7, measured against moto: SNS accepts a message and its answer is
+// lost. The SDK does not resend it (one delivery in that run); the run fails
+// without recording it; the next run sends it again. So the finding reaches
+// subscribers exactly twice, never more, and later runs send nothing.
+func TestAuditLostPublishAnswerIsOneDuplicate(t *testing.T) {
+	s := deploy(t)
+	onboardAliceAndBob(t)
+	ids := s.Portal.AddLoginEvents(login(alice, 1010, "192.0.2.99", 2*time.Minute))
+	svc := auditService(t)
+	s.DropPublishAnswers(1)
+	if _, err := svc.Handle(context.Background(), scheduled(time.Now())); err == nil {
+		t.Fatal("a run whose publish answer was lost succeeded")
+	}
+	got := map[int64]int{}
+	alertedCounts(t, s, got)
+	if got[ids[0]] != 1 {
+		t.Fatalf("the run with the lost answer delivered the alert %d times, want once (no SDK resend)", got[ids[0]])
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := svc.Handle(context.Background(), scheduled(time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alertedCounts(t, s, got)
+	if got[ids[0]] != 2 {
+		t.Fatalf("delivered %d times in all, want 2 (the lost answer's message and one resend)", got[ids[0]])
+	}
+}

@@ -27,11 +27,13 @@ type Published struct {
 
 // awsFront is a reverse proxy in front of moto that the functions reach as
 // their AWS_ENDPOINT_URL. It records SNS Publish calls (moto does not keep
-// the e-mail and SMS bodies anywhere a test can read) and can make SNS fail.
+// the e-mail and SMS bodies anywhere a test can read) and can make SNS fail,
+// or deliver a message and lose its answer.
 type awsFront struct {
 	mu          sync.Mutex
 	published   []Published
 	failPublish bool
+	dropAnswers int // Publish calls still to deliver without answering
 	srv         *http.Server
 	url         string
 }
@@ -52,7 +54,23 @@ func startFront(target string) (*awsFront, error) {
 			if !fail {
 				f.published = append(f.published, decodePublish(form))
 			}
+			drop := !fail && f.dropAnswers > 0
+			if drop {
+				f.dropAnswers--
+			}
 			f.mu.Unlock()
+			if drop {
+				// SNS accepts (moto delivers), then the answer is lost: the
+				// connection closes before a byte of it is sent.
+				proxy.ServeHTTP(discardWriter{header: http.Header{}}, r)
+				if hj, ok := w.(http.Hijacker); ok {
+					if conn, _, err := hj.Hijack(); err == nil {
+						conn.Close()
+						return
+					}
+				}
+				panic(http.ErrAbortHandler)
+			}
 			if fail {
 				w.Header().Set("Content-Type", "text/xml")
 				w.WriteHeader(http.StatusInternalServerError)
@@ -94,6 +112,22 @@ func (s *Stack) Published() []Published {
 	defer s.front.mu.Unlock()
 	return append([]Published(nil), s.front.published...)
 }
+
+// DropPublishAnswers makes the next n SNS Publish calls reach SNS (and the
+// subscribers) while their answers are lost: the connection closes before
+// the answer, as when a network path drops it.
+func (s *Stack) DropPublishAnswers(n int) {
+	s.front.mu.Lock()
+	defer s.front.mu.Unlock()
+	s.front.dropAnswers = n
+}
+
+// discardWriter is an http.ResponseWriter that throws the answer away.
+type discardWriter struct{ header http.Header }
+
+func (d discardWriter) Header() http.Header         { return d.header }
+func (d discardWriter) WriteHeader(int)             {}
+func (d discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // FailPublish makes every SNS Publish fail with an HTTP 500 until turned off.
 func (s *Stack) FailPublish(on bool) {

@@ -92,23 +92,28 @@ func (d *Drift) fingerprint() string {
 	return strings.Join(parts, ";")
 }
 
-// attribute fills in who changed the allowlist since the last reconcile.
-func (s *Service) attribute(ctx context.Context, d *Drift, since time.Time) {
+// attribute fills in who changed the allowlist since the last reconcile
+// (prev). The trail has second precision: it is read from the second after
+// prev (the last reconcile's own save is in prev's second or before), and the
+// newest ownPuts saves are this reconcile's own and are left out.
+func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, ownPuts int) {
 	if s.Trail == nil {
 		d.Attribution = "unavailable: this deployment reads no audit trail"
 		return
 	}
+	since := prev.UTC().Truncate(time.Second).Add(time.Second)
 	changes, err := s.Trail.AllowlistChanges(ctx, since)
 	if err != nil {
 		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + safeText(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
 		return
 	}
+	changes = changes[:max(len(changes)-ownPuts, 0)] // oldest first: ours are the last
 	for _, c := range changes {
 		d.Changes = append(d.Changes, ChangeView{When: c.When.UTC().Format(time.RFC3339), User: safeText(c.User, 100),
 			UserID: safeText(c.UserID, 64), IP: safeText(c.IP, 64)})
 	}
 	if len(d.Changes) == 0 {
-		d.Attribution = "the audit trail shows no allowlist change since " + since.UTC().Format(time.RFC3339)
+		d.Attribution = "the portal's audit trail shows no allowlist save since " + since.Format(time.RFC3339) + " but the tool's own"
 	}
 }
 
@@ -152,7 +157,8 @@ func (s *Service) alertDrift(ctx context.Context, d *Drift) {
 		sms += " (restrictions off)"
 	}
 	sms += ". See email."
-	s.publish(ctx, ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift)", Default: string(def), Email: b.String(), SMS: sms})
+	s.publish(ctx, ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift)", Default: string(def), Email: b.String(), SMS: sms,
+		Severity: "high", Kinds: []string{"allowlist_drift"}})
 }
 
 // alertLockout tells once (per reason) why restrictions were not switched on.
@@ -172,7 +178,9 @@ func (s *Service) alertLockout(ctx context.Context, why string) {
 		Default: string(def),
 		Email: "DocSpace IP Guard did not switch IP restrictions on for " + safeText(s.PortalName, 200) + ":\n\n  " + why +
 			"\n\nThe users' addresses are on the portal's list; restrictions stay as they are until this is fixed.\n",
-		SMS: "DocSpace IP Guard: restrictions NOT switched on (lock-out risk). Set PORTAL_BREAKGLASS_IPS. See email.",
+		SMS:      "DocSpace IP Guard: restrictions NOT switched on (lock-out risk). Set PORTAL_BREAKGLASS_IPS. See email.",
+		Severity: "high",
+		Kinds:    []string{"allowlist_lockout_risk"},
 	})
 }
 

@@ -138,7 +138,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 	}
 	if drift != nil {
 		out.drift = drift
-		s.attribute(ctx, drift, prevReconcile)
+		s.attribute(ctx, drift, prevReconcile, out.puts)
 		if st.DriftEpisode != prevEpisode {
 			s.alertDrift(ctx, drift)
 		}

@@ -259,7 +259,9 @@ func TestLockoutPreflight(t *testing.T) {
 
 func TestDriftIsAlertedOnceWithAttributionAndRepaired(t *testing.T) {
 	e := newEnv()
-	e.s.Trail = &fakeTrail{changes: []Change{{When: t0.Add(time.Minute), User: "Mallory\nAdmin", UserID: "m1", IP: "192.0.2.66"}}}
+	// The hand edit, then the reconcile's own repair save (newest last).
+	e.s.Trail = &fakeTrail{changes: []Change{{When: t0.Add(time.Minute), User: "Mallory\nAdmin", UserID: "m1", IP: "192.0.2.66"},
+		{When: t0.Add(2 * time.Minute), User: "IP Guard key", UserID: "o", IP: "127.0.0.1"}}}
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
 	// By hand: restrictions off, one owned address deleted, one unknown entry added.
 	e.p.set(restr("192.0.2.1!,203.0.113.10,198.51.100.99"), false)
@@ -279,7 +281,10 @@ func TestDriftIsAlertedOnceWithAttributionAndRepaired(t *testing.T) {
 			t.Errorf("alert lacks %q:\n%s", want, a.Email)
 		}
 	}
-	if !strings.Contains(a.Default, `"allowlist_drift"`) || !strings.Contains(a.Default, `"high"`) {
+	if strings.Contains(a.Email, "IP Guard key") {
+		t.Errorf("the alert names the tool's own save:\n%s", a.Email)
+	}
+	if !strings.Contains(a.Default, `"allowlist_drift"`) || !strings.Contains(a.Default, `"high"`) || a.Severity != "high" || !slices.Equal(a.Kinds, []string{"allowlist_drift"}) {
 		t.Errorf("alert JSON = %s", a.Default)
 	}
 	e.do(t, `{"action":"sync"}`)
