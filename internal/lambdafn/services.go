@@ -114,7 +114,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		}
 		keyWarnings, kerr := checkKey(ctx, keys)
 		res.Warnings = append(res.Warnings, keyWarnings...)
-		res.WarningCount = len(res.Warnings)
+		res.WarningCount += len(keyWarnings)
 		return res, kerr
 	}
 }
