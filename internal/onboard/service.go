@@ -80,6 +80,7 @@ type Service struct {
 		sync.Mutex
 		okUntil time.Time
 	}
+	lastChecked string // the last user id the sync asked the portal about (under preflight's lock)
 }
 
 // Handle decodes an invocation payload and runs its action.
