@@ -49,7 +49,7 @@ func (s *Service) Sync(ctx context.Context) (Result, error) {
 		}
 	}
 	res.UsersLeft = left
-	out, err := s.converge(ctx, 0, true)
+	out, err := s.converge(ctx, 0, true, nil)
 	if err != nil {
 		return Result{}, err
 	}
