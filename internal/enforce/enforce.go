@@ -35,6 +35,7 @@ import (
 	"strconv"
 	"time"
 
+	"ipguard/internal/allowlist"
 	"ipguard/internal/audit"
 	"ipguard/internal/ipguard"
 )
@@ -188,10 +189,13 @@ func (s *Service) Respond(ctx context.Context, fs []audit.Finding, backfill bool
 // enforceable: a successful login from outside the user's allowlist, or by
 // an unknown user when enabled, also when it followed failed attempts
 // (password_guess_succeeded, judged by the kind it came from). Failed logins
-// (bursts) and unverifiable addresses never are.
+// (bursts) and logins whose address is not whole (unverifiable) never are.
 func (s *Service) enforceable(f audit.Finding) bool {
 	if f.EventID == 0 || f.EventIDs != nil || f.Response != nil {
 		return false
+	}
+	if _, whole := allowlist.ParseLoginIP(f.IP); !whole {
+		return false // e.g. an unknown user's IPv6 login, cut by the portal: unverifiable
 	}
 	kind := f.Kind
 	if kind == audit.KindPasswordGuessSucceeded {

@@ -124,7 +124,8 @@ func outcomes(fs []audit.Finding) []string {
 }
 
 func TestRespondOutcomes(t *testing.T) {
-	unknown := audit.Finding{EventID: 50, Kind: audit.KindUnknownUser, UserID: user(50)}
+	unknown := audit.Finding{EventID: 50, Kind: audit.KindUnknownUser, UserID: user(50), IP: "198.51.100.50"}
+	unknownV6 := audit.Finding{EventID: 54, Kind: audit.KindUnknownUser, UserID: user(54), IP: "2001"} // cut by the portal
 	unverifiable := audit.Finding{EventID: 51, Kind: audit.KindUnverifiableIP, UserID: user(51), IP: "2001"}
 	burst := audit.Finding{EventIDs: []int64{52, 53}, Count: 2, Kind: audit.KindFailedLoginBurst, IP: "198.51.100.1"}
 	refused := fmt.Errorf("docspace: HTTP 403: %w", enforce.ErrRefused)
@@ -165,9 +166,9 @@ func TestRespondOutcomes(t *testing.T) {
 			name: "a guessed password is enforced by the kind it came from",
 			set:  enforce.Settings{Mode: enforce.ModeEndSession},
 			findings: []audit.Finding{
-				{EventID: 60, Kind: audit.KindPasswordGuessSucceeded, FromKind: audit.KindIPNotAllowed, UserID: user(60)},
+				{EventID: 60, Kind: audit.KindPasswordGuessSucceeded, FromKind: audit.KindIPNotAllowed, UserID: user(60), IP: "198.51.100.60"},
 				{EventID: 61, Kind: audit.KindPasswordGuessSucceeded, FromKind: audit.KindUnverifiableIP, UserID: user(61)},
-				{EventID: 62, Kind: audit.KindPasswordGuessSucceeded, FromKind: audit.KindUnknownUser, UserID: user(62)},
+				{EventID: 62, Kind: audit.KindPasswordGuessSucceeded, FromKind: audit.KindUnknownUser, UserID: user(62), IP: "198.51.100.62"},
 			},
 			active:  []int64{60, 61, 62},
 			want:    []string{"ended", "-", "-"},
@@ -177,9 +178,9 @@ func TestRespondOutcomes(t *testing.T) {
 		{
 			name:     "unknown users only when enabled",
 			set:      enforce.Settings{Mode: enforce.ModeEndSession, UnknownUsers: true},
-			findings: []audit.Finding{unknown, unverifiable},
-			active:   []int64{50},
-			want:     []string{"ended", "-"},
+			findings: []audit.Finding{unknown, unverifiable, unknownV6},
+			active:   []int64{50, 54},
+			want:     []string{"ended", "-", "-"},
 			writes:   []string{"logout 50"},
 			anyCall:  true,
 		},

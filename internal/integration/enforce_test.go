@@ -219,7 +219,7 @@ func TestEnforcementConcurrentRespondersActOnce(t *testing.T) {
 			defer wg.Done()
 			var fs []audit.Finding
 			for _, id := range ids {
-				fs = append(fs, audit.Finding{EventID: id, Kind: audit.KindIPNotAllowed, UserID: alice})
+				fs = append(fs, audit.Finding{EventID: id, Kind: audit.KindIPNotAllowed, UserID: alice, IP: "198.51.100.1"})
 			}
 			d.Enforcement().Respond(context.Background(), fs, false)
 		}()
