@@ -47,6 +47,7 @@ func (f loadFigures) String() string {
 // delayed by delay, and measures them.
 func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) loadFigures {
 	t.Helper()
+	localaws.Exclusive(t, "heavy-tests") // not alongside the timing-sensitive tests of other packages
 	s := deploy(t)
 	manual := []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "192.0.2.2"}}
 	s.Portal.SetRestrictions(manual, true)
