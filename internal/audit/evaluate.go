@@ -86,6 +86,8 @@ type Finding struct {
 	// span is a burst's time span: every failed login from IP in it is
 	// covered by the finding (recorded as one alerted span).
 	span *ipguard.TimeSpan
+	// clipped: the text fields were cut to fit one message.
+	clipped bool
 }
 
 // ids returns the single event id a finding covers, or nil for a burst

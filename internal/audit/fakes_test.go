@@ -25,6 +25,7 @@ type fakeSource struct {
 	hang       bool // wait for the context to end, as a stalled portal would
 	hangAfter  int  // hang from this call on (0: never)
 	shuffle    bool
+	ignoreFrom bool // a portal that does not apply from at all
 	latency    time.Duration
 	beforeCall func(n int, s *fakeSource)
 	rng        *rand.Rand
@@ -109,7 +110,7 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 	}
 	out := []ipguard.LoginEvent{}
 	for _, e := range window {
-		if e.Unreadable != "" || !e.Date.Before(from) {
+		if f.ignoreFrom || e.Unreadable != "" || !e.Date.Before(from) {
 			out = append(out, e)
 		}
 	}

@@ -147,7 +147,12 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < min(publishMargin, s.Settings.DeadlineMargin/2) {
 			return errOutOfTime
 		}
-		id, err := s.Publisher.Publish(ctx, b.Alert)
+		// A message started is let finish (bounded) even if the deadline
+		// margin is reached meanwhile: cutting it would only make its
+		// delivery unknown, and so a likely duplicate.
+		pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		id, err := s.Publisher.Publish(pctx, b.Alert)
+		pcancel()
 		if err != nil && ctx.Err() != nil {
 			// Our own deadline cut the call short: stop like at the margin.
 			// SNS may have accepted the message; it is not recorded, so the
@@ -162,8 +167,13 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 		r.res.AlertsPublished++
 		r.res.MessageIDs = append(r.res.MessageIDs, id)
 		now := s.now()
+		// SNS accepted the message: record it even if the run's deadline
+		// margin is reached meanwhile (bounded; a frozen Lambda records
+		// nothing, which is the guarantee's second window).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+		defer cancel()
 		if ids := b.EventIDs(); len(ids) > 0 {
-			if err := s.Store.RecordAlerted(ctx, ids, now, s.Settings.AlertRetention); err != nil {
+			if err := s.Store.RecordAlerted(rctx, ids, now, s.Settings.AlertRetention); err != nil {
 				return ipguard.Errorf(ipguard.ErrorCode(err), "audit: alert %d of %d was published but its events could not be recorded as alerted; the next run may send them again: %w",
 					i+1, len(batches), err)
 			}
@@ -172,7 +182,7 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 			if f.span == nil {
 				continue
 			}
-			if err := s.Store.RecordAlertedSpan(ctx, f.IP, *f.span, now, s.Settings.AlertRetention); err != nil {
+			if err := s.Store.RecordAlertedSpan(rctx, f.IP, *f.span, now, s.Settings.AlertRetention); err != nil {
 				return ipguard.Errorf(ipguard.ErrorCode(err), "audit: alert %d of %d was published but the burst from %s could not be recorded as alerted; the next run may send it again: %w",
 					i+1, len(batches), f.IP, err)
 			}
@@ -216,6 +226,9 @@ func (p *piecer) respond(ctx context.Context, fs []Finding) []string {
 	}
 	return notices
 }
+
+// recordTimeout bounds recording a message SNS accepted.
+const recordTimeout = 10 * time.Second
 
 // logFinding writes the finding's searchable log line (msg "finding").
 func (p *piecer) logFinding(ctx context.Context, f Finding, messageID string) {

@@ -121,11 +121,15 @@ func split(m Meta, fs []Finding, maxBytes int) ([][]Finding, error) {
 		return [][]Finding{fs}, nil
 	}
 	if len(fs) == 1 {
-		if fs[0].Raw == nil {
-			return nil, ipguard.Errorf(ipguard.EInternal, "alert for event %d (%s) does not fit in one SNS message", fs[0].EventID, fs[0].Kind)
-		}
 		f := fs[0]
-		f.Raw = nil
+		switch {
+		case f.Raw != nil:
+			f.Raw = nil
+		case !f.clipped:
+			f = clipFields(f) // absurdly long values from the portal
+		default:
+			return nil, ipguard.Errorf(ipguard.EInternal, "alert for event %d (%s) does not fit in one SNS message", f.EventID, f.Kind)
+		}
 		return split(m, []Finding{f}, maxBytes)
 	}
 	left, err := split(m, fs[:len(fs)/2], maxBytes)
@@ -137,6 +141,27 @@ func split(m Meta, fs []Finding, maxBytes int) ([][]Finding, error) {
 		return nil, err
 	}
 	return append(left, right...), nil
+}
+
+// maxFieldRunes bounds each text field of a finding that would not fit in
+// a message otherwise.
+const maxFieldRunes = 1000
+
+// clipFields cuts every text field of f to maxFieldRunes (with "…"), so
+// that no finding can be too large for one message.
+func clipFields(f Finding) Finding {
+	for _, p := range []*string{&f.User, &f.Login, &f.Email, &f.UserID, &f.IP, &f.Country, &f.City, &f.Browser, &f.Platform, &f.Action, &f.Reason} {
+		if utf8.RuneCountInString(*p) > maxFieldRunes {
+			*p = string([]rune(*p)[:maxFieldRunes-1]) + "…"
+		}
+	}
+	for i, l := range f.Logins {
+		if utf8.RuneCountInString(l) > maxFieldRunes {
+			f.Logins[i] = string([]rune(l)[:maxFieldRunes-1]) + "…"
+		}
+	}
+	f.clipped = true
+	return f
 }
 
 // size is the byte length of the structured message SNS receives.

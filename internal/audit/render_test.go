@@ -134,3 +134,19 @@ func TestClean(t *testing.T) {
 		t.Errorf("clip: %q", got)
 	}
 }
+
+// A login whose fields are absurdly long (a hostile or broken portal) still
+// makes an alert that fits: its raw event goes first, then its fields are cut.
+func TestRenderHugeFieldsFit(t *testing.T) {
+	huge := strings.Repeat("A", 400_000)
+	w := Window{From: time.Now().Add(-time.Hour), To: time.Now()}
+	fs := []Finding{{EventID: 1, Kind: KindUnknownUser, Severity: SeverityMedium, Reason: "r", User: huge, Login: huge, Browser: huge,
+		IP: "203.0.113.1", Date: "2026-11-25T09:03:00Z", Raw: json.RawMessage(`{"login":"` + huge + `"}`)}}
+	bs, err := RenderAlerts(Meta{Portal: "https://p", Window: w}, fs, MaxMessageBytes)
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("batches %d, err %v", len(bs), err)
+	}
+	if n := size(bs[0].Alert); n > MaxMessageBytes {
+		t.Errorf("message of %d bytes", n)
+	}
+}

@@ -224,7 +224,10 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 		err = r.scheduled(t)
 	}
 	s.clockSkew(ctx, r)
-	res.WarningCount = len(res.Warnings)
+	if more := r.warnings - len(res.Warnings); more > 0 {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("... and %d more warnings (each is in the log)", more))
+	}
+	res.WarningCount = r.warnings
 	if err != nil {
 		return Result{}, err
 	}
@@ -255,6 +258,7 @@ type run struct {
 	meta     Meta
 	prog     ipguard.AuditProgress
 	seenWarn map[[32]byte]bool
+	warnings int             // distinct warnings, listed or not
 	disabled map[string]bool // users counted in UsersDisabled
 }
 
@@ -264,9 +268,17 @@ func (r *run) warn(msg string) {
 		return
 	}
 	r.seenWarn[h] = true
-	r.res.Warnings = append(r.res.Warnings, msg)
+	r.warnings++
+	if len(r.res.Warnings) < maxResultWarnings {
+		r.res.Warnings = append(r.res.Warnings, msg)
+	}
 	r.log.WarnContext(r.ctx, "audit warning", "warning", msg)
 }
+
+// maxResultWarnings bounds the warnings listed in a result (each one is
+// logged, and warningCount counts them all), so that a window full of
+// unreadable events cannot make the Lambda response too large.
+const maxResultWarnings = 100
 
 // scheduled works through the saved cursor, then the window up to t.To.
 func (r *run) scheduled(t Trigger) error {
@@ -408,14 +420,25 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 		// leaves it to the next run.
 		if len(pending) > 0 && !pieceStopped {
 			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
-				return false, err
+				return false, r.deadlineOr(err)
 			}
 		}
 		return false, nil
 	case err != nil:
-		return false, err
+		return false, r.deadlineOr(err)
 	}
 	return true, nil
+}
+
+// deadlineOr returns nil, with a warning, when err came from the run's own
+// deadline (the run then ends incomplete: what was committed stays, and the
+// next run goes on from there); otherwise err.
+func (r *run) deadlineOr(err error) error {
+	if r.ctx.Err() == nil {
+		return err
+	}
+	r.warn("the Lambda deadline came while a piece was being finished (" + Clean(err.Error(), 300) + "); what was committed stays and the next run goes on from there")
+	return nil
 }
 
 // budget is ctx with its deadline moved DeadlineMargin earlier (never more

@@ -627,3 +627,39 @@ func TestRunLogsEachFinding(t *testing.T) {
 		t.Errorf("finding log has no country: %v", line)
 	}
 }
+
+// A portal that ignores from answers with rows older than the window: the
+// walk stops at the window's start and evaluates nothing older.
+func TestRunStopsAtWindowStartWhenThePortalIgnoresFrom(t *testing.T) {
+	evs := violations(1, 300, t0.Add(5*time.Minute), 1)                   // inside the window
+	evs = append(evs, violations(1000, 5000, t0.Add(-2*time.Hour), 1)...) // long before it
+	s, src, st, pub := newAudit(evs...)
+	st.progress.Until = t0.Add(10 * time.Minute) // window [t0+5m, t0+15m]
+	src.ignoreFrom = true
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := alertedIDs(t, pub.sent)
+	if len(got) != 300 || res.EventsScanned != 300 || res.PagesFetched > 10 { // 3-4 pages, plus the ones asked for ahead
+		t.Fatalf("alerted %d, result %+v", len(got), res)
+	}
+}
+
+// A window full of unreadable events: every one is skipped and counted,
+// the result lists a bounded number of them.
+func TestRunManyUnreadableEventsBoundedWarnings(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 500; i++ {
+		evs = append(evs, ipguard.LoginEvent{ID: i, Date: t0.Add(time.Duration(i) * time.Second), Unreadable: fmt.Sprintf("event %d: bad", i), Raw: json.RawMessage(`{"id":` + fmtInt(i) + `}`)})
+	}
+	evs = append(evs, at(999, "alice", 1010, "198.51.100.1", 12*time.Minute))
+	s, _, _, pub := newAudit(evs...)
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil || len(pub.sent) != 1 {
+		t.Fatalf("result %+v, %v", res, err)
+	}
+	if res.WarningCount != 500 || len(res.Warnings) != maxResultWarnings+1 || !strings.Contains(res.Warnings[maxResultWarnings], "and 400 more warnings") {
+		t.Errorf("warningCount %d, %d listed, last %q", res.WarningCount, len(res.Warnings), res.Warnings[len(res.Warnings)-1])
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -183,14 +184,21 @@ func (p page) firstAtOrBelow(d time.Time) int {
 	return len(p.dates)
 }
 
-func (p page) ids() map[int64]bool {
-	m := make(map[int64]bool, len(p.evs))
+// ids are the identities of a page's rows: the id, or for a row whose id
+// could not be read, its raw JSON.
+func (p page) ids() map[string]bool {
+	m := make(map[string]bool, len(p.evs))
 	for _, ev := range p.evs {
-		if ev.Unreadable == "" {
-			m[ev.ID] = true
-		}
+		m[rowKey(ev)] = true
 	}
 	return m
+}
+
+func rowKey(ev ipguard.LoginEvent) string {
+	if ev.ID != 0 || ev.Unreadable == "" {
+		return strconv.FormatInt(ev.ID, 10)
+	}
+	return "raw:" + string(ev.Raw)
 }
 
 // emitFunc receives the rows dated (done, previous done] in read order;
@@ -209,8 +217,8 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 	}
 	type boundary struct {
 		d     time.Time
-		ids   map[int64]bool // ids of the page before; nil: nothing to share with
-		exact int            // where the page after it should start (G−1); -1 unknown
+		ids   map[string]bool // rows of the page before; nil: nothing to share with
+		exact int             // where the page after it should start (G−1); -1 unknown
 	}
 	b := boundary{d: below, exact: -1}
 	fixes := 0
@@ -270,7 +278,10 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 			continue
 		}
 		fixes = 0
-		if short {
+		if short || p.dates[n-1].Before(w.from) {
+			// The end of the list, or of the window (a portal that applies
+			// from inside the page answers short; one that ignores it
+			// answers with older rows, which are left out here).
 			return emit(inWindow(p.evs[j:], p.dates[j:], w.from, b.d), time.Time{}, true)
 		}
 		tail := p.dates[n-1]
@@ -371,9 +382,9 @@ func dates(evs []ipguard.LoginEvent, d time.Time) []time.Time {
 	return out
 }
 
-func shares(p page, ids map[int64]bool) bool {
+func shares(p page, ids map[string]bool) bool {
 	for _, ev := range p.evs {
-		if ev.Unreadable == "" && ids[ev.ID] {
+		if ids[rowKey(ev)] {
 			return true
 		}
 	}

@@ -46,17 +46,17 @@ func checkOnce(t *testing.T, ids []int64, got map[int64]int) {
 // claims a row that was not alerted.
 func TestAuditBacklogClearsOverSeveralRuns(t *testing.T) {
 	localaws.Exclusive(t, "heavy-tests") // its 3.2 s runs need the CPU: not alongside the onboarding load test
-	s := deploy(t, "AUDIT_LOOKBACK=6h", "AUDIT_DEADLINE_MARGIN=800ms", "AUDIT_CONCURRENCY=2", "PORTAL_REQUESTS_PER_MINUTE=1500")
+	s := deploy(t, "AUDIT_LOOKBACK=6h", "AUDIT_DEADLINE_MARGIN=1500ms", "AUDIT_CONCURRENCY=2", "PORTAL_REQUESTS_PER_MINUTE=1500")
 	onboardAliceAndBob(t)
 	s.Portal.SetTieShuffle(true)
 	base := time.Now()
-	ids := violationsAt(s, 5000, 2, 10*time.Minute)
+	ids := violationsAt(s, 8000, 2, 10*time.Minute)
 	s.Portal.InjectFault(devportal.Fault{Path: "/security/audit/login/filter", Delay: 40 * time.Millisecond})
 	svc := auditService(t)
 	got := map[int64]int{}
 	runs, incomplete := 0, 0
 	for ; runs < 30; runs++ {
-		ctx, cancel := context.WithTimeout(context.Background(), 3200*time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 4500*time.Millisecond)
 		res, err := svc.Handle(ctx, scheduled(time.Now()))
 		cancel()
 		if err != nil {

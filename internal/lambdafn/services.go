@@ -107,7 +107,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		res, err = svc.Handle(ctx, detail, at)
 		if err == nil {
 			res.Warnings = append(res.Warnings, keyWarnings...)
-			res.WarningCount = len(res.Warnings)
+			res.WarningCount += len(keyWarnings)
 		}
 		return res, err
 	}
