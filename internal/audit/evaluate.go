@@ -124,7 +124,29 @@ type Allowlists struct {
 type userList struct {
 	id    string
 	email string
+	set   allowlist.Set // entries without an expiry
+	timed []timedEntry  // time-bound ("travel mode") entries
+}
+
+// timedEntry is a time-bound entry: it allows logins before until.
+type timedEntry struct {
 	set   allowlist.Set
+	until time.Time
+}
+
+// allows reports whether the user may log in from addr at the time at: a
+// time-bound entry counts only for logins before it expired, even before a
+// reconcile removed it from the stored allowlist.
+func (ul *userList) allows(addr allowlist.Addr, at time.Time) bool {
+	if ul.set.Contains(addr) {
+		return true
+	}
+	for _, t := range ul.timed {
+		if at.Before(t.until) && t.set.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // NewAllowlists builds per-user sets from stored users. all returns every
@@ -152,6 +174,7 @@ func (a *Allowlists) markMissing(id string) { a.users[id] = nil }
 
 func (a *Allowlists) build(u ipguard.User) *userList {
 	var entries []allowlist.Entry
+	var timed []timedEntry
 	if u.Unreadable != "" {
 		a.Warnings = append(a.Warnings, fmt.Sprintf("stored user %s cannot be read (%s); every login of the user is alerted until it is onboarded again", Clean(u.ID, 80), Clean(u.Unreadable, 200)))
 	}
@@ -162,9 +185,13 @@ func (a *Allowlists) build(u ipguard.User) *userList {
 				Clean(fmt.Sprintf("%q", raw), 120), Clean(u.ID, 80), Clean(err.Error(), 200)))
 			continue
 		}
+		if d, ok := u.Details[raw]; ok && !d.ExpiresAt.IsZero() {
+			timed = append(timed, timedEntry{set: allowlist.NewSet(es), until: d.ExpiresAt})
+			continue
+		}
 		entries = append(entries, es...)
 	}
-	return &userList{id: u.ID, email: u.Email, set: allowlist.NewSet(entries)}
+	return &userList{id: u.ID, email: u.Email, set: allowlist.NewSet(entries), timed: timed}
 }
 
 // target returns the stored account a failed login was aimed at: the user
@@ -318,7 +345,7 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 		if err != nil {
 			return err
 		}
-		if ul != nil && ul.set.Contains(g.addr) {
+		if ul != nil && ul.allows(g.addr, ev.Date) {
 			return nil // the targeted account may use this address: a forgotten password, not an attack
 		}
 	}
@@ -412,7 +439,7 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 				f.Reason = "successful login from an address that is not whole (the portal cuts IPv6 addresses at the first colon); it cannot be checked"
 			}
 			found = true
-		case ul.set.Contains(addr):
+		case ul.allows(addr, ev.Date):
 			return Finding{}, false
 		default:
 			f.IP = addr.String()

@@ -16,7 +16,6 @@ import (
 	"ipguard/internal/devportal"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/localaws"
-	"ipguard/internal/localdeploy"
 )
 
 // leasePerRequestCommit is the last commit of the lease-per-request design
@@ -46,8 +45,9 @@ func (f loadFigures) String() string {
 // runLoad sends n onboardings at once through c emulator processes (each
 // working its own queue, one invocation at a time) with every portal call
 // delayed by delay, and measures them.
-func runLoad(t *testing.T, bootstrap string, n, c int, delay time.Duration) loadFigures {
+func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) loadFigures {
 	t.Helper()
+	localaws.Exclusive(t, "heavy-tests") // not alongside the timing-sensitive tests of other packages
 	s := deploy(t)
 	manual := []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "192.0.2.2"}}
 	s.Portal.SetRestrictions(manual, true)
@@ -116,8 +116,9 @@ func runLoad(t *testing.T, bootstrap string, n, c int, delay time.Duration) load
 // TestLoadHundredOnboardingsThroughTenContainers is issue 9's throughput
 // point: 100 onboardings at once through 10 Lambda containers, portal latency
 // 50 ms. It asserts correctness only (zero failures, every address on the
-// portal, no manual entry touched) and reports the figures next to the
-// lease-per-request design it replaced; speed is never asserted.
+// portal, no manual entry touched) and logs the figures; speed is never
+// asserted. BenchmarkOnboardLoad (make bench) measures it next to the
+// lease-per-request design it replaced.
 func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
 	const n, c, delay = 100, 10, 50 * time.Millisecond
 	if setupErr != nil {
@@ -134,18 +135,42 @@ func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
 	if !fig.manualKept {
 		t.Error("a manual entry was touched")
 	}
+}
 
-	baseline, err := buildAt(t, leasePerRequestCommit)
-	if err != nil {
-		t.Logf("baseline (lease per request, %s) not measured: %v", leasePerRequestCommit, err)
-		return
+// BenchmarkOnboardLoad runs the same load (100 onboardings, 10 containers,
+// 50 ms portal latency) against this design and against the lease-per-request
+// design (built from commit leasePerRequestCommit), side by side, reporting
+// p50, p95 and total time per run and the failures and PUTs.
+func BenchmarkOnboardLoad(b *testing.B) {
+	const n, c, delay = 100, 10, 50 * time.Millisecond
+	if setupErr != nil {
+		b.Fatalf("e2e setup: %v", setupErr)
 	}
-	t.Logf("baseline lease-per-request (%s): %s", leasePerRequestCommit, runLoad(t, baseline, n, c, delay))
+	baseline, err := buildAt(b, leasePerRequestCommit)
+	if err != nil {
+		b.Fatalf("build the lease-per-request baseline (%s): %v", leasePerRequestCommit, err)
+	}
+	for _, design := range []struct{ name, bootstrap string }{
+		{"reconciler", bootstraps["onboard"]},
+		{"lease-per-request", baseline},
+	} {
+		b.Run(design.name, func(b *testing.B) {
+			for b.Loop() {
+				fig := runLoad(b, design.bootstrap, n, c, delay)
+				b.ReportMetric(fig.p50.Seconds(), "p50-s")
+				b.ReportMetric(fig.p95.Seconds(), "p95-s")
+				b.ReportMetric(fig.total.Seconds(), "total-s")
+				b.ReportMetric(float64(len(fig.failures)), "failed")
+				b.ReportMetric(float64(fig.puts), "PUTs")
+				b.Logf("%s: %s", design.name, fig)
+			}
+		})
+	}
 }
 
 // buildAt builds the onboarding bootstrap as it was at commit (from this
 // repository's history) into a temporary directory.
-func buildAt(t *testing.T, commit string) (string, error) {
+func buildAt(t testing.TB, commit string) (string, error) {
 	root, err := localaws.ModuleRoot()
 	if err != nil {
 		return "", err
@@ -167,5 +192,3 @@ func buildAt(t *testing.T, commit string) (string, error) {
 	}
 	return out, nil
 }
-
-var _ = localdeploy.TableName

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ipguard/internal/devportal"
+	"ipguard/internal/localaws"
 	"ipguard/internal/localdeploy"
 )
 
@@ -44,6 +45,7 @@ func checkOnce(t *testing.T, ids []int64, got map[int64]int) {
 // pieces; every violation is alerted exactly once; the saved cursor never
 // claims a row that was not alerted.
 func TestAuditBacklogClearsOverSeveralRuns(t *testing.T) {
+	localaws.Exclusive(t, "heavy-tests") // its 3.2 s runs need the CPU: not alongside the onboarding load test
 	s := deploy(t, "AUDIT_LOOKBACK=6h", "AUDIT_DEADLINE_MARGIN=1500ms", "AUDIT_CONCURRENCY=2", "PORTAL_REQUESTS_PER_MINUTE=1500")
 	onboardAliceAndBob(t)
 	s.Portal.SetTieShuffle(true)

@@ -80,6 +80,7 @@ type Service struct {
 		sync.Mutex
 		okUntil time.Time
 	}
+	lastChecked string // the last user id the sync asked the portal about (under preflight's lock)
 }
 
 // Handle decodes an invocation payload and runs its action.
@@ -222,7 +223,11 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 				return Result{}, err
 			}
 		}
-		out, err := s.converge(ctx, myV, false)
+		var mine []string
+		if req.Action != ActionOffboard {
+			mine = DesiredState([]ipguard.User{stored}, s.Rules, now).Addrs
+		}
+		out, err := s.converge(ctx, myV, false, mine)
 		if err != nil {
 			return Result{}, err
 		}
@@ -384,8 +389,11 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 // converge returns once version myV is applied to the portal (by this
 // request, which then reconciles everything stored, or by another holder),
 // or as pending when the portal update failed or the lease stayed held.
-// force reconciles even when nothing is due (sync).
-func (s *Service) converge(ctx context.Context, myV int64, force bool) (outcome, error) {
+// force reconciles even when nothing is due (sync). mine are addresses the
+// change needs on the portal: another holder's applied version counts only
+// when its list holds them (a store whose counter is not atomic, as moto's,
+// could otherwise hand out a version another holder already read).
+func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []string) (outcome, error) {
 	wait := s.LeaseWait
 	if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl)/2 {
 		wait = time.Until(dl) / 2 // leave the other half for the work itself
@@ -395,7 +403,7 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool) (outcome,
 	for {
 		held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
 		if err == nil {
-			out, err := s.holdAndReconcile(ctx, held, myV, force)
+			out, err := s.holdAndReconcile(ctx, held, myV, force, mine)
 			if rerr := held.Release(ctx); rerr != nil {
 				s.log().Warn("release lease", "lease", LeaseName, "error", rerr)
 			}
@@ -414,7 +422,7 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool) (outcome,
 			if err != nil {
 				return outcome{}, err
 			}
-			if st.Applied >= myV {
+			if st.Applied >= myV && holds(st.LastSeen, mine) {
 				return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
 			}
 			if st.Pending != "" && st.PendingVersion >= myV {
@@ -436,7 +444,7 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool) (outcome,
 // holdAndReconcile reconciles under the lease, again while the stored
 // version moved on during the pass (so queued callers find their change
 // applied instead of taking the lease one by one), at most a few rounds.
-func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV int64, force bool) (outcome, error) {
+func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV int64, force bool, mine []string) (outcome, error) {
 	var total outcome
 	for round := 0; round < 4; round++ {
 		st, err := s.Store.PortalState(ctx)
@@ -446,7 +454,7 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		if round > 0 && st.Applied >= st.Version {
 			break
 		}
-		if round == 0 && !force && st.Applied >= myV && st.Pending == "" && st.Reconciled {
+		if round == 0 && !force && st.Applied >= myV && st.Pending == "" && st.Reconciled && holds(st.LastSeen, mine) {
 			return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
 		}
 		out, err := s.reconcile(ctx, st)
@@ -462,6 +470,22 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		}
 	}
 	return total, nil
+}
+
+// holds reports whether list has a non-admin entry for every address.
+func holds(list []ipguard.Restriction, addrs []string) bool {
+	have := make(map[string]bool, len(list))
+	for _, r := range list {
+		if !r.ForAdmin {
+			have[r.IP] = true
+		}
+	}
+	for _, a := range addrs {
+		if !have[a] {
+			return false
+		}
+	}
+	return true
 }
 
 func itoa(i int) string {

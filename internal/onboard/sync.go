@@ -2,6 +2,9 @@ package onboard
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -24,9 +27,11 @@ type LeftView struct {
 // what the schedule invokes with {"action": "sync"}.
 func (s *Service) Sync(ctx context.Context) (Result, error) {
 	res := newResult(ActionSync, "")
-	left, err := s.usersLeft(ctx)
+	left, checked, total, err := s.usersLeft(ctx)
 	if err != nil {
 		res.Warnings = append(res.Warnings, "could not check for users who left the portal: "+err.Error())
+	} else if checked < total {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("checked %d of %d stored users against the portal before the deadline; the next sync checks the others first", checked, total))
 	}
 	offboarded := false
 	for i, l := range left {
@@ -44,7 +49,7 @@ func (s *Service) Sync(ctx context.Context) (Result, error) {
 		}
 	}
 	res.UsersLeft = left
-	out, err := s.converge(ctx, 0, true)
+	out, err := s.converge(ctx, 0, true, nil)
 	if err != nil {
 		return Result{}, err
 	}
@@ -59,21 +64,43 @@ func (s *Service) Sync(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
-// usersLeft asks the directory about every stored user.
-func (s *Service) usersLeft(ctx context.Context) ([]LeftView, error) {
-	left := []LeftView{}
+// usersLeft asks the directory about the stored users, least recently
+// checked first as far as this process knows, until half the time left
+// before the deadline is spent (the reconcile needs the rest).
+func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, total int, err error) {
+	left = []LeftView{}
 	if s.Directory == nil {
-		return left, nil
+		return left, 0, 0, nil
 	}
 	users, err := s.Store.AllUsers(ctx)
 	if err != nil {
-		return left, err
+		return left, 0, 0, err
+	}
+	total = len(users)
+	slices.SortFunc(users, func(a, b ipguard.User) int { return strings.Compare(a.ID, b.ID) })
+	// Start after the last user this container checked, so a portal too
+	// large for one sync is covered over several.
+	s.preflight.Lock()
+	after := s.lastChecked
+	s.preflight.Unlock()
+	start := sort.Search(len(users), func(i int) bool { return users[i].ID > after })
+	users = append(users[start:], users[:start]...)
+	stopAt := time.Time{}
+	if dl, ok := ctx.Deadline(); ok {
+		stopAt = time.Now().Add(time.Until(dl) / 2)
 	}
 	for _, u := range users {
+		if !stopAt.IsZero() && time.Now().After(stopAt) {
+			break
+		}
 		p, found, err := s.Directory.Person(ctx, u.ID)
 		if err != nil {
-			return left, err
+			return left, checked, total, err
 		}
+		checked++
+		s.preflight.Lock()
+		s.lastChecked = u.ID
+		s.preflight.Unlock()
 		switch {
 		case !found:
 			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "deleted from the portal"})
@@ -81,7 +108,7 @@ func (s *Service) usersLeft(ctx context.Context) ([]LeftView, error) {
 			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "terminated on the portal"})
 		}
 	}
-	return left, nil
+	return left, checked, total, nil
 }
 
 // PreviewResult replays recent successful logins against the list the
@@ -168,6 +195,10 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 	var order [][2]string
 	const page = 100
 	for start := 0; ; start += page {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 5*time.Second {
+			p.Note += fmt.Sprintf("; stopped reading at the deadline after %d logins: invoke with fewer days for the rest", p.LoginsReplayed)
+			break
+		}
 		evs, err := s.Logins.LoginEvents(ctx, from, start, page)
 		if err != nil {
 			return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the login history: %w", err)
