@@ -138,3 +138,16 @@ func jsonText(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
 }
+
+// A pipeline that adds its own "source" (or "id") field to a direct request
+// is not taken for an EventBridge envelope: only the whole envelope is.
+func TestDirectRequestWithASourceFieldIsOnboardedAsIs(t *testing.T) {
+	s := deploy(t)
+	fn := startFunction(t, "onboard", s.FunctionEnv())
+	var res map[string]any
+	fn.invoke(t, map[string]any{"source": "hr-system", "id": janeID, "email": "jane.roe@example.com",
+		"allowedIps": []string{"203.0.113.10"}}).result(t, &res)
+	if _, ok, err := s.Store.GetUser(context.Background(), janeID); err != nil || !ok {
+		t.Fatalf("user not stored (%v): %v", err, res)
+	}
+}

@@ -4,11 +4,14 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 
 	"ipguard/internal/audit"
@@ -64,7 +67,7 @@ func onboardService(t *testing.T) handler[onboard.Result] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.MetricsOut = io.Discard
+	quiet(t, &d)
 	return d.OnboardHandler()
 }
 
@@ -74,6 +77,39 @@ func auditService(t *testing.T) handler[audit.Result] {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.MetricsOut = io.Discard
+	quiet(t, &d)
 	return d.AuditHandler()
+}
+
+// quiet sends the services' log lines to a buffer that is printed only when
+// the test fails, and drops the metrics lines: thousands of lines through
+// go test's stdout pipe would slow a loaded machine down.
+func quiet(t *testing.T, d *lambdafn.Deps) {
+	t.Helper()
+	var buf lockedBuffer
+	d.Log = lambdafn.NewLogger(&buf, slog.LevelDebug)
+	d.MetricsOut = io.Discard
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("service log:\n%s", buf.String())
+		}
+	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -78,7 +78,13 @@ func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 	}
 }
 
-// checkKey runs the key watch before an audit. An inactive, expired or
+// keyRefused reports whether err is the portal refusing the API key (401).
+func keyRefused(err error) bool {
+	var de *docspace.Error
+	return errors.As(err, &de) && de.Status == http.StatusUnauthorized
+}
+
+// checkKey runs the key watch after an audit. An inactive, expired or
 // refused key fails the run with a ConfigurationError naming the key; any
 // other trouble of the watch becomes a warning of the run (the alert is
 // tried again by the next run, as it was not recorded).

@@ -89,8 +89,10 @@ func replaceAttr(_ []string, a slog.Attr) slog.Attr {
 	case slog.KindDuration:
 		return slog.Float64(a.Key+"Ms", Milliseconds(a.Value.Duration()))
 	case slog.KindString:
-		if s := a.Value.String(); redact.Clean(s) != s {
-			return slog.String(a.Key, redact.Clean(s))
+		if s := a.Value.String(); len(s) >= redact.MinRun {
+			if c := redact.Clean(s); c != s {
+				return slog.String(a.Key, c)
+			}
 		}
 	case slog.KindAny:
 		if err, ok := a.Value.Any().(error); ok {

@@ -76,9 +76,10 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 }
 
 // AuditHandler runs the audit: a scheduled event (its time ends the window),
-// an EventBridge Scheduler Input, or a backfill. Before the audit it checks
+// an EventBridge Scheduler Input, or a backfill. After the audit it checks
 // the API key (package keywatch: expiry alerts; an inactive or expired key
-// fails the run with a ConfigurationError naming it). Each invocation writes
+// fails the invocation with a ConfigurationError naming it, also when the
+// portal refused the key during the audit). Each invocation writes
 // one EMF metrics line (see AuditMetrics), whose lag is measured from the
 // checkpoint after the run, and records its outcome for the status operation.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
@@ -100,16 +101,21 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		if err != nil {
 			return audit.Result{}, err
 		}
-		keyWarnings, err := checkKey(ctx, keys)
-		if err != nil {
-			return audit.Result{}, err
-		}
+		// The audit goes first, with all the time there is; the key check
+		// (one GET) follows, or, when the portal refused the key, names it.
 		res, err = svc.Handle(ctx, detail, at)
-		if err == nil {
-			res.Warnings = append(res.Warnings, keyWarnings...)
-			res.WarningCount += len(keyWarnings)
+		if err != nil {
+			if keyRefused(err) {
+				if _, kerr := checkKey(ctx, keys); kerr != nil {
+					return res, kerr
+				}
+			}
+			return res, err
 		}
-		return res, err
+		keyWarnings, kerr := checkKey(ctx, keys)
+		res.Warnings = append(res.Warnings, keyWarnings...)
+		res.WarningCount += len(keyWarnings)
+		return res, kerr
 	}
 }
 
