@@ -47,33 +47,6 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, 
 	return true, nil
 }
 
-// RenewLease extends owner's lease name to until. It reports false, with a
-// nil error, when owner no longer holds it (it expired and someone else took
-// it, or it is gone). A resent renewal whose first attempt was applied finds
-// its own record and reports true.
-func (s *Store) RenewLease(ctx context.Context, name, owner string, until time.Time) (bool, error) {
-	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item: map[string]types.AttributeValue{
-			"pk":         str(leasePrefix + name),
-			"owner":      str(owner),
-			"leaseUntil": num(until.UnixMilli()),
-			"expiresAt":  num(until.Add(leaseCleanup).Unix()),
-		},
-		ConditionExpression:       aws.String("#owner = :owner"),
-		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(owner)},
-	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.fail("renew lease "+name, err)
-	}
-	return true, nil
-}
-
 // ReleaseLease ends owner's lease name. If owner no longer holds it (it
 // expired and someone else took it, or it is gone) nothing changes and the
 // error is nil; so a resent release whose first attempt was applied (the

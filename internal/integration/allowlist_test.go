@@ -243,3 +243,23 @@ func TestPreviewReplaysThePortalHistory(t *testing.T) {
 		t.Error("preview wrote to the portal")
 	}
 }
+
+// TestHandEditDuringTheUpdateIsReported pins issue 11.6 against the dev
+// portal: an admin saves the allowlist while our PUT is on its way (after our
+// GET). The PUT overwrites that save, which the list cannot show; the portal's
+// audit trail can, and the result names who saved meanwhile.
+func TestHandEditDuringTheUpdateIsReported(t *testing.T) {
+	s := deploy(t)
+	svc := onboardService(t)
+	s.Portal.InjectFault(devportal.Fault{Method: "PUT", Path: "/settings/iprestrictions", Times: 1, Delay: 600 * time.Millisecond})
+	go func() {
+		time.Sleep(300 * time.Millisecond) // our GET is done, our PUT is held
+		s.Portal.SetRestrictions([]ipguard.Restriction{{IP: "198.51.100.200"}}, true)
+		s.Portal.AddAuditEvents(devportal.AuditEvent{Date: time.Now(), UserID: devportal.OwnerID, User: "Hasty Admin", ActionID: 6094, IP: "192.0.2.77"})
+	}()
+	res := mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	w := strings.Join(res.Warnings, " ")
+	if !strings.Contains(w, "Hasty Admin") || !strings.Contains(w, "192.0.2.77") {
+		t.Errorf("warnings = %v; want the save made during the update named", res.Warnings)
+	}
+}

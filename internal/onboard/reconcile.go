@@ -37,6 +37,7 @@ type outcome struct {
 	put          bool      // this request sent at least one PUT
 	puts         int       // how many PUTs this reconcile sent
 	windowStart  time.Time // when the GET→PUT window of the last PUT began
+	prevSave     time.Time // when the reconcile before it ended (its own saves are no later)
 	added        []string
 	removed      []string
 	expired      []ExpiredView
@@ -50,7 +51,7 @@ func (o *outcome) merge(n outcome) {
 	o.portal, o.reason, o.by, o.enabled, o.err = n.portal, n.reason, n.by, n.enabled, n.err
 	o.put = o.put || n.put
 	if n.put {
-		o.puts, o.windowStart = n.puts, n.windowStart
+		o.puts, o.windowStart, o.prevSave = n.puts, n.windowStart, n.prevSave
 	}
 	o.added = append(o.added, n.added...)
 	o.removed = append(o.removed, n.removed...)
@@ -119,7 +120,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 		}
 		out.put = true
 		out.added, out.removed = final.Added, final.Removed
-		out.windowStart = windowStart
+		out.windowStart, out.prevSave = windowStart, st.LastReconcile
 	}
 	out.enabled = final.Enable
 	out.missingOwned = plan.MissingOwned
@@ -206,10 +207,16 @@ func (s *Service) write(ctx context.Context, current []ipguard.Restriction, enab
 // since the window started: more than this reconcile's own PUTs means
 // someone saved the allowlist meanwhile, and a save between our GET and our
 // PUT was overwritten by it (the list cannot show that; only the trail
-// can). The result names who, when and from where.
-func (s *Service) checkForeignSaves(ctx context.Context, since time.Time, out *outcome) {
+// can). The result names who, when and from where. The trail has second
+// precision: when the previous reconcile's own save fell in the window's
+// first second, counting starts at the next second.
+func (s *Service) checkForeignSaves(ctx context.Context, windowStart, prevSave time.Time, out *outcome) {
 	if s.Trail == nil {
 		return
+	}
+	since := windowStart.UTC().Truncate(time.Second)
+	if !prevSave.IsZero() && !prevSave.UTC().Truncate(time.Second).Before(since) {
+		since = since.Add(time.Second)
 	}
 	changes, err := s.Trail.AllowlistChanges(ctx, since)
 	if err != nil || len(changes) <= out.puts {

@@ -39,6 +39,9 @@ const (
 	MaxNoteLength   = 256
 	MaxTimeLength   = 64
 	MaxActionLength = 32
+	// MaxListLength bounds allowedIps before its entries are read (the
+	// configured limit, 100 by default, is checked after).
+	MaxListLength = 1000
 	// MaxPreviewDays bounds "days" of a preview: the portal keeps logins at most 180 days.
 	MaxPreviewDays = 180
 )
@@ -164,6 +167,9 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
 		return Request{}, ipguard.Invalid("allowedIps", clip(string(raw)), "must be a list of strings or {\"ip\", \"expiresAt\", \"note\"} objects")
+	}
+	if len(items) > MaxListLength {
+		return Request{}, ipguard.Invalid("allowedIps", "", "has %d entries; at most %d are allowed", len(items), MaxListLength)
 	}
 	for i, item := range items {
 		e, err := decodeEntry(item, fmt.Sprintf("allowedIps[%d]", i))

@@ -107,12 +107,6 @@ func (s *Service) Do(ctx context.Context, req Request) (Result, error) {
 	return Result{}, ipguard.Invalid("action", req.Action, "is not an action")
 }
 
-// Onboard replaces a user's entries (the seed's request shape).
-func (s *Service) Onboard(ctx context.Context, req Request) (Result, error) {
-	req.Action = ActionReplace
-	return s.change(ctx, req)
-}
-
 // parseEntries validates the request's entries: canonical, no duplicates,
 // expiry in the future.
 func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[string]ipguard.EntryDetail, error) {
@@ -410,7 +404,7 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 			if err == nil && out.put {
 				// After the release: the audit trail read is not on the
 				// critical path of the next holder.
-				s.checkForeignSaves(ctx, out.windowStart, &out)
+				s.checkForeignSaves(ctx, out.windowStart, out.prevSave, &out)
 			}
 			return out, err
 		}
