@@ -410,9 +410,10 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 		}
 		return nil
 	})
-	r.res.PagesFetched += wk.requests
-	r.res.PagesReread += wk.rereads
-	r.res.EventsFetched += wk.rows
+	requests, rereads, rows := wk.counts()
+	r.res.PagesFetched += requests
+	r.res.PagesReread += rereads
+	r.res.EventsFetched += rows
 	switch {
 	case errors.Is(err, errOutOfTime):
 		// What was read but not yet evaluated is finished inside the

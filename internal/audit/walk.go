@@ -98,6 +98,14 @@ func (w *walker) start(ctx context.Context, s int) *fetch {
 	return f
 }
 
+// counts returns the requests made, the pages read again and the rows
+// received so far (requests ahead of need may still be arriving).
+func (w *walker) counts() (requests, rereads, rows int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.requests, w.rereads, w.rows
+}
+
 // prefetch asks for the pages at starts ahead of need, up to conc in flight.
 func (w *walker) prefetch(ctx context.Context, starts ...int) {
 	for _, s := range starts {
