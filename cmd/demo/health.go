@@ -17,8 +17,8 @@ import (
 
 // stepKeyExpiring makes the portal's API key expire in six days and shows
 // the alert the operator receives, once.
-func (d *demo) stepKeyExpiring(ctx context.Context) error {
-	step(d.out, 6, "The DocSpace API key expires in six days")
+func (d *demo) stepKeyExpiring(ctx context.Context, n int) error {
+	step(d.out, n, "The DocSpace API key expires in six days")
 	k, ok := d.stack.Portal.Key(d.stack.APIKey)
 	if !ok {
 		return fmt.Errorf("the dev portal does not know the demo's key")
@@ -59,8 +59,8 @@ func (d *demo) stepKeyExpiring(ctx context.Context) error {
 
 // stepStatus asks the audit function for its status and shows the last
 // metrics line it wrote.
-func (d *demo) stepStatus(ctx context.Context) error {
-	step(d.out, 7, `What an operator asks: {"action": "status"}, and what CloudWatch gets`)
+func (d *demo) stepStatus(ctx context.Context, n int) error {
+	step(d.out, n, `What an operator asks: {"action": "status"}, and what CloudWatch gets`)
 	fmt.Fprintln(d.out, `aws lambda invoke --function-name "$AUDIT_FUNCTION" --payload '{"action": "status"}' status.json`)
 	var st status.Report
 	if err := invoke(ctx, d.audit, map[string]any{"action": "status"}, &st); err != nil {
