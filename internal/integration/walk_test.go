@@ -202,3 +202,54 @@ func TestAuditLostPublishAnswerIsOneDuplicate(t *testing.T) {
 		t.Fatalf("delivered %d times in all, want 2 (the lost answer's message and one resend)", got[ids[0]])
 	}
 }
+
+// 30,000 failed logins from one address and one real violation, against
+// moto and the dev portal: the run succeeds, the violation is alerted, the
+// burst alert fits SNS and is remembered in one item, and the next run
+// sends nothing twice.
+func TestAuditHugeBurstAndAViolation(t *testing.T) {
+	s := deploy(t, "AUDIT_LOOKBACK=1h", "PORTAL_REQUESTS_PER_MINUTE=1500")
+	onboardAliceAndBob(t)
+	evs := make([]devportal.LoginEvent, 30_000)
+	for i := range evs {
+		evs[i] = login(guest, 1013, "198.18.0.66", time.Duration(60+i%1800)*time.Second)
+		evs[i].Login = "alice@example.com"
+	}
+	s.Portal.AddLoginEvents(evs...)
+	violation := s.Portal.AddLoginEvents(login(alice, 1010, "192.0.2.99", 20*time.Minute))[0]
+	svc := auditService(t)
+	res, err := svc.Handle(context.Background(), scheduled(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.EventsScanned != 30_001 || res.Counts["failed_login_burst"] == 0 || res.Counts["password_guess_succeeded"]+res.Counts["ip_not_allowed"] != 1 {
+		t.Fatalf("result %+v", res)
+	}
+	got := map[int64]int{}
+	total := 0
+	for _, e := range alerted(t, s) {
+		if id, ok := e["eventId"].(float64); ok {
+			got[int64(id)]++
+		}
+		if n, ok := e["count"].(float64); ok {
+			total += int(n)
+			if ids, _ := e["eventIds"].([]any); len(ids) > 50 || e["capped"] != true {
+				t.Errorf("burst lists %d ids, capped %v", len(ids), e["capped"])
+			}
+		}
+	}
+	if got[violation] != 1 || total != 30_000 {
+		t.Fatalf("violation alerted %d times, bursts cover %d failed logins", got[violation], total)
+	}
+	for _, p := range s.Published() {
+		if n := len(p.Default) + len(p.Email) + len(p.SMS); n > 256*1024 {
+			t.Errorf("a message of about %d bytes", n)
+		}
+	}
+	if _, err := svc.Handle(context.Background(), scheduled(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if again := alerted(t, s); len(again) != 0 {
+		t.Errorf("the next run alerted %d findings again", len(again))
+	}
+}
