@@ -197,7 +197,7 @@ func TestHandleEventDetailTypes(t *testing.T) {
 		wantAction         string
 		wantErr            bool
 	}{
-		{"UserOnboarded", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"]}`, "replace (no action)", false},
+		{"UserOnboarded", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"]}`, "replace", false},
 		{"UserOffboarded", `{"id":"u1"}`, "offboard", false},
 		{"UserOffboarded", `{"id":"u1","allowedIps":["203.0.113.1"]}`, "", true},
 		{"UserOffboarded", `{"action":"add","id":"u1","allowedIps":["203.0.113.1"]}`, "", true},

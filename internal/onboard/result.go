@@ -62,7 +62,10 @@ type ExpiredView struct {
 }
 
 func newResult(action, id string) Result {
-	return Result{Action: actionName(action), UserID: id, Entries: []string{}, Added: []string{}, Removed: []string{},
+	if action == ActionReplace {
+		action = "replace"
+	}
+	return Result{Action: action, UserID: id, Entries: []string{}, Added: []string{}, Removed: []string{},
 		PortalAdded: []string{}, PortalRemoved: []string{}, NotPushed: []NotPushed{}, Warnings: []string{}}
 }
 
