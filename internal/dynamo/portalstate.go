@@ -77,14 +77,14 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		Key:       key(portalStatePK),
 		UpdateExpression: aws.String("SET applied = :a, owned = :owned, lastSeen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingVersion = :pv, " +
-			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout"),
+			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff"),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":a": num(st.Applied), ":owned": &types.AttributeValueMemberL{Value: owned},
 			":seen": &types.AttributeValueMemberL{Value: seen}, ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(st.Pending), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
-			":lockout": str(st.LockoutNotice),
+			":lockout": str(st.LockoutNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
 		},
 	}
 	_, err := s.api.UpdateItem(ctx, in)
@@ -130,6 +130,9 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	}
 	if b, ok := item["reconciled"].(*types.AttributeValueMemberBOOL); ok {
 		st.Reconciled = b.Value
+	}
+	if b, ok := item["handOff"].(*types.AttributeValueMemberBOOL); ok {
+		st.HandOff = b.Value
 	}
 	if lr, _, err := getS(item, "lastReconcile"); err != nil {
 		return st, err

@@ -100,6 +100,10 @@ type PortalState struct {
 	LastReconcile  time.Time
 	DriftEpisode   string // fingerprint of the drift last alerted; "" when none
 	LockoutNotice  string // the lock-out preflight refusal last alerted; "" when none
+	// HandOff: restrictions were switched off outside the tool while it
+	// enforced them, and left off (PORTAL_DRIFT_REPAIR=false); later
+	// reconciles leave them off until they are on again.
+	HandOff bool
 }
 
 // Restriction is one entry of the portal's IP allowlist as the portal stores

@@ -160,7 +160,9 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 	if err != nil {
 		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the portal restriction setting: %w", err)
 	}
-	plan, err := PlanReconcile(current, enabled, st.Owned, DesiredState(users, s.Rules, now), s.Rules, s.enableRule(ctx))
+	en := s.enableRule(ctx)
+	en.KeepOff = st.HandOff && !enabled && !s.Rules.DriftRepair
+	plan, err := PlanReconcile(current, enabled, st.Owned, DesiredState(users, s.Rules, now), s.Rules, en)
 	if err != nil {
 		return Result{}, err
 	}
