@@ -157,6 +157,9 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 			return Request{}, ipguard.Invalid("days", clip(string(raw)), "must be a whole number of days from 1 to %d", MaxPreviewDays)
 		}
 	}
+	if r.Action == ActionPreview && r.Days == 0 {
+		return Request{}, ipguard.Invalid("days", "", "is required: how many days of logins to replay, from 1 to %d", MaxPreviewDays)
+	}
 	if !allowed["allowedIps"] {
 		return r, nil
 	}

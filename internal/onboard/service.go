@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -162,15 +163,17 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	var stored ipguard.User
+	var notFound []string
 	for attempt := 0; ; attempt++ {
 		old, found, err := s.Store.GetUser(ctx, id)
 		if err != nil {
 			return Result{}, err
 		}
-		next, del, err := mutate(req.Action, old, found, id, email, entries, details, now)
+		next, missing, err := mutate(req.Action, old, found, id, email, entries, details, now)
 		if err != nil {
 			return Result{}, err
 		}
+		notFound = missing
 		if req.Action == ActionOffboard {
 			if found {
 				res.Removed = old.Entries
@@ -184,7 +187,6 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 			}
 			break
 		}
-		_ = del
 		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
 		if found && sameUser(old, next) {
 			stored = old
@@ -206,20 +208,25 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 			return Result{}, ipguard.Errorf(ipguard.EConflict, "%s %s: the user's record kept changing under this request; send it again", actionName(req.Action), id)
 		}
 	}
+	if len(notFound) > 0 {
+		res.Warnings = append(res.Warnings, "not among the user's entries, so nothing to remove (already removed?): "+strings.Join(notFound, ", "))
+	}
+	var mine []string
 	if req.Action != ActionOffboard {
 		res.Email, res.Entries = stored.Email, stored.ActiveEntries(now)
+		mine = DesiredState([]ipguard.User{stored}, s.Rules, now).Addrs
 	}
 
+	// An unchanged record whose addresses the last reconcile did not leave
+	// on the portal (the write that stored it ended before its version
+	// bump, e.g. a throttled counter or a killed invocation) is reconciled
+	// as well: a retry must not answer "applied" for it.
 	myV := st.Version
-	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled {
+	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || !holds(st.LastSeen, mine) {
 		if res.Stored {
 			if myV, err = s.Store.BumpVersion(ctx); err != nil {
 				return Result{}, err
 			}
-		}
-		var mine []string
-		if req.Action != ActionOffboard {
-			mine = DesiredState([]ipguard.User{stored}, s.Rules, now).Addrs
 		}
 		out, err := s.converge(ctx, myV, false, mine)
 		if err != nil {
@@ -255,20 +262,22 @@ func failure(o outcome, what string) error {
 	return ipguard.Errorf(code, "%s: stored in DynamoDB, but the portal update is pending: %w", what, o.err)
 }
 
-// mutate computes the user's next record for a change action.
-func mutate(action string, old ipguard.User, found bool, id, email string, entries []string, details map[string]ipguard.EntryDetail, now time.Time) (ipguard.User, bool, error) {
-	next := ipguard.User{ID: id, Email: old.Email, CreatedAt: now, UpdatedAt: now, Expired: old.Expired}
+// mutate computes the user's next record for a change action. For a
+// remove, notFound are the entries the user does not have (already removed:
+// a resent remove changes nothing and is no error).
+func mutate(action string, old ipguard.User, found bool, id, email string, entries []string, details map[string]ipguard.EntryDetail, now time.Time) (next ipguard.User, notFound []string, err error) {
+	next = ipguard.User{ID: id, Email: old.Email, CreatedAt: now, UpdatedAt: now, Expired: old.Expired}
 	if found && !old.CreatedAt.IsZero() {
 		next.CreatedAt = old.CreatedAt
 	}
 	switch action {
 	case ActionOffboard:
-		return next, true, nil
+		return next, nil, nil
 	case ActionReplace:
 		next.Email, next.Entries, next.Details = email, entries, details
 	case ActionAdd:
 		if !found && email == "" {
-			return ipguard.User{}, false, ipguard.Invalid("email", "", "is required to add entries to a user that is not stored yet")
+			return ipguard.User{}, nil, ipguard.Invalid("email", "", "is required to add entries to a user that is not stored yet")
 		}
 		if email != "" {
 			next.Email = email
@@ -288,11 +297,11 @@ func mutate(action string, old ipguard.User, found bool, id, email string, entri
 			}
 		}
 		if len(next.Entries) > 100 {
-			return ipguard.User{}, false, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most 100 are allowed", len(next.Entries))
+			return ipguard.User{}, nil, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most 100 are allowed", len(next.Entries))
 		}
 	case ActionRemove:
 		if !found {
-			return ipguard.User{}, false, ipguard.Invalid("id", id, "is not a stored user; nothing to remove")
+			return ipguard.User{}, nil, ipguard.Invalid("id", id, "is not a stored user; nothing to remove")
 		}
 		next.Details = map[string]ipguard.EntryDetail{}
 		for _, e := range old.Entries {
@@ -306,14 +315,14 @@ func mutate(action string, old ipguard.User, found bool, id, email string, entri
 		}
 		for _, e := range entries {
 			if !slices.Contains(old.Entries, e) {
-				return ipguard.User{}, false, ipguard.Invalid("allowedIps", e, "is not one of the user's entries (%d stored)", len(old.Entries))
+				notFound = append(notFound, e)
 			}
 		}
 	}
 	if next.Entries == nil {
 		next.Entries = []string{}
 	}
-	return next, false, nil
+	return next, notFound, nil
 }
 
 // sameUser: a write would change nothing the tool uses.
