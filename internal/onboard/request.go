@@ -175,9 +175,16 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 		return Request{}, ipguard.Invalid("allowedIps", "", "has %d entries; at most %d are allowed", len(items), MaxListLength)
 	}
 	for i, item := range items {
-		e, err := decodeEntry(item, fmt.Sprintf("allowedIps[%d]", i))
+		field := fmt.Sprintf("allowedIps[%d]", i)
+		e, err := decodeEntry(item, field)
 		if err != nil {
 			return Request{}, err
+		}
+		if r.Action == ActionRemove && !e.ExpiresAt.IsZero() {
+			return Request{}, ipguard.Invalid(field+".expiresAt", e.ExpiresAt.Format(time.RFC3339), "makes no sense for action remove (name the entry only)")
+		}
+		if r.Action == ActionRemove && e.Note != "" {
+			return Request{}, ipguard.Invalid(field+".note", e.Note, "makes no sense for action remove (name the entry only)")
 		}
 		r.AllowedIPs = append(r.AllowedIPs, e)
 	}
@@ -222,8 +229,8 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 		return EntryInput{}, prefixField(err, field+".")
 	}
 	for _, r := range e.Note {
-		if unicode.IsControl(r) && r != ' ' {
-			return EntryInput{}, ipguard.Invalid(field+".note", e.Note, "must not contain control characters")
+		if unicode.IsControl(r) || invisible(r) {
+			return EntryInput{}, ipguard.Invalid(field+".note", e.Note, "must not contain control or invisible characters (%U)", r)
 		}
 	}
 	exp, err := optionalString(obj, "expiresAt", MaxTimeLength)

@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -100,5 +101,42 @@ func TestPreviewNeedsDays(t *testing.T) {
 		if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(fmt.Sprint(err), "days") {
 			t.Errorf("%s: err = %v; want InvalidInput naming days", payload, err)
 		}
+	}
+}
+
+// TestEntryInputsThatContradictOrHideAreRejected: the same address twice
+// (in any spelling) with different expiry or note cannot say which one is
+// meant (a permanent office address would silently become time-bound); a
+// note with invisible characters shows differently from what it is; an
+// expiry or a note on a remove means nothing. Each is InvalidInput naming
+// the field, and nothing is written.
+func TestEntryInputsThatContradictOrHideAreRejected(t *testing.T) {
+	cases := []struct{ payload, field string }{
+		{`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10",{"ip":"203.0.113.10","expiresAt":"2030-01-01T00:00:00Z"}]}`, "allowedIps[1]"},
+		{`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"2001:db8::1","note":"a"},{"ip":"2001:DB8::1","note":"b"}]}`, "allowedIps[1]"},
+		{`{"action":"add","id":"u1","allowedIps":[{"ip":"10.0.0.7/32","expiresAt":"2030-01-01T00:00:00Z"},{"ip":"10.0.0.7","expiresAt":"2031-01-01T00:00:00Z"}]}`, "allowedIps[1]"},
+		{`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.10","note":"\u202eliam"}]}`, "allowedIps[0].note"},
+		{`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.10","note":"a\u200bb"}]}`, "allowedIps[0].note"},
+		{`{"action":"remove","id":"u1","allowedIps":[{"ip":"203.0.113.10","expiresAt":"2030-01-01T00:00:00Z"}]}`, "allowedIps[0].expiresAt"},
+		{`{"action":"remove","id":"u1","allowedIps":[{"ip":"203.0.113.10","note":"x"}]}`, "allowedIps[0].note"},
+	}
+	for _, c := range cases {
+		e := newEnv()
+		e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+		writes, puts := e.st.writes, e.p.puts
+		_, err := e.s.Handle(context.Background(), []byte(c.payload))
+		var ie *ipguard.Error
+		if !errors.As(err, &ie) || ie.Code != ipguard.EInvalid || ie.Field != c.field {
+			t.Errorf("%s: err = %v; want InvalidInput naming %s", c.payload, err, c.field)
+		}
+		if e.st.writes != writes || e.p.puts != puts {
+			t.Errorf("%s: a rejected request wrote", c.payload)
+		}
+	}
+	// The same address twice with the same details is merged, as before.
+	e := newEnv()
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"2001:db8::1","note":"x"},{"ip":"2001:DB8::1","note":"x"},"203.0.113.10","203.0.113.10/32"]}`)
+	if strings.Join(res.Entries, ",") != "2001:db8::1,203.0.113.10" {
+		t.Errorf("entries = %q", res.Entries)
 	}
 }

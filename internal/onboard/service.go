@@ -120,15 +120,26 @@ func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[st
 		return nil, nil, err
 	}
 	details := map[string]ipguard.EntryDetail{}
+	first := map[string]int{} // canonical entry → index of its first spelling
 	for i, e := range in {
 		if !e.ExpiresAt.IsZero() && !e.ExpiresAt.After(now) {
 			return nil, nil, ipguard.Invalid("allowedIps["+itoa(i)+"].expiresAt", e.ExpiresAt.Format(time.RFC3339), "is in the past")
 		}
-		if e.ExpiresAt.IsZero() && e.Note == "" {
+		one, _ := allowlist.ParseList("allowedIps", []string{e.IP}, s.Rules.Limits)
+		key := one[0].String()
+		d := ipguard.EntryDetail{ExpiresAt: e.ExpiresAt, Note: e.Note}
+		// The same entry twice (in any spelling) is merged only when both
+		// say the same: otherwise which expiry or note is meant is a guess.
+		if j, dup := first[key]; dup {
+			if d != details[key] {
+				return nil, nil, ipguard.Invalid("allowedIps["+itoa(i)+"]", e.IP, "is the same entry as allowedIps[%d] (%s) with a different expiresAt or note; send it once", j, key)
+			}
 			continue
 		}
-		one, _ := allowlist.ParseList("allowedIps", []string{e.IP}, s.Rules.Limits)
-		details[one[0].String()] = ipguard.EntryDetail{ExpiresAt: e.ExpiresAt, Note: e.Note}
+		first[key] = i
+		if d != (ipguard.EntryDetail{}) {
+			details[key] = d
+		}
 	}
 	return allowlist.Strings(entries), details, nil
 }
