@@ -162,10 +162,14 @@ func (m *memLease) ReleaseLease(_ context.Context, _, owner string) error {
 type fakeDirectory struct {
 	creator string
 	people  map[string]Person
+	errs    map[string]error // Person(id) fails with errs[id]
 }
 
 func (d *fakeDirectory) KeyCreator(context.Context) (string, error) { return d.creator, nil }
 func (d *fakeDirectory) Person(_ context.Context, id string) (Person, bool, error) {
+	if err := d.errs[id]; err != nil {
+		return Person{}, false, err
+	}
 	p, ok := d.people[id]
 	return p, ok, nil
 }

@@ -272,6 +272,11 @@ func canonicalID(id string) (string, error) {
 			return "", ipguard.Invalid("id", id, "must not contain white space, control or invisible characters (%U)", r)
 		}
 	}
+	// The id names the user in the portal's people/{id}: a "/", "?" or "#"
+	// would make that path another route, so no portal user id has one.
+	if strings.ContainsAny(id, "/?#") {
+		return "", ipguard.Invalid("id", id, "must not contain \"/\", \"?\" or \"#\": it is the DocSpace user id (a GUID)")
+	}
 	return ipguard.CanonicalUserID(id), nil
 }
 

@@ -140,3 +140,37 @@ func TestEntryInputsThatContradictOrHideAreRejected(t *testing.T) {
 		t.Errorf("entries = %q", res.Entries)
 	}
 }
+
+// TestOneUnaskableUserDoesNotStopTheUsersLeftCheck: a stored id the portal
+// cannot be asked about (people/filter answers a list; the client refuses
+// an id with "/") made every sync stop checking at that user, so the users
+// after it were never reported as gone. Such an id is refused at input, and
+// a stored one is skipped with a warning naming it.
+func TestOneUnaskableUserDoesNotStopTheUsersLeftCheck(t *testing.T) {
+	e := newEnv()
+	for _, id := range []string{"a/b", "x?y", "c#d"} {
+		_, err := e.s.Handle(context.Background(), []byte(`{"id":"`+id+`","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+		var ie *ipguard.Error
+		if !errors.As(err, &ie) || ie.Code != ipguard.EInvalid || ie.Field != "id" {
+			t.Errorf("id %q: err = %v; want InvalidInput naming id", id, err)
+		}
+	}
+	e.do(t, `{"id":"filter","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`)
+	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {IsOwner: true}},
+		errs: map[string]error{"filter": ipguard.Errorf(ipguard.EInternal, "docspace: get user: no user in the response")}}
+	res := e.do(t, `{"action":"sync"}`)
+	if len(res.UsersLeft) != 1 || res.UsersLeft[0].UserID != "u2" {
+		t.Errorf("usersLeft = %+v; want u2", res.UsersLeft)
+	}
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "filter") {
+		t.Errorf("warnings = %q; want one naming the user that could not be checked", res.Warnings)
+	}
+	// An outage still stops the check (the next sync goes on).
+	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {IsOwner: true}},
+		errs: map[string]error{"filter": ipguard.Errorf(ipguard.EUnavailable, "docspace: HTTP 503"), "u2": ipguard.Errorf(ipguard.EUnavailable, "docspace: HTTP 503")}}
+	res = e.do(t, `{"action":"sync"}`)
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "503") {
+		t.Errorf("warnings = %q; want the outage", res.Warnings)
+	}
+}
