@@ -174,3 +174,33 @@ func TestOneUnaskableUserDoesNotStopTheUsersLeftCheck(t *testing.T) {
 		t.Errorf("warnings = %q; want the outage", res.Warnings)
 	}
 }
+
+// TestStoredButPendingIsNeverInvalidInput: InvalidInput promises that
+// nothing was written and the request is to be fixed. A change that was
+// stored but could not reach the portal because of the portal's own state
+// (entries added by hand push the list past PORTAL_MAX_ENTRIES), or a sync
+// (which has no input), must say something else.
+func TestStoredButPendingIsNeverInvalidInput(t *testing.T) {
+	e := newEnv()
+	e.s.Rules.MaxEntries = 4
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.set(append(e.p.list, restr("198.51.100.1,198.51.100.2")...), true) // by hand: 4 entries
+	_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`))
+	if err == nil || ipguard.ErrorCode(err) == ipguard.EInvalid || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
+		t.Errorf("change past the cap: err = %v; want an error naming PORTAL_MAX_ENTRIES that is not InvalidInput (the change is stored)", err)
+	}
+	if _, ok := e.st.users["u2"]; !ok {
+		t.Fatal("u2 not stored; the test assumes the cheap cap check let it through")
+	}
+	_, err = e.s.Handle(context.Background(), []byte(`{"action":"sync"}`))
+	if err == nil || ipguard.ErrorCode(err) == ipguard.EInvalid {
+		t.Errorf("sync past the cap: err = %v; want an error that is not InvalidInput", err)
+	}
+	// The portal refusing our list (400) is not the caller's input either.
+	e = newEnv()
+	e.p.putErr = &ipguard.Error{Code: ipguard.EInvalid, Message: "docspace: put ip restrictions: HTTP 400: IpRestrictions"}
+	_, err = e.s.Handle(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+	if err == nil || ipguard.ErrorCode(err) == ipguard.EInvalid || !strings.Contains(err.Error(), "stored in DynamoDB") {
+		t.Errorf("portal 400: err = %v; want a stored-but-pending error that is not InvalidInput", err)
+	}
+}

@@ -270,6 +270,11 @@ func failure(o outcome, what string) error {
 	if code == ipguard.EUnavailable {
 		return nil
 	}
+	if code == ipguard.EInvalid {
+		// The request was checked before it was stored: a portal that
+		// refuses the list (400) is not the caller's input to fix.
+		code = ipguard.EInternal
+	}
 	return ipguard.Errorf(code, "%s: stored in DynamoDB, but the portal update is pending: %w", what, o.err)
 }
 
