@@ -204,3 +204,27 @@ func TestStoredButPendingIsNeverInvalidInput(t *testing.T) {
 		t.Errorf("portal 400: err = %v; want a stored-but-pending error that is not InvalidInput", err)
 	}
 }
+
+// TestLostWriteAnswerStillReachesThePortal: DynamoDB applied the user's
+// conditional write but the answer was lost; the SDK's resend fails the
+// condition against that very write. The request re-reads, finds the record
+// as it wants it, and must still bump the version and reconcile: otherwise a
+// removed address stays on the portal and the result says nothing was
+// removed.
+func TestLostWriteAnswerStillReachesThePortal(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+	e.st.loseAnswers = 1
+	res := e.do(t, `{"action":"remove","id":"u1","allowedIps":["203.0.113.10"]}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.11" {
+		t.Errorf("portal = %s; want 203.0.113.10 gone", got)
+	}
+	if !res.Stored || strings.Join(res.Removed, ",") != "203.0.113.10" || len(res.Warnings) != 0 {
+		t.Errorf("result = %+v; want stored, removed [203.0.113.10], no warning", res)
+	}
+	e.st.loseAnswers = 1
+	res = e.do(t, `{"action":"add","id":"u1","allowedIps":["203.0.113.12"]}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.11,203.0.113.12" || strings.Join(res.Added, ",") != "203.0.113.12" {
+		t.Errorf("portal = %s, result %+v", got, res)
+	}
+}

@@ -184,7 +184,6 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		notFound = missing
 		if req.Action == ActionOffboard {
 			if found {
 				res.Removed = old.Entries
@@ -198,6 +197,16 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 			}
 			break
 		}
+		if found && sameUser(old, next) && attempt > 0 {
+			// Our conditional write failed, yet the record is now what this
+			// request wants: most likely that write was applied and its
+			// answer lost (the SDK's resend then failed the condition). It
+			// counts as ours, with the diff of the attempt that wrote, so
+			// the version is bumped and the portal follows.
+			stored, res.Stored = old, true
+			break
+		}
+		notFound = missing
 		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
 		if found && sameUser(old, next) {
 			stored = old
