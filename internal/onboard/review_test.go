@@ -228,3 +228,16 @@ func TestLostWriteAnswerStillReachesThePortal(t *testing.T) {
 		t.Errorf("portal = %s, result %+v", got, res)
 	}
 }
+
+// TestPreviewSaysWhetherRestrictionsAreOn: the result's restrictionsEnabled
+// is the portal's setting for every action; preview left it false while
+// restrictions were on.
+func TestPreviewSaysWhetherRestrictionsAreOn(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.s.Logins = &fakeLogins{}
+	res := e.do(t, `{"action":"preview","days":7}`)
+	if !e.p.enabled || !res.RestrictionsEnabled {
+		t.Errorf("portal enabled %v, preview result restrictionsEnabled %v", e.p.enabled, res.RestrictionsEnabled)
+	}
+}

@@ -250,6 +250,7 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 		p.Refused = append(p.Refused, *refused[k])
 	}
 	res.Preview = p
+	res.RestrictionsEnabled = enabled
 	res.Portal = PortalApplied
 	if st.Pending != "" || st.Applied < st.Version {
 		res.Portal, res.PortalReason = PortalPending, st.Pending
