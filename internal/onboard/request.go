@@ -242,7 +242,7 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 		if err != nil {
 			return EntryInput{}, ipguard.Invalid(field+".expiresAt", exp, "must be an RFC 3339 time such as 2026-12-01T18:00:00Z")
 		}
-		e.ExpiresAt = t.UTC()
+		e.ExpiresAt = t.UTC().Truncate(time.Second) // DynamoDB keeps seconds
 	}
 	return e, nil
 }

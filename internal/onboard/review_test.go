@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"ipguard/internal/ipguard"
 )
@@ -239,5 +240,20 @@ func TestPreviewSaysWhetherRestrictionsAreOn(t *testing.T) {
 	res := e.do(t, `{"action":"preview","days":7}`)
 	if !e.p.enabled || !res.RestrictionsEnabled {
 		t.Errorf("portal enabled %v, preview result restrictionsEnabled %v", e.p.enabled, res.RestrictionsEnabled)
+	}
+}
+
+// TestExpiresAtIsKeptToTheSecond: DynamoDB keeps expiresAt to the second,
+// so an expiry with a fraction read back never equalled the request, and
+// every replay of it was "stored" again (a write and a version bump each
+// time). The fraction is dropped at input (the entry expires up to a second
+// early, never late).
+func TestExpiresAtIsKeptToTheSecond(t *testing.T) {
+	r, err := DecodeRequest([]byte(`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.10","expiresAt":"2030-01-01T01:00:00.75+01:00"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.AllowedIPs[0].ExpiresAt; !got.Equal(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)) || got.Location() != time.UTC {
+		t.Errorf("expiresAt = %v; want 2030-01-01T00:00:00Z", got)
 	}
 }
