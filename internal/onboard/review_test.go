@@ -257,3 +257,22 @@ func TestExpiresAtIsKeptToTheSecond(t *testing.T) {
 		t.Errorf("expiresAt = %v; want 2030-01-01T00:00:00Z", got)
 	}
 }
+
+// TestOffboardRetryAfterAnUnbumpedDeleteReachesThePortal: the user was
+// deleted but the version bump failed (throttled) or the invocation ended;
+// Lambda's retry finds no user. It must not answer "applied" while the
+// leaver's addresses are still on the portal.
+func TestOffboardRetryAfterAnUnbumpedDeleteReachesThePortal(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	delete(e.st.users, "u1")
+	res := e.do(t, `{"action":"offboard","id":"u1"}`)
+	if got := ips(e.p.list); got != "192.0.2.1!" || res.Portal != PortalApplied {
+		t.Errorf("portal = %s, result %+v; want the leaver's address gone", got, res)
+	}
+	puts := e.p.puts
+	e.do(t, `{"action":"offboard","id":"u1"}`)
+	if e.p.puts != puts {
+		t.Error("a replayed offboard sent a PUT")
+	}
+}

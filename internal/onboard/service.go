@@ -241,14 +241,18 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	// on the portal (the write that stored it ended before its version
 	// bump, e.g. a throttled counter or a killed invocation) is reconciled
 	// as well: a retry must not answer "applied" for it.
+	// Likewise an offboarding that finds no user: its delete may have been
+	// stored before a failed bump, so it reconciles (no PUT when nothing
+	// is left to remove).
+	recheck := req.Action == ActionOffboard && !res.Stored && len(st.Owned) > 0
 	myV := st.Version
-	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || !holds(st.LastSeen, mine) {
+	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || !holds(st.LastSeen, mine) || recheck {
 		if res.Stored {
 			if myV, err = s.Store.BumpVersion(ctx); err != nil {
 				return Result{}, err
 			}
 		}
-		out, err := s.converge(ctx, myV, false, mine)
+		out, err := s.converge(ctx, myV, recheck, mine)
 		if err != nil {
 			return Result{}, err
 		}
