@@ -89,6 +89,13 @@ func TestRemoveIsIdempotent(t *testing.T) {
 	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.11" {
 		t.Errorf("portal = %s", got)
 	}
+	// An address inside one of the user's ranges is not "already removed":
+	// entries are not split, so that stays InvalidInput naming the range.
+	e.do(t, `{"action":"add","id":"u1","allowedIps":["198.51.100.0/30"]}`)
+	_, err = e.s.Handle(context.Background(), []byte(`{"action":"remove","id":"u1","allowedIps":["198.51.100.1"]}`))
+	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(fmt.Sprint(err), "198.51.100.0/30") {
+		t.Errorf("remove inside a range: err = %v; want InvalidInput naming 198.51.100.0/30", err)
+	}
 }
 
 // TestPreviewNeedsDays: a preview without "days" (or with a misspelt

@@ -343,15 +343,36 @@ func mutate(action string, old ipguard.User, found bool, id, email string, entri
 			}
 		}
 		for _, e := range entries {
-			if !slices.Contains(old.Entries, e) {
-				notFound = append(notFound, e)
+			if slices.Contains(old.Entries, e) {
+				continue
 			}
+			// Not one of the user's entries: already removed (a resent
+			// remove), unless it lies in one of them (entries are not split).
+			if in := overlapping(old.Entries, e); in != "" {
+				return ipguard.User{}, nil, ipguard.Invalid("allowedIps", e, "is not one of the user's entries but overlaps their entry %s; remove that entry (entries are not split)", in)
+			}
+			notFound = append(notFound, e)
 		}
 	}
 	if next.Entries == nil {
 		next.Entries = []string{}
 	}
 	return next, notFound, nil
+}
+
+// overlapping returns the first of entries whose addresses overlap e's, or "".
+func overlapping(entries []string, e string) string {
+	pe, err := allowlist.ParseStored([]string{e})
+	if err != nil {
+		return ""
+	}
+	for _, x := range entries {
+		px, err := allowlist.ParseStored([]string{x})
+		if err == nil && px[0].IPRange().Overlaps(pe[0].IPRange()) {
+			return x
+		}
+	}
+	return ""
 }
 
 // sameUser: a write would change nothing the tool uses.
