@@ -96,6 +96,7 @@ type PortalState struct {
 	LastEnabled    bool
 	Reconciled     bool // a reconcile has completed at least once (LastSeen is meaningful)
 	Pending        string
+	PendingCode    Code // the kind of the failure behind Pending
 	PendingVersion int64
 	LastReconcile  time.Time
 	DriftEpisode   string // fingerprint of the drift last alerted; "" when none

@@ -84,7 +84,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 	pending := func(cause error) (outcome, error) {
 		reason := cause.Error()
 		out.err = cause
-		st.Pending, st.PendingVersion = reason, version
+		st.Pending, st.PendingCode, st.PendingVersion = reason, ipguard.ErrorCode(cause), version
 		if err := s.Store.PutPortalState(ctx, st); err != nil {
 			return outcome{}, err
 		}
@@ -133,7 +133,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 
 	prevReconcile := st.LastReconcile
 	st.Applied, st.Owned, st.LastSeen, st.LastEnabled = version, final.Owned, after, final.Enable
-	st.Reconciled, st.Pending, st.PendingVersion, st.LastReconcile = true, "", 0, now
+	st.Reconciled, st.Pending, st.PendingCode, st.PendingVersion, st.LastReconcile = true, "", "", 0, now
 	st.HandOff = en.KeepOff && !final.Enable
 	prevEpisode := st.DriftEpisode
 	st.DriftEpisode = drift.fingerprint()

@@ -283,3 +283,25 @@ func TestOffboardRetryAfterAnUnbumpedDeleteReachesThePortal(t *testing.T) {
 		t.Error("a replayed offboard sent a PUT")
 	}
 }
+
+// TestWaiterOnAFailedHolderGetsTheSameErrorKind: a change that waits for
+// the lease holder and finds the holder's update failed because of the key
+// (not a passing outage) is an error of that kind, like the holder's own
+// answer, not a success-shaped "pending".
+func TestWaiterOnAFailedHolderGetsTheSameErrorKind(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u0","email":"z@example.com","allowedIps":["203.0.113.9"]}`)
+	e.p.putErr = &ipguard.Error{Code: ipguard.EConfig, Message: "docspace: put ip restrictions: HTTP 403: Access denied"}
+	if _, err := e.s.Handle(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)); ipguard.ErrorCode(err) != ipguard.EConfig {
+		t.Fatalf("holder: err = %v; want ConfigurationError", err)
+	}
+	// Another holder (with the lease) failed the same way for the version
+	// this request is about to get.
+	e.st.state.PendingVersion = e.st.state.Version + 1
+	lease := &memLease{owner: "other", until: time.Now().Add(time.Minute)}
+	e.s.Leases, e.s.LeaseWait = lease, 300*time.Millisecond
+	_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`))
+	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(fmt.Sprint(err), "403") || !strings.Contains(fmt.Sprint(err), "stored in DynamoDB") {
+		t.Errorf("waiter: err = %v; want ConfigurationError naming the 403 and saying the change is stored", err)
+	}
+}

@@ -479,7 +479,13 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 				return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
 			}
 			if st.Pending != "" && st.PendingVersion >= myV {
-				return outcome{portal: PortalPending, reason: st.Pending, by: "another request", enabled: st.LastEnabled}, nil
+				// The holder's failure, of its kind: failure() makes it this
+				// request's error unless it was a passing outage.
+				var cause error
+				if st.PendingCode != "" {
+					cause = &ipguard.Error{Code: st.PendingCode, Message: st.Pending}
+				}
+				return outcome{portal: PortalPending, reason: st.Pending, err: cause, by: "another request", enabled: st.LastEnabled}, nil
 			}
 		}
 		if time.Now().Add(pause).After(giveUp) {
