@@ -305,3 +305,30 @@ func TestWaiterOnAFailedHolderGetsTheSameErrorKind(t *testing.T) {
 		t.Errorf("waiter: err = %v; want ConfigurationError naming the 403 and saying the change is stored", err)
 	}
 }
+
+// fallbackLogins is a portal whose plan lacks the audit feature: every page
+// is the same few newest events.
+type fallbackLogins struct{ events []ipguard.LoginEvent }
+
+func (l *fallbackLogins) LoginEvents(context.Context, time.Time, int, int) ([]ipguard.LoginEvent, error) {
+	return l.events, nil
+}
+
+// TestPreviewSaysWhenThePortalShowsOnlyTheNewestLogins: under the plan
+// fallback a preview over 30 days saw only the 20 newest logins and still
+// reported "refused: []" as if it had replayed the whole history.
+func TestPreviewSaysWhenThePortalShowsOnlyTheNewestLogins(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.s.Logins = &fallbackLogins{events: []ipguard.LoginEvent{{ID: 7, Date: t0.Add(-time.Hour), UserID: "u1", IP: "203.0.113.10", ActionID: 1010}}}
+	res := e.do(t, `{"action":"preview","days":30}`)
+	if w := strings.Join(res.Warnings, " ") + res.Preview.Note; !strings.Contains(w, "fallback") {
+		t.Errorf("warnings %q, note %q; want the plan fallback named", res.Warnings, res.Preview.Note)
+	}
+	// An honest short history says nothing of the kind.
+	e.s.Logins = &fakeLogins{events: []ipguard.LoginEvent{{ID: 7, Date: t0.Add(-time.Hour), UserID: "u1", IP: "203.0.113.10", ActionID: 1010}}}
+	res = e.do(t, `{"action":"preview","days":30}`)
+	if w := strings.Join(res.Warnings, " ") + res.Preview.Note; strings.Contains(w, "fallback") {
+		t.Errorf("warnings %q, note %q on an honest portal", res.Warnings, res.Preview.Note)
+	}
+}

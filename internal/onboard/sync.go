@@ -243,6 +243,11 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 			}
 		}
 		if len(evs) < page {
+			if start == 0 && len(evs) > 0 && s.isFallback(ctx, from, page, evs) {
+				const w = "plan fallback: the portal answers the login history with the same newest events whatever the paging (its plan lacks the audit feature), so only those were replayed; the preview does not cover the whole period"
+				p.Note += "; " + w
+				res.Warnings = append(res.Warnings, w)
+			}
 			break
 		}
 	}
@@ -256,6 +261,26 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 		res.Portal, res.PortalReason = PortalPending, st.Pending
 	}
 	return res, nil
+}
+
+// isFallback asks for the page after a short first page: a portal whose
+// plan lacks the audit feature answers it with the same newest events, an
+// honest one with nothing (docspace-api.md §3.1). A failed probe says no.
+func (s *Service) isFallback(ctx context.Context, from time.Time, page int, first []ipguard.LoginEvent) bool {
+	next, err := s.Logins.LoginEvents(ctx, from, page, page)
+	if err != nil {
+		return false
+	}
+	seen := make(map[int64]bool, len(first))
+	for _, ev := range first {
+		seen[ev.ID] = true
+	}
+	for _, ev := range next {
+		if seen[ev.ID] {
+			return true
+		}
+	}
+	return false
 }
 
 func firstNonEmpty(a, b string) string {
