@@ -27,6 +27,11 @@ const (
 	Audit
 )
 
+// MaxPortalEntries is the largest PORTAL_MAX_ENTRIES accepted: the tool
+// keeps the list the portal holds and the addresses it owns in one DynamoDB
+// item (at most 400 KB), which holds about 3,000 full-length IPv6 entries.
+const MaxPortalEntries = 2500
+
 // Config is the whole configuration.
 type Config struct {
 	DocSpace DocSpace
@@ -134,7 +139,7 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 			MaxEntries:  100,
 		}
 		c.Portal.LeaseWait = r.duration("LEASE_WAIT", 20*time.Second, 0)
-		c.Portal.MaxEntries = r.integer("PORTAL_MAX_ENTRIES", 2000, 1, 100000)
+		c.Portal.MaxEntries = r.integer("PORTAL_MAX_ENTRIES", 2000, 1, MaxPortalEntries)
 		c.Portal.DriftRepair = r.boolean("PORTAL_DRIFT_REPAIR", false)
 		c.Portal.OffboardRemoved = r.boolean("OFFBOARD_REMOVED_USERS", false)
 		c.Portal.AlertTopicARN = r.topicARN("ALERT_TOPIC_ARN")

@@ -76,15 +76,15 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		TableName: aws.String(s.table),
 		Key:       key(portalStatePK),
 		UpdateExpression: aws.String("SET applied = :a, owned = :owned, lastSeen = :seen, " +
-			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingVersion = :pv, " +
-			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout"),
+			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
+			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff"),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":a": num(st.Applied), ":owned": &types.AttributeValueMemberL{Value: owned},
 			":seen": &types.AttributeValueMemberL{Value: seen}, ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
-			":pending":    str(st.Pending), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
-			":lockout": str(st.LockoutNotice),
+			":pending":    str(st.Pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
+			":lockout": str(st.LockoutNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
 		},
 	}
 	_, err := s.api.UpdateItem(ctx, in)
@@ -119,6 +119,11 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	if st.Pending, _, err = getS(item, "pending"); err != nil {
 		return st, err
 	}
+	var code string
+	if code, _, err = getS(item, "pendingCode"); err != nil {
+		return st, err
+	}
+	st.PendingCode = ipguard.Code(code)
 	if st.DriftEpisode, _, err = getS(item, "driftEpisode"); err != nil {
 		return st, err
 	}
@@ -130,6 +135,9 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	}
 	if b, ok := item["reconciled"].(*types.AttributeValueMemberBOOL); ok {
 		st.Reconciled = b.Value
+	}
+	if b, ok := item["handOff"].(*types.AttributeValueMemberBOOL); ok {
+		st.HandOff = b.Value
 	}
 	if lr, _, err := getS(item, "lastReconcile"); err != nil {
 		return st, err

@@ -59,7 +59,7 @@ func TestDesiredStateItems(t *testing.T) {
 			}
 		}
 		st := ipguard.PortalState{Applied: 7, Owned: []string{"203.0.113.1"}, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "203.0.113.1"}},
-			LastEnabled: true, Reconciled: true, Pending: "", LastReconcile: exp, DriftEpisode: "x", LockoutNotice: "y"}
+			LastEnabled: true, Reconciled: true, LastReconcile: exp, DriftEpisode: "x", LockoutNotice: "y", HandOff: true, Pending: "p", PendingCode: ipguard.EConfig}
 		if err := s.PutPortalState(ctx, st); err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +72,7 @@ func TestDesiredStateItems(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got.Version != 10 || got.Applied != 7 || len(got.Owned) != 1 || len(got.LastSeen) != 2 || !got.LastSeen[0].ForAdmin ||
-			!got.LastEnabled || !got.Reconciled || !got.LastReconcile.Equal(exp) || got.DriftEpisode != "x" || got.LockoutNotice != "y" {
+			!got.LastEnabled || !got.Reconciled || !got.LastReconcile.Equal(exp) || got.DriftEpisode != "x" || got.LockoutNotice != "y" || !got.HandOff || got.Pending != "p" || got.PendingCode != ipguard.EConfig {
 			t.Errorf("state = %+v", got)
 		}
 	})

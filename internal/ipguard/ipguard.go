@@ -96,10 +96,15 @@ type PortalState struct {
 	LastEnabled    bool
 	Reconciled     bool // a reconcile has completed at least once (LastSeen is meaningful)
 	Pending        string
+	PendingCode    Code // the kind of the failure behind Pending
 	PendingVersion int64
 	LastReconcile  time.Time
 	DriftEpisode   string // fingerprint of the drift last alerted; "" when none
 	LockoutNotice  string // the lock-out preflight refusal last alerted; "" when none
+	// HandOff: restrictions were switched off outside the tool while it
+	// enforced them, and left off (PORTAL_DRIFT_REPAIR=false); later
+	// reconciles leave them off until they are on again.
+	HandOff bool
 }
 
 // Restriction is one entry of the portal's IP allowlist as the portal stores

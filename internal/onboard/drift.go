@@ -2,6 +2,8 @@ package onboard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -89,7 +91,10 @@ func (d *Drift) fingerprint() string {
 	}
 	sort.Strings(u)
 	parts = append(parts, "unknown="+strings.Join(u, ","))
-	return strings.Join(parts, ";")
+	// Hashed: it is only compared, and it lives in the state item, which
+	// must stay small whatever the drift.
+	sum := sha256.Sum256([]byte(strings.Join(parts, ";")))
+	return hex.EncodeToString(sum[:])
 }
 
 // attribute fills in who changed the allowlist since the last reconcile

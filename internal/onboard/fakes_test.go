@@ -16,6 +16,10 @@ type fakeStore struct {
 	state  ipguard.PortalState
 	writes int
 	fail   error
+	// loseAnswers: the next PutUserIf calls are applied, but report that
+	// the condition failed (DynamoDB applied the write, the answer was
+	// lost, and the SDK's resend found the record already changed).
+	loseAnswers int
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{users: map[string]ipguard.User{}} }
@@ -38,6 +42,10 @@ func (f *fakeStore) PutUserIf(_ context.Context, u ipguard.User, prev int64) (bo
 	}
 	f.writes++
 	f.users[u.ID] = u
+	if f.loseAnswers > 0 {
+		f.loseAnswers--
+		return false, nil
+	}
 	return true, nil
 }
 
@@ -162,10 +170,14 @@ func (m *memLease) ReleaseLease(_ context.Context, _, owner string) error {
 type fakeDirectory struct {
 	creator string
 	people  map[string]Person
+	errs    map[string]error // Person(id) fails with errs[id]
 }
 
 func (d *fakeDirectory) KeyCreator(context.Context) (string, error) { return d.creator, nil }
 func (d *fakeDirectory) Person(_ context.Context, id string) (Person, bool, error) {
+	if err := d.errs[id]; err != nil {
+		return Person{}, false, err
+	}
 	p, ok := d.people[id]
 	return p, ok, nil
 }

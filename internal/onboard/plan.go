@@ -138,7 +138,7 @@ type EnableRule struct {
 
 // PlanReconcile plans the PUT that brings current (the portal's list, with
 // enabled its setting) to the desired state d, given the owned addresses.
-// It fails (EInvalid) when the list would hold more than MaxEntries entries.
+// It fails (EConfig) when the list would hold more than MaxEntries entries.
 func PlanReconcile(current []ipguard.Restriction, enabled bool, owned []string, d Desired, r Rules, en EnableRule) (Plan, error) {
 	var p Plan
 	ownedSet := make(map[string]bool, len(owned))
@@ -179,8 +179,10 @@ func PlanReconcile(current []ipguard.Restriction, enabled bool, owned []string, 
 		}
 	}
 	if n := len(p.List); n > r.maxEntries() {
-		return Plan{}, ipguard.Invalid("PORTAL_MAX_ENTRIES", fmt.Sprint(r.maxEntries()),
-			"the portal list would hold %d entries, more than the cap; remove entries or raise PORTAL_MAX_ENTRIES", n)
+		// The portal's own entries can pass the cap: a configuration
+		// matter (raise the cap or clean the portal), not the caller's input.
+		return Plan{}, &ipguard.Error{Code: ipguard.EConfig, Field: "PORTAL_MAX_ENTRIES", Value: fmt.Sprint(r.maxEntries()),
+			Message: fmt.Sprintf("the portal list would hold %d entries, more than the cap; remove entries or raise PORTAL_MAX_ENTRIES", n)}
 	}
 	p.Enable = enabled
 	switch {

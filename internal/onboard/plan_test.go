@@ -131,8 +131,8 @@ func TestPlanReconcile(t *testing.T) {
 func TestPlanReconcileCap(t *testing.T) {
 	rules := Rules{MaxRangeAddresses: 256, Enforce: true, MaxEntries: 3}
 	_, err := PlanReconcile(restr("192.0.2.1,192.0.2.2"), true, nil, DesiredState([]ipguard.User{user("u1", "203.0.113.0/31")}, rules, t0), rules, EnableRule{Allowed: true})
-	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
-		t.Fatalf("err = %v, want EInvalid naming PORTAL_MAX_ENTRIES", err)
+	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
+		t.Fatalf("err = %v, want EConfig naming PORTAL_MAX_ENTRIES", err)
 	}
 }
 

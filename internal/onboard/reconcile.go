@@ -84,7 +84,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 	pending := func(cause error) (outcome, error) {
 		reason := cause.Error()
 		out.err = cause
-		st.Pending, st.PendingVersion = reason, version
+		st.Pending, st.PendingCode, st.PendingVersion = reason, ipguard.ErrorCode(cause), version
 		if err := s.Store.PutPortalState(ctx, st); err != nil {
 			return outcome{}, err
 		}
@@ -104,7 +104,9 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 		return pending(fmt.Errorf("could not read the portal allowlist: %w", err))
 	}
 	drift := detectDrift(st, current, enabled, s.Rules)
-	en.KeepOff = drift != nil && drift.SwitchedOff && !s.Rules.DriftRepair
+	// Switched off by hand, now or at an earlier reconcile that left them
+	// off: they stay off unless drift repair is on.
+	en.KeepOff = !s.Rules.DriftRepair && !enabled && (drift != nil && drift.SwitchedOff || st.HandOff)
 	plan, err := PlanReconcile(current, enabled, st.Owned, d, s.Rules, en)
 	if err != nil {
 		return pending(err)
@@ -131,7 +133,8 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 
 	prevReconcile := st.LastReconcile
 	st.Applied, st.Owned, st.LastSeen, st.LastEnabled = version, final.Owned, after, final.Enable
-	st.Reconciled, st.Pending, st.PendingVersion, st.LastReconcile = true, "", 0, now
+	st.Reconciled, st.Pending, st.PendingCode, st.PendingVersion, st.LastReconcile = true, "", "", 0, now
+	st.HandOff = en.KeepOff && !final.Enable
 	prevEpisode := st.DriftEpisode
 	st.DriftEpisode = drift.fingerprint()
 	if err := s.Store.PutPortalState(ctx, st); err != nil {

@@ -157,6 +157,9 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 			return Request{}, ipguard.Invalid("days", clip(string(raw)), "must be a whole number of days from 1 to %d", MaxPreviewDays)
 		}
 	}
+	if r.Action == ActionPreview && r.Days == 0 {
+		return Request{}, ipguard.Invalid("days", "", "is required: how many days of logins to replay, from 1 to %d", MaxPreviewDays)
+	}
 	if !allowed["allowedIps"] {
 		return r, nil
 	}
@@ -172,9 +175,16 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 		return Request{}, ipguard.Invalid("allowedIps", "", "has %d entries; at most %d are allowed", len(items), MaxListLength)
 	}
 	for i, item := range items {
-		e, err := decodeEntry(item, fmt.Sprintf("allowedIps[%d]", i))
+		field := fmt.Sprintf("allowedIps[%d]", i)
+		e, err := decodeEntry(item, field)
 		if err != nil {
 			return Request{}, err
+		}
+		if r.Action == ActionRemove && !e.ExpiresAt.IsZero() {
+			return Request{}, ipguard.Invalid(field+".expiresAt", e.ExpiresAt.Format(time.RFC3339), "makes no sense for action remove (name the entry only)")
+		}
+		if r.Action == ActionRemove && e.Note != "" {
+			return Request{}, ipguard.Invalid(field+".note", e.Note, "makes no sense for action remove (name the entry only)")
 		}
 		r.AllowedIPs = append(r.AllowedIPs, e)
 	}
@@ -219,8 +229,8 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 		return EntryInput{}, prefixField(err, field+".")
 	}
 	for _, r := range e.Note {
-		if unicode.IsControl(r) && r != ' ' {
-			return EntryInput{}, ipguard.Invalid(field+".note", e.Note, "must not contain control characters")
+		if unicode.IsControl(r) || invisible(r) {
+			return EntryInput{}, ipguard.Invalid(field+".note", e.Note, "must not contain control or invisible characters (%U)", r)
 		}
 	}
 	exp, err := optionalString(obj, "expiresAt", MaxTimeLength)
@@ -232,7 +242,7 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 		if err != nil {
 			return EntryInput{}, ipguard.Invalid(field+".expiresAt", exp, "must be an RFC 3339 time such as 2026-12-01T18:00:00Z")
 		}
-		e.ExpiresAt = t.UTC()
+		e.ExpiresAt = t.UTC().Truncate(time.Second) // DynamoDB keeps seconds
 	}
 	return e, nil
 }
@@ -261,6 +271,11 @@ func canonicalID(id string) (string, error) {
 		if unicode.IsSpace(r) || unicode.IsControl(r) || invisible(r) {
 			return "", ipguard.Invalid("id", id, "must not contain white space, control or invisible characters (%U)", r)
 		}
+	}
+	// The id names the user in the portal's people/{id}: a "/", "?" or "#"
+	// would make that path another route, so no portal user id has one.
+	if strings.ContainsAny(id, "/?#") {
+		return "", ipguard.Invalid("id", id, "must not contain \"/\", \"?\" or \"#\": it is the DocSpace user id (a GUID)")
 	}
 	return ipguard.CanonicalUserID(id), nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,15 +120,26 @@ func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[st
 		return nil, nil, err
 	}
 	details := map[string]ipguard.EntryDetail{}
+	first := map[string]int{} // canonical entry → index of its first spelling
 	for i, e := range in {
 		if !e.ExpiresAt.IsZero() && !e.ExpiresAt.After(now) {
 			return nil, nil, ipguard.Invalid("allowedIps["+itoa(i)+"].expiresAt", e.ExpiresAt.Format(time.RFC3339), "is in the past")
 		}
-		if e.ExpiresAt.IsZero() && e.Note == "" {
+		one, _ := allowlist.ParseList("allowedIps", []string{e.IP}, s.Rules.Limits)
+		key := one[0].String()
+		d := ipguard.EntryDetail{ExpiresAt: e.ExpiresAt, Note: e.Note}
+		// The same entry twice (in any spelling) is merged only when both
+		// say the same: otherwise which expiry or note is meant is a guess.
+		if j, dup := first[key]; dup {
+			if d != details[key] {
+				return nil, nil, ipguard.Invalid("allowedIps["+itoa(i)+"]", e.IP, "is the same entry as allowedIps[%d] (%s) with a different expiresAt or note; send it once", j, key)
+			}
 			continue
 		}
-		one, _ := allowlist.ParseList("allowedIps", []string{e.IP}, s.Rules.Limits)
-		details[one[0].String()] = ipguard.EntryDetail{ExpiresAt: e.ExpiresAt, Note: e.Note}
+		first[key] = i
+		if d != (ipguard.EntryDetail{}) {
+			details[key] = d
+		}
 	}
 	return allowlist.Strings(entries), details, nil
 }
@@ -162,12 +174,13 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	var stored ipguard.User
+	var notFound []string
 	for attempt := 0; ; attempt++ {
 		old, found, err := s.Store.GetUser(ctx, id)
 		if err != nil {
 			return Result{}, err
 		}
-		next, del, err := mutate(req.Action, old, found, id, email, entries, details, now)
+		next, missing, err := mutate(req.Action, old, found, id, email, entries, details, now)
 		if err != nil {
 			return Result{}, err
 		}
@@ -184,7 +197,16 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 			}
 			break
 		}
-		_ = del
+		if found && sameUser(old, next) && attempt > 0 {
+			// Our conditional write failed, yet the record is now what this
+			// request wants: most likely that write was applied and its
+			// answer lost (the SDK's resend then failed the condition). It
+			// counts as ours, with the diff of the attempt that wrote, so
+			// the version is bumped and the portal follows.
+			stored, res.Stored = old, true
+			break
+		}
+		notFound = missing
 		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
 		if found && sameUser(old, next) {
 			stored = old
@@ -206,22 +228,31 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 			return Result{}, ipguard.Errorf(ipguard.EConflict, "%s %s: the user's record kept changing under this request; send it again", actionName(req.Action), id)
 		}
 	}
+	if len(notFound) > 0 {
+		res.Warnings = append(res.Warnings, "not among the user's entries, so nothing to remove (already removed?): "+strings.Join(notFound, ", "))
+	}
+	var mine []string
 	if req.Action != ActionOffboard {
 		res.Email, res.Entries = stored.Email, stored.ActiveEntries(now)
+		mine = DesiredState([]ipguard.User{stored}, s.Rules, now).Addrs
 	}
 
+	// An unchanged record whose addresses the last reconcile did not leave
+	// on the portal (the write that stored it ended before its version
+	// bump, e.g. a throttled counter or a killed invocation) is reconciled
+	// as well: a retry must not answer "applied" for it.
+	// Likewise an offboarding that finds no user: its delete may have been
+	// stored before a failed bump, so it reconciles (no PUT when nothing
+	// is left to remove).
+	recheck := req.Action == ActionOffboard && !res.Stored && len(st.Owned) > 0
 	myV := st.Version
-	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled {
+	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || !holds(st.LastSeen, mine) || recheck {
 		if res.Stored {
 			if myV, err = s.Store.BumpVersion(ctx); err != nil {
 				return Result{}, err
 			}
 		}
-		var mine []string
-		if req.Action != ActionOffboard {
-			mine = DesiredState([]ipguard.User{stored}, s.Rules, now).Addrs
-		}
-		out, err := s.converge(ctx, myV, false, mine)
+		out, err := s.converge(ctx, myV, recheck, mine)
 		if err != nil {
 			return Result{}, err
 		}
@@ -252,23 +283,30 @@ func failure(o outcome, what string) error {
 	if code == ipguard.EUnavailable {
 		return nil
 	}
+	if code == ipguard.EInvalid {
+		// The request was checked before it was stored: a portal that
+		// refuses the list (400) is not the caller's input to fix.
+		code = ipguard.EInternal
+	}
 	return ipguard.Errorf(code, "%s: stored in DynamoDB, but the portal update is pending: %w", what, o.err)
 }
 
-// mutate computes the user's next record for a change action.
-func mutate(action string, old ipguard.User, found bool, id, email string, entries []string, details map[string]ipguard.EntryDetail, now time.Time) (ipguard.User, bool, error) {
-	next := ipguard.User{ID: id, Email: old.Email, CreatedAt: now, UpdatedAt: now, Expired: old.Expired}
+// mutate computes the user's next record for a change action. For a
+// remove, notFound are the entries the user does not have (already removed:
+// a resent remove changes nothing and is no error).
+func mutate(action string, old ipguard.User, found bool, id, email string, entries []string, details map[string]ipguard.EntryDetail, now time.Time) (next ipguard.User, notFound []string, err error) {
+	next = ipguard.User{ID: id, Email: old.Email, CreatedAt: now, UpdatedAt: now, Expired: old.Expired}
 	if found && !old.CreatedAt.IsZero() {
 		next.CreatedAt = old.CreatedAt
 	}
 	switch action {
 	case ActionOffboard:
-		return next, true, nil
+		return next, nil, nil
 	case ActionReplace:
 		next.Email, next.Entries, next.Details = email, entries, details
 	case ActionAdd:
 		if !found && email == "" {
-			return ipguard.User{}, false, ipguard.Invalid("email", "", "is required to add entries to a user that is not stored yet")
+			return ipguard.User{}, nil, ipguard.Invalid("email", "", "is required to add entries to a user that is not stored yet")
 		}
 		if email != "" {
 			next.Email = email
@@ -288,11 +326,11 @@ func mutate(action string, old ipguard.User, found bool, id, email string, entri
 			}
 		}
 		if len(next.Entries) > 100 {
-			return ipguard.User{}, false, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most 100 are allowed", len(next.Entries))
+			return ipguard.User{}, nil, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most 100 are allowed", len(next.Entries))
 		}
 	case ActionRemove:
 		if !found {
-			return ipguard.User{}, false, ipguard.Invalid("id", id, "is not a stored user; nothing to remove")
+			return ipguard.User{}, nil, ipguard.Invalid("id", id, "is not a stored user; nothing to remove")
 		}
 		next.Details = map[string]ipguard.EntryDetail{}
 		for _, e := range old.Entries {
@@ -305,15 +343,36 @@ func mutate(action string, old ipguard.User, found bool, id, email string, entri
 			}
 		}
 		for _, e := range entries {
-			if !slices.Contains(old.Entries, e) {
-				return ipguard.User{}, false, ipguard.Invalid("allowedIps", e, "is not one of the user's entries (%d stored)", len(old.Entries))
+			if slices.Contains(old.Entries, e) {
+				continue
 			}
+			// Not one of the user's entries: already removed (a resent
+			// remove), unless it lies in one of them (entries are not split).
+			if in := overlapping(old.Entries, e); in != "" {
+				return ipguard.User{}, nil, ipguard.Invalid("allowedIps", e, "is not one of the user's entries but overlaps their entry %s; remove that entry (entries are not split)", in)
+			}
+			notFound = append(notFound, e)
 		}
 	}
 	if next.Entries == nil {
 		next.Entries = []string{}
 	}
-	return next, false, nil
+	return next, notFound, nil
+}
+
+// overlapping returns the first of entries whose addresses overlap e's, or "".
+func overlapping(entries []string, e string) string {
+	pe, err := allowlist.ParseStored([]string{e})
+	if err != nil {
+		return ""
+	}
+	for _, x := range entries {
+		px, err := allowlist.ParseStored([]string{x})
+		if err == nil && px[0].IPRange().Overlaps(pe[0].IPRange()) {
+			return x
+		}
+	}
+	return ""
 }
 
 // sameUser: a write would change nothing the tool uses.
@@ -420,7 +479,13 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 				return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
 			}
 			if st.Pending != "" && st.PendingVersion >= myV {
-				return outcome{portal: PortalPending, reason: st.Pending, by: "another request", enabled: st.LastEnabled}, nil
+				// The holder's failure, of its kind: failure() makes it this
+				// request's error unless it was a passing outage.
+				var cause error
+				if st.PendingCode != "" {
+					cause = &ipguard.Error{Code: st.PendingCode, Message: st.Pending}
+				}
+				return outcome{portal: PortalPending, reason: st.Pending, err: cause, by: "another request", enabled: st.LastEnabled}, nil
 			}
 		}
 		if time.Now().Add(pause).After(giveUp) {

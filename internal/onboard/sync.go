@@ -27,7 +27,8 @@ type LeftView struct {
 // what the schedule invokes with {"action": "sync"}.
 func (s *Service) Sync(ctx context.Context) (Result, error) {
 	res := newResult(ActionSync, "")
-	left, checked, total, err := s.usersLeft(ctx)
+	left, checked, total, skipped, err := s.usersLeft(ctx)
+	res.Warnings = append(res.Warnings, skipped...)
 	if err != nil {
 		res.Warnings = append(res.Warnings, "could not check for users who left the portal: "+err.Error())
 	} else if checked < total {
@@ -66,15 +67,18 @@ func (s *Service) Sync(ctx context.Context) (Result, error) {
 
 // usersLeft asks the directory about the stored users, least recently
 // checked first as far as this process knows, until half the time left
-// before the deadline is spent (the reconcile needs the rest).
-func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, total int, err error) {
+// before the deadline is spent (the reconcile needs the rest). An outage or
+// a refusal (the key) stops it (err); a failure that concerns one user (an
+// id the portal answers with something else than a user) is a warning in
+// skipped, and the others are still checked.
+func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, total int, skipped []string, err error) {
 	left = []LeftView{}
 	if s.Directory == nil {
-		return left, 0, 0, nil
+		return left, 0, 0, nil, nil
 	}
 	users, err := s.Store.AllUsers(ctx)
 	if err != nil {
-		return left, 0, 0, err
+		return left, 0, 0, nil, err
 	}
 	total = len(users)
 	slices.SortFunc(users, func(a, b ipguard.User) int { return strings.Compare(a.ID, b.ID) })
@@ -94,21 +98,23 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, tota
 			break
 		}
 		p, found, err := s.Directory.Person(ctx, u.ID)
-		if err != nil {
-			return left, checked, total, err
+		if code := ipguard.ErrorCode(err); err != nil && (code != ipguard.EInvalid && code != ipguard.EInternal || ctx.Err() != nil) {
+			return left, checked, total, skipped, err
 		}
 		checked++
 		s.preflight.Lock()
 		s.lastChecked = u.ID
 		s.preflight.Unlock()
 		switch {
+		case err != nil:
+			skipped = append(skipped, "could not check whether stored user "+safeText(u.ID, 128)+" left the portal: "+safeText(err.Error(), 300))
 		case !found:
 			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "deleted from the portal"})
 		case p.Status == StatusTerminated:
 			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "terminated on the portal"})
 		}
 	}
-	return left, checked, total, nil
+	return left, checked, total, skipped, nil
 }
 
 // PreviewResult replays recent successful logins against the list the
@@ -160,7 +166,9 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 	if err != nil {
 		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the portal restriction setting: %w", err)
 	}
-	plan, err := PlanReconcile(current, enabled, st.Owned, DesiredState(users, s.Rules, now), s.Rules, s.enableRule(ctx))
+	en := s.enableRule(ctx)
+	en.KeepOff = st.HandOff && !enabled && !s.Rules.DriftRepair
+	plan, err := PlanReconcile(current, enabled, st.Owned, DesiredState(users, s.Rules, now), s.Rules, en)
 	if err != nil {
 		return Result{}, err
 	}
@@ -235,6 +243,11 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 			}
 		}
 		if len(evs) < page {
+			if start == 0 && len(evs) > 0 && s.isFallback(ctx, from, page, evs) {
+				const w = "plan fallback: the portal answers the login history with the same newest events whatever the paging (its plan lacks the audit feature), so only those were replayed; the preview does not cover the whole period"
+				p.Note += "; " + w
+				res.Warnings = append(res.Warnings, w)
+			}
 			break
 		}
 	}
@@ -242,11 +255,32 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 		p.Refused = append(p.Refused, *refused[k])
 	}
 	res.Preview = p
+	res.RestrictionsEnabled = enabled
 	res.Portal = PortalApplied
 	if st.Pending != "" || st.Applied < st.Version {
 		res.Portal, res.PortalReason = PortalPending, st.Pending
 	}
 	return res, nil
+}
+
+// isFallback asks for the page after a short first page: a portal whose
+// plan lacks the audit feature answers it with the same newest events, an
+// honest one with nothing (docspace-api.md §3.1). A failed probe says no.
+func (s *Service) isFallback(ctx context.Context, from time.Time, page int, first []ipguard.LoginEvent) bool {
+	next, err := s.Logins.LoginEvents(ctx, from, page, page)
+	if err != nil {
+		return false
+	}
+	seen := make(map[int64]bool, len(first))
+	for _, ev := range first {
+		seen[ev.ID] = true
+	}
+	for _, ev := range next {
+		if seen[ev.ID] {
+			return true
+		}
+	}
+	return false
 }
 
 func firstNonEmpty(a, b string) string {

@@ -1,0 +1,47 @@
+package dynamo_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"ipguard/internal/config"
+	"ipguard/internal/dynamo"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/localaws"
+)
+
+// TestPortalStateHoldsTheLargestAllowedList: the portal state is one
+// DynamoDB item (at most 400 KB). With PORTAL_MAX_ENTRIES at its largest
+// accepted value and every entry a full-length IPv6 address the tool owns
+// (the largest state there can be), a reconcile must still be able to store
+// it; otherwise every reconcile fails past some size, blaming the table.
+func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
+	localaws.MotoT(t)
+	cfg, err := localaws.Config(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dynamodb.NewFromConfig(cfg)
+	createTable(t, db, "statesize")
+	s := dynamo.New(db, "statesize")
+
+	n := config.MaxPortalEntries
+	st := ipguard.PortalState{Reconciled: true, LastEnabled: true, Pending: strings.Repeat("p", 1000), LockoutNotice: strings.Repeat("l", 1000),
+		DriftEpisode: strings.Repeat("d", 64)}
+	for i := range n {
+		ip := fmt.Sprintf("2001:db8:ffff:ffff:ffff:ffff:%04x:%04x", i/65536, i%65536)
+		st.LastSeen = append(st.LastSeen, ipguard.Restriction{IP: ip})
+		st.Owned = append(st.Owned, ip)
+	}
+	if err := s.PutPortalState(context.Background(), st); err != nil {
+		t.Fatalf("state of %d owned IPv6 entries (PORTAL_MAX_ENTRIES at its maximum): %v", n, err)
+	}
+	got, err := s.PortalState(context.Background())
+	if err != nil || len(got.LastSeen) != n || len(got.Owned) != n {
+		t.Fatalf("read back %d/%d entries, %v", len(got.LastSeen), len(got.Owned), err)
+	}
+}
