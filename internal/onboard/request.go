@@ -237,6 +237,10 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 	if err != nil {
 		return EntryInput{}, prefixField(err, field+".")
 	}
+	if raw, ok := obj["expiresAt"]; ok && string(raw) != "null" && strings.TrimSpace(exp) == "" {
+		// An empty expiry is a template that lost its value, not "never".
+		return EntryInput{}, ipguard.Invalid(field+".expiresAt", exp, "is empty; give an RFC 3339 time such as 2026-12-01T18:00:00Z, or leave expiresAt out for an entry that does not expire")
+	}
 	if strings.TrimSpace(exp) != "" {
 		t, err := time.Parse(time.RFC3339, strings.TrimSpace(exp))
 		if err != nil {
