@@ -129,7 +129,12 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 			canon = "id"
 		}
 		if raw, present := obj[name]; present && name != "action" && !allowed[canon] && string(raw) != "null" {
-			return Request{}, ipguard.Invalid(name, clip(string(raw)), "makes no sense for action %q", actionName(r.Action))
+			value := string(raw)
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				value = s
+			}
+			return Request{}, ipguard.Invalid(name, clip(value), "makes no sense for action %q", actionName(r.Action))
 		}
 	}
 

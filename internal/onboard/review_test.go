@@ -349,3 +349,13 @@ func TestEmptyExpiresAtIsNotPermanent(t *testing.T) {
 		t.Errorf("expiresAt null: %+v, %v; want no expiry", r, err)
 	}
 }
+
+// TestFieldThatMakesNoSenseIsNamedWithItsValue: the error shows the value
+// as sent, not its JSON text quoted once more (email "\"a@example.com\"").
+func TestFieldThatMakesNoSenseIsNamedWithItsValue(t *testing.T) {
+	_, err := DecodeRequest([]byte(`{"action":"offboard","id":"u1","email":"a@example.com"}`))
+	var ie *ipguard.Error
+	if !errors.As(err, &ie) || ie.Field != "email" || ie.Value != "a@example.com" {
+		t.Errorf("err = %v; want email \"a@example.com\" named", err)
+	}
+}
