@@ -129,7 +129,12 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 			canon = "id"
 		}
 		if raw, present := obj[name]; present && name != "action" && !allowed[canon] && string(raw) != "null" {
-			return Request{}, ipguard.Invalid(name, clip(string(raw)), "makes no sense for action %q", actionName(r.Action))
+			value := string(raw)
+			var s string
+			if json.Unmarshal(raw, &s) == nil {
+				value = s
+			}
+			return Request{}, ipguard.Invalid(name, clip(value), "makes no sense for action %q", actionName(r.Action))
 		}
 	}
 
@@ -236,6 +241,10 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 	exp, err := optionalString(obj, "expiresAt", MaxTimeLength)
 	if err != nil {
 		return EntryInput{}, prefixField(err, field+".")
+	}
+	if raw, ok := obj["expiresAt"]; ok && string(raw) != "null" && strings.TrimSpace(exp) == "" {
+		// An empty expiry is a template that lost its value, not "never".
+		return EntryInput{}, ipguard.Invalid(field+".expiresAt", exp, "is empty; give an RFC 3339 time such as 2026-12-01T18:00:00Z, or leave expiresAt out for an entry that does not expire")
 	}
 	if strings.TrimSpace(exp) != "" {
 		t, err := time.Parse(time.RFC3339, strings.TrimSpace(exp))

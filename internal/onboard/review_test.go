@@ -332,3 +332,30 @@ func TestPreviewSaysWhenThePortalShowsOnlyTheNewestLogins(t *testing.T) {
 		t.Errorf("warnings %q, note %q on an honest portal", res.Warnings, res.Preview.Note)
 	}
 }
+
+// TestEmptyExpiresAtIsNotPermanent: a pipeline whose template left the
+// expiry empty meant a time-bound entry; "" silently made it permanent.
+// Only a missing or null expiresAt means no expiry.
+func TestEmptyExpiresAtIsNotPermanent(t *testing.T) {
+	for _, v := range []string{`""`, `"  "`} {
+		_, err := DecodeRequest([]byte(`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"198.51.100.7","expiresAt":` + v + `}]}`))
+		var ie *ipguard.Error
+		if !errors.As(err, &ie) || ie.Code != ipguard.EInvalid || ie.Field != "allowedIps[0].expiresAt" {
+			t.Errorf("expiresAt %s: err = %v; want InvalidInput naming allowedIps[0].expiresAt", v, err)
+		}
+	}
+	r, err := DecodeRequest([]byte(`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"198.51.100.7","expiresAt":null}]}`))
+	if err != nil || !r.AllowedIPs[0].ExpiresAt.IsZero() {
+		t.Errorf("expiresAt null: %+v, %v; want no expiry", r, err)
+	}
+}
+
+// TestFieldThatMakesNoSenseIsNamedWithItsValue: the error shows the value
+// as sent, not its JSON text quoted once more (email "\"a@example.com\"").
+func TestFieldThatMakesNoSenseIsNamedWithItsValue(t *testing.T) {
+	_, err := DecodeRequest([]byte(`{"action":"offboard","id":"u1","email":"a@example.com"}`))
+	var ie *ipguard.Error
+	if !errors.As(err, &ie) || ie.Field != "email" || ie.Value != "a@example.com" {
+		t.Errorf("err = %v; want email \"a@example.com\" named", err)
+	}
+}
