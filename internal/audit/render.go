@@ -76,8 +76,8 @@ type Payload struct {
 
 // RenderAlerts turns findings into SNS messages: one per severity class
 // (critical, high, medium, in that order), each split into numbered parts
-// only when one message would pass maxBytes (the structured message as SNS
-// counts it). A finding is never too large: bursts list at most
+// only when one message would pass maxBytes (the structured message and its
+// attributes, as SNS counts them). A finding is never too large: bursts list at most
 // MaxListedIDs ids and a few raw events.
 func RenderAlerts(m Meta, fs []Finding, maxBytes int) ([]Batch, error) {
 	var out []Batch
@@ -164,8 +164,9 @@ func clipFields(f Finding) Finding {
 	return f
 }
 
-// size is the byte length of the structured message SNS receives.
-func size(a ipguard.Alert) int { return len(a.StructuredMessage()) }
+// size is what SNS counts against its limit: the structured message and
+// the message attributes.
+func size(a ipguard.Alert) int { return a.Size() }
 
 func render(m Meta, fs []Finding, part, parts int) (ipguard.Alert, error) {
 	sev := highest(fs)

@@ -150,3 +150,33 @@ func TestRenderHugeFieldsFit(t *testing.T) {
 		t.Errorf("message of %d bytes", n)
 	}
 }
+
+// SNS counts the message attributes (names, data types and values) toward
+// its 256 KiB limit: a message rendered to exactly the limit without them is
+// refused, and since the same findings render the same way on every run, the
+// audit would fail on it forever.
+func TestRenderCountsMessageAttributesTowardTheLimit(t *testing.T) {
+	w := Window{From: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 25, 9, 15, 0, 0, time.UTC)}
+	var fs []Finding
+	for i := 0; i < 40; i++ {
+		fs = append(fs, Finding{EventID: int64(i + 1), Kind: []string{KindUnknownUser, KindUnverifiableIP, KindFailedLoginBurst}[i%3], Severity: SeverityMedium,
+			User: strings.Repeat("u", 200), IP: "203.0.113.1", Date: "2026-11-25T09:03:00Z"})
+	}
+	m := Meta{Portal: "https://portal.example.com", Window: w}
+	// A limit the structured message (even with part numbers) just meets,
+	// the attributes not.
+	worst, err := render(m, fs, 999, 999)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := len(worst.StructuredMessage())
+	bs, err := RenderAlerts(m, fs, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range bs {
+		if n := b.Alert.Size(); n > limit {
+			t.Errorf("message %d: %d bytes with its attributes, limit %d", i+1, n, limit)
+		}
+	}
+}

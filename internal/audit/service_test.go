@@ -663,3 +663,54 @@ func TestRunManyUnreadableEventsBoundedWarnings(t *testing.T) {
 		t.Errorf("warningCount %d, %d listed, last %q", res.WarningCount, len(res.Warnings), res.Warnings[len(res.Warnings)-1])
 	}
 }
+
+// A brute-force attack that goes on while the audit reads writes a few rows
+// before every page request, and packs more than a page into some seconds.
+// The walk must still get past such a second: re-reading "just above it"
+// never succeeds while rows keep arriving, and a walk that only re-reads
+// spins until its deadline on every run (the checkpoint never moves).
+func TestRunGetsPastALargeSecondWhileRowsKeepArriving(t *testing.T) {
+	for _, perRequest := range []int{1, 3} {
+		for _, conc := range []int{1, 4} {
+			t.Run(fmt.Sprintf("%d rows per request, concurrency %d", perRequest, conc), func(t *testing.T) {
+				var evs []ipguard.LoginEvent
+				evs = append(evs, violations(1, 60, t0.Add(10*time.Minute), 1)...)
+				evs = append(evs, violations(1000, 150, t0.Add(8*time.Minute), 150)...) // 150 rows of one second
+				evs = append(evs, violations(2000, 90, t0.Add(5*time.Minute), 2)...)
+				s, src, st, pub := newAudit(evs...)
+				src.shuffle = true
+				s.Settings.Concurrency = conc
+				next := int64(10_000)
+				src.beforeCall = func(n int, f *fakeSource) {
+					for i := 0; i < perRequest; i++ {
+						e := ev(next, guest, 1013, "198.18.0.9")
+						e.Date = t0.Add(20 * time.Minute) // after the window: written while the run reads
+						f.add(e)
+						next++
+					}
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				res, err := s.Run(ctx, trig(15*time.Minute))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !res.Complete {
+					t.Fatalf("the run did not get through the window (%d requests): %+v", res.PagesFetched, res)
+				}
+				if !strings.Contains(strings.Join(res.Warnings, " "), "2026-11-25T09:08:00Z") {
+					t.Errorf("the second larger than a page gave no warning naming it: %v", res.Warnings)
+				}
+				got := alertedIDs(t, pub.sent)
+				for _, e := range evs {
+					if got[e.ID] != 1 {
+						t.Fatalf("event %d alerted %d times; result %+v", e.ID, got[e.ID], res)
+					}
+				}
+				if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
+					t.Errorf("progress %+v", st.progress)
+				}
+			})
+		}
+	}
+}

@@ -229,7 +229,7 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 		exact int             // where the page after it should start (G−1); -1 unknown
 	}
 	b := boundary{d: below, exact: -1}
-	fixes := 0
+	fixes, chases := 0, 0
 	for {
 		n := len(p.evs)
 		short := n < w.size
@@ -272,20 +272,33 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 			whole = p.dates[i].Before(b.d)
 		}
 		if !whole {
-			if j > 1 { // D fits in a page that starts just above it
+			if j > 1 && chases < maxChases { // D may fit in a page that starts just above it
+				// Rows written since the last request shift the list down:
+				// a page asked for "just above D" that again starts j−1
+				// rows above it saw that many arrive, so ask as much
+				// further down. A second that still does not fit (larger
+				// than a page, or rows arriving too fast) is read like one
+				// larger than a page.
+				next := p.start + j - 1
+				if chases > 0 {
+					next += j - 1
+				}
+				chases++
 				w.rereads++
-				if p, err = w.get(ctx, p.start+j-1); err != nil {
+				if p, err = w.get(ctx, next); err != nil {
 					return err
 				}
 				continue
 			}
-			if p, err = w.bigSecond(ctx, p, j, b.d, emit); err != nil {
+			moving := chases > 0
+			chases = 0
+			if p, err = w.bigSecond(ctx, p, j, b.d, moving, emit); err != nil {
 				return err
 			}
 			b = boundary{d: b.d.Add(-time.Nanosecond), exact: -1}
 			continue
 		}
-		fixes = 0
+		fixes, chases = 0, 0
 		if short || p.dates[n-1].Before(w.from) {
 			// The end of the list, or of the window (a portal that applies
 			// from inside the page answers short; one that ignores it
@@ -295,7 +308,7 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 		tail := p.dates[n-1]
 		g := p.firstAtOrBelow(tail)
 		if g == 0 { // the top page is one second, which may go on below it
-			if p, err = w.bigSecond(ctx, p, 0, tail, emit); err != nil {
+			if p, err = w.bigSecond(ctx, p, 0, tail, false, emit); err != nil {
 				return err
 			}
 			b = boundary{d: tail.Add(-time.Nanosecond), exact: -1}
@@ -331,8 +344,10 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 // its rows differently on each request, the pages over it are read again
 // until every row was seen by id (or maxSecondReads requests were spent).
 // It hands the rows on, warns naming the second and the count, and returns
-// the first page that reaches past the second.
-func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, emit emitFunc) (page, error) {
+// the first page that reaches past the second. moving says rows were seen
+// arriving above the second meanwhile: positions then shift between
+// requests, so the size known from them is an upper bound.
+func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, moving bool, emit emitFunc) (page, error) {
 	seen := map[int64]bool{}
 	var rows []ipguard.LoginEvent
 	collect := func(p page) {
@@ -371,7 +386,11 @@ func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, emit
 	}
 	msg := fmt.Sprintf("%d login events share the second %s, more than a page of %d holds; the portal orders them differently on each request, so they were read by repeated requests",
 		size, d.UTC().Format(time.RFC3339), w.size)
-	if len(rows) < size {
+	switch {
+	case len(rows) < size && moving:
+		msg = fmt.Sprintf("%d login events of the second %s were read by repeated requests (more than fit in a page of %d while rows were being written above them); positions count up to %d, which includes rows written meanwhile, so up to %d of the second may not have been evaluated",
+			len(rows), d.UTC().Format(time.RFC3339), w.size, size, size-len(rows))
+	case len(rows) < size:
 		msg += fmt.Sprintf("; %d of them could not be read and were not evaluated", size-len(rows))
 	}
 	w.warn(msg)
@@ -380,6 +399,10 @@ func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, emit
 
 // maxSecondReads bounds the extra requests spent on one second larger than
 // a page.
+
+// maxChases bounds the re-reads that try to fit a second cut by a page
+// boundary into one page while rows keep arriving above it.
+const maxChases = 3
 const maxSecondReads = 40
 
 func dates(evs []ipguard.LoginEvent, d time.Time) []time.Time {

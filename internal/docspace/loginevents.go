@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -29,7 +30,9 @@ const fromLayout = "2006-01-02T15:04:05Z"
 // is kept as text (IPv6 addresses arrive cut at the first colon). An event
 // whose id or date cannot be read does not fail the call: it comes back in
 // its place with Unreadable saying why and Raw holding its JSON, so that one
-// bad row cannot stop every audit. A response that is not a list fails.
+// bad row cannot stop every audit. A response that is not a list fails, and
+// so does an answer without one (missing or null "response"): it is never
+// taken for an empty page.
 //
 // Caution: on a plan without the audit feature the portal ignores paging and
 // returns its 20 newest events.
@@ -51,7 +54,9 @@ func (c *Client) LoginEvents(ctx context.Context, from time.Time, startIndex, co
 		op: "get login events", method: http.MethodGet, path: pathLoginEvents, query: q,
 		decode: func(raw json.RawMessage) error {
 			if raw == nil {
-				return nil
+				// An empty page is "response": []; no list at all is
+				// never taken for one (the walk would end there).
+				return errors.New(`the answer has no "response" list`)
 			}
 			var items []json.RawMessage
 			if err := json.Unmarshal(raw, &items); err != nil {

@@ -153,3 +153,22 @@ func TestLoginEventsDecodingKeepsUnreadableEventsInPlace(t *testing.T) {
 		})
 	}
 }
+
+// A 2xx answer whose "response" is missing or null is not an empty page: the
+// walk would take it for the end of the list and the audit would mark the
+// whole window done without reading it (docspace-api.md §4).
+func TestLoginEventsWithoutResponseListFails(t *testing.T) {
+	for _, body := range []string{
+		`{"count":0,"status":0,"statusCode":200}`,
+		`{"response":null,"count":0,"status":0,"statusCode":200}`,
+		`{"response":{},"count":1,"status":0,"statusCode":200}`,
+	} {
+		t.Run(body, func(t *testing.T) {
+			s := newServer(t, func(w http.ResponseWriter, r *http.Request) { reply(w, 200, body) })
+			got, err := newClient(t, s.URL, nil).LoginEvents(context.Background(), time.Time{}, 0, 100)
+			if err == nil {
+				t.Fatalf("got %d events and no error; want an error, never an empty page", len(got))
+			}
+		})
+	}
+}

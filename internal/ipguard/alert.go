@@ -44,3 +44,34 @@ func (a Alert) StructuredMessage() string {
 	_ = enc.Encode(body)     // strings always encode
 	return strings.TrimSuffix(b.String(), "\n")
 }
+
+// Size is what SNS counts against AlertMaxMessageBytes: the structured
+// message plus every message attribute's name, data type and value (see
+// Attributes).
+func (a Alert) Size() int {
+	n := len(a.StructuredMessage())
+	for _, at := range a.Attributes() {
+		n += len(at.Name) + len(at.DataType) + len(at.Value)
+	}
+	return n
+}
+
+// MessageAttribute is one SNS message attribute of an Alert.
+type MessageAttribute struct {
+	Name, DataType, Value string
+}
+
+// Attributes are the message attributes an Alert travels with: "severity"
+// (String) when Severity is set and "kinds" (String.Array, a JSON list) when
+// Kinds is not empty.
+func (a Alert) Attributes() []MessageAttribute {
+	var out []MessageAttribute
+	if a.Severity != "" {
+		out = append(out, MessageAttribute{"severity", "String", a.Severity})
+	}
+	if len(a.Kinds) > 0 {
+		b, _ := json.Marshal(a.Kinds) // strings always encode
+		out = append(out, MessageAttribute{"kinds", "String.Array", string(b)})
+	}
+	return out
+}

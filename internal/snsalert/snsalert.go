@@ -4,7 +4,6 @@ package snsalert
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -48,9 +47,9 @@ func New(api API, topicARN string) *Publisher {
 // An alert SNS would refuse is rejected before sending with EInternal (the
 // caller rendered it wrongly): an empty Default, a Subject over 100
 // characters or with a line break or control character, or a message over
-// 256 KiB. A missing topic, a denied publish or a refused parameter is
-// EConfig naming ALERT_TOPIC_ARN; throttling, a 5xx or no answer is
-// EUnavailable (see package awserr). Every body and the subject are cleaned of
+// 256 KiB with its attributes (SNS counts them). A missing topic, a denied
+// publish or a refused parameter is EConfig naming ALERT_TOPIC_ARN;
+// throttling, a 5xx or no answer is EUnavailable (see package awserr). Every body and the subject are cleaned of
 // secrets (package redact) before they are sent.
 func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (messageID string, err error) {
 	a.Subject, a.Default, a.Email, a.SMS = redact.Clean(a.Subject), redact.Clean(a.Default), redact.Clean(a.Email), redact.Clean(a.SMS)
@@ -86,8 +85,8 @@ func message(a ipguard.Alert) (string, error) {
 		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert subject has a control character at byte %d", i)
 	}
 	msg := a.StructuredMessage()
-	if len(msg) > ipguard.AlertMaxMessageBytes {
-		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is %d bytes, at most %d allowed", len(msg), ipguard.AlertMaxMessageBytes)
+	if n := a.Size(); n > ipguard.AlertMaxMessageBytes {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is %d bytes with its attributes, at most %d allowed", n, ipguard.AlertMaxMessageBytes)
 	}
 	return msg, nil
 }
@@ -95,12 +94,8 @@ func message(a ipguard.Alert) (string, error) {
 // attributes are the message attributes of a.
 func attributes(a ipguard.Alert) map[string]types.MessageAttributeValue {
 	m := map[string]types.MessageAttributeValue{}
-	if a.Severity != "" {
-		m["severity"] = types.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(a.Severity)}
-	}
-	if len(a.Kinds) > 0 {
-		b, _ := json.Marshal(a.Kinds) // strings always encode
-		m["kinds"] = types.MessageAttributeValue{DataType: aws.String("String.Array"), StringValue: aws.String(string(b))}
+	for _, at := range a.Attributes() {
+		m[at.Name] = types.MessageAttributeValue{DataType: aws.String(at.DataType), StringValue: aws.String(at.Value)}
 	}
 	if len(m) == 0 {
 		return nil

@@ -143,6 +143,7 @@ func TestPublishRejectsWhatSNSWouldRefuseWithoutSending(t *testing.T) {
 		{"subject with a line break", ipguard.Alert{Subject: "a\nb", Default: "d"}},
 		{"message over 256 KiB", ipguard.Alert{Subject: "s", Default: strings.Repeat("x", 262144-len(`{"default":""}`)+1)}},
 		{"escaping counts towards the size", ipguard.Alert{Subject: "s", Default: strings.Repeat("\n", 131072)}},
+		{"attributes count towards the size", ipguard.Alert{Subject: "s", Default: strings.Repeat("x", 262144-len(`{"default":""}`)), Severity: "high"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
