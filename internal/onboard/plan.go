@@ -58,6 +58,9 @@ type Desired struct {
 	Addrs     []string
 	NeededBy  map[string][]string // address → user ids ("breakglass" for the break-glass list)
 	NotPushed map[string][]NotPushed
+	// Unreadable are stored users whose record cannot be decoded: what they
+	// need is unknown, so while there are any no owned address is removed.
+	Unreadable []string
 }
 
 // Needs reports whether a is a desired address.
@@ -79,6 +82,10 @@ func DesiredState(users []ipguard.User, r Rules, now time.Time) Desired {
 		}
 	}
 	for _, u := range users {
+		if u.Unreadable != "" {
+			d.Unreadable = append(d.Unreadable, u.ID)
+			continue
+		}
 		for _, raw := range u.ActiveEntries(now) {
 			e, err := allowlist.ParseStored([]string{raw})
 			if err != nil {
@@ -150,7 +157,7 @@ func PlanReconcile(current []ipguard.Restriction, enabled bool, owned []string, 
 	for _, c := range current {
 		if !c.ForAdmin && ownedSet[c.IP] && !claimed[c.IP] {
 			claimed[c.IP] = true
-			if d.Needs(c.IP) {
+			if d.Needs(c.IP) || len(d.Unreadable) > 0 {
 				p.List = append(p.List, c)
 				present[c.IP] = true
 				p.Owned = append(p.Owned, c.IP)
@@ -177,6 +184,11 @@ func PlanReconcile(current []ipguard.Restriction, enabled bool, owned []string, 
 		if ownedSet[a] && !claimed[a] {
 			p.MissingOwned = append(p.MissingOwned, a)
 		}
+	}
+	if len(d.Unreadable) > 0 {
+		p.Warnings = append(p.Warnings, fmt.Sprintf(
+			"stored user(s) %s cannot be read, so what they need is unknown: no address is removed from the portal until their items (pk user#<id>) are fixed or deleted in the table",
+			safeText(strings.Join(d.Unreadable, ", "), 300)))
 	}
 	if n := len(p.List); n > r.maxEntries() {
 		// The portal's own entries can pass the cap: a configuration

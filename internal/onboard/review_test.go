@@ -359,3 +359,27 @@ func TestFieldThatMakesNoSenseIsNamedWithItsValue(t *testing.T) {
 		t.Errorf("err = %v; want email \"a@example.com\" named", err)
 	}
 }
+
+// TestUnreadableUserRemovesNothing: a stored user whose record cannot be
+// decoded (edited by hand, written by another version) came back with no
+// entries, so the next reconcile removed its addresses from the portal and
+// locked the user out without a word. While any stored user is unreadable
+// the reconcile removes nothing and says why (adding still works).
+func TestUnreadableUserRemovesNothing(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`)
+	e.st.users["u1"] = ipguard.User{ID: "u1", Unreadable: "attribute allowedIps is a number"}
+	res := e.do(t, `{"action":"sync"}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,203.0.113.11" {
+		t.Errorf("portal = %s; want u1's address kept", got)
+	}
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "u1") || !strings.Contains(w, "cannot be read") {
+		t.Errorf("warnings = %q; want the unreadable user named", res.Warnings)
+	}
+	// Additions still go through.
+	e.do(t, `{"id":"u3","email":"c@example.com","allowedIps":["203.0.113.12"]}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,203.0.113.11,203.0.113.12" {
+		t.Errorf("portal = %s", got)
+	}
+}
