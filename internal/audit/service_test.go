@@ -714,3 +714,61 @@ func TestRunGetsPastALargeSecondWhileRowsKeepArriving(t *testing.T) {
 		}
 	}
 }
+
+// undatedSource hands unreadable rows on as the client does: without a date
+// (the fake keeps one only to sort them where the portal has them).
+type undatedSource struct{ *fakeSource }
+
+func (u undatedSource) LoginEvents(ctx context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
+	evs, err := u.fakeSource.LoginEvents(ctx, from, start, count)
+	for i := range evs {
+		if evs[i].Unreadable != "" {
+			evs[i].Date = time.Time{}
+		}
+	}
+	return evs, err
+}
+
+// The newest rows of the list can be unreadable too: each is reported,
+// wherever it sits, never dropped in silence.
+func TestRunReportsUnreadableRowsAtTheTop(t *testing.T) {
+	for _, n := range []int{1, 3} {
+		t.Run(fmt.Sprintf("%d unreadable rows", n), func(t *testing.T) {
+			evs := []ipguard.LoginEvent{at(1, "alice", 1010, "198.51.100.1", time.Minute)}
+			for i := 0; i < n; i++ {
+				evs = append(evs, ipguard.LoginEvent{ID: int64(50 + i), Date: t0.Add(10 * time.Minute),
+					Unreadable: "event: date \"yesterday\" is not an RFC 3339 instant", Raw: json.RawMessage(`{"id":50,"date":"yesterday"}`)})
+			}
+			s, src, _, pub := newAudit(evs...)
+			s.Source = undatedSource{src}
+			res, err := s.Run(context.Background(), trig(15*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Counts[KindIPNotAllowed] != 1 || len(pub.sent) != 1 {
+				t.Fatalf("result %+v", res)
+			}
+			if res.WarningCount != 1 || !strings.Contains(strings.Join(res.Warnings, " "), "unreadable login event skipped") {
+				t.Errorf("the unreadable rows were not reported: %+v", res)
+			}
+		})
+	}
+}
+
+// A window whose only rows are unreadable reports them; the run still ends.
+func TestRunReportsAPageOfOnlyUnreadableRows(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := 0; i < 3; i++ {
+		evs = append(evs, ipguard.LoginEvent{ID: int64(50 + i), Date: t0.Add(10 * time.Minute),
+			Unreadable: fmt.Sprintf("event %d: no date", 50+i), Raw: json.RawMessage(`{"id":50}`)})
+	}
+	s, src, st, _ := newAudit(evs...)
+	s.Source = undatedSource{src}
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.WarningCount != 3 || !res.Complete || st.progress.Cursor != nil {
+		t.Errorf("result %+v, progress %+v", res, st.progress)
+	}
+}

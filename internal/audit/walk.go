@@ -71,8 +71,8 @@ type fetch struct {
 	err  error
 }
 
-// page is one answer, with each row's date (an unreadable row takes the
-// date of the row before it, so that positions stay meaningful).
+// page is one answer, with each row's date (an unreadable row takes a
+// neighbour's, see dated, so that positions stay meaningful).
 type page struct {
 	start int
 	evs   []ipguard.LoginEvent
@@ -168,18 +168,32 @@ func (w *walker) get(ctx context.Context, s int) (page, error) {
 		}
 		return page{}, ipguard.Errorf(ipguard.ErrorCode(f.err), "audit: read login events (startIndex %d): %w", s, f.err)
 	}
-	p := page{start: s, evs: f.evs, dates: make([]time.Time, len(f.evs))}
-	var prev time.Time
-	for i, ev := range f.evs {
-		if ev.Unreadable == "" || !ev.Date.IsZero() {
+	return w.dated(s, f.evs), nil
+}
+
+// dated makes the page at start s of evs. A row without a date of its own
+// (unreadable) takes the date of the row before it; at the top of the page,
+// of the first row after it that has one; on a page where none has one, the
+// window's start. So every such row falls in some band and is handed on,
+// and reported, with its neighbours: never dropped in silence as "newer
+// than the window".
+func (w *walker) dated(s int, evs []ipguard.LoginEvent) page {
+	p := page{start: s, evs: evs, dates: make([]time.Time, len(evs))}
+	own := func(ev ipguard.LoginEvent) bool { return ev.Unreadable == "" || !ev.Date.IsZero() }
+	prev := w.from
+	for _, ev := range evs {
+		if own(ev) {
 			prev = ev.Date
+			break
 		}
-		if i == 0 && prev.IsZero() {
-			prev = time.Unix(1<<40, 0) // an unreadable first row sorts as newest
+	}
+	for i, ev := range evs {
+		if own(ev) {
+			prev = ev.Date
 		}
 		p.dates[i] = prev
 	}
-	return p, nil
+	return p
 }
 
 // firstAtOrBelow is the index of the first row dated ≤ d, or len.
