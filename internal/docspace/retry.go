@@ -17,9 +17,9 @@ import (
 // a host name that does not resolve or a failed TLS handshake (an https URL
 // on a plain-http port, a certificate that does not verify). A 401 is never
 // resent: the client drops the provider's cached key (see KeyProvider), so
-// the next call, not this one, reads the secret again. A 2xx body that is not valid JSON is final
-// too: the server answered, and asking again would most likely get the same
-// answer.
+// the next call, not this one, reads the secret again. A 2xx body that is
+// not valid JSON is final too: the server answered, and asking again would
+// most likely get the same answer.
 //
 // Waits use exponential backoff with full jitter (a random duration in
 // [0, min(MaxBackoff, BaseBackoff·2^(n-1))) before retry n), unless the server
