@@ -117,7 +117,7 @@ func DesiredState(users []ipguard.User, r Rules, now time.Time) Desired {
 //
 // Every entry the tool does not own stays exactly as it is (ip, forAdmin);
 // an owned address stays while some user's unexpired entry or break-glass
-// needs it, and is removed otherwise; a needed address with no non-admin
+// needs it (or while a stored user is unreadable), and is removed otherwise; a needed address with no non-admin
 // entry is added and becomes owned. A needed address already present as a
 // non-admin entry the tool does not own is never owned, so never removed.
 type Plan struct {

@@ -149,7 +149,7 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 	switch {
 	case strings.TrimSpace(id) == "":
 		r.ID = alias
-	case strings.TrimSpace(alias) != "" && strings.TrimSpace(alias) != strings.TrimSpace(id):
+	case strings.TrimSpace(alias) != "" && ipguard.CanonicalUserID(alias) != ipguard.CanonicalUserID(id):
 		return Request{}, ipguard.Invalid("userId", alias, "differs from id %q; send one of them", id)
 	default:
 		r.ID = id

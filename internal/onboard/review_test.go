@@ -383,3 +383,16 @@ func TestUnreadableUserRemovesNothing(t *testing.T) {
 		t.Errorf("portal = %s", got)
 	}
 }
+
+// TestIDAndUserIDInDifferentCaseAreOneUser: GUIDs are compared
+// case-insensitively everywhere (they are stored lower-case); an "id" and
+// a "userId" naming the same GUID in different case are one user.
+func TestIDAndUserIDInDifferentCaseAreOneUser(t *testing.T) {
+	r, err := DecodeRequest([]byte(`{"id":"6B2F7A1E-3C44-4A5B-9E0F-1D2C3B4A5F60","userId":"6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+	if err != nil || !strings.EqualFold(r.ID, "6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60") {
+		t.Errorf("request = %+v, %v", r, err)
+	}
+	if _, err := DecodeRequest([]byte(`{"id":"u1","userId":"U1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)); ipguard.ErrorCode(err) != ipguard.EInvalid {
+		t.Errorf("two different non-GUID ids: err = %v; want InvalidInput", err)
+	}
+}
