@@ -90,7 +90,13 @@ type AuditConfig struct {
 	// checked against a rate() Schedule: it must be at least twice its
 	// interval, or the alarm fires between two healthy runs.
 	HeartbeatMaxLag time.Duration
-	Enforcement     Enforcement
+	// AlarmPeriod is ALARM_PERIOD_SECONDS (template parameter
+	// AlarmPeriodSeconds), the period of the error and heartbeat alarms;
+	// only checked against a rate() Schedule: it must be at least its
+	// interval, or a period without a run is missing data, which the
+	// heartbeat alarm counts as breaching.
+	AlarmPeriod time.Duration
+	Enforcement Enforcement
 }
 
 // Enforcement says how the audit responds to a violating login.
@@ -170,6 +176,12 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 			c.Audit.HeartbeatMaxLag = time.Duration(lag) * time.Second
 			if every, ok := ScheduleInterval(c.Audit.Schedule); ok && c.Audit.HeartbeatMaxLag < 2*every {
 				r.fail("HEARTBEAT_MAX_LAG_SECONDS", strconv.Itoa(lag), "must be at least twice the interval of AUDIT_SCHEDULE %s (%s), or the heartbeat alarm fires between two healthy runs: raise the template parameter HeartbeatMaxLagSeconds", c.Audit.Schedule, every)
+			}
+		}
+		if p := r.integer("ALARM_PERIOD_SECONDS", 0, 0, 100*24*3600); p > 0 {
+			c.Audit.AlarmPeriod = time.Duration(p) * time.Second
+			if every, ok := ScheduleInterval(c.Audit.Schedule); ok && c.Audit.AlarmPeriod < every {
+				r.fail("ALARM_PERIOD_SECONDS", strconv.Itoa(p), "must be at least the interval of AUDIT_SCHEDULE %s (%s), or the heartbeat alarm takes a period without a run for a missing heartbeat and fires between two healthy runs: raise the template parameter AlarmPeriodSeconds", c.Audit.Schedule, every)
 			}
 		}
 		e := &c.Audit.Enforcement

@@ -82,6 +82,8 @@ func TestLoadReportsEachProblemByName(t *testing.T) {
 		{"metrics namespace characters", map[string]string{"METRICS_NAMESPACE": "ip guard!"}, Onboard, []string{"METRICS_NAMESPACE must be a CloudWatch namespace"}},
 		{"heartbeat shorter than the schedule", map[string]string{"AUDIT_SCHEDULE": "rate(1 hour)", "HEARTBEAT_MAX_LAG_SECONDS": "3600"}, Audit,
 			[]string{"HEARTBEAT_MAX_LAG_SECONDS must be at least twice the interval of AUDIT_SCHEDULE rate(1 hour)", "HeartbeatMaxLagSeconds"}},
+		{"alarm period shorter than the schedule", map[string]string{"AUDIT_SCHEDULE": "rate(1 hour)", "HEARTBEAT_MAX_LAG_SECONDS": "14400", "ALARM_PERIOD_SECONDS": "900"}, Audit,
+			[]string{"ALARM_PERIOD_SECONDS must be at least the interval of AUDIT_SCHEDULE rate(1 hour) (1h0m0s)", `(got "900")`, "AlarmPeriodSeconds"}},
 		{"schedule", map[string]string{"AUDIT_SCHEDULE": "rate(15 minute)"}, Audit, []string{"AUDIT_SCHEDULE must be an EventBridge schedule expression", `"rate(15 minute)"`}},
 		{"enforcement mode", map[string]string{"ENFORCEMENT_MODE": "kill"}, Audit, []string{`ENFORCEMENT_MODE must be report, end-session or end-all-sessions (got "kill")`}},
 		{"enforcement numbers", map[string]string{"ENFORCEMENT_MAX_PER_RUN": "0", "ENFORCEMENT_DISABLE_AFTER": "-1", "ENFORCE_UNKNOWN_USERS": "maybe"}, Audit,

@@ -10,6 +10,8 @@ package docspace
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -389,8 +391,27 @@ func (c *Client) noAnswer(ctx, actx context.Context, err error, sc scrubber) out
 			return outcome{err: &Error{Unresolvable: true, Err: err, Message: sc.clean(fmt.Sprintf(
 				"the portal host %q cannot be resolved: check DOCSPACE_API_HOST", dns.Name))}}
 		}
+		if badTLS(err) {
+			return outcome{err: &Error{BadTLS: true, Err: err, Message: sc.clean(err.Error() +
+				" (no TLS connection to the portal: check that DOCSPACE_API_HOST is the portal's https URL)")}}
+		}
 		return outcome{retry: true, err: &Error{Message: sc.clean(err.Error()), Err: err}}
 	}
+}
+
+// badTLS reports whether err is a TLS failure that a retry cannot mend: a
+// plain-http answer to an https request, or a certificate that does not
+// verify.
+func badTLS(err error) bool {
+	var verify *tls.CertificateVerificationError
+	var header tls.RecordHeaderError
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	return errors.As(err, &verify) || errors.As(err, &header) || errors.As(err, &unknown) ||
+		errors.As(err, &host) || errors.As(err, &invalid) ||
+		// net/http replaces the tls.RecordHeaderError of a plain-http answer by this text.
+		strings.Contains(err.Error(), "server gave HTTP response to HTTPS client")
 }
 
 // scrubber removes the API keys used by a call from text bound for an error

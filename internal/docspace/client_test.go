@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -487,5 +488,33 @@ func TestWebPageInsteadOfTheAPIIsAConfigurationError(t *testing.T) {
 	_, err := newClient(t, s.URL, nil).IPRestrictions(context.Background())
 	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), "DOCSPACE_API_HOST") {
 		t.Errorf("err = %v, want a ConfigurationError naming DOCSPACE_API_HOST", err)
+	}
+}
+
+// An https URL that reaches a plain-http port, or a server whose certificate
+// does not verify, is a wrong DOCSPACE_API_HOST (or a proxy in the way), not
+// an outage: it is a ConfigurationError naming the variable, not retried.
+func TestTLSFailureIsAConfigurationErrorNamingTheVariable(t *testing.T) {
+	plain := newServer(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{"response": []}`)) })
+	selfSigned := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(selfSigned.Close)
+	for name, url := range map[string]string{
+		"https to a plain-http port": strings.Replace(plain.URL, "http://", "https://", 1),
+		"certificate not trusted":    selfSigned.URL,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := newClient(t, url, nil)
+			_, err := c.IPRestrictions(context.Background())
+			e := asDocspace(t, err)
+			if ipguard.ErrorCode(err) != ipguard.EConfig {
+				t.Errorf("code = %s, want config: %v", ipguard.ErrorCode(err), err)
+			}
+			if !strings.Contains(e.Error(), "DOCSPACE_API_HOST") {
+				t.Errorf("error %q does not name DOCSPACE_API_HOST", e.Error())
+			}
+			if e.Attempts != 1 {
+				t.Errorf("%d attempts, want 1 (retrying cannot help)", e.Attempts)
+			}
+		})
 	}
 }

@@ -43,6 +43,11 @@ type Error struct {
 	// NotAPI is set when a 2xx answer is a web page, not the API's JSON: the
 	// address serves something else than the DocSpace API.
 	NotAPI bool
+	// BadTLS is set when no TLS connection could be made: an https URL
+	// that reaches a plain-http port, or a certificate that does not verify
+	// for the host. The address (or a proxy in the way) is wrong, not the
+	// network.
+	BadTLS bool
 }
 
 // Error reads like
@@ -75,7 +80,7 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Code classifies e for the domain, by what the caller can do about it:
-// EConfig for an unresolvable host, 401, 402, 403, 404 and a 2xx web page
+// EConfig for an unresolvable host, a failed TLS handshake, 401, 402, 403, 404 and a 2xx web page
 // (the key, its user, its scope, the plan or DOCSPACE_API_HOST must change; a
 // 404 or an HTML page means the URL is not a DocSpace API);
 // EUnavailable for no answer, 429 and 5xx (a later run may succeed);
@@ -83,7 +88,7 @@ func (e *Error) Unwrap() error { return e.Err }
 // EInternal for anything else (an unexpected or malformed answer).
 func (e *Error) Code() ipguard.Code {
 	switch s := e.Status; {
-	case e.Unresolvable, e.NotAPI:
+	case e.Unresolvable, e.NotAPI, e.BadTLS:
 		return ipguard.EConfig
 	case s == 0, s == http.StatusTooManyRequests, s >= 500 && s <= 599:
 		return ipguard.EUnavailable

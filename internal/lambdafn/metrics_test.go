@@ -104,3 +104,17 @@ func TestOnboardMetrics(t *testing.T) {
 		})
 	}
 }
+
+// A backfill's safeUntil is the end of its own past window, not how far the
+// scheduled audit has read: it must not feed the heartbeat's lag (a backfill
+// of last week would read as a week behind and fire AuditHeartbeatAlarm).
+func TestBackfillLagIsTheCheckpointsNotItsWindow(t *testing.T) {
+	weekAgo := time.Now().Add(-7 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	if got := (Deps{}).lag(context.Background(), audit.Result{Backfill: true, SafeUntil: weekAgo}, nil); got >= 0 {
+		t.Errorf("lag of a backfill = %s, want unknown here (the checkpoint's, and no store)", got)
+	}
+	recent := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	if got := (Deps{}).lag(context.Background(), audit.Result{SafeUntil: recent}, nil); got < 59*time.Second || got > 2*time.Minute {
+		t.Errorf("lag of a scheduled run = %s, want about 1m", got)
+	}
+}

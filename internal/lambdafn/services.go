@@ -131,12 +131,13 @@ func detailType(payload []byte) string {
 func (d Deps) snsClient() *sns.Client { return sns.NewFromConfig(d.AWS) }
 
 // lag is how far behind now the audit has safely read: the result's
-// safeUntil (every event up to it is done), otherwise the stored checkpoint;
+// safeUntil (every event up to it is done), otherwise (and for a backfill,
+// whose safeUntil is the end of its own past window) the stored checkpoint;
 // -1 when it cannot be known (no checkpoint yet, or the store failed), so
 // that the heartbeat alarm sees missing data.
 func (d Deps) lag(ctx context.Context, res audit.Result, err error) time.Duration {
 	now := time.Now()
-	if err == nil && res.SafeUntil != "" {
+	if err == nil && res.SafeUntil != "" && !res.Backfill {
 		if to, perr := time.Parse(time.RFC3339, res.SafeUntil); perr == nil {
 			return max(now.Sub(to), 0)
 		}

@@ -254,6 +254,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
 			"AUDIT_SCHEDULE":             ref("AuditSchedule"),
 			"HEARTBEAT_MAX_LAG_SECONDS":  ref("HeartbeatMaxLagSeconds"),
+			"ALARM_PERIOD_SECONDS":       ref("AlarmPeriodSeconds"),
 		}},
 	}
 	for _, tt := range tests {

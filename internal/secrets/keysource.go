@@ -116,19 +116,33 @@ func (k *KeySource) parse(s string) (string, error) {
 	if s == "" {
 		return "", k.configError(nil, "secret is empty; store the DocSpace API key in it")
 	}
+	// The help below names the member without quoting it: what a human
+	// reads is cleaned of every run of 8 characters of the secret (package
+	// redact), and `{"apiKey"` is such a run of a JSON secret.
+	const how = "store the key itself or a JSON object with the key as its apiKey member"
 	if !strings.HasPrefix(s, "{") {
+		// A DocSpace key is one token (sk- and hex digits): white space,
+		// quotes or brackets mean a wrapped or prefixed key that the
+		// portal would refuse as if it were wrong.
+		if strings.ContainsAny(s, " \t\r\n\"'[]{},") {
+			return "", k.configError(nil, "secret is not an API key (it holds white space, quotes, brackets or commas, e.g. a JSON array or string, or a \"Bearer \" prefix); "+how)
+		}
 		return s, nil
 	}
 	var v struct {
-		APIKey string `json:"apiKey"`
+		APIKey json.RawMessage `json:"apiKey"`
 	}
 	if json.Unmarshal([]byte(s), &v) != nil {
 		// The parser's message could quote part of the value: do not pass it on.
-		return "", k.configError(nil, `secret holds text starting with "{" that is not valid JSON; store the key itself or {"apiKey":"..."}`)
+		return "", k.configError(nil, `secret holds text starting with "{" that is not valid JSON; `+how)
 	}
-	key := strings.TrimSpace(v.APIKey)
+	var key string
+	if len(v.APIKey) > 0 && string(v.APIKey) != "null" && json.Unmarshal(v.APIKey, &key) != nil {
+		return "", k.configError(nil, "secret's apiKey member is not a string; "+how)
+	}
+	key = strings.TrimSpace(key)
 	if key == "" {
-		return "", k.configError(nil, `secret holds JSON without a non-empty "apiKey"; store {"apiKey":"..."} or the key itself`)
+		return "", k.configError(nil, "secret holds JSON without a non-empty apiKey member; "+how)
 	}
 	return key, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 const secretKey = "sk-5ec2e7c0ffee0123456789abcdef0123456789abcdef0123456789abcdef0123"
@@ -59,9 +60,13 @@ func TestKeyReadsTheSecret(t *testing.T) {
 		{name: "JSON apiKey", out: str(`{"apiKey": "` + secretKey + `"}`), want: secretKey},
 		{name: "JSON apiKey with white space", out: str("\n { \"apiKey\": \" " + secretKey + " \", \"note\": \"x\" }\n"), want: secretKey},
 		{name: "empty string", out: str("  \n"), wantCode: ipguard.EConfig, wantMsg: "secret is empty"},
-		{name: "JSON without apiKey", out: str(`{"key":"` + secretKey + `"}`), wantCode: ipguard.EConfig, wantMsg: `without a non-empty "apiKey"`},
-		{name: "JSON with empty apiKey", out: str(`{"apiKey":"  "}`), wantCode: ipguard.EConfig, wantMsg: `without a non-empty "apiKey"`},
+		{name: "JSON without apiKey", out: str(`{"key":"` + secretKey + `"}`), wantCode: ipguard.EConfig, wantMsg: `without a non-empty apiKey member`},
+		{name: "JSON with empty apiKey", out: str(`{"apiKey":"  "}`), wantCode: ipguard.EConfig, wantMsg: `without a non-empty apiKey member; store the key itself or a JSON object with the key as its apiKey member`},
 		{name: "broken JSON", out: str(`{"apiKey":"` + secretKey), wantCode: ipguard.EConfig, wantMsg: "not valid JSON"},
+		{name: "JSON apiKey not a string", out: str(`{"apiKey": 5}`), wantCode: ipguard.EConfig, wantMsg: "apiKey member is not a string; store the key itself or a JSON object with the key as its apiKey member"},
+		{name: "JSON array", out: str(`["` + secretKey + `"]`), wantCode: ipguard.EConfig, wantMsg: "is not an API key"},
+		{name: "quoted key", out: str(`"` + secretKey + `"`), wantCode: ipguard.EConfig, wantMsg: "is not an API key"},
+		{name: "Bearer prefix", out: str(`Bearer ` + secretKey), wantCode: ipguard.EConfig, wantMsg: "is not an API key"},
 		{name: "binary only", out: &secretsmanager.GetSecretValueOutput{SecretBinary: []byte(secretKey)}, wantCode: ipguard.EConfig, wantMsg: "binary"},
 		{name: "no value", out: &secretsmanager.GetSecretValueOutput{}, wantCode: ipguard.EConfig, wantMsg: "no value"},
 		{name: "not found", err: &types.ResourceNotFoundException{Message: aws.String("Secrets Manager can't find the specified secret.")},
@@ -100,8 +105,10 @@ func TestKeyReadsTheSecret(t *testing.T) {
 			if got != "" {
 				t.Errorf("Key() = %q with an error, want \"\"", got)
 			}
-			if !strings.Contains(err.Error(), tt.wantMsg) {
-				t.Errorf("Error() = %q, want it to contain %q", err, tt.wantMsg)
+			// What a human reads is cleaned of every run of the secret: the
+			// help must survive that.
+			if !strings.Contains(redact.Clean(err.Error()), tt.wantMsg) {
+				t.Errorf("cleaned Error() = %q, want it to contain %q", redact.Clean(err.Error()), tt.wantMsg)
 			}
 			if strings.Contains(err.Error(), secretKey[:12]) {
 				t.Errorf("Error() = %q shows the secret value", err)
