@@ -10,7 +10,7 @@ import (
 	"ipguard/internal/ipguard"
 )
 
-// Limits of one SNS message (docs: Subject ≤ 100 characters, the whole
+// Limits of one SNS message (docs: Subject < 100 characters, the whole
 // message ≤ 256 KB; one SMS part is 140 ASCII bytes).
 const (
 	MaxSubjectRunes = ipguard.AlertMaxSubjectRunes

@@ -5,10 +5,11 @@ import (
 	"strings"
 )
 
-// SNS limits an Alert must fit (SNS counts the Subject in characters and the
-// whole structured message in bytes; one SMS part is 140 ASCII bytes).
+// SNS limits an Alert must fit (SNS counts the Subject in characters and
+// wants it "less than 100 characters long"; the whole structured message and
+// its attributes in bytes; one SMS part is 140 ASCII bytes).
 const (
-	AlertMaxSubjectRunes = 100
+	AlertMaxSubjectRunes = 99
 	AlertMaxMessageBytes = 256 * 1024
 	AlertMaxSMSBytes     = 140
 )

@@ -9,6 +9,7 @@ import (
 
 	"ipguard/internal/docspace"
 	"ipguard/internal/enforce"
+	"ipguard/internal/ipguard"
 )
 
 // EnforcePortal is the DocSpace client as package enforce asks for it: a
@@ -66,10 +67,20 @@ func (p EnforcePortal) EndAllSessions(ctx context.Context, userID string) error 
 	return refused(p.Client.EndAllSessions(ctx, userID))
 }
 
-// DisableUser implements enforce.Portal.
+// DisableUser implements enforce.Portal. The portal skips ids it does not
+// know and answers with the users it changed, so an answer that does not
+// name the user is an error: nobody was disabled.
 func (p EnforcePortal) DisableUser(ctx context.Context, userID string) error {
-	_, err := p.Client.TerminateUsers(ctx, userID)
-	return refused(err)
+	users, err := p.Client.TerminateUsers(ctx, userID)
+	if err != nil {
+		return refused(err)
+	}
+	for _, u := range users {
+		if ipguard.CanonicalUserID(u.ID) == ipguard.CanonicalUserID(userID) {
+			return nil
+		}
+	}
+	return fmt.Errorf("docspace: PUT people/status/Terminated answered without user %s: the portal changed no one (unknown or deleted user)", userID)
 }
 
 func refused(err error) error {

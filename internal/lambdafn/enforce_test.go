@@ -86,4 +86,9 @@ func TestEnforcePortalOverTheDevPortal(t *testing.T) {
 	if u, _ := p.User(someUser); u.Status != devportal.StatusTerminated {
 		t.Errorf("status %d; want terminated", u.Status)
 	}
+	// The portal skips ids it does not know and answers with the users it
+	// changed: an answer without the user is not "disabled".
+	if err := ep.DisableUser(ctx, "aaaaaaaa-1111-4111-8111-00000000ffff"); err == nil {
+		t.Errorf("DisableUser(an unknown user) = nil; want an error: the portal changed no one")
+	}
 }

@@ -13,13 +13,16 @@ import (
 	"time"
 )
 
-// Moto is a running moto server on a loopback port.
+// Moto is a running moto server on a loopback port, reached through a
+// front that serialises DynamoDB calls (see serialFront).
 type Moto struct {
-	Endpoint string // http://127.0.0.1:<port>
+	Endpoint string // http://127.0.0.1:<port> of the front: what clients use
+	Server   string // http://127.0.0.1:<port> of moto_server itself
 	PID      int    // the process (and process group) Stop ends
 
-	proc *process
-	log  *tail
+	proc  *process
+	log   *tail
+	front *serialFront
 }
 
 // StartMoto starts `moto_server -H 127.0.0.1 -p <free port>` in its own
@@ -63,11 +66,17 @@ func startMoto(ctx context.Context, bin string) (*Moto, error) {
 		return nil, fmt.Errorf("start moto_server: %w", err)
 	}
 	m := &Moto{Endpoint: "http://127.0.0.1:" + strconv.Itoa(port), PID: proc.pid, proc: proc, log: log}
+	m.Server = m.Endpoint
 
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	for {
 		if m.ready(ctx) {
+			if m.front, err = startSerialFront(m.Server); err != nil {
+				_ = m.Stop()
+				return nil, fmt.Errorf("front for moto_server: %w", err)
+			}
+			m.Endpoint = m.front.endpoint()
 			return m, nil
 		}
 		select {
@@ -127,9 +136,14 @@ func (m *Moto) Reset(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the server's process group by PID and waits for it to exit.
-// Calling it again, or after the server died, does nothing.
+// Stop ends the server's process group by PID and waits for it to exit,
+// and closes the front. Calling it again, or after the server died, does
+// nothing.
 func (m *Moto) Stop() error {
+	if m.front != nil {
+		_ = m.front.close()
+		m.front = nil
+	}
 	return m.proc.stop(5 * time.Second)
 }
 

@@ -45,7 +45,7 @@ func New(api API, topicARN string) *Publisher {
 // message and sends it again on its next run.
 //
 // An alert SNS would refuse is rejected before sending with EInternal (the
-// caller rendered it wrongly): an empty Default, a Subject over 100
+// caller rendered it wrongly): an empty Default, a Subject of 100 or more
 // characters or with a line break or control character, or a message over
 // 256 KiB with its attributes (SNS counts them). A missing topic, a denied
 // publish or a refused parameter is EConfig naming ALERT_TOPIC_ARN;
