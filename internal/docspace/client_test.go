@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -516,5 +517,32 @@ func TestTLSFailureIsAConfigurationErrorNamingTheVariable(t *testing.T) {
 				t.Errorf("%d attempts, want 1 (retrying cannot help)", e.Attempts)
 			}
 		})
+	}
+}
+
+// keys/@self dates as the portal may write them: with 7 fraction digits and
+// an offset, or (DateTime rather than ApiDateTime) with no zone at all, read
+// as UTC; a date only for information (lastUsed, createOn) that cannot be
+// read does not stop the key's expiry from being watched.
+func TestCurrentKeyReadsThePortalsDates(t *testing.T) {
+	for _, tt := range []struct {
+		expiresAt, lastUsed string
+		want                time.Time
+	}{
+		{"2026-12-01T03:00:00.0000000+03:00", "2026-11-25T09:00:00.0000000+03:00", time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
+		{"2026-12-01T00:00:00", "2026-11-25T09:00:00", time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
+		{"2026-12-01T00:00:00.0000000Z", "0001-01-01T00:00:00.0000000", time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
+		{"2026-12-01T00:00:00Z", "yesterday", time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)},
+	} {
+		s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"response": {"id": "k1", "name": "ipguard", "key": "sk-***abcd", "keyPostfix": "abcd", "permissions": ["*:read"],
+				"lastUsed": %q, "createOn": %q, "createBy": {"id": "u1", "displayName": "Owner"}, "expiresAt": %q, "isActive": true},
+				"count": 1, "status": 0, "statusCode": 200}`, tt.lastUsed, tt.lastUsed, tt.expiresAt)
+		})
+		k, err := newClient(t, s.URL, nil).CurrentKey(context.Background())
+		if err != nil || !k.ExpiresAt.Equal(tt.want) {
+			t.Errorf("expiresAt %q, lastUsed %q: key %+v, %v; want it to expire at %s", tt.expiresAt, tt.lastUsed, k, err, tt.want)
+		}
 	}
 }

@@ -87,7 +87,16 @@ func (c *Client) CurrentKey(ctx context.Context) (APIKey, error) {
 				}
 				t, err := time.Parse(time.RFC3339Nano, *d.in)
 				if err != nil {
+					// A date without a zone is read as UTC (off by at
+					// most the portal's offset, hours against the days
+					// of the expiry watch).
+					t, err = time.ParseInLocation("2006-01-02T15:04:05.9999999", *d.in, time.UTC)
+				}
+				switch {
+				case err != nil && d.name == "expiresAt":
 					return fmt.Errorf("key %s %q is not an RFC 3339 instant", d.name, *d.in)
+				case err != nil:
+					continue // only for information: the expiry is what is watched
 				}
 				*d.out = t.UTC()
 			}

@@ -14,11 +14,12 @@ import (
 // A call is tried again only when the failure says nothing about the request
 // itself: no answer (connection failure, per-attempt timeout, body cut short),
 // 429, 502, 503 or 504. 400, 401, 402, 403, 404 and 500 are final, and so is
-// a host name that does not resolve. A 401 is never resent: the client drops
-// the provider's cached key (see KeyProvider), so the next call, not this
-// one, reads the secret again. A 2xx body that is not valid JSON is final
-// too: the server answered, and asking again would most likely get the same
-// answer.
+// a host name that does not resolve or a failed TLS handshake (an https URL
+// on a plain-http port, a certificate that does not verify). A 401 is never
+// resent: the client drops the provider's cached key (see KeyProvider), so
+// the next call, not this one, reads the secret again. A 2xx body that is
+// not valid JSON is final too: the server answered, and asking again would
+// most likely get the same answer.
 //
 // Waits use exponential backoff with full jitter (a random duration in
 // [0, min(MaxBackoff, BaseBackoff·2^(n-1))) before retry n), unless the server

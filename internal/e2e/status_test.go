@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"ipguard/internal/lambdafn"
 	"ipguard/internal/status"
 )
 
@@ -50,5 +51,21 @@ func TestStatusAnswersWithoutAuditing(t *testing.T) {
 	}
 	if strings.Contains(jsonText(st), s.APIKey[:12]) {
 		t.Error("the status shows the key")
+	}
+
+	// One metrics line per invocation, the status's too, and a status is
+	// never counted as a failure or a run that found something.
+	time.Sleep(100 * time.Millisecond) // let the emulator copy the last lines
+	metrics, _ := logLines(t, fn.log.String())
+	if len(metrics) != 3 {
+		t.Fatalf("%d EMF lines for 3 invocations (status, run, status)", len(metrics))
+	}
+	for _, i := range []int{0, 2} {
+		if metrics[i]["action"] != "status" || metrics[i][lambdafn.MetricFailures] != 0.0 || metrics[i][lambdafn.MetricEventsScanned] != 0.0 {
+			t.Errorf("status line %d = %v", i, metrics[i])
+		}
+	}
+	if _, ok := metrics[0][lambdafn.MetricLagSeconds]; ok {
+		t.Errorf("status before any run reports a lag: %v", metrics[0])
 	}
 }

@@ -66,13 +66,22 @@ func (d Deps) StatusService() *status.Service {
 
 // AuditFunction is the whole AuditFunction handler: {"action": "status"}
 // answers the status (status.Report) without auditing; anything else is an
-// audit run (AuditHandler).
+// audit run (AuditHandler). A status writes its metrics line too (one per
+// invocation): every count 0, and the lag of the stored checkpoint.
 func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 	run := d.AuditHandler()
 	st := d.StatusService()
+	mw := d.metricsWriter()
 	return func(ctx context.Context, payload []byte) (any, error) {
 		if status.IsRequest(payload) {
-			return st.Report(ctx), nil
+			start := time.Now()
+			rep := st.Report(ctx)
+			lag := time.Duration(-1)
+			if rep.LagSeconds != nil {
+				lag = time.Duration(*rep.LagSeconds * float64(time.Second))
+			}
+			mw.write(ctx, auditMetrics(audit.Result{}, nil, time.Since(start), 0, lag), map[string]any{"action": "status"})
+			return rep, nil
 		}
 		return run(ctx, payload)
 	}
