@@ -172,26 +172,30 @@ func (w *walker) get(ctx context.Context, s int) (page, error) {
 }
 
 // dated makes the page at start s of evs. A row without a date of its own
-// (unreadable) takes the date of the row before it; at the top of the page,
-// of the first row after it that has one; on a page where none has one, the
-// window's start. So every such row falls in some band and is handed on,
-// and reported, with its neighbours: never dropped in silence as "newer
-// than the window".
+// (unreadable) takes the date of the first row after it that has one (it is
+// at least as new as that row); at the end of the page, of the row before
+// it; on a page where no row has one, the window's start. A row placed with
+// the rows after it is handed on with them, or with the second it was
+// deferred with, so that it is reported: never dropped in silence because it
+// looked newer than the band being handed on.
 func (w *walker) dated(s int, evs []ipguard.LoginEvent) page {
 	p := page{start: s, evs: evs, dates: make([]time.Time, len(evs))}
 	own := func(ev ipguard.LoginEvent) bool { return ev.Unreadable == "" || !ev.Date.IsZero() }
-	prev := w.from
-	for _, ev := range evs {
-		if own(ev) {
-			prev = ev.Date
-			break
+	next := time.Time{} // the date of the nearest row below with one
+	for i := len(evs) - 1; i >= 0; i-- {
+		if own(evs[i]) {
+			next = evs[i].Date
 		}
+		p.dates[i] = next
 	}
+	prev := w.from
 	for i, ev := range evs {
-		if own(ev) {
+		switch {
+		case own(ev):
 			prev = ev.Date
+		case p.dates[i].IsZero():
+			p.dates[i] = prev // no row below has a date
 		}
-		p.dates[i] = prev
 	}
 	return p
 }
