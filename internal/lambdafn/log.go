@@ -2,6 +2,7 @@ package lambdafn
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -20,7 +21,8 @@ import (
 //     one (InfoContext, ...), otherwise from the invocation Start is serving;
 //   - durations in milliseconds, under the attribute's key plus "Ms"
 //     ("waited" → "waitedMs": 200.5);
-//   - no secret: the message, every string and every error are cleaned by
+//   - no secret: the message, every string (also inside lists, maps and
+//     structs) and every error are cleaned by
 //     package redact.
 //
 // Services built once at start share this logger and still get the request
@@ -95,8 +97,19 @@ func replaceAttr(_ []string, a slog.Attr) slog.Attr {
 			}
 		}
 	case slog.KindAny:
-		if err, ok := a.Value.Any().(error); ok {
+		v := a.Value.Any()
+		if err, ok := v.(error); ok {
 			return slog.String(a.Key, redact.Clean(err.Error()))
+		}
+		// Strings inside a list, map or struct: cleaned in the value's
+		// JSON, which keeps its shape unless a removed run held a quote.
+		if b, err := json.Marshal(v); err == nil {
+			if c := redact.Clean(string(b)); c != string(b) {
+				if json.Valid([]byte(c)) {
+					return slog.Any(a.Key, json.RawMessage(c))
+				}
+				return slog.String(a.Key, c)
+			}
 		}
 	}
 	return a

@@ -68,3 +68,30 @@ func TestEveryLineCarriesRequestIDFunctionNameAndMilliseconds(t *testing.T) {
 		t.Errorf("failure line = %s", lines[2])
 	}
 }
+
+// Strings inside lists, maps and structs are cleaned too: a warning list
+// or a portal value logged as a whole must not carry the key.
+func TestStringsInsideValuesAreCleaned(t *testing.T) {
+	key := "sk-77aa0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2"
+	redact.Remember(key)
+	var buf bytes.Buffer
+	log := NewLogger(&buf, slog.LevelDebug)
+	log.Info("warnings", "list", []string{"echo " + key[:30]}, "byName", map[string]string{"a": key[20:]},
+		"group", slog.GroupValue(slog.String("inner", key[5:25])), "count", 3, "ids", []int64{1, 2})
+	line := buf.String()
+	for j := 0; j+redact.MinRun <= len(key); j++ {
+		if strings.Contains(line, key[j:j+redact.MinRun]) {
+			t.Fatalf("the line shows part of the key: %s", line)
+		}
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(line), &m); err != nil {
+		t.Fatalf("not JSON: %s", line)
+	}
+	if l, ok := m["list"].([]any); !ok || len(l) != 1 || m["count"] != 3.0 {
+		t.Errorf("values lost their shape: %s", line)
+	}
+	if ids, ok := m["ids"].([]any); !ok || len(ids) != 2 {
+		t.Errorf("ids lost their shape: %s", line)
+	}
+}

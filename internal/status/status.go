@@ -92,6 +92,12 @@ func IsRequest(payload []byte) bool {
 	return json.Unmarshal(payload, &v) == nil && v.Action != nil && strings.EqualFold(strings.TrimSpace(*v.Action), "status")
 }
 
+// DefaultPortalBudget is how long a Report waits for the portal in all
+// (PortalBudget): well inside the 60 s `aws lambda invoke` waits for an
+// answer by default, so that a portal that does not answer is named in the
+// warnings instead of the status timing out.
+const DefaultPortalBudget = 25 * time.Second
+
 // Service assembles a Report. Store, Portal and Keys are required.
 type Service struct {
 	Store    Store
@@ -99,6 +105,9 @@ type Service struct {
 	Keys     keywatch.Source
 	Schedule string
 	Now      func() time.Time
+	// PortalBudget bounds the portal's parts (the key, the allowlist)
+	// together; 0 means DefaultPortalBudget.
+	PortalBudget time.Duration
 }
 
 // Report reads every part; it never fails (see the package comment).
@@ -130,10 +139,16 @@ func (s *Service) Report(ctx context.Context) Report {
 	} else {
 		r.UsersStored = &n
 	}
-	r.APIKey = s.key(ctx, now, warn)
-	if on, err := s.Portal.IPRestrictionsEnabled(ctx); err != nil {
+	budget := s.PortalBudget
+	if budget <= 0 {
+		budget = DefaultPortalBudget
+	}
+	pctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	r.APIKey = s.key(ctx, pctx, now, warn)
+	if on, err := s.Portal.IPRestrictionsEnabled(pctx); err != nil {
 		warn("portal restrictions", err)
-	} else if list, err := s.Portal.IPRestrictions(ctx); err != nil {
+	} else if list, err := s.Portal.IPRestrictions(pctx); err != nil {
 		warn("portal allowlist", err)
 	} else {
 		r.Portal = &PortalState{RestrictionsEnabled: on, Entries: len(list)}
@@ -141,9 +156,9 @@ func (s *Service) Report(ctx context.Context) Report {
 	return r
 }
 
-// key asks the portal, and falls back to what the last run saw.
-func (s *Service) key(ctx context.Context, now time.Time, warn func(string, error)) *Key {
-	k, err := s.Keys.CurrentKey(ctx)
+// key asks the portal (within pctx), and falls back to what the last run saw.
+func (s *Service) key(ctx, pctx context.Context, now time.Time, warn func(string, error)) *Key {
+	k, err := s.Keys.CurrentKey(pctx)
 	seen := "portal"
 	if err != nil {
 		warn("API key", err)
