@@ -11,7 +11,7 @@ import (
 
 // piecer runs the per-piece pipeline of one window:
 //
-//	events ─► skip unreadable (warn) ─► load users ─► evaluate (+ bursts due)
+//	events ─► skip unreadable (the walk warned) ─► load users ─► evaluate (+ bursts due)
 //	       ─► drop already alerted ─► [respond] ─► publish per severity,
 //	          record after each message ─► log each finding ─► save cursor
 //
@@ -31,8 +31,7 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	good := evs[:0:0]
 	for _, e := range evs {
 		if e.Unreadable != "" {
-			r.warn(fmt.Sprintf("unreadable login event skipped: %s; raw: %s", Clean(e.Unreadable, 200), Clean(string(e.Raw), 300)))
-			continue
+			continue // the walk reported it when it read it
 		}
 		good = append(good, e)
 	}

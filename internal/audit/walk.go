@@ -58,6 +58,9 @@ type walker struct {
 	conc int // pages in flight at most (1: strictly sequential)
 	warn func(string)
 
+	below    time.Time       // the walk's upper bound (set by walk)
+	reported map[string]bool // unreadable rows already reported, by rowKey
+
 	mu       sync.Mutex
 	inflight map[int]*fetch
 	requests int // pages requested
@@ -168,7 +171,32 @@ func (w *walker) get(ctx context.Context, s int) (page, error) {
 		}
 		return page{}, ipguard.Errorf(ipguard.ErrorCode(f.err), "audit: read login events (startIndex %d): %w", s, f.err)
 	}
-	return w.dated(s, f.evs), nil
+	p := w.dated(s, f.evs)
+	w.reportUnreadable(p)
+	return p, nil
+}
+
+// reportUnreadable warns, once per row and run, about each unreadable row of
+// p placed in the window. It is done when the page is read, not when its band
+// is handed on: a row without a date of its own may sit in a different place
+// of its second on every request, and so fall between two bands.
+func (w *walker) reportUnreadable(p page) {
+	for i, ev := range p.evs {
+		if ev.Unreadable == "" || p.dates[i].Before(w.from) || (!w.below.IsZero() && p.dates[i].After(w.below)) {
+			continue
+		}
+		k := rowKey(ev)
+		if w.reported[k] {
+			continue
+		}
+		if w.reported == nil {
+			w.reported = map[string]bool{}
+		}
+		w.reported[k] = true
+		if w.warn != nil {
+			w.warn(fmt.Sprintf("unreadable login event skipped: %s; raw: %s", Clean(ev.Unreadable, 200), Clean(string(ev.Raw), 300)))
+		}
+	}
 }
 
 // dated makes the page at start s of evs. A row without a date of its own
@@ -237,6 +265,7 @@ type emitFunc func(evs []ipguard.LoginEvent, done time.Time, final bool) error
 // and a classified error when the portal fails.
 func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error {
 	w.inflight = map[int]*fetch{}
+	w.below = below
 	p, err := w.locate(ctx, below)
 	if err != nil {
 		return err
