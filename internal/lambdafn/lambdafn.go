@@ -118,7 +118,8 @@ func StartFailing(log *slog.Logger, err error) {
 	if ns == "" || strings.HasPrefix(ns, "AWS/") {
 		ns = config.DefaultMetricsNamespace
 	}
-	mw := metricsWriter{out: os.Stdout, namespace: ns, now: time.Now}
+	// ERROR passes Lambda's log-level filter whatever LOG_LEVEL is.
+	mw := metricsWriter{out: os.Stdout, namespace: ns, now: time.Now, level: slog.LevelError}
 	Start(log, func(ctx context.Context, _ []byte) (struct{}, error) {
 		mw.write(ctx, failureMetrics(err), map[string]any{"errorType": ErrorType(err)})
 		return struct{}{}, err

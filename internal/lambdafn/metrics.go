@@ -3,6 +3,7 @@ package lambdafn
 import (
 	"context"
 	"io"
+	"log/slog"
 	"sort"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,25 @@ type metricsWriter struct {
 	out       io.Writer
 	namespace string
 	now       func() time.Time
+	// level is LOG_LEVEL. Lambda's log-level filtering (LoggingConfig
+	// ApplicationLogLevel, set from the same parameter) takes a JSON line
+	// without "level" for INFO and drops it when the level is WARN or
+	// ERROR; each line carries the lowest level that passes, so that no
+	// metric is ever filtered away.
+	level slog.Level
+}
+
+// lambdaLevel is the level name Lambda's filter reads for a line that
+// must pass a filter at l: INFO at least.
+func lambdaLevel(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "ERROR"
+	case l >= slog.LevelWarn:
+		return "WARN"
+	default:
+		return "INFO"
+	}
 }
 
 func (m metricsWriter) write(ctx context.Context, metrics []emf.Metric, props map[string]any) {
@@ -78,6 +98,7 @@ func (m metricsWriter) write(ctx context.Context, metrics []emf.Metric, props ma
 	if id := requestID(ctx); id != "" {
 		props["requestId"] = id
 	}
+	props["level"] = lambdaLevel(m.level)
 	line := emf.Line{Namespace: m.namespace, Dimensions: []emf.Dimension{{Name: "FunctionName", Value: fn}},
 		Metrics: metrics, Properties: props, Time: m.now()}
 	_ = line.Write(m.out) // stdout; nothing better to do if it fails

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,28 @@ func TestBackfillLagIsTheCheckpointsNotItsWindow(t *testing.T) {
 	recent := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
 	if got := (Deps{}).lag(context.Background(), audit.Result{SafeUntil: recent}, nil); got < 59*time.Second || got > 2*time.Minute {
 		t.Errorf("lag of a scheduled run = %s, want about 1m", got)
+	}
+}
+
+// Lambda's log-level filtering (LoggingConfig ApplicationLogLevel, from the
+// LogLevel parameter) takes a JSON line without "level" for INFO and drops
+// it below WARN or ERROR: a metrics line must carry a level that passes the
+// configured filter, or with LogLevel=warn no metric reaches CloudWatch, the
+// heartbeat alarm fires for ever and the failure alarms never can.
+func TestMetricsLinesPassTheConfiguredLogLevelFilter(t *testing.T) {
+	for _, tt := range []struct {
+		level slog.Level
+		want  string
+	}{{slog.LevelDebug, "INFO"}, {slog.LevelInfo, "INFO"}, {slog.LevelWarn, "WARN"}, {slog.LevelError, "ERROR"}} {
+		var buf bytes.Buffer
+		mw := metricsWriter{out: &buf, namespace: "DocSpaceIPGuard", now: time.Now, level: tt.level}
+		mw.write(context.Background(), failureMetrics(nil), nil)
+		var m map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &m); err != nil || emf.Validate(bytes.TrimSpace(buf.Bytes())) != nil {
+			t.Fatalf("line %s: %v", buf.String(), err)
+		}
+		if m["level"] != tt.want {
+			t.Errorf("log level %s: metrics line level %v, want %s", tt.level, m["level"], tt.want)
+		}
 	}
 }

@@ -163,7 +163,7 @@ func (d Deps) metricsWriter() metricsWriter {
 	if ns == "" {
 		ns = config.DefaultMetricsNamespace
 	}
-	return metricsWriter{out: out, namespace: ns, now: time.Now}
+	return metricsWriter{out: out, namespace: ns, now: time.Now, level: d.Config.LogLevel}
 }
 
 func errorTypeOrEmpty(err error) string {
