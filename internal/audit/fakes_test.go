@@ -29,6 +29,10 @@ type fakeSource struct {
 	latency    time.Duration
 	beforeCall func(n int, s *fakeSource)
 	rng        *rand.Rand
+	// busyAfter: from this call on (0: never) the portal answers busy with
+	// a Retry-After longer than the caller's deadline allows (busy).
+	busyAfter int
+	busy      error
 }
 
 func newFakeSource(evs ...ipguard.LoginEvent) *fakeSource {
@@ -53,6 +57,10 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 	f.calls++
 	n := f.calls
 	hang := f.hang || f.hangAfter > 0 && n >= f.hangAfter
+	if f.busyAfter > 0 && n >= f.busyAfter {
+		f.mu.Unlock()
+		return nil, f.busy
+	}
 	if f.beforeCall != nil {
 		f.beforeCall(n, f)
 	}

@@ -206,6 +206,64 @@ func TestRunOutOfTimeKeepsProgress(t *testing.T) {
 	}
 }
 
+// A portal that asks (429 or 503 with Retry-After) for a wait longer than
+// the run has left before its deadline margin ends the run incomplete, like
+// the margin itself: what was committed stays, the warning names the
+// portal's Retry-After, and it is not an error.
+func TestRunPortalRetryAfterPastTheDeadlineEndsIncomplete(t *testing.T) {
+	tests := []struct {
+		name   string
+		status string
+		wait   time.Duration
+	}{
+		{name: "429", status: "HTTP 429", wait: 90 * time.Second},
+		{name: "503", status: "HTTP 503", wait: 10 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			evs := violations(1, 600, t0.Add(-2*time.Hour), 3)
+			s, src, st, pub := newAudit(evs...)
+			s.Settings.PieceEvents = 200
+			s.Settings.Concurrency = 1
+			s.Settings.Lookback = 3 * time.Hour
+			src.busyAfter = 5 // the search, then a few pieces, then the portal is busy
+			src.busy = &ipguard.Error{Code: ipguard.EUnavailable, Message: "docspace: get login events: GET /api/2.0/security/audit/login/filter: " + tt.status + " (after 1 attempt)",
+				Err: &ipguard.WaitPastDeadlineError{Wait: tt.wait, Left: 20 * time.Second}}
+			res, err := s.Run(context.Background(), trig(15*time.Minute))
+			if err != nil {
+				t.Fatalf("err %v; want an incomplete run, not an error", err)
+			}
+			if res.Complete || res.ResumeBelow == "" {
+				t.Errorf("result %+v; want complete false with where to resume", res)
+			}
+			warned := false
+			for _, w := range res.Warnings {
+				if strings.Contains(w, "Retry-After") && strings.Contains(w, tt.wait.String()) {
+					warned = true
+				}
+			}
+			if !warned {
+				t.Errorf("warnings %q; want one naming the portal's Retry-After of %s", res.Warnings, tt.wait)
+			}
+			if len(pub.sent) == 0 || st.progress.Cursor == nil || !st.progress.Cursor.Below.Before(t0.Add(15*time.Minute)) {
+				t.Errorf("committed progress lost: %d alerts, progress %+v", len(pub.sent), st.progress)
+			}
+			// The next run, with the portal answering again, finishes the
+			// window; every violation is alerted exactly once.
+			src.busyAfter = 0
+			if res, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil || !res.Complete {
+				t.Fatalf("next run: %+v, %v", res, err)
+			}
+			got := alertedIDs(t, pub.sent)
+			for _, e := range evs {
+				if got[e.ID] != 1 {
+					t.Fatalf("event %d alerted %d times, want once", e.ID, got[e.ID])
+				}
+			}
+		})
+	}
+}
+
 // violations returns n successful logins of alice from an address outside
 // her allowlist, ids from first, spread over seconds starting at start.
 func violations(first int64, n int, start time.Time, perSecond int) []ipguard.LoginEvent {

@@ -60,6 +60,7 @@ type walker struct {
 
 	below    time.Time       // the walk's upper bound (set by walk)
 	reported map[string]bool // unreadable rows already reported, by rowKey
+	busyOnce sync.Once       // the portal's Retry-After past the deadline, warned once
 
 	mu       sync.Mutex
 	inflight map[int]*fetch
@@ -167,6 +168,17 @@ func (w *walker) get(ctx context.Context, s int) (page, error) {
 	w.mu.Unlock()
 	if f.err != nil {
 		if ctx.Err() != nil {
+			return page{}, errOutOfTime
+		}
+		var past *ipguard.WaitPastDeadlineError
+		if errors.As(f.err, &past) {
+			// The portal asked (Retry-After) for a wait that passes the
+			// deadline margin: stop like at the margin, keeping what was
+			// committed; the next run goes on from the cursor.
+			w.busyOnce.Do(func() {
+				w.warn(fmt.Sprintf("the portal asked to wait %s before the next request (its Retry-After), longer than this run has left before its deadline margin (%s); stopped reading here: %s",
+					past.Wait.Round(time.Second), past.Left.Round(time.Second), Clean(f.err.Error(), 300)))
+			})
 			return page{}, errOutOfTime
 		}
 		return page{}, ipguard.Errorf(ipguard.ErrorCode(f.err), "audit: read login events (startIndex %d): %w", s, f.err)

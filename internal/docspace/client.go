@@ -229,8 +229,13 @@ func (c *Client) do(ctx context.Context, cl call) error {
 	sc := scrubber{key}
 	for attempt := 1; ; attempt++ {
 		if err := c.pace.wait(ctx); err != nil {
+			msg := "gave up waiting for the request rate ceiling: " + err.Error()
+			var past *ipguard.WaitPastDeadlineError
+			if errors.As(err, &past) {
+				msg = "not sent: " + err.Error()
+			}
 			return &Error{Op: cl.op, Method: cl.method, Path: cl.path, Attempts: attempt - 1,
-				Message: "gave up waiting for the request rate ceiling: " + err.Error(), Err: err}
+				Message: msg, Err: err}
 		}
 		o := c.attempt(ctx, cl, target, body, key, sc)
 		if o.err == nil {
@@ -270,6 +275,17 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 		if e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable {
 			c.pace.pause(wait) // the portal is overloaded: every request of this client waits
+		}
+		if dl, ok := ctx.Deadline(); ok && fromServer && time.Now().Add(wait).After(dl) {
+			// The portal asked for a wait the caller cannot afford: say so
+			// (typed), at once, rather than sleep into the deadline.
+			past := &ipguard.WaitPastDeadlineError{Wait: wait, Left: time.Until(dl)}
+			e.Message += "; " + past.Error()
+			e.Err = errors.Join(e.Err, past)
+			c.log.WarnContext(ctx, "docspace: giving up, the portal's Retry-After passes the deadline",
+				"op", cl.op, "method", cl.method, "path", cl.path, "status", e.Status,
+				"attempt", attempt, "wait", wait, "left", past.Left)
+			return e
 		}
 		if !sleep(ctx, wait) {
 			c.log.WarnContext(ctx, "docspace: giving up, the context ends before the next attempt",

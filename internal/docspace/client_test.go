@@ -240,19 +240,48 @@ func TestTimeoutOnEveryAttempt(t *testing.T) {
 }
 
 func TestRetryAfterBeyondDeadlineReturnsAtOnce(t *testing.T) {
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Retry-After", "60")
-		w.WriteHeader(http.StatusTooManyRequests)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_, err := newClient(t, s.URL, nil).IPRestrictions(ctx)
-	if ctx.Err() != nil {
-		t.Fatalf("the call waited until the deadline; it should have stopped when the wait could not fit")
+	tests := []struct {
+		status int
+		header string
+		want   time.Duration
+	}{
+		{status: http.StatusTooManyRequests, header: "60", want: 60 * time.Second},
+		{status: http.StatusServiceUnavailable, header: "120", want: 120 * time.Second},
 	}
-	e := asDocspace(t, err)
-	if e.Status != 429 || e.Attempts != 1 || e.Code() != ipguard.EUnavailable {
-		t.Errorf("got %v, want the 429 after 1 attempt", err)
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Retry-After", tt.header)
+				w.WriteHeader(tt.status)
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			c := newClient(t, s.URL, nil)
+			_, err := c.IPRestrictions(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("the call waited until the deadline; it should have stopped when the wait could not fit")
+			}
+			e := asDocspace(t, err)
+			if e.Status != tt.status || e.Attempts != 1 || e.Code() != ipguard.EUnavailable {
+				t.Errorf("got %v, want the %d after 1 attempt", err, tt.status)
+			}
+			var past *ipguard.WaitPastDeadlineError
+			if !errors.As(err, &past) || past.Wait != tt.want {
+				t.Errorf("got %v (%#v); want a WaitPastDeadlineError of %s", err, past, tt.want)
+			}
+			if !strings.Contains(err.Error(), "Retry-After") {
+				t.Errorf("error %q does not name the portal's Retry-After", err)
+			}
+			// The client holds every request for the portal's wait: the
+			// next call also returns at once, with the same typed error.
+			_, err = c.IPRestrictions(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("the second call waited until the deadline")
+			}
+			if !errors.As(err, &past) || past.Wait <= 0 || past.Wait > tt.want {
+				t.Errorf("second call: %v; want a WaitPastDeadlineError of at most %s", err, tt.want)
+			}
+		})
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"ipguard/internal/ipguard"
 )
 
 // pacer is shared by every call of one Client, so that requests made at the
@@ -25,7 +27,9 @@ func newPacer(perMinute int) *pacer {
 	return p
 }
 
-// wait blocks until the next request may start, or ctx ends.
+// wait blocks until the next request may start, or ctx ends. When a pause
+// (the portal's Retry-After) holds the request past ctx's deadline it
+// returns at once a *ipguard.WaitPastDeadlineError.
 func (p *pacer) wait(ctx context.Context) error {
 	p.mu.Lock()
 	now := time.Now()
@@ -35,6 +39,12 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 	if p.paused.After(at) {
 		at = p.paused
+	}
+	if dl, ok := ctx.Deadline(); ok && at.Equal(p.paused) && at.After(dl) {
+		// Held by the portal's Retry-After past the caller's deadline:
+		// return at once, typed, rather than wait into the deadline.
+		p.mu.Unlock()
+		return &ipguard.WaitPastDeadlineError{Wait: at.Sub(now), Left: dl.Sub(now)}
 	}
 	p.next = at.Add(p.interval)
 	p.mu.Unlock()

@@ -90,6 +90,17 @@ func (s *Store) SettleResponse(ctx context.Context, rec ipguard.ResponseRecord) 
 	return nil
 }
 
+// ReadResponse returns the record of key, read consistently, when its
+// expiresAt is after at (TTL deletes late, so an expired one may still be
+// stored); it writes nothing.
+func (s *Store) ReadResponse(ctx context.Context, k string, at time.Time) (ipguard.ResponseRecord, bool, error) {
+	rec, ok, err := s.response(ctx, k)
+	if err != nil || !ok || !rec.ExpiresAt.After(at) {
+		return ipguard.ResponseRecord{}, false, err
+	}
+	return rec, true, nil
+}
+
 // response reads the record of key consistently; ok is false when there is none.
 func (s *Store) response(ctx context.Context, k string) (ipguard.ResponseRecord, bool, error) {
 	op := "get response " + k

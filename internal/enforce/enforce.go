@@ -93,6 +93,11 @@ type Store interface {
 	// record of rec.Key claimed with rec.Token. If that record is gone or
 	// holds another token it changes nothing and returns an EConflict error.
 	SettleResponse(ctx context.Context, rec ipguard.ResponseRecord) error
+	// ReadResponse returns the record of key when it is live at at (its
+	// ExpiresAt is after at), settled or not, and true; false when there is
+	// none or it has expired. It writes nothing and reads consistently: a
+	// claim or settle that returned before is seen.
+	ReadResponse(ctx context.Context, key string, at time.Time) (ipguard.ResponseRecord, bool, error)
 	// AddViolations records that userID had the enforced violations ids at
 	// at, and returns how many distinct violations of userID were recorded
 	// at or after since (an id recorded twice counts once, at its first
@@ -310,6 +315,13 @@ func (r *run) guard(ctx context.Context, cands []int) ([]int, string) {
 		total += len(is)
 		most = max(most, len(is))
 	}
+	if total > s.maxPerRun() {
+		// A retried run (e.g. after the alert failed to publish) answers
+		// the events an earlier run already acted on from their records;
+		// those do not count toward the breaker, so the alert says what
+		// was done rather than "skipped".
+		total, most = r.answered(ctx, byUser, &users)
+	}
 	if total-most > s.maxPerRun() {
 		return nil, r.trip(byUser, total)
 	}
@@ -332,6 +344,42 @@ func (r *run) guard(ctx context.Context, cands []int) ([]int, string) {
 	}
 	sort.Ints(act)
 	return act, ""
+}
+
+// answered reads the records of the candidates; a finding whose event has a
+// live record gets that record's outcome (claimed_earlier when unsettled)
+// and leaves byUser. A record that cannot be read leaves its finding a
+// candidate (it counts toward the breaker; a claim would fail alike). It
+// returns the candidates left and the most of one user.
+func (r *run) answered(ctx context.Context, byUser map[string][]int, users *[]string) (total, most int) {
+	s := r.s
+	now := s.now()
+	kept := (*users)[:0]
+	for _, uid := range *users {
+		var left []int
+		for _, i := range byUser[uid] {
+			rec, ok, err := s.Store.ReadResponse(ctx, EventKey(r.fs[i].EventID), now)
+			switch {
+			case err != nil:
+				s.log().Warn("enforcement record not read", "eventId", r.fs[i].EventID, "error", err)
+				left = append(left, i)
+			case ok:
+				r.fromRecord(i, rec)
+			default:
+				left = append(left, i)
+			}
+		}
+		if len(left) == 0 {
+			delete(byUser, uid)
+			continue
+		}
+		byUser[uid] = left
+		kept = append(kept, uid)
+		total += len(left)
+		most = max(most, len(left))
+	}
+	*users = kept
+	return total, most
 }
 
 func (r *run) trip(byUser map[string][]int, n int) string {

@@ -362,6 +362,70 @@ func TestRespondActsOnceAcrossRetries(t *testing.T) {
 	}
 }
 
+// TestRespondRetryKeepsRecordedOutcomesOutOfTheBreaker: a run that ended
+// sessions and then failed to publish is retried with more findings; the
+// events it already answered keep their recorded outcome and do not count
+// toward ENFORCEMENT_MAX_PER_RUN.
+func TestRespondRetryKeepsRecordedOutcomesOutOfTheBreaker(t *testing.T) {
+	tests := []struct {
+		name    string
+		first   int // events the first run ended
+		retry   int // events the retry holds (the first ones plus new ones)
+		want    []string
+		writes  []string
+		notices int
+	}{
+		{
+			name:   "10 ended earlier and 2 new: the new ones are acted on",
+			first:  10,
+			retry:  12,
+			want:   repeat("ended", 12),
+			writes: logouts(12),
+		},
+		{
+			name:    "10 ended earlier and 11 new: the breaker skips only the new ones",
+			first:   10,
+			retry:   21,
+			want:    append(repeat("ended", 10), repeat("skipped(circuit_breaker)", 11)...),
+			writes:  logouts(10),
+			notices: 1,
+		},
+		{
+			name:   "a retry of exactly the ended events reports them ended",
+			first:  10,
+			retry:  10,
+			want:   repeat("ended", 10),
+			writes: logouts(10),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPortal(ids(tt.retry)...)
+			st := &enforcetest.Store{}
+			svc := newService(p, st, enforce.Settings{Mode: enforce.ModeEndSession})
+			if n := svc.Respond(context.Background(), manyViolations(tt.first, tt.first), false); len(n) != 0 {
+				t.Fatalf("first run notices %q", n)
+			}
+			retry := manyViolations(tt.retry, tt.retry)
+			notices := svc.Respond(context.Background(), retry, false)
+			if got := outcomes(retry); !slices.Equal(got, tt.want) {
+				t.Errorf("retry outcomes %v; want %v", got, tt.want)
+			}
+			if got := p.writes(); !slices.Equal(got, tt.writes) {
+				t.Errorf("portal writes %v; want %v", got, tt.writes)
+			}
+			if len(notices) != tt.notices {
+				t.Errorf("notices %q; want %d", notices, tt.notices)
+			}
+			for _, n := range notices {
+				if !strings.Contains(n, fmt.Sprintf("%d logins", tt.retry-tt.first)) {
+					t.Errorf("notice counts the events answered earlier: %q", n)
+				}
+			}
+		})
+	}
+}
+
 func TestRespondConcurrentRunsActOnce(t *testing.T) {
 	p := newPortal(ids(8)...)
 	st := &enforcetest.Store{}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Code classifies an error so that callers decide by kind, not by text.
@@ -78,4 +79,18 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return EInternal
+}
+
+// WaitPastDeadlineError says a dependency asked to be called again only
+// after Wait (e.g. an HTTP Retry-After), which would pass the caller's
+// deadline, so the caller gave up at once instead of sleeping into it.
+// errors.As finds it in the chain of the dependency's error.
+type WaitPastDeadlineError struct {
+	Wait time.Duration // how long the dependency asked to wait, from when it was asked
+	Left time.Duration // how much of the deadline was left then
+}
+
+func (e *WaitPastDeadlineError) Error() string {
+	return fmt.Sprintf("the portal asked to wait %s (Retry-After), longer than the %s left before the deadline",
+		e.Wait.Round(time.Second), e.Left.Round(time.Millisecond))
 }

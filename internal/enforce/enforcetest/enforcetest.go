@@ -56,6 +56,20 @@ func (s *Store) SettleResponse(_ context.Context, rec ipguard.ResponseRecord) er
 	return nil
 }
 
+// ReadResponse implements enforce.Store.
+func (s *Store) ReadResponse(_ context.Context, key string, at time.Time) (ipguard.ResponseRecord, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.FailClaims {
+		return ipguard.ResponseRecord{}, false, ipguard.Errorf(ipguard.EUnavailable, "dynamodb: get response %s: service unavailable", key)
+	}
+	r, ok := s.records[key]
+	if !ok || !r.ExpiresAt.After(at) {
+		return ipguard.ResponseRecord{}, false, nil
+	}
+	return r, true, nil
+}
+
 // AddViolations implements enforce.Store.
 func (s *Store) AddViolations(_ context.Context, userID string, ids []int64, at, since time.Time) (int, error) {
 	s.mu.Lock()
@@ -153,6 +167,38 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) enforce.Store) {
 		got, _, _ := s.ClaimResponse(ctx, rec("event#3", "c", t0))
 		if got.Settled() {
 			t.Errorf("a refused settle changed the record: %+v", got)
+		}
+	})
+
+	t.Run("a read returns the live record, settled or not, and writes nothing", func(t *testing.T) {
+		s := newStore(t)
+		if _, ok, err := s.ReadResponse(ctx, "event#6", t0); ok || err != nil {
+			t.Fatalf("read of no record: %v, %v; want false, nil", ok, err)
+		}
+		r := rec("event#6", "a", t0)
+		if _, ok, err := s.ClaimResponse(ctx, r); !ok || err != nil {
+			t.Fatalf("claim: %v, %v", ok, err)
+		}
+		got, ok, err := s.ReadResponse(ctx, "event#6", t0.Add(time.Minute))
+		if err != nil || !ok || got.Token != "a" || got.UserID != "u1" || got.Action != "end-session" || got.Settled() {
+			t.Fatalf("read of a claim = %+v, %v, %v; want it, unsettled", got, ok, err)
+		}
+		r.Outcome, r.Detail, r.SettledAt = "ended", "", t0.Add(time.Second)
+		if err := s.SettleResponse(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		got, ok, err = s.ReadResponse(ctx, "event#6", t0.Add(time.Minute))
+		if err != nil || !ok || got.Outcome != "ended" || !got.SettledAt.Equal(t0.Add(time.Second)) {
+			t.Fatalf("read of a settled record = %+v, %v, %v", got, ok, err)
+		}
+		if _, ok, err := s.ReadResponse(ctx, "event#6", t0.Add(time.Hour)); ok || err != nil {
+			t.Errorf("read at expiry: %v, %v; want false, nil", ok, err)
+		}
+		if _, ok, _ := s.ReadResponse(ctx, "event#7", t0); ok {
+			t.Error("a read created a record")
+		}
+		if _, ok, err := s.ClaimResponse(ctx, rec("event#7", "b", t0)); !ok || err != nil {
+			t.Errorf("claim after a read of nothing: %v, %v; want it taken", ok, err)
 		}
 	})
 
