@@ -317,6 +317,15 @@ func mutate(action string, old ipguard.User, found bool, id, email string, entri
 			next.Details[e] = d
 		}
 		for _, e := range entries {
+			// An add never shortens an entry's life silently: an entry the
+			// user has for good (an office address) does not become
+			// time-bound because it is sent again with an expiresAt.
+			if d := details[e]; found && !d.ExpiresAt.IsZero() && slices.Contains(old.Entries, e) && old.Details[e].ExpiresAt.IsZero() {
+				return ipguard.User{}, nil, ipguard.Invalid("allowedIps", e,
+					"is already a permanent entry of user %s; add does not give it an expiry (expiresAt %s), so nothing was changed. "+
+						"To change an entry's expiry, send a replace with the user's whole list, or remove the entry and then add it again",
+					id, d.ExpiresAt.Format(time.RFC3339))
+			}
 			if !slices.Contains(next.Entries, e) {
 				next.Entries = append(next.Entries, e)
 			}

@@ -235,6 +235,86 @@ func TestTravelModeEntryExpires(t *testing.T) {
 	}
 }
 
+// An add never shortens a permanent entry's life silently: giving an
+// entry the user already has for good an expiresAt is refused, naming the
+// entry and how to change an expiry; nothing is written.
+func TestAddNeverMakesAPermanentEntryTimeBound(t *testing.T) {
+	const setup = `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10",{"ip":"198.51.100.7","expiresAt":"2026-11-25T12:00:00Z"}]}`
+	tests := []struct {
+		name    string
+		payload string
+		wantErr bool
+		want    map[string]string // entry → expiresAt ("" permanent) after the request
+	}{
+		{
+			name:    "add of a permanent entry with expiresAt is refused",
+			payload: `{"action":"add","id":"u1","allowedIps":[{"ip":"203.0.113.10","expiresAt":"2026-11-26T12:00:00Z"}]}`,
+			wantErr: true,
+			want:    map[string]string{"203.0.113.10": "", "198.51.100.7": "2026-11-25T12:00:00Z"},
+		},
+		{
+			name:    "also in another spelling and among new entries",
+			payload: `{"action":"add","id":"u1","allowedIps":["203.0.113.99",{"ip":"203.0.113.10/32","expiresAt":"2026-11-26T12:00:00Z"}]}`,
+			wantErr: true,
+			want:    map[string]string{"203.0.113.10": "", "198.51.100.7": "2026-11-25T12:00:00Z"},
+		},
+		{
+			name:    "add of a permanent entry again without expiresAt changes nothing",
+			payload: `{"action":"add","id":"u1","allowedIps":["203.0.113.10"]}`,
+			want:    map[string]string{"203.0.113.10": "", "198.51.100.7": "2026-11-25T12:00:00Z"},
+		},
+		{
+			name:    "add of a time-bound entry without expiresAt makes it permanent",
+			payload: `{"action":"add","id":"u1","allowedIps":["198.51.100.7"]}`,
+			want:    map[string]string{"203.0.113.10": "", "198.51.100.7": ""},
+		},
+		{
+			name:    "add of a time-bound entry with a later expiresAt extends it",
+			payload: `{"action":"add","id":"u1","allowedIps":[{"ip":"198.51.100.7","expiresAt":"2026-11-27T12:00:00Z"}]}`,
+			want:    map[string]string{"203.0.113.10": "", "198.51.100.7": "2026-11-27T12:00:00Z"},
+		},
+		{
+			name:    "a replace says the whole list, expiry included",
+			payload: `{"action":"replace","id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.10","expiresAt":"2026-11-26T12:00:00Z"}]}`,
+			want:    map[string]string{"203.0.113.10": "2026-11-26T12:00:00Z"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv()
+			e.do(t, setup)
+			writes, puts := e.st.writes, e.p.puts
+			_, err := e.s.Handle(context.Background(), []byte(tt.payload))
+			if tt.wantErr {
+				if ipguard.ErrorCode(err) != ipguard.EInvalid {
+					t.Fatalf("err = %v; want EInvalid", err)
+				}
+				for _, w := range []string{"203.0.113.10", "permanent", "remove", "replace"} {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+				if e.st.writes != writes || e.p.puts != puts {
+					t.Errorf("a refused add wrote %d items and %d PUTs", e.st.writes-writes, e.p.puts-puts)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			u := e.st.users["u1"]
+			got := map[string]string{}
+			for _, x := range u.Entries {
+				got[x] = ""
+				if d := u.Details[x]; !d.ExpiresAt.IsZero() {
+					got[x] = d.ExpiresAt.Format(time.RFC3339)
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("stored entries %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestLockoutPreflight(t *testing.T) {
 	e := newEnv()
 	e.s.Directory = &fakeDirectory{creator: "admin1", people: map[string]Person{"admin1": {ID: "admin1", IsAdmin: true, Status: 1}}}
