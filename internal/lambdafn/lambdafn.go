@@ -87,9 +87,11 @@ func Start[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) 
 }
 
 // Invoke is the handler Start runs, for tests: h with the request id set for
-// logging and its error turned into a Lambda error response.
-func Invoke[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) func(context.Context, json.RawMessage) (T, error) {
-	return func(ctx context.Context, payload json.RawMessage) (T, error) {
+// logging, its error turned into a Lambda error response, and its result
+// as JSON cleaned of secrets like the error (a warning may quote a portal
+// value that echoes the key).
+func Invoke[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) func(context.Context, json.RawMessage) (json.RawMessage, error) {
+	return func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
 		_, end := beginInvocation(ctx)
 		defer end()
 		out, err := h(ctx, payload)
@@ -101,10 +103,20 @@ func Invoke[T any](log *slog.Logger, h func(context.Context, []byte) (T, error))
 				level = slog.LevelWarn
 			}
 			log.Log(ctx, level, "invocation failed", "errorType", ErrorType(err), "error", msg)
-			var zero T
-			return zero, messages.InvokeResponse_Error{Message: msg, Type: ErrorType(err)}
+			return nil, messages.InvokeResponse_Error{Message: msg, Type: ErrorType(err)}
 		}
-		return out, nil
+		b, err := json.Marshal(out)
+		if err != nil {
+			return nil, messages.InvokeResponse_Error{Message: "encode the result: " + redact.Clean(err.Error()), Type: ErrorType(err)}
+		}
+		if c := redact.Clean(string(b)); c != string(b) {
+			if !json.Valid([]byte(c)) { // a removed run held a quote
+				c2, _ := json.Marshal(c)
+				return c2, nil
+			}
+			return json.RawMessage(c), nil
+		}
+		return b, nil
 	}
 }
 

@@ -95,3 +95,32 @@ func TestStringsInsideValuesAreCleaned(t *testing.T) {
 		t.Errorf("ids lost their shape: %s", line)
 	}
 }
+
+// A result is cleaned as well as an error: a warning that quotes a portal
+// value (an unreadable login event that echoes the Authorization header)
+// must not hand the key to whoever invoked the function.
+func TestResultsAreCleanedOfTheKey(t *testing.T) {
+	key := "sk-99cc0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2"
+	redact.Remember(key)
+	type result struct {
+		Warnings []string `json:"warnings"`
+		Count    int      `json:"count"`
+	}
+	h := Invoke(slog.New(slog.DiscardHandler), func(ctx context.Context, _ []byte) (result, error) {
+		return result{Warnings: []string{`unreadable event "Bearer ` + key[:40] + `"`}, Count: 2}, nil
+	})
+	out, err := h(context.Background(), json.RawMessage(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(out)
+	for j := 0; j+redact.MinRun <= len(key); j++ {
+		if strings.Contains(string(b), key[j:j+redact.MinRun]) {
+			t.Fatalf("the result shows part of the key: %s", b)
+		}
+	}
+	var back result
+	if err := json.Unmarshal(b, &back); err != nil || back.Count != 2 || len(back.Warnings) != 1 {
+		t.Errorf("result lost its shape: %s (%v)", b, err)
+	}
+}
