@@ -99,7 +99,7 @@ func (k *KeySource) fetch(ctx context.Context) (string, error) {
 	}
 	switch {
 	case out.SecretString != nil:
-		redact.Remember(*out.SecretString)
+		rememberSecret(*out.SecretString)
 		key, err := k.parse(*out.SecretString)
 		redact.Remember(key)
 		return key, err
@@ -108,6 +108,46 @@ func (k *KeySource) fetch(ctx context.Context) (string, error) {
 	default:
 		return "", k.configError(nil, "secret has no value")
 	}
+}
+
+// rememberSecret registers the secret string with package redact: a JSON
+// object by each of its values (the key and whatever else it holds) of at
+// least redact.MinRun characters, not by its structure, whose runs
+// ({"apiKey", "apiKey":) would otherwise mangle any text that merely names
+// the member (broken JSON: by its runs between JSON punctuation); anything
+// else whole.
+func rememberSecret(s string) {
+	if !strings.HasPrefix(strings.TrimSpace(s), "{") {
+		redact.Remember(s)
+		return
+	}
+	var v any
+	if json.Unmarshal([]byte(s), &v) != nil {
+		for _, part := range strings.FieldsFunc(s, func(r rune) bool { return strings.ContainsRune("{}[]\":, \t\r\n", r) }) {
+			if len(part) >= redact.MinRun {
+				redact.Remember(part)
+			}
+		}
+		return
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			if len(strings.TrimSpace(v)) >= redact.MinRun {
+				redact.Remember(v)
+			}
+		case map[string]any:
+			for _, e := range v {
+				walk(e)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
 }
 
 // parse extracts the key from a SecretString without ever quoting it.

@@ -217,3 +217,23 @@ func TestKeySourceIsADocspaceKeyProvider(t *testing.T) {
 		t.Errorf("ttl = %v, want %v", ks.ttl, DefaultTTL)
 	}
 }
+
+// Of a JSON secret, every value is scrubbed (the key and anything else it
+// holds), but not its structure: text that merely mentions "apiKey" (the
+// status's own field of that name) stays readable.
+func TestJSONSecretScrubsItsValuesNotItsStructure(t *testing.T) {
+	other := "db-password-0123456789"
+	s := `{"apiKey": "` + secretKey + `", "nested": {"pw": "` + other + `"}}`
+	if _, err := NewKeySource(&fakeAPI{out: str(s)}, "docspace/api-key", 0).Key(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{secretKey[5:20], other[2:12]} {
+		if c := redact.Clean("x " + text + " y"); strings.Contains(c, text) {
+			t.Errorf("Clean kept %q: %q", text, c)
+		}
+	}
+	status := `{"action":"status","apiKey":{"name":"ipguard","postfix":"9f3c"},"nested":{"pw":1}}`
+	if c := redact.Clean(status); c != status {
+		t.Errorf("Clean changed the structure-only text: %q", c)
+	}
+}
