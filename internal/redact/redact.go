@@ -1,15 +1,16 @@
 // Package redact removes secrets from text bound for a human: error
 // messages, log lines and alerts.
 //
-// A secret is registered once it is known (the DocSpace API key and the whole
-// secret string it came from, when Secrets Manager returns them). From then on
+// A secret is registered once it is known (the DocSpace API key and the
+// secret string it came from, when Secrets Manager returns them: a JSON
+// secret by each of its values, not its structure). From then on
 // Clean replaces every run of MinRun or more consecutive characters that also
 // occurs in a registered secret with "[redacted]", so that a truncated or
 // partly echoed key is caught as well as the whole one. A secret shorter than
 // MinRun is replaced only where it occurs whole.
 //
 // The registry is process-wide on purpose: every path out of the process (the
-// logger, the Lambda error response, the SNS publisher) cleans with it without
+// logger, the Lambda response and error, the SNS publisher) cleans with it without
 // being wired to the place the secret was read.
 package redact
 
