@@ -180,7 +180,9 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		}
 		if p := r.integer("ALARM_PERIOD_SECONDS", 0, 0, 100*24*3600); p > 0 {
 			c.Audit.AlarmPeriod = time.Duration(p) * time.Second
-			if every, ok := ScheduleInterval(c.Audit.Schedule); ok && c.Audit.AlarmPeriod < every {
+			// Only where an allowed AlarmPeriodSeconds (at most 12 hours) can
+			// cover the interval: a longer schedule is never refused for it.
+			if every, ok := ScheduleInterval(c.Audit.Schedule); ok && every <= 12*time.Hour && c.Audit.AlarmPeriod < every {
 				r.fail("ALARM_PERIOD_SECONDS", strconv.Itoa(p), "must be at least the interval of AUDIT_SCHEDULE %s (%s), or the heartbeat alarm takes a period without a run for a missing heartbeat and fires between two healthy runs: raise the template parameter AlarmPeriodSeconds", c.Audit.Schedule, every)
 			}
 		}

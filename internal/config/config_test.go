@@ -84,6 +84,8 @@ func TestLoadReportsEachProblemByName(t *testing.T) {
 			[]string{"HEARTBEAT_MAX_LAG_SECONDS must be at least twice the interval of AUDIT_SCHEDULE rate(1 hour)", "HeartbeatMaxLagSeconds"}},
 		{"alarm period shorter than the schedule", map[string]string{"AUDIT_SCHEDULE": "rate(1 hour)", "HEARTBEAT_MAX_LAG_SECONDS": "14400", "ALARM_PERIOD_SECONDS": "900"}, Audit,
 			[]string{"ALARM_PERIOD_SECONDS must be at least the interval of AUDIT_SCHEDULE rate(1 hour) (1h0m0s)", `(got "900")`, "AlarmPeriodSeconds"}},
+		{"alarm period shorter than a 12-hour schedule", map[string]string{"AUDIT_SCHEDULE": "rate(12 hours)", "HEARTBEAT_MAX_LAG_SECONDS": "86400", "ALARM_PERIOD_SECONDS": "3600"}, Audit,
+			[]string{"ALARM_PERIOD_SECONDS must be at least the interval of AUDIT_SCHEDULE rate(12 hours)"}},
 		{"schedule", map[string]string{"AUDIT_SCHEDULE": "rate(15 minute)"}, Audit, []string{"AUDIT_SCHEDULE must be an EventBridge schedule expression", `"rate(15 minute)"`}},
 		{"enforcement mode", map[string]string{"ENFORCEMENT_MODE": "kill"}, Audit, []string{`ENFORCEMENT_MODE must be report, end-session or end-all-sessions (got "kill")`}},
 		{"enforcement numbers", map[string]string{"ENFORCEMENT_MAX_PER_RUN": "0", "ENFORCEMENT_DISABLE_AFTER": "-1", "ENFORCE_UNKNOWN_USERS": "maybe"}, Audit,
@@ -141,5 +143,16 @@ func TestScheduleAndNamespace(t *testing.T) {
 	}
 	if _, ok := ScheduleInterval("cron(0/15 * * * ? *)"); ok {
 		t.Error("cron has an interval")
+	}
+}
+
+// A schedule longer than any AlarmPeriodSeconds allows is never refused for
+// it: an audit that refuses to run is worse than a noisy alarm.
+func TestLoadAcceptsADailyScheduleWithTheLongestAlarmPeriod(t *testing.T) {
+	e := base()
+	e["AUDIT_SCHEDULE"], e["HEARTBEAT_MAX_LAG_SECONDS"], e["ALARM_PERIOD_SECONDS"] = "rate(1 day)", "259200", "43200"
+	c, err := Load(env(e), Audit)
+	if err != nil || c.Audit.AlarmPeriod != 12*time.Hour {
+		t.Fatalf("Load = %v, %v", c.Audit.AlarmPeriod, err)
 	}
 }
