@@ -166,7 +166,9 @@ func (s *Service) alertDrift(ctx context.Context, d *Drift) {
 		Severity: "high", Kinds: []string{"allowlist_drift"}})
 }
 
-// alertLockout tells once (per reason) why restrictions were not switched on.
+// alertLockout tells once per episode (and reason) why restrictions were
+// not switched on; the reconcile that finds the condition gone clears the
+// record, so a later episode is told again.
 func (s *Service) alertLockout(ctx context.Context, why string) {
 	st, err := s.Store.PortalState(ctx)
 	if err != nil || st.LockoutNotice == why {

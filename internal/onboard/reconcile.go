@@ -137,6 +137,12 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 	st.HandOff = en.KeepOff && !final.Enable
 	prevEpisode := st.DriftEpisode
 	st.DriftEpisode = drift.fingerprint()
+	lockout := !en.Allowed && s.Rules.Enforce && !enabled
+	if !lockout {
+		// The lock-out episode (if any) is over: its notice is sent again
+		// when the condition comes back.
+		st.LockoutNotice = ""
+	}
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		return outcome{}, err
 	}
@@ -147,7 +153,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 			s.alertDrift(ctx, drift)
 		}
 	}
-	if !en.Allowed && s.Rules.Enforce && !enabled {
+	if lockout {
 		s.alertLockout(ctx, en.Why)
 	}
 	out.portal = PortalApplied

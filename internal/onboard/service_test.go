@@ -337,6 +337,65 @@ func TestLockoutPreflight(t *testing.T) {
 	}
 }
 
+// The lock-out notice is sent once per episode: not again while the
+// condition lasts, but again when it clears and later comes back.
+func TestLockoutNoticeOncePerEpisode(t *testing.T) {
+	nonOwner := func() Directory {
+		return &fakeDirectory{creator: "admin1", people: map[string]Person{"admin1": {ID: "admin1", IsAdmin: true, Status: 1}}}
+	}
+	tests := []struct {
+		name  string
+		clear func(e *env) // makes the condition go away
+		back  func(e *env) // brings it back
+	}{
+		{
+			name:  "PORTAL_ENFORCE switched off for a while",
+			clear: func(e *env) { e.s.Rules.Enforce = false },
+			back:  func(e *env) { e.s.Rules.Enforce = true },
+		},
+		{
+			name:  "break-glass set, restrictions on, later break-glass gone and restrictions off by hand",
+			clear: func(e *env) { e.s.Rules.Breakglass = []string{"192.0.2.200"} },
+			back: func(e *env) {
+				e.s.Rules.Breakglass = nil
+				e.p.enabled = false
+			},
+		},
+	}
+	lockouts := func(e *env) int {
+		n := 0
+		for _, a := range e.alerts.sent {
+			if slices.Contains(a.Kinds, "allowlist_lockout_risk") {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv()
+			e.s.Directory = nonOwner()
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			e.do(t, `{"action":"sync"}`)
+			if n := lockouts(e); n != 1 {
+				t.Fatalf("lock-out alerts in the first episode: %d; want 1", n)
+			}
+			tt.clear(e)
+			e.do(t, `{"action":"sync"}`)
+			e.do(t, `{"action":"sync"}`)
+			if n := lockouts(e); n != 1 {
+				t.Fatalf("lock-out alerts after the condition cleared: %d; want still 1", n)
+			}
+			tt.back(e)
+			e.do(t, `{"action":"sync"}`)
+			e.do(t, `{"action":"sync"}`)
+			if n := lockouts(e); n != 2 {
+				t.Errorf("lock-out alerts after the condition came back: %d; want 2 (one per episode)", n)
+			}
+		})
+	}
+}
+
 func TestDriftIsAlertedOnceWithAttributionAndRepaired(t *testing.T) {
 	e := newEnv()
 	// The hand edit, then the reconcile's own repair save (newest last).
