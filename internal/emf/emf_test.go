@@ -56,16 +56,19 @@ func TestManyMetricsSplitIntoDirectives(t *testing.T) {
 
 func TestValidateRejects(t *testing.T) {
 	tests := map[string]string{
-		"not JSON":        `nope`,
-		"no _aws":         `{"A":1}`,
-		"no timestamp":    `{"_aws":{"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"A"}]}]},"A":1}`,
-		"no directives":   `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[]}}`,
-		"no namespace":    `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Dimensions":[[]],"Metrics":[{"Name":"A"}]}]},"A":1}`,
-		"no dimensions":   `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Metrics":[{"Name":"A"}]}]},"A":1}`,
-		"dimension value": `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["F"]],"Metrics":[{"Name":"A"}]}]},"A":1}`,
-		"missing value":   `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"A"}]}]}}`,
-		"string value":    `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"A"}]}]},"A":"1"}`,
-		"bad unit":        `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"A","Unit":"Apples"}]}]},"A":1}`,
+		"not JSON":              `nope`,
+		"no _aws":               `{"A":1}`,
+		"no timestamp":          `{"_aws":{"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"A"}]}]},"A":1}`,
+		"no directives":         `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[]}}`,
+		"no namespace":          `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Dimensions":[[]],"Metrics":[{"Name":"A"}]}]},"A":1}`,
+		"no dimensions":         `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Metrics":[{"Name":"A"}]}]},"A":1}`,
+		"dimension value":       `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["F"]],"Metrics":[{"Name":"A"}]}]},"A":1}`,
+		"missing value":         `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"A"}]}]}}`,
+		"string value":          `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"A"}]}]},"A":"1"}`,
+		"bad unit":              `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"A","Unit":"Apples"}]}]},"A":1}`,
+		"empty dimension value": `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[["F"]],"Metrics":[{"Name":"A"}]}]},"A":1,"F":" "}`,
+		"namespace over 255":    `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"` + strings.Repeat("N", 256) + `","Dimensions":[[]],"Metrics":[{"Name":"A"}]}]},"A":1}`,
+		"metric name over 255":  `{"_aws":{"Timestamp":1,"CloudWatchMetrics":[{"Namespace":"N","Dimensions":[[]],"Metrics":[{"Name":"` + strings.Repeat("A", 256) + `"}]}]},"` + strings.Repeat("A", 256) + `":1}`,
 	}
 	for name, line := range tests {
 		if err := Validate([]byte(line)); err == nil {

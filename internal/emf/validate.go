@@ -3,6 +3,7 @@ package emf
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // Validate checks that line is one valid EMF object: a root "_aws" member
@@ -45,8 +46,9 @@ func Validate(line []byte) error {
 		if err := json.Unmarshal(rd, &d); err != nil {
 			return fmt.Errorf("directive %d: %v", i, err)
 		}
-		if d.Namespace == nil || *d.Namespace == "" || len(*d.Namespace) > 1024 {
-			return fmt.Errorf("directive %d: Namespace missing or not 1-1024 characters", i)
+		// CloudWatch's limits (PutMetricData's Namespace, MetricName and Dimension).
+		if d.Namespace == nil || *d.Namespace == "" || len(*d.Namespace) > 255 {
+			return fmt.Errorf("directive %d: Namespace missing or not 1-255 characters", i)
 		}
 		if d.Dimensions == nil {
 			return fmt.Errorf("directive %d: Dimensions is missing", i)
@@ -60,6 +62,9 @@ func Validate(line []byte) error {
 				if v, ok := root[name]; !ok || json.Unmarshal(v, &s) != nil {
 					return fmt.Errorf("directive %d: dimension %q has no string member at the root", i, name)
 				}
+				if strings.TrimSpace(s) == "" || len(s) > 1024 {
+					return fmt.Errorf("directive %d: dimension %q has the value %q; CloudWatch needs 1-1024 characters, not all blank", i, name, s)
+				}
 			}
 		}
 		if len(d.Metrics) == 0 || len(d.Metrics) > MaxMetrics {
@@ -71,7 +76,7 @@ func Validate(line []byte) error {
 				Unit              *string `json:"Unit"`
 				StorageResolution *int    `json:"StorageResolution"`
 			}
-			if err := json.Unmarshal(rm, &m); err != nil || m.Name == nil || *m.Name == "" || len(*m.Name) > 1024 {
+			if err := json.Unmarshal(rm, &m); err != nil || m.Name == nil || *m.Name == "" || len(*m.Name) > 255 {
 				return fmt.Errorf("directive %d: metric %s has no valid Name", i, rm)
 			}
 			if m.Unit != nil && !units[*m.Unit] {
