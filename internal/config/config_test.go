@@ -156,3 +156,32 @@ func TestLoadAcceptsADailyScheduleWithTheLongestAlarmPeriod(t *testing.T) {
 		t.Fatalf("Load = %v, %v", c.Audit.AlarmPeriod, err)
 	}
 }
+
+func TestValidSchedule(t *testing.T) {
+	tests := []struct {
+		expr string
+		want bool
+	}{
+		{"rate(15 minutes)", true},
+		{"rate(1 minute)", true},
+		{"rate(1 hour)", true},
+		{"rate(2 days)", true},
+		{"cron(0/15 * * * ? *)", true},
+		{"cron(0 8 ? * MON-FRI *)", true},
+		{"rate(1 minutes)", false},
+		{"rate(15 minute)", false},
+		{"rate(0 minutes)", false},
+		{"rate(15 mins)", false},
+		{"rate(15minutes)", false},
+		{"every 15 minutes", false},
+		{"cron(0/15 * * * *)", false},
+		{"cron(0/15 * * * * *)", false},
+		{"cron(0/15 * ? * ? *)", false},
+		{"", false},
+	}
+	for _, tt := range tests {
+		if got := ValidSchedule(tt.expr); got != tt.want {
+			t.Errorf("ValidSchedule(%q) = %v, want %v", tt.expr, got, tt.want)
+		}
+	}
+}

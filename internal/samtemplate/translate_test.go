@@ -13,9 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -442,59 +440,10 @@ func TestTableBillingModeIsExactlyPayPerRequest(t *testing.T) {
 	}
 }
 
-var (
-	rateExpr = regexp.MustCompile(`^rate\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\)$`)
-	cronExpr = regexp.MustCompile(`^cron\(([^()]+)\)$`)
-)
-
-// validSchedule reports whether s is an EventBridge schedule expression: rate(N unit), with
-// the singular unit exactly when N is 1, or cron() with six fields of which exactly one of
-// day-of-month and day-of-week is "?". It does not check the cron fields' values.
-func validSchedule(s string) bool {
-	if m := rateExpr.FindStringSubmatch(s); m != nil {
-		n, err := strconv.Atoi(m[1])
-		return err == nil && (n == 1) == !strings.HasSuffix(m[2], "s")
-	}
-	if m := cronExpr.FindStringSubmatch(s); m != nil {
-		f := strings.Fields(m[1])
-		return len(f) == 6 && (f[2] == "?") != (f[4] == "?")
-	}
-	return false
-}
-
-func TestValidSchedule(t *testing.T) {
-	tests := []struct {
-		expr string
-		want bool
-	}{
-		{"rate(15 minutes)", true},
-		{"rate(1 minute)", true},
-		{"rate(1 hour)", true},
-		{"rate(2 days)", true},
-		{"cron(0/15 * * * ? *)", true},
-		{"cron(0 8 ? * MON-FRI *)", true},
-		{"rate(1 minutes)", false},
-		{"rate(15 minute)", false},
-		{"rate(0 minutes)", false},
-		{"rate(15 mins)", false},
-		{"rate(15minutes)", false},
-		{"every 15 minutes", false},
-		{"cron(0/15 * * * *)", false},
-		{"cron(0/15 * * * * *)", false},
-		{"cron(0/15 * ? * ? *)", false},
-		{"", false},
-	}
-	for _, tt := range tests {
-		if got := validSchedule(tt.expr); got != tt.want {
-			t.Errorf("validSchedule(%q) = %v, want %v", tt.expr, got, tt.want)
-		}
-	}
-}
-
 // cfn-lint does not look inside a parameter's default schedule expression.
 func TestDefaultAuditScheduleIsAValidExpression(t *testing.T) {
 	def := mapOf(mapOf(cfn(t)["Parameters"])["AuditSchedule"])["Default"]
-	if s, ok := def.(string); !ok || !validSchedule(s) {
+	if s, ok := def.(string); !ok || !config.ValidSchedule(s) {
 		t.Fatalf("AuditSchedule default %s is not a valid rate() or cron() expression", jsonText(def))
 	}
 }
