@@ -61,16 +61,7 @@ func (p *Portal) AddAuditEvents(evs ...AuditEvent) []int64 {
 func (p *Portal) addAuditEventsLocked(evs ...AuditEvent) []int64 {
 	ids := make([]int64, len(evs))
 	for i, ev := range evs {
-		if ev.ID == 0 {
-			ev.ID = p.nextAuditID
-		}
-		if ev.ID >= p.nextAuditID {
-			p.nextAuditID = ev.ID + 1
-		}
-		if ev.Date.IsZero() {
-			ev.Date = p.nowLocked()
-		}
-		ev.Date = ev.Date.UTC().Truncate(time.Second)
+		p.stampLocked(&p.nextAuditID, &ev.ID, &ev.Date)
 		if ev.User == "" {
 			if u, ok := p.users[canonicalGUID(ev.UserID)]; ok {
 				ev.User = u.DisplayName

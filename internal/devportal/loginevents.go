@@ -46,20 +46,28 @@ func (p *Portal) AddLoginEvents(evs ...LoginEvent) []int64 {
 	return p.addLoginEventsLocked(evs...)
 }
 
+// stampLocked gives an event its id and stored date, as the portal's tables
+// do: id 0 takes the next of the sequence next (ids only ever increase; an
+// explicit id moves the sequence above it), a zero date means now, and dates
+// are kept to the second in UTC (the MySQL datetime column). p.mu is held.
+func (p *Portal) stampLocked(next, id *int64, date *time.Time) {
+	if *id == 0 {
+		*id = *next
+	}
+	if *id >= *next {
+		*next = *id + 1
+	}
+	if date.IsZero() {
+		*date = p.nowLocked()
+	}
+	*date = date.UTC().Truncate(time.Second)
+}
+
 // addLoginEventsLocked is AddLoginEvents for callers that hold p.mu.
 func (p *Portal) addLoginEventsLocked(evs ...LoginEvent) []int64 {
 	ids := make([]int64, len(evs))
 	for i, ev := range evs {
-		if ev.ID == 0 {
-			ev.ID = p.nextEventID
-		}
-		if ev.ID >= p.nextEventID {
-			p.nextEventID = ev.ID + 1
-		}
-		if ev.Date.IsZero() {
-			ev.Date = p.nowLocked()
-		}
-		ev.Date = ev.Date.UTC().Truncate(time.Second)
+		p.stampLocked(&p.nextEventID, &ev.ID, &ev.Date)
 		p.events = append(p.events, ev)
 		ids[i] = ev.ID
 	}
