@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"ipguard/internal/devportal"
+	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 )

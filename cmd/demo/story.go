@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
-	"ipguard/internal/devportal"
+	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/localaws"
+	"ipguard/internal/testbed/localaws"
 	"ipguard/internal/onboard"
 )
 

@@ -17,7 +17,7 @@ import (
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
-	"ipguard/internal/localaws"
+	"ipguard/internal/testbed/localaws"
 	"ipguard/internal/onboard"
 )
 

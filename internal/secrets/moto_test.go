@@ -12,7 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"ipguard/internal/ipguard"
-	"ipguard/internal/localaws"
+	"ipguard/internal/testbed/localaws"
 	"ipguard/internal/secrets"
 )
 

@@ -14,7 +14,7 @@ import (
 
 	"ipguard/internal/audit"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/localaws"
+	"ipguard/internal/testbed/localaws"
 	"ipguard/internal/redact"
 	"ipguard/internal/snsalert"
 )
