@@ -14,9 +14,9 @@ import (
 
 const (
 	enforceKey = "sk-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	admin    = "aaaaaaaa-1111-4111-8111-000000000001"
-	admin2   = "aaaaaaaa-1111-4111-8111-000000000002"
-	someUser = "aaaaaaaa-1111-4111-8111-000000000003"
+	admin      = "aaaaaaaa-1111-4111-8111-000000000001"
+	admin2     = "aaaaaaaa-1111-4111-8111-000000000002"
+	someUser   = "aaaaaaaa-1111-4111-8111-000000000003"
 )
 
 // EnforcePortal against the dev portal: who the key is (also on a portal

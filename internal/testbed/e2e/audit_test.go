@@ -11,9 +11,9 @@ import (
 	"unicode/utf8"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localdeploy"
-	"ipguard/internal/onboard"
 )
 
 // Login action ids of the portal (docspace-api.md §3.5).

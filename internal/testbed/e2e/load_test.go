@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localaws"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"ipguard/internal/wiring"
 	"ipguard/internal/testbed/localdeploy"
+	"ipguard/internal/wiring"
 )
 
 // A new user's mistakes, each run through the real audit bootstrap: each is

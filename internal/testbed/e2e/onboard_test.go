@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"ipguard/internal/ipguard"
-	"ipguard/internal/testbed/localdeploy"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/localdeploy"
 )
 
 const janeID = "6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60"

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"ipguard/internal/wiring"
 	"ipguard/internal/status"
+	"ipguard/internal/wiring"
 )
 
 func TestStatusAnswersWithoutAuditing(t *testing.T) {

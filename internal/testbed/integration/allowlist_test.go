@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/testbed/localdeploy"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/devportal"
+	"ipguard/internal/testbed/localdeploy"
 )
 
 // The allowlist as desired state (issue 9), with the real adapters against

@@ -12,8 +12,8 @@ import (
 	"unicode/utf8"
 
 	"ipguard/internal/audit"
-	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localdeploy"
 )
 

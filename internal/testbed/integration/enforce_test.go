@@ -13,8 +13,8 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/config"
 	"ipguard/internal/testbed/devportal"
-	"ipguard/internal/wiring"
 	"ipguard/internal/testbed/localdeploy"
+	"ipguard/internal/wiring"
 )
 
 const (

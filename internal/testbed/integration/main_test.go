@@ -16,10 +16,10 @@ import (
 
 	"ipguard/internal/audit"
 	"ipguard/internal/config"
-	"ipguard/internal/wiring"
+	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/localaws"
 	"ipguard/internal/testbed/localdeploy"
-	"ipguard/internal/onboard"
+	"ipguard/internal/wiring"
 )
 
 var moto *localaws.Moto

@@ -9,10 +9,10 @@ import (
 	"sync"
 	"testing"
 
-	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/testbed/localdeploy"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/devportal"
+	"ipguard/internal/testbed/localdeploy"
 )
 
 var manual = []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "192.0.2.2"}}

@@ -28,8 +28,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/dynamo"
+	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localaws"
 	"ipguard/internal/testbed/samtemplate"
 )
