@@ -218,6 +218,10 @@ var kindPhrase = map[string][2]string{ // singular, plural
 	KindUnknownUser:            {"login by a user with no allowlist", "logins by users with no allowlist"},
 	KindUnverifiableIP:         {"login from an unverifiable address", "logins from unverifiable addresses"},
 	KindFailedLoginBurst:       {"failed-login burst", "failed-login bursts"},
+	KindPasswordSpray:          {"password spray", "password sprays"},
+	KindImpossibleTravel:       {"impossible travel", "impossible travels"},
+	KindNewCountry:             {"login from a new country", "logins from new countries"},
+	KindNewDevice:              {"login from a new device", "logins from new devices"},
 }
 
 func phrase(kind string, n int) string {
@@ -306,6 +310,7 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 	if n[KindFailedLoginBurst] > 0 {
 		b.WriteString("  - Repeated failed logins from one address look like password guessing:\n    check the portal's brute-force settings and block the address upstream.\n")
 	}
+	writeBehaviourAdvice(&b, n)
 	b.WriteString("\nSent by DocSpace IP Guard. Each login is alerted once (see README, \"Alert guarantee\").\n" +
 		"Values from the portal are shown escaped (\\uXXXX for control and invisible characters).\n")
 	return b.String()
@@ -314,7 +319,8 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 func writeFinding(b *strings.Builder, i int, f Finding) {
 	fmt.Fprintf(b, "%d. [%s] %s\n", i, strings.ToUpper(f.Severity), f.Reason)
 	c := func(s string) string { return Clean(s, fieldRunes) }
-	if f.Kind == KindFailedLoginBurst {
+	writeReasons(b, f)
+	if f.Kind == KindFailedLoginBurst || f.Kind == KindPasswordSpray {
 		targets := "none given"
 		if len(f.Logins) > 0 {
 			var ls []string
@@ -389,7 +395,8 @@ func smsText(m Meta, fs []Finding) string {
 	n := countKinds(fs)
 	var parts []string
 	short := map[string]string{KindPasswordGuessSucceeded: "GUESSED PASSWORD", KindIPNotAllowed: "bad IP", KindUnknownUser: "unknown user",
-		KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst"}
+		KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst",
+		KindPasswordSpray: "PASSWORD SPRAY", KindImpossibleTravel: "impossible travel", KindNewCountry: "new country", KindNewDevice: "new device"}
 	for _, k := range Kinds {
 		if n[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[k], short[k]))
@@ -411,7 +418,7 @@ func smsText(m Meta, fs []Finding) string {
 	if who == "" {
 		who = first.User
 	}
-	if first.Kind == KindFailedLoginBurst && len(first.Logins) > 0 {
+	if (first.Kind == KindFailedLoginBurst || first.Kind == KindPasswordSpray) && len(first.Logins) > 0 {
 		who = first.Logins[0]
 	}
 	head := "DocSpace alert"

@@ -110,6 +110,8 @@ type Service struct {
 	Publisher Publisher
 	Leases    lease.Backend
 	Responder Responder
+	// Behaviour (optional) judges logins by each user's learned normal.
+	Behaviour Behaviour
 	Settings  Settings
 	Now       func() time.Time
 	// Log is used when the context carries no logger (ipguard.WithLogger).
@@ -134,6 +136,9 @@ type Result struct {
 	Counts          map[string]int `json:"counts"`
 	Severities      map[string]int `json:"severities"`
 	AlreadyAlerted  int            `json:"alreadyAlerted"`
+	// NotMessaged counts the findings (in Counts too) below
+	// BEHAVIOUR_MIN_SEVERITY: logged and kept for the digest, sent in no message.
+	NotMessaged int `json:"notMessaged,omitempty"`
 	AlertsPublished int            `json:"alertsPublished"` // SNS messages sent
 	MessageIDs      []string       `json:"messageIds,omitempty"`
 	// CheckpointAdvanced says a whole window was finished and Until moved.
