@@ -136,9 +136,6 @@ type Result struct {
 	Counts          map[string]int `json:"counts"`
 	Severities      map[string]int `json:"severities"`
 	AlreadyAlerted  int            `json:"alreadyAlerted"`
-	// NotMessaged counts the findings (in Counts too) below
-	// BEHAVIOUR_MIN_SEVERITY: logged and kept for the digest, sent in no message.
-	NotMessaged int `json:"notMessaged,omitempty"`
 	AlertsPublished int            `json:"alertsPublished"` // SNS messages sent
 	MessageIDs      []string       `json:"messageIds,omitempty"`
 	// CheckpointAdvanced says a whole window was finished and Until moved.
@@ -161,6 +158,10 @@ type Result struct {
 	SkipReason    string   `json:"skipReason,omitempty"`
 	Warnings      []string `json:"warnings"`
 	WarningCount  int      `json:"warningCount"`
+
+	// NotMessaged counts the findings (in Counts too) below
+	// BEHAVIOUR_MIN_SEVERITY: logged and kept for the digest, sent in no message.
+	NotMessaged int `json:"notMessaged,omitempty"`
 }
 
 // Handle decodes the invocation payload (see DecodeTrigger) and runs the audit.
