@@ -198,7 +198,9 @@ func upsert(ss *[]Seen, key, name string, at time.Time, max int) bool {
 	*ss = append(*ss, Seen{Key: key, Name: name, At: at})
 	if len(*ss) > max {
 		sort.SliceStable(*ss, func(i, j int) bool { return (*ss)[i].At.After((*ss)[j].At) })
+		dropped := (*ss)[max]
 		*ss = (*ss)[:max]
+		return dropped.Key != key // an older one than all kept changes nothing
 	}
 	return true
 }

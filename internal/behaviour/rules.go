@@ -171,6 +171,10 @@ func Judge(b *Baseline, prev *Sighting, l Login, s Settings) Verdict {
 		what = append(what, "first login with "+name)
 	}
 	if len(v.Reasons) > 0 {
+		// Travel without a new country: say where this login came from first.
+		if v.Reasons[0].Kind == RuleImpossibleTravel && !strings.HasPrefix(what[0], "first login from") {
+			what = append([]string{"login from " + placeName(Locate(l.Country, l.City), l.Country)}, what...)
+		}
 		v.Explanation = strings.Join(what, "; ") + ". " + b.Normal()
 	}
 	return v
@@ -199,7 +203,7 @@ func (b *Baseline) Normal() string {
 		}
 		return strings.Join(out, ", ")
 	}
-	s := fmt.Sprintf("Normal for this user (%d logins since %s):", b.Logins, b.First.UTC().Format("2006-01-02"))
+	s := fmt.Sprintf("Normal for this user (%s since %s):", plural(b.Logins, "login"), b.First.UTC().Format("2006-01-02"))
 	if len(b.Countries) > 0 {
 		s += " from " + names(b.Countries, 5)
 	}
