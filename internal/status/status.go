@@ -49,6 +49,12 @@ type LastRun struct {
 	ErrorType       string `json:"errorType,omitempty"`
 	Error           string `json:"error,omitempty"`
 	DurationMs      int64  `json:"durationMs"`
+
+	// Behaviour counts the run's behaviour findings per kind (messaged or
+	// not), and NoGeoIP says the portal gave no country for any login of
+	// whole address the audit has seen (place rules cannot fire).
+	Behaviour map[string]int `json:"behaviour,omitempty"`
+	NoGeoIP   bool           `json:"noGeoIP,omitempty"`
 }
 
 // Key is the API key as the status shows it.
@@ -82,6 +88,9 @@ type Report struct {
 	Schedule    string       `json:"schedule"` // "" when the function is not scheduled
 	Warnings    []string     `json:"warnings"`
 }
+
+// NoGeoIPWarning is the status's one line when the portal has no GeoIP data.
+const NoGeoIPWarning = "the portal gives no GeoIP data (no country on any login from a whole address): new_country and impossible_travel cannot fire; install the GeoIP table on the DocSpace server"
 
 // IsRequest reports whether payload asks for the status: a JSON object whose
 // "action" is "status".
@@ -133,6 +142,9 @@ func (s *Service) Report(ctx context.Context) Report {
 		warn("last run", err)
 	} else if ok {
 		r.LastRun = &last
+		if last.NoGeoIP {
+			r.Warnings = append(r.Warnings, NoGeoIPWarning)
+		}
 	}
 	if n, err := s.Store.CountUsers(ctx); err != nil {
 		warn("users", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"ipguard/internal/audit"
+	"ipguard/internal/behaviour"
 	"ipguard/internal/docspace"
 	"ipguard/internal/enforce"
 	"ipguard/internal/eventbridge"
@@ -29,6 +30,7 @@ func (d Deps) AuditService() *audit.Service {
 		Publisher: snsalert.New(d.snsClient(), a.TopicARN),
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
+		Behaviour: d.BehaviourHook(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
 			Overlap:        a.Overlap,
@@ -61,8 +63,8 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		defer func() {
 			took := time.Since(start)
 			metrics := auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err))
-			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
-			d.saveLastRun(ctx, res, err, took)
+			mw.write(ctx, metrics, behaviourProps(res, svc.Behaviour, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To}))
+			d.saveLastRun(ctx, res, err, took, behaviourLastRun(res, svc.Behaviour))
 		}()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
@@ -95,6 +97,12 @@ func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 	st := d.StatusService()
 	mw := d.metricsWriter()
 	return func(ctx context.Context, payload []byte) (any, error) {
+		if req, ok, err := behaviour.DecodeLearn(payload); ok {
+			if err != nil {
+				return nil, err
+			}
+			return d.Learn(ctx, req)
+		}
 		if status.IsRequest(payload) {
 			start := time.Now()
 			rep := st.Report(ctx)
@@ -120,6 +128,7 @@ func (d Deps) Enforcement() *enforce.Service {
 			UnknownUsers: e.UnknownUsers,
 			MaxPerRun:    e.MaxPerRun,
 			DisableAfter: e.DisableAfter,
+			Behaviour:    d.Config.Audit.Behaviour.Enforce,
 			Retention:    d.Config.Audit.AlertRetention,
 			Budget:       30 * time.Second,
 		},
@@ -174,12 +183,15 @@ func checkKey(ctx context.Context, w *keywatch.Watch) (warnings []string, err er
 
 // saveLastRun records the run's outcome for the status operation; a failure
 // to record is logged, not returned.
-func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took time.Duration) {
+func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took time.Duration, more ...func(*status.LastRun)) {
 	if d.Store == nil {
 		return
 	}
 	rec := status.LastRun{Outcome: "succeeded", At: time.Now().UTC().Format(time.RFC3339), From: res.From, To: res.To,
 		Backfill: res.Backfill, EventsScanned: res.EventsScanned, AlertsPublished: res.AlertsPublished, DurationMs: took.Milliseconds()}
+	for _, m := range more {
+		m(&rec)
+	}
 	switch {
 	case err != nil:
 		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), clipError(redact.Clean(err.Error()))
