@@ -23,6 +23,9 @@ const (
 // BehaviourKinds lists the behaviour finding kinds, in the order alerts present them.
 var BehaviourKinds = []string{KindPasswordSpray, KindImpossibleTravel, KindNewCountry, KindNewDevice}
 
+// alertKinds is the order of every kind in an alert: Kinds, then BehaviourKinds.
+var alertKinds = append(append([]string{}, Kinds...), BehaviourKinds...)
+
 // IsBehaviourKind reports whether k is a behaviour rule's kind.
 func IsBehaviourKind(k string) bool {
 	for _, b := range BehaviourKinds {

@@ -25,8 +25,8 @@ const (
 )
 
 // Kinds lists every finding kind, in the order alerts present them.
-var Kinds = []string{KindPasswordGuessSucceeded, KindIPNotAllowed, KindUnknownUser, KindUnverifiableIP, KindFailedLoginBurst,
-	KindPasswordSpray, KindImpossibleTravel, KindNewCountry, KindNewDevice}
+// (The behaviour kinds follow them in alerts: see BehaviourKinds.)
+var Kinds = []string{KindPasswordGuessSucceeded, KindIPNotAllowed, KindUnknownUser, KindUnverifiableIP, KindFailedLoginBurst}
 
 // Severities lists every severity, highest first. Each run sends one message
 // (or more, when it must split) per severity, so that a subscription filter

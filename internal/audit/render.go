@@ -177,7 +177,7 @@ func render(m Meta, fs []Finding, part, parts int) (ipguard.Alert, error) {
 	}
 	var kinds []string
 	n := countKinds(fs)
-	for _, k := range Kinds {
+	for _, k := range alertKinds {
 		if n[k] > 0 {
 			kinds = append(kinds, k)
 		}
@@ -270,7 +270,7 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 	}
 	fmt.Fprintf(&b, "DocSpace IP Guard %s on %s\nfrom %s to %s (UTC) and found:\n\n",
 		what, Clean(m.Portal, 200), m.Window.From.UTC().Format("2006-01-02 15:04:05"), m.Window.To.UTC().Format("2006-01-02 15:04:05"))
-	for _, k := range Kinds {
+	for _, k := range alertKinds {
 		if n[k] > 0 {
 			fmt.Fprintf(&b, "  - %s\n", phrase(k, n[k]))
 		}
@@ -397,7 +397,7 @@ func smsText(m Meta, fs []Finding) string {
 	short := map[string]string{KindPasswordGuessSucceeded: "GUESSED PASSWORD", KindIPNotAllowed: "bad IP", KindUnknownUser: "unknown user",
 		KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst",
 		KindPasswordSpray: "PASSWORD SPRAY", KindImpossibleTravel: "impossible travel", KindNewCountry: "new country", KindNewDevice: "new device"}
-	for _, k := range Kinds {
+	for _, k := range alertKinds {
 		if n[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[k], short[k]))
 		}
