@@ -163,6 +163,26 @@ func (p *piecer) countQuiet(ctx context.Context, fs []Finding) {
 		r.res.Counts[f.Kind]++
 		r.res.Severities[f.Severity]++
 		r.res.NotMessaged++
+		countReasons(r.res, f)
 		p.logFinding(ctx, f, "")
+	}
+}
+
+// countReasons counts a finding's behaviour reasons (or its behaviour kind).
+func countReasons(res *Result, f Finding) {
+	kinds := map[string]bool{}
+	if IsBehaviourKind(f.Kind) {
+		kinds[f.Kind] = true
+	}
+	for _, r := range f.Reasons {
+		if IsBehaviourKind(r.Kind) {
+			kinds[r.Kind] = true
+		}
+	}
+	for k := range kinds {
+		if res.BehaviourReasons == nil {
+			res.BehaviourReasons = map[string]int{}
+		}
+		res.BehaviourReasons[k]++
 	}
 }

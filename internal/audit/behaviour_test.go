@@ -51,7 +51,8 @@ func TestBehaviourHookMergesCountsQuietAndSettlesAfterPublishing(t *testing.T) {
 	if !b.declared[1] || b.declared[2] {
 		t.Errorf("declared %v, want event 1 only", b.declared)
 	}
-	if res.Counts[KindNewDevice] != 1 || res.NotMessaged != 1 || res.Counts[KindIPNotAllowed] != 1 || res.Severities[SeverityLow] != 1 {
+	if res.Counts[KindNewDevice] != 1 || res.NotMessaged != 1 || res.Counts[KindIPNotAllowed] != 1 || res.Severities[SeverityLow] != 1 ||
+		res.BehaviourReasons[KindNewCountry] != 1 || res.BehaviourReasons[KindNewDevice] != 1 {
 		t.Errorf("result %+v", res)
 	}
 	if len(pub.sent) != 1 || strings.Contains(pub.sent[0].Default, KindNewDevice) {

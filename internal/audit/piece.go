@@ -201,6 +201,7 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 		}
 		for _, f := range b.Findings {
 			r.res.Counts[f.Kind]++
+			countReasons(r.res, f)
 			r.res.Severities[f.Severity]++
 			p.logFinding(ctx, f, id)
 		}

@@ -162,6 +162,10 @@ type Result struct {
 	// NotMessaged counts the findings (in Counts too) below
 	// BEHAVIOUR_MIN_SEVERITY: logged and kept for the digest, sent in no message.
 	NotMessaged int `json:"notMessaged,omitempty"`
+	// BehaviourReasons counts, per behaviour rule, the findings that have it
+	// among their reasons (a login outside its allowlist that is also
+	// impossible travel is counted under ip_not_allowed in Counts, and here).
+	BehaviourReasons map[string]int `json:"behaviourReasons,omitempty"`
 }
 
 // Handle decodes the invocation payload (see DecodeTrigger) and runs the audit.

@@ -39,11 +39,13 @@ func (d Deps) Learn(ctx context.Context, req behaviour.LearnRequest) (behaviour.
 	return res, err
 }
 
-// behaviourCounts are the run's behaviour findings per kind.
+// behaviourCounts are the run's behaviour findings per rule: the findings
+// that have the rule among their reasons (merged into an allowlist finding
+// or of its own kind).
 func behaviourCounts(res audit.Result) map[string]int {
 	out := map[string]int{}
 	for _, k := range audit.BehaviourKinds {
-		out[k] = res.Counts[k]
+		out[k] = res.BehaviourReasons[k]
 	}
 	return out
 }

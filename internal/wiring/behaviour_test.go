@@ -18,7 +18,8 @@ import (
 // metrics (WHERE-ISSUES-MEET §6); the status record counts them too.
 func TestBehaviourCountsAreProperties(t *testing.T) {
 	res := audit.Result{Counts: map[string]int{audit.KindIPNotAllowed: 1, audit.KindImpossibleTravel: 2, audit.KindNewDevice: 3},
-		Severities: map[string]int{audit.SeverityHigh: 3, audit.SeverityLow: 3}, NotMessaged: 3}
+		Severities: map[string]int{audit.SeverityHigh: 3, audit.SeverityLow: 3}, NotMessaged: 3,
+		BehaviourReasons: map[string]int{audit.KindImpossibleTravel: 2, audit.KindNewDevice: 3}}
 	ms := auditMetrics(res, nil, time.Second, 1, 0)
 	var buf bytes.Buffer
 	mw := metricsWriter{out: &buf, namespace: "DocSpaceIPGuard", now: time.Now}

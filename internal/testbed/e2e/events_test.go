@@ -113,6 +113,16 @@ var samples = map[string]sample{
 			t.Errorf("result = %s, want a scheduled (not backfill) window with from before to", jsonText(result))
 		}
 	}},
+	"audit-learn-dryrun.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		if result["action"] != "learn" || result["dryRun"] != true || result["days"] != float64(30) || result["complete"] != true || result["baselinesWritten"] != float64(0) {
+			t.Errorf("result = %s, want a complete dry run over 30 days that wrote nothing", jsonText(result))
+		}
+	}},
+	"audit-learn.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		if result["action"] != "learn" || result["dryRun"] != false || result["complete"] != true {
+			t.Errorf("result = %s, want a complete learn over 30 days", jsonText(result))
+		}
+	}},
 	"audit-backfill.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
 		from, to := window(t, result)
 		if result["backfill"] != true || from.Format(time.RFC3339) != event["from"] || to.Format(time.RFC3339) != event["to"] {
