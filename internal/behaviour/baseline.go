@@ -8,6 +8,7 @@ package behaviour
 import (
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -84,9 +85,44 @@ func countryKey(country string) string {
 	return clip(normName(country))
 }
 
+// memo remembers a bounded number of computed names (the same browser,
+// platform and country strings come back at nearly every login).
+type memo struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// maxMemo bounds a memo: portal text is chosen by whoever logs in.
+const maxMemo = 4096
+
+func (m *memo) get(key string, f func() string) string {
+	m.mu.Lock()
+	v, ok := m.m[key]
+	m.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = f()
+	m.mu.Lock()
+	if m.m == nil {
+		m.m = map[string]string{}
+	}
+	if len(m.m) < maxMemo {
+		m.m[key] = v
+	}
+	m.mu.Unlock()
+	return v
+}
+
+var deviceKeys, deviceNames, countryCodes memo
+
 // DeviceKey is "browser family/platform family": versions are dropped
 // ("Firefox 126.0" on "Windows 10" → "firefox/windows"); "" when both are empty.
 func DeviceKey(browser, platform string) string {
+	return deviceKeys.get(browser+"\x00"+platform, func() string { return deviceKey(browser, platform) })
+}
+
+func deviceKey(browser, platform string) string {
 	b, p := family(browser), family(platform)
 	if b == "" && p == "" {
 		return ""
@@ -96,6 +132,10 @@ func DeviceKey(browser, platform string) string {
 
 // DeviceName is the readable form: "Firefox on Windows".
 func DeviceName(browser, platform string) string {
+	return deviceNames.get(browser+"\x00"+platform, func() string { return deviceName(browser, platform) })
+}
+
+func deviceName(browser, platform string) string {
 	b, p := familyName(browser), familyName(platform)
 	switch {
 	case b == "":

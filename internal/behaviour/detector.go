@@ -43,6 +43,8 @@ type Detector struct {
 	baselines map[string]*entry
 	spray     *sprayer
 	lastDone  time.Time
+	final     bool // the last piece judged was its run's last
+	pending   bool // a piece was judged and not settled yet
 	geo       GeoStats
 	// refs: per user of this run, what travel compares with (see runRef).
 	refs map[string]*runRef
@@ -92,9 +94,21 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	defer d.mu.Unlock()
 	// A piece whose Done is not below the last one's starts a new run.
 	if d.spray == nil || d.lastDone.IsZero() || !p.Done.Before(d.lastDone) {
+		// What an unfinished run (stopped at its deadline) learned from the
+		// pieces it committed is saved first; then every baseline is read
+		// anew. If its last piece was judged but never settled (its alerts
+		// failed), nothing of it is saved: those logins are read again and
+		// must find the baselines as they were.
+		if d.pending {
+			d.baselines = nil
+		} else if err := d.flush(ctx); err != nil {
+			return nil, err
+		}
 		d.spray = newSprayer(d.Settings.sprayMin(), d.Settings.sprayWindow())
 		d.refs = map[string]*runRef{}
 	}
+	d.final = p.Final
+	d.pending = true
 	for _, r := range d.refs {
 		r.prev = nil
 	}
@@ -114,7 +128,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 	}
 	for _, ev := range logins {
-		l := loginOf(ev, p.Declared)
+		l := loginOf(*ev, p.Declared)
 		if l.Whole {
 			if strings.TrimSpace(l.Country) == "" {
 				d.geo.WithoutCountry++
@@ -149,7 +163,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 			fs[i] = merge(fs[i], v)
 			continue
 		}
-		fs = append(fs, d.newFinding(ev, v))
+		fs = append(fs, d.newFinding(*ev, v))
 	}
 	if d.Settings.on(RulePasswordSpray) {
 		d.spray.add(p.Events, p.Declared)
@@ -165,13 +179,27 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	return fs, nil
 }
 
-// Settle implements audit.Behaviour: it saves the baselines that changed
-// and forgets them all (the next piece or run reads them again, so a
-// baseline learned by another writer meanwhile is never overwritten with
-// an older copy for long).
+// maxCached bounds the baselines a run keeps in memory (about 10 MB):
+// beyond it, Settle saves and forgets them after the piece.
+const maxCached = 5000
+
+// Settle implements audit.Behaviour: after the run's last piece (or once
+// more than maxCached baselines are held) it saves the baselines that
+// changed and forgets them all, so that a run writes each changed baseline
+// once and reads each once. The next run reads them anew (a learn in
+// between holds the same lease, so nothing is overwritten with an older copy).
 func (d *Detector) Settle(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.pending = false
+	if !d.final && len(d.baselines) <= maxCached {
+		return nil
+	}
+	return d.flush(ctx)
+}
+
+// flush saves the changed baselines and forgets every cached one.
+func (d *Detector) flush(ctx context.Context) error {
 	var changed []Baseline
 	for _, e := range d.baselines {
 		if e.dirty {
@@ -189,7 +217,7 @@ func (d *Detector) Settle(ctx context.Context) error {
 }
 
 // load reads the baselines of the users of logins not read yet.
-func (d *Detector) load(ctx context.Context, logins []ipguard.LoginEvent) error {
+func (d *Detector) load(ctx context.Context, logins []*ipguard.LoginEvent) error {
 	var ids []string
 	for _, ev := range logins {
 		id := ipguard.CanonicalUserID(ev.UserID)
@@ -219,11 +247,11 @@ func (d *Detector) load(ctx context.Context, logins []ipguard.LoginEvent) error 
 
 // successfulLogins returns the successful logins of users with an id,
 // oldest first (ties by event id): each user's logins are judged in time order.
-func successfulLogins(evs []ipguard.LoginEvent) []ipguard.LoginEvent {
-	var out []ipguard.LoginEvent
-	for _, ev := range evs {
-		if audit.IsSuccessfulLogin(ev.ActionID) && ipguard.CanonicalUserID(ev.UserID) != "" {
-			out = append(out, ev)
+func successfulLogins(evs []ipguard.LoginEvent) []*ipguard.LoginEvent {
+	var out []*ipguard.LoginEvent
+	for i := range evs {
+		if audit.IsSuccessfulLogin(evs[i].ActionID) && ipguard.CanonicalUserID(evs[i].UserID) != "" {
+			out = append(out, &evs[i])
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool {

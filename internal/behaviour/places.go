@@ -229,6 +229,10 @@ func CountryCode(country string) string {
 	if strings.TrimSpace(country) == "" {
 		return ""
 	}
+	return countryCodes.get(country, func() string { return countryCode(country) })
+}
+
+func countryCode(country string) string {
 	n := normName(country)
 	if c, ok := countryKeys[n]; ok {
 		return c
