@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -72,18 +73,15 @@ func (s *Store) Baselines(ctx context.Context, ids []string) (map[string]behavio
 	return out, nil
 }
 
-// SaveBaselines implements behaviour.Store: BatchWriteItem in chunks of 25.
+// saveConcurrency is how many BatchWriteItem calls SaveBaselines has in flight.
+const saveConcurrency = 4
+
+// SaveBaselines implements behaviour.Store: BatchWriteItem in chunks of 25,
+// up to 4 at once. On error some baselines may be written (each whole).
 func (s *Store) SaveBaselines(ctx context.Context, bs []behaviour.Baseline) error {
 	now := time.Now().UTC()
+	var chunks [][]types.WriteRequest
 	var reqs []types.WriteRequest
-	flush := func() error {
-		if len(reqs) == 0 {
-			return nil
-		}
-		err := s.batchWrite(ctx, "write baselines", reqs)
-		reqs = reqs[:0]
-		return err
-	}
 	for _, b := range bs {
 		if b.UserID == "" {
 			return s.corrupt("write baseline", fmt.Errorf("a baseline without a user id"))
@@ -103,10 +101,43 @@ func (s *Store) SaveBaselines(ctx context.Context, bs []behaviour.Baseline) erro
 			"expiresAt": num(keepFrom.Add(baselineKeep).Unix()),
 		}}})
 		if len(reqs) == maxBatchWrite {
-			if err := flush(); err != nil {
-				return err
-			}
+			chunks, reqs = append(chunks, reqs), nil
 		}
 	}
-	return flush()
+	if len(reqs) > 0 {
+		chunks = append(chunks, reqs)
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan []types.WriteRequest)
+	)
+	for range min(saveConcurrency, len(chunks)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				if err := s.batchWrite(ctx, "write baselines", c); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, c := range chunks {
+		mu.Lock()
+		failed := first != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		next <- c
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
