@@ -28,8 +28,9 @@ const (
 // so learning is idempotent and the order of runs does not matter.
 type Baseline struct {
 	UserID string `json:"userId"`
-	// Logins counts the successful logins learned, each once (a login is
-	// counted when it is newer than Newest).
+	// Logins counts the successful logins learned, each once: a login is
+	// counted when it is newer than Newest or older than First (one between
+	// them may have been learned before, and is not).
 	Logins int `json:"logins"`
 	// First and Newest are the oldest and newest login learned.
 	First  time.Time `json:"first"`
@@ -195,15 +196,18 @@ func has(ss []Seen, key string) bool {
 // Learn adds a successful login to the baseline and reports whether
 // anything changed. Learning the same login twice changes nothing.
 func (b *Baseline) Learn(l Login) bool {
-	changed := false
-	if l.At.After(b.Newest) {
+	changed := true
+	switch {
+	case b.First.IsZero():
+		b.First, b.Newest, b.Logins = l.At, l.At, 1
+	case l.At.After(b.Newest):
 		b.Newest = l.At
 		b.Logins++
-		changed = true
-	}
-	if b.First.IsZero() || l.At.Before(b.First) {
+	case l.At.Before(b.First): // older history (learn, a backfill)
 		b.First = l.At
-		changed = true
+		b.Logins++
+	default:
+		changed = false // within what was learned: possibly this very login
 	}
 	if l.placeUsable() {
 		if upsert(&b.Countries, countryKey(l.Country), clip(strings.TrimSpace(l.Country)), l.At, MaxCountries) {

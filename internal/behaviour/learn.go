@@ -229,8 +229,16 @@ func (l *Learner) Learn(ctx context.Context, req LearnRequest) (LearnResult, err
 		b := stored[id]
 		b.UserID = id
 		dirty := false
-		for _, lg := range byUser[id] {
-			if b.Learn(lg) {
+		// Logins from where the baseline starts on, oldest first; older ones
+		// newest first, so that each is counted as it extends the history back.
+		ls, first := byUser[id], b.First
+		for _, lg := range ls {
+			if (first.IsZero() || !lg.At.Before(first)) && b.Learn(lg) {
+				dirty = true
+			}
+		}
+		for i := len(ls) - 1; i >= 0 && !first.IsZero(); i-- {
+			if ls[i].At.Before(first) && b.Learn(ls[i]) {
 				dirty = true
 			}
 		}

@@ -151,3 +151,19 @@ func TestDecodeLearn(t *testing.T) {
 		}
 	}
 }
+
+// Learning older history into a baseline a live audit started counts every
+// older login once.
+func TestLearnExtendsABaselineBackwards(t *testing.T) {
+	st := newMemStore()
+	b := Baseline{UserID: "alice"}
+	b.Learn(Login{EventID: 900, At: t0.Add(-time.Hour), Whole: true, IP: "198.51.100.7", Country: "Germany"})
+	st.items["alice"] = b
+	src := &pagedSource{evs: history()}
+	if _, err := newLearner(src, st, &memLease{}).Learn(context.Background(), LearnRequest{Days: 60}); err != nil {
+		t.Fatal(err)
+	}
+	if got := st.items["alice"]; got.Logins != 32 || !got.Last.At.Equal(t0.Add(-time.Hour)) {
+		t.Errorf("logins %d (want 1 + 31 older), last %+v", got.Logins, got.Last)
+	}
+}
