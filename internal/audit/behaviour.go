@@ -186,3 +186,19 @@ func countReasons(res *Result, f Finding) {
 		res.BehaviourReasons[k]++
 	}
 }
+
+// behaviourLogArgs are a finding's behaviour fields for its log line.
+func behaviourLogArgs(f Finding) []any {
+	var args []any
+	if len(f.Reasons) > 0 {
+		var ks []string
+		for _, r := range f.Reasons {
+			ks = append(ks, r.Kind)
+		}
+		args = append(args, "reasons", ks)
+	}
+	if f.NotMessaged {
+		args = append(args, "notMessaged", true)
+	}
+	return args
+}

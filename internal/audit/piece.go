@@ -261,5 +261,6 @@ func (p *piecer) logFinding(ctx context.Context, f Finding, messageID string) {
 	if f.Response != nil {
 		args = append(args, "response", f.Response.Outcome)
 	}
+	args = append(args, behaviourLogArgs(f)...)
 	p.run.log.InfoContext(ctx, "finding", args...)
 }
