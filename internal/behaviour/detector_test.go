@@ -311,3 +311,21 @@ func BenchmarkDetector100kEvents(b *testing.B) {
 		}
 	}
 }
+
+// Logins from whole addresses without a country say the portal has no
+// GeoIP data; cut IPv6 addresses do not count either way.
+func TestDetectorNoticesNoGeoIP(t *testing.T) {
+	d := &Detector{Store: newMemStore()}
+	var evs []ipguard.LoginEvent
+	for i := 0; i < 12; i++ {
+		evs = append(evs, success(int64(i+1), "gina", time.Duration(i)*time.Minute, "198.51.100.7", "", ""))
+		evs = append(evs, success(int64(i+100), "gina", time.Duration(i)*time.Minute+time.Second, "2001", "Germany", "Berlin"))
+	}
+	if fs := judge(t, d, piece(evs...)); len(fs) != 0 || !d.Geo().NoGeoIP() {
+		t.Errorf("findings %+v, geo %+v", fs, d.Geo())
+	}
+	judge(t, d, piece(success(500, "gina", time.Hour, "198.51.100.7", "Germany", "Berlin")))
+	if d.Geo().NoGeoIP() {
+		t.Error("one login with a country means the portal has GeoIP data")
+	}
+}
