@@ -60,6 +60,11 @@ type runRef struct {
 	newest time.Time
 	last   *Sighting
 	prev   *Sighting
+	// logins and first are the baseline's when the run first met the
+	// user: a login older than one this run already learned (a later,
+	// older piece) is judged as still learning if the baseline was then.
+	logins int
+	first  time.Time
 }
 
 type entry struct {
@@ -139,17 +144,29 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		e := d.baselines[l.UserID]
 		ref := d.refs[l.UserID]
 		if ref == nil {
-			ref = &runRef{newest: e.b.Newest, last: e.b.Last}
+			ref = &runRef{newest: e.b.Newest, last: e.b.Last, logins: e.b.Logins, first: e.b.First}
 			d.refs[l.UserID] = ref
 		}
 		var prev *Sighting
-		if l.At.After(ref.newest) {
+		newInRun := l.At.After(ref.newest)
+		if newInRun {
 			prev = ref.last
 			if ref.prev != nil {
 				prev = ref.prev
 			}
 		}
-		v := Judge(&e.b, prev, l, d.Settings)
+		// Time order: a login newer than all the baseline learned is judged
+		// against it; one older than a login this run learned already is
+		// judged against the countries and devices known (which a newer
+		// login may have added: then it is not new), with the learning
+		// period as it stood when the run began; one not newer than what
+		// the baseline had before the run was judged then (or is a backfill).
+		learning := e.b.Learning(l.At, d.Settings.minLogins(), d.Settings.minDays())
+		if newInRun && !l.At.After(e.b.Newest) {
+			start := Baseline{Logins: ref.logins, First: ref.first}
+			learning = start.Learning(l.At, d.Settings.minLogins(), d.Settings.minDays())
+		}
+		v := judgeWith(&e.b, prev, l, d.Settings, newInRun, learning)
 		if l.placeUsable() {
 			ref.prev = &Sighting{EventID: l.EventID, At: l.At, Country: l.Country, City: l.City, IP: l.IP, Declared: l.Declared}
 		}

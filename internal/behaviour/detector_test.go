@@ -329,3 +329,30 @@ func TestDetectorNoticesNoGeoIP(t *testing.T) {
 		t.Error("one login with a country means the portal has GeoIP data")
 	}
 }
+
+// A backlog read newest first over several pieces judges each login as in
+// time order: an older login is not "new" because a newer one was learned
+// first, nor because the learning period ended on logins after it.
+func TestDetectorBacklogInPiecesNewestFirst(t *testing.T) {
+	var newer, older []ipguard.LoginEvent
+	for i := 0; i < 12; i++ {
+		newer = append(newer, success(int64(100+i), "hank", time.Duration(100+i)*time.Hour, "198.51.100.7", "Spain", "Madrid"))
+		older = append(older, success(int64(1+i), "hank", time.Duration(i)*time.Hour, "198.51.100.7", "Germany", "Berlin"))
+	}
+	run := func(st *memStore) []audit.Finding {
+		d := &Detector{Store: st}
+		fs := judge(t, d, audit.Piece{Events: newer, Done: t0.Add(99 * time.Hour)})
+		return append(fs, judge(t, d, audit.Piece{Events: older, Done: t0.Add(-time.Hour), Final: true})...)
+	}
+	if fs := run(newMemStore()); len(fs) != 0 {
+		t.Errorf("a new user's backlog raised %+v", fs)
+	}
+	st := newMemStore()
+	b := learned() // Germany, before the backlog
+	b.UserID = "hank"
+	st.items["hank"] = *b
+	fs := run(st)
+	if len(fs) != 1 || fs[0].EventID != 100 || fs[0].Kind != audit.KindNewCountry {
+		t.Errorf("want one new_country for the first login from Spain, got %+v", fs)
+	}
+}

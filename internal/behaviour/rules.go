@@ -132,6 +132,13 @@ type Verdict struct {
 // country, or from an address that is not whole (IPv6 cut by the portal)
 // raises no place finding (impossible_travel, new_country).
 func Judge(b *Baseline, prev *Sighting, l Login, s Settings) Verdict {
+	return judgeWith(b, prev, l, s, true, b.Learning(l.At, s.minLogins(), s.minDays()))
+}
+
+// judgeWith is Judge with the novelty rules' inputs given: novelty false
+// judges no new_country/new_device (a login learned before), learning
+// true says the baseline is still learning.
+func judgeWith(b *Baseline, prev *Sighting, l Login, s Settings, novelty, learning bool) Verdict {
 	var v Verdict
 	var what []string
 	place := l.placeUsable() && !l.Declared
@@ -159,13 +166,12 @@ func Judge(b *Baseline, prev *Sighting, l Login, s Settings) Verdict {
 			}
 		}
 	}
-	learning := b.Learning(l.At, s.minLogins(), s.minDays())
-	if place && s.on(RuleNewCountry) && !learning && !b.HasCountry(countryKey(l.Country)) {
+	if place && novelty && s.on(RuleNewCountry) && !learning && !b.HasCountry(countryKey(l.Country)) {
 		name := strings.TrimSpace(l.Country)
 		v.Reasons = append(v.Reasons, audit.Reason{Kind: RuleNewCountry, Severity: Severity[RuleNewCountry], Text: "first login from " + name})
 		what = append([]string{"first login from " + name}, what...)
 	}
-	if dk := DeviceKey(l.Browser, l.Platform); dk != "" && s.on(RuleNewDevice) && !learning && !b.HasDevice(dk) {
+	if dk := DeviceKey(l.Browser, l.Platform); dk != "" && novelty && s.on(RuleNewDevice) && !learning && !b.HasDevice(dk) {
 		name := DeviceName(l.Browser, l.Platform)
 		v.Reasons = append(v.Reasons, audit.Reason{Kind: RuleNewDevice, Severity: Severity[RuleNewDevice], Text: "first login with " + name})
 		what = append(what, "first login with "+name)
