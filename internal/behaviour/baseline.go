@@ -90,13 +90,13 @@ func countryKey(country string) string {
 // platform and country strings come back at nearly every login).
 type memo struct {
 	mu sync.Mutex
-	m  map[string]string
+	m  map[[2]string]string
 }
 
 // maxMemo bounds a memo: portal text is chosen by whoever logs in.
 const maxMemo = 4096
 
-func (m *memo) get(key string, f func() string) string {
+func (m *memo) get(key [2]string, f func() string) string {
 	m.mu.Lock()
 	v, ok := m.m[key]
 	m.mu.Unlock()
@@ -106,7 +106,7 @@ func (m *memo) get(key string, f func() string) string {
 	v = f()
 	m.mu.Lock()
 	if m.m == nil {
-		m.m = map[string]string{}
+		m.m = map[[2]string]string{}
 	}
 	if len(m.m) < maxMemo {
 		m.m[key] = v
@@ -120,7 +120,7 @@ var deviceKeys, deviceNames, countryCodes memo
 // DeviceKey is "browser family/platform family": versions are dropped
 // ("Firefox 126.0" on "Windows 10" → "firefox/windows"); "" when both are empty.
 func DeviceKey(browser, platform string) string {
-	return deviceKeys.get(browser+"\x00"+platform, func() string { return deviceKey(browser, platform) })
+	return deviceKeys.get([2]string{browser, platform}, func() string { return deviceKey(browser, platform) })
 }
 
 func deviceKey(browser, platform string) string {
@@ -133,7 +133,7 @@ func deviceKey(browser, platform string) string {
 
 // DeviceName is the readable form: "Firefox on Windows".
 func DeviceName(browser, platform string) string {
-	return deviceNames.get(browser+"\x00"+platform, func() string { return deviceName(browser, platform) })
+	return deviceNames.get([2]string{browser, platform}, func() string { return deviceName(browser, platform) })
 }
 
 func deviceName(browser, platform string) string {
@@ -214,7 +214,10 @@ func (b *Baseline) Learn(l Login) bool {
 			changed = true
 		}
 		if b.Last == nil || l.At.After(b.Last.At) {
-			b.Last = &Sighting{EventID: l.EventID, At: l.At, Country: clip(strings.TrimSpace(l.Country)),
+			if b.Last == nil {
+				b.Last = new(Sighting)
+			}
+			*b.Last = Sighting{EventID: l.EventID, At: l.At, Country: clip(strings.TrimSpace(l.Country)),
 				City: clip(strings.TrimSpace(l.City)), IP: clip(l.IP), Declared: l.Declared}
 			changed = true
 		}

@@ -144,7 +144,11 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		e := d.baselines[l.UserID]
 		ref := d.refs[l.UserID]
 		if ref == nil {
-			ref = &runRef{newest: e.b.Newest, last: e.b.Last, logins: e.b.Logins, first: e.b.First}
+			ref = &runRef{newest: e.b.Newest, logins: e.b.Logins, first: e.b.First}
+			if e.b.Last != nil {
+				last := *e.b.Last // a copy: learning updates the baseline's in place
+				ref.last = &last
+			}
 			d.refs[l.UserID] = ref
 		}
 		var prev *Sighting
@@ -168,7 +172,10 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		v := judgeWith(&e.b, prev, l, d.Settings, newInRun, learning)
 		if l.placeUsable() {
-			ref.prev = &Sighting{EventID: l.EventID, At: l.At, Country: l.Country, City: l.City, IP: l.IP, Declared: l.Declared}
+			if ref.prev == nil {
+				ref.prev = new(Sighting)
+			}
+			*ref.prev = Sighting{EventID: l.EventID, At: l.At, Country: l.Country, City: l.City, IP: l.IP, Declared: l.Declared}
 		}
 		if e.b.Learn(l) {
 			e.dirty = true

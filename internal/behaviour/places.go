@@ -59,7 +59,7 @@ func (p Place) Known() bool { return len(p.Points) > 0 }
 type countryData struct {
 	code, name string
 	points     []Point
-	cities     map[string]Point // normalised city name → point
+	cities     map[string][]Point // normalised city name → its point (a slice of one, shared)
 }
 
 var (
@@ -97,7 +97,7 @@ func init() {
 			continue
 		}
 		code, name := f[0], f[1]
-		countries[code] = &countryData{code: code, name: name, cities: map[string]Point{}}
+		countries[code] = &countryData{code: code, name: name, cities: map[string][]Point{}}
 		countryKeys[strings.ToLower(code)] = code
 		for _, n := range nameVariants(name) {
 			countryKeys[n] = code
@@ -121,7 +121,7 @@ func init() {
 		}
 		c.points = append(c.points, p)
 		zone := f[2][strings.LastIndexByte(f[2], '/')+1:]
-		c.cities[normName(strings.ReplaceAll(zone, "_", " "))] = p
+		c.cities[normName(strings.ReplaceAll(zone, "_", " "))] = []Point{p}
 	}
 }
 
@@ -229,7 +229,7 @@ func CountryCode(country string) string {
 	if strings.TrimSpace(country) == "" {
 		return ""
 	}
-	return countryCodes.get(country, func() string { return countryCode(country) })
+	return countryCodes.get([2]string{country}, func() string { return countryCode(country) })
 }
 
 func countryCode(country string) string {
@@ -249,10 +249,18 @@ func Locate(country, city string) Place {
 	if c == nil {
 		return Place{}
 	}
-	if p, ok := c.cities[normName(city)]; ok && strings.TrimSpace(city) != "" {
-		return Place{Code: code, Country: c.name, City: strings.TrimSpace(city), Points: []Point{p}, Radius: CityRadiusKm}
+	if strings.TrimSpace(city) != "" {
+		if ps, ok := c.cities[cityKey(city)]; ok {
+			return Place{Code: code, Country: c.name, City: strings.TrimSpace(city), Points: ps, Radius: CityRadiusKm}
+		}
 	}
 	return Place{Code: code, Country: c.name, Points: c.points, Radius: CountryRadiusKm}
+}
+
+var cityKeys memo
+
+func cityKey(city string) string {
+	return cityKeys.get([2]string{city}, func() string { return normName(city) })
 }
 
 // earthRadiusKm is the mean radius of the Earth.
