@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"html"
+	"ipguard/internal/humantext"
 	"net/http"
 	"regexp"
 	"sort"
@@ -137,17 +138,12 @@ func stripTags(s string) string {
 	return html.UnescapeString(s)
 }
 
-// maxMessage bounds server text kept in an error, in runes.
+// maxMessage bounds server text kept in an error, in bytes.
 const maxMessage = 200
 
-// summarise collapses white space and cuts s to about maxMessage runes.
-func summarise(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxMessage {
-		s = strings.TrimRight(string(r[:maxMessage]), " ") + "…"
-	}
-	return s
-}
+// summarise makes server text one safe line of at most maxMessage bytes:
+// white space folded, the rest as humantext.Words says.
+func summarise(s string) string { return humantext.Words(s, maxMessage) }
 
 // withHint joins the server's message (maybe "") and the advice for status.
 func withHint(status int, msg string) string {

@@ -9,6 +9,7 @@ import (
 
 	"ipguard/internal/audit"
 	"ipguard/internal/docspace"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
 	"ipguard/internal/redact"
@@ -126,7 +127,7 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 		Backfill: res.Backfill, EventsScanned: res.EventsScanned, AlertsPublished: res.AlertsPublished, DurationMs: took.Milliseconds()}
 	switch {
 	case err != nil:
-		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), clipError(redact.Clean(err.Error()))
+		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), humantext.Line(redact.Clean(err.Error()), 1000)
 	case res.Skipped:
 		rec.Outcome = "skipped"
 	}
@@ -135,11 +136,4 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 	if serr := d.Store.SaveLastRun(cctx, rec); serr != nil {
 		d.Log.WarnContext(ctx, "could not save the last run's outcome for the status operation", "error", serr.Error())
 	}
-}
-
-func clipError(s string) string {
-	if r := []rune(s); len(r) > 1000 {
-		return string(r[:999]) + "…"
-	}
-	return s
 }

@@ -415,7 +415,7 @@ func TestDriftIsAlertedOnceWithAttributionAndRepaired(t *testing.T) {
 		t.Fatalf("%d alerts, want 1", len(e.alerts.sent))
 	}
 	a := e.alerts.sent[0]
-	for _, want := range []string{"Mallory Admin", "192.0.2.66", "203.0.113.11", "198.51.100.99", "switched off"} {
+	for _, want := range []string{`Mallory\u000AAdmin` /* humantext.Line: the line break shown escaped, no longer a space */, "192.0.2.66", "203.0.113.11", "198.51.100.99", "switched off"} {
 		if !strings.Contains(a.Email, want) {
 			t.Errorf("alert lacks %q:\n%s", want, a.Email)
 		}
