@@ -184,7 +184,7 @@ func (s *Service) alertLockout(ctx context.Context, why string) {
 	s.publish(ctx, ipguard.Alert{
 		Subject: "DocSpace: IP restrictions not switched on (lock-out risk)",
 		Default: string(def),
-		Email: "DocSpace IP Guard did not switch IP restrictions on for " + humantext.Line(s.PortalName, 200) + ":\n\n  " + why +
+		Email: "DocSpace IP Guard did not switch IP restrictions on for " + humantext.Line(s.PortalName, 200) + ":\n\n  " + humantext.Line(why, 600) +
 			"\n\nThe users' addresses are on the portal's list; restrictions stay as they are until this is fixed.\n",
 		SMS:      "DocSpace IP Guard: restrictions NOT switched on (lock-out risk). Set PORTAL_BREAKGLASS_IPS. See email.",
 		Severity: "high",
@@ -192,7 +192,10 @@ func (s *Service) alertLockout(ctx context.Context, why string) {
 	})
 }
 
+// publish sends a with its subject one safe line and its SMS printable
+// ASCII, each within SNS's bound (humantext).
 func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
+	a.Subject, a.SMS = humantext.Line(a.Subject, ipguard.AlertMaxSubjectRunes), humantext.ASCII(a.SMS, ipguard.AlertMaxSMSBytes)
 	if s.Alerts == nil {
 		s.log().Warn("alert not sent: no alert topic configured", "subject", a.Subject)
 		return
