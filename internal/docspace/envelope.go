@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"html"
-	"ipguard/internal/humantext"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
+
+	"ipguard/internal/humantext"
 )
 
 // envelope is every JSON body DocSpace writes for API calls, read leniently:

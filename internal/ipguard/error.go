@@ -3,8 +3,9 @@ package ipguard
 import (
 	"errors"
 	"fmt"
-	"ipguard/internal/humantext"
 	"time"
+
+	"ipguard/internal/humantext"
 )
 
 // Code classifies an error so that callers decide by kind, not by text.
