@@ -108,3 +108,29 @@ func (c *Client) CurrentKey(ctx context.Context) (APIKey, error) {
 	}
 	return k, nil
 }
+
+// KeyUser returns the id of the user the API key acts as: its creator, from
+// GET keys/@self. A portal older than v3.1.1 has no keys/@self; the key acts
+// as its creator there too, so GET people/@self names the same user. This is
+// the one answer to "who is the key's user" (enforcement guards and the
+// onboarding lock-out preflight both ask it).
+func (c *Client) KeyUser(ctx context.Context) (string, error) {
+	k, err := c.CurrentKey(ctx)
+	if errors.Is(err, ErrNotSupported) {
+		u, err := c.CurrentUser(ctx)
+		if err != nil {
+			return "", err
+		}
+		if u.ID == "" {
+			return "", errors.New("docspace: GET people/@self named no id")
+		}
+		return u.ID, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if k.CreatedBy.ID == "" {
+		return "", errors.New("docspace: GET keys/@self named no createBy.id")
+	}
+	return k.CreatedBy.ID, nil
+}
