@@ -176,5 +176,5 @@ func notJSON(body []byte, contentType string, err error, sc scrubber) string {
 	case strings.Contains(contentType, "html") || b[0] == '<':
 		return "response is not JSON: " + summarise(sc.clean(stripTags(string(b))))
 	}
-	return "malformed JSON response: " + sc.clean(err.Error())
+	return "malformed JSON response: " + humantext.Line(sc.clean(err.Error()), maxDecodeMessage)
 }
