@@ -262,3 +262,53 @@ func portalInstant(sec int64, frac uint32) time.Time {
 func portalDate(t time.Time, zone *time.Location) string {
 	return t.In(zone).Format("2006-01-02T15:04:05.0000000Z07:00")
 }
+
+// The other documents IP Guard reads round-trip too: a user, the IP
+// restrictions, an audit-trail event and the key's description, written as
+// the portal writes them from any text, read back exactly.
+func FuzzPortalDocumentsRoundTrip(f *testing.F) {
+	f.Add("6b2f7a1e", "Jane Roe", "jane@example.com", "203.0.113.10", "2001:db8::/48", true, uint8(1), int64(1777886109), uint32(0), int16(180))
+	f.Fuzz(func(t *testing.T, id, name, email, ip1, ip2 string, flag bool, status uint8, sec int64, frac uint32, offMin int16) {
+		for _, s := range []string{id, name, email, ip1, ip2} {
+			if !utf8.ValidString(s) {
+				return // json.Marshal would write U+FFFD: not the same text
+			}
+		}
+		at := portalInstant(sec, frac)
+		date := portalDate(at, time.FixedZone("", int(offMin%(14*60))*60))
+		serve := func(response any) *Client {
+			body, _ := json.Marshal(map[string]any{"response": response, "status": 0, "statusCode": 200})
+			return cannedClient(t, canned{status: 200, ctype: "application/json", body: body})
+		}
+		ctx := context.Background()
+
+		u, err := serve(map[string]any{"id": id, "displayName": name, "email": email, "status": status, "isAdmin": flag, "isOwner": !flag}).User(ctx, "u1")
+		want := PortalUser{ID: id, DisplayName: name, Email: email, Status: UserStatus(status), IsAdmin: flag, IsOwner: !flag}
+		if id == "" {
+			if err == nil {
+				t.Fatalf("a user without an id read as %+v", u)
+			}
+		} else if err != nil || u != want {
+			t.Fatalf("user %+v read back as %+v (%v)", want, u, err)
+		}
+
+		list, err := serve([]any{map[string]any{"ip": ip1, "forAdmin": flag}, map[string]any{"ip": ip2}}).IPRestrictions(ctx)
+		if err != nil || !reflect.DeepEqual(list, []ipguard.Restriction{{IP: ip1, ForAdmin: flag}, {IP: ip2}}) {
+			t.Fatalf("restrictions %q, %q read back as %+v (%v)", ip1, ip2, list, err)
+		}
+
+		evs, err := serve([]any{map[string]any{"id": sec, "date": date, "user": name, "userId": id, "actionId": ActionIPRestrictionsUpdated,
+			"ip": ip1, "target": []string{ip2}}}).AuditEvents(ctx, ActionIPRestrictionsUpdated, time.Time{}, 0, 100)
+		if err != nil || len(evs) != 1 || evs[0].ID != sec || !evs[0].Date.Equal(at) || evs[0].User != name || evs[0].UserID != id ||
+			evs[0].IP != ip1 || evs[0].ActionID != ActionIPRestrictionsUpdated || !reflect.DeepEqual(evs[0].Target, []string{ip2}) {
+			t.Fatalf("audit event dated %s read back as %+v (%v)", date, evs, err)
+		}
+
+		k, err := serve(map[string]any{"id": id, "name": name, "keyPostfix": ip1, "createBy": map[string]any{"id": "c1", "displayName": email},
+			"isActive": flag, "expiresAt": date, "createOn": at.UTC().Format("2006-01-02T15:04:05.0000000")}).CurrentKey(ctx)
+		if err != nil || k.ID != id || k.Name != name || k.Postfix != ip1 || k.CreatedBy != (KeyCreator{ID: "c1", DisplayName: email}) ||
+			k.IsActive != flag || !k.ExpiresAt.Equal(at) || !k.CreatedOn.Equal(at) {
+			t.Fatalf("key expiring %s read back as %+v (%v)", date, k, err)
+		}
+	})
+}
