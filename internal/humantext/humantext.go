@@ -46,33 +46,17 @@ const (
 // like a space but are not one), private-use, noncharacter and unassigned
 // code points, and U+FFFD itself. Everything else is kept as it is.
 func Line(s string, limit int) string {
-	var b strings.Builder
-	b.Grow(max(0, min(len(s), limit)))
-	room := limit - len(Ellipsis)
-	cutAt := start(room) // b.Len() at the last unit that still left room for the ellipsis
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		var unit string
+	return bound(s, limit, Ellipsis, func(r rune, raw string) string {
 		switch {
-		case r == utf8.RuneError && n == 1:
-			unit = fmt.Sprintf(`\x%02X`, s[i])
+		case r == utf8.RuneError && len(raw) == 1:
+			return fmt.Sprintf(`\x%02X`, raw[0])
 		case Unsafe(r) && r <= 0xFFFF:
-			unit = fmt.Sprintf(`\u%04X`, r)
+			return fmt.Sprintf(`\u%04X`, r)
 		case Unsafe(r):
-			unit = fmt.Sprintf(`\U%08X`, r)
-		default:
-			unit = s[i : i+n]
+			return fmt.Sprintf(`\U%08X`, r)
 		}
-		i += n
-		if b.Len()+len(unit) > limit {
-			return cut(b.String(), cutAt, Ellipsis)
-		}
-		b.WriteString(unit)
-		if b.Len() <= room {
-			cutAt = b.Len()
-		}
-	}
-	return b.String()
+		return raw
+	})
 }
 
 // Words is Line of the words of s joined by single spaces: white space of
@@ -97,25 +81,12 @@ func Words(s string, limit int) string {
 // every other character, and every byte that is not UTF-8, becomes one '?'.
 // A cut ends in "...". For SMS, which carries ASCII best.
 func ASCII(s string, limit int) string {
-	b := make([]byte, 0, max(0, min(len(s), limit)))
-	room := limit - len(ASCIIEllipsis)
-	cutAt := start(room)
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		i += n
-		c := byte('?')
+	return bound(s, limit, ASCIIEllipsis, func(r rune, raw string) string {
 		if r >= 0x20 && r <= 0x7e {
-			c = byte(r)
+			return raw
 		}
-		if len(b)+1 > limit {
-			return cut(string(b), cutAt, ASCIIEllipsis)
-		}
-		b = append(b, c)
-		if len(b) <= room {
-			cutAt = len(b)
-		}
-	}
-	return string(b)
+		return "?"
+	})
 }
 
 // Clip returns s as valid UTF-8 (each byte that is not becomes U+FFFD) of at
@@ -126,43 +97,43 @@ func Clip(s string, limit int) string {
 	if len(s) <= limit && utf8.ValidString(s) {
 		return s
 	}
+	return bound(s, limit, Ellipsis, func(r rune, raw string) string {
+		if r == utf8.RuneError && len(raw) == 1 {
+			return string(utf8.RuneError)
+		}
+		return raw
+	})
+}
+
+// bound writes unit(r, raw) for each character r of s (raw is its bytes; a
+// byte that is not UTF-8 comes as utf8.RuneError with one byte) while the
+// text stays within limit bytes. When a unit does not fit, the text is cut
+// after the last unit that leaves room for mark, and mark is added; when
+// not even mark fits the limit, the text is the whole units that fit.
+func bound(s string, limit int, mark string, unit func(r rune, raw string) string) string {
 	var b strings.Builder
-	room := limit - len(Ellipsis)
-	cutAt := start(room)
+	b.Grow(max(0, min(len(s), limit)))
+	room := limit - len(mark)
+	cutAt := -1 // b.Len() at the last unit that left room for mark
+	if room >= 0 {
+		cutAt = 0
+	}
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
-		unit := s[i : i+n]
-		if r == utf8.RuneError && n == 1 {
-			unit = string(utf8.RuneError)
-		}
+		u := unit(r, s[i:i+n])
 		i += n
-		if b.Len()+len(unit) > limit {
-			return cut(b.String(), cutAt, Ellipsis)
+		if b.Len()+len(u) > limit {
+			if cutAt < 0 {
+				return b.String()
+			}
+			return b.String()[:cutAt] + mark
 		}
-		b.WriteString(unit)
+		b.WriteString(u)
 		if b.Len() <= room {
 			cutAt = b.Len()
 		}
 	}
 	return b.String()
-}
-
-// start is where a cut falls before any unit is written: at 0 when the mark
-// fits the bound, nowhere (-1) when it does not.
-func start(room int) int {
-	if room < 0 {
-		return -1
-	}
-	return 0
-}
-
-// cut ends text at cutAt with mark, or, when not even the mark fits the
-// bound (cutAt < 0), returns the text as built: whole units within the bound.
-func cut(text string, cutAt int, mark string) string {
-	if cutAt < 0 {
-		return text
-	}
-	return text[:cutAt] + mark
 }
 
 // Unsafe reports whether r is shown escaped by Line (see there).
