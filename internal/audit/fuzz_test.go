@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 // Any payload gives a trigger or an InvalidInput naming the field ("event",
 // "from" or "to"). A trigger's window ends no later than now; a backfill's
 // window is non-empty and in UTC, and a scheduled run has no start of its own.
+// A rejected payload given to the service changes nothing stored (checked
+// against the in-memory store), reads nothing and publishes nothing.
 func FuzzDecodeTrigger(f *testing.F) {
 	for _, s := range []string{`{}`, `null`, ``, `{"from":"2026-11-24T00:00:00Z","to":"2026-11-25T00:00:00Z"}`,
 		`{"from":"2026-11-25T00:00:00+03:00","to":"2026-11-25T00:00:00.0000001Z"}`, `{"from":"2026-11-25T00:00:00Z"}`,
@@ -28,6 +31,15 @@ func FuzzDecodeTrigger(f *testing.F) {
 			var ie *ipguard.Error
 			if !errors.As(err, &ie) || ie.Code != ipguard.EInvalid || (ie.Field != "event" && ie.Field != "from" && ie.Field != "to") {
 				t.Fatalf("%q: %v, want InvalidInput naming event, from or to", payload, err)
+			}
+			svc, src, st, pub := newAudit()
+			svc.Now = func() time.Time { return now }
+			if _, err := svc.Handle(context.Background(), payload, at); ipguard.ErrorCode(err) != ipguard.EInvalid {
+				t.Fatalf("%q: the service answered %v, want InvalidInput", payload, err)
+			}
+			if st.saves != 0 || st.writes != 0 || st.lease != "" || len(pub.sent) != 0 || src.calls != 0 {
+				t.Fatalf("%q was rejected but the service saved %d, wrote %d, leased %q, published %d, read %d pages",
+					payload, st.saves, st.writes, st.lease, len(pub.sent), src.calls)
 			}
 			return
 		}

@@ -50,6 +50,8 @@ func (d Deps) AuditService() *audit.Service {
 // portal refused the key during the audit). Each invocation writes
 // one EMF metrics line (see AuditMetrics), whose lag is measured from the
 // checkpoint after the run, and records its outcome for the status operation.
+// A payload rejected as bad input (InvalidInput naming the field) changes
+// nothing stored: the audit did not run, so the last run stays as it was.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
 	pages := &pageCounter{Source: svc.Source}
@@ -59,19 +61,32 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
 		start := time.Now()
 		pages.pages.Store(0)
+		rejected := false
 		defer func() {
 			took := time.Since(start)
 			metrics := auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err))
 			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
-			d.saveLastRun(ctx, res, err, took)
+			if !rejected {
+				d.saveLastRun(ctx, res, err, took)
+			}
 		}()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
+			rejected = ipguard.ErrorCode(err) == ipguard.EInvalid
+			return audit.Result{}, err
+		}
+		now := time.Now()
+		if svc.Now != nil {
+			now = svc.Now()
+		}
+		t, err := audit.DecodeTrigger(detail, at, now)
+		if err != nil {
+			rejected = true
 			return audit.Result{}, err
 		}
 		// The audit goes first, with all the time there is; the key check
 		// (one GET) follows, or, when the portal refused the key, names it.
-		res, err = svc.Handle(ctx, detail, at)
+		res, err = svc.Run(ctx, t)
 		if err != nil {
 			if keyRefused(err) {
 				if _, kerr := checkKey(ctx, keys); kerr != nil {
