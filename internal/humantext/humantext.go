@@ -7,7 +7,7 @@
 // Four functions, one rule each:
 //
 //   - Line: one line of text. Every character that could hide, reorder or
-//     break the text is shown escaped instead (\u202E, \x00 for a byte that is
+//     break the text is shown escaped instead (\u202E; \xFF for a byte that is
 //     not UTF-8), so a forged login name stays on one line, reads left to right
 //     and shows what it is. Cut to a byte bound with "…". Words is the same
 //     with white space folded to single spaces first.
