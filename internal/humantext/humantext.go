@@ -23,7 +23,6 @@ package humantext
 
 import (
 	"fmt"
-	"math"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -46,6 +45,12 @@ const (
 // like a space but are not one), private-use, noncharacter and unassigned
 // code points, and U+FFFD itself. Everything else is kept as it is.
 func Line(s string, limit int) string {
+	out, _ := line(s, limit)
+	return out
+}
+
+// line is Line, and whether it cut s.
+func line(s string, limit int) (string, bool) {
 	return bound(s, limit, Ellipsis, func(r rune, raw string) string {
 		switch {
 		case r == utf8.RuneError && len(raw) == 1:
@@ -65,9 +70,8 @@ func Line(s string, limit int) string {
 // reads as one line; a cut falls between two words where one ends in the
 // last half of the text. Everything else is as in Line.
 func Words(s string, limit int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	out := Line(s, limit)
-	if len(out) <= len(Ellipsis) || out == Line(s, math.MaxInt) {
+	out, cut := line(strings.Join(strings.Fields(s), " "), limit)
+	if !cut || len(out) <= len(Ellipsis) {
 		return out
 	}
 	kept := strings.TrimSuffix(out, Ellipsis)
@@ -81,12 +85,13 @@ func Words(s string, limit int) string {
 // every other character, and every byte that is not UTF-8, becomes one '?'.
 // A cut ends in "...". For SMS, which carries ASCII best.
 func ASCII(s string, limit int) string {
-	return bound(s, limit, ASCIIEllipsis, func(r rune, raw string) string {
+	out, _ := bound(s, limit, ASCIIEllipsis, func(r rune, raw string) string {
 		if r >= 0x20 && r <= 0x7e {
 			return raw
 		}
 		return "?"
 	})
+	return out
 }
 
 // Clip returns s as valid UTF-8 (each byte that is not becomes U+FFFD) of at
@@ -97,20 +102,22 @@ func Clip(s string, limit int) string {
 	if len(s) <= limit && utf8.ValidString(s) {
 		return s
 	}
-	return bound(s, limit, Ellipsis, func(r rune, raw string) string {
+	out, _ := bound(s, limit, Ellipsis, func(r rune, raw string) string {
 		if r == utf8.RuneError && len(raw) == 1 {
 			return string(utf8.RuneError)
 		}
 		return raw
 	})
+	return out
 }
 
 // bound writes unit(r, raw) for each character r of s (raw is its bytes; a
 // byte that is not UTF-8 comes as utf8.RuneError with one byte) while the
 // text stays within limit bytes. When a unit does not fit, the text is cut
 // after the last unit that leaves room for mark, and mark is added; when
-// not even mark fits the limit, the text is the whole units that fit.
-func bound(s string, limit int, mark string, unit func(r rune, raw string) string) string {
+// not even mark fits the limit, the text is the whole units that fit. It
+// reports whether it cut.
+func bound(s string, limit int, mark string, unit func(r rune, raw string) string) (string, bool) {
 	var b strings.Builder
 	b.Grow(max(0, min(len(s), limit)))
 	room := limit - len(mark)
@@ -124,16 +131,16 @@ func bound(s string, limit int, mark string, unit func(r rune, raw string) strin
 		i += n
 		if b.Len()+len(u) > limit {
 			if cutAt < 0 {
-				return b.String()
+				return b.String(), true
 			}
-			return b.String()[:cutAt] + mark
+			return b.String()[:cutAt] + mark, true
 		}
 		b.WriteString(u)
 		if b.Len() <= room {
 			cutAt = b.Len()
 		}
 	}
-	return b.String()
+	return b.String(), false
 }
 
 // Unsafe reports whether r is shown escaped by Line (see there).
