@@ -1,7 +1,6 @@
 package redact_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,7 +33,7 @@ func FuzzRedactPathsOut(f *testing.F) {
 		redact.Remember(key)
 		s := text + key + text + key[int(cut)%len(key):] + text
 
-		var logs bytes.Buffer
+		var logs strings.Builder
 		log := wiring.NewLogger(&logs, slog.LevelDebug)
 		log.Info(s, "value", s, "error", errors.New(s), "list", []string{s}, "map", map[string]any{"k": s})
 		for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
