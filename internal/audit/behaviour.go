@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -114,18 +115,18 @@ func (a *Allowlists) Declared(ev ipguard.LoginEvent) bool {
 // writeReasons adds a behaviour finding's reasons and explanation to its
 // e-mail entry (portal text in them goes through Clean).
 func writeReasons(b *strings.Builder, f Finding) {
-	if len(f.Reasons) > 1 {
+	if len(f.Reasons) > 1 || (len(f.Reasons) == 1 && f.Reasons[0].Text != f.Reason) {
 		for _, r := range f.Reasons {
-			fmt.Fprintf(b, "   - %s (%s): %s\n", r.Kind, r.Severity, Clean(r.Text, 300))
+			fmt.Fprintf(b, "   - %s (%s): %s\n", r.Kind, r.Severity, humantext.Line(r.Text, 300))
 		}
 	}
 	if f.Explanation != "" {
-		fmt.Fprintf(b, "   Why:   %s\n", Clean(f.Explanation, 600))
+		fmt.Fprintf(b, "   Why:   %s\n", humantext.Line(f.Explanation, 1200))
 	}
 	if f.Kind == KindPasswordSpray && len(f.Addresses) > 0 {
 		var as []string
 		for _, a := range f.Addresses {
-			as = append(as, Clean(a, 60))
+			as = append(as, humantext.Line(a, 60))
 		}
 		fmt.Fprintf(b, "   Addresses: %s\n", strings.Join(as, ", "))
 	}

@@ -313,18 +313,20 @@ func merge(f audit.Finding, v Verdict) audit.Finding {
 // highest-severity reason.
 func (d *Detector) newFinding(ev ipguard.LoginEvent, v Verdict) audit.Finding {
 	top := v.Reasons[0]
-	var texts []string
+	var kinds []string
 	for _, r := range v.Reasons {
 		if audit.SeverityRank(r.Severity) > audit.SeverityRank(top.Severity) {
 			top = r
 		}
-		texts = append(texts, r.Text)
+		kinds = append(kinds, r.Kind)
 	}
 	f := audit.Finding{
 		EventID: ev.ID, UserID: ev.UserID, User: ev.User, Login: ev.Login, IP: ev.IP,
 		Country: ev.Country, City: ev.City, Browser: ev.Browser, Platform: ev.Platform,
 		Date: ev.Date.UTC().Format(time.RFC3339), Action: ev.Action, ActionID: ev.ActionID, Raw: ev.Raw,
-		Kind: top.Kind, Severity: top.Severity, Reason: strings.Join(texts, "; "),
+		// Reason is our own text (alerts show it as it is); what the portal
+		// said (places, devices) is in Reasons and Explanation, shown escaped.
+		Kind: top.Kind, Severity: top.Severity, Reason: "successful login unlike the user's normal: " + strings.Join(kinds, ", "),
 		Reasons: v.Reasons, Explanation: v.Explanation,
 	}
 	return d.quiet(f)

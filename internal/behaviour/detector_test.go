@@ -85,7 +85,9 @@ func TestDetectorMergesIntoTheLoginsFindingAndAddsOthers(t *testing.T) {
 		t.Errorf("alice %+v", a)
 	}
 	c := fs[1]
-	if c.EventID != 6 || c.Kind != audit.KindImpossibleTravel || c.Severity != audit.SeverityHigh || !strings.Contains(c.Explanation, "New York") {
+	// Reason is shown unescaped: our text only; the portal's place names are in Reasons and Explanation.
+	if c.EventID != 6 || c.Kind != audit.KindImpossibleTravel || c.Severity != audit.SeverityHigh || !strings.Contains(c.Explanation, "New York") ||
+		c.Reason != "successful login unlike the user's normal: impossible_travel" {
 		t.Errorf("carol %+v", c)
 	}
 	if st.reads != 1 || st.writes != 3 {

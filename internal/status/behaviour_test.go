@@ -34,9 +34,9 @@ func (quietPortal) CurrentKey(context.Context) (keywatch.Key, error) {
 // once, among its warnings, that the portal has no GeoIP data.
 func TestStatusCountsBehaviourAndSaysOnceThereIsNoGeoIP(t *testing.T) {
 	for _, noGeo := range []bool{false, true} {
-		st := lastRunStore{last: LastRun{Outcome: "succeeded", Behaviour: map[string]int{"impossible_travel": 1, "new_country": 2}, NoGeoIP: noGeo}}
+		st := lastRunStore{last: LastRun{Outcome: "succeeded", Behaviour: BehaviourCounts{ImpossibleTravel: 1, NewCountry: 2}, NoGeoIP: noGeo}}
 		r := (&Service{Store: st, Portal: quietPortal{}, Keys: quietPortal{}, PortalBudget: time.Second}).Report(context.Background())
-		if r.LastRun == nil || r.LastRun.Behaviour["new_country"] != 2 {
+		if r.LastRun == nil || r.LastRun.Behaviour.NewCountry != 2 {
 			t.Fatalf("last run %+v", r.LastRun)
 		}
 		n := 0

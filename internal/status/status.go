@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
 )
@@ -53,8 +54,17 @@ type LastRun struct {
 	// Behaviour counts the run's behaviour findings per kind (messaged or
 	// not), and NoGeoIP says the portal gave no country for any login of
 	// whole address the audit has seen (place rules cannot fire).
-	Behaviour map[string]int `json:"behaviour,omitempty"`
-	NoGeoIP   bool           `json:"noGeoIP,omitempty"`
+	Behaviour BehaviourCounts `json:"behaviour,omitzero"`
+	NoGeoIP   bool            `json:"noGeoIP,omitempty"`
+}
+
+// BehaviourCounts are a run's behaviour findings per rule (a comparable
+// value, so that a LastRun is one).
+type BehaviourCounts struct {
+	ImpossibleTravel int `json:"impossible_travel"`
+	NewCountry       int `json:"new_country"`
+	NewDevice        int `json:"new_device"`
+	PasswordSpray    int `json:"password_spray"`
 }
 
 // Key is the API key as the status shows it.
@@ -92,6 +102,9 @@ type Report struct {
 // NoGeoIPWarning is the status's one line when the portal has no GeoIP data.
 const NoGeoIPWarning = "the portal gives no GeoIP data (no country on any login from a whole address): new_country and impossible_travel cannot fire; install the GeoIP table on the DocSpace server"
 
+// maxWarningBytes bounds one warning of the report (humantext.Line).
+const maxWarningBytes = 1000
+
 // IsRequest reports whether payload asks for the status: a JSON object whose
 // "action" is "status".
 func IsRequest(payload []byte) bool {
@@ -126,7 +139,9 @@ func (s *Service) Report(ctx context.Context) Report {
 		now = s.Now().UTC()
 	}
 	r := Report{Action: "status", Now: now.Format(time.RFC3339), Schedule: s.Schedule, Warnings: []string{}}
-	warn := func(what string, err error) { r.Warnings = append(r.Warnings, what+": "+err.Error()) }
+	warn := func(what string, err error) {
+		r.Warnings = append(r.Warnings, humantext.Line(what+": "+err.Error(), maxWarningBytes))
+	}
 
 	if cp, ok, err := s.Store.Checkpoint(ctx); err != nil {
 		warn("checkpoint", err)

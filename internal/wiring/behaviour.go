@@ -72,7 +72,9 @@ func behaviourLastRun(res audit.Result, hook audit.Behaviour) func(*status.LastR
 		if hook == nil {
 			return
 		}
-		r.Behaviour = behaviourCounts(res)
+		n := behaviourCounts(res)
+		r.Behaviour = status.BehaviourCounts{ImpossibleTravel: n[audit.KindImpossibleTravel], NewCountry: n[audit.KindNewCountry],
+			NewDevice: n[audit.KindNewDevice], PasswordSpray: n[audit.KindPasswordSpray]}
 		if det, ok := hook.(*behaviour.Detector); ok {
 			r.NoGeoIP = det.Geo().NoGeoIP()
 		}

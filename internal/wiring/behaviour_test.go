@@ -41,7 +41,7 @@ func TestBehaviourCountsAreProperties(t *testing.T) {
 	}
 	var rec status.LastRun
 	behaviourLastRun(res, hook)(&rec)
-	if rec.Behaviour[audit.KindImpossibleTravel] != 2 || rec.NoGeoIP {
+	if rec.Behaviour.ImpossibleTravel != 2 || rec.Behaviour.NewDevice != 3 || rec.NoGeoIP {
 		t.Errorf("status record %+v", rec)
 	}
 }
