@@ -359,7 +359,7 @@ func writeFinding(b *strings.Builder, i int, f Finding) {
 		fmt.Fprintf(b, "   When:  %s\n", f.Date)
 	}
 	switch {
-	case f.Kind == KindFailedLoginBurst:
+	case f.Kind == KindFailedLoginBurst || f.Kind == KindPasswordSpray:
 		more := ""
 		if f.Capped {
 			more = fmt.Sprintf(" (first %d of %d)", len(f.EventIDs), f.Count)

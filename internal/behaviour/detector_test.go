@@ -358,3 +358,26 @@ func TestDetectorBacklogInPiecesNewestFirst(t *testing.T) {
 		t.Errorf("want one new_country for the first login from Spain, got %+v", fs)
 	}
 }
+
+// A spray's alert lists the accounts, the addresses and its events.
+func TestPasswordSprayAlertText(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := 0; i < 12; i++ {
+		evs = append(evs, failed(int64(100+i), fmt.Sprintf("user%d@example.com", i), time.Duration(i)*time.Minute, fmt.Sprintf("192.0.2.%d", 1+i%3)))
+	}
+	fs := judge(t, &Detector{Store: newMemStore()}, piece(evs...))
+	if len(fs) != 1 {
+		t.Fatalf("findings %+v", fs)
+	}
+	batches, err := audit.RenderAlerts(audit.Meta{Portal: "https://p"}, fs, audit.MaxMessageBytes)
+	if err != nil || len(batches) != 1 {
+		t.Fatalf("%v %d", err, len(batches))
+	}
+	e := batches[0].Alert.Email
+	for _, want := range []string{"12 failed logins against 12 distinct accounts within 30 minutes from 3 addresses (threshold 10 accounts)",
+		"Tried: user0@example.com", "Addresses: 192.0.2.1, 192.0.2.2, 192.0.2.3", "Events: 12 failed logins, ids 100", "password spray"} {
+		if !strings.Contains(e, want) {
+			t.Errorf("e-mail lacks %q:\n%s", want, e)
+		}
+	}
+}
