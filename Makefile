@@ -43,7 +43,8 @@ test: check-tools
 
 lint:
 	$(GO) vet ./...
-	cfn-lint template.yaml
+	cfn-lint -c I -- template.yaml
+	$(GO) test -count=1 -run CfnLint ./internal/testbed/samtemplate/
 
 # The walk and memory benchmarks take about five minutes together (see README, Performance).
 bench:

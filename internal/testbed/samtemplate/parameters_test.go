@@ -111,9 +111,12 @@ func samconfigOverrides(t *testing.T) map[string]string {
 	return overrides
 }
 
-// The placeholders a user starts from must deploy once edited, and must not name parameters
-// that the template no longer has.
-func TestSamconfigOverridesMatchTheTemplateParameters(t *testing.T) {
+// samconfig.toml ships nothing that passes validation but cannot work (#14
+// §1): every parameter without a default is left out, so that a plain `sam
+// deploy` fails at once until it is given; what it does set names parameters
+// the template has, with values they accept; and its rollout values are the
+// template's defaults, the safe start of README "Rollout" (§7).
+func TestSamconfigShipsOnlyValuesThatWork(t *testing.T) {
 	params := parameters(t)
 	overrides := samconfigOverrides(t)
 	for name, value := range overrides {
@@ -125,12 +128,61 @@ func TestSamconfigOverridesMatchTheTemplateParameters(t *testing.T) {
 		if why := checkParameter(mapOf(p), value); why != "" {
 			t.Errorf("samconfig.toml %s: %s", name, why)
 		}
-	}
-	for name, p := range params {
 		if _, hasDefault := mapOf(p)["Default"]; !hasDefault {
-			if _, ok := overrides[name]; !ok {
-				t.Errorf("parameter %s has no default, so samconfig.toml must give a placeholder for it", name)
+			t.Errorf("samconfig.toml gives %s = %q, a placeholder that deploys and then fails; leave it out so that deploying without it fails", name, value)
+		}
+		for _, example := range []string{"example.", "123456789012", "yourportal", "AbCdEf"} {
+			if strings.Contains(value, example) {
+				t.Errorf("samconfig.toml %s = %q is an example value", name, value)
 			}
+		}
+	}
+	for name, want := range map[string]string{"PortalEnforce": "false", "EnforcementMode": "report"} {
+		if def := fmt.Sprint(mapOf(params[name])["Default"]); def != want {
+			t.Errorf("%s defaults to %s, want %s (restrictions off, report only, until README \"Rollout\")", name, def, want)
+		}
+		if v, ok := overrides[name]; ok && v != want {
+			t.Errorf("samconfig.toml %s = %s, want %s, the template's default and the rollout's start", name, v, want)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(templatePath(t)), "samconfig.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "example.com") || strings.Contains(string(data), "123456789012") {
+		t.Error("samconfig.toml holds an example address or account")
+	}
+}
+
+// The guided deploy and the console show the parameters grouped (#14 §7):
+// every parameter in exactly one group, and the first group holds every
+// parameter without a safe default.
+func TestParametersAreGroupedAndTheFirstGroupIsWhatHasNoDefault(t *testing.T) {
+	iface := mapOf(mapOf(cfn(t)["Metadata"])["AWS::CloudFormation::Interface"])
+	groups := asList(iface["ParameterGroups"])
+	if len(groups) == 0 {
+		t.Fatal("no AWS::CloudFormation::Interface ParameterGroups")
+	}
+	params := parameters(t)
+	seen := map[string]int{}
+	for i, g := range groups {
+		g := mapOf(g)
+		if textOf(mapOf(g["Label"])["default"]) == "" {
+			t.Errorf("group %d has no label", i)
+		}
+		for _, p := range asList(g["Parameters"]) {
+			seen[textOf(p)]++
+			if _, ok := params[textOf(p)]; !ok {
+				t.Errorf("group %d names %v, which is not a parameter", i, p)
+			}
+			if _, hasDefault := mapOf(params[textOf(p)])["Default"]; !hasDefault && i != 0 {
+				t.Errorf("%v has no default but sits in group %d, not the first", p, i)
+			}
+		}
+	}
+	for name := range params {
+		if seen[name] != 1 {
+			t.Errorf("parameter %s is in %d groups, want 1", name, seen[name])
 		}
 	}
 }
