@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // checkParameter returns why value does not satisfy the parameter's declared constraints
@@ -210,6 +212,36 @@ func TestCheckParameter(t *testing.T) {
 	for _, tt := range tests {
 		if why := checkParameter(tt.param, tt.value); (why == "") != tt.ok {
 			t.Errorf("checkParameter(%v, %q) = %q, want ok=%v", tt.param, tt.value, why, tt.ok)
+		}
+	}
+}
+
+// `sam deploy --guided` asks for the parameters in the template's order: the
+// ones without a safe default come first, before the ones to press Enter on.
+func TestParametersWithoutDefaultComeFirst(t *testing.T) {
+	data, err := os.ReadFile(templatePath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	params := lookup(doc.Content[0], "Parameters")
+	if params == nil {
+		t.Fatal("no Parameters")
+	}
+	seenDefault := ""
+	for i := 0; i+1 < len(params.Content); i += 2 {
+		name, p := params.Content[i].Value, params.Content[i+1]
+		if lookup(p, "Default") != nil {
+			if seenDefault == "" {
+				seenDefault = name
+			}
+			continue
+		}
+		if seenDefault != "" {
+			t.Errorf("%s has no default but comes after %s, which has one", name, seenDefault)
 		}
 	}
 }
