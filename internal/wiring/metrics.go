@@ -51,7 +51,7 @@ const (
 	MetricRequests      = "Requests"      // 1 per onboarding request
 	MetricPortalUpdates = "PortalUpdates" // 1 when the portal allowlist was written
 	MetricPortalPending = "PortalPending" // 1 when the change is stored but the portal update waits (e.g. a portal outage; the next reconcile applies it)
-	MetricSyncs         = "Syncs"         // on a sync: 1 when it completed, 0 when it failed (the sync heartbeat)
+	MetricSyncs         = "Syncs"         // 1 when a sync completed, written only then (the sync heartbeat)
 )
 
 // Metric name prefixes followed by a kind, a severity or an errorType
@@ -262,8 +262,8 @@ func onboardMetrics(res onboard.Result, err error, took time.Duration) []emf.Met
 		boolCount(MetricPortalUpdates, err == nil && res.PortalUpdated),
 		boolCount(MetricPortalPending, res.Portal == onboard.PortalPending),
 	)
-	if res.Action == onboard.ActionSync {
-		ms = append(ms, boolCount(MetricSyncs, err == nil))
+	if err == nil && res.Action == onboard.ActionSync {
+		ms = append(ms, count(MetricSyncs, 1))
 	}
 	return ms
 }

@@ -134,7 +134,7 @@ func TestStatefulResourcesSayWhatHappensOnDelete(t *testing.T) {
 // "(": the same evaluation CloudFormation does with Fn::Split and Fn::Select.
 func TestHeartbeatsKnowACronSchedule(t *testing.T) {
 	conds := mapOf(cfn(t)["Conditions"])
-	for cond, param := range map[string]string{"AuditOnCron": "AuditSchedule", "SyncOnCron": "SyncSchedule"} {
+	for cond, param := range map[string]string{"AuditOnCron": "AuditSchedule"} {
 		want := map[string]any{"Fn::Equals": []any{
 			map[string]any{"Fn::Select": []any{0.0, map[string]any{"Fn::Split": []any{"(", ref(param)}}}}, "cron"}}
 		if !sameJSON(conds[cond], want) {

@@ -115,7 +115,7 @@ func TestTheRequiredAlarmsExist(t *testing.T) {
 	}
 	wants := []want{
 		{"AuditHeartbeatAlarm", "", wiring.MetricLagSeconds, ref("AuditFunction"), "Maximum", "GreaterThanThreshold", ref("HeartbeatMaxLagSeconds"), onCron("AuditOnCron"), 2},
-		{"SyncHeartbeatAlarm", "", wiring.MetricSyncs, ref("OnboardFunction"), "Maximum", "LessThanThreshold", 1, onCron("SyncOnCron"), 2},
+		{"SyncHeartbeatAlarm", "", wiring.MetricSyncs, ref("OnboardFunction"), "Sum", "LessThanThreshold", 1, "breaching", 2},
 		{"AuditCoverageLostAlarm", "", wiring.MetricCoverageLost, ref("AuditFunction"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
 		{"NoAlertDestinationAlarm", "", wiring.MetricConfirmedSubscribers, ref("AuditFunction"), "Minimum", "LessThanThreshold", 1, "notBreaching", 1},
 		{"AlertDeliveryFailedAlarm", "AWS/SNS", "NumberOfNotificationsFailed", getAtt("AlertTopic", "TopicName"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
