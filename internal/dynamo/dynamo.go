@@ -91,6 +91,7 @@ var (
 		userPrefix + "*",
 		leasePrefix + "portal-allowlist", // onboard.LeaseName
 		portalStatePK,
+		"usercheck#*", // the users-left rotation's place (#14 §5)
 	}
 )
 
