@@ -86,12 +86,19 @@ var (
 		keyAlertPrefix + "*",
 		keyPK,
 		lastRunPK,
+		// Items of the audit's failed-login buckets, behaviour baselines,
+		// digest days and findings-bus outbox (#16, #17, #18).
+		"failures#*",
+		"baseline#*",
+		"digest#*",
+		"outbox#bus",
 	}
 	OnboardWrites = []string{
 		userPrefix + "*",
 		leasePrefix + "portal-allowlist", // onboard.LeaseName
 		portalStatePK,
-		"usercheck#*", // the users-left rotation's place (#14 §5)
+		"usercheck#*",    // the users-left rotation's place (#14 §5)
+		"outbox#onboard", // the reconciler's alerts still to send (#15)
 	}
 )
 
