@@ -56,3 +56,45 @@ func TestReadmePricesTheAlarmsOfTheTemplate(t *testing.T) {
 		t.Errorf("README prices the alarms at $%s, the template's %d alarm metrics cost $%s", row[1], n, want)
 	}
 }
+
+// slug is GitHub's anchor for a heading: lower case, punctuation other than
+// "-" and "_" dropped, spaces as "-".
+func slug(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(heading) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// The README opens with its contents (#14 §7), and every entry leads to a
+// heading; every top-level section is listed.
+func TestReadmeContentsLeadToItsSections(t *testing.T) {
+	text := readme(t)
+	a := strings.Index(text, "## Contents")
+	if a < 0 || a > 1000 {
+		t.Fatal("README.md does not open with a ## Contents section")
+	}
+	b := a + strings.Index(text[a+3:], "\n## ") + 3
+	anchors := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^#{2,3} (.+)$`).FindAllStringSubmatch(text, -1) {
+		anchors[slug(m[1])] = true
+	}
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\]\(#([^)]+)\)`).FindAllStringSubmatch(text[a:b], -1) {
+		listed[m[1]] = true
+		if !anchors[m[1]] {
+			t.Errorf("contents link #%s leads to no heading", m[1])
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?m)^## (.+)$`).FindAllStringSubmatch(text, -1) {
+		if s := slug(m[1]); s != "contents" && !listed[s] {
+			t.Errorf("section %q is not in the contents", m[1])
+		}
+	}
+}
