@@ -13,6 +13,7 @@ import (
 
 // EventBridge Scheduler takes rate(1 minute) singular and rate(N minutes)
 // plural, and cron() with six fields of which exactly one day field is "?"
+// with the wildcards each field allows
 // (https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html).
 // The patterns refuse the rest before anything is deployed.
 func TestScheduleParametersAcceptOnlyWhatEventBridgeAccepts(t *testing.T) {
@@ -44,6 +45,8 @@ func TestScheduleParametersAcceptOnlyWhatEventBridgeAccepts(t *testing.T) {
 		{"cron(0 0 32 * ? *)", false},
 		{"cron(0 0 ? 13 * *)", false},
 		{"cron(0 0 ? * 8 *)", false},
+		{"cron(0 9 ? * MON/2 *)", false}, // day-of-week takes no increment
+		{"cron(0 9 1/2 * ? *)", true},    // day-of-month does
 		{"cron(* * * * ?)", false}, // five fields
 		{"cron(0 0 * * ? 1969)", false},
 	}
