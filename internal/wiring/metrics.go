@@ -252,7 +252,8 @@ func coverageLost(res audit.Result) int {
 
 // lostCoverageWarnings mark the audit's warnings about logins it could not
 // evaluate (internal/audit: walk.go, service.go, evaluate.go).
-var lostCoverageWarnings = []string{"may be missing", "unreadable login event skipped", "plan fallback", "events may fall between windows"}
+var lostCoverageWarnings = []string{"may be missing", "unreadable login event skipped", "plan fallback", "events may fall between windows",
+	"could not be read and were not evaluated", "may not have been evaluated"}
 
 // onboardMetrics are the metrics of one onboarding request.
 func onboardMetrics(res onboard.Result, err error, took time.Duration) []emf.Metric {
