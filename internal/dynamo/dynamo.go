@@ -89,7 +89,7 @@ var (
 		// Items of the audit's failed-login buckets, behaviour baselines,
 		// digest days and findings-bus outbox (#16, #17, #18).
 		"failures#*",
-		"baseline#*",
+		BaselinePrefix + "*",
 		"digest#*",
 		"outbox#bus",
 	}
