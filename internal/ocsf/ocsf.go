@@ -228,16 +228,16 @@ func endpoint(ip, country, city string) (ep *Endpoint, cut string) {
 
 // FindingInfo is OCSF's finding_info object.
 type FindingInfo struct {
-	UID            string    `json:"uid"`
-	Title          string    `json:"title"`
-	Desc           string    `json:"desc,omitempty"`
-	Types          []string  `json:"types,omitempty"`
-	Analytic       *Analytic `json:"analytic,omitempty"`
-	FirstSeenTime  int64     `json:"first_seen_time,omitempty"`
-	LastSeenTime   int64     `json:"last_seen_time,omitempty"`
-	ProductUID     string    `json:"product_uid,omitempty"`
-	RelatedEvents  []Related `json:"related_events,omitempty"`
-	DataSources    []string  `json:"data_sources,omitempty"`
+	UID           string    `json:"uid"`
+	Title         string    `json:"title"`
+	Desc          string    `json:"desc,omitempty"`
+	Types         []string  `json:"types,omitempty"`
+	Analytic      *Analytic `json:"analytic,omitempty"`
+	FirstSeenTime int64     `json:"first_seen_time,omitempty"`
+	LastSeenTime  int64     `json:"last_seen_time,omitempty"`
+	ProductUID    string    `json:"product_uid,omitempty"`
+	RelatedEvents []Related `json:"related_events,omitempty"`
+	DataSources   []string  `json:"data_sources,omitempty"`
 }
 
 // Related is OCSF's related_event object.
