@@ -5,13 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"ipguard/internal/audit"
+	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/enforce"
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
 	"ipguard/internal/redact"
-	"ipguard/internal/snsalert"
 	"ipguard/internal/status"
 	"net/http"
 	"time"
@@ -19,16 +19,18 @@ import (
 
 // The AuditFunction's wiring: the audit service, enforcement, the key watch, the status operation and the handler that chooses between them.
 
-// AuditService wires the audit service from the shared adapters and SNS.
+// AuditService wires the audit service from the shared adapters and SNS
+// (with the findings bus, chat and digest chained in: findings.go).
 func (d Deps) AuditService() *audit.Service {
 	a := d.Config.Audit
 	return &audit.Service{
 		Source:    d.Portal,
 		Clock:     d.Portal,
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), a.TopicARN),
+		Publisher: d.alertChain(a.TopicARN, config.Audit).Publisher,
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
+		Archive:   d.loginArchive(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
 			Overlap:        a.Overlap,
@@ -51,6 +53,8 @@ func (d Deps) AuditService() *audit.Service {
 // checkpoint after the run, and records its outcome for the status operation.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
+	chain := d.alertChain(d.Config.Audit.TopicARN, config.Audit)
+	svc.Publisher = chain.Publisher
 	pages := &pageCounter{Source: svc.Source}
 	svc.Source = pages
 	mw := d.metricsWriter()
@@ -70,7 +74,15 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		}
 		// The audit goes first, with all the time there is; the key check
 		// (one GET) follows, or, when the portal refused the key, names it.
+		// Findings the bus refused earlier are sent first; the digest
+		// whose hour has come after a scheduled run.
+		busWarnings := chain.beforeAudit(ctx)
 		res, err = svc.Handle(ctx, detail, at)
+		if err == nil {
+			more := append(busWarnings, chain.afterAudit(ctx, res)...)
+			res.Warnings = append(res.Warnings, more...)
+			res.WarningCount += len(more)
+		}
 		if err != nil {
 			if keyRefused(err) {
 				if _, kerr := checkKey(ctx, keys); kerr != nil {
@@ -132,7 +144,7 @@ func (d Deps) KeyWatch() *keywatch.Watch {
 	return &keywatch.Watch{
 		Source:    docspace.KeyWatchSource{Client: d.Portal, Keys: d.APIKeys},
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), d.Config.Audit.TopicARN),
+		Publisher: d.alertChain(d.Config.Audit.TopicARN, config.Onboard).Publisher, // bus and chat; no digest for key alerts
 		Portal:    d.Config.DocSpace.Host,
 		Log:       d.Log,
 	}

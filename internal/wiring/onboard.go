@@ -2,10 +2,10 @@ package wiring
 
 import (
 	"context"
+	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/onboard"
-	"ipguard/internal/snsalert"
 	"time"
 )
 
@@ -21,7 +21,7 @@ func (d Deps) OnboardService() *onboard.Service {
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
 		LeaseWait:  p.LeaseWait,
-		Alerts:     snsalert.New(d.snsClient(), p.AlertTopicARN),
+		Alerts:     d.alertChain(p.AlertTopicARN, config.Onboard).Publisher, // the findings bus and chat too (findings.go)
 		Logins:     d.Portal,
 		Directory:  docspace.Directory{Client: d.Portal},
 		Trail:      docspace.AllowlistTrail{Client: d.Portal},

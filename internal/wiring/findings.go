@@ -1,0 +1,103 @@
+package wiring
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/chatnotify"
+	"ipguard/internal/config"
+	"ipguard/internal/digest"
+	"ipguard/internal/findingsbus"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/loginarchive"
+	"ipguard/internal/snsalert"
+)
+
+// Where findings go besides the alert topic (#18, README "Where findings
+// go"): every alert passes one chain at the publisher seam,
+//
+//	findings bus ─► digest (audit) ─► alert topic ─► chat copy
+//
+// so the bus gets every finding (also those the digest holds back), the
+// digest turns DIGEST_SEVERITIES findings into one message a day, and chat
+// gets a copy of each message. The login archive is the audit's Archive.
+
+// publisherPort is the publisher every domain service takes.
+type publisherPort interface {
+	Publish(ctx context.Context, a ipguard.Alert) (string, error)
+}
+
+// alertChain is the publisher chain of one function and its stateful parts.
+type alertChain struct {
+	Publisher publisherPort
+	Bus       *findingsbus.Bus  // nil without FINDINGS_BUS_NAME
+	Digest    *digest.Publisher // nil for onboarding or DIGEST_SEVERITIES=none
+}
+
+// alertChain builds the chain to topicARN for fn.
+func (d Deps) alertChain(topicARN string, fn config.Function) alertChain {
+	f := d.Config.Findings
+	var pub publisherPort = snsalert.New(d.snsClient(), topicARN)
+	if f.ChatTopicARN != "" {
+		pub = &chatnotify.Tee{Next: pub, Chat: &chatnotify.Publisher{API: d.snsClient(), Topic: f.ChatTopicARN}, Log: d.Log}
+	}
+	var c alertChain
+	if fn == config.Audit && len(f.DigestSeverities) > 0 {
+		sev := map[string]bool{}
+		for _, s := range f.DigestSeverities {
+			sev[s] = true
+		}
+		c.Digest = &digest.Publisher{Next: pub, Store: d.Store, Severities: sev, Hour: f.DigestHour, Portal: d.Config.DocSpace.Host, Log: d.Log}
+		pub = c.Digest
+	}
+	if f.BusName != "" {
+		c.Bus = &findingsbus.Bus{API: eventbridge.NewFromConfig(d.AWS), Name: f.BusName, Outbox: findingsbus.StoreOutbox{Store: d.Store}, Log: d.Log}
+		pub = &findingsbus.Publisher{Next: pub, Bus: c.Bus, Portal: d.Config.DocSpace.Host}
+	}
+	c.Publisher = pub
+	return c
+}
+
+// loginArchive is the audit's Archive: nil without ARCHIVE_BUCKET.
+func (d Deps) loginArchive() audit.Archiver {
+	f := d.Config.Findings
+	if f.ArchiveBucket == "" {
+		return nil
+	}
+	client := s3.NewFromConfig(d.AWS, func(o *s3.Options) {
+		// An endpoint of one's own (AWS_ENDPOINT_URL: an S3-compatible
+		// store) is addressed by path; AWS's own by virtual host.
+		o.UsePathStyle = aws.ToString(o.BaseEndpoint) != ""
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	return &loginarchive.Archive{API: client, Bucket: f.ArchiveBucket, Prefix: f.ArchivePrefix, Portal: d.Config.DocSpace.Host}
+}
+
+// beforeAudit sends what waits in the findings bus outbox; trouble is a
+// warning of the run (the entries stay for the next one).
+func (c alertChain) beforeAudit(ctx context.Context) []string {
+	if c.Bus == nil {
+		return nil
+	}
+	sent, waiting, err := c.Bus.Retry(ctx)
+	if err != nil {
+		return []string{fmt.Sprintf("findings bus: %d event(s) still wait in the outbox (%d sent now): %s; the next run tries again", waiting, sent, err)}
+	}
+	return nil
+}
+
+// afterAudit sends the digest whose hour has come, after a scheduled run.
+func (c alertChain) afterAudit(ctx context.Context, res audit.Result) []string {
+	if c.Digest == nil || res.Backfill || res.Skipped {
+		return nil
+	}
+	if _, err := c.Digest.SendDue(ctx); err != nil {
+		return []string{"daily digest not sent: " + err.Error() + "; the next run tries again"}
+	}
+	return nil
+}
