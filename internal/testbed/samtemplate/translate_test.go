@@ -128,7 +128,26 @@ var (
 	secret   = ref("DocSpaceApiKeySecretArn")
 	// The audit reads only its own read-only key when one is configured.
 	auditSecret = map[string]any{"Fn::If": []any{"HasAuditApiKey", ref("AuditApiKeySecretArn"), ref("DocSpaceApiKeySecretArn")}}
+	// Where findings go (#18): the bus, the chat topic, the login archive (each granted only when on).
+	busArn = map[string]any{"Fn::If": []any{"FindingsBusIsArn", ref("FindingsBusName"),
+		map[string]any{"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${FindingsBusName}"}}}
+	archiveObjects = map[string]any{"Fn::If": []any{"CreateArchiveBucket", map[string]any{"Fn::Sub": "${ArchiveBucket.Arn}/*"},
+		map[string]any{"Fn::Sub": "arn:${AWS::Partition}:s3:::${ArchiveBucketName}/*"}}}
 )
+
+var chatTopicEnv = map[string]any{"Fn::If": []any{"HasChat", ref("ChatTopic"), ""}}
+
+// anyOf lists the resources an action may name (one statement each).
+type anyOf []any
+
+// onlyWhen unwraps a statement granted under a condition ({"Fn::If": [cond,
+// statement, AWS::NoValue]}): the statement, as granted when cond holds.
+func onlyWhen(st map[string]any) map[string]any {
+	if f, ok := st["Fn::If"].([]any); ok && len(f) == 3 && sameJSON(f[2], ref("AWS::NoValue")) {
+		return mapOf(f[1])
+	}
+	return st
+}
 
 func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 	tests := []struct {
@@ -139,9 +158,10 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:GetItem":              tableArn,
 			"dynamodb:PutItem":              tableArn,
 			"dynamodb:DeleteItem":           tableArn,
-			"dynamodb:UpdateItem":           tableArn, // the desired-state version counter and portal state
-			"dynamodb:Scan":                 tableArn, // a reconcile reads every user
-			"sns:Publish":                   topicArn, // drift and lock-out alerts
+			"dynamodb:UpdateItem":           tableArn,                          // the desired-state version counter and portal state
+			"dynamodb:Scan":                 tableArn,                          // a reconcile reads every user
+			"sns:Publish":                   anyOf{topicArn, ref("ChatTopic")}, // drift and lock-out alerts, and their chat copy
+			"events:PutEvents":              busArn,
 			"secretsmanager:GetSecretValue": secret,
 			"sqs:SendMessage":               getAtt("OnboardFailureQueue", "Arn"), // the on-failure destination
 		}},
@@ -153,7 +173,9 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:BatchWriteItem":       tableArn,
 			"dynamodb:Scan":                 tableArn,
 			"dynamodb:UpdateItem":           tableArn,
-			"sns:Publish":                   topicArn,
+			"sns:Publish":                   anyOf{topicArn, ref("ChatTopic")},
+			"events:PutEvents":              busArn,
+			"s3:PutObject":                  archiveObjects,
 			"secretsmanager:GetSecretValue": auditSecret,
 		}},
 	}
@@ -173,7 +195,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			seen := map[string]bool{}
 			for _, p := range asList(role["Policies"]) {
 				for _, st := range asList(mapOf(mapOf(p)["PolicyDocument"])["Statement"]) {
-					st := mapOf(st)
+					st := onlyWhen(mapOf(st))
 					if st["Effect"] != "Allow" || hasKey(st, "NotAction") || hasKey(st, "NotResource") {
 						t.Errorf("statement %s: want a plain Allow with Action and Resource", jsonText(st))
 						continue
@@ -187,6 +209,16 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 						}
 						seen[action] = true
 						for _, r := range asList(st["Resource"]) {
+							if alts, ok := want.(anyOf); ok {
+								found := false
+								for _, w := range alts {
+									found = found || sameJSON(r, w)
+								}
+								if !found {
+									t.Errorf("%s is granted on %s, want only one of %s", action, jsonText(r), jsonText([]any(alts)))
+								}
+								continue
+							}
 							if !sameJSON(r, want) {
 								t.Errorf("%s is granted on %s, want only %s", action, jsonText(r), jsonText(want))
 							}
@@ -228,6 +260,8 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"SECRET_CACHE_TTL":           "5m",
 			"LOG_LEVEL":                  ref("LogLevel"),
 			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
+			"FINDINGS_BUS_NAME":          ref("FindingsBusName"),
+			"CHAT_TOPIC_ARN":             chatTopicEnv,
 		}},
 		{"AuditFunction", 300, 1, map[string]any{
 			"DOCSPACE_API_HOST":          ref("DocSpaceApiHost"),
@@ -253,6 +287,12 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"AUDIT_SCHEDULE":             ref("AuditSchedule"),
 			"HEARTBEAT_MAX_LAG_SECONDS":  ref("HeartbeatMaxLagSeconds"),
 			"ALARM_PERIOD_SECONDS":       ref("AlarmPeriodSeconds"),
+			"FINDINGS_BUS_NAME":          ref("FindingsBusName"),
+			"CHAT_TOPIC_ARN":             chatTopicEnv,
+			"ARCHIVE_BUCKET": map[string]any{"Fn::If": []any{"HasArchive",
+				map[string]any{"Fn::If": []any{"CreateArchiveBucket", ref("ArchiveBucket"), ref("ArchiveBucketName")}}, ""}},
+			"DIGEST_SEVERITIES": ref("DigestSeverities"),
+			"DIGEST_HOUR":       ref("DigestHour"),
 		}},
 	}
 	for _, tt := range tests {
