@@ -62,10 +62,15 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
 		start := time.Now()
 		pages.pages.Store(0)
+		findingsProps := map[string]any{} // outbox and digest counts: EMF properties (findings.go)
 		defer func() {
 			took := time.Since(start)
 			metrics := auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err))
-			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
+			props := map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To}
+			for k, v := range findingsProps {
+				props[k] = v
+			}
+			mw.write(ctx, metrics, props)
 			d.saveLastRun(ctx, res, err, took)
 		}()
 		detail, at, err := eventbridge.Unwrap(payload)
@@ -76,10 +81,10 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		// (one GET) follows, or, when the portal refused the key, names it.
 		// Findings the bus refused earlier are sent first; the digest
 		// whose hour has come after a scheduled run.
-		busWarnings := chain.beforeAudit(ctx)
+		busWarnings := chain.beforeAudit(ctx, findingsProps)
 		res, err = svc.Handle(ctx, detail, at)
 		if err == nil {
-			more := append(busWarnings, chain.afterAudit(ctx, res)...)
+			more := append(busWarnings, chain.afterAudit(ctx, res, findingsProps)...)
 			res.Warnings = append(res.Warnings, more...)
 			res.WarningCount += len(more)
 		}

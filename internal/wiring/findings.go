@@ -89,24 +89,31 @@ func portalHost(u string) string {
 }
 
 // beforeAudit sends what waits in the findings bus outbox; trouble is a
-// warning of the run (the entries stay for the next one).
-func (c alertChain) beforeAudit(ctx context.Context) []string {
+// warning of the run (the entries stay for the next one). The counts go to
+// props: EMF properties of the run's metrics line, which no alarm reads.
+func (c alertChain) beforeAudit(ctx context.Context, props map[string]any) []string {
 	if c.Bus == nil {
 		return nil
 	}
 	sent, waiting, err := c.Bus.Retry(ctx)
+	props["outboxSent"], props["outboxWaiting"] = sent, waiting
 	if err != nil {
 		return []string{fmt.Sprintf("findings bus: %d event(s) still wait in the outbox (%d sent now): %s; the next run tries again", waiting, sent, err)}
 	}
 	return nil
 }
 
-// afterAudit sends the digest whose hour has come, after a scheduled run.
-func (c alertChain) afterAudit(ctx context.Context, res audit.Result) []string {
+// afterAudit sends the digest whose hour has come, after a scheduled run
+// (the days sent go to props).
+func (c alertChain) afterAudit(ctx context.Context, res audit.Result, props map[string]any) []string {
 	if c.Digest == nil || res.Backfill || res.Skipped {
 		return nil
 	}
-	if _, err := c.Digest.SendDue(ctx); err != nil {
+	days, err := c.Digest.SendDue(ctx)
+	if len(days) > 0 {
+		props["digestsSent"] = days
+	}
+	if err != nil {
 		return []string{"daily digest not sent: " + err.Error() + "; the next run tries again"}
 	}
 	return nil
