@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"net/mail"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -113,12 +114,14 @@ type Authentication struct {
 }
 
 // Login is the portal's login event as an Authentication event. portal is
-// the portal's host (metadata.tenant_uid, service.name); metadata.uid is
-// "<portal>:<event id>", stable for the same event.
+// the portal's URL or host (Host of it is metadata.tenant_uid and
+// service.name); metadata.uid is "<host>:<event id>", stable for the same
+// event.
 //
 // status_id is 1 (Success) for the portal's successful-login codes, 2
 // (Failure) for its failed-login codes and 99 (Other) for any other code.
 func Login(portal string, e ipguard.LoginEvent) Authentication {
+	portal = Host(portal)
 	a := Authentication{
 		ActivityID: activityLogon, ActivityName: "Logon",
 		CategoryUID: CategoryIAM, CategoryName: "Identity & Access Management",
@@ -164,6 +167,16 @@ func Login(portal string, e ipguard.LoginEvent) Authentication {
 		a.RawData = string(e.Raw)
 	}
 	return a
+}
+
+// Host is the portal as OCSF records name it (metadata.tenant_uid,
+// service.name, the prefix of metadata.uid): the host (and port) of its URL,
+// so that a login has the same uid in the archive and on the findings bus.
+func Host(portal string) string {
+	if u, err := url.Parse(portal); err == nil && u.Host != "" {
+		return u.Host
+	}
+	return portal
 }
 
 // codeText is the portal's action code as text ("" for none).
@@ -319,6 +332,7 @@ type Alert struct {
 // finding's fields and raw event); for a burst it is the source address and
 // the event ids; other alerts (drift, key expiry) carry no evidence.
 func Finding(a Alert) DetectionFinding {
+	a.Portal = Host(a.Portal)
 	sid, sname := SeverityID(a.Severity)
 	d := DetectionFinding{
 		ActivityID: activityCreate, ActivityName: "Create",

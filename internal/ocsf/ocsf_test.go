@@ -146,3 +146,16 @@ func TestValidatorCatchesWhatTheSchemaForbids(t *testing.T) {
 		})
 	}
 }
+
+// A login has one uid wherever it appears: the archive names the portal by
+// host, the bus by URL.
+func TestALoginHasTheSameUIDInTheArchiveAndOnTheBus(t *testing.T) {
+	e := ipguard.LoginEvent{ID: 41, Date: when, ActionID: 1000, IP: "203.0.113.7"}
+	archived := ocsf.Login("portal.example.com", e)
+	f := audit.Finding{EventID: 41, Kind: audit.KindIPNotAllowed, Severity: "high", IP: "203.0.113.7", Date: when.Format(time.RFC3339), ActionID: 1000}
+	onBus := ocsf.Finding(ocsf.Alert{UID: "x", Portal: "https://portal.example.com/", Kind: f.Kind, Severity: "high", Time: when, Finding: &f})
+	evidence := onBus.Evidences[0].Data.(ocsf.Authentication)
+	if evidence.Metadata.UID != archived.Metadata.UID || archived.Metadata.UID != "portal.example.com:41" || onBus.Metadata.TenantUID != "portal.example.com" {
+		t.Errorf("archive uid %q, bus evidence uid %q, bus tenant %q", archived.Metadata.UID, evidence.Metadata.UID, onBus.Metadata.TenantUID)
+	}
+}

@@ -3,7 +3,6 @@ package wiring
 import (
 	"context"
 	"fmt"
-	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -16,6 +15,7 @@ import (
 	"ipguard/internal/findingsbus"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/loginarchive"
+	"ipguard/internal/ocsf"
 	"ipguard/internal/snsalert"
 )
 
@@ -76,16 +76,7 @@ func (d Deps) loginArchive() audit.Archiver {
 		o.UsePathStyle = aws.ToString(o.BaseEndpoint) != ""
 		o.DisableLogOutputChecksumValidationSkipped = true
 	})
-	return &loginarchive.Archive{API: client, Bucket: f.ArchiveBucket, Prefix: f.ArchivePrefix, Portal: portalHost(d.Config.DocSpace.Host)}
-}
-
-// portalHost is the host (and port) of the portal's URL: the archive's
-// portal= partition and the records' tenant.
-func portalHost(u string) string {
-	if p, err := url.Parse(u); err == nil && p.Host != "" {
-		return p.Host
-	}
-	return u
+	return &loginarchive.Archive{API: client, Bucket: f.ArchiveBucket, Prefix: f.ArchivePrefix, Portal: ocsf.Host(d.Config.DocSpace.Host)}
 }
 
 // beforeAudit sends what waits in the findings bus outbox; trouble is a

@@ -1,6 +1,10 @@
 package wiring
 
-import "testing"
+import (
+	"testing"
+
+	"ipguard/internal/ocsf"
+)
 
 func TestPortalHostIsTheArchivePartition(t *testing.T) {
 	for in, want := range map[string]string{
@@ -10,8 +14,8 @@ func TestPortalHostIsTheArchivePartition(t *testing.T) {
 		"portal.example.com":                 "portal.example.com",
 		"https://portal.example.com/api/2.0": "portal.example.com",
 	} {
-		if got := portalHost(in); got != want {
-			t.Errorf("portalHost(%q) = %q, want %q", in, got, want)
+		if got := ocsf.Host(in); got != want {
+			t.Errorf("ocsf.Host(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
