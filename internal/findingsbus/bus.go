@@ -118,6 +118,9 @@ func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
 	var keep []Entry
 	for _, e := range entries {
 		if !e.Test {
+			if e.Kept.IsZero() {
+				e.Kept = time.Now().UTC()
+			}
 			keep = append(keep, e)
 		}
 	}
@@ -146,10 +149,16 @@ func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
 	}
 }
 
+// MaxOutboxAge is how long an entry the bus keeps refusing waits before it
+// is given up (a warning says so): EventBridge refuses some entries for
+// good (a detail it cannot parse), and those must not wait forever.
+const MaxOutboxAge = 7 * 24 * time.Hour
+
 // Retry sends what waits in the outbox again and keeps only what the bus
 // refuses once more. It is called at the start of each audit run. It returns
 // how many were sent and how many still wait; an error leaves the outbox
-// as it was (the next run tries again).
+// as it was (the next run tries again). Entries refused for longer than
+// MaxOutboxAge are dropped, and the error says how many.
 func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 	if b.Outbox == nil {
 		return 0, 0, nil
@@ -159,7 +168,21 @@ func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 		return 0, 0, err
 	}
 	failed, perr := b.Put(ctx, pending)
-	if len(failed) == len(pending) {
+	var kept []Entry
+	dropped := 0
+	for _, e := range failed {
+		if !e.Kept.IsZero() && time.Since(e.Kept) > MaxOutboxAge {
+			dropped++
+			continue
+		}
+		kept = append(kept, e)
+	}
+	if dropped > 0 {
+		ipguard.LoggerFrom(ctx, b.Log).ErrorContext(ctx, "findings bus: events given up after waiting too long", "dropped", dropped, "error", errString(perr))
+		perr = ipguard.Errorf(ipguard.ErrorCode(perr), "findings bus: %d event(s) refused for more than %s were given up (FINDINGS_BUS_NAME=%s): %w", dropped, MaxOutboxAge, b.Name, perr)
+	}
+	failed = kept
+	if len(failed) == len(pending) && dropped == 0 {
 		return 0, len(pending), perr
 	}
 	if err := b.Outbox.Save(ctx, failed, rev); err != nil {
@@ -167,7 +190,7 @@ func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 		// again (duplicates with the same findingId).
 		return len(pending) - len(failed), len(pending), fmt.Errorf("findings bus: sent %d waiting events but could not update the outbox: %w", len(pending)-len(failed), err)
 	}
-	return len(pending) - len(failed), len(failed), perr
+	return len(pending) - len(failed) - dropped, len(failed), perr
 }
 
 func merge(a, b []Entry) []Entry {

@@ -222,6 +222,17 @@ func TestPublishSendsTheAlertThenItsFindings(t *testing.T) {
 			t.Errorf("Retry while the bus is down = %d waiting, %v", waiting, err)
 		}
 	})
+	t.Run("an entry refused for more than a week is given up, with an error", func(t *testing.T) {
+		es, _ := findingsbus.Events("p", a, now)
+		es[0].Kept = time.Now().Add(-findingsbus.MaxOutboxAge - time.Hour)
+		es[1].Kept = time.Now().Add(-time.Hour)
+		ob := &memOutbox{entries: es, rev: 1}
+		bus := &findingsbus.Bus{API: &fakeBus{err: errors.New("MalformedDetail")}, Name: "default", Outbox: ob}
+		sent, waiting, err := bus.Retry(ctx)
+		if sent != 0 || waiting != 1 || err == nil || !strings.Contains(err.Error(), "1 event(s) refused for more than") || len(ob.entries) != 1 || ob.entries[0].ID != es[1].ID {
+			t.Errorf("Retry = %d, %d, %v; outbox %d", sent, waiting, err, len(ob.entries))
+		}
+	})
 	t.Run("a failed SNS publish sends nothing to the bus", func(t *testing.T) {
 		eb := &fakeBus{}
 		bus := &findingsbus.Bus{API: eb, Name: "default", Outbox: &memOutbox{}}

@@ -48,6 +48,8 @@ type Entry struct {
 	Time   time.Time       `json:"time"`
 	Detail json.RawMessage `json:"detail"`
 	Test   bool            `json:"test,omitempty"`
+	// Kept is when the entry went into the outbox (zero before).
+	Kept time.Time `json:"kept,omitzero"`
 }
 
 // Size is what EventBridge counts for the entry.

@@ -3,6 +3,7 @@ package wiring
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -79,6 +80,10 @@ func (d Deps) loginArchive() audit.Archiver {
 	return &loginarchive.Archive{API: client, Bucket: f.ArchiveBucket, Prefix: f.ArchivePrefix, Portal: ocsf.Host(d.Config.DocSpace.Host)}
 }
 
+// chainTimeout bounds the outbox retry before an audit and the digest after
+// it, so neither eats the audit's time (what is left waits for the next run).
+const chainTimeout = 15 * time.Second
+
 // beforeAudit sends what waits in the findings bus outbox; trouble is a
 // warning of the run (the entries stay for the next one). The counts go to
 // props: EMF properties of the run's metrics line, which no alarm reads.
@@ -86,6 +91,8 @@ func (c alertChain) beforeAudit(ctx context.Context, props map[string]any) []str
 	if c.Bus == nil {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, chainTimeout)
+	defer cancel()
 	sent, waiting, err := c.Bus.Retry(ctx)
 	props["outboxSent"], props["outboxWaiting"] = sent, waiting
 	if err != nil {
@@ -100,6 +107,8 @@ func (c alertChain) afterAudit(ctx context.Context, res audit.Result, props map[
 	if c.Digest == nil || res.Backfill || res.Skipped {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, chainTimeout)
+	defer cancel()
 	days, err := c.Digest.SendDue(ctx)
 	if len(days) > 0 {
 		props["digestsSent"] = days
