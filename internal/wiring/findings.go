@@ -84,6 +84,9 @@ func (d Deps) loginArchive() audit.Archiver {
 // it, so neither eats the audit's time (what is left waits for the next run).
 const chainTimeout = 15 * time.Second
 
+// digestMinLeft: the digest is sent only with this much time left.
+const digestMinLeft = 10 * time.Second
+
 // beforeAudit sends what waits in the findings bus outbox; trouble is a
 // warning of the run (the entries stay for the next one). The counts go to
 // props: EMF properties of the run's metrics line, which no alarm reads.
@@ -102,9 +105,15 @@ func (c alertChain) beforeAudit(ctx context.Context, props map[string]any) []str
 }
 
 // afterAudit sends the digest whose hour has come, after a scheduled run
-// (the days sent go to props).
+// that finished its work (the days sent go to props). A run that stopped at
+// its deadline margin, or has less than digestMinLeft left, leaves the
+// digest to the next run: the time left belongs to the key check and the
+// run's records.
 func (c alertChain) afterAudit(ctx context.Context, res audit.Result, props map[string]any) []string {
-	if c.Digest == nil || res.Backfill || res.Skipped {
+	if c.Digest == nil || res.Backfill || res.Skipped || !res.Complete {
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < digestMinLeft {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, chainTimeout)

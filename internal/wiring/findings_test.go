@@ -1,9 +1,12 @@
 package wiring
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"ipguard/internal/audit"
 	"ipguard/internal/digest"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/findingsbus"
@@ -29,5 +32,49 @@ func TestPortalHostIsTheArchivePartition(t *testing.T) {
 func TestFindingsItemsUseTheTablesPrefixes(t *testing.T) {
 	if !strings.HasPrefix(findingsbus.OutboxPK, dynamo.OutboxPrefix) || digest.Prefix != dynamo.DigestPrefix {
 		t.Errorf("outbox %q (prefix %q), digest %q (prefix %q)", findingsbus.OutboxPK, dynamo.OutboxPrefix, digest.Prefix, dynamo.DigestPrefix)
+	}
+}
+
+// countingStore counts the digest's reads (and finds nothing).
+type countingStore struct{ loads int }
+
+func (c *countingStore) LoadRevised(context.Context, string, any) (int64, bool, error) {
+	c.loads++
+	return 0, false, nil
+}
+func (c *countingStore) SaveRevised(context.Context, string, any, int64, time.Time) error { return nil }
+
+// The digest is looked at only after a scheduled run that finished its
+// work with time to spare: an incomplete run, a backfill, a skipped run or
+// a run near its deadline leaves it to the next run.
+func TestDigestIsSentOnlyAfterACompleteScheduledRun(t *testing.T) {
+	tests := []struct {
+		name     string
+		res      audit.Result
+		deadline time.Duration // 0: none
+		want     bool
+	}{
+		{"complete scheduled run", audit.Result{Complete: true}, 0, true},
+		{"complete, plenty of time", audit.Result{Complete: true}, time.Minute, true},
+		{"incomplete run", audit.Result{Complete: false}, 0, false},
+		{"backfill", audit.Result{Complete: true, Backfill: true}, 0, false},
+		{"skipped", audit.Result{Complete: true, Skipped: true}, 0, false},
+		{"near the deadline", audit.Result{Complete: true}, 2 * time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &countingStore{}
+			c := alertChain{Digest: &digest.Publisher{Store: st, Hour: 8}}
+			ctx := context.Background()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			c.afterAudit(ctx, tt.res, map[string]any{})
+			if (st.loads > 0) != tt.want {
+				t.Errorf("digest read %d items, want reads: %v", st.loads, tt.want)
+			}
+		})
 	}
 }
