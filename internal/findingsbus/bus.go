@@ -185,12 +185,36 @@ func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 	if len(failed) == len(pending) && dropped == 0 {
 		return 0, len(pending), perr
 	}
-	if err := b.Outbox.Save(ctx, failed, rev); err != nil {
+	done := map[string]bool{} // sent or given up
+	for _, e := range pending {
+		done[e.ID] = true
+	}
+	for _, e := range failed {
+		delete(done, e.ID)
+	}
+	for attempt := 0; ; attempt++ {
+		err := b.Outbox.Save(ctx, failed, rev)
+		if err == nil {
+			break
+		}
+		if ipguard.ErrorCode(err) == ipguard.EConflict && attempt < 3 {
+			// Another function kept entries meanwhile: keep theirs too.
+			var now []Entry
+			if now, rev, err = b.Outbox.Pending(ctx); err == nil {
+				failed = failed[:0]
+				for _, e := range now {
+					if !done[e.ID] {
+						failed = append(failed, e)
+					}
+				}
+				continue
+			}
+		}
 		// Sent, but the outbox still lists them: the next run sends them
 		// again (duplicates with the same findingId).
-		return len(pending) - len(failed), len(pending), fmt.Errorf("findings bus: sent %d waiting events but could not update the outbox: %w", len(pending)-len(failed), err)
+		return len(done) - dropped, len(pending), fmt.Errorf("findings bus: sent %d waiting events but could not update the outbox: %w", len(done)-dropped, err)
 	}
-	return len(pending) - len(failed) - dropped, len(failed), perr
+	return len(done) - dropped, len(failed), perr
 }
 
 func merge(a, b []Entry) []Entry {

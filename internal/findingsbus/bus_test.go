@@ -295,3 +295,34 @@ type apiFunc func(*eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, er
 func (f apiFunc) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _ ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error) {
 	return f(in)
 }
+
+// racingOutbox is memOutbox where another function keeps an entry just
+// before the first Save.
+type racingOutbox struct {
+	memOutbox
+	extra findingsbus.Entry
+	raced bool
+}
+
+func (r *racingOutbox) Save(ctx context.Context, es []findingsbus.Entry, rev int64) error {
+	if !r.raced {
+		r.raced = true
+		r.entries = append(r.entries, r.extra)
+		r.rev++
+	}
+	return r.memOutbox.Save(ctx, es, rev)
+}
+
+// Entries another function keeps while a retry runs are kept; the ones the
+// retry sent are not sent again.
+func TestRetryKeepsWhatAnotherFunctionKeptMeanwhile(t *testing.T) {
+	ctx := context.Background()
+	es, _ := findingsbus.Events("p", auditAlert(t, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)), now)
+	drift, _ := findingsbus.Events("p", ipguard.Alert{Default: `{"kind":"allowlist_drift","severity":"high"}`}, now)
+	ob := &racingOutbox{memOutbox: memOutbox{entries: es, rev: 1}, extra: drift[0]}
+	eb := &fakeBus{}
+	sent, waiting, err := (&findingsbus.Bus{API: eb, Name: "default", Outbox: ob}).Retry(ctx)
+	if err != nil || sent != 1 || waiting != 1 || len(ob.entries) != 1 || ob.entries[0].ID != drift[0].ID {
+		t.Fatalf("Retry = %d sent, %d waiting, %v; outbox holds %d", sent, waiting, err, len(ob.entries))
+	}
+}
