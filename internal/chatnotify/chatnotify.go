@@ -29,6 +29,7 @@ import (
 
 	"ipguard/internal/audit"
 	"ipguard/internal/awserr"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/redact"
 )
@@ -69,14 +70,14 @@ const listed = 5
 func Format(a ipguard.Alert) Notification {
 	n := Notification{Version: "1.0", Source: "custom",
 		Content:  Content{TextType: "client-markdown", Title: title(a)},
-		Metadata: Metadata{Summary: clip(oneLine(a.Subject), 200)}}
+		Metadata: Metadata{Summary: humantext.Words(a.Subject, 200)}}
 	var body map[string]json.RawMessage
 	_ = json.Unmarshal([]byte(a.Default), &body)
 	kinds := append([]string(nil), a.Kinds...)
 	var p audit.Payload
 	if _, ok := body["events"]; ok && json.Unmarshal([]byte(a.Default), &p) == nil {
 		n.Content.Description = describe(p)
-		n.Metadata.AdditionalContext = map[string]string{"portal": clip(oneLine(p.Portal), 200)}
+		n.Metadata.AdditionalContext = map[string]string{"portal": humantext.Words(p.Portal, 200)}
 		if len(kinds) == 0 {
 			seen := map[string]bool{}
 			for _, f := range p.Events {
@@ -91,7 +92,7 @@ func Format(a ipguard.Alert) Notification {
 		if text == "" {
 			text = a.Default
 		}
-		n.Content.Description = clip(strings.TrimSpace(text), 1500)
+		n.Content.Description = humantext.Clip(strings.TrimSpace(text), 3000)
 		var kind string
 		_ = json.Unmarshal(body["kind"], &kind)
 		if kind != "" && len(kinds) == 0 {
@@ -113,16 +114,16 @@ var severityMark = map[string]string{"critical": ":rotating_light: CRITICAL", "h
 func title(a ipguard.Alert) string {
 	mark := severityMark[a.Severity]
 	if mark == "" && a.Severity != "" {
-		mark = strings.ToUpper(oneLine(a.Severity))
+		mark = strings.ToUpper(humantext.Words(a.Severity, 20))
 	}
-	s := strings.TrimSpace(oneLine(a.Subject))
+	s := humantext.Words(a.Subject, 300)
 	if s == "" {
 		s = "DocSpace IP Guard alert"
 	}
 	if mark != "" {
 		s = mark + " " + s
 	}
-	return clip(s, 250)
+	return humantext.Clip(s, 400)
 }
 
 // describe lists the first findings of an audit alert.
@@ -184,20 +185,11 @@ func steps(kinds []string) []string {
 	return out
 }
 
-// code shows an untrusted value in a code span: cleaned of control and
-// invisible characters (audit.Clean), without backticks, clipped.
+// code shows an untrusted value in a code span: one line, control and
+// invisible characters escaped (humantext.Words), no backticks, clipped to
+// max bytes.
 func code(s string, max int) string {
-	s = strings.ReplaceAll(oneLine(s), "`", "'")
-	return "`" + audit.Clean(s, max) + "`"
-}
-
-func oneLine(s string) string {
-	return strings.Join(strings.Fields(strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r == 0x2028 || r == 0x2029 {
-			return ' '
-		}
-		return r
-	}, s)), " ")
+	return "`" + strings.ReplaceAll(humantext.Words(s, max), "`", "'") + "`"
 }
 
 func orUnknown(s string) string {
@@ -207,13 +199,6 @@ func orUnknown(s string) string {
 	return s
 }
 
-func clip(s string, max int) string {
-	r := []rune(s)
-	if len(r) <= max {
-		return s
-	}
-	return string(r[:max-1]) + "…"
-}
 
 // API is the subset of *sns.Client the publisher uses.
 type API interface {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -100,9 +101,9 @@ func Due(now time.Time, hour int) []string {
 }
 
 // Render is the digest message (pure). Values from the portal are cleaned
-// (audit.Clean).
+// (humantext.Line).
 func Render(portal string, hour int, d Digest) ipguard.Alert {
-	c := func(s string) string { return audit.Clean(s, 120) }
+	c := func(s string) string { return humantext.Line(s, 240) }
 	var kinds []string
 	for k := range d.Kinds {
 		kinds = append(kinds, k)

@@ -9,6 +9,7 @@ import (
 	"ipguard/internal/docspace"
 	"ipguard/internal/enforce"
 	"ipguard/internal/eventbridge"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
 	"ipguard/internal/redact"
@@ -51,6 +52,8 @@ func (d Deps) AuditService() *audit.Service {
 // portal refused the key during the audit). Each invocation writes
 // one EMF metrics line (see AuditMetrics), whose lag is measured from the
 // checkpoint after the run, and records its outcome for the status operation.
+// A payload rejected as bad input (InvalidInput naming the field) changes
+// nothing stored: the audit did not run, so the last run stays as it was.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
 	chain := d.alertChain(d.Config.Audit.TopicARN, config.Audit)
@@ -62,6 +65,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
 		start := time.Now()
 		pages.pages.Store(0)
+		rejected := false
 		findingsProps := map[string]any{} // outbox and digest counts: EMF properties (findings.go)
 		defer func() {
 			took := time.Since(start)
@@ -71,10 +75,22 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 				props[k] = v
 			}
 			mw.write(ctx, metrics, props)
-			d.saveLastRun(ctx, res, err, took)
+			if !rejected {
+				d.saveLastRun(ctx, res, err, took)
+			}
 		}()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
+			rejected = ipguard.ErrorCode(err) == ipguard.EInvalid
+			return audit.Result{}, err
+		}
+		now := time.Now()
+		if svc.Now != nil {
+			now = svc.Now()
+		}
+		t, err := audit.DecodeTrigger(detail, at, now)
+		if err != nil {
+			rejected = true
 			return audit.Result{}, err
 		}
 		// The audit goes first, with all the time there is; the key check
@@ -82,7 +98,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		// Findings the bus refused earlier are sent first; the digest
 		// whose hour has come after a scheduled run.
 		busWarnings := chain.beforeAudit(ctx, findingsProps)
-		res, err = svc.Handle(ctx, detail, at)
+		res, err = svc.Run(ctx, t)
 		if err == nil {
 			more := append(busWarnings, chain.afterAudit(ctx, res, findingsProps)...)
 			res.Warnings = append(res.Warnings, more...)
@@ -199,7 +215,7 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 		Backfill: res.Backfill, EventsScanned: res.EventsScanned, AlertsPublished: res.AlertsPublished, DurationMs: took.Milliseconds()}
 	switch {
 	case err != nil:
-		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), clipError(redact.Clean(err.Error()))
+		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), humantext.Line(redact.Clean(err.Error()), 1000)
 	case res.Skipped:
 		rec.Outcome = "skipped"
 	}
@@ -208,13 +224,6 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 	if serr := d.Store.SaveLastRun(cctx, rec); serr != nil {
 		d.Log.WarnContext(ctx, "could not save the last run's outcome for the status operation", "error", serr.Error())
 	}
-}
-
-func clipError(s string) string {
-	if r := []rune(s); len(r) > 1000 {
-		return string(r[:999]) + "…"
-	}
-	return s
 }
 
 // lag is how far behind now the audit has safely read: the result's
