@@ -199,7 +199,6 @@ func orUnknown(s string) string {
 	return s
 }
 
-
 // API is the subset of *sns.Client the publisher uses.
 type API interface {
 	Publish(context.Context, *sns.PublishInput, ...func(*sns.Options)) (*sns.PublishOutput, error)
