@@ -2,6 +2,7 @@ package behaviour
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -332,10 +333,12 @@ func (d *Detector) newFinding(ev ipguard.LoginEvent, v Verdict) audit.Finding {
 	return d.quiet(f)
 }
 
-// quiet marks a behaviour-only finding below the minimum severity as not
-// messaged (it is still counted and logged: WHERE-ISSUES-MEET §4).
+// quiet handles a behaviour-only finding below the minimum severity
+// (WHERE-ISSUES-MEET §4): to the digest when DIGEST_SEVERITIES names its
+// severity (it is published, and the digest holds the message back), else
+// not messaged; either way it is counted and logged.
 func (d *Detector) quiet(f audit.Finding) audit.Finding {
-	if audit.SeverityRank(f.Severity) < audit.SeverityRank(d.Settings.minSeverity()) {
+	if audit.SeverityRank(f.Severity) < audit.SeverityRank(d.Settings.minSeverity()) && !slices.Contains(d.Settings.Digest, f.Severity) {
 		f.NotMessaged = true
 	}
 	return f

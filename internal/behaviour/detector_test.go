@@ -108,10 +108,13 @@ func TestDetectorLowSeverityIsNotMessagedButKept(t *testing.T) {
 	ev := success(1, "dave", 0, "198.51.100.7", "Germany", "Berlin")
 	ev.Browser = "Edge 120"
 	for _, c := range []struct {
-		min   string
-		quiet bool
-	}{{"", true}, {audit.SeverityMedium, true}, {audit.SeverityLow, false}} {
-		d := &Detector{Store: st, Settings: Settings{MinSeverity: c.min}}
+		min    string
+		digest []string
+		quiet  bool
+	}{{"", nil, true}, {audit.SeverityMedium, nil, true}, {audit.SeverityLow, nil, false},
+		{"", []string{audit.SeverityLow}, false}, // published: the digest holds it back from the topic
+		{audit.SeverityHigh, []string{audit.SeverityMedium}, true}} {
+		d := &Detector{Store: st, Settings: Settings{MinSeverity: c.min, Digest: c.digest}}
 		fs, _ := d.Judge(context.Background(), piece(ev), nil)
 		if len(fs) != 1 || fs[0].Kind != audit.KindNewDevice || fs[0].Severity != audit.SeverityLow || fs[0].NotMessaged != c.quiet {
 			t.Errorf("min %q: %+v", c.min, fs)

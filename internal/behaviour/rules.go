@@ -57,6 +57,12 @@ type Settings struct {
 	// SprayWindow (SPRAY_WINDOW) that make a password_spray.
 	SprayMinAccounts int
 	SprayWindow      time.Duration
+	// Digest are the severities the daily digest takes (DIGEST_SEVERITIES,
+	// package digest): a finding below MinSeverity of one of them is
+	// published like any other and the digest holds it back from the alert
+	// topic (the findings bus still gets it); below MinSeverity and not
+	// digested, it is NotMessaged.
+	Digest []string
 }
 
 func (s Settings) on(rule string) bool {

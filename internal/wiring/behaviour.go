@@ -16,7 +16,7 @@ import (
 func (d Deps) behaviourSettings() behaviour.Settings {
 	b := d.Config.Audit.Behaviour
 	return behaviour.Settings{Rules: b.Rules, MinSeverity: b.MinSeverity, MinLogins: b.MinLogins, MinDays: b.MinDays,
-		SprayMinAccounts: b.SprayMinAccounts, SprayWindow: b.SprayWindow}
+		SprayMinAccounts: b.SprayMinAccounts, SprayWindow: b.SprayWindow, Digest: d.Config.Findings.DigestSeverities}
 }
 
 // BehaviourHook is the audit's Behaviour hook, nil when BEHAVIOUR_RULES
