@@ -329,6 +329,9 @@ type jsonProp struct {
 // objectProps returns the members of a JSON object in document order,
 // duplicates included.
 func objectProps(b []byte, what string) ([]jsonProp, error) {
+	if err := ipguard.CheckJSON(what, b); err != nil {
+		return nil, err
+	}
 	bad := ipguard.Invalid(what, clip(string(b)), "must be a JSON object")
 	dec := json.NewDecoder(bytes.NewReader(b))
 	tok, err := dec.Token()

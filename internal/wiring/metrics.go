@@ -22,8 +22,9 @@ import (
 // (checked by a test over the translated template).
 const (
 	// Both functions.
-	MetricFailures   = "Failures"   // 1 for a failed invocation, else 0
+	MetricFailures   = "Failures"   // 1 for a failed invocation, else 0 (a crash too; never bad input)
 	MetricRunSeconds = "RunSeconds" // how long the invocation took
+	MetricRejected   = "Rejected"   // 1 when the caller's input was refused (InvalidInput), else 0
 
 	// Audit.
 	MetricEventsScanned   = "EventsScanned"   // login events inside the window
@@ -34,10 +35,14 @@ const (
 	MetricWarnings        = "Warnings"        // lost coverage and other warnings (e.g. the plan fallback)
 	MetricSkipped         = "Skipped"         // 1 when another run held the lease
 	MetricSessionEnded    = "SessionEnded"    // findings whose session the run ended (enforcement)
+	// ConfirmedSubscribers: the alert topic's confirmed subscriptions, written
+	// by scheduled runs, the status and the test alert when they could be
+	// listed (sns:ListSubscriptionsByTopic); absent otherwise. 0 means alerts
+	// reach nobody.
+	MetricConfirmedSubscribers = "ConfirmedSubscribers"
 
 	// Onboarding.
 	MetricRequests      = "Requests"      // 1 per onboarding request
-	MetricRejected      = "Rejected"      // 1 when the request was refused as invalid
 	MetricPortalUpdates = "PortalUpdates" // 1 when the portal allowlist was written
 	MetricPortalPending = "PortalPending" // 1 when the change is stored but the portal update waits (e.g. a portal outage; the next reconcile applies it)
 )
@@ -57,7 +62,7 @@ var ErrorTypes = []string{"InvalidInput", "ConfigurationError", "DependencyUnava
 // names come on top).
 var (
 	AuditMetrics = []string{MetricFailures, MetricRunSeconds, MetricEventsScanned, MetricPagesFetched, MetricFindings,
-		MetricAlertsPublished, MetricLagSeconds, MetricWarnings, MetricSkipped, MetricSessionEnded}
+		MetricAlertsPublished, MetricLagSeconds, MetricWarnings, MetricSkipped, MetricSessionEnded, MetricRejected, MetricConfirmedSubscribers}
 	OnboardMetrics = []string{MetricFailures, MetricRunSeconds, MetricRequests, MetricRejected, MetricPortalUpdates, MetricPortalPending}
 )
 
@@ -104,13 +109,27 @@ func (m metricsWriter) write(ctx context.Context, metrics []emf.Metric, props ma
 	_ = line.Write(m.out) // stdout; nothing better to do if it fails
 }
 
-// failureMetrics are the Failures metrics of err (nil: 0).
+// failureMetrics are the Failures and Rejected metrics of err (nil: both
+// 0). Bad input from a caller (InvalidInput) is Rejected, never a Failure:
+// the failure alarms page only when a person of ours must act.
 func failureMetrics(err error) []emf.Metric {
-	if err == nil {
-		return []emf.Metric{{Name: MetricFailures, Unit: emf.Count, Value: 0}}
+	switch {
+	case err == nil:
+		return []emf.Metric{count(MetricFailures, 0), count(MetricRejected, 0)}
+	case ipguard.ErrorCode(err) == ipguard.EInvalid:
+		return []emf.Metric{count(MetricFailures, 0), count(MetricRejected, 1)}
 	}
-	return []emf.Metric{{Name: MetricFailures, Unit: emf.Count, Value: 1},
+	return []emf.Metric{count(MetricFailures, 1), count(MetricRejected, 0),
 		{Name: PrefixFailures + ErrorType(err), Unit: emf.Count, Value: 1}}
+}
+
+// subscriberMetrics is ConfirmedSubscribers, or nothing when the count is
+// unknown (n < 0).
+func subscriberMetrics(n int) []emf.Metric {
+	if n < 0 {
+		return nil
+	}
+	return []emf.Metric{count(MetricConfirmedSubscribers, n)}
 }
 
 func count(name string, n int) emf.Metric {
@@ -169,7 +188,6 @@ func onboardMetrics(res onboard.Result, err error, took time.Duration) []emf.Met
 	return append(failureMetrics(err),
 		emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: took.Seconds()},
 		count(MetricRequests, 1),
-		boolCount(MetricRejected, ipguard.ErrorCode(err) == ipguard.EInvalid),
 		boolCount(MetricPortalUpdates, err == nil && res.PortalUpdated),
 		boolCount(MetricPortalPending, res.Portal == onboard.PortalPending),
 	)

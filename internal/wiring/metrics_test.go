@@ -44,7 +44,7 @@ func TestAuditMetricsCoverEveryListedName(t *testing.T) {
 	res := audit.Result{EventsScanned: 120, AlertsPublished: 2, Warnings: []string{"plan fallback"},
 		Counts:     map[string]int{audit.KindIPNotAllowed: 2, audit.KindUnknownUser: 1, audit.KindUnverifiableIP: 0, audit.KindFailedLoginBurst: 1},
 		Severities: map[string]int{audit.SeverityHigh: 2, audit.SeverityMedium: 2}}
-	m := emitted(t, auditMetrics(res, nil, 1500*time.Millisecond, 3, 90*time.Second))
+	m := emitted(t, append(auditMetrics(res, nil, 1500*time.Millisecond, 3, 90*time.Second), subscriberMetrics(2)...))
 	for _, name := range AuditMetrics {
 		if _, ok := m[name]; !ok {
 			t.Errorf("audit line lacks %s", name)
@@ -52,7 +52,7 @@ func TestAuditMetricsCoverEveryListedName(t *testing.T) {
 	}
 	want := map[string]float64{
 		MetricEventsScanned: 120, MetricPagesFetched: 3, MetricFindings: 4, MetricAlertsPublished: 2,
-		MetricWarnings: 1, MetricSkipped: 0, MetricFailures: 0, MetricLagSeconds: 90, MetricRunSeconds: 1.5,
+		MetricWarnings: 1, MetricSkipped: 0, MetricFailures: 0, MetricLagSeconds: 90, MetricRunSeconds: 1.5, MetricRejected: 0, MetricConfirmedSubscribers: 2,
 		PrefixFindingsKind + audit.KindIPNotAllowed: 2, PrefixFindingsSeverity + "high": 2, PrefixFindingsSeverity + "medium": 2, PrefixFindingsSeverity + "critical": 0,
 	}
 	for name, v := range want {
@@ -84,7 +84,7 @@ func TestOnboardMetrics(t *testing.T) {
 	}{
 		{"updated", onboard.Result{PortalUpdated: true}, nil, map[string]float64{MetricRequests: 1, MetricPortalUpdates: 1, MetricRejected: 0, MetricFailures: 0}},
 		{"rejected", onboard.Result{}, ipguard.Invalid("allowedIps", "", "is required"),
-			map[string]float64{MetricRequests: 1, MetricRejected: 1, MetricFailures: 1, PrefixFailures + "InvalidInput": 1, MetricPortalUpdates: 0}},
+			map[string]float64{MetricRequests: 1, MetricRejected: 1, MetricFailures: 0, MetricPortalUpdates: 0}},
 		{"stored, portal pending", onboard.Result{Portal: onboard.PortalPending}, nil, map[string]float64{MetricPortalPending: 1, MetricFailures: 0, MetricPortalUpdates: 0}},
 		{"portal down", onboard.Result{}, &ipguard.Error{Code: ipguard.EUnavailable, Err: errors.New("503")},
 			map[string]float64{MetricFailures: 1, PrefixFailures + "DependencyUnavailable": 1, MetricRejected: 0}},

@@ -32,7 +32,8 @@ func (d Deps) OnboardService() *onboard.Service {
 
 // OnboardHandler is the OnboardFunction handler: the payload, or an
 // EventBridge event's detail, onboarded. Each invocation writes one EMF
-// metrics line (see OnboardMetrics).
+// metrics line (see OnboardMetrics); bad input counts as Rejected, a panic
+// as an InternalError in Failures.
 func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
 	svc := d.OnboardService()
 	mw := d.metricsWriter()
@@ -41,6 +42,7 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 		defer func() {
 			mw.write(ctx, onboardMetrics(res, err, time.Since(start)), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
+		defer func() { recovered(ctx, d.Log, recover(), &err) }()
 		detail, _, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return onboard.Result{}, err
