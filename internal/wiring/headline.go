@@ -33,16 +33,30 @@ func fixLine(err error) string {
 			return redact.Clean(f)
 		}
 	}
-	var inner *ipguard.Error
+	// The innermost configuration error: one that names a variable if any
+	// does, else the deepest (an AWS one names its variable in its text),
+	// without the SDK's own chain.
+	var named, deepest *ipguard.Error
 	walk(err, func(e error) {
-		if ie, ok := e.(*ipguard.Error); ok && ie.Field != "" && ie.Code == ipguard.EConfig {
-			inner = ie
+		if ie, ok := e.(*ipguard.Error); ok && ie.Code == ipguard.EConfig {
+			deepest = ie
+			if ie.Field != "" {
+				named = ie
+			}
 		}
 	})
-	if inner != nil {
-		return redact.Clean(inner.Error())
+	if named == nil {
+		named = deepest
 	}
-	return ""
+	if named == nil {
+		return ""
+	}
+	line := named.Error()
+	if i := strings.Index(line, ": operation error "); i > 0 {
+		line = line[:i]
+	}
+	line, _, _ = strings.Cut(line, "\n")
+	return redact.Clean(line)
 }
 
 // walk visits err and every error in its tree, outermost first.

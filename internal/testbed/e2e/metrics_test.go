@@ -53,7 +53,7 @@ func TestEveryInvocationWritesOneValidEMFLineAndLogsCarryTheRequestID(t *testing
 		names   []string
 		failure []float64 // Failures per line
 	}{
-		{onb, 2, wiring.OnboardMetrics, []float64{0, 1}},
+		{onb, 2, wiring.OnboardMetrics, []float64{0, 0}}, // bad input is Rejected, not a failure
 		{aud, 1, wiring.AuditMetrics, []float64{0}},
 	} {
 		metrics, logs := logLines(t, tt.fn.log.String())
