@@ -72,6 +72,9 @@ type Service struct {
 	Trail Trail
 	// Logins is the login history (preview).
 	Logins LoginHistory
+	// UserChecks chooses which stored users each sync asks the portal about
+	// (users who left); nil: a rotation kept in this process only.
+	UserChecks *UserChecks
 	// PortalName names the portal in alerts.
 	PortalName string
 	Now        func() time.Time
@@ -81,7 +84,7 @@ type Service struct {
 		sync.Mutex
 		okUntil time.Time
 	}
-	lastChecked string // the last user id the sync asked the portal about (under preflight's lock)
+	checks *UserChecks // the rotation when UserChecks is nil (under preflight's lock)
 }
 
 // Handle decodes an invocation payload and runs its action.

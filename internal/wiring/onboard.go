@@ -26,6 +26,7 @@ func (d Deps) OnboardService() *onboard.Service {
 		Directory:  docspace.Directory{Client: d.Portal},
 		Trail:      docspace.AllowlistTrail{Client: d.Portal},
 		PortalName: d.Config.DocSpace.Host,
+		UserChecks: &onboard.UserChecks{Store: d.Store, Every: p.SyncEvery},
 		Log:        d.Log,
 	}
 }

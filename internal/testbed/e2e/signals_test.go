@@ -227,3 +227,18 @@ func TestOnboardMalformedJSONIsRejectedNamingThePosition(t *testing.T) {
 		t.Errorf("metrics line %v, want Failures 0 and Rejected 1", m)
 	}
 }
+
+// The users-left check keeps its place in DynamoDB: a sync by the real
+// onboarding function leaves the rotation's cursor in its own item, so the
+// next sync (any container, after any cold start) goes on from there.
+func TestSyncKeepsTheUsersLeftRotationInTheTable(t *testing.T) {
+	s := deploy(t)
+	onboardJane(t, s)
+	fn := startFunction(t, "onboard", s.FunctionEnv("SYNC_SCHEDULE=rate(15 minutes)"))
+	var res map[string]any
+	fn.invoke(t, map[string]any{"action": "sync"}).result(t, &res)
+	c, err := s.Store.UserCheckCursor(context.Background())
+	if err != nil || c.After != janeID || c.At.IsZero() {
+		t.Errorf("rotation cursor %+v, %v; want it past Jane (%s)", c, err, janeID)
+	}
+}
