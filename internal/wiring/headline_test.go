@@ -3,6 +3,8 @@ package wiring
 import (
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -44,5 +46,29 @@ func TestErrorMessageLeadsWithWhatToFix(t *testing.T) {
 	}
 	if msg := errorMessage(ipguard.Invalid("allowedIps[0]", "x", "is not an address")); strings.Contains(msg, "\n") {
 		t.Errorf("bad input gained a fix line: %q", msg)
+	}
+}
+
+// The README's errorType table lists exactly the errorTypes the functions
+// return (ErrorTypes).
+func TestREADMEListsEveryErrorType(t *testing.T) {
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, ok := strings.Cut(string(b), "| errorType | what happened | what to do |")
+	if !ok {
+		t.Fatal("README has no errorType table")
+	}
+	listed := []string{}
+	for _, line := range strings.Split(table, "\n")[2:] {
+		if !strings.HasPrefix(line, "| `") {
+			break
+		}
+		name, _, _ := strings.Cut(strings.TrimPrefix(line, "| `"), "`")
+		listed = append(listed, name)
+	}
+	if !slices.Equal(listed, ErrorTypes) {
+		t.Errorf("README lists %v, the functions return %v", listed, ErrorTypes)
 	}
 }
