@@ -22,7 +22,7 @@ func TestLimitMessagesAgreeWithEachOtherAndTheREADME(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	tests := []struct {
 		name, payload, says string
-		before           string // a request sent first
+		before              string // a request sent first
 	}{
 		{"101 entries", `{"id":"u1","email":"a@example.com","allowedIps":[` + entries(101) + `]}`, "allowedIps: has 101 entries; at most 100 are allowed", ""},
 		{"1001 entries", `{"id":"u1","email":"a@example.com","allowedIps":[` + entries(1001) + `]}`, "allowedIps: has 1001 entries; at most 100 are allowed", ""},
