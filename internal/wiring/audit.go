@@ -255,7 +255,16 @@ func (d Deps) countSubscribers(ctx context.Context, subs *snsalert.Subscriptions
 	if subs == nil {
 		return -1, ""
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	// Within the invocation's deadline (the run may have used most of it),
+	// keeping a moment for the key check and the answer.
+	budget := 3 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)-time.Second)
+	}
+	if budget <= 0 {
+		return -1, "the alert topic's subscriptions were not counted: the run used the time up to its deadline"
+	}
+	cctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	c, _, err := subs.Subscribers(cctx)
 	if err != nil {

@@ -38,7 +38,9 @@ const (
 	// ConfirmedSubscribers: the alert topic's confirmed subscriptions, written
 	// by scheduled runs, the status and the test alert when they could be
 	// listed (sns:ListSubscriptionsByTopic); absent otherwise. 0 means alerts
-	// reach nobody.
+	// reach nobody. Other destinations (a findings bus, chat) add to it when
+	// they are configured, so that its alarm fires only when no destination
+	// at all is (WHERE-ISSUES-MEET §7).
 	MetricConfirmedSubscribers = "ConfirmedSubscribers"
 
 	// Onboarding.
