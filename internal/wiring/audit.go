@@ -169,9 +169,7 @@ func auditAction(payload []byte) string {
 	}
 	switch a := strings.ToLower(strings.TrimSpace(*v.Action)); a {
 	case ActionStatus, ActionTestAlert:
-		if status.IsRequest(detail) || a == ActionTestAlert {
-			return a
-		}
+		return a
 	}
 	return ""
 }
