@@ -337,8 +337,8 @@ func mutate(action string, old ipguard.User, found bool, id, email string, entri
 				next.Details[e] = d
 			}
 		}
-		if max := allowlist.DefaultLimits.MaxEntries; len(next.Entries) > max {
-			return ipguard.User{}, nil, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most %d are allowed", len(next.Entries), max)
+		if limit := allowlist.DefaultLimits.MaxEntries; len(next.Entries) > limit {
+			return ipguard.User{}, nil, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most %d are allowed", len(next.Entries), limit)
 		}
 	case ActionRemove:
 		if !found {

@@ -25,7 +25,7 @@ type LeftView struct {
 // what the schedule invokes with {"action": "sync"}.
 func (s *Service) Sync(ctx context.Context) (Result, error) {
 	res := newResult(ActionSync, "")
-	left, checked, planned, _, skipped, err := s.usersLeft(ctx)
+	left, checked, planned, skipped, err := s.usersLeft(ctx)
 	res.Warnings = append(res.Warnings, skipped...)
 	if err != nil {
 		res.Warnings = append(res.Warnings, "could not check for users who left the portal: "+err.Error())
@@ -69,17 +69,17 @@ func (s *Service) Sync(ctx context.Context) (Result, error) {
 // An outage or a refusal (the key) stops it (err); a failure that concerns
 // one user (an id the portal answers with something else than a user) is a
 // warning in skipped, and the others are still checked. checked and
-// planned count this sync's checks; total is the users stored.
-func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, planned, total int, skipped []string, err error) {
+// planned count this sync's checks.
+func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, planned int, skipped []string, err error) {
 	left = []LeftView{}
 	if s.Directory == nil {
-		return left, 0, 0, 0, nil, nil
+		return left, 0, 0, nil, nil
 	}
 	users, err := s.Store.AllUsers(ctx)
 	if err != nil {
-		return left, 0, 0, 0, nil, err
+		return left, 0, 0, nil, err
 	}
-	total = len(users)
+	total := len(users)
 	byID := make(map[string]ipguard.User, len(users))
 	ids := make([]string, 0, len(users))
 	for _, u := range users {
@@ -117,7 +117,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		u := byID[id]
 		p, found, err := s.Directory.Person(ctx, u.ID)
 		if code := ipguard.ErrorCode(err); err != nil && (code != ipguard.EInvalid && code != ipguard.EInternal || ctx.Err() != nil) {
-			return left, checked, planned, total, skipped, err
+			return left, checked, planned, skipped, err
 		}
 		checked++
 		done = append(done, id)
@@ -130,7 +130,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "terminated on the portal"})
 		}
 	}
-	return left, checked, planned, total, skipped, nil
+	return left, checked, planned, skipped, nil
 }
 
 // PreviewResult replays recent successful logins against the list the
