@@ -93,7 +93,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 	var first []string
 	plan, perr := rot.Plan(ctx, ids, first, now)
 	if perr != nil {
-		skipped = append(skipped, "the users-left rotation lost its place (it starts again at the first user): "+safeText(perr.Error(), 300))
+		skipped = append(skipped, "could not read the users-left rotation's place (this sync goes on from this container's last place, or the first user): "+safeText(perr.Error(), 300))
 	}
 	if total > plan.Capacity {
 		skipped = append(skipped, fmt.Sprintf("%d stored users are more than the sync checks in %s at %d per sync (%d): some are checked less often; schedule the sync more often",

@@ -89,7 +89,8 @@ type CheckPlan struct {
 
 // Plan chooses the users to check now among ids (every stored user id),
 // first those of first that are stored. A cursor that cannot be read is
-// returned as err with a plan from the start of the ids (the sync goes on).
+// returned as err with a plan from this process's last place (the start of
+// the ids in a new process): the sync goes on.
 func (u *UserChecks) Plan(ctx context.Context, ids, first []string, now time.Time) (CheckPlan, error) {
 	ids = slices.Clone(ids)
 	slices.Sort(ids)
