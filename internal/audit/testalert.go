@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -29,23 +30,23 @@ type TestPayload struct {
 // every subscription whose filter passes some finding (e.g. SMS for high
 // and critical) receives it too; a filter that must not, excludes test.
 func TestAlert(portal string, at time.Time, requestID string) (ipguard.Alert, error) {
-	portal = Clean(portal, 200)
+	portal = humantext.Line(portal, 200)
 	at = at.UTC()
 	msg := "This is a test of DocSpace IP Guard's alert delivery for " + portal + ". Nothing happened on the portal; no action is needed. If you read this, alerts reach you."
-	body, err := json.Marshal(TestPayload{Test: true, Kind: KindTestAlert, Portal: portal, SentAt: at.Format(time.RFC3339), RequestID: Clean(requestID, 100), Message: msg})
+	body, err := json.Marshal(TestPayload{Test: true, Kind: KindTestAlert, Portal: portal, SentAt: at.Format(time.RFC3339), RequestID: humantext.Line(requestID, 100), Message: msg})
 	if err != nil {
 		return ipguard.Alert{}, ipguard.Errorf(ipguard.EInternal, "render test alert: %w", err)
 	}
 	email := msg + "\n\nSent at " + at.Format(time.RFC3339) + " by {\"action\": \"test-alert\"} on the audit function"
 	if requestID != "" {
-		email += " (request " + Clean(requestID, 100) + ")"
+		email += " (request " + humantext.Line(requestID, 100) + ")"
 	}
 	email += ".\nIt is recorded nowhere: no alert record, no finding, no metric of findings.\n"
 	return ipguard.Alert{
-		Subject:  clipRunes(Clean("DocSpace TEST alert: delivery check, no action needed", 0), MaxSubjectRunes),
+		Subject:  humantext.Line("DocSpace TEST alert: delivery check, no action needed", MaxSubjectRunes),
 		Default:  string(body),
 		Email:    email,
-		SMS:      clipASCII(fmt.Sprintf("DocSpace IP Guard TEST alert %sZ: delivery works, no action needed.", at.Format("2006-01-02 15:04")), MaxSMSBytes),
+		SMS:      humantext.ASCII(fmt.Sprintf("DocSpace IP Guard TEST alert %sZ: delivery works, no action needed.", at.Format("2006-01-02 15:04")), MaxSMSBytes),
 		Severity: SeverityCritical,
 		Kinds:    []string{KindTestAlert},
 		Test:     true,

@@ -5,6 +5,7 @@ package audit
 import (
 	"encoding/json"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -93,16 +94,17 @@ func checkTriggerFields(obj map[string]json.RawMessage) error {
 				return ipguard.Invalid("action", string(obj[k]), "is not an action of the audit function; use status, test-alert or audit (or no action: a scheduled run; {\"from\", \"to\"}: a backfill)")
 			}
 		default:
-			return ipguard.Invalid(clipField(k), string(obj[k]), "is not a field of an audit run: send {} or a scheduled event for a run, {\"from\": RFC3339, \"to\": RFC3339} for a backfill, or {\"action\": \"status\"|\"test-alert\"}")
+			return ipguard.Invalid(fieldName(k), string(obj[k]), "is not a field of an audit run: send {} or a scheduled event for a run, {\"from\": RFC3339, \"to\": RFC3339} for a backfill, or {\"action\": \"status\"|\"test-alert\"}")
 		}
 	}
 	return nil
 }
 
-// clipField keeps a caller's unknown field name short in the error.
-func clipField(k string) string {
-	if r := []rune(k); len(r) > 64 {
-		return string(r[:61]) + "..."
+// fieldName names a caller's field in an error: as it is, or quoted when
+// it is blank (so that the error still names one).
+func fieldName(k string) string {
+	if strings.TrimSpace(k) == "" {
+		return strconv.Quote(k)
 	}
 	return k
 }

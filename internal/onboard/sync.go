@@ -8,6 +8,7 @@ import (
 
 	"ipguard/internal/allowlist"
 	"ipguard/internal/audit"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -22,8 +23,15 @@ type LeftView struct {
 // Sync reconciles now: it completes pending changes, expires time-bound
 // entries, repairs drift, and reports (with OFFBOARD_REMOVED_USERS=true,
 // offboards) stored users the portal no longer has or has terminated. It is
-// what the schedule invokes with {"action": "sync"}.
+// what the schedule invokes with {"action": "sync"}. Its warnings are one
+// safe line each (humantext.Line).
 func (s *Service) Sync(ctx context.Context) (Result, error) {
+	res, err := s.sync(ctx)
+	res.Warnings = safeWarnings(res.Warnings)
+	return res, err
+}
+
+func (s *Service) sync(ctx context.Context) (Result, error) {
 	res := newResult(ActionSync, "")
 	left, checked, planned, skipped, err := s.usersLeft(ctx)
 	res.Warnings = append(res.Warnings, skipped...)
@@ -93,7 +101,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 	var first []string
 	plan, perr := rot.Plan(ctx, ids, first, now)
 	if perr != nil {
-		skipped = append(skipped, "could not read the users-left rotation's place (this sync goes on from this container's last place, or the first user): "+safeText(perr.Error(), 300))
+		skipped = append(skipped, "could not read the users-left rotation's place (this sync goes on from this container's last place, or the first user): "+humantext.Line(perr.Error(), 300))
 	}
 	if total > plan.Capacity {
 		skipped = append(skipped, fmt.Sprintf("%d stored users are more than the sync checks in %s at %d per sync (%d): some are checked less often; schedule the sync more often",
@@ -103,7 +111,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 	var done []string
 	defer func() {
 		if derr := rot.Done(ctx, plan, done, now); derr != nil {
-			skipped = append(skipped, "could not save the users-left rotation's place (the next sync checks some users again): "+safeText(derr.Error(), 300))
+			skipped = append(skipped, "could not save the users-left rotation's place (the next sync checks some users again): "+humantext.Line(derr.Error(), 300))
 		}
 	}()
 	stopAt := time.Time{}
@@ -123,7 +131,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		done = append(done, id)
 		switch {
 		case err != nil:
-			skipped = append(skipped, "could not check whether stored user "+safeText(u.ID, 128)+" left the portal: "+safeText(err.Error(), 300))
+			skipped = append(skipped, "could not check whether stored user "+humantext.Line(u.ID, 128)+" left the portal: "+humantext.Line(err.Error(), 300))
 		case !found:
 			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "deleted from the portal"})
 		case p.Status == StatusTerminated:
@@ -249,7 +257,7 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 			k := [2]string{ev.UserID, ip}
 			r := refused[k]
 			if r == nil {
-				r = &RefusedLogin{UserID: safeText(ev.UserID, 64), User: safeText(firstNonEmpty(ev.User, ev.Login), 100), IP: safeText(ip, 64)}
+				r = &RefusedLogin{UserID: humantext.Line(ev.UserID, 64), User: humantext.Line(firstNonEmpty(ev.User, ev.Login), 100), IP: humantext.Line(ip, 64)}
 				refused[k] = r
 				order = append(order, k)
 			}

@@ -10,6 +10,7 @@ import (
 	"ipguard/internal/emf"
 	"ipguard/internal/enforce"
 	"ipguard/internal/eventbridge"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
 	"ipguard/internal/redact"
@@ -53,9 +54,11 @@ func (d Deps) AuditService() *audit.Service {
 // alert topic's confirmed subscriptions (a failure to list them is a
 // warning). Each invocation writes one EMF metrics line (see AuditMetrics),
 // whose lag is measured from the checkpoint after the run, and records its
-// outcome for the status operation. A payload it does not know is
-// InvalidInput (counted as Rejected, never run). A panic is an InternalError
-// counted in Failures.
+// outcome for the status operation. A payload it does not know (another
+// action, an unknown field, malformed JSON) is InvalidInput naming the
+// field, counted as Rejected, and changes nothing stored: the audit did not
+// run, so the last run stays as it was. A panic is an InternalError counted
+// in Failures.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
 	pages := &pageCounter{Source: svc.Source}
@@ -67,24 +70,35 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		start := time.Now()
 		pages.pages.Store(0)
 		subscribers := -1
+		rejected := false
 		defer func() {
 			took := time.Since(start)
 			metrics := append(auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err)), subscriberMetrics(subscribers)...)
 			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
-			if ipguard.ErrorCode(err) != ipguard.EInvalid { // a refused payload ran nothing
+			if !rejected {
 				d.saveLastRun(ctx, res, err, took)
 			}
 		}()
 		defer func() { recovered(ctx, d.Log, recover(), &err) }()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
+			rejected = ipguard.ErrorCode(err) == ipguard.EInvalid
+			return audit.Result{}, err
+		}
+		now := time.Now()
+		if svc.Now != nil {
+			now = svc.Now()
+		}
+		t, err := audit.DecodeTrigger(detail, at, now)
+		if err != nil {
+			rejected = true
 			return audit.Result{}, err
 		}
 		// The audit goes first, with all the time there is; the key check
 		// (one GET) and the subscriptions (one SNS call a page) follow, or,
 		// when the portal refused the key, the key check names it.
-		res, err = svc.Handle(ctx, detail, at)
-		if ipguard.ErrorCode(err) != ipguard.EInvalid && !res.Backfill {
+		res, err = svc.Run(ctx, t)
+		if !t.Backfill {
 			var warn string
 			subscribers, warn = d.countSubscribers(ctx, subs)
 			if warn != "" && err == nil {
@@ -353,7 +367,7 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 		Backfill: res.Backfill, EventsScanned: res.EventsScanned, AlertsPublished: res.AlertsPublished, DurationMs: took.Milliseconds()}
 	switch {
 	case err != nil:
-		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), clipError(redact.Clean(err.Error()))
+		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), humantext.Line(redact.Clean(err.Error()), 1000)
 	case res.Skipped:
 		rec.Outcome = "skipped"
 	}
@@ -362,13 +376,6 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 	if serr := d.Store.SaveLastRun(cctx, rec); serr != nil {
 		d.Log.WarnContext(ctx, "could not save the last run's outcome for the status operation", "error", serr.Error())
 	}
-}
-
-func clipError(s string) string {
-	if r := []rune(s); len(r) > 1000 {
-		return string(r[:999]) + "…"
-	}
-	return s
 }
 
 // lag is how far behind now the audit has safely read: the result's
