@@ -269,9 +269,9 @@ func (d Deps) countSubscribers(ctx context.Context, subs *snsalert.Subscriptions
 	}
 	// Within the invocation's deadline (the run may have used most of it),
 	// keeping a moment for the key check and the answer.
-	budget := 3 * time.Second
+	budget := 2 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
-		budget = min(budget, time.Until(dl)-time.Second)
+		budget = min(budget, (time.Until(dl)-time.Second)/2)
 	}
 	if budget <= 0 {
 		return -1, "the alert topic's subscriptions were not counted: the run used the time up to its deadline"
