@@ -51,7 +51,8 @@ test: check-tools
 ## lint: vet and cfn-lint on template.yaml
 lint:
 	$(GO) vet ./...
-	cfn-lint template.yaml
+	cfn-lint -c I -- template.yaml
+	$(GO) test -count=1 -run CfnLint ./internal/testbed/samtemplate/
 
 ## fuzz: every fuzz target for FUZZ_TIME each (default 30s), then the inputs tried per target
 # Every native fuzz target in the tree (any func FuzzXxx in a _test.go file),
