@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"ipguard/internal/audit"
+	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/emf"
 	"ipguard/internal/enforce"
@@ -23,16 +24,18 @@ import (
 
 // The AuditFunction's wiring: the audit service, enforcement, the key watch, the status operation and the handler that chooses between them.
 
-// AuditService wires the audit service from the shared adapters and SNS.
+// AuditService wires the audit service from the shared adapters and SNS
+// (with the findings bus, chat and digest chained in: findings.go).
 func (d Deps) AuditService() *audit.Service {
 	a := d.Config.Audit
 	return &audit.Service{
 		Source:    d.Portal,
 		Clock:     d.Portal,
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), a.TopicARN),
+		Publisher: d.alertChain(a.TopicARN, config.Audit, true).Publisher,
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
+		Archive:   d.loginArchive(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
 			Overlap:        a.Overlap,
@@ -61,6 +64,8 @@ func (d Deps) AuditService() *audit.Service {
 // in Failures.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
+	chain := d.alertChain(d.Config.Audit.TopicARN, config.Audit, true)
+	svc.Publisher = chain.Publisher
 	pages := &pageCounter{Source: svc.Source}
 	svc.Source = pages
 	mw := d.metricsWriter()
@@ -71,10 +76,15 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		pages.pages.Store(0)
 		subscribers := -1
 		rejected := false
+		findingsProps := map[string]any{} // outbox and digest counts: EMF properties (findings.go)
 		defer func() {
 			took := time.Since(start)
 			metrics := append(auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err)), subscriberMetrics(subscribers)...)
-			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
+			props := map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To}
+			for k, v := range findingsProps {
+				props[k] = v
+			}
+			mw.write(ctx, metrics, props)
 			if !rejected {
 				d.saveLastRun(ctx, res, err, took)
 			}
@@ -97,7 +107,15 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		// The audit goes first, with all the time there is; the key check
 		// (one GET) and the subscriptions (one SNS call a page) follow, or,
 		// when the portal refused the key, the key check names it.
+		// Findings the bus refused earlier are sent first; the digest
+		// whose hour has come after a scheduled run.
+		busWarnings := chain.beforeAudit(ctx, findingsProps)
 		res, err = svc.Run(ctx, t)
+		if err == nil {
+			more := append(busWarnings, chain.afterAudit(ctx, res, findingsProps)...)
+			res.Warnings = append(res.Warnings, more...)
+			res.WarningCount += len(more)
+		}
 		if !t.Backfill {
 			var warn string
 			subscribers, warn = d.countSubscribers(ctx, subs)
@@ -201,22 +219,30 @@ type TestAlertResult struct {
 	Warnings             []string `json:"warnings"`
 }
 
-// SentTest is one channel a test message went through.
+// SentTest is one channel a test message was handed to. A chat copy that
+// fails is logged ("chat notification not sent") and does not fail the
+// call, as for every alert.
 type SentTest struct {
-	Channel   string `json:"channel"` // "sns"
-	Target    string `json:"target"`  // the topic ARN
-	MessageID string `json:"messageId"`
+	Channel   string `json:"channel"`             // "sns", "chat" or "bus"
+	Target    string `json:"target"`              // the topic ARN or the bus name
+	MessageID string `json:"messageId,omitempty"` // SNS's message id (the alert topic)
 }
 
 // TestAlert is the handler of {"action": "test-alert"}: one message, marked
 // as a test ("test": true in its JSON and the message attribute test=true),
-// through every configured channel (today the alert topic, so each of its
-// subscriptions: e-mail, SMS, queues). It writes no alert record, no
+// through every configured channel: the alert topic (so each of its
+// subscriptions: e-mail, SMS, queues), the chat topic and the findings bus
+// when configured. It writes no alert record, no
 // finding and no finding metric; its metrics line has Failures, Rejected,
 // RunSeconds and ConfirmedSubscribers. A failed publish fails the call
 // (ConfigurationError naming ALERT_TOPIC_ARN, or DependencyUnavailable).
 func (d Deps) TestAlert() func(context.Context) (TestAlertResult, error) {
-	pub := snsalert.New(d.snsClient(), d.Config.Audit.TopicARN)
+	// The audit's own chain, without the digest (it lets a test through
+	// anyway): the alert topic, then a chat copy and the findings bus
+	// where they are configured (a test goes to the bus once, never to
+	// its outbox).
+	pub := d.alertChain(d.Config.Audit.TopicARN, config.Audit, false).Publisher
+	f := d.Config.Findings
 	subs := d.Subscriptions()
 	mw := d.metricsWriter()
 	return func(ctx context.Context) (res TestAlertResult, err error) {
@@ -237,6 +263,12 @@ func (d Deps) TestAlert() func(context.Context) (TestAlertResult, error) {
 		}
 		res = TestAlertResult{Action: ActionTestAlert, Test: true, Warnings: []string{},
 			Sent: []SentTest{{Channel: "sns", Target: d.Config.Audit.TopicARN, MessageID: id}}}
+		if f.ChatTopicARN != "" {
+			res.Sent = append(res.Sent, SentTest{Channel: "chat", Target: f.ChatTopicARN})
+		}
+		if f.BusName != "" {
+			res.Sent = append(res.Sent, SentTest{Channel: "bus", Target: f.BusName})
+		}
 		if subs != nil {
 			c, p, lerr := subs.Subscribers(ctx)
 			if lerr != nil {
@@ -313,7 +345,7 @@ func (d Deps) KeyWatch() *keywatch.Watch {
 	return &keywatch.Watch{
 		Source:    docspace.KeyWatchSource{Client: d.Portal, Keys: d.APIKeys},
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), d.Config.Audit.TopicARN),
+		Publisher: d.alertChain(d.Config.Audit.TopicARN, config.Audit, false).Publisher, // bus and chat; no digest for key alerts
 		Portal:    d.Config.DocSpace.Host,
 		Log:       d.Log,
 	}
