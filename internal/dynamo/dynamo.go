@@ -65,8 +65,10 @@ const (
 	// enforcement: the exactly-once records and the violations per user
 	responsePrefix   = "response#"
 	violationsPrefix = "violations#"
-	checkpointPK     = "checkpoint#audit"
-	portalStatePK    = "state#portal-allowlist"
+	// userCheckPrefix: the users-left rotation's place (usercheck.go)
+	userCheckPrefix = "usercheck#"
+	checkpointPK    = "checkpoint#audit"
+	portalStatePK   = "state#portal-allowlist"
 )
 
 // The items each function writes, as the template's dynamodb:LeadingKeys

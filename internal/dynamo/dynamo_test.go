@@ -23,10 +23,11 @@ import (
 
 // The store is what the domain packages ask for.
 var (
-	_ onboard.Store = (*dynamo.Store)(nil)
-	_ audit.Store   = (*dynamo.Store)(nil)
-	_ lease.Backend = (*dynamo.Store)(nil)
-	_ dynamo.API    = (*dynamodb.Client)(nil)
+	_ onboard.Store            = (*dynamo.Store)(nil)
+	_ onboard.CheckCursorStore = (*dynamo.Store)(nil)
+	_ audit.Store              = (*dynamo.Store)(nil)
+	_ lease.Backend            = (*dynamo.Store)(nil)
+	_ dynamo.API               = (*dynamodb.Client)(nil)
 )
 
 // TestStore runs every behaviour against one moto server, each subtest on a
@@ -67,6 +68,25 @@ func TestStore(t *testing.T) {
 
 		if _, ok, err := s.GetUser(ctx, "nobody"); ok || err != nil {
 			t.Errorf("GetUser(nobody) ok = %v, err = %v; want false, nil", ok, err)
+		}
+	})
+
+	t.Run("the users-left rotation keeps its place in its own item", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		if c, err := s.UserCheckCursor(ctx); err != nil || c != (onboard.CheckCursor{}) {
+			t.Fatalf("cursor before any sync = %+v, %v; want the zero value", c, err)
+		}
+		at := time.Date(2026, 12, 4, 9, 15, 0, 0, time.FixedZone("UTC+3", 3*3600))
+		if err := s.SaveUserCheckCursor(ctx, onboard.CheckCursor{After: "user-0042", At: at}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.UserCheckCursor(ctx)
+		if err != nil || c.After != "user-0042" || !c.At.Equal(at) || c.At.Location() != time.UTC {
+			t.Errorf("cursor = %+v, %v; want user-0042 at %s in UTC", c, err, at)
+		}
+		if n, err := s.CountUsers(ctx); err != nil || n != 0 {
+			t.Errorf("CountUsers = %d, %v; the cursor must not count as a user", n, err)
 		}
 	})
 

@@ -73,6 +73,9 @@ type Service struct {
 	Trail Trail
 	// Logins is the login history (preview).
 	Logins LoginHistory
+	// UserChecks chooses which stored users each sync asks the portal about
+	// (users who left); nil: a rotation kept in this process only.
+	UserChecks *UserChecks
 	// PortalName names the portal in alerts.
 	PortalName string
 	Now        func() time.Time
@@ -82,7 +85,7 @@ type Service struct {
 		sync.Mutex
 		okUntil time.Time
 	}
-	lastChecked string // the last user id the sync asked the portal about (under preflight's lock)
+	checks *UserChecks // the rotation when UserChecks is nil (under preflight's lock)
 }
 
 // Handle decodes an invocation payload and runs its action.
@@ -348,8 +351,8 @@ func mutate(action string, old ipguard.User, found bool, id, email string, entri
 				next.Details[e] = d
 			}
 		}
-		if len(next.Entries) > 100 {
-			return ipguard.User{}, nil, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most 100 are allowed", len(next.Entries))
+		if limit := allowlist.DefaultLimits.MaxEntries; len(next.Entries) > limit {
+			return ipguard.User{}, nil, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most %d are allowed", len(next.Entries), limit)
 		}
 	case ActionRemove:
 		if !found {

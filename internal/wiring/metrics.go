@@ -44,7 +44,11 @@ const (
 	// an unknown extent.
 	MetricCoverageLost = "CoverageLost"
 	// MetricConfirmedSubscribers is the number of confirmed subscriptions of
-	// the alert topic, written by scheduled runs.
+	// the alert topic (sns:ListSubscriptionsByTopic), written by scheduled
+	// runs, the status and the test alert when they could be listed; absent
+	// otherwise. 0 means alerts reach nobody. Other destinations (a findings
+	// bus, chat) add to it when they are configured, so that its alarm fires
+	// only when no destination at all is (WHERE-ISSUES-MEET §7).
 	MetricConfirmedSubscribers = "ConfirmedSubscribers"
 
 	// Onboarding.
@@ -178,6 +182,15 @@ func failureMetrics(err error) []emf.Metric {
 		return []emf.Metric{count(MetricFailures, 0), count(MetricRejected, 1)}
 	}
 	return []emf.Metric{count(MetricFailures, 1), count(MetricRejected, 0), count(PrefixFailures+ErrorType(err), 1)}
+}
+
+// subscriberMetrics is ConfirmedSubscribers, or nothing when the count is
+// unknown (n < 0).
+func subscriberMetrics(n int) []emf.Metric {
+	if n < 0 {
+		return nil
+	}
+	return []emf.Metric{count(MetricConfirmedSubscribers, n)}
 }
 
 func count(name string, n int) emf.Metric {
