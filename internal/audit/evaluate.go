@@ -18,6 +18,8 @@ const (
 	KindUnverifiableIP         = "unverifiable_ip"
 	KindFailedLoginBurst       = "failed_login_burst"
 	KindPasswordGuessSucceeded = "password_guess_succeeded"
+	// KindCoverageLost: logins the audit could not evaluate (see coverage.go).
+	KindCoverageLost = "coverage_lost"
 
 	SeverityCritical = "critical"
 	SeverityHigh     = "high"
@@ -25,7 +27,7 @@ const (
 )
 
 // Kinds lists every finding kind, in the order alerts present them.
-var Kinds = []string{KindPasswordGuessSucceeded, KindIPNotAllowed, KindUnknownUser, KindUnverifiableIP, KindFailedLoginBurst}
+var Kinds = []string{KindPasswordGuessSucceeded, KindCoverageLost, KindIPNotAllowed, KindUnknownUser, KindUnverifiableIP, KindFailedLoginBurst}
 
 // Severities lists every severity, highest first. Each run sends one message
 // (or more, when it must split) per severity, so that a subscription filter
@@ -67,7 +69,13 @@ type Finding struct {
 	// logins came from the same address in the same window, and FromKind
 	// the kind the login had before it was raised (ip_not_allowed,
 	// unknown_user or unverifiable_ip).
-	FailedAttempts int             `json:"failedAttempts,omitempty"`
+	FailedAttempts int `json:"failedAttempts,omitempty"`
+	// Cause says, for coverage_lost, why logins were not evaluated
+	// (second_unread, second_partly_read, plan_fallback, unreadable_rows,
+	// clock_skew); Count is how many (UpTo: at most that many), FirstAt and
+	// Date the span of login dates concerned.
+	Cause          string          `json:"cause,omitempty"`
+	UpTo           bool            `json:"upTo,omitempty"`
 	FromKind       string          `json:"fromKind,omitempty"`
 	IP             string          `json:"ip"`
 	Country        string          `json:"country,omitempty"`
@@ -88,6 +96,15 @@ type Finding struct {
 	span *ipguard.TimeSpan
 	// clipped: the text fields were cut to fit one message.
 	clipped bool
+}
+
+// spanKey is the key under which a span finding is remembered: the burst's
+// address, or a lost-coverage cause's key.
+func (f Finding) spanKey() string {
+	if f.Kind == KindCoverageLost {
+		return coverageKey(f.Cause)
+	}
+	return f.IP
 }
 
 // ids returns the single event id a finding covers, or nil for a burst

@@ -89,6 +89,9 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		return err
 	}
 
+	if !r.prog.Cursor.Below.Equal(done) {
+		r.prog.Cursor.SecondTries = 0 // the cursor moves past the second it waited at
+	}
 	if r.backfill {
 		r.prog.Cursor.Below = done
 		return nil
@@ -181,7 +184,7 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 			if f.span == nil {
 				continue
 			}
-			if err := s.Store.RecordAlertedSpan(rctx, f.IP, *f.span, now, s.Settings.AlertRetention); err != nil {
+			if err := s.Store.RecordAlertedSpan(rctx, f.spanKey(), *f.span, now, s.Settings.AlertRetention); err != nil {
 				return ipguard.Errorf(ipguard.ErrorCode(err), "audit: alert %d of %d was published but the burst from %s could not be recorded as alerted; the next run may send it again: %w",
 					i+1, len(batches), f.IP, err)
 			}

@@ -146,6 +146,16 @@ type Result struct {
 	ResumeBelow string `json:"resumeBelow,omitempty"`
 	// PortalClockSkew is the portal's clock minus ours, from its HTTP Date.
 	PortalClockSkew string `json:"portalClockSkew,omitempty"`
+	// CoverageLost counts the coverage_lost findings this run sent (one per
+	// cause and episode; an episode already alerted is not counted again).
+	CoverageLost int `json:"coverageLost"`
+	// LoginsNotEvaluated is how many logins of this run's windows could not
+	// be evaluated (an upper bound where a flood made it uncertain).
+	LoginsNotEvaluated int `json:"loginsNotEvaluated"`
+	// UnreadSecond, when set, is the second this run stopped at because it
+	// could not see every row of it: the cursor stays there and the next
+	// run reads it again with twice the requests.
+	UnreadSecond *UnreadSecond `json:"unreadSecond,omitempty"`
 	// SessionEnded counts the findings whose session this run ended.
 	SessionEnded int `json:"sessionEnded"`
 	// Responses counts this run's findings per response outcome (see Response).
@@ -224,6 +234,12 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 		err = r.scheduled(t)
 	}
 	s.clockSkew(ctx, r)
+	if err == nil {
+		// Lost coverage is a finding of its own, sent once per episode.
+		if cerr := r.publishCoverage(ctx); cerr != nil {
+			err = cerr
+		}
+	}
 	if more := r.warnings - len(res.Warnings); more > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("... and %d more warnings (each is in the log)", more))
 	}
@@ -260,6 +276,7 @@ type run struct {
 	seenWarn map[[32]byte]bool
 	warnings int             // distinct warnings, listed or not
 	disabled map[string]bool // users counted in UsersDisabled
+	lost     map[string]*lostCoverage
 }
 
 func (r *run) warn(msg string) {
@@ -326,6 +343,11 @@ func (r *run) scheduled(t Trigger) error {
 		complete, err := r.window(w, c.Below)
 		if err != nil {
 			return err
+		}
+		if !complete && r.res.UnreadSecond != nil {
+			r.res.Complete = false
+			r.res.ResumeBelow = r.prog.Cursor.Below.Format(time.RFC3339Nano)
+			return nil
 		}
 		if !complete {
 			r.res.Complete = false
@@ -394,7 +416,10 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 
 	fctx, cancel := s.budget(r.ctx)
 	defer cancel()
-	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn}
+	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn, lose: r.lose}
+	if c := r.prog.Cursor; c.Below.Equal(below) {
+		wk.tries = c.SecondTries
+	}
 	var pending []ipguard.LoginEvent
 	var pendingDone time.Time
 	pieceStopped := false
@@ -415,6 +440,26 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 	r.res.PagesReread += rereads
 	r.res.EventsFetched += rows
 	switch {
+	case errors.Is(err, errSecondUnread):
+		// The walk handed on what it saw of a second it could not read
+		// whole, with done at that second: commit it, keep the cursor
+		// there, and count the try (the next run reads with twice the
+		// requests).
+		if !pieceStopped {
+			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
+				return false, r.deadlineOr(err)
+			}
+		}
+		r.res.UnreadSecond = wk.unread
+		if c := r.prog.Cursor; c.Below.Format(time.RFC3339) == wk.unread.Second {
+			c.SecondTries = wk.tries + 1
+			if !r.backfill {
+				if err := s.Store.SetProgress(r.ctx, r.prog); err != nil {
+					return false, ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor at an unread second: %w", err)
+				}
+			}
+		}
+		return false, nil
 	case errors.Is(err, errOutOfTime):
 		// What was read but not yet evaluated is finished inside the
 		// margin, which exists for this; a deadline that comes even so
@@ -484,8 +529,12 @@ func (s *Service) clockSkew(ctx context.Context, r *run) {
 	skew := portal.Sub(local).Round(time.Second)
 	r.res.PortalClockSkew = skew.String()
 	if abs(skew) > s.Settings.Overlap/2 {
-		r.warn(fmt.Sprintf("the portal's clock is %s off ours (HTTP Date %s), more than half of AUDIT_OVERLAP (%s): events may fall between windows; fix the clock or raise AUDIT_OVERLAP",
-			skew, portal.UTC().Format(time.RFC3339), s.Settings.Overlap))
+		msg := fmt.Sprintf("the portal's clock is %s off ours (HTTP Date %s), more than half of AUDIT_OVERLAP (%s): events may fall between windows; fix the clock or raise AUDIT_OVERLAP",
+			skew, portal.UTC().Format(time.RFC3339), s.Settings.Overlap)
+		r.warn(msg)
+		from, _ := time.Parse(time.RFC3339, r.res.From)
+		to, _ := time.Parse(time.RFC3339, r.res.To)
+		r.lose(lostCoverage{cause: CauseClockSkew, from: from, to: to, reason: msg})
 	}
 }
 

@@ -44,6 +44,11 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 	p.Until = times["until"]
 	if b, ok := times["cursorBelow"]; ok {
 		p.Cursor = &ipguard.AuditCursor{From: times["cursorFrom"], To: times["cursorTo"], Below: b}
+		tries, _, err := getN(out.Item, "cursorSecondTries")
+		if err != nil {
+			return ipguard.AuditProgress{}, s.corrupt(op, err)
+		}
+		p.Cursor.SecondTries = int(tries)
 	}
 	return p, nil
 }
@@ -60,6 +65,9 @@ func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error 
 		item["cursorFrom"] = str(c.From.UTC().Format(time.RFC3339Nano))
 		item["cursorTo"] = str(c.To.UTC().Format(time.RFC3339Nano))
 		item["cursorBelow"] = str(c.Below.UTC().Format(time.RFC3339Nano))
+		if c.SecondTries > 0 {
+			item["cursorSecondTries"] = num(int64(c.SecondTries))
+		}
 	}
 	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
 		return s.fail("set audit progress", err)

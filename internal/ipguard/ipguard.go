@@ -53,6 +53,10 @@ type AuditProgress struct {
 // second whole before it moves Below past it.
 type AuditCursor struct {
 	From, To, Below time.Time
+	// SecondTries counts the runs that stopped at Below because the second
+	// there holds more rows than a page and not all of them could be seen
+	// yet; each try gives that second twice the reads of the one before.
+	SecondTries int
 }
 
 // EntryDetail is the optional part of an allowlist entry: a time-bound
