@@ -74,19 +74,19 @@ type Finding struct {
 	// (second_unread, second_partly_read, plan_fallback, unreadable_rows,
 	// clock_skew); Count is how many (UpTo: at most that many), FirstAt and
 	// Date the span of login dates concerned.
-	Cause          string          `json:"cause,omitempty"`
-	UpTo           bool            `json:"upTo,omitempty"`
-	FromKind       string          `json:"fromKind,omitempty"`
-	IP             string          `json:"ip"`
-	Country        string          `json:"country,omitempty"`
-	City           string          `json:"city,omitempty"`
-	Browser        string          `json:"browser,omitempty"`
-	Platform       string          `json:"platform,omitempty"`
-	Date           string          `json:"date"`                // RFC3339, UTC; a burst's last event
-	FirstAt        string          `json:"firstDate,omitempty"` // a burst's first event
-	Action         string          `json:"action,omitempty"`
-	ActionID       int             `json:"actionId,omitempty"`
-	Raw            json.RawMessage `json:"raw,omitempty"` // the event as the API returned it; a burst: an array of its first few
+	Cause    string          `json:"cause,omitempty"`
+	UpTo     bool            `json:"upTo,omitempty"`
+	FromKind string          `json:"fromKind,omitempty"`
+	IP       string          `json:"ip"`
+	Country  string          `json:"country,omitempty"`
+	City     string          `json:"city,omitempty"`
+	Browser  string          `json:"browser,omitempty"`
+	Platform string          `json:"platform,omitempty"`
+	Date     string          `json:"date"`                // RFC3339, UTC; a burst's last event
+	FirstAt  string          `json:"firstDate,omitempty"` // a burst's first event
+	Action   string          `json:"action,omitempty"`
+	ActionID int             `json:"actionId,omitempty"`
+	Raw      json.RawMessage `json:"raw,omitempty"` // the event as the API returned it; a burst: an array of its first few
 	// Response is what was done about the login (see Responder); nil when
 	// nothing applies (no responder, or a kind that is never enforced).
 	Response *Response `json:"response,omitempty"`
