@@ -13,12 +13,13 @@ import (
 // that is a finding, not a log line: each cause becomes one SNS message of
 // its own (kind coverage_lost, severity high), sent once per episode.
 //
-// An episode is one stretch of the same cause: its span of login dates is
-// remembered (like a burst's, for ALERT_RETENTION) under the key
-// coverage/<cause>, and a later occurrence whose span begins within
-// episodeGap of a remembered one belongs to it (it extends the span and
-// sends nothing). A second that stays unread over several runs, a plan that
-// stays without the audit feature, rows that stay unreadable: one message.
+// An episode is one stretch of runs that meet the same cause: the times of
+// those runs are remembered as a span (like a burst's, for ALERT_RETENTION)
+// under the key coverage/<cause>, and a run that meets the cause within
+// episodeGap of the span's end belongs to it (it extends the span, one
+// write, and sends nothing). A second that stays unread over several runs, a
+// plan that stays without the audit feature, rows that keep coming
+// unreadable: one message. An hour without the cause ends the episode.
 
 // Causes of lost coverage.
 const (
@@ -90,10 +91,11 @@ func (r *run) coverageFindings(ctx context.Context) ([]Finding, error) {
 	for _, c := range causes {
 		l := r.lost[c]
 		r.res.LoginsNotEvaluated += l.count
-		if sameEpisode(known[coverageKey(c)], l.from, l.to) {
+		now := r.s.now()
+		if sameEpisode(known[coverageKey(c)], now) {
 			r.res.AlreadyAlerted++
 			// The episode goes on: remember its new extent (one write).
-			if err := r.s.Store.RecordAlertedSpan(ctx, coverageKey(c), ipguard.TimeSpan{From: l.from, To: l.to}, r.s.now(), r.s.Settings.AlertRetention); err != nil {
+			if err := r.s.Store.RecordAlertedSpan(ctx, coverageKey(c), ipguard.TimeSpan{From: now, To: now}, now, r.s.Settings.AlertRetention); err != nil {
 				return nil, ipguard.Errorf(ipguard.ErrorCode(err), "audit: extend the lost-coverage episode %s: %w", c, err)
 			}
 			r.log.InfoContext(ctx, "lost coverage, episode already alerted", "cause", c, "from", l.from, "to", l.to, "count", l.count)
@@ -101,17 +103,17 @@ func (r *run) coverageFindings(ctx context.Context) ([]Finding, error) {
 		}
 		f := Finding{Kind: KindCoverageLost, Severity: SeverityHigh, Cause: c, Reason: l.reason, Count: l.count, UpTo: l.upTo,
 			FirstAt: l.from.UTC().Format(time.RFC3339), Date: l.to.UTC().Format(time.RFC3339),
-			span: &ipguard.TimeSpan{From: l.from, To: l.to}}
+			span: &ipguard.TimeSpan{From: now, To: now}}
 		out = append(out, f)
 	}
 	return out, nil
 }
 
-// sameEpisode reports whether [from, to] belongs to one of the remembered
-// spans: it overlaps one, or begins within episodeGap after one ends.
-func sameEpisode(spans []ipguard.TimeSpan, from, to time.Time) bool {
+// sameEpisode reports whether a run at now belongs to one of the
+// remembered episodes: within episodeGap of one's span.
+func sameEpisode(spans []ipguard.TimeSpan, now time.Time) bool {
 	for _, s := range spans {
-		if !from.After(s.To.Add(episodeGap)) && !to.Before(s.From.Add(-episodeGap)) {
+		if !now.After(s.To.Add(episodeGap)) && !now.Before(s.From.Add(-episodeGap)) {
 			return true
 		}
 	}
