@@ -205,7 +205,10 @@ func (p *piecer) respond(ctx context.Context, fs []Finding) []string {
 	if s.Responder == nil || len(fs) == 0 {
 		return nil
 	}
-	notices := s.Responder.Respond(ctx, fs, r.backfill)
+	if r.responder == nil {
+		r.responder = s.Responder.Begin(r.backfill)
+	}
+	notices := r.responder.Respond(ctx, fs)
 	for _, n := range notices {
 		r.warn(n)
 	}
@@ -218,8 +221,8 @@ func (p *piecer) respond(ctx context.Context, fs []Finding) []string {
 			r.res.Responses = map[string]int{}
 		}
 		r.res.Responses[resp.Outcome]++
-		if resp.Outcome == OutcomeEnded {
-			r.res.SessionEnded++
+		if resp.Outcome == OutcomeEnded && !resp.Recorded {
+			r.res.SessionEnded++ // only what this run ended, not what an earlier try did
 		}
 		if resp.Escalation != nil && resp.Escalation.Outcome == OutcomeDisabled && !r.disabled[f.UserID] {
 			r.disabled[f.UserID] = true

@@ -277,6 +277,8 @@ type run struct {
 	warnings int             // distinct warnings, listed or not
 	disabled map[string]bool // users counted in UsersDisabled
 	lost     map[string]*lostCoverage
+	// responder is this run's responses (started at the first piece).
+	responder RunResponder
 }
 
 func (r *run) warn(msg string) {
