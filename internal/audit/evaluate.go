@@ -107,13 +107,28 @@ func (f Finding) spanKey() string {
 	return f.IP
 }
 
-// ids returns the single event id a finding covers, or nil for a burst
-// (a burst is remembered by its address and span, not by ids).
+// ids returns the alerted-record ids of a single-login finding, or nil for
+// a burst (a burst is remembered by its address and span, not by ids). A
+// login raised to password_guess_succeeded is also recorded under −id: a
+// login alerted at a lower severity before its failed attempts were seen
+// (they were read later: the walk reads newest first) is alerted once more,
+// as critical, and only once.
 func (f Finding) ids() []int64 {
 	if f.span != nil {
 		return nil
 	}
+	if f.Kind == KindPasswordGuessSucceeded {
+		return []int64{f.EventID, -f.EventID}
+	}
 	return []int64{f.EventID}
+}
+
+// alertedBy reports whether alerted (by record id) holds f.
+func (f Finding) alertedBy(alerted map[int64]bool) bool {
+	if f.Kind == KindPasswordGuessSucceeded {
+		return alerted[-f.EventID]
+	}
+	return alerted[f.EventID]
 }
 
 // Policy are the evaluation rules.
@@ -122,7 +137,8 @@ type Policy struct {
 	AlertUnknownUsers bool
 	// FailedLoginThreshold: this many failed logins or more from one address
 	// in one window, each against an account that may not use that address
-	// (or no stored account), make a burst finding; 0 turns it off.
+	// (or no stored account), make a burst finding; 0 turns the burst
+	// finding off (password_guess_succeeded stays on).
 	FailedLoginThreshold int
 }
 
@@ -239,56 +255,139 @@ func (a *Allowlists) target(ev ipguard.LoginEvent) (*userList, error) {
 }
 
 // Evaluator judges the login events of one window, piece by piece, in the
-// order the walk reads them (newest first). It keeps per address what a
-// burst needs (counts, a span, a few ids), never the events themselves, so
-// its memory grows with the number of distinct failing addresses, not with
-// the window.
+// order the walk reads them (newest first). It never keeps the events
+// themselves. Per failing address it keeps a counter of a few dozen bytes
+// (how many failed logins, how many count toward a burst, their first and
+// last second); the details a burst alert shows (a sample event, up to
+// MaxListedIDs ids, up to 10 login names, 3 raw events) only for addresses
+// that reached the threshold. So a window of 250,000 failing addresses
+// costs a few megabytes, not one event each.
 type Evaluator struct {
 	lists  *Allowlists
 	policy Policy
-	failed map[string]*burstAgg
-	order  []string
+	// failed counts failed logins per whole address; cut holds the text
+	// the portal cut (an IPv6 address at its first colon), which never
+	// correlates and is a burst key of its own.
+	failed map[addrKey]*counter
+	cut    map[string]*counter
+	order  []*counter // addresses in the order first seen (for Bursts)
+	// raised: successful logins from a whole address judged before any
+	// failed login from it was seen (the walk reads newest first, so older
+	// failed attempts may come in a later piece), by address; a failed
+	// login from that address seen later raises them. At most
+	// maxRemembered in all.
+	raised     map[addrKey][]Finding
+	remembered int
+	upgrades   []Finding
+	// stored are failed logins remembered by earlier runs (see
+	// SetStoredFailures), by address.
+	stored map[addrKey]ipguard.AddressFailures
+	// GuessWindow is how far back a failed login makes a successful login
+	// from the same address password_guess_succeeded (0: the window only).
+	GuessWindow time.Duration
 	// AlreadyAlerted counts failed logins skipped because a stored alerted
 	// span covers them.
 	AlreadyAlerted int
 }
 
-// burstAgg is what the evaluator keeps of the failed logins from one address.
-type burstAgg struct {
-	ip       string
-	addr     allowlist.Addr
-	parsed   bool
-	seen     int // every failed login from the address in the window so far
-	counted  int // those that count toward the threshold (published or not)
-	pending  int // counted and not yet published
-	first    time.Time
-	last     time.Time
-	ids      []int64
-	logins   []string
-	raws     []json.RawMessage
-	sample   ipguard.LoginEvent
-	alerted  []ipguard.TimeSpan // spans stored as alerted before this run
-	lookedUp bool
+// addrKey is a whole address as 16 bytes (IPv4 mapped), a map key without
+// pointers.
+type addrKey [16]byte
+
+// counter is what the evaluator keeps of the failed logins from one address.
+type counter struct {
+	seen        int32 // every failed login from the address in the window so far
+	counted     int32 // those that count toward the threshold (published or not)
+	pending     int32 // counted and not yet published
+	first, last int64 // unix seconds of the pending ones
+	seenFirst   int64 // unix seconds of the first and last failed login seen
+	seenLast    int64
+	lookedUp    bool
+	key         addrKey
+	whole       bool
+	text        string // the address as shown: canonical when whole, else as the portal sent it
+	alerted     []ipguard.TimeSpan
+	burst       *burstDetail // once counted reaches the threshold
+}
+
+// burstDetail is what a burst alert shows beyond the counts.
+type burstDetail struct {
+	ids    []int64
+	logins []string
+	raws   []json.RawMessage
+	sample ipguard.LoginEvent
 }
 
 // NewEvaluator starts the evaluation of one window.
 func NewEvaluator(lists *Allowlists, p Policy) *Evaluator {
-	return &Evaluator{lists: lists, policy: p, failed: map[string]*burstAgg{}}
+	return &Evaluator{lists: lists, policy: p, failed: map[addrKey]*counter{}, cut: map[string]*counter{}}
+}
+
+// parseAddr returns the whole address of a login's address text.
+func parseAddr(ip string) (addrKey, allowlist.Addr, bool) {
+	a, ok := allowlist.ParseLoginIP(ip)
+	if !ok {
+		return addrKey{}, a, false
+	}
+	return addrKey(a.As16()), a, true
+}
+
+// lookup returns the counter of ip, creating it when create is set.
+func (e *Evaluator) lookup(ip string, create bool) *counter {
+	k, a, whole := parseAddr(ip)
+	if whole {
+		c := e.failed[k]
+		if c == nil && create {
+			c = &counter{key: k, whole: true, text: a.String()}
+			e.failed[k] = c
+			e.order = append(e.order, c)
+		}
+		return c
+	}
+	c := e.cut[ip]
+	if c == nil && create {
+		c = &counter{text: ip}
+		e.cut[ip] = c
+		e.order = append(e.order, c)
+	}
+	return c
 }
 
 // FailedAddresses returns the addresses of failed logins in evs whose stored
-// alerted spans the evaluator has not been given yet (see SetAlerted).
+// alerted spans the evaluator has not been given yet (see SetAlerted) and
+// that may reach the burst threshold with this piece: an address below it
+// can raise no burst, so its spans are not needed.
 func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
-	var out []string
-	seen := map[string]bool{}
+	if e.policy.FailedLoginThreshold <= 0 {
+		return nil
+	}
+	inPiece := map[string]int{}
+	var order []string
 	for _, ev := range evs {
-		if !IsFailedLogin(ev.ActionID) || e.policy.FailedLoginThreshold <= 0 {
+		if !IsFailedLogin(ev.ActionID) {
 			continue
 		}
-		key, _, _ := addrKey(ev.IP)
-		if g := e.failed[key]; (g == nil || !g.lookedUp) && !seen[key] {
-			seen[key] = true
-			out = append(out, key)
+		text := ev.IP
+		if _, a, whole := parseAddr(ev.IP); whole {
+			text = a.String()
+		}
+		if inPiece[text] == 0 {
+			order = append(order, text)
+		}
+		inPiece[text]++
+	}
+	var out []string
+	for _, text := range order {
+		c := e.lookup(text, false)
+		before := 0
+		if c != nil {
+			if c.lookedUp {
+				continue
+			}
+			before = int(c.counted)
+		}
+		if before+inPiece[text] >= e.policy.FailedLoginThreshold {
+			out = append(out, text)
 		}
 	}
 	return out
@@ -296,42 +395,80 @@ func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
 
 // SetAlerted gives the evaluator the spans already alerted for ip.
 func (e *Evaluator) SetAlerted(ip string, spans []ipguard.TimeSpan) {
-	g := e.agg(ip)
-	g.alerted, g.lookedUp = spans, true
+	c := e.lookup(ip, true)
+	c.alerted, c.lookedUp = spans, true
 }
 
-func (e *Evaluator) agg(key string) *burstAgg {
-	g := e.failed[key]
-	if g == nil {
-		_, addr, ok := addrKey(key)
-		g = &burstAgg{ip: key, addr: addr, parsed: ok}
-		e.failed[key] = g
-		e.order = append(e.order, key)
+// StoredFailuresWanted returns the whole addresses of successful logins in
+// evs that no failed login of this window came from yet and whose failed
+// logins remembered by earlier runs were not asked for yet.
+func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) []string {
+	var out []string
+	seen := map[addrKey]bool{}
+	for _, ev := range evs {
+		if !IsSuccessfulLogin(ev.ActionID) {
+			continue
+		}
+		k, a, whole := parseAddr(ev.IP)
+		if !whole || seen[k] {
+			continue
+		}
+		seen[k] = true
+		if _, asked := e.stored[k]; asked {
+			continue
+		}
+		if c := e.failed[k]; c != nil && c.seen > 0 {
+			continue
+		}
+		out = append(out, a.String())
 	}
-	return g
+	return out
 }
 
-func addrKey(ip string) (string, allowlist.Addr, bool) {
-	addr, ok := allowlist.ParseLoginIP(ip)
-	if ok {
-		return addr.String(), addr, true
+// SetStoredFailures gives the evaluator what earlier runs remembered of the
+// failed logins from the addresses asked for (absent: none).
+func (e *Evaluator) SetStoredFailures(asked []string, got map[string]ipguard.AddressFailures) {
+	if e.stored == nil {
+		e.stored = map[addrKey]ipguard.AddressFailures{}
 	}
-	return ip, addr, false
+	for _, ip := range asked {
+		k, _, whole := parseAddr(ip)
+		if whole {
+			e.stored[k] = got[ip] // the zero value: asked, nothing remembered
+		}
+	}
 }
+
+// FailuresToRemember returns, per whole address, the failed logins of this
+// window (count, first and last), for the next runs' correlation.
+func (e *Evaluator) FailuresToRemember() []ipguard.AddressFailures {
+	var out []ipguard.AddressFailures
+	for _, c := range e.order {
+		if c.whole && c.seen > 0 {
+			out = append(out, ipguard.AddressFailures{IP: c.text, Count: int(c.seen),
+				First: time.Unix(c.seenFirst, 0).UTC(), Last: time.Unix(c.seenLast, 0).UTC()})
+		}
+	}
+	return out
+}
+
+// maxRemembered bounds the successful logins the evaluator keeps to raise
+// when their address's failed attempts come later.
+const maxRemembered = 5000
 
 // Add evaluates one piece of events (the users of its successful logins must
 // have been added to the lists) and returns its single-login findings, in
-// event order. Failed logins are aggregated per address; Bursts returns the
-// bursts that are due. Logouts and other non-login actions are ignored.
+// event order, then the logins of earlier pieces this piece's failed logins
+// raise to password_guess_succeeded. Failed logins are counted per address;
+// Bursts returns the bursts that are due. Logouts and other non-login
+// actions are ignored.
 func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
-	if e.policy.FailedLoginThreshold > 0 {
-		for _, ev := range evs {
-			if !IsFailedLogin(ev.ActionID) {
-				continue
-			}
-			if err := e.addFailed(ev); err != nil {
-				return nil, err
-			}
+	for _, ev := range evs {
+		if !IsFailedLogin(ev.ActionID) {
+			continue
+		}
+		if err := e.addFailed(ev); err != nil {
+			return nil, err
 		}
 	}
 	var out []Finding
@@ -343,48 +480,73 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 			out = append(out, f)
 		}
 	}
+	out = append(out, e.upgrades...)
+	e.upgrades = nil
 	return out, nil
 }
 
+// addFailed counts a failed login toward the correlation (always: it only
+// needs a counter per address) and, when bursts are on, toward its
+// address's burst.
 func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
-	key, _, _ := addrKey(ev.IP)
-	g := e.agg(key)
-	g.seen++
-	for _, s := range g.alerted {
+	c := e.lookup(ev.IP, true)
+	c.seen++
+	secs := ev.Date.Unix()
+	if c.seen == 1 || secs < c.seenFirst {
+		c.seenFirst = secs
+	}
+	if c.seen == 1 || secs > c.seenLast {
+		c.seenLast = secs
+	}
+	if c.whole {
+		for _, f := range e.raised[c.key] {
+			e.upgrades = append(e.upgrades, raise(f, int(c.seen), "in the same window (read after the login was first alerted)"))
+		}
+		e.remembered -= len(e.raised[c.key])
+		delete(e.raised, c.key)
+	}
+	if e.policy.FailedLoginThreshold <= 0 {
+		return nil // bursts are off: a counter is all the correlation needs
+	}
+	for _, s := range c.alerted {
 		if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
-			g.counted++
+			c.counted++
 			e.AlreadyAlerted++
 			return nil
 		}
 	}
-	if g.parsed {
+	if c.whole {
 		ul, err := e.lists.target(ev)
 		if err != nil {
 			return err
 		}
-		if ul != nil && ul.allows(g.addr, ev.Date) {
+		if addr, ok := allowlist.ParseLoginIP(ev.IP); ok && ul != nil && ul.allows(addr, ev.Date) {
 			return nil // the targeted account may use this address: a forgotten password, not an attack
 		}
 	}
-	g.counted++
-	g.pending++
-	if g.pending == 1 {
-		g.first, g.last, g.ids, g.logins, g.raws, g.sample = ev.Date, ev.Date, nil, nil, nil, ev
+	c.counted++
+	c.pending++
+	if c.pending == 1 || secs < c.first {
+		c.first = secs
 	}
-	if ev.Date.Before(g.first) {
-		g.first = ev.Date
+	if c.pending == 1 || secs > c.last {
+		c.last = secs
 	}
-	if ev.Date.After(g.last) {
-		g.last = ev.Date
+	if c.counted < int32(e.policy.FailedLoginThreshold) {
+		return nil // below the threshold: the counter is all that is kept
 	}
-	if len(g.ids) < MaxListedIDs {
-		g.ids = append(g.ids, ev.ID)
+	if c.burst == nil {
+		c.burst = &burstDetail{sample: ev}
 	}
-	if l := strings.TrimSpace(ev.Login); l != "" && len(g.logins) < maxListedLogins && !contains(g.logins, l) {
-		g.logins = append(g.logins, l)
+	b := c.burst
+	if len(b.ids) < MaxListedIDs {
+		b.ids = append(b.ids, ev.ID)
 	}
-	if len(g.raws) < maxBurstRaw && len(ev.Raw) > 0 {
-		g.raws = append(g.raws, ev.Raw)
+	if l := strings.TrimSpace(ev.Login); l != "" && len(b.logins) < maxListedLogins && !contains(b.logins, l) {
+		b.logins = append(b.logins, l)
+	}
+	if len(b.raws) < maxBurstRaw && len(ev.Raw) > 0 {
+		b.raws = append(b.raws, ev.Raw)
 	}
 	return nil
 }
@@ -403,31 +565,39 @@ func contains(ss []string, s string) bool {
 // returns only failed logins added since (a burst that goes on).
 func (e *Evaluator) Bursts() []Finding {
 	var out []Finding
-	for _, key := range e.order {
-		g := e.failed[key]
-		if g.pending == 0 || g.counted < e.policy.FailedLoginThreshold {
+	for _, c := range e.order {
+		if c.pending == 0 || c.counted < int32(e.policy.FailedLoginThreshold) || e.policy.FailedLoginThreshold <= 0 {
 			continue
 		}
-		out = append(out, e.burst(g))
-		g.pending = 0
+		out = append(out, e.burst(c))
+		c.pending, c.burst = 0, nil
 	}
 	return out
 }
 
-func (e *Evaluator) burst(g *burstAgg) Finding {
-	sort.Slice(g.ids, func(i, j int) bool { return g.ids[i] < g.ids[j] })
-	f := Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, IP: g.ip,
-		FirstAt: g.first.UTC().Format(time.RFC3339), Date: g.last.UTC().Format(time.RFC3339),
-		UserID: g.sample.UserID, User: g.sample.User, Login: g.sample.Login, Action: g.sample.Action,
-		Country: g.sample.Country, City: g.sample.City, Browser: g.sample.Browser, Platform: g.sample.Platform,
-		EventIDs: append([]int64(nil), g.ids...), Count: g.pending, Capped: g.pending > len(g.ids),
-		Logins: append([]string(nil), g.logins...),
-		span:   &ipguard.TimeSpan{From: g.first, To: g.last}}
-	f.Reason = fmt.Sprintf("%d failed logins (threshold %d) from an address that none of the targeted accounts may use", g.pending, e.policy.FailedLoginThreshold)
-	if g.counted > g.pending {
-		f.Reason = fmt.Sprintf("%d more failed logins from an address already reported for a burst in this window (%d in all)", g.pending, g.counted)
+func (e *Evaluator) burst(c *counter) Finding {
+	b := c.burst
+	if b == nil {
+		b = &burstDetail{}
 	}
-	f.Raw, _ = json.Marshal(g.raws)
+	sort.Slice(b.ids, func(i, j int) bool { return b.ids[i] < b.ids[j] })
+	first, last := time.Unix(c.first, 0).UTC(), time.Unix(c.last, 0).UTC()
+	n := int(c.pending)
+	f := Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, IP: c.text,
+		FirstAt: first.Format(time.RFC3339), Date: last.Format(time.RFC3339),
+		UserID: b.sample.UserID, User: b.sample.User, Login: b.sample.Login, Action: b.sample.Action,
+		Country: b.sample.Country, City: b.sample.City, Browser: b.sample.Browser, Platform: b.sample.Platform,
+		EventIDs: append([]int64(nil), b.ids...), Count: n, Capped: n > len(b.ids),
+		Logins: append([]string(nil), b.logins...),
+		span:   &ipguard.TimeSpan{From: first, To: last}}
+	f.Reason = fmt.Sprintf("%d failed logins (threshold %d) from an address that none of the targeted accounts may use", n, e.policy.FailedLoginThreshold)
+	if !c.whole {
+		f.Reason += "; the portal cut this address (an IPv6 address at its first colon), so the failed logins may come from many addresses that share its beginning"
+	}
+	if int(c.counted) > n {
+		f.Reason = fmt.Sprintf("%d more failed logins from an address already reported for a burst in this window (%d in all)", n, c.counted)
+	}
+	f.Raw, _ = json.Marshal(b.raws)
 	return f
 }
 
@@ -468,13 +638,35 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	if !found {
 		return Finding{}, false
 	}
-	key, _, _ := addrKey(ev.IP)
-	if g := e.failed[key]; g != nil && g.seen > 0 {
-		f.FailedAttempts, f.FromKind = g.seen, f.Kind
-		f.Kind, f.Severity = KindPasswordGuessSucceeded, SeverityCritical
-		f.Reason = fmt.Sprintf("%s, after %d failed attempts from that address in the same window", f.Reason, g.seen)
+	// Only a whole address correlates: text the portal cut (an IPv6
+	// address at its first colon) is shared by unrelated addresses.
+	key, _, whole := parseAddr(ev.IP)
+	if !whole {
+		return f, true
+	}
+	if c := e.failed[key]; c != nil && c.seen > 0 {
+		return raise(f, int(c.seen), "in the same window"), true
+	}
+	if st := e.stored[key]; st.Count > 0 && !st.First.After(ev.Date) && (e.GuessWindow <= 0 || !st.Last.Before(ev.Date.Add(-e.GuessWindow))) {
+		return raise(f, st.Count, "seen by an earlier run within "+e.GuessWindow.String()), true
+	}
+	if e.remembered < maxRemembered {
+		if e.raised == nil {
+			e.raised = map[addrKey][]Finding{}
+		}
+		e.raised[key] = append(e.raised[key], f)
+		e.remembered++
 	}
 	return f, true
+}
+
+// raise makes f a password_guess_succeeded finding after n failed attempts
+// (where says where they were seen).
+func raise(f Finding, n int, where string) Finding {
+	f.FailedAttempts, f.FromKind = n, f.Kind
+	f.Kind, f.Severity = KindPasswordGuessSucceeded, SeverityCritical
+	f.Reason = fmt.Sprintf("%s, after %d failed attempts from that address %s", f.Reason, n, where)
+	return f
 }
 
 func single(ev ipguard.LoginEvent) Finding {
@@ -503,7 +695,7 @@ func dropAlerted(fs []Finding, alerted map[int64]bool) ([]Finding, int) {
 	var out []Finding
 	dropped := 0
 	for _, f := range fs {
-		if f.span == nil && alerted[f.EventID] {
+		if f.span == nil && f.alertedBy(alerted) {
 			dropped++
 			continue
 		}

@@ -40,6 +40,16 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	if err := p.loadUsers(ctx, good); err != nil {
 		return err
 	}
+	if ips := p.ev.StoredFailuresWanted(good); len(ips) > 0 {
+		// Failed attempts an earlier run saw (the correlation survives the
+		// cut between runs and windows).
+		from, to := piecedates(good)
+		got, err := s.Store.Failures(ctx, ips, from.Add(-s.guessWindow()), to)
+		if err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read remembered failed logins: %w", err)
+		}
+		p.ev.SetStoredFailures(ips, got)
+	}
 	if ips := p.ev.FailedAddresses(good); len(ips) > 0 {
 		spans, err := s.Store.AlertedSpans(ctx, ips, s.now())
 		if err != nil {
@@ -102,6 +112,32 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	r.prog.Cursor.Below = done
 	if err := s.Store.SetProgress(ctx, r.prog); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor (alerts of this piece were sent and recorded; the next run reads the piece again and sends nothing twice): %w", err)
+	}
+	return nil
+}
+
+// piecedates returns the oldest and the newest date of evs.
+func piecedates(evs []ipguard.LoginEvent) (from, to time.Time) {
+	for i, e := range evs {
+		if i == 0 || e.Date.Before(from) {
+			from = e.Date
+		}
+		if i == 0 || e.Date.After(to) {
+			to = e.Date
+		}
+	}
+	return from, to
+}
+
+// remember stores the window's failed logins per address for the next
+// runs' correlation (bounded time-bucket items; see Store.RecordFailures).
+func (p *piecer) remember(ctx context.Context) error {
+	fs := p.ev.FailuresToRemember()
+	if len(fs) == 0 {
+		return nil
+	}
+	if err := p.run.s.Store.RecordFailures(ctx, fs, p.run.s.guessWindow()); err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: remember failed logins: %w", err)
 	}
 	return nil
 }

@@ -57,6 +57,15 @@ type Store interface {
 	// RecordAlertedSpan remembers for keep that every failed login from ip
 	// dated within span was alerted: one write, whatever the burst's size.
 	RecordAlertedSpan(ctx context.Context, ip string, span ipguard.TimeSpan, at time.Time, keep time.Duration) error
+	// RecordFailures remembers, for keep after each one's last date, the
+	// failed logins from whole addresses, merged with what is stored for
+	// the same address and time bucket (the larger count, the wider span).
+	// Storage is bounded: a few items per time bucket, each holding at most
+	// a fixed number of addresses (those with fewer failures give way).
+	RecordFailures(ctx context.Context, fs []ipguard.AddressFailures, keep time.Duration) error
+	// Failures returns, per address among ips, the remembered failed logins
+	// whose last date lies in [from, to] (merged over time buckets).
+	Failures(ctx context.Context, ips []string, from, to time.Time) (map[string]ipguard.AddressFailures, error)
 }
 
 // Publisher sends one alert message.
@@ -97,6 +106,20 @@ type Settings struct {
 	// PieceEvents is how many events the audit evaluates, alerts and commits
 	// at a time (default 2000); memory stays in proportion to it.
 	PieceEvents int
+	// GuessWindow is how long failed logins from an address are remembered
+	// across runs: a successful login from it within that time is
+	// password_guess_succeeded (default DefaultGuessWindow).
+	GuessWindow time.Duration
+}
+
+// DefaultGuessWindow is Settings.GuessWindow's default.
+const DefaultGuessWindow = time.Hour
+
+func (s *Service) guessWindow() time.Duration {
+	if s.Settings.GuessWindow > 0 {
+		return s.Settings.GuessWindow
+	}
+	return DefaultGuessWindow
 }
 
 // Service runs audits. Source, Store, Publisher and Leases are required;
@@ -414,7 +437,17 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 	}
 	lists := NewAllowlists(nil, func() ([]ipguard.User, error) { return s.Store.AllUsers(r.ctx) })
 	ev := NewEvaluator(lists, s.Settings.Policy)
+	ev.GuessWindow = s.guessWindow()
 	p := piecer{run: r, lists: lists, ev: ev}
+	defer func() {
+		// Whatever happened, remember the failed logins this window read
+		// (bounded; a failure here is only logged: the findings stand).
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), recordTimeout)
+		defer cancel()
+		if err := p.remember(rctx); err != nil {
+			r.warn("the failed logins of this window could not be remembered for the next runs' password-guess correlation: " + Clean(err.Error(), 300))
+		}
+	}()
 
 	fctx, cancel := s.budget(r.ctx)
 	defer cancel()

@@ -62,6 +62,9 @@ const (
 	// alertedIPPrefix keys the spans of failed logins from one address that
 	// were alerted as a burst.
 	alertedIPPrefix = "alertedip#"
+	// failuresPrefix keys the failed logins remembered per time bucket
+	// (see failures.go).
+	failuresPrefix = "failures#"
 	// enforcement: the exactly-once records and the violations per user
 	responsePrefix   = "response#"
 	violationsPrefix = "violations#"

@@ -32,6 +32,15 @@ type User struct {
 	Unreadable string
 }
 
+// AddressFailures is what is remembered across runs of the failed logins
+// from one whole address (canonical text): how many, and the dates of the
+// first and the last.
+type AddressFailures struct {
+	IP          string
+	Count       int
+	First, Last time.Time
+}
+
 // TimeSpan is the closed interval [From, To].
 type TimeSpan struct {
 	From, To time.Time
