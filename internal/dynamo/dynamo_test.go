@@ -329,6 +329,57 @@ func TestStore(t *testing.T) {
 		}
 	})
 
+	t.Run("a cursor waiting at an unread second keeps its tries", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		until := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+		want := ipguard.AuditProgress{Until: until, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3}}
+		if err := s.SetProgress(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Progress(ctx); err != nil || got.Cursor == nil || *got.Cursor != *want.Cursor {
+			t.Fatalf("Progress = %+v, %v", got.Cursor, err)
+		}
+	})
+
+	t.Run("failed logins are remembered per address in bounded time-bucket items", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		at := time.Date(2026, 11, 25, 9, 3, 0, 0, time.UTC)
+		fs := []ipguard.AddressFailures{{IP: "198.18.0.9", Count: 9, First: at, Last: at.Add(time.Minute)}}
+		var ips []string
+		for i := 0; i < 17_000; i++ { // more than the items of one bucket hold
+			ip := fmt.Sprintf("10.%d.%d.%d", i/65536, (i/256)%256, i%256)
+			ips = append(ips, ip)
+			fs = append(fs, ipguard.AddressFailures{IP: ip, Count: 1, First: at, Last: at})
+		}
+		if err := s.RecordFailures(ctx, fs, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		// merged: the larger count, the wider span
+		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{{IP: "198.18.0.9", Count: 4, First: at.Add(-time.Minute), Last: at}}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Failures(ctx, []string{"198.18.0.9", "198.18.0.10"}, at.Add(-time.Hour), at.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := got["198.18.0.9"]; f.Count != 9 || !f.First.Equal(at.Add(-time.Minute)) || !f.Last.Equal(at.Add(time.Minute)) || len(got) != 1 {
+			t.Fatalf("Failures = %+v", got)
+		}
+		all, err := s.Failures(ctx, ips, at.Add(-time.Hour), at.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) == 0 || len(all) > 16_000 {
+			t.Errorf("%d of 17,000 addresses kept; want a bounded number (4 items of at most 4,000)", len(all))
+		}
+		// outside [from, to]: nothing
+		if got, _ := s.Failures(ctx, []string{"198.18.0.9"}, at.Add(2*time.Hour), at.Add(3*time.Hour)); len(got) != 0 {
+			t.Errorf("Failures outside the span = %+v", got)
+		}
+	})
+
 	t.Run("alerted spans: one item per address, merged, expired ones dropped", func(t *testing.T) {
 		ctx := context.Background()
 		s, _ := newStore(t)
