@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -65,6 +66,11 @@ type Finding struct {
 	Login    string  `json:"login,omitempty"`
 	// Logins are the distinct login names a burst tried (at most 10).
 	Logins []string `json:"logins,omitempty"`
+	// Addresses is, for a burst that sums up many addresses (more than
+	// MaxBurstAddresses burst in one window), how many it covers; IPs lists
+	// the first few of them.
+	Addresses int      `json:"addresses,omitempty"`
+	IPs       []string `json:"ips,omitempty"`
 	// FailedAttempts is, for password_guess_succeeded, how many failed
 	// logins came from the same address in the same window, and FromKind
 	// the kind the login had before it was raised (ip_not_allowed,
@@ -101,11 +107,23 @@ type Finding struct {
 // spanKey is the key under which a span finding is remembered: the burst's
 // address, or a lost-coverage cause's key.
 func (f Finding) spanKey() string {
-	if f.Kind == KindCoverageLost {
+	switch {
+	case f.Kind == KindCoverageLost:
 		return coverageKey(f.Cause)
+	case f.Kind == KindFailedLoginBurst && f.Addresses > 0:
+		return burstSummaryKey
 	}
 	return f.IP
 }
+
+// burstSummaryKey remembers the spans of failed logins alerted in a burst
+// summary (every address over MaxBurstAddresses in a window).
+const burstSummaryKey = "bursts/summary"
+
+// MaxBurstAddresses is how many addresses a window alerts as bursts one by
+// one; the failed logins of any more are summed up in one finding per
+// piece, so messages and alerted records stay bounded.
+const MaxBurstAddresses = 20
 
 // ids returns the alerted-record ids of a single-login finding, or nil for
 // a burst (a burst is remembered by its address and span, not by ids). A
@@ -265,12 +283,15 @@ func (a *Allowlists) target(ev ipguard.LoginEvent) (*userList, error) {
 type Evaluator struct {
 	lists  *Allowlists
 	policy Policy
-	// failed counts failed logins per whole address; cut holds the text
-	// the portal cut (an IPv6 address at its first colon), which never
-	// correlates and is a burst key of its own.
-	failed map[addrKey]*counter
-	cut    map[string]*counter
-	order  []*counter // addresses in the order first seen (for Bursts)
+	// counters, one per failing address in the order first seen; failed
+	// indexes the whole addresses, cut the text the portal cut (an IPv6
+	// address at its first colon), which never correlates and is a burst
+	// key of its own. extra holds what few addresses need (alerted spans,
+	// a burst's details), by index.
+	counters []counter
+	failed   map[addrKey]int32
+	cut      map[string]int32
+	extra    map[int32]*counterExtra
 	// raised: successful logins from a whole address judged before any
 	// failed login from it was seen (the walk reads newest first, so older
 	// failed attempts may come in a later piece), by address; a failed
@@ -288,26 +309,37 @@ type Evaluator struct {
 	// AlreadyAlerted counts failed logins skipped because a stored alerted
 	// span covers them.
 	AlreadyAlerted int
+	// summarised are the spans alerted in burst summaries (SetSummarised);
+	// burstAddrs counts the addresses alerted one by one in this window.
+	summarised []ipguard.TimeSpan
+	burstAddrs int
 }
+
+// SetSummarised gives the evaluator the spans of failed logins already
+// alerted in burst summaries: failed logins dated within them count as
+// alerted, whatever their address.
+func (e *Evaluator) SetSummarised(spans []ipguard.TimeSpan) { e.summarised = spans }
 
 // addrKey is a whole address as 16 bytes (IPv4 mapped), a map key without
 // pointers.
 type addrKey [16]byte
 
-// counter is what the evaluator keeps of the failed logins from one address.
+// counter is what the evaluator keeps of the failed logins from one
+// address: 32 bytes, no pointers (its address is the key that indexes it).
 type counter struct {
-	seen        int32 // every failed login from the address in the window so far
-	counted     int32 // those that count toward the threshold (published or not)
-	pending     int32 // counted and not yet published
-	first, last int64 // unix seconds of the pending ones
-	seenFirst   int64 // unix seconds of the first and last failed login seen
-	seenLast    int64
-	lookedUp    bool
-	key         addrKey
-	whole       bool
-	text        string // the address as shown: canonical when whole, else as the portal sent it
-	alerted     []ipguard.TimeSpan
-	burst       *burstDetail // once counted reaches the threshold
+	seen                int32  // every failed login from the address in the window so far
+	counted             int32  // those that count toward the threshold (published or not)
+	pending             int32  // counted and not yet published
+	first, last         uint32 // unix seconds of the pending ones
+	seenFirst, seenLast uint32 // unix seconds of every one seen
+	whole, lookedUp     bool
+}
+
+// counterExtra is what only a few addresses need.
+type counterExtra struct {
+	text    string // the address as alerts show it (set for cut addresses and bursts)
+	alerted []ipguard.TimeSpan
+	burst   *burstDetail // once counted reaches the threshold
 }
 
 // burstDetail is what a burst alert shows beyond the counts.
@@ -320,7 +352,7 @@ type burstDetail struct {
 
 // NewEvaluator starts the evaluation of one window.
 func NewEvaluator(lists *Allowlists, p Policy) *Evaluator {
-	return &Evaluator{lists: lists, policy: p, failed: map[addrKey]*counter{}, cut: map[string]*counter{}}
+	return &Evaluator{lists: lists, policy: p, failed: map[addrKey]int32{}, cut: map[string]int32{}, extra: map[int32]*counterExtra{}}
 }
 
 // parseAddr returns the whole address of a login's address text.
@@ -332,26 +364,55 @@ func parseAddr(ip string) (addrKey, allowlist.Addr, bool) {
 	return addrKey(a.As16()), a, true
 }
 
-// lookup returns the counter of ip, creating it when create is set.
-func (e *Evaluator) lookup(ip string, create bool) *counter {
-	k, a, whole := parseAddr(ip)
+// lookup returns the index of ip's counter (-1 when there is none and
+// create is not set).
+func (e *Evaluator) lookup(ip string, create bool) int32 {
+	k, _, whole := parseAddr(ip)
 	if whole {
-		c := e.failed[k]
-		if c == nil && create {
-			c = &counter{key: k, whole: true, text: a.String()}
-			e.failed[k] = c
-			e.order = append(e.order, c)
+		i, ok := e.failed[k]
+		if !ok {
+			if !create {
+				return -1
+			}
+			i = int32(len(e.counters))
+			e.counters = append(e.counters, counter{whole: true})
+			e.failed[k] = i
 		}
-		return c
+		return i
 	}
-	c := e.cut[ip]
-	if c == nil && create {
-		c = &counter{text: ip}
-		e.cut[ip] = c
-		e.order = append(e.order, c)
+	i, ok := e.cut[ip]
+	if !ok {
+		if !create {
+			return -1
+		}
+		i = int32(len(e.counters))
+		e.counters = append(e.counters, counter{})
+		e.cut[ip] = i
+		e.more(i).text = ip
 	}
-	return c
+	return i
 }
+
+// more returns the extra of counter i, creating it.
+func (e *Evaluator) more(i int32) *counterExtra {
+	x := e.extra[i]
+	if x == nil {
+		x = &counterExtra{}
+		e.extra[i] = x
+	}
+	return x
+}
+
+// text is counter i's address as alerts show it (known for cut addresses
+// and for those that reached the burst threshold).
+func (e *Evaluator) text(i int32) string {
+	if x := e.extra[i]; x != nil {
+		return x.text
+	}
+	return ""
+}
+
+func keyText(k addrKey) string { return netip.AddrFrom16(k).Unmap().String() }
 
 // FailedAddresses returns the addresses of failed logins in evs whose stored
 // alerted spans the evaluator has not been given yet (see SetAlerted) and
@@ -378,13 +439,13 @@ func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
 	}
 	var out []string
 	for _, text := range order {
-		c := e.lookup(text, false)
+		i := e.lookup(text, false)
 		before := 0
-		if c != nil {
-			if c.lookedUp {
+		if i >= 0 {
+			if e.counters[i].lookedUp {
 				continue
 			}
-			before = int(c.counted)
+			before = int(e.counters[i].counted)
 		}
 		if before+inPiece[text] >= e.policy.FailedLoginThreshold {
 			out = append(out, text)
@@ -395,8 +456,11 @@ func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
 
 // SetAlerted gives the evaluator the spans already alerted for ip.
 func (e *Evaluator) SetAlerted(ip string, spans []ipguard.TimeSpan) {
-	c := e.lookup(ip, true)
-	c.alerted, c.lookedUp = spans, true
+	i := e.lookup(ip, true)
+	e.counters[i].lookedUp = true
+	if len(spans) > 0 {
+		e.more(i).alerted = spans
+	}
 }
 
 // StoredFailuresWanted returns the whole addresses of successful logins in
@@ -417,7 +481,7 @@ func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) []string {
 		if _, asked := e.stored[k]; asked {
 			continue
 		}
-		if c := e.failed[k]; c != nil && c.seen > 0 {
+		if i, ok := e.failed[k]; ok && e.counters[i].seen > 0 {
 			continue
 		}
 		out = append(out, a.String())
@@ -443,12 +507,14 @@ func (e *Evaluator) SetStoredFailures(asked []string, got map[string]ipguard.Add
 // window (count, first and last), for the next runs' correlation.
 func (e *Evaluator) FailuresToRemember() []ipguard.AddressFailures {
 	var out []ipguard.AddressFailures
-	for _, c := range e.order {
-		if c.whole && c.seen > 0 {
-			out = append(out, ipguard.AddressFailures{IP: c.text, Count: int(c.seen),
-				First: time.Unix(c.seenFirst, 0).UTC(), Last: time.Unix(c.seenLast, 0).UTC()})
+	for k, i := range e.failed {
+		c := &e.counters[i]
+		if c.seen > 0 {
+			out = append(out, ipguard.AddressFailures{IP: keyText(k), Count: int(c.seen),
+				First: time.Unix(int64(c.seenFirst), 0).UTC(), Last: time.Unix(int64(c.seenLast), 0).UTC()})
 		}
 	}
+	sort.Slice(out, func(a, b int) bool { return out[a].IP < out[b].IP })
 	return out
 }
 
@@ -489,30 +555,42 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 // needs a counter per address) and, when bursts are on, toward its
 // address's burst.
 func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
-	c := e.lookup(ev.IP, true)
+	i := e.lookup(ev.IP, true)
+	c := &e.counters[i]
 	c.seen++
-	secs := ev.Date.Unix()
+	secs := uint32(max(0, ev.Date.Unix()))
 	if c.seen == 1 || secs < c.seenFirst {
 		c.seenFirst = secs
 	}
 	if c.seen == 1 || secs > c.seenLast {
 		c.seenLast = secs
 	}
-	if c.whole {
-		for _, f := range e.raised[c.key] {
-			e.upgrades = append(e.upgrades, raise(f, int(c.seen), "in the same window (read after the login was first alerted)"))
+	if k, _, whole := parseAddr(ev.IP); whole {
+		if fs, ok := e.raised[k]; ok {
+			for _, f := range fs {
+				e.upgrades = append(e.upgrades, raise(f, int(c.seen), "in the same window (read after the login was first alerted)"))
+			}
+			e.remembered -= len(fs)
+			delete(e.raised, k)
 		}
-		e.remembered -= len(e.raised[c.key])
-		delete(e.raised, c.key)
 	}
 	if e.policy.FailedLoginThreshold <= 0 {
 		return nil // bursts are off: a counter is all the correlation needs
 	}
-	for _, s := range c.alerted {
+	for _, s := range e.summarised {
 		if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
 			c.counted++
 			e.AlreadyAlerted++
 			return nil
+		}
+	}
+	if x := e.extra[i]; x != nil {
+		for _, s := range x.alerted {
+			if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
+				c.counted++
+				e.AlreadyAlerted++
+				return nil
+			}
 		}
 	}
 	if c.whole {
@@ -520,6 +598,7 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 		if err != nil {
 			return err
 		}
+		c = &e.counters[i]
 		if addr, ok := allowlist.ParseLoginIP(ev.IP); ok && ul != nil && ul.allows(addr, ev.Date) {
 			return nil // the targeted account may use this address: a forgotten password, not an attack
 		}
@@ -535,10 +614,17 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	if c.counted < int32(e.policy.FailedLoginThreshold) {
 		return nil // below the threshold: the counter is all that is kept
 	}
-	if c.burst == nil {
-		c.burst = &burstDetail{sample: ev}
+	x := e.more(i)
+	if x.burst == nil {
+		x.burst = &burstDetail{sample: ev}
+		if x.text == "" {
+			x.text = ev.IP
+			if k, _, whole := parseAddr(ev.IP); whole {
+				x.text = keyText(k)
+			}
+		}
 	}
-	b := c.burst
+	b := x.burst
 	if len(b.ids) < MaxListedIDs {
 		b.ids = append(b.ids, ev.ID)
 	}
@@ -564,26 +650,96 @@ func contains(ss []string, s string) bool {
 // threshold and has some not yet returned, and forgets those: the next call
 // returns only failed logins added since (a burst that goes on).
 func (e *Evaluator) Bursts() []Finding {
+	if e.policy.FailedLoginThreshold <= 0 {
+		return nil
+	}
 	var out []Finding
-	for _, c := range e.order {
-		if c.pending == 0 || c.counted < int32(e.policy.FailedLoginThreshold) || e.policy.FailedLoginThreshold <= 0 {
+	// Only addresses that reached the threshold have a burst's details.
+	idx := make([]int32, 0, len(e.extra))
+	for i, x := range e.extra {
+		if x.burst != nil {
+			idx = append(idx, i)
+		}
+	}
+	due := idx[:0]
+	for _, i := range idx {
+		if c := &e.counters[i]; c.pending > 0 && c.counted >= int32(e.policy.FailedLoginThreshold) {
+			due = append(due, i)
+		}
+	}
+	// The largest first; beyond MaxBurstAddresses in the window, one sum.
+	sort.Slice(due, func(a, b int) bool {
+		ca, cb := e.counters[due[a]].pending, e.counters[due[b]].pending
+		if ca != cb {
+			return ca > cb
+		}
+		return due[a] < due[b]
+	})
+	var rest []int32
+	for _, i := range due {
+		if e.burstAddrs >= MaxBurstAddresses {
+			rest = append(rest, i)
 			continue
 		}
-		out = append(out, e.burst(c))
-		c.pending, c.burst = 0, nil
+		e.burstAddrs++
+		out = append(out, e.burst(i))
+		e.counters[i].pending = 0
+		e.extra[i].burst = nil
+	}
+	if len(rest) > 0 {
+		out = append(out, e.summary(rest))
 	}
 	return out
 }
 
-func (e *Evaluator) burst(c *counter) Finding {
-	b := c.burst
-	if b == nil {
-		b = &burstDetail{}
+// summary sums up the bursts of the addresses rest in one finding.
+func (e *Evaluator) summary(rest []int32) Finding {
+	f := Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, Addresses: len(rest)}
+	var first, last uint32
+	for k, i := range rest {
+		c := &e.counters[i]
+		b := e.extra[i].burst
+		if k == 0 || c.first < first {
+			first = c.first
+		}
+		if k == 0 || c.last > last {
+			last = c.last
+		}
+		f.Count += int(c.pending)
+		if len(f.IPs) < maxListedLogins {
+			f.IPs = append(f.IPs, e.text(i))
+		}
+		for _, id := range b.ids {
+			if len(f.EventIDs) < MaxListedIDs {
+				f.EventIDs = append(f.EventIDs, id)
+			}
+		}
+		for _, l := range b.logins {
+			if len(f.Logins) < maxListedLogins && !contains(f.Logins, l) {
+				f.Logins = append(f.Logins, l)
+			}
+		}
+		c.pending = 0
+		e.extra[i].burst = nil
 	}
+	sort.Slice(f.EventIDs, func(a, b int) bool { return f.EventIDs[a] < f.EventIDs[b] })
+	from, to := time.Unix(int64(first), 0).UTC(), time.Unix(int64(last), 0).UTC()
+	f.FirstAt, f.Date = from.Format(time.RFC3339), to.Format(time.RFC3339)
+	f.Capped = f.Count > len(f.EventIDs)
+	f.IP = fmt.Sprintf("%d addresses", len(rest))
+	f.span = &ipguard.TimeSpan{From: from, To: to}
+	f.Reason = fmt.Sprintf("%d failed logins from %d more addresses, each at or over the threshold (%d); more than %d addresses burst in this window, so these are summed up here (the first %d are listed)",
+		f.Count, len(rest), e.policy.FailedLoginThreshold, MaxBurstAddresses, len(f.IPs))
+	return f
+}
+
+func (e *Evaluator) burst(i int32) Finding {
+	c := &e.counters[i]
+	b := e.extra[i].burst
 	sort.Slice(b.ids, func(i, j int) bool { return b.ids[i] < b.ids[j] })
-	first, last := time.Unix(c.first, 0).UTC(), time.Unix(c.last, 0).UTC()
+	first, last := time.Unix(int64(c.first), 0).UTC(), time.Unix(int64(c.last), 0).UTC()
 	n := int(c.pending)
-	f := Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, IP: c.text,
+	f := Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, IP: e.text(i),
 		FirstAt: first.Format(time.RFC3339), Date: last.Format(time.RFC3339),
 		UserID: b.sample.UserID, User: b.sample.User, Login: b.sample.Login, Action: b.sample.Action,
 		Country: b.sample.Country, City: b.sample.City, Browser: b.sample.Browser, Platform: b.sample.Platform,
@@ -644,8 +800,8 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	if !whole {
 		return f, true
 	}
-	if c := e.failed[key]; c != nil && c.seen > 0 {
-		return raise(f, int(c.seen), "in the same window"), true
+	if i, ok := e.failed[key]; ok && e.counters[i].seen > 0 {
+		return raise(f, int(e.counters[i].seen), "in the same window"), true
 	}
 	if st := e.stored[key]; st.Count > 0 && !st.First.After(ev.Date) && (e.GuessWindow <= 0 || !st.Last.Before(ev.Date.Add(-e.GuessWindow))) {
 		return raise(f, st.Count, "seen by an earlier run within "+e.GuessWindow.String()), true

@@ -22,6 +22,8 @@ type piecer struct {
 	lists *Allowlists
 	ev    *Evaluator
 	warns int // lists.Warnings already reported
+	// summaryRead: the spans of burst summaries were given to ev.
+	summaryRead bool
 }
 
 // piece evaluates, alerts and commits evs; afterwards every event of the
@@ -51,11 +53,19 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		p.ev.SetStoredFailures(ips, got)
 	}
 	if ips := p.ev.FailedAddresses(good); len(ips) > 0 {
+		if !p.summaryRead {
+			ips = append(ips, burstSummaryKey)
+		}
 		spans, err := s.Store.AlertedSpans(ctx, ips, s.now())
 		if err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read alerted bursts: %w", err)
 		}
 		for _, ip := range ips {
+			if ip == burstSummaryKey {
+				p.summaryRead = true
+				p.ev.SetSummarised(spans[ip])
+				continue
+			}
 			p.ev.SetAlerted(ip, spans[ip])
 		}
 	}
