@@ -10,6 +10,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/config"
 	"ipguard/internal/eventbridge"
+	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 	"ipguard/internal/snsalert"
 )
@@ -105,10 +106,11 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		// (one GET) follows, or, when the portal refused the key, names it.
 		res, err = svc.Handle(ctx, detail, at)
 		if err != nil {
-			if keyRefused(err) {
-				if _, kerr := checkKey(ctx, keys); kerr != nil {
-					return res, kerr
-				}
+			// The key check runs even when the audit failed: a key about to
+			// expire is alerted whatever else is wrong (its own trouble is
+			// logged; a refused, inactive or expired key names the key).
+			if _, kerr := checkKey(ctx, keys); kerr != nil && (keyRefused(err) || ipguard.ErrorCode(kerr) == ipguard.EConfig) {
+				return res, kerr
 			}
 			return res, err
 		}
