@@ -380,6 +380,37 @@ func TestStore(t *testing.T) {
 		}
 	})
 
+	t.Run("alerted spans past the bound merge, so no alerted burst is forgotten", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		defer dynamo.SetMaxSpans(5)()
+		now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+		var all []ipguard.TimeSpan
+		for i := 0; i < 12; i++ {
+			sp := ipguard.TimeSpan{From: now.Add(time.Duration(i) * time.Hour), To: now.Add(time.Duration(i)*time.Hour + time.Minute)}
+			all = append(all, sp)
+			if err := s.RecordAlertedSpan(ctx, "198.18.0.1", sp, now, 48*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.AlertedSpans(ctx, []string{"198.18.0.1"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(got["198.18.0.1"]); n > 5 {
+			t.Fatalf("%d spans kept, want at most 5", n)
+		}
+		for _, want := range all { // every alerted burst is still covered (a backfill does not alert it again)
+			covered := false
+			for _, sp := range got["198.18.0.1"] {
+				covered = covered || (!want.From.Before(sp.From) && !want.To.After(sp.To))
+			}
+			if !covered {
+				t.Errorf("burst %v forgotten; kept %v", want, got["198.18.0.1"])
+			}
+		}
+	})
+
 	t.Run("alerted spans: one item per address, merged, expired ones dropped", func(t *testing.T) {
 		ctx := context.Background()
 		s, _ := newStore(t)
