@@ -346,6 +346,7 @@ func (r *run) scheduled(t Trigger) error {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: anchor the first window: %w", err)
 		}
 	}
+	prog.Memory = noteRetention(prog.Memory, s.Settings.AlertRetention, s.now())
 	r.prog = prog
 	r.res.SafeUntil = prog.Until.Format(time.RFC3339)
 	for {
@@ -383,7 +384,7 @@ func (r *run) scheduled(t Trigger) error {
 		}
 		advanced := w.To.After(r.prog.Until)
 		if advanced {
-			r.prog = ipguard.AuditProgress{Until: w.To}
+			r.prog = ipguard.AuditProgress{Until: w.To, Memory: r.prog.Memory}
 		} else {
 			r.prog.Cursor = nil
 		}
@@ -404,8 +405,15 @@ func (r *run) runBackfill(t Trigger) error {
 	s := r.s
 	w := Window{From: t.From, To: t.To}
 	r.res.From, r.res.To, r.res.Backfill = w.From.Format(time.RFC3339), w.To.Format(time.RFC3339), true
-	if memory := r.s.now().Add(-s.Settings.AlertRetention); s.Settings.AlertRetention > 0 && w.From.Before(memory) {
-		note := fmt.Sprintf("this backfill starts at %s, before what the alert memory still holds (ALERT_RETENTION %s, back to %s): logins before that may have been alerted already and are alerted again",
+	// The alert memory is judged by how long each record was written to
+	// live (the retention history), not by ALERT_RETENTION now: raising it
+	// just before a backfill does not bring expired records back.
+	var hist []ipguard.RetentionSince
+	if prog, err := s.Store.Progress(r.ctx); err == nil {
+		hist = prog.Memory
+	}
+	if memory := memoryFloor(hist, s.Settings.AlertRetention, r.s.now()); s.Settings.AlertRetention > 0 && w.From.Before(memory) {
+		note := fmt.Sprintf("this backfill starts at %s, before what the alert memory still holds (alert records live for the ALERT_RETENTION in force when they were written; now %s; they reach back to %s): logins before that may have been alerted already and are alerted again",
 			w.From.Format(time.RFC3339), s.Settings.AlertRetention, memory.Format(time.RFC3339))
 		r.warn(note)
 		r.meta.Note, r.meta.MayRepeat = note, true

@@ -329,16 +329,21 @@ func TestStore(t *testing.T) {
 		}
 	})
 
-	t.Run("a cursor waiting at an unread second keeps its tries", func(t *testing.T) {
+	t.Run("a cursor waiting at an unread second keeps its tries, and the retention history is kept", func(t *testing.T) {
 		ctx := context.Background()
 		s, _ := newStore(t)
 		until := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-		want := ipguard.AuditProgress{Until: until, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3}}
+		mem := []ipguard.RetentionSince{{Since: until.Add(-72 * time.Hour), Keep: 24 * time.Hour}, {Since: until, Keep: 720 * time.Hour}}
+		want := ipguard.AuditProgress{Until: until, Memory: mem, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3}}
 		if err := s.SetProgress(ctx, want); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.Progress(ctx); err != nil || got.Cursor == nil || *got.Cursor != *want.Cursor {
+		got, err := s.Progress(ctx)
+		if err != nil || got.Cursor == nil || *got.Cursor != *want.Cursor {
 			t.Fatalf("Progress = %+v, %v", got.Cursor, err)
+		}
+		if !slices.Equal(got.Memory, mem) {
+			t.Errorf("memory = %+v, want %+v", got.Memory, mem)
 		}
 	})
 

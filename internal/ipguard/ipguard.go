@@ -54,6 +54,17 @@ type TimeSpan struct {
 type AuditProgress struct {
 	Until  time.Time
 	Cursor *AuditCursor
+	// Memory is how long scheduled runs kept their alert records, oldest
+	// first: from each Since on, records were written to live for Keep
+	// (ALERT_RETENTION then). A backfill reads it to tell which of its
+	// logins' records may have expired. Bounded (see audit).
+	Memory []RetentionSince
+}
+
+// RetentionSince says alert records written from Since on live for Keep.
+type RetentionSince struct {
+	Since time.Time
+	Keep  time.Duration
 }
 
 // AuditCursor is a window [From, To] whose events dated after Below are
