@@ -168,6 +168,9 @@ type Allowlists struct {
 	// logins by the account they targeted; nil until needed.
 	byLogin map[string]*userList
 	all     func() ([]ipguard.User, error)
+	// stored are the users as stored, history their allowlist histories.
+	stored  map[string]ipguard.User
+	history map[string]ipguard.AllowlistHistory
 	// Warnings are the stored entries that no longer parse (skipped).
 	Warnings []string
 }
@@ -175,25 +178,31 @@ type Allowlists struct {
 type userList struct {
 	id    string
 	email string
-	set   allowlist.Set // entries without an expiry
-	timed []timedEntry  // time-bound ("travel mode") entries
+	set   allowlist.Set // entries that count for every login the audit reads
+	timed []timedEntry  // entries that count only for some logins (by their time)
+	// offboardedAt, when set, says the user has no stored record since then:
+	// the list is what the history says the user had before.
+	offboardedAt time.Time
 }
 
-// timedEntry is a time-bound entry: it allows logins before until.
+// timedEntry is entries that count for logins dated in [from, until): a
+// travel-mode entry (until its expiry), one added after some logins (from
+// when it was added), one removed since (until then). Zero: unbounded.
 type timedEntry struct {
-	set   allowlist.Set
-	until time.Time
+	set         allowlist.Set
+	from, until time.Time
 }
 
-// allows reports whether the user may log in from addr at the time at: a
-// time-bound entry counts only for logins before it expired, even before a
-// reconcile removed it from the stored allowlist.
+// allows reports whether the user may log in from addr at the time at, by
+// the allowlist in force then: an entry counts only for logins after it was
+// added and before it expired or was removed, even when the audit reads
+// them later (a backlog, a backfill, a slow run).
 func (ul *userList) allows(addr allowlist.Addr, at time.Time) bool {
 	if ul.set.Contains(addr) {
 		return true
 	}
 	for _, t := range ul.timed {
-		if at.Before(t.until) && t.set.Contains(addr) {
+		if (t.from.IsZero() || !at.Before(t.from)) && (t.until.IsZero() || at.Before(t.until)) && t.set.Contains(addr) {
 			return true
 		}
 	}
@@ -212,8 +221,13 @@ func NewAllowlists(users map[string]ipguard.User, all func() ([]ipguard.User, er
 
 // Add adds stored users (keyed by id) to the lists.
 func (a *Allowlists) Add(users map[string]ipguard.User) {
+	if a.stored == nil {
+		a.stored = map[string]ipguard.User{}
+	}
 	for _, u := range users {
-		a.users[ipguard.CanonicalUserID(u.ID)] = a.build(u)
+		id := ipguard.CanonicalUserID(u.ID)
+		a.stored[id] = u
+		a.users[id] = a.build(u)
 	}
 }
 
@@ -224,25 +238,100 @@ func (a *Allowlists) has(id string) bool { _, ok := a.users[id]; return ok }
 func (a *Allowlists) markMissing(id string) { a.users[id] = nil }
 
 func (a *Allowlists) build(u ipguard.User) *userList {
+	return a.buildWith(u, a.history[ipguard.CanonicalUserID(u.ID)])
+}
+
+// buildWith builds u's list with its allowlist history h (the zero value:
+// none): entries whose start or end the history knows count by time.
+func (a *Allowlists) buildWith(u ipguard.User, h ipguard.AllowlistHistory) *userList {
 	var entries []allowlist.Entry
-	var timed []timedEntry
+	groups := map[[2]time.Time][]allowlist.Entry{}
+	var order [][2]time.Time
+	addTimed := func(from, until time.Time, es []allowlist.Entry) {
+		k := [2]time.Time{from, until}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], es...)
+	}
 	if u.Unreadable != "" {
 		a.Warnings = append(a.Warnings, fmt.Sprintf("stored user %s cannot be read (%s); every login of the user is alerted until it is onboarded again", Clean(u.ID, 80), Clean(u.Unreadable, 200)))
 	}
-	for _, raw := range u.Entries {
+	parse := func(raw string) ([]allowlist.Entry, bool) {
 		es, err := allowlist.ParseStored([]string{raw})
 		if err != nil {
 			a.Warnings = append(a.Warnings, fmt.Sprintf("stored allowlist entry %s of user %s no longer parses and is skipped (logins it would allow are alerted): %s",
 				Clean(fmt.Sprintf("%q", raw), 120), Clean(u.ID, 80), Clean(err.Error(), 200)))
+			return nil, false
+		}
+		return es, true
+	}
+	since := map[string]time.Time{} // current entries: when they started counting
+	for _, sp := range h.Spans {
+		if sp.Until.IsZero() && !sp.From.IsZero() {
+			since[sp.Entry] = sp.From
+		}
+	}
+	for _, raw := range u.Entries {
+		es, ok := parse(raw)
+		if !ok {
 			continue
 		}
+		var until time.Time
 		if d, ok := u.Details[raw]; ok && !d.ExpiresAt.IsZero() {
-			timed = append(timed, timedEntry{set: allowlist.NewSet(es), until: d.ExpiresAt})
+			until = d.ExpiresAt
+		}
+		if from := since[raw]; !from.IsZero() || !until.IsZero() {
+			addTimed(from, until, es)
 			continue
 		}
 		entries = append(entries, es...)
 	}
-	return &userList{id: u.ID, email: u.Email, set: allowlist.NewSet(entries), timed: timed}
+	// Entries that stopped counting: removed or offboarded (the history),
+	// expired travel entries a reconcile took off the list.
+	for _, sp := range h.Spans {
+		if sp.Until.IsZero() {
+			continue
+		}
+		if es, err := allowlist.ParseStored([]string{sp.Entry}); err == nil {
+			addTimed(sp.From, sp.Until, es)
+		}
+	}
+	for _, x := range u.Expired {
+		if es, err := allowlist.ParseStored([]string{x.Entry}); err == nil && !x.ExpiresAt.IsZero() {
+			addTimed(time.Time{}, x.ExpiresAt, es)
+		}
+	}
+	ul := &userList{id: u.ID, email: u.Email, set: allowlist.NewSet(entries)}
+	if ul.email == "" {
+		ul.email = h.Email
+	}
+	for _, k := range order {
+		ul.timed = append(ul.timed, timedEntry{set: allowlist.NewSet(groups[k]), from: k[0], until: k[1]})
+	}
+	return ul
+}
+
+// AddHistory gives the lists the allowlist histories of users (by id, as
+// the store returns them): stored users among them are built again with
+// theirs, and a user with no stored record whose history says it was
+// offboarded is judged by the list it had before.
+func (a *Allowlists) AddHistory(hist map[string]ipguard.AllowlistHistory) {
+	if a.history == nil {
+		a.history = map[string]ipguard.AllowlistHistory{}
+	}
+	for id, h := range hist {
+		id = ipguard.CanonicalUserID(id)
+		a.history[id] = h
+		switch ul, ok := a.users[id]; {
+		case ok && ul != nil && ul.offboardedAt.IsZero() && a.stored[id].ID != "":
+			a.users[id] = a.buildWith(a.stored[id], h)
+		case (!ok || ul == nil) && !h.OffboardedAt.IsZero():
+			past := a.buildWith(ipguard.User{ID: id}, h)
+			past.offboardedAt = h.OffboardedAt
+			a.users[id] = past
+		}
+	}
 }
 
 // target returns the stored account a failed login was aimed at: the user
@@ -289,7 +378,7 @@ type Evaluator struct {
 	// key of its own. extra holds what few addresses need (alerted spans,
 	// a burst's details), by index.
 	counters []counter
-	failed   map[addrKey]int32
+	failed   addrIndex
 	cut      map[string]int32
 	extra    map[int32]*counterExtra
 	// raised: successful logins from a whole address judged before any
@@ -313,6 +402,9 @@ type Evaluator struct {
 	// burstAddrs counts the addresses alerted one by one in this window.
 	summarised []ipguard.TimeSpan
 	burstAddrs int
+	// buckets are the failed logins to remember, per bucket start (unix)
+	// and address, until FailuresToRemember hands them out.
+	buckets map[int64]map[addrKey]*bucketCount
 }
 
 // SetSummarised gives the evaluator the spans of failed logins already
@@ -320,18 +412,34 @@ type Evaluator struct {
 // alerted, whatever their address.
 func (e *Evaluator) SetSummarised(spans []ipguard.TimeSpan) { e.summarised = spans }
 
+// noteBucket counts a failed login from k in its date's bucket.
+func (e *Evaluator) noteBucket(k addrKey, at time.Time, secs uint32) {
+	b := at.Truncate(FailureBucket).Unix()
+	m := e.buckets[b]
+	if m == nil {
+		m = map[addrKey]*bucketCount{}
+		e.buckets[b] = m
+	}
+	c := m[k]
+	if c == nil {
+		m[k] = &bucketCount{n: 1, first: secs, last: secs}
+		return
+	}
+	c.n++
+	c.first, c.last = min(c.first, secs), max(c.last, secs)
+}
+
 // addrKey is a whole address as 16 bytes (IPv4 mapped), a map key without
 // pointers.
 type addrKey [16]byte
 
 // counter is what the evaluator keeps of the failed logins from one
-// address: 32 bytes, no pointers (its address is the key that indexes it).
+// address: 24 bytes, no pointers (its address is the key that indexes it).
 type counter struct {
 	seen                int32  // every failed login from the address in the window so far
 	counted             int32  // those that count toward the threshold (published or not)
 	pending             int32  // counted and not yet published
 	first, last         uint32 // unix seconds of the pending ones
-	seenFirst, seenLast uint32 // unix seconds of every one seen
 	whole, lookedUp     bool
 }
 
@@ -352,7 +460,8 @@ type burstDetail struct {
 
 // NewEvaluator starts the evaluation of one window.
 func NewEvaluator(lists *Allowlists, p Policy) *Evaluator {
-	return &Evaluator{lists: lists, policy: p, failed: map[addrKey]int32{}, cut: map[string]int32{}, extra: map[int32]*counterExtra{}}
+	return &Evaluator{lists: lists, policy: p, failed: addrIndex{v4: map[uint32]int32{}, v6: map[addrKey]int32{}}, cut: map[string]int32{},
+		extra: map[int32]*counterExtra{}, buckets: map[int64]map[addrKey]*bucketCount{}}
 }
 
 // parseAddr returns the whole address of a login's address text.
@@ -369,14 +478,14 @@ func parseAddr(ip string) (addrKey, allowlist.Addr, bool) {
 func (e *Evaluator) lookup(ip string, create bool) int32 {
 	k, _, whole := parseAddr(ip)
 	if whole {
-		i, ok := e.failed[k]
+		i, ok := e.failed.get(k)
 		if !ok {
 			if !create {
 				return -1
 			}
 			i = int32(len(e.counters))
 			e.counters = append(e.counters, counter{whole: true})
-			e.failed[k] = i
+			e.failed.put(k, i)
 		}
 		return i
 	}
@@ -481,7 +590,7 @@ func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) []string {
 		if _, asked := e.stored[k]; asked {
 			continue
 		}
-		if i, ok := e.failed[k]; ok && e.counters[i].seen > 0 {
+		if i, ok := e.failed.get(k); ok && e.counters[i].seen > 0 {
 			continue
 		}
 		out = append(out, a.String())
@@ -503,19 +612,74 @@ func (e *Evaluator) SetStoredFailures(asked []string, got map[string]ipguard.Add
 	}
 }
 
-// FailuresToRemember returns, per whole address, the failed logins of this
-// window (count, first and last), for the next runs' correlation.
-func (e *Evaluator) FailuresToRemember() []ipguard.AddressFailures {
+// FailureBucket is how the failed logins to remember are grouped by date:
+// a bucket is handed out (FailuresToRemember) once the walk is past it.
+const FailureBucket = 10 * time.Minute
+
+// bucketCount is one address's failed logins within one bucket.
+type bucketCount struct {
+	n           int32
+	first, last uint32
+}
+
+// FailuresToRemember returns, per whole address and bucket, the failed
+// logins of the buckets that lie wholly after done (every row dated after
+// done was read), or of every bucket when done is zero (the window ended or
+// stopped), and forgets them: what is held at once is a bucket or two of a
+// flood, never the whole window.
+func (e *Evaluator) FailuresToRemember(done time.Time) []ipguard.AddressFailures {
 	var out []ipguard.AddressFailures
-	for k, i := range e.failed {
-		c := &e.counters[i]
-		if c.seen > 0 {
-			out = append(out, ipguard.AddressFailures{IP: keyText(k), Count: int(c.seen),
-				First: time.Unix(int64(c.seenFirst), 0).UTC(), Last: time.Unix(int64(c.seenLast), 0).UTC()})
+	var keys []int64
+	for b := range e.buckets {
+		if done.IsZero() || b > done.Unix() {
+			keys = append(keys, b)
 		}
 	}
-	sort.Slice(out, func(a, b int) bool { return out[a].IP < out[b].IP })
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	for _, b := range keys {
+		for k, c := range e.buckets[b] {
+			out = append(out, ipguard.AddressFailures{IP: keyText(k), Count: int(c.n),
+				First: time.Unix(int64(c.first), 0).UTC(), Last: time.Unix(int64(c.last), 0).UTC()})
+		}
+		delete(e.buckets, b)
+	}
 	return out
+}
+
+// addrIndex indexes counters by whole address: IPv4 by 4 bytes (most
+// floods), the rest by 16.
+type addrIndex struct {
+	v4 map[uint32]int32
+	v6 map[addrKey]int32
+}
+
+func v4of(k addrKey) (uint32, bool) {
+	for _, b := range k[:10] {
+		if b != 0 {
+			return 0, false
+		}
+	}
+	if k[10] != 0xff || k[11] != 0xff {
+		return 0, false
+	}
+	return uint32(k[12])<<24 | uint32(k[13])<<16 | uint32(k[14])<<8 | uint32(k[15]), true
+}
+
+func (x addrIndex) get(k addrKey) (int32, bool) {
+	if v, ok := v4of(k); ok {
+		i, found := x.v4[v]
+		return i, found
+	}
+	i, found := x.v6[k]
+	return i, found
+}
+
+func (x addrIndex) put(k addrKey, i int32) {
+	if v, ok := v4of(k); ok {
+		x.v4[v] = i
+		return
+	}
+	x.v6[k] = i
 }
 
 // maxRemembered bounds the successful logins the evaluator keeps to raise
@@ -559,13 +723,8 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	c := &e.counters[i]
 	c.seen++
 	secs := uint32(max(0, ev.Date.Unix()))
-	if c.seen == 1 || secs < c.seenFirst {
-		c.seenFirst = secs
-	}
-	if c.seen == 1 || secs > c.seenLast {
-		c.seenLast = secs
-	}
 	if k, _, whole := parseAddr(ev.IP); whole {
+		e.noteBucket(k, ev.Date, secs)
 		if fs, ok := e.raised[k]; ok {
 			for _, f := range fs {
 				e.upgrades = append(e.upgrades, raise(f, int(c.seen), "in the same window (read after the login was first alerted)"))
@@ -763,12 +922,16 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	ul := e.lists.users[id]
 	var found bool
 	switch {
-	case ul == nil:
+	case ul == nil || (!ul.offboardedAt.IsZero() && !ev.Date.Before(ul.offboardedAt)):
 		if !e.policy.AlertUnknownUsers {
 			return Finding{}, false
 		}
 		f.Kind, f.Severity = KindUnknownUser, SeverityMedium
 		f.Reason = "successful login by a user who has no allowlist (never onboarded)"
+		if ul != nil {
+			f.Email = ul.email
+			f.Reason = "successful login by a user who has no allowlist (offboarded at " + ul.offboardedAt.UTC().Format(time.RFC3339) + ", before this login)"
+		}
 		found = true
 	default:
 		f.Email = ul.email
@@ -788,6 +951,9 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 			f.IP = addr.String()
 			f.Kind, f.Severity = KindIPNotAllowed, SeverityHigh
 			f.Reason = "successful login from an address outside the user's allowlist"
+			if !ul.offboardedAt.IsZero() {
+				f.Reason = "successful login from an address outside the allowlist the user had then (the user was offboarded at " + ul.offboardedAt.UTC().Format(time.RFC3339) + ")"
+			}
 			found = true
 		}
 	}
@@ -800,7 +966,7 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	if !whole {
 		return f, true
 	}
-	if i, ok := e.failed[key]; ok && e.counters[i].seen > 0 {
+	if i, ok := e.failed.get(key); ok && e.counters[i].seen > 0 {
 		return raise(f, int(e.counters[i].seen), "in the same window"), true
 	}
 	if st := e.stored[key]; st.Count > 0 && !st.First.After(ev.Date) && (e.GuessWindow <= 0 || !st.Last.Before(ev.Date.Add(-e.GuessWindow))) {

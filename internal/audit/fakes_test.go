@@ -136,6 +136,19 @@ type fakeStore struct {
 	lease      string
 	failRecord bool
 	failures   map[string]ipguard.AddressFailures
+	history    map[string]ipguard.AllowlistHistory
+}
+
+func (f *fakeStore) AllowlistHistory(_ context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]ipguard.AllowlistHistory{}
+	for _, id := range ids {
+		if h, ok := f.history[id]; ok {
+			out[id] = h
+		}
+	}
+	return out, nil
 }
 
 func newFakeStore() *fakeStore {

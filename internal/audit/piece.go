@@ -75,6 +75,11 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		return err
 	}
 	r.res.AlreadyAlerted += p.ev.AlreadyAlerted - before
+	if !final {
+		if err := p.remember(ctx, done); err != nil {
+			return err
+		}
+	}
 	for ; p.warns < len(p.lists.Warnings); p.warns++ {
 		r.warn(p.lists.Warnings[p.warns])
 	}
@@ -139,10 +144,11 @@ func piecedates(evs []ipguard.LoginEvent) (from, to time.Time) {
 	return from, to
 }
 
-// remember stores the window's failed logins per address for the next
-// runs' correlation (bounded time-bucket items; see Store.RecordFailures).
-func (p *piecer) remember(ctx context.Context) error {
-	fs := p.ev.FailuresToRemember()
+// remember stores the failed logins per address of the buckets the walk is
+// past (all of them when done is zero) for the next runs' correlation
+// (bounded time-bucket items; see Store.RecordFailures).
+func (p *piecer) remember(ctx context.Context, done time.Time) error {
+	fs := p.ev.FailuresToRemember(done)
 	if len(fs) == 0 {
 		return nil
 	}
@@ -170,6 +176,14 @@ func (p *piecer) loadUsers(ctx context.Context, evs []ipguard.LoginEvent) error 
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: load allowlists: %w", err)
 	}
 	p.lists.Add(users)
+	// A login is judged by the allowlist in force when it happened: when
+	// each entry started and stopped counting, and whether a user without a
+	// record was offboarded after the login.
+	hist, err := p.run.s.Store.AllowlistHistory(ctx, ids)
+	if err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: load allowlist histories: %w", err)
+	}
+	p.lists.AddHistory(hist)
 	return nil
 }
 

@@ -63,6 +63,9 @@ type Store interface {
 	// Storage is bounded: a few items per time bucket, each holding at most
 	// a fixed number of addresses (those with fewer failures give way).
 	RecordFailures(ctx context.Context, fs []ipguard.AddressFailures, keep time.Duration) error
+	// AllowlistHistory returns the allowlist histories of the users among
+	// ids that have one (see ipguard.AllowlistHistory).
+	AllowlistHistory(ctx context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error)
 	// Failures returns, per address among ips, the remembered failed logins
 	// whose last date lies in [from, to] (merged over time buckets).
 	Failures(ctx context.Context, ips []string, from, to time.Time) (map[string]ipguard.AddressFailures, error)
@@ -452,7 +455,7 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 		// (bounded; a failure here is only logged: the findings stand).
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), recordTimeout)
 		defer cancel()
-		if err := p.remember(rctx); err != nil {
+		if err := p.remember(rctx, time.Time{}); err != nil {
 			r.warn("the failed logins of this window could not be remembered for the next runs' password-guess correlation: " + Clean(err.Error(), 300))
 		}
 	}()

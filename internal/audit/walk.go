@@ -537,12 +537,10 @@ func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, movi
 		collect(p)
 	}
 	after := p // the first page past the second
+	// From positions: exact on a quiet list; while rows arrive above, an
+	// upper bound (never corrected down by an estimate: the second is
+	// claimed whole only when at least this many distinct rows were seen).
 	size := after.start + after.firstAtOrBelow(d.Add(-time.Nanosecond)) - first
-	if moving && w.drift > 0 {
-		// Positions moved by about drift rows per request while the walk
-		// read down to the end of the second.
-		size = max(len(rows), size-w.drift*(w.requestCount()-base))
-	}
 	// Every request shows a page of the second's rows in a new order: about
 	// 8 sweeps over it see each row with high probability; each earlier try
 	// doubles that.

@@ -65,6 +65,8 @@ const (
 	// failuresPrefix keys the failed logins remembered per time bucket
 	// (see failures.go).
 	failuresPrefix = "failures#"
+	// historyPrefix keys a user's allowlist history (see history.go).
+	historyPrefix = "history#"
 	// enforcement: the exactly-once records and the violations per user
 	responsePrefix   = "response#"
 	violationsPrefix = "violations#"

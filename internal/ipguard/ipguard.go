@@ -32,6 +32,23 @@ type User struct {
 	Unreadable string
 }
 
+// AllowlistHistory is when each of a user's entries started and stopped
+// counting, so that a login is judged by the allowlist in force when it
+// happened (not when the audit reads it), and when the user was offboarded.
+type AllowlistHistory struct {
+	UserID       string
+	Email        string
+	Spans        []EntrySpan
+	OffboardedAt time.Time // zero: not offboarded
+}
+
+// EntrySpan: Entry counted from From (zero: before the history began) until
+// Until (zero: it still counts).
+type EntrySpan struct {
+	Entry       string
+	From, Until time.Time
+}
+
 // AddressFailures is what is remembered across runs of the failed logins
 // from one whole address (canonical text): how many, and the dates of the
 // first and the last.
