@@ -385,6 +385,53 @@ func TestStore(t *testing.T) {
 		}
 	})
 
+	t.Run("allowlist history: entries start and stop counting, an offboarding closes all, old spans go", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		t1 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+		keep := 30 * 24 * time.Hour
+		steps := []struct {
+			added, removed []string
+			off            bool
+			at             time.Time
+		}{
+			{[]string{"203.0.113.10", "198.51.100.0/28"}, nil, false, t1},
+			{nil, []string{"198.51.100.0/28", "192.0.2.1"}, false, t1.Add(time.Hour)}, // 192.0.2.1 counted since before the history
+			{[]string{"203.0.113.30"}, nil, false, t1.Add(2 * time.Hour)},
+			{nil, nil, true, t1.Add(3 * time.Hour)},
+		}
+		for _, st := range steps {
+			if err := s.RecordHistory(ctx, "u1", "a@example.com", st.added, st.removed, st.off, st.at, keep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.AllowlistHistory(ctx, []string{"u1", "u2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, ok := got["u1"]
+		if !ok || len(got) != 1 || h.Email != "a@example.com" || !h.OffboardedAt.Equal(t1.Add(3*time.Hour)) {
+			t.Fatalf("history = %+v", got)
+		}
+		want := []ipguard.EntrySpan{
+			{Entry: "203.0.113.10", From: t1, Until: t1.Add(3 * time.Hour)},
+			{Entry: "198.51.100.0/28", From: t1, Until: t1.Add(time.Hour)},
+			{Entry: "192.0.2.1", Until: t1.Add(time.Hour)},
+			{Entry: "203.0.113.30", From: t1.Add(2 * time.Hour), Until: t1.Add(3 * time.Hour)},
+		}
+		if !slices.Equal(h.Spans, want) {
+			t.Errorf("spans\n got %+v\nwant %+v", h.Spans, want)
+		}
+		// Spans that ended more than keep ago are forgotten.
+		if err := s.RecordHistory(ctx, "u1", "", []string{"203.0.113.99"}, nil, false, t1.Add(keep+2*time.Hour), keep); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = s.AllowlistHistory(ctx, []string{"u1"})
+		if n := len(got["u1"].Spans); n != 3 { // the 198.51.100.0/28 and 192.0.2.1 spans ended too long ago
+			t.Errorf("after keep: %+v", got["u1"].Spans)
+		}
+	})
+
 	t.Run("alerted spans past the bound merge, so no alerted burst is forgotten", func(t *testing.T) {
 		ctx := context.Background()
 		s, _ := newStore(t)
