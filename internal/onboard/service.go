@@ -252,7 +252,14 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		}
 		if ok {
 			stored, res.Stored = next, true
-			s.recordHistory(ctx, &res, id, next.Email, res.Added, res.Removed, false, now)
+			added := res.Added
+			if !found {
+				// A user's first entries count from before the history:
+				// logins the audit reads from before the onboarding (its
+				// overlap, a backlog) are judged by them, as before.
+				added = nil
+			}
+			s.recordHistory(ctx, &res, id, next.Email, added, res.Removed, false, now)
 			break
 		}
 		if attempt >= 5 {
