@@ -436,11 +436,11 @@ type addrKey [16]byte
 // counter is what the evaluator keeps of the failed logins from one
 // address: 24 bytes, no pointers (its address is the key that indexes it).
 type counter struct {
-	seen                int32  // every failed login from the address in the window so far
-	counted             int32  // those that count toward the threshold (published or not)
-	pending             int32  // counted and not yet published
-	first, last         uint32 // unix seconds of the pending ones
-	whole, lookedUp     bool
+	seen            int32  // every failed login from the address in the window so far
+	counted         int32  // those that count toward the threshold (published or not)
+	pending         int32  // counted and not yet published
+	first, last     uint32 // unix seconds of the pending ones
+	whole, lookedUp bool
 }
 
 // counterExtra is what only a few addresses need.
