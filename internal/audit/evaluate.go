@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -255,13 +256,13 @@ func (a *Allowlists) buildWith(u ipguard.User, h ipguard.AllowlistHistory) *user
 		groups[k] = append(groups[k], es...)
 	}
 	if u.Unreadable != "" {
-		a.Warnings = append(a.Warnings, fmt.Sprintf("stored user %s cannot be read (%s); every login of the user is alerted until it is onboarded again", Clean(u.ID, 80), Clean(u.Unreadable, 200)))
+		a.Warnings = append(a.Warnings, fmt.Sprintf("stored user %s cannot be read (%s); every login of the user is alerted until it is onboarded again", humantext.Line(u.ID, 80), humantext.Line(u.Unreadable, 200)))
 	}
 	parse := func(raw string) ([]allowlist.Entry, bool) {
 		es, err := allowlist.ParseStored([]string{raw})
 		if err != nil {
 			a.Warnings = append(a.Warnings, fmt.Sprintf("stored allowlist entry %s of user %s no longer parses and is skipped (logins it would allow are alerted): %s",
-				Clean(fmt.Sprintf("%q", raw), 120), Clean(u.ID, 80), Clean(err.Error(), 200)))
+				humantext.Line(fmt.Sprintf("%q", raw), 120), humantext.Line(u.ID, 80), humantext.Line(err.Error(), 200)))
 			return nil, false
 		}
 		return es, true

@@ -11,7 +11,7 @@ import (
 	"ipguard/internal/config"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/localaws"
+	"ipguard/internal/testbed/localaws"
 )
 
 // TestPortalStateHoldsTheLargestAllowedList: the portal state is one
