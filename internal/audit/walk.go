@@ -431,7 +431,7 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 				}
 				continue
 			}
-			moving := chases > 0 || w.drift > 0
+			moving := w.drift > 0 // a chase on a quiet list lands at j = 1: no arrivals measured
 			chases = 0
 			if p, err = w.bigSecond(ctx, p, j, b.d, moving, emit); err != nil {
 				return err
@@ -546,7 +546,7 @@ func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, movi
 	// 8 sweeps over it see each row with high probability; each earlier try
 	// doubles that.
 	sweeps := (size + w.size - 3) / (w.size - 2)
-	budget := max(maxSecondReads, 8*sweeps) << min(w.tries, 10)
+	budget := max(maxSecondReads, secondSweeps*sweeps) << min(w.tries, 10)
 	reads := 0
 	for len(rows) < size && reads < budget {
 		for s := max(0, first-1); s < first+size && reads < budget && len(rows) < size; s += w.size - 2 {
@@ -608,6 +608,11 @@ func (w *walker) stopAt(d time.Time, size int, rows []ipguard.LoginEvent, reads 
 // larger than a page (more for a larger second, and twice as many for each
 // run that tried before).
 const maxSecondReads = 40
+
+// secondSweeps is how many times a run reads over a second larger than a
+// page, at the least (a variable so that a test can make one run's reads
+// fall short).
+var secondSweeps = 8
 
 // maxChases bounds the re-reads that try to fit a second cut by a page
 // boundary into one page while rows keep arriving above it.

@@ -17,56 +17,75 @@ import (
 // one coverage_lost message for the episode), and a later run with a larger
 // budget finishes the second: every violation is alerted exactly once.
 func TestRunNeverClaimsASecondItDidNotReadWhole(t *testing.T) {
-	var evs []ipguard.LoginEvent
-	evs = append(evs, violations(1, 60, t0.Add(10*time.Minute), 1)...)
-	big := t0.Add(8 * time.Minute)
-	evs = append(evs, violations(10_000, 2500, big, 2500)...) // 2,500 rows of one second
-	evs = append(evs, violations(20_000, 40, t0.Add(5*time.Minute), 2)...)
-	s, src, st, pub := newAudit(evs...)
-	src.shuffle = true
-	s.Settings.Concurrency = 1
-	runs, unread := 0, 0
-	for ; runs < 5; runs++ {
-		res, err := s.Run(context.Background(), trig(15*time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := alertedIDs(t, pub.sent)
-		if c := st.progress.Cursor; c != nil {
-			for _, e := range evs {
-				if e.Date.After(c.Below) && got[e.ID] == 0 {
-					t.Fatalf("run %d: the cursor (below %s) claims event %d of %s, which was never alerted", runs+1, c.Below, e.ID, e.Date)
+	for _, tt := range []struct {
+		rows       int
+		sweeps     int  // reads over the second per run, at the least
+		wantUnread bool // the first run's reads cannot see every row
+	}{
+		{2500, 8, false}, // the second: 8 sweeps see every row in one run
+		{2500, 1, true},  // 40 reads (the old budget) fall short: the cursor waits, the next run doubles them
+	} {
+		t.Run(fmt.Sprintf("%d rows, %d sweeps", tt.rows, tt.sweeps), func(t *testing.T) {
+			defer func(old int) { secondSweeps = old }(secondSweeps)
+			secondSweeps = tt.sweeps
+			var evs []ipguard.LoginEvent
+			evs = append(evs, violations(1, 60, t0.Add(10*time.Minute), 1)...)
+			big := t0.Add(8 * time.Minute)
+			evs = append(evs, violations(10_000, tt.rows, big, tt.rows)...) // rows of one second
+			evs = append(evs, violations(20_000, 40, t0.Add(5*time.Minute), 2)...)
+			s, src, st, pub := newAudit(evs...)
+			src.shuffle = true
+			s.Settings.Concurrency = 1
+			runs, unread := 0, 0
+			for ; runs < 5; runs++ {
+				res, err := s.Run(context.Background(), trig(15*time.Minute))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := alertedIDs(t, pub.sent)
+				if c := st.progress.Cursor; c != nil {
+					for _, e := range evs {
+						if e.Date.After(c.Below) && got[e.ID] == 0 {
+							t.Fatalf("run %d: the cursor (below %s) claims event %d of %s, which was never alerted", runs+1, c.Below, e.ID, e.Date)
+						}
+					}
+				}
+				if res.UnreadSecond != nil {
+					unread++
+					if res.Complete || res.UnreadSecond.Second != big.Format(time.RFC3339) || res.UnreadSecond.Rows != tt.rows || res.UnreadSecond.Seen >= tt.rows {
+						t.Fatalf("run %d: unread second %+v, complete %v", runs+1, res.UnreadSecond, res.Complete)
+					}
+					if st.progress.Cursor == nil || !st.progress.Cursor.Below.Equal(big) || st.progress.Cursor.SecondTries != unread {
+						t.Fatalf("run %d: the cursor does not wait at the unread second: %+v", runs+1, st.progress.Cursor)
+					}
+				}
+				if res.Complete {
+					break
 				}
 			}
-		}
-		if res.UnreadSecond != nil {
-			unread++
-			if res.Complete || res.UnreadSecond.Second != big.Format(time.RFC3339) || res.UnreadSecond.Rows != 2500 || res.UnreadSecond.Seen >= 2500 {
-				t.Fatalf("run %d: unread second %+v, complete %v", runs+1, res.UnreadSecond, res.Complete)
+			if runs == 5 {
+				t.Fatalf("the second was never read whole in 5 runs")
 			}
-			if st.progress.Cursor == nil || !st.progress.Cursor.Below.Equal(big) || st.progress.Cursor.SecondTries != unread {
-				t.Fatalf("run %d: the cursor does not wait at the unread second: %+v", runs+1, st.progress.Cursor)
+			if (unread > 0) != tt.wantUnread {
+				t.Errorf("%d runs stopped at the second; want some: %v", unread, tt.wantUnread)
 			}
-		}
-		if res.Complete {
-			break
-		}
-	}
-	if runs == 5 {
-		t.Fatalf("the second was never read whole in 5 runs")
-	}
-	got := alertedIDs(t, pub.sent)
-	for _, e := range evs {
-		if got[e.ID] != 1 {
-			t.Fatalf("event %d alerted %d times, want once (after %d runs)", e.ID, got[e.ID], runs+1)
-		}
-	}
-	lost := lostAlerts(t, pub.sent)
-	if unread > 0 && (len(lost) != 1 || lost[0].Cause != CauseSecondUnread) {
-		t.Errorf("%d runs stopped at the unread second; lost-coverage alerts %+v, want exactly one for the episode", unread, lost)
-	}
-	if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
-		t.Errorf("progress %+v", st.progress)
+			got := alertedIDs(t, pub.sent)
+			for _, e := range evs {
+				if got[e.ID] != 1 {
+					t.Fatalf("event %d alerted %d times, want once (after %d runs)", e.ID, got[e.ID], runs+1)
+				}
+			}
+			lost := lostAlerts(t, pub.sent)
+			if unread > 0 && (len(lost) != 1 || lost[0].Cause != CauseSecondUnread) {
+				t.Errorf("%d runs stopped at the unread second; lost-coverage alerts %+v, want exactly one for the episode", unread, lost)
+			}
+			if unread == 0 && len(lost) != 0 {
+				t.Errorf("lost-coverage alerts %+v for a second read whole", lost)
+			}
+			if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
+				t.Errorf("progress %+v", st.progress)
+			}
+		})
 	}
 }
 
