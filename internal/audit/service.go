@@ -263,7 +263,10 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	s.clockSkew(ctx, r)
 	if err == nil {
 		// Lost coverage is a finding of its own, sent once per episode.
-		if cerr := r.publishCoverage(ctx); cerr != nil {
+		switch cerr := r.publishCoverage(ctx); {
+		case errors.Is(cerr, errOutOfTime):
+			r.warn("the deadline came before the lost-coverage alert could be sent; the next run that meets the cause sends it")
+		case cerr != nil:
 			err = cerr
 		}
 	}
@@ -460,7 +463,9 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 	defer func() {
 		// Whatever happened, remember the failed logins this window read
 		// (bounded; a failure here is only logged: the findings stand).
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), recordTimeout)
+		// Within the run's own deadline: a run at its margin leaves the
+		// last buckets unremembered (a warning) rather than time out.
+		rctx, cancel := context.WithTimeout(r.ctx, recordTimeout)
 		defer cancel()
 		if err := p.remember(rctx, time.Time{}); err != nil {
 			r.warn("the failed logins of this window could not be remembered for the next runs' password-guess correlation: " + humantext.Line(err.Error(), 300))
