@@ -45,7 +45,8 @@ test: check-tools
 
 lint:
 	$(GO) vet ./...
-	cfn-lint template.yaml
+	cfn-lint -c I -- template.yaml
+	$(GO) test -count=1 -run CfnLint ./internal/testbed/samtemplate/
 
 # Every native fuzz target in the tree (any func FuzzXxx in a _test.go file),
 # one after the other for FUZZ_TIME each; then one line per target with the
