@@ -90,7 +90,7 @@ func (r *run) coverageFindings(ctx context.Context) ([]Finding, error) {
 	var out []Finding
 	for _, c := range causes {
 		l := r.lost[c]
-		r.res.LoginsNotEvaluated += l.count
+		r.res.LoginsNotEvaluated += max(l.count, 1) // a cause of unknown extent counts 1
 		now := r.s.now()
 		if sameEpisode(known[coverageKey(c)], now) {
 			r.res.AlreadyAlerted++

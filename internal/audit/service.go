@@ -177,7 +177,9 @@ type Result struct {
 	// cause and episode; an episode already alerted is not counted again).
 	CoverageLost int `json:"coverageLost"`
 	// LoginsNotEvaluated is how many logins of this run's windows could not
-	// be evaluated (an upper bound where a flood made it uncertain).
+	// be evaluated (an upper bound where a flood made it uncertain; a cause
+	// of unknown extent, such as the plan fallback, counts 1): 0 exactly
+	// when the run lost no coverage. The CoverageLost metric carries it.
 	LoginsNotEvaluated int `json:"loginsNotEvaluated"`
 	// UnreadSecond, when set, is the second this run stopped at because it
 	// could not see every row of it: the cursor stays there and the next

@@ -93,7 +93,7 @@ var (
 		lastRunPK,
 		// Items of the audit's failed-login buckets, behaviour baselines,
 		// digest days and findings-bus outbox (#16, #17, #18).
-		"failures#*",
+		failuresPrefix + "*",
 		"baseline#*",
 		"digest#*",
 		"outbox#bus",
@@ -102,8 +102,9 @@ var (
 		userPrefix + "*",
 		leasePrefix + "portal-allowlist", // onboard.LeaseName
 		portalStatePK,
-		"usercheck#*",    // the users-left rotation's place (#14 §5)
-		"outbox#onboard", // the reconciler's alerts still to send (#15)
+		"usercheck#*",       // the users-left rotation's place (#14 §5)
+		"outbox#onboard",    // the reconciler's alerts still to send (#15)
+		historyPrefix + "*", // each user's allowlist history (#16 §7)
 	}
 )
 
