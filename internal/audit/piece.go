@@ -113,6 +113,9 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	if err := p.publish(ctx, findings, notices); err != nil {
 		return err
 	}
+	if err := p.archive(ctx, good, done); err != nil {
+		return err
+	}
 
 	if !r.prog.Cursor.Below.Equal(done) {
 		r.prog.Cursor.SecondTries = 0 // the cursor moves past the second it waited at
@@ -154,6 +157,42 @@ func (p *piecer) remember(ctx context.Context, done time.Time) error {
 	}
 	if err := p.run.s.Store.RecordFailures(ctx, fs, p.run.s.guessWindow()); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: remember failed logins: %w", err)
+	}
+	return nil
+}
+
+// archive hands the piece's events to the login archive, once each: only
+// those dated after the checkpoint (the overlap a window re-reads before it
+// was archived by the window before), up to the cursor the piece started
+// from. The span (max(done, checkpoint), cursor] depends only on the saved
+// cursor and the piece's lower end, so a run retried after a failure, which
+// starts from the same saved cursor, writes the same span and replaces its
+// own object. Backfills stay out of the archive (their windows were, or
+// will be, archived by the scheduled runs that passed them).
+func (p *piecer) archive(ctx context.Context, evs []ipguard.LoginEvent, done time.Time) error {
+	r, s := p.run, p.run.s
+	if s.Archive == nil || r.backfill || r.prog.Cursor == nil {
+		return nil
+	}
+	span := ipguard.TimeSpan{From: done, To: r.prog.Cursor.Below}
+	if r.prog.Until.After(span.From) {
+		span.From = r.prog.Until
+	}
+	if !span.To.After(span.From) {
+		return nil
+	}
+	var in []ipguard.LoginEvent
+	for _, e := range evs {
+		if e.Date.After(span.From) && !e.Date.After(span.To) {
+			in = append(in, e)
+		}
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	if err := s.Archive.Archive(ctx, span, in); err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: archive the logins dated %s to %s (this piece's alerts were sent and recorded; the next run reads it again, sends nothing twice and archives it): %w",
+			span.From.Format(time.RFC3339), span.To.Format(time.RFC3339), err)
 	}
 	return nil
 }

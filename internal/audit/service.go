@@ -79,6 +79,15 @@ type Publisher interface {
 	Publish(ctx context.Context, a ipguard.Alert) (string, error)
 }
 
+// Archiver keeps the login events the audit reads (the login archive).
+type Archiver interface {
+	// Archive stores evs, the readable events dated within span (From
+	// exclusive, To inclusive), as one piece of work. Writing the same span
+	// again replaces what the earlier write stored (a retried run). A
+	// failure is classified.
+	Archive(ctx context.Context, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error
+}
+
 // LeaseName is the lease one audit run holds for its whole length.
 const LeaseName = "audit"
 
@@ -137,8 +146,11 @@ type Service struct {
 	Publisher Publisher
 	Leases    lease.Backend
 	Responder Responder
-	Settings  Settings
-	Now       func() time.Time
+	// Archive, optional, keeps every login a scheduled run newly passes
+	// (see piecer.archive); backfills stay out of it.
+	Archive  Archiver
+	Settings Settings
+	Now      func() time.Time
 	// Log is used when the context carries no logger (ipguard.WithLogger).
 	Log *slog.Logger
 }

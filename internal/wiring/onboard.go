@@ -2,10 +2,10 @@ package wiring
 
 import (
 	"context"
+	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/onboard"
-	"ipguard/internal/snsalert"
 	"time"
 )
 
@@ -22,7 +22,7 @@ func (d Deps) OnboardService() *onboard.Service {
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
 		LeaseWait:  p.LeaseWait,
-		Alerts:     snsalert.New(d.snsClient(), p.AlertTopicARN),
+		Alerts:     d.alertChain(p.AlertTopicARN, config.Onboard, false).Publisher, // the findings bus and chat too (findings.go)
 		Logins:     d.Portal,
 		Directory:  docspace.Directory{Client: d.Portal},
 		Trail:      docspace.AllowlistTrail{Client: d.Portal},
@@ -36,9 +36,11 @@ func (d Deps) OnboardService() *onboard.Service {
 // metrics line (see OnboardMetrics).
 func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
 	svc := d.OnboardService()
+	chain := d.alertChain(d.Config.Portal.AlertTopicARN, config.Onboard, false)
 	mw := d.metricsWriter()
 	return func(ctx context.Context, payload []byte) (res onboard.Result, err error) {
 		start := time.Now()
+		chain.retryOutbox(ctx, d) // what the bus refused an earlier invocation
 		defer func() {
 			mw.write(ctx, onboardMetrics(res, err, time.Since(start)), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
