@@ -240,6 +240,11 @@ type call struct {
 	// notFound, when set, becomes the Err of the *Error of a 404 answer, so
 	// that errors.Is tells that answer apart (e.g. ErrNotSupported).
 	notFound error
+	// once: the call changes something and is not safe to send twice
+	// blindly. It is retried only when the portal turned it away before
+	// acting on it (429, 503); a failure after which it may have been
+	// applied ends the call with Error.MaybeApplied set.
+	once bool
 }
 
 // do runs c with retries (see retry.go); a 401 drops the cached key. Every
@@ -306,6 +311,10 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			}
 			c.log.ErrorContext(ctx, "docspace: API key refused, also as read from the secret again",
 				"op", cl.op, "method", cl.method, "path", cl.path)
+			return e
+		}
+		if cl.once && maybeApplied(e) {
+			e.MaybeApplied = true
 			return e
 		}
 		if !o.retry || attempt >= c.maxAttempts {
@@ -509,4 +518,17 @@ func (c *Client) ServerDate() (date, receivedAt time.Time) {
 	c.clockMu.Lock()
 	defer c.clockMu.Unlock()
 	return c.serverDate, c.receivedAt
+}
+
+// maybeApplied reports whether a request that failed with e may have been
+// acted on by the portal: no answer (but for a host that does not resolve or
+// a failed TLS handshake), 500, 502 or 504.
+func maybeApplied(e *Error) bool {
+	switch e.Status {
+	case 0:
+		return !e.Unresolvable && !e.BadTLS
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }

@@ -48,6 +48,10 @@ type Error struct {
 	// for the host. The address (or a proxy in the way) is wrong, not the
 	// network.
 	BadTLS bool
+	// MaybeApplied is set on a call sent once (not retried like a read)
+	// whose answer was lost after the request may have reached the portal:
+	// no answer, 500, 502 or 504. Whether it took effect is unknown.
+	MaybeApplied bool
 }
 
 // Error reads like

@@ -45,10 +45,14 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		if !s.Rules.OffboardRemovedUsers {
 			continue
 		}
+		was, _, gerr := s.Store.GetUser(ctx, l.UserID)
 		if err := s.Store.DeleteUser(ctx, l.UserID); err != nil {
 			return Result{}, err
 		}
 		left[i].Offboarded, offboarded = true, true
+		if gerr == nil {
+			s.recordHistory(ctx, &res, l.UserID, was.Email, nil, was.Entries, true, s.now())
+		}
 	}
 	if offboarded {
 		if _, err := s.Store.BumpVersion(ctx); err != nil {

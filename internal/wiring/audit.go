@@ -125,10 +125,11 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 			}
 		}
 		if err != nil {
-			if keyRefused(err) {
-				if _, kerr := checkKey(ctx, keys); kerr != nil {
-					return res, kerr
-				}
+			// The key check runs even when the audit failed: a key about to
+			// expire is alerted whatever else is wrong (its own trouble is
+			// logged; a refused, inactive or expired key names the key).
+			if _, kerr := checkKey(ctx, keys); kerr != nil && (keyRefused(err) || ipguard.ErrorCode(kerr) == ipguard.EConfig) {
+				return res, kerr
 			}
 			return res, err
 		}

@@ -15,9 +15,10 @@ import (
 func (d Deps) OnboardService() *onboard.Service {
 	p := d.Config.Portal
 	return &onboard.Service{
-		Store:  d.Store,
-		Portal: d.Portal,
-		Leases: d.Store,
+		Store:   d.Store,
+		History: d.Store,
+		Portal:  d.Portal,
+		Leases:  d.Store,
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
 		LeaseWait:  p.LeaseWait,
