@@ -123,9 +123,9 @@ func writeReasons(b *strings.Builder, f Finding) {
 	if f.Explanation != "" {
 		fmt.Fprintf(b, "   Why:   %s\n", humantext.Line(f.Explanation, 1200))
 	}
-	if f.Kind == KindPasswordSpray && len(f.Addresses) > 0 {
+	if f.Kind == KindPasswordSpray && len(f.IPs) > 0 {
 		var as []string
-		for _, a := range f.Addresses {
+		for _, a := range f.IPs {
 			as = append(as, humantext.Line(a, 60))
 		}
 		fmt.Fprintf(b, "   Addresses: %s\n", strings.Join(as, ", "))

@@ -188,7 +188,7 @@ func TestPasswordSpray(t *testing.T) {
 			for _, f := range fs {
 				if f.Kind == audit.KindPasswordSpray {
 					got = f.Severity
-					if len(f.Logins) == 0 || len(f.Addresses) == 0 || f.EventID == 0 {
+					if len(f.Logins) == 0 || len(f.IPs) == 0 || f.Addresses != len(f.IPs) || f.EventID == 0 {
 						t.Errorf("spray finding lacks accounts, addresses or id: %+v", f)
 					}
 				}

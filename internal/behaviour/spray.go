@@ -194,7 +194,7 @@ func (s *sprayer) finding(ep []failure) audit.Finding {
 	}
 	f := audit.Finding{
 		EventID: last.id, EventIDs: ids, Count: len(ep), Capped: len(ep) > len(ids),
-		Kind: RulePasswordSpray, Severity: sev, Reason: reason, Logins: accounts, Addresses: addrs, IP: ip,
+		Kind: RulePasswordSpray, Severity: sev, Reason: reason, Logins: accounts, IPs: addrs, Addresses: len(seenIP), IP: ip,
 		FirstAt: first.at.UTC().Format(time.RFC3339), Date: last.at.UTC().Format(time.RFC3339),
 		Reasons:     []audit.Reason{{Kind: RulePasswordSpray, Severity: sev, Text: reason}},
 		Explanation: expl,

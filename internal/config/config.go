@@ -71,6 +71,10 @@ type Portal struct {
 	DriftRepair       bool             // PORTAL_DRIFT_REPAIR (default false): switch restrictions back on when switched off by hand
 	OffboardRemoved   bool             // OFFBOARD_REMOVED_USERS (default false): offboard users the portal deleted or terminated
 	AlertTopicARN     string           // ALERT_TOPIC_ARN: drift and lock-out alerts
+	// SyncEvery is the interval of SYNC_SCHEDULE (optional: the template
+	// parameter SyncSchedule) when it is a rate(); 0 for a cron() or when
+	// unset. It sizes the users-left rotation's share per sync.
+	SyncEvery time.Duration
 }
 
 // AuditConfig holds the audit's settings.
@@ -154,6 +158,13 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		c.Portal.DriftRepair = r.boolean("PORTAL_DRIFT_REPAIR", false)
 		c.Portal.OffboardRemoved = r.boolean("OFFBOARD_REMOVED_USERS", false)
 		c.Portal.AlertTopicARN = r.topicARN("ALERT_TOPIC_ARN")
+		if sched := strings.TrimSpace(getenv("SYNC_SCHEDULE")); sched != "" {
+			if !ValidSchedule(sched) {
+				r.fail("SYNC_SCHEDULE", sched, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
+			} else if every, ok := ScheduleInterval(sched); ok {
+				c.Portal.SyncEvery = every
+			}
+		}
 	case Audit:
 		c.Audit.TopicARN = r.topicARN("ALERT_TOPIC_ARN")
 		c.Audit.Overlap = r.duration("AUDIT_OVERLAP", 5*time.Minute, time.Minute)

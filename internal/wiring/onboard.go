@@ -15,9 +15,10 @@ import (
 func (d Deps) OnboardService() *onboard.Service {
 	p := d.Config.Portal
 	return &onboard.Service{
-		Store:  d.Store,
-		Portal: d.Portal,
-		Leases: d.Store,
+		Store:   d.Store,
+		History: d.Store,
+		Portal:  d.Portal,
+		Leases:  d.Store,
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
 		LeaseWait:  p.LeaseWait,
@@ -26,13 +27,15 @@ func (d Deps) OnboardService() *onboard.Service {
 		Directory:  docspace.Directory{Client: d.Portal},
 		Trail:      docspace.AllowlistTrail{Client: d.Portal},
 		PortalName: d.Config.DocSpace.Host,
+		UserChecks: &onboard.UserChecks{Store: d.Store, Every: p.SyncEvery},
 		Log:        d.Log,
 	}
 }
 
 // OnboardHandler is the OnboardFunction handler: the payload, or an
 // EventBridge event's detail, onboarded. Each invocation writes one EMF
-// metrics line (see OnboardMetrics).
+// metrics line (see OnboardMetrics); bad input counts as Rejected, a panic
+// as an InternalError in Failures.
 func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
 	svc := d.OnboardService()
 	chain := d.alertChain(d.Config.Portal.AlertTopicARN, config.Onboard, false)
@@ -43,6 +46,7 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 		defer func() {
 			mw.write(ctx, onboardMetrics(res, err, time.Since(start)), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
+		defer func() { recovered(ctx, d.Log, recover(), &err) }()
 		detail, _, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return onboard.Result{}, err
