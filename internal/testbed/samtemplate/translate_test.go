@@ -20,6 +20,7 @@ import (
 
 	"ipguard/internal/config"
 	"ipguard/internal/dynamo"
+	"ipguard/internal/findingsbus"
 )
 
 // translated runs testdata/translate.py once for the whole test binary.
@@ -165,6 +166,10 @@ var (
 	secretKey     = grant{ref("SecretKmsKeyArn"), viaService("secretsmanager"), "HasSecretKmsKey"}
 	alertTopicKey = grant{ref("AlertTopicKmsKeyArn"), viaService("sns"), "HasAlertTopicKmsKey"}
 	chatTopic     = grant{ref("ChatTopic"), nil, "HasChat"}
+	// A function may put only its own findings on the bus, never an event the
+	// onboarding rule matches (source hr.onboarding, or any other).
+	ownFindingsOnly = map[string]any{"StringEquals": map[string]any{
+		"events:source": findingsbus.Source, "events:detail-type": findingsbus.DetailType}}
 )
 
 // unwrapIf unwraps {"Fn::If": [cond, v, AWS::NoValue]}: v and cond; other
@@ -195,7 +200,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:DeleteItem":           {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}},
 			"dynamodb:UpdateItem":           {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}}, // the desired-state version counter and portal state
 			"sns:Publish":                   {{topicArn, nil, ""}, chatTopic},                    // drift and lock-out alerts, and their chat copy
-			"events:PutEvents":              {{busArn, nil, "HasFindingsBus"}},
+			"events:PutEvents":              {{busArn, ownFindingsOnly, "HasFindingsBus"}},
 			"secretsmanager:GetSecretValue": {{secret, nil, ""}},
 			"sqs:SendMessage":               {{getAtt("OnboardFailureQueue", "Arn"), nil, ""}}, // the on-failure destination
 			"kms:Decrypt":                   {secretKey},
@@ -211,7 +216,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:UpdateItem":           {{tableArn, leadingKeys(dynamo.AuditWrites), ""}},
 			"sns:Publish":                   {{topicArn, nil, ""}, chatTopic},
 			"sns:ListSubscriptionsByTopic":  {{topicArn, nil, ""}}, // the scheduled run's delivery check
-			"events:PutEvents":              {{busArn, nil, "HasFindingsBus"}},
+			"events:PutEvents":              {{busArn, ownFindingsOnly, "HasFindingsBus"}},
 			"s3:PutObject":                  {{archiveObjects, nil, "HasArchive"}},
 			"secretsmanager:GetSecretValue": {{auditSecret, nil, ""}},
 			"kms:Decrypt":                   {secretKey},
