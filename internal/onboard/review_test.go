@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease/leasetest"
 )
 
 // TestHandSwitchOffStaysOffWithoutDriftRepair: an admin switches
@@ -298,7 +299,8 @@ func TestWaiterOnAFailedHolderGetsTheSameErrorKind(t *testing.T) {
 	// Another holder (with the lease) failed the same way for the version
 	// this request is about to get.
 	e.st.state.PendingVersion = e.st.state.Version + 1
-	lease := &memLease{owner: "other", until: time.Now().Add(time.Minute)}
+	lease := &leasetest.Backend{}
+	lease.Hold(LeaseName, "other", time.Now().Add(time.Minute))
 	e.s.Leases, e.s.LeaseWait = lease, 300*time.Millisecond
 	_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`))
 	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(fmt.Sprint(err), "403") || !strings.Contains(fmt.Sprint(err), "stored in DynamoDB") {
