@@ -10,6 +10,7 @@ import (
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/onboard/onboardtest"
 	"ipguard/internal/testbed/localaws"
 )
 
@@ -33,5 +34,23 @@ func TestAuditStoreKeepsTheContract(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	})
+}
+
+// TestOnboardStoreKeepsTheContract holds the DynamoDB store to the same
+// table of promises as the in-memory onboarding store the onboard tests use.
+func TestOnboardStoreKeepsTheContract(t *testing.T) {
+	localaws.MotoT(t)
+	cfg, err := localaws.Config(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dynamodb.NewFromConfig(cfg)
+	n := 0
+	onboardtest.StoreContract(t, func(t *testing.T) onboardtest.OnboardStore {
+		n++
+		table := fmt.Sprintf("onboard-%d", n)
+		createTable(t, db, table)
+		return dynamo.New(db, table)
 	})
 }
