@@ -96,9 +96,10 @@ func TestStartMotoWithoutMotoOnPathSaysWhatToInstall(t *testing.T) {
 }
 
 func TestEmulatorReturnsResultAndHandlerError(t *testing.T) {
+	localaws.SkipShort(t, "the Lambda emulator")
 	ctx := context.Background()
 	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
-	if err := localaws.BuildBootstrap(ctx, "./internal/localaws/testdata/echo", bootstrap); err != nil {
+	if err := localaws.BuildBootstrap(ctx, "./internal/testbed/localaws/testdata/echo", bootstrap); err != nil {
 		t.Fatal(err)
 	}
 	var log strings.Builder
