@@ -26,7 +26,7 @@ func (d Deps) AuditService() *audit.Service {
 		Source:    d.Portal,
 		Clock:     d.Portal,
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), a.TopicARN),
+		Publisher: snsalert.New(d.snsClient(), d.Config.AlertTopicARN),
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
 		Settings: audit.Settings{
@@ -116,7 +116,7 @@ func (d Deps) Enforcement() *enforce.Service {
 		Portal: docspace.EnforcePortal{Client: d.Portal},
 		Store:  d.Store,
 		Settings: enforce.Settings{
-			Mode:         enforce.Mode(e.Mode),
+			Mode:         e.Mode,
 			UnknownUsers: e.UnknownUsers,
 			MaxPerRun:    e.MaxPerRun,
 			DisableAfter: e.DisableAfter,
@@ -132,7 +132,7 @@ func (d Deps) KeyWatch() *keywatch.Watch {
 	return &keywatch.Watch{
 		Source:    docspace.KeyWatchSource{Client: d.Portal, Keys: d.APIKeys},
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), d.Config.Audit.TopicARN),
+		Publisher: snsalert.New(d.snsClient(), d.Config.AlertTopicARN),
 		Portal:    d.Config.DocSpace.Host,
 		Log:       d.Log,
 	}

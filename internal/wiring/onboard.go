@@ -21,7 +21,7 @@ func (d Deps) OnboardService() *onboard.Service {
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
 		LeaseWait:  p.LeaseWait,
-		Alerts:     snsalert.New(d.snsClient(), p.AlertTopicARN),
+		Alerts:     snsalert.New(d.snsClient(), d.Config.AlertTopicARN),
 		Logins:     d.Portal,
 		Directory:  docspace.Directory{Client: d.Portal},
 		Trail:      docspace.AllowlistTrail{Client: d.Portal},

@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"ipguard/internal/config"
+	"ipguard/internal/enforce"
 )
 
 // translated runs testdata/translate.py once for the whole test binary.
@@ -229,6 +230,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"ALLOWLIST_MIN_PREFIX_V6":    ref("AllowlistMinPrefixV6"),
 			"LEASE_WAIT":                 "20s",
 			"SECRET_CACHE_TTL":           "5m",
+			"PORTAL_REQUESTS_PER_MINUTE": ref("PortalRequestsPerMinute"),
 			"LOG_LEVEL":                  ref("LogLevel"),
 			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
 		}},
@@ -477,8 +479,12 @@ func TestEnforcementParametersMatchTheConfiguration(t *testing.T) {
 	for _, v := range asList(mode["AllowedValues"]) {
 		allowed = append(allowed, textOf(v))
 	}
-	if !slices.Equal(allowed, config.EnforcementModes) || mode["Default"] != "report" {
-		t.Errorf("EnforcementMode AllowedValues %v, Default %v; want %v, report", allowed, mode["Default"], config.EnforcementModes)
+	var modes []string
+	for _, m := range enforce.Modes {
+		modes = append(modes, string(m))
+	}
+	if !slices.Equal(allowed, modes) || mode["Default"] != "report" {
+		t.Errorf("EnforcementMode AllowedValues %v, Default %v; want %v, report", allowed, mode["Default"], modes)
 	}
 	env := map[string]string{"ENFORCEMENT_MODE": "report",
 		"DOCSPACE_API_HOST": "https://p.example.com", "DOCSPACE_API_KEY_SECRET_ID": "s", "ALLOWLIST_TABLE": "t", "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
