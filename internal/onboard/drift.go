@@ -42,7 +42,7 @@ type ChangeView struct {
 
 // detectDrift compares the portal with the list and setting the last
 // reconcile left (st). Nothing is drift before the first reconcile.
-func detectDrift(st ipguard.PortalState, current []ipguard.Restriction, enabled bool, r Rules) *Drift {
+func detectDrift(st ipguard.PortalState, current []ipguard.Restriction, enabled bool, r Settings) *Drift {
 	if !st.Reconciled {
 		return nil
 	}

@@ -60,7 +60,7 @@ type Service struct {
 	Store     Store
 	Portal    Portal
 	Leases    lease.Backend
-	Rules     Rules
+	Rules     Settings
 	LeaseWait time.Duration
 	// Directory tells who the key and the users are (lock-out preflight,
 	// users who left, preview roles); nil: unknown.

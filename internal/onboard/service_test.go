@@ -25,7 +25,7 @@ type env struct {
 func newEnv() *env {
 	e := &env{st: newFakeStore(), p: &fakePortal{list: restr("192.0.2.1!")}, alerts: &fakeAlerts{}, now: t0}
 	e.s = &Service{Store: e.st, Portal: e.p, Leases: &leasetest.Backend{}, Alerts: e.alerts, LeaseWait: 5 * time.Second,
-		Rules: Rules{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
+		Rules: Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
 		Now:   func() time.Time { return e.now }}
 	return e
 }

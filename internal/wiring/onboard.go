@@ -18,7 +18,7 @@ func (d Deps) OnboardService() *onboard.Service {
 		Store:  d.Store,
 		Portal: d.Portal,
 		Leases: d.Store,
-		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
+		Rules: onboard.Settings{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
 		LeaseWait:  p.LeaseWait,
 		Alerts:     snsalert.New(d.snsClient(), d.Config.AlertTopicARN),
