@@ -2,6 +2,8 @@
 #   make build           linux binaries for both functions in build/<name>/bootstrap
 #   make build ARCH=amd64  the same for the local Lambda emulator (arm64 does not run on amd64 hosts)
 #   make test            vet and every test (needs go, moto_server, cfn-lint, samtranslator)
+#   make lint            gofmt -l, vet, staticcheck, go mod tidy -diff, cfn-lint
+#   go test -short ./... the fast lane: needs only Go (skips what needs moto, the emulator, cfn-lint)
 #   sam build            calls build-OnboardFunction / build-AuditFunction below
 
 ARCH ?= arm64
@@ -41,8 +43,13 @@ test: check-tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
 
+# gofmt, vet, staticcheck (pinned in go.mod as a tool), a tidy go.mod, cfn-lint.
 lint:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then \
+		echo "gofmt -l: not formatted (run gofmt -w):" >&2; echo "$$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	$(GO) mod tidy -diff
 	cfn-lint template.yaml
 
 # The walk and memory benchmarks take about five minutes together (see README, Performance).

@@ -64,7 +64,7 @@ func readTable(path, logicalID string) (TableDef, error) {
 		return TableDef{}, err
 	}
 	if typ != "AWS::DynamoDB::Table" {
-		return TableDef{}, fmt.Errorf("Type is %q, want AWS::DynamoDB::Table", typ)
+		return TableDef{}, fmt.Errorf("resource Type is %q, want AWS::DynamoDB::Table", typ)
 	}
 	props := lookup(res, "Properties")
 	if props == nil {

@@ -453,15 +453,6 @@ func TestDefaultAuditScheduleIsAValidExpression(t *testing.T) {
 	}
 }
 
-func slicesContain(list []any, v any) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // The schedule bounds the time from a login to its session ending; the
 // README states the monthly cost of this rate.
 func TestDefaultAuditScheduleIsEveryFiveMinutes(t *testing.T) {
