@@ -265,7 +265,7 @@ func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, ev := range evs {
-		if !IsFailedLogin(ev.ActionID) || e.policy.FailedLoginThreshold <= 0 {
+		if !ev.IsFailedLogin() || e.policy.FailedLoginThreshold <= 0 {
 			continue
 		}
 		key, _, _ := addrKey(ev.IP)
@@ -309,7 +309,7 @@ func addrKey(ip string) (string, allowlist.Addr, bool) {
 func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 	if e.policy.FailedLoginThreshold > 0 {
 		for _, ev := range evs {
-			if !IsFailedLogin(ev.ActionID) {
+			if !ev.IsFailedLogin() {
 				continue
 			}
 			if err := e.addFailed(ev); err != nil {
@@ -319,7 +319,7 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 	}
 	var out []Finding
 	for _, ev := range evs {
-		if !IsSuccessfulLogin(ev.ActionID) {
+		if !ev.IsSuccessfulLogin() {
 			continue
 		}
 		if f, ok := e.evaluateLogin(ev); ok {

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
-	"ipguard/internal/audit"
 	"ipguard/internal/ipguard"
 )
 
@@ -212,7 +211,7 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 			return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the login history: %w", err)
 		}
 		for _, ev := range evs {
-			if !audit.IsSuccessfulLogin(ev.ActionID) || ev.Date.Before(from) {
+			if !ev.IsSuccessfulLogin() || ev.Date.Before(from) {
 				continue
 			}
 			p.LoginsReplayed++
