@@ -24,6 +24,7 @@ import (
 	"unicode"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/snsalert/snsmessage"
 )
 
 // Kind is the alert kind of an expiring key.
@@ -242,10 +243,10 @@ func Alert(portal string, k Key, now time.Time) ipguard.Alert {
 		"kind": Kind, "severity": sev, "portal": portal, "keyName": name, "keyPostfix": postfix,
 		"expiresAt": exp, "daysLeft": days, "action": action,
 	})
-	subject := clip(fmt.Sprintf("[%s] DocSpace API key %q expires %s", strings.ToUpper(sev), name, when), ipguard.AlertMaxSubjectRunes)
+	subject := clip(fmt.Sprintf("[%s] DocSpace API key %q expires %s", strings.ToUpper(sev), name, when), snsmessage.MaxSubjectRunes)
 	email := fmt.Sprintf("The DocSpace API key %q (ending in %s) of %s expires %s, at %s.\n\nWhen it expires, IP Guard stops: no onboarding, no audit, no alerts.\n\nWhat to do: %s.\n",
 		name, postfix, portal, when, exp, action)
-	sms := clipASCII(fmt.Sprintf("IP Guard: DocSpace API key ...%s expires %s (%s). Rotate it.", postfix, when, k.ExpiresAt.UTC().Format("2006-01-02")), ipguard.AlertMaxSMSBytes)
+	sms := clipASCII(fmt.Sprintf("IP Guard: DocSpace API key ...%s expires %s (%s). Rotate it.", postfix, when, k.ExpiresAt.UTC().Format("2006-01-02")), snsmessage.MaxSMSBytes)
 	return ipguard.Alert{Subject: subject, Default: string(body), Email: email, SMS: sms, Severity: sev, Kinds: []string{Kind}}
 }
 
