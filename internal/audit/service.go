@@ -112,7 +112,8 @@ type Service struct {
 	Responder Responder
 	Settings  Settings
 	Now       func() time.Time
-	// Log is used when the context carries no logger (ipguard.WithLogger).
+	// Log receives the run's log lines (wiring.NewLogger adds the request id
+	// from the context they are logged with); nil discards them.
 	Log *slog.Logger
 }
 
@@ -503,4 +504,4 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-func (s *Service) log(ctx context.Context) *slog.Logger { return ipguard.LoggerFrom(ctx, s.Log) }
+func (s *Service) log(context.Context) *slog.Logger { return ipguard.LoggerOrDiscard(s.Log) }
