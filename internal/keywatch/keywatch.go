@@ -77,6 +77,12 @@ type Store interface {
 
 // Publisher sends one alert to the alert topic.
 type Publisher interface {
+	// Publish sends a once and returns its message id. It makes one
+	// attempt and never resends on its own after a lost answer (the caller
+	// decides whether to send again). An error is classified: EInternal for
+	// an alert the topic would refuse (rendered wrongly), EConfig for a
+	// missing or refused topic, EUnavailable when the service failed or did
+	// not answer (the message may or may not have gone out).
 	Publish(ctx context.Context, a ipguard.Alert) (string, error)
 }
 

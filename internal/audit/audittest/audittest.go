@@ -23,7 +23,8 @@ import (
 // AuditStore is the method set of audit.Store, the port Store stands in for.
 // Its promises are audit.Store's: every method returns a classified error;
 // Users returns the stored users among ids (absent ids absent, undecodable
-// items with Unreadable set); AllUsers returns every stored user; Progress
+// items with Unreadable set); AllUsers returns every stored user, seeing
+// every write completed before the call; Progress
 // returns the saved progress (zero before the first save), strongly
 // consistent; SetProgress replaces it; Alerted reports the ids whose alerted
 // record has not expired at now; RecordAlerted records ids as alerted at at,

@@ -25,7 +25,8 @@ import (
 // false when there is no user; PutUserIf stores u only if the stored rev is
 // still prevRev (0: no record) and reports false, with no error, when
 // another write came first; DeleteUser of a user not stored is fine;
-// AllUsers sees every write completed before the call; BumpVersion gives
+// AllUsers sees every write completed before the call (undecodable items
+// with Unreadable set); BumpVersion gives
 // concurrent callers distinct values; PortalState is strongly consistent
 // (zero value when none); PutPortalState stores every field but Version,
 // and Applied never goes down.
