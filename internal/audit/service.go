@@ -63,8 +63,9 @@ type Store interface {
 // Publisher sends one alert message.
 type Publisher interface {
 	// Publish sends a once and returns its message id. It makes one
-	// attempt and never resends on its own after a lost answer (the audit records what was
-	// accepted right after each call). An error is classified: EInternal for
+	// attempt and never resends on its own after a lost answer (the audit
+	// records what was accepted right after each call). An error is
+	// classified: EInternal for
 	// an alert the topic would refuse (rendered wrongly), EConfig for a
 	// missing or refused topic, EUnavailable when the service failed or did
 	// not answer (the message may or may not have gone out).

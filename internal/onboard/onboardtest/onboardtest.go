@@ -26,8 +26,7 @@ import (
 // still prevRev (0: no record) and reports false, with no error, when
 // another write came first; DeleteUser of a user not stored is fine;
 // AllUsers sees every write completed before the call (undecodable items
-// with Unreadable set); BumpVersion gives
-// concurrent callers distinct values; PortalState is strongly consistent
+// with Unreadable set); BumpVersion gives concurrent callers distinct values; PortalState is strongly consistent
 // (zero value when none); PutPortalState stores every field but Version,
 // and Applied never goes down.
 type OnboardStore interface {
