@@ -9,48 +9,60 @@ import (
 
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/dynamo"
+	"ipguard/internal/enforce"
+	"ipguard/internal/enforce/enforcetest"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease"
+	"ipguard/internal/lease/leasetest"
 	"ipguard/internal/onboard/onboardtest"
 	"ipguard/internal/testbed/localaws"
 )
 
-// TestAuditStoreKeepsTheContract holds the DynamoDB store to the same table
-// of promises as the in-memory audit store the audit tests use.
-func TestAuditStoreKeepsTheContract(t *testing.T) {
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg)
-	n := 0
-	audittest.StoreContract(t, func(t *testing.T) (audittest.AuditStore, func(ipguard.User)) {
-		n++
-		table := fmt.Sprintf("audit-%d", n)
-		createTable(t, db, table)
-		s := dynamo.New(db, table)
-		return s, func(u ipguard.User) {
-			if err := s.PutUser(context.Background(), u); err != nil {
-				t.Fatal(err)
+// The DynamoDB store is held to the same tables of promises as the
+// in-memory fakes every other package's tests use: one contract per port.
+func TestStoreKeepsEveryPortsContract(t *testing.T) {
+	newStore := freshStores(motoDB(t))
+	t.Run("lease.Backend", func(t *testing.T) {
+		leasetest.BackendContract(t, func(t *testing.T) lease.Backend { return newStore(t) })
+	})
+	t.Run("audit.Store", func(t *testing.T) {
+		audittest.StoreContract(t, func(t *testing.T) (audittest.AuditStore, func(ipguard.User)) {
+			s := newStore(t)
+			return s, func(u ipguard.User) {
+				if err := s.PutUser(context.Background(), u); err != nil {
+					t.Fatal(err)
+				}
 			}
-		}
+		})
+	})
+	t.Run("onboard.Store", func(t *testing.T) {
+		onboardtest.StoreContract(t, func(t *testing.T) onboardtest.OnboardStore { return newStore(t) })
+	})
+	t.Run("enforce.Store", func(t *testing.T) {
+		enforcetest.StoreContract(t, func(t *testing.T) enforce.Store { return newStore(t) })
 	})
 }
 
-// TestOnboardStoreKeepsTheContract holds the DynamoDB store to the same
-// table of promises as the in-memory onboarding store the onboard tests use.
-func TestOnboardStoreKeepsTheContract(t *testing.T) {
+// motoDB starts a moto server for t and returns a DynamoDB client of it.
+func motoDB(t *testing.T) *dynamodb.Client {
+	t.Helper()
 	localaws.MotoT(t)
 	cfg, err := localaws.Config(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := dynamodb.NewFromConfig(cfg)
+	return dynamodb.NewFromConfig(cfg)
+}
+
+// freshStores returns a maker of stores, each on a table of its own shaped
+// as DEVELOPERS.md describes.
+func freshStores(db *dynamodb.Client) func(t *testing.T) *dynamo.Store {
 	n := 0
-	onboardtest.StoreContract(t, func(t *testing.T) onboardtest.OnboardStore {
+	return func(t *testing.T) *dynamo.Store {
+		t.Helper()
 		n++
-		table := fmt.Sprintf("onboard-%d", n)
+		table := fmt.Sprintf("contract-%d", n)
 		createTable(t, db, table)
 		return dynamo.New(db, table)
-	})
+	}
 }

@@ -16,9 +16,7 @@ import (
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
-	"ipguard/internal/lease/leasetest"
 	"ipguard/internal/onboard"
-	"ipguard/internal/testbed/localaws"
 )
 
 // The store is what the domain packages ask for.
@@ -32,12 +30,7 @@ var (
 // TestStore runs every behaviour against one moto server, each subtest on a
 // table of its own shaped as DEVELOPERS.md describes.
 func TestStore(t *testing.T) {
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg)
+	db := motoDB(t)
 	n := 0
 	newStore := func(t *testing.T) (*dynamo.Store, string) {
 		t.Helper()
@@ -188,13 +181,6 @@ func TestStore(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("AllUsers ids = %q, want %q", got, want)
 		}
-	})
-
-	t.Run("lease backend: the contract the shared fake keeps", func(t *testing.T) {
-		leasetest.BackendContract(t, func(t *testing.T) lease.Backend {
-			s, _ := newStore(t)
-			return s
-		})
 	})
 
 	t.Run("lease item shape", func(t *testing.T) {

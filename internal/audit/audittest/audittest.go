@@ -10,6 +10,7 @@ package audittest
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"sort"
 	"sync"
@@ -109,11 +110,7 @@ func (s *Store) Users(_ context.Context, ids []string) (map[string]ipguard.User,
 func (s *Store) AllUsers(context.Context) ([]ipguard.User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var out []ipguard.User
-	for _, u := range s.UserItems {
-		out = append(out, u)
-	}
-	return out, nil
+	return slices.Collect(maps.Values(s.UserItems)), nil
 }
 
 // Progress implements audit.Store.
