@@ -277,8 +277,6 @@ func (r *reader) duration(name string, def, min time.Duration) time.Duration {
 
 var namespacePattern = regexp.MustCompile(`^[A-Za-z0-9.\-_/#:]{1,255}$`)
 
-// namespace reads a CloudWatch namespace: 1-255 of letters, digits and
-// . - _ / # :, not starting with "AWS/" (reserved for AWS services).
 // MetricsNamespace returns METRICS_NAMESPACE as getenv has it, or
 // DefaultMetricsNamespace when it is unset or not a namespace CloudWatch
 // accepts: a function whose configuration failed to load still counts its
@@ -297,6 +295,8 @@ func modeList() string {
 	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 }
 
+// namespace reads a CloudWatch namespace: 1-255 of letters, digits and
+// . - _ / # :, not starting with "AWS/" (reserved for AWS services).
 func (r *reader) namespace(name string) string {
 	v := strings.TrimSpace(r.getenv(name))
 	if v == "" {
