@@ -24,6 +24,9 @@ type Lambda struct {
 // Invoke implements Invoker.
 func (l Lambda) Invoke(ctx context.Context, payload []byte) ([]byte, string, error) {
 	client := lambda.NewFromConfig(l.Config, func(o *lambda.Options) {
+		// One attempt, as before: a failed invoke leaves the message in the
+		// queue for the next replay, and the operator sees why.
+		o.RetryMaxAttempts = 1
 		if l.Endpoint != "" {
 			o.BaseEndpoint = aws.String(l.Endpoint)
 		}
