@@ -85,13 +85,10 @@ func (c *Client) CurrentKey(ctx context.Context) (APIKey, error) {
 				if d.in == nil || *d.in == "" {
 					continue
 				}
-				t, err := time.Parse(time.RFC3339Nano, *d.in)
-				if err != nil {
-					// A date without a zone is read as UTC (off by at
-					// most the portal's offset, hours against the days
-					// of the expiry watch).
-					t, err = time.ParseInLocation("2006-01-02T15:04:05.9999999", *d.in, time.UTC)
-				}
+				// A date without a zone is read as UTC (off by at most
+				// the portal's offset, hours against the days of the
+				// expiry watch).
+				t, err := parseDateOrUTC(*d.in)
 				switch {
 				case err != nil && d.name == "expiresAt":
 					return fmt.Errorf("key %s %q is not an RFC 3339 instant", d.name, *d.in)

@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/snsalert/snsmessage"
 )
 
 // Drift is a difference between the portal and what the last reconcile
@@ -109,13 +111,13 @@ func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, ownPu
 	since := prev.UTC().Truncate(time.Second).Add(time.Second)
 	changes, err := s.Trail.AllowlistChanges(ctx, since)
 	if err != nil {
-		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + safeText(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
+		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + humantext.Line(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
 		return
 	}
 	changes = changes[:max(len(changes)-ownPuts, 0)] // oldest first: ours are the last
 	for _, c := range changes {
-		d.Changes = append(d.Changes, ChangeView{When: c.When.UTC().Format(time.RFC3339), User: safeText(c.User, 100),
-			UserID: safeText(c.UserID, 64), IP: safeText(c.IP, 64)})
+		d.Changes = append(d.Changes, ChangeView{When: c.When.UTC().Format(time.RFC3339), User: humantext.Line(c.User, 100),
+			UserID: humantext.Line(c.UserID, 64), IP: humantext.Line(c.IP, 64)})
 	}
 	if len(d.Changes) == 0 {
 		d.Attribution = "the portal's audit trail shows no allowlist save since " + since.Format(time.RFC3339) + " but the tool's own"
@@ -133,13 +135,13 @@ func (s *Service) alertDrift(ctx context.Context, d *Drift) {
 		}
 	}
 	if len(d.MissingOwned) > 0 {
-		what = append(what, fmt.Sprintf("%d address(es) this tool manages were removed: %s; put back", len(d.MissingOwned), safeText(strings.Join(d.MissingOwned, ", "), 400)))
+		what = append(what, fmt.Sprintf("%d address(es) this tool manages were removed: %s; put back", len(d.MissingOwned), humantext.Line(strings.Join(d.MissingOwned, ", "), 400)))
 	}
 	if len(d.Unknown) > 0 {
-		what = append(what, fmt.Sprintf("%d entry(ies) this tool does not know were added: %s; kept (never removed by the tool)", len(d.Unknown), safeText(describeAll(d.Unknown), 400)))
+		what = append(what, fmt.Sprintf("%d entry(ies) this tool does not know were added: %s; kept (never removed by the tool)", len(d.Unknown), humantext.Line(describeAll(d.Unknown), 400)))
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "DocSpace IP Guard found the IP allowlist of %s changed outside the tool", safeText(s.PortalName, 200))
+	fmt.Fprintf(&b, "DocSpace IP Guard found the IP allowlist of %s changed outside the tool", humantext.Line(s.PortalName, 200))
 	if d.Since != "" {
 		fmt.Fprintf(&b, " since %s", d.Since)
 	}
@@ -183,7 +185,7 @@ func (s *Service) alertLockout(ctx context.Context, why string) {
 	s.publish(ctx, ipguard.Alert{
 		Subject: "DocSpace: IP restrictions not switched on (lock-out risk)",
 		Default: string(def),
-		Email: "DocSpace IP Guard did not switch IP restrictions on for " + safeText(s.PortalName, 200) + ":\n\n  " + why +
+		Email: "DocSpace IP Guard did not switch IP restrictions on for " + humantext.Line(s.PortalName, 200) + ":\n\n  " + humantext.Line(why, 600) +
 			"\n\nThe users' addresses are on the portal's list; restrictions stay as they are until this is fixed.\n",
 		SMS:      "DocSpace IP Guard: restrictions NOT switched on (lock-out risk). Set PORTAL_BREAKGLASS_IPS. See email.",
 		Severity: "high",
@@ -191,7 +193,10 @@ func (s *Service) alertLockout(ctx context.Context, why string) {
 	})
 }
 
+// publish sends a with its subject one safe line and its SMS printable
+// ASCII, each within SNS's bound (humantext).
 func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
+	a.Subject, a.SMS = humantext.Line(a.Subject, snsmessage.MaxSubjectRunes), humantext.ASCII(a.SMS, snsmessage.MaxSMSBytes)
 	if s.Alerts == nil {
 		s.log().Warn("alert not sent: no alert topic configured", "subject", a.Subject)
 		return
@@ -199,19 +204,4 @@ func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
 	if _, err := s.Alerts.Publish(ctx, a); err != nil {
 		s.log().Error("send alert", "subject", a.Subject, "error", err)
 	}
-}
-
-// safeText makes a portal- or user-supplied string safe to show a human:
-// control characters become spaces, and it is cut to max bytes.
-func safeText(v string, max int) string {
-	v = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
-			return ' '
-		}
-		return r
-	}, v)
-	if len(v) > max {
-		v = strings.ToValidUTF8(v[:max-3], "") + "..."
-	}
-	return v
 }

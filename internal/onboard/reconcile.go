@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -233,7 +234,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, windowStart, prevSave t
 	}
 	var who []string
 	for _, c := range changes {
-		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), safeText(c.User, 100), safeText(c.IP, 64)))
+		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), humantext.Line(c.User, 100), humantext.Line(c.IP, 64)))
 	}
 	out.warnings = append(out.warnings, fmt.Sprintf(
 		"the portal's audit trail shows %d allowlist saves during this update but it sent %d: someone else saved the allowlist meanwhile (%s); an entry they added just before our update may have been overwritten, check the portal",

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -23,8 +24,15 @@ type LeftView struct {
 // Sync reconciles now: it completes pending changes, expires time-bound
 // entries, repairs drift, and reports (with OFFBOARD_REMOVED_USERS=true,
 // offboards) stored users the portal no longer has or has terminated. It is
-// what the schedule invokes with {"action": "sync"}.
+// what the schedule invokes with {"action": "sync"}. Its warnings are one
+// safe line each (humantext.Line).
 func (s *Service) Sync(ctx context.Context) (Result, error) {
+	res, err := s.sync(ctx)
+	res.Warnings = safeWarnings(res.Warnings)
+	return res, err
+}
+
+func (s *Service) sync(ctx context.Context) (Result, error) {
 	res := newResult(ActionSync, "")
 	left, checked, total, skipped, err := s.usersLeft(ctx)
 	res.Warnings = append(res.Warnings, skipped...)
@@ -106,7 +114,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, tota
 		s.preflight.Unlock()
 		switch {
 		case err != nil:
-			skipped = append(skipped, "could not check whether stored user "+safeText(u.ID, 128)+" left the portal: "+safeText(err.Error(), 300))
+			skipped = append(skipped, "could not check whether stored user "+humantext.Line(u.ID, 128)+" left the portal: "+humantext.Line(err.Error(), 300))
 		case !found:
 			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "deleted from the portal"})
 		case p.Status == StatusTerminated:
@@ -232,7 +240,7 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 			k := [2]string{ev.UserID, ip}
 			r := refused[k]
 			if r == nil {
-				r = &RefusedLogin{UserID: safeText(ev.UserID, 64), User: safeText(firstNonEmpty(ev.User, ev.Login), 100), IP: safeText(ip, 64)}
+				r = &RefusedLogin{UserID: humantext.Line(ev.UserID, 64), User: humantext.Line(firstNonEmpty(ev.User, ev.Login), 100), IP: humantext.Line(ip, 64)}
 				refused[k] = r
 				order = append(order, k)
 			}

@@ -8,6 +8,7 @@ import (
 	"ipguard/internal/docspace"
 	"ipguard/internal/enforce"
 	"ipguard/internal/eventbridge"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
 	"ipguard/internal/redact"
@@ -49,6 +50,8 @@ func (d Deps) AuditService() *audit.Service {
 // portal refused the key during the audit). Each invocation writes
 // one EMF metrics line (see AuditMetrics), whose lag is measured from the
 // checkpoint after the run, and records its outcome for the status operation.
+// A payload rejected as bad input (InvalidInput naming the field) changes
+// nothing stored: the audit did not run, so the last run stays as it was.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
 	pages := &pageCounter{Source: svc.Source}
@@ -58,19 +61,32 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
 		start := time.Now()
 		pages.pages.Store(0)
+		rejected := false
 		defer func() {
 			took := time.Since(start)
 			metrics := auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err))
 			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
-			d.saveLastRun(ctx, res, err, took)
+			if !rejected {
+				d.saveLastRun(ctx, res, err, took)
+			}
 		}()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
+			rejected = ipguard.ErrorCode(err) == ipguard.EInvalid
+			return audit.Result{}, err
+		}
+		now := time.Now()
+		if svc.Now != nil {
+			now = svc.Now()
+		}
+		t, err := audit.DecodeTrigger(detail, at, now)
+		if err != nil {
+			rejected = true
 			return audit.Result{}, err
 		}
 		// The audit goes first, with all the time there is; the key check
 		// (one GET) follows, or, when the portal refused the key, names it.
-		res, err = svc.Handle(ctx, detail, at)
+		res, err = svc.Run(ctx, t)
 		if err != nil {
 			if keyRefused(err) {
 				if _, kerr := checkKey(ctx, keys); kerr != nil {
@@ -182,7 +198,7 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 		Backfill: res.Backfill, EventsScanned: res.EventsScanned, AlertsPublished: res.AlertsPublished, DurationMs: took.Milliseconds()}
 	switch {
 	case err != nil:
-		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), clipError(redact.Clean(err.Error()))
+		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), humantext.Line(redact.Clean(err.Error()), 1000)
 	case res.Skipped:
 		rec.Outcome = "skipped"
 	}
@@ -191,13 +207,6 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 	if serr := d.Store.SaveLastRun(cctx, rec); serr != nil {
 		d.Log.WarnContext(ctx, "could not save the last run's outcome for the status operation", "error", serr.Error())
 	}
-}
-
-func clipError(s string) string {
-	if r := []rune(s); len(r) > 1000 {
-		return string(r[:999]) + "…"
-	}
-	return s
 }
 
 // lag is how far behind now the audit has safely read: the result's

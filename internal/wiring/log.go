@@ -39,14 +39,21 @@ func NewLogger(w io.Writer, level slog.Leveler) *slog.Logger {
 // currentRequest is the request id of the invocation being served ("" between invocations).
 var currentRequest atomic.Pointer[string]
 
+// invocationStart is when the invocation being served began (nil between
+// invocations): the time of its metrics line.
+var invocationStart atomic.Pointer[time.Time]
+
 // beginInvocation records ctx's request id for the log lines of this
-// invocation and returns the function that clears it.
+// invocation, and its start for its metrics line, and returns the function
+// that clears them.
 func beginInvocation(ctx context.Context) (requestID string, end func()) {
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
 		requestID = lc.AwsRequestID
 	}
+	start := time.Now()
 	currentRequest.Store(&requestID)
-	return requestID, func() { currentRequest.Store(nil) }
+	invocationStart.Store(&start)
+	return requestID, func() { currentRequest.Store(nil); invocationStart.Store(nil) }
 }
 
 func requestID(ctx context.Context) string {

@@ -75,6 +75,14 @@ func (b *Backend) Hold(name, owner string, until time.Time) {
 	b.leases[name] = Lease{Owner: owner, Until: until}
 }
 
+// Owner returns who holds lease name: "" when nobody does (an expired lease
+// still names its last holder).
+func (b *Backend) Owner(name string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.leases[name].Owner
+}
+
 // BackendContract checks the promises of lease.Backend on backends made by
 // newBackend (each call a fresh, empty one).
 func BackendContract(t *testing.T, newBackend func(t *testing.T) lease.Backend) {

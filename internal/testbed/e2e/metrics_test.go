@@ -10,8 +10,10 @@ import (
 	"ipguard/internal/wiring"
 )
 
-// logLines splits a function's output into its JSON lines: the EMF lines
-// (with "_aws") and the log lines; the emulator's own lines are left out.
+// logLines splits a function's output into its JSON lines: the metrics
+// lines (one per invocation, with the dimension "FunctionName"; those that
+// declare a CloudWatch metric carry "_aws" and must be valid EMF) and the
+// log lines (with "msg"); the emulator's own lines are left out.
 func logLines(t *testing.T, out string) (metrics, logs []map[string]any) {
 	t.Helper()
 	for _, line := range strings.Split(out, "\n") {
@@ -23,9 +25,12 @@ func logLines(t *testing.T, out string) (metrics, logs []map[string]any) {
 		if json.Unmarshal([]byte(line), &m) != nil {
 			continue
 		}
-		if _, ok := m["_aws"]; ok {
-			if err := emf.Validate([]byte(line)); err != nil {
-				t.Errorf("invalid EMF line (%v): %s", err, line)
+		_, isEMF := m["_aws"]
+		if _, ok := m["FunctionName"]; ok || isEMF {
+			if isEMF {
+				if err := emf.Validate([]byte(line)); err != nil {
+					t.Errorf("invalid EMF line (%v): %s", err, line)
+				}
 			}
 			metrics = append(metrics, m)
 		} else if _, ok := m["msg"]; ok {
@@ -53,7 +58,7 @@ func TestEveryInvocationWritesOneValidEMFLineAndLogsCarryTheRequestID(t *testing
 		names   []string
 		failure []float64 // Failures per line
 	}{
-		{onb, 2, wiring.OnboardMetrics, []float64{0, 1}},
+		{onb, 2, wiring.OnboardMetrics, []float64{0, 0}}, // invalid input is Rejected, not a failure
 		{aud, 1, wiring.AuditMetrics, []float64{0}},
 	} {
 		metrics, logs := logLines(t, tt.fn.log.String())
@@ -61,9 +66,15 @@ func TestEveryInvocationWritesOneValidEMFLineAndLogsCarryTheRequestID(t *testing
 			t.Fatalf("%s: %d EMF lines, want one per invocation (%d):\n%s", tt.fn.name, len(metrics), tt.lines, tt.fn.log.String())
 		}
 		for i, m := range metrics {
-			directives := m["_aws"].(map[string]any)["CloudWatchMetrics"].([]any)
-			if ns := directives[0].(map[string]any)["Namespace"]; ns != "IPGuardE2E" {
-				t.Errorf("%s: namespace %v, want METRICS_NAMESPACE", tt.fn.name, ns)
+			// Only a line that declares a metric names the namespace: the
+			// audit's (LagSeconds) and onboarding's rejected request (Rejected).
+			if aws, ok := m["_aws"].(map[string]any); ok {
+				directives := aws["CloudWatchMetrics"].([]any)
+				if ns := directives[0].(map[string]any)["Namespace"]; ns != "IPGuardE2E" {
+					t.Errorf("%s: namespace %v, want METRICS_NAMESPACE", tt.fn.name, ns)
+				}
+			} else if tt.fn == aud || i == 1 {
+				t.Errorf("%s line %d declares no metric: %v", tt.fn.name, i, m)
 			}
 			for _, name := range tt.names {
 				if _, ok := m[name]; !ok {

@@ -13,6 +13,7 @@ import (
 
 	"ipguard/internal/audit"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/status"
 	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localdeploy"
 )
@@ -296,5 +297,31 @@ func TestAuditConcurrentRunsAlertOnce(t *testing.T) {
 		if n != 1 {
 			t.Errorf("event %v alerted %d times", id, n)
 		}
+	}
+}
+
+// A payload rejected as bad input changes nothing stored (issue #22 §1): the
+// audit did not run, so the status's last run stays the run before it.
+func TestAuditRejectedPayloadLeavesTheLastRun(t *testing.T) {
+	s := deploy(t)
+	svc := auditService(t)
+	if _, err := svc.Handle(context.Background(), scheduled(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	var before, after status.LastRun
+	if ok, err := s.Store.LastRun(context.Background(), &before); !ok || err != nil || before.Outcome != "succeeded" {
+		t.Fatalf("last run = %+v (%v, %v), want the run just made", before, ok, err)
+	}
+	cp, _, _ := s.Store.Checkpoint(context.Background())
+	for _, bad := range []string{`{"from":"yesterday","to":"2026-11-25T00:00:00Z"}`, `[1]`, `{"from":"2026-11-25T00:00:00Z"}`} {
+		if _, err := svc.Handle(context.Background(), []byte(bad)); ipguard.ErrorCode(err) != ipguard.EInvalid {
+			t.Fatalf("%s: %v, want InvalidInput", bad, err)
+		}
+	}
+	if ok, err := s.Store.LastRun(context.Background(), &after); !ok || err != nil || after != before {
+		t.Errorf("last run after rejected payloads = %+v, want it unchanged: %+v", after, before)
+	}
+	if now, _, _ := s.Store.Checkpoint(context.Background()); !now.Equal(cp) {
+		t.Errorf("checkpoint moved from %v to %v", cp, now)
 	}
 }

@@ -14,19 +14,43 @@ var serviceMetrics = map[string]struct {
 	names     []string
 	dimension string
 }{
-	"AWS/Lambda": {[]string{"Throttles", "Errors", "Invocations"}, "FunctionName"},
+	"AWS/Lambda": {[]string{"Errors"}, "FunctionName"},
 	"AWS/SQS":    {[]string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}, "QueueName"},
+	"AWS/SNS":    {[]string{"NumberOfNotificationsFailed"}, "TopicName"},
 }
 
-var opsTopic = map[string]any{"Fn::If": []any{"HasOpsTopic", ref("OpsTopicArn"), ref("AlertTopic")}}
+// opsActions are where every alarm goes, when it fires and when it clears:
+// the stack's own operations topic, and OpsTopicArn when set; never the
+// alert topic (#14 §3).
+var opsActions = []any{ref("OpsTopic"), map[string]any{"Fn::If": []any{"HasOpsTopic", ref("OpsTopicArn"), ref("AWS::NoValue")}}}
 
-// emitted reports whether the function's EMF line carries metric name.
+// emitted reports whether the function's line declares name as a
+// CloudWatch metric (wiring.Declared).
 func emitted(function, name string) bool {
-	list := map[string][]string{"AuditFunction": wiring.AuditMetrics, "OnboardFunction": wiring.OnboardMetrics}[function]
-	if slices.Contains(list, name) {
-		return true
+	d, ok := wiring.Declared[name]
+	return ok && slices.Contains(d.Functions, function)
+}
+
+// watched is one metric an alarm reads.
+type watched struct {
+	namespace any
+	name      string
+	dims      []any
+}
+
+// metricsOf returns the metrics an alarm reads: its own, or those of its
+// metric-math query.
+func metricsOf(a map[string]any) []watched {
+	if _, ok := a["Metrics"]; !ok {
+		return []watched{{a["Namespace"], textOf(a["MetricName"]), asList(a["Dimensions"])}}
 	}
-	return strings.HasPrefix(name, wiring.PrefixFailures) && slices.Contains(wiring.ErrorTypes, strings.TrimPrefix(name, wiring.PrefixFailures))
+	var ws []watched
+	for _, q := range asList(a["Metrics"]) {
+		if m := mapOf(mapOf(mapOf(q)["MetricStat"])["Metric"]); m != nil {
+			ws = append(ws, watched{m["Namespace"], textOf(m["MetricName"]), asList(m["Dimensions"])})
+		}
+	}
+	return ws
 }
 
 func TestEveryAlarmWatchesAMetricTheCodeEmits(t *testing.T) {
@@ -35,79 +59,208 @@ func TestEveryAlarmWatchesAMetricTheCodeEmits(t *testing.T) {
 		t.Fatal("no alarms in the template")
 	}
 	for id, a := range alarms {
-		name := textOf(a["MetricName"])
-		dims := asList(a["Dimensions"])
-		if len(dims) != 1 {
-			t.Errorf("%s: dimensions %s, want exactly one (the metric's whole dimension set)", id, jsonText(a["Dimensions"]))
-			continue
-		}
-		dim := mapOf(dims[0])
-		switch ns := a["Namespace"]; {
-		case sameJSON(ns, ref("MetricsNamespace")):
-			fn, _ := mapOf(dim["Value"])["Ref"].(string)
-			if dim["Name"] != "FunctionName" || fn == "" {
-				t.Errorf("%s: dimension %s, want FunctionName = Ref of a function (the EMF line's only dimension)", id, jsonText(dim))
+		for _, w := range metricsOf(a) {
+			if len(w.dims) != 1 {
+				t.Errorf("%s: dimensions %s, want exactly one (the metric's whole dimension set)", id, jsonText(w.dims))
 				continue
 			}
-			if !emitted(fn, name) {
-				t.Errorf("%s watches %s of %s, which the code does not emit (see internal/wiring/metrics.go)", id, name, fn)
+			dim := mapOf(w.dims[0])
+			switch ns := w.namespace; {
+			case sameJSON(ns, ref("MetricsNamespace")):
+				fn, _ := mapOf(dim["Value"])["Ref"].(string)
+				if dim["Name"] != "FunctionName" || fn == "" {
+					t.Errorf("%s: dimension %s, want FunctionName = Ref of a function (the EMF line's only dimension)", id, jsonText(dim))
+					continue
+				}
+				if !emitted(fn, w.name) {
+					t.Errorf("%s watches %s of %s, which the code does not declare as a metric (wiring.Declared)", id, w.name, fn)
+				}
+			case serviceMetrics[textOf(ns)].dimension != "":
+				sm := serviceMetrics[textOf(ns)]
+				if !slices.Contains(sm.names, w.name) || dim["Name"] != sm.dimension {
+					t.Errorf("%s: %s %s by %v is not a metric %s emits for a resource", id, textOf(ns), w.name, dim["Name"], textOf(ns))
+				}
+				target := textOf(mapOf(dim["Value"])["Ref"])
+				if att, ok := mapOf(dim["Value"])["Fn::GetAtt"].([]any); ok {
+					target = textOf(att[0])
+				}
+				if _, ok := cfn(t)["Resources"].(map[string]any)[target]; !ok {
+					t.Errorf("%s: dimension %s names no resource of this template", id, jsonText(dim))
+				}
+			default:
+				t.Errorf("%s: namespace %s is neither MetricsNamespace nor a known AWS service namespace", id, jsonText(ns))
 			}
-		case serviceMetrics[textOf(ns)].dimension != "":
-			sm := serviceMetrics[textOf(ns)]
-			if !slices.Contains(sm.names, name) || dim["Name"] != sm.dimension {
-				t.Errorf("%s: %s %s by %v is not a metric %s emits for a resource", id, textOf(ns), name, dim["Name"], textOf(ns))
-			}
-			target := textOf(mapOf(dim["Value"])["Ref"])
-			if att, ok := mapOf(dim["Value"])["Fn::GetAtt"].([]any); ok {
-				target = textOf(att[0])
-			}
-			if _, ok := cfn(t)["Resources"].(map[string]any)[target]; !ok {
-				t.Errorf("%s: dimension %s names no resource of this template", id, jsonText(dim))
-			}
-		default:
-			t.Errorf("%s: namespace %s is neither MetricsNamespace nor a known AWS service namespace", id, jsonText(ns))
 		}
-		if acts := asList(a["AlarmActions"]); len(acts) != 1 || !sameJSON(acts[0], opsTopic) {
-			t.Errorf("%s: AlarmActions %s, want the ops topic (OpsTopicArn or the alert topic)", id, jsonText(a["AlarmActions"]))
+		if !sameJSON(a["AlarmActions"], opsActions) || !sameJSON(a["OKActions"], opsActions) {
+			t.Errorf("%s: AlarmActions %s, OKActions %s; want both %s", id, jsonText(a["AlarmActions"]), jsonText(a["OKActions"]), jsonText(opsActions))
 		}
 	}
 }
 
+// onCron is the TreatMissingData of a heartbeat: breaching on a rate()
+// schedule, not breaching on a cron() one, whose quiet hours send nothing.
+func onCron(condition string) any {
+	return map[string]any{"Fn::If": []any{condition, "notBreaching", "breaching"}}
+}
+
 func TestTheRequiredAlarmsExist(t *testing.T) {
 	type want struct {
-		namespace, metric string
+		id                string
+		namespace, metric string // "" namespace: MetricsNamespace
 		dimension         any
-		missing           string
+		stat, comparison  string
+		threshold         any
+		missing           any
 		periods           int
 	}
-	wants := map[string]want{
-		"audit errors in two consecutive periods": {"", wiring.MetricFailures, ref("AuditFunction"), "notBreaching", 2},
-		"heartbeat: lag, missing data breaching":  {"", wiring.MetricLagSeconds, ref("AuditFunction"), "breaching", 2},
-		"onboarding failures":                     {"", wiring.MetricFailures, ref("OnboardFunction"), "notBreaching", 1},
-		"on-failure queue not empty":              {"AWS/SQS", "ApproximateNumberOfMessagesVisible", getAtt("OnboardFailureQueue", "QueueName"), "notBreaching", 1},
-		"rule dead-letter queue not empty":        {"AWS/SQS", "ApproximateNumberOfMessagesVisible", getAtt("OnboardRuleDeadLetterQueue", "QueueName"), "notBreaching", 1},
-		"onboarding throttled":                    {"AWS/Lambda", "Throttles", ref("OnboardFunction"), "notBreaching", 1},
-		"audit throttled":                         {"AWS/Lambda", "Throttles", ref("AuditFunction"), "notBreaching", 1},
+	wants := []want{
+		{"AuditHeartbeatAlarm", "", wiring.MetricLagSeconds, ref("AuditFunction"), "Maximum", "GreaterThanThreshold", ref("HeartbeatMaxLagSeconds"), onCron("AuditOnCron"), 2},
+		{"SyncHeartbeatAlarm", "", wiring.MetricSyncs, ref("OnboardFunction"), "Sum", "LessThanThreshold", 1, "breaching", 2},
+		{"AuditCoverageLostAlarm", "", wiring.MetricCoverageLost, ref("AuditFunction"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
+		{"NoAlertDestinationAlarm", "", wiring.MetricConfirmedSubscribers, ref("AuditFunction"), "Minimum", "LessThanThreshold", 1, "notBreaching", 1},
+		{"AlertDeliveryFailedAlarm", "AWS/SNS", "NumberOfNotificationsFailed", getAtt("AlertTopic", "TopicName"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
+		{"OnboardFailureQueueAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", getAtt("OnboardFailureQueue", "QueueName"), "Maximum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
+		{"OnboardRuleDeadLetterQueueAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", getAtt("OnboardRuleDeadLetterQueue", "QueueName"), "Maximum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
 	}
-	alarms := resourcesOfType(t, "AWS::CloudWatch::Alarm")
-	for what, w := range wants {
-		found := false
-		for _, a := range alarms {
-			ns := any(w.namespace)
-			if w.namespace == "" {
-				ns = ref("MetricsNamespace")
+	for _, w := range wants {
+		a := props(resource(t, w.id))
+		ns := any(w.namespace)
+		if w.namespace == "" {
+			ns = ref("MetricsNamespace")
+		}
+		dims := asList(a["Dimensions"])
+		if !sameJSON(a["Namespace"], ns) || a["MetricName"] != w.metric || len(dims) != 1 || !sameJSON(mapOf(dims[0])["Value"], w.dimension) {
+			t.Errorf("%s watches %s %v %s, want %s %s of %s", w.id, jsonText(a["Namespace"]), a["MetricName"], jsonText(dims), jsonText(ns), w.metric, jsonText(w.dimension))
+		}
+		threshold := w.threshold
+		if n, ok := threshold.(int); ok {
+			threshold = float64(n)
+		}
+		if a["Statistic"] != w.stat || a["ComparisonOperator"] != w.comparison || !sameJSON(a["Threshold"], threshold) ||
+			!sameJSON(a["TreatMissingData"], w.missing) || !isNumber(a["EvaluationPeriods"], w.periods) {
+			t.Errorf("%s: %v %v %s, missing data %s, %v periods; want %s %s %s, %s, %d",
+				w.id, a["Statistic"], a["ComparisonOperator"], jsonText(a["Threshold"]), jsonText(a["TreatMissingData"]), a["EvaluationPeriods"],
+				w.stat, w.comparison, jsonText(threshold), jsonText(w.missing), w.periods)
+		}
+	}
+}
+
+// A crash is never a success (#14 §2) and invalid input never pages (§3):
+// each function's errors alarm reads AWS/Lambda Errors, which counts returned
+// errors, recovered panics, timeouts and out-of-memory kills alike (the last
+// two write no metrics line), minus our Rejected of the same invocations.
+func TestErrorsAlarmsCountEveryFailureButInvalidInput(t *testing.T) {
+	for _, tt := range []struct {
+		id, function string
+		period       any
+		periods      int
+	}{
+		{"AuditErrorsAlarm", "AuditFunction", ref("AlarmPeriodSeconds"), 2}, // the next run covers one failed run
+		{"OnboardErrorsAlarm", "OnboardFunction", 300.0, 1},
+	} {
+		a := props(resource(t, tt.id))
+		queries := map[string]map[string]any{}
+		var expression, returned string
+		for _, q := range asList(a["Metrics"]) {
+			q := mapOf(q)
+			if e, ok := q["Expression"]; ok {
+				expression = textOf(e)
 			}
-			dims := asList(a["Dimensions"])
-			if sameJSON(a["Namespace"], ns) && a["MetricName"] == w.metric && len(dims) == 1 && sameJSON(mapOf(dims[0])["Value"], w.dimension) {
-				found = true
-				if a["TreatMissingData"] != w.missing || !isNumber(a["EvaluationPeriods"], w.periods) {
-					t.Errorf("%s: TreatMissingData %v, EvaluationPeriods %v; want %s, %d", what, a["TreatMissingData"], a["EvaluationPeriods"], w.missing, w.periods)
-				}
+			if q["ReturnData"] == true {
+				returned = textOf(q["Id"])
+			}
+			if st := mapOf(q["MetricStat"]); st != nil {
+				queries[textOf(q["Id"])] = st
 			}
 		}
-		if !found {
-			t.Errorf("no alarm for %s", what)
+		errs, rejected := queries["errors"], queries["rejected"]
+		dim := []any{map[string]any{"Name": "FunctionName", "Value": ref(tt.function)}}
+		if m := mapOf(errs["Metric"]); m["Namespace"] != "AWS/Lambda" || m["MetricName"] != "Errors" || !sameJSON(m["Dimensions"], dim) || errs["Stat"] != "Sum" || !sameJSON(errs["Period"], tt.period) {
+			t.Errorf("%s: errors = %s, want the Sum of AWS/Lambda Errors of %s per %s", tt.id, jsonText(errs), tt.function, jsonText(tt.period))
 		}
+		if m := mapOf(rejected["Metric"]); !sameJSON(m["Namespace"], ref("MetricsNamespace")) || m["MetricName"] != wiring.MetricRejected || !sameJSON(m["Dimensions"], dim) || rejected["Stat"] != "Sum" || !sameJSON(rejected["Period"], tt.period) {
+			t.Errorf("%s: rejected = %s, want the Sum of our Rejected of %s per %s", tt.id, jsonText(rejected), tt.function, jsonText(tt.period))
+		}
+		if expression != "errors - FILL(rejected, 0)" || returned != "failed" {
+			t.Errorf("%s: expression %q returned by %q, want errors - FILL(rejected, 0)", tt.id, expression, returned)
+		}
+		if !sameJSON(a["Threshold"], 1.0) || a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["TreatMissingData"] != "notBreaching" || !isNumber(a["EvaluationPeriods"], tt.periods) {
+			t.Errorf("%s: %s", tt.id, jsonText(a))
+		}
+	}
+}
+
+// Throttles say nothing a person must act on: a status call during a run, a
+// run longer than its schedule, a duplicate tick. What matters, runs missed,
+// is measured by the heartbeats; lost onboarding events by the queues.
+func TestNoAlarmWatchesThrottles(t *testing.T) {
+	for id, a := range resourcesOfType(t, "AWS::CloudWatch::Alarm") {
+		for _, w := range metricsOf(a) {
+			if w.name == "Throttles" {
+				t.Errorf("%s watches Throttles", id)
+			}
+		}
+	}
+}
+
+// Alarms reach a person, and not through the thing they watch (#14 §3): the
+// operations topic has an e-mail subscription of its own, lets CloudWatch
+// alarms of this account publish, and is not under the AWS managed key,
+// which CloudWatch cannot use.
+func TestOperationsTopicIsSeparateAndReachable(t *testing.T) {
+	topic := props(resource(t, "OpsTopic"))
+	if _, ok := topic["KmsMasterKeyId"]; ok {
+		t.Errorf("OpsTopic KmsMasterKeyId = %s; CloudWatch alarms cannot publish to a topic under alias/aws/sns", jsonText(topic["KmsMasterKeyId"]))
+	}
+	sub := props(resource(t, "OpsEmailSubscription"))
+	if sub["Protocol"] != "email" || !sameJSON(sub["Endpoint"], ref("OpsEmail")) || !sameJSON(sub["TopicArn"], ref("OpsTopic")) {
+		t.Errorf("OpsEmailSubscription = %s", jsonText(sub))
+	}
+	if _, hasDefault := mapOf(parameters(t)["OpsEmail"])["Default"]; hasDefault {
+		t.Error("OpsEmail has a default: alarms would reach nobody")
+	}
+	var cloudwatch, tls bool
+	for _, p := range resourcesOfType(t, "AWS::SNS::TopicPolicy") {
+		if !sameJSON(asList(p["Topics"]), []any{ref("OpsTopic")}) {
+			continue
+		}
+		for _, st := range asList(mapOf(p["PolicyDocument"])["Statement"]) {
+			st := mapOf(st)
+			cond := mapOf(st["Condition"])
+			cloudwatch = cloudwatch || st["Effect"] == "Allow" && mapOf(st["Principal"])["Service"] == "cloudwatch.amazonaws.com" &&
+				st["Action"] == "sns:Publish" && sameJSON(mapOf(cond["StringEquals"])["aws:SourceAccount"], ref("AWS::AccountId"))
+			tls = tls || deniesPlainPublish(st, "OpsTopic")
+		}
+	}
+	if !cloudwatch || !tls {
+		t.Errorf("OpsTopic policy: lets this account's CloudWatch alarms publish %v, denies publishing without TLS %v; want both", cloudwatch, tls)
+	}
+}
+
+func deniesPlainPublish(st map[string]any, topic string) bool {
+	return st["Effect"] == "Deny" && st["Principal"] == "*" && st["Action"] == "sns:Publish" && sameJSON(st["Resource"], ref(topic)) &&
+		sameJSON(st["Condition"], map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}})
+}
+
+// The alert topic carries e-mail addresses, IP addresses and places: it is
+// encrypted (the AWS managed key unless a customer key is given) and refuses
+// publishing without TLS (#14 §4).
+func TestAlertTopicIsEncryptedAndRefusesPlainPublishing(t *testing.T) {
+	topic := props(resource(t, "AlertTopic"))
+	want := map[string]any{"Fn::If": []any{"HasAlertTopicKmsKey", ref("AlertTopicKmsKeyArn"), "alias/aws/sns"}}
+	if !sameJSON(topic["KmsMasterKeyId"], want) {
+		t.Errorf("AlertTopic KmsMasterKeyId = %s, want %s", jsonText(topic["KmsMasterKeyId"]), jsonText(want))
+	}
+	var tls bool
+	for _, p := range resourcesOfType(t, "AWS::SNS::TopicPolicy") {
+		if sameJSON(asList(p["Topics"]), []any{ref("AlertTopic")}) {
+			for _, st := range asList(mapOf(p["PolicyDocument"])["Statement"]) {
+				tls = tls || deniesPlainPublish(mapOf(st), "AlertTopic")
+			}
+		}
+	}
+	if !tls {
+		t.Error("no AlertTopic policy denies publishing without TLS")
 	}
 }
 
@@ -221,6 +374,7 @@ func TestParameterPatternsRefuseBadValues(t *testing.T) {
 		{"OpsTopicArn", "", true},
 		{"OpsTopicArn", "arn:aws:sns:us-east-1:123456789012:ops", true},
 		{"OpsTopicArn", "ops", false},
+		{"OpsTopicArn", "arn:aws:sns:us-east-1:123456789012:ops.fifo", false},
 		{"AuditApiKeySecretArn", "", true},
 		{"AuditApiKeySecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:docspace-read-AbCdEf", true},
 		{"AuditApiKeySecretArn", "docspace-read", false},

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"go.yaml.in/yaml/v3"
 )
 
 // checkParameter returns why value does not satisfy the parameter's declared constraints
@@ -111,9 +113,12 @@ func samconfigOverrides(t *testing.T) map[string]string {
 	return overrides
 }
 
-// The placeholders a user starts from must deploy once edited, and must not name parameters
-// that the template no longer has.
-func TestSamconfigOverridesMatchTheTemplateParameters(t *testing.T) {
+// samconfig.toml ships nothing that passes validation but cannot work (#14
+// §1): every parameter without a default is left out, so that a plain `sam
+// deploy` fails at once until it is given; what it does set names parameters
+// the template has, with values they accept; and its rollout values are the
+// template's defaults, the safe start of README "Rollout" (§7).
+func TestSamconfigShipsOnlyValuesThatWork(t *testing.T) {
 	params := parameters(t)
 	overrides := samconfigOverrides(t)
 	for name, value := range overrides {
@@ -125,12 +130,61 @@ func TestSamconfigOverridesMatchTheTemplateParameters(t *testing.T) {
 		if why := checkParameter(mapOf(p), value); why != "" {
 			t.Errorf("samconfig.toml %s: %s", name, why)
 		}
-	}
-	for name, p := range params {
 		if _, hasDefault := mapOf(p)["Default"]; !hasDefault {
-			if _, ok := overrides[name]; !ok {
-				t.Errorf("parameter %s has no default, so samconfig.toml must give a placeholder for it", name)
+			t.Errorf("samconfig.toml gives %s = %q, a placeholder that deploys and then fails; leave it out so that deploying without it fails", name, value)
+		}
+		for _, example := range []string{"example.", "123456789012", "yourportal", "AbCdEf"} {
+			if strings.Contains(value, example) {
+				t.Errorf("samconfig.toml %s = %q is an example value", name, value)
 			}
+		}
+	}
+	for name, want := range map[string]string{"PortalEnforce": "false", "EnforcementMode": "report"} {
+		if def := fmt.Sprint(mapOf(params[name])["Default"]); def != want {
+			t.Errorf("%s defaults to %s, want %s (restrictions off, report only, until README \"Rollout\")", name, def, want)
+		}
+		if v, ok := overrides[name]; ok && v != want {
+			t.Errorf("samconfig.toml %s = %s, want %s, the template's default and the rollout's start", name, v, want)
+		}
+	}
+	data, err := os.ReadFile(filepath.Join(filepath.Dir(templatePath(t)), "samconfig.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "example.com") || strings.Contains(string(data), "123456789012") {
+		t.Error("samconfig.toml holds an example address or account")
+	}
+}
+
+// The guided deploy and the console show the parameters grouped (#14 §7):
+// every parameter in exactly one group, and the first group holds every
+// parameter without a safe default.
+func TestParametersAreGroupedAndTheFirstGroupIsWhatHasNoDefault(t *testing.T) {
+	iface := mapOf(mapOf(cfn(t)["Metadata"])["AWS::CloudFormation::Interface"])
+	groups := asList(iface["ParameterGroups"])
+	if len(groups) == 0 {
+		t.Fatal("no AWS::CloudFormation::Interface ParameterGroups")
+	}
+	params := parameters(t)
+	seen := map[string]int{}
+	for i, g := range groups {
+		g := mapOf(g)
+		if textOf(mapOf(g["Label"])["default"]) == "" {
+			t.Errorf("group %d has no label", i)
+		}
+		for _, p := range asList(g["Parameters"]) {
+			seen[textOf(p)]++
+			if _, ok := params[textOf(p)]; !ok {
+				t.Errorf("group %d names %v, which is not a parameter", i, p)
+			}
+			if _, hasDefault := mapOf(params[textOf(p)])["Default"]; !hasDefault && i != 0 {
+				t.Errorf("%v has no default but sits in group %d, not the first", p, i)
+			}
+		}
+	}
+	for name := range params {
+		if seen[name] != 1 {
+			t.Errorf("parameter %s is in %d groups, want 1", name, seen[name])
 		}
 	}
 }
@@ -158,6 +212,36 @@ func TestCheckParameter(t *testing.T) {
 	for _, tt := range tests {
 		if why := checkParameter(tt.param, tt.value); (why == "") != tt.ok {
 			t.Errorf("checkParameter(%v, %q) = %q, want ok=%v", tt.param, tt.value, why, tt.ok)
+		}
+	}
+}
+
+// `sam deploy --guided` asks for the parameters in the template's order: the
+// ones without a safe default come first, before the ones to press Enter on.
+func TestParametersWithoutDefaultComeFirst(t *testing.T) {
+	data, err := os.ReadFile(templatePath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		t.Fatal(err)
+	}
+	params := lookup(doc.Content[0], "Parameters")
+	if params == nil {
+		t.Fatal("no Parameters")
+	}
+	seenDefault := ""
+	for i := 0; i+1 < len(params.Content); i += 2 {
+		name, p := params.Content[i].Value, params.Content[i+1]
+		if lookup(p, "Default") != nil {
+			if seenDefault == "" {
+				seenDefault = name
+			}
+			continue
+		}
+		if seenDefault != "" {
+			t.Errorf("%s has no default but comes after %s, which has one", name, seenDefault)
 		}
 	}
 }

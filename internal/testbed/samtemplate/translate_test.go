@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"ipguard/internal/config"
+	"ipguard/internal/dynamo"
 	"ipguard/internal/enforce"
 )
 
@@ -134,31 +135,67 @@ var (
 	auditSecret = map[string]any{"Fn::If": []any{"HasAuditApiKey", ref("AuditApiKeySecretArn"), ref("DocSpaceApiKeySecretArn")}}
 )
 
+// grant is what a role may do with one action: on which resource, under
+// which statement condition (nil: none), and under which template condition
+// the whole policy exists ("": always).
+type grant struct {
+	resource  any
+	condition any
+	when      string
+}
+
+// leadingKeys is the statement condition that limits table writes to items
+// whose partition key matches the patterns.
+func leadingKeys(patterns []string) any {
+	l := []any{}
+	for _, p := range patterns {
+		l = append(l, p)
+	}
+	return map[string]any{"ForAllValues:StringLike": map[string]any{"dynamodb:LeadingKeys": l}}
+}
+
+func viaService(service string) any {
+	return map[string]any{"StringEquals": map[string]any{"kms:ViaService": map[string]any{"Fn::Sub": service + ".${AWS::Region}.amazonaws.com"}}}
+}
+
+var (
+	secretKey     = grant{ref("SecretKmsKeyArn"), viaService("secretsmanager"), "HasSecretKmsKey"}
+	alertTopicKey = grant{ref("AlertTopicKmsKeyArn"), viaService("sns"), "HasAlertTopicKmsKey"}
+)
+
+// Least privilege (#14 §4): each role may do exactly the listed actions, on
+// the listed resources, under the listed conditions; table writes only to
+// the items its function writes (dynamo.AuditWrites, dynamo.OnboardWrites).
 func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 	tests := []struct {
 		function string
-		grants   map[string]any // action -> the only resource it may name
+		grants   map[string]grant
 	}{
-		{"OnboardFunction", map[string]any{
-			"dynamodb:GetItem":              tableArn,
-			"dynamodb:PutItem":              tableArn,
-			"dynamodb:DeleteItem":           tableArn,
-			"dynamodb:UpdateItem":           tableArn, // the desired-state version counter and portal state
-			"dynamodb:Scan":                 tableArn, // a reconcile reads every user
-			"sns:Publish":                   topicArn, // drift and lock-out alerts
-			"secretsmanager:GetSecretValue": secret,
-			"sqs:SendMessage":               getAtt("OnboardFailureQueue", "Arn"), // the on-failure destination
+		{"OnboardFunction", map[string]grant{
+			"dynamodb:GetItem":              {tableArn, nil, ""},
+			"dynamodb:Scan":                 {tableArn, nil, ""}, // a reconcile reads every user
+			"dynamodb:PutItem":              {tableArn, leadingKeys(dynamo.OnboardWrites), ""},
+			"dynamodb:DeleteItem":           {tableArn, leadingKeys(dynamo.OnboardWrites), ""},
+			"dynamodb:UpdateItem":           {tableArn, leadingKeys(dynamo.OnboardWrites), ""}, // the desired-state version counter and portal state
+			"sns:Publish":                   {topicArn, nil, ""},                               // drift and lock-out alerts
+			"secretsmanager:GetSecretValue": {secret, nil, ""},
+			"sqs:SendMessage":               {getAtt("OnboardFailureQueue", "Arn"), nil, ""}, // the on-failure destination
+			"kms:Decrypt":                   secretKey,
+			"kms:GenerateDataKey*":          alertTopicKey,
 		}},
-		{"AuditFunction", map[string]any{
-			"dynamodb:GetItem":              tableArn,
-			"dynamodb:PutItem":              tableArn,
-			"dynamodb:DeleteItem":           tableArn,
-			"dynamodb:BatchGetItem":         tableArn,
-			"dynamodb:BatchWriteItem":       tableArn,
-			"dynamodb:Scan":                 tableArn,
-			"dynamodb:UpdateItem":           tableArn,
-			"sns:Publish":                   topicArn,
-			"secretsmanager:GetSecretValue": auditSecret,
+		{"AuditFunction", map[string]grant{
+			"dynamodb:GetItem":              {tableArn, nil, ""},
+			"dynamodb:BatchGetItem":         {tableArn, nil, ""},
+			"dynamodb:Scan":                 {tableArn, nil, ""},
+			"dynamodb:PutItem":              {tableArn, leadingKeys(dynamo.AuditWrites), ""},
+			"dynamodb:DeleteItem":           {tableArn, leadingKeys(dynamo.AuditWrites), ""},
+			"dynamodb:BatchWriteItem":       {tableArn, leadingKeys(dynamo.AuditWrites), ""},
+			"dynamodb:UpdateItem":           {tableArn, leadingKeys(dynamo.AuditWrites), ""},
+			"sns:Publish":                   {topicArn, nil, ""},
+			"sns:ListSubscriptionsByTopic":  {topicArn, nil, ""}, // the scheduled run's delivery check
+			"secretsmanager:GetSecretValue": {auditSecret, nil, ""},
+			"kms:Decrypt":                   secretKey,
+			"kms:GenerateDataKey*":          alertTopicKey,
 		}},
 	}
 	for _, tt := range tests {
@@ -174,8 +211,16 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 				t.Errorf("ManagedPolicyArns = %s, want only AWSLambdaBasicExecutionRole (logs)", jsonText(role["ManagedPolicyArns"]))
 			}
 
-			seen := map[string]bool{}
+			seen := map[string]int{}
 			for _, p := range asList(role["Policies"]) {
+				when := ""
+				if cond, ok := mapOf(p)["Fn::If"].([]any); ok {
+					if len(cond) != 3 || !sameJSON(cond[2], ref("AWS::NoValue")) {
+						t.Errorf("policy %s: want Fn::If [condition, policy, AWS::NoValue]", jsonText(p))
+						continue
+					}
+					when, p = textOf(cond[0]), cond[1]
+				}
 				for _, st := range asList(mapOf(mapOf(p)["PolicyDocument"])["Statement"]) {
 					st := mapOf(st)
 					if st["Effect"] != "Allow" || hasKey(st, "NotAction") || hasKey(st, "NotResource") {
@@ -185,21 +230,30 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 					for _, a := range asList(st["Action"]) {
 						action := textOf(a)
 						want, listed := tt.grants[action]
+						if action == "kms:Decrypt" && when == alertTopicKey.when {
+							want, listed = alertTopicKey, true // publishing to a topic under a customer key needs both
+						}
 						if !listed {
 							t.Errorf("statement %s grants %q, which is not in the list", jsonText(st), a)
 							continue
 						}
-						seen[action] = true
+						seen[action]++
 						for _, r := range asList(st["Resource"]) {
-							if !sameJSON(r, want) {
-								t.Errorf("%s is granted on %s, want only %s", action, jsonText(r), jsonText(want))
+							if !sameJSON(r, want.resource) {
+								t.Errorf("%s is granted on %s, want only %s", action, jsonText(r), jsonText(want.resource))
 							}
+						}
+						if cond, ok := st["Condition"]; want.condition == nil && ok || want.condition != nil && !sameJSON(cond, want.condition) {
+							t.Errorf("%s is granted under the condition %s, want %s", action, jsonText(st["Condition"]), jsonText(want.condition))
+						}
+						if when != want.when {
+							t.Errorf("%s is granted when %q, want when %q (\"\": always)", action, when, want.when)
 						}
 					}
 				}
 			}
 			for action := range tt.grants {
-				if !seen[action] {
+				if seen[action] == 0 {
 					t.Errorf("%s is not granted", action)
 				}
 			}
@@ -225,6 +279,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"PORTAL_MAX_ENTRIES":         ref("PortalMaxEntries"),
 			"PORTAL_DRIFT_REPAIR":        ref("PortalDriftRepair"),
 			"OFFBOARD_REMOVED_USERS":     ref("OffboardRemovedUsers"),
+			"SYNC_SCHEDULE":              ref("SyncSchedule"), // sizes the users-left rotation
 			"ALERT_TOPIC_ARN":            ref("AlertTopic"),
 			"ALLOWLIST_MIN_PREFIX_V4":    ref("AllowlistMinPrefixV4"),
 			"ALLOWLIST_MIN_PREFIX_V6":    ref("AllowlistMinPrefixV6"),
@@ -234,7 +289,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"LOG_LEVEL":                  ref("LogLevel"),
 			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
 		}},
-		{"AuditFunction", 300, 1, map[string]any{
+		{"AuditFunction", 300, 0, map[string]any{
 			"DOCSPACE_API_HOST":          ref("DocSpaceApiHost"),
 			"DOCSPACE_API_KEY_SECRET_ID": auditSecret,
 			"DOCSPACE_ALLOW_HTTP":        "false",
@@ -273,8 +328,15 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			if !isNumber(p["Timeout"], tt.timeout) || !isNumber(p["MemorySize"], 256) {
 				t.Errorf("Timeout %v, MemorySize %v; want %d, 256", p["Timeout"], p["MemorySize"], tt.timeout)
 			}
-			if got, ok := p["ReservedConcurrentExecutions"]; tt.reserved == 0 && ok || tt.reserved != 0 && !isNumber(got, tt.reserved) {
-				t.Errorf("ReservedConcurrentExecutions = %v, want %d (0: unset)", got, tt.reserved)
+			if got, ok := p["ReservedConcurrentExecutions"]; tt.function == "AuditFunction" {
+				// Opt-in only (#14 §1): a new account's quota may be 10, and Lambda
+				// refuses a reservation that leaves less than 10 unreserved.
+				want := map[string]any{"Fn::If": []any{"HasAuditReservation", ref("AuditReservedConcurrency"), ref("AWS::NoValue")}}
+				if !sameJSON(got, want) {
+					t.Errorf("ReservedConcurrentExecutions = %s, want %s", jsonText(got), jsonText(want))
+				}
+			} else if ok {
+				t.Errorf("ReservedConcurrentExecutions = %v, want unset", got)
 			}
 			env := mapOf(mapOf(p["Environment"])["Variables"])
 			for name, want := range tt.env {
@@ -333,54 +395,106 @@ func rulesTargeting(t *testing.T, function string) (rules, targets []map[string]
 	return rules, targets
 }
 
-func TestAuditRunsOnTheAuditScheduleParameter(t *testing.T) {
-	rules, _ := rulesTargeting(t, "AuditFunction")
-	if len(rules) != 1 {
-		t.Fatalf("%d rules invoke AuditFunction, want 1", len(rules))
+// schedulesTargeting returns the EventBridge Scheduler schedules that invoke the function.
+func schedulesTargeting(t *testing.T, function string) []map[string]any {
+	t.Helper()
+	var found []map[string]any
+	for _, s := range resourcesOfType(t, "AWS::Scheduler::Schedule") {
+		if sameJSON(mapOf(s["Target"])["Arn"], getAtt(function, "Arn")) {
+			found = append(found, s)
+		}
 	}
-	r := rules[0]
-	if !sameJSON(r["ScheduleExpression"], ref("AuditSchedule")) {
-		t.Errorf("ScheduleExpression = %s, want the AuditSchedule parameter", jsonText(r["ScheduleExpression"]))
+	return found
+}
+
+// Both schedules are EventBridge Scheduler schedules (#14 §1): a retry
+// policy for an invoke Lambda refused, a dead-letter queue for one that still
+// failed, no flexible window (a run at its time), and a name CloudFormation
+// generates (two stacks in one account must not collide).
+func TestFunctionsRunOnEventBridgeSchedulerSchedules(t *testing.T) {
+	tests := []struct {
+		function, parameter string
+		input               any // nil: no Input, so the envelope's time ends the audit's window
+		maxAge              int
+	}{
+		{"AuditFunction", "AuditSchedule", nil, 600},
+		{"OnboardFunction", "SyncSchedule", `{"action": "sync"}`, 900},
 	}
-	if s, ok := r["State"]; ok && s != "ENABLED" {
-		t.Errorf("State = %v, want ENABLED", s)
+	for _, tt := range tests {
+		ss := schedulesTargeting(t, tt.function)
+		if len(ss) != 1 {
+			t.Errorf("%s: %d schedules, want 1", tt.function, len(ss))
+			continue
+		}
+		s := ss[0]
+		target := mapOf(s["Target"])
+		if !sameJSON(s["ScheduleExpression"], ref(tt.parameter)) {
+			t.Errorf("%s: ScheduleExpression %s, want the %s parameter", tt.function, jsonText(s["ScheduleExpression"]), tt.parameter)
+		}
+		if !sameJSON(target["Input"], tt.input) {
+			t.Errorf("%s: Input %s, want %s", tt.function, jsonText(target["Input"]), jsonText(tt.input))
+		}
+		if rp := mapOf(target["RetryPolicy"]); !isNumber(rp["MaximumRetryAttempts"], 2) || !isNumber(rp["MaximumEventAgeInSeconds"], tt.maxAge) {
+			t.Errorf("%s: RetryPolicy %s, want 2 retries within %d s", tt.function, jsonText(rp), tt.maxAge)
+		}
+		if !sameJSON(mapOf(target["DeadLetterConfig"])["Arn"], getAtt("ScheduleDeadLetterQueue", "Arn")) {
+			t.Errorf("%s: DeadLetterConfig %s, want ScheduleDeadLetterQueue", tt.function, jsonText(target["DeadLetterConfig"]))
+		}
+		if mapOf(s["FlexibleTimeWindow"])["Mode"] != "OFF" {
+			t.Errorf("%s: FlexibleTimeWindow %s, want OFF", tt.function, jsonText(s["FlexibleTimeWindow"]))
+		}
+		if name, ok := s["Name"]; ok {
+			t.Errorf("%s: schedule Name %s, want none (a second stack in the account would collide)", tt.function, jsonText(name))
+		}
+		if st, ok := s["State"]; ok && st != "ENABLED" {
+			t.Errorf("%s: State %v, want ENABLED", tt.function, st)
+		}
+		// The schedule's role may invoke the function and write to the dead-letter queue.
+		role := props(resource(t, textOf(asList(mapOf(target["RoleArn"])["Fn::GetAtt"])[0])))
+		grants := map[string]any{}
+		for _, p := range asList(role["Policies"]) {
+			for _, st := range asList(mapOf(mapOf(p)["PolicyDocument"])["Statement"]) {
+				for _, a := range asList(mapOf(st)["Action"]) {
+					grants[textOf(a)] = mapOf(st)["Resource"]
+				}
+			}
+		}
+		if !sameJSON(grants["lambda:InvokeFunction"], getAtt(tt.function, "Arn")) || !sameJSON(grants["sqs:SendMessage"], getAtt("ScheduleDeadLetterQueue", "Arn")) || len(grants) != 2 {
+			t.Errorf("%s: schedule role grants %s", tt.function, jsonText(grants))
+		}
+	}
+	if rules, _ := rulesTargeting(t, "AuditFunction"); len(rules) != 0 {
+		t.Errorf("%d EventBridge rules invoke AuditFunction, want none (the schedule is EventBridge Scheduler's)", len(rules))
+	}
+	queue := props(resource(t, "ScheduleDeadLetterQueue"))
+	if !isNumber(queue["MessageRetentionPeriod"], fourteenDays) {
+		t.Errorf("ScheduleDeadLetterQueue keeps messages %v s, want 14 days", queue["MessageRetentionPeriod"])
 	}
 }
 
-func TestOnboardRunsOnItsEventsFromTheSourceParameterAndOnItsOwnSyncSchedule(t *testing.T) {
+func TestOnboardRunsOnItsEventsFromTheSourceParameterOfThisAccountOnly(t *testing.T) {
 	rules, targets := rulesTargeting(t, "OnboardFunction")
-	if len(rules) != 2 {
-		t.Fatalf("%d rules invoke OnboardFunction, want 2 (the events and the sync schedule)", len(rules))
+	if len(rules) != 1 {
+		t.Fatalf("%d rules invoke OnboardFunction, want 1 (the events; the sync is a Scheduler schedule)", len(rules))
 	}
-	var events, schedule int
-	for i, r := range rules {
-		if _, ok := r["ScheduleExpression"]; ok {
-			schedule++
-			if !sameJSON(r["ScheduleExpression"], ref("SyncSchedule")) {
-				t.Errorf("ScheduleExpression = %s, want the SyncSchedule parameter", jsonText(r["ScheduleExpression"]))
-			}
-			if !sameJSON(targets[i]["Input"], `{"action": "sync"}`) {
-				t.Errorf("schedule target Input = %s, want {\"action\": \"sync\"}", jsonText(targets[i]["Input"]))
-			}
-			continue
-		}
-		events++
-		pattern := mapOf(r["EventPattern"])
-		if !sameJSON(pattern["source"], []any{ref("OnboardingEventSource")}) {
-			t.Errorf("EventPattern source = %s, want only the OnboardingEventSource parameter (not any sender on the bus)", jsonText(pattern["source"]))
-		}
-		if want := []any{"UserOnboarded", "UserOffboarded", "UserAllowlistChanged"}; !sameJSON(pattern["detail-type"], want) {
-			t.Errorf("EventPattern detail-type = %s, want %s", jsonText(pattern["detail-type"]), jsonText(want))
-		}
-		if bus, ok := r["EventBusName"]; ok && bus != "default" {
-			t.Errorf("EventBusName = %s, want the default bus", jsonText(bus))
-		}
-		if rp := mapOf(targets[i]["RetryPolicy"]); !hasKey(rp, "MaximumRetryAttempts") || !hasKey(rp, "MaximumEventAgeInSeconds") {
-			t.Errorf("target RetryPolicy = %s, want MaximumRetryAttempts and MaximumEventAgeInSeconds", jsonText(targets[i]["RetryPolicy"]))
-		}
+	r, target := rules[0], targets[0]
+	pattern := mapOf(r["EventPattern"])
+	if !sameJSON(pattern["source"], []any{ref("OnboardingEventSource")}) {
+		t.Errorf("EventPattern source = %s, want only the OnboardingEventSource parameter (not any sender on the bus)", jsonText(pattern["source"]))
 	}
-	if events != 1 || schedule != 1 {
-		t.Errorf("%d event rules and %d schedules, want one each", events, schedule)
+	// #14 §4: a principal of another account allowed to put events on this bus
+	// must not add addresses.
+	if !sameJSON(pattern["account"], []any{ref("AWS::AccountId")}) {
+		t.Errorf("EventPattern account = %s, want only this account", jsonText(pattern["account"]))
+	}
+	if want := []any{"UserOnboarded", "UserOffboarded", "UserAllowlistChanged"}; !sameJSON(pattern["detail-type"], want) {
+		t.Errorf("EventPattern detail-type = %s, want %s", jsonText(pattern["detail-type"]), jsonText(want))
+	}
+	if bus, ok := r["EventBusName"]; ok && bus != "default" {
+		t.Errorf("EventBusName = %s, want the default bus", jsonText(bus))
+	}
+	if rp := mapOf(target["RetryPolicy"]); !hasKey(rp, "MaximumRetryAttempts") || !hasKey(rp, "MaximumEventAgeInSeconds") {
+		t.Errorf("target RetryPolicy = %s, want MaximumRetryAttempts and MaximumEventAgeInSeconds", jsonText(target["RetryPolicy"]))
 	}
 }
 
