@@ -7,14 +7,16 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"ipguard/internal/audit/audittest"
+	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest/auditcontract"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/enforce"
 	"ipguard/internal/enforce/enforcetest"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
 	"ipguard/internal/lease/leasetest"
-	"ipguard/internal/onboard/onboardtest"
+	"ipguard/internal/onboard"
+	"ipguard/internal/onboard/onboardtest/onboardcontract"
 	"ipguard/internal/testbed/localaws"
 )
 
@@ -26,7 +28,7 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 		leasetest.BackendContract(t, func(t *testing.T) lease.Backend { return newStore(t) })
 	})
 	t.Run("audit.Store", func(t *testing.T) {
-		audittest.StoreContract(t, func(t *testing.T) (audittest.AuditStore, func(ipguard.User)) {
+		auditcontract.StoreContract(t, func(t *testing.T) (audit.Store, func(ipguard.User)) {
 			s := newStore(t)
 			return s, func(u ipguard.User) {
 				if err := s.PutUser(context.Background(), u); err != nil {
@@ -36,7 +38,7 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 		})
 	})
 	t.Run("onboard.Store", func(t *testing.T) {
-		onboardtest.StoreContract(t, func(t *testing.T) onboardtest.OnboardStore { return newStore(t) })
+		onboardcontract.StoreContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
 	})
 	t.Run("enforce.Store", func(t *testing.T) {
 		enforcetest.StoreContract(t, func(t *testing.T) enforce.Store { return newStore(t) })

@@ -12,7 +12,8 @@ import (
 // functions/ imports, directly or not, a package under internal/testbed
 // (the dev portal, the moto and emulator starters, the local stack, the
 // template reader, the integration and end-to-end suites), nor the shared
-// in-memory fakes (package names ending in "test").
+// in-memory fakes and their contracts (package names ending in "test" or
+// "contract").
 func TestFunctionsDoNotReachTheTestbed(t *testing.T) {
 	root, err := localaws.ModuleRoot()
 	if err != nil {
@@ -32,7 +33,7 @@ func TestFunctionsDoNotReachTheTestbed(t *testing.T) {
 		if strings.HasPrefix(pkg, "ipguard/internal/testbed") {
 			t.Errorf("functions/ reaches %s", pkg)
 		}
-		if strings.HasPrefix(pkg, "ipguard/") && strings.HasSuffix(pkg, "test") {
+		if strings.HasPrefix(pkg, "ipguard/") && (strings.HasSuffix(pkg, "test") || strings.HasSuffix(pkg, "contract")) {
 			t.Errorf("functions/ reaches the test fake %s (leasetest, audittest, onboardtest, enforcetest are for tests)", pkg)
 		}
 	}

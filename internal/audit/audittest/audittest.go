@@ -1,11 +1,11 @@
-// Package audittest holds the one in-memory audit store every test uses and
-// StoreContract, the table of promises both it and the DynamoDB store must
+// Package audittest holds the one in-memory audit store every test uses
+// (also the lease backend an audit run holds). Package auditcontract below
+// it holds the table of promises both this fake and the DynamoDB store must
 // pass, so that no test passes against store behaviour production never has
 // (alerted records that never expire, errors nobody can classify).
 //
 // It does not import package audit, so that audit's own (in-package) tests
-// can use it; AuditStore below is audit.Store's method set, and an external
-// test in audit checks that the two stay the same set.
+// can use it.
 package audittest
 
 import (
@@ -14,33 +14,11 @@ import (
 	"slices"
 	"sort"
 	"sync"
-	"testing"
 	"time"
 
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease/leasetest"
 )
-
-// AuditStore is the method set of audit.Store, the port Store stands in for.
-// Its promises are audit.Store's: every method returns a classified error;
-// Users returns the stored users among ids (absent ids absent, undecodable
-// items with Unreadable set); AllUsers returns every stored user, seeing
-// every write completed before the call; Progress
-// returns the saved progress (zero before the first save), strongly
-// consistent; SetProgress replaces it; Alerted reports the ids whose alerted
-// record has not expired at now; RecordAlerted records ids as alerted at at,
-// for keep, idempotently; AlertedSpans returns, per address, the alerted
-// burst spans remembered at now; RecordAlertedSpan remembers one for keep.
-type AuditStore interface {
-	Users(ctx context.Context, ids []string) (map[string]ipguard.User, error)
-	AllUsers(ctx context.Context) ([]ipguard.User, error)
-	Progress(ctx context.Context) (ipguard.AuditProgress, error)
-	SetProgress(ctx context.Context, p ipguard.AuditProgress) error
-	Alerted(ctx context.Context, ids []int64, now time.Time) (map[int64]bool, error)
-	RecordAlerted(ctx context.Context, ids []int64, at time.Time, keep time.Duration) error
-	AlertedSpans(ctx context.Context, ips []string, now time.Time) (map[string][]ipguard.TimeSpan, error)
-	RecordAlertedSpan(ctx context.Context, ip string, span ipguard.TimeSpan, at time.Time, keep time.Duration) error
-}
 
 // maxSpans is how many spans one address keeps (the newest-expiring), as in
 // the DynamoDB store.
@@ -74,8 +52,6 @@ type storedSpan struct {
 	ipguard.TimeSpan
 	expires int64 // epoch seconds
 }
-
-var _ AuditStore = (*Store)(nil)
 
 // NewStore returns an empty store holding users.
 func NewStore(users ...ipguard.User) *Store {
@@ -212,153 +188,4 @@ func (s *Store) RecordAlertedSpan(_ context.Context, ip string, span ipguard.Tim
 
 func unavailable(op string) error {
 	return ipguard.Errorf(ipguard.EUnavailable, "dynamodb: %s: service unavailable", op)
-}
-
-// StoreContract checks the promises of audit.Store on stores made by
-// newStore (each call a fresh, empty one), which also returns how to seed a
-// user into it.
-func StoreContract(t *testing.T, newStore func(t *testing.T) (AuditStore, func(ipguard.User))) {
-	ctx := context.Background()
-	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-
-	t.Run("users: the stored ones among ids, and all of them", func(t *testing.T) {
-		s, put := newStore(t)
-		alice := ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}, CreatedAt: t0, UpdatedAt: t0}
-		bob := ipguard.User{ID: "bob", Email: "bob@example.com", Entries: []string{"198.51.100.0/30"}, CreatedAt: t0, UpdatedAt: t0}
-		put(alice)
-		put(bob)
-		got, err := s.Users(ctx, []string{"alice", "nobody", "alice"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != 1 || got["alice"].Email != alice.Email || !slices.Equal(got["alice"].Entries, alice.Entries) {
-			t.Errorf("Users = %+v; want alice alone", got)
-		}
-		if got, err := s.Users(ctx, nil); err != nil || len(got) != 0 {
-			t.Errorf("Users(none) = %v, %v; want empty", got, err)
-		}
-		all, err := s.AllUsers(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ids []string
-		for _, u := range all {
-			ids = append(ids, u.ID)
-		}
-		slices.Sort(ids)
-		if !slices.Equal(ids, []string{"alice", "bob"}) {
-			t.Errorf("AllUsers ids = %v; want alice, bob", ids)
-		}
-	})
-
-	t.Run("progress: zero first, then what was saved, cursor and all", func(t *testing.T) {
-		s, _ := newStore(t)
-		p, err := s.Progress(ctx)
-		if err != nil || !p.Until.IsZero() || p.Cursor != nil {
-			t.Fatalf("Progress before any save = %+v, %v; want zero", p, err)
-		}
-		want := ipguard.AuditProgress{Until: t0.Add(123456789), Cursor: &ipguard.AuditCursor{
-			From: t0.Add(time.Second), To: t0.Add(15 * time.Minute), Below: t0.Add(10*time.Minute + 1)}}
-		if err := s.SetProgress(ctx, want); err != nil {
-			t.Fatal(err)
-		}
-		want.Cursor.Below = t0 // the store holds a copy, not the caller's cursor
-		got, err := s.Progress(ctx)
-		if err != nil || !got.Until.Equal(t0.Add(123456789)) || got.Cursor == nil ||
-			!got.Cursor.From.Equal(t0.Add(time.Second)) || !got.Cursor.To.Equal(t0.Add(15*time.Minute)) || !got.Cursor.Below.Equal(t0.Add(10*time.Minute+1)) {
-			t.Fatalf("Progress = %+v (cursor %+v), %v", got, got.Cursor, err)
-		}
-		if err := s.SetProgress(ctx, ipguard.AuditProgress{Until: t0.Add(15 * time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := s.Progress(ctx); err != nil || got.Cursor != nil || !got.Until.Equal(t0.Add(15*time.Minute)) {
-			t.Errorf("Progress after a save without cursor = %+v, %v; want the cursor gone", got, err)
-		}
-	})
-
-	t.Run("alerted records count until they expire", func(t *testing.T) {
-		s, _ := newStore(t)
-		if err := s.RecordAlerted(ctx, []int64{1, 2, 2}, t0, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RecordAlerted(ctx, []int64{1}, t0, time.Hour); err != nil {
-			t.Fatalf("recording again (idempotent): %v", err)
-		}
-		if err := s.RecordAlerted(ctx, []int64{3}, t0, 2*time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RecordAlerted(ctx, nil, t0, time.Hour); err != nil {
-			t.Fatalf("recording nothing: %v", err)
-		}
-		steps := []struct {
-			name string
-			now  time.Time
-			want []int64
-		}{
-			{"while they live", t0.Add(59 * time.Minute), []int64{1, 2, 3}},
-			{"a second before the end", t0.Add(time.Hour - time.Second), []int64{1, 2, 3}},
-			{"at the end", t0.Add(time.Hour), []int64{3}},
-			{"after the longer keep", t0.Add(2 * time.Hour), nil},
-		}
-		for _, st := range steps {
-			got, err := s.Alerted(ctx, []int64{1, 2, 3, 4, 1}, st.now)
-			if err != nil {
-				t.Fatalf("%s: %v", st.name, err)
-			}
-			var ids []int64
-			for id, ok := range got {
-				if ok {
-					ids = append(ids, id)
-				}
-			}
-			slices.Sort(ids)
-			if !slices.Equal(ids, st.want) {
-				t.Errorf("%s: alerted %v; want %v", st.name, ids, st.want)
-			}
-		}
-		if got, err := s.Alerted(ctx, nil, t0); err != nil || len(got) != 0 {
-			t.Errorf("Alerted(none) = %v, %v; want empty", got, err)
-		}
-	})
-
-	t.Run("alerted spans: whole seconds, per address, until they expire", func(t *testing.T) {
-		s, _ := newStore(t)
-		a := ipguard.TimeSpan{From: t0.Add(500 * time.Millisecond), To: t0.Add(10*time.Second + 1)}
-		b := ipguard.TimeSpan{From: t0.Add(time.Minute), To: t0.Add(2 * time.Minute)}
-		if err := s.RecordAlertedSpan(ctx, "198.51.100.7", a, t0, time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.RecordAlertedSpan(ctx, "198.51.100.7", b, t0.Add(time.Minute), 2*time.Hour); err != nil {
-			t.Fatal(err)
-		}
-		got, err := s.AlertedSpans(ctx, []string{"198.51.100.7", "203.0.113.9", "198.51.100.7"}, t0.Add(30*time.Minute))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := got["203.0.113.9"]; ok || len(got) != 1 {
-			t.Errorf("AlertedSpans = %v; want the one address with spans", got)
-		}
-		wantA := ipguard.TimeSpan{From: t0, To: t0.Add(11 * time.Second)}
-		spans := got["198.51.100.7"]
-		if len(spans) != 2 || !hasSpan(spans, wantA) || !hasSpan(spans, b) {
-			t.Errorf("spans = %v; want %v (whole seconds, widened) and %v", spans, wantA, b)
-		}
-		got, err = s.AlertedSpans(ctx, []string{"198.51.100.7"}, t0.Add(time.Hour))
-		if err != nil || len(got["198.51.100.7"]) != 1 || !hasSpan(got["198.51.100.7"], b) {
-			t.Errorf("after the first expired: %v, %v; want only %v", got, err, b)
-		}
-		got, err = s.AlertedSpans(ctx, []string{"198.51.100.7"}, t0.Add(3*time.Hour))
-		if err != nil || len(got["198.51.100.7"]) != 0 {
-			t.Errorf("after both expired: %v, %v; want none", got, err)
-		}
-	})
-}
-
-func hasSpan(spans []ipguard.TimeSpan, want ipguard.TimeSpan) bool {
-	for _, s := range spans {
-		if s.From.Equal(want.From) && s.To.Equal(want.To) {
-			return true
-		}
-	}
-	return false
 }

@@ -5,12 +5,18 @@ import (
 	"testing"
 	"time"
 
+	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest"
+	"ipguard/internal/audit/audittest/auditcontract"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease"
 )
 
+// The fake is an audit.Store (and the lease backend an audit run holds)
+// that keeps the same promises as the DynamoDB store.
 func TestFakeKeepsTheContract(t *testing.T) {
-	audittest.StoreContract(t, func(*testing.T) (audittest.AuditStore, func(ipguard.User)) {
+	var _ lease.Backend = audittest.NewStore()
+	auditcontract.StoreContract(t, func(*testing.T) (audit.Store, func(ipguard.User)) {
 		s := audittest.NewStore()
 		return s, s.PutUser
 	})

@@ -3,9 +3,11 @@ package onboardtest_test
 import (
 	"testing"
 
+	"ipguard/internal/onboard"
 	"ipguard/internal/onboard/onboardtest"
+	"ipguard/internal/onboard/onboardtest/onboardcontract"
 )
 
 func TestFakeKeepsTheContract(t *testing.T) {
-	onboardtest.StoreContract(t, func(*testing.T) onboardtest.OnboardStore { return onboardtest.NewStore() })
+	onboardcontract.StoreContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
 }
