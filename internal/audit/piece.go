@@ -88,6 +88,9 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	if err := p.publish(ctx, findings, notices); err != nil {
 		return err
 	}
+	if err := p.archive(ctx, good, done); err != nil {
+		return err
+	}
 
 	if r.backfill {
 		r.prog.Cursor.Below = done
@@ -99,6 +102,42 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	r.prog.Cursor.Below = done
 	if err := s.Store.SetProgress(ctx, r.prog); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor (alerts of this piece were sent and recorded; the next run reads the piece again and sends nothing twice): %w", err)
+	}
+	return nil
+}
+
+// archive hands the piece's events to the login archive, once each: only
+// those dated after the checkpoint (the overlap a window re-reads before it
+// was archived by the window before), up to the cursor the piece started
+// from. The span (max(done, checkpoint), cursor] depends only on the saved
+// cursor and the piece's lower end, so a run retried after a failure, which
+// starts from the same saved cursor, writes the same span and replaces its
+// own object. Backfills stay out of the archive (their windows were, or
+// will be, archived by the scheduled runs that passed them).
+func (p *piecer) archive(ctx context.Context, evs []ipguard.LoginEvent, done time.Time) error {
+	r, s := p.run, p.run.s
+	if s.Archive == nil || r.backfill || r.prog.Cursor == nil {
+		return nil
+	}
+	span := ipguard.TimeSpan{From: done, To: r.prog.Cursor.Below}
+	if r.prog.Until.After(span.From) {
+		span.From = r.prog.Until
+	}
+	if !span.To.After(span.From) {
+		return nil
+	}
+	var in []ipguard.LoginEvent
+	for _, e := range evs {
+		if e.Date.After(span.From) && !e.Date.After(span.To) {
+			in = append(in, e)
+		}
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	if err := s.Archive.Archive(ctx, span, in); err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: archive the logins dated %s to %s (this piece's alerts were sent and recorded; the next run reads it again, sends nothing twice and archives it): %w",
+			span.From.Format(time.RFC3339), span.To.Format(time.RFC3339), err)
 	}
 	return nil
 }

@@ -73,6 +73,15 @@ type Publisher interface {
 	Publish(ctx context.Context, a ipguard.Alert) (string, error)
 }
 
+// Archiver keeps the login events the audit reads (the login archive).
+type Archiver interface {
+	// Archive stores evs, the readable events dated within span (From
+	// exclusive, To inclusive), as one piece of work. Writing the same span
+	// again replaces what the earlier write stored (a retried run). A
+	// failure is classified.
+	Archive(ctx context.Context, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error
+}
+
 // LeaseName is the lease one audit run holds for its whole length.
 const LeaseName = "audit"
 
@@ -117,8 +126,11 @@ type Service struct {
 	Publisher Publisher
 	Leases    lease.Backend
 	Responder Responder
-	Settings  Settings
-	Now       func() time.Time
+	// Archive, optional, keeps every login a scheduled run newly passes
+	// (see piecer.archive); backfills stay out of it.
+	Archive  Archiver
+	Settings Settings
+	Now      func() time.Time
 	// Log receives the run's log lines (wiring.NewLogger adds the request id
 	// from the context they are logged with); nil discards them.
 	Log *slog.Logger

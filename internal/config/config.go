@@ -47,6 +47,9 @@ type Config struct {
 	AlertTopicARN string
 	Portal        OnboardSettings // onboarding only
 	Audit         AuditSettings   // audit only
+	// Findings are the destinations besides the alert topic: the findings
+	// bus, chat, the login archive and the digest (config/findings.go).
+	Findings Findings
 }
 
 // DefaultMetricsNamespace is the namespace when METRICS_NAMESPACE is unset.
@@ -200,6 +203,7 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		e.MaxPerRun = r.integer("ENFORCEMENT_MAX_PER_RUN", 10, 1, 1000)
 		e.DisableAfter = r.integer("ENFORCEMENT_DISABLE_AFTER", 0, 0, 1000)
 	}
+	c.Findings = r.findings(fn)
 	if len(r.problems) > 0 {
 		return Config{}, &ipguard.Error{Code: ipguard.EConfig,
 			Message: "configuration: " + strings.Join(r.problems, "; ")}

@@ -106,8 +106,9 @@ var (
 		userPrefix + "*",
 		leasePrefix + "portal-allowlist", // onboard.LeaseName
 		portalStatePK,
-		"usercheck#*",    // the users-left rotation's place (#14 §5)
-		"outbox#onboard", // the reconciler's alerts still to send (#15)
+		"usercheck#*",        // the users-left rotation's place (#14 §5)
+		"outbox#onboard",     // the reconciler's alerts still to send (#15)
+		"outbox#bus-onboard", // findings the bus refused onboarding, sent again by its next invocation (#18)
 	}
 )
 

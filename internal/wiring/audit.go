@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"ipguard/internal/audit"
+	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/enforce"
 	"ipguard/internal/eventbridge"
@@ -12,7 +13,6 @@ import (
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
 	"ipguard/internal/redact"
-	"ipguard/internal/snsalert"
 	"ipguard/internal/status"
 	"net/http"
 	"time"
@@ -20,16 +20,18 @@ import (
 
 // The AuditFunction's wiring: the audit service, enforcement, the key watch, the status operation and the handler that chooses between them.
 
-// AuditService wires the audit service from the shared adapters and SNS.
+// AuditService wires the audit service from the shared adapters and SNS
+// (with the findings bus, chat and digest chained in: findings.go).
 func (d Deps) AuditService() *audit.Service {
 	a := d.Config.Audit
 	return &audit.Service{
 		Source:    d.Portal,
 		Clock:     d.Portal,
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), d.Config.AlertTopicARN),
+		Publisher: d.alertChain(d.Config.AlertTopicARN, config.Audit, true).Publisher,
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
+		Archive:   d.loginArchive(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
 			Overlap:        a.Overlap,
@@ -54,6 +56,8 @@ func (d Deps) AuditService() *audit.Service {
 // nothing stored: the audit did not run, so the last run stays as it was.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
+	chain := d.alertChain(d.Config.AlertTopicARN, config.Audit, true)
+	svc.Publisher = chain.Publisher
 	pages := &pageCounter{Source: svc.Source}
 	svc.Source = pages
 	mw := d.metricsWriter()
@@ -62,10 +66,15 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		start := time.Now()
 		pages.pages.Store(0)
 		rejected := false
+		findingsProps := map[string]any{} // outbox and digest counts: EMF properties (findings.go)
 		defer func() {
 			took := time.Since(start)
 			metrics := auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err))
-			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
+			props := map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To}
+			for k, v := range findingsProps {
+				props[k] = v
+			}
+			mw.write(ctx, metrics, props)
 			if !rejected {
 				d.saveLastRun(ctx, res, err, took)
 			}
@@ -86,7 +95,15 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		}
 		// The audit goes first, with all the time there is; the key check
 		// (one GET) follows, or, when the portal refused the key, names it.
+		// Findings the bus refused earlier are sent first; the digest
+		// whose hour has come after a scheduled run.
+		busWarnings := chain.beforeAudit(ctx, findingsProps)
 		res, err = svc.Run(ctx, t)
+		if err == nil {
+			more := append(busWarnings, chain.afterAudit(ctx, res, findingsProps)...)
+			res.Warnings = append(res.Warnings, more...)
+			res.WarningCount += len(more)
+		}
 		if err != nil {
 			if keyRefused(err) {
 				if _, kerr := checkKey(ctx, keys); kerr != nil {
@@ -148,7 +165,7 @@ func (d Deps) KeyWatch() *keywatch.Watch {
 	return &keywatch.Watch{
 		Source:    docspace.KeyWatchSource{Client: d.Portal, Keys: d.APIKeys},
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), d.Config.AlertTopicARN),
+		Publisher: d.alertChain(d.Config.AlertTopicARN, config.Audit, false).Publisher, // bus and chat; no digest for key alerts
 		Portal:    d.Config.DocSpace.Host,
 		Log:       d.Log,
 	}

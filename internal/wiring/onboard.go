@@ -2,10 +2,10 @@ package wiring
 
 import (
 	"context"
+	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/onboard"
-	"ipguard/internal/snsalert"
 	"time"
 )
 
@@ -21,7 +21,7 @@ func (d Deps) OnboardService() *onboard.Service {
 		Rules: onboard.Settings{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
 		LeaseWait:  p.LeaseWait,
-		Alerts:     snsalert.New(d.snsClient(), d.Config.AlertTopicARN),
+		Alerts:     d.alertChain(d.Config.AlertTopicARN, config.Onboard, false).Publisher, // the findings bus and chat too (findings.go)
 		Logins:     d.Portal,
 		Directory:  docspace.Directory{Client: d.Portal},
 		Trail:      docspace.AllowlistTrail{Client: d.Portal},
@@ -35,9 +35,11 @@ func (d Deps) OnboardService() *onboard.Service {
 // metrics line (see OnboardMetrics).
 func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
 	svc := d.OnboardService()
+	chain := d.alertChain(d.Config.AlertTopicARN, config.Onboard, false)
 	mw := d.metricsWriter()
 	return func(ctx context.Context, payload []byte) (res onboard.Result, err error) {
 		start := time.Now()
+		chain.retryOutbox(ctx, d) // what the bus refused an earlier invocation
 		defer func() {
 			mw.write(ctx, onboardMetrics(res, err, time.Since(start)), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
