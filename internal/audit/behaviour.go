@@ -106,7 +106,7 @@ func (a *Allowlists) Declared(ev ipguard.LoginEvent) bool {
 		return false
 	}
 	ul := a.users[ipguard.CanonicalUserID(ev.UserID)]
-	if ul == nil && IsFailedLogin(ev.ActionID) {
+	if ul == nil && ev.IsFailedLogin() {
 		ul, _ = a.target(ev)
 	}
 	return ul != nil && ul.allows(addr, ev.Date)

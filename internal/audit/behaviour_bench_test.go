@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest"
 	"ipguard/internal/behaviour"
 	"ipguard/internal/docspace"
 	"ipguard/internal/ipguard"
@@ -89,8 +90,8 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		st, leases, pub := audit.BenchStore()
-		s := &audit.Service{Source: client, Store: st, Publisher: pub, Leases: leases,
+		st, pub := audittest.NewStore(), audit.BenchPublisher()
+		s := &audit.Service{Source: client, Store: st, Publisher: pub, Leases: st,
 			Settings: audit.Settings{Portal: srv.URL, Overlap: 5 * time.Minute, Lookback: time.Duration(events+30) * time.Second,
 				AlertRetention: 24 * time.Hour, Policy: audit.Policy{AlertUnknownUsers: false, FailedLoginThreshold: 5}}}
 		bs := &memBaselines{items: map[string]behaviour.Baseline{}}

@@ -275,7 +275,7 @@ func (d *Detector) load(ctx context.Context, logins []*ipguard.LoginEvent) error
 func successfulLogins(evs []ipguard.LoginEvent) []*ipguard.LoginEvent {
 	var out []*ipguard.LoginEvent
 	for i := range evs {
-		if audit.IsSuccessfulLogin(evs[i].ActionID) && ipguard.CanonicalUserID(evs[i].UserID) != "" {
+		if evs[i].IsSuccessfulLogin() && ipguard.CanonicalUserID(evs[i].UserID) != "" {
 			out = append(out, &evs[i])
 		}
 	}

@@ -172,7 +172,7 @@ func (l *Learner) Learn(ctx context.Context, req LearnRequest) (LearnResult, err
 				res.OldestRead = ev.Date.UTC().Format(time.RFC3339)
 			}
 			switch {
-			case audit.IsSuccessfulLogin(ev.ActionID) && ipguard.CanonicalUserID(ev.UserID) != "":
+			case ev.IsSuccessfulLogin() && ipguard.CanonicalUserID(ev.UserID) != "":
 				lg := loginOf(ev, lists.Declared)
 				if lg.Whole {
 					if strings.TrimSpace(lg.Country) == "" {
@@ -183,7 +183,7 @@ func (l *Learner) Learn(ctx context.Context, req LearnRequest) (LearnResult, err
 				}
 				byUser[lg.UserID] = append(byUser[lg.UserID], lg)
 				res.Logins++
-			case req.DryRun && audit.IsFailedLogin(ev.ActionID) && len(fails) < maxFailures:
+			case req.DryRun && ev.IsFailedLogin() && len(fails) < maxFailures:
 				ev.Raw = nil
 				if lists.Declared(ev) {
 					continue

@@ -57,13 +57,13 @@ func accountOf(ev ipguard.LoginEvent) string {
 func (s *sprayer) add(evs []ipguard.LoginEvent, declared func(ipguard.LoginEvent) bool) {
 	for _, ev := range evs {
 		switch {
-		case audit.IsSuccessfulLogin(ev.ActionID):
+		case ev.IsSuccessfulLogin():
 			for _, k := range []string{strings.ToLower(strings.TrimSpace(ev.Login)), ipguard.CanonicalUserID(ev.UserID)} {
 				if k != "" && ev.Date.After(s.success[k]) {
 					s.success[k] = ev.Date
 				}
 			}
-		case audit.IsFailedLogin(ev.ActionID):
+		case ev.IsFailedLogin():
 			acc := accountOf(ev)
 			if acc == "" || (declared != nil && declared(ev)) {
 				continue
