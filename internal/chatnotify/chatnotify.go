@@ -92,7 +92,7 @@ func Format(a ipguard.Alert) Notification {
 		if text == "" {
 			text = a.Default
 		}
-		n.Content.Description = humantext.Clip(strings.TrimSpace(text), 3000)
+		n.Content.Description = codeLines(humantext.Clip(strings.TrimSpace(text), 3000))
 		var kind string
 		_ = json.Unmarshal(body["kind"], &kind)
 		if kind != "" && len(kinds) == 0 {
@@ -190,6 +190,21 @@ func steps(kinds []string) []string {
 // max bytes.
 func code(s string, max int) string {
 	return "`" + strings.ReplaceAll(humantext.Words(s, max), "`", "'") + "`"
+}
+
+// codeLines shows untrusted multi-line text (an alert's e-mail text, which
+// quotes portal and user strings) one code span per line, so that no line
+// can format the message, link anywhere or mention anyone. Blank lines stay.
+func codeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			lines[i] = code(l, 500)
+		} else {
+			lines[i] = ""
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 func orUnknown(s string) string {
