@@ -265,8 +265,27 @@ func (t *Tee) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
 	if err != nil || t.Chat == nil {
 		return id, err
 	}
-	if _, cerr := t.Chat.Publish(ctx, a); cerr != nil {
+	_, cerr := t.Chat.Publish(ctx, a)
+	if o, ok := ctx.Value(outcomeKey{}).(*Outcome); ok && o != nil {
+		o.Tried, o.Err = true, cerr
+	}
+	if cerr != nil {
 		ipguard.LoggerFrom(ctx, t.Log).ErrorContext(ctx, "chat notification not sent", "subject", a.Subject, "error", cerr.Error())
 	}
 	return id, nil
+}
+
+// Outcome is what became of the chat copy of one alert, for a caller that
+// must say so (the test alert): Tried when a copy was attempted, Err its
+// failure.
+type Outcome struct {
+	Tried bool
+	Err   error
+}
+
+type outcomeKey struct{}
+
+// WithOutcome returns a context in which Tee.Publish fills o in.
+func WithOutcome(ctx context.Context, o *Outcome) context.Context {
+	return context.WithValue(ctx, outcomeKey{}, o)
 }

@@ -127,6 +127,7 @@ func TestEventsDropRawEventsOfAFindingTooLarge(t *testing.T) {
 type fakeBus struct {
 	mu     sync.Mutex
 	refuse string
+	code   string // the ErrorCode of refused entries; InternalFailure when empty
 	err    error
 	got    []types.PutEventsRequestEntry
 }
@@ -141,7 +142,11 @@ func (f *fakeBus) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _
 	for _, e := range in.Entries {
 		if f.refuse != "" && strings.Contains(aws.ToString(e.Detail), f.refuse) {
 			out.FailedEntryCount++
-			out.Entries = append(out.Entries, types.PutEventsResultEntry{ErrorCode: aws.String("InternalFailure"), ErrorMessage: aws.String("try again")})
+			code := f.code
+			if code == "" {
+				code = "InternalFailure"
+			}
+			out.Entries = append(out.Entries, types.PutEventsResultEntry{ErrorCode: aws.String(code), ErrorMessage: aws.String("try again")})
 			continue
 		}
 		f.got = append(f.got, e)
@@ -222,15 +227,61 @@ func TestPublishSendsTheAlertThenItsFindings(t *testing.T) {
 			t.Errorf("Retry while the bus is down = %d waiting, %v", waiting, err)
 		}
 	})
-	t.Run("an entry refused for more than a week is given up, with an error", func(t *testing.T) {
-		es, _ := findingsbus.Events("p", a, now)
-		es[0].Kept = time.Now().Add(-findingsbus.MaxOutboxAge - time.Hour)
-		es[1].Kept = time.Now().Add(-time.Hour)
-		ob := &memOutbox{entries: es, rev: 1}
-		bus := &findingsbus.Bus{API: &fakeBus{err: errors.New("MalformedDetail")}, Name: "default", Outbox: ob}
-		sent, waiting, err := bus.Retry(ctx)
-		if sent != 0 || waiting != 1 || err == nil || !strings.Contains(err.Error(), "1 event(s) refused for more than") || len(ob.entries) != 1 || ob.entries[0].ID != es[1].ID {
-			t.Errorf("Retry = %d, %d, %v; outbox %d", sent, waiting, err, len(ob.entries))
+	t.Run("only entries refused for good are given up, however long the others wait", func(t *testing.T) {
+		tests := []struct {
+			name     string
+			bus      *fakeBus
+			wantGone int
+		}{
+			{"malformed detail", &fakeBus{refuse: `"eventId":41`, code: "MalformedDetail"}, 1},
+			{"bus not found", &fakeBus{err: errors.New("ResourceNotFoundException: Event bus sec-bus does not exist")}, 0},
+			{"denied", &fakeBus{err: errors.New("AccessDeniedException: not authorized")}, 0},
+			{"throttled", &fakeBus{refuse: "eventId", code: "ThrottlingException"}, 0},
+			{"an entry refused as malformed by a failing call", &fakeBus{err: errors.New("MalformedDetail")}, 0},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				es, _ := findingsbus.Events("p", a, now)
+				for i := range es {
+					es[i].Kept = time.Now().Add(-30 * 24 * time.Hour)
+				}
+				ob := &memOutbox{entries: es, rev: 1}
+				bus := &findingsbus.Bus{API: tt.bus, Name: "default", Outbox: ob}
+				sent, waiting, err := bus.Retry(ctx)
+				gone := len(es) - len(ob.entries) - len(tt.bus.got)
+				if gone != tt.wantGone || waiting != len(es)-tt.wantGone-sent || err == nil {
+					t.Errorf("Retry = %d sent, %d waiting, %v; %d given up, want %d", sent, waiting, err, gone, tt.wantGone)
+				}
+				if tt.wantGone > 0 && !strings.Contains(err.Error(), "refuses for good were given up") {
+					t.Errorf("err = %v, want it to say what was given up", err)
+				}
+				if n := bus.TakeUndelivered(); n != len(es)-sent {
+					t.Errorf("TakeUndelivered = %d, want the %d waiting or given up", n, len(es)-sent)
+				}
+			})
+		}
+	})
+	t.Run("refused entries count as undelivered until they are sent", func(t *testing.T) {
+		eb, ob := &fakeBus{err: errors.New("AccessDeniedException")}, &memOutbox{}
+		bus := &findingsbus.Bus{API: eb, Name: "default", Outbox: ob}
+		if _, err := (&findingsbus.Publisher{Next: &fakeSNS{}, Bus: bus}).Publish(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if n := bus.TakeUndelivered(); n != 2 {
+			t.Errorf("after a refused publish: %d undelivered, want 2", n)
+		}
+		if _, _, err := bus.Retry(ctx); err == nil {
+			t.Error("Retry against a bus that refuses: no error")
+		}
+		if n := bus.TakeUndelivered(); n != 2 {
+			t.Errorf("after a refused retry: %d undelivered, want 2", n)
+		}
+		eb.err = nil
+		if _, _, err := bus.Retry(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := bus.TakeUndelivered(); n != 0 {
+			t.Errorf("after the outbox was sent: %d undelivered, want 0", n)
 		}
 	})
 	t.Run("a failed SNS publish sends nothing to the bus", func(t *testing.T) {
