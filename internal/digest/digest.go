@@ -22,6 +22,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 // maxTracked bounds the distinct users and addresses a digest counts
@@ -63,8 +64,9 @@ func (d *Digest) Add(f audit.Finding) {
 	if f.Kind == audit.KindFailedLoginBurst && len(f.Logins) > 0 {
 		user = f.Logins[0]
 	}
-	count(d.Users, user, &d.Others.Users)
-	count(d.Addresses, f.IP, &d.Others.Addresses)
+	// Cleaned of secrets before they are stored (the item outlives the run).
+	count(d.Users, redact.Clean(user), &d.Others.Users)
+	count(d.Addresses, redact.Clean(f.IP), &d.Others.Addresses)
 }
 
 func count(m map[string]int, k string, others *int) {

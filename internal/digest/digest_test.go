@@ -2,6 +2,7 @@ package digest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/digest"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 func TestDayIsTheFirstDigestHourAfterTheFinding(t *testing.T) {
@@ -167,5 +169,21 @@ func TestDigestOfADayLongAgoIsStillSent(t *testing.T) {
 				t.Errorf("%s later: sent %v, %v; want the digest of 2026-12-02", later, sent, err)
 			}
 		})
+	}
+}
+
+// The digest item keeps no secret a finding's text may carry.
+func TestDigestItemIsCleanedOfSecrets(t *testing.T) {
+	const secret = "sk-fix18-digest-0123456789"
+	redact.Remember(secret)
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	st := &memStore{}
+	p := &digest.Publisher{Next: &sink{}, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Now: func() time.Time { return now }}
+	if _, err := p.Publish(context.Background(), lowAlert(t, audit.Finding{EventID: 1, Kind: "new_country", Severity: "low", Email: "x" + secret, IP: secret})); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(st.items)
+	if strings.Contains(string(b), secret[3:]) {
+		t.Errorf("the digest item holds the secret: %s", b)
 	}
 }

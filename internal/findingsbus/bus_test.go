@@ -16,6 +16,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/findingsbus"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 var now = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
@@ -375,5 +376,49 @@ func TestRetryKeepsWhatAnotherFunctionKeptMeanwhile(t *testing.T) {
 	sent, waiting, err := (&findingsbus.Bus{API: eb, Name: "default", Outbox: ob}).Retry(ctx)
 	if err != nil || sent != 1 || waiting != 1 || len(ob.entries) != 1 || ob.entries[0].ID != drift[0].ID {
 		t.Fatalf("Retry = %d sent, %d waiting, %v; outbox holds %d", sent, waiting, err, len(ob.entries))
+	}
+}
+
+// Entries are cleaned of secrets when they are built, so that neither the
+// bus, the outbox nor the size check sees a secret; their size counts the
+// 14 bytes EventBridge adds for Time.
+func TestEntriesAreCleanedAndSizedWhenBuilt(t *testing.T) {
+	const secret = "sk-fix18-0123456789abcdef"
+	redact.Remember(secret)
+	f := login(41, audit.KindIPNotAllowed, audit.SeverityHigh)
+	f.Email = "ann+" + secret + "@example.com"
+	es, err := findingsbus.Events("p", auditAlert(t, f), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(es[0].Detail), secret) || strings.Contains(string(es[0].Detail), secret[4:]) {
+		t.Errorf("the entry's detail holds the secret: %.300s", es[0].Detail)
+	}
+	if want := len(es[0].Detail) + len(findingsbus.Source) + len(findingsbus.DetailType) + 14; es[0].Size() != want {
+		t.Errorf("Size = %d, want %d (detail, source, detail-type and 14 bytes for Time)", es[0].Size(), want)
+	}
+	ob := &memOutbox{}
+	bus := &findingsbus.Bus{API: &fakeBus{err: errors.New("down")}, Name: "default", Outbox: ob}
+	if _, err := (&findingsbus.Publisher{Next: &fakeSNS{}, Bus: bus}).Publish(context.Background(), auditAlert(t, f)); err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := json.Marshal(ob.entries)
+	if len(ob.entries) != 1 || strings.Contains(string(kept), secret[4:]) {
+		t.Errorf("the outbox keeps %d entries, the secret in them: %v", len(ob.entries), strings.Contains(string(kept), secret[4:]))
+	}
+}
+
+// The outbox bound counts the item as the store writes it: encoding/json
+// escapes < > & as six bytes each.
+func TestOutboxBoundCountsEscapedBytes(t *testing.T) {
+	var es []findingsbus.Entry
+	for i := range 3 {
+		d := `{"text":"` + strings.Repeat("<", 100*1024) + `"}` // as Events encodes it: unescaped
+		es = append(es, findingsbus.Entry{ID: string(rune('a' + i)), Time: now, Detail: json.RawMessage(d)})
+	}
+	ob := &memOutbox{}
+	err := (&findingsbus.Bus{Name: "default", Outbox: ob}).Keep(context.Background(), es)
+	if err == nil || len(ob.entries) != 0 {
+		t.Errorf("Keep of ~1.8 MB as stored = %v, outbox %d entries; want refused, nothing kept", err, len(ob.entries))
 	}
 }
