@@ -87,7 +87,7 @@ func TestEventsOfOtherAlerts(t *testing.T) {
 	}{
 		{"drift", ipguard.Alert{Subject: "drift", Default: `{"kind":"allowlist_drift","severity":"high","portal":"p","drift":{"since":"x"}}`}, "allowlist_drift", false},
 		{"key expiring", ipguard.Alert{Subject: "key", Default: `{"kind":"api_key_expiring","severity":"medium","portal":"p","daysLeft":7}`}, "api_key_expiring", false},
-		{"the test alert", ipguard.Alert{Subject: "test", Default: `{"kind":"test","severity":"low","test":true}`}, "test", true},
+		{"the test alert", ipguard.Alert{Subject: "test", Default: `{"kind":"test","severity":"critical","test":true}`}, "test", true},
 		{"plain text", ipguard.Alert{Default: "hello"}, "message", false},
 	}
 	for _, tt := range tests {
@@ -102,6 +102,16 @@ func TestEventsOfOtherAlerts(t *testing.T) {
 			}
 			if d["findingId"] == "" || d["ocsf"] == nil {
 				t.Errorf("detail lacks findingId or ocsf: %v", d)
+			}
+			// The OCSF record says it too: unmapped.test, and Informational
+			// (the test alert is critical only to reach every subscription).
+			o, _ := d["ocsf"].(map[string]any)
+			un, _ := o["unmapped"].(map[string]any)
+			if tt.wantTest && (un["test"] != true || o["severity_id"] != 1.0 || o["severity"] != "Informational") {
+				t.Errorf("the test alert's ocsf: unmapped %v, severity %v %v; want test true, Informational", un, o["severity_id"], o["severity"])
+			}
+			if !tt.wantTest && un["test"] != nil {
+				t.Errorf("a real alert's ocsf is marked test: %v", un)
 			}
 		})
 	}

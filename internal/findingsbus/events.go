@@ -93,7 +93,7 @@ func Events(portal string, a ipguard.Alert, now time.Time) ([]Entry, error) {
 		if title == "" {
 			title = kind
 		}
-		e, err := entry(id, body, ocsf.Alert{UID: id, Portal: portal, Kind: kind, Severity: sev, Title: title, Time: now}, now, test)
+		e, err := entry(id, body, ocsf.Alert{UID: id, Portal: portal, Kind: kind, Severity: sev, Title: title, Time: now, Test: test}, now, test)
 		if err != nil {
 			return nil, err
 		}
@@ -122,7 +122,7 @@ func Events(portal string, a ipguard.Alert, now time.Time) ([]Entry, error) {
 		if t, err := time.Parse(time.RFC3339, f.Date); err == nil {
 			at = t
 		}
-		e, err := entry(id, obj, ocsf.Alert{UID: id, Portal: portal, Kind: f.Kind, Severity: f.Severity, Title: f.Reason, Time: at, Finding: &f}, at, test)
+		e, err := entry(id, obj, ocsf.Alert{UID: id, Portal: portal, Kind: f.Kind, Severity: f.Severity, Title: f.Reason, Time: at, Finding: &f, Test: test}, at, test)
 		if err != nil {
 			return nil, err
 		}

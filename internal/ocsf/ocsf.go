@@ -360,6 +360,10 @@ type Alert struct {
 	Title    string    // one line for a person
 	Time     time.Time // when the finding's latest event happened (or the alert was made)
 	Finding  *audit.Finding
+	// Test marks the test alert: its record is Informational, whatever
+	// Severity says, and carries unmapped.test = true, so that a consumer
+	// reading only the OCSF record can tell it from a real finding.
+	Test bool
 }
 
 // Finding is the Detection Finding of a. For an audit finding about one
@@ -369,6 +373,9 @@ type Alert struct {
 func Finding(a Alert) DetectionFinding {
 	a.Portal = Host(a.Portal)
 	sid, sname := SeverityID(a.Severity)
+	if a.Test {
+		sid, sname = SeverityID("informational")
+	}
 	d := DetectionFinding{
 		ActivityID: activityCreate, ActivityName: "Create",
 		CategoryUID: CategoryFindings, CategoryName: "Findings",
@@ -385,6 +392,9 @@ func Finding(a Alert) DetectionFinding {
 	}
 	if d.FindingInfo.Title == "" {
 		d.FindingInfo.Title = a.Kind
+	}
+	if a.Test {
+		d.Unmapped["test"] = true
 	}
 	f := a.Finding
 	if f == nil {
