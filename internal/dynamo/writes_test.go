@@ -5,7 +5,9 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,5 +99,18 @@ func TestNoItemIsWritableByBothFunctions(t *testing.T) {
 func TestLeaseWritesNameTheLeasesTheServicesTake(t *testing.T) {
 	if !slices.Contains(AuditWrites, leasePrefix+audit.LeaseName) || !slices.Contains(OnboardWrites, leasePrefix+onboard.LeaseName) {
 		t.Errorf("AuditWrites %v / OnboardWrites %v lack the leases %q / %q", AuditWrites, OnboardWrites, audit.LeaseName, onboard.LeaseName)
+	}
+}
+
+// The README's IAM paragraph names every item each role may write.
+func TestReadmeNamesEveryWritableItem(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range append(append([]string{}, AuditWrites...), OnboardWrites...) {
+		if k := "`" + strings.TrimSuffix(w, "*") + "`"; !strings.Contains(string(data), k) {
+			t.Errorf("README.md's IAM list lacks %s", k)
+		}
 	}
 }
