@@ -270,7 +270,7 @@ func (t *Tee) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
 		o.Tried, o.Err = true, cerr
 	}
 	if cerr != nil {
-		ipguard.LoggerFrom(ctx, t.Log).ErrorContext(ctx, "chat notification not sent", "subject", a.Subject, "error", cerr.Error())
+		ipguard.LoggerOrDiscard(t.Log).ErrorContext(ctx, "chat notification not sent", "subject", a.Subject, "error", cerr.Error())
 	}
 	return id, nil
 }

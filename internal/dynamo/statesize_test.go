@@ -6,12 +6,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"ipguard/internal/config"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/testbed/localaws"
 )
 
 // TestPortalStateHoldsTheLargestAllowedList: the portal state is one
@@ -20,12 +17,7 @@ import (
 // (the largest state there can be), a reconcile must still be able to store
 // it; otherwise every reconcile fails past some size, blaming the table.
 func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg)
+	db := motoDB(t)
 	createTable(t, db, "statesize")
 	s := dynamo.New(db, "statesize")
 

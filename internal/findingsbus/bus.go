@@ -203,7 +203,7 @@ func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 		kept = append(kept, e)
 	}
 	if dropped > 0 {
-		ipguard.LoggerFrom(ctx, b.Log).ErrorContext(ctx, "findings bus: events given up after waiting too long", "dropped", dropped, "error", errString(perr))
+		ipguard.LoggerOrDiscard(b.Log).ErrorContext(ctx, "findings bus: events given up: EventBridge refuses them for good", "dropped", dropped, "error", errString(perr))
 		perr = ipguard.Errorf(ipguard.ErrorCode(perr), "findings bus: %d event(s) the bus refuses for good were given up (FINDINGS_BUS_NAME=%s): %w", dropped, b.Name, perr)
 	}
 	failed = kept
@@ -305,7 +305,7 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 		return id, nil
 	}
 	p.Bus.undelivered.Add(int64(len(failed)))
-	log := ipguard.LoggerFrom(ctx, p.Bus.Log)
+	log := ipguard.LoggerOrDiscard(p.Bus.Log)
 	log.WarnContext(ctx, "findings bus refused events; kept in the outbox for the next run", "refused", len(failed), "error", errString(perr))
 	if kerr := p.Bus.Keep(ctx, failed); kerr != nil {
 		return "", ipguard.Errorf(ipguard.ErrorCode(kerr), "the alert was published (message %s) but %d of its findings reached neither the bus nor the outbox (%v): %w", id, len(failed), errString(perr), kerr)

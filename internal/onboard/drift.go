@@ -12,6 +12,7 @@ import (
 
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/snsalert/snsmessage"
 )
 
 // Drift is a difference between the portal and what the last reconcile
@@ -43,7 +44,7 @@ type ChangeView struct {
 
 // detectDrift compares the portal with the list and setting the last
 // reconcile left (st). Nothing is drift before the first reconcile.
-func detectDrift(st ipguard.PortalState, current []ipguard.Restriction, enabled bool, r Rules) *Drift {
+func detectDrift(st ipguard.PortalState, current []ipguard.Restriction, enabled bool, r Settings) *Drift {
 	if !st.Reconciled {
 		return nil
 	}
@@ -195,7 +196,7 @@ func (s *Service) alertLockout(ctx context.Context, why string) {
 // publish sends a with its subject one safe line and its SMS printable
 // ASCII, each within SNS's bound (humantext).
 func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
-	a.Subject, a.SMS = humantext.Line(a.Subject, ipguard.AlertMaxSubjectRunes), humantext.ASCII(a.SMS, ipguard.AlertMaxSMSBytes)
+	a.Subject, a.SMS = humantext.Line(a.Subject, snsmessage.MaxSubjectRunes), humantext.ASCII(a.SMS, snsmessage.MaxSMSBytes)
 	if s.Alerts == nil {
 		s.log().Warn("alert not sent: no alert topic configured", "subject", a.Subject)
 		return

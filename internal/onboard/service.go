@@ -29,7 +29,8 @@ type Store interface {
 	// DeleteUser removes the user; a user that is not stored is fine.
 	DeleteUser(ctx context.Context, id string) error
 	// AllUsers returns every stored user; every write completed before the
-	// call is seen.
+	// call is seen. A user whose item cannot be decoded comes back with
+	// Unreadable set instead of failing the call.
 	AllUsers(ctx context.Context) ([]ipguard.User, error)
 	// BumpVersion adds one to the desired-state version and returns it;
 	// concurrent callers get distinct values.
@@ -86,7 +87,7 @@ type Service struct {
 	Store     Store
 	Portal    Portal
 	Leases    lease.Backend
-	Rules     Rules
+	Rules     Settings
 	LeaseWait time.Duration
 	// Directory tells who the key and the users are (lock-out preflight,
 	// users who left, preview roles); nil: unknown.

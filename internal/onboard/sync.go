@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
-	"ipguard/internal/audit"
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
@@ -240,7 +239,7 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 			return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the login history: %w", err)
 		}
 		for _, ev := range evs {
-			if !audit.IsSuccessfulLogin(ev.ActionID) || ev.Date.Before(from) {
+			if !ev.IsSuccessfulLogin() || ev.Date.Before(from) {
 				continue
 			}
 			p.LoginsReplayed++

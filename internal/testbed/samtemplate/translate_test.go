@@ -20,6 +20,8 @@ import (
 
 	"ipguard/internal/config"
 	"ipguard/internal/dynamo"
+	"ipguard/internal/enforce"
+	"ipguard/internal/findingsbus"
 )
 
 // translated runs testdata/translate.py once for the whole test binary.
@@ -52,6 +54,9 @@ var translated = sync.OnceValues(func() (map[string]any, error) {
 
 func cfn(t *testing.T) map[string]any {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs python3 with the SAM translator (make test runs it)")
+	}
 	out, err := translated()
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +170,10 @@ var (
 	secretKey     = grant{ref("SecretKmsKeyArn"), viaService("secretsmanager"), "HasSecretKmsKey"}
 	alertTopicKey = grant{ref("AlertTopicKmsKeyArn"), viaService("sns"), "HasAlertTopicKmsKey"}
 	chatTopic     = grant{ref("ChatTopic"), nil, "HasChat"}
+	// A function may put only its own findings on the bus, never an event the
+	// onboarding rule matches (source hr.onboarding, or any other).
+	ownFindingsOnly = map[string]any{"StringEquals": map[string]any{
+		"events:source": findingsbus.Source, "events:detail-type": findingsbus.DetailType}}
 )
 
 // unwrapIf unwraps {"Fn::If": [cond, v, AWS::NoValue]}: v and cond; other
@@ -195,7 +204,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:DeleteItem":           {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}},
 			"dynamodb:UpdateItem":           {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}}, // the desired-state version counter and portal state
 			"sns:Publish":                   {{topicArn, nil, ""}, chatTopic},                    // drift and lock-out alerts, and their chat copy
-			"events:PutEvents":              {{busArn, nil, "HasFindingsBus"}},
+			"events:PutEvents":              {{busArn, ownFindingsOnly, "HasFindingsBus"}},
 			"secretsmanager:GetSecretValue": {{secret, nil, ""}},
 			"sqs:SendMessage":               {{getAtt("OnboardFailureQueue", "Arn"), nil, ""}}, // the on-failure destination
 			"kms:Decrypt":                   {secretKey},
@@ -211,7 +220,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 			"dynamodb:UpdateItem":           {{tableArn, leadingKeys(dynamo.AuditWrites), ""}},
 			"sns:Publish":                   {{topicArn, nil, ""}, chatTopic},
 			"sns:ListSubscriptionsByTopic":  {{topicArn, nil, ""}}, // the scheduled run's delivery check
-			"events:PutEvents":              {{busArn, nil, "HasFindingsBus"}},
+			"events:PutEvents":              {{busArn, ownFindingsOnly, "HasFindingsBus"}},
 			"s3:PutObject":                  {{archiveObjects, nil, "HasArchive"}},
 			"secretsmanager:GetSecretValue": {{auditSecret, nil, ""}},
 			"kms:Decrypt":                   {secretKey},
@@ -318,6 +327,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"ALLOWLIST_MIN_PREFIX_V6":    ref("AllowlistMinPrefixV6"),
 			"LEASE_WAIT":                 "20s",
 			"SECRET_CACHE_TTL":           "5m",
+			"PORTAL_REQUESTS_PER_MINUTE": ref("PortalRequestsPerMinute"),
 			"LOG_LEVEL":                  ref("LogLevel"),
 			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
 			"FINDINGS_BUS_NAME":          ref("FindingsBusName"),
@@ -607,15 +617,6 @@ func TestDefaultAuditScheduleIsAValidExpression(t *testing.T) {
 	}
 }
 
-func slicesContain(list []any, v any) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
-
 // The schedule bounds the time from a login to its session ending; the
 // README states the monthly cost of this rate.
 func TestDefaultAuditScheduleIsEveryFiveMinutes(t *testing.T) {
@@ -633,8 +634,12 @@ func TestEnforcementParametersMatchTheConfiguration(t *testing.T) {
 	for _, v := range asList(mode["AllowedValues"]) {
 		allowed = append(allowed, textOf(v))
 	}
-	if !slices.Equal(allowed, config.EnforcementModes) || mode["Default"] != "report" {
-		t.Errorf("EnforcementMode AllowedValues %v, Default %v; want %v, report", allowed, mode["Default"], config.EnforcementModes)
+	var modes []string
+	for _, m := range enforce.Modes {
+		modes = append(modes, string(m))
+	}
+	if !slices.Equal(allowed, modes) || mode["Default"] != "report" {
+		t.Errorf("EnforcementMode AllowedValues %v, Default %v; want %v, report", allowed, mode["Default"], modes)
 	}
 	env := map[string]string{"ENFORCEMENT_MODE": "report",
 		"DOCSPACE_API_HOST": "https://p.example.com", "DOCSPACE_API_KEY_SECRET_ID": "s", "ALLOWLIST_TABLE": "t", "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
