@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -430,13 +431,13 @@ func smsText(m Meta, fs []Finding) string {
 			break
 		}
 	}
+	// No user- or portal-supplied text in an SMS (a login name is whatever
+	// the attacker typed): counts, kinds, the first finding's severity and
+	// its address, and only an address that parses as one.
 	first := fs[0]
-	who := first.Email
-	if who == "" {
-		who = first.User
-	}
-	if (first.Kind == KindFailedLoginBurst || first.Kind == KindPasswordSpray) && len(first.Logins) > 0 {
-		who = first.Logins[0]
+	addr := "unknown"
+	if ip, err := netip.ParseAddr(strings.TrimSpace(first.IP)); err == nil {
+		addr = ip.String()
 	}
 	head := "DocSpace alert"
 	if m.Backfill {
@@ -444,8 +445,18 @@ func smsText(m Meta, fs []Finding) string {
 	}
 	s := fmt.Sprintf("%s %s-%sZ: %s. First: %s from %s. See email.", head,
 		m.Window.From.UTC().Format("15:04"), m.Window.To.UTC().Format("15:04"), strings.Join(parts, ", "),
-		humantext.Line(who, 40), orUnknown(humantext.Line(first.IP, 40)))
+		severityWord(first.Severity), addr)
 	return humantext.ASCII(s, MaxSMSBytes)
+}
+
+// severityWord is a known severity, else "a finding" (never the raw value).
+func severityWord(sev string) string {
+	for _, s := range append([]string{"low"}, Severities...) {
+		if sev == s {
+			return s
+		}
+	}
+	return "a finding"
 }
 
 func orUnknown(s string) string {

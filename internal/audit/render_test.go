@@ -164,3 +164,36 @@ func TestRenderCountsMessageAttributesTowardTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// An SMS carries no user- or portal-supplied text: a login name is what the
+// attacker typed (a phishing line in a text message). Counts, kinds, the
+// severity and an address that parses as one only.
+func TestSMSCarriesNoUserText(t *testing.T) {
+	w := Window{From: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 25, 9, 15, 0, 0, time.UTC)}
+	phish := "Reset now at evil.example/x"
+	tests := []struct {
+		name    string
+		f       Finding
+		wantIP  string
+		wantSev string
+	}{
+		{"a login name", Finding{EventID: 1, Kind: KindIPNotAllowed, Severity: SeverityHigh, Reason: "r", Email: phish, User: phish, Login: phish, IP: "203.0.113.7", Date: "2026-11-25T09:04:00Z"}, "203.0.113.7", "high"},
+		{"a burst's tried logins", Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, Reason: "burst", IP: "198.18.0.1", Logins: []string{phish}, Count: 5, EventIDs: []int64{1, 2, 3, 4, 5}, Date: "2026-11-25T09:03:00Z", span: &ipguard.TimeSpan{}}, "198.18.0.1", "medium"},
+		{"an address that is text", Finding{EventID: 2, Kind: KindUnknownUser, Severity: SeverityMedium, Reason: "r", User: "u", IP: phish, Date: "2026-11-25T09:04:00Z"}, "unknown", "medium"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bs, err := RenderAlerts(Meta{Portal: "https://p", Window: w}, []Finding{tt.f}, MaxMessageBytes)
+			if err != nil || len(bs) != 1 {
+				t.Fatal(err)
+			}
+			sms := bs[0].Alert.SMS
+			if strings.Contains(sms, "evil") || strings.Contains(sms, "Reset") {
+				t.Errorf("SMS carries user text: %q", sms)
+			}
+			if !strings.Contains(sms, "First: "+tt.wantSev+" from "+tt.wantIP+".") {
+				t.Errorf("SMS %q lacks the severity %s and address %s", sms, tt.wantSev, tt.wantIP)
+			}
+		})
+	}
+}

@@ -92,7 +92,7 @@ func Format(a ipguard.Alert) Notification {
 		if text == "" {
 			text = a.Default
 		}
-		n.Content.Description = humantext.Clip(strings.TrimSpace(text), 3000)
+		n.Content.Description = codeLines(humantext.Clip(strings.TrimSpace(text), 3000))
 		var kind string
 		_ = json.Unmarshal(body["kind"], &kind)
 		if kind != "" && len(kinds) == 0 {
@@ -192,6 +192,21 @@ func code(s string, max int) string {
 	return "`" + strings.ReplaceAll(humantext.Words(s, max), "`", "'") + "`"
 }
 
+// codeLines shows untrusted multi-line text (an alert's e-mail text, which
+// quotes portal and user strings) one code span per line, so that no line
+// can format the message, link anywhere or mention anyone. Blank lines stay.
+func codeLines(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			lines[i] = code(l, 500)
+		} else {
+			lines[i] = ""
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
 func orUnknown(s string) string {
 	if strings.TrimSpace(s) == "" {
 		return "unknown"
@@ -250,8 +265,27 @@ func (t *Tee) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
 	if err != nil || t.Chat == nil {
 		return id, err
 	}
-	if _, cerr := t.Chat.Publish(ctx, a); cerr != nil {
+	_, cerr := t.Chat.Publish(ctx, a)
+	if o, ok := ctx.Value(outcomeKey{}).(*Outcome); ok && o != nil {
+		o.Tried, o.Err = true, cerr
+	}
+	if cerr != nil {
 		ipguard.LoggerOrDiscard(t.Log).ErrorContext(ctx, "chat notification not sent", "subject", a.Subject, "error", cerr.Error())
 	}
 	return id, nil
+}
+
+// Outcome is what became of the chat copy of one alert, for a caller that
+// must say so (the test alert): Tried when a copy was attempted, Err its
+// failure.
+type Outcome struct {
+	Tried bool
+	Err   error
+}
+
+type outcomeKey struct{}
+
+// WithOutcome returns a context in which Tee.Publish fills o in.
+func WithOutcome(ctx context.Context, o *Outcome) context.Context {
+	return context.WithValue(ctx, outcomeKey{}, o)
 }

@@ -48,6 +48,8 @@ func TestFormatSaysTitleSeverityWhoWhereAndWhatToDo(t *testing.T) {
 			[]string{":large_orange_circle: MEDIUM", "The key expires."}, nil, "Create a new DocSpace API key"},
 		{"drift", ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift)", Default: `{"kind":"allowlist_drift"}`, Email: "changed", Severity: "high", Kinds: []string{"allowlist_drift"}},
 			[]string{"HIGH", "changed"}, nil, "Check with the person"},
+		{"e-mail text cannot format, link or mention", ipguard.Alert{Subject: "drift", Default: `{"kind":"allowlist_drift"}`, Email: "Changed by:\n<!channel> [Reset your password](https://evil.example/x) *URGENT*\n\nbye", Severity: "high", Kinds: []string{"allowlist_drift"}},
+			[]string{"`Changed by:`\n`<!channel> [Reset your password](https://evil.example/x) *URGENT*`\n\n`bye`"}, []string{"\n<!channel>", "\n[Reset", "\n*URGENT"}, "Check with the person"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

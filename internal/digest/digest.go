@@ -22,6 +22,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 	"ipguard/internal/snsalert/snsmessage"
 )
 
@@ -64,8 +65,9 @@ func (d *Digest) Add(f audit.Finding) {
 	if f.Kind == audit.KindFailedLoginBurst && len(f.Logins) > 0 {
 		user = f.Logins[0]
 	}
-	count(d.Users, user, &d.Others.Users)
-	count(d.Addresses, f.IP, &d.Others.Addresses)
+	// Cleaned of secrets before they are stored (the item outlives the run).
+	count(d.Users, redact.Clean(user), &d.Others.Users)
+	count(d.Addresses, redact.Clean(f.IP), &d.Others.Addresses)
 }
 
 func count(m map[string]int, k string, others *int) {
@@ -89,16 +91,22 @@ func Day(t time.Time, hour int) string {
 	return t.Format("2006-01-02")
 }
 
-// Due lists the digest days whose hour has come at now, oldest first: today
-// (from the digest hour on) and yesterday (a day whose runs all failed).
+// Due lists the digest days whose hour has come at now, oldest first: the
+// latest (today from the digest hour on, else yesterday) and every day
+// before it whose item may still be kept (keep): a digest whose runs all
+// failed, or stopped short, for days is still sent once a run completes.
 func Due(now time.Time, hour int) []string {
 	now = now.UTC()
-	today := now.Format("2006-01-02")
-	yesterday := now.AddDate(0, 0, -1).Format("2006-01-02")
-	if now.Hour() >= hour {
-		return []string{yesterday, today}
+	latest := now
+	if now.Hour() < hour {
+		latest = now.AddDate(0, 0, -1)
 	}
-	return []string{now.AddDate(0, 0, -2).Format("2006-01-02"), yesterday}
+	days := int(keep / (24 * time.Hour))
+	out := make([]string, 0, days+1)
+	for k := days; k >= 0; k-- {
+		out = append(out, latest.AddDate(0, 0, -k).Format("2006-01-02"))
+	}
+	return out
 }
 
 // Render is the digest message (pure). Values from the portal are cleaned

@@ -2,6 +2,7 @@ package digest_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/digest"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 func TestDayIsTheFirstDigestHourAfterTheFinding(t *testing.T) {
@@ -143,5 +145,45 @@ func TestDigestGathersLowFindingsAndSendsOnceAfterTheHour(t *testing.T) {
 	}
 	if strings.Contains(m.Email, "\u202e") || !strings.Contains(m.Subject, "2026-12-05") {
 		t.Errorf("subject %q / e-mail not cleaned", m.Subject)
+	}
+}
+
+// A digest whose runs failed or stopped short for more than a day is still
+// sent by the first run that completes, as long as its item is kept.
+func TestDigestOfADayLongAgoIsStillSent(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	st, out := &memStore{}, &sink{}
+	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	for _, later := range []time.Duration{3 * 24 * time.Hour, 7*24*time.Hour + 7*time.Hour} {
+		t.Run(later.String(), func(t *testing.T) {
+			st.items, st.revs = nil, nil
+			now = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+			if _, err := p.Publish(ctx, lowAlert(t, audit.Finding{EventID: 1, Kind: "new_country", Severity: "low", Email: "ann@example.com", IP: "203.0.113.1"})); err != nil {
+				t.Fatal(err)
+			}
+			out.sent = nil
+			now = now.Add(later)
+			sent, err := p.SendDue(ctx)
+			if err != nil || len(sent) != 1 || sent[0] != "2026-12-02" || len(out.sent) != 1 {
+				t.Errorf("%s later: sent %v, %v; want the digest of 2026-12-02", later, sent, err)
+			}
+		})
+	}
+}
+
+// The digest item keeps no secret a finding's text may carry.
+func TestDigestItemIsCleanedOfSecrets(t *testing.T) {
+	const secret = "sk-fix18-digest-0123456789"
+	redact.Remember(secret)
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	st := &memStore{}
+	p := &digest.Publisher{Next: &sink{}, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Now: func() time.Time { return now }}
+	if _, err := p.Publish(context.Background(), lowAlert(t, audit.Finding{EventID: 1, Kind: "new_country", Severity: "low", Email: "x" + secret, IP: secret})); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(st.items)
+	if strings.Contains(string(b), secret[3:]) {
+		t.Errorf("the digest item holds the secret: %s", b)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,5 +102,25 @@ func TestNoItemIsWritableByBothFunctions(t *testing.T) {
 func TestLeaseWritesNameTheLeasesTheServicesTake(t *testing.T) {
 	if !slices.Contains(AuditWrites, leasePrefix+audit.LeaseName) || !slices.Contains(OnboardWrites, leasePrefix+onboard.LeaseName) {
 		t.Errorf("AuditWrites %v / OnboardWrites %v lack the leases %q / %q", AuditWrites, OnboardWrites, audit.LeaseName, onboard.LeaseName)
+	}
+}
+
+// The README's IAM paragraph names every item each role may write.
+func TestReadmeNamesEveryWritableItem(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	a := strings.Index(text, "**write only its own items**")
+	b := strings.Index(text[max(a, 0):], "A compromised audit")
+	if a < 0 || b < 0 {
+		t.Fatal("README.md has no IAM paragraph (**write only its own items** ... A compromised audit)")
+	}
+	list := text[a : a+b]
+	for _, w := range append(append([]string{}, AuditWrites...), OnboardWrites...) {
+		if k := "`" + strings.TrimSuffix(w, "*") + "`"; !strings.Contains(list, k) {
+			t.Errorf("README.md's IAM list lacks %s", k)
+		}
 	}
 }

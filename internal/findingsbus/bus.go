@@ -2,8 +2,11 @@ package findingsbus
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -12,7 +15,6 @@ import (
 
 	"ipguard/internal/awserr"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/redact"
 )
 
 // API is the subset of *eventbridge.Client the bus uses.
@@ -44,6 +46,28 @@ type Bus struct {
 	Name   string
 	Outbox Outbox
 	Log    *slog.Logger
+
+	// undelivered counts the entries the bus refused (kept in the outbox
+	// or lost) and those still waiting after Retry, since TakeUndelivered.
+	undelivered atomic.Int64
+}
+
+// TakeUndelivered returns how many entries the bus refused or left waiting
+// since the last call (the BusUndelivered metric), and starts again at 0.
+func (b *Bus) TakeUndelivered() int { return int(b.undelivered.Swap(0)) }
+
+// refusedForGood says whether an entry's ErrorCode means EventBridge will
+// never take it (a detail it cannot parse, an entry too large): such an
+// entry is given up. Denied, not found, throttled and internal failures
+// are passing (or the operator's to fix): those entries wait.
+func refusedForGood(code string) bool {
+	c := strings.ToLower(code)
+	for _, w := range []string{"malformed", "invalidargument", "validation", "toolarge", "too_large", "size"} {
+		if strings.Contains(c, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // Put sends entries (batches of at most MaxBatch and MaxEntryBytes in all)
@@ -61,7 +85,7 @@ func (b *Bus) Put(ctx context.Context, entries []Entry) (failed []Entry, err err
 				EventBusName: aws.String(b.Name),
 				Source:       aws.String(Source),
 				DetailType:   aws.String(DetailType),
-				Detail:       aws.String(redact.Clean(string(e.Detail))),
+				Detail:       aws.String(string(e.Detail)),
 				Time:         aws.Time(e.Time),
 			})
 		}
@@ -78,7 +102,9 @@ func (b *Bus) Put(ctx context.Context, entries []Entry) (failed []Entry, err err
 		}
 		for i, r := range out.Entries {
 			if i < len(batch) && aws.ToString(r.ErrorCode) != "" {
-				failed = append(failed, batch[i])
+				e := batch[i]
+				e.refused = refusedForGood(aws.ToString(r.ErrorCode))
+				failed = append(failed, e)
 				if err == nil {
 					err = ipguard.Errorf(ipguard.EUnavailable, "events: put events (FINDINGS_BUS_NAME=%s): entry refused: %s: %s", b.Name, aws.ToString(r.ErrorCode), aws.ToString(r.ErrorMessage))
 				}
@@ -136,7 +162,7 @@ func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
 			return fmt.Errorf("findings bus: read the outbox: %w", err)
 		}
 		merged := merge(pending, keep)
-		if n := detailBytes(merged); n > MaxOutboxBytes {
+		if n := storedBytes(merged); n > MaxOutboxBytes {
 			return ipguard.Errorf(ipguard.EUnavailable, "findings bus: the outbox would hold %d bytes, more than %d: the bus has refused events for a while (FINDINGS_BUS_NAME=%s)", n, MaxOutboxBytes, b.Name)
 		}
 		err = b.Outbox.Save(ctx, merged, rev)
@@ -149,17 +175,16 @@ func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
 	}
 }
 
-// MaxOutboxAge is how long an entry the bus keeps refusing waits before it
-// is given up (a warning says so): EventBridge refuses some entries for
-// good (a detail it cannot parse), and those must not wait forever.
-const MaxOutboxAge = 7 * 24 * time.Hour
-
 // Retry sends what waits in the outbox again and keeps only what the bus
 // refuses once more. It is called at the start of each audit run. It returns
 // how many were sent and how many still wait; an error leaves the outbox
-// as it was (the next run tries again). Entries refused for longer than
-// MaxOutboxAge are dropped, and the error says how many.
+// as it was (the next run tries again). Only entries EventBridge refuses
+// for good (refusedForGood: a malformed detail, an entry too large) are
+// given up, and the error says how many; entries refused because the bus
+// is missing, denied or throttled wait however long it takes (the
+// BusUndelivered alarm pages meanwhile).
 func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
+	dropped := 0
 	if b.Outbox == nil {
 		return 0, 0, nil
 	}
@@ -168,18 +193,18 @@ func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 		return 0, 0, err
 	}
 	failed, perr := b.Put(ctx, pending)
+	defer func() { b.undelivered.Add(int64(waiting + dropped)) }()
 	var kept []Entry
-	dropped := 0
 	for _, e := range failed {
-		if !e.Kept.IsZero() && time.Since(e.Kept) > MaxOutboxAge {
+		if e.refused {
 			dropped++
 			continue
 		}
 		kept = append(kept, e)
 	}
 	if dropped > 0 {
-		ipguard.LoggerOrDiscard(b.Log).ErrorContext(ctx, "findings bus: events given up after waiting too long", "dropped", dropped, "error", errString(perr))
-		perr = ipguard.Errorf(ipguard.ErrorCode(perr), "findings bus: %d event(s) refused for more than %s were given up (FINDINGS_BUS_NAME=%s): %w", dropped, MaxOutboxAge, b.Name, perr)
+		ipguard.LoggerOrDiscard(b.Log).ErrorContext(ctx, "findings bus: events given up: EventBridge refuses them for good", "dropped", dropped, "error", errString(perr))
+		perr = ipguard.Errorf(ipguard.ErrorCode(perr), "findings bus: %d event(s) the bus refuses for good were given up (FINDINGS_BUS_NAME=%s): %w", dropped, b.Name, perr)
 	}
 	failed = kept
 	if len(failed) == len(pending) && dropped == 0 {
@@ -229,12 +254,14 @@ func merge(a, b []Entry) []Entry {
 	return out
 }
 
-func detailBytes(es []Entry) int {
-	n := 0
-	for _, e := range es {
-		n += len(e.Detail) + len(e.ID) + 64
+// storedBytes is the size of the outbox item's JSON as the store writes it
+// (encoding/json, which escapes < > & as \u003c...: 6 bytes each).
+func storedBytes(es []Entry) int {
+	b, err := json.Marshal(es)
+	if err != nil {
+		return MaxOutboxBytes + 1
 	}
-	return n
+	return len(b)
 }
 
 // Publisher sends every alert to Next (the SNS topic) and its findings to
@@ -271,15 +298,34 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 		return "", err
 	}
 	failed, perr := p.Bus.Put(ctx, entries)
+	if d, ok := ctx.Value(deliveryKey{}).(*Delivery); ok && d != nil {
+		d.Sent, d.Refused, d.Err = len(entries)-len(failed), len(failed), perr
+	}
 	if len(failed) == 0 {
 		return id, nil
 	}
+	p.Bus.undelivered.Add(int64(len(failed)))
 	log := ipguard.LoggerOrDiscard(p.Bus.Log)
 	log.WarnContext(ctx, "findings bus refused events; kept in the outbox for the next run", "refused", len(failed), "error", errString(perr))
 	if kerr := p.Bus.Keep(ctx, failed); kerr != nil {
 		return "", ipguard.Errorf(ipguard.ErrorCode(kerr), "the alert was published (message %s) but %d of its findings reached neither the bus nor the outbox (%v): %w", id, len(failed), errString(perr), kerr)
 	}
 	return id, nil
+}
+
+// Delivery is what the bus did with one alert's entries, for a caller
+// that must say so (the test alert): how many it took, how many it
+// refused (kept in the outbox, or a test alert's, dropped) and why.
+type Delivery struct {
+	Sent, Refused int
+	Err           error
+}
+
+type deliveryKey struct{}
+
+// WithDelivery returns a context in which Publisher.Publish fills d in.
+func WithDelivery(ctx context.Context, d *Delivery) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, d)
 }
 
 func errString(err error) string {

@@ -16,6 +16,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/findingsbus"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
 )
 
 var now = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
@@ -86,7 +87,7 @@ func TestEventsOfOtherAlerts(t *testing.T) {
 	}{
 		{"drift", ipguard.Alert{Subject: "drift", Default: `{"kind":"allowlist_drift","severity":"high","portal":"p","drift":{"since":"x"}}`}, "allowlist_drift", false},
 		{"key expiring", ipguard.Alert{Subject: "key", Default: `{"kind":"api_key_expiring","severity":"medium","portal":"p","daysLeft":7}`}, "api_key_expiring", false},
-		{"the test alert", ipguard.Alert{Subject: "test", Default: `{"kind":"test","severity":"low","test":true}`}, "test", true},
+		{"the test alert", ipguard.Alert{Subject: "test", Default: `{"kind":"test","severity":"critical","test":true}`}, "test", true},
 		{"plain text", ipguard.Alert{Default: "hello"}, "message", false},
 	}
 	for _, tt := range tests {
@@ -101,6 +102,16 @@ func TestEventsOfOtherAlerts(t *testing.T) {
 			}
 			if d["findingId"] == "" || d["ocsf"] == nil {
 				t.Errorf("detail lacks findingId or ocsf: %v", d)
+			}
+			// The OCSF record says it too: unmapped.test, and Informational
+			// (the test alert is critical only to reach every subscription).
+			o, _ := d["ocsf"].(map[string]any)
+			un, _ := o["unmapped"].(map[string]any)
+			if tt.wantTest && (un["test"] != true || o["severity_id"] != 1.0 || o["severity"] != "Informational") {
+				t.Errorf("the test alert's ocsf: unmapped %v, severity %v %v; want test true, Informational", un, o["severity_id"], o["severity"])
+			}
+			if !tt.wantTest && un["test"] != nil {
+				t.Errorf("a real alert's ocsf is marked test: %v", un)
 			}
 		})
 	}
@@ -127,6 +138,7 @@ func TestEventsDropRawEventsOfAFindingTooLarge(t *testing.T) {
 type fakeBus struct {
 	mu     sync.Mutex
 	refuse string
+	code   string // the ErrorCode of refused entries; InternalFailure when empty
 	err    error
 	got    []types.PutEventsRequestEntry
 }
@@ -141,7 +153,11 @@ func (f *fakeBus) PutEvents(_ context.Context, in *eventbridge.PutEventsInput, _
 	for _, e := range in.Entries {
 		if f.refuse != "" && strings.Contains(aws.ToString(e.Detail), f.refuse) {
 			out.FailedEntryCount++
-			out.Entries = append(out.Entries, types.PutEventsResultEntry{ErrorCode: aws.String("InternalFailure"), ErrorMessage: aws.String("try again")})
+			code := f.code
+			if code == "" {
+				code = "InternalFailure"
+			}
+			out.Entries = append(out.Entries, types.PutEventsResultEntry{ErrorCode: aws.String(code), ErrorMessage: aws.String("try again")})
 			continue
 		}
 		f.got = append(f.got, e)
@@ -222,15 +238,61 @@ func TestPublishSendsTheAlertThenItsFindings(t *testing.T) {
 			t.Errorf("Retry while the bus is down = %d waiting, %v", waiting, err)
 		}
 	})
-	t.Run("an entry refused for more than a week is given up, with an error", func(t *testing.T) {
-		es, _ := findingsbus.Events("p", a, now)
-		es[0].Kept = time.Now().Add(-findingsbus.MaxOutboxAge - time.Hour)
-		es[1].Kept = time.Now().Add(-time.Hour)
-		ob := &memOutbox{entries: es, rev: 1}
-		bus := &findingsbus.Bus{API: &fakeBus{err: errors.New("MalformedDetail")}, Name: "default", Outbox: ob}
-		sent, waiting, err := bus.Retry(ctx)
-		if sent != 0 || waiting != 1 || err == nil || !strings.Contains(err.Error(), "1 event(s) refused for more than") || len(ob.entries) != 1 || ob.entries[0].ID != es[1].ID {
-			t.Errorf("Retry = %d, %d, %v; outbox %d", sent, waiting, err, len(ob.entries))
+	t.Run("only entries refused for good are given up, however long the others wait", func(t *testing.T) {
+		tests := []struct {
+			name     string
+			bus      *fakeBus
+			wantGone int
+		}{
+			{"malformed detail", &fakeBus{refuse: `"eventId":41`, code: "MalformedDetail"}, 1},
+			{"bus not found", &fakeBus{err: errors.New("ResourceNotFoundException: Event bus sec-bus does not exist")}, 0},
+			{"denied", &fakeBus{err: errors.New("AccessDeniedException: not authorized")}, 0},
+			{"throttled", &fakeBus{refuse: "eventId", code: "ThrottlingException"}, 0},
+			{"an entry refused as malformed by a failing call", &fakeBus{err: errors.New("MalformedDetail")}, 0},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				es, _ := findingsbus.Events("p", a, now)
+				for i := range es {
+					es[i].Kept = time.Now().Add(-30 * 24 * time.Hour)
+				}
+				ob := &memOutbox{entries: es, rev: 1}
+				bus := &findingsbus.Bus{API: tt.bus, Name: "default", Outbox: ob}
+				sent, waiting, err := bus.Retry(ctx)
+				gone := len(es) - len(ob.entries) - len(tt.bus.got)
+				if gone != tt.wantGone || waiting != len(es)-tt.wantGone-sent || err == nil {
+					t.Errorf("Retry = %d sent, %d waiting, %v; %d given up, want %d", sent, waiting, err, gone, tt.wantGone)
+				}
+				if tt.wantGone > 0 && !strings.Contains(err.Error(), "refuses for good were given up") {
+					t.Errorf("err = %v, want it to say what was given up", err)
+				}
+				if n := bus.TakeUndelivered(); n != len(es)-sent {
+					t.Errorf("TakeUndelivered = %d, want the %d waiting or given up", n, len(es)-sent)
+				}
+			})
+		}
+	})
+	t.Run("refused entries count as undelivered until they are sent", func(t *testing.T) {
+		eb, ob := &fakeBus{err: errors.New("AccessDeniedException")}, &memOutbox{}
+		bus := &findingsbus.Bus{API: eb, Name: "default", Outbox: ob}
+		if _, err := (&findingsbus.Publisher{Next: &fakeSNS{}, Bus: bus}).Publish(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		if n := bus.TakeUndelivered(); n != 2 {
+			t.Errorf("after a refused publish: %d undelivered, want 2", n)
+		}
+		if _, _, err := bus.Retry(ctx); err == nil {
+			t.Error("Retry against a bus that refuses: no error")
+		}
+		if n := bus.TakeUndelivered(); n != 2 {
+			t.Errorf("after a refused retry: %d undelivered, want 2", n)
+		}
+		eb.err = nil
+		if _, _, err := bus.Retry(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := bus.TakeUndelivered(); n != 0 {
+			t.Errorf("after the outbox was sent: %d undelivered, want 0", n)
 		}
 	})
 	t.Run("a failed SNS publish sends nothing to the bus", func(t *testing.T) {
@@ -324,5 +386,49 @@ func TestRetryKeepsWhatAnotherFunctionKeptMeanwhile(t *testing.T) {
 	sent, waiting, err := (&findingsbus.Bus{API: eb, Name: "default", Outbox: ob}).Retry(ctx)
 	if err != nil || sent != 1 || waiting != 1 || len(ob.entries) != 1 || ob.entries[0].ID != drift[0].ID {
 		t.Fatalf("Retry = %d sent, %d waiting, %v; outbox holds %d", sent, waiting, err, len(ob.entries))
+	}
+}
+
+// Entries are cleaned of secrets when they are built, so that neither the
+// bus, the outbox nor the size check sees a secret; their size counts the
+// 14 bytes EventBridge adds for Time.
+func TestEntriesAreCleanedAndSizedWhenBuilt(t *testing.T) {
+	const secret = "sk-fix18-0123456789abcdef"
+	redact.Remember(secret)
+	f := login(41, audit.KindIPNotAllowed, audit.SeverityHigh)
+	f.Email = "ann+" + secret + "@example.com"
+	es, err := findingsbus.Events("p", auditAlert(t, f), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(es[0].Detail), secret) || strings.Contains(string(es[0].Detail), secret[4:]) {
+		t.Errorf("the entry's detail holds the secret: %.300s", es[0].Detail)
+	}
+	if want := len(es[0].Detail) + len(findingsbus.Source) + len(findingsbus.DetailType) + 14; es[0].Size() != want {
+		t.Errorf("Size = %d, want %d (detail, source, detail-type and 14 bytes for Time)", es[0].Size(), want)
+	}
+	ob := &memOutbox{}
+	bus := &findingsbus.Bus{API: &fakeBus{err: errors.New("down")}, Name: "default", Outbox: ob}
+	if _, err := (&findingsbus.Publisher{Next: &fakeSNS{}, Bus: bus}).Publish(context.Background(), auditAlert(t, f)); err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := json.Marshal(ob.entries)
+	if len(ob.entries) != 1 || strings.Contains(string(kept), secret[4:]) {
+		t.Errorf("the outbox keeps %d entries, the secret in them: %v", len(ob.entries), strings.Contains(string(kept), secret[4:]))
+	}
+}
+
+// The outbox bound counts the item as the store writes it: encoding/json
+// escapes < > & as six bytes each.
+func TestOutboxBoundCountsEscapedBytes(t *testing.T) {
+	var es []findingsbus.Entry
+	for i := range 3 {
+		d := `{"text":"` + strings.Repeat("<", 100*1024) + `"}` // as Events encodes it: unescaped
+		es = append(es, findingsbus.Entry{ID: string(rune('a' + i)), Time: now, Detail: json.RawMessage(d)})
+	}
+	ob := &memOutbox{}
+	err := (&findingsbus.Bus{Name: "default", Outbox: ob}).Keep(context.Background(), es)
+	if err == nil || len(ob.entries) != 0 {
+		t.Errorf("Keep of ~1.8 MB as stored = %v, outbox %d entries; want refused, nothing kept", err, len(ob.entries))
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/ocsf"
+	"ipguard/internal/redact"
 )
 
 // The event's source and detail-type, for rules.
@@ -50,10 +51,16 @@ type Entry struct {
 	Test   bool            `json:"test,omitempty"`
 	// Kept is when the entry went into the outbox (zero before).
 	Kept time.Time `json:"kept,omitzero"`
+	// refused: EventBridge refused the entry for good (refusedForGood).
+	refused bool
 }
 
-// Size is what EventBridge counts for the entry.
-func (e Entry) Size() int { return len(e.Detail) + len(Source) + len(DetailType) }
+// timeBytes is what EventBridge counts for an entry's Time.
+const timeBytes = 14
+
+// Size is what EventBridge counts for the entry: detail, source,
+// detail-type and 14 bytes for its Time.
+func (e Entry) Size() int { return len(e.Detail) + len(Source) + len(DetailType) + timeBytes }
 
 // Events are the bus entries of an alert (pure). An audit alert (a JSON
 // body with "events") gives one entry per finding: the finding's JSON
@@ -86,7 +93,7 @@ func Events(portal string, a ipguard.Alert, now time.Time) ([]Entry, error) {
 		if title == "" {
 			title = kind
 		}
-		e, err := entry(id, body, ocsf.Alert{UID: id, Portal: portal, Kind: kind, Severity: sev, Title: title, Time: now}, now, test)
+		e, err := entry(id, body, ocsf.Alert{UID: id, Portal: portal, Kind: kind, Severity: sev, Title: title, Time: now, Test: test}, now, test)
 		if err != nil {
 			return nil, err
 		}
@@ -115,7 +122,7 @@ func Events(portal string, a ipguard.Alert, now time.Time) ([]Entry, error) {
 		if t, err := time.Parse(time.RFC3339, f.Date); err == nil {
 			at = t
 		}
-		e, err := entry(id, obj, ocsf.Alert{UID: id, Portal: portal, Kind: f.Kind, Severity: f.Severity, Title: f.Reason, Time: at, Finding: &f}, at, test)
+		e, err := entry(id, obj, ocsf.Alert{UID: id, Portal: portal, Kind: f.Kind, Severity: f.Severity, Title: f.Reason, Time: at, Finding: &f, Test: test}, at, test)
 		if err != nil {
 			return nil, err
 		}
@@ -146,6 +153,9 @@ func entry(id string, obj map[string]json.RawMessage, oa ocsf.Alert, at time.Tim
 		if err != nil {
 			return Entry{}, err
 		}
+		// Cleaned of secrets here, before it is sized, sent, kept in the
+		// outbox or the digest.
+		d = json.RawMessage(redact.Clean(string(d)))
 		e := Entry{ID: id, Time: at.UTC(), Detail: d, Test: test}
 		if e.Size() <= MaxEntryBytes {
 			return e, nil

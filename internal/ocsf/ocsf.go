@@ -147,10 +147,14 @@ func Login(portal string, e ipguard.LoginEvent) Authentication {
 		a.Service = &Service{Name: portal}
 	}
 	var cut string
-	a.SrcEndpoint, cut = endpoint(e.IP, e.Country, e.City)
+	var country string
+	a.SrcEndpoint, cut, country = endpoint(e.IP, e.Country, e.City)
 	un := map[string]any{}
 	if cut != "" {
 		un["portal_ip"] = cut
+	}
+	if country != "" {
+		un["country"] = country
 	}
 	if e.Browser != "" {
 		un["browser"] = e.Browser
@@ -223,20 +227,51 @@ func isEmail(s string) bool {
 // endpoint is the source endpoint of a login; cut is the portal's address
 // text when it is not a whole address (a cut IPv6 address), which never
 // goes into an address field.
-func endpoint(ip, country, city string) (ep *Endpoint, cut string) {
+//
+// The location's country is the ISO 3166-1 alpha-2 code of the portal's
+// English country name (CountryCode); a name with no known code stays out
+// of location and comes back as unknownCountry (the caller puts it under
+// unmapped "country").
+func endpoint(ip, country, city string) (ep *Endpoint, cut, unknownCountry string) {
 	ep = &Endpoint{}
 	if a, err := netip.ParseAddr(strings.TrimSpace(ip)); err == nil && a.Zone() == "" {
 		ep.IP = a.String()
 	} else if ip != "" {
 		cut = ip
 	}
-	if country != "" || city != "" {
-		ep.Location = &Location{Country: country, City: city}
+	code, ok := CountryCode(country)
+	if !ok && strings.TrimSpace(country) != "" {
+		unknownCountry = country
+	}
+	if code != "" || city != "" {
+		ep.Location = &Location{Country: code, City: city}
 	}
 	if ep.IP == "" && ep.Location == nil {
-		return nil, cut
+		return nil, cut, unknownCountry
 	}
-	return ep, cut
+	return ep, cut, unknownCountry
+}
+
+// CountryCode is the ISO 3166-1 alpha-2 code of an English country name
+// (any case; a two-letter code that is one is taken as it is), and whether
+// it is known.
+func CountryCode(name string) (string, bool) {
+	n := strings.ToLower(strings.TrimSpace(name))
+	if n == "" {
+		return "", false
+	}
+	if c, ok := countryCodes[n]; ok {
+		return c, true
+	}
+	if len(n) == 2 {
+		up := strings.ToUpper(n)
+		for _, c := range countryCodes {
+			if c == up {
+				return up, true
+			}
+		}
+	}
+	return "", false
 }
 
 // FindingInfo is OCSF's finding_info object.
@@ -325,6 +360,10 @@ type Alert struct {
 	Title    string    // one line for a person
 	Time     time.Time // when the finding's latest event happened (or the alert was made)
 	Finding  *audit.Finding
+	// Test marks the test alert: its record is Informational, whatever
+	// Severity says, and carries unmapped.test = true, so that a consumer
+	// reading only the OCSF record can tell it from a real finding.
+	Test bool
 }
 
 // Finding is the Detection Finding of a. For an audit finding about one
@@ -334,6 +373,9 @@ type Alert struct {
 func Finding(a Alert) DetectionFinding {
 	a.Portal = Host(a.Portal)
 	sid, sname := SeverityID(a.Severity)
+	if a.Test {
+		sid, sname = SeverityID("informational")
+	}
 	d := DetectionFinding{
 		ActivityID: activityCreate, ActivityName: "Create",
 		CategoryUID: CategoryFindings, CategoryName: "Findings",
@@ -350,6 +392,9 @@ func Finding(a Alert) DetectionFinding {
 	}
 	if d.FindingInfo.Title == "" {
 		d.FindingInfo.Title = a.Kind
+	}
+	if a.Test {
+		d.Unmapped["test"] = true
 	}
 	f := a.Finding
 	if f == nil {
@@ -369,9 +414,12 @@ func Finding(a Alert) DetectionFinding {
 		d.Unmapped["response"] = f.Response.Outcome
 	}
 	if len(f.EventIDs) > 0 || f.Count > 0 { // a burst: many failed logins from one address
-		ep, cut := endpoint(f.IP, f.Country, f.City)
+		ep, cut, country := endpoint(f.IP, f.Country, f.City)
 		if cut != "" {
 			d.Unmapped["portal_ip"] = cut
+		}
+		if country != "" {
+			d.Unmapped["country"] = country
 		}
 		for _, id := range f.EventIDs {
 			d.FindingInfo.RelatedEvents = append(d.FindingInfo.RelatedEvents, Related{UID: eventUID(a.Portal, id)})
@@ -394,6 +442,9 @@ func Finding(a Alert) DetectionFinding {
 	d.FindingInfo.RelatedEvents = []Related{{UID: login.Metadata.UID}}
 	if cut, ok := login.Unmapped["portal_ip"]; ok {
 		d.Unmapped["portal_ip"] = cut
+	}
+	if country, ok := login.Unmapped["country"]; ok {
+		d.Unmapped["country"] = country
 	}
 	d.Evidences = []Evidence{{User: &u, SrcEndpoint: login.SrcEndpoint, Data: login}}
 	return d

@@ -159,3 +159,42 @@ func TestALoginHasTheSameUIDInTheArchiveAndOnTheBus(t *testing.T) {
 		t.Errorf("archive uid %q, bus evidence uid %q, bus tenant %q", archived.Metadata.UID, evidence.Metadata.UID, onBus.Metadata.TenantUID)
 	}
 }
+
+// OCSF 1.3.0's location.country is an ISO 3166-1 alpha-2 code: the
+// portal's English name is mapped; a name with no known code stays out of
+// location and goes to unmapped.country, in the login record and in the
+// finding.
+func TestLocationCountryIsTheISOCode(t *testing.T) {
+	tests := []struct {
+		country      string
+		wantCode     string
+		wantUnmapped string
+	}{
+		{"Germany", "DE", ""},
+		{"united states", "US", ""},
+		{"Russia", "RU", ""},
+		{"South Korea", "KR", ""},
+		{"Czechia", "CZ", ""},
+		{"Atlantis", "", "Atlantis"},
+		{"", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.country, func(t *testing.T) {
+			rec := ocsf.Login("p", ipguard.LoginEvent{ID: 1, Date: when, Login: "a", ActionID: 1000, IP: "203.0.113.7", Country: tt.country, City: "X"})
+			got := ""
+			if rec.SrcEndpoint != nil && rec.SrcEndpoint.Location != nil {
+				got = rec.SrcEndpoint.Location.Country
+			}
+			un, _ := rec.Unmapped["country"].(string)
+			if got != tt.wantCode || un != tt.wantUnmapped {
+				t.Errorf("login: location.country = %q, unmapped.country = %q; want %q, %q", got, un, tt.wantCode, tt.wantUnmapped)
+			}
+			fin := ocsf.Finding(ocsf.Alert{UID: "u", Portal: "p", Kind: audit.KindIPNotAllowed, Severity: "high", Time: when,
+				Finding: &audit.Finding{EventID: 1, Kind: audit.KindIPNotAllowed, Severity: "high", IP: "203.0.113.7", Country: tt.country, Date: when.Format(time.RFC3339)}})
+			fun, _ := fin.Unmapped["country"].(string)
+			if fun != tt.wantUnmapped {
+				t.Errorf("finding: unmapped.country = %q, want %q", fun, tt.wantUnmapped)
+			}
+		})
+	}
+}

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"ipguard/internal/audit"
 	"ipguard/internal/behaviour"
+	"ipguard/internal/chatnotify"
 	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/emf"
 	"ipguard/internal/enforce"
 	"ipguard/internal/eventbridge"
+	"ipguard/internal/findingsbus"
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
@@ -86,7 +88,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 			for k, v := range findingsProps {
 				props[k] = v
 			}
-			mw.write(ctx, metrics, behaviourProps(res, svc.Behaviour, props))
+			mw.write(ctx, append(metrics, chain.busMetrics()...), behaviourProps(res, svc.Behaviour, props))
 			if !rejected {
 				d.saveLastRun(ctx, res, err, took, behaviourLastRun(res, svc.Behaviour))
 			}
@@ -243,6 +245,10 @@ type SentTest struct {
 	Channel   string `json:"channel"`             // "sns", "chat" or "bus"
 	Target    string `json:"target"`              // the topic ARN or the bus name
 	MessageID string `json:"messageId,omitempty"` // SNS's message id (the alert topic)
+	// Outcome is "delivered" (the channel took the message) or "refused"
+	// (it did not; Error says why, and a warning of the answer too).
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
 }
 
 // TestAlert is the handler of {"action": "test-alert"}: one message, marked
@@ -258,7 +264,8 @@ func (d Deps) TestAlert() func(context.Context) (TestAlertResult, error) {
 	// anyway): the alert topic, then a chat copy and the findings bus
 	// where they are configured (a test goes to the bus once, never to
 	// its outbox).
-	pub := d.alertChain(d.Config.AlertTopicARN, config.Audit, false).Publisher
+	chain := d.alertChain(d.Config.AlertTopicARN, config.Audit, false)
+	pub := chain.Publisher
 	f := d.Config.Findings
 	subs := d.Subscriptions()
 	mw := d.metricsWriter()
@@ -267,24 +274,43 @@ func (d Deps) TestAlert() func(context.Context) (TestAlertResult, error) {
 		subscribers := -1
 		defer func() {
 			ms := append(failureMetrics(err), emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: time.Since(start).Seconds()})
-			mw.write(ctx, append(ms, subscriberMetrics(subscribers)...), map[string]any{"action": ActionTestAlert, "test": true, "errorType": errorTypeOrEmpty(err)})
+			ms = append(append(ms, subscriberMetrics(subscribers)...), chain.busMetrics()...)
+			mw.write(ctx, ms, map[string]any{"action": ActionTestAlert, "test": true, "errorType": errorTypeOrEmpty(err)})
 		}()
 		defer func() { recovered(ctx, d.Log, recover(), &err) }()
 		a, err := audit.TestAlert(d.Config.DocSpace.Host, time.Now(), requestID(ctx))
 		if err != nil {
 			return TestAlertResult{}, err
 		}
-		id, err := pub.Publish(ctx, a)
+		var chat chatnotify.Outcome
+		var bus findingsbus.Delivery
+		id, err := pub.Publish(findingsbus.WithDelivery(chatnotify.WithOutcome(ctx, &chat), &bus), a)
 		if err != nil {
 			return TestAlertResult{}, err
 		}
 		res = TestAlertResult{Action: ActionTestAlert, Test: true, Warnings: []string{},
-			Sent: []SentTest{{Channel: "sns", Target: d.Config.AlertTopicARN, MessageID: id}}}
+			Sent: []SentTest{{Channel: "sns", Target: d.Config.AlertTopicARN, MessageID: id, Outcome: "delivered"}}}
 		if f.ChatTopicARN != "" {
-			res.Sent = append(res.Sent, SentTest{Channel: "chat", Target: f.ChatTopicARN})
+			s := SentTest{Channel: "chat", Target: f.ChatTopicARN, Outcome: "delivered"}
+			if chat.Err != nil || !chat.Tried {
+				s.Outcome, s.Error = "refused", "not sent"
+				if chat.Err != nil {
+					s.Error = redact.Clean(chat.Err.Error())
+				}
+				res.Warnings = append(res.Warnings, "the chat topic refused the test message: "+s.Error)
+			}
+			res.Sent = append(res.Sent, s)
 		}
 		if f.BusName != "" {
-			res.Sent = append(res.Sent, SentTest{Channel: "bus", Target: f.BusName})
+			s := SentTest{Channel: "bus", Target: f.BusName, Outcome: "delivered"}
+			if bus.Refused > 0 || bus.Sent == 0 {
+				s.Outcome, s.Error = "refused", "not sent"
+				if bus.Err != nil {
+					s.Error = redact.Clean(bus.Err.Error())
+				}
+				res.Warnings = append(res.Warnings, "the findings bus refused the test event (it is not kept for a retry): "+s.Error)
+			}
+			res.Sent = append(res.Sent, s)
 		}
 		if subs != nil {
 			c, p, lerr := subs.Subscribers(ctx)

@@ -70,6 +70,8 @@ func emittedLines() map[string][][]emf.Metric {
 			auditMetrics(audit.Result{}, down, time.Second, 0, time.Hour),
 			auditMetrics(audit.Result{}, invalid, time.Second, 0, -1),
 			failureMetrics(down), // StartFailing
+			{count(MetricBusUndelivered, 0)},
+			{count(MetricBusUndelivered, 3)},
 		},
 		Onboard: {
 			onboardMetrics(onboard.Result{PortalUpdated: true}, nil, time.Millisecond),
@@ -77,6 +79,8 @@ func emittedLines() map[string][][]emf.Metric {
 			onboardMetrics(onboard.Result{}, down, time.Millisecond),
 			onboardMetrics(onboard.Result{Action: onboard.ActionSync}, nil, time.Millisecond),
 			onboardMetrics(onboard.Result{Action: onboard.ActionSync}, down, time.Millisecond),
+			{count(MetricBusUndelivered, 0)},
+			{count(MetricBusUndelivered, 1)},
 		},
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"ipguard/internal/chatnotify"
 	"ipguard/internal/config"
 	"ipguard/internal/digest"
+	"ipguard/internal/emf"
 	"ipguard/internal/findingsbus"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/loginarchive"
@@ -88,6 +89,16 @@ func (c alertChain) retryOutbox(ctx context.Context, d Deps) {
 	if err != nil {
 		d.Log.WarnContext(ctx, "findings bus outbox not sent", "sent", sent, "waiting", waiting, "error", err)
 	}
+}
+
+// busMetrics is BusUndelivered: the findings the bus refused during the
+// invocation (kept in the outbox, or lost) and those still waiting in the
+// outbox after its retry; nothing without a findings bus.
+func (c alertChain) busMetrics() []emf.Metric {
+	if c.Bus == nil {
+		return nil
+	}
+	return []emf.Metric{count(MetricBusUndelivered, c.Bus.TakeUndelivered())}
 }
 
 // loginArchive is the audit's Archive: nil without ARCHIVE_BUCKET.

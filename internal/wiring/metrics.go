@@ -49,6 +49,11 @@ const (
 	// bus, chat) add to it when they are configured, so that its alarm fires
 	// only when no destination at all is (WHERE-ISSUES-MEET §7).
 	MetricConfirmedSubscribers = "ConfirmedSubscribers"
+	// MetricBusUndelivered counts the findings the findings bus refused in
+	// the invocation (kept in the outbox, or lost) plus those still waiting
+	// in the function's outbox after its retry; written only with a
+	// findings bus (FINDINGS_BUS_NAME), by both functions.
+	MetricBusUndelivered = "BusUndelivered"
 
 	// Onboarding.
 	MetricRequests      = "Requests"      // 1 per onboarding request
@@ -94,6 +99,7 @@ var Declared = map[string]Declaration{
 	MetricCoverageLost:         {Functions: []string{Audit}, NonZero: true},          // AuditCoverageLostAlarm
 	MetricRejected:             {Functions: []string{Audit, Onboard}, NonZero: true}, // subtracted from AWS/Lambda Errors by the errors alarms
 	MetricSyncs:                {Functions: []string{Onboard}},                       // SyncHeartbeatAlarm
+	MetricBusUndelivered:       {Functions: []string{Audit, Onboard}, NonZero: true}, // FindingsBusUndeliveredAlarm, OnboardFindingsBusUndeliveredAlarm
 }
 
 // AuditMetrics and OnboardMetrics list the fixed names each function's line

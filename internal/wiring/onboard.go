@@ -44,7 +44,7 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 		start := time.Now()
 		chain.retryOutbox(ctx, d) // what the bus refused an earlier invocation
 		defer func() {
-			mw.write(ctx, onboardMetrics(res, err, time.Since(start)), map[string]any{"errorType": errorTypeOrEmpty(err)})
+			mw.write(ctx, append(onboardMetrics(res, err, time.Since(start)), chain.busMetrics()...), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
 		defer func() { recovered(ctx, d.Log, recover(), &err) }()
 		detail, _, err := eventbridge.Unwrap(payload)

@@ -48,6 +48,16 @@ func TestTestAlertGoesThroughEveryChannelAndNeverIntoTheOutbox(t *testing.T) {
 		if !ok || !res.Test || strings.Join(channels, ",") != "sns,bus" {
 			t.Errorf("round %d: result %+v, want a test sent to the topic and the bus", round, out)
 		}
+		// Each channel says what became of the message: the bus that does
+		// not exist refused it, and the answer warns.
+		wantBus := map[bool]string{false: "refused", true: "delivered"}[busUp]
+		if len(res.Sent) == 2 && (res.Sent[0].Outcome != "delivered" || res.Sent[1].Outcome != wantBus) {
+			t.Errorf("round %d: outcomes %+v, want sns delivered and bus %s", round, res.Sent, wantBus)
+		}
+		warned := strings.Contains(strings.Join(res.Warnings, "\n"), "findings bus refused the test event")
+		if warned == busUp || (!busUp && res.Sent[1].Error == "") {
+			t.Errorf("round %d: warnings %q, bus %+v; want a warning and an error exactly when the bus refused", round, res.Warnings, res.Sent[1])
+		}
 		mail, err := s.Mail(ctx, 300*time.Millisecond)
 		if err != nil {
 			t.Fatal(err)
