@@ -130,9 +130,6 @@ type PortalState struct {
 	// of these instants.
 	OwnSaves []time.Time
 	KeyUser  string
-	// Outbox holds the alerts recorded as due and not yet accepted by the
-	// alert topic; the next reconcile sends them again.
-	Outbox []DueAlert
 }
 
 // What became of the tool's last PUT (PortalState.SentOutcome). A refused

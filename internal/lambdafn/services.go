@@ -24,6 +24,8 @@ func (d Deps) OnboardService() *onboard.Service {
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
 		LeaseWait:  p.LeaseWait,
+		// One attempt of a portal write: the client's timeout.
+		WriteAttempt: d.Portal.AttemptTimeout(),
 		Alerts:     snsalert.New(d.snsClient(), p.AlertTopicARN),
 		Logins:     d.Portal,
 		Directory:  portalDirectory{d.Portal},
@@ -67,11 +69,11 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 		defer func() {
 			mw.write(ctx, onboardMetrics(res, err, time.Since(start)), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
-		detail, _, err := eventbridge.Unwrap(payload)
+		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return onboard.Result{}, err
 		}
-		return svc.HandleEvent(ctx, detailType(payload), detail)
+		return svc.HandleEventAt(ctx, detailType(payload), at, detail)
 	}
 }
 
