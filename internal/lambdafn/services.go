@@ -23,15 +23,15 @@ func (d Deps) OnboardService() *onboard.Service {
 		Leases: d.Store,
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
-		LeaseWait:  p.LeaseWait,
+		LeaseWait: p.LeaseWait,
 		// One attempt of a portal write: the client's timeout.
 		WriteAttempt: d.Portal.AttemptTimeout(),
-		Alerts:     snsalert.New(d.snsClient(), p.AlertTopicARN),
-		Logins:     d.Portal,
-		Directory:  portalDirectory{d.Portal},
-		Trail:      portalTrail{d.Portal},
-		PortalName: d.Config.DocSpace.Host,
-		Log:        d.Log,
+		Alerts:       snsalert.New(d.snsClient(), p.AlertTopicARN),
+		Logins:       d.Portal,
+		Directory:    portalDirectory{d.Portal},
+		Trail:        portalTrail{d.Portal},
+		PortalName:   d.Config.DocSpace.Host,
+		Log:          d.Log,
 	}
 }
 

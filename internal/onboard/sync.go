@@ -16,9 +16,9 @@ import (
 
 // LeftView is a stored user the portal no longer has, or has terminated.
 type LeftView struct {
-	UserID     string `json:"userId"`
-	Email      string `json:"email"`
-	Why        string `json:"why"` // "deleted from the portal" or "terminated on the portal"
+	UserID string `json:"userId"`
+	Email  string `json:"email"`
+	Why    string `json:"why"` // "deleted from the portal" or "terminated on the portal"
 	// Confirmed: seen gone in this check and the one before (only then
 	// may it be offboarded).
 	Confirmed  bool `json:"confirmed"`
