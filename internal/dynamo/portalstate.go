@@ -73,6 +73,10 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	for i, t := range st.OwnSaves {
 		saves[i] = str(t.UTC().Format(time.RFC3339Nano))
 	}
+	late := make([]types.AttributeValue, len(st.LateSent))
+	for i, h := range st.LateSent {
+		late[i] = str(h)
+	}
 	sentAt := ""
 	if !st.SentAt.IsZero() {
 		sentAt = st.SentAt.UTC().Format(time.RFC3339Nano)
@@ -85,7 +89,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		UpdateExpression: aws.String("SET applied = :a, owned = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, ownSaves = :saves, keyUser = :keyUser REMOVE lastSeen"),
+			"sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, ownSaves = :saves, keyUser = :keyUser, lateSent = :late REMOVE lastSeen"),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":a": num(st.Applied), ":owned": &types.AttributeValueMemberL{Value: owned},
@@ -95,7 +99,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":lockout": str(st.LockoutNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
 			":sent": str(encodeSent(st.Sent, st.SentAdded)), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
 			":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":saves": &types.AttributeValueMemberL{Value: saves},
-			":keyUser": str(st.KeyUser),
+			":keyUser": str(st.KeyUser), ":late": &types.AttributeValueMemberL{Value: late},
 		},
 	}
 	_, err := s.api.UpdateItem(ctx, in)
@@ -210,6 +214,15 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	}
 	if st.KeyUser, _, err = getS(item, "keyUser"); err != nil {
 		return st, err
+	}
+	if l, ok := item["lateSent"].(*types.AttributeValueMemberL); ok {
+		for i, v := range l.Value {
+			sv, isS := v.(*types.AttributeValueMemberS)
+			if !isS {
+				return st, fmt.Errorf("lateSent[%d] is %T, want a string", i, v)
+			}
+			st.LateSent = append(st.LateSent, sv.Value)
+		}
 	}
 	if l, ok := item["ownSaves"].(*types.AttributeValueMemberL); ok {
 		for i, v := range l.Value {

@@ -44,6 +44,9 @@ func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
 		st.Sent = append(st.Sent, ipguard.Restriction{IP: sent})
 		st.SentAdded = append(st.SentAdded, sent)
 	}
+	for range onboard.MaxLateSent {
+		st.LateSent = append(st.LateSent, strings.Repeat("h", 64))
+	}
 	for range onboard.MaxOwnSaves {
 		st.OwnSaves = append(st.OwnSaves, time.Now())
 	}

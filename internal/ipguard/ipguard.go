@@ -124,6 +124,11 @@ type PortalState struct {
 	SentEnable  bool
 	SentOutcome string // "in flight", "unknown" or "unconfirmed"
 	SentAt      time.Time
+	// LateSent fingerprints earlier PUTs of the tool whose landing was
+	// never seen and which a newer PUT replaced (bounded): one may still
+	// land late, and the reconcile that finds it on the portal repairs it
+	// as its own doing, not as drift.
+	LateSent []string
 	// OwnSaves are the portal's Date of the answers to the tool's recent
 	// PUTs (oldest first, bounded); KeyUser is the portal user the key acts
 	// as. A trail event is the tool's own only when it is by KeyUser at one

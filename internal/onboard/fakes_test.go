@@ -21,6 +21,7 @@ type fakeStore struct {
 	// lost, and the SDK's resend found the record already changed).
 	loseAnswers int
 	outbox      map[string]ipguard.DueAlert
+	bumpErr     int // the next version bumps fail (their answer lost)
 }
 
 func (f *fakeStore) AddDueAlert(_ context.Context, a ipguard.DueAlert) error {
@@ -99,6 +100,10 @@ func (f *fakeStore) AllUsers(context.Context) ([]ipguard.User, error) {
 func (f *fakeStore) BumpVersion(context.Context) (int64, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.bumpErr > 0 {
+		f.bumpErr--
+		return 0, ipguard.Errorf(ipguard.EUnavailable, "dynamodb: throttled")
+	}
 	f.state.Version++
 	return f.state.Version, nil
 }
@@ -107,7 +112,7 @@ func (f *fakeStore) PortalState(context.Context) (ipguard.PortalState, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	st := f.state
-	st.Owned, st.LastSeen, st.Sent, st.SentAdded, st.OwnSaves = slices.Clone(st.Owned), slices.Clone(st.LastSeen), slices.Clone(st.Sent), slices.Clone(st.SentAdded), slices.Clone(st.OwnSaves)
+	st.Owned, st.LastSeen, st.Sent, st.SentAdded, st.OwnSaves, st.LateSent = slices.Clone(st.Owned), slices.Clone(st.LastSeen), slices.Clone(st.Sent), slices.Clone(st.SentAdded), slices.Clone(st.OwnSaves), slices.Clone(st.LateSent)
 	return st, nil
 }
 
@@ -272,9 +277,17 @@ type fakeDirectory struct {
 	creator string
 	people  map[string]Person
 	errs    map[string]error // Person(id) fails with errs[id]
+	keyErr  func() error     // KeyCreator fails with its answer when not nil
 }
 
-func (d *fakeDirectory) KeyCreator(context.Context) (string, error) { return d.creator, nil }
+func (d *fakeDirectory) KeyCreator(context.Context) (string, error) {
+	if d.keyErr != nil {
+		if err := d.keyErr(); err != nil {
+			return "", err
+		}
+	}
+	return d.creator, nil
+}
 func (d *fakeDirectory) Person(_ context.Context, id string) (Person, bool, error) {
 	if err := d.errs[id]; err != nil {
 		return Person{}, false, err

@@ -2,6 +2,8 @@ package onboard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -68,6 +70,20 @@ func (o *outcome) merge(n outcome) {
 	}
 }
 
+// MaxLateSent bounds the remembered PUTs that may still land late.
+const MaxLateSent = 4
+
+// listHash fingerprints a list (order ignored) and its enable flag.
+func listHash(list []ipguard.Restriction, enable bool) string {
+	parts := make([]string, len(list))
+	for i, r := range list {
+		parts[i] = describe(r)
+	}
+	sort.Strings(parts)
+	sum := sha256.Sum256([]byte(fmt.Sprint(enable, "\n", strings.Join(parts, "\n"))))
+	return hex.EncodeToString(sum[:16])
+}
+
 // MaxOwnSaves bounds the remembered instants of the tool's own saves.
 const MaxOwnSaves = 20
 
@@ -92,7 +108,21 @@ func (s *Service) writeAttempt() time.Duration {
 //	neither                 the nearer of the two is the base; Sent's
 //	                        added addresses on the portal become owned
 //	                        only when Sent is the nearer
+//
+// A list matching one of st.LateSent is an older PUT of the tool that
+// landed late, after a newer one: the addresses it brought back that the
+// last reconcile did not leave are the tool's own (owned again, so that the
+// plan removes those no longer needed), and it is no drift.
 func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool) (base []ipguard.Restriction, baseEnabled bool) {
+	if h := listHash(current, enabled); slices.Contains(st.LateSent, h) && !(st.Sent != nil && sameList(current, st.Sent)) {
+		st.LateSent = slices.DeleteFunc(st.LateSent, func(x string) bool { return x == h })
+		for _, r := range diffList(current, st.LastSeen) {
+			if !r.ForAdmin && !slices.Contains(st.Owned, r.IP) {
+				st.Owned = append(st.Owned, r.IP)
+			}
+		}
+		return current, enabled
+	}
 	if st.Sent == nil {
 		return st.LastSeen, st.LastEnabled
 	}
@@ -287,6 +317,11 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 				"not sent: less than one write attempt (%s) and its margin is left on the portal allowlist lease; the next reconcile sends it", s.writeAttempt())
 		}
 		prev := *st
+		if st.Sent != nil && !sameList(st.Sent, plan.List) {
+			// The PUT before ours was never seen landing: it may land
+			// after ours. Remember it to repair it, not alert it.
+			st.LateSent = lastN(append(st.LateSent, listHash(st.Sent, st.SentEnable)), MaxLateSent)
+		}
 		st.Sent, st.SentAdded, st.SentEnable, st.SentOutcome, st.SentAt = plan.List, plan.Added, plan.Enable, ipguard.SentInFlight, s.now().UTC()
 		if st.Sent == nil {
 			st.Sent = []ipguard.Restriction{}
@@ -434,8 +469,13 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	if err != nil {
 		return
 	}
-	// Our own saves: this reconcile's, and any other holder's remembered.
-	others := s.foreign(ctx, changes, union2(out.saves, st.OwnSaves))
+	// Our own saves: the state remembers this reconcile's and any other
+	// holder's (as a multiset: two saves in one second are two).
+	saves := st.OwnSaves
+	if len(saves) == 0 {
+		saves = out.saves
+	}
+	others := s.foreign(ctx, changes, saves)
 	if len(others) == 0 {
 		return
 	}
@@ -460,16 +500,6 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
 		s.flushDue(ctx)
 	}
-}
-
-func union2(a, b []time.Time) []time.Time {
-	out := slices.Clone(a)
-	for _, t := range b {
-		if !slices.ContainsFunc(out, t.Equal) {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // expire moves the entries whose time ran out at now from the users'
