@@ -2,6 +2,7 @@
 #   make build           linux binaries for both functions in build/<name>/bootstrap
 #   make build ARCH=amd64  the same for the local Lambda emulator (arm64 does not run on amd64 hosts)
 #   make test            vet and every test (needs go, moto_server, cfn-lint, samtranslator)
+#   make model           the reconciler's randomised model test, long: MODEL_STEPS (default 20000), a new seed each run
 #   sam build            calls build-OnboardFunction / build-AuditFunction below
 
 ARCH ?= arm64
@@ -9,7 +10,7 @@ GO ?= go
 FUNCTIONS := onboard audit
 GOBUILD = CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 
-.PHONY: build build-OnboardFunction build-AuditFunction check-tools test lint bench demo clean
+.PHONY: build build-OnboardFunction build-AuditFunction check-tools test lint bench demo clean model
 
 build:
 	@for f in $(FUNCTIONS); do \
@@ -40,6 +41,14 @@ check-tools:
 test: check-tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
+
+# The reconciler's model test (internal/onboard/model_test.go): make test runs
+# 300 steps of seed 1; this runs MODEL_STEPS of a new seed (printed on failure,
+# with the shortest failing sequence; MODEL_SEED=N repeats one).
+MODEL_STEPS ?= 20000
+model:
+	MODEL_STEPS=$(MODEL_STEPS) MODEL_SEED=$${MODEL_SEED:-$$(od -An -N3 -tu4 /dev/urandom | tr -d ' ')} \
+		$(GO) test -count=1 -run '^TestReconcilerModel$$' -v -timeout 30m ./internal/onboard/
 
 lint:
 	$(GO) vet ./...

@@ -45,7 +45,7 @@ func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
 		st.SentAdded = append(st.SentAdded, sent)
 	}
 	for range onboard.MaxLateSent {
-		st.LateSent = append(st.LateSent, strings.Repeat("h", 64))
+		st.LateSent = append(st.LateSent, strings.Repeat("h", 32)+" "+strings.Repeat("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,", onboard.MaxLateKept))
 	}
 	for range onboard.MaxOwnSaves {
 		st.OwnSaves = append(st.OwnSaves, time.Now())

@@ -124,10 +124,12 @@ type PortalState struct {
 	SentEnable  bool
 	SentOutcome string // "in flight", "unknown" or "unconfirmed"
 	SentAt      time.Time
-	// LateSent fingerprints earlier PUTs of the tool whose landing was
-	// never seen and which a newer PUT replaced (bounded): one may still
-	// land late, and the reconcile that finds it on the portal repairs it
-	// as its own doing, not as drift.
+	// LateSent fingerprints the lists of the tool's recent PUTs (bounded):
+	// an attempt of one may still land late, after newer ones, and the
+	// reconcile that finds it on the portal repairs it as its own doing,
+	// not as drift. Each is "hash ip1,ip2,...": the non-admin entries of
+	// others that PUT kept (they stay theirs when it lands; the rest of
+	// what it brings back is the tool's).
 	LateSent []string
 	// OwnSaves are the portal's Date of the answers to the tool's recent
 	// PUTs (oldest first, bounded); KeyUser is the portal user the key acts

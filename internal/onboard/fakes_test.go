@@ -149,6 +149,10 @@ type fakePortal struct {
 	clock      func() time.Time
 	trail      *fakeTrail // when set, every applied PUT is a trail event by keyUser
 	keyUser    string
+	// applied holds every address a PUT of the tool ever brought onto the
+	// portal; history the lists of the tool's PUTs that landed.
+	applied map[string]bool
+	history []lateWrite
 }
 
 type lateWrite struct {
@@ -190,6 +194,13 @@ func (f *fakePortal) now() time.Time {
 func (f *fakePortal) applyLocked(l []ipguard.Restriction, enable bool) time.Time {
 	f.puts++
 	f.list, f.enabled = slices.Clone(l), enable
+	if f.applied == nil {
+		f.applied = map[string]bool{}
+	}
+	for _, r := range l {
+		f.applied[r.IP] = true
+	}
+	f.history = append(f.history, lateWrite{slices.Clone(l), enable})
 	at := f.now().UTC().Truncate(time.Second)
 	if f.trail != nil {
 		f.trail.add(Change{When: at, User: "IP Guard key", UserID: f.keyUser, IP: "192.0.2.250"})

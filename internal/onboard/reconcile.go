@@ -70,8 +70,40 @@ func (o *outcome) merge(n outcome) {
 	}
 }
 
-// MaxLateSent bounds the remembered PUTs that may still land late.
-const MaxLateSent = 4
+// MaxLateSent bounds the remembered lists of the tool's recent PUTs, any
+// of which may still land late.
+const MaxLateSent = 8
+
+// MaxLateKept bounds the entries of others remembered per recent PUT: a
+// PUT that kept more is not remembered (its late landing is then drift).
+const MaxLateKept = 50
+
+// lateKept returns the non-admin entries the tool did not own that the
+// recent PUT with list hash h kept (non-nil, maybe empty), or nil when no
+// recent PUT had that list. Each LateSent record is "hash ip1,ip2,...".
+func lateKept(late []string, h string) []string {
+	for _, rec := range late {
+		hash, kept, _ := strings.Cut(rec, " ")
+		if hash == h {
+			if kept == "" {
+				return []string{}
+			}
+			return strings.Split(kept, ",")
+		}
+	}
+	return nil
+}
+
+// notOwned lists the non-admin entries of the plan's list the tool does not own.
+func notOwned(p Plan) []string {
+	out := []string{}
+	for _, r := range p.List {
+		if !r.ForAdmin && !slices.Contains(p.Owned, r.IP) {
+			out = append(out, r.IP)
+		}
+	}
+	return out
+}
 
 // listHash fingerprints a list (order ignored) and its enable flag.
 func listHash(list []ipguard.Restriction, enable bool) string {
@@ -103,29 +135,17 @@ func (s *Service) writeAttempt() time.Duration {
 // and setting the portal is expected to hold without anyone else's doing
 // (the base drift is measured against):
 //
-//	portal holds Sent       it landed: its added addresses become owned
-//	portal holds LastSeen   not landed (yet): Sent stays expected
-//	neither                 the nearer of the two is the base; Sent's
-//	                        added addresses on the portal become owned
-//	                        only when Sent is the nearer
-//
-// A list matching one of st.LateSent is an older PUT of the tool that
-// landed late, after a newer one: the addresses it brought back that the
-// last reconcile did not leave are the tool's own (owned again, so that the
-// plan removes those no longer needed), and it is no drift.
+//	portal holds Sent          it landed: its added addresses become owned
+//	portal holds LastSeen      not landed (yet): Sent stays expected
+//	portal holds an older PUT  an attempt of it landed late, after newer
+//	  of the tool (LateSent)   ones: the addresses it brought back are the
+//	                           tool's own (owned again, so the plan removes
+//	                           those no longer needed), and it is no drift
+//	none of these              the nearer of LastSeen and Sent is the base
+//	                           (Sent on a tie: it was sent after LastSeen
+//	                           was read); Sent's added addresses on the
+//	                           portal become owned only when Sent is it
 func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool) (base []ipguard.Restriction, baseEnabled bool) {
-	if h := listHash(current, enabled); slices.Contains(st.LateSent, h) && !(st.Sent != nil && sameList(current, st.Sent)) {
-		st.LateSent = slices.DeleteFunc(st.LateSent, func(x string) bool { return x == h })
-		for _, r := range diffList(current, st.LastSeen) {
-			if !r.ForAdmin && !slices.Contains(st.Owned, r.IP) {
-				st.Owned = append(st.Owned, r.IP)
-			}
-		}
-		return current, enabled
-	}
-	if st.Sent == nil {
-		return st.LastSeen, st.LastEnabled
-	}
 	claim := func() {
 		present := map[string]bool{}
 		for _, r := range current {
@@ -139,10 +159,12 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 				inSent[r.IP] = true
 			}
 		}
-		var owned []string
-		for _, a := range union(st.Owned, st.SentAdded) {
-			// Owned ones the PUT dropped are no longer ours to keep.
-			if inSent[a] && (present[a] || slices.Contains(st.Owned, a)) {
+		// Owned stays owned (a PUT taken for landed that did not land must
+		// not disown what it would have removed); what it added is owned
+		// where the portal shows it.
+		owned := slices.Clone(st.Owned)
+		for _, a := range st.SentAdded {
+			if inSent[a] && present[a] && !slices.Contains(owned, a) {
 				owned = append(owned, a)
 			}
 		}
@@ -150,15 +172,23 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 		st.LastSeen, st.LastEnabled = st.Sent, st.SentEnable
 		st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = nil, nil, "", time.Time{}
 	}
+	dist := func(a, b []ipguard.Restriction) int { return len(diffList(a, b)) + len(diffList(b, a)) }
 	switch {
-	case sameList(current, st.Sent) && enabled == st.SentEnable:
+	case st.Sent != nil && sameList(current, st.Sent) && enabled == st.SentEnable:
 		claim()
-		return st.LastSeen, st.LastEnabled
 	case sameList(current, st.LastSeen):
-		return st.LastSeen, st.LastEnabled
-	case len(diffList(current, st.Sent))+len(diffList(st.Sent, current)) < len(diffList(current, st.LastSeen))+len(diffList(st.LastSeen, current)):
+	case lateKept(st.LateSent, listHash(current, enabled)) != nil:
+		// What that PUT owned is the tool's; an entry of an admin's that
+		// it merely kept is still the admin's.
+		kept := lateKept(st.LateSent, listHash(current, enabled))
+		for _, r := range diffList(current, st.LastSeen) {
+			if !r.ForAdmin && !slices.Contains(kept, r.IP) && !slices.Contains(st.Owned, r.IP) {
+				st.Owned = append(st.Owned, r.IP)
+			}
+		}
+		return current, enabled
+	case st.Sent != nil && dist(current, st.Sent) <= dist(current, st.LastSeen):
 		claim()
-		return st.LastSeen, st.LastEnabled
 	}
 	return st.LastSeen, st.LastEnabled
 }
@@ -317,10 +347,11 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 				"not sent: less than one write attempt (%s) and its margin is left on the portal allowlist lease; the next reconcile sends it", s.writeAttempt())
 		}
 		prev := *st
-		if st.Sent != nil && !sameList(st.Sent, plan.List) {
-			// The PUT before ours was never seen landing: it may land
-			// after ours. Remember it to repair it, not alert it.
-			st.LateSent = lastN(append(st.LateSent, listHash(st.Sent, st.SentEnable)), MaxLateSent)
+		// Any attempt of this PUT may land late, after newer ones (a
+		// client retry, a slow proxy): remember its list to repair it then
+		// as the tool's own doing, not alert it as drift.
+		if h, kept := listHash(plan.List, plan.Enable), notOwned(plan); lateKept(st.LateSent, h) == nil && len(kept) <= MaxLateKept {
+			st.LateSent = lastN(append(st.LateSent, h+" "+strings.Join(kept, ",")), MaxLateSent)
 		}
 		st.Sent, st.SentAdded, st.SentEnable, st.SentOutcome, st.SentAt = plan.List, plan.Added, plan.Enable, ipguard.SentInFlight, s.now().UTC()
 		if st.Sent == nil {
@@ -338,7 +369,9 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		cancel()
 		if err != nil {
 			if errors.Is(err, ipguard.ErrNotApplied) {
+				// Not applied, so it cannot land late either.
 				st.Sent, st.SentAdded, st.SentEnable, st.SentOutcome, st.SentAt = prev.Sent, prev.SentAdded, prev.SentEnable, prev.SentOutcome, prev.SentAt
+				st.LateSent = prev.LateSent
 				return nil, Plan{}, fmt.Errorf("the portal refused the allowlist update (not applied): %w", err)
 			}
 			st.SentOutcome = ipguard.SentUnknown
