@@ -67,6 +67,7 @@ type Portal struct {
 	MaxEntries        int              // PORTAL_MAX_ENTRIES (default 2000): cap of the portal list
 	DriftRepair       bool             // PORTAL_DRIFT_REPAIR (default false): switch restrictions back on when switched off by hand
 	OffboardRemoved   bool             // OFFBOARD_REMOVED_USERS (default false): offboard users the portal deleted or terminated
+	OffboardMaxPct    int              // OFFBOARD_MAX_PERCENT (1-100, default 10): at most this share of the stored users (and at least 5) offboarded by one sync
 	AlertTopicARN     string           // ALERT_TOPIC_ARN: drift and lock-out alerts
 }
 
@@ -148,6 +149,7 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		c.Portal.MaxEntries = r.integer("PORTAL_MAX_ENTRIES", 2000, 1, MaxPortalEntries)
 		c.Portal.DriftRepair = r.boolean("PORTAL_DRIFT_REPAIR", false)
 		c.Portal.OffboardRemoved = r.boolean("OFFBOARD_REMOVED_USERS", false)
+		c.Portal.OffboardMaxPct = r.integer("OFFBOARD_MAX_PERCENT", 10, 1, 100)
 		c.Portal.AlertTopicARN = r.topicARN("ALERT_TOPIC_ARN")
 	case Audit:
 		c.Audit.TopicARN = r.topicARN("ALERT_TOPIC_ARN")

@@ -203,6 +203,10 @@ func TestSyncReportsAndOffboardsUsersWhoLeftThePortal(t *testing.T) {
 	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
 	mustDo(t, svc, `{"id":"`+bob+`","email":"bob@example.com","allowedIps":["192.0.2.7"]}`)
 	mustDo(t, svc, `{"id":"`+carol+`","email":"carol@example.com","allowedIps":["192.0.2.8"]}`) // unknown to the portal
+	// Offboarded only when seen gone in two consecutive checks.
+	if first := mustDo(t, svc, `{"action":"sync"}`); len(first.UsersLeft) != 2 || first.UsersLeft[0].Offboarded || first.UsersLeft[1].Offboarded {
+		t.Fatalf("first check offboarded: %+v", first.UsersLeft)
+	}
 	res := mustDo(t, svc, `{"action":"sync"}`)
 	var left []string
 	for _, l := range res.UsersLeft {

@@ -22,7 +22,8 @@ func (d Deps) OnboardService() *onboard.Service {
 		Portal: d.Portal,
 		Leases: d.Store,
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
-			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
+			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved,
+			OffboardMaxPercent: p.OffboardMaxPct},
 		LeaseWait: p.LeaseWait,
 		// One attempt of a portal write: the client's timeout.
 		WriteAttempt: d.Portal.AttemptTimeout(),
