@@ -89,7 +89,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		UpdateExpression: aws.String("SET applied = :a, owned = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, ownSaves = :saves, keyUser = :keyUser, lateSent = :late REMOVE lastSeen"),
+			"sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, ownSaves = :saves, keyUser = :keyUser, lateSent = :late, alertsDue = :due REMOVE lastSeen"),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":a": num(st.Applied), ":owned": &types.AttributeValueMemberL{Value: owned},
@@ -100,6 +100,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":sent": str(encodeSent(st.Sent, st.SentAdded)), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
 			":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":saves": &types.AttributeValueMemberL{Value: saves},
 			":keyUser": str(st.KeyUser), ":late": &types.AttributeValueMemberL{Value: late},
+			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
 		},
 	}
 	_, err := s.api.UpdateItem(ctx, in)
@@ -153,6 +154,9 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	}
 	if b, ok := item["handOff"].(*types.AttributeValueMemberBOOL); ok {
 		st.HandOff = b.Value
+	}
+	if b, ok := item["alertsDue"].(*types.AttributeValueMemberBOOL); ok {
+		st.AlertsDue = b.Value
 	}
 	if lr, _, err := getS(item, "lastReconcile"); err != nil {
 		return st, err

@@ -131,6 +131,9 @@ type PortalState struct {
 	// others that PUT kept (they stay theirs when it lands; the rest of
 	// what it brings back is the tool's).
 	LateSent []string
+	// AlertsDue: an alert may be due in the outbox (set when one is
+	// recorded, cleared by the reconcile that found the outbox empty).
+	AlertsDue bool
 	// OwnSaves are the portal's Date of the answers to the tool's recent
 	// PUTs (oldest first, bounded); KeyUser is the portal user the key acts
 	// as. A trail event is the tool's own only when it is by KeyUser at one

@@ -42,6 +42,8 @@ type outcome struct {
 	puts         int       // how many PUTs this reconcile sent
 	windowStart  time.Time // when the GET→PUT window of the first PUT began
 	saves        []time.Time
+	ownSaves     []time.Time           // the state's own saves after this reconcile
+	dueAdded     bool                  // this reconcile recorded an alert as due
 	seenBefore   []ipguard.Restriction // the list the reconcile read before it wrote
 	added        []string
 	removed      []string
@@ -58,6 +60,10 @@ func (o *outcome) merge(n outcome) {
 		o.windowStart, o.seenBefore = n.windowStart, n.seenBefore
 	}
 	o.put = o.put || n.put
+	o.dueAdded = o.dueAdded || n.dueAdded
+	if n.ownSaves != nil {
+		o.ownSaves = n.ownSaves
+	}
 	o.puts += n.puts
 	o.saves = append(o.saves, n.saves...)
 	o.added = append(o.added, n.added...)
@@ -209,6 +215,10 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		return outcome{}, err
 	}
 	d := DesiredState(users, s.Rules, now)
+	if st.AlertsDue && !s.flushDue(ctx) {
+		// Sent what an earlier reconcile left due: the outbox is empty.
+		st.AlertsDue = false
+	}
 
 	pending := func(cause error) (outcome, error) {
 		reason := cause.Error()
@@ -256,7 +266,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	plan, err := PlanReconcile(current, enabled, st.Owned, d, s.Rules, en)
 	if err != nil {
 		// A hand edit past the cap is still drift: alert it.
-		s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, nil)
+		out.dueAdded = s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, nil) || out.dueAdded
 		return pending(err)
 	}
 	out.warnings = append(out.warnings, plan.Warnings...)
@@ -266,7 +276,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
 		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
 		if err != nil {
-			s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, out.saves)
+			out.dueAdded = s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, out.saves) || out.dueAdded
 			return pending(err)
 		}
 		out.put = true
@@ -293,11 +303,14 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		// when the condition comes back.
 		st.LockoutNotice = ""
 	}
-	s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, out.saves)
+	out.dueAdded = s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, out.saves) || out.dueAdded
 	if lockout && st.LockoutNotice != en.Kind {
 		st.LockoutNotice = en.Kind
 		s.due(ctx, "lockout#"+en.Kind, s.lockoutAlert(en.Why))
+		out.dueAdded = true
 	}
+	st.AlertsDue = st.AlertsDue || out.dueAdded
+	out.ownSaves = st.OwnSaves
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		return outcome{}, err
 	}
@@ -313,15 +326,17 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 
 // noteDrift attributes a drift and records its alert as due once per
 // episode (the same drift seen again is not alerted again).
-func (s *Service) noteDrift(ctx context.Context, st *ipguard.PortalState, drift *Drift, prev time.Time, prevSaves, saves []time.Time) {
+func (s *Service) noteDrift(ctx context.Context, st *ipguard.PortalState, drift *Drift, prev time.Time, prevSaves, saves []time.Time) bool {
 	fp := drift.fingerprint()
 	if drift == nil || fp == st.DriftEpisode {
 		st.DriftEpisode = fp
-		return
+		return false
 	}
 	st.DriftEpisode = fp
 	s.attribute(ctx, drift, prev, append(slices.Clone(prevSaves), saves...))
 	s.due(ctx, "drift#"+fp[:16], s.driftAlert(drift))
+	st.AlertsDue = true
+	return true
 }
 
 func lastN[T any](xs []T, n int) []T {
@@ -506,13 +521,9 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	if err != nil {
 		return
 	}
-	st, err := s.Store.PortalState(ctx)
-	if err != nil {
-		return
-	}
-	// Our own saves: the state remembers this reconcile's and any other
-	// holder's (as a multiset: two saves in one second are two).
-	saves := st.OwnSaves
+	// Our own saves: the state remembers this reconcile's and the earlier
+	// ones (as a multiset: two saves in one second are two).
+	saves := out.ownSaves
 	if len(saves) == 0 {
 		saves = out.saves
 	}

@@ -648,7 +648,9 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 			if err == nil {
 				// After the release: the alerts and the audit trail read are
 				// not on the critical path of the next holder.
-				s.flushDue(ctx)
+				if out.dueAdded || force {
+					s.flushDue(ctx)
+				}
 				if out.put {
 					s.checkForeignSaves(ctx, &out)
 				}
