@@ -142,7 +142,8 @@ func TestDriftOnAPortalWithoutAuditTrailSaysAttributionIsUnavailable(t *testing.
 }
 
 // TestLatePutIsRepaired: a PUT the client gave up on lands later and erases
-// a newer onboarding's address; the next reconcile re-reads and puts it back.
+// a newer onboarding's address; the next reconcile re-reads and puts it back,
+// as the tool's own doing: no drift alert about itself (issue #15).
 func TestLatePutIsRepaired(t *testing.T) {
 	s := deploy(t, "DOCSPACE_TIMEOUT=300ms")
 	svc := onboardService(t)
@@ -156,9 +157,12 @@ func TestLatePutIsRepaired(t *testing.T) {
 	if slices.Contains(portalIPs(s), "192.0.2.7") {
 		t.Fatalf("the late PUT never landed: %v", portalIPs(s))
 	}
-	mustDo(t, svc, `{"action":"sync"}`)
+	res := mustDo(t, svc, `{"action":"sync"}`)
 	if got := portalIPs(s); !slices.Contains(got, "192.0.2.7") || !slices.Contains(got, "203.0.113.10") {
 		t.Errorf("after the repair: %v", got)
+	}
+	if res.Drift != nil || len(driftAlerts(s)) != 0 {
+		t.Errorf("the tool's own late PUT was alerted as drift: %+v, %d alerts", res.Drift, len(driftAlerts(s)))
 	}
 }
 

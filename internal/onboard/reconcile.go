@@ -459,24 +459,27 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time) []Change {
 	keyUser := s.keyUser(ctx, false)
 	used := make([]bool, len(saves))
-	match := func(c Change) bool {
-		if keyUser != "" && !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) {
-			return false
-		}
-		for i, t := range saves {
-			if used[i] {
+	own := make([]bool, len(changes))
+	// Newest first (the tool's save comes after the edits its reconcile
+	// read), the same second first, then a second either way (the answer's
+	// Date and the trail's stamp may fall on both sides of a second).
+	for _, slack := range []time.Duration{0, time.Second} {
+		for j := len(changes) - 1; j >= 0; j-- {
+			c := changes[j]
+			if own[j] || keyUser != "" && !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) {
 				continue
 			}
-			if dt := c.When.Sub(t.Truncate(time.Second)); dt >= -time.Second && dt <= time.Second {
-				used[i] = true
-				return true
+			for i, t := range saves {
+				if dt := c.When.Truncate(time.Second).Sub(t.Truncate(time.Second)); !used[i] && dt >= -slack && dt <= slack {
+					used[i], own[j] = true, true
+					break
+				}
 			}
 		}
-		return false
 	}
 	var out []Change
-	for _, c := range changes {
-		if !match(c) {
+	for j, c := range changes {
+		if !own[j] {
 			out = append(out, c)
 		}
 	}
