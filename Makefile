@@ -2,15 +2,17 @@
 #   make build           linux binaries for both functions in build/<name>/bootstrap
 #   make build ARCH=amd64  the same for the local Lambda emulator (arm64 does not run on amd64 hosts)
 #   make test            vet and every test (needs go, moto_server, cfn-lint, samtranslator)
+#   make fuzz            every fuzz target for FUZZ_TIME each (default 30s), then the inputs tried per target
 #   make model           the reconciler's randomised model test, long: MODEL_STEPS (default 20000), a new seed each run
 #   sam build            calls build-OnboardFunction / build-AuditFunction below
 
 ARCH ?= arm64
+FUZZ_TIME ?= 30s
 GO ?= go
 FUNCTIONS := onboard audit
 GOBUILD = CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 
-.PHONY: build build-OnboardFunction build-AuditFunction check-tools test lint bench demo clean model
+.PHONY: build build-OnboardFunction build-AuditFunction check-tools test lint fuzz model bench demo clean
 
 build:
 	@for f in $(FUNCTIONS); do \
@@ -52,7 +54,27 @@ model:
 
 lint:
 	$(GO) vet ./...
-	cfn-lint template.yaml
+	cfn-lint -c I -- template.yaml
+	$(GO) test -count=1 -run CfnLint ./internal/testbed/samtemplate/
+
+# Every native fuzz target in the tree (any func FuzzXxx in a _test.go file),
+# one after the other for FUZZ_TIME each; then one line per target with the
+# inputs tried (go's "execs") and PASS/FAIL. A failing input is written to the
+# package's testdata/fuzz/<target>/ by go, and `make test` runs it from then on.
+fuzz:
+	@summary=$$(mktemp); failed=0; \
+	for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' internal cmd functions 2>/dev/null | xargs -n1 dirname | sort -u); do \
+		for t in $$(grep -h '^func Fuzz' $$dir/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+			echo "== ./$$dir $$t for $(FUZZ_TIME)"; \
+			out=$$($(GO) test -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZ_TIME) ./$$dir 2>&1); rc=$$?; \
+			echo "$$out" | tail -n 4; \
+			execs=$$(echo "$$out" | grep -o 'execs: [0-9]*' | tail -n 1 | cut -d' ' -f2); \
+			if [ $$rc -eq 0 ]; then res=PASS; else res=FAIL; failed=1; echo "$$out" | grep -E 'Failing input|--- FAIL|_test.go' | head -n 5; fi; \
+			printf '%-24s %-40s %12s inputs  %s\n' ./$$dir $$t "$${execs:-0}" $$res >> $$summary; \
+		done; \
+	done; \
+	echo; echo "fuzz: inputs tried per target ($(FUZZ_TIME) each)"; cat $$summary; rm -f $$summary; \
+	exit $$failed
 
 # The walk and memory benchmarks take about five minutes together (see README, Performance).
 bench:

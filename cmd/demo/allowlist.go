@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"ipguard/internal/devportal"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/devportal"
 )
 
 // The allowlist as desired state: a travel-mode entry that expires, a hand

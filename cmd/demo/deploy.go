@@ -17,8 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"ipguard/internal/localaws"
-	"ipguard/internal/localdeploy"
+	"ipguard/internal/testbed/localaws"
+	"ipguard/internal/testbed/localdeploy"
 )
 
 // portalTZ is the dev portal's time zone: its login dates carry this offset.

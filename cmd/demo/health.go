@@ -94,13 +94,16 @@ func (d *demo) lastMetricsLine(prefix string) (string, error) {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			if l, ok := strings.CutPrefix(sc.Text(), prefix); ok && strings.Contains(l, `"_aws"`) && !strings.Contains(l, `"action":"status"`) {
+			if l, ok := strings.CutPrefix(sc.Text(), prefix); ok && strings.Contains(l, `"FunctionName"`) && !strings.Contains(l, `"action":"status"`) {
 				last = l
 			}
 		}
 	}
 	if last == "" {
 		return "", fmt.Errorf("no metrics line in %s", d.logPath)
+	}
+	if !strings.Contains(last, `"_aws"`) {
+		return last, nil // a line whose counts are all fields declares no metric
 	}
 	if err := emf.Validate([]byte(last)); err != nil {
 		return "", fmt.Errorf("the metrics line is not valid EMF: %v", err)

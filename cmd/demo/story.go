@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
-	"ipguard/internal/devportal"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/localaws"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/devportal"
+	"ipguard/internal/testbed/localaws"
 )
 
 // The cast.

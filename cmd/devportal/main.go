@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"ipguard/internal/devportal"
+	"ipguard/internal/testbed/devportal"
 )
 
 func main() {

@@ -7,14 +7,14 @@ import (
 	"context"
 
 	"ipguard/internal/config"
-	"ipguard/internal/lambdafn"
+	"ipguard/internal/wiring"
 )
 
 func main() {
-	d, err := lambdafn.Load(context.Background(), config.Audit)
+	d, err := wiring.Load(context.Background(), config.Audit)
 	if err != nil {
-		lambdafn.StartFailing(d.Log, err)
+		wiring.StartFailing(d.Log, err)
 		return
 	}
-	lambdafn.Start(d.Log, d.AuditFunction())
+	wiring.Start(d.Log, d.AuditFunction())
 }

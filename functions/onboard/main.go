@@ -6,14 +6,14 @@ import (
 	"context"
 
 	"ipguard/internal/config"
-	"ipguard/internal/lambdafn"
+	"ipguard/internal/wiring"
 )
 
 func main() {
-	d, err := lambdafn.Load(context.Background(), config.Onboard)
+	d, err := wiring.Load(context.Background(), config.Onboard)
 	if err != nil {
-		lambdafn.StartFailing(d.Log, err)
+		wiring.StartFailing(d.Log, err)
 		return
 	}
-	lambdafn.Start(d.Log, d.OnboardHandler())
+	wiring.Start(d.Log, d.OnboardHandler())
 }

@@ -11,6 +11,12 @@
 // compressed). IPv4-mapped IPv6 (::ffff:a.b.c.d) is unmapped to IPv4. A /32
 // (IPv4) or /128 (IPv6) block and a range whose ends are equal are single
 // addresses. Zoned addresses (fe80::1%eth0) are never valid.
+//
+// An IPv6 block or range that reaches into the IPv4-mapped space
+// ::ffff:0:0/96 without lying inside it (::/80, ::/32, ::1-::1:0:0:0) is
+// rejected: a login from an IPv4 address is compared as IPv4, so the mapped
+// part of such an entry would name addresses that never match. Write the
+// IPv4 part as IPv4 entries.
 package allowlist
 
 import (
@@ -132,7 +138,23 @@ func ParseEntry(s string, lim Limits) (Entry, error) {
 	if err := checkBreadth(e, lim); err != nil {
 		return Entry{}, err
 	}
+	if err := checkMapped(e); err != nil {
+		return Entry{}, err
+	}
 	return e, nil
+}
+
+// mapped is the IPv4-mapped IPv6 space; addresses in it are unmapped to IPv4
+// wherever the allowlist meets them.
+var mapped = netipx.RangeOfPrefix(netip.MustParsePrefix("::ffff:0:0/96"))
+
+// checkMapped rejects an IPv6 entry that overlaps the IPv4-mapped space:
+// its mapped part would never match (see the package comment).
+func checkMapped(e Entry) error {
+	if !e.rng.From().Is6() || !e.rng.Overlaps(mapped) {
+		return nil
+	}
+	return fmt.Errorf("reaches into the IPv4-mapped space ::ffff:0:0/96, whose addresses are compared as IPv4 and would never match; list the IPv6 part without it and the IPv4 part as IPv4")
 }
 
 func single(a netip.Addr) Entry {

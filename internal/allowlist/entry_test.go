@@ -78,6 +78,13 @@ func TestParseEntryRejects(t *testing.T) {
 		{"10.0.0.1-10.0.0.2-10.0.0.3", "one '-'"},
 		{"10.0.0.1-", "not a valid range"},
 		{"::ffff:10.0.0.0/90", "mix address families"},
+		// found by FuzzParseEntry (issue #22): IPv6 blocks and ranges reaching
+		// into ::ffff:0:0/96, whose addresses never match (logins are unmapped)
+		{"::/80", "IPv4-mapped space"},
+		{"::/32", "IPv4-mapped space"},
+		{"::ff00:0:0/88", "IPv4-mapped space"},
+		{"::1-::1:0:0:0", "IPv4-mapped space"},
+		{"::fffe:ffff:ffff-::1:0:0:0", "IPv4-mapped space"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {

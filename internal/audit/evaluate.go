@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -176,13 +177,13 @@ func (a *Allowlists) build(u ipguard.User) *userList {
 	var entries []allowlist.Entry
 	var timed []timedEntry
 	if u.Unreadable != "" {
-		a.Warnings = append(a.Warnings, fmt.Sprintf("stored user %s cannot be read (%s); every login of the user is alerted until it is onboarded again", Clean(u.ID, 80), Clean(u.Unreadable, 200)))
+		a.Warnings = append(a.Warnings, fmt.Sprintf("stored user %s cannot be read (%s); every login of the user is alerted until it is onboarded again", humantext.Line(u.ID, 80), humantext.Line(u.Unreadable, 200)))
 	}
 	for _, raw := range u.Entries {
 		es, err := allowlist.ParseStored([]string{raw})
 		if err != nil {
 			a.Warnings = append(a.Warnings, fmt.Sprintf("stored allowlist entry %s of user %s no longer parses and is skipped (logins it would allow are alerted): %s",
-				Clean(fmt.Sprintf("%q", raw), 120), Clean(u.ID, 80), Clean(err.Error(), 200)))
+				humantext.Line(fmt.Sprintf("%q", raw), 120), humantext.Line(u.ID, 80), humantext.Line(err.Error(), 200)))
 			continue
 		}
 		if d, ok := u.Details[raw]; ok && !d.ExpiresAt.IsZero() {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -19,8 +19,8 @@ const (
 	// emailListed is how many findings the e-mail text spells out; the rest
 	// are counted ("and N more") and stay in full in the JSON.
 	emailListed = 25
-	// fieldRunes clips each untrusted value shown in the e-mail.
-	fieldRunes = 120
+	// fieldBytes bounds each untrusted value shown in the e-mail.
+	fieldBytes = 120
 )
 
 // Window is the audited span of time.
@@ -143,22 +143,20 @@ func split(m Meta, fs []Finding, maxBytes int) ([][]Finding, error) {
 	return append(left, right...), nil
 }
 
-// maxFieldRunes bounds each text field of a finding that would not fit in
+// maxFieldBytes bounds each text field of a finding that would not fit in
 // a message otherwise.
-const maxFieldRunes = 1000
+const maxFieldBytes = 1000
 
-// clipFields cuts every text field of f to maxFieldRunes (with "…"), so
-// that no finding can be too large for one message.
+// clipFields cuts every text field of f to maxFieldBytes (with "…", see
+// humantext.Clip: the JSON keeps the raw text), so that no finding can be
+// too large for one message.
 func clipFields(f Finding) Finding {
 	for _, p := range []*string{&f.User, &f.Login, &f.Email, &f.UserID, &f.IP, &f.Country, &f.City, &f.Browser, &f.Platform, &f.Action, &f.Reason} {
-		if utf8.RuneCountInString(*p) > maxFieldRunes {
-			*p = string([]rune(*p)[:maxFieldRunes-1]) + "…"
-		}
+		*p = humantext.Clip(*p, maxFieldBytes)
 	}
+	f.Logins = append([]string(nil), f.Logins...)
 	for i, l := range f.Logins {
-		if utf8.RuneCountInString(l) > maxFieldRunes {
-			f.Logins[i] = string([]rune(l)[:maxFieldRunes-1]) + "…"
-		}
+		f.Logins[i] = humantext.Clip(l, maxFieldBytes)
 	}
 	f.clipped = true
 	return f
@@ -251,21 +249,21 @@ func subject(m Meta, fs []Finding, part, parts int) string {
 	if parts > 1 {
 		s += fmt.Sprintf(" [%d/%d]", part, parts)
 	}
-	return clipRunes(Clean(s, 0), MaxSubjectRunes)
+	return humantext.Line(s, MaxSubjectRunes)
 }
 
 func emailText(m Meta, fs []Finding, part, parts int) string {
 	var b strings.Builder
 	n := countKinds(fs)
 	if m.Note != "" {
-		fmt.Fprintf(&b, "NOTE: %s\n\n", Clean(m.Note, 600))
+		fmt.Fprintf(&b, "NOTE: %s\n\n", humantext.Line(m.Note, 600))
 	}
 	what := "checked the logins"
 	if m.Backfill {
 		what = "checked past logins (backfill)"
 	}
 	fmt.Fprintf(&b, "DocSpace IP Guard %s on %s\nfrom %s to %s (UTC) and found:\n\n",
-		what, Clean(m.Portal, 200), m.Window.From.UTC().Format("2006-01-02 15:04:05"), m.Window.To.UTC().Format("2006-01-02 15:04:05"))
+		what, humantext.Line(m.Portal, 200), m.Window.From.UTC().Format("2006-01-02 15:04:05"), m.Window.To.UTC().Format("2006-01-02 15:04:05"))
 	for _, k := range Kinds {
 		if n[k] > 0 {
 			fmt.Fprintf(&b, "  - %s\n", phrase(k, n[k]))
@@ -313,7 +311,7 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 
 func writeFinding(b *strings.Builder, i int, f Finding) {
 	fmt.Fprintf(b, "%d. [%s] %s\n", i, strings.ToUpper(f.Severity), f.Reason)
-	c := func(s string) string { return Clean(s, fieldRunes) }
+	c := func(s string) string { return humantext.Line(s, fieldBytes) }
 	if f.Kind == KindFailedLoginBurst {
 		targets := "none given"
 		if len(f.Logins) > 0 {
@@ -420,8 +418,8 @@ func smsText(m Meta, fs []Finding) string {
 	}
 	s := fmt.Sprintf("%s %s-%sZ: %s. First: %s from %s. See email.", head,
 		m.Window.From.UTC().Format("15:04"), m.Window.To.UTC().Format("15:04"), strings.Join(parts, ", "),
-		Clean(who, 40), orUnknown(Clean(first.IP, 40)))
-	return clipASCII(s, MaxSMSBytes)
+		humantext.Line(who, 40), orUnknown(humantext.Line(first.IP, 40)))
+	return humantext.ASCII(s, MaxSMSBytes)
 }
 
 func orUnknown(s string) string {
@@ -444,29 +442,6 @@ func joinIDs(ids []int64, max int) string {
 		fmt.Fprint(&b, id)
 	}
 	return b.String()
-}
-
-func clipRunes(s string, max int) string {
-	if utf8.RuneCountInString(s) <= max {
-		return s
-	}
-	r := []rune(s)
-	return string(r[:max-3]) + "..."
-}
-
-// clipASCII replaces anything outside printable ASCII with '?' and cuts to max bytes.
-func clipASCII(s string, max int) string {
-	b := make([]byte, 0, len(s))
-	for _, r := range s {
-		if r < 0x20 || r > 0x7e {
-			r = '?'
-		}
-		b = append(b, byte(r))
-	}
-	if len(b) > max {
-		b = append(b[:max-3], "..."...)
-	}
-	return string(b)
 }
 
 func countOutcome(fs []Finding, outcome string) int {
@@ -538,15 +513,6 @@ func clock(rfc string) string {
 	return t.UTC().Format("15:04:05") + " UTC"
 }
 
-// oneLine makes text from the portal safe for one line of an e-mail:
-// control characters and line separators become spaces, other invisible
-// characters are escaped (see Clean), and it is cut to max runes.
-func oneLine(s string, max int) string {
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
-			return ' '
-		}
-		return r
-	}, s)
-	return clipRunes(Clean(strings.TrimSpace(s), 0), max)
-}
+// oneLine makes a notice (which may quote the portal) one line of an
+// e-mail of at most max bytes: see humantext.Words.
+func oneLine(s string, max int) string { return humantext.Words(s, max) }

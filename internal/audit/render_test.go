@@ -118,23 +118,6 @@ func TestRenderEscapesUntrustedText(t *testing.T) {
 	}
 }
 
-func TestClean(t *testing.T) {
-	for in, want := range map[string]string{
-		"plain ümlaut":          "plain ümlaut",
-		"a\nb\tc":               `a\u000Ab\u0009c`,
-		"x\u202Ey\u2066z":       `x\u202Ey\u2066z`,
-		"zero\u200Bwidth\uFEFF": `zero\u200Bwidth\uFEFF`,
-		"nbsp\u00A0":            `nbsp\u00A0`,
-	} {
-		if got := Clean(in, 0); got != want {
-			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
-		}
-	}
-	if got := Clean(strings.Repeat("a", 50), 10); got != "aaaaaaaaa…" {
-		t.Errorf("clip: %q", got)
-	}
-}
-
 // A login whose fields are absurdly long (a hostile or broken portal) still
 // makes an alert that fits: its raw event goes first, then its fields are cut.
 func TestRenderHugeFieldsFit(t *testing.T) {

@@ -88,7 +88,7 @@ func TestResponseText(t *testing.T) {
 		{Response{Outcome: OutcomeEnded, Action: "end-all-sessions", At: "2026-11-25T12:03:10Z"}, "all of the user's sessions ended 12:03:10 UTC"},
 		{Response{Outcome: OutcomeWouldEnd, Action: "end-session"}, "would have ended (report mode)"},
 		{Response{Outcome: OutcomeNotActive, At: "2026-11-25T12:03:10Z"}, "session had already ended (checked 12:03:10 UTC)"},
-		{Response{Outcome: OutcomeRefused, Error: "HTTP 403:\nAccess\x1b denied"}, "the portal refused to end the session: HTTP 403: Access  denied"},
+		{Response{Outcome: OutcomeRefused, Error: "HTTP 403:\nAccess\x1b denied"}, "the portal refused to end the session: HTTP 403: Access\\u001B denied"}, // humantext.Words: ESC shown escaped, no longer a space
 		{Response{Outcome: OutcomeFailed, Error: "HTTP 503"}, "ending the session failed: HTTP 503"},
 		{Response{Outcome: OutcomeSkipped, Guard: GuardOwner}, "not acted on: the user is the portal owner"},
 		{Response{Outcome: OutcomeSkipped, Guard: GuardCircuitBreaker}, "not acted on: enforcement was suspended for this run (circuit breaker)"},

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
 )
@@ -262,7 +263,10 @@ type run struct {
 	disabled map[string]bool // users counted in UsersDisabled
 }
 
+// warn records msg as one safe line (humantext.Line, at most
+// maxWarningBytes) in the result and the log, once per run.
 func (r *run) warn(msg string) {
+	msg = humantext.Line(msg, maxWarningBytes)
 	h := sha256.Sum256([]byte(msg))
 	if r.seenWarn[h] {
 		return
@@ -280,6 +284,9 @@ func (r *run) warn(msg string) {
 // unreadable events cannot make the Lambda response too large.
 const maxResultWarnings = 100
 
+// maxWarningBytes bounds one warning.
+const maxWarningBytes = 1000
+
 // scheduled works through the saved cursor, then the window up to t.To.
 func (r *run) scheduled(t Trigger) error {
 	s := r.s
@@ -288,7 +295,7 @@ func (r *run) scheduled(t Trigger) error {
 		// A progress item that no longer parses must not stop every run:
 		// start over like a first run, and say what may have been lost.
 		r.warn(fmt.Sprintf("the saved progress cannot be read (%s); starting over from AUDIT_LOOKBACK (%s): logins between the lost checkpoint and then may be missing, backfill them",
-			Clean(err.Error(), 300), s.Settings.Lookback))
+			humantext.Line(err.Error(), 300), s.Settings.Lookback))
 		prog, err = ipguard.AuditProgress{}, nil
 	}
 	if err != nil {
@@ -438,7 +445,7 @@ func (r *run) deadlineOr(err error) error {
 	if r.ctx.Err() == nil {
 		return err
 	}
-	r.warn("the Lambda deadline came while a piece was being finished (" + Clean(err.Error(), 300) + "); what was committed stays and the next run goes on from there")
+	r.warn("the Lambda deadline came while a piece was being finished (" + humantext.Line(err.Error(), 300) + "); what was committed stays and the next run goes on from there")
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -177,7 +178,7 @@ func (w *walker) get(ctx context.Context, s int) (page, error) {
 			// committed; the next run goes on from the cursor.
 			w.busyOnce.Do(func() {
 				w.warn(fmt.Sprintf("the portal asked to wait %s before the next request (its Retry-After), longer than this run has left before its deadline margin (%s); stopped reading here: %s",
-					past.Wait.Round(time.Second), past.Left.Round(time.Second), Clean(f.err.Error(), 300)))
+					past.Wait.Round(time.Second), past.Left.Round(time.Second), humantext.Line(f.err.Error(), 300)))
 			})
 			return page{}, errOutOfTime
 		}
@@ -206,7 +207,7 @@ func (w *walker) reportUnreadable(p page) {
 		}
 		w.reported[k] = true
 		if w.warn != nil {
-			w.warn(fmt.Sprintf("unreadable login event skipped: %s; raw: %s", Clean(ev.Unreadable, 200), Clean(string(ev.Raw), 300)))
+			w.warn(fmt.Sprintf("unreadable login event skipped: %s; raw: %s", humantext.Line(ev.Unreadable, 200), humantext.Line(string(ev.Raw), 300)))
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package audit
+package audit_test
 
 import (
 	"context"
@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"ipguard/internal/devportal"
+	"ipguard/internal/audit"
 	"ipguard/internal/docspace"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/devportal"
 )
 
 type benchKey string
@@ -43,18 +44,17 @@ func BenchmarkWalk1000PagesAt150ms(b *testing.B) {
 	srv := httptest.NewServer(portal.Handler())
 	defer srv.Close()
 
-	walk := func(conc, rate int) (time.Duration, Result) {
+	walk := func(conc, rate int) (time.Duration, audit.Result) {
 		client, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: benchKey(key), RequestsPerMinute: rate})
 		if err != nil {
 			b.Fatal(err)
 		}
-		st := newFakeStore()
-		st.users["alice"] = ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}}
-		s := &Service{Source: client, Store: st, Publisher: &fakePublisher{}, Leases: st,
-			Settings: Settings{Portal: srv.URL, Overlap: 5 * time.Minute, Lookback: time.Duration(events+30) * time.Second,
-				AlertRetention: 24 * time.Hour, Concurrency: conc, Policy: Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}}}
+		st, leases, pub := audit.BenchStore(ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}})
+		s := &audit.Service{Source: client, Store: st, Publisher: pub, Leases: leases,
+			Settings: audit.Settings{Portal: srv.URL, Overlap: 5 * time.Minute, Lookback: time.Duration(events+30) * time.Second,
+				AlertRetention: 24 * time.Hour, Concurrency: conc, Policy: audit.Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}}}
 		start := time.Now()
-		res, err := s.Run(context.Background(), Trigger{To: end})
+		res, err := s.Run(context.Background(), audit.Trigger{To: end})
 		took := time.Since(start)
 		if err != nil {
 			b.Fatal(err)
@@ -66,9 +66,9 @@ func BenchmarkWalk1000PagesAt150ms(b *testing.B) {
 	}
 	for b.Loop() {
 		seqTook, seq := walk(1, 0)
-		concTook, conc := walk(DefaultConcurrency, perMin)
+		concTook, conc := walk(audit.DefaultConcurrency, perMin)
 		pages := float64(conc.PagesFetched)
-		floor := max(pages*latency.Seconds()/DefaultConcurrency, pages/(perMin/60.0))
+		floor := max(pages*latency.Seconds()/audit.DefaultConcurrency, pages/(perMin/60.0))
 		b.ReportMetric(seqTook.Seconds(), "seq-s")
 		b.ReportMetric(float64(seq.PagesFetched), "seq-pages")
 		b.ReportMetric(concTook.Seconds(), "conc-s")

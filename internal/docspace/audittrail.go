@@ -171,11 +171,11 @@ func decodeAuditEvent(raw json.RawMessage) (AuditEvent, error) {
 	if !w.ID.set {
 		return AuditEvent{}, fmt.Errorf("event has no id")
 	}
-	date, err := time.Parse(time.RFC3339Nano, w.Date)
+	date, err := parseDate(w.Date)
 	if err != nil {
-		return AuditEvent{}, fmt.Errorf("event %d: date %q is not an RFC 3339 instant", w.ID.n, w.Date)
+		return AuditEvent{}, fmt.Errorf("event %d: %w", w.ID.n, err)
 	}
-	return AuditEvent{ID: w.ID.n, Date: date.UTC(), User: w.User, UserID: w.UserID, Action: w.Action,
+	return AuditEvent{ID: w.ID.n, Date: date, User: w.User, UserID: w.UserID, Action: w.Action,
 		ActionID: int(w.ActionID.n), IP: w.IP, Country: w.Country, City: w.City, Browser: w.Browser,
 		Platform: w.Platform, Page: w.Page, Target: targets(w.Target), Raw: raw}, nil
 }

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/redact"
 )
@@ -87,6 +88,10 @@ type Client struct {
 	serverDate time.Time // Date header of the last answer
 	receivedAt time.Time // local time that answer arrived
 }
+
+// maxDecodeMessage bounds the text of an answer that could not be read, in
+// bytes (humantext.Line: it quotes the portal).
+const maxDecodeMessage = 600
 
 // maxBody bounds a response body; a login-history page of 100 events is ~50 KB.
 const maxBody = 16 << 20
@@ -276,7 +281,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			}
 			if err := cl.decode(raw); err != nil {
 				return &Error{Op: cl.op, Method: cl.method, Path: cl.path, Status: o.status,
-					Message: sc.clean("unexpected response: " + err.Error()), Attempts: attempt, Err: err}
+					Message: humantext.Line(sc.clean("unexpected response: "+err.Error()), maxDecodeMessage), Attempts: attempt, Err: err}
 			}
 			return nil
 		}

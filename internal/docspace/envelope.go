@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"ipguard/internal/humantext"
 )
 
 // envelope is every JSON body DocSpace writes for API calls, read leniently:
@@ -137,17 +139,12 @@ func stripTags(s string) string {
 	return html.UnescapeString(s)
 }
 
-// maxMessage bounds server text kept in an error, in runes.
+// maxMessage bounds server text kept in an error, in bytes.
 const maxMessage = 200
 
-// summarise collapses white space and cuts s to about maxMessage runes.
-func summarise(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > maxMessage {
-		s = strings.TrimRight(string(r[:maxMessage]), " ") + "…"
-	}
-	return s
-}
+// summarise makes server text one safe line of at most maxMessage bytes:
+// white space folded, the rest as humantext.Words says.
+func summarise(s string) string { return humantext.Words(s, maxMessage) }
 
 // withHint joins the server's message (maybe "") and the advice for status.
 func withHint(status int, msg string) string {
@@ -179,7 +176,7 @@ func notJSON(body []byte, contentType string, err error, sc scrubber) string {
 	case strings.Contains(contentType, "html") || b[0] == '<':
 		return "response is not JSON: " + summarise(sc.clean(stripTags(string(b))))
 	}
-	return "malformed JSON response: " + sc.clean(err.Error())
+	return "malformed JSON response: " + humantext.Line(sc.clean(err.Error()), maxDecodeMessage)
 }
 
 // isAPINotFound reports whether body is the API's own JSON error answer to

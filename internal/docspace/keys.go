@@ -85,13 +85,10 @@ func (c *Client) CurrentKey(ctx context.Context) (APIKey, error) {
 				if d.in == nil || *d.in == "" {
 					continue
 				}
-				t, err := time.Parse(time.RFC3339Nano, *d.in)
-				if err != nil {
-					// A date without a zone is read as UTC (off by at
-					// most the portal's offset, hours against the days
-					// of the expiry watch).
-					t, err = time.ParseInLocation("2006-01-02T15:04:05.9999999", *d.in, time.UTC)
-				}
+				// A date without a zone is read as UTC (off by at most
+				// the portal's offset, hours against the days of the
+				// expiry watch).
+				t, err := parseDateOrUTC(*d.in)
 				switch {
 				case err != nil && d.name == "expiresAt":
 					return fmt.Errorf("key %s %q is not an RFC 3339 instant", d.name, *d.in)
@@ -107,4 +104,30 @@ func (c *Client) CurrentKey(ctx context.Context) (APIKey, error) {
 		return APIKey{}, err
 	}
 	return k, nil
+}
+
+// KeyUser returns the id of the user the API key acts as: its creator, from
+// GET keys/@self. A portal older than v3.1.1 has no keys/@self; the key acts
+// as its creator there too, so GET people/@self names the same user. This is
+// the one answer to "who is the key's user" (enforcement guards and the
+// onboarding lock-out preflight both ask it).
+func (c *Client) KeyUser(ctx context.Context) (string, error) {
+	k, err := c.CurrentKey(ctx)
+	if errors.Is(err, ErrNotSupported) {
+		u, err := c.CurrentUser(ctx)
+		if err != nil {
+			return "", err
+		}
+		if u.ID == "" {
+			return "", errors.New("docspace: GET people/@self named no id")
+		}
+		return u.ID, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if k.CreatedBy.ID == "" {
+		return "", errors.New("docspace: GET keys/@self named no createBy.id")
+	}
+	return k.CreatedBy.ID, nil
 }

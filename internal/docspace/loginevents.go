@@ -111,13 +111,13 @@ func decodeLoginEvent(raw json.RawMessage) (ipguard.LoginEvent, error) {
 	if !w.ID.set {
 		return ipguard.LoginEvent{}, fmt.Errorf("event has no id")
 	}
-	date, err := time.Parse(time.RFC3339Nano, w.Date)
+	date, err := parseDate(w.Date)
 	if err != nil {
-		return ipguard.LoginEvent{ID: w.ID.n}, fmt.Errorf("event %d: date %.40q is not an RFC 3339 instant", w.ID.n, w.Date)
+		return ipguard.LoginEvent{ID: w.ID.n}, fmt.Errorf("event %d: %w", w.ID.n, err)
 	}
 	return ipguard.LoginEvent{
 		ID:       w.ID.n,
-		Date:     date.UTC(),
+		Date:     date,
 		User:     w.User,
 		UserID:   w.UserID,
 		Login:    w.Login,

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"ipguard/internal/devportal"
 	"ipguard/internal/docspace"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/devportal"
 )
 
 // Users of the dev portal the tests below set up besides the owner

@@ -69,6 +69,39 @@ const (
 	portalStatePK    = "state#portal-allowlist"
 )
 
+// The items each function writes, as the template's dynamodb:LeadingKeys
+// patterns (IAM StringLike: a key, or a prefix followed by *): a role may
+// write only its own function's items, so a compromised audit cannot change
+// a user's allowlist or the desired state onboarding pushes to the portal.
+// A test holds these to every key constant of this package, and another to
+// the conditions in template.yaml.
+var (
+	AuditWrites = []string{
+		leasePrefix + "audit", // audit.LeaseName
+		checkpointPK,
+		alertedPrefix + "*",
+		alertedIPPrefix + "*",
+		responsePrefix + "*",
+		violationsPrefix + "*",
+		keyAlertPrefix + "*",
+		keyPK,
+		lastRunPK,
+		// Items of the audit's failed-login buckets, behaviour baselines,
+		// digest days and findings-bus outbox (#16, #17, #18).
+		"failures#*",
+		"baseline#*",
+		"digest#*",
+		"outbox#bus",
+	}
+	OnboardWrites = []string{
+		userPrefix + "*",
+		leasePrefix + "portal-allowlist", // onboard.LeaseName
+		portalStatePK,
+		"usercheck#*",    // the users-left rotation's place (#14 §5)
+		"outbox#onboard", // the reconciler's alerts still to send (#15)
+	}
+)
+
 // fail classifies err from the operation op (e.g. "put user u1"): see
 // package awserr; a missing table, a denied permission or a request refused
 // as invalid is EConfig naming ALLOWLIST_TABLE.

@@ -17,8 +17,8 @@ import (
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
-	"ipguard/internal/localaws"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/localaws"
 )
 
 // The store is what the domain packages ask for.

@@ -16,7 +16,7 @@ import (
 
 	"ipguard/internal/dynamo"
 	"ipguard/internal/lease"
-	"ipguard/internal/localaws"
+	"ipguard/internal/testbed/localaws"
 )
 
 // dropper is a proxy in front of moto that forwards every request and, for

@@ -9,7 +9,7 @@ import (
 
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/localaws"
+	"ipguard/internal/testbed/localaws"
 )
 
 func TestDesiredStateItems(t *testing.T) {

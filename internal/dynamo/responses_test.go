@@ -10,7 +10,7 @@ import (
 	"ipguard/internal/dynamo"
 	"ipguard/internal/enforce"
 	"ipguard/internal/enforce/enforcetest"
-	"ipguard/internal/localaws"
+	"ipguard/internal/testbed/localaws"
 )
 
 var _ enforce.Store = (*dynamo.Store)(nil)

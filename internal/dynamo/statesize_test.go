@@ -12,8 +12,8 @@ import (
 	"ipguard/internal/config"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/localaws"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/localaws"
 )
 
 // TestPortalStateHoldsTheLargestAllowedList: the portal state is one

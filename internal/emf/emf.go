@@ -68,6 +68,9 @@ type Line struct {
 // Marshal returns the line as JSON (without the newline). Metrics beyond
 // MaxMetrics go into further directives of the same line; a metric name
 // given twice keeps its last value; NaN and infinite values are dropped.
+// A line without metrics has no "_aws" member: a plain JSON log line of its
+// properties and dimensions, which CloudWatch turns into no metric (EMF
+// wants at least one per directive).
 func (l Line) Marshal() ([]byte, error) {
 	if l.Namespace == "" {
 		return nil, fmt.Errorf("emf: namespace is empty")
@@ -106,6 +109,9 @@ func (l Line) Marshal() ([]byte, error) {
 		Namespace  string     `json:"Namespace"`
 		Dimensions [][]string `json:"Dimensions"`
 		Metrics    []def      `json:"Metrics"`
+	}
+	if len(defs) == 0 {
+		return json.Marshal(root)
 	}
 	var directives []directive
 	for start := 0; start < len(defs) || start == 0; start += MaxMetrics {

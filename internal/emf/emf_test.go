@@ -76,3 +76,19 @@ func TestValidateRejects(t *testing.T) {
 		}
 	}
 }
+
+// A line whose counts are all properties is a plain JSON log line: no
+// "_aws" member, so CloudWatch creates no metric (and bills none) for it.
+func TestLineWithoutMetricsIsAPlainLogLine(t *testing.T) {
+	b, err := Line{Namespace: "N", Dimensions: []Dimension{{"FunctionName", "f"}}, Properties: map[string]any{"Failures": 0}}.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := m["_aws"]; ok || m["Failures"] != 0.0 || m["FunctionName"] != "f" {
+		t.Fatalf("line = %s, want the properties and dimensions without _aws", b)
+	}
+}

@@ -3,8 +3,9 @@ package ipguard
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
+
+	"ipguard/internal/humantext"
 )
 
 // Code classifies an error so that callers decide by kind, not by text.
@@ -51,14 +52,13 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// Invalid reports bad input in field (e.g. "allowedIps[2]") with its value;
-// a value longer than 80 bytes is cut (with "...") so that one huge input
-// cannot flood the error.
+// Invalid reports bad input in field (e.g. "allowedIps[2]") with its value.
+// The value is cut to 80 bytes (humantext.Clip, "…") so that one huge input
+// cannot flood the error; Error quotes it (%q escapes what a person must not
+// see raw). A field that quotes the input (a JSON key) is made one safe line
+// (humantext.Line, at most 200 bytes), since Error does not quote it.
 func Invalid(field, value, format string, args ...any) *Error {
-	if len(value) > 80 {
-		value = strings.ToValidUTF8(value[:77], "") + "..."
-	}
-	return &Error{Code: EInvalid, Field: field, Value: value, Message: fmt.Sprintf(format, args...)}
+	return &Error{Code: EInvalid, Field: humantext.Line(field, 200), Value: humantext.Clip(value, 80), Message: fmt.Sprintf(format, args...)}
 }
 
 // Errorf builds an Error of the given code; its message is the formatted text

@@ -27,7 +27,7 @@ func TestErrorNamesFieldAndValue(t *testing.T) {
 		t.Errorf("Error() = %q", got)
 	}
 	long := Invalid("event", strings.Repeat("ü", 100), "must be a JSON object")
-	if len(long.Value) > 80 || !strings.HasSuffix(long.Value, "...") || !utf8.ValidString(long.Value) {
+	if len(long.Value) > 80 || !strings.HasSuffix(long.Value, "…") || !utf8.ValidString(long.Value) {
 		t.Errorf("long value not clipped cleanly: %q", long.Value)
 	}
 	if ErrorCode(err) != EInvalid || ErrorCode(nil) != "" {

@@ -21,8 +21,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
-	"unicode"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -215,7 +215,7 @@ func refusedError(k Key, now time.Time, cause error) error {
 	} else if cause != nil {
 		state = "was refused by the portal (expired, deactivated or deleted)"
 	}
-	name := fmt.Sprintf("%q", safe(k.Name))
+	name := `"` + safe(k.Name) + `"`
 	if k.Name == "" {
 		name = "(name unknown: the portal never described it to IP Guard)"
 	}
@@ -242,45 +242,16 @@ func Alert(portal string, k Key, now time.Time) ipguard.Alert {
 		"kind": Kind, "severity": sev, "portal": portal, "keyName": name, "keyPostfix": postfix,
 		"expiresAt": exp, "daysLeft": days, "action": action,
 	})
-	subject := clip(fmt.Sprintf("[%s] DocSpace API key %q expires %s", strings.ToUpper(sev), name, when), ipguard.AlertMaxSubjectRunes)
-	email := fmt.Sprintf("The DocSpace API key %q (ending in %s) of %s expires %s, at %s.\n\nWhen it expires, IP Guard stops: no onboarding, no audit, no alerts.\n\nWhat to do: %s.\n",
+	subject := humantext.Line(fmt.Sprintf("[%s] DocSpace API key \"%s\" expires %s", strings.ToUpper(sev), name, when), ipguard.AlertMaxSubjectRunes)
+	email := fmt.Sprintf("The DocSpace API key \"%s\" (ending in %s) of %s expires %s, at %s.\n\nWhen it expires, IP Guard stops: no onboarding, no audit, no alerts.\n\nWhat to do: %s.\n",
 		name, postfix, portal, when, exp, action)
-	sms := clipASCII(fmt.Sprintf("IP Guard: DocSpace API key ...%s expires %s (%s). Rotate it.", postfix, when, k.ExpiresAt.UTC().Format("2006-01-02")), ipguard.AlertMaxSMSBytes)
+	sms := humantext.ASCII(fmt.Sprintf("IP Guard: DocSpace API key ...%s expires %s (%s). Rotate it.", postfix, when, k.ExpiresAt.UTC().Format("2006-01-02")), ipguard.AlertMaxSMSBytes)
 	return ipguard.Alert{Subject: subject, Default: string(body), Email: email, SMS: sms, Severity: sev, Kinds: []string{Kind}}
 }
 
-// safe makes a portal-supplied string fit for a human: no control or format
-// characters, at most 64 characters.
-func safe(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || unicode.Is(unicode.Cf, r) {
-			return -1
-		}
-		return r
-	}, s)
-	return clip(strings.TrimSpace(s), 64)
-}
-
-func clip(s string, max int) string {
-	r := []rune(s)
-	if len(r) <= max {
-		return s
-	}
-	return string(r[:max-1]) + "…"
-}
-
-func clipASCII(s string, max int) string {
-	b := make([]byte, 0, len(s))
-	for _, r := range s {
-		if r >= 0x20 && r < 0x7f {
-			b = append(b, byte(r))
-		}
-	}
-	if len(b) > max {
-		b = b[:max]
-	}
-	return string(b)
-}
+// safe makes a portal-supplied name fit for a human: one line, at most 64
+// bytes (see humantext.Line).
+func safe(s string) string { return humantext.Line(strings.TrimSpace(s), 64) }
 
 func (w *Watch) now() time.Time {
 	if w.Now != nil {

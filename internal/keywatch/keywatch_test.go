@@ -45,10 +45,10 @@ func TestThresholdsAndSeverity(t *testing.T) {
 
 func TestAlertMakesPortalTextSafeAndFitsSNS(t *testing.T) {
 	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	k := Key{ID: "k1", Name: "audit\x1b[31m key\u202e" + strings.Repeat("x", 200), Postfix: "ab12", ExpiresAt: now.Add(20 * time.Hour), IsActive: true}
+	k := Key{ID: "k1", Name: "audit\x1b[31m key\u202e\u2028\u200b" + strings.Repeat("x", 200), Postfix: "ab12", ExpiresAt: now.Add(20 * time.Hour), IsActive: true}
 	a := Alert("https://portal.example.com", k, now)
 	for what, s := range map[string]string{"subject": a.Subject, "email": a.Email, "sms": a.SMS, "default": a.Default} {
-		if strings.ContainsAny(s, "\x1b\u202e") {
+		if strings.ContainsAny(s, "\x1b\u202e\u2028\u200b") { // issue #19 §2: U+2028 once passed
 			t.Errorf("%s carries a control character: %q", what, s)
 		}
 	}

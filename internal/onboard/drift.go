@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -115,7 +116,7 @@ func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, saves
 	since := prev.UTC().Truncate(time.Second)
 	changes, err := s.Trail.AllowlistChanges(ctx, since)
 	if err != nil {
-		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + safeText(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
+		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + humantext.Line(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
 		return
 	}
 	for _, c := range s.foreign(ctx, changes, saves) {
@@ -127,7 +128,7 @@ func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, saves
 }
 
 func changeView(c Change) ChangeView {
-	return ChangeView{When: c.When.UTC().Format(time.RFC3339), User: safeText(c.User, 100), UserID: safeText(c.UserID, 64), IP: safeText(c.IP, 64)}
+	return ChangeView{When: c.When.UTC().Format(time.RFC3339), User: humantext.Line(c.User, 100), UserID: humantext.Line(c.UserID, 64), IP: humantext.Line(c.IP, 64)}
 }
 
 // MaxAlertList bounds each list an alert carries (the rest is counted), so
@@ -152,16 +153,16 @@ func (s *Service) driftAlert(d *Drift) ipguard.Alert {
 		}
 	}
 	if len(d.MissingOwned) > 0 {
-		what = append(what, fmt.Sprintf("%d address(es) this tool manages were removed: %s; put back", len(d.MissingOwned), safeText(strings.Join(clipList(d.MissingOwned), ", "), 400)))
+		what = append(what, fmt.Sprintf("%d address(es) this tool manages were removed: %s; put back", len(d.MissingOwned), humantext.Line(strings.Join(clipList(d.MissingOwned), ", "), 400)))
 	}
 	if len(d.Unknown) > 0 {
-		what = append(what, fmt.Sprintf("%d entry(ies) this tool does not know were added: %s; kept (never removed by the tool)", len(d.Unknown), safeText(describeAll(clipList(d.Unknown)), 400)))
+		what = append(what, fmt.Sprintf("%d entry(ies) this tool does not know were added: %s; kept (never removed by the tool)", len(d.Unknown), humantext.Line(describeAll(clipList(d.Unknown)), 400)))
 	}
 	if d.Overwritten != nil {
 		what = append(what, "someone saved the allowlist between the tool's read and its own write, so the tool's write overwrote that save: redo the change if it is still wanted")
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "DocSpace IP Guard found the IP allowlist of %s changed outside the tool", safeText(s.PortalName, 200))
+	fmt.Fprintf(&b, "DocSpace IP Guard found the IP allowlist of %s changed outside the tool", humantext.Line(s.PortalName, 200))
 	if d.Since != "" {
 		fmt.Fprintf(&b, " since %s", d.Since)
 	}
@@ -180,7 +181,7 @@ func (s *Service) driftAlert(d *Drift) ipguard.Alert {
 		fmt.Fprintf(&b, "  ... and %d more\n", len(d.Changes)-MaxAlertList)
 	}
 	if d.Overwritten != nil {
-		fmt.Fprintf(&b, "\nThe list the tool read just before its write (%d entries): %s\n", len(d.Overwritten), safeText(describeAll(d.Overwritten), 2000))
+		fmt.Fprintf(&b, "\nThe list the tool read just before its write (%d entries): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
 	}
 	b.WriteString("\nWhat to do: check with that person whether the change was intended. Addresses the tool manages are put back automatically; entries it does not know are never removed by it.\n")
 	c := *d
@@ -203,7 +204,7 @@ func (s *Service) lockoutAlert(why string) ipguard.Alert {
 	return ipguard.Alert{
 		Subject: "DocSpace: IP restrictions not switched on (lock-out risk)",
 		Default: string(def),
-		Email: "DocSpace IP Guard did not switch IP restrictions on for " + safeText(s.PortalName, 200) + ":\n\n  " + safeText(why, 1000) +
+		Email: "DocSpace IP Guard did not switch IP restrictions on for " + humantext.Line(s.PortalName, 200) + ":\n\n  " + humantext.Line(why, 600) +
 			"\n\nThe users' addresses are on the portal's list; restrictions stay as they are until this is fixed.\n",
 		SMS:      "DocSpace IP Guard: restrictions NOT switched on (lock-out risk). Set PORTAL_BREAKGLASS_IPS. See email.",
 		Severity: "high",
@@ -248,7 +249,7 @@ func (s *Service) flushDue(ctx context.Context) bool {
 	}
 	left := false
 	for _, a := range all {
-		if _, err := s.Alerts.Publish(ctx, a.Alert); err != nil {
+		if _, err := s.Alerts.Publish(ctx, sendable(a.Alert)); err != nil {
 			s.log().Error("send alert (still due; the next reconcile sends it again)", "subject", a.Alert.Subject, "error", err)
 			left = true
 			continue
@@ -260,7 +261,17 @@ func (s *Service) flushDue(ctx context.Context) bool {
 	return left
 }
 
+// sendable is a with its subject one safe line and its SMS printable
+// ASCII, each within SNS's bound (humantext).
+func sendable(a ipguard.Alert) ipguard.Alert {
+	a.Subject, a.SMS = humantext.Line(a.Subject, ipguard.AlertMaxSubjectRunes), humantext.ASCII(a.SMS, ipguard.AlertMaxSMSBytes)
+	return a
+}
+
+// publish sends a with its subject one safe line and its SMS printable
+// ASCII, each within SNS's bound (humantext).
 func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
+	a = sendable(a)
 	if s.Alerts == nil {
 		s.log().Warn("alert not sent: no alert topic configured", "subject", a.Subject)
 		return
@@ -268,19 +279,4 @@ func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
 	if _, err := s.Alerts.Publish(ctx, a); err != nil {
 		s.log().Error("send alert", "subject", a.Subject, "error", err)
 	}
-}
-
-// safeText makes a portal- or user-supplied string safe to show a human:
-// control characters become spaces, and it is cut to max bytes.
-func safeText(v string, max int) string {
-	v = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
-			return ' '
-		}
-		return r
-	}, v)
-	if len(v) > max {
-		v = strings.ToValidUTF8(v[:max-3], "") + "..."
-	}
-	return v
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -209,7 +210,7 @@ func PlanReconcile(current []ipguard.Restriction, enabled bool, owned []string, 
 	if len(d.Unreadable) > 0 {
 		p.Warnings = append(p.Warnings, fmt.Sprintf(
 			"stored user(s) %s cannot be read, so what they need is unknown: no address is removed from the portal until their items (pk user#<id>) are fixed or deleted in the table",
-			safeText(strings.Join(d.Unreadable, ", "), 300)))
+			humantext.Line(strings.Join(d.Unreadable, ", "), 300)))
 	}
 	if n := len(p.List); n > r.maxEntries() || d.Overflow {
 		// The portal's own entries can pass the cap: a configuration

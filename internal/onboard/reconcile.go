@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
 )
@@ -538,7 +539,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	var who []string
 	var overwritten []ChangeView
 	for _, c := range others {
-		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), safeText(c.User, 100), safeText(c.IP, 64)))
+		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), humantext.Line(c.User, 100), humantext.Line(c.IP, 64)))
 		if !c.When.After(lastOwn) {
 			overwritten = append(overwritten, changeView(c))
 		}

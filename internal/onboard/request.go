@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -139,7 +140,7 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 			if json.Unmarshal(raw, &s) == nil {
 				value = s
 			}
-			return Request{}, ipguard.Invalid(name, clip(value), "makes no sense for action %q", actionName(r.Action))
+			return Request{}, ipguard.Invalid(name, value, "makes no sense for action %q", actionName(r.Action))
 		}
 	}
 
@@ -175,7 +176,7 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 	}
 	if raw, ok := obj["days"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &r.Days); err != nil || r.Days < 1 || r.Days > MaxPreviewDays {
-			return Request{}, ipguard.Invalid("days", clip(string(raw)), "must be a whole number of days from 1 to %d", MaxPreviewDays)
+			return Request{}, ipguard.Invalid("days", string(raw), "must be a whole number of days from 1 to %d", MaxPreviewDays)
 		}
 	}
 	if r.Action == ActionPreview && r.Days == 0 {
@@ -190,7 +191,7 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return Request{}, ipguard.Invalid("allowedIps", clip(string(raw)), "must be a list of strings or {\"ip\", \"expiresAt\", \"note\"} objects")
+		return Request{}, ipguard.Invalid("allowedIps", string(raw), "must be a list of strings or {\"ip\", \"expiresAt\", \"note\"} objects")
 	}
 	if len(items) > MaxListLength {
 		return Request{}, ipguard.Invalid("allowedIps", "", "has %d entries; at most %d are allowed", len(items), MaxListLength)
@@ -228,7 +229,7 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 	}
 	props, err := objectProps(item, field)
 	if err != nil {
-		return EntryInput{}, ipguard.Invalid(field, clip(string(item)), "must be a string or an object {\"ip\", \"expiresAt\", \"note\"}")
+		return EntryInput{}, ipguard.Invalid(field, string(item), "must be a string or an object {\"ip\", \"expiresAt\", \"note\"}")
 	}
 	obj, err := byKnownName(props, []string{"ip", "expiresAt", "note"}, field+".")
 	if err != nil {
@@ -236,7 +237,7 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 	}
 	for _, p := range props {
 		if !strings.EqualFold(p.name, "ip") && !strings.EqualFold(p.name, "expiresAt") && !strings.EqualFold(p.name, "note") {
-			return EntryInput{}, ipguard.Invalid(field+"."+clip(p.name), "", "is not a field of an entry (ip, expiresAt, note)")
+			return EntryInput{}, ipguard.Invalid(field+"."+p.name, "", "is not a field of an entry (ip, expiresAt, note)")
 		}
 	}
 	var e EntryInput
@@ -250,8 +251,8 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 		return EntryInput{}, prefixField(err, field+".")
 	}
 	for _, r := range e.Note {
-		if unicode.IsControl(r) || invisible(r) {
-			return EntryInput{}, ipguard.Invalid(field+".note", e.Note, "must not contain control or invisible characters (%U)", r)
+		if humantext.Unsafe(r) {
+			return EntryInput{}, ipguard.Invalid(field+".note", e.Note, "must not contain control, invisible or bidi characters (%U)", r)
 		}
 	}
 	exp, err := optionalString(obj, "expiresAt", MaxTimeLength)
@@ -293,8 +294,8 @@ func canonicalID(id string) (string, error) {
 		return "", ipguard.Invalid("id", id, "is longer than %d characters", MaxIDLength)
 	}
 	for _, r := range id {
-		if unicode.IsSpace(r) || unicode.IsControl(r) || invisible(r) {
-			return "", ipguard.Invalid("id", id, "must not contain white space, control or invisible characters (%U)", r)
+		if unicode.IsSpace(r) || humantext.Unsafe(r) {
+			return "", ipguard.Invalid("id", id, "must not contain white space, control, invisible or bidi characters (%U)", r)
 		}
 	}
 	// The id names the user in the portal's people/{id}: a "/", "?" or "#"
@@ -311,8 +312,8 @@ func canonicalEmail(email string) (string, error) {
 		return "", ipguard.Invalid("email", "", "is required")
 	}
 	for _, r := range email {
-		if unicode.IsControl(r) || invisible(r) {
-			return "", ipguard.Invalid("email", email, "must not contain control or invisible characters (%U)", r)
+		if humantext.Unsafe(r) {
+			return "", ipguard.Invalid("email", email, "must not contain control, invisible or bidi characters (%U)", r)
 		}
 	}
 	if len(email) > MaxEmailLength {
@@ -330,13 +331,6 @@ func canonicalEmail(email string) (string, error) {
 	return email, nil
 }
 
-// invisible reports format characters (bidi controls, zero-width
-// characters, soft hyphen, BOM), line/paragraph separators and private-use
-// characters: text that shows differently from what it is.
-func invisible(r rune) bool {
-	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp, unicode.Co) || unicode.Is(unicode.Variation_Selector, r)
-}
-
 type jsonProp struct {
 	name  string
 	value json.RawMessage
@@ -345,7 +339,7 @@ type jsonProp struct {
 // objectProps returns the members of a JSON object in document order,
 // duplicates included.
 func objectProps(b []byte, what string) ([]jsonProp, error) {
-	bad := ipguard.Invalid(what, clip(string(b)), "must be a JSON object")
+	bad := ipguard.Invalid(what, string(b), "must be a JSON object")
 	dec := json.NewDecoder(bytes.NewReader(b))
 	tok, err := dec.Token()
 	if err != nil || tok != json.Delim('{') {
@@ -385,7 +379,7 @@ func byKnownName(props []jsonProp, known []string, prefix string) (map[string]js
 				continue
 			}
 			if first, dup := spelled[k]; dup {
-				return nil, ipguard.Invalid(prefix+clip(p.name), "", "is given twice (as %q and %q); send it once", clip(first), clip(p.name))
+				return nil, ipguard.Invalid(prefix+p.name, "", "is given twice (as %q and %q); send it once", humantext.Clip(first, 80), humantext.Clip(p.name, 80))
 			}
 			spelled[k] = p.name
 			out[k] = p.value
@@ -394,19 +388,11 @@ func byKnownName(props []jsonProp, known []string, prefix string) (map[string]js
 	return out, nil
 }
 
-// clip bounds a value echoed into an error message.
-func clip(s string) string {
-	if len(s) > 80 {
-		return strings.ToValidUTF8(s[:77], "") + "..."
-	}
-	return s
-}
-
 // str reads a JSON string of at most max bytes.
 func str(raw json.RawMessage, field string, max int) (string, error) {
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", ipguard.Invalid(field, clip(string(raw)), "must be a string")
+		return "", ipguard.Invalid(field, string(raw), "must be a string")
 	}
 	if len(s) > max {
 		return "", ipguard.Invalid(field, s, "is %d bytes long; at most %d are allowed", len(s), max)

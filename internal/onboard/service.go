@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
 )
@@ -108,8 +109,10 @@ func (s *Service) Handle(ctx context.Context, payload []byte) (Result, error) {
 	return s.Do(ctx, req)
 }
 
-// Do runs one decoded request.
-func (s *Service) Do(ctx context.Context, req Request) (Result, error) {
+// Do runs one decoded request. Its warnings are one safe line each
+// (humantext.Line): they quote the portal and the request.
+func (s *Service) Do(ctx context.Context, req Request) (res Result, err error) {
+	defer func() { res.Warnings = safeWarnings(res.Warnings) }()
 	switch req.Action {
 	case ActionReplace, ActionAdd, ActionRemove, ActionOffboard:
 		return s.change(ctx, req)
@@ -121,6 +124,17 @@ func (s *Service) Do(ctx context.Context, req Request) (Result, error) {
 		return s.preview(ctx, req.Days)
 	}
 	return Result{}, ipguard.Invalid("action", req.Action, "is not an action")
+}
+
+// maxWarningBytes bounds one warning of a result.
+const maxWarningBytes = 1000
+
+// safeWarnings makes each warning one line a person may read (idempotent).
+func safeWarnings(ws []string) []string {
+	for i, w := range ws {
+		ws[i] = humantext.Line(w, maxWarningBytes)
+	}
+	return ws
 }
 
 // parseEntries validates the request's entries: canonical, no duplicates,

@@ -420,7 +420,7 @@ func TestDriftIsAlertedOnceWithAttributionAndRepaired(t *testing.T) {
 		t.Fatalf("%d alerts, want 1", len(e.alerts.sent))
 	}
 	a := e.alerts.sent[0]
-	for _, want := range []string{"Mallory Admin", "192.0.2.66", "203.0.113.11", "198.51.100.99", "switched off"} {
+	for _, want := range []string{`Mallory\u000AAdmin` /* humantext.Line: the line break shown escaped, no longer a space */, "192.0.2.66", "203.0.113.11", "198.51.100.99", "switched off"} {
 		if !strings.Contains(a.Email, want) {
 			t.Errorf("alert lacks %q:\n%s", want, a.Email)
 		}
@@ -507,5 +507,27 @@ func TestPreviewReplaysLoginsAgainstThePlannedList(t *testing.T) {
 	}
 	if e.p.puts != puts {
 		t.Error("preview changed the portal")
+	}
+}
+
+// Issue #19 §2: the drift alert once let bidi marks and zero-width
+// characters of a portal user's name through (it replaced only control
+// characters). Every such character is shown escaped now (humantext.Line).
+func TestDriftAlertShowsBidiAndInvisibleCharactersEscaped(t *testing.T) {
+	e := newEnv()
+	e.s.Trail = &fakeTrail{changes: []Change{{When: t0.Add(time.Minute), User: "Eve\u202enimdA\u200b\u2028x", UserID: "m\u2066", IP: "192.0.2.66\u200d"},
+		{When: t0.Add(2 * time.Minute), User: "IP Guard key", UserID: "o", IP: "127.0.0.1"}}} // the repair's own save, newest last
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.set(restr("192.0.2.1!"), true)
+	e.do(t, `{"action":"sync"}`)
+	if len(e.alerts.sent) != 1 {
+		t.Fatalf("%d alerts, want 1", len(e.alerts.sent))
+	}
+	a := e.alerts.sent[0]
+	if strings.ContainsAny(a.Email+a.Subject+a.SMS, "\u202e\u200b\u2028\u2066\u200d") {
+		t.Errorf("a bidi, zero-width or separator character reached the alert:\n%q", a.Email)
+	}
+	if !strings.Contains(a.Email, `Eve\u202EnimdA\u200B\u2028x`) {
+		t.Errorf("the name is not shown escaped:\n%s", a.Email)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"ipguard/internal/allowlist"
 	"ipguard/internal/audit"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -29,7 +30,7 @@ type LeftView struct {
 // entries, repairs drift, sends alerts still due, and reports (with
 // OFFBOARD_REMOVED_USERS=true, offboards) stored users the portal no longer
 // has or has terminated. It is what the schedule invokes with
-// {"action": "sync"}.
+// {"action": "sync"}. Its warnings are one safe line each (humantext.Line).
 //
 // Offboarding users who left is destructive automation with a bounded
 // blast radius: a user is offboarded only when seen gone in two
@@ -39,6 +40,12 @@ type LeftView struct {
 // past that, nobody is offboarded and an alert says so. The ids offboarded
 // are logged and alerted before the reconcile, so also when it fails.
 func (s *Service) Sync(ctx context.Context) (Result, error) {
+	res, err := s.sync(ctx)
+	res.Warnings = safeWarnings(res.Warnings)
+	return res, err
+}
+
+func (s *Service) sync(ctx context.Context) (Result, error) {
 	res := newResult(ActionSync, "")
 	left, checked, total, skipped, err := s.usersLeft(ctx)
 	res.Warnings = append(res.Warnings, skipped...)
@@ -64,7 +71,7 @@ func (s *Service) Sync(ctx context.Context) (Result, error) {
 		s.due(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
 	default:
 		if _, err := s.Portal.IPRestrictions(ctx); err != nil {
-			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+safeText(err.Error(), 300)+")")
+			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+humantext.Line(err.Error(), 300)+")")
 			break
 		}
 		var ids []string
@@ -126,7 +133,7 @@ func (s *Service) usersLeftAlert(what string, ids []string) ipguard.Alert {
 	return ipguard.Alert{
 		Subject:  "DocSpace: users who left the portal (allowlist)",
 		Default:  string(def),
-		Email:    "DocSpace IP Guard, " + safeText(s.PortalName, 200) + ":\n\n  " + what + "\n\n  " + safeText(strings.Join(clipList(ids), ", "), 4000) + "\n",
+		Email:    "DocSpace IP Guard, " + humantext.Line(s.PortalName, 200) + ":\n\n  " + what + "\n\n  " + humantext.Line(strings.Join(clipList(ids), ", "), 4000) + "\n",
 		SMS:      "DocSpace IP Guard: users who left the portal. See email.",
 		Severity: "medium",
 		Kinds:    []string{"allowlist_users_left"},
@@ -178,7 +185,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, tota
 		gone := ""
 		switch {
 		case err != nil:
-			skipped = append(skipped, "could not check whether stored user "+safeText(u.ID, 128)+" left the portal: "+safeText(err.Error(), 300))
+			skipped = append(skipped, "could not check whether stored user "+humantext.Line(u.ID, 128)+" left the portal: "+humantext.Line(err.Error(), 300))
 			continue
 		case !found:
 			gone = "deleted from the portal"
@@ -325,7 +332,7 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 			k := [2]string{ev.UserID, ip}
 			r := refused[k]
 			if r == nil {
-				r = &RefusedLogin{UserID: safeText(ev.UserID, 64), User: safeText(firstNonEmpty(ev.User, ev.Login), 100), IP: safeText(ip, 64)}
+				r = &RefusedLogin{UserID: humantext.Line(ev.UserID, 64), User: humantext.Line(firstNonEmpty(ev.User, ev.Login), 100), IP: humantext.Line(ip, 64)}
 				refused[k] = r
 				order = append(order, k)
 			}

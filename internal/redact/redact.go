@@ -15,9 +15,19 @@
 package redact
 
 import (
+	"encoding/json"
+	"ipguard/internal/humantext"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 )
+
+// The text a run is looked for in may have been escaped on its way out
+// (a log line and a Lambda result are JSON, an error quotes with %q, an alert
+// shows escaped text, and an alert's JSON body is JSON again inside the SNS
+// message): a secret is also registered in each of those spellings, and in
+// each spelling of those spellings, so that its runs are found there too.
 
 // MinRun is the shortest run of a secret's characters that Clean removes.
 const MinRun = 8
@@ -33,14 +43,14 @@ var (
 
 // Remember registers secret; it is safe for concurrent use and idempotent.
 // Leading and trailing white space is registered as part of the secret and
-// without it.
+// without it, each in its escaped spellings (see escapes).
 func Remember(secret string) {
 	if strings.TrimSpace(secret) == "" {
 		return
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	for _, s := range []string{secret, strings.TrimSpace(secret)} {
+	for _, s := range spellings(secret, strings.TrimSpace(secret)) {
 		if len(s) < MinRun {
 			if !contains(shorts, s) {
 				shorts = append(shorts, s)
@@ -97,6 +107,49 @@ func Clean(text string) string {
 	flush()
 	out.WriteString(text[written:])
 	return out.String()
+}
+
+// escapes are the ways text is escaped on a path out of the process.
+var escapes = []func(string) string{
+	func(s string) string { return jsonInner(s, true) },                     // encoding/json
+	func(s string) string { return jsonInner(s, false) },                    // SNS message, slog
+	func(s string) string { q := strconv.Quote(s); return q[1 : len(q)-1] }, // %q
+	func(s string) string { return humantext.Line(s, math.MaxInt) },         // text for a person
+}
+
+// spellings are secrets and their spellings after one and after two escapes.
+func spellings(secrets ...string) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(s string) bool {
+		if seen[s] {
+			return false
+		}
+		seen[s] = true
+		out = append(out, s)
+		return true
+	}
+	for _, s := range secrets {
+		add(s)
+		for _, e1 := range escapes {
+			once := e1(s)
+			add(once)
+			for _, e2 := range escapes {
+				add(e2(once))
+			}
+		}
+	}
+	return out
+}
+
+// jsonInner is s as a JSON string, without the quotes.
+func jsonInner(s string, html bool) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(html)
+	_ = enc.Encode(s) // a string always encodes
+	q := strings.TrimSuffix(b.String(), "\n")
+	return q[1 : len(q)-1]
 }
 
 func contains(list []string, s string) bool {

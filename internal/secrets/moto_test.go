@@ -12,8 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"ipguard/internal/ipguard"
-	"ipguard/internal/localaws"
 	"ipguard/internal/secrets"
+	"ipguard/internal/testbed/localaws"
 )
 
 // TestKeySourceAgainstMoto reads real Secrets Manager responses from a local

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sns/types"
 
 	"ipguard/internal/awserr"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/redact"
 )
@@ -50,9 +51,17 @@ func New(api API, topicARN string) *Publisher {
 // 256 KiB with its attributes (SNS counts them). A missing topic, a denied
 // publish or a refused parameter is EConfig naming ALERT_TOPIC_ARN;
 // throttling, a 5xx or no answer is EUnavailable (see package awserr). Every body and the subject are cleaned of
-// secrets (package redact) before they are sent.
+// secrets (package redact) before they are sent; a cleaned subject or SMS
+// is cut to its bound again (humantext), since the mark is longer than the
+// shortest run it replaces.
 func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (messageID string, err error) {
-	a.Subject, a.Default, a.Email, a.SMS = redact.Clean(a.Subject), redact.Clean(a.Default), redact.Clean(a.Email), redact.Clean(a.SMS)
+	a.Default, a.Email = redact.Clean(a.Default), redact.Clean(a.Email)
+	if c := redact.Clean(a.Subject); c != a.Subject {
+		a.Subject = humantext.Line(c, ipguard.AlertMaxSubjectRunes)
+	}
+	if c := redact.Clean(a.SMS); c != a.SMS {
+		a.SMS = humantext.ASCII(c, ipguard.AlertMaxSMSBytes)
+	}
 	msg, err := message(a)
 	if err != nil {
 		return "", err

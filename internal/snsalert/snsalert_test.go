@@ -14,9 +14,9 @@ import (
 
 	"ipguard/internal/audit"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/localaws"
 	"ipguard/internal/redact"
 	"ipguard/internal/snsalert"
+	"ipguard/internal/testbed/localaws"
 )
 
 var (

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
 )
@@ -83,6 +84,9 @@ type Report struct {
 	Warnings    []string     `json:"warnings"`
 }
 
+// maxWarningBytes bounds one warning of the report (humantext.Line).
+const maxWarningBytes = 1000
+
 // IsRequest reports whether payload asks for the status: a JSON object whose
 // "action" is "status".
 func IsRequest(payload []byte) bool {
@@ -117,7 +121,9 @@ func (s *Service) Report(ctx context.Context) Report {
 		now = s.Now().UTC()
 	}
 	r := Report{Action: "status", Now: now.Format(time.RFC3339), Schedule: s.Schedule, Warnings: []string{}}
-	warn := func(what string, err error) { r.Warnings = append(r.Warnings, what+": "+err.Error()) }
+	warn := func(what string, err error) {
+		r.Warnings = append(r.Warnings, humantext.Line(what+": "+err.Error(), maxWarningBytes))
+	}
 
 	if cp, ok, err := s.Store.Checkpoint(ctx); err != nil {
 		warn("checkpoint", err)

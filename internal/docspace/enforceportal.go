@@ -1,0 +1,70 @@
+package docspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"ipguard/internal/enforce"
+	"ipguard/internal/ipguard"
+)
+
+// EnforcePortal is the client as package enforce asks for it: a 403 from
+// the portal becomes an error for which errors.Is(err, enforce.ErrRefused).
+type EnforcePortal struct{ Client *Client }
+
+var _ enforce.Portal = EnforcePortal{}
+
+// APIKeyUser implements enforce.Portal with Client.KeyUser.
+func (p EnforcePortal) APIKeyUser(ctx context.Context) (string, error) {
+	return p.Client.KeyUser(ctx)
+}
+
+// IsOwner implements enforce.Portal (GET people/{id} → isOwner). A user the
+// portal does not know (deleted) is not the owner.
+func (p EnforcePortal) IsOwner(ctx context.Context, userID string) (bool, error) {
+	u, err := p.Client.User(ctx, userID)
+	if errors.Is(err, ErrUserNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return u.IsOwner, nil
+}
+
+// EndSession implements enforce.Portal.
+func (p EnforcePortal) EndSession(ctx context.Context, loginEventID int64) (bool, error) {
+	ended, err := p.Client.EndSession(ctx, loginEventID)
+	return ended, refused(err)
+}
+
+// EndAllSessions implements enforce.Portal.
+func (p EnforcePortal) EndAllSessions(ctx context.Context, userID string) error {
+	return refused(p.Client.EndAllSessions(ctx, userID))
+}
+
+// DisableUser implements enforce.Portal. The portal skips ids it does not
+// know and answers with the users it changed, so an answer that does not
+// name the user is an error: nobody was disabled.
+func (p EnforcePortal) DisableUser(ctx context.Context, userID string) error {
+	users, err := p.Client.TerminateUsers(ctx, userID)
+	if err != nil {
+		return refused(err)
+	}
+	for _, u := range users {
+		if ipguard.CanonicalUserID(u.ID) == ipguard.CanonicalUserID(userID) {
+			return nil
+		}
+	}
+	return fmt.Errorf("docspace: PUT people/status/Terminated answered without user %s: the portal changed no one (unknown or deleted user)", userID)
+}
+
+func refused(err error) error {
+	var de *Error
+	if errors.As(err, &de) && de.Status == http.StatusForbidden {
+		return fmt.Errorf("%w: %w", enforce.ErrRefused, err)
+	}
+	return err
+}

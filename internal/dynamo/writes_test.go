@@ -1,0 +1,101 @@
+package dynamo
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/onboard"
+)
+
+// keyConstants are the string constants of this package's non-test files
+// that name an item key or a key prefix (they hold a "#").
+func keyConstants(t *testing.T) map[string]string {
+	t.Helper()
+	pkgs, err := parser.ParseDir(token.NewFileSet(), ".", func(fi fs.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go")
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]string{}
+	for _, p := range pkgs {
+		for _, f := range p.Files {
+			for _, decl := range f.Decls {
+				g, ok := decl.(*ast.GenDecl)
+				if !ok || g.Tok != token.CONST {
+					continue
+				}
+				for _, spec := range g.Specs {
+					vs := spec.(*ast.ValueSpec)
+					for i, v := range vs.Values {
+						lit, ok := v.(*ast.BasicLit)
+						if !ok || lit.Kind != token.STRING {
+							continue
+						}
+						s, _ := strconv.Unquote(lit.Value)
+						if strings.Contains(s, "#") {
+							found[vs.Names[i].Name] = s
+						}
+					}
+				}
+			}
+		}
+	}
+	return found
+}
+
+// covered reports whether a key or prefix is writable under the patterns.
+func covered(key string, patterns []string) bool {
+	for _, p := range patterns {
+		if strings.HasSuffix(key, "#") && strings.HasPrefix(p, key) {
+			return true // a prefix: some (or all) of its items
+		}
+		if ok, _ := path.Match(p, key); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Every kind of item the code writes is in a function's write list
+// (WHERE-ISSUES-MEET §16): a new key constant fails here until it is given
+// to the function that writes it, and so to its IAM condition.
+func TestEveryKeyConstantIsWritableByAFunction(t *testing.T) {
+	consts := keyConstants(t)
+	if len(consts) < 10 {
+		t.Fatalf("found only %d key constants (%v): is the parse still right?", len(consts), consts)
+	}
+	for name, key := range consts {
+		if !covered(key, AuditWrites) && !covered(key, OnboardWrites) {
+			t.Errorf("key constant %s = %q is writable by no function: add it to AuditWrites or OnboardWrites, and to template.yaml", name, key)
+		}
+	}
+}
+
+// No item is writable by both: the audit's role cannot reach onboarding's
+// items (users, the portal state, its lease) nor the other way round.
+func TestNoItemIsWritableByBothFunctions(t *testing.T) {
+	for _, a := range AuditWrites {
+		for _, o := range OnboardWrites {
+			ma, _ := path.Match(a, strings.TrimSuffix(o, "*"))
+			mo, _ := path.Match(o, strings.TrimSuffix(a, "*"))
+			if a == o || ma || mo {
+				t.Errorf("audit pattern %q and onboarding pattern %q overlap", a, o)
+			}
+		}
+	}
+}
+
+func TestLeaseWritesNameTheLeasesTheServicesTake(t *testing.T) {
+	if !slices.Contains(AuditWrites, leasePrefix+audit.LeaseName) || !slices.Contains(OnboardWrites, leasePrefix+onboard.LeaseName) {
+		t.Errorf("AuditWrites %v / OnboardWrites %v lack the leases %q / %q", AuditWrites, OnboardWrites, audit.LeaseName, onboard.LeaseName)
+	}
+}

@@ -1,0 +1,61 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/testbed/devportal"
+)
+
+// The real audit bootstrap with a short function timeout under the
+// emulator: a backlog larger than one invocation clears over several, each
+// ending "complete": false at its deadline margin with its pieces kept;
+// every violation is alerted exactly once.
+func TestAuditBacklogClearsOverShortInvocations(t *testing.T) {
+	s := deploy(t)
+	onboardJane(t, s)
+	end := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+	evs := make([]devportal.LoginEvent, 6000)
+	for i := range evs {
+		evs[i] = janeLogin(end.Add(-time.Duration(i/2)*time.Second), "192.0.2.77")
+	}
+	ids := s.Portal.AddLoginEvents(evs...)
+	s.Portal.InjectFault(devportal.Fault{Path: "/security/audit/login/filter", Delay: 50 * time.Millisecond})
+	fn := startFunctionTimeout(t, "audit", s.FunctionEnv("AUDIT_LOOKBACK=2h", "AUDIT_DEADLINE_MARGIN=2s",
+		"AUDIT_CONCURRENCY=2", "PORTAL_REQUESTS_PER_MINUTE=1500"), "4")
+	got := map[int64]int{}
+	incomplete := 0
+	for run := 1; ; run++ {
+		if run > 20 {
+			t.Fatalf("the backlog did not clear in 20 invocations")
+		}
+		var res audit.Result
+		fn.invoke(t, scheduledEvent(end)).result(t, &res)
+		mail, err := s.Mail(context.Background(), mailQuiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range mail {
+			for _, id := range payloadEventIDs(t, m.Message) {
+				got[id]++
+			}
+		}
+		if res.Complete {
+			break
+		}
+		incomplete++
+		if res.ResumeBelow == "" || res.WarningCount == 0 {
+			t.Errorf("invocation %d stopped without saying where it goes on: %s", run, jsonText(res))
+		}
+	}
+	if incomplete == 0 {
+		t.Fatalf("the backlog cleared in one invocation; the test wants several")
+	}
+	for _, id := range ids {
+		if got[id] != 1 {
+			t.Fatalf("event %d alerted %d times, want exactly once", id, got[id])
+		}
+	}
+}

@@ -1,0 +1,194 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/devportal"
+	"ipguard/internal/testbed/localaws"
+)
+
+// leasePerRequestCommit is the last commit of the lease-per-request design
+// (every onboarding does its own read-modify-write under one lease), built
+// as the baseline of the load test.
+const leasePerRequestCommit = "cba4c3f"
+
+// loadFigures are one load run's numbers.
+type loadFigures struct {
+	failures    []string
+	p50, p95    time.Duration
+	total       time.Duration
+	puts        int
+	missing     []string
+	manualKept  bool
+	requests    int
+	containers  int
+	portalDelay time.Duration
+}
+
+func (f loadFigures) String() string {
+	return fmt.Sprintf("%d onboardings through %d containers, portal latency %s: %d failed, p50 %s, p95 %s, total %s, %d PUTs, %d addresses missing, manual entries kept: %v",
+		f.requests, f.containers, f.portalDelay, len(f.failures), f.p50.Round(time.Millisecond), f.p95.Round(time.Millisecond),
+		f.total.Round(time.Millisecond), f.puts, len(f.missing), f.manualKept)
+}
+
+// runLoad sends n onboardings at once through c emulator processes (each
+// working its own queue, one invocation at a time) with every portal call
+// delayed by delay, and measures them.
+func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) loadFigures {
+	t.Helper()
+	localaws.Exclusive(t, "heavy-tests") // not alongside the timing-sensitive tests of other packages
+	s := deploy(t)
+	manual := []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "192.0.2.2"}}
+	s.Portal.SetRestrictions(manual, true)
+	s.Portal.InjectFault(devportal.Fault{Delay: delay})
+	env := append(s.FunctionEnv(), "LEASE_WAIT=20s")
+	fns := make([]*function, c)
+	for i := range fns {
+		f := &function{name: "onboard", log: &syncBuffer{}}
+		e, err := localaws.StartEmulator(context.Background(), bootstrap, append(env, "AWS_LAMBDA_FUNCTION_TIMEOUT=60"), f.log)
+		if err != nil {
+			t.Fatalf("start emulator %d: %v", i, err)
+		}
+		f.emu = e
+		t.Cleanup(func() { _ = e.Stop() })
+		fns[i] = f
+	}
+	fig := loadFigures{requests: n, containers: c, portalDelay: delay}
+	lat := make([]time.Duration, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += c {
+				payload := fmt.Sprintf(`{"id":"load-%03d","email":"load%d@example.com","allowedIps":["198.18.%d.%d"]}`, i, i, i/250, i%250+1)
+				t0 := time.Now()
+				raw, err := fns[w].emu.Invoke(context.Background(), []byte(payload))
+				lat[i] = time.Since(t0)
+				if err != nil || strings.Contains(string(raw), `"errorType"`) || strings.Contains(string(raw), `"portal":"pending"`) {
+					mu.Lock()
+					fig.failures = append(fig.failures, fmt.Sprintf("load-%03d: %v %s", i, err, raw))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	fig.total = time.Since(start)
+
+	slices.Sort(lat)
+	fig.p50, fig.p95 = lat[n/2], lat[n*95/100]
+	s.Portal.ClearFaults()
+	list, _ := s.Portal.Restrictions()
+	for i := range n {
+		ip := fmt.Sprintf("198.18.%d.%d", i/250, i%250+1)
+		if !slices.ContainsFunc(list, func(r ipguard.Restriction) bool { return r.IP == ip && !r.ForAdmin }) {
+			fig.missing = append(fig.missing, ip)
+		}
+	}
+	fig.manualKept = true
+	for _, m := range manual {
+		if !slices.Contains(list, m) {
+			fig.manualKept = false
+		}
+	}
+	for _, r := range s.Portal.Requests() {
+		if r.Method == "PUT" {
+			fig.puts++
+		}
+	}
+	return fig
+}
+
+// TestLoadHundredOnboardingsThroughTenContainers is issue 9's throughput
+// point: 100 onboardings at once through 10 Lambda containers, portal latency
+// 50 ms. It asserts correctness only (zero failures, every address on the
+// portal, no manual entry touched) and logs the figures; speed is never
+// asserted. BenchmarkOnboardLoad (make bench) measures it next to the
+// lease-per-request design it replaced.
+func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
+	const n, c, delay = 100, 10, 50 * time.Millisecond
+	if setupErr != nil {
+		t.Fatalf("e2e setup: %v", setupErr)
+	}
+	fig := runLoad(t, bootstraps["onboard"], n, c, delay)
+	t.Logf("desired-state reconciler: %s", fig)
+	if len(fig.failures) > 0 {
+		t.Errorf("%d onboardings failed, want none; first: %s", len(fig.failures), fig.failures[0])
+	}
+	if len(fig.missing) > 0 {
+		t.Errorf("%d addresses missing from the portal: %v", len(fig.missing), fig.missing)
+	}
+	if !fig.manualKept {
+		t.Error("a manual entry was touched")
+	}
+}
+
+// BenchmarkOnboardLoad runs the same load (100 onboardings, 10 containers,
+// 50 ms portal latency) against this design and against the lease-per-request
+// design (built from commit leasePerRequestCommit), side by side, reporting
+// p50, p95 and total time per run and the failures and PUTs.
+func BenchmarkOnboardLoad(b *testing.B) {
+	const n, c, delay = 100, 10, 50 * time.Millisecond
+	if setupErr != nil {
+		b.Fatalf("e2e setup: %v", setupErr)
+	}
+	baseline, err := buildAt(b, leasePerRequestCommit)
+	if err != nil {
+		b.Fatalf("build the lease-per-request baseline (%s): %v", leasePerRequestCommit, err)
+	}
+	for _, design := range []struct{ name, bootstrap string }{
+		{"reconciler", bootstraps["onboard"]},
+		{"lease-per-request", baseline},
+	} {
+		b.Run(design.name, func(b *testing.B) {
+			for b.Loop() {
+				fig := runLoad(b, design.bootstrap, n, c, delay)
+				b.ReportMetric(fig.p50.Seconds(), "p50-s")
+				b.ReportMetric(fig.p95.Seconds(), "p95-s")
+				b.ReportMetric(fig.total.Seconds(), "total-s")
+				b.ReportMetric(float64(len(fig.failures)), "failed")
+				b.ReportMetric(float64(fig.puts), "PUTs")
+				b.Logf("%s: %s", design.name, fig)
+			}
+		})
+	}
+}
+
+// buildAt builds the onboarding bootstrap as it was at commit (from this
+// repository's history) into a temporary directory.
+func buildAt(t testing.TB, commit string) (string, error) {
+	root, err := localaws.ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	dir := t.TempDir()
+	tarball := filepath.Join(dir, "src.tar")
+	if out, err := exec.Command("git", "-C", root, "archive", "--format=tar", "-o", tarball, commit).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("git archive %s: %v %s", commit, err, out)
+	}
+	if out, err := exec.Command("tar", "-x", "-f", tarball, "-C", dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("tar: %v %s", err, out)
+	}
+	out := filepath.Join(dir, "bootstrap")
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", out, "./functions/onboard")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOOS=linux", "GOARCH="+runtime.GOARCH, "CGO_ENABLED=0", "GOFLAGS=-mod=mod")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v: %s", err, b)
+	}
+	return out, nil
+}

@@ -1,0 +1,119 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/testbed/devportal"
+)
+
+// BenchmarkAuditPeakRSS100kEvents runs the real audit bootstrap under the
+// Lambda emulator over a window of 100,000 login events from the dev portal
+// (moto for DynamoDB and SNS) and reports the bootstrap's peak resident set
+// (VmHWM of its process, Linux) and the run's time. The memory target is
+// 64 MB: the walk evaluates and commits the window in pieces, so memory
+// does not grow with the window. It takes about a minute and a half (the
+// run keeps to the portal's rate ceiling): run it with make bench.
+func BenchmarkAuditPeakRSS100kEvents(b *testing.B) {
+	const events = 100_000
+	for b.Loop() {
+		s := deploy(b)
+		end := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+		evs := make([]devportal.LoginEvent, events)
+		for i := range evs {
+			ip := "203.0.113.10"
+			if i%1000 == 0 {
+				ip = "192.0.2.77" // 100 violations along the way
+			}
+			evs[i] = janeLogin(end.Add(-time.Duration(i)*time.Second), ip)
+		}
+		s.Portal.AddLoginEvents(evs...)
+		onboardJane(b, s)
+		fn := startFunctionTimeout(b, "audit", s.FunctionEnv("AUDIT_LOOKBACK=30h", "PORTAL_REQUESTS_PER_MINUTE=1500"), "300")
+		start := time.Now()
+		var res audit.Result
+		fn.invoke(b, scheduledEvent(end)).result(b, &res)
+		took := time.Since(start)
+		if res.EventsScanned != events || !res.Complete || res.Counts[audit.KindIPNotAllowed] != 100 {
+			b.Fatalf("result %s: want all %d events scanned, complete, 100 violations", jsonText(res), events)
+		}
+		kb, err := peakRSS(fn.emu.PID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(kb)/1024, "peak-RSS-MB")
+		b.ReportMetric(took.Seconds(), "run-s")
+		b.ReportMetric(float64(res.PagesFetched), "pages")
+		if err := fn.stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// peakRSS returns the largest VmHWM (kB) among the descendants of pid: the
+// bootstrap the emulator started.
+func peakRSS(pid int) (int, error) {
+	children := map[int][]int{}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	if len(stats) == 0 {
+		return 0, fmt.Errorf("peak RSS: /proc is not readable; this benchmark needs Linux")
+	}
+	for _, st := range stats {
+		b, err := os.ReadFile(st)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut after ')'
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		child, _ := strconv.Atoi(strings.Fields(s)[0])
+		children[ppid] = append(children[ppid], child)
+	}
+	best, found := 0, false
+	var walk func(int)
+	walk = func(p int) {
+		for _, c := range children[p] {
+			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err == nil && filepath.Base(exe) == "bootstrap" {
+				if kb, err := vmHWM(c); err == nil {
+					best, found = max(best, kb), true
+				}
+			}
+			walk(c)
+		}
+	}
+	walk(pid)
+	if !found {
+		return 0, fmt.Errorf("peak RSS: no bootstrap process under the emulator (pid %d)", pid)
+	}
+	return best, nil
+}
+
+func vmHWM(pid int) (int, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}

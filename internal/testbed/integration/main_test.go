@@ -1,0 +1,115 @@
+// Package integration runs the two services in-process with their real
+// adapters against moto server and the dev portal over real HTTP. The Lambda
+// wiring is the functions' own (wiring.Load reads the same environment).
+package integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/config"
+	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/localaws"
+	"ipguard/internal/testbed/localdeploy"
+	"ipguard/internal/wiring"
+)
+
+var moto *localaws.Moto
+
+func TestMain(m *testing.M) {
+	var err error
+	moto, err = localaws.StartMoto(context.Background())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "integration tests need moto server:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	moto.Stop()
+	os.Exit(code)
+}
+
+// deploy resets moto, stands the local deployment up and points this
+// process's environment (as a Lambda's) at it.
+func deploy(t *testing.T, extraEnv ...string) *localdeploy.Stack {
+	t.Helper()
+	s, err := localdeploy.Start(context.Background(), localdeploy.Options{Moto: moto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	setenv(t, s.FunctionEnv(extraEnv...))
+	return s
+}
+
+func setenv(t *testing.T, env []string) {
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+}
+
+// handler is a function's Lambda handler, as lambda.Start would call it.
+type handler[T any] func(context.Context, []byte) (T, error)
+
+func (h handler[T]) Handle(ctx context.Context, payload []byte) (T, error) { return h(ctx, payload) }
+
+func onboardService(t *testing.T) handler[onboard.Result] {
+	t.Helper()
+	d, err := wiring.Load(context.Background(), config.Onboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet(t, &d)
+	return d.OnboardHandler()
+}
+
+func auditService(t *testing.T) handler[audit.Result] {
+	t.Helper()
+	d, err := wiring.Load(context.Background(), config.Audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet(t, &d)
+	return d.AuditHandler()
+}
+
+// quiet sends the services' log lines to a buffer that is printed only when
+// the test fails, and drops the metrics lines: thousands of lines through
+// go test's stdout pipe would slow a loaded machine down.
+func quiet(t *testing.T, d *wiring.Deps) {
+	t.Helper()
+	var buf lockedBuffer
+	d.Log = wiring.NewLogger(&buf, slog.LevelDebug)
+	d.MetricsOut = io.Discard
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("service log:\n%s", buf.String())
+		}
+	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,253 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"ipguard/internal/ipguard"
+	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/devportal"
+	"ipguard/internal/testbed/localdeploy"
+)
+
+var manual = []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "192.0.2.2"}}
+
+func puts(s *localdeploy.Stack) int {
+	n := 0
+	for _, r := range s.Portal.Requests() {
+		if r.Method == "PUT" {
+			n++
+		}
+	}
+	return n
+}
+
+func portalIPs(s *localdeploy.Stack) []string {
+	list, _ := s.Portal.Restrictions()
+	var out []string
+	for _, r := range list {
+		ip := r.IP
+		if r.ForAdmin {
+			ip += "!"
+		}
+		out = append(out, ip)
+	}
+	return out
+}
+
+func TestOnboardStoresUserAndMergesPortalAllowlist(t *testing.T) {
+	s := deploy(t)
+	s.Portal.SetRestrictions(manual, false)
+	svc := onboardService(t)
+	res, err := svc.Handle(context.Background(), []byte(`{"id":"6B2F7A1E-3C44-4A5B-9E0F-1D2C3B4A5F60","email":"jane@example.com",
+		"allowedIps":[" 203.0.113.10 ","198.51.100.0-198.51.100.3","10.20.0.0/30","2001:DB8::1","::ffff:192.0.2.1","10.0.0.0/16"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEntries := []string{"203.0.113.10", "198.51.100.0-198.51.100.3", "10.20.0.0/30", "2001:db8::1", "192.0.2.1", "10.0.0.0/16"}
+	if !slices.Equal(res.Entries, wantEntries) {
+		t.Errorf("entries = %v", res.Entries)
+	}
+	u, ok, err := s.Store.GetUser(context.Background(), "6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60")
+	if err != nil || !ok || u.Email != "jane@example.com" || !slices.Equal(u.Entries, wantEntries) || u.CreatedAt.IsZero() || u.UpdatedAt.IsZero() {
+		t.Fatalf("stored user = %+v, %v, %v", u, ok, err)
+	}
+	// 192.0.2.1 is on the portal only for admins: the user gets a non-admin entry of their own.
+	want := "192.0.2.1!,192.0.2.2,203.0.113.10,198.51.100.0,198.51.100.1,198.51.100.2,198.51.100.3,10.20.0.0,10.20.0.1,10.20.0.2,10.20.0.3,2001:db8::1,192.0.2.1"
+	if got := strings.Join(portalIPs(s), ","); got != want {
+		t.Errorf("portal =\n %s\nwant\n %s", got, want)
+	}
+	if _, enabled := s.Portal.Restrictions(); !enabled || !res.RestrictionsEnabled {
+		t.Error("restrictions not enabled")
+	}
+	if len(res.NotPushed) != 1 || res.NotPushed[0].Entry != "10.0.0.0/16" || res.NotPushed[0].Reason == "" {
+		t.Errorf("notPushed = %+v", res.NotPushed)
+	}
+	out, _ := json.Marshal(res)
+	for _, k := range []string{`"userId"`, `"entries"`, `"portalAdded"`, `"notPushed"`, `"restrictionsEnabled"`} {
+		if !strings.Contains(string(out), k) {
+			t.Errorf("result JSON lacks %s: %s", k, out)
+		}
+	}
+}
+
+func TestOnboardReplaySendsNoPutAndChangesNothing(t *testing.T) {
+	s := deploy(t)
+	s.Portal.SetRestrictions(manual, true)
+	svc := onboardService(t)
+	payload := []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","10.20.0.0/31"]}`)
+	if _, err := svc.Handle(context.Background(), payload); err != nil {
+		t.Fatal(err)
+	}
+	before, _, _ := s.Store.GetUser(context.Background(), "u1")
+	portalBefore := portalIPs(s)
+	putsBefore := puts(s)
+	res, err := svc.Handle(context.Background(), payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, _, _ := s.Store.GetUser(context.Background(), "u1")
+	if puts(s) != putsBefore || res.PortalUpdated || res.Stored {
+		t.Errorf("replay sent %d PUT(s); result %+v", puts(s)-putsBefore, res)
+	}
+	if !slices.Equal(portalIPs(s), portalBefore) || !slices.Equal(after.Entries, before.Entries) || !after.UpdatedAt.Equal(before.UpdatedAt) {
+		t.Errorf("replay changed state: %v → %v, %+v → %+v", portalBefore, portalIPs(s), before, after)
+	}
+}
+
+func TestOnboardRejectedInputWritesNothing(t *testing.T) {
+	s := deploy(t)
+	s.Portal.SetRestrictions(manual, true)
+	svc := onboardService(t)
+	many := make([]string, 101)
+	for i := range many {
+		many[i] = fmt.Sprintf(`"203.0.113.%d"`, i)
+	}
+	tests := []struct {
+		name, payload, field, value string
+	}{
+		{"missing id", `{"email":"a@example.com","allowedIps":["203.0.113.1"]}`, "id", ""},
+		{"empty id", `{"id":"  ","email":"a@example.com","allowedIps":["203.0.113.1"]}`, "id", ""},
+		{"malformed email", `{"id":"u1","email":"not-an-email","allowedIps":["203.0.113.1"]}`, "email", "not-an-email"},
+		{"missing allowedIps", `{"id":"u1","email":"a@example.com"}`, "allowedIps", ""},
+		{"empty allowedIps", `{"id":"u1","email":"a@example.com","allowedIps":[]}`, "allowedIps", ""},
+		{"non-list allowedIps", `{"id":"u1","email":"a@example.com","allowedIps":"203.0.113.1"}`, "allowedIps", "203.0.113.1"},
+		{"unparseable entry", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1","foo"]}`, "allowedIps[1]", "foo"},
+		{"reversed range", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.9-10.0.0.1"]}`, "allowedIps[0]", "10.0.0.9-10.0.0.1"},
+		{"mixed-family range", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.1-2001:db8::1"]}`, "allowedIps[0]", "10.0.0.1-2001:db8::1"},
+		{"zoned address", `{"id":"u1","email":"a@example.com","allowedIps":["fe80::1%eth0"]}`, "allowedIps[0]", "fe80::1%eth0"},
+		{"prefix out of range", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/33"]}`, "allowedIps[0]", "10.0.0.0/33"},
+		{"host bits set", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.1/24"]}`, "allowedIps[0]", "10.0.0.1/24"},
+		{"over-broad IPv4", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/7"]}`, "allowedIps[0]", "10.0.0.0/7"},
+		{"over-broad IPv6", `{"id":"u1","email":"a@example.com","allowedIps":["2001:db8::/31"]}`, "allowedIps[0]", "2001:db8::/31"},
+		{"over-broad range", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0-12.0.0.0"]}`, "allowedIps[0]", "10.0.0.0-12.0.0.0"},
+		{"everything v4", `{"id":"u1","email":"a@example.com","allowedIps":["0.0.0.0/0"]}`, "allowedIps[0]", "0.0.0.0/0"},
+		{"everything v6", `{"id":"u1","email":"a@example.com","allowedIps":["::/0"]}`, "allowedIps[0]", "::/0"},
+		{"too many", `{"id":"u1","email":"a@example.com","allowedIps":[` + strings.Join(many, ",") + `]}`, "allowedIps", ""},
+		{"one bad among good", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1","198.51.100.0/24","300.1.1.1"]}`, "allowedIps[2]", "300.1.1.1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := svc.Handle(context.Background(), []byte(tt.payload))
+			if ipguard.ErrorCode(err) != ipguard.EInvalid {
+				t.Fatalf("err = %v, want invalid input", err)
+			}
+			if !strings.Contains(err.Error(), tt.field) || !strings.Contains(err.Error(), tt.value) {
+				t.Errorf("error %q does not name field %q and value %q", err, tt.field, tt.value)
+			}
+			if users, _ := s.Store.AllUsers(context.Background()); len(users) != 0 {
+				t.Errorf("stored %d users", len(users))
+			}
+			if puts(s) != 0 {
+				t.Errorf("sent %d PUTs", puts(s))
+			}
+		})
+	}
+	if got := portalIPs(s); strings.Join(got, ",") != "192.0.2.1!,192.0.2.2" {
+		t.Errorf("portal changed: %v", got)
+	}
+}
+
+// TestOnboardConcurrentOnboardingsLoseNothing runs many onboardings at the
+// same moment, each with its own adapters as separate Lambda containers
+// would have, five rounds in a row.
+func TestOnboardConcurrentOnboardingsLoseNothing(t *testing.T) {
+	const n = 24
+	for round := 1; round <= 5; round++ {
+		s := deploy(t)
+		s.Portal.SetRestrictions(manual, true)
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			svc := onboardService(t)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				payload := fmt.Sprintf(`{"id":"user-%d","email":"u%d@example.com","allowedIps":["203.0.113.%d","198.51.%d.0/31"]}`, i, i, i+1, i)
+				if _, err := svc.Handle(context.Background(), []byte(payload)); err != nil {
+					errs <- fmt.Errorf("onboarding %d: %w", i, err)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		got := map[string]bool{}
+		for _, ip := range portalIPs(s) {
+			got[ip] = true
+		}
+		for _, ip := range []string{"192.0.2.1!", "192.0.2.2"} {
+			if !got[ip] {
+				t.Fatalf("round %d: earlier entry %s lost", round, ip)
+			}
+		}
+		for i := 0; i < n; i++ {
+			for _, ip := range []string{fmt.Sprintf("203.0.113.%d", i+1), fmt.Sprintf("198.51.%d.0", i), fmt.Sprintf("198.51.%d.1", i)} {
+				if !got[ip] {
+					t.Fatalf("round %d: %s of user-%d lost (portal has %d entries)", round, ip, i, len(got))
+				}
+			}
+		}
+		if users, _ := s.Store.AllUsers(context.Background()); len(users) != n {
+			t.Fatalf("round %d: %d users stored", round, len(users))
+		}
+	}
+}
+
+func TestOnboardRetriesThroughTransientPortalErrors(t *testing.T) {
+	s := deploy(t)
+	s.Portal.InjectFault(devportal.Fault{Method: "PUT", Status: 503, RetryAfter: "0", Times: 2})
+	s.Portal.InjectFault(devportal.Fault{Method: "GET", Status: 429, RetryAfter: "0", Times: 1})
+	if _, err := onboardService(t).Handle(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := portalIPs(s); !slices.Contains(got, "203.0.113.10") {
+		t.Errorf("portal = %v", got)
+	}
+}
+
+func TestOnboardPortalFailuresSurfaceWithoutTheKey(t *testing.T) {
+	tests := []struct {
+		name    string
+		fault   devportal.Fault
+		code    ipguard.Code // "" → a result with portal "pending"
+		pending string       // in portalReason
+	}{
+		{"server error", devportal.Fault{Method: "PUT", Status: 500}, "", "HTTP 500"},
+		{"unauthorized", devportal.Fault{Status: 401}, ipguard.EConfig, ""},
+		{"down", devportal.Fault{Status: 503, RetryAfter: "0"}, "", "HTTP 503"},
+		{"malformed body", devportal.Fault{Method: "GET", Malformed: true}, ipguard.EInternal, ""},
+		{"200 without response", devportal.Fault{Method: "GET", Path: "/settings/iprestrictions", NoResponse: true}, ipguard.EInternal, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := deploy(t)
+			s.Portal.SetRestrictions(manual, true)
+			s.Portal.InjectFault(tt.fault)
+			res, err := onboardService(t).Handle(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+			text := fmt.Sprint(err) + res.PortalReason
+			if tt.code != "" && ipguard.ErrorCode(err) != tt.code {
+				t.Fatalf("err = %v (code %s), want %s", err, ipguard.ErrorCode(err), tt.code)
+			}
+			if tt.code == "" && (err != nil || res.Portal != onboard.PortalPending || !strings.Contains(res.PortalReason, tt.pending) || !res.Stored) {
+				t.Fatalf("result = %+v, err = %v; want portal pending with %q", res, err, tt.pending)
+			}
+			if strings.Contains(text, s.APIKey) || strings.Contains(text, s.APIKey[3:20]) {
+				t.Fatalf("error leaks the API key: %v", text)
+			}
+			if got := strings.Join(portalIPs(s), ","); got != "192.0.2.1!,192.0.2.2" {
+				t.Errorf("portal changed: %s", got)
+			}
+			if u, ok, _ := s.Store.GetUser(context.Background(), "u1"); !ok || len(u.Entries) != 1 {
+				t.Errorf("the change was not kept in DynamoDB: %+v", u)
+			}
+		})
+	}
+}

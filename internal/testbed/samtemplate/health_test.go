@@ -1,0 +1,391 @@
+package samtemplate
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"ipguard/internal/wiring"
+)
+
+// serviceMetrics are the metrics AWS services emit that alarms may watch,
+// with the dimension that must name a resource of this template.
+var serviceMetrics = map[string]struct {
+	names     []string
+	dimension string
+}{
+	"AWS/Lambda": {[]string{"Errors"}, "FunctionName"},
+	"AWS/SQS":    {[]string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}, "QueueName"},
+	"AWS/SNS":    {[]string{"NumberOfNotificationsFailed"}, "TopicName"},
+}
+
+// opsActions are where every alarm goes, when it fires and when it clears:
+// the stack's own operations topic, and OpsTopicArn when set; never the
+// alert topic (#14 §3).
+var opsActions = []any{ref("OpsTopic"), map[string]any{"Fn::If": []any{"HasOpsTopic", ref("OpsTopicArn"), ref("AWS::NoValue")}}}
+
+// emitted reports whether the function's line declares name as a
+// CloudWatch metric (wiring.Declared).
+func emitted(function, name string) bool {
+	d, ok := wiring.Declared[name]
+	return ok && slices.Contains(d.Functions, function)
+}
+
+// watched is one metric an alarm reads.
+type watched struct {
+	namespace any
+	name      string
+	dims      []any
+}
+
+// metricsOf returns the metrics an alarm reads: its own, or those of its
+// metric-math query.
+func metricsOf(a map[string]any) []watched {
+	if _, ok := a["Metrics"]; !ok {
+		return []watched{{a["Namespace"], textOf(a["MetricName"]), asList(a["Dimensions"])}}
+	}
+	var ws []watched
+	for _, q := range asList(a["Metrics"]) {
+		if m := mapOf(mapOf(mapOf(q)["MetricStat"])["Metric"]); m != nil {
+			ws = append(ws, watched{m["Namespace"], textOf(m["MetricName"]), asList(m["Dimensions"])})
+		}
+	}
+	return ws
+}
+
+func TestEveryAlarmWatchesAMetricTheCodeEmits(t *testing.T) {
+	alarms := resourcesOfType(t, "AWS::CloudWatch::Alarm")
+	if len(alarms) == 0 {
+		t.Fatal("no alarms in the template")
+	}
+	for id, a := range alarms {
+		for _, w := range metricsOf(a) {
+			if len(w.dims) != 1 {
+				t.Errorf("%s: dimensions %s, want exactly one (the metric's whole dimension set)", id, jsonText(w.dims))
+				continue
+			}
+			dim := mapOf(w.dims[0])
+			switch ns := w.namespace; {
+			case sameJSON(ns, ref("MetricsNamespace")):
+				fn, _ := mapOf(dim["Value"])["Ref"].(string)
+				if dim["Name"] != "FunctionName" || fn == "" {
+					t.Errorf("%s: dimension %s, want FunctionName = Ref of a function (the EMF line's only dimension)", id, jsonText(dim))
+					continue
+				}
+				if !emitted(fn, w.name) {
+					t.Errorf("%s watches %s of %s, which the code does not declare as a metric (wiring.Declared)", id, w.name, fn)
+				}
+			case serviceMetrics[textOf(ns)].dimension != "":
+				sm := serviceMetrics[textOf(ns)]
+				if !slices.Contains(sm.names, w.name) || dim["Name"] != sm.dimension {
+					t.Errorf("%s: %s %s by %v is not a metric %s emits for a resource", id, textOf(ns), w.name, dim["Name"], textOf(ns))
+				}
+				target := textOf(mapOf(dim["Value"])["Ref"])
+				if att, ok := mapOf(dim["Value"])["Fn::GetAtt"].([]any); ok {
+					target = textOf(att[0])
+				}
+				if _, ok := cfn(t)["Resources"].(map[string]any)[target]; !ok {
+					t.Errorf("%s: dimension %s names no resource of this template", id, jsonText(dim))
+				}
+			default:
+				t.Errorf("%s: namespace %s is neither MetricsNamespace nor a known AWS service namespace", id, jsonText(ns))
+			}
+		}
+		if !sameJSON(a["AlarmActions"], opsActions) || !sameJSON(a["OKActions"], opsActions) {
+			t.Errorf("%s: AlarmActions %s, OKActions %s; want both %s", id, jsonText(a["AlarmActions"]), jsonText(a["OKActions"]), jsonText(opsActions))
+		}
+	}
+}
+
+// onCron is the TreatMissingData of a heartbeat: breaching on a rate()
+// schedule, not breaching on a cron() one, whose quiet hours send nothing.
+func onCron(condition string) any {
+	return map[string]any{"Fn::If": []any{condition, "notBreaching", "breaching"}}
+}
+
+func TestTheRequiredAlarmsExist(t *testing.T) {
+	type want struct {
+		id                string
+		namespace, metric string // "" namespace: MetricsNamespace
+		dimension         any
+		stat, comparison  string
+		threshold         any
+		missing           any
+		periods           int
+	}
+	wants := []want{
+		{"AuditHeartbeatAlarm", "", wiring.MetricLagSeconds, ref("AuditFunction"), "Maximum", "GreaterThanThreshold", ref("HeartbeatMaxLagSeconds"), onCron("AuditOnCron"), 2},
+		{"SyncHeartbeatAlarm", "", wiring.MetricSyncs, ref("OnboardFunction"), "Sum", "LessThanThreshold", 1, "breaching", 2},
+		{"AuditCoverageLostAlarm", "", wiring.MetricCoverageLost, ref("AuditFunction"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
+		{"NoAlertDestinationAlarm", "", wiring.MetricConfirmedSubscribers, ref("AuditFunction"), "Minimum", "LessThanThreshold", 1, "notBreaching", 1},
+		{"AlertDeliveryFailedAlarm", "AWS/SNS", "NumberOfNotificationsFailed", getAtt("AlertTopic", "TopicName"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
+		{"OnboardFailureQueueAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", getAtt("OnboardFailureQueue", "QueueName"), "Maximum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
+		{"OnboardRuleDeadLetterQueueAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", getAtt("OnboardRuleDeadLetterQueue", "QueueName"), "Maximum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
+	}
+	for _, w := range wants {
+		a := props(resource(t, w.id))
+		ns := any(w.namespace)
+		if w.namespace == "" {
+			ns = ref("MetricsNamespace")
+		}
+		dims := asList(a["Dimensions"])
+		if !sameJSON(a["Namespace"], ns) || a["MetricName"] != w.metric || len(dims) != 1 || !sameJSON(mapOf(dims[0])["Value"], w.dimension) {
+			t.Errorf("%s watches %s %v %s, want %s %s of %s", w.id, jsonText(a["Namespace"]), a["MetricName"], jsonText(dims), jsonText(ns), w.metric, jsonText(w.dimension))
+		}
+		threshold := w.threshold
+		if n, ok := threshold.(int); ok {
+			threshold = float64(n)
+		}
+		if a["Statistic"] != w.stat || a["ComparisonOperator"] != w.comparison || !sameJSON(a["Threshold"], threshold) ||
+			!sameJSON(a["TreatMissingData"], w.missing) || !isNumber(a["EvaluationPeriods"], w.periods) {
+			t.Errorf("%s: %v %v %s, missing data %s, %v periods; want %s %s %s, %s, %d",
+				w.id, a["Statistic"], a["ComparisonOperator"], jsonText(a["Threshold"]), jsonText(a["TreatMissingData"]), a["EvaluationPeriods"],
+				w.stat, w.comparison, jsonText(threshold), jsonText(w.missing), w.periods)
+		}
+	}
+}
+
+// A crash is never a success (#14 §2) and invalid input never pages (§3):
+// each function's errors alarm reads AWS/Lambda Errors, which counts returned
+// errors, recovered panics, timeouts and out-of-memory kills alike (the last
+// two write no metrics line), minus our Rejected of the same invocations.
+func TestErrorsAlarmsCountEveryFailureButInvalidInput(t *testing.T) {
+	for _, tt := range []struct {
+		id, function string
+		period       any
+		periods      int
+	}{
+		{"AuditErrorsAlarm", "AuditFunction", ref("AlarmPeriodSeconds"), 2}, // the next run covers one failed run
+		{"OnboardErrorsAlarm", "OnboardFunction", 300.0, 1},
+	} {
+		a := props(resource(t, tt.id))
+		queries := map[string]map[string]any{}
+		var expression, returned string
+		for _, q := range asList(a["Metrics"]) {
+			q := mapOf(q)
+			if e, ok := q["Expression"]; ok {
+				expression = textOf(e)
+			}
+			if q["ReturnData"] == true {
+				returned = textOf(q["Id"])
+			}
+			if st := mapOf(q["MetricStat"]); st != nil {
+				queries[textOf(q["Id"])] = st
+			}
+		}
+		errs, rejected := queries["errors"], queries["rejected"]
+		dim := []any{map[string]any{"Name": "FunctionName", "Value": ref(tt.function)}}
+		if m := mapOf(errs["Metric"]); m["Namespace"] != "AWS/Lambda" || m["MetricName"] != "Errors" || !sameJSON(m["Dimensions"], dim) || errs["Stat"] != "Sum" || !sameJSON(errs["Period"], tt.period) {
+			t.Errorf("%s: errors = %s, want the Sum of AWS/Lambda Errors of %s per %s", tt.id, jsonText(errs), tt.function, jsonText(tt.period))
+		}
+		if m := mapOf(rejected["Metric"]); !sameJSON(m["Namespace"], ref("MetricsNamespace")) || m["MetricName"] != wiring.MetricRejected || !sameJSON(m["Dimensions"], dim) || rejected["Stat"] != "Sum" || !sameJSON(rejected["Period"], tt.period) {
+			t.Errorf("%s: rejected = %s, want the Sum of our Rejected of %s per %s", tt.id, jsonText(rejected), tt.function, jsonText(tt.period))
+		}
+		if expression != "errors - FILL(rejected, 0)" || returned != "failed" {
+			t.Errorf("%s: expression %q returned by %q, want errors - FILL(rejected, 0)", tt.id, expression, returned)
+		}
+		if !sameJSON(a["Threshold"], 1.0) || a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["TreatMissingData"] != "notBreaching" || !isNumber(a["EvaluationPeriods"], tt.periods) {
+			t.Errorf("%s: %s", tt.id, jsonText(a))
+		}
+	}
+}
+
+// Throttles say nothing a person must act on: a status call during a run, a
+// run longer than its schedule, a duplicate tick. What matters, runs missed,
+// is measured by the heartbeats; lost onboarding events by the queues.
+func TestNoAlarmWatchesThrottles(t *testing.T) {
+	for id, a := range resourcesOfType(t, "AWS::CloudWatch::Alarm") {
+		for _, w := range metricsOf(a) {
+			if w.name == "Throttles" {
+				t.Errorf("%s watches Throttles", id)
+			}
+		}
+	}
+}
+
+// Alarms reach a person, and not through the thing they watch (#14 §3): the
+// operations topic has an e-mail subscription of its own, lets CloudWatch
+// alarms of this account publish, and is not under the AWS managed key,
+// which CloudWatch cannot use.
+func TestOperationsTopicIsSeparateAndReachable(t *testing.T) {
+	topic := props(resource(t, "OpsTopic"))
+	if _, ok := topic["KmsMasterKeyId"]; ok {
+		t.Errorf("OpsTopic KmsMasterKeyId = %s; CloudWatch alarms cannot publish to a topic under alias/aws/sns", jsonText(topic["KmsMasterKeyId"]))
+	}
+	sub := props(resource(t, "OpsEmailSubscription"))
+	if sub["Protocol"] != "email" || !sameJSON(sub["Endpoint"], ref("OpsEmail")) || !sameJSON(sub["TopicArn"], ref("OpsTopic")) {
+		t.Errorf("OpsEmailSubscription = %s", jsonText(sub))
+	}
+	if _, hasDefault := mapOf(parameters(t)["OpsEmail"])["Default"]; hasDefault {
+		t.Error("OpsEmail has a default: alarms would reach nobody")
+	}
+	var cloudwatch, tls bool
+	for _, p := range resourcesOfType(t, "AWS::SNS::TopicPolicy") {
+		if !sameJSON(asList(p["Topics"]), []any{ref("OpsTopic")}) {
+			continue
+		}
+		for _, st := range asList(mapOf(p["PolicyDocument"])["Statement"]) {
+			st := mapOf(st)
+			cond := mapOf(st["Condition"])
+			cloudwatch = cloudwatch || st["Effect"] == "Allow" && mapOf(st["Principal"])["Service"] == "cloudwatch.amazonaws.com" &&
+				st["Action"] == "sns:Publish" && sameJSON(mapOf(cond["StringEquals"])["aws:SourceAccount"], ref("AWS::AccountId"))
+			tls = tls || deniesPlainPublish(st, "OpsTopic")
+		}
+	}
+	if !cloudwatch || !tls {
+		t.Errorf("OpsTopic policy: lets this account's CloudWatch alarms publish %v, denies publishing without TLS %v; want both", cloudwatch, tls)
+	}
+}
+
+func deniesPlainPublish(st map[string]any, topic string) bool {
+	return st["Effect"] == "Deny" && st["Principal"] == "*" && st["Action"] == "sns:Publish" && sameJSON(st["Resource"], ref(topic)) &&
+		sameJSON(st["Condition"], map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}})
+}
+
+// The alert topic carries e-mail addresses, IP addresses and places: it is
+// encrypted (the AWS managed key unless a customer key is given) and refuses
+// publishing without TLS (#14 §4).
+func TestAlertTopicIsEncryptedAndRefusesPlainPublishing(t *testing.T) {
+	topic := props(resource(t, "AlertTopic"))
+	want := map[string]any{"Fn::If": []any{"HasAlertTopicKmsKey", ref("AlertTopicKmsKeyArn"), "alias/aws/sns"}}
+	if !sameJSON(topic["KmsMasterKeyId"], want) {
+		t.Errorf("AlertTopic KmsMasterKeyId = %s, want %s", jsonText(topic["KmsMasterKeyId"]), jsonText(want))
+	}
+	var tls bool
+	for _, p := range resourcesOfType(t, "AWS::SNS::TopicPolicy") {
+		if sameJSON(asList(p["Topics"]), []any{ref("AlertTopic")}) {
+			for _, st := range asList(mapOf(p["PolicyDocument"])["Statement"]) {
+				tls = tls || deniesPlainPublish(mapOf(st), "AlertTopic")
+			}
+		}
+	}
+	if !tls {
+		t.Error("no AlertTopic policy denies publishing without TLS")
+	}
+}
+
+// fourteenDays is the retention of both queues that keep failed onboardings.
+const fourteenDays = 14 * 24 * 3600
+
+func TestNothingLostOnFailure(t *testing.T) {
+	queue := func(id string) {
+		t.Helper()
+		r := resource(t, id)
+		if r["Type"] != "AWS::SQS::Queue" || !isNumber(props(r)["MessageRetentionPeriod"], fourteenDays) {
+			t.Errorf("%s: %s, want an SQS queue keeping messages 14 days", id, jsonText(r))
+		}
+	}
+	var configs []map[string]any
+	for _, c := range resourcesOfType(t, "AWS::Lambda::EventInvokeConfig") {
+		if sameJSON(c["FunctionName"], ref("OnboardFunction")) {
+			configs = append(configs, c)
+		}
+	}
+	if len(configs) != 1 {
+		t.Fatalf("%d EventInvokeConfigs for OnboardFunction, want 1", len(configs))
+	}
+	dest := mapOf(mapOf(mapOf(configs[0]["DestinationConfig"])["OnFailure"])["Destination"])
+	if !sameJSON(dest, getAtt("OnboardFailureQueue", "Arn")) {
+		t.Errorf("on-failure destination = %s, want OnboardFailureQueue", jsonText(dest))
+	}
+	queue("OnboardFailureQueue")
+
+	_, all := rulesTargeting(t, "OnboardFunction")
+	var targets []map[string]any
+	for _, tg := range all {
+		// The sync schedule carries no data ({"action": "sync"}): a lost
+		// tick is made up by the next one, so only the event rule needs a DLQ.
+		if _, schedule := tg["Input"]; !schedule {
+			targets = append(targets, tg)
+		}
+	}
+	if len(targets) != 1 || !sameJSON(mapOf(targets[0]["DeadLetterConfig"])["Arn"], getAtt("OnboardRuleDeadLetterQueue", "Arn")) {
+		t.Fatalf("rule target DeadLetterConfig = %s, want OnboardRuleDeadLetterQueue", jsonText(targets))
+	}
+	queue("OnboardRuleDeadLetterQueue")
+	var allowed bool
+	for _, p := range resourcesOfType(t, "AWS::SQS::QueuePolicy") {
+		if sameJSON(asList(p["Queues"]), []any{ref("OnboardRuleDeadLetterQueue")}) {
+			for _, st := range asList(mapOf(p["PolicyDocument"])["Statement"]) {
+				st := mapOf(st)
+				cond := mapOf(mapOf(st["Condition"])["ArnEquals"])
+				allowed = allowed || mapOf(st["Principal"])["Service"] == "events.amazonaws.com" && st["Action"] == "sqs:SendMessage" &&
+					sameJSON(cond["aws:SourceArn"], getAtt("OnboardFunctionUserOnboarded", "Arn"))
+			}
+		}
+	}
+	if !allowed {
+		t.Error("no queue policy lets the onboarding rule (and only it) send to OnboardRuleDeadLetterQueue")
+	}
+}
+
+func TestLogsAreJSONWithARetention(t *testing.T) {
+	for fn, group := range map[string]string{"OnboardFunction": "OnboardLogGroup", "AuditFunction": "AuditLogGroup"} {
+		lc := mapOf(props(resource(t, fn))["LoggingConfig"])
+		if lc["LogFormat"] != "JSON" || !sameJSON(lc["LogGroup"], ref(group)) ||
+			!sameJSON(lc["ApplicationLogLevel"], map[string]any{"Fn::FindInMap": []any{"LogLevels", ref("LogLevel"), "Application"}}) {
+			t.Errorf("%s LoggingConfig = %s", fn, jsonText(lc))
+		}
+		g := resource(t, group)
+		if g["Type"] != "AWS::Logs::LogGroup" || !sameJSON(props(g)["RetentionInDays"], ref("LogRetentionDays")) {
+			t.Errorf("%s = %s, want a log group kept LogRetentionDays", group, jsonText(g))
+		}
+	}
+	if def := mapOf(parameters(t)["LogRetentionDays"])["Default"]; !isNumber(def, 90) && def != "90" {
+		t.Errorf("LogRetentionDays default = %v, want 90", def)
+	}
+	levels := mapOf(mapOf(cfn(t)["Mappings"])["LogLevels"])
+	for _, l := range asList(mapOf(parameters(t)["LogLevel"])["AllowedValues"]) {
+		if app := mapOf(levels[textOf(l)])["Application"]; app != strings.ToUpper(textOf(l)) {
+			t.Errorf("LogLevels mapping for %v = %v", l, app)
+		}
+	}
+}
+
+// CloudFormation refuses these values before anything is deployed; the
+// functions check the rest at start (internal/config).
+func TestParameterPatternsRefuseBadValues(t *testing.T) {
+	tests := []struct {
+		param, value string
+		ok           bool
+	}{
+		{"AuditSchedule", "rate(15 minutes)", true},
+		{"AuditSchedule", "cron(0/15 * * * ? *)", true},
+		{"AuditSchedule", "every 15 minutes", false},
+		{"AuditSchedule", "rate(15 mins)", false},
+		{"SyncSchedule", "rate(15 minutes)", true},
+		{"SyncSchedule", "cron(0/15 * * * ? *)", true},
+		{"SyncSchedule", "every 15 minutes", false},
+		{"SyncSchedule", "rate(15 mins)", false},
+		{"AuditOverlap", "5m", true},
+		{"AuditOverlap", "1h30m", true},
+		{"AuditOverlap", "5 minutes", false},
+		{"AuditLookback", "15", false},
+		{"AlertRetention", "168h", true},
+		{"AlertRetention", "7d", false},
+		{"PortalBreakglassIps", "", true},
+		{"PortalBreakglassIps", "203.0.113.7, 2001:db8::1", true},
+		{"PortalBreakglassIps", "10.0.0.0/8", false},
+		{"PortalBreakglassIps", "office", false},
+		{"MetricsNamespace", "DocSpaceIPGuard", true},
+		{"MetricsNamespace", "ip guard", false},
+		{"OnboardingEventSource", "hr.onboarding", true},
+		{"OnboardingEventSource", "", false},
+		{"OpsTopicArn", "", true},
+		{"OpsTopicArn", "arn:aws:sns:us-east-1:123456789012:ops", true},
+		{"OpsTopicArn", "ops", false},
+		{"OpsTopicArn", "arn:aws:sns:us-east-1:123456789012:ops.fifo", false},
+		{"AuditApiKeySecretArn", "", true},
+		{"AuditApiKeySecretArn", "arn:aws:secretsmanager:us-east-1:123456789012:secret:docspace-read-AbCdEf", true},
+		{"AuditApiKeySecretArn", "docspace-read", false},
+		{"LogRetentionDays", "90", true},
+		{"LogRetentionDays", "91", false},
+	}
+	ps := parameters(t)
+	for _, tt := range tests {
+		why := checkParameter(mapOf(ps[tt.param]), tt.value)
+		if (why == "") != tt.ok {
+			t.Errorf("%s = %q: accepted %v, want %v (%s)", tt.param, tt.value, why == "", tt.ok, why)
+		}
+	}
+}

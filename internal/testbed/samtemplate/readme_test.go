@@ -1,0 +1,100 @@
+package samtemplate
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+func readme(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(templatePath(t)), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// An operator paged at 3 a.m. finds every alarm of the template in the
+// runbook (#14 §6), and the runbook names no alarm the template lacks.
+func TestReadmeHasARunbookForEveryAlarm(t *testing.T) {
+	text := readme(t)
+	a := strings.Index(text, "## Alarms: what each means and what to do")
+	b := strings.Index(text, "## Emergency stops")
+	if a < 0 || b < a {
+		t.Fatal(`README.md has no "Alarms: what each means and what to do" section before "Emergency stops"`)
+	}
+	runbook := text[a:b]
+	alarms := resourcesOfType(t, "AWS::CloudWatch::Alarm")
+	for id := range alarms {
+		if !regexp.MustCompile(`(?m)^### .*\b` + id + `\b`).MatchString(runbook) {
+			t.Errorf("the runbook has no heading for %s", id)
+		}
+	}
+	for _, m := range regexp.MustCompile(`\b[A-Z][A-Za-z]+Alarm\b`).FindAllString(runbook, -1) {
+		if _, ok := alarms[m]; !ok {
+			t.Errorf("the runbook names %s, which the template does not have", m)
+		}
+	}
+}
+
+// The README's alarm line is computed from the template: $0.10 per metric
+// each alarm reads (a metric-math alarm pays for each of its metrics).
+func TestReadmePricesTheAlarmsOfTheTemplate(t *testing.T) {
+	n := 0
+	for _, a := range resourcesOfType(t, "AWS::CloudWatch::Alarm") {
+		n += len(metricsOf(a))
+	}
+	row := regexp.MustCompile(`(?m)^\| CloudWatch alarms \|.*\| \$([0-9.]+) \|$`).FindStringSubmatch(readme(t))
+	if row == nil {
+		t.Fatal(`README.md "Cost" has no "| CloudWatch alarms | ... | $x |" row`)
+	}
+	if want := fmt.Sprintf("%.2f", float64(n)*0.10); row[1] != want {
+		t.Errorf("README prices the alarms at $%s, the template's %d alarm metrics cost $%s", row[1], n, want)
+	}
+}
+
+// slug is GitHub's anchor for a heading: lower case, punctuation other than
+// "-" and "_" dropped, spaces as "-".
+func slug(heading string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(heading) {
+		switch {
+		case r == ' ':
+			b.WriteRune('-')
+		case r == '-' || r == '_' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9':
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// The README opens with its contents (#14 §7), and every entry leads to a
+// heading; every top-level section is listed.
+func TestReadmeContentsLeadToItsSections(t *testing.T) {
+	text := readme(t)
+	a := strings.Index(text, "## Contents")
+	if a < 0 || a > 1000 {
+		t.Fatal("README.md does not open with a ## Contents section")
+	}
+	b := a + strings.Index(text[a+3:], "\n## ") + 3
+	anchors := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^#{2,3} (.+)$`).FindAllStringSubmatch(text, -1) {
+		anchors[slug(m[1])] = true
+	}
+	listed := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\]\(#([^)]+)\)`).FindAllStringSubmatch(text[a:b], -1) {
+		listed[m[1]] = true
+		if !anchors[m[1]] {
+			t.Errorf("contents link #%s leads to no heading", m[1])
+		}
+	}
+	for _, m := range regexp.MustCompile(`(?m)^## (.+)$`).FindAllStringSubmatch(text, -1) {
+		if s := slug(m[1]); s != "contents" && !listed[s] {
+			t.Errorf("section %q is not in the contents", m[1])
+		}
+	}
+}

@@ -1,0 +1,284 @@
+package wiring
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/emf"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/onboard"
+)
+
+// Metric names. Each invocation writes one EMF line (package emf) in the
+// METRICS_NAMESPACE namespace with the dimension FunctionName. Every count
+// below is a field of that line (free to query with CloudWatch Logs
+// Insights); only the names in Declared are also CloudWatch metrics, each
+// read by an alarm in template.yaml (a custom metric costs $0.30 a month:
+// README "Cost", whose list a test holds to Declared).
+const (
+	// Both functions.
+	MetricFailures   = "Failures"   // 1 for a failed invocation (not for invalid input), else 0
+	MetricRejected   = "Rejected"   // 1 when the input was refused as invalid (InvalidInput), else 0
+	MetricRunSeconds = "RunSeconds" // how long the invocation took
+
+	// Audit.
+	MetricEventsScanned   = "EventsScanned"   // login events inside the window
+	MetricPagesFetched    = "PagesFetched"    // login-history pages read from the portal
+	MetricFindings        = "Findings"        // new findings, all kinds
+	MetricAlertsPublished = "AlertsPublished" // SNS messages sent
+	MetricLagSeconds      = "LagSeconds"      // now minus how far the audit has safely read (the checkpoint)
+	MetricWarnings        = "Warnings"        // warnings of the run (lost coverage, the plan fallback, the key's expiry...)
+	MetricSkipped         = "Skipped"         // 1 when another run held the lease
+	MetricSessionEnded    = "SessionEnded"    // findings whose session the run ended (enforcement)
+	// MetricCoverageLost counts the logins of the run's window that could not
+	// be evaluated (rows that could not be read, the plan fallback, unreadable
+	// rows, clock skew past the overlap); at least 1 when coverage was lost to
+	// an unknown extent.
+	MetricCoverageLost = "CoverageLost"
+	// MetricConfirmedSubscribers is the number of confirmed subscriptions of
+	// the alert topic, written by scheduled runs.
+	MetricConfirmedSubscribers = "ConfirmedSubscribers"
+
+	// Onboarding.
+	MetricRequests      = "Requests"      // 1 per onboarding request
+	MetricPortalUpdates = "PortalUpdates" // 1 when the portal allowlist was written
+	MetricPortalPending = "PortalPending" // 1 when the change is stored but the portal update waits (e.g. a portal outage; the next reconcile applies it)
+	MetricSyncs         = "Syncs"         // 1 when a sync completed, written only then (the sync heartbeat)
+)
+
+// Metric name prefixes followed by a kind, a severity or an errorType
+// (fields of the line, never metrics).
+const (
+	PrefixFindingsKind     = "Findings.kind."     // e.g. Findings.kind.ip_not_allowed
+	PrefixFindingsSeverity = "Findings.severity." // e.g. Findings.severity.high
+	PrefixFailures         = "Failures."          // e.g. Failures.ConfigurationError
+)
+
+// ErrorTypes are the errorType values of Lambda error responses.
+var ErrorTypes = []string{"InvalidInput", "ConfigurationError", "DependencyUnavailable", "Conflict", "InternalError"}
+
+// Audit and Onboard name the functions in Declaration.Functions.
+const (
+	Audit   = "AuditFunction"
+	Onboard = "OnboardFunction"
+)
+
+// Declaration says which functions' lines declare a name as a CloudWatch
+// metric, and when.
+type Declaration struct {
+	Functions []string // logical ids in template.yaml
+	// NonZero: declared only on lines where the value is above 0, a field
+	// elsewhere. For a count whose alarm reads Sum and takes missing data as
+	// not breaching: CloudWatch bills a metric by the hour it receives data,
+	// so a count that stays 0 costs nothing.
+	NonZero bool
+}
+
+// Declared are the only CloudWatch metrics the functions write: what an
+// alarm reads. A test holds this list, the metrics the code really declares
+// and the README's priced list together.
+var Declared = map[string]Declaration{
+	MetricLagSeconds:           {Functions: []string{Audit}},                         // AuditHeartbeatAlarm
+	MetricConfirmedSubscribers: {Functions: []string{Audit}},                         // NoAlertDestinationAlarm
+	MetricCoverageLost:         {Functions: []string{Audit}, NonZero: true},          // AuditCoverageLostAlarm
+	MetricRejected:             {Functions: []string{Audit, Onboard}, NonZero: true}, // subtracted from AWS/Lambda Errors by the errors alarms
+	MetricSyncs:                {Functions: []string{Onboard}},                       // SyncHeartbeatAlarm
+}
+
+// AuditMetrics and OnboardMetrics list the fixed names each function's line
+// carries on every invocation (the per-kind, per-severity and per-errorType
+// names come on top); Declared says which of them are metrics.
+var (
+	AuditMetrics = []string{MetricFailures, MetricRejected, MetricRunSeconds, MetricEventsScanned, MetricPagesFetched, MetricFindings,
+		MetricAlertsPublished, MetricLagSeconds, MetricWarnings, MetricSkipped, MetricSessionEnded, MetricCoverageLost}
+	OnboardMetrics = []string{MetricFailures, MetricRejected, MetricRunSeconds, MetricRequests, MetricPortalUpdates, MetricPortalPending}
+)
+
+// declared splits metrics into those declared as CloudWatch metrics and the
+// fields of the line (added to props).
+func declared(metrics []emf.Metric, props map[string]any) []emf.Metric {
+	var out []emf.Metric
+	for _, m := range metrics {
+		d, ok := Declared[m.Name]
+		if ok && (!d.NonZero || m.Value > 0) {
+			out = append(out, m)
+			continue
+		}
+		props[m.Name] = m.Value
+	}
+	return out
+}
+
+// metricsWriter writes the EMF line of each invocation.
+type metricsWriter struct {
+	out       io.Writer
+	namespace string
+	now       func() time.Time
+	// level is LOG_LEVEL. Lambda's log-level filtering (LoggingConfig
+	// ApplicationLogLevel, set from the same parameter) takes a JSON line
+	// without "level" for INFO and drops it when the level is WARN or
+	// ERROR; each line carries the lowest level that passes, so that no
+	// metric is ever filtered away.
+	level slog.Level
+}
+
+// lambdaLevel is the level name Lambda's filter reads for a line that
+// must pass a filter at l: INFO at least.
+func lambdaLevel(l slog.Level) string {
+	switch {
+	case l >= slog.LevelError:
+		return "ERROR"
+	case l >= slog.LevelWarn:
+		return "WARN"
+	default:
+		return "INFO"
+	}
+}
+
+func (m metricsWriter) write(ctx context.Context, metrics []emf.Metric, props map[string]any) {
+	fn := lambdacontext.FunctionName
+	if fn == "" {
+		fn = "local"
+	}
+	if props == nil {
+		props = map[string]any{}
+	}
+	if id := requestID(ctx); id != "" {
+		props["requestId"] = id
+	}
+	props["level"] = lambdaLevel(m.level)
+	// Stamped with the invocation's start, as AWS/Lambda stamps Errors with
+	// the invocation time: the errors alarms subtract Rejected from Errors
+	// period by period, so both must fall into the same period.
+	at := m.now()
+	if start := invocationStart.Load(); start != nil {
+		at = *start
+	}
+	line := emf.Line{Namespace: m.namespace, Dimensions: []emf.Dimension{{Name: "FunctionName", Value: fn}},
+		Metrics: declared(metrics, props), Properties: props, Time: at}
+	_ = line.Write(m.out) // stdout; nothing better to do if it fails
+}
+
+// failureMetrics are the Failures and Rejected counts of err (nil: 0):
+// invalid input is the caller's to fix, counted as rejected, never as a
+// failure.
+func failureMetrics(err error) []emf.Metric {
+	switch {
+	case err == nil:
+		return []emf.Metric{count(MetricFailures, 0), count(MetricRejected, 0)}
+	case ipguard.ErrorCode(err) == ipguard.EInvalid:
+		return []emf.Metric{count(MetricFailures, 0), count(MetricRejected, 1)}
+	}
+	return []emf.Metric{count(MetricFailures, 1), count(MetricRejected, 0), count(PrefixFailures+ErrorType(err), 1)}
+}
+
+func count(name string, n int) emf.Metric {
+	return emf.Metric{Name: name, Unit: emf.Count, Value: float64(n)}
+}
+
+func boolCount(name string, b bool) emf.Metric {
+	if b {
+		return count(name, 1)
+	}
+	return count(name, 0)
+}
+
+// auditMetrics are the metrics of one audit run; lag < 0 means unknown.
+// pages counts the login-history pages read, for a run that failed before
+// its result could say.
+func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, lag time.Duration) []emf.Metric {
+	if res.PagesFetched > 0 {
+		pages = int64(res.PagesFetched)
+	}
+	ms := append(failureMetrics(err),
+		emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: took.Seconds()},
+		count(MetricPagesFetched, int(pages)),
+		boolCount(MetricSkipped, res.Skipped),
+	)
+	if lag >= 0 {
+		ms = append(ms, emf.Metric{Name: MetricLagSeconds, Unit: emf.Seconds, Value: lag.Seconds()})
+	}
+	if err != nil {
+		return ms
+	}
+	total := 0
+	kinds := make([]string, 0, len(res.Counts))
+	for k := range res.Counts {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	for _, k := range kinds {
+		total += res.Counts[k]
+		ms = append(ms, count(PrefixFindingsKind+k, res.Counts[k]))
+	}
+	for _, sev := range audit.Severities {
+		ms = append(ms, count(PrefixFindingsSeverity+sev, res.Severities[sev]))
+	}
+	return append(ms,
+		count(MetricEventsScanned, res.EventsScanned),
+		count(MetricFindings, total),
+		count(MetricAlertsPublished, res.AlertsPublished),
+		count(MetricWarnings, max(res.WarningCount, len(res.Warnings))),
+		count(MetricSessionEnded, res.SessionEnded),
+		count(MetricCoverageLost, coverageLost(res)),
+	)
+}
+
+// coverageLost is the run's count of logins not evaluated.
+//
+// TODO(#16): audit.Result gains the count (LoginsNotEvaluated, and
+// CoverageLost for findings); until it lands, this counts the run's
+// warnings that report lost coverage, by their wording in package audit.
+func coverageLost(res audit.Result) int {
+	n := 0
+	for _, w := range res.Warnings {
+		for _, mark := range lostCoverageWarnings {
+			if strings.Contains(w, mark) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// lostCoverageWarnings mark the audit's warnings about logins it could not
+// evaluate (internal/audit: walk.go, service.go, evaluate.go).
+var lostCoverageWarnings = []string{"may be missing", "unreadable login event skipped", "plan fallback", "events may fall between windows",
+	"could not be read and were not evaluated", "may not have been evaluated"}
+
+// onboardMetrics are the metrics of one onboarding request.
+func onboardMetrics(res onboard.Result, err error, took time.Duration) []emf.Metric {
+	ms := append(failureMetrics(err),
+		emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: took.Seconds()},
+		count(MetricRequests, 1),
+		boolCount(MetricPortalUpdates, err == nil && res.PortalUpdated),
+		boolCount(MetricPortalPending, res.Portal == onboard.PortalPending),
+	)
+	if err == nil && res.Action == onboard.ActionSync {
+		ms = append(ms, count(MetricSyncs, 1))
+	}
+	return ms
+}
+
+// pageCounter counts the login-history pages the audit reads.
+type pageCounter struct {
+	audit.Source
+	pages atomic.Int64
+}
+
+func (p *pageCounter) LoginEvents(ctx context.Context, from time.Time, startIndex, count int) ([]ipguard.LoginEvent, error) {
+	evs, err := p.Source.LoginEvents(ctx, from, startIndex, count)
+	if err == nil {
+		p.pages.Add(1)
+	}
+	return evs, err
+}

@@ -1,0 +1,149 @@
+package wiring
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/emf"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/onboard"
+)
+
+// emitted writes metrics through a metricsWriter and returns the one line,
+// checked against the EMF specification, decoded.
+func emitted(t *testing.T, metrics []emf.Metric) map[string]any {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := metricsWriter{out: &buf, namespace: "DocSpaceIPGuard", now: time.Now}
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-7"})
+	mw.write(ctx, metrics, nil)
+	if strings.Count(buf.String(), "\n") != 1 {
+		t.Fatalf("want one line, got %q", buf.String())
+	}
+	var m map[string]any
+	_ = json.Unmarshal(buf.Bytes(), &m)
+	if _, ok := m["_aws"]; ok { // a line that declares no metric is a plain log line
+		if err := emf.Validate(bytes.TrimSpace(buf.Bytes())); err != nil {
+			t.Fatalf("not valid EMF: %v\n%s", err, buf.String())
+		}
+	}
+	if m["requestId"] != "req-7" || m["FunctionName"] == nil {
+		t.Errorf("line without requestId or FunctionName: %s", buf.String())
+	}
+	return m
+}
+
+func TestAuditMetricsCoverEveryListedName(t *testing.T) {
+	res := audit.Result{EventsScanned: 120, AlertsPublished: 2, Warnings: []string{"plan fallback"},
+		Counts:     map[string]int{audit.KindIPNotAllowed: 2, audit.KindUnknownUser: 1, audit.KindUnverifiableIP: 0, audit.KindFailedLoginBurst: 1},
+		Severities: map[string]int{audit.SeverityHigh: 2, audit.SeverityMedium: 2}}
+	m := emitted(t, auditMetrics(res, nil, 1500*time.Millisecond, 3, 90*time.Second))
+	for _, name := range AuditMetrics {
+		if _, ok := m[name]; !ok {
+			t.Errorf("audit line lacks %s", name)
+		}
+	}
+	want := map[string]float64{
+		MetricEventsScanned: 120, MetricPagesFetched: 3, MetricFindings: 4, MetricAlertsPublished: 2,
+		MetricWarnings: 1, MetricSkipped: 0, MetricFailures: 0, MetricLagSeconds: 90, MetricRunSeconds: 1.5,
+		PrefixFindingsKind + audit.KindIPNotAllowed: 2, PrefixFindingsSeverity + "high": 2, PrefixFindingsSeverity + "medium": 2, PrefixFindingsSeverity + "critical": 0,
+	}
+	for name, v := range want {
+		if m[name] != v {
+			t.Errorf("%s = %v, want %v", name, m[name], v)
+		}
+	}
+}
+
+func TestAuditFailureCountsTheErrorTypeAndKeepsTheLag(t *testing.T) {
+	err := &ipguard.Error{Code: ipguard.EConfig, Message: "key refused"}
+	m := emitted(t, auditMetrics(audit.Result{}, err, time.Second, 0, 3*time.Hour))
+	if m[MetricFailures] != 1.0 || m[MetricRejected] != 0.0 || m[PrefixFailures+"ConfigurationError"] != 1.0 || m[MetricLagSeconds] != 10800.0 {
+		t.Errorf("line = %v", m)
+	}
+	// Unknown lag: no value, so the heartbeat alarm sees missing data.
+	m = emitted(t, auditMetrics(audit.Result{}, err, time.Second, 0, -1))
+	if _, ok := m[MetricLagSeconds]; ok {
+		t.Errorf("unknown lag written: %v", m)
+	}
+}
+
+func TestOnboardMetrics(t *testing.T) {
+	tests := []struct {
+		name string
+		res  onboard.Result
+		err  error
+		want map[string]float64
+	}{
+		{"updated", onboard.Result{PortalUpdated: true}, nil, map[string]float64{MetricRequests: 1, MetricPortalUpdates: 1, MetricRejected: 0, MetricFailures: 0}},
+		{"rejected", onboard.Result{}, ipguard.Invalid("allowedIps", "", "is required"),
+			map[string]float64{MetricRequests: 1, MetricRejected: 1, MetricFailures: 0, MetricPortalUpdates: 0}},
+		{"sync completed", onboard.Result{Action: onboard.ActionSync}, nil, map[string]float64{MetricSyncs: 1, MetricFailures: 0}},
+		{"sync failed", onboard.Result{}, &ipguard.Error{Code: ipguard.EUnavailable, Err: errors.New("503")},
+			map[string]float64{MetricFailures: 1}},
+		{"stored, portal pending", onboard.Result{Portal: onboard.PortalPending}, nil, map[string]float64{MetricPortalPending: 1, MetricFailures: 0, MetricPortalUpdates: 0}},
+		{"portal down", onboard.Result{}, &ipguard.Error{Code: ipguard.EUnavailable, Err: errors.New("503")},
+			map[string]float64{MetricFailures: 1, PrefixFailures + "DependencyUnavailable": 1, MetricRejected: 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := emitted(t, onboardMetrics(tt.res, tt.err, 20*time.Millisecond))
+			for _, name := range OnboardMetrics {
+				if _, ok := m[name]; !ok {
+					t.Errorf("onboard line lacks %s", name)
+				}
+			}
+			for name, v := range tt.want {
+				if m[name] != v {
+					t.Errorf("%s = %v, want %v", name, m[name], v)
+				}
+			}
+		})
+	}
+}
+
+// A backfill's safeUntil is the end of its own past window, not how far the
+// scheduled audit has read: it must not feed the heartbeat's lag (a backfill
+// of last week would read as a week behind and fire AuditHeartbeatAlarm).
+func TestBackfillLagIsTheCheckpointsNotItsWindow(t *testing.T) {
+	weekAgo := time.Now().Add(-7 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	if got := (Deps{}).lag(context.Background(), audit.Result{Backfill: true, SafeUntil: weekAgo}, nil); got >= 0 {
+		t.Errorf("lag of a backfill = %s, want unknown here (the checkpoint's, and no store)", got)
+	}
+	recent := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	if got := (Deps{}).lag(context.Background(), audit.Result{SafeUntil: recent}, nil); got < 59*time.Second || got > 2*time.Minute {
+		t.Errorf("lag of a scheduled run = %s, want about 1m", got)
+	}
+}
+
+// Lambda's log-level filtering (LoggingConfig ApplicationLogLevel, from the
+// LogLevel parameter) takes a JSON line without "level" for INFO and drops
+// it below WARN or ERROR: a metrics line must carry a level that passes the
+// configured filter, or with LogLevel=warn no metric reaches CloudWatch, the
+// heartbeat alarm fires for ever and the failure alarms never can.
+func TestMetricsLinesPassTheConfiguredLogLevelFilter(t *testing.T) {
+	for _, tt := range []struct {
+		level slog.Level
+		want  string
+	}{{slog.LevelDebug, "INFO"}, {slog.LevelInfo, "INFO"}, {slog.LevelWarn, "WARN"}, {slog.LevelError, "ERROR"}} {
+		var buf bytes.Buffer
+		mw := metricsWriter{out: &buf, namespace: "DocSpaceIPGuard", now: time.Now, level: tt.level}
+		mw.write(context.Background(), failureMetrics(nil), nil)
+		var m map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+			t.Fatalf("line %s: %v", buf.String(), err)
+		}
+		if m["level"] != tt.want {
+			t.Errorf("log level %s: metrics line level %v, want %s", tt.level, m["level"], tt.want)
+		}
+	}
+}
