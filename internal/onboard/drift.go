@@ -119,7 +119,7 @@ func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, saves
 		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + humantext.Line(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
 		return
 	}
-	for _, c := range s.foreign(ctx, changes, saves) {
+	for _, c := range s.foreign(ctx, changes, saves, false) {
 		d.Changes = append(d.Changes, changeView(c))
 	}
 	if len(d.Changes) == 0 {

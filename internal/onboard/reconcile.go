@@ -45,6 +45,7 @@ type outcome struct {
 	saves        []time.Time
 	ownSaves     []time.Time           // the state's own saves after this reconcile
 	dueAdded     bool                  // this reconcile recorded an alert as due
+	unanswered   bool                  // a PUT of the tool went unanswered and may have landed unseen
 	seenBefore   []ipguard.Restriction // the list the reconcile read before it wrote
 	added        []string
 	removed      []string
@@ -62,6 +63,7 @@ func (o *outcome) merge(n outcome) {
 	}
 	o.put = o.put || n.put
 	o.dueAdded = o.dueAdded || n.dueAdded
+	o.unanswered = o.unanswered || n.unanswered
 	if n.ownSaves != nil {
 		o.ownSaves = n.ownSaves
 	}
@@ -252,7 +254,11 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		return pending(fmt.Errorf("could not read the portal allowlist: %w", err))
 	}
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
+	hadSent := st.Sent != nil
 	base, baseEnabled := settle(&st, current, enabled)
+	// A PUT of the tool that got no answer may have landed at an instant
+	// no answer dated: its trail event is the key's user's, at no own save.
+	out.unanswered = hadSent || !sameList(base, st.LastSeen)
 	drift := detectDrift(st, base, baseEnabled, current, enabled, s.Rules)
 	// Switched off by hand, now or at an earlier reconcile that left them
 	// off: they stay off unless drift repair is on.
@@ -457,13 +463,18 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 // the tool's PUTs (the trail has second precision). Each own instant
 // accounts for one save at most, so an admin's save in the same second is
 // still someone else's.
-func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time) []Change {
+//
+// With unanswered (a PUT of the tool went without an answer, so its landing
+// has no dated instant), an unmatched save by the key's user counts as the
+// tool's too.
+func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time, unanswered bool) []Change {
 	keyUser := s.keyUser(ctx, false)
 	used := make([]bool, len(saves))
 	own := make([]bool, len(changes))
 	// Newest first (the tool's save comes after the edits its reconcile
-	// read), the same second first, then a second either way (the answer's
-	// Date and the trail's stamp may fall on both sides of a second).
+	// read), the same second first, then the second before the answer's
+	// Date (the portal stamps the event while it works and dates the
+	// answer when it is done).
 	for _, slack := range []time.Duration{0, time.Second} {
 		for j := len(changes) - 1; j >= 0; j-- {
 			c := changes[j]
@@ -471,7 +482,7 @@ func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Ti
 				continue
 			}
 			for i, t := range saves {
-				if dt := c.When.Truncate(time.Second).Sub(t.Truncate(time.Second)); !used[i] && dt >= -slack && dt <= slack {
+				if dt := t.Truncate(time.Second).Sub(c.When.Truncate(time.Second)); !used[i] && dt == slack {
 					used[i], own[j] = true, true
 					break
 				}
@@ -480,6 +491,9 @@ func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Ti
 	}
 	var out []Change
 	for j, c := range changes {
+		if unanswered && keyUser != "" && strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) {
+			own[j] = true
+		}
 		if !own[j] {
 			out = append(out, c)
 		}
@@ -531,7 +545,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	if len(saves) == 0 {
 		saves = out.saves
 	}
-	others := s.foreign(ctx, changes, saves)
+	others := s.foreign(ctx, changes, saves, out.unanswered)
 	if len(others) == 0 {
 		return
 	}
@@ -540,8 +554,10 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	var overwritten []ChangeView
 	for _, c := range others {
 		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), humantext.Line(c.User, 100), humantext.Line(c.IP, 64)))
-		if !c.When.After(lastOwn) {
-			overwritten = append(overwritten, changeView(c))
+		// Inside our write, unless the reconcile's read already saw it
+		// (then it is this reconcile's drift, alerted as such).
+		if v := changeView(c); !c.When.After(lastOwn) && (out.drift == nil || !slices.Contains(out.drift.Changes, v)) {
+			overwritten = append(overwritten, v)
 		}
 	}
 	out.warnings = append(out.warnings, fmt.Sprintf(
