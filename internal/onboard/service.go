@@ -233,6 +233,10 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 			// request gave: it becomes the removal of the others.
 			res.Email = old.Email
 			res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
+			if sameUser(old, next) {
+				stored = old // every entry is newer: nothing to do
+				break
+			}
 			next.Rev = old.Rev + 1
 			ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
 			if err != nil {
