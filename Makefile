@@ -1,10 +1,5 @@
-# DocSpace IP Guard. GNU make.
-#   make build           linux binaries for both functions in build/<name>/bootstrap
-#   make build ARCH=amd64  the same for the local Lambda emulator (arm64 does not run on amd64 hosts)
-#   make test            vet and every test (needs go, moto_server, cfn-lint, samtranslator)
-#   make fuzz            every fuzz target for FUZZ_TIME each (default 30s), then the inputs tried per target
-#   make model           the reconciler's randomised model test, long: MODEL_STEPS (default 20000), a new seed each run
-#   sam build            calls build-OnboardFunction / build-AuditFunction below
+# DocSpace IP Guard. GNU make. `make help` (also plain `make`) lists every target: the "## target:" lines below.
+# `sam build` calls build-OnboardFunction / build-AuditFunction.
 
 ARCH ?= arm64
 FUZZ_TIME ?= 30s
@@ -12,14 +7,21 @@ GO ?= go
 FUNCTIONS := onboard audit
 GOBUILD = CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 
-.PHONY: build build-OnboardFunction build-AuditFunction check-tools test lint fuzz model bench demo clean
+.PHONY: help build build-OnboardFunction build-AuditFunction check-tools test lint fuzz model bench demo invoke clean
 
+## help: list every target with one line each
+help:
+	@awk '/^## [^:]+: / { t = substr($$0, 4); i = index(t, ": "); printf "  make %-22s %s\n", substr(t, 1, i - 1), substr(t, i + 2) }' $(MAKEFILE_LIST)
+
+## build: linux binaries of both functions in build/<name>/bootstrap (ARCH=arm64, or amd64 for the local emulator)
 build:
 	@for f in $(FUNCTIONS); do \
 		echo "build/$$f/bootstrap (linux/$(ARCH))"; \
 		GOOS=linux GOARCH=$(ARCH) $(GOBUILD) -o build/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 
+## build-OnboardFunction: what `sam build` calls for OnboardFunction (arm64, into ARTIFACTS_DIR)
+## build-AuditFunction: what `sam build` calls for AuditFunction (arm64, into ARTIFACTS_DIR)
 # Called by `sam build` (Metadata BuildMethod: makefile) with ARTIFACTS_DIR set.
 # Always arm64: that is the architecture in template.yaml.
 build-OnboardFunction:
@@ -28,6 +30,7 @@ build-OnboardFunction:
 build-AuditFunction:
 	GOOS=linux GOARCH=arm64 $(GOBUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/audit
 
+## check-tools: say which of go, moto_server, cfn-lint and samtranslator are missing, and how to install them
 check-tools:
 	@missing=0; \
 	if ! command -v $(GO) >/dev/null 2>&1; then \
@@ -40,23 +43,26 @@ check-tools:
 		echo "missing: python3 module samtranslator -- install with: pip install aws-sam-translator==1.110.0" >&2; missing=1; fi; \
 	if [ $$missing -ne 0 ]; then echo "make: install the tools above, then run again" >&2; exit 1; fi
 
+## test: vet and every test (needs go, moto_server, cfn-lint, samtranslator)
 test: check-tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
 
-# The reconciler's model test (internal/onboard/model_test.go): make test runs
-# 300 steps of seed 1; this runs MODEL_STEPS of a new seed (printed on failure,
-# with the shortest failing sequence; MODEL_SEED=N repeats one).
+## model: the reconciler's randomised model test for MODEL_STEPS (default 20000) of a new seed (MODEL_SEED=N repeats one)
+# make test runs 300 steps of seed 1 (internal/onboard/model_test.go); a
+# failure prints its seed and the shortest failing sequence.
 MODEL_STEPS ?= 20000
 model:
 	MODEL_STEPS=$(MODEL_STEPS) MODEL_SEED=$${MODEL_SEED:-$$(od -An -N3 -tu4 /dev/urandom | tr -d ' ')} \
 		$(GO) test -count=1 -run '^TestReconcilerModel$$' -v -timeout 30m ./internal/onboard/
 
+## lint: vet and cfn-lint on template.yaml
 lint:
 	$(GO) vet ./...
 	cfn-lint -c I -- template.yaml
 	$(GO) test -count=1 -run CfnLint ./internal/testbed/samtemplate/
 
+## fuzz: every fuzz target for FUZZ_TIME each (default 30s), then the inputs tried per target
 # Every native fuzz target in the tree (any func FuzzXxx in a _test.go file),
 # one after the other for FUZZ_TIME each; then one line per target with the
 # inputs tried (go's "execs") and PASS/FAIL. A failing input is written to the
@@ -76,12 +82,22 @@ fuzz:
 	echo; echo "fuzz: inputs tried per target ($(FUZZ_TIME) each)"; cat $$summary; rm -f $$summary; \
 	exit $$failed
 
+## bench: the benchmarks (about five minutes)
 # The walk and memory benchmarks take about five minutes together (see README, Performance).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m ./...
 
+## demo: the whole product on this machine (moto, dev portal, emulator) telling its story
 demo:
 	$(GO) run ./cmd/demo
 
+## invoke: run one sample event locally without Docker, e.g. make invoke FN=onboard EVENT=events/onboard-add.json (SEED= to skip onboarding the sample user first)
+FN ?=
+EVENT ?=
+SEED ?= events/onboard-direct.json
+invoke:
+	$(GO) run ./cmd/invoke -fn '$(FN)' -event '$(EVENT)' -seed '$(SEED)'
+
+## clean: remove build/
 clean:
 	rm -rf build

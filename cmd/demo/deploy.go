@@ -74,6 +74,11 @@ func run(ctx context.Context, out io.Writer) (err error) {
 		fmt.Fprintln(out)
 		return err
 	}
+	if err = d.stack.StartFindings(ctx); err != nil {
+		fmt.Fprintln(out)
+		d.stack.Close()
+		return err
+	}
 	motoPID := d.stack.Moto.PID
 	defer func() {
 		if cerr := d.stack.Close(); cerr != nil {
@@ -144,6 +149,8 @@ func (d *demo) describe(ctx context.Context) error {
 		{"secret", localdeploy.SecretName + ` = {"apiKey": "<redacted>"}`},
 		{"SNS topic", s.TopicARN},
 		{"stand-in mailbox", "SQS queue " + localdeploy.QueueName + ", subscribed to the topic"},
+		{"findings bus", localdeploy.BusName + ", rule \"everything but the test alert\" -> SQS queue " + localdeploy.SIEMQueueName + " (a SIEM stand-in)"},
+		{"login archive", "S3 bucket " + localdeploy.ArchiveBucket + " (ARCHIVE_BUCKET)"},
 		{"dev DocSpace portal", fmt.Sprintf("%s (time zone %s)", s.PortalURL, offset(portalTZ))},
 		{"OnboardFunction", fmt.Sprintf("bootstrap under aws-lambda-rie at %s (pid %d)", d.onboard.URL, d.onboard.PID)},
 		{"AuditFunction", fmt.Sprintf("bootstrap under aws-lambda-rie at %s (pid %d)", d.audit.URL, d.audit.PID)},

@@ -57,6 +57,30 @@ func (d *demo) stepKeyExpiring(ctx context.Context, n int) error {
 	return nil
 }
 
+// stepTestAlert proves delivery: {"action": "test-alert"} sends one message,
+// marked as a test, to every subscriber of the alert topic.
+func (d *demo) stepTestAlert(ctx context.Context, n int) error {
+	step(d.out, n, `After a deploy: prove that alerts reach people with {"action": "test-alert"}`)
+	fmt.Fprintln(d.out, `aws lambda invoke --function-name "$AUDIT_FUNCTION" --payload '{"action": "test-alert"}' test.json`)
+	var res map[string]any
+	if err := invoke(ctx, d.audit, map[string]any{"action": "test-alert"}, &res); err != nil {
+		return err
+	}
+	pretty, _ := json.MarshalIndent(res, "", "  ")
+	box(d.out, string(pretty))
+	mail, err := d.stack.Mail(ctx, 300*time.Millisecond)
+	if err != nil {
+		return err
+	}
+	if len(mail) != 1 || mail[0].Attributes["test"] != "true" {
+		return fmt.Errorf("the mailbox received %d messages, want one marked test=true: %+v", len(mail), mail)
+	}
+	fmt.Fprintln(d.out, "\nWhat every subscriber receives (its JSON body; e-mail and SMS get their own text):")
+	box(d.out, "Subject: "+mail[0].Subject+"\n\n"+mail[0].Message)
+	fmt.Fprintln(d.out, "✓ One message, marked as a test (\"test\": true, attribute test=true); no alert record, no finding.")
+	return nil
+}
+
 // stepStatus asks the audit function for its status and shows the last
 // metrics line it wrote.
 func (d *demo) stepStatus(ctx context.Context, n int) error {
@@ -80,8 +104,8 @@ func (d *demo) stepStatus(ctx context.Context, n int) error {
 	return nil
 }
 
-// lastMetricsLine is the last EMF line of a run (not of a status, which
-// writes one too) the function with this log prefix wrote, checked against
+// lastMetricsLine is the last EMF line of a run (not of a status or a test
+// alert, which write one too) the function with this log prefix wrote, checked against
 // the specification.
 func (d *demo) lastMetricsLine(prefix string) (string, error) {
 	var last string
@@ -94,7 +118,7 @@ func (d *demo) lastMetricsLine(prefix string) (string, error) {
 		sc := bufio.NewScanner(bytes.NewReader(b))
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			if l, ok := strings.CutPrefix(sc.Text(), prefix); ok && strings.Contains(l, `"FunctionName"`) && !strings.Contains(l, `"action":"status"`) {
+			if l, ok := strings.CutPrefix(sc.Text(), prefix); ok && strings.Contains(l, `"FunctionName"`) && !strings.Contains(l, `"action":"status"`) && !strings.Contains(l, `"action":"test-alert"`) {
 				last = l
 			}
 		}

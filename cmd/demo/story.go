@@ -70,7 +70,7 @@ func (d *demo) tell(ctx context.Context) error {
 		return fmt.Errorf("step 5: %w", err)
 	}
 	// The status and a metrics line stay last: they are what the demo ends with.
-	for i, s := range []func(context.Context, int) error{d.stepTravelMode, d.stepDrift, d.stepOffboard, d.stepKeyExpiring, d.stepStatus} {
+	for i, s := range []func(context.Context, int) error{d.stepTravelMode, d.stepDrift, d.stepOffboard, d.stepKeyExpiring, d.stepTestAlert, d.stepStatus} {
 		if err := s(ctx, 6+i); err != nil {
 			return fmt.Errorf("step %d: %w", 6+i, err)
 		}
@@ -282,6 +282,9 @@ func (d *demo) stepAudit(ctx context.Context) (int, error) {
 	}
 	fmt.Fprintln(d.out, "\n✓ The violation (high), the unknown user and the burst (medium) were alerted; the allowed logins stayed quiet.")
 	fmt.Fprintln(d.out, "✓ Report mode: the e-mail says the violating session would have been ended; the portal was not asked to end anything.")
+	if err := d.whereFindingsWent(ctx, res); err != nil {
+		return 0, err
+	}
 	return len(pubs), nil
 }
 
@@ -306,7 +309,7 @@ func (d *demo) stepAuditAgain(ctx context.Context, before int) error {
 		return fmt.Errorf("the second run saw no already-alerted findings: %s", jsonText(res))
 	}
 	fmt.Fprintf(d.out, "✓ The window overlapped the first run's, but its %d findings were already alerted.\n", res.AlreadyAlerted)
-	return nil
+	return d.archiveHoldsEachLoginOnce(ctx)
 }
 
 // runAudit invokes AuditFunction with a scheduled event for now and prints

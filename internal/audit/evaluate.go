@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"sort"
 	"strings"
 	"time"
@@ -19,6 +20,8 @@ const (
 	KindUnverifiableIP         = "unverifiable_ip"
 	KindFailedLoginBurst       = "failed_login_burst"
 	KindPasswordGuessSucceeded = "password_guess_succeeded"
+	// KindCoverageLost: logins the audit could not evaluate (see coverage.go).
+	KindCoverageLost = "coverage_lost"
 
 	SeverityCritical = "critical"
 	SeverityHigh     = "high"
@@ -26,7 +29,7 @@ const (
 )
 
 // Kinds lists every finding kind, in the order alerts present them.
-var Kinds = []string{KindPasswordGuessSucceeded, KindIPNotAllowed, KindUnknownUser, KindUnverifiableIP, KindFailedLoginBurst}
+var Kinds = []string{KindPasswordGuessSucceeded, KindCoverageLost, KindIPNotAllowed, KindUnknownUser, KindUnverifiableIP, KindFailedLoginBurst}
 
 // Severities lists every severity, highest first. Each run sends one message
 // (or more, when it must split) per severity, so that a subscription filter
@@ -64,22 +67,33 @@ type Finding struct {
 	Login    string  `json:"login,omitempty"`
 	// Logins are the distinct login names a burst tried (at most 10).
 	Logins []string `json:"logins,omitempty"`
+	// Addresses is, for a burst that sums up many addresses (more than
+	// MaxBurstAddresses burst in one window), how many it covers; IPs lists
+	// the first few of them.
+	Addresses int      `json:"addresses,omitempty"`
+	IPs       []string `json:"ips,omitempty"`
 	// FailedAttempts is, for password_guess_succeeded, how many failed
 	// logins came from the same address in the same window, and FromKind
 	// the kind the login had before it was raised (ip_not_allowed,
 	// unknown_user or unverifiable_ip).
-	FailedAttempts int             `json:"failedAttempts,omitempty"`
-	FromKind       string          `json:"fromKind,omitempty"`
-	IP             string          `json:"ip"`
-	Country        string          `json:"country,omitempty"`
-	City           string          `json:"city,omitempty"`
-	Browser        string          `json:"browser,omitempty"`
-	Platform       string          `json:"platform,omitempty"`
-	Date           string          `json:"date"`                // RFC3339, UTC; a burst's last event
-	FirstAt        string          `json:"firstDate,omitempty"` // a burst's first event
-	Action         string          `json:"action,omitempty"`
-	ActionID       int             `json:"actionId,omitempty"`
-	Raw            json.RawMessage `json:"raw,omitempty"` // the event as the API returned it; a burst: an array of its first few
+	FailedAttempts int `json:"failedAttempts,omitempty"`
+	// Cause says, for coverage_lost, why logins were not evaluated
+	// (second_unread, second_partly_read, plan_fallback, unreadable_rows,
+	// clock_skew); Count is how many (UpTo: at most that many), FirstAt and
+	// Date the span of login dates concerned.
+	Cause    string          `json:"cause,omitempty"`
+	UpTo     bool            `json:"upTo,omitempty"`
+	FromKind string          `json:"fromKind,omitempty"`
+	IP       string          `json:"ip"`
+	Country  string          `json:"country,omitempty"`
+	City     string          `json:"city,omitempty"`
+	Browser  string          `json:"browser,omitempty"`
+	Platform string          `json:"platform,omitempty"`
+	Date     string          `json:"date"`                // RFC3339, UTC; a burst's last event
+	FirstAt  string          `json:"firstDate,omitempty"` // a burst's first event
+	Action   string          `json:"action,omitempty"`
+	ActionID int             `json:"actionId,omitempty"`
+	Raw      json.RawMessage `json:"raw,omitempty"` // the event as the API returned it; a burst: an array of its first few
 	// Response is what was done about the login (see Responder); nil when
 	// nothing applies (no responder, or a kind that is never enforced).
 	Response *Response `json:"response,omitempty"`
@@ -91,13 +105,49 @@ type Finding struct {
 	clipped bool
 }
 
-// ids returns the single event id a finding covers, or nil for a burst
-// (a burst is remembered by its address and span, not by ids).
+// spanKey is the key under which a span finding is remembered: the burst's
+// address, or a lost-coverage cause's key.
+func (f Finding) spanKey() string {
+	switch {
+	case f.Kind == KindCoverageLost:
+		return coverageKey(f.Cause)
+	case f.Kind == KindFailedLoginBurst && f.Addresses > 0:
+		return burstSummaryKey
+	}
+	return f.IP
+}
+
+// burstSummaryKey remembers the spans of failed logins alerted in a burst
+// summary (every address over MaxBurstAddresses in a window).
+const burstSummaryKey = "bursts/summary"
+
+// MaxBurstAddresses is how many addresses a window alerts as bursts one by
+// one; the failed logins of any more are summed up in one finding per
+// piece, so messages and alerted records stay bounded.
+const MaxBurstAddresses = 20
+
+// ids returns the alerted-record ids of a single-login finding, or nil for
+// a burst (a burst is remembered by its address and span, not by ids). A
+// login raised to password_guess_succeeded is also recorded under −id: a
+// login alerted at a lower severity before its failed attempts were seen
+// (they were read later: the walk reads newest first) is alerted once more,
+// as critical, and only once.
 func (f Finding) ids() []int64 {
 	if f.span != nil {
 		return nil
 	}
+	if f.Kind == KindPasswordGuessSucceeded {
+		return []int64{f.EventID, -f.EventID}
+	}
 	return []int64{f.EventID}
+}
+
+// alertedBy reports whether alerted (by record id) holds f.
+func (f Finding) alertedBy(alerted map[int64]bool) bool {
+	if f.Kind == KindPasswordGuessSucceeded {
+		return alerted[-f.EventID]
+	}
+	return alerted[f.EventID]
 }
 
 // Policy are the evaluation rules.
@@ -106,7 +156,8 @@ type Policy struct {
 	AlertUnknownUsers bool
 	// FailedLoginThreshold: this many failed logins or more from one address
 	// in one window, each against an account that may not use that address
-	// (or no stored account), make a burst finding; 0 turns it off.
+	// (or no stored account), make a burst finding; 0 turns the burst
+	// finding off (password_guess_succeeded stays on).
 	FailedLoginThreshold int
 }
 
@@ -118,6 +169,9 @@ type Allowlists struct {
 	// logins by the account they targeted; nil until needed.
 	byLogin map[string]*userList
 	all     func() ([]ipguard.User, error)
+	// stored are the users as stored, history their allowlist histories.
+	stored  map[string]ipguard.User
+	history map[string]ipguard.AllowlistHistory
 	// Warnings are the stored entries that no longer parse (skipped).
 	Warnings []string
 }
@@ -125,25 +179,31 @@ type Allowlists struct {
 type userList struct {
 	id    string
 	email string
-	set   allowlist.Set // entries without an expiry
-	timed []timedEntry  // time-bound ("travel mode") entries
+	set   allowlist.Set // entries that count for every login the audit reads
+	timed []timedEntry  // entries that count only for some logins (by their time)
+	// offboardedAt, when set, says the user has no stored record since then:
+	// the list is what the history says the user had before.
+	offboardedAt time.Time
 }
 
-// timedEntry is a time-bound entry: it allows logins before until.
+// timedEntry is entries that count for logins dated in [from, until): a
+// travel-mode entry (until its expiry), one added after some logins (from
+// when it was added), one removed since (until then). Zero: unbounded.
 type timedEntry struct {
-	set   allowlist.Set
-	until time.Time
+	set         allowlist.Set
+	from, until time.Time
 }
 
-// allows reports whether the user may log in from addr at the time at: a
-// time-bound entry counts only for logins before it expired, even before a
-// reconcile removed it from the stored allowlist.
+// allows reports whether the user may log in from addr at the time at, by
+// the allowlist in force then: an entry counts only for logins after it was
+// added and before it expired or was removed, even when the audit reads
+// them later (a backlog, a backfill, a slow run).
 func (ul *userList) allows(addr allowlist.Addr, at time.Time) bool {
 	if ul.set.Contains(addr) {
 		return true
 	}
 	for _, t := range ul.timed {
-		if at.Before(t.until) && t.set.Contains(addr) {
+		if (t.from.IsZero() || !at.Before(t.from)) && (t.until.IsZero() || at.Before(t.until)) && t.set.Contains(addr) {
 			return true
 		}
 	}
@@ -162,8 +222,13 @@ func NewAllowlists(users map[string]ipguard.User, all func() ([]ipguard.User, er
 
 // Add adds stored users (keyed by id) to the lists.
 func (a *Allowlists) Add(users map[string]ipguard.User) {
+	if a.stored == nil {
+		a.stored = map[string]ipguard.User{}
+	}
 	for _, u := range users {
-		a.users[ipguard.CanonicalUserID(u.ID)] = a.build(u)
+		id := ipguard.CanonicalUserID(u.ID)
+		a.stored[id] = u
+		a.users[id] = a.build(u)
 	}
 }
 
@@ -174,25 +239,100 @@ func (a *Allowlists) has(id string) bool { _, ok := a.users[id]; return ok }
 func (a *Allowlists) markMissing(id string) { a.users[id] = nil }
 
 func (a *Allowlists) build(u ipguard.User) *userList {
+	return a.buildWith(u, a.history[ipguard.CanonicalUserID(u.ID)])
+}
+
+// buildWith builds u's list with its allowlist history h (the zero value:
+// none): entries whose start or end the history knows count by time.
+func (a *Allowlists) buildWith(u ipguard.User, h ipguard.AllowlistHistory) *userList {
 	var entries []allowlist.Entry
-	var timed []timedEntry
+	groups := map[[2]time.Time][]allowlist.Entry{}
+	var order [][2]time.Time
+	addTimed := func(from, until time.Time, es []allowlist.Entry) {
+		k := [2]time.Time{from, until}
+		if groups[k] == nil {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], es...)
+	}
 	if u.Unreadable != "" {
 		a.Warnings = append(a.Warnings, fmt.Sprintf("stored user %s cannot be read (%s); every login of the user is alerted until it is onboarded again", humantext.Line(u.ID, 80), humantext.Line(u.Unreadable, 200)))
 	}
-	for _, raw := range u.Entries {
+	parse := func(raw string) ([]allowlist.Entry, bool) {
 		es, err := allowlist.ParseStored([]string{raw})
 		if err != nil {
 			a.Warnings = append(a.Warnings, fmt.Sprintf("stored allowlist entry %s of user %s no longer parses and is skipped (logins it would allow are alerted): %s",
 				humantext.Line(fmt.Sprintf("%q", raw), 120), humantext.Line(u.ID, 80), humantext.Line(err.Error(), 200)))
+			return nil, false
+		}
+		return es, true
+	}
+	since := map[string]time.Time{} // current entries: when they started counting
+	for _, sp := range h.Spans {
+		if sp.Until.IsZero() && !sp.From.IsZero() {
+			since[sp.Entry] = sp.From
+		}
+	}
+	for _, raw := range u.Entries {
+		es, ok := parse(raw)
+		if !ok {
 			continue
 		}
+		var until time.Time
 		if d, ok := u.Details[raw]; ok && !d.ExpiresAt.IsZero() {
-			timed = append(timed, timedEntry{set: allowlist.NewSet(es), until: d.ExpiresAt})
+			until = d.ExpiresAt
+		}
+		if from := since[raw]; !from.IsZero() || !until.IsZero() {
+			addTimed(from, until, es)
 			continue
 		}
 		entries = append(entries, es...)
 	}
-	return &userList{id: u.ID, email: u.Email, set: allowlist.NewSet(entries), timed: timed}
+	// Entries that stopped counting: removed or offboarded (the history),
+	// expired travel entries a reconcile took off the list.
+	for _, sp := range h.Spans {
+		if sp.Until.IsZero() {
+			continue
+		}
+		if es, err := allowlist.ParseStored([]string{sp.Entry}); err == nil {
+			addTimed(sp.From, sp.Until, es)
+		}
+	}
+	for _, x := range u.Expired {
+		if es, err := allowlist.ParseStored([]string{x.Entry}); err == nil && !x.ExpiresAt.IsZero() {
+			addTimed(time.Time{}, x.ExpiresAt, es)
+		}
+	}
+	ul := &userList{id: u.ID, email: u.Email, set: allowlist.NewSet(entries)}
+	if ul.email == "" {
+		ul.email = h.Email
+	}
+	for _, k := range order {
+		ul.timed = append(ul.timed, timedEntry{set: allowlist.NewSet(groups[k]), from: k[0], until: k[1]})
+	}
+	return ul
+}
+
+// AddHistory gives the lists the allowlist histories of users (by id, as
+// the store returns them): stored users among them are built again with
+// theirs, and a user with no stored record whose history says it was
+// offboarded is judged by the list it had before.
+func (a *Allowlists) AddHistory(hist map[string]ipguard.AllowlistHistory) {
+	if a.history == nil {
+		a.history = map[string]ipguard.AllowlistHistory{}
+	}
+	for id, h := range hist {
+		id = ipguard.CanonicalUserID(id)
+		a.history[id] = h
+		switch ul, ok := a.users[id]; {
+		case ok && ul != nil && ul.offboardedAt.IsZero() && a.stored[id].ID != "":
+			a.users[id] = a.buildWith(a.stored[id], h)
+		case (!ok || ul == nil) && !h.OffboardedAt.IsZero():
+			past := a.buildWith(ipguard.User{ID: id}, h)
+			past.offboardedAt = h.OffboardedAt
+			a.users[id] = past
+		}
+	}
 }
 
 // target returns the stored account a failed login was aimed at: the user
@@ -223,56 +363,202 @@ func (a *Allowlists) target(ev ipguard.LoginEvent) (*userList, error) {
 }
 
 // Evaluator judges the login events of one window, piece by piece, in the
-// order the walk reads them (newest first). It keeps per address what a
-// burst needs (counts, a span, a few ids), never the events themselves, so
-// its memory grows with the number of distinct failing addresses, not with
-// the window.
+// order the walk reads them (newest first). It never keeps the events
+// themselves. Per failing address it keeps a counter of a few dozen bytes
+// (how many failed logins, how many count toward a burst, their first and
+// last second); the details a burst alert shows (a sample event, up to
+// MaxListedIDs ids, up to 10 login names, 3 raw events) only for addresses
+// that reached the threshold. So a window of 250,000 failing addresses
+// costs a few megabytes, not one event each.
 type Evaluator struct {
 	lists  *Allowlists
 	policy Policy
-	failed map[string]*burstAgg
-	order  []string
+	// counters, one per failing address in the order first seen; failed
+	// indexes the whole addresses, cut the text the portal cut (an IPv6
+	// address at its first colon), which never correlates and is a burst
+	// key of its own. extra holds what few addresses need (alerted spans,
+	// a burst's details), by index.
+	counters []counter
+	failed   addrIndex
+	cut      map[string]int32
+	extra    map[int32]*counterExtra
+	// raised: successful logins from a whole address judged before any
+	// failed login from it was seen (the walk reads newest first, so older
+	// failed attempts may come in a later piece), by address; a failed
+	// login from that address seen later raises them. At most
+	// maxRemembered in all.
+	raised     map[addrKey][]Finding
+	remembered int
+	upgrades   []Finding
+	// stored are failed logins remembered by earlier runs (see
+	// SetStoredFailures), by address.
+	stored map[addrKey]ipguard.AddressFailures
+	// GuessWindow is how far back a failed login makes a successful login
+	// from the same address password_guess_succeeded (0: the window only).
+	GuessWindow time.Duration
 	// AlreadyAlerted counts failed logins skipped because a stored alerted
 	// span covers them.
 	AlreadyAlerted int
+	// summarised are the spans alerted in burst summaries (SetSummarised);
+	// burstAddrs counts the addresses alerted one by one in this window.
+	summarised []ipguard.TimeSpan
+	burstAddrs int
+	// buckets are the failed logins to remember, per bucket start (unix)
+	// and address, until FailuresToRemember hands them out.
+	buckets map[int64]map[addrKey]*bucketCount
 }
 
-// burstAgg is what the evaluator keeps of the failed logins from one address.
-type burstAgg struct {
-	ip       string
-	addr     allowlist.Addr
-	parsed   bool
-	seen     int // every failed login from the address in the window so far
-	counted  int // those that count toward the threshold (published or not)
-	pending  int // counted and not yet published
-	first    time.Time
-	last     time.Time
-	ids      []int64
-	logins   []string
-	raws     []json.RawMessage
-	sample   ipguard.LoginEvent
-	alerted  []ipguard.TimeSpan // spans stored as alerted before this run
-	lookedUp bool
+// SetSummarised gives the evaluator the spans of failed logins already
+// alerted in burst summaries: failed logins dated within them count as
+// alerted, whatever their address.
+func (e *Evaluator) SetSummarised(spans []ipguard.TimeSpan) { e.summarised = spans }
+
+// noteBucket counts a failed login from k in its date's bucket.
+func (e *Evaluator) noteBucket(k addrKey, at time.Time, secs uint32) {
+	b := at.Truncate(FailureBucket).Unix()
+	m := e.buckets[b]
+	if m == nil {
+		m = map[addrKey]*bucketCount{}
+		e.buckets[b] = m
+	}
+	c := m[k]
+	if c == nil {
+		m[k] = &bucketCount{n: 1, first: secs, last: secs}
+		return
+	}
+	c.n++
+	c.first, c.last = min(c.first, secs), max(c.last, secs)
+}
+
+// addrKey is a whole address as 16 bytes (IPv4 mapped), a map key without
+// pointers.
+type addrKey [16]byte
+
+// counter is what the evaluator keeps of the failed logins from one
+// address: 24 bytes, no pointers (its address is the key that indexes it).
+type counter struct {
+	seen            int32  // every failed login from the address in the window so far
+	counted         int32  // those that count toward the threshold (published or not)
+	pending         int32  // counted and not yet published
+	first, last     uint32 // unix seconds of the pending ones
+	whole, lookedUp bool
+}
+
+// counterExtra is what only a few addresses need.
+type counterExtra struct {
+	text    string // the address as alerts show it (set for cut addresses and bursts)
+	alerted []ipguard.TimeSpan
+	burst   *burstDetail // once counted reaches the threshold
+}
+
+// burstDetail is what a burst alert shows beyond the counts.
+type burstDetail struct {
+	ids    []int64
+	logins []string
+	raws   []json.RawMessage
+	sample ipguard.LoginEvent
 }
 
 // NewEvaluator starts the evaluation of one window.
 func NewEvaluator(lists *Allowlists, p Policy) *Evaluator {
-	return &Evaluator{lists: lists, policy: p, failed: map[string]*burstAgg{}}
+	return &Evaluator{lists: lists, policy: p, failed: addrIndex{v4: map[uint32]int32{}, v6: map[addrKey]int32{}}, cut: map[string]int32{},
+		extra: map[int32]*counterExtra{}, buckets: map[int64]map[addrKey]*bucketCount{}}
 }
 
+// parseAddr returns the whole address of a login's address text.
+func parseAddr(ip string) (addrKey, allowlist.Addr, bool) {
+	a, ok := allowlist.ParseLoginIP(ip)
+	if !ok {
+		return addrKey{}, a, false
+	}
+	return addrKey(a.As16()), a, true
+}
+
+// lookup returns the index of ip's counter (-1 when there is none and
+// create is not set).
+func (e *Evaluator) lookup(ip string, create bool) int32 {
+	k, _, whole := parseAddr(ip)
+	if whole {
+		i, ok := e.failed.get(k)
+		if !ok {
+			if !create {
+				return -1
+			}
+			i = int32(len(e.counters))
+			e.counters = append(e.counters, counter{whole: true})
+			e.failed.put(k, i)
+		}
+		return i
+	}
+	i, ok := e.cut[ip]
+	if !ok {
+		if !create {
+			return -1
+		}
+		i = int32(len(e.counters))
+		e.counters = append(e.counters, counter{})
+		e.cut[ip] = i
+		e.more(i).text = ip
+	}
+	return i
+}
+
+// more returns the extra of counter i, creating it.
+func (e *Evaluator) more(i int32) *counterExtra {
+	x := e.extra[i]
+	if x == nil {
+		x = &counterExtra{}
+		e.extra[i] = x
+	}
+	return x
+}
+
+// text is counter i's address as alerts show it (known for cut addresses
+// and for those that reached the burst threshold).
+func (e *Evaluator) text(i int32) string {
+	if x := e.extra[i]; x != nil {
+		return x.text
+	}
+	return ""
+}
+
+func keyText(k addrKey) string { return netip.AddrFrom16(k).Unmap().String() }
+
 // FailedAddresses returns the addresses of failed logins in evs whose stored
-// alerted spans the evaluator has not been given yet (see SetAlerted).
+// alerted spans the evaluator has not been given yet (see SetAlerted) and
+// that may reach the burst threshold with this piece: an address below it
+// can raise no burst, so its spans are not needed.
 func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
-	var out []string
-	seen := map[string]bool{}
+	if e.policy.FailedLoginThreshold <= 0 {
+		return nil
+	}
+	inPiece := map[string]int{}
+	var order []string
 	for _, ev := range evs {
-		if !IsFailedLogin(ev.ActionID) || e.policy.FailedLoginThreshold <= 0 {
+		if !IsFailedLogin(ev.ActionID) {
 			continue
 		}
-		key, _, _ := addrKey(ev.IP)
-		if g := e.failed[key]; (g == nil || !g.lookedUp) && !seen[key] {
-			seen[key] = true
-			out = append(out, key)
+		text := ev.IP
+		if _, a, whole := parseAddr(ev.IP); whole {
+			text = a.String()
+		}
+		if inPiece[text] == 0 {
+			order = append(order, text)
+		}
+		inPiece[text]++
+	}
+	var out []string
+	for _, text := range order {
+		i := e.lookup(text, false)
+		before := 0
+		if i >= 0 {
+			if e.counters[i].lookedUp {
+				continue
+			}
+			before = int(e.counters[i].counted)
+		}
+		if before+inPiece[text] >= e.policy.FailedLoginThreshold {
+			out = append(out, text)
 		}
 	}
 	return out
@@ -280,42 +566,140 @@ func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
 
 // SetAlerted gives the evaluator the spans already alerted for ip.
 func (e *Evaluator) SetAlerted(ip string, spans []ipguard.TimeSpan) {
-	g := e.agg(ip)
-	g.alerted, g.lookedUp = spans, true
+	i := e.lookup(ip, true)
+	e.counters[i].lookedUp = true
+	if len(spans) > 0 {
+		e.more(i).alerted = spans
+	}
 }
 
-func (e *Evaluator) agg(key string) *burstAgg {
-	g := e.failed[key]
-	if g == nil {
-		_, addr, ok := addrKey(key)
-		g = &burstAgg{ip: key, addr: addr, parsed: ok}
-		e.failed[key] = g
-		e.order = append(e.order, key)
+// StoredFailuresWanted returns the whole addresses of successful logins in
+// evs that no failed login of this window came from yet and whose failed
+// logins remembered by earlier runs were not asked for yet.
+func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) []string {
+	var out []string
+	seen := map[addrKey]bool{}
+	for _, ev := range evs {
+		if !IsSuccessfulLogin(ev.ActionID) {
+			continue
+		}
+		k, a, whole := parseAddr(ev.IP)
+		if !whole || seen[k] {
+			continue
+		}
+		seen[k] = true
+		if _, asked := e.stored[k]; asked {
+			continue
+		}
+		if i, ok := e.failed.get(k); ok && e.counters[i].seen > 0 {
+			continue
+		}
+		out = append(out, a.String())
 	}
-	return g
+	return out
 }
 
-func addrKey(ip string) (string, allowlist.Addr, bool) {
-	addr, ok := allowlist.ParseLoginIP(ip)
-	if ok {
-		return addr.String(), addr, true
+// SetStoredFailures gives the evaluator what earlier runs remembered of the
+// failed logins from the addresses asked for (absent: none).
+func (e *Evaluator) SetStoredFailures(asked []string, got map[string]ipguard.AddressFailures) {
+	if e.stored == nil {
+		e.stored = map[addrKey]ipguard.AddressFailures{}
 	}
-	return ip, addr, false
+	for _, ip := range asked {
+		k, _, whole := parseAddr(ip)
+		if whole {
+			e.stored[k] = got[ip] // the zero value: asked, nothing remembered
+		}
+	}
 }
+
+// FailureBucket is how the failed logins to remember are grouped by date:
+// a bucket is handed out (FailuresToRemember) once the walk is past it.
+const FailureBucket = 10 * time.Minute
+
+// bucketCount is one address's failed logins within one bucket.
+type bucketCount struct {
+	n           int32
+	first, last uint32
+}
+
+// FailuresToRemember returns, per whole address and bucket, the failed
+// logins of the buckets that lie wholly after done (every row dated after
+// done was read), or of every bucket when done is zero (the window ended or
+// stopped), and forgets them: what is held at once is a bucket or two of a
+// flood, never the whole window.
+func (e *Evaluator) FailuresToRemember(done time.Time) []ipguard.AddressFailures {
+	var out []ipguard.AddressFailures
+	var keys []int64
+	for b := range e.buckets {
+		if done.IsZero() || b > done.Unix() {
+			keys = append(keys, b)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
+	for _, b := range keys {
+		for k, c := range e.buckets[b] {
+			out = append(out, ipguard.AddressFailures{IP: keyText(k), Count: int(c.n),
+				First: time.Unix(int64(c.first), 0).UTC(), Last: time.Unix(int64(c.last), 0).UTC()})
+		}
+		delete(e.buckets, b)
+	}
+	return out
+}
+
+// addrIndex indexes counters by whole address: IPv4 by 4 bytes (most
+// floods), the rest by 16.
+type addrIndex struct {
+	v4 map[uint32]int32
+	v6 map[addrKey]int32
+}
+
+func v4of(k addrKey) (uint32, bool) {
+	for _, b := range k[:10] {
+		if b != 0 {
+			return 0, false
+		}
+	}
+	if k[10] != 0xff || k[11] != 0xff {
+		return 0, false
+	}
+	return uint32(k[12])<<24 | uint32(k[13])<<16 | uint32(k[14])<<8 | uint32(k[15]), true
+}
+
+func (x addrIndex) get(k addrKey) (int32, bool) {
+	if v, ok := v4of(k); ok {
+		i, found := x.v4[v]
+		return i, found
+	}
+	i, found := x.v6[k]
+	return i, found
+}
+
+func (x addrIndex) put(k addrKey, i int32) {
+	if v, ok := v4of(k); ok {
+		x.v4[v] = i
+		return
+	}
+	x.v6[k] = i
+}
+
+// maxRemembered bounds the successful logins the evaluator keeps to raise
+// when their address's failed attempts come later.
+const maxRemembered = 5000
 
 // Add evaluates one piece of events (the users of its successful logins must
 // have been added to the lists) and returns its single-login findings, in
-// event order. Failed logins are aggregated per address; Bursts returns the
-// bursts that are due. Logouts and other non-login actions are ignored.
+// event order, then the logins of earlier pieces this piece's failed logins
+// raise to password_guess_succeeded. Failed logins are counted per address;
+// Bursts returns the bursts that are due. Logouts and other non-login
+// actions are ignored.
 func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
-	if e.policy.FailedLoginThreshold > 0 {
-		for _, ev := range evs {
-			if !IsFailedLogin(ev.ActionID) {
-				continue
-			}
-			if err := e.addFailed(ev); err != nil {
-				return nil, err
-			}
+	for _, ev := range evs {
+		if !IsFailedLogin(ev.ActionID) {
+			continue
+		}
+		if err := e.addFailed(ev); err != nil {
+			return nil, err
 		}
 	}
 	var out []Finding
@@ -327,48 +711,88 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 			out = append(out, f)
 		}
 	}
+	out = append(out, e.upgrades...)
+	e.upgrades = nil
 	return out, nil
 }
 
+// addFailed counts a failed login toward the correlation (always: it only
+// needs a counter per address) and, when bursts are on, toward its
+// address's burst.
 func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
-	key, _, _ := addrKey(ev.IP)
-	g := e.agg(key)
-	g.seen++
-	for _, s := range g.alerted {
+	i := e.lookup(ev.IP, true)
+	c := &e.counters[i]
+	c.seen++
+	secs := uint32(max(0, ev.Date.Unix()))
+	if k, _, whole := parseAddr(ev.IP); whole {
+		e.noteBucket(k, ev.Date, secs)
+		if fs, ok := e.raised[k]; ok {
+			for _, f := range fs {
+				e.upgrades = append(e.upgrades, raise(f, int(c.seen), "in the same window (read after the login was first alerted)"))
+			}
+			e.remembered -= len(fs)
+			delete(e.raised, k)
+		}
+	}
+	if e.policy.FailedLoginThreshold <= 0 {
+		return nil // bursts are off: a counter is all the correlation needs
+	}
+	for _, s := range e.summarised {
 		if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
-			g.counted++
+			c.counted++
 			e.AlreadyAlerted++
 			return nil
 		}
 	}
-	if g.parsed {
+	if x := e.extra[i]; x != nil {
+		for _, s := range x.alerted {
+			if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
+				c.counted++
+				e.AlreadyAlerted++
+				return nil
+			}
+		}
+	}
+	if c.whole {
 		ul, err := e.lists.target(ev)
 		if err != nil {
 			return err
 		}
-		if ul != nil && ul.allows(g.addr, ev.Date) {
+		c = &e.counters[i]
+		if addr, ok := allowlist.ParseLoginIP(ev.IP); ok && ul != nil && ul.allows(addr, ev.Date) {
 			return nil // the targeted account may use this address: a forgotten password, not an attack
 		}
 	}
-	g.counted++
-	g.pending++
-	if g.pending == 1 {
-		g.first, g.last, g.ids, g.logins, g.raws, g.sample = ev.Date, ev.Date, nil, nil, nil, ev
+	c.counted++
+	c.pending++
+	if c.pending == 1 || secs < c.first {
+		c.first = secs
 	}
-	if ev.Date.Before(g.first) {
-		g.first = ev.Date
+	if c.pending == 1 || secs > c.last {
+		c.last = secs
 	}
-	if ev.Date.After(g.last) {
-		g.last = ev.Date
+	if c.counted < int32(e.policy.FailedLoginThreshold) {
+		return nil // below the threshold: the counter is all that is kept
 	}
-	if len(g.ids) < MaxListedIDs {
-		g.ids = append(g.ids, ev.ID)
+	x := e.more(i)
+	if x.burst == nil {
+		x.burst = &burstDetail{sample: ev}
+		if x.text == "" {
+			x.text = ev.IP
+			if k, _, whole := parseAddr(ev.IP); whole {
+				x.text = keyText(k)
+			}
+		}
 	}
-	if l := strings.TrimSpace(ev.Login); l != "" && len(g.logins) < maxListedLogins && !contains(g.logins, l) {
-		g.logins = append(g.logins, l)
+	b := x.burst
+	if len(b.ids) < MaxListedIDs {
+		b.ids = append(b.ids, ev.ID)
 	}
-	if len(g.raws) < maxBurstRaw && len(ev.Raw) > 0 {
-		g.raws = append(g.raws, ev.Raw)
+	if l := strings.TrimSpace(ev.Login); l != "" && len(b.logins) < maxListedLogins && !contains(b.logins, l) {
+		b.logins = append(b.logins, l)
+	}
+	if len(b.raws) < maxBurstRaw && len(ev.Raw) > 0 {
+		b.raws = append(b.raws, ev.Raw)
 	}
 	return nil
 }
@@ -386,32 +810,110 @@ func contains(ss []string, s string) bool {
 // threshold and has some not yet returned, and forgets those: the next call
 // returns only failed logins added since (a burst that goes on).
 func (e *Evaluator) Bursts() []Finding {
+	if e.policy.FailedLoginThreshold <= 0 {
+		return nil
+	}
 	var out []Finding
-	for _, key := range e.order {
-		g := e.failed[key]
-		if g.pending == 0 || g.counted < e.policy.FailedLoginThreshold {
+	// Only addresses that reached the threshold have a burst's details.
+	idx := make([]int32, 0, len(e.extra))
+	for i, x := range e.extra {
+		if x.burst != nil {
+			idx = append(idx, i)
+		}
+	}
+	due := idx[:0]
+	for _, i := range idx {
+		if c := &e.counters[i]; c.pending > 0 && c.counted >= int32(e.policy.FailedLoginThreshold) {
+			due = append(due, i)
+		}
+	}
+	// The largest first; beyond MaxBurstAddresses in the window, one sum.
+	sort.Slice(due, func(a, b int) bool {
+		ca, cb := e.counters[due[a]].pending, e.counters[due[b]].pending
+		if ca != cb {
+			return ca > cb
+		}
+		return due[a] < due[b]
+	})
+	var rest []int32
+	for _, i := range due {
+		if e.burstAddrs >= MaxBurstAddresses {
+			rest = append(rest, i)
 			continue
 		}
-		out = append(out, e.burst(g))
-		g.pending = 0
+		e.burstAddrs++
+		out = append(out, e.burst(i))
+		e.counters[i].pending = 0
+		e.extra[i].burst = nil
+	}
+	if len(rest) > 0 {
+		out = append(out, e.summary(rest))
 	}
 	return out
 }
 
-func (e *Evaluator) burst(g *burstAgg) Finding {
-	sort.Slice(g.ids, func(i, j int) bool { return g.ids[i] < g.ids[j] })
-	f := Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, IP: g.ip,
-		FirstAt: g.first.UTC().Format(time.RFC3339), Date: g.last.UTC().Format(time.RFC3339),
-		UserID: g.sample.UserID, User: g.sample.User, Login: g.sample.Login, Action: g.sample.Action,
-		Country: g.sample.Country, City: g.sample.City, Browser: g.sample.Browser, Platform: g.sample.Platform,
-		EventIDs: append([]int64(nil), g.ids...), Count: g.pending, Capped: g.pending > len(g.ids),
-		Logins: append([]string(nil), g.logins...),
-		span:   &ipguard.TimeSpan{From: g.first, To: g.last}}
-	f.Reason = fmt.Sprintf("%d failed logins (threshold %d) from an address that none of the targeted accounts may use", g.pending, e.policy.FailedLoginThreshold)
-	if g.counted > g.pending {
-		f.Reason = fmt.Sprintf("%d more failed logins from an address already reported for a burst in this window (%d in all)", g.pending, g.counted)
+// summary sums up the bursts of the addresses rest in one finding.
+func (e *Evaluator) summary(rest []int32) Finding {
+	f := Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, Addresses: len(rest)}
+	var first, last uint32
+	for k, i := range rest {
+		c := &e.counters[i]
+		b := e.extra[i].burst
+		if k == 0 || c.first < first {
+			first = c.first
+		}
+		if k == 0 || c.last > last {
+			last = c.last
+		}
+		f.Count += int(c.pending)
+		if len(f.IPs) < maxListedLogins {
+			f.IPs = append(f.IPs, e.text(i))
+		}
+		for _, id := range b.ids {
+			if len(f.EventIDs) < MaxListedIDs {
+				f.EventIDs = append(f.EventIDs, id)
+			}
+		}
+		for _, l := range b.logins {
+			if len(f.Logins) < maxListedLogins && !contains(f.Logins, l) {
+				f.Logins = append(f.Logins, l)
+			}
+		}
+		c.pending = 0
+		e.extra[i].burst = nil
 	}
-	f.Raw, _ = json.Marshal(g.raws)
+	sort.Slice(f.EventIDs, func(a, b int) bool { return f.EventIDs[a] < f.EventIDs[b] })
+	from, to := time.Unix(int64(first), 0).UTC(), time.Unix(int64(last), 0).UTC()
+	f.FirstAt, f.Date = from.Format(time.RFC3339), to.Format(time.RFC3339)
+	f.Capped = f.Count > len(f.EventIDs)
+	f.IP = fmt.Sprintf("%d addresses", len(rest))
+	f.span = &ipguard.TimeSpan{From: from, To: to}
+	f.Reason = fmt.Sprintf("%d failed logins from %d more addresses, each at or over the threshold (%d); more than %d addresses burst in this window, so these are summed up here (the first %d are listed)",
+		f.Count, len(rest), e.policy.FailedLoginThreshold, MaxBurstAddresses, len(f.IPs))
+	return f
+}
+
+func (e *Evaluator) burst(i int32) Finding {
+	c := &e.counters[i]
+	b := e.extra[i].burst
+	sort.Slice(b.ids, func(i, j int) bool { return b.ids[i] < b.ids[j] })
+	first, last := time.Unix(int64(c.first), 0).UTC(), time.Unix(int64(c.last), 0).UTC()
+	n := int(c.pending)
+	f := Finding{Kind: KindFailedLoginBurst, Severity: SeverityMedium, IP: e.text(i),
+		FirstAt: first.Format(time.RFC3339), Date: last.Format(time.RFC3339),
+		UserID: b.sample.UserID, User: b.sample.User, Login: b.sample.Login, Action: b.sample.Action,
+		Country: b.sample.Country, City: b.sample.City, Browser: b.sample.Browser, Platform: b.sample.Platform,
+		EventIDs: append([]int64(nil), b.ids...), Count: n, Capped: n > len(b.ids),
+		Logins: append([]string(nil), b.logins...),
+		span:   &ipguard.TimeSpan{From: first, To: last}}
+	f.Reason = fmt.Sprintf("%d failed logins (threshold %d) from an address that none of the targeted accounts may use", n, e.policy.FailedLoginThreshold)
+	if !c.whole {
+		f.Reason += "; the portal cut this address (an IPv6 address at its first colon), so the failed logins may come from many addresses that share its beginning"
+	}
+	if int(c.counted) > n {
+		f.Reason = fmt.Sprintf("%d more failed logins from an address already reported for a burst in this window (%d in all)", n, c.counted)
+	}
+	f.Raw, _ = json.Marshal(b.raws)
 	return f
 }
 
@@ -421,12 +923,16 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	ul := e.lists.users[id]
 	var found bool
 	switch {
-	case ul == nil:
+	case ul == nil || (!ul.offboardedAt.IsZero() && !ev.Date.Before(ul.offboardedAt)):
 		if !e.policy.AlertUnknownUsers {
 			return Finding{}, false
 		}
 		f.Kind, f.Severity = KindUnknownUser, SeverityMedium
 		f.Reason = "successful login by a user who has no allowlist (never onboarded)"
+		if ul != nil {
+			f.Email = ul.email
+			f.Reason = "successful login by a user who has no allowlist (offboarded at " + ul.offboardedAt.UTC().Format(time.RFC3339) + ", before this login)"
+		}
 		found = true
 	default:
 		f.Email = ul.email
@@ -446,19 +952,44 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 			f.IP = addr.String()
 			f.Kind, f.Severity = KindIPNotAllowed, SeverityHigh
 			f.Reason = "successful login from an address outside the user's allowlist"
+			if !ul.offboardedAt.IsZero() {
+				f.Reason = "successful login from an address outside the allowlist the user had then (the user was offboarded at " + ul.offboardedAt.UTC().Format(time.RFC3339) + ")"
+			}
 			found = true
 		}
 	}
 	if !found {
 		return Finding{}, false
 	}
-	key, _, _ := addrKey(ev.IP)
-	if g := e.failed[key]; g != nil && g.seen > 0 {
-		f.FailedAttempts, f.FromKind = g.seen, f.Kind
-		f.Kind, f.Severity = KindPasswordGuessSucceeded, SeverityCritical
-		f.Reason = fmt.Sprintf("%s, after %d failed attempts from that address in the same window", f.Reason, g.seen)
+	// Only a whole address correlates: text the portal cut (an IPv6
+	// address at its first colon) is shared by unrelated addresses.
+	key, _, whole := parseAddr(ev.IP)
+	if !whole {
+		return f, true
+	}
+	if i, ok := e.failed.get(key); ok && e.counters[i].seen > 0 {
+		return raise(f, int(e.counters[i].seen), "in the same window"), true
+	}
+	if st := e.stored[key]; st.Count > 0 && !st.First.After(ev.Date) && (e.GuessWindow <= 0 || !st.Last.Before(ev.Date.Add(-e.GuessWindow))) {
+		return raise(f, st.Count, "seen by an earlier run within "+e.GuessWindow.String()), true
+	}
+	if e.remembered < maxRemembered {
+		if e.raised == nil {
+			e.raised = map[addrKey][]Finding{}
+		}
+		e.raised[key] = append(e.raised[key], f)
+		e.remembered++
 	}
 	return f, true
+}
+
+// raise makes f a password_guess_succeeded finding after n failed attempts
+// (where says where they were seen).
+func raise(f Finding, n int, where string) Finding {
+	f.FailedAttempts, f.FromKind = n, f.Kind
+	f.Kind, f.Severity = KindPasswordGuessSucceeded, SeverityCritical
+	f.Reason = fmt.Sprintf("%s, after %d failed attempts from that address %s", f.Reason, n, where)
+	return f
 }
 
 func single(ev ipguard.LoginEvent) Finding {
@@ -487,7 +1018,7 @@ func dropAlerted(fs []Finding, alerted map[int64]bool) ([]Finding, int) {
 	var out []Finding
 	dropped := 0
 	for _, f := range fs {
-		if f.span == nil && alerted[f.EventID] {
+		if f.span == nil && f.alertedBy(alerted) {
 			dropped++
 			continue
 		}

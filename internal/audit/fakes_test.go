@@ -135,6 +135,20 @@ type fakeStore struct {
 	writes     int // RecordAlerted + RecordAlertedSpan calls
 	lease      string
 	failRecord bool
+	failures   map[string]ipguard.AddressFailures
+	history    map[string]ipguard.AllowlistHistory
+}
+
+func (f *fakeStore) AllowlistHistory(_ context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]ipguard.AllowlistHistory{}
+	for _, id := range ids {
+		if h, ok := f.history[id]; ok {
+			out[id] = h
+		}
+	}
+	return out, nil
 }
 
 func newFakeStore() *fakeStore {
@@ -224,6 +238,42 @@ func (f *fakeStore) RecordAlertedSpan(_ context.Context, ip string, s ipguard.Ti
 	f.spans[ip] = append(f.spans[ip], s)
 	return nil
 }
+func (f *fakeStore) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, keep time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failures == nil {
+		f.failures = map[string]ipguard.AddressFailures{}
+	}
+	for _, x := range fs {
+		have, ok := f.failures[x.IP]
+		if !ok {
+			f.failures[x.IP] = x
+			continue
+		}
+		have.Count = max(have.Count, x.Count)
+		if x.First.Before(have.First) {
+			have.First = x.First
+		}
+		if x.Last.After(have.Last) {
+			have.Last = x.Last
+		}
+		f.failures[x.IP] = have
+	}
+	return nil
+}
+
+func (f *fakeStore) Failures(_ context.Context, ips []string, from, to time.Time) (map[string]ipguard.AddressFailures, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := map[string]ipguard.AddressFailures{}
+	for _, ip := range ips {
+		if x, ok := f.failures[ip]; ok && !x.Last.Before(from) && !x.Last.After(to) {
+			out[ip] = x
+		}
+	}
+	return out, nil
+}
+
 func (f *fakeStore) TryAcquireLease(_ context.Context, name, owner string, until, now time.Time) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -2,22 +2,25 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
 // Any payload gives a trigger or an InvalidInput naming the field ("event",
-// "from" or "to"). A trigger's window ends no later than now; a backfill's
+// "from", "to", "action", or a field a run does not take). A trigger's window ends no later than now; a backfill's
 // window is non-empty and in UTC, and a scheduled run has no start of its own.
 // A rejected payload given to the service changes nothing stored (checked
 // against the in-memory store), reads nothing and publishes nothing.
 func FuzzDecodeTrigger(f *testing.F) {
 	for _, s := range []string{`{}`, `null`, ``, `{"from":"2026-11-24T00:00:00Z","to":"2026-11-25T00:00:00Z"}`,
 		`{"from":"2026-11-25T00:00:00+03:00","to":"2026-11-25T00:00:00.0000001Z"}`, `{"from":"2026-11-25T00:00:00Z"}`,
-		`{"from":1,"to":2}`, `[]`, `{"from":"2030-01-01T00:00:00Z","to":"2031-01-01T00:00:00Z"}`, `{"action":"status"}`} {
+		`{"from":1,"to":2}`, `[]`, `{"from":"2030-01-01T00:00:00Z","to":"2031-01-01T00:00:00Z"}`, `{"action":"status"}`,
+		`{"action":"audit"}`, `{"dryRun":true}`, `{"from":"2026-11-24T00:00:00Z",}`} {
 		f.Add([]byte(s), int64(0), int64(1764064800))
 	}
 	f.Fuzz(func(t *testing.T, payload []byte, atSec, nowSec int64) {
@@ -29,8 +32,8 @@ func FuzzDecodeTrigger(f *testing.F) {
 		tr, err := DecodeTrigger(payload, at, now)
 		if err != nil {
 			var ie *ipguard.Error
-			if !errors.As(err, &ie) || ie.Code != ipguard.EInvalid || (ie.Field != "event" && ie.Field != "from" && ie.Field != "to") {
-				t.Fatalf("%q: %v, want InvalidInput naming event, from or to", payload, err)
+			if !errors.As(err, &ie) || ie.Code != ipguard.EInvalid || !namesAField(payload, ie.Field) {
+				t.Fatalf("%q: %v, want InvalidInput naming event, from, to, action or the unknown field", payload, err)
 			}
 			svc, src, st, pub := newAudit()
 			svc.Now = func() time.Time { return now }
@@ -53,4 +56,22 @@ func FuzzDecodeTrigger(f *testing.F) {
 			t.Fatalf("%q: a scheduled run with a start %v", payload, tr.From)
 		}
 	})
+}
+
+// namesAField: field is one a run reads, or a member of payload it refused.
+func namesAField(payload []byte, field string) bool {
+	switch field {
+	case "event", "from", "to", "action":
+		return true
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(payload, &obj) != nil {
+		return false
+	}
+	for k := range obj {
+		if field != "" && humantext.Line(fieldName(k), 200) == field { // as ipguard.Invalid shows it
+			return true
+		}
+	}
+	return false
 }

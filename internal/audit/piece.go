@@ -22,6 +22,8 @@ type piecer struct {
 	lists *Allowlists
 	ev    *Evaluator
 	warns int // lists.Warnings already reported
+	// summaryRead: the spans of burst summaries were given to ev.
+	summaryRead bool
 }
 
 // piece evaluates, alerts and commits evs; afterwards every event of the
@@ -40,12 +42,30 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	if err := p.loadUsers(ctx, good); err != nil {
 		return err
 	}
+	if ips := p.ev.StoredFailuresWanted(good); len(ips) > 0 {
+		// Failed attempts an earlier run saw (the correlation survives the
+		// cut between runs and windows).
+		from, to := piecedates(good)
+		got, err := s.Store.Failures(ctx, ips, from.Add(-s.guessWindow()), to)
+		if err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read remembered failed logins: %w", err)
+		}
+		p.ev.SetStoredFailures(ips, got)
+	}
 	if ips := p.ev.FailedAddresses(good); len(ips) > 0 {
+		if !p.summaryRead {
+			ips = append(ips, burstSummaryKey)
+		}
 		spans, err := s.Store.AlertedSpans(ctx, ips, s.now())
 		if err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read alerted bursts: %w", err)
 		}
 		for _, ip := range ips {
+			if ip == burstSummaryKey {
+				p.summaryRead = true
+				p.ev.SetSummarised(spans[ip])
+				continue
+			}
 			p.ev.SetAlerted(ip, spans[ip])
 		}
 	}
@@ -55,6 +75,11 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		return err
 	}
 	r.res.AlreadyAlerted += p.ev.AlreadyAlerted - before
+	if !final {
+		if err := p.remember(ctx, done); err != nil {
+			return err
+		}
+	}
 	for ; p.warns < len(p.lists.Warnings); p.warns++ {
 		r.warn(p.lists.Warnings[p.warns])
 	}
@@ -88,7 +113,13 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	if err := p.publish(ctx, findings, notices); err != nil {
 		return err
 	}
+	if err := p.archive(ctx, good, done); err != nil {
+		return err
+	}
 
+	if !r.prog.Cursor.Below.Equal(done) {
+		r.prog.Cursor.SecondTries = 0 // the cursor moves past the second it waited at
+	}
 	if r.backfill {
 		r.prog.Cursor.Below = done
 		return nil
@@ -99,6 +130,69 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	r.prog.Cursor.Below = done
 	if err := s.Store.SetProgress(ctx, r.prog); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor (alerts of this piece were sent and recorded; the next run reads the piece again and sends nothing twice): %w", err)
+	}
+	return nil
+}
+
+// piecedates returns the oldest and the newest date of evs.
+func piecedates(evs []ipguard.LoginEvent) (from, to time.Time) {
+	for i, e := range evs {
+		if i == 0 || e.Date.Before(from) {
+			from = e.Date
+		}
+		if i == 0 || e.Date.After(to) {
+			to = e.Date
+		}
+	}
+	return from, to
+}
+
+// remember stores the failed logins per address of the buckets the walk is
+// past (all of them when done is zero) for the next runs' correlation
+// (bounded time-bucket items; see Store.RecordFailures).
+func (p *piecer) remember(ctx context.Context, done time.Time) error {
+	fs := p.ev.FailuresToRemember(done)
+	if len(fs) == 0 {
+		return nil
+	}
+	if err := p.run.s.Store.RecordFailures(ctx, fs, p.run.s.guessWindow()); err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: remember failed logins: %w", err)
+	}
+	return nil
+}
+
+// archive hands the piece's events to the login archive, once each: only
+// those dated after the checkpoint (the overlap a window re-reads before it
+// was archived by the window before), up to the cursor the piece started
+// from. The span (max(done, checkpoint), cursor] depends only on the saved
+// cursor and the piece's lower end, so a run retried after a failure, which
+// starts from the same saved cursor, writes the same span and replaces its
+// own object. Backfills stay out of the archive (their windows were, or
+// will be, archived by the scheduled runs that passed them).
+func (p *piecer) archive(ctx context.Context, evs []ipguard.LoginEvent, done time.Time) error {
+	r, s := p.run, p.run.s
+	if s.Archive == nil || r.backfill || r.prog.Cursor == nil {
+		return nil
+	}
+	span := ipguard.TimeSpan{From: done, To: r.prog.Cursor.Below}
+	if r.prog.Until.After(span.From) {
+		span.From = r.prog.Until
+	}
+	if !span.To.After(span.From) {
+		return nil
+	}
+	var in []ipguard.LoginEvent
+	for _, e := range evs {
+		if e.Date.After(span.From) && !e.Date.After(span.To) {
+			in = append(in, e)
+		}
+	}
+	if len(in) == 0 {
+		return nil
+	}
+	if err := s.Archive.Archive(ctx, span, in); err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: archive the logins dated %s to %s (this piece's alerts were sent and recorded; the next run reads it again, sends nothing twice and archives it): %w",
+			span.From.Format(time.RFC3339), span.To.Format(time.RFC3339), err)
 	}
 	return nil
 }
@@ -121,6 +215,14 @@ func (p *piecer) loadUsers(ctx context.Context, evs []ipguard.LoginEvent) error 
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: load allowlists: %w", err)
 	}
 	p.lists.Add(users)
+	// A login is judged by the allowlist in force when it happened: when
+	// each entry started and stopped counting, and whether a user without a
+	// record was offboarded after the login.
+	hist, err := p.run.s.Store.AllowlistHistory(ctx, ids)
+	if err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: load allowlist histories: %w", err)
+	}
+	p.lists.AddHistory(hist)
 	return nil
 }
 
@@ -181,7 +283,7 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 			if f.span == nil {
 				continue
 			}
-			if err := s.Store.RecordAlertedSpan(rctx, f.IP, *f.span, now, s.Settings.AlertRetention); err != nil {
+			if err := s.Store.RecordAlertedSpan(rctx, f.spanKey(), *f.span, now, s.Settings.AlertRetention); err != nil {
 				return ipguard.Errorf(ipguard.ErrorCode(err), "audit: alert %d of %d was published but the burst from %s could not be recorded as alerted; the next run may send it again: %w",
 					i+1, len(batches), f.IP, err)
 			}
@@ -202,7 +304,10 @@ func (p *piecer) respond(ctx context.Context, fs []Finding) []string {
 	if s.Responder == nil || len(fs) == 0 {
 		return nil
 	}
-	notices := s.Responder.Respond(ctx, fs, r.backfill)
+	if r.responder == nil {
+		r.responder = s.Responder.Begin(r.backfill)
+	}
+	notices := r.responder.Respond(ctx, fs)
 	for _, n := range notices {
 		r.warn(n)
 	}
@@ -215,8 +320,8 @@ func (p *piecer) respond(ctx context.Context, fs []Finding) []string {
 			r.res.Responses = map[string]int{}
 		}
 		r.res.Responses[resp.Outcome]++
-		if resp.Outcome == OutcomeEnded {
-			r.res.SessionEnded++
+		if resp.Outcome == OutcomeEnded && !resp.Recorded {
+			r.res.SessionEnded++ // only what this run ended, not what an earlier try did
 		}
 		if resp.Escalation != nil && resp.Escalation.Outcome == OutcomeDisabled && !r.disabled[f.UserID] {
 			r.disabled[f.UserID] = true

@@ -216,6 +216,7 @@ var kindPhrase = map[string][2]string{ // singular, plural
 	KindUnknownUser:            {"login by a user with no allowlist", "logins by users with no allowlist"},
 	KindUnverifiableIP:         {"login from an unverifiable address", "logins from unverifiable addresses"},
 	KindFailedLoginBurst:       {"failed-login burst", "failed-login bursts"},
+	KindCoverageLost:           {"stretch of logins not evaluated (lost coverage)", "stretches of logins not evaluated (lost coverage)"},
 }
 
 func phrase(kind string, n int) string {
@@ -301,6 +302,10 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 	if n[KindUnknownUser] > 0 {
 		b.WriteString("  - Users with no allowlist were never onboarded: onboard them, or set\n    UNKNOWN_USER_POLICY=ignore if that is expected.\n")
 	}
+	if n[KindCoverageLost] > 0 {
+		b.WriteString("  - Lost coverage: logins of the span named were not checked. Follow the cause in the\n" +
+			"    README (Limits); a login hidden there is alerted only once it can be read.\n")
+	}
 	if n[KindFailedLoginBurst] > 0 {
 		b.WriteString("  - Repeated failed logins from one address look like password guessing:\n    check the portal's brute-force settings and block the address upstream.\n")
 	}
@@ -312,6 +317,19 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 func writeFinding(b *strings.Builder, i int, f Finding) {
 	fmt.Fprintf(b, "%d. [%s] %s\n", i, strings.ToUpper(f.Severity), f.Reason)
 	c := func(s string) string { return humantext.Line(s, fieldBytes) }
+	if f.Kind == KindCoverageLost {
+		fmt.Fprintf(b, "   Cause: %s\n   Logins dated: %s to %s\n", f.Cause, f.FirstAt, f.Date)
+		switch {
+		case f.Count > 0 && f.UpTo:
+			fmt.Fprintf(b, "   Not evaluated: up to %d logins\n", f.Count)
+		case f.Count > 0:
+			fmt.Fprintf(b, "   Not evaluated: %d logins\n", f.Count)
+		default:
+			b.WriteString("   Not evaluated: unknown how many\n")
+		}
+		b.WriteString("\n")
+		return
+	}
 	if f.Kind == KindFailedLoginBurst {
 		targets := "none given"
 		if len(f.Logins) > 0 {
@@ -387,7 +405,7 @@ func smsText(m Meta, fs []Finding) string {
 	n := countKinds(fs)
 	var parts []string
 	short := map[string]string{KindPasswordGuessSucceeded: "GUESSED PASSWORD", KindIPNotAllowed: "bad IP", KindUnknownUser: "unknown user",
-		KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst"}
+		KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst", KindCoverageLost: "LOST COVERAGE"}
 	for _, k := range Kinds {
 		if n[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[k], short[k]))

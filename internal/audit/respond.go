@@ -5,17 +5,24 @@ import "context"
 // Responder acts on a run's findings (ending the offending sessions) before
 // they are alerted, so that the alert says what was done. See package enforce.
 type Responder interface {
-	// Respond is called once per piece of a run (see Settings.PieceEvents;
+	// Begin starts the responses of one run (backfill: a backfill run);
+	// whatever the responder counts per run (its circuit breaker, one
+	// logoutall per user) spans all the pieces of that run.
+	Begin(backfill bool) RunResponder
+}
+
+// RunResponder is the responses of one run.
+type RunResponder interface {
+	// Respond is called once per piece of the run (see Settings.PieceEvents;
 	// a run of a usual size is one piece), after the piece's findings were
 	// evaluated and the already-alerted ones dropped, and before any of
-	// them is published;
-	// backfill is true for a backfill run. It sets Response on each finding
-	// it has an answer for, in place, and returns notices for the alert
-	// (e.g. that enforcement was suspended, and why).
+	// them is published. It sets Response on each finding it has an answer
+	// for, in place, and returns notices for the alert (e.g. that
+	// enforcement was suspended, and why).
 	//
 	// It never fails the run and never blocks the alert: its own failures
 	// become outcomes of the findings, and it returns well before ctx ends.
-	Respond(ctx context.Context, fs []Finding, backfill bool) []string
+	Respond(ctx context.Context, fs []Finding) []string
 }
 
 // Outcomes of a Response.
@@ -61,6 +68,10 @@ type Response struct {
 	Guard string `json:"guard,omitempty"`
 	// Error is the failure behind a refused or failed outcome.
 	Error string `json:"error,omitempty"`
+	// Recorded says the outcome was read back from the record of an
+	// earlier try (a retried run): this run did not act, and it is not
+	// counted in sessionEnded.
+	Recorded bool `json:"recorded,omitempty"`
 	// Escalation is set when this violation made the user reach
 	// ENFORCEMENT_DISABLE_AFTER within 24 hours.
 	Escalation *Escalation `json:"escalation,omitempty"`

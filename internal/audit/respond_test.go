@@ -13,15 +13,22 @@ type fakeResponder struct {
 	backfill bool
 	seen     []int64
 	notice   string
+	recorded map[int64]bool // answer these from "an earlier try's record"
+	begins   int
 }
 
-func (f *fakeResponder) Respond(_ context.Context, fs []Finding, backfill bool) []string {
-	f.calls++
+func (f *fakeResponder) Begin(backfill bool) RunResponder {
+	f.begins++
 	f.backfill = backfill
+	return f
+}
+
+func (f *fakeResponder) Respond(_ context.Context, fs []Finding) []string {
+	f.calls++
 	for i := range fs {
 		f.seen = append(f.seen, fs[i].ids()...)
 		if fs[i].Kind == KindIPNotAllowed {
-			fs[i].Response = &Response{Outcome: OutcomeEnded, Action: "end-session", At: "2026-11-25T12:03:10Z"}
+			fs[i].Response = &Response{Outcome: OutcomeEnded, Action: "end-session", At: "2026-11-25T12:03:10Z", Recorded: f.recorded[fs[i].EventID]}
 		}
 	}
 	if f.notice != "" {
@@ -64,6 +71,26 @@ func TestRunRespondsBeforePublishingAndCountsEndedSessions(t *testing.T) {
 	}
 	if len(r.seen) != 0 {
 		t.Errorf("responder saw alerted events again: %v", r.seen)
+	}
+}
+
+// Issue 16 §5: sessionEnded counts only the sessions this run ended, not
+// outcomes read back from an earlier try's records; and a run of several
+// pieces is one run for the responder.
+func TestSessionEndedCountsOnlyThisRunsActions(t *testing.T) {
+	s, _, _, _ := newAudit(violations(1, 250, t0.Add(time.Minute), 1)...)
+	s.Settings.PieceEvents = 100
+	r := &fakeResponder{recorded: map[int64]bool{1: true, 2: true}}
+	s.Responder = r
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SessionEnded != 248 || res.Responses[OutcomeEnded] != 250 {
+		t.Errorf("sessionEnded %d (responses %v); want 248 ended by this run of 250 shown ended", res.SessionEnded, res.Responses)
+	}
+	if r.begins != 1 || r.calls < 2 {
+		t.Errorf("responder begun %d times for %d pieces; want once per run", r.begins, r.calls)
 	}
 }
 

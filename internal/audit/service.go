@@ -58,6 +58,18 @@ type Store interface {
 	// RecordAlertedSpan remembers for keep that every failed login from ip
 	// dated within span was alerted: one write, whatever the burst's size.
 	RecordAlertedSpan(ctx context.Context, ip string, span ipguard.TimeSpan, at time.Time, keep time.Duration) error
+	// RecordFailures remembers, for keep after each one's last date, the
+	// failed logins from whole addresses, merged with what is stored for
+	// the same address and time bucket (the larger count, the wider span).
+	// Storage is bounded: a few items per time bucket, each holding at most
+	// a fixed number of addresses (those with fewer failures give way).
+	RecordFailures(ctx context.Context, fs []ipguard.AddressFailures, keep time.Duration) error
+	// AllowlistHistory returns the allowlist histories of the users among
+	// ids that have one (see ipguard.AllowlistHistory).
+	AllowlistHistory(ctx context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error)
+	// Failures returns, per address among ips, the remembered failed logins
+	// whose last date lies in [from, to] (merged over time buckets).
+	Failures(ctx context.Context, ips []string, from, to time.Time) (map[string]ipguard.AddressFailures, error)
 }
 
 // Publisher sends one alert message.
@@ -65,6 +77,15 @@ type Publisher interface {
 	// Publish sends a, once: it must not resend on its own after a lost
 	// answer (the audit records what was accepted right after each call).
 	Publish(ctx context.Context, a ipguard.Alert) (string, error)
+}
+
+// Archiver keeps the login events the audit reads (the login archive).
+type Archiver interface {
+	// Archive stores evs, the readable events dated within span (From
+	// exclusive, To inclusive), as one piece of work. Writing the same span
+	// again replaces what the earlier write stored (a retried run). A
+	// failure is classified.
+	Archive(ctx context.Context, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error
 }
 
 // LeaseName is the lease one audit run holds for its whole length.
@@ -98,6 +119,20 @@ type Settings struct {
 	// PieceEvents is how many events the audit evaluates, alerts and commits
 	// at a time (default 2000); memory stays in proportion to it.
 	PieceEvents int
+	// GuessWindow is how long failed logins from an address are remembered
+	// across runs: a successful login from it within that time is
+	// password_guess_succeeded (default DefaultGuessWindow).
+	GuessWindow time.Duration
+}
+
+// DefaultGuessWindow is Settings.GuessWindow's default.
+const DefaultGuessWindow = time.Hour
+
+func (s *Service) guessWindow() time.Duration {
+	if s.Settings.GuessWindow > 0 {
+		return s.Settings.GuessWindow
+	}
+	return DefaultGuessWindow
 }
 
 // Service runs audits. Source, Store, Publisher and Leases are required;
@@ -111,8 +146,11 @@ type Service struct {
 	Publisher Publisher
 	Leases    lease.Backend
 	Responder Responder
-	Settings  Settings
-	Now       func() time.Time
+	// Archive, optional, keeps every login a scheduled run newly passes
+	// (see piecer.archive); backfills stay out of it.
+	Archive  Archiver
+	Settings Settings
+	Now      func() time.Time
 	// Log is used when the context carries no logger (ipguard.WithLogger).
 	Log *slog.Logger
 }
@@ -147,6 +185,18 @@ type Result struct {
 	ResumeBelow string `json:"resumeBelow,omitempty"`
 	// PortalClockSkew is the portal's clock minus ours, from its HTTP Date.
 	PortalClockSkew string `json:"portalClockSkew,omitempty"`
+	// CoverageLost counts the coverage_lost findings this run sent (one per
+	// cause and episode; an episode already alerted is not counted again).
+	CoverageLost int `json:"coverageLost"`
+	// LoginsNotEvaluated is how many logins of this run's windows could not
+	// be evaluated (an upper bound where a flood made it uncertain; a cause
+	// of unknown extent, such as the plan fallback, counts 1): 0 exactly
+	// when the run lost no coverage. The CoverageLost metric carries it.
+	LoginsNotEvaluated int `json:"loginsNotEvaluated"`
+	// UnreadSecond, when set, is the second this run stopped at because it
+	// could not see every row of it: the cursor stays there and the next
+	// run reads it again with twice the requests.
+	UnreadSecond *UnreadSecond `json:"unreadSecond,omitempty"`
 	// SessionEnded counts the findings whose session this run ended.
 	SessionEnded int `json:"sessionEnded"`
 	// Responses counts this run's findings per response outcome (see Response).
@@ -225,6 +275,15 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 		err = r.scheduled(t)
 	}
 	s.clockSkew(ctx, r)
+	if err == nil {
+		// Lost coverage is a finding of its own, sent once per episode.
+		switch cerr := r.publishCoverage(ctx); {
+		case errors.Is(cerr, errOutOfTime):
+			r.warn("the deadline came before the lost-coverage alert could be sent; the next run that meets the cause sends it")
+		case cerr != nil:
+			err = cerr
+		}
+	}
 	if more := r.warnings - len(res.Warnings); more > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("... and %d more warnings (each is in the log)", more))
 	}
@@ -261,6 +320,9 @@ type run struct {
 	seenWarn map[[32]byte]bool
 	warnings int             // distinct warnings, listed or not
 	disabled map[string]bool // users counted in UsersDisabled
+	lost     map[string]*lostCoverage
+	// responder is this run's responses (started at the first piece).
+	responder RunResponder
 }
 
 // warn records msg as one safe line (humantext.Line, at most
@@ -311,6 +373,7 @@ func (r *run) scheduled(t Trigger) error {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: anchor the first window: %w", err)
 		}
 	}
+	prog.Memory = noteRetention(prog.Memory, s.Settings.AlertRetention, s.now())
 	r.prog = prog
 	r.res.SafeUntil = prog.Until.Format(time.RFC3339)
 	for {
@@ -334,6 +397,11 @@ func (r *run) scheduled(t Trigger) error {
 		if err != nil {
 			return err
 		}
+		if !complete && r.res.UnreadSecond != nil {
+			r.res.Complete = false
+			r.res.ResumeBelow = r.prog.Cursor.Below.Format(time.RFC3339Nano)
+			return nil
+		}
 		if !complete {
 			r.res.Complete = false
 			r.res.ResumeBelow = r.prog.Cursor.Below.Format(time.RFC3339Nano)
@@ -343,7 +411,7 @@ func (r *run) scheduled(t Trigger) error {
 		}
 		advanced := w.To.After(r.prog.Until)
 		if advanced {
-			r.prog = ipguard.AuditProgress{Until: w.To}
+			r.prog = ipguard.AuditProgress{Until: w.To, Memory: r.prog.Memory}
 		} else {
 			r.prog.Cursor = nil
 		}
@@ -364,8 +432,15 @@ func (r *run) runBackfill(t Trigger) error {
 	s := r.s
 	w := Window{From: t.From, To: t.To}
 	r.res.From, r.res.To, r.res.Backfill = w.From.Format(time.RFC3339), w.To.Format(time.RFC3339), true
-	if memory := r.s.now().Add(-s.Settings.AlertRetention); s.Settings.AlertRetention > 0 && w.From.Before(memory) {
-		note := fmt.Sprintf("this backfill starts at %s, before what the alert memory still holds (ALERT_RETENTION %s, back to %s): logins before that may have been alerted already and are alerted again",
+	// The alert memory is judged by how long each record was written to
+	// live (the retention history), not by ALERT_RETENTION now: raising it
+	// just before a backfill does not bring expired records back.
+	var hist []ipguard.RetentionSince
+	if prog, err := s.Store.Progress(r.ctx); err == nil {
+		hist = prog.Memory
+	}
+	if memory := memoryFloor(hist, s.Settings.AlertRetention, r.s.now()); s.Settings.AlertRetention > 0 && w.From.Before(memory) {
+		note := fmt.Sprintf("this backfill starts at %s, before what the alert memory still holds (alert records live for the ALERT_RETENTION in force when they were written; now %s; they reach back to %s): logins before that may have been alerted already and are alerted again",
 			w.From.Format(time.RFC3339), s.Settings.AlertRetention, memory.Format(time.RFC3339))
 		r.warn(note)
 		r.meta.Note, r.meta.MayRepeat = note, true
@@ -397,11 +472,26 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 	}
 	lists := NewAllowlists(nil, func() ([]ipguard.User, error) { return s.Store.AllUsers(r.ctx) })
 	ev := NewEvaluator(lists, s.Settings.Policy)
+	ev.GuessWindow = s.guessWindow()
 	p := piecer{run: r, lists: lists, ev: ev}
+	defer func() {
+		// Whatever happened, remember the failed logins this window read
+		// (bounded; a failure here is only logged: the findings stand).
+		// Within the run's own deadline: a run at its margin leaves the
+		// last buckets unremembered (a warning) rather than time out.
+		rctx, cancel := context.WithTimeout(r.ctx, recordTimeout)
+		defer cancel()
+		if err := p.remember(rctx, time.Time{}); err != nil {
+			r.warn("the failed logins of this window could not be remembered for the next runs' password-guess correlation: " + humantext.Line(err.Error(), 300))
+		}
+	}()
 
 	fctx, cancel := s.budget(r.ctx)
 	defer cancel()
-	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn}
+	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn, lose: r.lose}
+	if c := r.prog.Cursor; c.Below.Equal(below) {
+		wk.tries = c.SecondTries
+	}
 	var pending []ipguard.LoginEvent
 	var pendingDone time.Time
 	pieceStopped := false
@@ -422,6 +512,26 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 	r.res.PagesReread += rereads
 	r.res.EventsFetched += rows
 	switch {
+	case errors.Is(err, errSecondUnread):
+		// The walk handed on what it saw of a second it could not read
+		// whole, with done at that second: commit it, keep the cursor
+		// there, and count the try (the next run reads with twice the
+		// requests).
+		if !pieceStopped {
+			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
+				return false, r.deadlineOr(err)
+			}
+		}
+		r.res.UnreadSecond = wk.unread
+		if c := r.prog.Cursor; c.Below.Format(time.RFC3339) == wk.unread.Second {
+			c.SecondTries = wk.tries + 1
+			if !r.backfill {
+				if err := s.Store.SetProgress(r.ctx, r.prog); err != nil {
+					return false, ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor at an unread second: %w", err)
+				}
+			}
+		}
+		return false, nil
 	case errors.Is(err, errOutOfTime):
 		// What was read but not yet evaluated is finished inside the
 		// margin, which exists for this; a deadline that comes even so
@@ -491,8 +601,12 @@ func (s *Service) clockSkew(ctx context.Context, r *run) {
 	skew := portal.Sub(local).Round(time.Second)
 	r.res.PortalClockSkew = skew.String()
 	if abs(skew) > s.Settings.Overlap/2 {
-		r.warn(fmt.Sprintf("the portal's clock is %s off ours (HTTP Date %s), more than half of AUDIT_OVERLAP (%s): events may fall between windows; fix the clock or raise AUDIT_OVERLAP",
-			skew, portal.UTC().Format(time.RFC3339), s.Settings.Overlap))
+		msg := fmt.Sprintf("the portal's clock is %s off ours (HTTP Date %s), more than half of AUDIT_OVERLAP (%s): events may fall between windows; fix the clock or raise AUDIT_OVERLAP",
+			skew, portal.UTC().Format(time.RFC3339), s.Settings.Overlap)
+		r.warn(msg)
+		from, _ := time.Parse(time.RFC3339, r.res.From)
+		to, _ := time.Parse(time.RFC3339, r.res.To)
+		r.lose(lostCoverage{cause: CauseClockSkew, from: from, to: to, reason: msg})
 	}
 }
 

@@ -32,6 +32,28 @@ func at(id int64, user string, action int, ip string, d time.Duration) ipguard.L
 
 func trig(d time.Duration) Trigger { return Trigger{To: t0.Add(d)} }
 
+// lostAlerts returns the coverage_lost findings sent, each of which must
+// be a message of its own.
+func lostAlerts(t *testing.T, sent []ipguard.Alert) []Finding {
+	t.Helper()
+	var out []Finding
+	for _, a := range sent {
+		var p Payload
+		if err := json.Unmarshal([]byte(a.Default), &p); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range p.Events {
+			if f.Kind == KindCoverageLost {
+				if len(p.Events) != 1 || f.Severity != SeverityHigh {
+					t.Errorf("coverage_lost shares its message with %d findings (severity %s)", len(p.Events)-1, f.Severity)
+				}
+				out = append(out, f)
+			}
+		}
+	}
+	return out
+}
+
 // alertedIDs counts, per event id, how many messages named it.
 func alertedIDs(t *testing.T, sent []ipguard.Alert) map[int64]int {
 	t.Helper()
@@ -518,8 +540,12 @@ func TestRunSurvivesPoison(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.WarningCount != 2 || len(pub.sent) != 1 || res.Counts[KindIPNotAllowed] != 1 {
+	// the violation, and the unreadable row as lost coverage (a message of its own)
+	if res.WarningCount != 2 || len(pub.sent) != 2 || res.Counts[KindIPNotAllowed] != 1 || res.CoverageLost != 1 {
 		t.Fatalf("result %+v", res)
+	}
+	if lost := lostAlerts(t, pub.sent); len(lost) != 1 || lost[0].Cause != CauseUnreadableRows || lost[0].Count != 1 {
+		t.Errorf("lost coverage %+v", lost)
 	}
 	w := strings.Join(res.Warnings, "\n")
 	if !strings.Contains(w, `unreadable login event skipped`) || !strings.Contains(w, `"not-an-ip"`) {
@@ -714,8 +740,11 @@ func TestRunManyUnreadableEventsBoundedWarnings(t *testing.T) {
 	evs = append(evs, at(999, "alice", 1010, "198.51.100.1", 12*time.Minute))
 	s, _, _, pub := newAudit(evs...)
 	res, err := s.Run(context.Background(), trig(15*time.Minute))
-	if err != nil || len(pub.sent) != 1 {
+	if err != nil || len(pub.sent) != 2 || res.CoverageLost != 1 || res.LoginsNotEvaluated != 500 {
 		t.Fatalf("result %+v, %v", res, err)
+	}
+	if lost := lostAlerts(t, pub.sent); len(lost) != 1 || lost[0].Count != 500 {
+		t.Errorf("lost coverage %+v", lost)
 	}
 	if res.WarningCount != 500 || len(res.Warnings) != maxResultWarnings+1 || !strings.Contains(res.Warnings[maxResultWarnings], "and 400 more warnings") {
 		t.Errorf("warningCount %d, %d listed, last %q", res.WarningCount, len(res.Warnings), res.Warnings[len(res.Warnings)-1])
@@ -803,7 +832,7 @@ func TestRunReportsUnreadableRowsAtTheTop(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Counts[KindIPNotAllowed] != 1 || len(pub.sent) != 1 {
+			if res.Counts[KindIPNotAllowed] != 1 || len(pub.sent) != 2 || res.CoverageLost != 1 || res.LoginsNotEvaluated != n {
 				t.Fatalf("result %+v", res)
 			}
 			if res.WarningCount != 1 || !strings.Contains(strings.Join(res.Warnings, " "), "unreadable login event skipped") {

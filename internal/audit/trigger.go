@@ -4,6 +4,8 @@ package audit
 
 import (
 	"encoding/json"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,15 +28,25 @@ type Trigger struct {
 //     EventBridge Scheduler Input such as {});
 //   - a backfill {"from": RFC3339, "to": RFC3339}: exactly that window.
 //
-// A window end in the future is pulled back to now. Malformed times are
-// EInvalid errors naming the field.
+// {"action": "audit"} is a scheduled run asked for by name. Anything else is
+// EInvalid naming the field, so that a payload meant for something else
+// never runs an audit that moves the checkpoint: malformed JSON (naming the
+// position), a value that is not an object, another action, or a field
+// other than from, to and action. A window end in the future is pulled
+// back to now. Malformed times are EInvalid errors naming the field.
 func DecodeTrigger(payload []byte, at, now time.Time) (Trigger, error) {
 	now = now.UTC()
 	var obj map[string]json.RawMessage
 	if len(strings.TrimSpace(string(payload))) > 0 && string(payload) != "null" {
+		if err := ipguard.CheckJSON("event", payload); err != nil {
+			return Trigger{}, err
+		}
 		if err := json.Unmarshal(payload, &obj); err != nil {
 			return Trigger{}, ipguard.Invalid("event", string(payload), "must be a JSON object (a scheduled event or {\"from\": ..., \"to\": ...})")
 		}
+	}
+	if err := checkTriggerFields(obj); err != nil {
+		return Trigger{}, err
 	}
 	t := Trigger{To: now}
 	if !at.IsZero() {
@@ -61,6 +73,40 @@ func DecodeTrigger(payload []byte, at, now time.Time) (Trigger, error) {
 		return Trigger{}, ipguard.Invalid("from", t.From.Format(time.RFC3339), "is in the future")
 	}
 	return t, nil
+}
+
+// ActionAudit is the one "action" a run accepts: an audit run by name.
+const ActionAudit = "audit"
+
+// checkTriggerFields refuses fields a run does not know (see DecodeTrigger).
+func checkTriggerFields(obj map[string]json.RawMessage) error {
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		switch k {
+		case "from", "to":
+		case "action":
+			var a string
+			if json.Unmarshal(obj[k], &a) != nil || !strings.EqualFold(strings.TrimSpace(a), ActionAudit) {
+				return ipguard.Invalid("action", string(obj[k]), "is not an action of the audit function; use status, test-alert or audit (or no action: a scheduled run; {\"from\", \"to\"}: a backfill)")
+			}
+		default:
+			return ipguard.Invalid(fieldName(k), string(obj[k]), "is not a field of an audit run: send {} or a scheduled event for a run, {\"from\": RFC3339, \"to\": RFC3339} for a backfill, or {\"action\": \"status\"|\"test-alert\"}")
+		}
+	}
+	return nil
+}
+
+// fieldName names a caller's field in an error: as it is, or quoted when
+// it is blank (so that the error still names one).
+func fieldName(k string) string {
+	if strings.TrimSpace(k) == "" {
+		return strconv.Quote(k)
+	}
+	return k
 }
 
 func timeField(obj map[string]json.RawMessage, key string) (time.Time, error) {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ func TestDecodeTrigger(t *testing.T) {
 		{"null payload", `null`, now, time.Time{}, false},
 		{"future time pulled back", `{"version":"0","id":"z","detail-type":"Scheduled Event","source":"aws.events","time":"2026-11-25T11:00:00Z","detail":{}}`, now, time.Time{}, false},
 		{"backfill", `{"from":"2026-11-24T00:00:00Z","to":"2026-11-24T06:00:00+02:00"}`, at("2026-11-24T04:00:00Z"), at("2026-11-24T00:00:00Z"), true},
+		{"audit by name", `{"action": "Audit"}`, now, time.Time{}, false},
 		{"backfill in detail", `{"version":"0","id":"b","detail-type":"Backfill","source":"ops","time":"2026-11-25T10:00:00Z","detail":{"from":"2026-11-24T00:00:00Z","to":"2026-11-24T01:00:00Z"}}`, at("2026-11-24T01:00:00Z"), at("2026-11-24T00:00:00Z"), true},
 	}
 	for _, tt := range tests {
@@ -57,9 +59,26 @@ func TestDecodeTriggerRejects(t *testing.T) {
 		`{"from":"2026-11-24T02:00:00Z","to":"2026-11-24T01:00:00Z"}`,
 		`{"from":"2026-11-26T02:00:00Z","to":"2026-11-27T01:00:00Z"}`,
 		`{"version":"0","id":"n","detail-type":"Scheduled Event","source":"aws.events","time":"noon","detail":{}}`,
+		// Anything a run does not know never runs an audit (it would move the checkpoint).
+		`{"action":"statsu"}`,
+		`{"action":"sync"}`,
+		`{"action":3}`,
+		`{"dryRun":true}`,
+		`{"from":"2026-11-24T00:00:00Z","to":"2026-11-24T01:00:00Z","user":"u1"}`,
+		`{"version":"0","id":"d","detail-type":"Other","source":"ops","time":"2026-11-25T10:00:00Z","detail":{"action":"reset"}}`,
+		`{"from": "2026-11-24T00:00:00Z",}`,
+		`"{}"`,
 	} {
 		if _, err := decode([]byte(p), now); ipguard.ErrorCode(err) != ipguard.EInvalid {
 			t.Errorf("%s: err = %v, want EInvalid", p, err)
 		}
+	}
+}
+
+// Malformed JSON is InvalidInput that says where it breaks.
+func TestDecodeTriggerNamesTheJSONPosition(t *testing.T) {
+	_, err := decode([]byte("{\n  \"from\": \"2026-11-24T00:00:00Z\"\n  \"to\": \"2026-11-24T01:00:00Z\"\n}"), time.Now())
+	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "line 3, column 3") {
+		t.Errorf("err = %v, want EInvalid at line 3, column 3", err)
 	}
 }

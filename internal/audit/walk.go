@@ -51,6 +51,21 @@ import (
 // errOutOfTime says the walk stopped at its deadline margin.
 var errOutOfTime = errors.New("out of time")
 
+// errSecondUnread says the walk stopped at a second larger than a page
+// whose rows it could not all see within its read budget: it handed on the
+// rows it saw and claims nothing of that second (walker.unread names it).
+var errSecondUnread = errors.New("a second could not be read whole")
+
+// UnreadSecond is a second the walk stopped at because it could not see
+// every row of it: the cursor stays at it, and the next run reads it again
+// with twice the budget.
+type UnreadSecond struct {
+	Second string `json:"second"` // RFC3339
+	Rows   int    `json:"rows"`   // rows the second holds, from positions
+	Seen   int    `json:"seen"`   // distinct rows seen (and evaluated)
+	Reads  int    `json:"reads"`  // requests spent on it in this run
+}
+
 // walker reads the events dated [from, below] once each, newest first.
 type walker struct {
 	src  Source
@@ -59,7 +74,16 @@ type walker struct {
 	conc int // pages in flight at most (1: strictly sequential)
 	warn func(string)
 
+	// tries is how many earlier runs stopped at a second larger than a page
+	// without seeing all of it (the cursor's SecondTries): the read budget
+	// for such a second doubles with each.
+	tries int
+	// lose, optional, is told about logins the walk could not evaluate.
+	lose func(lostCoverage)
+
 	below    time.Time       // the walk's upper bound (set by walk)
+	drift    int             // rows written above the walk per request, as last measured
+	unread   *UnreadSecond   // the second the walk stopped at, unread (see errSecondUnread)
 	reported map[string]bool // unreadable rows already reported, by rowKey
 	busyOnce sync.Once       // the portal's Retry-After past the deadline, warned once
 
@@ -209,6 +233,10 @@ func (w *walker) reportUnreadable(p page) {
 		if w.warn != nil {
 			w.warn(fmt.Sprintf("unreadable login event skipped: %s; raw: %s", humantext.Line(ev.Unreadable, 200), humantext.Line(string(ev.Raw), 300)))
 		}
+		if w.lose != nil {
+			w.lose(lostCoverage{cause: CauseUnreadableRows, from: p.dates[i], to: p.dates[i], count: 1,
+				reason: "1 login event in the portal's history could not be read (the warning names it), so it was not evaluated"})
+		}
 	}
 }
 
@@ -275,7 +303,17 @@ type emitFunc func(evs []ipguard.LoginEvent, done time.Time, final bool) error
 
 // walk hands on every event dated [w.from, below] exactly once, in bands.
 // It returns errOutOfTime when ctx ends (what was handed on stays handed on),
-// and a classified error when the portal fails.
+// errSecondUnread when it stopped at a second it could not read whole (the
+// rows of that second it saw were handed on, with done at that second), and
+// a classified error when the portal fails.
+//
+// Rows written above the walk while it reads (a flood) shift every position
+// down between two requests. The walk measures that drift (rows per request)
+// each time it finds a boundary again and aims its next request that much
+// further down; a request that still lands above the boundary makes the next
+// one go twice as far (a gallop, then a bisection between the last position
+// known to hold a newer row and the first known to be too far), so the walk
+// gets ahead of any flood the portal's rate limit allows.
 func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error {
 	w.inflight = map[int]*fetch{}
 	w.below = below
@@ -287,26 +325,55 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 		d     time.Time
 		ids   map[string]bool // rows of the page before; nil: nothing to share with
 		exact int             // where the page after it should start (G−1); -1 unknown
+		pos   int             // where D started when it was seen last; -1 unknown
+		req   int             // requests made by then
 	}
-	b := boundary{d: below, exact: -1}
+	b := boundary{d: below, exact: -1, pos: -1}
 	fixes, chases := 0, 0
+	// lo: the greatest position known to hold a row newer than D (such a
+	// position stays newer for good: rows are only inserted above); hi: a
+	// position whose page began at or below D (may go stale); step: the
+	// gallop's next stride.
+	lo, hi, step := -1, -1, 0
 	for {
 		n := len(p.evs)
 		short := n < w.size
 		j := p.firstAtOrBelow(b.d)
 		switch {
-		case j == n && !short: // every row is newer than D: rows were inserted above (a storm)
+		case j == n && !short: // every row is newer than D: rows were inserted above (a storm, a flood)
 			w.rereads++
-			if p, err = w.get(ctx, p.start+n-1); err != nil {
+			lo = max(lo, p.start+n-1)
+			if b.pos >= 0 {
+				if reqs := w.requestCount() - b.req; reqs > 0 {
+					w.drift = max(w.drift, (lo+1-b.pos)/reqs)
+				}
+			}
+			next := lo + w.aim()
+			if step > 0 {
+				next = lo + step
+			}
+			step = max(w.size, 2*step)
+			if hi > lo && next >= hi {
+				next = lo + (hi-lo)/2 + w.aim()
+			}
+			if p, err = w.get(ctx, next); err != nil {
 				return err
 			}
 			continue
 		case j == 0 && p.start > 0: // asked too far down: D may begin above the page
 			w.rereads++
 			fixes++
+			hi = p.start
+			w.drift /= 2 // aimed past it: fewer rows arrive than measured
 			next := p.start - w.size/2
-			if b.exact >= 0 && b.exact < p.start {
+			switch {
+			case b.exact >= 0 && b.exact < p.start:
 				next, b.exact = b.exact, -1
+			case lo >= 0 && lo < hi:
+				next = lo + (hi-lo)/2
+			}
+			if next >= hi {
+				next = hi - 1
 			}
 			if fixes > 50 {
 				return ipguard.Errorf(ipguard.EUnavailable, "audit: could not prove continuity of the login list around startIndex %d (second %s); the walk stopped", p.start, b.d.Format(time.RFC3339))
@@ -316,6 +383,18 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 			}
 			continue
 		}
+		// D begins in this page (or the list ends first): measure how far
+		// it moved since it was seen last.
+		if j < n && b.pos >= 0 {
+			if reqs := w.requestCount() - b.req; reqs > 0 {
+				got := max(0, p.start+j-b.pos) / reqs
+				if w.drift > 0 {
+					got = (got + w.drift) / 2
+				}
+				w.drift = got
+			}
+		}
+		step, hi = 0, -1
 		if b.ids != nil && !shares(p, b.ids) {
 			w.rereads++
 			fixes++
@@ -339,23 +418,26 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 				// further down. A second that still does not fit (larger
 				// than a page, or rows arriving too fast) is read like one
 				// larger than a page.
-				next := p.start + j - 1
+				next := p.start + j - 1 + w.aim()
 				if chases > 0 {
 					next += j - 1
 				}
 				chases++
 				w.rereads++
+				b.pos, b.req = p.start+j, w.requestCount()
+				lo = max(lo, p.start+j-1)
 				if p, err = w.get(ctx, next); err != nil {
 					return err
 				}
 				continue
 			}
-			moving := chases > 0
+			moving := w.drift > 0 // a chase on a quiet list lands at j = 1: no arrivals measured
 			chases = 0
 			if p, err = w.bigSecond(ctx, p, j, b.d, moving, emit); err != nil {
 				return err
 			}
-			b = boundary{d: b.d.Add(-time.Nanosecond), exact: -1}
+			b = boundary{d: b.d.Add(-time.Nanosecond), exact: -1, pos: -1}
+			lo = -1
 			continue
 		}
 		fixes, chases = 0, 0
@@ -368,21 +450,24 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 		tail := p.dates[n-1]
 		g := p.firstAtOrBelow(tail)
 		if g == 0 { // the top page is one second, which may go on below it
-			if p, err = w.bigSecond(ctx, p, 0, tail, false, emit); err != nil {
+			if p, err = w.bigSecond(ctx, p, 0, tail, w.drift > 0, emit); err != nil {
 				return err
 			}
-			b = boundary{d: tail.Add(-time.Nanosecond), exact: -1}
+			b = boundary{d: tail.Add(-time.Nanosecond), exact: -1, pos: -1}
+			lo = -1
 			continue
 		}
 		if err := emit(between(p.evs[j:g], p.dates[j:g], tail, b.d), tail, false); err != nil {
 			return err
 		}
 		next := p.start + g - 1
-		if w.conc > 1 {
+		if w.conc > 1 && w.drift == 0 {
 			// A lattice of starts a fixed step apart: each page used starts
 			// on it, so the pages asked for ahead are the ones needed next.
 			// A page that starts above the exact next start only overlaps
-			// more, and is checked like any other.
+			// more, and is checked like any other. (Under a flood, pages
+			// asked for ahead would land above where they are needed: the
+			// walk then reads one page at a time, aimed by the drift.)
 			step := min(w.size-lattice, g-1)
 			ahead := make([]int, 0, w.conc)
 			for k := 1; k <= w.conc; k++ {
@@ -391,22 +476,42 @@ func (w *walker) walk(ctx context.Context, below time.Time, emit emitFunc) error
 			w.prefetch(ctx, ahead...)
 			next = w.inFlightAtOrBelow(p.start, next)
 		}
-		b = boundary{d: tail, ids: p.ids(), exact: next}
-		if p, err = w.get(ctx, next); err != nil {
+		b = boundary{d: tail, ids: p.ids(), exact: next, pos: p.start + g, req: w.requestCount()}
+		lo = p.start + g - 1
+		if p, err = w.get(ctx, next+w.aim()); err != nil {
 			return err
 		}
 	}
+}
+
+// aim is how much further down than where it last was the walk asks for a
+// boundary: three quarters of the measured drift, so that a page lands a
+// little above the boundary rather than past it.
+func (w *walker) aim() int { return w.drift * 3 / 4 }
+
+// requestCount is the number of pages requested so far.
+func (w *walker) requestCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.requests
 }
 
 // bigSecond reads a second d that holds more rows than a page. p is a page
 // whose row j (≤ 1) is d's first; the second's size is known from positions
 // (its first row and the first row after it), and since the portal orders
 // its rows differently on each request, the pages over it are read again
-// until every row was seen by id (or maxSecondReads requests were spent).
-// It hands the rows on, warns naming the second and the count, and returns
-// the first page that reaches past the second. moving says rows were seen
-// arriving above the second meanwhile: positions then shift between
-// requests, so the size known from them is an upper bound.
+// until every row was seen by id, within a read budget that doubles with
+// each run that tried before (walker.tries). It returns the first page that
+// reaches past the second.
+//
+// A second whose rows were not all seen is never claimed: the rows seen are
+// handed on with done at d (so the cursor stays there), the walk stops with
+// errSecondUnread, and the next run reads the second again. moving says rows
+// were seen arriving above the second meanwhile: positions then shift
+// between requests, the size known from them is only an upper bound, and a
+// shortfall may be rows written meanwhile; the second is then handed on and
+// the walk goes on (a flood must not stall it), and the shortfall is lost
+// coverage, alerted as such.
 func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, moving bool, emit emitFunc) (page, error) {
 	seen := map[int64]bool{}
 	var rows []ipguard.LoginEvent
@@ -419,6 +524,7 @@ func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, movi
 		}
 	}
 	first := p.start + j
+	base := w.requestCount()
 	collect(p)
 	for {
 		n := len(p.evs)
@@ -426,17 +532,35 @@ func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, movi
 			break
 		}
 		var err error
-		if p, err = w.get(ctx, p.start+w.size-10); err != nil {
+		if p, err = w.get(ctx, p.start+w.size-10+w.aim()); err != nil {
 			return page{}, err
 		}
 		collect(p)
 	}
 	after := p // the first page past the second
+	// From positions: exact on a quiet list; while rows arrive above, an
+	// upper bound (never corrected down by an estimate: the second is
+	// claimed whole only when at least this many distinct rows were seen).
 	size := after.start + after.firstAtOrBelow(d.Add(-time.Nanosecond)) - first
-	for reads := 0; len(rows) < size && reads < maxSecondReads; {
-		for s := max(0, first-1); s < first+size && reads < maxSecondReads; s += w.size - 2 {
-			q, err := w.get(ctx, s)
+	// Every request shows a page of the second's rows in a new order: about
+	// 8 sweeps over it see each row with high probability; each earlier try
+	// doubles that.
+	sweeps := (size + w.size - 3) / (w.size - 2)
+	budget := max(maxSecondReads, secondSweeps*sweeps) << min(w.tries, 10)
+	reads := 0
+	for len(rows) < size && reads < budget {
+		for s := max(0, first-1); s < first+size && reads < budget && len(rows) < size; s += w.size - 2 {
+			shift := 0
+			if moving {
+				shift = w.drift * (w.requestCount() - base)
+			}
+			q, err := w.get(ctx, s+shift)
 			if err != nil {
+				if errors.Is(err, errOutOfTime) && !moving {
+					// The deadline came while reading the second: keep what
+					// was seen and claim nothing of it.
+					return page{}, w.stopAt(d, size, rows, reads, emit, err)
+				}
 				return page{}, err
 			}
 			reads++
@@ -444,26 +568,55 @@ func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, movi
 			collect(q)
 		}
 	}
-	msg := fmt.Sprintf("%d login events share the second %s, more than a page of %d holds; the portal orders them differently on each request, so they were read by repeated requests",
-		size, d.UTC().Format(time.RFC3339), w.size)
+	day := d.UTC().Format(time.RFC3339)
 	switch {
-	case len(rows) < size && moving:
-		msg = fmt.Sprintf("%d login events of the second %s were read by repeated requests (more than fit in a page of %d while rows were being written above them); positions count up to %d, which includes rows written meanwhile, so up to %d of the second may not have been evaluated",
-			len(rows), d.UTC().Format(time.RFC3339), w.size, size, size-len(rows))
-	case len(rows) < size:
-		msg += fmt.Sprintf("; %d of them could not be read and were not evaluated", size-len(rows))
+	case len(rows) >= size:
+		w.warn(fmt.Sprintf("%d login events share the second %s, more than a page of %d holds; the portal orders them differently on each request, so they were read by repeated requests (%d), every one of them",
+			size, day, w.size, reads))
+	case moving:
+		w.warn(fmt.Sprintf("%d login events of the second %s were read by repeated requests (more than fit in a page of %d while rows were being written above them); positions count up to %d, which includes rows written meanwhile, so up to %d of the second may not have been evaluated",
+			len(rows), day, w.size, size, size-len(rows)))
+		if w.lose != nil {
+			w.lose(lostCoverage{cause: CauseSecondPartlyRead, from: d, to: d, count: size - len(rows), upTo: true,
+				reason: fmt.Sprintf("the second %s holds more login events than a page while new events kept arriving above it; %d of up to %d were read and evaluated, so up to %d may not have been", day, len(rows), size, size-len(rows))})
+		}
+	default:
+		return page{}, w.stopAt(d, size, rows, reads, emit, errSecondUnread)
 	}
-	w.warn(msg)
 	return after, emit(inWindow(rows, dates(rows, d), w.from, d), d.Add(-time.Nanosecond), false)
 }
 
-// maxSecondReads bounds the extra requests spent on one second larger than
-// a page.
+// stopAt ends the walk at second d, not all of whose size rows were seen:
+// the rows seen are handed on with done at d (nothing of d is claimed), the
+// result says so, and why is returned (errSecondUnread or errOutOfTime).
+func (w *walker) stopAt(d time.Time, size int, rows []ipguard.LoginEvent, reads int, emit emitFunc, why error) error {
+	day := d.UTC().Format(time.RFC3339)
+	w.unread = &UnreadSecond{Second: day, Rows: size, Seen: len(rows), Reads: reads}
+	w.warn(fmt.Sprintf("%d login events share the second %s, more than a page of %d holds, and the portal orders them differently on each request; %d requests saw %d of them, so the walk stops at that second and claims nothing of it: the next run reads it again with twice the requests",
+		size, day, w.size, reads, len(rows)))
+	if w.lose != nil && errors.Is(why, errSecondUnread) {
+		w.lose(lostCoverage{cause: CauseSecondUnread, from: d, to: d, count: size - len(rows),
+			reason: fmt.Sprintf("the second %s holds %d login events, more than a page, and %d requests saw only %d of them; the audit stays at that second (logins older than it are not evaluated yet) and reads it again in the next run", day, size, reads, len(rows))})
+	}
+	if err := emit(inWindow(rows, dates(rows, d), w.from, d), d, false); err != nil {
+		return err
+	}
+	return why
+}
+
+// maxSecondReads is the least number of extra requests spent on one second
+// larger than a page (more for a larger second, and twice as many for each
+// run that tried before).
+const maxSecondReads = 40
+
+// secondSweeps is how many times a run reads over a second larger than a
+// page, at the least (a variable so that a test can make one run's reads
+// fall short).
+var secondSweeps = 8
 
 // maxChases bounds the re-reads that try to fit a second cut by a page
 // boundary into one page while rows keep arriving above it.
 const maxChases = 3
-const maxSecondReads = 40
 
 func dates(evs []ipguard.LoginEvent, d time.Time) []time.Time {
 	out := make([]time.Time, len(evs))
@@ -575,7 +728,11 @@ func (w *walker) probeFallback(ctx context.Context, first page) error {
 		return err
 	}
 	if shares(next, first.ids()) {
-		w.warn("plan fallback: the portal answers the login filter with the same newest events whatever the paging (its plan lacks the audit feature), so logins of this window may be missing; upgrade the plan or audit more often")
+		msg := "plan fallback: the portal answers the login filter with the same newest events whatever the paging (its plan lacks the audit feature), so logins of this window may be missing; upgrade the plan or audit more often"
+		w.warn(msg)
+		if w.lose != nil {
+			w.lose(lostCoverage{cause: CausePlanFallback, from: w.from, to: w.below, reason: msg})
+		}
 	}
 	return nil
 }

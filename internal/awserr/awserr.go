@@ -3,7 +3,7 @@
 //
 //	AccessDenied*, AuthorizationError, KMS*,   → ipguard.EConfig: the deployment must change
 //	invalid or expired credentials,             (the message names the variable to check)
-//	ResourceNotFound*, NotFound*,
+//	ResourceNotFound*, NotFound*, NoSuchBucket,
 //	ValidationException, InvalidParameter*
 //	throttling, HTTP 5xx, no answer, deadline   → ipguard.EUnavailable: a later try may succeed
 //	any other error code of the service         → ipguard.EInternal: an unexpected answer
@@ -58,7 +58,7 @@ func Code(err error) (code ipguard.Code, fix string) {
 		case c == "UnrecognizedClientException", c == "InvalidClientTokenId", c == "InvalidSignatureException",
 			strings.HasPrefix(c, "ExpiredToken"), c == "MissingAuthenticationToken":
 			return ipguard.EConfig, "the AWS credentials were refused (check the function's role, the region and the account)"
-		case strings.HasPrefix(c, "ResourceNotFound"), strings.HasPrefix(c, "NotFound"):
+		case strings.HasPrefix(c, "ResourceNotFound"), strings.HasPrefix(c, "NotFound"), c == "NoSuchBucket":
 			return ipguard.EConfig, "not found: check the name or ARN, the account and the region"
 		case c == "ValidationException", strings.HasPrefix(c, "InvalidParameter"):
 			return ipguard.EConfig, "the request was refused as invalid for this resource: check that it is the one the template creates (name, type, key schema)"

@@ -44,6 +44,7 @@ func TestClassification(t *testing.T) {
 		{"ResourceNotFoundException (typed)", &types.ResourceNotFoundException{Message: new(string)}, ipguard.EConfig},
 		{"ResourceNotFound", api("ResourceNotFoundException"), ipguard.EConfig},
 		{"SNS NotFound", api("NotFound"), ipguard.EConfig},
+		{"S3 NoSuchBucket", api("NoSuchBucket"), ipguard.EConfig},
 		{"throttling", api("ThrottlingException"), ipguard.EUnavailable},
 		{"provisioned throughput", api("ProvisionedThroughputExceededException"), ipguard.EUnavailable},
 		{"SNS throttled", api("ThrottledException"), ipguard.EUnavailable},

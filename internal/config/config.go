@@ -43,6 +43,9 @@ type Config struct {
 	MetricsNamespace string
 	Portal           Portal // onboarding only
 	Audit            AuditConfig
+	// Findings are the destinations besides the alert topic: the findings
+	// bus, chat, the login archive and the digest (config/findings.go).
+	Findings Findings
 }
 
 // DefaultMetricsNamespace is the namespace when METRICS_NAMESPACE is unset.
@@ -69,6 +72,10 @@ type Portal struct {
 	OffboardRemoved   bool             // OFFBOARD_REMOVED_USERS (default false): offboard users the portal deleted or terminated
 	OffboardMaxPct    int              // OFFBOARD_MAX_PERCENT (1-100, default 10): at most this share of the stored users (and at least 5) offboarded by one sync
 	AlertTopicARN     string           // ALERT_TOPIC_ARN: drift and lock-out alerts
+	// SyncEvery is the interval of SYNC_SCHEDULE (optional: the template
+	// parameter SyncSchedule) when it is a rate(); 0 for a cron() or when
+	// unset. It sizes the users-left rotation's share per sync.
+	SyncEvery time.Duration
 }
 
 // AuditConfig holds the audit's settings.
@@ -151,6 +158,13 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		c.Portal.OffboardRemoved = r.boolean("OFFBOARD_REMOVED_USERS", false)
 		c.Portal.OffboardMaxPct = r.integer("OFFBOARD_MAX_PERCENT", 10, 1, 100)
 		c.Portal.AlertTopicARN = r.topicARN("ALERT_TOPIC_ARN")
+		if sched := strings.TrimSpace(getenv("SYNC_SCHEDULE")); sched != "" {
+			if !ValidSchedule(sched) {
+				r.fail("SYNC_SCHEDULE", sched, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
+			} else if every, ok := ScheduleInterval(sched); ok {
+				c.Portal.SyncEvery = every
+			}
+		}
 	case Audit:
 		c.Audit.TopicARN = r.topicARN("ALERT_TOPIC_ARN")
 		c.Audit.Overlap = r.duration("AUDIT_OVERLAP", 5*time.Minute, time.Minute)
@@ -202,6 +216,7 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		e.MaxPerRun = r.integer("ENFORCEMENT_MAX_PER_RUN", 10, 1, 1000)
 		e.DisableAfter = r.integer("ENFORCEMENT_DISABLE_AFTER", 0, 0, 1000)
 	}
+	c.Findings = r.findings(fn)
 	if len(r.problems) > 0 {
 		return Config{}, &ipguard.Error{Code: ipguard.EConfig,
 			Message: "configuration: " + strings.Join(r.problems, "; ")}

@@ -185,3 +185,26 @@ func TestValidSchedule(t *testing.T) {
 		}
 	}
 }
+
+// SYNC_SCHEDULE (optional) sizes the users-left rotation: a rate() gives its
+// interval, a cron() none, a wrong expression is refused by name.
+func TestSyncSchedule(t *testing.T) {
+	for _, tt := range []struct {
+		value string
+		every time.Duration
+		bad   bool
+	}{{"", 0, false}, {"rate(15 minutes)", 15 * time.Minute, false}, {"cron(0 3 * * ? *)", 0, false}, {"rate(15 minute)", 0, true}} {
+		m := base()
+		m["SYNC_SCHEDULE"] = tt.value
+		c, err := Load(env(m), Onboard)
+		if tt.bad {
+			if err == nil || !strings.Contains(err.Error(), "SYNC_SCHEDULE") {
+				t.Errorf("%q: err = %v, want SYNC_SCHEDULE named", tt.value, err)
+			}
+			continue
+		}
+		if err != nil || c.Portal.SyncEvery != tt.every {
+			t.Errorf("%q: every %v, %v; want %v", tt.value, c.Portal.SyncEvery, err, tt.every)
+		}
+	}
+}

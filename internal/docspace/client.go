@@ -31,16 +31,46 @@ import (
 
 // KeyProvider supplies the DocSpace API key (sent as "Authorization: Bearer <key>").
 //
-// If it also has a method Invalidate(), the client calls it when the portal
-// answers 401, so that the next call reads the key again (a rotated key is
-// picked up without waiting for the cache to expire). The refused call itself
-// is never resent: 401 is not retried.
+// If it also has a method Refresh(ctx, refused) (or at least Invalidate()),
+// the client calls it when the portal answers 401: a rotated key is picked
+// up at once. When the key read again differs from the refused one, the
+// refused call is sent once more with it, within the same invocation, so
+// that rotating the key never fails a call; the same key refused again is
+// final (401 is not retried otherwise).
 type KeyProvider interface {
 	Key(ctx context.Context) (string, error)
 }
 
 // invalidator is the optional side of a KeyProvider that drops a cached key.
 type invalidator interface{ Invalidate() }
+
+// refresher is the optional side of a KeyProvider that reads the key again
+// after refused was refused (concurrent callers share one read).
+type refresher interface {
+	Refresh(ctx context.Context, refused string) (string, error)
+}
+
+// freshKey reads the key again after refused was refused; ok is false when
+// the provider cannot, fails, or still has the refused key.
+func (c *Client) freshKey(ctx context.Context, refused string) (string, bool) {
+	var k string
+	var err error
+	switch p := c.keys.(type) {
+	case refresher:
+		k, err = p.Refresh(ctx, refused)
+	case invalidator:
+		p.Invalidate()
+		k, err = c.keys.Key(ctx)
+	default:
+		return "", false
+	}
+	k = strings.TrimSpace(k)
+	if err != nil || k == "" || k == refused {
+		return "", false
+	}
+	redact.Remember(k)
+	return k, true
+}
 
 // Options configure a Client. Only BaseURL and Keys are required.
 type Options struct {
@@ -220,6 +250,11 @@ type call struct {
 	fenced bool
 	// date, when set, receives the Date header of the successful answer.
 	date *time.Time
+	// once: the call changes something and is not safe to send twice
+	// blindly. It is retried only when the portal turned it away before
+	// acting on it (429, 503); a failure after which it may have been
+	// applied ends the call with Error.MaybeApplied set.
+	once bool
 }
 
 // do runs c with retries (see retry.go); a 401 drops the cached key. Every
@@ -249,6 +284,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		e.NotApplied = cl.method != http.MethodGet && !mayHaveLanded
 		return e
 	}
+	rekeyed := false
 	for attempt := 1; ; attempt++ {
 		if dl, ok := ctx.Deadline(); ok && cl.fenced && time.Until(dl) < c.timeout {
 			return notApplied(&Error{Op: cl.op, Method: cl.method, Path: cl.path, Attempts: attempt - 1,
@@ -292,11 +328,21 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		}
 
 		if e.Status == http.StatusUnauthorized {
-			if inv, ok := c.keys.(invalidator); ok {
-				inv.Invalidate()
-				c.log.ErrorContext(ctx, "docspace: API key refused; the next call reads it from the secret again",
-					"op", cl.op, "method", cl.method, "path", cl.path)
+			if !rekeyed {
+				rekeyed = true
+				if fresh, ok := c.freshKey(ctx, key); ok {
+					c.log.WarnContext(ctx, "docspace: API key refused; the secret holds another key (rotated): sending again with it",
+						"op", cl.op, "method", cl.method, "path", cl.path)
+					key, sc = fresh, scrubber{fresh}
+					continue
+				}
 			}
+			c.log.ErrorContext(ctx, "docspace: API key refused, also as read from the secret again",
+				"op", cl.op, "method", cl.method, "path", cl.path)
+			return e
+		}
+		if cl.once && maybeApplied(e) {
+			e.MaybeApplied = true
 			return e
 		}
 		if !o.retry || attempt >= c.maxAttempts {
@@ -503,4 +549,17 @@ func (c *Client) ServerDate() (date, receivedAt time.Time) {
 	c.clockMu.Lock()
 	defer c.clockMu.Unlock()
 	return c.serverDate, c.receivedAt
+}
+
+// maybeApplied reports whether a request that failed with e may have been
+// acted on by the portal: no answer (but for a host that does not resolve or
+// a failed TLS handshake), 500, 502 or 504.
+func maybeApplied(e *Error) bool {
+	switch e.Status {
+	case 0:
+		return !e.Unresolvable && !e.BadTLS
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }

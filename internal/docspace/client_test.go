@@ -316,29 +316,51 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-func TestRefusedKeyIsDroppedAndNotRetried(t *testing.T) {
-	s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer sk-new" {
-			w.WriteHeader(401)
-			return
-		}
-		reply(w, 200, `{"response":{"enable":false},"count":1,"status":0,"statusCode":200}`)
-	})
-	keys := &rotatingKey{keys: []string{"sk-old", "sk-new"}}
-	c := newClient(t, s.URL, func(o *docspace.Options) { o.Keys = keys })
-	_, err := c.IPRestrictionsEnabled(context.Background())
-	e := asDocspace(t, err)
-	if e.Status != 401 || e.Attempts != 1 || e.Code() != ipguard.EConfig || s.hits.Load() != 1 {
-		t.Fatalf("got %v after %d request(s), want one 401 EConfig", err, s.hits.Load())
+// Rotating the key never fails a call: a cached key the portal refuses is
+// read again from the secret once, and the same call is sent again with the
+// new key within the same invocation. A key refused again is final (the
+// secret holds a wrong key): one re-read, no loop.
+func TestRefusedKeyIsReadAgainAndTheCallRetriedOnce(t *testing.T) {
+	tests := []struct {
+		name        string
+		keys        []string // the provider's key before and after Invalidate
+		wantErr     bool
+		wantHits    int32
+		invalidated int
+	}{
+		{"rotated: the same call succeeds", []string{"sk-old", "sk-new"}, false, 2, 1},
+		{"the secret holds the refused key", []string{"sk-old", "sk-old"}, true, 1, 1},
+		{"the new key is refused too", []string{"sk-old", "sk-other"}, true, 2, 1},
 	}
-	if !strings.Contains(e.Error(), "check the key") {
-		t.Errorf("401 message %q gives no hint about the key", e.Error())
-	}
-	if keys.invalidated != 1 {
-		t.Errorf("Invalidate called %d times, want 1", keys.invalidated)
-	}
-	if _, err := c.IPRestrictionsEnabled(context.Background()); err != nil {
-		t.Fatalf("the next call did not pick up the rotated key: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if r.Header.Get("Authorization") != "Bearer sk-new" {
+					w.WriteHeader(401)
+					return
+				}
+				reply(w, 200, `{"response":{"enable":false},"count":1,"status":0,"statusCode":200}`)
+			})
+			keys := &rotatingKey{keys: tt.keys}
+			c := newClient(t, s.URL, func(o *docspace.Options) { o.Keys = keys })
+			_, err := c.IPRestrictionsEnabled(context.Background())
+			if s.hits.Load() != tt.wantHits || keys.invalidated != tt.invalidated {
+				t.Errorf("%d request(s), %d invalidation(s); want %d and %d", s.hits.Load(), keys.invalidated, tt.wantHits, tt.invalidated)
+			}
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatalf("rotated key: %v", err)
+				}
+				return
+			}
+			e := asDocspace(t, err)
+			if e.Status != 401 || e.Code() != ipguard.EConfig {
+				t.Fatalf("got %v, want a 401 EConfig", err)
+			}
+			if !strings.Contains(e.Error(), "check the key") || !strings.HasPrefix(e.Fix(), "fix the API key") {
+				t.Errorf("401 message %q / fix %q gives no hint about the key", e.Error(), e.Fix())
+			}
+		})
 	}
 }
 

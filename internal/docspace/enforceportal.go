@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"ipguard/internal/enforce"
 	"ipguard/internal/ipguard"
@@ -34,10 +35,25 @@ func (p EnforcePortal) IsOwner(ctx context.Context, userID string) (bool, error)
 	return u.IsOwner, nil
 }
 
-// EndSession implements enforce.Portal.
+// EndSession implements enforce.Portal: sent once; a lost answer is an
+// error for which errors.Is(err, enforce.ErrUnconfirmed).
 func (p EnforcePortal) EndSession(ctx context.Context, loginEventID int64) (bool, error) {
 	ended, err := p.Client.EndSession(ctx, loginEventID)
+	var de *Error
+	if errors.As(err, &de) && de.MaybeApplied {
+		return false, fmt.Errorf("%w: %w", enforce.ErrUnconfirmed, err)
+	}
 	return ended, refused(err)
+}
+
+// ConfirmEnded implements enforce.Portal from the audit trail: a "session
+// ended" event (4035) by the API key's user since since.
+func (p EnforcePortal) ConfirmEnded(ctx context.Context, _ int64, since time.Time) (bool, error) {
+	self, err := p.APIKeyUser(ctx)
+	if err != nil {
+		return false, err
+	}
+	return p.Client.SessionsEndedBy(ctx, self, since)
 }
 
 // EndAllSessions implements enforce.Portal.

@@ -53,6 +53,10 @@ type Error struct {
 	// was sent. Otherwise a write's outcome is unknown: it may land later.
 	// errors.Is(err, ipguard.ErrNotApplied) tells it.
 	NotApplied bool
+	// MaybeApplied is set on a call sent once (not retried like a read)
+	// whose answer was lost after the request may have reached the portal:
+	// no answer, 500, 502 or 504. Whether it took effect is unknown.
+	MaybeApplied bool
 }
 
 // Error reads like
@@ -118,6 +122,33 @@ func (e *Error) As(target any) bool {
 	}
 	*t = &ipguard.Error{Code: e.Code(), Message: e.Error(), Err: e}
 	return true
+}
+
+// Fix is one line that says what the operator must change for a failure
+// whose cure is theirs (the address, the key, its rights, the plan), naming
+// the variable; "" for any other failure.
+func (e *Error) Fix() string {
+	switch {
+	case e.Unresolvable:
+		return "fix DOCSPACE_API_HOST: its host name does not resolve; set it to the portal's base URL, e.g. https://yourportal.onlyoffice.com"
+	case e.BadTLS:
+		return "fix DOCSPACE_API_HOST: no TLS connection could be made (an https URL to a plain-http port, or a certificate that does not verify for the host)"
+	case e.NotAPI:
+		return "fix DOCSPACE_API_HOST: " + hint(http.StatusNotFound)
+	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		return "fix the API key: the portal refused it (re-read from the secret once); put a correct, active, unexpired key into the secret named by DOCSPACE_API_KEY_SECRET_ID"
+	case http.StatusNotFound:
+		if e.Err == nil { // not a 404 the caller expects (a user or an endpoint an older portal lacks)
+			return "fix DOCSPACE_API_HOST: " + hint(http.StatusNotFound)
+		}
+	case http.StatusForbidden:
+		return "fix the API key's rights: " + hint(http.StatusForbidden)
+	case http.StatusPaymentRequired:
+		return "fix the portal's plan: " + hint(http.StatusPaymentRequired)
+	}
+	return ""
 }
 
 // hint returns advice for statuses whose cure lies with the operator.

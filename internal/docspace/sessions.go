@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"ipguard/internal/ipguard"
 )
@@ -24,17 +25,19 @@ const (
 // ended, unknown, or an error the portal swallows). The session's own user
 // or any admin may call; otherwise 403 (EConfig).
 //
-// Ending a session is idempotent, so the call is retried like a GET. The
-// one cost: when an attempt closed the session but its answer was lost, the
-// retry answers false. So false may, rarely, mean "ended by this call's
-// earlier attempt" — either way the session is over.
+// The call is sent once: it is retried only when the portal turned it away
+// before acting (429, 503). When its answer is lost after it may have
+// reached the portal (no answer, 500, 502, 504), the error is an *Error
+// with MaybeApplied set: a resend would answer false for a session this
+// call ended, so the caller confirms from the audit trail instead (see
+// SessionsEndedBy).
 func (c *Client) EndSession(ctx context.Context, loginEventID int64) (ended bool, err error) {
 	if loginEventID <= 0 || loginEventID > 1<<31-1 {
 		return false, ipguard.Invalid("loginEventId", strconv.FormatInt(loginEventID, 10), "must be a login event id (1..2147483647)")
 	}
 	var got *bool
 	err = c.do(ctx, call{
-		op: "end session", method: http.MethodPut, path: pathLogout + strconv.FormatInt(loginEventID, 10),
+		op: "end session", method: http.MethodPut, path: pathLogout + strconv.FormatInt(loginEventID, 10), once: true,
 		decode: func(raw json.RawMessage) error {
 			if raw == nil {
 				return errors.New("no true/false in the response")
@@ -64,4 +67,25 @@ func (c *Client) EndAllSessions(ctx context.Context, userID string) error {
 	return c.do(ctx, call{
 		op: "end all sessions", method: http.MethodPut, path: pathLogoutAll + url.PathEscape(userID),
 	})
+}
+
+// ActionSessionEnded is the audit-trail code written when one session is
+// ended (UserLogoutActiveConnection).
+const ActionSessionEnded = 4035
+
+// SessionsEndedBy reports whether the audit trail holds a "session ended"
+// event (4035) by userID dated at or after since (truncated to the second).
+// The real portal's event names who ended a session, not which one.
+func (c *Client) SessionsEndedBy(ctx context.Context, userID string, since time.Time) (bool, error) {
+	evs, err := c.AuditEvents(ctx, ActionSessionEnded, since, 0, 100)
+	if err != nil {
+		return false, err
+	}
+	for _, ev := range evs {
+		if ev.ActionID == ActionSessionEnded && ipguard.CanonicalUserID(ev.UserID) == ipguard.CanonicalUserID(userID) &&
+			!ev.Date.Before(since.Truncate(time.Second)) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

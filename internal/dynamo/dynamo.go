@@ -62,11 +62,18 @@ const (
 	// alertedIPPrefix keys the spans of failed logins from one address that
 	// were alerted as a burst.
 	alertedIPPrefix = "alertedip#"
+	// failuresPrefix keys the failed logins remembered per time bucket
+	// (see failures.go).
+	failuresPrefix = "failures#"
+	// historyPrefix keys a user's allowlist history (see history.go).
+	historyPrefix = "history#"
 	// enforcement: the exactly-once records and the violations per user
 	responsePrefix   = "response#"
 	violationsPrefix = "violations#"
-	checkpointPK     = "checkpoint#audit"
-	portalStatePK    = "state#portal-allowlist"
+	// userCheckPrefix: the users-left rotation's place (usercheck.go)
+	userCheckPrefix = "usercheck#"
+	checkpointPK    = "checkpoint#audit"
+	portalStatePK   = "state#portal-allowlist"
 )
 
 // The items each function writes, as the template's dynamodb:LeadingKeys
@@ -88,7 +95,7 @@ var (
 		lastRunPK,
 		// Items of the audit's failed-login buckets, behaviour baselines,
 		// digest days and findings-bus outbox (#16, #17, #18).
-		"failures#*",
+		failuresPrefix + "*",
 		"baseline#*",
 		"digest#*",
 		"outbox#bus",
@@ -97,8 +104,10 @@ var (
 		userPrefix + "*",
 		leasePrefix + "portal-allowlist", // onboard.LeaseName
 		portalStatePK,
-		"usercheck#*",    // the users-left rotation's place (#14 §5)
-		"outbox#onboard", // the reconciler's alerts still to send (#15)
+		"usercheck#*",        // the users-left rotation's place (#14 §5)
+		"outbox#onboard",     // the reconciler's alerts still to send (#15)
+		"outbox#bus-onboard", // findings the bus refused onboarding, sent again by its next invocation (#18)
+		historyPrefix + "*",  // each user's allowlist history (#16 §7)
 	}
 )
 

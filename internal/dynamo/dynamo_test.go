@@ -23,10 +23,11 @@ import (
 
 // The store is what the domain packages ask for.
 var (
-	_ onboard.Store = (*dynamo.Store)(nil)
-	_ audit.Store   = (*dynamo.Store)(nil)
-	_ lease.Backend = (*dynamo.Store)(nil)
-	_ dynamo.API    = (*dynamodb.Client)(nil)
+	_ onboard.Store            = (*dynamo.Store)(nil)
+	_ onboard.CheckCursorStore = (*dynamo.Store)(nil)
+	_ audit.Store              = (*dynamo.Store)(nil)
+	_ lease.Backend            = (*dynamo.Store)(nil)
+	_ dynamo.API               = (*dynamodb.Client)(nil)
 )
 
 // TestStore runs every behaviour against one moto server, each subtest on a
@@ -67,6 +68,25 @@ func TestStore(t *testing.T) {
 
 		if _, ok, err := s.GetUser(ctx, "nobody"); ok || err != nil {
 			t.Errorf("GetUser(nobody) ok = %v, err = %v; want false, nil", ok, err)
+		}
+	})
+
+	t.Run("the users-left rotation keeps its place in its own item", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		if c, err := s.UserCheckCursor(ctx); err != nil || c != (onboard.CheckCursor{}) {
+			t.Fatalf("cursor before any sync = %+v, %v; want the zero value", c, err)
+		}
+		at := time.Date(2026, 12, 4, 9, 15, 0, 0, time.FixedZone("UTC+3", 3*3600))
+		if err := s.SaveUserCheckCursor(ctx, onboard.CheckCursor{After: "user-0042", At: at}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.UserCheckCursor(ctx)
+		if err != nil || c.After != "user-0042" || !c.At.Equal(at) || c.At.Location() != time.UTC {
+			t.Errorf("cursor = %+v, %v; want user-0042 at %s in UTC", c, err, at)
+		}
+		if n, err := s.CountUsers(ctx); err != nil || n != 0 {
+			t.Errorf("CountUsers = %d, %v; the cursor must not count as a user", n, err)
 		}
 	})
 
@@ -326,6 +346,140 @@ func TestStore(t *testing.T) {
 		}
 		if got, err := s.Progress(ctx); err != nil || got.Cursor != nil || !got.Until.Equal(until.Add(time.Hour)) {
 			t.Errorf("after SetCheckpoint: %+v, %v", got, err)
+		}
+	})
+
+	t.Run("a cursor waiting at an unread second keeps its tries, and the retention history is kept", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		until := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+		mem := []ipguard.RetentionSince{{Since: until.Add(-72 * time.Hour), Keep: 24 * time.Hour}, {Since: until, Keep: 720 * time.Hour}}
+		want := ipguard.AuditProgress{Until: until, Memory: mem, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3}}
+		if err := s.SetProgress(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Progress(ctx)
+		if err != nil || got.Cursor == nil || *got.Cursor != *want.Cursor {
+			t.Fatalf("Progress = %+v, %v", got.Cursor, err)
+		}
+		if !slices.Equal(got.Memory, mem) {
+			t.Errorf("memory = %+v, want %+v", got.Memory, mem)
+		}
+	})
+
+	t.Run("failed logins are remembered per address in bounded time-bucket items", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		at := time.Date(2026, 11, 25, 9, 3, 0, 0, time.UTC)
+		fs := []ipguard.AddressFailures{{IP: "198.18.0.9", Count: 9, First: at, Last: at.Add(time.Minute)}}
+		var ips []string
+		for i := 0; i < 17_000; i++ { // more than the items of one bucket hold
+			ip := fmt.Sprintf("10.%d.%d.%d", i/65536, (i/256)%256, i%256)
+			ips = append(ips, ip)
+			fs = append(fs, ipguard.AddressFailures{IP: ip, Count: 1, First: at, Last: at})
+		}
+		if err := s.RecordFailures(ctx, fs, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		// merged: the larger count, the wider span
+		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{{IP: "198.18.0.9", Count: 4, First: at.Add(-time.Minute), Last: at}}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Failures(ctx, []string{"198.18.0.9", "198.18.0.10"}, at.Add(-time.Hour), at.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := got["198.18.0.9"]; f.Count != 9 || !f.First.Equal(at.Add(-time.Minute)) || !f.Last.Equal(at.Add(time.Minute)) || len(got) != 1 {
+			t.Fatalf("Failures = %+v", got)
+		}
+		all, err := s.Failures(ctx, ips, at.Add(-time.Hour), at.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) == 0 || len(all) > 16_000 {
+			t.Errorf("%d of 17,000 addresses kept; want a bounded number (4 items of at most 4,000)", len(all))
+		}
+		// outside [from, to]: nothing
+		if got, _ := s.Failures(ctx, []string{"198.18.0.9"}, at.Add(2*time.Hour), at.Add(3*time.Hour)); len(got) != 0 {
+			t.Errorf("Failures outside the span = %+v", got)
+		}
+	})
+
+	t.Run("allowlist history: entries start and stop counting, an offboarding closes all, old spans go", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		t1 := time.Date(2026, 11, 1, 9, 0, 0, 0, time.UTC)
+		keep := 30 * 24 * time.Hour
+		steps := []struct {
+			added, removed []string
+			off            bool
+			at             time.Time
+		}{
+			{[]string{"203.0.113.10", "198.51.100.0/28"}, nil, false, t1},
+			{nil, []string{"198.51.100.0/28", "192.0.2.1"}, false, t1.Add(time.Hour)}, // 192.0.2.1 counted since before the history
+			{[]string{"203.0.113.30"}, nil, false, t1.Add(2 * time.Hour)},
+			{nil, nil, true, t1.Add(3 * time.Hour)},
+		}
+		for _, st := range steps {
+			if err := s.RecordHistory(ctx, "u1", "a@example.com", st.added, st.removed, st.off, st.at, keep); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.AllowlistHistory(ctx, []string{"u1", "u2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, ok := got["u1"]
+		if !ok || len(got) != 1 || h.Email != "a@example.com" || !h.OffboardedAt.Equal(t1.Add(3*time.Hour)) {
+			t.Fatalf("history = %+v", got)
+		}
+		want := []ipguard.EntrySpan{
+			{Entry: "203.0.113.10", From: t1, Until: t1.Add(3 * time.Hour)},
+			{Entry: "198.51.100.0/28", From: t1, Until: t1.Add(time.Hour)},
+			{Entry: "192.0.2.1", Until: t1.Add(time.Hour)},
+			{Entry: "203.0.113.30", From: t1.Add(2 * time.Hour), Until: t1.Add(3 * time.Hour)},
+		}
+		if !slices.Equal(h.Spans, want) {
+			t.Errorf("spans\n got %+v\nwant %+v", h.Spans, want)
+		}
+		// Spans that ended more than keep ago are forgotten.
+		if err := s.RecordHistory(ctx, "u1", "", []string{"203.0.113.99"}, nil, false, t1.Add(keep+2*time.Hour), keep); err != nil {
+			t.Fatal(err)
+		}
+		got, _ = s.AllowlistHistory(ctx, []string{"u1"})
+		if n := len(got["u1"].Spans); n != 3 { // the 198.51.100.0/28 and 192.0.2.1 spans ended too long ago
+			t.Errorf("after keep: %+v", got["u1"].Spans)
+		}
+	})
+
+	t.Run("alerted spans past the bound merge, so no alerted burst is forgotten", func(t *testing.T) {
+		ctx := context.Background()
+		s, _ := newStore(t)
+		defer dynamo.SetMaxSpans(5)()
+		now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+		var all []ipguard.TimeSpan
+		for i := 0; i < 12; i++ {
+			sp := ipguard.TimeSpan{From: now.Add(time.Duration(i) * time.Hour), To: now.Add(time.Duration(i)*time.Hour + time.Minute)}
+			all = append(all, sp)
+			if err := s.RecordAlertedSpan(ctx, "198.18.0.1", sp, now, 48*time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.AlertedSpans(ctx, []string{"198.18.0.1"}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(got["198.18.0.1"]); n > 5 {
+			t.Fatalf("%d spans kept, want at most 5", n)
+		}
+		for _, want := range all { // every alerted burst is still covered (a backfill does not alert it again)
+			covered := false
+			for _, sp := range got["198.18.0.1"] {
+				covered = covered || (!want.From.Before(sp.From) && !want.To.After(sp.To))
+			}
+			if !covered {
+				t.Errorf("burst %v forgotten; kept %v", want, got["198.18.0.1"])
+			}
 		}
 	})
 

@@ -42,8 +42,26 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 		times[name] = t.UTC()
 	}
 	p.Until = times["until"]
+	if l, ok := out.Item["memory"].(*types.AttributeValueMemberL); ok {
+		for _, v := range l.Value {
+			m, ok := v.(*types.AttributeValueMemberM)
+			if !ok {
+				continue
+			}
+			since, ok1, err1 := getN(m.Value, "since")
+			keep, ok2, err2 := getN(m.Value, "keepSeconds")
+			if ok1 && ok2 && err1 == nil && err2 == nil {
+				p.Memory = append(p.Memory, ipguard.RetentionSince{Since: time.Unix(since, 0).UTC(), Keep: time.Duration(keep) * time.Second})
+			}
+		}
+	}
 	if b, ok := times["cursorBelow"]; ok {
 		p.Cursor = &ipguard.AuditCursor{From: times["cursorFrom"], To: times["cursorTo"], Below: b}
+		tries, _, err := getN(out.Item, "cursorSecondTries")
+		if err != nil {
+			return ipguard.AuditProgress{}, s.corrupt(op, err)
+		}
+		p.Cursor.SecondTries = int(tries)
 	}
 	return p, nil
 }
@@ -56,10 +74,21 @@ func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error 
 		"until":     str(p.Until.UTC().Format(time.RFC3339Nano)),
 		"updatedAt": str(time.Now().UTC().Format(time.RFC3339)),
 	}
+	if len(p.Memory) > 0 {
+		l := make([]types.AttributeValue, len(p.Memory))
+		for i, m := range p.Memory {
+			l[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+				"since": num(m.Since.Unix()), "keepSeconds": num(int64(m.Keep / time.Second))}}
+		}
+		item["memory"] = &types.AttributeValueMemberL{Value: l}
+	}
 	if c := p.Cursor; c != nil {
 		item["cursorFrom"] = str(c.From.UTC().Format(time.RFC3339Nano))
 		item["cursorTo"] = str(c.To.UTC().Format(time.RFC3339Nano))
 		item["cursorBelow"] = str(c.Below.UTC().Format(time.RFC3339Nano))
+		if c.SecondTries > 0 {
+			item["cursorSecondTries"] = num(int64(c.SecondTries))
+		}
 	}
 	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
 		return s.fail("set audit progress", err)

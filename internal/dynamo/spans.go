@@ -14,8 +14,12 @@ import (
 	"ipguard/internal/ipguard"
 )
 
-// maxSpans bounds the spans one address item keeps (the oldest go first).
-const maxSpans = 500
+// maxSpans bounds the spans one address item keeps. Beyond it the two
+// spans closest in time merge into one that covers both (with the later
+// expiry), so no alerted burst is forgotten: the gap between them was read
+// by the audit already, and a burst in it would have been alerted and
+// recorded itself.
+var maxSpans = 500
 
 // AlertedSpans returns, per address, the spans of failed logins alerted as a
 // burst whose expiry is after now. One item per address
@@ -65,10 +69,7 @@ func (s *Store) RecordAlertedSpan(ctx context.Context, ip string, span ipguard.T
 	}
 	spans := liveSpans(decodeSpans(got.Item), at)
 	spans = append(spans, storedSpan{TimeSpan: span, expires: at.Add(keep).Unix()})
-	sort.Slice(spans, func(i, j int) bool { return spans[i].expires > spans[j].expires })
-	if len(spans) > maxSpans {
-		spans = spans[:maxSpans]
-	}
+	spans = boundSpans(spans, maxSpans)
 	list := make([]types.AttributeValue, len(spans))
 	var last int64
 	for i, sp := range spans {
@@ -128,4 +129,26 @@ func ceilUnix(t time.Time) int64 {
 		return t.Unix() + 1
 	}
 	return t.Unix()
+}
+
+// boundSpans returns spans (sorted by start) with at most n of them: while
+// there are more, the two whose gap is smallest merge.
+func boundSpans(spans []storedSpan, n int) []storedSpan {
+	sort.Slice(spans, func(i, j int) bool { return spans[i].From.Before(spans[j].From) })
+	for len(spans) > max(n, 1) {
+		best := 0
+		for i := 1; i+1 < len(spans); i++ {
+			if spans[i+1].From.Sub(spans[i].To) < spans[best+1].From.Sub(spans[best].To) {
+				best = i
+			}
+		}
+		a, b := spans[best], spans[best+1]
+		m := storedSpan{TimeSpan: ipguard.TimeSpan{From: a.From, To: a.To}, expires: max(a.expires, b.expires)}
+		if b.To.After(m.To) {
+			m.To = b.To
+		}
+		spans[best] = m
+		spans = append(spans[:best+1], spans[best+2:]...)
+	}
+	return spans
 }

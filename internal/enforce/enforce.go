@@ -59,6 +59,10 @@ var Modes = []Mode{ModeReport, ModeEndSession, ModeEndAllSessions}
 // do this (e.g. disable the owner, an admin, or itself).
 var ErrRefused = errors.New("refused by the portal")
 
+// ErrUnconfirmed marks a call that was sent once and whose answer was lost
+// (no answer, 502, 504): the portal may have applied it.
+var ErrUnconfirmed = errors.New("sent once, answer lost: the portal may have applied it")
+
 // Portal is the part of the DocSpace API enforcement uses.
 type Portal interface {
 	// APIKeyUser returns the id of the user the API key acts as
@@ -69,8 +73,17 @@ type Portal interface {
 	// EndSession ends the session of login event id
 	// (PUT security/activeconnections/logout/{id}): true when the session was
 	// active and is now closed, false when it was not active. A 403 is an
-	// error for which errors.Is(err, ErrRefused).
+	// error for which errors.Is(err, ErrRefused). It is not retried like a
+	// read: a request whose answer was lost after it may have reached the
+	// portal is not sent again, and the error is one for which
+	// errors.Is(err, ErrUnconfirmed).
 	EndSession(ctx context.Context, loginEventID int64) (bool, error)
+	// ConfirmEnded reports whether the portal shows that the API key's user
+	// ended a single session at or after since (its audit trail, action
+	// 4035): how a logout whose answer was lost is confirmed. The audit
+	// holds its lease while enforcing, so no other run of this tool ends
+	// sessions meanwhile.
+	ConfirmEnded(ctx context.Context, loginEventID int64, since time.Time) (bool, error)
 	// EndAllSessions ends every session of userID
 	// (PUT security/activeconnections/logoutall/{userId}). A 403 is an error
 	// for which errors.Is(err, ErrRefused).
@@ -142,9 +155,37 @@ type Service struct {
 
 var _ audit.Responder = (*Service)(nil)
 
-// Respond implements audit.Responder (see the package picture). Every
-// enforceable finding gets a Response; the others are left alone.
+// Begin implements audit.Responder: the responses of one audit run, over
+// all of its pieces. The circuit breaker counts the accounts acted on in
+// the whole run, and end-all-sessions calls logoutall at most once per user
+// per run.
+func (s *Service) Begin(backfill bool) audit.RunResponder {
+	return &Run{s: s, backfill: backfill, token: newToken(), accounts: map[string]bool{}, loggedOut: map[string]audit.Response{}}
+}
+
+// Respond answers fs as one run of one piece (Begin, then Respond).
 func (s *Service) Respond(ctx context.Context, fs []audit.Finding, backfill bool) []string {
+	return s.Begin(backfill).Respond(ctx, fs)
+}
+
+// Run is the responses of one audit run (see Service.Begin). It is used by
+// one goroutine at a time.
+type Run struct {
+	s        *Service
+	backfill bool
+	token    string // claims of this run carry it: a claim found with it is this run's own
+	// accounts are the users this run acted on (or chose to), counted by
+	// the circuit breaker; tripped: the breaker stopped this run's actions.
+	accounts map[string]bool
+	tripped  bool
+	// loggedOut is, per user, the answer of this run's logoutall.
+	loggedOut map[string]audit.Response
+}
+
+// Respond implements audit.RunResponder (see the package picture). Every
+// enforceable finding gets a Response; the others are left alone.
+func (rr *Run) Respond(ctx context.Context, fs []audit.Finding) []string {
+	s := rr.s
 	var cands []int
 	for i, f := range fs {
 		if s.enforceable(f) {
@@ -154,15 +195,21 @@ func (s *Service) Respond(ctx context.Context, fs []audit.Finding, backfill bool
 	if len(cands) == 0 {
 		return nil
 	}
-	r := run{s: s, fs: fs, action: s.action()}
+	r := run{s: s, rr: rr, fs: fs, action: s.action(), token: rr.token}
 	switch {
-	case backfill:
+	case rr.backfill:
 		r.setAll(cands, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardBackfill})
 		return nil
 	case s.mode() == ModeReport:
-		if len(cands) > s.maxPerRun() {
+		users := map[string]bool{}
+		for _, i := range cands {
+			users[ipguard.CanonicalUserID(fs[i].UserID)] = true
+			rr.accounts[ipguard.CanonicalUserID(fs[i].UserID)] = true
+		}
+		if rr.tripped || len(rr.accounts) > s.maxPerRun() {
+			rr.tripped = true
 			r.setAll(cands, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardCircuitBreaker})
-			return []string{"Report mode: " + s.breakerNotice(len(cands), "would have been")}
+			return []string{"Report mode: " + s.breakerNotice(len(rr.accounts), len(cands), "would have been")}
 		}
 		r.setAll(cands, audit.Response{Outcome: audit.OutcomeWouldEnd})
 		return nil
@@ -185,7 +232,6 @@ func (s *Service) Respond(ctx context.Context, fs []audit.Finding, backfill bool
 	if len(act) == 0 {
 		return nil
 	}
-	r.token = newToken()
 	acted := r.act(ctx, act)
 	r.escalate(ctx, acted)
 	return nil
@@ -243,10 +289,10 @@ func (s *Service) retention() time.Duration {
 	return max(s.Settings.Retention, EscalationWindow)
 }
 
-func (s *Service) breakerNotice(n int, verb string) string {
-	return fmt.Sprintf("enforcement %s suspended for this run: %d logins would have had their sessions ended, more than ENFORCEMENT_MAX_PER_RUN=%d, so none was. "+
+func (s *Service) breakerNotice(accounts, logins int, verb string) string {
+	return fmt.Sprintf("enforcement %s suspended for this run: %d accounts (%d logins in this part of the run) would have had sessions ended, more than ENFORCEMENT_MAX_PER_RUN=%d accounts per run, so no more were. "+
 		"A wrong or missing allowlist is the likely cause, not an attack on %d accounts at once: check the onboarded allowlists. "+
-		"These logins are alerted below and will not be enforced later; the next run enforces again.", verb, n, s.maxPerRun(), n)
+		"These logins are alerted below and will not be enforced later; the next run enforces again.", verb, accounts, logins, s.maxPerRun(), accounts)
 }
 
 func (s *Service) now() time.Time {
@@ -261,6 +307,7 @@ func (s *Service) log() *slog.Logger { return ipguard.LoggerOrDiscard(s.Log) }
 // run is one Respond call's state.
 type run struct {
 	s      *Service
+	rr     *Run
 	fs     []audit.Finding
 	action string
 	token  string
@@ -281,8 +328,10 @@ func (r *run) failed(is []int, format string, args ...any) {
 	r.setAll(is, audit.Response{Outcome: audit.OutcomeFailed, Error: fmt.Sprintf(format, args...)})
 }
 
-// guard applies the key-user and owner guards and the circuit breaker. It
-// returns the findings to act on, or the breaker's notice.
+// guard applies the key-user and owner guards and the circuit breaker,
+// which counts accounts (not logins) over the whole run: the users acted on
+// in earlier pieces and those of this piece. It returns the findings to act
+// on, or the breaker's notice.
 func (r *run) guard(ctx context.Context, cands []int) ([]int, string) {
 	s := r.s
 	self, err := s.Portal.APIKeyUser(ctx)
@@ -307,51 +356,66 @@ func (r *run) guard(ctx context.Context, cands []int) ([]int, string) {
 			byUser[uid] = append(byUser[uid], i)
 		}
 	}
-	// At most one user is the owner: when even without the user with the
-	// most events there are too many, the breaker trips without asking the
-	// portal about every user.
-	total, most := 0, 0
-	for _, is := range byUser {
-		total += len(is)
-		most = max(most, len(is))
+	if r.rr.tripped {
+		return nil, r.trip(byUser)
 	}
-	if total > s.maxPerRun() {
+	// At most one user is the owner: when even without one of them there
+	// are too many accounts, the breaker trips without asking the portal
+	// about every user.
+	if r.newAccounts(users) > s.maxPerRun() {
 		// A retried run (e.g. after the alert failed to publish) answers
 		// the events an earlier run already acted on from their records;
 		// those do not count toward the breaker, so the alert says what
 		// was done rather than "skipped".
-		total, most = r.answered(ctx, byUser, &users)
+		r.answered(ctx, byUser, &users)
 	}
-	if total-most > s.maxPerRun() {
-		return nil, r.trip(byUser, total)
+	if r.newAccounts(users)-1 > s.maxPerRun() {
+		return nil, r.trip(byUser)
 	}
 	var act []int
+	var acting []string
 	for _, uid := range users {
 		is := byUser[uid]
 		owner, err := s.Portal.IsOwner(ctx, uid)
 		switch {
 		case err != nil:
 			r.failed(is, "could not check whether the user is the portal owner, so nothing was done: %v", err)
+			delete(byUser, uid)
 		case owner:
 			r.setAll(is, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardOwner})
 			delete(byUser, uid)
 		default:
 			act = append(act, is...)
+			acting = append(acting, uid)
 		}
 	}
-	if len(act) > s.maxPerRun() {
-		return nil, r.trip(byUser, len(act))
+	if r.newAccounts(acting) > s.maxPerRun() {
+		return nil, r.trip(byUser)
+	}
+	for _, uid := range acting {
+		r.rr.accounts[uid] = true
 	}
 	sort.Ints(act)
 	return act, ""
 }
 
+// newAccounts is how many accounts the run would have acted on with users.
+func (r *run) newAccounts(users []string) int {
+	n := len(r.rr.accounts)
+	for _, u := range users {
+		if !r.rr.accounts[u] {
+			n++
+		}
+	}
+	return n
+}
+
 // answered reads the records of the candidates; a finding whose event has a
 // live record gets that record's outcome (claimed_earlier when unsettled)
-// and leaves byUser. A record that cannot be read leaves its finding a
-// candidate (it counts toward the breaker; a claim would fail alike). It
-// returns the candidates left and the most of one user.
-func (r *run) answered(ctx context.Context, byUser map[string][]int, users *[]string) (total, most int) {
+// and leaves byUser, and a user left with no candidate leaves users. A
+// record that cannot be read leaves its finding a candidate (it counts
+// toward the breaker; a claim would fail alike).
+func (r *run) answered(ctx context.Context, byUser map[string][]int, users *[]string) {
 	s := r.s
 	now := s.now()
 	kept := (*users)[:0]
@@ -375,23 +439,28 @@ func (r *run) answered(ctx context.Context, byUser map[string][]int, users *[]st
 		}
 		byUser[uid] = left
 		kept = append(kept, uid)
-		total += len(left)
-		most = max(most, len(left))
 	}
 	*users = kept
-	return total, most
 }
 
-func (r *run) trip(byUser map[string][]int, n int) string {
-	for _, is := range byUser {
+// trip suspends enforcement for the rest of the run: every candidate left
+// is skipped(circuit_breaker).
+func (r *run) trip(byUser map[string][]int) string {
+	logins := 0
+	users := make([]string, 0, len(byUser))
+	for uid, is := range byUser {
+		users = append(users, uid)
 		for _, i := range is {
 			if r.fs[i].Response == nil {
+				logins++
 				r.set(i, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardCircuitBreaker})
 			}
 		}
 	}
-	notice := "E" + r.s.breakerNotice(n, "was")[1:]
-	r.s.log().Warn("enforcement suspended (circuit breaker)", "events", n, "maxPerRun", r.s.maxPerRun())
+	accounts := r.newAccounts(users)
+	r.rr.tripped = true
+	notice := "E" + r.s.breakerNotice(accounts, logins, "was")[1:]
+	r.s.log().Warn("enforcement suspended (circuit breaker)", "accounts", accounts, "logins", logins, "maxPerRun", r.s.maxPerRun())
 	return notice
 }
 
@@ -419,19 +488,38 @@ func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 			r.failed([]int{i}, "could not record the intent to act, so nothing was done: %v", err)
 			continue
 		}
+		if !ok && prior.Token == r.token && !prior.Settled() {
+			// This run's own claim (its write's answer was lost and the
+			// resend found it): the claim is ours, act on it.
+			ok = true
+		}
 		if !ok {
 			r.fromRecord(i, prior)
 			continue
 		}
 		if r.action == string(ModeEndAllSessions) {
+			if done, ok := r.rr.loggedOut[uid]; ok {
+				// logoutall already ran for this user in this run (an
+				// earlier piece): it ended this older session too.
+				r.set(i, done)
+				r.settle(ctx, rec, done)
+				if done.Outcome == audit.OutcomeEnded {
+					enforced[uid] = append(enforced[uid], f.EventID)
+				}
+				continue
+			}
 			if claimedOf[uid] == nil {
 				order = append(order, uid)
 			}
 			claimedOf[uid] = append(claimedOf[uid], i)
 			continue
 		}
+		sent := s.now()
 		active, err := s.Portal.EndSession(ctx, f.EventID)
 		resp := outcome(err, active, s.now())
+		if errors.Is(err, ErrUnconfirmed) {
+			resp = r.confirm(ctx, f.EventID, sent, err)
+		}
 		r.set(i, resp)
 		r.settle(ctx, rec, resp)
 		s.log().Info("enforcement", "eventId", f.EventID, "userId", uid, "action", r.action, "outcome", resp.Outcome, "error", resp.Error)
@@ -443,6 +531,7 @@ func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 		is := claimedOf[uid]
 		err := s.Portal.EndAllSessions(ctx, uid)
 		resp := outcome(err, true, s.now())
+		r.rr.loggedOut[uid] = resp
 		for _, i := range is {
 			r.set(i, resp)
 			now := s.now()
@@ -472,14 +561,33 @@ func outcome(err error, active bool, at time.Time) audit.Response {
 	}
 }
 
+// confirm settles a logout whose answer was lost (err wraps ErrUnconfirmed):
+// the call is not sent again; the portal is asked whether the key's user
+// ended a session since sent, and what it says is recorded.
+func (r *run) confirm(ctx context.Context, id int64, sent time.Time, err error) audit.Response {
+	ended, cerr := r.s.Portal.ConfirmEnded(ctx, id, sent)
+	now := r.s.now()
+	switch {
+	case cerr != nil:
+		return audit.Response{Outcome: audit.OutcomeFailed, At: now.Format(time.RFC3339),
+			Error: fmt.Sprintf("the logout was sent once and its answer was lost (%v); whether it ended the session could not be confirmed: %v", err, cerr)}
+	case ended:
+		return audit.Response{Outcome: audit.OutcomeEnded, At: now.Format(time.RFC3339)}
+	default:
+		return audit.Response{Outcome: audit.OutcomeFailed, At: now.Format(time.RFC3339),
+			Error: fmt.Sprintf("the logout was sent once and its answer was lost (%v); the portal shows no session ended since, so the session may still be active", err)}
+	}
+}
+
 // fromRecord answers a finding whose event an earlier (or concurrent) run
-// claimed: with that run's outcome, or claimed_earlier when it recorded none.
+// claimed: with that run's outcome (marked Recorded), or claimed_earlier
+// when it recorded none.
 func (r *run) fromRecord(i int, rec ipguard.ResponseRecord) {
 	if !rec.Settled() {
 		r.set(i, audit.Response{Outcome: audit.OutcomeSkipped, Guard: audit.GuardClaimedEarlier})
 		return
 	}
-	resp := audit.Response{Outcome: rec.Outcome, Error: rec.Detail}
+	resp := audit.Response{Outcome: rec.Outcome, Error: rec.Detail, Recorded: true}
 	if !rec.SettledAt.IsZero() {
 		resp.At = rec.SettledAt.UTC().Format(time.RFC3339)
 	}

@@ -31,10 +31,15 @@ type fakePortal struct {
 	failLogout  map[int64]error
 	failIsOwner error
 	failSelf    error
+	// loseAnswer: logout of these ids is applied but its answer is lost.
+	loseAnswer map[int64]bool
+	// endedAt: when each session was ended by a logout (for ConfirmEnded).
+	endedAt []time.Time
+	now     func() time.Time
 }
 
 func newPortal(activeIDs ...int64) *fakePortal {
-	p := &fakePortal{active: map[int64]bool{}, failLogout: map[int64]error{}}
+	p := &fakePortal{active: map[int64]bool{}, failLogout: map[int64]error{}, loseAnswer: map[int64]bool{}, now: func() time.Time { return t0 }}
 	for _, id := range activeIDs {
 		p.active[id] = true
 	}
@@ -66,7 +71,25 @@ func (p *fakePortal) EndSession(_ context.Context, id int64) (bool, error) {
 	}
 	was := p.active[id]
 	p.active[id] = false
+	if was && p.now != nil {
+		p.endedAt = append(p.endedAt, p.now())
+	}
+	if p.loseAnswer[id] {
+		return false, fmt.Errorf("docspace: end session: no answer within 10s: %w", enforce.ErrUnconfirmed)
+	}
 	return was, nil
+}
+
+func (p *fakePortal) ConfirmEnded(_ context.Context, id int64, since time.Time) (bool, error) {
+	p.record(fmt.Sprintf("confirm %d", id))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, at := range p.endedAt {
+		if !at.Before(since) {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (p *fakePortal) EndAllSessions(_ context.Context, userID string) error {
@@ -88,7 +111,7 @@ func (p *fakePortal) writes() []string {
 	defer p.mu.Unlock()
 	var out []string
 	for _, c := range p.calls {
-		if !strings.HasPrefix(c, "self") && !strings.HasPrefix(c, "owner?") {
+		if !strings.HasPrefix(c, "self") && !strings.HasPrefix(c, "owner?") && !strings.HasPrefix(c, "confirm") {
 			out = append(out, c)
 		}
 	}
@@ -211,12 +234,22 @@ func TestRespondOutcomes(t *testing.T) {
 			anyCall:  true,
 		},
 		{
-			name:     "11 violations of 2 users trip the breaker too",
+			// Issue 16 §5: the breaker counts accounts, not logins.
+			name:     "11 violations of 2 accounts are acted on: the breaker counts accounts",
 			set:      enforce.Settings{Mode: enforce.ModeEndSession},
 			findings: manyViolations(11, 2),
 			active:   ids(11),
-			want:     repeat("skipped(circuit_breaker)", 11),
-			notices:  1,
+			want:     repeat("ended", 11),
+			writes:   logouts(11),
+			anyCall:  true,
+		},
+		{
+			name:     "one throw-away account logging in 11 times does not suspend enforcement for another",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: append(manyViolations(11, 1), violation(50, user(50))),
+			active:   append(ids(11), 50),
+			want:     repeat("ended", 12),
+			writes:   append(logouts(11), "logout 50"),
 			anyCall:  true,
 		},
 		{

@@ -28,6 +28,9 @@ type Alert struct {
 	SMS      string
 	Severity string
 	Kinds    []string
+	// Test marks a test message ({"action": "test-alert"}): it travels with
+	// the attribute "test" = "true", and its Default JSON says "test": true.
+	Test bool
 }
 
 // StructuredMessage is the Message SNS receives with MessageStructure
@@ -64,9 +67,12 @@ type MessageAttribute struct {
 
 // Attributes are the message attributes an Alert travels with: "severity"
 // (String) when Severity is set and "kinds" (String.Array, a JSON list) when
-// Kinds is not empty.
+// Kinds is not empty, and "test" (String, "true") for a test message.
 func (a Alert) Attributes() []MessageAttribute {
 	var out []MessageAttribute
+	if a.Test {
+		out = append(out, MessageAttribute{"test", "String", "true"})
+	}
 	if a.Severity != "" {
 		out = append(out, MessageAttribute{"severity", "String", a.Severity})
 	}

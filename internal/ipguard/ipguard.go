@@ -41,6 +41,32 @@ type User struct {
 	GoneChecks int
 }
 
+// AllowlistHistory is when each of a user's entries started and stopped
+// counting, so that a login is judged by the allowlist in force when it
+// happened (not when the audit reads it), and when the user was offboarded.
+type AllowlistHistory struct {
+	UserID       string
+	Email        string
+	Spans        []EntrySpan
+	OffboardedAt time.Time // zero: not offboarded
+}
+
+// EntrySpan: Entry counted from From (zero: before the history began) until
+// Until (zero: it still counts).
+type EntrySpan struct {
+	Entry       string
+	From, Until time.Time
+}
+
+// AddressFailures is what is remembered across runs of the failed logins
+// from one whole address (canonical text): how many, and the dates of the
+// first and the last.
+type AddressFailures struct {
+	IP          string
+	Count       int
+	First, Last time.Time
+}
+
 // TimeSpan is the closed interval [From, To].
 type TimeSpan struct {
 	From, To time.Time
@@ -54,6 +80,17 @@ type TimeSpan struct {
 type AuditProgress struct {
 	Until  time.Time
 	Cursor *AuditCursor
+	// Memory is how long scheduled runs kept their alert records, oldest
+	// first: from each Since on, records were written to live for Keep
+	// (ALERT_RETENTION then). A backfill reads it to tell which of its
+	// logins' records may have expired. Bounded (see audit).
+	Memory []RetentionSince
+}
+
+// RetentionSince says alert records written from Since on live for Keep.
+type RetentionSince struct {
+	Since time.Time
+	Keep  time.Duration
 }
 
 // AuditCursor is a window [From, To] whose events dated after Below are
@@ -62,6 +99,10 @@ type AuditProgress struct {
 // second whole before it moves Below past it.
 type AuditCursor struct {
 	From, To, Below time.Time
+	// SecondTries counts the runs that stopped at Below because the second
+	// there holds more rows than a page and not all of them could be seen
+	// yet; each try gives that second twice the reads of the one before.
+	SecondTries int
 }
 
 // EntryDetail is the optional part of an allowlist entry: a time-bound

@@ -34,3 +34,24 @@ func TestErrorNamesFieldAndValue(t *testing.T) {
 		t.Error("ErrorCode")
 	}
 }
+
+func TestCheckJSONNamesThePosition(t *testing.T) {
+	tests := []struct {
+		payload string
+		want    string // nothing when valid
+	}{
+		{`{"id": "u1"}`, ""},
+		{`{"id": "u1",}`, "line 1, column 13 (byte 13)"},
+		{"{\n  \"id\": \"u1\"\n  \"email\": \"x\"\n}", "line 3, column 3"},
+		{`{"id": "u1"`, "unexpected end of JSON input at line 1, column 11 (byte 11)"},
+	}
+	for _, tt := range tests {
+		err := CheckJSON("event", []byte(tt.payload))
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%q: %v, want valid", tt.payload, err)
+		case tt.want != "" && (ErrorCode(err) != EInvalid || !strings.Contains(err.Error(), tt.want) || !strings.HasPrefix(err.Error(), "event ")):
+			t.Errorf("%q: %v, want EInvalid naming event and %q", tt.payload, err, tt.want)
+		}
+	}
+}

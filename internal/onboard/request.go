@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode"
 
+	"ipguard/internal/allowlist"
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
@@ -194,7 +195,8 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 		return Request{}, ipguard.Invalid("allowedIps", string(raw), "must be a list of strings or {\"ip\", \"expiresAt\", \"note\"} objects")
 	}
 	if len(items) > MaxListLength {
-		return Request{}, ipguard.Invalid("allowedIps", "", "has %d entries; at most %d are allowed", len(items), MaxListLength)
+		// The same words as every other entry cap: a user holds at most 100.
+		return Request{}, ipguard.Invalid("allowedIps", "", "has %d entries; at most %d are allowed", len(items), allowlist.DefaultLimits.MaxEntries)
 	}
 	for i, item := range items {
 		field := fmt.Sprintf("allowedIps[%d]", i)
@@ -291,7 +293,7 @@ func canonicalID(id string) (string, error) {
 		return "", ipguard.Invalid("id", "", "is required: the DocSpace user id")
 	}
 	if len(id) > MaxIDLength {
-		return "", ipguard.Invalid("id", id, "is longer than %d characters", MaxIDLength)
+		return "", ipguard.Invalid("id", id, "is %d bytes long; at most %d are allowed", len(id), MaxIDLength)
 	}
 	for _, r := range id {
 		if unicode.IsSpace(r) || humantext.Unsafe(r) {
@@ -317,7 +319,7 @@ func canonicalEmail(email string) (string, error) {
 		}
 	}
 	if len(email) > MaxEmailLength {
-		return "", ipguard.Invalid("email", email, "is longer than %d characters", MaxEmailLength)
+		return "", ipguard.Invalid("email", email, "is %d bytes long; at most %d are allowed", len(email), MaxEmailLength)
 	}
 	a, err := mail.ParseAddress(email)
 	if err != nil || a.Address != email || a.Name != "" {
@@ -339,6 +341,9 @@ type jsonProp struct {
 // objectProps returns the members of a JSON object in document order,
 // duplicates included.
 func objectProps(b []byte, what string) ([]jsonProp, error) {
+	if err := ipguard.CheckJSON(what, b); err != nil {
+		return nil, err
+	}
 	bad := ipguard.Invalid(what, string(b), "must be a JSON object")
 	dec := json.NewDecoder(bytes.NewReader(b))
 	tok, err := dec.Token()

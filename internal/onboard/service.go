@@ -47,6 +47,31 @@ type Store interface {
 	ClearDueAlert(ctx context.Context, key string) error
 }
 
+// HistoryRecorder keeps each user's allowlist history (see the audit).
+type HistoryRecorder interface {
+	// RecordHistory notes that, at at, the entries added started counting
+	// for userID and the entries removed stopped (offboarded: the user was
+	// offboarded, and every entry stopped). It forgets what ended more than
+	// keep before at.
+	RecordHistory(ctx context.Context, userID, email string, added, removed []string, offboarded bool, at time.Time, keep time.Duration) error
+}
+
+// HistoryKeep is how long a user's allowlist history is kept after an entry
+// stopped counting: logins older than that (a backfill) are judged by the
+// allowlist stored when the audit reads them.
+const HistoryKeep = 90 * 24 * time.Hour
+
+// recordHistory notes a stored change in the history; a failure is a
+// warning of the result (the change itself stands).
+func (s *Service) recordHistory(ctx context.Context, res *Result, id, email string, added, removed []string, offboarded bool, at time.Time) {
+	if s.History == nil || (len(added) == 0 && len(removed) == 0 && !offboarded) {
+		return
+	}
+	if err := s.History.RecordHistory(ctx, id, email, added, removed, offboarded, at, HistoryKeep); err != nil {
+		res.Warnings = append(res.Warnings, "the change is stored, but its allowlist history could not be recorded (the audit then judges older logins by the new list): "+err.Error())
+	}
+}
+
 // Portal is the DocSpace IP restrictions API.
 type Portal interface {
 	// IPRestrictions returns the portal's list. An answer without a list
@@ -88,6 +113,13 @@ type Service struct {
 	Trail Trail
 	// Logins is the login history (preview).
 	Logins LoginHistory
+	// UserChecks chooses which stored users each sync asks the portal about
+	// (users who left); nil: a rotation kept in this process only.
+	UserChecks *UserChecks
+	// History, optional, records when each entry started and stopped
+	// counting and when a user was offboarded, so that the audit judges a
+	// login by the allowlist in force when it happened.
+	History HistoryRecorder
 	// PortalName names the portal in alerts.
 	PortalName string
 	Now        func() time.Time
@@ -96,8 +128,8 @@ type Service struct {
 	preflight struct {
 		sync.Mutex
 	}
-	lastChecked  string // the last user id the sync asked the portal about (under preflight's lock)
-	knownKeyUser string // the user the key acts as, once asked (under preflight's lock)
+	knownKeyUser string      // the user the key acts as, once asked (under preflight's lock)
+	checks       *UserChecks // the rotation when UserChecks is nil (under preflight's lock)
 }
 
 // Handle decodes an invocation payload and runs its action.
@@ -259,6 +291,7 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 					return Result{}, err
 				}
 				res.Stored = true
+				s.recordHistory(ctx, &res, id, old.Email, nil, old.Entries, true, now)
 			} else {
 				res.Warnings = append(res.Warnings, "user "+id+" is not stored; nothing to offboard")
 			}
@@ -289,6 +322,14 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		}
 		if ok {
 			stored, res.Stored = next, true
+			added := res.Added
+			if !found {
+				// A user's first entries count from before the history:
+				// logins the audit reads from before the onboarding (its
+				// overlap, a backlog) are judged by them, as before.
+				added = nil
+			}
+			s.recordHistory(ctx, &res, id, next.Email, added, res.Removed, false, now)
 			break
 		}
 		if attempt >= 5 {
@@ -516,8 +557,8 @@ func mutate(action string, old ipguard.User, found bool, id, email string, entri
 				next.Details[e] = d
 			}
 		}
-		if len(next.Entries) > 100 {
-			return ipguard.User{}, nil, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most 100 are allowed", len(next.Entries))
+		if limit := allowlist.DefaultLimits.MaxEntries; len(next.Entries) > limit {
+			return ipguard.User{}, nil, ipguard.Invalid("allowedIps", "", "would give the user %d entries; at most %d are allowed", len(next.Entries), limit)
 		}
 	case ActionRemove:
 		if !found {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -47,12 +45,12 @@ func (s *Service) Sync(ctx context.Context) (Result, error) {
 
 func (s *Service) sync(ctx context.Context) (Result, error) {
 	res := newResult(ActionSync, "")
-	left, checked, total, skipped, err := s.usersLeft(ctx)
+	left, checked, planned, total, skipped, err := s.usersLeft(ctx)
 	res.Warnings = append(res.Warnings, skipped...)
 	if err != nil {
 		res.Warnings = append(res.Warnings, "could not check for users who left the portal: "+err.Error())
-	} else if checked < total {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("checked %d of %d stored users against the portal before the deadline; the next sync checks the others first", checked, total))
+	} else if checked < planned {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("checked %d of this sync's %d stored users against the portal before the deadline; the next sync goes on from there", checked, planned))
 	}
 	var confirmed []int
 	for i, l := range left {
@@ -76,12 +74,16 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		}
 		var ids []string
 		for _, i := range confirmed {
+			was, _, gerr := s.Store.GetUser(ctx, left[i].UserID)
 			if err := s.Store.DeleteUser(ctx, left[i].UserID); err != nil {
 				s.reportOffboarded(ctx, ids)
 				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
 			}
 			left[i].Offboarded = true
 			ids = append(ids, left[i].UserID)
+			if gerr == nil {
+				s.recordHistory(ctx, &res, left[i].UserID, was.Email, nil, was.Entries, true, s.now())
+			}
 		}
 		s.reportOffboarded(ctx, ids)
 		if _, err := s.Store.BumpVersion(ctx); err != nil {
@@ -140,48 +142,72 @@ func (s *Service) usersLeftAlert(what string, ids []string) ipguard.Alert {
 	}
 }
 
-// usersLeft asks the directory about the stored users, least recently
-// checked first as far as this process knows, until half the time left
-// before the deadline is spent (the reconcile needs the rest). An outage or
-// a refusal (the key) stops it (err); a failure that concerns one user (an
-// id the portal answers with something else than a user) is a warning in
-// skipped, and the others are still checked. Each check is stored on the
-// user (GoneChecks): a user is Confirmed gone when this check and the one
-// before both found it gone.
-func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, total int, skipped []string, err error) {
+// usersLeft asks the directory about this sync's share of the stored users
+// (the rotation, usercheck.go: its place is kept in the store), until half
+// the time left before the deadline is spent (the reconcile needs the rest).
+// An outage or a refusal (the key) stops it (err); a failure that concerns
+// one user (an id the portal answers with something else than a user) is a
+// warning in skipped, and the others are still checked. checked and
+// planned count this sync's checks; total the stored users. Each check is
+// stored on the user (GoneChecks): a user is Confirmed gone when this check
+// and the one before both found it gone; a user seen gone once is checked
+// again first in the next sync (WHERE-ISSUES-MEET §14).
+func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, planned, total int, skipped []string, err error) {
 	left = []LeftView{}
 	if s.Directory == nil {
-		return left, 0, 0, nil, nil
+		return left, 0, 0, 0, nil, nil
 	}
 	users, err := s.Store.AllUsers(ctx)
 	if err != nil {
-		return left, 0, 0, nil, err
+		return left, 0, 0, 0, nil, err
 	}
 	total = len(users)
-	slices.SortFunc(users, func(a, b ipguard.User) int { return strings.Compare(a.ID, b.ID) })
-	// Start after the last user this container checked, so a portal too
-	// large for one sync is covered over several.
-	s.preflight.Lock()
-	after := s.lastChecked
-	s.preflight.Unlock()
-	start := sort.Search(len(users), func(i int) bool { return users[i].ID > after })
-	users = append(users[start:], users[:start]...)
+	byID := make(map[string]ipguard.User, len(users))
+	ids := make([]string, 0, len(users))
+	for _, u := range users {
+		byID[u.ID] = u
+		ids = append(ids, u.ID)
+	}
+	rot := s.userChecks()
+	now := s.now()
+	// first: users to check again before the rotation's share: a user seen
+	// gone once is checked again first (WHERE-ISSUES-MEET §14).
+	var first []string
+	for _, u := range users {
+		if u.GoneChecks == 1 {
+			first = append(first, u.ID)
+		}
+	}
+	plan, perr := rot.Plan(ctx, ids, first, now)
+	if perr != nil {
+		skipped = append(skipped, "could not read the users-left rotation's place (this sync goes on from this container's last place, or the first user): "+humantext.Line(perr.Error(), 300))
+	}
+	if total > plan.Capacity {
+		skipped = append(skipped, fmt.Sprintf("%d stored users are more than the sync checks in %s at %d per sync (%d): some are checked less often; schedule the sync more often",
+			total, rot.within(), plan.Batch, plan.Capacity))
+	}
+	planned = len(plan.IDs)
+	var done []string
+	defer func() {
+		if derr := rot.Done(ctx, plan, done, now); derr != nil {
+			skipped = append(skipped, "could not save the users-left rotation's place (the next sync checks some users again): "+humantext.Line(derr.Error(), 300))
+		}
+	}()
 	stopAt := time.Time{}
 	if dl, ok := ctx.Deadline(); ok {
 		stopAt = time.Now().Add(time.Until(dl) / 2)
 	}
-	for _, u := range users {
+	for _, id := range plan.IDs {
 		if !stopAt.IsZero() && time.Now().After(stopAt) {
 			break
 		}
+		u := byID[id]
 		p, found, err := s.Directory.Person(ctx, u.ID)
 		if code := ipguard.ErrorCode(err); err != nil && (code != ipguard.EInvalid && code != ipguard.EInternal || ctx.Err() != nil) {
-			return left, checked, total, skipped, err
+			return left, checked, planned, total, skipped, err
 		}
 		checked++
-		s.preflight.Lock()
-		s.lastChecked = u.ID
-		s.preflight.Unlock()
+		done = append(done, id)
 		gone := ""
 		switch {
 		case err != nil:
@@ -201,11 +227,11 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, tota
 			next := u
 			next.GoneChecks, next.Rev = min(checks, 2), u.Rev+1
 			if _, err := s.Store.PutUserIf(ctx, next, u.Rev); err != nil {
-				return left, checked, total, skipped, err
+				return left, checked, planned, total, skipped, err
 			}
 		}
 	}
-	return left, checked, total, skipped, nil
+	return left, checked, planned, total, skipped, nil
 }
 
 // PreviewResult replays recent successful logins against the list the

@@ -38,7 +38,8 @@ type API interface {
 // white space is ignored.
 //
 // It is safe for concurrent use: concurrent callers share a single fetch.
-// It satisfies docspace.KeyProvider, including the optional Invalidate.
+// It satisfies docspace.KeyProvider, including the optional Refresh and
+// Invalidate.
 type KeySource struct {
 	api      API
 	secretID string
@@ -85,6 +86,24 @@ func (k *KeySource) Invalidate() {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.key, k.expires = "", time.Time{}
+}
+
+// Refresh returns the key after refused was refused by the portal: the
+// cached key when it is another one already (a concurrent caller read the
+// secret again), otherwise the secret read anew (and cached). Errors as Key's.
+func (k *KeySource) Refresh(ctx context.Context, refused string) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.key != "" && k.key != refused && k.now().Before(k.expires) {
+		return k.key, nil
+	}
+	k.key, k.expires = "", time.Time{}
+	key, err := k.fetch(ctx)
+	if err != nil {
+		return "", err
+	}
+	k.key, k.expires = key, k.now().Add(k.ttl)
+	return key, nil
 }
 
 // fetch reads and parses the secret.

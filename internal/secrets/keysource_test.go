@@ -237,3 +237,29 @@ func TestJSONSecretScrubsItsValuesNotItsStructure(t *testing.T) {
 		t.Errorf("Clean changed the structure-only text: %q", c)
 	}
 }
+
+// Refresh after a refusal reads the secret again, unless another caller
+// already did (the cache holds another key than the refused one): several
+// calls refused at once cost one read.
+func TestRefreshReadsAgainOnceForConcurrentRefusals(t *testing.T) {
+	api := &fakeAPI{out: str("sk-old-0123456789")}
+	ks := NewKeySource(api, "docspace/key", time.Hour)
+	old, err := ks.Key(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.out = str("sk-new-0123456789")
+	for i := 0; i < 3; i++ {
+		k, err := ks.Refresh(context.Background(), old)
+		if err != nil || k != "sk-new-0123456789" {
+			t.Fatalf("Refresh = %q, %v; want the new key", k, err)
+		}
+	}
+	if n := api.calls.Load(); n != 2 {
+		t.Errorf("%d reads of the secret, want 2 (the first and one after the refusal)", n)
+	}
+	// The new key refused as well: read once more.
+	if _, err := ks.Refresh(context.Background(), "sk-new-0123456789"); err != nil || api.calls.Load() != 3 {
+		t.Errorf("refresh after the new key was refused: %v, %d reads", err, api.calls.Load())
+	}
+}

@@ -1,7 +1,8 @@
 // Package status answers the audit function's {"action": "status"} without
 // auditing: how far the audit has read and its lag, the last run's outcome,
 // the API key's name, postfix and expiry, the portal allowlist's state, the
-// number of users stored and the configured schedule.
+// number of users stored, the configured schedule and who receives the alerts
+// (the alert topic's confirmed subscriptions).
 //
 // Each part is read on its own: a part that cannot be read is left out and
 // named in Warnings, so the status answers whatever else it can.
@@ -10,6 +11,7 @@ package status
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -36,6 +38,35 @@ type Portal interface {
 	IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error)
 	// IPRestrictionsEnabled says whether the portal enforces it.
 	IPRestrictionsEnabled(ctx context.Context) (bool, error)
+}
+
+// Delivery is who receives the alerts.
+type Delivery interface {
+	// Subscribers counts the alert topic's confirmed subscriptions and
+	// those waiting for confirmation.
+	Subscribers(ctx context.Context) (confirmed, pending int, err error)
+}
+
+// DeliveryState is the alert topic's subscriptions.
+type DeliveryState struct {
+	ConfirmedSubscribers int `json:"confirmedSubscribers"`
+	PendingSubscribers   int `json:"pendingSubscribers"`
+}
+
+// NoSubscriber is the warning of a status (and a run) whose alert topic has
+// no confirmed subscription: alerts reach nobody.
+const NoSubscriber = "no confirmed subscriber on the alert topic: alerts reach nobody; subscribe an address (e.g. the template parameter AlertEmail) and confirm the e-mail from AWS Notifications, then send {\"action\": \"test-alert\"}"
+
+// SubscriberWarnings are the warnings for confirmed and pending subscriptions.
+func SubscriberWarnings(confirmed, pending int) []string {
+	var w []string
+	if confirmed == 0 {
+		w = append(w, NoSubscriber)
+	}
+	if pending > 0 {
+		w = append(w, fmt.Sprintf("%d subscription(s) of the alert topic wait for confirmation: open the link in the e-mail from AWS Notifications (it expires after 3 days)", pending))
+	}
+	return w
 }
 
 // LastRun is the record of one audit run, written after every run.
@@ -81,7 +112,10 @@ type Report struct {
 	Portal      *PortalState `json:"portal,omitempty"`
 	UsersStored *int         `json:"usersStored,omitempty"`
 	Schedule    string       `json:"schedule"` // "" when the function is not scheduled
-	Warnings    []string     `json:"warnings"`
+	// Delivery is the alert topic's subscriptions; absent when they could
+	// not be listed (the reason is in Warnings).
+	Delivery *DeliveryState `json:"delivery,omitempty"`
+	Warnings []string       `json:"warnings"`
 }
 
 // maxWarningBytes bounds one warning of the report (humantext.Line).
@@ -108,6 +142,8 @@ type Service struct {
 	Portal   Portal
 	Keys     keywatch.Source
 	Schedule string
+	// Delivery, optional, counts who receives the alerts.
+	Delivery Delivery
 	Now      func() time.Time
 	// PortalBudget bounds the portal's parts (the key, the allowlist)
 	// together; 0 means DefaultPortalBudget.
@@ -144,6 +180,14 @@ func (s *Service) Report(ctx context.Context) Report {
 		warn("users", err)
 	} else {
 		r.UsersStored = &n
+	}
+	if s.Delivery != nil {
+		if c, p, err := s.Delivery.Subscribers(ctx); err != nil {
+			warn("alert subscriptions", err)
+		} else {
+			r.Delivery = &DeliveryState{ConfirmedSubscribers: c, PendingSubscribers: p}
+			r.Warnings = append(r.Warnings, SubscriberWarnings(c, p)...)
+		}
 	}
 	budget := s.PortalBudget
 	if budget <= 0 {

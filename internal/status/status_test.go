@@ -62,3 +62,47 @@ func TestDefaultPortalBudgetFitsTheCLIsWait(t *testing.T) {
 		t.Errorf("DefaultPortalBudget = %s", DefaultPortalBudget)
 	}
 }
+
+type fakeDelivery struct {
+	confirmed, pending int
+	err                error
+}
+
+func (f fakeDelivery) Subscribers(context.Context) (int, int, error) {
+	return f.confirmed, f.pending, f.err
+}
+
+// A stack deployed with no subscriber says so in its status; a failure to
+// list the subscriptions is a warning, never a failed status.
+func TestStatusSaysWhoReceivesTheAlerts(t *testing.T) {
+	tests := []struct {
+		name     string
+		delivery fakeDelivery
+		want     *DeliveryState
+		warning  string // a warning that starts so; "" for none
+	}{
+		{"one confirmed", fakeDelivery{confirmed: 1}, &DeliveryState{ConfirmedSubscribers: 1}, ""},
+		{"no subscriber", fakeDelivery{}, &DeliveryState{}, "no confirmed subscriber on the alert topic"},
+		{"only pending", fakeDelivery{pending: 2}, &DeliveryState{PendingSubscribers: 2}, "no confirmed subscriber on the alert topic"},
+		{"list denied", fakeDelivery{err: &ipguard.Error{Code: ipguard.EConfig, Message: "sns: list subscriptions: AccessDenied"}}, nil, "alert subscriptions: "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Service{Store: fakeStore{}, Portal: hangingPortal{}, Keys: hangingPortal{}, PortalBudget: time.Millisecond, Delivery: tt.delivery}
+			r := s.Report(context.Background())
+			if (r.Delivery == nil) != (tt.want == nil) || r.Delivery != nil && *r.Delivery != *tt.want {
+				t.Errorf("delivery = %+v, want %+v", r.Delivery, tt.want)
+			}
+			found := false
+			for _, w := range r.Warnings {
+				found = found || tt.warning != "" && strings.HasPrefix(w, tt.warning)
+				if tt.warning == "" && (strings.Contains(w, "subscri")) {
+					t.Errorf("unexpected warning %q", w)
+				}
+			}
+			if tt.warning != "" && !found {
+				t.Errorf("warnings %q lack %q", r.Warnings, tt.warning)
+			}
+		})
+	}
+}

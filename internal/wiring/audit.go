@@ -2,10 +2,13 @@ package wiring
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"ipguard/internal/audit"
+	"ipguard/internal/config"
 	"ipguard/internal/docspace"
+	"ipguard/internal/emf"
 	"ipguard/internal/enforce"
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/humantext"
@@ -15,21 +18,24 @@ import (
 	"ipguard/internal/snsalert"
 	"ipguard/internal/status"
 	"net/http"
+	"strings"
 	"time"
 )
 
 // The AuditFunction's wiring: the audit service, enforcement, the key watch, the status operation and the handler that chooses between them.
 
-// AuditService wires the audit service from the shared adapters and SNS.
+// AuditService wires the audit service from the shared adapters and SNS
+// (with the findings bus, chat and digest chained in: findings.go).
 func (d Deps) AuditService() *audit.Service {
 	a := d.Config.Audit
 	return &audit.Service{
 		Source:    d.Portal,
 		Clock:     d.Portal,
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), a.TopicARN),
+		Publisher: d.alertChain(a.TopicARN, config.Audit, true).Publisher,
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
+		Archive:   d.loginArchive(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
 			Overlap:        a.Overlap,
@@ -47,29 +53,43 @@ func (d Deps) AuditService() *audit.Service {
 // an EventBridge Scheduler Input, or a backfill. After the audit it checks
 // the API key (package keywatch: expiry alerts; an inactive or expired key
 // fails the invocation with a ConfigurationError naming it, also when the
-// portal refused the key during the audit). Each invocation writes
-// one EMF metrics line (see AuditMetrics), whose lag is measured from the
-// checkpoint after the run, and records its outcome for the status operation.
-// A payload rejected as bad input (InvalidInput naming the field) changes
-// nothing stored: the audit did not run, so the last run stays as it was.
+// portal refused the key during the audit). A scheduled run also counts the
+// alert topic's confirmed subscriptions (a failure to list them is a
+// warning). Each invocation writes one EMF metrics line (see AuditMetrics),
+// whose lag is measured from the checkpoint after the run, and records its
+// outcome for the status operation. A payload it does not know (another
+// action, an unknown field, malformed JSON) is InvalidInput naming the
+// field, counted as Rejected, and changes nothing stored: the audit did not
+// run, so the last run stays as it was. A panic is an InternalError counted
+// in Failures.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
+	chain := d.alertChain(d.Config.Audit.TopicARN, config.Audit, true)
+	svc.Publisher = chain.Publisher
 	pages := &pageCounter{Source: svc.Source}
 	svc.Source = pages
 	mw := d.metricsWriter()
 	keys := d.KeyWatch()
+	subs := d.Subscriptions()
 	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
 		start := time.Now()
 		pages.pages.Store(0)
+		subscribers := -1
 		rejected := false
+		findingsProps := map[string]any{} // outbox and digest counts: EMF properties (findings.go)
 		defer func() {
 			took := time.Since(start)
-			metrics := auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err))
-			mw.write(ctx, metrics, map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To})
+			metrics := append(auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err)), subscriberMetrics(subscribers)...)
+			props := map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To}
+			for k, v := range findingsProps {
+				props[k] = v
+			}
+			mw.write(ctx, metrics, props)
 			if !rejected {
 				d.saveLastRun(ctx, res, err, took)
 			}
 		}()
+		defer func() { recovered(ctx, d.Log, recover(), &err) }()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			rejected = ipguard.ErrorCode(err) == ipguard.EInvalid
@@ -85,13 +105,31 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 			return audit.Result{}, err
 		}
 		// The audit goes first, with all the time there is; the key check
-		// (one GET) follows, or, when the portal refused the key, names it.
+		// (one GET) and the subscriptions (one SNS call a page) follow, or,
+		// when the portal refused the key, the key check names it.
+		// Findings the bus refused earlier are sent first; the digest
+		// whose hour has come after a scheduled run.
+		busWarnings := chain.beforeAudit(ctx, findingsProps)
 		res, err = svc.Run(ctx, t)
+		if err == nil {
+			more := append(busWarnings, chain.afterAudit(ctx, res, findingsProps)...)
+			res.Warnings = append(res.Warnings, more...)
+			res.WarningCount += len(more)
+		}
+		if !t.Backfill {
+			var warn string
+			subscribers, warn = d.countSubscribers(ctx, subs)
+			if warn != "" && err == nil {
+				res.Warnings = append(res.Warnings, warn)
+				res.WarningCount++
+			}
+		}
 		if err != nil {
-			if keyRefused(err) {
-				if _, kerr := checkKey(ctx, keys); kerr != nil {
-					return res, kerr
-				}
+			// The key check runs even when the audit failed: a key about to
+			// expire is alerted whatever else is wrong (its own trouble is
+			// logged; a refused, inactive or expired key names the key).
+			if _, kerr := checkKey(ctx, keys); kerr != nil && (keyRefused(err) || ipguard.ErrorCode(kerr) == ipguard.EConfig) {
+				return res, kerr
 			}
 			return res, err
 		}
@@ -102,27 +140,187 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 	}
 }
 
+// Actions of the audit function besides a run.
+const (
+	ActionStatus    = "status"
+	ActionTestAlert = "test-alert"
+)
+
 // AuditFunction is the whole AuditFunction handler: {"action": "status"}
-// answers the status (status.Report) without auditing; anything else is an
-// audit run (AuditHandler). A status writes its metrics line too (one per
-// invocation): every count 0, and the lag of the stored checkpoint.
+// answers the status (status.Report) without auditing; {"action":
+// "test-alert"} sends one test message (TestAlert); anything else goes to
+// AuditHandler, which runs a scheduled event, a Scheduler Input or a
+// backfill and refuses every other payload (another action, an unknown
+// field) as InvalidInput without running. A status writes its metrics line
+// too (one per invocation): every count 0, the lag of the stored checkpoint
+// and ConfirmedSubscribers.
 func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 	run := d.AuditHandler()
 	st := d.StatusService()
+	test := d.TestAlert()
 	mw := d.metricsWriter()
-	return func(ctx context.Context, payload []byte) (any, error) {
-		if status.IsRequest(payload) {
+	return func(ctx context.Context, payload []byte) (out any, err error) {
+		switch auditAction(payload) {
+		case ActionStatus:
 			start := time.Now()
-			rep := st.Report(ctx)
-			lag := time.Duration(-1)
-			if rep.LagSeconds != nil {
-				lag = time.Duration(*rep.LagSeconds * float64(time.Second))
-			}
-			mw.write(ctx, auditMetrics(audit.Result{}, nil, time.Since(start), 0, lag), map[string]any{"action": "status"})
+			var rep status.Report
+			defer func() {
+				lag := time.Duration(-1)
+				if rep.LagSeconds != nil {
+					lag = time.Duration(*rep.LagSeconds * float64(time.Second))
+				}
+				subscribers := -1
+				if rep.Delivery != nil {
+					subscribers = rep.Delivery.ConfirmedSubscribers
+				}
+				ms := append(auditMetrics(audit.Result{}, err, time.Since(start), 0, lag), subscriberMetrics(subscribers)...)
+				mw.write(ctx, ms, map[string]any{"action": ActionStatus, "errorType": errorTypeOrEmpty(err)})
+			}()
+			defer func() { recovered(ctx, d.Log, recover(), &err) }()
+			rep = st.Report(ctx)
 			return rep, nil
+		case ActionTestAlert:
+			return test(ctx)
 		}
 		return run(ctx, payload)
 	}
+}
+
+// auditAction is the "action" of payload (or of the EventBridge event's
+// detail), lower case, when it is status or test-alert; "" otherwise
+// (AuditHandler decides, and refuses what it does not know).
+func auditAction(payload []byte) string {
+	detail, _, err := eventbridge.Unwrap(payload)
+	if err != nil {
+		return ""
+	}
+	var v struct {
+		Action *string `json:"action"`
+	}
+	if json.Unmarshal(detail, &v) != nil || v.Action == nil {
+		return ""
+	}
+	switch a := strings.ToLower(strings.TrimSpace(*v.Action)); a {
+	case ActionStatus, ActionTestAlert:
+		return a
+	}
+	return ""
+}
+
+// TestAlertResult is the answer of {"action": "test-alert"}.
+type TestAlertResult struct {
+	Action string `json:"action"` // always "test-alert"
+	Test   bool   `json:"test"`   // always true
+	// Sent lists each channel the message went through.
+	Sent []SentTest `json:"sent"`
+	// ConfirmedSubscribers is how many confirmed subscriptions of the alert
+	// topic receive it; absent when they could not be listed.
+	ConfirmedSubscribers *int     `json:"confirmedSubscribers,omitempty"`
+	PendingSubscribers   *int     `json:"pendingSubscribers,omitempty"`
+	Warnings             []string `json:"warnings"`
+}
+
+// SentTest is one channel a test message was handed to. A chat copy that
+// fails is logged ("chat notification not sent") and does not fail the
+// call, as for every alert.
+type SentTest struct {
+	Channel   string `json:"channel"`             // "sns", "chat" or "bus"
+	Target    string `json:"target"`              // the topic ARN or the bus name
+	MessageID string `json:"messageId,omitempty"` // SNS's message id (the alert topic)
+}
+
+// TestAlert is the handler of {"action": "test-alert"}: one message, marked
+// as a test ("test": true in its JSON and the message attribute test=true),
+// through every configured channel: the alert topic (so each of its
+// subscriptions: e-mail, SMS, queues), the chat topic and the findings bus
+// when configured. It writes no alert record, no
+// finding and no finding metric; its metrics line has Failures, Rejected,
+// RunSeconds and ConfirmedSubscribers. A failed publish fails the call
+// (ConfigurationError naming ALERT_TOPIC_ARN, or DependencyUnavailable).
+func (d Deps) TestAlert() func(context.Context) (TestAlertResult, error) {
+	// The audit's own chain, without the digest (it lets a test through
+	// anyway): the alert topic, then a chat copy and the findings bus
+	// where they are configured (a test goes to the bus once, never to
+	// its outbox).
+	pub := d.alertChain(d.Config.Audit.TopicARN, config.Audit, false).Publisher
+	f := d.Config.Findings
+	subs := d.Subscriptions()
+	mw := d.metricsWriter()
+	return func(ctx context.Context) (res TestAlertResult, err error) {
+		start := time.Now()
+		subscribers := -1
+		defer func() {
+			ms := append(failureMetrics(err), emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: time.Since(start).Seconds()})
+			mw.write(ctx, append(ms, subscriberMetrics(subscribers)...), map[string]any{"action": ActionTestAlert, "test": true, "errorType": errorTypeOrEmpty(err)})
+		}()
+		defer func() { recovered(ctx, d.Log, recover(), &err) }()
+		a, err := audit.TestAlert(d.Config.DocSpace.Host, time.Now(), requestID(ctx))
+		if err != nil {
+			return TestAlertResult{}, err
+		}
+		id, err := pub.Publish(ctx, a)
+		if err != nil {
+			return TestAlertResult{}, err
+		}
+		res = TestAlertResult{Action: ActionTestAlert, Test: true, Warnings: []string{},
+			Sent: []SentTest{{Channel: "sns", Target: d.Config.Audit.TopicARN, MessageID: id}}}
+		if f.ChatTopicARN != "" {
+			res.Sent = append(res.Sent, SentTest{Channel: "chat", Target: f.ChatTopicARN})
+		}
+		if f.BusName != "" {
+			res.Sent = append(res.Sent, SentTest{Channel: "bus", Target: f.BusName})
+		}
+		if subs != nil {
+			c, p, lerr := subs.Subscribers(ctx)
+			if lerr != nil {
+				res.Warnings = append(res.Warnings, "could not list the alert topic's subscriptions (the message was sent): "+redact.Clean(lerr.Error()))
+			} else {
+				subscribers = c
+				res.ConfirmedSubscribers, res.PendingSubscribers = &c, &p
+				res.Warnings = append(res.Warnings, status.SubscriberWarnings(c, p)...)
+			}
+		}
+		d.Log.InfoContext(ctx, "test alert sent", "messageId", id, "topic", d.Config.Audit.TopicARN, "confirmedSubscribers", subscribers)
+		return res, nil
+	}
+}
+
+// Subscriptions counts the alert topic's subscriptions (nil without a topic).
+func (d Deps) Subscriptions() *snsalert.Subscriptions {
+	if d.Config.Audit.TopicARN == "" {
+		return nil
+	}
+	return snsalert.NewSubscriptions(d.snsClient(), d.Config.Audit.TopicARN)
+}
+
+// countSubscribers counts the alert topic's confirmed subscriptions for a
+// scheduled run: -1 and a warning when they cannot be listed (never a
+// failed run); a count of 0 is logged (the ConfirmedSubscribers alarm pages).
+func (d Deps) countSubscribers(ctx context.Context, subs *snsalert.Subscriptions) (int, string) {
+	if subs == nil {
+		return -1, ""
+	}
+	// Within the invocation's deadline (the run may have used most of it),
+	// keeping a moment for the key check and the answer.
+	budget := 2 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, (time.Until(dl)-time.Second)/2)
+	}
+	if budget <= 0 {
+		return -1, "the alert topic's subscriptions were not counted: the run used the time up to its deadline"
+	}
+	cctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	c, _, err := subs.Subscribers(cctx)
+	if err != nil {
+		w := "could not list the alert topic's subscriptions (the function needs sns:ListSubscriptionsByTopic on it): " + redact.Clean(err.Error())
+		d.Log.WarnContext(ctx, "alert subscriptions unknown", "error", err)
+		return -1, w
+	}
+	if c == 0 {
+		d.Log.WarnContext(ctx, status.NoSubscriber)
+	}
+	return c, ""
 }
 
 // Enforcement wires the audit's responder from the configuration.
@@ -148,7 +346,7 @@ func (d Deps) KeyWatch() *keywatch.Watch {
 	return &keywatch.Watch{
 		Source:    docspace.KeyWatchSource{Client: d.Portal, Keys: d.APIKeys},
 		Store:     d.Store,
-		Publisher: snsalert.New(d.snsClient(), d.Config.Audit.TopicARN),
+		Publisher: d.alertChain(d.Config.Audit.TopicARN, config.Audit, false).Publisher, // bus and chat; no digest for key alerts
 		Portal:    d.Config.DocSpace.Host,
 		Log:       d.Log,
 	}
@@ -156,7 +354,11 @@ func (d Deps) KeyWatch() *keywatch.Watch {
 
 // StatusService wires the status operation.
 func (d Deps) StatusService() *status.Service {
-	return &status.Service{Store: d.Store, Portal: d.Portal, Keys: docspace.KeyWatchSource{Client: d.Portal, Keys: d.APIKeys}, Schedule: d.Config.Audit.Schedule}
+	st := &status.Service{Store: d.Store, Portal: d.Portal, Keys: docspace.KeyWatchSource{Client: d.Portal, Keys: d.APIKeys}, Schedule: d.Config.Audit.Schedule}
+	if subs := d.Subscriptions(); subs != nil {
+		st.Delivery = subs
+	}
+	return st
 }
 
 // keyRefused reports whether err is the portal refusing the API key (401).

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -44,7 +43,11 @@ const (
 	// an unknown extent.
 	MetricCoverageLost = "CoverageLost"
 	// MetricConfirmedSubscribers is the number of confirmed subscriptions of
-	// the alert topic, written by scheduled runs.
+	// the alert topic (sns:ListSubscriptionsByTopic), written by scheduled
+	// runs, the status and the test alert when they could be listed; absent
+	// otherwise. 0 means alerts reach nobody. Other destinations (a findings
+	// bus, chat) add to it when they are configured, so that its alarm fires
+	// only when no destination at all is (WHERE-ISSUES-MEET §7).
 	MetricConfirmedSubscribers = "ConfirmedSubscribers"
 
 	// Onboarding.
@@ -180,6 +183,15 @@ func failureMetrics(err error) []emf.Metric {
 	return []emf.Metric{count(MetricFailures, 1), count(MetricRejected, 0), count(PrefixFailures+ErrorType(err), 1)}
 }
 
+// subscriberMetrics is ConfirmedSubscribers, or nothing when the count is
+// unknown (n < 0).
+func subscriberMetrics(n int) []emf.Metric {
+	if n < 0 {
+		return nil
+	}
+	return []emf.Metric{count(MetricConfirmedSubscribers, n)}
+}
+
 func count(name string, n int) emf.Metric {
 	return emf.Metric{Name: name, Unit: emf.Count, Value: float64(n)}
 }
@@ -228,32 +240,9 @@ func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, 
 		count(MetricAlertsPublished, res.AlertsPublished),
 		count(MetricWarnings, max(res.WarningCount, len(res.Warnings))),
 		count(MetricSessionEnded, res.SessionEnded),
-		count(MetricCoverageLost, coverageLost(res)),
+		count(MetricCoverageLost, res.LoginsNotEvaluated),
 	)
 }
-
-// coverageLost is the run's count of logins not evaluated.
-//
-// TODO(#16): audit.Result gains the count (LoginsNotEvaluated, and
-// CoverageLost for findings); until it lands, this counts the run's
-// warnings that report lost coverage, by their wording in package audit.
-func coverageLost(res audit.Result) int {
-	n := 0
-	for _, w := range res.Warnings {
-		for _, mark := range lostCoverageWarnings {
-			if strings.Contains(w, mark) {
-				n++
-				break
-			}
-		}
-	}
-	return n
-}
-
-// lostCoverageWarnings mark the audit's warnings about logins it could not
-// evaluate (internal/audit: walk.go, service.go, evaluate.go).
-var lostCoverageWarnings = []string{"may be missing", "unreadable login event skipped", "plan fallback", "events may fall between windows",
-	"could not be read and were not evaluated", "may not have been evaluated"}
 
 // onboardMetrics are the metrics of one onboarding request.
 func onboardMetrics(res onboard.Result, err error, took time.Duration) []emf.Metric {

@@ -2,10 +2,10 @@ package wiring
 
 import (
 	"context"
+	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/onboard"
-	"ipguard/internal/snsalert"
 	"time"
 )
 
@@ -15,35 +15,41 @@ import (
 func (d Deps) OnboardService() *onboard.Service {
 	p := d.Config.Portal
 	return &onboard.Service{
-		Store:  d.Store,
-		Portal: d.Portal,
-		Leases: d.Store,
+		Store:   d.Store,
+		History: d.Store,
+		Portal:  d.Portal,
+		Leases:  d.Store,
 		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved,
 			OffboardMaxPercent: p.OffboardMaxPct},
 		LeaseWait: p.LeaseWait,
 		// One attempt of a portal write: the client's timeout (the lease fence).
 		WriteAttempt: d.Portal.AttemptTimeout(),
-		Alerts:       snsalert.New(d.snsClient(), p.AlertTopicARN),
+		Alerts:       d.alertChain(p.AlertTopicARN, config.Onboard, false).Publisher, // the findings bus and chat too (findings.go)
 		Logins:       d.Portal,
 		Directory:    docspace.Directory{Client: d.Portal},
 		Trail:        docspace.AllowlistTrail{Client: d.Portal},
 		PortalName:   d.Config.DocSpace.Host,
+		UserChecks:   &onboard.UserChecks{Store: d.Store, Every: p.SyncEvery},
 		Log:          d.Log,
 	}
 }
 
 // OnboardHandler is the OnboardFunction handler: the payload, or an
 // EventBridge event's detail, onboarded. Each invocation writes one EMF
-// metrics line (see OnboardMetrics).
+// metrics line (see OnboardMetrics); bad input counts as Rejected, a panic
+// as an InternalError in Failures.
 func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
 	svc := d.OnboardService()
+	chain := d.alertChain(d.Config.Portal.AlertTopicARN, config.Onboard, false)
 	mw := d.metricsWriter()
 	return func(ctx context.Context, payload []byte) (res onboard.Result, err error) {
 		start := time.Now()
+		chain.retryOutbox(ctx, d) // what the bus refused an earlier invocation
 		defer func() {
 			mw.write(ctx, onboardMetrics(res, err, time.Since(start)), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
+		defer func() { recovered(ctx, d.Log, recover(), &err) }()
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return onboard.Result{}, err

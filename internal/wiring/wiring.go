@@ -87,7 +87,17 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 // error's text, cleaned of secrets. Log lines written during an invocation
 // carry its request id (see NewLogger).
 func Start[T any](log *slog.Logger, h func(context.Context, []byte) (T, error)) {
-	lambda.Start(Invoke(log, h))
+	lambda.Start(rawHandler(Invoke(log, h)))
+}
+
+// rawHandler hands the payload to the handler as the bytes that came, so
+// that malformed JSON reaches it (and becomes InvalidInput naming the
+// position) instead of failing in the runtime's decoding with an errorType
+// of its own.
+type rawHandler func(context.Context, json.RawMessage) (json.RawMessage, error)
+
+func (h rawHandler) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	return h(ctx, payload)
 }
 
 // Invoke is the handler Start runs, for tests: h with the request id set for
@@ -98,9 +108,9 @@ func Invoke[T any](log *slog.Logger, h func(context.Context, []byte) (T, error))
 	return func(ctx context.Context, payload json.RawMessage) (json.RawMessage, error) {
 		_, end := beginInvocation(ctx)
 		defer end()
-		out, err := h(ctx, payload)
+		out, err := safeCall(ctx, log, h, payload)
 		if err != nil {
-			msg := redact.Clean(err.Error())
+			msg := errorMessage(err)
 			// Bad input is the caller's to fix: a warning here, not an error of ours.
 			level := slog.LevelError
 			if ipguard.ErrorCode(err) == ipguard.EInvalid {
@@ -122,6 +132,14 @@ func Invoke[T any](log *slog.Logger, h func(context.Context, []byte) (T, error))
 		}
 		return b, nil
 	}
+}
+
+// safeCall is h(ctx, payload) with a panic turned into an InternalError
+// (the handlers recover their own before writing their metrics line; this is
+// the last guard at the boundary).
+func safeCall[T any](ctx context.Context, log *slog.Logger, h func(context.Context, []byte) (T, error), payload []byte) (out T, err error) {
+	defer func() { recovered(ctx, log, recover(), &err) }()
+	return h(ctx, payload)
 }
 
 // StartFailing answers every invocation with err: a function whose

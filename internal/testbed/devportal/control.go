@@ -12,7 +12,8 @@ import (
 	"ipguard/internal/ipguard"
 )
 
-// The control API under /_dev/: unauthenticated, for local demos only.
+// The control API under /_dev/: unauthenticated, for local demos only
+// (documented for people in docs/dev-portal.md; a test keeps the two equal).
 // Every answer is plain JSON (no DocSpace envelope); errors are
 // {"error": "..."} with 400 or 404.
 //

@@ -61,7 +61,7 @@ func TestAuditAlertsOnceOnEveryProtocol(t *testing.T) {
 
 	var res audit.Result
 	fn.invoke(t, scheduledEvent(now)).result(t, &res)
-	wantCounts := map[string]int{audit.KindIPNotAllowed: 1, audit.KindUnknownUser: 0, audit.KindUnverifiableIP: 0, audit.KindFailedLoginBurst: 0, audit.KindPasswordGuessSucceeded: 0}
+	wantCounts := map[string]int{audit.KindIPNotAllowed: 1, audit.KindUnknownUser: 0, audit.KindUnverifiableIP: 0, audit.KindFailedLoginBurst: 0, audit.KindPasswordGuessSucceeded: 0, audit.KindCoverageLost: 0}
 	if !maps.Equal(res.Counts, wantCounts) || res.EventsScanned != 3 || res.AlertsPublished != 1 || !res.CheckpointAdvanced {
 		t.Errorf("first run = %s\nwant counts %v, 3 events scanned, 1 alert published, checkpoint advanced", jsonText(res), wantCounts)
 	}

@@ -119,6 +119,15 @@ var samples = map[string]sample{
 			t.Errorf("result = %s, want a scheduled (not backfill) window with from before to", jsonText(result))
 		}
 	}},
+	"audit-test-alert.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		if result["test"] != true || result["confirmedSubscribers"] != 1.0 {
+			t.Errorf("result = %s, want a test sent to 1 confirmed subscriber", jsonText(result))
+		}
+		mail, err := s.Mail(context.Background(), 300*time.Millisecond)
+		if err != nil || len(mail) != 1 || mail[0].Attributes["test"] != "true" {
+			t.Errorf("mailbox %+v (%v), want one message marked test", mail, err)
+		}
+	}},
 	"audit-backfill.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
 		from, to := window(t, result)
 		if result["backfill"] != true || from.Format(time.RFC3339) != event["from"] || to.Format(time.RFC3339) != event["to"] {

@@ -78,6 +78,11 @@ func TestEveryMisconfiguredAuditFailsClearlyAndIsCounted(t *testing.T) {
 					t.Errorf("message %q does not say %q", r.ErrorMessage, w)
 				}
 			}
+			// The first line says what to fix, not a chain of wrapped causes.
+			first, _, _ := strings.Cut(r.ErrorMessage, "\n")
+			if !strings.Contains(first, tt.says[0]) || strings.HasPrefix(first, "audit:") || strings.HasPrefix(first, "docspace:") {
+				t.Errorf("first line %q does not start with what to fix (%s)", first, tt.says[0])
+			}
 			time.Sleep(100 * time.Millisecond) // let the emulator copy the last lines
 			if err := fn.stop(); err != nil {
 				t.Fatal(err)

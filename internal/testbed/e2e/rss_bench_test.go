@@ -117,3 +117,52 @@ func vmHWM(pid int) (int, error) {
 	}
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
 }
+
+// BenchmarkAuditPeakRSSCredentialStuffing is the memory target of a flood
+// (issue 16 §4): one window of 500,000 failed logins from 250,000 distinct
+// addresses (two each, below the burst threshold, as a credential-stuffing
+// run through many proxies looks) and 100,000 normal logins, read by the
+// real audit bootstrap under the Lambda emulator. It reports the
+// bootstrap's peak resident set; the target is 64 MiB. It takes about five
+// minutes (6,000 pages at the portal's rate ceiling): run it with make
+// bench.
+func BenchmarkAuditPeakRSSCredentialStuffing(b *testing.B) {
+	const guestID = "712d9ec3-5d2b-4b13-824f-71f00191dcca" // the portal's guest: failed logins of unknown accounts
+	const failed, normal, addrs = 500_000, 100_000, 250_000
+	for b.Loop() {
+		s := deploy(b)
+		end := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
+		evs := make([]devportal.LoginEvent, 0, failed+normal)
+		for i := 0; i < failed+normal; i++ {
+			at := end.Add(-time.Duration(i/10) * time.Second) // ten rows a second
+			if i%6 == 5 {
+				evs = append(evs, janeLogin(at, "203.0.113.10"))
+				continue
+			}
+			a := (i - i/6) % addrs
+			evs = append(evs, devportal.LoginEvent{Date: at, UserID: guestID, Login: fmt.Sprintf("victim%d@example.com", i%5000),
+				ActionID: 1013, IP: fmt.Sprintf("10.%d.%d.%d", a/65536, (a/256)%256, a%256), Browser: "python-requests", Platform: "Linux"})
+		}
+		s.Portal.AddLoginEvents(evs...)
+		evs = nil
+		onboardJane(b, s)
+		fn := startFunctionTimeout(b, "audit", s.FunctionEnv("AUDIT_LOOKBACK=30h", "PORTAL_REQUESTS_PER_MINUTE=1500"), "900")
+		start := time.Now()
+		var res audit.Result
+		fn.invoke(b, scheduledEvent(end)).result(b, &res)
+		took := time.Since(start)
+		if res.EventsScanned != failed+normal || !res.Complete {
+			b.Fatalf("result %s: want all %d events scanned and complete", jsonText(res), failed+normal)
+		}
+		kb, err := peakRSS(fn.emu.PID)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(kb)/1024, "peak-RSS-MB")
+		b.ReportMetric(took.Seconds(), "run-s")
+		b.ReportMetric(float64(res.PagesFetched), "pages")
+		if err := fn.stop(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

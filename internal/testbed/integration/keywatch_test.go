@@ -9,6 +9,7 @@ import (
 
 	"ipguard/internal/ipguard"
 	"ipguard/internal/keywatch"
+	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localdeploy"
 )
 
@@ -133,5 +134,20 @@ func TestExpiredKeyOnTheFirstRunIsNamedByItsPostfix(t *testing.T) {
 	_, err := auditService(t).Handle(context.Background(), scheduled(time.Now()))
 	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), "ending in "+k.KeyPostfix) {
 		t.Fatalf("err = %v, want a ConfigurationError naming the key ending in %s", err, k.KeyPostfix)
+	}
+}
+
+// Issue 16 §8: the key-expiry check runs even when the audit part of a run
+// fails: a key about to expire is alerted whatever else is wrong.
+func TestKeyExpiryIsAlertedEvenWhenTheAuditFails(t *testing.T) {
+	s := deploy(t)
+	audit := auditService(t)
+	setKey(t, s, expiresIn(10*24*time.Hour))
+	s.Portal.InjectFault(devportal.Fault{Status: 500, Path: "/security/audit/login/filter"})
+	if _, err := audit.Handle(context.Background(), scheduled(time.Now())); err == nil {
+		t.Fatal("the audit did not fail")
+	}
+	if got := keyAlerts(t, s); len(got) != 1 || got[0] != "medium" {
+		t.Fatalf("key alerts after a failed audit = %v, want one medium", got)
 	}
 }

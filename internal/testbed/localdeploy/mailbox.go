@@ -16,6 +16,8 @@ type Delivered struct {
 	MessageID string
 	Subject   string
 	Message   string
+	// Attributes are the message attributes by name (their string values).
+	Attributes map[string]string
 }
 
 // Mail drains the mailbox queue: it returns every message that arrives
@@ -34,11 +36,18 @@ func (s *Stack) Mail(ctx context.Context, quiet time.Duration) ([]Delivered, err
 			continue
 		}
 		for _, m := range r.Messages {
-			var env struct{ MessageId, Subject, Message string }
+			var env struct {
+				MessageId, Subject, Message string
+				MessageAttributes           map[string]struct{ Type, Value string }
+			}
 			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &env); err != nil {
 				return nil, fmt.Errorf("mailbox message is not an SNS envelope: %w", err)
 			}
-			out = append(out, Delivered{MessageID: env.MessageId, Subject: env.Subject, Message: env.Message})
+			d := Delivered{MessageID: env.MessageId, Subject: env.Subject, Message: env.Message, Attributes: map[string]string{}}
+			for k, v := range env.MessageAttributes {
+				d.Attributes[k] = v.Value
+			}
+			out = append(out, d)
 			if _, err := s.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(s.QueueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
 				return nil, fmt.Errorf("delete from mailbox: %w", err)
 			}

@@ -63,9 +63,10 @@ type Stack struct {
 	// front of moto that records SNS publishes.
 	AWSEndpoint string
 
-	ownMoto bool
-	portal  *http.Server
-	front   *awsFront
+	ownMoto  bool
+	portal   *http.Server
+	front    *awsFront
+	findings *Findings // StartFindings (findings.go)
 }
 
 // Options tune Start.
@@ -212,6 +213,9 @@ func (s *Stack) FunctionEnv(extra ...string) []string {
 		"ALERT_TOPIC_ARN="+s.TopicARN,
 		"LOG_LEVEL=warn",
 	)
+	if s.findings != nil {
+		env = append(env, "FINDINGS_BUS_NAME="+s.findings.Bus, "ARCHIVE_BUCKET="+s.findings.Bucket)
+	}
 	return append(env, extra...)
 }
 

@@ -47,7 +47,7 @@ func TestScheduleParametersAcceptOnlyWhatEventBridgeAccepts(t *testing.T) {
 		{"cron(0 0 ? * 8 *)", false},
 		{"cron(0 9 ? * MON/2 *)", false}, // day-of-week takes no increment
 		{"cron(0 9 1/2 * ? *)", true},    // day-of-month does
-		{"cron(* * * * ?)", false}, // five fields
+		{"cron(* * * * ?)", false},       // five fields
 		{"cron(0 0 * * ? 1969)", false},
 	}
 	ps := parameters(t)

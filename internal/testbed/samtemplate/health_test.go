@@ -389,3 +389,23 @@ func TestParameterPatternsRefuseBadValues(t *testing.T) {
 		}
 	}
 }
+
+// WHERE-ISSUES-MEET §7: "no confirmed subscriber" pages only when the alert
+// topic is the only destination: not with chat, nor with a findings bus of
+// the operator's own (the account's default bus alone proves nothing).
+func TestNoDestinationAlarmOnlyWhereTheTopicIsTheOnlyDestination(t *testing.T) {
+	alarm := resource(t, "NoAlertDestinationAlarm")
+	if alarm["Condition"] != "TopicIsTheOnlyDestination" {
+		t.Fatalf("NoAlertDestinationAlarm Condition = %v, want TopicIsTheOnlyDestination", alarm["Condition"])
+	}
+	want := map[string]any{"Fn::And": []any{
+		map[string]any{"Fn::Not": []any{map[string]any{"Condition": "HasChat"}}},
+		map[string]any{"Fn::Or": []any{
+			map[string]any{"Fn::Equals": []any{ref("FindingsBusName"), ""}},
+			map[string]any{"Fn::Equals": []any{ref("FindingsBusName"), "default"}},
+		}},
+	}}
+	if got := mapOf(cfn(t)["Conditions"])["TopicIsTheOnlyDestination"]; !sameJSON(got, want) {
+		t.Errorf("TopicIsTheOnlyDestination = %s, want %s", jsonText(got), jsonText(want))
+	}
+}

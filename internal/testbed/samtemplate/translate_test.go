@@ -20,6 +20,7 @@ import (
 
 	"ipguard/internal/config"
 	"ipguard/internal/dynamo"
+	"ipguard/internal/findingsbus"
 )
 
 // translated runs testdata/translate.py once for the whole test binary.
@@ -129,11 +130,18 @@ var (
 	secret   = ref("DocSpaceApiKeySecretArn")
 	// The audit reads only its own read-only key when one is configured.
 	auditSecret = map[string]any{"Fn::If": []any{"HasAuditApiKey", ref("AuditApiKeySecretArn"), ref("DocSpaceApiKeySecretArn")}}
+	// Where findings go (#18): the bus, the chat topic, the login archive (each granted only when on).
+	busArn = map[string]any{"Fn::If": []any{"FindingsBusIsArn", ref("FindingsBusName"),
+		map[string]any{"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${FindingsBusName}"}}}
+	archiveObjects = map[string]any{"Fn::If": []any{"CreateArchiveBucket", map[string]any{"Fn::Sub": "${ArchiveBucket.Arn}/*"},
+		map[string]any{"Fn::Sub": "arn:${AWS::Partition}:s3:::${ArchiveBucketName}/*"}}}
 )
 
-// grant is what a role may do with one action: on which resource, under
-// which statement condition (nil: none), and under which template condition
-// the whole policy exists ("": always).
+var chatTopicEnv = map[string]any{"Fn::If": []any{"HasChat", ref("ChatTopic"), ""}}
+
+// grant is what a role may do with one action on one resource: under which
+// statement condition (nil: none), and under which template condition the
+// policy or the statement exists ("": always).
 type grant struct {
 	resource  any
 	condition any
@@ -157,41 +165,62 @@ func viaService(service string) any {
 var (
 	secretKey     = grant{ref("SecretKmsKeyArn"), viaService("secretsmanager"), "HasSecretKmsKey"}
 	alertTopicKey = grant{ref("AlertTopicKmsKeyArn"), viaService("sns"), "HasAlertTopicKmsKey"}
+	chatTopic     = grant{ref("ChatTopic"), nil, "HasChat"}
+	// A function may put only its own findings on the bus, never an event the
+	// onboarding rule matches (source hr.onboarding, or any other).
+	ownFindingsOnly = map[string]any{"StringEquals": map[string]any{
+		"events:source": findingsbus.Source, "events:detail-type": findingsbus.DetailType}}
 )
 
-// Least privilege (#14 §4): each role may do exactly the listed actions, on
-// the listed resources, under the listed conditions; table writes only to
+// unwrapIf unwraps {"Fn::If": [cond, v, AWS::NoValue]}: v and cond; other
+// values come back as they are, with "".
+func unwrapIf(v any) (any, string, bool) {
+	f, ok := mapOf(v)["Fn::If"].([]any)
+	if !ok {
+		return v, "", true
+	}
+	if len(f) != 3 || !sameJSON(f[2], ref("AWS::NoValue")) {
+		return v, "", false
+	}
+	return f[1], textOf(f[0]), true
+}
+
+// Least privilege (#14 §4, #18): each role may do exactly the listed actions,
+// on the listed resources, under the listed conditions; table writes only to
 // the items its function writes (dynamo.AuditWrites, dynamo.OnboardWrites).
 func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 	tests := []struct {
 		function string
-		grants   map[string]grant
+		grants   map[string][]grant // action -> every resource it may name
 	}{
-		{"OnboardFunction", map[string]grant{
-			"dynamodb:GetItem":              {tableArn, nil, ""},
-			"dynamodb:Scan":                 {tableArn, nil, ""}, // a reconcile reads every user
-			"dynamodb:PutItem":              {tableArn, leadingKeys(dynamo.OnboardWrites), ""},
-			"dynamodb:DeleteItem":           {tableArn, leadingKeys(dynamo.OnboardWrites), ""},
-			"dynamodb:UpdateItem":           {tableArn, leadingKeys(dynamo.OnboardWrites), ""}, // the desired-state version counter and portal state
-			"sns:Publish":                   {topicArn, nil, ""},                               // drift and lock-out alerts
-			"secretsmanager:GetSecretValue": {secret, nil, ""},
-			"sqs:SendMessage":               {getAtt("OnboardFailureQueue", "Arn"), nil, ""}, // the on-failure destination
-			"kms:Decrypt":                   secretKey,
-			"kms:GenerateDataKey*":          alertTopicKey,
+		{"OnboardFunction", map[string][]grant{
+			"dynamodb:GetItem":              {{tableArn, nil, ""}},
+			"dynamodb:Scan":                 {{tableArn, nil, ""}}, // a reconcile reads every user
+			"dynamodb:PutItem":              {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}},
+			"dynamodb:DeleteItem":           {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}},
+			"dynamodb:UpdateItem":           {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}}, // the desired-state version counter and portal state
+			"sns:Publish":                   {{topicArn, nil, ""}, chatTopic},                    // drift and lock-out alerts, and their chat copy
+			"events:PutEvents":              {{busArn, ownFindingsOnly, "HasFindingsBus"}},
+			"secretsmanager:GetSecretValue": {{secret, nil, ""}},
+			"sqs:SendMessage":               {{getAtt("OnboardFailureQueue", "Arn"), nil, ""}}, // the on-failure destination
+			"kms:Decrypt":                   {secretKey},
+			"kms:GenerateDataKey*":          {alertTopicKey},
 		}},
-		{"AuditFunction", map[string]grant{
-			"dynamodb:GetItem":              {tableArn, nil, ""},
-			"dynamodb:BatchGetItem":         {tableArn, nil, ""},
-			"dynamodb:Scan":                 {tableArn, nil, ""},
-			"dynamodb:PutItem":              {tableArn, leadingKeys(dynamo.AuditWrites), ""},
-			"dynamodb:DeleteItem":           {tableArn, leadingKeys(dynamo.AuditWrites), ""},
-			"dynamodb:BatchWriteItem":       {tableArn, leadingKeys(dynamo.AuditWrites), ""},
-			"dynamodb:UpdateItem":           {tableArn, leadingKeys(dynamo.AuditWrites), ""},
-			"sns:Publish":                   {topicArn, nil, ""},
-			"sns:ListSubscriptionsByTopic":  {topicArn, nil, ""}, // the scheduled run's delivery check
-			"secretsmanager:GetSecretValue": {auditSecret, nil, ""},
-			"kms:Decrypt":                   secretKey,
-			"kms:GenerateDataKey*":          alertTopicKey,
+		{"AuditFunction", map[string][]grant{
+			"dynamodb:GetItem":              {{tableArn, nil, ""}},
+			"dynamodb:BatchGetItem":         {{tableArn, nil, ""}},
+			"dynamodb:Scan":                 {{tableArn, nil, ""}},
+			"dynamodb:PutItem":              {{tableArn, leadingKeys(dynamo.AuditWrites), ""}},
+			"dynamodb:DeleteItem":           {{tableArn, leadingKeys(dynamo.AuditWrites), ""}},
+			"dynamodb:BatchWriteItem":       {{tableArn, leadingKeys(dynamo.AuditWrites), ""}},
+			"dynamodb:UpdateItem":           {{tableArn, leadingKeys(dynamo.AuditWrites), ""}},
+			"sns:Publish":                   {{topicArn, nil, ""}, chatTopic},
+			"sns:ListSubscriptionsByTopic":  {{topicArn, nil, ""}}, // the scheduled run's delivery check
+			"events:PutEvents":              {{busArn, ownFindingsOnly, "HasFindingsBus"}},
+			"s3:PutObject":                  {{archiveObjects, nil, "HasArchive"}},
+			"secretsmanager:GetSecretValue": {{auditSecret, nil, ""}},
+			"kms:Decrypt":                   {secretKey},
+			"kms:GenerateDataKey*":          {alertTopicKey},
 		}},
 	}
 	for _, tt := range tests {
@@ -209,25 +238,31 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 
 			seen := map[string]int{}
 			for _, p := range asList(role["Policies"]) {
-				when := ""
-				if cond, ok := mapOf(p)["Fn::If"].([]any); ok {
-					if len(cond) != 3 || !sameJSON(cond[2], ref("AWS::NoValue")) {
-						t.Errorf("policy %s: want Fn::If [condition, policy, AWS::NoValue]", jsonText(p))
-						continue
-					}
-					when, p = textOf(cond[0]), cond[1]
+				p, policyWhen, ok := unwrapIf(p)
+				if !ok {
+					t.Errorf("policy %s: want Fn::If [condition, policy, AWS::NoValue]", jsonText(p))
+					continue
 				}
 				for _, st := range asList(mapOf(mapOf(p)["PolicyDocument"])["Statement"]) {
-					st := mapOf(st)
+					raw, stWhen, ok := unwrapIf(st)
+					if !ok {
+						t.Errorf("statement %s: want Fn::If [condition, statement, AWS::NoValue]", jsonText(st))
+						continue
+					}
+					when := policyWhen
+					if stWhen != "" {
+						when = stWhen
+					}
+					st := mapOf(raw)
 					if st["Effect"] != "Allow" || hasKey(st, "NotAction") || hasKey(st, "NotResource") {
 						t.Errorf("statement %s: want a plain Allow with Action and Resource", jsonText(st))
 						continue
 					}
 					for _, a := range asList(st["Action"]) {
 						action := textOf(a)
-						want, listed := tt.grants[action]
+						wants, listed := tt.grants[action]
 						if action == "kms:Decrypt" && when == alertTopicKey.when {
-							want, listed = alertTopicKey, true // publishing to a topic under a customer key needs both
+							wants, listed = []grant{alertTopicKey}, true // publishing to a topic under a customer key needs both
 						}
 						if !listed {
 							t.Errorf("statement %s grants %q, which is not in the list", jsonText(st), a)
@@ -235,15 +270,22 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 						}
 						seen[action]++
 						for _, r := range asList(st["Resource"]) {
-							if !sameJSON(r, want.resource) {
-								t.Errorf("%s is granted on %s, want only %s", action, jsonText(r), jsonText(want.resource))
+							var want *grant
+							for i := range wants {
+								if sameJSON(r, wants[i].resource) {
+									want = &wants[i]
+								}
 							}
-						}
-						if cond, ok := st["Condition"]; want.condition == nil && ok || want.condition != nil && !sameJSON(cond, want.condition) {
-							t.Errorf("%s is granted under the condition %s, want %s", action, jsonText(st["Condition"]), jsonText(want.condition))
-						}
-						if when != want.when {
-							t.Errorf("%s is granted when %q, want when %q (\"\": always)", action, when, want.when)
+							if want == nil {
+								t.Errorf("%s is granted on %s, want only %s", action, jsonText(r), jsonText(wants))
+								continue
+							}
+							if cond, ok := st["Condition"]; want.condition == nil && ok || want.condition != nil && !sameJSON(cond, want.condition) {
+								t.Errorf("%s is granted under the condition %s, want %s", action, jsonText(st["Condition"]), jsonText(want.condition))
+							}
+							if when != want.when {
+								t.Errorf("%s on %s is granted when %q, want when %q (\"\": always)", action, jsonText(r), when, want.when)
+							}
 						}
 					}
 				}
@@ -284,6 +326,8 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"SECRET_CACHE_TTL":           "5m",
 			"LOG_LEVEL":                  ref("LogLevel"),
 			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
+			"FINDINGS_BUS_NAME":          ref("FindingsBusName"),
+			"CHAT_TOPIC_ARN":             chatTopicEnv,
 		}},
 		{"AuditFunction", 300, 0, map[string]any{
 			"DOCSPACE_API_HOST":          ref("DocSpaceApiHost"),
@@ -309,6 +353,12 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"AUDIT_SCHEDULE":             ref("AuditSchedule"),
 			"HEARTBEAT_MAX_LAG_SECONDS":  ref("HeartbeatMaxLagSeconds"),
 			"ALARM_PERIOD_SECONDS":       ref("AlarmPeriodSeconds"),
+			"FINDINGS_BUS_NAME":          ref("FindingsBusName"),
+			"CHAT_TOPIC_ARN":             chatTopicEnv,
+			"ARCHIVE_BUCKET": map[string]any{"Fn::If": []any{"HasArchive",
+				map[string]any{"Fn::If": []any{"CreateArchiveBucket", ref("ArchiveBucket"), ref("ArchiveBucketName")}}, ""}},
+			"DIGEST_SEVERITIES": ref("DigestSeverities"),
+			"DIGEST_HOUR":       ref("DigestHour"),
 		}},
 	}
 	for _, tt := range tests {

@@ -1,0 +1,138 @@
+package audit
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+func kinds(fs []Finding) map[string]int {
+	n := map[string]int{}
+	for _, f := range fs {
+		n[f.Kind]++
+	}
+	return n
+}
+
+// Issue 16 §6: FAILED_LOGIN_THRESHOLD=0 turns off the burst alert only;
+// a successful login from an address that failed stays critical.
+func TestThresholdZeroKeepsThePasswordGuessRule(t *testing.T) {
+	l := lists(t, map[string][]string{"alice": {"203.0.113.10"}})
+	evs := []ipguard.LoginEvent{ev(1, guest, 1013, "198.18.0.1"), ev(2, guest, 1013, "198.18.0.1"), ev(3, "alice", 1010, "198.18.0.1")}
+	for i := int64(10); i < 20; i++ {
+		evs = append(evs, ev(i, guest, 1013, "198.18.0.2")) // would be a burst
+	}
+	fs, err := Evaluate(evs, l, Policy{FailedLoginThreshold: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := kinds(fs); k[KindPasswordGuessSucceeded] != 1 || k[KindFailedLoginBurst] != 0 || len(fs) != 1 {
+		t.Errorf("findings %v; want one password_guess_succeeded and no burst", k)
+	}
+}
+
+// Issue 16 §6: an IPv6 address the portal cut at its first colon is not an
+// address: it never raises a login to critical (its own or another user's),
+// and its failed logins never count toward a burst of a real address.
+func TestCutIPv6NeverCorrelates(t *testing.T) {
+	l := lists(t, map[string][]string{"alice": {"203.0.113.10"}, "bob": {"203.0.113.11"}})
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 6; i++ {
+		evs = append(evs, ev(i, guest, 1013, "2001")) // many IPv6 addresses, cut alike
+	}
+	for i := int64(11); i <= 3+10; i++ {
+		evs = append(evs, ev(i, guest, 1013, "198.18.0.1")) // 3 from a real address
+	}
+	evs = append(evs,
+		ev(30, "alice", 1010, "2001"),         // cut: unverifiable, not critical
+		ev(31, "bob", 1010, "2001:db8::1"),    // a whole IPv6 address: outside bob's list, not critical
+		ev(32, "alice", 1010, "203.0.113.10")) // allowed
+	fs, err := Evaluate(evs, l, Policy{FailedLoginThreshold: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fs {
+		if f.Kind == KindPasswordGuessSucceeded {
+			t.Errorf("a cut address correlated: %+v", f)
+		}
+		if f.Kind == KindFailedLoginBurst && f.IP == "198.18.0.1" {
+			t.Errorf("cut failed logins counted toward a real address's burst: %+v", f)
+		}
+	}
+	if k := kinds(fs); k[KindUnverifiableIP] != 1 || k[KindIPNotAllowed] != 1 {
+		t.Errorf("findings %v", k)
+	}
+}
+
+// Issue 16 §6: the walk reads newest first, so a guess's failed attempts
+// (older) can come in a later piece than its successful login. The login
+// is still alerted as critical (once more, after its first alert), and a
+// later run that reads it again sends nothing twice.
+func TestFailuresInALaterPieceStillMakeTheGuessCritical(t *testing.T) {
+	evs := []ipguard.LoginEvent{at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute)}
+	evs = append(evs, violations(1, 400, t0.Add(5*time.Minute), 1)...) // filler between them
+	for i := int64(0); i < 3; i++ {
+		e := at(8000+i, guest, 1013, "198.51.100.9", time.Minute+time.Duration(i)*time.Second)
+		e.Login = "alice@example.com"
+		evs = append(evs, e)
+	}
+	s, _, _, pub := newAudit(evs...)
+	s.Settings.PieceEvents = 100
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Counts[KindPasswordGuessSucceeded] != 1 {
+		t.Fatalf("counts %v; want the guess alerted as critical", res.Counts)
+	}
+	sent := len(pub.sent)
+	if _, err := s.Run(context.Background(), trig(17*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.sent) != sent {
+		t.Errorf("the next run sent %d more messages", len(pub.sent)-sent)
+	}
+}
+
+// Issue 16 §6: failed attempts survive the cut between runs: a guess that
+// succeeds in the next run's window (past the overlap) is still critical.
+func TestFailuresInAnEarlierRunStillMakeTheGuessCritical(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(0); i < 3; i++ {
+		e := at(8000+i, guest, 1013, "198.51.100.9", time.Minute+time.Duration(i)*time.Second)
+		e.Login = "alice@example.com"
+		evs = append(evs, e)
+	}
+	s, src, _, _ := newAudit(evs...)
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	src.mu.Lock()
+	src.add(at(9000, "alice", 1010, "198.51.100.9", 25*time.Minute))
+	src.mu.Unlock()
+	res, err := s.Run(context.Background(), trig(30*time.Minute)) // window 10..30 min: the failures are not in it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Counts[KindPasswordGuessSucceeded] != 1 {
+		t.Errorf("counts %v; want the guess critical", res.Counts)
+	}
+	// Past the guess window it is not.
+	s2, src2, _, _ := newAudit(evs...)
+	s2.Settings.GuessWindow = 10 * time.Minute
+	if _, err := s2.Run(context.Background(), trig(15*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	src2.mu.Lock()
+	src2.add(at(9000, "alice", 1010, "198.51.100.9", 25*time.Minute))
+	src2.mu.Unlock()
+	res, err = s2.Run(context.Background(), trig(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Counts[KindPasswordGuessSucceeded] != 0 || res.Counts[KindIPNotAllowed] != 1 {
+		t.Errorf("counts %v; want ip_not_allowed past the guess window", res.Counts)
+	}
+}

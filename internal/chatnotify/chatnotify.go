@@ -1,0 +1,257 @@
+// Package chatnotify sends alerts to Slack or Microsoft Teams through AWS's
+// chat integration (Amazon Q Developer in chat applications, formerly AWS
+// Chatbot): a custom notification, in the format it documents, published to
+// a topic of its own (CHAT_TOPIC_ARN). Chat never shares the alert topic:
+// the chat integration renders only its documented format (the alert
+// topic's JSON body is another), and the alert topic is encrypted with the
+// AWS managed key, whose key policy cannot be changed to let the chat
+// service use it (README, "Where findings go").
+//
+// Each notification says what a person needs first: a title with the
+// severity, who, where (address, city, country), what happened, and what to
+// do. Values from the portal are shown in code spans, cleaned of control and
+// invisible characters and clipped, so that a forged login name can neither
+// format the message nor mention anyone.
+package chatnotify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sns/types"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/awserr"
+	"ipguard/internal/humantext"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
+)
+
+// Notification is a custom notification of the chat integration (schema
+// version 1.0).
+type Notification struct {
+	Version  string   `json:"version"` // "1.0"
+	Source   string   `json:"source"`  // "custom"
+	ID       string   `json:"id,omitempty"`
+	Content  Content  `json:"content"`
+	Metadata Metadata `json:"metadata"`
+}
+
+// Content is what the chat shows.
+type Content struct {
+	TextType    string   `json:"textType"` // "client-markdown"
+	Title       string   `json:"title"`
+	Description string   `json:"description"`
+	NextSteps   []string `json:"nextSteps,omitempty"`
+	Keywords    []string `json:"keywords,omitempty"`
+}
+
+// Metadata is what the chat integration uses to thread and summarise.
+type Metadata struct {
+	Summary           string            `json:"summary,omitempty"`
+	EventType         string            `json:"eventType,omitempty"`
+	AdditionalContext map[string]string `json:"additionalContext,omitempty"`
+}
+
+// listed is how many findings a notification spells out.
+const listed = 5
+
+// Format turns an alert into a custom notification (pure). An audit alert
+// lists its first findings (who, where, what) and the steps for its kinds;
+// any other alert (drift, key expiry, lock-out risk) shows its e-mail text,
+// clipped.
+func Format(a ipguard.Alert) Notification {
+	n := Notification{Version: "1.0", Source: "custom",
+		Content:  Content{TextType: "client-markdown", Title: title(a)},
+		Metadata: Metadata{Summary: humantext.Words(a.Subject, 200)}}
+	var body map[string]json.RawMessage
+	_ = json.Unmarshal([]byte(a.Default), &body)
+	kinds := append([]string(nil), a.Kinds...)
+	var p audit.Payload
+	if _, ok := body["events"]; ok && json.Unmarshal([]byte(a.Default), &p) == nil {
+		n.Content.Description = describe(p)
+		n.Metadata.AdditionalContext = map[string]string{"portal": humantext.Words(p.Portal, 200)}
+		if len(kinds) == 0 {
+			seen := map[string]bool{}
+			for _, f := range p.Events {
+				if !seen[f.Kind] {
+					seen[f.Kind] = true
+					kinds = append(kinds, f.Kind)
+				}
+			}
+		}
+	} else {
+		text := a.Email
+		if text == "" {
+			text = a.Default
+		}
+		n.Content.Description = humantext.Clip(strings.TrimSpace(text), 3000)
+		var kind string
+		_ = json.Unmarshal(body["kind"], &kind)
+		if kind != "" && len(kinds) == 0 {
+			kinds = []string{kind}
+		}
+	}
+	sort.Strings(kinds)
+	n.Content.NextSteps = steps(kinds)
+	if a.Severity != "" {
+		n.Content.Keywords = append(n.Content.Keywords, a.Severity)
+	}
+	n.Content.Keywords = append(n.Content.Keywords, kinds...)
+	n.Metadata.EventType = strings.Join(kinds, ",")
+	return n
+}
+
+var severityMark = map[string]string{"critical": ":rotating_light: CRITICAL", "high": ":red_circle: HIGH", "medium": ":large_orange_circle: MEDIUM", "low": ":large_blue_circle: LOW"}
+
+func title(a ipguard.Alert) string {
+	mark := severityMark[a.Severity]
+	if mark == "" && a.Severity != "" {
+		mark = strings.ToUpper(humantext.Words(a.Severity, 20))
+	}
+	s := humantext.Words(a.Subject, 300)
+	if s == "" {
+		s = "DocSpace IP Guard alert"
+	}
+	if mark != "" {
+		s = mark + " " + s
+	}
+	return humantext.Clip(s, 400)
+}
+
+// describe lists the first findings of an audit alert.
+func describe(p audit.Payload) string {
+	var b strings.Builder
+	for _, n := range p.Notices {
+		fmt.Fprintf(&b, "*Notice:* %s\n", code(n, 300))
+	}
+	for i, f := range p.Events {
+		if i == listed {
+			fmt.Fprintf(&b, "…and %d more (the e-mail and the findings bus have them all).\n", len(p.Events)-listed)
+			break
+		}
+		who := f.Email
+		if who == "" {
+			who = f.Login
+		}
+		if who == "" {
+			who = f.User
+		}
+		if f.Kind == audit.KindFailedLoginBurst {
+			who = strings.Join(f.Logins, ", ")
+		}
+		where := f.IP
+		if place := strings.Trim(f.City+", "+f.Country, ", "); place != "" {
+			where += " (" + place + ")"
+		}
+		fmt.Fprintf(&b, "*%s* — %s\n", strings.ToUpper(f.Severity), code(f.Reason, 200))
+		fmt.Fprintf(&b, "• *Who:* %s\n• *Where:* %s\n• *When:* %s UTC\n", code(orUnknown(who), 120), code(orUnknown(where), 160), code(f.Date, 40))
+		if f.Response != nil {
+			fmt.Fprintf(&b, "• *Response:* %s\n", code(f.Response.Outcome, 60))
+		}
+	}
+	return strings.TrimSpace(b.String())
+}
+
+// stepsByKind: what a person does about each kind.
+var stepsByKind = map[string]string{
+	audit.KindPasswordGuessSucceeded: "Treat the account as taken over: block the user in DocSpace, end their sessions, reset the password, check what the session did.",
+	audit.KindIPNotAllowed:           "Ask the user whether the login was theirs. If not: block the user, end their sessions, reset the password. If the address is legitimate, onboard the user again with ALL their addresses plus this one.",
+	audit.KindUnverifiableIP:         "Ask the user whether the login was theirs; the portal cut the address, so it could not be checked against the allowlist.",
+	audit.KindUnknownUser:            "Onboard the user (they have no allowlist), or set UNKNOWN_USER_POLICY=ignore if that is expected.",
+	audit.KindFailedLoginBurst:       "Repeated failed logins from one address look like password guessing: check the portal's brute-force settings and block the address upstream.",
+	"allowlist_drift":                "Check with the person who changed the IP allowlist outside IP Guard whether it was intended.",
+	"allowlist_lockout_risk":         "Restrictions were not switched on: set PORTAL_BREAKGLASS_IPS or fix the reason in the message.",
+	"api_key_expiring":               "Create a new DocSpace API key (same user, same scopes) and store it in the secret named by DOCSPACE_API_KEY_SECRET_ID before it expires.",
+}
+
+func steps(kinds []string) []string {
+	var out []string
+	for _, k := range kinds {
+		if s, ok := stepsByKind[k]; ok {
+			out = append(out, s)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"See the e-mail alert for the details and what to do."}
+	}
+	return out
+}
+
+// code shows an untrusted value in a code span: one line, control and
+// invisible characters escaped (humantext.Words), no backticks, clipped to
+// max bytes.
+func code(s string, max int) string {
+	return "`" + strings.ReplaceAll(humantext.Words(s, max), "`", "'") + "`"
+}
+
+func orUnknown(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// API is the subset of *sns.Client the publisher uses.
+type API interface {
+	Publish(context.Context, *sns.PublishInput, ...func(*sns.Options)) (*sns.PublishOutput, error)
+}
+
+// Publisher publishes custom notifications to the chat topic.
+type Publisher struct {
+	API   API
+	Topic string // CHAT_TOPIC_ARN
+}
+
+// Publish sends Format(a) as the message (cleaned of secrets), with the
+// attribute "severity" for subscription filters. One attempt, as for the
+// alert topic. A failure is classified and names CHAT_TOPIC_ARN.
+func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(Format(a)); err != nil {
+		return "", ipguard.Errorf(ipguard.EInternal, "chat: encode: %w", err)
+	}
+	in := &sns.PublishInput{TopicArn: aws.String(p.Topic), Message: aws.String(redact.Clean(strings.TrimSpace(b.String())))}
+	if a.Severity != "" {
+		in.MessageAttributes = map[string]types.MessageAttributeValue{"severity": {DataType: aws.String("String"), StringValue: aws.String(a.Severity)}}
+	}
+	out, err := p.API.Publish(ctx, in, func(o *sns.Options) { o.RetryMaxAttempts = 1 })
+	if err != nil {
+		return "", awserr.Classify(err, "publish", awserr.Resource{Service: "sns", Field: "CHAT_TOPIC_ARN", Value: p.Topic})
+	}
+	return aws.ToString(out.MessageId), nil
+}
+
+// Tee sends every alert to Next, then a copy to Chat. Chat is a courtesy
+// copy: its failure is logged (msg "chat notification not sent") and
+// never fails the alert, which Next delivered.
+type Tee struct {
+	Next interface {
+		Publish(ctx context.Context, a ipguard.Alert) (string, error)
+	}
+	Chat interface {
+		Publish(ctx context.Context, a ipguard.Alert) (string, error)
+	}
+	Log *slog.Logger
+}
+
+// Publish implements the publisher port.
+func (t *Tee) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
+	id, err := t.Next.Publish(ctx, a)
+	if err != nil || t.Chat == nil {
+		return id, err
+	}
+	if _, cerr := t.Chat.Publish(ctx, a); cerr != nil {
+		ipguard.LoggerFrom(ctx, t.Log).ErrorContext(ctx, "chat notification not sent", "subject", a.Subject, "error", cerr.Error())
+	}
+	return id, nil
+}

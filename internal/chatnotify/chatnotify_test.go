@@ -1,0 +1,136 @@
+package chatnotify_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/chatnotify"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/localaws"
+)
+
+var now = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
+
+func render(t *testing.T, fs ...audit.Finding) ipguard.Alert {
+	t.Helper()
+	bs, err := audit.RenderAlerts(audit.Meta{Portal: "portal.example.com", Window: audit.Window{From: now.Add(-5 * time.Minute), To: now}}, fs, audit.MaxMessageBytes)
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("render: %v", err)
+	}
+	return bs[0].Alert
+}
+
+func TestFormatSaysTitleSeverityWhoWhereAndWhatToDo(t *testing.T) {
+	f := audit.Finding{EventID: 41, Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, Reason: "login from an address not on the allowlist",
+		Email: "ann@example.com", IP: "203.0.113.7", City: "Berlin", Country: "Germany", Date: "2026-12-04T09:59:00Z"}
+	evil := f
+	evil.EventID, evil.Email, evil.City = 42, "<!channel> *boss* `x`", "Ber\u202elin\nnext"
+	tests := []struct {
+		name      string
+		alert     ipguard.Alert
+		want      []string // in title + description
+		wantNot   []string
+		wantSteps string
+	}{
+		{"an audit finding", render(t, f), []string{":red_circle: HIGH", "DocSpace", "`ann@example.com`", "`203.0.113.7 (Berlin, Germany)`", "`2026-12-04T09:59:00Z`"}, nil, "Ask the user"},
+		{"portal text cannot format or mention", render(t, evil), []string{"`<!channel> *boss* 'x'`", `\u202E`}, []string{"\u202e", "\nnext"}, "Ask the user"},
+		{"a key alert", ipguard.Alert{Subject: "[MEDIUM] DocSpace API key \"k\" expires in 7 days", Default: `{"kind":"api_key_expiring"}`, Email: "The key expires.", Severity: "medium", Kinds: []string{"api_key_expiring"}},
+			[]string{":large_orange_circle: MEDIUM", "The key expires."}, nil, "Create a new DocSpace API key"},
+		{"drift", ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift)", Default: `{"kind":"allowlist_drift"}`, Email: "changed", Severity: "high", Kinds: []string{"allowlist_drift"}},
+			[]string{"HIGH", "changed"}, nil, "Check with the person"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := chatnotify.Format(tt.alert)
+			if n.Version != "1.0" || n.Source != "custom" || n.Content.TextType != "client-markdown" {
+				t.Errorf("envelope = %+v", n)
+			}
+			text := n.Content.Title + "\n" + n.Content.Description
+			for _, w := range tt.want {
+				if !strings.Contains(text, w) {
+					t.Errorf("%q lacks %q", text, w)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(text, w) {
+					t.Errorf("%q holds %q", text, w)
+				}
+			}
+			if len(n.Content.NextSteps) == 0 || !strings.Contains(n.Content.NextSteps[0], tt.wantSteps) {
+				t.Errorf("nextSteps = %v, want %q", n.Content.NextSteps, tt.wantSteps)
+			}
+		})
+	}
+}
+
+type pub struct {
+	n   int
+	err error
+}
+
+func (p *pub) Publish(context.Context, ipguard.Alert) (string, error) {
+	p.n++
+	return "m", p.err
+}
+
+func TestTeeNeverFailsTheAlertForChat(t *testing.T) {
+	next, chat := &pub{}, &pub{err: errors.New("chat down")}
+	id, err := (&chatnotify.Tee{Next: next, Chat: chat}).Publish(context.Background(), ipguard.Alert{Default: "d"})
+	if err != nil || id != "m" || next.n != 1 || chat.n != 1 {
+		t.Errorf("Publish = %q, %v; next %d, chat %d", id, err, next.n, chat.n)
+	}
+	next.err = errors.New("sns down")
+	if _, err := (&chatnotify.Tee{Next: next, Chat: chat}).Publish(context.Background(), ipguard.Alert{Default: "d"}); err == nil || chat.n != 1 {
+		t.Errorf("an alert that was not sent went to chat (chat %d) or the error was lost (%v)", chat.n, err)
+	}
+}
+
+// Under moto: the chat topic's subscriber receives the custom notification
+// as the whole message.
+func TestPublisherSendsTheNotificationAsTheMessage(t *testing.T) {
+	ctx := context.Background()
+	localaws.MotoT(t)
+	cfg, err := localaws.Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, sq := sns.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
+	tp, err := sn.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("chat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("chat-stand-in")})
+	at, _ := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if _, err := sn.Subscribe(ctx, &sns.SubscribeInput{TopicArn: tp.TopicArn, Protocol: aws.String("sqs"), Endpoint: aws.String(at.Attributes["QueueArn"]),
+		Attributes: map[string]string{"RawMessageDelivery": "true"}}); err != nil {
+		t.Fatal(err)
+	}
+	p := &chatnotify.Publisher{API: sn, Topic: aws.ToString(tp.TopicArn)}
+	if _, err := p.Publish(ctx, render(t, audit.Finding{EventID: 1, Kind: audit.KindIPNotAllowed, Severity: "high", Reason: "r", IP: "203.0.113.7", Date: "2026-12-04T09:59:00Z"})); err != nil {
+		t.Fatal(err)
+	}
+	out, err := sq.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, WaitTimeSeconds: 2})
+	if err != nil || len(out.Messages) != 1 {
+		t.Fatalf("received %d, %v", len(out.Messages), err)
+	}
+	var n chatnotify.Notification
+	if err := json.Unmarshal([]byte(aws.ToString(out.Messages[0].Body)), &n); err != nil || n.Source != "custom" || !strings.Contains(n.Content.Description, "203.0.113.7") {
+		t.Errorf("body %s: %v", aws.ToString(out.Messages[0].Body), err)
+	}
+	t.Run("a missing topic names CHAT_TOPIC_ARN", func(t *testing.T) {
+		_, err := (&chatnotify.Publisher{API: sn, Topic: "arn:aws:sns:us-east-1:123456789012:nope"}).Publish(ctx, ipguard.Alert{Default: "d"})
+		if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), "CHAT_TOPIC_ARN") {
+			t.Errorf("err = %v", err)
+		}
+	})
+}

@@ -1,0 +1,285 @@
+// Package digest gathers the findings of the severities DIGEST_SEVERITIES
+// names (default: low) into one message a day instead of one message each:
+// counts per kind and the top users and addresses. The digest of day D
+// holds the findings alerted from D−1 at DIGEST_HOUR (UTC, default 8) up to
+// D at that hour; the first scheduled audit run after that hour sends it,
+// once.
+//
+// Only messages change: the findings are still counted in the run's result,
+// recorded as alerted, and sent to the findings bus and the archive like
+// every other (the bus wrapper sits in front of this one).
+package digest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/humantext"
+	"ipguard/internal/ipguard"
+)
+
+// maxTracked bounds the distinct users and addresses a digest counts
+// separately (the rest are counted as "others"), so that one item holds it.
+const maxTracked = 300
+
+// top is how many users and addresses the message names.
+const top = 10
+
+// Digest is one day's gathered findings.
+type Digest struct {
+	Day       string         `json:"day"` // yyyy-mm-dd: the day it is sent (at the digest hour)
+	Total     int            `json:"total"`
+	Kinds     map[string]int `json:"kinds"`
+	Users     map[string]int `json:"users"`
+	Addresses map[string]int `json:"addresses"`
+	Others    struct {
+		Users, Addresses int
+	} `json:"others"`
+	// Claimed is set (RFC3339) when a run starts sending it; Sent when SNS took it.
+	Claimed string `json:"claimed,omitempty"`
+	Sent    string `json:"sent,omitempty"`
+}
+
+// Add counts f.
+func (d *Digest) Add(f audit.Finding) {
+	if d.Kinds == nil {
+		d.Kinds, d.Users, d.Addresses = map[string]int{}, map[string]int{}, map[string]int{}
+	}
+	d.Total++
+	d.Kinds[f.Kind]++
+	user := f.Email
+	if user == "" {
+		user = f.Login
+	}
+	if user == "" {
+		user = f.UserID
+	}
+	if f.Kind == audit.KindFailedLoginBurst && len(f.Logins) > 0 {
+		user = f.Logins[0]
+	}
+	count(d.Users, user, &d.Others.Users)
+	count(d.Addresses, f.IP, &d.Others.Addresses)
+}
+
+func count(m map[string]int, k string, others *int) {
+	if k == "" {
+		return
+	}
+	if _, ok := m[k]; ok || len(m) < maxTracked {
+		m[k]++
+		return
+	}
+	*others++
+}
+
+// Day is the digest day that gathers a finding alerted at t: the date of
+// the first digest hour after t (UTC).
+func Day(t time.Time, hour int) string {
+	t = t.UTC()
+	if t.Hour() >= hour {
+		t = t.AddDate(0, 0, 1)
+	}
+	return t.Format("2006-01-02")
+}
+
+// Due lists the digest days whose hour has come at now, oldest first: today
+// (from the digest hour on) and yesterday (a day whose runs all failed).
+func Due(now time.Time, hour int) []string {
+	now = now.UTC()
+	today := now.Format("2006-01-02")
+	yesterday := now.AddDate(0, 0, -1).Format("2006-01-02")
+	if now.Hour() >= hour {
+		return []string{yesterday, today}
+	}
+	return []string{now.AddDate(0, 0, -2).Format("2006-01-02"), yesterday}
+}
+
+// Render is the digest message (pure). Values from the portal are cleaned
+// (humantext.Line).
+func Render(portal string, hour int, d Digest) ipguard.Alert {
+	c := func(s string) string { return humantext.Line(s, 240) }
+	var kinds []string
+	for k := range d.Kinds {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var b strings.Builder
+	day, _ := time.Parse("2006-01-02", d.Day)
+	fmt.Fprintf(&b, "DocSpace IP Guard daily digest for %s: %d finding(s) from %s %02d:00 to %s %02d:00 UTC.\n",
+		c(portal), d.Total, day.AddDate(0, 0, -1).Format("2006-01-02"), hour, d.Day, hour)
+	b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES); each one is also on the findings bus.\n\nBy kind:\n")
+	for _, k := range kinds {
+		fmt.Fprintf(&b, "  - %s: %d\n", k, d.Kinds[k])
+	}
+	section := func(name string, m map[string]int, others int) {
+		fmt.Fprintf(&b, "\nTop %s:\n", name)
+		for _, kv := range ranked(m, top) {
+			fmt.Fprintf(&b, "  - %s: %d\n", c(kv.k), kv.n)
+		}
+		if rest := len(m) - top; rest > 0 || others > 0 {
+			fmt.Fprintf(&b, "  (and %d more)\n", max(rest, 0)+others)
+		}
+	}
+	section("users", d.Users, d.Others.Users)
+	section("addresses", d.Addresses, d.Others.Addresses)
+	body, _ := json.Marshal(map[string]any{"kind": "digest", "portal": portal, "day": d.Day, "total": d.Total, "kinds": d.Kinds,
+		"topUsers": ranked(d.Users, top), "topAddresses": ranked(d.Addresses, top)})
+	return ipguard.Alert{
+		Subject: clipRunes(fmt.Sprintf("DocSpace daily digest %s: %d finding(s)", d.Day, d.Total), ipguard.AlertMaxSubjectRunes),
+		Default: string(body),
+		Email:   b.String(),
+		SMS:     fmt.Sprintf("DocSpace digest %s: %d low-severity findings. See email.", d.Day, d.Total),
+		Kinds:   []string{"digest"},
+	}
+}
+
+type kv struct {
+	k string
+	n int
+}
+
+func (x kv) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]any{"name": x.k, "count": x.n})
+}
+
+func ranked(m map[string]int, n int) []kv {
+	out := make([]kv, 0, len(m))
+	for k, v := range m {
+		out = append(out, kv{k, v})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].n != out[j].n {
+			return out[i].n > out[j].n
+		}
+		return out[i].k < out[j].k
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+func clipRunes(s string, max int) string {
+	r := []rune(s)
+	if len(r) <= max {
+		return s
+	}
+	return string(r[:max-1]) + "…"
+}
+
+// Store keeps the digests (dynamo.Store): JSON items with a revision.
+type Store interface {
+	LoadRevised(ctx context.Context, pk string, v any) (rev int64, ok bool, err error)
+	SaveRevised(ctx context.Context, pk string, v any, rev int64, expires time.Time) error
+}
+
+// Prefix keys the digest items: digest#<day>.
+const Prefix = "digest#"
+
+// keep is how long a digest item stays (expiresAt).
+const keep = 8 * 24 * time.Hour
+
+// claimStale: a claim older than this without Sent was a run that died
+// while sending; a later run sends the digest.
+const claimStale = 15 * time.Minute
+
+// Publisher is the publisher seam's digest step: an audit alert whose
+// severity is in Severities is added to the day's digest instead of being
+// sent; every other alert (and the test alert) goes to Next.
+type Publisher struct {
+	Next interface {
+		Publish(ctx context.Context, a ipguard.Alert) (string, error)
+	}
+	Store      Store
+	Severities map[string]bool // DIGEST_SEVERITIES
+	Hour       int             // DIGEST_HOUR, UTC
+	Portal     string
+	Now        func() time.Time
+	Log        *slog.Logger
+}
+
+// Publish adds the alert's findings to the digest of Day(now) and returns
+// "digest:<day>" as the message id, or sends the alert on. Adding is one
+// conditional write (retried on a concurrent change); a failure is returned
+// like a failed publish, so the caller alerts the findings again later.
+func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
+	var pl struct {
+		audit.Payload
+		Test bool `json:"test"`
+	}
+	if !p.Severities[a.Severity] || json.Unmarshal([]byte(a.Default), &pl) != nil || pl.Events == nil || pl.Test {
+		return p.Next.Publish(ctx, a)
+	}
+	day := Day(p.now(), p.Hour)
+	for attempt := 0; ; attempt++ {
+		var d Digest
+		rev, _, err := p.Store.LoadRevised(ctx, Prefix+day, &d)
+		if err != nil {
+			return "", fmt.Errorf("digest: read %s: %w", day, err)
+		}
+		d.Day = day
+		for _, f := range pl.Events {
+			d.Add(f)
+		}
+		err = p.Store.SaveRevised(ctx, Prefix+day, d, rev, p.now().Add(keep))
+		if err == nil {
+			return "digest:" + day, nil
+		}
+		if ipguard.ErrorCode(err) != ipguard.EConflict || attempt == 4 {
+			return "", fmt.Errorf("digest: add %d findings to %s: %w", len(pl.Events), day, err)
+		}
+	}
+}
+
+// SendDue sends each due digest (see Due) that holds findings and was not
+// sent, once: a run claims it (a conditional write), publishes it to Next
+// and marks it sent. A run that dies after its claim leaves the digest to
+// a run 15 minutes later. It returns the days sent.
+func (p *Publisher) SendDue(ctx context.Context) (sent []string, err error) {
+	now := p.now()
+	for _, day := range Due(now, p.Hour) {
+		var d Digest
+		rev, ok, err := p.Store.LoadRevised(ctx, Prefix+day, &d)
+		if err != nil {
+			return sent, fmt.Errorf("digest: read %s: %w", day, err)
+		}
+		if !ok || d.Total == 0 || d.Sent != "" {
+			continue
+		}
+		if c, perr := time.Parse(time.RFC3339, d.Claimed); perr == nil && now.Sub(c) < claimStale {
+			continue // another run is sending it
+		}
+		d.Claimed = now.UTC().Format(time.RFC3339)
+		if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
+			if ipguard.ErrorCode(err) == ipguard.EConflict {
+				continue
+			}
+			return sent, fmt.Errorf("digest: claim %s: %w", day, err)
+		}
+		rev++
+		if _, err := p.Next.Publish(ctx, Render(p.Portal, p.Hour, d)); err != nil {
+			d.Claimed = ""
+			_ = p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)) // the next run tries again
+			return sent, fmt.Errorf("digest: send %s: %w", day, err)
+		}
+		d.Sent = now.UTC().Format(time.RFC3339)
+		if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
+			ipguard.LoggerFrom(ctx, p.Log).WarnContext(ctx, "digest sent but not marked sent; a run 15 minutes after the claim may send it again", "day", day, "error", err.Error())
+		}
+		sent = append(sent, day)
+	}
+	return sent, nil
+}
+
+func (p *Publisher) now() time.Time {
+	if p.Now != nil {
+		return p.Now().UTC()
+	}
+	return time.Now().UTC()
+}

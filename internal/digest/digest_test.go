@@ -1,0 +1,147 @@
+package digest_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/digest"
+	"ipguard/internal/ipguard"
+)
+
+func TestDayIsTheFirstDigestHourAfterTheFinding(t *testing.T) {
+	tests := []struct {
+		at   string
+		hour int
+		want string
+	}{
+		{"2026-12-04T07:59:59Z", 8, "2026-12-04"},
+		{"2026-12-04T08:00:00Z", 8, "2026-12-05"},
+		{"2026-12-31T23:00:00Z", 8, "2027-01-01"},
+		{"2026-12-04T00:00:00Z", 0, "2026-12-05"},
+		{"2026-12-04T10:00:00+05:00", 8, "2026-12-04"}, // 05:00 UTC
+	}
+	for _, tt := range tests {
+		at, _ := time.Parse(time.RFC3339, tt.at)
+		if got := digest.Day(at, tt.hour); got != tt.want {
+			t.Errorf("Day(%s, %d) = %s, want %s", tt.at, tt.hour, got, tt.want)
+		}
+	}
+}
+
+// memStore keeps revised items in memory with the DynamoDB store's
+// revision check.
+type memStore struct {
+	mu    sync.Mutex
+	items map[string]digest.Digest
+	revs  map[string]int64
+}
+
+func (m *memStore) LoadRevised(_ context.Context, pk string, v any) (int64, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.items[pk]
+	if ok {
+		*(v.(*digest.Digest)) = d
+	}
+	return m.revs[pk], ok, nil
+}
+
+func (m *memStore) SaveRevised(_ context.Context, pk string, v any, rev int64, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.items == nil {
+		m.items, m.revs = map[string]digest.Digest{}, map[string]int64{}
+	}
+	if m.revs[pk] != rev {
+		return ipguard.Errorf(ipguard.EConflict, "changed")
+	}
+	m.items[pk], m.revs[pk] = v.(digest.Digest), rev+1
+	return nil
+}
+
+type sink struct {
+	sent []ipguard.Alert
+	err  error
+}
+
+func (s *sink) Publish(_ context.Context, a ipguard.Alert) (string, error) {
+	if s.err != nil {
+		return "", s.err
+	}
+	s.sent = append(s.sent, a)
+	return "m", nil
+}
+
+func lowAlert(t *testing.T, fs ...audit.Finding) ipguard.Alert {
+	t.Helper()
+	a := ipguard.Alert{Severity: "low", Subject: "low"}
+	b, _ := jsonPayload(fs)
+	a.Default = b
+	return a
+}
+
+func TestDigestGathersLowFindingsAndSendsOnceAfterTheHour(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	st, out := &memStore{}, &sink{}
+	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+
+	f := func(id int64, email, ip string) audit.Finding {
+		return audit.Finding{EventID: id, Kind: "new_country", Severity: "low", Email: email, IP: ip}
+	}
+	id, err := p.Publish(ctx, lowAlert(t, f(1, "ann@example.com", "203.0.113.1"), f(2, "ann@example.com", "203.0.113.2")))
+	if err != nil || id != "digest:2026-12-05" || len(out.sent) != 0 {
+		t.Fatalf("Publish = %q, %v; %d sent; want the findings gathered for 2026-12-05", id, err, len(out.sent))
+	}
+	now = now.Add(12 * time.Hour)
+	if _, err := p.Publish(ctx, lowAlert(t, f(3, "bob\u202e@example.com", "203.0.113.1"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []ipguard.Alert{
+		{Severity: "high", Default: `{"events":[{"kind":"ip_not_allowed"}]}`},
+		{Severity: "low", Default: `{"events":[{"kind":"x"}],"test":true}`},
+		{Severity: "low", Default: `{"kind":"api_key_expiring"}`},
+	} {
+		if _, err := p.Publish(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(out.sent) != 3 {
+		t.Fatalf("%d alerts passed through, want 3 (high, the test alert, a non-audit alert)", len(out.sent))
+	}
+	out.sent = nil
+
+	now = time.Date(2026, 12, 5, 7, 55, 0, 0, time.UTC) // before the hour
+	if sent, err := p.SendDue(ctx); err != nil || len(sent) != 0 {
+		t.Fatalf("before the hour: sent %v, %v", sent, err)
+	}
+	now = time.Date(2026, 12, 5, 8, 5, 0, 0, time.UTC) // the first run after it
+	out.err = errors.New("sns down")
+	if _, err := p.SendDue(ctx); err == nil {
+		t.Fatal("a failed send was not reported")
+	}
+	out.err = nil
+	now = now.Add(5 * time.Minute)
+	sent, err := p.SendDue(ctx)
+	if err != nil || len(sent) != 1 || len(out.sent) != 1 {
+		t.Fatalf("after the hour: sent %v, %v, %d messages", sent, err, len(out.sent))
+	}
+	now = now.Add(5 * time.Minute)
+	if sent, _ := p.SendDue(ctx); len(sent) != 0 || len(out.sent) != 1 {
+		t.Fatalf("the next run sent the digest again")
+	}
+	m := out.sent[0]
+	for _, want := range []string{"3 finding(s)", "new_country: 3", "ann@example.com: 2", "203.0.113.1: 2", `bob\u202E@example.com: 1`} {
+		if !strings.Contains(m.Email, want) {
+			t.Errorf("digest e-mail lacks %q:\n%s", want, m.Email)
+		}
+	}
+	if strings.Contains(m.Email, "\u202e") || !strings.Contains(m.Subject, "2026-12-05") {
+		t.Errorf("subject %q / e-mail not cleaned", m.Subject)
+	}
+}

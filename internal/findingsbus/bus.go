@@ -1,0 +1,336 @@
+package findingsbus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+
+	"ipguard/internal/awserr"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/redact"
+)
+
+// API is the subset of *eventbridge.Client the bus uses.
+type API interface {
+	PutEvents(context.Context, *eventbridge.PutEventsInput, ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+}
+
+// Outbox keeps the entries the bus refused until a later run sends them.
+// Both methods return classified errors.
+type Outbox interface {
+	// Pending returns the waiting entries and the outbox's revision (0
+	// when it was never written).
+	Pending(ctx context.Context) ([]Entry, int64, error)
+	// Save replaces the waiting entries with entries, only if the revision
+	// is still rev; otherwise it fails with EConflict and changes nothing.
+	Save(ctx context.Context, entries []Entry, rev int64) error
+}
+
+// MaxOutboxBytes bounds the details kept in the outbox (one DynamoDB item
+// holds at most 400 KB). Entries beyond it are not kept: Publish then fails,
+// so that the caller sends the alert again (see Publisher).
+const MaxOutboxBytes = 350 * 1024
+
+// Bus sends entries to one event bus. It is safe for concurrent use.
+type Bus struct {
+	API API
+	// Name is the bus name or ARN (FINDINGS_BUS_NAME); "default" is the
+	// account's default bus.
+	Name   string
+	Outbox Outbox
+	Log    *slog.Logger
+}
+
+// Put sends entries (batches of at most MaxBatch and MaxEntryBytes in all)
+// and returns those EventBridge did not take: the entries of a batch whose
+// call failed, and each entry its answer lists with an ErrorCode
+// (FailedEntryCount). err is the first failure, classified (a missing bus
+// or a denied PutEvents is EConfig naming FINDINGS_BUS_NAME). The SDK's
+// retries stay on: a resent entry is a duplicate with the same findingId,
+// which consumers drop.
+func (b *Bus) Put(ctx context.Context, entries []Entry) (failed []Entry, err error) {
+	for _, batch := range batches(entries) {
+		in := &eventbridge.PutEventsInput{}
+		for _, e := range batch {
+			in.Entries = append(in.Entries, types.PutEventsRequestEntry{
+				EventBusName: aws.String(b.Name),
+				Source:       aws.String(Source),
+				DetailType:   aws.String(DetailType),
+				Detail:       aws.String(redact.Clean(string(e.Detail))),
+				Time:         aws.Time(e.Time),
+			})
+		}
+		out, perr := b.API.PutEvents(ctx, in)
+		if perr != nil {
+			failed = append(failed, batch...)
+			if err == nil {
+				err = awserr.Classify(perr, "put events", awserr.Resource{Service: "events", Field: "FINDINGS_BUS_NAME", Value: b.Name})
+			}
+			continue
+		}
+		if out.FailedEntryCount == 0 {
+			continue
+		}
+		for i, r := range out.Entries {
+			if i < len(batch) && aws.ToString(r.ErrorCode) != "" {
+				failed = append(failed, batch[i])
+				if err == nil {
+					err = ipguard.Errorf(ipguard.EUnavailable, "events: put events (FINDINGS_BUS_NAME=%s): entry refused: %s: %s", b.Name, aws.ToString(r.ErrorCode), aws.ToString(r.ErrorMessage))
+				}
+			}
+		}
+		if len(out.Entries) < len(batch) { // an answer that does not say which: keep them all
+			failed = append(failed, batch[len(out.Entries):]...)
+		}
+	}
+	return failed, err
+}
+
+// batches splits entries into PutEvents calls: at most MaxBatch entries and
+// MaxEntryBytes together.
+func batches(entries []Entry) [][]Entry {
+	var out [][]Entry
+	var cur []Entry
+	size := 0
+	for _, e := range entries {
+		if len(cur) == MaxBatch || (len(cur) > 0 && size+e.Size() > MaxEntryBytes) {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, e)
+		size += e.Size()
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// Keep adds entries to the outbox (never a test alert's), retrying on a
+// concurrent change. It fails when the outbox cannot take them (store down,
+// or more than MaxOutboxBytes waiting).
+func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
+	var keep []Entry
+	for _, e := range entries {
+		if !e.Test {
+			if e.Kept.IsZero() {
+				e.Kept = time.Now().UTC()
+			}
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	if b.Outbox == nil {
+		return ipguard.Errorf(ipguard.EInternal, "findings bus: no outbox to keep %d refused entries in", len(keep))
+	}
+	for attempt := 0; ; attempt++ {
+		pending, rev, err := b.Outbox.Pending(ctx)
+		if err != nil {
+			return fmt.Errorf("findings bus: read the outbox: %w", err)
+		}
+		merged := merge(pending, keep)
+		if n := detailBytes(merged); n > MaxOutboxBytes {
+			return ipguard.Errorf(ipguard.EUnavailable, "findings bus: the outbox would hold %d bytes, more than %d: the bus has refused events for a while (FINDINGS_BUS_NAME=%s)", n, MaxOutboxBytes, b.Name)
+		}
+		err = b.Outbox.Save(ctx, merged, rev)
+		if err == nil || ipguard.ErrorCode(err) != ipguard.EConflict || attempt == 4 {
+			if err != nil {
+				return fmt.Errorf("findings bus: keep %d refused entries in the outbox: %w", len(keep), err)
+			}
+			return nil
+		}
+	}
+}
+
+// MaxOutboxAge is how long an entry the bus keeps refusing waits before it
+// is given up (a warning says so): EventBridge refuses some entries for
+// good (a detail it cannot parse), and those must not wait forever.
+const MaxOutboxAge = 7 * 24 * time.Hour
+
+// Retry sends what waits in the outbox again and keeps only what the bus
+// refuses once more. It is called at the start of each audit run. It returns
+// how many were sent and how many still wait; an error leaves the outbox
+// as it was (the next run tries again). Entries refused for longer than
+// MaxOutboxAge are dropped, and the error says how many.
+func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
+	if b.Outbox == nil {
+		return 0, 0, nil
+	}
+	pending, rev, err := b.Outbox.Pending(ctx)
+	if err != nil || len(pending) == 0 {
+		return 0, 0, err
+	}
+	failed, perr := b.Put(ctx, pending)
+	var kept []Entry
+	dropped := 0
+	for _, e := range failed {
+		if !e.Kept.IsZero() && time.Since(e.Kept) > MaxOutboxAge {
+			dropped++
+			continue
+		}
+		kept = append(kept, e)
+	}
+	if dropped > 0 {
+		ipguard.LoggerFrom(ctx, b.Log).ErrorContext(ctx, "findings bus: events given up after waiting too long", "dropped", dropped, "error", errString(perr))
+		perr = ipguard.Errorf(ipguard.ErrorCode(perr), "findings bus: %d event(s) refused for more than %s were given up (FINDINGS_BUS_NAME=%s): %w", dropped, MaxOutboxAge, b.Name, perr)
+	}
+	failed = kept
+	if len(failed) == len(pending) && dropped == 0 {
+		return 0, len(pending), perr
+	}
+	done := map[string]bool{} // sent or given up
+	for _, e := range pending {
+		done[e.ID] = true
+	}
+	for _, e := range failed {
+		delete(done, e.ID)
+	}
+	for attempt := 0; ; attempt++ {
+		err := b.Outbox.Save(ctx, failed, rev)
+		if err == nil {
+			break
+		}
+		if ipguard.ErrorCode(err) == ipguard.EConflict && attempt < 3 {
+			// Another function kept entries meanwhile: keep theirs too.
+			var now []Entry
+			if now, rev, err = b.Outbox.Pending(ctx); err == nil {
+				failed = failed[:0]
+				for _, e := range now {
+					if !done[e.ID] {
+						failed = append(failed, e)
+					}
+				}
+				continue
+			}
+		}
+		// Sent, but the outbox still lists them: the next run sends them
+		// again (duplicates with the same findingId).
+		return len(done) - dropped, len(pending), fmt.Errorf("findings bus: sent %d waiting events but could not update the outbox: %w", len(done)-dropped, err)
+	}
+	return len(done) - dropped, len(failed), perr
+}
+
+func merge(a, b []Entry) []Entry {
+	seen := map[string]bool{}
+	var out []Entry
+	for _, e := range append(append([]Entry{}, a...), b...) {
+		if !seen[e.ID] {
+			seen[e.ID] = true
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func detailBytes(es []Entry) int {
+	n := 0
+	for _, e := range es {
+		n += len(e.Detail) + len(e.ID) + 64
+	}
+	return n
+}
+
+// Publisher sends every alert to Next (the SNS topic) and its findings to
+// the bus. It is the publisher the audit, the onboarding and the key watch
+// use when FINDINGS_BUS_NAME is set.
+type Publisher struct {
+	Next interface {
+		Publish(ctx context.Context, a ipguard.Alert) (string, error)
+	}
+	Bus    *Bus
+	Portal string // the portal's host, for alerts that do not name it
+	Now    func() time.Time
+}
+
+// Publish sends a to Next first; when Next fails nothing goes to the bus
+// (the caller sends the alert again later, and with it the events). Then
+// its events go to the bus; those it refuses are kept in the outbox and
+// sent by the next audit run, so a bus outage never holds back the alert
+// itself. Only when the outbox cannot keep them either does Publish fail
+// (the caller then sends the alert again: a duplicate message, and the
+// events with the same findingId). A test alert ("test": true) goes to the
+// bus once, never to the outbox.
+func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
+	id, err := p.Next.Publish(ctx, a)
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	if p.Now != nil {
+		now = p.Now()
+	}
+	entries, err := Events(p.Portal, a, now)
+	if err != nil {
+		return "", err
+	}
+	failed, perr := p.Bus.Put(ctx, entries)
+	if len(failed) == 0 {
+		return id, nil
+	}
+	log := ipguard.LoggerFrom(ctx, p.Bus.Log)
+	log.WarnContext(ctx, "findings bus refused events; kept in the outbox for the next run", "refused", len(failed), "error", errString(perr))
+	if kerr := p.Bus.Keep(ctx, failed); kerr != nil {
+		return "", ipguard.Errorf(ipguard.ErrorCode(kerr), "the alert was published (message %s) but %d of its findings reached neither the bus nor the outbox (%v): %w", id, len(failed), errString(perr), kerr)
+	}
+	return id, nil
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// RevisedStore keeps JSON items with a revision (dynamo.Store).
+type RevisedStore interface {
+	LoadRevised(ctx context.Context, pk string, v any) (rev int64, ok bool, err error)
+	SaveRevised(ctx context.Context, pk string, v any, rev int64, expires time.Time) error
+}
+
+// The outbox items (dynamo.OutboxPrefix + ...), one per function: each
+// function's role may write only its own items (dynamodb:LeadingKeys), so
+// each keeps and sends again what the bus refused it.
+const (
+	OutboxPK        = "outbox#bus"         // the audit function's (its runs send it again)
+	OnboardOutboxPK = "outbox#bus-onboard" // the onboarding function's (its next invocation sends it again)
+)
+
+// outboxKeep is how long a waiting entry is kept (expiresAt of the item).
+const outboxKeep = 30 * 24 * time.Hour
+
+// StoreOutbox is the Outbox in one item of a RevisedStore: PK, or OutboxPK
+// when empty.
+type StoreOutbox struct {
+	Store RevisedStore
+	PK    string
+}
+
+func (o StoreOutbox) pk() string {
+	if o.PK == "" {
+		return OutboxPK
+	}
+	return o.PK
+}
+
+// Pending implements Outbox.
+func (o StoreOutbox) Pending(ctx context.Context) ([]Entry, int64, error) {
+	var es []Entry
+	rev, _, err := o.Store.LoadRevised(ctx, o.pk(), &es)
+	return es, rev, err
+}
+
+// Save implements Outbox.
+func (o StoreOutbox) Save(ctx context.Context, entries []Entry, rev int64) error {
+	if entries == nil {
+		entries = []Entry{}
+	}
+	return o.Store.SaveRevised(ctx, o.pk(), entries, rev, time.Now().Add(outboxKeep))
+}

@@ -1,0 +1,146 @@
+package loginarchive_test
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"io"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"ipguard/internal/ipguard"
+	"ipguard/internal/loginarchive"
+	"ipguard/internal/testbed/localaws"
+)
+
+var (
+	_ loginarchive.API = (*s3.Client)(nil)
+	// the audit's hook
+	_ interface {
+		Archive(context.Context, ipguard.TimeSpan, []ipguard.LoginEvent) error
+	} = (*loginarchive.Archive)(nil)
+)
+
+func TestKeyIsHivePartitionedAndNamedByTheSpansUpperEnd(t *testing.T) {
+	a := &loginarchive.Archive{Prefix: "logins/", Portal: "portal.example.com"}
+	upper := time.Date(2026, 12, 4, 9, 30, 15, 123456789, time.FixedZone("x", 3600))
+	got := a.Key(time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC), upper)
+	want := "logins/portal=portal.example.com/year=2026/month=12/day=04/logins-20261204T083015.123456789Z.json.gz"
+	if got != want {
+		t.Errorf("Key = %q\nwant %q", got, want)
+	}
+	odd := &loginarchive.Archive{Portal: "a/b=c"}
+	if k := odd.Key(upper, upper); k != "portal=a_b_c/year=2026/month=12/day=04/logins-20261204T083015.123456789Z.json.gz" {
+		t.Errorf("a host with / or = gives %q", k)
+	}
+}
+
+func TestEncodeIsTheSameBytesForTheSameEvents(t *testing.T) {
+	e1 := ipguard.LoginEvent{ID: 2, Date: time.Unix(100, 0).UTC(), ActionID: 1000, IP: "203.0.113.1"}
+	e2 := ipguard.LoginEvent{ID: 1, Date: time.Unix(100, 0).UTC(), ActionID: 1005, IP: "2001"}
+	a, err := loginarchive.Encode("p", []ipguard.LoginEvent{e1, e2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := loginarchive.Encode("p", []ipguard.LoginEvent{e2, e1})
+	if !bytes.Equal(a, b) {
+		t.Error("the same events in another order gave other bytes")
+	}
+	recs := lines(t, a)
+	if len(recs) != 2 || recs[0]["metadata"].(map[string]any)["uid"] != "p:1" {
+		t.Errorf("records = %v", recs)
+	}
+	if ep, ok := recs[0]["src_endpoint"].(map[string]any); ok && ep["ip"] != nil {
+		t.Errorf("the cut IPv6 address went into src_endpoint.ip: %v", ep)
+	}
+}
+
+func lines(t *testing.T, gz []byte) []map[string]any {
+	t.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Under moto: the objects land under the documented keys, one per UTC day
+// of the piece, and writing the same span again (a retried run) leaves one
+// copy.
+func TestArchiveWritesDocumentedKeysAndARetryOverwrites(t *testing.T) {
+	ctx := context.Background()
+	localaws.MotoT(t)
+	cfg, err := localaws.Config(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle, o.DisableLogOutputChecksumValidationSkipped = true, true })
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("archive")}); err != nil {
+		t.Fatal(err)
+	}
+	a := &loginarchive.Archive{API: c, Bucket: "archive", Portal: "portal.example.com"}
+	midnight := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	span := ipguard.TimeSpan{From: midnight.Add(-time.Minute), To: midnight.Add(time.Minute)}
+	evs := []ipguard.LoginEvent{
+		{ID: 1, Date: midnight.Add(-30 * time.Second), ActionID: 1000, Login: "ann@example.com", IP: "203.0.113.1"},
+		{ID: 2, Date: midnight.Add(30 * time.Second), ActionID: 1005, Login: "bob", IP: "198.51.100.2"},
+		{ID: 3, Date: midnight.Add(40 * time.Second), ActionID: 1000, Login: "bob", IP: "198.51.100.2"},
+	}
+	for i := 0; i < 2; i++ { // the second time is the retried run
+		if err := a.Archive(ctx, span, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := c.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String("archive")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range out.Contents {
+		keys = append(keys, aws.ToString(o.Key))
+	}
+	sort.Strings(keys)
+	want := []string{
+		"portal=portal.example.com/year=2026/month=12/day=04/logins-20261205T000100.000000000Z.json.gz",
+		"portal=portal.example.com/year=2026/month=12/day=05/logins-20261205T000100.000000000Z.json.gz",
+	}
+	if len(keys) != len(want) || keys[0] != want[0] || keys[1] != want[1] {
+		t.Fatalf("keys = %v\nwant %v", keys, want)
+	}
+	obj, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("archive"), Key: aws.String(want[1])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(obj.Body)
+	recs := lines(t, body)
+	if len(recs) != 2 || recs[0]["class_uid"] != 3002.0 || recs[0]["status_id"] != 2.0 || recs[1]["status_id"] != 1.0 {
+		t.Errorf("day=05 holds %v", recs)
+	}
+
+	t.Run("a missing bucket is a configuration error naming ARCHIVE_BUCKET", func(t *testing.T) {
+		err := (&loginarchive.Archive{API: c, Bucket: "no-such-bucket", Portal: "p"}).Archive(ctx, span, evs)
+		if ipguard.ErrorCode(err) != ipguard.EConfig || !bytes.Contains([]byte(err.Error()), []byte("ARCHIVE_BUCKET")) {
+			t.Errorf("err = %v", err)
+		}
+	})
+}

@@ -1,0 +1,161 @@
+package ocsf_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/ocsf"
+)
+
+var when = time.Date(2026, 12, 4, 9, 30, 15, 0, time.UTC)
+
+func TestLoginRecordsAreValidOCSFAuthentication(t *testing.T) {
+	f := loadFacts(t, ocsf.Version)
+	tests := []struct {
+		name       string
+		event      ipguard.LoginEvent
+		wantStatus int
+		wantIP     string // "" = no src_endpoint.ip
+		wantEmail  string
+	}{
+		{"successful login, every field", ipguard.LoginEvent{ID: 41, Date: when, User: "Ann Lee", UserID: "6f1c0b5e-1111-4c3b-9a1e-2b0c4d5e6f70", Login: "ann@example.com",
+			Action: "Login success", ActionID: 1000, IP: "203.0.113.7", Country: "Germany", City: "Berlin", Browser: "Chrome 120", Platform: "Windows 10",
+			Raw: json.RawMessage(`{"id":41}`)}, 1, "203.0.113.7", "ann@example.com"},
+		{"failed login", ipguard.LoginEvent{ID: 42, Date: when, Login: "guess@example.com", Action: "Login failed", ActionID: 1005, IP: "198.51.100.9"}, 2, "198.51.100.9", "guess@example.com"},
+		{"a code that is not a login", ipguard.LoginEvent{ID: 43, Date: when, Login: "a", ActionID: 1006, IP: "198.51.100.9"}, 99, "198.51.100.9", ""},
+		{"a cut IPv6 address is not an address", ipguard.LoginEvent{ID: 44, Date: when, Login: "bob", ActionID: 1000, IP: "2001"}, 1, "", ""},
+		{"a whole IPv6 address is one", ipguard.LoginEvent{ID: 45, Date: when, Login: "bob", ActionID: 1000, IP: "2001:db8::1"}, 1, "2001:db8::1", ""},
+		{"a login that is not an address is no email", ipguard.LoginEvent{ID: 46, Date: when, Login: "Ann <ann@example.com>", ActionID: 1000}, 1, "", ""},
+		{"nothing but an id", ipguard.LoginEvent{ID: 47, Date: when}, 99, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := ocsf.Login("portal.example.com", tt.event)
+			for _, p := range validate(f, "authentication", rec) {
+				t.Error(p)
+			}
+			if rec.StatusID != tt.wantStatus {
+				t.Errorf("status_id = %d, want %d", rec.StatusID, tt.wantStatus)
+			}
+			gotIP := ""
+			if rec.SrcEndpoint != nil {
+				gotIP = rec.SrcEndpoint.IP
+			}
+			if gotIP != tt.wantIP {
+				t.Errorf("src_endpoint.ip = %q, want %q", gotIP, tt.wantIP)
+			}
+			if rec.User.Email != tt.wantEmail {
+				t.Errorf("user.email_addr = %q, want %q", rec.User.Email, tt.wantEmail)
+			}
+			if tt.wantIP == "" && tt.event.IP != "" && rec.Unmapped["portal_ip"] != tt.event.IP {
+				t.Errorf("unmapped.portal_ip = %v, want the portal's text %q", rec.Unmapped["portal_ip"], tt.event.IP)
+			}
+			if rec.Time != when.UnixMilli() || rec.Metadata.UID == "" {
+				t.Errorf("time = %d, metadata.uid = %q", rec.Time, rec.Metadata.UID)
+			}
+		})
+	}
+}
+
+func TestFindingRecordsAreValidOCSFDetectionFindings(t *testing.T) {
+	f := loadFacts(t, ocsf.Version)
+	single := audit.Finding{EventID: 41, Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, Reason: "login from an address not on the user's allowlist",
+		UserID: "u-1", Email: "ann@example.com", User: "Ann Lee", Login: "ann@example.com", IP: "203.0.113.7", Country: "Germany", City: "Berlin",
+		Date: when.Format(time.RFC3339), Action: "Login success", ActionID: 1000, Raw: json.RawMessage(`{"id":41}`),
+		Response: &audit.Response{Outcome: audit.OutcomeEnded}}
+	burst := audit.Finding{EventIDs: []int64{1, 2, 3}, Count: 3, Kind: audit.KindFailedLoginBurst, Severity: audit.SeverityMedium, Reason: "3 failed logins",
+		Logins: []string{"a", "b"}, IP: "198.51.100.9", Date: when.Format(time.RFC3339), FirstAt: when.Add(-time.Minute).Format(time.RFC3339)}
+	cut := single
+	cut.IP = "2001"
+	tests := []struct {
+		name          string
+		alert         ocsf.Alert
+		wantEvidence  bool
+		wantSeverity  int
+		wantNoAddress bool
+	}{
+		{"one login, with its evidence", ocsf.Alert{UID: "x1", Portal: "p", Kind: single.Kind, Severity: "high", Title: single.Reason, Time: when, Finding: &single}, true, 4, false},
+		{"a burst", ocsf.Alert{UID: "x2", Portal: "p", Kind: burst.Kind, Severity: "medium", Title: "burst", Time: when, Finding: &burst}, true, 3, false},
+		{"a cut IPv6 address", ocsf.Alert{UID: "x3", Portal: "p", Kind: cut.Kind, Severity: "critical", Title: "t", Time: when, Finding: &cut}, true, 5, true},
+		{"not about a login (key expiry)", ocsf.Alert{UID: "x4", Portal: "p", Kind: "api_key_expiring", Severity: "low", Title: "key expires", Time: when}, false, 2, true},
+		{"an unknown severity", ocsf.Alert{UID: "x5", Portal: "p", Kind: "allowlist_drift", Severity: "weird", Time: when}, false, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := ocsf.Finding(tt.alert)
+			for _, p := range validate(f, "detection_finding", rec) {
+				t.Error(p)
+			}
+			if rec.SeverityID != tt.wantSeverity {
+				t.Errorf("severity_id = %d, want %d", rec.SeverityID, tt.wantSeverity)
+			}
+			if (len(rec.Evidences) > 0) != tt.wantEvidence {
+				t.Fatalf("evidences = %+v", rec.Evidences)
+			}
+			if tt.wantEvidence && rec.Evidences[0].Data != nil {
+				// The evidence is an Authentication event, valid on its own.
+				for _, p := range validate(f, "authentication", rec.Evidences[0].Data) {
+					t.Error("evidence: " + p)
+				}
+			}
+			b, _ := json.Marshal(rec)
+			if tt.wantNoAddress && strings.Contains(string(b), `"ip":`) {
+				t.Errorf("an address field was set: %s", b)
+			}
+		})
+	}
+}
+
+// The validator is not vacuous: records that break the schema are caught.
+func TestValidatorCatchesWhatTheSchemaForbids(t *testing.T) {
+	f := loadFacts(t, ocsf.Version)
+	good := func() map[string]any {
+		var m map[string]any
+		b, _ := json.Marshal(ocsf.Login("p", ipguard.LoginEvent{ID: 1, Date: when, Login: "a", ActionID: 1000, IP: "203.0.113.7"}))
+		_ = json.Unmarshal(b, &m)
+		return m
+	}
+	tests := []struct {
+		name   string
+		mutate func(m map[string]any)
+		want   string
+	}{
+		{"a cut address in an address field", func(m map[string]any) { m["src_endpoint"].(map[string]any)["ip"] = "2001" }, "does not match ip_t"},
+		{"a required attribute missing", func(m map[string]any) { delete(m, "time") }, "time: required"},
+		{"an attribute the class lacks", func(m map[string]any) { m["browser"] = "x" }, "not an attribute"},
+		{"a value outside the enum", func(m map[string]any) { m["status_id"] = 7 }, "not in the enum"},
+		{"a wrong type", func(m map[string]any) { m["time"] = "yesterday" }, "not an integer"},
+		{"a wrong schema version", func(m map[string]any) { m["metadata"].(map[string]any)["version"] = "1.0.0" }, "metadata.version"},
+		{"a type_uid that does not follow", func(m map[string]any) { m["type_uid"] = 300299 }, "type_uid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := good()
+			if p := validate(f, "authentication", m); len(p) > 0 {
+				t.Fatalf("the good record is not valid: %v", p)
+			}
+			tt.mutate(m)
+			probs := validate(f, "authentication", m)
+			if !strings.Contains(strings.Join(probs, "\n"), tt.want) {
+				t.Errorf("problems = %v, want one containing %q", probs, tt.want)
+			}
+		})
+	}
+}
+
+// A login has one uid wherever it appears: the archive names the portal by
+// host, the bus by URL.
+func TestALoginHasTheSameUIDInTheArchiveAndOnTheBus(t *testing.T) {
+	e := ipguard.LoginEvent{ID: 41, Date: when, ActionID: 1000, IP: "203.0.113.7"}
+	archived := ocsf.Login("portal.example.com", e)
+	f := audit.Finding{EventID: 41, Kind: audit.KindIPNotAllowed, Severity: "high", IP: "203.0.113.7", Date: when.Format(time.RFC3339), ActionID: 1000}
+	onBus := ocsf.Finding(ocsf.Alert{UID: "x", Portal: "https://portal.example.com/", Kind: f.Kind, Severity: "high", Time: when, Finding: &f})
+	evidence := onBus.Evidences[0].Data.(ocsf.Authentication)
+	if evidence.Metadata.UID != archived.Metadata.UID || archived.Metadata.UID != "portal.example.com:41" || onBus.Metadata.TenantUID != "portal.example.com" {
+		t.Errorf("archive uid %q, bus evidence uid %q, bus tenant %q", archived.Metadata.UID, evidence.Metadata.UID, onBus.Metadata.TenantUID)
+	}
+}

@@ -1,0 +1,131 @@
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"ipguard/internal/findingsbus"
+	"ipguard/internal/testbed/localdeploy"
+)
+
+// deployWithFindings is deploy with the findings bus (and its "everything"
+// rule to a SIEM queue) and the login archive bucket.
+func deployWithFindings(t *testing.T, extraEnv ...string) *localdeploy.Stack {
+	t.Helper()
+	s, err := localdeploy.Start(context.Background(), localdeploy.Options{Moto: moto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.StartFindings(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	setenv(t, s.FunctionEnv(extraEnv...))
+	return s
+}
+
+// The whole chain of the audit function (its own wiring): every finding on
+// the bus once, with the documented shape, and every login in the archive
+// once, also after a second run that re-reads the overlap.
+func TestAuditSendsEveryFindingToTheBusAndEveryLoginToTheArchive(t *testing.T) {
+	ctx := context.Background()
+	s := deployWithFindings(t)
+	onboardAliceAndBob(t)
+	s.Portal.AddLoginEvents(
+		login(alice, 1010, "192.0.2.99", 2*time.Minute), // violation
+		login(alice, 1010, "203.0.113.10", 3*time.Minute),
+		login(bob, 1010, "192.0.2.7", 4*time.Minute),
+		login(carol, 1010, "198.51.100.77", 1*time.Minute), // unknown user
+	)
+	svc := auditService(t)
+	res, err := svc.Handle(ctx, scheduled(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.BusEvents(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailed := alerted(t, s)
+	if len(evs) != len(mailed) || len(evs) != 2 {
+		t.Fatalf("bus delivered %d events, the mailbox %d findings; want 2 and 2", len(evs), len(mailed))
+	}
+	for _, e := range evs {
+		o, _ := e.Detail["ocsf"].(map[string]any)
+		if e.Source != findingsbus.Source || e.DetailType != findingsbus.DetailType || e.Detail["findingId"] == nil || o["class_uid"] != 2004.0 ||
+			e.Detail["portal"] != s.PortalURL || e.Detail["kind"] == nil {
+			t.Errorf("event lacks the documented shape: %+v", e)
+		}
+	}
+	objs, err := s.Archive(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := 0
+	for _, o := range objs {
+		if !strings.HasPrefix(o.Key, "portal="+strings.TrimPrefix(s.PortalURL, "http://")+"/year=") || !strings.HasSuffix(o.Key, ".json.gz") {
+			t.Errorf("key %s is not the documented layout", o.Key)
+		}
+		records += len(o.Records)
+	}
+	if records != 4 || res.EventsScanned != 4 {
+		t.Fatalf("archive holds %d records, the run read %d; want 4 and 4", records, res.EventsScanned)
+	}
+
+	if _, err := svc.Handle(ctx, scheduled(time.Now().Add(time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.BusEvents(ctx, time.Second); len(again) != 0 {
+		t.Errorf("the second run put %d events on the bus, want none", len(again))
+	}
+	objs, _ = s.Archive(ctx)
+	seen := map[string]int{}
+	for _, o := range objs {
+		for _, r := range o.Records {
+			seen[r["metadata"].(map[string]any)["uid"].(string)]++
+		}
+	}
+	for uid, n := range seen {
+		if n != 1 {
+			t.Errorf("login %s is archived %d times", uid, n)
+		}
+	}
+}
+
+// A bus that refuses the events does not hold back the e-mail; the next
+// run sends the waiting events once the bus takes them.
+func TestBusDownKeepsTheEventsForTheNextRun(t *testing.T) {
+	ctx := context.Background()
+	s := deploy(t, "FINDINGS_BUS_NAME="+localdeploy.BusName) // the bus does not exist yet
+	onboardAliceAndBob(t)
+	s.Portal.AddLoginEvents(login(alice, 1010, "192.0.2.99", 2*time.Minute))
+	svc := auditService(t)
+	if _, err := svc.Handle(ctx, scheduled(time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(alerted(t, s)); n != 1 {
+		t.Fatalf("the mailbox got %d findings, want 1 although the bus is down", n)
+	}
+	if err := s.StartFindings(ctx); err != nil { // the bus comes up
+		t.Fatal(err)
+	}
+	res, err := svc.Handle(ctx, scheduled(time.Now().Add(time.Second)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.BusEvents(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Detail["kind"] != "ip_not_allowed" || res.AlertsPublished != 0 {
+		t.Fatalf("after the bus came up: %d events %+v, %d messages sent again", len(evs), evs, res.AlertsPublished)
+	}
+	if _, err := svc.Handle(ctx, scheduled(time.Now().Add(2*time.Second))); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := s.BusEvents(ctx, time.Second); len(again) != 0 {
+		t.Errorf("the outbox sent %d events again", len(again))
+	}
+}

@@ -1,0 +1,154 @@
+package wiring
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/chatnotify"
+	"ipguard/internal/config"
+	"ipguard/internal/digest"
+	"ipguard/internal/findingsbus"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/loginarchive"
+	"ipguard/internal/ocsf"
+	"ipguard/internal/snsalert"
+)
+
+// Where findings go besides the alert topic (#18, README "Where findings
+// go"): every alert passes one chain at the publisher seam,
+//
+//	findings bus ─► digest (audit) ─► alert topic ─► chat copy
+//
+// so the bus gets every finding (also those the digest holds back), the
+// digest turns DIGEST_SEVERITIES findings into one message a day, and chat
+// gets a copy of each message. The login archive is the audit's Archive.
+
+// publisherPort is the publisher every domain service takes.
+type publisherPort interface {
+	Publish(ctx context.Context, a ipguard.Alert) (string, error)
+}
+
+// alertChain is the publisher chain of one function and its stateful parts.
+type alertChain struct {
+	Publisher publisherPort
+	Bus       *findingsbus.Bus  // nil without FINDINGS_BUS_NAME
+	Digest    *digest.Publisher // nil for onboarding or DIGEST_SEVERITIES=none
+}
+
+// alertChain builds the chain to topicARN for the function fn that runs (its
+// findings bus outbox: each role may write only its own items), with the
+// daily digest only where withDigest (the audit's findings).
+func (d Deps) alertChain(topicARN string, fn config.Function, withDigest bool) alertChain {
+	f := d.Config.Findings
+	var pub publisherPort = snsalert.New(d.snsClient(), topicARN)
+	if f.ChatTopicARN != "" {
+		pub = &chatnotify.Tee{Next: pub, Chat: &chatnotify.Publisher{API: d.snsClient(), Topic: f.ChatTopicARN}, Log: d.Log}
+	}
+	var c alertChain
+	if withDigest && len(f.DigestSeverities) > 0 {
+		sev := map[string]bool{}
+		for _, s := range f.DigestSeverities {
+			sev[s] = true
+		}
+		c.Digest = &digest.Publisher{Next: pub, Store: d.Store, Severities: sev, Hour: f.DigestHour, Portal: d.Config.DocSpace.Host, Log: d.Log}
+		pub = c.Digest
+	}
+	if f.BusName != "" {
+		c.Bus = &findingsbus.Bus{API: eventbridge.NewFromConfig(d.AWS), Name: f.BusName, Outbox: findingsbus.StoreOutbox{Store: d.Store, PK: outboxPK(fn)}, Log: d.Log}
+		pub = &findingsbus.Publisher{Next: pub, Bus: c.Bus, Portal: d.Config.DocSpace.Host}
+	}
+	c.Publisher = pub
+	return c
+}
+
+// outboxPK is the findings bus outbox of the function fn.
+func outboxPK(fn config.Function) string {
+	if fn == config.Onboard {
+		return findingsbus.OnboardOutboxPK
+	}
+	return findingsbus.OutboxPK
+}
+
+// retryOutbox sends what waits in the running function's findings bus
+// outbox (onboarding: at the start of each invocation); trouble is logged,
+// the entries stay for the next one.
+func (c alertChain) retryOutbox(ctx context.Context, d Deps) {
+	if c.Bus == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	sent, waiting, err := c.Bus.Retry(ctx)
+	if err != nil {
+		d.Log.WarnContext(ctx, "findings bus outbox not sent", "sent", sent, "waiting", waiting, "error", err)
+	}
+}
+
+// loginArchive is the audit's Archive: nil without ARCHIVE_BUCKET.
+func (d Deps) loginArchive() audit.Archiver {
+	f := d.Config.Findings
+	if f.ArchiveBucket == "" {
+		return nil
+	}
+	client := s3.NewFromConfig(d.AWS, func(o *s3.Options) {
+		// An endpoint of one's own (AWS_ENDPOINT_URL: an S3-compatible
+		// store) is addressed by path; AWS's own by virtual host.
+		o.UsePathStyle = aws.ToString(o.BaseEndpoint) != ""
+		o.DisableLogOutputChecksumValidationSkipped = true
+	})
+	return &loginarchive.Archive{API: client, Bucket: f.ArchiveBucket, Prefix: f.ArchivePrefix, Portal: ocsf.Host(d.Config.DocSpace.Host)}
+}
+
+// chainTimeout bounds the outbox retry before an audit and the digest after
+// it, so neither eats the audit's time (what is left waits for the next run).
+const chainTimeout = 15 * time.Second
+
+// digestMinLeft: the digest is sent only with this much time left.
+const digestMinLeft = 10 * time.Second
+
+// beforeAudit sends what waits in the findings bus outbox; trouble is a
+// warning of the run (the entries stay for the next one). The counts go to
+// props: EMF properties of the run's metrics line, which no alarm reads.
+func (c alertChain) beforeAudit(ctx context.Context, props map[string]any) []string {
+	if c.Bus == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, chainTimeout)
+	defer cancel()
+	sent, waiting, err := c.Bus.Retry(ctx)
+	props["outboxSent"], props["outboxWaiting"] = sent, waiting
+	if err != nil {
+		return []string{fmt.Sprintf("findings bus: %d event(s) still wait in the outbox (%d sent now): %s; the next run tries again", waiting, sent, err)}
+	}
+	return nil
+}
+
+// afterAudit sends the digest whose hour has come, after a scheduled run
+// that finished its work (the days sent go to props). A run that stopped at
+// its deadline margin, or has less than digestMinLeft left, leaves the
+// digest to the next run: the time left belongs to the key check and the
+// run's records.
+func (c alertChain) afterAudit(ctx context.Context, res audit.Result, props map[string]any) []string {
+	if c.Digest == nil || res.Backfill || res.Skipped || !res.Complete {
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < digestMinLeft {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, chainTimeout)
+	defer cancel()
+	days, err := c.Digest.SendDue(ctx)
+	if len(days) > 0 {
+		props["digestsSent"] = days
+	}
+	if err != nil {
+		return []string{"daily digest not sent: " + err.Error() + "; the next run tries again"}
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package wiring
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/config"
+	"ipguard/internal/digest"
+	"ipguard/internal/dynamo"
+	"ipguard/internal/findingsbus"
+	"ipguard/internal/ocsf"
+)
+
+func TestPortalHostIsTheArchivePartition(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://portal.example.com":         "portal.example.com",
+		"https://portal.example.com/":        "portal.example.com",
+		"http://127.0.0.1:8080":              "127.0.0.1:8080",
+		"portal.example.com":                 "portal.example.com",
+		"https://portal.example.com/api/2.0": "portal.example.com",
+	} {
+		if got := ocsf.Host(in); got != want {
+			t.Errorf("ocsf.Host(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// The items the findings chain writes carry the table's own key prefixes
+// (dynamo's constants, which the IAM key conditions are built from).
+func TestFindingsItemsUseTheTablesPrefixes(t *testing.T) {
+	if !strings.HasPrefix(findingsbus.OutboxPK, dynamo.OutboxPrefix) || digest.Prefix != dynamo.DigestPrefix {
+		t.Errorf("outbox %q (prefix %q), digest %q (prefix %q)", findingsbus.OutboxPK, dynamo.OutboxPrefix, digest.Prefix, dynamo.DigestPrefix)
+	}
+}
+
+// Each function keeps what the bus refused it in an item its own role may
+// write (the template's dynamodb:LeadingKeys come from dynamo's lists).
+func TestEachFunctionsOutboxIsWritableByItsRole(t *testing.T) {
+	allowed := func(key string, patterns []string) bool {
+		for _, p := range patterns {
+			if p == key || strings.HasSuffix(p, "*") && strings.HasPrefix(key, strings.TrimSuffix(p, "*")) {
+				return true
+			}
+		}
+		return false
+	}
+	if k := outboxPK(config.Audit); !allowed(k, dynamo.AuditWrites) || allowed(k, dynamo.OnboardWrites) {
+		t.Errorf("the audit's outbox %q: want writable by the audit only", k)
+	}
+	if k := outboxPK(config.Onboard); !allowed(k, dynamo.OnboardWrites) || allowed(k, dynamo.AuditWrites) {
+		t.Errorf("onboarding's outbox %q: want writable by onboarding only", k)
+	}
+}
+
+// countingStore counts the digest's reads (and finds nothing).
+type countingStore struct{ loads int }
+
+func (c *countingStore) LoadRevised(context.Context, string, any) (int64, bool, error) {
+	c.loads++
+	return 0, false, nil
+}
+func (c *countingStore) SaveRevised(context.Context, string, any, int64, time.Time) error { return nil }
+
+// The digest is looked at only after a scheduled run that finished its
+// work with time to spare: an incomplete run, a backfill, a skipped run or
+// a run near its deadline leaves it to the next run.
+func TestDigestIsSentOnlyAfterACompleteScheduledRun(t *testing.T) {
+	tests := []struct {
+		name     string
+		res      audit.Result
+		deadline time.Duration // 0: none
+		want     bool
+	}{
+		{"complete scheduled run", audit.Result{Complete: true}, 0, true},
+		{"complete, plenty of time", audit.Result{Complete: true}, time.Minute, true},
+		{"incomplete run", audit.Result{Complete: false}, 0, false},
+		{"backfill", audit.Result{Complete: true, Backfill: true}, 0, false},
+		{"skipped", audit.Result{Complete: true, Skipped: true}, 0, false},
+		{"near the deadline", audit.Result{Complete: true}, 2 * time.Second, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := &countingStore{}
+			c := alertChain{Digest: &digest.Publisher{Store: st, Hour: 8}}
+			ctx := context.Background()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			c.afterAudit(ctx, tt.res, map[string]any{})
+			if (st.loads > 0) != tt.want {
+				t.Errorf("digest read %d items, want reads: %v", st.loads, tt.want)
+			}
+		})
+	}
+}
