@@ -1,5 +1,6 @@
 # DocSpace IP Guard. GNU make. `make help` (also plain `make`) lists every target: the "## target:" lines below.
 # `sam build` calls build-OnboardFunction / build-AuditFunction.
+# The fast lane, `go test -short ./...`, needs only Go: it skips what needs moto, the emulator, cfn-lint.
 
 ARCH ?= arm64
 FUZZ_TIME ?= 30s
@@ -56,9 +57,13 @@ model:
 	MODEL_STEPS=$(MODEL_STEPS) MODEL_SEED=$${MODEL_SEED:-$$(od -An -N3 -tu4 /dev/urandom | tr -d ' ')} \
 		$(GO) test -count=1 -run '^TestReconcilerModel$$' -v -timeout 30m ./internal/onboard/
 
-## lint: vet and cfn-lint on template.yaml
+## lint: gofmt -l, vet, staticcheck (pinned in go.mod as a tool), go mod tidy -diff, cfn-lint
 lint:
+	@unformatted=$$(gofmt -l .); if [ -n "$$unformatted" ]; then \
+		echo "gofmt -l: not formatted (run gofmt -w):" >&2; echo "$$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	$(GO) mod tidy -diff
 	cfn-lint -c I -- template.yaml
 	$(GO) test -count=1 -run CfnLint ./internal/testbed/samtemplate/
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -113,7 +114,7 @@ func (d *demo) stepOffboard(ctx context.Context, n int) error {
 		}
 	}
 	if _, ok, _ := d.stack.Store.GetUser(ctx, aliceID); ok || slices.Contains(portalAddrs(d.stack.Portal), "203.0.113.10") {
-		return fmt.Errorf("Alice is still stored or her address is still on the portal")
+		return errors.New("user Alice is still stored or her address is still on the portal")
 	}
 	fmt.Fprintln(d.out, "\n✓ Exactly the addresses the tool added for Alice left the portal; the entries added by hand stayed.")
 	return nil

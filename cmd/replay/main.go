@@ -35,8 +35,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "replay: AWS configuration:", err)
 		os.Exit(1)
 	}
-	endpoint := os.Getenv("AWS_ENDPOINT_URL_LAMBDA")
-	sum, err := replay.Run(ctx, sqs.NewFromConfig(cfg), replay.Lambda{Config: cfg, Function: *function, Endpoint: endpoint},
+	sum, err := replay.Run(ctx, sqs.NewFromConfig(cfg), replay.Lambda{Config: cfg, Function: *function},
 		replay.Options{QueueURL: *queue, DryRun: *dry, Max: *max, Out: os.Stdout})
 	fmt.Printf("%d messages: %d replayed, %d failed again (kept in the queue)\n", sum.Seen, sum.Replayed, sum.Failed)
 	if err != nil {

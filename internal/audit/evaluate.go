@@ -535,7 +535,7 @@ func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
 	inPiece := map[string]int{}
 	var order []string
 	for _, ev := range evs {
-		if !IsFailedLogin(ev.ActionID) {
+		if !ev.IsFailedLogin() {
 			continue
 		}
 		text := ev.IP
@@ -580,7 +580,7 @@ func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) []string {
 	var out []string
 	seen := map[addrKey]bool{}
 	for _, ev := range evs {
-		if !IsSuccessfulLogin(ev.ActionID) {
+		if !ev.IsSuccessfulLogin() {
 			continue
 		}
 		k, a, whole := parseAddr(ev.IP)
@@ -695,7 +695,7 @@ const maxRemembered = 5000
 // actions are ignored.
 func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 	for _, ev := range evs {
-		if !IsFailedLogin(ev.ActionID) {
+		if !ev.IsFailedLogin() {
 			continue
 		}
 		if err := e.addFailed(ev); err != nil {
@@ -704,7 +704,7 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 	}
 	var out []Finding
 	for _, ev := range evs {
-		if !IsSuccessfulLogin(ev.ActionID) {
+		if !ev.IsSuccessfulLogin() {
 			continue
 		}
 		if f, ok := e.evaluateLogin(ev); ok {

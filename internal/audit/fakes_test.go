@@ -2,12 +2,12 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"math/rand/v2"
 	"sort"
 	"sync"
 	"time"
 
+	"ipguard/internal/audit/audittest"
 	"ipguard/internal/ipguard"
 )
 
@@ -125,171 +125,21 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 	return out, nil
 }
 
+// fakeStore is the shared in-memory audit store and lease backend
+// (audittest.Store, held to the DynamoDB store's contract), with the short
+// names these tests use for what they read and set.
 type fakeStore struct {
-	mu         sync.Mutex
-	users      map[string]ipguard.User
-	progress   ipguard.AuditProgress
-	saves      int
-	alerted    map[int64]time.Time
-	spans      map[string][]ipguard.TimeSpan
-	writes     int // RecordAlerted + RecordAlertedSpan calls
-	lease      string
-	failRecord bool
-	failures   map[string]ipguard.AddressFailures
-	history    map[string]ipguard.AllowlistHistory
-}
-
-func (f *fakeStore) AllowlistHistory(_ context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]ipguard.AllowlistHistory{}
-	for _, id := range ids {
-		if h, ok := f.history[id]; ok {
-			out[id] = h
-		}
-	}
-	return out, nil
+	*audittest.Store
+	users    map[string]ipguard.User             // the Store's UserItems
+	progress *ipguard.AuditProgress              // the Store's Saved
+	alerted  map[int64]time.Time                 // the Store's AlertedUntil
+	failures map[string]ipguard.AddressFailures  // the Store's FailureItems
+	history  map[string]ipguard.AllowlistHistory // the Store's HistoryItems
 }
 
 func newFakeStore() *fakeStore {
-	return &fakeStore{users: map[string]ipguard.User{}, alerted: map[int64]time.Time{}, spans: map[string][]ipguard.TimeSpan{}}
-}
-
-func (f *fakeStore) Users(_ context.Context, ids []string) (map[string]ipguard.User, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]ipguard.User{}
-	for _, id := range ids {
-		if u, ok := f.users[id]; ok {
-			out[id] = u
-		}
-	}
-	return out, nil
-}
-func (f *fakeStore) AllUsers(context.Context) ([]ipguard.User, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []ipguard.User
-	for _, u := range f.users {
-		out = append(out, u)
-	}
-	return out, nil
-}
-func (f *fakeStore) Progress(context.Context) (ipguard.AuditProgress, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	p := f.progress
-	if p.Cursor != nil {
-		c := *p.Cursor
-		p.Cursor = &c
-	}
-	return p, nil
-}
-func (f *fakeStore) SetProgress(_ context.Context, p ipguard.AuditProgress) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if p.Cursor != nil {
-		c := *p.Cursor
-		p.Cursor = &c
-	}
-	f.progress = p
-	f.saves++
-	return nil
-}
-func (f *fakeStore) Alerted(_ context.Context, ids []int64, now time.Time) (map[int64]bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[int64]bool{}
-	for _, id := range ids {
-		if exp, ok := f.alerted[id]; ok && exp.After(now) {
-			out[id] = true
-		}
-	}
-	return out, nil
-}
-func (f *fakeStore) RecordAlerted(_ context.Context, ids []int64, at time.Time, keep time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failRecord {
-		return errors.New("dynamodb down")
-	}
-	f.writes++
-	for _, id := range ids {
-		f.alerted[id] = at.Add(keep)
-	}
-	return nil
-}
-func (f *fakeStore) AlertedSpans(_ context.Context, ips []string, now time.Time) (map[string][]ipguard.TimeSpan, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string][]ipguard.TimeSpan{}
-	for _, ip := range ips {
-		out[ip] = append(out[ip], f.spans[ip]...)
-	}
-	return out, nil
-}
-func (f *fakeStore) RecordAlertedSpan(_ context.Context, ip string, s ipguard.TimeSpan, at time.Time, keep time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failRecord {
-		return errors.New("dynamodb down")
-	}
-	f.writes++
-	f.spans[ip] = append(f.spans[ip], s)
-	return nil
-}
-func (f *fakeStore) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, keep time.Duration) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.failures == nil {
-		f.failures = map[string]ipguard.AddressFailures{}
-	}
-	for _, x := range fs {
-		have, ok := f.failures[x.IP]
-		if !ok {
-			f.failures[x.IP] = x
-			continue
-		}
-		have.Count = max(have.Count, x.Count)
-		if x.First.Before(have.First) {
-			have.First = x.First
-		}
-		if x.Last.After(have.Last) {
-			have.Last = x.Last
-		}
-		f.failures[x.IP] = have
-	}
-	return nil
-}
-
-func (f *fakeStore) Failures(_ context.Context, ips []string, from, to time.Time) (map[string]ipguard.AddressFailures, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out := map[string]ipguard.AddressFailures{}
-	for _, ip := range ips {
-		if x, ok := f.failures[ip]; ok && !x.Last.Before(from) && !x.Last.After(to) {
-			out[ip] = x
-		}
-	}
-	return out, nil
-}
-
-func (f *fakeStore) TryAcquireLease(_ context.Context, name, owner string, until, now time.Time) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.lease != "" {
-		return false, nil
-	}
-	f.lease = owner
-	return true, nil
-}
-func (f *fakeStore) ReleaseLease(_ context.Context, name, owner string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.lease == owner {
-		f.lease = ""
-	}
-	return nil
+	s := audittest.NewStore()
+	return &fakeStore{Store: s, users: s.UserItems, progress: &s.Saved, alerted: s.AlertedUntil, failures: s.FailureItems, history: s.HistoryItems}
 }
 
 // fakePublisher records what it sends. loseAnswer makes the next publish

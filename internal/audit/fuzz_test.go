@@ -40,9 +40,9 @@ func FuzzDecodeTrigger(f *testing.F) {
 			if _, err := svc.Handle(context.Background(), payload, at); ipguard.ErrorCode(err) != ipguard.EInvalid {
 				t.Fatalf("%q: the service answered %v, want InvalidInput", payload, err)
 			}
-			if st.saves != 0 || st.writes != 0 || st.lease != "" || len(pub.sent) != 0 || src.calls != 0 {
+			if st.Saves != 0 || st.Writes != 0 || st.Owner(LeaseName) != "" || len(pub.sent) != 0 || src.calls != 0 {
 				t.Fatalf("%q was rejected but the service saved %d, wrote %d, leased %q, published %d, read %d pages",
-					payload, st.saves, st.writes, st.lease, len(pub.sent), src.calls)
+					payload, st.Saves, st.Writes, st.Owner(LeaseName), len(pub.sent), src.calls)
 			}
 			return
 		}

@@ -70,7 +70,7 @@ func TestLoginJudgedByTheAllowlistInForceWhenItHappened(t *testing.T) {
 			if tt.user != nil {
 				st.users[tt.user.ID] = *tt.user
 			}
-			st.history = map[string]ipguard.AllowlistHistory{tt.history.UserID: tt.history}
+			st.history[tt.history.UserID] = tt.history
 			var got []Finding
 			s.Publisher = publisherFunc(func(a ipguard.Alert) { got = append(got, findingsOf(t, a)...) })
 			if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {

@@ -43,7 +43,7 @@ func TestMemoryFloor(t *testing.T) {
 func TestBackfillWarnsByTheRecordsOwnExpiry(t *testing.T) {
 	s, _, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", -5*24*time.Hour))
 	now := s.now()
-	st.progress = ipguard.AuditProgress{Until: now.Add(-time.Minute), Memory: []ipguard.RetentionSince{{Since: now.Add(-30 * 24 * time.Hour), Keep: 24 * time.Hour}}}
+	*st.progress = ipguard.AuditProgress{Until: now.Add(-time.Minute), Memory: []ipguard.RetentionSince{{Since: now.Add(-30 * 24 * time.Hour), Keep: 24 * time.Hour}}}
 	s.Settings.AlertRetention = 30 * 24 * time.Hour // raised just now
 	res, err := s.Run(context.Background(), Trigger{From: t0.Add(-5*24*time.Hour - time.Hour), To: t0.Add(-5*24*time.Hour + time.Hour), Backfill: true})
 	if err != nil || len(pub.sent) != 1 {

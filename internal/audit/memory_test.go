@@ -97,8 +97,8 @@ func TestBurstsFromManyAddressesStayBounded(t *testing.T) {
 	if total != 1800 || listed != MaxBurstAddresses || summaries == 0 {
 		t.Errorf("bursts cover %d failed logins (want 1800), %d listed one by one (want %d), %d summaries", total, listed, MaxBurstAddresses, summaries)
 	}
-	if st.writes > MaxBurstAddresses+5 || len(pub.sent) > 3 {
-		t.Errorf("%d alert records and %d messages for 300 bursting addresses; want bounded", st.writes, len(pub.sent))
+	if st.Writes > MaxBurstAddresses+5 || len(pub.sent) > 3 {
+		t.Errorf("%d alert records and %d messages for 300 bursting addresses; want bounded", st.Writes, len(pub.sent))
 	}
 	sent := len(pub.sent)
 	if _, err := s.Run(context.Background(), trig(17*time.Minute)); err != nil {

@@ -202,7 +202,7 @@ func (p *piecer) loadUsers(ctx context.Context, evs []ipguard.LoginEvent) error 
 	var ids []string
 	for _, e := range evs {
 		id := ipguard.CanonicalUserID(e.UserID)
-		if IsSuccessfulLogin(e.ActionID) && id != "" && !p.lists.has(id) {
+		if e.IsSuccessfulLogin() && id != "" && !p.lists.has(id) {
 			p.lists.markMissing(id)
 			ids = append(ids, id)
 		}

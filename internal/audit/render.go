@@ -8,14 +8,15 @@ import (
 
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/snsalert/snsmessage"
 )
 
 // Limits of one SNS message (docs: Subject < 100 characters, the whole
 // message ≤ 256 KB; one SMS part is 140 ASCII bytes).
 const (
-	MaxSubjectRunes = ipguard.AlertMaxSubjectRunes
-	MaxMessageBytes = ipguard.AlertMaxMessageBytes
-	MaxSMSBytes     = ipguard.AlertMaxSMSBytes
+	MaxSubjectRunes = snsmessage.MaxSubjectRunes
+	MaxMessageBytes = snsmessage.MaxMessageBytes
+	MaxSMSBytes     = snsmessage.MaxSMSBytes
 	// emailListed is how many findings the e-mail text spells out; the rest
 	// are counted ("and N more") and stay in full in the JSON.
 	emailListed = 25
@@ -164,7 +165,7 @@ func clipFields(f Finding) Finding {
 
 // size is what SNS counts against its limit: the structured message and
 // the message attributes.
-func size(a ipguard.Alert) int { return a.Size() }
+func size(a ipguard.Alert) int { return snsmessage.Size(a) }
 
 func render(m Meta, fs []Finding, part, parts int) (ipguard.Alert, error) {
 	sev := highest(fs)

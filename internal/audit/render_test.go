@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/snsalert/snsmessage"
 	"strings"
 	"testing"
 	"time"
@@ -152,13 +153,13 @@ func TestRenderCountsMessageAttributesTowardTheLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	limit := len(worst.StructuredMessage())
+	limit := len(snsmessage.Structured(worst))
 	bs, err := RenderAlerts(m, fs, limit)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, b := range bs {
-		if n := b.Alert.Size(); n > limit {
+		if n := snsmessage.Size(b.Alert); n > limit {
 			t.Errorf("message %d: %d bytes with its attributes, limit %d", i+1, n, limit)
 		}
 	}

@@ -39,7 +39,8 @@ type Store interface {
 	// no user are absent. A user whose item cannot be decoded comes back with
 	// Unreadable set instead of failing the call.
 	Users(ctx context.Context, ids []string) (map[string]ipguard.User, error)
-	// AllUsers returns every stored user (same rule for unreadable items).
+	// AllUsers returns every stored user (same rule for unreadable items);
+	// every write completed before the call is seen.
 	AllUsers(ctx context.Context) ([]ipguard.User, error)
 	// Progress returns the saved progress: the zero value before the first
 	// run. Strongly consistent.
@@ -74,8 +75,13 @@ type Store interface {
 
 // Publisher sends one alert message.
 type Publisher interface {
-	// Publish sends a, once: it must not resend on its own after a lost
-	// answer (the audit records what was accepted right after each call).
+	// Publish sends a once and returns its message id. It makes one
+	// attempt and never resends on its own after a lost answer (the audit
+	// records what was accepted right after each call). An error is
+	// classified: EInternal for
+	// an alert the topic would refuse (rendered wrongly), EConfig for a
+	// missing or refused topic, EUnavailable when the service failed or did
+	// not answer (the message may or may not have gone out).
 	Publish(ctx context.Context, a ipguard.Alert) (string, error)
 }
 
@@ -151,7 +157,8 @@ type Service struct {
 	Archive  Archiver
 	Settings Settings
 	Now      func() time.Time
-	// Log is used when the context carries no logger (ipguard.WithLogger).
+	// Log receives the run's log lines (wiring.NewLogger adds the request id
+	// from the context they are logged with); nil discards them.
 	Log *slog.Logger
 }
 
@@ -624,4 +631,4 @@ func (s *Service) now() time.Time {
 	return time.Now()
 }
 
-func (s *Service) log(ctx context.Context) *slog.Logger { return ipguard.LoggerFrom(ctx, s.Log) }
+func (s *Service) log(context.Context) *slog.Logger { return ipguard.LoggerOrDiscard(s.Log) }

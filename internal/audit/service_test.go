@@ -128,7 +128,7 @@ func TestRunPortalDownLeavesProgress(t *testing.T) {
 
 func TestRunSkipsWhenLeaseHeld(t *testing.T) {
 	s, _, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
-	st.lease = "someone"
+	st.Hold(LeaseName, "someone", time.Now().Add(time.Hour))
 	res, err := s.Run(context.Background(), trig(15*time.Minute))
 	if err != nil || !res.Skipped || len(pub.sent) != 0 {
 		t.Fatalf("res %+v err %v", res, err)
@@ -187,7 +187,7 @@ func TestRunWarnsOnPlanFallback(t *testing.T) {
 func TestRunBackfillLeavesProgress(t *testing.T) {
 	s, _, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
 	res, err := s.Run(context.Background(), Trigger{From: t0, To: t0.Add(2 * time.Minute), Backfill: true})
-	if err != nil || res.AlertsPublished != 1 || res.CheckpointAdvanced || st.saves != 0 || len(pub.sent) != 1 {
+	if err != nil || res.AlertsPublished != 1 || res.CheckpointAdvanced || st.Saves != 0 || len(pub.sent) != 1 {
 		t.Fatalf("res %+v err %v", res, err)
 	}
 	if !strings.Contains(pub.sent[0].Subject, "backfill") || !strings.Contains(pub.sent[0].SMS, "backfill 2026-11-25") {
@@ -520,8 +520,8 @@ func TestRunHugeBurstStaysBoundedAndAlertsTheViolation(t *testing.T) {
 	if total != 30_000 {
 		t.Errorf("bursts cover %d failed logins, want 30000", total)
 	}
-	if st.writes > 40 {
-		t.Errorf("%d alert record writes for one run, want a bounded few", st.writes)
+	if st.Writes > 40 {
+		t.Errorf("%d alert record writes for one run, want a bounded few", st.Writes)
 	}
 	sent := len(pub.sent)
 	again, err := s.Run(context.Background(), trig(20*time.Minute))

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest"
 	"ipguard/internal/docspace"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/testbed/devportal"
@@ -49,8 +50,8 @@ func BenchmarkWalk1000PagesAt150ms(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		st, leases, pub := audit.BenchStore(ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}})
-		s := &audit.Service{Source: client, Store: st, Publisher: pub, Leases: leases,
+		st, pub := audittest.NewStore(ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}}), audit.BenchPublisher()
+		s := &audit.Service{Source: client, Store: st, Publisher: pub, Leases: st,
 			Settings: audit.Settings{Portal: srv.URL, Overlap: 5 * time.Minute, Lookback: time.Duration(events+30) * time.Second,
 				AlertRetention: 24 * time.Hour, Concurrency: conc, Policy: audit.Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}}}
 		start := time.Now()

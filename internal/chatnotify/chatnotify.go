@@ -251,7 +251,7 @@ func (t *Tee) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
 		return id, err
 	}
 	if _, cerr := t.Chat.Publish(ctx, a); cerr != nil {
-		ipguard.LoggerFrom(ctx, t.Log).ErrorContext(ctx, "chat notification not sent", "subject", a.Subject, "error", cerr.Error())
+		ipguard.LoggerOrDiscard(t.Log).ErrorContext(ctx, "chat notification not sent", "subject", a.Subject, "error", cerr.Error())
 	}
 	return id, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
+	"ipguard/internal/enforce"
 	"ipguard/internal/ipguard"
 )
 
@@ -41,8 +42,11 @@ type Config struct {
 	// MetricsNamespace is METRICS_NAMESPACE (default DocSpaceIPGuard): the
 	// CloudWatch namespace of the functions' EMF metrics.
 	MetricsNamespace string
-	Portal           Portal // onboarding only
-	Audit            AuditConfig
+	// AlertTopicARN is ALERT_TOPIC_ARN: the SNS topic of every alert (the
+	// audit's findings, onboarding's drift and lock-out alerts).
+	AlertTopicARN string
+	Portal        OnboardSettings // onboarding only
+	Audit         AuditSettings   // audit only
 	// Findings are the destinations besides the alert topic: the findings
 	// bus, chat, the login archive and the digest (config/findings.go).
 	Findings Findings
@@ -58,10 +62,13 @@ type DocSpace struct {
 	KeySecretID string        // DOCSPACE_API_KEY_SECRET_ID: secret name or ARN
 	KeyCacheTTL time.Duration // SECRET_CACHE_TTL (default 5m)
 	Timeout     time.Duration // DOCSPACE_TIMEOUT per HTTP attempt (default 10s)
+	// RequestsPerMinute is PORTAL_REQUESTS_PER_MINUTE (default 1200,
+	// 1..1500): the ceiling on the requests one client starts per minute.
+	RequestsPerMinute int
 }
 
-// Portal holds the onboarding rules for the portal allowlist.
-type Portal struct {
+// OnboardSettings hold the onboarding rules for the portal allowlist.
+type OnboardSettings struct {
 	MaxRangeAddresses int              // PORTAL_MAX_RANGE_ADDRESSES (default 256): larger blocks are not pushed
 	Breakglass        []string         // PORTAL_BREAKGLASS_IPS: canonical single addresses always kept on the portal
 	Enforce           bool             // PORTAL_ENFORCE (default true): send enable=true
@@ -71,16 +78,14 @@ type Portal struct {
 	DriftRepair       bool             // PORTAL_DRIFT_REPAIR (default false): switch restrictions back on when switched off by hand
 	OffboardRemoved   bool             // OFFBOARD_REMOVED_USERS (default false): offboard users the portal deleted or terminated
 	OffboardMaxPct    int              // OFFBOARD_MAX_PERCENT (1-100, default 10): at most this share of the stored users (and at least 5) offboarded by one sync
-	AlertTopicARN     string           // ALERT_TOPIC_ARN: drift and lock-out alerts
 	// SyncEvery is the interval of SYNC_SCHEDULE (optional: the template
 	// parameter SyncSchedule) when it is a rate(); 0 for a cron() or when
 	// unset. It sizes the users-left rotation's share per sync.
 	SyncEvery time.Duration
 }
 
-// AuditConfig holds the audit's settings.
-type AuditConfig struct {
-	TopicARN             string        // ALERT_TOPIC_ARN
+// AuditSettings hold the audit's settings.
+type AuditSettings struct {
 	Overlap              time.Duration // AUDIT_OVERLAP (default 5m)
 	Lookback             time.Duration // AUDIT_LOOKBACK (default 15m): first run's window
 	FailedLoginThreshold int           // FAILED_LOGIN_THRESHOLD (default 5; 0 = off)
@@ -88,7 +93,6 @@ type AuditConfig struct {
 	AlertRetention       time.Duration // ALERT_RETENTION (default 168h): how long alerted event ids are remembered
 	DeadlineMargin       time.Duration // AUDIT_DEADLINE_MARGIN (default 20s): stop fetching this long before the deadline
 	Concurrency          int           // AUDIT_CONCURRENCY (default 4, 1..16): pages in flight at once
-	RequestsPerMinute    int           // PORTAL_REQUESTS_PER_MINUTE (default 1200, 1..1500): ceiling on portal requests
 	// Schedule is AUDIT_SCHEDULE: the EventBridge schedule expression that
 	// runs the audit (rate(...) or cron(...)), reported by the status
 	// operation; empty when the function is only invoked by hand.
@@ -109,8 +113,8 @@ type AuditConfig struct {
 
 // Enforcement says how the audit responds to a violating login.
 type Enforcement struct {
-	// Mode is ENFORCEMENT_MODE: report (default), end-session or end-all-sessions.
-	Mode string
+	// Mode is ENFORCEMENT_MODE: one of enforce.Modes, report by default.
+	Mode enforce.Mode
 	// UnknownUsers is ENFORCE_UNKNOWN_USERS (default false): also act on
 	// logins by users without an allowlist (needs UNKNOWN_USER_POLICY=alert).
 	UnknownUsers bool
@@ -121,9 +125,6 @@ type Enforcement struct {
 	// user with this many enforced violations within 24 hours.
 	DisableAfter int
 }
-
-// EnforcementModes are the values of ENFORCEMENT_MODE.
-var EnforcementModes = []string{"report", "end-session", "end-all-sessions"}
 
 // Load reads and checks the configuration for fn. The error, an EConfig
 // ipguard.Error, lists every problem with the variable's name.
@@ -138,9 +139,11 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 	c.DocSpace.KeySecretID = r.required("DOCSPACE_API_KEY_SECRET_ID")
 	c.DocSpace.KeyCacheTTL = r.duration("SECRET_CACHE_TTL", 5*time.Minute, time.Second)
 	c.DocSpace.Timeout = r.duration("DOCSPACE_TIMEOUT", 10*time.Second, 100*time.Millisecond)
+	c.DocSpace.RequestsPerMinute = r.integer("PORTAL_REQUESTS_PER_MINUTE", 1200, 1, 1500)
 	c.Table = r.required("ALLOWLIST_TABLE")
 	c.LogLevel = r.level("LOG_LEVEL")
 	c.MetricsNamespace = r.namespace("METRICS_NAMESPACE")
+	c.AlertTopicARN = r.topicARN("ALERT_TOPIC_ARN")
 
 	switch fn {
 	case Onboard:
@@ -157,7 +160,6 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		c.Portal.DriftRepair = r.boolean("PORTAL_DRIFT_REPAIR", false)
 		c.Portal.OffboardRemoved = r.boolean("OFFBOARD_REMOVED_USERS", false)
 		c.Portal.OffboardMaxPct = r.integer("OFFBOARD_MAX_PERCENT", 10, 1, 100)
-		c.Portal.AlertTopicARN = r.topicARN("ALERT_TOPIC_ARN")
 		if sched := strings.TrimSpace(getenv("SYNC_SCHEDULE")); sched != "" {
 			if !ValidSchedule(sched) {
 				r.fail("SYNC_SCHEDULE", sched, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
@@ -166,7 +168,6 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 			}
 		}
 	case Audit:
-		c.Audit.TopicARN = r.topicARN("ALERT_TOPIC_ARN")
 		c.Audit.Overlap = r.duration("AUDIT_OVERLAP", 5*time.Minute, time.Minute)
 		c.Audit.Lookback = r.duration("AUDIT_LOOKBACK", 15*time.Minute, time.Second)
 		c.Audit.FailedLoginThreshold = r.integer("FAILED_LOGIN_THRESHOLD", 5, 0, 1_000_000)
@@ -183,7 +184,6 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		}
 		c.Audit.DeadlineMargin = r.duration("AUDIT_DEADLINE_MARGIN", 20*time.Second, 0)
 		c.Audit.Concurrency = r.integer("AUDIT_CONCURRENCY", 4, 1, 16)
-		c.Audit.RequestsPerMinute = r.integer("PORTAL_REQUESTS_PER_MINUTE", 1200, 1, 1500)
 		c.Audit.Schedule = strings.TrimSpace(getenv("AUDIT_SCHEDULE"))
 		if c.Audit.Schedule != "" && !ValidSchedule(c.Audit.Schedule) {
 			r.fail("AUDIT_SCHEDULE", c.Audit.Schedule, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
@@ -203,11 +203,11 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 			}
 		}
 		e := &c.Audit.Enforcement
-		e.Mode = strings.ToLower(strings.TrimSpace(getenv("ENFORCEMENT_MODE")))
+		e.Mode = enforce.Mode(strings.ToLower(strings.TrimSpace(getenv("ENFORCEMENT_MODE"))))
 		if e.Mode == "" {
-			e.Mode = "report"
-		} else if !slices.Contains(EnforcementModes, e.Mode) {
-			r.fail("ENFORCEMENT_MODE", e.Mode, "must be report, end-session or end-all-sessions")
+			e.Mode = enforce.ModeReport
+		} else if !slices.Contains(enforce.Modes, e.Mode) {
+			r.fail("ENFORCEMENT_MODE", string(e.Mode), "must be %s", modeList())
 		}
 		e.UnknownUsers = r.boolean("ENFORCE_UNKNOWN_USERS", false)
 		if e.UnknownUsers && !c.Audit.AlertUnknownUsers {
@@ -293,6 +293,24 @@ func (r *reader) duration(name string, def, min time.Duration) time.Duration {
 }
 
 var namespacePattern = regexp.MustCompile(`^[A-Za-z0-9.\-_/#:]{1,255}$`)
+
+// MetricsNamespace returns METRICS_NAMESPACE as getenv has it, or
+// DefaultMetricsNamespace when it is unset or not a namespace CloudWatch
+// accepts: a function whose configuration failed to load still counts its
+// failures where the alarms look.
+func MetricsNamespace(getenv func(string) string) string {
+	return (&reader{getenv: getenv}).namespace("METRICS_NAMESPACE")
+}
+
+// modeList is enforce.Modes for an error message: "report, end-session or
+// end-all-sessions".
+func modeList() string {
+	var names []string
+	for _, m := range enforce.Modes {
+		names = append(names, string(m))
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
 
 // namespace reads a CloudWatch namespace: 1-255 of letters, digits and
 // . - _ / # :, not starting with "AWS/" (reserved for AWS services).

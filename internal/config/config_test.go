@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"ipguard/internal/enforce"
 	"ipguard/internal/ipguard"
 )
 
@@ -205,6 +206,56 @@ func TestSyncSchedule(t *testing.T) {
 		}
 		if err != nil || c.Portal.SyncEvery != tt.every {
 			t.Errorf("%q: every %v, %v; want %v", tt.value, c.Portal.SyncEvery, err, tt.every)
+		}
+	}
+}
+
+// Each value shared by both functions has one home in Config and is read
+// for both: the alert topic and the portal request ceiling (#19 §6).
+func TestSharedValuesHaveOneHomeForBothFunctions(t *testing.T) {
+	for _, fn := range []Function{Onboard, Audit} {
+		m := base()
+		c, err := Load(env(m), fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.AlertTopicARN != m["ALERT_TOPIC_ARN"] || c.DocSpace.RequestsPerMinute != 1200 {
+			t.Errorf("function %d: topic %q, requests per minute %d; want %q, 1200", fn, c.AlertTopicARN, c.DocSpace.RequestsPerMinute, m["ALERT_TOPIC_ARN"])
+		}
+		m["PORTAL_REQUESTS_PER_MINUTE"] = "1501"
+		if _, err := Load(env(m), fn); err == nil || !strings.Contains(err.Error(), "PORTAL_REQUESTS_PER_MINUTE") {
+			t.Errorf("function %d: PORTAL_REQUESTS_PER_MINUTE=1501: %v; want an error naming it", fn, err)
+		}
+	}
+}
+
+// The configuration accepts exactly the modes the enforcement knows.
+func TestEveryEnforcementModeLoads(t *testing.T) {
+	for _, mode := range enforce.Modes {
+		m := base()
+		m["ENFORCEMENT_MODE"] = string(mode)
+		c, err := Load(env(m), Audit)
+		if err != nil || c.Audit.Enforcement.Mode != mode {
+			t.Errorf("ENFORCEMENT_MODE=%s: %v, %v", mode, c.Audit.Enforcement.Mode, err)
+		}
+	}
+}
+
+// A function whose configuration failed counts its failures in the
+// namespace its alarms watch: METRICS_NAMESPACE when CloudWatch would take
+// it, else the default.
+func TestMetricsNamespace(t *testing.T) {
+	tests := []struct{ value, want string }{
+		{"", DefaultMetricsNamespace},
+		{"  ", DefaultMetricsNamespace},
+		{"Team/IPGuard", "Team/IPGuard"},
+		{" Team/IPGuard ", "Team/IPGuard"},
+		{"AWS/Lambda", DefaultMetricsNamespace},
+		{"has space", DefaultMetricsNamespace},
+	}
+	for _, tt := range tests {
+		if got := MetricsNamespace(env(map[string]string{"METRICS_NAMESPACE": tt.value})); got != tt.want {
+			t.Errorf("MetricsNamespace(%q) = %q, want %q", tt.value, got, tt.want)
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/snsalert/snsmessage"
 )
 
 // maxTracked bounds the distinct users and addresses a digest counts
@@ -131,7 +132,7 @@ func Render(portal string, hour int, d Digest) ipguard.Alert {
 	body, _ := json.Marshal(map[string]any{"kind": "digest", "portal": portal, "day": d.Day, "total": d.Total, "kinds": d.Kinds,
 		"topUsers": ranked(d.Users, top), "topAddresses": ranked(d.Addresses, top)})
 	return ipguard.Alert{
-		Subject: clipRunes(fmt.Sprintf("DocSpace daily digest %s: %d finding(s)", d.Day, d.Total), ipguard.AlertMaxSubjectRunes),
+		Subject: clipRunes(fmt.Sprintf("DocSpace daily digest %s: %d finding(s)", d.Day, d.Total), snsmessage.MaxSubjectRunes),
 		Default: string(body),
 		Email:   b.String(),
 		SMS:     fmt.Sprintf("DocSpace digest %s: %d low-severity findings. See email.", d.Day, d.Total),
@@ -270,7 +271,7 @@ func (p *Publisher) SendDue(ctx context.Context) (sent []string, err error) {
 		}
 		d.Sent = now.UTC().Format(time.RFC3339)
 		if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
-			ipguard.LoggerFrom(ctx, p.Log).WarnContext(ctx, "digest sent but not marked sent; a run 15 minutes after the claim may send it again", "day", day, "error", err.Error())
+			ipguard.LoggerOrDiscard(p.Log).WarnContext(ctx, "digest sent but not marked sent; a run 15 minutes after the claim may send it again", "day", day, "error", err.Error())
 		}
 		sent = append(sent, day)
 	}

@@ -1,10 +1,24 @@
-// Package docspace is the HTTP client for the ONLYOFFICE DocSpace API calls
-// IP Guard needs: the portal IP allowlist and the login history.
+// Package docspace is the adapter for the ONLYOFFICE DocSpace API: the HTTP
+// client (API envelopes, retries on no answer, 429, 502, 503 and 504, a
+// request-rate ceiling, the server's clock) and the ports the domain asks for
+// over it, each beside the wire format it reads:
+//
+//   - the portal IP allowlist (onboard.Portal), the login history
+//     (audit.Source, onboard.LoginHistory) and the allowlist audit trail
+//     (AllowlistTrail, onboard.Trail);
+//   - people and the key's user (Directory, onboard.Directory); Client.KeyUser
+//     is the one answer to "who is the key's user" (keys/@self, people/@self
+//     on portals older than v3.1.1);
+//   - sessions and user status for the enforcement (EnforcePortal,
+//     enforce.Portal) and the API key's own description (KeyWatchSource,
+//     keywatch.Source).
 //
 // Every HTTP failure is returned as an *Error, which errors.As also converts
 // to an *ipguard.Error carrying its classification (see Error.Code). Failures
 // to obtain the API key come from the KeyProvider, wrapped with the call's
-// name. The API key never appears in an error or a log line.
+// name. The API key never appears in an error or a log line. Strings the
+// portal returns are data an attacker may have chosen: they reach a person
+// only through the domain's rendering.
 package docspace
 
 import (

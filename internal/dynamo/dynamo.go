@@ -1,6 +1,15 @@
-// Package dynamo is the DynamoDB store over the single table described in
-// DEVELOPERS.md: onboarded users, lease records, the audit checkpoint and the
-// ids of login events already alerted on, and the enforcement records.
+// Package dynamo is the DynamoDB adapter: one Store over the single table
+// that DEVELOPERS.md describes item by item. It implements the domain's
+// store ports: onboard.Store (users, the portal state and its version),
+// audit.Store (users, the audit progress with its cursor, alerted events and
+// alerted bursts), lease.Backend (lease records), enforce.Store (enforcement
+// records and violations), and what keywatch and status read and write (key
+// alerts sent, the key's description, the last run, the user count). The
+// in-memory fakes of those ports (leasetest, audittest, onboardtest,
+// enforcetest) are held to the same contract tables as this store.
+//
+// Items with an expiresAt are read as expired from that second on: DynamoDB's
+// TTL deletes late (and moto never), so readers compare it with now.
 //
 // Every method returns an *ipguard.Error: EConfig (naming ALLOWLIST_TABLE)
 // when the table does not exist, access is denied or the request is refused

@@ -5,20 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/testbed/localaws"
 )
 
 func TestDesiredStateItems(t *testing.T) {
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg)
+	db := motoDB(t)
 	createTable(t, db, "desired")
 	s := dynamo.New(db, "desired")
 	ctx := context.Background()

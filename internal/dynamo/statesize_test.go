@@ -7,13 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-
 	"ipguard/internal/config"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
-	"ipguard/internal/testbed/localaws"
 )
 
 // TestPortalStateHoldsTheLargestAllowedList: the portal state is one
@@ -22,12 +19,7 @@ import (
 // (the largest state there can be), a reconcile must still be able to store
 // it; otherwise every reconcile fails past some size, blaming the table.
 func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg)
+	db := motoDB(t)
 	createTable(t, db, "statesize")
 	s := dynamo.New(db, "statesize")
 

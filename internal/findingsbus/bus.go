@@ -178,7 +178,7 @@ func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 		kept = append(kept, e)
 	}
 	if dropped > 0 {
-		ipguard.LoggerFrom(ctx, b.Log).ErrorContext(ctx, "findings bus: events given up after waiting too long", "dropped", dropped, "error", errString(perr))
+		ipguard.LoggerOrDiscard(b.Log).ErrorContext(ctx, "findings bus: events given up after waiting too long", "dropped", dropped, "error", errString(perr))
 		perr = ipguard.Errorf(ipguard.ErrorCode(perr), "findings bus: %d event(s) refused for more than %s were given up (FINDINGS_BUS_NAME=%s): %w", dropped, MaxOutboxAge, b.Name, perr)
 	}
 	failed = kept
@@ -274,7 +274,7 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 	if len(failed) == 0 {
 		return id, nil
 	}
-	log := ipguard.LoggerFrom(ctx, p.Bus.Log)
+	log := ipguard.LoggerOrDiscard(p.Bus.Log)
 	log.WarnContext(ctx, "findings bus refused events; kept in the outbox for the next run", "refused", len(failed), "error", errString(perr))
 	if kerr := p.Bus.Keep(ctx, failed); kerr != nil {
 		return "", ipguard.Errorf(ipguard.ErrorCode(kerr), "the alert was published (message %s) but %d of its findings reached neither the bus nor the outbox (%v): %w", id, len(failed), errString(perr), kerr)

@@ -55,3 +55,28 @@ func TestCheckJSONNamesThePosition(t *testing.T) {
 		}
 	}
 }
+
+// The login kinds are the portal's MessageAction codes (docspace-api.md
+// §3.5); anything else (logout, session events) is neither.
+func TestLoginKinds(t *testing.T) {
+	tests := []struct {
+		action            int
+		succeeded, failed bool
+	}{
+		{1000, true, false},  // LoginSuccess
+		{1010, true, false},  // LoginSuccessViaApi
+		{1029, true, false},  // LoginSuccessViaPassword
+		{1002, false, true},  // LoginFailInvalidCombination
+		{1023, false, true},  // LoginFailBruteForce
+		{1026, false, true},  // LoginFailRecaptcha
+		{1006, false, false}, // Logout
+		{1016, false, false}, // session event
+		{0, false, false},
+	}
+	for _, tt := range tests {
+		e := LoginEvent{ActionID: tt.action}
+		if e.IsSuccessfulLogin() != tt.succeeded || e.IsFailedLogin() != tt.failed {
+			t.Errorf("action %d: successful %v, failed %v; want %v, %v", tt.action, e.IsSuccessfulLogin(), e.IsFailedLogin(), tt.succeeded, tt.failed)
+		}
+	}
+}

@@ -24,6 +24,7 @@ import (
 
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/snsalert/snsmessage"
 )
 
 // Kind is the alert kind of an expiring key.
@@ -76,6 +77,12 @@ type Store interface {
 
 // Publisher sends one alert to the alert topic.
 type Publisher interface {
+	// Publish sends a once and returns its message id. It makes one
+	// attempt and never resends on its own after a lost answer (the caller
+	// decides whether to send again). An error is classified: EInternal for
+	// an alert the topic would refuse (rendered wrongly), EConfig for a
+	// missing or refused topic, EUnavailable when the service failed or did
+	// not answer (the message may or may not have gone out).
 	Publish(ctx context.Context, a ipguard.Alert) (string, error)
 }
 
@@ -242,10 +249,10 @@ func Alert(portal string, k Key, now time.Time) ipguard.Alert {
 		"kind": Kind, "severity": sev, "portal": portal, "keyName": name, "keyPostfix": postfix,
 		"expiresAt": exp, "daysLeft": days, "action": action,
 	})
-	subject := humantext.Line(fmt.Sprintf("[%s] DocSpace API key \"%s\" expires %s", strings.ToUpper(sev), name, when), ipguard.AlertMaxSubjectRunes)
+	subject := humantext.Line(fmt.Sprintf("[%s] DocSpace API key \"%s\" expires %s", strings.ToUpper(sev), name, when), snsmessage.MaxSubjectRunes)
 	email := fmt.Sprintf("The DocSpace API key \"%s\" (ending in %s) of %s expires %s, at %s.\n\nWhen it expires, IP Guard stops: no onboarding, no audit, no alerts.\n\nWhat to do: %s.\n",
 		name, postfix, portal, when, exp, action)
-	sms := humantext.ASCII(fmt.Sprintf("IP Guard: DocSpace API key ...%s expires %s (%s). Rotate it.", postfix, when, k.ExpiresAt.UTC().Format("2006-01-02")), ipguard.AlertMaxSMSBytes)
+	sms := humantext.ASCII(fmt.Sprintf("IP Guard: DocSpace API key ...%s expires %s (%s). Rotate it.", postfix, when, k.ExpiresAt.UTC().Format("2006-01-02")), snsmessage.MaxSMSBytes)
 	return ipguard.Alert{Subject: subject, Default: string(body), Email: email, SMS: sms, Severity: sev, Kinds: []string{Kind}}
 }
 

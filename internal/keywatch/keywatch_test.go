@@ -7,7 +7,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"ipguard/internal/ipguard"
+	"ipguard/internal/snsalert/snsmessage"
 )
 
 func TestThresholdsAndSeverity(t *testing.T) {
@@ -52,7 +52,7 @@ func TestAlertMakesPortalTextSafeAndFitsSNS(t *testing.T) {
 			t.Errorf("%s carries a control character: %q", what, s)
 		}
 	}
-	if utf8.RuneCountInString(a.Subject) > ipguard.AlertMaxSubjectRunes || len(a.SMS) > ipguard.AlertMaxSMSBytes {
+	if utf8.RuneCountInString(a.Subject) > snsmessage.MaxSubjectRunes || len(a.SMS) > snsmessage.MaxSMSBytes {
 		t.Errorf("subject %d runes, SMS %d bytes", utf8.RuneCountInString(a.Subject), len(a.SMS))
 	}
 	if a.Severity != "high" || len(a.Kinds) != 1 || a.Kinds[0] != Kind {

@@ -1,4 +1,4 @@
-package lease
+package lease_test
 
 import (
 	"context"
@@ -8,57 +8,31 @@ import (
 	"time"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease"
+	"ipguard/internal/lease/leasetest"
 )
 
-// memBackend is an in-memory Backend with the same conditional semantics as
-// the DynamoDB store.
-type memBackend struct {
-	mu     sync.Mutex
-	owner  map[string]string
-	until  map[string]time.Time
-	failOn error
-}
+func newMem() *leasetest.Backend { return &leasetest.Backend{} }
 
-func newMem() *memBackend {
-	return &memBackend{owner: map[string]string{}, until: map[string]time.Time{}}
-}
-
-func (m *memBackend) TryAcquireLease(_ context.Context, name, owner string, until, now time.Time) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.failOn != nil {
-		return false, m.failOn
-	}
-	if o, ok := m.owner[name]; ok && o != "" && !m.until[name].Before(now) {
-		return false, nil
-	}
-	m.owner[name], m.until[name] = owner, until
-	return true, nil
-}
-
-func (m *memBackend) ReleaseLease(_ context.Context, name, owner string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.owner[name] == owner {
-		delete(m.owner, name)
-	}
-	return nil
+// The shared fake keeps the promises the DynamoDB store keeps.
+func TestFakeBackendKeepsTheContract(t *testing.T) {
+	leasetest.BackendContract(t, func(*testing.T) lease.Backend { return newMem() })
 }
 
 func TestAcquireRelease(t *testing.T) {
 	b := newMem()
 	ctx := context.Background()
-	h, err := Acquire(ctx, b, "portal", Options{})
+	h, err := lease.Acquire(ctx, b, "portal", lease.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Acquire(ctx, b, "portal", Options{}); ipguard.ErrorCode(err) != ipguard.EConflict {
+	if _, err := lease.Acquire(ctx, b, "portal", lease.Options{}); ipguard.ErrorCode(err) != ipguard.EConflict {
 		t.Fatalf("second Acquire err = %v, want EConflict", err)
 	}
 	if err := h.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Acquire(ctx, b, "portal", Options{}); err != nil {
+	if _, err := lease.Acquire(ctx, b, "portal", lease.Options{}); err != nil {
 		t.Fatalf("Acquire after Release: %v", err)
 	}
 }
@@ -68,7 +42,7 @@ func TestLeaseUntilFollowsDeadline(t *testing.T) {
 	dl := time.Now().Add(40 * time.Second)
 	ctx, cancel := context.WithDeadline(context.Background(), dl)
 	defer cancel()
-	h, err := Acquire(ctx, b, "x", Options{Grace: 3 * time.Second})
+	h, err := lease.Acquire(ctx, b, "x", lease.Options{Grace: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,11 +55,11 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	b := newMem()
 	now := time.Now()
 	clock := func() time.Time { return now }
-	if _, err := Acquire(context.Background(), b, "x", Options{Duration: time.Minute, Now: clock}); err != nil {
+	if _, err := lease.Acquire(context.Background(), b, "x", lease.Options{Duration: time.Minute, Now: clock}); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(2 * time.Minute) // the holder crashed; its lease ran out
-	if _, err := Acquire(context.Background(), b, "x", Options{Now: clock}); err != nil {
+	if _, err := lease.Acquire(context.Background(), b, "x", lease.Options{Now: clock}); err != nil {
 		t.Fatalf("expired lease not taken over: %v", err)
 	}
 }
@@ -93,7 +67,7 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 func TestWaitsForRelease(t *testing.T) {
 	b := newMem()
 	ctx := context.Background()
-	h, err := Acquire(ctx, b, "x", Options{})
+	h, err := lease.Acquire(ctx, b, "x", lease.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,15 +75,15 @@ func TestWaitsForRelease(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 		h.Release(ctx)
 	}()
-	if _, err := Acquire(ctx, b, "x", Options{Wait: 10 * time.Second}); err != nil {
+	if _, err := lease.Acquire(ctx, b, "x", lease.Options{Wait: 10 * time.Second}); err != nil {
 		t.Fatalf("waiter did not get the released lease: %v", err)
 	}
 }
 
 func TestStoreFailureIsReturned(t *testing.T) {
 	b := newMem()
-	b.failOn = errors.New("boom")
-	if _, err := Acquire(context.Background(), b, "x", Options{Wait: time.Second}); err == nil || err.Error() != "boom" {
+	b.Err = errors.New("boom")
+	if _, err := lease.Acquire(context.Background(), b, "x", lease.Options{Wait: time.Second}); err == nil || err.Error() != "boom" {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -123,7 +97,7 @@ func TestMutualExclusion(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h, err := Acquire(context.Background(), b, "x", Options{Wait: 30 * time.Second, MaxPoll: 20 * time.Millisecond})
+			h, err := lease.Acquire(context.Background(), b, "x", lease.Options{Wait: 30 * time.Second, MaxPoll: 20 * time.Millisecond})
 			if err != nil {
 				t.Error(err)
 				return
@@ -148,25 +122,25 @@ func TestMutualExclusion(t *testing.T) {
 }
 
 // ctxBackend fails like a real store once the context has ended.
-type ctxBackend struct{ *memBackend }
+type ctxBackend struct{ *leasetest.Backend }
 
 func (c ctxBackend) TryAcquireLease(ctx context.Context, name, owner string, until, now time.Time) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	return c.memBackend.TryAcquireLease(ctx, name, owner, until, now)
+	return c.Backend.TryAcquireLease(ctx, name, owner, until, now)
 }
 
 func TestWaitIntoTheDeadlineIsAConflict(t *testing.T) {
 	b := ctxBackend{newMem()}
-	if _, err := Acquire(context.Background(), b, "x", Options{}); err != nil {
+	if _, err := lease.Acquire(context.Background(), b, "x", lease.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
 	defer cancel()
 	frozen := time.Now()
 	// A frozen clock never reaches the give-up time: only the deadline ends the wait.
-	_, err := Acquire(ctx, b, "x", Options{Wait: time.Hour, Now: func() time.Time { return frozen }})
+	_, err := lease.Acquire(ctx, b, "x", lease.Options{Wait: time.Hour, Now: func() time.Time { return frozen }})
 	if ipguard.ErrorCode(err) != ipguard.EConflict || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v (code %s), want Conflict wrapping the deadline", err, ipguard.ErrorCode(err))
 	}
@@ -174,12 +148,12 @@ func TestWaitIntoTheDeadlineIsAConflict(t *testing.T) {
 
 func TestCancelledWaitReturnsTheContextError(t *testing.T) {
 	b := newMem()
-	if _, err := Acquire(context.Background(), b, "x", Options{}); err != nil {
+	if _, err := lease.Acquire(context.Background(), b, "x", lease.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(30*time.Millisecond, cancel)
-	if _, err := Acquire(ctx, b, "x", Options{Wait: time.Hour}); !errors.Is(err, context.Canceled) {
+	if _, err := lease.Acquire(ctx, b, "x", lease.Options{Wait: time.Hour}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }

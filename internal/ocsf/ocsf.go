@@ -136,9 +136,9 @@ func Login(portal string, e ipguard.LoginEvent) Authentication {
 		User: user(e.UserID, e.Login, e.User, ""),
 	}
 	switch {
-	case audit.IsSuccessfulLogin(e.ActionID):
+	case e.IsSuccessfulLogin():
 		a.StatusID, a.Status = 1, "Success"
-	case audit.IsFailedLogin(e.ActionID):
+	case e.IsFailedLogin():
 		a.StatusID, a.Status = 2, "Failure"
 	default:
 		a.StatusID, a.Status = 99, "Other"

@@ -12,6 +12,7 @@ import (
 
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/snsalert/snsmessage"
 )
 
 // Drift is a difference between the portal and what the last reconcile
@@ -49,7 +50,7 @@ type ChangeView struct {
 // expects it to hold without anyone else's doing (base, baseEnabled: the
 // list the last reconcile left, or the one its PUT in flight sent, see
 // settle). Nothing is drift before the first reconcile.
-func detectDrift(st ipguard.PortalState, base []ipguard.Restriction, baseEnabled bool, current []ipguard.Restriction, enabled bool, r Rules) *Drift {
+func detectDrift(st ipguard.PortalState, base []ipguard.Restriction, baseEnabled bool, current []ipguard.Restriction, enabled bool, r Settings) *Drift {
 	if !st.Reconciled {
 		return nil
 	}
@@ -264,7 +265,7 @@ func (s *Service) flushDue(ctx context.Context) bool {
 // sendable is a with its subject one safe line and its SMS printable
 // ASCII, each within SNS's bound (humantext).
 func sendable(a ipguard.Alert) ipguard.Alert {
-	a.Subject, a.SMS = humantext.Line(a.Subject, ipguard.AlertMaxSubjectRunes), humantext.ASCII(a.SMS, ipguard.AlertMaxSMSBytes)
+	a.Subject, a.SMS = humantext.Line(a.Subject, snsmessage.MaxSubjectRunes), humantext.ASCII(a.SMS, snsmessage.MaxSMSBytes)
 	return a
 }
 

@@ -7,122 +7,21 @@ import (
 	"time"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/onboard/onboardtest"
 )
 
-// fakeStore keeps the Store promises in memory.
+// fakeStore is the shared in-memory onboarding store (onboardtest.Store,
+// held to the DynamoDB store's contract), with the short names these tests
+// use for what they read and set.
 type fakeStore struct {
-	mu     sync.Mutex
-	users  map[string]ipguard.User
-	state  ipguard.PortalState
-	writes int
-	fail   error
-	// loseAnswers: the next PutUserIf calls are applied, but report that
-	// the condition failed (DynamoDB applied the write, the answer was
-	// lost, and the SDK's resend found the record already changed).
-	loseAnswers int
-	outbox      map[string]ipguard.DueAlert
-	bumpErr     int // the next version bumps fail (their answer lost)
+	*onboardtest.Store
+	users map[string]ipguard.User // the Store's UserItems
+	state *ipguard.PortalState    // the Store's State
 }
 
-func (f *fakeStore) AddDueAlert(_ context.Context, a ipguard.DueAlert) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.outbox == nil {
-		f.outbox = map[string]ipguard.DueAlert{}
-	}
-	f.outbox[a.Key] = a
-	return nil
-}
-
-func (f *fakeStore) DueAlerts(context.Context) ([]ipguard.DueAlert, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []ipguard.DueAlert
-	for _, a := range f.outbox {
-		out = append(out, a)
-	}
-	slices.SortFunc(out, func(a, b ipguard.DueAlert) int { return a.Since.Compare(b.Since) })
-	return out, nil
-}
-
-func (f *fakeStore) ClearDueAlert(_ context.Context, k string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.outbox, k)
-	return nil
-}
-
-func newFakeStore() *fakeStore { return &fakeStore{users: map[string]ipguard.User{}} }
-
-func (f *fakeStore) GetUser(_ context.Context, id string) (ipguard.User, bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	u, ok := f.users[id]
-	return u, ok, f.fail
-}
-
-func (f *fakeStore) PutUserIf(_ context.Context, u ipguard.User, prev int64) (bool, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.fail != nil {
-		return false, f.fail
-	}
-	if f.users[u.ID].Rev != prev {
-		return false, nil
-	}
-	f.writes++
-	f.users[u.ID] = u
-	if f.loseAnswers > 0 {
-		f.loseAnswers--
-		return false, nil
-	}
-	return true, nil
-}
-
-func (f *fakeStore) DeleteUser(_ context.Context, id string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.writes++
-	delete(f.users, id)
-	return nil
-}
-
-func (f *fakeStore) AllUsers(context.Context) ([]ipguard.User, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []ipguard.User
-	for _, u := range f.users {
-		out = append(out, u)
-	}
-	return out, f.fail
-}
-
-func (f *fakeStore) BumpVersion(context.Context) (int64, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.bumpErr > 0 {
-		f.bumpErr--
-		return 0, ipguard.Errorf(ipguard.EUnavailable, "dynamodb: throttled")
-	}
-	f.state.Version++
-	return f.state.Version, nil
-}
-
-func (f *fakeStore) PortalState(context.Context) (ipguard.PortalState, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st := f.state
-	st.Owned, st.LastSeen, st.Sent, st.SentAdded, st.OwnSaves, st.LateSent = slices.Clone(st.Owned), slices.Clone(st.LastSeen), slices.Clone(st.Sent), slices.Clone(st.SentAdded), slices.Clone(st.OwnSaves), slices.Clone(st.LateSent)
-	return st, nil
-}
-
-func (f *fakeStore) PutPortalState(_ context.Context, st ipguard.PortalState) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	st.Version = f.state.Version
-	st.Applied = max(st.Applied, f.state.Applied)
-	f.state = st
-	return nil
+func newFakeStore() *fakeStore {
+	s := onboardtest.NewStore()
+	return &fakeStore{Store: s, users: s.UserItems, state: &s.State}
 }
 
 // fakePortal is the portal's list with optional latency, failures and a hook

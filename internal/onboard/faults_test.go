@@ -305,8 +305,8 @@ func TestReplayOfAnOldRequestUndoesNoNewerChange(t *testing.T) {
 func TestRequestedAtInTheFutureIsInvalid(t *testing.T) {
 	e := newEnv()
 	_, err := e.handle(`{"id":"u1","email":"a@example.com","requestedAt":"` + t0.Add(time.Hour).Format(time.RFC3339) + `","allowedIps":["203.0.113.10"]}`)
-	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "requestedAt") || e.st.writes != 0 {
-		t.Fatalf("err = %v, writes %d", err, e.st.writes)
+	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "requestedAt") || e.st.Writes != 0 {
+		t.Fatalf("err = %v, writes %d", err, e.st.Writes)
 	}
 	e.do(t, `{"id":"u1","email":"a@example.com","requestedAt":"`+t0.Add(time.Minute).Format(time.RFC3339)+`","allowedIps":["203.0.113.10"]}`)
 }
@@ -321,7 +321,7 @@ func TestRetriedRemoveAfterALostBumpReachesThePortal(t *testing.T) {
 	} {
 		e := newEnv()
 		e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
-		e.st.bumpErr = 1
+		e.st.BumpErrs = 1
 		if _, err := e.handle(req); err == nil {
 			t.Fatal("the lost bump did not fail the request")
 		}

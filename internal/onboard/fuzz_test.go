@@ -88,13 +88,14 @@ func checkInvalid(t *testing.T, payload []byte, err error) {
 }
 
 func snapshot(e *env) (map[string]ipguard.User, ipguard.PortalState, int, int) {
-	e.st.mu.Lock()
-	defer e.st.mu.Unlock()
+	ctx := context.Background()
+	all, _ := e.st.AllUsers(ctx) // the in-memory store never fails
 	users := map[string]ipguard.User{}
-	for k, v := range e.st.users {
-		users[k] = v
+	for _, u := range all {
+		users[u.ID] = u
 	}
+	state, _ := e.st.PortalState(ctx)
 	e.p.mu.Lock()
 	defer e.p.mu.Unlock()
-	return users, e.st.state, e.st.writes, e.p.puts
+	return users, state, e.st.Writes, e.p.puts
 }

@@ -271,7 +271,7 @@ func runModel(seq []modelStep) (failure string) {
 		e.p.mu.Lock()
 		e.p.late, e.p.refuse, e.p.lostAnswer, e.p.readErrs, e.p.putErr, e.p.afterPut = 0, 0, 0, 0, nil, nil
 		e.p.mu.Unlock()
-		e.st.bumpErr = 0
+		e.st.BumpErrs = 0
 		for range modelSyncBound {
 			_, _ = e.s.Handle(ctx, []byte(`{"action":"sync"}`))
 		}
@@ -337,7 +337,7 @@ func runModel(seq []modelStep) (failure string) {
 		case "put-down":
 			e.p.putErr = ipguard.Errorf(ipguard.EUnavailable, "HTTP 503")
 		case "bump-lost":
-			e.st.bumpErr = 1
+			e.st.BumpErrs = 1
 		}
 		// A PUT that timed out lands now, at the end of the step: the
 		// fence keeps the lease past its longest attempt, so it lands

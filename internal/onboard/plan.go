@@ -12,8 +12,9 @@ import (
 	"ipguard/internal/ipguard"
 )
 
-// Rules are the portal-side rules of the reconcile.
-type Rules struct {
+// Settings are the portal-side rules of the reconcile (PORTAL_*, the
+// allowlist limits): the knobs, named as every service's are.
+type Settings struct {
 	// MaxRangeAddresses: CIDR blocks and ranges of at most this many
 	// addresses are expanded into single addresses for the portal; larger
 	// ones are kept for the audit only.
@@ -42,7 +43,7 @@ type Rules struct {
 // DefaultMaxEntries is the default cap of the portal list.
 const DefaultMaxEntries = 2000
 
-func (r Rules) maxEntries() int {
+func (r Settings) maxEntries() int {
 	if r.MaxEntries <= 0 {
 		return DefaultMaxEntries
 	}
@@ -78,7 +79,7 @@ func (d Desired) Needs(a string) bool { _, ok := d.NeededBy[a]; return ok }
 // DesiredState computes the desired addresses from the stored users'
 // unexpired entries at now and the break-glass list. A block or range larger
 // than MaxRangeAddresses is not pushed (the portal stores single addresses).
-func DesiredState(users []ipguard.User, r Rules, now time.Time) Desired {
+func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 	d := Desired{NeededBy: map[string][]string{}, NotPushed: map[string][]NotPushed{}}
 	users = slices.Clone(users)
 	sort.Slice(users, func(i, j int) bool { return users[i].ID < users[j].ID })
@@ -168,7 +169,7 @@ type EnableRule struct {
 // PlanReconcile plans the PUT that brings current (the portal's list, with
 // enabled its setting) to the desired state d, given the owned addresses.
 // It fails (EConfig) when the list would hold more than MaxEntries entries.
-func PlanReconcile(current []ipguard.Restriction, enabled bool, owned []string, d Desired, r Rules, en EnableRule) (Plan, error) {
+func PlanReconcile(current []ipguard.Restriction, enabled bool, owned []string, d Desired, r Settings, en EnableRule) (Plan, error) {
 	var p Plan
 	ownedSet := make(map[string]bool, len(owned))
 	for _, a := range owned {

@@ -45,7 +45,7 @@ func user(id string, entries ...string) ipguard.User {
 }
 
 func TestPlanReconcile(t *testing.T) {
-	rules := Rules{MaxRangeAddresses: 256, Enforce: true}
+	rules := Settings{MaxRangeAddresses: 256, Enforce: true}
 	travel := user("u3", "198.51.100.7", "203.0.113.99")
 	travel.Details = map[string]ipguard.EntryDetail{"203.0.113.99": {ExpiresAt: t0.Add(-time.Minute), Note: "trip"}}
 	tests := []struct {
@@ -54,7 +54,7 @@ func TestPlanReconcile(t *testing.T) {
 		enabled                bool
 		owned                  string
 		users                  []ipguard.User
-		rules                  Rules
+		rules                  Settings
 		en                     EnableRule
 		wantList               string
 		wantOwned              string
@@ -81,9 +81,9 @@ func TestPlanReconcile(t *testing.T) {
 			"192.0.2.1,203.0.113.10", "203.0.113.10", "203.0.113.10", "", true, true},
 		{"an expired entry leaves the portal", "198.51.100.7,203.0.113.99", true, "198.51.100.7,203.0.113.99", []ipguard.User{travel}, rules, EnableRule{Allowed: true},
 			"198.51.100.7", "198.51.100.7", "", "203.0.113.99", true, true},
-		{"breakglass always present", "", false, "", []ipguard.User{user("u1", "203.0.113.10")}, Rules{MaxRangeAddresses: 256, Enforce: true, Breakglass: []string{"192.0.2.50"}}, EnableRule{Allowed: true},
+		{"breakglass always present", "", false, "", []ipguard.User{user("u1", "203.0.113.10")}, Settings{MaxRangeAddresses: 256, Enforce: true, Breakglass: []string{"192.0.2.50"}}, EnableRule{Allowed: true},
 			"203.0.113.10,192.0.2.50", "203.0.113.10,192.0.2.50", "203.0.113.10,192.0.2.50", "", true, true},
-		{"not enforcing keeps the setting", "", false, "", []ipguard.User{user("u1", "203.0.113.10")}, Rules{MaxRangeAddresses: 256}, EnableRule{Allowed: true},
+		{"not enforcing keeps the setting", "", false, "", []ipguard.User{user("u1", "203.0.113.10")}, Settings{MaxRangeAddresses: 256}, EnableRule{Allowed: true},
 			"203.0.113.10", "203.0.113.10", "203.0.113.10", "", false, true},
 		{"lock-out preflight keeps restrictions off", "", false, "", []ipguard.User{user("u1", "203.0.113.10")}, rules, EnableRule{Why: "not the owner"},
 			"203.0.113.10", "203.0.113.10", "203.0.113.10", "", false, true},
@@ -129,7 +129,7 @@ func TestPlanReconcile(t *testing.T) {
 }
 
 func TestPlanReconcileCap(t *testing.T) {
-	rules := Rules{MaxRangeAddresses: 256, Enforce: true, MaxEntries: 3}
+	rules := Settings{MaxRangeAddresses: 256, Enforce: true, MaxEntries: 3}
 	_, err := PlanReconcile(restr("192.0.2.1,192.0.2.2"), true, nil, DesiredState([]ipguard.User{user("u1", "203.0.113.0/31")}, rules, t0), rules, EnableRule{Allowed: true})
 	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
 		t.Fatalf("err = %v, want EConfig naming PORTAL_MAX_ENTRIES", err)

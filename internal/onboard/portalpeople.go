@@ -47,13 +47,23 @@ type Trail interface {
 
 // Alerter sends an alert to the alert topic and returns its message id.
 type Alerter interface {
+	// Publish sends a once and returns its message id. It makes one
+	// attempt and never resends on its own after a lost answer (the caller
+	// decides whether to send again). An error is classified: EInternal for
+	// an alert the topic would refuse (rendered wrongly), EConfig for a
+	// missing or refused topic, EUnavailable when the service failed or did
+	// not answer (the message may or may not have gone out).
 	Publish(ctx context.Context, a ipguard.Alert) (string, error)
 }
 
 // LoginHistory is the portal's login history.
 type LoginHistory interface {
-	// LoginEvents returns up to count events from from on, newest first,
-	// skipping startIndex.
+	// LoginEvents returns one page: at most count (1..100) events dated ≥
+	// from, skipping startIndex newer ones, newest first by date (second
+	// precision). Rows of one second come in any order, possibly a different
+	// one on each call, and rows inserted meanwhile shift every position
+	// down. An event that cannot be decoded comes in its place with
+	// Unreadable set; only a failed request is an error (classified).
 	LoginEvents(ctx context.Context, from time.Time, startIndex, count int) ([]ipguard.LoginEvent, error)
 }
 

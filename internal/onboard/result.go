@@ -81,8 +81,8 @@ func (r *Result) absorb(o outcome) {
 }
 
 // notPushedOf lists the user's entries the portal cannot hold.
-func notPushedOf(u ipguard.User, r Rules, now time.Time) []NotPushed {
-	d := DesiredState([]ipguard.User{u}, Rules{MaxRangeAddresses: r.MaxRangeAddresses}, now)
+func notPushedOf(u ipguard.User, r Settings, now time.Time) []NotPushed {
+	d := DesiredState([]ipguard.User{u}, Settings{MaxRangeAddresses: r.MaxRangeAddresses}, now)
 	if np := d.NotPushed[u.ID]; np != nil {
 		return np
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease/leasetest"
 )
 
 // TestHandSwitchOffStaysOffWithoutDriftRepair: an admin switches
@@ -75,13 +76,13 @@ func TestRemoveIsIdempotent(t *testing.T) {
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
 	req := `{"action":"remove","id":"u1","allowedIps":["203.0.113.10"]}`
 	e.do(t, req)
-	puts, writes := e.p.puts, e.st.writes
+	puts, writes := e.p.puts, e.st.Writes
 	res, err := e.s.Handle(context.Background(), []byte(req))
 	if err != nil {
 		t.Fatalf("remove sent again: %v", err)
 	}
-	if res.Stored || len(res.Removed) != 0 || e.p.puts != puts || e.st.writes != writes {
-		t.Errorf("remove sent again changed something: %+v (puts %d, writes %d)", res, e.p.puts-puts, e.st.writes-writes)
+	if res.Stored || len(res.Removed) != 0 || e.p.puts != puts || e.st.Writes != writes {
+		t.Errorf("remove sent again changed something: %+v (puts %d, writes %d)", res, e.p.puts-puts, e.st.Writes-writes)
 	}
 	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "203.0.113.10") {
 		t.Errorf("warnings = %q; want one naming 203.0.113.10 as not found", res.Warnings)
@@ -131,13 +132,13 @@ func TestEntryInputsThatContradictOrHideAreRejected(t *testing.T) {
 	for _, c := range cases {
 		e := newEnv()
 		e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
-		writes, puts := e.st.writes, e.p.puts
+		writes, puts := e.st.Writes, e.p.puts
 		_, err := e.s.Handle(context.Background(), []byte(c.payload))
 		var ie *ipguard.Error
 		if !errors.As(err, &ie) || ie.Code != ipguard.EInvalid || ie.Field != c.field {
 			t.Errorf("%s: err = %v; want InvalidInput naming %s", c.payload, err, c.field)
 		}
-		if e.st.writes != writes || e.p.puts != puts {
+		if e.st.Writes != writes || e.p.puts != puts {
 			t.Errorf("%s: a rejected request wrote", c.payload)
 		}
 	}
@@ -222,7 +223,7 @@ func TestStoredButPendingIsNeverInvalidInput(t *testing.T) {
 func TestLostWriteAnswerStillReachesThePortal(t *testing.T) {
 	e := newEnv()
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
-	e.st.loseAnswers = 1
+	e.st.LoseAnswers = 1
 	res := e.do(t, `{"action":"remove","id":"u1","allowedIps":["203.0.113.10"]}`)
 	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.11" {
 		t.Errorf("portal = %s; want 203.0.113.10 gone", got)
@@ -230,7 +231,7 @@ func TestLostWriteAnswerStillReachesThePortal(t *testing.T) {
 	if !res.Stored || strings.Join(res.Removed, ",") != "203.0.113.10" || len(res.Warnings) != 0 {
 		t.Errorf("result = %+v; want stored, removed [203.0.113.10], no warning", res)
 	}
-	e.st.loseAnswers = 1
+	e.st.LoseAnswers = 1
 	res = e.do(t, `{"action":"add","id":"u1","allowedIps":["203.0.113.12"]}`)
 	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.11,203.0.113.12" || strings.Join(res.Added, ",") != "203.0.113.12" {
 		t.Errorf("portal = %s, result %+v", got, res)
@@ -298,7 +299,8 @@ func TestWaiterOnAFailedHolderGetsTheSameErrorKind(t *testing.T) {
 	// Another holder (with the lease) failed the same way for the version
 	// this request is about to get.
 	e.st.state.PendingVersion = e.st.state.Version + 1
-	lease := &memLease{owner: "other", until: time.Now().Add(time.Minute)}
+	lease := &leasetest.Backend{}
+	lease.Hold(LeaseName, "other", time.Now().Add(time.Minute))
 	e.s.Leases, e.s.LeaseWait = lease, 300*time.Millisecond
 	_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`))
 	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(fmt.Sprint(err), "403") || !strings.Contains(fmt.Sprint(err), "stored in DynamoDB") {

@@ -30,7 +30,8 @@ type Store interface {
 	// DeleteUser removes the user; a user that is not stored is fine.
 	DeleteUser(ctx context.Context, id string) error
 	// AllUsers returns every stored user; every write completed before the
-	// call is seen.
+	// call is seen. A user whose item cannot be decoded comes back with
+	// Unreadable set instead of failing the call.
 	AllUsers(ctx context.Context) ([]ipguard.User, error)
 	// BumpVersion adds one to the desired-state version and returns it;
 	// concurrent callers get distinct values.
@@ -97,7 +98,7 @@ type Service struct {
 	Store     Store
 	Portal    Portal
 	Leases    lease.Backend
-	Rules     Rules
+	Rules     Settings
 	LeaseWait time.Duration
 	// WriteAttempt is the longest one attempt of a portal write may take
 	// (the client's timeout, default 10s): no PUT starts with less than it

@@ -11,6 +11,7 @@ import (
 
 	"ipguard/internal/allowlist"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease/leasetest"
 )
 
 type env struct {
@@ -23,8 +24,8 @@ type env struct {
 
 func newEnv() *env {
 	e := &env{st: newFakeStore(), p: &fakePortal{list: restr("192.0.2.1!")}, alerts: &fakeAlerts{}, now: t0}
-	e.s = &Service{Store: e.st, Portal: e.p, Leases: &memLease{}, Alerts: e.alerts, LeaseWait: 5 * time.Second,
-		Rules: Rules{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
+	e.s = &Service{Store: e.st, Portal: e.p, Leases: &leasetest.Backend{}, Alerts: e.alerts, LeaseWait: 5 * time.Second,
+		Rules: Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
 		Now:   func() time.Time { return e.now }}
 	// The portal dates its answers (and its trail) by the same clock.
 	e.p.clock = func() time.Time { return e.now }
@@ -56,8 +57,8 @@ func TestChangeRejectsBadInputWithoutWriting(t *testing.T) {
 		if _, err := e.s.Handle(context.Background(), []byte(payload)); ipguard.ErrorCode(err) != ipguard.EInvalid {
 			t.Errorf("%s: err = %v, want EInvalid", payload, err)
 		}
-		if e.st.writes != 0 || e.p.puts != 0 {
-			t.Errorf("%s: wrote %d items and %d PUTs", payload, e.st.writes, e.p.puts)
+		if e.st.Writes != 0 || e.p.puts != 0 {
+			t.Errorf("%s: wrote %d items and %d PUTs", payload, e.st.Writes, e.p.puts)
 		}
 	}
 }
@@ -200,12 +201,12 @@ func TestCapRejectsAndWritesNothing(t *testing.T) {
 	e := newEnv()
 	e.s.Rules.MaxEntries = 4
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
-	writes, puts := e.st.writes, e.p.puts
+	writes, puts := e.st.Writes, e.p.puts
 	_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["198.51.100.0/30"]}`))
 	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
 		t.Fatalf("err = %v", err)
 	}
-	if e.st.writes != writes || e.p.puts != puts {
+	if e.st.Writes != writes || e.p.puts != puts {
 		t.Error("a rejected change wrote")
 	}
 }
@@ -285,7 +286,7 @@ func TestAddNeverMakesAPermanentEntryTimeBound(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv()
 			e.do(t, setup)
-			writes, puts := e.st.writes, e.p.puts
+			writes, puts := e.st.Writes, e.p.puts
 			_, err := e.s.Handle(context.Background(), []byte(tt.payload))
 			if tt.wantErr {
 				if ipguard.ErrorCode(err) != ipguard.EInvalid {
@@ -296,8 +297,8 @@ func TestAddNeverMakesAPermanentEntryTimeBound(t *testing.T) {
 						t.Errorf("error %q does not say %q", err, w)
 					}
 				}
-				if e.st.writes != writes || e.p.puts != puts {
-					t.Errorf("a refused add wrote %d items and %d PUTs", e.st.writes-writes, e.p.puts-puts)
+				if e.st.Writes != writes || e.p.puts != puts {
+					t.Errorf("a refused add wrote %d items and %d PUTs", e.st.Writes-writes, e.p.puts-puts)
 				}
 			} else if err != nil {
 				t.Fatal(err)

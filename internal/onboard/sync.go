@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"ipguard/internal/allowlist"
-	"ipguard/internal/audit"
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
@@ -110,7 +109,7 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 // offboarded at once, whatever OFFBOARD_MAX_PERCENT allows.
 const OffboardMinUsers = 5
 
-func (r Rules) offboardMaxPercent() int {
+func (r Settings) offboardMaxPercent() int {
 	if r.OffboardMaxPercent <= 0 {
 		return 10
 	}
@@ -337,7 +336,7 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 			return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the login history: %w", err)
 		}
 		for _, ev := range evs {
-			if !audit.IsSuccessfulLogin(ev.ActionID) || ev.Date.Before(from) {
+			if !ev.IsSuccessfulLogin() || ev.Date.Before(from) {
 				continue
 			}
 			p.LoginsReplayed++

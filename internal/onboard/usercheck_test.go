@@ -11,6 +11,7 @@ import (
 
 	"ipguard/internal/allowlist"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease/leasetest"
 )
 
 // memCursor is the CheckCursorStore in memory.
@@ -78,8 +79,8 @@ func TestEveryStoredUserIsCheckedDailyAcrossColdStarts(t *testing.T) {
 	portal := &fakePortal{list: restr("192.0.2.1!"), enabled: true}
 	for sync := 0; sync < 24*4; sync++ {
 		before := total(dir)
-		s := &Service{Store: st, Portal: portal, Leases: &memLease{}, Alerts: &fakeAlerts{}, LeaseWait: 5 * time.Second,
-			Rules: Rules{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits}, Directory: dir,
+		s := &Service{Store: st, Portal: portal, Leases: &leasetest.Backend{}, Alerts: &fakeAlerts{}, LeaseWait: 5 * time.Second,
+			Rules: Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits}, Directory: dir,
 			UserChecks: &UserChecks{Store: cursor}, Now: func() time.Time { return now }}
 		res, err := s.Sync(context.Background())
 		if err != nil {

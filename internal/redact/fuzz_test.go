@@ -16,6 +16,7 @@ import (
 	"ipguard/internal/ipguard"
 	"ipguard/internal/redact"
 	"ipguard/internal/snsalert"
+	"ipguard/internal/snsalert/snsmessage"
 	"ipguard/internal/wiring"
 )
 
@@ -60,8 +61,8 @@ func FuzzRedactPathsOut(f *testing.F) {
 		api := &recordSNS{}
 		body, _ := json.Marshal(map[string]string{"login": s})
 		_, err = snsalert.New(api, "arn:aws:sns:eu-west-1:123456789012:alerts").Publish(context.Background(), ipguard.Alert{
-			Subject: humantext.Line(s, ipguard.AlertMaxSubjectRunes), Default: string(body), Email: "Login: " + s,
-			SMS: humantext.ASCII(s, ipguard.AlertMaxSMSBytes)})
+			Subject: humantext.Line(s, snsmessage.MaxSubjectRunes), Default: string(body), Email: "Login: " + s,
+			SMS: humantext.ASCII(s, snsmessage.MaxSMSBytes)})
 		if err != nil {
 			t.Fatalf("publish: %v", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/redact"
+	"ipguard/internal/snsalert/snsmessage"
 )
 
 // API is the subset of *sns.Client the publisher uses.
@@ -57,10 +58,10 @@ func New(api API, topicARN string) *Publisher {
 func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (messageID string, err error) {
 	a.Default, a.Email = redact.Clean(a.Default), redact.Clean(a.Email)
 	if c := redact.Clean(a.Subject); c != a.Subject {
-		a.Subject = humantext.Line(c, ipguard.AlertMaxSubjectRunes)
+		a.Subject = humantext.Line(c, snsmessage.MaxSubjectRunes)
 	}
 	if c := redact.Clean(a.SMS); c != a.SMS {
-		a.SMS = humantext.ASCII(c, ipguard.AlertMaxSMSBytes)
+		a.SMS = humantext.ASCII(c, snsmessage.MaxSMSBytes)
 	}
 	msg, err := message(a)
 	if err != nil {
@@ -87,15 +88,15 @@ func message(a ipguard.Alert) (string, error) {
 	if a.Default == "" {
 		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert has no default text")
 	}
-	if n := utf8.RuneCountInString(a.Subject); n > ipguard.AlertMaxSubjectRunes {
-		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert subject has %d characters, at most %d allowed", n, ipguard.AlertMaxSubjectRunes)
+	if n := utf8.RuneCountInString(a.Subject); n > snsmessage.MaxSubjectRunes {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert subject has %d characters, at most %d allowed", n, snsmessage.MaxSubjectRunes)
 	}
 	if i := strings.IndexFunc(a.Subject, unicode.IsControl); i >= 0 {
 		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert subject has a control character at byte %d", i)
 	}
-	msg := a.StructuredMessage()
-	if n := a.Size(); n > ipguard.AlertMaxMessageBytes {
-		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is %d bytes with its attributes, at most %d allowed", n, ipguard.AlertMaxMessageBytes)
+	msg := snsmessage.Structured(a)
+	if n := snsmessage.Size(a); n > snsmessage.MaxMessageBytes {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is %d bytes with its attributes, at most %d allowed", n, snsmessage.MaxMessageBytes)
 	}
 	return msg, nil
 }
@@ -103,7 +104,7 @@ func message(a ipguard.Alert) (string, error) {
 // attributes are the message attributes of a.
 func attributes(a ipguard.Alert) map[string]types.MessageAttributeValue {
 	m := map[string]types.MessageAttributeValue{}
-	for _, at := range a.Attributes() {
+	for _, at := range snsmessage.Attributes(a) {
 		m[at.Name] = types.MessageAttributeValue{DataType: aws.String(at.DataType), StringValue: aws.String(at.Value)}
 	}
 	if len(m) == 0 {

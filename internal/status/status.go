@@ -28,15 +28,17 @@ type Store interface {
 	LastRun(ctx context.Context, v any) (ok bool, err error)
 	// CountUsers is the number of users stored.
 	CountUsers(ctx context.Context) (int, error)
-	// LastKey is the key's description the last audit run saw.
+	// LastKey returns the key's description the last audit run saved
+	// (keywatch's SaveKey); ok is false if none.
 	LastKey(ctx context.Context) (k keywatch.Key, seen time.Time, ok bool, err error)
 }
 
 // Portal is the portal's side of the status.
 type Portal interface {
-	// IPRestrictions is the portal allowlist.
+	// IPRestrictions returns the portal's list. An answer without a list
+	// (or with one of the wrong shape) is an error, never an empty list.
 	IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error)
-	// IPRestrictionsEnabled says whether the portal enforces it.
+	// IPRestrictionsEnabled reports whether restrictions are on.
 	IPRestrictionsEnabled(ctx context.Context) (bool, error)
 }
 

@@ -32,7 +32,7 @@ func (d Deps) AuditService() *audit.Service {
 		Source:    d.Portal,
 		Clock:     d.Portal,
 		Store:     d.Store,
-		Publisher: d.alertChain(a.TopicARN, config.Audit, true).Publisher,
+		Publisher: d.alertChain(d.Config.AlertTopicARN, config.Audit, true).Publisher,
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
 		Archive:   d.loginArchive(),
@@ -64,7 +64,7 @@ func (d Deps) AuditService() *audit.Service {
 // in Failures.
 func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error) {
 	svc := d.AuditService()
-	chain := d.alertChain(d.Config.Audit.TopicARN, config.Audit, true)
+	chain := d.alertChain(d.Config.AlertTopicARN, config.Audit, true)
 	svc.Publisher = chain.Publisher
 	pages := &pageCounter{Source: svc.Source}
 	svc.Source = pages
@@ -242,7 +242,7 @@ func (d Deps) TestAlert() func(context.Context) (TestAlertResult, error) {
 	// anyway): the alert topic, then a chat copy and the findings bus
 	// where they are configured (a test goes to the bus once, never to
 	// its outbox).
-	pub := d.alertChain(d.Config.Audit.TopicARN, config.Audit, false).Publisher
+	pub := d.alertChain(d.Config.AlertTopicARN, config.Audit, false).Publisher
 	f := d.Config.Findings
 	subs := d.Subscriptions()
 	mw := d.metricsWriter()
@@ -263,7 +263,7 @@ func (d Deps) TestAlert() func(context.Context) (TestAlertResult, error) {
 			return TestAlertResult{}, err
 		}
 		res = TestAlertResult{Action: ActionTestAlert, Test: true, Warnings: []string{},
-			Sent: []SentTest{{Channel: "sns", Target: d.Config.Audit.TopicARN, MessageID: id}}}
+			Sent: []SentTest{{Channel: "sns", Target: d.Config.AlertTopicARN, MessageID: id}}}
 		if f.ChatTopicARN != "" {
 			res.Sent = append(res.Sent, SentTest{Channel: "chat", Target: f.ChatTopicARN})
 		}
@@ -280,17 +280,17 @@ func (d Deps) TestAlert() func(context.Context) (TestAlertResult, error) {
 				res.Warnings = append(res.Warnings, status.SubscriberWarnings(c, p)...)
 			}
 		}
-		d.Log.InfoContext(ctx, "test alert sent", "messageId", id, "topic", d.Config.Audit.TopicARN, "confirmedSubscribers", subscribers)
+		d.Log.InfoContext(ctx, "test alert sent", "messageId", id, "topic", d.Config.AlertTopicARN, "confirmedSubscribers", subscribers)
 		return res, nil
 	}
 }
 
 // Subscriptions counts the alert topic's subscriptions (nil without a topic).
 func (d Deps) Subscriptions() *snsalert.Subscriptions {
-	if d.Config.Audit.TopicARN == "" {
+	if d.Config.AlertTopicARN == "" {
 		return nil
 	}
-	return snsalert.NewSubscriptions(d.snsClient(), d.Config.Audit.TopicARN)
+	return snsalert.NewSubscriptions(d.snsClient(), d.Config.AlertTopicARN)
 }
 
 // countSubscribers counts the alert topic's confirmed subscriptions for a
@@ -330,7 +330,7 @@ func (d Deps) Enforcement() *enforce.Service {
 		Portal: docspace.EnforcePortal{Client: d.Portal},
 		Store:  d.Store,
 		Settings: enforce.Settings{
-			Mode:         enforce.Mode(e.Mode),
+			Mode:         e.Mode,
 			UnknownUsers: e.UnknownUsers,
 			MaxPerRun:    e.MaxPerRun,
 			DisableAfter: e.DisableAfter,
@@ -346,7 +346,7 @@ func (d Deps) KeyWatch() *keywatch.Watch {
 	return &keywatch.Watch{
 		Source:    docspace.KeyWatchSource{Client: d.Portal, Keys: d.APIKeys},
 		Store:     d.Store,
-		Publisher: d.alertChain(d.Config.Audit.TopicARN, config.Audit, false).Publisher, // bus and chat; no digest for key alerts
+		Publisher: d.alertChain(d.Config.AlertTopicARN, config.Audit, false).Publisher, // bus and chat; no digest for key alerts
 		Portal:    d.Config.DocSpace.Host,
 		Log:       d.Log,
 	}

@@ -16,6 +16,7 @@ import (
 	"ipguard/internal/docspace"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
+	"ipguard/internal/lease/leasetest"
 )
 
 // TestErrorClassification is the table of what the caller can do about each
@@ -65,21 +66,14 @@ func TestErrorClassification(t *testing.T) {
 	}
 }
 
-// alwaysHeld is a lease store in which another run holds every lease.
-type alwaysHeld struct{}
-
-func (alwaysHeld) TryAcquireLease(ctx context.Context, _, _ string, _, _ time.Time) (bool, error) {
-	return false, ctx.Err()
-}
-
-func (alwaysHeld) ReleaseLease(context.Context, string, string) error { return nil }
-
 // leaseWaitIntoDeadline waits for a lease someone else holds until the
 // context's deadline passes.
 func leaseWaitIntoDeadline(t *testing.T) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	_, err := lease.Acquire(ctx, alwaysHeld{}, "onboard", lease.Options{Wait: time.Minute})
+	held := &leasetest.Backend{}
+	held.Hold("onboard", "another run", time.Now().Add(time.Hour))
+	_, err := lease.Acquire(ctx, held, "onboard", lease.Options{Wait: time.Minute})
 	if err == nil {
 		t.Fatal("lease acquired")
 	}

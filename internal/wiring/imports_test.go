@@ -11,7 +11,9 @@ import (
 // The Lambda binaries never reach the test infrastructure: nothing under
 // functions/ imports, directly or not, a package under internal/testbed
 // (the dev portal, the moto and emulator starters, the local stack, the
-// template reader, the integration and end-to-end suites).
+// template reader, the integration and end-to-end suites), nor the shared
+// in-memory fakes and their contracts (package names ending in "test" or
+// "contract").
 func TestFunctionsDoNotReachTheTestbed(t *testing.T) {
 	root, err := localaws.ModuleRoot()
 	if err != nil {
@@ -30,6 +32,9 @@ func TestFunctionsDoNotReachTheTestbed(t *testing.T) {
 		}
 		if strings.HasPrefix(pkg, "ipguard/internal/testbed") {
 			t.Errorf("functions/ reaches %s", pkg)
+		}
+		if strings.HasPrefix(pkg, "ipguard/") && (strings.HasSuffix(pkg, "test") || strings.HasSuffix(pkg, "contract")) {
+			t.Errorf("functions/ reaches the test fake %s (leasetest, audittest, onboardtest, enforcetest are for tests)", pkg)
 		}
 	}
 	if n < 5 {

@@ -19,13 +19,13 @@ func (d Deps) OnboardService() *onboard.Service {
 		History: d.Store,
 		Portal:  d.Portal,
 		Leases:  d.Store,
-		Rules: onboard.Rules{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
+		Rules: onboard.Settings{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved,
 			OffboardMaxPercent: p.OffboardMaxPct},
 		LeaseWait: p.LeaseWait,
 		// One attempt of a portal write: the client's timeout (the lease fence).
 		WriteAttempt: d.Portal.AttemptTimeout(),
-		Alerts:       d.alertChain(p.AlertTopicARN, config.Onboard, false).Publisher, // the findings bus and chat too (findings.go)
+		Alerts:       d.alertChain(d.Config.AlertTopicARN, config.Onboard, false).Publisher, // the findings bus and chat too (findings.go)
 		Logins:       d.Portal,
 		Directory:    docspace.Directory{Client: d.Portal},
 		Trail:        docspace.AllowlistTrail{Client: d.Portal},
@@ -41,7 +41,7 @@ func (d Deps) OnboardService() *onboard.Service {
 // as an InternalError in Failures.
 func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
 	svc := d.OnboardService()
-	chain := d.alertChain(d.Config.Portal.AlertTopicARN, config.Onboard, false)
+	chain := d.alertChain(d.Config.AlertTopicARN, config.Onboard, false)
 	mw := d.metricsWriter()
 	return func(ctx context.Context, payload []byte) (res onboard.Result, err error) {
 		start := time.Now()

@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -60,13 +59,12 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 	}
 	keys := secrets.NewKeySource(secretsmanager.NewFromConfig(awsCfg), cfg.DocSpace.KeySecretID, cfg.DocSpace.KeyCacheTTL)
 	portal, err := docspace.New(docspace.Options{
-		BaseURL:   cfg.DocSpace.Host,
-		AllowHTTP: cfg.DocSpace.AllowHTTP,
-		Keys:      keys,
-		Timeout:   cfg.DocSpace.Timeout,
-		Logger:    log,
-		// The ceiling is the audit's setting; onboarding makes a few calls.
-		RequestsPerMinute: cfg.Audit.RequestsPerMinute,
+		BaseURL:           cfg.DocSpace.Host,
+		AllowHTTP:         cfg.DocSpace.AllowHTTP,
+		Keys:              keys,
+		Timeout:           cfg.DocSpace.Timeout,
+		Logger:            log,
+		RequestsPerMinute: cfg.DocSpace.RequestsPerMinute,
 	})
 	if err != nil {
 		return Deps{Log: log}, err
@@ -148,10 +146,7 @@ func safeCall[T any](ctx context.Context, log *slog.Logger, h func(context.Conte
 // readable), so that the failure alarms fire.
 func StartFailing(log *slog.Logger, err error) {
 	log.Error("configuration error", "error", err.Error())
-	ns := strings.TrimSpace(os.Getenv("METRICS_NAMESPACE"))
-	if ns == "" || strings.HasPrefix(ns, "AWS/") {
-		ns = config.DefaultMetricsNamespace
-	}
+	ns := config.MetricsNamespace(os.Getenv)
 	// ERROR passes Lambda's log-level filter whatever LOG_LEVEL is.
 	mw := metricsWriter{out: os.Stdout, namespace: ns, now: time.Now, level: slog.LevelError}
 	Start(log, func(ctx context.Context, _ []byte) (struct{}, error) {

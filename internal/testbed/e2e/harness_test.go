@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -60,7 +62,12 @@ func runTests(m *testing.M) int {
 	for _, k := range productVariables {
 		os.Unsetenv(k)
 	}
-	setupErr = setup(context.Background(), dir)
+	flag.Parse()
+	if testing.Short() {
+		setupErr = errShort // nothing is built or started; every test skips
+	} else {
+		setupErr = setup(context.Background(), dir)
+	}
 	defer func() {
 		if moto != nil {
 			if err := moto.Stop(); err != nil {
@@ -87,13 +94,27 @@ func setup(ctx context.Context, dir string) error {
 	return err
 }
 
+// errShort is the setup of a -short run: none.
+var errShort = errors.New("not set up under -short")
+
+// needSetup skips t under -short (the fast lane runs without moto and the
+// emulator; make test runs these) and fails it, with the reason, when the
+// setup failed: a missing tool is a failure, never a skip.
+func needSetup(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs moto_server and the Lambda emulator (make test runs it)")
+	}
+	if setupErr != nil {
+		t.Fatalf("e2e setup: %v", setupErr)
+	}
+}
+
 // deploy stands up a fresh local deployment on the shared moto server (reset
 // first) and closes it when the test ends.
 func deploy(t testing.TB) *localdeploy.Stack {
 	t.Helper()
-	if setupErr != nil {
-		t.Fatalf("e2e setup: %v", setupErr)
-	}
+	needSetup(t)
 	s, err := localdeploy.Start(context.Background(), localdeploy.Options{Moto: moto})
 	if err != nil {
 		t.Fatalf("start local deployment: %v", err)
@@ -125,6 +146,7 @@ func startFunction(t testing.TB, name string, env []string) *function {
 // startFunctionTimeout is startFunction with a function timeout of seconds.
 func startFunctionTimeout(t testing.TB, name string, env []string, seconds string) *function {
 	t.Helper()
+	needSetup(t)
 	f := &function{name: name, log: &syncBuffer{}}
 	env = append(append([]string(nil), env...), "AWS_LAMBDA_FUNCTION_TIMEOUT="+seconds)
 	e, err := localaws.StartEmulator(context.Background(), bootstraps[name], env, f.log)

@@ -121,9 +121,7 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 // lease-per-request design it replaced.
 func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
 	const n, c, delay = 100, 10, 50 * time.Millisecond
-	if setupErr != nil {
-		t.Fatalf("e2e setup: %v", setupErr)
-	}
+	needSetup(t)
 	fig := runLoad(t, bootstraps["onboard"], n, c, delay)
 	t.Logf("desired-state reconciler: %s", fig)
 	if len(fig.failures) > 0 {
@@ -143,9 +141,7 @@ func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
 // p50, p95 and total time per run and the failures and PUTs.
 func BenchmarkOnboardLoad(b *testing.B) {
 	const n, c, delay = 100, 10, 50 * time.Millisecond
-	if setupErr != nil {
-		b.Fatalf("e2e setup: %v", setupErr)
-	}
+	needSetup(b)
 	baseline, err := buildAt(b, leasePerRequestCommit)
 	if err != nil {
 		b.Fatalf("build the lease-per-request baseline (%s): %v", leasePerRequestCommit, err)

@@ -14,6 +14,9 @@ import (
 // rule to a SIEM queue) and the login archive bucket.
 func deployWithFindings(t *testing.T, extraEnv ...string) *localdeploy.Stack {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs moto_server (make test runs it)")
+	}
 	s, err := localdeploy.Start(context.Background(), localdeploy.Options{Moto: moto})
 	if err != nil {
 		t.Fatal(err)

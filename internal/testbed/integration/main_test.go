@@ -6,6 +6,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,6 +26,10 @@ import (
 var moto *localaws.Moto
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if testing.Short() {
+		os.Exit(m.Run()) // no moto: every test that deploys skips
+	}
 	var err error
 	moto, err = localaws.StartMoto(context.Background())
 	if err != nil {
@@ -40,6 +45,9 @@ func TestMain(m *testing.M) {
 // process's environment (as a Lambda's) at it.
 func deploy(t *testing.T, extraEnv ...string) *localdeploy.Stack {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: needs moto_server (make test runs it)")
+	}
 	s, err := localdeploy.Start(context.Background(), localdeploy.Options{Moto: moto})
 	if err != nil {
 		t.Fatal(err)

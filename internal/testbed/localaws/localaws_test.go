@@ -96,6 +96,7 @@ func TestStartMotoWithoutMotoOnPathSaysWhatToInstall(t *testing.T) {
 }
 
 func TestEmulatorReturnsResultAndHandlerError(t *testing.T) {
+	localaws.SkipShort(t, "the Lambda emulator")
 	ctx := context.Background()
 	bootstrap := filepath.Join(t.TempDir(), "bootstrap")
 	if err := localaws.BuildBootstrap(ctx, "./internal/testbed/localaws/testdata/echo", bootstrap); err != nil {

@@ -153,9 +153,11 @@ func (m *Moto) Log() string { return m.log.String() }
 
 // MotoT starts a moto server for the test, stops it when the test ends, and
 // sets the variables of Env for the test (so it cannot run in parallel with
-// others). A failure to start is t.Fatal with the reason, never a skip.
+// others). A failure to start is t.Fatal with the reason, never a skip;
+// only under -short (the fast lane, which runs without moto) is t skipped.
 func MotoT(t testing.TB) *Moto {
 	t.Helper()
+	SkipShort(t, "moto_server")
 	m, err := StartMoto(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -170,6 +172,16 @@ func MotoT(t testing.TB) *Moto {
 		t.Setenv(k, v)
 	}
 	return m
+}
+
+// SkipShort skips t under go test -short, the fast lane that runs without
+// moto_server, the Lambda emulator, cfn-lint and the SAM translator, saying
+// which of them the test needs; without -short (make test) it does nothing.
+func SkipShort(t testing.TB, needs string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skipf("-short: needs %s (make test runs it)", needs)
+	}
 }
 
 // startProcess starts cmd and reaps it in the background.

@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/localaws"
 )
 
 func TestStackStandsUpAndStops(t *testing.T) {
+	localaws.SkipShort(t, "moto_server")
 	ctx := context.Background()
 	s, err := Start(ctx, Options{})
 	if err != nil {

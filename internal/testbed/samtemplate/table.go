@@ -10,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"gopkg.in/yaml.v3"
+	"go.yaml.in/yaml/v3"
 )
 
 // TableDef is the DynamoDB table definition read from template.yaml.
@@ -64,7 +64,7 @@ func readTable(path, logicalID string) (TableDef, error) {
 		return TableDef{}, err
 	}
 	if typ != "AWS::DynamoDB::Table" {
-		return TableDef{}, fmt.Errorf("Type is %q, want AWS::DynamoDB::Table", typ)
+		return TableDef{}, fmt.Errorf("resource Type is %q, want AWS::DynamoDB::Table", typ)
 	}
 	props := lookup(res, "Properties")
 	if props == nil {

@@ -1,4 +1,4 @@
-package audit
+package ipguard
 
 // MessageAction codes of the portal's login history (docspace-api.md §3.5).
 // Codes not listed (logout 1006, session events 1016/1017, anything else) are
@@ -37,9 +37,10 @@ var (
 	}
 )
 
-// IsSuccessfulLogin reports whether actionID is one of the portal's
-// successful-login codes.
-func IsSuccessfulLogin(actionID int) bool { return successActions[actionID] }
+// IsSuccessfulLogin reports whether e is a successful login: its action is
+// one of the portal's successful-login codes.
+func (e LoginEvent) IsSuccessfulLogin() bool { return successActions[e.ActionID] }
 
-// IsFailedLogin reports whether actionID is one of the portal's failed-login codes.
-func IsFailedLogin(actionID int) bool { return failureActions[actionID] }
+// IsFailedLogin reports whether e is a failed login: its action is one of the
+// portal's failed-login codes.
+func (e LoginEvent) IsFailedLogin() bool { return failureActions[e.ActionID] }

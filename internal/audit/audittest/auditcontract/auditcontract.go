@@ -1,0 +1,163 @@
+// Package auditcontract holds StoreContract, the promises of audit.Store as a
+// table that every implementation must pass: the in-memory audittest.Store
+// (its own test) and the DynamoDB store (internal/dynamo, under moto).
+package auditcontract
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/ipguard"
+)
+
+// StoreContract checks the promises of audit.Store on stores made by
+// newStore (each call a fresh, empty one), which also returns how to seed a
+// user into it.
+func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(ipguard.User))) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+
+	t.Run("users: the stored ones among ids, and all of them", func(t *testing.T) {
+		s, put := newStore(t)
+		alice := ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}, CreatedAt: t0, UpdatedAt: t0}
+		bob := ipguard.User{ID: "bob", Email: "bob@example.com", Entries: []string{"198.51.100.0/30"}, CreatedAt: t0, UpdatedAt: t0}
+		put(alice)
+		put(bob)
+		got, err := s.Users(ctx, []string{"alice", "nobody", "alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got["alice"].Email != alice.Email || !slices.Equal(got["alice"].Entries, alice.Entries) {
+			t.Errorf("Users = %+v; want alice alone", got)
+		}
+		if got, err := s.Users(ctx, nil); err != nil || len(got) != 0 {
+			t.Errorf("Users(none) = %v, %v; want empty", got, err)
+		}
+		all, err := s.AllUsers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, u := range all {
+			ids = append(ids, u.ID)
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, []string{"alice", "bob"}) {
+			t.Errorf("AllUsers ids = %v; want alice, bob", ids)
+		}
+	})
+
+	t.Run("progress: zero first, then what was saved, cursor and all", func(t *testing.T) {
+		s, _ := newStore(t)
+		p, err := s.Progress(ctx)
+		if err != nil || !p.Until.IsZero() || p.Cursor != nil {
+			t.Fatalf("Progress before any save = %+v, %v; want zero", p, err)
+		}
+		want := ipguard.AuditProgress{Until: t0.Add(123456789), Cursor: &ipguard.AuditCursor{
+			From: t0.Add(time.Second), To: t0.Add(15 * time.Minute), Below: t0.Add(10*time.Minute + 1)}}
+		if err := s.SetProgress(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		want.Cursor.Below = t0 // the store holds a copy, not the caller's cursor
+		got, err := s.Progress(ctx)
+		if err != nil || !got.Until.Equal(t0.Add(123456789)) || got.Cursor == nil ||
+			!got.Cursor.From.Equal(t0.Add(time.Second)) || !got.Cursor.To.Equal(t0.Add(15*time.Minute)) || !got.Cursor.Below.Equal(t0.Add(10*time.Minute+1)) {
+			t.Fatalf("Progress = %+v (cursor %+v), %v", got, got.Cursor, err)
+		}
+		if err := s.SetProgress(ctx, ipguard.AuditProgress{Until: t0.Add(15 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Progress(ctx); err != nil || got.Cursor != nil || !got.Until.Equal(t0.Add(15*time.Minute)) {
+			t.Errorf("Progress after a save without cursor = %+v, %v; want the cursor gone", got, err)
+		}
+	})
+
+	t.Run("alerted records count until they expire", func(t *testing.T) {
+		s, _ := newStore(t)
+		if err := s.RecordAlerted(ctx, []int64{1, 2, 2}, t0, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordAlerted(ctx, []int64{1}, t0, time.Hour); err != nil {
+			t.Fatalf("recording again (idempotent): %v", err)
+		}
+		if err := s.RecordAlerted(ctx, []int64{3}, t0, 2*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordAlerted(ctx, nil, t0, time.Hour); err != nil {
+			t.Fatalf("recording nothing: %v", err)
+		}
+		steps := []struct {
+			name string
+			now  time.Time
+			want []int64
+		}{
+			{"while they live", t0.Add(59 * time.Minute), []int64{1, 2, 3}},
+			{"a second before the end", t0.Add(time.Hour - time.Second), []int64{1, 2, 3}},
+			{"at the end", t0.Add(time.Hour), []int64{3}},
+			{"after the longer keep", t0.Add(2 * time.Hour), nil},
+		}
+		for _, st := range steps {
+			got, err := s.Alerted(ctx, []int64{1, 2, 3, 4, 1}, st.now)
+			if err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			var ids []int64
+			for id, ok := range got {
+				if ok {
+					ids = append(ids, id)
+				}
+			}
+			slices.Sort(ids)
+			if !slices.Equal(ids, st.want) {
+				t.Errorf("%s: alerted %v; want %v", st.name, ids, st.want)
+			}
+		}
+		if got, err := s.Alerted(ctx, nil, t0); err != nil || len(got) != 0 {
+			t.Errorf("Alerted(none) = %v, %v; want empty", got, err)
+		}
+	})
+
+	t.Run("alerted spans: whole seconds, per address, until they expire", func(t *testing.T) {
+		s, _ := newStore(t)
+		a := ipguard.TimeSpan{From: t0.Add(500 * time.Millisecond), To: t0.Add(10*time.Second + 1)}
+		b := ipguard.TimeSpan{From: t0.Add(time.Minute), To: t0.Add(2 * time.Minute)}
+		if err := s.RecordAlertedSpan(ctx, "198.51.100.7", a, t0, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RecordAlertedSpan(ctx, "198.51.100.7", b, t0.Add(time.Minute), 2*time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.AlertedSpans(ctx, []string{"198.51.100.7", "203.0.113.9", "198.51.100.7"}, t0.Add(30*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := got["203.0.113.9"]; ok || len(got) != 1 {
+			t.Errorf("AlertedSpans = %v; want the one address with spans", got)
+		}
+		wantA := ipguard.TimeSpan{From: t0, To: t0.Add(11 * time.Second)}
+		spans := got["198.51.100.7"]
+		if len(spans) != 2 || !hasSpan(spans, wantA) || !hasSpan(spans, b) {
+			t.Errorf("spans = %v; want %v (whole seconds, widened) and %v", spans, wantA, b)
+		}
+		got, err = s.AlertedSpans(ctx, []string{"198.51.100.7"}, t0.Add(time.Hour))
+		if err != nil || len(got["198.51.100.7"]) != 1 || !hasSpan(got["198.51.100.7"], b) {
+			t.Errorf("after the first expired: %v, %v; want only %v", got, err, b)
+		}
+		got, err = s.AlertedSpans(ctx, []string{"198.51.100.7"}, t0.Add(3*time.Hour))
+		if err != nil || len(got["198.51.100.7"]) != 0 {
+			t.Errorf("after both expired: %v, %v; want none", got, err)
+		}
+	})
+}
+
+func hasSpan(spans []ipguard.TimeSpan, want ipguard.TimeSpan) bool {
+	for _, s := range spans {
+		if s.From.Equal(want.From) && s.To.Equal(want.To) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,248 @@
+// Package audittest holds the one in-memory audit store every test uses
+// (also the lease backend an audit run holds). Package auditcontract below
+// it holds the table of promises both this fake and the DynamoDB store must
+// pass, so that no test passes against store behaviour production never has
+// (alerted records that never expire, errors nobody can classify).
+//
+// It does not import package audit, so that audit's own (in-package) tests
+// can use it.
+package audittest
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"ipguard/internal/ipguard"
+	"ipguard/internal/lease/leasetest"
+)
+
+// maxSpans is how many spans one address keeps (the newest-expiring), as in
+// the DynamoDB store.
+const maxSpans = 500
+
+// Store is the in-memory audit store, and the lease backend an audit run
+// holds (the embedded leasetest.Backend), as the DynamoDB store is both.
+// Expiry is kept as DynamoDB keeps it: in whole epoch seconds, compared with
+// now by the reader. Make it with NewStore; it is safe for concurrent use.
+// The exported fields may be read and set between calls, not during them.
+type Store struct {
+	leasetest.Backend
+
+	mu sync.Mutex
+	// UserItems are the stored users by id.
+	UserItems map[string]ipguard.User
+	// Saved is the saved progress; Saves counts SetProgress calls.
+	Saved ipguard.AuditProgress
+	Saves int
+	// AlertedUntil holds, per alerted event id, when its record expires.
+	AlertedUntil map[int64]time.Time
+	spans        map[string][]storedSpan
+	// Writes counts RecordAlerted and RecordAlertedSpan calls.
+	Writes int
+	// FailWrites makes RecordAlerted and RecordAlertedSpan fail with an
+	// EUnavailable error, as an unavailable table would.
+	FailWrites bool
+	// FailureItems are the remembered failed logins per address
+	// (RecordFailures merges into them; counts kept at the larger).
+	FailureItems map[string]ipguard.AddressFailures
+	// HistoryItems are the users' allowlist histories (written by
+	// onboarding; a test's seed here).
+	HistoryItems map[string]ipguard.AllowlistHistory
+}
+
+type storedSpan struct {
+	ipguard.TimeSpan
+	expires int64 // epoch seconds
+}
+
+// NewStore returns an empty store holding users.
+func NewStore(users ...ipguard.User) *Store {
+	s := &Store{UserItems: map[string]ipguard.User{}, AlertedUntil: map[int64]time.Time{}, spans: map[string][]storedSpan{},
+		FailureItems: map[string]ipguard.AddressFailures{}, HistoryItems: map[string]ipguard.AllowlistHistory{}}
+	for _, u := range users {
+		s.UserItems[u.ID] = u
+	}
+	return s
+}
+
+// PutUser stores u (a test's seed; the audit never writes users).
+func (s *Store) PutUser(u ipguard.User) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.UserItems[u.ID] = u
+}
+
+// Users implements audit.Store.
+func (s *Store) Users(_ context.Context, ids []string) (map[string]ipguard.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]ipguard.User{}
+	for _, id := range ids {
+		if u, ok := s.UserItems[id]; ok {
+			out[id] = u
+		}
+	}
+	return out, nil
+}
+
+// AllUsers implements audit.Store.
+func (s *Store) AllUsers(context.Context) ([]ipguard.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.UserItems)), nil
+}
+
+// Progress implements audit.Store.
+func (s *Store) Progress(context.Context) (ipguard.AuditProgress, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return copyProgress(s.Saved), nil
+}
+
+// SetProgress implements audit.Store.
+func (s *Store) SetProgress(_ context.Context, p ipguard.AuditProgress) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Saved = copyProgress(p)
+	s.Saves++
+	return nil
+}
+
+func copyProgress(p ipguard.AuditProgress) ipguard.AuditProgress {
+	if p.Cursor != nil {
+		c := *p.Cursor
+		p.Cursor = &c
+	}
+	return p
+}
+
+// Alerted implements audit.Store.
+func (s *Store) Alerted(_ context.Context, ids []int64, now time.Time) (map[int64]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[int64]bool{}
+	for _, id := range ids {
+		if exp, ok := s.AlertedUntil[id]; ok && exp.Unix() > now.Unix() {
+			out[id] = true
+		}
+	}
+	return out, nil
+}
+
+// RecordAlerted implements audit.Store.
+func (s *Store) RecordAlerted(_ context.Context, ids []int64, at time.Time, keep time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.FailWrites {
+		return unavailable("record alerted events")
+	}
+	s.Writes++
+	for _, id := range ids {
+		s.AlertedUntil[id] = time.Unix(at.Add(keep).Unix(), 0).UTC()
+	}
+	return nil
+}
+
+// AlertedSpans implements audit.Store.
+func (s *Store) AlertedSpans(_ context.Context, ips []string, now time.Time) (map[string][]ipguard.TimeSpan, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string][]ipguard.TimeSpan{}
+	for _, ip := range ips {
+		if _, done := out[ip]; done {
+			continue
+		}
+		for _, sp := range s.spans[ip] {
+			if sp.expires > now.Unix() {
+				out[ip] = append(out[ip], sp.TimeSpan)
+			}
+		}
+	}
+	return out, nil
+}
+
+// RecordAlertedSpan implements audit.Store. Like DynamoDB it keeps whole
+// seconds: From rounded down, To up.
+func (s *Store) RecordAlertedSpan(_ context.Context, ip string, span ipguard.TimeSpan, at time.Time, keep time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.FailWrites {
+		return unavailable("record alerted burst from " + ip)
+	}
+	s.Writes++
+	var live []storedSpan
+	for _, sp := range s.spans[ip] {
+		if sp.expires > at.Unix() {
+			live = append(live, sp)
+		}
+	}
+	to := span.To.Unix()
+	if span.To.Nanosecond() > 0 {
+		to++
+	}
+	live = append(live, storedSpan{
+		TimeSpan: ipguard.TimeSpan{From: time.Unix(span.From.Unix(), 0).UTC(), To: time.Unix(to, 0).UTC()},
+		expires:  at.Add(keep).Unix(),
+	})
+	sort.SliceStable(live, func(i, j int) bool { return live[i].expires > live[j].expires })
+	s.spans[ip] = live[:min(len(live), maxSpans)]
+	return nil
+}
+
+func unavailable(op string) error {
+	return ipguard.Errorf(ipguard.EUnavailable, "dynamodb: %s: service unavailable", op)
+}
+
+// AllowlistHistory implements audit.Store: the histories of ids that have one.
+func (s *Store) AllowlistHistory(_ context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]ipguard.AllowlistHistory{}
+	for _, id := range ids {
+		if h, ok := s.HistoryItems[id]; ok {
+			out[id] = h
+		}
+	}
+	return out, nil
+}
+
+// RecordFailures implements audit.Store: each address's record merges with
+// what is remembered (the larger count, the wider span).
+func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, _ time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, x := range fs {
+		have, ok := s.FailureItems[x.IP]
+		if !ok {
+			s.FailureItems[x.IP] = x
+			continue
+		}
+		have.Count = max(have.Count, x.Count)
+		if x.First.Before(have.First) {
+			have.First = x.First
+		}
+		if x.Last.After(have.Last) {
+			have.Last = x.Last
+		}
+		s.FailureItems[x.IP] = have
+	}
+	return nil
+}
+
+// Failures implements audit.Store: the remembered failures of ips whose
+// last failure lies within [from, to].
+func (s *Store) Failures(_ context.Context, ips []string, from, to time.Time) (map[string]ipguard.AddressFailures, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]ipguard.AddressFailures{}
+	for _, ip := range ips {
+		if x, ok := s.FailureItems[ip]; ok && !x.Last.Before(from) && !x.Last.After(to) {
+			out[ip] = x
+		}
+	}
+	return out, nil
+}

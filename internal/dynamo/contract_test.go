@@ -1,0 +1,70 @@
+package dynamo_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest/auditcontract"
+	"ipguard/internal/dynamo"
+	"ipguard/internal/enforce"
+	"ipguard/internal/enforce/enforcetest"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/lease"
+	"ipguard/internal/lease/leasetest"
+	"ipguard/internal/onboard"
+	"ipguard/internal/onboard/onboardtest/onboardcontract"
+	"ipguard/internal/testbed/localaws"
+)
+
+// The DynamoDB store is held to the same tables of promises as the
+// in-memory fakes every other package's tests use: one contract per port.
+func TestStoreKeepsEveryPortsContract(t *testing.T) {
+	newStore := freshStores(motoDB(t))
+	t.Run("lease.Backend", func(t *testing.T) {
+		leasetest.BackendContract(t, func(t *testing.T) lease.Backend { return newStore(t) })
+	})
+	t.Run("audit.Store", func(t *testing.T) {
+		auditcontract.StoreContract(t, func(t *testing.T) (audit.Store, func(ipguard.User)) {
+			s := newStore(t)
+			return s, func(u ipguard.User) {
+				if err := s.PutUser(context.Background(), u); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
+	})
+	t.Run("onboard.Store", func(t *testing.T) {
+		onboardcontract.StoreContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
+	})
+	t.Run("enforce.Store", func(t *testing.T) {
+		enforcetest.StoreContract(t, func(t *testing.T) enforce.Store { return newStore(t) })
+	})
+}
+
+// motoDB starts a moto server for t and returns a DynamoDB client of it.
+func motoDB(t *testing.T) *dynamodb.Client {
+	t.Helper()
+	localaws.MotoT(t)
+	cfg, err := localaws.Config(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dynamodb.NewFromConfig(cfg)
+}
+
+// freshStores returns a maker of stores, each on a table of its own shaped
+// as DEVELOPERS.md describes.
+func freshStores(db *dynamodb.Client) func(t *testing.T) *dynamo.Store {
+	n := 0
+	return func(t *testing.T) *dynamo.Store {
+		t.Helper()
+		n++
+		table := fmt.Sprintf("contract-%d", n)
+		createTable(t, db, table)
+		return dynamo.New(db, table)
+	}
+}

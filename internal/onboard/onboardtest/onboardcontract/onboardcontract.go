@@ -1,0 +1,153 @@
+// Package onboardcontract holds StoreContract, the promises of onboard.Store
+// as a table that every implementation must pass: the in-memory
+// onboardtest.Store (its own test) and the DynamoDB store (internal/dynamo,
+// under moto).
+package onboardcontract
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+	"ipguard/internal/onboard"
+)
+
+// StoreContract checks the promises of onboard.Store on stores made by
+// newStore (each call a fresh, empty one).
+func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
+	ctx := context.Background()
+	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	user := func(rev int64, entries ...string) ipguard.User {
+		return ipguard.User{ID: "u1", Email: "a@example.com", Entries: entries, Rev: rev, CreatedAt: t0, UpdatedAt: t0.Add(time.Duration(rev) * time.Second)}
+	}
+
+	t.Run("a user is written only over the rev it was read at", func(t *testing.T) {
+		s := newStore(t)
+		if _, ok, err := s.GetUser(ctx, "u1"); ok || err != nil {
+			t.Fatalf("GetUser before any write: %v, %v; want false, nil", ok, err)
+		}
+		steps := []struct {
+			name string
+			u    ipguard.User
+			prev int64
+			want bool
+		}{
+			{"create over no record", user(1, "203.0.113.7"), 0, true},
+			{"a second create finds the record", user(1, "203.0.113.8"), 0, false},
+			{"an update over the stored rev", user(2, "203.0.113.9"), 1, true},
+			{"an update over an older rev", user(3, "198.51.100.1"), 1, false},
+		}
+		for _, st := range steps {
+			ok, err := s.PutUserIf(ctx, st.u, st.prev)
+			if err != nil || ok != st.want {
+				t.Fatalf("%s: %v, %v; want %v, nil", st.name, ok, err, st.want)
+			}
+		}
+		got, ok, err := s.GetUser(ctx, "u1")
+		if err != nil || !ok || got.Rev != 2 || !slices.Equal(got.Entries, []string{"203.0.113.9"}) || got.Email != "a@example.com" ||
+			!got.CreatedAt.Equal(t0) || !got.UpdatedAt.Equal(t0.Add(2*time.Second)) {
+			t.Errorf("GetUser = %+v, %v, %v; want the rev 2 write", got, ok, err)
+		}
+	})
+
+	t.Run("delete, and every completed write is seen by AllUsers", func(t *testing.T) {
+		s := newStore(t)
+		for _, id := range []string{"a", "b", "c"} {
+			if ok, err := s.PutUserIf(ctx, ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}, 0); !ok || err != nil {
+				t.Fatalf("put %s: %v, %v", id, ok, err)
+			}
+		}
+		if err := s.DeleteUser(ctx, "b"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteUser(ctx, "nobody"); err != nil {
+			t.Errorf("deleting a user not stored: %v; want nil", err)
+		}
+		if _, ok, err := s.GetUser(ctx, "b"); ok || err != nil {
+			t.Errorf("GetUser after delete: %v, %v; want false, nil", ok, err)
+		}
+		all, err := s.AllUsers(ctx)
+		stored := map[string]bool{}
+		for _, u := range all {
+			stored[u.ID] = true
+		}
+		if err != nil || len(all) != 2 || !stored["a"] || !stored["c"] {
+			t.Errorf("AllUsers = %d users %v, %v; want a and c", len(all), stored, err)
+		}
+	})
+
+	t.Run("concurrent version bumps get distinct values", func(t *testing.T) {
+		s := newStore(t)
+		const n = 8
+		versions := make(chan int64, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				v, err := s.BumpVersion(ctx)
+				if err != nil {
+					t.Error(err)
+				}
+				versions <- v
+			})
+		}
+		wg.Wait()
+		close(versions)
+		seen := map[int64]bool{}
+		for v := range versions {
+			if seen[v] || v < 1 || v > n {
+				t.Errorf("version %d given twice or out of 1..%d", v, n)
+			}
+			seen[v] = true
+		}
+	})
+
+	t.Run("portal state: every field but Version, Applied never down", func(t *testing.T) {
+		s := newStore(t)
+		if st, err := s.PortalState(ctx); err != nil || !reflect.DeepEqual(st, ipguard.PortalState{}) {
+			t.Fatalf("PortalState before any write = %+v, %v; want the zero value", st, err)
+		}
+		if _, err := s.BumpVersion(ctx); err != nil {
+			t.Fatal(err)
+		}
+		want := ipguard.PortalState{
+			Version: 99, Applied: 5, Owned: []string{"203.0.113.7", "198.51.100.0/30"},
+			LastSeen:    []ipguard.Restriction{{IP: "203.0.113.7"}, {IP: "192.0.2.1", ForAdmin: true}},
+			LastEnabled: true, Reconciled: true, Pending: "HTTP 503", PendingCode: ipguard.EUnavailable, PendingVersion: 6,
+			LastReconcile: t0.Add(1500 * time.Millisecond), DriftEpisode: "d1", LockoutNotice: "n1", HandOff: true,
+		}
+		if err := s.PutPortalState(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.PortalState(ctx)
+		want.Version = 1 // only BumpVersion moves it
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("PortalState = %+v, %v\nwant %+v", got, err, want)
+		}
+		older := want
+		older.Applied, older.Pending, older.Owned = 3, "", []string{"203.0.113.7"}
+		if err := s.PutPortalState(ctx, older); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.PortalState(ctx)
+		if err != nil || got.Applied != 5 || got.Pending != "" || !slices.Equal(got.Owned, older.Owned) {
+			t.Errorf("after an older write: %+v, %v; want Applied kept at 5, the rest replaced", got, err)
+		}
+	})
+
+	t.Run("a read returns a copy", func(t *testing.T) {
+		s := newStore(t)
+		if err := s.PutPortalState(ctx, ipguard.PortalState{Owned: []string{"203.0.113.7"}}); err != nil {
+			t.Fatal(err)
+		}
+		st, _ := s.PortalState(ctx)
+		st.Owned[0] = "changed"
+		if again, _ := s.PortalState(ctx); fmt.Sprint(again.Owned) != "[203.0.113.7]" {
+			t.Errorf("changing a read changed the store: %v", again.Owned)
+		}
+	})
+}

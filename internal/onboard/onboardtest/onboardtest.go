@@ -1,0 +1,146 @@
+// Package onboardtest holds the one in-memory onboarding store every test
+// uses. Package onboardcontract below it holds the table of promises both
+// this fake and the DynamoDB store must pass, so that no test passes against
+// store behaviour production never has.
+//
+// It does not import package onboard, so that onboard's own (in-package)
+// tests can use it.
+package onboardtest
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"sync"
+
+	"ipguard/internal/ipguard"
+)
+
+// Store is the in-memory onboarding store. Make it with NewStore; it is safe
+// for concurrent use. The exported fields may be read and set between
+// calls, not during them.
+type Store struct {
+	mu sync.Mutex
+	// UserItems are the stored users by id.
+	UserItems map[string]ipguard.User
+	// State is the stored portal state.
+	State ipguard.PortalState
+	// Writes counts applied PutUserIf and DeleteUser calls.
+	Writes int
+	// LoseAnswers: the next this many PutUserIf calls are applied but
+	// report that the condition failed (DynamoDB applied the write, the
+	// answer was lost, and the SDK's resend found the record changed).
+	LoseAnswers int
+	// BumpErrs: the next this many BumpVersion calls fail (a throttled
+	// counter, or its answer lost).
+	BumpErrs int
+	// Outbox holds the due alerts by key.
+	Outbox map[string]ipguard.DueAlert
+}
+
+// NewStore returns an empty store.
+func NewStore() *Store { return &Store{UserItems: map[string]ipguard.User{}} }
+
+// GetUser implements onboard.Store.
+func (s *Store) GetUser(_ context.Context, id string) (ipguard.User, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.UserItems[id]
+	return u, ok, nil
+}
+
+// PutUserIf implements onboard.Store.
+func (s *Store) PutUserIf(_ context.Context, u ipguard.User, prev int64) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.UserItems[u.ID].Rev != prev {
+		return false, nil
+	}
+	s.Writes++
+	s.UserItems[u.ID] = u
+	if s.LoseAnswers > 0 {
+		s.LoseAnswers--
+		return false, nil
+	}
+	return true, nil
+}
+
+// DeleteUser implements onboard.Store.
+func (s *Store) DeleteUser(_ context.Context, id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Writes++
+	delete(s.UserItems, id)
+	return nil
+}
+
+// AllUsers implements onboard.Store.
+func (s *Store) AllUsers(context.Context) ([]ipguard.User, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Collect(maps.Values(s.UserItems)), nil
+}
+
+// BumpVersion implements onboard.Store.
+func (s *Store) BumpVersion(context.Context) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.BumpErrs > 0 {
+		s.BumpErrs--
+		return 0, ipguard.Errorf(ipguard.EUnavailable, "bump the allowlist version: throttled")
+	}
+	s.State.Version++
+	return s.State.Version, nil
+}
+
+// PortalState implements onboard.Store.
+func (s *Store) PortalState(context.Context) (ipguard.PortalState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cloneState(s.State), nil
+}
+
+// PutPortalState implements onboard.Store.
+func (s *Store) PutPortalState(_ context.Context, st ipguard.PortalState) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st = cloneState(st)
+	st.Version = s.State.Version
+	st.Applied = max(st.Applied, s.State.Applied)
+	s.State = st
+	return nil
+}
+
+func cloneState(st ipguard.PortalState) ipguard.PortalState {
+	st.Owned, st.LastSeen, st.Sent, st.SentAdded = slices.Clone(st.Owned), slices.Clone(st.LastSeen), slices.Clone(st.Sent), slices.Clone(st.SentAdded)
+	st.OwnSaves, st.LateSent = slices.Clone(st.OwnSaves), slices.Clone(st.LateSent)
+	return st
+}
+
+// AddDueAlert implements onboard.Store.
+func (s *Store) AddDueAlert(_ context.Context, a ipguard.DueAlert) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Outbox == nil {
+		s.Outbox = map[string]ipguard.DueAlert{}
+	}
+	s.Outbox[a.Key] = a
+	return nil
+}
+
+// DueAlerts implements onboard.Store: oldest first.
+func (s *Store) DueAlerts(context.Context) ([]ipguard.DueAlert, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Collect(maps.Values(s.Outbox))
+	slices.SortFunc(out, func(a, b ipguard.DueAlert) int { return a.Since.Compare(b.Since) })
+	return out, nil
+}
+
+// ClearDueAlert implements onboard.Store.
+func (s *Store) ClearDueAlert(_ context.Context, k string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.Outbox, k)
+	return nil
+}

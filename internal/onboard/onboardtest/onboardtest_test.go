@@ -1,0 +1,13 @@
+package onboardtest_test
+
+import (
+	"testing"
+
+	"ipguard/internal/onboard"
+	"ipguard/internal/onboard/onboardtest"
+	"ipguard/internal/onboard/onboardtest/onboardcontract"
+)
+
+func TestFakeKeepsTheContract(t *testing.T) {
+	onboardcontract.StoreContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
+}
