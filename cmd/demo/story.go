@@ -70,7 +70,7 @@ func (d *demo) tell(ctx context.Context) error {
 		return fmt.Errorf("step 5: %w", err)
 	}
 	// The status and a metrics line stay last: they are what the demo ends with.
-	for i, s := range []func(context.Context, int) error{d.stepTravelMode, d.stepDrift, d.stepOffboard, d.stepKeyExpiring, d.stepTestAlert, d.stepStatus} {
+	for i, s := range []func(context.Context, int) error{d.stepBehaviour, d.stepTravelMode, d.stepDrift, d.stepOffboard, d.stepKeyExpiring, d.stepTestAlert, d.stepStatus} {
 		if err := s(ctx, 6+i); err != nil {
 			return fmt.Errorf("step %d: %w", 6+i, err)
 		}

@@ -29,12 +29,14 @@ const (
 )
 
 // Kinds lists every finding kind, in the order alerts present them.
+// (The behaviour kinds follow them in alerts: see BehaviourKinds.)
 var Kinds = []string{KindPasswordGuessSucceeded, KindCoverageLost, KindIPNotAllowed, KindUnknownUser, KindUnverifiableIP, KindFailedLoginBurst}
 
 // Severities lists every severity, highest first. Each run sends one message
 // (or more, when it must split) per severity, so that a subscription filter
 // policy on the message attribute "severity" can route them.
-var Severities = []string{SeverityCritical, SeverityHigh, SeverityMedium}
+// Low is only ever a behaviour finding's (new_device).
+var Severities = []string{SeverityCritical, SeverityHigh, SeverityMedium, SeverityLow}
 
 // MaxListedIDs is how many event ids a burst finding lists; Count says how
 // many events it has and Capped says when the list is cut.
@@ -97,6 +99,16 @@ type Finding struct {
 	// Response is what was done about the login (see Responder); nil when
 	// nothing applies (no responder, or a kind that is never enforced).
 	Response *Response `json:"response,omitempty"`
+	// Reasons are every rule the login broke once behaviour rules judged it
+	// (package behaviour; absent otherwise), and Explanation says in plain
+	// words what is new and what the user's normal is. (A password_spray
+	// lists its accounts in Logins, its addresses in IPs and counts them
+	// in Addresses.)
+	Reasons     []Reason `json:"reasons,omitempty"`
+	Explanation string   `json:"explanation,omitempty"`
+	// NotMessaged: below BEHAVIOUR_MIN_SEVERITY, the finding is counted,
+	// logged and kept for the digest, but sent in no message.
+	NotMessaged bool `json:"notMessaged,omitempty"`
 
 	// span is a burst's time span: every failed login from IP in it is
 	// covered by the finding (recorded as one alerted span).

@@ -91,6 +91,12 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		return findings[i].EventID < findings[j].EventID
 	})
 	findings = append(findings, p.ev.Bursts()...)
+	if s.Behaviour != nil {
+		findings, err = s.Behaviour.Judge(ctx, Piece{Events: good, Done: done, Final: final, Backfill: r.backfill, Declared: p.lists.Declared}, findings)
+		if err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: judge behaviour: %w", err)
+		}
+	}
 
 	var ids []int64
 	for _, f := range findings {
@@ -110,11 +116,18 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	// piece before they are sent, so that the alert says what was done.
 	notices := p.respond(ctx, findings)
 
-	if err := p.publish(ctx, findings, notices); err != nil {
+	sent, quiet := splitQuiet(findings)
+	if err := p.publish(ctx, sent, notices); err != nil {
 		return err
 	}
+	p.countQuiet(ctx, quiet)
 	if err := p.archive(ctx, good, done); err != nil {
 		return err
+	}
+	if s.Behaviour != nil {
+		if err := s.Behaviour.Settle(ctx); err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save behaviour baselines (this piece's alerts were sent and recorded): %w", err)
+		}
 	}
 
 	if !r.prog.Cursor.Below.Equal(done) {
@@ -290,6 +303,7 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 		}
 		for _, f := range b.Findings {
 			r.res.Counts[f.Kind]++
+			countReasons(r.res, f)
 			r.res.Severities[f.Severity]++
 			p.logFinding(ctx, f, id)
 		}
@@ -352,5 +366,6 @@ func (p *piecer) logFinding(ctx context.Context, f Finding, messageID string) {
 	if f.Response != nil {
 		args = append(args, "response", f.Response.Outcome)
 	}
+	args = append(args, behaviourLogArgs(f)...)
 	p.run.log.InfoContext(ctx, "finding", args...)
 }

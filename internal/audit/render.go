@@ -176,7 +176,7 @@ func render(m Meta, fs []Finding, part, parts int) (ipguard.Alert, error) {
 	}
 	var kinds []string
 	n := countKinds(fs)
-	for _, k := range Kinds {
+	for _, k := range alertKinds {
 		if n[k] > 0 {
 			kinds = append(kinds, k)
 		}
@@ -218,6 +218,10 @@ var kindPhrase = map[string][2]string{ // singular, plural
 	KindUnverifiableIP:         {"login from an unverifiable address", "logins from unverifiable addresses"},
 	KindFailedLoginBurst:       {"failed-login burst", "failed-login bursts"},
 	KindCoverageLost:           {"stretch of logins not evaluated (lost coverage)", "stretches of logins not evaluated (lost coverage)"},
+	KindPasswordSpray:          {"password spray", "password sprays"},
+	KindImpossibleTravel:       {"impossible travel", "impossible travels"},
+	KindNewCountry:             {"login from a new country", "logins from new countries"},
+	KindNewDevice:              {"login from a new device", "logins from new devices"},
 }
 
 func phrase(kind string, n int) string {
@@ -266,7 +270,7 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 	}
 	fmt.Fprintf(&b, "DocSpace IP Guard %s on %s\nfrom %s to %s (UTC) and found:\n\n",
 		what, humantext.Line(m.Portal, 200), m.Window.From.UTC().Format("2006-01-02 15:04:05"), m.Window.To.UTC().Format("2006-01-02 15:04:05"))
-	for _, k := range Kinds {
+	for _, k := range alertKinds {
 		if n[k] > 0 {
 			fmt.Fprintf(&b, "  - %s\n", phrase(k, n[k]))
 		}
@@ -310,6 +314,7 @@ func emailText(m Meta, fs []Finding, part, parts int) string {
 	if n[KindFailedLoginBurst] > 0 {
 		b.WriteString("  - Repeated failed logins from one address look like password guessing:\n    check the portal's brute-force settings and block the address upstream.\n")
 	}
+	writeBehaviourAdvice(&b, n)
 	b.WriteString("\nSent by DocSpace IP Guard. Each login is alerted once (see README, \"Alert guarantee\").\n" +
 		"Values from the portal are shown escaped (\\uXXXX for control and invisible characters).\n")
 	return b.String()
@@ -331,7 +336,8 @@ func writeFinding(b *strings.Builder, i int, f Finding) {
 		b.WriteString("\n")
 		return
 	}
-	if f.Kind == KindFailedLoginBurst {
+	writeReasons(b, f)
+	if f.Kind == KindFailedLoginBurst || f.Kind == KindPasswordSpray {
 		targets := "none given"
 		if len(f.Logins) > 0 {
 			var ls []string
@@ -372,7 +378,7 @@ func writeFinding(b *strings.Builder, i int, f Finding) {
 		fmt.Fprintf(b, "   When:  %s\n", f.Date)
 	}
 	switch {
-	case f.Kind == KindFailedLoginBurst:
+	case f.Kind == KindFailedLoginBurst || f.Kind == KindPasswordSpray:
 		more := ""
 		if f.Capped {
 			more = fmt.Sprintf(" (first %d of %d)", len(f.EventIDs), f.Count)
@@ -406,8 +412,9 @@ func smsText(m Meta, fs []Finding) string {
 	n := countKinds(fs)
 	var parts []string
 	short := map[string]string{KindPasswordGuessSucceeded: "GUESSED PASSWORD", KindIPNotAllowed: "bad IP", KindUnknownUser: "unknown user",
-		KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst", KindCoverageLost: "LOST COVERAGE"}
-	for _, k := range Kinds {
+		KindUnverifiableIP: "unverifiable IP", KindFailedLoginBurst: "failed-login burst", KindCoverageLost: "LOST COVERAGE",
+		KindPasswordSpray: "PASSWORD SPRAY", KindImpossibleTravel: "impossible travel", KindNewCountry: "new country", KindNewDevice: "new device"}
+	for _, k := range alertKinds {
 		if n[k] > 0 {
 			parts = append(parts, fmt.Sprintf("%d %s", n[k], short[k]))
 		}
@@ -428,7 +435,7 @@ func smsText(m Meta, fs []Finding) string {
 	if who == "" {
 		who = first.User
 	}
-	if first.Kind == KindFailedLoginBurst && len(first.Logins) > 0 {
+	if (first.Kind == KindFailedLoginBurst || first.Kind == KindPasswordSpray) && len(first.Logins) > 0 {
 		who = first.Logins[0]
 	}
 	head := "DocSpace alert"

@@ -152,6 +152,8 @@ type Service struct {
 	Publisher Publisher
 	Leases    lease.Backend
 	Responder Responder
+	// Behaviour (optional) judges logins by each user's learned normal.
+	Behaviour Behaviour
 	// Archive, optional, keeps every login a scheduled run newly passes
 	// (see piecer.archive); backfills stay out of it.
 	Archive  Archiver
@@ -214,6 +216,14 @@ type Result struct {
 	SkipReason    string   `json:"skipReason,omitempty"`
 	Warnings      []string `json:"warnings"`
 	WarningCount  int      `json:"warningCount"`
+
+	// NotMessaged counts the findings (in Counts too) below
+	// BEHAVIOUR_MIN_SEVERITY: logged and kept for the digest, sent in no message.
+	NotMessaged int `json:"notMessaged,omitempty"`
+	// BehaviourReasons counts, per behaviour rule, the findings that have it
+	// among their reasons (a login outside its allowlist that is also
+	// impossible travel is counted under ip_not_allowed in Counts, and here).
+	BehaviourReasons map[string]int `json:"behaviourReasons,omitempty"`
 }
 
 // Handle decodes the invocation payload (see DecodeTrigger) and runs the audit.

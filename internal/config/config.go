@@ -109,6 +109,8 @@ type AuditSettings struct {
 	// heartbeat alarm counts as breaching.
 	AlarmPeriod time.Duration
 	Enforcement Enforcement
+	// Behaviour is the behaviour detection (see behaviour.go).
+	Behaviour Behaviour
 }
 
 // Enforcement says how the audit responds to a violating login.
@@ -215,6 +217,7 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		}
 		e.MaxPerRun = r.integer("ENFORCEMENT_MAX_PER_RUN", 10, 1, 1000)
 		e.DisableAfter = r.integer("ENFORCEMENT_DISABLE_AFTER", 0, 0, 1000)
+		c.Audit.Behaviour = r.behaviour()
 	}
 	c.Findings = r.findings(fn)
 	if len(r.problems) > 0 {

@@ -105,7 +105,7 @@ var (
 		// Items of the audit's failed-login buckets, behaviour baselines,
 		// digest days and findings-bus outbox (#16, #17, #18).
 		failuresPrefix + "*",
-		"baseline#*",
+		BaselinePrefix + "*",
 		"digest#*",
 		"outbox#bus",
 	}

@@ -31,6 +31,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -141,6 +142,9 @@ type Settings struct {
 	// Budget bounds the time one run spends acting, so the alert is never
 	// held up for long; 0 means 30s. Actions not done in time fail.
 	Budget time.Duration
+	// Behaviour are the behaviour rules (ENFORCE_BEHAVIOUR) whose reasons
+	// make a finding enforceable; none by default.
+	Behaviour []string
 }
 
 // Service is the audit's Responder. Portal and Store are required unless
@@ -256,7 +260,20 @@ func (s *Service) enforceable(f audit.Finding) bool {
 	case audit.KindIPNotAllowed:
 		return true
 	case audit.KindUnknownUser:
-		return s.Settings.UnknownUsers
+		if s.Settings.UnknownUsers {
+			return true
+		}
+	}
+	return s.behaviourEnforced(f)
+}
+
+// behaviourEnforced: enforcement follows a finding's reasons; a behaviour
+// reason counts only where ENFORCE_BEHAVIOUR names its rule.
+func (s *Service) behaviourEnforced(f audit.Finding) bool {
+	for _, r := range f.Reasons {
+		if audit.IsBehaviourKind(r.Kind) && slices.Contains(s.Settings.Behaviour, r.Kind) {
+			return true
+		}
 	}
 	return false
 }

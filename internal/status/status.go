@@ -83,6 +83,21 @@ type LastRun struct {
 	ErrorType       string `json:"errorType,omitempty"`
 	Error           string `json:"error,omitempty"`
 	DurationMs      int64  `json:"durationMs"`
+
+	// Behaviour counts the run's behaviour findings per kind (messaged or
+	// not), and NoGeoIP says the portal gave no country for any login of
+	// whole address the audit has seen (place rules cannot fire).
+	Behaviour BehaviourCounts `json:"behaviour,omitzero"`
+	NoGeoIP   bool            `json:"noGeoIP,omitempty"`
+}
+
+// BehaviourCounts are a run's behaviour findings per rule (a comparable
+// value, so that a LastRun is one).
+type BehaviourCounts struct {
+	ImpossibleTravel int `json:"impossible_travel"`
+	NewCountry       int `json:"new_country"`
+	NewDevice        int `json:"new_device"`
+	PasswordSpray    int `json:"password_spray"`
 }
 
 // Key is the API key as the status shows it.
@@ -119,6 +134,9 @@ type Report struct {
 	Delivery *DeliveryState `json:"delivery,omitempty"`
 	Warnings []string       `json:"warnings"`
 }
+
+// NoGeoIPWarning is the status's one line when the portal has no GeoIP data.
+const NoGeoIPWarning = "the portal gives no GeoIP data (no country on any login from a whole address): new_country and impossible_travel cannot fire; install the GeoIP table on the DocSpace server"
 
 // maxWarningBytes bounds one warning of the report (humantext.Line).
 const maxWarningBytes = 1000
@@ -177,6 +195,9 @@ func (s *Service) Report(ctx context.Context) Report {
 		warn("last run", err)
 	} else if ok {
 		r.LastRun = &last
+		if last.NoGeoIP {
+			r.Warnings = append(r.Warnings, NoGeoIPWarning)
+		}
 	}
 	if n, err := s.Store.CountUsers(ctx); err != nil {
 		warn("users", err)

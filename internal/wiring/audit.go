@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"ipguard/internal/audit"
+	"ipguard/internal/behaviour"
 	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/emf"
@@ -35,6 +36,7 @@ func (d Deps) AuditService() *audit.Service {
 		Publisher: d.alertChain(d.Config.AlertTopicARN, config.Audit, true).Publisher,
 		Leases:    d.Store,
 		Responder: d.Enforcement(),
+		Behaviour: d.BehaviourHook(),
 		Archive:   d.loginArchive(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
@@ -84,9 +86,9 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 			for k, v := range findingsProps {
 				props[k] = v
 			}
-			mw.write(ctx, metrics, props)
+			mw.write(ctx, metrics, behaviourProps(res, svc.Behaviour, props))
 			if !rejected {
-				d.saveLastRun(ctx, res, err, took)
+				d.saveLastRun(ctx, res, err, took, behaviourLastRun(res, svc.Behaviour))
 			}
 		}()
 		defer func() { recovered(ctx, d.Log, recover(), &err) }()
@@ -144,6 +146,9 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 const (
 	ActionStatus    = "status"
 	ActionTestAlert = "test-alert"
+	// ActionLearn reads the login history into the behaviour baselines
+	// ({"action": "learn", "days": N, "dryRun": bool}; package behaviour).
+	ActionLearn = "learn"
 )
 
 // AuditFunction is the whole AuditFunction handler: {"action": "status"}
@@ -181,6 +186,17 @@ func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 			return rep, nil
 		case ActionTestAlert:
 			return test(ctx)
+		case ActionLearn:
+			defer func() { recovered(ctx, d.Log, recover(), &err) }()
+			detail, _, uerr := eventbridge.Unwrap(payload)
+			if uerr != nil {
+				return nil, uerr
+			}
+			req, _, derr := behaviour.DecodeLearn(detail)
+			if derr != nil {
+				return nil, derr
+			}
+			return d.Learn(ctx, req)
 		}
 		return run(ctx, payload)
 	}
@@ -201,7 +217,7 @@ func auditAction(payload []byte) string {
 		return ""
 	}
 	switch a := strings.ToLower(strings.TrimSpace(*v.Action)); a {
-	case ActionStatus, ActionTestAlert:
+	case ActionStatus, ActionTestAlert, ActionLearn:
 		return a
 	}
 	return ""
@@ -334,6 +350,7 @@ func (d Deps) Enforcement() *enforce.Service {
 			UnknownUsers: e.UnknownUsers,
 			MaxPerRun:    e.MaxPerRun,
 			DisableAfter: e.DisableAfter,
+			Behaviour:    d.Config.Audit.Behaviour.Enforce,
 			Retention:    d.Config.Audit.AlertRetention,
 			Budget:       30 * time.Second,
 		},
@@ -392,12 +409,15 @@ func checkKey(ctx context.Context, w *keywatch.Watch) (warnings []string, err er
 
 // saveLastRun records the run's outcome for the status operation; a failure
 // to record is logged, not returned.
-func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took time.Duration) {
+func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took time.Duration, more ...func(*status.LastRun)) {
 	if d.Store == nil {
 		return
 	}
 	rec := status.LastRun{Outcome: "succeeded", At: time.Now().UTC().Format(time.RFC3339), From: res.From, To: res.To,
 		Backfill: res.Backfill, EventsScanned: res.EventsScanned, AlertsPublished: res.AlertsPublished, DurationMs: took.Milliseconds()}
+	for _, m := range more {
+		m(&rec)
+	}
 	switch {
 	case err != nil:
 		rec.Outcome, rec.ErrorType, rec.Error = "failed", ErrorType(err), humantext.Line(redact.Clean(err.Error()), 1000)

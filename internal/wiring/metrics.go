@@ -229,9 +229,15 @@ func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, 
 	sort.Strings(kinds)
 	for _, k := range kinds {
 		total += res.Counts[k]
+		if audit.IsBehaviourKind(k) {
+			continue // an EMF property, not a metric (behaviourProps)
+		}
 		ms = append(ms, count(PrefixFindingsKind+k, res.Counts[k]))
 	}
 	for _, sev := range audit.Severities {
+		if sev == audit.SeverityLow {
+			continue // only behaviour findings are low: a property
+		}
 		ms = append(ms, count(PrefixFindingsSeverity+sev, res.Severities[sev]))
 	}
 	return append(ms,

@@ -119,6 +119,16 @@ var samples = map[string]sample{
 			t.Errorf("result = %s, want a scheduled (not backfill) window with from before to", jsonText(result))
 		}
 	}},
+	"audit-learn-dryrun.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		if result["action"] != "learn" || result["dryRun"] != true || result["days"] != float64(30) || result["complete"] != true || result["baselinesWritten"] != float64(0) {
+			t.Errorf("result = %s, want a complete dry run over 30 days that wrote nothing", jsonText(result))
+		}
+	}},
+	"audit-learn.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		if result["action"] != "learn" || result["dryRun"] != false || result["complete"] != true {
+			t.Errorf("result = %s, want a complete learn over 30 days", jsonText(result))
+		}
+	}},
 	"audit-test-alert.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
 		if result["test"] != true || result["confirmedSubscribers"] != 1.0 {
 			t.Errorf("result = %s, want a test sent to 1 confirmed subscriber", jsonText(result))

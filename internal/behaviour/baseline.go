@@ -1,0 +1,253 @@
+// Package behaviour learns each user's normal from their successful logins
+// (countries, devices, the last login's place and time) and judges logins
+// that depart from it: impossible_travel, new_country, new_device, and
+// password_spray over failed logins (issue #17). It is pure: the baselines
+// come from and go to a Store, the login history from a Source.
+package behaviour
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Bounds of one baseline (one DynamoDB item per user, a few KB at most).
+const (
+	MaxCountries = 50
+	MaxDevices   = 50
+	maxKeyRunes  = 64
+)
+
+// Baseline is one user's learned normal. Countries and devices are kept at
+// most MaxCountries and MaxDevices, the least recently seen dropped first.
+//
+// Order: learning a login older than what the baseline knows never moves
+// anything backwards (Newest, Last, a country's or device's At only grow),
+// so learning is idempotent and the order of runs does not matter.
+type Baseline struct {
+	UserID string `json:"userId"`
+	// Logins counts the successful logins learned, each once: a login is
+	// counted when it is newer than Newest or older than First (one between
+	// them may have been learned before, and is not).
+	Logins int `json:"logins"`
+	// First and Newest are the oldest and newest login learned.
+	First  time.Time `json:"first"`
+	Newest time.Time `json:"newest"`
+	// Countries by key (ISO code, or the portal's name when the table does
+	// not know it); Devices by "browser family/platform family".
+	Countries []Seen `json:"countries,omitempty"`
+	Devices   []Seen `json:"devices,omitempty"`
+	// Last is the newest login with a usable place (travel compares with it).
+	Last *Sighting `json:"last,omitempty"`
+}
+
+// Seen is one country or device of a baseline and when it was last seen.
+type Seen struct {
+	Key  string    `json:"key"`
+	Name string    `json:"name,omitempty"` // as the portal spelled it, for explanations
+	At   time.Time `json:"at"`
+}
+
+// Sighting is a login's place and time.
+type Sighting struct {
+	EventID  int64     `json:"eventId"`
+	At       time.Time `json:"at"`
+	Country  string    `json:"country"`
+	City     string    `json:"city,omitempty"`
+	IP       string    `json:"ip,omitempty"`
+	Declared bool      `json:"declared,omitempty"` // through one of the user's allowlist entries
+}
+
+// Login is what the rules see of one successful login.
+type Login struct {
+	EventID  int64
+	UserID   string
+	At       time.Time
+	IP       string
+	Whole    bool // the address is whole (not an IPv6 cut by the portal, not empty)
+	Country  string
+	City     string
+	Browser  string
+	Platform string
+	Declared bool // through one of the user's own allowlist entries
+}
+
+// placeUsable: the login's country can be trusted (the portal gave one,
+// for a whole address).
+func (l Login) placeUsable() bool { return l.Whole && strings.TrimSpace(l.Country) != "" }
+
+// countryKey is the key of the login's country in a baseline.
+func countryKey(country string) string {
+	if c := CountryCode(country); c != "" {
+		return c
+	}
+	return clip(normName(country))
+}
+
+// memo remembers a bounded number of computed names (the same browser,
+// platform and country strings come back at nearly every login).
+type memo struct {
+	mu sync.Mutex
+	m  map[[2]string]string
+}
+
+// maxMemo bounds a memo: portal text is chosen by whoever logs in.
+const maxMemo = 4096
+
+func (m *memo) get(key [2]string, f func() string) string {
+	m.mu.Lock()
+	v, ok := m.m[key]
+	m.mu.Unlock()
+	if ok {
+		return v
+	}
+	v = f()
+	m.mu.Lock()
+	if m.m == nil {
+		m.m = map[[2]string]string{}
+	}
+	if len(m.m) < maxMemo {
+		m.m[key] = v
+	}
+	m.mu.Unlock()
+	return v
+}
+
+var deviceKeys, deviceNames, countryCodes memo
+
+// DeviceKey is "browser family/platform family": versions are dropped
+// ("Firefox 126.0" on "Windows 10" → "firefox/windows"); "" when both are empty.
+func DeviceKey(browser, platform string) string {
+	return deviceKeys.get([2]string{browser, platform}, func() string { return deviceKey(browser, platform) })
+}
+
+func deviceKey(browser, platform string) string {
+	b, p := family(browser), family(platform)
+	if b == "" && p == "" {
+		return ""
+	}
+	return clip(b + "/" + p)
+}
+
+// DeviceName is the readable form: "Firefox on Windows".
+func DeviceName(browser, platform string) string {
+	return deviceNames.get([2]string{browser, platform}, func() string { return deviceName(browser, platform) })
+}
+
+func deviceName(browser, platform string) string {
+	b, p := familyName(browser), familyName(platform)
+	switch {
+	case b == "":
+		return p
+	case p == "":
+		return b
+	}
+	return b + " on " + p
+}
+
+// familyName drops version tokens: every word from the first that starts
+// with a digit ("Mac OS X 10.15" → "Mac OS X", "Chrome 125.0" → "Chrome").
+func familyName(s string) string {
+	var keep []string
+	for _, w := range strings.Fields(s) {
+		if w[0] >= '0' && w[0] <= '9' {
+			break
+		}
+		keep = append(keep, w)
+	}
+	return strings.Join(keep, " ")
+}
+
+func family(s string) string { return strings.ToLower(familyName(s)) }
+
+func clip(s string) string {
+	if utf8.RuneCountInString(s) <= maxKeyRunes {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:maxKeyRunes])
+}
+
+// Learning reports whether the baseline is still too young to judge a login
+// at at by new_country/new_device: fewer than minLogins logins learned and
+// less than minDays of history.
+func (b *Baseline) Learning(at time.Time, minLogins int, minDays time.Duration) bool {
+	if b.Logins >= minLogins {
+		return false
+	}
+	return b.First.IsZero() || at.Sub(b.First) < minDays
+}
+
+// HasCountry / HasDevice report whether the baseline knows the key.
+func (b *Baseline) HasCountry(key string) bool { return has(b.Countries, key) }
+func (b *Baseline) HasDevice(key string) bool  { return has(b.Devices, key) }
+
+func has(ss []Seen, key string) bool {
+	for _, s := range ss {
+		if s.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Learn adds a successful login to the baseline and reports whether
+// anything changed. Learning the same login twice changes nothing.
+func (b *Baseline) Learn(l Login) bool {
+	changed := true
+	switch {
+	case b.First.IsZero():
+		b.First, b.Newest, b.Logins = l.At, l.At, 1
+	case l.At.After(b.Newest):
+		b.Newest = l.At
+		b.Logins++
+	case l.At.Before(b.First): // older history (learn, a backfill)
+		b.First = l.At
+		b.Logins++
+	default:
+		changed = false // within what was learned: possibly this very login
+	}
+	if l.placeUsable() {
+		if upsert(&b.Countries, countryKey(l.Country), clip(strings.TrimSpace(l.Country)), l.At, MaxCountries) {
+			changed = true
+		}
+		if b.Last == nil || l.At.After(b.Last.At) {
+			if b.Last == nil {
+				b.Last = new(Sighting)
+			}
+			*b.Last = Sighting{EventID: l.EventID, At: l.At, Country: clip(strings.TrimSpace(l.Country)),
+				City: clip(strings.TrimSpace(l.City)), IP: clip(l.IP), Declared: l.Declared}
+			changed = true
+		}
+	}
+	if k := DeviceKey(l.Browser, l.Platform); k != "" {
+		if upsert(&b.Devices, k, clip(DeviceName(l.Browser, l.Platform)), l.At, MaxDevices) {
+			changed = true
+		}
+	}
+	return changed
+}
+
+// upsert records key seen at at (its At only grows) and keeps at most max
+// entries, the most recently seen.
+func upsert(ss *[]Seen, key, name string, at time.Time, max int) bool {
+	for i := range *ss {
+		if (*ss)[i].Key == key {
+			if at.After((*ss)[i].At) {
+				(*ss)[i].At = at
+				return true
+			}
+			return false
+		}
+	}
+	*ss = append(*ss, Seen{Key: key, Name: name, At: at})
+	if len(*ss) > max {
+		sort.SliceStable(*ss, func(i, j int) bool { return (*ss)[i].At.After((*ss)[j].At) })
+		dropped := (*ss)[max]
+		*ss = (*ss)[:max]
+		return dropped.Key != key // an older one than all kept changes nothing
+	}
+	return true
+}

@@ -1,0 +1,345 @@
+package behaviour
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"ipguard/internal/allowlist"
+	"ipguard/internal/audit"
+	"ipguard/internal/ipguard"
+)
+
+// BaselinePrefix is the key prefix of a baseline item: "baseline#<userId>"
+// (the DynamoDB adapter and the template's IAM condition use it).
+const BaselinePrefix = "baseline#"
+
+// Store keeps the baselines, one bounded item per user. Errors are
+// classified (EUnavailable, EConfig).
+type Store interface {
+	// Baselines returns the stored baselines among ids (canonical user
+	// ids); ids without one are absent. Batched: a call per 100 ids at most.
+	Baselines(ctx context.Context, ids []string) (map[string]Baseline, error)
+	// SaveBaselines writes the given baselines (only changed ones are passed).
+	SaveBaselines(ctx context.Context, bs []Baseline) error
+}
+
+// Detector is the audit's Behaviour hook (audit.Behaviour): it loads the
+// baselines of each piece's users (one batched read per piece), judges
+// each user's successful logins in time order, merges the reasons into the
+// login's finding, finds password sprays, and saves the baselines that
+// changed after the piece's alerts were sent (Settle).
+//
+// DynamoDB calls per run are bounded by the distinct users in it: one
+// batched read for those not read yet in the run, one write per changed
+// baseline.
+type Detector struct {
+	Store    Store
+	Settings Settings
+
+	mu        sync.Mutex
+	baselines map[string]*entry
+	spray     *sprayer
+	lastDone  time.Time
+	final     bool // the last piece judged was its run's last
+	pending   bool // a piece was judged and not settled yet
+	geo       GeoStats
+	// refs: per user of this run, what travel compares with (see runRef).
+	refs map[string]*runRef
+}
+
+// runRef is what a run keeps per user for travel, so that each login is
+// compared with its predecessor even when the run's pieces come newest
+// first: the baseline's newest login and last place when the run first met
+// the user, and the previous login with a place in the current piece.
+// Logins not newer than newest were learned before (an overlap re-read, a
+// backfill) and are not judged for travel.
+type runRef struct {
+	newest time.Time
+	last   *Sighting
+	prev   *Sighting
+	// logins and first are the baseline's when the run first met the
+	// user: a login older than one this run already learned (a later,
+	// older piece) is judged as still learning if the baseline was then.
+	logins int
+	first  time.Time
+}
+
+type entry struct {
+	b     Baseline
+	dirty bool
+}
+
+// GeoStats counts the successful logins from whole addresses with and
+// without a country: all without means the portal has no GeoIP table.
+type GeoStats struct {
+	WithCountry    int `json:"withCountry"`
+	WithoutCountry int `json:"withoutCountry"`
+}
+
+// NoGeoIP reports whether the logins seen say the portal has no GeoIP data
+// (at least 10 logins from whole addresses, none with a country).
+func (g GeoStats) NoGeoIP() bool { return g.WithCountry == 0 && g.WithoutCountry >= 10 }
+
+// Geo returns what the detector has seen of the portal's GeoIP data since
+// it started.
+func (d *Detector) Geo() GeoStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.geo
+}
+
+var _ audit.Behaviour = (*Detector)(nil)
+
+// Judge implements audit.Behaviour.
+func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding) ([]audit.Finding, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	// A piece whose Done is not below the last one's starts a new run.
+	if d.spray == nil || d.lastDone.IsZero() || !p.Done.Before(d.lastDone) {
+		// What an unfinished run (stopped at its deadline) learned from the
+		// pieces it committed is saved first; then every baseline is read
+		// anew. If its last piece was judged but never settled (its alerts
+		// failed), nothing of it is saved: those logins are read again and
+		// must find the baselines as they were.
+		if d.pending {
+			d.baselines = nil
+		} else if err := d.flush(ctx); err != nil {
+			return nil, err
+		}
+		d.spray = newSprayer(d.Settings.sprayMin(), d.Settings.sprayWindow())
+		d.refs = map[string]*runRef{}
+	}
+	d.final = p.Final
+	d.pending = true
+	for _, r := range d.refs {
+		r.prev = nil
+	}
+	d.lastDone = p.Done
+	if d.baselines == nil {
+		d.baselines = map[string]*entry{}
+	}
+
+	logins := successfulLogins(p.Events)
+	if err := d.load(ctx, logins); err != nil {
+		return nil, err
+	}
+	byEvent := map[int64]int{}
+	for i, f := range fs {
+		if f.EventID != 0 && f.EventIDs == nil {
+			byEvent[f.EventID] = i
+		}
+	}
+	for _, ev := range logins {
+		l := loginOf(*ev, p.Declared)
+		if l.Whole {
+			if strings.TrimSpace(l.Country) == "" {
+				d.geo.WithoutCountry++
+			} else {
+				d.geo.WithCountry++
+			}
+		}
+		e := d.baselines[l.UserID]
+		ref := d.refs[l.UserID]
+		if ref == nil {
+			ref = &runRef{newest: e.b.Newest, logins: e.b.Logins, first: e.b.First}
+			if e.b.Last != nil {
+				last := *e.b.Last // a copy: learning updates the baseline's in place
+				ref.last = &last
+			}
+			d.refs[l.UserID] = ref
+		}
+		var prev *Sighting
+		newInRun := l.At.After(ref.newest)
+		if newInRun {
+			prev = ref.last
+			if ref.prev != nil {
+				prev = ref.prev
+			}
+		}
+		// Time order: a login newer than all the baseline learned is judged
+		// against it; one older than a login this run learned already is
+		// judged against the countries and devices known (which a newer
+		// login may have added: then it is not new), with the learning
+		// period as it stood when the run began; one not newer than what
+		// the baseline had before the run was judged then (or is a backfill).
+		learning := e.b.Learning(l.At, d.Settings.minLogins(), d.Settings.minDays())
+		if newInRun && !l.At.After(e.b.Newest) {
+			start := Baseline{Logins: ref.logins, First: ref.first}
+			learning = start.Learning(l.At, d.Settings.minLogins(), d.Settings.minDays())
+		}
+		v := judgeWith(&e.b, prev, l, d.Settings, newInRun, learning)
+		if l.placeUsable() {
+			if ref.prev == nil {
+				ref.prev = new(Sighting)
+			}
+			*ref.prev = Sighting{EventID: l.EventID, At: l.At, Country: l.Country, City: l.City, IP: l.IP, Declared: l.Declared}
+		}
+		if e.b.Learn(l) {
+			e.dirty = true
+		}
+		if len(v.Reasons) == 0 {
+			continue
+		}
+		if i, ok := byEvent[ev.ID]; ok {
+			fs[i] = merge(fs[i], v)
+			continue
+		}
+		fs = append(fs, d.newFinding(*ev, v))
+	}
+	if d.Settings.on(RulePasswordSpray) {
+		d.spray.add(p.Events, p.Declared)
+		for _, ep := range d.spray.episodes(p.Done, p.Final) {
+			fs = append(fs, d.quiet(d.spray.finding(ep)))
+		}
+	}
+	if p.Final {
+		d.spray = nil
+		d.lastDone = time.Time{}
+		d.refs = nil
+	}
+	return fs, nil
+}
+
+// maxCached bounds the baselines a run keeps in memory (about 10 MB):
+// beyond it, Settle saves and forgets them after the piece.
+const maxCached = 5000
+
+// Settle implements audit.Behaviour: after the run's last piece (or once
+// more than maxCached baselines are held) it saves the baselines that
+// changed and forgets them all, so that a run writes each changed baseline
+// once and reads each once. The next run reads them anew (a learn in
+// between holds the same lease, so nothing is overwritten with an older copy).
+func (d *Detector) Settle(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.pending = false
+	if !d.final && len(d.baselines) <= maxCached {
+		return nil
+	}
+	return d.flush(ctx)
+}
+
+// flush saves the changed baselines and forgets every cached one.
+func (d *Detector) flush(ctx context.Context) error {
+	var changed []Baseline
+	for _, e := range d.baselines {
+		if e.dirty {
+			changed = append(changed, e.b)
+		}
+	}
+	sort.Slice(changed, func(i, j int) bool { return changed[i].UserID < changed[j].UserID })
+	if len(changed) > 0 {
+		if err := d.Store.SaveBaselines(ctx, changed); err != nil {
+			return err
+		}
+	}
+	d.baselines = nil
+	return nil
+}
+
+// load reads the baselines of the users of logins not read yet.
+func (d *Detector) load(ctx context.Context, logins []*ipguard.LoginEvent) error {
+	var ids []string
+	for _, ev := range logins {
+		id := ipguard.CanonicalUserID(ev.UserID)
+		if _, ok := d.baselines[id]; !ok {
+			d.baselines[id] = &entry{b: Baseline{UserID: id}}
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	stored, err := d.Store.Baselines(ctx, ids)
+	if err != nil {
+		for _, id := range ids {
+			delete(d.baselines, id)
+		}
+		return ipguard.Errorf(ipguard.ErrorCode(err), "behaviour: read baselines: %w", err)
+	}
+	for id, b := range stored {
+		if e := d.baselines[id]; e != nil {
+			b.UserID = id
+			e.b = b
+		}
+	}
+	return nil
+}
+
+// successfulLogins returns the successful logins of users with an id,
+// oldest first (ties by event id): each user's logins are judged in time order.
+func successfulLogins(evs []ipguard.LoginEvent) []*ipguard.LoginEvent {
+	var out []*ipguard.LoginEvent
+	for i := range evs {
+		if evs[i].IsSuccessfulLogin() && ipguard.CanonicalUserID(evs[i].UserID) != "" {
+			out = append(out, &evs[i])
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].Date.Equal(out[j].Date) {
+			return out[i].Date.Before(out[j].Date)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+func loginOf(ev ipguard.LoginEvent, declared func(ipguard.LoginEvent) bool) Login {
+	_, whole := allowlist.ParseLoginIP(ev.IP)
+	return Login{EventID: ev.ID, UserID: ipguard.CanonicalUserID(ev.UserID), At: ev.Date, IP: ev.IP, Whole: whole,
+		Country: ev.Country, City: ev.City, Browser: ev.Browser, Platform: ev.Platform,
+		Declared: whole && declared != nil && declared(ev)}
+}
+
+// merge adds a verdict to the allowlist finding of the same login: the kind
+// stays (WHERE-ISSUES-MEET §3), the reasons list the allowlist rule first,
+// the severity is the highest among them. Such a finding is always sent.
+func merge(f audit.Finding, v Verdict) audit.Finding {
+	f.Reasons = append([]audit.Reason{{Kind: f.Kind, Severity: f.Severity, Text: f.Reason}}, v.Reasons...)
+	for _, r := range v.Reasons {
+		if audit.SeverityRank(r.Severity) > audit.SeverityRank(f.Severity) {
+			f.Severity = r.Severity
+		}
+	}
+	f.Explanation = v.Explanation
+	return f
+}
+
+// newFinding is the finding of a login its allowlist allows (or no rule
+// of the audit flagged) that breaks behaviour rules: the kind of its
+// highest-severity reason.
+func (d *Detector) newFinding(ev ipguard.LoginEvent, v Verdict) audit.Finding {
+	top := v.Reasons[0]
+	var kinds []string
+	for _, r := range v.Reasons {
+		if audit.SeverityRank(r.Severity) > audit.SeverityRank(top.Severity) {
+			top = r
+		}
+		kinds = append(kinds, r.Kind)
+	}
+	f := audit.Finding{
+		EventID: ev.ID, UserID: ev.UserID, User: ev.User, Login: ev.Login, IP: ev.IP,
+		Country: ev.Country, City: ev.City, Browser: ev.Browser, Platform: ev.Platform,
+		Date: ev.Date.UTC().Format(time.RFC3339), Action: ev.Action, ActionID: ev.ActionID, Raw: ev.Raw,
+		// Reason is our own text (alerts show it as it is); what the portal
+		// said (places, devices) is in Reasons and Explanation, shown escaped.
+		Kind: top.Kind, Severity: top.Severity, Reason: "successful login unlike the user's normal: " + strings.Join(kinds, ", "),
+		Reasons: v.Reasons, Explanation: v.Explanation,
+	}
+	return d.quiet(f)
+}
+
+// quiet handles a behaviour-only finding below the minimum severity
+// (WHERE-ISSUES-MEET §4): to the digest when DIGEST_SEVERITIES names its
+// severity (it is published, and the digest holds the message back), else
+// not messaged; either way it is counted and logged.
+func (d *Detector) quiet(f audit.Finding) audit.Finding {
+	if audit.SeverityRank(f.Severity) < audit.SeverityRank(d.Settings.minSeverity()) && !slices.Contains(d.Settings.Digest, f.Severity) {
+		f.NotMessaged = true
+	}
+	return f
+}
