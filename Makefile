@@ -8,7 +8,7 @@ GO ?= go
 FUNCTIONS := onboard audit
 GOBUILD = CGO_ENABLED=0 $(GO) build -tags lambda.norpc -trimpath -ldflags="-s -w"
 
-.PHONY: help build build-OnboardFunction build-AuditFunction check-tools test lint fuzz bench demo invoke clean
+.PHONY: help build build-OnboardFunction build-AuditFunction check-tools test lint fuzz model bench demo invoke clean
 
 ## help: list every target with one line each
 help:
@@ -48,6 +48,14 @@ check-tools:
 test: check-tools
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 25m ./...
+
+## model: the reconciler's randomised model test for MODEL_STEPS (default 20000) of a new seed (MODEL_SEED=N repeats one)
+# make test runs 300 steps of seed 1 (internal/onboard/model_test.go); a
+# failure prints its seed and the shortest failing sequence.
+MODEL_STEPS ?= 20000
+model:
+	MODEL_STEPS=$(MODEL_STEPS) MODEL_SEED=$${MODEL_SEED:-$$(od -An -N3 -tu4 /dev/urandom | tr -d ' ')} \
+		$(GO) test -count=1 -run '^TestReconcilerModel$$' -v -timeout 30m ./internal/onboard/
 
 ## lint: gofmt -l, vet, staticcheck (pinned in go.mod as a tool), go mod tidy -diff, cfn-lint
 lint:

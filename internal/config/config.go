@@ -77,6 +77,7 @@ type OnboardSettings struct {
 	MaxEntries        int              // PORTAL_MAX_ENTRIES (default 2000): cap of the portal list
 	DriftRepair       bool             // PORTAL_DRIFT_REPAIR (default false): switch restrictions back on when switched off by hand
 	OffboardRemoved   bool             // OFFBOARD_REMOVED_USERS (default false): offboard users the portal deleted or terminated
+	OffboardMaxPct    int              // OFFBOARD_MAX_PERCENT (1-100, default 10): at most this share of the stored users (and at least 5) offboarded by one sync
 	// SyncEvery is the interval of SYNC_SCHEDULE (optional: the template
 	// parameter SyncSchedule) when it is a rate(); 0 for a cron() or when
 	// unset. It sizes the users-left rotation's share per sync.
@@ -160,6 +161,7 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		c.Portal.MaxEntries = r.integer("PORTAL_MAX_ENTRIES", 2000, 1, MaxPortalEntries)
 		c.Portal.DriftRepair = r.boolean("PORTAL_DRIFT_REPAIR", false)
 		c.Portal.OffboardRemoved = r.boolean("OFFBOARD_REMOVED_USERS", false)
+		c.Portal.OffboardMaxPct = r.integer("OFFBOARD_MAX_PERCENT", 10, 1, 100)
 		if sched := strings.TrimSpace(getenv("SYNC_SCHEDULE")); sched != "" {
 			if !ValidSchedule(sched) {
 				r.fail("SYNC_SCHEDULE", sched, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")

@@ -254,6 +254,16 @@ type call struct {
 	// notFound, when set, becomes the Err of the *Error of a 404 answer, so
 	// that errors.Is tells that answer apart (e.g. ErrNotSupported).
 	notFound error
+	// notFoundFromAPI: notFound applies only to the API's own JSON error
+	// answer naming a missing item, never to a proxy page, an empty body or
+	// the bare "Not Found" of a path the API does not serve (a wrong prefix).
+	notFoundFromAPI bool
+	// fenced: an attempt starts only while at least one attempt's timeout is
+	// left before the context's deadline, so none can still run after it
+	// (a writer's lease fence: see docs/allowlist-reconcile.md).
+	fenced bool
+	// date, when set, receives the Date header of the successful answer.
+	date *time.Time
 	// once: the call changes something and is not safe to send twice
 	// blindly. It is retried only when the portal turned it away before
 	// acting on it (429, 503); a failure after which it may have been
@@ -281,18 +291,36 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		return err
 	}
 	sc := scrubber{key}
+	// mayHaveLanded: an attempt of a write went without a definite refusal
+	// (no answer, 5xx), so the write may have been applied, or may still be.
+	mayHaveLanded := false
+	notApplied := func(e *Error) *Error {
+		e.NotApplied = cl.method != http.MethodGet && !mayHaveLanded
+		return e
+	}
 	rekeyed := false
 	for attempt := 1; ; attempt++ {
+		if dl, ok := ctx.Deadline(); ok && cl.fenced && time.Until(dl) < c.timeout {
+			return notApplied(&Error{Op: cl.op, Method: cl.method, Path: cl.path, Attempts: attempt - 1,
+				Message: fmt.Sprintf("not sent: less than one attempt's timeout (%s) is left before the writer's lease ends (fence)", c.timeout),
+				Err:     context.DeadlineExceeded})
+		}
 		if err := c.pace.wait(ctx); err != nil {
 			msg := "gave up waiting for the request rate ceiling: " + err.Error()
 			var past *ipguard.WaitPastDeadlineError
 			if errors.As(err, &past) {
 				msg = "not sent: " + err.Error()
 			}
-			return &Error{Op: cl.op, Method: cl.method, Path: cl.path, Attempts: attempt - 1,
-				Message: msg, Err: err}
+			return notApplied(&Error{Op: cl.op, Method: cl.method, Path: cl.path, Attempts: attempt - 1,
+				Message: msg, Err: err})
 		}
 		o := c.attempt(ctx, cl, target, body, key, sc)
+		if o.err != nil && (o.err.Status == 0 || o.err.Status >= 500) {
+			mayHaveLanded = true
+		}
+		if o.err == nil && cl.date != nil {
+			*cl.date = o.date
+		}
 		if o.err == nil {
 			if cl.decode == nil {
 				return nil
@@ -307,9 +335,9 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			}
 			return nil
 		}
-		e := o.err
+		e := notApplied(o.err)
 		e.Op, e.Method, e.Path, e.Attempts = cl.op, cl.method, cl.path, attempt
-		if e.Status == http.StatusNotFound && cl.notFound != nil && e.Err == nil {
+		if e.Status == http.StatusNotFound && cl.notFound != nil && e.Err == nil && (!cl.notFoundFromAPI || o.apiNotFound) {
 			e.Err = cl.notFound
 		}
 
@@ -386,6 +414,8 @@ type outcome struct {
 	retry         bool   // whether err may go away on a later attempt
 	retryAfter    time.Duration
 	hasRetryAfter bool
+	date          time.Time // the answer's Date header (zero when none)
+	apiNotFound   bool      // a 404 that is the API's own JSON error answer for a missing item
 }
 
 // attempt sends one request and classifies the answer.
@@ -414,6 +444,7 @@ func (c *Client) attempt(ctx context.Context, cl call, target string, body []byt
 	}
 	defer resp.Body.Close()
 	c.noteServerDate(resp.Header.Get("Date"))
+	date, _ := http.ParseTime(resp.Header.Get("Date"))
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return c.noAnswer(ctx, actx, fmt.Errorf("read response: %w", err), sc)
@@ -427,7 +458,7 @@ func (c *Client) attempt(ctx context.Context, cl call, target string, body []byt
 
 	if status >= 200 && status <= 299 {
 		if len(bytes.TrimSpace(data)) == 0 && cl.decode == nil {
-			return outcome{status: status} // nothing to read, nothing wanted
+			return outcome{status: status, date: date.UTC()} // nothing to read, nothing wanted
 		}
 		env, err := decodeEnvelope(data)
 		if err != nil {
@@ -447,11 +478,11 @@ func (c *Client) attempt(ctx context.Context, cl call, target string, body []byt
 			return outcome{status: status, retry: isRetryable(fs), err: &Error{Status: fs,
 				Message: withHint(fs, errorText(data, ct, sc))}}
 		}
-		return outcome{status: status, env: env}
+		return outcome{status: status, env: env, date: date.UTC()}
 	}
 
 	o := outcome{status: status, retry: isRetryable(status), err: &Error{Status: status,
-		Message: withHint(status, errorText(data, ct, sc))}}
+		Message: withHint(status, errorText(data, ct, sc))}, apiNotFound: status == http.StatusNotFound && isAPINotFound(data)}
 	if o.retry {
 		o.retryAfter, o.hasRetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}

@@ -178,3 +178,16 @@ func notJSON(body []byte, contentType string, err error, sc scrubber) string {
 	}
 	return "malformed JSON response: " + humantext.Line(sc.clean(err.Error()), maxDecodeMessage)
 }
+
+// isAPINotFound reports whether body is the API's own JSON error answer to
+// a missing item (CustomExceptionHandler's envelope: "error" with a
+// message, statusCode 404), not a proxy's page, an empty body, or the bare
+// "Not Found" a path no controller serves gets (a wrong path prefix).
+func isAPINotFound(body []byte) bool {
+	var env envelope
+	if json.Unmarshal(bytes.TrimSpace(body), &env) != nil || env.Error == nil || env.StatusCode != 404 {
+		return false
+	}
+	m := strings.TrimSpace(env.Error.Message)
+	return m != "" && !strings.EqualFold(m, "Not Found")
+}

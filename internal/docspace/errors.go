@@ -48,6 +48,11 @@ type Error struct {
 	// for the host. The address (or a proxy in the way) is wrong, not the
 	// network.
 	BadTLS bool
+	// NotApplied is set on a failed write (not a GET) known not to have
+	// been applied: every attempt was refused with a 4xx answer, or none
+	// was sent. Otherwise a write's outcome is unknown: it may land later.
+	// errors.Is(err, ipguard.ErrNotApplied) tells it.
+	NotApplied bool
 	// MaybeApplied is set on a call sent once (not retried like a read)
 	// whose answer was lost after the request may have reached the portal:
 	// no answer, 500, 502 or 504. Whether it took effect is unknown.
@@ -78,6 +83,9 @@ func (e *Error) Error() string {
 	}
 	return s
 }
+
+// Is reports ipguard.ErrNotApplied for a write known not to have been applied.
+func (e *Error) Is(target error) bool { return target == ipguard.ErrNotApplied && e.NotApplied }
 
 // Unwrap returns the transport or context error behind e, if any, so that
 // errors.Is(err, context.DeadlineExceeded) works.

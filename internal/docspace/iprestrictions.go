@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"ipguard/internal/ipguard"
 )
@@ -85,14 +86,32 @@ func (c *Client) IPRestrictionsEnabled(ctx context.Context) (bool, error) {
 // everything, it is safe to retry. Needs an owner or DocSpace-admin key with
 // *:write (full access) scope.
 func (c *Client) PutIPRestrictions(ctx context.Context, list []ipguard.Restriction, enable bool) error {
+	_, err := c.SaveIPRestrictions(ctx, list, enable)
+	return err
+}
+
+// SaveIPRestrictions is PutIPRestrictions for a writer that fences itself
+// and attributes its own saves: it returns the portal's Date of the
+// successful answer (zero when the portal sent none), and it starts an
+// attempt (the first or a retry) only while at least one attempt's timeout
+// is left before ctx's deadline, so no attempt of it runs past that
+// deadline. An error in whose chain is ipguard.ErrNotApplied was not
+// applied (refused with a 4xx answer every time, or never sent); any other
+// error leaves the outcome unknown: the PUT may have landed, or land later.
+func (c *Client) SaveIPRestrictions(ctx context.Context, list []ipguard.Restriction, enable bool) (time.Time, error) {
 	if list == nil {
 		list = []ipguard.Restriction{}
 	}
-	return c.do(ctx, call{
-		op: "put ip restrictions", method: http.MethodPut, path: pathIPRestrictions,
+	var date time.Time
+	err := c.do(ctx, call{
+		op: "put ip restrictions", method: http.MethodPut, path: pathIPRestrictions, fenced: true, date: &date,
 		body: struct {
 			IPRestrictions []ipguard.Restriction `json:"ipRestrictions"`
 			Enable         bool                  `json:"enable"`
 		}{list, enable},
 	})
+	return date, err
 }
+
+// AttemptTimeout is how long one attempt of a call may take.
+func (c *Client) AttemptTimeout() time.Duration { return c.timeout }

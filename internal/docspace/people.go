@@ -74,6 +74,10 @@ func (c *Client) User(ctx context.Context, id string) (PortalUser, error) {
 	return c.getUser(ctx, "get user", pathPeople+url.PathEscape(id), ErrUserNotFound)
 }
 
+// A 404 means ErrUserNotFound only when it is the API's own JSON error
+// answer: a proxy page, an empty body or a wrong path prefix (which would
+// make every user look deleted) is an EConfig error like any other 404.
+
 // CurrentUser returns the user the API key acts as (GET people/@self).
 func (c *Client) CurrentUser(ctx context.Context) (PortalUser, error) {
 	return c.getUser(ctx, "get current user", pathPeopleSelf, nil)
@@ -82,7 +86,7 @@ func (c *Client) CurrentUser(ctx context.Context) (PortalUser, error) {
 func (c *Client) getUser(ctx context.Context, op, path string, notFound error) (PortalUser, error) {
 	var u PortalUser
 	err := c.do(ctx, call{
-		op: op, method: http.MethodGet, path: path, notFound: notFound,
+		op: op, method: http.MethodGet, path: path, notFound: notFound, notFoundFromAPI: true,
 		decode: func(raw json.RawMessage) error {
 			if raw == nil {
 				return errors.New("no user in the response")

@@ -68,4 +68,51 @@ func TestDesiredStateItems(t *testing.T) {
 			t.Errorf("state = %+v", got)
 		}
 	})
+
+	t.Run("a PUT in flight, own saves, late PUTs and the key's user round-trip", func(t *testing.T) {
+		st := ipguard.PortalState{Applied: 10, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "odd\nname%0A"}},
+			Sent: []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "203.0.113.1"}, {IP: "203.0.113.2"}}, SentAdded: []string{"203.0.113.2"},
+			SentEnable: true, SentOutcome: ipguard.SentUnknown, SentAt: exp, OwnSaves: []time.Time{exp, exp}, KeyUser: "k1", LateSent: []string{"h1"}}
+		if err := s.PutPortalState(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.PortalState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.LastSeen) != 2 || got.LastSeen[1].IP != "odd\nname%0A" || len(got.Sent) != 3 || !got.Sent[0].ForAdmin || len(got.SentAdded) != 1 || got.SentAdded[0] != "203.0.113.2" ||
+			!got.SentEnable || got.SentOutcome != ipguard.SentUnknown || !got.SentAt.Equal(exp) || len(got.OwnSaves) != 2 || got.KeyUser != "k1" || len(got.LateSent) != 1 {
+			t.Errorf("state = %+v", got)
+		}
+		st.Sent, st.SentAdded, st.SentOutcome = nil, nil, ""
+		if err := s.PutPortalState(ctx, st); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.PortalState(ctx); got.Sent != nil || got.SentOutcome != "" {
+			t.Errorf("sent not cleared: %+v", got.Sent)
+		}
+	})
+
+	t.Run("the outbox: add, replace, list oldest first, clear", func(t *testing.T) {
+		a := ipguard.DueAlert{Key: "drift#1", Since: exp, Alert: ipguard.Alert{Subject: "s1", Kinds: []string{"allowlist_drift"}}}
+		b := ipguard.DueAlert{Key: "lockout#not-owner", Since: exp.Add(-time.Hour), Alert: ipguard.Alert{Subject: "s2"}}
+		for _, x := range []ipguard.DueAlert{a, b, a} {
+			if err := s.AddDueAlert(ctx, x); err != nil {
+				t.Fatal(err)
+			}
+		}
+		due, err := s.DueAlerts(ctx)
+		if err != nil || len(due) != 2 || due[0].Key != b.Key || due[1].Alert.Subject != "s1" {
+			t.Fatalf("due = %+v, %v", due, err)
+		}
+		if err := s.ClearDueAlert(ctx, b.Key); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ClearDueAlert(ctx, "unknown"); err != nil {
+			t.Fatal(err)
+		}
+		if due, _ := s.DueAlerts(ctx); len(due) != 1 || due[0].Key != a.Key {
+			t.Errorf("after clearing: %+v", due)
+		}
+	})
 }

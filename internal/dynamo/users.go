@@ -184,6 +184,16 @@ func encodeUser(u ipguard.User) map[string]types.AttributeValue {
 	if len(details) > 0 {
 		item["entryDetails"] = &types.AttributeValueMemberM{Value: details}
 	}
+	if len(u.Touched) > 0 {
+		m := make(map[string]types.AttributeValue, len(u.Touched))
+		for e, t := range u.Touched {
+			m[e] = str(t.UTC().Format(time.RFC3339Nano))
+		}
+		item["touched"] = &types.AttributeValueMemberM{Value: m}
+	}
+	if u.GoneChecks > 0 {
+		item["goneChecks"] = num(int64(u.GoneChecks))
+	}
 	if len(u.Expired) > 0 {
 		l := make([]types.AttributeValue, len(u.Expired))
 		for i, x := range u.Expired {
@@ -286,6 +296,29 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 			u.Expired = append(u.Expired, ipguard.ExpiredEntry{Entry: entry, ExpiresAt: exp, Note: note})
 		}
 	}
+	if v, ok := item["touched"]; ok {
+		m, isM := v.(*types.AttributeValueMemberM)
+		if !isM {
+			return ipguard.User{}, fmt.Errorf("item %s: attribute touched is %T, want a map", pk, v)
+		}
+		u.Touched = make(map[string]time.Time, len(m.Value))
+		for e, tv := range m.Value {
+			sv, isS := tv.(*types.AttributeValueMemberS)
+			if !isS {
+				return ipguard.User{}, fmt.Errorf("item %s: touched[%s] is %T, want a string", pk, e, tv)
+			}
+			t, err := time.Parse(time.RFC3339Nano, sv.Value)
+			if err != nil {
+				return ipguard.User{}, fmt.Errorf("item %s: touched[%s]: %w", pk, e, err)
+			}
+			u.Touched[e] = t.UTC()
+		}
+	}
+	gone, _, err := getN(item, "goneChecks")
+	if err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	}
+	u.GoneChecks = int(gone)
 	for _, f := range []struct {
 		name string
 		dst  *time.Time

@@ -6,6 +6,7 @@ package ipguard
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 )
@@ -30,6 +31,14 @@ type User struct {
 	CreatedAt  time.Time
 	UpdatedAt  time.Time
 	Unreadable string
+	// Touched is, per entry (present or removed), the time of the request
+	// that last added, removed or changed it (its requestedAt or
+	// EventBridge time). A request older than an entry's time does not
+	// undo that newer change. Removed entries stay as tombstones (bounded).
+	Touched map[string]time.Time
+	// GoneChecks counts the consecutive checks of this user that found it
+	// deleted or terminated on the portal (0: seen present, or never checked).
+	GoneChecks int
 }
 
 // AllowlistHistory is when each of a user's entries started and stopped
@@ -146,6 +155,54 @@ type PortalState struct {
 	// enforced them, and left off (PORTAL_DRIFT_REPAIR=false); later
 	// reconciles leave them off until they are on again.
 	HandOff bool
+
+	// Sent is the list of the tool's last PUT whose landing was not seen
+	// yet (SentOutcome says why), nil when none: the next reconcile takes
+	// the portal holding it for the tool's own doing, not drift, and owns
+	// SentAdded only once it sees them on the portal.
+	Sent        []Restriction
+	SentAdded   []string
+	SentEnable  bool
+	SentOutcome string // "in flight", "unknown" or "unconfirmed"
+	SentAt      time.Time
+	// LateSent fingerprints the lists of the tool's recent PUTs (bounded):
+	// an attempt of one may still land late, after newer ones, and the
+	// reconcile that finds it on the portal repairs it as its own doing,
+	// not as drift. Each is "hash ip1,ip2,...": the non-admin entries of
+	// others that PUT kept (they stay theirs when it lands; the rest of
+	// what it brings back is the tool's).
+	LateSent []string
+	// AlertsDue: an alert may be due in the outbox (set when one is
+	// recorded, cleared by the reconcile that found the outbox empty).
+	AlertsDue bool
+	// OwnSaves are the portal's Date of the answers to the tool's recent
+	// PUTs (oldest first, bounded); KeyUser is the portal user the key acts
+	// as. A trail event is the tool's own only when it is by KeyUser at one
+	// of these instants.
+	OwnSaves []time.Time
+	KeyUser  string
+}
+
+// What became of the tool's last PUT (PortalState.SentOutcome). A refused
+// PUT (4xx, or never sent) is not remembered at all: it was not applied.
+const (
+	SentInFlight    = "in flight"   // recorded before sending; no answer yet
+	SentUnknown     = "unknown"     // sent, no definite answer (timeout, lost connection, 5xx): it may land later
+	SentUnconfirmed = "unconfirmed" // answered 2xx, but the read-back failed
+)
+
+// ErrNotApplied is in the chain of a write's error when the write is known
+// not to have been applied: refused with a 4xx answer on every attempt, or
+// never sent (the lease fence). Any other write error leaves the outcome
+// unknown.
+var ErrNotApplied = errors.New("the write was not applied")
+
+// DueAlert is an alert recorded before it is published; Key names its
+// episode (kind and cause, never error text).
+type DueAlert struct {
+	Key   string
+	Alert Alert
+	Since time.Time
 }
 
 // Restriction is one entry of the portal's IP allowlist as the portal stores

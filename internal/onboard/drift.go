@@ -32,6 +32,10 @@ type Drift struct {
 	Changes     []ChangeView `json:"changes"`
 	Attribution string       `json:"attribution,omitempty"`
 	Since       string       `json:"since,omitempty"`
+	// Overwritten, when set, is the list the tool read just before its own
+	// write overwrote the saves named in Changes (made between that read
+	// and the write): what to look at to redo them.
+	Overwritten []ipguard.Restriction `json:"overwrittenList,omitempty"`
 }
 
 // ChangeView is one allowlist change of the audit trail, made safe to show.
@@ -42,14 +46,16 @@ type ChangeView struct {
 	IP     string `json:"ip"`
 }
 
-// detectDrift compares the portal with the list and setting the last
-// reconcile left (st). Nothing is drift before the first reconcile.
-func detectDrift(st ipguard.PortalState, current []ipguard.Restriction, enabled bool, r Settings) *Drift {
+// detectDrift compares the portal (current, enabled) with what the tool
+// expects it to hold without anyone else's doing (base, baseEnabled: the
+// list the last reconcile left, or the one its PUT in flight sent, see
+// settle). Nothing is drift before the first reconcile.
+func detectDrift(st ipguard.PortalState, base []ipguard.Restriction, baseEnabled bool, current []ipguard.Restriction, enabled bool, r Settings) *Drift {
 	if !st.Reconciled {
 		return nil
 	}
 	d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: []ChangeView{}}
-	d.SwitchedOff = r.Enforce && st.LastEnabled && !enabled
+	d.SwitchedOff = r.Enforce && baseEnabled && !enabled
 	have := map[string]bool{}
 	for _, c := range current {
 		if !c.ForAdmin {
@@ -57,7 +63,7 @@ func detectDrift(st ipguard.PortalState, current []ipguard.Restriction, enabled 
 		}
 	}
 	wasThere := map[string]bool{}
-	for _, c := range st.LastSeen {
+	for _, c := range base {
 		if !c.ForAdmin {
 			wasThere[c.IP] = true
 		}
@@ -67,7 +73,7 @@ func detectDrift(st ipguard.PortalState, current []ipguard.Restriction, enabled 
 			d.MissingOwned = append(d.MissingOwned, a)
 		}
 	}
-	d.Unknown = append(d.Unknown, diffList(current, st.LastSeen)...)
+	d.Unknown = append(d.Unknown, diffList(current, base)...)
 	if !d.SwitchedOff && len(d.MissingOwned) == 0 && len(d.Unknown) == 0 {
 		return nil
 	}
@@ -100,32 +106,45 @@ func (d *Drift) fingerprint() string {
 }
 
 // attribute fills in who changed the allowlist since the last reconcile
-// (prev). The trail has second precision: it is read from the second after
-// prev (the last reconcile's own save is in prev's second or before), and the
-// newest ownPuts saves are this reconcile's own and are left out.
-func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, ownPuts int) {
+// (prev), by facts: every save in the trail from prev's second on that is
+// not one of the tool's own (saves: the portal's Date of its PUT answers,
+// see foreign) is named.
+func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, saves []time.Time) {
 	if s.Trail == nil {
 		d.Attribution = "unavailable: this deployment reads no audit trail"
 		return
 	}
-	since := prev.UTC().Truncate(time.Second).Add(time.Second)
+	since := prev.UTC().Truncate(time.Second)
 	changes, err := s.Trail.AllowlistChanges(ctx, since)
 	if err != nil {
 		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + humantext.Line(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
 		return
 	}
-	changes = changes[:max(len(changes)-ownPuts, 0)] // oldest first: ours are the last
-	for _, c := range changes {
-		d.Changes = append(d.Changes, ChangeView{When: c.When.UTC().Format(time.RFC3339), User: humantext.Line(c.User, 100),
-			UserID: humantext.Line(c.UserID, 64), IP: humantext.Line(c.IP, 64)})
+	for _, c := range s.foreign(ctx, changes, saves, false) {
+		d.Changes = append(d.Changes, changeView(c))
 	}
 	if len(d.Changes) == 0 {
 		d.Attribution = "the portal's audit trail shows no allowlist save since " + since.Format(time.RFC3339) + " but the tool's own"
 	}
 }
 
-// alertDrift sends one allowlist_drift alert (severity high).
-func (s *Service) alertDrift(ctx context.Context, d *Drift) {
+func changeView(c Change) ChangeView {
+	return ChangeView{When: c.When.UTC().Format(time.RFC3339), User: humantext.Line(c.User, 100), UserID: humantext.Line(c.UserID, 64), IP: humantext.Line(c.IP, 64)}
+}
+
+// MaxAlertList bounds each list an alert carries (the rest is counted), so
+// that an alert fits its outbox record and SNS.
+const MaxAlertList = 50
+
+func clipList[T any](xs []T) []T {
+	if len(xs) > MaxAlertList {
+		return xs[:MaxAlertList]
+	}
+	return xs
+}
+
+// driftAlert is the allowlist_drift alert (severity high) for d.
+func (s *Service) driftAlert(d *Drift) ipguard.Alert {
 	var what []string
 	if d.SwitchedOff {
 		if d.Reenabled {
@@ -135,10 +154,13 @@ func (s *Service) alertDrift(ctx context.Context, d *Drift) {
 		}
 	}
 	if len(d.MissingOwned) > 0 {
-		what = append(what, fmt.Sprintf("%d address(es) this tool manages were removed: %s; put back", len(d.MissingOwned), humantext.Line(strings.Join(d.MissingOwned, ", "), 400)))
+		what = append(what, fmt.Sprintf("%d address(es) this tool manages were removed: %s; put back", len(d.MissingOwned), humantext.Line(strings.Join(clipList(d.MissingOwned), ", "), 400)))
 	}
 	if len(d.Unknown) > 0 {
-		what = append(what, fmt.Sprintf("%d entry(ies) this tool does not know were added: %s; kept (never removed by the tool)", len(d.Unknown), humantext.Line(describeAll(d.Unknown), 400)))
+		what = append(what, fmt.Sprintf("%d entry(ies) this tool does not know were added: %s; kept (never removed by the tool)", len(d.Unknown), humantext.Line(describeAll(clipList(d.Unknown)), 400)))
+	}
+	if d.Overwritten != nil {
+		what = append(what, "someone saved the allowlist between the tool's read and its own write, so the tool's write overwrote that save: redo the change if it is still wanted")
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "DocSpace IP Guard found the IP allowlist of %s changed outside the tool", humantext.Line(s.PortalName, 200))
@@ -153,36 +175,34 @@ func (s *Service) alertDrift(ctx context.Context, d *Drift) {
 	if len(d.Changes) == 0 {
 		fmt.Fprintf(&b, "  %s\n", d.Attribution)
 	}
-	for _, c := range d.Changes {
+	for _, c := range clipList(d.Changes) {
 		fmt.Fprintf(&b, "  - %s by %s (user id %s) from %s\n", c.When, c.User, c.UserID, c.IP)
 	}
+	if len(d.Changes) > MaxAlertList {
+		fmt.Fprintf(&b, "  ... and %d more\n", len(d.Changes)-MaxAlertList)
+	}
+	if d.Overwritten != nil {
+		fmt.Fprintf(&b, "\nThe list the tool read just before its write (%d entries): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
+	}
 	b.WriteString("\nWhat to do: check with that person whether the change was intended. Addresses the tool manages are put back automatically; entries it does not know are never removed by it.\n")
-	body := map[string]any{"kind": "allowlist_drift", "severity": "high", "portal": s.PortalName, "drift": d}
+	c := *d
+	c.MissingOwned, c.Unknown, c.Restored, c.Changes, c.Overwritten = clipList(c.MissingOwned), clipList(c.Unknown), clipList(c.Restored), clipList(c.Changes), clipList(c.Overwritten)
+	body := map[string]any{"kind": "allowlist_drift", "severity": "high", "portal": s.PortalName, "drift": c}
 	def, _ := json.Marshal(body)
 	sms := "DocSpace alert: IP allowlist changed outside IP Guard"
 	if d.SwitchedOff {
 		sms += " (restrictions off)"
 	}
 	sms += ". See email."
-	s.publish(ctx, ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift)", Default: string(def), Email: b.String(), SMS: sms,
-		Severity: "high", Kinds: []string{"allowlist_drift"}})
+	return ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift)", Default: string(def), Email: b.String(), SMS: sms,
+		Severity: "high", Kinds: []string{"allowlist_drift"}}
 }
 
-// alertLockout tells once per episode (and reason) why restrictions were
-// not switched on; the reconcile that finds the condition gone clears the
-// record, so a later episode is told again.
-func (s *Service) alertLockout(ctx context.Context, why string) {
-	st, err := s.Store.PortalState(ctx)
-	if err != nil || st.LockoutNotice == why {
-		return
-	}
-	st.LockoutNotice = why
-	if err := s.Store.PutPortalState(ctx, st); err != nil {
-		s.log().Warn("record the lock-out notice", "error", err)
-		return
-	}
+// lockoutAlert is the alert that restrictions were not switched on; it is
+// recorded once per episode, keyed by the refusal's kind (never its text).
+func (s *Service) lockoutAlert(why string) ipguard.Alert {
 	def, _ := json.Marshal(map[string]any{"kind": "allowlist_lockout_risk", "severity": "high", "portal": s.PortalName, "reason": why})
-	s.publish(ctx, ipguard.Alert{
+	return ipguard.Alert{
 		Subject: "DocSpace: IP restrictions not switched on (lock-out risk)",
 		Default: string(def),
 		Email: "DocSpace IP Guard did not switch IP restrictions on for " + humantext.Line(s.PortalName, 200) + ":\n\n  " + humantext.Line(why, 600) +
@@ -190,13 +210,69 @@ func (s *Service) alertLockout(ctx context.Context, why string) {
 		SMS:      "DocSpace IP Guard: restrictions NOT switched on (lock-out risk). Set PORTAL_BREAKGLASS_IPS. See email.",
 		Severity: "high",
 		Kinds:    []string{"allowlist_lockout_risk"},
-	})
+	}
+}
+
+// MaxOutbox bounds the alerts due at once; past it the oldest is dropped
+// (and logged as an error).
+const MaxOutbox = 16
+
+// due records a as due under key (its episode) before anything is
+// published; flushDue sends what is due and clears each alert only once
+// the topic accepted it, so a throttled publish is sent by a later
+// reconcile instead of being lost. Without a topic the alert is logged.
+func (s *Service) due(ctx context.Context, key string, a ipguard.Alert) {
+	if s.Alerts == nil {
+		s.log().Warn("alert not sent: no alert topic configured", "subject", a.Subject)
+		return
+	}
+	if all, err := s.Store.DueAlerts(ctx); err == nil && len(all) >= MaxOutbox {
+		s.log().Error("alert outbox full: dropping the oldest due alert", "subject", all[0].Alert.Subject)
+		_ = s.Store.ClearDueAlert(ctx, all[0].Key)
+	}
+	if err := s.Store.AddDueAlert(ctx, ipguard.DueAlert{Key: key, Alert: a, Since: s.now().UTC()}); err != nil {
+		// Not recorded: send it now at least.
+		s.log().Error("record a due alert", "subject", a.Subject, "error", err)
+		s.publish(ctx, a)
+	}
+}
+
+// flushDue publishes every due alert, oldest first, and clears each one the
+// topic accepted. It reports whether any is still due.
+func (s *Service) flushDue(ctx context.Context) bool {
+	if s.Alerts == nil {
+		return false
+	}
+	all, err := s.Store.DueAlerts(ctx)
+	if err != nil {
+		s.log().Error("read the due alerts", "error", err)
+		return true
+	}
+	left := false
+	for _, a := range all {
+		if _, err := s.Alerts.Publish(ctx, sendable(a.Alert)); err != nil {
+			s.log().Error("send alert (still due; the next reconcile sends it again)", "subject", a.Alert.Subject, "error", err)
+			left = true
+			continue
+		}
+		if err := s.Store.ClearDueAlert(ctx, a.Key); err != nil {
+			s.log().Error("clear a sent alert", "subject", a.Alert.Subject, "error", err)
+		}
+	}
+	return left
+}
+
+// sendable is a with its subject one safe line and its SMS printable
+// ASCII, each within SNS's bound (humantext).
+func sendable(a ipguard.Alert) ipguard.Alert {
+	a.Subject, a.SMS = humantext.Line(a.Subject, snsmessage.MaxSubjectRunes), humantext.ASCII(a.SMS, snsmessage.MaxSMSBytes)
+	return a
 }
 
 // publish sends a with its subject one safe line and its SMS printable
 // ASCII, each within SNS's bound (humantext).
 func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
-	a.Subject, a.SMS = humantext.Line(a.Subject, snsmessage.MaxSubjectRunes), humantext.ASCII(a.SMS, snsmessage.MaxSMSBytes)
+	a = sendable(a)
 	if s.Alerts == nil {
 		s.log().Warn("alert not sent: no alert topic configured", "subject", a.Subject)
 		return

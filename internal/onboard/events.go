@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"time"
 
 	"ipguard/internal/ipguard"
 )
@@ -19,10 +20,20 @@ var detailTypeAction = map[string]string{
 // the detail names no action; an action that contradicts the detail-type
 // (UserOffboarded with "add") is EInvalid.
 func (s *Service) HandleEvent(ctx context.Context, detailType string, detail []byte) (Result, error) {
+	return s.HandleEventAt(ctx, detailType, time.Time{}, detail)
+}
+
+// HandleEventAt is HandleEvent for an event sent at (the EventBridge
+// event's "time"; zero for a direct invocation): a change without its own
+// requestedAt was asked for then, so a replay keeps its original time.
+func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.Time, detail []byte) (Result, error) {
 	implied, known := detailTypeAction[detailType]
 	req, err := decodeRequest(detail, implied)
 	if err != nil {
 		return Result{}, err
+	}
+	if req.RequestedAt.IsZero() && !at.IsZero() && fieldsOf[req.Action]["requestedAt"] {
+		req.RequestedAt = at.UTC()
 	}
 	switch {
 	case !known:

@@ -26,20 +26,53 @@ func newFakeStore() *fakeStore {
 
 // fakePortal is the portal's list with optional latency, failures and a hook
 // that runs right after each PUT (a hand edit landing meanwhile).
+//
+// Faults: putErr fails every PUT unapplied-unknown (as a timeout: it does
+// not land); refuse answers the next PUTs 4xx (not applied); late makes the
+// next PUT time out unapplied and land when landLate is called; readErrs
+// fails the next GETs of the list; lostAnswer applies the next PUT but
+// answers with a timeout.
 type fakePortal struct {
-	mu       sync.Mutex
-	list     []ipguard.Restriction
-	enabled  bool
-	puts     int
-	putErr   error
-	latency  time.Duration
-	afterPut func(f *fakePortal)
+	mu         sync.Mutex
+	list       []ipguard.Restriction
+	enabled    bool
+	puts       int
+	putErr     error
+	latency    time.Duration
+	afterPut   func(f *fakePortal)
+	refuse     int
+	late       int
+	lateList   []lateWrite
+	readErrs   int
+	lostAnswer int
+	clock      func() time.Time
+	trail      *fakeTrail // when set, every applied PUT is a trail event by keyUser
+	keyUser    string
+	// applied holds every address a PUT of the tool ever brought onto the
+	// portal; history the lists of the tool's PUTs that landed.
+	applied map[string]bool
+	history []lateWrite
 }
+
+type lateWrite struct {
+	list   []ipguard.Restriction
+	enable bool
+}
+
+var errTimeout = ipguard.Errorf(ipguard.EUnavailable, "no answer within 10s")
+
+type notApplied struct{ error }
+
+func (notApplied) Is(t error) bool { return t == ipguard.ErrNotApplied }
 
 func (f *fakePortal) IPRestrictions(context.Context) ([]ipguard.Restriction, error) {
 	time.Sleep(f.latency)
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.readErrs > 0 {
+		f.readErrs--
+		return nil, errTimeout
+	}
 	return slices.Clone(f.list), nil
 }
 
@@ -50,22 +83,72 @@ func (f *fakePortal) IPRestrictionsEnabled(context.Context) (bool, error) {
 	return f.enabled, nil
 }
 
-func (f *fakePortal) PutIPRestrictions(_ context.Context, l []ipguard.Restriction, enable bool) error {
-	time.Sleep(f.latency)
-	f.mu.Lock()
-	if f.putErr != nil {
-		f.mu.Unlock()
-		return f.putErr
+func (f *fakePortal) now() time.Time {
+	if f.clock != nil {
+		return f.clock()
 	}
+	return time.Now()
+}
+
+func (f *fakePortal) applyLocked(l []ipguard.Restriction, enable bool) time.Time {
 	f.puts++
 	f.list, f.enabled = slices.Clone(l), enable
+	if f.applied == nil {
+		f.applied = map[string]bool{}
+	}
+	for _, r := range l {
+		f.applied[r.IP] = true
+	}
+	f.history = append(f.history, lateWrite{slices.Clone(l), enable})
+	at := f.now().UTC().Truncate(time.Second)
+	if f.trail != nil {
+		f.trail.add(Change{When: at, User: "IP Guard key", UserID: f.keyUser, IP: "192.0.2.250"})
+	}
+	return at
+}
+
+func (f *fakePortal) SaveIPRestrictions(_ context.Context, l []ipguard.Restriction, enable bool) (time.Time, error) {
+	time.Sleep(f.latency)
+	f.mu.Lock()
+	switch {
+	case f.putErr != nil:
+		f.mu.Unlock()
+		return time.Time{}, f.putErr
+	case f.refuse > 0:
+		f.refuse--
+		f.mu.Unlock()
+		return time.Time{}, notApplied{ipguard.Errorf(ipguard.EInvalid, "HTTP 400: refused")}
+	case f.late > 0:
+		f.late--
+		f.lateList = append(f.lateList, lateWrite{slices.Clone(l), enable})
+		f.mu.Unlock()
+		return time.Time{}, errTimeout
+	}
+	at := f.applyLocked(l, enable)
+	lost := f.lostAnswer > 0
+	if lost {
+		f.lostAnswer--
+	}
 	hook := f.afterPut
 	f.afterPut = nil
 	f.mu.Unlock()
 	if hook != nil {
 		hook(f)
 	}
-	return nil
+	if lost {
+		return time.Time{}, errTimeout
+	}
+	return at, nil
+}
+
+// landLate applies the PUTs held back by late, oldest first.
+func (f *fakePortal) landLate() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, w := range f.lateList {
+		f.applyLocked(w.list, w.enable)
+	}
+	f.lateList = nil
 }
 
 func (f *fakePortal) set(l []ipguard.Restriction, enabled bool) {
@@ -74,13 +157,47 @@ func (f *fakePortal) set(l []ipguard.Restriction, enabled bool) {
 	f.list, f.enabled = slices.Clone(l), enabled
 }
 
+// memLease is a lease backend in memory.
+type memLease struct {
+	mu    sync.Mutex
+	owner string
+	until time.Time
+}
+
+func (m *memLease) TryAcquireLease(_ context.Context, _, owner string, until, now time.Time) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.owner != "" && m.owner != owner && m.until.After(now) {
+		return false, nil
+	}
+	m.owner, m.until = owner, until
+	return true, nil
+}
+
+func (m *memLease) ReleaseLease(_ context.Context, _, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.owner == owner {
+		m.owner = ""
+	}
+	return nil
+}
+
 type fakeDirectory struct {
 	creator string
 	people  map[string]Person
 	errs    map[string]error // Person(id) fails with errs[id]
+	keyErr  func() error     // KeyCreator fails with its answer when not nil
 }
 
-func (d *fakeDirectory) KeyCreator(context.Context) (string, error) { return d.creator, nil }
+func (d *fakeDirectory) KeyCreator(context.Context) (string, error) {
+	if d.keyErr != nil {
+		if err := d.keyErr(); err != nil {
+			return "", err
+		}
+	}
+	return d.creator, nil
+}
 func (d *fakeDirectory) Person(_ context.Context, id string) (Person, bool, error) {
 	if err := d.errs[id]; err != nil {
 		return Person{}, false, err
@@ -90,21 +207,55 @@ func (d *fakeDirectory) Person(_ context.Context, id string) (Person, bool, erro
 }
 
 type fakeAlerts struct {
-	mu   sync.Mutex
-	sent []ipguard.Alert
+	mu       sync.Mutex
+	sent     []ipguard.Alert
+	throttle int // the next publishes fail (SNS throttling)
 }
 
 func (a *fakeAlerts) Publish(_ context.Context, al ipguard.Alert) (string, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.throttle > 0 {
+		a.throttle--
+		return "", ipguard.Errorf(ipguard.EUnavailable, "sns: Throttling: Rate exceeded")
+	}
 	a.sent = append(a.sent, al)
 	return "m", nil
 }
 
-type fakeTrail struct{ changes []Change }
+func (a *fakeAlerts) kinds() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []string
+	for _, al := range a.sent {
+		out = append(out, al.Kinds...)
+	}
+	return out
+}
 
-func (t *fakeTrail) AllowlistChanges(context.Context, time.Time) ([]Change, error) {
-	return t.changes, nil
+// fakeTrail is the audit trail: changes, oldest first; AllowlistChanges
+// returns those from from's second on (as the portal filters).
+type fakeTrail struct {
+	mu      sync.Mutex
+	changes []Change
+}
+
+func (t *fakeTrail) add(c Change) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.changes = append(t.changes, c)
+}
+
+func (t *fakeTrail) AllowlistChanges(_ context.Context, from time.Time) ([]Change, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []Change
+	for _, c := range t.changes {
+		if !c.When.Before(from.Truncate(time.Second)) {
+			out = append(out, c)
+		}
+	}
+	return out, nil
 }
 
 type fakeLogins struct{ events []ipguard.LoginEvent }

@@ -35,6 +35,9 @@ type Settings struct {
 	// OffboardRemovedUsers offboards stored users the portal no longer has
 	// or has terminated (OFFBOARD_REMOVED_USERS).
 	OffboardRemovedUsers bool
+	// OffboardMaxPercent bounds the users who left offboarded at once, in
+	// percent of the stored users (default 10; at least OffboardMinUsers).
+	OffboardMaxPercent int
 }
 
 // DefaultMaxEntries is the default cap of the portal list.
@@ -63,6 +66,11 @@ type Desired struct {
 	// Unreadable are stored users whose record cannot be decoded: what they
 	// need is unknown, so while there are any no owned address is removed.
 	Unreadable []string
+	// Overflow: the entries need more addresses than the portal list may
+	// hold (PORTAL_MAX_ENTRIES); expansion stopped there, before
+	// allocating the rest. OverflowBy names the first user it stopped at.
+	Overflow   bool
+	OverflowBy string
 }
 
 // Needs reports whether a is a desired address.
@@ -92,6 +100,15 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 			e, err := allowlist.ParseStored([]string{raw})
 			if err != nil {
 				d.NotPushed[u.ID] = append(d.NotPushed[u.ID], NotPushed{Entry: raw, Reason: "stored entry does not parse: " + err.Error()})
+				continue
+			}
+			// Bound the expansion before allocating it: never more addresses
+			// than the cap allows in all (many large ranges at the largest
+			// PORTAL_MAX_RANGE_ADDRESSES would otherwise exhaust memory).
+			if n := e[0].NumAddresses(); n.IsInt64() && n.Int64() <= int64(r.MaxRangeAddresses) && len(d.Addrs)+int(n.Int64()) > r.maxEntries()+len(r.Breakglass) {
+				if !d.Overflow {
+					d.Overflow, d.OverflowBy = true, u.ID
+				}
 				continue
 			}
 			addrs, ok := e[0].Expand(r.MaxRangeAddresses)
@@ -131,6 +148,9 @@ type Plan struct {
 	Enable       bool                  // the enable flag to send
 	Put          bool                  // false when nothing would change: no PUT is sent
 	Warnings     []string
+	// CapErr is set when the additions would pass the cap: the plan then
+	// holds only the removals (applied), and the additions stay pending.
+	CapErr error
 }
 
 // EnableRule says when restrictions may be switched on.
@@ -138,8 +158,9 @@ type EnableRule struct {
 	// Allowed: switching on cannot lock the tool's key out (the key's
 	// creator is the portal owner, or break-glass addresses are set).
 	Allowed bool
-	// Why explains a refusal.
-	Why string
+	// Why explains a refusal; Kind names its cause (the alert's episode).
+	Why  string
+	Kind string
 	// KeepOff: restrictions were switched off by hand and drift repair is
 	// off: leave them off.
 	KeepOff bool
@@ -192,11 +213,23 @@ func PlanReconcile(current []ipguard.Restriction, enabled bool, owned []string, 
 			"stored user(s) %s cannot be read, so what they need is unknown: no address is removed from the portal until their items (pk user#<id>) are fixed or deleted in the table",
 			humantext.Line(strings.Join(d.Unreadable, ", "), 300)))
 	}
-	if n := len(p.List); n > r.maxEntries() {
+	if n := len(p.List); n > r.maxEntries() || d.Overflow {
 		// The portal's own entries can pass the cap: a configuration
 		// matter (raise the cap or clean the portal), not the caller's input.
-		return Plan{}, &ipguard.Error{Code: ipguard.EConfig, Field: "PORTAL_MAX_ENTRIES", Value: fmt.Sprint(r.maxEntries()),
-			Message: fmt.Sprintf("the portal list would hold %d entries, more than the cap; remove entries or raise PORTAL_MAX_ENTRIES", n)}
+		capErr := &ipguard.Error{Code: ipguard.EConfig, Field: "PORTAL_MAX_ENTRIES", Value: fmt.Sprint(r.maxEntries()),
+			Message: fmt.Sprintf("the portal list would hold %d entries or more, more than the cap; remove entries or raise PORTAL_MAX_ENTRIES", n)}
+		if len(p.Removed) == 0 {
+			return Plan{}, capErr
+		}
+		// A security removal never waits behind additions that pass the
+		// cap: the removals go out alone, the additions stay pending.
+		added := map[string]bool{}
+		for _, a := range p.Added {
+			added[a] = true
+		}
+		p.List = slices.DeleteFunc(p.List, func(x ipguard.Restriction) bool { return !x.ForAdmin && added[x.IP] })
+		p.Owned = slices.DeleteFunc(p.Owned, func(a string) bool { return added[a] })
+		p.Added, p.MissingOwned, p.CapErr = nil, nil, capErr
 	}
 	p.Enable = enabled
 	switch {

@@ -72,42 +72,35 @@ type LoginHistory interface {
 // portal owner (whom the allowlist exempts). Without a Directory the tool
 // cannot tell and allows it as before, when break-glass is set or not.
 //
-// An allowed answer is kept for preflightTTL (who created the key does not
-// change while the key lives); a refusal is asked again each time.
+// The answer is never cached: the reconcile asks only when it would switch
+// restrictions on, and a key rotated to a non-owner's is judged as it is.
 func (s *Service) enableRule(ctx context.Context) EnableRule {
 	if !s.Rules.Enforce || len(s.Rules.Breakglass) > 0 || s.Directory == nil {
 		return EnableRule{Allowed: true} // nothing to switch on, or safe
 	}
-	s.preflight.Lock()
-	okUntil := s.preflight.okUntil
-	s.preflight.Unlock()
-	if time.Now().Before(okUntil) {
-		return EnableRule{Allowed: true}
-	}
-	en := s.askDirectory(ctx)
-	if en.Allowed {
-		s.preflight.Lock()
-		s.preflight.okUntil = time.Now().Add(preflightTTL)
-		s.preflight.Unlock()
-	}
-	return en
+	return s.askDirectory(ctx)
 }
 
-// preflightTTL is how long an allowed lock-out preflight is trusted.
-const preflightTTL = 5 * time.Minute
+// Kinds of a lock-out preflight refusal: its episode is keyed by the kind,
+// never by the error's text (which varies from one failure to the next).
+const (
+	LockoutKeyUnreadable     = "key-unreadable"
+	LockoutCreatorUnreadable = "creator-unreadable"
+	LockoutNotOwner          = "not-owner"
+)
 
 func (s *Service) askDirectory(ctx context.Context) EnableRule {
 	const what = "set PORTAL_BREAKGLASS_IPS to the address the functions and your office reach the portal from, or create the API key as the portal owner"
 	creator, err := s.Directory.KeyCreator(ctx)
 	if err != nil {
-		return EnableRule{Why: "could not tell who created the API key (" + err.Error() + "), and PORTAL_BREAKGLASS_IPS is empty, so switching restrictions on could lock the tool and the office out; " + what}
+		return EnableRule{Kind: LockoutKeyUnreadable, Why: "could not tell who created the API key (" + err.Error() + "), and PORTAL_BREAKGLASS_IPS is empty, so switching restrictions on could lock the tool and the office out; " + what}
 	}
 	p, found, err := s.Directory.Person(ctx, creator)
 	switch {
 	case err != nil:
-		return EnableRule{Why: "could not read the API key's creator (" + err.Error() + "), and PORTAL_BREAKGLASS_IPS is empty; " + what}
+		return EnableRule{Kind: LockoutCreatorUnreadable, Why: "could not read the API key's creator (" + err.Error() + "), and PORTAL_BREAKGLASS_IPS is empty; " + what}
 	case !found || !p.IsOwner:
-		return EnableRule{Why: "the API key was not created by the portal owner (only the owner is exempt from the allowlist) and PORTAL_BREAKGLASS_IPS is empty, so switching restrictions on would lock the tool out; " + what}
+		return EnableRule{Kind: LockoutNotOwner, Why: "the API key was not created by the portal owner (only the owner is exempt from the allowlist) and PORTAL_BREAKGLASS_IPS is empty, so switching restrictions on would lock the tool out; " + what}
 	}
 	return EnableRule{Allowed: true}
 }

@@ -2,6 +2,9 @@ package onboard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,6 +13,7 @@ import (
 
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease"
 )
 
 // One reconcile, under the portal-allowlist lease:
@@ -37,8 +41,12 @@ type outcome struct {
 	by           string    // "this request", "another request", "already"
 	put          bool      // this request sent at least one PUT
 	puts         int       // how many PUTs this reconcile sent
-	windowStart  time.Time // when the GET→PUT window of the last PUT began
-	prevSave     time.Time // when the reconcile before it ended (its own saves are no later)
+	windowStart  time.Time // when the GET→PUT window of the first PUT began
+	saves        []time.Time
+	ownSaves     []time.Time           // the state's own saves after this reconcile
+	dueAdded     bool                  // this reconcile recorded an alert as due
+	unanswered   bool                  // a PUT of the tool went unanswered and may have landed unseen
+	seenBefore   []ipguard.Restriction // the list the reconcile read before it wrote
 	added        []string
 	removed      []string
 	expired      []ExpiredView
@@ -50,10 +58,17 @@ type outcome struct {
 
 func (o *outcome) merge(n outcome) {
 	o.portal, o.reason, o.by, o.enabled, o.err = n.portal, n.reason, n.by, n.enabled, n.err
-	o.put = o.put || n.put
-	if n.put {
-		o.puts, o.windowStart, o.prevSave = n.puts, n.windowStart, n.prevSave
+	if n.put && !o.put {
+		o.windowStart, o.seenBefore = n.windowStart, n.seenBefore
 	}
+	o.put = o.put || n.put
+	o.dueAdded = o.dueAdded || n.dueAdded
+	o.unanswered = o.unanswered || n.unanswered
+	if n.ownSaves != nil {
+		o.ownSaves = n.ownSaves
+	}
+	o.puts += n.puts
+	o.saves = append(o.saves, n.saves...)
 	o.added = append(o.added, n.added...)
 	o.removed = append(o.removed, n.removed...)
 	o.expired = append(o.expired, n.expired...)
@@ -64,11 +79,134 @@ func (o *outcome) merge(n outcome) {
 	}
 }
 
+// MaxLateSent bounds the remembered lists of the tool's recent PUTs, any
+// of which may still land late.
+const MaxLateSent = 8
+
+// MaxLateKept bounds the entries of others remembered per recent PUT: a
+// PUT that kept more is not remembered (its late landing is then drift).
+const MaxLateKept = 50
+
+// lateKept returns the non-admin entries the tool did not own that the
+// recent PUT with list hash h kept (non-nil, maybe empty), or nil when no
+// recent PUT had that list. Each LateSent record is "hash ip1,ip2,...".
+func lateKept(late []string, h string) []string {
+	for _, rec := range late {
+		hash, kept, _ := strings.Cut(rec, " ")
+		if hash == h {
+			if kept == "" {
+				return []string{}
+			}
+			return strings.Split(kept, ",")
+		}
+	}
+	return nil
+}
+
+// notOwned lists the non-admin entries of the plan's list the tool does not own.
+func notOwned(p Plan) []string {
+	out := []string{}
+	for _, r := range p.List {
+		if !r.ForAdmin && !slices.Contains(p.Owned, r.IP) {
+			out = append(out, r.IP)
+		}
+	}
+	return out
+}
+
+// listHash fingerprints a list (order ignored) and its enable flag.
+func listHash(list []ipguard.Restriction, enable bool) string {
+	parts := make([]string, len(list))
+	for i, r := range list {
+		parts[i] = describe(r)
+	}
+	sort.Strings(parts)
+	sum := sha256.Sum256([]byte(fmt.Sprint(enable, "\n", strings.Join(parts, "\n"))))
+	return hex.EncodeToString(sum[:16])
+}
+
+// MaxOwnSaves bounds the remembered instants of the tool's own saves.
+const MaxOwnSaves = 20
+
+// fenceMargin is the lease time kept beyond one write attempt: no PUT (and
+// no retry of one) starts with less than WriteAttempt plus this left.
+const fenceMargin = 2 * time.Second
+
+func (s *Service) writeAttempt() time.Duration {
+	if s.WriteAttempt > 0 {
+		return s.WriteAttempt
+	}
+	return 10 * time.Second
+}
+
+// settle reads what became of the tool's last PUT whose landing was not
+// seen (st.Sent) from the list the portal holds now, and returns the list
+// and setting the portal is expected to hold without anyone else's doing
+// (the base drift is measured against):
+//
+//	portal holds Sent          it landed: its added addresses become owned
+//	portal holds LastSeen      not landed (yet): Sent stays expected
+//	portal holds an older PUT  an attempt of it landed late, after newer
+//	  of the tool (LateSent)   ones: the addresses it brought back are the
+//	                           tool's own (owned again, so the plan removes
+//	                           those no longer needed), and it is no drift
+//	none of these              the nearer of LastSeen and Sent is the base
+//	                           (Sent on a tie: it was sent after LastSeen
+//	                           was read); Sent's added addresses on the
+//	                           portal become owned only when Sent is it
+func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool) (base []ipguard.Restriction, baseEnabled bool) {
+	claim := func() {
+		present := map[string]bool{}
+		for _, r := range current {
+			if !r.ForAdmin {
+				present[r.IP] = true
+			}
+		}
+		inSent := map[string]bool{}
+		for _, r := range st.Sent {
+			if !r.ForAdmin {
+				inSent[r.IP] = true
+			}
+		}
+		// Owned stays owned (a PUT taken for landed that did not land must
+		// not disown what it would have removed); what it added is owned
+		// where the portal shows it.
+		owned := slices.Clone(st.Owned)
+		for _, a := range st.SentAdded {
+			if inSent[a] && present[a] && !slices.Contains(owned, a) {
+				owned = append(owned, a)
+			}
+		}
+		st.Owned = owned
+		st.LastSeen, st.LastEnabled = st.Sent, st.SentEnable
+		st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = nil, nil, "", time.Time{}
+	}
+	dist := func(a, b []ipguard.Restriction) int { return len(diffList(a, b)) + len(diffList(b, a)) }
+	switch {
+	case st.Sent != nil && sameList(current, st.Sent) && enabled == st.SentEnable:
+		claim()
+	case sameList(current, st.LastSeen):
+	case lateKept(st.LateSent, listHash(current, enabled)) != nil:
+		// What that PUT owned is the tool's; an entry of an admin's that
+		// it merely kept is still the admin's.
+		kept := lateKept(st.LateSent, listHash(current, enabled))
+		for _, r := range diffList(current, st.LastSeen) {
+			if !r.ForAdmin && !slices.Contains(kept, r.IP) && !slices.Contains(st.Owned, r.IP) {
+				st.Owned = append(st.Owned, r.IP)
+			}
+		}
+		return current, enabled
+	case st.Sent != nil && dist(current, st.Sent) <= dist(current, st.LastSeen):
+		claim()
+	}
+	return st.LastSeen, st.LastEnabled
+}
+
 // reconcile brings the portal to the desired state stored at version
-// st.Version. A portal failure is not an error: the state records it as
-// pending (with the reason) and the outcome says so. Store failures are
-// errors.
-func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcome, error) {
+// st.Version, under the lease held. A portal failure is not an error: the
+// state records it as pending (with the reason) and the outcome says so.
+// Store failures are errors.
+func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *lease.Held) (outcome, error) {
 	now := s.now().UTC()
 	version := st.Version
 	users, err := s.Store.AllUsers(ctx)
@@ -80,7 +218,10 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 		return outcome{}, err
 	}
 	d := DesiredState(users, s.Rules, now)
-	en := s.enableRule(ctx)
+	if st.AlertsDue && !s.flushDue(ctx) {
+		// Sent what an earlier reconcile left due: the outbox is empty.
+		st.AlertsDue = false
+	}
 
 	pending := func(cause error) (outcome, error) {
 		reason := cause.Error()
@@ -94,36 +235,59 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 		return out, nil
 	}
 
-	// The GET→PUT window starts here.
+	// The GET→PUT window starts here. The two GETs go out together: one
+	// round trip less in the window and on every caller's wait.
 	windowStart := s.now()
-	enabled, err := s.Portal.IPRestrictionsEnabled(ctx)
-	if err != nil {
-		return pending(fmt.Errorf("could not read the portal restriction setting: %w", err))
-	}
+	var enabled bool
+	var enErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		enabled, enErr = s.Portal.IPRestrictionsEnabled(ctx)
+	}()
 	current, err := s.Portal.IPRestrictions(ctx)
+	<-done
+	if enErr != nil {
+		return pending(fmt.Errorf("could not read the portal restriction setting: %w", enErr))
+	}
 	if err != nil {
 		return pending(fmt.Errorf("could not read the portal allowlist: %w", err))
 	}
-	drift := detectDrift(st, current, enabled, s.Rules)
+	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
+	hadSent := st.Sent != nil
+	base, baseEnabled := settle(&st, current, enabled)
+	// A PUT of the tool that got no answer may have landed at an instant
+	// no answer dated: its trail event is the key's user's, at no own save.
+	out.unanswered = hadSent || !sameList(base, st.LastSeen)
+	drift := detectDrift(st, base, baseEnabled, current, enabled, s.Rules)
 	// Switched off by hand, now or at an earlier reconcile that left them
 	// off: they stay off unless drift repair is on.
-	en.KeepOff = !s.Rules.DriftRepair && !enabled && (drift != nil && drift.SwitchedOff || st.HandOff)
+	keepOff := !s.Rules.DriftRepair && !enabled && (drift != nil && drift.SwitchedOff || st.HandOff)
+	// The lock-out preflight is asked only when its answer matters, and
+	// never from a cache: a rotated key is judged as it is now.
+	en := EnableRule{Allowed: true, KeepOff: keepOff}
+	if !enabled && s.Rules.Enforce {
+		en = s.enableRule(ctx)
+		en.KeepOff = keepOff
+	}
 	plan, err := PlanReconcile(current, enabled, st.Owned, d, s.Rules, en)
 	if err != nil {
+		// A hand edit past the cap is still drift: alert it.
+		out.dueAdded = s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, nil) || out.dueAdded
 		return pending(err)
 	}
 	out.warnings = append(out.warnings, plan.Warnings...)
 	after, final := current, plan
 	if plan.Put {
-		if after, final, err = s.write(ctx, current, enabled, st.Owned, d, en, plan, &out); err != nil {
-			// Unknown outcome: the PUT may still land. Remember what it
-			// would have added as owned, so a late landing is ours.
-			st.Owned = union(st.Owned, plan.Added)
+		out.windowStart, out.seenBefore = windowStart, current
+		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
+		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
+		if err != nil {
+			out.dueAdded = s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, out.saves) || out.dueAdded
 			return pending(err)
 		}
 		out.put = true
 		out.added, out.removed = final.Added, final.Removed
-		out.windowStart, out.prevSave = windowStart, st.LastReconcile
 	}
 	out.enabled = final.Enable
 	out.missingOwned = plan.MissingOwned
@@ -132,54 +296,127 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState) (outcom
 		drift.Reenabled = drift.SwitchedOff && final.Enable
 	}
 
-	prevReconcile := st.LastReconcile
 	st.Applied, st.Owned, st.LastSeen, st.LastEnabled = version, final.Owned, after, final.Enable
 	st.Reconciled, st.Pending, st.PendingCode, st.PendingVersion, st.LastReconcile = true, "", "", 0, now
+	if final.CapErr != nil {
+		// Only the removals went out: the additions wait for the cap.
+		st.Pending, st.PendingCode, st.PendingVersion = final.CapErr.Error(), ipguard.ErrorCode(final.CapErr), version
+		out.warnings = append(out.warnings, "only removals were applied: "+final.CapErr.Error())
+	}
 	st.HandOff = en.KeepOff && !final.Enable
-	prevEpisode := st.DriftEpisode
-	st.DriftEpisode = drift.fingerprint()
 	lockout := !en.Allowed && s.Rules.Enforce && !enabled
 	if !lockout {
 		// The lock-out episode (if any) is over: its notice is sent again
 		// when the condition comes back.
 		st.LockoutNotice = ""
 	}
+	out.dueAdded = s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, out.saves) || out.dueAdded
+	if lockout && st.LockoutNotice != en.Kind {
+		st.LockoutNotice = en.Kind
+		s.due(ctx, "lockout#"+en.Kind, s.lockoutAlert(en.Why))
+		out.dueAdded = true
+	}
+	st.AlertsDue = st.AlertsDue || out.dueAdded
+	out.ownSaves = st.OwnSaves
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		return outcome{}, err
 	}
-	if drift != nil {
-		out.drift = drift
-		s.attribute(ctx, drift, prevReconcile, out.puts)
-		if st.DriftEpisode != prevEpisode {
-			s.alertDrift(ctx, drift)
-		}
-	}
-	if lockout {
-		s.alertLockout(ctx, en.Why)
-	}
+	out.drift = drift
 	out.portal = PortalApplied
+	if final.CapErr != nil {
+		out.portal, out.reason, out.err = PortalPending, final.CapErr.Error(), final.CapErr
+	}
 	s.log().Info("reconciled portal allowlist", "version", version, "put", out.put, "added", len(out.added),
 		"removed", len(out.removed), "expired", len(out.expired), "entries", len(after), "enabled", final.Enable)
 	return out, nil
 }
 
-// write sends the plan and reads the list back. If the list read back is not
-// the list sent, someone changed it meanwhile (a hand edit, or a late PUT):
-// their entries are kept, ours are planned again and sent once more.
-func (s *Service) write(ctx context.Context, current []ipguard.Restriction, enabled bool, owned []string, d Desired, en EnableRule, plan Plan, out *outcome) ([]ipguard.Restriction, Plan, error) {
+// noteDrift attributes a drift and records its alert as due once per
+// episode (the same drift seen again is not alerted again).
+func (s *Service) noteDrift(ctx context.Context, st *ipguard.PortalState, drift *Drift, prev time.Time, prevSaves, saves []time.Time) bool {
+	fp := drift.fingerprint()
+	if drift == nil || fp == st.DriftEpisode {
+		st.DriftEpisode = fp
+		return false
+	}
+	st.DriftEpisode = fp
+	s.attribute(ctx, drift, prev, append(slices.Clone(prevSaves), saves...))
+	s.due(ctx, "drift#"+fp[:16], s.driftAlert(drift))
+	st.AlertsDue = true
+	return true
+}
+
+func lastN[T any](xs []T, n int) []T {
+	if len(xs) > n {
+		return slices.Clone(xs[len(xs)-n:])
+	}
+	return xs
+}
+
+// write sends the plan and reads the list back, fenced by the lease, and
+// records in st what became of each PUT:
+//
+//	before sending   Sent = the list, "in flight" (stored)
+//	refused (4xx)    not applied: Sent back to what it was; nothing owned
+//	no answer, 5xx   "unknown": it may land later; nothing owned
+//	2xx, no re-read  "unconfirmed": owned once a later reconcile sees it
+//	2xx, re-read     seen: its added addresses that are there are owned
+//
+// If the list read back is not the list sent, someone changed it meanwhile
+// (a hand edit, or a late PUT): their entries are kept, ours are planned
+// again and sent once more.
+func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.PortalState, current []ipguard.Restriction, enabled bool, d Desired, en EnableRule, plan Plan, out *outcome) ([]ipguard.Restriction, Plan, error) {
 	first := plan
+	owned := st.Owned
 	for round := 0; ; round++ {
 		if err := CheckKept(current, plan.List, owned); err != nil {
 			return nil, Plan{}, err
 		}
-		out.puts++
-		if err := s.Portal.PutIPRestrictions(ctx, plan.List, plan.Enable); err != nil {
-			return nil, Plan{}, fmt.Errorf("could not update the portal allowlist: %w", err)
+		if held != nil && time.Until(held.Until) < s.writeAttempt()+fenceMargin {
+			return nil, Plan{}, ipguard.Errorf(ipguard.EUnavailable,
+				"not sent: less than one write attempt (%s) and its margin is left on the portal allowlist lease; the next reconcile sends it", s.writeAttempt())
 		}
+		prev := *st
+		// Any attempt of this PUT may land late, after newer ones (a
+		// client retry, a slow proxy): remember its list to repair it then
+		// as the tool's own doing, not alert it as drift.
+		if h, kept := listHash(plan.List, plan.Enable), notOwned(plan); lateKept(st.LateSent, h) == nil && len(kept) <= MaxLateKept {
+			st.LateSent = lastN(append(st.LateSent, h+" "+strings.Join(kept, ",")), MaxLateSent)
+		}
+		st.Sent, st.SentAdded, st.SentEnable, st.SentOutcome, st.SentAt = plan.List, plan.Added, plan.Enable, ipguard.SentInFlight, s.now().UTC()
+		if st.Sent == nil {
+			st.Sent = []ipguard.Restriction{}
+		}
+		if err := s.Store.PutPortalState(ctx, *st); err != nil {
+			return nil, Plan{}, err
+		}
+		wctx, cancel := ctx, func() {}
+		if held != nil {
+			wctx, cancel = context.WithDeadline(ctx, held.Until.Add(-fenceMargin))
+		}
+		out.puts++
+		date, err := s.Portal.SaveIPRestrictions(wctx, plan.List, plan.Enable)
+		cancel()
+		if err != nil {
+			if errors.Is(err, ipguard.ErrNotApplied) {
+				// Not applied, so it cannot land late either.
+				st.Sent, st.SentAdded, st.SentEnable, st.SentOutcome, st.SentAt = prev.Sent, prev.SentAdded, prev.SentEnable, prev.SentOutcome, prev.SentAt
+				st.LateSent = prev.LateSent
+				return nil, Plan{}, fmt.Errorf("the portal refused the allowlist update (not applied): %w", err)
+			}
+			st.SentOutcome = ipguard.SentUnknown
+			return nil, Plan{}, fmt.Errorf("could not update the portal allowlist (outcome unknown: it may still land; the next reconcile checks): %w", err)
+		}
+		if date.IsZero() {
+			date = s.now().UTC()
+		}
+		out.saves = append(out.saves, date)
 		after, err := s.Portal.IPRestrictions(ctx)
 		if err != nil {
-			return nil, Plan{}, fmt.Errorf("updated the portal allowlist but could not read it back: %w", err)
+			st.SentOutcome = ipguard.SentUnconfirmed
+			return nil, Plan{}, fmt.Errorf("updated the portal allowlist but could not read it back (applied, not confirmed): %w", err)
 		}
+		st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = nil, nil, "", time.Time{}
 		if sameList(after, plan.List) {
 			if round > 0 {
 				plan.Added = union(first.Added, plan.Added)
@@ -198,12 +435,19 @@ func (s *Service) write(ctx context.Context, current []ipguard.Restriction, enab
 		}
 		out.warnings = append(out.warnings, msg)
 		s.log().Warn("portal allowlist changed during the update", "appeared", len(appeared), "lost", len(lost))
+		// Owned from now on: what the plan owned and the list read back
+		// shows (seen after our own PUT).
+		owned = nil
+		for _, a := range plan.Owned {
+			if holds(after, []string{a}) {
+				owned = append(owned, a)
+			}
+		}
+		st.Owned = owned
 		if round >= 2 {
 			return nil, Plan{}, fmt.Errorf("the portal allowlist kept changing during the update")
 		}
-		// The list read back is the new starting point; what we owned in the
-		// plan stays owned.
-		current, owned = after, plan.Owned
+		current = after
 		if plan, err = PlanReconcile(current, enabled, owned, d, s.Rules, en); err != nil {
 			return nil, Plan{}, err
 		}
@@ -213,32 +457,121 @@ func (s *Service) write(ctx context.Context, current []ipguard.Restriction, enab
 	}
 }
 
+// isOwn tells the tool's own saves in the audit trail from anyone else's by
+// facts: a save is the tool's only when it is by the user the key acts as
+// (when known) and at one of the instants the portal dated the answers to
+// the tool's PUTs (the trail has second precision). Each own instant
+// accounts for one save at most, so an admin's save in the same second is
+// still someone else's.
+//
+// With unanswered (a PUT of the tool went without an answer, so its landing
+// has no dated instant), an unmatched save by the key's user counts as the
+// tool's too.
+func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time, unanswered bool) []Change {
+	keyUser := s.keyUser(ctx, false)
+	used := make([]bool, len(saves))
+	own := make([]bool, len(changes))
+	// Newest first (the tool's save comes after the edits its reconcile
+	// read), the same second first, then the second before the answer's
+	// Date (the portal stamps the event while it works and dates the
+	// answer when it is done).
+	for _, slack := range []time.Duration{0, time.Second} {
+		for j := len(changes) - 1; j >= 0; j-- {
+			c := changes[j]
+			if own[j] || keyUser != "" && !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) {
+				continue
+			}
+			for i, t := range saves {
+				if dt := t.Truncate(time.Second).Sub(c.When.Truncate(time.Second)); !used[i] && dt == slack {
+					used[i], own[j] = true, true
+					break
+				}
+			}
+		}
+	}
+	var out []Change
+	for j, c := range changes {
+		if unanswered && keyUser != "" && strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) {
+			own[j] = true
+		}
+		if !own[j] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// keyUser is the portal user the key acts as (its creator), asked once per
+// process (again when refresh); "" when unknown.
+func (s *Service) keyUser(ctx context.Context, refresh bool) string {
+	if s.Directory == nil {
+		return ""
+	}
+	s.preflight.Lock()
+	k := s.knownKeyUser
+	s.preflight.Unlock()
+	if k != "" && !refresh {
+		return k
+	}
+	id, err := s.Directory.KeyCreator(ctx)
+	if err != nil {
+		return k
+	}
+	id = ipguard.CanonicalUserID(id)
+	s.preflight.Lock()
+	s.knownKeyUser = id
+	s.preflight.Unlock()
+	return id
+}
+
 // checkForeignSaves looks in the portal's audit trail for allowlist saves
-// since the window started: more than this reconcile's own PUTs means
-// someone saved the allowlist meanwhile, and a save between our GET and our
-// PUT was overwritten by it (the list cannot show that; only the trail
-// can). The result names who, when and from where. The trail has second
-// precision: when the previous reconcile's own save fell in the window's
-// first second, counting starts at the next second.
-func (s *Service) checkForeignSaves(ctx context.Context, windowStart, prevSave time.Time, out *outcome) {
-	if s.Trail == nil {
+// since the window started that are not the tool's own (see foreign). A
+// save between our GET and our last PUT was overwritten by it (the list
+// cannot show that; only the trail can): it is alerted as drift naming
+// who and when, with the list the tool saw before it wrote, so that they
+// can redo the change. Every foreign save is named in the result.
+func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
+	if s.Trail == nil || len(out.saves) == 0 {
 		return
 	}
-	since := windowStart.UTC().Truncate(time.Second)
-	if !prevSave.IsZero() && !prevSave.UTC().Truncate(time.Second).Before(since) {
-		since = since.Add(time.Second)
-	}
+	since := out.windowStart.UTC().Truncate(time.Second)
 	changes, err := s.Trail.AllowlistChanges(ctx, since)
-	if err != nil || len(changes) <= out.puts {
+	if err != nil {
 		return
 	}
+	// Our own saves: the state remembers this reconcile's and the earlier
+	// ones (as a multiset: two saves in one second are two).
+	saves := out.ownSaves
+	if len(saves) == 0 {
+		saves = out.saves
+	}
+	others := s.foreign(ctx, changes, saves, out.unanswered)
+	if len(others) == 0 {
+		return
+	}
+	lastOwn := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).Truncate(time.Second)
 	var who []string
-	for _, c := range changes {
+	var overwritten []ChangeView
+	for _, c := range others {
 		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), humantext.Line(c.User, 100), humantext.Line(c.IP, 64)))
+		// Inside our write, unless the reconcile's read already saw it
+		// (then it is this reconcile's drift, alerted as such).
+		if v := changeView(c); !c.When.After(lastOwn) && (out.drift == nil || !slices.Contains(out.drift.Changes, v)) {
+			overwritten = append(overwritten, v)
+		}
 	}
 	out.warnings = append(out.warnings, fmt.Sprintf(
-		"the portal's audit trail shows %d allowlist saves during this update but it sent %d: someone else saved the allowlist meanwhile (%s); an entry they added just before our update may have been overwritten, check the portal",
-		len(changes), out.puts, strings.Join(who, "; ")))
+		"the portal's audit trail shows %d allowlist save(s) by someone else during this update (%s); a change saved just before our update may have been overwritten, check the portal",
+		len(others), strings.Join(who, "; ")))
+	if len(overwritten) > 0 {
+		d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: overwritten,
+			Overwritten: out.seenBefore, Since: since.Format(time.RFC3339)}
+		if d.Overwritten == nil {
+			d.Overwritten = []ipguard.Restriction{}
+		}
+		s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
+		s.flushDue(ctx)
+	}
 }
 
 // expire moves the entries whose time ran out at now from the users'

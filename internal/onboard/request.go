@@ -64,23 +64,27 @@ type Request struct {
 	Email      string
 	AllowedIPs []EntryInput
 	Days       int
+	// RequestedAt is when the change was asked for: the optional
+	// "requestedAt" of a direct payload, else the EventBridge event's time
+	// (a replay keeps the original); zero: when it arrives.
+	RequestedAt time.Time
 }
 
 // fieldsOf says which request fields each action accepts; any other known
 // field is EInvalid for that action. Unknown fields are ignored (pipelines
 // add their own, such as "source").
 var fieldsOf = map[string]map[string]bool{
-	ActionReplace:  {"id": true, "email": true, "allowedIps": true},
-	ActionAdd:      {"id": true, "email": true, "allowedIps": true},
-	ActionRemove:   {"id": true, "allowedIps": true},
-	ActionOffboard: {"id": true},
+	ActionReplace:  {"id": true, "email": true, "allowedIps": true, "requestedAt": true},
+	ActionAdd:      {"id": true, "email": true, "allowedIps": true, "requestedAt": true},
+	ActionRemove:   {"id": true, "allowedIps": true, "requestedAt": true},
+	ActionOffboard: {"id": true, "requestedAt": true},
 	ActionGet:      {"id": true},
 	ActionSync:     {},
 	ActionPreview:  {"days": true},
 }
 
 // knownFields are the request's field names; "userId" is an alias of "id".
-var knownFields = []string{"action", "id", "userId", "email", "allowedIps", "days"}
+var knownFields = []string{"action", "id", "userId", "email", "allowedIps", "days", "requestedAt"}
 
 // DecodeRequest reads an invocation payload (invoked directly, or the detail
 // of an EventBridge event):
@@ -88,6 +92,7 @@ var knownFields = []string{"action", "id", "userId", "email", "allowedIps", "day
 //	{"id": "...", "email": "...", "allowedIps": ["...", {"ip": "...", "expiresAt": "RFC3339", "note": "..."}]}
 //	{"action": "add"|"remove", "id": "...", "allowedIps": [...]}
 //	{"action": "offboard"|"get", "id": "..."}
+//	(replace, add, remove and offboard also take "requestedAt": RFC 3339)
 //	{"action": "sync"}
 //	{"action": "preview", "days": N}
 //
@@ -158,6 +163,17 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 	}
 	if r.Email, err = optionalString(obj, "email", MaxEmailLength); err != nil {
 		return Request{}, err
+	}
+	at, err := optionalString(obj, "requestedAt", MaxTimeLength)
+	if err != nil {
+		return Request{}, err
+	}
+	if strings.TrimSpace(at) != "" {
+		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(at))
+		if err != nil {
+			return Request{}, ipguard.Invalid("requestedAt", at, "must be an RFC 3339 time such as 2026-12-01T18:00:00Z (when the change was asked for; a replay keeps the original)")
+		}
+		r.RequestedAt = t.UTC()
 	}
 	if raw, ok := obj["days"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &r.Days); err != nil || r.Days < 1 || r.Days > MaxPreviewDays {

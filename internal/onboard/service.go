@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -39,6 +40,12 @@ type Store interface {
 	PortalState(ctx context.Context) (ipguard.PortalState, error)
 	// PutPortalState stores every field but Version; Applied never goes down.
 	PutPortalState(ctx context.Context, st ipguard.PortalState) error
+	// AddDueAlert records an alert as due (replacing one with the same
+	// key); DueAlerts returns them, oldest first; ClearDueAlert removes one
+	// (an unknown key is fine). The outbox of onboarding's alerts.
+	AddDueAlert(ctx context.Context, a ipguard.DueAlert) error
+	DueAlerts(ctx context.Context) ([]ipguard.DueAlert, error)
+	ClearDueAlert(ctx context.Context, key string) error
 }
 
 // HistoryRecorder keeps each user's allowlist history (see the audit).
@@ -73,9 +80,13 @@ type Portal interface {
 	IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error)
 	// IPRestrictionsEnabled reports whether restrictions are on.
 	IPRestrictionsEnabled(ctx context.Context) (bool, error)
-	// PutIPRestrictions replaces the whole list and the enable flag. On an
-	// error the outcome is unknown: the PUT may still land later.
-	PutIPRestrictions(ctx context.Context, list []ipguard.Restriction, enable bool) error
+	// SaveIPRestrictions replaces the whole list and the enable flag, and
+	// returns the portal's Date of its answer (zero when it sent none). An
+	// error with ipguard.ErrNotApplied in its chain was not applied (4xx,
+	// or not sent); any other error leaves the outcome unknown: the PUT
+	// may still land later. No attempt starts with less than one attempt's
+	// timeout left before ctx's deadline (the lease fence).
+	SaveIPRestrictions(ctx context.Context, list []ipguard.Restriction, enable bool) (time.Time, error)
 }
 
 // LeaseName is the lease a reconcile holds.
@@ -89,6 +100,10 @@ type Service struct {
 	Leases    lease.Backend
 	Rules     Settings
 	LeaseWait time.Duration
+	// WriteAttempt is the longest one attempt of a portal write may take
+	// (the client's timeout, default 10s): no PUT starts with less than it
+	// and a margin left on the lease.
+	WriteAttempt time.Duration
 	// Directory tells who the key and the users are (lock-out preflight,
 	// users who left, preview roles); nil: unknown.
 	Directory Directory
@@ -113,9 +128,9 @@ type Service struct {
 
 	preflight struct {
 		sync.Mutex
-		okUntil time.Time
 	}
-	checks *UserChecks // the rotation when UserChecks is nil (under preflight's lock)
+	knownKeyUser string      // the user the key acts as, once asked (under preflight's lock)
+	checks       *UserChecks // the rotation when UserChecks is nil (under preflight's lock)
 }
 
 // Handle decodes an invocation payload and runs its action.
@@ -202,6 +217,14 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	res := newResult(req.Action, id)
+	at := req.RequestedAt
+	if at.IsZero() {
+		at = now
+	}
+	if at.After(now.Add(MaxRequestedAhead)) {
+		// One bad clock must not freeze the user's later changes.
+		return Result{}, ipguard.Invalid("requestedAt", at.Format(time.RFC3339), "is more than %s ahead of now (%s); send the time the change was asked for", MaxRequestedAhead, now.Format(time.RFC3339))
+	}
 	var email string
 	if req.Action == ActionReplace || (req.Action == ActionAdd && req.Email != "") {
 		if email, err = canonicalEmail(req.Email); err != nil {
@@ -230,6 +253,36 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		next, missing, err := mutate(req.Action, old, found, id, email, entries, details, now)
 		if err != nil {
 			return Result{}, err
+		}
+		// At-least-once and unordered: never undo a newer change.
+		next, kept := keepNewer(old, next, at)
+		if len(kept) > 0 && attempt == 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf(
+				"this request (requested at %s) is older than later changes of user %s, so it was applied only where it undoes none of them; left as the newer request(s) made them: %s",
+				at.Format(time.RFC3339), id, strings.Join(kept, ", ")))
+		}
+		if req.Action == ActionOffboard && found && len(next.Entries) > 0 {
+			// A stale offboarding keeps the user with the entries a newer
+			// request gave: it becomes the removal of the others.
+			res.Email = old.Email
+			res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
+			if sameUser(old, next) {
+				stored = old // every entry is newer: nothing to do
+				break
+			}
+			next.Rev = old.Rev + 1
+			ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
+			if err != nil {
+				return Result{}, err
+			}
+			if !ok {
+				if attempt >= 5 {
+					return Result{}, ipguard.Errorf(ipguard.EConflict, "offboard %s: the user's record kept changing under this request; send it again", id)
+				}
+				continue
+			}
+			stored, res.Stored = next, true
+			break
 		}
 		if req.Action == ActionOffboard {
 			if found {
@@ -300,9 +353,18 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	// Likewise an offboarding that finds no user: its delete may have been
 	// stored before a failed bump, so it reconciles (no PUT when nothing
 	// is left to remove).
-	recheck := req.Action == ActionOffboard && !res.Stored && len(st.Owned) > 0
+	// Likewise a remove, or a replace that only shrinks, retried after its
+	// version bump was lost: the portal may still hold what it removed. So
+	// a request that stored nothing answers "already" only when the
+	// portal, as the last reconcile left it, needs no PUT at all.
+	recheck := false
+	if !res.Stored && st.Applied >= st.Version && st.Pending == "" && st.Reconciled && st.Sent == nil && holds(st.LastSeen, mine) {
+		if recheck, err = s.behind(ctx, st); err != nil {
+			return Result{}, err
+		}
+	}
 	myV := st.Version
-	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || !holds(st.LastSeen, mine) || recheck {
+	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || st.Sent != nil || !holds(st.LastSeen, mine) || recheck {
 		if res.Stored {
 			if myV, err = s.Store.BumpVersion(ctx); err != nil {
 				return Result{}, err
@@ -326,6 +388,112 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		"portal", res.Portal, "appliedBy", res.AppliedBy, "portalAdded", len(res.PortalAdded), "portalRemoved", len(res.PortalRemoved))
 	return res, nil
 }
+
+// MaxRequestedAhead is how far in the future a requestedAt may lie (clock
+// skew between the caller and this function).
+const MaxRequestedAhead = 5 * time.Minute
+
+// behind reports whether the portal, as the last reconcile left it (st),
+// differs from the desired state stored now (an address to add or remove).
+func (s *Service) behind(ctx context.Context, st ipguard.PortalState) (bool, error) {
+	users, err := s.Store.AllUsers(ctx)
+	if err != nil {
+		return false, err
+	}
+	plan, err := PlanReconcile(st.LastSeen, st.LastEnabled, st.Owned, DesiredState(users, s.Rules, s.now()), s.Rules, EnableRule{Allowed: true, KeepOff: true})
+	if err != nil {
+		return true, nil
+	}
+	return len(plan.Added) > 0 || len(plan.Removed) > 0, nil
+}
+
+// keepNewer undoes in next every part of a change requested at that would
+// undo a newer change of the same entry (old.Touched), and stamps the
+// entries it changes with at; removed entries stay as tombstones. It
+// returns the entries left as a newer request made them, each with that
+// request's time. For an offboarding (all entries removed) the entries a
+// newer request added or changed stay.
+func keepNewer(old, next ipguard.User, at time.Time) (ipguard.User, []string) {
+	touched := make(map[string]time.Time, len(old.Touched)+len(next.Entries))
+	for e, t := range old.Touched {
+		touched[e] = t
+	}
+	var kept []string
+	var entries []string
+	details := map[string]ipguard.EntryDetail{}
+	inOld := map[string]bool{}
+	for _, e := range old.Entries {
+		inOld[e] = true
+	}
+	inNext := map[string]bool{}
+	for _, e := range next.Entries {
+		inNext[e] = true
+	}
+	newer := func(e string) bool { t, ok := touched[e]; return ok && t.After(at) }
+	keep := func(e string) {
+		kept = append(kept, fmt.Sprintf("%s (requested at %s)", e, touched[e].UTC().Format(time.RFC3339)))
+	}
+	for _, e := range next.Entries {
+		changed := !inOld[e] || old.Details[e] != next.Details[e]
+		switch {
+		case changed && newer(e) && !inOld[e]:
+			keep(e) // removed by a newer request: stays removed
+			continue
+		case changed && newer(e):
+			keep(e) // changed by a newer request: keeps its details
+			entries = append(entries, e)
+			if d, ok := old.Details[e]; ok {
+				details[e] = d
+			}
+			continue
+		case changed:
+			touched[e] = at
+		}
+		entries = append(entries, e)
+		if d, ok := next.Details[e]; ok {
+			details[e] = d
+		}
+	}
+	for _, e := range old.Entries {
+		if inNext[e] {
+			continue
+		}
+		if newer(e) {
+			keep(e) // added by a newer request: stays
+			entries = append(entries, e)
+			if d, ok := old.Details[e]; ok {
+				details[e] = d
+			}
+			continue
+		}
+		touched[e] = at // removed now: a tombstone
+	}
+	// Tombstones are bounded: the newest maxTombstones of the removed.
+	var tombs []string
+	present := map[string]bool{}
+	for _, e := range entries {
+		present[e] = true
+	}
+	for e := range touched {
+		if !present[e] {
+			tombs = append(tombs, e)
+		}
+	}
+	if len(tombs) > maxTombstones {
+		slices.SortFunc(tombs, func(a, b string) int { return touched[b].Compare(touched[a]) })
+		for _, e := range tombs[maxTombstones:] {
+			delete(touched, e)
+		}
+	}
+	next.Entries, next.Details, next.Touched = entries, details, touched
+	if next.Entries == nil {
+		next.Entries = []string{}
+	}
+	return next, kept
+}
+
+// maxTombstones bounds the removed entries a user's record remembers.
+const maxTombstones = 100
 
 // failure turns a pending outcome whose cause is not a passing outage
 // (a refused key, a permission or an unexpected answer) into an error, so
@@ -470,13 +638,22 @@ func entryDiff(old, next []string) (added, removed []string) {
 
 // checkCap rejects (EInvalid, nothing written) a change after which the
 // portal would hold more than MaxEntries entries: the addresses every user
-// needs, with user id's record replaced by next (nil: deleted), plus the
-// entries the tool does not own as st (the last reconcile) saw them.
+// needs as stored now (changes stored but not yet on the portal count),
+// with user id's record replaced by next (nil: deleted), plus the entries
+// the tool does not own as st (the last reconcile) saw them.
 func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id string, next ipguard.User) error {
-	// Cheap bound first: the list as the last reconcile left it plus every
-	// address of this user's new record. Only near the cap is every user read.
+	over := func(n int) error {
+		return ipguard.Invalid("allowedIps", "", "would make the portal list hold %d entries or more, more than PORTAL_MAX_ENTRIES (%d); nothing was stored", n, s.Rules.maxEntries())
+	}
+	// Cheap bound first, only when nothing stored waits for the portal:
+	// the list as the last reconcile left it plus every address of this
+	// user's new record. Otherwise, and near the cap, every user is read.
 	mine := DesiredState([]ipguard.User{next}, s.Rules, s.now())
-	if len(st.LastSeen)+len(mine.Addrs) <= s.Rules.maxEntries()*9/10 {
+	if mine.Overflow {
+		return over(s.Rules.maxEntries() + 1)
+	}
+	settled := st.Applied >= st.Version && st.Pending == "" && st.Sent == nil
+	if settled && len(st.LastSeen)+len(mine.Addrs) <= s.Rules.maxEntries()*9/10 {
 		return nil
 	}
 	users, err := s.Store.AllUsers(ctx)
@@ -486,6 +663,9 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 	users = slices.DeleteFunc(users, func(u ipguard.User) bool { return u.ID == id })
 	users = append(users, next)
 	d := DesiredState(users, s.Rules, s.now())
+	if d.Overflow {
+		return over(s.Rules.maxEntries() + 1)
+	}
 	owned := map[string]bool{}
 	for _, a := range st.Owned {
 		owned[a] = true
@@ -499,7 +679,7 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 		}
 	}
 	if n > s.Rules.maxEntries() {
-		return ipguard.Invalid("allowedIps", "", "would make the portal list hold %d entries, more than PORTAL_MAX_ENTRIES (%d); nothing was stored", n, s.Rules.maxEntries())
+		return over(n)
 	}
 	return nil
 }
@@ -525,10 +705,15 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 			if rerr := held.Release(ctx); rerr != nil {
 				s.log().Warn("release lease", "lease", LeaseName, "error", rerr)
 			}
-			if err == nil && out.put {
-				// After the release: the audit trail read is not on the
-				// critical path of the next holder.
-				s.checkForeignSaves(ctx, out.windowStart, out.prevSave, &out)
+			if err == nil {
+				// After the release: the alerts and the audit trail read are
+				// not on the critical path of the next holder.
+				if out.dueAdded || force {
+					s.flushDue(ctx)
+				}
+				if out.put {
+					s.checkForeignSaves(ctx, &out)
+				}
 			}
 			return out, err
 		}
@@ -581,7 +766,7 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		if round == 0 && !force && st.Applied >= myV && st.Pending == "" && st.Reconciled && holds(st.LastSeen, mine) {
 			return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
 		}
-		out, err := s.reconcile(ctx, st)
+		out, err := s.reconcile(ctx, st, held)
 		if err != nil {
 			return outcome{}, err
 		}

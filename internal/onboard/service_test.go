@@ -27,6 +27,8 @@ func newEnv() *env {
 	e.s = &Service{Store: e.st, Portal: e.p, Leases: &leasetest.Backend{}, Alerts: e.alerts, LeaseWait: 5 * time.Second,
 		Rules: Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
 		Now:   func() time.Time { return e.now }}
+	// The portal dates its answers (and its trail) by the same clock.
+	e.p.clock = func() time.Time { return e.now }
 	return e
 }
 
@@ -399,12 +401,15 @@ func TestLockoutNoticeOncePerEpisode(t *testing.T) {
 
 func TestDriftIsAlertedOnceWithAttributionAndRepaired(t *testing.T) {
 	e := newEnv()
-	// The hand edit, then the reconcile's own repair save (newest last).
-	e.s.Trail = &fakeTrail{changes: []Change{{When: t0.Add(time.Minute), User: "Mallory\nAdmin", UserID: "m1", IP: "192.0.2.66"},
-		{When: t0.Add(2 * time.Minute), User: "IP Guard key", UserID: "o", IP: "127.0.0.1"}}}
+	// The portal's trail records the tool's own saves (by the key's user
+	// "o", at the instants of its answers) and the hand edit.
+	trail := &fakeTrail{}
+	e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
 	// By hand: restrictions off, one owned address deleted, one unknown entry added.
 	e.p.set(restr("192.0.2.1!,203.0.113.10,198.51.100.99"), false)
+	trail.add(Change{When: t0.Add(time.Minute), User: "Mallory\nAdmin", UserID: "m1", IP: "192.0.2.66"})
+	e.now = t0.Add(2 * time.Minute)
 	res := e.do(t, `{"action":"sync"}`)
 	if res.Drift == nil || !res.Drift.SwitchedOff || strings.Join(res.Drift.MissingOwned, ",") != "203.0.113.11" || len(res.Drift.Unknown) != 1 {
 		t.Fatalf("drift = %+v", res.Drift)
@@ -450,6 +455,11 @@ func TestSyncReportsUsersWhoLeft(t *testing.T) {
 		e.do(t, `{"id":"u3","email":"c@example.com","allowedIps":["203.0.113.12"]}`)
 		e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {IsOwner: true}, "u1": {ID: "u1", Status: 1}, "u2": {ID: "u2", Status: StatusTerminated}}}
 		e.s.Rules.OffboardRemovedUsers = offboard
+		// Offboarded only when seen gone in two consecutive checks.
+		first := e.do(t, `{"action":"sync"}`)
+		if ips(e.p.list) != "192.0.2.1!,203.0.113.10,203.0.113.11,203.0.113.12" || len(first.UsersLeft) != 2 || first.UsersLeft[0].Offboarded || first.UsersLeft[0].Confirmed {
+			t.Fatalf("offboard=%v: first check offboarded: %s %+v", offboard, ips(e.p.list), first.UsersLeft)
+		}
 		res := e.do(t, `{"action":"sync"}`)
 		if len(res.UsersLeft) != 2 {
 			t.Fatalf("usersLeft = %+v", res.UsersLeft)

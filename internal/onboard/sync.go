@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -13,17 +14,28 @@ import (
 
 // LeftView is a stored user the portal no longer has, or has terminated.
 type LeftView struct {
-	UserID     string `json:"userId"`
-	Email      string `json:"email"`
-	Why        string `json:"why"` // "deleted from the portal" or "terminated on the portal"
-	Offboarded bool   `json:"offboarded"`
+	UserID string `json:"userId"`
+	Email  string `json:"email"`
+	Why    string `json:"why"` // "deleted from the portal" or "terminated on the portal"
+	// Confirmed: seen gone in this check and the one before (only then
+	// may it be offboarded).
+	Confirmed  bool `json:"confirmed"`
+	Offboarded bool `json:"offboarded"`
 }
 
 // Sync reconciles now: it completes pending changes, expires time-bound
-// entries, repairs drift, and reports (with OFFBOARD_REMOVED_USERS=true,
-// offboards) stored users the portal no longer has or has terminated. It is
-// what the schedule invokes with {"action": "sync"}. Its warnings are one
-// safe line each (humantext.Line).
+// entries, repairs drift, sends alerts still due, and reports (with
+// OFFBOARD_REMOVED_USERS=true, offboards) stored users the portal no longer
+// has or has terminated. It is what the schedule invokes with
+// {"action": "sync"}. Its warnings are one safe line each (humantext.Line).
+//
+// Offboarding users who left is destructive automation with a bounded
+// blast radius: a user is offboarded only when seen gone in two
+// consecutive checks of that user (stored on the user), only after the
+// allowlist endpoint answered in the same sync, and never more than
+// max(OffboardMinUsers, OffboardMaxPercent% of the stored users) at once:
+// past that, nobody is offboarded and an alert says so. The ids offboarded
+// are logged and alerted before the reconcile, so also when it fails.
 func (s *Service) Sync(ctx context.Context) (Result, error) {
 	res, err := s.sync(ctx)
 	res.Warnings = safeWarnings(res.Warnings)
@@ -32,30 +44,49 @@ func (s *Service) Sync(ctx context.Context) (Result, error) {
 
 func (s *Service) sync(ctx context.Context) (Result, error) {
 	res := newResult(ActionSync, "")
-	left, checked, planned, skipped, err := s.usersLeft(ctx)
+	left, checked, planned, total, skipped, err := s.usersLeft(ctx)
 	res.Warnings = append(res.Warnings, skipped...)
 	if err != nil {
 		res.Warnings = append(res.Warnings, "could not check for users who left the portal: "+err.Error())
 	} else if checked < planned {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("checked %d of this sync's %d stored users against the portal before the deadline; the next sync goes on from there", checked, planned))
 	}
-	offboarded := false
+	var confirmed []int
 	for i, l := range left {
-		if !s.Rules.OffboardRemovedUsers {
-			continue
-		}
-		was, _, gerr := s.Store.GetUser(ctx, l.UserID)
-		if err := s.Store.DeleteUser(ctx, l.UserID); err != nil {
-			return Result{}, err
-		}
-		left[i].Offboarded, offboarded = true, true
-		if gerr == nil {
-			s.recordHistory(ctx, &res, l.UserID, was.Email, nil, was.Entries, true, s.now())
+		if l.Confirmed {
+			confirmed = append(confirmed, i)
 		}
 	}
-	if offboarded {
+	limit := max(OffboardMinUsers, total*s.Rules.offboardMaxPercent()/100)
+	switch {
+	case !s.Rules.OffboardRemovedUsers || len(confirmed) == 0:
+	case len(confirmed) > limit:
+		w := fmt.Sprintf("%d stored users look gone from the portal, more than the %d that may be offboarded at once (OFFBOARD_MAX_PERCENT %d%%, at least %d): none was offboarded; check the portal and DOCSPACE_API_HOST, then offboard them by hand",
+			len(confirmed), limit, s.Rules.offboardMaxPercent(), OffboardMinUsers)
+		res.Warnings = append(res.Warnings, w)
+		s.log().Error("users left: too many to offboard at once", "count", len(confirmed), "limit", limit)
+		s.due(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
+	default:
+		if _, err := s.Portal.IPRestrictions(ctx); err != nil {
+			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+humantext.Line(err.Error(), 300)+")")
+			break
+		}
+		var ids []string
+		for _, i := range confirmed {
+			was, _, gerr := s.Store.GetUser(ctx, left[i].UserID)
+			if err := s.Store.DeleteUser(ctx, left[i].UserID); err != nil {
+				s.reportOffboarded(ctx, ids)
+				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
+			}
+			left[i].Offboarded = true
+			ids = append(ids, left[i].UserID)
+			if gerr == nil {
+				s.recordHistory(ctx, &res, left[i].UserID, was.Email, nil, was.Entries, true, s.now())
+			}
+		}
+		s.reportOffboarded(ctx, ids)
 		if _, err := s.Store.BumpVersion(ctx); err != nil {
-			return Result{}, err
+			return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
 		}
 	}
 	res.UsersLeft = left
@@ -74,23 +105,62 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
+// OffboardMinUsers is the number of users who left that may always be
+// offboarded at once, whatever OFFBOARD_MAX_PERCENT allows.
+const OffboardMinUsers = 5
+
+func (r Settings) offboardMaxPercent() int {
+	if r.OffboardMaxPercent <= 0 {
+		return 10
+	}
+	return r.OffboardMaxPercent
+}
+
+// reportOffboarded logs and alerts (through the outbox) the users offboarded.
+func (s *Service) reportOffboarded(ctx context.Context, ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	s.log().Warn("offboarded users who left the portal", "userIds", ids)
+	w := fmt.Sprintf("%d stored user(s) were deleted or terminated on the portal (seen so in two consecutive checks) and were offboarded: their allowlist entries are removed", len(ids))
+	s.due(ctx, "users-left#"+strings.Join(ids, ","), s.usersLeftAlert(w, ids))
+}
+
+func (s *Service) usersLeftAlert(what string, ids []string) ipguard.Alert {
+	if ids == nil {
+		ids = []string{}
+	}
+	def, _ := json.Marshal(map[string]any{"kind": "allowlist_users_left", "severity": "medium", "portal": s.PortalName, "userIds": clipList(ids), "count": len(ids), "what": what})
+	return ipguard.Alert{
+		Subject:  "DocSpace: users who left the portal (allowlist)",
+		Default:  string(def),
+		Email:    "DocSpace IP Guard, " + humantext.Line(s.PortalName, 200) + ":\n\n  " + what + "\n\n  " + humantext.Line(strings.Join(clipList(ids), ", "), 4000) + "\n",
+		SMS:      "DocSpace IP Guard: users who left the portal. See email.",
+		Severity: "medium",
+		Kinds:    []string{"allowlist_users_left"},
+	}
+}
+
 // usersLeft asks the directory about this sync's share of the stored users
 // (the rotation, usercheck.go: its place is kept in the store), until half
 // the time left before the deadline is spent (the reconcile needs the rest).
 // An outage or a refusal (the key) stops it (err); a failure that concerns
 // one user (an id the portal answers with something else than a user) is a
 // warning in skipped, and the others are still checked. checked and
-// planned count this sync's checks.
-func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, planned int, skipped []string, err error) {
+// planned count this sync's checks; total the stored users. Each check is
+// stored on the user (GoneChecks): a user is Confirmed gone when this check
+// and the one before both found it gone; a user seen gone once is checked
+// again first in the next sync (WHERE-ISSUES-MEET §14).
+func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, planned, total int, skipped []string, err error) {
 	left = []LeftView{}
 	if s.Directory == nil {
-		return left, 0, 0, nil, nil
+		return left, 0, 0, 0, nil, nil
 	}
 	users, err := s.Store.AllUsers(ctx)
 	if err != nil {
-		return left, 0, 0, nil, err
+		return left, 0, 0, 0, nil, err
 	}
-	total := len(users)
+	total = len(users)
 	byID := make(map[string]ipguard.User, len(users))
 	ids := make([]string, 0, len(users))
 	for _, u := range users {
@@ -99,9 +169,14 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 	}
 	rot := s.userChecks()
 	now := s.now()
-	// first: users to check again before the rotation's share (none yet;
-	// a user seen gone once is checked again first, WHERE-ISSUES-MEET §14).
+	// first: users to check again before the rotation's share: a user seen
+	// gone once is checked again first (WHERE-ISSUES-MEET §14).
 	var first []string
+	for _, u := range users {
+		if u.GoneChecks == 1 {
+			first = append(first, u.ID)
+		}
+	}
 	plan, perr := rot.Plan(ctx, ids, first, now)
 	if perr != nil {
 		skipped = append(skipped, "could not read the users-left rotation's place (this sync goes on from this container's last place, or the first user): "+humantext.Line(perr.Error(), 300))
@@ -128,20 +203,34 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		u := byID[id]
 		p, found, err := s.Directory.Person(ctx, u.ID)
 		if code := ipguard.ErrorCode(err); err != nil && (code != ipguard.EInvalid && code != ipguard.EInternal || ctx.Err() != nil) {
-			return left, checked, planned, skipped, err
+			return left, checked, planned, total, skipped, err
 		}
 		checked++
 		done = append(done, id)
+		gone := ""
 		switch {
 		case err != nil:
 			skipped = append(skipped, "could not check whether stored user "+humantext.Line(u.ID, 128)+" left the portal: "+humantext.Line(err.Error(), 300))
+			continue
 		case !found:
-			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "deleted from the portal"})
+			gone = "deleted from the portal"
 		case p.Status == StatusTerminated:
-			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: "terminated on the portal"})
+			gone = "terminated on the portal"
+		}
+		checks := 0
+		if gone != "" {
+			checks = u.GoneChecks + 1
+			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: gone, Confirmed: checks >= 2})
+		}
+		if checks != u.GoneChecks && u.Unreadable == "" {
+			next := u
+			next.GoneChecks, next.Rev = min(checks, 2), u.Rev+1
+			if _, err := s.Store.PutUserIf(ctx, next, u.Rev); err != nil {
+				return left, checked, planned, total, skipped, err
+			}
 		}
 	}
-	return left, checked, planned, skipped, nil
+	return left, checked, planned, total, skipped, nil
 }
 
 // PreviewResult replays recent successful logins against the list the
@@ -193,8 +282,16 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 	if err != nil {
 		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the portal restriction setting: %w", err)
 	}
-	en := s.enableRule(ctx)
-	en.KeepOff = st.HandOff && !enabled && !s.Rules.DriftRepair
+	// As the next reconcile will judge it: a switch-off by hand that no
+	// reconcile has seen yet keeps them off too.
+	base, baseEnabled := settle(&st, current, enabled)
+	drift := detectDrift(st, base, baseEnabled, current, enabled, s.Rules)
+	keepOff := !s.Rules.DriftRepair && !enabled && (drift != nil && drift.SwitchedOff || st.HandOff)
+	en := EnableRule{Allowed: true, KeepOff: keepOff}
+	if !enabled && s.Rules.Enforce && !keepOff {
+		en = s.enableRule(ctx)
+		en.KeepOff = keepOff
+	}
 	plan, err := PlanReconcile(current, enabled, st.Owned, DesiredState(users, s.Rules, now), s.Rules, en)
 	if err != nil {
 		return Result{}, err

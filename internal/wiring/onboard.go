@@ -20,15 +20,18 @@ func (d Deps) OnboardService() *onboard.Service {
 		Portal:  d.Portal,
 		Leases:  d.Store,
 		Rules: onboard.Settings{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
-			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved},
-		LeaseWait:  p.LeaseWait,
-		Alerts:     d.alertChain(d.Config.AlertTopicARN, config.Onboard, false).Publisher, // the findings bus and chat too (findings.go)
-		Logins:     d.Portal,
-		Directory:  docspace.Directory{Client: d.Portal},
-		Trail:      docspace.AllowlistTrail{Client: d.Portal},
-		PortalName: d.Config.DocSpace.Host,
-		UserChecks: &onboard.UserChecks{Store: d.Store, Every: p.SyncEvery},
-		Log:        d.Log,
+			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved,
+			OffboardMaxPercent: p.OffboardMaxPct},
+		LeaseWait: p.LeaseWait,
+		// One attempt of a portal write: the client's timeout (the lease fence).
+		WriteAttempt: d.Portal.AttemptTimeout(),
+		Alerts:       d.alertChain(d.Config.AlertTopicARN, config.Onboard, false).Publisher, // the findings bus and chat too (findings.go)
+		Logins:       d.Portal,
+		Directory:    docspace.Directory{Client: d.Portal},
+		Trail:        docspace.AllowlistTrail{Client: d.Portal},
+		PortalName:   d.Config.DocSpace.Host,
+		UserChecks:   &onboard.UserChecks{Store: d.Store, Every: p.SyncEvery},
+		Log:          d.Log,
 	}
 }
 
@@ -47,10 +50,10 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 			mw.write(ctx, append(onboardMetrics(res, err, time.Since(start)), chain.busMetrics()...), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
 		defer func() { recovered(ctx, d.Log, recover(), &err) }()
-		detail, _, err := eventbridge.Unwrap(payload)
+		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return onboard.Result{}, err
 		}
-		return svc.HandleEvent(ctx, detailType(payload), detail)
+		return svc.HandleEventAt(ctx, detailType(payload), at, detail)
 	}
 }

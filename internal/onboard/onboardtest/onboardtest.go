@@ -31,6 +31,11 @@ type Store struct {
 	// report that the condition failed (DynamoDB applied the write, the
 	// answer was lost, and the SDK's resend found the record changed).
 	LoseAnswers int
+	// BumpErrs: the next this many BumpVersion calls fail (a throttled
+	// counter, or its answer lost).
+	BumpErrs int
+	// Outbox holds the due alerts by key.
+	Outbox map[string]ipguard.DueAlert
 }
 
 // NewStore returns an empty store.
@@ -80,6 +85,10 @@ func (s *Store) AllUsers(context.Context) ([]ipguard.User, error) {
 func (s *Store) BumpVersion(context.Context) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.BumpErrs > 0 {
+		s.BumpErrs--
+		return 0, ipguard.Errorf(ipguard.EUnavailable, "bump the allowlist version: throttled")
+	}
 	s.State.Version++
 	return s.State.Version, nil
 }
@@ -88,18 +97,50 @@ func (s *Store) BumpVersion(context.Context) (int64, error) {
 func (s *Store) PortalState(context.Context) (ipguard.PortalState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := s.State
-	st.Owned, st.LastSeen = slices.Clone(st.Owned), slices.Clone(st.LastSeen)
-	return st, nil
+	return cloneState(s.State), nil
 }
 
 // PutPortalState implements onboard.Store.
 func (s *Store) PutPortalState(_ context.Context, st ipguard.PortalState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st.Owned, st.LastSeen = slices.Clone(st.Owned), slices.Clone(st.LastSeen)
+	st = cloneState(st)
 	st.Version = s.State.Version
 	st.Applied = max(st.Applied, s.State.Applied)
 	s.State = st
+	return nil
+}
+
+func cloneState(st ipguard.PortalState) ipguard.PortalState {
+	st.Owned, st.LastSeen, st.Sent, st.SentAdded = slices.Clone(st.Owned), slices.Clone(st.LastSeen), slices.Clone(st.Sent), slices.Clone(st.SentAdded)
+	st.OwnSaves, st.LateSent = slices.Clone(st.OwnSaves), slices.Clone(st.LateSent)
+	return st
+}
+
+// AddDueAlert implements onboard.Store.
+func (s *Store) AddDueAlert(_ context.Context, a ipguard.DueAlert) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Outbox == nil {
+		s.Outbox = map[string]ipguard.DueAlert{}
+	}
+	s.Outbox[a.Key] = a
+	return nil
+}
+
+// DueAlerts implements onboard.Store: oldest first.
+func (s *Store) DueAlerts(context.Context) ([]ipguard.DueAlert, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := slices.Collect(maps.Values(s.Outbox))
+	slices.SortFunc(out, func(a, b ipguard.DueAlert) int { return a.Since.Compare(b.Since) })
+	return out, nil
+}
+
+// ClearDueAlert implements onboard.Store.
+func (s *Store) ClearDueAlert(_ context.Context, k string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.Outbox, k)
 	return nil
 }

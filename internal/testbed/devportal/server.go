@@ -45,13 +45,16 @@ func (p *Portal) routes() map[string]map[string]apiHandler {
 func (p *Portal) Handler() http.Handler {
 	routes := p.routes()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Date", p.now().UTC().Format(http.TimeFormat))
 		if r.URL.Path == "/_dev" || strings.HasPrefix(r.URL.Path, "/_dev/") {
+			w.Header().Set("Date", p.now().UTC().Format(http.TimeFormat))
 			p.serveControl(w, r)
 			return
 		}
 		entry := p.logRequest(r.Method, r.URL.Path, r.URL.RawQuery)
-		sw := &statusWriter{ResponseWriter: w}
+		// Date is the portal's clock when it answers, as a real server
+		// writes it (after the work, so never before an event the request
+		// stamped).
+		sw := &statusWriter{ResponseWriter: w, date: func() string { return p.now().UTC().Format(http.TimeFormat) }}
 		defer func() { p.finishRequest(entry, sw.status) }()
 
 		api := func(w http.ResponseWriter, r *http.Request) { p.serveAPI(routes, w, r) }
@@ -141,18 +144,22 @@ func lastSegment(r *http.Request) string {
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	date   func() string // the Date header, set when the answer starts
 }
 
 func (s *statusWriter) WriteHeader(code int) {
 	if s.status == 0 {
 		s.status = code
+		if s.date != nil && s.Header().Get("Date") == "" {
+			s.Header().Set("Date", s.date())
+		}
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
 
 func (s *statusWriter) Write(b []byte) (int, error) {
 	if s.status == 0 {
-		s.status = http.StatusOK
+		s.WriteHeader(http.StatusOK)
 	}
 	return s.ResponseWriter.Write(b)
 }

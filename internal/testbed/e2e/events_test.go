@@ -67,9 +67,15 @@ var samples = map[string]sample{
 		}
 		assertNotOnPortal(t, s, "203.0.113.10", "198.51.100.0", "2001:db8::1")
 	}},
+	// The sample's UserOffboarded is dated 2026-11-25, before the direct
+	// onboarding just made: a stale offboarding undoes no newer change
+	// (issue #15 §5): the entries stay, and the result names the newer request.
 	"onboard-offboard-eventbridge.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
 		assertResult(t, result, "offboard", "applied")
-		assertNotOnPortal(t, s, "203.0.113.10")
+		if w := jsonText(result["warnings"]); !strings.Contains(w, "older than later changes") {
+			t.Errorf("warnings = %s; want the stale offboarding named", w)
+		}
+		assertOnPortal(t, s, "203.0.113.10")
 	}},
 	"onboard-get.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
 		u, _ := result["user"].(map[string]any)

@@ -142,7 +142,8 @@ func TestDriftOnAPortalWithoutAuditTrailSaysAttributionIsUnavailable(t *testing.
 }
 
 // TestLatePutIsRepaired: a PUT the client gave up on lands later and erases
-// a newer onboarding's address; the next reconcile re-reads and puts it back.
+// a newer onboarding's address; the next reconcile re-reads and puts it back,
+// as the tool's own doing: no drift alert about itself (issue #15).
 func TestLatePutIsRepaired(t *testing.T) {
 	s := deploy(t, "DOCSPACE_TIMEOUT=300ms")
 	svc := onboardService(t)
@@ -156,9 +157,12 @@ func TestLatePutIsRepaired(t *testing.T) {
 	if slices.Contains(portalIPs(s), "192.0.2.7") {
 		t.Fatalf("the late PUT never landed: %v", portalIPs(s))
 	}
-	mustDo(t, svc, `{"action":"sync"}`)
+	res := mustDo(t, svc, `{"action":"sync"}`)
 	if got := portalIPs(s); !slices.Contains(got, "192.0.2.7") || !slices.Contains(got, "203.0.113.10") {
 		t.Errorf("after the repair: %v", got)
+	}
+	if res.Drift != nil || len(driftAlerts(s)) != 0 {
+		t.Errorf("the tool's own late PUT was alerted as drift: %+v, %d alerts", res.Drift, len(driftAlerts(s)))
 	}
 }
 
@@ -203,6 +207,10 @@ func TestSyncReportsAndOffboardsUsersWhoLeftThePortal(t *testing.T) {
 	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
 	mustDo(t, svc, `{"id":"`+bob+`","email":"bob@example.com","allowedIps":["192.0.2.7"]}`)
 	mustDo(t, svc, `{"id":"`+carol+`","email":"carol@example.com","allowedIps":["192.0.2.8"]}`) // unknown to the portal
+	// Offboarded only when seen gone in two consecutive checks.
+	if first := mustDo(t, svc, `{"action":"sync"}`); len(first.UsersLeft) != 2 || first.UsersLeft[0].Offboarded || first.UsersLeft[1].Offboarded {
+		t.Fatalf("first check offboarded: %+v", first.UsersLeft)
+	}
 	res := mustDo(t, svc, `{"action":"sync"}`)
 	var left []string
 	for _, l := range res.UsersLeft {

@@ -321,6 +321,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"PORTAL_MAX_ENTRIES":         ref("PortalMaxEntries"),
 			"PORTAL_DRIFT_REPAIR":        ref("PortalDriftRepair"),
 			"OFFBOARD_REMOVED_USERS":     ref("OffboardRemovedUsers"),
+			"OFFBOARD_MAX_PERCENT":       ref("OffboardMaxPercent"),
 			"SYNC_SCHEDULE":              ref("SyncSchedule"), // sizes the users-left rotation
 			"ALERT_TOPIC_ARN":            ref("AlertTopic"),
 			"ALLOWLIST_MIN_PREFIX_V4":    ref("AllowlistMinPrefixV4"),

@@ -1,0 +1,447 @@
+package onboard
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// The scenarios of issue #15: writes that are late, refused, repeated or
+// out of order, and alerts that cannot leave at once. Each fails on the
+// reconciler as it was before (see the comment of each).
+
+func (e *env) handle(payload string) (Result, error) {
+	return e.s.Handle(context.Background(), []byte(payload))
+}
+
+func (e *env) state() ipguard.PortalState {
+	st, _ := e.st.PortalState(context.Background())
+	return st
+}
+
+func countKind(a *fakeAlerts, kind string) int {
+	return strings.Count(strings.Join(a.kinds(), " "), kind)
+}
+
+// A PUT that times out and lands later is the tool's own: once seen, its
+// addresses are owned, and it is no drift. (Before: its addresses were
+// owned at once, whatever became of it.)
+func TestLatePUTIsOwnedOnlyOnceSeenAndIsNoDrift(t *testing.T) {
+	e := newEnv()
+	e.p.late = 1
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if res.Portal != PortalPending || !strings.Contains(res.PortalReason, "outcome unknown") {
+		t.Fatalf("result = %+v; want pending, outcome unknown", res)
+	}
+	st := e.state()
+	if slices.Contains(st.Owned, "203.0.113.10") || st.SentOutcome != ipguard.SentUnknown || ips(st.Sent) != "192.0.2.1!,203.0.113.10" {
+		t.Fatalf("state: owned %v, sent %s (%s); want nothing owned and the PUT remembered as unknown", st.Owned, ips(st.Sent), st.SentOutcome)
+	}
+	e.p.landLate()
+	puts := e.p.puts
+	res = e.do(t, `{"action":"sync"}`)
+	st = e.state()
+	if res.Drift != nil || countKind(e.alerts, "allowlist_drift") != 0 {
+		t.Errorf("the tool's own late PUT was taken for drift: %+v", res.Drift)
+	}
+	if !slices.Contains(st.Owned, "203.0.113.10") || st.Sent != nil || e.p.puts != puts {
+		t.Errorf("owned %v, sent %v, puts %d→%d; want the landed PUT owned, nothing resent", st.Owned, st.Sent, puts, e.p.puts)
+	}
+}
+
+// An older PUT that lands after a newer one is repaired by the next
+// reconcile as the tool's own doing: the address the newer PUT removed
+// leaves again, and nobody is alerted about the tool itself.
+func TestPUTLandingAfterANewerOneIsRepairedNotAlerted(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.late = 1
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`) // times out, lands later
+	e.do(t, `{"action":"offboard","id":"u1"}`)                                   // a newer PUT: .10 leaves
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.11" {
+		t.Fatalf("portal = %s", got)
+	}
+	e.p.landLate() // the old list, with .10, lands now
+	e.do(t, `{"action":"sync"}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.11" {
+		t.Errorf("portal = %s; want the offboarded address gone again", got)
+	}
+	if n := countKind(e.alerts, "allowlist_drift"); n != 0 {
+		t.Errorf("%d drift alerts about the tool's own late PUT", n)
+	}
+}
+
+// The PUT answered 2xx but the read-back failed: applied, not confirmed.
+// The next reconcile finds its list and takes it as the tool's own, without
+// a drift alert about itself. (Before: a high-severity drift alert saying
+// the tool's own address was "added outside the tool".)
+func TestReadBackFailingOnceIsNoDriftAboutItself(t *testing.T) {
+	e := newEnv()
+	e.p.afterPut = func(f *fakePortal) { f.readErrs = 1 }
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if res.Portal != PortalPending || !strings.Contains(res.PortalReason, "applied, not confirmed") {
+		t.Fatalf("result = %+v", res)
+	}
+	if st := e.state(); st.SentOutcome != ipguard.SentUnconfirmed || slices.Contains(st.Owned, "203.0.113.10") {
+		t.Fatalf("state: %s, owned %v", st.SentOutcome, st.Owned)
+	}
+	res = e.do(t, `{"action":"sync"}`)
+	if res.Drift != nil || len(e.alerts.sent) != 0 {
+		t.Errorf("drift %+v, alerts %d; want none", res.Drift, len(e.alerts.sent))
+	}
+	if st := e.state(); !slices.Contains(st.Owned, "203.0.113.10") {
+		t.Errorf("owned %v; want the confirmed address owned", st.Owned)
+	}
+}
+
+// A refused PUT owns nothing: when an admin then adds the same address by
+// hand, an offboarding leaves the admin's entry. (Before: a failed write
+// recorded its addresses as owned, and the offboarding removed it.)
+func TestRefusedPUTOwnsNothing(t *testing.T) {
+	e := newEnv()
+	e.p.refuse = 1
+	_, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if err == nil || !strings.Contains(err.Error(), "not applied") {
+		t.Fatalf("err = %v; want the refusal", err)
+	}
+	if st := e.state(); st.Sent != nil || slices.Contains(st.Owned, "203.0.113.10") {
+		t.Fatalf("state after a refused PUT: sent %v owned %v", st.Sent, st.Owned)
+	}
+	e.p.set(restr("192.0.2.1!,203.0.113.10"), true) // the admin adds it by hand
+	e.do(t, `{"action":"offboard","id":"u1"}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10" {
+		t.Errorf("portal = %s; the admin's entry must stay", got)
+	}
+}
+
+// The fence: no PUT starts with less lease time left than one attempt's
+// timeout plus the margin; nothing is sent, and the change stays pending.
+func TestNoPUTStartsTooCloseToTheLeaseEnd(t *testing.T) {
+	e := newEnv()
+	e.s.WriteAttempt = 3 * time.Minute // longer than the lease (2m without a deadline)
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if res.Portal != PortalPending || e.p.puts != 0 || !strings.Contains(res.PortalReason, "lease") {
+		t.Fatalf("result %+v, puts %d; want nothing sent", res, e.p.puts)
+	}
+	if st := e.state(); st.Sent != nil {
+		t.Errorf("a PUT never sent is remembered as in flight: %v", st.Sent)
+	}
+	e.s.WriteAttempt = 0
+	e.do(t, `{"action":"sync"}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10" {
+		t.Errorf("portal = %s after the next sync", got)
+	}
+}
+
+// A throttled publish is not lost: the alert is due until SNS accepts it,
+// and the next reconcile sends it. (Before: the episode was recorded first
+// and the publish tried once.)
+func TestThrottledPublishIsSentByTheNextReconcile(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.set(e.p.list, false) // restrictions switched off by hand
+	e.alerts.throttle = 1
+	e.do(t, `{"action":"sync"}`)
+	if len(e.alerts.sent) != 0 {
+		t.Fatalf("sent %d alerts through a throttled topic", len(e.alerts.sent))
+	}
+	e.do(t, `{"action":"sync"}`)
+	if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+		t.Fatalf("drift alerts after the next sync: %d; want 1", n)
+	}
+	e.do(t, `{"action":"sync"}`)
+	if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+		t.Errorf("drift alerts: %d; want still 1 (once per episode)", n)
+	}
+}
+
+// The lock-out episode is keyed by its cause's kind, not the error text:
+// keys/@self failing with a different message each time alerts once.
+func TestLockoutEpisodeIsKeyedByKindNotText(t *testing.T) {
+	e := newEnv()
+	e.p.set(restr("192.0.2.1!"), false)
+	n := 0
+	e.s.Directory = &fakeDirectory{keyErr: func() error { n++; return fmt.Errorf("keys/@self: HTTP 502 (request id %d)", n) }}
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	for range 3 {
+		e.do(t, `{"action":"sync"}`)
+	}
+	if got := countKind(e.alerts, "allowlist_lockout_risk"); got != 1 {
+		t.Errorf("lock-out alerts: %d; want 1", got)
+	}
+}
+
+// The lock-out preflight is not cached past a key change: a key rotated to
+// a non-owner's cannot switch restrictions on from an earlier answer.
+func TestPreflightIsNotCachedPastAKeyChange(t *testing.T) {
+	e := newEnv()
+	e.s.Rules.DriftRepair = true
+	dir := &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}, "adm": {ID: "adm", IsAdmin: true}}}
+	e.s.Directory = dir
+	e.p.set(restr("192.0.2.1!"), false)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if !e.p.enabled {
+		t.Fatal("the owner's key did not switch restrictions on")
+	}
+	dir.creator = "adm" // the key rotated to an admin's
+	e.p.set(e.p.list, false)
+	e.do(t, `{"action":"sync"}`)
+	if e.p.enabled {
+		t.Error("restrictions switched on with a non-owner's key (a cached preflight)")
+	}
+}
+
+// A hand edit that pushes the list past the cap is still drift: alerted
+// and attributed, though the reconcile cannot plan. (Before: the plan's
+// error returned before the drift was looked at.)
+func TestHandEditPastTheCapIsStillAlerted(t *testing.T) {
+	e := newEnv()
+	e.s.Rules.MaxEntries = 3
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.set(restr("192.0.2.1!,203.0.113.10,198.51.100.1,198.51.100.2"), true)
+	_, _ = e.handle(`{"action":"sync"}`)
+	if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+		t.Errorf("drift alerts: %d; want 1", n)
+	}
+}
+
+// A security removal never waits behind additions past the cap: the
+// removals go out alone, the additions stay pending.
+func TestRemovalPassesTheCapAlone(t *testing.T) {
+	e := newEnv()
+	e.s.Rules.MaxEntries = 3
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.putErr = ipguard.Errorf(ipguard.EUnavailable, "portal down")
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`) // stored, pending
+	e.p.putErr = nil
+	e.p.set(restr("192.0.2.1!,203.0.113.10,198.51.100.1,198.51.100.2"), true) // a hand edit fills the list
+	_, _ = e.handle(`{"action":"offboard","id":"u1"}`)
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.10") {
+		t.Errorf("portal = %s; the offboarded address must leave even though the addition does not fit", got)
+	}
+}
+
+// The cap check before storing counts the changes stored but not yet on
+// the portal: a change that would pass the cap is InvalidInput with nothing
+// stored.
+func TestCapCountsStoredChangesNotYetOnThePortal(t *testing.T) {
+	e := newEnv()
+	e.s.Rules.MaxEntries = 20
+	e.p.putErr = ipguard.Errorf(ipguard.EUnavailable, "portal down")
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/29"]}`)            // 8, pending
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["10.0.1.0/29"]}`)            // 16, pending
+	_, err := e.handle(`{"id":"u3","email":"c@example.com","allowedIps":["10.0.2.0/29"]}`) // 25 > 20
+	if ipguard.ErrorCode(err) != ipguard.EInvalid {
+		t.Fatalf("err = %v; want InvalidInput", err)
+	}
+	if _, found, _ := e.st.GetUser(context.Background(), "u3"); found {
+		t.Error("the rejected change was stored")
+	}
+}
+
+// Many large ranges at the largest PORTAL_MAX_RANGE_ADDRESSES are bounded
+// before they are expanded: InvalidInput, not an exhausted memory.
+func TestExpansionIsBoundedBeforeAllocating(t *testing.T) {
+	e := newEnv()
+	e.s.Rules.MaxRangeAddresses = 65536
+	var entries []string
+	for i := range 100 {
+		entries = append(entries, fmt.Sprintf(`"10.%d.0.0/16"`, i))
+	}
+	_, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":[` + strings.Join(entries, ",") + `]}`)
+	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
+		t.Fatalf("err = %v", err)
+	}
+	d := DesiredState([]ipguard.User{{ID: "u1", Entries: slices.Collect(func(yield func(string) bool) {
+		for i := range 100 {
+			if !yield(fmt.Sprintf("10.%d.0.0/16", i)) {
+				return
+			}
+		}
+	})}}, e.s.Rules, t0)
+	if !d.Overflow || len(d.Addrs) > DefaultMaxEntries {
+		t.Errorf("desired: overflow %v, %d addresses; want the expansion stopped at the cap", d.Overflow, len(d.Addrs))
+	}
+}
+
+// A replay of an old request (the failure queue, as the README advises)
+// does not give back an address a later request removed: it is applied
+// only where it undoes no newer change, with a warning naming the newer
+// request, never an error.
+func TestReplayOfAnOldRequestUndoesNoNewerChange(t *testing.T) {
+	e := newEnv()
+	t1, t2 := t0.Add(-time.Hour).Format(time.RFC3339), t0.Add(-30*time.Minute).Format(time.RFC3339)
+	add := `{"action":"add","id":"u1","email":"a@example.com","requestedAt":"` + t1 + `","allowedIps":["203.0.113.10","203.0.113.12"]}`
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.11"]}`)
+	e.do(t, add)
+	e.do(t, `{"action":"remove","id":"u1","requestedAt":"`+t2+`","allowedIps":["203.0.113.10"]}`)
+	res := e.do(t, add) // the replay
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.10") {
+		t.Errorf("portal = %s; the replay gave back the removed address", got)
+	}
+	w := strings.Join(res.Warnings, " ")
+	if !strings.Contains(w, "203.0.113.10") || !strings.Contains(w, t2) {
+		t.Errorf("warnings %q; want the entry and the newer request's time", w)
+	}
+	u, _, _ := e.st.GetUser(context.Background(), "u1")
+	if !slices.Equal(u.Entries, []string{"203.0.113.11", "203.0.113.12"}) {
+		t.Errorf("entries = %v", u.Entries)
+	}
+	// An EventBridge event's time counts as its requestedAt.
+	res, err := e.s.HandleEventAt(context.Background(), "UserAllowlistChanged", t0.Add(-2*time.Hour),
+		[]byte(`{"action":"add","id":"u1","allowedIps":["203.0.113.10"]}`))
+	if err != nil || strings.Contains(ips(e.p.list), "203.0.113.10") || len(res.Warnings) == 0 {
+		t.Errorf("an old event re-added the address: %v %s %v", err, ips(e.p.list), res.Warnings)
+	}
+}
+
+// requestedAt far in the future is InvalidInput: one bad clock must not
+// freeze a user's later changes.
+func TestRequestedAtInTheFutureIsInvalid(t *testing.T) {
+	e := newEnv()
+	_, err := e.handle(`{"id":"u1","email":"a@example.com","requestedAt":"` + t0.Add(time.Hour).Format(time.RFC3339) + `","allowedIps":["203.0.113.10"]}`)
+	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "requestedAt") || e.st.Writes != 0 {
+		t.Fatalf("err = %v, writes %d", err, e.st.Writes)
+	}
+	e.do(t, `{"id":"u1","email":"a@example.com","requestedAt":"`+t0.Add(time.Minute).Format(time.RFC3339)+`","allowedIps":["203.0.113.10"]}`)
+}
+
+// A remove retried after its version bump was lost reaches the portal.
+// (Before: "applied, already", and the address stayed allowed until the
+// next scheduled sync.)
+func TestRetriedRemoveAfterALostBumpReachesThePortal(t *testing.T) {
+	for _, req := range []string{
+		`{"action":"remove","id":"u1","allowedIps":["203.0.113.11"]}`,
+		`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`, // a replace that only shrinks
+	} {
+		e := newEnv()
+		e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+		e.st.BumpErrs = 1
+		if _, err := e.handle(req); err == nil {
+			t.Fatal("the lost bump did not fail the request")
+		}
+		res := e.do(t, req) // the retry
+		if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10" || res.AppliedBy == "already" {
+			t.Errorf("%s: portal = %s, appliedBy %q; want the address gone", req, got, res.AppliedBy)
+		}
+	}
+}
+
+// Attribution by facts: an admin's save in the same second as the tool's
+// own is named (and alerted as overwritten, with the list the tool saw);
+// the tool's own saves are never named, however the seconds fall.
+func TestAdminSaveInTheToolsSecondIsNamed(t *testing.T) {
+	e := newEnv()
+	trail := &fakeTrail{}
+	e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
+	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}}
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	// The admin saves (adding 198.51.100.7) in the same second, between the
+	// tool's read and its write: the PUT overwrites it.
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	w := strings.Join(res.Warnings, " ")
+	if !strings.Contains(w, "Ada Admin") {
+		t.Errorf("warnings %q; want the admin named", w)
+	}
+	if strings.Contains(w, "IP Guard key") {
+		t.Errorf("warnings name the tool's own save: %q", w)
+	}
+	var drift *ipguard.Alert
+	for i, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_drift") {
+			drift = &e.alerts.sent[i]
+		}
+	}
+	if drift == nil || !strings.Contains(drift.Email, "Ada Admin") || !strings.Contains(drift.Email, "198.51.100.7") || !strings.Contains(drift.Email, "overwrote") {
+		t.Errorf("drift alert = %+v; want the admin, the time and the list seen before the write", drift)
+	}
+}
+
+// One caller making strictly sequential changes is never told that
+// "someone else saved the allowlist meanwhile": every save is its own.
+func TestSequentialChangesNeverBlameTheToolsOwnSaves(t *testing.T) {
+	e := newEnv()
+	trail := &fakeTrail{}
+	e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
+	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}}
+	for i := range 35 {
+		e.now = t0.Add(time.Duration(i) * 700 * time.Millisecond)
+		res := e.do(t, fmt.Sprintf(`{"id":"u%d","email":"a@example.com","allowedIps":["203.0.113.%d"]}`, i%5, 10+i))
+		for _, w := range res.Warnings {
+			if strings.Contains(w, "someone else") {
+				t.Fatalf("change %d: %q", i, w)
+			}
+		}
+	}
+	if len(e.alerts.sent) != 0 {
+		t.Errorf("%d alerts about the tool's own saves", len(e.alerts.sent))
+	}
+}
+
+// preview reports restrictions as the next reconcile leaves them: right
+// after a hand switch-off (not yet seen by a reconcile), they stay off.
+func TestPreviewAfterAHandSwitchOff(t *testing.T) {
+	e := newEnv()
+	e.s.Logins = &fakeLogins{}
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.set(e.p.list, false)
+	res := e.do(t, `{"action":"preview","days":1}`)
+	if res.Preview.Enabled {
+		t.Error("preview says restrictions would come on after a hand switch-off (PORTAL_DRIFT_REPAIR=false)")
+	}
+}
+
+// Users who left: a directory that makes every user look gone (a proxy in
+// the way) offboards nobody past the blast radius, and alerts; the ids
+// offboarded are alerted also when the sync fails afterwards.
+func TestUsersLeftBlastRadius(t *testing.T) {
+	e := newEnv()
+	for i := range 20 {
+		e.do(t, fmt.Sprintf(`{"id":"u%02d","email":"a@example.com","allowedIps":["203.0.113.%d"]}`, i, 10+i))
+	}
+	e.s.Rules.OffboardRemovedUsers = true
+	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}} // nobody else
+	e.do(t, `{"action":"sync"}`)
+	res := e.do(t, `{"action":"sync"}`)
+	users, _ := e.st.AllUsers(context.Background())
+	if len(users) != 20 {
+		t.Fatalf("%d users left of 20: a misrouted directory offboarded them", len(users))
+	}
+	if !strings.Contains(strings.Join(res.Warnings, " "), "none was offboarded") || countKind(e.alerts, "allowlist_users_left") != 1 {
+		t.Errorf("warnings %v, alerts %v", res.Warnings, e.alerts.kinds())
+	}
+
+	// Within the limit (5 of 20): offboarded after two checks, alerted with
+	// the ids, also when the reconcile after them fails.
+	e = newEnv()
+	for i := range 20 {
+		e.do(t, fmt.Sprintf(`{"id":"u%02d","email":"a@example.com","allowedIps":["203.0.113.%d"]}`, i, 10+i))
+	}
+	people := map[string]Person{"o": {ID: "o", IsOwner: true}}
+	for i := 2; i < 20; i++ {
+		people[fmt.Sprintf("u%02d", i)] = Person{Status: 1}
+	}
+	e.s.Rules.OffboardRemovedUsers = true
+	e.s.Directory = &fakeDirectory{creator: "o", people: people}
+	e.do(t, `{"action":"sync"}`)
+	e.p.putErr = ipguard.Errorf(ipguard.EConfig, "HTTP 403: the key lost its scope")
+	_, err := e.handle(`{"action":"sync"}`)
+	if err == nil {
+		t.Fatal("the failing reconcile did not fail the sync")
+	}
+	var alert string
+	for _, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_users_left") {
+			alert = a.Email
+		}
+	}
+	if !strings.Contains(alert, "u00") || !strings.Contains(alert, "u01") {
+		t.Errorf("users-left alert %q; want the ids offboarded", alert)
+	}
+}
