@@ -115,6 +115,7 @@ func TestTheRequiredAlarmsExist(t *testing.T) {
 	}
 	wants := []want{
 		{"AuditHeartbeatAlarm", "", wiring.MetricLagSeconds, ref("AuditFunction"), "Maximum", "GreaterThanThreshold", ref("HeartbeatMaxLagSeconds"), onCron("AuditOnCron"), 2},
+		{"AuditRunsMissingAlarm", "", wiring.MetricLagSeconds, ref("AuditFunction"), "SampleCount", "LessThanThreshold", 1, "breaching", 2},
 		{"SyncHeartbeatAlarm", "", wiring.MetricSyncs, ref("OnboardFunction"), "Sum", "LessThanThreshold", 1, "breaching", 2},
 		{"AuditCoverageLostAlarm", "", wiring.MetricCoverageLost, ref("AuditFunction"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
 		{"NoAlertDestinationAlarm", "", wiring.MetricConfirmedSubscribers, ref("AuditFunction"), "Minimum", "LessThanThreshold", 1, "notBreaching", 1},
@@ -407,5 +408,19 @@ func TestNoDestinationAlarmOnlyWhereTheTopicIsTheOnlyDestination(t *testing.T) {
 	}}
 	if got := mapOf(cfn(t)["Conditions"])["TopicIsTheOnlyDestination"]; !sameJSON(got, want) {
 		t.Errorf("TopicIsTheOnlyDestination = %s, want %s", jsonText(got), jsonText(want))
+	}
+}
+
+// A cron() audit schedule gets a heartbeat that fits it (#14 §1): the lag
+// heartbeat takes missing data for quiet hours, so a second alarm, only on
+// cron, counts runs over AuditHeartbeatPeriodSeconds (the cron's longest gap)
+// with missing data breaching: a schedule that stops invoking is noticed.
+func TestACronAuditScheduleHasARunsMissingAlarm(t *testing.T) {
+	a := resource(t, "AuditRunsMissingAlarm")
+	if a["Condition"] != "AuditOnCron" {
+		t.Errorf("AuditRunsMissingAlarm Condition = %v, want AuditOnCron", a["Condition"])
+	}
+	if p := props(a); !sameJSON(p["Period"], ref("AuditHeartbeatPeriodSeconds")) || p["TreatMissingData"] != "breaching" {
+		t.Errorf("AuditRunsMissingAlarm period %s, missing data %v; want AuditHeartbeatPeriodSeconds, breaching", jsonText(p["Period"]), p["TreatMissingData"])
 	}
 }
