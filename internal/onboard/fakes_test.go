@@ -157,32 +157,6 @@ func (f *fakePortal) set(l []ipguard.Restriction, enabled bool) {
 	f.list, f.enabled = slices.Clone(l), enabled
 }
 
-// memLease is a lease backend in memory.
-type memLease struct {
-	mu    sync.Mutex
-	owner string
-	until time.Time
-}
-
-func (m *memLease) TryAcquireLease(_ context.Context, _, owner string, until, now time.Time) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.owner != "" && m.owner != owner && m.until.After(now) {
-		return false, nil
-	}
-	m.owner, m.until = owner, until
-	return true, nil
-}
-
-func (m *memLease) ReleaseLease(_ context.Context, _, owner string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.owner == owner {
-		m.owner = ""
-	}
-	return nil
-}
-
 type fakeDirectory struct {
 	creator string
 	people  map[string]Person
