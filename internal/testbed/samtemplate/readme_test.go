@@ -101,3 +101,36 @@ func TestReadmeContentsLeadToItsSections(t *testing.T) {
 		}
 	}
 }
+
+// The cost table's total at the defaults is the sum of its rows (#14 §5: the
+// figure a reader trusts is computed, not kept by hand), and stays within the
+// $3 a month the issue sets for a 500-user portal.
+func TestReadmeCostTotalAddsUp(t *testing.T) {
+	text := readme(t)
+	start := strings.Index(text, "| item | how it is computed | per month |")
+	end := strings.Index(text, "| **Total at the defaults** |")
+	if start < 0 || end < start {
+		t.Fatal(`README.md "Cost" has no item table ending in a "Total at the defaults" row`)
+	}
+	cell := regexp.MustCompile(`\| \$([0-9]+\.[0-9]{2}) \|$`)
+	sum := 0
+	for _, line := range strings.Split(text[start:end], "\n") {
+		if m := cell.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+			var d, c int
+			fmt.Sscanf(m[1], "%d.%d", &d, &c)
+			sum += d*100 + c
+		}
+	}
+	total := regexp.MustCompile(`\| \*\*Total at the defaults\*\* \| \| \*\*\$([0-9]+)\.([0-9]{2})\*\* \|`).FindStringSubmatch(text[end:])
+	if total == nil {
+		t.Fatal("no total figure")
+	}
+	var d, c int
+	fmt.Sscanf(total[1]+" "+total[2], "%d %d", &d, &c)
+	if d*100+c != sum {
+		t.Errorf("README's total is $%d.%02d, its rows add up to $%d.%02d", d, c, sum/100, sum%100)
+	}
+	if sum > 300 {
+		t.Errorf("the defaults cost $%d.%02d a month, more than $3", sum/100, sum%100)
+	}
+}
