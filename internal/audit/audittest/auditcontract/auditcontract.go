@@ -151,6 +151,40 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 			t.Errorf("after both expired: %v, %v; want none", got, err)
 		}
 	})
+
+	t.Run("failed logins: per address, read back within the asked span, the larger count kept", func(t *testing.T) {
+		s, _ := newStore(t)
+		ip := "198.51.100.7"
+		rec := ipguard.AddressFailures{IP: ip, Count: 3, First: t0, Last: t0.Add(time.Minute)}
+		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{rec}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Failures(ctx, []string{ip, "203.0.113.99"}, t0.Add(-5*time.Minute), t0.Add(5*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[ip].Count != 3 || !got[ip].Last.Equal(rec.Last) {
+			t.Errorf("Failures = %+v; want %s with 3 failures, the last at %s", got, ip, rec.Last)
+		}
+		rec.Count = 5 // the same failures counted again, and more
+		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{rec}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Failures(ctx, []string{ip}, t0.Add(-5*time.Minute), t0.Add(5*time.Minute)); err != nil || got[ip].Count != 5 {
+			t.Errorf("after a second record: %+v, %v; want 5 failures", got, err)
+		}
+		if got, err := s.Failures(ctx, []string{ip}, t0.Add(20*time.Minute), t0.Add(30*time.Minute)); err != nil || len(got) != 0 {
+			t.Errorf("Failures outside the span = %+v, %v; want none", got, err)
+		}
+	})
+
+	t.Run("allowlist history: none for users without one", func(t *testing.T) {
+		s, _ := newStore(t)
+		got, err := s.AllowlistHistory(ctx, []string{"alice", "", "alice"})
+		if err != nil || len(got) != 0 {
+			t.Errorf("AllowlistHistory = %+v, %v; want none", got, err)
+		}
+	})
 }
 
 func hasSpan(spans []ipguard.TimeSpan, want ipguard.TimeSpan) bool {
