@@ -50,12 +50,16 @@ test: check-tools
 	$(GO) test -count=1 -timeout 25m ./...
 
 ## model: the reconciler's randomised model test for MODEL_STEPS (default 20000) of a new seed (MODEL_SEED=N repeats one)
-# make test runs 300 steps of seed 1 (internal/onboard/model_test.go); a
-# failure prints its seed and the shortest failing sequence.
+# make test runs 300 steps of seed 1 with the in-memory portal
+# (internal/onboard/model_test.go) and 150 through the DocSpace client against
+# the dev portal (model_devportal_test.go; MODEL_DEVPORTAL_STEPS, default 2000
+# here: its steps take real time); a failure prints its seed and the shortest
+# failing sequence.
 MODEL_STEPS ?= 20000
+MODEL_DEVPORTAL_STEPS ?= 2000
 model:
-	MODEL_STEPS=$(MODEL_STEPS) MODEL_SEED=$${MODEL_SEED:-$$(od -An -N3 -tu4 /dev/urandom | tr -d ' ')} \
-		$(GO) test -count=1 -run '^TestReconcilerModel$$' -v -timeout 30m ./internal/onboard/
+	MODEL_STEPS=$(MODEL_STEPS) MODEL_DEVPORTAL_STEPS=$(MODEL_DEVPORTAL_STEPS) MODEL_SEED=$${MODEL_SEED:-$$(od -An -N3 -tu4 /dev/urandom | tr -d ' ')} \
+		$(GO) test -count=1 -run '^TestReconcilerModel(DevPortal)?$$' -v -timeout 30m ./internal/onboard/
 
 ## lint: gofmt -l, vet, staticcheck (pinned in go.mod as a tool), go mod tidy -diff, cfn-lint
 lint:

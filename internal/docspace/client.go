@@ -315,7 +315,10 @@ func (c *Client) do(ctx context.Context, cl call) error {
 				Message: msg, Err: err})
 		}
 		o := c.attempt(ctx, cl, target, body, key, sc)
-		if o.err != nil && (o.err.Status == 0 || o.err.Status >= 500) {
+		// Only a 4xx answer is a definite refusal: no answer, a 5xx, and
+		// also a 2xx or 3xx whose body could not be read (the portal served
+		// the request) leave the write possibly applied.
+		if o.err != nil && (o.err.Status < 400 || o.err.Status >= 500) {
 			mayHaveLanded = true
 		}
 		if o.err == nil && cl.date != nil {

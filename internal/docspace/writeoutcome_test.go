@@ -55,7 +55,7 @@ func TestSaveTellsRefusedFromUnknown(t *testing.T) {
 	list := []ipguard.Restriction{{IP: "203.0.113.10"}}
 	tests := []struct {
 		name       string
-		statuses   []int // per attempt; 0: the handler stalls past the attempt timeout
+		statuses   []int // per attempt; 0: the handler stalls past the attempt timeout; -1: 200 with a body cut short (served)
 		notApplied bool
 		ok         bool
 	}{
@@ -66,6 +66,9 @@ func TestSaveTellsRefusedFromUnknown(t *testing.T) {
 		{"timeout then 400", []int{0, 400}, false, false},
 		{"500 every time", []int{500, 500, 500}, false, false},
 		{"200", []int{200}, false, true},
+		// Served, but the answer cannot be read: it may well have landed
+		// (found by TestReconcilerModelDevPortal, internal/onboard).
+		{"200 unreadable", []int{-1}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -82,6 +85,11 @@ func TestSaveTellsRefusedFromUnknown(t *testing.T) {
 					return
 				}
 				w.Header().Set("Content-Type", "application/json")
+				if st == -1 {
+					w.WriteHeader(200)
+					_, _ = w.Write([]byte(`{"response":[],"sta`))
+					return
+				}
 				w.WriteHeader(st)
 				if st == 200 {
 					_, _ = w.Write([]byte(`{"response":[],"status":0,"statusCode":200}`))

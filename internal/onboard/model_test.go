@@ -407,12 +407,16 @@ func runModel(seq []modelStep) (failure string) {
 
 // shrink removes steps while the sequence still fails, one at a time and
 // then in halves, until no single step can go.
-func shrink(seq []modelStep) []modelStep {
+func shrink(seq []modelStep) []modelStep { return shrinkWith(seq, runModel) }
+
+// shrinkWith is shrink with the runner run (the in-memory portal's or the
+// dev portal's).
+func shrinkWith(seq []modelStep, run func([]modelStep) string) []modelStep {
 	cur := slices.Clone(seq)
 	for chunk := len(cur) / 2; chunk >= 1; chunk /= 2 {
 		for i := 0; i+chunk <= len(cur); {
 			try := slices.Concat(cur[:i], cur[i+chunk:])
-			if runModel(try) != "" {
+			if run(try) != "" {
 				cur = try
 				continue
 			}

@@ -1,0 +1,395 @@
+package onboard_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"ipguard/internal/allowlist"
+	"ipguard/internal/docspace"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/lease/leasetest"
+	"ipguard/internal/onboard"
+	"ipguard/internal/onboard/onboardtest"
+	"ipguard/internal/testbed/devportal"
+)
+
+// TestReconcilerModelDevPortal runs the steps of TestReconcilerModel
+// through the real DocSpace client (internal/docspace) against the dev
+// portal in process (httptest), with the faults the dev portal expresses:
+//
+//	late                a PUT is not answered within the client's timeout
+//	                    and lands shortly after the client gave up
+//	lost-answer         a PUT is served but answered with invalid JSON
+//	refuse              a PUT is answered 400 (not applied)
+//	put-down            every PUT of one request is answered 503
+//	read-fails          the next read of the list is answered 503
+//	admin-during-write  an admin adds an entry right after the next PUT
+//	bump-lost           the store's next version bump fails
+//
+// and the same promises after every step: the stored users are the model's;
+// the tool never removes a manual entry; nothing is owned that a PUT of the
+// tool did not bring onto the portal; once faults stop, the portal reaches
+// the desired state within onboard.ModelSyncBound syncs.
+//
+// MODEL_DEVPORTAL_STEPS sets the steps (default 150, 60 with -short; a step
+// takes up to ~60 ms of real time, so make model runs fewer here than
+// MODEL_STEPS), MODEL_SEED the seed (default 1, as for TestReconcilerModel).
+// A failure prints the seed and the shortest failing sequence.
+//
+// It found that the client took a PUT answered 200 with a body it could not
+// read for "not applied" (ipguard.ErrNotApplied), so the reconciler never
+// owned what that PUT brought onto the portal and left it there for good.
+func TestReconcilerModelDevPortal(t *testing.T) {
+	steps := 150
+	if v := os.Getenv("MODEL_DEVPORTAL_STEPS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			t.Fatalf("MODEL_DEVPORTAL_STEPS=%q: want a whole number", v)
+		}
+		steps = n
+	}
+	seed := uint64(1)
+	if v := os.Getenv("MODEL_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("MODEL_SEED=%q: want a whole number", v)
+		}
+		seed = n
+	}
+	if testing.Short() {
+		steps = min(steps, 60)
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	seq := make([]onboard.ModelStep, steps)
+	for i := range seq {
+		seq[i] = onboard.RandomModelStep(rng)
+	}
+	failure := runDevPortalModel(seq)
+	if failure == "" {
+		t.Logf("seed %d: %d steps held against the dev portal", seed, steps)
+		return
+	}
+	short := onboard.ShrinkModel(seq, runDevPortalModel)
+	var lines []string
+	for i, st := range short {
+		lines = append(lines, fmt.Sprintf("  %2d. %s", i+1, st))
+	}
+	t.Fatalf("seed %d (MODEL_SEED=%d MODEL_STEPS=%d): %s\nshortest failing sequence (%d of %d steps), ending in: %s\n%s",
+		seed, seed, steps, failure, len(short), len(seq), runDevPortalModel(short), strings.Join(lines, "\n"))
+}
+
+const (
+	modelKey       = "sk-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	modelAdmin     = "aaaaaaaa-1111-4111-8111-0000000000a1"
+	modelTimeout   = 150 * time.Millisecond // the client's timeout: a delay past it is unanswered
+	modelApplyLate = 20 * time.Millisecond  // a late PUT lands this long after the client gave up
+	restrictPath   = "/settings/iprestrictions"
+)
+
+type modelKeys string
+
+func (k modelKeys) Key(context.Context) (string, error) { return string(k), nil }
+
+// recordingPortal is the client as onboard.Portal; it notes every address
+// of the user pool seen on the portal around each write (the admin only
+// edits the manual pool, so such an address is there by a PUT of the tool)
+// and runs afterPut once right after the next write.
+type recordingPortal struct {
+	*docspace.Client
+	dev      *devportal.Portal
+	mu       sync.Mutex
+	applied  map[string]bool
+	afterPut func()
+}
+
+func (r *recordingPortal) observe() {
+	list, _ := r.dev.Restrictions()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range list {
+		if strings.HasPrefix(e.IP, "203.0.113.") {
+			r.applied[e.IP] = true
+		}
+	}
+}
+
+func (r *recordingPortal) SaveIPRestrictions(ctx context.Context, list []ipguard.Restriction, enable bool) (time.Time, error) {
+	r.observe()
+	at, err := r.Client.SaveIPRestrictions(ctx, list, enable)
+	r.observe()
+	r.mu.Lock()
+	hook := r.afterPut
+	r.afterPut = nil
+	r.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	return at, err
+}
+
+type modelUserEntry struct{ expires time.Time }
+
+func runDevPortalModel(seq []onboard.ModelStep) (failure string) {
+	defer func() {
+		if r := recover(); r != nil {
+			failure = fmt.Sprint("panic: ", r)
+		}
+	}()
+	ctx := context.Background()
+	dev := devportal.New(devportal.Options{})
+	if err := dev.PutUsers(devportal.User{ID: modelAdmin, Status: devportal.StatusActive, IsAdmin: true}); err != nil {
+		return "setup: " + err.Error()
+	}
+	if err := dev.PutKey(devportal.APIKey{Key: modelKey, CreateBy: modelAdmin, IsActive: true}); err != nil {
+		return "setup: " + err.Error()
+	}
+	dev.SetRestrictions(nil, false)
+	srv := httptest.NewServer(dev.Handler())
+	defer srv.Close()
+	c, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: modelKeys(modelKey), MaxAttempts: 1, Timeout: modelTimeout})
+	if err != nil {
+		return "setup: " + err.Error()
+	}
+	portal := &recordingPortal{Client: c, dev: dev, applied: map[string]bool{}}
+	st := onboardtest.NewStore()
+	now := time.Now().UTC().Truncate(time.Second)
+	svc := &onboard.Service{Store: st, Portal: portal, Leases: &leasetest.Backend{}, LeaseWait: 5 * time.Second,
+		WriteAttempt: modelTimeout,
+		Rules:        onboard.Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
+		Now:          func() time.Time { return now }}
+
+	users := map[string]map[string]modelUserEntry{}
+	manual := map[string]int{}
+	var mmu sync.Mutex // manual is also written by afterPut
+	countManual := func() map[string]int {
+		list, _ := dev.Restrictions()
+		n := map[string]int{}
+		for _, r := range list {
+			if strings.HasPrefix(r.IP, "198.51.100.") && !r.ForAdmin {
+				n[r.IP]++
+			}
+		}
+		return n
+	}
+	adminEdit := func(add bool, a string) {
+		list, on := dev.Restrictions()
+		mmu.Lock()
+		defer mmu.Unlock()
+		if add {
+			dev.SetRestrictions(append(list, ipguard.Restriction{IP: a}), on)
+			manual[a]++
+			return
+		}
+		if i := slices.Index(list, ipguard.Restriction{IP: a}); i >= 0 {
+			dev.SetRestrictions(slices.Delete(list, i, i+1), on)
+			manual[a]--
+		}
+	}
+	active := func() map[string]bool {
+		out := map[string]bool{}
+		for _, es := range users {
+			for a, e := range es {
+				if e.expires.IsZero() || now.Before(e.expires) {
+					out[a] = true
+				}
+			}
+		}
+		return out
+	}
+	request := func(s onboard.ModelStep) error {
+		u := fmt.Sprintf("u%d", s.User)
+		var entries []string
+		for _, a := range s.Addr {
+			entries = append(entries, onboard.ModelUserAddr(a))
+		}
+		var payload string
+		switch s.Kind {
+		case "replace":
+			var items []string
+			for _, a := range entries {
+				if s.N > 0 {
+					items = append(items, fmt.Sprintf(`{"ip":%q,"expiresAt":%q}`, a, now.Add(time.Duration(s.N)*time.Minute).Format(time.RFC3339)))
+				} else {
+					items = append(items, strconv.Quote(a))
+				}
+			}
+			payload = fmt.Sprintf(`{"id":%q,"email":"a@example.com","allowedIps":[%s]}`, u, strings.Join(items, ","))
+		case "add", "remove":
+			email := `,"email":"a@example.com"`
+			if s.Kind == "remove" {
+				email = ""
+			}
+			payload = fmt.Sprintf(`{"action":%q,"id":%q%s,"allowedIps":[%q]}`, s.Kind, u, email, entries[0])
+		case "offboard":
+			payload = fmt.Sprintf(`{"action":"offboard","id":%q}`, u)
+		}
+		_, err := svc.Handle(ctx, []byte(payload))
+		if ipguard.ErrorCode(err) == ipguard.EInvalid {
+			if s.Kind == "remove" && users[u] == nil {
+				return nil
+			}
+			return fmt.Errorf("%s: %v", s, err)
+		}
+		switch s.Kind {
+		case "replace":
+			users[u] = map[string]modelUserEntry{}
+			for _, a := range entries {
+				me := modelUserEntry{}
+				if s.N > 0 {
+					me.expires = now.Add(time.Duration(s.N) * time.Minute).Truncate(time.Second)
+				}
+				users[u][a] = me
+			}
+		case "add":
+			if users[u] == nil {
+				users[u] = map[string]modelUserEntry{}
+			}
+			users[u][entries[0]] = modelUserEntry{}
+		case "remove":
+			delete(users[u], entries[0])
+		case "offboard":
+			delete(users, u)
+		}
+		return nil
+	}
+	sync := func() { _, _ = svc.Handle(ctx, []byte(`{"action":"sync"}`)) }
+	converge := func() string {
+		dev.ClearFaults()
+		portal.mu.Lock()
+		portal.afterPut = nil
+		portal.mu.Unlock()
+		st.BumpErrs = 0
+		time.Sleep(modelApplyLate * 3) // a late PUT still in flight lands first
+		for range onboard.ModelSyncBound {
+			sync()
+		}
+		want := active()
+		list, _ := dev.Restrictions()
+		have := map[string]bool{}
+		for _, r := range list {
+			if !r.ForAdmin && strings.HasPrefix(r.IP, "203.0.113.") {
+				have[r.IP] = true
+			}
+		}
+		for a := range want {
+			if !have[a] {
+				return fmt.Sprintf("after %d syncs without faults the portal lacks desired %s (portal %v)", onboard.ModelSyncBound, a, list)
+			}
+		}
+		for a := range have {
+			if !want[a] {
+				return fmt.Sprintf("after %d syncs without faults the portal still allows %s, which no user needs (portal %v)", onboard.ModelSyncBound, a, list)
+			}
+		}
+		return ""
+	}
+	putFault := func(f devportal.Fault) {
+		f.Method, f.Path = "PUT", restrictPath
+		dev.InjectFault(f)
+	}
+
+	latePending := false // a late PUT fault is armed and may not have landed yet
+	for i, s := range seq {
+		before := countManual()
+		switch s.Kind {
+		case "replace", "add", "remove", "offboard":
+			if err := request(s); err != nil {
+				return fmt.Sprintf("step %d: %v", i+1, err)
+			}
+			dev.ClearFaults() // "put-down" lasts one request; an unused fault goes with it
+		case "sync":
+			sync()
+		case "tick":
+			now = now.Add(time.Duration(s.N) * time.Minute)
+		case "admin-add":
+			adminEdit(true, onboard.ModelManualAddr(s.Addr[0]))
+		case "admin-remove":
+			adminEdit(false, onboard.ModelManualAddr(s.Addr[0]))
+		case "admin-during-write":
+			a := onboard.ModelManualAddr(s.Addr[0])
+			portal.mu.Lock()
+			portal.afterPut = func() { adminEdit(true, a) }
+			portal.mu.Unlock()
+		case "late":
+			putFault(devportal.Fault{Times: 1, ApplyLate: modelApplyLate})
+			latePending = true
+		case "refuse":
+			putFault(devportal.Fault{Times: 1, Status: 400})
+		case "lost-answer":
+			putFault(devportal.Fault{Times: 1, Malformed: true})
+		case "read-fails":
+			dev.InjectFault(devportal.Fault{Method: "GET", Path: restrictPath, Times: 1, Status: 503})
+		case "put-down":
+			putFault(devportal.Fault{Status: 503})
+		case "bump-lost":
+			st.BumpErrs = 1
+		}
+		// A PUT that timed out lands now, at the end of the step.
+		if latePending && (s.Kind == "replace" || s.Kind == "add" || s.Kind == "remove" || s.Kind == "offboard" || s.Kind == "sync") {
+			time.Sleep(modelApplyLate * 3)
+			latePending = s.Kind == "sync" // a request step cleared the fault had it not fired
+		}
+		portal.observe()
+		// Promise: the stored users are what the requests asked for.
+		for id, mu := range users {
+			u, found, _ := st.GetUser(ctx, id)
+			if !found {
+				return fmt.Sprintf("step %d (%s): user %s is not stored", i+1, s, id)
+			}
+			got := u.ActiveEntries(now)
+			var want []string
+			for a, me := range mu {
+				if me.expires.IsZero() || now.Before(me.expires) {
+					want = append(want, a)
+				}
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				return fmt.Sprintf("step %d (%s): user %s stores %v, want %v", i+1, s, id, got, want)
+			}
+		}
+		// Promise: a manual entry is never removed by the tool.
+		if s.Kind != "admin-remove" {
+			after := countManual()
+			mmu.Lock()
+			for a, n := range before {
+				if after[a] < min(n, manual[a]) {
+					mmu.Unlock()
+					return fmt.Sprintf("step %d (%s): the tool removed the admin's %s (%d before, %d after)", i+1, s, a, n, after[a])
+				}
+			}
+			mmu.Unlock()
+		}
+		// Promise: nothing is owned that a PUT of the tool did not bring
+		// onto the portal.
+		state, _ := st.PortalState(ctx)
+		portal.mu.Lock()
+		for _, a := range state.Owned {
+			if !portal.applied[a] {
+				portal.mu.Unlock()
+				return fmt.Sprintf("step %d (%s): %s is owned but no PUT of the tool ever brought it onto the portal", i+1, s, a)
+			}
+		}
+		portal.mu.Unlock()
+		if (i+1)%25 == 0 {
+			if f := converge(); f != "" {
+				return fmt.Sprintf("step %d: %s", i+1, f)
+			}
+			latePending = false
+		}
+	}
+	if f := converge(); f != "" {
+		return "at the end: " + f
+	}
+	return ""
+}
