@@ -71,7 +71,7 @@ lint:
 	cfn-lint -c I -- template.yaml
 	$(GO) test -count=1 -run CfnLint ./internal/testbed/samtemplate/
 
-## fuzz: every fuzz target for FUZZ_TIME each (default 30s), then the inputs tried per target
+## fuzz: every fuzz target for FUZZ_TIME each (default 30s), the inputs tried per target, then make model
 # Every native fuzz target in the tree (any func FuzzXxx in a _test.go file),
 # one after the other for FUZZ_TIME each; then one line per target with the
 # inputs tried (go's "execs") and PASS/FAIL. A failing input is written to the
@@ -90,6 +90,8 @@ fuzz:
 	done; \
 	echo; echo "fuzz: inputs tried per target ($(FUZZ_TIME) each)"; cat $$summary; rm -f $$summary; \
 	exit $$failed
+	@echo; echo "== the reconciler's model test, many more steps than make test (make model)"
+	@$(MAKE) --no-print-directory model
 
 ## bench: the benchmarks (about five minutes)
 # The walk and memory benchmarks take about five minutes together (see README, Performance).
