@@ -13,12 +13,8 @@ const guest = "712d9ec3-5d2b-4b13-824f-71f00191dcca"
 
 func ev(id int64, user string, action int, ip string) ipguard.LoginEvent {
 	return ipguard.LoginEvent{ID: id, Date: time.Date(2026, 11, 25, 9, 0, int(id%60), 0, time.UTC), UserID: user, User: "name-" + user, ActionID: action, IP: ip,
-		Raw: []byte(`{"id":` + itoa64(id) + `}`)}
+		Raw: []byte(`{"id":` + strconv.FormatInt(id, 10) + `}`)}
 }
-
-func itoa64(n int64) string { return strconv.FormatInt(n, 10) }
-
-func fmtInt(n int64) string { return strconv.FormatInt(n, 10) }
 
 func lists(t *testing.T, users map[string][]string) *Allowlists {
 	t.Helper()
@@ -74,7 +70,7 @@ func TestEvaluate(t *testing.T) {
 		} else if f.span != nil {
 			got = append(got, f.Kind+":"+f.IP)
 		} else {
-			got = append(got, f.Kind+":"+fmtInt(f.EventID))
+			got = append(got, f.Kind+":"+strconv.FormatInt(f.EventID, 10))
 		}
 	}
 	// A burst lists ids from the failed login that reached the threshold on

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -162,5 +163,5 @@ func (f *fakePublisher) Publish(_ context.Context, a ipguard.Alert) (string, err
 		f.loseAnswer--
 		return "", &ipguard.Error{Code: ipguard.EUnavailable, Message: "sns: connection reset before the answer"}
 	}
-	return "m" + fmtInt(int64(len(f.sent))), nil
+	return "m" + strconv.Itoa(len(f.sent)), nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -735,7 +736,7 @@ func TestRunStopsAtWindowStartWhenThePortalIgnoresFrom(t *testing.T) {
 func TestRunManyUnreadableEventsBoundedWarnings(t *testing.T) {
 	var evs []ipguard.LoginEvent
 	for i := int64(1); i <= 500; i++ {
-		evs = append(evs, ipguard.LoginEvent{ID: i, Date: t0.Add(time.Duration(i) * time.Second), Unreadable: fmt.Sprintf("event %d: bad", i), Raw: json.RawMessage(`{"id":` + fmtInt(i) + `}`)})
+		evs = append(evs, ipguard.LoginEvent{ID: i, Date: t0.Add(time.Duration(i) * time.Second), Unreadable: fmt.Sprintf("event %d: bad", i), Raw: json.RawMessage(`{"id":` + strconv.FormatInt(i, 10) + `}`)})
 	}
 	evs = append(evs, at(999, "alice", 1010, "198.51.100.1", 12*time.Minute))
 	s, _, _, pub := newAudit(evs...)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ func TestSaveTellsRefusedFromUnknown(t *testing.T) {
 					_, _ = w.Write([]byte(`{"response":[],"status":0,"statusCode":200}`))
 					return
 				}
-				_, _ = w.Write([]byte(`{"error":{"message":"no"},"status":1,"statusCode":` + http.StatusText(st)[:0] + itoa(st) + `}`))
+				_, _ = w.Write([]byte(`{"error":{"message":"no"},"status":1,"statusCode":` + http.StatusText(st)[:0] + strconv.Itoa(st) + `}`))
 			})
 			c := newClient(t, s.URL, func(o *docspace.Options) { o.Timeout = 200 * time.Millisecond })
 			date, err := c.SaveIPRestrictions(context.Background(), list, true)
@@ -128,12 +129,4 @@ func TestSaveIsFencedByTheDeadline(t *testing.T) {
 	if s.hits.Load() != 0 || !errors.Is(err, ipguard.ErrNotApplied) {
 		t.Fatalf("hits %d, err %v; want nothing sent and ErrNotApplied", s.hits.Load(), err)
 	}
-}
-
-func itoa(i int) string {
-	b := []byte{}
-	for ; i > 0; i /= 10 {
-		b = append([]byte{byte('0' + i%10)}, b...)
-	}
-	return string(b)
 }

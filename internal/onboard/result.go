@@ -113,105 +113,152 @@ type EntryView struct {
 }
 
 // get returns the stored record with each entry's state on the portal as
-// it is now (one GET of the list; nothing is written).
+// it is now (one GET of the list; nothing is written): it reads
+// (readUserAndPortal), then shapes the view (userView).
 func (s *Service) get(ctx context.Context, req Request) (Result, error) {
 	id, err := canonicalID(req.ID)
 	if err != nil {
 		return Result{}, err
 	}
 	res := newResult(ActionGet, id)
-	u, found, err := s.Store.GetUser(ctx, id)
+	r, err := s.readUserAndPortal(ctx, id)
 	if err != nil {
 		return Result{}, err
-	}
-	if !found {
-		return Result{}, &ipguard.Error{Code: ipguard.EInvalid, Field: "id", Value: id, Message: "is not a stored user"}
-	}
-	st, err := s.Store.PortalState(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	current, err := s.Portal.IPRestrictions(ctx)
-	if err != nil {
-		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "get %s: read the portal allowlist: %w", id, err)
-	}
-	enabled, err := s.Portal.IPRestrictionsEnabled(ctx)
-	if err != nil {
-		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "get %s: read the portal restriction setting: %w", id, err)
 	}
 	now := s.now().UTC()
-	plain, admin := map[string]bool{}, map[string]bool{}
-	for _, r := range current {
+	res.Email, res.Entries, res.User = r.user.Email, r.user.ActiveEntries(now), s.userView(r, now)
+	res.RestrictionsEnabled = r.enabled
+	res.setPortalFrom(r.state)
+	return res, nil
+}
+
+// userAndPortal is what get reads: the stored user, the portal memory, and
+// the portal's list and restriction setting as they are now.
+type userAndPortal struct {
+	user    ipguard.User
+	state   ipguard.PortalState
+	list    []ipguard.Restriction
+	enabled bool
+}
+
+// readUserAndPortal reads user id (EInvalid when not stored), the portal
+// memory, and the portal's list and setting, in that order; a portal
+// error keeps its code.
+func (s *Service) readUserAndPortal(ctx context.Context, id string) (userAndPortal, error) {
+	var r userAndPortal
+	u, found, err := s.Store.GetUser(ctx, id)
+	if err != nil {
+		return r, err
+	}
+	if !found {
+		return r, &ipguard.Error{Code: ipguard.EInvalid, Field: "id", Value: id, Message: "is not a stored user"}
+	}
+	r.user = u
+	if r.state, err = s.Store.PortalState(ctx); err != nil {
+		return r, err
+	}
+	if r.list, err = s.Portal.IPRestrictions(ctx); err != nil {
+		return r, ipguard.Errorf(ipguard.ErrorCode(err), "get %s: read the portal allowlist: %w", id, err)
+	}
+	if r.enabled, err = s.Portal.IPRestrictionsEnabled(ctx); err != nil {
+		return r, ipguard.Errorf(ipguard.ErrorCode(err), "get %s: read the portal restriction setting: %w", id, err)
+	}
+	return r, nil
+}
+
+// setPortalFrom answers the portal outcome from the portal memory alone:
+// applied, unless an update is pending or a stored version is not applied
+// yet.
+func (r *Result) setPortalFrom(st ipguard.PortalState) {
+	r.Portal = PortalApplied
+	if st.Pending != "" || st.Applied < st.Version {
+		r.Portal, r.PortalReason = PortalPending, st.Pending
+	}
+}
+
+// splitByAdmin returns the addresses of list's plain entries and of its
+// forAdmin entries.
+func splitByAdmin(list []ipguard.Restriction) (plain, admin map[string]bool) {
+	plain, admin = map[string]bool{}, map[string]bool{}
+	for _, r := range list {
 		if r.ForAdmin {
 			admin[r.IP] = true
 		} else {
 			plain[r.IP] = true
 		}
 	}
+	return plain, admin
+}
+
+// userView shapes the user's record as get shows it: each stored entry
+// with its state on the portal list (entryView), in stored order, then the
+// entries already expired and removed. Entries is never nil.
+func (s *Service) userView(r userAndPortal, now time.Time) *UserView {
+	u := r.user
+	plain, admin := splitByAdmin(r.list)
 	v := &UserView{ID: u.ID, Email: u.Email, CreatedAt: fmtTime(u.CreatedAt), UpdatedAt: fmtTime(u.UpdatedAt), Entries: []EntryView{}}
 	for _, raw := range u.Entries {
-		d := u.Details[raw]
-		ev := EntryView{Entry: raw, ExpiresAt: fmtTime(d.ExpiresAt), Note: d.Note}
-		if !d.ExpiresAt.IsZero() && !now.Before(d.ExpiresAt) {
-			ev.State, ev.Reason = "expired", "expired at "+fmtTime(d.ExpiresAt)+"; the next reconcile removes it from the portal"
-			v.Entries = append(v.Entries, ev)
-			continue
-		}
-		es, err := allowlist.ParseStored([]string{raw})
-		if err != nil {
-			ev.State, ev.Reason = "not pushed", err.Error()
-			v.Entries = append(v.Entries, ev)
-			continue
-		}
-		addrs, ok := es[0].Expand(s.Rules.MaxRangeAddresses)
-		if !ok {
-			ev.State = "not pushed"
-			ev.Reason = notPushedOf(ipguard.User{ID: u.ID, Entries: []string{raw}}, s.Rules, now)[0].Reason
-			v.Entries = append(v.Entries, ev)
-			continue
-		}
-		for _, a := range addrs {
-			t := a.String()
-			switch {
-			case plain[t]:
-				ev.OnPortal = append(ev.OnPortal, t)
-			case admin[t]:
-				ev.AdminOnly = append(ev.AdminOnly, t)
-				ev.Missing = append(ev.Missing, t)
-			default:
-				ev.Missing = append(ev.Missing, t)
-			}
-			if slices.Contains(st.Owned, t) {
-				ev.Owned = append(ev.Owned, t)
-			}
-		}
-		switch {
-		case len(ev.Missing) == 0:
-			ev.State = "on portal"
-		case len(ev.OnPortal) > 0:
-			ev.State = "partly on portal"
-		default:
-			ev.State = "not on portal"
-		}
-		if len(ev.Missing) > 0 {
-			ev.Reason = "not applied yet"
-			if st.Pending != "" {
-				ev.Reason = "portal update pending: " + st.Pending
-			}
-		}
-		v.Entries = append(v.Entries, ev)
+		v.Entries = append(v.Entries, s.entryView(u.ID, raw, u.Details[raw], r.state, plain, admin, now))
 	}
 	for _, x := range u.Expired {
 		v.Entries = append(v.Entries, EntryView{Entry: x.Entry, ExpiresAt: fmtTime(x.ExpiresAt), Note: x.Note,
 			State: "expired", Reason: "expired at " + fmtTime(x.ExpiresAt) + " and removed from the allowlist"})
 	}
-	res.Email, res.Entries, res.User = u.Email, u.ActiveEntries(now), v
-	res.RestrictionsEnabled = enabled
-	res.Portal = PortalApplied
-	if st.Pending != "" || st.Applied < st.Version {
-		res.Portal, res.PortalReason = PortalPending, st.Pending
+	return v
+}
+
+// entryView is one stored entry's state: "expired" (past its expiresAt),
+// "not pushed" (unreadable, or too wide to expand), or, by its addresses
+// on the portal's plain entries (plain; admin: forAdmin ones, which do not
+// count), "on portal", "partly on portal" or "not on portal", with the
+// reason when any address is missing and which addresses the tool owns.
+func (s *Service) entryView(userID, raw string, d ipguard.EntryDetail, st ipguard.PortalState, plain, admin map[string]bool, now time.Time) EntryView {
+	ev := EntryView{Entry: raw, ExpiresAt: fmtTime(d.ExpiresAt), Note: d.Note}
+	if !d.ExpiresAt.IsZero() && !now.Before(d.ExpiresAt) {
+		ev.State, ev.Reason = "expired", "expired at "+fmtTime(d.ExpiresAt)+"; the next reconcile removes it from the portal"
+		return ev
 	}
-	return res, nil
+	es, err := allowlist.ParseStored([]string{raw})
+	if err != nil {
+		ev.State, ev.Reason = "not pushed", err.Error()
+		return ev
+	}
+	addrs, ok := es[0].Expand(s.Rules.MaxRangeAddresses)
+	if !ok {
+		ev.State = "not pushed"
+		ev.Reason = notPushedOf(ipguard.User{ID: userID, Entries: []string{raw}}, s.Rules, now)[0].Reason
+		return ev
+	}
+	for _, a := range addrs {
+		t := a.String()
+		switch {
+		case plain[t]:
+			ev.OnPortal = append(ev.OnPortal, t)
+		case admin[t]:
+			ev.AdminOnly = append(ev.AdminOnly, t)
+			ev.Missing = append(ev.Missing, t)
+		default:
+			ev.Missing = append(ev.Missing, t)
+		}
+		if slices.Contains(st.Owned, t) {
+			ev.Owned = append(ev.Owned, t)
+		}
+	}
+	switch {
+	case len(ev.Missing) == 0:
+		ev.State = "on portal"
+	case len(ev.OnPortal) > 0:
+		ev.State = "partly on portal"
+	default:
+		ev.State = "not on portal"
+	}
+	if len(ev.Missing) > 0 {
+		ev.Reason = "not applied yet"
+		if st.Pending != "" {
+			ev.Reason = "portal update pending: " + st.Pending
+		}
+	}
+	return ev
 }
 
 func fmtTime(t time.Time) string {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -185,7 +186,7 @@ func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[st
 	first := map[string]int{} // canonical entry → index of its first spelling
 	for i, e := range in {
 		if !e.ExpiresAt.IsZero() && !e.ExpiresAt.After(now) {
-			return nil, nil, ipguard.Invalid("allowedIps["+itoa(i)+"].expiresAt", e.ExpiresAt.Format(time.RFC3339), "is in the past")
+			return nil, nil, ipguard.Invalid("allowedIps["+strconv.Itoa(i)+"].expiresAt", e.ExpiresAt.Format(time.RFC3339), "is in the past")
 		}
 		one, _ := allowlist.ParseList("allowedIps", []string{e.IP}, s.Rules.Limits)
 		key := one[0].String()
@@ -194,7 +195,7 @@ func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[st
 		// say the same: otherwise which expiry or note is meant is a guess.
 		if j, dup := first[key]; dup {
 			if d != details[key] {
-				return nil, nil, ipguard.Invalid("allowedIps["+itoa(i)+"]", e.IP, "is the same entry as allowedIps[%d] (%s) with a different expiresAt or note; send it once", j, key)
+				return nil, nil, ipguard.Invalid("allowedIps["+strconv.Itoa(i)+"]", e.IP, "is the same entry as allowedIps[%d] (%s) with a different expiresAt or note; send it once", j, key)
 			}
 			continue
 		}
@@ -211,139 +212,224 @@ func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[st
 // portal to the desired state: this request reconciles, or returns once
 // another holder applied it. A replay that changes nothing sends no PUT.
 func (s *Service) change(ctx context.Context, req Request) (Result, error) {
-	now := s.now().UTC()
-	id, err := canonicalID(req.ID)
+	in, err := s.validateChange(req)
 	if err != nil {
 		return Result{}, err
 	}
-	res := newResult(req.Action, id)
-	at := req.RequestedAt
-	if at.IsZero() {
-		at = now
-	}
-	if at.After(now.Add(MaxRequestedAhead)) {
-		// One bad clock must not freeze the user's later changes.
-		return Result{}, ipguard.Invalid("requestedAt", at.Format(time.RFC3339), "is more than %s ahead of now (%s); send the time the change was asked for", MaxRequestedAhead, now.Format(time.RFC3339))
-	}
-	var email string
-	if req.Action == ActionReplace || (req.Action == ActionAdd && req.Email != "") {
-		if email, err = canonicalEmail(req.Email); err != nil {
-			return Result{}, err
-		}
-	}
-	var entries []string
-	var details map[string]ipguard.EntryDetail
-	if req.Action != ActionOffboard {
-		if entries, details, err = s.parseEntries(req.AllowedIPs, now); err != nil {
-			return Result{}, err
-		}
-	}
-
+	res := newResult(req.Action, in.id)
 	st, err := s.Store.PortalState(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	var stored ipguard.User
+	stored, err := s.storeChange(ctx, in, st, &res)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := s.applyChange(ctx, in, st, stored, &res); err != nil {
+		return Result{}, err
+	}
+	s.log().Info("allowlist change", "action", actionName(req.Action), "userId", in.id, "stored", res.Stored,
+		"portal", res.Portal, "appliedBy", res.AppliedBy, "portalAdded", len(res.PortalAdded), "portalRemoved", len(res.PortalRemoved))
+	return res, nil
+}
+
+// changeInput is a change request that passed validation: canonical id and
+// email, parsed entries, and the times it is judged by.
+type changeInput struct {
+	action  string
+	id      string
+	email   string // canonical; "" when the action takes none
+	entries []string
+	details map[string]ipguard.EntryDetail
+	now     time.Time // when this request runs (UTC)
+	at      time.Time // when the change was asked for (now when not sent)
+}
+
+// validateChange checks every part of req before anything is read or
+// written: the id, requestedAt (at most MaxRequestedAhead ahead), the
+// email (replace, and add when sent) and the entries (all but offboard).
+// Its error is the request's first invalid part.
+func (s *Service) validateChange(req Request) (changeInput, error) {
+	now := s.now().UTC()
+	id, err := canonicalID(req.ID)
+	if err != nil {
+		return changeInput{}, err
+	}
+	in := changeInput{action: req.Action, id: id, now: now, at: req.RequestedAt}
+	if in.at.IsZero() {
+		in.at = now
+	}
+	if in.at.After(now.Add(MaxRequestedAhead)) {
+		// One bad clock must not freeze the user's later changes.
+		return changeInput{}, ipguard.Invalid("requestedAt", in.at.Format(time.RFC3339), "is more than %s ahead of now (%s); send the time the change was asked for", MaxRequestedAhead, now.Format(time.RFC3339))
+	}
+	if req.Action == ActionReplace || (req.Action == ActionAdd && req.Email != "") {
+		if in.email, err = canonicalEmail(req.Email); err != nil {
+			return changeInput{}, err
+		}
+	}
+	if req.Action != ActionOffboard {
+		if in.entries, in.details, err = s.parseEntries(req.AllowedIPs, now); err != nil {
+			return changeInput{}, err
+		}
+	}
+	return in, nil
+}
+
+// maxStoreAttempts bounds the conditional writes of one change: after that
+// many lost races the request fails with EConflict.
+const maxStoreAttempts = 6
+
+// storeChange writes the user's next record with a conditional write,
+// re-reading and computing it again when another write came first (at
+// most maxStoreAttempts times). It never undoes a newer change (keepNewer),
+// fills res's diff, email and warnings, sets res.Stored when this request
+// wrote, and records the history of what it wrote. It returns the record
+// as stored (zero for an offboarding that deleted, or found, no user).
+func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result) (ipguard.User, error) {
 	var notFound []string
 	for attempt := 0; ; attempt++ {
-		old, found, err := s.Store.GetUser(ctx, id)
+		old, found, err := s.Store.GetUser(ctx, in.id)
 		if err != nil {
-			return Result{}, err
+			return ipguard.User{}, err
 		}
-		next, missing, err := mutate(req.Action, old, found, id, email, entries, details, now)
+		next, missing, err := mutate(in.action, old, found, in.id, in.email, in.entries, in.details, in.now)
 		if err != nil {
-			return Result{}, err
+			return ipguard.User{}, err
 		}
 		// At-least-once and unordered: never undo a newer change.
-		next, kept := keepNewer(old, next, at)
+		next, kept := keepNewer(old, next, in.at)
 		if len(kept) > 0 && attempt == 0 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf(
 				"this request (requested at %s) is older than later changes of user %s, so it was applied only where it undoes none of them; left as the newer request(s) made them: %s",
-				at.Format(time.RFC3339), id, strings.Join(kept, ", ")))
+				in.at.Format(time.RFC3339), in.id, strings.Join(kept, ", ")))
 		}
-		if req.Action == ActionOffboard && found && len(next.Entries) > 0 {
-			// A stale offboarding keeps the user with the entries a newer
-			// request gave: it becomes the removal of the others.
-			res.Email = old.Email
-			res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
-			if sameUser(old, next) {
-				stored = old // every entry is newer: nothing to do
-				break
+		if in.action == ActionOffboard {
+			stored, done, err := s.storeOffboard(ctx, in, res, old, found, next)
+			if err != nil || done {
+				return stored, err
 			}
-			next.Rev = old.Rev + 1
-			ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
-			if err != nil {
-				return Result{}, err
+			if attempt >= maxStoreAttempts-1 {
+				return ipguard.User{}, ipguard.Errorf(ipguard.EConflict, "offboard %s: the user's record kept changing under this request; send it again", in.id)
 			}
-			if !ok {
-				if attempt >= 5 {
-					return Result{}, ipguard.Errorf(ipguard.EConflict, "offboard %s: the user's record kept changing under this request; send it again", id)
-				}
-				continue
-			}
-			stored, res.Stored = next, true
-			break
+			continue
 		}
-		if req.Action == ActionOffboard {
-			if found {
-				res.Removed = old.Entries
-				res.Email = old.Email
-				if err := s.Store.DeleteUser(ctx, id); err != nil {
-					return Result{}, err
-				}
-				res.Stored = true
-				s.recordHistory(ctx, &res, id, old.Email, nil, old.Entries, true, now)
-			} else {
-				res.Warnings = append(res.Warnings, "user "+id+" is not stored; nothing to offboard")
-			}
-			break
-		}
-		if found && sameUser(old, next) && attempt > 0 {
-			// Our conditional write failed, yet the record is now what this
-			// request wants: most likely that write was applied and its
-			// answer lost (the SDK's resend then failed the condition). It
-			// counts as ours, with the diff of the attempt that wrote, so
+		if lostAnswer(old, found, next, attempt) {
+			// It counts as ours, with the diff of the attempt that wrote, so
 			// the version is bumped and the portal follows.
-			stored, res.Stored = old, true
-			break
+			res.Stored = true
+			warnNotFound(res, notFound)
+			return old, nil
 		}
 		notFound = missing
-		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
-		if found && sameUser(old, next) {
-			stored = old
-			break
-		}
-		if err := s.checkCap(ctx, st, id, next); err != nil {
-			return Result{}, err
-		}
-		next.Rev = old.Rev + 1
-		ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
+		stored, done, err := s.putUser(ctx, in, st, res, old, found, next)
 		if err != nil {
-			return Result{}, err
+			return ipguard.User{}, err
 		}
-		if ok {
-			stored, res.Stored = next, true
-			added := res.Added
-			if !found {
-				// A user's first entries count from before the history:
-				// logins the audit reads from before the onboarding (its
-				// overlap, a backlog) are judged by them, as before.
-				added = nil
-			}
-			s.recordHistory(ctx, &res, id, next.Email, added, res.Removed, false, now)
-			break
+		if done {
+			warnNotFound(res, notFound)
+			return stored, nil
 		}
-		if attempt >= 5 {
-			return Result{}, ipguard.Errorf(ipguard.EConflict, "%s %s: the user's record kept changing under this request; send it again", actionName(req.Action), id)
+		if attempt >= maxStoreAttempts-1 {
+			return ipguard.User{}, ipguard.Errorf(ipguard.EConflict, "%s %s: the user's record kept changing under this request; send it again", actionName(in.action), in.id)
 		}
 	}
+}
+
+// lostAnswer reports whether an earlier attempt's conditional write most
+// likely was applied and its answer lost: that write failed its condition
+// (the SDK's resend of it did), yet the record read now is already what
+// this request wants. Never on the first attempt.
+func lostAnswer(old ipguard.User, found bool, next ipguard.User, attempt int) bool {
+	return found && sameUser(old, next) && attempt > 0
+}
+
+// warnNotFound warns of the entries a remove named that the user does not
+// have (already removed: no error).
+func warnNotFound(res *Result, notFound []string) {
 	if len(notFound) > 0 {
 		res.Warnings = append(res.Warnings, "not among the user's entries, so nothing to remove (already removed?): "+strings.Join(notFound, ", "))
 	}
+}
+
+// putUser stores next in place of old (read at rev old.Rev) for a replace,
+// add or remove, after the portal cap check. It sets res's diff and, when
+// it wrote, res.Stored and the history. done is false, with no error, only
+// when another write came first (the caller reads again); a record that
+// already equals next is done without a write.
+func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result, old ipguard.User, found bool, next ipguard.User) (stored ipguard.User, done bool, err error) {
+	res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
+	if found && sameUser(old, next) {
+		return old, true, nil
+	}
+	if err := s.checkCap(ctx, st, in.id, next); err != nil {
+		return ipguard.User{}, false, err
+	}
+	next.Rev = old.Rev + 1
+	ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
+	if err != nil || !ok {
+		return ipguard.User{}, false, err
+	}
+	res.Stored = true
+	added := res.Added
+	if !found {
+		// A user's first entries count from before the history:
+		// logins the audit reads from before the onboarding (its
+		// overlap, a backlog) are judged by them, as before.
+		added = nil
+	}
+	s.recordHistory(ctx, res, in.id, next.Email, added, res.Removed, false, in.now)
+	return next, true, nil
+}
+
+// storeOffboard offboards the user read as old. A user a newer request
+// gave entries (next keeps them) stays, with only the others removed, by a
+// conditional write: done is false, with no error, when another write came
+// first. Otherwise the user is deleted (res.Stored, history recorded), or,
+// when not stored, the result warns that there was nothing to offboard.
+func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result, old ipguard.User, found bool, next ipguard.User) (stored ipguard.User, done bool, err error) {
+	if found && len(next.Entries) > 0 {
+		// A stale offboarding keeps the user with the entries a newer
+		// request gave: it becomes the removal of the others.
+		res.Email = old.Email
+		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
+		if sameUser(old, next) {
+			return old, true, nil // every entry is newer: nothing to do
+		}
+		next.Rev = old.Rev + 1
+		ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
+		if err != nil || !ok {
+			return ipguard.User{}, false, err
+		}
+		res.Stored = true
+		return next, true, nil
+	}
+	if !found {
+		res.Warnings = append(res.Warnings, "user "+in.id+" is not stored; nothing to offboard")
+		return ipguard.User{}, true, nil
+	}
+	res.Removed = old.Entries
+	res.Email = old.Email
+	if err := s.Store.DeleteUser(ctx, in.id); err != nil {
+		return ipguard.User{}, false, err
+	}
+	res.Stored = true
+	s.recordHistory(ctx, res, in.id, old.Email, nil, old.Entries, true, in.now)
+	return ipguard.User{}, true, nil
+}
+
+// applyChange brings the portal to the desired state after storeChange:
+// when this request stored something it bumps the version and converges
+// (reconciles, or waits for another holder to apply it); when it stored
+// nothing it still reconciles unless the portal, as the last reconcile
+// left it, needs no PUT at all (then it answers "already"). A pending
+// update whose cause is not a passing outage is its error. It fills res's
+// portal outcome, and for all but offboard the entries and NotPushed.
+func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.PortalState, stored ipguard.User, res *Result) error {
 	var mine []string
-	if req.Action != ActionOffboard {
-		res.Email, res.Entries = stored.Email, stored.ActiveEntries(now)
-		mine = DesiredState([]ipguard.User{stored}, s.Rules, now).Addrs
+	if in.action != ActionOffboard {
+		res.Email, res.Entries = stored.Email, stored.ActiveEntries(in.now)
+		mine = DesiredState([]ipguard.User{stored}, s.Rules, in.now).Addrs
 	}
 
 	// An unchanged record whose addresses the last reconcile did not leave
@@ -358,35 +444,34 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	// a request that stored nothing answers "already" only when the
 	// portal, as the last reconcile left it, needs no PUT at all.
 	recheck := false
+	var err error
 	if !res.Stored && st.Applied >= st.Version && st.Pending == "" && st.Reconciled && st.Sent == nil && holds(st.LastSeen, mine) {
 		if recheck, err = s.behind(ctx, st); err != nil {
-			return Result{}, err
+			return err
 		}
 	}
 	myV := st.Version
 	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || st.Sent != nil || !holds(st.LastSeen, mine) || recheck {
 		if res.Stored {
 			if myV, err = s.Store.BumpVersion(ctx); err != nil {
-				return Result{}, err
+				return err
 			}
 		}
 		out, err := s.converge(ctx, myV, recheck, mine)
 		if err != nil {
-			return Result{}, err
+			return err
 		}
-		if err := failure(out, actionName(req.Action)+" "+id); err != nil {
-			return Result{}, err
+		if err := failure(out, actionName(in.action)+" "+in.id); err != nil {
+			return err
 		}
 		res.absorb(out)
 	} else {
 		res.Portal, res.AppliedBy, res.RestrictionsEnabled = PortalApplied, "already", st.LastEnabled
 	}
-	if req.Action != ActionOffboard {
-		res.NotPushed = notPushedOf(stored, s.Rules, now)
+	if in.action != ActionOffboard {
+		res.NotPushed = notPushedOf(stored, s.Rules, in.now)
 	}
-	s.log().Info("allowlist change", "action", actionName(req.Action), "userId", id, "stored", res.Stored,
-		"portal", res.Portal, "appliedBy", res.AppliedBy, "portalAdded", len(res.PortalAdded), "portalRemoved", len(res.PortalRemoved))
-	return res, nil
+	return nil
 }
 
 // MaxRequestedAhead is how far in the future a requestedAt may lie (clock
@@ -795,14 +880,6 @@ func holds(list []ipguard.Restriction, addrs []string) bool {
 		}
 	}
 	return true
-}
-
-func itoa(i int) string {
-	const digits = "0123456789"
-	if i < 10 {
-		return digits[i : i+1]
-	}
-	return itoa(i/10) + digits[i%10:i%10+1]
 }
 
 func (s *Service) now() time.Time {

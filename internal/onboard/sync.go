@@ -259,115 +259,106 @@ type RefusedLogin struct {
 // preview computes the list the portal would hold after a reconcile now
 // and replays the last days of successful logins against it, as the portal
 // enforces it: exact string match; forAdmin entries only for DocSpace
-// admins; the owner exempt. Nothing is written.
+// admins; the owner exempt. Nothing is written. It reads
+// (readForPreview), plans (planAsNextReconcile), replays (replayLogins)
+// and shapes the result.
 func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 	res := newResult(ActionPreview, "")
 	if s.Logins == nil {
 		return Result{}, ipguard.Errorf(ipguard.EConfig, "preview: no login history configured")
 	}
 	now := s.now().UTC()
-	st, err := s.Store.PortalState(ctx)
+	r, err := s.readForPreview(ctx)
 	if err != nil {
 		return Result{}, err
 	}
-	users, err := s.Store.AllUsers(ctx)
+	plan, err := s.planAsNextReconcile(ctx, &r, now)
 	if err != nil {
 		return Result{}, err
 	}
-	current, err := s.Portal.IPRestrictions(ctx)
+	p, err := s.replayLogins(ctx, &res, plan, days, now)
 	if err != nil {
-		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the portal allowlist: %w", err)
+		return Result{}, err
 	}
-	enabled, err := s.Portal.IPRestrictionsEnabled(ctx)
-	if err != nil {
-		return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the portal restriction setting: %w", err)
+	res.Preview = p
+	res.RestrictionsEnabled = r.enabled
+	res.setPortalFrom(r.state)
+	return res, nil
+}
+
+// previewRead is what preview reads: the portal memory, every stored user,
+// and the portal's list and restriction setting as they are now.
+type previewRead struct {
+	state   ipguard.PortalState
+	users   []ipguard.User
+	list    []ipguard.Restriction
+	enabled bool
+}
+
+// readForPreview reads the portal memory, the stored users, and the
+// portal's list and setting, in that order; a portal error keeps its code.
+func (s *Service) readForPreview(ctx context.Context) (previewRead, error) {
+	var r previewRead
+	var err error
+	if r.state, err = s.Store.PortalState(ctx); err != nil {
+		return r, err
 	}
-	// As the next reconcile will judge it: a switch-off by hand that no
-	// reconcile has seen yet keeps them off too.
-	base, baseEnabled := settle(&st, current, enabled)
-	drift := detectDrift(st, base, baseEnabled, current, enabled, s.Rules)
-	keepOff := !s.Rules.DriftRepair && !enabled && (drift != nil && drift.SwitchedOff || st.HandOff)
+	if r.users, err = s.Store.AllUsers(ctx); err != nil {
+		return r, err
+	}
+	if r.list, err = s.Portal.IPRestrictions(ctx); err != nil {
+		return r, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the portal allowlist: %w", err)
+	}
+	if r.enabled, err = s.Portal.IPRestrictionsEnabled(ctx); err != nil {
+		return r, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the portal restriction setting: %w", err)
+	}
+	return r, nil
+}
+
+// planAsNextReconcile plans the list as the next reconcile would, writing
+// nothing: r.state is settled against the portal first (settle), and a
+// switch-off by hand that no reconcile has seen yet keeps restrictions off
+// as well (unless PORTAL_DRIFT_REPAIR); switching them on is judged by the
+// same lock-out rule as a reconcile's.
+func (s *Service) planAsNextReconcile(ctx context.Context, r *previewRead, now time.Time) (Plan, error) {
+	base, baseEnabled := settle(&r.state, r.list, r.enabled)
+	drift := detectDrift(r.state, base, baseEnabled, r.list, r.enabled, s.Rules)
+	keepOff := !s.Rules.DriftRepair && !r.enabled && (drift != nil && drift.SwitchedOff || r.state.HandOff)
 	en := EnableRule{Allowed: true, KeepOff: keepOff}
-	if !enabled && s.Rules.Enforce && !keepOff {
+	if !r.enabled && s.Rules.Enforce && !keepOff {
 		en = s.enableRule(ctx)
 		en.KeepOff = keepOff
 	}
-	plan, err := PlanReconcile(current, enabled, st.Owned, DesiredState(users, s.Rules, now), s.Rules, en)
-	if err != nil {
-		return Result{}, err
-	}
-	plain, admin := map[string]bool{}, map[string]bool{}
-	for _, r := range plan.List {
-		if r.ForAdmin {
-			admin[r.IP] = true
-		} else {
-			plain[r.IP] = true
-		}
-	}
+	return PlanReconcile(r.list, r.enabled, r.state.Owned, DesiredState(r.users, s.Rules, now), s.Rules, en)
+}
+
+// previewPage is how many login events one read of the history asks for.
+const previewPage = 100
+
+// replayLogins replays the successful logins of the last days before now
+// against plan's list, a page at a time, and tallies them (loginReplay).
+// It stops early, with a note, when less than 5s are left before ctx's
+// deadline, and notes (and warns in res) when the portal's plan answers
+// every page with the same newest events (isFallback).
+func (s *Service) replayLogins(ctx context.Context, res *Result, plan Plan, days int, now time.Time) (*PreviewResult, error) {
 	from := now.Add(-time.Duration(days) * 24 * time.Hour)
 	p := &PreviewResult{Days: days, From: from.Format(time.RFC3339), Refused: []RefusedLogin{}, Enabled: plan.Enable,
 		Note: "replays successful logins only: the portal writes no event for a login its restrictions refuse"}
-	people := map[string]*Person{}
-	who := func(id string) *Person {
-		if s.Directory == nil || id == "" {
-			return nil
-		}
-		if pp, ok := people[id]; ok {
-			return pp
-		}
-		pp, found, err := s.Directory.Person(ctx, id)
-		var out *Person
-		if err == nil && found {
-			out = &pp
-		}
-		people[id] = out
-		return out
-	}
-	refused := map[[2]string]*RefusedLogin{}
-	var order [][2]string
-	const page = 100
-	for start := 0; ; start += page {
+	lr := newLoginReplay(s, plan.List, from, p)
+	for start := 0; ; start += previewPage {
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 5*time.Second {
 			p.Note += fmt.Sprintf("; stopped reading at the deadline after %d logins: invoke with fewer days for the rest", p.LoginsReplayed)
 			break
 		}
-		evs, err := s.Logins.LoginEvents(ctx, from, start, page)
+		evs, err := s.Logins.LoginEvents(ctx, from, start, previewPage)
 		if err != nil {
-			return Result{}, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the login history: %w", err)
+			return nil, ipguard.Errorf(ipguard.ErrorCode(err), "preview: read the login history: %w", err)
 		}
 		for _, ev := range evs {
-			if !ev.IsSuccessfulLogin() || ev.Date.Before(from) {
-				continue
-			}
-			p.LoginsReplayed++
-			person := who(ipguard.CanonicalUserID(ev.UserID))
-			if person != nil && person.IsOwner {
-				p.OwnerExempt++
-				continue
-			}
-			if _, ok := allowlist.ParseLoginIP(ev.IP); !ok {
-				p.Unverifiable++
-				continue
-			}
-			ip := strings.TrimSpace(ev.IP) // the portal compares strings exactly
-			if plain[ip] || (admin[ip] && person != nil && person.IsAdmin) {
-				p.Allowed++
-				continue
-			}
-			k := [2]string{ev.UserID, ip}
-			r := refused[k]
-			if r == nil {
-				r = &RefusedLogin{UserID: humantext.Line(ev.UserID, 64), User: humantext.Line(firstNonEmpty(ev.User, ev.Login), 100), IP: humantext.Line(ip, 64)}
-				refused[k] = r
-				order = append(order, k)
-			}
-			r.Logins++
-			if d := ev.Date.UTC().Format(time.RFC3339); d > r.Last {
-				r.Last = d
-			}
+			lr.judge(ctx, ev)
 		}
-		if len(evs) < page {
-			if start == 0 && len(evs) > 0 && s.isFallback(ctx, from, page, evs) {
+		if len(evs) < previewPage {
+			if start == 0 && len(evs) > 0 && s.isFallback(ctx, from, previewPage, evs) {
 				const w = "plan fallback: the portal answers the login history with the same newest events whatever the paging (its plan lacks the audit feature), so only those were replayed; the preview does not cover the whole period"
 				p.Note += "; " + w
 				res.Warnings = append(res.Warnings, w)
@@ -375,16 +366,91 @@ func (s *Service) preview(ctx context.Context, days int) (Result, error) {
 			break
 		}
 	}
-	for _, k := range order {
-		p.Refused = append(p.Refused, *refused[k])
+	p.Refused = append(p.Refused, lr.refusedInOrder()...)
+	return p, nil
+}
+
+// loginReplay judges logins against a planned list as the portal enforces
+// it and tallies them in p; refused logins are grouped by user and
+// address, in the order first seen.
+type loginReplay struct {
+	s            *Service
+	plain, admin map[string]bool
+	from         time.Time
+	p            *PreviewResult
+	people       map[string]*Person // asked of the Directory, once each (nil: unknown)
+	refused      map[[2]string]*RefusedLogin
+	order        [][2]string
+}
+
+func newLoginReplay(s *Service, list []ipguard.Restriction, from time.Time, p *PreviewResult) *loginReplay {
+	plain, admin := splitByAdmin(list)
+	return &loginReplay{s: s, plain: plain, admin: admin, from: from, p: p, people: map[string]*Person{}, refused: map[[2]string]*RefusedLogin{}}
+}
+
+// who is the person with id as the Directory knows them, asked once per
+// id; nil when there is no Directory, no id, or no answer.
+func (lr *loginReplay) who(ctx context.Context, id string) *Person {
+	if lr.s.Directory == nil || id == "" {
+		return nil
 	}
-	res.Preview = p
-	res.RestrictionsEnabled = enabled
-	res.Portal = PortalApplied
-	if st.Pending != "" || st.Applied < st.Version {
-		res.Portal, res.PortalReason = PortalPending, st.Pending
+	if pp, ok := lr.people[id]; ok {
+		return pp
 	}
-	return res, nil
+	pp, found, err := lr.s.Directory.Person(ctx, id)
+	var out *Person
+	if err == nil && found {
+		out = &pp
+	}
+	lr.people[id] = out
+	return out
+}
+
+// judge counts one event: anything but a successful login since from is
+// skipped; the owner is exempt; an address that is no IP is unverifiable;
+// the address (trimmed, compared as a string) is allowed by a plain entry,
+// or by a forAdmin one for an admin; otherwise it is refused.
+func (lr *loginReplay) judge(ctx context.Context, ev ipguard.LoginEvent) {
+	if !ev.IsSuccessfulLogin() || ev.Date.Before(lr.from) {
+		return
+	}
+	p := lr.p
+	p.LoginsReplayed++
+	person := lr.who(ctx, ipguard.CanonicalUserID(ev.UserID))
+	if person != nil && person.IsOwner {
+		p.OwnerExempt++
+		return
+	}
+	if _, ok := allowlist.ParseLoginIP(ev.IP); !ok {
+		p.Unverifiable++
+		return
+	}
+	ip := strings.TrimSpace(ev.IP) // the portal compares strings exactly
+	if lr.plain[ip] || (lr.admin[ip] && person != nil && person.IsAdmin) {
+		p.Allowed++
+		return
+	}
+	k := [2]string{ev.UserID, ip}
+	r := lr.refused[k]
+	if r == nil {
+		r = &RefusedLogin{UserID: humantext.Line(ev.UserID, 64), User: humantext.Line(firstNonEmpty(ev.User, ev.Login), 100), IP: humantext.Line(ip, 64)}
+		lr.refused[k] = r
+		lr.order = append(lr.order, k)
+	}
+	r.Logins++
+	if d := ev.Date.UTC().Format(time.RFC3339); d > r.Last {
+		r.Last = d
+	}
+}
+
+// refusedInOrder returns the refused logins, one per user and address, in
+// the order first seen.
+func (lr *loginReplay) refusedInOrder() []RefusedLogin {
+	out := make([]RefusedLogin, 0, len(lr.order))
+	for _, k := range lr.order {
+		out = append(out, *lr.refused[k])
+	}
+	return out
 }
 
 // isFallback asks for the page after a short first page: a portal whose

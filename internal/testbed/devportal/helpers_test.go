@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -139,7 +140,7 @@ func mustError(t *testing.T, a answer, status int) apiError {
 	if err := json.Unmarshal(a.body, &raw); err != nil {
 		t.Fatalf("decode error envelope %s: %v", a.body, err)
 	}
-	if len(raw) != 3 || raw["error"] == nil || string(raw["status"]) != "1" || string(raw["statusCode"]) != itoa(status) {
+	if len(raw) != 3 || raw["error"] == nil || string(raw["status"]) != "1" || string(raw["statusCode"]) != strconv.Itoa(status) {
 		t.Fatalf("not an error envelope for %d: %s", status, a.body)
 	}
 	var inner map[string]json.RawMessage
@@ -152,11 +153,6 @@ func mustError(t *testing.T, a answer, status int) apiError {
 	var e errorEnvelope
 	_ = json.Unmarshal(a.body, &e)
 	return e.Error
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
 
 func deref(s *string) string {
