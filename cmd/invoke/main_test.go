@@ -18,6 +18,7 @@ import (
 // answer on standard output, the log and the delivered message on standard
 // error; nothing left running (localdeploy stops moto by its PID).
 func TestInvokeRunsASampleEventLocally(t *testing.T) {
+	localaws.SkipShort(t, "moto_server and the Lambda emulator")
 	var out, errOut bytes.Buffer
 	failed, err := run(context.Background(), "audit", "events/audit-test-alert.json", "events/onboard-direct.json", &out, &errOut)
 	if err != nil || failed {
