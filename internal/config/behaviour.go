@@ -30,7 +30,30 @@ type Behaviour struct {
 	// SprayWindow is SPRAY_WINDOW in minutes (default 30): the sliding
 	// window of password_spray (not the run's window).
 	SprayWindow time.Duration
+	// GuessWindow is GUESS_WINDOW in minutes (default 15): failed logins
+	// from an address make a later successful login from it
+	// password_guess_succeeded only within this long before it, whatever
+	// the run's window (WHERE §9).
+	GuessWindow time.Duration
+	// AlertMode is ALERT_MODE: AlertGrouped (default) or AlertEvery. It
+	// says how people are told, never what is found (WHERE §1): every
+	// switches episodes, familiar-place demotion and the unknown-user
+	// digest off, and nothing else.
+	AlertMode string
+	// EpisodeHours is EPISODE_HOURS (default 24): further misses of the same
+	// user from the same network or country within it update one episode
+	// instead of sending a message of their own (grouped mode only).
+	EpisodeHours int
 }
+
+// The values of ALERT_MODE.
+const (
+	AlertGrouped = "grouped"
+	AlertEvery   = "every"
+)
+
+// Grouped reports whether messages are grouped (ALERT_MODE=grouped).
+func (b Behaviour) Grouped() bool { return b.AlertMode != AlertEvery }
 
 // BehaviourRules are the values of BEHAVIOUR_RULES and ENFORCE_BEHAVIOUR
 // (the finding kinds of package behaviour).
@@ -64,6 +87,17 @@ func (r *reader) behaviour() Behaviour {
 	b.MinDays = r.integer("BASELINE_MIN_DAYS", 14, 1, 180)
 	b.SprayMinAccounts = r.integer("SPRAY_MIN_ACCOUNTS", 10, 2, 100_000)
 	b.SprayWindow = time.Duration(r.integer("SPRAY_WINDOW", 30, 1, 1440)) * time.Minute
+	b.GuessWindow = time.Duration(r.integer("GUESS_WINDOW", 15, 1, 1440)) * time.Minute
+	switch m := strings.ToLower(strings.TrimSpace(r.getenv("ALERT_MODE"))); m {
+	case "", AlertGrouped:
+		b.AlertMode = AlertGrouped
+	case AlertEvery:
+		b.AlertMode = AlertEvery
+	default:
+		r.fail("ALERT_MODE", m, "must be grouped or every")
+		b.AlertMode = AlertGrouped
+	}
+	b.EpisodeHours = r.integer("EPISODE_HOURS", 24, 1, 720)
 	return b
 }
 

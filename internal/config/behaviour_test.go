@@ -19,7 +19,8 @@ func TestLoadBehaviour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Behaviour{Rules: BehaviourRules, MinSeverity: "medium", MinLogins: 10, MinDays: 14, SprayMinAccounts: 10, SprayWindow: 30 * time.Minute}
+	want := Behaviour{Rules: BehaviourRules, MinSeverity: "medium", MinLogins: 10, MinDays: 14, SprayMinAccounts: 10, SprayWindow: 30 * time.Minute,
+		GuessWindow: 15 * time.Minute, AlertMode: AlertGrouped, EpisodeHours: 24}
 	if !reflect.DeepEqual(c.Audit.Behaviour, want) {
 		t.Errorf("defaults %+v, want %+v", c.Audit.Behaviour, want)
 	}
@@ -33,6 +34,10 @@ func TestLoadBehaviour(t *testing.T) {
 		b.MinLogins != 20 || b.MinDays != 7 || b.SprayMinAccounts != 5 || b.SprayWindow != time.Hour {
 		t.Errorf("set: %+v", b)
 	}
+	if c, _ := Load(env(with("ALERT_MODE", "Every", "GUESS_WINDOW", "60", "EPISODE_HOURS", "2")), Audit); c.Audit.Behaviour.Grouped() ||
+		c.Audit.Behaviour.GuessWindow != time.Hour || c.Audit.Behaviour.EpisodeHours != 2 {
+		t.Errorf("ALERT_MODE=every, GUESS_WINDOW=60, EPISODE_HOURS=2: %+v", c.Audit.Behaviour)
+	}
 	if c, _ := Load(env(with("BEHAVIOUR_RULES", "none")), Audit); c.Audit.Behaviour.On() {
 		t.Error("none should switch behaviour off")
 	}
@@ -44,6 +49,9 @@ func TestLoadBehaviour(t *testing.T) {
 		{"BASELINE_MIN_DAYS", "365", `BASELINE_MIN_DAYS must be a whole number from 1 to 180`},
 		{"SPRAY_MIN_ACCOUNTS", "1", `SPRAY_MIN_ACCOUNTS must be a whole number from 2`},
 		{"SPRAY_WINDOW", "30m", `SPRAY_WINDOW must be a whole number from 1 to 1440 (got "30m")`},
+		{"GUESS_WINDOW", "0", `GUESS_WINDOW must be a whole number from 1 to 1440 (got "0")`},
+		{"ALERT_MODE", "loud", `ALERT_MODE must be grouped or every (got "loud")`},
+		{"EPISODE_HOURS", "0", `EPISODE_HOURS must be a whole number from 1 to 720 (got "0")`},
 	} {
 		_, err := Load(env(with(c.k, c.v)), Audit)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
