@@ -110,7 +110,7 @@ func TestFailuresInAnEarlierRunStillMakeTheGuessCritical(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.mu.Lock()
-	src.add(at(9000, "alice", 1010, "198.51.100.9", 25*time.Minute))
+	src.add(at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute)) // 11 minutes after the last failure: within GUESS_WINDOW (15)
 	src.mu.Unlock()
 	res, err := s.Run(context.Background(), trig(30*time.Minute)) // window 10..30 min: the failures are not in it
 	if err != nil {
@@ -119,14 +119,14 @@ func TestFailuresInAnEarlierRunStillMakeTheGuessCritical(t *testing.T) {
 	if res.Counts[KindPasswordGuessSucceeded] != 1 {
 		t.Errorf("counts %v; want the guess critical", res.Counts)
 	}
-	// Past the guess window it is not.
+	// Past the guess window (10 minutes) it is not.
 	s2, src2, _, _ := newAudit(evs...)
 	s2.Settings.GuessWindow = 10 * time.Minute
 	if _, err := s2.Run(context.Background(), trig(15*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	src2.mu.Lock()
-	src2.add(at(9000, "alice", 1010, "198.51.100.9", 25*time.Minute))
+	src2.add(at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute))
 	src2.mu.Unlock()
 	res, err = s2.Run(context.Background(), trig(30*time.Minute))
 	if err != nil {

@@ -134,7 +134,7 @@ type fakeStore struct {
 	users    map[string]ipguard.User             // the Store's UserItems
 	progress *ipguard.AuditProgress              // the Store's Saved
 	alerted  map[int64]time.Time                 // the Store's AlertedUntil
-	failures map[string]ipguard.AddressFailures  // the Store's FailureItems
+	failures map[string][]ipguard.AddressFailures // the Store's FailureItems
 	history  map[string]ipguard.AllowlistHistory // the Store's HistoryItems
 }
 
