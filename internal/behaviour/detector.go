@@ -40,9 +40,16 @@ type Detector struct {
 	Store    Store
 	Settings Settings
 
+	// Windows (optional) keeps password_spray's sliding window across runs
+	// (bounded buckets per minute, #21 §3); nil: a spray is seen only
+	// within one run.
+	Windows WindowStore
+
 	mu        sync.Mutex
 	baselines map[string]*entry
-	spray     *sprayer
+	spray     *windowSprayer
+	// unsaved: the spray buckets of the last run, saved with the baselines.
+	unsaved []SprayBucket
 	lastDone  time.Time
 	final     bool // the last piece judged was its run's last
 	pending   bool // a piece was judged and not settled yet
@@ -107,10 +114,16 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		// must find the baselines as they were.
 		if d.pending {
 			d.baselines = nil
-		} else if err := d.flush(ctx); err != nil {
-			return nil, err
+			d.unsaved = nil
+		} else {
+			if d.spray != nil {
+				d.unsaved = d.spray.toSave()
+			}
+			if err := d.flush(ctx); err != nil {
+				return nil, err
+			}
 		}
-		d.spray = newSprayer(d.Settings.sprayMin(), d.Settings.sprayWindow())
+		d.spray = newWindowSprayer(d.Settings.sprayMin(), d.Settings.sprayWindow())
 		d.refs = map[string]*runRef{}
 	}
 	d.final = p.Final
@@ -192,11 +205,21 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	}
 	if d.Settings.on(RulePasswordSpray) {
 		d.spray.add(p.Events, p.Declared)
-		for _, ep := range d.spray.episodes(p.Done, p.Final) {
-			fs = append(fs, d.quiet(d.spray.finding(ep)))
+		if d.Windows != nil {
+			if ms := d.spray.wanted(p.Done, p.Final); len(ms) > 0 {
+				got, err := d.Windows.SprayBuckets(ctx, ms)
+				if err != nil {
+					return nil, ipguard.Errorf(ipguard.ErrorCode(err), "behaviour: read the spray window's buckets: %w", err)
+				}
+				d.spray.setStored(ms, got)
+			}
+		}
+		for _, f := range d.spray.decide(p.Done, p.Final) {
+			fs = append(fs, d.quiet(f))
 		}
 	}
 	if p.Final {
+		d.unsaved = d.spray.toSave()
 		d.spray = nil
 		d.lastDone = time.Time{}
 		d.refs = nil
@@ -223,8 +246,15 @@ func (d *Detector) Settle(ctx context.Context) error {
 	return d.flush(ctx)
 }
 
-// flush saves the changed baselines and forgets every cached one.
+// flush saves the changed baselines and the last run's spray buckets, and
+// forgets every cached baseline.
 func (d *Detector) flush(ctx context.Context) error {
+	if len(d.unsaved) > 0 && d.Windows != nil {
+		if err := d.Windows.SaveSprayBuckets(ctx, d.unsaved, SprayKeep(d.Settings.sprayWindow())); err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "behaviour: save the spray window's buckets: %w", err)
+		}
+	}
+	d.unsaved = nil
 	var changed []Baseline
 	for _, e := range d.baselines {
 		if e.dirty {

@@ -108,6 +108,8 @@ var (
 		BaselinePrefix + "*",
 		"digest#*",
 		"outbox#bus",
+		// The sliding windows' buckets that span runs (#21 §3).
+		SprayBucketPrefix + "*",
 	}
 	OnboardWrites = []string{
 		userPrefix + "*",

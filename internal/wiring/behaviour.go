@@ -25,7 +25,8 @@ func (d Deps) BehaviourHook() audit.Behaviour {
 	if !d.Config.Audit.Behaviour.On() || d.Store == nil {
 		return nil
 	}
-	return &behaviour.Detector{Store: d.Store, Settings: d.behaviourSettings()}
+	// Windows: password_spray's sliding window spans runs (#21 §3).
+	return &behaviour.Detector{Store: d.Store, Windows: d.Store, Settings: d.behaviourSettings()}
 }
 
 // Learn answers {"action": "learn", "days": N, "dryRun": bool}.
