@@ -205,7 +205,11 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	}
 	if d.Settings.on(RulePasswordSpray) {
 		d.spray.add(p.Events, p.Declared)
-		if d.Windows != nil {
+		// Periods are decided oldest first, once the run read them all (a
+		// period that continues the one before it is not told again), so at
+		// the run's last piece; what a piece holds meanwhile is bounded
+		// (maxFailures, a few raw events per period).
+		if d.Windows != nil && p.Final {
 			if ms := d.spray.wanted(p.Done, p.Final); len(ms) > 0 {
 				got, err := d.Windows.SprayBuckets(ctx, ms)
 				if err != nil {
@@ -214,8 +218,10 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 				d.spray.setStored(ms, got)
 			}
 		}
-		for _, f := range d.spray.decide(p.Done, p.Final) {
-			fs = append(fs, d.quiet(f))
+		if p.Final {
+			for _, f := range d.spray.decide(p.Done, p.Final) {
+				fs = append(fs, d.quiet(f))
+			}
 		}
 	}
 	if p.Final {

@@ -16,7 +16,9 @@ import (
 // accounts. Time is cut into aligned periods of SPRAY_WINDOW; each period
 // in which some failed login is in a spray gives one password_spray
 // finding, named by the earliest such failed login of the period (its
-// EventID). Whether a failed login is in a spray depends only on the
+// EventID), unless that login comes within SPRAY_WINDOW of the previous
+// period's earliest one: then the period continues a spray already told
+// (a spray that lasts gives one finding, not one per period). Whether a failed login is in a spray depends only on the
 // failed logins up to it, so the finding, its id and the period it stands
 // for are the same whether the logins were audited by one backfill or by
 // many short runs: what earlier runs read comes from SprayBuckets, one
@@ -66,10 +68,13 @@ type SprayCount struct {
 	First, Last time.Time
 }
 
-// SprayTold is a failed login that named a password_spray finding.
+// SprayTold is the earliest failed login in a spray of its period: it
+// named a password_spray finding, or (Continued) its period went on a
+// spray already told.
 type SprayTold struct {
-	EventID int64
-	At      time.Time
+	EventID   int64
+	At        time.Time
+	Continued bool `json:",omitempty"`
 }
 
 // WindowStore keeps the sliding windows' state across runs: a few bounded
@@ -160,11 +165,14 @@ type windowSprayer struct {
 	// horizon: how far below top a later run may still look (window +
 	// overlap margin).
 	horizon time.Duration
+	// raws: per period, how many failed logins keep their raw event (a
+	// finding shows at most 3).
+	raws map[int64]int
 }
 
 func newWindowSprayer(min int, window time.Duration) *windowSprayer {
 	return &windowSprayer{sprayer: newSprayer(min, window), buckets: map[int64]*SprayBucket{},
-		stored: map[int64]SprayBucket{}, told: map[int64]SprayTold{}, decided: map[int64]bool{}, horizon: window + sprayMargin}
+		stored: map[int64]SprayBucket{}, told: map[int64]SprayTold{}, decided: map[int64]bool{}, horizon: window + sprayMargin, raws: map[int64]int{}}
 }
 
 // add takes a piece's events (as sprayer.add) and counts the failed
@@ -172,9 +180,15 @@ func newWindowSprayer(min int, window time.Duration) *windowSprayer {
 func (w *windowSprayer) add(evs []ipguard.LoginEvent, declared func(ipguard.LoginEvent) bool) {
 	n := len(w.fails)
 	w.sprayer.add(evs, declared)
-	for _, f := range w.fails[n:] {
+	for i := n; i < len(w.fails); i++ {
+		f := &w.fails[i]
 		if f.at.After(w.top) {
 			w.top = f.at
+		}
+		if p := w.period(f.at); w.raws[p] < 3 {
+			w.raws[p]++
+		} else {
+			f.raw = nil
 		}
 	}
 	for _, f := range w.fails[n:] {
@@ -317,9 +331,16 @@ func (w *windowSprayer) decide(done time.Time, final bool) []audit.Finding {
 		if t, ok := w.told[p]; ok && t.At.Before(f.at) {
 			continue // an earlier run told this period
 		}
-		w.told[p] = SprayTold{EventID: f.id, At: f.at}
+		mark := SprayTold{EventID: f.id, At: f.at}
+		if prev, ok := w.told[w.period(f.at.Add(-w.window))]; ok && !prev.At.Before(f.at.Add(-w.window)) {
+			mark.Continued = true
+		}
+		w.told[p] = mark
 		if b := w.buckets[f.at.Truncate(SprayBucketLength).Unix()]; b != nil {
-			b.Told = append(b.Told, SprayTold{EventID: f.id, At: f.at})
+			b.Told = append(b.Told, mark)
+		}
+		if mark.Continued {
+			continue
 		}
 		// The finding shows the failed logins from SPRAY_WINDOW before the
 		// one that names it to the end of its period, as far as read.
