@@ -73,6 +73,16 @@ type runRef struct {
 	// older piece) is judged as still learning if the baseline was then.
 	logins int
 	first  time.Time
+	// next is the oldest login with a place this run judged in a newer
+	// piece (the walk reads newest first), nextEv its event: once an older
+	// piece is judged, its newest login with a place is next's true
+	// predecessor, and the pair is judged for travel (each user's logins
+	// judged in time order, whatever the pieces, #21 §3). oldest is the
+	// oldest such login of the piece being judged.
+	next   *Sighting
+	nextEv *ipguard.LoginEvent
+	oldest *Sighting
+	oldEv  *ipguard.LoginEvent
 }
 
 type entry struct {
@@ -130,6 +140,10 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	d.pending = true
 	for _, r := range d.refs {
 		r.prev = nil
+		if r.oldest != nil {
+			r.next, r.nextEv = r.oldest, r.oldEv
+		}
+		r.oldest, r.oldEv = nil, nil
 	}
 	d.lastDone = p.Done
 	if d.baselines == nil {
@@ -190,6 +204,10 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 				ref.prev = new(Sighting)
 			}
 			*ref.prev = Sighting{EventID: l.EventID, At: l.At, Country: l.Country, City: l.City, IP: l.IP, Declared: l.Declared}
+			if newInRun && ref.oldest == nil {
+				s := *ref.prev
+				ref.oldest, ref.oldEv = &s, ev
+			}
 		}
 		if e.b.Learn(l) {
 			e.dirty = true
@@ -203,6 +221,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		fs = append(fs, d.newFinding(*ev, v))
 	}
+	fs = d.judgeSuccessors(logins, fs, p.Declared)
 	if d.Settings.on(RulePasswordSpray) {
 		d.spray.add(p.Events, p.Declared)
 		// Periods are decided oldest first, once the run read them all (a
@@ -231,6 +250,36 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		d.refs = nil
 	}
 	return fs, nil
+}
+
+// judgeSuccessors judges for travel, per user of this piece, the oldest
+// login a newer piece of the run held (judged then against the login the
+// baseline knew before the run) against its true predecessor, this
+// piece's newest login with a place: a backfill read in pieces finds the
+// same impossible pair as short runs do. A finding on a login already
+// alerted is dropped by the audit as alerted.
+func (d *Detector) judgeSuccessors(logins []*ipguard.LoginEvent, fs []audit.Finding, declared func(ipguard.LoginEvent) bool) []audit.Finding {
+	if !d.Settings.on(RuleImpossibleTravel) {
+		return fs
+	}
+	done := map[string]bool{}
+	for _, ev := range logins {
+		id := ipguard.CanonicalUserID(ev.UserID)
+		ref := d.refs[id]
+		if done[id] || ref == nil || ref.next == nil || ref.prev == nil || !ref.prev.At.Before(ref.next.At) {
+			continue
+		}
+		done[id] = true
+		next := loginOf(*ref.nextEv, declared)
+		only := d.Settings
+		only.Rules = []string{RuleImpossibleTravel}
+		v := judgeWith(&Baseline{}, ref.prev, next, only, false, true)
+		if len(v.Reasons) > 0 {
+			fs = append(fs, d.newFinding(*ref.nextEv, v))
+		}
+		ref.next, ref.nextEv = nil, nil // judged against its predecessor
+	}
+	return fs
 }
 
 // maxCached bounds the baselines a run keeps in memory (about 10 MB):
