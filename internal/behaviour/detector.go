@@ -266,7 +266,10 @@ func (d *Detector) judgeSuccessors(logins []*ipguard.LoginEvent, fs []audit.Find
 	for _, ev := range logins {
 		id := ipguard.CanonicalUserID(ev.UserID)
 		ref := d.refs[id]
-		if done[id] || ref == nil || ref.next == nil || ref.prev == nil || !ref.prev.At.Before(ref.next.At) {
+		// A predecessor the baseline had learned before the run (an overlap
+		// read again) is the baseline's last sighting, which next was
+		// judged against already.
+		if done[id] || ref == nil || ref.next == nil || ref.prev == nil || !ref.prev.At.Before(ref.next.At) || !ref.prev.At.After(ref.newest) {
 			continue
 		}
 		done[id] = true
