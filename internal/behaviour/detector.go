@@ -49,11 +49,11 @@ type Detector struct {
 	baselines map[string]*entry
 	spray     *windowSprayer
 	// unsaved: the spray buckets of the last run, saved with the baselines.
-	unsaved []SprayBucket
-	lastDone  time.Time
-	final     bool // the last piece judged was its run's last
-	pending   bool // a piece was judged and not settled yet
-	geo       GeoStats
+	unsaved  []SprayBucket
+	lastDone time.Time
+	final    bool // the last piece judged was its run's last
+	pending  bool // a piece was judged and not settled yet
+	geo      GeoStats
 	// refs: per user of this run, what travel compares with (see runRef).
 	refs map[string]*runRef
 }
