@@ -11,11 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/behaviour"
 	"ipguard/internal/behaviour/windowtest"
+	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease"
+	"ipguard/internal/testbed/localaws"
 )
 
 // daySource serves a fixed list of login events as the portal does:
@@ -167,22 +174,68 @@ func outcome(fs []audit.Finding) map[string]findingKey {
 	return out
 }
 
+// stores are the audit's stores for one audit of the day.
+type stores struct {
+	audit     audit.Store
+	leases    lease.Backend
+	baselines behaviour.Store
+	windows   behaviour.WindowStore
+}
+
 // #21 §3: the same logins give the same findings whether they are audited
 // by 288 five-minute runs or by one backfill of the day, through the audit
-// service with its stores (the shared fakes, contract-tested against
-// DynamoDB): a spray slower than a run, a guess split across runs, travel
-// across runs, a morning typo that is no guess, and a burst.
+// service with its stores: the shared fakes (contract-tested against
+// DynamoDB), and DynamoDB itself (moto). The day holds a spray slower than
+// a run, a guess split across runs, travel across runs, a morning typo
+// that is no guess, and a burst.
 func TestADayGivesTheSameFindingsInRunsAndInOneBackfill(t *testing.T) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
-	evs, users, planted, victims := dayOfLogins(day)
+	_, users, _, _ := dayOfLogins(day)
+	t.Run("shared fakes", func(t *testing.T) {
+		auditDayBothWays(t, func(t *testing.T) stores {
+			st := audittest.NewStore(users...)
+			return stores{audit: st, leases: st, baselines: &memBaselines{items: map[string]behaviour.Baseline{}}, windows: windowtest.New()}
+		})
+	})
+	t.Run("DynamoDB (moto)", func(t *testing.T) {
+		localaws.MotoT(t)
+		cfg, err := localaws.Config(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := dynamodb.NewFromConfig(cfg)
+		n := 0
+		auditDayBothWays(t, func(t *testing.T) stores {
+			n++
+			table := fmt.Sprintf("day-%d", n)
+			if _, err := db.CreateTable(context.Background(), &dynamodb.CreateTableInput{TableName: aws.String(table),
+				AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
+				KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
+				BillingMode:          types.BillingModePayPerRequest}); err != nil {
+				t.Fatal(err)
+			}
+			s := dynamo.New(db, table)
+			for _, u := range users {
+				if err := s.PutUser(context.Background(), u); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return stores{audit: s, leases: s, baselines: s, windows: s}
+		})
+	})
+}
+
+func auditDayBothWays(t *testing.T, newStores func(t *testing.T) stores) {
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	evs, _, planted, victims := dayOfLogins(day)
 	newService := func(now *time.Time) (*audit.Service, *recordingPublisher) {
-		st := audittest.NewStore(users...)
+		st := newStores(t)
 		pub := &recordingPublisher{}
-		s := &audit.Service{Source: &daySource{evs: evs}, Store: st, Publisher: pub, Leases: st,
+		s := &audit.Service{Source: &daySource{evs: evs}, Store: st.audit, Publisher: pub, Leases: st.leases,
 			Now: func() time.Time { return *now },
 			Settings: audit.Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 48 * time.Hour,
 				Policy: audit.Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}, PieceEvents: 40, GuessWindow: 15 * time.Minute},
-			Behaviour: &behaviour.Detector{Store: &memBaselines{items: map[string]behaviour.Baseline{}}, Windows: windowtest.New(),
+			Behaviour: &behaviour.Detector{Store: st.baselines, Windows: st.windows,
 				Settings: behaviour.Settings{SprayWindow: 30 * time.Minute}}}
 		return s, pub
 	}
