@@ -205,8 +205,8 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 			}
 			*ref.prev = Sighting{EventID: l.EventID, At: l.At, Country: l.Country, City: l.City, IP: l.IP, Declared: l.Declared}
 			if newInRun && ref.oldest == nil {
-				s := *ref.prev
-				ref.oldest, ref.oldEv = &s, ev
+				s, c := *ref.prev, *ev // copies: the piece's events are not kept
+				ref.oldest, ref.oldEv = &s, &c
 			}
 		}
 		if e.b.Learn(l) {
