@@ -112,3 +112,57 @@ func TestSprayWindowStateStaysBoundedUnderAFlood(t *testing.T) {
 		t.Errorf("%d reads, %d writes over 2 runs; want a few batched calls per run", ws.Reads, ws.Writes)
 	}
 }
+
+// #21 §3: travel compares with the user's last login even when an earlier
+// run read it, and a backfill of an older login read later never moves
+// "last login" backwards.
+func TestTravelComparesWithTheLastLoginOfAnEarlierRun(t *testing.T) {
+	st := &memBaselineStore{items: map[string]behaviour.Baseline{}}
+	d := &behaviour.Detector{Store: st}
+	login := func(id int64, at time.Time, country, city string) ipguard.LoginEvent {
+		return ipguard.LoginEvent{ID: id, UserID: "ann", Login: "ann@example.com", ActionID: 1010, Date: at, IP: fmt.Sprintf("198.51.100.%d", id),
+			Country: country, City: city, Browser: "Firefox 126.0", Platform: "Windows 10"}
+	}
+	run := func(evs ...ipguard.LoginEvent) []audit.Finding {
+		t.Helper()
+		fs, err := d.Judge(context.Background(), audit.Piece{Events: evs, Done: evs[0].Date.Add(-time.Hour), Final: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Settle(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return fs
+	}
+	if fs := run(login(1, w0, "Germany", "Berlin")); len(fs) != 0 {
+		t.Fatalf("first run: %+v", fs)
+	}
+	fs := run(login(2, w0.Add(40*time.Minute), "United States", "New York")) // the next run
+	if len(fs) != 1 || fs[0].Kind != audit.KindImpossibleTravel || fs[0].EventID != 2 {
+		t.Fatalf("next run: %+v; want impossible_travel on New York", fs)
+	}
+	// A backfill reads an older login (Berlin, a day before): the last login stays New York.
+	run(login(3, w0.Add(-24*time.Hour), "Germany", "Berlin"))
+	if last := st.items["ann"].Last; last == nil || last.EventID != 2 {
+		t.Errorf("last login %+v; want New York (2): an older login never moves it backwards", last)
+	}
+}
+
+type memBaselineStore struct{ items map[string]behaviour.Baseline }
+
+func (m *memBaselineStore) Baselines(_ context.Context, ids []string) (map[string]behaviour.Baseline, error) {
+	out := map[string]behaviour.Baseline{}
+	for _, id := range ids {
+		if b, ok := m.items[id]; ok {
+			out[id] = b
+		}
+	}
+	return out, nil
+}
+
+func (m *memBaselineStore) SaveBaselines(_ context.Context, bs []behaviour.Baseline) error {
+	for _, b := range bs {
+		m.items[b.UserID] = b
+	}
+	return nil
+}
