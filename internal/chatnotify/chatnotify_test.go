@@ -101,11 +101,7 @@ func TestTeeNeverFailsTheAlertForChat(t *testing.T) {
 // as the whole message.
 func TestPublisherSendsTheNotificationAsTheMessage(t *testing.T) {
 	ctx := context.Background()
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := localaws.MotoConfigT(t)
 	sn, sq := sns.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
 	tp, err := sn.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("chat")})
 	if err != nil {
