@@ -14,6 +14,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest/auditalert"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/findingsbus"
 	"ipguard/internal/ipguard"
@@ -69,8 +70,8 @@ func TestRulesDeliverFindingsToQueues(t *testing.T) {
 
 	pub := &findingsbus.Publisher{Next: &fakeSNS{}, Bus: &findingsbus.Bus{API: eb, Name: "security", Outbox: &memOutbox{}}}
 	for _, a := range []ipguard.Alert{
-		auditAlert(t, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)),
-		auditAlert(t, login(42, audit.KindUnknownUser, audit.SeverityMedium)),
+		auditalert.Render(t, now, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)),
+		auditalert.Render(t, now, login(42, audit.KindUnknownUser, audit.SeverityMedium)),
 		{Subject: "test", Default: `{"kind":"test","severity":"high","test":true}`},
 	} {
 		if _, err := pub.Publish(ctx, a); err != nil {
@@ -120,7 +121,7 @@ func TestOutboxInDynamoDB(t *testing.T) {
 	ctx := context.Background()
 	db := localaws.MotoTableT(t, "t")
 	ob := findingsbus.StoreOutbox{Store: dynamo.New(db, "t")}
-	es, _ := findingsbus.Events("p", auditAlert(t, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)), now)
+	es, _ := findingsbus.Events("p", auditalert.Render(t, now, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)), now)
 	down := &fakeBus{err: errors.New("down")}
 	bus := &findingsbus.Bus{API: down, Name: "default", Outbox: ob}
 	if err := bus.Keep(ctx, es); err != nil {
