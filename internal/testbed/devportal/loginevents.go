@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ipguard/internal/testbed/tieorder"
 )
 
 // Behaviour of api/2.0/security/audit/login/{filter,last} (docspace-api.md §3).
@@ -178,24 +180,7 @@ func (p *Portal) windowLocked(start, count int) []LoginEvent {
 	if !p.shuffleTies {
 		return append([]LoginEvent(nil), all[start:end]...)
 	}
-	lo, hi := start, end
-	for lo > 0 && all[lo-1].Date.Equal(all[start].Date) {
-		lo--
-	}
-	for hi < len(all) && all[hi].Date.Equal(all[end-1].Date) {
-		hi++
-	}
-	ext := append([]LoginEvent(nil), all[lo:hi]...)
-	for i := 0; i < len(ext); {
-		j := i
-		for j < len(ext) && ext[j].Date.Equal(ext[i].Date) {
-			j++
-		}
-		g := ext[i:j]
-		p.rng.Shuffle(len(g), func(a, b int) { g[a], g[b] = g[b], g[a] })
-		i = j
-	}
-	return ext[start-lo : end-lo]
+	return tieorder.Window(all, start, end, func(ev LoginEvent) time.Time { return ev.Date }, p.rng)
 }
 
 // SetTieShuffle switches the same-second order: off (the default) orders
