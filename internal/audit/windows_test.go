@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest"
@@ -198,22 +196,12 @@ func TestADayGivesTheSameFindingsInRunsAndInOneBackfill(t *testing.T) {
 		})
 	})
 	t.Run("DynamoDB (moto)", func(t *testing.T) {
-		localaws.MotoT(t)
-		cfg, err := localaws.Config(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		db := dynamodb.NewFromConfig(cfg)
+		db := dynamodb.NewFromConfig(localaws.MotoConfigT(t))
 		n := 0
 		auditDayBothWays(t, func(t *testing.T) stores {
 			n++
 			table := fmt.Sprintf("day-%d", n)
-			if _, err := db.CreateTable(context.Background(), &dynamodb.CreateTableInput{TableName: aws.String(table),
-				AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
-				KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
-				BillingMode:          types.BillingModePayPerRequest}); err != nil {
-				t.Fatal(err)
-			}
+			localaws.TableT(t, db, table)
 			s := dynamo.New(db, table)
 			for _, u := range users {
 				if err := s.PutUser(context.Background(), u); err != nil {
