@@ -179,7 +179,11 @@ func Render(portal string, hour int, d Digest) ipguard.Alert {
 	day, _ := time.Parse("2006-01-02", d.Day)
 	fmt.Fprintf(&b, "DocSpace IP Guard daily digest for %s: %d finding(s) from %s %02d:00 to %s %02d:00 UTC.\n",
 		c(portal), d.Total, day.AddDate(0, 0, -1).Format("2006-01-02"), hour, d.Day, hour)
-	b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES); each one is also on the findings bus.\n\nBy kind:\n")
+	if len(d.People)+d.Others.People > 0 {
+		b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES) and logins of people without an\nallowlist (UNKNOWN_USER_POLICY=digest); each one is also on the findings bus.\n\nBy kind:\n")
+	} else {
+		b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES); each one is also on the findings bus.\n\nBy kind:\n")
+	}
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "  - %s: %d\n", k, d.Kinds[k])
 	}

@@ -3,6 +3,7 @@ package digest_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -337,5 +338,51 @@ func TestLearnBuildsBaselinesOfPeopleWithoutAllowlist(t *testing.T) {
 	b, ok := bs.items[carolID]
 	if !ok || b.Logins != 12 || res.BaselinesWritten != 1 || !b.HasCountry(behaviour.CountryCode("Germany")) {
 		t.Fatalf("baseline of a person without an allowlist: %+v (ok %v), result %+v", b, ok, res)
+	}
+}
+
+// The digest step takes an alert whose findings are all DigestOnly whatever
+// its severity (also with no DIGEST_SEVERITIES at all), and passes an
+// unknown_user alert that is not DigestOnly (UNKNOWN_USER_POLICY=alert).
+// Names from the portal are cleaned; beyond the listed 25 the rest are
+// counted.
+func TestDigestOnlyAlertsAreGatheredWhateverTheirSeverity(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	top := &sink{}
+	p := &digest.Publisher{Next: top, Store: &memStore{}, Severities: map[string]bool{}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	alertOf := func(digestOnly bool, fs ...audit.Finding) ipguard.Alert {
+		for i := range fs {
+			fs[i].DigestOnly = digestOnly
+		}
+		b, _ := json.Marshal(audit.Payload{Portal: "portal.example.com", Severity: "medium", Events: fs})
+		return ipguard.Alert{Severity: "medium", Kinds: []string{audit.KindUnknownUser}, Default: string(b)}
+	}
+	var fs []audit.Finding
+	for i := 0; i < 30; i++ {
+		fs = append(fs, audit.Finding{EventID: int64(i + 1), Kind: audit.KindUnknownUser, Severity: "medium", UserID: fmt.Sprintf("u-%02d", i),
+			Email: fmt.Sprintf("p%02d@example.com", i), Date: now.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)})
+	}
+	fs[0].Email, fs[0].UserType = "eve\u202e@example.com", audit.UserGuest
+	if id, err := p.Publish(ctx, alertOf(true, fs...)); err != nil || id != "digest:2026-12-05" || len(top.sent) != 0 {
+		t.Fatalf("DigestOnly alert: %q, %v, %d sent; want it gathered", id, err, len(top.sent))
+	}
+	if _, err := p.Publish(ctx, alertOf(false, fs[0])); err != nil || len(top.sent) != 1 {
+		t.Fatalf("an alerted unknown user: %v, %d sent; want it passed on", err, len(top.sent))
+	}
+	p.Now = func() time.Time { return time.Date(2026, 12, 5, 8, 1, 0, 0, time.UTC) }
+	top.sent = nil
+	if _, err := p.SendDue(ctx); err != nil || len(top.sent) != 1 {
+		t.Fatalf("SendDue: %v, %d sent", err, len(top.sent))
+	}
+	e := top.sent[0].Email
+	for _, want := range []string{"30 people logged in who have no allowlist: eve\\u202E@example.com, p01@example.com", "(and 5 more)", "guests: eve\\u202E@example.com.",
+		"  - eve\\u202E@example.com (guest): 1 login, first seen 2026-12-04T09:00:00Z"} {
+		if !strings.Contains(e, want) {
+			t.Errorf("digest lacks %q:\n%s", want, e)
+		}
+	}
+	if strings.Contains(e, "\u202e") {
+		t.Error("a bidi control reached the e-mail")
 	}
 }
