@@ -271,7 +271,7 @@ func (d *demo) stepAudit(ctx context.Context) (int, error) {
 		{res.Counts[audit.KindIPNotAllowed] >= 1, "at least 1 login from a non-allowlisted IP"},
 		{res.Counts[audit.KindUnknownUser] == 1, "exactly 1 login by an unknown user"},
 		{res.Counts[audit.KindFailedLoginBurst] == 1, "exactly 1 failed-login burst"},
-		{res.AlertsPublished == len(pubs), "every SNS message counted in the result"},
+		{res.AlertsPublished == len(pubs)+digested(res.MessageIDs), "every SNS message (and the batch the digest took, \"digest:<day>\") counted in the result"},
 		{res.Responses[audit.OutcomeWouldEnd] == res.Counts[audit.KindIPNotAllowed] && res.SessionEnded == 0, "every violation reported as would_end, no session ended"},
 		{strings.Contains(emails, "would have ended (report mode)"), "the e-mail to say what would have been done"},
 		{len(d.stack.Portal.Logouts()) == 0, "no logout call in report mode"},
@@ -411,4 +411,15 @@ func responsesText(n map[string]int) string {
 		return "none"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// digested counts the batches the daily digest took (message id "digest:<day>").
+func digested(ids []string) int {
+	n := 0
+	for _, id := range ids {
+		if strings.HasPrefix(id, "digest:") {
+			n++
+		}
+	}
+	return n
 }
