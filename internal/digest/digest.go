@@ -64,6 +64,9 @@ type Person struct {
 	Type string `json:"type,omitempty"`
 }
 
+// maxNameBytes bounds a listed person's name in the digest item.
+const maxNameBytes = 200
+
 // addPerson lists the person of a DigestOnly finding.
 func (d *Digest) addPerson(f audit.Finding) {
 	if d.People == nil {
@@ -83,14 +86,16 @@ func (d *Digest) addPerson(f audit.Finding) {
 	if key == "" {
 		key = "name:" + name
 	}
-	key = redact.Clean(key)
+	key = humantext.Clip(redact.Clean(key), maxNameBytes)
 	p := d.People[key]
 	if p == nil {
 		if len(d.People) >= maxTracked {
 			d.Others.People++
 			return
 		}
-		p = &Person{Name: redact.Clean(name), First: f.Date}
+		// Clipped: the item holds up to maxTracked people whatever the
+		// portal's names (the message cleans them again for display).
+		p = &Person{Name: humantext.Clip(redact.Clean(name), maxNameBytes), First: humantext.Clip(f.Date, 40)}
 		d.People[key] = p
 	}
 	p.Logins++
@@ -98,7 +103,7 @@ func (d *Digest) addPerson(f audit.Finding) {
 		p.First = f.Date
 	}
 	if f.UserType != "" {
-		p.Type = f.UserType
+		p.Type = humantext.Clip(f.UserType, 40)
 	}
 }
 
