@@ -95,9 +95,9 @@ type AuditSettings struct {
 	// login) or UnknownIgnore (no unknown_user finding). See
 	// UnknownUserMessages for the policy ALERT_MODE leaves in force.
 	UnknownUserPolicy string
-	AlertRetention       time.Duration // ALERT_RETENTION (default 168h): how long alerted event ids are remembered
-	DeadlineMargin       time.Duration // AUDIT_DEADLINE_MARGIN (default 20s): stop fetching this long before the deadline
-	Concurrency          int           // AUDIT_CONCURRENCY (default 4, 1..16): pages in flight at once
+	AlertRetention    time.Duration // ALERT_RETENTION (default 168h): how long alerted event ids are remembered
+	DeadlineMargin    time.Duration // AUDIT_DEADLINE_MARGIN (default 20s): stop fetching this long before the deadline
+	Concurrency       int           // AUDIT_CONCURRENCY (default 4, 1..16): pages in flight at once
 	// Schedule is AUDIT_SCHEDULE: the EventBridge schedule expression that
 	// runs the audit (rate(...) or cron(...)), reported by the status
 	// operation; empty when the function is only invoked by hand.
