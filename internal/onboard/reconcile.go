@@ -46,6 +46,7 @@ type outcome struct {
 	ownSaves     []time.Time           // the state's own saves after this reconcile
 	dueAdded     bool                  // this reconcile recorded an alert as due
 	unanswered   bool                  // a PUT of the tool went unanswered and may have landed unseen
+	landBy       time.Time             // an unanswered PUT of this reconcile may land until then (the lease is kept)
 	seenBefore   []ipguard.Restriction // the list the reconcile read before it wrote
 	added        []string
 	removed      []string
@@ -64,6 +65,9 @@ func (o *outcome) merge(n outcome) {
 	o.put = o.put || n.put
 	o.dueAdded = o.dueAdded || n.dueAdded
 	o.unanswered = o.unanswered || n.unanswered
+	if n.landBy.After(o.landBy) {
+		o.landBy = n.landBy
+	}
 	if n.ownSaves != nil {
 		o.ownSaves = n.ownSaves
 	}
@@ -209,7 +213,10 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *lease.Held) (outcome, error) {
 	now := s.now().UTC()
 	version := st.Version
+	defer span(ctx, "reconcile", time.Now())
+	tscan := time.Now()
 	users, err := s.Store.AllUsers(ctx)
+	span(ctx, "scan", tscan)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -247,6 +254,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}()
 	current, err := s.Portal.IPRestrictions(ctx)
 	<-done
+	span(ctx, "gets", windowStart)
 	if enErr != nil {
 		return pending(fmt.Errorf("could not read the portal restriction setting: %w", enErr))
 	}
@@ -318,6 +326,8 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	st.AlertsDue = st.AlertsDue || out.dueAdded
 	out.ownSaves = st.OwnSaves
+	tps := time.Now()
+	defer span(ctx, "stateWrite", tps)
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		return outcome{}, err
 	}
@@ -387,16 +397,20 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		if st.Sent == nil {
 			st.Sent = []ipguard.Restriction{}
 		}
+		tif := time.Now()
 		if err := s.Store.PutPortalState(ctx, *st); err != nil {
 			return nil, Plan{}, err
 		}
+		span(ctx, "inFlightWrite", tif)
 		wctx, cancel := ctx, func() {}
 		if held != nil {
 			wctx, cancel = context.WithDeadline(ctx, held.Until.Add(-fenceMargin))
 		}
 		out.puts++
+		tput := time.Now()
 		date, err := s.Portal.SaveIPRestrictions(wctx, plan.List, plan.Enable)
 		cancel()
+		span(ctx, "put", tput)
 		if err != nil {
 			if errors.Is(err, ipguard.ErrNotApplied) {
 				// Not applied, so it cannot land late either.
@@ -405,13 +419,21 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 				return nil, Plan{}, fmt.Errorf("the portal refused the allowlist update (not applied): %w", err)
 			}
 			st.SentOutcome = ipguard.SentUnknown
+			// The portal may still be working on it: the lease is kept
+			// until one attempt's time has passed since it went
+			// unanswered (the fence), so the next holder reads the list
+			// after it landed (settle: landed, no drift) instead of
+			// writing under it.
+			out.landBy = time.Now().Add(s.writeAttempt())
 			return nil, Plan{}, fmt.Errorf("could not update the portal allowlist (outcome unknown: it may still land; the next reconcile checks): %w", err)
 		}
 		if date.IsZero() {
 			date = s.now().UTC()
 		}
 		out.saves = append(out.saves, date)
+		trb := time.Now()
 		after, err := s.Portal.IPRestrictions(ctx)
+		span(ctx, "readBack", trb)
 		if err != nil {
 			st.SentOutcome = ipguard.SentUnconfirmed
 			return nil, Plan{}, fmt.Errorf("updated the portal allowlist but could not read it back (applied, not confirmed): %w", err)

@@ -23,6 +23,11 @@ import (
 // as the baseline of the load test.
 const leasePerRequestCommit = "cba4c3f"
 
+// pollingWaitCommit is the reconciler before issue 15 §6 (waiting callers
+// polled the lease and the state with two reads each time), built as the
+// "before" of the load benchmark.
+const pollingWaitCommit = "2717f81"
+
 // loadFigures are one load run's numbers.
 type loadFigures struct {
 	failures    []string
@@ -53,6 +58,9 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 	s.Portal.SetRestrictions(manual, true)
 	s.Portal.InjectFault(devportal.Fault{Delay: delay})
 	env := append(s.FunctionEnv(), "LEASE_WAIT=20s")
+	if os.Getenv("LOAD_LOG_DIR") != "" {
+		env = append(env, "LOG_LEVEL=info")
+	}
 	fns := make([]*function, c)
 	for i := range fns {
 		f := &function{name: "onboard", log: &syncBuffer{}}
@@ -88,6 +96,12 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 	}
 	wg.Wait()
 	fig.total = time.Since(start)
+	if dir := os.Getenv("LOAD_LOG_DIR"); dir != "" {
+		// Where the time went: each change's log line carries its spans.
+		for i, f := range fns {
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("onboard-%02d.log", i)), []byte(f.log.String()), 0o644)
+		}
+	}
 
 	slices.Sort(lat)
 	fig.p50, fig.p95 = lat[n/2], lat[n*95/100]
@@ -146,8 +160,13 @@ func BenchmarkOnboardLoad(b *testing.B) {
 	if err != nil {
 		b.Fatalf("build the lease-per-request baseline (%s): %v", leasePerRequestCommit, err)
 	}
+	polling, err := buildAt(b, pollingWaitCommit)
+	if err != nil {
+		b.Fatalf("build the polling-wait reconciler (%s): %v", pollingWaitCommit, err)
+	}
 	for _, design := range []struct{ name, bootstrap string }{
 		{"reconciler", bootstraps["onboard"]},
+		{"reconciler-before-15.6", polling},
 		{"lease-per-request", baseline},
 	} {
 		b.Run(design.name, func(b *testing.B) {
