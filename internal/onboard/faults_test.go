@@ -569,3 +569,48 @@ func TestLeaseIsKeptUntilAnUnansweredPUTCouldHaveLanded(t *testing.T) {
 		})
 	}
 }
+
+// Attribution by facts, and where the facts run out, by content: a hand
+// edit by the key's own user in the same second as the tool's save (here
+// after a PUT whose answer was lost, when every save by the key's user may
+// be the tool's) is told by the list read back differing from the list
+// sent, and named as a possible hand edit by that user. (Before: it was
+// taken for the tool's own save and nobody was named.)
+func TestKeyUsersOwnHandEditInTheToolsSecondIsNamed(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		unanswered bool
+	}{
+		{"after an unanswered PUT", true},
+		{"every PUT answered", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := &fakeTrail{}
+			e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
+			e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}}
+			if tc.unanswered {
+				e.p.lostAnswer = 1
+				if res, _ := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); res.Portal != PortalPending {
+					t.Fatalf("first request: %+v", res)
+				}
+			}
+			// The owner (whose key the tool uses) saves by hand right after
+			// the tool's PUT, in the same second.
+			e.p.afterPut = func(f *fakePortal) {
+				f.mu.Lock()
+				f.list = append(f.list, ipguard.Restriction{IP: "198.51.100.9"})
+				f.mu.Unlock()
+				trail.add(Change{When: t0, User: "Olga Owner", UserID: "o", IP: "192.0.2.77"})
+			}
+			res := e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+			w := strings.Join(res.Warnings, " ")
+			if !strings.Contains(w, "Olga Owner") {
+				t.Errorf("warnings %q; want the key user's hand edit named", w)
+			}
+			if !strings.Contains(ips(e.p.list), "198.51.100.9") {
+				t.Errorf("portal %s: the hand edit's entry was not kept", ips(e.p.list))
+			}
+		})
+	}
+}

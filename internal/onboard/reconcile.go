@@ -47,6 +47,7 @@ type outcome struct {
 	dueAdded     bool                  // this reconcile recorded an alert as due
 	unanswered   bool                  // a PUT of the tool went unanswered and may have landed unseen
 	landBy       time.Time             // an unanswered PUT of this reconcile may land until then (the lease is kept)
+	changedAfter []time.Time           // read-backs that differed from the list sent, not by a late PUT of the tool
 	seenBefore   []ipguard.Restriction // the list the reconcile read before it wrote
 	added        []string
 	removed      []string
@@ -72,6 +73,7 @@ func (o *outcome) merge(n outcome) {
 		o.ownSaves = n.ownSaves
 	}
 	o.puts += n.puts
+	o.changedAfter = append(o.changedAfter, n.changedAfter...)
 	o.saves = append(o.saves, n.saves...)
 	o.added = append(o.added, n.added...)
 	o.removed = append(o.removed, n.removed...)
@@ -446,6 +448,11 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 			}
 			return after, plan, nil
 		}
+		if lateKept(st.LateSent, listHash(after, plan.Enable)) == nil {
+			// Someone saved between our PUT and the read-back: the trail
+			// must show it (see checkForeignSaves).
+			out.changedAfter = append(out.changedAfter, s.now().UTC())
+		}
 		appeared := diffList(after, plan.List)
 		lost := diffList(plan.List, after)
 		msg := "the portal allowlist changed while this reconcile wrote it (a hand edit or a late update)"
@@ -568,6 +575,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		saves = out.saves
 	}
 	others := s.foreign(ctx, changes, saves, out.unanswered)
+	s.checkKeyUserEdit(ctx, out, changes, others)
 	if len(others) == 0 {
 		return
 	}
@@ -594,6 +602,42 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
 		s.flushDue(ctx)
 	}
+}
+
+// checkKeyUserEdit: the list read back after one of our PUTs differed from
+// what we sent (and not by a late PUT of ours), so someone saved in
+// between; when the trail names nobody but the key's own user then, the
+// facts of the trail (same user, same second) cannot tell that save from
+// the tool's, but the content can: it was a hand edit by the key's user
+// (or several tool saves and one of theirs). It is named as a possible hand
+// edit, with the key user's saves of those seconds, in the result.
+func (s *Service) checkKeyUserEdit(ctx context.Context, out *outcome, changes, others []Change) {
+	if len(out.changedAfter) == 0 {
+		return
+	}
+	first := out.windowStart.UTC().Truncate(time.Second)
+	last := slices.MaxFunc(out.changedAfter, func(a, b time.Time) int { return a.Compare(b) })
+	inside := func(c Change) bool { return !c.When.Before(first) && !c.When.After(last) }
+	keyUser := s.keyUser(ctx, false)
+	byKeyUser := func(c Change) bool {
+		return keyUser == "" || strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
+	}
+	if slices.ContainsFunc(others, func(c Change) bool { return inside(c) && !byKeyUser(c) }) {
+		return // someone else's save is named already
+	}
+	var who []string
+	for _, c := range changes {
+		if inside(c) && byKeyUser(c) {
+			who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), humantext.Line(c.User, 100), humantext.Line(c.IP, 64)))
+		}
+	}
+	msg := "the portal allowlist changed between this reconcile's save and its read-back, yet the audit trail shows no save by anyone but the user the key acts as"
+	if len(who) > 0 {
+		msg += " (" + strings.Join(who, "; ") + ")"
+	}
+	msg += ": a possible hand edit by the key's own user in the tool's second, which the trail cannot tell from the tool's own save (same user, same second); its entries were kept and the tool's put back, check the portal"
+	out.warnings = append(out.warnings, msg)
+	s.log().Warn("possible hand edit by the key's user during the update", "saves", len(who))
 }
 
 // expire moves the entries whose time ran out at now from the users'
