@@ -53,7 +53,6 @@ func (f loadFigures) String() string {
 // delayed by delay, and measures them.
 func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) loadFigures {
 	t.Helper()
-	localaws.Exclusive(t, "heavy-tests") // not alongside the timing-sensitive tests of other packages
 	s := deploy(t)
 	manual := []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "192.0.2.2"}}
 	s.Portal.SetRestrictions(manual, true)
@@ -97,6 +96,12 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 	}
 	wg.Wait()
 	fig.total = time.Since(start)
+	defer func() {
+		// Stopped now, not at the end of a benchmark that runs several loads.
+		for _, f := range fns {
+			_ = f.emu.Stop()
+		}
+	}()
 	if dir := os.Getenv("LOAD_LOG_DIR"); dir != "" {
 		// Where the time went: each change's log line carries its spans.
 		for i, f := range fns {
@@ -137,6 +142,7 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
 	const n, c, delay = 100, 10, 50 * time.Millisecond
 	needSetup(t)
+	localaws.Exclusive(t, "heavy-tests") // not alongside the timing-sensitive tests of other packages
 	fig := runLoad(t, bootstraps["onboard"], n, c, delay)
 	t.Logf("desired-state reconciler: %s", fig)
 	if len(fig.failures) > 0 {
@@ -178,6 +184,9 @@ func BenchmarkOnboardLoad(b *testing.B) {
 	if only := os.Getenv("LOAD_DESIGNS"); only != "" {
 		designs = slices.DeleteFunc(designs, func(d struct{ name, bootstrap string }) bool { return !strings.Contains(","+only+",", ","+d.name+",") })
 	}
+	// Once per process: the lock is a flock, which a second take from the
+	// same process would wait on for ever.
+	localaws.Exclusive(b, "heavy-tests")
 	sums := map[string]*loadFigures{}
 	runs := 0
 	for b.Loop() {
