@@ -236,11 +236,20 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	res := newResult(req.Action, in.id)
 	ctx, sp := withSpans(ctx)
 	t0 := time.Now()
+	// The state and the user are read together: one round trip less on
+	// every change's path.
+	var pre prefetched
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pre.user, pre.found, pre.err = s.Store.GetUser(ctx, in.id)
+	}()
 	st, err := s.Store.PortalState(ctx)
+	<-done
 	if err != nil {
 		return Result{}, err
 	}
-	stored, err := s.storeChange(ctx, in, st, &res)
+	stored, err := s.storeChange(ctx, in, st, &res, &pre)
 	if err != nil {
 		return Result{}, err
 	}
@@ -308,10 +317,17 @@ const maxStoreAttempts = 6
 // fills res's diff, email and warnings, sets res.Stored when this request
 // wrote, and records the history of what it wrote. It returns the record
 // as stored (zero for an offboarding that deleted, or found, no user).
-func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result) (ipguard.User, error) {
+func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result, pre *prefetched) (ipguard.User, error) {
 	var notFound []string
 	for attempt := 0; ; attempt++ {
-		old, found, err := s.Store.GetUser(ctx, in.id)
+		var old ipguard.User
+		var found bool
+		var err error
+		if attempt == 0 && pre != nil {
+			old, found, err = pre.user, pre.found, pre.err
+		} else {
+			old, found, err = s.Store.GetUser(ctx, in.id)
+		}
 		if err != nil {
 			return ipguard.User{}, err
 		}
@@ -364,6 +380,13 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 			return ipguard.User{}, ipguard.Errorf(ipguard.EConflict, "%s %s: the user's record kept changing under this request; send it again", actionName(in.action), in.id)
 		}
 	}
+}
+
+// prefetched is the user's record as read with the state (GetUser's answer).
+type prefetched struct {
+	user  ipguard.User
+	found bool
+	err   error
 }
 
 // lostAnswer reports whether an earlier attempt's conditional write most
