@@ -239,13 +239,20 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	// The state and the user are read together: one round trip less on
 	// every change's path.
 	var pre prefetched
+	var panicked any
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		// A panic goes on in the caller's goroutine, where the handler
+		// recovers it.
+		defer func() { panicked = recover() }()
 		pre.user, pre.found, pre.err = s.Store.GetUser(ctx, in.id)
 	}()
 	st, err := s.Store.PortalState(ctx)
 	<-done
+	if panicked != nil {
+		panic(panicked)
+	}
 	if err != nil {
 		return Result{}, err
 	}
