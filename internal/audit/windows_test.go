@@ -222,7 +222,7 @@ func auditDayBothWays(t *testing.T, newStores func(t *testing.T) stores) {
 		s := &audit.Service{Source: &daySource{evs: evs}, Store: st.audit, Publisher: pub, Leases: st.leases,
 			Now: func() time.Time { return *now },
 			Settings: audit.Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 48 * time.Hour,
-				Policy: audit.Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}, PieceEvents: 40, GuessWindow: 15 * time.Minute},
+				Policy: audit.Policy{UnknownUsers: audit.UnknownAlert, FailedLoginThreshold: 5}, PieceEvents: 40, GuessWindow: 15 * time.Minute},
 			Behaviour: &behaviour.Detector{Store: st.baselines, Windows: st.windows,
 				Settings: behaviour.Settings{SprayWindow: 30 * time.Minute}}}
 		return s, pub
