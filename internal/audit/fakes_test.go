@@ -20,6 +20,7 @@ import (
 type fakeSource struct {
 	mu         sync.Mutex
 	events     []ipguard.LoginEvent // kept sorted newest first, ties by id
+	newest     []ipguard.LoginEvent // above events: a flood (addNewest), oldest first
 	fail       int                  // fail this many calls
 	fallback   bool
 	calls      int
@@ -45,6 +46,8 @@ func newFakeSource(evs ...ipguard.LoginEvent) *fakeSource {
 // add inserts events (callers hold f.mu or own f).
 func (f *fakeSource) add(evs ...ipguard.LoginEvent) {
 	f.events = append(f.events, evs...)
+	f.events = append(f.events, f.newest...)
+	f.newest = nil
 	sort.SliceStable(f.events, func(i, j int) bool {
 		if !f.events[i].Date.Equal(f.events[j].Date) {
 			return f.events[i].Date.After(f.events[j].Date)
@@ -83,27 +86,40 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 		f.fail--
 		return nil, &ipguard.Error{Code: ipguard.EUnavailable, Message: "docspace: HTTP 503"}
 	}
-	all := f.events
-	if f.fallback {
-		return append([]ipguard.LoginEvent(nil), all[:min(20, len(all))]...), nil
+	total := len(f.newest) + len(f.events)
+	at := func(i int) ipguard.LoginEvent { // the i-th row, newest first
+		if i < len(f.newest) {
+			return f.newest[len(f.newest)-1-i]
+		}
+		return f.events[i-len(f.newest)]
 	}
-	if start >= len(all) {
+	rows := func(lo, hi int) []ipguard.LoginEvent {
+		out := make([]ipguard.LoginEvent, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			out = append(out, at(i))
+		}
+		return out
+	}
+	if f.fallback {
+		return rows(0, min(20, total)), nil
+	}
+	if start >= total {
 		return []ipguard.LoginEvent{}, nil
 	}
-	end := min(start+count, len(all))
+	end := min(start+count, total)
 	var window []ipguard.LoginEvent
 	if f.shuffle {
 		// Shuffle every second that touches the window, over its whole
 		// extent, then cut: rows of a second cut by the window may swap
 		// in and out of it.
 		lo, hi := start, end
-		for lo > 0 && all[lo-1].Date.Equal(all[start].Date) {
+		for lo > 0 && at(lo-1).Date.Equal(at(start).Date) {
 			lo--
 		}
-		for hi < len(all) && all[hi].Date.Equal(all[end-1].Date) {
+		for hi < total && at(hi).Date.Equal(at(end-1).Date) {
 			hi++
 		}
-		ext := append([]ipguard.LoginEvent(nil), all[lo:hi]...)
+		ext := rows(lo, hi)
 		for i := 0; i < len(ext); {
 			j := i
 			for j < len(ext) && ext[j].Date.Equal(ext[i].Date) {
@@ -115,7 +131,7 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 		}
 		window = ext[start-lo : end-lo]
 	} else {
-		window = all[start:end]
+		window = rows(start, end)
 	}
 	out := []ipguard.LoginEvent{}
 	for _, e := range window {
@@ -164,4 +180,16 @@ func (f *fakePublisher) Publish(_ context.Context, a ipguard.Alert) (string, err
 		return "", &ipguard.Error{Code: ipguard.EUnavailable, Message: "sns: connection reset before the answer"}
 	}
 	return "m" + strconv.Itoa(len(f.sent)), nil
+}
+
+// addNewest inserts events newer than every stored one (a flood written
+// now) without sorting the whole list again (callers hold f.mu or own f).
+func (f *fakeSource) addNewest(evs ...ipguard.LoginEvent) {
+	sort.SliceStable(evs, func(i, j int) bool { // oldest first
+		if !evs[i].Date.Equal(evs[j].Date) {
+			return evs[i].Date.Before(evs[j].Date)
+		}
+		return evs[i].ID < evs[j].ID
+	})
+	f.newest = append(f.newest, evs...)
 }
