@@ -10,6 +10,7 @@ import (
 
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/tieorder"
 )
 
 // fakeSource pages like the real server: newest first by date, Skip/Take on
@@ -109,9 +110,9 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 	end := min(start+count, total)
 	var window []ipguard.LoginEvent
 	if f.shuffle {
-		// Shuffle every second that touches the window, over its whole
-		// extent, then cut: rows of a second cut by the window may swap
-		// in and out of it.
+		// Rows of a second cut by the window may swap in and out of it:
+		// the seconds that touch the window, whole, are shuffled by the
+		// one shuffle the dev portal uses too.
 		lo, hi := start, end
 		for lo > 0 && at(lo-1).Date.Equal(at(start).Date) {
 			lo--
@@ -119,17 +120,7 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 		for hi < total && at(hi).Date.Equal(at(end-1).Date) {
 			hi++
 		}
-		ext := rows(lo, hi)
-		for i := 0; i < len(ext); {
-			j := i
-			for j < len(ext) && ext[j].Date.Equal(ext[i].Date) {
-				j++
-			}
-			g := ext[i:j]
-			f.rng.Shuffle(len(g), func(a, b int) { g[a], g[b] = g[b], g[a] })
-			i = j
-		}
-		window = ext[start-lo : end-lo]
+		window = tieorder.Window(rows(lo, hi), start-lo, end-lo, func(e ipguard.LoginEvent) time.Time { return e.Date }, f.rng)
 	} else {
 		window = rows(start, end)
 	}
