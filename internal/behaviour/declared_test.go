@@ -55,7 +55,7 @@ func TestTravelThroughADeclaredPlace(t *testing.T) {
 		{"an anywhere entry is left out of travel (before)", []ipguard.LoginEvent{success(1, "alice", 0, vpn, germany, "Berlin"), ny(2, 45*time.Minute, abroad)}, nil},
 		{"an anywhere entry is left out of travel (after)", []ipguard.LoginEvent{ny(1, 0, abroad), success(2, "alice", 45*time.Minute, vpn, germany, "Berlin")}, nil},
 		{"an entry without place uses GeoIP", []ipguard.LoginEvent{success(1, "alice", 0, home, germany, "Berlin"), ny(2, 45*time.Minute, abroad)},
-			[]string{"09:00 UTC from Berlin, Germany through the user's own entry 198.51.100.7, 09:45 UTC from New York"}},
+			[]string{"09:00 UTC from Berlin, Germany (through the user's own entry 198.51.100.7), 09:45 UTC from New York"}},
 		{"an entry without place, GeoIP New York: nothing", []ipguard.LoginEvent{ny(1, 0, home), ny(2, 45*time.Minute, abroad)}, nil},
 		{"a place given as coordinates", []ipguard.LoginEvent{ny(1, 0, branch), ny(2, 45*time.Minute, abroad)},
 			[]string{"09:00 UTC through the 52.52,13.405 entry 100.64.0.0/16, 09:45 UTC from New York"}},

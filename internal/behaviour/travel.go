@@ -51,23 +51,19 @@ func label(note string) string {
 
 // where says where the login came from: "from New York, United States",
 // "through the Berlin office entry 203.0.113.0/24", "from Berlin, Germany
-// through the office entry 203.0.113.10" (a declared entry without place:
-// GeoIP's place).
+// (through the office entry 203.0.113.10)" (a declared entry without
+// place: GeoIP's place).
 func (s travelSide) where() string {
 	if !s.declared {
 		return "from " + placeName(s.place, s.country)
 	}
+	if s.entry == "" {
+		if s.named != "" {
+			return "through a " + s.named + " entry of the user's allowlist"
+		}
+		return "from " + placeName(s.place, s.country) + " (through one of the user's own allowlist entries)"
+	}
 	var b strings.Builder
-	if s.named == "" {
-		b.WriteString("from " + placeName(s.place, s.country) + " ")
-	}
-	switch {
-	case s.entry == "" && s.named == "":
-		b.WriteString("(through one of the user's own allowlist entries)")
-		return b.String()
-	case s.entry == "":
-		return "through a " + s.named + " entry of the user's allowlist"
-	}
 	b.WriteString("through the ")
 	if s.named != "" {
 		b.WriteString(s.named + " ")
@@ -78,6 +74,9 @@ func (s travelSide) where() string {
 		b.WriteString("user's own ")
 	}
 	b.WriteString("entry " + s.entry)
+	if s.named == "" {
+		return "from " + placeName(s.place, s.country) + " (" + b.String() + ")"
+	}
 	return b.String()
 }
 
