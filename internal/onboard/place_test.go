@@ -105,3 +105,20 @@ func mustJSON(t *testing.T, v any) []byte {
 	}
 	return b
 }
+
+// Changing only an entry's place is a change (stored, no PUT: the portal's
+// addresses are the same); sending the same place again changes nothing.
+func TestEntryPlaceChangeIsStoredWithoutAPortalWrite(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.0/24","place":"Berlin"}]}`)
+	_, _, writes, puts := snapshot(e)
+	e.do(t, `{"action":"add","id":"u1","allowedIps":[{"ip":"203.0.113.0/24","place":"Paris"}]}`)
+	_, _, w2, p2 := snapshot(e)
+	if got := e.st.users["u1"].Details["203.0.113.0/24"].Place; got != "Paris, FR" || w2 == writes || p2 != puts {
+		t.Errorf("place %q, %d writes, %d PUTs: want Paris stored without a PUT", got, w2-writes, p2-puts)
+	}
+	e.do(t, `{"action":"add","id":"u1","allowedIps":[{"ip":"203.0.113.0/24","place":"paris"}]}`)
+	if _, _, w3, _ := snapshot(e); w3 != w2 {
+		t.Errorf("the same place again wrote %d times", w3-w2)
+	}
+}
