@@ -10,6 +10,7 @@ import (
 
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/localaws"
 )
 
 // An entry's declared place (#21 §4) is stored in the entry's details
@@ -17,7 +18,7 @@ import (
 // entries without place (the audit then uses the portal's GeoIP).
 func TestEntryPlaceIsStoredAndOldItemsStillRead(t *testing.T) {
 	db := motoDB(t)
-	createTable(t, db, "places")
+	localaws.TableT(t, db, "places")
 	s := dynamo.New(db, "places")
 	ctx := context.Background()
 
