@@ -200,6 +200,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 	}{
 		{"OnboardFunction", map[string][]grant{
 			"dynamodb:GetItem":              {{tableArn, nil, ""}},
+			"dynamodb:BatchGetItem":         {{tableArn, nil, ""}}, // a waiting change's poll: the portal state and its lease in one read
 			"dynamodb:Scan":                 {{tableArn, nil, ""}}, // a reconcile reads every user
 			"dynamodb:PutItem":              {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}},
 			"dynamodb:DeleteItem":           {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}},
