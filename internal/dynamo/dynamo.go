@@ -207,6 +207,23 @@ func key(pk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": str(pk)}
 }
 
+// listMaps is the map elements of the list attribute name, in order: none
+// when it is absent or not a list; elements that are not maps are passed
+// over (the readers that use it skip what they cannot read).
+func listMaps(item map[string]types.AttributeValue, name string) []map[string]types.AttributeValue {
+	l, ok := item[name].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil
+	}
+	var out []map[string]types.AttributeValue
+	for _, v := range l.Value {
+		if m, ok := v.(*types.AttributeValueMemberM); ok {
+			out = append(out, m.Value)
+		}
+	}
+	return out
+}
+
 // getS returns the string attribute name of item; ok is false if absent.
 func getS(item map[string]types.AttributeValue, name string) (string, bool, error) {
 	v, ok := item[name]

@@ -42,17 +42,11 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 		times[name] = t.UTC()
 	}
 	p.Until = times["until"]
-	if l, ok := out.Item["memory"].(*types.AttributeValueMemberL); ok {
-		for _, v := range l.Value {
-			m, ok := v.(*types.AttributeValueMemberM)
-			if !ok {
-				continue
-			}
-			since, ok1, err1 := getN(m.Value, "since")
-			keep, ok2, err2 := getN(m.Value, "keepSeconds")
-			if ok1 && ok2 && err1 == nil && err2 == nil {
-				p.Memory = append(p.Memory, ipguard.RetentionSince{Since: time.Unix(since, 0).UTC(), Keep: time.Duration(keep) * time.Second})
-			}
+	for _, m := range listMaps(out.Item, "memory") {
+		since, ok1, err1 := getN(m, "since")
+		keep, ok2, err2 := getN(m, "keepSeconds")
+		if ok1 && ok2 && err1 == nil && err2 == nil {
+			p.Memory = append(p.Memory, ipguard.RetentionSince{Since: time.Unix(since, 0).UTC(), Keep: time.Duration(keep) * time.Second})
 		}
 	}
 	if b, ok := times["cursorBelow"]; ok {
