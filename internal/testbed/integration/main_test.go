@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"ipguard/internal/audit"
 	"ipguard/internal/config"
@@ -83,6 +84,15 @@ func onboardService(t *testing.T) handler[onboard.Result] {
 func auditService(t *testing.T) handler[audit.Result] {
 	t.Helper()
 	return loadQuiet(t, config.Audit).AuditHandler()
+}
+
+// auditRun has svc run the scheduled audit as at, failing the test if the
+// run errs.
+func auditRun(t *testing.T, svc handler[audit.Result], at time.Time) {
+	t.Helper()
+	if _, err := svc.Handle(context.Background(), scheduled(at)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // loadQuiet wires fn from the environment as its Lambda would, logging
