@@ -107,18 +107,7 @@ func StartEmulator(ctx context.Context, bootstrap string, env []string, logw io.
 	if logw == nil {
 		logw = io.Discard
 	}
-	var lastErr error
-	for range 3 { // fresh ports if another process took ours
-		e, err := startEmulator(ctx, bin, abs, env, logw)
-		if err == nil {
-			return e, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return onFreshPorts(ctx, func() (*Emulator, error) { return startEmulator(ctx, bin, abs, env, logw) })
 }
 
 func startEmulator(ctx context.Context, bin, bootstrap string, env []string, logw io.Writer) (*Emulator, error) {

@@ -36,18 +36,29 @@ func StartMoto(ctx context.Context) (*Moto, error) {
 	if err != nil {
 		return nil, errors.New("moto_server not found on PATH: install moto with the server extra (pip install 'moto[server]')")
 	}
-	var lastErr error
-	for range 3 { // a fresh port if another process took ours
-		m, err := startMoto(ctx, bin)
+	return onFreshPorts(ctx, func() (*Moto, error) { return startMoto(ctx, bin) })
+}
+
+// onFreshPorts runs start (which picks fresh free ports each time) up to
+// three times, in case another process took a port between FreePort and the
+// server binding it; it stops early when ctx ends. The error is the last
+// attempt's.
+func onFreshPorts[T any](ctx context.Context, start func() (T, error)) (T, error) {
+	var (
+		zero    T
+		lastErr error
+	)
+	for range 3 {
+		v, err := start()
 		if err == nil {
-			return m, nil
+			return v, nil
 		}
 		lastErr = err
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, lastErr
+	return zero, lastErr
 }
 
 func startMoto(ctx context.Context, bin string) (*Moto, error) {
