@@ -207,6 +207,21 @@ func key(pk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": str(pk)}
 }
 
+// listAttr is the list attribute of xs, each element encoded by enc; an
+// empty list (never a null one) when xs is empty.
+func listAttr[T any](xs []T, enc func(T) types.AttributeValue) *types.AttributeValueMemberL {
+	l := make([]types.AttributeValue, len(xs))
+	for i, x := range xs {
+		l[i] = enc(x)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+// strList is the list attribute of the strings xs.
+func strList(xs []string) *types.AttributeValueMemberL {
+	return listAttr(xs, func(s string) types.AttributeValue { return str(s) })
+}
+
 // listMaps is the map elements of the list attribute name, in order: none
 // when it is absent or not a list; elements that are not maps are passed
 // over (the readers that use it skip what they cannot read).

@@ -81,13 +81,12 @@ func (s *Store) RecordHistory(ctx context.Context, userID, email string, added, 
 		})
 		h.Spans = h.Spans[:maxHistorySpans]
 	}
-	spans := make([]types.AttributeValue, len(h.Spans))
-	for i, sp := range h.Spans {
-		spans[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+	spans := listAttr(h.Spans, func(sp ipguard.EntrySpan) types.AttributeValue {
+		return &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
 			"e": str(sp.Entry), "from": num(unixOrZero(sp.From)), "until": num(unixOrZero(sp.Until))}}
-	}
+	})
 	item := map[string]types.AttributeValue{
-		"pk": str(historyPrefix + userID), "spans": &types.AttributeValueMemberL{Value: spans},
+		"pk": str(historyPrefix + userID), "spans": spans,
 		"expiresAt": num(at.Add(keep).Unix()),
 	}
 	if h.Email != "" {

@@ -69,12 +69,10 @@ func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error 
 		"updatedAt": str(time.Now().UTC().Format(time.RFC3339)),
 	}
 	if len(p.Memory) > 0 {
-		l := make([]types.AttributeValue, len(p.Memory))
-		for i, m := range p.Memory {
-			l[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+		item["memory"] = listAttr(p.Memory, func(m ipguard.RetentionSince) types.AttributeValue {
+			return &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
 				"since": num(m.Since.Unix()), "keepSeconds": num(int64(m.Keep / time.Second))}}
-		}
-		item["memory"] = &types.AttributeValueMemberL{Value: l}
+		})
 	}
 	if c := p.Cursor; c != nil {
 		item["cursorFrom"] = str(c.From.UTC().Format(time.RFC3339Nano))
