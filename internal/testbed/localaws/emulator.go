@@ -128,11 +128,7 @@ func startEmulator(ctx context.Context, bin, bootstrap string, env []string, log
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
 		bootstrap)
 	cmd.Env = emulatorEnv(os.Environ(), env)
-	cmd.Stdout = logw
-	cmd.Stderr = logw
-	cmd.SysProcAttr = procAttr()
-	cmd.WaitDelay = 5 * time.Second
-	proc, err := startProcess(cmd)
+	proc, err := startProcess(cmd, logw)
 	if err != nil {
 		return nil, fmt.Errorf("start aws-lambda-rie: %w", err)
 	}

@@ -68,11 +68,7 @@ func startMoto(ctx context.Context, bin string) (*Moto, error) {
 	}
 	log := &tail{max: 8 << 10}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.Stdout = log
-	cmd.Stderr = log
-	cmd.SysProcAttr = procAttr()
-	cmd.WaitDelay = 5 * time.Second
-	proc, err := startProcess(cmd)
+	proc, err := startProcess(cmd, log)
 	if err != nil {
 		return nil, fmt.Errorf("start moto_server: %w", err)
 	}
@@ -195,8 +191,14 @@ func SkipShort(t testing.TB, needs string) {
 	}
 }
 
-// startProcess starts cmd and reaps it in the background.
-func startProcess(cmd *exec.Cmd) (*process, error) {
+// startProcess starts cmd with its output (stdout and stderr) to logw and
+// the process attributes of procAttr, and reaps it in the background;
+// Wait gives its output pipes 5 s after it exits.
+func startProcess(cmd *exec.Cmd, logw io.Writer) (*process, error) {
+	cmd.Stdout = logw
+	cmd.Stderr = logw
+	cmd.SysProcAttr = procAttr()
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
