@@ -222,6 +222,24 @@ func strList(xs []string) *types.AttributeValueMemberL {
 	return listAttr(xs, func(s string) types.AttributeValue { return str(s) })
 }
 
+// listStrings is the strings of the list attribute name: none when it is
+// absent or not a list; an error naming the element that is not a string.
+func listStrings(item map[string]types.AttributeValue, name string) ([]string, error) {
+	l, ok := item[name].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for i, v := range l.Value {
+		sv, isS := v.(*types.AttributeValueMemberS)
+		if !isS {
+			return nil, fmt.Errorf("%s[%d] is %T, want a string", name, i, v)
+		}
+		out = append(out, sv.Value)
+	}
+	return out, nil
+}
+
 // listMaps is the map elements of the list attribute name, in order: none
 // when it is absent or not a list; elements that are not maps are passed
 // over (the readers that use it skip what they cannot read).

@@ -156,14 +156,8 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 			return st, fmt.Errorf("attribute lastReconcile: %w", err)
 		}
 	}
-	if l, ok := item["owned"].(*types.AttributeValueMemberL); ok {
-		for i, v := range l.Value {
-			sv, isS := v.(*types.AttributeValueMemberS)
-			if !isS {
-				return st, fmt.Errorf("owned[%d] is %T, want a string", i, v)
-			}
-			st.Owned = append(st.Owned, sv.Value)
-		}
+	if st.Owned, err = listStrings(item, "owned"); err != nil {
+		return st, err
 	}
 	if seen, ok, err := getS(item, "seen"); err != nil {
 		return st, err
@@ -210,14 +204,8 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	if st.KeyUser, _, err = getS(item, "keyUser"); err != nil {
 		return st, err
 	}
-	if l, ok := item["lateSent"].(*types.AttributeValueMemberL); ok {
-		for i, v := range l.Value {
-			sv, isS := v.(*types.AttributeValueMemberS)
-			if !isS {
-				return st, fmt.Errorf("lateSent[%d] is %T, want a string", i, v)
-			}
-			st.LateSent = append(st.LateSent, sv.Value)
-		}
+	if st.LateSent, err = listStrings(item, "lateSent"); err != nil {
+		return st, err
 	}
 	if l, ok := item["ownSaves"].(*types.AttributeValueMemberL); ok {
 		for i, v := range l.Value {
