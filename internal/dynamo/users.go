@@ -159,15 +159,12 @@ func (s *Store) AllUsers(ctx context.Context) ([]ipguard.User, error) {
 }
 
 func encodeUser(u ipguard.User) map[string]types.AttributeValue {
-	ips := make([]types.AttributeValue, len(u.Entries))
-	for i, e := range u.Entries {
-		ips[i] = str(e)
-	}
+	ips := strList(u.Entries)
 	item := map[string]types.AttributeValue{
 		"pk":         str(userPrefix + u.ID),
 		"id":         str(u.ID),
 		"email":      str(u.Email),
-		"allowedIps": &types.AttributeValueMemberL{Value: ips},
+		"allowedIps": ips,
 		"createdAt":  str(u.CreatedAt.UTC().Format(time.RFC3339)),
 		"updatedAt":  str(u.UpdatedAt.UTC().Format(time.RFC3339)),
 	}

@@ -25,8 +25,7 @@ func janeFrom(at time.Time, ip, country, city string) devportal.LoginEvent {
 // reasons, explained, and the e-mail says so.
 func TestBehaviourLearnThenImpossibleTravel(t *testing.T) {
 	ctx := context.Background()
-	s := deploy(t)
-	onboardJane(t, s)
+	s := deployWithJane(t)
 	now := time.Now()
 	var history []devportal.LoginEvent
 	for d := 20; d >= 1; d-- {
