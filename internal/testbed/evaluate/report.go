@@ -165,7 +165,7 @@ func (r Report) Table() string {
 	b.WriteString("| messages people received (per 100 users a week) | count | per 100 users a week |\n|---|---:|---:|\n")
 	fmt.Fprintf(&b, "| all messages | %d | %.1f |\n", r.Messages, r.per100Week(r.Messages))
 	fmt.Fprintf(&b, "| **false alerts** (messages carrying no takeover) | %d | **%.1f** |\n", r.FalseMessages, r.FalsePer100Week())
-	fmt.Fprintf(&b, "| digests (reports, not alerts) | %d | %.1f |\n\n", r.Digests, r.per100Week(r.Digests))
+	fmt.Fprintf(&b, "| digests (reports, not alerts; sent by the real clock's DIGEST_HOUR, so a simulation sees at most one) | %d | – |\n\n", r.Digests)
 	b.WriteString("| false findings carried in messages, by finding kind | count | per 100 users a week |\n|---|---:|---:|\n")
 	for _, k := range sortedKeys(r.FalseByKind) {
 		fmt.Fprintf(&b, "| %s | %d | %.1f |\n", k, r.FalseByKind[k], r.per100Week(r.FalseByKind[k]))
