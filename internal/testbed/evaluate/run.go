@@ -166,10 +166,12 @@ func Run(ctx context.Context, pop *Population, o RunOptions) (out Outcome, err e
 	stack.Portal.AddLoginEvents(portalEvents(pop, pop.LearnUntil, pop.End)...)
 	seen := len(stack.Published())
 
-	// The schedule's runs. A run whose period holds no login is left out:
-	// it would read nothing new (its overlap only what the run before
-	// judged) and move only the checkpoint, so the next run's window
-	// starts earlier but holds the same logins the scheduled one would.
+	// The schedule's runs. A run whose period holds no login is left out
+	// (unless EveryRun): it would read nothing new and move only the
+	// checkpoint, so the next run's window starts earlier but holds the
+	// same new logins the scheduled one would; only what its overlap
+	// re-reads (AUDIT_OVERLAP before the checkpoint: logins already judged)
+	// may differ.
 	busy := map[int64]bool{}
 	for _, e := range pop.Events {
 		if !e.Date.Before(pop.LearnUntil) {
