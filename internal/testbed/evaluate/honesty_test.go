@@ -75,8 +75,7 @@ func TestHonestyCheckCatchesLies(t *testing.T) {
 	p = Generate(Options{Seed: Seed, People: SmallPeople, Start: start})
 	for _, a := range p.Attacks {
 		if a.Pair[0] >= 0 {
-			p.Events[a.Pair[0]].Date = p.Events[a.Pair[1]].Date.Add(30 * 24 * time.Hour)
-			p.Events[a.Pair[0]].Date = p.End.Add(-time.Minute)
+			p.Events[a.Pair[0]].Date = p.Events[a.Pair[1]].Date.Add(2 * 24 * time.Hour)
 			break
 		}
 	}

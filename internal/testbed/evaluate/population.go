@@ -401,7 +401,7 @@ func weekend(t time.Time) bool { return t.Weekday() == time.Saturday || t.Weekda
 func (g *gen) routine() {
 	for i := range g.p.People {
 		p := &g.p.People[i]
-		// A new laptop from a random day of the audited part (5 % of the
+		// A new laptop from a random day of the audited part (12 % of the
 		// people with an office).
 		var laptopFrom time.Time
 		if p.Office != (City{}) && g.r.IntN(100) < 12 {
