@@ -80,6 +80,6 @@ func TestHonestyCheckCatchesLies(t *testing.T) {
 		}
 	}
 	if len(p.CheckHonesty()) == 0 {
-		t.Error("a planted pair weeks apart passed the honesty check")
+		t.Error("a planted pair two days apart passed the honesty check")
 	}
 }
