@@ -116,7 +116,7 @@ invoke:
 # users a week. make test runs 40 people and holds the defaults to the goal
 # (TestDetectionQualityMeetsTheGoal).
 EVALUATE_ARGS ?=
-evaluate: check-tools
+evaluate:
 	$(GO) run ./cmd/evaluate $(EVALUATE_ARGS)
 
 ## clean: remove build/
