@@ -22,7 +22,7 @@ func newAudit(events ...ipguard.LoginEvent) (*Service, *fakeSource, *fakeStore, 
 	pub := &fakePublisher{}
 	return &Service{Source: src, Store: st, Publisher: pub, Leases: st, Now: func() time.Time { return t0.Add(16 * time.Minute) },
 		Settings: Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 24 * time.Hour,
-			Policy: Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}}}, src, st, pub
+			Policy: Policy{UnknownUsers: UnknownAlert, FailedLoginThreshold: 5}}}, src, st, pub
 }
 
 func at(id int64, user string, action int, ip string, d time.Duration) ipguard.LoginEvent {
