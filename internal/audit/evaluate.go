@@ -80,7 +80,7 @@ type Finding struct {
 	// unknown_user or unverifiable_ip).
 	FailedAttempts int `json:"failedAttempts,omitempty"`
 	// Cause says, for coverage_lost, why logins were not evaluated
-	// (second_unread, second_partly_read, plan_fallback, unreadable_rows,
+	// (second_unread, plan_fallback, unreadable_rows,
 	// clock_skew); Count is how many (UpTo: at most that many), FirstAt and
 	// Date the span of login dates concerned.
 	Cause    string          `json:"cause,omitempty"`
