@@ -75,6 +75,24 @@ type Piece struct {
 	// Declared reports whether a login came through one of its user's own
 	// allowlist entries (for a failed login: of the account it targeted).
 	Declared func(ipguard.LoginEvent) bool
+	// Entry returns the entry a login came through when Declared says it
+	// did (ok false otherwise): with the entry's declared place (#21 §4),
+	// which the hook uses instead of the portal's GeoIP. Optional (nil:
+	// no entry known beyond Declared).
+	Entry func(ipguard.LoginEvent) (DeclaredEntry, bool)
+}
+
+// DeclaredEntry is one of a user's allowlist entries as onboarded: what a
+// login through it says about where it came from.
+type DeclaredEntry struct {
+	// Entry is the canonical entry ("" when only the allowlist history
+	// knows it: a removed or expired entry, whose place is not kept).
+	Entry string
+	// Place is the entry's declared place as stored ("" none: the
+	// portal's GeoIP; "anywhere": its exits move; a city or "lat,lon").
+	Place string
+	// Note is the entry's note ("office"), for messages.
+	Note string
 }
 
 // Behaviour judges each piece's logins by each user's learned normal
@@ -110,6 +128,37 @@ func (a *Allowlists) Declared(ev ipguard.LoginEvent) bool {
 		ul, _ = a.target(ev)
 	}
 	return ul != nil && ul.allows(addr, ev.Date)
+}
+
+// DeclaredEntry returns the entry of its user's allowlist that ev came
+// through at ev's time (as Declared decides it), the narrowest when several
+// hold the address; ok false when Declared is false.
+func (a *Allowlists) DeclaredEntry(ev ipguard.LoginEvent) (DeclaredEntry, bool) {
+	addr, ok := allowlist.ParseLoginIP(ev.IP)
+	if !ok {
+		return DeclaredEntry{}, false
+	}
+	ul := a.users[ipguard.CanonicalUserID(ev.UserID)]
+	if ul == nil && ev.IsFailedLogin() {
+		ul, _ = a.target(ev)
+	}
+	if ul == nil || !ul.allows(addr, ev.Date) {
+		return DeclaredEntry{}, false
+	}
+	var best *entryInfo
+	for i := range ul.info {
+		x := &ul.info[i]
+		if !x.entry.IPRange().Contains(addr) || (!x.until.IsZero() && !ev.Date.Before(x.until)) || (!x.from.IsZero() && ev.Date.Before(x.from)) {
+			continue
+		}
+		if best == nil || x.size.Cmp(best.size) < 0 {
+			best = x
+		}
+	}
+	if best == nil {
+		return DeclaredEntry{}, true
+	}
+	return best.DeclaredEntry, true
 }
 
 // writeReasons adds a behaviour finding's reasons and explanation to its

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"math/big"
 	"net/netip"
 	"sort"
 	"strings"
@@ -223,6 +224,17 @@ type userList struct {
 	// offboardedAt, when set, says the user has no stored record since then:
 	// the list is what the history says the user had before.
 	offboardedAt time.Time
+	// info are the current entries with what they were onboarded with
+	// (DeclaredEntry), each counting in [from, until).
+	info []entryInfo
+}
+
+// entryInfo is one current entry of a user for Allowlists.DeclaredEntry.
+type entryInfo struct {
+	DeclaredEntry
+	entry       allowlist.Entry
+	size        *big.Int
+	from, until time.Time
 }
 
 // timedEntry is entries that count for logins dated in [from, until): a
@@ -306,6 +318,7 @@ func (a *Allowlists) buildWith(u ipguard.User, h ipguard.AllowlistHistory) *user
 		}
 		return es, true
 	}
+	var info []entryInfo
 	since := map[string]time.Time{} // current entries: when they started counting
 	for _, sp := range h.Spans {
 		if sp.Until.IsZero() && !sp.From.IsZero() {
@@ -320,6 +333,11 @@ func (a *Allowlists) buildWith(u ipguard.User, h ipguard.AllowlistHistory) *user
 		var until time.Time
 		if d, ok := u.Details[raw]; ok && !d.ExpiresAt.IsZero() {
 			until = d.ExpiresAt
+		}
+		for _, e := range es {
+			d := u.Details[raw]
+			info = append(info, entryInfo{DeclaredEntry: DeclaredEntry{Entry: raw, Place: d.Place, Note: d.Note},
+				entry: e, size: e.NumAddresses(), from: since[raw], until: until})
 		}
 		if from := since[raw]; !from.IsZero() || !until.IsZero() {
 			addTimed(from, until, es)
@@ -342,7 +360,7 @@ func (a *Allowlists) buildWith(u ipguard.User, h ipguard.AllowlistHistory) *user
 			addTimed(time.Time{}, x.ExpiresAt, es)
 		}
 	}
-	ul := &userList{id: u.ID, email: u.Email, set: allowlist.NewSet(entries)}
+	ul := &userList{id: u.ID, email: u.Email, set: allowlist.NewSet(entries), info: info}
 	if ul.email == "" {
 		ul.email = h.Email
 	}

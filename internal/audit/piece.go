@@ -94,7 +94,7 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	})
 	findings = append(findings, p.ev.Bursts()...)
 	if s.Behaviour != nil {
-		findings, err = s.Behaviour.Judge(ctx, Piece{Events: good, Done: done, Final: final, Backfill: r.backfill, Declared: p.lists.Declared}, findings)
+		findings, err = s.Behaviour.Judge(ctx, Piece{Events: good, Done: done, Final: final, Backfill: r.backfill, Declared: p.lists.Declared, Entry: p.lists.DeclaredEntry}, findings)
 		if err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: judge behaviour: %w", err)
 		}

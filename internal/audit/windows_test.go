@@ -45,14 +45,14 @@ func (d *daySource) LoginEvents(_ context.Context, from time.Time, start, count 
 	return out, nil
 }
 
-// recordingPublisher keeps the findings of every message.
-type recordingPublisher struct {
+// dayPublisher keeps the findings of every message.
+type dayPublisher struct {
 	mu sync.Mutex
 	fs []audit.Finding
 	n  int
 }
 
-func (p *recordingPublisher) Publish(_ context.Context, a ipguard.Alert) (string, error) {
+func (p *dayPublisher) Publish(_ context.Context, a ipguard.Alert) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var pl audit.Payload
@@ -216,9 +216,9 @@ func TestADayGivesTheSameFindingsInRunsAndInOneBackfill(t *testing.T) {
 func auditDayBothWays(t *testing.T, newStores func(t *testing.T) stores) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	evs, _, planted, victims := dayOfLogins(day)
-	newService := func(now *time.Time) (*audit.Service, *recordingPublisher) {
+	newService := func(now *time.Time) (*audit.Service, *dayPublisher) {
 		st := newStores(t)
-		pub := &recordingPublisher{}
+		pub := &dayPublisher{}
 		s := &audit.Service{Source: &daySource{evs: evs}, Store: st.audit, Publisher: pub, Leases: st.leases,
 			Now: func() time.Time { return *now },
 			Settings: audit.Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 48 * time.Hour,

@@ -58,6 +58,11 @@ type Sighting struct {
 	City     string    `json:"city,omitempty"`
 	IP       string    `json:"ip,omitempty"`
 	Declared bool      `json:"declared,omitempty"` // through one of the user's allowlist entries
+	// Entry, Note and Place: the entry a declared login came through, its
+	// note and its declared place (#21 §4; Place "" means the portal's GeoIP).
+	Entry string `json:"entry,omitempty"`
+	Note  string `json:"note,omitempty"`
+	Place string `json:"place,omitempty"`
 }
 
 // Login is what the rules see of one successful login.
@@ -72,6 +77,45 @@ type Login struct {
 	Browser  string
 	Platform string
 	Declared bool // through one of the user's own allowlist entries
+	// Entry, EntryNote and EntryPlace: the entry a Declared login came
+	// through as onboarded; EntryPlace, when set, is used instead of the
+	// portal's GeoIP ("anywhere": the login has no place for travel).
+	Entry      string
+	EntryNote  string
+	EntryPlace string
+	// Who names the user in messages (the portal's name or login).
+	Who string
+}
+
+// declaredPlace is the place the login's entry declares, if any.
+func (l Login) declaredPlace() (DeclaredPlace, bool) {
+	if !l.Declared {
+		return DeclaredPlace{}, false
+	}
+	return storedPlace(l.EntryPlace)
+}
+
+// travelUsable: the login has a place travel may compare (its entry's
+// declared place, else the portal's country for a whole address) and did
+// not come through an entry whose place is "anywhere".
+func (l Login) travelUsable() bool {
+	if dp, ok := l.declaredPlace(); ok {
+		return l.Whole && !dp.Anywhere
+	}
+	return l.placeUsable()
+}
+
+// sighting is the login's place and time as a baseline keeps it.
+func (l Login) sighting() Sighting {
+	s := Sighting{EventID: l.EventID, At: l.At, Country: clip(strings.TrimSpace(l.Country)),
+		City: clip(strings.TrimSpace(l.City)), IP: clip(l.IP), Declared: l.Declared}
+	if l.Declared {
+		s.Entry, s.Note = clip(l.Entry), clip(l.EntryNote)
+		if dp, ok := l.declaredPlace(); ok {
+			s.Place = dp.Canonical
+		}
+	}
+	return s
 }
 
 // placeUsable: the login's country can be trusted (the portal gave one,
@@ -213,14 +257,13 @@ func (b *Baseline) Learn(l Login) bool {
 		if upsert(&b.Countries, countryKey(l.Country), clip(strings.TrimSpace(l.Country)), l.At, MaxCountries) {
 			changed = true
 		}
-		if b.Last == nil || l.At.After(b.Last.At) {
-			if b.Last == nil {
-				b.Last = new(Sighting)
-			}
-			*b.Last = Sighting{EventID: l.EventID, At: l.At, Country: clip(strings.TrimSpace(l.Country)),
-				City: clip(strings.TrimSpace(l.City)), IP: clip(l.IP), Declared: l.Declared}
-			changed = true
-		}
+	}
+	// Last: the newest login travel may compare with ("anywhere" entries
+	// leave no sighting; a declared place counts without a GeoIP country).
+	if l.travelUsable() && (b.Last == nil || l.At.After(b.Last.At)) {
+		sg := l.sighting()
+		b.Last = &sg
+		changed = true
 	}
 	if k := DeviceKey(l.Browser, l.Platform); k != "" {
 		if upsert(&b.Devices, k, clip(DeviceName(l.Browser, l.Platform)), l.At, MaxDevices) {

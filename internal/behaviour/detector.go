@@ -161,7 +161,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 	}
 	for _, ev := range logins {
-		l := loginOf(*ev, p.Declared)
+		l := loginOf(*ev, p.Declared, p.Entry)
 		if l.Whole {
 			if strings.TrimSpace(l.Country) == "" {
 				d.geo.WithoutCountry++
@@ -199,13 +199,11 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 			learning = start.Learning(l.At, d.Settings.minLogins(), d.Settings.minDays())
 		}
 		v := judgeWith(&e.b, prev, l, d.Settings, newInRun, learning)
-		if l.placeUsable() {
-			if ref.prev == nil {
-				ref.prev = new(Sighting)
-			}
-			*ref.prev = Sighting{EventID: l.EventID, At: l.At, Country: l.Country, City: l.City, IP: l.IP, Declared: l.Declared}
+		if l.travelUsable() {
+			sg := l.sighting()
+			ref.prev = &sg
 			if newInRun && ref.oldest == nil {
-				s, c := *ref.prev, *ev // copies: the piece's events are not kept
+				s, c := sg, *ev // copies: the piece's events are not kept
 				ref.oldest, ref.oldEv = &s, &c
 			}
 		}
@@ -221,7 +219,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		fs = append(fs, d.newFinding(*ev, v))
 	}
-	fs = d.judgeSuccessors(logins, fs, p.Declared)
+	fs = d.judgeSuccessors(logins, fs, p.Declared, p.Entry)
 	if d.Settings.on(RulePasswordSpray) {
 		d.spray.add(p.Events, p.Declared)
 		// Periods are decided oldest first, once the run read them all (a
@@ -258,7 +256,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 // piece's newest login with a place: a backfill read in pieces finds the
 // same impossible pair as short runs do. A finding on a login already
 // alerted is dropped by the audit as alerted.
-func (d *Detector) judgeSuccessors(logins []*ipguard.LoginEvent, fs []audit.Finding, declared func(ipguard.LoginEvent) bool) []audit.Finding {
+func (d *Detector) judgeSuccessors(logins []*ipguard.LoginEvent, fs []audit.Finding, declared func(ipguard.LoginEvent) bool, entry func(ipguard.LoginEvent) (audit.DeclaredEntry, bool)) []audit.Finding {
 	if !d.Settings.on(RuleImpossibleTravel) {
 		return fs
 	}
@@ -273,7 +271,7 @@ func (d *Detector) judgeSuccessors(logins []*ipguard.LoginEvent, fs []audit.Find
 			continue
 		}
 		done[id] = true
-		next := loginOf(*ref.nextEv, declared)
+		next := loginOf(*ref.nextEv, declared, entry)
 		only := d.Settings
 		only.Rules = []string{RuleImpossibleTravel}
 		v := judgeWith(&Baseline{}, ref.prev, next, only, false, true)
@@ -376,11 +374,30 @@ func successfulLogins(evs []ipguard.LoginEvent) []*ipguard.LoginEvent {
 	return out
 }
 
-func loginOf(ev ipguard.LoginEvent, declared func(ipguard.LoginEvent) bool) Login {
+// loginOf is what the rules see of ev; entry (optional) gives the entry a
+// declared login came through, with its declared place.
+func loginOf(ev ipguard.LoginEvent, declared func(ipguard.LoginEvent) bool, entry func(ipguard.LoginEvent) (audit.DeclaredEntry, bool)) Login {
 	_, whole := allowlist.ParseLoginIP(ev.IP)
-	return Login{EventID: ev.ID, UserID: ipguard.CanonicalUserID(ev.UserID), At: ev.Date, IP: ev.IP, Whole: whole,
+	l := Login{EventID: ev.ID, UserID: ipguard.CanonicalUserID(ev.UserID), At: ev.Date, IP: ev.IP, Whole: whole,
 		Country: ev.Country, City: ev.City, Browser: ev.Browser, Platform: ev.Platform,
-		Declared: whole && declared != nil && declared(ev)}
+		Declared: whole && declared != nil && declared(ev), Who: who(ev)}
+	if l.Declared && entry != nil {
+		if de, ok := entry(ev); ok {
+			l.Entry, l.EntryNote, l.EntryPlace = de.Entry, de.Note, de.Place
+		}
+	}
+	return l
+}
+
+// who names a login's user in messages: the portal's name, else the login
+// typed, else the id (messages make it safe when they show it).
+func who(ev ipguard.LoginEvent) string {
+	for _, s := range []string{ev.User, ev.Login, ev.UserID} {
+		if s = strings.TrimSpace(s); s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // merge adds a verdict to the allowlist finding of the same login: the kind

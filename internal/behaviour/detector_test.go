@@ -67,7 +67,8 @@ func TestDetectorMergesIntoTheLoginsFindingAndAddsOthers(t *testing.T) {
 	st := newMemStore()
 	d := &Detector{Store: st}
 	// alice: Berlin, then São Paulo 40 minutes later from outside her allowlist.
-	// bob: Berlin, then New York 1 hour later from his own entry (declared: nothing).
+	// bob: Berlin, then New York 1 hour later from his own entry: a declared
+	// login is a place and a time too (#21 §4), so travel is found.
 	// carol: Berlin, then New York 1 hour later from an allowed address: a new finding.
 	evs := []ipguard.LoginEvent{
 		success(1, "alice", 0, "198.51.100.7", "Germany", "Berlin"), success(2, "alice", 40*time.Minute, "198.51.100.8", "Brazil", "São Paulo"),
@@ -76,9 +77,13 @@ func TestDetectorMergesIntoTheLoginsFindingAndAddsOthers(t *testing.T) {
 	}
 	allow := audit.Finding{EventID: 2, UserID: "alice", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, Reason: "outside the allowlist"}
 	fs := judge(t, d, piece(evs...), allow)
-	if len(fs) != 2 {
+	if len(fs) != 3 {
 		t.Fatalf("findings %+v", fs)
 	}
+	if b := fs[1]; b.EventID != 4 || b.Kind != audit.KindImpossibleTravel || !strings.Contains(b.Reasons[0].Text, "through one of the user's own allowlist entries") {
+		t.Errorf("bob %+v", b)
+	}
+	fs = append(fs[:1], fs[2:]...)
 	a := fs[0]
 	if a.Kind != audit.KindIPNotAllowed || a.Severity != audit.SeverityHigh || len(a.Reasons) != 2 || a.Reasons[0].Kind != audit.KindIPNotAllowed ||
 		a.Reasons[1].Kind != audit.KindImpossibleTravel || a.NotMessaged {

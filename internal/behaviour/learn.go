@@ -173,7 +173,7 @@ func (l *Learner) Learn(ctx context.Context, req LearnRequest) (LearnResult, err
 			}
 			switch {
 			case ev.IsSuccessfulLogin() && ipguard.CanonicalUserID(ev.UserID) != "":
-				lg := loginOf(ev, lists.Declared)
+				lg := loginOf(ev, lists.Declared, lists.DeclaredEntry)
 				if lg.Whole {
 					if strings.TrimSpace(lg.Country) == "" {
 						geo.WithoutCountry++
@@ -312,8 +312,9 @@ func (l *Learner) dryRun(ids []string, byUser map[string][]Login, fails []ipguar
 				count(r.Kind, r.Severity, id)
 			}
 			b.Learn(lg)
-			if lg.placeUsable() {
-				prev = &Sighting{EventID: lg.EventID, At: lg.At, Country: lg.Country, City: lg.City, Declared: lg.Declared}
+			if lg.travelUsable() {
+				sg := lg.sighting()
+				prev = &sg
 			}
 		}
 	}

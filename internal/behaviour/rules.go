@@ -134,9 +134,15 @@ type Verdict struct {
 //     learned (MinLogins logins or MinDays days).
 //   - new_device: a browser family and platform it does not have, once learned.
 //
-// A login through one of the user's own entries (Declared), with an empty
-// country, or from an address that is not whole (IPv6 cut by the portal)
-// raises no place finding (impossible_travel, new_country).
+// A login with an empty country or from an address that is not whole (IPv6
+// cut by the portal) raises no place finding (impossible_travel,
+// new_country). A login through one of the user's own entries (Declared)
+// raises no new_country, but it is a place and a time (#21 §4,
+// WHERE-ISSUES-MEET §5): its entry's declared place (Login.EntryPlace),
+// else the portal's GeoIP; travel compares it with its predecessor like any
+// login, and the reason says which of the two came through a declared
+// entry. An entry whose place is "anywhere" gives no place: such a login is
+// left out of travel.
 func Judge(b *Baseline, prev *Sighting, l Login, s Settings) Verdict {
 	return judgeWith(b, prev, l, s, true, b.Learning(l.At, s.minLogins(), s.minDays()))
 }
@@ -148,9 +154,15 @@ func judgeWith(b *Baseline, prev *Sighting, l Login, s Settings, novelty, learni
 	var v Verdict
 	var what []string
 	place := l.placeUsable() && !l.Declared
-	if place && s.on(RuleImpossibleTravel) && prev != nil && prev.EventID != l.EventID {
-		here, there := Locate(l.Country, l.City), Locate(prev.Country, prev.City)
-		if here.Known() && there.Known() {
+	// Travel pairs two logins: a declared one is compared too (#21 §4: the
+	// shared-office takeover), at its entry's declared place when it has one.
+	if l.travelUsable() && s.on(RuleImpossibleTravel) && prev != nil && prev.EventID != l.EventID {
+		hs, ts := sideOfLogin(l), sideOfSighting(prev)
+		here, there := hs.place, ts.place
+		// Two logins through the same declared entry are one network the
+		// user declared: its GeoIP moving is not the user moving.
+		same := l.Declared && prev.Declared && ((l.Entry != "" && l.Entry == prev.Entry) || l.IP == prev.IP)
+		if here.Known() && there.Known() && !same {
 			least, about := Apart(here, there)
 			gap := l.At.Sub(prev.At)
 			if gap < 0 {
@@ -161,14 +173,9 @@ func judgeWith(b *Baseline, prev *Sighting, l Login, s Settings, novelty, learni
 				if l.At.Before(prev.At) {
 					order = "before"
 				}
-				via := ""
-				if prev.Declared {
-					via = " (through one of the user's own allowlist entries)"
-				}
-				text := fmt.Sprintf("login from %s %s %s a login from %s%s, about %s km apart: faster than %s km/h",
-					placeName(here, l.Country), ago(gap), order, placeName(there, prev.Country), via, km(about), km(MaxSpeedKmh))
+				text := travelText(ts, hs, about, gap, l.Who)
 				v.Reasons = append(v.Reasons, audit.Reason{Kind: RuleImpossibleTravel, Severity: Severity[RuleImpossibleTravel], Text: text})
-				what = append(what, fmt.Sprintf("the last login was from %s%s %s %s, about %s km away", placeName(there, prev.Country), via, ago(gap), earlierLater(order), km(about)))
+				what = append(what, fmt.Sprintf("the last login was %s %s %s, about %s km away", ts.where(), ago(gap), earlierLater(order), km(about)))
 			}
 		}
 	}
@@ -185,7 +192,7 @@ func judgeWith(b *Baseline, prev *Sighting, l Login, s Settings, novelty, learni
 	if len(v.Reasons) > 0 {
 		// Travel without a new country: say where this login came from first.
 		if v.Reasons[0].Kind == RuleImpossibleTravel && !strings.HasPrefix(what[0], "first login from") {
-			what = append([]string{"login from " + placeName(Locate(l.Country, l.City), l.Country)}, what...)
+			what = append([]string{"login " + sideOfLogin(l).where()}, what...)
 		}
 		v.Explanation = strings.Join(what, "; ") + ". " + b.Normal()
 	}

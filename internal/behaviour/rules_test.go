@@ -79,7 +79,10 @@ func TestRules(t *testing.T) {
 			return b
 		}(), nil, brazil, nil, "new_country"},
 		{"Berlin then São Paulo 12 hours later is possible", learned(), berlinAt(-12 * time.Hour), brazil, []string{RuleImpossibleTravel}, ""},
-		{"a declared entry raises no place finding", learned(), berlinAt(-40 * time.Minute), declared, nil, ""},
+		{"a declared entry raises no new_country, but travel pairs it with the login before (#21 §4)", learned(), berlinAt(-40 * time.Minute), declared, nil, "impossible_travel"},
+		{"a declared entry raises nothing by itself", learned(), nil, declared, nil, ""},
+		{"two logins through the same declared entry are not travel (GeoIP of one network moving)", learned(),
+			&Sighting{EventID: 99, At: t0.Add(-40 * time.Minute), Country: "Germany", City: "Berlin", IP: "203.0.113.9", Declared: true}, declared, nil, ""},
 		{"an empty country raises no place finding", learned(), berlinAt(-40 * time.Minute), noCountry, nil, ""},
 		{"a cut IPv6 address raises no place finding", learned(), berlinAt(-40 * time.Minute), cut, nil, ""},
 		{"Berlin then Paris 10 minutes later is too close to judge", learned(), berlinAt(-10 * time.Minute), paris, []string{RuleImpossibleTravel}, ""},

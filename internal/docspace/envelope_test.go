@@ -2,7 +2,6 @@ package docspace_test
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -180,13 +179,7 @@ func TestEnvelopeDecoding(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-				if tt.contentType != "" {
-					w.Header().Set("Content-Type", tt.contentType)
-				}
-				w.WriteHeader(tt.status)
-				_, _ = w.Write([]byte(tt.body))
-			})
+			s := newServer(t, answer(tt.status, tt.contentType, tt.body))
 			list, err := newClient(t, s.URL, nil).IPRestrictions(context.Background())
 			if tt.wantStatus == 0 {
 				if err != nil {

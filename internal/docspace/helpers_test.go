@@ -47,6 +47,18 @@ type server struct {
 	hits atomic.Int32
 }
 
+// answer answers every request with status and body, and the Content-Type
+// contentType unless it is empty.
+func answer(status int, contentType, body string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if contentType != "" {
+			w.Header().Set("Content-Type", contentType)
+		}
+		w.WriteHeader(status)
+		_, _ = w.Write([]byte(body))
+	}
+}
+
 func newServer(t *testing.T, h http.HandlerFunc) *server {
 	t.Helper()
 	s := &server{}

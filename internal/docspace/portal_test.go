@@ -339,6 +339,15 @@ func TestEndAllSessions(t *testing.T) {
 
 func TestAllowlistChanges(t *testing.T) {
 	since := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+	// restrictionChanges is n IP-restriction changes (6094), one a second
+	// from since.
+	restrictionChanges := func(n int) []devportal.AuditEvent {
+		evs := make([]devportal.AuditEvent, n)
+		for i := range evs {
+			evs[i] = devportal.AuditEvent{ActionID: 6094, Date: since.Add(time.Duration(i) * time.Second)}
+		}
+		return evs
+	}
 	tests := []struct {
 		name         string
 		setup        func(t *testing.T, p *devportal.Portal, c *docspace.Client)
@@ -398,17 +407,13 @@ func TestAllowlistChanges(t *testing.T) {
 			wantN: 1, wantComplete: false},
 		{name: "plan fallback with 20 matching events: incomplete",
 			setup: func(t *testing.T, p *devportal.Portal, c *docspace.Client) {
-				for i := 0; i < 30; i++ {
-					p.AddAuditEvents(devportal.AuditEvent{ActionID: 6094, Date: since.Add(time.Duration(i) * time.Second)})
-				}
+				p.AddAuditEvents(restrictionChanges(30)...)
 				p.SetPlanFallback(true)
 			},
 			wantN: 20, wantComplete: false},
 		{name: "exactly 20 changes without fallback: complete",
 			setup: func(t *testing.T, p *devportal.Portal, c *docspace.Client) {
-				for i := 0; i < 20; i++ {
-					p.AddAuditEvents(devportal.AuditEvent{ActionID: 6094, Date: since.Add(time.Duration(i) * time.Second)})
-				}
+				p.AddAuditEvents(restrictionChanges(20)...)
 			},
 			wantN: 20, wantComplete: true},
 		{name: "older portal without the audit trail",

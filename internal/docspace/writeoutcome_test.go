@@ -31,13 +31,7 @@ func TestPeople404IsUserGoneOnlyWhenTheAPISaysSo(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := newServer(t, func(w http.ResponseWriter, r *http.Request) {
-				if tt.ct != "" {
-					w.Header().Set("Content-Type", tt.ct)
-				}
-				w.WriteHeader(http.StatusNotFound)
-				_, _ = w.Write([]byte(tt.body))
-			})
+			s := newServer(t, answer(http.StatusNotFound, tt.ct, tt.body))
 			_, err := newClient(t, s.URL, nil).User(context.Background(), "5f1e6a2b-0d3c-4e5f-8a9b-999999999999")
 			if got := errors.Is(err, docspace.ErrUserNotFound); got != tt.gone {
 				t.Fatalf("ErrUserNotFound = %v, want %v (err %v)", got, tt.gone, err)

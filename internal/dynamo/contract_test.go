@@ -96,8 +96,14 @@ func freshStores(db *dynamodb.Client) func(t *testing.T) *dynamo.Store {
 	return func(t *testing.T) *dynamo.Store {
 		t.Helper()
 		n++
-		table := fmt.Sprintf("contract-%d", n)
-		localaws.TableT(t, db, table)
-		return dynamo.New(db, table)
+		return tableStore(t, db, fmt.Sprintf("contract-%d", n))
 	}
+}
+
+// tableStore creates the table named table on db, shaped as DEVELOPERS.md
+// describes, and returns a Store over it.
+func tableStore(t *testing.T, db *dynamodb.Client, table string) *dynamo.Store {
+	t.Helper()
+	localaws.TableT(t, db, table)
+	return dynamo.New(db, table)
 }

@@ -213,6 +213,56 @@ func key(pk string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{"pk": str(pk)}
 }
 
+// listAttr is the list attribute of xs, each element encoded by enc; an
+// empty list (never a null one) when xs is empty.
+func listAttr[T any](xs []T, enc func(T) types.AttributeValue) *types.AttributeValueMemberL {
+	l := make([]types.AttributeValue, len(xs))
+	for i, x := range xs {
+		l[i] = enc(x)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+// strList is the list attribute of the strings xs.
+func strList(xs []string) *types.AttributeValueMemberL {
+	return listAttr(xs, func(s string) types.AttributeValue { return str(s) })
+}
+
+// listStrings is the strings of the list attribute name: none when it is
+// absent or not a list; an error naming the element that is not a string.
+func listStrings(item map[string]types.AttributeValue, name string) ([]string, error) {
+	l, ok := item[name].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil, nil
+	}
+	var out []string
+	for i, v := range l.Value {
+		sv, isS := v.(*types.AttributeValueMemberS)
+		if !isS {
+			return nil, fmt.Errorf("%s[%d] is %T, want a string", name, i, v)
+		}
+		out = append(out, sv.Value)
+	}
+	return out, nil
+}
+
+// listMaps is the map elements of the list attribute name, in order: none
+// when it is absent or not a list; elements that are not maps are passed
+// over (the readers that use it skip what they cannot read).
+func listMaps(item map[string]types.AttributeValue, name string) []map[string]types.AttributeValue {
+	l, ok := item[name].(*types.AttributeValueMemberL)
+	if !ok {
+		return nil
+	}
+	var out []map[string]types.AttributeValue
+	for _, v := range l.Value {
+		if m, ok := v.(*types.AttributeValueMemberM); ok {
+			out = append(out, m.Value)
+		}
+	}
+	return out
+}
+
 // getS returns the string attribute name of item; ok is false if absent.
 func getS(item map[string]types.AttributeValue, name string) (string, bool, error) {
 	v, ok := item[name]

@@ -17,7 +17,6 @@ import (
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
 	"ipguard/internal/onboard"
-	"ipguard/internal/testbed/localaws"
 )
 
 // The store is what the domain packages ask for.
@@ -38,8 +37,7 @@ func TestStore(t *testing.T) {
 		t.Helper()
 		n++
 		table := fmt.Sprintf("allowlist-%d", n)
-		localaws.TableT(t, db, table)
-		return dynamo.New(db, table), table
+		return tableStore(t, db, table), table
 	}
 
 	t.Run("PutUser then GetUser returns the same user", func(t *testing.T) {

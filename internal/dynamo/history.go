@@ -81,13 +81,12 @@ func (s *Store) RecordHistory(ctx context.Context, userID, email string, added, 
 		})
 		h.Spans = h.Spans[:maxHistorySpans]
 	}
-	spans := make([]types.AttributeValue, len(h.Spans))
-	for i, sp := range h.Spans {
-		spans[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+	spans := listAttr(h.Spans, func(sp ipguard.EntrySpan) types.AttributeValue {
+		return &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
 			"e": str(sp.Entry), "from": num(unixOrZero(sp.From)), "until": num(unixOrZero(sp.Until))}}
-	}
+	})
 	item := map[string]types.AttributeValue{
-		"pk": str(historyPrefix + userID), "spans": &types.AttributeValueMemberL{Value: spans},
+		"pk": str(historyPrefix + userID), "spans": spans,
 		"expiresAt": num(at.Add(keep).Unix()),
 	}
 	if h.Email != "" {
@@ -142,18 +141,10 @@ func decodeHistory(id string, item map[string]types.AttributeValue) ipguard.Allo
 	if v, ok, err := getN(item, "offboardedAt"); ok && err == nil && v > 0 {
 		h.OffboardedAt = time.Unix(v, 0).UTC()
 	}
-	l, _ := item["spans"].(*types.AttributeValueMemberL)
-	if l == nil {
-		return h
-	}
-	for _, v := range l.Value {
-		m, ok := v.(*types.AttributeValueMemberM)
-		if !ok {
-			continue
-		}
-		e, ok1, _ := getS(m.Value, "e")
-		from, _, err1 := getN(m.Value, "from")
-		until, _, err2 := getN(m.Value, "until")
+	for _, m := range listMaps(item, "spans") {
+		e, ok1, _ := getS(m, "e")
+		from, _, err1 := getN(m, "from")
+		until, _, err2 := getN(m, "until")
 		if !ok1 || err1 != nil || err2 != nil {
 			continue
 		}

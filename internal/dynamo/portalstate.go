@@ -61,22 +61,13 @@ func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 // BumpVersion moves (callers bump it concurrently). Applied never goes
 // down: a slower writer with an older Applied leaves the newer one.
 func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) error {
-	owned := make([]types.AttributeValue, len(st.Owned))
-	for i, a := range st.Owned {
-		owned[i] = str(a)
-	}
+	owned := strList(st.Owned)
 	lastReconcile := ""
 	if !st.LastReconcile.IsZero() {
 		lastReconcile = st.LastReconcile.UTC().Format(time.RFC3339Nano)
 	}
-	saves := make([]types.AttributeValue, len(st.OwnSaves))
-	for i, t := range st.OwnSaves {
-		saves[i] = str(t.UTC().Format(time.RFC3339Nano))
-	}
-	late := make([]types.AttributeValue, len(st.LateSent))
-	for i, h := range st.LateSent {
-		late[i] = str(h)
-	}
+	saves := listAttr(st.OwnSaves, func(t time.Time) types.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) })
+	late := strList(st.LateSent)
 	sentAt := ""
 	if !st.SentAt.IsZero() {
 		sentAt = st.SentAt.UTC().Format(time.RFC3339Nano)
@@ -92,14 +83,14 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			"sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, ownSaves = :saves, keyUser = :keyUser, lateSent = :late, alertsDue = :due REMOVE lastSeen"),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":a": num(st.Applied), ":owned": &types.AttributeValueMemberL{Value: owned},
+			":a": num(st.Applied), ":owned": owned,
 			":seen": str(encodeSent(st.LastSeen, nil)), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(st.Pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
 			":lockout": str(st.LockoutNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
 			":sent": str(encodeSent(st.Sent, st.SentAdded)), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
-			":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":saves": &types.AttributeValueMemberL{Value: saves},
-			":keyUser": str(st.KeyUser), ":late": &types.AttributeValueMemberL{Value: late},
+			":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":saves": saves,
+			":keyUser": str(st.KeyUser), ":late": late,
 			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
 		},
 	}
@@ -165,14 +156,8 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 			return st, fmt.Errorf("attribute lastReconcile: %w", err)
 		}
 	}
-	if l, ok := item["owned"].(*types.AttributeValueMemberL); ok {
-		for i, v := range l.Value {
-			sv, isS := v.(*types.AttributeValueMemberS)
-			if !isS {
-				return st, fmt.Errorf("owned[%d] is %T, want a string", i, v)
-			}
-			st.Owned = append(st.Owned, sv.Value)
-		}
+	if st.Owned, err = listStrings(item, "owned"); err != nil {
+		return st, err
 	}
 	if seen, ok, err := getS(item, "seen"); err != nil {
 		return st, err
@@ -219,14 +204,8 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	if st.KeyUser, _, err = getS(item, "keyUser"); err != nil {
 		return st, err
 	}
-	if l, ok := item["lateSent"].(*types.AttributeValueMemberL); ok {
-		for i, v := range l.Value {
-			sv, isS := v.(*types.AttributeValueMemberS)
-			if !isS {
-				return st, fmt.Errorf("lateSent[%d] is %T, want a string", i, v)
-			}
-			st.LateSent = append(st.LateSent, sv.Value)
-		}
+	if st.LateSent, err = listStrings(item, "lateSent"); err != nil {
+		return st, err
 	}
 	if l, ok := item["ownSaves"].(*types.AttributeValueMemberL); ok {
 		for i, v := range l.Value {

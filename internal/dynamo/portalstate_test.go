@@ -5,15 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/testbed/localaws"
 )
 
 func TestDesiredStateItems(t *testing.T) {
-	db := motoDB(t)
-	localaws.TableT(t, db, "desired")
-	s := dynamo.New(db, "desired")
+	s := tableStore(t, motoDB(t), "desired")
 	ctx := context.Background()
 	exp := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)
 

@@ -43,17 +43,11 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 		times[name] = t.UTC()
 	}
 	p.Until = times["until"]
-	if l, ok := out.Item["memory"].(*types.AttributeValueMemberL); ok {
-		for _, v := range l.Value {
-			m, ok := v.(*types.AttributeValueMemberM)
-			if !ok {
-				continue
-			}
-			since, ok1, err1 := getN(m.Value, "since")
-			keep, ok2, err2 := getN(m.Value, "keepSeconds")
-			if ok1 && ok2 && err1 == nil && err2 == nil {
-				p.Memory = append(p.Memory, ipguard.RetentionSince{Since: time.Unix(since, 0).UTC(), Keep: time.Duration(keep) * time.Second})
-			}
+	for _, m := range listMaps(out.Item, "memory") {
+		since, ok1, err1 := getN(m, "since")
+		keep, ok2, err2 := getN(m, "keepSeconds")
+		if ok1 && ok2 && err1 == nil && err2 == nil {
+			p.Memory = append(p.Memory, ipguard.RetentionSince{Since: time.Unix(since, 0).UTC(), Keep: time.Duration(keep) * time.Second})
 		}
 	}
 	if b, ok := times["cursorBelow"]; ok {
@@ -79,12 +73,10 @@ func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error 
 		"updatedAt": str(time.Now().UTC().Format(time.RFC3339)),
 	}
 	if len(p.Memory) > 0 {
-		l := make([]types.AttributeValue, len(p.Memory))
-		for i, m := range p.Memory {
-			l[i] = &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
+		item["memory"] = listAttr(p.Memory, func(m ipguard.RetentionSince) types.AttributeValue {
+			return &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{
 				"since": num(m.Since.Unix()), "keepSeconds": num(int64(m.Keep / time.Second))}}
-		}
-		item["memory"] = &types.AttributeValueMemberL{Value: l}
+		})
 	}
 	if c := p.Cursor; c != nil {
 		item["cursorFrom"] = str(c.From.UTC().Format(time.RFC3339Nano))

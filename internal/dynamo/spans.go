@@ -92,19 +92,11 @@ type storedSpan struct {
 }
 
 func decodeSpans(item map[string]types.AttributeValue) []storedSpan {
-	l, ok := item["spans"].(*types.AttributeValueMemberL)
-	if !ok {
-		return nil
-	}
 	var out []storedSpan
-	for _, v := range l.Value {
-		m, ok := v.(*types.AttributeValueMemberM)
-		if !ok {
-			continue
-		}
-		from, ok1, err1 := getN(m.Value, "from")
-		to, ok2, err2 := getN(m.Value, "to")
-		exp, ok3, err3 := getN(m.Value, "expiresAt")
+	for _, m := range listMaps(item, "spans") {
+		from, ok1, err1 := getN(m, "from")
+		to, ok2, err2 := getN(m, "to")
+		exp, ok3, err3 := getN(m, "expiresAt")
 		if !ok1 || !ok2 || !ok3 || err1 != nil || err2 != nil || err3 != nil {
 			continue
 		}

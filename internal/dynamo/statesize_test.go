@@ -8,10 +8,8 @@ import (
 	"time"
 
 	"ipguard/internal/config"
-	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
-	"ipguard/internal/testbed/localaws"
 )
 
 // TestPortalStateHoldsTheLargestAllowedList: the portal state is one
@@ -20,9 +18,7 @@ import (
 // (the largest state there can be), a reconcile must still be able to store
 // it; otherwise every reconcile fails past some size, blaming the table.
 func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
-	db := motoDB(t)
-	localaws.TableT(t, db, "statesize")
-	s := dynamo.New(db, "statesize")
+	s := tableStore(t, motoDB(t), "statesize")
 
 	n := config.MaxPortalEntries
 	st := ipguard.PortalState{Reconciled: true, LastEnabled: true, Pending: strings.Repeat("p", 1000), LockoutNotice: strings.Repeat("l", 1000),

@@ -159,15 +159,12 @@ func (s *Store) AllUsers(ctx context.Context) ([]ipguard.User, error) {
 }
 
 func encodeUser(u ipguard.User) map[string]types.AttributeValue {
-	ips := make([]types.AttributeValue, len(u.Entries))
-	for i, e := range u.Entries {
-		ips[i] = str(e)
-	}
+	ips := strList(u.Entries)
 	item := map[string]types.AttributeValue{
 		"pk":         str(userPrefix + u.ID),
 		"id":         str(u.ID),
 		"email":      str(u.Email),
-		"allowedIps": &types.AttributeValueMemberL{Value: ips},
+		"allowedIps": ips,
 		"createdAt":  str(u.CreatedAt.UTC().Format(time.RFC3339)),
 		"updatedAt":  str(u.UpdatedAt.UTC().Format(time.RFC3339)),
 	}
@@ -176,10 +173,14 @@ func encodeUser(u ipguard.User) map[string]types.AttributeValue {
 	}
 	details := map[string]types.AttributeValue{}
 	for e, d := range u.Details {
-		if d.ExpiresAt.IsZero() && d.Note == "" {
+		if d.ExpiresAt.IsZero() && d.Note == "" && d.Place == "" {
 			continue
 		}
-		details[e] = encodeDetail(d.ExpiresAt, d.Note)
+		m := encodeDetail(d.ExpiresAt, d.Note)
+		if d.Place != "" {
+			m.Value["place"] = str(d.Place) // the declared place (#21 §4); items before it have none
+		}
+		details[e] = m
 	}
 	if len(details) > 0 {
 		item["entryDetails"] = &types.AttributeValueMemberM{Value: details}
@@ -280,7 +281,12 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 			if err != nil {
 				return ipguard.User{}, fmt.Errorf("item %s: entryDetails[%s]: %w", pk, e, err)
 			}
-			u.Details[e] = ipguard.EntryDetail{ExpiresAt: exp, Note: note}
+			// place is optional: items written before #21 §4 have none.
+			place, _, err := getS(dv.(*types.AttributeValueMemberM).Value, "place")
+			if err != nil {
+				return ipguard.User{}, fmt.Errorf("item %s: entryDetails[%s]: %w", pk, e, err)
+			}
+			u.Details[e] = ipguard.EntryDetail{ExpiresAt: exp, Note: note, Place: place}
 		}
 	}
 	if v, ok := item["expired"]; ok {

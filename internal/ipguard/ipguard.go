@@ -111,10 +111,14 @@ type AuditCursor struct {
 }
 
 // EntryDetail is the optional part of an allowlist entry: a time-bound
-// exception ("travel mode") expires at ExpiresAt (zero: never); Note says why.
+// exception ("travel mode") expires at ExpiresAt (zero: never); Note says why;
+// Place, when set, is where logins through the entry come from (#21 §4: a
+// city of the place table, "lat,lon", or "anywhere"; canonical, as package
+// behaviour's ParsePlace returns it). The portal never gets Note or Place.
 type EntryDetail struct {
 	ExpiresAt time.Time
 	Note      string
+	Place     string
 }
 
 // ExpiredEntry is a time-bound entry whose time ran out.

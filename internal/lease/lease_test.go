@@ -19,13 +19,20 @@ func TestFakeBackendKeepsTheContract(t *testing.T) {
 	leasetest.BackendContract(t, func(*testing.T) lease.Backend { return newMem() })
 }
 
-func TestAcquireRelease(t *testing.T) {
-	b := newMem()
-	ctx := context.Background()
-	h, err := lease.Acquire(ctx, b, "portal", lease.Options{})
+// mustAcquire takes the lease name on b, failing the test if it cannot.
+func mustAcquire(t *testing.T, b lease.Backend, name string, o lease.Options) *lease.Held {
+	t.Helper()
+	h, err := lease.Acquire(context.Background(), b, name, o)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return h
+}
+
+func TestAcquireRelease(t *testing.T) {
+	b := newMem()
+	ctx := context.Background()
+	h := mustAcquire(t, b, "portal", lease.Options{})
 	if _, err := lease.Acquire(ctx, b, "portal", lease.Options{}); ipguard.ErrorCode(err) != ipguard.EConflict {
 		t.Fatalf("second Acquire err = %v, want EConflict", err)
 	}
@@ -55,9 +62,7 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 	b := newMem()
 	now := time.Now()
 	clock := func() time.Time { return now }
-	if _, err := lease.Acquire(context.Background(), b, "x", lease.Options{Duration: time.Minute, Now: clock}); err != nil {
-		t.Fatal(err)
-	}
+	mustAcquire(t, b, "x", lease.Options{Duration: time.Minute, Now: clock})
 	now = now.Add(2 * time.Minute) // the holder crashed; its lease ran out
 	if _, err := lease.Acquire(context.Background(), b, "x", lease.Options{Now: clock}); err != nil {
 		t.Fatalf("expired lease not taken over: %v", err)
@@ -67,10 +72,7 @@ func TestExpiredLeaseIsTakenOver(t *testing.T) {
 func TestWaitsForRelease(t *testing.T) {
 	b := newMem()
 	ctx := context.Background()
-	h, err := lease.Acquire(ctx, b, "x", lease.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	h := mustAcquire(t, b, "x", lease.Options{})
 	go func() {
 		time.Sleep(50 * time.Millisecond)
 		h.Release(ctx)
@@ -133,9 +135,7 @@ func (c ctxBackend) TryAcquireLease(ctx context.Context, name, owner string, unt
 
 func TestWaitIntoTheDeadlineIsAConflict(t *testing.T) {
 	b := ctxBackend{newMem()}
-	if _, err := lease.Acquire(context.Background(), b, "x", lease.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	mustAcquire(t, b, "x", lease.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 80*time.Millisecond)
 	defer cancel()
 	frozen := time.Now()
@@ -148,9 +148,7 @@ func TestWaitIntoTheDeadlineIsAConflict(t *testing.T) {
 
 func TestCancelledWaitReturnsTheContextError(t *testing.T) {
 	b := newMem()
-	if _, err := lease.Acquire(context.Background(), b, "x", lease.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	mustAcquire(t, b, "x", lease.Options{})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(30*time.Millisecond, cancel)
 	if _, err := lease.Acquire(ctx, b, "x", lease.Options{Wait: time.Hour}); !errors.Is(err, context.Canceled) {

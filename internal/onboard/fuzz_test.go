@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"ipguard/internal/allowlist"
+	"ipguard/internal/behaviour"
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
@@ -28,6 +29,8 @@ func FuzzOnboardRequest(f *testing.F) {
 		`{"id":"u1","email":"a@example.com","allowedIps":["::/80"]}`,
 		`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.1","note":"\u202eliam"}]}`,
 		`{"id":"u\u200b1","email":"a@example.com","allowedIps":["203.0.113.1"]}`,
+		`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.0/24","note":"office","place":"Berlin"},{"ip":"198.51.100.0/24","place":"anywhere"}]}`,
+		`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.1","place":"52.52,13.405"},{"ip":"203.0.113.2","place":"91,0"}]}`,
 		`[]`, `null`, `"x"`, `{"action":"nope"}`, `{"action":"preview","days":3}`,
 	} {
 		f.Add([]byte(s))
@@ -65,6 +68,14 @@ func FuzzOnboardRequest(f *testing.F) {
 		for id, u := range e.st.users {
 			if _, err := allowlist.ParseStored(u.Entries); err != nil {
 				t.Fatalf("%q stored user %q with an entry that does not parse: %v", payload, id, err)
+			}
+			for ip, d := range u.Details {
+				if d.Place == "" {
+					continue
+				}
+				if p, err := behaviour.ParsePlace(d.Place); err != nil || p.Canonical != d.Place {
+					t.Fatalf("%q stored the place %q of %s, not canonical", payload, d.Place, ip)
+				}
 			}
 			for _, ip := range u.Entries {
 				if en, err := allowlist.ParseEntry(ip, allowlist.Limits{MinPrefixV4: 1, MinPrefixV6: 1}); err != nil || en.String() != ip {

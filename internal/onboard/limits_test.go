@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"ipguard/internal/behaviour"
 )
 
 // Every cap says the same thing in the same words, and the README says the
@@ -31,6 +33,7 @@ func TestLimitMessagesAgreeWithEachOtherAndTheREADME(t *testing.T) {
 		{"id", `{"id":"` + long[:MaxIDLength+1] + `","email":"a@example.com","allowedIps":["203.0.113.1"]}`, fmt.Sprintf("is %d bytes long; at most %d are allowed", MaxIDLength+1, MaxIDLength), ""},
 		{"email", `{"id":"u1","email":"` + long[:MaxEmailLength-11] + `@example.com","allowedIps":["203.0.113.1"]}`, fmt.Sprintf("bytes long; at most %d are allowed", MaxEmailLength), ""},
 		{"note", `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.1","note":"` + long + `"}]}`, fmt.Sprintf("is 300 bytes long; at most %d are allowed", MaxNoteLength), ""},
+		{"place", `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.1","place":"` + long + `"}]}`, fmt.Sprintf("is 300 bytes long; at most %d are allowed", behaviour.MaxPlaceLength), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,8 +53,8 @@ func TestLimitMessagesAgreeWithEachOtherAndTheREADME(t *testing.T) {
 	}
 	for _, want := range []string{
 		"more than 100 entries",
-		fmt.Sprintf("`id` %d, `email` %d, each entry %d, `note` %d, `expiresAt` %d, `action` %d bytes",
-			MaxIDLength, MaxEmailLength, MaxEntryLength, MaxNoteLength, MaxTimeLength, MaxActionLength),
+		fmt.Sprintf("`id` %d, `email` %d, each entry %d, `note` %d, `place` %d, `expiresAt` %d, `action` %d bytes",
+			MaxIDLength, MaxEmailLength, MaxEntryLength, MaxNoteLength, behaviour.MaxPlaceLength, MaxTimeLength, MaxActionLength),
 	} {
 		if !strings.Contains(strings.Join(strings.Fields(string(readme)), " "), want) {
 			t.Errorf("README does not say %q", want)

@@ -12,11 +12,13 @@ import (
 	"fmt"
 	"io"
 	"net/mail"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
 
 	"ipguard/internal/allowlist"
+	"ipguard/internal/behaviour"
 	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
@@ -49,11 +51,17 @@ const (
 )
 
 // EntryInput is one entry of a request: a string as the seed sends it, or
-// the object {"ip", "expiresAt", "note"} of a time-bound exception.
+// the object {"ip", "expiresAt", "note", "place"} of a time-bound exception
+// or of an entry with a declared place.
 type EntryInput struct {
 	IP        string
 	ExpiresAt time.Time // zero: no expiry
 	Note      string
+	// Place (optional, #21 §4) is where logins through the entry come
+	// from, canonical (behaviour.ParsePlace): a city of the place table,
+	// "lat,lon" or "anywhere". It is stored with the entry and never sent
+	// to the portal.
+	Place string
 }
 
 // Request is one invocation as the caller sent it, before validation of the
@@ -89,7 +97,7 @@ var knownFields = []string{"action", "id", "userId", "email", "allowedIps", "day
 // DecodeRequest reads an invocation payload (invoked directly, or the detail
 // of an EventBridge event):
 //
-//	{"id": "...", "email": "...", "allowedIps": ["...", {"ip": "...", "expiresAt": "RFC3339", "note": "..."}]}
+//	{"id": "...", "email": "...", "allowedIps": ["...", {"ip": "...", "expiresAt": "RFC3339", "note": "...", "place": "Berlin"}]}
 //	{"action": "add"|"remove", "id": "...", "allowedIps": [...]}
 //	{"action": "offboard"|"get", "id": "..."}
 //	(replace, add, remove and offboard also take "requestedAt": RFC 3339)
@@ -192,7 +200,7 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal(raw, &items); err != nil {
-		return Request{}, ipguard.Invalid("allowedIps", string(raw), "must be a list of strings or {\"ip\", \"expiresAt\", \"note\"} objects")
+		return Request{}, ipguard.Invalid("allowedIps", string(raw), "must be a list of strings or {\"ip\", \"expiresAt\", \"note\", \"place\"} objects")
 	}
 	if len(items) > MaxListLength {
 		// The same words as every other entry cap: a user holds at most 100.
@@ -210,6 +218,9 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 		if r.Action == ActionRemove && e.Note != "" {
 			return Request{}, ipguard.Invalid(field+".note", e.Note, "makes no sense for action remove (name the entry only)")
 		}
+		if r.Action == ActionRemove && e.Place != "" {
+			return Request{}, ipguard.Invalid(field+".place", e.Place, "makes no sense for action remove (name the entry only)")
+		}
 		r.AllowedIPs = append(r.AllowedIPs, e)
 	}
 	return r, nil
@@ -222,7 +233,7 @@ func actionName(a string) string {
 	return a
 }
 
-// decodeEntry reads one entry: a string, or {"ip", "expiresAt", "note"}.
+// decodeEntry reads one entry: a string, or {"ip", "expiresAt", "note", "place"}.
 func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 	t := bytes.TrimSpace(item)
 	if len(t) > 0 && t[0] == '"' {
@@ -231,15 +242,15 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 	}
 	props, err := objectProps(item, field)
 	if err != nil {
-		return EntryInput{}, ipguard.Invalid(field, string(item), "must be a string or an object {\"ip\", \"expiresAt\", \"note\"}")
+		return EntryInput{}, ipguard.Invalid(field, string(item), "must be a string or an object {\"ip\", \"expiresAt\", \"note\", \"place\"}")
 	}
-	obj, err := byKnownName(props, []string{"ip", "expiresAt", "note"}, field+".")
+	obj, err := byKnownName(props, entryFields, field+".")
 	if err != nil {
 		return EntryInput{}, err
 	}
 	for _, p := range props {
-		if !strings.EqualFold(p.name, "ip") && !strings.EqualFold(p.name, "expiresAt") && !strings.EqualFold(p.name, "note") {
-			return EntryInput{}, ipguard.Invalid(field+"."+p.name, "", "is not a field of an entry (ip, expiresAt, note)")
+		if !slices.ContainsFunc(entryFields, func(f string) bool { return strings.EqualFold(p.name, f) }) {
+			return EntryInput{}, ipguard.Invalid(field+"."+p.name, "", "is not a field of an entry (ip, expiresAt, note, place)")
 		}
 	}
 	var e EntryInput
@@ -257,6 +268,9 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 			return EntryInput{}, ipguard.Invalid(field+".note", e.Note, "must not contain control, invisible or bidi characters (%U)", r)
 		}
 	}
+	if e.Place, err = decodePlace(obj, field); err != nil {
+		return EntryInput{}, err
+	}
 	exp, err := optionalString(obj, "expiresAt", MaxTimeLength)
 	if err != nil {
 		return EntryInput{}, prefixField(err, field+".")
@@ -273,6 +287,33 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 		e.ExpiresAt = t.UTC().Truncate(time.Second) // DynamoDB keeps seconds
 	}
 	return e, nil
+}
+
+// entryFields are the fields of an entry object.
+var entryFields = []string{"ip", "expiresAt", "note", "place"}
+
+// decodePlace reads an entry's optional "place" and returns its canonical
+// text (see behaviour.ParsePlace); a place that is not one is EInvalid
+// naming "<field>.place" and the value.
+func decodePlace(obj map[string]json.RawMessage, field string) (string, error) {
+	raw, ok := obj["place"]
+	if !ok || string(raw) == "null" {
+		return "", nil
+	}
+	s, err := str(raw, field+".place", behaviour.MaxPlaceLength)
+	if err != nil {
+		return "", err
+	}
+	for _, r := range s {
+		if humantext.Unsafe(r) {
+			return "", ipguard.Invalid(field+".place", s, "must not contain control, invisible or bidi characters (%U)", r)
+		}
+	}
+	p, err := behaviour.ParsePlace(s)
+	if err != nil {
+		return "", ipguard.Invalid(field+".place", s, "%v", err)
+	}
+	return p.Canonical, nil
 }
 
 func prefixField(err error, prefix string) error {

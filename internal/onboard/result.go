@@ -103,6 +103,8 @@ type EntryView struct {
 	Entry     string `json:"entry"`
 	ExpiresAt string `json:"expiresAt,omitempty"`
 	Note      string `json:"note,omitempty"`
+	// Place is the entry's declared place (#21 §4), when it has one.
+	Place string `json:"place,omitempty"`
 	// State: "on portal", "partly on portal", "not on portal", "not pushed", "expired".
 	State     string   `json:"state"`
 	Reason    string   `json:"reason,omitempty"`
@@ -213,7 +215,7 @@ func (s *Service) userView(r userAndPortal, now time.Time) *UserView {
 // count), "on portal", "partly on portal" or "not on portal", with the
 // reason when any address is missing and which addresses the tool owns.
 func (s *Service) entryView(userID, raw string, d ipguard.EntryDetail, st ipguard.PortalState, plain, admin map[string]bool, now time.Time) EntryView {
-	ev := EntryView{Entry: raw, ExpiresAt: fmtTime(d.ExpiresAt), Note: d.Note}
+	ev := EntryView{Entry: raw, ExpiresAt: fmtTime(d.ExpiresAt), Note: d.Note, Place: d.Place}
 	if !d.ExpiresAt.IsZero() && !now.Before(d.ExpiresAt) {
 		ev.State, ev.Reason = "expired", "expired at "+fmtTime(d.ExpiresAt)+"; the next reconcile removes it from the portal"
 		return ev

@@ -207,12 +207,12 @@ func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[st
 		}
 		one, _ := allowlist.ParseList("allowedIps", []string{e.IP}, s.Rules.Limits)
 		key := one[0].String()
-		d := ipguard.EntryDetail{ExpiresAt: e.ExpiresAt, Note: e.Note}
+		d := ipguard.EntryDetail{ExpiresAt: e.ExpiresAt, Note: e.Note, Place: e.Place}
 		// The same entry twice (in any spelling) is merged only when both
-		// say the same: otherwise which expiry or note is meant is a guess.
+		// say the same: otherwise which expiry, note or place is meant is a guess.
 		if j, dup := first[key]; dup {
 			if d != details[key] {
-				return nil, nil, ipguard.Invalid("allowedIps["+strconv.Itoa(i)+"]", e.IP, "is the same entry as allowedIps[%d] (%s) with a different expiresAt or note; send it once", j, key)
+				return nil, nil, ipguard.Invalid("allowedIps["+strconv.Itoa(i)+"]", e.IP, "is the same entry as allowedIps[%d] (%s) with a different expiresAt, note or place; send it once", j, key)
 			}
 			continue
 		}

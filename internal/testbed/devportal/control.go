@@ -2,6 +2,7 @@ package devportal
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,62 +84,55 @@ func (p *Portal) serveControl(w http.ResponseWriter, r *http.Request) {
 		list, enable := p.Restrictions()
 		writeJSON(w, http.StatusOK, restrictionsJSON{IPRestrictions: list, Enable: enable})
 	case "PUT /_dev/restrictions":
-		var in restrictionsJSON
-		if decodeControl(w, r, &in) {
+		applyControl(w, r, func(in restrictionsJSON) error {
 			p.SetRestrictions(in.IPRestrictions, in.Enable)
-			w.WriteHeader(http.StatusNoContent)
-		}
+			return nil
+		})
 	case "POST /_dev/faults":
-		var in faultJSON
-		if decodeControl(w, r, &in) {
+		applyControl(w, r, func(in faultJSON) error {
 			p.InjectFault(Fault{
 				Method: in.Method, Path: in.Path, Times: in.Times, Status: in.Status,
 				RetryAfter: in.RetryAfter, Delay: time.Duration(in.DelayMS) * time.Millisecond,
 				Body: in.Body, Malformed: in.Malformed, NoResponse: in.NoResponse,
 				ApplyLate: time.Duration(in.ApplyLateMS) * time.Millisecond,
 			})
-			w.WriteHeader(http.StatusNoContent)
-		}
+			return nil
+		})
 	case "DELETE /_dev/faults":
 		p.ClearFaults()
 		w.WriteHeader(http.StatusNoContent)
 	case "PUT /_dev/ties":
-		var in struct {
+		applyControl(w, r, func(in struct {
 			Shuffle bool `json:"shuffle"`
-		}
-		if decodeControl(w, r, &in) {
+		}) error {
 			p.SetTieShuffle(in.Shuffle)
-			w.WriteHeader(http.StatusNoContent)
-		}
+			return nil
+		})
 	case "PUT /_dev/storm":
-		var in struct {
+		applyControl(w, r, func(in struct {
 			Rows     int `json:"rows"`
 			Requests int `json:"requests"`
-		}
-		if decodeControl(w, r, &in) {
+		}) error {
 			p.SetStorm(in.Rows, in.Requests)
-			w.WriteHeader(http.StatusNoContent)
-		}
+			return nil
+		})
 	case "PUT /_dev/fallback":
-		var in struct {
+		applyControl(w, r, func(in struct {
 			On bool `json:"on"`
-		}
-		if decodeControl(w, r, &in) {
+		}) error {
 			p.SetPlanFallback(in.On)
-			w.WriteHeader(http.StatusNoContent)
-		}
+			return nil
+		})
 	case "PUT /_dev/timezone":
-		var in struct {
+		applyControl(w, r, func(in struct {
 			OffsetMinutes int `json:"offsetMinutes"`
-		}
-		if decodeControl(w, r, &in) {
+		}) error {
 			if in.OffsetMinutes < -14*60 || in.OffsetMinutes > 14*60 {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "offsetMinutes must be within ±840"})
-				return
+				return errors.New("offsetMinutes must be within ±840")
 			}
 			p.SetTimeZone(time.Duration(in.OffsetMinutes) * time.Minute)
-			w.WriteHeader(http.StatusNoContent)
-		}
+			return nil
+		})
 	case "GET /_dev/requests":
 		writeJSON(w, http.StatusOK, p.Requests())
 	case "DELETE /_dev/requests":
@@ -147,14 +141,7 @@ func (p *Portal) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "GET /_dev/users":
 		writeJSON(w, http.StatusOK, p.Users())
 	case "PUT /_dev/users":
-		var in []User
-		if decodeControl(w, r, &in) {
-			if err := p.PutUsers(in...); err != nil {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
-				return
-			}
-			w.WriteHeader(http.StatusNoContent)
-		}
+		applyControl(w, r, func(in []User) error { return p.PutUsers(in...) })
 	case "GET /_dev/keys":
 		keys := p.Keys()
 		for i := range keys {
@@ -164,27 +151,25 @@ func (p *Portal) serveControl(w http.ResponseWriter, r *http.Request) {
 	case "PUT /_dev/keys":
 		p.controlPutKey(w, r)
 	case "PUT /_dev/endpoints":
-		var in struct {
+		applyControl(w, r, func(in struct {
 			KeysSelf    *bool `json:"keysSelf"`
 			AuditEvents *bool `json:"auditEvents"`
-		}
-		if decodeControl(w, r, &in) {
+		}) error {
 			if in.KeysSelf != nil {
 				p.SetKeysSelfAvailable(*in.KeysSelf)
 			}
 			if in.AuditEvents != nil {
 				p.SetAuditTrailAvailable(*in.AuditEvents)
 			}
-			w.WriteHeader(http.StatusNoContent)
-		}
+			return nil
+		})
 	case "PUT /_dev/clock":
-		var in struct {
+		applyControl(w, r, func(in struct {
 			SkewSeconds int64 `json:"skewSeconds"`
-		}
-		if decodeControl(w, r, &in) {
+		}) error {
 			p.SetClockSkew(time.Duration(in.SkewSeconds) * time.Second)
-			w.WriteHeader(http.StatusNoContent)
-		}
+			return nil
+		})
 	case "POST /_dev/auditevents":
 		var evs []AuditEvent
 		if decodeControl(w, r, &evs) {
@@ -219,6 +204,21 @@ func (p *Portal) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no control endpoint %s %s", r.Method, r.URL.Path)})
 	}
+}
+
+// applyControl decodes the JSON body as a T and hands it to apply: 204 when
+// apply succeeds, 400 naming its error when it refuses, 400 naming the
+// decode error (apply not called) when the body is not a T.
+func applyControl[T any](w http.ResponseWriter, r *http.Request, apply func(T) error) {
+	var in T
+	if !decodeControl(w, r, &in) {
+		return
+	}
+	if err := apply(in); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // decodeControl decodes the JSON body into v, or answers 400 and returns false.

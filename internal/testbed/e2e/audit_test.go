@@ -25,6 +25,14 @@ const (
 // mailQuiet is how long the mailbox must stay empty to count as drained.
 const mailQuiet = 300 * time.Millisecond
 
+// deployWithJane is a deployed stack with Jane onboarded (see onboardJane).
+func deployWithJane(t *testing.T) *localdeploy.Stack {
+	t.Helper()
+	s := deploy(t)
+	onboardJane(t, s)
+	return s
+}
+
 // onboardJane onboards Jane (203.0.113.10 and 198.51.100.0/28) through the
 // real onboarding function.
 func onboardJane(t testing.TB, s *localdeploy.Stack) {
@@ -47,8 +55,7 @@ func janeLogin(at time.Time, ip string) devportal.LoginEvent {
 
 func TestAuditAlertsOnceOnEveryProtocol(t *testing.T) {
 	ctx := context.Background()
-	s := deploy(t)
-	onboardJane(t, s)
+	s := deployWithJane(t)
 	fn := startFunction(t, "audit", s.FunctionEnv())
 
 	now := time.Now()
@@ -113,8 +120,7 @@ func TestAuditAlertsOnceOnEveryProtocol(t *testing.T) {
 
 func TestAuditWithPortalDownFailsAndNextRunAlertsTheMissedLogins(t *testing.T) {
 	ctx := context.Background()
-	s := deploy(t)
-	onboardJane(t, s)
+	s := deployWithJane(t)
 	fn := startFunction(t, "audit", s.FunctionEnv("AUDIT_DEADLINE_MARGIN=1s"))
 
 	var first audit.Result // an ordinary run with nothing to report sets the checkpoint

@@ -14,8 +14,7 @@ import (
 // ending "complete": false at its deadline margin with its pieces kept;
 // every violation is alerted exactly once.
 func TestAuditBacklogClearsOverShortInvocations(t *testing.T) {
-	s := deploy(t)
-	onboardJane(t, s)
+	s := deployWithJane(t)
 	end := time.Now().UTC().Truncate(time.Second).Add(-time.Minute)
 	evs := make([]devportal.LoginEvent, 6000)
 	for i := range evs {

@@ -13,8 +13,7 @@ import (
 // violating login's session once, before alerting, and says so; a bad mode
 // is a ConfigurationError naming the variable.
 func TestAuditEndsTheViolatingSession(t *testing.T) {
-	s := deploy(t)
-	onboardJane(t, s)
+	s := deployWithJane(t)
 	fn := startFunction(t, "audit", s.FunctionEnv("ENFORCEMENT_MODE=end-session"))
 	now := time.Now()
 	ids := s.Portal.AddLoginEvents(janeLogin(now.Add(-2*time.Minute), "203.0.113.10"), janeLogin(now.Add(-time.Minute), "192.0.2.77"))

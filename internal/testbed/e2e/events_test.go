@@ -43,6 +43,15 @@ var samples = map[string]sample{
 		}
 		assertOnPortal(t, s, "203.0.113.10", "198.51.100.77")
 	}},
+	// Declared places (#21 §4): stored canonical with their entries, never sent to the portal.
+	"onboard-place.json": {check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
+		storedAsSent(func(ev map[string]any) map[string]any { return ev })(t, s, event, result)
+		u, _, _ := s.Store.GetUser(context.Background(), sampleUser)
+		if u.Details["203.0.113.0/28"].Place != "Berlin, DE" || u.Details["198.51.100.20"].Place != "48.1374,11.5755" || u.Details["192.0.2.0/28"].Place != "anywhere" {
+			t.Errorf("places stored as %+v", u.Details)
+		}
+		assertOnPortal(t, s, "203.0.113.0", "198.51.100.20", "192.0.2.0")
+	}},
 	"onboard-add.json": {before: "onboard-direct.json", check: func(t *testing.T, s *localdeploy.Stack, event, result map[string]any) {
 		assertResult(t, result, "add", "applied")
 		u, _, _ := s.Store.GetUser(context.Background(), sampleUser)

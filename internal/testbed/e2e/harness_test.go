@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,7 +130,7 @@ func deploy(t testing.TB) *localdeploy.Stack {
 type function struct {
 	name string
 	emu  *localaws.Emulator
-	log  *syncBuffer
+	log  *localaws.LogBuffer
 }
 
 // startFunction runs the named bootstrap ("onboard" or "audit") under the
@@ -147,7 +146,7 @@ func startFunction(t testing.TB, name string, env []string) *function {
 func startFunctionTimeout(t testing.TB, name string, env []string, seconds string) *function {
 	t.Helper()
 	needSetup(t)
-	f := &function{name: name, log: &syncBuffer{}}
+	f := &function{name: name, log: &localaws.LogBuffer{}}
 	env = append(append([]string(nil), env...), "AWS_LAMBDA_FUNCTION_TIMEOUT="+seconds)
 	e, err := localaws.StartEmulator(context.Background(), bootstraps[name], env, f.log)
 	if err != nil {
@@ -234,22 +233,4 @@ func without(env []string, key string) []string {
 		}
 	}
 	return out
-}
-
-// syncBuffer is an io.Writer safe to read while the emulator writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

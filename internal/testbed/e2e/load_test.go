@@ -63,7 +63,7 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 	}
 	fns := make([]*function, c)
 	for i := range fns {
-		f := &function{name: "onboard", log: &syncBuffer{}}
+		f := &function{name: "onboard", log: &localaws.LogBuffer{}}
 		e, err := localaws.StartEmulator(context.Background(), bootstrap, append(env, "AWS_LAMBDA_FUNCTION_TIMEOUT=60"), f.log)
 		if err != nil {
 			t.Fatalf("start emulator %d: %v", i, err)

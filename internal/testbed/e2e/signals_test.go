@@ -181,8 +181,7 @@ func TestRunsAndStatusCountConfirmedSubscribers(t *testing.T) {
 // refused call reads the secret again and is sent again with the new key.
 func TestRotatedKeyNeverFailsACall(t *testing.T) {
 	ctx := context.Background()
-	s := deploy(t)
-	onboardJane(t, s)
+	s := deployWithJane(t)
 	fn := startFunction(t, "audit", s.FunctionEnv("SECRET_CACHE_TTL=1h", "LOG_LEVEL=info"))
 	fn.invoke(t, scheduledEvent(time.Now())).result(t, new(map[string]any)) // caches the key
 
@@ -232,8 +231,7 @@ func TestOnboardMalformedJSONIsRejectedNamingThePosition(t *testing.T) {
 // onboarding function leaves the rotation's cursor in its own item, so the
 // next sync (any container, after any cold start) goes on from there.
 func TestSyncKeepsTheUsersLeftRotationInTheTable(t *testing.T) {
-	s := deploy(t)
-	onboardJane(t, s)
+	s := deployWithJane(t)
 	fn := startFunction(t, "onboard", s.FunctionEnv("SYNC_SCHEDULE=rate(15 minutes)"))
 	var res map[string]any
 	fn.invoke(t, map[string]any{"action": "sync"}).result(t, &res)

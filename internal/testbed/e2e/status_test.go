@@ -10,8 +10,7 @@ import (
 )
 
 func TestStatusAnswersWithoutAuditing(t *testing.T) {
-	s := deploy(t)
-	onboardJane(t, s)
+	s := deployWithJane(t)
 	fn := startFunction(t, "audit", append(s.FunctionEnv(), "AUDIT_SCHEDULE=rate(5 minutes)"))
 
 	// Before the first run: no checkpoint, no last run, and no audit either.

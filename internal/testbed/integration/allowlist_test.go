@@ -75,9 +75,7 @@ func TestTravelModeEntryExpiresAndTheAuditThenFlagsIt(t *testing.T) {
 		t.Errorf("get = %+v", get.User.Entries)
 	}
 	s.Portal.AddLoginEvents(login(alice, 1010, "198.51.100.77", time.Second))
-	if _, err := auditService(t).Handle(context.Background(), scheduled(time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	auditRun(t, auditService(t), time.Now())
 	if got := summary(alerted(t, s)); !slices.ContainsFunc(got, func(x string) bool {
 		return strings.Contains(x, "ip_not_allowed") && strings.Contains(x, "198.51.100.77")
 	}) {

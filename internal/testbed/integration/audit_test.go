@@ -159,9 +159,7 @@ func TestAuditAlertsEachLoginOnce(t *testing.T) {
 	onboardAliceAndBob(t)
 	s.Portal.AddLoginEvents(login(alice, 1010, "192.0.2.99", 2*time.Minute))
 	svc := auditService(t)
-	if _, err := svc.Handle(context.Background(), scheduled(time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	auditRun(t, svc, time.Now())
 	if n := len(alerted(t, s)); n != 1 {
 		t.Fatalf("first run alerted %d", n)
 	}
@@ -173,9 +171,7 @@ func TestAuditAlertsEachLoginOnce(t *testing.T) {
 		t.Fatalf("immediate second run alerted %d: %+v", n, res)
 	}
 	ids := s.Portal.AddLoginEvents(login(bob, 1010, "192.0.2.100", 0))
-	if _, err := svc.Handle(context.Background(), scheduled(time.Now().Add(time.Second))); err != nil {
-		t.Fatal(err)
-	}
+	auditRun(t, svc, time.Now().Add(time.Second))
 	evs := alerted(t, s)
 	if len(evs) != 1 || evs[0]["eventId"] != float64(ids[0]) {
 		t.Fatalf("third run alerted %v, want only event %d", summary(evs), ids[0])
@@ -197,9 +193,7 @@ func TestAuditPortalDownForAWholeRun(t *testing.T) {
 	s := deploy(t)
 	onboardAliceAndBob(t)
 	svc := auditService(t)
-	if _, err := svc.Handle(context.Background(), scheduled(time.Now().Add(-10*time.Minute))); err != nil {
-		t.Fatal(err)
-	}
+	auditRun(t, svc, time.Now().Add(-10*time.Minute))
 	cp, _, _ := s.Store.Checkpoint(context.Background())
 	s.Portal.AddLoginEvents(login(alice, 1010, "192.0.2.99", 2*time.Minute))
 	s.Portal.InjectFault(devportal.Fault{Status: 503, RetryAfter: "0"})
@@ -214,15 +208,11 @@ func TestAuditPortalDownForAWholeRun(t *testing.T) {
 		t.Errorf("%d published", n)
 	}
 	s.Portal.ClearFaults()
-	if _, err := svc.Handle(context.Background(), scheduled(time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	auditRun(t, svc, time.Now())
 	if evs := alerted(t, s); len(evs) != 1 {
 		t.Fatalf("missed event alerted %d times", len(evs))
 	}
-	if _, err := svc.Handle(context.Background(), scheduled(time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	auditRun(t, svc, time.Now())
 	if evs := alerted(t, s); len(evs) != 0 {
 		t.Fatalf("alerted again: %v", summary(evs))
 	}
@@ -283,9 +273,7 @@ func TestAuditConcurrentRunsAlertOnce(t *testing.T) {
 		}
 	}
 	// Whoever lost the lease race exits cleanly; a late starter finds the ids recorded.
-	if _, err := auditService(t).Handle(context.Background(), scheduled(time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	auditRun(t, auditService(t), time.Now())
 	seen := map[float64]int{}
 	for _, e := range alerted(t, s) {
 		seen[e["eventId"].(float64)]++
@@ -305,9 +293,7 @@ func TestAuditConcurrentRunsAlertOnce(t *testing.T) {
 func TestAuditRejectedPayloadLeavesTheLastRun(t *testing.T) {
 	s := deploy(t)
 	svc := auditService(t)
-	if _, err := svc.Handle(context.Background(), scheduled(time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	auditRun(t, svc, time.Now())
 	var before, after status.LastRun
 	if ok, err := s.Store.LastRun(context.Background(), &before); !ok || err != nil || before.Outcome != "succeeded" {
 		t.Fatalf("last run = %+v (%v, %v), want the run just made", before, ok, err)

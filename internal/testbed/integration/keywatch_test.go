@@ -93,9 +93,7 @@ func TestInactiveOrRefusedKeyIsAConfigurationErrorNamingIt(t *testing.T) {
 	s := deploy(t)
 	audit := auditService(t)
 	setKey(t, s, expiresIn(100*24*time.Hour))
-	if _, err := audit.Handle(context.Background(), scheduled(time.Now())); err != nil {
-		t.Fatal(err)
-	}
+	auditRun(t, audit, time.Now())
 	k, _ := s.Portal.Key(s.APIKey)
 	setKey(t, s, func(e *time.Time) (*time.Time, bool) { return e, false }) // deactivated
 	_, err := audit.Handle(context.Background(), scheduled(time.Now()))

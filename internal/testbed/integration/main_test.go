@@ -4,7 +4,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -12,8 +11,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"ipguard/internal/audit"
 	"ipguard/internal/config"
@@ -79,22 +78,33 @@ func (h handler[T]) Handle(ctx context.Context, payload []byte) (T, error) { ret
 
 func onboardService(t *testing.T) handler[onboard.Result] {
 	t.Helper()
-	d, err := wiring.Load(context.Background(), config.Onboard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	quiet(t, &d)
-	return d.OnboardHandler()
+	return loadQuiet(t, config.Onboard).OnboardHandler()
 }
 
 func auditService(t *testing.T) handler[audit.Result] {
 	t.Helper()
-	d, err := wiring.Load(context.Background(), config.Audit)
+	return loadQuiet(t, config.Audit).AuditHandler()
+}
+
+// auditRun has svc run the scheduled audit as at, failing the test if the
+// run errs.
+func auditRun(t *testing.T, svc handler[audit.Result], at time.Time) {
+	t.Helper()
+	if _, err := svc.Handle(context.Background(), scheduled(at)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// loadQuiet wires fn from the environment as its Lambda would, logging
+// into the test (see quiet).
+func loadQuiet(t *testing.T, fn config.Function) wiring.Deps {
+	t.Helper()
+	d, err := wiring.Load(context.Background(), fn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	quiet(t, &d)
-	return d.AuditHandler()
+	return d
 }
 
 // quiet sends the services' log lines to a buffer that is printed only when
@@ -102,7 +112,7 @@ func auditService(t *testing.T) handler[audit.Result] {
 // go test's stdout pipe would slow a loaded machine down.
 func quiet(t *testing.T, d *wiring.Deps) {
 	t.Helper()
-	var buf lockedBuffer
+	var buf localaws.LogBuffer
 	d.Log = wiring.NewLogger(&buf, slog.LevelDebug)
 	d.MetricsOut = io.Discard
 	t.Cleanup(func() {
@@ -110,22 +120,4 @@ func quiet(t *testing.T, d *wiring.Deps) {
 			t.Logf("service log:\n%s", buf.String())
 		}
 	})
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -107,18 +107,7 @@ func StartEmulator(ctx context.Context, bootstrap string, env []string, logw io.
 	if logw == nil {
 		logw = io.Discard
 	}
-	var lastErr error
-	for range 3 { // fresh ports if another process took ours
-		e, err := startEmulator(ctx, bin, abs, env, logw)
-		if err == nil {
-			return e, nil
-		}
-		lastErr = err
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return nil, lastErr
+	return onFreshPorts(ctx, func() (*Emulator, error) { return startEmulator(ctx, bin, abs, env, logw) })
 }
 
 func startEmulator(ctx context.Context, bin, bootstrap string, env []string, logw io.Writer) (*Emulator, error) {
@@ -139,11 +128,7 @@ func startEmulator(ctx context.Context, bin, bootstrap string, env []string, log
 		"--runtime-api-address", "127.0.0.1:"+strconv.Itoa(apiPort),
 		bootstrap)
 	cmd.Env = emulatorEnv(os.Environ(), env)
-	cmd.Stdout = logw
-	cmd.Stderr = logw
-	cmd.SysProcAttr = procAttr()
-	cmd.WaitDelay = 5 * time.Second
-	proc, err := startProcess(cmd)
+	proc, err := startProcess(cmd, logw)
 	if err != nil {
 		return nil, fmt.Errorf("start aws-lambda-rie: %w", err)
 	}

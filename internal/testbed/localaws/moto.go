@@ -36,18 +36,29 @@ func StartMoto(ctx context.Context) (*Moto, error) {
 	if err != nil {
 		return nil, errors.New("moto_server not found on PATH: install moto with the server extra (pip install 'moto[server]')")
 	}
-	var lastErr error
-	for range 3 { // a fresh port if another process took ours
-		m, err := startMoto(ctx, bin)
+	return onFreshPorts(ctx, func() (*Moto, error) { return startMoto(ctx, bin) })
+}
+
+// onFreshPorts runs start (which picks fresh free ports each time) up to
+// three times, in case another process took a port between FreePort and the
+// server binding it; it stops early when ctx ends. The error is the last
+// attempt's.
+func onFreshPorts[T any](ctx context.Context, start func() (T, error)) (T, error) {
+	var (
+		zero    T
+		lastErr error
+	)
+	for range 3 {
+		v, err := start()
 		if err == nil {
-			return m, nil
+			return v, nil
 		}
 		lastErr = err
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	return nil, lastErr
+	return zero, lastErr
 }
 
 func startMoto(ctx context.Context, bin string) (*Moto, error) {
@@ -57,11 +68,7 @@ func startMoto(ctx context.Context, bin string) (*Moto, error) {
 	}
 	log := &tail{max: 8 << 10}
 	cmd := exec.Command(bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.Stdout = log
-	cmd.Stderr = log
-	cmd.SysProcAttr = procAttr()
-	cmd.WaitDelay = 5 * time.Second
-	proc, err := startProcess(cmd)
+	proc, err := startProcess(cmd, log)
 	if err != nil {
 		return nil, fmt.Errorf("start moto_server: %w", err)
 	}
@@ -184,8 +191,14 @@ func SkipShort(t testing.TB, needs string) {
 	}
 }
 
-// startProcess starts cmd and reaps it in the background.
-func startProcess(cmd *exec.Cmd) (*process, error) {
+// startProcess starts cmd with its output (stdout and stderr) to logw and
+// the process attributes of procAttr, and reaps it in the background;
+// Wait gives its output pipes 5 s after it exits.
+func startProcess(cmd *exec.Cmd, logw io.Writer) (*process, error) {
+	cmd.Stdout = logw
+	cmd.Stderr = logw
+	cmd.SysProcAttr = procAttr()
+	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -71,10 +71,7 @@ func TestScheduleParametersAcceptOnlyWhatEventBridgeAccepts(t *testing.T) {
 // (an IAM Resource cannot be an alias).
 func TestSecretAndKeyParametersAcceptOnlyCompleteArns(t *testing.T) {
 	const complete = "arn:aws:secretsmanager:eu-central-1:210987654321:secret:docspace/api-key-x7Yq2Z"
-	tests := []struct {
-		param, value string
-		ok           bool
-	}{
+	checkParameterCases(t, []parameterCase{
 		{"DocSpaceApiKeySecretArn", complete, true},
 		{"DocSpaceApiKeySecretArn", "arn:aws:secretsmanager:eu-central-1:210987654321:secret:docspace/apikey", false},
 		{"DocSpaceApiKeySecretArn", "arn:aws:secretsmanager:eu-central-1:210987654321:secret:docspace/api-key-x7Yq2Z*", false},
@@ -95,15 +92,8 @@ func TestSecretAndKeyParametersAcceptOnlyCompleteArns(t *testing.T) {
 		{"AuditReservedConcurrency", "0", true},
 		{"AuditReservedConcurrency", "1", true},
 		{"AuditReservedConcurrency", "2", false},
-	}
-	ps := parameters(t)
-	for _, tt := range tests {
-		why := checkParameter(mapOf(ps[tt.param]), tt.value)
-		if (why == "") != tt.ok {
-			t.Errorf("%s = %q: accepted %v, want %v (%s)", tt.param, tt.value, why == "", tt.ok, why)
-		}
-	}
-	if def := fmt.Sprint(mapOf(ps["AuditReservedConcurrency"])["Default"]); def != "0" {
+	})
+	if def := fmt.Sprint(mapOf(parameters(t)["AuditReservedConcurrency"])["Default"]); def != "0" {
 		t.Errorf("AuditReservedConcurrency defaults to %s, want 0 (nothing reserved: a new account's quota may be 10)", def)
 	}
 	want := map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{ref("AuditReservedConcurrency"), 0.0}}}}

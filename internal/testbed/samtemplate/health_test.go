@@ -343,13 +343,29 @@ func TestLogsAreJSONWithARetention(t *testing.T) {
 	}
 }
 
+// parameterCase is a value for a template parameter and whether
+// CloudFormation must accept it.
+type parameterCase struct {
+	param, value string
+	ok           bool
+}
+
+// checkParameterCases holds each parameter's constraints to its cases.
+func checkParameterCases(t *testing.T, cases []parameterCase) {
+	t.Helper()
+	ps := parameters(t)
+	for _, tt := range cases {
+		why := checkParameter(mapOf(ps[tt.param]), tt.value)
+		if (why == "") != tt.ok {
+			t.Errorf("%s = %q: accepted %v, want %v (%s)", tt.param, tt.value, why == "", tt.ok, why)
+		}
+	}
+}
+
 // CloudFormation refuses these values before anything is deployed; the
 // functions check the rest at start (internal/config).
 func TestParameterPatternsRefuseBadValues(t *testing.T) {
-	tests := []struct {
-		param, value string
-		ok           bool
-	}{
+	checkParameterCases(t, []parameterCase{
 		{"AuditSchedule", "rate(15 minutes)", true},
 		{"AuditSchedule", "cron(0/15 * * * ? *)", true},
 		{"AuditSchedule", "every 15 minutes", false},
@@ -381,14 +397,7 @@ func TestParameterPatternsRefuseBadValues(t *testing.T) {
 		{"AuditApiKeySecretArn", "docspace-read", false},
 		{"LogRetentionDays", "90", true},
 		{"LogRetentionDays", "91", false},
-	}
-	ps := parameters(t)
-	for _, tt := range tests {
-		why := checkParameter(mapOf(ps[tt.param]), tt.value)
-		if (why == "") != tt.ok {
-			t.Errorf("%s = %q: accepted %v, want %v (%s)", tt.param, tt.value, why == "", tt.ok, why)
-		}
-	}
+	})
 }
 
 // WHERE-ISSUES-MEET §7: "no confirmed subscriber" pages only when the alert

@@ -83,11 +83,7 @@ func readTable(path, logicalID string) (TableDef, error) {
 	}
 	for i, a := range attrs {
 		field := fmt.Sprintf("AttributeDefinitions[%d]", i)
-		name, err := literal(lookup(a, "AttributeName"), field+".AttributeName")
-		if err != nil {
-			return TableDef{}, err
-		}
-		typ, err := literal(lookup(a, "AttributeType"), field+".AttributeType")
+		name, typ, err := attributeAnd(a, field, "AttributeType")
 		if err != nil {
 			return TableDef{}, err
 		}
@@ -106,11 +102,7 @@ func readTable(path, logicalID string) (TableDef, error) {
 	}
 	for i, k := range keys {
 		field := fmt.Sprintf("KeySchema[%d]", i)
-		name, err := literal(lookup(k, "AttributeName"), field+".AttributeName")
-		if err != nil {
-			return TableDef{}, err
-		}
-		kt, err := literal(lookup(k, "KeyType"), field+".KeyType")
+		name, kt, err := attributeAnd(k, field, "KeyType")
 		if err != nil {
 			return TableDef{}, err
 		}
@@ -222,6 +214,18 @@ func list(n *yaml.Node, field string) ([]*yaml.Node, error) {
 		items[i] = deref(c)
 	}
 	return items, nil
+}
+
+// attributeAnd reads the literal AttributeName of the mapping n and the
+// literal beside it under key, each error naming field.key.
+func attributeAnd(n *yaml.Node, field, key string) (name, value string, err error) {
+	if name, err = literal(lookup(n, "AttributeName"), field+".AttributeName"); err != nil {
+		return "", "", err
+	}
+	if value, err = literal(lookup(n, key), field+"."+key); err != nil {
+		return "", "", err
+	}
+	return name, value, nil
 }
 
 // literal returns the text of the non-empty scalar n. An intrinsic function, in short form

@@ -80,6 +80,28 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		}
 	})
 
+	t.Run("an entry's details are kept: expiry, note and declared place (#21 §4)", func(t *testing.T) {
+		s := newStore(t)
+		u := user(1, "203.0.113.0/24", "198.51.100.7", "192.0.2.9")
+		u.Details = map[string]ipguard.EntryDetail{
+			"203.0.113.0/24": {Note: "office", Place: "Berlin, DE"},
+			"198.51.100.7":   {ExpiresAt: t0.Add(48 * time.Hour), Note: "trip", Place: "52.52,13.405"},
+			"192.0.2.9":      {Place: "anywhere"},
+		}
+		if ok, err := s.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Fatalf("put: %v, %v", ok, err)
+		}
+		got, ok, err := s.GetUser(ctx, "u1")
+		if err != nil || !ok {
+			t.Fatalf("GetUser: %v, %v", ok, err)
+		}
+		for e, d := range u.Details {
+			if g := got.Details[e]; g.Note != d.Note || g.Place != d.Place || !g.ExpiresAt.Equal(d.ExpiresAt) {
+				t.Errorf("entry %s: details %+v, want %+v", e, g, d)
+			}
+		}
+	})
+
 	t.Run("delete, and every completed write is seen by AllUsers", func(t *testing.T) {
 		s := newStore(t)
 		for _, id := range []string{"a", "b", "c"} {

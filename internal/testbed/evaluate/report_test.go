@@ -1,0 +1,102 @@
+package evaluate
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+)
+
+// Scoring counts messages people receive: a takeover is alerted only when a
+// message (never a digest) carries a finding of its logins or addresses; a
+// message that carries no takeover is one false alert, and its findings are
+// counted by kind and by the benign behaviour of their login.
+func TestScoreCountsMessagesNotDigestLines(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	pop := Generate(Options{Seed: Seed, People: SmallPeople, Start: start})
+	attack := func(typ string) Attack {
+		for _, a := range pop.Attacks {
+			if a.Type == typ {
+				return a
+			}
+		}
+		t.Fatalf("no %s", typ)
+		return Attack{}
+	}
+	genuine := func(label string) Event {
+		for _, e := range pop.Events {
+			if e.Attack < 0 && e.Benign == label {
+				return e
+			}
+		}
+		t.Fatalf("no %s event", label)
+		return Event{}
+	}
+	theft := pop.Events[attack(AttackNewCountry).Events[0]]
+	spray := attack(AttackSprayMany)
+	trip := genuine(BenignUndeclaredTrip)
+	guest := genuine(BenignGuest)
+	alert := func(fs ...audit.Finding) string {
+		b, _ := json.Marshal(audit.Payload{Severity: "high", Events: fs})
+		return string(b)
+	}
+	bodies := []string{
+		alert(audit.Finding{EventID: theft.ID, Kind: audit.KindIPNotAllowed, IP: theft.IP}),
+		alert(audit.Finding{Kind: audit.KindPasswordSpray, IP: spray.IPs[0], IPs: spray.IPs[:3]}, audit.Finding{EventID: trip.ID, Kind: audit.KindIPNotAllowed, IP: trip.IP}),
+		alert(audit.Finding{EventID: trip.ID, Kind: audit.KindIPNotAllowed, IP: trip.IP}),
+		alert(audit.Finding{EventID: guest.ID, Kind: audit.KindUnknownUser, IP: guest.IP}, audit.Finding{EventID: guest.ID + 100000, Kind: audit.KindUnknownUser, IP: guest.IP}),
+		`{"kind": "digest", "total": 3}`,
+		`{"test": true, "events": []}`,
+	}
+	var out Outcome
+	for _, b := range bodies {
+		m, digest, err := decodeMessage(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if digest {
+			out.Digests++
+		} else if m != nil {
+			out.Messages = append(out.Messages, *m)
+		}
+	}
+	r := Score(pop, out)
+	if r.Messages != 4 || r.FalseMessages != 2 || r.Digests != 1 {
+		t.Errorf("messages %d, false %d, digests %d; want 4, 2, 1", r.Messages, r.FalseMessages, r.Digests)
+	}
+	if r.Alerted[AttackNewCountry] != 1 || r.Alerted[AttackSprayMany] != 1 || r.Alerted[AttackBurst] != 0 {
+		t.Errorf("alerted %v", r.Alerted)
+	}
+	if r.FalseByBenign[BenignUndeclaredTrip] != 2 || r.FalseByBenign[BenignGuest] != 2 || r.FalseByKind[audit.KindUnknownUser] != 2 || r.FalseByKind[audit.KindIPNotAllowed] != 2 {
+		t.Errorf("false by benign %v, by kind %v", r.FalseByBenign, r.FalseByKind)
+	}
+	if want := float64(2) / (float64(SmallPeople) / 100) / 2; r.FalsePer100Week() != want {
+		t.Errorf("false per 100 users a week = %v, want %v", r.FalsePer100Week(), want)
+	}
+	if ok, _ := r.GoalMet(); ok {
+		t.Error("the goal is met with 12 of 14 takeovers missed")
+	}
+}
+
+// A period's run is the first run time at or after the login (a window
+// ends at its run's time, inclusive).
+func TestPeriodEnd(t *testing.T) {
+	from := time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct{ at, want string }{
+		{"00:00:01", "00:05:00"}, {"00:05:00", "00:05:00"}, {"00:05:01", "00:10:00"}, {"23:59:59", "24:00:00"},
+	} {
+		at, _ := time.Parse("15:04:05", tt.at)
+		at = from.Add(time.Duration(at.Hour())*time.Hour + time.Duration(at.Minute())*time.Minute + time.Duration(at.Second())*time.Second)
+		want := from.Add(5 * time.Minute)
+		switch tt.want {
+		case "00:10:00":
+			want = from.Add(10 * time.Minute)
+		case "24:00:00":
+			want = from.Add(24 * time.Hour)
+		}
+		if got := periodEnd(at, from, 5*time.Minute); !got.Equal(want) {
+			t.Errorf("periodEnd(%s) = %s, want %s", tt.at, got.Format(time.RFC3339), want.Format(time.RFC3339))
+		}
+	}
+}
