@@ -83,30 +83,39 @@ type Payload struct {
 // MaxListedIDs ids and a few raw events.
 func RenderAlerts(m Meta, fs []Finding, maxBytes int) ([]Batch, error) {
 	var out []Batch
-	for _, sev := range Severities {
-		var group []Finding
-		for _, f := range fs {
-			if f.Severity == sev {
-				group = append(group, f)
+	// Findings for the digest (Digest) travel in batches of their own,
+	// marked Alert.Digest, after the messages (issue #21 §2).
+	own, toDigest := splitDigest(fs)
+	for _, set := range []struct {
+		fs     []Finding
+		digest bool
+	}{{own, false}, {toDigest, true}} {
+		for _, sev := range Severities {
+			var group []Finding
+			for _, f := range set.fs {
+				if f.Severity == sev {
+					group = append(group, f)
+				}
 			}
-		}
-		if len(group) == 0 {
-			continue
-		}
-		chunks, err := split(m, group, maxBytes)
-		if err != nil {
-			return nil, err
-		}
-		for i, c := range chunks {
-			part, parts := 0, 0
-			if len(chunks) > 1 {
-				part, parts = i+1, len(chunks)
+			if len(group) == 0 {
+				continue
 			}
-			a, err := render(m, c, part, parts)
+			chunks, err := split(m, group, maxBytes)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, Batch{Alert: a, Findings: c})
+			for i, c := range chunks {
+				part, parts := 0, 0
+				if len(chunks) > 1 {
+					part, parts = i+1, len(chunks)
+				}
+				a, err := render(m, c, part, parts)
+				if err != nil {
+					return nil, err
+				}
+				a.Digest = set.digest
+				out = append(out, Batch{Alert: a, Findings: c})
+			}
 		}
 	}
 	return out, nil
@@ -338,6 +347,7 @@ func writeFinding(b *strings.Builder, i int, f Finding) {
 		return
 	}
 	writeReasons(b, f)
+	writeEpisode(b, f)
 	if f.Kind == KindFailedLoginBurst || f.Kind == KindPasswordSpray {
 		targets := "none given"
 		if len(f.Logins) > 0 {
