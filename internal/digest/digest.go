@@ -42,7 +42,16 @@ type Digest struct {
 	Addresses map[string]int `json:"addresses"`
 	Others    struct {
 		Users, Addresses int
+		Episodes         int `json:",omitempty"`
 	} `json:"others"`
+	// Logins outside the allowlist (#21 §2, episodes.go): familiar misses,
+	// episodes, and per user id the networks behind the familiar misses.
+	Familiar       []string                 `json:"familiar,omitempty"`
+	FamiliarOthers int                      `json:"familiarOthers,omitempty"`
+	Episodes       map[string]EpisodeLine   `json:"episodes,omitempty"`
+	Networks       map[string]*UserNetworks `json:"networks,omitempty"`
+	// week: the suggestions of the last 7 days' digests (set when sent).
+	week map[string]*UserNetworks
 	// Claimed is set (RFC3339) when a run starts sending it; Sent when SNS took it.
 	Claimed string `json:"claimed,omitempty"`
 	Sent    string `json:"sent,omitempty"`
@@ -68,6 +77,7 @@ func (d *Digest) Add(f audit.Finding) {
 	// Cleaned of secrets before they are stored (the item outlives the run).
 	count(d.Users, redact.Clean(user), &d.Others.Users)
 	count(d.Addresses, redact.Clean(f.IP), &d.Others.Addresses)
+	d.addMiss(f, user)
 }
 
 func count(m map[string]int, k string, others *int) {
@@ -122,7 +132,7 @@ func Render(portal string, hour int, d Digest) ipguard.Alert {
 	day, _ := time.Parse("2006-01-02", d.Day)
 	fmt.Fprintf(&b, "DocSpace IP Guard daily digest for %s: %d finding(s) from %s %02d:00 to %s %02d:00 UTC.\n",
 		c(portal), d.Total, day.AddDate(0, 0, -1).Format("2006-01-02"), hour, d.Day, hour)
-	b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES); each one is also on the findings bus.\n\nBy kind:\n")
+	b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES) and logins outside the allowlist told here rather than one by one (ALERT_MODE=grouped); each one is also on the findings bus.\n\nBy kind:\n")
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "  - %s: %d\n", k, d.Kinds[k])
 	}
@@ -137,8 +147,14 @@ func Render(portal string, hour int, d Digest) ipguard.Alert {
 	}
 	section("users", d.Users, d.Others.Users)
 	section("addresses", d.Addresses, d.Others.Addresses)
+	week := d.week
+	if week == nil {
+		week = d.Networks
+	}
+	renderMisses(&b, d, week)
 	body, _ := json.Marshal(map[string]any{"kind": "digest", "portal": portal, "day": d.Day, "total": d.Total, "kinds": d.Kinds,
-		"topUsers": ranked(d.Users, top), "topAddresses": ranked(d.Addresses, top)})
+		"topUsers": ranked(d.Users, top), "topAddresses": ranked(d.Addresses, top),
+		"familiarMisses": len(d.Familiar) + d.FamiliarOthers, "episodes": len(d.Episodes) + d.Others.Episodes})
 	return ipguard.Alert{
 		Subject: clipRunes(fmt.Sprintf("DocSpace daily digest %s: %d finding(s)", d.Day, d.Total), snsmessage.MaxSubjectRunes),
 		Default: string(body),
@@ -222,7 +238,7 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 		audit.Payload
 		Test bool `json:"test"`
 	}
-	if !p.Severities[a.Severity] || json.Unmarshal([]byte(a.Default), &pl) != nil || pl.Events == nil || pl.Test {
+	if !(a.Digest || p.Severities[a.Severity]) || json.Unmarshal([]byte(a.Default), &pl) != nil || pl.Events == nil || pl.Test {
 		return p.Next.Publish(ctx, a)
 	}
 	day := Day(p.now(), p.Hour)
@@ -272,6 +288,7 @@ func (p *Publisher) SendDue(ctx context.Context) (sent []string, err error) {
 			return sent, fmt.Errorf("digest: claim %s: %w", day, err)
 		}
 		rev++
+		d.week = p.weekNetworks(ctx, day, d)
 		if _, err := p.Next.Publish(ctx, Render(p.Portal, p.Hour, d)); err != nil {
 			d.Claimed = ""
 			_ = p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)) // the next run tries again
@@ -291,4 +308,23 @@ func (p *Publisher) now() time.Time {
 		return p.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// weekNetworks merges the suggestions of day's digest with those of the six
+// digest days before it (items are kept 8 days). A day that cannot be read
+// is left out: the suggestion is advice, the digest is sent anyway.
+func (p *Publisher) weekNetworks(ctx context.Context, day string, d Digest) map[string]*UserNetworks {
+	week := map[string]*UserNetworks{}
+	mergeWeek(week, d)
+	t, err := time.Parse("2006-01-02", day)
+	if err != nil {
+		return week
+	}
+	for k := 1; k < 7; k++ {
+		var old Digest
+		if _, ok, err := p.Store.LoadRevised(ctx, Prefix+t.AddDate(0, 0, -k).Format("2006-01-02"), &old); err == nil && ok {
+			mergeWeek(week, old)
+		}
+	}
+	return week
 }
