@@ -22,7 +22,7 @@ const (
 	// allowlist is judged familiar by (issue #21 §2).
 	MaxCities   = 50
 	MaxNetworks = 32
-	maxKeyRunes  = 64
+	maxKeyRunes = 64
 )
 
 // Baseline is one user's learned normal. Countries and devices are kept at
