@@ -33,7 +33,7 @@ func TestDigestCountsEpisodesAndSuggestsTheWeeksNetworks(t *testing.T) {
 		}
 	}
 	publish("low", familiar(1, "80.187.12.9", "80.187.12.0/24")) // digest day 2026-12-02
-	now = now.Add(3 * 24 * time.Hour)                             // 2026-12-04 09:00, digest day 2026-12-05
+	now = now.Add(3 * 24 * time.Hour)                            // 2026-12-04 09:00, digest day 2026-12-05
 	publish("low", familiar(2, "80.187.13.9", "80.187.13.0/24"))
 	for n := 2; n <= 5; n++ {
 		publish("high", audit.Finding{EventID: int64(10 + n), Kind: audit.KindIPNotAllowed, Severity: "high", UserID: "u-bob", Email: "bob@example.com",
