@@ -32,7 +32,7 @@ func (d *demo) stepKeyExpiring(ctx context.Context, n int) error {
 	var keyAlerts []string
 	for run := 1; run <= 2; run++ {
 		before := len(d.stack.Published())
-		time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+		nextSecond()
 		if _, err := d.runAudit(ctx, d.audit); err != nil {
 			return err
 		}

@@ -17,6 +17,7 @@ import (
 	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localaws"
+	"ipguard/internal/testbed/localdeploy"
 )
 
 // The cast.
@@ -290,8 +291,7 @@ func (d *demo) stepAudit(ctx context.Context) (int, error) {
 
 func (d *demo) stepAuditAgain(ctx context.Context, before int) error {
 	step(d.out, 4, "The audit runs again: nothing is sent twice")
-	// The next scheduled run comes later; a second is enough to move the window.
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
+	nextSecond() // the next scheduled run comes later; a second is enough to move the window
 	res, err := d.runAudit(ctx, d.audit)
 	if err != nil {
 		return err
@@ -310,6 +310,30 @@ func (d *demo) stepAuditAgain(ctx context.Context, before int) error {
 	}
 	fmt.Fprintf(d.out, "✓ The window overlapped the first run's, but its %d findings were already alerted.\n", res.AlreadyAlerted)
 	return d.archiveHoldsEachLoginOnce(ctx)
+}
+
+// nextSecond waits for the next whole second, so that the next audit's
+// window (whole seconds) has moved on.
+func nextSecond() { time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second))) }
+
+// auditAlertingOnce runs the audit fn on the next second and returns its
+// result and the one SNS message it published (any other number is an
+// error), after printing what an e-mail subscriber receives.
+func (d *demo) auditAlertingOnce(ctx context.Context, fn *localaws.Emulator) (audit.Result, localdeploy.Published, error) {
+	before := len(d.stack.Published())
+	nextSecond()
+	res, err := d.runAudit(ctx, fn)
+	if err != nil {
+		return res, localdeploy.Published{}, err
+	}
+	pubs := d.stack.Published()[before:]
+	if len(pubs) != 1 {
+		return res, localdeploy.Published{}, fmt.Errorf("the run published %d SNS messages, want 1", len(pubs))
+	}
+	p := pubs[0]
+	fmt.Fprintln(d.out, "\nWhat an e-mail subscriber receives:")
+	box(d.out, "Subject: "+p.Subject+"\n\n"+p.Email)
+	return res, p, nil
 }
 
 // runAudit invokes AuditFunction with a scheduled event for now and prints
@@ -355,7 +379,6 @@ func jsonText(v any) string {
 
 func (d *demo) stepEnforce(ctx context.Context) error {
 	step(d.out, 5, "Alice logs in from outside her allowlist again; now ENFORCEMENT_MODE=end-session")
-	before := len(d.stack.Published())
 	ids := d.stack.Portal.AddLoginEvents(devportal.LoginEvent{Date: time.Now().Add(-30 * time.Second), UserID: aliceID, User: "Alice Smith",
 		Login: aliceEmail, ActionID: loginSuccess, IP: "192.0.2.78", Browser: "Firefox 133", Platform: "Windows 10"})
 	if sess, ok := d.stack.Portal.Session(ids[0]); !ok || !sess.Active {
@@ -363,18 +386,10 @@ func (d *demo) stepEnforce(ctx context.Context) error {
 	}
 	fmt.Fprintf(d.out, "Login event %d (Alice, 192.0.2.78): its session is active on the portal.\n", ids[0])
 	fmt.Fprintln(d.out, "The same AuditFunction, deployed with EnforcementMode=end-session:")
-	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second)))
-	res, err := d.runAudit(ctx, d.enforcing)
+	res, p, err := d.auditAlertingOnce(ctx, d.enforcing)
 	if err != nil {
 		return err
 	}
-	pubs := d.stack.Published()[before:]
-	if len(pubs) != 1 {
-		return fmt.Errorf("the run published %d SNS messages, want 1", len(pubs))
-	}
-	p := pubs[0]
-	fmt.Fprintln(d.out, "\nWhat an e-mail subscriber receives:")
-	box(d.out, "Subject: "+p.Subject+"\n\n"+p.Email)
 	fmt.Fprintf(d.out, "\nWhat an SMS subscriber receives (%d characters):\n", len(p.SMS))
 	box(d.out, p.SMS)
 	if _, err := d.stack.Mail(ctx, 300*time.Millisecond); err != nil {

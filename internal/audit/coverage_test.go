@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -47,7 +48,7 @@ func TestLostCoverageIsAnAlertOncePerEpisode(t *testing.T) {
 				}
 				sent = append(sent, n)
 			}
-			if want := []int{1, 0, 0, 1}; !equalInts(sent, want) {
+			if want := []int{1, 0, 0, 1}; !slices.Equal(sent, want) {
 				t.Errorf("coverage_lost messages per run %v, want %v", sent, want)
 			}
 			for _, f := range lostAlerts(t, pub.sent) {
@@ -62,16 +63,4 @@ func TestLostCoverageIsAnAlertOncePerEpisode(t *testing.T) {
 			}
 		})
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

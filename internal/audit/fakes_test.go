@@ -10,6 +10,7 @@ import (
 
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/tieorder"
 )
 
 // fakeSource pages like the real server: newest first by date, Skip/Take on
@@ -93,27 +94,8 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 	end := min(start+count, len(all))
 	var window []ipguard.LoginEvent
 	if f.shuffle {
-		// Shuffle every second that touches the window, over its whole
-		// extent, then cut: rows of a second cut by the window may swap
-		// in and out of it.
-		lo, hi := start, end
-		for lo > 0 && all[lo-1].Date.Equal(all[start].Date) {
-			lo--
-		}
-		for hi < len(all) && all[hi].Date.Equal(all[end-1].Date) {
-			hi++
-		}
-		ext := append([]ipguard.LoginEvent(nil), all[lo:hi]...)
-		for i := 0; i < len(ext); {
-			j := i
-			for j < len(ext) && ext[j].Date.Equal(ext[i].Date) {
-				j++
-			}
-			g := ext[i:j]
-			f.rng.Shuffle(len(g), func(a, b int) { g[a], g[b] = g[b], g[a] })
-			i = j
-		}
-		window = ext[start-lo : end-lo]
+		// Rows of a second cut by the window may swap in and out of it.
+		window = tieorder.Window(all, start, end, func(e ipguard.LoginEvent) time.Time { return e.Date }, f.rng)
 	} else {
 		window = all[start:end]
 	}

@@ -14,21 +14,13 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest/auditalert"
 	"ipguard/internal/chatnotify"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/testbed/localaws"
 )
 
 var now = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
-
-func render(t *testing.T, fs ...audit.Finding) ipguard.Alert {
-	t.Helper()
-	bs, err := audit.RenderAlerts(audit.Meta{Portal: "portal.example.com", Window: audit.Window{From: now.Add(-5 * time.Minute), To: now}}, fs, audit.MaxMessageBytes)
-	if err != nil || len(bs) != 1 {
-		t.Fatalf("render: %v", err)
-	}
-	return bs[0].Alert
-}
 
 func TestFormatSaysTitleSeverityWhoWhereAndWhatToDo(t *testing.T) {
 	f := audit.Finding{EventID: 41, Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, Reason: "login from an address not on the allowlist",
@@ -42,8 +34,8 @@ func TestFormatSaysTitleSeverityWhoWhereAndWhatToDo(t *testing.T) {
 		wantNot   []string
 		wantSteps string
 	}{
-		{"an audit finding", render(t, f), []string{":red_circle: HIGH", "DocSpace", "`ann@example.com`", "`203.0.113.7 (Berlin, Germany)`", "`2026-12-04T09:59:00Z`"}, nil, "Ask the user"},
-		{"portal text cannot format or mention", render(t, evil), []string{"`<!channel> *boss* 'x'`", `\u202E`}, []string{"\u202e", "\nnext"}, "Ask the user"},
+		{"an audit finding", auditalert.Render(t, now, f), []string{":red_circle: HIGH", "DocSpace", "`ann@example.com`", "`203.0.113.7 (Berlin, Germany)`", "`2026-12-04T09:59:00Z`"}, nil, "Ask the user"},
+		{"portal text cannot format or mention", auditalert.Render(t, now, evil), []string{"`<!channel> *boss* 'x'`", `\u202E`}, []string{"\u202e", "\nnext"}, "Ask the user"},
 		{"a key alert", ipguard.Alert{Subject: "[MEDIUM] DocSpace API key \"k\" expires in 7 days", Default: `{"kind":"api_key_expiring"}`, Email: "The key expires.", Severity: "medium", Kinds: []string{"api_key_expiring"}},
 			[]string{":large_orange_circle: MEDIUM", "The key expires."}, nil, "Create a new DocSpace API key"},
 		{"drift", ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift)", Default: `{"kind":"allowlist_drift"}`, Email: "changed", Severity: "high", Kinds: []string{"allowlist_drift"}},
@@ -101,11 +93,7 @@ func TestTeeNeverFailsTheAlertForChat(t *testing.T) {
 // as the whole message.
 func TestPublisherSendsTheNotificationAsTheMessage(t *testing.T) {
 	ctx := context.Background()
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := localaws.MotoConfigT(t)
 	sn, sq := sns.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
 	tp, err := sn.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String("chat")})
 	if err != nil {
@@ -118,7 +106,7 @@ func TestPublisherSendsTheNotificationAsTheMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &chatnotify.Publisher{API: sn, Topic: aws.ToString(tp.TopicArn)}
-	if _, err := p.Publish(ctx, render(t, audit.Finding{EventID: 1, Kind: audit.KindIPNotAllowed, Severity: "high", Reason: "r", IP: "203.0.113.7", Date: "2026-12-04T09:59:00Z"})); err != nil {
+	if _, err := p.Publish(ctx, auditalert.Render(t, now, audit.Finding{EventID: 1, Kind: audit.KindIPNotAllowed, Severity: "high", Reason: "r", IP: "203.0.113.7", Date: "2026-12-04T09:59:00Z"})); err != nil {
 		t.Fatal(err)
 	}
 	out, err := sq.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl, WaitTimeSeconds: 2})

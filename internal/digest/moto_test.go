@@ -6,10 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-
 	"ipguard/internal/audit"
 	"ipguard/internal/digest"
 	"ipguard/internal/dynamo"
@@ -20,17 +16,7 @@ import (
 // once, and the item says so.
 func TestDigestInDynamoDB(t *testing.T) {
 	ctx := context.Background()
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg)
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String("t"), BillingMode: types.BillingModePayPerRequest,
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}}}); err != nil {
-		t.Fatal(err)
-	}
+	db := localaws.MotoTableT(t, "t")
 	now := time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)
 	out := &sink{}
 	store := dynamo.New(db, "t")

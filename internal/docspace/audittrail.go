@@ -148,32 +148,15 @@ func (c *Client) AllowlistChanges(ctx context.Context, since time.Time) (events 
 
 // wireAuditEvent is AuditEventDto as sent, the fields read.
 type wireAuditEvent struct {
-	ID       flexInt         `json:"id"`
-	Date     string          `json:"date"`
-	User     string          `json:"user"`
-	UserID   string          `json:"userId"`
-	Action   string          `json:"action"`
-	ActionID flexInt         `json:"actionId"`
-	IP       string          `json:"ip"`
-	Country  string          `json:"country"`
-	City     string          `json:"city"`
-	Browser  string          `json:"browser"`
-	Platform string          `json:"platform"`
-	Page     string          `json:"page"`
-	Target   json.RawMessage `json:"target"`
+	wireRow
+	Target json.RawMessage `json:"target"`
 }
 
 func decodeAuditEvent(raw json.RawMessage) (AuditEvent, error) {
 	var w wireAuditEvent
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return AuditEvent{}, err
-	}
-	if !w.ID.set {
-		return AuditEvent{}, fmt.Errorf("event has no id")
-	}
-	date, err := parseDate(w.Date)
+	date, _, err := decodeRow(raw, &w, &w.wireRow)
 	if err != nil {
-		return AuditEvent{}, fmt.Errorf("event %d: %w", w.ID.n, err)
+		return AuditEvent{}, err
 	}
 	return AuditEvent{ID: w.ID.n, Date: date, User: w.User, UserID: w.UserID, Action: w.Action,
 		ActionID: int(w.ActionID.n), IP: w.IP, Country: w.Country, City: w.City, Browser: w.Browser,

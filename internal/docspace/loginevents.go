@@ -86,11 +86,16 @@ func (c *Client) LoginEvents(ctx context.Context, from time.Time, startIndex, co
 // wireLoginEvent is LoginEventDto as sent. Numbers may come as strings (the
 // portal reads and may write them leniently).
 type wireLoginEvent struct {
+	wireRow
+	Login string `json:"login"`
+}
+
+// wireRow is what a LoginEventDto and an AuditEventDto send alike.
+type wireRow struct {
 	ID       flexInt `json:"id"`
 	Date     string  `json:"date"`
 	User     string  `json:"user"`
 	UserID   string  `json:"userId"`
-	Login    string  `json:"login"`
 	Action   string  `json:"action"`
 	ActionID flexInt `json:"actionId"`
 	IP       string  `json:"ip"`
@@ -101,19 +106,33 @@ type wireLoginEvent struct {
 	Page     string  `json:"page"`
 }
 
+// decodeRow reads raw into w (a wire event embedding row) and returns the
+// row's date. A row without an id, or whose date cannot be read, is an
+// error; dateOnly says the id was read and only the date failed.
+func decodeRow(raw json.RawMessage, w any, row *wireRow) (date time.Time, dateOnly bool, err error) {
+	if err := json.Unmarshal(raw, w); err != nil {
+		return time.Time{}, false, err
+	}
+	if !row.ID.set {
+		return time.Time{}, false, fmt.Errorf("event has no id")
+	}
+	date, err = parseDate(row.Date)
+	if err != nil {
+		return time.Time{}, true, fmt.Errorf("event %d: %w", row.ID.n, err)
+	}
+	return date, false, nil
+}
+
 // decodeLoginEvent reads one event; raw becomes its Raw. On error the
 // returned event still holds the id and date when they could be read.
 func decodeLoginEvent(raw json.RawMessage) (ipguard.LoginEvent, error) {
 	var w wireLoginEvent
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return ipguard.LoginEvent{}, err
-	}
-	if !w.ID.set {
-		return ipguard.LoginEvent{}, fmt.Errorf("event has no id")
-	}
-	date, err := parseDate(w.Date)
+	date, dateOnly, err := decodeRow(raw, &w, &w.wireRow)
 	if err != nil {
-		return ipguard.LoginEvent{ID: w.ID.n}, fmt.Errorf("event %d: %w", w.ID.n, err)
+		if dateOnly {
+			return ipguard.LoginEvent{ID: w.ID.n}, err
+		}
+		return ipguard.LoginEvent{}, err
 	}
 	return ipguard.LoginEvent{
 		ID:       w.ID.n,

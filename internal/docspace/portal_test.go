@@ -68,13 +68,9 @@ func TestCurrentKey(t *testing.T) {
 				}
 			}},
 		{name: "name, postfix, permissions and expiry as set",
-			setup: func(p *devportal.Portal) {
-				k, _ := p.Key(testKey)
+			setup: editKey(t, func(k *devportal.APIKey) {
 				k.Name, k.KeyPostfix, k.Permissions, k.ExpiresAt = "ipguard", "wxyz", []string{"*:read"}, &expires
-				if err := p.PutKey(k); err != nil {
-					t.Fatal(err)
-				}
-			},
+			}),
 			want: func(t *testing.T, k docspace.APIKey) {
 				if k.Name != "ipguard" || k.Postfix != "wxyz" || k.Masked != "sk-***wxyz" ||
 					!k.ExpiresAt.Equal(expires) || k.ExpiresAt.Location() != time.UTC ||
@@ -90,26 +86,16 @@ func TestCurrentKey(t *testing.T) {
 				}
 			}},
 		{name: "expired key: 401",
-			setup: func(p *devportal.Portal) {
-				k, _ := p.Key(testKey)
+			setup: editKey(t, func(k *devportal.APIKey) {
 				past := time.Now().Add(-time.Minute)
 				k.ExpiresAt = &past
-				_ = p.PutKey(k)
-			},
+			}),
 			wantErr: wantStatus(401, ipguard.EConfig)},
 		{name: "deactivated key: 401",
-			setup: func(p *devportal.Portal) {
-				k, _ := p.Key(testKey)
-				k.IsActive = false
-				_ = p.PutKey(k)
-			},
+			setup:   editKey(t, func(k *devportal.APIKey) { k.IsActive = false }),
 			wantErr: wantStatus(401, ipguard.EConfig)},
 		{name: "key of a terminated creator: 401",
-			setup: func(p *devportal.Portal) {
-				k, _ := p.Key(testKey)
-				k.CreateBy = leaverID
-				_ = p.PutKey(k)
-			},
+			setup:   editKey(t, func(k *devportal.APIKey) { k.CreateBy = leaverID }),
 			wantErr: wantStatus(401, ipguard.EConfig)},
 	}
 	for _, tt := range tests {
@@ -451,6 +437,19 @@ func TestServerDate(t *testing.T) {
 		d, at := c.ServerDate()
 		if got := d.Sub(at); got < skew-2*time.Second || got > skew+2*time.Second {
 			t.Errorf("skew %v: server date %v received at %v, difference %v", skew, d, at, got)
+		}
+	}
+}
+
+// editKey is a setup that changes the portal's record of the test key with
+// edit; a refused change is t.Fatal.
+func editKey(t *testing.T, edit func(*devportal.APIKey)) func(*devportal.Portal) {
+	return func(p *devportal.Portal) {
+		t.Helper()
+		k, _ := p.Key(testKey)
+		edit(&k)
+		if err := p.PutKey(k); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

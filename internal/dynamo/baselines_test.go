@@ -20,14 +20,8 @@ var _ behaviour.Store = (*dynamo.Store)(nil)
 // Baselines are read in batches of 100 and written back whole; an id with
 // no item, or with an item that no longer decodes, is absent.
 func TestBaselines(t *testing.T) {
-	localaws.MotoT(t)
 	ctx := context.Background()
-	cfg, err := localaws.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg)
-	createTable(t, db, "baselines")
+	db := localaws.MotoTableT(t, "baselines")
 	rec := &recorder{API: db}
 	s := dynamo.New(rec, "baselines")
 	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)

@@ -48,12 +48,7 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 // motoDB starts a moto server for t and returns a DynamoDB client of it.
 func motoDB(t *testing.T) *dynamodb.Client {
 	t.Helper()
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return dynamodb.NewFromConfig(cfg)
+	return dynamodb.NewFromConfig(localaws.MotoConfigT(t))
 }
 
 // freshStores returns a maker of stores, each on a table of its own shaped
@@ -64,7 +59,7 @@ func freshStores(db *dynamodb.Client) func(t *testing.T) *dynamo.Store {
 		t.Helper()
 		n++
 		table := fmt.Sprintf("contract-%d", n)
-		createTable(t, db, table)
+		localaws.TableT(t, db, table)
 		return dynamo.New(db, table)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/localaws"
 )
 
 // The store is what the domain packages ask for.
@@ -37,7 +38,7 @@ func TestStore(t *testing.T) {
 		t.Helper()
 		n++
 		table := fmt.Sprintf("allowlist-%d", n)
-		createTable(t, db, table)
+		localaws.TableT(t, db, table)
 		return dynamo.New(db, table), table
 	}
 
@@ -553,27 +554,6 @@ func TestStore(t *testing.T) {
 			}
 		}
 	})
-}
-
-func createTable(t *testing.T, db *dynamodb.Client, table string) {
-	t.Helper()
-	ctx := context.Background()
-	_, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{
-		TableName:            aws.String(table),
-		AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: types.ScalarAttributeTypeS}},
-		KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: types.KeyTypeHash}},
-		BillingMode:          types.BillingModePayPerRequest,
-	})
-	if err != nil {
-		t.Fatalf("create table %s: %v", table, err)
-	}
-	_, err = db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
-		TableName:               aws.String(table),
-		TimeToLiveSpecification: &types.TimeToLiveSpecification{AttributeName: aws.String("expiresAt"), Enabled: aws.Bool(true)},
-	})
-	if err != nil {
-		t.Fatalf("enable TTL on %s: %v", table, err)
-	}
 }
 
 // getItem reads the raw item pk of the store's table.

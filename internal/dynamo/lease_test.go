@@ -85,7 +85,7 @@ func TestLeaseResendRecognisesItsOwnToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := dynamodb.NewFromConfig(cfg)
-	createTable(t, plain, "lease-drop")
+	localaws.TableT(t, plain, "lease-drop")
 	d := &dropper{target: strings.TrimRight(aws.ToString(cfg.BaseEndpoint), "/")}
 	if d.target == "" {
 		for _, kv := range m.Env() {

@@ -7,11 +7,12 @@ import (
 
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/testbed/localaws"
 )
 
 func TestDesiredStateItems(t *testing.T) {
 	db := motoDB(t)
-	createTable(t, db, "desired")
+	localaws.TableT(t, db, "desired")
 	s := dynamo.New(db, "desired")
 	ctx := context.Background()
 	exp := time.Date(2026, 12, 1, 18, 0, 0, 0, time.UTC)

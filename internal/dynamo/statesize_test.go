@@ -11,6 +11,7 @@ import (
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/localaws"
 )
 
 // TestPortalStateHoldsTheLargestAllowedList: the portal state is one
@@ -20,7 +21,7 @@ import (
 // it; otherwise every reconcile fails past some size, blaming the table.
 func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
 	db := motoDB(t)
-	createTable(t, db, "statesize")
+	localaws.TableT(t, db, "statesize")
 	s := dynamo.New(db, "statesize")
 
 	n := config.MaxPortalEntries

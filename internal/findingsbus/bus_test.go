@@ -14,22 +14,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest/auditalert"
 	"ipguard/internal/findingsbus"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/redact"
 )
 
 var now = time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)
-
-// auditAlert renders findings as the audit does (its JSON body).
-func auditAlert(t *testing.T, fs ...audit.Finding) ipguard.Alert {
-	t.Helper()
-	bs, err := audit.RenderAlerts(audit.Meta{Portal: "portal.example.com", Window: audit.Window{From: now.Add(-5 * time.Minute), To: now}}, fs, audit.MaxMessageBytes)
-	if err != nil || len(bs) != 1 {
-		t.Fatalf("render: %v (%d batches)", err, len(bs))
-	}
-	return bs[0].Alert
-}
 
 func login(id int64, kind, sev string) audit.Finding {
 	return audit.Finding{EventID: id, Kind: kind, Severity: sev, Reason: "login from an address not on the allowlist", UserID: "u-1",
@@ -47,7 +38,7 @@ func detail(t *testing.T, e findingsbus.Entry) map[string]any {
 }
 
 func TestEventsOnePerFindingWithTheAlertsJSONAndOCSF(t *testing.T) {
-	a := auditAlert(t, login(41, audit.KindIPNotAllowed, audit.SeverityHigh), login(42, audit.KindIPNotAllowed, audit.SeverityHigh))
+	a := auditalert.Render(t, now, login(41, audit.KindIPNotAllowed, audit.SeverityHigh), login(42, audit.KindIPNotAllowed, audit.SeverityHigh))
 	es, err := findingsbus.Events("fallback", a, now)
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +112,7 @@ func TestEventsOfOtherAlerts(t *testing.T) {
 func TestEventsDropRawEventsOfAFindingTooLarge(t *testing.T) {
 	f := login(41, audit.KindIPNotAllowed, audit.SeverityHigh)
 	f.Raw = json.RawMessage(`{"pad":"` + strings.Repeat("x", 150*1024) + `"}`)
-	es, err := findingsbus.Events("p", auditAlert(t, f), now)
+	es, err := findingsbus.Events("p", auditalert.Render(t, now, f), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +194,7 @@ func (f *fakeSNS) Publish(context.Context, ipguard.Alert) (string, error) {
 
 func TestPublishSendsTheAlertThenItsFindings(t *testing.T) {
 	ctx := context.Background()
-	a := auditAlert(t, login(41, audit.KindIPNotAllowed, audit.SeverityHigh), login(42, audit.KindIPNotAllowed, audit.SeverityHigh))
+	a := auditalert.Render(t, now, login(41, audit.KindIPNotAllowed, audit.SeverityHigh), login(42, audit.KindIPNotAllowed, audit.SeverityHigh))
 
 	t.Run("refused entries wait in the outbox and the next run sends them", func(t *testing.T) {
 		eb, ob, sns := &fakeBus{refuse: `"eventId":42`}, &memOutbox{}, &fakeSNS{}
@@ -329,7 +320,7 @@ func TestPutSendsBatchesOfTenWithSourceAndDetailType(t *testing.T) {
 	for i := int64(1); i <= 23; i++ {
 		fs = append(fs, login(i, audit.KindIPNotAllowed, audit.SeverityHigh))
 	}
-	es, err := findingsbus.Events("p", auditAlert(t, fs...), now)
+	es, err := findingsbus.Events("p", auditalert.Render(t, now, fs...), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,7 +370,7 @@ func (r *racingOutbox) Save(ctx context.Context, es []findingsbus.Entry, rev int
 // retry sent are not sent again.
 func TestRetryKeepsWhatAnotherFunctionKeptMeanwhile(t *testing.T) {
 	ctx := context.Background()
-	es, _ := findingsbus.Events("p", auditAlert(t, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)), now)
+	es, _ := findingsbus.Events("p", auditalert.Render(t, now, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)), now)
 	drift, _ := findingsbus.Events("p", ipguard.Alert{Default: `{"kind":"allowlist_drift","severity":"high"}`}, now)
 	ob := &racingOutbox{memOutbox: memOutbox{entries: es, rev: 1}, extra: drift[0]}
 	eb := &fakeBus{}
@@ -397,7 +388,7 @@ func TestEntriesAreCleanedAndSizedWhenBuilt(t *testing.T) {
 	redact.Remember(secret)
 	f := login(41, audit.KindIPNotAllowed, audit.SeverityHigh)
 	f.Email = "ann+" + secret + "@example.com"
-	es, err := findingsbus.Events("p", auditAlert(t, f), now)
+	es, err := findingsbus.Events("p", auditalert.Render(t, now, f), now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +400,7 @@ func TestEntriesAreCleanedAndSizedWhenBuilt(t *testing.T) {
 	}
 	ob := &memOutbox{}
 	bus := &findingsbus.Bus{API: &fakeBus{err: errors.New("down")}, Name: "default", Outbox: ob}
-	if _, err := (&findingsbus.Publisher{Next: &fakeSNS{}, Bus: bus}).Publish(context.Background(), auditAlert(t, f)); err != nil {
+	if _, err := (&findingsbus.Publisher{Next: &fakeSNS{}, Bus: bus}).Publish(context.Background(), auditalert.Render(t, now, f)); err != nil {
 		t.Fatal(err)
 	}
 	kept, _ := json.Marshal(ob.entries)

@@ -8,14 +8,13 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest/auditalert"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/findingsbus"
 	"ipguard/internal/ipguard"
@@ -44,11 +43,7 @@ type busEvent struct {
 // test alert to neither.
 func TestRulesDeliverFindingsToQueues(t *testing.T) {
 	ctx := context.Background()
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := localaws.MotoConfigT(t)
 	eb, sq := eventbridge.NewFromConfig(cfg), sqs.NewFromConfig(cfg)
 	if _, err := eb.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String("security")}); err != nil {
 		t.Fatal(err)
@@ -75,8 +70,8 @@ func TestRulesDeliverFindingsToQueues(t *testing.T) {
 
 	pub := &findingsbus.Publisher{Next: &fakeSNS{}, Bus: &findingsbus.Bus{API: eb, Name: "security", Outbox: &memOutbox{}}}
 	for _, a := range []ipguard.Alert{
-		auditAlert(t, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)),
-		auditAlert(t, login(42, audit.KindUnknownUser, audit.SeverityMedium)),
+		auditalert.Render(t, now, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)),
+		auditalert.Render(t, now, login(42, audit.KindUnknownUser, audit.SeverityMedium)),
 		{Subject: "test", Default: `{"kind":"test","severity":"high","test":true}`},
 	} {
 		if _, err := pub.Publish(ctx, a); err != nil {
@@ -124,19 +119,9 @@ func TestRulesDeliverFindingsToQueues(t *testing.T) {
 // conflict, and Retry empties it once the bus takes them.
 func TestOutboxInDynamoDB(t *testing.T) {
 	ctx := context.Background()
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg)
-	if _, err := db.CreateTable(ctx, &dynamodb.CreateTableInput{TableName: aws.String("t"), BillingMode: dbtypes.BillingModePayPerRequest,
-		AttributeDefinitions: []dbtypes.AttributeDefinition{{AttributeName: aws.String("pk"), AttributeType: dbtypes.ScalarAttributeTypeS}},
-		KeySchema:            []dbtypes.KeySchemaElement{{AttributeName: aws.String("pk"), KeyType: dbtypes.KeyTypeHash}}}); err != nil {
-		t.Fatal(err)
-	}
+	db := localaws.MotoTableT(t, "t")
 	ob := findingsbus.StoreOutbox{Store: dynamo.New(db, "t")}
-	es, _ := findingsbus.Events("p", auditAlert(t, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)), now)
+	es, _ := findingsbus.Events("p", auditalert.Render(t, now, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)), now)
 	down := &fakeBus{err: errors.New("down")}
 	bus := &findingsbus.Bus{API: down, Name: "default", Outbox: ob}
 	if err := bus.Keep(ctx, es); err != nil {

@@ -89,11 +89,7 @@ func lines(t *testing.T, gz []byte) []map[string]any {
 // copy.
 func TestArchiveWritesDocumentedKeysAndARetryOverwrites(t *testing.T) {
 	ctx := context.Background()
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := localaws.MotoConfigT(t)
 	c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.UsePathStyle, o.DisableLogOutputChecksumValidationSkipped = true, true })
 	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("archive")}); err != nil {
 		t.Fatal(err)

@@ -86,22 +86,42 @@ type Service struct {
 	Name string `json:"name"`
 }
 
+// Base is what every OCSF event of this package says first: its
+// classification (activity, category, class and type, each with its
+// name), its time, severity and status.
+type Base struct {
+	ActivityID   int    `json:"activity_id"`
+	ActivityName string `json:"activity_name"`
+	CategoryUID  int    `json:"category_uid"`
+	CategoryName string `json:"category_name"`
+	ClassUID     int    `json:"class_uid"`
+	ClassName    string `json:"class_name"`
+	TypeUID      int    `json:"type_uid"`
+	TypeName     string `json:"type_name"`
+	Time         int64  `json:"time"` // epoch ms
+	SeverityID   int    `json:"severity_id"`
+	Severity     string `json:"severity"`
+	StatusID     int    `json:"status_id"`
+	Status       string `json:"status"`
+}
+
+// classified is the Base of an event of class (in category) and activity
+// at t: type_uid is class_uid*100+activity_id and type_name "<class name>:
+// <activity name>", as OCSF defines them.
+func classified(category int, categoryName string, class int, className string, activity int, activityName string, t time.Time) Base {
+	return Base{
+		ActivityID: activity, ActivityName: activityName,
+		CategoryUID: category, CategoryName: categoryName,
+		ClassUID: class, ClassName: className,
+		TypeUID: class*100 + activity, TypeName: className + ": " + activityName,
+		Time: t.UnixMilli(),
+	}
+}
+
 // Authentication is an OCSF Authentication event (class 3002): one login
 // or failed login on the portal.
 type Authentication struct {
-	ActivityID   int            `json:"activity_id"`
-	ActivityName string         `json:"activity_name"`
-	CategoryUID  int            `json:"category_uid"`
-	CategoryName string         `json:"category_name"`
-	ClassUID     int            `json:"class_uid"`
-	ClassName    string         `json:"class_name"`
-	TypeUID      int            `json:"type_uid"`
-	TypeName     string         `json:"type_name"`
-	Time         int64          `json:"time"` // epoch ms
-	SeverityID   int            `json:"severity_id"`
-	Severity     string         `json:"severity"`
-	StatusID     int            `json:"status_id"`
-	Status       string         `json:"status"`
+	Base
 	StatusCode   string         `json:"status_code,omitempty"`
 	StatusDetail string         `json:"status_detail,omitempty"`
 	Message      string         `json:"message,omitempty"`
@@ -123,18 +143,14 @@ type Authentication struct {
 func Login(portal string, e ipguard.LoginEvent) Authentication {
 	portal = Host(portal)
 	a := Authentication{
-		ActivityID: activityLogon, ActivityName: "Logon",
-		CategoryUID: CategoryIAM, CategoryName: "Identity & Access Management",
-		ClassUID: ClassAuthentication, ClassName: "Authentication",
-		TypeUID: ClassAuthentication*100 + activityLogon, TypeName: "Authentication: Logon",
-		Time:       e.Date.UnixMilli(),
-		SeverityID: 1, Severity: "Informational",
+		Base:         classified(CategoryIAM, "Identity & Access Management", ClassAuthentication, "Authentication", activityLogon, "Logon", e.Date),
 		StatusCode:   codeText(e.ActionID),
 		StatusDetail: e.Action,
 		Metadata: Metadata{Version: Version, Product: DocSpace, UID: eventUID(portal, e.ID), TenantUID: portal,
 			LogProvider: "docspace-ip-guard", LogName: "security/audit/login"},
 		User: user(e.UserID, e.Login, e.User, ""),
 	}
+	a.SeverityID, a.Severity = 1, "Informational"
 	switch {
 	case e.IsSuccessfulLogin():
 		a.StatusID, a.Status = 1, "Success"
@@ -311,24 +327,12 @@ type Evidence struct {
 
 // DetectionFinding is an OCSF Detection Finding (class 2004).
 type DetectionFinding struct {
-	ActivityID   int            `json:"activity_id"`
-	ActivityName string         `json:"activity_name"`
-	CategoryUID  int            `json:"category_uid"`
-	CategoryName string         `json:"category_name"`
-	ClassUID     int            `json:"class_uid"`
-	ClassName    string         `json:"class_name"`
-	TypeUID      int            `json:"type_uid"`
-	TypeName     string         `json:"type_name"`
-	Time         int64          `json:"time"`
-	SeverityID   int            `json:"severity_id"`
-	Severity     string         `json:"severity"`
-	StatusID     int            `json:"status_id"`
-	Status       string         `json:"status"`
-	Message      string         `json:"message,omitempty"`
-	Metadata     Metadata       `json:"metadata"`
-	FindingInfo  FindingInfo    `json:"finding_info"`
-	Evidences    []Evidence     `json:"evidences,omitempty"`
-	Unmapped     map[string]any `json:"unmapped,omitempty"`
+	Base
+	Message     string         `json:"message,omitempty"`
+	Metadata    Metadata       `json:"metadata"`
+	FindingInfo FindingInfo    `json:"finding_info"`
+	Evidences   []Evidence     `json:"evidences,omitempty"`
+	Unmapped    map[string]any `json:"unmapped,omitempty"`
 }
 
 // SeverityID is OCSF's severity_id of an IP Guard severity (0 Unknown
@@ -377,19 +381,14 @@ func Finding(a Alert) DetectionFinding {
 		sid, sname = SeverityID("informational")
 	}
 	d := DetectionFinding{
-		ActivityID: activityCreate, ActivityName: "Create",
-		CategoryUID: CategoryFindings, CategoryName: "Findings",
-		ClassUID: ClassDetectionFinding, ClassName: "Detection Finding",
-		TypeUID: ClassDetectionFinding*100 + activityCreate, TypeName: "Detection Finding: Create",
-		Time:       a.Time.UnixMilli(),
-		SeverityID: sid, Severity: sname,
-		StatusID: 1, Status: "New",
+		Base:     classified(CategoryFindings, "Findings", ClassDetectionFinding, "Detection Finding", activityCreate, "Create", a.Time),
 		Message:  a.Title,
 		Metadata: Metadata{Version: Version, Product: IPGuard, UID: a.UID, TenantUID: a.Portal, LogProvider: "docspace-ip-guard"},
 		FindingInfo: FindingInfo{UID: a.UID, Title: a.Title, Types: []string{a.Kind},
 			Analytic: &Analytic{Name: a.Kind, UID: a.Kind, TypeID: 1, Type: "Rule"}},
 		Unmapped: map[string]any{"kind": a.Kind},
 	}
+	d.SeverityID, d.Severity, d.StatusID, d.Status = sid, sname, 1, "New"
 	if d.FindingInfo.Title == "" {
 		d.FindingInfo.Title = a.Kind
 	}

@@ -185,11 +185,7 @@ func TestPublishFailureIsUnavailableNamingTheTopic(t *testing.T) {
 // and reads the SNS envelope back.
 func TestPublishThroughMoto(t *testing.T) {
 	ctx := context.Background()
-	localaws.MotoT(t)
-	cfg, err := localaws.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := localaws.MotoConfigT(t)
 	snsc := sns.NewFromConfig(cfg)
 	sqsc := sqs.NewFromConfig(cfg)
 

@@ -80,13 +80,18 @@ func (s *Store) PutUser(u ipguard.User) {
 func (s *Store) Users(_ context.Context, ids []string) (map[string]ipguard.User, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]ipguard.User{}
+	return pick(s.UserItems, ids), nil
+}
+
+// pick is the entries of m under ids, where m has them.
+func pick[V any](m map[string]V, ids []string) map[string]V {
+	out := map[string]V{}
 	for _, id := range ids {
-		if u, ok := s.UserItems[id]; ok {
-			out[id] = u
+		if v, ok := m[id]; ok {
+			out[id] = v
 		}
 	}
-	return out, nil
+	return out
 }
 
 // AllUsers implements audit.Store.
@@ -201,13 +206,7 @@ func unavailable(op string) error {
 func (s *Store) AllowlistHistory(_ context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]ipguard.AllowlistHistory{}
-	for _, id := range ids {
-		if h, ok := s.HistoryItems[id]; ok {
-			out[id] = h
-		}
-	}
-	return out, nil
+	return pick(s.HistoryItems, ids), nil
 }
 
 // RecordFailures implements audit.Store: each address's record merges with

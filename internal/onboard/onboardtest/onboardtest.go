@@ -124,15 +124,24 @@ func (s *Store) AddDueAlert(_ context.Context, a ipguard.DueAlert) error {
 	if s.Outbox == nil {
 		s.Outbox = map[string]ipguard.DueAlert{}
 	}
-	s.Outbox[a.Key] = a
+	s.Outbox[a.Key] = cloneDue(a)
 	return nil
+}
+
+// cloneDue is a sharing nothing with the caller, as a DynamoDB item would.
+func cloneDue(a ipguard.DueAlert) ipguard.DueAlert {
+	a.Alert.Kinds = slices.Clone(a.Alert.Kinds)
+	return a
 }
 
 // DueAlerts implements onboard.Store: oldest first.
 func (s *Store) DueAlerts(context.Context) ([]ipguard.DueAlert, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := slices.Collect(maps.Values(s.Outbox))
+	var out []ipguard.DueAlert
+	for _, a := range s.Outbox {
+		out = append(out, cloneDue(a))
+	}
 	slices.SortFunc(out, func(a, b ipguard.DueAlert) int { return a.Since.Compare(b.Since) })
 	return out, nil
 }

@@ -2,7 +2,6 @@ package devportal
 
 import (
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 )
@@ -89,29 +88,20 @@ func (p *Portal) AuditEvents() []AuditEvent {
 // auditEventDto is AuditEventDto, reduced to what callers read; empty
 // optional fields are omitted.
 type auditEventDto struct {
-	ID       int64    `json:"id"`
-	Date     string   `json:"date"`
-	User     string   `json:"user"`
-	UserID   string   `json:"userId"`
-	Action   string   `json:"action"`
-	ActionID int      `json:"actionId"`
-	IP       string   `json:"ip,omitempty"`
-	Country  string   `json:"country,omitempty"`
-	City     string   `json:"city,omitempty"`
-	Browser  string   `json:"browser,omitempty"`
-	Platform string   `json:"platform,omitempty"`
-	Page     string   `json:"page,omitempty"`
-	Target   []string `json:"target,omitempty"`
+	ID       int64  `json:"id"`
+	Date     string `json:"date"`
+	User     string `json:"user"`
+	UserID   string `json:"userId"`
+	Action   string `json:"action"`
+	ActionID int    `json:"actionId"`
+	clientDto
+	Target []string `json:"target,omitempty"`
 }
 
 func toAuditDto(ev AuditEvent, tz time.Duration) auditEventDto {
 	user := ev.User
 	if user == "" {
 		user = "Unknown"
-	}
-	userID := ev.UserID
-	if userID == "" {
-		userID = emptyGUID
 	}
 	action := ev.Action
 	if action == "" {
@@ -121,21 +111,15 @@ func toAuditDto(ev AuditEvent, tz time.Duration) auditEventDto {
 			action = actionText(ev.ActionID)
 		}
 	}
-	ip, _, _ := strings.Cut(ev.IP, ":")
-	return auditEventDto{ID: ev.ID, Date: formatAPIDateTime(ev.Date, tz), User: user, UserID: userID,
-		Action: action, ActionID: ev.ActionID, IP: ip, Country: ev.Country, City: ev.City,
-		Browser: ev.Browser, Platform: ev.Platform, Page: ev.Page, Target: ev.Target}
+	return auditEventDto{ID: ev.ID, Date: formatAPIDateTime(ev.Date, tz), User: user, UserID: userIDOrEmpty(ev.UserID),
+		Action: action, ActionID: ev.ActionID, clientDto: clientOf(ev.IP, ev.Country, ev.City, ev.Browser, ev.Platform, ev.Page),
+		Target: ev.Target}
 }
 
 // sortedAuditLocked returns the audit trail newest first (equal dates: higher id first).
 func (p *Portal) sortedAuditLocked() []AuditEvent {
 	evs := append([]AuditEvent(nil), p.audit...)
-	sort.SliceStable(evs, func(i, j int) bool {
-		if !evs[i].Date.Equal(evs[j].Date) {
-			return evs[i].Date.After(evs[j].Date)
-		}
-		return evs[i].ID > evs[j].ID
-	})
+	newestFirst(evs, func(ev AuditEvent) (time.Time, int64) { return ev.Date, ev.ID })
 	return evs
 }
 
@@ -153,32 +137,20 @@ func (p *Portal) getLastAuditEvents(w http.ResponseWriter, r *http.Request, c ca
 // apply BEFORE the page window, as AuditEventsRepository does. With the
 // plan fallback on it answers like events/last.
 func (p *Portal) getAuditEventsByFilter(w http.ResponseWriter, r *http.Request, c caller) {
-	f, errs := bindLoginFilter(r)
-	if errs != nil {
-		writeValidation(w, r, errs)
+	f, ok := bindFilterAsAdmin(w, r, c, "ASC.Web.Api.Controllers.SecurityController.GetAuditEventsByFilterAsync(AuditEventRequestDto inDto)")
+	if !ok {
 		return
 	}
-	if !demandEditPortalSettings(w, c.role, "ASC.Web.Api.Controllers.SecurityController.GetAuditEventsByFilterAsync(AuditEventRequestDto inDto)") {
-		return
-	}
-	p.mu.Lock()
-	fallback := p.fallback
-	p.mu.Unlock()
-	if fallback {
+	if p.fallbackOn() {
 		p.writeAudit(w, r, func(evs []AuditEvent) []AuditEvent { return evs[:min(lastEventsCount, len(evs))] })
 		return
 	}
 	p.writeAudit(w, r, func(evs []AuditEvent) []AuditEvent {
 		kept := evs[:0:0]
 		for _, ev := range evs {
-			switch {
-			case f.userID != "" && canonicalGUID(ev.UserID) != f.userID,
-				f.action != -1 && ev.ActionID != f.action,
-				f.from != nil && ev.Date.Before(*f.from),
-				f.to != nil && ev.Date.After(*f.to):
-				continue
+			if f.keeps(ev.UserID, ev.ActionID, ev.Date) {
+				kept = append(kept, ev)
 			}
-			kept = append(kept, ev)
 		}
 		if f.startIndex > 0 {
 			kept = kept[min(f.startIndex, len(kept)):]
@@ -192,11 +164,7 @@ func (p *Portal) writeAudit(w http.ResponseWriter, r *http.Request, pick func([]
 	p.mu.Lock()
 	evs, tz := pick(p.sortedAuditLocked()), p.tz
 	p.mu.Unlock()
-	out := make([]auditEventDto, len(evs))
-	for i, ev := range evs {
-		out[i] = toAuditDto(ev, tz)
-	}
-	writeSuccess(w, r, out, len(out))
+	writeRows(w, r, evs, tz, toAuditDto)
 }
 
 // routeAvailable reports whether route is served: keys/@self and the audit

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -199,23 +200,11 @@ func TestRequestLog(t *testing.T) {
 		{Method: "GET", Path: "/api/2.0/security/audit/login/filter", RawQuery: "count=5&startIndex=0", Status: 200},
 		{Method: "PUT", Path: listPath, Status: 401},
 	}
-	if got := p.Requests(); !equalRequests(got, want) {
+	if got := p.Requests(); !slices.Equal(got, want) {
 		t.Errorf("requests = %+v, want %+v", got, want)
 	}
 	p.ResetRequests()
 	if got := p.Requests(); len(got) != 0 {
 		t.Errorf("after reset: %+v", got)
 	}
-}
-
-func equalRequests(a, b []Request) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ipguard/internal/testbed/tieorder"
 )
 
 // Behaviour of api/2.0/security/audit/login/{filter,last} (docspace-api.md §3).
@@ -84,12 +86,32 @@ type loginEventDto struct {
 	Login    string `json:"login,omitempty"`
 	Action   string `json:"action"`
 	ActionID int    `json:"actionId"`
+	clientDto
+}
+
+// clientDto is where a row was written from, the same in LoginEventDto and
+// AuditEventDto: the IP cut at the first ':' as the real mapper does, and
+// every empty field omitted.
+type clientDto struct {
 	IP       string `json:"ip,omitempty"`
 	Country  string `json:"country,omitempty"`
 	City     string `json:"city,omitempty"`
 	Browser  string `json:"browser,omitempty"`
 	Platform string `json:"platform,omitempty"`
 	Page     string `json:"page,omitempty"`
+}
+
+func clientOf(ip, country, city, browser, platform, page string) clientDto {
+	ip, _, _ = strings.Cut(ip, ":") // the real mapper keeps the text before the first ':'
+	return clientDto{IP: ip, Country: country, City: city, Browser: browser, Platform: platform, Page: page}
+}
+
+// userIDOrEmpty is a row's userId as written out: the empty GUID for none.
+func userIDOrEmpty(id string) string {
+	if id == "" {
+		return emptyGUID
+	}
+	return id
 }
 
 func toDto(ev LoginEvent, tz time.Duration) loginEventDto {
@@ -103,25 +125,15 @@ func toDto(ev LoginEvent, tz time.Duration) loginEventDto {
 	default:
 		user = "Unknown"
 	}
-	userID := ev.UserID
-	if userID == "" {
-		userID = emptyGUID
-	}
-	ip, _, _ := strings.Cut(ev.IP, ":") // the real mapper keeps the text before the first ':'
 	return loginEventDto{
-		ID:       ev.ID,
-		Date:     formatAPIDateTime(ev.Date, tz),
-		User:     user,
-		UserID:   userID,
-		Login:    ev.Login,
-		Action:   actionText(ev.ActionID),
-		ActionID: ev.ActionID,
-		IP:       ip,
-		Country:  ev.Country,
-		City:     ev.City,
-		Browser:  ev.Browser,
-		Platform: ev.Platform,
-		Page:     ev.Page,
+		ID:        ev.ID,
+		Date:      formatAPIDateTime(ev.Date, tz),
+		User:      user,
+		UserID:    userIDOrEmpty(ev.UserID),
+		Login:     ev.Login,
+		Action:    actionText(ev.ActionID),
+		ActionID:  ev.ActionID,
+		clientDto: clientOf(ev.IP, ev.Country, ev.City, ev.Browser, ev.Platform, ev.Page),
 	}
 }
 
@@ -131,14 +143,22 @@ func toDto(ev LoginEvent, tz time.Duration) loginEventDto {
 func (p *Portal) sortedLocked() []LoginEvent {
 	if p.byDate == nil {
 		p.byDate = append([]LoginEvent(nil), p.events...)
-		sort.SliceStable(p.byDate, func(i, j int) bool {
-			if !p.byDate[i].Date.Equal(p.byDate[j].Date) {
-				return p.byDate[i].Date.After(p.byDate[j].Date)
-			}
-			return p.byDate[i].ID > p.byDate[j].ID
-		})
+		newestFirst(p.byDate, func(ev LoginEvent) (time.Time, int64) { return ev.Date, ev.ID })
 	}
 	return p.byDate
+}
+
+// newestFirst sorts rows newest first; equal dates fall back to the higher
+// id first. The login history and the audit trail both order so.
+func newestFirst[E any](rows []E, at func(E) (time.Time, int64)) {
+	sort.SliceStable(rows, func(i, j int) bool {
+		di, idi := at(rows[i])
+		dj, idj := at(rows[j])
+		if !di.Equal(dj) {
+			return di.After(dj)
+		}
+		return idi > idj
+	})
 }
 
 // sortedEvents returns a copy of the events newest first. Callers hold p.mu.
@@ -160,24 +180,7 @@ func (p *Portal) windowLocked(start, count int) []LoginEvent {
 	if !p.shuffleTies {
 		return append([]LoginEvent(nil), all[start:end]...)
 	}
-	lo, hi := start, end
-	for lo > 0 && all[lo-1].Date.Equal(all[start].Date) {
-		lo--
-	}
-	for hi < len(all) && all[hi].Date.Equal(all[end-1].Date) {
-		hi++
-	}
-	ext := append([]LoginEvent(nil), all[lo:hi]...)
-	for i := 0; i < len(ext); {
-		j := i
-		for j < len(ext) && ext[j].Date.Equal(ext[i].Date) {
-			j++
-		}
-		g := ext[i:j]
-		p.rng.Shuffle(len(g), func(a, b int) { g[a], g[b] = g[b], g[a] })
-		i = j
-	}
-	return ext[start-lo : end-lo]
+	return tieorder.Window(all, start, end, func(ev LoginEvent) time.Time { return ev.Date }, p.rng)
 }
 
 // SetTieShuffle switches the same-second order: off (the default) orders
@@ -220,9 +223,15 @@ func (p *Portal) writeLastEvents(w http.ResponseWriter, r *http.Request) {
 }
 
 func writeEvents(w http.ResponseWriter, r *http.Request, evs []LoginEvent, tz time.Duration) {
-	out := make([]loginEventDto, len(evs))
-	for i, ev := range evs {
-		out[i] = toDto(ev, tz)
+	writeRows(w, r, evs, tz, toDto)
+}
+
+// writeRows answers with rows, each written out by dto in the portal's
+// time zone tz.
+func writeRows[E, D any](w http.ResponseWriter, r *http.Request, rows []E, tz time.Duration, dto func(E, time.Duration) D) {
+	out := make([]D, len(rows))
+	for i, row := range rows {
+		out[i] = dto(row, tz)
 	}
 	writeSuccess(w, r, out, len(out))
 }
@@ -247,18 +256,11 @@ type loginFilter struct {
 //	startIndex=2, count=3:           [e7 e6 e5]
 //	userId=U (owns e8 e6 e2):           [e6]       ← e8 and e2 are not seen
 func (p *Portal) getLoginEventsByFilter(w http.ResponseWriter, r *http.Request, c caller) {
-	f, errs := bindLoginFilter(r)
-	if errs != nil {
-		writeValidation(w, r, errs)
+	f, ok := bindFilterAsAdmin(w, r, c, "ASC.Web.Api.Controllers.SecurityController.GetLoginEventsByFilterAsync(LoginEventRequestDto inDto)")
+	if !ok {
 		return
 	}
-	if !demandEditPortalSettings(w, c.role, "ASC.Web.Api.Controllers.SecurityController.GetLoginEventsByFilterAsync(LoginEventRequestDto inDto)") {
-		return
-	}
-	p.mu.Lock()
-	fallback := p.fallback
-	p.mu.Unlock()
-	if fallback {
+	if p.fallbackOn() {
 		p.writeLastEvents(w, r)
 		return
 	}
@@ -281,21 +283,45 @@ func (p *Portal) getLoginEventsByFilter(w http.ResponseWriter, r *http.Request, 
 
 	page := make([]LoginEvent, 0, len(evs))
 	for _, ev := range evs {
-		if f.userID != "" && canonicalGUID(ev.UserID) != f.userID {
-			continue
+		if f.keeps(ev.UserID, ev.ActionID, ev.Date) {
+			page = append(page, ev)
 		}
-		if f.action != -1 && ev.ActionID != f.action {
-			continue
-		}
-		if f.from != nil && ev.Date.Before(*f.from) {
-			continue
-		}
-		if f.to != nil && ev.Date.After(*f.to) {
-			continue
-		}
-		page = append(page, ev)
 	}
 	writeEvents(w, r, page, tz)
+}
+
+// fallbackOn reports whether the plan fallback is on (filter requests
+// answer like last).
+func (p *Portal) fallbackOn() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.fallback
+}
+
+// keeps reports whether a row of userID, action and date passes the
+// filter's userId, action, from and to (the page window aside): the one
+// rule of login/filter and the audit trail's events/filter.
+func (f loginFilter) keeps(userID string, action int, date time.Time) bool {
+	switch {
+	case f.userID != "" && canonicalGUID(userID) != f.userID,
+		f.action != -1 && action != f.action,
+		f.from != nil && date.Before(*f.from),
+		f.to != nil && date.After(*f.to):
+		return false
+	}
+	return true
+}
+
+// bindFilterAsAdmin binds and validates a filter request's query (400
+// validation envelope), then demands admin (403, naming the controller
+// method), in the real API's order; false means the answer is written.
+func bindFilterAsAdmin(w http.ResponseWriter, r *http.Request, c caller, method string) (loginFilter, bool) {
+	f, errs := bindLoginFilter(r)
+	if errs != nil {
+		writeValidation(w, r, errs)
+		return f, false
+	}
+	return f, demandEditPortalSettings(w, c.role, method)
 }
 
 // bindLoginFilter binds the query like ASP.NET: parameter names match

@@ -37,24 +37,32 @@ func BenchmarkAuditPeakRSS100kEvents(b *testing.B) {
 		s.Portal.AddLoginEvents(evs...)
 		onboardJane(b, s)
 		fn := startFunctionTimeout(b, "audit", s.FunctionEnv("AUDIT_LOOKBACK=30h", "PORTAL_REQUESTS_PER_MINUTE=1500"), "300")
-		start := time.Now()
-		var res audit.Result
-		fn.invoke(b, scheduledEvent(end)).result(b, &res)
-		took := time.Since(start)
+		res := measuredAudit(b, fn, end)
 		if res.EventsScanned != events || !res.Complete || res.Counts[audit.KindIPNotAllowed] != 100 {
 			b.Fatalf("result %s: want all %d events scanned, complete, 100 violations", jsonText(res), events)
 		}
-		kb, err := peakRSS(fn.emu.PID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(kb)/1024, "peak-RSS-MB")
-		b.ReportMetric(took.Seconds(), "run-s")
-		b.ReportMetric(float64(res.PagesFetched), "pages")
-		if err := fn.stop(); err != nil {
-			b.Fatal(err)
-		}
 	}
+}
+
+// measuredAudit runs one scheduled audit ending at end on fn, reports its
+// peak RSS, duration and pages, and stops fn.
+func measuredAudit(b *testing.B, fn *function, end time.Time) audit.Result {
+	b.Helper()
+	start := time.Now()
+	var res audit.Result
+	fn.invoke(b, scheduledEvent(end)).result(b, &res)
+	took := time.Since(start)
+	kb, err := peakRSS(fn.emu.PID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(kb)/1024, "peak-RSS-MB")
+	b.ReportMetric(took.Seconds(), "run-s")
+	b.ReportMetric(float64(res.PagesFetched), "pages")
+	if err := fn.stop(); err != nil {
+		b.Fatal(err)
+	}
+	return res
 }
 
 // peakRSS returns the largest VmHWM (kB) among the descendants of pid: the
@@ -147,22 +155,8 @@ func BenchmarkAuditPeakRSSCredentialStuffing(b *testing.B) {
 		evs = nil
 		onboardJane(b, s)
 		fn := startFunctionTimeout(b, "audit", s.FunctionEnv("AUDIT_LOOKBACK=30h", "PORTAL_REQUESTS_PER_MINUTE=1500"), "900")
-		start := time.Now()
-		var res audit.Result
-		fn.invoke(b, scheduledEvent(end)).result(b, &res)
-		took := time.Since(start)
-		if res.EventsScanned != failed+normal || !res.Complete {
+		if res := measuredAudit(b, fn, end); res.EventsScanned != failed+normal || !res.Complete {
 			b.Fatalf("result %s: want all %d events scanned and complete", jsonText(res), failed+normal)
-		}
-		kb, err := peakRSS(fn.emu.PID)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(kb)/1024, "peak-RSS-MB")
-		b.ReportMetric(took.Seconds(), "run-s")
-		b.ReportMetric(float64(res.PagesFetched), "pages")
-		if err := fn.stop(); err != nil {
-			b.Fatal(err)
 		}
 	}
 }

@@ -14,14 +14,7 @@ import (
 // rule to a SIEM queue) and the login archive bucket.
 func deployWithFindings(t *testing.T, extraEnv ...string) *localdeploy.Stack {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: needs moto_server (make test runs it)")
-	}
-	s, err := localdeploy.Start(context.Background(), localdeploy.Options{Moto: moto})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := standUp(t)
 	if err := s.StartFindings(context.Background()); err != nil {
 		t.Fatal(err)
 	}

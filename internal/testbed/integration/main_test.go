@@ -45,6 +45,15 @@ func TestMain(m *testing.M) {
 // process's environment (as a Lambda's) at it.
 func deploy(t *testing.T, extraEnv ...string) *localdeploy.Stack {
 	t.Helper()
+	s := standUp(t)
+	setenv(t, s.FunctionEnv(extraEnv...))
+	return s
+}
+
+// standUp stands the local deployment up on this process's moto, closed
+// when t ends; skipped under -short only.
+func standUp(t *testing.T) *localdeploy.Stack {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("-short: needs moto_server (make test runs it)")
 	}
@@ -53,7 +62,6 @@ func deploy(t *testing.T, extraEnv ...string) *localdeploy.Stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	setenv(t, s.FunctionEnv(extraEnv...))
 	return s
 }
 

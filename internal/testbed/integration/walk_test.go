@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"ipguard/internal/audit"
 	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localaws"
 	"ipguard/internal/testbed/localdeploy"
@@ -99,13 +100,7 @@ func TestAuditSecondLargerThanAPageShuffled(t *testing.T) {
 	ids = append(ids, violationsAt(s, 60, 1, time.Minute)...)
 	ids = append(ids, violationsAt(s, 150, 150, 3*time.Minute)...)
 	ids = append(ids, violationsAt(s, 120, 3, 4*time.Minute)...)
-	res, err := auditService(t).Handle(context.Background(), scheduled(time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[int64]int{}
-	alertedCounts(t, s, got)
-	checkOnce(t, ids, got)
+	res := auditAlertingEachOnce(t, s, ids, time.Now())
 	if res.EventsScanned != len(ids) || !strings.Contains(strings.Join(res.Warnings, "\n"), "150 login events share the second") {
 		t.Errorf("result %+v", res)
 	}
@@ -118,13 +113,7 @@ func TestAuditShuffledTiesAtEveryBoundary(t *testing.T) {
 	onboardAliceAndBob(t)
 	s.Portal.SetTieShuffle(true)
 	ids := violationsAt(s, 600, 23, time.Minute)
-	res, err := auditService(t).Handle(context.Background(), scheduled(time.Now()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[int64]int{}
-	alertedCounts(t, s, got)
-	checkOnce(t, ids, got)
+	res := auditAlertingEachOnce(t, s, ids, time.Now())
 	if strings.Contains(strings.Join(res.Warnings, "\n"), "share the second") {
 		t.Errorf("warnings %v", res.Warnings)
 	}
@@ -139,13 +128,7 @@ func TestAuditStormBetweenPageRequests(t *testing.T) {
 	ids := violationsAt(s, 700, 1, time.Minute)
 	s.Portal.SetStorm(150, 4)
 	at := time.Now().Add(-time.Second)
-	res, err := auditService(t).Handle(context.Background(), scheduled(at))
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[int64]int{}
-	alertedCounts(t, s, got)
-	checkOnce(t, ids, got)
+	res := auditAlertingEachOnce(t, s, ids, at)
 	if res.PagesReread == 0 {
 		t.Errorf("the storm caused no re-read: %+v", res)
 	}
@@ -253,4 +236,18 @@ func TestAuditHugeBurstAndAViolation(t *testing.T) {
 	if again := alerted(t, s); len(again) != 0 {
 		t.Errorf("the next run alerted %d findings again", len(again))
 	}
+}
+
+// auditAlertingEachOnce runs the audit scheduled at at and checks that it
+// alerted every login of ids exactly once; it returns the run's result.
+func auditAlertingEachOnce(t *testing.T, s *localdeploy.Stack, ids []int64, at time.Time) audit.Result {
+	t.Helper()
+	res, err := auditService(t).Handle(context.Background(), scheduled(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int64]int{}
+	alertedCounts(t, s, got)
+	checkOnce(t, ids, got)
+	return res
 }

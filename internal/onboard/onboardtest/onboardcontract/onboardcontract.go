@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,10 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 			LastSeen:    []ipguard.Restriction{{IP: "203.0.113.7"}, {IP: "192.0.2.1", ForAdmin: true}},
 			LastEnabled: true, Reconciled: true, Pending: "HTTP 503", PendingCode: ipguard.EUnavailable, PendingVersion: 6,
 			LastReconcile: t0.Add(1500 * time.Millisecond), DriftEpisode: "d1", LockoutNotice: "n1", HandOff: true,
+			Sent: []ipguard.Restriction{{IP: "203.0.113.7"}, {IP: "203.0.113.8"}}, SentAdded: []string{"203.0.113.8"},
+			SentEnable: true, SentOutcome: ipguard.SentUnknown, SentAt: t0.Add(2 * time.Second),
+			LateSent: []string{"h1 192.0.2.1"}, AlertsDue: true,
+			OwnSaves: []time.Time{t0, t0.Add(250 * time.Millisecond)}, KeyUser: "key-user",
 		}
 		if err := s.PutPortalState(ctx, want); err != nil {
 			t.Fatal(err)
@@ -148,6 +153,115 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		st.Owned[0] = "changed"
 		if again, _ := s.PortalState(ctx); fmt.Sprint(again.Owned) != "[203.0.113.7]" {
 			t.Errorf("changing a read changed the store: %v", again.Owned)
+		}
+	})
+
+	// The outbox of onboarding's own alerts (#15): an alert is recorded as
+	// due before it is published and cleared only once SNS accepted it, so
+	// the store must keep every due alert, whole, until it is cleared.
+	alert := func(key string, since time.Duration, subject string) ipguard.DueAlert {
+		return ipguard.DueAlert{Key: key, Since: t0.Add(since), Alert: ipguard.Alert{
+			Subject: subject, Default: `{"kind":"drift"}`, Email: subject + "\n\nbody", SMS: subject, Severity: "high", Kinds: []string{"drift", "lockout"},
+		}}
+	}
+	dueKeys := func(t *testing.T, s onboard.Store) []string {
+		t.Helper()
+		due, err := s.DueAlerts(ctx)
+		if err != nil {
+			t.Fatalf("DueAlerts: %v", err)
+		}
+		keys := []string{}
+		for _, a := range due {
+			keys = append(keys, a.Key)
+		}
+		return keys
+	}
+
+	t.Run("outbox: due alerts come back whole, oldest first, one per key", func(t *testing.T) {
+		s := newStore(t)
+		if keys := dueKeys(t, s); len(keys) != 0 {
+			t.Fatalf("DueAlerts of a new store = %v; want none", keys)
+		}
+		// Keys are episode keys: any text, however long, each its own entry.
+		long := "drift#" + strings.Repeat("ü/ #.", 200)
+		for _, a := range []ipguard.DueAlert{
+			alert("lockout#u1", 3*time.Minute, "c"),
+			alert(long, time.Minute, "a"),
+			alert("drift#restrictions off", 2*time.Minute, "b"),
+		} {
+			if err := s.AddDueAlert(ctx, a); err != nil {
+				t.Fatalf("AddDueAlert(%q): %v", a.Key, err)
+			}
+		}
+		if got, want := dueKeys(t, s), []string{long, "drift#restrictions off", "lockout#u1"}; !slices.Equal(got, want) {
+			t.Fatalf("DueAlerts keys = %q; want oldest first %q", got, want)
+		}
+		// The same key again replaces the due alert, whatever its time.
+		again := alert("drift#restrictions off", 4*time.Minute, "b2")
+		again.Alert.Kinds = nil
+		if err := s.AddDueAlert(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		due, err := s.DueAlerts(ctx)
+		want := []ipguard.DueAlert{alert(long, time.Minute, "a"), alert("lockout#u1", 3*time.Minute, "c"), again}
+		if err != nil || !reflect.DeepEqual(due, want) {
+			t.Fatalf("DueAlerts after replacing one = %+v, %v\nwant %+v", due, err, want)
+		}
+	})
+
+	t.Run("outbox: an alert stays due until cleared, by its key only", func(t *testing.T) {
+		s := newStore(t)
+		for i, k := range []string{"k1", "k2", "k3"} {
+			if err := s.AddDueAlert(ctx, alert(k, time.Duration(i)*time.Second, k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Reading does not consume; the portal state is another item.
+		dueKeys(t, s)
+		if err := s.PutPortalState(ctx, ipguard.PortalState{AlertsDue: false}); err != nil {
+			t.Fatal(err)
+		}
+		if got := dueKeys(t, s); !slices.Equal(got, []string{"k1", "k2", "k3"}) {
+			t.Fatalf("after a read and a portal state write: %q; want all three still due", got)
+		}
+		if st, err := s.PortalState(ctx); err != nil || st.AlertsDue {
+			t.Errorf("PortalState = %+v, %v; the outbox does not set AlertsDue", st, err)
+		}
+		steps := []struct {
+			clear string
+			want  []string
+		}{
+			{"k2", []string{"k1", "k3"}},
+			{"k2", []string{"k1", "k3"}},      // cleared twice (a retried clear): fine
+			{"unknown", []string{"k1", "k3"}}, // never due: fine
+			{"k", []string{"k1", "k3"}},       // a prefix of keys clears nothing
+			{"k1", []string{"k3"}},
+			{"k3", []string{}},
+		}
+		for _, st := range steps {
+			if err := s.ClearDueAlert(ctx, st.clear); err != nil {
+				t.Fatalf("ClearDueAlert(%q): %v; want nil", st.clear, err)
+			}
+			if got := dueKeys(t, s); !slices.Equal(got, st.want) {
+				t.Fatalf("after clearing %q: %q; want %q", st.clear, got, st.want)
+			}
+		}
+	})
+
+	t.Run("outbox: what is stored and what is read are copies", func(t *testing.T) {
+		s := newStore(t)
+		a := alert("k1", 0, "subject")
+		if err := s.AddDueAlert(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+		a.Alert.Kinds[0] = "changed after AddDueAlert"
+		due, _ := s.DueAlerts(ctx)
+		if len(due) != 1 || due[0].Alert.Kinds[0] != "drift" {
+			t.Fatalf("changing the added alert changed the store: %+v", due)
+		}
+		due[0].Alert.Kinds[0] = "changed after DueAlerts"
+		if again, _ := s.DueAlerts(ctx); len(again) != 1 || again[0].Alert.Kinds[0] != "drift" {
+			t.Errorf("changing a read changed the store: %+v", again)
 		}
 	})
 }
