@@ -22,14 +22,8 @@ var _ behaviour.EpisodeStore = (*dynamo.Store)(nil)
 // after the newest episode's last miss; read in batches of 100; an item
 // past its expiry (not yet deleted by TTL) is absent.
 func TestEpisodes(t *testing.T) {
-	localaws.MotoT(t)
 	ctx := context.Background()
-	cfg, err := localaws.Config(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db := dynamodb.NewFromConfig(cfg)
-	createTable(t, db, "episodes")
+	db := localaws.MotoTableT(t, "episodes")
 	rec := &recorder{API: db}
 	s := dynamo.New(rec, "episodes")
 	now := time.Now().UTC().Truncate(time.Second)
