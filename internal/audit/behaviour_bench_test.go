@@ -93,7 +93,7 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 		st, pub := audittest.NewStore(), audit.BenchPublisher()
 		s := &audit.Service{Source: client, Store: st, Publisher: pub, Leases: st,
 			Settings: audit.Settings{Portal: srv.URL, Overlap: 5 * time.Minute, Lookback: time.Duration(events+30) * time.Second,
-				AlertRetention: 24 * time.Hour, Policy: audit.Policy{AlertUnknownUsers: false, FailedLoginThreshold: 5}}}
+				AlertRetention: 24 * time.Hour, Policy: audit.Policy{UnknownUsers: audit.UnknownIgnore, FailedLoginThreshold: 5}}}
 		bs := &memBaselines{items: map[string]behaviour.Baseline{}}
 		if on {
 			s.Behaviour = &behaviour.Detector{Store: bs}

@@ -28,7 +28,7 @@ func BenchmarkEvaluate10kEvents(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := Evaluate(events, lists, Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}); err != nil {
+		if _, err := Evaluate(events, lists, Policy{UnknownUsers: UnknownAlert, FailedLoginThreshold: 5}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -23,11 +23,10 @@ import (
 
 // Causes of lost coverage.
 const (
-	CauseSecondUnread     = "second_unread"      // a second larger than a page not yet read whole (the cursor waits at it)
-	CauseSecondPartlyRead = "second_partly_read" // such a second passed under a flood, with up to Count rows unread
-	CausePlanFallback     = "plan_fallback"      // the portal serves only its newest events
-	CauseUnreadableRows   = "unreadable_rows"    // rows the client could not decode
-	CauseClockSkew        = "clock_skew"         // the portal's clock is off by more than half the overlap
+	CauseSecondUnread   = "second_unread"   // a second larger than a page not yet read whole (the cursor waits at it)
+	CausePlanFallback   = "plan_fallback"   // the portal serves only its newest events
+	CauseUnreadableRows = "unreadable_rows" // rows the client could not decode
+	CauseClockSkew      = "clock_skew"      // the portal's clock is off by more than half the overlap
 )
 
 // episodeGap joins occurrences of one cause into one episode.

@@ -80,7 +80,7 @@ type Finding struct {
 	// unknown_user or unverifiable_ip).
 	FailedAttempts int `json:"failedAttempts,omitempty"`
 	// Cause says, for coverage_lost, why logins were not evaluated
-	// (second_unread, second_partly_read, plan_fallback, unreadable_rows,
+	// (second_unread, plan_fallback, unreadable_rows,
 	// clock_skew); Count is how many (UpTo: at most that many), FirstAt and
 	// Date the span of login dates concerned.
 	Cause    string          `json:"cause,omitempty"`
@@ -116,6 +116,17 @@ type Finding struct {
 	Episode  *Episode  `json:"episode,omitempty"`
 	Familiar *Familiar `json:"familiar,omitempty"`
 	Digest   bool      `json:"digest,omitempty"`
+	// DigestOnly (UNKNOWN_USER_POLICY=digest): an unknown_user finding
+	// told in the daily digest's list of people without an allowlist, not
+	// in a message of its own (whatever DIGEST_SEVERITIES says). It is
+	// still counted, recorded as alerted and sent to the findings bus
+	// (WHERE-ISSUES-MEET §1). A behaviour reason at or above
+	// BEHAVIOUR_MIN_SEVERITY, or the guessing rule, makes it a message again.
+	DigestOnly bool `json:"digestOnly,omitempty"`
+	// UserType is the portal's type of the user (package docspace: guest,
+	// user, room_admin, docspace_admin, owner) where the audit looked it up:
+	// for DigestOnly findings, so that the digest names guests as guests.
+	UserType string `json:"userType,omitempty"`
 
 	// span is a burst's time span: every failed login from IP in it is
 	// covered by the finding (recorded as one alerted span).
@@ -169,10 +180,26 @@ func (f Finding) alertedBy(alerted map[int64]bool) bool {
 	return alerted[f.EventID]
 }
 
+// The values of Policy.UnknownUsers (UNKNOWN_USER_POLICY as ALERT_MODE
+// leaves it in force).
+const (
+	UnknownAlert  = "alert"
+	UnknownDigest = "digest"
+	UnknownIgnore = "ignore"
+)
+
 // Policy are the evaluation rules.
 type Policy struct {
-	// AlertUnknownUsers reports successful logins by users without an allowlist.
-	AlertUnknownUsers bool
+	// UnknownUsers says what a successful login by a user without an
+	// allowlist gives: UnknownAlert, an unknown_user finding in the
+	// messages; UnknownDigest, the same finding marked DigestOnly (counted,
+	// recorded, on the findings bus, told in the daily digest's list of
+	// people without an allowlist instead of a message); UnknownIgnore (or
+	// empty), no unknown_user finding. Whatever the policy, such a login
+	// that follows failed attempts from its address is
+	// password_guess_succeeded, and the behaviour rules judge it like any
+	// other.
+	UnknownUsers string
 	// FailedLoginThreshold: this many failed logins or more from one address
 	// in one window, each against an account that may not use that address
 	// (or no stored account), make a burst finding; 0 turns the burst
@@ -940,12 +967,13 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	f := single(ev)
 	id := ipguard.CanonicalUserID(ev.UserID)
 	ul := e.lists.users[id]
-	var found bool
+	var found, ignored bool
 	switch {
 	case ul == nil || (!ul.offboardedAt.IsZero() && !ev.Date.Before(ul.offboardedAt)):
-		if !e.policy.AlertUnknownUsers {
-			return Finding{}, false
-		}
+		// Under ignore the finding is only kept for the guessing rule: it
+		// is returned (raised) only when failed attempts came first.
+		ignored = e.policy.UnknownUsers != UnknownAlert && e.policy.UnknownUsers != UnknownDigest
+		f.DigestOnly = e.policy.UnknownUsers == UnknownDigest
 		f.Kind, f.Severity = KindUnknownUser, SeverityMedium
 		f.Reason = "successful login by a user who has no allowlist (never onboarded)"
 		if ul != nil {
@@ -984,7 +1012,7 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	// address at its first colon) is shared by unrelated addresses.
 	key, _, whole := parseAddr(ev.IP)
 	if !whole {
-		return f, true
+		return f, !ignored
 	}
 	if i, ok := e.failed.get(key); ok && e.counters[i].seen > 0 {
 		return raise(f, int(e.counters[i].seen), "in the same window"), true
@@ -999,7 +1027,7 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 		e.raised[key] = append(e.raised[key], f)
 		e.remembered++
 	}
-	return f, true
+	return f, !ignored
 }
 
 // raise makes f a password_guess_succeeded finding after n failed attempts
@@ -1007,6 +1035,7 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 func raise(f Finding, n int, where string) Finding {
 	f.FailedAttempts, f.FromKind = n, f.Kind
 	f.Kind, f.Severity = KindPasswordGuessSucceeded, SeverityCritical
+	f.DigestOnly = false // a guessed password is always a message
 	f.Reason = fmt.Sprintf("%s, after %d failed attempts from that address %s", f.Reason, n, where)
 	return f
 }

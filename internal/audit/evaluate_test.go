@@ -59,7 +59,7 @@ func TestEvaluate(t *testing.T) {
 		ev(20, "bob", 1000, ""),           // no address
 		ev(21, "alice", 1001, "203.0.113.99"),
 	}
-	fs, err := Evaluate(events, l, Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5})
+	fs, err := Evaluate(events, l, Policy{UnknownUsers: UnknownAlert, FailedLoginThreshold: 5})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +103,7 @@ func TestEvaluate(t *testing.T) {
 		}
 	}
 
-	quiet, _ := Evaluate(events, l, Policy{AlertUnknownUsers: false, FailedLoginThreshold: 0})
+	quiet, _ := Evaluate(events, l, Policy{UnknownUsers: UnknownIgnore, FailedLoginThreshold: 0})
 	for _, f := range quiet {
 		if f.Kind == KindUnknownUser || f.Kind == KindFailedLoginBurst {
 			t.Errorf("policy off but got %+v", f)
@@ -145,7 +145,7 @@ func TestEvaluatorSkipsAlertedSpans(t *testing.T) {
 func TestEvaluateMatchesGUIDsWhateverTheirCase(t *testing.T) {
 	const id = "6b2f7a1e-3c44-4a5b-9e0f-1d2c3b4a5f60"
 	l := lists(t, map[string][]string{id: {"203.0.113.10"}})
-	fs, err := Evaluate([]ipguard.LoginEvent{ev(1, strings.ToUpper(id), 1010, "203.0.113.10")}, l, Policy{AlertUnknownUsers: true})
+	fs, err := Evaluate([]ipguard.LoginEvent{ev(1, strings.ToUpper(id), 1010, "203.0.113.10")}, l, Policy{UnknownUsers: UnknownAlert})
 	if err != nil || len(fs) != 0 {
 		t.Fatalf("upper-case GUID not matched: %+v %v", fs, err)
 	}

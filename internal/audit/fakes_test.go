@@ -21,6 +21,7 @@ import (
 type fakeSource struct {
 	mu         sync.Mutex
 	events     []ipguard.LoginEvent // kept sorted newest first, ties by id
+	newest     []ipguard.LoginEvent // above events: a flood (addNewest), oldest first
 	fail       int                  // fail this many calls
 	fallback   bool
 	calls      int
@@ -46,6 +47,8 @@ func newFakeSource(evs ...ipguard.LoginEvent) *fakeSource {
 // add inserts events (callers hold f.mu or own f).
 func (f *fakeSource) add(evs ...ipguard.LoginEvent) {
 	f.events = append(f.events, evs...)
+	f.events = append(f.events, f.newest...)
+	f.newest = nil
 	sort.SliceStable(f.events, func(i, j int) bool {
 		if !f.events[i].Date.Equal(f.events[j].Date) {
 			return f.events[i].Date.After(f.events[j].Date)
@@ -84,20 +87,42 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 		f.fail--
 		return nil, &ipguard.Error{Code: ipguard.EUnavailable, Message: "docspace: HTTP 503"}
 	}
-	all := f.events
-	if f.fallback {
-		return append([]ipguard.LoginEvent(nil), all[:min(20, len(all))]...), nil
+	total := len(f.newest) + len(f.events)
+	at := func(i int) ipguard.LoginEvent { // the i-th row, newest first
+		if i < len(f.newest) {
+			return f.newest[len(f.newest)-1-i]
+		}
+		return f.events[i-len(f.newest)]
 	}
-	if start >= len(all) {
+	rows := func(lo, hi int) []ipguard.LoginEvent {
+		out := make([]ipguard.LoginEvent, 0, hi-lo)
+		for i := lo; i < hi; i++ {
+			out = append(out, at(i))
+		}
+		return out
+	}
+	if f.fallback {
+		return rows(0, min(20, total)), nil
+	}
+	if start >= total {
 		return []ipguard.LoginEvent{}, nil
 	}
-	end := min(start+count, len(all))
+	end := min(start+count, total)
 	var window []ipguard.LoginEvent
 	if f.shuffle {
-		// Rows of a second cut by the window may swap in and out of it.
-		window = tieorder.Window(all, start, end, func(e ipguard.LoginEvent) time.Time { return e.Date }, f.rng)
+		// Rows of a second cut by the window may swap in and out of it:
+		// the seconds that touch the window, whole, are shuffled by the
+		// one shuffle the dev portal uses too.
+		lo, hi := start, end
+		for lo > 0 && at(lo-1).Date.Equal(at(start).Date) {
+			lo--
+		}
+		for hi < total && at(hi).Date.Equal(at(end-1).Date) {
+			hi++
+		}
+		window = tieorder.Window(rows(lo, hi), start-lo, end-lo, func(e ipguard.LoginEvent) time.Time { return e.Date }, f.rng)
 	} else {
-		window = all[start:end]
+		window = rows(start, end)
 	}
 	out := []ipguard.LoginEvent{}
 	for _, e := range window {
@@ -146,4 +171,16 @@ func (f *fakePublisher) Publish(_ context.Context, a ipguard.Alert) (string, err
 		return "", &ipguard.Error{Code: ipguard.EUnavailable, Message: "sns: connection reset before the answer"}
 	}
 	return "m" + strconv.Itoa(len(f.sent)), nil
+}
+
+// addNewest inserts events newer than every stored one (a flood written
+// now) without sorting the whole list again (callers hold f.mu or own f).
+func (f *fakeSource) addNewest(evs ...ipguard.LoginEvent) {
+	sort.SliceStable(evs, func(i, j int) bool { // oldest first
+		if !evs[i].Date.Equal(evs[j].Date) {
+			return evs[i].Date.Before(evs[j].Date)
+		}
+		return evs[i].ID < evs[j].ID
+	})
+	f.newest = append(f.newest, evs...)
 }

@@ -25,7 +25,7 @@ func TestEvaluatorMemoryForAQuarterMillionFailingAddresses(t *testing.T) {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	e := NewEvaluator(l, Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5})
+	e := NewEvaluator(l, Policy{UnknownUsers: UnknownAlert, FailedLoginThreshold: 5})
 	start := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	piece := make([]ipguard.LoginEvent, 0, 2000)
 	const n = 500_000

@@ -115,6 +115,7 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	// The response step: act on the final, deduplicated findings of this
 	// piece before they are sent, so that the alert says what was done.
 	notices := p.respond(ctx, findings)
+	p.nameUsers(ctx, findings)
 
 	sent, quiet := splitQuiet(findings)
 	if err := p.publish(ctx, sent, notices); err != nil {

@@ -81,19 +81,25 @@ type Payload struct {
 // only when one message would pass maxBytes (the structured message and its
 // attributes, as SNS counts them). A finding is never too large: bursts list at most
 // MaxListedIDs ids and a few raw events.
+//
+// DigestOnly findings (UNKNOWN_USER_POLICY=digest) come last, in batches of
+// their own: every finding of such a batch is DigestOnly, so that the
+// digest step of the publisher chain takes the whole batch into the daily
+// digest (package digest) and the findings bus still gets each finding.
 func RenderAlerts(m Meta, fs []Finding, maxBytes int) ([]Batch, error) {
 	var out []Batch
-	// Findings for the digest (Digest) travel in batches of their own,
-	// marked Alert.Digest, after the messages (issue #21 §2).
+	// Findings for the digest (Digest: issue #21 §2's episode repeats and
+	// familiar places) travel in batches of their own, marked Alert.Digest,
+	// after the messages.
 	own, toDigest := splitDigest(fs)
 	for _, set := range []struct {
 		fs     []Finding
 		digest bool
 	}{{own, false}, {toDigest, true}} {
-		for _, sev := range Severities {
+		for _, class := range messageClasses {
 			var group []Finding
 			for _, f := range set.fs {
-				if f.Severity == sev {
+				if f.Severity == class.severity && f.DigestOnly == class.digestOnly {
 					group = append(group, f)
 				}
 			}
@@ -120,6 +126,27 @@ func RenderAlerts(m Meta, fs []Finding, maxBytes int) ([]Batch, error) {
 	}
 	return out, nil
 }
+
+// messageClasses are the batches RenderAlerts makes, in order: each
+// severity, then each severity's DigestOnly findings.
+var messageClasses = func() []struct {
+	severity   string
+	digestOnly bool
+} {
+	var out []struct {
+		severity   string
+		digestOnly bool
+	}
+	for _, d := range []bool{false, true} {
+		for _, s := range Severities {
+			out = append(out, struct {
+				severity   string
+				digestOnly bool
+			}{s, d})
+		}
+	}
+	return out
+}()
 
 // split halves a chunk until each fits. A lone finding too large even alone
 // loses its raw event(s), which the e-mail never showed anyway.

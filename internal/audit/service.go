@@ -156,7 +156,10 @@ type Service struct {
 	Behaviour Behaviour
 	// Archive, optional, keeps every login a scheduled run newly passes
 	// (see piecer.archive); backfills stay out of it.
-	Archive  Archiver
+	Archive Archiver
+	// People (optional) looks up the user type of people without an
+	// allowlist whose logins go to the digest (people.go).
+	People   People
 	Settings Settings
 	Now      func() time.Time
 	// Log receives the run's log lines (wiring.NewLogger adds the request id
@@ -340,6 +343,10 @@ type run struct {
 	lost     map[string]*lostCoverage
 	// responder is this run's responses (started at the first piece).
 	responder RunResponder
+	// userTypes caches the user types People reported in this run (""
+	// when unknown), userTypeLookups counts its requests (people.go).
+	userTypes       map[string]string
+	userTypeLookups int
 }
 
 // warn records msg as one safe line (humantext.Line, at most

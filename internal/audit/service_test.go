@@ -22,7 +22,7 @@ func newAudit(events ...ipguard.LoginEvent) (*Service, *fakeSource, *fakeStore, 
 	pub := &fakePublisher{}
 	return &Service{Source: src, Store: st, Publisher: pub, Leases: st, Now: func() time.Time { return t0.Add(16 * time.Minute) },
 		Settings: Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 24 * time.Hour,
-			Policy: Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}}}, src, st, pub
+			Policy: Policy{UnknownUsers: UnknownAlert, FailedLoginThreshold: 5}}}, src, st, pub
 }
 
 func at(id int64, user string, action int, ip string, d time.Duration) ipguard.LoginEvent {
@@ -753,52 +753,87 @@ func TestRunManyUnreadableEventsBoundedWarnings(t *testing.T) {
 }
 
 // A brute-force attack that goes on while the audit reads writes a few rows
-// before every page request, and packs more than a page into some seconds.
-// The walk must still get past such a second: re-reading "just above it"
-// never succeeds while rows keep arriving, and a walk that only re-reads
-// spins until its deadline on every run (the checkpoint never moves).
+// before page requests, and packs more than a page into some seconds. The
+// walk must not spin on such a second until its deadline (re-reading "just
+// above it" never succeeds while rows keep arriving), and it must not pass
+// it unread either (issue 16 §1): when the flood pauses now and then (a
+// request with no new row before it, as a real flood has), the run gets
+// through the window; when rows arrive before every single request, the
+// second's size cannot be proven, so the run stops at it within its read
+// budget (unreadSecond, the cursor at the second) and the run after the
+// flood gets through. Every violation is alerted exactly once.
 func TestRunGetsPastALargeSecondWhileRowsKeepArriving(t *testing.T) {
 	for _, perRequest := range []int{1, 3} {
 		for _, conc := range []int{1, 4} {
-			t.Run(fmt.Sprintf("%d rows per request, concurrency %d", perRequest, conc), func(t *testing.T) {
-				var evs []ipguard.LoginEvent
-				evs = append(evs, violations(1, 60, t0.Add(10*time.Minute), 1)...)
-				evs = append(evs, violations(1000, 150, t0.Add(8*time.Minute), 150)...) // 150 rows of one second
-				evs = append(evs, violations(2000, 90, t0.Add(5*time.Minute), 2)...)
-				s, src, st, pub := newAudit(evs...)
-				src.shuffle = true
-				s.Settings.Concurrency = conc
-				next := int64(10_000)
-				src.beforeCall = func(n int, f *fakeSource) {
-					for i := 0; i < perRequest; i++ {
-						e := ev(next, guest, 1013, "198.18.0.9")
-						e.Date = t0.Add(20 * time.Minute) // after the window: written while the run reads
-						f.add(e)
-						next++
+			for _, pauses := range []bool{true, false} {
+				t.Run(fmt.Sprintf("%d rows per request, concurrency %d, pauses %v", perRequest, conc, pauses), func(t *testing.T) {
+					var evs []ipguard.LoginEvent
+					evs = append(evs, violations(1, 60, t0.Add(10*time.Minute), 1)...)
+					big := t0.Add(8 * time.Minute)
+					evs = append(evs, violations(1000, 150, big, 150)...) // 150 rows of one second
+					evs = append(evs, violations(2000, 90, t0.Add(5*time.Minute), 2)...)
+					s, src, st, pub := newAudit(evs...)
+					src.shuffle = true
+					s.Settings.Concurrency = conc
+					next, flooding := int64(10_000), true
+					src.beforeCall = func(n int, f *fakeSource) {
+						if !flooding || pauses && n%3 == 0 {
+							return
+						}
+						for i := 0; i < perRequest; i++ {
+							e := ev(next, guest, 1013, "198.18.0.9")
+							e.Date = t0.Add(20 * time.Minute) // after the window: written while the run reads
+							f.add(e)
+							next++
+						}
 					}
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				res, err := s.Run(ctx, trig(15*time.Minute))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if !res.Complete {
-					t.Fatalf("the run did not get through the window (%d requests): %+v", res.PagesFetched, res)
-				}
-				if !strings.Contains(strings.Join(res.Warnings, " "), "2026-11-25T09:08:00Z") {
-					t.Errorf("the second larger than a page gave no warning naming it: %v", res.Warnings)
-				}
-				got := alertedIDs(t, pub.sent)
-				for _, e := range evs {
-					if got[e.ID] != 1 {
-						t.Fatalf("event %d alerted %d times; result %+v", e.ID, got[e.ID], res)
+					var res Result
+					for run := 1; run <= 2; run++ {
+						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						r, err := s.Run(ctx, trig(15*time.Minute))
+						cancel()
+						if err != nil {
+							t.Fatal(err)
+						}
+						res = r
+						if res.Complete {
+							break
+						}
+						if pauses || run > 1 {
+							t.Fatalf("run %d did not get through the window (%d requests): %+v", run, res.PagesFetched, res)
+						}
+						// Rows before every request: the run stops at the
+						// second, not at its deadline, and claims nothing of it.
+						if u := res.UnreadSecond; u == nil || u.Second != big.Format(time.RFC3339) || !u.RowsUpTo {
+							t.Fatalf("the run stopped without waiting at the second: %+v", res)
+						}
+						if c := st.progress.Cursor; c == nil || !c.Below.Equal(big) {
+							t.Fatalf("the cursor %+v does not wait at the second", st.progress.Cursor)
+						}
+						flooding = false
 					}
-				}
-				if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
-					t.Errorf("progress %+v", st.progress)
-				}
-			})
+					if !res.Complete {
+						t.Fatalf("the run after the flood did not get through the window: %+v", res)
+					}
+					if !strings.Contains(strings.Join(res.Warnings, " "), "2026-11-25T09:08:00Z") {
+						t.Errorf("the second larger than a page gave no warning naming it: %v", res.Warnings)
+					}
+					got := alertedIDs(t, pub.sent)
+					for _, e := range evs {
+						if got[e.ID] != 1 {
+							t.Fatalf("event %d alerted %d times; result %+v", e.ID, got[e.ID], res)
+						}
+					}
+					for _, f := range lostAlerts(t, pub.sent) {
+						if f.Cause != CauseSecondUnread {
+							t.Errorf("coverage_lost %q: the second was passed unread", f.Cause)
+						}
+					}
+					if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
+						t.Errorf("progress %+v", st.progress)
+					}
+				})
+			}
 		}
 	}
 }

@@ -132,7 +132,7 @@ func newShapingRig(t *testing.T, grouped bool, baselines map[string]behaviour.Ba
 		Settings: behaviour.Settings{Digest: []string{audit.SeverityLow}, Grouped: grouped, EpisodeHours: 24}}
 	r.svc = &audit.Service{Source: r.src, Store: r.st, Publisher: r.dig, Leases: r.st, Behaviour: det, Now: clock,
 		Settings: audit.Settings{Portal: "https://p.example.com", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 72 * time.Hour,
-			Policy: audit.Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}}}
+			Policy: audit.Policy{UnknownUsers: audit.UnknownAlert, FailedLoginThreshold: 5}}}
 	return r
 }
 

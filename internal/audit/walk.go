@@ -64,6 +64,11 @@ type UnreadSecond struct {
 	Rows   int    `json:"rows"`   // rows the second holds, from positions
 	Seen   int    `json:"seen"`   // distinct rows seen (and evaluated)
 	Reads  int    `json:"reads"`  // requests spent on it in this run
+	// RowsUpTo: rows kept arriving above the second while it was read, so
+	// Rows (from positions) is an upper bound; the walk claims the second
+	// only once it has proven its size (two reads with no arrival between
+	// them, or a quiet list).
+	RowsUpTo bool `json:"rowsUpTo,omitempty"`
 }
 
 // walker reads the events dated [from, below] once each, newest first.
@@ -89,6 +94,7 @@ type walker struct {
 
 	mu       sync.Mutex
 	inflight map[int]*fetch
+	clock    int // ticks at each request sent and each answer received
 	requests int // pages requested
 	rereads  int // pages read again because a check failed
 	rows     int // rows received
@@ -98,6 +104,10 @@ type fetch struct {
 	done chan struct{}
 	evs  []ipguard.LoginEvent
 	err  error
+	// sent and answered order requests in time (walker.clock): a page
+	// answered before another was sent shows the list as it was earlier.
+	sent, answered int
+	req            int // requests made when it was sent (1-based)
 }
 
 // page is one answer, with each row's date (an unreadable row takes a
@@ -106,6 +116,10 @@ type page struct {
 	start int
 	evs   []ipguard.LoginEvent
 	dates []time.Time
+	// sent and answered: when the request went out and when its answer
+	// came, on the walker's clock (zero for a page not from a request);
+	// req: the requests made when it was sent.
+	sent, answered, req int
 }
 
 func (w *walker) start(ctx context.Context, s int) *fetch {
@@ -114,13 +128,16 @@ func (w *walker) start(ctx context.Context, s int) *fetch {
 	if f, ok := w.inflight[s]; ok {
 		return f
 	}
-	f := &fetch{done: make(chan struct{})}
-	w.inflight[s] = f
+	w.clock++
 	w.requests++
+	f := &fetch{done: make(chan struct{}), sent: w.clock, req: w.requests}
+	w.inflight[s] = f
 	go func() {
 		f.evs, f.err = w.src.LoginEvents(ctx, w.from, s, w.size)
 		w.mu.Lock()
 		w.rows += len(f.evs)
+		w.clock++
+		f.answered = w.clock
 		w.mu.Unlock()
 		close(f.done)
 	}()
@@ -209,6 +226,7 @@ func (w *walker) get(ctx context.Context, s int) (page, error) {
 		return page{}, ipguard.Errorf(ipguard.ErrorCode(f.err), "audit: read login events (startIndex %d): %w", s, f.err)
 	}
 	p := w.dated(s, f.evs)
+	p.sent, p.answered, p.req = f.sent, f.answered, f.req
 	w.reportUnreadable(p)
 	return p, nil
 }
@@ -497,21 +515,30 @@ func (w *walker) requestCount() int {
 }
 
 // bigSecond reads a second d that holds more rows than a page. p is a page
-// whose row j (≤ 1) is d's first; the second's size is known from positions
-// (its first row and the first row after it), and since the portal orders
-// its rows differently on each request, the pages over it are read again
-// until every row was seen by id, within a read budget that doubles with
-// each run that tried before (walker.tries). It returns the first page that
-// reaches past the second.
+// whose row j (≤ 1) is d's first. Since the portal orders the second's rows
+// differently on each request, the pages over it are read again until every
+// row was seen by id, within a read budget that doubles with each run that
+// tried before (walker.tries). It returns the first page that reaches past
+// the second.
 //
-// A second whose rows were not all seen is never claimed: the rows seen are
-// handed on with done at d (so the cursor stays there), the walk stops with
-// errSecondUnread, and the next run reads the second again. moving says rows
-// were seen arriving above the second meanwhile: positions then shift
-// between requests, the size known from them is only an upper bound, and a
-// shortfall may be rows written meanwhile; the second is then handed on and
-// the walk goes on (a flood must not stall it), and the shortfall is lost
-// coverage, alerted as such.
+// "Every row" is counted from positions (edges): the second is claimed
+// whole only when at least as many distinct rows of it were seen as a
+// proven upper bound of its size. On a quiet list the first page and the
+// page past the second give the size exactly. While rows are written above
+// (a flood), positions shift between any two requests and the bound is
+// exact only when two reads bracket the second with no arrival in between;
+// the walk tries for such a bracket after every sweep (the top edge, then
+// at once the bottom edge). The portal's date filters do not help here: the
+// real API applies from and to inside the page window, after paging
+// (docs/audit-progress.md), so a request bounded to the second shifts like
+// any other.
+//
+// A second whose rows were not all seen (or whose size could not be proven
+// while rows kept arriving) is never claimed: the rows seen are handed on
+// with done at d (so the cursor stays there), the walk stops with
+// errSecondUnread (errOutOfTime at the deadline), and the next run reads the
+// second again with twice the requests. moving says rows were seen arriving
+// above the second before it was reached.
 func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, moving bool, emit emitFunc) (page, error) {
 	seen := map[int64]bool{}
 	var rows []ipguard.LoginEvent
@@ -523,80 +550,235 @@ func (w *walker) bigSecond(ctx context.Context, p page, j int, d time.Time, movi
 			}
 		}
 	}
-	first := p.start + j
-	base := w.requestCount()
-	collect(p)
+	e := secondEdges{bound: -1}
+	observe := func(q page) {
+		collect(q)
+		if moved := e.observe(q, d, w.size); moved >= 0 {
+			if moved > 0 {
+				moving = true
+				w.drift = moved
+			} else {
+				w.drift /= 2
+			}
+		}
+	}
+	first, firstReq := p.start+j, p.req
+	observe(p)
+	reads := 0
+	stop := func(err error) (page, error) {
+		if errors.Is(err, errOutOfTime) {
+			// The deadline came while reading the second: keep what was
+			// seen and claim nothing of it.
+			return page{}, w.stopAt(d, e.size(first), moving, rows, reads, emit, err)
+		}
+		return page{}, err
+	}
 	for {
 		n := len(p.evs)
 		if k := p.firstAtOrBelow(d.Add(-time.Nanosecond)); k < n || n < w.size {
 			break
 		}
+		if p.firstAtOrBelow(d) == n {
+			// The whole page is newer than the second: rows arrive faster
+			// than the steps go down; step further.
+			w.drift = max(2*w.drift, w.size/2)
+		}
 		var err error
 		if p, err = w.get(ctx, p.start+w.size-10+w.aim()); err != nil {
-			return page{}, err
+			return stop(err)
 		}
-		collect(p)
+		reads++
+		observe(p)
 	}
 	after := p // the first page past the second
-	// From positions: exact on a quiet list; while rows arrive above, an
-	// upper bound (never corrected down by an estimate: the second is
-	// claimed whole only when at least this many distinct rows were seen).
-	size := after.start + after.firstAtOrBelow(d.Add(-time.Nanosecond)) - first
+	est := e.size(first)
 	// Every request shows a page of the second's rows in a new order: about
 	// 8 sweeps over it see each row with high probability; each earlier try
 	// doubles that.
-	sweeps := (size + w.size - 3) / (w.size - 2)
-	budget := max(maxSecondReads, secondSweeps*sweeps) << min(w.tries, 10)
-	reads := 0
-	for len(rows) < size && reads < budget {
-		for s := max(0, first-1); s < first+size && reads < budget && len(rows) < size; s += w.size - 2 {
-			shift := 0
-			if moving {
-				shift = w.drift * (w.requestCount() - base)
-			}
-			q, err := w.get(ctx, s+shift)
-			if err != nil {
-				if errors.Is(err, errOutOfTime) && !moving {
-					// The deadline came while reading the second: keep what
-					// was seen and claim nothing of it.
-					return page{}, w.stopAt(d, size, rows, reads, emit, err)
-				}
-				return page{}, err
-			}
+	sweeps := (est + w.size - 3) / (w.size - 2)
+	budget := reads + max(maxSecondReads, secondSweeps*sweeps)<<min(w.tries, 10) // after the reads down to the page past it
+	need := func() bool { return e.bound < 0 || len(rows) < e.bound }
+	// top is where the second's first row is expected for the next
+	// request: where it was seen last, moved by the drift for each request
+	// since (rows arrive before each), corrected by the pages that missed it.
+	top := func() int {
+		pos, r := first, firstReq
+		if e.top.ok {
+			pos, r = e.top.pos, e.top.req
+		}
+		return max(0, pos+w.drift*(w.requestCount()+1-r)+e.miss)
+	}
+	read := func(at int) (page, error) {
+		q, err := w.get(ctx, max(0, at))
+		if err == nil {
 			reads++
 			w.rereads++
-			collect(q)
+			observe(q)
+			if n := len(q.evs); !moving && n == w.size && q.firstAtOrBelow(d) == n && q.start >= first {
+				// Rows above the second where its rows were: rows arrived.
+				moving, w.drift = true, max(w.drift, 1)
+			}
+		}
+		return q, err
+	}
+	for k := 0; need() && reads < budget; k++ {
+		if !moving {
+			// A sweep over the second's positions.
+			for off := -1; off < e.size(first) && reads < budget && need() && !moving; off += w.size - 2 {
+				if _, err := read(top() + off); err != nil {
+					return stop(err)
+				}
+			}
+			continue
+		}
+		// Rows arrive above the second: look for its top edge where the
+		// drift puts it, and when a page shows it, read at once the page
+		// where the bottom edge is if no row arrives in between (a
+		// bracket: when none did, the bound it gives is the size).
+		q, err := read(top() - w.size/2)
+		if err != nil {
+			return stop(err)
+		}
+		switch n := len(q.evs); {
+		case e.top.ok && e.top.req == q.req:
+			if reads < budget {
+				if _, err := read(e.top.pos + len(rows) - 5); err != nil {
+					return stop(err)
+				}
+			}
+		case q.firstAtOrBelow(d) == n && n == w.size:
+			e.miss += w.size // wholly above the second: more rows arrived than the drift says
+		default:
+			e.miss -= w.size / 2 // inside the second or below it: fewer arrived
+		}
+		// And, every other time, a page over the second for its rows (so
+		// that the brackets do not keep the same step with the flood).
+		if span := e.size(first); k%2 == 0 && reads < budget && span > 0 {
+			if _, err := read(top() + (k*(w.size-2))%span); err != nil {
+				return stop(err)
+			}
 		}
 	}
 	day := d.UTC().Format(time.RFC3339)
-	switch {
-	case len(rows) >= size:
-		w.warn(fmt.Sprintf("%d login events share the second %s, more than a page of %d holds; the portal orders them differently on each request, so they were read by repeated requests (%d), every one of them",
-			size, day, w.size, reads))
-	case moving:
-		w.warn(fmt.Sprintf("%d login events of the second %s were read by repeated requests (more than fit in a page of %d while rows were being written above them); positions count up to %d, which includes rows written meanwhile, so up to %d of the second may not have been evaluated",
-			len(rows), day, w.size, size, size-len(rows)))
-		if w.lose != nil {
-			w.lose(lostCoverage{cause: CauseSecondPartlyRead, from: d, to: d, count: size - len(rows), upTo: true,
-				reason: fmt.Sprintf("the second %s holds more login events than a page while new events kept arriving above it; %d of up to %d were read and evaluated, so up to %d may not have been", day, len(rows), size, size-len(rows))})
-		}
-	default:
-		return page{}, w.stopAt(d, size, rows, reads, emit, errSecondUnread)
+	if need() {
+		return page{}, w.stopAt(d, e.size(first), moving, rows, reads, emit, errSecondUnread)
 	}
+	w.warn(fmt.Sprintf("%d login events share the second %s, more than a page of %d holds; the portal orders them differently on each request, so they were read by repeated requests (%d), every one of them",
+		len(rows), day, w.size, reads))
 	return after, emit(inWindow(rows, dates(rows, d), w.from, d), d.Add(-time.Nanosecond), false)
 }
 
-// stopAt ends the walk at second d, not all of whose size rows were seen:
-// the rows seen are handed on with done at d (nothing of d is claimed), the
-// result says so, and why is returned (errSecondUnread or errOutOfTime).
-func (w *walker) stopAt(d time.Time, size int, rows []ipguard.LoginEvent, reads int, emit emitFunc, why error) error {
+// secondEdges keeps what pages showed of a second's two edges: top, the
+// position of its first row (how many rows are dated after it), and end,
+// the position of the first row after it. Rows are only inserted above the
+// second (a flood is dated now), so both edges move down together and
+// end − top is the second's size at every instant. Two edges read at
+// different instants bound it: a top read in a page answered before the
+// page showing the end was asked for is at most the top at that instant,
+// so end − that top is at least the size. bound is the least such bound,
+// the size itself when no row arrived between the two reads (on a quiet
+// list always; in one page showing both edges always).
+type secondEdges struct {
+	tops     []edgeSeen // every top seen, in the order read
+	top, end edgeSeen   // the last of each seen
+	bound    int        // least proven upper bound of the size; -1: none yet
+	miss     int        // correction of the expected top from pages that missed it (reset when seen)
+}
+
+type edgeSeen struct {
+	pos      int
+	answered int // on the walker's clock
+	req      int // requests made when it was asked for
+	ok       bool
+}
+
+// observe records the edges q shows and returns how many rows per request
+// the top moved since it was seen last (-1: not measured).
+func (e *secondEdges) observe(q page, d time.Time, size int) int {
+	top, tOK := q.edge(d, size)
+	end, eOK := q.edge(d.Add(-time.Nanosecond), size)
+	if tOK && eOK && (e.bound < 0 || end-top < e.bound) {
+		e.bound = end - top
+	}
+	if eOK {
+		best := -1
+		for _, t := range e.tops {
+			if t.answered < q.sent && t.pos > best {
+				best = t.pos
+			}
+		}
+		if best >= 0 && (e.bound < 0 || end-best < e.bound) {
+			e.bound = end - best
+		}
+		e.end = edgeSeen{pos: end, answered: q.answered, req: q.req, ok: true}
+	}
+	moved := -1
+	if tOK {
+		if e.top.ok && q.req > e.top.req {
+			moved = max(0, top-e.top.pos) / (q.req - e.top.req)
+		}
+		e.top = edgeSeen{pos: top, answered: q.answered, req: q.req, ok: true}
+		e.tops = append(e.tops, e.top)
+		e.miss = 0
+	}
+	return moved
+}
+
+// size is the second's size as best known: the proven bound, else the
+// last bottom edge seen less the top (an estimate), else a page.
+func (e *secondEdges) size(first int) int {
+	switch {
+	case e.bound >= 0:
+		return e.bound
+	case e.end.ok && e.top.ok:
+		return max(0, e.end.pos-e.top.pos)
+	case e.end.ok:
+		return max(0, e.end.pos-first)
+	}
+	return 0
+}
+
+// edge is the position of the first row of q dated ≤ at, when q shows it:
+// the row before it is newer (or q starts at the top of the list), both
+// rows are readable (an unreadable row's date is a neighbour's guess), or
+// q is a short page (the list or the window ends) whose rows are all newer.
+func (q page) edge(at time.Time, size int) (int, bool) {
+	n := len(q.evs)
+	i := q.firstAtOrBelow(at)
+	switch {
+	case i == n:
+		if n < size && (n > 0 && q.evs[n-1].Unreadable == "" || q.start == 0) {
+			return q.start + n, true
+		}
+		return 0, false
+	case q.evs[i].Unreadable != "":
+		return 0, false
+	case i == 0:
+		return q.start, q.start == 0
+	case q.evs[i-1].Unreadable != "":
+		return 0, false
+	}
+	return q.start + i, true
+}
+
+// stopAt ends the walk at second d, not all of whose rows were seen (size:
+// the rows it holds, from positions; upTo: rows kept arriving above it, so
+// size is an upper bound): the rows seen are handed on with done at d
+// (nothing of d is claimed), the result says so, and why is returned
+// (errSecondUnread or errOutOfTime).
+func (w *walker) stopAt(d time.Time, size int, upTo bool, rows []ipguard.LoginEvent, reads int, emit emitFunc, why error) error {
 	day := d.UTC().Format(time.RFC3339)
-	w.unread = &UnreadSecond{Second: day, Rows: size, Seen: len(rows), Reads: reads}
-	w.warn(fmt.Sprintf("%d login events share the second %s, more than a page of %d holds, and the portal orders them differently on each request; %d requests saw %d of them, so the walk stops at that second and claims nothing of it: the next run reads it again with twice the requests",
-		size, day, w.size, reads, len(rows)))
+	size = max(size, len(rows))
+	w.unread = &UnreadSecond{Second: day, Rows: size, Seen: len(rows), Reads: reads, RowsUpTo: upTo}
+	holds := fmt.Sprintf("%d login events", size)
+	if upTo {
+		holds = fmt.Sprintf("up to %d login events (new events kept arriving above it, so positions give only a bound)", size)
+	}
+	w.warn(fmt.Sprintf("the second %s holds %s, more than a page of %d holds, and the portal orders them differently on each request; %d requests saw %d of them, so the walk stops at that second and claims nothing of it: the next run reads it again with twice the requests",
+		day, holds, w.size, reads, len(rows)))
 	if w.lose != nil && errors.Is(why, errSecondUnread) {
-		w.lose(lostCoverage{cause: CauseSecondUnread, from: d, to: d, count: size - len(rows),
-			reason: fmt.Sprintf("the second %s holds %d login events, more than a page, and %d requests saw only %d of them; the audit stays at that second (logins older than it are not evaluated yet) and reads it again in the next run", day, size, reads, len(rows))})
+		w.lose(lostCoverage{cause: CauseSecondUnread, from: d, to: d, count: size - len(rows), upTo: upTo,
+			reason: fmt.Sprintf("the second %s holds %s, more than a page, and %d requests saw %d of them; the audit stays at that second (logins older than it are not evaluated yet) and reads it again in the next run", day, holds, reads, len(rows))})
 	}
 	if err := emit(inWindow(rows, dates(rows, d), w.from, d), d, false); err != nil {
 		return err

@@ -53,7 +53,7 @@ func BenchmarkWalk1000PagesAt150ms(b *testing.B) {
 		st, pub := audittest.NewStore(ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}}), audit.BenchPublisher()
 		s := &audit.Service{Source: client, Store: st, Publisher: pub, Leases: st,
 			Settings: audit.Settings{Portal: srv.URL, Overlap: 5 * time.Minute, Lookback: time.Duration(events+30) * time.Second,
-				AlertRetention: 24 * time.Hour, Concurrency: conc, Policy: audit.Policy{AlertUnknownUsers: true, FailedLoginThreshold: 5}}}
+				AlertRetention: 24 * time.Hour, Concurrency: conc, Policy: audit.Policy{UnknownUsers: audit.UnknownAlert, FailedLoginThreshold: 5}}}
 		start := time.Now()
 		res, err := s.Run(context.Background(), audit.Trigger{To: end})
 		took := time.Since(start)

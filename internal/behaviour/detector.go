@@ -205,7 +205,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 			e.dirty = true
 		}
 		if hasFinding && len(v.Reasons) > 0 {
-			fs[i] = merge(fs[i], v)
+			fs[i] = d.told(merge(fs[i], v), v)
 		}
 		if shaped {
 			fs[i] = d.shape(fs[i], l, fam, !newInRun)
@@ -356,6 +356,19 @@ func (d *Detector) newFinding(ev ipguard.LoginEvent, v Verdict) audit.Finding {
 		Reasons: v.Reasons, Explanation: v.Explanation,
 	}
 	return d.quiet(f)
+}
+
+// told makes a DigestOnly finding (a login of a user without an allowlist,
+// UNKNOWN_USER_POLICY=digest) a message again when the login breaks a
+// behaviour rule at or above the minimum severity: the digest lists people
+// without an allowlist, it never hides a takeover's signs (#21 §1).
+func (d *Detector) told(f audit.Finding, v Verdict) audit.Finding {
+	for _, r := range v.Reasons {
+		if audit.SeverityRank(r.Severity) >= audit.SeverityRank(d.Settings.minSeverity()) {
+			f.DigestOnly = false
+		}
+	}
+	return f
 }
 
 // quiet handles a behaviour-only finding below the minimum severity

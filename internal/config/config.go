@@ -89,10 +89,15 @@ type AuditSettings struct {
 	Overlap              time.Duration // AUDIT_OVERLAP (default 5m)
 	Lookback             time.Duration // AUDIT_LOOKBACK (default 15m): first run's window
 	FailedLoginThreshold int           // FAILED_LOGIN_THRESHOLD (default 5; 0 = off)
-	AlertUnknownUsers    bool          // UNKNOWN_USER_POLICY: alert (default) or ignore
-	AlertRetention       time.Duration // ALERT_RETENTION (default 168h): how long alerted event ids are remembered
-	DeadlineMargin       time.Duration // AUDIT_DEADLINE_MARGIN (default 20s): stop fetching this long before the deadline
-	Concurrency          int           // AUDIT_CONCURRENCY (default 4, 1..16): pages in flight at once
+	// UnknownUserPolicy is UNKNOWN_USER_POLICY: how people are told of
+	// successful logins by users without an allowlist: UnknownDigest
+	// (default: listed in the daily digest), UnknownAlert (a message per
+	// login) or UnknownIgnore (no unknown_user finding). See
+	// UnknownUserMessages for the policy ALERT_MODE leaves in force.
+	UnknownUserPolicy string
+	AlertRetention    time.Duration // ALERT_RETENTION (default 168h): how long alerted event ids are remembered
+	DeadlineMargin    time.Duration // AUDIT_DEADLINE_MARGIN (default 20s): stop fetching this long before the deadline
+	Concurrency       int           // AUDIT_CONCURRENCY (default 4, 1..16): pages in flight at once
 	// Schedule is AUDIT_SCHEDULE: the EventBridge schedule expression that
 	// runs the audit (rate(...) or cron(...)), reported by the status
 	// operation; empty when the function is only invoked by hand.
@@ -113,12 +118,31 @@ type AuditSettings struct {
 	Behaviour Behaviour
 }
 
+// The values of UNKNOWN_USER_POLICY.
+const (
+	UnknownDigest = "digest"
+	UnknownAlert  = "alert"
+	UnknownIgnore = "ignore"
+)
+
+// UnknownUserMessages is the unknown-user policy in force: UNKNOWN_USER_POLICY,
+// except that ALERT_MODE=every turns digest into alert (every switches
+// grouping off: each login of a user without an allowlist is a message of
+// its own). ignore stays ignore.
+func (a AuditSettings) UnknownUserMessages() string {
+	if a.UnknownUserPolicy == UnknownDigest && !a.Behaviour.Grouped() {
+		return UnknownAlert
+	}
+	return a.UnknownUserPolicy
+}
+
 // Enforcement says how the audit responds to a violating login.
 type Enforcement struct {
 	// Mode is ENFORCEMENT_MODE: one of enforce.Modes, report by default.
 	Mode enforce.Mode
 	// UnknownUsers is ENFORCE_UNKNOWN_USERS (default false): also act on
-	// logins by users without an allowlist (needs UNKNOWN_USER_POLICY=alert).
+	// logins by users without an allowlist (with UNKNOWN_USER_POLICY alert
+	// or digest alike: how people are told never changes what is enforced).
 	UnknownUsers bool
 	// MaxPerRun is ENFORCEMENT_MAX_PER_RUN (default 10): a run that would act
 	// on more logins acts on none.
@@ -174,11 +198,13 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 		c.Audit.Lookback = r.duration("AUDIT_LOOKBACK", 15*time.Minute, time.Second)
 		c.Audit.FailedLoginThreshold = r.integer("FAILED_LOGIN_THRESHOLD", 5, 0, 1_000_000)
 		switch p := strings.ToLower(strings.TrimSpace(getenv("UNKNOWN_USER_POLICY"))); p {
-		case "", "alert":
-			c.Audit.AlertUnknownUsers = true
-		case "ignore":
+		case "":
+			c.Audit.UnknownUserPolicy = UnknownDigest
+		case UnknownDigest, UnknownAlert, UnknownIgnore:
+			c.Audit.UnknownUserPolicy = p
 		default:
-			r.fail("UNKNOWN_USER_POLICY", p, "must be alert or ignore")
+			r.fail("UNKNOWN_USER_POLICY", p, "must be digest, alert or ignore")
+			c.Audit.UnknownUserPolicy = UnknownDigest
 		}
 		c.Audit.AlertRetention = r.duration("ALERT_RETENTION", 168*time.Hour, time.Hour)
 		if c.Audit.AlertRetention != 0 && c.Audit.AlertRetention <= c.Audit.Overlap {
@@ -212,8 +238,8 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 			r.fail("ENFORCEMENT_MODE", string(e.Mode), "must be %s", modeList())
 		}
 		e.UnknownUsers = r.boolean("ENFORCE_UNKNOWN_USERS", false)
-		if e.UnknownUsers && !c.Audit.AlertUnknownUsers {
-			r.fail("ENFORCE_UNKNOWN_USERS", "true", "needs UNKNOWN_USER_POLICY=alert: with ignore, logins of unknown users are not even reported")
+		if e.UnknownUsers && c.Audit.UnknownUserPolicy == UnknownIgnore {
+			r.fail("ENFORCE_UNKNOWN_USERS", "true", "needs UNKNOWN_USER_POLICY=digest or alert: with ignore, logins of unknown users are not even found")
 		}
 		e.MaxPerRun = r.integer("ENFORCEMENT_MAX_PER_RUN", 10, 1, 1000)
 		e.DisableAfter = r.integer("ENFORCEMENT_DISABLE_AFTER", 0, 0, 1000)

@@ -34,7 +34,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.Audit.Overlap != 5*time.Minute || a.Audit.Lookback != 15*time.Minute || a.Audit.FailedLoginThreshold != 5 || !a.Audit.AlertUnknownUsers {
+	if a.Audit.Overlap != 5*time.Minute || a.Audit.Lookback != 15*time.Minute || a.Audit.FailedLoginThreshold != 5 || a.Audit.UnknownUserPolicy != UnknownDigest {
 		t.Errorf("audit defaults: %+v", a.Audit)
 	}
 	if e := a.Audit.Enforcement; e != (Enforcement{Mode: "report", MaxPerRun: 10}) {
@@ -74,7 +74,7 @@ func TestLoadReportsEachProblemByName(t *testing.T) {
 			[]string{`PORTAL_BREAKGLASS_IPS`, `"10.0.0.0/8"`}},
 		{"bad bool", map[string]string{"PORTAL_ENFORCE": "yes please"}, Onboard, []string{"PORTAL_ENFORCE must be true or false"}},
 		{"audit topic", map[string]string{"ALERT_TOPIC_ARN": ""}, Audit, []string{"ALERT_TOPIC_ARN is required"}},
-		{"audit policy", map[string]string{"UNKNOWN_USER_POLICY": "maybe"}, Audit, []string{"UNKNOWN_USER_POLICY must be alert or ignore"}},
+		{"audit policy", map[string]string{"UNKNOWN_USER_POLICY": "maybe"}, Audit, []string{`UNKNOWN_USER_POLICY must be digest, alert or ignore (got "maybe")`}},
 		{"audit durations", map[string]string{"AUDIT_OVERLAP": "5 minutes"}, Audit, []string{"AUDIT_OVERLAP must be a duration"}},
 		{"overlap below its floor", map[string]string{"AUDIT_OVERLAP": "30s"}, Audit, []string{"AUDIT_OVERLAP must be a duration such as 30s, 5m or 1h, at least 1m0s"}},
 		{"concurrency and rate out of range", map[string]string{"AUDIT_CONCURRENCY": "0", "PORTAL_REQUESTS_PER_MINUTE": "2000"}, Audit,
@@ -91,7 +91,7 @@ func TestLoadReportsEachProblemByName(t *testing.T) {
 		{"enforcement mode", map[string]string{"ENFORCEMENT_MODE": "kill"}, Audit, []string{`ENFORCEMENT_MODE must be report, end-session or end-all-sessions (got "kill")`}},
 		{"enforcement numbers", map[string]string{"ENFORCEMENT_MAX_PER_RUN": "0", "ENFORCEMENT_DISABLE_AFTER": "-1", "ENFORCE_UNKNOWN_USERS": "maybe"}, Audit,
 			[]string{"ENFORCEMENT_MAX_PER_RUN must be a whole number from 1", "ENFORCEMENT_DISABLE_AFTER must be a whole number from 0", "ENFORCE_UNKNOWN_USERS must be true or false"}},
-		{"unknown users enforced but ignored", map[string]string{"ENFORCE_UNKNOWN_USERS": "true", "UNKNOWN_USER_POLICY": "ignore"}, Audit, []string{"ENFORCE_UNKNOWN_USERS", "UNKNOWN_USER_POLICY=alert"}},
+		{"unknown users enforced but ignored", map[string]string{"ENFORCE_UNKNOWN_USERS": "true", "UNKNOWN_USER_POLICY": "ignore"}, Audit, []string{"ENFORCE_UNKNOWN_USERS", "UNKNOWN_USER_POLICY=digest or alert"}},
 		{"retention shorter than overlap", map[string]string{"AUDIT_OVERLAP": "2h", "ALERT_RETENTION": "1h"}, Audit, []string{"ALERT_RETENTION must be longer than AUDIT_OVERLAP"}},
 	}
 	for _, tt := range tests {
@@ -256,6 +256,48 @@ func TestMetricsNamespace(t *testing.T) {
 	for _, tt := range tests {
 		if got := MetricsNamespace(env(map[string]string{"METRICS_NAMESPACE": tt.value})); got != tt.want {
 			t.Errorf("MetricsNamespace(%q) = %q, want %q", tt.value, got, tt.want)
+		}
+	}
+}
+
+// UNKNOWN_USER_POLICY: digest by default; ALERT_MODE=every turns digest
+// (and only digest) into alert; ENFORCE_UNKNOWN_USERS works with digest as
+// with alert (#21 §1, §6).
+func TestUnknownUserPolicy(t *testing.T) {
+	tests := []struct {
+		policy, mode, enforce string
+		want, inForce         string
+		wantErr               string
+	}{
+		{"", "", "", UnknownDigest, UnknownDigest, ""},
+		{" Digest ", "grouped", "", UnknownDigest, UnknownDigest, ""},
+		{"", "every", "", UnknownDigest, UnknownAlert, ""},
+		{"alert", "", "", UnknownAlert, UnknownAlert, ""},
+		{"alert", "every", "", UnknownAlert, UnknownAlert, ""},
+		{"ignore", "", "", UnknownIgnore, UnknownIgnore, ""},
+		{"ignore", "every", "", UnknownIgnore, UnknownIgnore, ""},
+		{"", "", "true", UnknownDigest, UnknownDigest, ""},
+		{"digest", "", "true", UnknownDigest, UnknownDigest, ""},
+		{"alert", "", "true", UnknownAlert, UnknownAlert, ""},
+		{"ignore", "", "true", "", "", "ENFORCE_UNKNOWN_USERS needs UNKNOWN_USER_POLICY=digest or alert"},
+		{"both", "", "", "", "", `UNKNOWN_USER_POLICY must be digest, alert or ignore (got "both")`},
+	}
+	for _, tt := range tests {
+		m := base()
+		m["UNKNOWN_USER_POLICY"], m["ALERT_MODE"], m["ENFORCE_UNKNOWN_USERS"] = tt.policy, tt.mode, tt.enforce
+		c, err := Load(env(m), Audit)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%+v: %v, want %q", tt, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%+v: %v", tt, err)
+			continue
+		}
+		if c.Audit.UnknownUserPolicy != tt.want || c.Audit.UnknownUserMessages() != tt.inForce || c.Audit.Enforcement.UnknownUsers != (tt.enforce == "true") {
+			t.Errorf("%+v: policy %q in force %q enforce %v", tt, c.Audit.UnknownUserPolicy, c.Audit.UnknownUserMessages(), c.Audit.Enforcement.UnknownUsers)
 		}
 	}
 }

@@ -43,7 +43,13 @@ type Digest struct {
 	Others    struct {
 		Users, Addresses int
 		Episodes         int `json:",omitempty"`
+		// People: people without an allowlist beyond maxTracked.
+		People int `json:",omitempty"`
 	} `json:"others"`
+	// People are the people who logged in without an allowlist
+	// (UNKNOWN_USER_POLICY=digest: their DigestOnly findings), by user id
+	// (at most maxTracked; the rest are counted in Others.People).
+	People map[string]*Person `json:"people,omitempty"`
 	// Logins outside the allowlist (#21 §2, episodes.go): familiar misses,
 	// episodes, and per user id the networks behind the familiar misses.
 	Familiar       []string                 `json:"familiar,omitempty"`
@@ -57,8 +63,64 @@ type Digest struct {
 	Sent    string `json:"sent,omitempty"`
 }
 
+// Person is one person who logged in without an allowlist.
+type Person struct {
+	Name string `json:"name"` // e-mail, else login, else user id (cleaned of secrets)
+	// First is the date of their first such login in this digest (RFC3339).
+	First  string `json:"first"`
+	Logins int    `json:"logins"`
+	// Type is the portal's user type when the audit looked it up (audit.UserGuest, ...).
+	Type string `json:"type,omitempty"`
+}
+
+// maxNameBytes bounds a listed person's name in the digest item.
+const maxNameBytes = 200
+
+// addPerson lists the person of a DigestOnly finding.
+func (d *Digest) addPerson(f audit.Finding) {
+	if d.People == nil {
+		d.People = map[string]*Person{}
+	}
+	name := f.Email
+	if name == "" {
+		name = f.Login
+	}
+	if name == "" {
+		name = f.User
+	}
+	if name == "" {
+		name = f.UserID
+	}
+	key := ipguard.CanonicalUserID(f.UserID)
+	if key == "" {
+		key = "name:" + name
+	}
+	key = humantext.Clip(redact.Clean(key), maxNameBytes)
+	p := d.People[key]
+	if p == nil {
+		if len(d.People) >= maxTracked {
+			d.Others.People++
+			return
+		}
+		// Clipped: the item holds up to maxTracked people whatever the
+		// portal's names (the message cleans them again for display).
+		p = &Person{Name: humantext.Clip(redact.Clean(name), maxNameBytes), First: humantext.Clip(f.Date, 40)}
+		d.People[key] = p
+	}
+	p.Logins++
+	if f.Date != "" && (p.First == "" || f.Date < p.First) {
+		p.First = f.Date
+	}
+	if f.UserType != "" {
+		p.Type = humantext.Clip(f.UserType, 40)
+	}
+}
+
 // Add counts f.
 func (d *Digest) Add(f audit.Finding) {
+	if f.DigestOnly && f.Kind == audit.KindUnknownUser {
+		d.addPerson(f)
+	}
 	if d.Kinds == nil {
 		d.Kinds, d.Users, d.Addresses = map[string]int{}, map[string]int{}, map[string]int{}
 	}
@@ -132,7 +194,11 @@ func Render(portal string, hour int, d Digest) ipguard.Alert {
 	day, _ := time.Parse("2006-01-02", d.Day)
 	fmt.Fprintf(&b, "DocSpace IP Guard daily digest for %s: %d finding(s) from %s %02d:00 to %s %02d:00 UTC.\n",
 		c(portal), d.Total, day.AddDate(0, 0, -1).Format("2006-01-02"), hour, d.Day, hour)
-	b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES) and logins outside the allowlist told here rather than one by one (ALERT_MODE=grouped); each one is also on the findings bus.\n\nBy kind:\n")
+	if len(d.People)+d.Others.People > 0 {
+		b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES) and logins of people without an\nallowlist (UNKNOWN_USER_POLICY=digest); each one is also on the findings bus.\n\nBy kind:\n")
+	} else {
+		b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES) and logins outside the allowlist told here rather than one by one (ALERT_MODE=grouped); each one is also on the findings bus.\n\nBy kind:\n")
+	}
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "  - %s: %d\n", k, d.Kinds[k])
 	}
@@ -147,21 +213,112 @@ func Render(portal string, hour int, d Digest) ipguard.Alert {
 	}
 	section("users", d.Users, d.Others.Users)
 	section("addresses", d.Addresses, d.Others.Addresses)
+	people := listedPeople(d)
+	writePeople(&b, d, people)
 	week := d.week
 	if week == nil {
 		week = d.Networks
 	}
 	renderMisses(&b, d, week)
-	body, _ := json.Marshal(map[string]any{"kind": "digest", "portal": portal, "day": d.Day, "total": d.Total, "kinds": d.Kinds,
+	fields := map[string]any{"kind": "digest", "portal": portal, "day": d.Day, "total": d.Total, "kinds": d.Kinds,
 		"topUsers": ranked(d.Users, top), "topAddresses": ranked(d.Addresses, top),
-		"familiarMisses": len(d.Familiar) + d.FamiliarOthers, "episodes": len(d.Episodes) + d.Others.Episodes})
+		"familiarMisses": len(d.Familiar) + d.FamiliarOthers, "episodes": len(d.Episodes) + d.Others.Episodes}
+	if n := len(d.People) + d.Others.People; n > 0 {
+		fields["peopleWithoutAllowlist"] = n
+		fields["people"] = people
+	}
+	body, _ := json.Marshal(fields)
 	return ipguard.Alert{
 		Subject: clipRunes(fmt.Sprintf("DocSpace daily digest %s: %d finding(s)", d.Day, d.Total), snsmessage.MaxSubjectRunes),
 		Default: string(body),
 		Email:   b.String(),
-		SMS:     fmt.Sprintf("DocSpace digest %s: %d low-severity findings. See email.", d.Day, d.Total),
+		SMS:     smsLine(d),
 		Kinds:   []string{"digest"},
 	}
+}
+
+// smsLine is the digest's SMS text.
+func smsLine(d Digest) string {
+	if n := len(d.People) + d.Others.People; n > 0 {
+		return fmt.Sprintf("DocSpace digest %s: %d findings, %d people without allowlist. See email.", d.Day, d.Total, n)
+	}
+	return fmt.Sprintf("DocSpace digest %s: %d low-severity findings. See email.", d.Day, d.Total)
+}
+
+// maxListedPeople is how many people without an allowlist the message names.
+const maxListedPeople = 25
+
+// listedPeople are the people the message names: the earliest seen
+// first (ties by name), at most maxListedPeople.
+func listedPeople(d Digest) []Person {
+	out := make([]Person, 0, len(d.People))
+	for _, p := range d.People {
+		out = append(out, *p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].First != out[j].First {
+			return out[i].First < out[j].First
+		}
+		return out[i].Name < out[j].Name
+	})
+	if len(out) > maxListedPeople {
+		out = out[:maxListedPeople]
+	}
+	return out
+}
+
+// writePeople is the digest's section on people without an allowlist
+// (UNKNOWN_USER_POLICY=digest): "7 people logged in who have no
+// allowlist: …, first seen …, guests: …". Names come from the portal
+// and are cleaned (humantext.Line).
+func writePeople(b *strings.Builder, d Digest, listed []Person) {
+	n := len(d.People) + d.Others.People
+	if n == 0 {
+		return
+	}
+	c := func(s string) string { return humantext.Line(s, 240) }
+	who := "people"
+	if n == 1 {
+		who = "person"
+	}
+	var names, guests []string
+	first := ""
+	for _, p := range listed {
+		names = append(names, c(p.Name))
+		if p.Type == audit.UserGuest {
+			guests = append(guests, c(p.Name))
+		}
+	}
+	for _, p := range d.People {
+		if first == "" || (p.First != "" && p.First < first) {
+			first = p.First
+		}
+	}
+	more := ""
+	if rest := n - len(listed); rest > 0 {
+		more = fmt.Sprintf(" (and %d more)", rest)
+	}
+	fmt.Fprintf(b, "\n%d %s logged in who have no allowlist: %s%s, first seen %s", n, who, strings.Join(names, ", "), more, c(first))
+	if len(guests) > 0 {
+		fmt.Fprintf(b, ", guests: %s", strings.Join(guests, ", "))
+	}
+	b.WriteString(".\n")
+	for _, p := range listed {
+		kind := ""
+		if p.Type != "" {
+			kind = " (" + c(p.Type) + ")"
+		}
+		fmt.Fprintf(b, "  - %s%s: %s, first seen %s\n", c(p.Name), kind, logins(p.Logins), c(p.First))
+	}
+	b.WriteString("  Their logins were not sent one by one (UNKNOWN_USER_POLICY=digest); the behaviour rules judged\n" +
+		"  them like everyone's. Onboard the ones who need an allowlist, or set UNKNOWN_USER_POLICY=ignore.\n")
+}
+
+func logins(n int) string {
+	if n == 1 {
+		return "1 login"
+	}
+	return fmt.Sprintf("%d logins", n)
 }
 
 type kv struct {
@@ -215,8 +372,10 @@ const keep = 8 * 24 * time.Hour
 const claimStale = 15 * time.Minute
 
 // Publisher is the publisher seam's digest step: an audit alert whose
-// severity is in Severities is added to the day's digest instead of being
-// sent; every other alert (and the test alert) goes to Next.
+// severity is in Severities, or whose findings are all DigestOnly (people
+// without an allowlist, UNKNOWN_USER_POLICY=digest, whatever their
+// severity), is added to the day's digest instead of being sent; every
+// other alert (and the test alert) goes to Next.
 type Publisher struct {
 	Next interface {
 		Publish(ctx context.Context, a ipguard.Alert) (string, error)
@@ -238,8 +397,12 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 		audit.Payload
 		Test bool `json:"test"`
 	}
-	if !(a.Digest || p.Severities[a.Severity]) || json.Unmarshal([]byte(a.Default), &pl) != nil || pl.Events == nil || pl.Test {
+	unknownOnly := len(a.Kinds) == 1 && a.Kinds[0] == audit.KindUnknownUser
+	if !(a.Digest || p.Severities[a.Severity] || unknownOnly) || json.Unmarshal([]byte(a.Default), &pl) != nil || pl.Events == nil || pl.Test {
 		return p.Next.Publish(ctx, a)
+	}
+	if !a.Digest && !p.Severities[a.Severity] && !allDigestOnly(pl.Events) {
+		return p.Next.Publish(ctx, a) // unknown_user findings told one by one (UNKNOWN_USER_POLICY=alert)
 	}
 	day := Day(p.now(), p.Hour)
 	for attempt := 0; ; attempt++ {
@@ -260,6 +423,17 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 			return "", fmt.Errorf("digest: add %d findings to %s: %w", len(pl.Events), day, err)
 		}
 	}
+}
+
+// allDigestOnly reports whether every finding of an alert is DigestOnly
+// (audit.RenderAlerts puts them in batches of their own).
+func allDigestOnly(fs []audit.Finding) bool {
+	for _, f := range fs {
+		if !f.DigestOnly {
+			return false
+		}
+	}
+	return len(fs) > 0
 }
 
 // SendDue sends each due digest (see Due) that holds findings and was not

@@ -283,7 +283,10 @@ func FuzzPortalDocumentsRoundTrip(f *testing.F) {
 		ctx := context.Background()
 
 		u, err := serve(map[string]any{"id": id, "displayName": name, "email": email, "status": status, "isAdmin": flag, "isOwner": !flag}).User(ctx, "u1")
-		want := PortalUser{ID: id, DisplayName: name, Email: email, Status: UserStatus(status), IsAdmin: flag, IsOwner: !flag}
+		want := PortalUser{ID: id, DisplayName: name, Email: email, Status: UserStatus(status), IsAdmin: flag, IsOwner: !flag, Type: TypeOwner}
+		if flag {
+			want.Type = TypeDocSpaceAdmin
+		}
 		if id == "" {
 			if err == nil {
 				t.Fatalf("a user without an id read as %+v", u)

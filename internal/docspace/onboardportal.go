@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"ipguard/internal/audit"
 	"ipguard/internal/onboard"
 )
 
@@ -31,6 +32,22 @@ func (d Directory) Person(ctx context.Context, id string) (onboard.Person, bool,
 		return onboard.Person{}, false, err
 	}
 	return onboard.Person{ID: u.ID, Name: u.DisplayName, IsOwner: u.IsOwner, IsAdmin: u.IsAdmin, Status: int(u.Status)}, true, nil
+}
+
+var _ audit.People = Directory{}
+
+// UserType implements audit.People: the user's type (PortalUser.Type), ""
+// when the portal answered that the user does not exist. One GET
+// people/{id} per call; the audit bounds and caches the calls per run.
+func (d Directory) UserType(ctx context.Context, id string) (string, error) {
+	u, err := d.Client.User(ctx, id)
+	if errors.Is(err, ErrUserNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return u.Type, nil
 }
 
 // AllowlistTrail is onboard.Trail over the portal's audit trail (action

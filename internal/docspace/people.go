@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"ipguard/internal/audit"
 	"ipguard/internal/ipguard"
 )
 
@@ -38,18 +39,54 @@ type PortalUser struct {
 	IsOwner     bool
 	IsLDAP      bool
 	IsSSO       bool
+	// Type is the user's type (UserType), from the flags EmployeeFullDto
+	// carries; "" when the answer sets none of them.
+	Type string
 }
+
+// The user types (the portal's EmployeeType as EmployeeFullDto reports it,
+// docs/docspace-api.md §9.3): isOwner; isAdmin (DocSpaceAdmin); isRoomAdmin;
+// isCollaborator (the type the UI calls "User" since v3, "Power user"
+// before); isVisitor (the lowest type: "Guest" since v3, "User" before).
+// The values are audit's (audit.UserGuest, ...).
+const (
+	TypeOwner         = audit.UserOwner
+	TypeDocSpaceAdmin = audit.UserDocSpaceAdmin
+	TypeRoomAdmin     = audit.UserRoomAdmin
+	TypeUser          = audit.UserRegular
+	TypeGuest         = audit.UserGuest
+)
 
 // wireUser is EmployeeFullDto, the fields read.
 type wireUser struct {
-	ID          string  `json:"id"`
-	DisplayName string  `json:"displayName"`
-	Email       string  `json:"email"`
-	Status      flexInt `json:"status"`
-	IsAdmin     bool    `json:"isAdmin"`
-	IsOwner     bool    `json:"isOwner"`
-	IsLDAP      bool    `json:"isLDAP"`
-	IsSSO       bool    `json:"isSSO"`
+	ID             string  `json:"id"`
+	DisplayName    string  `json:"displayName"`
+	Email          string  `json:"email"`
+	Status         flexInt `json:"status"`
+	IsAdmin        bool    `json:"isAdmin"`
+	IsOwner        bool    `json:"isOwner"`
+	IsLDAP         bool    `json:"isLDAP"`
+	IsSSO          bool    `json:"isSSO"`
+	IsRoomAdmin    bool    `json:"isRoomAdmin"`
+	IsVisitor      bool    `json:"isVisitor"`
+	IsCollaborator bool    `json:"isCollaborator"`
+}
+
+// userType is the type the flags say, the most privileged first.
+func (w wireUser) userType() string {
+	switch {
+	case w.IsOwner:
+		return TypeOwner
+	case w.IsAdmin:
+		return TypeDocSpaceAdmin
+	case w.IsRoomAdmin:
+		return TypeRoomAdmin
+	case w.IsCollaborator:
+		return TypeUser
+	case w.IsVisitor:
+		return TypeGuest
+	}
+	return ""
 }
 
 func (w wireUser) user() (PortalUser, error) {
@@ -60,7 +97,7 @@ func (w wireUser) user() (PortalUser, error) {
 		return PortalUser{}, fmt.Errorf("user %s has no status", w.ID)
 	}
 	return PortalUser{ID: w.ID, DisplayName: w.DisplayName, Email: w.Email, Status: UserStatus(w.Status.n),
-		IsAdmin: w.IsAdmin, IsOwner: w.IsOwner, IsLDAP: w.IsLDAP, IsSSO: w.IsSSO}, nil
+		IsAdmin: w.IsAdmin, IsOwner: w.IsOwner, IsLDAP: w.IsLDAP, IsSSO: w.IsSSO, Type: w.userType()}, nil
 }
 
 // User returns the portal user with id (GET people/{id}). An unknown or

@@ -19,6 +19,8 @@ const (
 	otherAdminID = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000a2"
 	leaverID     = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000c1"
 	deletedID    = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000d1"
+	guestID      = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000e1"
+	roomAdminID  = "5f1e6a2b-0d3c-4e5f-8a9b-0000000000e2"
 	adminKey     = "sk-aaaa000000000000000000000000000000000000000000000000000000000ad1"
 	userKey      = "sk-bbbb000000000000000000000000000000000000000000000000000000000b01"
 )
@@ -34,6 +36,8 @@ func startDevPortal(t *testing.T) (*devportal.Portal, string) {
 		devportal.User{ID: otherAdminID, DisplayName: "Otto Admin", Email: "otto@example.com", Status: devportal.StatusActive, IsAdmin: true},
 		devportal.User{ID: leaverID, DisplayName: "Lea Leaver", Email: "lea@example.com", Status: devportal.StatusTerminated},
 		devportal.User{ID: deletedID, DisplayName: "Del Gone", Status: devportal.StatusTerminated, Deleted: true},
+		devportal.User{ID: guestID, DisplayName: "Gus Guest", Email: "gus@partner.example", Status: devportal.StatusActive, Type: devportal.TypeGuest},
+		devportal.User{ID: roomAdminID, DisplayName: "Rita Rooms", Email: "rita@example.com", Status: devportal.StatusActive, Type: devportal.TypeRoomAdmin},
 	); err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +141,16 @@ func TestUser(t *testing.T) {
 		notFound bool
 	}{
 		{id: devportal.OwnerID, want: docspace.PortalUser{ID: devportal.OwnerID, DisplayName: "Portal Owner",
-			Email: "owner@portal.test", Status: docspace.UserActive, IsOwner: true}},
+			Email: "owner@portal.test", Status: docspace.UserActive, IsOwner: true, Type: docspace.TypeOwner}},
 		{id: adminID, want: docspace.PortalUser{ID: adminID, DisplayName: "Ada Admin", Email: "ada@example.com",
-			Status: docspace.UserActive, IsAdmin: true}},
+			Status: docspace.UserActive, IsAdmin: true, Type: docspace.TypeDocSpaceAdmin}},
 		{id: leaverID, want: docspace.PortalUser{ID: leaverID, DisplayName: "Lea Leaver", Email: "lea@example.com",
-			Status: docspace.UserTerminated}},
+			Status: docspace.UserTerminated, Type: docspace.TypeUser}},
+		// The type as the real API reports it: isVisitor (Guest), isRoomAdmin.
+		{id: guestID, want: docspace.PortalUser{ID: guestID, DisplayName: "Gus Guest", Email: "gus@partner.example",
+			Status: docspace.UserActive, Type: docspace.TypeGuest}},
+		{id: roomAdminID, want: docspace.PortalUser{ID: roomAdminID, DisplayName: "Rita Rooms", Email: "rita@example.com",
+			Status: docspace.UserActive, Type: docspace.TypeRoomAdmin}},
 		{id: deletedID, notFound: true},
 		{id: "5f1e6a2b-0d3c-4e5f-8a9b-999999999999", notFound: true},
 		{id: "not-a-guid", notFound: true},
@@ -162,6 +171,14 @@ func TestUser(t *testing.T) {
 	}
 	if _, err := c.User(context.Background(), "a/b"); ipguard.ErrorCode(err) != ipguard.EInvalid {
 		t.Errorf("id with a slash: err = %v, want EInvalid", err)
+	}
+	// Directory.UserType (audit.People): the type, "" for a user the portal
+	// does not know (deleted), an error otherwise.
+	dir := docspace.Directory{Client: c}
+	for id, want := range map[string]string{guestID: docspace.TypeGuest, leaverID: docspace.TypeUser, adminID: docspace.TypeDocSpaceAdmin, deletedID: ""} {
+		if got, err := dir.UserType(context.Background(), id); err != nil || got != want {
+			t.Errorf("UserType(%s) = %q, %v; want %q", id, got, err, want)
+		}
 	}
 	me, err := clientWithKey(t, url, adminKey).CurrentUser(context.Background())
 	if err != nil || me.ID != adminID || !me.IsAdmin {

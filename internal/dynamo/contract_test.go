@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
@@ -42,6 +43,38 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 	})
 	t.Run("enforce.Store", func(t *testing.T) {
 		enforcetest.StoreContract(t, func(t *testing.T) enforce.Store { return newStore(t) })
+	})
+	// A waiting onboarding's poll: the portal state and whether the lease
+	// is free, in one consistent read.
+	t.Run("onboard.StateLeasePeeker", func(t *testing.T) {
+		ctx := context.Background()
+		s := newStore(t)
+		var _ onboard.StateLeasePeeker = s
+		now := time.Now()
+		peek := func() (int64, bool) {
+			t.Helper()
+			st, free, err := s.PortalStateAndLease(ctx, onboard.LeaseName, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st.Version, free
+		}
+		if v, free := peek(); v != 0 || !free {
+			t.Errorf("empty table: version %d, free %v", v, free)
+		}
+		if _, err := s.BumpVersion(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.TryAcquireLease(ctx, onboard.LeaseName, "a", now.Add(time.Minute), now); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if v, free := peek(); v != 1 || free {
+			t.Errorf("held: version %d, free %v", v, free)
+		}
+		now = now.Add(2 * time.Minute) // the lease ended
+		if _, free := peek(); !free {
+			t.Error("an expired lease is not free")
+		}
 	})
 }
 

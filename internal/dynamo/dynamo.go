@@ -81,8 +81,11 @@ const (
 	violationsPrefix = "violations#"
 	// userCheckPrefix: the users-left rotation's place (usercheck.go)
 	userCheckPrefix = "usercheck#"
-	checkpointPK    = "checkpoint#audit"
-	portalStatePK   = "state#portal-allowlist"
+	// offboardedPrefix keys when a user was last offboarded (users.go),
+	// kept for a bounded time so that a replay older than it is stale.
+	offboardedPrefix = "offboarded#"
+	checkpointPK     = "checkpoint#audit"
+	portalStatePK    = "state#portal-allowlist"
 )
 
 // The items each function writes, as the template's dynamodb:LeadingKeys
@@ -114,10 +117,11 @@ var (
 		userPrefix + "*",
 		leasePrefix + "portal-allowlist", // onboard.LeaseName
 		portalStatePK,
-		"usercheck#*",        // the users-left rotation's place (#14 §5)
-		"outbox#onboard",     // the reconciler's alerts still to send (#15)
-		"outbox#bus-onboard", // findings the bus refused onboarding, sent again by its next invocation (#18)
-		historyPrefix + "*",  // each user's allowlist history (#16 §7)
+		"usercheck#*",          // the users-left rotation's place (#14 §5)
+		"outbox#onboard",       // the reconciler's alerts still to send (#15)
+		"outbox#bus-onboard",   // findings the bus refused onboarding, sent again by its next invocation (#18)
+		historyPrefix + "*",    // each user's allowlist history (#16 §7)
+		offboardedPrefix + "*", // when a user was offboarded, for stale replays (#15 §5)
 	}
 )
 

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"ipguard/internal/ipguard"
 )
 
 // leaseCleanup is how long after its end a lease record stays before TTL
@@ -67,4 +69,36 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
 		return s.fail("release lease "+name, err)
 	}
 	return nil
+}
+
+// PortalStateAndLease reads the portal allowlist state (as PortalState)
+// and whether lease name is free at now (no record, or its end before now)
+// in one strongly consistent BatchGetItem: a caller waiting for another
+// holder to apply its change costs one read per poll, and tries to take the
+// lease only when it is free.
+func (s *Store) PortalStateAndLease(ctx context.Context, name string, now time.Time) (ipguard.PortalState, bool, error) {
+	const op = "get the portal allowlist state and its lease"
+	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{key(portalStatePK), key(leasePrefix + name)})
+	if err != nil {
+		return ipguard.PortalState{}, false, err
+	}
+	var st ipguard.PortalState
+	free := true
+	for _, item := range items {
+		pk, _ := item["pk"].(*types.AttributeValueMemberS)
+		switch {
+		case pk == nil:
+		case pk.Value == portalStatePK:
+			if st, err = decodePortalState(item); err != nil {
+				return ipguard.PortalState{}, false, s.corrupt(op, err)
+			}
+		case pk.Value == leasePrefix+name:
+			until, ok, err := getN(item, "leaseUntil")
+			if err != nil {
+				return ipguard.PortalState{}, false, s.corrupt(op, err)
+			}
+			free = !ok || until < now.UnixMilli()
+		}
+	}
+	return st, free, nil
 }

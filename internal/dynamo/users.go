@@ -352,3 +352,51 @@ func decodeOrMark(item map[string]types.AttributeValue) ipguard.User {
 	}
 	return ipguard.User{ID: id, Unreadable: err.Error()}
 }
+
+// PutOffboarded remembers that user id was offboarded by a request made at
+// at, until expires (the item's TTL): a later record of an older time never
+// replaces a newer one.
+func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.Time) error {
+	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{
+			"pk":           str(offboardedPrefix + id),
+			"offboardedAt": num(at.UnixMilli()),
+			"expiresAt":    num(expires.Unix()),
+		},
+		ConditionExpression:       aws.String("attribute_not_exists(pk) OR offboardedAt <= :at OR expiresAt < :now"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(at.UnixMilli()), ":now": num(time.Now().Unix())},
+	})
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return nil // a newer offboarding is remembered
+	}
+	if err != nil {
+		return s.fail("remember the offboarding of user "+id, err)
+	}
+	return nil
+}
+
+// Offboarded returns the request time of user id's last offboarding, with
+// ok false when none is remembered at now (none, or its TTL passed: TTL
+// deletes late, so the expiry is compared here).
+func (s *Store) Offboarded(ctx context.Context, id string, now time.Time) (time.Time, bool, error) {
+	op := "get the offboarding of user " + id
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: aws.String(s.table), Key: key(offboardedPrefix + id), ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return time.Time{}, false, s.fail(op, err)
+	}
+	if out.Item == nil {
+		return time.Time{}, false, nil
+	}
+	at, ok, err := getN(out.Item, "offboardedAt")
+	if err != nil || !ok {
+		return time.Time{}, false, s.corrupt(op, fmt.Errorf("offboardedAt: %v", err))
+	}
+	if exp, ok, _ := getN(out.Item, "expiresAt"); ok && exp < now.Unix() {
+		return time.Time{}, false, nil
+	}
+	return time.UnixMilli(at).UTC(), true, nil
+}

@@ -208,6 +208,27 @@ func TestRespondOutcomes(t *testing.T) {
 			anyCall:  true,
 		},
 		{
+			// #21 §1: how people are told (UNKNOWN_USER_POLICY=digest: the
+			// finding goes to the digest) never changes what is enforced.
+			name: "unknown users told in the digest are enforced as when alerted",
+			set:  enforce.Settings{Mode: enforce.ModeEndSession, UnknownUsers: true},
+			findings: []audit.Finding{
+				{EventID: 55, Kind: audit.KindUnknownUser, UserID: user(55), IP: "198.51.100.55", DigestOnly: true, UserType: audit.UserGuest},
+				{EventID: 56, Kind: audit.KindUnknownUser, UserID: user(56), IP: "198.51.100.56", DigestOnly: true},
+			},
+			active:  []int64{55, 56},
+			want:    []string{"ended", "ended"},
+			writes:  []string{"logout 55", "logout 56"},
+			anyCall: true,
+		},
+		{
+			name:     "unknown users told in the digest are not enforced unless enabled",
+			set:      enforce.Settings{Mode: enforce.ModeEndSession},
+			findings: []audit.Finding{{EventID: 57, Kind: audit.KindUnknownUser, UserID: user(57), IP: "198.51.100.57", DigestOnly: true}},
+			active:   []int64{57},
+			want:     []string{"-"},
+		},
+		{
 			name:     "a session already gone is not_active",
 			set:      enforce.Settings{Mode: enforce.ModeEndSession},
 			findings: []audit.Finding{violation(3, user(3))},

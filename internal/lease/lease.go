@@ -139,6 +139,27 @@ func (h *Held) Release(ctx context.Context) error {
 	return h.b.ReleaseLease(ctx, h.Name, h.Owner)
 }
 
+// KeepUntil ends the lease at until instead of now (never later than its
+// end, Until): nobody takes it before then, and it needs no release. For
+// work of the holder that may still go on after it returned (a write whose
+// answer never came, which the remote side may still apply).
+func (h *Held) KeepUntil(ctx context.Context, until time.Time) error {
+	if until.After(h.Until) {
+		until = h.Until
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	ok, err := h.b.TryAcquireLease(ctx, h.Name, h.Owner, until, time.Now())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errors.New("lease " + h.Name + " was taken by another holder")
+	}
+	h.Until = until
+	return nil
+}
+
 // held is the EConflict error of a lease that stayed held for waited.
 func held(name string, waited time.Duration, cause error) error {
 	msg := "lease " + name + " is held by another run (waited " + waited.Round(time.Millisecond).String()

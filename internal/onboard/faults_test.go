@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/lease/leasetest"
+	"ipguard/internal/onboard/onboardtest"
 )
 
 // The scenarios of issue #15: writes that are late, refused, repeated or
@@ -131,7 +133,7 @@ func TestNoPUTStartsTooCloseToTheLeaseEnd(t *testing.T) {
 	if st := e.state(); st.Sent != nil {
 		t.Errorf("a PUT never sent is remembered as in flight: %v", st.Sent)
 	}
-	e.s.WriteAttempt = 0
+	e.s.WriteAttempt = testWriteAttempt
 	e.do(t, `{"action":"sync"}`)
 	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10" {
 		t.Errorf("portal = %s after the next sync", got)
@@ -443,5 +445,172 @@ func TestUsersLeftBlastRadius(t *testing.T) {
 	}
 	if !strings.Contains(alert, "u00") || !strings.Contains(alert, "u01") {
 		t.Errorf("users-left alert %q; want the ids offboarded", alert)
+	}
+}
+
+// A replay of an onboarding older than a later offboarding is stale: the
+// offboarding deleted the record (and its entries' times), so the store
+// remembers the offboarding's time (OffboardedKeep) and the replay is not
+// applied, with a warning naming the offboarding's time (never an error).
+// (Before: the replay brought the offboarded user and the address back.)
+func TestReplayOfAnOnboardingAfterItsOffboardingIsStale(t *testing.T) {
+	tOn, tOff := t0.Add(-time.Hour), t0.Add(-30*time.Minute)
+	onboard := `{"id":"u1","email":"a@example.com","requestedAt":"` + tOn.Format(time.RFC3339) + `","allowedIps":["203.0.113.10"]}`
+	offboard := `{"action":"offboard","id":"u1","requestedAt":"` + tOff.Format(time.RFC3339) + `"}`
+	for _, tc := range []struct {
+		name   string
+		before []string // requests before the replay
+		replay string
+		want   string // the portal afterwards
+		stale  bool
+	}{
+		{"onboarding replayed after its offboarding", []string{onboard, offboard}, onboard, "192.0.2.1!", true},
+		{"an add replayed after the offboarding", []string{onboard, offboard},
+			`{"action":"add","id":"u1","email":"a@example.com","requestedAt":"` + tOn.Add(time.Minute).Format(time.RFC3339) + `","allowedIps":["203.0.113.12"]}`, "192.0.2.1!", true},
+		{"a remove replayed after the offboarding", []string{onboard, offboard},
+			`{"action":"remove","id":"u1","requestedAt":"` + tOn.Add(time.Minute).Format(time.RFC3339) + `","allowedIps":["203.0.113.10"]}`, "192.0.2.1!", true},
+		{"offboarding that arrived before the onboarding it follows", []string{offboard}, onboard, "192.0.2.1!", true},
+		{"onboarded again after the offboarding, then the old onboarding replayed",
+			[]string{onboard, offboard, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.11"]}`}, onboard, "192.0.2.1!,203.0.113.11", true},
+		{"a newer onboarding after the offboarding is applied", []string{onboard, offboard},
+			`{"id":"u1","email":"a@example.com","requestedAt":"` + tOff.Add(time.Minute).Format(time.RFC3339) + `","allowedIps":["203.0.113.13"]}`, "192.0.2.1!,203.0.113.13", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			for _, r := range tc.before {
+				e.do(t, r)
+			}
+			res, err := e.handle(tc.replay)
+			if err != nil {
+				t.Fatalf("the replay failed: %v (a stale request is never an error)", err)
+			}
+			if got := ips(e.p.list); got != tc.want {
+				t.Errorf("portal = %s, want %s", got, tc.want)
+			}
+			w := strings.Join(res.Warnings, " ")
+			if named := strings.Contains(w, "offboarding") && strings.Contains(w, tOff.Format(time.RFC3339)); named != tc.stale {
+				t.Errorf("warnings %q; stale %v, want the offboarding's time named: %v", w, named, tc.stale)
+			}
+			if tc.stale && res.Stored {
+				t.Error("a stale request stored a change")
+			}
+		})
+	}
+}
+
+// The offboarding is remembered for OffboardedKeep only (the failure
+// queue's retention): after that a replay is not recognised.
+func TestOffboardingIsRememberedForTheFailureQueuesRetention(t *testing.T) {
+	st := onboardtest.NewStore()
+	at := t0.Add(-time.Hour)
+	if err := st.PutOffboarded(context.Background(), "u1", at, t0.Add(OffboardedKeep)); err != nil {
+		t.Fatal(err)
+	}
+	// An older offboarding never replaces the newer one.
+	_ = st.PutOffboarded(context.Background(), "u1", at.Add(-time.Hour), t0.Add(OffboardedKeep))
+	if got, ok, _ := st.Offboarded(context.Background(), "u1", t0); !ok || !got.Equal(at) {
+		t.Errorf("offboarded = %v %v, want %v", got, ok, at)
+	}
+	if _, ok, _ := st.Offboarded(context.Background(), "u1", t0.Add(OffboardedKeep+time.Second)); ok {
+		t.Error("remembered past its lifetime")
+	}
+	if OffboardedKeep != 14*24*time.Hour {
+		t.Errorf("OffboardedKeep = %s, want the failure queue's 14 days", OffboardedKeep)
+	}
+}
+
+// The fence after an unanswered PUT: the portal may still be working on it,
+// so the lease is not released at once but kept until one write attempt's
+// time has passed; a request in that time does not write under it (it finds
+// the lease held), and the next holder afterwards sees the PUT landed and
+// takes it for the tool's own. (Before: the lease was released at once and
+// the next holder could PUT while the unanswered one was still in flight.)
+func TestLeaseIsKeptUntilAnUnansweredPUTCouldHaveLanded(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		attempt time.Duration
+		fault   func(p *fakePortal)
+		kept    bool
+	}{
+		{"unanswered (lost answer): kept", 30 * time.Second, func(p *fakePortal) { p.lostAnswer = 1 }, true},
+		{"unanswered (timeout, lands later): kept", 30 * time.Second, func(p *fakePortal) { p.late = 1 }, true},
+		{"refused (4xx, not applied): released", 30 * time.Second, func(p *fakePortal) { p.refuse = 1 }, false},
+		{"answered: released", 30 * time.Second, func(*fakePortal) {}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			leases := &leasetest.Backend{}
+			e.s.Leases, e.s.WriteAttempt, e.s.LeaseWait = leases, tc.attempt, 50*time.Millisecond
+			tc.fault(e.p)
+			before := time.Now()
+			_, _ = e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			held := leases.Owner(LeaseName) != "" && leases.Until(LeaseName).After(time.Now())
+			if held != tc.kept {
+				t.Fatalf("lease held after the request: %v, want %v", held, tc.kept)
+			}
+			if !tc.kept {
+				return
+			}
+			if until := leases.Until(LeaseName); until.After(before.Add(tc.attempt + time.Minute)) {
+				t.Errorf("lease kept until %s: longer than one attempt", until)
+			}
+			puts := e.p.puts
+			res := e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+			if e.p.puts != puts || res.Portal != PortalPending {
+				t.Errorf("a request wrote while the unanswered PUT could still land: %d PUTs (was %d), portal %s", e.p.puts, puts, res.Portal)
+			}
+			// Once it could have landed, the next holder reads it as landed.
+			e.p.landLate()
+			leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+			res = e.do(t, `{"action":"sync"}`)
+			if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,203.0.113.20" || res.Drift != nil {
+				t.Errorf("after the attempt's time: portal %s, drift %+v", got, res.Drift)
+			}
+		})
+	}
+}
+
+// Attribution by facts, and where the facts run out, by content: a hand
+// edit by the key's own user in the same second as the tool's save (here
+// after a PUT whose answer was lost, when every save by the key's user may
+// be the tool's) is told by the list read back differing from the list
+// sent, and named as a possible hand edit by that user. (Before: it was
+// taken for the tool's own save and nobody was named.)
+func TestKeyUsersOwnHandEditInTheToolsSecondIsNamed(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		unanswered bool
+	}{
+		{"after an unanswered PUT", true},
+		{"every PUT answered", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := &fakeTrail{}
+			e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
+			e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}}
+			if tc.unanswered {
+				e.p.lostAnswer = 1
+				if res, _ := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); res.Portal != PortalPending {
+					t.Fatalf("first request: %+v", res)
+				}
+			}
+			// The owner (whose key the tool uses) saves by hand right after
+			// the tool's PUT, in the same second.
+			e.p.afterPut = func(f *fakePortal) {
+				f.mu.Lock()
+				f.list = append(f.list, ipguard.Restriction{IP: "198.51.100.9"})
+				f.mu.Unlock()
+				trail.add(Change{When: t0, User: "Olga Owner", UserID: "o", IP: "192.0.2.77"})
+			}
+			res := e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+			w := strings.Join(res.Warnings, " ")
+			if !strings.Contains(w, "Olga Owner") {
+				t.Errorf("warnings %q; want the key user's hand edit named", w)
+			}
+			if !strings.Contains(ips(e.p.list), "198.51.100.9") {
+				t.Errorf("portal %s: the hand edit's entry was not kept", ips(e.p.list))
+			}
+		})
 	}
 }

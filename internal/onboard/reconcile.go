@@ -46,6 +46,8 @@ type outcome struct {
 	ownSaves     []time.Time           // the state's own saves after this reconcile
 	dueAdded     bool                  // this reconcile recorded an alert as due
 	unanswered   bool                  // a PUT of the tool went unanswered and may have landed unseen
+	landBy       time.Time             // an unanswered PUT of this reconcile may land until then (the lease is kept)
+	changedAfter []time.Time           // read-backs that differed from the list sent, not by a late PUT of the tool
 	seenBefore   []ipguard.Restriction // the list the reconcile read before it wrote
 	added        []string
 	removed      []string
@@ -64,10 +66,14 @@ func (o *outcome) merge(n outcome) {
 	o.put = o.put || n.put
 	o.dueAdded = o.dueAdded || n.dueAdded
 	o.unanswered = o.unanswered || n.unanswered
+	if n.landBy.After(o.landBy) {
+		o.landBy = n.landBy
+	}
 	if n.ownSaves != nil {
 		o.ownSaves = n.ownSaves
 	}
 	o.puts += n.puts
+	o.changedAfter = append(o.changedAfter, n.changedAfter...)
 	o.saves = append(o.saves, n.saves...)
 	o.added = append(o.added, n.added...)
 	o.removed = append(o.removed, n.removed...)
@@ -209,7 +215,10 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *lease.Held) (outcome, error) {
 	now := s.now().UTC()
 	version := st.Version
+	defer span(ctx, "reconcile", time.Now())
+	tscan := time.Now()
 	users, err := s.Store.AllUsers(ctx)
+	span(ctx, "scan", tscan)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -247,6 +256,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}()
 	current, err := s.Portal.IPRestrictions(ctx)
 	<-done
+	span(ctx, "gets", windowStart)
 	if enErr != nil {
 		return pending(fmt.Errorf("could not read the portal restriction setting: %w", enErr))
 	}
@@ -318,6 +328,8 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	st.AlertsDue = st.AlertsDue || out.dueAdded
 	out.ownSaves = st.OwnSaves
+	tps := time.Now()
+	defer span(ctx, "stateWrite", tps)
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		return outcome{}, err
 	}
@@ -387,16 +399,20 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		if st.Sent == nil {
 			st.Sent = []ipguard.Restriction{}
 		}
+		tif := time.Now()
 		if err := s.Store.PutPortalState(ctx, *st); err != nil {
 			return nil, Plan{}, err
 		}
+		span(ctx, "inFlightWrite", tif)
 		wctx, cancel := ctx, func() {}
 		if held != nil {
 			wctx, cancel = context.WithDeadline(ctx, held.Until.Add(-fenceMargin))
 		}
 		out.puts++
+		tput := time.Now()
 		date, err := s.Portal.SaveIPRestrictions(wctx, plan.List, plan.Enable)
 		cancel()
+		span(ctx, "put", tput)
 		if err != nil {
 			if errors.Is(err, ipguard.ErrNotApplied) {
 				// Not applied, so it cannot land late either.
@@ -405,13 +421,21 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 				return nil, Plan{}, fmt.Errorf("the portal refused the allowlist update (not applied): %w", err)
 			}
 			st.SentOutcome = ipguard.SentUnknown
+			// The portal may still be working on it: the lease is kept
+			// until one attempt's time has passed since it went
+			// unanswered (the fence), so the next holder reads the list
+			// after it landed (settle: landed, no drift) instead of
+			// writing under it.
+			out.landBy = time.Now().Add(s.writeAttempt())
 			return nil, Plan{}, fmt.Errorf("could not update the portal allowlist (outcome unknown: it may still land; the next reconcile checks): %w", err)
 		}
 		if date.IsZero() {
 			date = s.now().UTC()
 		}
 		out.saves = append(out.saves, date)
+		trb := time.Now()
 		after, err := s.Portal.IPRestrictions(ctx)
+		span(ctx, "readBack", trb)
 		if err != nil {
 			st.SentOutcome = ipguard.SentUnconfirmed
 			return nil, Plan{}, fmt.Errorf("updated the portal allowlist but could not read it back (applied, not confirmed): %w", err)
@@ -423,6 +447,11 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 				plan.Removed = union(first.Removed, plan.Removed)
 			}
 			return after, plan, nil
+		}
+		if lateKept(st.LateSent, listHash(after, plan.Enable)) == nil {
+			// Someone saved between our PUT and the read-back: the trail
+			// must show it (see checkForeignSaves).
+			out.changedAfter = append(out.changedAfter, s.now().UTC())
 		}
 		appeared := diffList(after, plan.List)
 		lost := diffList(plan.List, after)
@@ -546,6 +575,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		saves = out.saves
 	}
 	others := s.foreign(ctx, changes, saves, out.unanswered)
+	s.checkKeyUserEdit(ctx, out, changes, others)
 	if len(others) == 0 {
 		return
 	}
@@ -572,6 +602,42 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
 		s.flushDue(ctx)
 	}
+}
+
+// checkKeyUserEdit: the list read back after one of our PUTs differed from
+// what we sent (and not by a late PUT of ours), so someone saved in
+// between; when the trail names nobody but the key's own user then, the
+// facts of the trail (same user, same second) cannot tell that save from
+// the tool's, but the content can: it was a hand edit by the key's user
+// (or several tool saves and one of theirs). It is named as a possible hand
+// edit, with the key user's saves of those seconds, in the result.
+func (s *Service) checkKeyUserEdit(ctx context.Context, out *outcome, changes, others []Change) {
+	if len(out.changedAfter) == 0 {
+		return
+	}
+	first := out.windowStart.UTC().Truncate(time.Second)
+	last := slices.MaxFunc(out.changedAfter, func(a, b time.Time) int { return a.Compare(b) })
+	inside := func(c Change) bool { return !c.When.Before(first) && !c.When.After(last) }
+	keyUser := s.keyUser(ctx, false)
+	byKeyUser := func(c Change) bool {
+		return keyUser == "" || strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
+	}
+	if slices.ContainsFunc(others, func(c Change) bool { return inside(c) && !byKeyUser(c) }) {
+		return // someone else's save is named already
+	}
+	var who []string
+	for _, c := range changes {
+		if inside(c) && byKeyUser(c) {
+			who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), humantext.Line(c.User, 100), humantext.Line(c.IP, 64)))
+		}
+	}
+	msg := "the portal allowlist changed between this reconcile's save and its read-back, yet the audit trail shows no save by anyone but the user the key acts as"
+	if len(who) > 0 {
+		msg += " (" + strings.Join(who, "; ") + ")"
+	}
+	msg += ": a possible hand edit by the key's own user in the tool's second, which the trail cannot tell from the tool's own save (same user, same second); its entries were kept and the tool's put back, check the portal"
+	out.warnings = append(out.warnings, msg)
+	s.log().Warn("possible hand edit by the key's user during the update", "saves", len(who))
 }
 
 // expire moves the entries whose time ran out at now from the users'

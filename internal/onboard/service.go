@@ -49,6 +49,23 @@ type Store interface {
 	ClearDueAlert(ctx context.Context, key string) error
 }
 
+// Tombstones is optional on a Store: it remembers when each user was last
+// offboarded (the request's time) for OffboardedKeep, since an offboarding
+// deletes the record whose entries carry the times of their changes. A
+// request older than the offboarding is then recognised as stale.
+type Tombstones interface {
+	// PutOffboarded records an offboarding requested at at, kept until
+	// expires; an older time never replaces a newer one.
+	PutOffboarded(ctx context.Context, id string, at, expires time.Time) error
+	// Offboarded returns the remembered offboarding's request time; ok
+	// false when none is remembered at now.
+	Offboarded(ctx context.Context, id string, now time.Time) (at time.Time, ok bool, err error)
+}
+
+// OffboardedKeep is how long an offboarding is remembered: as long as the
+// failure queue keeps a message (14 days), so any replay from it is judged.
+const OffboardedKeep = 14 * 24 * time.Hour
+
 // HistoryRecorder keeps each user's allowlist history (see the audit).
 type HistoryRecorder interface {
 	// RecordHistory notes that, at at, the entries added started counting
@@ -217,19 +234,40 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 		return Result{}, err
 	}
 	res := newResult(req.Action, in.id)
+	ctx, sp := withSpans(ctx)
+	t0 := time.Now()
+	// The state and the user are read together: one round trip less on
+	// every change's path.
+	var pre prefetched
+	var panicked any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A panic goes on in the caller's goroutine, where the handler
+		// recovers it.
+		defer func() { panicked = recover() }()
+		pre.user, pre.found, pre.err = s.Store.GetUser(ctx, in.id)
+	}()
 	st, err := s.Store.PortalState(ctx)
+	<-done
+	if panicked != nil {
+		panic(panicked)
+	}
 	if err != nil {
 		return Result{}, err
 	}
-	stored, err := s.storeChange(ctx, in, st, &res)
+	stored, err := s.storeChange(ctx, in, st, &res, &pre)
 	if err != nil {
 		return Result{}, err
 	}
+	span(ctx, "store", t0)
+	t1 := time.Now()
 	if err := s.applyChange(ctx, in, st, stored, &res); err != nil {
 		return Result{}, err
 	}
-	s.log().Info("allowlist change", "action", actionName(req.Action), "userId", in.id, "stored", res.Stored,
-		"portal", res.Portal, "appliedBy", res.AppliedBy, "portalAdded", len(res.PortalAdded), "portalRemoved", len(res.PortalRemoved))
+	s.log().Info("allowlist change", append([]any{"action", actionName(req.Action), "userId", in.id, "stored", res.Stored,
+		"portal", res.Portal, "appliedBy", res.AppliedBy, "portalAdded", len(res.PortalAdded), "portalRemoved", len(res.PortalRemoved),
+		"ms", time.Since(t0).Milliseconds(), "msApply", time.Since(t1).Milliseconds()}, sp.logArgs()...)...)
 	return res, nil
 }
 
@@ -286,11 +324,26 @@ const maxStoreAttempts = 6
 // fills res's diff, email and warnings, sets res.Stored when this request
 // wrote, and records the history of what it wrote. It returns the record
 // as stored (zero for an offboarding that deleted, or found, no user).
-func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result) (ipguard.User, error) {
+func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result, pre *prefetched) (ipguard.User, error) {
 	var notFound []string
 	for attempt := 0; ; attempt++ {
-		old, found, err := s.Store.GetUser(ctx, in.id)
+		var old ipguard.User
+		var found bool
+		var err error
+		if attempt == 0 && pre != nil {
+			old, found, err = pre.user, pre.found, pre.err
+		} else {
+			old, found, err = s.Store.GetUser(ctx, in.id)
+		}
 		if err != nil {
+			return ipguard.User{}, err
+		}
+		if stale, err := s.olderThanOffboarding(ctx, in, old, found, res); err != nil || stale {
+			// Older than the user's offboarding: it would undo it, so
+			// nothing is stored (WHERE §13: a warning, never an error).
+			if found {
+				return old, err
+			}
 			return ipguard.User{}, err
 		}
 		next, missing, err := mutate(in.action, old, found, in.id, in.email, in.entries, in.details, in.now)
@@ -334,6 +387,13 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 			return ipguard.User{}, ipguard.Errorf(ipguard.EConflict, "%s %s: the user's record kept changing under this request; send it again", actionName(in.action), in.id)
 		}
 	}
+}
+
+// prefetched is the user's record as read with the state (GetUser's answer).
+type prefetched struct {
+	user  ipguard.User
+	found bool
+	err   error
 }
 
 // lostAnswer reports whether an earlier attempt's conditional write most
@@ -404,6 +464,11 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 		res.Stored = true
 		return next, true, nil
 	}
+	// Remembered before the record goes (also when there is none: an
+	// onboarding that arrives after its own offboarding is stale too).
+	if err := s.rememberOffboarding(ctx, in); err != nil {
+		return ipguard.User{}, false, err
+	}
 	if !found {
 		res.Warnings = append(res.Warnings, "user "+in.id+" is not stored; nothing to offboard")
 		return ipguard.User{}, true, nil
@@ -416,6 +481,36 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 	res.Stored = true
 	s.recordHistory(ctx, res, in.id, old.Email, nil, old.Entries, true, in.now)
 	return ipguard.User{}, true, nil
+}
+
+// olderThanOffboarding reports whether a replace, add or remove was
+// requested before the user's last remembered offboarding (see Tombstones),
+// and then warns naming both times. It asks only when it can matter: the
+// user is not stored, or the request is older than the record (the user
+// came back after an offboarding).
+func (s *Service) olderThanOffboarding(ctx context.Context, in changeInput, old ipguard.User, found bool, res *Result) (bool, error) {
+	tomb, ok := s.Store.(Tombstones)
+	if !ok || in.action == ActionOffboard || found && !in.at.Before(old.CreatedAt.Add(time.Second)) {
+		return false, nil
+	}
+	off, ok, err := tomb.Offboarded(ctx, in.id, in.now)
+	if err != nil || !ok || !in.at.Before(off) {
+		return false, err
+	}
+	res.Warnings = append(res.Warnings, fmt.Sprintf(
+		"this request (requested at %s) is older than the offboarding of user %s (requested at %s), so it was not applied: it would undo that newer change",
+		in.at.Format(time.RFC3339Nano), in.id, off.UTC().Format(time.RFC3339Nano)))
+	return true, nil
+}
+
+// rememberOffboarding records the offboarding's time (Tombstones), so that
+// an older request that arrives later is not applied.
+func (s *Service) rememberOffboarding(ctx context.Context, in changeInput) error {
+	tomb, ok := s.Store.(Tombstones)
+	if !ok {
+		return nil
+	}
+	return tomb.PutOffboarded(ctx, in.id, in.at, in.now.Add(OffboardedKeep))
 }
 
 // applyChange brings the portal to the desired state after storeChange:
@@ -776,6 +871,13 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 // change needs on the portal: another holder's applied version counts only
 // when its list holds them (a store whose counter is not atomic, as moto's,
 // could otherwise hand out a version another holder already read).
+//
+// The lease combines: its holder reconciles everything stored (and goes
+// again while the version moved), so a waiting caller mostly just watches
+// for its version to be applied. With a StateLeasePeeker each poll is one
+// read of the state and the lease together, and the caller tries to take
+// the lease only when that read shows it free (then at once, without a
+// pause): waiting callers do not load the store that the holder needs.
 func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []string) (outcome, error) {
 	wait := s.LeaseWait
 	if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl)/2 {
@@ -783,56 +885,106 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 	}
 	giveUp := time.Now().Add(wait)
 	pause := 50 * time.Millisecond
+	peeker, _ := s.Store.(StateLeasePeeker)
+	tryLease, slept := true, true
 	for {
-		held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
-		if err == nil {
-			out, err := s.holdAndReconcile(ctx, held, myV, force, mine)
-			if rerr := held.Release(ctx); rerr != nil {
-				s.log().Warn("release lease", "lease", LeaseName, "error", rerr)
-			}
+		if tryLease {
+			ta := time.Now()
+			held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
+			span(ctx, "leaseTry", ta)
 			if err == nil {
-				// After the release: the alerts and the audit trail read are
-				// not on the critical path of the next holder.
-				if out.dueAdded || force {
-					s.flushDue(ctx)
-				}
-				if out.put {
-					s.checkForeignSaves(ctx, &out)
-				}
+				return s.holdConverge(ctx, held, myV, force, mine)
 			}
-			return out, err
+			if ipguard.ErrorCode(err) != ipguard.EConflict {
+				return outcome{}, err
+			}
 		}
-		if ipguard.ErrorCode(err) != ipguard.EConflict {
-			return outcome{}, err
-		}
-		if !force {
-			st, err := s.Store.PortalState(ctx)
+		tryLease = true
+		if !force || peeker != nil {
+			tp := time.Now()
+			var st ipguard.PortalState
+			var err error
+			if peeker != nil {
+				var free bool
+				st, free, err = peeker.PortalStateAndLease(ctx, LeaseName, s.now())
+				// Free: try at once (after a pause at least once, so that
+				// two callers seeing it free together do not spin).
+				tryLease = free
+				if free && slept {
+					slept = false
+					span(ctx, "waitPoll", tp)
+					continue
+				}
+			} else {
+				st, err = s.Store.PortalState(ctx)
+			}
+			span(ctx, "waitPoll", tp)
 			if err != nil {
 				return outcome{}, err
 			}
-			if st.Applied >= myV && holds(st.LastSeen, mine) {
-				return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
-			}
-			if st.Pending != "" && st.PendingVersion >= myV {
-				// The holder's failure, of its kind: failure() makes it this
-				// request's error unless it was a passing outage.
-				var cause error
-				if st.PendingCode != "" {
-					cause = &ipguard.Error{Code: st.PendingCode, Message: st.Pending}
+			if !force {
+				if st.Applied >= myV && holds(st.LastSeen, mine) {
+					return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
 				}
-				return outcome{portal: PortalPending, reason: st.Pending, err: cause, by: "another request", enabled: st.LastEnabled}, nil
+				if st.Pending != "" && st.PendingVersion >= myV {
+					// The holder's failure, of its kind: failure() makes it this
+					// request's error unless it was a passing outage.
+					var cause error
+					if st.PendingCode != "" {
+						cause = &ipguard.Error{Code: st.PendingCode, Message: st.Pending}
+					}
+					return outcome{portal: PortalPending, reason: st.Pending, err: cause, by: "another request", enabled: st.LastEnabled}, nil
+				}
 			}
 		}
 		if time.Now().Add(pause).After(giveUp) {
 			return outcome{portal: PortalPending, reason: "another reconcile held the portal allowlist lease for the whole wait (LEASE_WAIT); the change is stored and the next reconcile (at the latest the scheduled sync) applies it"}, nil
 		}
+		ts := time.Now()
 		select {
 		case <-ctx.Done():
 			return outcome{}, ctx.Err()
 		case <-time.After(pause/2 + rand.N(pause)):
 		}
+		span(ctx, "waitSleep", ts)
+		slept = true
 		pause = min(pause*3/2, 150*time.Millisecond)
 	}
+}
+
+// StateLeasePeeker is optional on a Store: one strongly consistent read of
+// the portal state and of whether the lease name is free at now.
+type StateLeasePeeker interface {
+	PortalStateAndLease(ctx context.Context, name string, now time.Time) (ipguard.PortalState, bool, error)
+}
+
+// holdConverge reconciles under held, releases it, and then (off the next
+// holder's critical path) sends due alerts and reads the audit trail.
+func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64, force bool, mine []string) (outcome, error) {
+	th := time.Now()
+	out, err := s.holdAndReconcile(ctx, held, myV, force, mine)
+	span(ctx, "held", th)
+	tr := time.Now()
+	if time.Until(out.landBy) > 0 {
+		// A PUT of ours went unanswered and may still land: the lease is
+		// not released but kept until it can no longer (see write).
+		if kerr := held.KeepUntil(ctx, out.landBy); kerr != nil {
+			s.log().Warn("keep lease until an unanswered PUT may have landed", "lease", LeaseName, "error", kerr)
+		}
+	} else if rerr := held.Release(ctx); rerr != nil {
+		s.log().Warn("release lease", "lease", LeaseName, "error", rerr)
+	}
+	span(ctx, "release", tr)
+	defer span(ctx, "afterRelease", time.Now())
+	if err == nil {
+		if out.dueAdded || force {
+			s.flushDue(ctx)
+		}
+		if out.put {
+			s.checkForeignSaves(ctx, &out)
+		}
+	}
+	return out, err
 }
 
 // holdAndReconcile reconciles under the lease, again while the stored

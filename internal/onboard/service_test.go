@@ -22,11 +22,16 @@ type env struct {
 	now    time.Time
 }
 
+// testWriteAttempt is the tests' portal write attempt: after an unanswered
+// PUT the lease is kept that long.
+const testWriteAttempt = 20 * time.Millisecond
+
 func newEnv() *env {
 	e := &env{st: newFakeStore(), p: &fakePortal{list: restr("192.0.2.1!")}, alerts: &fakeAlerts{}, now: t0}
 	e.s = &Service{Store: e.st, Portal: e.p, Leases: &leasetest.Backend{}, Alerts: e.alerts, LeaseWait: 5 * time.Second,
-		Rules: Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
-		Now:   func() time.Time { return e.now }}
+		WriteAttempt: testWriteAttempt,
+		Rules:        Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
+		Now:          func() time.Time { return e.now }}
 	// The portal dates its answers (and its trail) by the same clock.
 	e.p.clock = func() time.Time { return e.now }
 	return e

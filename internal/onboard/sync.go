@@ -74,6 +74,11 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		var ids []string
 		for _, i := range confirmed {
 			was, _, gerr := s.Store.GetUser(ctx, left[i].UserID)
+			now := s.now().UTC()
+			if err := s.rememberOffboarding(ctx, changeInput{id: left[i].UserID, at: now, now: now}); err != nil {
+				s.reportOffboarded(ctx, ids)
+				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
+			}
 			if err := s.Store.DeleteUser(ctx, left[i].UserID); err != nil {
 				s.reportOffboarded(ctx, ids)
 				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)

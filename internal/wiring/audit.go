@@ -40,17 +40,27 @@ func (d Deps) AuditService() *audit.Service {
 		Responder: d.Enforcement(),
 		Behaviour: d.BehaviourHook(),
 		Archive:   d.loginArchive(),
+		People:    d.auditPeople(),
 		Settings: audit.Settings{
 			Portal:         d.Config.DocSpace.Host,
 			Overlap:        a.Overlap,
 			Lookback:       a.Lookback,
 			AlertRetention: a.AlertRetention,
 			DeadlineMargin: a.DeadlineMargin,
-			Policy:         audit.Policy{AlertUnknownUsers: a.AlertUnknownUsers, FailedLoginThreshold: a.FailedLoginThreshold},
+			Policy:         audit.Policy{UnknownUsers: a.UnknownUserMessages(), FailedLoginThreshold: a.FailedLoginThreshold},
 			Concurrency:    a.Concurrency,
 		},
 		Log: d.Log,
 	}
+}
+
+// auditPeople is the audit's People (user types of people without an
+// allowlist, for the digest): only where their logins go to the digest.
+func (d Deps) auditPeople() audit.People {
+	if d.Config.Audit.UnknownUserMessages() != config.UnknownDigest || d.Portal == nil {
+		return nil
+	}
+	return docspace.Directory{Client: d.Portal}
 }
 
 // AuditHandler runs the audit: a scheduled event (its time ends the window),

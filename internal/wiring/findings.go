@@ -52,7 +52,10 @@ func (d Deps) alertChain(topicARN string, fn config.Function, withDigest bool) a
 		pub = &chatnotify.Tee{Next: pub, Chat: &chatnotify.Publisher{API: d.snsClient(), Topic: f.ChatTopicARN}, Log: d.Log}
 	}
 	var c alertChain
-	if withDigest && len(f.DigestSeverities) > 0 {
+	// The digest also lists people without an allowlist
+	// (UNKNOWN_USER_POLICY=digest), even with DIGEST_SEVERITIES=none.
+	peopleDigest := fn == config.Audit && d.Config.Audit.UnknownUserMessages() == config.UnknownDigest
+	if withDigest && (len(f.DigestSeverities) > 0 || peopleDigest) {
 		sev := map[string]bool{}
 		for _, s := range f.DigestSeverities {
 			sev[s] = true

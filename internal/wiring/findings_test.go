@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/config"
 	"ipguard/internal/digest"
+	"ipguard/internal/docspace"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/findingsbus"
 	"ipguard/internal/ocsf"
@@ -96,5 +98,39 @@ func TestDigestIsSentOnlyAfterACompleteScheduledRun(t *testing.T) {
 				t.Errorf("digest read %d items, want reads: %v", st.loads, tt.want)
 			}
 		})
+	}
+}
+
+// The digest step is in the audit's chain wherever something goes to the
+// digest: DIGEST_SEVERITIES, or people without an allowlist under the
+// unknown-user policy in force (also with DIGEST_SEVERITIES=none); the
+// user-type lookup only under that policy (#21 §1, §6).
+func TestDigestIsWiredForPeopleWithoutAllowlist(t *testing.T) {
+	tests := []struct {
+		policy, mode string
+		severities   []string
+		digest       bool
+		people       bool
+	}{
+		{config.UnknownDigest, config.AlertGrouped, []string{"low"}, true, true},
+		{config.UnknownDigest, config.AlertGrouped, nil, true, true},
+		{config.UnknownDigest, config.AlertEvery, nil, false, false},
+		{config.UnknownDigest, config.AlertEvery, []string{"low"}, true, false},
+		{config.UnknownAlert, config.AlertGrouped, nil, false, false},
+		{config.UnknownIgnore, config.AlertGrouped, []string{"low"}, true, false},
+	}
+	for _, tt := range tests {
+		d := Deps{Portal: &docspace.Client{}, Log: slog.New(slog.DiscardHandler)}
+		d.Config.Audit.UnknownUserPolicy, d.Config.Audit.Behaviour.AlertMode = tt.policy, tt.mode
+		d.Config.Findings.DigestSeverities = tt.severities
+		c := d.alertChain("arn:aws:sns:us-east-1:123456789012:alerts", config.Audit, true)
+		if (c.Digest != nil) != tt.digest || (d.auditPeople() != nil) != tt.people {
+			t.Errorf("%+v: digest %v, people lookup %v", tt, c.Digest != nil, d.auditPeople() != nil)
+		}
+	}
+	d := Deps{}
+	d.Config.Audit.UnknownUserPolicy = config.UnknownDigest
+	if c := d.alertChain("arn:aws:sns:us-east-1:123456789012:alerts", config.Onboard, false); c.Digest != nil {
+		t.Error("onboarding's chain has a digest")
 	}
 }

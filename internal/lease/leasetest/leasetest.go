@@ -83,6 +83,13 @@ func (b *Backend) Owner(name string) string {
 	return b.leases[name].Owner
 }
 
+// Until returns when lease name ends (zero when nobody holds it).
+func (b *Backend) Until(name string) time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.leases[name].Until
+}
+
 // BackendContract checks the promises of lease.Backend on backends made by
 // newBackend (each call a fresh, empty one).
 func BackendContract(t *testing.T, newBackend func(t *testing.T) lease.Backend) {

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"ipguard/internal/ipguard"
 )
@@ -36,6 +37,34 @@ type Store struct {
 	BumpErrs int
 	// Outbox holds the due alerts by key.
 	Outbox map[string]ipguard.DueAlert
+	// OffboardedAt remembers each offboarding's request time and expiry.
+	OffboardedAt map[string][2]time.Time
+}
+
+// PutOffboarded implements onboard.Tombstones: an older time never
+// replaces a newer one that has not expired.
+func (s *Store) PutOffboarded(_ context.Context, id string, at, expires time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.OffboardedAt == nil {
+		s.OffboardedAt = map[string][2]time.Time{}
+	}
+	if old, ok := s.OffboardedAt[id]; ok && old[0].After(at) {
+		return nil
+	}
+	s.OffboardedAt[id] = [2]time.Time{at.UTC(), expires}
+	return nil
+}
+
+// Offboarded implements onboard.Tombstones.
+func (s *Store) Offboarded(_ context.Context, id string, now time.Time) (time.Time, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.OffboardedAt[id]
+	if !ok || r[1].Before(now) {
+		return time.Time{}, false, nil
+	}
+	return r[0], true, nil
 }
 
 // NewStore returns an empty store.

@@ -34,7 +34,9 @@ import (
 //	GET    /_dev/users         → [User] (see below), sorted by id
 //	PUT    /_dev/users         [User] added or replaced by id; exactly one owner must remain → 204
 //	                           User = {"id","displayName","email","status"(1 active,2 terminated,4 pending),
-//	                                   "isAdmin","isOwner","isLDAP","isSSO","deleted"}
+//	                                   "isAdmin","isOwner","isLDAP","isSSO","deleted",
+//	                                   "type" ("" or "user", "guest", "room_admin": the type of a user
+//	                                   who is neither owner nor admin)}
 //	GET    /_dev/keys          → [{"id","name","keyPostfix","permissions","createBy","createOn","lastUsed","expiresAt","isActive"}]
 //	                           (the secret is never listed)
 //	PUT    /_dev/keys          {"key" (the secret, required), "name","keyPostfix","permissions","createBy",

@@ -77,6 +77,11 @@ func TestLoginFilterPagesFirstThenFilters(t *testing.T) {
 		{"action 0 means all", "action=0&count=2", []int64{9, 8}},
 		{"from is inclusive and inside the window", "count=4&startIndex=4&from=2026-05-04T09:04:00Z", []int64{5, 4}},
 		{"to is inclusive", "to=2026-05-04T09:03:00Z", []int64{3, 2, 1}},
+		// A request bounded to one second does not page over that second's
+		// rows: the window is cut first (the audit cannot count a second
+		// larger than a page this way; docs/audit-progress.md).
+		{"from and to of one second, the window above it", "count=3&from=2026-05-04T09:03:00Z&to=2026-05-04T09:03:00Z", []int64{}},
+		{"from and to of one second, the window over it", "count=3&startIndex=6&from=2026-05-04T09:03:00Z&to=2026-05-04T09:03:00Z", []int64{3}},
 		{"from with offset", "from=" + url.QueryEscape("2026-05-04T12:08:00+03:00"), []int64{9, 8}},
 		{"from with milliseconds", "from=2026-05-04T09:08:00.000Z", []int64{9, 8}},
 		{"from with 7 fraction digits", "from=2026-05-04T09:07:59.9999999Z", []int64{9, 8}},

@@ -41,7 +41,19 @@ type User struct {
 	IsLDAP      bool   `json:"isLDAP"`
 	IsSSO       bool   `json:"isSSO"`
 	Deleted     bool   `json:"deleted"`
+	// Type is the type of a user who is neither the owner nor an admin:
+	// TypeUser ("" too), TypeGuest or TypeRoomAdmin. GET people/{id}
+	// reports it as the real API does, by the flags isRoomAdmin,
+	// isCollaborator ("User" since v3) and isVisitor (Guest).
+	Type string `json:"type,omitempty"`
 }
+
+// The types of User.Type.
+const (
+	TypeUser      = "user"
+	TypeGuest     = "guest"
+	TypeRoomAdmin = "room_admin"
+)
 
 // APIKey is one API key. Key is the secret the caller sends; KeyPostfix its
 // last four characters unless set otherwise. ExpiresAt nil means it never
@@ -128,6 +140,9 @@ func (p *Portal) PutUsers(users ...User) error {
 		}
 		if u.Status != StatusActive && u.Status != StatusTerminated && u.Status != StatusPending {
 			return fmt.Errorf("users[%d].status %d must be 1 (active), 2 (terminated) or 4 (pending)", i, u.Status)
+		}
+		if u.Type != "" && u.Type != TypeUser && u.Type != TypeGuest && u.Type != TypeRoomAdmin {
+			return fmt.Errorf("users[%d].type %q must be empty, user, guest or room_admin", i, u.Type)
 		}
 		u.ID = id
 		if u.IsOwner {
@@ -231,16 +246,19 @@ func copyKey(k *APIKey) APIKey {
 
 // userDto is EmployeeFullDto, reduced to what callers read.
 type userDto struct {
-	ID          string     `json:"id"`
-	DisplayName string     `json:"displayName"`
-	Email       string     `json:"email"`
-	Status      int        `json:"status"`
-	IsAdmin     bool       `json:"isAdmin"`
-	IsOwner     bool       `json:"isOwner"`
-	IsVisitor   bool       `json:"isVisitor"`
-	IsLDAP      bool       `json:"isLDAP"`
-	IsSSO       bool       `json:"isSSO"`
-	Groups      []groupDto `json:"groups"`
+	ID          string `json:"id"`
+	DisplayName string `json:"displayName"`
+	Email       string `json:"email"`
+	Status      int    `json:"status"`
+	IsAdmin     bool   `json:"isAdmin"`
+	IsOwner     bool   `json:"isOwner"`
+	IsVisitor   bool   `json:"isVisitor"`
+	IsRoomAdmin bool   `json:"isRoomAdmin"`
+	// IsCollaborator is the type "User" (v3+), as the real API names it.
+	IsCollaborator bool       `json:"isCollaborator"`
+	IsLDAP         bool       `json:"isLDAP"`
+	IsSSO          bool       `json:"isSSO"`
+	Groups         []groupDto `json:"groups"`
 }
 
 type groupDto struct {
@@ -249,8 +267,21 @@ type groupDto struct {
 }
 
 func toUserDto(u *User) userDto {
-	return userDto{ID: u.ID, DisplayName: u.DisplayName, Email: u.Email, Status: u.Status,
+	d := userDto{ID: u.ID, DisplayName: u.DisplayName, Email: u.Email, Status: u.Status,
 		IsAdmin: u.IsAdmin, IsOwner: u.IsOwner, IsLDAP: u.IsLDAP, IsSSO: u.IsSSO, Groups: []groupDto{}}
+	// The real API derives the flags from one type (EmployeeFullDtoHelper):
+	// an owner or admin is none of the others.
+	if !u.IsOwner && !u.IsAdmin {
+		switch u.Type {
+		case TypeGuest:
+			d.IsVisitor = true
+		case TypeRoomAdmin:
+			d.IsRoomAdmin = true
+		default:
+			d.IsCollaborator = true
+		}
+	}
+	return d
 }
 
 // keyDto is ApiKeyResponseDto: the key masked, null fields omitted.

@@ -142,7 +142,9 @@ func TestPeople(t *testing.T) {
 	p, srv := startPortal(t, Options{})
 	_ = p.PutUsers(
 		User{ID: adminUserID, DisplayName: "Ada", Email: "ada@example.com", Status: StatusActive, IsAdmin: true, IsSSO: true},
-		User{ID: "5f1e6a2b-0d3c-4e5f-8a9b-0000000000d1", Status: StatusTerminated, Deleted: true})
+		User{ID: "5f1e6a2b-0d3c-4e5f-8a9b-0000000000d1", Status: StatusTerminated, Deleted: true},
+		User{ID: "5f1e6a2b-0d3c-4e5f-8a9b-0000000000e1", Status: StatusActive, Type: TypeGuest},
+		User{ID: "5f1e6a2b-0d3c-4e5f-8a9b-0000000000e2", Status: StatusActive, Type: TypeRoomAdmin})
 	tests := []struct {
 		path string
 		key  string
@@ -150,7 +152,12 @@ func TestPeople(t *testing.T) {
 	}{
 		{"/api/2.0/people/" + strings.ToUpper(adminUserID), testAdminKey, map[string]any{"id": adminUserID, "displayName": "Ada",
 			"email": "ada@example.com", "status": 1.0, "isAdmin": true, "isOwner": false, "isLDAP": false, "isSSO": true}},
-		{"/api/2.0/people/" + OwnerID, testUserKey, map[string]any{"id": OwnerID, "isOwner": true, "isAdmin": false}},
+		{"/api/2.0/people/" + OwnerID, testUserKey, map[string]any{"id": OwnerID, "isOwner": true, "isAdmin": false, "isVisitor": false, "isCollaborator": false}},
+		// The user type as EmployeeFullDto reports it: one flag of isAdmin,
+		// isRoomAdmin, isCollaborator ("User"), isVisitor (Guest).
+		{"/api/2.0/people/" + RegularUserID, testAdminKey, map[string]any{"isCollaborator": true, "isVisitor": false, "isRoomAdmin": false, "isAdmin": false}},
+		{"/api/2.0/people/5f1e6a2b-0d3c-4e5f-8a9b-0000000000e1", testAdminKey, map[string]any{"isVisitor": true, "isCollaborator": false, "isRoomAdmin": false}},
+		{"/api/2.0/people/5f1e6a2b-0d3c-4e5f-8a9b-0000000000e2", testAdminKey, map[string]any{"isRoomAdmin": true, "isVisitor": false, "isCollaborator": false}},
 		{"/api/2.0/people/@self", testUserKey, map[string]any{"id": RegularUserID, "status": 1.0}},
 		{"/api/2.0/people/@self", testAdminKey, map[string]any{"id": OwnerID}},
 		{"/api/2.0/people/5f1e6a2b-0d3c-4e5f-8a9b-0000000000d1", testAdminKey, nil},

@@ -23,10 +23,16 @@ import (
 // as the baseline of the load test.
 const leasePerRequestCommit = "cba4c3f"
 
+// pollingWaitCommit is the reconciler before issue 15 §6 (waiting callers
+// polled the lease and the state with two reads each time), built as the
+// "before" of the load benchmark.
+const pollingWaitCommit = "2717f81"
+
 // loadFigures are one load run's numbers.
 type loadFigures struct {
 	failures    []string
 	p50, p95    time.Duration
+	max         time.Duration
 	total       time.Duration
 	puts        int
 	missing     []string
@@ -37,8 +43,8 @@ type loadFigures struct {
 }
 
 func (f loadFigures) String() string {
-	return fmt.Sprintf("%d onboardings through %d containers, portal latency %s: %d failed, p50 %s, p95 %s, total %s, %d PUTs, %d addresses missing, manual entries kept: %v",
-		f.requests, f.containers, f.portalDelay, len(f.failures), f.p50.Round(time.Millisecond), f.p95.Round(time.Millisecond),
+	return fmt.Sprintf("%d onboardings through %d containers, portal latency %s: %d failed, p50 %s, p95 %s, max %s, total %s, %d PUTs, %d addresses missing, manual entries kept: %v",
+		f.requests, f.containers, f.portalDelay, len(f.failures), f.p50.Round(time.Millisecond), f.p95.Round(time.Millisecond), f.max.Round(time.Millisecond),
 		f.total.Round(time.Millisecond), f.puts, len(f.missing), f.manualKept)
 }
 
@@ -47,12 +53,14 @@ func (f loadFigures) String() string {
 // delayed by delay, and measures them.
 func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) loadFigures {
 	t.Helper()
-	localaws.Exclusive(t, "heavy-tests") // not alongside the timing-sensitive tests of other packages
 	s := deploy(t)
 	manual := []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "192.0.2.2"}}
 	s.Portal.SetRestrictions(manual, true)
 	s.Portal.InjectFault(devportal.Fault{Delay: delay})
 	env := append(s.FunctionEnv(), "LEASE_WAIT=20s")
+	if os.Getenv("LOAD_LOG_DIR") != "" {
+		env = append(env, "LOG_LEVEL=info")
+	}
 	fns := make([]*function, c)
 	for i := range fns {
 		f := &function{name: "onboard", log: &syncBuffer{}}
@@ -88,9 +96,21 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 	}
 	wg.Wait()
 	fig.total = time.Since(start)
+	defer func() {
+		// Stopped now, not at the end of a benchmark that runs several loads.
+		for _, f := range fns {
+			_ = f.emu.Stop()
+		}
+	}()
+	if dir := os.Getenv("LOAD_LOG_DIR"); dir != "" {
+		// Where the time went: each change's log line carries its spans.
+		for i, f := range fns {
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("onboard-%02d.log", i)), []byte(f.log.String()), 0o644)
+		}
+	}
 
 	slices.Sort(lat)
-	fig.p50, fig.p95 = lat[n/2], lat[n*95/100]
+	fig.p50, fig.p95, fig.max = lat[n/2], lat[n*95/100], lat[n-1]
 	s.Portal.ClearFaults()
 	list, _ := s.Portal.Restrictions()
 	for i := range n {
@@ -122,6 +142,7 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
 	const n, c, delay = 100, 10, 50 * time.Millisecond
 	needSetup(t)
+	localaws.Exclusive(t, "heavy-tests") // not alongside the timing-sensitive tests of other packages
 	fig := runLoad(t, bootstraps["onboard"], n, c, delay)
 	t.Logf("desired-state reconciler: %s", fig)
 	if len(fig.failures) > 0 {
@@ -136,9 +157,14 @@ func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
 }
 
 // BenchmarkOnboardLoad runs the same load (100 onboardings, 10 containers,
-// 50 ms portal latency) against this design and against the lease-per-request
-// design (built from commit leasePerRequestCommit), side by side, reporting
-// p50, p95 and total time per run and the failures and PUTs.
+// 50 ms portal latency) against this design, against the reconciler before
+// issue 15 §6 (built from commit pollingWaitCommit: waiting callers read the
+// lease and the state separately on every poll) and against the
+// lease-per-request design (built from commit leasePerRequestCommit). Each
+// iteration runs the three one after the other, so that on a shared
+// machine they meet the same load (-benchtime=Nx repeats the round). It
+// reports p50, p95, max and total time per design, and the failures and
+// PUTs.
 func BenchmarkOnboardLoad(b *testing.B) {
 	const n, c, delay = 100, 10, 50 * time.Millisecond
 	needSetup(b)
@@ -146,21 +172,53 @@ func BenchmarkOnboardLoad(b *testing.B) {
 	if err != nil {
 		b.Fatalf("build the lease-per-request baseline (%s): %v", leasePerRequestCommit, err)
 	}
-	for _, design := range []struct{ name, bootstrap string }{
+	polling, err := buildAt(b, pollingWaitCommit)
+	if err != nil {
+		b.Fatalf("build the polling-wait reconciler (%s): %v", pollingWaitCommit, err)
+	}
+	designs := []struct{ name, bootstrap string }{
 		{"reconciler", bootstraps["onboard"]},
+		{"before-15.6", polling},
 		{"lease-per-request", baseline},
-	} {
-		b.Run(design.name, func(b *testing.B) {
-			for b.Loop() {
-				fig := runLoad(b, design.bootstrap, n, c, delay)
-				b.ReportMetric(fig.p50.Seconds(), "p50-s")
-				b.ReportMetric(fig.p95.Seconds(), "p95-s")
-				b.ReportMetric(fig.total.Seconds(), "total-s")
-				b.ReportMetric(float64(len(fig.failures)), "failed")
-				b.ReportMetric(float64(fig.puts), "PUTs")
-				b.Logf("%s: %s", design.name, fig)
+	}
+	if only := os.Getenv("LOAD_DESIGNS"); only != "" {
+		designs = slices.DeleteFunc(designs, func(d struct{ name, bootstrap string }) bool { return !strings.Contains(","+only+",", ","+d.name+",") })
+	}
+	// Once per process: the lock is a flock, which a second take from the
+	// same process would wait on for ever.
+	localaws.Exclusive(b, "heavy-tests")
+	sums := map[string]*loadFigures{}
+	runs := 0
+	for b.Loop() {
+		runs++
+		for _, d := range designs {
+			fig := runLoad(b, d.bootstrap, n, c, delay)
+			b.Logf("%s: %s", d.name, fig)
+			s := sums[d.name]
+			if s == nil {
+				s = &loadFigures{}
+				sums[d.name] = s
 			}
-		})
+			s.p50 += fig.p50
+			s.p95 += fig.p95
+			s.max += fig.max
+			s.total += fig.total
+			s.puts += fig.puts
+			s.failures = append(s.failures, fig.failures...)
+		}
+	}
+	for _, d := range designs {
+		s := sums[d.name]
+		if s == nil {
+			continue
+		}
+		r := float64(runs)
+		b.ReportMetric(s.p50.Seconds()/r, d.name+"-p50-s")
+		b.ReportMetric(s.p95.Seconds()/r, d.name+"-p95-s")
+		b.ReportMetric(s.max.Seconds()/r, d.name+"-max-s")
+		b.ReportMetric(s.total.Seconds()/r, d.name+"-total-s")
+		b.ReportMetric(float64(len(s.failures))/r, d.name+"-failed")
+		b.ReportMetric(float64(s.puts)/r, d.name+"-PUTs")
 	}
 }
 

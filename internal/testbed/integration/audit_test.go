@@ -89,7 +89,7 @@ func summary(events []map[string]any) []string {
 // TestAuditWindowOfManyPages puts 270 events over three pages and expects
 // exactly the violations among them.
 func TestAuditWindowOfManyPages(t *testing.T) {
-	s := deploy(t)
+	s := deploy(t, "UNKNOWN_USER_POLICY=alert") // the unknown user's login a message too (the digest is #21's default)
 	s.Portal.SetTimeZone(3 * time.Hour)
 	onboardAliceAndBob(t)
 	var evs []devportal.LoginEvent

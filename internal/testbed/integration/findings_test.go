@@ -27,7 +27,7 @@ func deployWithFindings(t *testing.T, extraEnv ...string) *localdeploy.Stack {
 // once, also after a second run that re-reads the overlap.
 func TestAuditSendsEveryFindingToTheBusAndEveryLoginToTheArchive(t *testing.T) {
 	ctx := context.Background()
-	s := deployWithFindings(t)
+	s := deployWithFindings(t, "UNKNOWN_USER_POLICY=alert") // each finding a message too (the digest is #21's default)
 	onboardAliceAndBob(t)
 	s.Portal.AddLoginEvents(
 		login(alice, 1010, "192.0.2.99", 2*time.Minute), // violation
@@ -123,5 +123,41 @@ func TestBusDownKeepsTheEventsForTheNextRun(t *testing.T) {
 	}
 	if again, _ := s.BusEvents(ctx, time.Second); len(again) != 0 {
 		t.Errorf("the outbox sent %d events again", len(again))
+	}
+}
+
+// #21 §1 and WHERE-ISSUES-MEET §1: with UNKNOWN_USER_POLICY=digest (the
+// default) a login of a user without an allowlist sends no message, yet its
+// finding is on the findings bus like every other.
+func TestDigestedUnknownUsersStillReachTheBus(t *testing.T) {
+	ctx := context.Background()
+	s := deployWithFindings(t)
+	onboardAliceAndBob(t)
+	s.Portal.AddLoginEvents(
+		login(alice, 1010, "192.0.2.99", 2*time.Minute),    // violation: a message
+		login(carol, 1010, "198.51.100.77", 1*time.Minute), // unknown user: the digest
+	)
+	res, err := auditService(t).Handle(ctx, scheduled(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.BusEvents(ctx, 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]int{}
+	for _, e := range evs {
+		k, _ := e.Detail["kind"].(string)
+		kinds[k]++
+	}
+	mailed := alerted(t, s)
+	if len(mailed) != 1 || mailed[0]["kind"] != "ip_not_allowed" {
+		t.Errorf("mailbox %v, want the violation only", summary(mailed))
+	}
+	if len(evs) != 2 || kinds["unknown_user"] != 1 || kinds["ip_not_allowed"] != 1 {
+		t.Errorf("bus kinds %v, want one unknown_user and one ip_not_allowed", kinds)
+	}
+	if res.Counts["unknown_user"] != 1 {
+		t.Errorf("result counts %v, want the unknown user counted", res.Counts)
 	}
 }

@@ -11,7 +11,7 @@ import (
 // They were allowed when they happened, so nothing is alerted ("never
 // onboarded" would be wrong); a login after the offboarding is.
 func TestOffboardingDoesNotTurnEarlierLoginsIntoUnknownUsers(t *testing.T) {
-	s := deploy(t)
+	s := deploy(t, "UNKNOWN_USER_POLICY=alert") // each unknown user's login a message (the digest is #21's default)
 	onboardAliceAndBob(t)
 	audit := auditService(t)
 	if _, err := audit.Handle(context.Background(), scheduled(time.Now().Add(-4*time.Minute))); err != nil {

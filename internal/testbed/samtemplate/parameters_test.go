@@ -139,6 +139,11 @@ func TestSamconfigShipsOnlyValuesThatWork(t *testing.T) {
 			}
 		}
 	}
+	// #21 §1: people without an allowlist go to the digest by default, also
+	// for a guided deploy with the shipped samconfig.
+	if v, ok := overrides["UnknownUserPolicy"]; ok && v != fmt.Sprint(mapOf(params["UnknownUserPolicy"])["Default"]) {
+		t.Errorf("samconfig.toml UnknownUserPolicy = %s, want the template's default %v", v, mapOf(params["UnknownUserPolicy"])["Default"])
+	}
 	for name, want := range map[string]string{"PortalEnforce": "false", "EnforcementMode": "report"} {
 		if def := fmt.Sprint(mapOf(params[name])["Default"]); def != want {
 			t.Errorf("%s defaults to %s, want %s (restrictions off, report only, until README \"Rollout\")", name, def, want)

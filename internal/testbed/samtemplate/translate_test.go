@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,6 +200,7 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 	}{
 		{"OnboardFunction", map[string][]grant{
 			"dynamodb:GetItem":              {{tableArn, nil, ""}},
+			"dynamodb:BatchGetItem":         {{tableArn, nil, ""}}, // a waiting change's poll: the portal state and its lease in one read
 			"dynamodb:Scan":                 {{tableArn, nil, ""}}, // a reconcile reads every user
 			"dynamodb:PutItem":              {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}},
 			"dynamodb:DeleteItem":           {{tableArn, leadingKeys(dynamo.OnboardWrites), ""}},
@@ -347,6 +349,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"AUDIT_DEADLINE_MARGIN":      "20s",
 			"FAILED_LOGIN_THRESHOLD":     ref("FailedLoginThreshold"),
 			"UNKNOWN_USER_POLICY":        ref("UnknownUserPolicy"),
+			"ALERT_MODE":                 ref("AlertMode"),
 			"ALERT_RETENTION":            ref("AlertRetention"),
 			"ENFORCEMENT_MODE":           ref("EnforcementMode"),
 			"ENFORCE_UNKNOWN_USERS":      ref("EnforceUnknownUsers"),
@@ -654,6 +657,8 @@ func TestEnforcementParametersMatchTheConfiguration(t *testing.T) {
 		"DOCSPACE_API_HOST": "https://p.example.com", "DOCSPACE_API_KEY_SECRET_ID": "s", "ALLOWLIST_TABLE": "t", "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
 	for _, p := range []struct{ param, variable, want string }{
 		{"EnforceUnknownUsers", "ENFORCE_UNKNOWN_USERS", "false"},
+		{"UnknownUserPolicy", "UNKNOWN_USER_POLICY", "digest"},
+		{"AlertMode", "ALERT_MODE", "grouped"},
 		{"EnforcementMaxPerRun", "ENFORCEMENT_MAX_PER_RUN", "10"},
 		{"EnforcementDisableAfter", "ENFORCEMENT_DISABLE_AFTER", "0"},
 	} {
@@ -669,5 +674,32 @@ func TestEnforcementParametersMatchTheConfiguration(t *testing.T) {
 	}
 	if c.Audit.Enforcement != (config.Enforcement{Mode: "report", MaxPerRun: 10}) {
 		t.Errorf("defaults load as %+v", c.Audit.Enforcement)
+	}
+	// #21 §1, §6: the digest is the unknown-user default, grouped the mode,
+	// and every value the template allows loads.
+	if c.Audit.UnknownUserPolicy != config.UnknownDigest || !c.Audit.Behaviour.Grouped() {
+		t.Errorf("defaults load as policy %q, mode %q", c.Audit.UnknownUserPolicy, c.Audit.Behaviour.AlertMode)
+	}
+	for _, p := range []struct {
+		param, variable string
+		want            []string
+	}{
+		{"UnknownUserPolicy", "UNKNOWN_USER_POLICY", []string{config.UnknownDigest, config.UnknownAlert, config.UnknownIgnore}},
+		{"AlertMode", "ALERT_MODE", []string{config.AlertGrouped, config.AlertEvery}},
+	} {
+		var allowed []string
+		for _, v := range asList(mapOf(ps[p.param])["AllowedValues"]) {
+			allowed = append(allowed, textOf(v))
+		}
+		if !slices.Equal(allowed, p.want) {
+			t.Errorf("%s AllowedValues %v, want %v", p.param, allowed, p.want)
+		}
+		for _, v := range allowed {
+			e := maps.Clone(env)
+			e[p.variable] = v
+			if _, err := config.Load(func(k string) string { return e[k] }, config.Audit); err != nil {
+				t.Errorf("%s=%s does not load: %v", p.param, v, err)
+			}
+		}
 	}
 }

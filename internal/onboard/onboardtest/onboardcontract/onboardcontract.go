@@ -27,6 +27,30 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		return ipguard.User{ID: "u1", Email: "a@example.com", Entries: entries, Rev: rev, CreatedAt: t0, UpdatedAt: t0.Add(time.Duration(rev) * time.Second)}
 	}
 
+	t.Run("an offboarding is remembered until it expires; an older one never replaces it", func(t *testing.T) {
+		s := newStore(t)
+		tomb, ok := s.(onboard.Tombstones)
+		if !ok {
+			t.Fatalf("%T does not remember offboardings (onboard.Tombstones)", s)
+		}
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		if _, ok, err := tomb.Offboarded(ctx, "u1", now); ok || err != nil {
+			t.Fatalf("before any offboarding: %v, %v", ok, err)
+		}
+		at := now.Add(-time.Hour)
+		for _, put := range []time.Time{at, at.Add(-time.Minute)} {
+			if err := tomb.PutOffboarded(ctx, "u1", put, now.Add(onboard.OffboardedKeep)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, ok, err := tomb.Offboarded(ctx, "u1", now); !ok || err != nil || !got.Equal(at) {
+			t.Errorf("Offboarded = %v, %v, %v; want %v", got, ok, err, at)
+		}
+		if _, ok, _ := tomb.Offboarded(ctx, "u1", now.Add(onboard.OffboardedKeep+time.Minute)); ok {
+			t.Error("remembered after its expiry")
+		}
+	})
+
 	t.Run("a user is written only over the rev it was read at", func(t *testing.T) {
 		s := newStore(t)
 		if _, ok, err := s.GetUser(ctx, "u1"); ok || err != nil {
