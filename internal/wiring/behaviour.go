@@ -16,7 +16,8 @@ import (
 func (d Deps) behaviourSettings() behaviour.Settings {
 	b := d.Config.Audit.Behaviour
 	return behaviour.Settings{Rules: b.Rules, MinSeverity: b.MinSeverity, MinLogins: b.MinLogins, MinDays: b.MinDays,
-		SprayMinAccounts: b.SprayMinAccounts, SprayWindow: b.SprayWindow, Digest: d.Config.Findings.DigestSeverities}
+		SprayMinAccounts: b.SprayMinAccounts, SprayWindow: b.SprayWindow, Digest: d.Config.Findings.DigestSeverities,
+		Grouped: b.Grouped(), EpisodeHours: b.EpisodeHours} // ALERT_MODE, EPISODE_HOURS (#21 §2)
 }
 
 // BehaviourHook is the audit's Behaviour hook, nil when BEHAVIOUR_RULES
@@ -25,7 +26,7 @@ func (d Deps) BehaviourHook() audit.Behaviour {
 	if !d.Config.Audit.Behaviour.On() || d.Store == nil {
 		return nil
 	}
-	return &behaviour.Detector{Store: d.Store, Settings: d.behaviourSettings()}
+	return &behaviour.Detector{Store: d.Store, Settings: d.behaviourSettings(), EpisodeStore: d.Store}
 }
 
 // Learn answers {"action": "learn", "days": N, "dryRun": bool}.
