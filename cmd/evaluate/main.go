@@ -35,7 +35,7 @@ func main() {
 	people := flag.Int("people", evaluate.FullPeople, "people in the population")
 	seed := flag.Uint64("seed", evaluate.Seed, "the generator's seed")
 	days := flag.Int("days", 21, "simulated days (the first third learned, the rest audited)")
-	place := flag.Bool("place", false, `onboarding entries carry "place" (needs an onboarding that accepts it, issue #21 §4)`)
+	place := flag.Bool("place", true, `onboarding entries carry "place" (issue #21 §4); -place=false onboards addresses only`)
 	check := flag.Bool("check", false, "exit 1 when issue #21's goal is not met")
 	everyRun := flag.Bool("every-run", false, "also run the schedule's runs whose 5 minutes hold no login (slower; see evaluate.Run)")
 	var set settings

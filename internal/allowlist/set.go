@@ -45,3 +45,29 @@ func (s Set) Contains(a netip.Addr) bool {
 	}
 	return s.s.Contains(a.WithZone("").Unmap())
 }
+
+// Merged returns entries covering exactly the given prefixes, adjacent and
+// overlapping ones merged: a CIDR block where a merged span is one prefix,
+// else a first-last range (both are entries ParseEntry accepts). Invalid
+// prefixes are skipped; the order is by address, IPv4 first.
+func Merged(prefixes []netip.Prefix) []string {
+	var b netipx.IPSetBuilder
+	for _, p := range prefixes {
+		if p.IsValid() {
+			b.AddPrefix(p.Masked())
+		}
+	}
+	s, err := b.IPSet()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, r := range s.Ranges() {
+		if p, ok := r.Prefix(); ok {
+			out = append(out, p.String())
+		} else {
+			out = append(out, r.From().String()+"-"+r.To().String())
+		}
+	}
+	return out
+}

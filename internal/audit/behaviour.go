@@ -250,5 +250,14 @@ func behaviourLogArgs(f Finding) []any {
 	if f.NotMessaged {
 		args = append(args, "notMessaged", true)
 	}
+	if f.Episode != nil { // #21 §2: the episode and why it went to the digest
+		args = append(args, "episode", f.Episode.Key, "episodeCount", f.Episode.Count, "repeat", f.Episode.Repeat)
+	}
+	if f.Familiar != nil {
+		args = append(args, "familiarNetwork", f.Familiar.Network)
+	}
+	if f.Digest {
+		args = append(args, "toDigest", true)
+	}
 	return args
 }

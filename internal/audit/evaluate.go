@@ -110,6 +110,13 @@ type Finding struct {
 	// NotMessaged: below BEHAVIOUR_MIN_SEVERITY, the finding is counted,
 	// logged and kept for the digest, but sent in no message.
 	NotMessaged bool `json:"notMessaged,omitempty"`
+	// Episode is the episode of a login outside its user's allowlist and
+	// Familiar why it was demoted to low (ALERT_MODE=grouped; episode.go).
+	// Digest: the finding goes to the daily digest instead of a message of
+	// its own (it is still published, recorded and counted).
+	Episode  *Episode  `json:"episode,omitempty"`
+	Familiar *Familiar `json:"familiar,omitempty"`
+	Digest   bool      `json:"digest,omitempty"`
 	// DigestOnly (UNKNOWN_USER_POLICY=digest): an unknown_user finding
 	// told in the daily digest's list of people without an allowlist, not
 	// in a message of its own (whatever DIGEST_SEVERITIES says). It is

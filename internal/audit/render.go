@@ -88,30 +88,40 @@ type Payload struct {
 // digest (package digest) and the findings bus still gets each finding.
 func RenderAlerts(m Meta, fs []Finding, maxBytes int) ([]Batch, error) {
 	var out []Batch
-	for _, class := range messageClasses {
-		var group []Finding
-		for _, f := range fs {
-			if f.Severity == class.severity && f.DigestOnly == class.digestOnly {
-				group = append(group, f)
+	// Findings for the digest (Digest: issue #21 §2's episode repeats and
+	// familiar places) travel in batches of their own, marked Alert.Digest,
+	// after the messages.
+	own, toDigest := splitDigest(fs)
+	for _, set := range []struct {
+		fs     []Finding
+		digest bool
+	}{{own, false}, {toDigest, true}} {
+		for _, class := range messageClasses {
+			var group []Finding
+			for _, f := range set.fs {
+				if f.Severity == class.severity && f.DigestOnly == class.digestOnly {
+					group = append(group, f)
+				}
 			}
-		}
-		if len(group) == 0 {
-			continue
-		}
-		chunks, err := split(m, group, maxBytes)
-		if err != nil {
-			return nil, err
-		}
-		for i, c := range chunks {
-			part, parts := 0, 0
-			if len(chunks) > 1 {
-				part, parts = i+1, len(chunks)
+			if len(group) == 0 {
+				continue
 			}
-			a, err := render(m, c, part, parts)
+			chunks, err := split(m, group, maxBytes)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, Batch{Alert: a, Findings: c})
+			for i, c := range chunks {
+				part, parts := 0, 0
+				if len(chunks) > 1 {
+					part, parts = i+1, len(chunks)
+				}
+				a, err := render(m, c, part, parts)
+				if err != nil {
+					return nil, err
+				}
+				a.Digest = set.digest
+				out = append(out, Batch{Alert: a, Findings: c})
+			}
 		}
 	}
 	return out, nil
@@ -364,6 +374,7 @@ func writeFinding(b *strings.Builder, i int, f Finding) {
 		return
 	}
 	writeReasons(b, f)
+	writeEpisode(b, f)
 	if f.Kind == KindFailedLoginBurst || f.Kind == KindPasswordSpray {
 		targets := "none given"
 		if len(f.Logins) > 0 {

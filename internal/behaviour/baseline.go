@@ -6,6 +6,7 @@
 package behaviour
 
 import (
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -17,7 +18,11 @@ import (
 const (
 	MaxCountries = 50
 	MaxDevices   = 50
-	maxKeyRunes  = 64
+	// MaxCities and MaxNetworks bound the places a login outside the
+	// allowlist is judged familiar by (issue #21 §2).
+	MaxCities   = 50
+	MaxNetworks = 32
+	maxKeyRunes = 64
 )
 
 // Baseline is one user's learned normal. Countries and devices are kept at
@@ -41,6 +46,11 @@ type Baseline struct {
 	Devices   []Seen `json:"devices,omitempty"`
 	// Last is the newest login with a usable place (travel compares with it).
 	Last *Sighting `json:"last,omitempty"`
+	// Cities by "country key/city" and Networks by /24 or /48 (N counts the
+	// logins learned from it): a login outside the allowlist from a known
+	// city, network and device is told low, to the digest (issue #21 §2).
+	Cities   []Seen `json:"cities,omitempty"`
+	Networks []Seen `json:"networks,omitempty"`
 }
 
 // Seen is one country or device of a baseline and when it was last seen.
@@ -48,6 +58,7 @@ type Seen struct {
 	Key  string    `json:"key"`
 	Name string    `json:"name,omitempty"` // as the portal spelled it, for explanations
 	At   time.Time `json:"at"`
+	N    int       `json:"n,omitempty"` // networks: logins learned from it
 }
 
 // Sighting is a login's place and time.
@@ -224,6 +235,43 @@ func (b *Baseline) Learning(at time.Time, minLogins int, minDays time.Duration) 
 	return b.First.IsZero() || at.Sub(b.First) < minDays
 }
 
+// placeKey is the key of a city in a baseline: "<country key>/<city>".
+func placeKey(country, city string) string {
+	return clip(countryKey(country) + "/" + normName(city))
+}
+
+// Network is the /24 (IPv4) or /48 (IPv6) of a whole address, "" otherwise.
+func Network(ip string) string {
+	a, err := netip.ParseAddr(strings.TrimSpace(ip))
+	if err != nil || a.Zone() != "" {
+		return ""
+	}
+	a = a.Unmap()
+	bits := 48
+	if a.Is4() {
+		bits = 24
+	}
+	p, err := a.Prefix(bits)
+	if err != nil {
+		return ""
+	}
+	return p.String()
+}
+
+// HasCity / HasNetwork report whether the baseline knows the login's city
+// (in its country) and network; NetworkLogins how many logins came from it.
+func (b *Baseline) HasCity(country, city string) bool {
+	return strings.TrimSpace(city) != "" && has(b.Cities, placeKey(country, city))
+}
+func (b *Baseline) NetworkLogins(network string) int {
+	for _, s := range b.Networks {
+		if s.Key == network {
+			return max(s.N, 1)
+		}
+	}
+	return 0
+}
+
 // HasCountry / HasDevice report whether the baseline knows the key.
 func (b *Baseline) HasCountry(key string) bool { return has(b.Countries, key) }
 func (b *Baseline) HasDevice(key string) bool  { return has(b.Devices, key) }
@@ -252,6 +300,25 @@ func (b *Baseline) Learn(l Login) bool {
 		b.Logins++
 	default:
 		changed = false // within what was learned: possibly this very login
+	}
+	counted := changed
+	if l.placeUsable() && strings.TrimSpace(l.City) != "" {
+		if upsert(&b.Cities, placeKey(l.Country, l.City), clip(strings.TrimSpace(l.City)), l.At, MaxCities) {
+			changed = true
+		}
+	}
+	if n := Network(l.IP); n != "" && l.Whole {
+		if upsert(&b.Networks, n, "", l.At, MaxNetworks) {
+			changed = true
+		}
+		if counted {
+			for i := range b.Networks {
+				if b.Networks[i].Key == n {
+					b.Networks[i].N++
+					changed = true
+				}
+			}
+		}
 	}
 	if l.placeUsable() {
 		if upsert(&b.Countries, countryKey(l.Country), clip(strings.TrimSpace(l.Country)), l.At, MaxCountries) {

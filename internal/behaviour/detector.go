@@ -39,6 +39,9 @@ type Store interface {
 type Detector struct {
 	Store    Store
 	Settings Settings
+	// EpisodeStore keeps the episodes of logins outside the allowlist
+	// (Settings.Grouped; episodes.go). Nil: kept in memory only.
+	EpisodeStore EpisodeStore
 
 	// Windows (optional) keeps password_spray's sliding window across runs
 	// (bounded buckets per minute, #21 §3); nil: a spray is seen only
@@ -56,6 +59,8 @@ type Detector struct {
 	geo      GeoStats
 	// refs: per user of this run, what travel compares with (see runRef).
 	refs map[string]*runRef
+	// episodes: the open episodes of the users met in this run (episodes.go).
+	episodes map[string]*episodeEntry
 }
 
 // runRef is what a run keeps per user for travel, so that each login is
@@ -125,6 +130,9 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		if d.pending {
 			d.baselines = nil
 			d.unsaved = nil
+			if d.EpisodeStore != nil {
+				d.episodes = nil
+			}
 		} else {
 			if d.spray != nil {
 				d.unsaved = d.spray.toSave()
@@ -155,9 +163,18 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		return nil, err
 	}
 	byEvent := map[int64]int{}
+	var missed []string // users with a login outside their allowlist
 	for i, f := range fs {
 		if f.EventID != 0 && f.EventIDs == nil {
 			byEvent[f.EventID] = i
+			if f.Kind == audit.KindIPNotAllowed && d.Settings.Grouped {
+				missed = append(missed, ipguard.CanonicalUserID(f.UserID))
+			}
+		}
+	}
+	if d.Settings.Grouped {
+		if err := d.loadEpisodes(ctx, missed); err != nil {
+			return nil, err
 		}
 	}
 	for _, ev := range logins {
@@ -199,6 +216,12 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 			learning = start.Learning(l.At, d.Settings.minLogins(), d.Settings.minDays())
 		}
 		v := judgeWith(&e.b, prev, l, d.Settings, newInRun, learning)
+		var fam *audit.Familiar
+		i, hasFinding := byEvent[ev.ID]
+		shaped := hasFinding && d.Settings.Grouped && fs[i].Kind == audit.KindIPNotAllowed
+		if shaped {
+			fam = familiar(&e.b, l, v, learning) // against the baseline before this login
+		}
 		if l.travelUsable() {
 			sg := l.sighting()
 			ref.prev = &sg
@@ -210,11 +233,13 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		if e.b.Learn(l) {
 			e.dirty = true
 		}
-		if len(v.Reasons) == 0 {
-			continue
-		}
-		if i, ok := byEvent[ev.ID]; ok {
+		if hasFinding && len(v.Reasons) > 0 {
 			fs[i] = d.told(merge(fs[i], v), v)
+		}
+		if shaped {
+			fs[i] = d.shape(fs[i], l, fam, !newInRun)
+		}
+		if len(v.Reasons) == 0 || hasFinding {
 			continue
 		}
 		fs = append(fs, d.newFinding(*ev, v))
@@ -324,7 +349,7 @@ func (d *Detector) flush(ctx context.Context) error {
 		}
 	}
 	d.baselines = nil
-	return nil
+	return d.flushEpisodes(ctx)
 }
 
 // load reads the baselines of the users of logins not read yet.

@@ -63,6 +63,11 @@ type Settings struct {
 	// topic (the findings bus still gets it); below MinSeverity and not
 	// digested, it is NotMessaged.
 	Digest []string
+	// Grouped is ALERT_MODE=grouped (the zero value is every: no episodes,
+	// no familiar-place demotion). EpisodeHours is EPISODE_HOURS (default
+	// 24): see episodes.go.
+	Grouped      bool
+	EpisodeHours int
 }
 
 func (s Settings) on(rule string) bool {

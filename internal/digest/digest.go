@@ -42,6 +42,7 @@ type Digest struct {
 	Addresses map[string]int `json:"addresses"`
 	Others    struct {
 		Users, Addresses int
+		Episodes         int `json:",omitempty"`
 		// People: people without an allowlist beyond maxTracked.
 		People int `json:",omitempty"`
 	} `json:"others"`
@@ -49,6 +50,14 @@ type Digest struct {
 	// (UNKNOWN_USER_POLICY=digest: their DigestOnly findings), by user id
 	// (at most maxTracked; the rest are counted in Others.People).
 	People map[string]*Person `json:"people,omitempty"`
+	// Logins outside the allowlist (#21 §2, episodes.go): familiar misses,
+	// episodes, and per user id the networks behind the familiar misses.
+	Familiar       []string                 `json:"familiar,omitempty"`
+	FamiliarOthers int                      `json:"familiarOthers,omitempty"`
+	Episodes       map[string]EpisodeLine   `json:"episodes,omitempty"`
+	Networks       map[string]*UserNetworks `json:"networks,omitempty"`
+	// week: the suggestions of the last 7 days' digests (set when sent).
+	week map[string]*UserNetworks
 	// Claimed is set (RFC3339) when a run starts sending it; Sent when SNS took it.
 	Claimed string `json:"claimed,omitempty"`
 	Sent    string `json:"sent,omitempty"`
@@ -130,6 +139,7 @@ func (d *Digest) Add(f audit.Finding) {
 	// Cleaned of secrets before they are stored (the item outlives the run).
 	count(d.Users, redact.Clean(user), &d.Others.Users)
 	count(d.Addresses, redact.Clean(f.IP), &d.Others.Addresses)
+	d.addMiss(f, user)
 }
 
 func count(m map[string]int, k string, others *int) {
@@ -187,7 +197,7 @@ func Render(portal string, hour int, d Digest) ipguard.Alert {
 	if len(d.People)+d.Others.People > 0 {
 		b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES) and logins of people without an\nallowlist (UNKNOWN_USER_POLICY=digest); each one is also on the findings bus.\n\nBy kind:\n")
 	} else {
-		b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES); each one is also on the findings bus.\n\nBy kind:\n")
+		b.WriteString("These are findings of severities sent once a day (DIGEST_SEVERITIES) and logins outside the allowlist told here rather than one by one (ALERT_MODE=grouped); each one is also on the findings bus.\n\nBy kind:\n")
 	}
 	for _, k := range kinds {
 		fmt.Fprintf(&b, "  - %s: %d\n", k, d.Kinds[k])
@@ -205,8 +215,14 @@ func Render(portal string, hour int, d Digest) ipguard.Alert {
 	section("addresses", d.Addresses, d.Others.Addresses)
 	people := listedPeople(d)
 	writePeople(&b, d, people)
+	week := d.week
+	if week == nil {
+		week = d.Networks
+	}
+	renderMisses(&b, d, week)
 	fields := map[string]any{"kind": "digest", "portal": portal, "day": d.Day, "total": d.Total, "kinds": d.Kinds,
-		"topUsers": ranked(d.Users, top), "topAddresses": ranked(d.Addresses, top)}
+		"topUsers": ranked(d.Users, top), "topAddresses": ranked(d.Addresses, top),
+		"familiarMisses": len(d.Familiar) + d.FamiliarOthers, "episodes": len(d.Episodes) + d.Others.Episodes}
 	if n := len(d.People) + d.Others.People; n > 0 {
 		fields["peopleWithoutAllowlist"] = n
 		fields["people"] = people
@@ -382,10 +398,10 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 		Test bool `json:"test"`
 	}
 	unknownOnly := len(a.Kinds) == 1 && a.Kinds[0] == audit.KindUnknownUser
-	if !(p.Severities[a.Severity] || unknownOnly) || json.Unmarshal([]byte(a.Default), &pl) != nil || pl.Events == nil || pl.Test {
+	if !(a.Digest || p.Severities[a.Severity] || unknownOnly) || json.Unmarshal([]byte(a.Default), &pl) != nil || pl.Events == nil || pl.Test {
 		return p.Next.Publish(ctx, a)
 	}
-	if !p.Severities[a.Severity] && !allDigestOnly(pl.Events) {
+	if !a.Digest && !p.Severities[a.Severity] && !allDigestOnly(pl.Events) {
 		return p.Next.Publish(ctx, a) // unknown_user findings told one by one (UNKNOWN_USER_POLICY=alert)
 	}
 	day := Day(p.now(), p.Hour)
@@ -446,6 +462,7 @@ func (p *Publisher) SendDue(ctx context.Context) (sent []string, err error) {
 			return sent, fmt.Errorf("digest: claim %s: %w", day, err)
 		}
 		rev++
+		d.week = p.weekNetworks(ctx, day, d)
 		if _, err := p.Next.Publish(ctx, Render(p.Portal, p.Hour, d)); err != nil {
 			d.Claimed = ""
 			_ = p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)) // the next run tries again
@@ -465,4 +482,23 @@ func (p *Publisher) now() time.Time {
 		return p.Now().UTC()
 	}
 	return time.Now().UTC()
+}
+
+// weekNetworks merges the suggestions of day's digest with those of the six
+// digest days before it (items are kept 8 days). A day that cannot be read
+// is left out: the suggestion is advice, the digest is sent anyway.
+func (p *Publisher) weekNetworks(ctx context.Context, day string, d Digest) map[string]*UserNetworks {
+	week := map[string]*UserNetworks{}
+	mergeWeek(week, d)
+	t, err := time.Parse("2006-01-02", day)
+	if err != nil {
+		return week
+	}
+	for k := 1; k < 7; k++ {
+		var old Digest
+		if _, ok, err := p.Store.LoadRevised(ctx, Prefix+t.AddDate(0, 0, -k).Format("2006-01-02"), &old); err == nil && ok {
+			mergeWeek(week, old)
+		}
+	}
+	return week
 }

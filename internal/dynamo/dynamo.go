@@ -109,6 +109,7 @@ var (
 		// digest days and findings-bus outbox (#16, #17, #18).
 		failuresPrefix + "*",
 		BaselinePrefix + "*",
+		EpisodePrefix + "*", // open episodes of logins outside the allowlist (#21 §2)
 		"digest#*",
 		"outbox#bus",
 		// The sliding windows' buckets that span runs (#21 §3).

@@ -18,4 +18,9 @@ type Alert struct {
 	// Test marks a test message ({"action": "test-alert"}): it travels with
 	// the attribute "test" = "true", and its Default JSON says "test": true.
 	Test bool
+	// Digest marks findings that go to the daily digest, not in a message
+	// of their own (issue #21 §2: episodes' repeats, familiar places). The
+	// digest step keeps them (package behaviour marks them only when the
+	// digest is on).
+	Digest bool
 }

@@ -16,7 +16,8 @@ import (
 func (d Deps) behaviourSettings() behaviour.Settings {
 	b := d.Config.Audit.Behaviour
 	return behaviour.Settings{Rules: b.Rules, MinSeverity: b.MinSeverity, MinLogins: b.MinLogins, MinDays: b.MinDays,
-		SprayMinAccounts: b.SprayMinAccounts, SprayWindow: b.SprayWindow, Digest: d.Config.Findings.DigestSeverities}
+		SprayMinAccounts: b.SprayMinAccounts, SprayWindow: b.SprayWindow, Digest: d.Config.Findings.DigestSeverities,
+		Grouped: b.Grouped(), EpisodeHours: b.EpisodeHours} // ALERT_MODE, EPISODE_HOURS (#21 §2)
 }
 
 // BehaviourHook is the audit's Behaviour hook, nil when BEHAVIOUR_RULES
@@ -26,7 +27,7 @@ func (d Deps) BehaviourHook() audit.Behaviour {
 		return nil
 	}
 	// Windows: password_spray's sliding window spans runs (#21 §3).
-	return &behaviour.Detector{Store: d.Store, Windows: d.Store, Settings: d.behaviourSettings()}
+	return &behaviour.Detector{Store: d.Store, Windows: d.Store, Settings: d.behaviourSettings(), EpisodeStore: d.Store}
 }
 
 // Learn answers {"action": "learn", "days": N, "dryRun": bool}.

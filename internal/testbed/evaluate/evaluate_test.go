@@ -17,7 +17,7 @@ import (
 func TestDetectionQualityMeetsTheGoal(t *testing.T) {
 	localaws.SkipShort(t, "moto_server")
 	m := localaws.MotoT(t)
-	pop := Generate(Options{Seed: Seed, People: SmallPeople, Start: DefaultStart(time.Now(), 21), Place: os.Getenv("EVALUATE_PLACE") == "true"})
+	pop := Generate(Options{Seed: Seed, People: SmallPeople, Start: DefaultStart(time.Now(), 21), Place: os.Getenv("EVALUATE_PLACE") != "false"})
 	if bad := pop.CheckHonesty(); len(bad) > 0 {
 		t.Fatalf("the population is not honest: %v", bad)
 	}

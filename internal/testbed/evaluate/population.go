@@ -205,8 +205,9 @@ type Options struct {
 	Days   int       // default 21
 	Start  time.Time // the first day (truncated to midnight UTC)
 	// Place: onboarding entries carry "place" (the office city; "anywhere"
-	// for VPN ranges; the trip's city for a declared trip). Off by default
-	// until the onboarding event accepts the field (issue #21 §4).
+	// for VPN ranges; the trip's city for a declared trip), as a careful
+	// admin declares them (issue #21 §4). The command and the test set it
+	// unless told otherwise.
 	Place bool
 	// AttacksPerType, default max(2, People/40).
 	AttacksPerType int

@@ -245,7 +245,7 @@ func TestAuditSNSFailureRecordsNothing(t *testing.T) {
 }
 
 func TestAuditConcurrentRunsAlertOnce(t *testing.T) {
-	s := deploy(t)
+	s := deploy(t, "ALERT_MODE=every") // counts messages (WHERE §2)
 	onboardAliceAndBob(t)
 	for i := 0; i < 30; i++ {
 		s.Portal.AddLoginEvents(login(alice, 1010, fmt.Sprintf("192.0.2.%d", 100+i), time.Duration(i+1)*time.Second))

@@ -299,7 +299,7 @@ func TestEnforcementFailingLogoutStillAlerts(t *testing.T) {
 }
 
 func TestEnforcementEscalationDisablesAndReportsTheRefusal(t *testing.T) {
-	s := deployEnforcing(t, "ENFORCEMENT_MODE=end-session", "ENFORCEMENT_DISABLE_AFTER=2")
+	s := deployEnforcing(t, "ENFORCEMENT_MODE=end-session", "ENFORCEMENT_DISABLE_AFTER=2", "ALERT_MODE=every") // counts messages (WHERE §2)
 	svc := auditService(t)
 	s.Portal.AddLoginEvents(login(alice, 1010, "198.51.100.1", 3*time.Minute), login(otherAdmin, 1010, "198.51.100.2", 3*time.Minute))
 	if res, err := svc.Handle(context.Background(), scheduled(time.Now())); err != nil || res.UsersDisabled != 0 {

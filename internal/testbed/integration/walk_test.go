@@ -47,7 +47,8 @@ func checkOnce(t *testing.T, ids []int64, got map[int64]int) {
 // claims a row that was not alerted.
 func TestAuditBacklogClearsOverSeveralRuns(t *testing.T) {
 	localaws.Exclusive(t, "heavy-tests") // its 3.2 s runs need the CPU: not alongside the onboarding load test
-	s := deploy(t, "AUDIT_LOOKBACK=6h", "AUDIT_DEADLINE_MARGIN=1500ms", "AUDIT_CONCURRENCY=2", "PORTAL_REQUESTS_PER_MINUTE=1500")
+	// ALERT_MODE=every: it counts messages (WHERE §2).
+	s := deploy(t, "AUDIT_LOOKBACK=6h", "AUDIT_DEADLINE_MARGIN=1500ms", "AUDIT_CONCURRENCY=2", "PORTAL_REQUESTS_PER_MINUTE=1500", "ALERT_MODE=every")
 	onboardAliceAndBob(t)
 	s.Portal.SetTieShuffle(true)
 	base := time.Now()
@@ -92,7 +93,7 @@ func TestAuditBacklogClearsOverSeveralRuns(t *testing.T) {
 // 150 rows of one second across a page boundary, shuffled on every request:
 // every row is evaluated once, and the warning names the second.
 func TestAuditSecondLargerThanAPageShuffled(t *testing.T) {
-	s := deploy(t)
+	s := deploy(t, "ALERT_MODE=every") // counts messages (WHERE §2)
 	onboardAliceAndBob(t)
 	s.Portal.SetTieShuffle(true)
 	var ids []int64
@@ -108,7 +109,7 @@ func TestAuditSecondLargerThanAPageShuffled(t *testing.T) {
 // Seconds smaller than a page but cut by every boundary, shuffled: every
 // row once, no warning.
 func TestAuditShuffledTiesAtEveryBoundary(t *testing.T) {
-	s := deploy(t)
+	s := deploy(t, "ALERT_MODE=every") // counts messages (WHERE §2)
 	onboardAliceAndBob(t)
 	s.Portal.SetTieShuffle(true)
 	ids := violationsAt(s, 600, 23, time.Minute)
@@ -121,7 +122,7 @@ func TestAuditShuffledTiesAtEveryBoundary(t *testing.T) {
 // 150 events inserted between page requests (a storm): no row of the window
 // is missed and the checkpoint is the trigger's time.
 func TestAuditStormBetweenPageRequests(t *testing.T) {
-	s := deploy(t)
+	s := deploy(t, "ALERT_MODE=every") // counts messages (WHERE §2)
 	onboardAliceAndBob(t)
 	s.Portal.SetTieShuffle(true)
 	ids := violationsAt(s, 700, 1, time.Minute)

@@ -1,0 +1,86 @@
+package audit
+
+import (
+	"fmt"
+	"strings"
+
+	"ipguard/internal/humantext"
+)
+
+// Message shaping of ip_not_allowed (issue #21 §2). It changes messages
+// only (WHERE-ISSUES-MEET §1): a finding that goes to the digest is still
+// published (the findings bus, then the digest), recorded as alerted,
+// counted in the result and archived like every other, and enforcement
+// sees it as it is.
+
+// Episode is the episode a login outside its user's allowlist belongs to:
+// misses of the same user from the same network or country, each within
+// EPISODE_HOURS of the one before. Only the episode's first miss (or one
+// that tells something new: a higher severity, a reason not told yet) is
+// sent as a message; the others (Repeat) are counted in the daily digest.
+type Episode struct {
+	// Key names the episode: "<userId>|<network or country>".
+	Key string `json:"key"`
+	// Network is the login's /24 (IPv4) or /48 (IPv6); Country the
+	// country as the portal spelled it.
+	Network string `json:"network,omitempty"`
+	Country string `json:"country,omitempty"`
+	// First is when the episode began (RFC3339); Count how many misses it
+	// has held so far, this one included.
+	First string `json:"first"`
+	Count int    `json:"count"`
+	// Repeat: a further miss of an episode already told (to the digest).
+	Repeat bool `json:"repeat,omitempty"`
+	// Hours is EPISODE_HOURS.
+	Hours int `json:"hours"`
+}
+
+// Familiar says why a login outside the allowlist was demoted to low: its
+// place and device are those the user's baseline knows.
+type Familiar struct {
+	Network string `json:"network"` // the /24 or /48 the login came from
+	Place   string `json:"place"`   // "Berlin, Germany" as the portal spelled it
+	Device  string `json:"device"`  // "Chrome on Android"
+	// Logins is how many earlier logins of the user came from Network.
+	Logins int `json:"logins"`
+}
+
+// Line is the digest's line for a familiar miss: "80.187.12.9, Berlin,
+// Germany, Chrome on Android, like 43 logins before" (portal text cleaned).
+func (f Familiar) Line(ip string) string {
+	parts := []string{humantext.Line(ip, 60)}
+	for _, s := range []string{f.Place, f.Device} {
+		if strings.TrimSpace(s) != "" {
+			parts = append(parts, humantext.Line(s, 120))
+		}
+	}
+	return fmt.Sprintf("%s, like %d login(s) before", strings.Join(parts, ", "), f.Logins)
+}
+
+// writeEpisode adds the episode line to a finding's e-mail entry.
+func writeEpisode(b *strings.Builder, f Finding) {
+	if f.Episode == nil || f.Episode.Repeat {
+		return
+	}
+	where := f.Episode.Network
+	if where == "" {
+		where = humantext.Line(f.Episode.Country, 80)
+	} else if f.Episode.Country != "" {
+		where += " or " + humantext.Line(f.Episode.Country, 80)
+	}
+	fmt.Fprintf(b, "   Episode: further logins of this user from %s outside the allowlist within %d hours of each other are counted in the daily digest, not sent one by one.\n",
+		where, f.Episode.Hours)
+}
+
+// splitDigest separates the findings that go to the daily digest (Digest
+// set) from those sent in messages of their own.
+func splitDigest(fs []Finding) (own, digest []Finding) {
+	for _, f := range fs {
+		if f.Digest {
+			digest = append(digest, f)
+		} else {
+			own = append(own, f)
+		}
+	}
+	return own, digest
+}

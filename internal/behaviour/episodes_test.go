@@ -1,0 +1,172 @@
+package behaviour
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/ipguard"
+)
+
+// Networks and cities are bounded like countries; a login learned twice
+// counts once.
+func TestBaselineKeepsNetworksAndCitiesBounded(t *testing.T) {
+	b := &Baseline{}
+	for i := 0; i < 80; i++ {
+		b.Learn(Login{EventID: int64(i), At: t0.Add(time.Duration(i) * time.Hour), Whole: true, IP: fmt.Sprintf("10.%d.%d.1", i/200, i%200),
+			Country: "Germany", City: fmt.Sprintf("City%02d", i), Browser: "Firefox 1", Platform: "Linux"})
+	}
+	if len(b.Networks) != MaxNetworks || len(b.Cities) != MaxCities {
+		t.Fatalf("networks %d cities %d", len(b.Networks), len(b.Cities))
+	}
+	ip := "10.0.79.1"
+	if n := b.NetworkLogins(Network(ip)); n != 1 {
+		t.Errorf("network logins %d, want 1", n)
+	}
+	b.Learn(Login{EventID: 79, At: t0.Add(79 * time.Hour), Whole: true, IP: ip, Country: "Germany", City: "City79"})
+	if n := b.NetworkLogins(Network(ip)); n != 1 {
+		t.Errorf("the same login learned twice counted %d", n)
+	}
+	if data, _ := json.Marshal(b); len(data) > 32*1024 {
+		t.Errorf("a full baseline is %d bytes", len(data))
+	}
+	for ip, want := range map[string]string{"80.187.12.9": "80.187.12.0/24", "2001:db8:1:2::5": "2001:db8:1::/48", "::ffff:80.187.12.9": "80.187.12.0/24", "2001:": "", "": ""} {
+		if got := Network(ip); got != want {
+			t.Errorf("Network(%q) = %q, want %q", ip, got, want)
+		}
+	}
+}
+
+// berlinBaseline: 20 logins from 80.187.12.0/24, Berlin, Chrome on Android.
+func berlinBaseline(user string) Baseline {
+	b := Baseline{UserID: user}
+	for i := 0; i < 20; i++ {
+		b.Learn(Login{EventID: int64(500 + i), UserID: user, At: t0.Add(-20*24*time.Hour + time.Duration(i)*24*time.Hour), IP: "80.187.12.5", Whole: true,
+			Country: "Germany", City: "Berlin", Browser: "Chrome 120.0", Platform: "Android 14"})
+	}
+	return b
+}
+
+func miss(id int64, user string, d time.Duration, ip, country, city, browser, platform string) (ipguard.LoginEvent, audit.Finding) {
+	ev := ipguard.LoginEvent{ID: id, UserID: user, User: user, ActionID: 1010, Action: "Login Success", Date: t0.Add(d), IP: ip, Country: country, City: city,
+		Browser: browser, Platform: platform}
+	return ev, audit.Finding{EventID: id, UserID: user, IP: ip, Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, Reason: "outside the allowlist"}
+}
+
+// When a login outside the allowlist is demoted, kept, or joins an episode.
+func TestOutsideAllowlistIsShapedByTheEvidence(t *testing.T) {
+	grouped := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	tests := []struct {
+		name      string
+		settings  Settings
+		ip, city  string
+		country   string
+		browser   string
+		severity  string
+		familiar  bool
+		digest    bool
+		quiet     bool
+		reasons   int
+		noEpisode bool
+	}{
+		{"familiar place and device", grouped, "80.187.12.9", "Berlin", "Germany", "Chrome 121.0", audit.SeverityLow, true, true, false, 0, false},
+		{"familiar, digest off", Settings{Grouped: true}, "80.187.12.9", "Berlin", "Germany", "Chrome 121.0", audit.SeverityLow, true, false, true, 0, false},
+		{"new device", grouped, "80.187.12.9", "Berlin", "Germany", "Firefox 126.0", audit.SeverityHigh, false, false, false, 2, false},
+		{"new country", grouped, "80.187.12.9", "Paris", "France", "Chrome 121.0", audit.SeverityHigh, false, false, false, 2, false},
+		{"unknown network", grouped, "80.187.99.9", "Berlin", "Germany", "Chrome 121.0", audit.SeverityHigh, false, false, false, 0, false},
+		{"another city", grouped, "80.187.12.9", "Hamburg", "Germany", "Chrome 121.0", audit.SeverityHigh, false, false, false, 0, false},
+		{"ALERT_MODE=every", Settings{Digest: []string{"low"}}, "80.187.12.9", "Berlin", "Germany", "Chrome 121.0", audit.SeverityHigh, false, false, false, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newMemStore()
+			st.items["alice"] = berlinBaseline("alice")
+			d := &Detector{Store: st, Settings: tt.settings}
+			ev, f := miss(1, "alice", time.Hour, tt.ip, tt.country, tt.city, tt.browser, "Android 14")
+			fs := judge(t, d, piece(ev), f)
+			if len(fs) != 1 {
+				t.Fatalf("findings %+v", fs)
+			}
+			g := fs[0]
+			if g.Kind != audit.KindIPNotAllowed || g.Severity != tt.severity || (g.Familiar != nil) != tt.familiar || g.Digest != tt.digest ||
+				g.NotMessaged != tt.quiet || len(g.Reasons) != tt.reasons || (g.Episode == nil) != tt.noEpisode {
+				t.Errorf("finding %+v (episode %+v, familiar %+v)", g, g.Episode, g.Familiar)
+			}
+			if tt.familiar && (g.Familiar.Logins != 20 || g.Familiar.Network != "80.187.12.0/24" || g.Familiar.Place != "Berlin, Germany" || g.Familiar.Device != "Chrome on Android") {
+				t.Errorf("familiar %+v", g.Familiar)
+			}
+		})
+	}
+}
+
+// Repeats join the episode unless they tell something new (impossible
+// travel within the same country); a re-read miss is not counted again;
+// episodes per user are bounded.
+func TestEpisodeRepeatsAndWhatBreaksThem(t *testing.T) {
+	st := newMemStore()
+	d := &Detector{Store: st, Settings: Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}}
+	ev1, f1 := miss(1, "bob", 0, "198.51.100.7", "United States", "New York", "Firefox 126.0", "Windows 10")
+	ev2, f2 := miss(2, "bob", 2*time.Hour, "198.51.100.8", "United States", "New York", "Firefox 126.0", "Windows 10")
+	ev3, f3 := miss(3, "bob", 2*time.Hour+30*time.Minute, "192.0.2.8", "United States", "Los Angeles", "Firefox 126.0", "Windows 10")
+	one := judge(t, d, piece(ev1), f1)[0]
+	two := judge(t, d, piece(ev2), f2)[0]
+	three := judge(t, d, piece(ev3), f3)[0]
+	if one.Episode == nil || one.Episode.Repeat || one.Digest || two.Episode == nil || !two.Episode.Repeat || !two.Digest || two.Episode.Count != 2 {
+		t.Fatalf("first %+v / second %+v", one.Episode, two.Episode)
+	}
+	if three.Episode == nil || three.Episode.Repeat || three.Digest || three.Severity != audit.SeverityHigh || len(three.Reasons) != 2 || three.Reasons[1].Kind != audit.KindImpossibleTravel {
+		t.Errorf("impossible travel within the episode was held back: %+v %+v", three, three.Episode)
+	}
+	// The second login read again (an overlap): still a repeat, not counted again.
+	again := judge(t, d, piece(ev2), f2)[0]
+	if again.Episode == nil || !again.Episode.Repeat || again.Episode.Count != 3 {
+		t.Errorf("re-read %+v", again.Episode)
+	}
+	// 20 countries: at most MaxEpisodes kept.
+	for i := 0; i < 20; i++ {
+		ev, f := miss(int64(100+i), "carol", time.Duration(i)*time.Minute, fmt.Sprintf("10.%d.0.1", i), fmt.Sprintf("Land%02d", i), "", "Firefox 126.0", "Windows 10")
+		judge(t, d, piece(ev), f)
+	}
+	if n := len(d.episodes["carol"].e.Open); n != MaxEpisodes {
+		t.Errorf("carol has %d open episodes, want %d", n, MaxEpisodes)
+	}
+}
+
+// Episodes are saved after the run's last piece and read back by the next
+// detector (a new Lambda container).
+func TestEpisodesSurviveTheDetector(t *testing.T) {
+	st, eps := newMemStore(), &memEpisodeStore{items: map[string]Episodes{}}
+	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	ev1, f1 := miss(1, "bob", 0, "198.51.100.7", "Spain", "Madrid", "Firefox 126.0", "Windows 10")
+	judge(t, &Detector{Store: st, EpisodeStore: eps, Settings: s}, piece(ev1), f1)
+	if e := eps.items["bob"]; len(e.Open) != 1 || e.Expires(24) != t0.Add(24*time.Hour) {
+		t.Fatalf("saved %+v", e)
+	}
+	ev2, f2 := miss(2, "bob", time.Hour, "198.51.100.9", "Spain", "Madrid", "Firefox 126.0", "Windows 10")
+	got := judge(t, &Detector{Store: st, EpisodeStore: eps, Settings: s}, piece(ev2), f2)[0]
+	if got.Episode == nil || !got.Episode.Repeat || got.Episode.Count != 2 {
+		t.Errorf("second container: %+v", got.Episode)
+	}
+}
+
+type memEpisodeStore struct{ items map[string]Episodes }
+
+func (m *memEpisodeStore) Episodes(_ context.Context, ids []string) (map[string]Episodes, error) {
+	out := map[string]Episodes{}
+	for _, id := range ids {
+		if e, ok := m.items[id]; ok {
+			out[id] = e
+		}
+	}
+	return out, nil
+}
+
+func (m *memEpisodeStore) SaveEpisodes(_ context.Context, es []Episodes, _ int) error {
+	for _, e := range es {
+		m.items[e.UserID] = e
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package digest_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/digest"
+	"ipguard/internal/ipguard"
+)
+
+// A batch marked Digest goes to the digest whatever its severity (an
+// episode's repeat is high); the digest counts the episode's misses, lists
+// the familiar ones, and suggests one event per user over the last 7 days'
+// familiar networks, adjacent ones merged; user text is cleaned.
+func TestDigestCountsEpisodesAndSuggestsTheWeeksNetworks(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	st, out := &memStore{}, &sink{}
+	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	familiar := func(id int64, ip, network string) audit.Finding {
+		return audit.Finding{EventID: id, Kind: audit.KindIPNotAllowed, Severity: "low", UserID: "u-ann", Email: "ann\u202e@example.com", IP: ip, Digest: true,
+			Familiar: &audit.Familiar{Network: network, Place: "Berlin, Germany", Device: "Chrome on Android", Logins: 43}}
+	}
+	publish := func(sev string, fs ...audit.Finding) {
+		t.Helper()
+		a := ipguard.Alert{Severity: sev, Digest: true}
+		a.Default, _ = jsonPayload(fs)
+		if id, err := p.Publish(ctx, a); err != nil || !strings.HasPrefix(id, "digest:") {
+			t.Fatalf("Publish = %q, %v", id, err)
+		}
+	}
+	publish("low", familiar(1, "80.187.12.9", "80.187.12.0/24")) // digest day 2026-12-02
+	now = now.Add(3 * 24 * time.Hour)                            // 2026-12-04 09:00, digest day 2026-12-05
+	publish("low", familiar(2, "80.187.13.9", "80.187.13.0/24"))
+	for n := 2; n <= 5; n++ {
+		publish("high", audit.Finding{EventID: int64(10 + n), Kind: audit.KindIPNotAllowed, Severity: "high", UserID: "u-bob", Email: "bob@example.com",
+			IP: "198.51.100.7", Digest: true, Episode: &audit.Episode{Key: "u-bob|198.51.100.0/24", Network: "198.51.100.0/24", Country: "Spain",
+				First: "2026-12-04T06:00:00Z", Count: n, Repeat: true, Hours: 24}})
+	}
+	if len(out.sent) != 0 {
+		t.Fatalf("%d messages went past the digest", len(out.sent))
+	}
+	now = time.Date(2026, 12, 5, 8, 5, 0, 0, time.UTC)
+	sent, err := p.SendDue(ctx)
+	if err != nil || len(sent) != 2 || len(out.sent) != 2 {
+		t.Fatalf("sent %v, %v; %d messages", sent, err, len(out.sent))
+	}
+	mail := out.sent[1].Email // 2026-12-05's
+	for _, want := range []string{
+		"80.187.13.9, Berlin, Germany, Chrome on Android, like 43 login(s) before",
+		"bob@example.com: 5 login(s) from 198.51.100.0/24, Spain since 2026-12-04T06:00:00Z (4 held back into this digest)",
+		`{"action":"add","id":"u-ann","allowedIps":["80.187.12.0/23"]}`, // this day's network and 2026-12-02's, merged
+	} {
+		if !strings.Contains(mail, want) {
+			t.Errorf("digest lacks %q:\n%s", want, mail)
+		}
+	}
+	if strings.ContainsRune(mail, '\u202e') {
+		t.Errorf("a bidi control reached the digest")
+	}
+}
