@@ -110,7 +110,7 @@ func TestFailuresInAnEarlierRunStillMakeTheGuessCritical(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.mu.Lock()
-	src.add(at(9000, "alice", 1010, "198.51.100.9", 25*time.Minute))
+	src.add(at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute)) // 11 minutes after the last failure: within GUESS_WINDOW (15)
 	src.mu.Unlock()
 	res, err := s.Run(context.Background(), trig(30*time.Minute)) // window 10..30 min: the failures are not in it
 	if err != nil {
@@ -119,14 +119,14 @@ func TestFailuresInAnEarlierRunStillMakeTheGuessCritical(t *testing.T) {
 	if res.Counts[KindPasswordGuessSucceeded] != 1 {
 		t.Errorf("counts %v; want the guess critical", res.Counts)
 	}
-	// Past the guess window it is not.
+	// Past the guess window (10 minutes) it is not.
 	s2, src2, _, _ := newAudit(evs...)
 	s2.Settings.GuessWindow = 10 * time.Minute
 	if _, err := s2.Run(context.Background(), trig(15*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	src2.mu.Lock()
-	src2.add(at(9000, "alice", 1010, "198.51.100.9", 25*time.Minute))
+	src2.add(at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute))
 	src2.mu.Unlock()
 	res, err = s2.Run(context.Background(), trig(30*time.Minute))
 	if err != nil {
@@ -134,5 +134,121 @@ func TestFailuresInAnEarlierRunStillMakeTheGuessCritical(t *testing.T) {
 	}
 	if res.Counts[KindPasswordGuessSucceeded] != 0 || res.Counts[KindIPNotAllowed] != 1 {
 		t.Errorf("counts %v; want ip_not_allowed past the guess window", res.Counts)
+	}
+}
+
+// Issue 21 §3: password_guess_succeeded needs failed logins from the
+// login's address within GUESS_WINDOW before it, whatever the run's window
+// and however the walk cut the window into pieces (newest first).
+func TestGuessNeedsFailuresWithinGuessWindowBeforeTheLogin(t *testing.T) {
+	base := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	fail := func(id int64, d time.Duration) ipguard.LoginEvent {
+		e := ev(id, guest, 1013, "198.18.0.1")
+		e.Date = base.Add(d)
+		return e
+	}
+	login := ev(100, "alice", 1010, "198.18.0.1")
+	login.Date = base.Add(30 * time.Minute)
+	tests := []struct {
+		name  string
+		fails []time.Duration
+		split bool // the login in a piece of its own, read first (newest first)
+		want  string
+	}{
+		{"one failure 5 minutes before", []time.Duration{25 * time.Minute}, false, KindPasswordGuessSucceeded},
+		{"failures at the window's edge (15 minutes before)", []time.Duration{15 * time.Minute}, false, KindPasswordGuessSucceeded},
+		{"failures 16 minutes before: a morning typo, not a guess", []time.Duration{10 * time.Minute, 14 * time.Minute}, false, KindIPNotAllowed},
+		{"failures only after the login", []time.Duration{31 * time.Minute, 40 * time.Minute}, false, KindIPNotAllowed},
+		{"failures before and long after", []time.Duration{20 * time.Minute, 55 * time.Minute}, false, KindPasswordGuessSucceeded},
+		{"read in a later piece, within the window", []time.Duration{22 * time.Minute}, true, KindPasswordGuessSucceeded},
+		{"read in a later piece, before the window", []time.Duration{5 * time.Minute}, true, KindIPNotAllowed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := NewEvaluator(lists(t, map[string][]string{"alice": {"203.0.113.10"}}), Policy{FailedLoginThreshold: 0})
+			e.GuessWindow = 15 * time.Minute
+			var older, newer []ipguard.LoginEvent
+			for i, d := range tt.fails {
+				f := fail(int64(i+1), d)
+				if tt.split && !f.Date.After(login.Date) {
+					older = append(older, f)
+				} else {
+					newer = append(newer, f)
+				}
+			}
+			newer = append(newer, login)
+			fs, err := e.Add(newer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			more, err := e.Add(older)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fs = append(fs, more...)
+			last := ""
+			for _, f := range fs {
+				if f.EventID == login.ID {
+					last = f.Kind
+				}
+			}
+			if last != tt.want {
+				t.Errorf("the login ends as %q; want %q (findings %v)", last, tt.want, kinds(fs))
+			}
+		})
+	}
+}
+
+// Issue 16 §6 / 21 §3: a run that stops at its cursor after the piece of
+// a successful login, before the older piece with its failed attempts,
+// hands the login on with the cursor; the next run, which reads the
+// failed attempts, raises it to critical (once).
+func TestAGuessSplitByTheCursorIsStillCritical(t *testing.T) {
+	evs := []ipguard.LoginEvent{at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute)}
+	evs = append(evs, violations(1, 200, t0.Add(11*time.Minute), 1)...) // filler: pieces between them (11:00-14:19)
+	for i := int64(0); i < 3; i++ {
+		e := at(8000+i, guest, 1013, "198.51.100.9", 5*time.Minute+time.Duration(i)*time.Second)
+		e.Login = "mallory@example.com"
+		evs = append(evs, e)
+	}
+	split := false
+	for busyAfter := 2; busyAfter < 12 && !split; busyAfter++ {
+		s, src, st, pub := newAudit(evs...)
+		s.Settings.PieceEvents = 100
+		s.Settings.Concurrency = 1
+		src.busyAfter = busyAfter
+		src.busy = &ipguard.Error{Code: ipguard.EUnavailable, Message: "busy", Err: &ipguard.WaitPastDeadlineError{Wait: time.Minute, Left: time.Second}}
+		res, err := s.Run(context.Background(), trig(15*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := alertedIDs(t, pub.sent)
+		c := st.progress.Cursor
+		if res.Complete || first[9000] != 1 || c == nil || !c.Below.After(t0.Add(5*time.Minute+2*time.Second)) {
+			continue // this cut did not fall between the login and its failures
+		}
+		split = true
+		if res.Counts[KindPasswordGuessSucceeded] != 0 || c.Guesses == "" {
+			t.Fatalf("run 1: counts %v, cursor guesses %q; want the login alerted at its own kind and carried", res.Counts, c.Guesses)
+		}
+		src.busyAfter = 0
+		res, err = s.Run(context.Background(), trig(15*time.Minute))
+		if err != nil || !res.Complete {
+			t.Fatalf("run 2: %+v, %v", res, err)
+		}
+		if res.Counts[KindPasswordGuessSucceeded] != 1 {
+			t.Errorf("run 2 counts %v; want the login raised to password_guess_succeeded", res.Counts)
+		}
+		// A third run reading it all again sends nothing.
+		n := len(pub.sent)
+		if _, err := s.Run(context.Background(), trig(17*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if len(pub.sent) != n {
+			t.Errorf("a later run sent %d more messages", len(pub.sent)-n)
+		}
+	}
+	if !split {
+		t.Fatal("no cut fell between the login and its failed attempts; the test's setup needs adjusting")
 	}
 }

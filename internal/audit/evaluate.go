@@ -446,19 +446,24 @@ type Evaluator struct {
 	failed   addrIndex
 	cut      map[string]int32
 	extra    map[int32]*counterExtra
-	// raised: successful logins from a whole address judged before any
-	// failed login from it was seen (the walk reads newest first, so older
-	// failed attempts may come in a later piece), by address; a failed
-	// login from that address seen later raises them. At most
-	// maxRemembered in all.
+	// raised: successful logins from a whole address judged before failed
+	// logins from it within GuessWindow before them were seen (the walk
+	// reads newest first, so older failed attempts may come in a later
+	// piece, or, past a cursor, in the next run: PendingGuesses), by
+	// address; a failed login from that address dated within GuessWindow
+	// before one of them, seen later, raises it. At most maxRemembered in
+	// all; ForgetUnraisable drops those no failed login still to be read
+	// can raise.
 	raised     map[addrKey][]Finding
 	remembered int
 	upgrades   []Finding
 	// stored are failed logins remembered by earlier runs (see
-	// SetStoredFailures), by address.
-	stored map[addrKey]ipguard.AddressFailures
+	// SetStoredFailures), by address: one record per time bucket.
+	stored map[addrKey]storedFailures
 	// GuessWindow is how far back a failed login makes a successful login
-	// from the same address password_guess_succeeded (0: the window only).
+	// from the same address password_guess_succeeded: failed logins dated
+	// within [login − GuessWindow, login] count, whatever the run's window
+	// (0: DefaultGuessWindow).
 	GuessWindow time.Duration
 	// AlreadyAlerted counts failed logins skipped because a stored alerted
 	// span covers them.
@@ -637,12 +642,28 @@ func (e *Evaluator) SetAlerted(ip string, spans []ipguard.TimeSpan) {
 	}
 }
 
+// storedFailures is what earlier runs remembered of one address's failed
+// logins dated from `from` on (one record per time bucket).
+type storedFailures struct {
+	from time.Time
+	recs []ipguard.AddressFailures
+}
+
+func (e *Evaluator) guessWindow() time.Duration {
+	if e.GuessWindow > 0 {
+		return e.GuessWindow
+	}
+	return DefaultGuessWindow
+}
+
 // StoredFailuresWanted returns the whole addresses of successful logins in
-// evs that no failed login of this window came from yet and whose failed
-// logins remembered by earlier runs were not asked for yet.
-func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) []string {
-	var out []string
+// evs whose failed logins remembered by earlier runs, from GuessWindow
+// before the oldest of evs on, were not asked for yet, and the span to ask
+// for: [from, to].
+func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) (ips []string, from, to time.Time) {
 	seen := map[addrKey]bool{}
+	first, last := piecedates(evs)
+	from = first.Add(-e.guessWindow())
 	for _, ev := range evs {
 		if !ev.IsSuccessfulLogin() {
 			continue
@@ -652,28 +673,130 @@ func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) []string {
 			continue
 		}
 		seen[k] = true
-		if _, asked := e.stored[k]; asked {
+		if st, asked := e.stored[k]; asked && !from.Before(st.from) {
 			continue
 		}
-		if i, ok := e.failed.get(k); ok && e.counters[i].seen > 0 {
-			continue
-		}
-		out = append(out, a.String())
+		ips = append(ips, a.String())
 	}
-	return out
+	return ips, from, last
 }
 
 // SetStoredFailures gives the evaluator what earlier runs remembered of the
-// failed logins from the addresses asked for (absent: none).
-func (e *Evaluator) SetStoredFailures(asked []string, got map[string]ipguard.AddressFailures) {
+// failed logins from the addresses asked for, dated from `from` on
+// (absent: none).
+func (e *Evaluator) SetStoredFailures(asked []string, got map[string][]ipguard.AddressFailures, from time.Time) {
 	if e.stored == nil {
-		e.stored = map[addrKey]ipguard.AddressFailures{}
+		e.stored = map[addrKey]storedFailures{}
 	}
 	for _, ip := range asked {
 		k, _, whole := parseAddr(ip)
 		if whole {
-			e.stored[k] = got[ip] // the zero value: asked, nothing remembered
+			e.stored[k] = storedFailures{from: from, recs: got[ip]} // none: asked, nothing remembered
 		}
+	}
+}
+
+// guessFailures returns how many failed logins from k the evaluator knows
+// (this run's, and those earlier runs remembered) that lie within
+// [at − GuessWindow, at]: at least one when there is any.
+//
+// It reads per-bucket records (first, last, count): a record has a failed
+// login in the window exactly when its first or its last lies in it,
+// because a record spans at most one FailureBucket, less than any
+// GuessWindow of at least FailureBucket (a shorter one may miss a record
+// whose first and last lie on either side of the window). This holds for
+// any cut of the failed logins into records, so the answer is the same
+// whether the logins were read by one run or by many (#21 §3). Counts of
+// the run's own and of remembered records may overlap (a re-read
+// overlap): the larger is taken, so the number shown is a lower bound.
+func (e *Evaluator) guessFailures(k addrKey, at time.Time) int {
+	gw := e.guessWindow()
+	lo, hi := at.Add(-gw).Unix(), at.Unix()
+	in := func(first, last int64) bool { return (first >= lo && first <= hi) || (last >= lo && last <= hi) }
+	mem := 0
+	for b := at.Add(-gw).Truncate(FailureBucket); !b.After(at); b = b.Add(FailureBucket) {
+		if c := e.buckets[b.Unix()][k]; c != nil && in(int64(c.first), int64(c.last)) {
+			mem += int(c.n)
+		}
+	}
+	stored := 0
+	for _, r := range e.stored[k].recs {
+		if in(r.First.Unix(), r.Last.Unix()) {
+			stored += max(r.Count, 1)
+		}
+	}
+	return max(mem, stored)
+}
+
+// ForgetUnraisable drops the remembered successful logins that no failed
+// login still to be read can raise: every row dated after done was read,
+// so a login dated after done + GuessWindow has all its window read.
+func (e *Evaluator) ForgetUnraisable(done time.Time) {
+	if done.IsZero() {
+		return
+	}
+	for k, fs := range e.raised {
+		kept := fs[:0]
+		for _, f := range fs {
+			if at, err := time.Parse(time.RFC3339, f.Date); err == nil && !at.Add(-e.guessWindow()).After(done) {
+				kept = append(kept, f)
+			}
+		}
+		e.remembered -= len(fs) - len(kept)
+		if len(kept) == 0 {
+			delete(e.raised, k)
+			continue
+		}
+		e.raised[k] = kept
+	}
+}
+
+// MaxPendingGuesses bounds the logins a cursor carries to the next run
+// (see PendingGuesses).
+const MaxPendingGuesses = 200
+
+// PendingGuesses returns the successful logins (their findings, without
+// the raw event) that failed logins dated at or below done could still
+// raise: those within GuessWindow after done, oldest first, at most
+// MaxPendingGuesses. A run that stops at a cursor saves them with it, so
+// that the next run, which reads the older rows, raises a login whose
+// failed attempts lie on the other side of the cut (#16 §6, #21 §3).
+// The second result counts those left out by the bound.
+func (e *Evaluator) PendingGuesses(done time.Time) ([]Finding, int) {
+	var out []Finding
+	for _, fs := range e.raised {
+		for _, f := range fs {
+			if at, err := time.Parse(time.RFC3339, f.Date); err == nil && !at.Add(-e.guessWindow()).After(done) {
+				f.Raw = nil
+				out = append(out, f)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Date != out[j].Date {
+			return out[i].Date < out[j].Date
+		}
+		return out[i].EventID < out[j].EventID
+	})
+	if len(out) > MaxPendingGuesses {
+		return out[:MaxPendingGuesses], len(out) - MaxPendingGuesses
+	}
+	return out, 0
+}
+
+// SetPendingGuesses gives the evaluator the logins an earlier run left
+// for failed logins below its cursor to raise (PendingGuesses).
+func (e *Evaluator) SetPendingGuesses(fs []Finding) {
+	for _, f := range fs {
+		k, _, whole := parseAddr(f.IP)
+		if !whole || e.remembered >= maxRemembered {
+			continue
+		}
+		if e.raised == nil {
+			e.raised = map[addrKey][]Finding{}
+		}
+		e.raised[k] = append(e.raised[k], f)
+		e.remembered++
 	}
 }
 
@@ -791,11 +914,22 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	if k, _, whole := parseAddr(ev.IP); whole {
 		e.noteBucket(k, ev.Date, secs)
 		if fs, ok := e.raised[k]; ok {
+			// Only logins this failed login precedes within GuessWindow.
+			kept := fs[:0]
 			for _, f := range fs {
-				e.upgrades = append(e.upgrades, raise(f, int(c.seen), "in the same window (read after the login was first alerted)"))
+				at, err := time.Parse(time.RFC3339, f.Date)
+				if err != nil || ev.Date.After(at) || at.Sub(ev.Date) > e.guessWindow() {
+					kept = append(kept, f)
+					continue
+				}
+				e.upgrades = append(e.upgrades, raise(f, e.guessFailures(k, at), "within "+e.guessWindow().String()+" before it (read after the login was first alerted)"))
 			}
-			e.remembered -= len(fs)
-			delete(e.raised, k)
+			e.remembered -= len(fs) - len(kept)
+			if len(kept) == 0 {
+				delete(e.raised, k)
+			} else {
+				e.raised[k] = kept
+			}
 		}
 	}
 	if e.policy.FailedLoginThreshold <= 0 {
@@ -1032,11 +1166,8 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	if !whole {
 		return f, !ignored
 	}
-	if i, ok := e.failed.get(key); ok && e.counters[i].seen > 0 {
-		return raise(f, int(e.counters[i].seen), "in the same window"), true
-	}
-	if st := e.stored[key]; st.Count > 0 && !st.First.After(ev.Date) && (e.GuessWindow <= 0 || !st.Last.Before(ev.Date.Add(-e.GuessWindow))) {
-		return raise(f, st.Count, "seen by an earlier run within "+e.GuessWindow.String()), true
+	if n := e.guessFailures(key, ev.Date); n > 0 {
+		return raise(f, n, "within "+e.guessWindow().String()+" before it"), true
 	}
 	if e.remembered < maxRemembered {
 		if e.raised == nil {

@@ -138,11 +138,11 @@ func (f *fakeSource) LoginEvents(ctx context.Context, from time.Time, start, cou
 // names these tests use for what they read and set.
 type fakeStore struct {
 	*audittest.Store
-	users    map[string]ipguard.User             // the Store's UserItems
-	progress *ipguard.AuditProgress              // the Store's Saved
-	alerted  map[int64]time.Time                 // the Store's AlertedUntil
-	failures map[string]ipguard.AddressFailures  // the Store's FailureItems
-	history  map[string]ipguard.AllowlistHistory // the Store's HistoryItems
+	users    map[string]ipguard.User              // the Store's UserItems
+	progress *ipguard.AuditProgress               // the Store's Saved
+	alerted  map[int64]time.Time                  // the Store's AlertedUntil
+	failures map[string][]ipguard.AddressFailures // the Store's FailureItems
+	history  map[string]ipguard.AllowlistHistory  // the Store's HistoryItems
 }
 
 func newFakeStore() *fakeStore {

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -42,15 +43,15 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	if err := p.loadUsers(ctx, good); err != nil {
 		return err
 	}
-	if ips := p.ev.StoredFailuresWanted(good); len(ips) > 0 {
-		// Failed attempts an earlier run saw (the correlation survives the
-		// cut between runs and windows).
-		from, to := piecedates(good)
-		got, err := s.Store.Failures(ctx, ips, from.Add(-s.guessWindow()), to)
+	if ips, from, to := p.ev.StoredFailuresWanted(good); len(ips) > 0 {
+		// Failed attempts an earlier run saw within GUESS_WINDOW before
+		// these logins (the correlation survives the cut between runs and
+		// windows).
+		got, err := s.Store.Failures(ctx, ips, from, to)
 		if err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read remembered failed logins: %w", err)
 		}
-		p.ev.SetStoredFailures(ips, got)
+		p.ev.SetStoredFailures(ips, got, from)
 	}
 	if ips := p.ev.FailedAddresses(good); len(ips) > 0 {
 		if !p.summaryRead {
@@ -75,6 +76,7 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		return err
 	}
 	r.res.AlreadyAlerted += p.ev.AlreadyAlerted - before
+	p.ev.ForgetUnraisable(done)
 	if !final {
 		if err := p.remember(ctx, done); err != nil {
 			return err
@@ -142,10 +144,29 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		return nil // the caller saves the finished window
 	}
 	r.prog.Cursor.Below = done
+	p.carryGuesses(done)
 	if err := s.Store.SetProgress(ctx, r.prog); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor (alerts of this piece were sent and recorded; the next run reads the piece again and sends nothing twice): %w", err)
 	}
 	return nil
+}
+
+// carryGuesses puts into the cursor the logins above done that failed
+// logins below it may still raise (GUESS_WINDOW), so that a run stopping
+// here hands them to the next (#16 §6: a guess split by the cursor is
+// still critical). Bounded by MaxPendingGuesses; more is a warning.
+func (p *piecer) carryGuesses(done time.Time) {
+	c := p.run.prog.Cursor
+	fs, left := p.ev.PendingGuesses(done)
+	c.Guesses = ""
+	if len(fs) > 0 {
+		if b, err := json.Marshal(fs); err == nil {
+			c.Guesses = string(b)
+		}
+	}
+	if left > 0 {
+		p.run.warn(fmt.Sprintf("%d successful logins just above the cursor are not carried to the next run for the password-guess correlation (at most %d are): if this run stops here, failed attempts read by the next run do not raise them", left, MaxPendingGuesses))
+	}
 }
 
 // piecedates returns the oldest and the newest date of evs.

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -69,8 +70,11 @@ type Store interface {
 	// ids that have one (see ipguard.AllowlistHistory).
 	AllowlistHistory(ctx context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error)
 	// Failures returns, per address among ips, the remembered failed logins
-	// whose last date lies in [from, to] (merged over time buckets).
-	Failures(ctx context.Context, ips []string, from, to time.Time) (map[string]ipguard.AddressFailures, error)
+	// whose last date lies in [from, to], one record per time bucket (each
+	// record's First and Last lie within one bucket of FailureBucket, so a
+	// rule over GUESS_WINDOW can tell which failed logins lie before a
+	// login and within the window; see Evaluator.guessFailures).
+	Failures(ctx context.Context, ips []string, from, to time.Time) (map[string][]ipguard.AddressFailures, error)
 }
 
 // Publisher sends one alert message.
@@ -125,14 +129,16 @@ type Settings struct {
 	// PieceEvents is how many events the audit evaluates, alerts and commits
 	// at a time (default 2000); memory stays in proportion to it.
 	PieceEvents int
-	// GuessWindow is how long failed logins from an address are remembered
-	// across runs: a successful login from it within that time is
-	// password_guess_succeeded (default DefaultGuessWindow).
+	// GuessWindow is GUESS_WINDOW: a successful login is
+	// password_guess_succeeded when failed logins from its address lie
+	// within this long before it (default DefaultGuessWindow), whatever
+	// the run's window and however the walk cut it into pieces and runs;
+	// failed logins are remembered across runs for this long.
 	GuessWindow time.Duration
 }
 
-// DefaultGuessWindow is Settings.GuessWindow's default.
-const DefaultGuessWindow = time.Hour
+// DefaultGuessWindow is Settings.GuessWindow's default (GUESS_WINDOW's).
+const DefaultGuessWindow = 15 * time.Minute
 
 func (s *Service) guessWindow() time.Duration {
 	if s.Settings.GuessWindow > 0 {
@@ -497,6 +503,15 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 	lists := NewAllowlists(nil, func() ([]ipguard.User, error) { return s.Store.AllUsers(r.ctx) })
 	ev := NewEvaluator(lists, s.Settings.Policy)
 	ev.GuessWindow = s.guessWindow()
+	if g := r.prog.Cursor.Guesses; g != "" {
+		// An earlier run stopped at this cursor with logins above it that
+		// the failed logins below it may still raise (GUESS_WINDOW).
+		var fs []Finding
+		if err := json.Unmarshal([]byte(g), &fs); err != nil {
+			r.warn("the logins the cursor carried for the password-guess correlation cannot be read and are left out: " + humantext.Line(err.Error(), 200))
+		}
+		ev.SetPendingGuesses(fs)
+	}
 	p := piecer{run: r, lists: lists, ev: ev}
 	defer func() {
 		// Whatever happened, remember the failed logins this window read

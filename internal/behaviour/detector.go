@@ -43,13 +43,20 @@ type Detector struct {
 	// (Settings.Grouped; episodes.go). Nil: kept in memory only.
 	EpisodeStore EpisodeStore
 
+	// Windows (optional) keeps password_spray's sliding window across runs
+	// (bounded buckets per minute, #21 §3); nil: a spray is seen only
+	// within one run.
+	Windows WindowStore
+
 	mu        sync.Mutex
 	baselines map[string]*entry
-	spray     *sprayer
-	lastDone  time.Time
-	final     bool // the last piece judged was its run's last
-	pending   bool // a piece was judged and not settled yet
-	geo       GeoStats
+	spray     *windowSprayer
+	// unsaved: the spray buckets of the last run, saved with the baselines.
+	unsaved  []SprayBucket
+	lastDone time.Time
+	final    bool // the last piece judged was its run's last
+	pending  bool // a piece was judged and not settled yet
+	geo      GeoStats
 	// refs: per user of this run, what travel compares with (see runRef).
 	refs map[string]*runRef
 	// episodes: the open episodes of the users met in this run (episodes.go).
@@ -71,6 +78,16 @@ type runRef struct {
 	// older piece) is judged as still learning if the baseline was then.
 	logins int
 	first  time.Time
+	// next is the oldest login with a place this run judged in a newer
+	// piece (the walk reads newest first), nextEv its event: once an older
+	// piece is judged, its newest login with a place is next's true
+	// predecessor, and the pair is judged for travel (each user's logins
+	// judged in time order, whatever the pieces, #21 §3). oldest is the
+	// oldest such login of the piece being judged.
+	next   *Sighting
+	nextEv *ipguard.LoginEvent
+	oldest *Sighting
+	oldEv  *ipguard.LoginEvent
 }
 
 type entry struct {
@@ -112,19 +129,29 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		// must find the baselines as they were.
 		if d.pending {
 			d.baselines = nil
+			d.unsaved = nil
 			if d.EpisodeStore != nil {
 				d.episodes = nil
 			}
-		} else if err := d.flush(ctx); err != nil {
-			return nil, err
+		} else {
+			if d.spray != nil {
+				d.unsaved = d.spray.toSave()
+			}
+			if err := d.flush(ctx); err != nil {
+				return nil, err
+			}
 		}
-		d.spray = newSprayer(d.Settings.sprayMin(), d.Settings.sprayWindow())
+		d.spray = newWindowSprayer(d.Settings.sprayMin(), d.Settings.sprayWindow())
 		d.refs = map[string]*runRef{}
 	}
 	d.final = p.Final
 	d.pending = true
 	for _, r := range d.refs {
 		r.prev = nil
+		if r.oldest != nil {
+			r.next, r.nextEv = r.oldest, r.oldEv
+		}
+		r.oldest, r.oldEv = nil, nil
 	}
 	d.lastDone = p.Done
 	if d.baselines == nil {
@@ -198,6 +225,10 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		if l.travelUsable() {
 			sg := l.sighting()
 			ref.prev = &sg
+			if newInRun && ref.oldest == nil {
+				s, c := sg, *ev // copies: the piece's events are not kept
+				ref.oldest, ref.oldEv = &s, &c
+			}
 		}
 		if e.b.Learn(l) {
 			e.dirty = true
@@ -213,18 +244,68 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		fs = append(fs, d.newFinding(*ev, v))
 	}
+	fs = d.judgeSuccessors(logins, fs, p.Declared, p.Entry)
 	if d.Settings.on(RulePasswordSpray) {
 		d.spray.add(p.Events, p.Declared)
-		for _, ep := range d.spray.episodes(p.Done, p.Final) {
-			fs = append(fs, d.quiet(d.spray.finding(ep)))
+		// Periods are decided oldest first, once the run read them all (a
+		// period that continues the one before it is not told again), so at
+		// the run's last piece; what a piece holds meanwhile is bounded
+		// (maxFailures, a few raw events per period).
+		if d.Windows != nil && p.Final {
+			if ms := d.spray.wanted(p.Done, p.Final); len(ms) > 0 {
+				got, err := d.Windows.SprayBuckets(ctx, ms)
+				if err != nil {
+					return nil, ipguard.Errorf(ipguard.ErrorCode(err), "behaviour: read the spray window's buckets: %w", err)
+				}
+				d.spray.setStored(ms, got)
+			}
+		}
+		if p.Final {
+			for _, f := range d.spray.decide(p.Done, p.Final) {
+				fs = append(fs, d.quiet(f))
+			}
 		}
 	}
 	if p.Final {
+		d.unsaved = d.spray.toSave()
 		d.spray = nil
 		d.lastDone = time.Time{}
 		d.refs = nil
 	}
 	return fs, nil
+}
+
+// judgeSuccessors judges for travel, per user of this piece, the oldest
+// login a newer piece of the run held (judged then against the login the
+// baseline knew before the run) against its true predecessor, this
+// piece's newest login with a place: a backfill read in pieces finds the
+// same impossible pair as short runs do. A finding on a login already
+// alerted is dropped by the audit as alerted.
+func (d *Detector) judgeSuccessors(logins []*ipguard.LoginEvent, fs []audit.Finding, declared func(ipguard.LoginEvent) bool, entry func(ipguard.LoginEvent) (audit.DeclaredEntry, bool)) []audit.Finding {
+	if !d.Settings.on(RuleImpossibleTravel) {
+		return fs
+	}
+	done := map[string]bool{}
+	for _, ev := range logins {
+		id := ipguard.CanonicalUserID(ev.UserID)
+		ref := d.refs[id]
+		// A predecessor the baseline had learned before the run (an overlap
+		// read again) is the baseline's last sighting, which next was
+		// judged against already.
+		if done[id] || ref == nil || ref.next == nil || ref.prev == nil || !ref.prev.At.Before(ref.next.At) || !ref.prev.At.After(ref.newest) {
+			continue
+		}
+		done[id] = true
+		next := loginOf(*ref.nextEv, declared, entry)
+		only := d.Settings
+		only.Rules = []string{RuleImpossibleTravel}
+		v := judgeWith(&Baseline{}, ref.prev, next, only, false, true)
+		if len(v.Reasons) > 0 {
+			fs = append(fs, d.newFinding(*ref.nextEv, v))
+		}
+		ref.next, ref.nextEv = nil, nil // judged against its predecessor
+	}
+	return fs
 }
 
 // maxCached bounds the baselines a run keeps in memory (about 10 MB):
@@ -246,8 +327,15 @@ func (d *Detector) Settle(ctx context.Context) error {
 	return d.flush(ctx)
 }
 
-// flush saves the changed baselines and forgets every cached one.
+// flush saves the changed baselines and the last run's spray buckets, and
+// forgets every cached baseline.
 func (d *Detector) flush(ctx context.Context) error {
+	if len(d.unsaved) > 0 && d.Windows != nil {
+		if err := d.Windows.SaveSprayBuckets(ctx, d.unsaved, SprayKeep(d.Settings.sprayWindow())); err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "behaviour: save the spray window's buckets: %w", err)
+		}
+	}
+	d.unsaved = nil
 	var changed []Baseline
 	for _, e := range d.baselines {
 		if e.dirty {

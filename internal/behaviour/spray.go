@@ -147,7 +147,18 @@ func (s *sprayer) finding(ep []failure) audit.Finding {
 	var raws []json.RawMessage
 	var succeeded []string
 	first, last := ep[0], ep[len(ep)-1]
+	real := 0
 	for _, f := range ep {
+		if f.id == 0 {
+			// A stand-in for what an earlier run read: it counts as an
+			// account tried, nothing more.
+			if f.account != "" && f.account[0] != 0 && !seenAcc[f.account] && len(accounts) < maxSprayListed {
+				accounts = append(accounts, f.account)
+			}
+			seenAcc[f.account] = true
+			continue
+		}
+		real++
 		if !seenAcc[f.account] {
 			seenAcc[f.account] = true
 			if len(accounts) < maxSprayListed {
@@ -176,7 +187,10 @@ func (s *sprayer) finding(ep []failure) audit.Finding {
 		where = "from one address"
 	}
 	reason := fmt.Sprintf("%d failed logins against %d distinct accounts within %s %s (threshold %d accounts)",
-		len(ep), len(seenAcc), ago(s.window), where, s.min)
+		real, len(seenAcc), ago(s.window), where, s.min)
+	if real < len(ep) {
+		reason += "; some accounts were tried in logins an earlier run read"
+	}
 	expl := fmt.Sprintf("A password spray tries a few common passwords on many accounts, staying under the portal's per-account lockout. Accounts tried: %s",
 		strings.Join(accounts, ", "))
 	if len(seenAcc) > len(accounts) {
@@ -193,7 +207,7 @@ func (s *sprayer) finding(ep []failure) audit.Finding {
 		ip = addrs[0]
 	}
 	f := audit.Finding{
-		EventID: last.id, EventIDs: ids, Count: len(ep), Capped: len(ep) > len(ids),
+		EventID: last.id, EventIDs: ids, Count: real, Capped: real > len(ids),
 		Kind: RulePasswordSpray, Severity: sev, Reason: reason, Logins: accounts, IPs: addrs, Addresses: len(seenIP), IP: ip,
 		FirstAt: first.at.UTC().Format(time.RFC3339), Date: last.at.UTC().Format(time.RFC3339),
 		Reasons:     []audit.Reason{{Kind: RulePasswordSpray, Severity: sev, Text: reason}},

@@ -10,6 +10,8 @@ import (
 
 	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest/auditcontract"
+	"ipguard/internal/behaviour"
+	"ipguard/internal/behaviour/windowtest"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/enforce"
 	"ipguard/internal/enforce/enforcetest"
@@ -40,6 +42,9 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 	})
 	t.Run("onboard.Store", func(t *testing.T) {
 		onboardcontract.StoreContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
+	})
+	t.Run("behaviour.WindowStore", func(t *testing.T) {
+		windowtest.Contract(t, func(t *testing.T) behaviour.WindowStore { return newStore(t) })
 	})
 	t.Run("enforce.Store", func(t *testing.T) {
 		enforcetest.StoreContract(t, func(t *testing.T) enforce.Store { return newStore(t) })

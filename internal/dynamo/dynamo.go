@@ -112,6 +112,8 @@ var (
 		EpisodePrefix + "*", // open episodes of logins outside the allowlist (#21 §2)
 		"digest#*",
 		"outbox#bus",
+		// The sliding windows' buckets that span runs (#21 §3).
+		SprayBucketPrefix + "*",
 	}
 	OnboardWrites = []string{
 		userPrefix + "*",

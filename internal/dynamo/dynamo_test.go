@@ -318,7 +318,7 @@ func TestStore(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if f := got["198.18.0.9"]; f.Count != 9 || !f.First.Equal(at.Add(-time.Minute)) || !f.Last.Equal(at.Add(time.Minute)) || len(got) != 1 {
+		if fs := got["198.18.0.9"]; len(fs) != 1 || fs[0].Count != 9 || !fs[0].First.Equal(at.Add(-time.Minute)) || !fs[0].Last.Equal(at.Add(time.Minute)) || len(got) != 1 {
 			t.Fatalf("Failures = %+v", got)
 		}
 		all, err := s.Failures(ctx, ips, at.Add(-time.Hour), at.Add(time.Hour))

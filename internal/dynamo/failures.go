@@ -109,10 +109,10 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 }
 
 // Failures implements audit.Store: the items of the buckets [from, to] and
-// the addresses' shards, 100 keys per read; an entry that cannot be read is
-// left out.
-func (s *Store) Failures(ctx context.Context, ips []string, from, to time.Time) (map[string]ipguard.AddressFailures, error) {
-	out := map[string]ipguard.AddressFailures{}
+// the addresses' shards, 100 keys per read; one record per address and
+// bucket; an entry that cannot be read is left out.
+func (s *Store) Failures(ctx context.Context, ips []string, from, to time.Time) (map[string][]ipguard.AddressFailures, error) {
+	out := map[string][]ipguard.AddressFailures{}
 	want := map[string]bool{}
 	seen := map[string]bool{}
 	var keys []map[string]types.AttributeValue
@@ -137,21 +137,12 @@ func (s *Store) Failures(ctx context.Context, ips []string, from, to time.Time) 
 				if !want[ip] || f.Last.Before(from) || f.Last.After(to) {
 					continue
 				}
-				have, ok := out[ip]
-				if !ok {
-					out[ip] = f
-					continue
-				}
-				have.Count += f.Count
-				if f.First.Before(have.First) {
-					have.First = f.First
-				}
-				if f.Last.After(have.Last) {
-					have.Last = f.Last
-				}
-				out[ip] = have
+				out[ip] = append(out[ip], f)
 			}
 		}
+	}
+	for _, recs := range out {
+		sort.Slice(recs, func(i, j int) bool { return recs[i].Last.Before(recs[j].Last) })
 	}
 	return out, nil
 }

@@ -14,7 +14,8 @@ import (
 
 // Progress returns the audit's saved progress from the checkpoint item:
 // until, and the cursor (cursorFrom, cursorTo, cursorBelow) when a window is
-// under way. The zero value when nothing was saved. Strongly consistent.
+// under way (with cursorGuesses, the logins a failed login below it may
+// still raise). The zero value when nothing was saved. Strongly consistent.
 func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 	const op = "get audit progress"
 	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
@@ -56,6 +57,9 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 			return ipguard.AuditProgress{}, s.corrupt(op, err)
 		}
 		p.Cursor.SecondTries = int(tries)
+		if g, ok, err := getS(out.Item, "cursorGuesses"); err == nil && ok {
+			p.Cursor.Guesses = g
+		}
 	}
 	return p, nil
 }
@@ -80,6 +84,9 @@ func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error 
 		item["cursorBelow"] = str(c.Below.UTC().Format(time.RFC3339Nano))
 		if c.SecondTries > 0 {
 			item["cursorSecondTries"] = num(int64(c.SecondTries))
+		}
+		if c.Guesses != "" {
+			item["cursorGuesses"] = str(c.Guesses)
 		}
 	}
 	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {

@@ -103,6 +103,11 @@ type AuditCursor struct {
 	// there holds more rows than a page and not all of them could be seen
 	// yet; each try gives that second twice the reads of the one before.
 	SecondTries int
+	// Guesses (opaque to the store: the audit's JSON, at most a few tens
+	// of KB) are the successful logins above Below that failed logins
+	// below it, not read yet, may still raise to password_guess_succeeded
+	// (GUESS_WINDOW): the next run, which reads them, raises them.
+	Guesses string
 }
 
 // EntryDetail is the optional part of an allowlist entry: a time-bound

@@ -49,6 +49,8 @@ func (d Deps) AuditService() *audit.Service {
 			DeadlineMargin: a.DeadlineMargin,
 			Policy:         audit.Policy{UnknownUsers: a.UnknownUserMessages(), FailedLoginThreshold: a.FailedLoginThreshold},
 			Concurrency:    a.Concurrency,
+			// GUESS_WINDOW (WHERE §9): its own window, not the run's.
+			GuessWindow: a.Behaviour.GuessWindow,
 		},
 		Log: d.Log,
 	}

@@ -26,7 +26,8 @@ func (d Deps) BehaviourHook() audit.Behaviour {
 	if !d.Config.Audit.Behaviour.On() || d.Store == nil {
 		return nil
 	}
-	return &behaviour.Detector{Store: d.Store, Settings: d.behaviourSettings(), EpisodeStore: d.Store}
+	// Windows: password_spray's sliding window spans runs (#21 §3).
+	return &behaviour.Detector{Store: d.Store, Windows: d.Store, Settings: d.behaviourSettings(), EpisodeStore: d.Store}
 }
 
 // Learn answers {"action": "learn", "days": N, "dryRun": bool}.

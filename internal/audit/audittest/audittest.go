@@ -46,9 +46,11 @@ type Store struct {
 	// FailWrites makes RecordAlerted and RecordAlertedSpan fail with an
 	// EUnavailable error, as an unavailable table would.
 	FailWrites bool
-	// FailureItems are the remembered failed logins per address
-	// (RecordFailures merges into them; counts kept at the larger).
-	FailureItems map[string]ipguard.AddressFailures
+	// FailureItems are the remembered failed logins per address, one
+	// record per 10-minute bucket of their last date, as DynamoDB keeps
+	// them (RecordFailures merges into a bucket's record: counts kept at
+	// the larger, the span widened).
+	FailureItems map[string][]ipguard.AddressFailures
 	// HistoryItems are the users' allowlist histories (written by
 	// onboarding; a test's seed here).
 	HistoryItems map[string]ipguard.AllowlistHistory
@@ -62,7 +64,7 @@ type storedSpan struct {
 // NewStore returns an empty store holding users.
 func NewStore(users ...ipguard.User) *Store {
 	s := &Store{UserItems: map[string]ipguard.User{}, AlertedUntil: map[int64]time.Time{}, spans: map[string][]storedSpan{},
-		FailureItems: map[string]ipguard.AddressFailures{}, HistoryItems: map[string]ipguard.AllowlistHistory{}}
+		FailureItems: map[string][]ipguard.AddressFailures{}, HistoryItems: map[string]ipguard.AllowlistHistory{}}
 	for _, u := range users {
 		s.UserItems[u.ID] = u
 	}
@@ -215,11 +217,18 @@ func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, x := range fs {
-		have, ok := s.FailureItems[x.IP]
-		if !ok {
-			s.FailureItems[x.IP] = x
+		if x.Count <= 0 || x.IP == "" {
 			continue
 		}
+		recs := s.FailureItems[x.IP]
+		i := slices.IndexFunc(recs, func(r ipguard.AddressFailures) bool {
+			return r.Last.Truncate(failureBucket).Equal(x.Last.Truncate(failureBucket))
+		})
+		if i < 0 {
+			s.FailureItems[x.IP] = append(recs, x)
+			continue
+		}
+		have := recs[i]
 		have.Count = max(have.Count, x.Count)
 		if x.First.Before(have.First) {
 			have.First = x.First
@@ -227,21 +236,31 @@ func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, 
 		if x.Last.After(have.Last) {
 			have.Last = x.Last
 		}
-		s.FailureItems[x.IP] = have
+		recs[i] = have
 	}
 	return nil
 }
 
+// failureBucket is the DynamoDB store's bucket of remembered failed logins
+// (audit.FailureBucket; this package may not import audit).
+const failureBucket = 10 * time.Minute
+
 // Failures implements audit.Store: the remembered failures of ips whose
 // last failure lies within [from, to].
-func (s *Store) Failures(_ context.Context, ips []string, from, to time.Time) (map[string]ipguard.AddressFailures, error) {
+func (s *Store) Failures(_ context.Context, ips []string, from, to time.Time) (map[string][]ipguard.AddressFailures, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string]ipguard.AddressFailures{}
+	out := map[string][]ipguard.AddressFailures{}
 	for _, ip := range ips {
-		if x, ok := s.FailureItems[ip]; ok && !x.Last.Before(from) && !x.Last.After(to) {
-			out[ip] = x
+		if _, done := out[ip]; done {
+			continue
 		}
+		for _, x := range s.FailureItems[ip] {
+			if !x.Last.Before(from) && !x.Last.After(to) {
+				out[ip] = append(out[ip], x)
+			}
+		}
+		sort.Slice(out[ip], func(i, j int) bool { return out[ip][i].Last.Before(out[ip][j].Last) })
 	}
 	return out, nil
 }

@@ -15,7 +15,7 @@ func TestBehaviourParametersMatchTheConfiguration(t *testing.T) {
 	env := map[string]string{"DOCSPACE_API_HOST": "https://p.example.com", "DOCSPACE_API_KEY_SECRET_ID": "s", "ALLOWLIST_TABLE": "t", "ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t"}
 	for param, variable := range map[string]string{"BehaviourRules": "BEHAVIOUR_RULES", "BehaviourMinSeverity": "BEHAVIOUR_MIN_SEVERITY", "EnforceBehaviour": "ENFORCE_BEHAVIOUR",
 		"BaselineMinLogins": "BASELINE_MIN_LOGINS", "BaselineMinDays": "BASELINE_MIN_DAYS", "SprayMinAccounts": "SPRAY_MIN_ACCOUNTS", "SprayWindow": "SPRAY_WINDOW", "AlertMode": "ALERT_MODE",
-		"EpisodeHours": "EPISODE_HOURS"} {
+		"GuessWindow": "GUESS_WINDOW", "EpisodeHours": "EPISODE_HOURS"} {
 		env[variable] = fmt.Sprint(mapOf(ps[param])["Default"])
 	}
 	c, err := config.Load(func(k string) string { return env[k] }, config.Audit)

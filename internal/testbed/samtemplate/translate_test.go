@@ -362,6 +362,7 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 			"BASELINE_MIN_DAYS":          ref("BaselineMinDays"),
 			"SPRAY_MIN_ACCOUNTS":         ref("SprayMinAccounts"),
 			"SPRAY_WINDOW":               ref("SprayWindow"),
+			"GUESS_WINDOW":               ref("GuessWindow"),
 			"EPISODE_HOURS":              ref("EpisodeHours"), // #21 §2
 			"SECRET_CACHE_TTL":           "5m",
 			"LOG_LEVEL":                  ref("LogLevel"),

@@ -57,14 +57,15 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 			t.Fatalf("Progress before any save = %+v, %v; want zero", p, err)
 		}
 		want := ipguard.AuditProgress{Until: t0.Add(123456789), Cursor: &ipguard.AuditCursor{
-			From: t0.Add(time.Second), To: t0.Add(15 * time.Minute), Below: t0.Add(10*time.Minute + 1)}}
+			From: t0.Add(time.Second), To: t0.Add(15 * time.Minute), Below: t0.Add(10*time.Minute + 1), Guesses: `[{"eventId":9}]`}}
 		if err := s.SetProgress(ctx, want); err != nil {
 			t.Fatal(err)
 		}
 		want.Cursor.Below = t0 // the store holds a copy, not the caller's cursor
 		got, err := s.Progress(ctx)
 		if err != nil || !got.Until.Equal(t0.Add(123456789)) || got.Cursor == nil ||
-			!got.Cursor.From.Equal(t0.Add(time.Second)) || !got.Cursor.To.Equal(t0.Add(15*time.Minute)) || !got.Cursor.Below.Equal(t0.Add(10*time.Minute+1)) {
+			!got.Cursor.From.Equal(t0.Add(time.Second)) || !got.Cursor.To.Equal(t0.Add(15*time.Minute)) || !got.Cursor.Below.Equal(t0.Add(10*time.Minute+1)) ||
+			got.Cursor.Guesses != `[{"eventId":9}]` {
 			t.Fatalf("Progress = %+v (cursor %+v), %v", got, got.Cursor, err)
 		}
 		if err := s.SetProgress(ctx, ipguard.AuditProgress{Until: t0.Add(15 * time.Minute)}); err != nil {
@@ -163,18 +164,38 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 1 || got[ip].Count != 3 || !got[ip].Last.Equal(rec.Last) {
+		if len(got) != 1 || len(got[ip]) != 1 || got[ip][0].Count != 3 || !got[ip][0].Last.Equal(rec.Last) {
 			t.Errorf("Failures = %+v; want %s with 3 failures, the last at %s", got, ip, rec.Last)
 		}
 		rec.Count = 5 // the same failures counted again, and more
 		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{rec}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := s.Failures(ctx, []string{ip}, t0.Add(-5*time.Minute), t0.Add(5*time.Minute)); err != nil || got[ip].Count != 5 {
+		if got, err := s.Failures(ctx, []string{ip}, t0.Add(-5*time.Minute), t0.Add(5*time.Minute)); err != nil || len(got[ip]) != 1 || got[ip][0].Count != 5 {
 			t.Errorf("after a second record: %+v, %v; want 5 failures", got, err)
 		}
 		if got, err := s.Failures(ctx, []string{ip}, t0.Add(20*time.Minute), t0.Add(30*time.Minute)); err != nil || len(got) != 0 {
 			t.Errorf("Failures outside the span = %+v, %v; want none", got, err)
+		}
+	})
+
+	t.Run("failed logins: one record per 10-minute bucket, never merged across buckets", func(t *testing.T) {
+		// GUESS_WINDOW (#21 §3) asks whether a failed login lies within the
+		// window before a login: a record spanning two buckets could not say.
+		s, _ := newStore(t)
+		ip := "198.51.100.8"
+		b0 := t0.Truncate(10 * time.Minute)
+		early := ipguard.AddressFailures{IP: ip, Count: 2, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute)}
+		late := ipguard.AddressFailures{IP: ip, Count: 4, First: b0.Add(31 * time.Minute), Last: b0.Add(33 * time.Minute)}
+		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{early, late}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Failures(ctx, []string{ip}, b0, b0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got[ip]) != 2 || got[ip][0] != early || got[ip][1] != late {
+			t.Errorf("Failures = %+v; want the two records as written, oldest first", got[ip])
 		}
 	})
 

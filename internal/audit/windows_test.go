@@ -1,0 +1,290 @@
+package audit_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest"
+	"ipguard/internal/behaviour"
+	"ipguard/internal/behaviour/windowtest"
+	"ipguard/internal/dynamo"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/lease"
+	"ipguard/internal/testbed/localaws"
+)
+
+// daySource serves a fixed list of login events as the portal does:
+// newest first by date (ties by id, descending), from inclusive, skip/take.
+type daySource struct{ evs []ipguard.LoginEvent }
+
+func (d *daySource) LoginEvents(_ context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
+	var out []ipguard.LoginEvent
+	for _, e := range d.evs {
+		if e.Date.Before(from) {
+			continue
+		}
+		if start > 0 {
+			start--
+			continue
+		}
+		if len(out) == count {
+			break
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// dayPublisher keeps the findings of every message.
+type dayPublisher struct {
+	mu sync.Mutex
+	fs []audit.Finding
+	n  int
+}
+
+func (p *dayPublisher) Publish(_ context.Context, a ipguard.Alert) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var pl audit.Payload
+	if err := json.Unmarshal([]byte(a.Default), &pl); err != nil {
+		return "", err
+	}
+	p.fs = append(p.fs, pl.Events...)
+	p.n++
+	return fmt.Sprintf("m%d", p.n), nil
+}
+
+// dayOfLogins generates one day of a small portal, seeded, with the
+// cross-run cases of #21 §3 planted in it; planted names what must be found.
+func dayOfLogins(day time.Time) (evs []ipguard.LoginEvent, users []ipguard.User, planted map[string]int64, victims map[int64]bool) {
+	rng := rand.New(rand.NewPCG(21, 3))
+	id := int64(1000)
+	add := func(e ipguard.LoginEvent) int64 {
+		id++
+		e.ID = id
+		e.Raw = []byte(fmt.Sprintf(`{"id":%d}`, id))
+		if e.Action == "" {
+			e.Action = "Login"
+		}
+		evs = append(evs, e)
+		return id
+	}
+	ok := func(user string, at time.Time, ip, country, city string) ipguard.LoginEvent {
+		return ipguard.LoginEvent{UserID: user, User: user, Login: user + "@example.com", ActionID: 1010, Date: at, IP: ip,
+			Country: country, City: city, Browser: "Firefox 126.0", Platform: "Windows 10"}
+	}
+	failed := func(login string, at time.Time, ip string) ipguard.LoginEvent {
+		return ipguard.LoginEvent{Login: login, ActionID: 1013, Date: at, IP: ip, Browser: "Chrome 120.0", Platform: "Linux"}
+	}
+	for i := 1; i <= 20; i++ {
+		u := fmt.Sprintf("u%02d", i)
+		users = append(users, ipguard.User{ID: u, Email: u + "@example.com", Entries: []string{fmt.Sprintf("10.1.%d.0/24", i)}})
+		for k := 0; k < 3+rng.IntN(4); k++ {
+			at := day.Add(7*time.Hour + time.Duration(rng.IntN(12*3600))*time.Second)
+			add(ok(u, at, fmt.Sprintf("10.1.%d.%d", i, 1+rng.IntN(200)), "Germany", "Berlin"))
+		}
+		if rng.IntN(2) == 0 { // a typo from the user's own address
+			add(failed(u+"@example.com", day.Add(7*time.Hour+time.Duration(rng.IntN(12*3600))*time.Second), fmt.Sprintf("10.1.%d.7", i)))
+		}
+	}
+	for h := 0; h < 24; h++ { // background noise: two stray failures an hour
+		for k := 0; k < 2; k++ {
+			add(failed(fmt.Sprintf("stray%d-%d@example.com", h, k), day.Add(time.Duration(h)*time.Hour+time.Duration(rng.IntN(3600))*time.Second),
+				fmt.Sprintf("100.64.%d.%d", h, k)))
+		}
+	}
+	planted, victims = map[string]int64{}, map[int64]bool{}
+	// A distributed spray slower than a run: 12 accounts, one attempt each,
+	// from 12 addresses over 25 minutes (with the stray failures around it,
+	// the threshold of 10 accounts is reached a little before the 10th).
+	for k := 0; k < 12; k++ {
+		at := day.Add(10*time.Hour + 2*time.Minute + time.Duration(k)*(130*time.Second))
+		victims[add(failed(fmt.Sprintf("victim%02d@example.com", k), at, fmt.Sprintf("192.0.2.%d", k+1)))] = true
+	}
+	// A guess split across runs: failures 13:03-13:05, the success at 13:11.
+	for _, s := range []int{190, 260, 290} {
+		add(failed("u03@example.com", day.Add(13*time.Hour+time.Duration(s)*time.Second), "198.51.100.77"))
+	}
+	planted["password_guess_succeeded"] = add(ok("u03", day.Add(13*time.Hour+11*time.Minute), "198.51.100.77", "Germany", "Berlin"))
+	// A morning typo and an afternoon login from the same address: not a guess.
+	add(failed("u04@example.com", day.Add(8*time.Hour), "198.51.100.88"))
+	planted["ip_not_allowed"] = add(ok("u04", day.Add(14*time.Hour), "198.51.100.88", "Germany", "Berlin"))
+	// Travel across runs: Berlin at 16:02 (allowed), New York at 16:09 from
+	// an address outside the list: ip_not_allowed with impossible_travel
+	// among its reasons.
+	add(ok("u05", day.Add(16*time.Hour+2*time.Minute), "10.1.5.9", "Germany", "Berlin"))
+	planted["impossible_travel"] = add(ok("u05", day.Add(16*time.Hour+9*time.Minute), "198.51.100.99", "United States", "New York"))
+	// A burst within one run.
+	for s := 0; s < 6; s++ {
+		add(failed("nobody@example.com", day.Add(18*time.Hour+time.Minute+time.Duration(s*10)*time.Second), "203.0.113.99"))
+	}
+	sort.SliceStable(evs, func(i, j int) bool {
+		if !evs[i].Date.Equal(evs[j].Date) {
+			return evs[i].Date.After(evs[j].Date)
+		}
+		return evs[i].ID > evs[j].ID
+	})
+	return evs, users, planted, victims
+}
+
+// findingKey is what the comparison holds equal: kind, user, the event
+// that names the finding (a burst: its address and first event), severity.
+type findingKey struct {
+	Kind, User string
+	Event      int64
+	IP         string
+	Severity   string
+	Reasons    string // the kinds of its reasons
+}
+
+// outcome reduces the published findings to one per login (or spray,
+// or burst): the last word on a login is its highest severity (a login
+// first alerted at its own kind and raised later is the raised one).
+func outcome(fs []audit.Finding) map[string]findingKey {
+	out := map[string]findingKey{}
+	for _, f := range fs {
+		k := findingKey{Kind: f.Kind, User: f.UserID, Event: f.EventID, Severity: f.Severity}
+		for _, r := range f.Reasons {
+			k.Reasons += r.Kind + " "
+		}
+		name := fmt.Sprintf("event %d", f.EventID)
+		if f.Kind == audit.KindFailedLoginBurst {
+			ids := append([]int64(nil), f.EventIDs...)
+			sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+			k.IP, k.Event = f.IP, ids[0]
+			name = "burst " + f.IP
+		}
+		if have, ok := out[name]; ok && audit.SeverityRank(have.Severity) >= audit.SeverityRank(k.Severity) {
+			continue
+		}
+		out[name] = k
+	}
+	return out
+}
+
+// stores are the audit's stores for one audit of the day.
+type stores struct {
+	audit     audit.Store
+	leases    lease.Backend
+	baselines behaviour.Store
+	windows   behaviour.WindowStore
+}
+
+// #21 §3: the same logins give the same findings whether they are audited
+// by 288 five-minute runs or by one backfill of the day, through the audit
+// service with its stores: the shared fakes (contract-tested against
+// DynamoDB), and DynamoDB itself (moto). The day holds a spray slower than
+// a run, a guess split across runs, travel across runs, a morning typo
+// that is no guess, and a burst.
+func TestADayGivesTheSameFindingsInRunsAndInOneBackfill(t *testing.T) {
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	_, users, _, _ := dayOfLogins(day)
+	t.Run("shared fakes", func(t *testing.T) {
+		auditDayBothWays(t, func(t *testing.T) stores {
+			st := audittest.NewStore(users...)
+			return stores{audit: st, leases: st, baselines: &memBaselines{items: map[string]behaviour.Baseline{}}, windows: windowtest.New()}
+		})
+	})
+	t.Run("DynamoDB (moto)", func(t *testing.T) {
+		db := dynamodb.NewFromConfig(localaws.MotoConfigT(t))
+		n := 0
+		auditDayBothWays(t, func(t *testing.T) stores {
+			n++
+			table := fmt.Sprintf("day-%d", n)
+			localaws.TableT(t, db, table)
+			s := dynamo.New(db, table)
+			for _, u := range users {
+				if err := s.PutUser(context.Background(), u); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return stores{audit: s, leases: s, baselines: s, windows: s}
+		})
+	})
+}
+
+func auditDayBothWays(t *testing.T, newStores func(t *testing.T) stores) {
+	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	evs, _, planted, victims := dayOfLogins(day)
+	newService := func(now *time.Time) (*audit.Service, *dayPublisher) {
+		st := newStores(t)
+		pub := &dayPublisher{}
+		s := &audit.Service{Source: &daySource{evs: evs}, Store: st.audit, Publisher: pub, Leases: st.leases,
+			Now: func() time.Time { return *now },
+			Settings: audit.Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 48 * time.Hour,
+				Policy: audit.Policy{UnknownUsers: audit.UnknownAlert, FailedLoginThreshold: 5}, PieceEvents: 40, GuessWindow: 15 * time.Minute},
+			Behaviour: &behaviour.Detector{Store: st.baselines, Windows: st.windows,
+				Settings: behaviour.Settings{SprayWindow: 30 * time.Minute}}}
+		return s, pub
+	}
+	ctx := context.Background()
+
+	var now time.Time
+	runs, runsPub := newService(&now)
+	for k := 1; k <= 288; k++ {
+		to := day.Add(time.Duration(k) * 5 * time.Minute)
+		now = to.Add(30 * time.Second)
+		res, err := runs.Run(ctx, audit.Trigger{To: to})
+		if err != nil || !res.Complete {
+			t.Fatalf("run %d: %+v, %v", k, res, err)
+		}
+	}
+	var bnow time.Time
+	back, backPub := newService(&bnow)
+	bnow = day.Add(25 * time.Hour)
+	res, err := back.Run(ctx, audit.Trigger{From: day, To: day.Add(24 * time.Hour), Backfill: true})
+	if err != nil || !res.Complete {
+		t.Fatalf("backfill: %+v, %v", res, err)
+	}
+
+	got, want := outcome(runsPub.fs), outcome(backPub.fs)
+	for name, w := range want {
+		if g, ok := got[name]; !ok || g != w {
+			t.Errorf("%s: runs found %+v, the backfill %+v", name, g, w)
+		}
+	}
+	for name, g := range got {
+		if _, ok := want[name]; !ok {
+			t.Errorf("%s: runs found %+v, the backfill nothing", name, g)
+		}
+	}
+	// The planted cases are there, as what they are.
+	for kind, id := range planted {
+		g := got[fmt.Sprintf("event %d", id)]
+		if g.Kind != kind && !strings.Contains(g.Reasons, kind) {
+			t.Errorf("planted %s (event %d): found %+v", kind, id, g)
+		}
+	}
+	if g := got[fmt.Sprintf("event %d", planted["ip_not_allowed"])]; g.Kind != audit.KindIPNotAllowed || g.Severity != audit.SeverityHigh {
+		t.Errorf("the morning typo made the afternoon login %+v; want ip_not_allowed, high (GUESS_WINDOW is 15 minutes)", g)
+	}
+	bursts, sprays := 0, 0
+	for name, g := range got {
+		if strings.HasPrefix(name, "burst ") {
+			bursts++
+		}
+		if g.Kind == behaviour.RulePasswordSpray {
+			sprays++
+			if !victims[g.Event] {
+				t.Errorf("a spray named by event %d, not one of the planted spray's", g.Event)
+			}
+		}
+	}
+	if bursts != 1 || sprays != 1 {
+		t.Errorf("%d bursts, %d sprays; want the one planted of each", bursts, sprays)
+	}
+	if t.Failed() {
+		t.Logf("runs: %+v", got)
+		t.Logf("backfill: %+v", want)
+	}
+}

@@ -1,0 +1,121 @@
+package dynamo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"ipguard/internal/behaviour"
+)
+
+// SprayBucketPrefix keys one minute of the failed logins password_spray
+// counts across runs: "window#spray#<start unix>", with `data` S (the JSON
+// of behaviour.SprayBucket: at most behaviour.MaxBucketAccounts accounts,
+// each a count and its first and last date), `updatedAt` S and `expiresAt`
+// N (the minute's end + behaviour.SprayKeep: twice SPRAY_WINDOW and a
+// margin). A few items per minute of failed logins, never one per address
+// or account (WHERE §10).
+const SprayBucketPrefix = behaviour.SprayBucketPrefix
+
+func sprayKey(start time.Time) string { return SprayBucketPrefix + strconv.FormatInt(start.Unix(), 10) }
+
+// SprayBuckets implements behaviour.WindowStore: one BatchGetItem per 100
+// minutes. An item that cannot be decoded is absent. One that outlived its
+// expiresAt (TTL deletes late) is still read: its facts about that minute
+// are true, and only runs that read logins of that minute ask for it.
+func (s *Store) SprayBuckets(ctx context.Context, starts []time.Time) (map[int64]behaviour.SprayBucket, error) {
+	out := map[int64]behaviour.SprayBucket{}
+	seen := map[int64]bool{}
+	var keys []map[string]types.AttributeValue
+	for _, st := range starts {
+		if !seen[st.Unix()] {
+			seen[st.Unix()] = true
+			keys = append(keys, key(sprayKey(st)))
+		}
+	}
+	for start := 0; start < len(keys); start += maxBatchGet {
+		chunk := keys[start:min(start+maxBatchGet, len(keys))]
+		items, err := s.batchGet(ctx, fmt.Sprintf("read %d spray buckets", len(chunk)), chunk)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			pk, _, _ := getS(it, "pk")
+			data, ok, _ := getS(it, "data")
+			unix, err := strconv.ParseInt(strings.TrimPrefix(pk, SprayBucketPrefix), 10, 64)
+			if !ok || err != nil {
+				continue
+			}
+			var b behaviour.SprayBucket
+			if json.Unmarshal([]byte(data), &b) != nil {
+				continue
+			}
+			b.Start = time.Unix(unix, 0).UTC()
+			out[unix] = b
+		}
+	}
+	return out, nil
+}
+
+// SaveSprayBuckets implements behaviour.WindowStore: the stored buckets are
+// read (BatchGetItem), merged with bs (behaviour.MergeSprayBuckets) and
+// written back (BatchWriteItem, 25 at a time); the caller holds the audit
+// lease. On error some buckets may be written (each whole).
+func (s *Store) SaveSprayBuckets(ctx context.Context, bs []behaviour.SprayBucket, keep time.Duration) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	starts := make([]time.Time, len(bs))
+	for i, b := range bs {
+		starts[i] = b.Start
+	}
+	have, err := s.SprayBuckets(ctx, starts)
+	if err != nil {
+		return err
+	}
+	merged := map[int64]behaviour.SprayBucket{}
+	for _, b := range bs {
+		u := b.Start.Unix()
+		if m, ok := merged[u]; ok {
+			merged[u] = behaviour.MergeSprayBuckets(m, b)
+			continue
+		}
+		merged[u] = behaviour.MergeSprayBuckets(have[u], b)
+	}
+	us := make([]int64, 0, len(merged))
+	for u := range merged {
+		us = append(us, u)
+	}
+	sort.Slice(us, func(i, j int) bool { return us[i] < us[j] })
+	now := time.Now().UTC()
+	var reqs []types.WriteRequest
+	for _, u := range us {
+		b := merged[u]
+		data, err := json.Marshal(b)
+		if err != nil {
+			return s.corrupt("write spray bucket", err)
+		}
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			"pk":        str(sprayKey(b.Start)),
+			"data":      str(string(data)),
+			"updatedAt": str(now.Format(time.RFC3339)),
+			"expiresAt": num(b.Start.Add(behaviour.SprayBucketLength + keep).Unix()),
+		}}})
+		if len(reqs) == maxBatchWrite {
+			if err := s.batchWrite(ctx, "write spray buckets", reqs); err != nil {
+				return err
+			}
+			reqs = nil
+		}
+	}
+	if len(reqs) > 0 {
+		return s.batchWrite(ctx, "write spray buckets", reqs)
+	}
+	return nil
+}
