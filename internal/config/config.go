@@ -45,7 +45,7 @@ type Config struct {
 	// AlertTopicARN is ALERT_TOPIC_ARN: the SNS topic of every alert (the
 	// audit's findings, onboarding's drift and lock-out alerts).
 	AlertTopicARN string
-	Portal        OnboardSettings // onboarding only
+	Onboard       OnboardSettings // onboarding only
 	Audit         AuditSettings   // audit only
 	// Findings are the destinations besides the alert topic: the findings
 	// bus, chat, the login archive and the digest (config/findings.go).
@@ -173,24 +173,24 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 
 	switch fn {
 	case Onboard:
-		c.Portal.MaxRangeAddresses = r.integer("PORTAL_MAX_RANGE_ADDRESSES", 256, 1, 65536)
-		c.Portal.Breakglass = r.addresses("PORTAL_BREAKGLASS_IPS")
-		c.Portal.Enforce = r.boolean("PORTAL_ENFORCE", true)
-		c.Portal.Limits = allowlist.Limits{
+		c.Onboard.MaxRangeAddresses = r.integer("PORTAL_MAX_RANGE_ADDRESSES", 256, 1, 65536)
+		c.Onboard.Breakglass = r.addresses("PORTAL_BREAKGLASS_IPS")
+		c.Onboard.Enforce = r.boolean("PORTAL_ENFORCE", true)
+		c.Onboard.Limits = allowlist.Limits{
 			MinPrefixV4: r.integer("ALLOWLIST_MIN_PREFIX_V4", 8, 1, 32),
 			MinPrefixV6: r.integer("ALLOWLIST_MIN_PREFIX_V6", 32, 1, 128),
 			MaxEntries:  100,
 		}
-		c.Portal.LeaseWait = r.duration("LEASE_WAIT", 20*time.Second, 0)
-		c.Portal.MaxEntries = r.integer("PORTAL_MAX_ENTRIES", 2000, 1, MaxPortalEntries)
-		c.Portal.DriftRepair = r.boolean("PORTAL_DRIFT_REPAIR", false)
-		c.Portal.OffboardRemoved = r.boolean("OFFBOARD_REMOVED_USERS", false)
-		c.Portal.OffboardMaxPct = r.integer("OFFBOARD_MAX_PERCENT", 10, 1, 100)
+		c.Onboard.LeaseWait = r.duration("LEASE_WAIT", 20*time.Second, 0)
+		c.Onboard.MaxEntries = r.integer("PORTAL_MAX_ENTRIES", 2000, 1, MaxPortalEntries)
+		c.Onboard.DriftRepair = r.boolean("PORTAL_DRIFT_REPAIR", false)
+		c.Onboard.OffboardRemoved = r.boolean("OFFBOARD_REMOVED_USERS", false)
+		c.Onboard.OffboardMaxPct = r.integer("OFFBOARD_MAX_PERCENT", 10, 1, 100)
 		if sched := strings.TrimSpace(getenv("SYNC_SCHEDULE")); sched != "" {
 			if !ValidSchedule(sched) {
 				r.fail("SYNC_SCHEDULE", sched, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
 			} else if every, ok := ScheduleInterval(sched); ok {
-				c.Portal.SyncEvery = every
+				c.Onboard.SyncEvery = every
 			}
 		}
 	case Audit:

@@ -27,8 +27,8 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Portal.MaxRangeAddresses != 256 || !c.Portal.Enforce || c.Portal.Limits.MinPrefixV4 != 8 || c.Portal.Limits.MinPrefixV6 != 32 || len(c.Portal.Breakglass) != 0 {
-		t.Errorf("onboard defaults: %+v", c.Portal)
+	if c.Onboard.MaxRangeAddresses != 256 || !c.Onboard.Enforce || c.Onboard.Limits.MinPrefixV4 != 8 || c.Onboard.Limits.MinPrefixV6 != 32 || len(c.Onboard.Breakglass) != 0 {
+		t.Errorf("onboard defaults: %+v", c.Onboard)
 	}
 	a, err := Load(env(base()), Audit)
 	if err != nil {
@@ -122,7 +122,7 @@ func TestLoadHTTPWithSwitchAndBreakglassCanonical(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(c.Portal.Breakglass, ","); got != "2001:db8::1,203.0.113.9" {
+	if got := strings.Join(c.Onboard.Breakglass, ","); got != "2001:db8::1,203.0.113.9" {
 		t.Errorf("breakglass = %s", got)
 	}
 }
@@ -204,8 +204,8 @@ func TestSyncSchedule(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || c.Portal.SyncEvery != tt.every {
-			t.Errorf("%q: every %v, %v; want %v", tt.value, c.Portal.SyncEvery, err, tt.every)
+		if err != nil || c.Onboard.SyncEvery != tt.every {
+			t.Errorf("%q: every %v, %v; want %v", tt.value, c.Onboard.SyncEvery, err, tt.every)
 		}
 	}
 }

@@ -182,7 +182,7 @@ func TestLockoutEpisodeIsKeyedByKindNotText(t *testing.T) {
 // a non-owner's cannot switch restrictions on from an earlier answer.
 func TestPreflightIsNotCachedPastAKeyChange(t *testing.T) {
 	e := newEnv()
-	e.s.Rules.DriftRepair = true
+	e.s.Settings.DriftRepair = true
 	dir := &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}, "adm": {ID: "adm", IsAdmin: true}}}
 	e.s.Directory = dir
 	e.p.set(restr("192.0.2.1!"), false)
@@ -203,7 +203,7 @@ func TestPreflightIsNotCachedPastAKeyChange(t *testing.T) {
 // error returned before the drift was looked at.)
 func TestHandEditPastTheCapIsStillAlerted(t *testing.T) {
 	e := newEnv()
-	e.s.Rules.MaxEntries = 3
+	e.s.Settings.MaxEntries = 3
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	e.p.set(restr("192.0.2.1!,203.0.113.10,198.51.100.1,198.51.100.2"), true)
 	_, _ = e.handle(`{"action":"sync"}`)
@@ -216,7 +216,7 @@ func TestHandEditPastTheCapIsStillAlerted(t *testing.T) {
 // removals go out alone, the additions stay pending.
 func TestRemovalPassesTheCapAlone(t *testing.T) {
 	e := newEnv()
-	e.s.Rules.MaxEntries = 3
+	e.s.Settings.MaxEntries = 3
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	e.p.putErr = ipguard.Errorf(ipguard.EUnavailable, "portal down")
 	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`) // stored, pending
@@ -233,7 +233,7 @@ func TestRemovalPassesTheCapAlone(t *testing.T) {
 // stored.
 func TestCapCountsStoredChangesNotYetOnThePortal(t *testing.T) {
 	e := newEnv()
-	e.s.Rules.MaxEntries = 20
+	e.s.Settings.MaxEntries = 20
 	e.p.putErr = ipguard.Errorf(ipguard.EUnavailable, "portal down")
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/29"]}`)            // 8, pending
 	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["10.0.1.0/29"]}`)            // 16, pending
@@ -250,7 +250,7 @@ func TestCapCountsStoredChangesNotYetOnThePortal(t *testing.T) {
 // before they are expanded: InvalidInput, not an exhausted memory.
 func TestExpansionIsBoundedBeforeAllocating(t *testing.T) {
 	e := newEnv()
-	e.s.Rules.MaxRangeAddresses = 65536
+	e.s.Settings.MaxRangeAddresses = 65536
 	var entries []string
 	for i := range 100 {
 		entries = append(entries, fmt.Sprintf(`"10.%d.0.0/16"`, i))
@@ -265,7 +265,7 @@ func TestExpansionIsBoundedBeforeAllocating(t *testing.T) {
 				return
 			}
 		}
-	})}}, e.s.Rules, t0)
+	})}}, e.s.Settings, t0)
 	if !d.Overflow || len(d.Addrs) > DefaultMaxEntries {
 		t.Errorf("desired: overflow %v, %d addresses; want the expansion stopped at the cap", d.Overflow, len(d.Addrs))
 	}
@@ -407,7 +407,7 @@ func TestUsersLeftBlastRadius(t *testing.T) {
 	for i := range 20 {
 		e.do(t, fmt.Sprintf(`{"id":"u%02d","email":"a@example.com","allowedIps":["203.0.113.%d"]}`, i, 10+i))
 	}
-	e.s.Rules.OffboardRemovedUsers = true
+	e.s.Settings.OffboardRemovedUsers = true
 	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}} // nobody else
 	e.do(t, `{"action":"sync"}`)
 	res := e.do(t, `{"action":"sync"}`)
@@ -429,7 +429,7 @@ func TestUsersLeftBlastRadius(t *testing.T) {
 	for i := 2; i < 20; i++ {
 		people[fmt.Sprintf("u%02d", i)] = Person{Status: 1}
 	}
-	e.s.Rules.OffboardRemovedUsers = true
+	e.s.Settings.OffboardRemovedUsers = true
 	e.s.Directory = &fakeDirectory{creator: "o", people: people}
 	e.do(t, `{"action":"sync"}`)
 	e.p.putErr = ipguard.Errorf(ipguard.EConfig, "HTTP 403: the key lost its scope")

@@ -164,7 +164,7 @@ func runDevPortalModel(seq []onboard.ModelStep) (failure string) {
 	now := time.Now().UTC().Truncate(time.Second)
 	svc := &onboard.Service{Store: st, Portal: portal, Leases: &leasetest.Backend{}, LeaseWait: 5 * time.Second,
 		WriteAttempt: modelTimeout,
-		Rules:        onboard.Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
+		Settings:     onboard.Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
 		Now:          func() time.Time { return now }}
 
 	users := map[string]map[string]modelUserEntry{}

@@ -75,7 +75,7 @@ type LoginHistory interface {
 // The answer is never cached: the reconcile asks only when it would switch
 // restrictions on, and a key rotated to a non-owner's is judged as it is.
 func (s *Service) enableRule(ctx context.Context) EnableRule {
-	if !s.Rules.Enforce || len(s.Rules.Breakglass) > 0 || s.Directory == nil {
+	if !s.Settings.Enforce || len(s.Settings.Breakglass) > 0 || s.Directory == nil {
 		return EnableRule{Allowed: true} // nothing to switch on, or safe
 	}
 	return s.askDirectory(ctx)

@@ -226,7 +226,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	if out.expired, err = s.expire(ctx, users, now); err != nil {
 		return outcome{}, err
 	}
-	d := DesiredState(users, s.Rules, now)
+	d := DesiredState(users, s.Settings, now)
 	if st.AlertsDue && !s.flushDue(ctx) {
 		// Sent what an earlier reconcile left due: the outbox is empty.
 		st.AlertsDue = false
@@ -269,18 +269,18 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
 	out.unanswered = hadSent || !sameList(base, st.LastSeen)
-	drift := detectDrift(st, base, baseEnabled, current, enabled, s.Rules)
+	drift := detectDrift(st, base, baseEnabled, current, enabled, s.Settings)
 	// Switched off by hand, now or at an earlier reconcile that left them
 	// off: they stay off unless drift repair is on.
-	keepOff := !s.Rules.DriftRepair && !enabled && (drift != nil && drift.SwitchedOff || st.HandOff)
+	keepOff := !s.Settings.DriftRepair && !enabled && (drift != nil && drift.SwitchedOff || st.HandOff)
 	// The lock-out preflight is asked only when its answer matters, and
 	// never from a cache: a rotated key is judged as it is now.
 	en := EnableRule{Allowed: true, KeepOff: keepOff}
-	if !enabled && s.Rules.Enforce {
+	if !enabled && s.Settings.Enforce {
 		en = s.enableRule(ctx)
 		en.KeepOff = keepOff
 	}
-	plan, err := PlanReconcile(current, enabled, st.Owned, d, s.Rules, en)
+	plan, err := PlanReconcile(current, enabled, st.Owned, d, s.Settings, en)
 	if err != nil {
 		// A hand edit past the cap is still drift: alert it.
 		out.dueAdded = s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, nil) || out.dueAdded
@@ -314,7 +314,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		out.warnings = append(out.warnings, "only removals were applied: "+final.CapErr.Error())
 	}
 	st.HandOff = en.KeepOff && !final.Enable
-	lockout := !en.Allowed && s.Rules.Enforce && !enabled
+	lockout := !en.Allowed && s.Settings.Enforce && !enabled
 	if !lockout {
 		// The lock-out episode (if any) is over: its notice is sent again
 		// when the condition comes back.
@@ -477,7 +477,7 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 			return nil, Plan{}, fmt.Errorf("the portal allowlist kept changing during the update")
 		}
 		current = after
-		if plan, err = PlanReconcile(current, enabled, owned, d, s.Rules, en); err != nil {
+		if plan, err = PlanReconcile(current, enabled, owned, d, s.Settings, en); err != nil {
 			return nil, Plan{}, err
 		}
 		if !plan.Put {

@@ -225,10 +225,10 @@ func (s *Service) entryView(userID, raw string, d ipguard.EntryDetail, st ipguar
 		ev.State, ev.Reason = "not pushed", err.Error()
 		return ev
 	}
-	addrs, ok := es[0].Expand(s.Rules.MaxRangeAddresses)
+	addrs, ok := es[0].Expand(s.Settings.MaxRangeAddresses)
 	if !ok {
 		ev.State = "not pushed"
-		ev.Reason = notPushedOf(ipguard.User{ID: userID, Entries: []string{raw}}, s.Rules, now)[0].Reason
+		ev.Reason = notPushedOf(ipguard.User{ID: userID, Entries: []string{raw}}, s.Settings, now)[0].Reason
 		return ev
 	}
 	for _, a := range addrs {

@@ -191,7 +191,7 @@ func TestOneUnaskableUserDoesNotStopTheUsersLeftCheck(t *testing.T) {
 // (which has no input), must say something else.
 func TestStoredButPendingIsNeverInvalidInput(t *testing.T) {
 	e := newEnv()
-	e.s.Rules.MaxEntries = 4
+	e.s.Settings.MaxEntries = 4
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	e.p.set(append(e.p.list, restr("198.51.100.1,198.51.100.2")...), true) // by hand: 4 entries
 	_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`))

@@ -111,12 +111,12 @@ type Portal interface {
 const LeaseName = "portal-allowlist"
 
 // Service keeps the portal allowlist equal to the desired state. Store,
-// Portal, Leases and Rules are required; the rest may be nil.
+// Portal, Leases and Settings are required; the rest may be nil.
 type Service struct {
 	Store     Store
 	Portal    Portal
 	Leases    lease.Backend
-	Rules     Settings
+	Settings  Settings
 	LeaseWait time.Duration
 	// WriteAttempt is the longest one attempt of a portal write may take
 	// (the client's timeout, default 10s): no PUT starts with less than it
@@ -195,7 +195,7 @@ func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[st
 	for i, e := range in {
 		raw[i] = e.IP
 	}
-	entries, err := allowlist.ParseList("allowedIps", raw, s.Rules.Limits)
+	entries, err := allowlist.ParseList("allowedIps", raw, s.Settings.Limits)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -205,7 +205,7 @@ func (s *Service) parseEntries(in []EntryInput, now time.Time) ([]string, map[st
 		if !e.ExpiresAt.IsZero() && !e.ExpiresAt.After(now) {
 			return nil, nil, ipguard.Invalid("allowedIps["+strconv.Itoa(i)+"].expiresAt", e.ExpiresAt.Format(time.RFC3339), "is in the past")
 		}
-		one, _ := allowlist.ParseList("allowedIps", []string{e.IP}, s.Rules.Limits)
+		one, _ := allowlist.ParseList("allowedIps", []string{e.IP}, s.Settings.Limits)
 		key := one[0].String()
 		d := ipguard.EntryDetail{ExpiresAt: e.ExpiresAt, Note: e.Note, Place: e.Place}
 		// The same entry twice (in any spelling) is merged only when both
@@ -524,7 +524,7 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 	var mine []string
 	if in.action != ActionOffboard {
 		res.Email, res.Entries = stored.Email, stored.ActiveEntries(in.now)
-		mine = DesiredState([]ipguard.User{stored}, s.Rules, in.now).Addrs
+		mine = DesiredState([]ipguard.User{stored}, s.Settings, in.now).Addrs
 	}
 
 	// An unchanged record whose addresses the last reconcile did not leave
@@ -564,7 +564,7 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 		res.Portal, res.AppliedBy, res.RestrictionsEnabled = PortalApplied, "already", st.LastEnabled
 	}
 	if in.action != ActionOffboard {
-		res.NotPushed = notPushedOf(stored, s.Rules, in.now)
+		res.NotPushed = notPushedOf(stored, s.Settings, in.now)
 	}
 	return nil
 }
@@ -580,7 +580,7 @@ func (s *Service) behind(ctx context.Context, st ipguard.PortalState) (bool, err
 	if err != nil {
 		return false, err
 	}
-	plan, err := PlanReconcile(st.LastSeen, st.LastEnabled, st.Owned, DesiredState(users, s.Rules, s.now()), s.Rules, EnableRule{Allowed: true, KeepOff: true})
+	plan, err := PlanReconcile(st.LastSeen, st.LastEnabled, st.Owned, DesiredState(users, s.Settings, s.now()), s.Settings, EnableRule{Allowed: true, KeepOff: true})
 	if err != nil {
 		return true, nil
 	}
@@ -823,17 +823,17 @@ func entryDiff(old, next []string) (added, removed []string) {
 // the tool does not own as st (the last reconcile) saw them.
 func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id string, next ipguard.User) error {
 	over := func(n int) error {
-		return ipguard.Invalid("allowedIps", "", "would make the portal list hold %d entries or more, more than PORTAL_MAX_ENTRIES (%d); nothing was stored", n, s.Rules.maxEntries())
+		return ipguard.Invalid("allowedIps", "", "would make the portal list hold %d entries or more, more than PORTAL_MAX_ENTRIES (%d); nothing was stored", n, s.Settings.maxEntries())
 	}
 	// Cheap bound first, only when nothing stored waits for the portal:
 	// the list as the last reconcile left it plus every address of this
 	// user's new record. Otherwise, and near the cap, every user is read.
-	mine := DesiredState([]ipguard.User{next}, s.Rules, s.now())
+	mine := DesiredState([]ipguard.User{next}, s.Settings, s.now())
 	if mine.Overflow {
-		return over(s.Rules.maxEntries() + 1)
+		return over(s.Settings.maxEntries() + 1)
 	}
 	settled := st.Applied >= st.Version && st.Pending == "" && st.Sent == nil
-	if settled && len(st.LastSeen)+len(mine.Addrs) <= s.Rules.maxEntries()*9/10 {
+	if settled && len(st.LastSeen)+len(mine.Addrs) <= s.Settings.maxEntries()*9/10 {
 		return nil
 	}
 	users, err := s.Store.AllUsers(ctx)
@@ -842,9 +842,9 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 	}
 	users = slices.DeleteFunc(users, func(u ipguard.User) bool { return u.ID == id })
 	users = append(users, next)
-	d := DesiredState(users, s.Rules, s.now())
+	d := DesiredState(users, s.Settings, s.now())
 	if d.Overflow {
-		return over(s.Rules.maxEntries() + 1)
+		return over(s.Settings.maxEntries() + 1)
 	}
 	owned := map[string]bool{}
 	for _, a := range st.Owned {
@@ -858,7 +858,7 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 			}
 		}
 	}
-	if n > s.Rules.maxEntries() {
+	if n > s.Settings.maxEntries() {
 		return over(n)
 	}
 	return nil

@@ -30,7 +30,7 @@ func newEnv() *env {
 	e := &env{st: newFakeStore(), p: &fakePortal{list: restr("192.0.2.1!")}, alerts: &fakeAlerts{}, now: t0}
 	e.s = &Service{Store: e.st, Portal: e.p, Leases: &leasetest.Backend{}, Alerts: e.alerts, LeaseWait: 5 * time.Second,
 		WriteAttempt: testWriteAttempt,
-		Rules:        Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
+		Settings:     Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
 		Now:          func() time.Time { return e.now }}
 	// The portal dates its answers (and its trail) by the same clock.
 	e.p.clock = func() time.Time { return e.now }
@@ -204,7 +204,7 @@ func TestHandEditDuringWriteIsPutBackAndReported(t *testing.T) {
 
 func TestCapRejectsAndWritesNothing(t *testing.T) {
 	e := newEnv()
-	e.s.Rules.MaxEntries = 4
+	e.s.Settings.MaxEntries = 4
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	writes, puts := e.st.Writes, e.p.puts
 	_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["198.51.100.0/30"]}`))
@@ -358,14 +358,14 @@ func TestLockoutNoticeOncePerEpisode(t *testing.T) {
 	}{
 		{
 			name:  "PORTAL_ENFORCE switched off for a while",
-			clear: func(e *env) { e.s.Rules.Enforce = false },
-			back:  func(e *env) { e.s.Rules.Enforce = true },
+			clear: func(e *env) { e.s.Settings.Enforce = false },
+			back:  func(e *env) { e.s.Settings.Enforce = true },
 		},
 		{
 			name:  "break-glass set, restrictions on, later break-glass gone and restrictions off by hand",
-			clear: func(e *env) { e.s.Rules.Breakglass = []string{"192.0.2.200"} },
+			clear: func(e *env) { e.s.Settings.Breakglass = []string{"192.0.2.200"} },
 			back: func(e *env) {
-				e.s.Rules.Breakglass = nil
+				e.s.Settings.Breakglass = nil
 				e.p.enabled = false
 			},
 		},
@@ -442,7 +442,7 @@ func TestDriftIsAlertedOnceWithAttributionAndRepaired(t *testing.T) {
 		t.Errorf("the same episode alerted %d times", len(e.alerts.sent))
 	}
 	// With repair on, a new switch-off is repaired.
-	e.s.Rules.DriftRepair = true
+	e.s.Settings.DriftRepair = true
 	e.p.set(e.p.list, true)
 	e.do(t, `{"action":"sync"}`)
 	e.p.set(e.p.list, false)
@@ -459,7 +459,7 @@ func TestSyncReportsUsersWhoLeft(t *testing.T) {
 		e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.11"]}`)
 		e.do(t, `{"id":"u3","email":"c@example.com","allowedIps":["203.0.113.12"]}`)
 		e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {IsOwner: true}, "u1": {ID: "u1", Status: 1}, "u2": {ID: "u2", Status: StatusTerminated}}}
-		e.s.Rules.OffboardRemovedUsers = offboard
+		e.s.Settings.OffboardRemovedUsers = offboard
 		// Offboarded only when seen gone in two consecutive checks.
 		first := e.do(t, `{"action":"sync"}`)
 		if ips(e.p.list) != "192.0.2.1!,203.0.113.10,203.0.113.11,203.0.113.12" || len(first.UsersLeft) != 2 || first.UsersLeft[0].Offboarded || first.UsersLeft[0].Confirmed {

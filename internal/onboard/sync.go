@@ -57,12 +57,12 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			confirmed = append(confirmed, i)
 		}
 	}
-	limit := max(OffboardMinUsers, total*s.Rules.offboardMaxPercent()/100)
+	limit := max(OffboardMinUsers, total*s.Settings.offboardMaxPercent()/100)
 	switch {
-	case !s.Rules.OffboardRemovedUsers || len(confirmed) == 0:
+	case !s.Settings.OffboardRemovedUsers || len(confirmed) == 0:
 	case len(confirmed) > limit:
 		w := fmt.Sprintf("%d stored users look gone from the portal, more than the %d that may be offboarded at once (OFFBOARD_MAX_PERCENT %d%%, at least %d): none was offboarded; check the portal and DOCSPACE_API_HOST, then offboard them by hand",
-			len(confirmed), limit, s.Rules.offboardMaxPercent(), OffboardMinUsers)
+			len(confirmed), limit, s.Settings.offboardMaxPercent(), OffboardMinUsers)
 		res.Warnings = append(res.Warnings, w)
 		s.log().Error("users left: too many to offboard at once", "count", len(confirmed), "limit", limit)
 		s.due(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
@@ -103,7 +103,7 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	res.absorb(out)
-	if len(left) > 0 && !s.Rules.OffboardRemovedUsers {
+	if len(left) > 0 && !s.Settings.OffboardRemovedUsers {
 		res.Warnings = append(res.Warnings, "stored users left the portal (see usersLeft); offboard them, or set OFFBOARD_REMOVED_USERS=true")
 	}
 	s.log().Info("sync", "portal", res.Portal, "put", res.PortalUpdated, "expired", len(res.Expired), "usersLeft", len(left), "drift", res.Drift != nil)
@@ -327,14 +327,14 @@ func (s *Service) readForPreview(ctx context.Context) (previewRead, error) {
 // same lock-out rule as a reconcile's.
 func (s *Service) planAsNextReconcile(ctx context.Context, r *previewRead, now time.Time) (Plan, error) {
 	base, baseEnabled := settle(&r.state, r.list, r.enabled)
-	drift := detectDrift(r.state, base, baseEnabled, r.list, r.enabled, s.Rules)
-	keepOff := !s.Rules.DriftRepair && !r.enabled && (drift != nil && drift.SwitchedOff || r.state.HandOff)
+	drift := detectDrift(r.state, base, baseEnabled, r.list, r.enabled, s.Settings)
+	keepOff := !s.Settings.DriftRepair && !r.enabled && (drift != nil && drift.SwitchedOff || r.state.HandOff)
 	en := EnableRule{Allowed: true, KeepOff: keepOff}
-	if !r.enabled && s.Rules.Enforce && !keepOff {
+	if !r.enabled && s.Settings.Enforce && !keepOff {
 		en = s.enableRule(ctx)
 		en.KeepOff = keepOff
 	}
-	return PlanReconcile(r.list, r.enabled, r.state.Owned, DesiredState(r.users, s.Rules, now), s.Rules, en)
+	return PlanReconcile(r.list, r.enabled, r.state.Owned, DesiredState(r.users, s.Settings, now), s.Settings, en)
 }
 
 // previewPage is how many login events one read of the history asks for.

@@ -80,7 +80,7 @@ func TestEveryStoredUserIsCheckedDailyAcrossColdStarts(t *testing.T) {
 	for sync := 0; sync < 24*4; sync++ {
 		before := total(dir)
 		s := &Service{Store: st, Portal: portal, Leases: &leasetest.Backend{}, Alerts: &fakeAlerts{}, LeaseWait: 5 * time.Second,
-			Rules: Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits}, Directory: dir,
+			Settings: Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits}, Directory: dir,
 			UserChecks: &UserChecks{Store: cursor}, Now: func() time.Time { return now }}
 		res, err := s.Sync(context.Background())
 		if err != nil {

@@ -13,13 +13,13 @@ import (
 
 // OnboardService wires the onboarding service from the shared adapters.
 func (d Deps) OnboardService() *onboard.Service {
-	p := d.Config.Portal
+	p := d.Config.Onboard
 	return &onboard.Service{
 		Store:   d.Store,
 		History: d.Store,
 		Portal:  d.Portal,
 		Leases:  d.Store,
-		Rules: onboard.Settings{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
+		Settings: onboard.Settings{MaxRangeAddresses: p.MaxRangeAddresses, Breakglass: p.Breakglass, Enforce: p.Enforce, Limits: p.Limits,
 			MaxEntries: p.MaxEntries, DriftRepair: p.DriftRepair, OffboardRemovedUsers: p.OffboardRemoved,
 			OffboardMaxPercent: p.OffboardMaxPct},
 		LeaseWait: p.LeaseWait,
