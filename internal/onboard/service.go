@@ -30,6 +30,11 @@ type Store interface {
 	PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error)
 	// DeleteUser removes the user; a user that is not stored is fine.
 	DeleteUser(ctx context.Context, id string) error
+	// DeleteUserIf removes the user only if the stored rev is still rev
+	// (or none is stored: a resend of a delete whose answer was lost). It
+	// reports false, with no error, when another write came first; the
+	// caller re-reads, so a newer request's write is never erased.
+	DeleteUserIf(ctx context.Context, id string, rev int64) (bool, error)
 	// AllUsers returns every stored user; every write completed before the
 	// call is seen. A user whose item cannot be decoded comes back with
 	// Unreadable set instead of failing the call.
@@ -473,11 +478,13 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 		res.Warnings = append(res.Warnings, "user "+in.id+" is not stored; nothing to offboard")
 		return ipguard.User{}, true, nil
 	}
-	res.Removed = old.Entries
-	res.Email = old.Email
-	if err := s.Store.DeleteUser(ctx, in.id); err != nil {
+	// Conditional like every other write: a newer request that wrote
+	// after this one read the record is re-read (keepNewer), not erased.
+	if ok, err := s.Store.DeleteUserIf(ctx, in.id, old.Rev); err != nil || !ok {
 		return ipguard.User{}, false, err
 	}
+	res.Removed = old.Entries
+	res.Email = old.Email
 	res.Stored = true
 	s.recordHistory(ctx, res, in.id, old.Email, nil, old.Entries, true, in.now)
 	return ipguard.User{}, true, nil
