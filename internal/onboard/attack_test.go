@@ -67,3 +67,31 @@ func TestOffboardingNeverDeletesANewerWriteThatLandedAfterItsRead(t *testing.T) 
 		})
 	}
 }
+
+// A stale offboarding never deletes a record that holds changes newer than
+// it, even when no entry is left (a newer remove took the last one): the
+// record's tombstones are what keep an older replay from giving back what
+// that newer remove took. (Before: the stale offboarding found no entry to
+// keep, deleted the record with its tombstones, and a replay of the
+// onboarding that came between the two was applied again: the removed
+// address was back on the portal.)
+func TestStaleOffboardingKeepsARecordWithNewerChanges(t *testing.T) {
+	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","requestedAt":"`+at(-4*time.Hour)+`","allowedIps":["203.0.113.10"]}`)
+	reonboard := `{"id":"u1","email":"a@example.com","requestedAt":"` + at(-2*time.Hour) + `","allowedIps":["203.0.113.11"]}`
+	e.do(t, reonboard)
+	if _, err := e.handle(`{"action":"remove","id":"u1","requestedAt":"` + at(-time.Hour) + `","allowedIps":["203.0.113.11"]}`); err != nil {
+		t.Fatalf("remove the last entry: %v", err)
+	}
+	// The offboarding of -3h arrives late (a replay from the failure queue).
+	if _, err := e.handle(`{"action":"offboard","id":"u1","requestedAt":"` + at(-3*time.Hour) + `"}`); err != nil {
+		t.Fatalf("stale offboarding: %v", err)
+	}
+	if _, err := e.handle(reonboard); err != nil { // its replay
+		t.Fatalf("replay: %v", err)
+	}
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.11") {
+		t.Errorf("portal = %s; the replay gave back the address removed by a newer request", got)
+	}
+}

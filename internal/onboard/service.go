@@ -453,10 +453,18 @@ func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.Portal
 // first. Otherwise the user is deleted (res.Stored, history recorded), or,
 // when not stored, the result warns that there was nothing to offboard.
 func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result, old ipguard.User, found bool, next ipguard.User) (stored ipguard.User, done bool, err error) {
-	if found && len(next.Entries) > 0 {
+	if found && (len(next.Entries) > 0 || changedAfter(old, in.at)) {
 		// A stale offboarding keeps the user with the entries a newer
-		// request gave: it becomes the removal of the others.
+		// request gave: it becomes the removal of the others. A record
+		// with newer changes stays even with no entry left: its
+		// tombstones keep an older replay from giving back what a newer
+		// remove took.
 		res.Email = old.Email
+		if len(next.Entries) == 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf(
+				"this offboarding (requested at %s) is older than later changes of user %s, so the user's record stays (with no entry left)",
+				in.at.Format(time.RFC3339), in.id))
+		}
 		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
 		if sameUser(old, next) {
 			return old, true, nil // every entry is newer: nothing to do
@@ -488,6 +496,18 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 	res.Stored = true
 	s.recordHistory(ctx, res, in.id, old.Email, nil, old.Entries, true, in.now)
 	return ipguard.User{}, true, nil
+}
+
+// changedAfter reports whether any of u's entries was added, changed or
+// removed by a request newer than at (request times, as keepNewer judges;
+// CreatedAt is a processing time and is not compared).
+func changedAfter(u ipguard.User, at time.Time) bool {
+	for _, t := range u.Touched {
+		if t.After(at) {
+			return true
+		}
+	}
+	return false
 }
 
 // olderThanOffboarding reports whether a replace, add or remove was
