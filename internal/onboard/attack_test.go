@@ -2,6 +2,8 @@ package onboard
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +95,36 @@ func TestStaleOffboardingKeepsARecordWithNewerChanges(t *testing.T) {
 	}
 	if got := ips(e.p.list); strings.Contains(got, "203.0.113.11") {
 		t.Errorf("portal = %s; the replay gave back the address removed by a newer request", got)
+	}
+}
+
+// The users-left offboarding deletes a user only at the rev it read: a
+// request that wrote the user between that read and the delete is not
+// erased; the sync warns and the next one checks again.
+func TestUsersLeftNeverErasesAWriteThatLandedDuringTheSync(t *testing.T) {
+	e := newEnv()
+	for i := range 20 {
+		e.do(t, fmt.Sprintf(`{"id":"u%02d","email":"a@example.com","allowedIps":["203.0.113.%d"]}`, i, 10+i))
+	}
+	people := map[string]Person{"o": {ID: "o", IsOwner: true}}
+	for i := 1; i < 20; i++ {
+		people[fmt.Sprintf("u%02d", i)] = Person{Status: 1}
+	}
+	e.s.Settings.OffboardRemovedUsers = true
+	e.s.Directory = &fakeDirectory{creator: "o", people: people}
+	e.do(t, `{"action":"sync"}`) // u00 seen gone once
+	rs := &raceStore{fakeStore: e.st, id: "u00"}
+	e.s.Store = rs
+	rs.afterRead = func() {
+		if _, err := e.s.Handle(context.Background(), []byte(`{"action":"add","id":"u00","allowedIps":["203.0.113.99"]}`)); err != nil {
+			t.Errorf("the add during the sync: %v", err)
+		}
+	}
+	res := e.do(t, `{"action":"sync"}`)
+	if u, found, _ := e.st.GetUser(context.Background(), "u00"); !found || !slices.Contains(u.Entries, "203.0.113.99") {
+		t.Errorf("user u00 %v (found %v): the add that landed during the sync was erased", u.Entries, found)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, " "), "changed by a request during this sync") {
+		t.Errorf("warnings %v; want the skipped offboarding named", res.Warnings)
 	}
 }
