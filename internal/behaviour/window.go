@@ -324,7 +324,16 @@ func (w *windowSprayer) judge(done time.Time, final bool) {
 	// This run's failed logins and, for what earlier runs read, each
 	// stored account's first and last failed login of a minute (a stand-in
 	// with no id: it counts, it never names a finding).
-	all := append([]failure(nil), w.fails...)
+	// Without stand-ins the kept failed logins are sorted in place (no
+	// copy of the window at its largest).
+	all := w.fails
+	stand := 0
+	for _, b := range w.stored {
+		stand += len(b.Accounts) + b.More
+	}
+	if stand > 0 {
+		all = append(make([]failure, 0, len(w.fails)+2*stand), w.fails...)
+	}
 	for _, b := range w.stored {
 		for acc, c := range b.Accounts {
 			all = append(all, failure{at: c.First, account: acc}, failure{at: c.Last, account: acc})
