@@ -27,30 +27,45 @@ const baselineKeep = 365 * 24 * time.Hour
 // An item that cannot be decoded is treated as absent (the user learns
 // again) rather than failing the run.
 func (s *Store) Baselines(ctx context.Context, ids []string) (map[string]behaviour.Baseline, error) {
-	out := map[string]behaviour.Baseline{}
+	out, err := readUserItems[behaviour.Baseline](ctx, s, "read baselines", BaselinePrefix, ids, false)
+	for id, b := range out {
+		b.UserID = id
+		out[id] = b
+	}
+	return out, err
+}
+
+// readUserItems reads the JSON `data` of the "<prefix><id>" items of ids
+// (each id once), one BatchGetItem per 100 ids. An item that cannot be
+// decoded, or with skipExpired one whose expiresAt has passed but that
+// DynamoDB has not deleted yet, is treated as absent.
+func readUserItems[T any](ctx context.Context, s *Store, op, prefix string, ids []string, skipExpired bool) (map[string]T, error) {
+	out := map[string]T{}
 	seen := map[string]bool{}
+	now := time.Now().Unix()
 	var keys []map[string]types.AttributeValue
 	flush := func() error {
 		if len(keys) == 0 {
 			return nil
 		}
-		items, err := s.batchGet(ctx, "read baselines", keys)
+		items, err := s.batchGet(ctx, op, keys)
 		if err != nil {
 			return err
 		}
 		for _, it := range items {
+			if exp, ok, _ := getN(it, "expiresAt"); skipExpired && ok && exp < now {
+				continue
+			}
 			pk, _, _ := getS(it, "pk")
 			data, ok, _ := getS(it, "data")
 			if !ok {
 				continue
 			}
-			var b behaviour.Baseline
-			if json.Unmarshal([]byte(data), &b) != nil {
+			var v T
+			if json.Unmarshal([]byte(data), &v) != nil {
 				continue
 			}
-			id := strings.TrimPrefix(pk, BaselinePrefix)
-			b.UserID = id
-			out[id] = b
+			out[strings.TrimPrefix(pk, prefix)] = v
 		}
 		keys = keys[:0]
 		return nil
@@ -60,7 +75,7 @@ func (s *Store) Baselines(ctx context.Context, ids []string) (map[string]behavio
 			continue
 		}
 		seen[id] = true
-		keys = append(keys, key(BaselinePrefix+id))
+		keys = append(keys, key(prefix+id))
 		if len(keys) == maxBatchGet {
 			if err := flush(); err != nil {
 				return nil, err
@@ -71,6 +86,16 @@ func (s *Store) Baselines(ctx context.Context, ids []string) (map[string]behavio
 		return nil, err
 	}
 	return out, nil
+}
+
+// userItemPut is the put of one "<prefix><id>" item with its JSON data.
+func userItemPut(pk string, data []byte, now, expires time.Time) types.WriteRequest {
+	return types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+		"pk":        str(pk),
+		"data":      str(string(data)),
+		"updatedAt": str(now.Format(time.RFC3339)),
+		"expiresAt": num(expires.Unix()),
+	}}}
 }
 
 // saveConcurrency is how many BatchWriteItem calls SaveBaselines has in flight.
@@ -94,12 +119,7 @@ func (s *Store) SaveBaselines(ctx context.Context, bs []behaviour.Baseline) erro
 		if keepFrom.IsZero() {
 			keepFrom = now
 		}
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-			"pk":        str(BaselinePrefix + b.UserID),
-			"data":      str(string(data)),
-			"updatedAt": str(now.Format(time.RFC3339)),
-			"expiresAt": num(keepFrom.Add(baselineKeep).Unix()),
-		}}})
+		reqs = append(reqs, userItemPut(BaselinePrefix+b.UserID, data, now, keepFrom.Add(baselineKeep)))
 		if len(reqs) == maxBatchWrite {
 			chunks, reqs = append(chunks, reqs), nil
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -23,54 +22,12 @@ const EpisodePrefix = behaviour.EpisodePrefix
 // ids. An item that cannot be decoded, or has expired but is not deleted
 // yet, is treated as absent.
 func (s *Store) Episodes(ctx context.Context, ids []string) (map[string]behaviour.Episodes, error) {
-	out := map[string]behaviour.Episodes{}
-	seen := map[string]bool{}
-	now := time.Now().Unix()
-	var keys []map[string]types.AttributeValue
-	flush := func() error {
-		if len(keys) == 0 {
-			return nil
-		}
-		items, err := s.batchGet(ctx, "read episodes", keys)
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			if exp, ok, _ := getN(it, "expiresAt"); ok && exp < now {
-				continue
-			}
-			pk, _, _ := getS(it, "pk")
-			data, ok, _ := getS(it, "data")
-			if !ok {
-				continue
-			}
-			var es behaviour.Episodes
-			if json.Unmarshal([]byte(data), &es) != nil {
-				continue
-			}
-			id := strings.TrimPrefix(pk, EpisodePrefix)
-			es.UserID = id
-			out[id] = es
-		}
-		keys = keys[:0]
-		return nil
+	out, err := readUserItems[behaviour.Episodes](ctx, s, "read episodes", EpisodePrefix, ids, true)
+	for id, es := range out {
+		es.UserID = id
+		out[id] = es
 	}
-	for _, id := range ids {
-		if id == "" || seen[id] {
-			continue
-		}
-		seen[id] = true
-		keys = append(keys, key(EpisodePrefix+id))
-		if len(keys) == maxBatchGet {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, err
 }
 
 // SaveEpisodes implements behaviour.EpisodeStore: BatchWriteItem in chunks
@@ -90,12 +47,7 @@ func (s *Store) SaveEpisodes(ctx context.Context, es []behaviour.Episodes, hours
 		if exp.IsZero() {
 			exp = now
 		}
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-			"pk":        str(EpisodePrefix + e.UserID),
-			"data":      str(string(data)),
-			"updatedAt": str(now.Format(time.RFC3339)),
-			"expiresAt": num(exp.Unix()),
-		}}})
+		reqs = append(reqs, userItemPut(EpisodePrefix+e.UserID, data, now, exp))
 		if len(reqs) == maxBatchWrite {
 			if err := s.batchWrite(ctx, "write episodes", reqs); err != nil {
 				return err
