@@ -59,6 +59,11 @@ type Seen struct {
 	Name string    `json:"name,omitempty"` // as the portal spelled it, for explanations
 	At   time.Time `json:"at"`
 	N    int       `json:"n,omitempty"` // networks: logins learned from it
+	// Told (networks): of those N, the logins outside the allowlist that
+	// were told (not themselves familiar). They do not vouch for the
+	// network: an attacker's alerted login does not make their network
+	// familiar for their next visit (issue #21 §2).
+	Told int `json:"told,omitempty"`
 }
 
 // Sighting is a login's place and time.
@@ -259,13 +264,18 @@ func Network(ip string) string {
 }
 
 // HasCity / HasNetwork report whether the baseline knows the login's city
-// (in its country) and network; NetworkLogins how many logins came from it.
+// (in its country) and network; NetworkLogins how many logins came from it
+// that vouch for it (all but the told misses: 0 when only told misses came
+// from it).
 func (b *Baseline) HasCity(country, city string) bool {
 	return strings.TrimSpace(city) != "" && has(b.Cities, placeKey(country, city))
 }
 func (b *Baseline) NetworkLogins(network string) int {
 	for _, s := range b.Networks {
 		if s.Key == network {
+			if s.Told > 0 {
+				return max(s.N-s.Told, 0)
+			}
 			return max(s.N, 1)
 		}
 	}
@@ -287,7 +297,14 @@ func has(ss []Seen, key string) bool {
 
 // Learn adds a successful login to the baseline and reports whether
 // anything changed. Learning the same login twice changes nothing.
-func (b *Baseline) Learn(l Login) bool {
+func (b *Baseline) Learn(l Login) bool { return b.learn(l, false) }
+
+// LearnTold is Learn for a login outside the allowlist that was told (not
+// demoted as familiar): it is learned like any other, but its network
+// gains no trust from it (Seen.Told).
+func (b *Baseline) LearnTold(l Login) bool { return b.learn(l, true) }
+
+func (b *Baseline) learn(l Login, told bool) bool {
 	changed := true
 	switch {
 	case b.First.IsZero():
@@ -315,6 +332,9 @@ func (b *Baseline) Learn(l Login) bool {
 			for i := range b.Networks {
 				if b.Networks[i].Key == n {
 					b.Networks[i].N++
+					if told {
+						b.Networks[i].Told++
+					}
 					changed = true
 				}
 			}

@@ -230,7 +230,14 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 				ref.oldest, ref.oldEv = &s, &c
 			}
 		}
-		if e.b.Learn(l) {
+		// A miss told (not itself familiar) is learned without vouching for
+		// its network: an attacker's alerted logins never make their
+		// network familiar (nor suggested for the allowlist by the digest).
+		learn := e.b.Learn
+		if hasFinding && fs[i].Kind == audit.KindIPNotAllowed && fam == nil {
+			learn = e.b.LearnTold
+		}
+		if learn(l) {
 			e.dirty = true
 		}
 		if hasFinding && len(v.Reasons) > 0 {

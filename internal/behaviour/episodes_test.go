@@ -170,3 +170,50 @@ func (m *memEpisodeStore) SaveEpisodes(_ context.Context, es []Episodes, _ int) 
 	}
 	return nil
 }
+
+// An attacker's own logins outside the allowlist do not teach the baseline
+// a "familiar" network: a miss that was told (new country, new device, an
+// unknown network, a user still learning) does not vouch for its network,
+// so the attacker's next visit after the episode closed is told again, not
+// demoted to the digest (where its network would be suggested for the
+// allowlist). A familiar miss keeps vouching; so do logins inside the
+// allowlist and those learned from history.
+func TestToldMissesDoNotMakeTheirNetworkFamiliar(t *testing.T) {
+	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	tests := []struct {
+		name   string
+		first  time.Duration // the attacker's first visit
+		second time.Duration // their return
+		ip     string
+	}{
+		{"return after the episode closed", time.Hour, 30 * time.Hour, "203.0.113.7"},
+		{"return a week later", time.Hour, 7 * 24 * time.Hour, "203.0.113.7"},
+		{"return from the same network, another address", time.Hour, 40 * time.Hour, "203.0.113.99"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newMemStore()
+			st.items["alice"] = berlinBaseline("alice")
+			ev1, f1 := miss(1, "alice", tt.first, "203.0.113.7", "France", "Paris", "Firefox 126.0", "Windows 10")
+			one := judge(t, &Detector{Store: st, Settings: s}, piece(ev1), f1)[0]
+			if one.Familiar != nil || one.Digest || one.Severity != audit.SeverityHigh {
+				t.Fatalf("first visit %+v", one)
+			}
+			ev2, f2 := miss(2, "alice", tt.second, tt.ip, "France", "Paris", "Firefox 126.0", "Windows 10")
+			two := judge(t, &Detector{Store: st, Settings: s}, piece(ev2), f2)[0]
+			if two.Familiar != nil || two.Digest || two.Severity != audit.SeverityHigh {
+				t.Errorf("the attacker's return was demoted: %+v (familiar %+v)", two, two.Familiar)
+			}
+		})
+	}
+	// A familiar miss (network learned from history) still vouches, again and again.
+	st := newMemStore()
+	st.items["alice"] = berlinBaseline("alice")
+	for i := int64(1); i <= 3; i++ {
+		ev, f := miss(i, "alice", time.Duration(i)*30*time.Hour, "80.187.12.9", "Germany", "Berlin", "Chrome 121.0", "Android 14")
+		g := judge(t, &Detector{Store: st, Settings: s}, piece(ev), f)[0]
+		if g.Familiar == nil || !g.Digest {
+			t.Errorf("familiar miss %d not demoted: %+v", i, g)
+		}
+	}
+}
