@@ -230,11 +230,12 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 				ref.oldest, ref.oldEv = &s, &c
 			}
 		}
-		// A miss told (not itself familiar) is learned without vouching for
-		// its network: an attacker's alerted logins never make their
-		// network familiar (nor suggested for the allowlist by the digest).
+		// A login told outside the allowlist (not itself familiar) or after
+		// guessed passwords is learned without vouching for its network: an
+		// attacker's alerted logins never make their network familiar (nor
+		// suggested for the allowlist by the digest).
 		learn := e.b.Learn
-		if hasFinding && fs[i].Kind == audit.KindIPNotAllowed && fam == nil {
+		if hasFinding && fam == nil && (fs[i].Kind == audit.KindIPNotAllowed || fs[i].Kind == audit.KindPasswordGuessSucceeded) {
 			learn = e.b.LearnTold
 		}
 		if learn(l) {

@@ -184,19 +184,24 @@ func TestToldMissesDoNotMakeTheirNetworkFamiliar(t *testing.T) {
 		name   string
 		first  time.Duration // the attacker's first visit
 		second time.Duration // their return
-		ip     string
+		ip      string
+		guessed bool // the first visit guessed the password (password_guess_succeeded)
 	}{
-		{"return after the episode closed", time.Hour, 30 * time.Hour, "203.0.113.7"},
-		{"return a week later", time.Hour, 7 * 24 * time.Hour, "203.0.113.7"},
-		{"return from the same network, another address", time.Hour, 40 * time.Hour, "203.0.113.99"},
+		{"return after the episode closed", time.Hour, 30 * time.Hour, "203.0.113.7", false},
+		{"return a week later", time.Hour, 7 * 24 * time.Hour, "203.0.113.7", false},
+		{"return from the same network, another address", time.Hour, 40 * time.Hour, "203.0.113.99", false},
+		{"return after a guessed password", time.Hour, 30 * time.Hour, "203.0.113.7", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newMemStore()
 			st.items["alice"] = berlinBaseline("alice")
 			ev1, f1 := miss(1, "alice", tt.first, "203.0.113.7", "France", "Paris", "Firefox 126.0", "Windows 10")
+			if tt.guessed {
+				f1.Kind, f1.Severity = audit.KindPasswordGuessSucceeded, audit.SeverityCritical
+			}
 			one := judge(t, &Detector{Store: st, Settings: s}, piece(ev1), f1)[0]
-			if one.Familiar != nil || one.Digest || one.Severity != audit.SeverityHigh {
+			if one.Familiar != nil || one.Digest || audit.SeverityRank(one.Severity) < audit.SeverityRank(audit.SeverityHigh) {
 				t.Fatalf("first visit %+v", one)
 			}
 			ev2, f2 := miss(2, "alice", tt.second, tt.ip, "France", "Paris", "Firefox 126.0", "Windows 10")
