@@ -181,9 +181,9 @@ func (m *memEpisodeStore) SaveEpisodes(_ context.Context, es []Episodes, _ int) 
 func TestToldMissesDoNotMakeTheirNetworkFamiliar(t *testing.T) {
 	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
 	tests := []struct {
-		name   string
-		first  time.Duration // the attacker's first visit
-		second time.Duration // their return
+		name    string
+		first   time.Duration // the attacker's first visit
+		second  time.Duration // their return
 		ip      string
 		guessed bool // the first visit guessed the password (password_guess_succeeded)
 	}{
