@@ -29,7 +29,7 @@ import (
 // episode (the window slides: an undeclared trip of a week is one episode).
 // A joining miss is a Repeat, for the digest only, unless it tells
 // something the episode has not told yet: a higher severity or another
-// reason. The first miss of an episode is told as above.
+// reason (another new device or country counts as another reason). The first miss of an episode is told as above.
 //
 // Repeats and familiar misses are marked audit.Finding.Digest when the
 // digest is on (Settings.Digest not empty), else NotMessaged: either way
@@ -60,9 +60,28 @@ type OpenEpisode struct {
 	First       time.Time `json:"first"`
 	Last        time.Time `json:"last"`
 	Count       int       `json:"count"`
-	// Told is the highest severity told in a message, Kinds the reasons told.
+	// Told is the highest severity told in a message, Kinds the reasons told
+	// (toldKey: a new device or country by what it names; at most
+	// maxToldKinds, the latest).
 	Told  string   `json:"told"`
 	Kinds []string `json:"kinds,omitempty"`
+}
+
+// maxToldKinds bounds the reasons an episode remembers as told.
+const maxToldKinds = 16
+
+// toldKey is what a reason of login l tells, for an episode's Kinds: a new
+// device or a new country by the device or country it names (another new
+// device within the episode is a new sign, not a repeat), other reasons by
+// their kind.
+func toldKey(kind string, l Login) string {
+	switch kind {
+	case RuleNewDevice:
+		return kind + "#" + DeviceKey(l.Browser, l.Platform)
+	case RuleNewCountry:
+		return kind + "#" + countryKey(l.Country)
+	}
+	return kind
 }
 
 // Expires is when the newest episode of es closes (zero: none open).
@@ -191,7 +210,7 @@ func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen boo
 	var kinds []string
 	for _, r := range f.Reasons {
 		if r.Kind != f.Kind {
-			kinds = append(kinds, r.Kind)
+			kinds = append(kinds, toldKey(r.Kind, l))
 		}
 	}
 	if entry != nil && (net != "" || ck != "") {
@@ -237,6 +256,9 @@ func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen boo
 						if !slices.Contains(e.Kinds, k) {
 							e.Kinds = append(e.Kinds, k)
 						}
+					}
+					if n := len(e.Kinds); n > maxToldKinds {
+						e.Kinds = append([]string(nil), e.Kinds[n-maxToldKinds:]...) // the oldest told go: told again at worst
 					}
 				}
 				entry.dirty = true

@@ -222,3 +222,39 @@ func TestToldMissesDoNotMakeTheirNetworkFamiliar(t *testing.T) {
 		}
 	}
 }
+
+// Within an episode a reason is "told" for what it says, not only for its
+// kind: after the user's trip with a new laptop was told (new country, new
+// device), another new device from the same country within the episode is
+// a new sign (a stolen password used elsewhere) and is sent, not held back;
+// the same new device again is a repeat.
+func TestEpisodeTellsAnotherNewDevice(t *testing.T) {
+	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	tests := []struct {
+		name             string
+		browser, system  string
+		ip               string
+		wantRepeat       bool
+		wantReasonsAfter int
+	}{
+		{"the trip's laptop again", "Firefox 126.0", "Windows 10", "198.51.100.9", true, 0},
+		{"another new device", "Safari 17.0", "Mac OS X 14", "192.0.2.44", false, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newMemStore()
+			st.items["alice"] = berlinBaseline("alice")
+			d := &Detector{Store: st, Settings: s}
+			ev1, f1 := miss(1, "alice", time.Hour, "198.51.100.7", "France", "Paris", "Firefox 126.0", "Windows 10")
+			one := judge(t, d, piece(ev1), f1)[0]
+			if one.Episode == nil || one.Episode.Repeat || one.Digest || len(one.Reasons) != 3 {
+				t.Fatalf("the trip's first login %+v (episode %+v)", one, one.Episode)
+			}
+			ev2, f2 := miss(2, "alice", 3*time.Hour, tt.ip, "France", "Lyon", tt.browser, tt.system)
+			two := judge(t, d, piece(ev2), f2)[0]
+			if two.Episode == nil || two.Episode.Repeat != tt.wantRepeat || two.Digest != tt.wantRepeat || len(two.Reasons) != tt.wantReasonsAfter {
+				t.Errorf("second login %+v (episode %+v)", two, two.Episode)
+			}
+		})
+	}
+}
