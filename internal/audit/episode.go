@@ -41,7 +41,8 @@ type Familiar struct {
 	Network string `json:"network"` // the /24 or /48 the login came from
 	Place   string `json:"place"`   // "Berlin, Germany" as the portal spelled it
 	Device  string `json:"device"`  // "Chrome on Android"
-	// Logins is how many earlier logins of the user came from Network.
+	// Logins is how many earlier logins of the user came from Network; 0
+	// when the network is new but the city and device are the user's.
 	Logins int `json:"logins"`
 }
 
@@ -53,6 +54,9 @@ func (f Familiar) Line(ip string) string {
 		if strings.TrimSpace(s) != "" {
 			parts = append(parts, humantext.Line(s, 120))
 		}
+	}
+	if f.Logins == 0 {
+		return strings.Join(parts, ", ") + ", a network new to them in a city they log in from"
 	}
 	return fmt.Sprintf("%s, like %d login(s) before", strings.Join(parts, ", "), f.Logins)
 }

@@ -181,11 +181,15 @@ func familiar(b *Baseline, l Login, v Verdict, learning bool) *audit.Familiar {
 	}
 	net := Network(l.IP)
 	dk := DeviceKey(l.Browser, l.Platform)
-	if net == "" || dk == "" || !b.HasCountry(countryKey(l.Country)) || !b.HasCity(l.Country, l.City) || !b.HasDevice(dk) {
+	// Familiar: a device the user has, in a country they log in from, and
+	// either a city they log in from or a network they use (a carrier's
+	// other pool or a VPN's other exit in a known city is familiar; a new
+	// device, a new country or a new city on a new network is not).
+	if net == "" || dk == "" || !b.HasCountry(countryKey(l.Country)) || !b.HasDevice(dk) {
 		return nil
 	}
 	n := b.NetworkLogins(net)
-	if n == 0 {
+	if n == 0 && !b.HasCity(l.Country, l.City) {
 		return nil
 	}
 	return &audit.Familiar{Network: net, Place: placeName(Place{City: strings.TrimSpace(l.City)}, l.Country),
