@@ -59,11 +59,12 @@ type Seen struct {
 	Name string    `json:"name,omitempty"` // as the portal spelled it, for explanations
 	At   time.Time `json:"at"`
 	N    int       `json:"n,omitempty"` // networks: logins learned from it
-	// Told (networks): of those N, the logins outside the allowlist that
-	// were told (not themselves familiar). They do not vouch for the
-	// network: an attacker's alerted login does not make their network
-	// familiar for their next visit (issue #21 §2).
-	Told int `json:"told,omitempty"`
+	// Unvouched: known only from told misses (logins outside the allowlist
+	// sent as alerts, not themselves familiar; LearnTold). The behaviour
+	// rules know the key, but it makes no login familiar: an attacker's
+	// alerted login does not make their place familiar for their next
+	// visit (issue #21 §2). Cleared by the first vouching login.
+	Unvouched bool `json:"unvouched,omitempty"`
 }
 
 // Sighting is a login's place and time.
@@ -265,21 +266,38 @@ func Network(ip string) string {
 
 // HasCity / HasNetwork report whether the baseline knows the login's city
 // (in its country) and network; NetworkLogins how many logins came from it
-// that vouch for it (all but the told misses: 0 when only told misses came
-// from it).
+// (0 when it is Unvouched: only told misses came from it).
 func (b *Baseline) HasCity(country, city string) bool {
 	return strings.TrimSpace(city) != "" && has(b.Cities, placeKey(country, city))
 }
 func (b *Baseline) NetworkLogins(network string) int {
 	for _, s := range b.Networks {
 		if s.Key == network {
-			if s.Told > 0 {
-				return max(s.N-s.Told, 0)
+			if s.Unvouched {
+				return 0
 			}
 			return max(s.N, 1)
 		}
 	}
 	return 0
+}
+
+// VouchedCity / VouchedCountry / VouchedDevice are HasCity / HasCountry /
+// HasDevice counting only what a vouching login taught (not Unvouched):
+// what makes a miss familiar.
+func (b *Baseline) VouchedCity(country, city string) bool {
+	return strings.TrimSpace(city) != "" && vouched(b.Cities, placeKey(country, city))
+}
+func (b *Baseline) VouchedCountry(key string) bool { return vouched(b.Countries, key) }
+func (b *Baseline) VouchedDevice(key string) bool  { return vouched(b.Devices, key) }
+
+func vouched(ss []Seen, key string) bool {
+	for _, s := range ss {
+		if s.Key == key {
+			return !s.Unvouched
+		}
+	}
+	return false
 }
 
 // HasCountry / HasDevice report whether the baseline knows the key.
@@ -300,8 +318,8 @@ func has(ss []Seen, key string) bool {
 func (b *Baseline) Learn(l Login) bool { return b.learn(l, false) }
 
 // LearnTold is Learn for a login outside the allowlist that was told (not
-// demoted as familiar): it is learned like any other, but its network
-// gains no trust from it (Seen.Told).
+// demoted as familiar): it is learned like any other, but what it adds
+// (country, city, network, device) stays Unvouched.
 func (b *Baseline) LearnTold(l Login) bool { return b.learn(l, true) }
 
 func (b *Baseline) learn(l Login, told bool) bool {
@@ -319,29 +337,29 @@ func (b *Baseline) learn(l Login, told bool) bool {
 		changed = false // within what was learned: possibly this very login
 	}
 	counted := changed
+	// A login learned before (a re-read) vouches for nothing anew; a new
+	// told login never does (what it adds stays Unvouched).
+	told = told || !counted
 	if l.placeUsable() && strings.TrimSpace(l.City) != "" {
-		if upsert(&b.Cities, placeKey(l.Country, l.City), clip(strings.TrimSpace(l.City)), l.At, MaxCities) {
+		if upsert(&b.Cities, placeKey(l.Country, l.City), clip(strings.TrimSpace(l.City)), l.At, MaxCities, told) {
 			changed = true
 		}
 	}
 	if n := Network(l.IP); n != "" && l.Whole {
-		if upsert(&b.Networks, n, "", l.At, MaxNetworks) {
+		if upsert(&b.Networks, n, "", l.At, MaxNetworks, told) {
 			changed = true
 		}
 		if counted {
 			for i := range b.Networks {
 				if b.Networks[i].Key == n {
 					b.Networks[i].N++
-					if told {
-						b.Networks[i].Told++
-					}
 					changed = true
 				}
 			}
 		}
 	}
 	if l.placeUsable() {
-		if upsert(&b.Countries, countryKey(l.Country), clip(strings.TrimSpace(l.Country)), l.At, MaxCountries) {
+		if upsert(&b.Countries, countryKey(l.Country), clip(strings.TrimSpace(l.Country)), l.At, MaxCountries, told) {
 			changed = true
 		}
 	}
@@ -353,7 +371,7 @@ func (b *Baseline) learn(l Login, told bool) bool {
 		changed = true
 	}
 	if k := DeviceKey(l.Browser, l.Platform); k != "" {
-		if upsert(&b.Devices, k, clip(DeviceName(l.Browser, l.Platform)), l.At, MaxDevices) {
+		if upsert(&b.Devices, k, clip(DeviceName(l.Browser, l.Platform)), l.At, MaxDevices, told) {
 			changed = true
 		}
 	}
@@ -361,18 +379,24 @@ func (b *Baseline) learn(l Login, told bool) bool {
 }
 
 // upsert records key seen at at (its At only grows) and keeps at most max
-// entries, the most recently seen.
-func upsert(ss *[]Seen, key, name string, at time.Time, max int) bool {
+// entries, the most recently seen. A told login (LearnTold) adds the key
+// Unvouched; any other login vouches for it.
+func upsert(ss *[]Seen, key, name string, at time.Time, max int, told bool) bool {
 	for i := range *ss {
 		if (*ss)[i].Key == key {
+			changed := false
+			if !told && (*ss)[i].Unvouched {
+				(*ss)[i].Unvouched = false
+				changed = true
+			}
 			if at.After((*ss)[i].At) {
 				(*ss)[i].At = at
-				return true
+				changed = true
 			}
-			return false
+			return changed
 		}
 	}
-	*ss = append(*ss, Seen{Key: key, Name: name, At: at})
+	*ss = append(*ss, Seen{Key: key, Name: name, At: at, Unvouched: told})
 	if len(*ss) > max {
 		sort.SliceStable(*ss, func(i, j int) bool { return (*ss)[i].At.After((*ss)[j].At) })
 		dropped := (*ss)[max]

@@ -185,11 +185,13 @@ func familiar(b *Baseline, l Login, v Verdict, learning bool) *audit.Familiar {
 	// either a city they log in from or a network they use (a carrier's
 	// other pool or a VPN's other exit in a known city is familiar; a new
 	// device, a new country or a new city on a new network is not).
-	if net == "" || dk == "" || !b.HasCountry(countryKey(l.Country)) || !b.HasDevice(dk) {
+	// Only what vouching logins taught counts (Seen.Unvouched): an
+	// attacker's told logins do not make their own place familiar.
+	if net == "" || dk == "" || !b.VouchedCountry(countryKey(l.Country)) || !b.VouchedDevice(dk) {
 		return nil
 	}
 	n := b.NetworkLogins(net)
-	if n == 0 && !b.HasCity(l.Country, l.City) {
+	if n == 0 && !b.VouchedCity(l.Country, l.City) {
 		return nil
 	}
 	return &audit.Familiar{Network: net, Place: placeName(Place{City: strings.TrimSpace(l.City)}, l.Country),

@@ -179,13 +179,13 @@ func (m *memEpisodeStore) SaveEpisodes(_ context.Context, es []Episodes, _ int) 
 }
 
 // An attacker's own logins outside the allowlist do not teach the baseline
-// a "familiar" network: a miss that was told (new country, new device, an
+// a "familiar" place (network, city, country, device): a miss that was told (new country, new device, an
 // unknown network, a user still learning) does not vouch for its network,
 // so the attacker's next visit after the episode closed is told again, not
 // demoted to the digest (where its network would be suggested for the
 // allowlist). A familiar miss keeps vouching; so do logins inside the
 // allowlist and those learned from history.
-func TestToldMissesDoNotMakeTheirNetworkFamiliar(t *testing.T) {
+func TestToldMissesDoNotMakeTheirPlaceFamiliar(t *testing.T) {
 	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
 	tests := []struct {
 		name    string
@@ -198,6 +198,7 @@ func TestToldMissesDoNotMakeTheirNetworkFamiliar(t *testing.T) {
 		{"return a week later", time.Hour, 7 * 24 * time.Hour, "203.0.113.7", false},
 		{"return from the same network, another address", time.Hour, 40 * time.Hour, "203.0.113.99", false},
 		{"return after a guessed password", time.Hour, 30 * time.Hour, "203.0.113.7", true},
+		{"return from the same city, a new network", time.Hour, 30 * time.Hour, "192.0.2.50", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
