@@ -59,12 +59,17 @@ type Seen struct {
 	Name string    `json:"name,omitempty"` // as the portal spelled it, for explanations
 	At   time.Time `json:"at"`
 	N    int       `json:"n,omitempty"` // networks: logins learned from it
-	// Unvouched: known only from told misses (logins outside the allowlist
-	// sent as alerts, not themselves familiar; LearnTold). The behaviour
-	// rules know the key, but it makes no login familiar: an attacker's
-	// alerted login does not make their place familiar for their next
-	// visit (issue #21 §2). Cleared by the first vouching login.
+	// Unvouched: known only from logins after guessed passwords
+	// (LearnGuessed). The behaviour rules know the key, but it makes no
+	// login familiar: a takeover's place is not demoted for its next visit
+	// (issue #21 §2). Cleared by the first other new login.
 	Unvouched bool `json:"unvouched,omitempty"`
+	// Told (networks): a miss from it was told as an alert (LearnTold) and
+	// no login inside the allowlist (nor history) came from it since. It
+	// may be familiar (an undeclared trip is told once), but the digest
+	// never suggests adding it to the allowlist: an attacker's alerted
+	// network is not offered as "the user's own".
+	Told bool `json:"told,omitempty"`
 }
 
 // Sighting is a login's place and time.
@@ -313,16 +318,38 @@ func has(ss []Seen, key string) bool {
 	return false
 }
 
+// How a login is learned (what it vouches for).
+type learnMode int
+
+const (
+	learnClean    learnMode = iota // inside the allowlist, history: vouches, clears Told
+	learnFamiliar                  // a familiar miss: vouches, leaves Told as it is
+	learnTold                      // a miss told as an alert: vouches, marks its network Told
+	learnGuessed                   // after guessed passwords: adds Unvouched, marks Told
+)
+
 // Learn adds a successful login to the baseline and reports whether
 // anything changed. Learning the same login twice changes nothing.
-func (b *Baseline) Learn(l Login) bool { return b.learn(l, false) }
+func (b *Baseline) Learn(l Login) bool { return b.learn(l, learnClean) }
 
-// LearnTold is Learn for a login outside the allowlist that was told (not
-// demoted as familiar): it is learned like any other, but what it adds
-// (country, city, network, device) stays Unvouched.
-func (b *Baseline) LearnTold(l Login) bool { return b.learn(l, true) }
+// LearnFamiliar, LearnTold and LearnGuessed are Learn for a login outside
+// the allowlist demoted as familiar, told as an alert, or after guessed
+// passwords (see Seen.Told and Seen.Unvouched).
+func (b *Baseline) LearnFamiliar(l Login) bool { return b.learn(l, learnFamiliar) }
+func (b *Baseline) LearnTold(l Login) bool     { return b.learn(l, learnTold) }
+func (b *Baseline) LearnGuessed(l Login) bool  { return b.learn(l, learnGuessed) }
 
-func (b *Baseline) learn(l Login, told bool) bool {
+// NetworkTold reports whether network is Told.
+func (b *Baseline) NetworkTold(network string) bool {
+	for _, s := range b.Networks {
+		if s.Key == network {
+			return s.Told
+		}
+	}
+	return false
+}
+
+func (b *Baseline) learn(l Login, mode learnMode) bool {
 	changed := true
 	switch {
 	case b.First.IsZero():
@@ -337,9 +364,9 @@ func (b *Baseline) learn(l Login, told bool) bool {
 		changed = false // within what was learned: possibly this very login
 	}
 	counted := changed
-	// A login learned before (a re-read) vouches for nothing anew; a new
-	// told login never does (what it adds stays Unvouched).
-	told = told || !counted
+	// A login learned before (a re-read) vouches for nothing anew; a login
+	// after guessed passwords never does (what it adds stays Unvouched).
+	told := mode == learnGuessed || !counted
 	if l.placeUsable() && strings.TrimSpace(l.City) != "" {
 		if upsert(&b.Cities, placeKey(l.Country, l.City), clip(strings.TrimSpace(l.City)), l.At, MaxCities, told) {
 			changed = true
@@ -353,6 +380,12 @@ func (b *Baseline) learn(l Login, told bool) bool {
 			for i := range b.Networks {
 				if b.Networks[i].Key == n {
 					b.Networks[i].N++
+					switch mode {
+					case learnTold, learnGuessed:
+						b.Networks[i].Told = true
+					case learnClean:
+						b.Networks[i].Told = false
+					}
 					changed = true
 				}
 			}

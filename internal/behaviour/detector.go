@@ -230,12 +230,16 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 				ref.oldest, ref.oldEv = &s, &c
 			}
 		}
-		// A login told outside the allowlist (not itself familiar) or after
-		// guessed passwords is learned without vouching for its network: an
-		// attacker's alerted logins never make their network familiar (nor
-		// suggested for the allowlist by the digest).
+		// A login after guessed passwords vouches for nothing (its place is
+		// never familiar); a miss told as an alert marks its network Told
+		// (never suggested for the allowlist by the digest).
 		learn := e.b.Learn
-		if hasFinding && fam == nil && (fs[i].Kind == audit.KindIPNotAllowed || fs[i].Kind == audit.KindPasswordGuessSucceeded) {
+		switch {
+		case hasFinding && fs[i].Kind == audit.KindPasswordGuessSucceeded:
+			learn = e.b.LearnGuessed
+		case hasFinding && fs[i].Kind == audit.KindIPNotAllowed && fam != nil:
+			learn = e.b.LearnFamiliar
+		case hasFinding && fs[i].Kind == audit.KindIPNotAllowed:
 			learn = e.b.LearnTold
 		}
 		if learn(l) {

@@ -195,7 +195,11 @@ func familiar(b *Baseline, l Login, v Verdict, learning bool) *audit.Familiar {
 		return nil
 	}
 	return &audit.Familiar{Network: net, Place: placeName(Place{City: strings.TrimSpace(l.City)}, l.Country),
-		Device: DeviceName(l.Browser, l.Platform), Logins: n}
+		Device: DeviceName(l.Browser, l.Platform), Logins: n,
+		// Suggested for the allowlist only when the user used it before and
+		// no miss from it was told as an alert (an attacker's network is
+		// not offered as "the user's own").
+		NoSuggestion: n == 0 || b.NetworkTold(net)}
 }
 
 // shape applies familiar-place demotion and episodes to the ip_not_allowed

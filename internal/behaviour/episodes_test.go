@@ -178,33 +178,33 @@ func (m *memEpisodeStore) SaveEpisodes(_ context.Context, es []Episodes, _ int) 
 	return nil
 }
 
-// An attacker's own logins outside the allowlist do not teach the baseline
-// a "familiar" place (network, city, country, device): a miss that was told (new country, new device, an
-// unknown network, a user still learning) does not vouch for its network,
-// so the attacker's next visit after the episode closed is told again, not
-// demoted to the digest (where its network would be suggested for the
-// allowlist). A familiar miss keeps vouching; so do logins inside the
-// allowlist and those learned from history.
-func TestToldMissesDoNotMakeTheirPlaceFamiliar(t *testing.T) {
+// An attacker's own alerted logins do not make their network "the user's
+// own": a miss told as an alert may make its place familiar later (an
+// undeclared trip is told once), but its network is never suggested for
+// the allowlist (Familiar.NoSuggestion), nor is a network new to the user;
+// a login after guessed passwords makes its place familiar to nothing (its
+// return is told again). A network learned from history is suggested.
+func TestToldMissesAreNeverSuggestedAndGuessedOnesNeverFamiliar(t *testing.T) {
 	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
 	tests := []struct {
-		name    string
-		first   time.Duration // the attacker's first visit
-		second  time.Duration // their return
-		ip      string
-		guessed bool // the first visit guessed the password (password_guess_succeeded)
+		name         string
+		second       time.Duration // the attacker's return
+		ip           string
+		guessed      bool // the first visit guessed the password (password_guess_succeeded)
+		wantFamiliar bool
 	}{
-		{"return after the episode closed", time.Hour, 30 * time.Hour, "203.0.113.7", false},
-		{"return a week later", time.Hour, 7 * 24 * time.Hour, "203.0.113.7", false},
-		{"return from the same network, another address", time.Hour, 40 * time.Hour, "203.0.113.99", false},
-		{"return after a guessed password", time.Hour, 30 * time.Hour, "203.0.113.7", true},
-		{"return from the same city, a new network", time.Hour, 30 * time.Hour, "192.0.2.50", false},
+		{"return after the episode closed", 30 * time.Hour, "203.0.113.7", false, true},
+		{"return a week later", 7 * 24 * time.Hour, "203.0.113.7", false, true},
+		{"return from the same network, another address", 40 * time.Hour, "203.0.113.99", false, true},
+		{"return from the same city, a new network", 30 * time.Hour, "192.0.2.50", false, true},
+		{"return after a guessed password", 30 * time.Hour, "203.0.113.7", true, false},
+		{"return after a guessed password, a new network", 30 * time.Hour, "192.0.2.50", true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			st := newMemStore()
 			st.items["alice"] = berlinBaseline("alice")
-			ev1, f1 := miss(1, "alice", tt.first, "203.0.113.7", "France", "Paris", "Firefox 126.0", "Windows 10")
+			ev1, f1 := miss(1, "alice", time.Hour, "203.0.113.7", "France", "Paris", "Firefox 126.0", "Windows 10")
 			if tt.guessed {
 				f1.Kind, f1.Severity = audit.KindPasswordGuessSucceeded, audit.SeverityCritical
 			}
@@ -214,20 +214,38 @@ func TestToldMissesDoNotMakeTheirPlaceFamiliar(t *testing.T) {
 			}
 			ev2, f2 := miss(2, "alice", tt.second, tt.ip, "France", "Paris", "Firefox 126.0", "Windows 10")
 			two := judge(t, &Detector{Store: st, Settings: s}, piece(ev2), f2)[0]
-			if two.Familiar != nil || two.Digest || two.Severity != audit.SeverityHigh {
-				t.Errorf("the attacker's return was demoted: %+v (familiar %+v)", two, two.Familiar)
+			if (two.Familiar != nil) != tt.wantFamiliar {
+				t.Fatalf("return familiar = %v, want %v: %+v", two.Familiar != nil, tt.wantFamiliar, two)
+			}
+			if two.Familiar != nil && !two.Familiar.NoSuggestion {
+				t.Errorf("the attacker's network would be suggested for the allowlist: %+v", two.Familiar)
+			}
+			if !tt.wantFamiliar && (two.Digest || two.Severity != audit.SeverityHigh) {
+				t.Errorf("the return after a guessed password was demoted: %+v", two)
 			}
 		})
 	}
-	// A familiar miss (network learned from history) still vouches, again and again.
+	// A network learned from history is familiar and suggested, again and again.
 	st := newMemStore()
 	st.items["alice"] = berlinBaseline("alice")
 	for i := int64(1); i <= 3; i++ {
 		ev, f := miss(i, "alice", time.Duration(i)*30*time.Hour, "80.187.12.9", "Germany", "Berlin", "Chrome 121.0", "Android 14")
 		g := judge(t, &Detector{Store: st, Settings: s}, piece(ev), f)[0]
-		if g.Familiar == nil || !g.Digest {
-			t.Errorf("familiar miss %d not demoted: %+v", i, g)
+		if g.Familiar == nil || !g.Digest || g.Familiar.NoSuggestion {
+			t.Errorf("familiar miss %d: %+v (%+v)", i, g, g.Familiar)
 		}
+	}
+	// A login inside the allowlist from a told network clears it.
+	b := berlinBaseline("alice")
+	told := Login{EventID: 900, UserID: "alice", At: t0.Add(time.Hour), IP: "203.0.113.7", Whole: true, Country: "France", City: "Paris", Browser: "Firefox 126.0", Platform: "Windows 10"}
+	b.LearnTold(told)
+	if !b.NetworkTold("203.0.113.0/24") {
+		t.Fatal("a told miss did not mark its network")
+	}
+	told.EventID, told.At = 901, t0.Add(2*time.Hour)
+	b.Learn(told)
+	if b.NetworkTold("203.0.113.0/24") {
+		t.Error("a login inside the allowlist did not clear Told")
 	}
 }
 

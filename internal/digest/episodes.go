@@ -48,7 +48,9 @@ func (d *Digest) addMiss(f audit.Finding, user string) {
 		} else {
 			d.FamiliarOthers++
 		}
-		d.suggest(f.UserID, user, f.Familiar.Network)
+		if !f.Familiar.NoSuggestion {
+			d.suggest(f.UserID, user, f.Familiar.Network)
+		}
 	}
 	if e := f.Episode; e != nil {
 		if d.Episodes == nil {
