@@ -114,7 +114,7 @@ invoke:
 # weeks of simulated time (a run every 5 minutes) against moto and the dev
 # portal, then prints recall per takeover type and false alerts per 100
 # users a week. make test runs 40 people and holds the defaults to the goal
-# (TestDetectionQualityMeetsTheGoal).
+# (TestDetectionQualityAtDefaults).
 EVALUATE_ARGS ?=
 evaluate:
 	$(GO) run ./cmd/evaluate $(EVALUATE_ARGS)

@@ -11,6 +11,10 @@ import (
 const (
 	GoalMaxFalsePer100Week = 1.0
 	GoalMinRecall          = 0.95
+	// RatchetMaxFalsePer100Week is the level make test holds the small
+	// population's false alerts to until the goal is met: today's figure
+	// (17.5) with a little room. Lower it as detection improves.
+	RatchetMaxFalsePer100Week = 20.0
 )
 
 // Report is the evaluation's figures.
@@ -34,7 +38,10 @@ type Report struct {
 	// per kind and per benign behaviour of their login.
 	Findings, FalseByKind, FalseByBenign map[string]int
 	FalseFindings                        int
-	Took                                 time.Duration
+	// FalseDetail names the first false findings carried in messages
+	// (kind, severity, reasons, the login's benign behaviour), for tuning.
+	FalseDetail []string
+	Took        time.Duration
 }
 
 // Score judges the outcome against the population's labels.
@@ -94,6 +101,14 @@ func Score(pop *Population, out Outcome) Report {
 				benign = "other"
 			}
 			r.FalseFindings++
+			if len(r.FalseDetail) < 40 {
+				var rs []string
+				for _, x := range f.Reasons {
+					rs = append(rs, x.Kind)
+				}
+				r.FalseDetail = append(r.FalseDetail, fmt.Sprintf("%s %s reasons=%v benign=%s user=%s ip=%s %s %s at %s",
+					f.Kind, f.Severity, rs, benign, f.UserID, f.IP, f.Country, f.City, f.Date))
+			}
 			r.FalseByKind[f.Kind]++
 			r.FalseByBenign[benign]++
 		}
