@@ -259,11 +259,13 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	fs = d.judgeSuccessors(logins, fs, p.Declared, p.Entry)
 	if d.Settings.on(RulePasswordSpray) {
 		d.spray.add(p.Events, p.Declared)
-		// Periods are decided oldest first, once the run read them all (a
-		// period that continues the one before it is not told again), so at
-		// the run's last piece; what a piece holds meanwhile is bounded
-		// (maxFailures, a few raw events per period).
-		if d.Windows != nil && p.Final {
+		// Each piece judges the periods whose failed logins (and
+		// SPRAY_WINDOW before them) were all read, and forgets what no
+		// later judgement needs, so a run holds about twice SPRAY_WINDOW of
+		// failed logins, not all of them (#16 §4). Periods are told oldest
+		// first at the run's last piece (a period that continues the one
+		// before it is not told again).
+		if d.Windows != nil {
 			if ms := d.spray.wanted(p.Done, p.Final); len(ms) > 0 {
 				got, err := d.Windows.SprayBuckets(ctx, ms)
 				if err != nil {
@@ -272,10 +274,8 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 				d.spray.setStored(ms, got)
 			}
 		}
-		if p.Final {
-			for _, f := range d.spray.decide(p.Done, p.Final) {
-				fs = append(fs, d.quiet(f))
-			}
+		for _, f := range d.spray.decide(p.Done, p.Final) {
+			fs = append(fs, d.quiet(f))
 		}
 	}
 	if p.Final {

@@ -2,6 +2,7 @@ package behaviour
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"time"
 
@@ -168,6 +169,21 @@ type windowSprayer struct {
 	// raws: per period, how many failed logins keep their raw event (a
 	// finding shows at most 3).
 	raws map[int64]int
+	// pending: per period judged, the earliest failed login in a spray
+	// and the finding it would name (bounded: 20 accounts, 50 ids, 3 raw
+	// events). Whether it is told (and not a continuation of the period
+	// before, or told by an earlier run) is decided oldest first, at the
+	// run's last piece (tell).
+	pending []candidate
+}
+
+// candidate is a period's earliest failed login in a spray and the finding
+// it names unless an earlier run told the period or it continues the
+// period before.
+type candidate struct {
+	id int64
+	at time.Time
+	fd audit.Finding
 }
 
 func newWindowSprayer(min int, window time.Duration) *windowSprayer {
@@ -279,12 +295,27 @@ func (w *windowSprayer) due(done time.Time, final bool) []int64 {
 	return out
 }
 
-// decide returns the findings of the periods due at done and forgets the
-// failed logins no later decision of this run needs.
+// decide judges the periods due at done: for each, the earliest failed
+// login in a spray and its finding (kept in pending), and forgets the
+// failed logins no later judgement of this run needs, so what a run keeps
+// is the failed logins within about twice SPRAY_WINDOW of the walk's
+// front, not all of the run (#16 §4). Judging a period needs only the
+// failed logins from SPRAY_WINDOW before it to its end, all read once it
+// is due, so judging it early gives what judging it at the end would. At
+// the run's last piece (final) it returns the findings told (tell).
 func (w *windowSprayer) decide(done time.Time, final bool) []audit.Finding {
+	w.judge(done, final)
+	if !final {
+		return nil
+	}
+	return w.tell()
+}
+
+// judge adds to pending the candidates of the periods due at done.
+func (w *windowSprayer) judge(done time.Time, final bool) {
 	due := w.due(done, final)
 	if len(due) == 0 {
-		return nil
+		return
 	}
 	isDue := map[int64]bool{}
 	for _, p := range due {
@@ -293,7 +324,16 @@ func (w *windowSprayer) decide(done time.Time, final bool) []audit.Finding {
 	// This run's failed logins and, for what earlier runs read, each
 	// stored account's first and last failed login of a minute (a stand-in
 	// with no id: it counts, it never names a finding).
-	all := append([]failure(nil), w.fails...)
+	// Without stand-ins the kept failed logins are sorted in place (no
+	// copy of the window at its largest).
+	all := w.fails
+	stand := 0
+	for _, b := range w.stored {
+		stand += len(b.Accounts) + b.More
+	}
+	if stand > 0 {
+		all = append(make([]failure, 0, len(w.fails)+2*stand), w.fails...)
+	}
 	for _, b := range w.stored {
 		for acc, c := range b.Accounts {
 			all = append(all, failure{at: c.First, account: acc}, failure{at: c.Last, account: acc})
@@ -312,7 +352,6 @@ func (w *windowSprayer) decide(done time.Time, final bool) []audit.Finding {
 		}
 		return all[i].id < all[j].id
 	})
-	var out []audit.Finding
 	count := map[string]int{}
 	lo := 0
 	for j, f := range all {
@@ -328,36 +367,22 @@ func (w *windowSprayer) decide(done time.Time, final bool) []audit.Finding {
 			continue
 		}
 		isDue[p] = false // the earliest of its period
-		if t, ok := w.told[p]; ok && t.At.Before(f.at) {
-			continue // an earlier run told this period
-		}
-		mark := SprayTold{EventID: f.id, At: f.at}
-		if prev, ok := w.told[w.period(f.at.Add(-w.window))]; ok && !prev.At.Before(f.at.Add(-w.window)) {
-			mark.Continued = true
-		}
-		w.told[p] = mark
-		if b := w.buckets[f.at.Truncate(SprayBucketLength).Unix()]; b != nil {
-			b.Told = append(b.Told, mark)
-		}
-		if mark.Continued {
-			continue
-		}
 		// The finding shows the failed logins from SPRAY_WINDOW before the
 		// one that names it to the end of its period, as far as read.
 		end := j + 1
 		for end < len(all) && w.period(all[end].at) == p {
 			end++
 		}
-		ep := append([]failure(nil), all[lo:end]...)
-		fd := w.finding(ep)
+		fd := w.finding(all[lo:end])
 		fd.EventID = f.id
-		out = append(out, fd)
+		w.pending = append(w.pending, candidate{id: f.id, at: f.at, fd: fd})
 	}
 	for _, p := range due {
 		w.decided[p] = true
 	}
 	if final {
-		return out
+		w.fails = nil
+		return
 	}
 	// Failed logins of decided periods are needed no more: older periods
 	// decided later look only below their own start.
@@ -369,6 +394,36 @@ func (w *windowSprayer) decide(done time.Time, final bool) []audit.Finding {
 		}
 	}
 	w.fails = kept
+	if cap(kept) > 2*len(kept)+1024 {
+		w.fails = slices.Clone(kept) // give back what a burst grew
+	}
+}
+
+// tell returns the findings of the candidates judged, oldest period first:
+// a period an earlier run told earlier is not told again, and a period
+// whose spray began within SPRAY_WINDOW of the previous period's is a
+// continuation (marked, not told).
+func (w *windowSprayer) tell() []audit.Finding {
+	sort.Slice(w.pending, func(i, j int) bool { return w.pending[i].at.Before(w.pending[j].at) })
+	var out []audit.Finding
+	for _, c := range w.pending {
+		p := w.period(c.at)
+		if t, ok := w.told[p]; ok && t.At.Before(c.at) {
+			continue // an earlier run told this period
+		}
+		mark := SprayTold{EventID: c.id, At: c.at}
+		if prev, ok := w.told[w.period(c.at.Add(-w.window))]; ok && !prev.At.Before(c.at.Add(-w.window)) {
+			mark.Continued = true
+		}
+		w.told[p] = mark
+		if b := w.buckets[c.at.Truncate(SprayBucketLength).Unix()]; b != nil {
+			b.Told = append(b.Told, mark)
+		}
+		if !mark.Continued {
+			out = append(out, c.fd)
+		}
+	}
+	w.pending = nil
 	return out
 }
 

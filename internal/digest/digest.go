@@ -375,7 +375,8 @@ const claimStale = 15 * time.Minute
 // severity is in Severities, or whose findings are all DigestOnly (people
 // without an allowlist, UNKNOWN_USER_POLICY=digest, whatever their
 // severity), is added to the day's digest instead of being sent; every
-// other alert (and the test alert) goes to Next.
+// other alert (the test alert, and any alert carrying a run-wide notice)
+// goes to Next.
 type Publisher struct {
 	Next interface {
 		Publish(ctx context.Context, a ipguard.Alert) (string, error)
@@ -399,6 +400,12 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 	}
 	unknownOnly := len(a.Kinds) == 1 && a.Kinds[0] == audit.KindUnknownUser
 	if !(a.Digest || p.Severities[a.Severity] || unknownOnly) || json.Unmarshal([]byte(a.Default), &pl) != nil || pl.Events == nil || pl.Test {
+		return p.Next.Publish(ctx, a)
+	}
+	if len(pl.Notices) > 0 {
+		// Run-wide news (enforcement suspended) is told at once: a batch
+		// that carries it is a message even when its findings would wait
+		// for the digest.
 		return p.Next.Publish(ctx, a)
 	}
 	if !a.Digest && !p.Severities[a.Severity] && !allDigestOnly(pl.Events) {

@@ -108,13 +108,15 @@ func TestDigestGathersLowFindingsAndSendsOnceAfterTheHour(t *testing.T) {
 		{Severity: "high", Default: `{"events":[{"kind":"ip_not_allowed"}]}`},
 		{Severity: "low", Default: `{"events":[{"kind":"x"}],"test":true}`},
 		{Severity: "low", Default: `{"kind":"api_key_expiring"}`},
+		// Run-wide news waits for no digest.
+		{Severity: "low", Digest: true, Default: `{"notices":["enforcement suspended for this run"],"events":[{"kind":"ip_not_allowed"}]}`},
 	} {
 		if _, err := p.Publish(ctx, a); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if len(out.sent) != 3 {
-		t.Fatalf("%d alerts passed through, want 3 (high, the test alert, a non-audit alert)", len(out.sent))
+	if len(out.sent) != 4 {
+		t.Fatalf("%d alerts passed through, want 4 (high, the test alert, a non-audit alert, one carrying a notice)", len(out.sent))
 	}
 	out.sent = nil
 

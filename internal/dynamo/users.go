@@ -86,6 +86,29 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 	return nil
 }
 
+// DeleteUserIf removes the user id only while its rev is still rev (0: a
+// record written before revs), or when none is stored (the SDK's resend of
+// a delete whose answer was lost). It reports false, with no error, when
+// another write came first.
+func (s *Store) DeleteUserIf(ctx context.Context, id string, rev int64) (bool, error) {
+	in := &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: key(userPrefix + id)}
+	if rev == 0 {
+		in.ConditionExpression = aws.String("attribute_not_exists(pk) OR attribute_not_exists(rev)")
+	} else {
+		in.ConditionExpression = aws.String("attribute_not_exists(pk) OR rev = :rev")
+		in.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": num(rev)}
+	}
+	_, err := s.api.DeleteItem(ctx, in)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail("delete user "+id, err)
+	}
+	return true, nil
+}
+
 // Users returns the stored users among ids, keyed by id; ids with no user
 // are absent from the map. An item that cannot be decoded comes back as a
 // user with only ID and Unreadable set, so one bad item cannot stop the

@@ -30,6 +30,11 @@ type Store interface {
 	PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error)
 	// DeleteUser removes the user; a user that is not stored is fine.
 	DeleteUser(ctx context.Context, id string) error
+	// DeleteUserIf removes the user only if the stored rev is still rev
+	// (or none is stored: a resend of a delete whose answer was lost). It
+	// reports false, with no error, when another write came first; the
+	// caller re-reads, so a newer request's write is never erased.
+	DeleteUserIf(ctx context.Context, id string, rev int64) (bool, error)
 	// AllUsers returns every stored user; every write completed before the
 	// call is seen. A user whose item cannot be decoded comes back with
 	// Unreadable set instead of failing the call.
@@ -448,10 +453,18 @@ func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.Portal
 // first. Otherwise the user is deleted (res.Stored, history recorded), or,
 // when not stored, the result warns that there was nothing to offboard.
 func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result, old ipguard.User, found bool, next ipguard.User) (stored ipguard.User, done bool, err error) {
-	if found && len(next.Entries) > 0 {
+	if found && (len(next.Entries) > 0 || changedAfter(old, in.at)) {
 		// A stale offboarding keeps the user with the entries a newer
-		// request gave: it becomes the removal of the others.
+		// request gave: it becomes the removal of the others. A record
+		// with newer changes stays even with no entry left: its
+		// tombstones keep an older replay from giving back what a newer
+		// remove took.
 		res.Email = old.Email
+		if len(next.Entries) == 0 {
+			res.Warnings = append(res.Warnings, fmt.Sprintf(
+				"this offboarding (requested at %s) is older than later changes of user %s, so the user's record stays (with no entry left)",
+				in.at.Format(time.RFC3339), in.id))
+		}
 		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
 		if sameUser(old, next) {
 			return old, true, nil // every entry is newer: nothing to do
@@ -473,14 +486,28 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 		res.Warnings = append(res.Warnings, "user "+in.id+" is not stored; nothing to offboard")
 		return ipguard.User{}, true, nil
 	}
-	res.Removed = old.Entries
-	res.Email = old.Email
-	if err := s.Store.DeleteUser(ctx, in.id); err != nil {
+	// Conditional like every other write: a newer request that wrote
+	// after this one read the record is re-read (keepNewer), not erased.
+	if ok, err := s.Store.DeleteUserIf(ctx, in.id, old.Rev); err != nil || !ok {
 		return ipguard.User{}, false, err
 	}
+	res.Removed = old.Entries
+	res.Email = old.Email
 	res.Stored = true
 	s.recordHistory(ctx, res, in.id, old.Email, nil, old.Entries, true, in.now)
 	return ipguard.User{}, true, nil
+}
+
+// changedAfter reports whether any of u's entries was added, changed or
+// removed by a request newer than at (request times, as keepNewer judges;
+// CreatedAt is a processing time and is not compared).
+func changedAfter(u ipguard.User, at time.Time) bool {
+	for _, t := range u.Touched {
+		if t.After(at) {
+			return true
+		}
+	}
+	return false
 }
 
 // olderThanOffboarding reports whether a replace, add or remove was

@@ -79,9 +79,22 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 				s.reportOffboarded(ctx, ids)
 				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
 			}
-			if err := s.Store.DeleteUser(ctx, left[i].UserID); err != nil {
+			// Conditional on the record read (when it could be read): a
+			// request that wrote the user meanwhile is not erased; the
+			// next sync checks the user again.
+			deleted, err := true, error(nil)
+			if gerr == nil {
+				deleted, err = s.Store.DeleteUserIf(ctx, left[i].UserID, was.Rev)
+			} else {
+				err = s.Store.DeleteUser(ctx, left[i].UserID)
+			}
+			if err != nil {
 				s.reportOffboarded(ctx, ids)
 				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
+			}
+			if !deleted {
+				res.Warnings = append(res.Warnings, "user "+left[i].UserID+" looks gone from the portal but was changed by a request during this sync; not offboarded now, the next sync checks again")
+				continue
 			}
 			left[i].Offboarded = true
 			ids = append(ids, left[i].UserID)

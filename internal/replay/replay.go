@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -45,6 +46,7 @@ type Summary struct {
 
 // record is what Lambda writes to an on-failure destination.
 type record struct {
+	Timestamp      string `json:"timestamp"` // when the invocation finally failed
 	RequestContext *struct {
 		Condition              string `json:"condition"`
 		ApproximateInvokeCount int    `json:"approximateInvokeCount"`
@@ -64,9 +66,52 @@ func Payload(body string) (payload []byte, failure string) {
 		if len(r.ResponsePayload) > 0 && string(r.ResponsePayload) != "null" {
 			failure += " " + string(r.ResponsePayload)
 		}
-		return r.RequestPayload, strings.TrimSpace(failure)
+		return withRequestedAt(r.RequestPayload, r.Timestamp), strings.TrimSpace(failure)
 	}
 	return []byte(body), ""
+}
+
+// timedActions are the onboarding actions that take a requestedAt ("",
+// "onboard" and "replace" are replace, the default).
+var timedActions = map[string]bool{"": true, "onboard": true, "replace": true, "add": true, "remove": true, "offboard": true}
+
+// withRequestedAt gives a direct change request without a requestedAt the
+// time its on-failure record was written (failedAt): the request was made
+// no later than that, so a change made after the failure (an offboarding,
+// a remove) stays newer than the replay and is not undone by it; without
+// it the function would take the replay's own time. Changes made between
+// the original request and its failure (at most the function's maximum
+// event age) can still look older than the replay. An EventBridge event
+// (it carries its own time), another action, a payload that has a time,
+// or one that cannot be read is returned unchanged.
+func withRequestedAt(payload []byte, failedAt string) []byte {
+	at, err := time.Parse(time.RFC3339Nano, failedAt)
+	if err != nil {
+		return payload
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(payload, &obj) != nil || obj == nil {
+		return payload
+	}
+	if _, ok := obj["requestedAt"]; ok {
+		return payload
+	}
+	if _, ok := obj["detail"]; ok {
+		return payload
+	}
+	var action string
+	if raw, ok := obj["action"]; ok && json.Unmarshal(raw, &action) != nil {
+		return payload
+	}
+	if !timedActions[action] {
+		return payload
+	}
+	obj["requestedAt"], _ = json.Marshal(at.UTC().Format(time.RFC3339Nano))
+	out, err := json.Marshal(obj)
+	if err != nil {
+		return payload
+	}
+	return out
 }
 
 // Run replays the queue's messages, each at most once per call and at most

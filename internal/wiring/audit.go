@@ -21,6 +21,8 @@ import (
 	"ipguard/internal/snsalert"
 	"ipguard/internal/status"
 	"net/http"
+	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -174,6 +176,7 @@ const (
 // too (one per invocation): every count 0, the lag of the stored checkpoint
 // and ConfirmedSubscribers.
 func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
+	setAuditMemoryLimit(os.Getenv)
 	run := d.AuditHandler()
 	st := d.StatusService()
 	test := d.TestAlert()
@@ -500,4 +503,20 @@ func detailType(payload []byte) string {
 		return ev.DetailType
 	}
 	return ""
+}
+
+// AuditMemoryLimit is the audit's soft memory limit (runtime/debug
+// SetMemoryLimit) unless GOMEMLIMIT sets one: the garbage collector works
+// harder as the Go heap nears it instead of letting it grow to twice the
+// live data, which under a flood of failed logins is what raised the peak
+// (issue #16 §4). It is soft: a run that needs more gets more (the
+// function's MemorySize is 256 MB), at some cost in CPU.
+const AuditMemoryLimit = 40 << 20
+
+// setAuditMemoryLimit sets AuditMemoryLimit unless getenv("GOMEMLIMIT")
+// names a limit of its own (the Go runtime has applied it already).
+func setAuditMemoryLimit(getenv func(string) string) {
+	if strings.TrimSpace(getenv("GOMEMLIMIT")) == "" {
+		debug.SetMemoryLimit(AuditMemoryLimit)
+	}
 }

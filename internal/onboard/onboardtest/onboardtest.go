@@ -26,7 +26,7 @@ type Store struct {
 	UserItems map[string]ipguard.User
 	// State is the stored portal state.
 	State ipguard.PortalState
-	// Writes counts applied PutUserIf and DeleteUser calls.
+	// Writes counts applied PutUserIf, DeleteUser and DeleteUserIf calls.
 	Writes int
 	// LoseAnswers: the next this many PutUserIf calls are applied but
 	// report that the condition failed (DynamoDB applied the write, the
@@ -101,6 +101,19 @@ func (s *Store) DeleteUser(_ context.Context, id string) error {
 	s.Writes++
 	delete(s.UserItems, id)
 	return nil
+}
+
+// DeleteUserIf implements onboard.Store: it deletes only while the stored
+// rev is still rev (a user not stored is fine).
+func (s *Store) DeleteUserIf(_ context.Context, id string, rev int64) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if u, ok := s.UserItems[id]; ok && u.Rev != rev {
+		return false, nil
+	}
+	s.Writes++
+	delete(s.UserItems, id)
+	return true, nil
 }
 
 // AllUsers implements onboard.Store.

@@ -121,6 +121,12 @@ func TestEveryModeSendsTheMessagesOfTheOldDefaults(t *testing.T) {
 		}
 	}
 	same("UNKNOWN_USER_POLICY=alert", every, alert)
+	// #21 §3 gave password_guess_succeeded its own window (GUESS_WINDOW)
+	// instead of the run's, and its reason says so; nothing else of the
+	// message may differ.
+	for i := range golden {
+		golden[i].Message = strings.ReplaceAll(golden[i].Message, "from that address in the same window", "from that address within 15m0s before it")
+	}
 	same("the code before #21", every, golden)
 	if len(every) < 3 {
 		t.Fatalf("only %d messages: the fixed logins should give critical, high and medium ones", len(every))

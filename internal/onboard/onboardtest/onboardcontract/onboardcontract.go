@@ -128,6 +128,31 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		}
 	})
 
+	t.Run("a conditional delete never erases a newer write", func(t *testing.T) {
+		s := newStore(t)
+		u := ipguard.User{ID: "a", Email: "a@example.com", Entries: []string{}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
+		if ok, err := s.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Fatalf("put: %v, %v", ok, err)
+		}
+		u.Rev = 2
+		if ok, err := s.PutUserIf(ctx, u, 1); !ok || err != nil {
+			t.Fatalf("put rev 2: %v, %v", ok, err)
+		}
+		if ok, err := s.DeleteUserIf(ctx, "a", 1); ok || err != nil {
+			t.Errorf("delete at the old rev: %v, %v; want false, nil", ok, err)
+		}
+		if _, found, _ := s.GetUser(ctx, "a"); !found {
+			t.Error("a delete at the old rev erased the newer record")
+		}
+		if ok, err := s.DeleteUserIf(ctx, "a", 2); !ok || err != nil {
+			t.Errorf("delete at the stored rev: %v, %v; want true, nil", ok, err)
+		}
+		// The resend of a delete whose answer was lost finds nothing: fine.
+		if ok, err := s.DeleteUserIf(ctx, "a", 2); !ok || err != nil {
+			t.Errorf("delete of a user not stored: %v, %v; want true, nil", ok, err)
+		}
+	})
+
 	t.Run("concurrent version bumps get distinct values", func(t *testing.T) {
 		s := newStore(t)
 		const n = 8
