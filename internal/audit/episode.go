@@ -44,6 +44,10 @@ type Familiar struct {
 	// Logins is how many earlier logins of the user came from Network; 0
 	// when the network is new but the city and device are the user's.
 	Logins int `json:"logins"`
+	// NoSuggestion: the digest does not suggest adding Network to the
+	// allowlist: it is new to the user (Logins 0), or a miss from it was
+	// told as an alert and no login inside the allowlist came from it since.
+	NoSuggestion bool `json:"noSuggestion,omitempty"`
 }
 
 // Line is the digest's line for a familiar miss: "80.187.12.9, Berlin,

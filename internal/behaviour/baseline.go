@@ -59,6 +59,17 @@ type Seen struct {
 	Name string    `json:"name,omitempty"` // as the portal spelled it, for explanations
 	At   time.Time `json:"at"`
 	N    int       `json:"n,omitempty"` // networks: logins learned from it
+	// Unvouched: known only from logins after guessed passwords
+	// (LearnGuessed). The behaviour rules know the key, but it makes no
+	// login familiar: a takeover's place is not demoted for its next visit
+	// (issue #21 §2). Cleared by the first other new login.
+	Unvouched bool `json:"unvouched,omitempty"`
+	// Told (networks): a miss from it was told as an alert (LearnTold) and
+	// no login inside the allowlist (nor history) came from it since. It
+	// may be familiar (an undeclared trip is told once), but the digest
+	// never suggests adding it to the allowlist: an attacker's alerted
+	// network is not offered as "the user's own".
+	Told bool `json:"told,omitempty"`
 }
 
 // Sighting is a login's place and time.
@@ -259,17 +270,39 @@ func Network(ip string) string {
 }
 
 // HasCity / HasNetwork report whether the baseline knows the login's city
-// (in its country) and network; NetworkLogins how many logins came from it.
+// (in its country) and network; NetworkLogins how many logins came from it
+// (0 when it is Unvouched: only told misses came from it).
 func (b *Baseline) HasCity(country, city string) bool {
 	return strings.TrimSpace(city) != "" && has(b.Cities, placeKey(country, city))
 }
 func (b *Baseline) NetworkLogins(network string) int {
 	for _, s := range b.Networks {
 		if s.Key == network {
+			if s.Unvouched {
+				return 0
+			}
 			return max(s.N, 1)
 		}
 	}
 	return 0
+}
+
+// VouchedCity / VouchedCountry / VouchedDevice are HasCity / HasCountry /
+// HasDevice counting only what a vouching login taught (not Unvouched):
+// what makes a miss familiar.
+func (b *Baseline) VouchedCity(country, city string) bool {
+	return strings.TrimSpace(city) != "" && vouched(b.Cities, placeKey(country, city))
+}
+func (b *Baseline) VouchedCountry(key string) bool { return vouched(b.Countries, key) }
+func (b *Baseline) VouchedDevice(key string) bool  { return vouched(b.Devices, key) }
+
+func vouched(ss []Seen, key string) bool {
+	for _, s := range ss {
+		if s.Key == key {
+			return !s.Unvouched
+		}
+	}
+	return false
 }
 
 // HasCountry / HasDevice report whether the baseline knows the key.
@@ -285,9 +318,38 @@ func has(ss []Seen, key string) bool {
 	return false
 }
 
+// How a login is learned (what it vouches for).
+type learnMode int
+
+const (
+	learnClean    learnMode = iota // inside the allowlist, history: vouches, clears Told
+	learnFamiliar                  // a familiar miss: vouches, leaves Told as it is
+	learnTold                      // a miss told as an alert: vouches, marks its network Told
+	learnGuessed                   // after guessed passwords: adds Unvouched, marks Told
+)
+
 // Learn adds a successful login to the baseline and reports whether
 // anything changed. Learning the same login twice changes nothing.
-func (b *Baseline) Learn(l Login) bool {
+func (b *Baseline) Learn(l Login) bool { return b.learn(l, learnClean) }
+
+// LearnFamiliar, LearnTold and LearnGuessed are Learn for a login outside
+// the allowlist demoted as familiar, told as an alert, or after guessed
+// passwords (see Seen.Told and Seen.Unvouched).
+func (b *Baseline) LearnFamiliar(l Login) bool { return b.learn(l, learnFamiliar) }
+func (b *Baseline) LearnTold(l Login) bool     { return b.learn(l, learnTold) }
+func (b *Baseline) LearnGuessed(l Login) bool  { return b.learn(l, learnGuessed) }
+
+// NetworkTold reports whether network is Told.
+func (b *Baseline) NetworkTold(network string) bool {
+	for _, s := range b.Networks {
+		if s.Key == network {
+			return s.Told
+		}
+	}
+	return false
+}
+
+func (b *Baseline) learn(l Login, mode learnMode) bool {
 	changed := true
 	switch {
 	case b.First.IsZero():
@@ -302,26 +364,35 @@ func (b *Baseline) Learn(l Login) bool {
 		changed = false // within what was learned: possibly this very login
 	}
 	counted := changed
+	// A login learned before (a re-read) vouches for nothing anew; a login
+	// after guessed passwords never does (what it adds stays Unvouched).
+	told := mode == learnGuessed || !counted
 	if l.placeUsable() && strings.TrimSpace(l.City) != "" {
-		if upsert(&b.Cities, placeKey(l.Country, l.City), clip(strings.TrimSpace(l.City)), l.At, MaxCities) {
+		if upsert(&b.Cities, placeKey(l.Country, l.City), clip(strings.TrimSpace(l.City)), l.At, MaxCities, told) {
 			changed = true
 		}
 	}
 	if n := Network(l.IP); n != "" && l.Whole {
-		if upsert(&b.Networks, n, "", l.At, MaxNetworks) {
+		if upsert(&b.Networks, n, "", l.At, MaxNetworks, told) {
 			changed = true
 		}
 		if counted {
 			for i := range b.Networks {
 				if b.Networks[i].Key == n {
 					b.Networks[i].N++
+					switch mode {
+					case learnTold, learnGuessed:
+						b.Networks[i].Told = true
+					case learnClean:
+						b.Networks[i].Told = false
+					}
 					changed = true
 				}
 			}
 		}
 	}
 	if l.placeUsable() {
-		if upsert(&b.Countries, countryKey(l.Country), clip(strings.TrimSpace(l.Country)), l.At, MaxCountries) {
+		if upsert(&b.Countries, countryKey(l.Country), clip(strings.TrimSpace(l.Country)), l.At, MaxCountries, told) {
 			changed = true
 		}
 	}
@@ -333,7 +404,7 @@ func (b *Baseline) Learn(l Login) bool {
 		changed = true
 	}
 	if k := DeviceKey(l.Browser, l.Platform); k != "" {
-		if upsert(&b.Devices, k, clip(DeviceName(l.Browser, l.Platform)), l.At, MaxDevices) {
+		if upsert(&b.Devices, k, clip(DeviceName(l.Browser, l.Platform)), l.At, MaxDevices, told) {
 			changed = true
 		}
 	}
@@ -341,18 +412,24 @@ func (b *Baseline) Learn(l Login) bool {
 }
 
 // upsert records key seen at at (its At only grows) and keeps at most max
-// entries, the most recently seen.
-func upsert(ss *[]Seen, key, name string, at time.Time, max int) bool {
+// entries, the most recently seen. A told login (LearnTold) adds the key
+// Unvouched; any other login vouches for it.
+func upsert(ss *[]Seen, key, name string, at time.Time, max int, told bool) bool {
 	for i := range *ss {
 		if (*ss)[i].Key == key {
+			changed := false
+			if !told && (*ss)[i].Unvouched {
+				(*ss)[i].Unvouched = false
+				changed = true
+			}
 			if at.After((*ss)[i].At) {
 				(*ss)[i].At = at
-				return true
+				changed = true
 			}
-			return false
+			return changed
 		}
 	}
-	*ss = append(*ss, Seen{Key: key, Name: name, At: at})
+	*ss = append(*ss, Seen{Key: key, Name: name, At: at, Unvouched: told})
 	if len(*ss) > max {
 		sort.SliceStable(*ss, func(i, j int) bool { return (*ss)[i].At.After((*ss)[j].At) })
 		dropped := (*ss)[max]

@@ -230,7 +230,19 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 				ref.oldest, ref.oldEv = &s, &c
 			}
 		}
-		if e.b.Learn(l) {
+		// A login after guessed passwords vouches for nothing (its place is
+		// never familiar); a miss told as an alert marks its network Told
+		// (never suggested for the allowlist by the digest).
+		learn := e.b.Learn
+		switch {
+		case hasFinding && fs[i].Kind == audit.KindPasswordGuessSucceeded:
+			learn = e.b.LearnGuessed
+		case hasFinding && fs[i].Kind == audit.KindIPNotAllowed && fam != nil:
+			learn = e.b.LearnFamiliar
+		case hasFinding && fs[i].Kind == audit.KindIPNotAllowed:
+			learn = e.b.LearnTold
+		}
+		if learn(l) {
 			e.dirty = true
 		}
 		if hasFinding && len(v.Reasons) > 0 {

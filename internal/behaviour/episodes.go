@@ -29,7 +29,7 @@ import (
 // episode (the window slides: an undeclared trip of a week is one episode).
 // A joining miss is a Repeat, for the digest only, unless it tells
 // something the episode has not told yet: a higher severity or another
-// reason. The first miss of an episode is told as above.
+// reason (another new device or country counts as another reason). The first miss of an episode is told as above.
 //
 // Repeats and familiar misses are marked audit.Finding.Digest when the
 // digest is on (Settings.Digest not empty), else NotMessaged: either way
@@ -60,9 +60,28 @@ type OpenEpisode struct {
 	First       time.Time `json:"first"`
 	Last        time.Time `json:"last"`
 	Count       int       `json:"count"`
-	// Told is the highest severity told in a message, Kinds the reasons told.
+	// Told is the highest severity told in a message, Kinds the reasons told
+	// (toldKey: a new device or country by what it names; at most
+	// maxToldKinds, the latest).
 	Told  string   `json:"told"`
 	Kinds []string `json:"kinds,omitempty"`
+}
+
+// maxToldKinds bounds the reasons an episode remembers as told.
+const maxToldKinds = 16
+
+// toldKey is what a reason of login l tells, for an episode's Kinds: a new
+// device or a new country by the device or country it names (another new
+// device within the episode is a new sign, not a repeat), other reasons by
+// their kind.
+func toldKey(kind string, l Login) string {
+	switch kind {
+	case RuleNewDevice:
+		return kind + "#" + DeviceKey(l.Browser, l.Platform)
+	case RuleNewCountry:
+		return kind + "#" + countryKey(l.Country)
+	}
+	return kind
 }
 
 // Expires is when the newest episode of es closes (zero: none open).
@@ -166,15 +185,21 @@ func familiar(b *Baseline, l Login, v Verdict, learning bool) *audit.Familiar {
 	// either a city they log in from or a network they use (a carrier's
 	// other pool or a VPN's other exit in a known city is familiar; a new
 	// device, a new country or a new city on a new network is not).
-	if net == "" || dk == "" || !b.HasCountry(countryKey(l.Country)) || !b.HasDevice(dk) {
+	// Only what vouching logins taught counts (Seen.Unvouched): an
+	// attacker's told logins do not make their own place familiar.
+	if net == "" || dk == "" || !b.VouchedCountry(countryKey(l.Country)) || !b.VouchedDevice(dk) {
 		return nil
 	}
 	n := b.NetworkLogins(net)
-	if n == 0 && !b.HasCity(l.Country, l.City) {
+	if n == 0 && !b.VouchedCity(l.Country, l.City) {
 		return nil
 	}
 	return &audit.Familiar{Network: net, Place: placeName(Place{City: strings.TrimSpace(l.City)}, l.Country),
-		Device: DeviceName(l.Browser, l.Platform), Logins: n}
+		Device: DeviceName(l.Browser, l.Platform), Logins: n,
+		// Suggested for the allowlist only when the user used it before and
+		// no miss from it was told as an alert (an attacker's network is
+		// not offered as "the user's own").
+		NoSuggestion: n == 0 || b.NetworkTold(net)}
 }
 
 // shape applies familiar-place demotion and episodes to the ip_not_allowed
@@ -195,7 +220,7 @@ func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen boo
 	var kinds []string
 	for _, r := range f.Reasons {
 		if r.Kind != f.Kind {
-			kinds = append(kinds, r.Kind)
+			kinds = append(kinds, toldKey(r.Kind, l))
 		}
 	}
 	if entry != nil && (net != "" || ck != "") {
@@ -241,6 +266,9 @@ func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen boo
 						if !slices.Contains(e.Kinds, k) {
 							e.Kinds = append(e.Kinds, k)
 						}
+					}
+					if n := len(e.Kinds); n > maxToldKinds {
+						e.Kinds = append([]string(nil), e.Kinds[n-maxToldKinds:]...) // the oldest told go: told again at worst
 					}
 				}
 				entry.dirty = true

@@ -177,3 +177,110 @@ func (m *memEpisodeStore) SaveEpisodes(_ context.Context, es []Episodes, _ int) 
 	}
 	return nil
 }
+
+// An attacker's own alerted logins do not make their network "the user's
+// own": a miss told as an alert may make its place familiar later (an
+// undeclared trip is told once), but its network is never suggested for
+// the allowlist (Familiar.NoSuggestion), nor is a network new to the user;
+// a login after guessed passwords makes its place familiar to nothing (its
+// return is told again). A network learned from history is suggested.
+func TestToldMissesAreNeverSuggestedAndGuessedOnesNeverFamiliar(t *testing.T) {
+	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	tests := []struct {
+		name         string
+		second       time.Duration // the attacker's return
+		ip           string
+		guessed      bool // the first visit guessed the password (password_guess_succeeded)
+		wantFamiliar bool
+	}{
+		{"return after the episode closed", 30 * time.Hour, "203.0.113.7", false, true},
+		{"return a week later", 7 * 24 * time.Hour, "203.0.113.7", false, true},
+		{"return from the same network, another address", 40 * time.Hour, "203.0.113.99", false, true},
+		{"return from the same city, a new network", 30 * time.Hour, "192.0.2.50", false, true},
+		{"return after a guessed password", 30 * time.Hour, "203.0.113.7", true, false},
+		{"return after a guessed password, a new network", 30 * time.Hour, "192.0.2.50", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newMemStore()
+			st.items["alice"] = berlinBaseline("alice")
+			ev1, f1 := miss(1, "alice", time.Hour, "203.0.113.7", "France", "Paris", "Firefox 126.0", "Windows 10")
+			if tt.guessed {
+				f1.Kind, f1.Severity = audit.KindPasswordGuessSucceeded, audit.SeverityCritical
+			}
+			one := judge(t, &Detector{Store: st, Settings: s}, piece(ev1), f1)[0]
+			if one.Familiar != nil || one.Digest || audit.SeverityRank(one.Severity) < audit.SeverityRank(audit.SeverityHigh) {
+				t.Fatalf("first visit %+v", one)
+			}
+			ev2, f2 := miss(2, "alice", tt.second, tt.ip, "France", "Paris", "Firefox 126.0", "Windows 10")
+			two := judge(t, &Detector{Store: st, Settings: s}, piece(ev2), f2)[0]
+			if (two.Familiar != nil) != tt.wantFamiliar {
+				t.Fatalf("return familiar = %v, want %v: %+v", two.Familiar != nil, tt.wantFamiliar, two)
+			}
+			if two.Familiar != nil && !two.Familiar.NoSuggestion {
+				t.Errorf("the attacker's network would be suggested for the allowlist: %+v", two.Familiar)
+			}
+			if !tt.wantFamiliar && (two.Digest || two.Severity != audit.SeverityHigh) {
+				t.Errorf("the return after a guessed password was demoted: %+v", two)
+			}
+		})
+	}
+	// A network learned from history is familiar and suggested, again and again.
+	st := newMemStore()
+	st.items["alice"] = berlinBaseline("alice")
+	for i := int64(1); i <= 3; i++ {
+		ev, f := miss(i, "alice", time.Duration(i)*30*time.Hour, "80.187.12.9", "Germany", "Berlin", "Chrome 121.0", "Android 14")
+		g := judge(t, &Detector{Store: st, Settings: s}, piece(ev), f)[0]
+		if g.Familiar == nil || !g.Digest || g.Familiar.NoSuggestion {
+			t.Errorf("familiar miss %d: %+v (%+v)", i, g, g.Familiar)
+		}
+	}
+	// A login inside the allowlist from a told network clears it.
+	b := berlinBaseline("alice")
+	told := Login{EventID: 900, UserID: "alice", At: t0.Add(time.Hour), IP: "203.0.113.7", Whole: true, Country: "France", City: "Paris", Browser: "Firefox 126.0", Platform: "Windows 10"}
+	b.LearnTold(told)
+	if !b.NetworkTold("203.0.113.0/24") {
+		t.Fatal("a told miss did not mark its network")
+	}
+	told.EventID, told.At = 901, t0.Add(2*time.Hour)
+	b.Learn(told)
+	if b.NetworkTold("203.0.113.0/24") {
+		t.Error("a login inside the allowlist did not clear Told")
+	}
+}
+
+// Within an episode a reason is "told" for what it says, not only for its
+// kind: after the user's trip with a new laptop was told (new country, new
+// device), another new device from the same country within the episode is
+// a new sign (a stolen password used elsewhere) and is sent, not held back;
+// the same new device again is a repeat.
+func TestEpisodeTellsAnotherNewDevice(t *testing.T) {
+	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	tests := []struct {
+		name             string
+		browser, system  string
+		ip               string
+		wantRepeat       bool
+		wantReasonsAfter int
+	}{
+		{"the trip's laptop again", "Firefox 126.0", "Windows 10", "198.51.100.9", true, 0},
+		{"another new device", "Safari 17.0", "Mac OS X 14", "192.0.2.44", false, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newMemStore()
+			st.items["alice"] = berlinBaseline("alice")
+			d := &Detector{Store: st, Settings: s}
+			ev1, f1 := miss(1, "alice", time.Hour, "198.51.100.7", "France", "Paris", "Firefox 126.0", "Windows 10")
+			one := judge(t, d, piece(ev1), f1)[0]
+			if one.Episode == nil || one.Episode.Repeat || one.Digest || len(one.Reasons) != 3 {
+				t.Fatalf("the trip's first login %+v (episode %+v)", one, one.Episode)
+			}
+			ev2, f2 := miss(2, "alice", 3*time.Hour, tt.ip, "France", "Lyon", tt.browser, tt.system)
+			two := judge(t, d, piece(ev2), f2)[0]
+			if two.Episode == nil || two.Episode.Repeat != tt.wantRepeat || two.Digest != tt.wantRepeat || len(two.Reasons) != tt.wantReasonsAfter {
+				t.Errorf("second login %+v (episode %+v)", two, two.Episode)
+			}
+		})
+	}
+}

@@ -48,7 +48,9 @@ func (d *Digest) addMiss(f audit.Finding, user string) {
 		} else {
 			d.FamiliarOthers++
 		}
-		d.suggest(f.UserID, user, f.Familiar.Network)
+		if !f.Familiar.NoSuggestion {
+			d.suggest(f.UserID, user, f.Familiar.Network)
+		}
 	}
 	if e := f.Episode; e != nil {
 		if d.Episodes == nil {
@@ -164,7 +166,7 @@ func renderMisses(b *strings.Builder, d Digest, week map[string]*UserNetworks) {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		b.WriteString("\nEpisodes outside the allowlist (the first login was sent as an alert; further logins from the same network or country within EPISODE_HOURS are counted here):\n")
+		b.WriteString("\nEpisodes outside the allowlist (logins of a user from the same network or country within EPISODE_HOURS of each other: one that told something new was sent as an alert, one from a familiar place was not; the rest are counted here):\n")
 		for _, k := range keys {
 			e := d.Episodes[k]
 			fmt.Fprintf(b, "  - %s: %d login(s) from %s since %s (%d held back into this digest)\n", c(e.User), e.Count, c(e.Where), c(e.First), e.Repeats)
