@@ -205,6 +205,10 @@ func familiar(b *Baseline, l Login, v Verdict, learning bool) *audit.Familiar {
 // shape applies familiar-place demotion and episodes to the ip_not_allowed
 // finding f of login l (fam from familiar; seen: the login is not newer than
 // what the baseline had learned before this run, i.e. judged before).
+// MaxEpisodeSpan is the longest an episode lasts from its first miss,
+// however often it is extended.
+const MaxEpisodeSpan = 7 * 24 * time.Hour
+
 func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen bool) audit.Finding {
 	if fam != nil {
 		f.Severity = audit.SeverityLow
@@ -224,10 +228,13 @@ func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen boo
 		}
 	}
 	if entry != nil && (net != "" || ck != "") {
-		// Closed episodes go away.
+		// Closed episodes go away: EPISODE_HOURS after their last miss, or
+		// MaxEpisodeSpan after their first (so that a network outside the
+		// allowlist that the user, or someone else, keeps using is told
+		// again at least that often, not held back for as long as it lasts).
 		open := entry.e.Open[:0]
 		for _, e := range entry.e.Open {
-			if !l.At.After(e.Last.Add(window)) {
+			if !l.At.After(e.Last.Add(window)) && l.At.Sub(e.First) < MaxEpisodeSpan {
 				open = append(open, e)
 			} else {
 				entry.dirty = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -282,5 +283,30 @@ func TestEpisodeTellsAnotherNewDevice(t *testing.T) {
 				t.Errorf("second login %+v (episode %+v)", two, two.Episode)
 			}
 		})
+	}
+}
+
+// An episode that keeps being extended (a network outside the allowlist
+// used every day) is told again once it is MaxEpisodeSpan old: it cannot
+// hold back the logins of someone else from that network for good.
+func TestAnEpisodeEndsAfterItsLongestSpan(t *testing.T) {
+	st := newMemStore()
+	st.items["alice"] = berlinBaseline("alice")
+	d := &Detector{Store: st, Settings: Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}}
+	var told []int
+	for day := 0; day < 10; day++ {
+		ev, f := miss(int64(10+day), "alice", time.Duration(day)*20*time.Hour, "198.51.100.7", "France", "Paris", "Firefox 126.0", "Windows 10")
+		g := judge(t, d, piece(ev), f)[0]
+		if g.Episode == nil {
+			t.Fatalf("day %d: no episode: %+v", day, g)
+		}
+		if !g.Episode.Repeat {
+			told = append(told, day)
+		}
+	}
+	// Every 20 hours: the episode never closes by EPISODE_HOURS; 7 days
+	// after day 0 (168 h) the miss of day 9 (180 h) opens a new one.
+	if !slices.Equal(told, []int{0, 9}) {
+		t.Errorf("told on days %v, want [0 9]", told)
 	}
 }
