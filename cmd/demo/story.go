@@ -383,12 +383,15 @@ func jsonText(v any) string {
 
 func (d *demo) stepEnforce(ctx context.Context) error {
 	step(d.out, 5, "Alice logs in from outside her allowlist again; now ENFORCEMENT_MODE=end-session")
+	// Another network than step 2's 192.0.2.77: a second miss from the same
+	// network within EPISODE_HOURS would be one episode with it (ended all
+	// the same, but told in the digest, not in a message of its own).
 	ids := d.stack.Portal.AddLoginEvents(devportal.LoginEvent{Date: time.Now().Add(-30 * time.Second), UserID: aliceID, User: "Alice Smith",
-		Login: aliceEmail, ActionID: loginSuccess, IP: "192.0.2.78", Browser: "Firefox 133", Platform: "Windows 10"})
+		Login: aliceEmail, ActionID: loginSuccess, IP: "198.18.7.78", Browser: "Firefox 133", Platform: "Windows 10"})
 	if sess, ok := d.stack.Portal.Session(ids[0]); !ok || !sess.Active {
 		return fmt.Errorf("the new login's session is not active on the portal: %+v", sess)
 	}
-	fmt.Fprintf(d.out, "Login event %d (Alice, 192.0.2.78): its session is active on the portal.\n", ids[0])
+	fmt.Fprintf(d.out, "Login event %d (Alice, 198.18.7.78, another network than her first miss): its session is active on the portal.\n", ids[0])
 	fmt.Fprintln(d.out, "The same AuditFunction, deployed with EnforcementMode=end-session:")
 	res, p, err := d.auditAlertingOnce(ctx, d.enforcing)
 	if err != nil {
