@@ -193,16 +193,17 @@ func writeBehaviourAdvice(b *strings.Builder, n map[string]int) {
 	}
 }
 
-// splitQuiet separates the findings to send from those marked NotMessaged.
-func splitQuiet(fs []Finding) (sent, quiet []Finding) {
+// partition separates fs into those for which taken is false and those
+// for which it is true, each in order.
+func partition(fs []Finding, taken func(Finding) bool) (rest, took []Finding) {
 	for _, f := range fs {
-		if f.NotMessaged {
-			quiet = append(quiet, f)
+		if taken(f) {
+			took = append(took, f)
 		} else {
-			sent = append(sent, f)
+			rest = append(rest, f)
 		}
 	}
-	return sent, quiet
+	return rest, took
 }
 
 // countQuiet counts and logs the findings that are sent in no message (they

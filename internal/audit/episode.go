@@ -79,16 +79,3 @@ func writeEpisode(b *strings.Builder, f Finding) {
 	fmt.Fprintf(b, "   Episode: further logins of this user from %s outside the allowlist within %d hours of each other are counted in the daily digest, not sent one by one.\n",
 		where, f.Episode.Hours)
 }
-
-// splitDigest separates the findings that go to the daily digest (Digest
-// set) from those sent in messages of their own.
-func splitDigest(fs []Finding) (own, digest []Finding) {
-	for _, f := range fs {
-		if f.Digest {
-			digest = append(digest, f)
-		} else {
-			own = append(own, f)
-		}
-	}
-	return own, digest
-}

@@ -119,7 +119,7 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	notices := p.respond(ctx, findings)
 	p.nameUsers(ctx, findings)
 
-	sent, quiet := splitQuiet(findings)
+	sent, quiet := partition(findings, func(f Finding) bool { return f.NotMessaged })
 	if err := p.publish(ctx, sent, notices); err != nil {
 		return err
 	}

@@ -91,7 +91,7 @@ func RenderAlerts(m Meta, fs []Finding, maxBytes int) ([]Batch, error) {
 	// Findings for the digest (Digest: issue #21 §2's episode repeats and
 	// familiar places) travel in batches of their own, marked Alert.Digest,
 	// after the messages.
-	own, toDigest := splitDigest(fs)
+	own, toDigest := partition(fs, func(f Finding) bool { return f.Digest })
 	for _, set := range []struct {
 		fs     []Finding
 		digest bool
