@@ -202,13 +202,13 @@ func familiar(b *Baseline, l Login, v Verdict, learning bool) *audit.Familiar {
 		NoSuggestion: n == 0 || b.NetworkTold(net)}
 }
 
-// shape applies familiar-place demotion and episodes to the ip_not_allowed
-// finding f of login l (fam from familiar; seen: the login is not newer than
-// what the baseline had learned before this run, i.e. judged before).
 // MaxEpisodeSpan is the longest an episode lasts from its first miss,
 // however often it is extended.
 const MaxEpisodeSpan = 7 * 24 * time.Hour
 
+// shape applies familiar-place demotion and episodes to the ip_not_allowed
+// finding f of login l (fam from familiar; seen: the login is not newer than
+// what the baseline had learned before this run, i.e. judged before).
 func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen bool) audit.Finding {
 	if fam != nil {
 		f.Severity = audit.SeverityLow
