@@ -308,7 +308,10 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 
 	st.Applied, st.Owned, st.LastSeen, st.LastEnabled = version, final.Owned, after, final.Enable
 	st.Reconciled, st.Pending, st.PendingCode, st.PendingVersion, st.LastReconcile = true, "", "", 0, now
-	if final.CapErr != nil {
+	if final.CapErr == nil {
+		// Every change counted when st was read is on the portal now.
+		st.AddsApplied = st.Adds
+	} else {
 		// Only the removals went out: the additions wait for the cap.
 		st.Pending, st.PendingCode, st.PendingVersion = final.CapErr.Error(), ipguard.ErrorCode(final.CapErr), version
 		out.warnings = append(out.warnings, "only removals were applied: "+final.CapErr.Error())

@@ -575,7 +575,7 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 	myV := st.Version
 	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || st.Sent != nil || !holds(st.LastSeen, mine) || recheck {
 		if res.Stored {
-			if myV, err = s.Store.BumpVersion(ctx); err != nil {
+			if myV, err = s.bump(ctx, res.Added, in.now); err != nil {
 				return err
 			}
 		}
@@ -863,6 +863,12 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 	if settled && len(st.LastSeen)+len(mine.Addrs) <= s.Settings.maxEntries()*9/10 {
 		return nil
 	}
+	// Changes stored but not on the portal yet: a counting store bounds
+	// what they may add, so that a change arriving while others wait
+	// does not read every user (see AddsCounter).
+	if n, ok := s.unappliedBound(st); ok && n+len(mine.Addrs) <= s.Settings.maxEntries()*9/10 {
+		return nil
+	}
 	users, err := s.Store.AllUsers(ctx)
 	if err != nil {
 		return err
@@ -889,6 +895,60 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 		return over(n)
 	}
 	return nil
+}
+
+// AddsCounter is optional on a Store: BumpVersionAdding is BumpVersion
+// that also adds adds to PortalState.Adds in the same write (only it moves
+// Adds; PutPortalState stores AddsApplied with Applied, never down). A
+// change counts the addresses its new entries need; the reconcile that
+// applied everything it read records the Adds it read as AddsApplied. So
+// the portal list, as the last reconcile left it, plus Adds − AddsApplied
+// bounds what the stored changes need, without reading every user.
+type AddsCounter interface {
+	BumpVersionAdding(ctx context.Context, adds int) (int64, error)
+}
+
+// unappliedBound bounds the entries the portal list would hold once the
+// changes stored so far are applied: the entries of the last list seen and
+// of a PUT in flight, plus what the changes counted since the last full
+// reconcile may add (AddsCounter). ok is false when there is no such
+// bound (no counting store, no reconcile yet, or the last one failed):
+// then every user is read. Like the "settled" bound, it counts a change
+// once its version is bumped; one whose bump was lost is counted by the
+// next reconcile.
+func (s *Service) unappliedBound(st ipguard.PortalState) (int, bool) {
+	if _, ok := s.Store.(AddsCounter); !ok || !st.Reconciled || st.Pending != "" || st.Adds < st.AddsApplied {
+		return 0, false
+	}
+	entries := map[string]bool{}
+	for _, r := range st.LastSeen {
+		entries[r.IP] = true
+	}
+	for _, r := range st.Sent {
+		entries[r.IP] = true
+	}
+	return len(entries) + int(st.Adds-st.AddsApplied), true
+}
+
+// bump bumps the desired-state version for a stored change that added
+// entries added, counting the addresses they need where the store counts
+// (AddsCounter).
+func (s *Service) bump(ctx context.Context, added []string, now time.Time) (int64, error) {
+	c, ok := s.Store.(AddsCounter)
+	if !ok {
+		return s.Store.BumpVersion(ctx)
+	}
+	n := 0
+	if len(added) > 0 {
+		only := s.Settings
+		only.Breakglass = nil
+		d := DesiredState([]ipguard.User{{ID: "counted", Entries: added}}, only, now)
+		n = len(d.Addrs)
+		if d.Overflow {
+			n = only.maxEntries() + 1
+		}
+	}
+	return c.BumpVersionAdding(ctx, n)
 }
 
 // converge returns once version myV is applied to the portal (by this
@@ -980,7 +1040,10 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 }
 
 // StateLeasePeeker is optional on a Store: one strongly consistent read of
-// the portal state and of whether the lease name is free at now.
+// the portal state's progress and of whether the lease name is free at now.
+// Of the state it needs only Version, Applied, Pending, PendingCode,
+// PendingVersion, LastSeen, LastEnabled and Reconciled (the rest may be
+// left zero: a waiter's poll reads no more than it uses).
 type StateLeasePeeker interface {
 	PortalStateAndLease(ctx context.Context, name string, now time.Time) (ipguard.PortalState, bool, error)
 }

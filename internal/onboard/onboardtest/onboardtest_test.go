@@ -11,3 +11,7 @@ import (
 func TestFakeKeepsTheContract(t *testing.T) {
 	onboardcontract.StoreContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
 }
+
+func TestFakeCountsAddsAsTheContractSays(t *testing.T) {
+	onboardcontract.AddsCounterContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
+}

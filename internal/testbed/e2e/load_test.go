@@ -40,12 +40,29 @@ type loadFigures struct {
 	requests    int
 	containers  int
 	portalDelay time.Duration
+	dynamo      localaws.DynamoStats // the DynamoDB calls of the load (moto's share of the time)
 }
 
 func (f loadFigures) String() string {
 	return fmt.Sprintf("%d onboardings through %d containers, portal latency %s: %d failed, p50 %s, p95 %s, max %s, total %s, %d PUTs, %d addresses missing, manual entries kept: %v",
 		f.requests, f.containers, f.portalDelay, len(f.failures), f.p50.Round(time.Millisecond), f.p95.Round(time.Millisecond), f.max.Round(time.Millisecond),
-		f.total.Round(time.Millisecond), f.puts, len(f.missing), f.manualKept)
+		f.total.Round(time.Millisecond), f.puts, len(f.missing), f.manualKept) + f.dynamoLine()
+}
+
+// dynamoLine says how many DynamoDB calls the load made and how long moto
+// (one call at a time) took to serve them: the stand-in's share of the run.
+func (f loadFigures) dynamoLine() string {
+	if f.dynamo.Calls == 0 || f.requests == 0 {
+		return ""
+	}
+	ops := make([]string, 0, len(f.dynamo.ByOp))
+	for op, n := range f.dynamo.ByOp {
+		ops = append(ops, fmt.Sprintf("%s %d (%.0f ms)", op, n, float64(f.dynamo.BusyByOp[op].Microseconds())/1000/float64(n)))
+	}
+	slices.Sort(ops)
+	return fmt.Sprintf("; DynamoDB: %d calls (%.1f per onboarding: %s), moto busy %s (%.1f ms a call)",
+		f.dynamo.Calls, float64(f.dynamo.Calls)/float64(f.requests), strings.Join(ops, ", "),
+		f.dynamo.Busy.Round(time.Millisecond), float64(f.dynamo.Busy.Microseconds())/1000/float64(f.dynamo.Calls))
 }
 
 // runLoad sends n onboardings at once through c emulator processes (each
@@ -76,6 +93,7 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 	lat := make([]time.Duration, n)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	s.Moto.TakeDynamoStats() // the deployment's and the cold starts' calls are not the load's
 	start := time.Now()
 	for w := range c {
 		wg.Add(1)
@@ -96,6 +114,7 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 	}
 	wg.Wait()
 	fig.total = time.Since(start)
+	fig.dynamo = s.Moto.TakeDynamoStats()
 	defer func() {
 		// Stopped now, not at the end of a benchmark that runs several loads.
 		for _, f := range fns {
