@@ -43,8 +43,8 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 	t.Run("onboard.Store", func(t *testing.T) {
 		onboardcontract.StoreContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
 	})
-	t.Run("onboard.AddsCounter", func(t *testing.T) {
-		onboardcontract.AddsCounterContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
+	t.Run("onboard fast path", func(t *testing.T) {
+		onboardcontract.FastPathContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
 	})
 	t.Run("behaviour.WindowStore", func(t *testing.T) {
 		windowtest.Contract(t, func(t *testing.T) behaviour.WindowStore { return newStore(t) })

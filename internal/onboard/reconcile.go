@@ -56,6 +56,10 @@ type outcome struct {
 	warnings     []string
 	drift        *Drift
 	missingOwned []string
+	// written is the state as this reconcile stored it at its end (nil when
+	// it stored none): under the lease nothing but the version bump (Version,
+	// Adds) moves it meanwhile, so the holder's next pass starts from it.
+	written *ipguard.PortalState
 }
 
 func (o *outcome) merge(n outcome) {
@@ -336,6 +340,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		return outcome{}, err
 	}
+	out.written = &st
 	out.drift = drift
 	out.portal = PortalApplied
 	if final.CapErr != nil {

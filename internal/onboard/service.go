@@ -241,23 +241,7 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	res := newResult(req.Action, in.id)
 	ctx, sp := withSpans(ctx)
 	t0 := time.Now()
-	// The state and the user are read together: one round trip less on
-	// every change's path.
-	var pre prefetched
-	var panicked any
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// A panic goes on in the caller's goroutine, where the handler
-		// recovers it.
-		defer func() { panicked = recover() }()
-		pre.user, pre.found, pre.err = s.Store.GetUser(ctx, in.id)
-	}()
-	st, err := s.Store.PortalState(ctx)
-	<-done
-	if panicked != nil {
-		panic(panicked)
-	}
+	st, pre, err := s.readChangeStart(ctx, in)
 	if err != nil {
 		return Result{}, err
 	}
@@ -335,7 +319,8 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 		var old ipguard.User
 		var found bool
 		var err error
-		if attempt == 0 && pre != nil {
+		first := attempt == 0 && pre != nil
+		if first {
 			old, found, err = pre.user, pre.found, pre.err
 		} else {
 			old, found, err = s.Store.GetUser(ctx, in.id)
@@ -343,7 +328,11 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 		if err != nil {
 			return ipguard.User{}, err
 		}
-		if stale, err := s.olderThanOffboarding(ctx, in, old, found, res); err != nil || stale {
+		var known *prefetched // the offboarding as read with the record
+		if first && pre.offRead {
+			known = pre
+		}
+		if stale, err := s.olderThanOffboarding(ctx, in, old, found, res, known); err != nil || stale {
 			// Older than the user's offboarding: it would undo it, so
 			// nothing is stored (WHERE §13: a warning, never an error).
 			if found {
@@ -394,11 +383,64 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 	}
 }
 
-// prefetched is the user's record as read with the state (GetUser's answer).
+// prefetched is the user's record as read with the state (GetUser's
+// answer), and the user's offboarding when it was read with them.
 type prefetched struct {
 	user  ipguard.User
 	found bool
 	err   error
+	// offRead: off and offOK are Tombstones.Offboarded's answer at the
+	// request's now.
+	offRead bool
+	off     time.Time
+	offOK   bool
+}
+
+// ChangeStart is what a change starts from: the user's record (Found false
+// when none), the portal state, and the user's remembered offboarding
+// (WasOffboarded false when none is remembered at the time asked).
+type ChangeStart struct {
+	User          ipguard.User
+	Found         bool
+	State         ipguard.PortalState
+	Offboarded    time.Time
+	WasOffboarded bool
+}
+
+// ChangeReader is optional on a Store that has Tombstones: ChangeRead
+// reads GetUser's, PortalState's and Offboarded's answers (at now) in one
+// strongly consistent read: one round trip for all a change starts from.
+type ChangeReader interface {
+	ChangeRead(ctx context.Context, id string, now time.Time) (ChangeStart, error)
+}
+
+// readChangeStart reads the portal state and the user's record together
+// (one read with a ChangeReader, else two at once): one round trip less
+// on every change's path.
+func (s *Service) readChangeStart(ctx context.Context, in changeInput) (ipguard.PortalState, prefetched, error) {
+	if r, ok := s.Store.(ChangeReader); ok {
+		cs, err := r.ChangeRead(ctx, in.id, in.now)
+		if err != nil {
+			return ipguard.PortalState{}, prefetched{}, err
+		}
+		return cs.State, prefetched{user: cs.User, found: cs.Found, offRead: true, off: cs.Offboarded, offOK: cs.WasOffboarded}, nil
+	}
+	var pre prefetched
+	var panicked any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A panic goes on in the caller's goroutine, where the handler
+		// recovers it.
+		defer func() { panicked = recover() }()
+		pre.user, pre.found, pre.err = s.Store.GetUser(ctx, in.id)
+	}()
+	st, err := s.Store.PortalState(ctx)
+	<-done
+	if panicked != nil {
+		panic(panicked)
+	}
+	return st, pre, err
 }
 
 // lostAnswer reports whether an earlier attempt's conditional write most
@@ -514,13 +556,20 @@ func changedAfter(u ipguard.User, at time.Time) bool {
 // requested before the user's last remembered offboarding (see Tombstones),
 // and then warns naming both times. It asks only when it can matter: the
 // user is not stored, or the request is older than the record (the user
-// came back after an offboarding).
-func (s *Service) olderThanOffboarding(ctx context.Context, in changeInput, old ipguard.User, found bool, res *Result) (bool, error) {
+// came back after an offboarding). known, when not nil, holds the
+// offboarding as read together with old (ChangeReader): it is not read again.
+func (s *Service) olderThanOffboarding(ctx context.Context, in changeInput, old ipguard.User, found bool, res *Result, known *prefetched) (bool, error) {
 	tomb, ok := s.Store.(Tombstones)
 	if !ok || in.action == ActionOffboard || found && !in.at.Before(old.CreatedAt.Add(time.Second)) {
 		return false, nil
 	}
-	off, ok, err := tomb.Offboarded(ctx, in.id, in.now)
+	var off time.Time
+	var err error
+	if known != nil {
+		off, ok = known.off, known.offOK
+	} else {
+		off, ok, err = tomb.Offboarded(ctx, in.id, in.now)
+	}
 	if err != nil || !ok || !in.at.Before(off) {
 		return false, err
 	}
@@ -1080,10 +1129,28 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 // holdAndReconcile reconciles under the lease, again while the stored
 // version moved on during the pass (so queued callers find their change
 // applied instead of taking the lease one by one), at most a few rounds.
+//
+// A further pass starts from the state the previous one wrote, with only
+// what the version bumps move (Version, Adds) read again, through the
+// store's small poll read (StateLeasePeeker) where it has one: under the
+// lease nothing else writes the state.
 func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV int64, force bool, mine []string) (outcome, error) {
 	var total outcome
+	var written *ipguard.PortalState
+	peeker, _ := s.Store.(StateLeasePeeker)
 	for round := 0; round < 4; round++ {
-		st, err := s.Store.PortalState(ctx)
+		var st ipguard.PortalState
+		var err error
+		if written != nil && peeker != nil {
+			tr := time.Now()
+			var moved ipguard.PortalState
+			moved, _, err = peeker.PortalStateAndLease(ctx, LeaseName, s.now())
+			st = *written
+			st.Version, st.Adds = moved.Version, moved.Adds
+			span(ctx, "stateReread", tr)
+		} else {
+			st, err = s.Store.PortalState(ctx)
+		}
 		if err != nil {
 			return outcome{}, err
 		}
@@ -1097,6 +1164,7 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		if err != nil {
 			return outcome{}, err
 		}
+		written = out.written
 		total.merge(out)
 		if out.portal == PortalPending {
 			break

@@ -12,6 +12,6 @@ func TestFakeKeepsTheContract(t *testing.T) {
 	onboardcontract.StoreContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
 }
 
-func TestFakeCountsAddsAsTheContractSays(t *testing.T) {
-	onboardcontract.AddsCounterContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
+func TestFakeKeepsTheFastPathContract(t *testing.T) {
+	onboardcontract.FastPathContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
 }

@@ -10,10 +10,12 @@ import (
 	"ipguard/internal/onboard"
 )
 
-// AddsCounterContract checks the promises of onboard.AddsCounter (the
-// count behind the cap check's bound) and, where the store has it, that
-// onboard.StateLeasePeeker's poll reads every field a waiting change uses.
-func AddsCounterContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
+// FastPathContract checks the promises of onboard.AddsCounter (the count
+// behind the cap check's bound) and, where the store has them, that
+// onboard.ChangeReader's one read answers as the three reads it replaces
+// and that onboard.StateLeasePeeker's poll reads every field a waiting
+// change uses.
+func FastPathContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 	ctx := context.Background()
 	t.Run("the version bump counts the addresses added; only the bump moves the count", func(t *testing.T) {
 		s := newStore(t)
@@ -42,6 +44,44 @@ func AddsCounterContract(t *testing.T, newStore func(t *testing.T) onboard.Store
 		}
 		if st, err = s.PortalState(ctx); err != nil || st.Applied != 2 || st.AddsApplied != 8 {
 			t.Errorf("after an older write: applied %d, addsApplied %d, %v; want 2 and 8 kept", st.Applied, st.AddsApplied, err)
+		}
+	})
+	t.Run("a change's one read answers as the three reads it replaces", func(t *testing.T) {
+		s := newStore(t)
+		r, ok := s.(onboard.ChangeReader)
+		if !ok {
+			t.Skipf("%T has no one-read change start (optional)", s)
+		}
+		tomb := s.(onboard.Tombstones)
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		if cs, err := r.ChangeRead(ctx, "u1", now); err != nil || !reflect.DeepEqual(cs, onboard.ChangeStart{}) {
+			t.Fatalf("empty store: %+v, %v; want nothing found", cs, err)
+		}
+		u := ipguard.User{ID: "u1", Email: "a@example.com", Entries: []string{"203.0.113.7"}, Rev: 1, CreatedAt: now.Truncate(time.Second), UpdatedAt: now.Truncate(time.Second)}
+		if ok, err := s.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if _, err := s.BumpVersion(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutPortalState(ctx, ipguard.PortalState{Applied: 1, LastSeen: []ipguard.Restriction{{IP: "203.0.113.7"}}, Owned: []string{"203.0.113.7"}, Reconciled: true}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tomb.PutOffboarded(ctx, "u1", now.Add(-time.Hour), now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		for _, at := range []time.Time{now, now.Add(2 * time.Hour)} { // remembered, then expired
+			cs, err := r.ChangeRead(ctx, "u1", at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantU, wantFound, _ := s.GetUser(ctx, "u1")
+			wantSt, _ := s.PortalState(ctx)
+			wantOff, wantWas, _ := tomb.Offboarded(ctx, "u1", at)
+			want := onboard.ChangeStart{User: wantU, Found: wantFound, State: wantSt, Offboarded: wantOff, WasOffboarded: wantWas}
+			if !reflect.DeepEqual(cs, want) {
+				t.Errorf("at %s: ChangeRead = %+v\nwant %+v", at, cs, want)
+			}
 		}
 	})
 	t.Run("a waiting change's poll reads what it uses", func(t *testing.T) {
