@@ -1020,10 +1020,11 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 		wait = time.Until(dl) / 2 // leave the other half for the work itself
 	}
 	giveUp := time.Now().Add(wait)
-	pause := 50 * time.Millisecond
+	pause := firstPause
 	peeker, _ := s.Store.(StateLeasePeeker)
 	tryLease, slept := true, true
 	for {
+		refused := false
 		if tryLease {
 			ta := time.Now()
 			held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
@@ -1034,9 +1035,15 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 			if ipguard.ErrorCode(err) != ipguard.EConflict {
 				return outcome{}, err
 			}
+			refused = true
 		}
 		tryLease = true
-		if !force || peeker != nil {
+		if refused && peeker != nil {
+			// Just refused: the holder's pass that applies this change has
+			// yet to run, so a poll now could not show it applied. Pause,
+			// then poll (not try again: the poll says when it is free).
+			tryLease = false
+		} else if !force || peeker != nil {
 			tp := time.Now()
 			var st ipguard.PortalState
 			var err error
@@ -1084,9 +1091,18 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 		}
 		span(ctx, "waitSleep", ts)
 		slept = true
-		pause = min(pause*3/2, 150*time.Millisecond)
+		pause = min(pause*3/2, maxPause)
 	}
 }
+
+// The pauses of a waiting change between polls (jittered around pause,
+// which grows by half each time up to maxPause). A pass of the holder takes
+// a few store and portal round trips, so polling faster than this only
+// loads the store the holder needs.
+const (
+	firstPause = 100 * time.Millisecond
+	maxPause   = 200 * time.Millisecond
+)
 
 // StateLeasePeeker is optional on a Store: one strongly consistent read of
 // the portal state's progress and of whether the lease name is free at now.

@@ -23,10 +23,11 @@ import (
 // as the baseline of the load test.
 const leasePerRequestCommit = "cba4c3f"
 
-// pollingWaitCommit is the reconciler before issue 15 §6 (waiting callers
-// polled the lease and the state with two reads each time), built as the
+// beforeCommit is the reconciler before the second round of issue 15 §6
+// (a change read every user for the cap check while others waited, and
+// started from three reads; waiters polled the whole state), built as the
 // "before" of the load benchmark.
-const pollingWaitCommit = "2717f81"
+const beforeCommit = "e47f267"
 
 // loadFigures are one load run's numbers.
 type loadFigures struct {
@@ -177,13 +178,14 @@ func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
 
 // BenchmarkOnboardLoad runs the same load (100 onboardings, 10 containers,
 // 50 ms portal latency) against this design, against the reconciler before
-// issue 15 §6 (built from commit pollingWaitCommit: waiting callers read the
-// lease and the state separately on every poll) and against the
-// lease-per-request design (built from commit leasePerRequestCommit). Each
+// the second round of issue 15 §6 (built from commit beforeCommit) and
+// against the lease-per-request design (built from commit
+// leasePerRequestCommit). Each
 // iteration runs the three one after the other, so that on a shared
 // machine they meet the same load (-benchtime=Nx repeats the round). It
-// reports p50, p95, max and total time per design, and the failures and
-// PUTs.
+// reports p50, p95, max and total time per design, the failures and PUTs,
+// and the DynamoDB calls per onboarding with moto's service time (the
+// stand-in's share: it serves one call at a time).
 func BenchmarkOnboardLoad(b *testing.B) {
 	const n, c, delay = 100, 10, 50 * time.Millisecond
 	needSetup(b)
@@ -191,13 +193,13 @@ func BenchmarkOnboardLoad(b *testing.B) {
 	if err != nil {
 		b.Fatalf("build the lease-per-request baseline (%s): %v", leasePerRequestCommit, err)
 	}
-	polling, err := buildAt(b, pollingWaitCommit)
+	before, err := buildAt(b, beforeCommit)
 	if err != nil {
-		b.Fatalf("build the polling-wait reconciler (%s): %v", pollingWaitCommit, err)
+		b.Fatalf("build the reconciler before (%s): %v", beforeCommit, err)
 	}
 	designs := []struct{ name, bootstrap string }{
 		{"reconciler", bootstraps["onboard"]},
-		{"before-15.6", polling},
+		{"before", before},
 		{"lease-per-request", baseline},
 	}
 	if only := os.Getenv("LOAD_DESIGNS"); only != "" {
@@ -224,6 +226,8 @@ func BenchmarkOnboardLoad(b *testing.B) {
 			s.total += fig.total
 			s.puts += fig.puts
 			s.failures = append(s.failures, fig.failures...)
+			s.dynamo.Calls += fig.dynamo.Calls
+			s.dynamo.Busy += fig.dynamo.Busy
 		}
 	}
 	for _, d := range designs {
@@ -238,6 +242,8 @@ func BenchmarkOnboardLoad(b *testing.B) {
 		b.ReportMetric(s.total.Seconds()/r, d.name+"-total-s")
 		b.ReportMetric(float64(len(s.failures))/r, d.name+"-failed")
 		b.ReportMetric(float64(s.puts)/r, d.name+"-PUTs")
+		b.ReportMetric(float64(s.dynamo.Calls)/r/n, d.name+"-dynamo-calls/onboarding")
+		b.ReportMetric(s.dynamo.Busy.Seconds()/r, d.name+"-moto-busy-s")
 	}
 }
 
