@@ -1142,9 +1142,11 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	return out, err
 }
 
-// holdAndReconcile reconciles under the lease, again while the stored
-// version moved on during the pass (so queued callers find their change
-// applied instead of taking the lease one by one), at most a few rounds.
+// holdAndReconcile reconciles under the lease. A change makes one pass
+// (which applies every change stored by then, so the queued callers mostly
+// find theirs applied, and one of them takes the lease for the rest); a
+// sync goes again while the stored version moved on during the pass, at
+// most a few rounds.
 //
 // A further pass starts from the state the previous one wrote, with only
 // what the version bumps move (Version, Adds) read again, through the
@@ -1183,6 +1185,14 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		written = out.written
 		total.merge(out)
 		if out.portal == PortalPending {
+			break
+		}
+		if !force {
+			// This change is on the portal (the pass read the state after
+			// its version bump). Another pass would hold its caller's
+			// answer back by a whole pass (a function's work after its
+			// answer is frozen), so the lease goes to a waiting change,
+			// whose pass applies everything stored by then.
 			break
 		}
 		if time.Until(held.Until) < 10*time.Second {
