@@ -3,6 +3,7 @@ package onboard
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -79,5 +80,65 @@ func TestCapCheckBoundsWaitingChangesWithoutReadingEveryUser(t *testing.T) {
 				t.Errorf("read every user %d times; want %d", counted.scans, c.wantScans)
 			}
 		})
+	}
+}
+
+// peekStore adds the small poll read (StateLeasePeeker) to the fake: only
+// the state's progress, as the DynamoDB store reads it.
+type peekStore struct {
+	*fakeStore
+	peeks int
+}
+
+func (p *peekStore) PortalStateAndLease(ctx context.Context, _ string, _ time.Time) (ipguard.PortalState, bool, error) {
+	p.peeks++
+	st, err := p.fakeStore.PortalState(ctx)
+	progress := ipguard.PortalState{Version: st.Version, Applied: st.Applied, Adds: st.Adds, AddsApplied: st.AddsApplied,
+		Pending: st.Pending, PendingCode: st.PendingCode, PendingVersion: st.PendingVersion,
+		LastSeen: st.LastSeen, LastEnabled: st.LastEnabled, Reconciled: st.Reconciled}
+	return progress, true, err
+}
+
+// A sync's further pass (the version moved during its first) starts from
+// the state the first pass wrote, reading again only the version and the
+// count (#15 §6: one full read of the state less per pass). It must come
+// to what a full read would: the change that landed during the first pass
+// is applied, its address owned, the state's list the portal's, and no
+// drift alerted about the tool's own PUTs.
+func TestSyncsFurtherPassStartsFromTheStateItWrote(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	ps := &peekStore{fakeStore: e.st}
+	e.s.Store = ps
+	store := func(id, ip string) {
+		u := ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{ip}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
+		if ok, err := e.st.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Error(ok, err)
+		}
+		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
+			t.Error(err)
+		}
+	}
+	store("u3", "203.0.113.30") // waiting for the sync's first pass
+	// Another container's change lands during the first pass.
+	e.p.afterPut = func(*fakePortal) { store("u2", "203.0.113.20") }
+	puts := e.p.puts
+	if _, err := e.s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,203.0.113.30,203.0.113.20" {
+		t.Errorf("portal = %s; want the change that landed during the first pass applied by the second", got)
+	}
+	st := *e.st.state
+	if ps.peeks == 0 || e.p.puts-puts != 2 {
+		t.Errorf("%d small reads, %d PUTs; want the second pass started from the written state, one PUT each", ps.peeks, e.p.puts-puts)
+	}
+	if st.Applied != st.Version || st.AddsApplied != st.Adds || !slices.Contains(st.Owned, "203.0.113.20") || ips(st.LastSeen) != ips(e.p.list) {
+		t.Errorf("state after the sync: applied %d of %d, adds %d of %d, owned %v, last seen %s; want everything applied, owned and seen",
+			st.Applied, st.Version, st.AddsApplied, st.Adds, st.Owned, ips(st.LastSeen))
+	}
+	if k := e.alerts.kinds(); len(k) != 0 {
+		t.Errorf("alerts %v; want none (the passes saw only the tool's own PUTs)", k)
 	}
 }
