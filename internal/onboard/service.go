@@ -1047,17 +1047,10 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 			tp := time.Now()
 			var st ipguard.PortalState
 			var err error
+			free := false
 			if peeker != nil {
-				var free bool
 				st, free, err = peeker.PortalStateAndLease(ctx, LeaseName, s.now())
-				// Free: try at once (after a pause at least once, so that
-				// two callers seeing it free together do not spin).
 				tryLease = free
-				if free && slept {
-					slept = false
-					span(ctx, "waitPoll", tp)
-					continue
-				}
 			} else {
 				st, err = s.Store.PortalState(ctx)
 			}
@@ -1078,6 +1071,14 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 					}
 					return outcome{portal: PortalPending, reason: st.Pending, err: cause, by: "another request", enabled: st.LastEnabled}, nil
 				}
+			}
+			if free && slept {
+				// Free, and this change is not applied yet: try at once
+				// (after a pause at least once, so that two callers seeing
+				// it free together do not spin). Checked after the state,
+				// so that a change another holder applied takes no lease.
+				slept = false
+				continue
 			}
 		}
 		if time.Now().Add(pause).After(giveUp) {
