@@ -105,9 +105,15 @@ func TestScoreCountsTheOtherLoginOfAnImpossiblePair(t *testing.T) {
 	if theft.ID == 0 || next.ID == 0 || other.ID == 0 {
 		t.Fatal("the population has no theft followed by its victim's login")
 	}
+	// Through the alert's JSON, as people (and the scoring) receive it.
 	travel := func(on, with Event) Message {
-		return Message{Severity: "high", Findings: []audit.Finding{{EventID: on.ID, Kind: audit.KindImpossibleTravel, IP: on.IP,
-			Reasons: []audit.Reason{{Kind: audit.KindImpossibleTravel, Severity: "high", Text: "…", EventID: with.ID}}}}}
+		b, _ := json.Marshal(audit.Payload{Severity: "high", Events: []audit.Finding{{EventID: on.ID, Kind: audit.KindImpossibleTravel, IP: on.IP,
+			Reasons: []audit.Reason{{Kind: audit.KindImpossibleTravel, Severity: "high", Text: "…", EventID: with.ID}}}}})
+		m, _, err := decodeMessage(string(b))
+		if err != nil || m == nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		return *m
 	}
 	r := Score(pop, Outcome{Messages: []Message{travel(next, theft), travel(next, other)}})
 	if r.Messages != 2 || r.FalseMessages != 1 || r.Alerted[AttackNewCountry] != 1 || r.FalseByKind[audit.KindImpossibleTravel] != 1 {
