@@ -63,6 +63,8 @@ func TestImpossiblePairNamesBothLogins(t *testing.T) {
 			[]ipguard.LoginEvent{jakarta(1, 0), atOffice(2, 44*time.Minute)}, []string{"2←1"}},
 		{"the same, read newest first in pieces of one run", "newest first",
 			[]ipguard.LoginEvent{jakarta(1, 0), atOffice(2, 44*time.Minute)}, []string{"2←1"}},
+		{"alice at the office, the thief in Jakarta, alice at the office: both the thief's login and hers are told, each naming the other", "runs",
+			[]ipguard.LoginEvent{atOffice(1, 0), jakarta(2, 30*time.Minute), atOffice(3, 74*time.Minute)}, []string{"2←1", "3←2"}},
 		{"the shared-office takeover 90 minutes after Singapore, then alice in Singapore again", "runs",
 			[]ipguard.LoginEvent{singapore(1, 0), atOffice(2, 90*time.Minute), singapore(3, 6*time.Hour)}, []string{"2←1", "3←2"}},
 		{"the same in one piece", "one piece",
