@@ -1,0 +1,112 @@
+package countries
+
+import "testing"
+
+// TestCodeAliases pins the names the portal's GeoIP and people give that
+// two tables once read differently ("UK" was the British Virgin Islands to
+// the behaviour rules and Great Britain to the OCSF records).
+func TestCodeAliases(t *testing.T) {
+	tests := []struct {
+		name, want string
+	}{
+		{"UK", "GB"},
+		{"uk", "GB"},
+		{"Britain", "GB"},
+		{"Great Britain", "GB"},
+		{"United Kingdom", "GB"},
+		{"England", "GB"},
+		{"Britain (UK)", "GB"},
+		{"GB", "GB"},
+		{"US", "US"},
+		{"USA", "US"},
+		{"United States", "US"},
+		{"United States of America", "US"},
+		{"Virgin Islands (UK)", "VG"},
+		{"British Virgin Islands", "VG"},
+		{"Virgin Islands (US)", "VI"},
+		{"U.S. Virgin Islands", "VI"},
+		{"Germany", "DE"},
+		{"de", "DE"},
+		{"Côte d'Ivoire", "CI"},
+		{"Ivory Coast", "CI"},
+		{"South Korea", "KR"},
+		{"Korea, Republic of", "KR"},
+		{"North Korea", "KP"},
+		{"Czechia", "CZ"},
+		{"Czech Republic", "CZ"},
+		{"Russia", "RU"},
+		{"Türkiye", "TR"},
+		{"Burma", "MM"},
+		{"Samoa", "WS"},
+		{"American Samoa", "AS"},
+		{"Bosnia & Herzegovina", "BA"},
+		{"St Martin (French)", "MF"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got, ok := Code(tt.name); got != tt.want || !ok {
+				t.Errorf("Code(%q) = %q, %v; want %q, true", tt.name, got, ok, tt.want)
+			}
+		})
+	}
+}
+
+func TestCodeUnknown(t *testing.T) {
+	for _, name := range []string{"", "  ", "Atlantis", "Virgin Islands", "XX", "american", "south"} {
+		if got, ok := Code(name); ok || got != "" {
+			t.Errorf("Code(%q) = %q, %v; want unknown", name, got, ok)
+		}
+	}
+}
+
+// TestNoNameNamesTwoCountries: the sources agree; no name, alias or code
+// of one country is a name of another.
+func TestNoNameNamesTwoCountries(t *testing.T) {
+	for _, c := range clashes {
+		t.Errorf("a name of two countries: %s", c)
+	}
+}
+
+// TestEveryCodeIsACountry: every code a name maps to is in the table, with
+// a name and at least one point.
+func TestEveryCodeIsACountry(t *testing.T) {
+	for k, code := range byKey {
+		c := Lookup(code)
+		if c == nil || c.Name == "" {
+			t.Errorf("%q maps to %s, which the table does not have", k, code)
+		}
+	}
+	if gb := Lookup("GB"); gb == nil || len(gb.Points) == 0 {
+		t.Fatalf("GB has no points: %+v", gb)
+	}
+	if ps, ok := Lookup("GB").City(Key("London")); !ok || len(ps) != 1 {
+		t.Errorf("London is not a city of GB: %v %v", ps, ok)
+	}
+}
+
+func TestCities(t *testing.T) {
+	sp := Cities("são paulo")
+	if len(sp) != 1 || sp[0].Code != "BR" || sp[0].Name != "Sao Paulo" {
+		t.Errorf("Cities(são paulo) = %+v", sp)
+	}
+	if got := Cities("Atlantis"); got != nil {
+		t.Errorf("Cities(Atlantis) = %+v, want none", got)
+	}
+}
+
+func TestKey(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"São Paulo", "sao paulo"},
+		{"Sao_Paulo", "sao paulo"},
+		{"St. Helena", "saint helena"},
+		{"Bosnia & Herzegovina", "bosnia and herzegovina"},
+		{"Bosnia&Herzegovina", "bosnia and herzegovina"},
+		{"  Côte d'Ivoire ", "cote divoire"},
+		{"Korea, Republic of", "korea republic of"},
+	}
+	for _, tt := range tests {
+		if got := Key(tt.in); got != tt.want {
+			t.Errorf("Key(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
