@@ -20,11 +20,13 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -132,6 +134,36 @@ var (
 // as invalid is EConfig naming ALLOWLIST_TABLE.
 func (s *Store) fail(op string, err error) error {
 	return awserr.Classify(err, op, awserr.Resource{Service: "dynamodb", Field: "ALLOWLIST_TABLE", Value: s.table})
+}
+
+// getItem reads the item pk with a strongly consistent read; nil when
+// there is none. Failures are classified under op.
+func (s *Store) getItem(ctx context.Context, op, pk string) (map[string]types.AttributeValue, error) {
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(pk), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	return out.Item, nil
+}
+
+// isConditionFailed reports whether err is DynamoDB's refusal of a write
+// whose condition did not hold.
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+// conditional is the outcome of a conditional write that returned err:
+// false with a nil error when its condition did not hold, true when it was
+// applied, any other failure classified under op.
+func (s *Store) conditional(op string, err error) (bool, error) {
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail(op, err)
+	}
+	return true, nil
 }
 
 // corrupt reports an item the store cannot decode.

@@ -55,13 +55,13 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 	sort.Strings(keys)
 	for _, k := range keys {
 		op := "record failed logins " + k
-		got, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(k), ConsistentRead: aws.Bool(true)})
+		item, err := s.getItem(ctx, op, k)
 		if err != nil {
-			return s.fail(op, err)
+			return err
 		}
-		m := decodeFailures(got.Item)
+		m := decodeFailures(item)
 		var exp int64
-		if v, ok, err := getN(got.Item, "expiresAt"); err == nil && ok {
+		if v, ok, err := getN(item, "expiresAt"); err == nil && ok {
 			exp = v
 		}
 		for _, f := range byItem[k] {

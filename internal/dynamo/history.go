@@ -27,12 +27,11 @@ const maxHistorySpans = 2000
 // RecordHistory implements onboard.Store: one consistent read and one write.
 func (s *Store) RecordHistory(ctx context.Context, userID, email string, added, removed []string, offboarded bool, at time.Time, keep time.Duration) error {
 	op := "record allowlist history of user " + userID
-	k := key(historyPrefix + userID)
-	got, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: k, ConsistentRead: aws.Bool(true)})
+	got, err := s.getItem(ctx, op, historyPrefix+userID)
 	if err != nil {
-		return s.fail(op, err)
+		return err
 	}
-	h := decodeHistory(userID, got.Item)
+	h := decodeHistory(userID, got)
 	if email != "" {
 		h.Email = email
 	}

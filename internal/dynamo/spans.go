@@ -63,11 +63,11 @@ func (s *Store) AlertedSpans(ctx context.Context, ips []string, now time.Time) (
 // the caller holds the audit lease), dropping expired spans. Two calls.
 func (s *Store) RecordAlertedSpan(ctx context.Context, ip string, span ipguard.TimeSpan, at time.Time, keep time.Duration) error {
 	op := "record alerted burst from " + ip
-	got, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(alertedIPPrefix + ip), ConsistentRead: aws.Bool(true)})
+	item, err := s.getItem(ctx, op, alertedIPPrefix+ip)
 	if err != nil {
-		return s.fail(op, err)
+		return err
 	}
-	spans := liveSpans(decodeSpans(got.Item), at)
+	spans := liveSpans(decodeSpans(item), at)
 	spans = append(spans, storedSpan{TimeSpan: span, expires: at.Add(keep).Unix()})
 	spans = boundSpans(spans, maxSpans)
 	list := make([]types.AttributeValue, len(spans))

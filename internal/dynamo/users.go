@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -18,18 +17,11 @@ import (
 // The read is strongly consistent.
 func (s *Store) GetUser(ctx context.Context, id string) (u ipguard.User, ok bool, err error) {
 	op := "get user " + id
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            key(userPrefix + id),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return ipguard.User{}, false, s.fail(op, err)
+	item, err := s.getItem(ctx, op, userPrefix+id)
+	if err != nil || item == nil {
+		return ipguard.User{}, false, err
 	}
-	if out.Item == nil {
-		return ipguard.User{}, false, nil
-	}
-	u, err = decodeUser(out.Item)
+	u, err = decodeUser(item)
 	if err != nil {
 		return ipguard.User{}, false, s.corrupt(op, err)
 	}
@@ -67,14 +59,7 @@ func (s *Store) PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (b
 		in.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": num(prevRev)}
 	}
 	_, err := s.api.PutItem(ctx, in)
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.fail("put user "+u.ID, err)
-	}
-	return true, nil
+	return s.conditional("put user "+u.ID, err)
 }
 
 // DeleteUser removes the user id; deleting a user that is not stored is fine.
@@ -99,14 +84,7 @@ func (s *Store) DeleteUserIf(ctx context.Context, id string, rev int64) (bool, e
 		in.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": num(rev)}
 	}
 	_, err := s.api.DeleteItem(ctx, in)
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.fail("delete user "+id, err)
-	}
-	return true, nil
+	return s.conditional("delete user "+id, err)
 }
 
 // Users returns the stored users among ids, keyed by id; ids with no user
@@ -396,12 +374,9 @@ func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.T
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR offboardedAt <= :at OR expiresAt < :now"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(at.UnixMilli()), ":now": num(time.Now().Unix())},
 	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return nil // a newer offboarding is remembered
-	}
-	if err != nil {
-		return s.fail("remember the offboarding of user "+id, err)
+	// Not applied: a newer offboarding is remembered.
+	if _, err := s.conditional("remember the offboarding of user "+id, err); err != nil {
+		return err
 	}
 	return nil
 }
@@ -411,20 +386,15 @@ func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.T
 // deletes late, so the expiry is compared here).
 func (s *Store) Offboarded(ctx context.Context, id string, now time.Time) (time.Time, bool, error) {
 	op := "get the offboarding of user " + id
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: key(offboardedPrefix + id), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return time.Time{}, false, s.fail(op, err)
+	item, err := s.getItem(ctx, op, offboardedPrefix+id)
+	if err != nil || item == nil {
+		return time.Time{}, false, err
 	}
-	if out.Item == nil {
-		return time.Time{}, false, nil
-	}
-	at, ok, err := getN(out.Item, "offboardedAt")
+	at, ok, err := getN(item, "offboardedAt")
 	if err != nil || !ok {
 		return time.Time{}, false, s.corrupt(op, fmt.Errorf("offboardedAt: %v", err))
 	}
-	if exp, ok, _ := getN(out.Item, "expiresAt"); ok && exp < now.Unix() {
+	if exp, ok, _ := getN(item, "expiresAt"); ok && exp < now.Unix() {
 		return time.Time{}, false, nil
 	}
 	return time.UnixMilli(at).UTC(), true, nil
