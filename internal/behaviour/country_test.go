@@ -6,20 +6,21 @@ import "testing"
 // (internal/countries); "UK" was the British Virgin Islands and "US" the
 // US Virgin Islands while the rules had a table of their own.
 func TestCountryAliasesAreTheirCountry(t *testing.T) {
-	tests := []struct{ country, city, want string }{
+	for _, in := range [][3]string{
+		// country, city, the code wanted
 		{"UK", "London", "GB"},
 		{"Britain", "", "GB"},
 		{"United Kingdom", "London", "GB"},
 		{"US", "New York", "US"},
 		{"USA", "", "US"},
 		{"Virgin Islands (UK)", "", "VG"},
-	}
-	for _, tt := range tests {
-		if got := CountryCode(tt.country); got != tt.want {
-			t.Errorf("CountryCode(%q) = %q, want %q", tt.country, got, tt.want)
+	} {
+		country, city, want := in[0], in[1], in[2]
+		if got := CountryCode(country); got != want {
+			t.Errorf("CountryCode(%q) = %q, want %q", country, got, want)
 		}
-		if p := Locate(tt.country, tt.city); p.Code != tt.want || !p.Known() {
-			t.Errorf("Locate(%q, %q) = %+v, want a known place in %s", tt.country, tt.city, p, tt.want)
+		if p := Locate(country, city); p.Code != want || !p.Known() {
+			t.Errorf("Locate(%q, %q) = %+v, want a known place in %s", country, city, p, want)
 		}
 	}
 }

@@ -6,48 +6,43 @@ import "testing"
 // two tables once read differently ("UK" was the British Virgin Islands to
 // the behaviour rules and Great Britain to the OCSF records).
 func TestCodeAliases(t *testing.T) {
-	tests := []struct {
-		name, want string
-	}{
-		{"UK", "GB"},
-		{"uk", "GB"},
-		{"Britain", "GB"},
-		{"Great Britain", "GB"},
-		{"United Kingdom", "GB"},
-		{"England", "GB"},
-		{"Britain (UK)", "GB"},
-		{"GB", "GB"},
-		{"US", "US"},
-		{"USA", "US"},
-		{"United States", "US"},
-		{"United States of America", "US"},
-		{"Virgin Islands (UK)", "VG"},
-		{"British Virgin Islands", "VG"},
-		{"Virgin Islands (US)", "VI"},
-		{"U.S. Virgin Islands", "VI"},
-		{"Germany", "DE"},
-		{"de", "DE"},
-		{"Côte d'Ivoire", "CI"},
-		{"Ivory Coast", "CI"},
-		{"South Korea", "KR"},
-		{"Korea, Republic of", "KR"},
-		{"North Korea", "KP"},
-		{"Czechia", "CZ"},
-		{"Czech Republic", "CZ"},
-		{"Russia", "RU"},
-		{"Türkiye", "TR"},
-		{"Burma", "MM"},
-		{"Samoa", "WS"},
-		{"American Samoa", "AS"},
-		{"Bosnia & Herzegovina", "BA"},
-		{"St Martin (French)", "MF"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got, ok := Code(tt.name); got != tt.want || !ok {
-				t.Errorf("Code(%q) = %q, %v; want %q, true", tt.name, got, ok, tt.want)
-			}
-		})
+	for name, want := range map[string]string{
+		"UK":                       "GB",
+		"uk":                       "GB",
+		"Britain":                  "GB",
+		"Great Britain":            "GB",
+		"United Kingdom":           "GB",
+		"England":                  "GB",
+		"Britain (UK)":             "GB",
+		"GB":                       "GB",
+		"US":                       "US",
+		"USA":                      "US",
+		"United States":            "US",
+		"United States of America": "US",
+		"Virgin Islands (UK)":      "VG",
+		"British Virgin Islands":   "VG",
+		"Virgin Islands (US)":      "VI",
+		"U.S. Virgin Islands":      "VI",
+		"Germany":                  "DE",
+		"de":                       "DE",
+		"Côte d'Ivoire":            "CI",
+		"Ivory Coast":              "CI",
+		"South Korea":              "KR",
+		"Korea, Republic of":       "KR",
+		"North Korea":              "KP",
+		"Czechia":                  "CZ",
+		"Czech Republic":           "CZ",
+		"Russia":                   "RU",
+		"Türkiye":                  "TR",
+		"Burma":                    "MM",
+		"Samoa":                    "WS",
+		"American Samoa":           "AS",
+		"Bosnia & Herzegovina":     "BA",
+		"St Martin (French)":       "MF",
+	} {
+		if got, ok := Code(name); got != want || !ok {
+			t.Errorf("Code(%q) = %q, %v; want %q, true", name, got, ok, want)
+		}
 	}
 }
 
@@ -95,18 +90,17 @@ func TestCities(t *testing.T) {
 }
 
 func TestKey(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"São Paulo", "sao paulo"},
-		{"Sao_Paulo", "sao paulo"},
-		{"St. Helena", "saint helena"},
-		{"Bosnia & Herzegovina", "bosnia and herzegovina"},
-		{"Bosnia&Herzegovina", "bosnia and herzegovina"},
-		{"  Côte d'Ivoire ", "cote divoire"},
-		{"Korea, Republic of", "korea republic of"},
-	}
-	for _, tt := range tests {
-		if got := Key(tt.in); got != tt.want {
-			t.Errorf("Key(%q) = %q, want %q", tt.in, got, tt.want)
+	for in, want := range map[string]string{
+		"São Paulo":            "sao paulo",
+		"Sao_Paulo":            "sao paulo",
+		"St. Helena":           "saint helena",
+		"Bosnia & Herzegovina": "bosnia and herzegovina",
+		"Bosnia&Herzegovina":   "bosnia and herzegovina",
+		"  Côte d'Ivoire ":     "cote divoire",
+		"Korea, Republic of":   "korea republic of",
+	} {
+		if got := Key(in); got != want {
+			t.Errorf("Key(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -27,7 +26,7 @@ const baselineKeep = 365 * 24 * time.Hour
 // An item that cannot be decoded is treated as absent (the user learns
 // again) rather than failing the run.
 func (s *Store) Baselines(ctx context.Context, ids []string) (map[string]behaviour.Baseline, error) {
-	out, err := readUserItems[behaviour.Baseline](ctx, s, "read baselines", BaselinePrefix, ids, false)
+	out, err := readUserItems[behaviour.Baseline](ctx, s, "baselines", BaselinePrefix, ids, false)
 	for id, b := range out {
 		b.UserID = id
 		out[id] = b
@@ -39,57 +38,32 @@ func (s *Store) Baselines(ctx context.Context, ids []string) (map[string]behavio
 // (each id once), one BatchGetItem per 100 ids. An item that cannot be
 // decoded, or with skipExpired one whose expiresAt has passed but that
 // DynamoDB has not deleted yet, is treated as absent.
-func readUserItems[T any](ctx context.Context, s *Store, op, prefix string, ids []string, skipExpired bool) (map[string]T, error) {
+func readUserItems[T any](ctx context.Context, s *Store, noun, prefix string, ids []string, skipExpired bool) (map[string]T, error) {
 	out := map[string]T{}
-	seen := map[string]bool{}
 	now := time.Now().Unix()
-	var keys []map[string]types.AttributeValue
-	flush := func() error {
-		if len(keys) == 0 {
-			return nil
+	err := s.getItems(ctx, noun, prefixed(prefix, ids), func(it map[string]types.AttributeValue) {
+		if exp, ok, _ := getN(it, "expiresAt"); skipExpired && ok && exp < now {
+			return
 		}
-		items, err := s.batchGet(ctx, op, keys)
-		if err != nil {
-			return err
+		pk, _, _ := getS(it, "pk")
+		data, ok, _ := getS(it, "data")
+		if !ok {
+			return
 		}
-		for _, it := range items {
-			if exp, ok, _ := getN(it, "expiresAt"); skipExpired && ok && exp < now {
-				continue
-			}
-			pk, _, _ := getS(it, "pk")
-			data, ok, _ := getS(it, "data")
-			if !ok {
-				continue
-			}
-			var v T
-			if json.Unmarshal([]byte(data), &v) != nil {
-				continue
-			}
-			out[strings.TrimPrefix(pk, prefix)] = v
+		var v T
+		if json.Unmarshal([]byte(data), &v) != nil {
+			return
 		}
-		keys = keys[:0]
-		return nil
-	}
-	for _, id := range ids {
-		if id == "" || seen[id] {
-			continue
-		}
-		seen[id] = true
-		keys = append(keys, key(prefix+id))
-		if len(keys) == maxBatchGet {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+		out[strings.TrimPrefix(pk, prefix)] = v
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// userItemPut is the put of one "<prefix><id>" item with its JSON data.
-func userItemPut(pk string, data []byte, now, expires time.Time) types.WriteRequest {
+// jsonItemPut is the put of the item pk with its JSON data.
+func jsonItemPut(pk string, data []byte, now, expires time.Time) types.WriteRequest {
 	return types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
 		"pk":        str(pk),
 		"data":      str(string(data)),
@@ -105,7 +79,6 @@ const saveConcurrency = 4
 // up to 4 at once. On error some baselines may be written (each whole).
 func (s *Store) SaveBaselines(ctx context.Context, bs []behaviour.Baseline) error {
 	now := time.Now().UTC()
-	var chunks [][]types.WriteRequest
 	var reqs []types.WriteRequest
 	for _, b := range bs {
 		if b.UserID == "" {
@@ -119,45 +92,7 @@ func (s *Store) SaveBaselines(ctx context.Context, bs []behaviour.Baseline) erro
 		if keepFrom.IsZero() {
 			keepFrom = now
 		}
-		reqs = append(reqs, userItemPut(BaselinePrefix+b.UserID, data, now, keepFrom.Add(baselineKeep)))
-		if len(reqs) == maxBatchWrite {
-			chunks, reqs = append(chunks, reqs), nil
-		}
+		reqs = append(reqs, jsonItemPut(BaselinePrefix+b.UserID, data, now, keepFrom.Add(baselineKeep)))
 	}
-	if len(reqs) > 0 {
-		chunks = append(chunks, reqs)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  = make(chan []types.WriteRequest)
-	)
-	for range min(saveConcurrency, len(chunks)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range next {
-				if err := s.batchWrite(ctx, "write baselines", c); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, c := range chunks {
-		mu.Lock()
-		failed := first != nil
-		mu.Unlock()
-		if failed {
-			break
-		}
-		next <- c
-	}
-	close(next)
-	wg.Wait()
-	return first
+	return s.writeItems(ctx, "write baselines", reqs, saveConcurrency)
 }

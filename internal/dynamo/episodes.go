@@ -22,7 +22,7 @@ const EpisodePrefix = behaviour.EpisodePrefix
 // ids. An item that cannot be decoded, or has expired but is not deleted
 // yet, is treated as absent.
 func (s *Store) Episodes(ctx context.Context, ids []string) (map[string]behaviour.Episodes, error) {
-	out, err := readUserItems[behaviour.Episodes](ctx, s, "read episodes", EpisodePrefix, ids, true)
+	out, err := readUserItems[behaviour.Episodes](ctx, s, "episodes", EpisodePrefix, ids, true)
 	for id, es := range out {
 		es.UserID = id
 		out[id] = es
@@ -47,16 +47,7 @@ func (s *Store) SaveEpisodes(ctx context.Context, es []behaviour.Episodes, hours
 		if exp.IsZero() {
 			exp = now
 		}
-		reqs = append(reqs, userItemPut(EpisodePrefix+e.UserID, data, now, exp))
-		if len(reqs) == maxBatchWrite {
-			if err := s.batchWrite(ctx, "write episodes", reqs); err != nil {
-				return err
-			}
-			reqs = nil
-		}
+		reqs = append(reqs, jsonItemPut(EpisodePrefix+e.UserID, data, now, exp))
 	}
-	if len(reqs) > 0 {
-		return s.batchWrite(ctx, "write episodes", reqs)
-	}
-	return nil
+	return s.writeItems(ctx, "write episodes", reqs, 1)
 }

@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -105,28 +104,14 @@ func (s *Store) RecordHistory(ctx context.Context, userID, email string, added, 
 // left out.
 func (s *Store) AllowlistHistory(ctx context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error) {
 	out := map[string]ipguard.AllowlistHistory{}
-	seen := map[string]bool{}
-	var keys []map[string]types.AttributeValue
-	for _, id := range ids {
-		if id != "" && !seen[id] {
-			seen[id] = true
-			keys = append(keys, key(historyPrefix+id))
-		}
-	}
-	for start := 0; start < len(keys); start += maxBatchGet {
-		chunk := keys[start:min(start+maxBatchGet, len(keys))]
-		items, err := s.batchGet(ctx, fmt.Sprintf("get %d allowlist histories", len(chunk)), chunk)
-		if err != nil {
-			return nil, err
-		}
-		for _, item := range items {
-			pk, _, _ := getS(item, "pk")
-			id, ok := strings.CutPrefix(pk, historyPrefix)
-			if !ok {
-				continue
-			}
+	err := s.getItems(ctx, "allowlist histories", prefixed(historyPrefix, ids), func(item map[string]types.AttributeValue) {
+		pk, _, _ := getS(item, "pk")
+		if id, ok := strings.CutPrefix(pk, historyPrefix); ok {
 			out[id] = decodeHistory(id, item)
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

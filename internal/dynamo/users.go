@@ -95,37 +95,11 @@ func (s *Store) DeleteUserIf(ctx context.Context, id string, rev int64) (bool, e
 // are retried with backoff with backoff at most 10 times per call (fewer when ctx ends first).
 func (s *Store) Users(ctx context.Context, ids []string) (map[string]ipguard.User, error) {
 	users := make(map[string]ipguard.User, len(ids))
-	seen := make(map[string]bool, len(ids))
-	var keys []map[string]types.AttributeValue
-	flush := func() error {
-		if len(keys) == 0 {
-			return nil
-		}
-		op := fmt.Sprintf("get %d users", len(keys))
-		items, err := s.batchGet(ctx, op, keys)
-		if err != nil {
-			return err
-		}
-		for _, item := range items {
-			u := decodeOrMark(item)
-			users[u.ID] = u
-		}
-		keys = keys[:0]
-		return nil
-	}
-	for _, id := range ids {
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		keys = append(keys, key(userPrefix+id))
-		if len(keys) == maxBatchGet {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+	err := s.getItems(ctx, "users", prefixed(userPrefix, ids), func(item map[string]types.AttributeValue) {
+		u := decodeOrMark(item)
+		users[u.ID] = u
+	})
+	if err != nil {
 		return nil, err
 	}
 	return users, nil
