@@ -1,7 +1,6 @@
 package audit_test
 
 import (
-	"context"
 	"fmt"
 	"net/http/httptest"
 	"testing"
@@ -68,12 +67,7 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 		if on {
 			s.Behaviour = &behaviour.Detector{Store: bs}
 		}
-		start := time.Now()
-		res, err := s.Run(context.Background(), audit.Trigger{To: end})
-		took := time.Since(start)
-		if err != nil {
-			b.Fatal(err)
-		}
+		took, res := timedRun(b, s, end)
 		if res.EventsScanned != events {
 			b.Fatalf("behaviour %v: %d events scanned, want %d", on, res.EventsScanned, events)
 		}

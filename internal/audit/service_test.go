@@ -67,6 +67,19 @@ func alertedOnce(t *testing.T, sent []ipguard.Alert, evs []ipguard.LoginEvent, m
 	}
 }
 
+// rerunSendsNothing runs s again up to trig(17m), reading what it read
+// again, and fails t when that sends a message.
+func rerunSendsNothing(t *testing.T, s *Service, pub *fakePublisher) {
+	t.Helper()
+	sent := len(pub.sent)
+	if _, err := s.Run(context.Background(), trig(17*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.sent) != sent {
+		t.Errorf("the next run sent %d more messages", len(pub.sent)-sent)
+	}
+}
+
 // runWithin runs s up to trig(15m) with a deadline of d; an error fails t.
 func runWithin(t *testing.T, s *Service, d time.Duration) Result {
 	t.Helper()

@@ -78,21 +78,32 @@ const saveConcurrency = 4
 // SaveBaselines implements behaviour.Store: BatchWriteItem in chunks of 25,
 // up to 4 at once. On error some baselines may be written (each whole).
 func (s *Store) SaveBaselines(ctx context.Context, bs []behaviour.Baseline) error {
-	now := time.Now().UTC()
-	var reqs []types.WriteRequest
-	for _, b := range bs {
-		if b.UserID == "" {
-			return s.corrupt("write baseline", fmt.Errorf("a baseline without a user id"))
-		}
-		data, err := json.Marshal(b)
-		if err != nil {
-			return s.corrupt("write baseline "+b.UserID, err)
-		}
+	return writeUserItems(ctx, s, "baseline", BaselinePrefix, bs, func(b behaviour.Baseline, now time.Time) (string, time.Time) {
 		keepFrom := b.Newest
 		if keepFrom.IsZero() {
 			keepFrom = now
 		}
-		reqs = append(reqs, jsonItemPut(BaselinePrefix+b.UserID, data, now, keepFrom.Add(baselineKeep)))
+		return b.UserID, keepFrom.Add(baselineKeep)
+	}, saveConcurrency)
+}
+
+// writeUserItems writes each of xs as the JSON `data` of its user's
+// "<prefix><id>" item, expiring when user says (given the time of writing),
+// concurrency batches at once. An x without a user id, or that does not
+// encode, is an error before anything is written.
+func writeUserItems[T any](ctx context.Context, s *Store, noun, prefix string, xs []T, user func(x T, now time.Time) (id string, expires time.Time), concurrency int) error {
+	now := time.Now().UTC()
+	reqs := make([]types.WriteRequest, 0, len(xs))
+	for _, x := range xs {
+		id, expires := user(x, now)
+		if id == "" {
+			return s.corrupt("write "+noun, fmt.Errorf("a %s without a user id", noun))
+		}
+		data, err := json.Marshal(x)
+		if err != nil {
+			return s.corrupt("write "+noun+" "+id, err)
+		}
+		reqs = append(reqs, jsonItemPut(prefix+id, data, now, expires))
 	}
-	return s.writeItems(ctx, "write baselines", reqs, saveConcurrency)
+	return s.writeItems(ctx, "write "+noun+"s", reqs, concurrency)
 }

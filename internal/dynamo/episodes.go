@@ -2,11 +2,7 @@ package dynamo
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/behaviour"
 )
@@ -33,21 +29,11 @@ func (s *Store) Episodes(ctx context.Context, ids []string) (map[string]behaviou
 // SaveEpisodes implements behaviour.EpisodeStore: BatchWriteItem in chunks
 // of 25. A user whose episodes all closed has an item that expires now.
 func (s *Store) SaveEpisodes(ctx context.Context, es []behaviour.Episodes, hours int) error {
-	now := time.Now().UTC()
-	var reqs []types.WriteRequest
-	for _, e := range es {
-		if e.UserID == "" {
-			return s.corrupt("write episodes", fmt.Errorf("episodes without a user id"))
-		}
-		data, err := json.Marshal(e)
-		if err != nil {
-			return s.corrupt("write episodes "+e.UserID, err)
-		}
+	return writeUserItems(ctx, s, "episode", EpisodePrefix, es, func(e behaviour.Episodes, now time.Time) (string, time.Time) {
 		exp := e.Expires(hours)
 		if exp.IsZero() {
 			exp = now
 		}
-		reqs = append(reqs, jsonItemPut(EpisodePrefix+e.UserID, data, now, exp))
-	}
-	return s.writeItems(ctx, "write episodes", reqs, 1)
+		return e.UserID, exp
+	}, 1)
 }
