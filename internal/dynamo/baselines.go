@@ -26,19 +26,14 @@ const baselineKeep = 365 * 24 * time.Hour
 // An item that cannot be decoded is treated as absent (the user learns
 // again) rather than failing the run.
 func (s *Store) Baselines(ctx context.Context, ids []string) (map[string]behaviour.Baseline, error) {
-	out, err := readUserItems[behaviour.Baseline](ctx, s, "baselines", BaselinePrefix, ids, false)
-	for id, b := range out {
-		b.UserID = id
-		out[id] = b
-	}
-	return out, err
+	return readUserItems(ctx, s, "baselines", BaselinePrefix, ids, false, func(b *behaviour.Baseline, id string) { b.UserID = id })
 }
 
 // readUserItems reads the JSON `data` of the "<prefix><id>" items of ids
-// (each id once), one BatchGetItem per 100 ids. An item that cannot be
+// (each id once, its id set by setID), one BatchGetItem per 100 ids. An item that cannot be
 // decoded, or with skipExpired one whose expiresAt has passed but that
 // DynamoDB has not deleted yet, is treated as absent.
-func readUserItems[T any](ctx context.Context, s *Store, noun, prefix string, ids []string, skipExpired bool) (map[string]T, error) {
+func readUserItems[T any](ctx context.Context, s *Store, noun, prefix string, ids []string, skipExpired bool, setID func(*T, string)) (map[string]T, error) {
 	out := map[string]T{}
 	now := time.Now().Unix()
 	err := s.getItems(ctx, noun, prefixed(prefix, ids), func(it map[string]types.AttributeValue) {
@@ -54,7 +49,9 @@ func readUserItems[T any](ctx context.Context, s *Store, noun, prefix string, id
 		if json.Unmarshal([]byte(data), &v) != nil {
 			return
 		}
-		out[strings.TrimPrefix(pk, prefix)] = v
+		id := strings.TrimPrefix(pk, prefix)
+		setID(&v, id)
+		out[id] = v
 	})
 	if err != nil {
 		return nil, err

@@ -18,12 +18,7 @@ const EpisodePrefix = behaviour.EpisodePrefix
 // ids. An item that cannot be decoded, or has expired but is not deleted
 // yet, is treated as absent.
 func (s *Store) Episodes(ctx context.Context, ids []string) (map[string]behaviour.Episodes, error) {
-	out, err := readUserItems[behaviour.Episodes](ctx, s, "episodes", EpisodePrefix, ids, true)
-	for id, es := range out {
-		es.UserID = id
-		out[id] = es
-	}
-	return out, err
+	return readUserItems(ctx, s, "episodes", EpisodePrefix, ids, true, func(e *behaviour.Episodes, id string) { e.UserID = id })
 }
 
 // SaveEpisodes implements behaviour.EpisodeStore: BatchWriteItem in chunks

@@ -48,18 +48,25 @@ func (s *Store) PutUser(ctx context.Context, u ipguard.User) error {
 // when someone else wrote in between. A resend of an applied write (lost
 // answer) also reports false; the caller re-reads and finds its own write.
 func (s *Store) PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
-	in := &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item:      encodeUser(u),
-	}
-	if prevRev == 0 {
-		in.ConditionExpression = aws.String("attribute_not_exists(pk) OR attribute_not_exists(rev)")
-	} else {
-		in.ConditionExpression = aws.String("rev = :rev")
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": num(prevRev)}
-	}
-	_, err := s.api.PutItem(ctx, in)
+	cond, vals := sameRev(prevRev, false)
+	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table), Item: encodeUser(u), ConditionExpression: cond, ExpressionAttributeValues: vals,
+	})
 	return s.conditional("put user "+u.ID, err)
+}
+
+// sameRev is the condition that a user's stored rev is still rev (0: none
+// stored, or a record written before revs), or with orGone also that none
+// is stored (a delete's resend whose first answer was lost).
+func sameRev(rev int64, orGone bool) (*string, map[string]types.AttributeValue) {
+	if rev == 0 {
+		return aws.String("attribute_not_exists(pk) OR attribute_not_exists(rev)"), nil
+	}
+	cond := "rev = :rev"
+	if orGone {
+		cond = "attribute_not_exists(pk) OR " + cond
+	}
+	return aws.String(cond), map[string]types.AttributeValue{":rev": num(rev)}
 }
 
 // DeleteUser removes the user id; deleting a user that is not stored is fine.
@@ -76,14 +83,10 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // a delete whose answer was lost). It reports false, with no error, when
 // another write came first.
 func (s *Store) DeleteUserIf(ctx context.Context, id string, rev int64) (bool, error) {
-	in := &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: key(userPrefix + id)}
-	if rev == 0 {
-		in.ConditionExpression = aws.String("attribute_not_exists(pk) OR attribute_not_exists(rev)")
-	} else {
-		in.ConditionExpression = aws.String("attribute_not_exists(pk) OR rev = :rev")
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": num(rev)}
-	}
-	_, err := s.api.DeleteItem(ctx, in)
+	cond, vals := sameRev(rev, true)
+	_, err := s.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(s.table), Key: key(userPrefix + id), ConditionExpression: cond, ExpressionAttributeValues: vals,
+	})
 	return s.conditional("delete user "+id, err)
 }
 
