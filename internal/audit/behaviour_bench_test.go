@@ -54,7 +54,7 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 	srv := httptest.NewServer(portal.Handler())
 	defer srv.Close()
 
-	run := func(on bool) (time.Duration, audit.Result, *behaviourtest.Baselines) {
+	run := func(on bool) (time.Duration, audit.Result, *behaviourtest.BaselineStore) {
 		client, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: benchKey(key)})
 		if err != nil {
 			b.Fatal(err)
@@ -78,7 +78,7 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 		// is shared, and the quietest run is the fairest comparison.
 		var offTook, onTook time.Duration
 		var on audit.Result
-		var bs *behaviourtest.Baselines
+		var bs *behaviourtest.BaselineStore
 		for i := 0; i < 3; i++ {
 			t1, _, _ := run(false)
 			t2, r, s := run(true)

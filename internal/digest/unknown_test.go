@@ -103,7 +103,7 @@ func newChain(policy string, learned map[string]behaviour.Baseline, evs ...ipgua
 		Settings: audit.Settings{Portal: "portal.example.com", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 24 * time.Hour,
 			Policy: audit.Policy{UnknownUsers: policy, FailedLoginThreshold: 5}}}
 	if learned != nil {
-		c.svc.Behaviour = &behaviour.Detector{Store: &behaviourtest.Baselines{Items: learned}, Settings: behaviour.Settings{MinSeverity: audit.SeverityMedium}}
+		c.svc.Behaviour = &behaviour.Detector{Store: &behaviourtest.BaselineStore{Items: learned}, Settings: behaviour.Settings{MinSeverity: audit.SeverityMedium}}
 	}
 	return c
 }

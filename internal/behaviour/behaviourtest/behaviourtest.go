@@ -13,8 +13,8 @@ import (
 	"ipguard/internal/behaviour"
 )
 
-// Baselines keeps baselines in memory. It is safe for concurrent use.
-type Baselines struct {
+// BaselineStore keeps baselines in memory. It is safe for concurrent use.
+type BaselineStore struct {
 	mu    sync.Mutex
 	Items map[string]behaviour.Baseline // by user id
 	// Reads counts the batched reads (one per 100 ids, as DynamoDB's
@@ -23,10 +23,10 @@ type Baselines struct {
 }
 
 // NewBaselines returns an empty store.
-func NewBaselines() *Baselines { return &Baselines{Items: map[string]behaviour.Baseline{}} }
+func NewBaselines() *BaselineStore { return &BaselineStore{Items: map[string]behaviour.Baseline{}} }
 
 // Baselines implements behaviour.Store: ids without one are absent.
-func (m *Baselines) Baselines(_ context.Context, ids []string) (map[string]behaviour.Baseline, error) {
+func (m *BaselineStore) Baselines(_ context.Context, ids []string) (map[string]behaviour.Baseline, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.Reads += (len(ids) + 99) / 100
@@ -34,7 +34,7 @@ func (m *Baselines) Baselines(_ context.Context, ids []string) (map[string]behav
 }
 
 // SaveBaselines implements behaviour.Store: each replaces its user's.
-func (m *Baselines) SaveBaselines(_ context.Context, bs []behaviour.Baseline) error {
+func (m *BaselineStore) SaveBaselines(_ context.Context, bs []behaviour.Baseline) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, b := range bs {
@@ -44,9 +44,9 @@ func (m *Baselines) SaveBaselines(_ context.Context, bs []behaviour.Baseline) er
 	return nil
 }
 
-// Episodes keeps users' open episodes in memory. It is safe for concurrent
+// EpisodeStore keeps users' open episodes in memory. It is safe for concurrent
 // use.
-type Episodes struct {
+type EpisodeStore struct {
 	mu    sync.Mutex
 	Items map[string]behaviour.Episodes // by user id
 	// Expires is when each user's item expires (Episodes.Expires(hours) of
@@ -59,13 +59,13 @@ type Episodes struct {
 }
 
 // NewEpisodes returns an empty store whose items never expire.
-func NewEpisodes() *Episodes {
-	return &Episodes{Items: map[string]behaviour.Episodes{}, Expires: map[string]time.Time{}}
+func NewEpisodes() *EpisodeStore {
+	return &EpisodeStore{Items: map[string]behaviour.Episodes{}, Expires: map[string]time.Time{}}
 }
 
 // Episodes implements behaviour.EpisodeStore: ids without one, or whose
 // item has expired, are absent.
-func (m *Episodes) Episodes(_ context.Context, ids []string) (map[string]behaviour.Episodes, error) {
+func (m *EpisodeStore) Episodes(_ context.Context, ids []string) (map[string]behaviour.Episodes, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return pick(m.Items, ids, func(e behaviour.Episodes) bool {
@@ -74,7 +74,7 @@ func (m *Episodes) Episodes(_ context.Context, ids []string) (map[string]behavio
 }
 
 // SaveEpisodes implements behaviour.EpisodeStore.
-func (m *Episodes) SaveEpisodes(_ context.Context, es []behaviour.Episodes, hours int) error {
+func (m *EpisodeStore) SaveEpisodes(_ context.Context, es []behaviour.Episodes, hours int) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, e := range es {
