@@ -232,18 +232,14 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
 	}
 	if v, ok := item["allowedIps"]; ok {
-		l, isL := v.(*types.AttributeValueMemberL)
-		if !isL {
+		if _, isL := v.(*types.AttributeValueMemberL); !isL {
 			return ipguard.User{}, fmt.Errorf("item %s: attribute allowedIps is %T, want a list", pk, v)
 		}
-		u.Entries = make([]string, 0, len(l.Value))
-		for i, e := range l.Value {
-			s, isS := e.(*types.AttributeValueMemberS)
-			if !isS {
-				return ipguard.User{}, fmt.Errorf("item %s: allowedIps[%d] is %T, want a string", pk, i, e)
-			}
-			u.Entries = append(u.Entries, s.Value)
+		entries, err := listStrings(item, "allowedIps")
+		if err != nil {
+			return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
 		}
+		u.Entries = append([]string{}, entries...) // a stored list, even an empty one, is not nil
 	}
 	if u.Rev, _, err = getN(item, "rev"); err != nil {
 		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
