@@ -287,16 +287,18 @@ func isConditionFailed(err error) bool {
 // rewrites another, and the portal state item stays within its size.
 const outboxPK = "outbox#onboard"
 
-// AddDueAlert records a as due (replacing a due alert with the same key).
+// AddDueAlert records a as due (replacing a due alert with the same key,
+// and dropping any claim on it: the newer alert is due again).
 func (s *Store) AddDueAlert(ctx context.Context, a ipguard.DueAlert) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return s.corrupt("record a due alert", err)
 	}
+	attr, claim, until := outboxAttrs(a.Key)
 	_, err = s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: key(outboxPK),
-		UpdateExpression:          aws.String("SET #a = :v"),
-		ExpressionAttributeNames:  map[string]string{"#a": outboxAttr(a.Key)},
+		UpdateExpression:          aws.String("SET #a = :v REMOVE #c, #u"),
+		ExpressionAttributeNames:  map[string]string{"#a": attr, "#c": claim, "#u": until},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": str(string(b))},
 	})
 	if err != nil {
@@ -317,13 +319,9 @@ func (s *Store) DueAlerts(ctx context.Context) ([]ipguard.DueAlert, error) {
 		if !strings.HasPrefix(name, "a_") {
 			continue
 		}
-		sv, ok := v.(*types.AttributeValueMemberS)
-		if !ok {
-			return nil, s.corrupt(op, fmt.Errorf("attribute %s is %T, want a string", name, v))
-		}
-		var a ipguard.DueAlert
-		if err := json.Unmarshal([]byte(sv.Value), &a); err != nil {
-			return nil, s.corrupt(op, fmt.Errorf("attribute %s: %w", name, err))
+		a, err := decodeDue(name, v)
+		if err != nil {
+			return nil, s.corrupt(op, err)
 		}
 		due = append(due, a)
 	}
@@ -331,12 +329,25 @@ func (s *Store) DueAlerts(ctx context.Context) ([]ipguard.DueAlert, error) {
 	return due, nil
 }
 
-// ClearDueAlert removes the due alert with key (none is fine).
+func decodeDue(name string, v types.AttributeValue) (ipguard.DueAlert, error) {
+	var a ipguard.DueAlert
+	sv, ok := v.(*types.AttributeValueMemberS)
+	if !ok {
+		return a, fmt.Errorf("attribute %s is %T, want a string", name, v)
+	}
+	if err := json.Unmarshal([]byte(sv.Value), &a); err != nil {
+		return a, fmt.Errorf("attribute %s: %w", name, err)
+	}
+	return a, nil
+}
+
+// ClearDueAlert removes the due alert with key (none is fine), and any claim on it.
 func (s *Store) ClearDueAlert(ctx context.Context, k string) error {
+	attr, claim, until := outboxAttrs(k)
 	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: key(outboxPK),
-		UpdateExpression:         aws.String("REMOVE #a"),
-		ExpressionAttributeNames: map[string]string{"#a": outboxAttr(k)},
+		UpdateExpression:         aws.String("REMOVE #a, #c, #u"),
+		ExpressionAttributeNames: map[string]string{"#a": attr, "#c": claim, "#u": until},
 	})
 	if err != nil {
 		return s.fail("clear a due alert", err)
@@ -344,9 +355,64 @@ func (s *Store) ClearDueAlert(ctx context.Context, k string) error {
 	return nil
 }
 
-// outboxAttr is the attribute of key k: hashed, so any key is a valid,
-// short attribute name.
-func outboxAttr(k string) string {
+// ClaimDueAlert claims the due alert k for token until until (epoch ms in
+// attribute "u_…", the token in "c_…"): a conditional write that succeeds
+// only while the alert is due and no claim on it runs at now. It returns
+// the alert as stored when claimed.
+func (s *Store) ClaimDueAlert(ctx context.Context, k, token string, until, now time.Time) (ipguard.DueAlert, bool, error) {
+	const op = "claim a due alert"
+	attr, claim, untilAttr := outboxAttrs(k)
+	out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: key(outboxPK),
+		UpdateExpression:         aws.String("SET #c = :tok, #u = :until"),
+		ConditionExpression:      aws.String("attribute_exists(#a) AND (attribute_not_exists(#u) OR #u < :now)"),
+		ExpressionAttributeNames: map[string]string{"#a": attr, "#c": claim, "#u": untilAttr},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":tok": str(token), ":until": num(until.UnixMilli()), ":now": num(now.UnixMilli()),
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if isConditionFailed(err) {
+		return ipguard.DueAlert{}, false, nil
+	}
+	if err != nil {
+		return ipguard.DueAlert{}, false, s.fail(op, err)
+	}
+	a, err := decodeDue(attr, out.Attributes[attr])
+	if err != nil {
+		return ipguard.DueAlert{}, false, s.corrupt(op, err)
+	}
+	return a, true, nil
+}
+
+// SettleDueAlert ends token's claim on k: sent removes the alert, else it
+// stays due, unclaimed. A claim no longer token's is left alone.
+func (s *Store) SettleDueAlert(ctx context.Context, k, token string, sent bool) error {
+	attr, claim, until := outboxAttrs(k)
+	expr, names := "REMOVE #c, #u", map[string]string{"#c": claim, "#u": until}
+	if sent {
+		expr, names["#a"] = "REMOVE #a, #c, #u", attr
+	}
+	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: key(outboxPK),
+		UpdateExpression:          aws.String(expr),
+		ConditionExpression:       aws.String("#c = :tok"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: map[string]types.AttributeValue{":tok": str(token)},
+	})
+	if isConditionFailed(err) {
+		return nil
+	}
+	if err != nil {
+		return s.fail("settle a due alert", err)
+	}
+	return nil
+}
+
+// outboxAttrs are the attributes of key k: the alert ("a_"), its claim's
+// token ("c_") and end ("u_"); hashed, so any key gives valid, short names.
+func outboxAttrs(k string) (alert, claim, until string) {
 	sum := sha256.Sum256([]byte(k))
-	return "a_" + hex.EncodeToString(sum[:12])
+	h := hex.EncodeToString(sum[:12])
+	return "a_" + h, "c_" + h, "u_" + h
 }

@@ -52,6 +52,17 @@ type Store interface {
 	AddDueAlert(ctx context.Context, a ipguard.DueAlert) error
 	DueAlerts(ctx context.Context) ([]ipguard.DueAlert, error)
 	ClearDueAlert(ctx context.Context, key string) error
+	// ClaimDueAlert claims the due alert with key for token until until
+	// (a conditional write): ok only when it is due and no other claim on
+	// it runs at now, so one flusher at a time sends it. It returns the
+	// alert as stored now (send that one). AddDueAlert of the same key
+	// drops any claim: the newer alert is due again.
+	ClaimDueAlert(ctx context.Context, key, token string, until, now time.Time) (a ipguard.DueAlert, ok bool, err error)
+	// SettleDueAlert ends token's claim on key: sent removes the alert,
+	// otherwise it stays due, unclaimed. When the claim is no longer
+	// token's (it ran out and was taken, or a newer alert replaced it) it
+	// does nothing, with no error.
+	SettleDueAlert(ctx context.Context, key, token string, sent bool) error
 }
 
 // Tombstones is optional on a Store: it remembers when each user was last

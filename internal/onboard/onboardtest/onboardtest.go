@@ -35,8 +35,10 @@ type Store struct {
 	// BumpErrs: the next this many BumpVersion calls fail (a throttled
 	// counter, or its answer lost).
 	BumpErrs int
-	// Outbox holds the due alerts by key.
+	// Outbox holds the due alerts by key; Claims the flushers' claims on
+	// them (token and until).
 	Outbox map[string]ipguard.DueAlert
+	Claims map[string]DueClaim
 	// OffboardedAt remembers each offboarding's request time and expiry.
 	OffboardedAt map[string][2]time.Time
 }
@@ -167,6 +169,45 @@ func (s *Store) AddDueAlert(_ context.Context, a ipguard.DueAlert) error {
 		s.Outbox = map[string]ipguard.DueAlert{}
 	}
 	s.Outbox[a.Key] = cloneDue(a)
+	delete(s.Claims, a.Key) // a newer alert is due again, unclaimed
+	return nil
+}
+
+// DueClaim is a flusher's claim on a due alert.
+type DueClaim struct {
+	Token string
+	Until time.Time
+}
+
+// ClaimDueAlert implements onboard.Store.
+func (s *Store) ClaimDueAlert(_ context.Context, key, token string, until, now time.Time) (ipguard.DueAlert, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.Outbox[key]
+	if !ok {
+		return ipguard.DueAlert{}, false, nil
+	}
+	if c, held := s.Claims[key]; held && !c.Until.Before(now) {
+		return ipguard.DueAlert{}, false, nil
+	}
+	if s.Claims == nil {
+		s.Claims = map[string]DueClaim{}
+	}
+	s.Claims[key] = DueClaim{Token: token, Until: until}
+	return cloneDue(a), true, nil
+}
+
+// SettleDueAlert implements onboard.Store.
+func (s *Store) SettleDueAlert(_ context.Context, key, token string, sent bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, held := s.Claims[key]; !held || c.Token != token {
+		return nil
+	}
+	delete(s.Claims, key)
+	if sent {
+		delete(s.Outbox, key)
+	}
 	return nil
 }
 
@@ -193,5 +234,6 @@ func (s *Store) ClearDueAlert(_ context.Context, k string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.Outbox, k)
+	delete(s.Claims, k)
 	return nil
 }
