@@ -211,7 +211,7 @@ func encodeUser(u ipguard.User) map[string]types.AttributeValue {
 	if len(u.Touched) > 0 {
 		m := make(map[string]types.AttributeValue, len(u.Touched))
 		for e, t := range u.Touched {
-			m[e] = str(t.UTC().Format(time.RFC3339Nano))
+			m[e] = str(t.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)) // request times: to the millisecond
 		}
 		item["touched"] = &types.AttributeValueMemberM{Value: m}
 	}
@@ -340,7 +340,7 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 			if err != nil {
 				return ipguard.User{}, fmt.Errorf("item %s: touched[%s]: %w", pk, e, err)
 			}
-			u.Touched[e] = t.UTC()
+			u.Touched[e] = t.UTC().Truncate(time.Millisecond)
 		}
 	}
 	gone, _, err := getN(item, "goneChecks")

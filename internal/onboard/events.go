@@ -33,7 +33,7 @@ func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.
 		return Result{}, err
 	}
 	if req.RequestedAt.IsZero() && !at.IsZero() && fieldsOf[req.Action]["requestedAt"] {
-		req.RequestedAt = at.UTC()
+		req.RequestedAt = RequestTime(at)
 	}
 	switch {
 	case !known:
@@ -44,3 +44,14 @@ func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.
 	}
 	return s.Do(ctx, req)
 }
+
+// RequestTime is t at the one precision request times are ordered by, end
+// to end (parsed, stored, compared): the millisecond, in UTC. An
+// EventBridge event's time (whole seconds) is the first millisecond of its
+// second. Within one millisecond the later arrival wins: a retry of the
+// same request, or two requests no clock can order.
+func RequestTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// fmtRequestTime names a request time in a warning: RFC 3339 with its
+// milliseconds (none shown when zero).
+func fmtRequestTime(t time.Time) string { return RequestTime(t).Format(time.RFC3339Nano) }

@@ -309,9 +309,9 @@ func (s *Service) validateChange(req Request) (changeInput, error) {
 	if err != nil {
 		return changeInput{}, err
 	}
-	in := changeInput{action: req.Action, id: id, now: now, at: req.RequestedAt}
-	if in.at.IsZero() {
-		in.at = now
+	in := changeInput{action: req.Action, id: id, now: now, at: RequestTime(req.RequestedAt)}
+	if req.RequestedAt.IsZero() {
+		in.at = RequestTime(now)
 	}
 	if in.at.After(now.Add(MaxRequestedAhead)) {
 		// One bad clock must not freeze the user's later changes.
@@ -371,7 +371,7 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 		if len(kept) > 0 && attempt == 0 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf(
 				"this request (requested at %s) is older than later changes of user %s, so it was applied only where it undoes none of them; left as the newer request(s) made them: %s",
-				in.at.Format(time.RFC3339), in.id, strings.Join(kept, ", ")))
+				fmtRequestTime(in.at), in.id, strings.Join(kept, ", ")))
 		}
 		if in.action == ActionOffboard {
 			stored, done, err := s.storeOffboard(ctx, in, res, old, found, next)
@@ -474,7 +474,7 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 		if len(next.Entries) == 0 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf(
 				"this offboarding (requested at %s) is older than later changes of user %s, so the user's record stays (with no entry left)",
-				in.at.Format(time.RFC3339), in.id))
+				fmtRequestTime(in.at), in.id))
 		}
 		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
 		if sameUser(old, next) {
@@ -514,7 +514,7 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 // CreatedAt is a processing time and is not compared).
 func changedAfter(u ipguard.User, at time.Time) bool {
 	for _, t := range u.Touched {
-		if t.After(at) {
+		if RequestTime(t).After(at) {
 			return true
 		}
 	}
@@ -532,12 +532,12 @@ func (s *Service) olderThanOffboarding(ctx context.Context, in changeInput, old 
 		return false, nil
 	}
 	off, ok, err := tomb.Offboarded(ctx, in.id, in.now)
-	if err != nil || !ok || !in.at.Before(off) {
+	if err != nil || !ok || !in.at.Before(RequestTime(off)) {
 		return false, err
 	}
 	res.Warnings = append(res.Warnings, fmt.Sprintf(
 		"this request (requested at %s) is older than the offboarding of user %s (requested at %s), so it was not applied: it would undo that newer change",
-		in.at.Format(time.RFC3339Nano), in.id, off.UTC().Format(time.RFC3339Nano)))
+		fmtRequestTime(in.at), in.id, fmtRequestTime(off)))
 	return true, nil
 }
 
@@ -634,7 +634,7 @@ func (s *Service) behind(ctx context.Context, st ipguard.PortalState) (bool, err
 func keepNewer(old, next ipguard.User, at time.Time) (ipguard.User, []string) {
 	touched := make(map[string]time.Time, len(old.Touched)+len(next.Entries))
 	for e, t := range old.Touched {
-		touched[e] = t
+		touched[e] = RequestTime(t) // items written before one precision may hold more
 	}
 	var kept []string
 	var entries []string
@@ -649,7 +649,7 @@ func keepNewer(old, next ipguard.User, at time.Time) (ipguard.User, []string) {
 	}
 	newer := func(e string) bool { t, ok := touched[e]; return ok && t.After(at) }
 	keep := func(e string) {
-		kept = append(kept, fmt.Sprintf("%s (requested at %s)", e, touched[e].UTC().Format(time.RFC3339)))
+		kept = append(kept, fmt.Sprintf("%s (requested at %s)", e, fmtRequestTime(touched[e])))
 	}
 	for _, e := range next.Entries {
 		changed := !inOld[e] || old.Details[e] != next.Details[e]

@@ -51,10 +51,10 @@ func (s *Store) PutOffboarded(_ context.Context, id string, at, expires time.Tim
 	if s.OffboardedAt == nil {
 		s.OffboardedAt = map[string][2]time.Time{}
 	}
-	if old, ok := s.OffboardedAt[id]; ok && old[0].After(at) {
+	if old, ok := s.OffboardedAt[id]; ok && old[0].After(at.Truncate(time.Millisecond)) {
 		return nil
 	}
-	s.OffboardedAt[id] = [2]time.Time{at.UTC(), expires}
+	s.OffboardedAt[id] = [2]time.Time{at.UTC().Truncate(time.Millisecond), expires} // to the millisecond, as DynamoDB
 	return nil
 }
 
@@ -88,6 +88,14 @@ func (s *Store) PutUserIf(_ context.Context, u ipguard.User, prev int64) (bool, 
 		return false, nil
 	}
 	s.Writes++
+	if u.Touched != nil {
+		// Request times are kept to the millisecond, as DynamoDB keeps them.
+		touched := make(map[string]time.Time, len(u.Touched))
+		for e, t := range u.Touched {
+			touched[e] = t.UTC().Truncate(time.Millisecond)
+		}
+		u.Touched = touched
+	}
 	s.UserItems[u.ID] = u
 	if s.LoseAnswers > 0 {
 		s.LoseAnswers--

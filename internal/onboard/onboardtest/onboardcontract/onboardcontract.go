@@ -51,6 +51,35 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		}
 	})
 
+	// One precision end to end (onboard.RequestTime): a store keeps the
+	// request times it is given to the millisecond, no finer and no
+	// coarser, so the fake and DynamoDB order the same requests alike.
+	t.Run("request times are kept to the millisecond", func(t *testing.T) {
+		s := newStore(t)
+		at := time.Date(2026, 11, 25, 9, 0, 0, 900_400_000, time.UTC)
+		want := time.Date(2026, 11, 25, 9, 0, 0, 900_000_000, time.UTC)
+		u := user(1, "203.0.113.7")
+		u.Touched = map[string]time.Time{"203.0.113.7": at, "203.0.113.8": at.Add(-time.Second)}
+		if ok, err := s.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Fatalf("PutUserIf = %v, %v", ok, err)
+		}
+		got, _, err := s.GetUser(ctx, "u1")
+		if err != nil || !got.Touched["203.0.113.7"].Equal(want) || !got.Touched["203.0.113.8"].Equal(want.Add(-time.Second)) {
+			t.Errorf("Touched = %v, %v; want %v (the millisecond)", got.Touched, err, want)
+		}
+		tomb, ok := s.(onboard.Tombstones)
+		if !ok {
+			t.Fatalf("%T does not remember offboardings", s)
+		}
+		now := time.Now()
+		if err := tomb.PutOffboarded(ctx, "u2", at, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if off, ok, err := tomb.Offboarded(ctx, "u2", now); !ok || err != nil || !off.Equal(want) {
+			t.Errorf("Offboarded = %v, %v, %v; want %v (the millisecond)", off, ok, err, want)
+		}
+	})
+
 	t.Run("a user is written only over the rev it was read at", func(t *testing.T) {
 		s := newStore(t)
 		if _, ok, err := s.GetUser(ctx, "u1"); ok || err != nil {
