@@ -84,8 +84,11 @@ const (
 	// offboardedPrefix keys when a user was last offboarded (users.go),
 	// kept for a bounded time so that a replay older than it is stale.
 	offboardedPrefix = "offboarded#"
-	checkpointPK     = "checkpoint#audit"
-	portalStatePK    = "state#portal-allowlist"
+	// arrivalPrefix keys an invocation's first arrival by its request id
+	// (users.go), so that Lambda's retry of it keeps its time.
+	arrivalPrefix = "arrival#"
+	checkpointPK  = "checkpoint#audit"
+	portalStatePK = "state#portal-allowlist"
 )
 
 // The items each function writes, as the template's dynamodb:LeadingKeys
@@ -124,6 +127,7 @@ var (
 		"outbox#bus-onboard",   // findings the bus refused onboarding, sent again by its next invocation (#18)
 		historyPrefix + "*",    // each user's allowlist history (#16 §7)
 		offboardedPrefix + "*", // when a user was offboarded, for stale replays (#15 §5)
+		arrivalPrefix + "*",    // an invocation's first arrival, for Lambda's retries (#15 §5)
 	}
 )
 

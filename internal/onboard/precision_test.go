@@ -72,3 +72,47 @@ func TestRequestTimesAreOrderedToTheMillisecond(t *testing.T) {
 		})
 	}
 }
+
+// Lambda retries an asynchronous invocation that failed (after 1 and 2
+// minutes; throttled ones for up to 6 hours) with the same payload and the
+// same request id. A direct payload without requestedAt is then dated by
+// when its request id first arrived, not by the retry's arrival, so the
+// retry of an old request does not undo a newer change made meanwhile.
+func TestAsyncRetryOfADirectPayloadKeepsItsFirstArrival(t *testing.T) {
+	const x = "203.0.113.10"
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","requestedAt":"2026-11-25T08:00:00Z","allowedIps":["203.0.113.11"]}`)
+	add := []byte(`{"action":"add","id":"u1","allowedIps":["` + x + `"]}`)
+	first := WithRequestID(context.Background(), "3f1a6c2e-0b7d-4c1e-9d7a-5e2f8b9c0a11")
+
+	// The first attempt stores the change but fails before the portal
+	// (its version bump is refused): an error, so Lambda retries it.
+	e.st.BumpErrs = 1
+	if _, err := e.s.Handle(first, add); err == nil {
+		t.Fatal("the first attempt did not fail")
+	}
+	// A minute later an administrator's request removes the address.
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"remove","id":"u1","allowedIps":["`+x+`"]}`)
+	// Lambda's retry of the add, a minute after that: same request id.
+	e.now = t0.Add(2 * time.Minute)
+	res, err := e.s.Handle(first, add)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(ips(e.p.list), x) {
+		t.Errorf("portal = %s; the retry of the older add gave back %s, which a newer request removed", ips(e.p.list), x)
+	}
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, x) || !strings.Contains(w, fmtRequestTime(t0)) {
+		t.Errorf("warnings %q; want the entry kept and the retry dated by its first arrival (%s)", w, fmtRequestTime(t0))
+	}
+	// Another invocation (a new request id) of the same payload is a new
+	// request, dated by its own arrival.
+	e.now = t0.Add(3 * time.Minute)
+	if _, err := e.s.Handle(WithRequestID(context.Background(), "another"), add); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ips(e.p.list), x) {
+		t.Errorf("portal = %s; a new request to add %s was not applied", ips(e.p.list), x)
+	}
+}

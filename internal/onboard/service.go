@@ -252,6 +252,19 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	res := newResult(req.Action, in.id)
 	ctx, sp := withSpans(ctx)
 	t0 := time.Now()
+	// A direct payload without requestedAt is dated by its invocation's
+	// first arrival (a retry by Lambda keeps it), read alongside.
+	var arrived time.Time
+	var arrErr error
+	arrDone := make(chan struct{})
+	var arrPanic any
+	go func() {
+		defer close(arrDone)
+		defer func() { arrPanic = recover() }()
+		if req.RequestedAt.IsZero() {
+			arrived, arrErr = s.firstArrival(ctx, in.now)
+		}
+	}()
 	// The state and the user are read together: one round trip less on
 	// every change's path.
 	var pre prefetched
@@ -266,11 +279,21 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	}()
 	st, err := s.Store.PortalState(ctx)
 	<-done
+	<-arrDone
+	if panicked == nil {
+		panicked = arrPanic
+	}
 	if panicked != nil {
 		panic(panicked)
 	}
 	if err != nil {
 		return Result{}, err
+	}
+	if arrErr != nil {
+		return Result{}, arrErr
+	}
+	if !arrived.IsZero() {
+		in.at = RequestTime(arrived)
 	}
 	stored, err := s.storeChange(ctx, in, st, &res, &pre)
 	if err != nil {

@@ -41,6 +41,23 @@ type Store struct {
 	Claims map[string]DueClaim
 	// OffboardedAt remembers each offboarding's request time and expiry.
 	OffboardedAt map[string][2]time.Time
+	// Arrived remembers each invocation's first arrival by request id.
+	Arrived map[string]time.Time
+}
+
+// FirstArrival implements onboard.Arrivals (kept for good: request ids
+// are unique, DynamoDB's TTL only cleans up).
+func (s *Store) FirstArrival(_ context.Context, requestID string, now time.Time, _ time.Duration) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at, ok := s.Arrived[requestID]; ok {
+		return at, nil
+	}
+	if s.Arrived == nil {
+		s.Arrived = map[string]time.Time{}
+	}
+	s.Arrived[requestID] = now.UTC().Truncate(time.Millisecond)
+	return s.Arrived[requestID], nil
 }
 
 // PutOffboarded implements onboard.Tombstones: an older time never

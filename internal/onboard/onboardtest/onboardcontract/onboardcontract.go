@@ -80,6 +80,33 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		}
 	})
 
+	// Lambda's retry of an asynchronous invocation keeps its request id:
+	// its first arrival is what dates a direct payload without requestedAt.
+	t.Run("an invocation's first arrival is kept by its request id", func(t *testing.T) {
+		s := newStore(t)
+		arr, ok := s.(onboard.Arrivals)
+		if !ok {
+			t.Fatalf("%T does not remember first arrivals (onboard.Arrivals)", s)
+		}
+		t1 := time.Now().UTC().Add(-2 * time.Minute)
+		steps := []struct {
+			id   string
+			now  time.Time
+			want time.Time
+		}{
+			{"r1", t1, t1},                                   // first arrival
+			{"r1", t1.Add(time.Minute), t1},                  // Lambda's retry: the first one stands
+			{"r2", t1.Add(time.Minute), t1.Add(time.Minute)}, // another invocation
+			{"r1", t1.Add(2 * time.Minute), t1},              // and again
+		}
+		for i, st := range steps {
+			got, err := arr.FirstArrival(ctx, st.id, st.now, onboard.ArrivalKeep)
+			if err != nil || !got.Equal(st.want.Truncate(time.Millisecond)) {
+				t.Fatalf("step %d: FirstArrival(%s) = %v, %v; want %v (to the millisecond)", i, st.id, got, err, st.want)
+			}
+		}
+	})
+
 	t.Run("a user is written only over the rev it was read at", func(t *testing.T) {
 		s := newStore(t)
 		if _, ok, err := s.GetUser(ctx, "u1"); ok || err != nil {
