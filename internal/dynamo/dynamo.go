@@ -41,6 +41,8 @@ type API interface {
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	// TransactWriteItems writes the portal state's two items together.
+	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
 // Store reads and writes the allowlist table. It is safe for concurrent use.
@@ -122,6 +124,7 @@ var (
 		userPrefix + "*",
 		leasePrefix + "portal-allowlist", // onboard.LeaseName
 		portalStatePK,
+		portalSentPK,           // the PUT in flight and the recent PUTs (#15: an item of its own)
 		"usercheck#*",          // the users-left rotation's place (#14 §5)
 		"outbox#onboard",       // the reconciler's alerts still to send (#15)
 		"outbox#bus-onboard",   // findings the bus refused onboarding, sent again by its next invocation (#18)
