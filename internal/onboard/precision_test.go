@@ -116,3 +116,25 @@ func TestAsyncRetryOfADirectPayloadKeepsItsFirstArrival(t *testing.T) {
 		t.Errorf("portal = %s; a new request to add %s was not applied", ips(e.p.list), x)
 	}
 }
+
+// A request older than the user's last offboarding is not applied, also
+// when the user was onboarded again since. Whether to look the offboarding
+// up is decided between request times (the newest request time the record
+// holds), never against the record's creation, a processing time stored to
+// the second: an offboarding dated ahead (allowed up to 5 minutes) is newer
+// than the record's creation, and a replay dated between the two was
+// applied.
+func TestARequestOlderThanTheOffboardingIsNotAppliedAfterTheUserCameBack(t *testing.T) {
+	e := newEnv()
+	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339Nano) }
+	e.do(t, `{"id":"u1","email":"a@example.com","requestedAt":"`+at(-time.Hour)+`","allowedIps":["203.0.113.11"]}`)
+	e.do(t, `{"action":"offboard","id":"u1","requestedAt":"`+at(4*time.Minute)+`"}`)
+	e.do(t, `{"id":"u1","email":"a@example.com","requestedAt":"`+at(5*time.Minute)+`","allowedIps":["203.0.113.12"]}`)
+	res := e.do(t, `{"action":"add","id":"u1","requestedAt":"`+at(2*time.Minute)+`","allowedIps":["203.0.113.10"]}`)
+	if strings.Contains(ips(e.p.list), "203.0.113.10") {
+		t.Errorf("portal = %s; a request older than the offboarding was applied after the user came back", ips(e.p.list))
+	}
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "older than the offboarding") || !strings.Contains(w, fmtRequestTime(t0.Add(4*time.Minute))) {
+		t.Errorf("warnings %q; want the offboarding's time named", w)
+	}
+}

@@ -544,14 +544,34 @@ func changedAfter(u ipguard.User, at time.Time) bool {
 	return false
 }
 
+// newestRequest is the newest request time u's record holds (see
+// olderThanOffboarding).
+func newestRequest(u ipguard.User) time.Time {
+	if len(u.Touched) == 0 {
+		return u.CreatedAt.Add(time.Second)
+	}
+	var newest time.Time
+	for _, t := range u.Touched {
+		if t := RequestTime(t); t.After(newest) {
+			newest = t
+		}
+	}
+	return newest
+}
+
 // olderThanOffboarding reports whether a replace, add or remove was
 // requested before the user's last remembered offboarding (see Tombstones),
 // and then warns naming both times. It asks only when it can matter: the
-// user is not stored, or the request is older than the record (the user
-// came back after an offboarding).
+// user is not stored, or the request is older than the newest request the
+// record holds. (A record that exists after an offboarding was made again
+// by a request not older than it, whose entries carry its time; so a
+// request at least as new as every time in the record is newer than the
+// offboarding too.) Request times are compared with request times only;
+// a record without them (written before they were kept) falls back to
+// its creation, a processing time stored to the second.
 func (s *Service) olderThanOffboarding(ctx context.Context, in changeInput, old ipguard.User, found bool, res *Result) (bool, error) {
 	tomb, ok := s.Store.(Tombstones)
-	if !ok || in.action == ActionOffboard || found && !in.at.Before(old.CreatedAt.Add(time.Second)) {
+	if !ok || in.action == ActionOffboard || found && !in.at.Before(newestRequest(old)) {
 		return false, nil
 	}
 	off, ok, err := tomb.Offboarded(ctx, in.id, in.now)
