@@ -19,11 +19,14 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,6 +46,8 @@ type API interface {
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	// TransactWriteItems writes the portal state's two items together.
+	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
 // Store reads and writes the allowlist table. It is safe for concurrent use.
@@ -86,8 +91,11 @@ const (
 	// offboardedPrefix keys when a user was last offboarded (users.go),
 	// kept for a bounded time so that a replay older than it is stale.
 	offboardedPrefix = "offboarded#"
-	checkpointPK     = "checkpoint#audit"
-	portalStatePK    = "state#portal-allowlist"
+	// arrivalPrefix keys an invocation's first arrival by its request id
+	// (users.go), so that Lambda's retry of it keeps its time.
+	arrivalPrefix = "arrival#"
+	checkpointPK  = "checkpoint#audit"
+	portalStatePK = "state#portal-allowlist"
 )
 
 // The items each function writes, as the template's dynamodb:LeadingKeys
@@ -121,11 +129,13 @@ var (
 		userPrefix + "*",
 		leasePrefix + "portal-allowlist", // onboard.LeaseName
 		portalStatePK,
+		portalSentPK,           // the PUT in flight and the recent PUTs (#15: an item of its own)
 		"usercheck#*",          // the users-left rotation's place (#14 §5)
 		"outbox#onboard",       // the reconciler's alerts still to send (#15)
 		"outbox#bus-onboard",   // findings the bus refused onboarding, sent again by its next invocation (#18)
 		historyPrefix + "*",    // each user's allowlist history (#16 §7)
 		offboardedPrefix + "*", // when a user was offboarded, for stale replays (#15 §5)
+		arrivalPrefix + "*",    // an invocation's first arrival, for Lambda's retries (#15 §5)
 	}
 )
 
@@ -134,6 +144,36 @@ var (
 // as invalid is EConfig naming ALLOWLIST_TABLE.
 func (s *Store) fail(op string, err error) error {
 	return awserr.Classify(err, op, awserr.Resource{Service: "dynamodb", Field: "ALLOWLIST_TABLE", Value: s.table})
+}
+
+// getItem reads the item pk with a strongly consistent read; nil when
+// there is none. Failures are classified under op.
+func (s *Store) getItem(ctx context.Context, op, pk string) (map[string]types.AttributeValue, error) {
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(pk), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	return out.Item, nil
+}
+
+// isConditionFailed reports whether err is DynamoDB's refusal of a write
+// whose condition did not hold.
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+// conditional is the outcome of a conditional write that returned err:
+// false with a nil error when its condition did not hold, true when it was
+// applied, any other failure classified under op.
+func (s *Store) conditional(op string, err error) (bool, error) {
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail(op, err)
+	}
+	return true, nil
 }
 
 // corrupt reports an item the store cannot decode.
@@ -195,6 +235,81 @@ func (s *Store) batchGetAttrs(ctx context.Context, op string, keys []map[string]
 		}
 		req = map[string]types.KeysAndAttributes{s.table: left}
 	}
+}
+
+// getItems reads the items of the keys pks (each once), one batchGet per
+// maxBatchGet keys (noun names the items in errors: "get 100 users"), and
+// hands each item read to each.
+func (s *Store) getItems(ctx context.Context, noun string, pks []string, each func(map[string]types.AttributeValue)) error {
+	seen := make(map[string]bool, len(pks))
+	var keys []map[string]types.AttributeValue
+	for _, pk := range pks {
+		if !seen[pk] {
+			seen[pk] = true
+			keys = append(keys, key(pk))
+		}
+	}
+	for start := 0; start < len(keys); start += maxBatchGet {
+		chunk := keys[start:min(start+maxBatchGet, len(keys))]
+		items, err := s.batchGet(ctx, fmt.Sprintf("get %d %s", len(chunk), noun), chunk)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			each(it)
+		}
+	}
+	return nil
+}
+
+// prefixed is the keys "<prefix><id>" of ids, but for empty ids.
+func prefixed(prefix string, ids []string) []string {
+	pks := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			pks = append(pks, prefix+id)
+		}
+	}
+	return pks
+}
+
+// writeItems writes reqs (distinct keys) in batches of maxBatchWrite, up
+// to concurrency batches at once; after the first error it starts no other
+// batch and returns that error (some items may be written, each whole).
+func (s *Store) writeItems(ctx context.Context, op string, reqs []types.WriteRequest, concurrency int) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan []types.WriteRequest)
+	)
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
+	}
+	for range min(concurrency, (len(reqs)+maxBatchWrite-1)/maxBatchWrite) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				if failed() {
+					continue
+				}
+				if err := s.batchWrite(ctx, op, c); err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for start := 0; start < len(reqs) && !failed(); start += maxBatchWrite {
+		next <- reqs[start:min(start+maxBatchWrite, len(reqs))]
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
 
 // batchWrite writes reqs (at most maxBatchWrite, distinct keys), retrying

@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,14 +38,7 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, 
 		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":owner": str(owner)},
 	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.fail("acquire lease "+name, err)
-	}
-	return true, nil
+	return s.conditional("acquire lease "+name, err)
 }
 
 // ReleaseLease ends owner's lease name. If owner no longer holds it (it
@@ -61,23 +53,18 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
 		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(owner)},
 	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return nil
-	}
-	if err != nil {
-		return s.fail("release lease "+name, err)
-	}
-	return nil
+	_, err = s.conditional("release lease "+name, err)
+	return err
 }
 
 // PortalStateAndLease reads the portal allowlist state's progress (the
-// fields of onboard.StateLeasePeeker) and whether lease name is free at now
-// (no record, or its end before now) in one strongly consistent
-// BatchGetItem: a caller waiting for another holder to apply its change
-// costs one read per poll, and tries to take the lease only when it is
-// free. Only the attributes the poll needs are read: the state item's
-// lists (owned, sent, late PUTs, own saves) are most of its size.
+// fields of onboard.StateLeasePeeker; not the PUT in flight and the recent
+// PUTs: their item is read by PortalState, which the reconcile uses) and
+// whether lease name is free at now (no record, or its end before now) in
+// one strongly consistent BatchGetItem: a caller waiting for another
+// holder to apply its change costs one read per poll, and tries to take
+// the lease only when it is free. Only the attributes the poll needs are
+// read: the state item's lists (owned, own saves) are most of its size.
 func (s *Store) PortalStateAndLease(ctx context.Context, name string, now time.Time) (ipguard.PortalState, bool, error) {
 	const op = "get the portal allowlist state and its lease"
 	items, err := s.batchGetAttrs(ctx, op, []map[string]types.AttributeValue{key(portalStatePK), key(leasePrefix + name)}, peekAttrs)

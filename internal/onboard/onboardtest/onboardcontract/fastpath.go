@@ -64,7 +64,8 @@ func FastPathContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		if _, err := s.BumpVersion(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PutPortalState(ctx, ipguard.PortalState{Applied: 1, LastSeen: []ipguard.Restriction{{IP: "203.0.113.7"}}, Owned: []string{"203.0.113.7"}, Reconciled: true}); err != nil {
+		if err := s.PutPortalState(ctx, ipguard.PortalState{Applied: 1, LastSeen: []ipguard.Restriction{{IP: "203.0.113.7"}}, Owned: []string{"203.0.113.7"}, Reconciled: true,
+			Sent: []ipguard.Restriction{{IP: "203.0.113.7"}, {IP: "203.0.113.8"}}, SentAdded: []string{"203.0.113.8"}, SentOutcome: ipguard.SentInFlight, SentAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		if err := tomb.PutOffboarded(ctx, "u1", now.Add(-time.Hour), now.Add(time.Hour)); err != nil {
