@@ -51,7 +51,10 @@ const maxBurstRaw = 3
 
 // Finding is one thing to alert about, in the shape of the alert's JSON.
 // A single-event finding carries EventID; a burst carries EventIDs (at most
-// MaxListedIDs of them), Count, FirstAt and Capped.
+// MaxListedIDs of them), Count, FirstAt and Capped. A single login's finding
+// that names another login too (a trip of one login contradicted by the
+// next login, package behaviour) lists both in EventIDs, with Count 0: it is
+// still that one login's finding (recorded, enforced, deduplicated by EventID).
 //
 // Every string field but Kind, Severity and Reason may hold text the portal
 // or an attacker chose; the JSON keeps it raw, and the e-mail, the SMS and
