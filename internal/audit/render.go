@@ -424,6 +424,15 @@ func writeFinding(b *strings.Builder, i int, f Finding) {
 		fmt.Fprintf(b, "   Events: %d failed logins, ids %s%s\n", f.Count, joinIDs(f.EventIDs, 20), more)
 	default:
 		fmt.Fprintf(b, "   Event: %d (%s)\n", f.EventID, orUnknown(c(f.Action)))
+		var others []int64 // the other logins a reason names (a contradicted trip)
+		for _, id := range f.EventIDs {
+			if id != f.EventID {
+				others = append(others, id)
+			}
+		}
+		if len(others) > 0 {
+			fmt.Fprintf(b, "   With:  event %s\n", joinIDs(others, 20))
+		}
 	}
 	if f.Response != nil {
 		fmt.Fprintf(b, "   Response: %s\n", responseText(f.Response))
