@@ -17,7 +17,11 @@ import (
 //  1. A probable trip: a login outside the allowlist whose only other
 //     reason is new_country, of a user who has learned (not Learning), on
 //     a device the baseline vouches for, from a place reachable since the
-//     user's last placed login (both places known, no impossible travel).
+//     user's last placed login (both places known, no impossible travel),
+//     or of a user none of whose logins ever had a place (an unplaced
+//     history: every login through an "anywhere" entry, such as a VPN
+//     whose exits move; a new country is then as likely an exit they
+//     never onboarded, and nothing placed says they could not be there).
 //     It stays an ip_not_allowed finding (counted, recorded, on the bus,
 //     enforced as before); it is told low, to the digest, and the baseline
 //     remembers it (Baseline.Trip).
@@ -31,7 +35,10 @@ import (
 //     is then not repeated.
 //
 // What this trades: a stolen password used once from a new country on the
-// victim's own device is told at the victim's next login, not at once.
+// victim's own device is told at the victim's next placed login, not at
+// once. For a user with an unplaced history that login may be long in
+// coming (their logins through "anywhere" entries decide nothing): such a
+// theft stays a digest line until then.
 
 // PendingTrip is a probable trip waiting for the user's next placed login.
 type PendingTrip struct {
@@ -69,7 +76,18 @@ func probableTrip(b *Baseline, prev *Sighting, l Login, v Verdict, learning bool
 		return false
 	}
 	dk := DeviceKey(l.Browser, l.Platform)
-	return dk != "" && b.VouchedDevice(dk) && reachable(prev, l)
+	if dk == "" || !b.VouchedDevice(dk) {
+		return false
+	}
+	// An unplaced history: no login of the user ever had a place (every one
+	// came through an entry whose place is "anywhere"), so nothing says
+	// where they are and travel has nothing to rule out; their countries
+	// are their provider's exits. A new one is as likely an exit they never
+	// onboarded as a trip, and is looked at twice like one.
+	if prev == nil && b.Last == nil {
+		return l.travelUsable()
+	}
+	return reachable(prev, l)
 }
 
 // pendingOf is the pending trip a probable-trip login leaves.
@@ -128,6 +146,10 @@ func tripReason(t *PendingTrip, l Login) audit.Reason {
 
 // probableTripText is what the digest says of a probable trip.
 func probableTripText(prev *Sighting, l Login) string {
+	if prev == nil {
+		return fmt.Sprintf("outside the allowlist from a new country, %s, where no earlier login had a place (they came through entries whose place is anywhere): probably a trip or another exit of their provider; told if the next login with a place does not confirm it",
+			strings.TrimSpace(l.Country))
+	}
 	return fmt.Sprintf("outside the allowlist from a new country, %s, reachable since the last login %s (%s): probably a trip; told if the next login does not confirm it",
 		strings.TrimSpace(l.Country), sideOfSighting(prev).where(), prev.At.UTC().Format("2006-01-02 15:04 UTC"))
 }

@@ -59,49 +59,74 @@ func TestTwoLooksAtATrip(t *testing.T) {
 	for _, c := range []struct {
 		name     string
 		settings Settings
-		learning bool
-		steps    []tripStep
-		want     []tripWant
+		// history: "learned" (berlinBaseline), "learning" (3 logins of the
+		// last 3 days), "unplaced" (20 logins, all through the anywhere entry)
+		history string
+		steps   []tripStep
+		want    []tripWant
 	}{
-		{"confirmed by the next login from the same country, then home", grouped, false,
+		{"confirmed by the next login from the same country, then home", grouped, "learned",
 			[]tripStep{trip, {10 * time.Hour, hotel, "France", "Paris", chrome, true}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
 			[]tripWant{probable, {told: "digest", kind: audit.KindIPNotAllowed}, quiet}},
-		{"a trip of one login, then home inside the allowlist", grouped, false,
+		{"a trip of one login, then home inside the allowlist", grouped, "learned",
 			[]tripStep{trip, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
 			[]tripWant{probable, {told: "message", severity: audit.SeverityHigh, kind: audit.KindNewCountry, both: true, text: oneLogin}}},
-		{"a trip of one login, then home outside the allowlist from a familiar place", grouped, false,
+		{"a trip of one login, then home outside the allowlist from a familiar place", grouped, "learned",
 			[]tripStep{trip, {50 * time.Hour, home, "Germany", "Berlin", chrome, true}},
 			[]tripWant{probable, {told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed, both: true, text: oneLogin}}},
-		{"a login through an anywhere entry decides nothing", grouped, false,
+		{"a login through an anywhere entry decides nothing", grouped, "learned",
 			[]tripStep{trip, {5 * time.Hour, vpn, "Germany", "Berlin", chrome, false}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
 			[]tripWant{probable, quiet, {told: "message", severity: audit.SeverityHigh, kind: audit.KindNewCountry, both: true, text: oneLogin}}},
-		{"a declared entry in the trip's country confirms it", grouped, false,
+		{"a declared entry in the trip's country confirms it", grouped, "learned",
 			[]tripStep{trip, {5 * time.Hour, paris, "United States", "New York", chrome, false}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
 			[]tripWant{probable, quiet, quiet}},
-		{"back too soon: impossible travel names both", grouped, false,
+		{"back too soon: impossible travel names both", grouped, "learned",
 			[]tripStep{{time.Hour, hotel, "Spain", "Madrid", chrome, true}, {90 * time.Minute, home, "Germany", "Berlin", chrome, false}},
 			[]tripWant{probable, {told: "message", severity: audit.SeverityHigh, kind: audit.KindImpossibleTravel, both: true, text: []string{"one of the two is not alice"}}}},
-		{"a new device too: told at once", grouped, false,
+		{"a new device too: told at once", grouped, "learned",
 			[]tripStep{{time.Hour, hotel, "France", "Paris", "Firefox 126.0", true}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
 			[]tripWant{{told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed}, quiet}},
-		{"not reachable since the last login: told at once", grouped, false,
+		{"not reachable since the last login: told at once", grouped, "learned",
 			[]tripStep{{-22 * time.Hour, "198.18.9.9", "Japan", "Tokyo", chrome, true}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
 			[]tripWant{{told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed, text: []string{"not alice"}}, quiet}},
-		{"a user still learning: told at once", grouped, true,
+		{"a user still learning: told at once", grouped, "learning",
 			[]tripStep{trip, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
 			[]tripWant{{told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed}, quiet}},
-		{"ALERT_MODE=every: told at once, nothing pending", Settings{Digest: []string{"low"}}, false,
+		// A VPN user: every login through the anywhere entry, so no login
+		// had a place; an exit in a new country is looked at twice.
+		{"an unplaced history: a new exit is a probable trip, confirmed by the next", grouped, "unplaced",
+			[]tripStep{{time.Hour, "198.18.5.5", "United Kingdom", "London", chrome, true}, {30 * time.Hour, vpn, "Netherlands", "Amsterdam", chrome, false},
+				{50 * time.Hour, "198.18.6.6", "United Kingdom", "London", chrome, true}},
+			[]tripWant{{told: "digest", severity: audit.SeverityLow, kind: audit.KindIPNotAllowed, text: []string{"where no earlier login had a place"}}, quiet,
+				{told: "digest", kind: audit.KindIPNotAllowed}}},
+		{"an unplaced history: a new exit then a placed login elsewhere", grouped, "unplaced",
+			[]tripStep{{time.Hour, "198.18.5.5", "United Kingdom", "London", chrome, true}, {30 * time.Hour, vpn, "Netherlands", "Amsterdam", chrome, false},
+				{50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{{told: "digest", severity: audit.SeverityLow, kind: audit.KindIPNotAllowed}, quiet,
+				{told: "message", severity: audit.SeverityHigh, kind: audit.KindNewCountry, both: true, text: []string{"from London, United Kingdom (a new country, one login)"}}}},
+		{"ALERT_MODE=every: told at once, nothing pending", Settings{Digest: []string{"low"}}, "learned",
 			[]tripStep{trip, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
 			[]tripWant{{told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed, text: []string{"first login from France"}}, quiet}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st := newMemStore()
 			b := berlinBaseline("alice")
-			if c.learning {
+			switch c.history {
+			case "learning":
 				b = Baseline{UserID: "alice"}
 				for i := 0; i < 3; i++ {
 					b.Learn(Login{EventID: int64(500 + i), UserID: "alice", At: t0.Add(-time.Duration(3-i) * 24 * time.Hour), IP: "80.187.12.5", Whole: true,
 						Country: "Germany", City: "Berlin", Browser: "Chrome 120.0", Platform: "Android 14"})
+				}
+			case "unplaced":
+				b = Baseline{UserID: "alice"}
+				for i := 0; i < 20; i++ {
+					b.Learn(Login{EventID: int64(500 + i), UserID: "alice", At: t0.Add(-time.Duration(20-i) * 24 * time.Hour), IP: "192.0.2.8", Whole: true,
+						Country: []string{"Netherlands", "Sweden"}[i%2], City: []string{"Amsterdam", "Stockholm"}[i%2], Browser: "Chrome 120.0", Platform: "Android 14",
+						Declared: true, Entry: "192.0.2.0/24", EntryPlace: PlaceAnywhere})
+				}
+				if b.Last != nil || !b.HasCountry("NL") {
+					t.Fatalf("an unplaced history: %+v", b)
 				}
 			}
 			st.items["alice"] = b
