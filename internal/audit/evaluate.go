@@ -119,6 +119,8 @@ type Finding struct {
 	// its own (it is still published, recorded and counted).
 	Episode  *Episode  `json:"episode,omitempty"`
 	Familiar *Familiar `json:"familiar,omitempty"`
+	// Trip: the login was told low as a probable trip (ProbableTrip).
+	Trip *ProbableTrip `json:"trip,omitempty"`
 	Digest   bool      `json:"digest,omitempty"`
 	// DigestOnly (UNKNOWN_USER_POLICY=digest): an unknown_user finding
 	// told in the daily digest's list of people without an allowlist, not

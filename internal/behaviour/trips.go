@@ -185,6 +185,10 @@ func asProbableTrip(f audit.Finding, prev *Sighting, l Login) audit.Finding {
 		}
 	}
 	f.Explanation = text + ". " + f.Explanation
+	f.Trip = &audit.ProbableTrip{Place: placeName(Place{City: strings.TrimSpace(l.City)}, l.Country), Device: DeviceName(l.Browser, l.Platform)}
+	if prev != nil {
+		f.Trip.Since = sideOfSighting(prev).where() + " at " + prev.At.UTC().Format("2006-01-02 15:04 UTC")
+	}
 	return f
 }
 

@@ -166,6 +166,9 @@ func TestTwoLooksAtATrip(t *testing.T) {
 					texts = append(texts, r.Text)
 				}
 				all := strings.Join(texts, " | ")
+				if (g.Trip != nil) != (w.severity == audit.SeverityLow && w.told == "digest") {
+					t.Errorf("login %d: probable trip %+v", id, g.Trip)
+				}
 				for _, part := range w.text {
 					if !strings.Contains(all, part) {
 						t.Errorf("login %d: reasons %q lack %q", id, all, part)
