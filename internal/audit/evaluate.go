@@ -120,8 +120,8 @@ type Finding struct {
 	Episode  *Episode  `json:"episode,omitempty"`
 	Familiar *Familiar `json:"familiar,omitempty"`
 	// Trip: the login was told low as a probable trip (ProbableTrip).
-	Trip *ProbableTrip `json:"trip,omitempty"`
-	Digest   bool      `json:"digest,omitempty"`
+	Trip   *ProbableTrip `json:"trip,omitempty"`
+	Digest bool          `json:"digest,omitempty"`
 	// DigestOnly (UNKNOWN_USER_POLICY=digest): an unknown_user finding
 	// told in the daily digest's list of people without an allowlist, not
 	// in a message of its own (whatever DIGEST_SEVERITIES says). It is
