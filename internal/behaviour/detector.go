@@ -221,17 +221,20 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		shaped := hasFinding && d.Settings.Grouped && fs[i].Kind == audit.KindIPNotAllowed
 		// Two looks at a trip (trips.go): this login decides the user's
 		// pending trip, or is one.
+		// Only in time order: a run's pieces come newest first, so only its
+		// last (oldest) piece decides a trip, and a login older than one
+		// already learned is no probable trip (told as before).
 		var contradicts *PendingTrip
 		probable := false
 		if d.Settings.Grouped && newInRun && d.Settings.on(RuleNewCountry) {
-			if decided, contra := decideTrip(e.b.Trip, l); decided {
+			if decided, contra := decideTrip(e.b.Trip, l); decided && p.Final {
 				if contra {
 					contradicts = e.b.Trip
 					v = withTripReason(v, contradicts, l)
 				}
 				e.b.Trip, e.dirty = nil, true
 			}
-			probable = shaped && contradicts == nil && probableTrip(&e.b, prev, l, v, learning)
+			probable = shaped && contradicts == nil && l.At.After(e.b.Newest) && probableTrip(&e.b, prev, l, v, learning)
 		}
 		if shaped {
 			fam = familiar(&e.b, l, v, learning) // against the baseline before this login

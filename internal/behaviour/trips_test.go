@@ -202,3 +202,56 @@ func TestAPendingTripIsKeptInTheBaseline(t *testing.T) {
 		t.Fatalf("findings %+v", fs)
 	}
 }
+
+// A backlog read newest first (several pieces of one run): the trip's next
+// login was learned before the trip's login is judged, so the trip's login
+// is told at once, as before; a pending trip is decided only by the run's
+// last (oldest) piece, never by a newer piece ahead of the logins between.
+func TestTripsInABacklogReadNewestFirst(t *testing.T) {
+	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	lists := tripAllowlists()
+	chrome := func(ev ipguard.LoginEvent) ipguard.LoginEvent {
+		ev.Browser, ev.Platform = "Chrome 121.0", "Android 14"
+		return ev
+	}
+	st := newMemStore()
+	st.items["alice"] = berlinBaseline("alice")
+	d := &Detector{Store: st, Settings: s}
+	home := chrome(success(2, "alice", 50*time.Hour, "80.187.12.9", "Germany", "Berlin"))
+	trip, f := miss(1, "alice", time.Hour, "198.18.7.9", "France", "Paris", "Chrome 121.0", "Android 14")
+	newer := placedPiece(lists, home)
+	newer.Final, newer.Done = false, t0.Add(49*time.Hour)
+	if fs := judge(t, d, newer); len(fs) != 0 {
+		t.Fatalf("newer piece: %+v", fs)
+	}
+	fs := judge(t, d, placedPiece(lists, trip), f)
+	if len(fs) != 1 || fs[0].Severity != audit.SeverityHigh || fs[0].Digest || fs[0].Trip != nil {
+		t.Fatalf("the trip's login judged after its successor: %+v", fs)
+	}
+	if st.items["alice"].Trip != nil {
+		t.Errorf("a trip left pending: %+v", st.items["alice"].Trip)
+	}
+
+	// A trip pending from an earlier run; the next run's pieces newest
+	// first: Berlin (newer piece) does not decide it, Paris (the oldest
+	// piece, the true next login) confirms it.
+	st = newMemStore()
+	st.items["alice"] = berlinBaseline("alice")
+	judge(t, &Detector{Store: st, Settings: s}, placedPiece(lists, trip), f)
+	d = &Detector{Store: st, Settings: s}
+	berlin := chrome(success(3, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin"))
+	paris, pf := miss(4, "alice", 10*time.Hour, "198.18.7.10", "France", "Paris", "Chrome 121.0", "Android 14")
+	newer = placedPiece(lists, berlin)
+	newer.Final, newer.Done = false, t0.Add(59*time.Hour)
+	if fs := judge(t, d, newer); len(fs) != 0 {
+		t.Fatalf("a newer piece decided the trip: %+v", fs)
+	}
+	older := placedPiece(lists, paris)
+	older.Done = t0.Add(9 * time.Hour)
+	if fs := judge(t, d, older, pf); len(fs) != 1 || !(fs[0].Digest || fs[0].NotMessaged) {
+		t.Fatalf("the confirming login: %+v", fs)
+	}
+	if st.items["alice"].Trip != nil {
+		t.Errorf("the trip is still pending: %+v", st.items["alice"].Trip)
+	}
+}
