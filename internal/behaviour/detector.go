@@ -220,10 +220,10 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		i, hasFinding := byEvent[ev.ID]
 		shaped := hasFinding && d.Settings.Grouped && fs[i].Kind == audit.KindIPNotAllowed
 		// Two looks at a trip (trips.go): this login decides the user's
-		// pending trip, or is one.
-		// Only in time order: a run's pieces come newest first, so only its
-		// last (oldest) piece decides a trip, and a login older than one
-		// already learned is no probable trip (told as before).
+		// pending trip, or is one. Only in time order: a run's pieces come
+		// newest first, so only its last (oldest) piece decides a trip; a
+		// login older than one already learned, or while a trip is still
+		// undecided, is no probable trip (told as before).
 		var contradicts *PendingTrip
 		probable := false
 		if d.Settings.Grouped && newInRun && d.Settings.on(RuleNewCountry) {
@@ -234,7 +234,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 				}
 				e.b.Trip, e.dirty = nil, true
 			}
-			probable = shaped && contradicts == nil && l.At.After(e.b.Newest) && probableTrip(&e.b, prev, l, v, learning)
+			probable = shaped && e.b.Trip == nil && contradicts == nil && l.At.After(e.b.Newest) && probableTrip(&e.b, prev, l, v, learning)
 		}
 		if shaped {
 			fam = familiar(&e.b, l, v, learning) // against the baseline before this login
