@@ -51,10 +51,8 @@ const maxBurstRaw = 3
 
 // Finding is one thing to alert about, in the shape of the alert's JSON.
 // A single-event finding carries EventID; a burst carries EventIDs (at most
-// MaxListedIDs of them), Count, FirstAt and Capped. A single login's finding
-// that names another login too (a trip of one login contradicted by the
-// next login, package behaviour) lists both in EventIDs, with Count 0: it is
-// still that one login's finding (recorded, enforced, deduplicated by EventID).
+// MaxListedIDs of them), Count, FirstAt and Capped. A reason that pairs the
+// login with another one names it in Reason.EventID.
 //
 // Every string field but Kind, Severity and Reason may hold text the portal
 // or an attacker chose; the JSON keeps it raw, and the e-mail, the SMS and
@@ -119,9 +117,9 @@ type Finding struct {
 	// its own (it is still published, recorded and counted).
 	Episode  *Episode  `json:"episode,omitempty"`
 	Familiar *Familiar `json:"familiar,omitempty"`
+	Digest   bool      `json:"digest,omitempty"`
 	// Trip: the login was told low as a probable trip (ProbableTrip).
-	Trip   *ProbableTrip `json:"trip,omitempty"`
-	Digest bool          `json:"digest,omitempty"`
+	Trip *ProbableTrip `json:"trip,omitempty"`
 	// DigestOnly (UNKNOWN_USER_POLICY=digest): an unknown_user finding
 	// told in the daily digest's list of people without an allowlist, not
 	// in a message of its own (whatever DIGEST_SEVERITIES says). It is

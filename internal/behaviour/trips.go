@@ -30,7 +30,7 @@ import (
 //     from the same country (or through a declared entry there) the trip is
 //     confirmed, quietly; from elsewhere it was a trip of one login, or not
 //     the user: that login gets a new_country reason at high severity that
-//     names both logins, and its finding carries both event ids (EventIDs).
+//     names both logins (the reason's EventID is the trip's login).
 //     Impossible travel from the trip's login fires as always; the reason
 //     is then not repeated.
 //
@@ -141,7 +141,7 @@ func tripReason(t *PendingTrip, l Login) audit.Reason {
 	now := sideOfLogin(l).where()
 	text := fmt.Sprintf("%s from %s (a new country, one login), then %s %s: a trip of one login, or not %s",
 		t.At.UTC().Format("Mon 2006-01-02 15:04 UTC"), then, l.At.UTC().Format("Mon 2006-01-02 15:04 UTC"), now, who)
-	return audit.Reason{Kind: RuleNewCountry, Severity: audit.SeverityHigh, Text: text}
+	return audit.Reason{Kind: RuleNewCountry, Severity: audit.SeverityHigh, Text: text, EventID: t.EventID}
 }
 
 // probableTripText is what the digest says of a probable trip.
@@ -193,13 +193,9 @@ func asProbableTrip(f audit.Finding, prev *Sighting, l Login) audit.Finding {
 }
 
 // contradiction makes the finding of a login that contradicts the pending
-// trip t a message (whatever its episode or a demotion said) naming both
-// logins: EventIDs holds the trip's event id and the login's own.
+// trip t a message, whatever its episode said (its reason, or impossible
+// travel's, names the trip's login by its EventID).
 func (d *Detector) contradiction(f audit.Finding, t *PendingTrip) audit.Finding {
-	f.EventIDs = []int64{t.EventID, f.EventID}
-	if t.EventID > f.EventID {
-		f.EventIDs = []int64{f.EventID, t.EventID}
-	}
 	if audit.SeverityRank(f.Severity) < audit.SeverityRank(d.Settings.minSeverity()) {
 		return f // below BEHAVIOUR_MIN_SEVERITY: as quiet as it already is
 	}

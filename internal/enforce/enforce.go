@@ -246,7 +246,7 @@ func (rr *Run) Respond(ctx context.Context, fs []audit.Finding) []string {
 // (password_guess_succeeded, judged by the kind it came from). Failed logins
 // (bursts) and logins whose address is not whole (unverifiable) never are.
 func (s *Service) enforceable(f audit.Finding) bool {
-	if f.EventID == 0 || f.Count > 0 || f.Response != nil { // Count: a burst of failed logins
+	if f.EventID == 0 || f.EventIDs != nil || f.Response != nil {
 		return false
 	}
 	if _, whole := allowlist.ParseLoginIP(f.IP); !whole {

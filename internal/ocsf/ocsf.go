@@ -412,7 +412,7 @@ func Finding(a Alert) DetectionFinding {
 	if f.Response != nil {
 		d.Unmapped["response"] = f.Response.Outcome
 	}
-	if f.Count > 0 { // a burst: many failed logins from one address (a login's finding may name others in EventIDs)
+	if len(f.EventIDs) > 0 || f.Count > 0 { // a burst: many failed logins from one address
 		ep, cut, country := endpoint(f.IP, f.Country, f.City)
 		if cut != "" {
 			d.Unmapped["portal_ip"] = cut
@@ -439,11 +439,6 @@ func Finding(a Alert) DetectionFinding {
 	}
 	u := login.User
 	d.FindingInfo.RelatedEvents = []Related{{UID: login.Metadata.UID}}
-	for _, id := range f.EventIDs { // the other logins it names (a contradicted trip)
-		if id != f.EventID {
-			d.FindingInfo.RelatedEvents = append(d.FindingInfo.RelatedEvents, Related{UID: eventUID(a.Portal, id)})
-		}
-	}
 	if cut, ok := login.Unmapped["portal_ip"]; ok {
 		d.Unmapped["portal_ip"] = cut
 	}

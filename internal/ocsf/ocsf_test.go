@@ -198,25 +198,3 @@ func TestLocationCountryIsTheISOCode(t *testing.T) {
 		})
 	}
 }
-
-// A login's finding that names another login too (a trip of one login
-// contradicted by the next login: EventIDs, Count 0) is still mapped as that
-// login, with both logins among its related events.
-func TestAFindingNamingTwoLoginsRelatesBoth(t *testing.T) {
-	f := loadFacts(t, ocsf.Version)
-	two := audit.Finding{EventID: 42, EventIDs: []int64{17, 42}, Kind: audit.KindNewCountry, Severity: audit.SeverityHigh, Reason: "a trip of one login, or not ann",
-		UserID: "u-1", Login: "ann@example.com", IP: "203.0.113.7", Country: "Germany", City: "Berlin", Date: when.Format(time.RFC3339), ActionID: 1010}
-	rec := ocsf.Finding(ocsf.Alert{UID: "x6", Portal: "p", Kind: two.Kind, Severity: "high", Title: two.Reason, Time: when, Finding: &two})
-	for _, p := range validate(f, "detection_finding", rec) {
-		t.Error(p)
-	}
-	if len(rec.Evidences) != 1 || rec.Evidences[0].Data == nil || rec.Evidences[0].User == nil {
-		t.Fatalf("evidences %+v: want the login", rec.Evidences)
-	}
-	if len(rec.FindingInfo.RelatedEvents) != 2 || rec.FindingInfo.RelatedEvents[1].UID == rec.FindingInfo.RelatedEvents[0].UID {
-		t.Errorf("related events %+v, want both logins", rec.FindingInfo.RelatedEvents)
-	}
-	if _, burst := rec.Unmapped["count"]; burst {
-		t.Errorf("mapped as a burst: %+v", rec.Unmapped)
-	}
-}
