@@ -8,7 +8,8 @@ import (
 	"ipguard/internal/audit"
 )
 
-// Two looks at a trip (issue #21 §2, ALERT_MODE=grouped only).
+// Two looks at a trip (issue #21 §2; ALERT_MODE=grouped and the new_country
+// rule on, else none of this applies).
 //
 // Told once per trip is still one alert per traveller who does not declare
 // their trip. So a login that looks like the start of a trip is looked at
