@@ -104,23 +104,12 @@ func TestDigestDoesNotSuggestToldOrNewNetworks(t *testing.T) {
 // next login decides) is listed in the digest as such, and its episode is
 // not claimed to have been sent as an alert.
 func TestDigestListsProbableTrips(t *testing.T) {
-	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	st, out := &memStore{}, &sink{}
-	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	p, _, out := newDigest(&now)
 	f := audit.Finding{EventID: 1, Kind: audit.KindIPNotAllowed, Severity: "low", UserID: "u-ann", Email: "ann@example.com", IP: "198.18.7.9", Digest: true,
 		Trip:    &audit.ProbableTrip{Place: "Paris, France", Device: "Chrome on Android", Since: "from Berlin, Germany at 2026-11-30 19:00 UTC"},
 		Episode: &audit.Episode{Key: "u-ann|198.18.7.0/24", Network: "198.18.7.0/24", Country: "France", First: "2026-12-01T08:00:00Z", Count: 1, Hours: 24}}
-	a := ipguard.Alert{Severity: "low", Digest: true}
-	a.Default, _ = jsonPayload([]audit.Finding{f})
-	if _, err := p.Publish(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	now = time.Date(2026, 12, 2, 8, 5, 0, 0, time.UTC)
-	if _, err := p.SendDue(ctx); err != nil || len(out.sent) != 1 {
-		t.Fatalf("sent %d, %v", len(out.sent), err)
-	}
-	mail := out.sent[0].Email
+	mail := digestMail(t, p, out, &now, time.Date(2026, 12, 2, 8, 5, 0, 0, time.UTC), []audit.Finding{f})
 	for _, want := range []string{"Probably trips", "ann@example.com: 198.18.7.9, Paris, France, Chrome on Android; last login from Berlin, Germany at 2026-11-30 19:00 UTC",
 		"one from a familiar place or a probable trip was not"} {
 		if !strings.Contains(mail, want) {
