@@ -44,6 +44,9 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 	t.Run("onboard.Store", func(t *testing.T) {
 		onboardcontract.StoreContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
 	})
+	t.Run("onboard fast path", func(t *testing.T) {
+		onboardcontract.FastPathContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
+	})
 	t.Run("behaviour.Store and EpisodeStore", func(t *testing.T) {
 		behaviourtest.Contract(t, func(t *testing.T) behaviourtest.Stores { return newStore(t) })
 	})

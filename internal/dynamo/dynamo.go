@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -198,8 +199,24 @@ func backoff(ctx context.Context, n int) error {
 // batchGet reads the items of keys (at most maxBatchGet, distinct) with
 // strongly consistent reads, retrying unprocessed keys.
 func (s *Store) batchGet(ctx context.Context, op string, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
+	return s.batchGetAttrs(ctx, op, keys, nil)
+}
+
+// batchGetAttrs is batchGet reading only the attributes named (all when
+// none): a poll that needs a few small attributes of a large item.
+func (s *Store) batchGetAttrs(ctx context.Context, op string, keys []map[string]types.AttributeValue, attrs []string) ([]map[string]types.AttributeValue, error) {
 	var items []map[string]types.AttributeValue
-	req := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: boolPtr(true)}}
+	ka := types.KeysAndAttributes{Keys: keys, ConsistentRead: boolPtr(true)}
+	if len(attrs) > 0 {
+		ka.ExpressionAttributeNames = map[string]string{}
+		refs := make([]string, len(attrs))
+		for i, a := range attrs {
+			refs[i] = fmt.Sprintf("#p%d", i)
+			ka.ExpressionAttributeNames[refs[i]] = a
+		}
+		ka.ProjectionExpression = aws.String(strings.Join(refs, ", "))
+	}
+	req := map[string]types.KeysAndAttributes{s.table: ka}
 	for attempt := 1; ; attempt++ {
 		out, err := s.api.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: req})
 		if err != nil {

@@ -57,16 +57,17 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
 	return err
 }
 
-// PortalStateAndLease reads the portal allowlist state (as PortalState,
-// but without the PUT in flight and the recent PUTs: their item is read by
-// PortalState, which the reconcile uses; a waiter needs applied, pending
-// and the list last seen) and whether lease name is free at now (no record, or its end before now)
-// in one strongly consistent BatchGetItem: a caller waiting for another
-// holder to apply its change costs one read per poll, and tries to take the
-// lease only when it is free.
+// PortalStateAndLease reads the portal allowlist state's progress (the
+// fields of onboard.StateLeasePeeker; not the PUT in flight and the recent
+// PUTs: their item is read by PortalState, which the reconcile uses) and
+// whether lease name is free at now (no record, or its end before now) in
+// one strongly consistent BatchGetItem: a caller waiting for another
+// holder to apply its change costs one read per poll, and tries to take
+// the lease only when it is free. Only the attributes the poll needs are
+// read: the state item's lists (owned, own saves) are most of its size.
 func (s *Store) PortalStateAndLease(ctx context.Context, name string, now time.Time) (ipguard.PortalState, bool, error) {
 	const op = "get the portal allowlist state and its lease"
-	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{key(portalStatePK), key(leasePrefix + name)})
+	items, err := s.batchGetAttrs(ctx, op, []map[string]types.AttributeValue{key(portalStatePK), key(leasePrefix + name)}, peekAttrs)
 	if err != nil {
 		return ipguard.PortalState{}, false, err
 	}
@@ -90,3 +91,8 @@ func (s *Store) PortalStateAndLease(ctx context.Context, name string, now time.T
 	}
 	return st, free, nil
 }
+
+// peekAttrs are the attributes PortalStateAndLease reads: the key, the
+// lease's end, and the state's progress (version, applied, pending and the
+// list last seen with its setting).
+var peekAttrs = []string{"pk", "leaseUntil", "version", "applied", "adds", "addsApplied", "pending", "pendingCode", "pendingVersion", "seen", "lastSeen", "lastEnabled", "reconciled"}

@@ -24,11 +24,19 @@ import (
 // Concurrent callers get distinct values. A resend after a lost answer
 // bumps twice; that only makes a reconcile look needed once more.
 func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
+	return s.BumpVersionAdding(ctx, 0)
+}
+
+// BumpVersionAdding is BumpVersion that also adds adds to the count of
+// addresses the stored changes may have added (attribute adds; see
+// ipguard.PortalState.Adds), in the same write (onboard.AddsCounter). A
+// resend after a lost answer counts twice: the bound only grows.
+func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, error) {
 	out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(s.table),
 		Key:                       key(portalStatePK),
-		UpdateExpression:          aws.String("ADD version :one"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
+		UpdateExpression:          aws.String("ADD version :one, adds :adds"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":adds": num(int64(max(adds, 0)))},
 		ReturnValues:              types.ReturnValueUpdatedNew,
 	})
 	if err != nil {
@@ -95,9 +103,10 @@ func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 	return st, nil
 }
 
-// PutPortalState stores every field of st but Version, which only
-// BumpVersion moves (callers bump it concurrently). Applied never goes
-// down: a slower writer with an older Applied leaves the newer one. Both
+// PutPortalState stores every field of st but Version and Adds, which only
+// BumpVersion moves (callers bump it concurrently). Applied, and with it
+// AddsApplied, never goes down: a slower writer with an older Applied
+// leaves the newer ones. Both
 // items are written in one transaction (all or nothing). A state that no
 // item can hold (a portal list far past the cap, by hand) is EConfig
 // naming its size, never DynamoDB's refusal blamed on the table.
@@ -135,13 +144,13 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	stateUpdate := &types.Update{
 		TableName: aws.String(s.table),
 		Key:       key(portalStatePK),
-		UpdateExpression: aws.String("SET applied = :a, owned = :owned, seen = :seen, " +
+		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owned = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
 			"ownSaves = :saves, keyUser = :keyUser, alertsDue = :due REMOVE lastSeen, sent, sentEnable, sentOutcome, sentAt, lateSent"),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":a": num(st.Applied), ":owned": owned,
+			":a": num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
 			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
@@ -168,9 +177,10 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	err := write()
 	if stateConditionFailed(err) {
 		// A newer reconcile already stored more: keep its applied version.
-		stateUpdate.UpdateExpression = aws.String(strings.Replace(*stateUpdate.UpdateExpression, "SET applied = :a, ", "SET ", 1))
+		stateUpdate.UpdateExpression = aws.String(strings.Replace(*stateUpdate.UpdateExpression, "SET applied = :a, addsApplied = :aa, ", "SET ", 1))
 		stateUpdate.ConditionExpression = nil
 		delete(stateUpdate.ExpressionAttributeValues, ":a")
+		delete(stateUpdate.ExpressionAttributeValues, ":aa")
 		err = write()
 	}
 	if err != nil {
@@ -214,6 +224,12 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 		return st, err
 	}
 	if st.PendingVersion, _, err = getN(item, "pendingVersion"); err != nil {
+		return st, err
+	}
+	if st.Adds, _, err = getN(item, "adds"); err != nil {
+		return st, err
+	}
+	if st.AddsApplied, _, err = getN(item, "addsApplied"); err != nil {
 		return st, err
 	}
 	if st.Pending, _, err = getS(item, "pending"); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/ipguard"
+	"ipguard/internal/onboard"
 )
 
 // GetUser returns the user with id, with ok false if there is none.
@@ -354,6 +355,50 @@ func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.T
 	return nil
 }
 
+// ChangeRead reads what a change of user id starts from in one strongly
+// consistent BatchGetItem (onboard.ChangeReader): the user's record, the
+// portal state (both its items, as PortalState) and the user's remembered
+// offboarding (as Offboarded at now). One round trip instead of three on
+// every change.
+func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboard.ChangeStart, error) {
+	op := "read user " + id + ", the portal state and the user's offboarding"
+	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{key(userPrefix + id), key(portalStatePK), key(portalSentPK), key(offboardedPrefix + id)})
+	if err != nil {
+		return onboard.ChangeStart{}, err
+	}
+	var cs onboard.ChangeStart
+	var sent map[string]types.AttributeValue
+	for _, item := range items {
+		pk, _ := item["pk"].(*types.AttributeValueMemberS)
+		switch {
+		case pk == nil:
+		case pk.Value == userPrefix+id:
+			if cs.User, err = decodeUser(item); err != nil {
+				return onboard.ChangeStart{}, s.corrupt(op, err)
+			}
+			cs.Found = true
+		case pk.Value == portalStatePK:
+			if cs.State, err = decodePortalState(item); err != nil {
+				return onboard.ChangeStart{}, s.corrupt(op, err)
+			}
+		case pk.Value == portalSentPK:
+			sent = item
+		case pk.Value == offboardedPrefix+id:
+			if cs.Offboarded, cs.WasOffboarded, err = offboardedOf(item, now); err != nil {
+				return onboard.ChangeStart{}, s.corrupt(op, err)
+			}
+		}
+	}
+	if sent != nil {
+		// After the state item: its own in-flight part (written before
+		// the split) gives way to the item of its own, as PortalState reads it.
+		if err := decodeInFlight(sent, &cs.State); err != nil {
+			return onboard.ChangeStart{}, s.corrupt(op, err)
+		}
+	}
+	return cs, nil
+}
+
 // Offboarded returns the request time of user id's last offboarding, with
 // ok false when none is remembered at now (none, or its TTL passed: TTL
 // deletes late, so the expiry is compared here).
@@ -363,9 +408,19 @@ func (s *Store) Offboarded(ctx context.Context, id string, now time.Time) (time.
 	if err != nil || item == nil {
 		return time.Time{}, false, err
 	}
+	at, ok, err := offboardedOf(item, now)
+	if err != nil {
+		return time.Time{}, false, s.corrupt(op, err)
+	}
+	return at, ok, nil
+}
+
+// offboardedOf decodes an offboarding's item: its request time, ok false
+// when it expired at now.
+func offboardedOf(item map[string]types.AttributeValue, now time.Time) (time.Time, bool, error) {
 	at, ok, err := getN(item, "offboardedAt")
 	if err != nil || !ok {
-		return time.Time{}, false, s.corrupt(op, fmt.Errorf("offboardedAt: %v", err))
+		return time.Time{}, false, fmt.Errorf("offboardedAt: %v", err)
 	}
 	if exp, ok, _ := getN(item, "expiresAt"); ok && exp < now.Unix() {
 		return time.Time{}, false, nil

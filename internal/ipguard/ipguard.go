@@ -190,6 +190,14 @@ type PortalState struct {
 	// of these instants.
 	OwnSaves []time.Time
 	KeyUser  string
+	// Adds counts the addresses the stored changes may have added, each
+	// counted when its change bumped the version (like Version, only the
+	// bump moves it: onboard.AddsCounter). AddsApplied is Adds as the last
+	// reconcile that applied everything it read found it (never down, with
+	// Applied). Adds − AddsApplied bounds what the changes stored since may
+	// add to LastSeen: the cap check's bound without reading every user.
+	Adds        int64
+	AddsApplied int64
 }
 
 // What became of the tool's last PUT (PortalState.SentOutcome). A refused

@@ -11,8 +11,8 @@ import (
 	"ipguard/internal/ipguard"
 )
 
-// raceStore runs afterRead once, right after the next GetUser of the user
-// it names has answered: another request's write lands between this
+// raceStore runs afterRead once, right after the next GetUser (or
+// ChangeRead) of the user it names has answered: another request's write lands between this
 // request's read and its write.
 type raceStore struct {
 	*fakeStore
@@ -27,6 +27,17 @@ func (r *raceStore) GetUser(ctx context.Context, id string) (ipguard.User, bool,
 		f()
 	}
 	return u, ok, err
+}
+
+// ChangeRead is the one read a change starts with: the hook runs after it
+// too, as after GetUser.
+func (r *raceStore) ChangeRead(ctx context.Context, id string, now time.Time) (ChangeStart, error) {
+	cs, err := r.fakeStore.ChangeRead(ctx, id, now)
+	if f := r.afterRead; f != nil && id == r.id {
+		r.afterRead = nil
+		f()
+	}
+	return cs, err
 }
 
 // An offboarding never deletes a record that a newer request wrote after

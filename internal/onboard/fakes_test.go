@@ -24,6 +24,16 @@ func newFakeStore() *fakeStore {
 	return &fakeStore{Store: s, users: s.UserItems, state: &s.State}
 }
 
+// ChangeRead implements ChangeReader (one read, as the DynamoDB store's):
+// GetUser's, PortalState's and Offboarded's answers at once.
+func (s *fakeStore) ChangeRead(ctx context.Context, id string, now time.Time) (ChangeStart, error) {
+	var cs ChangeStart
+	cs.User, cs.Found, _ = s.GetUser(ctx, id)
+	cs.State, _ = s.PortalState(ctx)
+	cs.Offboarded, cs.WasOffboarded, _ = s.Offboarded(ctx, id, now)
+	return cs, nil
+}
+
 // fakePortal is the portal's list with optional latency, failures and a hook
 // that runs right after each PUT (a hand edit landing meanwhile).
 //

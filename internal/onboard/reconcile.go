@@ -56,6 +56,10 @@ type outcome struct {
 	warnings     []string
 	drift        *Drift
 	missingOwned []string
+	// written is the state as this reconcile stored it at its end (nil when
+	// it stored none): under the lease nothing but the version bump (Version,
+	// Adds) moves it meanwhile, so the holder's next pass starts from it.
+	written *ipguard.PortalState
 }
 
 func (o *outcome) merge(n outcome) {
@@ -308,7 +312,10 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 
 	st.Applied, st.Owned, st.LastSeen, st.LastEnabled = version, final.Owned, after, final.Enable
 	st.Reconciled, st.Pending, st.PendingCode, st.PendingVersion, st.LastReconcile = true, "", "", 0, now
-	if final.CapErr != nil {
+	if final.CapErr == nil {
+		// Every change counted when st was read is on the portal now.
+		st.AddsApplied = st.Adds
+	} else {
 		// Only the removals went out: the additions wait for the cap.
 		st.Pending, st.PendingCode, st.PendingVersion = final.CapErr.Error(), ipguard.ErrorCode(final.CapErr), version
 		out.warnings = append(out.warnings, "only removals were applied: "+final.CapErr.Error())
@@ -333,6 +340,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		return outcome{}, err
 	}
+	out.written = &st
 	out.drift = drift
 	out.portal = PortalApplied
 	if final.CapErr != nil {

@@ -265,26 +265,12 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 			arrived, arrErr = s.firstArrival(ctx, in.now)
 		}
 	}()
-	// The state and the user are read together: one round trip less on
-	// every change's path.
-	var pre prefetched
-	var panicked any
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		// A panic goes on in the caller's goroutine, where the handler
-		// recovers it.
-		defer func() { panicked = recover() }()
-		pre.user, pre.found, pre.err = s.Store.GetUser(ctx, in.id)
+	st, pre, err := func() (ipguard.PortalState, prefetched, error) {
+		defer func() { <-arrDone }() // also when it panics
+		return s.readChangeStart(ctx, in)
 	}()
-	st, err := s.Store.PortalState(ctx)
-	<-done
-	<-arrDone
-	if panicked == nil {
-		panicked = arrPanic
-	}
-	if panicked != nil {
-		panic(panicked)
+	if arrPanic != nil {
+		panic(arrPanic)
 	}
 	if err != nil {
 		return Result{}, err
@@ -369,7 +355,8 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 		var old ipguard.User
 		var found bool
 		var err error
-		if attempt == 0 && pre != nil {
+		first := attempt == 0 && pre != nil
+		if first {
 			old, found, err = pre.user, pre.found, pre.err
 		} else {
 			old, found, err = s.Store.GetUser(ctx, in.id)
@@ -377,7 +364,11 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 		if err != nil {
 			return ipguard.User{}, err
 		}
-		if stale, err := s.olderThanOffboarding(ctx, in, old, found, res); err != nil || stale {
+		var known *prefetched // the offboarding as read with the record
+		if first && pre.offRead {
+			known = pre
+		}
+		if stale, err := s.olderThanOffboarding(ctx, in, old, found, res, known); err != nil || stale {
 			// Older than the user's offboarding: it would undo it, so
 			// nothing is stored (WHERE §13: a warning, never an error).
 			if found {
@@ -428,11 +419,64 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 	}
 }
 
-// prefetched is the user's record as read with the state (GetUser's answer).
+// prefetched is the user's record as read with the state (GetUser's
+// answer), and the user's offboarding when it was read with them.
 type prefetched struct {
 	user  ipguard.User
 	found bool
 	err   error
+	// offRead: off and offOK are Tombstones.Offboarded's answer at the
+	// request's now.
+	offRead bool
+	off     time.Time
+	offOK   bool
+}
+
+// ChangeStart is what a change starts from: the user's record (Found false
+// when none), the portal state, and the user's remembered offboarding
+// (WasOffboarded false when none is remembered at the time asked).
+type ChangeStart struct {
+	User          ipguard.User
+	Found         bool
+	State         ipguard.PortalState
+	Offboarded    time.Time
+	WasOffboarded bool
+}
+
+// ChangeReader is optional on a Store that has Tombstones: ChangeRead
+// reads GetUser's, PortalState's and Offboarded's answers (at now) in one
+// strongly consistent read: one round trip for all a change starts from.
+type ChangeReader interface {
+	ChangeRead(ctx context.Context, id string, now time.Time) (ChangeStart, error)
+}
+
+// readChangeStart reads the portal state and the user's record together
+// (one read with a ChangeReader, else two at once): one round trip less
+// on every change's path.
+func (s *Service) readChangeStart(ctx context.Context, in changeInput) (ipguard.PortalState, prefetched, error) {
+	if r, ok := s.Store.(ChangeReader); ok {
+		cs, err := r.ChangeRead(ctx, in.id, in.now)
+		if err != nil {
+			return ipguard.PortalState{}, prefetched{}, err
+		}
+		return cs.State, prefetched{user: cs.User, found: cs.Found, offRead: true, off: cs.Offboarded, offOK: cs.WasOffboarded}, nil
+	}
+	var pre prefetched
+	var panicked any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// A panic goes on in the caller's goroutine, where the handler
+		// recovers it.
+		defer func() { panicked = recover() }()
+		pre.user, pre.found, pre.err = s.Store.GetUser(ctx, in.id)
+	}()
+	st, err := s.Store.PortalState(ctx)
+	<-done
+	if panicked != nil {
+		panic(panicked)
+	}
+	return st, pre, err
 }
 
 // lostAnswer reports whether an earlier attempt's conditional write most
@@ -568,13 +612,21 @@ func newestRequest(u ipguard.User) time.Time {
 // request at least as new as every time in the record is newer than the
 // offboarding too.) Request times are compared with request times only;
 // a record without them (written before they were kept) falls back to
-// its creation, a processing time stored to the second.
-func (s *Service) olderThanOffboarding(ctx context.Context, in changeInput, old ipguard.User, found bool, res *Result) (bool, error) {
+// its creation, a processing time stored to the second. known, when not
+// nil, holds the offboarding as read together with old (ChangeReader): it
+// is not read again.
+func (s *Service) olderThanOffboarding(ctx context.Context, in changeInput, old ipguard.User, found bool, res *Result, known *prefetched) (bool, error) {
 	tomb, ok := s.Store.(Tombstones)
 	if !ok || in.action == ActionOffboard || found && !in.at.Before(newestRequest(old)) {
 		return false, nil
 	}
-	off, ok, err := tomb.Offboarded(ctx, in.id, in.now)
+	var off time.Time
+	var err error
+	if known != nil {
+		off, ok = known.off, known.offOK
+	} else {
+		off, ok, err = tomb.Offboarded(ctx, in.id, in.now)
+	}
 	if err != nil || !ok || !in.at.Before(RequestTime(off)) {
 		return false, err
 	}
@@ -629,7 +681,7 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 	myV := st.Version
 	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || st.Sent != nil || !holds(st.LastSeen, mine) || recheck {
 		if res.Stored {
-			if myV, err = s.Store.BumpVersion(ctx); err != nil {
+			if myV, err = s.bump(ctx, res.Added, in.now); err != nil {
 				return err
 			}
 		}
@@ -917,6 +969,12 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 	if settled && len(st.LastSeen)+len(mine.Addrs) <= s.Settings.maxEntries()*9/10 {
 		return nil
 	}
+	// Changes stored but not on the portal yet: a counting store bounds
+	// what they may add, so that a change arriving while others wait
+	// does not read every user (see AddsCounter).
+	if n, ok := s.unappliedBound(st); ok && n+len(mine.Addrs) <= s.Settings.maxEntries()*9/10 {
+		return nil
+	}
 	users, err := s.Store.AllUsers(ctx)
 	if err != nil {
 		return err
@@ -945,6 +1003,60 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 	return nil
 }
 
+// AddsCounter is optional on a Store: BumpVersionAdding is BumpVersion
+// that also adds adds to PortalState.Adds in the same write (only it moves
+// Adds; PutPortalState stores AddsApplied with Applied, never down). A
+// change counts the addresses its new entries need; the reconcile that
+// applied everything it read records the Adds it read as AddsApplied. So
+// the portal list, as the last reconcile left it, plus Adds − AddsApplied
+// bounds what the stored changes need, without reading every user.
+type AddsCounter interface {
+	BumpVersionAdding(ctx context.Context, adds int) (int64, error)
+}
+
+// unappliedBound bounds the entries the portal list would hold once the
+// changes stored so far are applied: the entries of the last list seen and
+// of a PUT in flight, plus what the changes counted since the last full
+// reconcile may add (AddsCounter). ok is false when there is no such
+// bound (no counting store, no reconcile yet, or the last one failed):
+// then every user is read. Like the "settled" bound, it counts a change
+// once its version is bumped; one whose bump was lost is counted by the
+// next reconcile.
+func (s *Service) unappliedBound(st ipguard.PortalState) (int, bool) {
+	if _, ok := s.Store.(AddsCounter); !ok || !st.Reconciled || st.Pending != "" || st.Adds < st.AddsApplied {
+		return 0, false
+	}
+	entries := map[string]bool{}
+	for _, r := range st.LastSeen {
+		entries[r.IP] = true
+	}
+	for _, r := range st.Sent {
+		entries[r.IP] = true
+	}
+	return len(entries) + int(st.Adds-st.AddsApplied), true
+}
+
+// bump bumps the desired-state version for a stored change that added
+// entries added, counting the addresses they need where the store counts
+// (AddsCounter).
+func (s *Service) bump(ctx context.Context, added []string, now time.Time) (int64, error) {
+	c, ok := s.Store.(AddsCounter)
+	if !ok {
+		return s.Store.BumpVersion(ctx)
+	}
+	n := 0
+	if len(added) > 0 {
+		only := s.Settings
+		only.Breakglass = nil
+		d := DesiredState([]ipguard.User{{ID: "counted", Entries: added}}, only, now)
+		n = len(d.Addrs)
+		if d.Overflow {
+			n = only.maxEntries() + 1
+		}
+	}
+	return c.BumpVersionAdding(ctx, n)
+}
+
 // converge returns once version myV is applied to the portal (by this
 // request, which then reconciles everything stored, or by another holder),
 // or as pending when the portal update failed or the lease stayed held.
@@ -965,10 +1077,11 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 		wait = time.Until(dl) / 2 // leave the other half for the work itself
 	}
 	giveUp := time.Now().Add(wait)
-	pause := 50 * time.Millisecond
+	pause := firstPause
 	peeker, _ := s.Store.(StateLeasePeeker)
 	tryLease, slept := true, true
 	for {
+		refused := false
 		if tryLease {
 			ta := time.Now()
 			held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
@@ -979,23 +1092,22 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 			if ipguard.ErrorCode(err) != ipguard.EConflict {
 				return outcome{}, err
 			}
+			refused = true
 		}
 		tryLease = true
-		if !force || peeker != nil {
+		if refused && peeker != nil {
+			// Just refused: the holder's pass that applies this change has
+			// yet to run, so a poll now could not show it applied. Pause,
+			// then poll (not try again: the poll says when it is free).
+			tryLease = false
+		} else if !force || peeker != nil {
 			tp := time.Now()
 			var st ipguard.PortalState
 			var err error
+			free := false
 			if peeker != nil {
-				var free bool
 				st, free, err = peeker.PortalStateAndLease(ctx, LeaseName, s.now())
-				// Free: try at once (after a pause at least once, so that
-				// two callers seeing it free together do not spin).
 				tryLease = free
-				if free && slept {
-					slept = false
-					span(ctx, "waitPoll", tp)
-					continue
-				}
 			} else {
 				st, err = s.Store.PortalState(ctx)
 			}
@@ -1017,6 +1129,14 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 					return outcome{portal: PortalPending, reason: st.Pending, err: cause, by: "another request", enabled: st.LastEnabled}, nil
 				}
 			}
+			if free && slept {
+				// Free, and this change is not applied yet: try at once
+				// (after a pause at least once, so that two callers seeing
+				// it free together do not spin). Checked after the state,
+				// so that a change another holder applied takes no lease.
+				slept = false
+				continue
+			}
 		}
 		if time.Now().Add(pause).After(giveUp) {
 			return outcome{portal: PortalPending, reason: "another reconcile held the portal allowlist lease for the whole wait (LEASE_WAIT); the change is stored and the next reconcile (at the latest the scheduled sync) applies it"}, nil
@@ -1029,12 +1149,24 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 		}
 		span(ctx, "waitSleep", ts)
 		slept = true
-		pause = min(pause*3/2, 150*time.Millisecond)
+		pause = min(pause*3/2, maxPause)
 	}
 }
 
+// The pauses of a waiting change between polls (jittered around pause,
+// which grows by half each time up to maxPause). A pass of the holder takes
+// a few store and portal round trips, so polling faster than this only
+// loads the store the holder needs.
+const (
+	firstPause = 100 * time.Millisecond
+	maxPause   = 200 * time.Millisecond
+)
+
 // StateLeasePeeker is optional on a Store: one strongly consistent read of
-// the portal state and of whether the lease name is free at now.
+// the portal state's progress and of whether the lease name is free at now.
+// Of the state it needs only Version, Applied, Pending, PendingCode,
+// PendingVersion, LastSeen, LastEnabled and Reconciled (the rest may be
+// left zero: a waiter's poll reads no more than it uses).
 type StateLeasePeeker interface {
 	PortalStateAndLease(ctx context.Context, name string, now time.Time) (ipguard.PortalState, bool, error)
 }
@@ -1068,13 +1200,33 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	return out, err
 }
 
-// holdAndReconcile reconciles under the lease, again while the stored
-// version moved on during the pass (so queued callers find their change
-// applied instead of taking the lease one by one), at most a few rounds.
+// holdAndReconcile reconciles under the lease. A change makes one pass
+// (which applies every change stored by then, so the queued callers mostly
+// find theirs applied, and one of them takes the lease for the rest); a
+// sync goes again while the stored version moved on during the pass, at
+// most a few rounds.
+//
+// A further pass starts from the state the previous one wrote, with only
+// what the version bumps move (Version, Adds) read again, through the
+// store's small poll read (StateLeasePeeker) where it has one: under the
+// lease nothing else writes the state.
 func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV int64, force bool, mine []string) (outcome, error) {
 	var total outcome
+	var written *ipguard.PortalState
+	peeker, _ := s.Store.(StateLeasePeeker)
 	for round := 0; round < 4; round++ {
-		st, err := s.Store.PortalState(ctx)
+		var st ipguard.PortalState
+		var err error
+		if written != nil && peeker != nil {
+			tr := time.Now()
+			var moved ipguard.PortalState
+			moved, _, err = peeker.PortalStateAndLease(ctx, LeaseName, s.now())
+			st = *written
+			st.Version, st.Adds = moved.Version, moved.Adds
+			span(ctx, "stateReread", tr)
+		} else {
+			st, err = s.Store.PortalState(ctx)
+		}
 		if err != nil {
 			return outcome{}, err
 		}
@@ -1088,8 +1240,17 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		if err != nil {
 			return outcome{}, err
 		}
+		written = out.written
 		total.merge(out)
 		if out.portal == PortalPending {
+			break
+		}
+		if !force {
+			// This change is on the portal (the pass read the state after
+			// its version bump). Another pass would hold its caller's
+			// answer back by a whole pass (a function's work after its
+			// answer is frozen), so the lease goes to a waiting change,
+			// whose pass applies everything stored by then.
 			break
 		}
 		if time.Until(held.Until) < 10*time.Second {

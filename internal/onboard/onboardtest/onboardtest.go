@@ -151,7 +151,13 @@ func (s *Store) AllUsers(context.Context) ([]ipguard.User, error) {
 }
 
 // BumpVersion implements onboard.Store.
-func (s *Store) BumpVersion(context.Context) (int64, error) {
+func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
+	return s.BumpVersionAdding(ctx, 0)
+}
+
+// BumpVersionAdding implements onboard.AddsCounter: the version and the
+// count move in one step.
+func (s *Store) BumpVersionAdding(_ context.Context, adds int) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.BumpErrs > 0 {
@@ -159,6 +165,7 @@ func (s *Store) BumpVersion(context.Context) (int64, error) {
 		return 0, ipguard.Errorf(ipguard.EUnavailable, "bump the allowlist version: throttled")
 	}
 	s.State.Version++
+	s.State.Adds += int64(max(adds, 0))
 	return s.State.Version, nil
 }
 
@@ -174,8 +181,10 @@ func (s *Store) PutPortalState(_ context.Context, st ipguard.PortalState) error 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st = cloneState(st)
-	st.Version = s.State.Version
-	st.Applied = max(st.Applied, s.State.Applied)
+	st.Version, st.Adds = s.State.Version, s.State.Adds
+	if st.Applied < s.State.Applied {
+		st.Applied, st.AddsApplied = s.State.Applied, s.State.AddsApplied
+	}
 	s.State = st
 	return nil
 }

@@ -11,3 +11,7 @@ import (
 func TestFakeKeepsTheContract(t *testing.T) {
 	onboardcontract.StoreContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
 }
+
+func TestFakeKeepsTheFastPathContract(t *testing.T) {
+	onboardcontract.FastPathContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
+}

@@ -23,10 +23,12 @@ import (
 // as the baseline of the load test.
 const leasePerRequestCommit = "cba4c3f"
 
-// pollingWaitCommit is the reconciler before issue 15 §6 (waiting callers
-// polled the lease and the state with two reads each time), built as the
-// "before" of the load benchmark.
-const pollingWaitCommit = "2717f81"
+// beforeCommit is main without the second round of issue 15 §6 (a change
+// read every user for the cap check while others waited, and started from
+// three reads; waiters polled the whole state; a holder made up to four
+// passes), built as the "before" of the load benchmark. (The round was
+// first measured against e47f267, the main it started from.)
+const beforeCommit = "c986d20"
 
 // loadFigures are one load run's numbers.
 type loadFigures struct {
@@ -40,12 +42,29 @@ type loadFigures struct {
 	requests    int
 	containers  int
 	portalDelay time.Duration
+	dynamo      localaws.DynamoStats // the DynamoDB calls of the load (moto's share of the time)
 }
 
 func (f loadFigures) String() string {
 	return fmt.Sprintf("%d onboardings through %d containers, portal latency %s: %d failed, p50 %s, p95 %s, max %s, total %s, %d PUTs, %d addresses missing, manual entries kept: %v",
 		f.requests, f.containers, f.portalDelay, len(f.failures), f.p50.Round(time.Millisecond), f.p95.Round(time.Millisecond), f.max.Round(time.Millisecond),
-		f.total.Round(time.Millisecond), f.puts, len(f.missing), f.manualKept)
+		f.total.Round(time.Millisecond), f.puts, len(f.missing), f.manualKept) + f.dynamoLine()
+}
+
+// dynamoLine says how many DynamoDB calls the load made and how long moto
+// (one call at a time) took to serve them: the stand-in's share of the run.
+func (f loadFigures) dynamoLine() string {
+	if f.dynamo.Calls == 0 || f.requests == 0 {
+		return ""
+	}
+	ops := make([]string, 0, len(f.dynamo.ByOp))
+	for op, n := range f.dynamo.ByOp {
+		ops = append(ops, fmt.Sprintf("%s %d (%.0f ms)", op, n, float64(f.dynamo.BusyByOp[op].Microseconds())/1000/float64(n)))
+	}
+	slices.Sort(ops)
+	return fmt.Sprintf("; DynamoDB: %d calls (%.1f per onboarding: %s), moto busy %s (%.1f ms a call)",
+		f.dynamo.Calls, float64(f.dynamo.Calls)/float64(f.requests), strings.Join(ops, ", "),
+		f.dynamo.Busy.Round(time.Millisecond), float64(f.dynamo.Busy.Microseconds())/1000/float64(f.dynamo.Calls))
 }
 
 // runLoad sends n onboardings at once through c emulator processes (each
@@ -76,6 +95,7 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 	lat := make([]time.Duration, n)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	s.Moto.TakeDynamoStats() // the deployment's and the cold starts' calls are not the load's
 	start := time.Now()
 	for w := range c {
 		wg.Add(1)
@@ -96,6 +116,7 @@ func runLoad(t testing.TB, bootstrap string, n, c int, delay time.Duration) load
 	}
 	wg.Wait()
 	fig.total = time.Since(start)
+	fig.dynamo = s.Moto.TakeDynamoStats()
 	defer func() {
 		// Stopped now, not at the end of a benchmark that runs several loads.
 		for _, f := range fns {
@@ -158,13 +179,14 @@ func TestLoadHundredOnboardingsThroughTenContainers(t *testing.T) {
 
 // BenchmarkOnboardLoad runs the same load (100 onboardings, 10 containers,
 // 50 ms portal latency) against this design, against the reconciler before
-// issue 15 §6 (built from commit pollingWaitCommit: waiting callers read the
-// lease and the state separately on every poll) and against the
-// lease-per-request design (built from commit leasePerRequestCommit). Each
+// the second round of issue 15 §6 (built from commit beforeCommit) and
+// against the lease-per-request design (built from commit
+// leasePerRequestCommit). Each
 // iteration runs the three one after the other, so that on a shared
 // machine they meet the same load (-benchtime=Nx repeats the round). It
-// reports p50, p95, max and total time per design, and the failures and
-// PUTs.
+// reports p50, p95, max and total time per design, the failures and PUTs,
+// and the DynamoDB calls per onboarding with moto's service time (the
+// stand-in's share: it serves one call at a time).
 func BenchmarkOnboardLoad(b *testing.B) {
 	const n, c, delay = 100, 10, 50 * time.Millisecond
 	needSetup(b)
@@ -172,13 +194,13 @@ func BenchmarkOnboardLoad(b *testing.B) {
 	if err != nil {
 		b.Fatalf("build the lease-per-request baseline (%s): %v", leasePerRequestCommit, err)
 	}
-	polling, err := buildAt(b, pollingWaitCommit)
+	before, err := buildAt(b, beforeCommit)
 	if err != nil {
-		b.Fatalf("build the polling-wait reconciler (%s): %v", pollingWaitCommit, err)
+		b.Fatalf("build the reconciler before (%s): %v", beforeCommit, err)
 	}
 	designs := []struct{ name, bootstrap string }{
 		{"reconciler", bootstraps["onboard"]},
-		{"before-15.6", polling},
+		{"before", before},
 		{"lease-per-request", baseline},
 	}
 	if only := os.Getenv("LOAD_DESIGNS"); only != "" {
@@ -205,6 +227,8 @@ func BenchmarkOnboardLoad(b *testing.B) {
 			s.total += fig.total
 			s.puts += fig.puts
 			s.failures = append(s.failures, fig.failures...)
+			s.dynamo.Calls += fig.dynamo.Calls
+			s.dynamo.Busy += fig.dynamo.Busy
 		}
 	}
 	for _, d := range designs {
@@ -219,6 +243,8 @@ func BenchmarkOnboardLoad(b *testing.B) {
 		b.ReportMetric(s.total.Seconds()/r, d.name+"-total-s")
 		b.ReportMetric(float64(len(s.failures))/r, d.name+"-failed")
 		b.ReportMetric(float64(s.puts)/r, d.name+"-PUTs")
+		b.ReportMetric(float64(s.dynamo.Calls)/r/n, d.name+"-dynamo-calls/onboarding")
+		b.ReportMetric(s.dynamo.Busy.Seconds()/r, d.name+"-moto-busy-s")
 	}
 }
 

@@ -125,6 +125,16 @@ func (m *Moto) Env() []string {
 	}
 }
 
+// TakeDynamoStats returns the DynamoDB calls served since the last call
+// (or the start) and starts counting again: how many of each operation, and
+// moto's service time for them (see DynamoStats).
+func (m *Moto) TakeDynamoStats() DynamoStats {
+	if m.front == nil {
+		return DynamoStats{}
+	}
+	return m.front.take()
+}
+
 // Reset drops all state of the server (tables, topics, queues, secrets).
 func (m *Moto) Reset(ctx context.Context) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.Endpoint+"/moto-api/reset", nil)

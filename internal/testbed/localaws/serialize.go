@@ -24,6 +24,20 @@ import (
 type serialFront struct {
 	srv *http.Server
 	ln  net.Listener
+
+	mu    sync.Mutex
+	stats DynamoStats
+}
+
+// DynamoStats counts the DynamoDB calls the front let through: how many of
+// each operation, and how long moto held the line for them (its service
+// time: calls are one at a time, so Busy is the stand-in's share of a run's
+// wall time, and a call's wait in the queue is not in it).
+type DynamoStats struct {
+	Calls    int
+	Busy     time.Duration
+	ByOp     map[string]int
+	BusyByOp map[string]time.Duration
 }
 
 func startSerialFront(target string) (*serialFront, error) {
@@ -37,16 +51,40 @@ func startSerialFront(target string) (*serialFront, error) {
 	}
 	proxy := httputil.NewSingleHostReverseProxy(u)
 	var dynamo sync.Mutex
+	f := &serialFront{ln: ln}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "DynamoDB_") {
+		if target := r.Header.Get("X-Amz-Target"); strings.HasPrefix(target, "DynamoDB_") {
 			dynamo.Lock()
 			defer dynamo.Unlock()
+			t0 := time.Now()
+			defer func() { f.count(target[strings.IndexByte(target, '.')+1:], time.Since(t0)) }()
 		}
 		proxy.ServeHTTP(w, r)
 	})
-	f := &serialFront{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln: ln}
+	f.srv = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = f.srv.Serve(ln) }()
 	return f, nil
+}
+
+func (f *serialFront) count(op string, d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stats.ByOp == nil {
+		f.stats.ByOp, f.stats.BusyByOp = map[string]int{}, map[string]time.Duration{}
+	}
+	f.stats.Calls++
+	f.stats.Busy += d
+	f.stats.ByOp[op]++
+	f.stats.BusyByOp[op] += d
+}
+
+// take returns the counts since the last take and starts again from zero.
+func (f *serialFront) take() DynamoStats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s := f.stats
+	f.stats = DynamoStats{}
+	return s
 }
 
 func (f *serialFront) endpoint() string { return "http://" + f.ln.Addr().String() }

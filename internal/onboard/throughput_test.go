@@ -1,0 +1,144 @@
+package onboard
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+	"ipguard/internal/lease"
+)
+
+// scanCounter counts the reads of every user.
+type scanCounter struct {
+	*fakeStore
+	scans int
+}
+
+func (s *scanCounter) AllUsers(ctx context.Context) ([]ipguard.User, error) {
+	s.scans++
+	return s.fakeStore.AllUsers(ctx)
+}
+
+// The cap check before storing counts the changes stored but not yet on
+// the portal (#15 §4) without reading every user while the count bounds
+// them well under the cap (#15 §6: under load most changes arrive while
+// others wait, and each read of every user is the slowest store call). The
+// bound is the list the last reconcile left plus what the waiting changes
+// counted at their version bump; past 90 % of the cap every user is read,
+// and a change past the cap is InvalidInput with nothing stored.
+func TestCapCheckBoundsWaitingChangesWithoutReadingEveryUser(t *testing.T) {
+	cases := []struct {
+		name       string
+		maxEntries int
+		waiting    string // another request's entry, stored and counted, not yet on the portal
+		mine       string
+		wantErr    bool
+		wantScans  int
+	}{
+		// portal: 192.0.2.1 (admin) and u1's 203.0.113.10; bound 2 + 8 + 8 = 18 <= 36.
+		{"well under the cap: no read of every user", 40, "10.0.1.0/29", "10.0.2.0/29", false, 0},
+		// bound 2 + 16 + 8 = 26 > 23: read; 26 <= 26 fits.
+		{"near the cap: every user read, and it fits", 26, "10.0.1.0/28", "10.0.2.0/29", false, 1},
+		// bound 26 > 18: read; 26 > 20.
+		{"past the cap with the waiting change: refused, nothing stored", 20, "10.0.1.0/28", "10.0.2.0/29", true, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv()
+			e.s.Settings.MaxEntries = c.maxEntries
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			// Another container's change: stored and bumped, its reconcile
+			// still to come (another holder has the lease).
+			waiting := ipguard.User{ID: "u2", Email: "b@example.com", Entries: []string{c.waiting}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
+			if ok, err := e.st.PutUserIf(ctx, waiting, 0); !ok || err != nil {
+				t.Fatal(ok, err)
+			}
+			n := len(DesiredState([]ipguard.User{waiting}, Settings{MaxRangeAddresses: 256}, t0).Addrs)
+			if _, err := e.st.BumpVersionAdding(ctx, n); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := lease.Acquire(ctx, e.s.Leases, LeaseName, lease.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			counted := &scanCounter{fakeStore: e.st}
+			e.s.Store, e.s.LeaseWait = counted, 30*time.Millisecond
+
+			res, err := e.s.Handle(ctx, []byte(fmt.Sprintf(`{"id":"u3","email":"c@example.com","allowedIps":[%q]}`, c.mine)))
+			_, stored, _ := e.st.GetUser(ctx, "u3")
+			if c.wantErr {
+				if ipguard.ErrorCode(err) != ipguard.EInvalid || stored {
+					t.Errorf("err = %v, stored %v; want InvalidInput, nothing stored", err, stored)
+				}
+			} else if err != nil || !res.Stored || !stored {
+				t.Errorf("err = %v, result %+v; want it stored", err, res)
+			}
+			if counted.scans != c.wantScans {
+				t.Errorf("read every user %d times; want %d", counted.scans, c.wantScans)
+			}
+		})
+	}
+}
+
+// peekStore adds the small poll read (StateLeasePeeker) to the fake: only
+// the state's progress, as the DynamoDB store reads it.
+type peekStore struct {
+	*fakeStore
+	peeks int
+}
+
+func (p *peekStore) PortalStateAndLease(ctx context.Context, _ string, _ time.Time) (ipguard.PortalState, bool, error) {
+	p.peeks++
+	st, err := p.fakeStore.PortalState(ctx)
+	progress := ipguard.PortalState{Version: st.Version, Applied: st.Applied, Adds: st.Adds, AddsApplied: st.AddsApplied,
+		Pending: st.Pending, PendingCode: st.PendingCode, PendingVersion: st.PendingVersion,
+		LastSeen: st.LastSeen, LastEnabled: st.LastEnabled, Reconciled: st.Reconciled}
+	return progress, true, err
+}
+
+// A sync's further pass (the version moved during its first) starts from
+// the state the first pass wrote, reading again only the version and the
+// count (#15 §6: one full read of the state less per pass). It must come
+// to what a full read would: the change that landed during the first pass
+// is applied, its address owned, the state's list the portal's, and no
+// drift alerted about the tool's own PUTs.
+func TestSyncsFurtherPassStartsFromTheStateItWrote(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	ps := &peekStore{fakeStore: e.st}
+	e.s.Store = ps
+	store := func(id, ip string) {
+		u := ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{ip}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
+		if ok, err := e.st.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Error(ok, err)
+		}
+		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
+			t.Error(err)
+		}
+	}
+	store("u3", "203.0.113.30") // waiting for the sync's first pass
+	// Another container's change lands during the first pass.
+	e.p.afterPut = func(*fakePortal) { store("u2", "203.0.113.20") }
+	puts := e.p.puts
+	if _, err := e.s.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,203.0.113.30,203.0.113.20" {
+		t.Errorf("portal = %s; want the change that landed during the first pass applied by the second", got)
+	}
+	st := *e.st.state
+	if ps.peeks == 0 || e.p.puts-puts != 2 {
+		t.Errorf("%d small reads, %d PUTs; want the second pass started from the written state, one PUT each", ps.peeks, e.p.puts-puts)
+	}
+	if st.Applied != st.Version || st.AddsApplied != st.Adds || !slices.Contains(st.Owned, "203.0.113.20") || ips(st.LastSeen) != ips(e.p.list) {
+		t.Errorf("state after the sync: applied %d of %d, adds %d of %d, owned %v, last seen %s; want everything applied, owned and seen",
+			st.Applied, st.Version, st.AddsApplied, st.Adds, st.Owned, ips(st.LastSeen))
+	}
+	if k := e.alerts.kinds(); len(k) != 0 {
+		t.Errorf("alerts %v; want none (the passes saw only the tool's own PUTs)", k)
+	}
+}
