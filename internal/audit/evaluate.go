@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -456,7 +457,9 @@ type Evaluator struct {
 	// can raise.
 	raised     map[addrKey][]Finding
 	remembered int
-	upgrades   []Finding
+	// pendingAt: addresses of logins a cursor carried, whose kept failed
+	// logins the next StoredFailuresWanted asks for (the newest login each).
+	pendingAt map[addrKey]time.Time
 	// stored are failed logins remembered by earlier runs (see
 	// SetStoredFailures), by address: one record per time bucket.
 	stored map[addrKey]storedFailures
@@ -481,23 +484,6 @@ type Evaluator struct {
 // alerted in burst summaries: failed logins dated within them count as
 // alerted, whatever their address.
 func (e *Evaluator) SetSummarised(spans []ipguard.TimeSpan) { e.summarised = spans }
-
-// noteBucket counts a failed login from k in its date's bucket.
-func (e *Evaluator) noteBucket(k addrKey, at time.Time, secs uint32) {
-	b := at.Truncate(FailureBucket).Unix()
-	m := e.buckets[b]
-	if m == nil {
-		m = map[addrKey]*bucketCount{}
-		e.buckets[b] = m
-	}
-	c := m[k]
-	if c == nil {
-		m[k] = &bucketCount{n: 1, first: secs, last: secs}
-		return
-	}
-	c.n++
-	c.first, c.last = min(c.first, secs), max(c.last, secs)
-}
 
 // addrKey is a whole address as 16 bytes (IPv4 mapped), a map key without
 // pointers.
@@ -678,6 +664,21 @@ func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) (ips []string
 		}
 		ips = append(ips, a.String())
 	}
+	// Logins a cursor carried (SetPendingGuesses): what earlier runs kept
+	// within GUESS_WINDOW before them, asked for once.
+	for k, at := range e.pendingAt {
+		if at.Add(-e.guessWindow()).Before(from) {
+			from = at.Add(-e.guessWindow())
+		}
+		if at.After(last) {
+			last = at
+		}
+		if !seen[k] {
+			seen[k] = true
+			ips = append(ips, keyText(k))
+		}
+	}
+	e.pendingAt = nil
 	return ips, from, last
 }
 
@@ -690,42 +691,27 @@ func (e *Evaluator) SetStoredFailures(asked []string, got map[string][]ipguard.A
 	}
 	for _, ip := range asked {
 		k, _, whole := parseAddr(ip)
-		if whole {
-			e.stored[k] = storedFailures{from: from, recs: got[ip]} // none: asked, nothing remembered
+		if !whole {
+			continue
 		}
-	}
-}
-
-// guessFailures returns how many failed logins from k the evaluator knows
-// (this run's, and those earlier runs remembered) that lie within
-// [at − GuessWindow, at]: at least one when there is any.
-//
-// It reads per-bucket records (first, last, count): a record has a failed
-// login in the window exactly when its first or its last lies in it,
-// because a record spans at most one FailureBucket, less than any
-// GuessWindow of at least FailureBucket (a shorter one may miss a record
-// whose first and last lie on either side of the window). This holds for
-// any cut of the failed logins into records, so the answer is the same
-// whether the logins were read by one run or by many (#21 §3). Counts of
-// the run's own and of remembered records may overlap (a re-read
-// overlap): the larger is taken, so the number shown is a lower bound.
-func (e *Evaluator) guessFailures(k addrKey, at time.Time) int {
-	gw := e.guessWindow()
-	lo, hi := at.Add(-gw).Unix(), at.Unix()
-	in := func(first, last int64) bool { return (first >= lo && first <= hi) || (last >= lo && last <= hi) }
-	mem := 0
-	for b := at.Add(-gw).Truncate(FailureBucket); !b.After(at); b = b.Add(FailureBucket) {
-		if c := e.buckets[b.Unix()][k]; c != nil && in(int64(c.first), int64(c.last)) {
-			mem += int(c.n)
+		// United with what was read before for the address (a newer span,
+		// which logins remembered to be raised still look at); a bucket
+		// read again is taken as read now.
+		st := e.stored[k]
+		if st.from.IsZero() || from.Before(st.from) {
+			st.from = from
 		}
-	}
-	stored := 0
-	for _, r := range e.stored[k].recs {
-		if in(r.First.Unix(), r.Last.Unix()) {
-			stored += max(r.Count, 1)
+		fresh := got[ip]
+		kept := fresh
+		for _, r := range st.recs {
+			b := r.Last.Truncate(FailureBucket)
+			if !slices.ContainsFunc(fresh, func(x ipguard.AddressFailures) bool { return x.Last.Truncate(FailureBucket).Equal(b) }) {
+				kept = append(kept, r)
+			}
 		}
+		st.recs = kept
+		e.stored[k] = st // none: asked, nothing remembered
 	}
-	return max(mem, stored)
 }
 
 // ForgetUnraisable drops the remembered successful logins that no failed
@@ -797,6 +783,14 @@ func (e *Evaluator) SetPendingGuesses(fs []Finding) {
 		}
 		e.raised[k] = append(e.raised[k], f)
 		e.remembered++
+		if at, err := time.Parse(time.RFC3339, f.Date); err == nil {
+			if e.pendingAt == nil {
+				e.pendingAt = map[addrKey]time.Time{}
+			}
+			if at.After(e.pendingAt[k]) {
+				e.pendingAt[k] = at
+			}
+		}
 	}
 }
 
@@ -804,31 +798,40 @@ func (e *Evaluator) SetPendingGuesses(fs []Finding) {
 // a bucket is handed out (FailuresToRemember) once the walk is past it.
 const FailureBucket = 10 * time.Minute
 
-// bucketCount is one address's failed logins within one bucket.
+// bucketCount is one address's failed logins within one bucket (n, and
+// the span of everything it holds), and per account (guess.go) when they
+// and its successful logins from the address came.
 type bucketCount struct {
 	n           int32
 	first, last uint32
+	accts       []acctTimes
+	more        int32 // failed logins of accounts beyond MaxRecordAccounts
 }
 
 // FailuresToRemember returns, per whole address and bucket, the failed
-// logins of the buckets that lie wholly after done (every row dated after
-// done was read), or of every bucket when done is zero (the window ended or
-// stopped), and forgets them: what is held at once is a bucket or two of a
-// flood, never the whole window.
+// logins (and the successes that may resolve them: guess.go) of the
+// buckets that lie wholly after done + GuessWindow (every row dated after
+// done was read, and no login still to be judged or raised looks at them),
+// or of every bucket when done is zero (the window ended or stopped), and
+// forgets them: what is held at once is a few buckets of a flood, never
+// the whole window.
 func (e *Evaluator) FailuresToRemember(done time.Time) []ipguard.AddressFailures {
 	var out []ipguard.AddressFailures
 	var keys []int64
 	for b := range e.buckets {
-		if done.IsZero() || b > done.Unix() {
+		if done.IsZero() || b > done.Add(e.guessWindow()).Unix() {
 			keys = append(keys, b)
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	for _, b := range keys {
 		for k, c := range e.buckets[b] {
-			out = append(out, ipguard.AddressFailures{IP: keyText(k), Count: int(c.n),
-				First: time.Unix(int64(c.first), 0).UTC(), Last: time.Unix(int64(c.last), 0).UTC()})
+			if r, ok := e.storedRecord(k, c); ok {
+				out = append(out, r)
+			}
 		}
+	}
+	for _, b := range keys {
 		delete(e.buckets, b)
 	}
 	return out
@@ -881,6 +884,20 @@ const maxRemembered = 5000
 // Bursts returns the bursts that are due. Logouts and other non-login
 // actions are ignored.
 func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
+	// The piece's successes first: one may resolve a failed login of its
+	// account in this piece (guess.go).
+	for _, ev := range evs {
+		if !ev.IsSuccessfulLogin() {
+			continue
+		}
+		if k, _, whole := parseAddr(ev.IP); whole {
+			for _, h := range ownAccounts(ev.Login, ev.UserID, e.emailOf(ev.UserID)) {
+				e.noteLogin(k, ev.Date, h, false)
+			}
+		}
+	}
+	var touched []addrKey
+	seen := map[addrKey]bool{}
 	for _, ev := range evs {
 		if !ev.IsFailedLogin() {
 			continue
@@ -888,6 +905,15 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 		if err := e.addFailed(ev); err != nil {
 			return nil, err
 		}
+		if k, _, whole := parseAddr(ev.IP); whole && !seen[k] {
+			seen[k] = true
+			touched = append(touched, k)
+		}
+	}
+	// Logins of earlier pieces that these older failed logins make guesses.
+	var raised []Finding
+	for _, k := range touched {
+		raised = append(raised, e.rejudge(k)...)
 	}
 	var out []Finding
 	for _, ev := range evs {
@@ -898,9 +924,7 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 			out = append(out, f)
 		}
 	}
-	out = append(out, e.upgrades...)
-	e.upgrades = nil
-	return out, nil
+	return append(out, raised...), nil
 }
 
 // addFailed counts a failed login toward the correlation (always: it only
@@ -912,25 +936,7 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	c.seen++
 	secs := uint32(max(0, ev.Date.Unix()))
 	if k, _, whole := parseAddr(ev.IP); whole {
-		e.noteBucket(k, ev.Date, secs)
-		if fs, ok := e.raised[k]; ok {
-			// Only logins this failed login precedes within GuessWindow.
-			kept := fs[:0]
-			for _, f := range fs {
-				at, err := time.Parse(time.RFC3339, f.Date)
-				if err != nil || ev.Date.After(at) || at.Sub(ev.Date) > e.guessWindow() {
-					kept = append(kept, f)
-					continue
-				}
-				e.upgrades = append(e.upgrades, raise(f, e.guessFailures(k, at), "within "+e.guessWindow().String()+" before it (read after the login was first alerted)"))
-			}
-			e.remembered -= len(fs) - len(kept)
-			if len(kept) == 0 {
-				delete(e.raised, k)
-			} else {
-				e.raised[k] = kept
-			}
-		}
+		e.noteLogin(k, ev.Date, failedAccount(ev), true)
 	}
 	if e.policy.FailedLoginThreshold <= 0 {
 		return nil // bursts are off: a counter is all the correlation needs
@@ -1166,8 +1172,8 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	if !whole {
 		return f, !ignored
 	}
-	if n := e.guessFailures(key, ev.Date); n > 0 {
-		return raise(f, n, "within "+e.guessWindow().String()+" before it"), true
+	if g := e.judgeGuess(key, ev.Date, ownAccounts(ev.Login, ev.UserID, f.Email)); g.guessing() {
+		return raise(f, g, e.guessWindow(), ""), true
 	}
 	if e.remembered < maxRemembered {
 		if e.raised == nil {
@@ -1177,16 +1183,6 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 		e.remembered++
 	}
 	return f, !ignored
-}
-
-// raise makes f a password_guess_succeeded finding after n failed attempts
-// (where says where they were seen).
-func raise(f Finding, n int, where string) Finding {
-	f.FailedAttempts, f.FromKind = n, f.Kind
-	f.Kind, f.Severity = KindPasswordGuessSucceeded, SeverityCritical
-	f.DigestOnly = false // a guessed password is always a message
-	f.Reason = fmt.Sprintf("%s, after %d failed attempts from that address %s", f.Reason, n, where)
-	return f
 }
 
 func single(ev ipguard.LoginEvent) Finding {
