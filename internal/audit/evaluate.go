@@ -468,6 +468,12 @@ type Evaluator struct {
 	// within [login − GuessWindow, login] count, whatever the run's window
 	// (0: DefaultGuessWindow).
 	GuessWindow time.Duration
+	// BurstWindow is SPRAY_WINDOW for failed_login_burst (burst.go; 0:
+	// DefaultBurstWindow), and Since the start of the run's window: the
+	// counted failed logins earlier runs kept are asked for only for failed
+	// logins within a burst window of it.
+	BurstWindow time.Duration
+	Since       time.Time
 	// AlreadyAlerted counts failed logins skipped because a stored alerted
 	// span covers them.
 	AlreadyAlerted int
@@ -612,6 +618,9 @@ func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
 			}
 			before = int(e.counters[i].counted)
 		}
+		if k, _, whole := parseAddr(text); whole {
+			before += e.storedCounted(k) // what earlier runs counted (burst.go)
+		}
 		if before+inPiece[text] >= e.policy.FailedLoginThreshold {
 			out = append(out, text)
 		}
@@ -663,6 +672,28 @@ func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) (ips []string
 			continue
 		}
 		ips = append(ips, a.String())
+	}
+	if e.policy.FailedLoginThreshold > 0 {
+		// Failed logins that a burst window may join with what earlier
+		// runs read (those within a window of the run's start).
+		reach := time.Duration(e.burstBuckets()+1) * FailureBucket
+		for _, ev := range evs {
+			if !ev.IsFailedLogin() || (!e.Since.IsZero() && !ev.Date.Before(e.Since.Add(reach))) {
+				continue
+			}
+			k, a, whole := parseAddr(ev.IP)
+			if !whole || seen[k] {
+				continue
+			}
+			seen[k] = true
+			if ev.Date.Add(-reach).Before(from) {
+				from = ev.Date.Add(-reach)
+			}
+			if st, asked := e.stored[k]; asked && !from.Before(st.from) {
+				continue
+			}
+			ips = append(ips, a.String())
+		}
 	}
 	// Logins a cursor carried (SetPendingGuesses): what earlier runs kept
 	// within GUESS_WINDOW before them, asked for once.
@@ -806,12 +837,17 @@ type bucketCount struct {
 	first, last uint32
 	accts       []acctTimes
 	more        int32 // failed logins of accounts beyond MaxRecordAccounts
+	// counted are the seconds of the failed logins that count toward a
+	// burst (burst.go; bounded), cn how many.
+	counted []int64
+	cn      int32
 }
 
 // FailuresToRemember returns, per whole address and bucket, the failed
 // logins (and the successes that may resolve them: guess.go) of the
-// buckets that lie wholly after done + GuessWindow (every row dated after
-// done was read, and no login still to be judged or raised looks at them),
+// buckets that lie wholly after done + GuessWindow or a burst window
+// (every row dated after done was read, and no login still to be judged,
+// raised or counted into a burst looks at them),
 // or of every bucket when done is zero (the window ended or stopped), and
 // forgets them: what is held at once is a few buckets of a flood, never
 // the whole window.
@@ -819,7 +855,7 @@ func (e *Evaluator) FailuresToRemember(done time.Time) []ipguard.AddressFailures
 	var out []ipguard.AddressFailures
 	var keys []int64
 	for b := range e.buckets {
-		if done.IsZero() || b > done.Add(e.guessWindow()).Unix() {
+		if done.IsZero() || b > done.Add(e.holdFor()).Unix() {
 			keys = append(keys, b)
 		}
 	}
@@ -935,27 +971,12 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	c := &e.counters[i]
 	c.seen++
 	secs := uint32(max(0, ev.Date.Unix()))
-	if k, _, whole := parseAddr(ev.IP); whole {
+	k, _, whole := parseAddr(ev.IP)
+	if whole {
 		e.noteLogin(k, ev.Date, failedAccount(ev), true)
 	}
 	if e.policy.FailedLoginThreshold <= 0 {
 		return nil // bursts are off: a counter is all the correlation needs
-	}
-	for _, s := range e.summarised {
-		if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
-			c.counted++
-			e.AlreadyAlerted++
-			return nil
-		}
-	}
-	if x := e.extra[i]; x != nil {
-		for _, s := range x.alerted {
-			if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
-				c.counted++
-				e.AlreadyAlerted++
-				return nil
-			}
-		}
 	}
 	if c.whole {
 		ul, err := e.lists.target(ev)
@@ -966,6 +987,26 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 		if addr, ok := allowlist.ParseLoginIP(ev.IP); ok && ul != nil && ul.allows(addr, ev.Date) {
 			return nil // the targeted account may use this address: a forgotten password, not an attack
 		}
+		// It counts toward the burst window (burst.go), alerted or not.
+		e.noteCounted(k, ev.Date)
+	}
+	for _, s := range e.summarised {
+		if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
+			c.counted++
+			e.AlreadyAlerted++
+			return nil
+		}
+	}
+	if x := e.extra[i]; x != nil {
+		for _, s := range x.alerted {
+			// Within an alerted burst, or within SPRAY_WINDOW after it: the
+			// same burst going on, told once (a burst that spans runs).
+			if !ev.Date.Before(s.From) && !ev.Date.After(s.To.Add(e.burstWindow())) {
+				c.counted++
+				e.AlreadyAlerted++
+				return nil
+			}
+		}
 	}
 	c.counted++
 	c.pending++
@@ -975,7 +1016,11 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	if c.pending == 1 || secs > c.last {
 		c.last = secs
 	}
-	if c.counted < int32(e.policy.FailedLoginThreshold) {
+	reached := c.counted >= int32(e.policy.FailedLoginThreshold) // a cut address: within the run
+	if whole {
+		reached = e.burstCount(k, ev.Date) >= e.policy.FailedLoginThreshold
+	}
+	if !reached && (e.extra[i] == nil || e.extra[i].burst == nil) {
 		return nil // below the threshold: the counter is all that is kept
 	}
 	x := e.more(i)
@@ -983,7 +1028,7 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 		x.burst = &burstDetail{sample: ev}
 		if x.text == "" {
 			x.text = ev.IP
-			if k, _, whole := parseAddr(ev.IP); whole {
+			if whole {
 				x.text = keyText(k)
 			}
 		}
@@ -1027,8 +1072,8 @@ func (e *Evaluator) Bursts() []Finding {
 	}
 	due := idx[:0]
 	for _, i := range idx {
-		if c := &e.counters[i]; c.pending > 0 && c.counted >= int32(e.policy.FailedLoginThreshold) {
-			due = append(due, i)
+		if c := &e.counters[i]; c.pending > 0 {
+			due = append(due, i) // the burst detail exists once the threshold was reached
 		}
 	}
 	// The largest first; beyond MaxBurstAddresses in the window, one sum.

@@ -131,18 +131,7 @@ func (c *bucketCount) account(h uint64) *acctTimes {
 // its date's bucket.
 func (e *Evaluator) noteLogin(k addrKey, at time.Time, h uint64, failed bool) {
 	secs := uint32(max(0, at.Unix()))
-	b := at.Truncate(FailureBucket).Unix()
-	m := e.buckets[b]
-	if m == nil {
-		m = map[addrKey]*bucketCount{}
-		e.buckets[b] = m
-	}
-	c := m[k]
-	if c == nil {
-		c = &bucketCount{first: secs, last: secs}
-		m[k] = c
-	}
-	c.first, c.last = min(c.first, secs), max(c.last, secs)
+	c := e.bucketAt(k, at)
 	if failed {
 		c.n++
 	}
@@ -378,6 +367,7 @@ func (e *Evaluator) storedRecord(k addrKey, c *bucketCount) (ipguard.AddressFail
 		see(int64(c.first))
 		see(int64(c.last))
 	}
+	r.Counted = append([]int64(nil), c.counted...)
 	if c.n == 0 && len(r.Accounts) == 0 {
 		return r, false
 	}

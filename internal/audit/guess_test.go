@@ -26,7 +26,9 @@ func TestGuessingIsToldFromTypos(t *testing.T) {
 		at          time.Duration
 	}
 	fail := func(login string, at time.Duration) step { return step{login: login, at: at} }
-	ok := func(user string, at time.Duration) step { return step{user: user, login: user + "@example.com", ok: true, at: at} }
+	ok := func(user string, at time.Duration) step {
+		return step{user: user, login: user + "@example.com", ok: true, at: at}
+	}
 	many := func(n int, from time.Duration, name string) []step {
 		var out []step
 		for i := 0; i < n; i++ {
@@ -47,14 +49,14 @@ func TestGuessingIsToldFromTypos(t *testing.T) {
 		want  string
 	}{
 		{"a typo of one account at a shared NAT, colleagues logging in around it",
-			[]step{ok("bob", 0), fail("alice@example.com", 2 * time.Minute), ok("carol", 3 * time.Minute), fail("alice@example.com", 3*time.Minute + 30*time.Second), ok("alice", 4 * time.Minute)},
+			[]step{ok("bob", 0), fail("alice@example.com", 2*time.Minute), ok("carol", 3*time.Minute), fail("alice@example.com", 3*time.Minute+30*time.Second), ok("alice", 4*time.Minute)},
 			KindIPNotAllowed},
 		{"two users' typos at one NAT within the window, interleaved",
-			[]step{fail("bob@example.com", time.Minute), fail("alice@example.com", 2 * time.Minute), fail("bob@example.com", 2*time.Minute + 10*time.Second),
-				ok("bob", 3 * time.Minute), fail("alice@example.com", 4 * time.Minute), ok("alice", 5 * time.Minute)},
+			[]step{fail("bob@example.com", time.Minute), fail("alice@example.com", 2*time.Minute), fail("bob@example.com", 2*time.Minute+10*time.Second),
+				ok("bob", 3*time.Minute), fail("alice@example.com", 4*time.Minute), ok("alice", 5*time.Minute)},
 			KindIPNotAllowed},
 		{"a guest's typo (not onboarded)",
-			[]step{fail("guest.person@partner.example", time.Minute), fail("guest.person@partner.example", 90 * time.Second), {user: "guest-7", login: "guest.person@partner.example", ok: true, at: 2 * time.Minute}},
+			[]step{fail("guest.person@partner.example", time.Minute), fail("guest.person@partner.example", 90*time.Second), {user: "guest-7", login: "guest.person@partner.example", ok: true, at: 2 * time.Minute}},
 			KindUnknownUser},
 		{"a busy NAT: six colleagues' typos, each resolved by its own success, then one more login",
 			cat(func() []step {
@@ -64,26 +66,26 @@ func TestGuessingIsToldFromTypos(t *testing.T) {
 					out = append(out, fail(u+"@example.com", at), ok(u, at+20*time.Second))
 				}
 				return out
-			}(), []step{ok("alice", 8 * time.Minute)}),
+			}(), []step{ok("alice", 8*time.Minute)}),
 			KindIPNotAllowed},
 		{"real guessing: five failed attempts on the account, then its success",
-			[]step{fail("alice@example.com", time.Minute), fail("alice@example.com", 70 * time.Second), fail("alice@example.com", 80 * time.Second),
-				fail("alice@example.com", 90 * time.Second), fail("alice@example.com", 100 * time.Second), ok("alice", 2 * time.Minute)},
+			[]step{fail("alice@example.com", time.Minute), fail("alice@example.com", 70*time.Second), fail("alice@example.com", 80*time.Second),
+				fail("alice@example.com", 90*time.Second), fail("alice@example.com", 100*time.Second), ok("alice", 2*time.Minute)},
 			KindPasswordGuessSucceeded},
 		{"three failed attempts in one second on the account, then its success",
-			[]step{fail("alice@example.com", time.Minute), fail("alice@example.com", time.Minute), fail("alice@example.com", time.Minute), ok("alice", 2 * time.Minute)},
+			[]step{fail("alice@example.com", time.Minute), fail("alice@example.com", time.Minute), fail("alice@example.com", time.Minute), ok("alice", 2*time.Minute)},
 			KindPasswordGuessSucceeded},
 		{"credential stuffing: 25 names, ten not accounts here, the last one gets in",
-			cat(many(10, 0, "leaked"), many(14, 2*time.Minute, "victim"), []step{fail("alice@example.com", 5 * time.Minute), ok("alice", 6 * time.Minute)}),
+			cat(many(10, 0, "leaked"), many(14, 2*time.Minute, "victim"), []step{fail("alice@example.com", 5*time.Minute), ok("alice", 6*time.Minute)}),
 			KindPasswordGuessSucceeded},
 		{"four other accounts failed and never got in: below the threshold",
-			cat(many(4, 0, "stray"), []step{fail("alice@example.com", 2 * time.Minute), ok("alice", 3 * time.Minute)}),
+			cat(many(4, 0, "stray"), []step{fail("alice@example.com", 2*time.Minute), ok("alice", 3*time.Minute)}),
 			KindIPNotAllowed},
 		{"five other accounts failed and never got in: stuffing",
-			cat(many(5, 0, "stray"), []step{ok("alice", 3 * time.Minute)}),
+			cat(many(5, 0, "stray"), []step{ok("alice", 3*time.Minute)}),
 			KindPasswordGuessSucceeded},
 		{"guessing more than GUESS_WINDOW before the login is not counted",
-			[]step{fail("alice@example.com", 0), fail("alice@example.com", time.Second), fail("alice@example.com", 2 * time.Second), ok("alice", 16 * time.Minute)},
+			[]step{fail("alice@example.com", 0), fail("alice@example.com", time.Second), fail("alice@example.com", 2*time.Second), ok("alice", 16*time.Minute)},
 			KindIPNotAllowed},
 	}
 	events := func(steps []step) []ipguard.LoginEvent {

@@ -18,7 +18,7 @@ import (
 
 // Failed logins remembered across runs, for the password-guess correlation:
 //
-//	failures#<bucket unix>#<shard>   a: {<address>: [count, first unix, last unix, {<account hash>: [[failed unix…], [succeeded unix…]]}, more]}, expiresAt
+//	failures#<bucket unix>#<shard>   a: {<address>: [count, first unix, last unix, {<account hash>: [[failed unix…], [succeeded unix…]]}, more, [counted unix…]]}, expiresAt
 //
 // A bucket is failureBucket long (by each address's last failed login);
 // each bucket has failureShards items (by a hash of the address), and each
@@ -49,7 +49,7 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 	byItem := map[string][]ipguard.AddressFailures{}
 	var keys []string
 	for _, f := range fs {
-		if (f.Count <= 0 && len(f.Accounts) == 0) || f.IP == "" {
+		if (f.Count <= 0 && len(f.Accounts) == 0 && len(f.Counted) == 0) || f.IP == "" {
 			continue
 		}
 		k := failureKey(f.Last.UTC().Truncate(failureBucket), f.IP)
@@ -154,12 +154,15 @@ func (s *Store) Failures(ctx context.Context, ips []string, from, to time.Time) 
 
 func encodeFailures(f ipguard.AddressFailures) types.AttributeValue {
 	v := []types.AttributeValue{num(int64(f.Count)), num(f.First.Unix()), num(ceilUnix(f.Last))}
-	if len(f.Accounts) > 0 || f.MoreAccounts > 0 {
+	if len(f.Accounts) > 0 || f.MoreAccounts > 0 || len(f.Counted) > 0 {
 		accs := make(map[string]types.AttributeValue, len(f.Accounts))
 		for _, x := range f.Accounts {
 			accs[x.Account] = &types.AttributeValueMemberL{Value: []types.AttributeValue{nums(x.Failed), nums(x.Succeeded)}}
 		}
 		v = append(v, &types.AttributeValueMemberM{Value: accs}, num(int64(f.MoreAccounts)))
+	}
+	if len(f.Counted) > 0 {
+		v = append(v, nums(f.Counted))
 	}
 	return &types.AttributeValueMemberL{Value: v}
 }
@@ -248,6 +251,9 @@ func decodeFailures(item map[string]types.AttributeValue) map[string]ipguard.Add
 			if more, ok := numOf(l.Value[4]); ok {
 				f.MoreAccounts += int(more)
 			}
+		}
+		if len(l.Value) >= 6 {
+			f.Counted, _ = numsOf(l.Value[5])
 		}
 		out[ip] = f
 	}

@@ -76,7 +76,15 @@ type AddressFailures struct {
 	// resolved.
 	Accounts     []AccountFailures
 	MoreAccounts int
+	// Counted are the seconds of the failed logins that count toward
+	// failed_login_burst (against an account that may not use the address),
+	// one per login, at most the earliest and the latest KeepCounted; a
+	// full list means at least 2×KeepCounted.
+	Counted []int64
 }
+
+// KeepCounted bounds AddressFailures.Counted.
+const KeepCounted = 32
 
 // AccountFailures is one account's failed and successful logins from one
 // address within one bucket, as unix seconds, oldest first (a second
@@ -161,6 +169,7 @@ func MergeAddressFailures(a, b AddressFailures) AddressFailures {
 	if b.Last.After(out.Last) {
 		out.Last = b.Last
 	}
+	out.Counted = UnionSeconds(a.Counted, b.Counted, KeepCounted)
 	idx := map[string]int{}
 	for _, r := range [][]AccountFailures{a.Accounts, b.Accounts} {
 		for _, x := range r {

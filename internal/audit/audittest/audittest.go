@@ -217,7 +217,7 @@ func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, x := range fs {
-		if (x.Count <= 0 && len(x.Accounts) == 0) || x.IP == "" {
+		if (x.Count <= 0 && len(x.Accounts) == 0 && len(x.Counted) == 0) || x.IP == "" {
 			continue
 		}
 		recs := s.FailureItems[x.IP]
