@@ -481,6 +481,9 @@ type Evaluator struct {
 	// burstAddrs counts the addresses alerted one by one in this window.
 	summarised []ipguard.TimeSpan
 	burstAddrs int
+	// flushed are bursts told before Bursts was called: an older burst
+	// from the same address began more than SPRAY_WINDOW before them.
+	flushed []Finding
 	// buckets are the failed logins to remember, per bucket start (unix)
 	// and address, until FailuresToRemember hands them out.
 	buckets map[int64]map[addrKey]*bucketCount
@@ -1008,6 +1011,17 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 			}
 		}
 	}
+	if c.pending > 0 && int64(secs)+int64(e.burstWindow()/time.Second) < int64(c.first) {
+		// More than SPRAY_WINDOW before the pending failed logins (the walk
+		// reads newest first): those are a burst of their own, told now,
+		// or none (forgotten).
+		if x := e.extra[i]; x != nil && x.burst != nil {
+			e.burstAddrs++
+			e.flushed = append(e.flushed, e.burst(i))
+			x.burst = nil
+		}
+		c.pending = 0
+	}
 	c.counted++
 	c.pending++
 	if c.pending == 1 || secs < c.first {
@@ -1062,7 +1076,8 @@ func (e *Evaluator) Bursts() []Finding {
 	if e.policy.FailedLoginThreshold <= 0 {
 		return nil
 	}
-	var out []Finding
+	out := e.flushed
+	e.flushed = nil
 	// Only addresses that reached the threshold have a burst's details.
 	idx := make([]int32, 0, len(e.extra))
 	for i, x := range e.extra {
