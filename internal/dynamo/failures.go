@@ -26,16 +26,26 @@ import (
 // the fewest failures give way. So storage is bounded per bucket whatever a
 // flood of addresses does, and every item expires on its own (TTL). The
 // accounts of an address (ipguard.AccountFailures: at most 16, a hash each,
-// a few seconds each) count against maxFailureAccounts per item: beyond
-// it, the addresses with the fewest failures keep only their count and
-// MoreAccounts (their accounts then count as tried and unresolved), so an
-// item stays well under DynamoDB's 400 KB.
+// a few seconds each) and its counted seconds count against
+// maxFailureItemBytes per item: beyond it, the addresses with the fewest
+// failures keep only their count and span (their accounts then count as
+// tried and unresolved), so an item stays under DynamoDB's 400 KB.
 const (
 	failureBucket      = 10 * time.Minute
 	failureShards      = 4
-	maxFailureAddrs    = 4000
-	maxFailureAccounts = 3000
+	maxFailureAddrs     = 4000
+	maxFailureItemBytes = 350_000
 )
+
+// failureSize over-estimates the bytes DynamoDB counts for one address's
+// entry (names, numbers of 10 digits in at most 8 bytes, list and map overheads).
+func failureSize(f ipguard.AddressFailures) int {
+	n := len(f.IP) + 3 + 4*8 + 3 + 8
+	for _, x := range f.Accounts {
+		n += len(x.Account) + 3 + 3*3 + 8*(len(x.Failed)+len(x.Succeeded))
+	}
+	return n + 3 + 8*len(f.Counted)
+}
 
 func failureKey(bucket time.Time, ip string) string {
 	h := fnv.New32a()
@@ -93,14 +103,21 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 		if len(list) > maxFailureAddrs {
 			list = list[:maxFailureAddrs]
 		}
-		a := make(map[string]types.AttributeValue, len(list))
-		accounts := 0
+		// Every address keeps its count and span; the details (accounts,
+		// counted seconds) go to the busiest first, as the room allows
+		// (past it an address's accounts count as tried and unresolved).
+		room := maxFailureItemBytes
 		for _, f := range list {
-			if accounts+len(f.Accounts) > maxFailureAccounts {
+			room -= failureSize(ipguard.AddressFailures{IP: f.IP})
+		}
+		a := make(map[string]types.AttributeValue, len(list))
+		for _, f := range list {
+			if extra := failureSize(f) - failureSize(ipguard.AddressFailures{IP: f.IP}); extra > room {
 				f.MoreAccounts += len(f.Accounts)
-				f.Accounts = nil
+				f.Accounts, f.Counted = nil, nil
+			} else {
+				room -= extra
 			}
-			accounts += len(f.Accounts)
 			a[f.IP] = encodeFailures(f)
 		}
 		_, err = s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: map[string]types.AttributeValue{
