@@ -31,8 +31,8 @@ import (
 // failures keep only their count and span (their accounts then count as
 // tried and unresolved), so an item stays under DynamoDB's 400 KB.
 const (
-	failureBucket      = 10 * time.Minute
-	failureShards      = 4
+	failureBucket       = 10 * time.Minute
+	failureShards       = 4
 	maxFailureAddrs     = 4000
 	maxFailureItemBytes = 350_000
 )
