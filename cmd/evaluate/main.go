@@ -72,6 +72,9 @@ func run(people int, seed uint64, days int, place, check, everyRun bool, set set
 	r := evaluate.Score(pop, out)
 	fmt.Println()
 	fmt.Print(r.Table())
+	if len(r.FalseDetail) > 0 {
+		fmt.Printf("\nthe first false findings in messages:\n%s\n", strings.Join(r.FalseDetail, "\n"))
+	}
 	if ok, why := r.GoalMet(); check && !ok {
 		return fmt.Errorf("issue #21's goal is not met: %s", why)
 	}

@@ -59,6 +59,10 @@ type Reason struct {
 	Kind     string `json:"kind"`
 	Severity string `json:"severity"`
 	Text     string `json:"text"`
+	// EventID, for a reason that pairs the login with another one
+	// (impossible_travel), is the other login's event id: either of the
+	// two may be the takeover (#21 §4), so the finding names both.
+	EventID int64 `json:"eventId,omitempty"`
 }
 
 // Piece is what the Behaviour hook sees of one piece of a run.

@@ -179,7 +179,7 @@ func judgeWith(b *Baseline, prev *Sighting, l Login, s Settings, novelty, learni
 					order = "before"
 				}
 				text := travelText(ts, hs, about, gap, l.Who)
-				v.Reasons = append(v.Reasons, audit.Reason{Kind: RuleImpossibleTravel, Severity: Severity[RuleImpossibleTravel], Text: text})
+				v.Reasons = append(v.Reasons, audit.Reason{Kind: RuleImpossibleTravel, Severity: Severity[RuleImpossibleTravel], Text: text, EventID: prev.EventID})
 				what = append(what, fmt.Sprintf("the last login was %s %s %s, about %s km away", ts.where(), ago(gap), earlierLater(order), km(about)))
 			}
 		}

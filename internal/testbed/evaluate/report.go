@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"ipguard/internal/audit"
 )
 
 // The goal of issue #21 at default settings.
@@ -70,7 +72,12 @@ func Score(pop *Population, out Outcome) Report {
 		for _, f := range m.Findings {
 			r.Findings[f.Kind]++
 			hit, benign := -1, ""
+			// A finding names its login, a burst's logins, and the other
+			// login of an impossible pair (either may be the takeover's).
 			ids := append([]int64{f.EventID}, f.EventIDs...)
+			for _, x := range f.Reasons {
+				ids = append(ids, x.EventID)
+			}
 			for _, id := range ids {
 				if i, ok := byID[id]; ok && id != 0 {
 					if a := pop.Events[i].Attack; a >= 0 {
@@ -102,12 +109,19 @@ func Score(pop *Population, out Outcome) Report {
 			}
 			r.FalseFindings++
 			if len(r.FalseDetail) < 40 {
-				var rs []string
+				var rs, texts []string
 				for _, x := range f.Reasons {
 					rs = append(rs, x.Kind)
+					if x.Kind == audit.KindImpossibleTravel {
+						texts = append(texts, fmt.Sprintf("%s (event %d, other event %d)", x.Text, f.EventID, x.EventID))
+					}
 				}
-				r.FalseDetail = append(r.FalseDetail, fmt.Sprintf("%s %s reasons=%v benign=%s user=%s ip=%s %s %s at %s",
-					f.Kind, f.Severity, rs, benign, f.UserID, f.IP, f.Country, f.City, f.Date))
+				line := fmt.Sprintf("%s %s reasons=%v benign=%s user=%s ip=%s %s %s at %s",
+					f.Kind, f.Severity, rs, benign, f.UserID, f.IP, f.Country, f.City, f.Date)
+				for _, t := range texts {
+					line += "\n    " + t
+				}
+				r.FalseDetail = append(r.FalseDetail, line)
 			}
 			r.FalseByKind[f.Kind]++
 			r.FalseByBenign[benign]++

@@ -79,6 +79,48 @@ func TestScoreCountsMessagesNotDigestLines(t *testing.T) {
 	}
 }
 
+// An impossible_travel finding on a genuine login names the other login of
+// its pair (Reason.EventID): when that one is a takeover's (the victim's
+// next login after the thief's), the message carries the takeover and is
+// no false alert; a pair of two genuine logins stays false.
+func TestScoreCountsTheOtherLoginOfAnImpossiblePair(t *testing.T) {
+	start := time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	pop := Generate(Options{Seed: Seed, People: SmallPeople, Start: start})
+	var theft Event
+	for _, a := range pop.Attacks {
+		if a.Type == AttackNewCountry {
+			theft = pop.Events[a.Events[0]]
+			break
+		}
+	}
+	var next, other Event
+	for _, e := range pop.Events {
+		if e.Attack < 0 && e.Succeeded() && e.Person == theft.Person && e.Date.After(theft.Date) && next.ID == 0 {
+			next = e
+		}
+		if e.Attack < 0 && e.Succeeded() && e.Person != theft.Person && other.ID == 0 {
+			other = e
+		}
+	}
+	if theft.ID == 0 || next.ID == 0 || other.ID == 0 {
+		t.Fatal("the population has no theft followed by its victim's login")
+	}
+	// Through the alert's JSON, as people (and the scoring) receive it.
+	travel := func(on, with Event) Message {
+		b, _ := json.Marshal(audit.Payload{Severity: "high", Events: []audit.Finding{{EventID: on.ID, Kind: audit.KindImpossibleTravel, IP: on.IP,
+			Reasons: []audit.Reason{{Kind: audit.KindImpossibleTravel, Severity: "high", Text: "…", EventID: with.ID}}}}})
+		m, _, err := decodeMessage(string(b))
+		if err != nil || m == nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		return *m
+	}
+	r := Score(pop, Outcome{Messages: []Message{travel(next, theft), travel(next, other)}})
+	if r.Messages != 2 || r.FalseMessages != 1 || r.Alerted[AttackNewCountry] != 1 || r.FalseByKind[audit.KindImpossibleTravel] != 1 {
+		t.Errorf("messages %d, false %d, alerted %v, false by kind %v; want 2, 1, one theft, one impossible_travel", r.Messages, r.FalseMessages, r.Alerted, r.FalseByKind)
+	}
+}
+
 // A period's run is the first run time at or after the login (a window
 // ends at its run's time, inclusive).
 func TestPeriodEnd(t *testing.T) {
