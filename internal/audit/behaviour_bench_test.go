@@ -1,50 +1,19 @@
 package audit_test
 
 import (
-	"context"
 	"fmt"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/behaviour"
+	"ipguard/internal/behaviour/behaviourtest"
 	"ipguard/internal/docspace"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/testbed/devportal"
 )
-
-// memBaselines is an in-memory behaviour.Store that counts its calls.
-type memBaselines struct {
-	mu            sync.Mutex
-	items         map[string]behaviour.Baseline
-	reads, writes int
-}
-
-func (m *memBaselines) Baselines(_ context.Context, ids []string) (map[string]behaviour.Baseline, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.reads += (len(ids) + 99) / 100
-	out := map[string]behaviour.Baseline{}
-	for _, id := range ids {
-		if b, ok := m.items[id]; ok {
-			out[id] = b
-		}
-	}
-	return out, nil
-}
-
-func (m *memBaselines) SaveBaselines(_ context.Context, bs []behaviour.Baseline) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, b := range bs {
-		m.items[b.UserID] = b
-	}
-	m.writes += len(bs)
-	return nil
-}
 
 // BenchmarkAuditBehaviourCost100kEvents audits one window of 100,000 login
 // events (1,000 users, 10 countries, 4 devices, 1 % failed logins) from the
@@ -85,7 +54,7 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 	srv := httptest.NewServer(portal.Handler())
 	defer srv.Close()
 
-	run := func(on bool) (time.Duration, audit.Result, *memBaselines) {
+	run := func(on bool) (time.Duration, audit.Result, *behaviourtest.BaselineStore) {
 		client, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: benchKey(key)})
 		if err != nil {
 			b.Fatal(err)
@@ -94,16 +63,11 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 		s := &audit.Service{Source: client, Store: st, Publisher: pub, Leases: st,
 			Settings: audit.Settings{Portal: srv.URL, Overlap: 5 * time.Minute, Lookback: time.Duration(events+30) * time.Second,
 				AlertRetention: 24 * time.Hour, Policy: audit.Policy{UnknownUsers: audit.UnknownIgnore, FailedLoginThreshold: 5}}}
-		bs := &memBaselines{items: map[string]behaviour.Baseline{}}
+		bs := behaviourtest.NewBaselines()
 		if on {
 			s.Behaviour = &behaviour.Detector{Store: bs}
 		}
-		start := time.Now()
-		res, err := s.Run(context.Background(), audit.Trigger{To: end})
-		took := time.Since(start)
-		if err != nil {
-			b.Fatal(err)
-		}
+		took, res := timedRun(b, s, end)
 		if res.EventsScanned != events {
 			b.Fatalf("behaviour %v: %d events scanned, want %d", on, res.EventsScanned, events)
 		}
@@ -114,7 +78,7 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 		// is shared, and the quietest run is the fairest comparison.
 		var offTook, onTook time.Duration
 		var on audit.Result
-		var bs *memBaselines
+		var bs *behaviourtest.BaselineStore
 		for i := 0; i < 3; i++ {
 			t1, _, _ := run(false)
 			t2, r, s := run(true)
@@ -133,8 +97,8 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 			n += v
 		}
 		b.ReportMetric(float64(n), "behaviour-findings")
-		b.ReportMetric(float64(bs.reads), "baseline-reads")
-		b.ReportMetric(float64(bs.writes), "baseline-writes")
+		b.ReportMetric(float64(bs.Reads), "baseline-reads")
+		b.ReportMetric(float64(bs.Writes), "baseline-writes")
 	}
 }
 

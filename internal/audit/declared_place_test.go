@@ -10,6 +10,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/behaviour"
+	"ipguard/internal/behaviour/behaviourtest"
 	"ipguard/internal/ipguard"
 )
 
@@ -61,7 +62,7 @@ func TestAuditRunJudgesTravelThroughTheEntrysDeclaredPlace(t *testing.T) {
 		Details: map[string]ipguard.EntryDetail{"203.0.113.0/24": {Note: "office", Place: "Berlin, DE"}}})
 	pub := &recordingPublisher{}
 	s := &audit.Service{Source: src, Store: st, Publisher: pub, Leases: st,
-		Behaviour: &behaviour.Detector{Store: &memBaselines{items: map[string]behaviour.Baseline{}}},
+		Behaviour: &behaviour.Detector{Store: behaviourtest.NewBaselines()},
 		Settings: audit.Settings{Portal: "https://portal.example.com", Overlap: 5 * time.Minute, Lookback: 2 * time.Hour,
 			AlertRetention: 24 * time.Hour, Policy: audit.Policy{FailedLoginThreshold: 5}}}
 	res, err := s.Run(context.Background(), audit.Trigger{To: end})

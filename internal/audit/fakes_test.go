@@ -44,6 +44,14 @@ func newFakeSource(evs ...ipguard.LoginEvent) *fakeSource {
 	return f
 }
 
+// stallAfter lets the portal answer n more calls, then hang until the
+// caller's context ends.
+func (f *fakeSource) stallAfter(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hangAfter = f.calls + n
+}
+
 // add inserts events (callers hold f.mu or own f).
 func (f *fakeSource) add(evs ...ipguard.LoginEvent) {
 	f.events = append(f.events, evs...)

@@ -55,6 +55,43 @@ func lostAlerts(t *testing.T, sent []ipguard.Alert) []Finding {
 	return out
 }
 
+// alertedOnce fails t unless the messages sent name every event of evs
+// exactly once; more says what the run was.
+func alertedOnce(t *testing.T, sent []ipguard.Alert, evs []ipguard.LoginEvent, more string) {
+	t.Helper()
+	got := alertedIDs(t, sent)
+	for _, e := range evs {
+		if got[e.ID] != 1 {
+			t.Fatalf("event %d alerted %d times%s", e.ID, got[e.ID], more)
+		}
+	}
+}
+
+// rerunSendsNothing runs s again up to trig(17m), reading what it read
+// again, and fails t when that sends a message.
+func rerunSendsNothing(t *testing.T, s *Service, pub *fakePublisher) {
+	t.Helper()
+	sent := len(pub.sent)
+	if _, err := s.Run(context.Background(), trig(17*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.sent) != sent {
+		t.Errorf("the next run sent %d more messages", len(pub.sent)-sent)
+	}
+}
+
+// runWithin runs s up to trig(15m) with a deadline of d; an error fails t.
+func runWithin(t *testing.T, s *Service, d time.Duration) Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	res, err := s.Run(ctx, trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
 // alertedIDs counts, per event id, how many messages named it.
 func alertedIDs(t *testing.T, sent []ipguard.Alert) map[int64]int {
 	t.Helper()
@@ -277,12 +314,7 @@ func TestRunPortalRetryAfterPastTheDeadlineEndsIncomplete(t *testing.T) {
 			if res, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil || !res.Complete {
 				t.Fatalf("next run: %+v, %v", res, err)
 			}
-			got := alertedIDs(t, pub.sent)
-			for _, e := range evs {
-				if got[e.ID] != 1 {
-					t.Fatalf("event %d alerted %d times, want once", e.ID, got[e.ID])
-				}
-			}
+			alertedOnce(t, pub.sent, evs, ", want once")
 		})
 	}
 }
@@ -313,15 +345,8 @@ func TestBacklogClearsOverSeveralRuns(t *testing.T) {
 	s.Settings.DeadlineMargin = 200 * time.Millisecond
 	runs := 0
 	for ; runs < 40; runs++ {
-		src.mu.Lock()
-		src.hangAfter = src.calls + 16 // a few pages past the search, then the portal stalls
-		src.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
-		res, err := s.Run(ctx, trig(15*time.Minute))
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		src.stallAfter(16) // a few pages past the search, then the portal stalls
+		res := runWithin(t, s, 400*time.Millisecond)
 		if c := st.progress.Cursor; c != nil {
 			// every event dated after Below must have been alerted already
 			got := alertedIDs(t, pub.sent)
@@ -338,12 +363,7 @@ func TestBacklogClearsOverSeveralRuns(t *testing.T) {
 	if runs < 2 {
 		t.Fatalf("the backlog cleared in %d run(s); the test wants several", runs+1)
 	}
-	got := alertedIDs(t, pub.sent)
-	for _, e := range evs {
-		if got[e.ID] != 1 {
-			t.Fatalf("event %d alerted %d times, want exactly once (after %d runs)", e.ID, got[e.ID], runs+1)
-		}
-	}
+	alertedOnce(t, pub.sent, evs, fmt.Sprintf(", want exactly once (after %d runs)", runs+1))
 	if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
 		t.Errorf("progress after the backlog: %+v", st.progress)
 	}
@@ -365,12 +385,7 @@ func TestRunTiesShuffledAcrossBoundaryEvaluatesEveryRow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := alertedIDs(t, pub.sent)
-			for _, e := range evs {
-				if got[e.ID] != 1 {
-					t.Fatalf("event %d alerted %d times; result %+v", e.ID, got[e.ID], res)
-				}
-			}
+			alertedOnce(t, pub.sent, evs, fmt.Sprintf("; result %+v", res))
 			if res.EventsScanned != len(evs) {
 				t.Errorf("eventsScanned %d, want %d", res.EventsScanned, len(evs))
 			}
@@ -390,12 +405,7 @@ func TestRunTiesShuffledSmallGroupsNoWarning(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := alertedIDs(t, pub.sent)
-	for _, e := range evs {
-		if got[e.ID] != 1 {
-			t.Fatalf("event %d alerted %d times", e.ID, got[e.ID])
-		}
-	}
+	alertedOnce(t, pub.sent, evs, "")
 	if res.WarningCount != 0 {
 		t.Errorf("warnings %v", res.Warnings)
 	}
@@ -428,12 +438,7 @@ func TestRunStormBetweenPagesMissesNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got := alertedIDs(t, pub.sent)
-			for _, e := range evs {
-				if got[e.ID] != 1 {
-					t.Fatalf("event %d alerted %d times; result %+v", e.ID, got[e.ID], res)
-				}
-			}
+			alertedOnce(t, pub.sent, evs, fmt.Sprintf("; result %+v", res))
 			if res.PagesReread == 0 {
 				t.Errorf("the storm caused no re-read: %+v", res)
 			}
@@ -658,12 +663,7 @@ func TestRunTenThousandViolationsFitSNS(t *testing.T) {
 			t.Fatalf("message of %d bytes", n)
 		}
 	}
-	got := alertedIDs(t, pub.sent)
-	for _, e := range evs {
-		if got[e.ID] != 1 {
-			t.Fatalf("event %d alerted %d times", e.ID, got[e.ID])
-		}
-	}
+	alertedOnce(t, pub.sent, evs, "")
 }
 
 type corruptProgress struct{ *fakeStore }
@@ -818,12 +818,7 @@ func TestRunGetsPastALargeSecondWhileRowsKeepArriving(t *testing.T) {
 					if !strings.Contains(strings.Join(res.Warnings, " "), "2026-11-25T09:08:00Z") {
 						t.Errorf("the second larger than a page gave no warning naming it: %v", res.Warnings)
 					}
-					got := alertedIDs(t, pub.sent)
-					for _, e := range evs {
-						if got[e.ID] != 1 {
-							t.Fatalf("event %d alerted %d times; result %+v", e.ID, got[e.ID], res)
-						}
-					}
+					alertedOnce(t, pub.sent, evs, fmt.Sprintf("; result %+v", res))
 					for _, f := range lostAlerts(t, pub.sent) {
 						if f.Cause != CauseSecondUnread {
 							t.Errorf("coverage_lost %q: the second was passed unread", f.Cause)

@@ -14,6 +14,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/behaviour"
+	"ipguard/internal/behaviour/behaviourtest"
 	"ipguard/internal/digest"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
@@ -85,26 +86,6 @@ func (r *revised) SaveRevised(_ context.Context, pk string, v any, rev int64, _ 
 	return nil
 }
 
-// memEpisodes is an in-memory behaviour.EpisodeStore.
-type memEpisodes struct{ items map[string]behaviour.Episodes }
-
-func (m *memEpisodes) Episodes(_ context.Context, ids []string) (map[string]behaviour.Episodes, error) {
-	out := map[string]behaviour.Episodes{}
-	for _, id := range ids {
-		if e, ok := m.items[id]; ok {
-			out[id] = e
-		}
-	}
-	return out, nil
-}
-
-func (m *memEpisodes) SaveEpisodes(_ context.Context, es []behaviour.Episodes, _ int) error {
-	for _, e := range es {
-		m.items[e.UserID] = e
-	}
-	return nil
-}
-
 type shapingRig struct {
 	src    *listSource
 	st     *audittest.Store
@@ -124,11 +105,11 @@ func newShapingRig(t *testing.T, grouped bool, baselines map[string]behaviour.Ba
 		ipguard.User{ID: "bob", Email: "bob@example.com", Entries: []string{"203.0.113.20"}})
 	clock := func() time.Time { return r.now }
 	r.dig = &digest.Publisher{Next: r.topic, Store: r.dstore, Severities: map[string]bool{audit.SeverityLow: true}, Hour: 8, Portal: "p.example.com", Now: clock}
-	bs := &memBaselines{items: map[string]behaviour.Baseline{}}
+	bs := behaviourtest.NewBaselines()
 	for id, b := range baselines {
-		bs.items[id] = b
+		bs.Items[id] = b
 	}
-	det := &behaviour.Detector{Store: bs, EpisodeStore: &memEpisodes{items: map[string]behaviour.Episodes{}},
+	det := &behaviour.Detector{Store: bs, EpisodeStore: behaviourtest.NewEpisodes(),
 		Settings: behaviour.Settings{Digest: []string{audit.SeverityLow}, Grouped: grouped, EpisodeHours: 24}}
 	r.svc = &audit.Service{Source: r.src, Store: r.st, Publisher: r.dig, Leases: r.st, Behaviour: det, Now: clock,
 		Settings: audit.Settings{Portal: "https://p.example.com", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 72 * time.Hour,

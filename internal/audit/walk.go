@@ -862,40 +862,34 @@ func (w *walker) locate(ctx context.Context, below time.Time) (page, error) {
 		return p, nil
 	}
 	lo, hi := len(p.evs)-1, -1 // lo: a position dated after below; hi: one at or below it (or past the end)
-	for step := w.size; hi < 0; step *= 2 {
-		s := lo + step
-		q, err := w.get(ctx, s)
+	// narrow reads the page at s and returns it, found, when it holds the
+	// first row at or below below, or when the list ends in it with rows
+	// newer than below (nothing to read); otherwise it moves hi (s is at or
+	// below below) or lo (the page's last row is still after below).
+	narrow := func(s int) (q page, found bool, err error) {
+		q, err = w.get(ctx, s)
 		if err != nil {
-			return page{}, err
+			return page{}, false, err
 		}
 		j := q.firstAtOrBelow(below)
 		switch {
 		case j == 0:
 			hi = s
-		case j < len(q.evs):
-			return q, nil
-		case len(q.evs) < w.size:
-			return q, nil // the list ends with rows newer than below: nothing to read
+		case j < len(q.evs), len(q.evs) < w.size:
+			return q, true, nil
 		default:
 			lo = s + len(q.evs) - 1
 		}
+		return page{}, false, nil
+	}
+	for step := w.size; hi < 0; step *= 2 {
+		if q, found, err := narrow(lo + step); found || err != nil {
+			return q, err
+		}
 	}
 	for hi-lo >= w.size {
-		mid := lo + (hi-lo)/2
-		q, err := w.get(ctx, mid)
-		if err != nil {
-			return page{}, err
-		}
-		j := q.firstAtOrBelow(below)
-		switch {
-		case j == 0:
-			hi = mid
-		case j < len(q.evs):
-			return q, nil
-		case len(q.evs) < w.size:
-			return q, nil
-		default:
-			lo = mid + len(q.evs) - 1
+		if q, found, err := narrow(lo + (hi-lo)/2); found || err != nil {
+			return q, err
 		}
 	}
 	return w.get(ctx, lo)

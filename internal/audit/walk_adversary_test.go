@@ -69,12 +69,7 @@ func TestRunNeverClaimsASecondItDidNotReadWhole(t *testing.T) {
 			if (unread > 0) != tt.wantUnread {
 				t.Errorf("%d runs stopped at the second; want some: %v", unread, tt.wantUnread)
 			}
-			got := alertedIDs(t, pub.sent)
-			for _, e := range evs {
-				if got[e.ID] != 1 {
-					t.Fatalf("event %d alerted %d times, want once (after %d runs)", e.ID, got[e.ID], runs+1)
-				}
-			}
+			alertedOnce(t, pub.sent, evs, fmt.Sprintf(", want once (after %d runs)", runs+1))
 			lost := lostAlerts(t, pub.sent)
 			if unread > 0 && (len(lost) != 1 || lost[0].Cause != CauseSecondUnread) {
 				t.Errorf("%d runs stopped at the unread second; lost-coverage alerts %+v, want exactly one for the episode", unread, lost)
@@ -101,15 +96,8 @@ func TestRunOutOfTimeInABigSecondClaimsNothingOfIt(t *testing.T) {
 	s.Settings.Concurrency = 1
 	s.Settings.DeadlineMargin = 100 * time.Millisecond
 	for run := 0; run < 3; run++ {
-		src.mu.Lock()
-		src.hangAfter = src.calls + 15
-		src.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 400*time.Millisecond)
-		res, err := s.Run(ctx, trig(15*time.Minute))
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
+		src.stallAfter(15)
+		res := runWithin(t, s, 400*time.Millisecond)
 		if res.Complete {
 			t.Fatalf("run %d completed with a stalled portal", run+1)
 		}
@@ -152,15 +140,8 @@ func TestRunFinishesTheWindowUnderASteadyFlood(t *testing.T) {
 			}
 			runs := 0
 			for ; runs < 2; runs++ {
-				src.mu.Lock()
-				src.hangAfter = src.calls + 200 // then the portal stalls until the deadline
-				src.mu.Unlock()
-				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-				res, err := s.Run(ctx, trig(15*time.Minute))
-				cancel()
-				if err != nil {
-					t.Fatal(err)
-				}
+				src.stallAfter(200) // then the portal stalls until the deadline
+				res := runWithin(t, s, 3*time.Second)
 				if res.Complete {
 					break
 				}
@@ -168,12 +149,7 @@ func TestRunFinishesTheWindowUnderASteadyFlood(t *testing.T) {
 			if runs == 2 {
 				t.Fatalf("the window was not finished within two runs of 200 requests under the flood; progress %+v", st.progress)
 			}
-			got := alertedIDs(t, pub.sent)
-			for _, e := range evs {
-				if got[e.ID] != 1 {
-					t.Fatalf("event %d alerted %d times", e.ID, got[e.ID])
-				}
-			}
+			alertedOnce(t, pub.sent, evs, "")
 		})
 	}
 }

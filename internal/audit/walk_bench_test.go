@@ -18,6 +18,18 @@ type benchKey string
 
 func (k benchKey) Key(context.Context) (string, error) { return string(k), nil }
 
+// timedRun runs s up to end and returns how long it took; an error fails b.
+func timedRun(b *testing.B, s *audit.Service, end time.Time) (time.Duration, audit.Result) {
+	b.Helper()
+	start := time.Now()
+	res, err := s.Run(context.Background(), audit.Trigger{To: end})
+	took := time.Since(start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return took, res
+}
+
 // BenchmarkWalk1000PagesAt150ms reads a window of 100,000 login events
 // (1,000 pages) from the dev portal over loopback HTTP, each request held
 // 150 ms, through the real DocSpace client, once strictly one page after the
@@ -54,12 +66,7 @@ func BenchmarkWalk1000PagesAt150ms(b *testing.B) {
 		s := &audit.Service{Source: client, Store: st, Publisher: pub, Leases: st,
 			Settings: audit.Settings{Portal: srv.URL, Overlap: 5 * time.Minute, Lookback: time.Duration(events+30) * time.Second,
 				AlertRetention: 24 * time.Hour, Concurrency: conc, Policy: audit.Policy{UnknownUsers: audit.UnknownAlert, FailedLoginThreshold: 5}}}
-		start := time.Now()
-		res, err := s.Run(context.Background(), audit.Trigger{To: end})
-		took := time.Since(start)
-		if err != nil {
-			b.Fatal(err)
-		}
+		took, res := timedRun(b, s, end)
 		if res.EventsScanned != events {
 			b.Errorf("concurrency %d: %d events scanned, want %d (%d missed)", conc, res.EventsScanned, events, events-res.EventsScanned)
 		}

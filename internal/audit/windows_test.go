@@ -16,6 +16,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/behaviour"
+	"ipguard/internal/behaviour/behaviourtest"
 	"ipguard/internal/behaviour/windowtest"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
@@ -210,7 +211,7 @@ func TestADayGivesTheSameFindingsInRunsAndInOneBackfill(t *testing.T) {
 	t.Run("shared fakes", func(t *testing.T) {
 		auditDayBothWays(t, func(t *testing.T) stores {
 			st := audittest.NewStore(users...)
-			return stores{audit: st, leases: st, baselines: &memBaselines{items: map[string]behaviour.Baseline{}}, windows: windowtest.New()}
+			return stores{audit: st, leases: st, baselines: behaviourtest.NewBaselines(), windows: windowtest.New()}
 		})
 	})
 	t.Run("DynamoDB (moto)", func(t *testing.T) {

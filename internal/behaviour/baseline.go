@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"ipguard/internal/countries"
 )
 
 // Bounds of one baseline (one DynamoDB item per user, a few KB at most).
@@ -149,7 +151,7 @@ func countryKey(country string) string {
 	if c := CountryCode(country); c != "" {
 		return c
 	}
-	return clip(normName(country))
+	return clip(countries.Key(country))
 }
 
 // memo remembers a bounded number of computed names (the same browser,
@@ -248,7 +250,7 @@ func (b *Baseline) Learning(at time.Time, minLogins int, minDays time.Duration) 
 
 // placeKey is the key of a city in a baseline: "<country key>/<city>".
 func placeKey(country, city string) string {
-	return clip(countryKey(country) + "/" + normName(city))
+	return clip(countryKey(country) + "/" + countries.Key(city))
 }
 
 // Network is the /24 (IPv4) or /48 (IPv6) of a whole address, "" otherwise.

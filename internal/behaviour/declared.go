@@ -6,7 +6,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
+
+	"ipguard/internal/countries"
 )
 
 // Declared places (issue #21 §4): an allowlist entry may say where the
@@ -43,39 +44,6 @@ type DeclaredPlace struct {
 	Name string
 	// Canonical is the text stored with the entry.
 	Canonical string
-}
-
-type cityRef struct {
-	name, code string
-	point      Point
-}
-
-var (
-	cityIndexOnce sync.Once
-	cityIndex     map[string][]cityRef // normalised city name → the table's cities of that name
-)
-
-func cities() map[string][]cityRef {
-	cityIndexOnce.Do(func() {
-		cityIndex = map[string][]cityRef{}
-		for _, line := range strings.Split(zoneTab, "\n") {
-			if line == "" || line[0] == '#' {
-				continue
-			}
-			f := strings.Split(line, "\t")
-			if len(f) < 3 {
-				continue
-			}
-			p, ok := parseISO6709(f[1])
-			if !ok || countries[f[0]] == nil {
-				continue
-			}
-			name := strings.ReplaceAll(f[2][strings.LastIndexByte(f[2], '/')+1:], "_", " ")
-			k := normName(name)
-			cityIndex[k] = append(cityIndex[k], cityRef{name: name, code: f[0], point: p})
-		}
-	})
-	return cityIndex
 }
 
 // ParsePlace reads an entry's place (see the package comment above). The
@@ -125,20 +93,20 @@ func parseCoordinates(s string) (DeclaredPlace, error) {
 	// Four decimals are about 10 m: more says nothing more.
 	lat, lon = math.Round(lat*1e4)/1e4, math.Round(lon*1e4)/1e4
 	c := strconv.FormatFloat(lat, 'f', -1, 64) + "," + strconv.FormatFloat(lon, 'f', -1, 64)
-	return DeclaredPlace{Place: Place{Points: []Point{{lat, lon}}, Radius: DeclaredRadiusKm}, Name: c, Canonical: c}, nil
+	return DeclaredPlace{Place: Place{Points: []Point{{Lat: lat, Lon: lon}}, Radius: DeclaredRadiusKm}, Name: c, Canonical: c}, nil
 }
 
 func parseCity(s string) (DeclaredPlace, error) {
 	name, country, qualified := strings.Cut(s, ",")
-	refs := cities()[normName(name)]
+	refs := countries.Cities(name)
 	if len(refs) == 0 {
 		return DeclaredPlace{}, fmt.Errorf("is not a city of the place table (a time zone's principal city, such as Berlin, New York or Sao Paulo), nor coordinates \"lat,lon\", nor %q", PlaceAnywhere)
 	}
 	if qualified {
 		code := CountryCode(country)
-		var in []cityRef
+		var in []countries.City
 		for _, r := range refs {
-			if r.code == code {
+			if r.Code == code {
 				in = append(in, r)
 			}
 		}
@@ -148,20 +116,19 @@ func parseCity(s string) (DeclaredPlace, error) {
 		refs = in
 	}
 	if len(refs) > 1 {
-		return DeclaredPlace{}, fmt.Errorf("names a city the place table has in %s; add the country (\"%s, %s\")", codesOf(refs), refs[0].name, refs[0].code)
+		return DeclaredPlace{}, fmt.Errorf("names a city the place table has in %s; add the country (\"%s, %s\")", codesOf(refs), refs[0].Name, refs[0].Code)
 	}
 	r := refs[0]
-	c := countries[r.code]
 	return DeclaredPlace{
-		Place: Place{Code: r.code, Country: c.name, City: r.name, Points: []Point{r.point}, Radius: DeclaredRadiusKm},
-		Name:  r.name, Canonical: r.name + ", " + r.code,
+		Place: Place{Code: r.Code, Country: countries.Lookup(r.Code).Name, City: r.Name, Points: []Point{r.Point}, Radius: DeclaredRadiusKm},
+		Name:  r.Name, Canonical: r.Name + ", " + r.Code,
 	}, nil
 }
 
-func codesOf(refs []cityRef) string {
+func codesOf(refs []countries.City) string {
 	var cs []string
 	for _, r := range refs {
-		cs = append(cs, r.code)
+		cs = append(cs, r.Code)
 	}
 	sort.Strings(cs)
 	return strings.Join(cs, ", ")

@@ -79,6 +79,31 @@ func (s *sink) Publish(_ context.Context, a ipguard.Alert) (string, error) {
 	return "m", nil
 }
 
+// newDigest is a publisher that gathers low findings into the digest sent
+// after 08:00 UTC, on the clock *now, with its store and what it sends.
+func newDigest(now *time.Time) (*digest.Publisher, *memStore, *sink) {
+	st, out := &memStore{}, &sink{}
+	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return *now }}
+	return p, st, out
+}
+
+// digestMail publishes fs as a batch marked Digest, moves *now to at and
+// returns the one digest then sent.
+func digestMail(t *testing.T, p *digest.Publisher, out *sink, now *time.Time, at time.Time, fs []audit.Finding) string {
+	t.Helper()
+	ctx := context.Background()
+	a := ipguard.Alert{Severity: "low", Digest: true}
+	a.Default, _ = jsonPayload(fs)
+	if _, err := p.Publish(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	*now = at
+	if _, err := p.SendDue(ctx); err != nil || len(out.sent) != 1 {
+		t.Fatalf("sent %d, %v", len(out.sent), err)
+	}
+	return out.sent[0].Email
+}
+
 func lowAlert(t *testing.T, fs ...audit.Finding) ipguard.Alert {
 	t.Helper()
 	a := ipguard.Alert{Severity: "low", Subject: "low"}
@@ -90,8 +115,7 @@ func lowAlert(t *testing.T, fs ...audit.Finding) ipguard.Alert {
 func TestDigestGathersLowFindingsAndSendsOnceAfterTheHour(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
-	st, out := &memStore{}, &sink{}
-	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	p, _, out := newDigest(&now)
 
 	f := func(id int64, email, ip string) audit.Finding {
 		return audit.Finding{EventID: id, Kind: "new_country", Severity: "low", Email: email, IP: ip}
@@ -155,8 +179,7 @@ func TestDigestGathersLowFindingsAndSendsOnceAfterTheHour(t *testing.T) {
 func TestDigestOfADayLongAgoIsStillSent(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	st, out := &memStore{}, &sink{}
-	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	p, st, out := newDigest(&now)
 	for _, later := range []time.Duration{3 * 24 * time.Hour, 7*24*time.Hour + 7*time.Hour} {
 		t.Run(later.String(), func(t *testing.T) {
 			st.items, st.revs = nil, nil

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
-	"ipguard/internal/digest"
 	"ipguard/internal/ipguard"
 )
 
@@ -18,8 +17,7 @@ import (
 func TestDigestCountsEpisodesAndSuggestsTheWeeksNetworks(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	st, out := &memStore{}, &sink{}
-	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	p, _, out := newDigest(&now)
 	familiar := func(id int64, ip, network string) audit.Finding {
 		return audit.Finding{EventID: id, Kind: audit.KindIPNotAllowed, Severity: "low", UserID: "u-ann", Email: "ann\u202e@example.com", IP: ip, Digest: true,
 			Familiar: &audit.Familiar{Network: network, Place: "Berlin, Germany", Device: "Chrome on Android", Logins: 43}}
@@ -67,23 +65,12 @@ func TestDigestCountsEpisodesAndSuggestsTheWeeksNetworks(t *testing.T) {
 // digest must not tell the operator that its first login was (they would
 // look for a message that does not exist).
 func TestDigestDoesNotClaimAFamiliarEpisodeWasAlerted(t *testing.T) {
-	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	st, out := &memStore{}, &sink{}
-	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	p, _, out := newDigest(&now)
 	f := audit.Finding{EventID: 1, Kind: audit.KindIPNotAllowed, Severity: "low", UserID: "u-ann", Email: "ann@example.com", IP: "80.187.12.9", Digest: true,
 		Familiar: &audit.Familiar{Network: "80.187.12.0/24", Place: "Berlin, Germany", Device: "Chrome on Android", Logins: 43},
 		Episode:  &audit.Episode{Key: "u-ann|80.187.12.0/24", Network: "80.187.12.0/24", Country: "Germany", First: "2026-12-01T08:00:00Z", Count: 1, Hours: 24}}
-	a := ipguard.Alert{Severity: "low", Digest: true}
-	a.Default, _ = jsonPayload([]audit.Finding{f})
-	if _, err := p.Publish(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	now = time.Date(2026, 12, 2, 8, 5, 0, 0, time.UTC)
-	if _, err := p.SendDue(ctx); err != nil || len(out.sent) != 1 {
-		t.Fatalf("sent %d, %v", len(out.sent), err)
-	}
-	mail := out.sent[0].Email
+	mail := digestMail(t, p, out, &now, time.Date(2026, 12, 2, 8, 5, 0, 0, time.UTC), []audit.Finding{f})
 	if strings.Contains(mail, "first login was sent as an alert") {
 		t.Errorf("the digest claims an alert that was never sent:\n%s", mail)
 	}
@@ -96,26 +83,15 @@ func TestDigestDoesNotClaimAFamiliarEpisodeWasAlerted(t *testing.T) {
 // alert (Familiar.NoSuggestion) is listed, but never offered as a ready
 // onboarding event: an attacker's network is not suggested as the user's own.
 func TestDigestDoesNotSuggestToldOrNewNetworks(t *testing.T) {
-	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	st, out := &memStore{}, &sink{}
-	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	p, _, out := newDigest(&now)
 	fs := []audit.Finding{
 		{EventID: 1, Kind: audit.KindIPNotAllowed, Severity: "low", UserID: "u-ann", Email: "ann@example.com", IP: "203.0.113.7", Digest: true,
 			Familiar: &audit.Familiar{Network: "203.0.113.0/24", Place: "Paris, France", Device: "Firefox on Windows", Logins: 1, NoSuggestion: true}},
 		{EventID: 2, Kind: audit.KindIPNotAllowed, Severity: "low", UserID: "u-ann", Email: "ann@example.com", IP: "80.187.12.9", Digest: true,
 			Familiar: &audit.Familiar{Network: "80.187.12.0/24", Place: "Berlin, Germany", Device: "Chrome on Android", Logins: 43}},
 	}
-	a := ipguard.Alert{Severity: "low", Digest: true}
-	a.Default, _ = jsonPayload(fs)
-	if _, err := p.Publish(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	now = time.Date(2026, 12, 2, 8, 5, 0, 0, time.UTC)
-	if _, err := p.SendDue(ctx); err != nil || len(out.sent) != 1 {
-		t.Fatalf("sent %d, %v", len(out.sent), err)
-	}
-	mail := out.sent[0].Email
+	mail := digestMail(t, p, out, &now, time.Date(2026, 12, 2, 8, 5, 0, 0, time.UTC), fs)
 	if !strings.Contains(mail, "203.0.113.7, Paris, France") || !strings.Contains(mail, `{"action":"add","id":"u-ann","allowedIps":["80.187.12.0/24"]}`) {
 		t.Errorf("digest lacks the familiar line or the good suggestion:\n%s", mail)
 	}

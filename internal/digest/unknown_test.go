@@ -13,6 +13,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest"
 	"ipguard/internal/behaviour"
+	"ipguard/internal/behaviour/behaviourtest"
 	"ipguard/internal/digest"
 	"ipguard/internal/ipguard"
 )
@@ -73,26 +74,6 @@ func (p *people) lookups() int {
 	return n
 }
 
-// baselines is behaviour.Store in memory.
-type baselines struct{ items map[string]behaviour.Baseline }
-
-func (b *baselines) Baselines(_ context.Context, ids []string) (map[string]behaviour.Baseline, error) {
-	out := map[string]behaviour.Baseline{}
-	for _, id := range ids {
-		if x, ok := b.items[id]; ok {
-			out[id] = x
-		}
-	}
-	return out, nil
-}
-
-func (b *baselines) SaveBaselines(_ context.Context, bs []behaviour.Baseline) error {
-	for _, x := range bs {
-		b.items[x.UserID] = x
-	}
-	return nil
-}
-
 func success(id int64, user, email, ip, country, city string, d time.Duration) ipguard.LoginEvent {
 	return ipguard.LoginEvent{ID: id, Date: u0.Add(d), UserID: user, User: email, Login: email, ActionID: 1010, IP: ip,
 		Country: country, City: city, Browser: "Firefox 126.0", Platform: "Linux"}
@@ -122,7 +103,7 @@ func newChain(policy string, learned map[string]behaviour.Baseline, evs ...ipgua
 		Settings: audit.Settings{Portal: "portal.example.com", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 24 * time.Hour,
 			Policy: audit.Policy{UnknownUsers: policy, FailedLoginThreshold: 5}}}
 	if learned != nil {
-		c.svc.Behaviour = &behaviour.Detector{Store: &baselines{items: learned}, Settings: behaviour.Settings{MinSeverity: audit.SeverityMedium}}
+		c.svc.Behaviour = &behaviour.Detector{Store: &behaviourtest.BaselineStore{Items: learned}, Settings: behaviour.Settings{MinSeverity: audit.SeverityMedium}}
 	}
 	return c
 }
@@ -328,14 +309,14 @@ func TestLearnBuildsBaselinesOfPeopleWithoutAllowlist(t *testing.T) {
 		evs = append(evs, e)
 	}
 	st := audittest.NewStore() // nobody is onboarded
-	bs := &baselines{items: map[string]behaviour.Baseline{}}
+	bs := behaviourtest.NewBaselines()
 	l := &behaviour.Learner{Source: &pagedSource{events: evs}, Store: bs, Leases: st,
 		Users: st.Users, Now: func() time.Time { return u0.Add(time.Minute) }}
 	res, err := l.Learn(context.Background(), behaviour.LearnRequest{Days: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, ok := bs.items[carolID]
+	b, ok := bs.Items[carolID]
 	if !ok || b.Logins != 12 || res.BaselinesWritten != 1 || !b.HasCountry(behaviour.CountryCode("Germany")) {
 		t.Fatalf("baseline of a person without an allowlist: %+v (ok %v), result %+v", b, ok, res)
 	}

@@ -48,18 +48,7 @@ func (p *pacer) wait(ctx context.Context) error {
 	}
 	p.next = at.Add(p.interval)
 	p.mu.Unlock()
-	d := at.Sub(now)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return waitFor(ctx, at.Sub(now))
 }
 
 // pause holds every request for d from now (a longer pause already set wins).

@@ -82,15 +82,21 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	if deadline, ok := ctx.Deadline(); ok && time.Now().Add(d).After(deadline) {
 		return false
 	}
+	return waitFor(ctx, d) == nil
+}
+
+// waitFor waits d (none when d <= 0) unless ctx ends first; then, or when
+// ctx has already ended, it returns ctx.Err().
+func waitFor(ctx context.Context, d time.Duration) error {
 	if d <= 0 {
-		return ctx.Err() == nil
+		return ctx.Err()
 	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return true
+		return nil
 	case <-ctx.Done():
-		return false
+		return ctx.Err()
 	}
 }

@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -18,35 +17,28 @@ import (
 // backoff at most 10 times per call (fewer when ctx ends first).
 func (s *Store) Alerted(ctx context.Context, ids []int64, now time.Time) (map[int64]bool, error) {
 	alerted := make(map[int64]bool)
-	distinct := dedupe(ids)
-	for start := 0; start < len(distinct); start += maxBatchGet {
-		chunk := distinct[start:min(start+maxBatchGet, len(distinct))]
-		op := fmt.Sprintf("get %d alerted records", len(chunk))
-		keys := make([]map[string]types.AttributeValue, len(chunk))
-		for i, id := range chunk {
-			keys[i] = key(alertedPK(id))
-		}
-		items, err := s.batchGet(ctx, op, keys)
+	pks := make([]string, len(ids))
+	for i, id := range ids {
+		pks[i] = alertedPK(id)
+	}
+	err := s.getItems(ctx, "alerted records", pks, func(item map[string]types.AttributeValue) {
+		// A record that no longer parses counts as not alerted: the worst
+		// outcome is one more alert, never a silenced one.
+		pk, _, err := getS(item, "pk")
 		if err != nil {
-			return nil, err
+			return
 		}
-		for _, item := range items {
-			// A record that no longer parses counts as not alerted: the
-			// worst outcome is one more alert, never a silenced one.
-			pk, _, err := getS(item, "pk")
-			if err != nil {
-				continue
-			}
-			digits, isAlerted := strings.CutPrefix(pk, alertedPrefix)
-			id, err := strconv.ParseInt(digits, 10, 64)
-			if !isAlerted || err != nil {
-				continue
-			}
-			exp, ok, err := getN(item, "expiresAt")
-			if err == nil && ok && exp > now.Unix() {
-				alerted[id] = true
-			}
+		digits, isAlerted := strings.CutPrefix(pk, alertedPrefix)
+		id, err := strconv.ParseInt(digits, 10, 64)
+		if !isAlerted || err != nil {
+			return
 		}
+		if exp, ok, err := getN(item, "expiresAt"); err == nil && ok && exp > now.Unix() {
+			alerted[id] = true
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return alerted, nil
 }
@@ -57,22 +49,16 @@ func (s *Store) Alerted(ctx context.Context, ids []int64, now time.Time) (map[in
 // unprocessed items retried with backoff at most 10 times per call (fewer when ctx ends first); on error some ids may be recorded.
 func (s *Store) RecordAlerted(ctx context.Context, ids []int64, at time.Time, keep time.Duration) error {
 	distinct := dedupe(ids)
-	for start := 0; start < len(distinct); start += maxBatchWrite {
-		chunk := distinct[start:min(start+maxBatchWrite, len(distinct))]
-		reqs := make([]types.WriteRequest, len(chunk))
-		for i, id := range chunk {
-			reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-				"pk":        str(alertedPK(id)),
-				"eventId":   num(id),
-				"alertedAt": str(at.UTC().Format(time.RFC3339)),
-				"expiresAt": num(at.Add(keep).Unix()),
-			}}}
-		}
-		if err := s.batchWrite(ctx, fmt.Sprintf("record %d alerted events", len(chunk)), reqs); err != nil {
-			return err
-		}
+	reqs := make([]types.WriteRequest, len(distinct))
+	for i, id := range distinct {
+		reqs[i] = types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			"pk":        str(alertedPK(id)),
+			"eventId":   num(id),
+			"alertedAt": str(at.UTC().Format(time.RFC3339)),
+			"expiresAt": num(at.Add(keep).Unix()),
+		}}}
 	}
-	return nil
+	return s.writeItems(ctx, "record alerted events", reqs, 1)
 }
 
 func alertedPK(id int64) string { return alertedPrefix + strconv.FormatInt(id, 10) }

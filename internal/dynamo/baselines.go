@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -27,69 +26,41 @@ const baselineKeep = 365 * 24 * time.Hour
 // An item that cannot be decoded is treated as absent (the user learns
 // again) rather than failing the run.
 func (s *Store) Baselines(ctx context.Context, ids []string) (map[string]behaviour.Baseline, error) {
-	out, err := readUserItems[behaviour.Baseline](ctx, s, "read baselines", BaselinePrefix, ids, false)
-	for id, b := range out {
-		b.UserID = id
-		out[id] = b
-	}
-	return out, err
+	return readUserItems(ctx, s, "baselines", BaselinePrefix, ids, false, func(b *behaviour.Baseline, id string) { b.UserID = id })
 }
 
 // readUserItems reads the JSON `data` of the "<prefix><id>" items of ids
-// (each id once), one BatchGetItem per 100 ids. An item that cannot be
+// (each id once, its id set by setID), one BatchGetItem per 100 ids. An item that cannot be
 // decoded, or with skipExpired one whose expiresAt has passed but that
 // DynamoDB has not deleted yet, is treated as absent.
-func readUserItems[T any](ctx context.Context, s *Store, op, prefix string, ids []string, skipExpired bool) (map[string]T, error) {
+func readUserItems[T any](ctx context.Context, s *Store, noun, prefix string, ids []string, skipExpired bool, setID func(*T, string)) (map[string]T, error) {
 	out := map[string]T{}
-	seen := map[string]bool{}
 	now := time.Now().Unix()
-	var keys []map[string]types.AttributeValue
-	flush := func() error {
-		if len(keys) == 0 {
-			return nil
+	err := s.getItems(ctx, noun, prefixed(prefix, ids), func(it map[string]types.AttributeValue) {
+		if exp, ok, _ := getN(it, "expiresAt"); skipExpired && ok && exp < now {
+			return
 		}
-		items, err := s.batchGet(ctx, op, keys)
-		if err != nil {
-			return err
+		pk, _, _ := getS(it, "pk")
+		data, ok, _ := getS(it, "data")
+		if !ok {
+			return
 		}
-		for _, it := range items {
-			if exp, ok, _ := getN(it, "expiresAt"); skipExpired && ok && exp < now {
-				continue
-			}
-			pk, _, _ := getS(it, "pk")
-			data, ok, _ := getS(it, "data")
-			if !ok {
-				continue
-			}
-			var v T
-			if json.Unmarshal([]byte(data), &v) != nil {
-				continue
-			}
-			out[strings.TrimPrefix(pk, prefix)] = v
+		var v T
+		if json.Unmarshal([]byte(data), &v) != nil {
+			return
 		}
-		keys = keys[:0]
-		return nil
-	}
-	for _, id := range ids {
-		if id == "" || seen[id] {
-			continue
-		}
-		seen[id] = true
-		keys = append(keys, key(prefix+id))
-		if len(keys) == maxBatchGet {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+		id := strings.TrimPrefix(pk, prefix)
+		setID(&v, id)
+		out[id] = v
+	})
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// userItemPut is the put of one "<prefix><id>" item with its JSON data.
-func userItemPut(pk string, data []byte, now, expires time.Time) types.WriteRequest {
+// jsonItemPut is the put of the item pk with its JSON data.
+func jsonItemPut(pk string, data []byte, now, expires time.Time) types.WriteRequest {
 	return types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
 		"pk":        str(pk),
 		"data":      str(string(data)),
@@ -104,60 +75,32 @@ const saveConcurrency = 4
 // SaveBaselines implements behaviour.Store: BatchWriteItem in chunks of 25,
 // up to 4 at once. On error some baselines may be written (each whole).
 func (s *Store) SaveBaselines(ctx context.Context, bs []behaviour.Baseline) error {
-	now := time.Now().UTC()
-	var chunks [][]types.WriteRequest
-	var reqs []types.WriteRequest
-	for _, b := range bs {
-		if b.UserID == "" {
-			return s.corrupt("write baseline", fmt.Errorf("a baseline without a user id"))
-		}
-		data, err := json.Marshal(b)
-		if err != nil {
-			return s.corrupt("write baseline "+b.UserID, err)
-		}
+	return writeUserItems(ctx, s, "baseline", BaselinePrefix, bs, func(b behaviour.Baseline, now time.Time) (string, time.Time) {
 		keepFrom := b.Newest
 		if keepFrom.IsZero() {
 			keepFrom = now
 		}
-		reqs = append(reqs, userItemPut(BaselinePrefix+b.UserID, data, now, keepFrom.Add(baselineKeep)))
-		if len(reqs) == maxBatchWrite {
-			chunks, reqs = append(chunks, reqs), nil
+		return b.UserID, keepFrom.Add(baselineKeep)
+	}, saveConcurrency)
+}
+
+// writeUserItems writes each of xs as the JSON `data` of its user's
+// "<prefix><id>" item, expiring when user says (given the time of writing),
+// concurrency batches at once. An x without a user id, or that does not
+// encode, is an error before anything is written.
+func writeUserItems[T any](ctx context.Context, s *Store, noun, prefix string, xs []T, user func(x T, now time.Time) (id string, expires time.Time), concurrency int) error {
+	now := time.Now().UTC()
+	reqs := make([]types.WriteRequest, 0, len(xs))
+	for _, x := range xs {
+		id, expires := user(x, now)
+		if id == "" {
+			return s.corrupt("write "+noun, fmt.Errorf("a %s without a user id", noun))
 		}
-	}
-	if len(reqs) > 0 {
-		chunks = append(chunks, reqs)
-	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  = make(chan []types.WriteRequest)
-	)
-	for range min(saveConcurrency, len(chunks)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c := range next {
-				if err := s.batchWrite(ctx, "write baselines", c); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
-	for _, c := range chunks {
-		mu.Lock()
-		failed := first != nil
-		mu.Unlock()
-		if failed {
-			break
+		data, err := json.Marshal(x)
+		if err != nil {
+			return s.corrupt("write "+noun+" "+id, err)
 		}
-		next <- c
+		reqs = append(reqs, jsonItemPut(prefix+id, data, now, expires))
 	}
-	close(next)
-	wg.Wait()
-	return first
+	return s.writeItems(ctx, "write "+noun+"s", reqs, concurrency)
 }

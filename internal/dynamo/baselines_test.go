@@ -12,7 +12,6 @@ import (
 
 	"ipguard/internal/behaviour"
 	"ipguard/internal/dynamo"
-	"ipguard/internal/testbed/localaws"
 )
 
 var _ behaviour.Store = (*dynamo.Store)(nil)
@@ -21,9 +20,7 @@ var _ behaviour.Store = (*dynamo.Store)(nil)
 // no item, or with an item that no longer decodes, is absent.
 func TestBaselines(t *testing.T) {
 	ctx := context.Background()
-	db := localaws.MotoTableT(t, "baselines")
-	rec := &recorder{API: db}
-	s := dynamo.New(rec, "baselines")
+	s, rec, db := recordedStore(t, "baselines")
 	t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 	var bs []behaviour.Baseline
 	var ids []string

@@ -14,15 +14,11 @@ import (
 // false if no audit has recorded one yet. The read is strongly consistent.
 func (s *Store) Checkpoint(ctx context.Context) (until time.Time, ok bool, err error) {
 	const op = "get audit checkpoint"
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            key(checkpointPK),
-		ConsistentRead: aws.Bool(true),
-	})
+	item, err := s.getItem(ctx, op, checkpointPK)
 	if err != nil {
-		return time.Time{}, false, s.fail(op, err)
+		return time.Time{}, false, err
 	}
-	v, ok, err := getS(out.Item, "until")
+	v, ok, err := getS(item, "until")
 	if err != nil {
 		return time.Time{}, false, s.corrupt(op, err)
 	}

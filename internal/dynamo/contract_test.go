@@ -11,6 +11,7 @@ import (
 	"ipguard/internal/audit"
 	"ipguard/internal/audit/audittest/auditcontract"
 	"ipguard/internal/behaviour"
+	"ipguard/internal/behaviour/behaviourtest"
 	"ipguard/internal/behaviour/windowtest"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/enforce"
@@ -42,6 +43,9 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 	})
 	t.Run("onboard.Store", func(t *testing.T) {
 		onboardcontract.StoreContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
+	})
+	t.Run("behaviour.Store and EpisodeStore", func(t *testing.T) {
+		behaviourtest.Contract(t, func(t *testing.T) behaviourtest.Stores { return newStore(t) })
 	})
 	t.Run("behaviour.WindowStore", func(t *testing.T) {
 		windowtest.Contract(t, func(t *testing.T) behaviour.WindowStore { return newStore(t) })

@@ -19,12 +19,16 @@
 package dynamo
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -134,6 +138,36 @@ func (s *Store) fail(op string, err error) error {
 	return awserr.Classify(err, op, awserr.Resource{Service: "dynamodb", Field: "ALLOWLIST_TABLE", Value: s.table})
 }
 
+// getItem reads the item pk with a strongly consistent read; nil when
+// there is none. Failures are classified under op.
+func (s *Store) getItem(ctx context.Context, op, pk string) (map[string]types.AttributeValue, error) {
+	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(pk), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	return out.Item, nil
+}
+
+// isConditionFailed reports whether err is DynamoDB's refusal of a write
+// whose condition did not hold.
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+// conditional is the outcome of a conditional write that returned err:
+// false with a nil error when its condition did not hold, true when it was
+// applied, any other failure classified under op.
+func (s *Store) conditional(op string, err error) (bool, error) {
+	if isConditionFailed(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, s.fail(op, err)
+	}
+	return true, nil
+}
+
 // corrupt reports an item the store cannot decode.
 func (s *Store) corrupt(op string, err error) error {
 	return ipguard.Errorf(ipguard.EInternal, "dynamodb: %s in table %s: %w", op, s.table, err)
@@ -177,6 +211,81 @@ func (s *Store) batchGet(ctx context.Context, op string, keys []map[string]types
 		}
 		req = map[string]types.KeysAndAttributes{s.table: left}
 	}
+}
+
+// getItems reads the items of the keys pks (each once), one batchGet per
+// maxBatchGet keys (noun names the items in errors: "get 100 users"), and
+// hands each item read to each.
+func (s *Store) getItems(ctx context.Context, noun string, pks []string, each func(map[string]types.AttributeValue)) error {
+	seen := make(map[string]bool, len(pks))
+	var keys []map[string]types.AttributeValue
+	for _, pk := range pks {
+		if !seen[pk] {
+			seen[pk] = true
+			keys = append(keys, key(pk))
+		}
+	}
+	for start := 0; start < len(keys); start += maxBatchGet {
+		chunk := keys[start:min(start+maxBatchGet, len(keys))]
+		items, err := s.batchGet(ctx, fmt.Sprintf("get %d %s", len(chunk), noun), chunk)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			each(it)
+		}
+	}
+	return nil
+}
+
+// prefixed is the keys "<prefix><id>" of ids, but for empty ids.
+func prefixed(prefix string, ids []string) []string {
+	pks := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if id != "" {
+			pks = append(pks, prefix+id)
+		}
+	}
+	return pks
+}
+
+// writeItems writes reqs (distinct keys) in batches of maxBatchWrite, up
+// to concurrency batches at once; after the first error it starts no other
+// batch and returns that error (some items may be written, each whole).
+func (s *Store) writeItems(ctx context.Context, op string, reqs []types.WriteRequest, concurrency int) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan []types.WriteRequest)
+	)
+	failed := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return first != nil
+	}
+	for range min(concurrency, (len(reqs)+maxBatchWrite-1)/maxBatchWrite) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range next {
+				if failed() {
+					continue
+				}
+				if err := s.batchWrite(ctx, op, c); err != nil {
+					mu.Lock()
+					first = cmp.Or(first, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for start := 0; start < len(reqs) && !failed(); start += maxBatchWrite {
+		next <- reqs[start:min(start+maxBatchWrite, len(reqs))]
+	}
+	close(next)
+	wg.Wait()
+	return first
 }
 
 // batchWrite writes reqs (at most maxBatchWrite, distinct keys), retrying

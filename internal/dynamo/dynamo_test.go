@@ -17,6 +17,7 @@ import (
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
 	"ipguard/internal/onboard"
+	"ipguard/internal/testbed/localaws"
 )
 
 // The store is what the domain packages ask for.
@@ -594,6 +595,15 @@ func assertUser(t *testing.T, got, want ipguard.User) {
 // sizes. On the first batch call it holds back the last holdBack keys or items
 // and returns them as unprocessed, as DynamoDB does under throttling (moto
 // never does).
+// recordedStore is a store over a new moto table whose calls rec records,
+// and the table's own client, for writes behind the store's back.
+func recordedStore(t *testing.T, table string) (*dynamo.Store, *recorder, *dynamodb.Client) {
+	t.Helper()
+	db := localaws.MotoTableT(t, table)
+	rec := &recorder{API: db}
+	return dynamo.New(rec, table), rec, db
+}
+
 type recorder struct {
 	dynamo.API
 	holdBack   int

@@ -2,11 +2,7 @@ package dynamo
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/behaviour"
 )
@@ -22,41 +18,17 @@ const EpisodePrefix = behaviour.EpisodePrefix
 // ids. An item that cannot be decoded, or has expired but is not deleted
 // yet, is treated as absent.
 func (s *Store) Episodes(ctx context.Context, ids []string) (map[string]behaviour.Episodes, error) {
-	out, err := readUserItems[behaviour.Episodes](ctx, s, "read episodes", EpisodePrefix, ids, true)
-	for id, es := range out {
-		es.UserID = id
-		out[id] = es
-	}
-	return out, err
+	return readUserItems(ctx, s, "episodes", EpisodePrefix, ids, true, func(e *behaviour.Episodes, id string) { e.UserID = id })
 }
 
 // SaveEpisodes implements behaviour.EpisodeStore: BatchWriteItem in chunks
 // of 25. A user whose episodes all closed has an item that expires now.
 func (s *Store) SaveEpisodes(ctx context.Context, es []behaviour.Episodes, hours int) error {
-	now := time.Now().UTC()
-	var reqs []types.WriteRequest
-	for _, e := range es {
-		if e.UserID == "" {
-			return s.corrupt("write episodes", fmt.Errorf("episodes without a user id"))
-		}
-		data, err := json.Marshal(e)
-		if err != nil {
-			return s.corrupt("write episodes "+e.UserID, err)
-		}
+	return writeUserItems(ctx, s, "episode", EpisodePrefix, es, func(e behaviour.Episodes, now time.Time) (string, time.Time) {
 		exp := e.Expires(hours)
 		if exp.IsZero() {
 			exp = now
 		}
-		reqs = append(reqs, userItemPut(EpisodePrefix+e.UserID, data, now, exp))
-		if len(reqs) == maxBatchWrite {
-			if err := s.batchWrite(ctx, "write episodes", reqs); err != nil {
-				return err
-			}
-			reqs = nil
-		}
-	}
-	if len(reqs) > 0 {
-		return s.batchWrite(ctx, "write episodes", reqs)
-	}
-	return nil
+		return e.UserID, exp
+	}, 1)
 }

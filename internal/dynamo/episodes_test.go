@@ -13,7 +13,6 @@ import (
 
 	"ipguard/internal/behaviour"
 	"ipguard/internal/dynamo"
-	"ipguard/internal/testbed/localaws"
 )
 
 var _ behaviour.EpisodeStore = (*dynamo.Store)(nil)
@@ -23,9 +22,7 @@ var _ behaviour.EpisodeStore = (*dynamo.Store)(nil)
 // past its expiry (not yet deleted by TTL) is absent.
 func TestEpisodes(t *testing.T) {
 	ctx := context.Background()
-	db := localaws.MotoTableT(t, "episodes")
-	rec := &recorder{API: db}
-	s := dynamo.New(rec, "episodes")
+	s, rec, db := recordedStore(t, "episodes")
 	now := time.Now().UTC().Truncate(time.Second)
 	var es []behaviour.Episodes
 	var ids []string

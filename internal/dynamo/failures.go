@@ -71,13 +71,13 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 	sort.Strings(keys)
 	for _, k := range keys {
 		op := "record failed logins " + k
-		got, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(k), ConsistentRead: aws.Bool(true)})
+		item, err := s.getItem(ctx, op, k)
 		if err != nil {
-			return s.fail(op, err)
+			return err
 		}
-		m := decodeFailures(got.Item)
+		m := decodeFailures(item)
 		var exp int64
-		if v, ok, err := getN(got.Item, "expiresAt"); err == nil && ok {
+		if v, ok, err := getN(item, "expiresAt"); err == nil && ok {
 			exp = v
 		}
 		for _, f := range byItem[k] {
@@ -136,32 +136,22 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 func (s *Store) Failures(ctx context.Context, ips []string, from, to time.Time) (map[string][]ipguard.AddressFailures, error) {
 	out := map[string][]ipguard.AddressFailures{}
 	want := map[string]bool{}
-	seen := map[string]bool{}
-	var keys []map[string]types.AttributeValue
+	var pks []string
 	for _, ip := range ips {
 		want[ip] = true
 		for b := from.UTC().Truncate(failureBucket); !b.After(to); b = b.Add(failureBucket) {
-			k := failureKey(b, ip)
-			if !seen[k] {
-				seen[k] = true
-				keys = append(keys, key(k))
-			}
+			pks = append(pks, failureKey(b, ip))
 		}
 	}
-	for start := 0; start < len(keys); start += maxBatchGet {
-		chunk := keys[start:min(start+maxBatchGet, len(keys))]
-		items, err := s.batchGet(ctx, fmt.Sprintf("get %d failed-login buckets", len(chunk)), chunk)
-		if err != nil {
-			return nil, err
-		}
-		for _, item := range items {
-			for ip, f := range decodeFailures(item) {
-				if !want[ip] || f.Last.Before(from) || f.Last.After(to) {
-					continue
-				}
+	err := s.getItems(ctx, "failed-login buckets", pks, func(item map[string]types.AttributeValue) {
+		for ip, f := range decodeFailures(item) {
+			if want[ip] && !f.Last.Before(from) && !f.Last.After(to) {
 				out[ip] = append(out[ip], f)
 			}
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, recs := range out {
 		sort.Slice(recs, func(i, j int) bool { return recs[i].Last.Before(recs[j].Last) })

@@ -31,13 +31,8 @@ func keyAlertPK(k keywatch.Key, threshold int) string {
 // KeyAlertSent implements keywatch.Store: whether the alert for threshold
 // days before k's expiry was recorded (strongly consistent read).
 func (s *Store) KeyAlertSent(ctx context.Context, k keywatch.Key, threshold int) (bool, error) {
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: key(keyAlertPK(k, threshold)), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return false, s.fail("get key alert record", err)
-	}
-	return len(out.Item) > 0, nil
+	item, err := s.getItem(ctx, "get key alert record", keyAlertPK(k, threshold))
+	return len(item) > 0, err
 }
 
 // RecordKeyAlert implements keywatch.Store; the record is kept until 30
@@ -136,13 +131,11 @@ func (s *Store) putJSON(ctx context.Context, op, pk string, v any) error {
 }
 
 func (s *Store) getJSON(ctx context.Context, op, pk string, v any) (bool, error) {
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: key(pk), ConsistentRead: aws.Bool(true),
-	})
+	item, err := s.getItem(ctx, op, pk)
 	if err != nil {
-		return false, s.fail(op, err)
+		return false, err
 	}
-	data, ok, err := getS(out.Item, "data")
+	data, ok, err := getS(item, "data")
 	if err != nil {
 		return false, s.corrupt(op, err)
 	}

@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -27,12 +26,11 @@ const maxHistorySpans = 2000
 // RecordHistory implements onboard.Store: one consistent read and one write.
 func (s *Store) RecordHistory(ctx context.Context, userID, email string, added, removed []string, offboarded bool, at time.Time, keep time.Duration) error {
 	op := "record allowlist history of user " + userID
-	k := key(historyPrefix + userID)
-	got, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: k, ConsistentRead: aws.Bool(true)})
+	got, err := s.getItem(ctx, op, historyPrefix+userID)
 	if err != nil {
-		return s.fail(op, err)
+		return err
 	}
-	h := decodeHistory(userID, got.Item)
+	h := decodeHistory(userID, got)
 	if email != "" {
 		h.Email = email
 	}
@@ -106,28 +104,14 @@ func (s *Store) RecordHistory(ctx context.Context, userID, email string, added, 
 // left out.
 func (s *Store) AllowlistHistory(ctx context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error) {
 	out := map[string]ipguard.AllowlistHistory{}
-	seen := map[string]bool{}
-	var keys []map[string]types.AttributeValue
-	for _, id := range ids {
-		if id != "" && !seen[id] {
-			seen[id] = true
-			keys = append(keys, key(historyPrefix+id))
-		}
-	}
-	for start := 0; start < len(keys); start += maxBatchGet {
-		chunk := keys[start:min(start+maxBatchGet, len(keys))]
-		items, err := s.batchGet(ctx, fmt.Sprintf("get %d allowlist histories", len(chunk)), chunk)
-		if err != nil {
-			return nil, err
-		}
-		for _, item := range items {
-			pk, _, _ := getS(item, "pk")
-			id, ok := strings.CutPrefix(pk, historyPrefix)
-			if !ok {
-				continue
-			}
+	err := s.getItems(ctx, "allowlist histories", prefixed(historyPrefix, ids), func(item map[string]types.AttributeValue) {
+		pk, _, _ := getS(item, "pk")
+		if id, ok := strings.CutPrefix(pk, historyPrefix); ok {
 			out[id] = decodeHistory(id, item)
 		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

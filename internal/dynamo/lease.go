@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,14 +38,7 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, 
 		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":owner": str(owner)},
 	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.fail("acquire lease "+name, err)
-	}
-	return true, nil
+	return s.conditional("acquire lease "+name, err)
 }
 
 // ReleaseLease ends owner's lease name. If owner no longer holds it (it
@@ -61,14 +53,8 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
 		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": str(owner)},
 	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return nil
-	}
-	if err != nil {
-		return s.fail("release lease "+name, err)
-	}
-	return nil
+	_, err = s.conditional("release lease "+name, err)
+	return err
 }
 
 // PortalStateAndLease reads the portal allowlist state (as PortalState)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -44,13 +43,11 @@ func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
 // consistent); the zero value when nothing was stored yet.
 func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 	const op = "get the portal allowlist state"
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: key(portalStatePK), ConsistentRead: aws.Bool(true),
-	})
+	item, err := s.getItem(ctx, op, portalStatePK)
 	if err != nil {
-		return ipguard.PortalState{}, s.fail(op, err)
+		return ipguard.PortalState{}, err
 	}
-	st, err := decodePortalState(out.Item)
+	st, err := decodePortalState(item)
 	if err != nil {
 		return ipguard.PortalState{}, s.corrupt(op, err)
 	}
@@ -277,11 +274,6 @@ func decodeSent(v string) (list []ipguard.Restriction, added []string, err error
 	return list, added, nil
 }
 
-func isConditionFailed(err error) bool {
-	var ccf *types.ConditionalCheckFailedException
-	return errors.As(err, &ccf)
-}
-
 // The onboarding outbox is one item (pk outbox#onboard) with one attribute
 // per due alert ("a_" and its key), so adding or clearing one never
 // rewrites another, and the portal state item stays within its size.
@@ -308,12 +300,12 @@ func (s *Store) AddDueAlert(ctx context.Context, a ipguard.DueAlert) error {
 // DueAlerts returns the alerts recorded as due, oldest first (strongly consistent).
 func (s *Store) DueAlerts(ctx context.Context) ([]ipguard.DueAlert, error) {
 	const op = "read the due alerts"
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(outboxPK), ConsistentRead: aws.Bool(true)})
+	item, err := s.getItem(ctx, op, outboxPK)
 	if err != nil {
-		return nil, s.fail(op, err)
+		return nil, err
 	}
 	var due []ipguard.DueAlert
-	for name, v := range out.Item {
+	for name, v := range item {
 		if !strings.HasPrefix(name, "a_") {
 			continue
 		}

@@ -18,18 +18,14 @@ import (
 // still raise). The zero value when nothing was saved. Strongly consistent.
 func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 	const op = "get audit progress"
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            key(checkpointPK),
-		ConsistentRead: aws.Bool(true),
-	})
+	item, err := s.getItem(ctx, op, checkpointPK)
 	if err != nil {
-		return ipguard.AuditProgress{}, s.fail(op, err)
+		return ipguard.AuditProgress{}, err
 	}
 	var p ipguard.AuditProgress
 	times := map[string]time.Time{}
 	for _, name := range []string{"until", "cursorFrom", "cursorTo", "cursorBelow"} {
-		v, ok, err := getS(out.Item, name)
+		v, ok, err := getS(item, name)
 		if err != nil {
 			return ipguard.AuditProgress{}, s.corrupt(op, err)
 		}
@@ -43,7 +39,7 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 		times[name] = t.UTC()
 	}
 	p.Until = times["until"]
-	for _, m := range listMaps(out.Item, "memory") {
+	for _, m := range listMaps(item, "memory") {
 		since, ok1, err1 := getN(m, "since")
 		keep, ok2, err2 := getN(m, "keepSeconds")
 		if ok1 && ok2 && err1 == nil && err2 == nil {
@@ -52,12 +48,12 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 	}
 	if b, ok := times["cursorBelow"]; ok {
 		p.Cursor = &ipguard.AuditCursor{From: times["cursorFrom"], To: times["cursorTo"], Below: b}
-		tries, _, err := getN(out.Item, "cursorSecondTries")
+		tries, _, err := getN(item, "cursorSecondTries")
 		if err != nil {
 			return ipguard.AuditProgress{}, s.corrupt(op, err)
 		}
 		p.Cursor.SecondTries = int(tries)
-		if g, ok, err := getS(out.Item, "cursorGuesses"); err == nil && ok {
+		if g, ok, err := getS(item, "cursorGuesses"); err == nil && ok {
 			p.Cursor.Guesses = g
 		}
 	}

@@ -44,12 +44,12 @@ func (s *Store) ClaimResponse(ctx context.Context, rec ipguard.ResponseRecord) (
 			ConditionExpression:       aws.String("attribute_not_exists(pk) OR expiresAt <= :now"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(rec.ClaimedAt.Unix())},
 		})
-		var ccf *types.ConditionalCheckFailedException
-		if err == nil {
-			return rec, true, nil
+		applied, err := s.conditional(op, err)
+		if err != nil {
+			return ipguard.ResponseRecord{}, false, err
 		}
-		if !errors.As(err, &ccf) {
-			return ipguard.ResponseRecord{}, false, s.fail(op, err)
+		if applied {
+			return rec, true, nil
 		}
 		prior, ok, err := s.response(ctx, rec.Key)
 		if err != nil {
@@ -80,8 +80,7 @@ func (s *Store) SettleResponse(ctx context.Context, rec ipguard.ResponseRecord) 
 			":o": str(rec.Outcome), ":d": str(rec.Detail), ":s": str(settled.UTC().Format(time.RFC3339Nano)), ":t": str(rec.Token),
 		},
 	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
+	if isConditionFailed(err) {
 		return ipguard.Errorf(ipguard.EConflict, "dynamodb: settle response %s: the record is gone or was claimed by another run", rec.Key)
 	}
 	if err != nil {
@@ -104,19 +103,14 @@ func (s *Store) ReadResponse(ctx context.Context, k string, at time.Time) (ipgua
 // response reads the record of key consistently; ok is false when there is none.
 func (s *Store) response(ctx context.Context, k string) (ipguard.ResponseRecord, bool, error) {
 	op := "get response " + k
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: key(responsePrefix + k), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return ipguard.ResponseRecord{}, false, s.fail(op, err)
-	}
-	if out.Item == nil {
-		return ipguard.ResponseRecord{}, false, nil
+	item, err := s.getItem(ctx, op, responsePrefix+k)
+	if err != nil || item == nil {
+		return ipguard.ResponseRecord{}, false, err
 	}
 	rec := ipguard.ResponseRecord{Key: k}
 	var bad error
 	getStr := func(name string) string {
-		v, _, err := getS(out.Item, name)
+		v, _, err := getS(item, name)
 		bad = errors.Join(bad, err)
 		return v
 	}
@@ -132,7 +126,7 @@ func (s *Store) response(ctx context.Context, k string) (ipguard.ResponseRecord,
 	rec.Token, rec.UserID, rec.Action = getStr("token"), getStr("userId"), getStr("action")
 	rec.Outcome, rec.Detail = getStr("outcome"), getStr("detail")
 	rec.ClaimedAt, rec.SettledAt = getTime("claimedAt"), getTime("settledAt")
-	exp, _, err := getN(out.Item, "expiresAt")
+	exp, _, err := getN(item, "expiresAt")
 	bad = errors.Join(bad, err)
 	rec.ExpiresAt = time.Unix(exp, 0).UTC()
 	if bad != nil {
@@ -148,11 +142,11 @@ func (s *Store) AddViolations(ctx context.Context, userID string, ids []int64, a
 	k := key(violationsPrefix + userID)
 	var item map[string]types.AttributeValue
 	if len(ids) == 0 {
-		out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: k, ConsistentRead: aws.Bool(true)})
+		got, err := s.getItem(ctx, op, violationsPrefix+userID)
 		if err != nil {
-			return 0, s.fail(op, err)
+			return 0, err
 		}
-		item = out.Item
+		item = got
 	} else {
 		var elems []string
 		for _, id := range dedupe(ids) {

@@ -25,19 +25,16 @@ const (
 // returns its revision ("rev"); rev 0 and ok false when there is none.
 // Strongly consistent.
 func (s *Store) LoadRevised(ctx context.Context, pk string, v any) (rev int64, ok bool, err error) {
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(pk), ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return 0, false, s.fail("get "+pk, err)
+	item, err := s.getItem(ctx, "get "+pk, pk)
+	if err != nil || len(item) == 0 {
+		return 0, false, err
 	}
-	if len(out.Item) == 0 {
-		return 0, false, nil
-	}
-	if n, isN := out.Item["rev"].(*types.AttributeValueMemberN); isN {
+	if n, isN := item["rev"].(*types.AttributeValueMemberN); isN {
 		if rev, err = strconv.ParseInt(n.Value, 10, 64); err != nil {
 			return 0, false, s.corrupt("get "+pk, err)
 		}
 	}
-	data, ok, err := getS(out.Item, "data")
+	data, ok, err := getS(item, "data")
 	if err != nil || !ok {
 		return rev, false, s.corrupt("get "+pk, errors.Join(err, errors.New("no data")))
 	}
@@ -70,8 +67,7 @@ func (s *Store) SaveRevised(ctx context.Context, pk string, v any, rev int64, ex
 		in.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": num(rev)}
 	}
 	if _, err := s.api.PutItem(ctx, in); err != nil {
-		var ccf *types.ConditionalCheckFailedException
-		if errors.As(err, &ccf) {
+		if isConditionFailed(err) {
 			return ipguard.Errorf(ipguard.EConflict, "dynamodb: put %s: changed meanwhile (revision is no longer %d)", pk, rev)
 		}
 		return s.fail("put "+pk, err)

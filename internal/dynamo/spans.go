@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -27,34 +26,18 @@ var maxSpans = 500
 // read counts as no spans.
 func (s *Store) AlertedSpans(ctx context.Context, ips []string, now time.Time) (map[string][]ipguard.TimeSpan, error) {
 	out := map[string][]ipguard.TimeSpan{}
-	seen := map[string]bool{}
-	var distinct []string
-	for _, ip := range ips {
-		if !seen[ip] {
-			seen[ip] = true
-			distinct = append(distinct, ip)
+	err := s.getItems(ctx, "alerted bursts", prefixed(alertedIPPrefix, ips), func(item map[string]types.AttributeValue) {
+		pk, _, _ := getS(item, "pk")
+		ip, ok := strings.CutPrefix(pk, alertedIPPrefix)
+		if !ok {
+			return
 		}
-	}
-	for start := 0; start < len(distinct); start += maxBatchGet {
-		chunk := distinct[start:min(start+maxBatchGet, len(distinct))]
-		keys := make([]map[string]types.AttributeValue, len(chunk))
-		for i, ip := range chunk {
-			keys[i] = key(alertedIPPrefix + ip)
+		for _, sp := range liveSpans(decodeSpans(item), now) {
+			out[ip] = append(out[ip], sp.TimeSpan)
 		}
-		items, err := s.batchGet(ctx, fmt.Sprintf("get %d alerted bursts", len(chunk)), keys)
-		if err != nil {
-			return nil, err
-		}
-		for _, item := range items {
-			pk, _, _ := getS(item, "pk")
-			ip, ok := strings.CutPrefix(pk, alertedIPPrefix)
-			if !ok {
-				continue
-			}
-			for _, sp := range liveSpans(decodeSpans(item), now) {
-				out[ip] = append(out[ip], sp.TimeSpan)
-			}
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -63,11 +46,11 @@ func (s *Store) AlertedSpans(ctx context.Context, ips []string, now time.Time) (
 // the caller holds the audit lease), dropping expired spans. Two calls.
 func (s *Store) RecordAlertedSpan(ctx context.Context, ip string, span ipguard.TimeSpan, at time.Time, keep time.Duration) error {
 	op := "record alerted burst from " + ip
-	got, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(s.table), Key: key(alertedIPPrefix + ip), ConsistentRead: aws.Bool(true)})
+	item, err := s.getItem(ctx, op, alertedIPPrefix+ip)
 	if err != nil {
-		return s.fail(op, err)
+		return err
 	}
-	spans := liveSpans(decodeSpans(got.Item), at)
+	spans := liveSpans(decodeSpans(item), at)
 	spans = append(spans, storedSpan{TimeSpan: span, expires: at.Add(keep).Unix()})
 	spans = boundSpans(spans, maxSpans)
 	list := make([]types.AttributeValue, len(spans))

@@ -2,7 +2,6 @@ package dynamo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -18,18 +17,11 @@ import (
 // The read is strongly consistent.
 func (s *Store) GetUser(ctx context.Context, id string) (u ipguard.User, ok bool, err error) {
 	op := "get user " + id
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName:      aws.String(s.table),
-		Key:            key(userPrefix + id),
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return ipguard.User{}, false, s.fail(op, err)
+	item, err := s.getItem(ctx, op, userPrefix+id)
+	if err != nil || item == nil {
+		return ipguard.User{}, false, err
 	}
-	if out.Item == nil {
-		return ipguard.User{}, false, nil
-	}
-	u, err = decodeUser(out.Item)
+	u, err = decodeUser(item)
 	if err != nil {
 		return ipguard.User{}, false, s.corrupt(op, err)
 	}
@@ -56,25 +48,25 @@ func (s *Store) PutUser(ctx context.Context, u ipguard.User) error {
 // when someone else wrote in between. A resend of an applied write (lost
 // answer) also reports false; the caller re-reads and finds its own write.
 func (s *Store) PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
-	in := &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item:      encodeUser(u),
+	cond, vals := sameRev(prevRev, false)
+	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table), Item: encodeUser(u), ConditionExpression: cond, ExpressionAttributeValues: vals,
+	})
+	return s.conditional("put user "+u.ID, err)
+}
+
+// sameRev is the condition that a user's stored rev is still rev (0: none
+// stored, or a record written before revs), or with orGone also that none
+// is stored (a delete's resend whose first answer was lost).
+func sameRev(rev int64, orGone bool) (*string, map[string]types.AttributeValue) {
+	if rev == 0 {
+		return aws.String("attribute_not_exists(pk) OR attribute_not_exists(rev)"), nil
 	}
-	if prevRev == 0 {
-		in.ConditionExpression = aws.String("attribute_not_exists(pk) OR attribute_not_exists(rev)")
-	} else {
-		in.ConditionExpression = aws.String("rev = :rev")
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": num(prevRev)}
+	cond := "rev = :rev"
+	if orGone {
+		cond = "attribute_not_exists(pk) OR " + cond
 	}
-	_, err := s.api.PutItem(ctx, in)
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.fail("put user "+u.ID, err)
-	}
-	return true, nil
+	return aws.String(cond), map[string]types.AttributeValue{":rev": num(rev)}
 }
 
 // DeleteUser removes the user id; deleting a user that is not stored is fine.
@@ -91,22 +83,11 @@ func (s *Store) DeleteUser(ctx context.Context, id string) error {
 // a delete whose answer was lost). It reports false, with no error, when
 // another write came first.
 func (s *Store) DeleteUserIf(ctx context.Context, id string, rev int64) (bool, error) {
-	in := &dynamodb.DeleteItemInput{TableName: aws.String(s.table), Key: key(userPrefix + id)}
-	if rev == 0 {
-		in.ConditionExpression = aws.String("attribute_not_exists(pk) OR attribute_not_exists(rev)")
-	} else {
-		in.ConditionExpression = aws.String("attribute_not_exists(pk) OR rev = :rev")
-		in.ExpressionAttributeValues = map[string]types.AttributeValue{":rev": num(rev)}
-	}
-	_, err := s.api.DeleteItem(ctx, in)
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return false, nil
-	}
-	if err != nil {
-		return false, s.fail("delete user "+id, err)
-	}
-	return true, nil
+	cond, vals := sameRev(rev, true)
+	_, err := s.api.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName: aws.String(s.table), Key: key(userPrefix + id), ConditionExpression: cond, ExpressionAttributeValues: vals,
+	})
+	return s.conditional("delete user "+id, err)
 }
 
 // Users returns the stored users among ids, keyed by id; ids with no user
@@ -117,37 +98,11 @@ func (s *Store) DeleteUserIf(ctx context.Context, id string, rev int64) (bool, e
 // are retried with backoff with backoff at most 10 times per call (fewer when ctx ends first).
 func (s *Store) Users(ctx context.Context, ids []string) (map[string]ipguard.User, error) {
 	users := make(map[string]ipguard.User, len(ids))
-	seen := make(map[string]bool, len(ids))
-	var keys []map[string]types.AttributeValue
-	flush := func() error {
-		if len(keys) == 0 {
-			return nil
-		}
-		op := fmt.Sprintf("get %d users", len(keys))
-		items, err := s.batchGet(ctx, op, keys)
-		if err != nil {
-			return err
-		}
-		for _, item := range items {
-			u := decodeOrMark(item)
-			users[u.ID] = u
-		}
-		keys = keys[:0]
-		return nil
-	}
-	for _, id := range ids {
-		if seen[id] {
-			continue
-		}
-		seen[id] = true
-		keys = append(keys, key(userPrefix+id))
-		if len(keys) == maxBatchGet {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+	err := s.getItems(ctx, "users", prefixed(userPrefix, ids), func(item map[string]types.AttributeValue) {
+		u := decodeOrMark(item)
+		users[u.ID] = u
+	})
+	if err != nil {
 		return nil, err
 	}
 	return users, nil
@@ -277,18 +232,14 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
 	}
 	if v, ok := item["allowedIps"]; ok {
-		l, isL := v.(*types.AttributeValueMemberL)
-		if !isL {
+		if _, isL := v.(*types.AttributeValueMemberL); !isL {
 			return ipguard.User{}, fmt.Errorf("item %s: attribute allowedIps is %T, want a list", pk, v)
 		}
-		u.Entries = make([]string, 0, len(l.Value))
-		for i, e := range l.Value {
-			s, isS := e.(*types.AttributeValueMemberS)
-			if !isS {
-				return ipguard.User{}, fmt.Errorf("item %s: allowedIps[%d] is %T, want a string", pk, i, e)
-			}
-			u.Entries = append(u.Entries, s.Value)
+		entries, err := listStrings(item, "allowedIps")
+		if err != nil {
+			return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
 		}
+		u.Entries = append([]string{}, entries...) // a stored list, even an empty one, is not nil
 	}
 	if u.Rev, _, err = getN(item, "rev"); err != nil {
 		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
@@ -396,12 +347,9 @@ func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.T
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR offboardedAt <= :at OR expiresAt < :now"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":at": num(at.UnixMilli()), ":now": num(time.Now().Unix())},
 	})
-	var ccf *types.ConditionalCheckFailedException
-	if errors.As(err, &ccf) {
-		return nil // a newer offboarding is remembered
-	}
-	if err != nil {
-		return s.fail("remember the offboarding of user "+id, err)
+	// Not applied: a newer offboarding is remembered.
+	if _, err := s.conditional("remember the offboarding of user "+id, err); err != nil {
+		return err
 	}
 	return nil
 }
@@ -411,20 +359,15 @@ func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.T
 // deletes late, so the expiry is compared here).
 func (s *Store) Offboarded(ctx context.Context, id string, now time.Time) (time.Time, bool, error) {
 	op := "get the offboarding of user " + id
-	out, err := s.api.GetItem(ctx, &dynamodb.GetItemInput{
-		TableName: aws.String(s.table), Key: key(offboardedPrefix + id), ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		return time.Time{}, false, s.fail(op, err)
+	item, err := s.getItem(ctx, op, offboardedPrefix+id)
+	if err != nil || item == nil {
+		return time.Time{}, false, err
 	}
-	if out.Item == nil {
-		return time.Time{}, false, nil
-	}
-	at, ok, err := getN(out.Item, "offboardedAt")
+	at, ok, err := getN(item, "offboardedAt")
 	if err != nil || !ok {
 		return time.Time{}, false, s.corrupt(op, fmt.Errorf("offboardedAt: %v", err))
 	}
-	if exp, ok, _ := getN(out.Item, "expiresAt"); ok && exp < now.Unix() {
+	if exp, ok, _ := getN(item, "expiresAt"); ok && exp < now.Unix() {
 		return time.Time{}, false, nil
 	}
 	return time.UnixMilli(at).UTC(), true, nil

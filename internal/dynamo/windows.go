@@ -3,7 +3,6 @@ package dynamo
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,34 +30,23 @@ func sprayKey(start time.Time) string { return SprayBucketPrefix + strconv.Forma
 // are true, and only runs that read logins of that minute ask for it.
 func (s *Store) SprayBuckets(ctx context.Context, starts []time.Time) (map[int64]behaviour.SprayBucket, error) {
 	out := map[int64]behaviour.SprayBucket{}
-	seen := map[int64]bool{}
-	var keys []map[string]types.AttributeValue
-	for _, st := range starts {
-		if !seen[st.Unix()] {
-			seen[st.Unix()] = true
-			keys = append(keys, key(sprayKey(st)))
-		}
+	pks := make([]string, len(starts))
+	for i, st := range starts {
+		pks[i] = sprayKey(st)
 	}
-	for start := 0; start < len(keys); start += maxBatchGet {
-		chunk := keys[start:min(start+maxBatchGet, len(keys))]
-		items, err := s.batchGet(ctx, fmt.Sprintf("read %d spray buckets", len(chunk)), chunk)
-		if err != nil {
-			return nil, err
+	err := s.getItems(ctx, "spray buckets", pks, func(it map[string]types.AttributeValue) {
+		pk, _, _ := getS(it, "pk")
+		data, ok, _ := getS(it, "data")
+		unix, err := strconv.ParseInt(strings.TrimPrefix(pk, SprayBucketPrefix), 10, 64)
+		var b behaviour.SprayBucket
+		if !ok || err != nil || json.Unmarshal([]byte(data), &b) != nil {
+			return
 		}
-		for _, it := range items {
-			pk, _, _ := getS(it, "pk")
-			data, ok, _ := getS(it, "data")
-			unix, err := strconv.ParseInt(strings.TrimPrefix(pk, SprayBucketPrefix), 10, 64)
-			if !ok || err != nil {
-				continue
-			}
-			var b behaviour.SprayBucket
-			if json.Unmarshal([]byte(data), &b) != nil {
-				continue
-			}
-			b.Start = time.Unix(unix, 0).UTC()
-			out[unix] = b
-		}
+		b.Start = time.Unix(unix, 0).UTC()
+		out[unix] = b
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -101,21 +89,7 @@ func (s *Store) SaveSprayBuckets(ctx context.Context, bs []behaviour.SprayBucket
 		if err != nil {
 			return s.corrupt("write spray bucket", err)
 		}
-		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-			"pk":        str(sprayKey(b.Start)),
-			"data":      str(string(data)),
-			"updatedAt": str(now.Format(time.RFC3339)),
-			"expiresAt": num(b.Start.Add(behaviour.SprayBucketLength + keep).Unix()),
-		}}})
-		if len(reqs) == maxBatchWrite {
-			if err := s.batchWrite(ctx, "write spray buckets", reqs); err != nil {
-				return err
-			}
-			reqs = nil
-		}
+		reqs = append(reqs, jsonItemPut(sprayKey(b.Start), data, now, b.Start.Add(behaviour.SprayBucketLength+keep)))
 	}
-	if len(reqs) > 0 {
-		return s.batchWrite(ctx, "write spray buckets", reqs)
-	}
-	return nil
+	return s.writeItems(ctx, "write spray buckets", reqs, 1)
 }

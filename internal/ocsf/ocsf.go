@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/countries"
 	"ipguard/internal/ipguard"
 )
 
@@ -245,7 +246,7 @@ func isEmail(s string) bool {
 // goes into an address field.
 //
 // The location's country is the ISO 3166-1 alpha-2 code of the portal's
-// English country name (CountryCode); a name with no known code stays out
+// English country name (countries.Code); a name with no known code stays out
 // of location and comes back as unknownCountry (the caller puts it under
 // unmapped "country").
 func endpoint(ip, country, city string) (ep *Endpoint, cut, unknownCountry string) {
@@ -255,7 +256,7 @@ func endpoint(ip, country, city string) (ep *Endpoint, cut, unknownCountry strin
 	} else if ip != "" {
 		cut = ip
 	}
-	code, ok := CountryCode(country)
+	code, ok := countries.Code(country)
 	if !ok && strings.TrimSpace(country) != "" {
 		unknownCountry = country
 	}
@@ -266,28 +267,6 @@ func endpoint(ip, country, city string) (ep *Endpoint, cut, unknownCountry strin
 		return nil, cut, unknownCountry
 	}
 	return ep, cut, unknownCountry
-}
-
-// CountryCode is the ISO 3166-1 alpha-2 code of an English country name
-// (any case; a two-letter code that is one is taken as it is), and whether
-// it is known.
-func CountryCode(name string) (string, bool) {
-	n := strings.ToLower(strings.TrimSpace(name))
-	if n == "" {
-		return "", false
-	}
-	if c, ok := countryCodes[n]; ok {
-		return c, true
-	}
-	if len(n) == 2 {
-		up := strings.ToUpper(n)
-		for _, c := range countryCodes {
-			if c == up {
-				return up, true
-			}
-		}
-	}
-	return "", false
 }
 
 // FindingInfo is OCSF's finding_info object.

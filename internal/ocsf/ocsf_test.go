@@ -175,6 +175,9 @@ func TestLocationCountryIsTheISOCode(t *testing.T) {
 		{"Russia", "RU", ""},
 		{"South Korea", "KR", ""},
 		{"Czechia", "CZ", ""},
+		{"UK", "GB", ""},
+		{"Britain", "GB", ""},
+		{"US", "US", ""},
 		{"Atlantis", "", "Atlantis"},
 		{"", "", ""},
 	}

@@ -158,18 +158,26 @@ func (s *Store) RecordAlerted(_ context.Context, ids []int64, at time.Time, keep
 func (s *Store) AlertedSpans(_ context.Context, ips []string, now time.Time) (map[string][]ipguard.TimeSpan, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string][]ipguard.TimeSpan{}
+	return perAddress(ips, s.spans, func(sp storedSpan) (ipguard.TimeSpan, bool) {
+		return sp.TimeSpan, sp.expires > now.Unix()
+	}), nil
+}
+
+// perAddress is, for each address of ips, what keep makes of the items it
+// keeps of the address's items, in order; addresses with none are absent.
+func perAddress[T, U any](ips []string, items map[string][]T, keep func(T) (U, bool)) map[string][]U {
+	out := map[string][]U{}
 	for _, ip := range ips {
 		if _, done := out[ip]; done {
 			continue
 		}
-		for _, sp := range s.spans[ip] {
-			if sp.expires > now.Unix() {
-				out[ip] = append(out[ip], sp.TimeSpan)
+		for _, x := range items[ip] {
+			if u, ok := keep(x); ok {
+				out[ip] = append(out[ip], u)
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // RecordAlertedSpan implements audit.Store. Like DynamoDB it keeps whole
@@ -242,17 +250,11 @@ const failureBucket = 10 * time.Minute
 func (s *Store) Failures(_ context.Context, ips []string, from, to time.Time) (map[string][]ipguard.AddressFailures, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[string][]ipguard.AddressFailures{}
-	for _, ip := range ips {
-		if _, done := out[ip]; done {
-			continue
-		}
-		for _, x := range s.FailureItems[ip] {
-			if !x.Last.Before(from) && !x.Last.After(to) {
-				out[ip] = append(out[ip], x)
-			}
-		}
-		sort.Slice(out[ip], func(i, j int) bool { return out[ip][i].Last.Before(out[ip][j].Last) })
+	out := perAddress(ips, s.FailureItems, func(x ipguard.AddressFailures) (ipguard.AddressFailures, bool) {
+		return x, !x.Last.Before(from) && !x.Last.After(to)
+	})
+	for _, fs := range out {
+		sort.Slice(fs, func(i, j int) bool { return fs[i].Last.Before(fs[j].Last) })
 	}
 	return out, nil
 }

@@ -9,21 +9,9 @@ import (
 	"time"
 )
 
-type auditDtoT struct {
-	ID       int64    `json:"id"`
-	Date     string   `json:"date"`
-	User     string   `json:"user"`
-	UserID   string   `json:"userId"`
-	Action   string   `json:"action"`
-	ActionID int      `json:"actionId"`
-	IP       string   `json:"ip"`
-	Page     string   `json:"page"`
-	Target   []string `json:"target"`
-}
-
-func auditPage(t *testing.T, a answer) []auditDtoT {
+func auditPage(t *testing.T, a answer) []auditEventDto {
 	t.Helper()
-	var out []auditDtoT
+	var out []auditEventDto
 	if err := json.Unmarshal(mustSuccess(t, a).Response, &out); err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +64,7 @@ func TestAuditFilterBeforePaging(t *testing.T) {
 		}
 		p.AddAuditEvents(AuditEvent{ActionID: action, UserID: OwnerID, Date: base.Add(time.Duration(i) * time.Minute)})
 	}
-	ids := func(evs []auditDtoT) []int64 {
+	ids := func(evs []auditEventDto) []int64 {
 		out := []int64{}
 		for _, e := range evs {
 			out = append(out, e.ID)

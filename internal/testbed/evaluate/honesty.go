@@ -2,7 +2,6 @@ package evaluate
 
 import (
 	"fmt"
-	"math"
 	"sort"
 	"time"
 
@@ -15,11 +14,7 @@ const MaxGenuineKmh = 900.0
 
 // distanceKm is the great-circle distance between two cities.
 func distanceKm(a, b City) float64 {
-	const r = 6371.0
-	rad := math.Pi / 180
-	dLat, dLon := (b.Lat-a.Lat)*rad, (b.Lon-a.Lon)*rad
-	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
-	return 2 * r * math.Asin(math.Sqrt(h))
+	return behaviour.DistanceKm(behaviour.Point{Lat: a.Lat, Lon: a.Lon}, behaviour.Point{Lat: b.Lat, Lon: b.Lon})
 }
 
 // CheckHonesty lists every way the population lies about itself (empty:

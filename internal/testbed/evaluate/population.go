@@ -14,6 +14,7 @@ package evaluate
 
 import (
 	"fmt"
+	"ipguard/internal/countries"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -67,32 +68,43 @@ const (
 )
 
 // City is a place as the portal's GeoIP names it; every one is a principal
-// city of the behaviour rules' place table.
+// city of the place table (internal/countries), which says where it is.
 type City struct {
 	Name, Country string
 	Lat, Lon      float64
 }
 
+// city is the table's principal city name in country.
+func city(name, country string) City {
+	code, _ := countries.Code(country)
+	for _, c := range countries.Cities(name) {
+		if c.Code == code {
+			return City{name, country, c.Point.Lat, c.Point.Lon}
+		}
+	}
+	panic("evaluate: " + name + ", " + country + " is not a city of the place table")
+}
+
 var (
-	berlin    = City{"Berlin", "Germany", 52.5, 13.37}
-	london    = City{"London", "United Kingdom", 51.51, -0.13}
-	paris     = City{"Paris", "France", 48.87, 2.33}
-	madrid    = City{"Madrid", "Spain", 40.4, -3.68}
-	amsterdam = City{"Amsterdam", "Netherlands", 52.37, 4.9}
-	warsaw    = City{"Warsaw", "Poland", 52.25, 21}
-	stockholm = City{"Stockholm", "Sweden", 59.33, 18.05}
-	zurich    = City{"Zurich", "Switzerland", 47.38, 8.53}
-	newYork   = City{"New York", "United States", 40.71, -74.01}
-	lisbon    = City{"Lisbon", "Portugal", 38.72, -9.13}
-	tokyo     = City{"Tokyo", "Japan", 35.65, 139.74}
-	singapore = City{"Singapore", "Singapore", 1.28, 103.85}
-	lagos     = City{"Lagos", "Nigeria", 6.45, 3.4}
-	jakarta   = City{"Jakarta", "Indonesia", -6.17, 106.8}
-	saoPaulo  = City{"São Paulo", "Brazil", -23.53, -46.62}
-	dubai     = City{"Dubai", "United Arab Emirates", 25.3, 55.3}
-	kolkata   = City{"Kolkata", "India", 22.53, 88.37}
-	rome      = City{"Rome", "Italy", 41.9, 12.48}
-	vienna    = City{"Vienna", "Austria", 48.22, 16.33}
+	berlin    = city("Berlin", "Germany")
+	london    = city("London", "United Kingdom")
+	paris     = city("Paris", "France")
+	madrid    = city("Madrid", "Spain")
+	amsterdam = city("Amsterdam", "Netherlands")
+	warsaw    = city("Warsaw", "Poland")
+	stockholm = city("Stockholm", "Sweden")
+	zurich    = city("Zurich", "Switzerland")
+	newYork   = city("New York", "United States")
+	lisbon    = city("Lisbon", "Portugal")
+	tokyo     = city("Tokyo", "Japan")
+	singapore = city("Singapore", "Singapore")
+	lagos     = city("Lagos", "Nigeria")
+	jakarta   = city("Jakarta", "Indonesia")
+	saoPaulo  = city("São Paulo", "Brazil")
+	dubai     = city("Dubai", "United Arab Emirates")
+	kolkata   = city("Kolkata", "India")
+	rome      = city("Rome", "Italy")
+	vienna    = city("Vienna", "Austria")
 )
 
 // offices are the company's offices; each has one shared NAT address.

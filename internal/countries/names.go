@@ -1,10 +1,11 @@
-package ocsf
+package countries
 
-// countryCodes maps an English country name, lower case, to its ISO 3166-1
-// alpha-2 code (OCSF 1.3.0 location.country): every name, common name and
-// official name of the ISO 3166-1 list (the iso-codes project's), plus the
-// short English names GeoIP databases give (the portal's "country").
-var countryCodes = map[string]string{
+// isoNames maps an English country name, lower case, to its ISO 3166-1
+// alpha-2 code: every name, common name and official name of the ISO 3166-1
+// list (the iso-codes project's), plus the short English names GeoIP
+// databases give (the portal's "country"). The table folds them (Key)
+// before it looks them up.
+var isoNames = map[string]string{
 	"afghanistan":                       "AF",
 	"aland islands":                     "AX",
 	"albania":                           "AL",
