@@ -45,6 +45,8 @@ type API interface {
 	BatchWriteItem(context.Context, *dynamodb.BatchWriteItemInput, ...func(*dynamodb.Options)) (*dynamodb.BatchWriteItemOutput, error)
 	Scan(context.Context, *dynamodb.ScanInput, ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 	UpdateItem(context.Context, *dynamodb.UpdateItemInput, ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	// TransactWriteItems writes the portal state's two items together.
+	TransactWriteItems(context.Context, *dynamodb.TransactWriteItemsInput, ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error)
 }
 
 // Store reads and writes the allowlist table. It is safe for concurrent use.
@@ -88,8 +90,11 @@ const (
 	// offboardedPrefix keys when a user was last offboarded (users.go),
 	// kept for a bounded time so that a replay older than it is stale.
 	offboardedPrefix = "offboarded#"
-	checkpointPK     = "checkpoint#audit"
-	portalStatePK    = "state#portal-allowlist"
+	// arrivalPrefix keys an invocation's first arrival by its request id
+	// (users.go), so that Lambda's retry of it keeps its time.
+	arrivalPrefix = "arrival#"
+	checkpointPK  = "checkpoint#audit"
+	portalStatePK = "state#portal-allowlist"
 )
 
 // The items each function writes, as the template's dynamodb:LeadingKeys
@@ -123,11 +128,13 @@ var (
 		userPrefix + "*",
 		leasePrefix + "portal-allowlist", // onboard.LeaseName
 		portalStatePK,
+		portalSentPK,           // the PUT in flight and the recent PUTs (#15: an item of its own)
 		"usercheck#*",          // the users-left rotation's place (#14 §5)
 		"outbox#onboard",       // the reconciler's alerts still to send (#15)
 		"outbox#bus-onboard",   // findings the bus refused onboarding, sent again by its next invocation (#18)
 		historyPrefix + "*",    // each user's allowlist history (#16 §7)
 		offboardedPrefix + "*", // when a user was offboarded, for stale replays (#15 §5)
+		arrivalPrefix + "*",    // an invocation's first arrival, for Lambda's retries (#15 §5)
 	}
 )
 

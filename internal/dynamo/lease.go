@@ -57,8 +57,10 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
 	return err
 }
 
-// PortalStateAndLease reads the portal allowlist state (as PortalState)
-// and whether lease name is free at now (no record, or its end before now)
+// PortalStateAndLease reads the portal allowlist state (as PortalState,
+// but without the PUT in flight and the recent PUTs: their item is read by
+// PortalState, which the reconcile uses; a waiter needs applied, pending
+// and the list last seen) and whether lease name is free at now (no record, or its end before now)
 // in one strongly consistent BatchGetItem: a caller waiting for another
 // holder to apply its change costs one read per poll, and tries to take the
 // lease only when it is free.

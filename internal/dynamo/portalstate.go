@@ -5,10 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -39,25 +41,68 @@ func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
+// The portal state is two items, written together in one transaction:
+//
+//	state#portal-allowlist       version, applied, the list last seen, the
+//	                             owned addresses, pending, episodes, own saves
+//	state#portal-allowlist#sent  the PUT in flight (its list, added, enable,
+//	                             outcome, time) and the recent PUTs (lateSent)
+//
+// so that each fits DynamoDB's 400 KB item at the largest allowed list
+// (PORTAL_MAX_ENTRIES at config.MaxPortalEntries, every entry at the
+// portal column's 50 characters), with room for a portal list that hand
+// edits pushed well past the cap (a removal-only PUT of it still goes out).
+// Items written before the split keep the in-flight part in the state
+// item; it is read from there until the next write moves it.
+const portalSentPK = portalStatePK + "#sent"
+
+// MaxPendingBytes bounds the pending reason stored (the failure's text).
+const MaxPendingBytes = 2048
+
+// maxStateItem is the size either item may take: DynamoDB's 400 KB less a
+// margin for the attribute names and numbers not counted exactly.
+const maxStateItem = 400*1024 - 8*1024
+
 // PortalState reads the tool's memory of the portal allowlist (strongly
-// consistent); the zero value when nothing was stored yet.
+// consistent, both items in one BatchGetItem); the zero value when nothing
+// was stored yet.
 func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 	const op = "get the portal allowlist state"
-	item, err := s.getItem(ctx, op, portalStatePK)
+	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{key(portalStatePK), key(portalSentPK)})
 	if err != nil {
 		return ipguard.PortalState{}, err
 	}
-	st, err := decodePortalState(item)
+	var state, sent map[string]types.AttributeValue
+	for _, item := range items {
+		if pk, ok := item["pk"].(*types.AttributeValueMemberS); ok {
+			switch pk.Value {
+			case portalStatePK:
+				state = item
+			case portalSentPK:
+				sent = item
+			}
+		}
+	}
+	st, err := decodePortalState(state)
 	if err != nil {
 		return ipguard.PortalState{}, s.corrupt(op, err)
+	}
+	if sent != nil {
+		if err := decodeInFlight(sent, &st); err != nil {
+			return ipguard.PortalState{}, s.corrupt(op, err)
+		}
 	}
 	return st, nil
 }
 
 // PutPortalState stores every field of st but Version, which only
 // BumpVersion moves (callers bump it concurrently). Applied never goes
-// down: a slower writer with an older Applied leaves the newer one.
+// down: a slower writer with an older Applied leaves the newer one. Both
+// items are written in one transaction (all or nothing). A state that no
+// item can hold (a portal list far past the cap, by hand) is EConfig
+// naming its size, never DynamoDB's refusal blamed on the table.
 func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) error {
+	const op = "put the portal allowlist state"
 	owned := strList(st.Owned)
 	lastReconcile := ""
 	if !st.LastReconcile.IsZero() {
@@ -69,40 +114,91 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	if !st.SentAt.IsZero() {
 		sentAt = st.SentAt.UTC().Format(time.RFC3339Nano)
 	}
-	// One write: applied moves forward only (a slower writer with an older
-	// Applied keeps the newer one), the rest is replaced.
-	in := &dynamodb.UpdateItemInput{
+	seen, sent := encodeSent(st.LastSeen, nil), encodeSent(st.Sent, st.SentAdded)
+	pending := clipBytes(st.Pending, MaxPendingBytes)
+	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.DriftEpisode) + len(st.KeyUser) + 64*len(st.OwnSaves)
+	for _, a := range st.Owned {
+		stateSize += len(a) + 1
+	}
+	sentSize := len(sent)
+	for _, l := range st.LateSent {
+		sentSize += len(l) + 1
+	}
+	if stateSize > maxStateItem || sentSize > maxStateItem {
+		return ipguard.Errorf(ipguard.EConfig,
+			"dynamodb: %s: the portal list of %d entries (and a PUT of %d) takes %d and %d bytes as the tool records it, more than one DynamoDB item holds (400 KB); remove entries on the portal (hand edits pushed it far past PORTAL_MAX_ENTRIES)",
+			op, len(st.LastSeen), len(st.Sent), stateSize, sentSize)
+	}
+	// applied moves forward only (a slower writer with an older Applied
+	// keeps the newer one), the rest is replaced; the attributes of the
+	// in-flight part written before the split leave the state item.
+	stateUpdate := &types.Update{
 		TableName: aws.String(s.table),
 		Key:       key(portalStatePK),
 		UpdateExpression: aws.String("SET applied = :a, owned = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, ownSaves = :saves, keyUser = :keyUser, lateSent = :late, alertsDue = :due REMOVE lastSeen"),
+			"ownSaves = :saves, keyUser = :keyUser, alertsDue = :due REMOVE lastSeen, sent, sentEnable, sentOutcome, sentAt, lateSent"),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":a": num(st.Applied), ":owned": owned,
-			":seen": str(encodeSent(st.LastSeen, nil)), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
+			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
-			":pending":    str(st.Pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
+			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
 			":lockout": str(st.LockoutNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
-			":sent": str(encodeSent(st.Sent, st.SentAdded)), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
-			":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":saves": saves,
-			":keyUser": str(st.KeyUser), ":late": late,
+			":saves": saves, ":keyUser": str(st.KeyUser),
 			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
 		},
 	}
-	_, err := s.api.UpdateItem(ctx, in)
-	if isConditionFailed(err) {
+	sentUpdate := &types.Update{
+		TableName:        aws.String(s.table),
+		Key:              key(portalSentPK),
+		UpdateExpression: aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, lateSent = :late"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":sent": str(sent), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
+			":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":late": late,
+		},
+	}
+	write := func() error {
+		_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+			TransactItems: []types.TransactWriteItem{{Update: stateUpdate}, {Update: sentUpdate}},
+		})
+		return err
+	}
+	err := write()
+	if stateConditionFailed(err) {
 		// A newer reconcile already stored more: keep its applied version.
-		in.UpdateExpression = aws.String(strings.Replace(*in.UpdateExpression, "SET applied = :a, ", "SET ", 1))
-		in.ConditionExpression = nil
-		delete(in.ExpressionAttributeValues, ":a")
-		_, err = s.api.UpdateItem(ctx, in)
+		stateUpdate.UpdateExpression = aws.String(strings.Replace(*stateUpdate.UpdateExpression, "SET applied = :a, ", "SET ", 1))
+		stateUpdate.ConditionExpression = nil
+		delete(stateUpdate.ExpressionAttributeValues, ":a")
+		err = write()
 	}
 	if err != nil {
-		return s.fail("put the portal allowlist state", err)
+		return s.fail(op, err)
 	}
 	return nil
+}
+
+// stateConditionFailed reports whether a portal state transaction was
+// cancelled because the state item's condition (applied) failed.
+func stateConditionFailed(err error) bool {
+	var tce *types.TransactionCanceledException
+	if !errors.As(err, &tce) {
+		return false
+	}
+	return len(tce.CancellationReasons) > 0 && aws.ToString(tce.CancellationReasons[0].Code) == "ConditionalCheckFailed"
+}
+
+// clipBytes cuts v to at most n bytes at a rune boundary, marking the cut.
+func clipBytes(v string, n int) string {
+	if len(v) <= n {
+		return v
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "…"
 }
 
 func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalState, error) {
@@ -180,28 +276,11 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 			st.LastSeen = append(st.LastSeen, r)
 		}
 	}
-	if sent, _, err := getS(item, "sent"); err != nil {
+	// Written before the in-flight part had an item of its own.
+	if err := decodeInFlight(item, &st); err != nil {
 		return st, err
-	} else if st.Sent, st.SentAdded, err = decodeSent(sent); err != nil {
-		return st, fmt.Errorf("attribute sent: %w", err)
-	}
-	if b, ok := item["sentEnable"].(*types.AttributeValueMemberBOOL); ok {
-		st.SentEnable = b.Value
-	}
-	if st.SentOutcome, _, err = getS(item, "sentOutcome"); err != nil {
-		return st, err
-	}
-	if v, _, err := getS(item, "sentAt"); err != nil {
-		return st, err
-	} else if v != "" {
-		if st.SentAt, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return st, fmt.Errorf("attribute sentAt: %w", err)
-		}
 	}
 	if st.KeyUser, _, err = getS(item, "keyUser"); err != nil {
-		return st, err
-	}
-	if st.LateSent, err = listStrings(item, "lateSent"); err != nil {
 		return st, err
 	}
 	if l, ok := item["ownSaves"].(*types.AttributeValueMemberL); ok {
@@ -218,6 +297,33 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 		}
 	}
 	return st, nil
+}
+
+// decodeInFlight reads the PUT in flight and the recent PUTs into st.
+func decodeInFlight(item map[string]types.AttributeValue, st *ipguard.PortalState) error {
+	var err error
+	if sent, _, err := getS(item, "sent"); err != nil {
+		return err
+	} else if st.Sent, st.SentAdded, err = decodeSent(sent); err != nil {
+		return fmt.Errorf("attribute sent: %w", err)
+	}
+	if b, ok := item["sentEnable"].(*types.AttributeValueMemberBOOL); ok {
+		st.SentEnable = b.Value
+	}
+	if st.SentOutcome, _, err = getS(item, "sentOutcome"); err != nil {
+		return err
+	}
+	if v, _, err := getS(item, "sentAt"); err != nil {
+		return err
+	} else if v != "" {
+		if st.SentAt, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return fmt.Errorf("attribute sentAt: %w", err)
+		}
+	}
+	if st.LateSent, err = listStrings(item, "lateSent"); err != nil {
+		return err
+	}
+	return nil
 }
 
 // encodeSent writes a portal list (the last seen one, or that of a PUT in
@@ -279,16 +385,18 @@ func decodeSent(v string) (list []ipguard.Restriction, added []string, err error
 // rewrites another, and the portal state item stays within its size.
 const outboxPK = "outbox#onboard"
 
-// AddDueAlert records a as due (replacing a due alert with the same key).
+// AddDueAlert records a as due (replacing a due alert with the same key,
+// and dropping any claim on it: the newer alert is due again).
 func (s *Store) AddDueAlert(ctx context.Context, a ipguard.DueAlert) error {
 	b, err := json.Marshal(a)
 	if err != nil {
 		return s.corrupt("record a due alert", err)
 	}
+	attr, claim, until := outboxAttrs(a.Key)
 	_, err = s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: key(outboxPK),
-		UpdateExpression:          aws.String("SET #a = :v"),
-		ExpressionAttributeNames:  map[string]string{"#a": outboxAttr(a.Key)},
+		UpdateExpression:          aws.String("SET #a = :v REMOVE #c, #u"),
+		ExpressionAttributeNames:  map[string]string{"#a": attr, "#c": claim, "#u": until},
 		ExpressionAttributeValues: map[string]types.AttributeValue{":v": str(string(b))},
 	})
 	if err != nil {
@@ -309,13 +417,9 @@ func (s *Store) DueAlerts(ctx context.Context) ([]ipguard.DueAlert, error) {
 		if !strings.HasPrefix(name, "a_") {
 			continue
 		}
-		sv, ok := v.(*types.AttributeValueMemberS)
-		if !ok {
-			return nil, s.corrupt(op, fmt.Errorf("attribute %s is %T, want a string", name, v))
-		}
-		var a ipguard.DueAlert
-		if err := json.Unmarshal([]byte(sv.Value), &a); err != nil {
-			return nil, s.corrupt(op, fmt.Errorf("attribute %s: %w", name, err))
+		a, err := decodeDue(name, v)
+		if err != nil {
+			return nil, s.corrupt(op, err)
 		}
 		due = append(due, a)
 	}
@@ -323,12 +427,25 @@ func (s *Store) DueAlerts(ctx context.Context) ([]ipguard.DueAlert, error) {
 	return due, nil
 }
 
-// ClearDueAlert removes the due alert with key (none is fine).
+func decodeDue(name string, v types.AttributeValue) (ipguard.DueAlert, error) {
+	var a ipguard.DueAlert
+	sv, ok := v.(*types.AttributeValueMemberS)
+	if !ok {
+		return a, fmt.Errorf("attribute %s is %T, want a string", name, v)
+	}
+	if err := json.Unmarshal([]byte(sv.Value), &a); err != nil {
+		return a, fmt.Errorf("attribute %s: %w", name, err)
+	}
+	return a, nil
+}
+
+// ClearDueAlert removes the due alert with key (none is fine), and any claim on it.
 func (s *Store) ClearDueAlert(ctx context.Context, k string) error {
+	attr, claim, until := outboxAttrs(k)
 	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName: aws.String(s.table), Key: key(outboxPK),
-		UpdateExpression:         aws.String("REMOVE #a"),
-		ExpressionAttributeNames: map[string]string{"#a": outboxAttr(k)},
+		UpdateExpression:         aws.String("REMOVE #a, #c, #u"),
+		ExpressionAttributeNames: map[string]string{"#a": attr, "#c": claim, "#u": until},
 	})
 	if err != nil {
 		return s.fail("clear a due alert", err)
@@ -336,9 +453,64 @@ func (s *Store) ClearDueAlert(ctx context.Context, k string) error {
 	return nil
 }
 
-// outboxAttr is the attribute of key k: hashed, so any key is a valid,
-// short attribute name.
-func outboxAttr(k string) string {
+// ClaimDueAlert claims the due alert k for token until until (epoch ms in
+// attribute "u_…", the token in "c_…"): a conditional write that succeeds
+// only while the alert is due and no claim on it runs at now. It returns
+// the alert as stored when claimed.
+func (s *Store) ClaimDueAlert(ctx context.Context, k, token string, until, now time.Time) (ipguard.DueAlert, bool, error) {
+	const op = "claim a due alert"
+	attr, claim, untilAttr := outboxAttrs(k)
+	out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: key(outboxPK),
+		UpdateExpression:         aws.String("SET #c = :tok, #u = :until"),
+		ConditionExpression:      aws.String("attribute_exists(#a) AND (attribute_not_exists(#u) OR #u < :now)"),
+		ExpressionAttributeNames: map[string]string{"#a": attr, "#c": claim, "#u": untilAttr},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":tok": str(token), ":until": num(until.UnixMilli()), ":now": num(now.UnixMilli()),
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if isConditionFailed(err) {
+		return ipguard.DueAlert{}, false, nil
+	}
+	if err != nil {
+		return ipguard.DueAlert{}, false, s.fail(op, err)
+	}
+	a, err := decodeDue(attr, out.Attributes[attr])
+	if err != nil {
+		return ipguard.DueAlert{}, false, s.corrupt(op, err)
+	}
+	return a, true, nil
+}
+
+// SettleDueAlert ends token's claim on k: sent removes the alert, else it
+// stays due, unclaimed. A claim no longer token's is left alone.
+func (s *Store) SettleDueAlert(ctx context.Context, k, token string, sent bool) error {
+	attr, claim, until := outboxAttrs(k)
+	expr, names := "REMOVE #c, #u", map[string]string{"#c": claim, "#u": until}
+	if sent {
+		expr, names["#a"] = "REMOVE #a, #c, #u", attr
+	}
+	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: key(outboxPK),
+		UpdateExpression:          aws.String(expr),
+		ConditionExpression:       aws.String("#c = :tok"),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: map[string]types.AttributeValue{":tok": str(token)},
+	})
+	if isConditionFailed(err) {
+		return nil
+	}
+	if err != nil {
+		return s.fail("settle a due alert", err)
+	}
+	return nil
+}
+
+// outboxAttrs are the attributes of key k: the alert ("a_"), its claim's
+// token ("c_") and end ("u_"); hashed, so any key gives valid, short names.
+func outboxAttrs(k string) (alert, claim, until string) {
 	sum := sha256.Sum256([]byte(k))
-	return "a_" + hex.EncodeToString(sum[:12])
+	h := hex.EncodeToString(sum[:12])
+	return "a_" + h, "c_" + h, "u_" + h
 }

@@ -7,45 +7,215 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"ipguard/internal/config"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 )
 
-// TestPortalStateHoldsTheLargestAllowedList: the portal state is one
-// DynamoDB item (at most 400 KB). With PORTAL_MAX_ENTRIES at its largest
-// accepted value and every entry a full-length IPv6 address the tool owns
-// (the largest state there can be), a reconcile must still be able to store
-// it; otherwise every reconcile fails past some size, blaming the table.
-func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
-	s := tableStore(t, motoDB(t), "statesize")
+// portalColumn is the widest text the portal stores as one entry (its
+// tenants_iprestrictions.ip column, docs/docspace-api.md §2.2): entries the
+// tool did not write (others', kept as they are) can be that long.
+const portalColumn = 50
 
-	n := config.MaxPortalEntries
-	st := ipguard.PortalState{Reconciled: true, LastEnabled: true, Pending: strings.Repeat("p", 1000), LockoutNotice: strings.Repeat("l", 1000),
-		DriftEpisode: strings.Repeat("d", 64), SentOutcome: ipguard.SentUnknown, SentAt: time.Now(), SentEnable: true,
-		KeyUser: strings.Repeat("k", 36)}
+// maxItem is DynamoDB's item size limit (400 KB, names and values).
+const maxItem = 400 * 1024
+
+// worstEntry is entry i at the portal column's full width, with a "%"
+// (which the compact form escapes to three bytes).
+func worstEntry(prefix string, i int) string {
+	s := fmt.Sprintf("%s%%%07d", prefix, i)
+	return strings.Repeat("f", portalColumn-len(s)) + s
+}
+
+// fullIPv6 is a canonical IPv6 address of full length (39 characters),
+// what the tool itself writes and owns at the longest.
+func fullIPv6(tag, i int) string {
+	return fmt.Sprintf("2001:db8:%04x:ffff:ffff:ffff:%04x:%04x", tag, i/65536%65536, i%65536)
+}
+
+// largestState is the largest portal state the reconciler can store with
+// PORTAL_MAX_ENTRIES at its largest accepted value (config.MaxPortalEntries):
+// every list full, every entry at its longest. The portal list seen and the
+// list of a PUT in flight are both at the cap with entries of others at the
+// column's full width (the tool keeps them as they are), every owned address
+// is a full-length IPv6 one, the recent PUTs remembered (LateSent) each keep
+// the most entries of others at full width, the own saves are all there and
+// the pending reason is at its bound.
+func largestState(n int) ipguard.PortalState {
+	st := ipguard.PortalState{Applied: 1, Reconciled: true, LastEnabled: true, Pending: strings.Repeat("p", 10_000),
+		PendingCode: ipguard.EUnavailable, PendingVersion: 1, LockoutNotice: strings.Repeat("l", 64), DriftEpisode: strings.Repeat("d", 64),
+		SentOutcome: ipguard.SentUnknown, SentAt: time.Now(), SentEnable: true, KeyUser: strings.Repeat("k", 36), AlertsDue: true,
+		LastReconcile: time.Now()}
 	for i := range n {
-		ip := fmt.Sprintf("2001:db8:ffff:ffff:ffff:ffff:%04x:%04x", i/65536, i%65536)
-		st.LastSeen = append(st.LastSeen, ipguard.Restriction{IP: ip})
-		st.Owned = append(st.Owned, ip)
-		// A PUT in flight whose every entry is new (the largest "sent").
-		sent := fmt.Sprintf("2001:db8:eeee:ffff:ffff:ffff:%04x:%04x", i/65536, i%65536)
+		st.LastSeen = append(st.LastSeen, ipguard.Restriction{IP: worstEntry("s", i), ForAdmin: i%2 == 0})
+		st.Owned = append(st.Owned, fullIPv6(0xffff, i))
+		sent := worstEntry("t", i)
 		st.Sent = append(st.Sent, ipguard.Restriction{IP: sent})
 		st.SentAdded = append(st.SentAdded, sent)
 	}
-	for range onboard.MaxLateSent {
-		st.LateSent = append(st.LateSent, strings.Repeat("h", 32)+" "+strings.Repeat("2001:db8:ffff:ffff:ffff:ffff:ffff:ffff,", onboard.MaxLateKept))
+	for h := range onboard.MaxLateSent {
+		kept := make([]string, onboard.MaxLateKept)
+		for i := range kept {
+			kept[i] = worstEntry(fmt.Sprint("l", h), i)
+		}
+		st.LateSent = append(st.LateSent, strings.Repeat("h", 31)+fmt.Sprint(h)+" "+strings.Join(kept, ","))
 	}
 	for range onboard.MaxOwnSaves {
 		st.OwnSaves = append(st.OwnSaves, time.Now())
 	}
-	if err := s.PutPortalState(context.Background(), st); err != nil {
-		t.Fatalf("state of %d owned IPv6 entries (PORTAL_MAX_ENTRIES at its maximum): %v", n, err)
+	return st
+}
+
+// TestPortalStateHoldsTheLargestAllowedList: the reconciler's memory of the
+// portal (the list it saw, the addresses it owns, and the PUT in flight with
+// the recent PUTs that may still land) must be storable at the largest
+// allowed list (WHERE-ISSUES-MEET §15), with every list at the cap and every
+// entry at its longest; otherwise every reconcile past some size fails, and
+// with it a security removal. It is read back whole, and each item it takes
+// stays within DynamoDB's 400 KB with room to spare (a quarter).
+func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "statesize")
+	ctx := context.Background()
+	n := config.MaxPortalEntries
+	st := largestState(n)
+	if err := s.PutPortalState(ctx, st); err != nil {
+		t.Fatalf("state with every list at PORTAL_MAX_ENTRIES's largest value (%d) and every entry at its longest: %v", n, err)
 	}
-	got, err := s.PortalState(context.Background())
-	if err != nil || len(got.LastSeen) != n || len(got.Owned) != n || len(got.Sent) != n || len(got.SentAdded) != n ||
-		len(got.OwnSaves) != onboard.MaxOwnSaves {
-		t.Fatalf("read back %d/%d/%d/%d entries, %d saves, %v", len(got.LastSeen), len(got.Owned), len(got.Sent), len(got.SentAdded),
-			len(got.OwnSaves), err)
+	got, err := s.PortalState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.LastSeen) != n || got.LastSeen[n-1] != st.LastSeen[n-1] || len(got.Owned) != n || len(got.Sent) != n ||
+		got.Sent[n-1] != st.Sent[n-1] || len(got.SentAdded) != n || len(got.LateSent) != onboard.MaxLateSent ||
+		got.LateSent[onboard.MaxLateSent-1] != st.LateSent[onboard.MaxLateSent-1] || len(got.OwnSaves) != onboard.MaxOwnSaves ||
+		got.SentOutcome != st.SentOutcome || got.KeyUser != st.KeyUser || got.Pending == "" {
+		t.Fatalf("read back %d seen, %d owned, %d sent (%d added), %d late, %d saves, outcome %q", len(got.LastSeen), len(got.Owned),
+			len(got.Sent), len(got.SentAdded), len(got.LateSent), len(got.OwnSaves), got.SentOutcome)
+	}
+	scan, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("statesize")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range scan.Items {
+		size := itemSize(item)
+		t.Logf("item %v: %d bytes at the cap (%d%% of DynamoDB's 400 KB)", item["pk"].(*types.AttributeValueMemberS).Value, size, size*100/maxItem)
+		if size > maxItem*3/4 {
+			t.Errorf("item %v takes %d bytes at the cap: more than three quarters of DynamoDB's %d", item["pk"], size, maxItem)
+		}
+	}
+}
+
+// itemSize is an item's size as DynamoDB counts it: each attribute's name
+// and value (strings by their UTF-8 bytes, numbers about one byte per two
+// digits, lists and maps 3 bytes plus one per element).
+func itemSize(item map[string]types.AttributeValue) int {
+	n := 0
+	for name, v := range item {
+		n += len(name) + valueSize(v)
+	}
+	return n
+}
+
+func valueSize(v types.AttributeValue) int {
+	switch v := v.(type) {
+	case *types.AttributeValueMemberS:
+		return len(v.Value)
+	case *types.AttributeValueMemberN:
+		return len(v.Value)/2 + 1
+	case *types.AttributeValueMemberB:
+		return len(v.Value)
+	case *types.AttributeValueMemberBOOL, *types.AttributeValueMemberNULL:
+		return 1
+	case *types.AttributeValueMemberL:
+		n := 3
+		for _, e := range v.Value {
+			n += valueSize(e) + 1
+		}
+		return n
+	case *types.AttributeValueMemberM:
+		n := 3
+		for k, e := range v.Value {
+			n += len(k) + valueSize(e) + 1
+		}
+		return n
+	case *types.AttributeValueMemberSS:
+		n := 0
+		for _, e := range v.Value {
+			n += len(e)
+		}
+		return n
+	}
+	return 0
+}
+
+// Hand edits can push the portal list past the cap; then only removals go
+// out (a security removal never waits), as a PUT of the whole list. Its
+// state must still be storable well past the cap, and one no item can hold
+// is a ConfigurationError naming the entries, not DynamoDB's refusal.
+func TestPortalStatePastTheCap(t *testing.T) {
+	s := tableStore(t, motoDB(t), "statepast")
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		n       int
+		wantErr bool
+	}{
+		{"half as much again as the cap (removals only)", config.MaxPortalEntries * 3 / 2, false},
+		{"far past what one item holds", config.MaxPortalEntries * 5, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			st := largestState(tc.n)
+			st.Owned = st.Owned[:config.MaxPortalEntries] // owned addresses are the tool's own: at most the cap
+			err := s.PutPortalState(ctx, st)
+			if !tc.wantErr {
+				if err != nil {
+					t.Fatalf("state of a %d-entry portal list: %v", tc.n, err)
+				}
+				if got, err := s.PortalState(ctx); err != nil || len(got.LastSeen) != tc.n || len(got.Sent) != tc.n {
+					t.Fatalf("read back %d seen, %d sent, %v", len(got.LastSeen), len(got.Sent), err)
+				}
+				return
+			}
+			if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), fmt.Sprint(tc.n, " entries")) ||
+				!strings.Contains(err.Error(), "remove entries on the portal") {
+				t.Fatalf("error = %v; want a ConfigurationError naming the %d entries", err, tc.n)
+			}
+		})
+	}
+}
+
+// A state written before the in-flight part had an item of its own (the
+// PUT in flight in the state item) is read as it was, and the next write
+// moves it.
+func TestPortalStateWrittenBeforeTheSplitIsRead(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "statelegacy")
+	ctx := context.Background()
+	_, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("statelegacy"), Item: map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "state#portal-allowlist"}, "version": &types.AttributeValueMemberN{Value: "3"},
+		"applied": &types.AttributeValueMemberN{Value: "2"}, "seen": &types.AttributeValueMemberS{Value: "-192.0.2.1\n"},
+		"sent":        &types.AttributeValueMemberS{Value: "-192.0.2.1\n+203.0.113.5\n"},
+		"sentOutcome": &types.AttributeValueMemberS{Value: ipguard.SentUnknown},
+		"lateSent":    &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: "h1 "}}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.PortalState(ctx)
+	if err != nil || len(st.Sent) != 2 || len(st.SentAdded) != 1 || st.SentOutcome != ipguard.SentUnknown || len(st.LateSent) != 1 || st.Applied != 2 {
+		t.Fatalf("legacy state = %+v, %v", st, err)
+	}
+	st.Sent, st.SentAdded, st.SentOutcome = nil, nil, ""
+	if err := s.PutPortalState(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.PortalState(ctx); err != nil || got.Sent != nil || got.SentOutcome != "" || len(got.LateSent) != 1 || got.Version != 3 {
+		t.Fatalf("after the next write: %+v, %v; want the PUT in flight cleared, the late PUTs kept", got, err)
 	}
 }

@@ -166,7 +166,7 @@ func encodeUser(u ipguard.User) map[string]types.AttributeValue {
 	if len(u.Touched) > 0 {
 		m := make(map[string]types.AttributeValue, len(u.Touched))
 		for e, t := range u.Touched {
-			m[e] = str(t.UTC().Format(time.RFC3339Nano))
+			m[e] = str(t.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)) // request times: to the millisecond
 		}
 		item["touched"] = &types.AttributeValueMemberM{Value: m}
 	}
@@ -291,7 +291,7 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 			if err != nil {
 				return ipguard.User{}, fmt.Errorf("item %s: touched[%s]: %w", pk, e, err)
 			}
-			u.Touched[e] = t.UTC()
+			u.Touched[e] = t.UTC().Truncate(time.Millisecond)
 		}
 	}
 	gone, _, err := getN(item, "goneChecks")
@@ -371,4 +371,29 @@ func (s *Store) Offboarded(ctx context.Context, id string, now time.Time) (time.
 		return time.Time{}, false, nil
 	}
 	return time.UnixMilli(at).UTC(), true, nil
+}
+
+// FirstArrival implements onboard.Arrivals: item arrival#<requestId> holds
+// the invocation's first arrival (epoch ms), set only when absent (one
+// UpdateItem with if_not_exists, returning the stored value), kept by TTL
+// for keep.
+func (s *Store) FirstArrival(ctx context.Context, requestID string, now time.Time, keep time.Duration) (time.Time, error) {
+	const op = "remember an invocation's first arrival"
+	out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:        aws.String(s.table),
+		Key:              key(arrivalPrefix + requestID),
+		UpdateExpression: aws.String("SET arrivedAt = if_not_exists(arrivedAt, :now), expiresAt = if_not_exists(expiresAt, :exp)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":now": num(now.UnixMilli()), ":exp": num(now.Add(keep).Unix()),
+		},
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if err != nil {
+		return time.Time{}, s.fail(op, err)
+	}
+	at, ok, err := getN(out.Attributes, "arrivedAt")
+	if err != nil || !ok {
+		return time.Time{}, s.corrupt(op, fmt.Errorf("arrivedAt: %v", err))
+	}
+	return time.UnixMilli(at).UTC(), nil
 }

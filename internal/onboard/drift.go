@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -237,8 +238,22 @@ func (s *Service) due(ctx context.Context, key string, a ipguard.Alert) {
 	}
 }
 
+// SendDueAlerts publishes the alerts recorded as due (see flushDue) and
+// reports whether any is still due. Every reconcile calls it; it is
+// exported for the store contract's concurrent flushers.
+func (s *Service) SendDueAlerts(ctx context.Context) bool { return s.flushDue(ctx) }
+
 // flushDue publishes every due alert, oldest first, and clears each one the
 // topic accepted. It reports whether any is still due.
+//
+// Two invocations may flush at once (the flush runs after the lease is
+// released), so each alert is claimed first (Store.ClaimDueAlert, a
+// conditional write, for DueClaim): only the claimer publishes it, then
+// clears it (sent) or gives the claim back (the publish failed, so the next
+// flush sends it). An alert claimed by another flusher counts as still due
+// here: if that flusher dies, its claim runs out and a later flush sends
+// it. A message is sent once, unless a flusher dies between the publish and
+// the clear (then once more after DueClaim: at least once, never lost).
 func (s *Service) flushDue(ctx context.Context) bool {
 	if s.Alerts == nil {
 		return false
@@ -248,18 +263,46 @@ func (s *Service) flushDue(ctx context.Context) bool {
 		s.log().Error("read the due alerts", "error", err)
 		return true
 	}
+	token := claimToken()
 	left := false
-	for _, a := range all {
-		if _, err := s.Alerts.Publish(ctx, sendable(a.Alert)); err != nil {
-			s.log().Error("send alert (still due; the next reconcile sends it again)", "subject", a.Alert.Subject, "error", err)
+	for _, d := range all {
+		now := s.now()
+		a, ok, err := s.Store.ClaimDueAlert(ctx, d.Key, token, now.Add(DueClaim), now)
+		if err != nil {
+			s.log().Error("claim a due alert (still due; the next reconcile sends it)", "subject", d.Alert.Subject, "error", err)
 			left = true
 			continue
 		}
-		if err := s.Store.ClearDueAlert(ctx, a.Key); err != nil {
+		if !ok {
+			// Another flusher is sending it (or sent it meanwhile): still
+			// due as far as this one knows, so the next reconcile looks again.
+			left = true
+			continue
+		}
+		if _, err := s.Alerts.Publish(ctx, sendable(a.Alert)); err != nil {
+			s.log().Error("send alert (still due; the next reconcile sends it again)", "subject", a.Alert.Subject, "error", err)
+			left = true
+			if err := s.Store.SettleDueAlert(ctx, a.Key, token, false); err != nil {
+				s.log().Error("give back the claim on a due alert (sent again once the claim runs out)", "subject", a.Alert.Subject, "error", err)
+			}
+			continue
+		}
+		if err := s.Store.SettleDueAlert(ctx, a.Key, token, true); err != nil {
 			s.log().Error("clear a sent alert", "subject", a.Alert.Subject, "error", err)
 		}
 	}
 	return left
+}
+
+// DueClaim is how long a flusher holds its claim on a due alert: longer
+// than one publish with its retries.
+const DueClaim = 2 * time.Minute
+
+// claimToken names one flush's claims.
+func claimToken() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // sendable is a with its subject one safe line and its SMS printable

@@ -33,7 +33,7 @@ func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.
 		return Result{}, err
 	}
 	if req.RequestedAt.IsZero() && !at.IsZero() && fieldsOf[req.Action]["requestedAt"] {
-		req.RequestedAt = at.UTC()
+		req.RequestedAt = RequestTime(at)
 	}
 	switch {
 	case !known:
@@ -43,4 +43,57 @@ func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.
 		return Result{}, ipguard.Invalid("action", req.Action, "does not fit detail-type %s", detailType)
 	}
 	return s.Do(ctx, req)
+}
+
+// RequestTime is t at the one precision request times are ordered by, end
+// to end (parsed, stored, compared): the millisecond, in UTC. An
+// EventBridge event's time (whole seconds) is the first millisecond of its
+// second. Within one millisecond the later arrival wins: a retry of the
+// same request, or two requests no clock can order.
+func RequestTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+// fmtRequestTime names a request time in a warning: RFC 3339 with its
+// milliseconds (none shown when zero).
+func fmtRequestTime(t time.Time) string { return RequestTime(t).Format(time.RFC3339Nano) }
+
+// Arrivals is optional on a Store: it remembers when each invocation first
+// arrived, by its request id. Lambda retries a failed asynchronous
+// invocation (after 1 and 2 minutes; a throttled one for up to 6 hours)
+// with the same payload and the same request id, so a direct payload
+// without requestedAt is dated by its first arrival, which a retry keeps,
+// not by the retry's own arrival (which would make an old request newer
+// than a change made meanwhile).
+type Arrivals interface {
+	// FirstArrival records now as the first arrival of requestID unless
+	// one is recorded (kept at least keep), and returns the recorded one.
+	FirstArrival(ctx context.Context, requestID string, now time.Time, keep time.Duration) (time.Time, error)
+}
+
+// ArrivalKeep is how long a first arrival is remembered: longer than
+// Lambda keeps an asynchronous event (6 hours at most).
+const ArrivalKeep = 7 * time.Hour
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the invocation's request id (Lambda's
+// aws_request_id; the same on Lambda's retries of an asynchronous
+// invocation).
+func WithRequestID(ctx context.Context, id string) context.Context {
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// firstArrival is when the invocation behind ctx first arrived (see
+// Arrivals), zero when unknown (no request id, or a store without it).
+func (s *Service) firstArrival(ctx context.Context, now time.Time) (time.Time, error) {
+	id := requestIDFrom(ctx)
+	arr, ok := s.Store.(Arrivals)
+	if id == "" || !ok {
+		return time.Time{}, nil
+	}
+	return arr.FirstArrival(ctx, id, now, ArrivalKeep)
 }

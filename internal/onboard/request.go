@@ -181,7 +181,7 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 		if err != nil {
 			return Request{}, ipguard.Invalid("requestedAt", at, "must be an RFC 3339 time such as 2026-12-01T18:00:00Z (when the change was asked for; a replay keeps the original)")
 		}
-		r.RequestedAt = t.UTC()
+		r.RequestedAt = RequestTime(t)
 	}
 	if raw, ok := obj["days"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &r.Days); err != nil || r.Days < 1 || r.Days > MaxPreviewDays {

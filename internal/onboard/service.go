@@ -52,6 +52,17 @@ type Store interface {
 	AddDueAlert(ctx context.Context, a ipguard.DueAlert) error
 	DueAlerts(ctx context.Context) ([]ipguard.DueAlert, error)
 	ClearDueAlert(ctx context.Context, key string) error
+	// ClaimDueAlert claims the due alert with key for token until until
+	// (a conditional write): ok only when it is due and no other claim on
+	// it runs at now, so one flusher at a time sends it. It returns the
+	// alert as stored now (send that one). AddDueAlert of the same key
+	// drops any claim: the newer alert is due again.
+	ClaimDueAlert(ctx context.Context, key, token string, until, now time.Time) (a ipguard.DueAlert, ok bool, err error)
+	// SettleDueAlert ends token's claim on key: sent removes the alert,
+	// otherwise it stays due, unclaimed. When the claim is no longer
+	// token's (it ran out and was taken, or a newer alert replaced it) it
+	// does nothing, with no error.
+	SettleDueAlert(ctx context.Context, key, token string, sent bool) error
 }
 
 // Tombstones is optional on a Store: it remembers when each user was last
@@ -241,6 +252,19 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	res := newResult(req.Action, in.id)
 	ctx, sp := withSpans(ctx)
 	t0 := time.Now()
+	// A direct payload without requestedAt is dated by its invocation's
+	// first arrival (a retry by Lambda keeps it), read alongside.
+	var arrived time.Time
+	var arrErr error
+	arrDone := make(chan struct{})
+	var arrPanic any
+	go func() {
+		defer close(arrDone)
+		defer func() { arrPanic = recover() }()
+		if req.RequestedAt.IsZero() {
+			arrived, arrErr = s.firstArrival(ctx, in.now)
+		}
+	}()
 	// The state and the user are read together: one round trip less on
 	// every change's path.
 	var pre prefetched
@@ -255,11 +279,21 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	}()
 	st, err := s.Store.PortalState(ctx)
 	<-done
+	<-arrDone
+	if panicked == nil {
+		panicked = arrPanic
+	}
 	if panicked != nil {
 		panic(panicked)
 	}
 	if err != nil {
 		return Result{}, err
+	}
+	if arrErr != nil {
+		return Result{}, arrErr
+	}
+	if !arrived.IsZero() {
+		in.at = RequestTime(arrived)
 	}
 	stored, err := s.storeChange(ctx, in, st, &res, &pre)
 	if err != nil {
@@ -298,9 +332,9 @@ func (s *Service) validateChange(req Request) (changeInput, error) {
 	if err != nil {
 		return changeInput{}, err
 	}
-	in := changeInput{action: req.Action, id: id, now: now, at: req.RequestedAt}
-	if in.at.IsZero() {
-		in.at = now
+	in := changeInput{action: req.Action, id: id, now: now, at: RequestTime(req.RequestedAt)}
+	if req.RequestedAt.IsZero() {
+		in.at = RequestTime(now)
 	}
 	if in.at.After(now.Add(MaxRequestedAhead)) {
 		// One bad clock must not freeze the user's later changes.
@@ -360,7 +394,7 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 		if len(kept) > 0 && attempt == 0 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf(
 				"this request (requested at %s) is older than later changes of user %s, so it was applied only where it undoes none of them; left as the newer request(s) made them: %s",
-				in.at.Format(time.RFC3339), in.id, strings.Join(kept, ", ")))
+				fmtRequestTime(in.at), in.id, strings.Join(kept, ", ")))
 		}
 		if in.action == ActionOffboard {
 			stored, done, err := s.storeOffboard(ctx, in, res, old, found, next)
@@ -463,7 +497,7 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 		if len(next.Entries) == 0 {
 			res.Warnings = append(res.Warnings, fmt.Sprintf(
 				"this offboarding (requested at %s) is older than later changes of user %s, so the user's record stays (with no entry left)",
-				in.at.Format(time.RFC3339), in.id))
+				fmtRequestTime(in.at), in.id))
 		}
 		res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
 		if sameUser(old, next) {
@@ -503,30 +537,50 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 // CreatedAt is a processing time and is not compared).
 func changedAfter(u ipguard.User, at time.Time) bool {
 	for _, t := range u.Touched {
-		if t.After(at) {
+		if RequestTime(t).After(at) {
 			return true
 		}
 	}
 	return false
 }
 
+// newestRequest is the newest request time u's record holds (see
+// olderThanOffboarding).
+func newestRequest(u ipguard.User) time.Time {
+	if len(u.Touched) == 0 {
+		return u.CreatedAt.Add(time.Second)
+	}
+	var newest time.Time
+	for _, t := range u.Touched {
+		if t := RequestTime(t); t.After(newest) {
+			newest = t
+		}
+	}
+	return newest
+}
+
 // olderThanOffboarding reports whether a replace, add or remove was
 // requested before the user's last remembered offboarding (see Tombstones),
 // and then warns naming both times. It asks only when it can matter: the
-// user is not stored, or the request is older than the record (the user
-// came back after an offboarding).
+// user is not stored, or the request is older than the newest request the
+// record holds. (A record that exists after an offboarding was made again
+// by a request not older than it, whose entries carry its time; so a
+// request at least as new as every time in the record is newer than the
+// offboarding too.) Request times are compared with request times only;
+// a record without them (written before they were kept) falls back to
+// its creation, a processing time stored to the second.
 func (s *Service) olderThanOffboarding(ctx context.Context, in changeInput, old ipguard.User, found bool, res *Result) (bool, error) {
 	tomb, ok := s.Store.(Tombstones)
-	if !ok || in.action == ActionOffboard || found && !in.at.Before(old.CreatedAt.Add(time.Second)) {
+	if !ok || in.action == ActionOffboard || found && !in.at.Before(newestRequest(old)) {
 		return false, nil
 	}
 	off, ok, err := tomb.Offboarded(ctx, in.id, in.now)
-	if err != nil || !ok || !in.at.Before(off) {
+	if err != nil || !ok || !in.at.Before(RequestTime(off)) {
 		return false, err
 	}
 	res.Warnings = append(res.Warnings, fmt.Sprintf(
 		"this request (requested at %s) is older than the offboarding of user %s (requested at %s), so it was not applied: it would undo that newer change",
-		in.at.Format(time.RFC3339Nano), in.id, off.UTC().Format(time.RFC3339Nano)))
+		fmtRequestTime(in.at), in.id, fmtRequestTime(off)))
 	return true, nil
 }
 
@@ -623,7 +677,7 @@ func (s *Service) behind(ctx context.Context, st ipguard.PortalState) (bool, err
 func keepNewer(old, next ipguard.User, at time.Time) (ipguard.User, []string) {
 	touched := make(map[string]time.Time, len(old.Touched)+len(next.Entries))
 	for e, t := range old.Touched {
-		touched[e] = t
+		touched[e] = RequestTime(t) // items written before one precision may hold more
 	}
 	var kept []string
 	var entries []string
@@ -638,7 +692,7 @@ func keepNewer(old, next ipguard.User, at time.Time) (ipguard.User, []string) {
 	}
 	newer := func(e string) bool { t, ok := touched[e]; return ok && t.After(at) }
 	keep := func(e string) {
-		kept = append(kept, fmt.Sprintf("%s (requested at %s)", e, touched[e].UTC().Format(time.RFC3339)))
+		kept = append(kept, fmt.Sprintf("%s (requested at %s)", e, fmtRequestTime(touched[e])))
 	}
 	for _, e := range next.Entries {
 		changed := !inOld[e] || old.Details[e] != next.Details[e]

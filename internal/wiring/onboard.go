@@ -7,6 +7,8 @@ import (
 	"ipguard/internal/eventbridge"
 	"ipguard/internal/onboard"
 	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 // The OnboardFunction's wiring: configuration and adapters to the onboarding service and its handler.
@@ -50,6 +52,12 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 			mw.write(ctx, append(onboardMetrics(res, err, time.Since(start)), chain.busMetrics()...), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
 		defer func() { recovered(ctx, d.Log, recover(), &err) }()
+		if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {
+			// Lambda's retry of an asynchronous invocation keeps its
+			// request id: a direct payload without requestedAt is dated by
+			// the id's first arrival (onboard.Arrivals).
+			ctx = onboard.WithRequestID(ctx, lc.AwsRequestID)
+		}
 		detail, at, err := eventbridge.Unwrap(payload)
 		if err != nil {
 			return onboard.Result{}, err

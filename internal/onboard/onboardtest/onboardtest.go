@@ -35,10 +35,29 @@ type Store struct {
 	// BumpErrs: the next this many BumpVersion calls fail (a throttled
 	// counter, or its answer lost).
 	BumpErrs int
-	// Outbox holds the due alerts by key.
+	// Outbox holds the due alerts by key; Claims the flushers' claims on
+	// them (token and until).
 	Outbox map[string]ipguard.DueAlert
+	Claims map[string]DueClaim
 	// OffboardedAt remembers each offboarding's request time and expiry.
 	OffboardedAt map[string][2]time.Time
+	// Arrived remembers each invocation's first arrival by request id.
+	Arrived map[string]time.Time
+}
+
+// FirstArrival implements onboard.Arrivals (kept for good: request ids
+// are unique, DynamoDB's TTL only cleans up).
+func (s *Store) FirstArrival(_ context.Context, requestID string, now time.Time, _ time.Duration) (time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if at, ok := s.Arrived[requestID]; ok {
+		return at, nil
+	}
+	if s.Arrived == nil {
+		s.Arrived = map[string]time.Time{}
+	}
+	s.Arrived[requestID] = now.UTC().Truncate(time.Millisecond)
+	return s.Arrived[requestID], nil
 }
 
 // PutOffboarded implements onboard.Tombstones: an older time never
@@ -49,10 +68,10 @@ func (s *Store) PutOffboarded(_ context.Context, id string, at, expires time.Tim
 	if s.OffboardedAt == nil {
 		s.OffboardedAt = map[string][2]time.Time{}
 	}
-	if old, ok := s.OffboardedAt[id]; ok && old[0].After(at) {
+	if old, ok := s.OffboardedAt[id]; ok && old[0].After(at.Truncate(time.Millisecond)) {
 		return nil
 	}
-	s.OffboardedAt[id] = [2]time.Time{at.UTC(), expires}
+	s.OffboardedAt[id] = [2]time.Time{at.UTC().Truncate(time.Millisecond), expires} // to the millisecond, as DynamoDB
 	return nil
 }
 
@@ -86,6 +105,14 @@ func (s *Store) PutUserIf(_ context.Context, u ipguard.User, prev int64) (bool, 
 		return false, nil
 	}
 	s.Writes++
+	if u.Touched != nil {
+		// Request times are kept to the millisecond, as DynamoDB keeps them.
+		touched := make(map[string]time.Time, len(u.Touched))
+		for e, t := range u.Touched {
+			touched[e] = t.UTC().Truncate(time.Millisecond)
+		}
+		u.Touched = touched
+	}
 	s.UserItems[u.ID] = u
 	if s.LoseAnswers > 0 {
 		s.LoseAnswers--
@@ -167,6 +194,45 @@ func (s *Store) AddDueAlert(_ context.Context, a ipguard.DueAlert) error {
 		s.Outbox = map[string]ipguard.DueAlert{}
 	}
 	s.Outbox[a.Key] = cloneDue(a)
+	delete(s.Claims, a.Key) // a newer alert is due again, unclaimed
+	return nil
+}
+
+// DueClaim is a flusher's claim on a due alert.
+type DueClaim struct {
+	Token string
+	Until time.Time
+}
+
+// ClaimDueAlert implements onboard.Store.
+func (s *Store) ClaimDueAlert(_ context.Context, key, token string, until, now time.Time) (ipguard.DueAlert, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.Outbox[key]
+	if !ok {
+		return ipguard.DueAlert{}, false, nil
+	}
+	if c, held := s.Claims[key]; held && !c.Until.Before(now) {
+		return ipguard.DueAlert{}, false, nil
+	}
+	if s.Claims == nil {
+		s.Claims = map[string]DueClaim{}
+	}
+	s.Claims[key] = DueClaim{Token: token, Until: until}
+	return cloneDue(a), true, nil
+}
+
+// SettleDueAlert implements onboard.Store.
+func (s *Store) SettleDueAlert(_ context.Context, key, token string, sent bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, held := s.Claims[key]; !held || c.Token != token {
+		return nil
+	}
+	delete(s.Claims, key)
+	if sent {
+		delete(s.Outbox, key)
+	}
 	return nil
 }
 
@@ -193,5 +259,6 @@ func (s *Store) ClearDueAlert(_ context.Context, k string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.Outbox, k)
+	delete(s.Claims, k)
 	return nil
 }

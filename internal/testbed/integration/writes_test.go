@@ -65,6 +65,22 @@ func (r *writeRecorder) BatchWriteItem(ctx context.Context, in *dynamodb.BatchWr
 	return r.API.BatchWriteItem(ctx, in, o...)
 }
 
+func (r *writeRecorder) TransactWriteItems(ctx context.Context, in *dynamodb.TransactWriteItemsInput, o ...func(*dynamodb.Options)) (*dynamodb.TransactWriteItemsOutput, error) {
+	for _, w := range in.TransactItems {
+		switch {
+		case w.Put != nil:
+			r.note(w.Put.Item)
+		case w.Update != nil:
+			r.note(w.Update.Key)
+		case w.Delete != nil:
+			r.note(w.Delete.Key)
+		case w.ConditionCheck != nil:
+			r.note(w.ConditionCheck.Key)
+		}
+	}
+	return r.API.TransactWriteItems(ctx, in, o...)
+}
+
 // recorded loads a function's wiring with its table writes recorded.
 func recorded(t *testing.T, fn config.Function) (wiring.Deps, *writeRecorder) {
 	t.Helper()

@@ -51,6 +51,62 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		}
 	})
 
+	// One precision end to end (onboard.RequestTime): a store keeps the
+	// request times it is given to the millisecond, no finer and no
+	// coarser, so the fake and DynamoDB order the same requests alike.
+	t.Run("request times are kept to the millisecond", func(t *testing.T) {
+		s := newStore(t)
+		at := time.Date(2026, 11, 25, 9, 0, 0, 900_400_000, time.UTC)
+		want := time.Date(2026, 11, 25, 9, 0, 0, 900_000_000, time.UTC)
+		u := user(1, "203.0.113.7")
+		u.Touched = map[string]time.Time{"203.0.113.7": at, "203.0.113.8": at.Add(-time.Second)}
+		if ok, err := s.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Fatalf("PutUserIf = %v, %v", ok, err)
+		}
+		got, _, err := s.GetUser(ctx, "u1")
+		if err != nil || !got.Touched["203.0.113.7"].Equal(want) || !got.Touched["203.0.113.8"].Equal(want.Add(-time.Second)) {
+			t.Errorf("Touched = %v, %v; want %v (the millisecond)", got.Touched, err, want)
+		}
+		tomb, ok := s.(onboard.Tombstones)
+		if !ok {
+			t.Fatalf("%T does not remember offboardings", s)
+		}
+		now := time.Now()
+		if err := tomb.PutOffboarded(ctx, "u2", at, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if off, ok, err := tomb.Offboarded(ctx, "u2", now); !ok || err != nil || !off.Equal(want) {
+			t.Errorf("Offboarded = %v, %v, %v; want %v (the millisecond)", off, ok, err, want)
+		}
+	})
+
+	// Lambda's retry of an asynchronous invocation keeps its request id:
+	// its first arrival is what dates a direct payload without requestedAt.
+	t.Run("an invocation's first arrival is kept by its request id", func(t *testing.T) {
+		s := newStore(t)
+		arr, ok := s.(onboard.Arrivals)
+		if !ok {
+			t.Fatalf("%T does not remember first arrivals (onboard.Arrivals)", s)
+		}
+		t1 := time.Now().UTC().Add(-2 * time.Minute)
+		steps := []struct {
+			id   string
+			now  time.Time
+			want time.Time
+		}{
+			{"r1", t1, t1},                                   // first arrival
+			{"r1", t1.Add(time.Minute), t1},                  // Lambda's retry: the first one stands
+			{"r2", t1.Add(time.Minute), t1.Add(time.Minute)}, // another invocation
+			{"r1", t1.Add(2 * time.Minute), t1},              // and again
+		}
+		for i, st := range steps {
+			got, err := arr.FirstArrival(ctx, st.id, st.now, onboard.ArrivalKeep)
+			if err != nil || !got.Equal(st.want.Truncate(time.Millisecond)) {
+				t.Fatalf("step %d: FirstArrival(%s) = %v, %v; want %v (to the millisecond)", i, st.id, got, err, st.want)
+			}
+		}
+	})
+
 	t.Run("a user is written only over the rev it was read at", func(t *testing.T) {
 		s := newStore(t)
 		if _, ok, err := s.GetUser(ctx, "u1"); ok || err != nil {
@@ -335,4 +391,154 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 			t.Errorf("changing a read changed the store: %+v", again)
 		}
 	})
+	// Two invocations flush the outbox at once (a reconcile's flush runs
+	// after its lease is released, so nothing else keeps them apart): each
+	// due alert must reach the topic once. The first publish waits until
+	// the other flusher either publishes too (the defect) or has finished.
+	t.Run("outbox: two concurrent flushers send each due alert once", func(t *testing.T) {
+		s := newStore(t)
+		for i, k := range []string{"drift#1", "lockout#not-owner"} {
+			if err := s.AddDueAlert(ctx, alert(k, time.Duration(i)*time.Second, k)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pub := &blockingPublisher{sent: map[string]int{}, other: make(chan struct{}), done: make(chan struct{}, 2)}
+		flushers := []*onboard.Service{{Store: s, Alerts: pub}, {Store: s, Alerts: pub}}
+		var wg sync.WaitGroup
+		for _, f := range flushers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				f.SendDueAlerts(ctx)
+				pub.done <- struct{}{}
+			}()
+		}
+		wg.Wait()
+		for _, k := range []string{"drift#1", "lockout#not-owner"} {
+			if n := pub.count(k); n != 1 {
+				t.Errorf("alert %q published %d times by two concurrent flushers; want once", k, n)
+			}
+		}
+		if left := dueKeys(t, s); len(left) != 0 {
+			t.Errorf("still due after both flushers: %q", left)
+		}
+		// Nothing is lost: a flusher that finds an alert claimed by the
+		// other leaves it to that one, and a refused publish keeps it due.
+		if err := s.AddDueAlert(ctx, alert("drift#2", 0, "again")); err != nil {
+			t.Fatal(err)
+		}
+		failing := &onboard.Service{Store: s, Alerts: refusingPublisher{}}
+		if left := failing.SendDueAlerts(ctx); !left {
+			t.Error("a refused publish reported nothing left due")
+		}
+		if got := dueKeys(t, s); !slices.Equal(got, []string{"drift#2"}) {
+			t.Fatalf("after a refused publish: %q; want drift#2 still due", got)
+		}
+		again := &blockingPublisher{sent: map[string]int{}, other: make(chan struct{}), done: make(chan struct{}, 2)}
+		close(again.done)
+		if left := (&onboard.Service{Store: s, Alerts: again}).SendDueAlerts(ctx); left || again.count("again") != 1 {
+			t.Errorf("the next flush after a refused publish: left %v, sent %d; want it sent once, nothing left", left, again.count("again"))
+		}
+	})
+
+	t.Run("outbox: a claim is one flusher's until it ends; a newer alert drops it", func(t *testing.T) {
+		s := newStore(t)
+		now := t0
+		if _, ok, err := s.ClaimDueAlert(ctx, "none", "t1", now.Add(time.Minute), now); ok || err != nil {
+			t.Fatalf("claim of an alert not due = %v, %v; want false, nil", ok, err)
+		}
+		if err := s.AddDueAlert(ctx, alert("k1", 0, "first")); err != nil {
+			t.Fatal(err)
+		}
+		steps := []struct {
+			name  string
+			token string
+			at    time.Time
+			want  bool
+		}{
+			{"the first claim", "t1", now, true},
+			{"another flusher while it runs", "t2", now.Add(30 * time.Second), false},
+			{"the same flusher again while it runs", "t1", now.Add(time.Minute), false},
+			{"another flusher once it ran out", "t2", now.Add(time.Minute + time.Millisecond), true},
+		}
+		for _, st := range steps {
+			a, ok, err := s.ClaimDueAlert(ctx, "k1", st.token, st.at.Add(time.Minute), st.at)
+			if err != nil || ok != st.want || ok && a.Alert.Subject != "first" {
+				t.Fatalf("%s: %+v, %v, %v; want %v", st.name, a, ok, err, st.want)
+			}
+		}
+		// t1's claim ran out and t2 took it: t1's late settle changes nothing.
+		if err := s.SettleDueAlert(ctx, "k1", "t1", true); err != nil {
+			t.Fatal(err)
+		}
+		if got := dueKeys(t, s); !slices.Equal(got, []string{"k1"}) {
+			t.Fatalf("a settle by a flusher whose claim was taken over cleared it: %q", got)
+		}
+		// A newer alert of the same key while t2 sends the older: it is due
+		// again, unclaimed, and t2's settle leaves it.
+		if err := s.AddDueAlert(ctx, alert("k1", time.Second, "newer")); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SettleDueAlert(ctx, "k1", "t2", true); err != nil {
+			t.Fatal(err)
+		}
+		a, ok, err := s.ClaimDueAlert(ctx, "k1", "t3", now.Add(2*time.Minute), now.Add(time.Minute))
+		if err != nil || !ok || a.Alert.Subject != "newer" {
+			t.Fatalf("the newer alert after the older one was sent: %+v, %v, %v; want it due and claimable", a, ok, err)
+		}
+		// Given back (publish failed): due, and claimable at once.
+		if err := s.SettleDueAlert(ctx, "k1", "t3", false); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.ClaimDueAlert(ctx, "k1", "t4", now.Add(2*time.Minute), now.Add(time.Minute)); !ok || err != nil {
+			t.Fatalf("claim after a claim was given back = %v, %v; want true", ok, err)
+		}
+		if err := s.SettleDueAlert(ctx, "k1", "t4", true); err != nil {
+			t.Fatal(err)
+		}
+		if got := dueKeys(t, s); len(got) != 0 {
+			t.Errorf("after the claimer settled it as sent: %q; want none", got)
+		}
+	})
+}
+
+// blockingPublisher counts publishes by subject; the first one waits until
+// a second publish starts or a flusher has finished (done), so two
+// flushers are both under way when the first message goes out.
+type blockingPublisher struct {
+	mu    sync.Mutex
+	sent  map[string]int
+	n     int
+	other chan struct{}
+	done  chan struct{}
+}
+
+func (p *blockingPublisher) Publish(_ context.Context, a ipguard.Alert) (string, error) {
+	p.mu.Lock()
+	p.sent[a.Subject]++
+	p.n++
+	n := p.n
+	p.mu.Unlock()
+	switch n {
+	case 1:
+		select {
+		case <-p.other:
+		case <-p.done:
+		}
+	case 2:
+		close(p.other)
+	}
+	return fmt.Sprint("m", n), nil
+}
+
+func (p *blockingPublisher) count(subject string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sent[subject]
+}
+
+type refusingPublisher struct{}
+
+func (refusingPublisher) Publish(context.Context, ipguard.Alert) (string, error) {
+	return "", ipguard.Errorf(ipguard.EUnavailable, "sns: throttled")
 }
