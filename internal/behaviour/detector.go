@@ -225,14 +225,16 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		// login older than one already learned, or while a trip is still
 		// undecided, is no probable trip (told as before).
 		var contradicts *PendingTrip
-		probable := false
+		probable, legs := false, 0
 		if d.Settings.Grouped && newInRun && d.Settings.on(RuleNewCountry) {
-			if decided, contra := decideTrip(e.b.Trip, l); decided && p.Final {
+			outside := hasFinding && fs[i].Kind == audit.KindIPNotAllowed
+			home := func(c string) bool { return !outside || e.b.VouchedCountry(c) }
+			if decided, contra, n := decideTrip(e.b.Trip, l, home); decided && p.Final {
 				if contra {
 					contradicts = e.b.Trip
 					v = withTripReason(v, contradicts, l)
 				}
-				e.b.Trip, e.dirty = nil, true
+				e.b.Trip, e.dirty, legs = nil, true, n
 			}
 			probable = shaped && e.b.Trip == nil && contradicts == nil && l.At.After(e.b.Newest) && probableTrip(&e.b, prev, l, v, learning)
 		}
@@ -270,6 +272,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 			toldAs = fs[i].Severity
 			fs[i] = asProbableTrip(fs[i], prev, l)
 			e.b.Trip, e.dirty = pendingOf(l), true
+			e.b.Trip.Logins += legs // the next leg of a trip already under way
 		}
 		if shaped {
 			fs[i] = d.shape(fs[i], l, fam, !newInRun, toldAs)

@@ -29,9 +29,14 @@ import (
 //  2. The user's next placed login decides (travelUsable: a login through
 //     an entry whose place is "anywhere" has no place and decides nothing):
 //     from the same country (or through a declared entry there) the trip is
-//     confirmed, quietly; from elsewhere it was a trip of one login, or not
-//     the user: that login gets a new_country reason at high severity that
-//     names both logins (the reason's EventID is the trip's login).
+//     confirmed, quietly; from another country the user has no ground in
+//     (outside the allowlist, not vouched for) it is the trip's next leg,
+//     and that login may be a probable trip itself, carrying the legs so
+//     far; from the user's own ground (inside the allowlist, or a country
+//     the baseline vouches for) after a trip of one login, it was a trip
+//     of one login, or not the user: that login gets a new_country reason
+//     at high severity that names both logins (the reason's EventID is the
+//     trip's login).
 //     Impossible travel from the trip's login fires as always; the reason
 //     is then not repeated.
 //
@@ -39,7 +44,10 @@ import (
 // victim's own device is told at the victim's next placed login, not at
 // once. For a user with an unplaced history that login may be long in
 // coming (their logins through "anywhere" entries decide nothing): such a
-// theft stays a digest line until then.
+// theft stays a digest line until then. A thief who logs in twice (from
+// the same new country, or from two new countries, with no login of the
+// victim's between) looks like a trip of two logins and stays a digest
+// line (the ip_not_allowed finding is recorded and enforced as always).
 
 // PendingTrip is a probable trip waiting for the user's next placed login.
 type PendingTrip struct {
@@ -49,7 +57,13 @@ type PendingTrip struct {
 	Name    string    `json:"name,omitempty"`
 	City    string    `json:"city,omitempty"`
 	IP      string    `json:"ip,omitempty"`
+	// Logins is how many probable-trip logins the trip has had so far, one
+	// per leg (0 in items written before legs were counted: one).
+	Logins int `json:"logins,omitempty"`
 }
+
+// logins is t's logins abroad so far (at least one).
+func (t *PendingTrip) logins() int { return max(1, t.Logins) }
 
 // reachable: the user could have travelled from prev (their last login with
 // a place) to l: both places are known and covering the distance takes no
@@ -94,7 +108,7 @@ func probableTrip(b *Baseline, prev *Sighting, l Login, v Verdict, learning bool
 // pendingOf is the pending trip a probable-trip login leaves.
 func pendingOf(l Login) *PendingTrip {
 	return &PendingTrip{EventID: l.EventID, At: l.At, Country: countryKey(l.Country), Name: clip(strings.TrimSpace(l.Country)),
-		City: clip(strings.TrimSpace(l.City)), IP: clip(l.IP)}
+		City: clip(strings.TrimSpace(l.City)), IP: clip(l.IP), Logins: 1}
 }
 
 // placedCountry is the country key of a login with a place: its declared
@@ -116,17 +130,28 @@ func placedCountry(l Login) (key string, ok bool) {
 }
 
 // decideTrip is what login l (newer than the pending trip t) says of t:
-// decided (l has a place), and if so contradicted (l's country is not the
-// trip's).
-func decideTrip(t *PendingTrip, l Login) (decided, contradicted bool) {
+// decided (l has a place), and if so contradicted: l is on the user's own
+// ground (home reports whether l's country is: inside the allowlist, or a
+// country the baseline vouches for), in another country than the trip's,
+// and the trip had one login. A placed login in another country the user
+// has no ground in is the trip's next leg: decided, not contradicted, and
+// legs is the trip's logins so far (a multi-country trip of one login per
+// country is a trip, not a theft).
+func decideTrip(t *PendingTrip, l Login, home func(country string) bool) (decided, contradicted bool, legs int) {
 	if t == nil || l.EventID == t.EventID || !l.At.After(t.At) {
-		return false, false
+		return false, false, 0
 	}
 	c, ok := placedCountry(l)
 	if !ok {
-		return false, false
+		return false, false, 0
 	}
-	return true, c != t.Country
+	if c == t.Country {
+		return true, false, 0
+	}
+	if !home(c) {
+		return true, false, t.logins()
+	}
+	return true, t.logins() <= 1, 0
 }
 
 // tripReason is the reason a login contradicting a one-login trip gets:
