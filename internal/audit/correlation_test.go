@@ -17,10 +17,16 @@ func kinds(fs []Finding) map[string]int {
 }
 
 // Issue 16 §6: FAILED_LOGIN_THRESHOLD=0 turns off the burst alert only;
-// a successful login from an address that failed stays critical.
+// a successful login after guessing from its address stays critical.
 func TestThresholdZeroKeepsThePasswordGuessRule(t *testing.T) {
 	l := lists(t, map[string][]string{"alice": {"203.0.113.10"}})
-	evs := []ipguard.LoginEvent{ev(1, guest, 1013, "198.18.0.1"), ev(2, guest, 1013, "198.18.0.1"), ev(3, "alice", 1010, "198.18.0.1")}
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 3; i++ {
+		e := ev(i, guest, 1013, "198.18.0.1")
+		e.Login = "alice@example.com"
+		evs = append(evs, e)
+	}
+	evs = append(evs, ev(4, "alice", 1010, "198.18.0.1"))
 	for i := int64(10); i < 20; i++ {
 		evs = append(evs, ev(i, guest, 1013, "198.18.0.2")) // would be a burst
 	}
@@ -139,6 +145,7 @@ func TestGuessNeedsFailuresWithinGuessWindowBeforeTheLogin(t *testing.T) {
 	fail := func(id int64, d time.Duration) ipguard.LoginEvent {
 		e := ev(id, guest, 1013, "198.18.0.1")
 		e.Date = base.Add(d)
+		e.Login = "alice@example.com" // three of them per time listed: guessing, not a typo
 		return e
 	}
 	login := ev(100, "alice", 1010, "198.18.0.1")
@@ -163,11 +170,13 @@ func TestGuessNeedsFailuresWithinGuessWindowBeforeTheLogin(t *testing.T) {
 			e.GuessWindow = 15 * time.Minute
 			var older, newer []ipguard.LoginEvent
 			for i, d := range tt.fails {
-				f := fail(int64(i+1), d)
-				if tt.split && !f.Date.After(login.Date) {
-					older = append(older, f)
-				} else {
-					newer = append(newer, f)
+				for k := 0; k < GuessMinFailures; k++ {
+					f := fail(int64(10*i+k+1), d)
+					if tt.split && !f.Date.After(login.Date) {
+						older = append(older, f)
+					} else {
+						newer = append(newer, f)
+					}
 				}
 			}
 			newer = append(newer, login)
@@ -202,7 +211,7 @@ func TestAGuessSplitByTheCursorIsStillCritical(t *testing.T) {
 	evs = append(evs, violations(1, 200, t0.Add(11*time.Minute), 1)...) // filler: pieces between them (11:00-14:19)
 	for i := int64(0); i < 3; i++ {
 		e := at(8000+i, guest, 1013, "198.51.100.9", 5*time.Minute+time.Duration(i)*time.Second)
-		e.Login = "mallory@example.com"
+		e.Login = "alice@example.com"
 		evs = append(evs, e)
 	}
 	split := false

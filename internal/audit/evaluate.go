@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -459,7 +460,9 @@ type Evaluator struct {
 	// can raise.
 	raised     map[addrKey][]Finding
 	remembered int
-	upgrades   []Finding
+	// pendingAt: addresses of logins a cursor carried, whose kept failed
+	// logins the next StoredFailuresWanted asks for (the newest login each).
+	pendingAt map[addrKey]time.Time
 	// stored are failed logins remembered by earlier runs (see
 	// SetStoredFailures), by address: one record per time bucket.
 	stored map[addrKey]storedFailures
@@ -468,6 +471,12 @@ type Evaluator struct {
 	// within [login − GuessWindow, login] count, whatever the run's window
 	// (0: DefaultGuessWindow).
 	GuessWindow time.Duration
+	// BurstWindow is SPRAY_WINDOW for failed_login_burst (burst.go; 0:
+	// DefaultBurstWindow), and Since the start of the run's window: the
+	// counted failed logins earlier runs kept are asked for only for failed
+	// logins within a burst window of it.
+	BurstWindow time.Duration
+	Since       time.Time
 	// AlreadyAlerted counts failed logins skipped because a stored alerted
 	// span covers them.
 	AlreadyAlerted int
@@ -475,6 +484,9 @@ type Evaluator struct {
 	// burstAddrs counts the addresses alerted one by one in this window.
 	summarised []ipguard.TimeSpan
 	burstAddrs int
+	// flushed are bursts told before Bursts was called: an older burst
+	// from the same address began more than SPRAY_WINDOW before them.
+	flushed []Finding
 	// buckets are the failed logins to remember, per bucket start (unix)
 	// and address, until FailuresToRemember hands them out.
 	buckets map[int64]map[addrKey]*bucketCount
@@ -484,23 +496,6 @@ type Evaluator struct {
 // alerted in burst summaries: failed logins dated within them count as
 // alerted, whatever their address.
 func (e *Evaluator) SetSummarised(spans []ipguard.TimeSpan) { e.summarised = spans }
-
-// noteBucket counts a failed login from k in its date's bucket.
-func (e *Evaluator) noteBucket(k addrKey, at time.Time, secs uint32) {
-	b := at.Truncate(FailureBucket).Unix()
-	m := e.buckets[b]
-	if m == nil {
-		m = map[addrKey]*bucketCount{}
-		e.buckets[b] = m
-	}
-	c := m[k]
-	if c == nil {
-		m[k] = &bucketCount{n: 1, first: secs, last: secs}
-		return
-	}
-	c.n++
-	c.first, c.last = min(c.first, secs), max(c.last, secs)
-}
 
 // addrKey is a whole address as 16 bytes (IPv4 mapped), a map key without
 // pointers.
@@ -629,6 +624,9 @@ func (e *Evaluator) FailedAddresses(evs []ipguard.LoginEvent) []string {
 			}
 			before = int(e.counters[i].counted)
 		}
+		if k, _, whole := parseAddr(text); whole {
+			before += e.storedCounted(k) // what earlier runs counted (burst.go)
+		}
 		if before+inPiece[text] >= e.policy.FailedLoginThreshold {
 			out = append(out, text)
 		}
@@ -681,6 +679,43 @@ func (e *Evaluator) StoredFailuresWanted(evs []ipguard.LoginEvent) (ips []string
 		}
 		ips = append(ips, a.String())
 	}
+	if e.policy.FailedLoginThreshold > 0 {
+		// Failed logins that a burst window may join with what earlier
+		// runs read (those within a window of the run's start).
+		reach := time.Duration(e.burstBuckets()+1) * FailureBucket
+		for _, ev := range evs {
+			if !ev.IsFailedLogin() || (!e.Since.IsZero() && !ev.Date.Before(e.Since.Add(reach))) {
+				continue
+			}
+			k, a, whole := parseAddr(ev.IP)
+			if !whole || seen[k] {
+				continue
+			}
+			seen[k] = true
+			if ev.Date.Add(-reach).Before(from) {
+				from = ev.Date.Add(-reach)
+			}
+			if st, asked := e.stored[k]; asked && !from.Before(st.from) {
+				continue
+			}
+			ips = append(ips, a.String())
+		}
+	}
+	// Logins a cursor carried (SetPendingGuesses): what earlier runs kept
+	// within GUESS_WINDOW before them, asked for once.
+	for k, at := range e.pendingAt {
+		if at.Add(-e.guessWindow()).Before(from) {
+			from = at.Add(-e.guessWindow())
+		}
+		if at.After(last) {
+			last = at
+		}
+		if !seen[k] {
+			seen[k] = true
+			ips = append(ips, keyText(k))
+		}
+	}
+	e.pendingAt = nil
 	return ips, from, last
 }
 
@@ -693,42 +728,27 @@ func (e *Evaluator) SetStoredFailures(asked []string, got map[string][]ipguard.A
 	}
 	for _, ip := range asked {
 		k, _, whole := parseAddr(ip)
-		if whole {
-			e.stored[k] = storedFailures{from: from, recs: got[ip]} // none: asked, nothing remembered
+		if !whole {
+			continue
 		}
-	}
-}
-
-// guessFailures returns how many failed logins from k the evaluator knows
-// (this run's, and those earlier runs remembered) that lie within
-// [at − GuessWindow, at]: at least one when there is any.
-//
-// It reads per-bucket records (first, last, count): a record has a failed
-// login in the window exactly when its first or its last lies in it,
-// because a record spans at most one FailureBucket, less than any
-// GuessWindow of at least FailureBucket (a shorter one may miss a record
-// whose first and last lie on either side of the window). This holds for
-// any cut of the failed logins into records, so the answer is the same
-// whether the logins were read by one run or by many (#21 §3). Counts of
-// the run's own and of remembered records may overlap (a re-read
-// overlap): the larger is taken, so the number shown is a lower bound.
-func (e *Evaluator) guessFailures(k addrKey, at time.Time) int {
-	gw := e.guessWindow()
-	lo, hi := at.Add(-gw).Unix(), at.Unix()
-	in := func(first, last int64) bool { return (first >= lo && first <= hi) || (last >= lo && last <= hi) }
-	mem := 0
-	for b := at.Add(-gw).Truncate(FailureBucket); !b.After(at); b = b.Add(FailureBucket) {
-		if c := e.buckets[b.Unix()][k]; c != nil && in(int64(c.first), int64(c.last)) {
-			mem += int(c.n)
+		// United with what was read before for the address (a newer span,
+		// which logins remembered to be raised still look at); a bucket
+		// read again is taken as read now.
+		st := e.stored[k]
+		if st.from.IsZero() || from.Before(st.from) {
+			st.from = from
 		}
-	}
-	stored := 0
-	for _, r := range e.stored[k].recs {
-		if in(r.First.Unix(), r.Last.Unix()) {
-			stored += max(r.Count, 1)
+		fresh := got[ip]
+		kept := fresh
+		for _, r := range st.recs {
+			b := r.Last.Truncate(FailureBucket)
+			if !slices.ContainsFunc(fresh, func(x ipguard.AddressFailures) bool { return x.Last.Truncate(FailureBucket).Equal(b) }) {
+				kept = append(kept, r)
+			}
 		}
+		st.recs = kept
+		e.stored[k] = st // none: asked, nothing remembered
 	}
-	return max(mem, stored)
 }
 
 // ForgetUnraisable drops the remembered successful logins that no failed
@@ -800,6 +820,14 @@ func (e *Evaluator) SetPendingGuesses(fs []Finding) {
 		}
 		e.raised[k] = append(e.raised[k], f)
 		e.remembered++
+		if at, err := time.Parse(time.RFC3339, f.Date); err == nil {
+			if e.pendingAt == nil {
+				e.pendingAt = map[addrKey]time.Time{}
+			}
+			if at.After(e.pendingAt[k]) {
+				e.pendingAt[k] = at
+			}
+		}
 	}
 }
 
@@ -807,31 +835,45 @@ func (e *Evaluator) SetPendingGuesses(fs []Finding) {
 // a bucket is handed out (FailuresToRemember) once the walk is past it.
 const FailureBucket = 10 * time.Minute
 
-// bucketCount is one address's failed logins within one bucket.
+// bucketCount is one address's failed logins within one bucket (n, and
+// the span of everything it holds), and per account (guess.go) when they
+// and its successful logins from the address came.
 type bucketCount struct {
 	n           int32
 	first, last uint32
+	accts       []acctTimes
+	more        int32 // failed logins of accounts beyond MaxRecordAccounts
+	// counted are the seconds of the failed logins that count toward a
+	// burst (burst.go; bounded), cn how many.
+	counted []int64
+	cn      int32
 }
 
 // FailuresToRemember returns, per whole address and bucket, the failed
-// logins of the buckets that lie wholly after done (every row dated after
-// done was read), or of every bucket when done is zero (the window ended or
-// stopped), and forgets them: what is held at once is a bucket or two of a
-// flood, never the whole window.
+// logins (and the successes that may resolve them: guess.go) of the
+// buckets that lie wholly after done + GuessWindow or a burst window
+// (every row dated after done was read, and no login still to be judged,
+// raised or counted into a burst looks at them),
+// or of every bucket when done is zero (the window ended or stopped), and
+// forgets them: what is held at once is a few buckets of a flood, never
+// the whole window.
 func (e *Evaluator) FailuresToRemember(done time.Time) []ipguard.AddressFailures {
 	var out []ipguard.AddressFailures
 	var keys []int64
 	for b := range e.buckets {
-		if done.IsZero() || b > done.Unix() {
+		if done.IsZero() || b > done.Add(e.holdFor()).Unix() {
 			keys = append(keys, b)
 		}
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] < keys[j] })
 	for _, b := range keys {
 		for k, c := range e.buckets[b] {
-			out = append(out, ipguard.AddressFailures{IP: keyText(k), Count: int(c.n),
-				First: time.Unix(int64(c.first), 0).UTC(), Last: time.Unix(int64(c.last), 0).UTC()})
+			if r, ok := e.storedRecord(k, c); ok {
+				out = append(out, r)
+			}
 		}
+	}
+	for _, b := range keys {
 		delete(e.buckets, b)
 	}
 	return out
@@ -884,6 +926,20 @@ const maxRemembered = 5000
 // Bursts returns the bursts that are due. Logouts and other non-login
 // actions are ignored.
 func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
+	// The piece's successes first: one may resolve a failed login of its
+	// account in this piece (guess.go).
+	for _, ev := range evs {
+		if !ev.IsSuccessfulLogin() {
+			continue
+		}
+		if k, _, whole := parseAddr(ev.IP); whole {
+			for _, h := range ownAccounts(ev.Login, ev.UserID, e.emailOf(ev.UserID)) {
+				e.noteLogin(k, ev.Date, h, false)
+			}
+		}
+	}
+	var touched []addrKey
+	seen := map[addrKey]bool{}
 	for _, ev := range evs {
 		if !ev.IsFailedLogin() {
 			continue
@@ -891,6 +947,15 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 		if err := e.addFailed(ev); err != nil {
 			return nil, err
 		}
+		if k, _, whole := parseAddr(ev.IP); whole && !seen[k] {
+			seen[k] = true
+			touched = append(touched, k)
+		}
+	}
+	// Logins of earlier pieces that these older failed logins make guesses.
+	var raised []Finding
+	for _, k := range touched {
+		raised = append(raised, e.rejudge(k)...)
 	}
 	var out []Finding
 	for _, ev := range evs {
@@ -901,9 +966,7 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 			out = append(out, f)
 		}
 	}
-	out = append(out, e.upgrades...)
-	e.upgrades = nil
-	return out, nil
+	return append(out, raised...), nil
 }
 
 // addFailed counts a failed login toward the correlation (always: it only
@@ -914,45 +977,12 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	c := &e.counters[i]
 	c.seen++
 	secs := uint32(max(0, ev.Date.Unix()))
-	if k, _, whole := parseAddr(ev.IP); whole {
-		e.noteBucket(k, ev.Date, secs)
-		if fs, ok := e.raised[k]; ok {
-			// Only logins this failed login precedes within GuessWindow.
-			kept := fs[:0]
-			for _, f := range fs {
-				at, err := time.Parse(time.RFC3339, f.Date)
-				if err != nil || ev.Date.After(at) || at.Sub(ev.Date) > e.guessWindow() {
-					kept = append(kept, f)
-					continue
-				}
-				e.upgrades = append(e.upgrades, raise(f, e.guessFailures(k, at), "within "+e.guessWindow().String()+" before it (read after the login was first alerted)"))
-			}
-			e.remembered -= len(fs) - len(kept)
-			if len(kept) == 0 {
-				delete(e.raised, k)
-			} else {
-				e.raised[k] = kept
-			}
-		}
+	k, _, whole := parseAddr(ev.IP)
+	if whole {
+		e.noteLogin(k, ev.Date, failedAccount(ev), true)
 	}
 	if e.policy.FailedLoginThreshold <= 0 {
 		return nil // bursts are off: a counter is all the correlation needs
-	}
-	for _, s := range e.summarised {
-		if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
-			c.counted++
-			e.AlreadyAlerted++
-			return nil
-		}
-	}
-	if x := e.extra[i]; x != nil {
-		for _, s := range x.alerted {
-			if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
-				c.counted++
-				e.AlreadyAlerted++
-				return nil
-			}
-		}
 	}
 	if c.whole {
 		ul, err := e.lists.target(ev)
@@ -963,6 +993,37 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 		if addr, ok := allowlist.ParseLoginIP(ev.IP); ok && ul != nil && ul.allows(addr, ev.Date) {
 			return nil // the targeted account may use this address: a forgotten password, not an attack
 		}
+		// It counts toward the burst window (burst.go), alerted or not.
+		e.noteCounted(k, ev.Date)
+	}
+	for _, s := range e.summarised {
+		if !ev.Date.Before(s.From) && !ev.Date.After(s.To) {
+			c.counted++
+			e.AlreadyAlerted++
+			return nil
+		}
+	}
+	if x := e.extra[i]; x != nil {
+		for _, s := range x.alerted {
+			// Within an alerted burst, or within SPRAY_WINDOW after it: the
+			// same burst going on, told once (a burst that spans runs).
+			if !ev.Date.Before(s.From) && !ev.Date.After(s.To.Add(e.burstWindow())) {
+				c.counted++
+				e.AlreadyAlerted++
+				return nil
+			}
+		}
+	}
+	if c.pending > 0 && int64(secs)+int64(e.burstWindow()/time.Second) < int64(c.first) {
+		// More than SPRAY_WINDOW before the pending failed logins (the walk
+		// reads newest first): those are a burst of their own, told now,
+		// or none (forgotten).
+		if x := e.extra[i]; x != nil && x.burst != nil {
+			e.burstAddrs++
+			e.flushed = append(e.flushed, e.burst(i))
+			x.burst = nil
+		}
+		c.pending = 0
 	}
 	c.counted++
 	c.pending++
@@ -972,7 +1033,11 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	if c.pending == 1 || secs > c.last {
 		c.last = secs
 	}
-	if c.counted < int32(e.policy.FailedLoginThreshold) {
+	reached := c.counted >= int32(e.policy.FailedLoginThreshold) // a cut address: within the run
+	if whole {
+		reached = e.burstCount(k, ev.Date) >= e.policy.FailedLoginThreshold
+	}
+	if !reached && (e.extra[i] == nil || e.extra[i].burst == nil) {
 		return nil // below the threshold: the counter is all that is kept
 	}
 	x := e.more(i)
@@ -980,7 +1045,7 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 		x.burst = &burstDetail{sample: ev}
 		if x.text == "" {
 			x.text = ev.IP
-			if k, _, whole := parseAddr(ev.IP); whole {
+			if whole {
 				x.text = keyText(k)
 			}
 		}
@@ -1014,7 +1079,8 @@ func (e *Evaluator) Bursts() []Finding {
 	if e.policy.FailedLoginThreshold <= 0 {
 		return nil
 	}
-	var out []Finding
+	out := e.flushed
+	e.flushed = nil
 	// Only addresses that reached the threshold have a burst's details.
 	idx := make([]int32, 0, len(e.extra))
 	for i, x := range e.extra {
@@ -1024,8 +1090,8 @@ func (e *Evaluator) Bursts() []Finding {
 	}
 	due := idx[:0]
 	for _, i := range idx {
-		if c := &e.counters[i]; c.pending > 0 && c.counted >= int32(e.policy.FailedLoginThreshold) {
-			due = append(due, i)
+		if c := &e.counters[i]; c.pending > 0 {
+			due = append(due, i) // the burst detail exists once the threshold was reached
 		}
 	}
 	// The largest first; beyond MaxBurstAddresses in the window, one sum.
@@ -1169,8 +1235,8 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	if !whole {
 		return f, !ignored
 	}
-	if n := e.guessFailures(key, ev.Date); n > 0 {
-		return raise(f, n, "within "+e.guessWindow().String()+" before it"), true
+	if g := e.judgeGuess(key, ev.Date, ownAccounts(ev.Login, ev.UserID, f.Email)); g.guessing() {
+		return raise(f, g, e.guessWindow(), ""), true
 	}
 	if e.remembered < maxRemembered {
 		if e.raised == nil {
@@ -1180,16 +1246,6 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 		e.remembered++
 	}
 	return f, !ignored
-}
-
-// raise makes f a password_guess_succeeded finding after n failed attempts
-// (where says where they were seen).
-func raise(f Finding, n int, where string) Finding {
-	f.FailedAttempts, f.FromKind = n, f.Kind
-	f.Kind, f.Severity = KindPasswordGuessSucceeded, SeverityCritical
-	f.DigestOnly = false // a guessed password is always a message
-	f.Reason = fmt.Sprintf("%s, after %d failed attempts from that address %s", f.Reason, n, where)
-	return f
 }
 
 func single(ev ipguard.LoginEvent) Finding {

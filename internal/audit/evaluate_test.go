@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -123,25 +124,48 @@ func TestDropAlerted(t *testing.T) {
 	}
 }
 
-// Failed logins already covered by a stored alerted span are not counted
-// again; a burst that goes on past it is reported as "more".
+// Failed logins already covered by a stored alerted span, or within
+// SPRAY_WINDOW after it (the same burst going on, #21 §3), are not told
+// again; a burst that comes back later is reported as "more".
 func TestEvaluatorSkipsAlertedSpans(t *testing.T) {
-	l := lists(t, nil)
-	e := NewEvaluator(l, Policy{FailedLoginThreshold: 3})
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 6; i++ {
-		evs = append(evs, ev(i, guest, 1013, "198.18.0.1"))
+	tests := []struct {
+		name    string
+		later   time.Duration // the last failed logins, after the alerted span
+		n       int
+		bursts  int
+		already int
+	}{
+		{"going on within seconds: the same burst", 0, 2, 0, 6},
+		{"going on 29 minutes later: the same burst", 29 * time.Minute, 3, 0, 7},
+		{"back 40 minutes later: told again", 40 * time.Minute, 3, 1, 4},
 	}
-	e.SetAlerted("198.18.0.1", []ipguard.TimeSpan{{From: evs[0].Date, To: evs[3].Date}})
-	if _, err := e.Add(evs); err != nil {
-		t.Fatal(err)
-	}
-	bs := e.Bursts()
-	if len(bs) != 1 || bs[0].Count != 2 || e.AlreadyAlerted != 4 || !strings.Contains(bs[0].Reason, "2 more failed logins") {
-		t.Fatalf("bursts %+v, already %d", bs, e.AlreadyAlerted)
-	}
-	if again := e.Bursts(); len(again) != 0 {
-		t.Fatalf("a burst was returned twice: %+v", again)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := NewEvaluator(lists(t, nil), Policy{FailedLoginThreshold: 3})
+			e.BurstWindow = 30 * time.Minute
+			var evs []ipguard.LoginEvent
+			for i := int64(1); i <= int64(4+tt.n); i++ {
+				x := ev(i, guest, 1013, "198.18.0.1")
+				if i > 4 {
+					x.Date = x.Date.Add(tt.later)
+				}
+				evs = append(evs, x)
+			}
+			e.SetAlerted("198.18.0.1", []ipguard.TimeSpan{{From: evs[0].Date, To: evs[3].Date}})
+			if _, err := e.Add(evs); err != nil {
+				t.Fatal(err)
+			}
+			bs := e.Bursts()
+			if len(bs) != tt.bursts || e.AlreadyAlerted != tt.already {
+				t.Fatalf("bursts %+v, already %d; want %d bursts, %d already alerted", bs, e.AlreadyAlerted, tt.bursts, tt.already)
+			}
+			if tt.bursts == 1 && (bs[0].Count != tt.n || !strings.Contains(bs[0].Reason, fmt.Sprintf("%d more failed logins", tt.n))) {
+				t.Errorf("burst %+v", bs[0])
+			}
+			if again := e.Bursts(); len(again) != 0 {
+				t.Fatalf("a burst was returned twice: %+v", again)
+			}
+		})
 	}
 }
 

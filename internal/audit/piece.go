@@ -190,7 +190,7 @@ func (p *piecer) remember(ctx context.Context, done time.Time) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	if err := p.run.s.Store.RecordFailures(ctx, fs, p.run.s.guessWindow()); err != nil {
+	if err := p.run.s.Store.RecordFailures(ctx, fs, p.ev.KeepFailures()); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: remember failed logins: %w", err)
 	}
 	return nil

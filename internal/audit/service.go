@@ -62,7 +62,9 @@ type Store interface {
 	RecordAlertedSpan(ctx context.Context, ip string, span ipguard.TimeSpan, at time.Time, keep time.Duration) error
 	// RecordFailures remembers, for keep after each one's last date, the
 	// failed logins from whole addresses, merged with what is stored for
-	// the same address and time bucket (the larger count, the wider span).
+	// the same address and time bucket (ipguard.MergeAddressFailures: the
+	// larger count, the wider span, the accounts' and the counted seconds
+	// united).
 	// Storage is bounded: a few items per time bucket, each holding at most
 	// a fixed number of addresses (those with fewer failures give way).
 	RecordFailures(ctx context.Context, fs []ipguard.AddressFailures, keep time.Duration) error
@@ -73,7 +75,7 @@ type Store interface {
 	// whose last date lies in [from, to], one record per time bucket (each
 	// record's First and Last lie within one bucket of FailureBucket, so a
 	// rule over GUESS_WINDOW can tell which failed logins lie before a
-	// login and within the window; see Evaluator.guessFailures).
+	// login and within the window; see guess.go and burst.go).
 	Failures(ctx context.Context, ips []string, from, to time.Time) (map[string][]ipguard.AddressFailures, error)
 }
 
@@ -135,6 +137,11 @@ type Settings struct {
 	// the run's window and however the walk cut it into pieces and runs;
 	// failed logins are remembered across runs for this long.
 	GuessWindow time.Duration
+	// BurstWindow is SPRAY_WINDOW for failed_login_burst: the threshold's
+	// failed logins from one address count within this long (in steps of
+	// FailureBucket), across runs (default DefaultBurstWindow; see
+	// burst.go).
+	BurstWindow time.Duration
 }
 
 // DefaultGuessWindow is Settings.GuessWindow's default (GUESS_WINDOW's).
@@ -503,6 +510,7 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 	lists := NewAllowlists(nil, func() ([]ipguard.User, error) { return s.Store.AllUsers(r.ctx) })
 	ev := NewEvaluator(lists, s.Settings.Policy)
 	ev.GuessWindow = s.guessWindow()
+	ev.BurstWindow, ev.Since = s.Settings.BurstWindow, w.From
 	if g := r.prog.Cursor.Guesses; g != "" {
 		// An earlier run stopped at this cursor with logins above it that
 		// the failed logins below it may still raise (GUESS_WINDOW).

@@ -28,7 +28,8 @@ type Behaviour struct {
 	// with failed logins within SprayWindow that make a password spray.
 	SprayMinAccounts int
 	// SprayWindow is SPRAY_WINDOW in minutes (default 30): the sliding
-	// window of password_spray (not the run's window).
+	// window of password_spray and failed_login_burst (not the run's
+	// window; WHERE §9).
 	SprayWindow time.Duration
 	// GuessWindow is GUESS_WINDOW in minutes (default 15): failed logins
 	// from an address make a later successful login from it

@@ -18,18 +18,34 @@ import (
 
 // Failed logins remembered across runs, for the password-guess correlation:
 //
-//	failures#<bucket unix>#<shard>   a: {<address>: [count, first unix, last unix]}, expiresAt
+//	failures#<bucket unix>#<shard>   a: {<address>: [count, first unix, last unix, {<account hash>: [[failed unix…], [succeeded unix…]]}, more, [counted unix…]]}, expiresAt
 //
 // A bucket is failureBucket long (by each address's last failed login);
 // each bucket has failureShards items (by a hash of the address), and each
 // item holds at most maxFailureAddrs addresses: when more come, those with
 // the fewest failures give way. So storage is bounded per bucket whatever a
-// flood of addresses does, and every item expires on its own (TTL).
+// flood of addresses does, and every item expires on its own (TTL). The
+// accounts of an address (ipguard.AccountFailures: at most 16, a hash each,
+// a few seconds each) and its counted seconds count against
+// maxFailureItemBytes per item: beyond it, the addresses with the fewest
+// failures keep only their count and span (their accounts then count as
+// tried and unresolved), so an item stays under DynamoDB's 400 KB.
 const (
-	failureBucket   = 10 * time.Minute
-	failureShards   = 4
-	maxFailureAddrs = 4000
+	failureBucket       = 10 * time.Minute
+	failureShards       = 4
+	maxFailureAddrs     = 4000
+	maxFailureItemBytes = 350_000
 )
+
+// failureSize over-estimates the bytes DynamoDB counts for one address's
+// entry (names, numbers of 10 digits in at most 8 bytes, list and map overheads).
+func failureSize(f ipguard.AddressFailures) int {
+	n := len(f.IP) + 3 + 4*8 + 3 + 8
+	for _, x := range f.Accounts {
+		n += len(x.Account) + 3 + 3*3 + 8*(len(x.Failed)+len(x.Succeeded))
+	}
+	return n + 3 + 8*len(f.Counted)
+}
 
 func failureKey(bucket time.Time, ip string) string {
 	h := fnv.New32a()
@@ -43,7 +59,7 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 	byItem := map[string][]ipguard.AddressFailures{}
 	var keys []string
 	for _, f := range fs {
-		if f.Count <= 0 || f.IP == "" {
+		if (f.Count <= 0 && len(f.Accounts) == 0 && len(f.Counted) == 0) || f.IP == "" {
 			continue
 		}
 		k := failureKey(f.Last.UTC().Truncate(failureBucket), f.IP)
@@ -67,15 +83,9 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 		for _, f := range byItem[k] {
 			have, ok := m[f.IP]
 			if !ok {
-				have = f
+				have = ipguard.MergeAddressFailures(ipguard.AddressFailures{}, f)
 			} else {
-				have.Count = max(have.Count, f.Count)
-				if f.First.Before(have.First) {
-					have.First = f.First
-				}
-				if f.Last.After(have.Last) {
-					have.Last = f.Last
-				}
+				have = ipguard.MergeAddressFailures(have, f)
 			}
 			m[f.IP] = have
 			exp = max(exp, have.Last.Add(keep).Unix())
@@ -84,19 +94,31 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 		for _, f := range m {
 			list = append(list, f)
 		}
+		sort.Slice(list, func(i, j int) bool {
+			if list[i].Count != list[j].Count {
+				return list[i].Count > list[j].Count
+			}
+			return list[i].IP < list[j].IP
+		})
 		if len(list) > maxFailureAddrs {
-			sort.Slice(list, func(i, j int) bool {
-				if list[i].Count != list[j].Count {
-					return list[i].Count > list[j].Count
-				}
-				return list[i].IP < list[j].IP
-			})
 			list = list[:maxFailureAddrs]
+		}
+		// Every address keeps its count and span; the details (accounts,
+		// counted seconds) go to the busiest first, as the room allows
+		// (past it an address's accounts count as tried and unresolved).
+		room := maxFailureItemBytes
+		for _, f := range list {
+			room -= failureSize(ipguard.AddressFailures{IP: f.IP})
 		}
 		a := make(map[string]types.AttributeValue, len(list))
 		for _, f := range list {
-			a[f.IP] = &types.AttributeValueMemberL{Value: []types.AttributeValue{
-				num(int64(f.Count)), num(f.First.Unix()), num(ceilUnix(f.Last))}}
+			if extra := failureSize(f) - failureSize(ipguard.AddressFailures{IP: f.IP}); extra > room {
+				f.MoreAccounts += len(f.Accounts)
+				f.Accounts, f.Counted = nil, nil
+			} else {
+				room -= extra
+			}
+			a[f.IP] = encodeFailures(f)
 		}
 		_, err = s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: map[string]types.AttributeValue{
 			"pk": str(k), "a": &types.AttributeValueMemberM{Value: a}, "expiresAt": num(exp),
@@ -137,6 +159,56 @@ func (s *Store) Failures(ctx context.Context, ips []string, from, to time.Time) 
 	return out, nil
 }
 
+func encodeFailures(f ipguard.AddressFailures) types.AttributeValue {
+	v := []types.AttributeValue{num(int64(f.Count)), num(f.First.Unix()), num(ceilUnix(f.Last))}
+	if len(f.Accounts) > 0 || f.MoreAccounts > 0 || len(f.Counted) > 0 {
+		accs := make(map[string]types.AttributeValue, len(f.Accounts))
+		for _, x := range f.Accounts {
+			accs[x.Account] = &types.AttributeValueMemberL{Value: []types.AttributeValue{nums(x.Failed), nums(x.Succeeded)}}
+		}
+		v = append(v, &types.AttributeValueMemberM{Value: accs}, num(int64(f.MoreAccounts)))
+	}
+	if len(f.Counted) > 0 {
+		v = append(v, nums(f.Counted))
+	}
+	return &types.AttributeValueMemberL{Value: v}
+}
+
+func nums(ts []int64) types.AttributeValue {
+	l := make([]types.AttributeValue, len(ts))
+	for i, t := range ts {
+		l[i] = num(t)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+func numOf(v types.AttributeValue) (int64, bool) {
+	n, ok := v.(*types.AttributeValueMemberN)
+	if !ok {
+		return 0, false
+	}
+	x, err := strconv.ParseInt(strings.TrimSpace(n.Value), 10, 64)
+	return x, err == nil
+}
+
+func numsOf(v types.AttributeValue) ([]int64, bool) {
+	l, ok := v.(*types.AttributeValueMemberL)
+	if !ok {
+		return nil, false
+	}
+	var out []int64
+	for _, x := range l.Value {
+		n, ok := numOf(x)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, n)
+	}
+	return out, true
+}
+
+// decodeFailures reads an item's records; an entry that cannot be read is
+// left out, an account that cannot be read counts in MoreAccounts.
 func decodeFailures(item map[string]types.AttributeValue) map[string]ipguard.AddressFailures {
 	out := map[string]ipguard.AddressFailures{}
 	m, ok := item["a"].(*types.AttributeValueMemberM)
@@ -145,28 +217,52 @@ func decodeFailures(item map[string]types.AttributeValue) map[string]ipguard.Add
 	}
 	for ip, v := range m.Value {
 		l, ok := v.(*types.AttributeValueMemberL)
-		if !ok || len(l.Value) != 3 {
+		if !ok || len(l.Value) < 3 {
 			continue
 		}
 		var n [3]int64
 		good := true
-		for i, x := range l.Value {
-			xn, ok := x.(*types.AttributeValueMemberN)
-			if !ok {
+		for i, x := range l.Value[:3] {
+			if n[i], ok = numOf(x); !ok {
 				good = false
 				break
 			}
-			v, err := strconv.ParseInt(strings.TrimSpace(xn.Value), 10, 64)
-			if err != nil {
-				good = false
-				break
-			}
-			n[i] = v
 		}
 		if !good {
 			continue
 		}
-		out[ip] = ipguard.AddressFailures{IP: ip, Count: int(n[0]), First: time.Unix(n[1], 0).UTC(), Last: time.Unix(n[2], 0).UTC()}
+		f := ipguard.AddressFailures{IP: ip, Count: int(n[0]), First: time.Unix(n[1], 0).UTC(), Last: time.Unix(n[2], 0).UTC()}
+		if len(l.Value) >= 5 {
+			if accs, ok := l.Value[3].(*types.AttributeValueMemberM); ok {
+				keys := make([]string, 0, len(accs.Value))
+				for k := range accs.Value {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				for _, k := range keys {
+					pair, ok := accs.Value[k].(*types.AttributeValueMemberL)
+					var fl, sc []int64
+					if ok && len(pair.Value) == 2 {
+						var ok1, ok2 bool
+						fl, ok1 = numsOf(pair.Value[0])
+						sc, ok2 = numsOf(pair.Value[1])
+						ok = ok1 && ok2
+					}
+					if !ok {
+						f.MoreAccounts++
+						continue
+					}
+					f.Accounts = append(f.Accounts, ipguard.AccountFailures{Account: k, Failed: fl, Succeeded: sc})
+				}
+			}
+			if more, ok := numOf(l.Value[4]); ok {
+				f.MoreAccounts += int(more)
+			}
+		}
+		if len(l.Value) >= 6 {
+			f.Counted, _ = numsOf(l.Value[5])
+		}
+		out[ip] = f
 	}
 	return out
 }

@@ -59,12 +59,136 @@ type EntrySpan struct {
 }
 
 // AddressFailures is what is remembered across runs of the failed logins
-// from one whole address (canonical text): how many, and the dates of the
-// first and the last.
+// from one whole address (canonical text) within one time bucket: how many,
+// and the dates of the first and the last (of everything the record holds,
+// successes included), and per account tried (Accounts) when its failed
+// attempts were made and when that account then logged in successfully from
+// the same address, so that a typo resolved by its own success is told
+// apart from guessing (#21). Count may be 0 for a record that holds only
+// such successes.
 type AddressFailures struct {
 	IP          string
 	Count       int
 	First, Last time.Time
+	// Accounts are at most MaxRecordAccounts accounts (each a short hash of
+	// the login name typed, never the name itself); MoreAccounts counts
+	// those left out (a flood), which count as accounts tried and never
+	// resolved.
+	Accounts     []AccountFailures
+	MoreAccounts int
+	// Counted are the seconds of the failed logins that count toward
+	// failed_login_burst (against an account that may not use the address),
+	// one per login, at most the earliest and the latest KeepCounted; a
+	// full list means at least 2×KeepCounted.
+	Counted []int64
+}
+
+// KeepCounted bounds AddressFailures.Counted.
+const KeepCounted = 32
+
+// AccountFailures is one account's failed and successful logins from one
+// address within one bucket, as unix seconds, oldest first (a second
+// repeats for each login in it): at most the earliest and the latest
+// KeepFailed failed ones and the earliest and the latest KeepSucceeded
+// successful ones (so a count up to KeepFailed within any window that
+// starts or ends inside the bucket is exact).
+type AccountFailures struct {
+	Account   string
+	Failed    []int64
+	Succeeded []int64
+}
+
+// Bounds of an AddressFailures record.
+const (
+	KeepFailed        = 3
+	KeepSucceeded     = 2
+	MaxRecordAccounts = 16
+)
+
+// AddSecond inserts t into the sorted list ts (a multiset: one entry per
+// login), keeping at most the earliest keep and the latest keep.
+func AddSecond(ts []int64, t int64, keep int) []int64 {
+	i := 0
+	for i < len(ts) && ts[i] <= t {
+		i++
+	}
+	ts = append(ts, 0)
+	copy(ts[i+1:], ts[i:])
+	ts[i] = t
+	if len(ts) > 2*keep {
+		ts = append(ts[:keep], ts[keep+1:]...)
+	}
+	return ts
+}
+
+// UnionSeconds unites two sorted lists of the same logins seen by two
+// reads (a re-read overlap): each second as often as the list that has it
+// more often, then cut to keep as AddSecond does.
+func UnionSeconds(a, b []int64, keep int) []int64 {
+	var out []int64
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		var t int64
+		switch {
+		case j >= len(b) || (i < len(a) && a[i] < b[j]):
+			t = a[i]
+		default:
+			t = b[j]
+		}
+		na, nb := 0, 0
+		for i < len(a) && a[i] == t {
+			i++
+			na++
+		}
+		for j < len(b) && b[j] == t {
+			j++
+			nb++
+		}
+		for k := 0; k < max(na, nb); k++ {
+			out = append(out, t)
+		}
+	}
+	if len(out) > 2*keep {
+		out = append(out[:keep], out[len(out)-keep:]...)
+	}
+	return out
+}
+
+// MergeAddressFailures merges two records of the same address and bucket:
+// the larger count, the wider span, the accounts' seconds united (within
+// the bounds). Merging is idempotent, so an overlap read again changes
+// nothing.
+func MergeAddressFailures(a, b AddressFailures) AddressFailures {
+	out := AddressFailures{IP: a.IP, Count: max(a.Count, b.Count), First: a.First, Last: a.Last, MoreAccounts: max(a.MoreAccounts, b.MoreAccounts)}
+	if out.IP == "" {
+		out.IP = b.IP
+	}
+	if out.First.IsZero() || (!b.First.IsZero() && b.First.Before(out.First)) {
+		out.First = b.First
+	}
+	if b.Last.After(out.Last) {
+		out.Last = b.Last
+	}
+	out.Counted = UnionSeconds(a.Counted, b.Counted, KeepCounted)
+	idx := map[string]int{}
+	for _, r := range [][]AccountFailures{a.Accounts, b.Accounts} {
+		for _, x := range r {
+			i, ok := idx[x.Account]
+			if !ok {
+				if len(out.Accounts) >= MaxRecordAccounts {
+					out.MoreAccounts++
+					continue
+				}
+				idx[x.Account] = len(out.Accounts)
+				out.Accounts = append(out.Accounts, AccountFailures{Account: x.Account})
+				i = len(out.Accounts) - 1
+			}
+			have := &out.Accounts[i]
+			have.Failed = UnionSeconds(have.Failed, x.Failed, KeepFailed)
+			have.Succeeded = UnionSeconds(have.Succeeded, x.Succeeded, KeepSucceeded)
+		}
+	}
+	return out
 }
 
 // TimeSpan is the closed interval [From, To].

@@ -53,6 +53,8 @@ func (d Deps) AuditService() *audit.Service {
 			Concurrency:    a.Concurrency,
 			// GUESS_WINDOW (WHERE §9): its own window, not the run's.
 			GuessWindow: a.Behaviour.GuessWindow,
+			// SPRAY_WINDOW also for failed_login_burst (WHERE §9).
+			BurstWindow: a.Behaviour.SprayWindow,
 		},
 		Log: d.Log,
 	}

@@ -220,12 +220,12 @@ func (s *Store) AllowlistHistory(_ context.Context, ids []string) (map[string]ip
 }
 
 // RecordFailures implements audit.Store: each address's record merges with
-// what is remembered (the larger count, the wider span).
+// what is remembered (ipguard.MergeAddressFailures).
 func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, _ time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, x := range fs {
-		if x.Count <= 0 || x.IP == "" {
+		if (x.Count <= 0 && len(x.Accounts) == 0 && len(x.Counted) == 0) || x.IP == "" {
 			continue
 		}
 		recs := s.FailureItems[x.IP]
@@ -233,18 +233,10 @@ func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, 
 			return r.Last.Truncate(failureBucket).Equal(x.Last.Truncate(failureBucket))
 		})
 		if i < 0 {
-			s.FailureItems[x.IP] = append(recs, x)
+			s.FailureItems[x.IP] = append(recs, ipguard.MergeAddressFailures(ipguard.AddressFailures{}, x))
 			continue
 		}
-		have := recs[i]
-		have.Count = max(have.Count, x.Count)
-		if x.First.Before(have.First) {
-			have.First = x.First
-		}
-		if x.Last.After(have.Last) {
-			have.Last = x.Last
-		}
-		recs[i] = have
+		recs[i] = ipguard.MergeAddressFailures(recs[i], x)
 	}
 	return nil
 }

@@ -5,7 +5,9 @@ package auditcontract
 
 import (
 	"context"
+	"reflect"
 	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -194,8 +196,53 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got[ip]) != 2 || got[ip][0] != early || got[ip][1] != late {
+		if len(got[ip]) != 2 || !reflect.DeepEqual(got[ip][0], early) || !reflect.DeepEqual(got[ip][1], late) {
 			t.Errorf("Failures = %+v; want the two records as written, oldest first", got[ip])
+		}
+	})
+
+	t.Run("failed logins: per account, the seconds of failures and successes united; a record of successes only is kept", func(t *testing.T) {
+		// #21: a typo (an account's own failure resolved by its own
+		// success) is told apart from guessing across runs.
+		s, _ := newStore(t)
+		ip := "198.51.100.9"
+		b0 := t0.Truncate(10 * time.Minute)
+		u := b0.Add(time.Minute).Unix()
+		run1 := ipguard.AddressFailures{IP: ip, Count: 2, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute),
+			Accounts: []ipguard.AccountFailures{{Account: "00000000000000aa", Failed: []int64{u, u + 60}}}}
+		run2 := ipguard.AddressFailures{IP: ip, Count: 2, First: b0.Add(2 * time.Minute), Last: b0.Add(3 * time.Minute),
+			Accounts: []ipguard.AccountFailures{{Account: "00000000000000aa", Failed: []int64{u + 60}, Succeeded: []int64{u + 120}},
+				{Account: "00000000000000bb", Failed: []int64{u + 100}}}, MoreAccounts: 1}
+		okOnly := ipguard.AddressFailures{IP: ip, First: b0.Add(12 * time.Minute), Last: b0.Add(12 * time.Minute),
+			Accounts: []ipguard.AccountFailures{{Account: "00000000000000bb", Succeeded: []int64{u + 660}}}}
+		for _, r := range []ipguard.AddressFailures{run1, run2, okOnly} {
+			if err := s.RecordFailures(ctx, []ipguard.AddressFailures{r}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.Failures(ctx, []string{ip}, b0, b0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []ipguard.AddressFailures{
+			{IP: ip, Count: 2, First: b0.Add(time.Minute), Last: b0.Add(3 * time.Minute), MoreAccounts: 1, Accounts: []ipguard.AccountFailures{
+				{Account: "00000000000000aa", Failed: []int64{u, u + 60}, Succeeded: []int64{u + 120}},
+				{Account: "00000000000000bb", Failed: []int64{u + 100}}}},
+			okOnly,
+		}
+		for _, r := range got[ip] {
+			sort.Slice(r.Accounts, func(i, j int) bool { return r.Accounts[i].Account < r.Accounts[j].Account })
+			for i := range r.Accounts {
+				if len(r.Accounts[i].Failed) == 0 {
+					r.Accounts[i].Failed = nil
+				}
+				if len(r.Accounts[i].Succeeded) == 0 {
+					r.Accounts[i].Succeeded = nil
+				}
+			}
+		}
+		if !reflect.DeepEqual(got[ip], want) {
+			t.Errorf("Failures = %+v\nwant %+v", got[ip], want)
 		}
 	})
 

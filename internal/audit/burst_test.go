@@ -1,0 +1,77 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// #21 §3: failed_login_burst counts over a sliding SPRAY_WINDOW that spans
+// runs. A burst spread over two runs is found once; one thinner than the
+// threshold in each run is found; a slow trickle never reaches the
+// threshold within a window. Runs of five minutes and one backfill of the
+// same span find the same.
+func TestABurstAcrossRunsIsFoundOnce(t *testing.T) {
+	series := func(from time.Duration, n int, step time.Duration, ip string, id int64) []ipguard.LoginEvent {
+		var out []ipguard.LoginEvent
+		for i := 0; i < n; i++ {
+			e := at(id+int64(i), guest, 1013, ip, from+time.Duration(i)*step)
+			e.Login = fmt.Sprintf("someone%d@example.com", i%3)
+			out = append(out, e)
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		evs   []ipguard.LoginEvent
+		until time.Duration
+		want  int
+	}{
+		{"12 tries in run 1's last minutes, 12 in run 2's first: one burst",
+			append(series(11*time.Minute, 12, 20*time.Second, "198.18.9.1", 100), series(15*time.Minute+10*time.Second, 12, 20*time.Second, "198.18.9.1", 200)...),
+			30 * time.Minute, 1},
+		{"3 tries in each of two runs (threshold 5): one burst",
+			append(series(13*time.Minute, 3, 20*time.Second, "198.18.9.2", 100), series(16*time.Minute, 3, 20*time.Second, "198.18.9.2", 200)...),
+			30 * time.Minute, 1},
+		{"4 tries within a run, nothing else: no burst",
+			series(12*time.Minute, 4, 20*time.Second, "198.18.9.3", 100),
+			30 * time.Minute, 0},
+		{"a trickle, one try every 12 minutes for four hours: no burst",
+			series(2*time.Minute, 20, 12*time.Minute, "198.18.9.4", 100),
+			4*time.Hour + 10*time.Minute, 0},
+		{"a burst, then the same address back an hour later: two",
+			append(series(11*time.Minute, 6, 20*time.Second, "198.18.9.5", 100), series(75*time.Minute, 6, 20*time.Second, "198.18.9.5", 200)...),
+			90 * time.Minute, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, _, _ := newAudit(tt.evs...)
+			s.Settings.BurstWindow = 30 * time.Minute
+			var now time.Time
+			s.Now = func() time.Time { return now }
+			runs := 0
+			for d := 15 * time.Minute; d <= tt.until; d += 5 * time.Minute {
+				now = t0.Add(d + 30*time.Second)
+				res, err := s.Run(context.Background(), trig(d))
+				if err != nil || !res.Complete {
+					t.Fatalf("run to %s: %+v, %v", d, res, err)
+				}
+				runs += res.Counts[KindFailedLoginBurst]
+			}
+			b, _, _, _ := newAudit(tt.evs...)
+			b.Settings.BurstWindow = 30 * time.Minute
+			b.Now = func() time.Time { return t0.Add(tt.until + time.Hour) }
+			res, err := b.Run(context.Background(), Trigger{From: t0, To: t0.Add(tt.until), Backfill: true})
+			if err != nil || !res.Complete {
+				t.Fatalf("backfill: %+v, %v", res, err)
+			}
+			back := res.Counts[KindFailedLoginBurst]
+			if runs != tt.want || back != tt.want {
+				t.Errorf("runs found %d bursts, the backfill %d; want %d", runs, back, tt.want)
+			}
+		})
+	}
+}
