@@ -22,14 +22,19 @@ import (
 // BumpVersion adds one to the desired-state version (item
 // state#portal-allowlist, attribute version) and returns the new value.
 // Concurrent callers get distinct values. A resend after a lost answer
-// bumps twice; that only makes a reconcile look needed once more.
+// bumps twice; that only makes a reconcile look needed once more. A
+// conflict with a reconcile's transaction on the item is tried again.
 func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
-	out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       key(portalStatePK),
-		UpdateExpression:          aws.String("ADD version :one"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
-		ReturnValues:              types.ReturnValueUpdatedNew,
+	var out *dynamodb.UpdateItemOutput
+	err := retryConflicts(ctx, func() (err error) {
+		out, err = s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(s.table),
+			Key:                       key(portalStatePK),
+			UpdateExpression:          aws.String("ADD version :one"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
+			ReturnValues:              types.ReturnValueUpdatedNew,
+		})
+		return err
 	})
 	if err != nil {
 		return 0, s.fail("bump the allowlist version", err)
@@ -160,10 +165,12 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		},
 	}
 	write := func() error {
-		_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-			TransactItems: []types.TransactWriteItem{{Update: stateUpdate}, {Update: sentUpdate}},
+		return retryConflicts(ctx, func() error {
+			_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+				TransactItems: []types.TransactWriteItem{{Update: stateUpdate}, {Update: sentUpdate}},
+			})
+			return err
 		})
-		return err
 	}
 	err := write()
 	if stateConditionFailed(err) {
@@ -177,6 +184,51 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		return s.fail(op, err)
 	}
 	return nil
+}
+
+// maxConflictAttempts bounds the tries of a write to the portal state
+// that DynamoDB refused for a concurrent write to the same item.
+const maxConflictAttempts = 6
+
+// retryConflicts runs write, again (after a backoff, at most
+// maxConflictAttempts in all) while DynamoDB refuses it as a conflict
+// with a concurrent write to the same item: a change's BumpVersion
+// (UpdateItem) racing a reconcile's PutPortalState (a transaction) is
+// refused to whichever comes second, and the SDK does not retry either.
+func retryConflicts(ctx context.Context, write func() error) error {
+	for n := 1; ; n++ {
+		err := write()
+		if !transactionConflict(err) || n >= maxConflictAttempts {
+			return err
+		}
+		if werr := backoff(ctx, n); werr != nil {
+			return err
+		}
+	}
+}
+
+// transactionConflict reports whether err is DynamoDB's refusal of a
+// write for a concurrent one on the same item.
+func transactionConflict(err error) bool {
+	var tce *types.TransactionConflictException
+	if errors.As(err, &tce) {
+		return true
+	}
+	var cancelled *types.TransactionCanceledException
+	if !errors.As(err, &cancelled) {
+		return false
+	}
+	conflict := false
+	for _, r := range cancelled.CancellationReasons {
+		switch aws.ToString(r.Code) {
+		case "TransactionConflict":
+			conflict = true
+		case "", "None":
+		default:
+			return false // a condition or a size: not a race
+		}
+	}
+	return conflict
 }
 
 // stateConditionFailed reports whether a portal state transaction was
