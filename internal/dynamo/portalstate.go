@@ -58,7 +58,9 @@ func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
 // portal column's 50 characters), with room for a portal list that hand
 // edits pushed well past the cap (a removal-only PUT of it still goes out).
 // Items written before the split keep the in-flight part in the state
-// item; it is read from there until the next write moves it.
+// item; it is read from there until the next write moves it (also when a
+// #sent item exists: a rollback to a version before the split wrote the
+// state item after it).
 const portalSentPK = portalStatePK + "#sent"
 
 // MaxPendingBytes bounds the pending reason stored (the failure's text).
@@ -92,7 +94,10 @@ func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 	if err != nil {
 		return ipguard.PortalState{}, s.corrupt(op, err)
 	}
-	if sent != nil {
+	// Every write moves the in-flight part out of the state item: when the
+	// state item still has it, a version before the split wrote it last
+	// (a rollback), and the #sent item is older than it.
+	if _, olderWrote := state["sent"]; sent != nil && !olderWrote {
 		if err := decodeInFlight(sent, &st); err != nil {
 			return ipguard.PortalState{}, s.corrupt(op, err)
 		}
