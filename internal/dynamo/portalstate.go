@@ -37,7 +37,7 @@ func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
 		return err
 	})
 	if err != nil {
-		return 0, s.fail("bump the allowlist version", err)
+		return 0, s.failWrite("bump the allowlist version", err)
 	}
 	v, _, err := getN(out.Attributes, "version")
 	if err != nil {
@@ -186,7 +186,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		err = write()
 	}
 	if err != nil {
-		return s.fail(op, err)
+		return s.failWrite(op, err)
 	}
 	return nil
 }
@@ -213,7 +213,8 @@ func retryConflicts(ctx context.Context, write func() error) error {
 }
 
 // transactionConflict reports whether err is DynamoDB's refusal of a
-// write for a concurrent one on the same item.
+// write for a concurrent one on the same item, or a transaction cancelled
+// for throttling (the SDK retries a throttled single write, not that).
 func transactionConflict(err error) bool {
 	var tce *types.TransactionConflictException
 	if errors.As(err, &tce) {
@@ -226,7 +227,7 @@ func transactionConflict(err error) bool {
 	conflict := false
 	for _, r := range cancelled.CancellationReasons {
 		switch aws.ToString(r.Code) {
-		case "TransactionConflict":
+		case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
 			conflict = true
 		case "", "None":
 		default:
@@ -234,6 +235,17 @@ func transactionConflict(err error) bool {
 		}
 	}
 	return conflict
+}
+
+// failWrite is fail for a write to the portal state: a conflict or a
+// throttled transaction still refused after maxConflictAttempts is a
+// passing outage (EUnavailable), not an unexpected answer.
+func (s *Store) failWrite(op string, err error) error {
+	if transactionConflict(err) {
+		return &ipguard.Error{Code: ipguard.EUnavailable, Err: err,
+			Message: fmt.Sprintf("dynamodb: %s (ALLOWLIST_TABLE=%s): %v", op, s.table, err)}
+	}
+	return s.fail(op, err)
 }
 
 // stateConditionFailed reports whether a portal state transaction was
