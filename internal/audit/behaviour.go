@@ -60,8 +60,9 @@ type Reason struct {
 	Severity string `json:"severity"`
 	Text     string `json:"text"`
 	// EventID, for a reason that pairs the login with another one
-	// (impossible_travel), is the other login's event id: either of the
-	// two may be the takeover (#21 §4), so the finding names both.
+	// (impossible_travel; new_country when the login contradicts a trip of
+	// one login, package behaviour), is the other login's event id: either
+	// of the two may be the takeover (#21 §4), so the finding names both.
 	EventID int64 `json:"eventId,omitempty"`
 }
 

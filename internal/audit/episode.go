@@ -65,6 +65,36 @@ func (f Familiar) Line(ip string) string {
 	return fmt.Sprintf("%s, like %d login(s) before", strings.Join(parts, ", "), f.Logins)
 }
 
+// ProbableTrip says why a login outside the allowlist from a new country
+// was told low: on a device the user has, reachable since their last login
+// with a place (or no login of theirs ever had one), it looks like the start
+// of a trip. The user's next login with a place decides: from the same
+// country it confirms the trip; from elsewhere it is told as an alert that
+// names both logins (package behaviour, trips.go).
+type ProbableTrip struct {
+	Place  string `json:"place"`  // "Paris, France" as the portal spelled it
+	Device string `json:"device"` // "Chrome on Android"
+	// Since is the user's last login with a place ("from Berlin, Germany at
+	// 2026-11-21 08:30 UTC"); "" when none ever had one.
+	Since string `json:"since,omitempty"`
+}
+
+// Line is the digest's line for a probable trip: "198.51.100.7, Paris,
+// France, Chrome on Android; last login from Berlin, Germany at ..."
+// (portal text cleaned).
+func (t ProbableTrip) Line(ip string) string {
+	parts := []string{humantext.Line(ip, 60)}
+	for _, s := range []string{t.Place, t.Device} {
+		if strings.TrimSpace(s) != "" {
+			parts = append(parts, humantext.Line(s, 120))
+		}
+	}
+	if strings.TrimSpace(t.Since) == "" {
+		return strings.Join(parts, ", ") + "; no earlier login had a place"
+	}
+	return strings.Join(parts, ", ") + "; last login " + humantext.Line(t.Since, 160)
+}
+
 // writeEpisode adds the episode line to a finding's e-mail entry.
 func writeEpisode(b *strings.Builder, f Finding) {
 	if f.Episode == nil || f.Episode.Repeat {

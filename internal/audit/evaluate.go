@@ -51,7 +51,8 @@ const maxBurstRaw = 3
 
 // Finding is one thing to alert about, in the shape of the alert's JSON.
 // A single-event finding carries EventID; a burst carries EventIDs (at most
-// MaxListedIDs of them), Count, FirstAt and Capped.
+// MaxListedIDs of them), Count, FirstAt and Capped. A reason that pairs the
+// login with another one names it in Reason.EventID.
 //
 // Every string field but Kind, Severity and Reason may hold text the portal
 // or an attacker chose; the JSON keeps it raw, and the e-mail, the SMS and
@@ -117,6 +118,8 @@ type Finding struct {
 	Episode  *Episode  `json:"episode,omitempty"`
 	Familiar *Familiar `json:"familiar,omitempty"`
 	Digest   bool      `json:"digest,omitempty"`
+	// Trip: the login was told low as a probable trip (ProbableTrip).
+	Trip *ProbableTrip `json:"trip,omitempty"`
 	// DigestOnly (UNKNOWN_USER_POLICY=digest): an unknown_user finding
 	// told in the daily digest's list of people without an allowlist, not
 	// in a message of its own (whatever DIGEST_SEVERITIES says). It is

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -424,6 +425,15 @@ func writeFinding(b *strings.Builder, i int, f Finding) {
 		fmt.Fprintf(b, "   Events: %d failed logins, ids %s%s\n", f.Count, joinIDs(f.EventIDs, 20), more)
 	default:
 		fmt.Fprintf(b, "   Event: %d (%s)\n", f.EventID, orUnknown(c(f.Action)))
+		var others []int64 // the other logins its reasons pair it with
+		for _, r := range f.Reasons {
+			if r.EventID != 0 && r.EventID != f.EventID && !slices.Contains(others, r.EventID) {
+				others = append(others, r.EventID)
+			}
+		}
+		if len(others) > 0 {
+			fmt.Fprintf(b, "   With:  event %s\n", joinIDs(others, 20))
+		}
 	}
 	if f.Response != nil {
 		fmt.Fprintf(b, "   Response: %s\n", responseText(f.Response))

@@ -197,3 +197,26 @@ func TestSMSCarriesNoUserText(t *testing.T) {
 		})
 	}
 }
+
+// A login's finding whose reason pairs it with an earlier login (a trip of
+// one login, then the next login from elsewhere; impossible travel) shows
+// both event ids, and is recorded as alerted by its own login only.
+func TestRenderAFindingNamingTwoLogins(t *testing.T) {
+	w := Window{From: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 25, 9, 15, 0, 0, time.UTC)}
+	f := Finding{EventID: 42, Kind: KindNewCountry, Severity: SeverityHigh, Reason: "successful login unlike the user's normal: new_country",
+		UserID: "u1", IP: "198.51.100.7", Date: "2026-11-25T09:03:00Z", Action: "Login success", ActionID: 1010,
+		Reasons: []Reason{{Kind: KindNewCountry, Severity: SeverityHigh, Text: "Sat 2026-11-21 15:00 UTC from Lagos, Nigeria (a new country, one login), then Mon 2026-11-23 08:30 UTC from Berlin, Germany: a trip of one login, or not jane", EventID: 17}}}
+	bs, err := RenderAlerts(Meta{Portal: "https://portal.example.com", Window: w}, []Finding{f}, MaxMessageBytes)
+	if err != nil || len(bs) != 1 {
+		t.Fatalf("batches %d, err %v", len(bs), err)
+	}
+	email := bs[0].Alert.Email
+	for _, want := range []string{"Event: 42 (Login success)", "With:  event 17", "a trip of one login, or not jane"} {
+		if !strings.Contains(email, want) {
+			t.Errorf("email lacks %q:\n%s", want, email)
+		}
+	}
+	if ids := bs[0].EventIDs(); len(ids) != 1 || ids[0] != 42 {
+		t.Errorf("recorded as alerted: %v, want [42]", ids)
+	}
+}

@@ -53,6 +53,9 @@ type Baseline struct {
 	// city, network and device is told low, to the digest (issue #21 §2).
 	Cities   []Seen `json:"cities,omitempty"`
 	Networks []Seen `json:"networks,omitempty"`
+	// Trip is a probable trip waiting for the user's next placed login
+	// (ALERT_MODE=grouped; trips.go).
+	Trip *PendingTrip `json:"trip,omitempty"`
 }
 
 // Seen is one country or device of a baseline and when it was last seen.

@@ -219,6 +219,25 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		var fam *audit.Familiar
 		i, hasFinding := byEvent[ev.ID]
 		shaped := hasFinding && d.Settings.Grouped && fs[i].Kind == audit.KindIPNotAllowed
+		// Two looks at a trip (trips.go): this login decides the user's
+		// pending trip, or is one. Only in time order: a run's pieces come
+		// newest first, so only its last (oldest) piece decides a trip; a
+		// login older than one already learned, or while a trip is still
+		// undecided, is no probable trip (told as before).
+		var contradicts *PendingTrip
+		probable, legs := false, 0
+		if d.Settings.Grouped && newInRun && d.Settings.on(RuleNewCountry) {
+			outside := hasFinding && fs[i].Kind == audit.KindIPNotAllowed
+			home := func(c string) bool { return !outside || e.b.VouchedCountry(c) }
+			if decided, contra, n := decideTrip(e.b.Trip, l, home); decided && p.Final {
+				if contra {
+					contradicts = e.b.Trip
+					v = withTripReason(v, contradicts, l)
+				}
+				e.b.Trip, e.dirty, legs = nil, true, n
+			}
+			probable = shaped && e.b.Trip == nil && contradicts == nil && l.At.After(e.b.Newest) && probableTrip(&e.b, prev, l, v, learning)
+		}
 		if shaped {
 			fam = familiar(&e.b, l, v, learning) // against the baseline before this login
 		}
@@ -248,13 +267,27 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		if hasFinding && len(v.Reasons) > 0 {
 			fs[i] = d.told(merge(fs[i], v), v)
 		}
+		toldAs := ""
+		if probable {
+			toldAs = fs[i].Severity
+			fs[i] = asProbableTrip(fs[i], prev, l)
+			e.b.Trip, e.dirty = pendingOf(l), true
+			e.b.Trip.Logins += legs // the next leg of a trip already under way
+		}
 		if shaped {
-			fs[i] = d.shape(fs[i], l, fam, !newInRun)
+			fs[i] = d.shape(fs[i], l, fam, !newInRun, toldAs)
+		}
+		if hasFinding && contradicts != nil {
+			fs[i] = d.contradiction(fs[i], contradicts)
 		}
 		if len(v.Reasons) == 0 || hasFinding {
 			continue
 		}
-		fs = append(fs, d.newFinding(*ev, v))
+		f := d.newFinding(*ev, v)
+		if contradicts != nil {
+			f = d.contradiction(f, contradicts)
+		}
+		fs = append(fs, f)
 	}
 	fs = d.judgeSuccessors(logins, fs, p.Declared, p.Entry)
 	if d.Settings.on(RulePasswordSpray) {

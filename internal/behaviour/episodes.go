@@ -209,10 +209,18 @@ const MaxEpisodeSpan = 7 * 24 * time.Hour
 // shape applies familiar-place demotion and episodes to the ip_not_allowed
 // finding f of login l (fam from familiar; seen: the login is not newer than
 // what the baseline had learned before this run, i.e. judged before).
-func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen bool) audit.Finding {
+// toldAs, when set, is the severity f had before it was demoted as a
+// probable trip (trips.go): f goes to the digest, and its episode counts
+// it as told at toldAs, so that the trip's further misses are repeats (the
+// trip's next placed login decides it instead).
+func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen bool, toldAs string) audit.Finding {
 	if fam != nil {
 		f.Severity = audit.SeverityLow
 		f.Familiar = fam
+	}
+	told := f.Severity
+	if toldAs != "" {
+		told = toldAs
 	}
 	hours := d.Settings.episodeHours()
 	window := time.Duration(hours) * time.Hour
@@ -266,8 +274,8 @@ func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen boo
 					e.First = l.At
 				}
 				if !repeat {
-					if audit.SeverityRank(f.Severity) > audit.SeverityRank(e.Told) {
-						e.Told = f.Severity
+					if audit.SeverityRank(told) > audit.SeverityRank(e.Told) {
+						e.Told = told
 					}
 					for _, k := range kinds {
 						if !slices.Contains(e.Kinds, k) {
@@ -284,7 +292,7 @@ func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen boo
 				First: e.First.UTC().Format(time.RFC3339), Count: e.Count, Repeat: repeat, Hours: hours}
 		case !seen:
 			e := OpenEpisode{Network: net, Country: ck, CountryName: clip(strings.TrimSpace(l.Country)), First: l.At, Last: l.At, Count: 1,
-				Told: f.Severity, Kinds: kinds}
+				Told: told, Kinds: kinds}
 			entry.e.Open = append(entry.e.Open, e)
 			if len(entry.e.Open) > MaxEpisodes {
 				sort.SliceStable(entry.e.Open, func(i, j int) bool { return entry.e.Open[i].Last.After(entry.e.Open[j].Last) })
@@ -295,7 +303,7 @@ func (d *Detector) shape(f audit.Finding, l Login, fam *audit.Familiar, seen boo
 				First: l.At.UTC().Format(time.RFC3339), Count: 1, Hours: hours}
 		}
 	}
-	if f.Familiar != nil || (f.Episode != nil && f.Episode.Repeat) {
+	if f.Familiar != nil || (f.Episode != nil && f.Episode.Repeat) || toldAs != "" {
 		if len(d.Settings.Digest) > 0 {
 			f.Digest = true
 		} else {

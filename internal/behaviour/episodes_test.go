@@ -77,7 +77,10 @@ func TestOutsideAllowlistIsShapedByTheEvidence(t *testing.T) {
 		{"familiar place and device", grouped, "80.187.12.9", "Berlin", "Germany", "Chrome 121.0", audit.SeverityLow, true, true, false, 0, false},
 		{"familiar, digest off", Settings{Grouped: true}, "80.187.12.9", "Berlin", "Germany", "Chrome 121.0", audit.SeverityLow, true, false, true, 0, false},
 		{"new device", grouped, "80.187.12.9", "Berlin", "Germany", "Firefox 126.0", audit.SeverityHigh, false, false, false, 2, false},
-		{"new country", grouped, "80.187.12.9", "Paris", "France", "Chrome 121.0", audit.SeverityHigh, false, false, false, 2, false},
+		// A new country on a known device, reachable since the last login:
+		// a probable trip, told if the next login does not confirm it (trips.go).
+		{"new country", grouped, "80.187.12.9", "Paris", "France", "Chrome 121.0", audit.SeverityLow, false, true, false, 2, false},
+		{"new country and new device", grouped, "80.187.12.9", "Paris", "France", "Firefox 126.0", audit.SeverityHigh, false, false, false, 3, false},
 		// A carrier's other pool or a VPN's other exit: a new network in the
 		// user's city, on their device.
 		{"new network in a known city", grouped, "80.187.99.9", "Berlin", "Germany", "Chrome 121.0", audit.SeverityLow, true, true, false, 0, false},

@@ -56,6 +56,10 @@ type Digest struct {
 	FamiliarOthers int                      `json:"familiarOthers,omitempty"`
 	Episodes       map[string]EpisodeLine   `json:"episodes,omitempty"`
 	Networks       map[string]*UserNetworks `json:"networks,omitempty"`
+	// Trips are the probable trips (logins from a new country told low
+	// until the user's next login decides), at most maxFamiliarLines.
+	Trips       []string `json:"trips,omitempty"`
+	TripsOthers int      `json:"tripsOthers,omitempty"`
 	// week: the suggestions of the last 7 days' digests (set when sent).
 	week map[string]*UserNetworks
 	// Claimed is set (RFC3339) when a run starts sending it; Sent when SNS took it.

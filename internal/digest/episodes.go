@@ -52,6 +52,13 @@ func (d *Digest) addMiss(f audit.Finding, user string) {
 			d.suggest(f.UserID, user, f.Familiar.Network)
 		}
 	}
+	if f.Trip != nil {
+		if len(d.Trips) < maxFamiliarLines {
+			d.Trips = append(d.Trips, redact.Clean(user)+": "+f.Trip.Line(redact.Clean(f.IP)))
+		} else {
+			d.TripsOthers++
+		}
+	}
 	if e := f.Episode; e != nil {
 		if d.Episodes == nil {
 			d.Episodes = map[string]EpisodeLine{}
@@ -160,13 +167,22 @@ func renderMisses(b *strings.Builder, d Digest, week map[string]*UserNetworks) {
 			fmt.Fprintf(b, "  (and %d more)\n", d.FamiliarOthers)
 		}
 	}
+	if len(d.Trips) > 0 {
+		b.WriteString("\nProbably trips (outside the allowlist from a new country, on a device the user has, reachable since their last login; low: sent as an alert if the user's next login with a place is from elsewhere):\n")
+		for _, l := range d.Trips {
+			fmt.Fprintf(b, "  - %s\n", c(l))
+		}
+		if d.TripsOthers > 0 {
+			fmt.Fprintf(b, "  (and %d more)\n", d.TripsOthers)
+		}
+	}
 	if len(d.Episodes) > 0 {
 		var keys []string
 		for k := range d.Episodes {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		b.WriteString("\nEpisodes outside the allowlist (logins of a user from the same network or country within EPISODE_HOURS of each other: one that told something new was sent as an alert, one from a familiar place was not; the rest are counted here):\n")
+		b.WriteString("\nEpisodes outside the allowlist (logins of a user from the same network or country within EPISODE_HOURS of each other: one that told something new was sent as an alert, one from a familiar place or a probable trip was not; the rest are counted here):\n")
 		for _, k := range keys {
 			e := d.Episodes[k]
 			fmt.Fprintf(b, "  - %s: %d login(s) from %s since %s (%d held back into this digest)\n", c(e.User), e.Count, c(e.Where), c(e.First), e.Repeats)

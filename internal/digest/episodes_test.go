@@ -99,3 +99,21 @@ func TestDigestDoesNotSuggestToldOrNewNetworks(t *testing.T) {
 		t.Errorf("the digest suggests a told network:\n%s", mail)
 	}
 }
+
+// A probable trip (a login from a new country told low until the user's
+// next login decides) is listed in the digest as such, and its episode is
+// not claimed to have been sent as an alert.
+func TestDigestListsProbableTrips(t *testing.T) {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p, _, out := newDigest(&now)
+	f := audit.Finding{EventID: 1, Kind: audit.KindIPNotAllowed, Severity: "low", UserID: "u-ann", Email: "ann@example.com", IP: "198.18.7.9", Digest: true,
+		Trip:    &audit.ProbableTrip{Place: "Paris, France", Device: "Chrome on Android", Since: "from Berlin, Germany at 2026-11-30 19:00 UTC"},
+		Episode: &audit.Episode{Key: "u-ann|198.18.7.0/24", Network: "198.18.7.0/24", Country: "France", First: "2026-12-01T08:00:00Z", Count: 1, Hours: 24}}
+	mail := digestMail(t, p, out, &now, time.Date(2026, 12, 2, 8, 5, 0, 0, time.UTC), []audit.Finding{f})
+	for _, want := range []string{"Probably trips", "ann@example.com: 198.18.7.9, Paris, France, Chrome on Android; last login from Berlin, Germany at 2026-11-30 19:00 UTC",
+		"one from a familiar place or a probable trip was not"} {
+		if !strings.Contains(mail, want) {
+			t.Errorf("digest lacks %q:\n%s", want, mail)
+		}
+	}
+}

@@ -55,10 +55,14 @@ const (
 	AttackSprayMany    = "password spray, many addresses"
 	AttackStuffing     = "credential stuffing ending in a success"
 	AttackBurst        = "burst on one account"
+	// AttackReachable is theft from a new country at a time the victim
+	// could have flown there since their last login: no impossible travel,
+	// so only the victim's next login can tell it from a trip.
+	AttackReachable = "theft from a new country, reachable"
 )
 
 // AttackTypes in the order the report lists them.
-var AttackTypes = []string{AttackNewCountry, AttackStolenToken, AttackSharedOffice, AttackSprayOne, AttackSprayMany, AttackStuffing, AttackBurst}
+var AttackTypes = []string{AttackNewCountry, AttackReachable, AttackStolenToken, AttackSharedOffice, AttackSprayOne, AttackSprayMany, AttackStuffing, AttackBurst}
 
 // Portal login actions used.
 const (
@@ -663,6 +667,39 @@ func (g *gen) attacks() {
 		for j := 0; j < 20; j++ {
 			ev(a, Event{Date: at.Add(time.Duration(j*12) * time.Second), UserID: v.ID, Login: v.Email, ActionID: actionFail, IP: ip, City: lagos, Device: thiefDev, Person: v.ID})
 		}
+	}
+	// Theft from a new country, reachable: the stolen password used from
+	// abroad, on the victim's own device, no sooner than the victim could
+	// have flown there from their last login (flightTime, as genuine trips;
+	// planted after the others, so that they stay as they were).
+	// (Not an admin: their nightly script logs in every night from a
+	// server, so they never have the hours a flight takes.)
+	people := onboarded(KindCommuter, KindTraveller, KindPhone)
+	for k := 0; k < n; k++ {
+		v := pick(people)
+		c := thiefCities[g.r.IntN(len(thiefCities))]
+		var at time.Time
+		for tries := 0; at.IsZero() || !at.Before(g.p.End.Add(-time.Hour)); tries++ { // within the audited days
+			if tries > 0 && tries%20 == 0 {
+				v = pick(people)
+			}
+			at = someDay().Add(time.Duration(6+g.r.IntN(12)) * time.Hour)
+			for {
+				var last *Event
+				for i := range g.p.Events {
+					e := &g.p.Events[i]
+					if e.Person == v.ID && e.Succeeded() && e.Attack < 0 && e.Date.Before(at) && (last == nil || e.Date.After(last.Date)) {
+						last = e
+					}
+				}
+				if last == nil || !last.Date.Add(flightTime(last.City, c)).After(at) {
+					break
+				}
+				at = last.Date.Add(flightTime(last.City, c))
+			}
+		}
+		a := newAttack(AttackReachable, v.ID)
+		ev(a, Event{Date: at, UserID: v.ID, Login: v.Email, ActionID: actionSuccess, IP: g.addr("45.155."), City: c, Device: g.devices[v.ID][0], Person: v.ID})
 	}
 }
 

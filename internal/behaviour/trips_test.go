@@ -1,0 +1,266 @@
+package behaviour
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/ipguard"
+)
+
+// alice's allowlist for the trip tests: a VPN whose exits move and a
+// declared hotel range in Paris.
+func tripAllowlists() *audit.Allowlists {
+	return audit.NewAllowlists(map[string]ipguard.User{"alice": {ID: "alice", Email: "alice@example.com",
+		Entries: []string{"192.0.2.0/24", "100.64.0.0/16"},
+		Details: map[string]ipguard.EntryDetail{
+			"192.0.2.0/24":  {Note: "VPN", Place: PlaceAnywhere},
+			"100.64.0.0/16": {Note: "hotel", Place: "Paris, FR"},
+		}}}, nil)
+}
+
+// tripStep is one login of alice, judged by a run of its own; out: outside
+// her allowlist (the audit's ip_not_allowed finding comes with it).
+type tripStep struct {
+	d                      time.Duration
+	ip, country, city, dev string
+	out                    bool
+}
+
+// want is what a step's run says of its login: "" no finding; "digest" a
+// finding for the digest only; "message" a finding sent as a message.
+type tripWant struct {
+	told     string
+	severity string // "": any
+	kind     string
+	both     bool     // a reason names the trip's login (Reason.EventID)
+	text     []string // parts of some reason's text
+}
+
+// #21 §2, two looks at a trip: a login outside the allowlist from a new
+// country, on a known device, reachable since the last login, is a probable
+// trip (low, to the digest); the next placed login confirms it quietly or,
+// from elsewhere, is told at high naming both logins.
+func TestTwoLooksAtATrip(t *testing.T) {
+	const (
+		chrome = "Chrome 121.0"
+		hotel  = "198.18.7.9"
+		home   = "80.187.12.9"
+		vpn    = "192.0.2.8"
+		paris  = "100.64.3.3" // the declared Paris entry
+	)
+	grouped := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	trip := tripStep{time.Hour, hotel, "France", "Paris", chrome, true}
+	probable := tripWant{told: "digest", severity: audit.SeverityLow, kind: audit.KindIPNotAllowed, text: []string{"probably a trip; told if the next login does not confirm it"}}
+	quiet := tripWant{}
+	oneLogin := []string{"(a new country, one login), then", "from Berlin, Germany: a trip of one login, or not alice", "from Paris, France"}
+	for _, c := range []struct {
+		name     string
+		settings Settings
+		// history: "learned" (berlinBaseline), "learning" (3 logins of the
+		// last 3 days), "unplaced" (20 logins, all through the anywhere entry)
+		history string
+		steps   []tripStep
+		want    []tripWant
+	}{
+		{"confirmed by the next login from the same country, then home", grouped, "learned",
+			[]tripStep{trip, {10 * time.Hour, hotel, "France", "Paris", chrome, true}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{probable, {told: "digest", kind: audit.KindIPNotAllowed}, quiet}},
+		{"a trip of one login, then home inside the allowlist", grouped, "learned",
+			[]tripStep{trip, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{probable, {told: "message", severity: audit.SeverityHigh, kind: audit.KindNewCountry, both: true, text: oneLogin}}},
+		{"a trip of one login, then home outside the allowlist from a familiar place", grouped, "learned",
+			[]tripStep{trip, {50 * time.Hour, home, "Germany", "Berlin", chrome, true}},
+			[]tripWant{probable, {told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed, both: true, text: oneLogin}}},
+		{"a trip of one login per country, then home: the next leg, not a contradiction", grouped, "learned",
+			[]tripStep{trip, {30 * time.Hour, "198.18.8.8", "Spain", "Madrid", chrome, true}, {60 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{probable, probable, quiet}},
+		{"a trip of one login, then another new country inside the allowlist: the user's own entry is their ground", grouped, "learned",
+			[]tripStep{trip, {30 * time.Hour, "80.188.9.9", "Spain", "Madrid", chrome, false}},
+			[]tripWant{probable, {told: "message", severity: audit.SeverityHigh, kind: audit.KindNewCountry, both: true, text: []string{"from Paris, France (a new country, one login)"}}}},
+		{"a login through an anywhere entry decides nothing", grouped, "learned",
+			[]tripStep{trip, {5 * time.Hour, vpn, "Germany", "Berlin", chrome, false}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{probable, quiet, {told: "message", severity: audit.SeverityHigh, kind: audit.KindNewCountry, both: true, text: oneLogin}}},
+		{"a declared entry in the trip's country confirms it", grouped, "learned",
+			[]tripStep{trip, {5 * time.Hour, paris, "United States", "New York", chrome, false}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{probable, quiet, quiet}},
+		{"back too soon: impossible travel names both", grouped, "learned",
+			[]tripStep{{time.Hour, hotel, "Spain", "Madrid", chrome, true}, {90 * time.Minute, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{probable, {told: "message", severity: audit.SeverityHigh, kind: audit.KindImpossibleTravel, both: true, text: []string{"one of the two is not alice"}}}},
+		{"a new device too: told at once", grouped, "learned",
+			[]tripStep{{time.Hour, hotel, "France", "Paris", "Firefox 126.0", true}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{{told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed}, quiet}},
+		{"not reachable since the last login: told at once", grouped, "learned",
+			[]tripStep{{-22 * time.Hour, "198.18.9.9", "Japan", "Tokyo", chrome, true}, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{{told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed, text: []string{"not alice"}}, quiet}},
+		{"a user still learning: told at once", grouped, "learning",
+			[]tripStep{trip, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{{told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed}, quiet}},
+		// A VPN user: every login through the anywhere entry, so no login
+		// had a place; an exit in a new country is looked at twice.
+		{"an unplaced history: a new exit is a probable trip, confirmed by the next", grouped, "unplaced",
+			[]tripStep{{time.Hour, "198.18.5.5", "United Kingdom", "London", chrome, true}, {30 * time.Hour, vpn, "Netherlands", "Amsterdam", chrome, false},
+				{50 * time.Hour, "198.18.6.6", "United Kingdom", "London", chrome, true}},
+			[]tripWant{{told: "digest", severity: audit.SeverityLow, kind: audit.KindIPNotAllowed, text: []string{"where no earlier login had a place"}}, quiet,
+				{told: "digest", kind: audit.KindIPNotAllowed}}},
+		{"an unplaced history: a new exit then a placed login elsewhere", grouped, "unplaced",
+			[]tripStep{{time.Hour, "198.18.5.5", "United Kingdom", "London", chrome, true}, {30 * time.Hour, vpn, "Netherlands", "Amsterdam", chrome, false},
+				{50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{{told: "digest", severity: audit.SeverityLow, kind: audit.KindIPNotAllowed}, quiet,
+				{told: "message", severity: audit.SeverityHigh, kind: audit.KindNewCountry, both: true, text: []string{"from London, United Kingdom (a new country, one login)"}}}},
+		{"ALERT_MODE=every: told at once, nothing pending", Settings{Digest: []string{"low"}}, "learned",
+			[]tripStep{trip, {50 * time.Hour, home, "Germany", "Berlin", chrome, false}},
+			[]tripWant{{told: "message", severity: audit.SeverityHigh, kind: audit.KindIPNotAllowed, text: []string{"first login from France"}}, quiet}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := newMemStore()
+			b := berlinBaseline("alice")
+			switch c.history {
+			case "learning":
+				b = Baseline{UserID: "alice"}
+				for i := 0; i < 3; i++ {
+					b.Learn(Login{EventID: int64(500 + i), UserID: "alice", At: t0.Add(-time.Duration(3-i) * 24 * time.Hour), IP: "80.187.12.5", Whole: true,
+						Country: "Germany", City: "Berlin", Browser: "Chrome 120.0", Platform: "Android 14"})
+				}
+			case "unplaced":
+				b = Baseline{UserID: "alice"}
+				for i := 0; i < 20; i++ {
+					b.Learn(Login{EventID: int64(500 + i), UserID: "alice", At: t0.Add(-time.Duration(20-i) * 24 * time.Hour), IP: "192.0.2.8", Whole: true,
+						Country: []string{"Netherlands", "Sweden"}[i%2], City: []string{"Amsterdam", "Stockholm"}[i%2], Browser: "Chrome 120.0", Platform: "Android 14",
+						Declared: true, Entry: "192.0.2.0/24", EntryPlace: PlaceAnywhere})
+				}
+				if b.Last != nil || !b.HasCountry("NL") {
+					t.Fatalf("an unplaced history: %+v", b)
+				}
+			}
+			st.items["alice"] = b
+			d := &Detector{Store: st, Settings: c.settings}
+			lists := tripAllowlists()
+			for i, s := range c.steps {
+				id := int64(i + 1)
+				ev, f := miss(id, "alice", s.d, s.ip, s.country, s.city, s.dev, "Android 14")
+				var in []audit.Finding
+				if s.out {
+					in = append(in, f)
+				}
+				fs := judge(t, d, placedPiece(lists, ev), in...)
+				w := c.want[i]
+				if w.told == "" {
+					if len(fs) != 0 {
+						t.Fatalf("login %d: findings %+v, want none", id, fs)
+					}
+					continue
+				}
+				if len(fs) != 1 {
+					t.Fatalf("login %d: findings %+v, want one", id, fs)
+				}
+				g := fs[0]
+				told := "message"
+				if g.Digest || g.NotMessaged {
+					told = "digest"
+				}
+				if g.EventID != id || told != w.told || (w.severity != "" && g.Severity != w.severity) || g.Kind != w.kind {
+					t.Errorf("login %d: %s %s %s, want %s %s %s (%+v)", id, told, g.Severity, g.Kind, w.told, w.severity, w.kind, g)
+				}
+				both := false
+				for _, r := range g.Reasons {
+					both = both || r.EventID == 1
+				}
+				if both != w.both {
+					t.Errorf("login %d: reasons %+v (want one naming the trip's login: %v)", id, g.Reasons, w.both)
+				}
+				var texts []string
+				for _, r := range g.Reasons {
+					texts = append(texts, r.Text)
+				}
+				all := strings.Join(texts, " | ")
+				if (g.Trip != nil) != (w.severity == audit.SeverityLow && w.told == "digest") {
+					t.Errorf("login %d: probable trip %+v", id, g.Trip)
+				}
+				for _, part := range w.text {
+					if !strings.Contains(all, part) {
+						t.Errorf("login %d: reasons %q lack %q", id, all, part)
+					}
+				}
+			}
+			if got := st.items["alice"].Trip; got != nil {
+				t.Errorf("a trip still pending after the last login: %+v", got)
+			}
+		})
+	}
+}
+
+// A pending trip is kept in the baseline across runs (a new detector, a
+// new container) and stays small.
+func TestAPendingTripIsKeptInTheBaseline(t *testing.T) {
+	st := newMemStore()
+	st.items["alice"] = berlinBaseline("alice")
+	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	lists := tripAllowlists()
+	ev, f := miss(7, "alice", time.Hour, "198.18.7.9", "Nigeria", "Lagos", "Chrome 121.0", "Android 14")
+	judge(t, &Detector{Store: st, Settings: s}, placedPiece(lists, ev), f)
+	if p := st.items["alice"].Trip; p == nil || p.EventID != 7 || p.Country != "NG" {
+		t.Fatalf("pending trip %+v", p)
+	}
+	home := success(8, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin")
+	home.Browser, home.Platform = "Chrome 121.0", "Android 14"
+	fs := judge(t, &Detector{Store: st, Settings: s}, placedPiece(lists, home))
+	if len(fs) != 1 || fs[0].Severity != audit.SeverityHigh || fs[0].EventID != 8 || fs[0].Reasons[0].EventID != 7 ||
+		!strings.Contains(fs[0].Reasons[0].Text, "from Lagos, Nigeria (a new country, one login)") {
+		t.Fatalf("findings %+v", fs)
+	}
+}
+
+// A backlog read newest first (several pieces of one run): the trip's next
+// login was learned before the trip's login is judged, so the trip's login
+// is told at once, as before; a pending trip is decided only by the run's
+// last (oldest) piece, never by a newer piece ahead of the logins between.
+func TestTripsInABacklogReadNewestFirst(t *testing.T) {
+	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	lists := tripAllowlists()
+	chrome := func(ev ipguard.LoginEvent) ipguard.LoginEvent {
+		ev.Browser, ev.Platform = "Chrome 121.0", "Android 14"
+		return ev
+	}
+	st := newMemStore()
+	st.items["alice"] = berlinBaseline("alice")
+	d := &Detector{Store: st, Settings: s}
+	home := chrome(success(2, "alice", 50*time.Hour, "80.187.12.9", "Germany", "Berlin"))
+	trip, f := miss(1, "alice", time.Hour, "198.18.7.9", "France", "Paris", "Chrome 121.0", "Android 14")
+	newer := placedPiece(lists, home)
+	newer.Final, newer.Done = false, t0.Add(49*time.Hour)
+	if fs := judge(t, d, newer); len(fs) != 0 {
+		t.Fatalf("newer piece: %+v", fs)
+	}
+	fs := judge(t, d, placedPiece(lists, trip), f)
+	if len(fs) != 1 || fs[0].Severity != audit.SeverityHigh || fs[0].Digest || fs[0].Trip != nil {
+		t.Fatalf("the trip's login judged after its successor: %+v", fs)
+	}
+	if st.items["alice"].Trip != nil {
+		t.Errorf("a trip left pending: %+v", st.items["alice"].Trip)
+	}
+
+	// A trip pending from an earlier run; the next run's pieces newest
+	// first: Berlin (newer piece) does not decide it, Paris (the oldest
+	// piece, the true next login) confirms it.
+	st = newMemStore()
+	st.items["alice"] = berlinBaseline("alice")
+	judge(t, &Detector{Store: st, Settings: s}, placedPiece(lists, trip), f)
+	d = &Detector{Store: st, Settings: s}
+	berlin := chrome(success(3, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin"))
+	paris, pf := miss(4, "alice", 10*time.Hour, "198.18.7.10", "France", "Paris", "Chrome 121.0", "Android 14")
+	newer = placedPiece(lists, berlin)
+	newer.Final, newer.Done = false, t0.Add(59*time.Hour)
+	if fs := judge(t, d, newer); len(fs) != 0 {
+		t.Fatalf("a newer piece decided the trip: %+v", fs)
+	}
+	older := placedPiece(lists, paris)
+	older.Done = t0.Add(9 * time.Hour)
+	if fs := judge(t, d, older, pf); len(fs) != 1 || !(fs[0].Digest || fs[0].NotMessaged) {
+		t.Fatalf("the confirming login: %+v", fs)
+	}
+	if st.items["alice"].Trip != nil {
+		t.Errorf("the trip is still pending: %+v", st.items["alice"].Trip)
+	}
+}
