@@ -22,7 +22,8 @@ import (
 // BumpVersion adds one to the desired-state version (item
 // state#portal-allowlist, attribute version) and returns the new value.
 // Concurrent callers get distinct values. A resend after a lost answer
-// bumps twice; that only makes a reconcile look needed once more.
+// bumps twice; that only makes a reconcile look needed once more. A
+// conflict with a reconcile's transaction on the item is tried again.
 func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
 	return s.BumpVersionAdding(ctx, 0)
 }
@@ -30,17 +31,22 @@ func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
 // BumpVersionAdding is BumpVersion that also adds adds to the count of
 // addresses the stored changes may have added (attribute adds; see
 // ipguard.PortalState.Adds), in the same write (onboard.AddsCounter). A
-// resend after a lost answer counts twice: the bound only grows.
+// resend after a lost answer counts twice: the bound only grows. A
+// conflict with a reconcile's transaction on the item is tried again.
 func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, error) {
-	out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                 aws.String(s.table),
-		Key:                       key(portalStatePK),
-		UpdateExpression:          aws.String("ADD version :one, adds :adds"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":adds": num(int64(max(adds, 0)))},
-		ReturnValues:              types.ReturnValueUpdatedNew,
+	var out *dynamodb.UpdateItemOutput
+	err := retryConflicts(ctx, func() (err error) {
+		out, err = s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(s.table),
+			Key:                       key(portalStatePK),
+			UpdateExpression:          aws.String("ADD version :one, adds :adds"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1), ":adds": num(int64(max(adds, 0)))},
+			ReturnValues:              types.ReturnValueUpdatedNew,
+		})
+		return err
 	})
 	if err != nil {
-		return 0, s.fail("bump the allowlist version", err)
+		return 0, s.failWrite("bump the allowlist version", err)
 	}
 	v, _, err := getN(out.Attributes, "version")
 	if err != nil {
@@ -61,7 +67,9 @@ func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, error) 
 // portal column's 50 characters), with room for a portal list that hand
 // edits pushed well past the cap (a removal-only PUT of it still goes out).
 // Items written before the split keep the in-flight part in the state
-// item; it is read from there until the next write moves it.
+// item; it is read from there until the next write moves it (also when a
+// #sent item exists: a rollback to a version before the split wrote the
+// state item after it).
 const portalSentPK = portalStatePK + "#sent"
 
 // MaxPendingBytes bounds the pending reason stored (the failure's text).
@@ -95,7 +103,10 @@ func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 	if err != nil {
 		return ipguard.PortalState{}, s.corrupt(op, err)
 	}
-	if sent != nil {
+	// Every write moves the in-flight part out of the state item: when the
+	// state item still has it, a version before the split wrote it last
+	// (a rollback), and the #sent item is older than it.
+	if _, olderWrote := state["sent"]; sent != nil && !olderWrote {
 		if err := decodeInFlight(sent, &st); err != nil {
 			return ipguard.PortalState{}, s.corrupt(op, err)
 		}
@@ -169,10 +180,12 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		},
 	}
 	write := func() error {
-		_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
-			TransactItems: []types.TransactWriteItem{{Update: stateUpdate}, {Update: sentUpdate}},
+		return retryConflicts(ctx, func() error {
+			_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
+				TransactItems: []types.TransactWriteItem{{Update: stateUpdate}, {Update: sentUpdate}},
+			})
+			return err
 		})
-		return err
 	}
 	err := write()
 	if stateConditionFailed(err) {
@@ -184,9 +197,66 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		err = write()
 	}
 	if err != nil {
-		return s.fail(op, err)
+		return s.failWrite(op, err)
 	}
 	return nil
+}
+
+// maxConflictAttempts bounds the tries of a write to the portal state
+// that DynamoDB refused for a concurrent write to the same item.
+const maxConflictAttempts = 6
+
+// retryConflicts runs write, again (after a backoff, at most
+// maxConflictAttempts in all) while DynamoDB refuses it as a conflict
+// with a concurrent write to the same item: a change's BumpVersion
+// (UpdateItem) racing a reconcile's PutPortalState (a transaction) is
+// refused to whichever comes second, and the SDK does not retry either.
+func retryConflicts(ctx context.Context, write func() error) error {
+	for n := 1; ; n++ {
+		err := write()
+		if !transactionConflict(err) || n >= maxConflictAttempts {
+			return err
+		}
+		if werr := backoff(ctx, n); werr != nil {
+			return err
+		}
+	}
+}
+
+// transactionConflict reports whether err is DynamoDB's refusal of a
+// write for a concurrent one on the same item, or a transaction cancelled
+// for throttling (the SDK retries a throttled single write, not that).
+func transactionConflict(err error) bool {
+	var tce *types.TransactionConflictException
+	if errors.As(err, &tce) {
+		return true
+	}
+	var cancelled *types.TransactionCanceledException
+	if !errors.As(err, &cancelled) {
+		return false
+	}
+	conflict := false
+	for _, r := range cancelled.CancellationReasons {
+		switch aws.ToString(r.Code) {
+		case "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded":
+			conflict = true
+		case "", "None":
+		default:
+			return false // a condition or a size: not a race
+		}
+	}
+	return conflict
+}
+
+// failWrite is fail for a write to the portal state: a conflict or a
+// throttled transaction still refused after maxConflictAttempts is a
+// passing outage (EUnavailable), not an unexpected answer.
+func (s *Store) failWrite(op string, err error) error {
+	if transactionConflict(err) {
+		return &ipguard.Error{Code: ipguard.EUnavailable, Err: err,
+			Message: fmt.Sprintf("dynamodb: %s (ALLOWLIST_TABLE=%s): %v", op, s.table, err)}
+	}
+	return s.fail(op, err)
 }
 
 // stateConditionFailed reports whether a portal state transaction was

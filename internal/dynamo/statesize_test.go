@@ -219,3 +219,34 @@ func TestPortalStateWrittenBeforeTheSplitIsRead(t *testing.T) {
 		t.Fatalf("after the next write: %+v, %v; want the PUT in flight cleared, the late PUTs kept", got, err)
 	}
 }
+
+// An operator who rolls back to a version before the split and forward
+// again: the older version wrote the PUT in flight into the state item
+// (after the last write of the #sent item, which every newer write removes
+// from the state item), so the state item's in-flight part is the newer
+// one; the #sent item left from before the rollback is stale.
+func TestPortalStateAfterARollbackReadsTheOlderVersionsWrite(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "staterollback")
+	ctx := context.Background()
+	// Before the rollback: a PUT in flight, recorded in the #sent item.
+	if err := s.PutPortalState(ctx, ipguard.PortalState{Applied: 1, Sent: []ipguard.Restriction{{IP: "198.51.100.9"}},
+		SentAdded: []string{"198.51.100.9"}, SentOutcome: ipguard.SentUnknown, LateSent: []string{"old "}}); err != nil {
+		t.Fatal(err)
+	}
+	// The older version's write: its PUT answered, nothing in flight.
+	_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String("staterollback"),
+		Key:              map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "state#portal-allowlist"}},
+		UpdateExpression: aws.String("SET applied = :a, sent = :empty, sentOutcome = :empty, sentAt = :empty, lateSent = :late"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":a": &types.AttributeValueMemberN{Value: "2"},
+			":empty": &types.AttributeValueMemberS{Value: ""},
+			":late":  &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: "new "}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s.PortalState(ctx)
+	if err != nil || st.Sent != nil || st.SentOutcome != "" || len(st.LateSent) != 1 || st.LateSent[0] != "new " {
+		t.Fatalf("state = %+v, %v; want the older version's later write (nothing in flight, late PUTs [new ])", st, err)
+	}
+}

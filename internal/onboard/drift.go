@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -218,6 +219,19 @@ func (s *Service) lockoutAlert(why string) ipguard.Alert {
 // (and logged as an error).
 const MaxOutbox = 16
 
+// MaxOutboxBytes bounds the due alerts' size together (as stored, with
+// their attribute names and claims): the outbox is one DynamoDB item (400
+// KB), and one drift alert at its largest takes hundreds of KB. Past it
+// the oldest are dropped (and logged as errors); the newest is kept.
+const MaxOutboxBytes = 300 * 1024
+
+// dueBytes is the size d takes in the outbox item: its JSON, and room for
+// its attribute names and its claim (token and end).
+func dueBytes(d ipguard.DueAlert) int {
+	b, _ := json.Marshal(d)
+	return len(b) + 64
+}
+
 // due records a as due under key (its episode) before anything is
 // published; flushDue sends what is due and clears each alert only once
 // the topic accepted it, so a throttled publish is sent by a later
@@ -227,11 +241,21 @@ func (s *Service) due(ctx context.Context, key string, a ipguard.Alert) {
 		s.log().Warn("alert not sent: no alert topic configured", "subject", a.Subject)
 		return
 	}
-	if all, err := s.Store.DueAlerts(ctx); err == nil && len(all) >= MaxOutbox {
-		s.log().Error("alert outbox full: dropping the oldest due alert", "subject", all[0].Alert.Subject)
-		_ = s.Store.ClearDueAlert(ctx, all[0].Key)
+	next := ipguard.DueAlert{Key: key, Alert: a, Since: s.now().UTC()}
+	if all, err := s.Store.DueAlerts(ctx); err == nil {
+		// The alert under key is replaced: it neither counts nor is dropped.
+		all = slices.DeleteFunc(all, func(d ipguard.DueAlert) bool { return d.Key == key })
+		size := dueBytes(next)
+		for _, d := range all {
+			size += dueBytes(d)
+		}
+		for i := 0; i < len(all) && (len(all)-i >= MaxOutbox || size > MaxOutboxBytes); i++ {
+			s.log().Error("alert outbox full: dropping the oldest due alert", "subject", all[i].Alert.Subject)
+			_ = s.Store.ClearDueAlert(ctx, all[i].Key)
+			size -= dueBytes(all[i])
+		}
 	}
-	if err := s.Store.AddDueAlert(ctx, ipguard.DueAlert{Key: key, Alert: a, Since: s.now().UTC()}); err != nil {
+	if err := s.Store.AddDueAlert(ctx, next); err != nil {
 		// Not recorded: send it now at least.
 		s.log().Error("record a due alert", "subject", a.Subject, "error", err)
 		s.publish(ctx, a)
