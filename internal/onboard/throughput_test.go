@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -141,119 +140,5 @@ func TestSyncsFurtherPassStartsFromTheStateItWrote(t *testing.T) {
 	}
 	if k := e.alerts.kinds(); len(k) != 0 {
 		t.Errorf("alerts %v; want none (the passes saw only the tool's own PUTs)", k)
-	}
-}
-
-// A reconcile pass that closely follows one of its process's passes that
-// read every user reads only the users the version bumps named since (the
-// change log kept with the version, #15 §6: the scan of every user was
-// the slowest store call of a pass), and every user again where that could
-// miss one: a bump that names no user (a sync's offboarding), a log that no
-// longer reaches back (trimmed), an entry whose time ran out (expiry writes
-// users without a bump), a cache older than userCacheAge, and a sync. In
-// every case the portal ends at the desired state.
-func TestPassAfterAnotherReadsOnlyTheUsersChangedSince(t *testing.T) {
-	cases := []struct {
-		name string
-		// between runs after u1's onboarding (a full read) and before u3's
-		// change, whose pass is counted; it returns the addresses the portal
-		// must hold afterwards besides u3's 203.0.113.30, and those it must not.
-		between   func(t *testing.T, e *env, other *Service) (want, gone []string)
-		wantScans int
-	}{
-		{"nothing else changed: only u3 read", func(*testing.T, *env, *Service) ([]string, []string) {
-			return []string{"203.0.113.10"}, nil
-		}, 0},
-		{"another process applied u2's change meanwhile: u2 and u3 read", func(t *testing.T, e *env, other *Service) ([]string, []string) {
-			if _, err := other.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)); err != nil {
-				t.Fatal(err)
-			}
-			return []string{"203.0.113.10", "203.0.113.20"}, nil
-		}, 0},
-		{"u2 stored and bumped, not yet applied: read with u3", func(t *testing.T, e *env, _ *Service) ([]string, []string) {
-			u2 := ipguard.User{ID: "u2", Email: "b@example.com", Entries: []string{"203.0.113.20"}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
-			if ok, err := e.st.PutUserIf(context.Background(), u2, 0); !ok || err != nil {
-				t.Fatal(ok, err)
-			}
-			if _, err := e.st.BumpVersionFor(context.Background(), "u2", 1); err != nil {
-				t.Fatal(err)
-			}
-			return []string{"203.0.113.10", "203.0.113.20"}, nil
-		}, 0},
-		{"u1 offboarded by another process: its address goes", func(t *testing.T, e *env, other *Service) ([]string, []string) {
-			if _, err := other.Handle(context.Background(), []byte(`{"action":"offboard","id":"u1"}`)); err != nil {
-				t.Fatal(err)
-			}
-			return nil, []string{"203.0.113.10"}
-		}, 0},
-		{"a bump naming no user (a sync's offboarding): every user read", func(t *testing.T, e *env, _ *Service) ([]string, []string) {
-			if err := e.st.DeleteUser(context.Background(), "u1"); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := e.st.BumpVersion(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			return nil, []string{"203.0.113.10"}
-		}, 1},
-		{"the log trimmed past this process's read: every user read", func(t *testing.T, e *env, _ *Service) ([]string, []string) {
-			u2 := ipguard.User{ID: "u2", Email: "b@example.com", Entries: []string{"203.0.113.20"}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
-			if ok, err := e.st.PutUserIf(context.Background(), u2, 0); !ok || err != nil {
-				t.Fatal(ok, err)
-			}
-			for range 250 {
-				if _, err := e.st.BumpVersionFor(context.Background(), "u2", 0); err != nil {
-					t.Fatal(err)
-				}
-			}
-			return []string{"203.0.113.10", "203.0.113.20"}, nil
-		}, 1},
-		{"u1's expiring entry ran out (expiry writes without a bump): every user read", func(t *testing.T, e *env, _ *Service) ([]string, []string) {
-			e.now = e.now.Add(userCacheAge / 2) // the entry runs out after a quarter
-			return []string{"203.0.113.10"}, []string{"203.0.113.11"}
-		}, 1},
-		{"the last full read is older than userCacheAge: every user read", func(t *testing.T, e *env, _ *Service) ([]string, []string) {
-			e.now = e.now.Add(userCacheAge + time.Second)
-			return []string{"203.0.113.10"}, nil
-		}, 1},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			e := newEnv()
-			u1 := `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`
-			if strings.Contains(c.name, "expiring") {
-				expires := t0.Add(userCacheAge / 4).Format(time.RFC3339)
-				u1 = fmt.Sprintf(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10",{"ip":"203.0.113.11","expiresAt":%q}]}`, expires)
-			}
-			e.do(t, u1)
-			e.do(t, `{"id":"u0","email":"z@example.com","allowedIps":["203.0.113.5"]}`) // a pass after u1's, with its full read
-			other := &Service{Store: e.st, Portal: e.p, Leases: e.s.Leases, LeaseWait: e.s.LeaseWait, WriteAttempt: e.s.WriteAttempt,
-				Settings: e.s.Settings, Now: e.s.Now}
-			want, gone := c.between(t, e, other)
-			counted := &scanCounter{fakeStore: e.st}
-			e.s.Store = counted
-			e.do(t, `{"id":"u3","email":"c@example.com","allowedIps":["203.0.113.30"]}`)
-			if counted.scans != c.wantScans {
-				t.Errorf("u3's pass read every user %d times; want %d", counted.scans, c.wantScans)
-			}
-			for _, a := range append(want, "203.0.113.30", "203.0.113.5") {
-				if !holds(e.p.list, []string{a}) {
-					t.Errorf("portal %v lacks %s", e.p.list, a)
-				}
-			}
-			for _, a := range gone {
-				if holds(e.p.list, []string{a}) {
-					t.Errorf("portal %v still holds %s", e.p.list, a)
-				}
-			}
-			if counted.scans == 0 {
-				// The sync reads every user, whatever the log says.
-				if _, err := e.s.Handle(context.Background(), []byte(`{"action":"sync"}`)); err != nil {
-					t.Fatal(err)
-				}
-				if counted.scans == 0 {
-					t.Error("a sync did not read every user")
-				}
-			}
-		})
 	}
 }
