@@ -34,12 +34,6 @@ func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
 // resend after a lost answer counts twice: the bound only grows. A
 // conflict with a reconcile's transaction on the item is tried again.
 func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, error) {
-	return s.BumpVersionFor(ctx, "", adds)
-}
-
-// bumpVersionAddingNoLog is BumpVersionAdding as it was before the change
-// log (a rollback's bump), for the tests that the log then says nothing.
-func (s *Store) bumpVersionAddingNoLog(ctx context.Context, adds int) (int64, error) {
 	var out *dynamodb.UpdateItemOutput
 	err := retryConflicts(ctx, func() (err error) {
 		out, err = s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -142,8 +136,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	}
 	seen, sent := encodeSent(st.LastSeen, nil), encodeSent(st.Sent, st.SentAdded)
 	pending := clipBytes(st.Pending, MaxPendingBytes)
-	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.DriftEpisode) + len(st.KeyUser) + 64*len(st.OwnSaves) +
-		maxChangeLogBytes // the bumps' change log (changelog.go) shares the item
+	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.DriftEpisode) + len(st.KeyUser) + 64*len(st.OwnSaves)
 	for _, a := range st.Owned {
 		stateSize += len(a) + 1
 	}
@@ -304,9 +297,6 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 		return st, err
 	}
 	if st.Adds, _, err = getN(item, "adds"); err != nil {
-		return st, err
-	}
-	if err = decodeChangeLog(item, &st); err != nil {
 		return st, err
 	}
 	if st.AddsApplied, _, err = getN(item, "addsApplied"); err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/config"
-	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 )
@@ -87,21 +86,9 @@ func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
 	if err := s.PutPortalState(ctx, st); err != nil {
 		t.Fatalf("state with every list at PORTAL_MAX_ENTRIES's largest value (%d) and every entry at its longest: %v", n, err)
 	}
-	// The bumps' change log shares the state item: at its bound, every id
-	// at its longest.
-	ids := make([]string, dynamo.MaxChangeLog)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("%03d", i) + strings.Repeat("u", onboard.MaxIDLength-3)
-	}
-	if err := dynamo.FillChangeLog(s, ids); err != nil {
-		t.Fatal(err)
-	}
 	got, err := s.PortalState(ctx)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if len(got.Changed) != dynamo.MaxChangeLog {
-		t.Errorf("change log holds %d entries, want %d", len(got.Changed), dynamo.MaxChangeLog)
 	}
 	if len(got.LastSeen) != n || got.LastSeen[n-1] != st.LastSeen[n-1] || len(got.Owned) != n || len(got.Sent) != n ||
 		got.Sent[n-1] != st.Sent[n-1] || len(got.SentAdded) != n || len(got.LateSent) != onboard.MaxLateSent ||
@@ -261,45 +248,5 @@ func TestPortalStateAfterARollbackReadsTheOlderVersionsWrite(t *testing.T) {
 	st, err := s.PortalState(ctx)
 	if err != nil || st.Sent != nil || st.SentOutcome != "" || len(st.LateSent) != 1 || st.LateSent[0] != "new " {
 		t.Fatalf("state = %+v, %v; want the older version's later write (nothing in flight, late PUTs [new ])", st, err)
-	}
-}
-
-// A bump of a version before the change log adds to version only: the log
-// then says nothing (every user is read) until a reconcile resets it.
-func TestChangeLogAfterABumpWithoutIt(t *testing.T) {
-	s := tableStore(t, motoDB(t), "changelog")
-	ctx := context.Background()
-	if err := s.ResetChangeLog(ctx); err != nil {
-		t.Fatal(err) // no state yet: nothing to reset, no error
-	}
-	if _, err := s.BumpVersionFor(ctx, "u1", 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ResetChangeLog(ctx); err != nil {
-		t.Fatal(err)
-	}
-	steps := []struct {
-		name string
-		do   func() error
-		from int64
-		ok   bool
-	}{
-		{"a bump naming u2", func() error { _, err := s.BumpVersionFor(ctx, "u2", 0); return err }, 1, true},
-		{"a bump of the version before the log", func() error { return dynamo.BumpWithoutLog(s) }, 1, false},
-		{"a bump naming u3 after it", func() error { _, err := s.BumpVersionFor(ctx, "u3", 0); return err }, 3, false},
-		{"a reset", func() error { return s.ResetChangeLog(ctx) }, 4, true},
-		{"a bump naming u4", func() error { _, err := s.BumpVersionFor(ctx, "u4", 0); return err }, 4, true},
-	}
-	for _, step := range steps {
-		if err := step.do(); err != nil {
-			t.Fatalf("%s: %v", step.name, err)
-		}
-		st, err := s.PortalState(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := st.ChangedSince(step.from); ok != step.ok {
-			t.Errorf("after %s: ChangedSince(%d) covered = %v, want %v (log %v from %d, version %d)", step.name, step.from, ok, step.ok, st.Changed, st.ChangedBase, st.Version)
-		}
 	}
 }

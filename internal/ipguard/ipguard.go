@@ -322,37 +322,6 @@ type PortalState struct {
 	// add to LastSeen: the cap check's bound without reading every user.
 	Adds        int64
 	AddsApplied int64
-	// Changed is the change log of the last version bumps, kept with
-	// Version by the bumps themselves (onboard.ChangeLogStore): Changed[i]
-	// names the user whose change version ChangedBase+i+1 is ("" for a bump
-	// that named none). It covers versions ChangedBase+1..Version only when
-	// ChangedLog is set and ChangedBase+len(Changed) == Version; otherwise
-	// (never written, or a bump that kept no log) it says nothing.
-	Changed     []string
-	ChangedBase int64
-	ChangedLog  bool
-}
-
-// ChangedSince returns the users the version bumps after v named (each
-// once), and whether the change log covers them all: false when it does
-// not reach back to v, is not consistent with Version, or one of those
-// bumps named no user.
-func (st PortalState) ChangedSince(v int64) ([]string, bool) {
-	if !st.ChangedLog || st.ChangedBase+int64(len(st.Changed)) != st.Version || v < st.ChangedBase || v > st.Version {
-		return nil, false
-	}
-	var ids []string
-	seen := map[string]bool{}
-	for _, id := range st.Changed[v-st.ChangedBase:] {
-		if id == "" {
-			return nil, false
-		}
-		if !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	return ids, true
 }
 
 // What became of the tool's last PUT (PortalState.SentOutcome). A refused

@@ -213,16 +213,16 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 }
 
 // reconcile brings the portal to the desired state stored at version
-// st.Version, under the lease held. full reads every user (a sync);
-// otherwise a pass may read only the users changed since this process's
-// last full read (passUsers). A portal failure is not an error: the
+// st.Version, under the lease held. A portal failure is not an error: the
 // state records it as pending (with the reason) and the outcome says so.
 // Store failures are errors.
-func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *lease.Held, full bool) (outcome, error) {
+func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *lease.Held) (outcome, error) {
 	now := s.now().UTC()
 	version := st.Version
 	defer span(ctx, "reconcile", time.Now())
-	users, err := s.passUsers(ctx, st, full)
+	tscan := time.Now()
+	users, err := s.Store.AllUsers(ctx)
+	span(ctx, "scan", tscan)
 	if err != nil {
 		return outcome{}, err
 	}

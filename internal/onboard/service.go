@@ -165,7 +165,6 @@ type Service struct {
 	}
 	knownKeyUser string      // the user the key acts as, once asked (under preflight's lock)
 	checks       *UserChecks // the rotation when UserChecks is nil (under preflight's lock)
-	users        userCache   // every user as a pass read them (passUsers)
 }
 
 // Handle decodes an invocation payload and runs its action.
@@ -682,7 +681,7 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 	myV := st.Version
 	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || st.Sent != nil || !holds(st.LastSeen, mine) || recheck {
 		if res.Stored {
-			if myV, err = s.bump(ctx, in.id, res.Added, in.now); err != nil {
+			if myV, err = s.bump(ctx, res.Added, in.now); err != nil {
 				return err
 			}
 		}
@@ -1037,14 +1036,12 @@ func (s *Service) unappliedBound(st ipguard.PortalState) (int, bool) {
 	return len(entries) + int(st.Adds-st.AddsApplied), true
 }
 
-// bump bumps the desired-state version for user id's stored change that
-// added entries added, counting the addresses they need where the store
-// counts (AddsCounter) and logging id where it keeps a change log
-// (ChangeLogStore).
-func (s *Service) bump(ctx context.Context, id string, added []string, now time.Time) (int64, error) {
+// bump bumps the desired-state version for a stored change that added
+// entries added, counting the addresses they need where the store counts
+// (AddsCounter).
+func (s *Service) bump(ctx context.Context, added []string, now time.Time) (int64, error) {
 	c, ok := s.Store.(AddsCounter)
-	logs, logged := s.Store.(ChangeLogStore)
-	if !ok && !logged {
+	if !ok {
 		return s.Store.BumpVersion(ctx)
 	}
 	n := 0
@@ -1056,9 +1053,6 @@ func (s *Service) bump(ctx context.Context, id string, added []string, now time.
 		if d.Overflow {
 			n = only.maxEntries() + 1
 		}
-	}
-	if logged {
-		return logs.BumpVersionFor(ctx, id, n)
 	}
 	return c.BumpVersionAdding(ctx, n)
 }
@@ -1242,7 +1236,7 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		if round == 0 && !force && st.Applied >= myV && st.Pending == "" && st.Reconciled && holds(st.LastSeen, mine) {
 			return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
 		}
-		out, err := s.reconcile(ctx, st, held, force)
+		out, err := s.reconcile(ctx, st, held)
 		if err != nil {
 			return outcome{}, err
 		}

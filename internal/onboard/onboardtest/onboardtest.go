@@ -156,18 +156,8 @@ func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
 }
 
 // BumpVersionAdding implements onboard.AddsCounter: the version and the
-// count move in one step (its change log entry names no user).
-func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, error) {
-	return s.BumpVersionFor(ctx, "", adds)
-}
-
-// MaxChangeLog bounds the change log as the DynamoDB store does: a bump
-// that finds more entries drops the oldest half.
-const MaxChangeLog = 200
-
-// BumpVersionFor implements onboard.ChangeLogStore: the version, the count
-// and the change log move in one step.
-func (s *Store) BumpVersionFor(_ context.Context, id string, adds int) (int64, error) {
+// count move in one step.
+func (s *Store) BumpVersionAdding(_ context.Context, adds int) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.BumpErrs > 0 {
@@ -176,33 +166,7 @@ func (s *Store) BumpVersionFor(_ context.Context, id string, adds int) (int64, e
 	}
 	s.State.Version++
 	s.State.Adds += int64(max(adds, 0))
-	s.State.Changed = append(s.State.Changed, id)
-	if k := len(s.State.Changed) / 2; len(s.State.Changed) > MaxChangeLog {
-		s.State.Changed = slices.Clone(s.State.Changed[k:])
-		s.State.ChangedBase += int64(k)
-	}
 	return s.State.Version, nil
-}
-
-// ResetChangeLog implements onboard.ChangeLogStore.
-func (s *Store) ResetChangeLog(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.State.Changed, s.State.ChangedBase, s.State.ChangedLog = nil, s.State.Version, true
-	return nil
-}
-
-// GetUsers implements onboard.ChangeLogStore.
-func (s *Store) GetUsers(_ context.Context, ids []string) ([]ipguard.User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []ipguard.User
-	for _, id := range ids {
-		if u, ok := s.UserItems[id]; ok {
-			out = append(out, u)
-		}
-	}
-	return out, nil
 }
 
 // PortalState implements onboard.Store.
@@ -218,7 +182,6 @@ func (s *Store) PutPortalState(_ context.Context, st ipguard.PortalState) error 
 	defer s.mu.Unlock()
 	st = cloneState(st)
 	st.Version, st.Adds = s.State.Version, s.State.Adds
-	st.Changed, st.ChangedBase, st.ChangedLog = s.State.Changed, s.State.ChangedBase, s.State.ChangedLog
 	if st.Applied < s.State.Applied {
 		st.Applied, st.AddsApplied = s.State.Applied, s.State.AddsApplied
 	}
@@ -228,7 +191,7 @@ func (s *Store) PutPortalState(_ context.Context, st ipguard.PortalState) error 
 
 func cloneState(st ipguard.PortalState) ipguard.PortalState {
 	st.Owned, st.LastSeen, st.Sent, st.SentAdded = slices.Clone(st.Owned), slices.Clone(st.LastSeen), slices.Clone(st.Sent), slices.Clone(st.SentAdded)
-	st.OwnSaves, st.LateSent, st.Changed = slices.Clone(st.OwnSaves), slices.Clone(st.LateSent), slices.Clone(st.Changed)
+	st.OwnSaves, st.LateSent = slices.Clone(st.OwnSaves), slices.Clone(st.LateSent)
 	return st
 }
 

@@ -2,7 +2,6 @@ package onboardcontract
 
 import (
 	"context"
-	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -45,86 +44,6 @@ func FastPathContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		}
 		if st, err = s.PortalState(ctx); err != nil || st.Applied != 2 || st.AddsApplied != 8 {
 			t.Errorf("after an older write: applied %d, addsApplied %d, %v; want 2 and 8 kept", st.Applied, st.AddsApplied, err)
-		}
-	})
-	t.Run("the change log names the user of each bump since its reset, bounded", func(t *testing.T) {
-		s := newStore(t)
-		cl, ok := s.(onboard.ChangeLogStore)
-		if !ok {
-			t.Fatalf("%T keeps no change log (onboard.ChangeLogStore)", s)
-		}
-		since := func(v int64) ([]string, bool) {
-			t.Helper()
-			st, err := s.PortalState(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st.ChangedSince(v)
-		}
-		if _, err := cl.BumpVersionFor(ctx, "u0", 0); err != nil {
-			t.Fatal(err)
-		}
-		if ids, ok := since(0); ok {
-			t.Fatalf("a log never reset says it covers version 0 on: %v", ids)
-		}
-		if err := cl.ResetChangeLog(ctx); err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range []string{"u1", "u2", "u1"} {
-			if _, err := cl.BumpVersionFor(ctx, id, 1); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.PutPortalState(ctx, ipguard.PortalState{Applied: 2, Reconciled: true}); err != nil {
-			t.Fatal(err)
-		}
-		for _, c := range []struct {
-			v    int64
-			want []string
-			ok   bool
-		}{
-			{1, []string{"u1", "u2"}, true}, // versions 2, 3, 4 (after the reset at 1)
-			{2, []string{"u2", "u1"}, true},
-			{4, nil, true},
-			{0, nil, false}, // before the reset: not covered
-			{5, nil, false}, // past the version
-		} {
-			if ids, ok := since(c.v); ok != c.ok || !reflect.DeepEqual(ids, c.want) {
-				t.Errorf("ChangedSince(%d) = %v, %v; want %v, %v (a state write does not move the log)", c.v, ids, ok, c.want, c.ok)
-			}
-		}
-		if _, err := s.BumpVersion(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if ids, ok := since(4); ok {
-			t.Errorf("after a bump that names no user, ChangedSince(4) = %v, true; want not covered (read every user)", ids)
-		}
-		if ids, ok := since(5); !ok || len(ids) != 0 {
-			t.Errorf("ChangedSince(5) right after it = %v, %v; want none, covered", ids, ok)
-		}
-		for i := range 210 {
-			if _, err := cl.BumpVersionFor(ctx, fmt.Sprintf("n%03d", i), 0); err != nil {
-				t.Fatal(err)
-			}
-		}
-		st, err := s.PortalState(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(st.Changed) > 200 || st.ChangedBase+int64(len(st.Changed)) != st.Version {
-			t.Errorf("after 210 more bumps the log holds %d entries from base %d at version %d; want at most 200, ending at the version", len(st.Changed), st.ChangedBase, st.Version)
-		}
-		if ids, ok := st.ChangedSince(st.Version - 2); !ok || !reflect.DeepEqual(ids, []string{"n208", "n209"}) {
-			t.Errorf("the last two bumps: %v, %v; want [n208 n209]", ids, ok)
-		}
-		u := ipguard.User{ID: "u1", Email: "a@example.com", Entries: []string{"203.0.113.7"}, Rev: 1,
-			CreatedAt: time.Now().UTC().Truncate(time.Second), UpdatedAt: time.Now().UTC().Truncate(time.Second)}
-		if ok, err := s.PutUserIf(ctx, u, 0); err != nil || !ok {
-			t.Fatal(ok, err)
-		}
-		got, err := cl.GetUsers(ctx, []string{"u1", "nobody"})
-		if err != nil || len(got) != 1 || got[0].ID != "u1" || !reflect.DeepEqual(got[0].Entries, u.Entries) || got[0].Rev != 1 {
-			t.Errorf("GetUsers(u1, nobody) = %+v, %v; want u1 as stored, nobody left out", got, err)
 		}
 	})
 	t.Run("a change's one read answers as the three reads it replaces", func(t *testing.T) {
