@@ -115,9 +115,14 @@ func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 }
 
 // PutPortalState stores every field of st but Version and Adds, which only
-// BumpVersion moves (callers bump it concurrently). Applied, and with it
-// AddsApplied, never goes down: a slower writer with an older Applied
-// leaves the newer ones. Both
+// BumpVersion moves (callers bump it concurrently), and DueMarks, which
+// only MarkAlertsDue moves (st.DueMarks is stored as dueMarksSeen).
+// Applied, and with it AddsApplied, never goes down: a writer with an
+// older Applied leaves the newer ones. A write with st.Pass set is fenced
+// (writtenBy must be st.Pass or st.Base, or absent): otherwise nothing is
+// written and the error is EConflict with ipguard.ErrSuperseded, so a pass
+// whose lease ran out never replaces a newer pass's owned, seen or
+// in-flight fields. Both
 // items are written in one transaction (all or nothing). A state that no
 // item can hold (a portal list far past the cap, by hand) is EConfig
 // naming its size, never DynamoDB's refusal blamed on the table.
