@@ -167,7 +167,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":dm": num(st.DueMarks),
-			":a": num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
+			":a":  num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
 			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),

@@ -48,7 +48,6 @@ type Store struct {
 	dueMarks int64
 }
 
-
 // FirstArrival implements onboard.Arrivals (kept for good: request ids
 // are unique, DynamoDB's TTL only cleans up).
 func (s *Store) FirstArrival(_ context.Context, requestID string, now time.Time, _ time.Duration) (time.Time, error) {
