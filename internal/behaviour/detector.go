@@ -88,6 +88,23 @@ type runRef struct {
 	nextEv *ipguard.LoginEvent
 	oldest *Sighting
 	oldEv  *ipguard.LoginEvent
+	// decider is the oldest login with a place, after the user's pending
+	// trip, that a piece before the run's last judged (the walk reads
+	// newest first, so only the last piece decides a trip in time order):
+	// if no login of the last piece decides the trip, this one does there,
+	// so a run that read the user's next login decides the trip whatever
+	// piece held it (a backlog, a busy portal).
+	decider *tripDecider
+}
+
+// tripDecider is a login of a piece before the run's last that decides the
+// user's pending trip, and what it decided.
+type tripDecider struct {
+	ev           ipguard.LoginEvent
+	l            Login
+	trip         int64 // the trip's EventID
+	contradicted bool
+	travelTold   bool // its verdict had impossible travel (which names the trip already)
 }
 
 type entry struct {
@@ -221,9 +238,11 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		shaped := hasFinding && d.Settings.Grouped && fs[i].Kind == audit.KindIPNotAllowed
 		// Two looks at a trip (trips.go): this login decides the user's
 		// pending trip, or is one. Only in time order: a run's pieces come
-		// newest first, so only its last (oldest) piece decides a trip; a
-		// login older than one already learned, or while a trip is still
-		// undecided, is no probable trip (told as before).
+		// newest first, so only its last (oldest) piece decides a trip (a
+		// deciding login of an earlier piece is kept in runRef.decider and
+		// decides there if none of the last piece does); a login older than
+		// one already learned, or while a trip is still undecided, is no
+		// probable trip (told as before).
 		var contradicts *PendingTrip
 		probable, legs := false, 0
 		if d.Settings.Grouped && newInRun && d.Settings.on(RuleNewCountry) {
@@ -235,6 +254,12 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 					v = withTripReason(v, contradicts, l)
 				}
 				e.b.Trip, e.dirty, legs = nil, true, n
+			} else if decided && (ref.decider == nil || l.At.Before(ref.decider.l.At)) {
+				travel := false
+				for _, r := range v.Reasons {
+					travel = travel || r.Kind == RuleImpossibleTravel
+				}
+				ref.decider = &tripDecider{ev: *ev, l: l, trip: e.b.Trip.EventID, contradicted: contra, travelTold: travel}
 			}
 			probable = shaped && e.b.Trip == nil && contradicts == nil && l.At.After(e.b.Newest) && probableTrip(&e.b, prev, l, v, learning)
 		}
@@ -289,6 +314,12 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		fs = append(fs, f)
 	}
+	if p.Final {
+		var err error
+		if fs, err = d.decideLeftTrips(ctx, fs); err != nil {
+			return nil, err
+		}
+	}
 	fs = d.judgeSuccessors(logins, fs, p.Declared, p.Entry)
 	if d.Settings.on(RulePasswordSpray) {
 		d.spray.add(p.Events, p.Declared)
@@ -316,6 +347,42 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		d.spray = nil
 		d.lastDone = time.Time{}
 		d.refs = nil
+	}
+	return fs, nil
+}
+
+// decideLeftTrips, at a run's last piece, decides each pending trip that
+// no login of that piece decided with the oldest login after it that an
+// earlier piece of the run judged (runRef.decider): confirmed or the next
+// leg, it is dropped quietly (that login was told as it stood); a one-login
+// trip contradicted gets a finding on that login naming both, as if the
+// login had been judged in time order.
+func (d *Detector) decideLeftTrips(ctx context.Context, fs []audit.Finding) ([]audit.Finding, error) {
+	var ids []string
+	var evs []*ipguard.LoginEvent // their baselines may have been saved and forgotten (maxCached)
+	for id, r := range d.refs {
+		if r.decider != nil {
+			ids = append(ids, id)
+			evs = append(evs, &r.decider.ev)
+		}
+	}
+	sort.Strings(ids)
+	if err := d.load(ctx, evs); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		r, e := d.refs[id].decider, d.baselines[id]
+		d.refs[id].decider = nil
+		if e == nil || e.b.Trip == nil || e.b.Trip.EventID != r.trip {
+			continue // decided by a login of the last piece, or gone
+		}
+		t := e.b.Trip
+		e.b.Trip, e.dirty = nil, true
+		if !r.contradicted || r.travelTold {
+			continue
+		}
+		v := withTripReason(Verdict{}, t, r.l)
+		fs = append(fs, d.contradiction(d.newFinding(r.ev, v), t))
 	}
 	return fs, nil
 }
