@@ -88,6 +88,13 @@ type runRef struct {
 	nextEv *ipguard.LoginEvent
 	oldest *Sighting
 	oldEv  *ipguard.LoginEvent
+	// nextDigest / oldDigest: next's (oldest's) finding went to the digest
+	// only (a probable trip, a familiar place, a repeat). Its event is then
+	// recorded, so a finding on it later in the run would be dropped as
+	// already alerted: the impossible pair is told on its predecessor,
+	// prevEv (the newest login with a place of the piece being judged).
+	nextDigest, oldDigest bool
+	prevEv                *ipguard.LoginEvent
 	// decider is the oldest login with a place, after the user's pending
 	// trip, that a piece before the run's last judged (the walk reads
 	// newest first, so only the last piece decides a trip in time order):
@@ -164,11 +171,11 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	d.final = p.Final
 	d.pending = true
 	for _, r := range d.refs {
-		r.prev = nil
+		r.prev, r.prevEv = nil, nil
 		if r.oldest != nil {
-			r.next, r.nextEv = r.oldest, r.oldEv
+			r.next, r.nextEv, r.nextDigest = r.oldest, r.oldEv, r.oldDigest
 		}
-		r.oldest, r.oldEv = nil, nil
+		r.oldest, r.oldEv, r.oldDigest = nil, nil, false
 	}
 	d.lastDone = p.Done
 	if d.baselines == nil {
@@ -268,7 +275,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		if l.travelUsable() {
 			sg := l.sighting()
-			ref.prev = &sg
+			ref.prev, ref.prevEv = &sg, ev
 			if newInRun && ref.oldest == nil {
 				s, c := sg, *ev // copies: the piece's events are not kept
 				ref.oldest, ref.oldEv = &s, &c
@@ -305,12 +312,19 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		if hasFinding && contradicts != nil {
 			fs[i] = d.contradiction(fs[i], contradicts)
 		}
+		oldest := ref.oldEv != nil && ref.oldEv.ID == ev.ID
+		if hasFinding && oldest {
+			ref.oldDigest = fs[i].Digest
+		}
 		if len(v.Reasons) == 0 || hasFinding {
 			continue
 		}
 		f := d.newFinding(*ev, v)
 		if contradicts != nil {
 			f = d.contradiction(f, contradicts)
+		}
+		if oldest {
+			ref.oldDigest = f.Digest
 		}
 		fs = append(fs, f)
 	}
@@ -412,12 +426,68 @@ func (d *Detector) judgeSuccessors(logins []*ipguard.LoginEvent, fs []audit.Find
 		only := d.Settings
 		only.Rules = []string{RuleImpossibleTravel}
 		v := judgeWith(&Baseline{}, ref.prev, next, only, false, true)
-		if len(v.Reasons) > 0 {
+		switch {
+		case len(v.Reasons) == 0:
+		case !ref.nextDigest || ref.prevEv == nil:
 			fs = append(fs, d.newFinding(*ref.nextEv, v))
+		default:
+			// next went to the digest (a probable trip, a familiar place)
+			// and is recorded: the pair is told on its predecessor, as a
+			// message, and a trip next began is told, not pending.
+			fs = d.tellOnPredecessor(fs, *ref.prevEv, *ref.next, declared, entry)
+			if e := d.baselines[id]; e != nil && e.b.Trip != nil && e.b.Trip.EventID == ref.nextEv.ID {
+				e.b.Trip, e.dirty = nil, true
+			}
 		}
-		ref.next, ref.nextEv = nil, nil // judged against its predecessor
+		ref.next, ref.nextEv, ref.nextDigest = nil, nil, false // judged against its predecessor
 	}
 	return fs
+}
+
+// tellOnPredecessor tells the impossible pair (prev, then next, a login
+// whose finding went to the digest) on prev's login: merged into its
+// finding of this piece if it has one, else a finding of its own; either
+// way a message (its reason names next by EventID).
+func (d *Detector) tellOnPredecessor(fs []audit.Finding, prev ipguard.LoginEvent, next Sighting, declared func(ipguard.LoginEvent) bool, entry func(ipguard.LoginEvent) (audit.DeclaredEntry, bool)) []audit.Finding {
+	only := d.Settings
+	only.Rules = []string{RuleImpossibleTravel}
+	v := judgeWith(&Baseline{}, &next, loginOf(prev, declared, entry), only, false, true)
+	if len(v.Reasons) == 0 {
+		return fs
+	}
+	for i, f := range fs {
+		if f.EventID == prev.ID && f.EventIDs == nil {
+			if len(f.Reasons) == 0 {
+				f = merge(f, v)
+			} else { // reasons merged already: add the pair's
+				f.Reasons = append(append([]audit.Reason(nil), f.Reasons...), v.Reasons...)
+				for _, r := range v.Reasons {
+					if audit.SeverityRank(r.Severity) > audit.SeverityRank(f.Severity) {
+						f.Severity = r.Severity
+					}
+				}
+				f.Explanation = strings.TrimSpace(v.Explanation + " " + f.Explanation)
+			}
+			fs[i] = d.loud(f)
+			return fs
+		}
+	}
+	return append(fs, d.loud(d.newFinding(prev, v)))
+}
+
+// loud makes f a message (not the digest's, not quiet) unless it is below
+// BEHAVIOUR_MIN_SEVERITY.
+func (d *Detector) loud(f audit.Finding) audit.Finding {
+	if audit.SeverityRank(f.Severity) < audit.SeverityRank(d.Settings.minSeverity()) {
+		return f
+	}
+	f.Digest, f.NotMessaged = false, false
+	if f.Episode != nil {
+		e := *f.Episode
+		e.Repeat = false
+		f.Episode = &e
+	}
+	return f
 }
 
 // maxCached bounds the baselines a run keeps in memory (about 10 MB):

@@ -83,3 +83,62 @@ func TestATripIsDecidedByALoginInAnEarlierPieceOfTheRun(t *testing.T) {
 		})
 	}
 }
+
+// A backlog read newest first, the thief's login in a newer piece than the
+// victim's login just before it: the thief's login, judged against the
+// baseline's older last login, looks reachable and is told to the digest as
+// a probable trip; the impossible pair found once the older piece is read
+// must still be a message. Before, it was a finding on the thief's login,
+// already recorded (as a digest line), so the audit dropped it: a flood of
+// failed logins that splits the run into pieces turned a takeover into a
+// digest line. Read in one piece the same logins give a message.
+func TestImpossibleTravelBehindAProbableTripInANewerPiece(t *testing.T) {
+	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	lists := tripAllowlists()
+	home := success(2, "alice", 60*time.Minute, "80.187.12.9", "Germany", "Berlin")
+	home.Browser, home.Platform = "Chrome 121.0", "Android 14"
+	thief, f := miss(3, "alice", 90*time.Minute, "198.18.7.9", "Spain", "Madrid", "Chrome 121.0", "Android 14")
+	for _, c := range []struct {
+		name   string
+		pieces int
+	}{{"one piece", 1}, {"two pieces, newest first", 2}} {
+		t.Run(c.name, func(t *testing.T) {
+			st := newMemStore()
+			st.items["alice"] = berlinBaseline("alice")
+			d := &Detector{Store: st, Settings: s}
+			var all []audit.Finding
+			if c.pieces == 1 {
+				all = judge(t, d, placedPiece(lists, home, thief), f)
+			} else {
+				newer := placedPiece(lists, thief)
+				newer.Final, newer.Done = false, thief.Date.Add(-time.Minute)
+				all = append(all, judge(t, d, newer, f)...)
+				older := placedPiece(lists, home)
+				older.Done = home.Date.Add(-time.Minute)
+				later := judge(t, d, older)
+				// What the audit does: a finding on an event already
+				// recorded (a message or a digest line) is dropped.
+				for _, g := range later {
+					if g.EventID != thief.ID {
+						all = append(all, g)
+					}
+				}
+			}
+			told := false
+			for _, g := range all {
+				for _, r := range g.Reasons {
+					if r.Kind == RuleImpossibleTravel && !g.Digest && !g.NotMessaged && g.Severity == audit.SeverityHigh &&
+						(g.EventID == 3 && r.EventID == 2 || g.EventID == 2 && r.EventID == 3) {
+						told = true
+					}
+				}
+			}
+			if !told {
+				t.Fatalf("findings %+v: want the impossible pair Berlin→Madrid told as a message", all)
+			}
+			if st.items["alice"].Trip != nil {
+				t.Errorf("the thief's login is still a pending trip: %+v", st.items["alice"].Trip)
+			}
+		})
+	}
+}
