@@ -13,13 +13,18 @@ import (
 // for it), a VPN whose exits move, a home address without place (GeoIP),
 // and a branch declared by coordinates (Berlin's; GeoIP says New York).
 func placedAllowlists() *audit.Allowlists {
-	return audit.NewAllowlists(map[string]ipguard.User{"alice": {ID: "alice", Email: "alice@example.com",
-		Entries: []string{"203.0.113.0/24", "192.0.2.0/24", "198.51.100.7", "100.64.0.0/16"},
-		Details: map[string]ipguard.EntryDetail{
+	return alicesAllowlists([]string{"203.0.113.0/24", "192.0.2.0/24", "198.51.100.7", "100.64.0.0/16"},
+		map[string]ipguard.EntryDetail{
 			"203.0.113.0/24": {Note: "office", Place: "Berlin, DE"},
 			"192.0.2.0/24":   {Note: "VPN", Place: PlaceAnywhere},
 			"100.64.0.0/16":  {Place: "52.52,13.405"},
-		}}}, nil)
+		})
+}
+
+// alicesAllowlists are the allowlists of the one user alice, with entries
+// and their details.
+func alicesAllowlists(entries []string, details map[string]ipguard.EntryDetail) *audit.Allowlists {
+	return audit.NewAllowlists(map[string]ipguard.User{"alice": {ID: "alice", Email: "alice@example.com", Entries: entries, Details: details}}, nil)
 }
 
 func placedPiece(lists *audit.Allowlists, evs ...ipguard.LoginEvent) audit.Piece {

@@ -112,12 +112,7 @@ type episodeEntry struct {
 	dirty bool
 }
 
-func (s Settings) episodeHours() int {
-	if s.EpisodeHours <= 0 {
-		return DefaultEpisodeHours
-	}
-	return s.EpisodeHours
-}
+func (s Settings) episodeHours() int { return positiveOr(s.EpisodeHours, DefaultEpisodeHours) }
 
 // loadEpisodes reads the episodes of the users of fs' ip_not_allowed
 // findings not read yet in this run (one batched read).

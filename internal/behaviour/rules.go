@@ -82,33 +82,23 @@ func (s Settings) on(rule string) bool {
 	return false
 }
 
-func (s Settings) minLogins() int {
-	if s.MinLogins <= 0 {
-		return DefaultMinLogins
+// positiveOr is v, or def where v is zero or negative (a setting not set).
+func positiveOr[T int | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
 	}
-	return s.MinLogins
+	return v
 }
+
+func (s Settings) minLogins() int { return positiveOr(s.MinLogins, DefaultMinLogins) }
 
 func (s Settings) minDays() time.Duration {
-	if s.MinDays <= 0 {
-		return DefaultMinDays * 24 * time.Hour
-	}
-	return time.Duration(s.MinDays) * 24 * time.Hour
+	return time.Duration(positiveOr(s.MinDays, DefaultMinDays)) * 24 * time.Hour
 }
 
-func (s Settings) sprayMin() int {
-	if s.SprayMinAccounts <= 0 {
-		return DefaultSprayMinAccounts
-	}
-	return s.SprayMinAccounts
-}
+func (s Settings) sprayMin() int { return positiveOr(s.SprayMinAccounts, DefaultSprayMinAccounts) }
 
-func (s Settings) sprayWindow() time.Duration {
-	if s.SprayWindow <= 0 {
-		return DefaultSprayWindow
-	}
-	return s.SprayWindow
-}
+func (s Settings) sprayWindow() time.Duration { return positiveOr(s.SprayWindow, DefaultSprayWindow) }
 
 func (s Settings) minSeverity() string {
 	if s.MinSeverity == "" {

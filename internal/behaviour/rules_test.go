@@ -11,20 +11,17 @@ import (
 var t0 = time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
 
 // learned is a baseline past its learning period: Germany, Firefox on Windows.
-func learned() *Baseline {
-	b := &Baseline{UserID: "u1"}
-	for i := 0; i < 12; i++ {
-		b.Learn(Login{EventID: int64(i + 1), At: t0.Add(-time.Duration(20-i) * 24 * time.Hour), IP: "198.51.100.7", Whole: true,
-			Country: "Germany", City: "Berlin", Browser: "Firefox 126.0", Platform: "Windows 10"})
-	}
-	return b
-}
+func learned() *Baseline { return berlinDaily(12, 20) }
 
 // young has 3 logins within 2 days: still learning.
-func young() *Baseline {
+func young() *Baseline { return berlinDaily(3, 2) }
+
+// berlinDaily is u1's baseline of n logins from Berlin, Firefox on
+// Windows, one a day, the first daysAgo days before t0.
+func berlinDaily(n, daysAgo int) *Baseline {
 	b := &Baseline{UserID: "u1"}
-	for i := 0; i < 3; i++ {
-		b.Learn(Login{EventID: int64(i + 1), At: t0.Add(-time.Duration(2-i) * 24 * time.Hour), IP: "198.51.100.7", Whole: true,
+	for i := 0; i < n; i++ {
+		b.Learn(Login{EventID: int64(i + 1), At: t0.Add(-time.Duration(daysAgo-i) * 24 * time.Hour), IP: "198.51.100.7", Whole: true,
 			Country: "Germany", City: "Berlin", Browser: "Firefox 126.0", Platform: "Windows 10"})
 	}
 	return b
@@ -141,5 +138,26 @@ func TestBaselineIsBoundedAndNeverMovesBackwards(t *testing.T) {
 	b.Learn(Login{EventID: 7, At: t0, Whole: true, IP: "198.51.100.1", Country: "Germany"})
 	if *b.Last != last || b.Logins != 80 {
 		t.Errorf("an older login moved last %+v → %+v, logins %d", last, *b.Last, b.Logins)
+	}
+}
+
+// A setting not set (zero) or negative is its default; a positive one is
+// itself.
+func TestSettingsDefaultWhereNotPositive(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		s    Settings
+		want [5]any // minLogins, minDays, sprayMin, sprayWindow, episodeHours
+	}{
+		{"not set", Settings{}, [5]any{DefaultMinLogins, DefaultMinDays * 24 * time.Hour, DefaultSprayMinAccounts, DefaultSprayWindow, DefaultEpisodeHours}},
+		{"negative", Settings{MinLogins: -1, MinDays: -1, SprayMinAccounts: -1, SprayWindow: -time.Minute, EpisodeHours: -1},
+			[5]any{DefaultMinLogins, DefaultMinDays * 24 * time.Hour, DefaultSprayMinAccounts, DefaultSprayWindow, DefaultEpisodeHours}},
+		{"set", Settings{MinLogins: 3, MinDays: 2, SprayMinAccounts: 4, SprayWindow: time.Hour, EpisodeHours: 6},
+			[5]any{3, 48 * time.Hour, 4, time.Hour, 6}},
+	} {
+		got := [5]any{c.s.minLogins(), c.s.minDays(), c.s.sprayMin(), c.s.sprayWindow(), c.s.episodeHours()}
+		if got != c.want {
+			t.Errorf("%s: minLogins, minDays, sprayMin, sprayWindow, episodeHours = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -12,12 +12,10 @@ import (
 // alice's allowlist for the trip tests: a VPN whose exits move and a
 // declared hotel range in Paris.
 func tripAllowlists() *audit.Allowlists {
-	return audit.NewAllowlists(map[string]ipguard.User{"alice": {ID: "alice", Email: "alice@example.com",
-		Entries: []string{"192.0.2.0/24", "100.64.0.0/16"},
-		Details: map[string]ipguard.EntryDetail{
-			"192.0.2.0/24":  {Note: "VPN", Place: PlaceAnywhere},
-			"100.64.0.0/16": {Note: "hotel", Place: "Paris, FR"},
-		}}}, nil)
+	return alicesAllowlists([]string{"192.0.2.0/24", "100.64.0.0/16"}, map[string]ipguard.EntryDetail{
+		"192.0.2.0/24":  {Note: "VPN", Place: PlaceAnywhere},
+		"100.64.0.0/16": {Note: "hotel", Place: "Paris, FR"},
+	})
 }
 
 // tripStep is one login of alice, judged by a run of its own; out: outside

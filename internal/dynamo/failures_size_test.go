@@ -6,9 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/testbed/localaws"
 )
 
 // #21 §3 / WHERE §10: a failures# item stays within DynamoDB's 400 KB
@@ -17,9 +15,7 @@ import (
 // counted seconds). Every item holds its 4,000 addresses; the busiest
 // keep their details, the others at least their count and span.
 func TestAFailuresItemStaysUnderDynamoDBsItemLimitUnderAFlood(t *testing.T) {
-	db := motoDB(t)
-	localaws.TableT(t, db, "failsize")
-	s := dynamo.New(db, "failsize")
+	s := tableStore(t, motoDB(t), "failsize")
 	b := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	secs := func(n int) []int64 {
 		var out []int64

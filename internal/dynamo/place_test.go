@@ -8,9 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
-	"ipguard/internal/testbed/localaws"
 )
 
 // An entry's declared place (#21 §4) is stored in the entry's details
@@ -18,8 +16,7 @@ import (
 // entries without place (the audit then uses the portal's GeoIP).
 func TestEntryPlaceIsStoredAndOldItemsStillRead(t *testing.T) {
 	db := motoDB(t)
-	localaws.TableT(t, db, "places")
-	s := dynamo.New(db, "places")
+	s := tableStore(t, db, "places")
 	ctx := context.Background()
 
 	u := ipguard.User{ID: "u1", Email: "a@example.com", Entries: []string{"203.0.113.0/24", "192.0.2.9"}, Rev: 1,

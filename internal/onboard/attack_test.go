@@ -2,7 +2,6 @@ package onboard
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -113,16 +112,7 @@ func TestStaleOffboardingKeepsARecordWithNewerChanges(t *testing.T) {
 // request that wrote the user between that read and the delete is not
 // erased; the sync warns and the next one checks again.
 func TestUsersLeftNeverErasesAWriteThatLandedDuringTheSync(t *testing.T) {
-	e := newEnv()
-	for i := range 20 {
-		e.do(t, fmt.Sprintf(`{"id":"u%02d","email":"a@example.com","allowedIps":["203.0.113.%d"]}`, i, 10+i))
-	}
-	people := map[string]Person{"o": {ID: "o", IsOwner: true}}
-	for i := 1; i < 20; i++ {
-		people[fmt.Sprintf("u%02d", i)] = Person{Status: 1}
-	}
-	e.s.Settings.OffboardRemovedUsers = true
-	e.s.Directory = &fakeDirectory{creator: "o", people: people}
+	e := usersLeftEnv(t, 1)
 	e.do(t, `{"action":"sync"}`) // u00 seen gone once
 	rs := &raceStore{fakeStore: e.st, id: "u00"}
 	e.s.Store = rs

@@ -399,16 +399,30 @@ func TestPreviewAfterAHandSwitchOff(t *testing.T) {
 	}
 }
 
+// usersLeftEnv is an env with 20 onboarded users u00..u19 (one address
+// each), offboarding of removed users on, and a directory that lists the
+// owner "o" and every user but the first gone ones.
+func usersLeftEnv(t *testing.T, gone int) *env {
+	t.Helper()
+	e := newEnv()
+	people := map[string]Person{"o": {ID: "o", IsOwner: true}}
+	for i := range 20 {
+		id := fmt.Sprintf("u%02d", i)
+		e.do(t, fmt.Sprintf(`{"id":%q,"email":"a@example.com","allowedIps":["203.0.113.%d"]}`, id, 10+i))
+		if i >= gone {
+			people[id] = Person{Status: 1}
+		}
+	}
+	e.s.Settings.OffboardRemovedUsers = true
+	e.s.Directory = &fakeDirectory{creator: "o", people: people}
+	return e
+}
+
 // Users who left: a directory that makes every user look gone (a proxy in
 // the way) offboards nobody past the blast radius, and alerts; the ids
 // offboarded are alerted also when the sync fails afterwards.
 func TestUsersLeftBlastRadius(t *testing.T) {
-	e := newEnv()
-	for i := range 20 {
-		e.do(t, fmt.Sprintf(`{"id":"u%02d","email":"a@example.com","allowedIps":["203.0.113.%d"]}`, i, 10+i))
-	}
-	e.s.Settings.OffboardRemovedUsers = true
-	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}} // nobody else
+	e := usersLeftEnv(t, 20) // the directory lists nobody but the owner
 	e.do(t, `{"action":"sync"}`)
 	res := e.do(t, `{"action":"sync"}`)
 	users, _ := e.st.AllUsers(context.Background())
@@ -421,16 +435,7 @@ func TestUsersLeftBlastRadius(t *testing.T) {
 
 	// Within the limit (5 of 20): offboarded after two checks, alerted with
 	// the ids, also when the reconcile after them fails.
-	e = newEnv()
-	for i := range 20 {
-		e.do(t, fmt.Sprintf(`{"id":"u%02d","email":"a@example.com","allowedIps":["203.0.113.%d"]}`, i, 10+i))
-	}
-	people := map[string]Person{"o": {ID: "o", IsOwner: true}}
-	for i := 2; i < 20; i++ {
-		people[fmt.Sprintf("u%02d", i)] = Person{Status: 1}
-	}
-	e.s.Settings.OffboardRemovedUsers = true
-	e.s.Directory = &fakeDirectory{creator: "o", people: people}
+	e = usersLeftEnv(t, 2)
 	e.do(t, `{"action":"sync"}`)
 	e.p.putErr = ipguard.Errorf(ipguard.EConfig, "HTTP 403: the key lost its scope")
 	_, err := e.handle(`{"action":"sync"}`)

@@ -136,8 +136,6 @@ func (r *recordingPortal) SaveIPRestrictions(ctx context.Context, list []ipguard
 	return at, err
 }
 
-type modelUserEntry struct{ expires time.Time }
-
 func runDevPortalModel(seq []onboard.ModelStep) (failure string) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -167,7 +165,7 @@ func runDevPortalModel(seq []onboard.ModelStep) (failure string) {
 		Settings:     onboard.Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
 		Now:          func() time.Time { return now }}
 
-	users := map[string]map[string]modelUserEntry{}
+	users := onboard.ModelUsers{}
 	manual := map[string]int{}
 	var mmu sync.Mutex // manual is also written by afterPut
 	countManual := func() map[string]int {
@@ -194,72 +192,9 @@ func runDevPortalModel(seq []onboard.ModelStep) (failure string) {
 			manual[a]--
 		}
 	}
-	active := func() map[string]bool {
-		out := map[string]bool{}
-		for _, es := range users {
-			for a, e := range es {
-				if e.expires.IsZero() || now.Before(e.expires) {
-					out[a] = true
-				}
-			}
-		}
-		return out
-	}
 	request := func(s onboard.ModelStep) error {
-		u := fmt.Sprintf("u%d", s.User)
-		var entries []string
-		for _, a := range s.Addr {
-			entries = append(entries, onboard.ModelUserAddr(a))
-		}
-		var payload string
-		switch s.Kind {
-		case "replace":
-			var items []string
-			for _, a := range entries {
-				if s.N > 0 {
-					items = append(items, fmt.Sprintf(`{"ip":%q,"expiresAt":%q}`, a, now.Add(time.Duration(s.N)*time.Minute).Format(time.RFC3339)))
-				} else {
-					items = append(items, strconv.Quote(a))
-				}
-			}
-			payload = fmt.Sprintf(`{"id":%q,"email":"a@example.com","allowedIps":[%s]}`, u, strings.Join(items, ","))
-		case "add", "remove":
-			email := `,"email":"a@example.com"`
-			if s.Kind == "remove" {
-				email = ""
-			}
-			payload = fmt.Sprintf(`{"action":%q,"id":%q%s,"allowedIps":[%q]}`, s.Kind, u, email, entries[0])
-		case "offboard":
-			payload = fmt.Sprintf(`{"action":"offboard","id":%q}`, u)
-		}
-		_, err := svc.Handle(ctx, []byte(payload))
-		if ipguard.ErrorCode(err) == ipguard.EInvalid {
-			if s.Kind == "remove" && users[u] == nil {
-				return nil
-			}
-			return fmt.Errorf("%s: %v", s, err)
-		}
-		switch s.Kind {
-		case "replace":
-			users[u] = map[string]modelUserEntry{}
-			for _, a := range entries {
-				me := modelUserEntry{}
-				if s.N > 0 {
-					me.expires = now.Add(time.Duration(s.N) * time.Minute).Truncate(time.Second)
-				}
-				users[u][a] = me
-			}
-		case "add":
-			if users[u] == nil {
-				users[u] = map[string]modelUserEntry{}
-			}
-			users[u][entries[0]] = modelUserEntry{}
-		case "remove":
-			delete(users[u], entries[0])
-		case "offboard":
-			delete(users, u)
-		}
-		return nil
+		_, err := svc.Handle(ctx, []byte(onboard.ModelRequest(s, now)))
+		return onboard.ModelAnswered(users, s, now, err)
 	}
 	sync := func() { _, _ = svc.Handle(ctx, []byte(`{"action":"sync"}`)) }
 	converge := func() string {
@@ -272,7 +207,7 @@ func runDevPortalModel(seq []onboard.ModelStep) (failure string) {
 		for range onboard.ModelSyncBound {
 			sync()
 		}
-		want := active()
+		want := onboard.ModelActive(users, now)
 		list, _ := dev.Restrictions()
 		have := map[string]bool{}
 		for _, r := range list {
@@ -340,23 +275,8 @@ func runDevPortalModel(seq []onboard.ModelStep) (failure string) {
 		}
 		portal.observe()
 		// Promise: the stored users are what the requests asked for.
-		for id, mu := range users {
-			u, found, _ := st.GetUser(ctx, id)
-			if !found {
-				return fmt.Sprintf("step %d (%s): user %s is not stored", i+1, s, id)
-			}
-			got := u.ActiveEntries(now)
-			var want []string
-			for a, me := range mu {
-				if me.expires.IsZero() || now.Before(me.expires) {
-					want = append(want, a)
-				}
-			}
-			slices.Sort(got)
-			slices.Sort(want)
-			if !slices.Equal(got, want) {
-				return fmt.Sprintf("step %d (%s): user %s stores %v, want %v", i+1, s, id, got, want)
-			}
+		if broken := onboard.ModelStored(ctx, users, st, now); broken != "" {
+			return fmt.Sprintf("step %d (%s): %s", i+1, s, broken)
 		}
 		// Promise: a manual entry is never removed by the tool.
 		if s.Kind != "admin-remove" {

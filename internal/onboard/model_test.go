@@ -156,22 +156,122 @@ func randomStep(r *rand.Rand) modelStep {
 
 type modelEntry struct{ expires time.Time }
 
+func (e modelEntry) activeAt(now time.Time) bool { return e.expires.IsZero() || now.Before(e.expires) }
+
+// askedUsers is what the requests asked for: each user's addresses (both
+// runs of the model, in memory and through the dev portal, keep it).
+type askedUsers map[string]map[string]modelEntry
+
 // modelState is what the requests asked for and what the admin wants.
 type modelState struct {
-	users  map[string]map[string]modelEntry
+	users  askedUsers
 	manual map[string]int // the admin's entries (address → count)
 }
 
-func (m *modelState) active(now time.Time) map[string]bool {
+func (us askedUsers) active(now time.Time) map[string]bool {
 	out := map[string]bool{}
-	for _, es := range m.users {
+	for _, es := range us {
 		for a, e := range es {
-			if e.expires.IsZero() || now.Before(e.expires) {
+			if e.activeAt(now) {
 				out[a] = true
 			}
 		}
 	}
 	return out
+}
+
+// request is the onboarding request of a replace, add, remove or offboard
+// step, made at now.
+func (st modelStep) request(now time.Time) string {
+	u := fmt.Sprintf("u%d", st.User)
+	var entries []string
+	for _, a := range st.Addr {
+		entries = append(entries, userAddr(a))
+	}
+	switch st.Kind {
+	case "replace":
+		var items []string
+		for _, a := range entries {
+			if st.N > 0 {
+				items = append(items, fmt.Sprintf(`{"ip":%q,"expiresAt":%q}`, a, now.Add(time.Duration(st.N)*time.Minute).Format(time.RFC3339)))
+			} else {
+				items = append(items, strconv.Quote(a))
+			}
+		}
+		return fmt.Sprintf(`{"id":%q,"email":"a@example.com","allowedIps":[%s]}`, u, strings.Join(items, ","))
+	case "add", "remove":
+		email := `,"email":"a@example.com"`
+		if st.Kind == "remove" {
+			email = ""
+		}
+		return fmt.Sprintf(`{"action":%q,"id":%q%s,"allowedIps":[%q]}`, st.Kind, u, email, entries[0])
+	case "offboard":
+		return fmt.Sprintf(`{"action":"offboard","id":%q}`, u)
+	}
+	return ""
+}
+
+// answered takes the service's answer err to st's request (made at now)
+// into the model: an InvalidInput stored nothing and is a broken promise
+// unless it refused a remove from a user not stored; any other outcome
+// stored the change (the portal may lag).
+func (us askedUsers) answered(st modelStep, now time.Time, err error) error {
+	u := fmt.Sprintf("u%d", st.User)
+	if ipguard.ErrorCode(err) == ipguard.EInvalid {
+		if st.Kind == "remove" && us[u] == nil {
+			return nil // not stored: nothing to remove, as expected
+		}
+		return fmt.Errorf("%s: %v", st, err)
+	}
+	var entries []string
+	for _, a := range st.Addr {
+		entries = append(entries, userAddr(a))
+	}
+	switch st.Kind {
+	case "replace":
+		us[u] = map[string]modelEntry{}
+		for _, a := range entries {
+			me := modelEntry{}
+			if st.N > 0 {
+				me.expires = now.Add(time.Duration(st.N) * time.Minute).Truncate(time.Second)
+			}
+			us[u][a] = me
+		}
+	case "add":
+		if us[u] == nil {
+			us[u] = map[string]modelEntry{}
+		}
+		us[u][entries[0]] = modelEntry{} // an add without expiresAt makes the entry permanent
+	case "remove":
+		delete(us[u], entries[0])
+	case "offboard":
+		delete(us, u)
+	}
+	return nil
+}
+
+// stored says how the users in store at now differ from what the
+// requests asked for ("" when they do not).
+func (us askedUsers) stored(ctx context.Context, store Store, now time.Time) string {
+	for id, mu := range us {
+		u, found, _ := store.GetUser(ctx, id)
+		if !found {
+			return fmt.Sprintf("user %s is not stored", id)
+		}
+		got := u.ActiveEntries(now)
+		var want []string
+		for a, me := range mu {
+			if me.activeAt(now) {
+				want = append(want, a)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			return fmt.Sprintf("user %s stores %v, want %v", id, got, want)
+		}
+	}
+	return ""
 }
 
 // runModel runs seq from a fresh start and returns the first broken
@@ -184,7 +284,7 @@ func runModel(seq []modelStep) (failure string) {
 	}()
 	e := newEnv()
 	e.p.set(nil, false)
-	m := &modelState{users: map[string]map[string]modelEntry{}, manual: map[string]int{}}
+	m := &modelState{users: askedUsers{}, manual: map[string]int{}}
 	ctx := context.Background()
 	countManual := func() map[string]int {
 		n := map[string]int{}
@@ -211,61 +311,8 @@ func runModel(seq []modelStep) (failure string) {
 		}
 	}
 	request := func(st modelStep) error {
-		u := fmt.Sprintf("u%d", st.User)
-		var payload string
-		var entries []string
-		for _, a := range st.Addr {
-			entries = append(entries, userAddr(a))
-		}
-		switch st.Kind {
-		case "replace":
-			var items []string
-			for _, a := range entries {
-				if st.N > 0 {
-					items = append(items, fmt.Sprintf(`{"ip":%q,"expiresAt":%q}`, a, e.now.Add(time.Duration(st.N)*time.Minute).Format(time.RFC3339)))
-				} else {
-					items = append(items, strconv.Quote(a))
-				}
-			}
-			payload = fmt.Sprintf(`{"id":%q,"email":"a@example.com","allowedIps":[%s]}`, u, strings.Join(items, ","))
-		case "add", "remove":
-			email := `,"email":"a@example.com"`
-			if st.Kind == "remove" {
-				email = ""
-			}
-			payload = fmt.Sprintf(`{"action":%q,"id":%q%s,"allowedIps":[%q]}`, st.Kind, u, email, entries[0])
-		case "offboard":
-			payload = fmt.Sprintf(`{"action":"offboard","id":%q}`, u)
-		}
-		_, err := e.s.Handle(ctx, []byte(payload))
-		if ipguard.ErrorCode(err) == ipguard.EInvalid {
-			if st.Kind == "remove" && m.users[u] == nil {
-				return nil // not stored: nothing to remove, as expected
-			}
-			return fmt.Errorf("%s: %v", st, err)
-		}
-		// Any other outcome stored the change (the portal may lag).
-		switch st.Kind {
-		case "replace":
-			m.users[u] = map[string]modelEntry{}
-			for _, a := range entries {
-				me := modelEntry{}
-				if st.N > 0 {
-					me.expires = e.now.Add(time.Duration(st.N) * time.Minute).Truncate(time.Second)
-				}
-				m.users[u][a] = me
-			}
-		case "add":
-			if m.users[u] == nil {
-				m.users[u] = map[string]modelEntry{}
-			}
-			m.users[u][entries[0]] = modelEntry{} // an add without expiresAt makes the entry permanent
-		case "remove":
-			delete(m.users[u], entries[0])
-		case "offboard":
-			delete(m.users, u)
-		}
-		return nil
+		_, err := e.s.Handle(ctx, []byte(st.request(e.now)))
+		return m.users.answered(st, e.now, err)
 	}
 	converge := func() string {
 		e.p.mu.Lock()
@@ -275,7 +322,7 @@ func runModel(seq []modelStep) (failure string) {
 		for range modelSyncBound {
 			_, _ = e.s.Handle(ctx, []byte(`{"action":"sync"}`))
 		}
-		want := m.active(e.now)
+		want := m.users.active(e.now)
 		e.p.mu.Lock()
 		defer e.p.mu.Unlock()
 		have := map[string]bool{}
@@ -354,23 +401,8 @@ func runModel(seq []modelStep) (failure string) {
 			fmt.Printf("%3d %-45s portal=%s on=%v owned=%v sent=%s(%s) added=%v pending=%q\n", i+1, seq[i], ips(e.p.list), e.p.enabled, st.Owned, ips(st.Sent), st.SentOutcome, st.SentAdded, st.Pending)
 		}
 		// Promise: the stored users are what the requests asked for.
-		for id, mu := range m.users {
-			u, found, _ := e.st.GetUser(ctx, id)
-			if !found {
-				return fmt.Sprintf("step %d (%s): user %s is not stored", i+1, st, id)
-			}
-			got := u.ActiveEntries(e.now)
-			var want []string
-			for a, me := range mu {
-				if me.expires.IsZero() || e.now.Before(me.expires) {
-					want = append(want, a)
-				}
-			}
-			slices.Sort(got)
-			slices.Sort(want)
-			if !slices.Equal(got, want) {
-				return fmt.Sprintf("step %d (%s): user %s stores %v, want %v", i+1, st, id, got, want)
-			}
+		if broken := m.users.stored(ctx, e.st, e.now); broken != "" {
+			return fmt.Sprintf("step %d (%s): %s", i+1, st, broken)
 		}
 		// Promise: a manual entry is never removed by the tool (a late
 		// landing of an old list is the portal's doing, not the tool's).
