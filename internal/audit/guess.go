@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -113,6 +114,15 @@ type acctTimes struct {
 	fail, ok []int64
 }
 
+// maxMemAccounts bounds the accounts a bucket tracks per address in
+// memory. It is above what a record keeps (ipguard.MaxRecordAccounts) so
+// that a busy office NAT, where more people log in within a bucket than a
+// record holds, has its typos resolved by their own successes rather than
+// counted as unresolved failed logins of untracked accounts (which made any
+// login with a finding from the office a critical password guess); the
+// record keeps the unresolved accounts first (storedRecord).
+const maxMemAccounts = 8 * ipguard.MaxRecordAccounts
+
 // account returns c's entry for h (nil: the record is full).
 func (c *bucketCount) account(h uint64) *acctTimes {
 	for i := range c.accts {
@@ -120,7 +130,7 @@ func (c *bucketCount) account(h uint64) *acctTimes {
 			return &c.accts[i]
 		}
 	}
-	if len(c.accts) >= ipguard.MaxRecordAccounts {
+	if len(c.accts) >= maxMemAccounts {
 		return nil
 	}
 	c.accts = append(c.accts, acctTimes{h: h})
@@ -362,6 +372,21 @@ func (e *Evaluator) storedRecord(k addrKey, c *bucketCount) (ipguard.AddressFail
 			see(t)
 		}
 		r.Accounts = append(r.Accounts, x)
+	}
+	if len(r.Accounts) > ipguard.MaxRecordAccounts {
+		// The record keeps the accounts whose failed logins no success of
+		// theirs resolved first; of the rest, only the unresolved count
+		// (as more accounts).
+		unresolved := func(x ipguard.AccountFailures) bool {
+			return len(x.Failed) > 0 && (len(x.Succeeded) == 0 || x.Succeeded[len(x.Succeeded)-1] < x.Failed[len(x.Failed)-1])
+		}
+		sort.SliceStable(r.Accounts, func(i, j int) bool { return unresolved(r.Accounts[i]) && !unresolved(r.Accounts[j]) })
+		for _, x := range r.Accounts[ipguard.MaxRecordAccounts:] {
+			if unresolved(x) {
+				r.MoreAccounts++
+			}
+		}
+		r.Accounts = r.Accounts[:ipguard.MaxRecordAccounts]
 	}
 	if c.n > 0 {
 		see(int64(c.first))

@@ -498,7 +498,7 @@ func (r *run) runBackfill(t Trigger) error {
 // window walks one window from below down to its start, piece by piece, and
 // reports whether it reached the start. r.prog.Cursor follows the pieces
 // (saved to the store unless this is a backfill).
-func (r *run) window(w Window, below time.Time) (bool, error) {
+func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 	s := r.s
 	if r.prog.Cursor == nil {
 		r.prog.Cursor = &ipguard.AuditCursor{From: w.From, To: w.To, Below: below}
@@ -526,10 +526,18 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 		// (bounded; a failure here is only logged: the findings stand).
 		// Within the run's own deadline: a run at its margin leaves the
 		// last buckets unremembered (a warning) rather than time out.
+		// A failure other than the deadline fails the run (unless it failed
+		// already): its window is not marked done and is read again, so
+		// the guesses and bursts that span the next runs are not lost
+		// without anyone told.
 		rctx, cancel := context.WithTimeout(r.ctx, recordTimeout)
 		defer cancel()
-		if err := p.remember(rctx, time.Time{}); err != nil {
-			r.warn("the failed logins of this window could not be remembered for the next runs' password-guess correlation: " + humantext.Line(err.Error(), 300))
+		if rerr := p.remember(rctx, time.Time{}); rerr != nil {
+			if err == nil && r.ctx.Err() == nil && rctx.Err() == nil {
+				complete, err = false, ipguard.Errorf(ipguard.ErrorCode(rerr), "audit: the window's logins were evaluated and alerted, but its failed logins could not be kept for the next runs' password-guess and burst windows (the window is read again; alerted events are not sent again): %w", rerr)
+				return
+			}
+			r.warn("the failed logins of this window could not be remembered for the next runs' password-guess correlation: " + humantext.Line(rerr.Error(), 300))
 		}
 	}()
 
@@ -542,7 +550,7 @@ func (r *run) window(w Window, below time.Time) (bool, error) {
 	var pending []ipguard.LoginEvent
 	var pendingDone time.Time
 	pieceStopped := false
-	err := wk.walk(fctx, below, func(evs []ipguard.LoginEvent, done time.Time, final bool) error {
+	err = wk.walk(fctx, below, func(evs []ipguard.LoginEvent, done time.Time, final bool) error {
 		pending = append(pending, evs...)
 		pendingDone = done
 		if final || len(pending) >= s.pieceEvents() {

@@ -88,6 +88,30 @@ type runRef struct {
 	nextEv *ipguard.LoginEvent
 	oldest *Sighting
 	oldEv  *ipguard.LoginEvent
+	// nextDigest / oldDigest: next's (oldest's) finding went to the digest
+	// only (a probable trip, a familiar place, a repeat). Its event is then
+	// recorded, so a finding on it later in the run would be dropped as
+	// already alerted: the impossible pair is told on its predecessor,
+	// prevEv (the newest login with a place of the piece being judged).
+	nextDigest, oldDigest bool
+	prevEv                *ipguard.LoginEvent
+	// decider is the oldest login with a place, after the user's pending
+	// trip, that a piece before the run's last judged (the walk reads
+	// newest first, so only the last piece decides a trip in time order):
+	// if no login of the last piece decides the trip, this one does there,
+	// so a run that read the user's next login decides the trip whatever
+	// piece held it (a backlog, a busy portal).
+	decider *tripDecider
+}
+
+// tripDecider is a login of a piece before the run's last that decides the
+// user's pending trip, and what it decided.
+type tripDecider struct {
+	ev           ipguard.LoginEvent
+	l            Login
+	trip         int64 // the trip's EventID
+	contradicted bool
+	travelTold   bool // its verdict had impossible travel (which names the trip already)
 }
 
 type entry struct {
@@ -147,11 +171,11 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	d.final = p.Final
 	d.pending = true
 	for _, r := range d.refs {
-		r.prev = nil
+		r.prev, r.prevEv = nil, nil
 		if r.oldest != nil {
-			r.next, r.nextEv = r.oldest, r.oldEv
+			r.next, r.nextEv, r.nextDigest = r.oldest, r.oldEv, r.oldDigest
 		}
-		r.oldest, r.oldEv = nil, nil
+		r.oldest, r.oldEv, r.oldDigest = nil, nil, false
 	}
 	d.lastDone = p.Done
 	if d.baselines == nil {
@@ -221,9 +245,11 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		shaped := hasFinding && d.Settings.Grouped && fs[i].Kind == audit.KindIPNotAllowed
 		// Two looks at a trip (trips.go): this login decides the user's
 		// pending trip, or is one. Only in time order: a run's pieces come
-		// newest first, so only its last (oldest) piece decides a trip; a
-		// login older than one already learned, or while a trip is still
-		// undecided, is no probable trip (told as before).
+		// newest first, so only its last (oldest) piece decides a trip (a
+		// deciding login of an earlier piece is kept in runRef.decider and
+		// decides there if none of the last piece does); a login older than
+		// one already learned, or while a trip is still undecided, is no
+		// probable trip (told as before).
 		var contradicts *PendingTrip
 		probable, legs := false, 0
 		if d.Settings.Grouped && newInRun && d.Settings.on(RuleNewCountry) {
@@ -235,6 +261,12 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 					v = withTripReason(v, contradicts, l)
 				}
 				e.b.Trip, e.dirty, legs = nil, true, n
+			} else if decided && (ref.decider == nil || l.At.Before(ref.decider.l.At)) {
+				travel := false
+				for _, r := range v.Reasons {
+					travel = travel || r.Kind == RuleImpossibleTravel
+				}
+				ref.decider = &tripDecider{ev: *ev, l: l, trip: e.b.Trip.EventID, contradicted: contra, travelTold: travel}
 			}
 			probable = shaped && e.b.Trip == nil && contradicts == nil && l.At.After(e.b.Newest) && probableTrip(&e.b, prev, l, v, learning)
 		}
@@ -243,7 +275,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		if l.travelUsable() {
 			sg := l.sighting()
-			ref.prev = &sg
+			ref.prev, ref.prevEv = &sg, ev
 			if newInRun && ref.oldest == nil {
 				s, c := sg, *ev // copies: the piece's events are not kept
 				ref.oldest, ref.oldEv = &s, &c
@@ -280,6 +312,10 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		if hasFinding && contradicts != nil {
 			fs[i] = d.contradiction(fs[i], contradicts)
 		}
+		oldest := ref.oldEv != nil && ref.oldEv.ID == ev.ID
+		if hasFinding && oldest {
+			ref.oldDigest = fs[i].Digest
+		}
 		if len(v.Reasons) == 0 || hasFinding {
 			continue
 		}
@@ -287,7 +323,16 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		if contradicts != nil {
 			f = d.contradiction(f, contradicts)
 		}
+		if oldest {
+			ref.oldDigest = f.Digest
+		}
 		fs = append(fs, f)
+	}
+	if p.Final {
+		var err error
+		if fs, err = d.decideLeftTrips(ctx, fs); err != nil {
+			return nil, err
+		}
 	}
 	fs = d.judgeSuccessors(logins, fs, p.Declared, p.Entry)
 	if d.Settings.on(RulePasswordSpray) {
@@ -320,6 +365,42 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	return fs, nil
 }
 
+// decideLeftTrips, at a run's last piece, decides each pending trip that
+// no login of that piece decided with the oldest login after it that an
+// earlier piece of the run judged (runRef.decider): confirmed or the next
+// leg, it is dropped quietly (that login was told as it stood); a one-login
+// trip contradicted gets a finding on that login naming both, as if the
+// login had been judged in time order.
+func (d *Detector) decideLeftTrips(ctx context.Context, fs []audit.Finding) ([]audit.Finding, error) {
+	var ids []string
+	var evs []*ipguard.LoginEvent // their baselines may have been saved and forgotten (maxCached)
+	for id, r := range d.refs {
+		if r.decider != nil {
+			ids = append(ids, id)
+			evs = append(evs, &r.decider.ev)
+		}
+	}
+	sort.Strings(ids)
+	if err := d.load(ctx, evs); err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		r, e := d.refs[id].decider, d.baselines[id]
+		d.refs[id].decider = nil
+		if e == nil || e.b.Trip == nil || e.b.Trip.EventID != r.trip {
+			continue // decided by a login of the last piece, or gone
+		}
+		t := e.b.Trip
+		e.b.Trip, e.dirty = nil, true
+		if !r.contradicted || r.travelTold {
+			continue
+		}
+		v := withTripReason(Verdict{}, t, r.l)
+		fs = append(fs, d.contradiction(d.newFinding(r.ev, v), t))
+	}
+	return fs, nil
+}
+
 // judgeSuccessors judges for travel, per user of this piece, the oldest
 // login a newer piece of the run held (judged then against the login the
 // baseline knew before the run) against its true predecessor, this
@@ -345,12 +426,68 @@ func (d *Detector) judgeSuccessors(logins []*ipguard.LoginEvent, fs []audit.Find
 		only := d.Settings
 		only.Rules = []string{RuleImpossibleTravel}
 		v := judgeWith(&Baseline{}, ref.prev, next, only, false, true)
-		if len(v.Reasons) > 0 {
+		switch {
+		case len(v.Reasons) == 0:
+		case !ref.nextDigest || ref.prevEv == nil:
 			fs = append(fs, d.newFinding(*ref.nextEv, v))
+		default:
+			// next went to the digest (a probable trip, a familiar place)
+			// and is recorded: the pair is told on its predecessor, as a
+			// message, and a trip next began is told, not pending.
+			fs = d.tellOnPredecessor(fs, *ref.prevEv, *ref.next, declared, entry)
+			if e := d.baselines[id]; e != nil && e.b.Trip != nil && e.b.Trip.EventID == ref.nextEv.ID {
+				e.b.Trip, e.dirty = nil, true
+			}
 		}
-		ref.next, ref.nextEv = nil, nil // judged against its predecessor
+		ref.next, ref.nextEv, ref.nextDigest = nil, nil, false // judged against its predecessor
 	}
 	return fs
+}
+
+// tellOnPredecessor tells the impossible pair (prev, then next, a login
+// whose finding went to the digest) on prev's login: merged into its
+// finding of this piece if it has one, else a finding of its own; either
+// way a message (its reason names next by EventID).
+func (d *Detector) tellOnPredecessor(fs []audit.Finding, prev ipguard.LoginEvent, next Sighting, declared func(ipguard.LoginEvent) bool, entry func(ipguard.LoginEvent) (audit.DeclaredEntry, bool)) []audit.Finding {
+	only := d.Settings
+	only.Rules = []string{RuleImpossibleTravel}
+	v := judgeWith(&Baseline{}, &next, loginOf(prev, declared, entry), only, false, true)
+	if len(v.Reasons) == 0 {
+		return fs
+	}
+	for i, f := range fs {
+		if f.EventID == prev.ID && f.EventIDs == nil {
+			if len(f.Reasons) == 0 {
+				f = merge(f, v)
+			} else { // reasons merged already: add the pair's
+				f.Reasons = append(append([]audit.Reason(nil), f.Reasons...), v.Reasons...)
+				for _, r := range v.Reasons {
+					if audit.SeverityRank(r.Severity) > audit.SeverityRank(f.Severity) {
+						f.Severity = r.Severity
+					}
+				}
+				f.Explanation = strings.TrimSpace(v.Explanation + " " + f.Explanation)
+			}
+			fs[i] = d.loud(f)
+			return fs
+		}
+	}
+	return append(fs, d.loud(d.newFinding(prev, v)))
+}
+
+// loud makes f a message (not the digest's, not quiet) unless it is below
+// BEHAVIOUR_MIN_SEVERITY.
+func (d *Detector) loud(f audit.Finding) audit.Finding {
+	if audit.SeverityRank(f.Severity) < audit.SeverityRank(d.Settings.minSeverity()) {
+		return f
+	}
+	f.Digest, f.NotMessaged = false, false
+	if f.Episode != nil {
+		e := *f.Episode
+		e.Repeat = false
+		f.Episode = &e
+	}
+	return f
 }
 
 // maxCached bounds the baselines a run keeps in memory (about 10 MB):

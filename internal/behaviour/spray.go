@@ -3,9 +3,11 @@ package behaviour
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"ipguard/internal/audit"
 	"ipguard/internal/ipguard"
@@ -48,9 +50,29 @@ func newSprayer(min int, window time.Duration) *sprayer {
 
 func accountOf(ev ipguard.LoginEvent) string {
 	if l := strings.ToLower(strings.TrimSpace(ev.Login)); l != "" {
-		return l
+		return boundedAccount(l)
 	}
-	return ipguard.CanonicalUserID(ev.UserID)
+	return boundedAccount(ipguard.CanonicalUserID(ev.UserID))
+}
+
+// maxAccountKey bounds the key an account is counted and kept under: the
+// login name is what was typed, of any length, and a spray bucket keeps up
+// to MaxBucketAccounts of them in one DynamoDB item (400 KB).
+const maxAccountKey = 64
+
+// boundedAccount is k, or for a longer k its beginning and a hash of the
+// whole (distinct names stay distinct).
+func boundedAccount(k string) string {
+	if len(k) <= maxAccountKey {
+		return k
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(k))
+	head := k[:maxAccountKey-20]
+	for !utf8.ValidString(head) {
+		head = head[:len(head)-1]
+	}
+	return fmt.Sprintf("%s…#%016x", head, h.Sum64())
 }
 
 // add takes a piece's events.
@@ -59,7 +81,7 @@ func (s *sprayer) add(evs []ipguard.LoginEvent, declared func(ipguard.LoginEvent
 		switch {
 		case ev.IsSuccessfulLogin():
 			for _, k := range []string{strings.ToLower(strings.TrimSpace(ev.Login)), ipguard.CanonicalUserID(ev.UserID)} {
-				if k != "" && ev.Date.After(s.success[k]) {
+				if k = boundedAccount(k); k != "" && ev.Date.After(s.success[k]) {
 					s.success[k] = ev.Date
 				}
 			}

@@ -115,9 +115,14 @@ func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 }
 
 // PutPortalState stores every field of st but Version and Adds, which only
-// BumpVersion moves (callers bump it concurrently). Applied, and with it
-// AddsApplied, never goes down: a slower writer with an older Applied
-// leaves the newer ones. Both
+// BumpVersion moves (callers bump it concurrently), and DueMarks, which
+// only MarkAlertsDue moves (st.DueMarks is stored as dueMarksSeen).
+// Applied, and with it AddsApplied, never goes down: a writer with an
+// older Applied leaves the newer ones. A write with st.Pass set is fenced
+// (writtenBy must be st.Pass or st.Base, or absent): otherwise nothing is
+// written and the error is EConflict with ipguard.ErrSuperseded, so a pass
+// whose lease ran out never replaces a newer pass's owned, seen or
+// in-flight fields. Both
 // items are written in one transaction (all or nothing). A state that no
 // item can hold (a portal list far past the cap, by hand) is EConfig
 // naming its size, never DynamoDB's refusal blamed on the table.
@@ -158,10 +163,11 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owned = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"ownSaves = :saves, keyUser = :keyUser, alertsDue = :due REMOVE lastSeen, sent, sentEnable, sentOutcome, sentAt, lateSent"),
+			"ownSaves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm REMOVE lastSeen, sent, sentEnable, sentOutcome, sentAt, lateSent"),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":a": num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
+			":dm": num(st.DueMarks),
+			":a":  num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
 			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
@@ -179,6 +185,15 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":late": late,
 		},
 	}
+	// The fence: a pass that names itself writes only while the state is
+	// still its own or the one it started from (see ipguard.PortalState.Pass).
+	fence := ""
+	if st.Pass != "" {
+		fence = "(attribute_not_exists(writtenBy) OR writtenBy = :pass OR writtenBy = :base)"
+		*stateUpdate.UpdateExpression = strings.Replace(*stateUpdate.UpdateExpression, "SET ", "SET writtenBy = :pass, ", 1)
+		stateUpdate.ExpressionAttributeValues[":pass"], stateUpdate.ExpressionAttributeValues[":base"] = str(st.Pass), str(st.Base)
+		stateUpdate.ConditionExpression = aws.String("(" + *stateUpdate.ConditionExpression + ") AND " + fence)
+	}
 	write := func() error {
 		return retryConflicts(ctx, func() error {
 			_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
@@ -192,12 +207,40 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		// A newer reconcile already stored more: keep its applied version.
 		stateUpdate.UpdateExpression = aws.String(strings.Replace(*stateUpdate.UpdateExpression, "SET applied = :a, addsApplied = :aa, ", "SET ", 1))
 		stateUpdate.ConditionExpression = nil
+		if fence != "" {
+			stateUpdate.ConditionExpression = aws.String(fence)
+		}
 		delete(stateUpdate.ExpressionAttributeValues, ":a")
 		delete(stateUpdate.ExpressionAttributeValues, ":aa")
 		err = write()
+		if fence != "" && stateConditionFailed(err) {
+			return &ipguard.Error{Code: ipguard.EConflict, Err: ipguard.ErrSuperseded,
+				Message: fmt.Sprintf("dynamodb: %s: reconcile pass %s started from %q, but another pass wrote the state since (its lease ran out): nothing written", op, st.Pass, st.Base)}
+		}
 	}
 	if err != nil {
 		return s.failWrite(op, err)
+	}
+	return nil
+}
+
+// MarkAlertsDue implements onboard.Store: ADD dueMarks 1 on the state
+// item (PutPortalState never writes dueMarks; it records the marks its
+// state had read as dueMarksSeen, and a read shows alertsDue while
+// dueMarks > dueMarksSeen). A conflict with a reconcile's transaction is
+// tried again.
+func (s *Store) MarkAlertsDue(ctx context.Context) error {
+	err := retryConflicts(ctx, func() error {
+		_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                 aws.String(s.table),
+			Key:                       key(portalStatePK),
+			UpdateExpression:          aws.String("ADD dueMarks :one"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": num(1)},
+		})
+		return err
+	})
+	if err != nil {
+		return s.failWrite("mark an onboarding alert as due", err)
 	}
 	return nil
 }
@@ -327,6 +370,17 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	}
 	if b, ok := item["alertsDue"].(*types.AttributeValueMemberBOOL); ok {
 		st.AlertsDue = b.Value
+	}
+	seen := int64(0)
+	if st.DueMarks, _, err = getN(item, "dueMarks"); err != nil {
+		return st, err
+	}
+	if seen, _, err = getN(item, "dueMarksSeen"); err != nil {
+		return st, err
+	}
+	st.AlertsDue = st.AlertsDue || st.DueMarks > seen
+	if st.Pass, _, err = getS(item, "writtenBy"); err != nil {
+		return st, err
 	}
 	if lr, _, err := getS(item, "lastReconcile"); err != nil {
 		return st, err

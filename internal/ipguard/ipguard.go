@@ -308,6 +308,18 @@ type PortalState struct {
 	// AlertsDue: an alert may be due in the outbox (set when one is
 	// recorded, cleared by the reconcile that found the outbox empty).
 	AlertsDue bool
+	// DueMarks counts the alerts recorded as due outside a reconcile (after
+	// the lease was released: Store.MarkAlertsDue); a read shows AlertsDue
+	// while a mark is newer than the DueMarks of the last state written
+	// (the marks its reconcile had read before it flushed the outbox).
+	DueMarks int64
+	// Pass names the reconcile pass (its lease token) that last wrote the
+	// state, or that writes it; Base is the Pass of the state the writing
+	// pass started from. A write whose Pass is set is fenced: refused
+	// (onboard.ErrSuperseded) when another pass wrote since Base, so a
+	// pass whose lease ran out never replaces a newer pass's fields. Base
+	// is never stored.
+	Pass, Base string
 	// OwnSaves are the portal's Date of the answers to the tool's recent
 	// PUTs (oldest first, bounded); KeyUser is the portal user the key acts
 	// as. A trail event is the tool's own only when it is by KeyUser at one
@@ -337,6 +349,12 @@ const (
 // never sent (the lease fence). Any other write error leaves the outcome
 // unknown.
 var ErrNotApplied = errors.New("the write was not applied")
+
+// ErrSuperseded is in the chain of a portal state write that was fenced
+// off: another reconcile pass wrote the state since the writing pass read
+// it (its lease ran out and a newer holder took over), so the newer pass's
+// fields stand (PortalState.Pass).
+var ErrSuperseded = errors.New("a newer reconcile pass wrote the portal allowlist state")
 
 // DueAlert is an alert recorded before it is published; Key names its
 // episode (kind and cause, never error text).

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"ipguard/internal/humantext"
@@ -251,6 +252,7 @@ func (s *Service) due(ctx context.Context, key string, a ipguard.Alert) {
 		}
 		for i := 0; i < len(all) && (len(all)-i >= MaxOutbox || size > MaxOutboxBytes); i++ {
 			s.log().Error("alert outbox full: dropping the oldest due alert", "subject", all[i].Alert.Subject)
+			undelivered(ctx)
 			_ = s.Store.ClearDueAlert(ctx, all[i].Key)
 			size -= dueBytes(all[i])
 		}
@@ -259,6 +261,31 @@ func (s *Service) due(ctx context.Context, key string, a ipguard.Alert) {
 		// Not recorded: send it now at least.
 		s.log().Error("record a due alert", "subject", a.Subject, "error", err)
 		s.publish(ctx, a)
+	}
+}
+
+// AlertDelivery counts, for one invocation, the alerts of onboarding that
+// did not reach the alert topic: a due alert whose publish failed (it
+// stays due: the next reconcile sends it), one dropped from a full outbox,
+// one that could not be recorded and whose direct publish failed. The
+// wiring writes it as the metric AlertsUndelivered, which an alarm reads
+// (a failed publish is an alarm, not only a log line).
+type AlertDelivery struct{ n atomic.Int64 }
+
+// Undelivered is the count so far.
+func (d *AlertDelivery) Undelivered() int64 { return d.n.Load() }
+
+type deliveryKey struct{}
+
+// WithAlertDelivery returns a context in which the service counts into d.
+func WithAlertDelivery(ctx context.Context, d *AlertDelivery) context.Context {
+	return context.WithValue(ctx, deliveryKey{}, d)
+}
+
+// undelivered counts one alert that did not reach the topic.
+func undelivered(ctx context.Context) {
+	if d, ok := ctx.Value(deliveryKey{}).(*AlertDelivery); ok && d != nil {
+		d.n.Add(1)
 	}
 }
 
@@ -303,8 +330,15 @@ func (s *Service) flushDue(ctx context.Context) bool {
 			left = true
 			continue
 		}
-		if _, err := s.Alerts.Publish(ctx, sendable(a.Alert)); err != nil {
+		// The publish ends well before the claim does: a publish that
+		// outlasted it could be sent again by a flusher that claimed it
+		// meanwhile.
+		pctx, cancel := context.WithDeadline(ctx, time.Now().Add(DueClaim-PublishMargin))
+		_, err = s.Alerts.Publish(pctx, sendable(a.Alert))
+		cancel()
+		if err != nil {
 			s.log().Error("send alert (still due; the next reconcile sends it again)", "subject", a.Alert.Subject, "error", err)
+			undelivered(ctx)
 			left = true
 			if err := s.Store.SettleDueAlert(ctx, a.Key, token, false); err != nil {
 				s.log().Error("give back the claim on a due alert (sent again once the claim runs out)", "subject", a.Alert.Subject, "error", err)
@@ -319,8 +353,13 @@ func (s *Service) flushDue(ctx context.Context) bool {
 }
 
 // DueClaim is how long a flusher holds its claim on a due alert: longer
-// than one publish with its retries.
-const DueClaim = 2 * time.Minute
+// than one publish with its retries, which is given DueClaim less
+// PublishMargin at most (the margin leaves room to clear the alert while
+// the claim is still its own).
+const (
+	DueClaim      = 2 * time.Minute
+	PublishMargin = time.Minute
+)
 
 // claimToken names one flush's claims.
 func claimToken() string {
@@ -346,5 +385,6 @@ func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
 	}
 	if _, err := s.Alerts.Publish(ctx, a); err != nil {
 		s.log().Error("send alert", "subject", a.Subject, "error", err)
+		undelivered(ctx)
 	}
 }

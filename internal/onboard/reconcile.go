@@ -227,6 +227,23 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		return outcome{}, err
 	}
 	out := outcome{by: "this request"}
+	// The fence of the state write: this pass writes only while the state
+	// is the one it read (or its own), so a pass whose lease ran out never
+	// replaces what a newer holder's pass wrote (owned, seen, in flight).
+	st.Base, st.Pass = st.Pass, passID(held)
+	// superseded: a newer pass wrote the state (this one's lease ran out
+	// before it recorded its result): the newer pass, which read every
+	// change stored before it started, stands and applies this change.
+	superseded := func(err error) (outcome, error) {
+		if !errors.Is(err, ErrSuperseded) {
+			return outcome{}, err
+		}
+		out.portal, out.written, out.landBy = PortalPending, nil, time.Time{}
+		out.reason = "this reconcile's lease ran out and a newer reconcile took over the portal allowlist; it applies the change"
+		out.err = ipguard.Errorf(ipguard.EUnavailable, "%s", out.reason)
+		s.log().Warn("portal allowlist state not written: a newer reconcile took over", "version", version, "error", err)
+		return out, nil
+	}
 	if out.expired, err = s.expire(ctx, users, now); err != nil {
 		return outcome{}, err
 	}
@@ -241,7 +258,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		out.err = cause
 		st.Pending, st.PendingCode, st.PendingVersion = reason, ipguard.ErrorCode(cause), version
 		if err := s.Store.PutPortalState(ctx, st); err != nil {
-			return outcome{}, err
+			return superseded(err)
 		}
 		out.portal, out.reason = PortalPending, reason
 		s.log().Warn("portal allowlist update pending", "reason", reason, "version", version)
@@ -296,6 +313,9 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		out.windowStart, out.seenBefore = windowStart, current
 		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
 		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
+		if errors.Is(err, ErrSuperseded) {
+			return superseded(err)
+		}
 		if err != nil {
 			out.dueAdded = s.noteDrift(ctx, &st, drift, prevReconcile, prevSaves, out.saves) || out.dueAdded
 			return pending(err)
@@ -338,7 +358,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	tps := time.Now()
 	defer span(ctx, "stateWrite", tps)
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
-		return outcome{}, err
+		return superseded(err)
 	}
 	out.written = &st
 	out.drift = drift
@@ -349,6 +369,15 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	s.log().Info("reconciled portal allowlist", "version", version, "put", out.put, "added", len(out.added),
 		"removed", len(out.removed), "expired", len(out.expired), "entries", len(after), "enabled", final.Enable)
 	return out, nil
+}
+
+// passID names a reconcile pass in the state it writes: the token of the
+// lease it holds (a random one without a lease).
+func passID(held *lease.Held) string {
+	if held != nil && held.Owner != "" {
+		return held.Owner
+	}
+	return "pass-" + claimToken()
 }
 
 // noteDrift attributes a drift and records its alert as due once per
@@ -608,6 +637,12 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 			d.Overwritten = []ipguard.Restriction{}
 		}
 		s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
+		// Recorded after the lease was released, so no reconcile set the
+		// state's due flag: marked, so that the next change's reconcile
+		// sends it if this publish fails (not only the next sync).
+		if err := s.Store.MarkAlertsDue(ctx); err != nil {
+			s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
+		}
 		s.flushDue(ctx)
 	}
 }

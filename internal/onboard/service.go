@@ -44,8 +44,18 @@ type Store interface {
 	BumpVersion(ctx context.Context) (int64, error)
 	// PortalState reads the portal memory (zero value when none), strongly consistent.
 	PortalState(ctx context.Context) (ipguard.PortalState, error)
-	// PutPortalState stores every field but Version; Applied never goes down.
+	// PutPortalState stores every field but Version; Applied never goes
+	// down. A write with st.Pass set is fenced: when a pass other than
+	// st.Pass wrote since the state st.Base names was read, it writes
+	// nothing and returns an error with ErrSuperseded in its chain (the
+	// newer pass's fields stand).
 	PutPortalState(ctx context.Context, st ipguard.PortalState) error
+	// MarkAlertsDue notes that an alert was recorded as due outside a
+	// reconcile (no lease held): PortalState reads AlertsDue until a state
+	// read after the mark is written (see ipguard.PortalState.DueMarks), so
+	// the next reconcile, of any change, flushes the outbox. A write of a
+	// state read before the mark never erases it.
+	MarkAlertsDue(ctx context.Context) error
 	// AddDueAlert records an alert as due (replacing one with the same
 	// key); DueAlerts returns them, oldest first; ClearDueAlert removes one
 	// (an unknown key is fine). The outbox of onboarding's alerts.
@@ -64,6 +74,11 @@ type Store interface {
 	// does nothing, with no error.
 	SettleDueAlert(ctx context.Context, key, token string, sent bool) error
 }
+
+// ErrSuperseded is in the chain of PutPortalState's error when another
+// reconcile pass wrote the state since the writing pass read it: the
+// writer's lease ran out and a newer holder took over.
+var ErrSuperseded = ipguard.ErrSuperseded
 
 // Tombstones is optional on a Store: it remembers when each user was last
 // offboarded (the request's time) for OffboardedKeep, since an offboarding

@@ -60,6 +60,12 @@ const (
 	MetricPortalUpdates = "PortalUpdates" // 1 when the portal allowlist was written
 	MetricPortalPending = "PortalPending" // 1 when the change is stored but the portal update waits (e.g. a portal outage; the next reconcile applies it)
 	MetricSyncs         = "Syncs"         // 1 when a sync completed, written only then (the sync heartbeat)
+	// MetricAlertsUndelivered counts onboarding's own alerts (drift,
+	// overwritten change, lock-out risk, users left) that did not reach the
+	// alert topic in the invocation: a due alert whose publish failed (it
+	// stays due in outbox#onboard and the next reconcile sends it), one
+	// dropped from a full outbox (onboard.AlertDelivery).
+	MetricAlertsUndelivered = "AlertsUndelivered"
 )
 
 // Metric name prefixes followed by a kind, a severity or an errorType
@@ -100,6 +106,7 @@ var Declared = map[string]Declaration{
 	MetricRejected:             {Functions: []string{Audit, Onboard}, NonZero: true}, // subtracted from AWS/Lambda Errors by the errors alarms
 	MetricSyncs:                {Functions: []string{Onboard}},                       // SyncHeartbeatAlarm
 	MetricBusUndelivered:       {Functions: []string{Audit, Onboard}, NonZero: true}, // FindingsBusUndeliveredAlarm, OnboardFindingsBusUndeliveredAlarm
+	MetricAlertsUndelivered:    {Functions: []string{Onboard}, NonZero: true},        // OnboardAlertsUndeliveredAlarm
 }
 
 // AuditMetrics and OnboardMetrics list the fixed names each function's line
@@ -108,7 +115,7 @@ var Declared = map[string]Declaration{
 var (
 	AuditMetrics = []string{MetricFailures, MetricRejected, MetricRunSeconds, MetricEventsScanned, MetricPagesFetched, MetricFindings,
 		MetricAlertsPublished, MetricLagSeconds, MetricWarnings, MetricSkipped, MetricSessionEnded, MetricCoverageLost}
-	OnboardMetrics = []string{MetricFailures, MetricRejected, MetricRunSeconds, MetricRequests, MetricPortalUpdates, MetricPortalPending}
+	OnboardMetrics = []string{MetricFailures, MetricRejected, MetricRunSeconds, MetricRequests, MetricPortalUpdates, MetricPortalPending, MetricAlertsUndelivered}
 )
 
 // declared splits metrics into those declared as CloudWatch metrics and the
@@ -257,12 +264,13 @@ func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, 
 }
 
 // onboardMetrics are the metrics of one onboarding request.
-func onboardMetrics(res onboard.Result, err error, took time.Duration) []emf.Metric {
+func onboardMetrics(res onboard.Result, err error, took time.Duration, undelivered int64) []emf.Metric {
 	ms := append(failureMetrics(err),
 		emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: took.Seconds()},
 		count(MetricRequests, 1),
 		boolCount(MetricPortalUpdates, err == nil && res.PortalUpdated),
 		boolCount(MetricPortalPending, res.Portal == onboard.PortalPending),
+		count(MetricAlertsUndelivered, int(undelivered)),
 	)
 	if err == nil && res.Action == onboard.ActionSync {
 		ms = append(ms, count(MetricSyncs, 1))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -96,7 +97,7 @@ func TestOnboardMetrics(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := emitted(t, onboardMetrics(tt.res, tt.err, 20*time.Millisecond))
+			m := emitted(t, onboardMetrics(tt.res, tt.err, 20*time.Millisecond, 0))
 			for _, name := range OnboardMetrics {
 				if _, ok := m[name]; !ok {
 					t.Errorf("onboard line lacks %s", name)
@@ -108,6 +109,22 @@ func TestOnboardMetrics(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Onboarding's alerts that did not reach the topic are the metric
+// AlertsUndelivered (OnboardAlertsUndeliveredAlarm reads it), declared only
+// when above 0; otherwise a field of the line.
+func TestOnboardAlertsUndeliveredIsAMetricOnlyAboveZero(t *testing.T) {
+	for _, n := range []int64{0, 2} {
+		var buf bytes.Buffer
+		mw := metricsWriter{out: &buf, namespace: "DocSpaceIPGuard", now: time.Now}
+		mw.write(context.Background(), onboardMetrics(onboard.Result{}, nil, time.Millisecond, n), nil)
+		line := buf.String()
+		declared := strings.Contains(line, `{"Name":"AlertsUndelivered"`)
+		if !strings.Contains(line, fmt.Sprintf(`"AlertsUndelivered":%d`, n)) || declared != (n > 0) {
+			t.Errorf("undelivered %d: line %s; want the count, declared a metric only above 0", n, line)
+		}
 	}
 }
 

@@ -48,8 +48,11 @@ func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, er
 	return func(ctx context.Context, payload []byte) (res onboard.Result, err error) {
 		start := time.Now()
 		chain.retryOutbox(ctx, d) // what the bus refused an earlier invocation
+		// Alerts that did not reach the topic (AlertsUndelivered, alarmed).
+		var delivery onboard.AlertDelivery
+		ctx = onboard.WithAlertDelivery(ctx, &delivery)
 		defer func() {
-			mw.write(ctx, append(onboardMetrics(res, err, time.Since(start)), chain.busMetrics()...), map[string]any{"errorType": errorTypeOrEmpty(err)})
+			mw.write(ctx, append(onboardMetrics(res, err, time.Since(start), delivery.Undelivered()), chain.busMetrics()...), map[string]any{"errorType": errorTypeOrEmpty(err)})
 		}()
 		defer func() { recovered(ctx, d.Log, recover(), &err) }()
 		if lc, ok := lambdacontext.FromContext(ctx); ok && lc.AwsRequestID != "" {

@@ -51,6 +51,9 @@ type Store struct {
 	// them (RecordFailures merges into a bucket's record: counts kept at
 	// the larger, the span widened).
 	FailureItems map[string][]ipguard.AddressFailures
+	// FailRecordFailures makes RecordFailures fail with an EUnavailable
+	// error, as an unavailable table would.
+	FailRecordFailures bool
 	// HistoryItems are the users' allowlist histories (written by
 	// onboarding; a test's seed here).
 	HistoryItems map[string]ipguard.AllowlistHistory
@@ -224,6 +227,9 @@ func (s *Store) AllowlistHistory(_ context.Context, ids []string) (map[string]ip
 func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, _ time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.FailRecordFailures {
+		return &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: table unavailable"}
+	}
 	for _, x := range fs {
 		if (x.Count <= 0 && len(x.Accounts) == 0 && len(x.Counted) == 0) || x.IP == "" {
 			continue

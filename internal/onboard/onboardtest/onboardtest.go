@@ -43,6 +43,9 @@ type Store struct {
 	OffboardedAt map[string][2]time.Time
 	// Arrived remembers each invocation's first arrival by request id.
 	Arrived map[string]time.Time
+	// dueMarks counts MarkAlertsDue (State.DueMarks: the marks the last
+	// state written had read).
+	dueMarks int64
 }
 
 // FirstArrival implements onboard.Arrivals (kept for good: request ids
@@ -173,19 +176,38 @@ func (s *Store) BumpVersionAdding(_ context.Context, adds int) (int64, error) {
 func (s *Store) PortalState(context.Context) (ipguard.PortalState, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return cloneState(s.State), nil
+	st := cloneState(s.State)
+	st.DueMarks = s.dueMarks
+	st.AlertsDue = st.AlertsDue || s.dueMarks > s.State.DueMarks
+	return st, nil
 }
 
-// PutPortalState implements onboard.Store.
+// PutPortalState implements onboard.Store: fenced by Pass (see
+// onboard.ErrSuperseded) as the DynamoDB store's condition.
 func (s *Store) PutPortalState(_ context.Context, st ipguard.PortalState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if st.Pass != "" && s.State.Pass != "" && s.State.Pass != st.Pass && s.State.Pass != st.Base {
+		return &ipguard.Error{Code: ipguard.EConflict, Err: ipguard.ErrSuperseded,
+			Message: "put the portal allowlist state: pass " + st.Pass + " started from " + st.Base + ", but " + s.State.Pass + " wrote since"}
+	}
 	st = cloneState(st)
-	st.Version, st.Adds = s.State.Version, s.State.Adds
+	st.Version, st.Adds, st.Base = s.State.Version, s.State.Adds, ""
+	if st.Pass == "" {
+		st.Pass = s.State.Pass
+	}
 	if st.Applied < s.State.Applied {
 		st.Applied, st.AddsApplied = s.State.Applied, s.State.AddsApplied
 	}
 	s.State = st
+	return nil
+}
+
+// MarkAlertsDue implements onboard.Store.
+func (s *Store) MarkAlertsDue(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dueMarks++
 	return nil
 }
 

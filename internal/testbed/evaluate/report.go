@@ -15,8 +15,9 @@ const (
 	GoalMinRecall          = 0.95
 	// RatchetMaxFalsePer100Week is the level make test holds the small
 	// population's false alerts to until the goal is met: today's figure
-	// (17.5) with a little room. Lower it as detection improves.
-	RatchetMaxFalsePer100Week = 20.0
+	// (1.2 at seed 21) with room for one or two messages more (each is 1.2).
+	// Lower it as detection improves.
+	RatchetMaxFalsePer100Week = 5.0
 )
 
 // Report is the evaluation's figures.

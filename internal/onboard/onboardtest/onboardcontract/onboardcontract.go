@@ -6,6 +6,7 @@ package onboardcontract
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"slices"
@@ -268,6 +269,83 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		got, err = s.PortalState(ctx)
 		if err != nil || got.Applied != 5 || got.Pending != "" || !slices.Equal(got.Owned, older.Owned) {
 			t.Errorf("after an older write: %+v, %v; want Applied kept at 5, the rest replaced", got, err)
+		}
+	})
+
+	// The fence (#15): a pass whose lease ran out never replaces the state
+	// a newer pass wrote; its own writes and a write over the state it read
+	// go through; a write that names no pass is not fenced.
+	t.Run("portal state: a write is fenced by the pass it started from", func(t *testing.T) {
+		s := newStore(t)
+		put := func(pass, base string, applied int64, owned ...string) error {
+			return s.PutPortalState(ctx, ipguard.PortalState{Pass: pass, Base: base, Applied: applied, Owned: owned, Reconciled: true})
+		}
+		steps := []struct {
+			name, pass, base string
+			applied          int64
+			owned            []string
+			superseded       bool
+		}{
+			{"the first pass over no state", "a", "", 1, []string{"203.0.113.1"}, false},
+			{"the same pass again (in flight, then its result)", "a", "", 1, []string{"203.0.113.1", "203.0.113.9"}, false},
+			{"a newer pass started from a's state", "b", "a", 2, []string{"203.0.113.1", "203.0.113.2"}, false},
+			{"a late pass started from a's state too", "c", "a", 1, []string{"203.0.113.1"}, true},
+			{"a late pass with a higher applied", "c", "a", 3, []string{"203.0.113.1"}, true},
+			{"a late pass that started from nothing", "d", "", 1, nil, true},
+			{"b's own write goes on", "b", "a", 2, []string{"203.0.113.2"}, false},
+		}
+		for _, st := range steps {
+			err := put(st.pass, st.base, st.applied, st.owned...)
+			if st.superseded != errors.Is(err, onboard.ErrSuperseded) || !st.superseded && err != nil {
+				t.Fatalf("%s: err = %v; want superseded %v", st.name, err, st.superseded)
+			}
+		}
+		got, err := s.PortalState(ctx)
+		if err != nil || got.Pass != "b" || got.Applied != 2 || !slices.Equal(got.Owned, []string{"203.0.113.2"}) {
+			t.Errorf("after the late writes: %+v, %v; want b's state (applied 2, owned 203.0.113.2)", got, err)
+		}
+		if err := s.PutPortalState(ctx, ipguard.PortalState{Owned: []string{"192.0.2.1"}}); err != nil {
+			t.Errorf("a write that names no pass: %v", err)
+		}
+	})
+
+	// Alerts recorded due outside a reconcile (no lease) mark the state:
+	// a read shows AlertsDue until a state read after the mark is written,
+	// and a write of a state read before it never erases it.
+	t.Run("portal state: a due mark outlives writes of states read before it", func(t *testing.T) {
+		s := newStore(t)
+		before, err := s.PortalState(ctx)
+		if err != nil || before.AlertsDue {
+			t.Fatalf("fresh: %+v, %v", before, err)
+		}
+		if err := s.MarkAlertsDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		after, err := s.PortalState(ctx)
+		if err != nil || !after.AlertsDue || after.DueMarks != 1 {
+			t.Fatalf("after a mark: AlertsDue %v, DueMarks %d, %v; want true, 1", after.AlertsDue, after.DueMarks, err)
+		}
+		if err := s.PutPortalState(ctx, before); err != nil { // read before the mark, flushed nothing of it
+			t.Fatal(err)
+		}
+		if st, _ := s.PortalState(ctx); !st.AlertsDue {
+			t.Error("a write of a state read before the mark erased it")
+		}
+		after.AlertsDue = false // its reconcile flushed the outbox empty
+		if err := s.PutPortalState(ctx, after); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.PortalState(ctx); st.AlertsDue {
+			t.Error("a write of a state read after the mark, flushed, left AlertsDue")
+		}
+		if _, err := s.BumpVersion(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.MarkAlertsDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.PortalState(ctx); !st.AlertsDue || st.Version != 1 || st.DueMarks != 2 {
+			t.Errorf("after a second mark: %+v", st)
 		}
 	})
 
