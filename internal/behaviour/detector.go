@@ -310,7 +310,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 			fs[i] = d.shape(fs[i], l, fam, !newInRun, toldAs)
 		}
 		if hasFinding && contradicts != nil {
-			fs[i] = d.contradiction(fs[i], contradicts)
+			fs[i] = d.loud(fs[i]) // a contradicted trip is a message, whatever its episode said
 		}
 		oldest := ref.oldEv != nil && ref.oldEv.ID == ev.ID
 		if hasFinding && oldest {
@@ -321,7 +321,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		f := d.newFinding(*ev, v)
 		if contradicts != nil {
-			f = d.contradiction(f, contradicts)
+			f = d.loud(f)
 		}
 		if oldest {
 			ref.oldDigest = f.Digest
@@ -396,7 +396,7 @@ func (d *Detector) decideLeftTrips(ctx context.Context, fs []audit.Finding) ([]a
 			continue
 		}
 		v := withTripReason(Verdict{}, t, r.l)
-		fs = append(fs, d.contradiction(d.newFinding(r.ev, v), t))
+		fs = append(fs, d.loud(d.newFinding(r.ev, v)))
 	}
 	return fs, nil
 }

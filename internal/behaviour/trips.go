@@ -217,19 +217,3 @@ func asProbableTrip(f audit.Finding, prev *Sighting, l Login) audit.Finding {
 	}
 	return f
 }
-
-// contradiction makes the finding of a login that contradicts the pending
-// trip t a message, whatever its episode said (its reason, or impossible
-// travel's, names the trip's login by its EventID).
-func (d *Detector) contradiction(f audit.Finding, t *PendingTrip) audit.Finding {
-	if audit.SeverityRank(f.Severity) < audit.SeverityRank(d.Settings.minSeverity()) {
-		return f // below BEHAVIOUR_MIN_SEVERITY: as quiet as it already is
-	}
-	f.Digest, f.NotMessaged = false, false
-	if f.Episode != nil {
-		e := *f.Episode
-		e.Repeat = false
-		f.Episode = &e
-	}
-	return f
-}

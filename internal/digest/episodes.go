@@ -158,24 +158,20 @@ func SuggestedEvent(userID string, networks []string) (event []byte, ok bool) {
 // renderMisses writes the digest's sections on logins outside the allowlist.
 func renderMisses(b *strings.Builder, d Digest, week map[string]*UserNetworks) {
 	c := func(s string) string { return humantext.Line(s, 300) }
-	if len(d.Familiar) > 0 {
-		b.WriteString("\nOutside the allowlist from a familiar place (the user's known city, network and device; low, not sent one by one):\n")
-		for _, l := range d.Familiar {
+	section := func(title string, lines []string, others int) {
+		if len(lines) == 0 {
+			return
+		}
+		b.WriteString("\n" + title + ":\n")
+		for _, l := range lines {
 			fmt.Fprintf(b, "  - %s\n", c(l))
 		}
-		if d.FamiliarOthers > 0 {
-			fmt.Fprintf(b, "  (and %d more)\n", d.FamiliarOthers)
+		if others > 0 {
+			fmt.Fprintf(b, "  (and %d more)\n", others)
 		}
 	}
-	if len(d.Trips) > 0 {
-		b.WriteString("\nProbably trips (outside the allowlist from a new country, on a device the user has, reachable since their last login; low: sent as an alert if the user's next login with a place is from elsewhere):\n")
-		for _, l := range d.Trips {
-			fmt.Fprintf(b, "  - %s\n", c(l))
-		}
-		if d.TripsOthers > 0 {
-			fmt.Fprintf(b, "  (and %d more)\n", d.TripsOthers)
-		}
-	}
+	section("Outside the allowlist from a familiar place (the user's known city, network and device; low, not sent one by one)", d.Familiar, d.FamiliarOthers)
+	section("Probably trips (outside the allowlist from a new country, on a device the user has, reachable since their last login; low: sent as an alert if the user's next login with a place is from elsewhere)", d.Trips, d.TripsOthers)
 	if len(d.Episodes) > 0 {
 		var keys []string
 		for k := range d.Episodes {
