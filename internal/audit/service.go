@@ -573,7 +573,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		// there, and count the try (the next run reads with twice the
 		// requests).
 		if !pieceStopped {
-			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
+			if err := p.pieceOf(pending, pendingDone, false, true); err != nil && !errors.Is(err, errOutOfTime) {
 				return false, r.deadlineOr(err)
 			}
 		}
@@ -591,8 +591,8 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		// What was read but not yet evaluated is finished inside the
 		// margin, which exists for this; a deadline that comes even so
 		// leaves it to the next run.
-		if len(pending) > 0 && !pieceStopped {
-			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
+		if (len(pending) > 0 || (s.holding() && !pendingDone.IsZero())) && !pieceStopped {
+			if err := p.pieceOf(pending, pendingDone, false, true); err != nil && !errors.Is(err, errOutOfTime) {
 				return false, r.deadlineOr(err)
 			}
 		}
@@ -601,6 +601,13 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		return false, r.deadlineOr(err)
 	}
 	return true, nil
+}
+
+// holding reports whether the Behaviour hook holds logins for a later piece
+// (Holder): the run's last piece judges them even when it reads nothing new.
+func (s *Service) holding() bool {
+	h, ok := s.Behaviour.(Holder)
+	return ok && !h.Holding().IsZero()
 }
 
 // deadlineOr returns nil, with a warning, when err came from the run's own
