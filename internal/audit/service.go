@@ -591,7 +591,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		// What was read but not yet evaluated is finished inside the
 		// margin, which exists for this; a deadline that comes even so
 		// leaves it to the next run.
-		if (len(pending) > 0 || (s.holding() && !pendingDone.IsZero())) && !pieceStopped {
+		if len(pending) > 0 && !pieceStopped {
 			if err := p.pieceOf(pending, pendingDone, false, true); err != nil && !errors.Is(err, errOutOfTime) {
 				return false, r.deadlineOr(err)
 			}
@@ -601,13 +601,6 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		return false, r.deadlineOr(err)
 	}
 	return true, nil
-}
-
-// holding reports whether the Behaviour hook holds logins for a later piece
-// (Holder): the run's last piece judges them even when it reads nothing new.
-func (s *Service) holding() bool {
-	h, ok := s.Behaviour.(Holder)
-	return ok && !h.Holding().IsZero()
 }
 
 // deadlineOr returns nil, with a warning, when err came from the run's own

@@ -27,9 +27,10 @@ import (
 // At most maxHeld logins are held: past it they are judged at once, as
 // they stand.
 
-// maxHeld bounds the logins held for the run's last piece (one default
-// piece's worth; about 2 MB).
-const maxHeld = 2000
+// maxHeld bounds the logins held for the run's last piece (a quarter of a
+// default piece; about 0.5 MB), so that the piece a run stops after at its
+// deadline margin judges little more than its own logins.
+const maxHeld = 500
 
 // held is what a run holds for its last piece.
 type held struct {
