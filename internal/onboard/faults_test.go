@@ -453,6 +453,77 @@ func TestUsersLeftBlastRadius(t *testing.T) {
 	}
 }
 
+// The users-left alert leaves in the sync that offboarded them, whatever
+// fails after it (#15 §4: "also when the sync fails afterwards"; §5: due
+// before publishing, cleared once the topic took it). Before, it was only
+// recorded as due and waited for the flush after the reconcile, which a
+// failing sync never reaches: the next sync sent it.
+func TestUsersLeftAlertLeavesWhenTheSyncFailsAfterwards(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fail  func(e *env)
+		isErr bool
+	}{
+		{"the version bump after the offboarding fails", func(e *env) { e.st.BumpErrs = 1 }, true},
+		{"the reconcile's PUT is refused for the key", func(e *env) {
+			e.p.putErr = ipguard.Errorf(ipguard.EConfig, "HTTP 403: the key lost its scope")
+		}, true},
+		{"another reconcile holds the lease for the whole wait", func(e *env) {
+			e.s.Leases.(*leasetest.Backend).Hold(LeaseName, "another", time.Now().Add(time.Hour))
+			e.s.LeaseWait = 300 * time.Millisecond
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := usersLeftEnv(t, 2)
+			e.do(t, `{"action":"sync"}`) // the first check: seen gone once
+			tc.fail(e)
+			res, err := e.handle(`{"action":"sync"}`)
+			if (err != nil) != tc.isErr {
+				t.Fatalf("sync: err = %v; want an error %v", err, tc.isErr)
+			}
+			if err == nil && res.Portal != PortalPending {
+				t.Fatalf("sync: portal %q; want pending (the lease held)", res.Portal)
+			}
+			if alert := usersLeftEmail(e.alerts); !strings.Contains(alert, "u00") || !strings.Contains(alert, "u01") {
+				t.Errorf("users-left alert %q; want it sent in this sync with the ids offboarded", alert)
+			}
+			if due, _ := e.st.DueAlerts(context.Background()); len(due) != 0 {
+				t.Errorf("%d alerts still due after the topic took them", len(due))
+			}
+		})
+	}
+
+	// The topic refuses it once, in a sync that then fails: it stays due and
+	// the state is marked, so the next change's reconcile sends it (no
+	// need to wait for the next sync).
+	e := usersLeftEnv(t, 2)
+	e.do(t, `{"action":"sync"}`)
+	e.st.BumpErrs, e.alerts.throttle = 1, 1
+	if _, err := e.handle(`{"action":"sync"}`); err == nil {
+		t.Fatal("the failing version bump did not fail the sync")
+	}
+	if alert := usersLeftEmail(e.alerts); alert != "" {
+		t.Fatalf("sent %q through a throttled topic", alert)
+	}
+	e.do(t, `{"action":"add","id":"u05","allowedIps":["198.51.100.5"]}`)
+	if alert := usersLeftEmail(e.alerts); !strings.Contains(alert, "u00") || !strings.Contains(alert, "u01") {
+		t.Errorf("users-left alert %q; want it sent by the next change's reconcile", alert)
+	}
+}
+
+// usersLeftEmail is the email text of the last users-left alert sent ("" when none).
+func usersLeftEmail(a *fakeAlerts) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	alert := ""
+	for _, al := range a.sent {
+		if slices.Contains(al.Kinds, "allowlist_users_left") {
+			alert = al.Email
+		}
+	}
+	return alert
+}
+
 // A replay of an onboarding older than a later offboarding is stale: the
 // offboarding deleted the record (and its entries' times), so the store
 // remembers the offboarding's time (OffboardedKeep) and the replay is not
