@@ -195,6 +195,25 @@ func TestLockoutEpisodeIsKeyedByKindNotText(t *testing.T) {
 	}
 }
 
+// The lock-out alert goes through the outbox like the drift alert: a
+// throttled publish leaves it due, and the next reconcile sends it, once.
+func TestThrottledLockoutAlertIsSentByTheNextReconcile(t *testing.T) {
+	e := newEnv()
+	e.p.set(restr("192.0.2.1!"), false)
+	e.s.Directory = &fakeDirectory{keyErr: func() error { return fmt.Errorf("keys/@self: HTTP 502") }}
+	e.alerts.throttle = 1
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if got := countKind(e.alerts, "allowlist_lockout_risk"); got != 0 {
+		t.Fatalf("lock-out alerts through a throttled topic: %d", got)
+	}
+	for range 2 {
+		e.do(t, `{"action":"sync"}`)
+	}
+	if got := countKind(e.alerts, "allowlist_lockout_risk"); got != 1 {
+		t.Errorf("lock-out alerts after the next syncs: %d; want 1", got)
+	}
+}
+
 // The lock-out preflight is not cached past a key change: a key rotated to
 // a non-owner's cannot switch restrictions on from an earlier answer.
 func TestPreflightIsNotCachedPastAKeyChange(t *testing.T) {
