@@ -61,12 +61,21 @@ func (c *tearing) BatchGetItem(ctx context.Context, in *dynamodb.BatchGetItemInp
 	return out, nil
 }
 
-// marked is a portal state whose two items say the same thing: the list
-// last seen (state item) and the PUT in flight (#sent item) are both ip.
-func marked(ip string) ipguard.PortalState {
+// marked is a portal state whose two parts say the same thing: the list
+// last seen and the PUT in flight are both ip and then n-1 more entries
+// (n large: lists the store cannot keep in one item with the rest).
+func marked(ip string, n int) ipguard.PortalState {
 	l := []ipguard.Restriction{{IP: ip}}
+	for i := 1; i < n; i++ {
+		l = append(l, ipguard.Restriction{IP: fmt.Sprintf("2001:db8:aaaa:bbbb:cccc:dddd:%04x:%04x", i/65536, i%65536)})
+	}
 	return ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: l, Sent: l, SentOutcome: ipguard.SentUnknown}
 }
+
+// bigList is a list length whose state (list last seen and PUT in flight)
+// takes more than half of a DynamoDB item: a store that keeps a small state
+// in one item must use both for it.
+const bigList = 3000
 
 // The portal state is two items written in one transaction; a read of both
 // with BatchGetItem is consistent per item only. A write that landed
@@ -88,28 +97,40 @@ func TestPortalStateIsNeverReadTorn(t *testing.T) {
 			return cs.State, err
 		}},
 	}
-	for i, r := range reads {
-		t.Run(r.name, func(t *testing.T) {
-			before, after := marked(fmt.Sprintf("203.0.113.%d", 2*i+1)), marked(fmt.Sprintf("203.0.113.%d", 2*i+2))
-			if err := writer.PutPortalState(ctx, before); err != nil {
-				t.Fatal(err)
-			}
-			api := &tearing{API: db, between: func() {
-				if err := writer.PutPortalState(ctx, after); err != nil {
-					t.Fatal(err)
-				}
-			}}
-			got, err := r.read(dynamo.New(api, table))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if api.between != nil {
-				t.Fatal("the write did not land between the reads of the two items")
-			}
-			if len(got.LastSeen) != 1 || len(got.Sent) != 1 || got.LastSeen[0].IP != got.Sent[0].IP {
-				t.Errorf("read the list last seen %v with the PUT in flight %v: half of each of two writes", got.LastSeen, got.Sent)
-			}
-		})
+	i := 0
+	for _, size := range []int{1, bigList} {
+		for _, r := range reads {
+			i++
+			t.Run(fmt.Sprintf("%s, lists of %d", r.name, size), func(t *testing.T) {
+				tornRead(t, writer, db, table, r.read, marked(fmt.Sprintf("203.0.113.%d", 2*i+1), size), marked(fmt.Sprintf("203.0.113.%d", 2*i+2), size))
+			})
+		}
+	}
+}
+
+// tornRead writes before, then reads through a store whose batch lands
+// after between its reads of the two items, and checks that the read is
+// one write's whole state.
+func tornRead(t *testing.T, writer *dynamo.Store, db dynamo.API, table string, read func(*dynamo.Store) (ipguard.PortalState, error), before, after ipguard.PortalState) {
+	t.Helper()
+	if err := writer.PutPortalState(context.Background(), before); err != nil {
+		t.Fatal(err)
+	}
+	api := &tearing{API: db, between: func() {
+		if err := writer.PutPortalState(context.Background(), after); err != nil {
+			t.Fatal(err)
+		}
+	}}
+	got, err := read(dynamo.New(api, table))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if api.between != nil {
+		t.Fatal("the write did not land between the reads of the two items")
+	}
+	if len(got.LastSeen) != len(before.LastSeen) || len(got.Sent) != len(got.LastSeen) || got.LastSeen[0].IP != got.Sent[0].IP {
+		t.Errorf("read the list last seen (%d, first %v) with the PUT in flight (%d, first %v): half of each of two writes",
+			len(got.LastSeen), got.LastSeen[:min(1, len(got.LastSeen))], len(got.Sent), got.Sent[:min(1, len(got.Sent))])
 	}
 }
 
@@ -123,7 +144,7 @@ func TestPortalStateItemsNotWrittenTogetherAreRead(t *testing.T) {
 	db := localaws.MotoTableT(t, table)
 	ctx := context.Background()
 	s := dynamo.New(db, table)
-	if err := s.PutPortalState(ctx, marked("203.0.113.1")); err != nil {
+	if err := s.PutPortalState(ctx, marked("203.0.113.1", bigList)); err != nil {
 		t.Fatal(err)
 	}
 	_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(table),
@@ -135,10 +156,10 @@ func TestPortalStateItemsNotWrittenTogetherAreRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := s.PortalState(ctx)
-	if err != nil || len(got.LastSeen) != 1 || got.Sent != nil || got.Applied != 1 {
+	if err != nil || len(got.LastSeen) != bigList || got.Sent != nil || got.Applied != 1 {
 		t.Fatalf("state = %+v, %v; want the state item's fields, nothing in flight", got, err)
 	}
-	if err := s.PutPortalState(ctx, marked("203.0.113.2")); err != nil {
+	if err := s.PutPortalState(ctx, marked("203.0.113.2", 1)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.PortalState(ctx); err != nil || len(got.Sent) != 1 || got.Sent[0].IP != "203.0.113.2" {
