@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"hash"
 	"math/big"
 	"net/netip"
 	"slices"
@@ -483,6 +484,8 @@ type Evaluator struct {
 	// within GUESS_WINDOW are not recognised (nil: an empty HMAC key, for
 	// tests).
 	AccountKey []byte
+	mac        hash.Hash         // HMAC-SHA256 keyed with AccountKey, made at first use
+	hashes     map[string]uint64 // accountHash's recent answers (bounded)
 	// AlreadyAlerted counts failed logins skipped because a stored alerted
 	// span covers them.
 	AlreadyAlerted int

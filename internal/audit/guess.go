@@ -67,13 +67,29 @@ func (e *Evaluator) accountHash(key string) uint64 {
 	if key == "" {
 		return 0
 	}
-	m := hmac.New(sha256.New, e.AccountKey)
-	_, _ = m.Write([]byte(key))
-	if v := binary.BigEndian.Uint64(m.Sum(nil)); v != 0 {
+	if v, ok := e.hashes[key]; ok {
 		return v
 	}
-	return 1
+	if e.mac == nil {
+		e.mac = hmac.New(sha256.New, e.AccountKey)
+	}
+	e.mac.Reset()
+	_, _ = e.mac.Write([]byte(key))
+	var sum [sha256.Size]byte
+	v := max(1, binary.BigEndian.Uint64(e.mac.Sum(sum[:0])))
+	if len(e.hashes) >= maxCachedHashes {
+		clear(e.hashes)
+	}
+	if e.hashes == nil {
+		e.hashes = map[string]uint64{}
+	}
+	e.hashes[strings.Clone(key)] = v // not pinning the page the name came in
+	return v
 }
+
+// maxCachedHashes bounds the account hashes an evaluator remembers (the
+// same users log in again and again; a flood of names only refills it).
+const maxCachedHashes = 4096
 
 func hashText(h uint64) string { return fmt.Sprintf("%016x", h) }
 
