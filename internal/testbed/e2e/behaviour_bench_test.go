@@ -80,5 +80,7 @@ func BenchmarkAuditBehaviourRSS100kEvents(b *testing.B) {
 		b.ReportMetric(float64(offKB)/1024, "off-RSS-MB")
 		b.ReportMetric(float64(onKB)/1024, "on-RSS-MB")
 		b.ReportMetric(float64(n), "behaviour-findings")
+		b.ReportMetric(float64(on.AlertsPublished), "on-alerts-published")
+		b.ReportMetric(float64(on.NotMessaged), "on-not-messaged")
 	}
 }
