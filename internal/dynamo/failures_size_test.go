@@ -69,7 +69,9 @@ func TestFailuresOfTheEarlierFormatReadAsTheSameLogins(t *testing.T) {
 	db := motoDB(t)
 	s := tableStore(t, db, "failold")
 	b := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	n := func(v int64) types.AttributeValue { return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)} }
+	n := func(v int64) types.AttributeValue {
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
 	old := &types.AttributeValueMemberL{Value: []types.AttributeValue{n(4), n(b.Unix()), n(b.Unix() + 5),
 		&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}, n(0),
 		&types.AttributeValueMemberL{Value: []types.AttributeValue{n(b.Unix()), n(b.Unix()), n(b.Unix()), n(b.Unix() + 5)}}}}
