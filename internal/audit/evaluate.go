@@ -851,7 +851,7 @@ type bucketCount struct {
 	n           int32
 	first, last uint32
 	accts       []acctTimes
-	more        int32 // failed logins of accounts beyond MaxRecordAccounts
+	more        int32 // failed logins of accounts beyond maxMemAccounts (guess.go)
 	// counted are the failed logins that count toward a burst, per second
 	// (burst.go; at most the bucket's 600 seconds).
 	counted []ipguard.SecondCount
