@@ -410,6 +410,32 @@ func getS(item map[string]types.AttributeValue, name string) (string, bool, erro
 	return s.Value, true, nil
 }
 
+// getM returns the map attribute name of item; ok is false if absent.
+func getM(item map[string]types.AttributeValue, name string) (map[string]types.AttributeValue, bool, error) {
+	v, ok := item[name]
+	if !ok {
+		return nil, false, nil
+	}
+	m, isM := v.(*types.AttributeValueMemberM)
+	if !isM {
+		return nil, false, fmt.Errorf("attribute %s is %T, want a map", name, v)
+	}
+	return m.Value, true, nil
+}
+
+// getL returns the list attribute name of item; ok is false if absent.
+func getL(item map[string]types.AttributeValue, name string) ([]types.AttributeValue, bool, error) {
+	v, ok := item[name]
+	if !ok {
+		return nil, false, nil
+	}
+	l, isL := v.(*types.AttributeValueMemberL)
+	if !isL {
+		return nil, false, fmt.Errorf("attribute %s is %T, want a list", name, v)
+	}
+	return l.Value, true, nil
+}
+
 // getN returns the integer number attribute name of item; ok is false if absent.
 func getN(item map[string]types.AttributeValue, name string) (int64, bool, error) {
 	v, ok := item[name]
