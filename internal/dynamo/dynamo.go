@@ -156,6 +156,15 @@ func (s *Store) getItem(ctx context.Context, op, pk string) (map[string]types.At
 	return out.Item, nil
 }
 
+// putItem writes item whole, unconditionally. Failures are classified
+// under op.
+func (s *Store) putItem(ctx context.Context, op string, item map[string]types.AttributeValue) error {
+	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
 // isConditionFailed reports whether err is DynamoDB's refusal of a write
 // whose condition did not hold.
 func isConditionFailed(err error) bool {

@@ -33,14 +33,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (u ipguard.User, ok bool
 // CreatedAt and UpdatedAt are stored in UTC to the second (RFC 3339); a nil
 // Entries is stored as an empty list.
 func (s *Store) PutUser(ctx context.Context, u ipguard.User) error {
-	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item:      encodeUser(u),
-	})
-	if err != nil {
-		return s.fail("put user "+u.ID, err)
-	}
-	return nil
+	return s.putItem(ctx, "put user "+u.ID, encodeUser(u))
 }
 
 // PutUserIf replaces the item of u.ID with u (stored with rev u.Rev) only if
