@@ -15,11 +15,8 @@ import (
 	"ipguard/internal/dynamo"
 )
 
-// The behaviour detector's stores: baselines and episodes.
-var (
-	_ behaviour.Store        = (*dynamo.Store)(nil)
-	_ behaviour.EpisodeStore = (*dynamo.Store)(nil)
-)
+// The behaviour detector's stores, baselines and episodes (the Store is
+// both: dynamo_test.go).
 
 // Baselines are read in batches of 100 and written back whole; an id with
 // no item, or with an item that no longer decodes, is absent.

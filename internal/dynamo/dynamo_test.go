@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/behaviour"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
@@ -25,6 +26,8 @@ var (
 	_ onboard.Store            = (*dynamo.Store)(nil)
 	_ onboard.CheckCursorStore = (*dynamo.Store)(nil)
 	_ audit.Store              = (*dynamo.Store)(nil)
+	_ behaviour.Store          = (*dynamo.Store)(nil)
+	_ behaviour.EpisodeStore   = (*dynamo.Store)(nil)
 	_ lease.Backend            = (*dynamo.Store)(nil)
 	_ dynamo.API               = (*dynamodb.Client)(nil)
 )
