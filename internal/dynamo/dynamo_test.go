@@ -53,9 +53,7 @@ func TestStore(t *testing.T) {
 			Entries:   []string{"203.0.113.7", "198.51.100.0/30"},
 			CreatedAt: created, UpdatedAt: created.Add(time.Hour),
 		}
-		if err := s.PutUser(ctx, want); err != nil {
-			t.Fatal(err)
-		}
+		putUsers(t, s, want)
 		got, ok, err := s.GetUser(ctx, "u1")
 		if err != nil || !ok {
 			t.Fatalf("GetUser = %v, %v, %v; want the user", got, ok, err)
@@ -91,9 +89,7 @@ func TestStore(t *testing.T) {
 		s, _ := newStore(t)
 		zone := time.FixedZone("UTC+3", 3*3600)
 		in := ipguard.User{ID: "u1", CreatedAt: time.Date(2026, 11, 1, 12, 0, 0, 999, zone)}
-		if err := s.PutUser(ctx, in); err != nil {
-			t.Fatal(err)
-		}
+		putUsers(t, s, in)
 		got, _, err := s.GetUser(ctx, "u1")
 		if err != nil {
 			t.Fatal(err)
@@ -111,11 +107,7 @@ func TestStore(t *testing.T) {
 		s, _ := newStore(t)
 		first := ipguard.User{ID: "u1", Email: "old@example.com", Entries: []string{"203.0.113.1", "203.0.113.2"}}
 		second := ipguard.User{ID: "u1", Email: "new@example.com", Entries: []string{"203.0.113.9"}}
-		for _, u := range []ipguard.User{first, second} {
-			if err := s.PutUser(ctx, u); err != nil {
-				t.Fatal(err)
-			}
-		}
+		putUsers(t, s, first, second)
 		got, _, err := s.GetUser(ctx, "u1")
 		if err != nil {
 			t.Fatal(err)
@@ -131,9 +123,7 @@ func TestStore(t *testing.T) {
 			id := fmt.Sprintf("u%03d", i)
 			ids = append(ids, id)
 			if i%2 == 0 {
-				if err := s.PutUser(ctx, ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{}}); err != nil {
-					t.Fatal(err)
-				}
+				putUsers(t, s, ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{}})
 			}
 		}
 		ids = append(ids, "u000", "u002") // duplicates are read once
@@ -174,9 +164,7 @@ func TestStore(t *testing.T) {
 			want = append(want, id)
 			// Big items so that the scan takes more than one page.
 			u := ipguard.User{ID: id, Email: strings.Repeat("x", 60_000)}
-			if err := s.PutUser(ctx, u); err != nil {
-				t.Fatal(err)
-			}
+			putUsers(t, s, u)
 		}
 		now := time.Now()
 		if ok, err := s.TryAcquireLease(ctx, "audit", "me", now.Add(time.Minute), now); !ok || err != nil {
@@ -556,6 +544,16 @@ func TestStore(t *testing.T) {
 			}
 		}
 	})
+}
+
+// putUsers stores each user in order with PutUser.
+func putUsers(t *testing.T, s *dynamo.Store, us ...ipguard.User) {
+	t.Helper()
+	for _, u := range us {
+		if err := s.PutUser(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // getItem reads the raw item pk of the store's table.
