@@ -202,16 +202,11 @@ func TestStore(t *testing.T) {
 			t.Fatalf("TryAcquireLease = %v, %v", ok, err)
 		}
 		item := getItem(t, db, s, "lease#audit")
-		wantItem := map[string]string{
+		assertItem(t, "lease item", item, map[string]string{
 			"owner":      "c",
 			"leaseUntil": fmt.Sprint(t0.Add(4 * time.Minute).UnixMilli()),
 			"expiresAt":  fmt.Sprint(t0.Add(4*time.Minute + time.Hour).Unix()),
-		}
-		for name, want := range wantItem {
-			if got := attrText(item[name]); got != want {
-				t.Errorf("lease item %s = %q, want %q", name, got, want)
-			}
-		}
+		})
 	})
 
 	t.Run("checkpoint round trip", func(t *testing.T) {
@@ -505,16 +500,11 @@ func TestStore(t *testing.T) {
 			t.Errorf("Alerted found %d of 60 ids", len(got))
 		}
 		item := getItem(t, db, s, fmt.Sprint("alerted#", ids[59]))
-		wantItem := map[string]string{
+		assertItem(t, "alerted item", item, map[string]string{
 			"eventId":   fmt.Sprint(ids[59]),
 			"alertedAt": "2026-11-25T10:00:00Z",
 			"expiresAt": fmt.Sprint(at.Add(48 * time.Hour).Unix()),
-		}
-		for name, want := range wantItem {
-			if got := attrText(item[name]); got != want {
-				t.Errorf("alerted item %s = %q, want %q", name, got, want)
-			}
-		}
+		})
 	})
 
 	t.Run("a missing table is a configuration error naming ALLOWLIST_TABLE", func(t *testing.T) {
@@ -570,6 +560,16 @@ func getItem(t *testing.T, db *dynamodb.Client, s *dynamo.Store, pk string) map[
 		t.Fatalf("no item %s", pk)
 	}
 	return out.Item
+}
+
+// assertItem holds the attributes of item (as attrText) to want.
+func assertItem(t *testing.T, what string, item map[string]types.AttributeValue, want map[string]string) {
+	t.Helper()
+	for name, w := range want {
+		if got := attrText(item[name]); got != w {
+			t.Errorf("%s %s = %q, want %q", what, name, got, w)
+		}
+	}
 }
 
 // attrText is the text of a string or number attribute.
