@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/ipguard"
@@ -85,8 +83,5 @@ func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error 
 			item["cursorGuesses"] = str(c.Guesses)
 		}
 	}
-	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
-		return s.fail("set audit progress", err)
-	}
-	return nil
+	return s.putItem(ctx, "set audit progress", item)
 }

@@ -33,14 +33,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (u ipguard.User, ok bool
 // CreatedAt and UpdatedAt are stored in UTC to the second (RFC 3339); a nil
 // Entries is stored as an empty list.
 func (s *Store) PutUser(ctx context.Context, u ipguard.User) error {
-	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item:      encodeUser(u),
-	})
-	if err != nil {
-		return s.fail("put user "+u.ID, err)
-	}
-	return nil
+	return s.putItem(ctx, "put user "+u.ID, encodeUser(u))
 }
 
 // PutUserIf replaces the item of u.ID with u (stored with rev u.Rev) only if
@@ -232,10 +225,9 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 	if u.Email, _, err = getS(item, "email"); err != nil {
 		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
 	}
-	if v, ok := item["allowedIps"]; ok {
-		if _, isL := v.(*types.AttributeValueMemberL); !isL {
-			return ipguard.User{}, fmt.Errorf("item %s: attribute allowedIps is %T, want a list", pk, v)
-		}
+	if _, ok, err := getL(item, "allowedIps"); err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	} else if ok {
 		entries, err := listStrings(item, "allowedIps")
 		if err != nil {
 			return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
@@ -245,13 +237,11 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 	if u.Rev, _, err = getN(item, "rev"); err != nil {
 		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
 	}
-	if v, ok := item["entryDetails"]; ok {
-		m, isM := v.(*types.AttributeValueMemberM)
-		if !isM {
-			return ipguard.User{}, fmt.Errorf("item %s: attribute entryDetails is %T, want a map", pk, v)
-		}
-		u.Details = make(map[string]ipguard.EntryDetail, len(m.Value))
-		for e, dv := range m.Value {
+	if m, ok, err := getM(item, "entryDetails"); err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	} else if ok {
+		u.Details = make(map[string]ipguard.EntryDetail, len(m))
+		for e, dv := range m {
 			exp, note, _, err := decodeDetail(dv)
 			if err != nil {
 				return ipguard.User{}, fmt.Errorf("item %s: entryDetails[%s]: %w", pk, e, err)
@@ -264,12 +254,10 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 			u.Details[e] = ipguard.EntryDetail{ExpiresAt: exp, Note: note, Place: place}
 		}
 	}
-	if v, ok := item["expired"]; ok {
-		l, isL := v.(*types.AttributeValueMemberL)
-		if !isL {
-			return ipguard.User{}, fmt.Errorf("item %s: attribute expired is %T, want a list", pk, v)
-		}
-		for i, xv := range l.Value {
+	if l, ok, err := getL(item, "expired"); err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	} else if ok {
+		for i, xv := range l {
 			exp, note, entry, err := decodeDetail(xv)
 			if err != nil {
 				return ipguard.User{}, fmt.Errorf("item %s: expired[%d]: %w", pk, i, err)
@@ -277,13 +265,11 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 			u.Expired = append(u.Expired, ipguard.ExpiredEntry{Entry: entry, ExpiresAt: exp, Note: note})
 		}
 	}
-	if v, ok := item["touched"]; ok {
-		m, isM := v.(*types.AttributeValueMemberM)
-		if !isM {
-			return ipguard.User{}, fmt.Errorf("item %s: attribute touched is %T, want a map", pk, v)
-		}
-		u.Touched = make(map[string]time.Time, len(m.Value))
-		for e, tv := range m.Value {
+	if m, ok, err := getM(item, "touched"); err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	} else if ok {
+		u.Touched = make(map[string]time.Time, len(m))
+		for e, tv := range m {
 			sv, isS := tv.(*types.AttributeValueMemberS)
 			if !isS {
 				return ipguard.User{}, fmt.Errorf("item %s: touched[%s] is %T, want a string", pk, e, tv)
