@@ -281,7 +281,8 @@ func (s *Service) Handle(ctx context.Context, payload []byte, at time.Time) (Res
 //     duplicate message). (2) If the record write fails after an accepted
 //     publish, the run fails and the next run sends them again. Nothing
 //     else sends twice; no message is started with less than 3 s left
-//     (half of DeadlineMargin when that is less).
+//     (half of DeadlineMargin when that is less; at most the margin the
+//     walk keeps, see publishFloor).
 //   - A failed run loses nothing: what it committed stays, the rest is read
 //     again by the next run.
 //   - Every run that can finish one band of a page makes progress: a run
@@ -527,6 +528,7 @@ func (r *run) countAttempt() error {
 	r.warn(msg)
 	r.lose(lostCoverage{cause: CauseNoProgress, from: c.From, to: c.Below, reason: msg + noProgressHint})
 	r.meta = Meta{Portal: r.s.Settings.Portal, Window: Window{From: c.From, To: c.To}}
+	r.reserve = r.s.margin(r.ctx) // as the walk will keep (publishFloor)
 	r.stuck = true
 	switch err := r.publishCoverage(r.ctx); {
 	case errors.Is(err, errOutOfTime):
@@ -745,31 +747,38 @@ func (r *run) deadlineOr(err error) error {
 
 // budget is ctx with its deadline moved DeadlineMargin earlier (never more
 // than a quarter of the time left, so a short timeout still gets to read),
-// and that margin (0 without a deadline). Half of it at most is kept for
-// publishing (see publishFloor), so what was read is always given time to
-// be evaluated.
+// and that margin (0 without a deadline).
 func (s *Service) budget(ctx context.Context) (context.Context, context.CancelFunc, time.Duration) {
 	dl, ok := ctx.Deadline()
 	if !ok {
 		c, cancel := context.WithCancel(ctx)
 		return c, cancel, 0
 	}
-	m := s.Settings.DeadlineMargin
-	if q := time.Until(dl) / 4; m > q {
-		m = q
-	}
+	m := s.margin(ctx)
 	c, cancel := context.WithDeadline(ctx, dl.Add(-m))
 	return c, cancel, m
 }
 
+// margin is the deadline margin a walk begun now keeps (see budget); 0
+// without a deadline.
+func (s *Service) margin(ctx context.Context) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	return min(s.Settings.DeadlineMargin, time.Until(dl)/4)
+}
+
 // publishFloor is the least time left before the deadline in which a
-// message is still started: publishMargin, or half of the margin the walk
-// keeps (reserve; DeadlineMargin before any walk) when that is less. Never
-// the whole margin: the part read when the walk stopped is evaluated first.
+// message is still started: publishMargin, or half of DeadlineMargin when
+// that is less, and never more than the margin the walk keeps (reserve,
+// once a walk began), which is at most a quarter of the run's time: a
+// margin set longer than the function's timeout does not leave the run
+// without a moment to send anything in.
 func (s *Service) publishFloor(reserve time.Duration) time.Duration {
 	f := min(publishMargin, s.Settings.DeadlineMargin/2)
 	if reserve > 0 {
-		f = min(f, reserve/2)
+		f = min(f, reserve)
 	}
 	return f
 }
