@@ -230,7 +230,7 @@ type Result struct {
 	// lost coverage (cause no_progress).
 	RunsWithoutProgress int `json:"runsWithoutProgress"`
 	// PieceEvents is the piece size this run began with when runs without
-	// progress before it made it smaller than Settings.PieceEvents.
+	// progress made it smaller than Settings.PieceEvents (cursor Piece).
 	PieceEvents int `json:"pieceEvents,omitempty"`
 	// SessionEnded counts the findings whose session this run ended.
 	SessionEnded int `json:"sessionEnded"`
@@ -285,12 +285,13 @@ func (s *Service) Handle(ctx context.Context, payload []byte, at time.Time) (Res
 //     walk keeps, see publishFloor).
 //   - A failed run loses nothing: what it committed stays, the rest is read
 //     again by the next run.
-//   - Every run that can finish one band of a page makes progress: a run
-//     is counted at the cursor before it reads (cursor Attempts), so a run
-//     that moves nothing, even one cut off by the function timeout, makes
-//     the next one's pieces a quarter of the size, down to one band; a run
-//     that moves nothing tells so (RunsWithoutProgress), and from
-//     NoProgressRuns in a row that is lost coverage (no_progress).
+//   - No run leaves the next one where it was itself: a run is counted at
+//     the cursor before it reads (cursor Attempts), so a run that moves
+//     nothing, even one cut off by the function timeout, makes the next
+//     one's pieces a quarter of the size, down to one band of a page: runs
+//     that can each finish one band make progress. A run that moves
+//     nothing tells so (RunsWithoutProgress), and from NoProgressRuns in a
+//     row that is lost coverage (no_progress), sent before reading.
 //   - A run that finds another run's live lease does nothing and says so in
 //     its result (not an error). A backfill audits exactly its window and
 //     leaves the progress alone.
@@ -513,7 +514,6 @@ func (r *run) countAttempt() error {
 	before := c.Attempts
 	if before > 0 {
 		c.Piece = smallerPiece(r.pieceLimit())
-		r.res.PieceEvents = c.Piece
 	}
 	c.Attempts++
 	r.counted = true
@@ -673,6 +673,9 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 	fctx, cancel, reserve := s.budget(r.ctx)
 	defer cancel()
 	r.reserve = reserve
+	if n := r.pieceLimit(); n < s.pieceEvents() && r.res.PieceEvents == 0 {
+		r.res.PieceEvents = n
+	}
 	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn, lose: r.lose}
 	if c := r.prog.Cursor; c.Below.Equal(below) {
 		wk.tries = c.SecondTries
