@@ -356,18 +356,17 @@ func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.T
 }
 
 // ChangeRead reads what a change of user id starts from in one strongly
-// consistent BatchGetItem (onboard.ChangeReader): the user's record, the
-// portal state (both its items, as PortalState) and the user's remembered
-// offboarding (as Offboarded at now). One round trip instead of three on
-// every change.
+// consistent read (onboard.ChangeReader): the user's record, the portal
+// state (both its items, as PortalState: readState) and the user's
+// remembered offboarding (as Offboarded at now). One round trip instead of
+// three on every change.
 func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboard.ChangeStart, error) {
 	op := "read user " + id + ", the portal state and the user's offboarding"
-	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{key(userPrefix + id), key(portalStatePK), key(portalSentPK), key(offboardedPrefix + id)})
+	st, items, err := s.readState(ctx, op, key(userPrefix+id), key(offboardedPrefix+id))
 	if err != nil {
 		return onboard.ChangeStart{}, err
 	}
-	var cs onboard.ChangeStart
-	var sent map[string]types.AttributeValue
+	cs := onboard.ChangeStart{State: st}
 	for _, item := range items {
 		pk, _ := item["pk"].(*types.AttributeValueMemberS)
 		switch {
@@ -377,23 +376,10 @@ func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboa
 				return onboard.ChangeStart{}, s.corrupt(op, err)
 			}
 			cs.Found = true
-		case pk.Value == portalStatePK:
-			if cs.State, err = decodePortalState(item); err != nil {
-				return onboard.ChangeStart{}, s.corrupt(op, err)
-			}
-		case pk.Value == portalSentPK:
-			sent = item
 		case pk.Value == offboardedPrefix+id:
 			if cs.Offboarded, cs.WasOffboarded, err = offboardedOf(item, now); err != nil {
 				return onboard.ChangeStart{}, s.corrupt(op, err)
 			}
-		}
-	}
-	if sent != nil {
-		// After the state item: its own in-flight part (written before
-		// the split) gives way to the item of its own, as PortalState reads it.
-		if err := decodeInFlight(sent, &cs.State); err != nil {
-			return onboard.ChangeStart{}, s.corrupt(op, err)
 		}
 	}
 	return cs, nil
