@@ -85,7 +85,7 @@ type Finding struct {
 	FailedAttempts int `json:"failedAttempts,omitempty"`
 	// Cause says, for coverage_lost, why logins were not evaluated
 	// (second_unread, plan_fallback, unreadable_rows,
-	// clock_skew); Count is how many (UpTo: at most that many), FirstAt and
+	// clock_skew, no_progress); Count is how many (UpTo: at most that many), FirstAt and
 	// Date the span of login dates concerned.
 	Cause    string          `json:"cause,omitempty"`
 	UpTo     bool            `json:"upTo,omitempty"`

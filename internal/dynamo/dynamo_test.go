@@ -265,12 +265,12 @@ func TestStore(t *testing.T) {
 		}
 	})
 
-	t.Run("a cursor waiting at an unread second keeps its tries, and the retention history is kept", func(t *testing.T) {
+	t.Run("a cursor waiting at an unread second keeps its tries (and the runs' attempts and piece), and the retention history is kept", func(t *testing.T) {
 		ctx := context.Background()
 		s, _ := newStore(t)
 		until := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 		mem := []ipguard.RetentionSince{{Since: until.Add(-72 * time.Hour), Keep: 24 * time.Hour}, {Since: until, Keep: 720 * time.Hour}}
-		want := ipguard.AuditProgress{Until: until, Memory: mem, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3}}
+		want := ipguard.AuditProgress{Until: until, Memory: mem, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3, Attempts: 4, Piece: 31}}
 		if err := s.SetProgress(ctx, want); err != nil {
 			t.Fatal(err)
 		}

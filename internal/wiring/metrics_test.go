@@ -46,7 +46,7 @@ func emitted(t *testing.T, metrics []emf.Metric) map[string]any {
 }
 
 func TestAuditMetricsCoverEveryListedName(t *testing.T) {
-	res := audit.Result{EventsScanned: 120, AlertsPublished: 2, Warnings: []string{"plan fallback"},
+	res := audit.Result{EventsScanned: 120, AlertsPublished: 2, Warnings: []string{"plan fallback"}, RunsWithoutProgress: 3,
 		Counts:     map[string]int{audit.KindIPNotAllowed: 2, audit.KindUnknownUser: 1, audit.KindUnverifiableIP: 0, audit.KindFailedLoginBurst: 1},
 		Severities: map[string]int{audit.SeverityHigh: 2, audit.SeverityMedium: 2}}
 	m := emitted(t, auditMetrics(res, nil, 1500*time.Millisecond, 3, 90*time.Second))
@@ -57,7 +57,7 @@ func TestAuditMetricsCoverEveryListedName(t *testing.T) {
 	}
 	want := map[string]float64{
 		MetricEventsScanned: 120, MetricPagesFetched: 3, MetricFindings: 4, MetricAlertsPublished: 2,
-		MetricWarnings: 1, MetricSkipped: 0, MetricFailures: 0, MetricLagSeconds: 90, MetricRunSeconds: 1.5,
+		MetricWarnings: 1, MetricSkipped: 0, MetricFailures: 0, MetricLagSeconds: 90, MetricRunSeconds: 1.5, MetricRunsWithoutProgress: 3,
 		PrefixFindingsKind + audit.KindIPNotAllowed: 2, PrefixFindingsSeverity + "high": 2, PrefixFindingsSeverity + "medium": 2, PrefixFindingsSeverity + "critical": 0,
 	}
 	for name, v := range want {
