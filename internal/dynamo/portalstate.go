@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -55,22 +56,39 @@ func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, error) 
 	return v, nil
 }
 
-// The portal state is two items, written together in one transaction:
+// The portal state is one item, or two when it is large:
 //
 //	state#portal-allowlist       version, applied, the list last seen, the
 //	                             owned addresses, pending, episodes, own saves
+//	                             and, while they fit with the rest, the PUT in
+//	                             flight and the recent PUTs
 //	state#portal-allowlist#sent  the PUT in flight (its list, added, enable,
 //	                             outcome, time) and the recent PUTs (lateSent)
+//	                             when they do not fit in the state item
 //
-// so that each fits DynamoDB's 400 KB item at the largest allowed list
+// A state whose parts fit together in half an item (every list of a few
+// hundred entries) is written with one UpdateItem of the state item, the
+// in-flight part included (splitAt); a larger one in one transaction of
+// both items, the in-flight part removed from the state item, so that each
+// fits DynamoDB's 400 KB item at the largest allowed list
 // (PORTAL_MAX_ENTRIES at config.MaxPortalEntries, every entry at the
 // portal column's 50 characters), with room for a portal list that hand
 // edits pushed well past the cap (a removal-only PUT of it still goes out).
-// Items written before the split keep the in-flight part in the state
-// item; it is read from there until the next write moves it (also when a
-// #sent item exists: a rollback to a version before the split wrote the
-// state item after it).
+// One write instead of a transaction on every reconcile's two state writes:
+// a transaction costs twice the write capacity on DynamoDB (and moto, the
+// load test's stand-in, copies the whole table for each).
+//
+// The rule of reading: the in-flight part is the state item's when it has
+// one (attribute sent), else the #sent item's. Every write either puts it
+// in the state item or removes it from there, so the part read is always
+// the last written; a #sent item left from an earlier split write is stale
+// then, and ignored. (Versions before the split, and an operator's rollback
+// to one, wrote it in the state item too: read the same way.)
 const portalSentPK = portalStatePK + "#sent"
+
+// splitAt is the size (as counted for maxStateItem) of the state and its
+// in-flight part together up to which both are written in the state item.
+const splitAt = maxStateItem / 2
 
 // MaxPendingBytes bounds the pending reason stored (the failure's text).
 const MaxPendingBytes = 2048
@@ -103,15 +121,20 @@ func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 	if err != nil {
 		return ipguard.PortalState{}, s.corrupt(op, err)
 	}
-	// Every write moves the in-flight part out of the state item: when the
-	// state item still has it, a version before the split wrote it last
-	// (a rollback), and the #sent item is older than it.
-	if _, olderWrote := state["sent"]; sent != nil && !olderWrote {
-		if err := decodeInFlight(sent, &st); err != nil {
-			return ipguard.PortalState{}, s.corrupt(op, err)
-		}
+	if err := readInFlight(state, sent, &st); err != nil {
+		return ipguard.PortalState{}, s.corrupt(op, err)
 	}
 	return st, nil
+}
+
+// readInFlight reads the in-flight part into st (decoded from state) by the
+// rule of reading: the state item's when it has one (decodePortalState read
+// it), else the #sent item's (none: nothing in flight).
+func readInFlight(state, sent map[string]types.AttributeValue, st *ipguard.PortalState) error {
+	if _, inState := state["sent"]; sent == nil || inState {
+		return nil
+	}
+	return decodeInFlight(sent, st)
 }
 
 // PutPortalState stores every field of st but Version and Adds, which only
@@ -122,8 +145,9 @@ func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
 // (writtenBy must be st.Pass or st.Base, or absent): otherwise nothing is
 // written and the error is EConflict with ipguard.ErrSuperseded, so a pass
 // whose lease ran out never replaces a newer pass's owned, seen or
-// in-flight fields. Both
-// items are written in one transaction (all or nothing). A state that no
+// in-flight fields. It is one UpdateItem of the state item, or, for a
+// large state, one transaction of both items (all or nothing; see
+// splitAt). A state that no
 // item can hold (a portal list far past the cap, by hand) is EConfig
 // naming its size, never DynamoDB's refusal blamed on the table.
 func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) error {
@@ -154,16 +178,22 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			"dynamodb: %s: the portal list of %d entries (and a PUT of %d) takes %d and %d bytes as the tool records it, more than one DynamoDB item holds (400 KB); remove entries on the portal (hand edits pushed it far past PORTAL_MAX_ENTRIES)",
 			op, len(st.LastSeen), len(st.Sent), stateSize, sentSize)
 	}
+	// One item while both parts fit in half of one (see splitAt), else two.
+	single := stateSize+sentSize <= splitAt
 	// applied moves forward only (a slower writer with an older Applied
-	// keeps the newer one), the rest is replaced; the attributes of the
-	// in-flight part written before the split leave the state item.
+	// keeps the newer one), the rest is replaced; the in-flight part goes
+	// into the state item, or leaves it for the #sent item.
+	inFlight := " REMOVE lastSeen, sent, sentEnable, sentOutcome, sentAt, lateSent"
+	if single {
+		inFlight = ", sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, lateSent = :late REMOVE lastSeen"
+	}
 	stateUpdate := &types.Update{
 		TableName: aws.String(s.table),
 		Key:       key(portalStatePK),
 		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owned = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"ownSaves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm REMOVE lastSeen, sent, sentEnable, sentOutcome, sentAt, lateSent"),
+			"ownSaves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm" + inFlight),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":dm": num(st.DueMarks),
@@ -176,14 +206,18 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
 		},
 	}
+	sentValues := map[string]types.AttributeValue{
+		":sent": str(sent), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
+		":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":late": late,
+	}
 	sentUpdate := &types.Update{
-		TableName:        aws.String(s.table),
-		Key:              key(portalSentPK),
-		UpdateExpression: aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, lateSent = :late"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":sent": str(sent), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
-			":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":late": late,
-		},
+		TableName:                 aws.String(s.table),
+		Key:                       key(portalSentPK),
+		UpdateExpression:          aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, lateSent = :late"),
+		ExpressionAttributeValues: sentValues,
+	}
+	if single {
+		maps.Copy(stateUpdate.ExpressionAttributeValues, sentValues)
 	}
 	// The fence: a pass that names itself writes only while the state is
 	// still its own or the one it started from (see ipguard.PortalState.Pass).
@@ -196,6 +230,13 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	}
 	write := func() error {
 		return retryConflicts(ctx, func() error {
+			if single {
+				_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+					TableName: stateUpdate.TableName, Key: stateUpdate.Key, UpdateExpression: stateUpdate.UpdateExpression,
+					ConditionExpression: stateUpdate.ConditionExpression, ExpressionAttributeValues: stateUpdate.ExpressionAttributeValues,
+				})
+				return err
+			}
 			_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 				TransactItems: []types.TransactWriteItem{{Update: stateUpdate}, {Update: sentUpdate}},
 			})
@@ -302,9 +343,13 @@ func (s *Store) failWrite(op string, err error) error {
 	return s.fail(op, err)
 }
 
-// stateConditionFailed reports whether a portal state transaction was
-// cancelled because the state item's condition (applied) failed.
+// stateConditionFailed reports whether a portal state write failed the
+// state item's condition (applied, the fence): the single UpdateItem's
+// refusal, or the transaction cancelled for it.
 func stateConditionFailed(err error) bool {
+	if isConditionFailed(err) {
+		return true
+	}
 	var tce *types.TransactionCanceledException
 	if !errors.As(err, &tce) {
 		return false

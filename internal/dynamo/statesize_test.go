@@ -3,6 +3,7 @@ package dynamo_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +249,65 @@ func TestPortalStateAfterARollbackReadsTheOlderVersionsWrite(t *testing.T) {
 	st, err := s.PortalState(ctx)
 	if err != nil || st.Sent != nil || st.SentOutcome != "" || len(st.LateSent) != 1 || st.LateSent[0] != "new " {
 		t.Fatalf("state = %+v, %v; want the older version's later write (nothing in flight, late PUTs [new ])", st, err)
+	}
+}
+
+// A state that fits in half an item is written with one UpdateItem of the
+// state item, its PUT in flight included; a larger one in two items. A
+// state that grows past that and shrinks again (or the other way) reads
+// back, by PortalState and by a change's one read alike, the in-flight
+// part last written, never a #sent item left from an earlier write.
+func TestPortalStateMovesBetweenOneItemAndTwo(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "statemoves")
+	ctx := context.Background()
+	large := largestState(config.MaxPortalEntries)
+	small := func(sent string, late string) ipguard.PortalState {
+		st := ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1"}}, Owned: []string{"192.0.2.1"}, LateSent: []string{late}}
+		if sent != "" {
+			st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = []ipguard.Restriction{{IP: sent}}, []string{sent}, ipguard.SentInFlight, time.Now().UTC().Truncate(time.Millisecond)
+		}
+		return st
+	}
+	steps := []struct {
+		name  string
+		st    ipguard.PortalState
+		items int // items of the state written
+	}{
+		{"small, a PUT in flight", small("198.51.100.1", "a "), 1},
+		{"at the cap", large, 2},
+		{"small again, nothing in flight", small("", "b "), 2}, // the #sent item stays, stale
+		{"small, another PUT in flight", small("198.51.100.2", "c "), 2},
+		{"at the cap again", large, 2},
+	}
+	for _, step := range steps {
+		if err := s.PutPortalState(ctx, step.st); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		got, err := s.PortalState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := s.ChangeRead(ctx, "nobody", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct {
+			how string
+			st  ipguard.PortalState
+		}{{"PortalState", got}, {"ChangeRead", cs.State}} {
+			if len(r.st.Sent) != len(step.st.Sent) || len(step.st.Sent) > 0 && r.st.Sent[0] != step.st.Sent[0] ||
+				!slices.Equal(r.st.LateSent, step.st.LateSent) || r.st.SentOutcome != step.st.SentOutcome || len(r.st.LastSeen) != len(step.st.LastSeen) {
+				t.Errorf("%s, read by %s: %d sent, outcome %q, late %d; want %d sent, outcome %q, late %d",
+					step.name, r.how, len(r.st.Sent), r.st.SentOutcome, len(r.st.LateSent), len(step.st.Sent), step.st.SentOutcome, len(step.st.LateSent))
+			}
+		}
+		scan, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("statemoves")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(scan.Items) != step.items {
+			t.Errorf("%s: %d items stored; want %d", step.name, len(scan.Items), step.items)
+		}
 	}
 }

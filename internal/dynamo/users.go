@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -367,7 +368,7 @@ func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboa
 		return onboard.ChangeStart{}, err
 	}
 	var cs onboard.ChangeStart
-	var sent map[string]types.AttributeValue
+	var state, sent map[string]types.AttributeValue
 	for _, item := range items {
 		pk, _ := item["pk"].(*types.AttributeValueMemberS)
 		switch {
@@ -378,6 +379,7 @@ func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboa
 			}
 			cs.Found = true
 		case pk.Value == portalStatePK:
+			state = item
 			if cs.State, err = decodePortalState(item); err != nil {
 				return onboard.ChangeStart{}, s.corrupt(op, err)
 			}
@@ -389,12 +391,10 @@ func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboa
 			}
 		}
 	}
-	if sent != nil {
-		// After the state item: its own in-flight part (written before
-		// the split) gives way to the item of its own, as PortalState reads it.
-		if err := decodeInFlight(sent, &cs.State); err != nil {
-			return onboard.ChangeStart{}, s.corrupt(op, err)
-		}
+	// As PortalState reads it: the state item's in-flight part, when it
+	// has one, is the last written (the #sent item is stale then).
+	if err := readInFlight(state, sent, &cs.State); err != nil {
+		return onboard.ChangeStart{}, s.corrupt(op, err)
 	}
 	return cs, nil
 }
@@ -429,26 +429,30 @@ func offboardedOf(item map[string]types.AttributeValue, now time.Time) (time.Tim
 }
 
 // FirstArrival implements onboard.Arrivals: item arrival#<requestId> holds
-// the invocation's first arrival (epoch ms), set only when absent (one
-// UpdateItem with if_not_exists, returning the stored value), kept by TTL
-// for keep.
+// the invocation's first arrival (epoch ms), written only when absent (one
+// conditional PutItem; when it is there, the refusal returns the stored
+// item, ReturnValuesOnConditionCheckFailure), kept by TTL for keep. A
+// resend whose first write was applied finds that write: the same time.
 func (s *Store) FirstArrival(ctx context.Context, requestID string, now time.Time, keep time.Duration) (time.Time, error) {
 	const op = "remember an invocation's first arrival"
-	out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        aws.String(s.table),
-		Key:              key(arrivalPrefix + requestID),
-		UpdateExpression: aws.String("SET arrivedAt = if_not_exists(arrivedAt, :now), expiresAt = if_not_exists(expiresAt, :exp)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":now": num(now.UnixMilli()), ":exp": num(now.Add(keep).Unix()),
+	at := now.UnixMilli()
+	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{
+			"pk": str(arrivalPrefix + requestID), "arrivedAt": num(at), "expiresAt": num(now.Add(keep).Unix()),
 		},
-		ReturnValues: types.ReturnValueAllNew,
+		ConditionExpression:                 aws.String("attribute_not_exists(pk)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if err != nil {
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		stored, ok, gerr := getN(ccf.Item, "arrivedAt")
+		if gerr != nil || !ok {
+			return time.Time{}, s.corrupt(op, fmt.Errorf("arrivedAt: %v", gerr))
+		}
+		at = stored
+	} else if err != nil {
 		return time.Time{}, s.fail(op, err)
-	}
-	at, ok, err := getN(out.Attributes, "arrivedAt")
-	if err != nil || !ok {
-		return time.Time{}, s.corrupt(op, fmt.Errorf("arrivedAt: %v", err))
 	}
 	return time.UnixMilli(at).UTC(), nil
 }
