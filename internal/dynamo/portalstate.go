@@ -152,13 +152,16 @@ func readInFlight(state, sent map[string]types.AttributeValue, st *ipguard.Porta
 // naming its size, never DynamoDB's refusal blamed on the table.
 func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) error {
 	const op = "put the portal allowlist state"
-	owned := strList(st.Owned)
+	owned := str(encodeLines(st.Owned))
 	lastReconcile := ""
 	if !st.LastReconcile.IsZero() {
 		lastReconcile = st.LastReconcile.UTC().Format(time.RFC3339Nano)
 	}
-	saves := listAttr(st.OwnSaves, func(t time.Time) types.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) })
-	late := strList(st.LateSent)
+	saveTimes := make([]string, len(st.OwnSaves))
+	for i, t := range st.OwnSaves {
+		saveTimes[i] = t.UTC().Format(time.RFC3339Nano)
+	}
+	saves, late := str(encodeLines(saveTimes)), str(encodeLines(st.LateSent))
 	sentAt := ""
 	if !st.SentAt.IsZero() {
 		sentAt = st.SentAt.UTC().Format(time.RFC3339Nano)
@@ -183,17 +186,19 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	// applied moves forward only (a slower writer with an older Applied
 	// keeps the newer one), the rest is replaced; the in-flight part goes
 	// into the state item, or leaves it for the #sent item.
-	inFlight := " REMOVE lastSeen, sent, sentEnable, sentOutcome, sentAt, lateSent"
+	// The lists are strings of lines (owns, saves, late), not lists: the
+	// list forms of versions before (owned, ownSaves, lateSent) leave.
+	inFlight := " REMOVE lastSeen, owned, ownSaves, sent, sentEnable, sentOutcome, sentAt, lateSent, late"
 	if single {
-		inFlight = ", sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, lateSent = :late REMOVE lastSeen"
+		inFlight = ", sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, late = :late REMOVE lastSeen, owned, ownSaves, lateSent"
 	}
 	stateUpdate := &types.Update{
 		TableName: aws.String(s.table),
 		Key:       key(portalStatePK),
-		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owned = :owned, seen = :seen, " +
+		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owns = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"ownSaves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm" + inFlight),
+			"saves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm" + inFlight),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":dm": num(st.DueMarks),
@@ -213,7 +218,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	sentUpdate := &types.Update{
 		TableName:                 aws.String(s.table),
 		Key:                       key(portalSentPK),
-		UpdateExpression:          aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, lateSent = :late"),
+		UpdateExpression:          aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, late = :late REMOVE lateSent"),
 		ExpressionAttributeValues: sentValues,
 	}
 	if single {
@@ -434,7 +439,7 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 			return st, fmt.Errorf("attribute lastReconcile: %w", err)
 		}
 	}
-	if st.Owned, err = listStrings(item, "owned"); err != nil {
+	if st.Owned, err = linesOrList(item, "owns", "owned"); err != nil {
 		return st, err
 	}
 	if seen, ok, err := getS(item, "seen"); err != nil {
@@ -468,18 +473,16 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	if st.KeyUser, _, err = getS(item, "keyUser"); err != nil {
 		return st, err
 	}
-	if l, ok := item["ownSaves"].(*types.AttributeValueMemberL); ok {
-		for i, v := range l.Value {
-			sv, isS := v.(*types.AttributeValueMemberS)
-			if !isS {
-				return st, fmt.Errorf("ownSaves[%d] is %T, want a string", i, v)
-			}
-			t, err := time.Parse(time.RFC3339Nano, sv.Value)
-			if err != nil {
-				return st, fmt.Errorf("ownSaves[%d]: %w", i, err)
-			}
-			st.OwnSaves = append(st.OwnSaves, t)
+	saves, err := linesOrList(item, "saves", "ownSaves")
+	if err != nil {
+		return st, err
+	}
+	for i, v := range saves {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return st, fmt.Errorf("own save %d: %w", i, err)
 		}
+		st.OwnSaves = append(st.OwnSaves, t)
 	}
 	return st, nil
 }
@@ -505,7 +508,7 @@ func decodeInFlight(item map[string]types.AttributeValue, st *ipguard.PortalStat
 			return fmt.Errorf("attribute sentAt: %w", err)
 		}
 	}
-	if st.LateSent, err = listStrings(item, "lateSent"); err != nil {
+	if st.LateSent, err = linesOrList(item, "late", "lateSent"); err != nil {
 		return err
 	}
 	return nil
@@ -536,6 +539,39 @@ func encodeSent(list []ipguard.Restriction, added []string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// encodeLines writes a list of strings as one string of lines (each
+// escaped as in encodeSent): the state's lists (owned addresses, own
+// saves, recent PUTs) are strings, not lists, because a store's cost of
+// every call on the item grows with its list elements (moto, the load
+// test's stand-in, copies each on every read, poll and version bump).
+func encodeLines(xs []string) string {
+	var b strings.Builder
+	for _, x := range xs {
+		b.WriteString(lineEscaper.Replace(x))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// linesOrList reads the string list attribute lines (encodeLines), or the
+// list attribute list written by a version before it. The list wins when
+// both are there: every write of this version removes it, so an older
+// version (a rollback) wrote it after.
+func linesOrList(item map[string]types.AttributeValue, lines, list string) ([]string, error) {
+	if _, ok := item[list]; ok {
+		return listStrings(item, list)
+	}
+	v, _, err := getS(item, lines)
+	if err != nil || v == "" {
+		return nil, err
+	}
+	out := strings.Split(strings.TrimSuffix(v, "\n"), "\n")
+	for i, x := range out {
+		out[i] = lineUnescaper.Replace(x)
+	}
+	return out, nil
 }
 
 // The portal stores addresses only, but its text is not ours: a newline in

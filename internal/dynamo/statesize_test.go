@@ -311,3 +311,68 @@ func TestPortalStateMovesBetweenOneItemAndTwo(t *testing.T) {
 		}
 	}
 }
+
+// The state's lists (owned addresses, own saves, recent PUTs) are strings
+// of lines, cheap on every call on the item. A state written before, with
+// them as lists, is read; and when a version before (a rollback) writes
+// the lists after this version's last write, its lists are the ones read.
+func TestPortalStateListsAsLines(t *testing.T) {
+	db := motoDB(t)
+	ctx := context.Background()
+	save := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	list := func(xs ...string) *types.AttributeValueMemberL {
+		l := &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
+		for _, x := range xs {
+			l.Value = append(l.Value, &types.AttributeValueMemberS{Value: x})
+		}
+		return l
+	}
+	older := map[string]types.AttributeValue{"owned": list("192.0.2.7"), "ownSaves": list(save.Format(time.RFC3339Nano)), "lateSent": list("h9 ")}
+	tests := []struct {
+		name   string
+		first  *ipguard.PortalState // written by this version first (nil: nothing)
+		older  bool                 // then the older version's lists
+		owned  []string
+		late   []string
+		nSaves int
+	}{
+		{"written by this version", &ipguard.PortalState{Owned: []string{"192.0.2.1", "a\nb%"}, OwnSaves: []time.Time{save, save}, LateSent: []string{"h1 x,y"}}, false,
+			[]string{"192.0.2.1", "a\nb%"}, []string{"h1 x,y"}, 2},
+		{"written by a version before", nil, true, []string{"192.0.2.7"}, []string{"h9 "}, 1},
+		{"a version before wrote after this one", &ipguard.PortalState{Owned: []string{"192.0.2.1"}, LateSent: []string{"h1 "}}, true,
+			[]string{"192.0.2.7"}, []string{"h9 "}, 1},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			table := fmt.Sprintf("statelines-%d", i)
+			s := tableStore(t, db, table)
+			if tc.first != nil {
+				if err := s.PutPortalState(ctx, *tc.first); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.older {
+				_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(table),
+					Key:              map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "state#portal-allowlist"}},
+					UpdateExpression: aws.String("SET owned = :o, ownSaves = :s, lateSent = :l, sent = :e"),
+					ExpressionAttributeValues: map[string]types.AttributeValue{":o": older["owned"], ":s": older["ownSaves"], ":l": older["lateSent"],
+						":e": &types.AttributeValueMemberS{Value: ""}},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := s.PortalState(ctx)
+			if err != nil || !slices.Equal(st.Owned, tc.owned) || !slices.Equal(st.LateSent, tc.late) || len(st.OwnSaves) != tc.nSaves || !st.OwnSaves[0].Equal(save) {
+				t.Fatalf("read %q owned, %q late, %v saves, %v; want %q, %q, %d", st.Owned, st.LateSent, st.OwnSaves, err, tc.owned, tc.late, tc.nSaves)
+			}
+			// The next write of this version keeps what it read.
+			if err := s.PutPortalState(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			if again, err := s.PortalState(ctx); err != nil || !slices.Equal(again.Owned, tc.owned) || !slices.Equal(again.LateSent, tc.late) || len(again.OwnSaves) != tc.nSaves {
+				t.Fatalf("after the next write: %q owned, %q late, %d saves, %v", again.Owned, again.LateSent, len(again.OwnSaves), err)
+			}
+		})
+	}
+}
