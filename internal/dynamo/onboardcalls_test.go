@@ -223,21 +223,21 @@ func TestOnboardingDynamoDBCalls(t *testing.T) {
 		want map[string]int
 	}{
 		{"the change that reconciles", false, map[string]int{
-			"PutItem[arrival#]":                 1, // the invocation's first arrival (no requestedAt)
+			"PutItem[arrival#]": 1, // the invocation's first arrival (no requestedAt)
 			"BatchGetItem[offboarded#,state#portal-allowlist,state#portal-allowlist#sent,user#]": 1, // ChangeRead
-			"PutItem[user#]":                    1, // the conditional user write
+			"PutItem[user#]":                     1, // the conditional user write
 			"UpdateItem[state#portal-allowlist]": 3, // the version bump, then the pass's "in flight" and final state writes
-			"PutItem[lease#]":                   1, // the lease taken
+			"PutItem[lease#]":                    1, // the lease taken
 			"BatchGetItem[state#portal-allowlist,state#portal-allowlist#sent]": 1, // the pass's state read
-			"Scan[]":                            1, // every user, for the desired state
-			"DeleteItem[lease#]":                1, // the lease released
+			"Scan[]":             1, // every user, for the desired state
+			"DeleteItem[lease#]": 1, // the lease released
 		}},
 		{"the change another holder applies", true, map[string]int{
 			"PutItem[arrival#]": 1,
 			"BatchGetItem[offboarded#,state#portal-allowlist,state#portal-allowlist#sent,user#]": 1,
-			"PutItem[user#]":                     1,
-			"UpdateItem[state#portal-allowlist]": 1, // the version bump
-			"PutItem[lease#]":                    1, // refused: another holds it
+			"PutItem[user#]":                              1,
+			"UpdateItem[state#portal-allowlist]":          1, // the version bump
+			"PutItem[lease#]":                             1, // refused: another holds it
 			"BatchGetItem[lease#,state#portal-allowlist]": 1, // the poll that finds it applied
 		}},
 	}

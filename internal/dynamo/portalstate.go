@@ -198,11 +198,11 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owns = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"saves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm" + inFlight),
+			"saves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm" + inFlight),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":dm": num(st.DueMarks),
-			":a":  num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
+			":dm": num(st.DueMarks), ":pm": num(st.LastPass.Milliseconds()),
+			":a": num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
 			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
@@ -431,6 +431,11 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	st.AlertsDue = st.AlertsDue || st.DueMarks > seen
 	if st.Pass, _, err = getS(item, "writtenBy"); err != nil {
 		return st, err
+	}
+	if ms, _, err := getN(item, "passMs"); err != nil {
+		return st, err
+	} else {
+		st.LastPass = time.Duration(ms) * time.Millisecond
 	}
 	if lr, _, err := getS(item, "lastReconcile"); err != nil {
 		return st, err

@@ -355,6 +355,9 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	st.AlertsDue = st.AlertsDue || out.dueAdded
 	out.ownSaves = st.OwnSaves
+	if took := passTook(ctx); took > 0 {
+		st.LastPass = took
+	}
 	tps := time.Now()
 	defer span(ctx, "stateWrite", tps)
 	if err := s.Store.PutPortalState(ctx, st); err != nil {

@@ -1094,15 +1094,17 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 	giveUp := time.Now().Add(wait)
 	pause := firstPause
 	peeker, _ := s.Store.(StateLeasePeeker)
+	watcher, _ := s.Store.(HolderWatcher)
 	tryLease, slept := true, true
 	for {
+		var passEnds time.Time // when the holder's running pass is due to end (zero: unknown)
 		refused := false
 		if tryLease {
 			ta := time.Now()
 			held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
 			span(ctx, "leaseTry", ta)
 			if err == nil {
-				return s.holdConverge(ctx, held, myV, force, mine)
+				return s.holdConverge(withPassStart(ctx, ta), held, myV, force, mine)
 			}
 			if ipguard.ErrorCode(err) != ipguard.EConflict {
 				return outcome{}, err
@@ -1120,7 +1122,14 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 			var st ipguard.PortalState
 			var err error
 			free := false
-			if peeker != nil {
+			if watcher != nil {
+				var since time.Time
+				st, free, since, err = watcher.PortalStateAndHolder(ctx, LeaseName, s.now())
+				tryLease = free
+				if !since.IsZero() && st.LastPass > 0 {
+					passEnds = since.Add(st.LastPass)
+				}
+			} else if peeker != nil {
 				st, free, err = peeker.PortalStateAndLease(ctx, LeaseName, s.now())
 				tryLease = free
 			} else {
@@ -1156,11 +1165,19 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 		if time.Now().Add(pause).After(giveUp) {
 			return outcome{portal: PortalPending, reason: "another reconcile held the portal allowlist lease for the whole wait (LEASE_WAIT); the change is stored and the next reconcile (at the latest the scheduled sync) applies it"}, nil
 		}
+		sleep := pause/2 + rand.N(pause)
+		if d := s.untilPassEnds(passEnds); d > sleep {
+			// The holder's pass (which applies this change, or after which
+			// the lease is free) is due to end later than the next poll:
+			// sleep until then instead of polling on the way (jittered, so
+			// that the waiters of one holder do not all read at once).
+			sleep = min(d, time.Until(giveUp)) + rand.N(pause/2)
+		}
 		ts := time.Now()
 		select {
 		case <-ctx.Done():
 			return outcome{}, ctx.Err()
-		case <-time.After(pause/2 + rand.N(pause)):
+		case <-time.After(sleep):
 		}
 		span(ctx, "waitSleep", ts)
 		slept = true
@@ -1176,6 +1193,48 @@ const (
 	firstPause = 100 * time.Millisecond
 	maxPause   = 200 * time.Millisecond
 )
+
+// HolderWatcher is optional on a StateLeasePeeker: its poll also says since
+// when the lease's holder has held it (zero when free or not known). With
+// the state's LastPass (how long the last pass held the lease) a waiting
+// change knows when the running pass is due to end, and sleeps until then
+// instead of polling every pause: a fact of the store, not a guess, though
+// a pass may take longer than the last (then it polls every pause again).
+type HolderWatcher interface {
+	PortalStateAndHolder(ctx context.Context, name string, now time.Time) (st ipguard.PortalState, free bool, since time.Time, err error)
+}
+
+// maxPassSleep bounds a waiting change's sleep until its holder's pass is
+// due to end (a LastPass of a slow pass, or a clock far off).
+const maxPassSleep = 2 * time.Second
+
+// untilPassEnds is how long until passEnds (zero when unknown or past),
+// at most maxPassSleep. The lease's start and the pass's length are both
+// wall-clock times of the processes that took them (never Service.Now).
+func (s *Service) untilPassEnds(passEnds time.Time) time.Duration {
+	if passEnds.IsZero() {
+		return 0
+	}
+	return min(max(time.Until(passEnds), 0), maxPassSleep)
+}
+
+// passStartKey carries when the lease holder's current pass started (the
+// lease taken, or a further pass begun), so that the pass records how long
+// it held the lease (PortalState.LastPass).
+type passStartKey struct{}
+
+func withPassStart(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, passStartKey{}, t)
+}
+
+// passTook is how long the current pass has run (zero without a start).
+func passTook(ctx context.Context) time.Duration {
+	t, ok := ctx.Value(passStartKey{}).(time.Time)
+	if !ok {
+		return 0
+	}
+	return time.Since(t)
+}
 
 // StateLeasePeeker is optional on a Store: one strongly consistent read of
 // the portal state's progress and of whether the lease name is free at now.
@@ -1247,6 +1306,9 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		}
 		if round > 0 && st.Applied >= st.Version {
 			break
+		}
+		if round > 0 {
+			ctx = withPassStart(ctx, time.Now())
 		}
 		if round == 0 && !force && st.Applied >= myV && st.Pending == "" && st.Reconciled && holds(st.LastSeen, mine) {
 			return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil
