@@ -97,14 +97,26 @@ func (s *Store) PortalStateAndHolder(ctx context.Context, name string, now time.
 				return ipguard.PortalState{}, false, time.Time{}, s.corrupt(op, err)
 			}
 			free = !ok || until < now.UnixMilli()
-			if ms, ok, err := getN(item, "since"); err != nil {
+			if since, err = leaseSince(item, now); err != nil {
 				return ipguard.PortalState{}, false, time.Time{}, s.corrupt(op, err)
-			} else if ok && !free {
-				since = time.UnixMilli(ms)
 			}
 		}
 	}
 	return st, free, since, nil
+}
+
+// leaseSince is when the holder of the lease record item took it, zero
+// when it is free at now (or was taken by a version that did not record it).
+func leaseSince(item map[string]types.AttributeValue, now time.Time) (time.Time, error) {
+	until, ok, err := getN(item, "leaseUntil")
+	if err != nil || !ok || until < now.UnixMilli() {
+		return time.Time{}, err
+	}
+	ms, ok, err := getN(item, "since")
+	if err != nil || !ok {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // peekAttrs are the attributes PortalStateAndLease reads: the key, the

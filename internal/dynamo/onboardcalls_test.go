@@ -224,7 +224,7 @@ func TestOnboardingDynamoDBCalls(t *testing.T) {
 	}{
 		{"the change that reconciles", false, map[string]int{
 			"PutItem[arrival#]": 1, // the invocation's first arrival (no requestedAt)
-			"BatchGetItem[offboarded#,state#portal-allowlist,state#portal-allowlist#sent,user#]": 1, // ChangeRead
+			"BatchGetItem[lease#,offboarded#,state#portal-allowlist,state#portal-allowlist#sent,user#]": 1, // ChangeRead
 			"PutItem[user#]":                     1, // the conditional user write
 			"UpdateItem[state#portal-allowlist]": 3, // the version bump, then the pass's "in flight" and final state writes
 			"PutItem[lease#]":                    1, // the lease taken
@@ -232,12 +232,14 @@ func TestOnboardingDynamoDBCalls(t *testing.T) {
 			"Scan[]":             1, // every user, for the desired state
 			"DeleteItem[lease#]": 1, // the lease released
 		}},
+		// Its one read finds the lease held and when that pass is due to
+		// end (LastPass after its start): it sleeps until then, with no lease
+		// try, and polls once.
 		{"the change another holder applies", true, map[string]int{
 			"PutItem[arrival#]": 1,
-			"BatchGetItem[offboarded#,state#portal-allowlist,state#portal-allowlist#sent,user#]": 1,
+			"BatchGetItem[lease#,offboarded#,state#portal-allowlist,state#portal-allowlist#sent,user#]": 1,
 			"PutItem[user#]":                              1,
 			"UpdateItem[state#portal-allowlist]":          1, // the version bump
-			"PutItem[lease#]":                             1, // refused: another holds it
 			"BatchGetItem[lease#,state#portal-allowlist]": 1, // the poll that finds it applied
 		}},
 	}
@@ -262,20 +264,21 @@ func TestOnboardingDynamoDBCalls(t *testing.T) {
 			if _, err := raw.BumpVersion(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if err := raw.PutPortalState(ctx, ipguard.PortalState{Applied: 1, Owned: owned, LastSeen: portal.list, LastEnabled: true, Reconciled: true, LastReconcile: now}); err != nil {
+			if err := raw.PutPortalState(ctx, ipguard.PortalState{Applied: 1, Owned: owned, LastSeen: portal.list, LastEnabled: true, Reconciled: true, LastReconcile: now,
+				LastPass: 500 * time.Millisecond}); err != nil {
 				t.Fatal(err)
 			}
 			svc := &onboard.Service{Store: s, Portal: portal, Leases: s, LeaseWait: 20 * time.Second,
 				Settings: onboard.Settings{MaxRangeAddresses: 256, Limits: allowlist.DefaultLimits}}
 			if tc.wait {
-				if ok, err := raw.TryAcquireLease(ctx, onboard.LeaseName, "other", now.Add(time.Minute), now); !ok || err != nil {
+				if ok, err := raw.TryAcquireLease(ctx, onboard.LeaseName, "other", time.Now().Add(time.Minute), time.Now()); !ok || err != nil {
 					t.Fatal(ok, err)
 				}
 				// The other holder's pass applies the change just before the
 				// waiter's first poll reads the state.
 				var once sync.Once
 				rec.before = func(op string, keys []string) {
-					if op != "BatchGetItem" || !slices.Contains(keys, "lease#") {
+					if op != "BatchGetItem" || !slices.Contains(keys, "lease#") || slices.Contains(keys, "user#") { // the poll, not the change's first read
 						return
 					}
 					once.Do(func() {

@@ -359,11 +359,12 @@ func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.T
 // ChangeRead reads what a change of user id starts from in one strongly
 // consistent BatchGetItem (onboard.ChangeReader): the user's record, the
 // portal state (both its items, as PortalState) and the user's remembered
-// offboarding (as Offboarded at now). One round trip instead of three on
-// every change.
+// offboarding (as Offboarded at now), and since when the reconcile lease
+// has been held (LeaseSince, zero when free at now). One round trip
+// instead of four on every change.
 func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboard.ChangeStart, error) {
 	op := "read user " + id + ", the portal state and the user's offboarding"
-	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{key(userPrefix + id), key(portalStatePK), key(portalSentPK), key(offboardedPrefix + id)})
+	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{key(userPrefix + id), key(portalStatePK), key(portalSentPK), key(offboardedPrefix + id), key(leasePrefix + onboard.LeaseName)})
 	if err != nil {
 		return onboard.ChangeStart{}, err
 	}
@@ -387,6 +388,10 @@ func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboa
 			sent = item
 		case pk.Value == offboardedPrefix+id:
 			if cs.Offboarded, cs.WasOffboarded, err = offboardedOf(item, now); err != nil {
+				return onboard.ChangeStart{}, s.corrupt(op, err)
+			}
+		case pk.Value == leasePrefix+onboard.LeaseName:
+			if cs.LeaseSince, err = leaseSince(item, now); err != nil {
 				return onboard.ChangeStart{}, s.corrupt(op, err)
 			}
 		}

@@ -296,6 +296,9 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	if !arrived.IsZero() {
 		in.at = RequestTime(arrived)
 	}
+	if !pre.leaseSince.IsZero() && st.LastPass > 0 {
+		in.passEnds = pre.leaseSince.Add(st.LastPass)
+	}
 	stored, err := s.storeChange(ctx, in, st, &res, &pre)
 	if err != nil {
 		return Result{}, err
@@ -321,6 +324,9 @@ type changeInput struct {
 	details map[string]ipguard.EntryDetail
 	now     time.Time // when this request runs (UTC)
 	at      time.Time // when the change was asked for (now when not sent)
+	// passEnds: the reconcile lease was held when the change started, and
+	// the holder's pass is due to end then (zero: free or not known).
+	passEnds time.Time
 }
 
 // validateChange checks every part of req before anything is read or
@@ -445,6 +451,8 @@ type prefetched struct {
 	offRead bool
 	off     time.Time
 	offOK   bool
+	// leaseSince: ChangeStart.LeaseSince.
+	leaseSince time.Time
 }
 
 // ChangeStart is what a change starts from: the user's record (Found false
@@ -456,6 +464,11 @@ type ChangeStart struct {
 	State         ipguard.PortalState
 	Offboarded    time.Time
 	WasOffboarded bool
+	// LeaseSince is when the holder of the reconcile lease (LeaseName)
+	// took it, zero when it is free or that is not known: with the state's
+	// LastPass, a change that finds it held sleeps until that pass is due
+	// to end before its first poll, instead of a lease try and polls.
+	LeaseSince time.Time
 }
 
 // ChangeReader is optional on a Store that has Tombstones: ChangeRead
@@ -474,7 +487,7 @@ func (s *Service) readChangeStart(ctx context.Context, in changeInput) (ipguard.
 		if err != nil {
 			return ipguard.PortalState{}, prefetched{}, err
 		}
-		return cs.State, prefetched{user: cs.User, found: cs.Found, offRead: true, off: cs.Offboarded, offOK: cs.WasOffboarded}, nil
+		return cs.State, prefetched{user: cs.User, found: cs.Found, offRead: true, off: cs.Offboarded, offOK: cs.WasOffboarded, leaseSince: cs.LeaseSince}, nil
 	}
 	var pre prefetched
 	var panicked any
@@ -700,7 +713,7 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 				return err
 			}
 		}
-		out, err := s.converge(ctx, myV, recheck, mine)
+		out, err := s.converge(ctx, myV, recheck, mine, in.passEnds)
 		if err != nil {
 			return err
 		}
@@ -1086,7 +1099,12 @@ func (s *Service) bump(ctx context.Context, added []string, now time.Time) (int6
 // read of the state and the lease together, and the caller tries to take
 // the lease only when that read shows it free (then at once, without a
 // pause): waiting callers do not load the store that the holder needs.
-func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []string) (outcome, error) {
+//
+// passEnds, when not zero, is when a holder's pass that was running when
+// the change started is due to end (ChangeStart.LeaseSince): the caller
+// sleeps until then and polls, instead of trying the lease it would be
+// refused (one lease try and the polls of the pass fewer).
+func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []string, passEnds time.Time) (outcome, error) {
 	wait := s.LeaseWait
 	if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl)/2 {
 		wait = time.Until(dl) / 2 // leave the other half for the work itself
@@ -1096,6 +1114,19 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 	peeker, _ := s.Store.(StateLeasePeeker)
 	watcher, _ := s.Store.(HolderWatcher)
 	tryLease, slept := true, true
+	if d := s.untilPassEnds(passEnds); d > 0 && peeker != nil && time.Now().Add(d).Before(giveUp) {
+		// The lease was held when this change started, by a pass due to
+		// end in d: its lease would refuse a try now, and a poll could not
+		// show this change applied before then.
+		ts := time.Now()
+		select {
+		case <-ctx.Done():
+			return outcome{}, ctx.Err()
+		case <-time.After(d + rand.N(pause/2)):
+		}
+		span(ctx, "waitSleep", ts)
+		tryLease = false // poll first: it says whether the lease is free
+	}
 	for {
 		var passEnds time.Time // when the holder's running pass is due to end (zero: unknown)
 		refused := false
