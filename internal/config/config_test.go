@@ -30,6 +30,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Onboard.MaxRangeAddresses != 256 || !c.Onboard.Enforce || c.Onboard.Limits.MinPrefixV4 != 8 || c.Onboard.Limits.MinPrefixV6 != 32 || len(c.Onboard.Breakglass) != 0 {
 		t.Errorf("onboard defaults: %+v", c.Onboard)
 	}
+	if c.Onboard.OffboardMaxPct != 10 || c.Onboard.OffboardRemoved {
+		t.Errorf("users-left defaults: offboard %v, at most %d%%; want off, 10%% (#15 §4)", c.Onboard.OffboardRemoved, c.Onboard.OffboardMaxPct)
+	}
 	a, err := Load(env(base()), Audit)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -98,43 +99,103 @@ const MaxPendingBytes = 2048
 const maxStateItem = 400*1024 - 8*1024
 
 // PortalState reads the tool's memory of the portal allowlist (strongly
-// consistent, both items in one BatchGetItem); the zero value when nothing
-// was stored yet.
+// consistent, both items as one write left them: readState); the zero
+// value when nothing was stored yet.
 func (s *Store) PortalState(ctx context.Context) (ipguard.PortalState, error) {
-	const op = "get the portal allowlist state"
-	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{key(portalStatePK), key(portalSentPK)})
-	if err != nil {
-		return ipguard.PortalState{}, err
-	}
-	var state, sent map[string]types.AttributeValue
-	for _, item := range items {
-		if pk, ok := item["pk"].(*types.AttributeValueMemberS); ok {
-			switch pk.Value {
-			case portalStatePK:
-				state = item
-			case portalSentPK:
-				sent = item
-			}
-		}
-	}
-	st, err := decodePortalState(state)
-	if err != nil {
-		return ipguard.PortalState{}, s.corrupt(op, err)
-	}
-	if err := readInFlight(state, sent, &st); err != nil {
-		return ipguard.PortalState{}, s.corrupt(op, err)
-	}
-	return st, nil
+	st, _, err := s.readState(ctx, "get the portal allowlist state")
+	return st, err
 }
 
-// readInFlight reads the in-flight part into st (decoded from state) by the
-// rule of reading: the state item's when it has one (decodePortalState read
-// it), else the #sent item's (none: nothing in flight).
-func readInFlight(state, sent map[string]types.AttributeValue, st *ipguard.PortalState) error {
-	if _, inState := state["sent"]; sent == nil || inState {
-		return nil
+// writeIDAttr names the attribute that PutPortalState sets, to one new
+// random value per write, on both items of the portal state: two items
+// read with the same value were written by the same transaction.
+const writeIDAttr = "writeId"
+
+// maxTornReads bounds the reads of the portal state while each one finds
+// its two items from different writes (a race: only the lease holder
+// writes it, a few times a pass).
+const maxTornReads = 5
+
+// readState reads the portal state's two items, and the items of more, in
+// one strongly consistent BatchGetItem (one call, one round trip), and
+// decodes the state; the other items come back as read. It is the one read
+// of the portal state: PortalState and ChangeRead use it.
+//
+// BatchGetItem reads each item consistently but not the two as one: a
+// PutPortalState that commits between its reads of them (or between a
+// read and the retry of an unprocessed key) would give the list last seen
+// of one write with the PUT in flight of another. Every PutPortalState
+// stamps both items with one new writeId, so such a read is seen (the two
+// ids differ) and read again; a torn read is never returned:
+//
+//	read 1:  state ── id B ──┐    #sent ── id A     torn: read again
+//	write B:        commits ─┘ (between the item reads)
+//	read 2:  state ── id B        #sent ── id B     one write: returned
+//
+// The same two different ids on two reads in a row are no race (a read
+// that saw a write on one item sees it on both the next time): the items
+// were not written together (the state item restored from a backup alone,
+// or edited by hand), and the state item wins, as it does when a version
+// before the split wrote it (it then holds the in-flight part itself).
+// Still torn after maxTornReads reads: EUnavailable.
+func (s *Store) readState(ctx context.Context, op string, more ...map[string]types.AttributeValue) (ipguard.PortalState, []map[string]types.AttributeValue, error) {
+	keys := append([]map[string]types.AttributeValue{key(portalStatePK), key(portalSentPK)}, more...)
+	var prev [2]string
+	for attempt := 1; ; attempt++ {
+		items, err := s.batchGet(ctx, op, keys)
+		if err != nil {
+			return ipguard.PortalState{}, nil, err
+		}
+		var state, sent map[string]types.AttributeValue
+		var others []map[string]types.AttributeValue
+		for _, item := range items {
+			pk, _ := item["pk"].(*types.AttributeValueMemberS)
+			switch {
+			case pk != nil && pk.Value == portalStatePK:
+				state = item
+			case pk != nil && pk.Value == portalSentPK:
+				sent = item
+			default:
+				others = append(others, item)
+			}
+		}
+		// A state item with the in-flight part holds the whole state: a
+		// write of one item (a small state, or a version before the split)
+		// wrote it last, and the #sent item is older than it (the rule of
+		// reading, above).
+		_, olderWrote := state["sent"]
+		ids := [2]string{writeID(state), writeID(sent)}
+		whole := olderWrote || ids[0] == ids[1]
+		if !whole && attempt > 1 && ids == prev {
+			sent, whole = nil, true // not written together: the state item wins
+		}
+		if whole {
+			st, err := decodePortalState(state)
+			if err == nil && sent != nil && !olderWrote {
+				err = decodeInFlight(sent, &st)
+			}
+			if err != nil {
+				return ipguard.PortalState{}, nil, s.corrupt(op, err)
+			}
+			return st, others, nil
+		}
+		if attempt == maxTornReads {
+			return ipguard.PortalState{}, nil, ipguard.Errorf(ipguard.EUnavailable,
+				"dynamodb: %s (ALLOWLIST_TABLE=%s): the portal state was written during each of %d reads", op, s.table, attempt)
+		}
+		prev = ids
+		if err := backoff(ctx, attempt); err != nil {
+			return ipguard.PortalState{}, nil, s.fail(op, err)
+		}
 	}
-	return decodeInFlight(sent, st)
+}
+
+// writeID is the writeId of a portal state item ("" for none, or no item).
+func writeID(item map[string]types.AttributeValue) string {
+	if v, ok := item[writeIDAttr].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
 }
 
 // PutPortalState stores every field of st but Version and Adds, which only
@@ -183,6 +244,9 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	}
 	// One item while both parts fit in half of one (see splitAt), else two.
 	single := stateSize+sentSize <= splitAt
+	// One new id on both items: a read tells this write's pair from a
+	// torn one (readState).
+	wid := newWriteID()
 	// applied moves forward only (a slower writer with an older Applied
 	// keeps the newer one), the rest is replaced; the in-flight part goes
 	// into the state item, or leaves it for the #sent item.
@@ -198,7 +262,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owns = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"saves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm" + inFlight),
+			"saves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm, writeId = :wid" + inFlight),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":dm": num(st.DueMarks), ":pm": num(st.LastPass.Milliseconds()),
@@ -209,16 +273,17 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":lockout": str(st.LockoutNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
 			":saves": saves, ":keyUser": str(st.KeyUser),
 			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
+			":wid": str(wid),
 		},
 	}
 	sentValues := map[string]types.AttributeValue{
 		":sent": str(sent), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
-		":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":late": late,
+		":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":late": late, ":wid": str(wid),
 	}
 	sentUpdate := &types.Update{
 		TableName:                 aws.String(s.table),
 		Key:                       key(portalSentPK),
-		UpdateExpression:          aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, late = :late REMOVE lateSent"),
+		UpdateExpression:          aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, late = :late, writeId = :wid REMOVE lateSent"),
 		ExpressionAttributeValues: sentValues,
 	}
 	if single {
@@ -268,6 +333,14 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		return s.failWrite(op, err)
 	}
 	return nil
+}
+
+// newWriteID is a random id for one PutPortalState (96 bits: never the
+// same twice).
+func newWriteID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // MarkAlertsDue implements onboard.Store: ADD dueMarks 1 on the state

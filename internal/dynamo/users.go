@@ -357,19 +357,18 @@ func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.T
 }
 
 // ChangeRead reads what a change of user id starts from in one strongly
-// consistent BatchGetItem (onboard.ChangeReader): the user's record, the
-// portal state (both its items, as PortalState) and the user's remembered
-// offboarding (as Offboarded at now), and since when the reconcile lease
-// has been held (LeaseSince, zero when free at now). One round trip
-// instead of four on every change.
+// consistent read (onboard.ChangeReader): the user's record, the portal
+// state (both its items, as PortalState: readState), the user's
+// remembered offboarding (as Offboarded at now), and since when the
+// reconcile lease has been held (LeaseSince, zero when free at now). One
+// round trip instead of four on every change.
 func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboard.ChangeStart, error) {
 	op := "read user " + id + ", the portal state and the user's offboarding"
-	items, err := s.batchGet(ctx, op, []map[string]types.AttributeValue{key(userPrefix + id), key(portalStatePK), key(portalSentPK), key(offboardedPrefix + id), key(leasePrefix + onboard.LeaseName)})
+	st, items, err := s.readState(ctx, op, key(userPrefix+id), key(offboardedPrefix+id), key(leasePrefix+onboard.LeaseName))
 	if err != nil {
 		return onboard.ChangeStart{}, err
 	}
-	var cs onboard.ChangeStart
-	var state, sent map[string]types.AttributeValue
+	cs := onboard.ChangeStart{State: st}
 	for _, item := range items {
 		pk, _ := item["pk"].(*types.AttributeValueMemberS)
 		switch {
@@ -379,13 +378,6 @@ func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboa
 				return onboard.ChangeStart{}, s.corrupt(op, err)
 			}
 			cs.Found = true
-		case pk.Value == portalStatePK:
-			state = item
-			if cs.State, err = decodePortalState(item); err != nil {
-				return onboard.ChangeStart{}, s.corrupt(op, err)
-			}
-		case pk.Value == portalSentPK:
-			sent = item
 		case pk.Value == offboardedPrefix+id:
 			if cs.Offboarded, cs.WasOffboarded, err = offboardedOf(item, now); err != nil {
 				return onboard.ChangeStart{}, s.corrupt(op, err)
@@ -395,11 +387,6 @@ func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboa
 				return onboard.ChangeStart{}, s.corrupt(op, err)
 			}
 		}
-	}
-	// As PortalState reads it: the state item's in-flight part, when it
-	// has one, is the last written (the #sent item is stale then).
-	if err := readInFlight(state, sent, &cs.State); err != nil {
-		return onboard.ChangeStart{}, s.corrupt(op, err)
 	}
 	return cs, nil
 }

@@ -3,6 +3,7 @@ package onboard
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -121,6 +122,22 @@ func TestRefusedPUTOwnsNothing(t *testing.T) {
 	}
 }
 
+// The state records "a PUT of list L is in flight" before sending it: read
+// while the PUT is on the portal (its hook runs inside the call), the state
+// names that list as in flight, so a holder after a crash mid-PUT expects it.
+func TestPUTIsRecordedInFlightBeforeItIsSent(t *testing.T) {
+	e := newEnv()
+	var during ipguard.PortalState
+	e.p.afterPut = func(*fakePortal) { during = e.state() }
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if during.SentOutcome != ipguard.SentInFlight || ips(during.Sent) != "192.0.2.1!,203.0.113.10" || !slices.Equal(during.SentAdded, []string{"203.0.113.10"}) {
+		t.Errorf("state during the PUT: sent %s (%q), added %v; want the list in flight", ips(during.Sent), during.SentOutcome, during.SentAdded)
+	}
+	if st := e.state(); st.Sent != nil || !slices.Contains(st.Owned, "203.0.113.10") {
+		t.Errorf("after the PUT was seen: sent %v, owned %v; want nothing in flight, the address owned", st.Sent, st.Owned)
+	}
+}
+
 // The fence: no PUT starts with less lease time left than one attempt's
 // timeout plus the margin; nothing is sent, and the change stays pending.
 func TestNoPUTStartsTooCloseToTheLeaseEnd(t *testing.T) {
@@ -178,6 +195,25 @@ func TestLockoutEpisodeIsKeyedByKindNotText(t *testing.T) {
 	}
 }
 
+// The lock-out alert goes through the outbox like the drift alert: a
+// throttled publish leaves it due, and the next reconcile sends it, once.
+func TestThrottledLockoutAlertIsSentByTheNextReconcile(t *testing.T) {
+	e := newEnv()
+	e.p.set(restr("192.0.2.1!"), false)
+	e.s.Directory = &fakeDirectory{keyErr: func() error { return fmt.Errorf("keys/@self: HTTP 502") }}
+	e.alerts.throttle = 1
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if got := countKind(e.alerts, "allowlist_lockout_risk"); got != 0 {
+		t.Fatalf("lock-out alerts through a throttled topic: %d", got)
+	}
+	for range 2 {
+		e.do(t, `{"action":"sync"}`)
+	}
+	if got := countKind(e.alerts, "allowlist_lockout_risk"); got != 1 {
+		t.Errorf("lock-out alerts after the next syncs: %d; want 1", got)
+	}
+}
+
 // The lock-out preflight is not cached past a key change: a key rotated to
 // a non-owner's cannot switch restrictions on from an earlier answer.
 func TestPreflightIsNotCachedPastAKeyChange(t *testing.T) {
@@ -205,10 +241,20 @@ func TestHandEditPastTheCapIsStillAlerted(t *testing.T) {
 	e := newEnv()
 	e.s.Settings.MaxEntries = 3
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	trail := &fakeTrail{}
+	e.s.Trail = trail
 	e.p.set(restr("192.0.2.1!,203.0.113.10,198.51.100.1,198.51.100.2"), true)
+	trail.add(Change{When: t0.Add(time.Minute), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(2 * time.Minute)
 	_, _ = e.handle(`{"action":"sync"}`)
 	if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
-		t.Errorf("drift alerts: %d; want 1", n)
+		t.Fatalf("drift alerts: %d; want 1", n)
+	}
+	// Attributed: the alert names who saved the list (the trail).
+	for _, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_drift") && (!strings.Contains(a.Email, "Ada Admin") || !strings.Contains(a.Email, "198.51.100.1")) {
+			t.Errorf("drift alert %q; want the entries added and the admin who saved them", a.Email)
+		}
 	}
 }
 
@@ -360,7 +406,8 @@ func TestAdminSaveInTheToolsSecondIsNamed(t *testing.T) {
 			drift = &e.alerts.sent[i]
 		}
 	}
-	if drift == nil || !strings.Contains(drift.Email, "Ada Admin") || !strings.Contains(drift.Email, "198.51.100.7") || !strings.Contains(drift.Email, "overwrote") {
+	if drift == nil || !strings.Contains(drift.Email, "Ada Admin") || !strings.Contains(drift.Email, t0.Format(time.RFC3339)) ||
+		!strings.Contains(drift.Email, "198.51.100.7") || !strings.Contains(drift.Email, "overwrote") {
 		t.Errorf("drift alert = %+v; want the admin, the time and the list seen before the write", drift)
 	}
 }
@@ -402,13 +449,16 @@ func TestPreviewAfterAHandSwitchOff(t *testing.T) {
 // usersLeftEnv is an env with 20 onboarded users u00..u19 (one address
 // each), offboarding of removed users on, and a directory that lists the
 // owner "o" and every user but the first gone ones.
-func usersLeftEnv(t *testing.T, gone int) *env {
+func usersLeftEnv(t *testing.T, gone int) *env { return usersLeftEnvOf(t, 20, gone) }
+
+// usersLeftEnvOf is usersLeftEnv with n users (at most 200).
+func usersLeftEnvOf(t *testing.T, n, gone int) *env {
 	t.Helper()
 	e := newEnv()
 	people := map[string]Person{"o": {ID: "o", IsOwner: true}}
-	for i := range 20 {
+	for i := range n {
 		id := fmt.Sprintf("u%02d", i)
-		e.do(t, fmt.Sprintf(`{"id":%q,"email":"a@example.com","allowedIps":["203.0.113.%d"]}`, id, 10+i))
+		e.do(t, fmt.Sprintf(`{"id":%q,"email":"a@example.com","allowedIps":["10.1.%d.%d"]}`, id, i/100, 10+i%100))
 		if i >= gone {
 			people[id] = Person{Status: 1}
 		}
@@ -451,6 +501,147 @@ func TestUsersLeftBlastRadius(t *testing.T) {
 	if !strings.Contains(alert, "u00") || !strings.Contains(alert, "u01") {
 		t.Errorf("users-left alert %q; want the ids offboarded", alert)
 	}
+}
+
+// The blast radius scales with the stored users: max(5, OFFBOARD_MAX_PERCENT
+// of them, default 10%) may be offboarded by one sync; past it nobody is.
+func TestUsersLeftBlastRadiusScalesWithTheStoredUsers(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		users, gone    int
+		percent        int // OffboardMaxPercent (0: the default, 10)
+		wantOffboarded int
+	}{
+		{"5 of 20: the floor of 5", 20, 5, 0, 5},
+		{"6 of 20: past the floor", 20, 6, 0, 0},
+		{"7 of 70: 10% of the stored users", 70, 7, 0, 7},
+		{"8 of 70: past 10%", 70, 8, 0, 0},
+		{"14 of 70 at 20%", 70, 14, 20, 14},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := usersLeftEnvOf(t, tc.users, tc.gone)
+			e.s.Settings.OffboardMaxPercent = tc.percent
+			e.s.UserChecks = &UserChecks{Min: tc.users} // every user checked in each sync
+			e.do(t, `{"action":"sync"}`)
+			res := e.do(t, `{"action":"sync"}`)
+			n := 0
+			for _, l := range res.UsersLeft {
+				if l.Offboarded {
+					n++
+				}
+			}
+			users, _ := e.st.AllUsers(context.Background())
+			if n != tc.wantOffboarded || len(users) != tc.users-tc.wantOffboarded {
+				t.Errorf("offboarded %d (%d users left of %d); want %d", n, len(users), tc.users, tc.wantOffboarded)
+			}
+		})
+	}
+}
+
+// Offboarding users who left runs only after the allowlist endpoint
+// answered in the same sync: a portal that does not answer it (a proxy in
+// the way, an outage) offboards nobody, and says so.
+func TestUsersLeftWaitForTheAllowlistToAnswer(t *testing.T) {
+	e := usersLeftEnv(t, 2)
+	e.do(t, `{"action":"sync"}`)
+	e.p.readErrs = 1 // the sync's first read of the allowlist fails
+	res, _ := e.handle(`{"action":"sync"}`)
+	if users, _ := e.st.AllUsers(context.Background()); len(users) != 20 {
+		t.Fatalf("%d users left of 20: offboarded without the allowlist answering", len(users))
+	}
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "not offboarded") || countKind(e.alerts, "allowlist_users_left") != 0 {
+		t.Errorf("warnings %q, alerts %v; want the users not offboarded, no users-left alert", w, e.alerts.kinds())
+	}
+	res = e.do(t, `{"action":"sync"}`) // the allowlist answers: offboarded now
+	if users, _ := e.st.AllUsers(context.Background()); len(users) != 18 {
+		t.Errorf("%d users after a sync whose allowlist answered; want 18", len(users))
+	}
+}
+
+// The users-left alert leaves in the sync that offboarded them, whatever
+// fails after it (#15 §4: "also when the sync fails afterwards"; §5: due
+// before publishing, cleared once the topic took it). Before, it was only
+// recorded as due and waited for the flush after the reconcile, which a
+// failing sync never reaches: the next sync sent it.
+func TestUsersLeftAlertLeavesWhenTheSyncFailsAfterwards(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fail  func(e *env)
+		isErr bool
+	}{
+		{"the version bump after the offboarding fails", func(e *env) { e.st.BumpErrs = 1 }, true},
+		{"the reconcile's PUT is refused for the key", func(e *env) {
+			e.p.putErr = ipguard.Errorf(ipguard.EConfig, "HTTP 403: the key lost its scope")
+		}, true},
+		{"another reconcile holds the lease for the whole wait", func(e *env) {
+			e.s.Leases.(*leasetest.Backend).Hold(LeaseName, "another", time.Now().Add(time.Hour))
+			e.s.LeaseWait = 300 * time.Millisecond
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := usersLeftEnv(t, 2)
+			e.do(t, `{"action":"sync"}`) // the first check: seen gone once
+			var logs strings.Builder
+			e.s.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+			tc.fail(e)
+			res, err := e.handle(`{"action":"sync"}`)
+			if (err != nil) != tc.isErr {
+				t.Fatalf("sync: err = %v; want an error %v", err, tc.isErr)
+			}
+			if err == nil && res.Portal != PortalPending {
+				t.Fatalf("sync: portal %q; want pending (the lease held)", res.Portal)
+			}
+			if alert := usersLeftEmail(e.alerts); !strings.Contains(alert, "u00") || !strings.Contains(alert, "u01") {
+				t.Errorf("users-left alert %q; want it sent in this sync with the ids offboarded", alert)
+			}
+			if due, _ := e.st.DueAlerts(context.Background()); len(due) != 0 {
+				t.Errorf("%d alerts still due after the topic took them", len(due))
+			}
+			if l := logLine(logs.String(), "offboarded users who left the portal"); !strings.Contains(l, `"u00"`) || !strings.Contains(l, `"u01"`) {
+				t.Errorf("log %s; want a line with the ids offboarded", logs.String())
+			}
+		})
+	}
+
+	// The topic refuses it once, in a sync that then fails: it stays due and
+	// the state is marked, so the next change's reconcile sends it (no
+	// need to wait for the next sync).
+	e := usersLeftEnv(t, 2)
+	e.do(t, `{"action":"sync"}`)
+	e.st.BumpErrs, e.alerts.throttle = 1, 1
+	if _, err := e.handle(`{"action":"sync"}`); err == nil {
+		t.Fatal("the failing version bump did not fail the sync")
+	}
+	if alert := usersLeftEmail(e.alerts); alert != "" {
+		t.Fatalf("sent %q through a throttled topic", alert)
+	}
+	e.do(t, `{"action":"add","id":"u05","allowedIps":["198.51.100.5"]}`)
+	if alert := usersLeftEmail(e.alerts); !strings.Contains(alert, "u00") || !strings.Contains(alert, "u01") {
+		t.Errorf("users-left alert %q; want it sent by the next change's reconcile", alert)
+	}
+}
+
+// logLine is the first line of logs whose text holds msg ("" when none).
+func logLine(logs, msg string) string {
+	for l := range strings.Lines(logs) {
+		if strings.Contains(l, msg) {
+			return l
+		}
+	}
+	return ""
+}
+
+// usersLeftEmail is the email text of the last users-left alert sent ("" when none).
+func usersLeftEmail(a *fakeAlerts) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	alert := ""
+	for _, al := range a.sent {
+		if slices.Contains(al.Kinds, "allowlist_users_left") {
+			alert = al.Email
+		}
+	}
+	return alert
 }
 
 // A replay of an onboarding older than a later offboarding is stale: the

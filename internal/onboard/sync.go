@@ -35,7 +35,11 @@ type LeftView struct {
 // allowlist endpoint answered in the same sync, and never more than
 // max(OffboardMinUsers, OffboardMaxPercent% of the stored users) at once:
 // past that, nobody is offboarded and an alert says so. The ids offboarded
-// are logged and alerted before the reconcile, so also when it fails.
+// are logged, recorded as due and published at once (alertNow), before the
+// reconcile: the alert leaves in this invocation also when the rest of the
+// sync fails (a store error, a refused PUT, the lease held by another for
+// the whole wait), and one the topic refused stays due for the next
+// reconcile of any change.
 func (s *Service) Sync(ctx context.Context) (Result, error) {
 	res, err := s.sync(ctx)
 	res.Warnings = safeWarnings(res.Warnings)
@@ -65,7 +69,7 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			len(confirmed), limit, s.Settings.offboardMaxPercent(), OffboardMinUsers)
 		res.Warnings = append(res.Warnings, w)
 		s.log().Error("users left: too many to offboard at once", "count", len(confirmed), "limit", limit)
-		s.due(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
+		s.alertNow(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
 	default:
 		if _, err := s.Portal.IPRestrictions(ctx); err != nil {
 			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+humantext.Line(err.Error(), 300)+")")
@@ -141,7 +145,23 @@ func (s *Service) reportOffboarded(ctx context.Context, ids []string) {
 	}
 	s.log().Warn("offboarded users who left the portal", "userIds", ids)
 	w := fmt.Sprintf("%d stored user(s) were deleted or terminated on the portal (seen so in two consecutive checks) and were offboarded: their allowlist entries are removed", len(ids))
-	s.due(ctx, "users-left#"+strings.Join(ids, ","), s.usersLeftAlert(w, ids))
+	s.alertNow(ctx, "users-left#"+strings.Join(ids, ","), s.usersLeftAlert(w, ids))
+}
+
+// alertNow records a as due under key and flushes the outbox at once, so
+// that a sync that fails after recording it (and so never reaches the
+// flush after its reconcile) still sends it. What the topic refused stays
+// due, and the state is marked (no reconcile holds the lease here to set
+// its flag), so the next reconcile of any change sends it, not only the
+// next sync.
+func (s *Service) alertNow(ctx context.Context, key string, a ipguard.Alert) {
+	s.due(ctx, key, a)
+	if s.Alerts == nil || !s.flushDue(ctx) {
+		return
+	}
+	if err := s.Store.MarkAlertsDue(ctx); err != nil {
+		s.log().Error("mark an alert as due (the next sync sends it)", "error", err)
+	}
 }
 
 func (s *Service) usersLeftAlert(what string, ids []string) ipguard.Alert {

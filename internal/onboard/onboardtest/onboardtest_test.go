@@ -15,3 +15,7 @@ func TestFakeKeepsTheContract(t *testing.T) {
 func TestFakeKeepsTheFastPathContract(t *testing.T) {
 	onboardcontract.FastPathContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
 }
+
+func TestFakeKeepsTheSnapshotContract(t *testing.T) {
+	onboardcontract.SnapshotContract(t, func(*testing.T) onboard.Store { return onboardtest.NewStore() })
+}

@@ -432,3 +432,45 @@ func variableNames(n *yaml.Node) map[string]bool {
 	}
 	return out
 }
+
+// A direct change's first arrival at the function is not when it was sent
+// (a caller throttled for hours, a replay), so the samples that show a
+// direct change carry requestedAt, as the README asks of every caller; and
+// a sample run after another (before) is dated after it, or it would be a
+// stale request. A static check: it runs in the -short lane too.
+func TestDirectChangeSamplesCarryRequestedAt(t *testing.T) {
+	root, err := localaws.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := func(name string) (time.Time, bool) {
+		var ev map[string]any
+		readJSON(t, filepath.Join(root, "events", name), &ev)
+		if _, envelope := ev["detail-type"]; envelope {
+			return time.Time{}, false // dated by the event's time
+		}
+		switch action, _ := ev["action"].(string); action {
+		case "", "replace", "add", "remove", "offboard":
+		default:
+			return time.Time{}, false // not a change
+		}
+		s, _ := ev["requestedAt"].(string)
+		when, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Errorf("events/%s: a direct change without a valid requestedAt (%q): callers should send the time of the change", name, s)
+		}
+		return when, true
+	}
+	for name, want := range samples {
+		if !strings.HasPrefix(name, "onboard-") {
+			continue
+		}
+		when, change := at(name)
+		if !change || want.before == "" {
+			continue
+		}
+		if first, ok := at(want.before); ok && !when.After(first) {
+			t.Errorf("events/%s (requestedAt %s) runs after events/%s (%s) but is not newer: it would be a stale request", name, when, want.before, first)
+		}
+	}
+}

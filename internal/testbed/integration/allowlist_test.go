@@ -223,6 +223,30 @@ func TestSyncReportsAndOffboardsUsersWhoLeftThePortal(t *testing.T) {
 	}
 }
 
+// A proxy in front of the portal answers people/{id} with its own 404 page
+// (#15 §4): that is no "user gone" but a ConfigurationError, so however many
+// syncs see it, nobody is offboarded, and the sync says why. (Before #15 one
+// such answer with OFFBOARD_REMOVED_USERS=true deleted every stored user.)
+func TestProxy404OnPeopleOffboardsNobody(t *testing.T) {
+	s := deploy(t, "OFFBOARD_REMOVED_USERS=true")
+	if err := s.Portal.PutUsers(devportal.User{ID: alice, DisplayName: "Alice", Email: "alice@example.com", Status: devportal.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	s.Portal.InjectFault(devportal.Fault{Method: "GET", Path: "/people/", Status: 404,
+		Body: "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>"})
+	for i := range 3 {
+		res := mustDo(t, svc, `{"action":"sync"}`)
+		if len(res.UsersLeft) != 0 || !strings.Contains(strings.Join(res.Warnings, " "), "could not check for users who left") {
+			t.Fatalf("sync %d: usersLeft %+v, warnings %q; want nobody taken for gone and the check's failure named", i+1, res.UsersLeft, res.Warnings)
+		}
+	}
+	if got := strings.Join(portalIPs(s), ","); got != "203.0.113.10" {
+		t.Errorf("portal = %s; want alice's address kept", got)
+	}
+}
+
 func TestPreviewReplaysThePortalHistory(t *testing.T) {
 	s := deploy(t)
 	s.Portal.SetRestrictions([]ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}}, false)
