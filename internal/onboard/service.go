@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ipguard/internal/allowlist"
@@ -180,6 +181,9 @@ type Service struct {
 	}
 	knownKeyUser string      // the user the key acts as, once asked (under preflight's lock)
 	checks       *UserChecks // the rotation when UserChecks is nil (under preflight's lock)
+	// warmPasses: this process has made a reconcile pass (its first, cold,
+	// is not recorded as PortalState.LastPass).
+	warmPasses atomic.Bool
 }
 
 // Handle decodes an invocation payload and runs its action.
@@ -1237,7 +1241,7 @@ type HolderWatcher interface {
 
 // maxPassSleep bounds a waiting change's sleep until its holder's pass is
 // due to end (a LastPass of a slow pass, or a clock far off).
-const maxPassSleep = 2 * time.Second
+const maxPassSleep = time.Second
 
 // untilPassEnds is how long until passEnds (zero when unknown or past),
 // at most maxPassSleep. The lease's start and the pass's length are both

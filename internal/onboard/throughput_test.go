@@ -204,3 +204,30 @@ func TestWaitingChangeSleepsUntilItsHoldersPassEnds(t *testing.T) {
 		t.Errorf("%d polls while the holder's %s pass ran; want at most 2 (one to learn when it ends, one after)", w.polls, w.pass)
 	}
 }
+
+// The pass length waiting changes sleep by (PortalState.LastPass) follows
+// a faster pass at once and a slower one a quarter of the way, and the
+// first, cold pass of a process is not recorded: a waiter that sleeps past
+// its holder's pass only waits longer (#15 §6: a cold first pass made the
+// next pass's waiters oversleep).
+func TestLastPassFollowsFasterPassesAtOnce(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct{ last, took, want time.Duration }{
+		{0, 900 * ms, 900 * ms},
+		{800 * ms, 400 * ms, 400 * ms},
+		{400 * ms, 800 * ms, 500 * ms},
+	} {
+		if got := nextLastPass(c.last, c.took); got != c.want {
+			t.Errorf("nextLastPass(%s, %s) = %s; want %s", c.last, c.took, got, c.want)
+		}
+	}
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if e.st.state.LastPass != 0 {
+		t.Errorf("after the process's first pass: LastPass %s; want none recorded (a cold pass)", e.st.state.LastPass)
+	}
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	if e.st.state.LastPass <= 0 {
+		t.Error("after its second pass: no LastPass recorded")
+	}
+}
