@@ -11,15 +11,16 @@ import (
 //
 // FAILED_LOGIN_THRESHOLD failed logins from one whole address, each
 // against an account that may not use the address, within SPRAY_WINDOW
-// make a burst, whether one run read them or several. The window is
-// counted in FailureBucket steps: a failed login is in a burst when the
-// buckets of some SPRAY_WINDOW's worth of consecutive buckets around it
-// (ceil(SPRAY_WINDOW / FailureBucket) of them, the login's among them)
-// hold the threshold. The counts come from this run's buckets and from
-// those earlier runs kept in the failures# items (AddressFailures.Counted:
-// the seconds of the counted failed logins, so that two runs that read the
-// same logins count them once), so the answer depends on the logins, not
-// on how time was cut into runs. A burst is told once: failed logins from
+// make a burst, whether one run read them or several. The window slides
+// to the second: a failed login is in a burst when some closed interval
+// of SPRAY_WINDOW that holds it holds the threshold's counted failed
+// logins, wherever the FailureBucket edges fall (burstCount). The counts
+// come from this run's buckets and from those earlier runs kept in the
+// failures# items (AddressFailures.Counted: every second of the counted
+// failed logins with how many, so that two runs that read the same logins
+// count them once, and a count is exact up to FAILED_LOGIN_THRESHOLD's
+// maximum), so the answer depends on the logins, not on how time was cut
+// into runs. A burst is told once: failed logins from
 // an address within an alerted burst's span, or within SPRAY_WINDOW after
 // it, continue that burst (Store.AlertedSpans) and are not told again. An
 // address the portal cut (an IPv6 address at its first colon) is no
@@ -74,43 +75,55 @@ func (e *Evaluator) bucketAt(k addrKey, at time.Time) *bucketCount {
 // noteCounted keeps a failed login that counts toward a burst.
 func (e *Evaluator) noteCounted(k addrKey, at time.Time) {
 	c := e.bucketAt(k, at)
-	c.cn++
-	c.counted = ipguard.AddSecond(c.counted, at.Unix(), ipguard.KeepCounted)
+	c.counted = ipguard.AddCounted(c.counted, at.Unix(), 1)
 }
 
-// bucketCounted is how many counted failed logins from k the bucket
-// starting at b holds: this run's and earlier runs' united.
-func (e *Evaluator) bucketCounted(k addrKey, b time.Time) int {
-	var mem []int64
-	n := 0
+// bucketCounted is the counted failed logins from k, per second, that the
+// bucket starting at b holds: this run's and earlier runs' united (a
+// re-read overlap counts once).
+func (e *Evaluator) bucketCounted(k addrKey, b time.Time) []ipguard.SecondCount {
+	var out []ipguard.SecondCount
 	if c := e.buckets[b.Unix()][k]; c != nil {
-		mem, n = c.counted, int(c.cn)
+		out = c.counted
 	}
-	var sto []int64
 	for _, r := range e.stored[k].recs {
-		if r.Last.Truncate(FailureBucket).Equal(b) {
-			sto = ipguard.UnionSeconds(sto, r.Counted, ipguard.KeepCounted)
+		if len(r.Counted) > 0 && r.Last.Truncate(FailureBucket).Equal(b) {
+			out = ipguard.UnionCounted(out, r.Counted)
 		}
 	}
-	return max(n, len(ipguard.UnionSeconds(mem, sto, 1<<30)))
+	return out
 }
 
-// burstCount is the most counted failed logins from k within one window
-// of burstBuckets consecutive buckets that holds at's bucket.
+// burstCount is the most counted failed logins from k within one closed
+// interval of SPRAY_WINDOW that holds at (a counted failed login): a
+// sliding window, exact to the second whatever the bucket edges and
+// whatever the count (each bucket keeps every second it has, with how many
+// logins). The best interval containing at can be taken to start at a
+// counted failed login no later than at, so those are the starts tried.
 func (e *Evaluator) burstCount(k addrKey, at time.Time) int {
-	nb := e.burstBuckets()
-	bt := at.Truncate(FailureBucket)
-	counts := make([]int, 2*nb-1) // buckets bt-(nb-1) .. bt+(nb-1)
-	for j := range counts {
-		counts[j] = e.bucketCounted(k, bt.Add(time.Duration(j-(nb-1))*FailureBucket))
-	}
-	best := 0
-	for end := nb - 1; end < len(counts); end++ {
-		sum := 0
-		for j := end - nb + 1; j <= end; j++ {
-			sum += counts[j]
+	w := e.burstWindow()
+	lo, hi, t, ws := at.Add(-w).Unix(), at.Add(w).Unix(), at.Unix(), int64(w/time.Second)
+	var all []ipguard.SecondCount
+	for b := at.Add(-w).Truncate(FailureBucket); !b.After(at.Add(w)); b = b.Add(FailureBucket) {
+		for _, c := range e.bucketCounted(k, b) {
+			if c.At >= lo && c.At <= hi {
+				all = append(all, c) // buckets in order, each oldest first
+			}
 		}
-		best = max(best, sum)
+	}
+	best, sum, j := 0, 0, 0
+	for i := range all {
+		if all[i].At > t {
+			break
+		}
+		for j < len(all) && all[j].At <= all[i].At+ws {
+			sum += all[j].N
+			j++
+		}
+		if all[i].At+ws >= t {
+			best = max(best, sum)
+		}
+		sum -= all[i].N
 	}
 	return best
 }
@@ -120,7 +133,7 @@ func (e *Evaluator) burstCount(k addrKey, at time.Time) int {
 func (e *Evaluator) storedCounted(k addrKey) int {
 	n := 0
 	for _, r := range e.stored[k].recs {
-		n += len(r.Counted)
+		n += ipguard.CountedTotal(r.Counted)
 	}
 	return n
 }

@@ -25,31 +25,51 @@ func TestABurstAcrossRunsIsFoundOnce(t *testing.T) {
 		return out
 	}
 	tests := []struct {
-		name  string
-		evs   []ipguard.LoginEvent
-		until time.Duration
-		want  int
+		name      string
+		evs       []ipguard.LoginEvent
+		until     time.Duration
+		want      int
+		threshold int // 0: newAudit's (5)
 	}{
 		{"12 tries in run 1's last minutes, 12 in run 2's first: one burst",
 			append(series(11*time.Minute, 12, 20*time.Second, "198.18.9.1", 100), series(15*time.Minute+10*time.Second, 12, 20*time.Second, "198.18.9.1", 200)...),
-			30 * time.Minute, 1},
+			30 * time.Minute, 1, 0},
 		{"3 tries in each of two runs (threshold 5): one burst",
 			append(series(13*time.Minute, 3, 20*time.Second, "198.18.9.2", 100), series(16*time.Minute, 3, 20*time.Second, "198.18.9.2", 200)...),
-			30 * time.Minute, 1},
+			30 * time.Minute, 1, 0},
 		{"4 tries within a run, nothing else: no burst",
 			series(12*time.Minute, 4, 20*time.Second, "198.18.9.3", 100),
-			30 * time.Minute, 0},
+			30 * time.Minute, 0, 0},
 		{"a trickle, one try every 12 minutes for four hours: no burst",
 			series(2*time.Minute, 20, 12*time.Minute, "198.18.9.4", 100),
-			4*time.Hour + 10*time.Minute, 0},
+			4*time.Hour + 10*time.Minute, 0, 0},
 		{"a burst, then the same address back an hour later: two",
 			append(series(11*time.Minute, 6, 20*time.Second, "198.18.9.5", 100), series(75*time.Minute, 6, 20*time.Second, "198.18.9.5", 200)...),
-			90 * time.Minute, 2},
+			90 * time.Minute, 2, 0},
+		// The window slides to the second, whatever the 10-minute buckets'
+		// edges: 4 tries at the end of one bucket and 4 at the start of
+		// the bucket two on, 20 minutes apart, are a burst (a count over
+		// three aligned buckets saw 4 and 4).
+		{"4 tries at 9:19:50, 4 at 9:40:00 (threshold 5): one burst",
+			append(series(19*time.Minute+50*time.Second, 4, 3*time.Second, "198.18.9.6", 100), series(40*time.Minute, 4, 3*time.Second, "198.18.9.6", 200)...),
+			60 * time.Minute, 1, 0},
+		{"4 tries at 9:10:00, 4 at 9:40:01 (threshold 5): no burst, 30 minutes and a second apart",
+			append(series(10*time.Minute, 4, 0, "198.18.9.7", 100), series(40*time.Minute+time.Second, 4, 0, "198.18.9.7", 200)...),
+			60 * time.Minute, 0, 0},
+		// A threshold above 64 counts across runs: 90 tries in one bucket
+		// read by one run, 20 more read by a later run (a count of at most
+		// 64 per stored bucket saw 84).
+		{"90 tries in one bucket, 20 more 13 minutes later by a later run (threshold 100): one burst",
+			append(series(11*time.Minute, 90, 2*time.Second, "198.18.9.8", 1000), series(25*time.Minute, 20, 2*time.Second, "198.18.9.8", 2000)...),
+			60 * time.Minute, 1, 100},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s, _, _, _ := newAudit(tt.evs...)
 			s.Settings.BurstWindow = 30 * time.Minute
+			if tt.threshold > 0 {
+				s.Settings.Policy.FailedLoginThreshold = tt.threshold
+			}
 			var now time.Time
 			s.Now = func() time.Time { return now }
 			runs := 0
@@ -63,6 +83,9 @@ func TestABurstAcrossRunsIsFoundOnce(t *testing.T) {
 			}
 			b, _, _, _ := newAudit(tt.evs...)
 			b.Settings.BurstWindow = 30 * time.Minute
+			if tt.threshold > 0 {
+				b.Settings.Policy.FailedLoginThreshold = tt.threshold
+			}
 			b.Now = func() time.Time { return t0.Add(tt.until + time.Hour) }
 			res, err := b.Run(context.Background(), Trigger{From: t0, To: t0.Add(tt.until), Backfill: true})
 			if err != nil || !res.Complete {

@@ -3,6 +3,7 @@ package audit
 import (
 	"encoding/json"
 	"fmt"
+	"hash"
 	"math/big"
 	"net/netip"
 	"slices"
@@ -477,6 +478,14 @@ type Evaluator struct {
 	// logins within a burst window of it.
 	BurstWindow time.Duration
 	Since       time.Time
+	// AccountKey keys the hash the password-guess rule keeps accounts
+	// under (guess.go accountHash; Store.AccountHashKey). Every run of a
+	// deployment must use the same key, or the accounts earlier runs kept
+	// within GUESS_WINDOW are not recognised (nil: an empty HMAC key, for
+	// tests).
+	AccountKey []byte
+	mac        hash.Hash         // HMAC-SHA256 keyed with AccountKey, made at first use
+	hashes     map[string]uint64 // accountHash's recent answers (bounded)
 	// AlreadyAlerted counts failed logins skipped because a stored alerted
 	// span covers them.
 	AlreadyAlerted int
@@ -842,11 +851,10 @@ type bucketCount struct {
 	n           int32
 	first, last uint32
 	accts       []acctTimes
-	more        int32 // failed logins of accounts beyond MaxRecordAccounts
-	// counted are the seconds of the failed logins that count toward a
-	// burst (burst.go; bounded), cn how many.
-	counted []int64
-	cn      int32
+	more        int32 // failed logins of accounts beyond maxMemAccounts (guess.go)
+	// counted are the failed logins that count toward a burst, per second
+	// (burst.go; at most the bucket's 600 seconds).
+	counted []ipguard.SecondCount
 }
 
 // FailuresToRemember returns, per whole address and bucket, the failed
@@ -933,7 +941,7 @@ func (e *Evaluator) Add(evs []ipguard.LoginEvent) ([]Finding, error) {
 			continue
 		}
 		if k, _, whole := parseAddr(ev.IP); whole {
-			for _, h := range ownAccounts(ev.Login, ev.UserID, e.emailOf(ev.UserID)) {
+			for _, h := range e.ownAccounts(ev.Login, ev.UserID, e.emailOf(ev.UserID)) {
 				e.noteLogin(k, ev.Date, h, false)
 			}
 		}
@@ -979,7 +987,7 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	secs := uint32(max(0, ev.Date.Unix()))
 	k, _, whole := parseAddr(ev.IP)
 	if whole {
-		e.noteLogin(k, ev.Date, failedAccount(ev), true)
+		e.noteLogin(k, ev.Date, e.failedAccount(ev), true)
 	}
 	if e.policy.FailedLoginThreshold <= 0 {
 		return nil // bursts are off: a counter is all the correlation needs
@@ -1235,7 +1243,7 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 	if !whole {
 		return f, !ignored
 	}
-	if g := e.judgeGuess(key, ev.Date, ownAccounts(ev.Login, ev.UserID, f.Email)); g.guessing() {
+	if g := e.judgeGuess(key, ev.Date, e.ownAccounts(ev.Login, ev.UserID, f.Email)); g.guessing() {
 		return raise(f, g, e.guessWindow(), ""), true
 	}
 	if e.remembered < maxRemembered {

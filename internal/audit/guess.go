@@ -1,10 +1,11 @@
 package audit
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
-	"hash/fnv"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -40,8 +41,8 @@ import (
 // unresolved failures from one address within 15 minutes do not happen at
 // an office NAT, where each typo is followed by its owner's success.
 //
-// What is kept: per address and FailureBucket, per account (a 64-bit hash
-// of the login name typed, else the user id) the distinct seconds of its
+// What is kept: per address and FailureBucket, per account (a keyed 64-bit
+// hash of the login name typed, else the user id: accountHash) the distinct seconds of its
 // failed logins and of its successful logins (ipguard.AccountFailures,
 // bounded), in memory and across runs in the bounded failures# items
 // (Store.RecordFailures). The judgement depends only on the logins within
@@ -55,18 +56,40 @@ const (
 	GuessMinAccounts = 5
 )
 
-// accountHash is the 64-bit hash an account is kept under (0: none).
-func accountHash(key string) uint64 {
+// accountHash is the 64-bit hash an account is kept under (0: none): the
+// first 8 bytes of HMAC-SHA256 keyed with the deployment's account-hash key
+// (Evaluator.AccountKey, Store.AccountHashKey: random, made at first use,
+// never derived from the API key). Unkeyed, an attacker who knows the
+// scheme could choose login names whose hashes collide with a victim's (or
+// with each other) and so hide failed attempts or resolve them with another
+// account's success; without the key they cannot.
+func (e *Evaluator) accountHash(key string) uint64 {
 	if key == "" {
 		return 0
 	}
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(key))
-	if v := h.Sum64(); v != 0 {
+	if v, ok := e.hashes[key]; ok {
 		return v
 	}
-	return 1
+	if e.mac == nil {
+		e.mac = hmac.New(sha256.New, e.AccountKey)
+	}
+	e.mac.Reset()
+	_, _ = e.mac.Write([]byte(key))
+	var sum [sha256.Size]byte
+	v := max(1, binary.BigEndian.Uint64(e.mac.Sum(sum[:0])))
+	if len(e.hashes) >= maxCachedHashes {
+		clear(e.hashes)
+	}
+	if e.hashes == nil {
+		e.hashes = map[string]uint64{}
+	}
+	e.hashes[strings.Clone(key)] = v // not pinning the page the name came in
+	return v
 }
+
+// maxCachedHashes bounds the account hashes an evaluator remembers (the
+// same users log in again and again; a flood of names only refills it).
+const maxCachedHashes = 4096
 
 func hashText(h uint64) string { return fmt.Sprintf("%016x", h) }
 
@@ -80,20 +103,20 @@ func hashOf(text string) uint64 {
 
 // failedAccount is the account a failed login tried: the login name typed
 // (lower case), else the user id.
-func failedAccount(ev ipguard.LoginEvent) uint64 {
+func (e *Evaluator) failedAccount(ev ipguard.LoginEvent) uint64 {
 	if l := strings.ToLower(strings.TrimSpace(ev.Login)); l != "" {
-		return accountHash(l)
+		return e.accountHash(l)
 	}
-	return accountHash(ipguard.CanonicalUserID(ev.UserID))
+	return e.accountHash(ipguard.CanonicalUserID(ev.UserID))
 }
 
 // ownAccounts are the keys a successful login's account may have been
 // tried under: its login name, its user id and its stored e-mail (the
 // portal names a failed login by the name typed, a success by the user).
-func ownAccounts(login, userID, email string) []uint64 {
+func (e *Evaluator) ownAccounts(login, userID, email string) []uint64 {
 	var out []uint64
 	for _, k := range []string{strings.ToLower(strings.TrimSpace(login)), ipguard.CanonicalUserID(userID), strings.ToLower(strings.TrimSpace(email))} {
-		if h := accountHash(k); h != 0 && !slices.Contains(out, h) {
+		if h := e.accountHash(k); h != 0 && !slices.Contains(out, h) {
 			out = append(out, h)
 		}
 	}
@@ -121,7 +144,7 @@ type acctTimes struct {
 // counted as unresolved failed logins of untracked accounts (which made any
 // login with a finding from the office a critical password guess); the
 // record keeps the unresolved accounts first (storedRecord).
-const maxMemAccounts = 8 * ipguard.MaxRecordAccounts
+const maxMemAccounts = 2 * ipguard.MaxRecordAccounts
 
 // account returns c's entry for h (nil: the record is full).
 func (c *bucketCount) account(h uint64) *acctTimes {
@@ -307,7 +330,7 @@ func (e *Evaluator) rejudge(k addrKey) []Finding {
 	for _, f := range fs {
 		at, err := time.Parse(time.RFC3339, f.Date)
 		if err == nil {
-			if g := e.judgeGuess(k, at, ownAccounts(f.Login, f.UserID, f.Email)); g.guessing() {
+			if g := e.judgeGuess(k, at, e.ownAccounts(f.Login, f.UserID, f.Email)); g.guessing() {
 				out = append(out, raise(f, g, e.guessWindow(), " (read after the login was first alerted)"))
 				continue
 			}
@@ -373,26 +396,14 @@ func (e *Evaluator) storedRecord(k addrKey, c *bucketCount) (ipguard.AddressFail
 		}
 		r.Accounts = append(r.Accounts, x)
 	}
-	if len(r.Accounts) > ipguard.MaxRecordAccounts {
-		// The record keeps the accounts whose failed logins no success of
-		// theirs resolved first; of the rest, only the unresolved count
-		// (as more accounts).
-		unresolved := func(x ipguard.AccountFailures) bool {
-			return len(x.Failed) > 0 && (len(x.Succeeded) == 0 || x.Succeeded[len(x.Succeeded)-1] < x.Failed[len(x.Failed)-1])
-		}
-		sort.SliceStable(r.Accounts, func(i, j int) bool { return unresolved(r.Accounts[i]) && !unresolved(r.Accounts[j]) })
-		for _, x := range r.Accounts[ipguard.MaxRecordAccounts:] {
-			if unresolved(x) {
-				r.MoreAccounts++
-			}
-		}
-		r.Accounts = r.Accounts[:ipguard.MaxRecordAccounts]
-	}
+	// Beyond the bound, the unresolved accounts are kept first and only
+	// the unresolved ones left out are counted (ipguard.CapAccounts).
+	r = ipguard.CapAccounts(r)
 	if c.n > 0 {
 		see(int64(c.first))
 		see(int64(c.last))
 	}
-	r.Counted = append([]int64(nil), c.counted...)
+	r.Counted = append([]ipguard.SecondCount(nil), c.counted...)
 	if c.n == 0 && len(r.Accounts) == 0 {
 		return r, false
 	}

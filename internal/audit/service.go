@@ -77,6 +77,11 @@ type Store interface {
 	// rule over GUESS_WINDOW can tell which failed logins lie before a
 	// login and within the window; see guess.go and burst.go).
 	Failures(ctx context.Context, ips []string, from, to time.Time) (map[string][]ipguard.AddressFailures, error)
+	// AccountHashKey returns the deployment's key for the hash the
+	// failures records keep accounts under (guess.go accountHash): at
+	// least 16 random bytes, made at the first call and the same for
+	// every later call of every run. Never derived from the API key.
+	AccountHashKey(ctx context.Context) ([]byte, error)
 }
 
 // Publisher sends one alert message.
@@ -360,6 +365,8 @@ type run struct {
 	// when unknown), userTypeLookups counts its requests (people.go).
 	userTypes       map[string]string
 	userTypeLookups int
+	// accountKey is Store.AccountHashKey, read once per run.
+	accountKey []byte
 }
 
 // warn records msg as one safe line (humantext.Line, at most
@@ -508,7 +515,15 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		r.disabled = map[string]bool{}
 	}
 	lists := NewAllowlists(nil, func() ([]ipguard.User, error) { return s.Store.AllUsers(r.ctx) })
+	if r.accountKey == nil {
+		key, err := s.Store.AccountHashKey(r.ctx)
+		if err != nil {
+			return false, err
+		}
+		r.accountKey = key
+	}
 	ev := NewEvaluator(lists, s.Settings.Policy)
+	ev.AccountKey = r.accountKey
 	ev.GuessWindow = s.guessWindow()
 	ev.BurstWindow, ev.Since = s.Settings.BurstWindow, w.From
 	if g := r.prog.Cursor.Guesses; g != "" {

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"hash/fnv"
 	"sort"
@@ -44,7 +45,13 @@ func failureSize(f ipguard.AddressFailures) int {
 	for _, x := range f.Accounts {
 		n += len(x.Account) + 3 + 3*3 + 8*(len(x.Failed)+len(x.Succeeded))
 	}
-	return n + 3 + 8*len(f.Counted)
+	for _, c := range f.Counted {
+		n += 8 // one login at a second: a number
+		if c.N > 1 {
+			n += 3 + 3 + 8 // more: a list [second, how many]
+		}
+	}
+	return n + 3
 }
 
 func failureKey(bucket time.Time, ip string) string {
@@ -169,9 +176,43 @@ func encodeFailures(f ipguard.AddressFailures) types.AttributeValue {
 		v = append(v, &types.AttributeValueMemberM{Value: accs}, num(int64(f.MoreAccounts)))
 	}
 	if len(f.Counted) > 0 {
-		v = append(v, nums(f.Counted))
+		l := make([]types.AttributeValue, len(f.Counted))
+		for i, c := range f.Counted {
+			l[i] = num(c.At)
+			if c.N > 1 {
+				l[i] = &types.AttributeValueMemberL{Value: []types.AttributeValue{num(c.At), num(int64(c.N))}}
+			}
+		}
+		v = append(v, &types.AttributeValueMemberL{Value: l})
 	}
 	return &types.AttributeValueMemberL{Value: v}
+}
+
+// countedOf reads the counted failed logins: each element a second (one
+// login) or [second, how many]; the items written before the counts were
+// kept per second list a second once per login, which reads the same. A
+// list that cannot be read is left out.
+func countedOf(v types.AttributeValue) []ipguard.SecondCount {
+	l, ok := v.(*types.AttributeValueMemberL)
+	if !ok {
+		return nil
+	}
+	var out []ipguard.SecondCount
+	for _, x := range l.Value {
+		at, n := int64(0), int64(1)
+		if pair, ok := x.(*types.AttributeValueMemberL); ok && len(pair.Value) == 2 {
+			var ok1, ok2 bool
+			at, ok1 = numOf(pair.Value[0])
+			n, ok2 = numOf(pair.Value[1])
+			if !ok1 || !ok2 || n < 1 || n > 1<<30 {
+				return nil
+			}
+		} else if at, ok = numOf(x); !ok {
+			return nil
+		}
+		out = ipguard.AddCounted(out, at, int(n))
+	}
+	return out
 }
 
 func nums(ts []int64) types.AttributeValue {
@@ -260,9 +301,53 @@ func decodeFailures(item map[string]types.AttributeValue) map[string]ipguard.Add
 			}
 		}
 		if len(l.Value) >= 6 {
-			f.Counted, _ = numsOf(l.Value[5])
+			f.Counted = countedOf(l.Value[5])
 		}
 		out[ip] = f
 	}
 	return out
+}
+
+// failureHashKeyPK keys the account-hash key (under the failures# prefix
+// the audit may write: the key of what the failures# items keep).
+const failureHashKeyPK = failuresPrefix + "hashkey"
+
+// accountHashKeyBytes is the length of the account-hash key.
+const accountHashKeyBytes = 32
+
+// AccountHashKey implements audit.Store: the deployment's account-hash key,
+// 32 random bytes made at the first call (crypto/rand, written only if
+// absent, so that two first runs agree on the winner's key) and read with
+// a consistent read at every later one. It never expires; deleting the
+// item makes a new key, and the failures# records kept within the windows
+// then no longer match (they expire within KeepFailures). The key is
+// never logged.
+func (s *Store) AccountHashKey(ctx context.Context) ([]byte, error) {
+	const op = "read the account-hash key"
+	for attempt := 0; attempt < 2; attempt++ {
+		item, err := s.getItem(ctx, op, failureHashKeyPK)
+		if err != nil {
+			return nil, err
+		}
+		if b, ok := item["k"].(*types.AttributeValueMemberB); ok && len(b.Value) >= 16 {
+			return b.Value, nil
+		}
+		if len(item) > 0 {
+			return nil, &ipguard.Error{Code: ipguard.EConfig, Message: "dynamodb: the account-hash key item " + failureHashKeyPK + " is not 16 or more bytes; delete it to make a new key"}
+		}
+		key := make([]byte, accountHashKeyBytes)
+		if _, err := rand.Read(key); err != nil {
+			return nil, &ipguard.Error{Code: ipguard.EInternal, Message: "no random bytes for the account-hash key"}
+		}
+		_, err = s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table),
+			Item:                map[string]types.AttributeValue{"pk": str(failureHashKeyPK), "k": &types.AttributeValueMemberB{Value: key}},
+			ConditionExpression: aws.String("attribute_not_exists(pk)")})
+		if ok, err := s.conditional("make the account-hash key", err); err != nil {
+			return nil, err
+		} else if ok {
+			return key, nil
+		}
+		// Another run made it first: read theirs.
+	}
+	return nil, &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: the account-hash key was neither read nor made"}
 }

@@ -7,6 +7,7 @@ package ipguard
 import (
 	"encoding/json"
 	"errors"
+	"sort"
 	"strings"
 	"time"
 )
@@ -70,21 +71,75 @@ type AddressFailures struct {
 	IP          string
 	Count       int
 	First, Last time.Time
-	// Accounts are at most MaxRecordAccounts accounts (each a short hash of
-	// the login name typed, never the name itself); MoreAccounts counts
-	// those left out (a flood), which count as accounts tried and never
-	// resolved.
+	// Accounts are at most MaxRecordAccounts accounts (each a keyed hash
+	// of the login name typed, never the name itself), those whose failed
+	// logins no success of theirs in the record followed first
+	// (CapAccounts); MoreAccounts counts the unresolved ones left out (a
+	// flood of more than MaxRecordAccounts accounts from one address within
+	// one bucket), which count as accounts tried and never resolved.
+	// Accounts left out whose failures were resolved are not counted: they
+	// raise nothing.
 	Accounts     []AccountFailures
 	MoreAccounts int
-	// Counted are the seconds of the failed logins that count toward
-	// failed_login_burst (against an account that may not use the address),
-	// one per login, at most the earliest and the latest KeepCounted; a
-	// full list means at least 2×KeepCounted.
-	Counted []int64
+	// Counted are the failed logins that count toward failed_login_burst
+	// (against an account that may not use the address), per second: every
+	// second with such a failed login, oldest first, and how many. A record
+	// covers one FailureBucket (10 minutes), so the list is bounded by its
+	// 600 seconds whatever the number of logins, and a count over any
+	// window is exact (FAILED_LOGIN_THRESHOLD up to its maximum).
+	Counted []SecondCount
 }
 
-// KeepCounted bounds AddressFailures.Counted.
-const KeepCounted = 32
+// SecondCount is N failed logins within the unix second At.
+type SecondCount struct {
+	At int64
+	N  int
+}
+
+// CountedTotal is how many failed logins cs holds.
+func CountedTotal(cs []SecondCount) int {
+	n := 0
+	for _, c := range cs {
+		n += c.N
+	}
+	return n
+}
+
+// AddCounted adds n failed logins at t to the per-second list cs (kept
+// oldest first).
+func AddCounted(cs []SecondCount, t int64, n int) []SecondCount {
+	i := sort.Search(len(cs), func(i int) bool { return cs[i].At >= t })
+	if i < len(cs) && cs[i].At == t {
+		cs[i].N += n
+		return cs
+	}
+	cs = append(cs, SecondCount{})
+	copy(cs[i+1:], cs[i:])
+	cs[i] = SecondCount{At: t, N: n}
+	return cs
+}
+
+// UnionCounted unites two per-second lists of the same logins seen by two
+// reads (a re-read overlap): each second with the larger count.
+func UnionCounted(a, b []SecondCount) []SecondCount {
+	var out []SecondCount
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j >= len(b) || (i < len(a) && a[i].At < b[j].At):
+			out = append(out, a[i])
+			i++
+		case i >= len(a) || b[j].At < a[i].At:
+			out = append(out, b[j])
+			j++
+		default:
+			out = append(out, SecondCount{At: a[i].At, N: max(a[i].N, b[j].N)})
+			i++
+			j++
+		}
+	}
+	return out
+}
 
 // AccountFailures is one account's failed and successful logins from one
 // address within one bucket, as unix seconds, oldest first (a second
@@ -100,9 +155,12 @@ type AccountFailures struct {
 
 // Bounds of an AddressFailures record.
 const (
-	KeepFailed        = 3
-	KeepSucceeded     = 2
-	MaxRecordAccounts = 16
+	KeepFailed    = 3
+	KeepSucceeded = 2
+	// MaxRecordAccounts bounds the accounts a record keeps (a busy office
+	// NAT has a few tens of people within one bucket; an item stays under
+	// DynamoDB's limit by the adapter's size rule).
+	MaxRecordAccounts = 64
 )
 
 // AddSecond inserts t into the sorted list ts (a multiset: one entry per
@@ -155,9 +213,15 @@ func UnionSeconds(a, b []int64, keep int) []int64 {
 }
 
 // MergeAddressFailures merges two records of the same address and bucket:
-// the larger count, the wider span, the accounts' seconds united (within
-// the bounds). Merging is idempotent, so an overlap read again changes
-// nothing.
+// the larger count, the wider span, the accounts' and the counted seconds
+// united; then CapAccounts. An account in both records is one account, so
+// a failure in one record and its own success in the other resolve each
+// other. MoreAccounts merges by the larger (two reads of the same logins
+// count once), a lower bound of the unresolved accounts left out, which
+// only a flood of more than MaxRecordAccounts unresolved accounts has.
+// Merging an overlap read again changes nothing, except that in such a
+// flood MoreAccounts may grow (it only ever over-counts accounts of an
+// address that already shows more than GuessMinAccounts unresolved ones).
 func MergeAddressFailures(a, b AddressFailures) AddressFailures {
 	out := AddressFailures{IP: a.IP, Count: max(a.Count, b.Count), First: a.First, Last: a.Last, MoreAccounts: max(a.MoreAccounts, b.MoreAccounts)}
 	if out.IP == "" {
@@ -169,16 +233,12 @@ func MergeAddressFailures(a, b AddressFailures) AddressFailures {
 	if b.Last.After(out.Last) {
 		out.Last = b.Last
 	}
-	out.Counted = UnionSeconds(a.Counted, b.Counted, KeepCounted)
+	out.Counted = UnionCounted(a.Counted, b.Counted)
 	idx := map[string]int{}
 	for _, r := range [][]AccountFailures{a.Accounts, b.Accounts} {
 		for _, x := range r {
 			i, ok := idx[x.Account]
 			if !ok {
-				if len(out.Accounts) >= MaxRecordAccounts {
-					out.MoreAccounts++
-					continue
-				}
 				idx[x.Account] = len(out.Accounts)
 				out.Accounts = append(out.Accounts, AccountFailures{Account: x.Account})
 				i = len(out.Accounts) - 1
@@ -188,7 +248,32 @@ func MergeAddressFailures(a, b AddressFailures) AddressFailures {
 			have.Succeeded = UnionSeconds(have.Succeeded, x.Succeeded, KeepSucceeded)
 		}
 	}
-	return out
+	return CapAccounts(out)
+}
+
+// Unresolved reports whether x has a failed login that no success of its
+// own in the record followed.
+func (x AccountFailures) Unresolved() bool {
+	return len(x.Failed) > 0 && (len(x.Succeeded) == 0 || x.Succeeded[len(x.Succeeded)-1] < x.Failed[len(x.Failed)-1])
+}
+
+// CapAccounts cuts r's accounts to MaxRecordAccounts: the unresolved ones
+// are kept first (in their order), then the others; of those left out,
+// only the unresolved count in MoreAccounts (a resolved typo left out
+// raises nothing, and an unresolved account left out is still counted).
+func CapAccounts(r AddressFailures) AddressFailures {
+	if len(r.Accounts) <= MaxRecordAccounts {
+		return r
+	}
+	accs := append([]AccountFailures(nil), r.Accounts...)
+	sort.SliceStable(accs, func(i, j int) bool { return accs[i].Unresolved() && !accs[j].Unresolved() })
+	for _, x := range accs[MaxRecordAccounts:] {
+		if x.Unresolved() {
+			r.MoreAccounts++
+		}
+	}
+	r.Accounts = accs[:MaxRecordAccounts]
+	return r
 }
 
 // TimeSpan is the closed interval [From, To].

@@ -57,6 +57,8 @@ type Store struct {
 	// HistoryItems are the users' allowlist histories (written by
 	// onboarding; a test's seed here).
 	HistoryItems map[string]ipguard.AllowlistHistory
+	// AccountKey is the account-hash key (AccountHashKey).
+	AccountKey []byte
 }
 
 type storedSpan struct {
@@ -245,6 +247,17 @@ func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, 
 		recs[i] = ipguard.MergeAddressFailures(recs[i], x)
 	}
 	return nil
+}
+
+// AccountHashKey implements audit.Store: a fixed key (AccountKey when a
+// test set one).
+func (s *Store) AccountHashKey(context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.AccountKey == nil {
+		s.AccountKey = []byte("audittest account-hash key 32 b.")
+	}
+	return s.AccountKey, nil
 }
 
 // failureBucket is the DynamoDB store's bucket of remembered failed logins

@@ -68,10 +68,25 @@ func measuredAudit(b *testing.B, fn *function, end time.Time) audit.Result {
 // peakRSS returns the largest VmHWM (kB) among the descendants of pid: the
 // bootstrap the emulator started.
 func peakRSS(pid int) (int, error) {
+	pids, err := bootstrapPIDs(pid)
+	if err != nil {
+		return 0, err
+	}
+	best := 0
+	for _, c := range pids {
+		if kb, err := vmHWM(c); err == nil {
+			best = max(best, kb)
+		}
+	}
+	return best, nil
+}
+
+// bootstrapPIDs are the bootstrap processes under pid (the emulator).
+func bootstrapPIDs(pid int) ([]int, error) {
 	children := map[int][]int{}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	if len(stats) == 0 {
-		return 0, fmt.Errorf("peak RSS: /proc is not readable; this benchmark needs Linux")
+		return nil, fmt.Errorf("peak RSS: /proc is not readable; this benchmark needs Linux")
 	}
 	for _, st := range stats {
 		b, err := os.ReadFile(st)
@@ -92,23 +107,47 @@ func peakRSS(pid int) (int, error) {
 		child, _ := strconv.Atoi(strings.Fields(s)[0])
 		children[ppid] = append(children[ppid], child)
 	}
-	best, found := 0, false
+	var out []int
 	var walk func(int)
 	walk = func(p int) {
 		for _, c := range children[p] {
 			if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", c)); err == nil && filepath.Base(exe) == "bootstrap" {
-				if kb, err := vmHWM(c); err == nil {
-					best, found = max(best, kb), true
-				}
+				out = append(out, c)
 			}
 			walk(c)
 		}
 	}
 	walk(pid)
-	if !found {
-		return 0, fmt.Errorf("peak RSS: no bootstrap process under the emulator (pid %d)", pid)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("peak RSS: no bootstrap process under the emulator (pid %d)", pid)
 	}
-	return best, nil
+	return out, nil
+}
+
+// bootstrapCPU is the CPU time (user and system) the bootstrap processes
+// under pid have used: on a shared machine a steadier measure of the
+// audit's own work than the time it took.
+func bootstrapCPU(pid int) (time.Duration, error) {
+	pids, err := bootstrapPIDs(pid)
+	if err != nil {
+		return 0, err
+	}
+	var ticks int64
+	for _, c := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c))
+		if err != nil {
+			return 0, err
+		}
+		s := string(b)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 13 {
+			return 0, fmt.Errorf("cpu: /proc/%d/stat too short", c)
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		ticks += u + st
+	}
+	return time.Duration(ticks) * (time.Second / 100), nil // USER_HZ is 100 on Linux
 }
 
 func vmHWM(pid int) (int, error) {

@@ -4,7 +4,9 @@
 package auditcontract
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"reflect"
 	"slices"
 	"sort"
@@ -243,6 +245,73 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		}
 		if !reflect.DeepEqual(got[ip], want) {
 			t.Errorf("Failures = %+v\nwant %+v", got[ip], want)
+		}
+	})
+
+	t.Run("failed logins: the counted failed logins kept per second with how many, united across runs, beyond 64", func(t *testing.T) {
+		// #21 §3: a burst threshold above 64 is counted across runs.
+		s, _ := newStore(t)
+		ip := "198.51.100.10"
+		b0 := t0.Truncate(10 * time.Minute)
+		u := b0.Add(time.Minute).Unix()
+		run1 := ipguard.AddressFailures{IP: ip, Count: 4, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute),
+			Counted: []ipguard.SecondCount{{At: u, N: 3}, {At: u + 5, N: 1}}}
+		run2 := ipguard.AddressFailures{IP: ip, Count: 72, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute),
+			Counted: []ipguard.SecondCount{{At: u, N: 2}, {At: u + 7, N: 70}}}
+		for _, r := range []ipguard.AddressFailures{run1, run2} {
+			if err := s.RecordFailures(ctx, []ipguard.AddressFailures{r}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.Failures(ctx, []string{ip}, b0, b0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []ipguard.SecondCount{{At: u, N: 3}, {At: u + 5, N: 1}, {At: u + 7, N: 70}}
+		if len(got[ip]) != 1 || !reflect.DeepEqual(got[ip][0].Counted, want) {
+			t.Errorf("Failures = %+v; want one record counting %v", got[ip], want)
+		}
+	})
+
+	t.Run("failed logins: accounts beyond 16 from two runs keep their resolution; only unresolved ones left out count", func(t *testing.T) {
+		// #21 §3: an office NAT's resolved typos, written by two runs into
+		// one bucket, are not counted as unresolved accounts.
+		s, _ := newStore(t)
+		ip := "198.51.100.11"
+		b0 := t0.Truncate(10 * time.Minute)
+		u := b0.Add(time.Minute).Unix()
+		typos := func(from, n int) []ipguard.AccountFailures {
+			var out []ipguard.AccountFailures
+			for i := from; i < from+n; i++ {
+				out = append(out, ipguard.AccountFailures{Account: fmt.Sprintf("%016x", i+1), Failed: []int64{u}, Succeeded: []int64{u + 30}})
+			}
+			return out
+		}
+		run1 := ipguard.AddressFailures{IP: ip, Count: 16, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute), Accounts: typos(0, 16)}
+		run2 := ipguard.AddressFailures{IP: ip, Count: 10, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute), Accounts: typos(16, 10)}
+		for _, r := range []ipguard.AddressFailures{run1, run2} {
+			if err := s.RecordFailures(ctx, []ipguard.AddressFailures{r}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.Failures(ctx, []string{ip}, b0, b0.Add(time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got[ip]) != 1 || got[ip][0].MoreAccounts != 0 || len(got[ip][0].Accounts) != 26 {
+			t.Errorf("Failures = %+v; want one record with the 26 resolved accounts and none counted as more", got[ip])
+		}
+	})
+
+	t.Run("account-hash key: at least 16 bytes, the same at every call", func(t *testing.T) {
+		s, _ := newStore(t)
+		k1, err := s.AccountHashKey(ctx)
+		if err != nil || len(k1) < 16 {
+			t.Fatalf("AccountHashKey = %d bytes, %v; want at least 16", len(k1), err)
+		}
+		k2, err := s.AccountHashKey(ctx)
+		if err != nil || !bytes.Equal(k1, k2) {
+			t.Errorf("a second AccountHashKey differs from the first (%v)", err)
 		}
 	})
 
