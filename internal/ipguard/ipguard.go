@@ -421,6 +421,12 @@ type PortalState struct {
 	// of these instants.
 	OwnSaves []time.Time
 	KeyUser  string
+	// LastPass is how long the last reconcile pass held the lease before
+	// it wrote its result (from taking the lease, or from the start of a
+	// further pass of the same holder): a change waiting for a holder
+	// sleeps until that holder's pass is due to end (onboard.HolderWatcher)
+	// instead of polling the store every pause. Zero: not known.
+	LastPass time.Duration
 	// Adds counts the addresses the stored changes may have added, each
 	// counted when its change bumped the version (like Version, only the
 	// bump moves it: onboard.AddsCounter). AddsApplied is Adds as the last
