@@ -79,11 +79,7 @@ func TestCutIPv6NeverCorrelates(t *testing.T) {
 func TestFailuresInALaterPieceStillMakeTheGuessCritical(t *testing.T) {
 	evs := []ipguard.LoginEvent{at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute)}
 	evs = append(evs, violations(1, 400, t0.Add(5*time.Minute), 1)...) // filler between them
-	for i := int64(0); i < 3; i++ {
-		e := at(8000+i, guest, 1013, "198.51.100.9", time.Minute+time.Duration(i)*time.Second)
-		e.Login = "alice@example.com"
-		evs = append(evs, e)
-	}
+	evs = append(evs, aliceGuesses(time.Minute)...)
 	s, _, _, pub := newAudit(evs...)
 	s.Settings.PieceEvents = 100
 	res, err := s.Run(context.Background(), trig(15*time.Minute))
@@ -99,23 +95,12 @@ func TestFailuresInALaterPieceStillMakeTheGuessCritical(t *testing.T) {
 // Issue 16 §6: failed attempts survive the cut between runs: a guess that
 // succeeds in the next run's window (past the overlap) is still critical.
 func TestFailuresInAnEarlierRunStillMakeTheGuessCritical(t *testing.T) {
-	var evs []ipguard.LoginEvent
-	for i := int64(0); i < 3; i++ {
-		e := at(8000+i, guest, 1013, "198.51.100.9", time.Minute+time.Duration(i)*time.Second)
-		e.Login = "alice@example.com"
-		evs = append(evs, e)
-	}
+	evs := aliceGuesses(time.Minute)
 	s, src, _, _ := newAudit(evs...)
 	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	src.mu.Lock()
-	src.add(at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute)) // 11 minutes after the last failure: within GUESS_WINDOW (15)
-	src.mu.Unlock()
-	res, err := s.Run(context.Background(), trig(30*time.Minute)) // window 10..30 min: the failures are not in it
-	if err != nil {
-		t.Fatal(err)
-	}
+	res := aliceLogsInAfterTheGuess(t, s, src) // 11 minutes after the last failure: within GUESS_WINDOW (15)
 	if res.Counts[KindPasswordGuessSucceeded] != 1 {
 		t.Errorf("counts %v; want the guess critical", res.Counts)
 	}
@@ -125,13 +110,7 @@ func TestFailuresInAnEarlierRunStillMakeTheGuessCritical(t *testing.T) {
 	if _, err := s2.Run(context.Background(), trig(15*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	src2.mu.Lock()
-	src2.add(at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute))
-	src2.mu.Unlock()
-	res, err = s2.Run(context.Background(), trig(30*time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
+	res = aliceLogsInAfterTheGuess(t, s2, src2)
 	if res.Counts[KindPasswordGuessSucceeded] != 0 || res.Counts[KindIPNotAllowed] != 1 {
 		t.Errorf("counts %v; want ip_not_allowed past the guess window", res.Counts)
 	}
@@ -209,11 +188,7 @@ func TestGuessNeedsFailuresWithinGuessWindowBeforeTheLogin(t *testing.T) {
 func TestAGuessSplitByTheCursorIsStillCritical(t *testing.T) {
 	evs := []ipguard.LoginEvent{at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute)}
 	evs = append(evs, violations(1, 200, t0.Add(11*time.Minute), 1)...) // filler: pieces between them (11:00-14:19)
-	for i := int64(0); i < 3; i++ {
-		e := at(8000+i, guest, 1013, "198.51.100.9", 5*time.Minute+time.Duration(i)*time.Second)
-		e.Login = "alice@example.com"
-		evs = append(evs, e)
-	}
+	evs = append(evs, aliceGuesses(5*time.Minute)...)
 	split := false
 	for busyAfter := 2; busyAfter < 12 && !split; busyAfter++ {
 		s, src, st, pub := newAudit(evs...)
@@ -248,4 +223,55 @@ func TestAGuessSplitByTheCursorIsStillCritical(t *testing.T) {
 	if !split {
 		t.Fatal("no cut fell between the login and its failed attempts; the test's setup needs adjusting")
 	}
+}
+
+// The failed logins a window read are kept (failures# items) for the next
+// runs' password-guess and burst windows. When that write fails, the run
+// fails and leaves its window to be read again, so the next run keeps them
+// and a guess that succeeds in a later window is still critical. Before,
+// the failure was only a warning in the log: the window was marked done,
+// the guess across the runs' cut was a plain ip_not_allowed, and nothing
+// told anyone (no error, no metric).
+func TestFailedLoginsThatCouldNotBeKeptAreReadAgain(t *testing.T) {
+	s, src, st, _ := newAudit(aliceGuesses(time.Minute)...)
+	st.FailRecordFailures = true
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+		t.Fatal("the run that could not keep its failed logins reported no error")
+	}
+	st.FailRecordFailures = false
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil { // the window read again
+		t.Fatal(err)
+	}
+	res := aliceLogsInAfterTheGuess(t, s, src)
+	if res.Counts[KindPasswordGuessSucceeded] != 1 {
+		t.Errorf("counts %v; want the guess critical", res.Counts)
+	}
+}
+
+// aliceGuesses is a password guess: three failed logins as
+// alice@example.com from 198.51.100.9 (ids 8000-8002), a second apart from
+// t0+from.
+func aliceGuesses(from time.Duration) []ipguard.LoginEvent {
+	var evs []ipguard.LoginEvent
+	for i := int64(0); i < 3; i++ {
+		e := at(8000+i, guest, 1013, "198.51.100.9", from+time.Duration(i)*time.Second)
+		e.Login = "alice@example.com"
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// aliceLogsInAfterTheGuess adds alice's successful login from the guessing
+// address at t0+12 minutes to src and runs s up to t0+30 minutes (a window
+// of 10..30 minutes, which holds none of aliceGuesses(time.Minute)).
+func aliceLogsInAfterTheGuess(t *testing.T, s *Service, src *fakeSource) Result {
+	t.Helper()
+	src.mu.Lock()
+	src.add(at(9000, "alice", 1010, "198.51.100.9", 12*time.Minute))
+	src.mu.Unlock()
+	res, err := s.Run(context.Background(), trig(30*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }

@@ -27,6 +27,7 @@ const (
 	CausePlanFallback   = "plan_fallback"   // the portal serves only its newest events
 	CauseUnreadableRows = "unreadable_rows" // rows the client could not decode
 	CauseClockSkew      = "clock_skew"      // the portal's clock is off by more than half the overlap
+	CauseNoProgress     = "no_progress"     // NoProgressRuns runs in a row moved nothing while logins wait
 )
 
 // episodeGap joins occurrences of one cause into one episode.

@@ -53,16 +53,11 @@ type Familiar struct {
 // Line is the digest's line for a familiar miss: "80.187.12.9, Berlin,
 // Germany, Chrome on Android, like 43 logins before" (portal text cleaned).
 func (f Familiar) Line(ip string) string {
-	parts := []string{humantext.Line(ip, 60)}
-	for _, s := range []string{f.Place, f.Device} {
-		if strings.TrimSpace(s) != "" {
-			parts = append(parts, humantext.Line(s, 120))
-		}
-	}
+	where := whereFrom(ip, f.Place, f.Device)
 	if f.Logins == 0 {
-		return strings.Join(parts, ", ") + ", a network new to them in a city they log in from"
+		return where + ", a network new to them in a city they log in from"
 	}
-	return fmt.Sprintf("%s, like %d login(s) before", strings.Join(parts, ", "), f.Logins)
+	return fmt.Sprintf("%s, like %d login(s) before", where, f.Logins)
 }
 
 // ProbableTrip says why a login outside the allowlist from a new country
@@ -83,16 +78,23 @@ type ProbableTrip struct {
 // France, Chrome on Android; last login from Berlin, Germany at ..."
 // (portal text cleaned).
 func (t ProbableTrip) Line(ip string) string {
+	where := whereFrom(ip, t.Place, t.Device)
+	if strings.TrimSpace(t.Since) == "" {
+		return where + "; no earlier login had a place"
+	}
+	return where + "; last login " + humantext.Line(t.Since, 160)
+}
+
+// whereFrom is a digest line's "address, place, device", each cleaned for
+// a person (humantext.Line); an empty place or device is left out.
+func whereFrom(ip, place, device string) string {
 	parts := []string{humantext.Line(ip, 60)}
-	for _, s := range []string{t.Place, t.Device} {
+	for _, s := range []string{place, device} {
 		if strings.TrimSpace(s) != "" {
 			parts = append(parts, humantext.Line(s, 120))
 		}
 	}
-	if strings.TrimSpace(t.Since) == "" {
-		return strings.Join(parts, ", ") + "; no earlier login had a place"
-	}
-	return strings.Join(parts, ", ") + "; last login " + humantext.Line(t.Since, 160)
+	return strings.Join(parts, ", ")
 }
 
 // writeEpisode adds the episode line to a finding's e-mail entry.

@@ -85,7 +85,7 @@ type Finding struct {
 	FailedAttempts int `json:"failedAttempts,omitempty"`
 	// Cause says, for coverage_lost, why logins were not evaluated
 	// (second_unread, plan_fallback, unreadable_rows,
-	// clock_skew); Count is how many (UpTo: at most that many), FirstAt and
+	// clock_skew, no_progress); Count is how many (UpTo: at most that many), FirstAt and
 	// Date the span of login dates concerned.
 	Cause    string          `json:"cause,omitempty"`
 	UpTo     bool            `json:"upTo,omitempty"`
@@ -1062,22 +1062,13 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 	if len(b.ids) < MaxListedIDs {
 		b.ids = append(b.ids, ev.ID)
 	}
-	if l := strings.TrimSpace(ev.Login); l != "" && len(b.logins) < maxListedLogins && !contains(b.logins, l) {
+	if l := strings.TrimSpace(ev.Login); l != "" && len(b.logins) < maxListedLogins && !slices.Contains(b.logins, l) {
 		b.logins = append(b.logins, l)
 	}
 	if len(b.raws) < maxBurstRaw && len(ev.Raw) > 0 {
 		b.raws = append(b.raws, ev.Raw)
 	}
 	return nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Bursts returns a finding for each address whose failed logins reached the
@@ -1150,7 +1141,7 @@ func (e *Evaluator) summary(rest []int32) Finding {
 			}
 		}
 		for _, l := range b.logins {
-			if len(f.Logins) < maxListedLogins && !contains(f.Logins, l) {
+			if len(f.Logins) < maxListedLogins && !slices.Contains(f.Logins, l) {
 				f.Logins = append(f.Logins, l)
 			}
 		}

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
@@ -95,13 +94,4 @@ type publisherFunc func(ipguard.Alert)
 func (f publisherFunc) Publish(_ context.Context, a ipguard.Alert) (string, error) {
 	f(a)
 	return "m", nil
-}
-
-func findingsOf(t *testing.T, a ipguard.Alert) []Finding {
-	t.Helper()
-	var p Payload
-	if err := json.Unmarshal([]byte(a.Default), &p); err != nil {
-		t.Fatal(err)
-	}
-	return p.Events
 }

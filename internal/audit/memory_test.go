@@ -77,9 +77,7 @@ func TestBurstsFromManyAddressesStayBounded(t *testing.T) {
 	}
 	total, listed, summaries := 0, 0, 0
 	for _, a := range pub.sent {
-		var p Payload
-		_ = json.Unmarshal([]byte(a.Default), &p)
-		for _, f := range p.Events {
+		for _, f := range findingsOf(t, a) {
 			if f.Kind != KindFailedLoginBurst {
 				continue
 			}

@@ -104,9 +104,7 @@ func TestUserTypeLookupsAreBoundedPerRun(t *testing.T) {
 			}
 			types := map[string]string{}
 			for _, a := range pub.sent {
-				var p Payload
-				_ = json.Unmarshal([]byte(a.Default), &p)
-				for _, f := range p.Events {
+				for _, f := range findingsOf(t, a) {
 					if f.DigestOnly != (tt.policy == UnknownDigest) {
 						t.Fatalf("finding %d DigestOnly %v under %s", f.EventID, f.DigestOnly, tt.policy)
 					}

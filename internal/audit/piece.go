@@ -36,6 +36,17 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 // pieceOf is piece; last says the run stops after it (Piece.Last).
 func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last bool) error {
 	r, s, ctx := p.run, p.run.s, p.run.ctx
+	if !final && !r.backfill && !r.counted {
+		// A new window that holds more than a piece (a backlog): counted
+		// at its cursor before its first piece, as a resumed one is before
+		// it reads (countAttempt), so that a run cut off in this piece
+		// makes the next one's pieces smaller.
+		r.prog.Cursor.Attempts++
+		r.counted = true
+		if err := s.Store.SetProgress(ctx, r.prog); err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor before the window's first piece (nothing of it was committed): %w", err)
+		}
+	}
 	good := evs[:0:0]
 	for _, e := range evs {
 		if e.Unreadable != "" {
@@ -145,8 +156,16 @@ func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last b
 			below = t
 		}
 	}
-	if !r.prog.Cursor.Below.Equal(below) {
-		r.prog.Cursor.SecondTries = 0 // the cursor moves past the second it waited at
+	if c := r.prog.Cursor; !c.Below.Equal(below) || final {
+		c.SecondTries = 0 // the cursor moves past the second it waited at
+		c.Attempts = 0    // and this run made progress
+		r.progressed = true
+		if r.pieces++; c.Piece > 0 && r.pieces%growEvery == 0 {
+			// Pieces of this size get through: try twice as many events.
+			if c.Piece *= 2; c.Piece >= s.pieceEvents() {
+				c.Piece = 0
+			}
+		}
 	}
 	if r.backfill {
 		r.prog.Cursor.Below = below
@@ -292,7 +311,7 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 		return err
 	}
 	for i, b := range batches {
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < min(publishMargin, s.Settings.DeadlineMargin/2) {
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < s.publishFloor(r.reserve) {
 			return errOutOfTime
 		}
 		// A message started is let finish (bounded) even if the deadline

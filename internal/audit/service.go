@@ -227,6 +227,16 @@ type Result struct {
 	// could not see every row of it: the cursor stays there and the next
 	// run reads it again with twice the requests.
 	UnreadSecond *UnreadSecond `json:"unreadSecond,omitempty"`
+	// RunsWithoutProgress is how many runs in a row, this one included,
+	// ended without moving the cursor while logins wait below it (cut off
+	// by the function timeout, failed, or stopped at the deadline margin
+	// before a piece was finished): 0 when this run moved it, finished its
+	// window or waits at an unread second. From NoProgressRuns on it is
+	// lost coverage (cause no_progress).
+	RunsWithoutProgress int `json:"runsWithoutProgress"`
+	// PieceEvents is the piece size this run began with when runs without
+	// progress made it smaller than Settings.PieceEvents (cursor Piece).
+	PieceEvents int `json:"pieceEvents,omitempty"`
 	// SessionEnded counts the findings whose session this run ended.
 	SessionEnded int `json:"sessionEnded"`
 	// Responses counts this run's findings per response outcome (see Response).
@@ -276,9 +286,17 @@ func (s *Service) Handle(ctx context.Context, payload []byte, at time.Time) (Res
 //     duplicate message). (2) If the record write fails after an accepted
 //     publish, the run fails and the next run sends them again. Nothing
 //     else sends twice; no message is started with less than 3 s left
-//     (half of DeadlineMargin when that is less).
+//     (half of DeadlineMargin when that is less; at most the margin the
+//     walk keeps, see publishFloor).
 //   - A failed run loses nothing: what it committed stays, the rest is read
 //     again by the next run.
+//   - No run leaves the next one where it was itself: a run is counted at
+//     the cursor before it reads (cursor Attempts), so a run that moves
+//     nothing, even one cut off by the function timeout, makes the next
+//     one's pieces a quarter of the size, down to one band of a page: runs
+//     that can each finish one band make progress. A run that moves
+//     nothing tells so (RunsWithoutProgress), and from NoProgressRuns in a
+//     row that is lost coverage (no_progress), sent before reading.
 //   - A run that finds another run's live lease does nothing and says so in
 //     its result (not an error). A backfill audits exactly its window and
 //     leaves the progress alone.
@@ -367,6 +385,17 @@ type run struct {
 	userTypeLookups int
 	// accountKey is Store.AccountHashKey, read once per run.
 	accountKey []byte
+
+	// counted: this run is counted in the cursor's Attempts (see
+	// countAttempt); progressed: it moved the cursor or finished a window;
+	// pieces: the pieces it committed in the current window.
+	counted, progressed bool
+	pieces              int
+	// stuck: this run raised no_progress at its start (countAttempt).
+	stuck bool
+	// reserve is the deadline margin the current window's walk keeps for
+	// finishing what it read (see Service.budget).
+	reserve time.Duration
 }
 
 // warn records msg as one safe line (humantext.Line, at most
@@ -411,14 +440,21 @@ func (r *run) scheduled(t Trigger) error {
 		// The first run anchors its window before anything else: if it
 		// fails, the next one starts at the same place instead of a fresh
 		// lookback that would leave a gap.
+		// The anchor counts this run at the cursor (countAttempt).
 		from := t.To.Add(-s.Settings.Lookback)
-		prog = ipguard.AuditProgress{Until: from, Cursor: &ipguard.AuditCursor{From: from, To: t.To, Below: t.To}}
+		prog = ipguard.AuditProgress{Until: from, Cursor: &ipguard.AuditCursor{From: from, To: t.To, Below: t.To, Attempts: 1}}
 		if err := s.Store.SetProgress(r.ctx, prog); err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: anchor the first window: %w", err)
 		}
+		r.counted = true
 	}
 	prog.Memory = noteRetention(prog.Memory, s.Settings.AlertRetention, s.now())
 	r.prog = prog
+	if !r.counted && prog.Cursor != nil {
+		if err := r.countAttempt(); err != nil {
+			return err
+		}
+	}
 	r.res.SafeUntil = prog.Until.Format(time.RFC3339)
 	for {
 		c := r.prog.Cursor
@@ -451,8 +487,10 @@ func (r *run) scheduled(t Trigger) error {
 			r.res.ResumeBelow = r.prog.Cursor.Below.Format(time.RFC3339Nano)
 			r.warn(fmt.Sprintf("stopped at the deadline margin: events dated %s to %s are still to read; the saved cursor keeps the place and the next run continues there",
 				w.From.Format(time.RFC3339), r.prog.Cursor.Below.Format(time.RFC3339)))
-			return nil
+			return r.stoppedWithout()
 		}
+		r.progressed = true
+		r.counted, r.pieces = false, 0 // the next window's cursor is a new one
 		advanced := w.To.After(r.prog.Until)
 		if advanced {
 			r.prog = ipguard.AuditProgress{Until: w.To, Memory: r.prog.Memory}
@@ -470,6 +508,97 @@ func (r *run) scheduled(t Trigger) error {
 	}
 	return nil
 }
+
+// countAttempt counts this run at the saved cursor before it reads anything
+// (one write): a run cut off by the function timeout saves nothing at its
+// end, so only a count made first tells the next run that this one got
+// nowhere. Attempts above 0 here are runs that began at this cursor and
+// did not move it: this run's pieces are a quarter of theirs. From
+// NoProgressRuns of them on, the lost coverage (no_progress) is sent here,
+// before reading: this run may be cut off like the ones before it.
+func (r *run) countAttempt() error {
+	c := r.prog.Cursor
+	before := c.Attempts
+	if before > 0 {
+		c.Piece = smallerPiece(r.pieceLimit())
+	}
+	c.Attempts++
+	r.counted = true
+	if err := r.s.Store.SetProgress(r.ctx, r.prog); err != nil {
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: count this run at the saved cursor (nothing was read yet): %w", err)
+	}
+	if before < NoProgressRuns {
+		return nil
+	}
+	msg := fmt.Sprintf("%d audit runs in a row ended without moving the cursor (cut off by the function timeout, failed, or stopped at the deadline margin before a piece was finished) while the logins dated %s to %s wait; this run reads pieces of %d events",
+		before, c.From.Format(time.RFC3339), c.Below.Format(time.RFC3339), c.Piece)
+	r.warn(msg)
+	r.lose(lostCoverage{cause: CauseNoProgress, from: c.From, to: c.Below, reason: msg + noProgressHint})
+	r.meta = Meta{Portal: r.s.Settings.Portal, Window: Window{From: c.From, To: c.To}}
+	r.reserve = r.s.margin(r.ctx) // as the walk will keep (publishFloor)
+	r.stuck = true
+	switch err := r.publishCoverage(r.ctx); {
+	case errors.Is(err, errOutOfTime):
+		r.warn("the deadline came before the lost-coverage alert could be sent; the next run that meets the cause sends it")
+	case err != nil:
+		return err
+	}
+	r.lost = nil // sent (or left to the next run): not again at the end of this run
+	return nil
+}
+
+// noProgressHint ends the reason of a no_progress finding.
+const noProgressHint = ": a run cannot finish even a small piece in its time (a slow portal or table, too short a function timeout, too long an AUDIT_DEADLINE_MARGIN)"
+
+// stoppedWithout ends a scheduled run that stopped at its deadline margin:
+// if it moved nothing, the cursor says so for the next run (it is saved if
+// this run was not counted at it yet: a new window's first piece was not
+// reached), the result counts the runs in a row, and from NoProgressRuns on
+// that is lost coverage.
+func (r *run) stoppedWithout() error {
+	if r.progressed {
+		return nil
+	}
+	c := r.prog.Cursor
+	if !r.counted {
+		c.Attempts++
+		r.counted = true
+		if err := r.s.Store.SetProgress(r.ctx, r.prog); err != nil {
+			return r.deadlineOr(ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor of a run that moved nothing: %w", err))
+		}
+	}
+	n := c.Attempts
+	r.res.RunsWithoutProgress = n
+	msg := fmt.Sprintf("this run committed nothing (%d runs in a row, this one included, ended without moving the cursor while the logins dated %s to %s wait); the next run reads pieces of %d events",
+		n, c.From.Format(time.RFC3339), c.Below.Format(time.RFC3339), smallerPiece(r.pieceLimit()))
+	r.warn(msg)
+	if n >= NoProgressRuns && !r.stuck {
+		r.lose(lostCoverage{cause: CauseNoProgress, from: c.From, to: c.Below, reason: msg + noProgressHint})
+	}
+	return nil
+}
+
+// NoProgressRuns is how many runs in a row that move nothing while logins
+// wait are lost coverage (cause no_progress): the first makes the next
+// run's pieces smaller, and the second shows that did not do.
+const NoProgressRuns = 2
+
+// pieceLimit is how many events the current window's pieces hold.
+func (r *run) pieceLimit() int {
+	n := r.s.pieceEvents()
+	if c := r.prog.Cursor; c != nil && c.Piece > 0 && c.Piece < n {
+		n = c.Piece
+	}
+	return n
+}
+
+// smallerPiece is the piece after a run that moved nothing: a quarter, at
+// least 1 (each band the walk hands on, a page at most, is a piece then).
+func smallerPiece(n int) int { return max(1, n/4) }
+
+// growEvery: after this many pieces committed in a row, the pieces double
+// again (up to Settings.PieceEvents).
+const growEvery = 4
 
 // backfill audits exactly t's window and saves no progress.
 func (r *run) runBackfill(t Trigger) error {
@@ -556,8 +685,12 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		}
 	}()
 
-	fctx, cancel := s.budget(r.ctx)
+	fctx, cancel, reserve := s.budget(r.ctx)
 	defer cancel()
+	r.reserve = reserve
+	if n := r.pieceLimit(); n < s.pieceEvents() && r.res.PieceEvents == 0 {
+		r.res.PieceEvents = n
+	}
 	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn, lose: r.lose}
 	if c := r.prog.Cursor; c.Below.Equal(below) {
 		wk.tries = c.SecondTries
@@ -568,7 +701,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 	err = wk.walk(fctx, below, func(evs []ipguard.LoginEvent, done time.Time, final bool) error {
 		pending = append(pending, evs...)
 		pendingDone = done
-		if final || len(pending) >= s.pieceEvents() {
+		if final || len(pending) >= r.pieceLimit() {
 			if err := p.piece(pending, done, final); err != nil {
 				pieceStopped = errors.Is(err, errOutOfTime)
 				return err
@@ -595,6 +728,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		r.res.UnreadSecond = wk.unread
 		if c := r.prog.Cursor; c.Below.Format(time.RFC3339) == wk.unread.Second {
 			c.SecondTries = wk.tries + 1
+			c.Attempts = 0 // the reads that double with each try are this cursor's progress
 			if !r.backfill {
 				if err := s.Store.SetProgress(r.ctx, r.prog); err != nil {
 					return false, ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor at an unread second: %w", err)
@@ -630,17 +764,41 @@ func (r *run) deadlineOr(err error) error {
 }
 
 // budget is ctx with its deadline moved DeadlineMargin earlier (never more
-// than a quarter of the time left, so a short timeout still gets to read).
-func (s *Service) budget(ctx context.Context) (context.Context, context.CancelFunc) {
+// than a quarter of the time left, so a short timeout still gets to read),
+// and that margin (0 without a deadline).
+func (s *Service) budget(ctx context.Context) (context.Context, context.CancelFunc, time.Duration) {
 	dl, ok := ctx.Deadline()
 	if !ok {
-		return context.WithCancel(ctx)
+		c, cancel := context.WithCancel(ctx)
+		return c, cancel, 0
 	}
-	m := s.Settings.DeadlineMargin
-	if q := time.Until(dl) / 4; m > q {
-		m = q
+	m := s.margin(ctx)
+	c, cancel := context.WithDeadline(ctx, dl.Add(-m))
+	return c, cancel, m
+}
+
+// margin is the deadline margin a walk begun now keeps (see budget); 0
+// without a deadline.
+func (s *Service) margin(ctx context.Context) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
 	}
-	return context.WithDeadline(ctx, dl.Add(-m))
+	return min(s.Settings.DeadlineMargin, time.Until(dl)/4)
+}
+
+// publishFloor is the least time left before the deadline in which a
+// message is still started: publishMargin, or half of DeadlineMargin when
+// that is less, and never more than the margin the walk keeps (reserve,
+// once a walk began), which is at most a quarter of the run's time: a
+// margin set longer than the function's timeout does not leave the run
+// without a moment to send anything in.
+func (s *Service) publishFloor(reserve time.Duration) time.Duration {
+	f := min(publishMargin, s.Settings.DeadlineMargin/2)
+	if reserve > 0 {
+		f = min(f, reserve)
+	}
+	return f
 }
 
 func (s *Service) concurrency() int {

@@ -39,14 +39,11 @@ func lostAlerts(t *testing.T, sent []ipguard.Alert) []Finding {
 	t.Helper()
 	var out []Finding
 	for _, a := range sent {
-		var p Payload
-		if err := json.Unmarshal([]byte(a.Default), &p); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range p.Events {
+		fs := findingsOf(t, a)
+		for _, f := range fs {
 			if f.Kind == KindCoverageLost {
-				if len(p.Events) != 1 || f.Severity != SeverityHigh {
-					t.Errorf("coverage_lost shares its message with %d findings (severity %s)", len(p.Events)-1, f.Severity)
+				if len(fs) != 1 || f.Severity != SeverityHigh {
+					t.Errorf("coverage_lost shares its message with %d findings (severity %s)", len(fs)-1, f.Severity)
 				}
 				out = append(out, f)
 			}
@@ -92,16 +89,22 @@ func runWithin(t *testing.T, s *Service, d time.Duration) Result {
 	return res
 }
 
+// findingsOf is the findings of the alert's message (its JSON payload).
+func findingsOf(t *testing.T, a ipguard.Alert) []Finding {
+	t.Helper()
+	var p Payload
+	if err := json.Unmarshal([]byte(a.Default), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p.Events
+}
+
 // alertedIDs counts, per event id, how many messages named it.
 func alertedIDs(t *testing.T, sent []ipguard.Alert) map[int64]int {
 	t.Helper()
 	n := map[int64]int{}
 	for _, a := range sent {
-		var p Payload
-		if err := json.Unmarshal([]byte(a.Default), &p); err != nil {
-			t.Fatal(err)
-		}
-		for _, f := range p.Events {
+		for _, f := range findingsOf(t, a) {
 			if f.EventID != 0 {
 				n[f.EventID]++
 			}
@@ -512,9 +515,7 @@ func TestRunHugeBurstStaysBoundedAndAlertsTheViolation(t *testing.T) {
 		if n := size(a); n > MaxMessageBytes {
 			t.Errorf("message of %d bytes", n)
 		}
-		var p Payload
-		_ = json.Unmarshal([]byte(a.Default), &p)
-		for _, f := range p.Events {
+		for _, f := range findingsOf(t, a) {
 			if f.Kind == KindFailedLoginBurst {
 				total += f.Count
 				if len(f.EventIDs) > MaxListedIDs || !f.Capped || len(f.Logins) != 3 {

@@ -60,7 +60,7 @@ func miss(id int64, user string, d time.Duration, ip, country, city, browser, pl
 
 // When a login outside the allowlist is demoted, kept, or joins an episode.
 func TestOutsideAllowlistIsShapedByTheEvidence(t *testing.T) {
-	grouped := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	grouped := groupedSettings()
 	tests := []struct {
 		name      string
 		settings  Settings
@@ -118,7 +118,7 @@ func TestOutsideAllowlistIsShapedByTheEvidence(t *testing.T) {
 // episodes per user are bounded.
 func TestEpisodeRepeatsAndWhatBreaksThem(t *testing.T) {
 	st := newMemStore()
-	d := &Detector{Store: st, Settings: Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}}
+	d := &Detector{Store: st, Settings: groupedSettings()}
 	ev1, f1 := miss(1, "bob", 0, "198.51.100.7", "United States", "New York", "Firefox 126.0", "Windows 10")
 	ev2, f2 := miss(2, "bob", 2*time.Hour, "198.51.100.8", "United States", "New York", "Firefox 126.0", "Windows 10")
 	ev3, f3 := miss(3, "bob", 2*time.Hour+30*time.Minute, "192.0.2.8", "United States", "Los Angeles", "Firefox 126.0", "Windows 10")
@@ -150,7 +150,7 @@ func TestEpisodeRepeatsAndWhatBreaksThem(t *testing.T) {
 // detector (a new Lambda container).
 func TestEpisodesSurviveTheDetector(t *testing.T) {
 	st, eps := newMemStore(), &memEpisodeStore{items: map[string]Episodes{}}
-	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	s := groupedSettings()
 	ev1, f1 := miss(1, "bob", 0, "198.51.100.7", "Spain", "Madrid", "Firefox 126.0", "Windows 10")
 	judge(t, &Detector{Store: st, EpisodeStore: eps, Settings: s}, piece(ev1), f1)
 	if e := eps.items["bob"]; len(e.Open) != 1 || e.Expires(24) != t0.Add(24*time.Hour) {
@@ -189,7 +189,7 @@ func (m *memEpisodeStore) SaveEpisodes(_ context.Context, es []Episodes, _ int) 
 // a login after guessed passwords makes its place familiar to nothing (its
 // return is told again). A network learned from history is suggested.
 func TestToldMissesAreNeverSuggestedAndGuessedOnesNeverFamiliar(t *testing.T) {
-	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	s := groupedSettings()
 	tests := []struct {
 		name         string
 		second       time.Duration // the attacker's return
@@ -259,7 +259,7 @@ func TestToldMissesAreNeverSuggestedAndGuessedOnesNeverFamiliar(t *testing.T) {
 // a new sign (a stolen password used elsewhere) and is sent, not held back;
 // the same new device again is a repeat.
 func TestEpisodeTellsAnotherNewDevice(t *testing.T) {
-	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	s := groupedSettings()
 	tests := []struct {
 		name             string
 		browser, system  string
@@ -295,7 +295,7 @@ func TestEpisodeTellsAnotherNewDevice(t *testing.T) {
 func TestAnEpisodeEndsAfterItsLongestSpan(t *testing.T) {
 	st := newMemStore()
 	st.items["alice"] = berlinBaseline("alice")
-	d := &Detector{Store: st, Settings: Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}}
+	d := &Detector{Store: st, Settings: groupedSettings()}
 	var told []int
 	for day := 0; day < 10; day++ {
 		ev, f := miss(int64(10+day), "alice", time.Duration(day)*20*time.Hour, "198.51.100.7", "France", "Paris", "Firefox 126.0", "Windows 10")

@@ -17,12 +17,8 @@ import (
 // trip's country "confirmed" the trip quietly and the victim's login back
 // home was never told.
 func TestATripIsDecidedByALoginInAnEarlierPieceOfTheRun(t *testing.T) {
-	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	s := groupedSettings()
 	lists := tripAllowlists()
-	chrome := func(ev ipguard.LoginEvent) ipguard.LoginEvent {
-		ev.Browser, ev.Platform = "Chrome 121.0", "Android 14"
-		return ev
-	}
 	for _, c := range []struct {
 		name string
 		// the run's pieces after the trip's run, newest first; the last is final
@@ -31,16 +27,16 @@ func TestATripIsDecidedByALoginInAnEarlierPieceOfTheRun(t *testing.T) {
 		contradiction bool
 	}{
 		{"home in a newer piece, the last piece holds another user", [][]ipguard.LoginEvent{
-			{chrome(success(3, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin"))},
+			{onPhone(success(3, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin"))},
 			{success(9, "bob", 50*time.Hour, "80.187.12.9", "Germany", "Berlin")},
 		}, true},
 		{"home in the middle piece of three", [][]ipguard.LoginEvent{
 			{success(10, "bob", 70*time.Hour, "80.187.12.9", "Germany", "Berlin")},
-			{chrome(success(3, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin"))},
+			{onPhone(success(3, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin"))},
 			{success(9, "bob", 50*time.Hour, "80.187.12.9", "Germany", "Berlin")},
 		}, true},
 		{"the same country in a newer piece confirms it", [][]ipguard.LoginEvent{
-			{chrome(success(3, "alice", 20*time.Hour, "100.64.3.3", "France", "Paris"))},
+			{onPhone(success(3, "alice", 20*time.Hour, "100.64.3.3", "France", "Paris"))},
 			{success(9, "bob", 10*time.Hour, "80.187.12.9", "Germany", "Berlin")},
 		}, false},
 	} {
@@ -93,10 +89,10 @@ func TestATripIsDecidedByALoginInAnEarlierPieceOfTheRun(t *testing.T) {
 // failed logins that splits the run into pieces turned a takeover into a
 // digest line. Read in one piece the same logins give a message.
 func TestImpossibleTravelBehindAProbableTripInANewerPiece(t *testing.T) {
-	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	s := groupedSettings()
 	lists := tripAllowlists()
 	home := success(2, "alice", 60*time.Minute, "80.187.12.9", "Germany", "Berlin")
-	home.Browser, home.Platform = "Chrome 121.0", "Android 14"
+	home = onPhone(home)
 	thief, f := miss(3, "alice", 90*time.Minute, "198.18.7.9", "Spain", "Madrid", "Chrome 121.0", "Android 14")
 	for _, c := range []struct {
 		name   string

@@ -48,7 +48,7 @@ func TestTwoLooksAtATrip(t *testing.T) {
 		vpn    = "192.0.2.8"
 		paris  = "100.64.3.3" // the declared Paris entry
 	)
-	grouped := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	grouped := groupedSettings()
 	trip := tripStep{time.Hour, hotel, "France", "Paris", chrome, true}
 	probable := tripWant{told: "digest", severity: audit.SeverityLow, kind: audit.KindIPNotAllowed, text: []string{"probably a trip; told if the next login does not confirm it"}}
 	quiet := tripWant{}
@@ -194,7 +194,7 @@ func TestTwoLooksAtATrip(t *testing.T) {
 func TestAPendingTripIsKeptInTheBaseline(t *testing.T) {
 	st := newMemStore()
 	st.items["alice"] = berlinBaseline("alice")
-	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	s := groupedSettings()
 	lists := tripAllowlists()
 	ev, f := miss(7, "alice", time.Hour, "198.18.7.9", "Nigeria", "Lagos", "Chrome 121.0", "Android 14")
 	judge(t, &Detector{Store: st, Settings: s}, placedPiece(lists, ev), f)
@@ -202,7 +202,7 @@ func TestAPendingTripIsKeptInTheBaseline(t *testing.T) {
 		t.Fatalf("pending trip %+v", p)
 	}
 	home := success(8, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin")
-	home.Browser, home.Platform = "Chrome 121.0", "Android 14"
+	home = onPhone(home)
 	fs := judge(t, &Detector{Store: st, Settings: s}, placedPiece(lists, home))
 	if len(fs) != 1 || fs[0].Severity != audit.SeverityHigh || fs[0].EventID != 8 || fs[0].Reasons[0].EventID != 7 ||
 		!strings.Contains(fs[0].Reasons[0].Text, "from Lagos, Nigeria (a new country, one login)") {
@@ -215,16 +215,12 @@ func TestAPendingTripIsKeptInTheBaseline(t *testing.T) {
 // is told at once, as before; a pending trip is decided only by the run's
 // last (oldest) piece, never by a newer piece ahead of the logins between.
 func TestTripsInABacklogReadNewestFirst(t *testing.T) {
-	s := Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+	s := groupedSettings()
 	lists := tripAllowlists()
-	chrome := func(ev ipguard.LoginEvent) ipguard.LoginEvent {
-		ev.Browser, ev.Platform = "Chrome 121.0", "Android 14"
-		return ev
-	}
 	st := newMemStore()
 	st.items["alice"] = berlinBaseline("alice")
 	d := &Detector{Store: st, Settings: s}
-	home := chrome(success(2, "alice", 50*time.Hour, "80.187.12.9", "Germany", "Berlin"))
+	home := onPhone(success(2, "alice", 50*time.Hour, "80.187.12.9", "Germany", "Berlin"))
 	trip, f := miss(1, "alice", time.Hour, "198.18.7.9", "France", "Paris", "Chrome 121.0", "Android 14")
 	newer := placedPiece(lists, home)
 	newer.Final, newer.Done = false, t0.Add(49*time.Hour)
@@ -246,7 +242,7 @@ func TestTripsInABacklogReadNewestFirst(t *testing.T) {
 	st.items["alice"] = berlinBaseline("alice")
 	judge(t, &Detector{Store: st, Settings: s}, placedPiece(lists, trip), f)
 	d = &Detector{Store: st, Settings: s}
-	berlin := chrome(success(3, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin"))
+	berlin := onPhone(success(3, "alice", 60*time.Hour, "80.187.12.9", "Germany", "Berlin"))
 	paris, pf := miss(4, "alice", 10*time.Hour, "198.18.7.10", "France", "Paris", "Chrome 121.0", "Android 14")
 	newer = placedPiece(lists, berlin)
 	newer.Final, newer.Done = false, t0.Add(59*time.Hour)
@@ -261,4 +257,17 @@ func TestTripsInABacklogReadNewestFirst(t *testing.T) {
 	if st.items["alice"].Trip != nil {
 		t.Errorf("the trip is still pending: %+v", st.items["alice"].Trip)
 	}
+}
+
+// groupedSettings is what the episode and trip tests judge by: findings
+// grouped into episodes of 24 hours, low severity to the digest.
+func groupedSettings() Settings {
+	return Settings{Grouped: true, EpisodeHours: 24, Digest: []string{"low"}}
+}
+
+// onPhone is ev from alice's phone (Chrome 121.0 on Android 14), the
+// browser and platform the trip tests' misses carry.
+func onPhone(ev ipguard.LoginEvent) ipguard.LoginEvent {
+	ev.Browser, ev.Platform = "Chrome 121.0", "Android 14"
+	return ev
 }

@@ -11,6 +11,7 @@
 package digest
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -85,16 +86,7 @@ func (d *Digest) addPerson(f audit.Finding) {
 	if d.People == nil {
 		d.People = map[string]*Person{}
 	}
-	name := f.Email
-	if name == "" {
-		name = f.Login
-	}
-	if name == "" {
-		name = f.User
-	}
-	if name == "" {
-		name = f.UserID
-	}
+	name := cmp.Or(f.Email, f.Login, f.User, f.UserID) // the first the finding has
 	key := ipguard.CanonicalUserID(f.UserID)
 	if key == "" {
 		key = "name:" + name
@@ -130,13 +122,7 @@ func (d *Digest) Add(f audit.Finding) {
 	}
 	d.Total++
 	d.Kinds[f.Kind]++
-	user := f.Email
-	if user == "" {
-		user = f.Login
-	}
-	if user == "" {
-		user = f.UserID
-	}
+	user := cmp.Or(f.Email, f.Login, f.UserID)
 	if f.Kind == audit.KindFailedLoginBurst && len(f.Logins) > 0 {
 		user = f.Logins[0]
 	}

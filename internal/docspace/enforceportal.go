@@ -25,14 +25,8 @@ func (p EnforcePortal) APIKeyUser(ctx context.Context) (string, error) {
 // IsOwner implements enforce.Portal (GET people/{id} → isOwner). A user the
 // portal does not know (deleted) is not the owner.
 func (p EnforcePortal) IsOwner(ctx context.Context, userID string) (bool, error) {
-	u, err := p.Client.User(ctx, userID)
-	if errors.Is(err, ErrUserNotFound) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	return u.IsOwner, nil
+	u, _, err := p.Client.lookUser(ctx, userID)
+	return u.IsOwner, err
 }
 
 // EndSession implements enforce.Portal: sent once; a lost answer is an

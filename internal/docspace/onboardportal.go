@@ -24,11 +24,8 @@ func (d Directory) KeyCreator(ctx context.Context) (string, error) {
 // Person implements onboard.Directory: found is false only when the portal
 // answered that the user does not exist (ErrUserNotFound).
 func (d Directory) Person(ctx context.Context, id string) (onboard.Person, bool, error) {
-	u, err := d.Client.User(ctx, id)
-	if errors.Is(err, ErrUserNotFound) {
-		return onboard.Person{}, false, nil
-	}
-	if err != nil {
+	u, found, err := d.Client.lookUser(ctx, id)
+	if !found {
 		return onboard.Person{}, false, err
 	}
 	return onboard.Person{ID: u.ID, Name: u.DisplayName, IsOwner: u.IsOwner, IsAdmin: u.IsAdmin, Status: int(u.Status)}, true, nil
@@ -40,14 +37,8 @@ var _ audit.People = Directory{}
 // when the portal answered that the user does not exist. One GET
 // people/{id} per call; the audit bounds and caches the calls per run.
 func (d Directory) UserType(ctx context.Context, id string) (string, error) {
-	u, err := d.Client.User(ctx, id)
-	if errors.Is(err, ErrUserNotFound) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return u.Type, nil
+	u, _, err := d.Client.lookUser(ctx, id)
+	return u.Type, err
 }
 
 // AllowlistTrail is onboard.Trail over the portal's audit trail (action

@@ -111,6 +111,20 @@ func (c *Client) User(ctx context.Context, id string) (PortalUser, error) {
 	return c.getUser(ctx, "get user", pathPeople+url.PathEscape(id), ErrUserNotFound)
 }
 
+// lookUser is User with a user the portal does not know (ErrUserNotFound)
+// as found == false and no error: the one reading every port adapter of
+// "who is this user" shares.
+func (c *Client) lookUser(ctx context.Context, id string) (u PortalUser, found bool, err error) {
+	u, err = c.User(ctx, id)
+	switch {
+	case errors.Is(err, ErrUserNotFound):
+		return PortalUser{}, false, nil
+	case err != nil:
+		return PortalUser{}, false, err
+	}
+	return u, true, nil
+}
+
 // A 404 means ErrUserNotFound only when it is the API's own JSON error
 // answer: a proxy page, an empty body or a wrong path prefix (which would
 // make every user look deleted) is an EConfig error like any other 404.

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 )
 
@@ -36,16 +34,9 @@ func (s *Store) Checkpoint(ctx context.Context) (until time.Time, ok bool, err e
 // to which the audit has finished, replacing any earlier value
 // unconditionally: the caller holds the audit lease.
 func (s *Store) SetCheckpoint(ctx context.Context, t time.Time) error {
-	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item: map[string]types.AttributeValue{
-			"pk":        str(checkpointPK),
-			"until":     str(t.UTC().Format(time.RFC3339Nano)),
-			"updatedAt": str(time.Now().UTC().Format(time.RFC3339)),
-		},
+	return s.putItem(ctx, "set audit checkpoint", map[string]types.AttributeValue{
+		"pk":        str(checkpointPK),
+		"until":     str(t.UTC().Format(time.RFC3339Nano)),
+		"updatedAt": str(time.Now().UTC().Format(time.RFC3339)),
 	})
-	if err != nil {
-		return s.fail("set audit checkpoint", err)
-	}
-	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"ipguard/internal/config"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 )
@@ -51,13 +52,16 @@ func TestPortalStateWritesRideOutTransactionConflicts(t *testing.T) {
 		reason string
 		do     func(*dynamo.Store) error
 	}{
-		{"PutPortalState", "", func(s *dynamo.Store) error {
+		{"PutPortalState (one item)", "", func(s *dynamo.Store) error {
 			return s.PutPortalState(context.Background(), ipguard.PortalState{Applied: 1})
+		}},
+		{"PutPortalState (two items, a transaction)", "", func(s *dynamo.Store) error {
+			return s.PutPortalState(context.Background(), largestState(config.MaxPortalEntries))
 		}},
 		// A transaction throttled is cancelled (the SDK retries only a
 		// throttled single write): as a passing outage, never a bug.
-		{"PutPortalState throttled", "ThrottlingError", func(s *dynamo.Store) error {
-			return s.PutPortalState(context.Background(), ipguard.PortalState{Applied: 1})
+		{"PutPortalState (two items) throttled", "ThrottlingError", func(s *dynamo.Store) error {
+			return s.PutPortalState(context.Background(), largestState(config.MaxPortalEntries))
 		}},
 		{"BumpVersion", "", func(s *dynamo.Store) error { _, err := s.BumpVersion(context.Background()); return err }},
 	}

@@ -91,9 +91,21 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 		if v, free := peek(); v != 1 || free {
 			t.Errorf("held: version %d, free %v", v, free)
 		}
+		// The poll also says since when the holder has held it, and the
+		// state how long the last pass held it (onboard.HolderWatcher).
+		var _ onboard.HolderWatcher = s
+		if err := s.PutPortalState(ctx, ipguard.PortalState{LastPass: 420 * time.Millisecond}); err != nil {
+			t.Fatal(err)
+		}
+		if st, free, since, err := s.PortalStateAndHolder(ctx, onboard.LeaseName, now); err != nil || free || since.UnixMilli() != now.UnixMilli() || st.LastPass != 420*time.Millisecond {
+			t.Errorf("held: since %v (want %v), last pass %s, free %v, %v", since, now, st.LastPass, free, err)
+		}
 		now = now.Add(2 * time.Minute) // the lease ended
 		if _, free := peek(); !free {
 			t.Error("an expired lease is not free")
+		}
+		if _, _, since, err := s.PortalStateAndHolder(ctx, onboard.LeaseName, now); err != nil || !since.IsZero() {
+			t.Errorf("free: since %v, %v; want zero", since, err)
 		}
 	})
 }

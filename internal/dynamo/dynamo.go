@@ -156,6 +156,15 @@ func (s *Store) getItem(ctx context.Context, op, pk string) (map[string]types.At
 	return out.Item, nil
 }
 
+// putItem writes item whole, unconditionally. Failures are classified
+// under op.
+func (s *Store) putItem(ctx context.Context, op string, item map[string]types.AttributeValue) error {
+	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
+		return s.fail(op, err)
+	}
+	return nil
+}
+
 // isConditionFailed reports whether err is DynamoDB's refusal of a write
 // whose condition did not hold.
 func isConditionFailed(err error) bool {
@@ -399,30 +408,54 @@ func listMaps(item map[string]types.AttributeValue, name string) []map[string]ty
 
 // getS returns the string attribute name of item; ok is false if absent.
 func getS(item map[string]types.AttributeValue, name string) (string, bool, error) {
-	v, ok := item[name]
+	s, ok, err := member[*types.AttributeValueMemberS](item, name, "a string")
 	if !ok {
-		return "", false, nil
-	}
-	s, isS := v.(*types.AttributeValueMemberS)
-	if !isS {
-		return "", false, fmt.Errorf("attribute %s is %T, want a string", name, v)
+		return "", false, err
 	}
 	return s.Value, true, nil
 }
 
+// getM returns the map attribute name of item; ok is false if absent.
+func getM(item map[string]types.AttributeValue, name string) (map[string]types.AttributeValue, bool, error) {
+	m, ok, err := member[*types.AttributeValueMemberM](item, name, "a map")
+	if !ok {
+		return nil, false, err
+	}
+	return m.Value, true, nil
+}
+
+// getL returns the list attribute name of item; ok is false if absent.
+func getL(item map[string]types.AttributeValue, name string) ([]types.AttributeValue, bool, error) {
+	l, ok, err := member[*types.AttributeValueMemberL](item, name, "a list")
+	if !ok {
+		return nil, false, err
+	}
+	return l.Value, true, nil
+}
+
 // getN returns the integer number attribute name of item; ok is false if absent.
 func getN(item map[string]types.AttributeValue, name string) (int64, bool, error) {
-	v, ok := item[name]
+	n, ok, err := member[*types.AttributeValueMemberN](item, name, "a number")
 	if !ok {
-		return 0, false, nil
-	}
-	n, isN := v.(*types.AttributeValueMemberN)
-	if !isN {
-		return 0, false, fmt.Errorf("attribute %s is %T, want a number", name, v)
+		return 0, false, err
 	}
 	i, err := strconv.ParseInt(n.Value, 10, 64)
 	if err != nil {
 		return 0, false, fmt.Errorf("attribute %s = %q is not an integer", name, n.Value)
 	}
 	return i, true, nil
+}
+
+// member is the attribute name of item as the member type M: ok is false
+// when it is absent, and an error (saying it is not what) when it is of
+// another type.
+func member[M types.AttributeValue](item map[string]types.AttributeValue, name, what string) (m M, ok bool, err error) {
+	v, present := item[name]
+	if !present {
+		return m, false, nil
+	}
+	if m, ok = v.(M); !ok {
+		return m, false, fmt.Errorf("attribute %s is %T, want %s", name, v, what)
+	}
+	return m, true, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/behaviour"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/lease"
@@ -25,6 +26,8 @@ var (
 	_ onboard.Store            = (*dynamo.Store)(nil)
 	_ onboard.CheckCursorStore = (*dynamo.Store)(nil)
 	_ audit.Store              = (*dynamo.Store)(nil)
+	_ behaviour.Store          = (*dynamo.Store)(nil)
+	_ behaviour.EpisodeStore   = (*dynamo.Store)(nil)
 	_ lease.Backend            = (*dynamo.Store)(nil)
 	_ dynamo.API               = (*dynamodb.Client)(nil)
 )
@@ -50,9 +53,7 @@ func TestStore(t *testing.T) {
 			Entries:   []string{"203.0.113.7", "198.51.100.0/30"},
 			CreatedAt: created, UpdatedAt: created.Add(time.Hour),
 		}
-		if err := s.PutUser(ctx, want); err != nil {
-			t.Fatal(err)
-		}
+		putUsers(t, s, want)
 		got, ok, err := s.GetUser(ctx, "u1")
 		if err != nil || !ok {
 			t.Fatalf("GetUser = %v, %v, %v; want the user", got, ok, err)
@@ -88,9 +89,7 @@ func TestStore(t *testing.T) {
 		s, _ := newStore(t)
 		zone := time.FixedZone("UTC+3", 3*3600)
 		in := ipguard.User{ID: "u1", CreatedAt: time.Date(2026, 11, 1, 12, 0, 0, 999, zone)}
-		if err := s.PutUser(ctx, in); err != nil {
-			t.Fatal(err)
-		}
+		putUsers(t, s, in)
 		got, _, err := s.GetUser(ctx, "u1")
 		if err != nil {
 			t.Fatal(err)
@@ -108,11 +107,7 @@ func TestStore(t *testing.T) {
 		s, _ := newStore(t)
 		first := ipguard.User{ID: "u1", Email: "old@example.com", Entries: []string{"203.0.113.1", "203.0.113.2"}}
 		second := ipguard.User{ID: "u1", Email: "new@example.com", Entries: []string{"203.0.113.9"}}
-		for _, u := range []ipguard.User{first, second} {
-			if err := s.PutUser(ctx, u); err != nil {
-				t.Fatal(err)
-			}
-		}
+		putUsers(t, s, first, second)
 		got, _, err := s.GetUser(ctx, "u1")
 		if err != nil {
 			t.Fatal(err)
@@ -128,9 +123,7 @@ func TestStore(t *testing.T) {
 			id := fmt.Sprintf("u%03d", i)
 			ids = append(ids, id)
 			if i%2 == 0 {
-				if err := s.PutUser(ctx, ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{}}); err != nil {
-					t.Fatal(err)
-				}
+				putUsers(t, s, ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{}})
 			}
 		}
 		ids = append(ids, "u000", "u002") // duplicates are read once
@@ -171,9 +164,7 @@ func TestStore(t *testing.T) {
 			want = append(want, id)
 			// Big items so that the scan takes more than one page.
 			u := ipguard.User{ID: id, Email: strings.Repeat("x", 60_000)}
-			if err := s.PutUser(ctx, u); err != nil {
-				t.Fatal(err)
-			}
+			putUsers(t, s, u)
 		}
 		now := time.Now()
 		if ok, err := s.TryAcquireLease(ctx, "audit", "me", now.Add(time.Minute), now); !ok || err != nil {
@@ -211,16 +202,11 @@ func TestStore(t *testing.T) {
 			t.Fatalf("TryAcquireLease = %v, %v", ok, err)
 		}
 		item := getItem(t, db, s, "lease#audit")
-		wantItem := map[string]string{
+		assertItem(t, "lease item", item, map[string]string{
 			"owner":      "c",
 			"leaseUntil": fmt.Sprint(t0.Add(4 * time.Minute).UnixMilli()),
 			"expiresAt":  fmt.Sprint(t0.Add(4*time.Minute + time.Hour).Unix()),
-		}
-		for name, want := range wantItem {
-			if got := attrText(item[name]); got != want {
-				t.Errorf("lease item %s = %q, want %q", name, got, want)
-			}
-		}
+		})
 	})
 
 	t.Run("checkpoint round trip", func(t *testing.T) {
@@ -279,12 +265,12 @@ func TestStore(t *testing.T) {
 		}
 	})
 
-	t.Run("a cursor waiting at an unread second keeps its tries, and the retention history is kept", func(t *testing.T) {
+	t.Run("a cursor waiting at an unread second keeps its tries (and the runs' attempts and piece), and the retention history is kept", func(t *testing.T) {
 		ctx := context.Background()
 		s, _ := newStore(t)
 		until := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 		mem := []ipguard.RetentionSince{{Since: until.Add(-72 * time.Hour), Keep: 24 * time.Hour}, {Since: until, Keep: 720 * time.Hour}}
-		want := ipguard.AuditProgress{Until: until, Memory: mem, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3}}
+		want := ipguard.AuditProgress{Until: until, Memory: mem, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3, Attempts: 4, Piece: 31}}
 		if err := s.SetProgress(ctx, want); err != nil {
 			t.Fatal(err)
 		}
@@ -514,16 +500,11 @@ func TestStore(t *testing.T) {
 			t.Errorf("Alerted found %d of 60 ids", len(got))
 		}
 		item := getItem(t, db, s, fmt.Sprint("alerted#", ids[59]))
-		wantItem := map[string]string{
+		assertItem(t, "alerted item", item, map[string]string{
 			"eventId":   fmt.Sprint(ids[59]),
 			"alertedAt": "2026-11-25T10:00:00Z",
 			"expiresAt": fmt.Sprint(at.Add(48 * time.Hour).Unix()),
-		}
-		for name, want := range wantItem {
-			if got := attrText(item[name]); got != want {
-				t.Errorf("alerted item %s = %q, want %q", name, got, want)
-			}
-		}
+		})
 	})
 
 	t.Run("a missing table is a configuration error naming ALLOWLIST_TABLE", func(t *testing.T) {
@@ -555,6 +536,16 @@ func TestStore(t *testing.T) {
 	})
 }
 
+// putUsers stores each user in order with PutUser.
+func putUsers(t *testing.T, s *dynamo.Store, us ...ipguard.User) {
+	t.Helper()
+	for _, u := range us {
+		if err := s.PutUser(context.Background(), u); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // getItem reads the raw item pk of the store's table.
 func getItem(t *testing.T, db *dynamodb.Client, s *dynamo.Store, pk string) map[string]types.AttributeValue {
 	t.Helper()
@@ -569,6 +560,16 @@ func getItem(t *testing.T, db *dynamodb.Client, s *dynamo.Store, pk string) map[
 		t.Fatalf("no item %s", pk)
 	}
 	return out.Item
+}
+
+// assertItem holds the attributes of item (as attrText) to want.
+func assertItem(t *testing.T, what string, item map[string]types.AttributeValue, want map[string]string) {
+	t.Helper()
+	for name, w := range want {
+		if got := attrText(item[name]); got != w {
+			t.Errorf("%s %s = %q, want %q", what, name, got, w)
+		}
+	}
 }
 
 // attrText is the text of a string or number attribute.

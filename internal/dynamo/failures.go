@@ -127,11 +127,10 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 			}
 			a[f.IP] = encodeFailures(f)
 		}
-		_, err = s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: map[string]types.AttributeValue{
+		if err := s.putItem(ctx, op, map[string]types.AttributeValue{
 			"pk": str(k), "a": &types.AttributeValueMemberM{Value: a}, "expiresAt": num(exp),
-		}})
-		if err != nil {
-			return s.fail(op, err)
+		}); err != nil {
+			return err
 		}
 	}
 	return nil

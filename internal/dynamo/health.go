@@ -38,18 +38,11 @@ func (s *Store) KeyAlertSent(ctx context.Context, k keywatch.Key, threshold int)
 // RecordKeyAlert implements keywatch.Store; the record is kept until 30
 // days after the key's expiry.
 func (s *Store) RecordKeyAlert(ctx context.Context, k keywatch.Key, threshold int, at time.Time) error {
-	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item: map[string]types.AttributeValue{
-			"pk":        str(keyAlertPK(k, threshold)),
-			"alertedAt": str(at.UTC().Format(time.RFC3339)),
-			"expiresAt": num(k.ExpiresAt.Add(30 * 24 * time.Hour).Unix()),
-		},
+	return s.putItem(ctx, "put key alert record", map[string]types.AttributeValue{
+		"pk":        str(keyAlertPK(k, threshold)),
+		"alertedAt": str(at.UTC().Format(time.RFC3339)),
+		"expiresAt": num(k.ExpiresAt.Add(30 * 24 * time.Hour).Unix()),
 	})
-	if err != nil {
-		return s.fail("put key alert record", err)
-	}
-	return nil
 }
 
 // storedKey is the JSON of key#audit.
@@ -117,17 +110,10 @@ func (s *Store) putJSON(ctx context.Context, op, pk string, v any) error {
 	if err != nil {
 		return s.corrupt(op, err)
 	}
-	_, err = s.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item: map[string]types.AttributeValue{
-			"pk": str(pk), "data": str(string(b)),
-			"updatedAt": str(time.Now().UTC().Format(time.RFC3339)),
-		},
+	return s.putItem(ctx, op, map[string]types.AttributeValue{
+		"pk": str(pk), "data": str(string(b)),
+		"updatedAt": str(time.Now().UTC().Format(time.RFC3339)),
 	})
-	if err != nil {
-		return s.fail(op, err)
-	}
-	return nil
 }
 
 func (s *Store) getJSON(ctx context.Context, op, pk string, v any) (bool, error) {

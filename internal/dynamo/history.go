@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/ipguard"
@@ -93,10 +91,7 @@ func (s *Store) RecordHistory(ctx context.Context, userID, email string, added, 
 	if !h.OffboardedAt.IsZero() {
 		item["offboardedAt"] = num(h.OffboardedAt.Unix())
 	}
-	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
-		return s.fail(op, err)
-	}
-	return nil
+	return s.putItem(ctx, op, item)
 }
 
 // AllowlistHistory implements audit.Store: the histories of the users

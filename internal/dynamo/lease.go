@@ -33,6 +33,7 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, 
 			"owner":      str(owner),
 			"leaseUntil": num(until.UnixMilli()),
 			"expiresAt":  num(until.Add(leaseCleanup).Unix()),
+			"since":      num(now.UnixMilli()), // when it was taken (onboard.HolderWatcher)
 		},
 		ConditionExpression:       aws.String("attribute_not_exists(pk) OR leaseUntil < :now OR #owner = :owner"),
 		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
@@ -66,12 +67,21 @@ func (s *Store) ReleaseLease(ctx context.Context, name, owner string) error {
 // the lease only when it is free. Only the attributes the poll needs are
 // read: the state item's lists (owned, own saves) are most of its size.
 func (s *Store) PortalStateAndLease(ctx context.Context, name string, now time.Time) (ipguard.PortalState, bool, error) {
+	st, free, _, err := s.PortalStateAndHolder(ctx, name, now)
+	return st, free, err
+}
+
+// PortalStateAndHolder is PortalStateAndLease that also says since when
+// the lease's holder has held it (onboard.HolderWatcher; zero when it is
+// free, or was taken by a version that did not record it).
+func (s *Store) PortalStateAndHolder(ctx context.Context, name string, now time.Time) (ipguard.PortalState, bool, time.Time, error) {
 	const op = "get the portal allowlist state and its lease"
 	items, err := s.batchGetAttrs(ctx, op, []map[string]types.AttributeValue{key(portalStatePK), key(leasePrefix + name)}, peekAttrs)
 	if err != nil {
-		return ipguard.PortalState{}, false, err
+		return ipguard.PortalState{}, false, time.Time{}, err
 	}
 	var st ipguard.PortalState
+	var since time.Time
 	free := true
 	for _, item := range items {
 		pk, _ := item["pk"].(*types.AttributeValueMemberS)
@@ -79,20 +89,37 @@ func (s *Store) PortalStateAndLease(ctx context.Context, name string, now time.T
 		case pk == nil:
 		case pk.Value == portalStatePK:
 			if st, err = decodePortalState(item); err != nil {
-				return ipguard.PortalState{}, false, s.corrupt(op, err)
+				return ipguard.PortalState{}, false, time.Time{}, s.corrupt(op, err)
 			}
 		case pk.Value == leasePrefix+name:
 			until, ok, err := getN(item, "leaseUntil")
 			if err != nil {
-				return ipguard.PortalState{}, false, s.corrupt(op, err)
+				return ipguard.PortalState{}, false, time.Time{}, s.corrupt(op, err)
 			}
 			free = !ok || until < now.UnixMilli()
+			if since, err = leaseSince(item, now); err != nil {
+				return ipguard.PortalState{}, false, time.Time{}, s.corrupt(op, err)
+			}
 		}
 	}
-	return st, free, nil
+	return st, free, since, nil
+}
+
+// leaseSince is when the holder of the lease record item took it, zero
+// when it is free at now (or was taken by a version that did not record it).
+func leaseSince(item map[string]types.AttributeValue, now time.Time) (time.Time, error) {
+	until, ok, err := getN(item, "leaseUntil")
+	if err != nil || !ok || until < now.UnixMilli() {
+		return time.Time{}, err
+	}
+	ms, ok, err := getN(item, "since")
+	if err != nil || !ok {
+		return time.Time{}, err
+	}
+	return time.UnixMilli(ms), nil
 }
 
 // peekAttrs are the attributes PortalStateAndLease reads: the key, the
 // lease's end, and the state's progress (version, applied, pending and the
 // list last seen with its setting).
-var peekAttrs = []string{"pk", "leaseUntil", "version", "applied", "adds", "addsApplied", "pending", "pendingCode", "pendingVersion", "seen", "lastSeen", "lastEnabled", "reconciled"}
+var peekAttrs = []string{"pk", "leaseUntil", "since", "passMs", "version", "applied", "adds", "addsApplied", "pending", "pendingCode", "pendingVersion", "seen", "lastSeen", "lastEnabled", "reconciled"}

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 	"time"
@@ -56,22 +57,39 @@ func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, error) 
 	return v, nil
 }
 
-// The portal state is two items, written together in one transaction:
+// The portal state is one item, or two when it is large:
 //
 //	state#portal-allowlist       version, applied, the list last seen, the
 //	                             owned addresses, pending, episodes, own saves
+//	                             and, while they fit with the rest, the PUT in
+//	                             flight and the recent PUTs
 //	state#portal-allowlist#sent  the PUT in flight (its list, added, enable,
 //	                             outcome, time) and the recent PUTs (lateSent)
+//	                             when they do not fit in the state item
 //
-// so that each fits DynamoDB's 400 KB item at the largest allowed list
+// A state whose parts fit together in half an item (every list of a few
+// hundred entries) is written with one UpdateItem of the state item, the
+// in-flight part included (splitAt); a larger one in one transaction of
+// both items, the in-flight part removed from the state item, so that each
+// fits DynamoDB's 400 KB item at the largest allowed list
 // (PORTAL_MAX_ENTRIES at config.MaxPortalEntries, every entry at the
 // portal column's 50 characters), with room for a portal list that hand
 // edits pushed well past the cap (a removal-only PUT of it still goes out).
-// Items written before the split keep the in-flight part in the state
-// item; it is read from there until the next write moves it (also when a
-// #sent item exists: a rollback to a version before the split wrote the
-// state item after it).
+// One write instead of a transaction on every reconcile's two state writes:
+// a transaction costs twice the write capacity on DynamoDB (and moto, the
+// load test's stand-in, copies the whole table for each).
+//
+// The rule of reading: the in-flight part is the state item's when it has
+// one (attribute sent), else the #sent item's. Every write either puts it
+// in the state item or removes it from there, so the part read is always
+// the last written; a #sent item left from an earlier split write is stale
+// then, and ignored. (Versions before the split, and an operator's rollback
+// to one, wrote it in the state item too: read the same way.)
 const portalSentPK = portalStatePK + "#sent"
+
+// splitAt is the size (as counted for maxStateItem) of the state and its
+// in-flight part together up to which both are written in the state item.
+const splitAt = maxStateItem / 2
 
 // MaxPendingBytes bounds the pending reason stored (the failure's text).
 const MaxPendingBytes = 2048
@@ -141,9 +159,10 @@ func (s *Store) readState(ctx context.Context, op string, more ...map[string]typ
 				others = append(others, item)
 			}
 		}
-		// Every write moves the in-flight part out of the state item: when
-		// the state item still has it, a version before the split wrote it
-		// last (a rollback), and the #sent item is older than it.
+		// A state item with the in-flight part holds the whole state: a
+		// write of one item (a small state, or a version before the split)
+		// wrote it last, and the #sent item is older than it (the rule of
+		// reading, above).
 		_, olderWrote := state["sent"]
 		ids := [2]string{writeID(state), writeID(sent)}
 		whole := olderWrote || ids[0] == ids[1]
@@ -187,19 +206,23 @@ func writeID(item map[string]types.AttributeValue) string {
 // (writtenBy must be st.Pass or st.Base, or absent): otherwise nothing is
 // written and the error is EConflict with ipguard.ErrSuperseded, so a pass
 // whose lease ran out never replaces a newer pass's owned, seen or
-// in-flight fields. Both
-// items are written in one transaction (all or nothing). A state that no
+// in-flight fields. It is one UpdateItem of the state item, or, for a
+// large state, one transaction of both items (all or nothing; see
+// splitAt). A state that no
 // item can hold (a portal list far past the cap, by hand) is EConfig
 // naming its size, never DynamoDB's refusal blamed on the table.
 func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) error {
 	const op = "put the portal allowlist state"
-	owned := strList(st.Owned)
+	owned := str(encodeLines(st.Owned))
 	lastReconcile := ""
 	if !st.LastReconcile.IsZero() {
 		lastReconcile = st.LastReconcile.UTC().Format(time.RFC3339Nano)
 	}
-	saves := listAttr(st.OwnSaves, func(t time.Time) types.AttributeValue { return str(t.UTC().Format(time.RFC3339Nano)) })
-	late := strList(st.LateSent)
+	saveTimes := make([]string, len(st.OwnSaves))
+	for i, t := range st.OwnSaves {
+		saveTimes[i] = t.UTC().Format(time.RFC3339Nano)
+	}
+	saves, late := str(encodeLines(saveTimes)), str(encodeLines(st.LateSent))
 	sentAt := ""
 	if !st.SentAt.IsZero() {
 		sentAt = st.SentAt.UTC().Format(time.RFC3339Nano)
@@ -219,23 +242,31 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			"dynamodb: %s: the portal list of %d entries (and a PUT of %d) takes %d and %d bytes as the tool records it, more than one DynamoDB item holds (400 KB); remove entries on the portal (hand edits pushed it far past PORTAL_MAX_ENTRIES)",
 			op, len(st.LastSeen), len(st.Sent), stateSize, sentSize)
 	}
+	// One item while both parts fit in half of one (see splitAt), else two.
+	single := stateSize+sentSize <= splitAt
 	// One new id on both items: a read tells this write's pair from a
 	// torn one (readState).
 	wid := newWriteID()
 	// applied moves forward only (a slower writer with an older Applied
-	// keeps the newer one), the rest is replaced; the attributes of the
-	// in-flight part written before the split leave the state item.
+	// keeps the newer one), the rest is replaced; the in-flight part goes
+	// into the state item, or leaves it for the #sent item.
+	// The lists are strings of lines (owns, saves, late), not lists: the
+	// list forms of versions before (owned, ownSaves, lateSent) leave.
+	inFlight := " REMOVE lastSeen, owned, ownSaves, sent, sentEnable, sentOutcome, sentAt, lateSent, late"
+	if single {
+		inFlight = ", sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, late = :late REMOVE lastSeen, owned, ownSaves, lateSent"
+	}
 	stateUpdate := &types.Update{
 		TableName: aws.String(s.table),
 		Key:       key(portalStatePK),
-		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owned = :owned, seen = :seen, " +
+		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owns = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
 			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"ownSaves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, writeId = :wid REMOVE lastSeen, sent, sentEnable, sentOutcome, sentAt, lateSent"),
+			"saves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm, writeId = :wid" + inFlight),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":dm": num(st.DueMarks),
-			":a":  num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
+			":dm": num(st.DueMarks), ":pm": num(st.LastPass.Milliseconds()),
+			":a": num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
 			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
@@ -245,14 +276,18 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":wid": str(wid),
 		},
 	}
+	sentValues := map[string]types.AttributeValue{
+		":sent": str(sent), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
+		":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":late": late, ":wid": str(wid),
+	}
 	sentUpdate := &types.Update{
-		TableName:        aws.String(s.table),
-		Key:              key(portalSentPK),
-		UpdateExpression: aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, lateSent = :late, writeId = :wid"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":sent": str(sent), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
-			":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":late": late, ":wid": str(wid),
-		},
+		TableName:                 aws.String(s.table),
+		Key:                       key(portalSentPK),
+		UpdateExpression:          aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, late = :late, writeId = :wid REMOVE lateSent"),
+		ExpressionAttributeValues: sentValues,
+	}
+	if single {
+		maps.Copy(stateUpdate.ExpressionAttributeValues, sentValues)
 	}
 	// The fence: a pass that names itself writes only while the state is
 	// still its own or the one it started from (see ipguard.PortalState.Pass).
@@ -265,6 +300,13 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	}
 	write := func() error {
 		return retryConflicts(ctx, func() error {
+			if single {
+				_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+					TableName: stateUpdate.TableName, Key: stateUpdate.Key, UpdateExpression: stateUpdate.UpdateExpression,
+					ConditionExpression: stateUpdate.ConditionExpression, ExpressionAttributeValues: stateUpdate.ExpressionAttributeValues,
+				})
+				return err
+			}
 			_, err := s.api.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{
 				TransactItems: []types.TransactWriteItem{{Update: stateUpdate}, {Update: sentUpdate}},
 			})
@@ -379,9 +421,13 @@ func (s *Store) failWrite(op string, err error) error {
 	return s.fail(op, err)
 }
 
-// stateConditionFailed reports whether a portal state transaction was
-// cancelled because the state item's condition (applied) failed.
+// stateConditionFailed reports whether a portal state write failed the
+// state item's condition (applied, the fence): the single UpdateItem's
+// refusal, or the transaction cancelled for it.
 func stateConditionFailed(err error) bool {
+	if isConditionFailed(err) {
+		return true
+	}
 	var tce *types.TransactionCanceledException
 	if !errors.As(err, &tce) {
 		return false
@@ -459,6 +505,11 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	if st.Pass, _, err = getS(item, "writtenBy"); err != nil {
 		return st, err
 	}
+	if ms, _, err := getN(item, "passMs"); err != nil {
+		return st, err
+	} else {
+		st.LastPass = time.Duration(ms) * time.Millisecond
+	}
 	if lr, _, err := getS(item, "lastReconcile"); err != nil {
 		return st, err
 	} else if lr != "" {
@@ -466,7 +517,7 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 			return st, fmt.Errorf("attribute lastReconcile: %w", err)
 		}
 	}
-	if st.Owned, err = listStrings(item, "owned"); err != nil {
+	if st.Owned, err = linesOrList(item, "owns", "owned"); err != nil {
 		return st, err
 	}
 	if seen, ok, err := getS(item, "seen"); err != nil {
@@ -500,18 +551,16 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	if st.KeyUser, _, err = getS(item, "keyUser"); err != nil {
 		return st, err
 	}
-	if l, ok := item["ownSaves"].(*types.AttributeValueMemberL); ok {
-		for i, v := range l.Value {
-			sv, isS := v.(*types.AttributeValueMemberS)
-			if !isS {
-				return st, fmt.Errorf("ownSaves[%d] is %T, want a string", i, v)
-			}
-			t, err := time.Parse(time.RFC3339Nano, sv.Value)
-			if err != nil {
-				return st, fmt.Errorf("ownSaves[%d]: %w", i, err)
-			}
-			st.OwnSaves = append(st.OwnSaves, t)
+	saves, err := linesOrList(item, "saves", "ownSaves")
+	if err != nil {
+		return st, err
+	}
+	for i, v := range saves {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			return st, fmt.Errorf("own save %d: %w", i, err)
 		}
+		st.OwnSaves = append(st.OwnSaves, t)
 	}
 	return st, nil
 }
@@ -537,7 +586,7 @@ func decodeInFlight(item map[string]types.AttributeValue, st *ipguard.PortalStat
 			return fmt.Errorf("attribute sentAt: %w", err)
 		}
 	}
-	if st.LateSent, err = listStrings(item, "lateSent"); err != nil {
+	if st.LateSent, err = linesOrList(item, "late", "lateSent"); err != nil {
 		return err
 	}
 	return nil
@@ -568,6 +617,39 @@ func encodeSent(list []ipguard.Restriction, added []string) string {
 		b.WriteByte('\n')
 	}
 	return b.String()
+}
+
+// encodeLines writes a list of strings as one string of lines (each
+// escaped as in encodeSent): the state's lists (owned addresses, own
+// saves, recent PUTs) are strings, not lists, because a store's cost of
+// every call on the item grows with its list elements (moto, the load
+// test's stand-in, copies each on every read, poll and version bump).
+func encodeLines(xs []string) string {
+	var b strings.Builder
+	for _, x := range xs {
+		b.WriteString(lineEscaper.Replace(x))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// linesOrList reads the string list attribute lines (encodeLines), or the
+// list attribute list written by a version before it. The list wins when
+// both are there: every write of this version removes it, so an older
+// version (a rollback) wrote it after.
+func linesOrList(item map[string]types.AttributeValue, lines, list string) ([]string, error) {
+	if _, ok := item[list]; ok {
+		return listStrings(item, list)
+	}
+	v, _, err := getS(item, lines)
+	if err != nil || v == "" {
+		return nil, err
+	}
+	out := strings.Split(strings.TrimSuffix(v, "\n"), "\n")
+	for i, x := range out {
+		out[i] = lineUnescaper.Replace(x)
+	}
+	return out, nil
 }
 
 // The portal stores addresses only, but its text is not ours: a newline in

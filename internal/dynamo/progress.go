@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/ipguard"
@@ -15,7 +13,8 @@ import (
 // Progress returns the audit's saved progress from the checkpoint item:
 // until, and the cursor (cursorFrom, cursorTo, cursorBelow) when a window is
 // under way (with cursorGuesses, the logins a failed login below it may
-// still raise). The zero value when nothing was saved. Strongly consistent.
+// still raise; cursorSecondTries, cursorAttempts and cursorPiece, how the
+// runs at it fared). The zero value when nothing was saved. Strongly consistent.
 func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 	const op = "get audit progress"
 	item, err := s.getItem(ctx, op, checkpointPK)
@@ -53,6 +52,16 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 			return ipguard.AuditProgress{}, s.corrupt(op, err)
 		}
 		p.Cursor.SecondTries = int(tries)
+		attempts, _, err := getN(item, "cursorAttempts")
+		if err != nil {
+			return ipguard.AuditProgress{}, s.corrupt(op, err)
+		}
+		p.Cursor.Attempts = int(attempts)
+		piece, _, err := getN(item, "cursorPiece")
+		if err != nil {
+			return ipguard.AuditProgress{}, s.corrupt(op, err)
+		}
+		p.Cursor.Piece = int(piece)
 		if g, ok, err := getS(item, "cursorGuesses"); err == nil && ok {
 			p.Cursor.Guesses = g
 		}
@@ -81,12 +90,15 @@ func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error 
 		if c.SecondTries > 0 {
 			item["cursorSecondTries"] = num(int64(c.SecondTries))
 		}
+		if c.Attempts > 0 {
+			item["cursorAttempts"] = num(int64(c.Attempts))
+		}
+		if c.Piece > 0 {
+			item["cursorPiece"] = num(int64(c.Piece))
+		}
 		if c.Guesses != "" {
 			item["cursorGuesses"] = str(c.Guesses)
 		}
 	}
-	if _, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: item}); err != nil {
-		return s.fail("set audit progress", err)
-	}
-	return nil
+	return s.putItem(ctx, "set audit progress", item)
 }

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/ipguard"
@@ -60,13 +58,9 @@ func (s *Store) RecordAlertedSpan(ctx context.Context, ip string, span ipguard.T
 			"from": num(sp.From.Unix()), "to": num(ceilUnix(sp.To)), "expiresAt": num(sp.expires)}}
 		last = max(last, sp.expires)
 	}
-	_, err = s.api.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String(s.table), Item: map[string]types.AttributeValue{
+	return s.putItem(ctx, op, map[string]types.AttributeValue{
 		"pk": str(alertedIPPrefix + ip), "spans": &types.AttributeValueMemberL{Value: list}, "expiresAt": num(last),
-	}})
-	if err != nil {
-		return s.fail(op, err)
-	}
-	return nil
+	})
 }
 
 type storedSpan struct {

@@ -3,6 +3,7 @@ package dynamo_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -248,5 +249,130 @@ func TestPortalStateAfterARollbackReadsTheOlderVersionsWrite(t *testing.T) {
 	st, err := s.PortalState(ctx)
 	if err != nil || st.Sent != nil || st.SentOutcome != "" || len(st.LateSent) != 1 || st.LateSent[0] != "new " {
 		t.Fatalf("state = %+v, %v; want the older version's later write (nothing in flight, late PUTs [new ])", st, err)
+	}
+}
+
+// A state that fits in half an item is written with one UpdateItem of the
+// state item, its PUT in flight included; a larger one in two items. A
+// state that grows past that and shrinks again (or the other way) reads
+// back, by PortalState and by a change's one read alike, the in-flight
+// part last written, never a #sent item left from an earlier write.
+func TestPortalStateMovesBetweenOneItemAndTwo(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "statemoves")
+	ctx := context.Background()
+	large := largestState(config.MaxPortalEntries)
+	small := func(sent string, late string) ipguard.PortalState {
+		st := ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1"}}, Owned: []string{"192.0.2.1"}, LateSent: []string{late}}
+		if sent != "" {
+			st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = []ipguard.Restriction{{IP: sent}}, []string{sent}, ipguard.SentInFlight, time.Now().UTC().Truncate(time.Millisecond)
+		}
+		return st
+	}
+	steps := []struct {
+		name  string
+		st    ipguard.PortalState
+		items int // items of the state written
+	}{
+		{"small, a PUT in flight", small("198.51.100.1", "a "), 1},
+		{"at the cap", large, 2},
+		{"small again, nothing in flight", small("", "b "), 2}, // the #sent item stays, stale
+		{"small, another PUT in flight", small("198.51.100.2", "c "), 2},
+		{"at the cap again", large, 2},
+	}
+	for _, step := range steps {
+		if err := s.PutPortalState(ctx, step.st); err != nil {
+			t.Fatalf("%s: %v", step.name, err)
+		}
+		got, err := s.PortalState(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs, err := s.ChangeRead(ctx, "nobody", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range []struct {
+			how string
+			st  ipguard.PortalState
+		}{{"PortalState", got}, {"ChangeRead", cs.State}} {
+			if len(r.st.Sent) != len(step.st.Sent) || len(step.st.Sent) > 0 && r.st.Sent[0] != step.st.Sent[0] ||
+				!slices.Equal(r.st.LateSent, step.st.LateSent) || r.st.SentOutcome != step.st.SentOutcome || len(r.st.LastSeen) != len(step.st.LastSeen) {
+				t.Errorf("%s, read by %s: %d sent, outcome %q, late %d; want %d sent, outcome %q, late %d",
+					step.name, r.how, len(r.st.Sent), r.st.SentOutcome, len(r.st.LateSent), len(step.st.Sent), step.st.SentOutcome, len(step.st.LateSent))
+			}
+		}
+		scan, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("statemoves")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(scan.Items) != step.items {
+			t.Errorf("%s: %d items stored; want %d", step.name, len(scan.Items), step.items)
+		}
+	}
+}
+
+// The state's lists (owned addresses, own saves, recent PUTs) are strings
+// of lines, cheap on every call on the item. A state written before, with
+// them as lists, is read; and when a version before (a rollback) writes
+// the lists after this version's last write, its lists are the ones read.
+func TestPortalStateListsAsLines(t *testing.T) {
+	db := motoDB(t)
+	ctx := context.Background()
+	save := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	list := func(xs ...string) *types.AttributeValueMemberL {
+		l := &types.AttributeValueMemberL{Value: []types.AttributeValue{}}
+		for _, x := range xs {
+			l.Value = append(l.Value, &types.AttributeValueMemberS{Value: x})
+		}
+		return l
+	}
+	older := map[string]types.AttributeValue{"owned": list("192.0.2.7"), "ownSaves": list(save.Format(time.RFC3339Nano)), "lateSent": list("h9 ")}
+	tests := []struct {
+		name   string
+		first  *ipguard.PortalState // written by this version first (nil: nothing)
+		older  bool                 // then the older version's lists
+		owned  []string
+		late   []string
+		nSaves int
+	}{
+		{"written by this version", &ipguard.PortalState{Owned: []string{"192.0.2.1", "a\nb%"}, OwnSaves: []time.Time{save, save}, LateSent: []string{"h1 x,y"}}, false,
+			[]string{"192.0.2.1", "a\nb%"}, []string{"h1 x,y"}, 2},
+		{"written by a version before", nil, true, []string{"192.0.2.7"}, []string{"h9 "}, 1},
+		{"a version before wrote after this one", &ipguard.PortalState{Owned: []string{"192.0.2.1"}, LateSent: []string{"h1 "}}, true,
+			[]string{"192.0.2.7"}, []string{"h9 "}, 1},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			table := fmt.Sprintf("statelines-%d", i)
+			s := tableStore(t, db, table)
+			if tc.first != nil {
+				if err := s.PutPortalState(ctx, *tc.first); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.older {
+				_, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{TableName: aws.String(table),
+					Key:              map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "state#portal-allowlist"}},
+					UpdateExpression: aws.String("SET owned = :o, ownSaves = :s, lateSent = :l, sent = :e"),
+					ExpressionAttributeValues: map[string]types.AttributeValue{":o": older["owned"], ":s": older["ownSaves"], ":l": older["lateSent"],
+						":e": &types.AttributeValueMemberS{Value: ""}},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			st, err := s.PortalState(ctx)
+			if err != nil || !slices.Equal(st.Owned, tc.owned) || !slices.Equal(st.LateSent, tc.late) || len(st.OwnSaves) != tc.nSaves || !st.OwnSaves[0].Equal(save) {
+				t.Fatalf("read %q owned, %q late, %v saves, %v; want %q, %q, %d", st.Owned, st.LateSent, st.OwnSaves, err, tc.owned, tc.late, tc.nSaves)
+			}
+			// The next write of this version keeps what it read.
+			if err := s.PutPortalState(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			if again, err := s.PortalState(ctx); err != nil || !slices.Equal(again.Owned, tc.owned) || !slices.Equal(again.LateSent, tc.late) || len(again.OwnSaves) != tc.nSaves {
+				t.Fatalf("after the next write: %q owned, %q late, %d saves, %v", again.Owned, again.LateSent, len(again.OwnSaves), err)
+			}
+		})
 	}
 }

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -33,14 +34,7 @@ func (s *Store) GetUser(ctx context.Context, id string) (u ipguard.User, ok bool
 // CreatedAt and UpdatedAt are stored in UTC to the second (RFC 3339); a nil
 // Entries is stored as an empty list.
 func (s *Store) PutUser(ctx context.Context, u ipguard.User) error {
-	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(s.table),
-		Item:      encodeUser(u),
-	})
-	if err != nil {
-		return s.fail("put user "+u.ID, err)
-	}
-	return nil
+	return s.putItem(ctx, "put user "+u.ID, encodeUser(u))
 }
 
 // PutUserIf replaces the item of u.ID with u (stored with rev u.Rev) only if
@@ -232,10 +226,9 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 	if u.Email, _, err = getS(item, "email"); err != nil {
 		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
 	}
-	if v, ok := item["allowedIps"]; ok {
-		if _, isL := v.(*types.AttributeValueMemberL); !isL {
-			return ipguard.User{}, fmt.Errorf("item %s: attribute allowedIps is %T, want a list", pk, v)
-		}
+	if _, ok, err := getL(item, "allowedIps"); err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	} else if ok {
 		entries, err := listStrings(item, "allowedIps")
 		if err != nil {
 			return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
@@ -245,13 +238,11 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 	if u.Rev, _, err = getN(item, "rev"); err != nil {
 		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
 	}
-	if v, ok := item["entryDetails"]; ok {
-		m, isM := v.(*types.AttributeValueMemberM)
-		if !isM {
-			return ipguard.User{}, fmt.Errorf("item %s: attribute entryDetails is %T, want a map", pk, v)
-		}
-		u.Details = make(map[string]ipguard.EntryDetail, len(m.Value))
-		for e, dv := range m.Value {
+	if m, ok, err := getM(item, "entryDetails"); err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	} else if ok {
+		u.Details = make(map[string]ipguard.EntryDetail, len(m))
+		for e, dv := range m {
 			exp, note, _, err := decodeDetail(dv)
 			if err != nil {
 				return ipguard.User{}, fmt.Errorf("item %s: entryDetails[%s]: %w", pk, e, err)
@@ -264,12 +255,10 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 			u.Details[e] = ipguard.EntryDetail{ExpiresAt: exp, Note: note, Place: place}
 		}
 	}
-	if v, ok := item["expired"]; ok {
-		l, isL := v.(*types.AttributeValueMemberL)
-		if !isL {
-			return ipguard.User{}, fmt.Errorf("item %s: attribute expired is %T, want a list", pk, v)
-		}
-		for i, xv := range l.Value {
+	if l, ok, err := getL(item, "expired"); err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	} else if ok {
+		for i, xv := range l {
 			exp, note, entry, err := decodeDetail(xv)
 			if err != nil {
 				return ipguard.User{}, fmt.Errorf("item %s: expired[%d]: %w", pk, i, err)
@@ -277,13 +266,11 @@ func decodeUser(item map[string]types.AttributeValue) (ipguard.User, error) {
 			u.Expired = append(u.Expired, ipguard.ExpiredEntry{Entry: entry, ExpiresAt: exp, Note: note})
 		}
 	}
-	if v, ok := item["touched"]; ok {
-		m, isM := v.(*types.AttributeValueMemberM)
-		if !isM {
-			return ipguard.User{}, fmt.Errorf("item %s: attribute touched is %T, want a map", pk, v)
-		}
-		u.Touched = make(map[string]time.Time, len(m.Value))
-		for e, tv := range m.Value {
+	if m, ok, err := getM(item, "touched"); err != nil {
+		return ipguard.User{}, fmt.Errorf("item %s: %w", pk, err)
+	} else if ok {
+		u.Touched = make(map[string]time.Time, len(m))
+		for e, tv := range m {
 			sv, isS := tv.(*types.AttributeValueMemberS)
 			if !isS {
 				return ipguard.User{}, fmt.Errorf("item %s: touched[%s] is %T, want a string", pk, e, tv)
@@ -357,12 +344,13 @@ func (s *Store) PutOffboarded(ctx context.Context, id string, at, expires time.T
 
 // ChangeRead reads what a change of user id starts from in one strongly
 // consistent read (onboard.ChangeReader): the user's record, the portal
-// state (both its items, as PortalState: readState) and the user's
-// remembered offboarding (as Offboarded at now). One round trip instead of
-// three on every change.
+// state (both its items, as PortalState: readState), the user's
+// remembered offboarding (as Offboarded at now), and since when the
+// reconcile lease has been held (LeaseSince, zero when free at now). One
+// round trip instead of four on every change.
 func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboard.ChangeStart, error) {
 	op := "read user " + id + ", the portal state and the user's offboarding"
-	st, items, err := s.readState(ctx, op, key(userPrefix+id), key(offboardedPrefix+id))
+	st, items, err := s.readState(ctx, op, key(userPrefix+id), key(offboardedPrefix+id), key(leasePrefix+onboard.LeaseName))
 	if err != nil {
 		return onboard.ChangeStart{}, err
 	}
@@ -378,6 +366,10 @@ func (s *Store) ChangeRead(ctx context.Context, id string, now time.Time) (onboa
 			cs.Found = true
 		case pk.Value == offboardedPrefix+id:
 			if cs.Offboarded, cs.WasOffboarded, err = offboardedOf(item, now); err != nil {
+				return onboard.ChangeStart{}, s.corrupt(op, err)
+			}
+		case pk.Value == leasePrefix+onboard.LeaseName:
+			if cs.LeaseSince, err = leaseSince(item, now); err != nil {
 				return onboard.ChangeStart{}, s.corrupt(op, err)
 			}
 		}
@@ -415,26 +407,30 @@ func offboardedOf(item map[string]types.AttributeValue, now time.Time) (time.Tim
 }
 
 // FirstArrival implements onboard.Arrivals: item arrival#<requestId> holds
-// the invocation's first arrival (epoch ms), set only when absent (one
-// UpdateItem with if_not_exists, returning the stored value), kept by TTL
-// for keep.
+// the invocation's first arrival (epoch ms), written only when absent (one
+// conditional PutItem; when it is there, the refusal returns the stored
+// item, ReturnValuesOnConditionCheckFailure), kept by TTL for keep. A
+// resend whose first write was applied finds that write: the same time.
 func (s *Store) FirstArrival(ctx context.Context, requestID string, now time.Time, keep time.Duration) (time.Time, error) {
 	const op = "remember an invocation's first arrival"
-	out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:        aws.String(s.table),
-		Key:              key(arrivalPrefix + requestID),
-		UpdateExpression: aws.String("SET arrivedAt = if_not_exists(arrivedAt, :now), expiresAt = if_not_exists(expiresAt, :exp)"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":now": num(now.UnixMilli()), ":exp": num(now.Add(keep).Unix()),
+	at := now.UnixMilli()
+	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName: aws.String(s.table),
+		Item: map[string]types.AttributeValue{
+			"pk": str(arrivalPrefix + requestID), "arrivedAt": num(at), "expiresAt": num(now.Add(keep).Unix()),
 		},
-		ReturnValues: types.ReturnValueAllNew,
+		ConditionExpression:                 aws.String("attribute_not_exists(pk)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	if err != nil {
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		stored, ok, gerr := getN(ccf.Item, "arrivedAt")
+		if gerr != nil || !ok {
+			return time.Time{}, s.corrupt(op, fmt.Errorf("arrivedAt: %v", gerr))
+		}
+		at = stored
+	} else if err != nil {
 		return time.Time{}, s.fail(op, err)
-	}
-	at, ok, err := getN(out.Attributes, "arrivedAt")
-	if err != nil || !ok {
-		return time.Time{}, s.corrupt(op, fmt.Errorf("arrivedAt: %v", err))
 	}
 	return time.UnixMilli(at).UTC(), nil
 }

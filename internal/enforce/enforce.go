@@ -668,21 +668,12 @@ func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
 		esc.Violations = n
 		s.log().Info("enforcement escalation", "userId", uid, "violations", n, "outcome", esc.Outcome, "error", esc.Error)
 		for i := range r.fs {
-			if resp := r.fs[i].Response; resp != nil && ipguard.CanonicalUserID(r.fs[i].UserID) == uid && contains(enforced[uid], r.fs[i].EventID) {
+			if resp := r.fs[i].Response; resp != nil && ipguard.CanonicalUserID(r.fs[i].UserID) == uid && slices.Contains(enforced[uid], r.fs[i].EventID) {
 				e := esc
 				resp.Escalation = &e
 			}
 		}
 	}
-}
-
-func contains(ids []int64, id int64) bool {
-	for _, x := range ids {
-		if x == id {
-			return true
-		}
-	}
-	return false
 }
 
 // EventKey is the record key of acting on login event id.

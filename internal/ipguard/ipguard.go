@@ -317,6 +317,16 @@ type AuditCursor struct {
 	// below it, not read yet, may still raise to password_guess_succeeded
 	// (GUESS_WINDOW): the next run, which reads them, raises them.
 	Guesses string
+	// Attempts counts the runs that began at Below (the one under way
+	// included), counted before each reads anything; a run that moves Below
+	// sets it to 0. A run that finds it above 0 knows that many runs ended
+	// here without progress: cut off by the function timeout, failed, or
+	// stopped at the deadline margin before finishing a piece.
+	Attempts int
+	// Piece is how many events the runs of this window evaluate, alert and
+	// commit at a time (0: the audit's default): made smaller after a run
+	// that made no progress, larger again as pieces get through.
+	Piece int
 }
 
 // EntryDetail is the optional part of an allowlist entry: a time-bound
@@ -411,6 +421,12 @@ type PortalState struct {
 	// of these instants.
 	OwnSaves []time.Time
 	KeyUser  string
+	// LastPass is how long the last reconcile pass held the lease before
+	// it wrote its result (from taking the lease, or from the start of a
+	// further pass of the same holder): a change waiting for a holder
+	// sleeps until that holder's pass is due to end (onboard.HolderWatcher)
+	// instead of polling the store every pause. Zero: not known.
+	LastPass time.Duration
 	// Adds counts the addresses the stored changes may have added, each
 	// counted when its change bumped the version (like Version, only the
 	// bump moves it: onboard.AddsCounter). AddsApplied is Adds as the last

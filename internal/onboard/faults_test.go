@@ -385,9 +385,7 @@ func TestRetriedRemoveAfterALostBumpReachesThePortal(t *testing.T) {
 // the tool's own saves are never named, however the seconds fall.
 func TestAdminSaveInTheToolsSecondIsNamed(t *testing.T) {
 	e := newEnv()
-	trail := &fakeTrail{}
-	e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
-	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}}
+	trail := e.withTrail()
 	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
 	// The admin saves (adding 198.51.100.7) in the same second, between the
 	// tool's read and its write: the PUT overwrites it.
@@ -416,9 +414,7 @@ func TestAdminSaveInTheToolsSecondIsNamed(t *testing.T) {
 // "someone else saved the allowlist meanwhile": every save is its own.
 func TestSequentialChangesNeverBlameTheToolsOwnSaves(t *testing.T) {
 	e := newEnv()
-	trail := &fakeTrail{}
-	e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
-	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}}
+	e.withTrail()
 	for i := range 35 {
 		e.now = t0.Add(time.Duration(i) * 700 * time.Millisecond)
 		res := e.do(t, fmt.Sprintf(`{"id":"u%d","email":"a@example.com","allowedIps":["203.0.113.%d"]}`, i%5, 10+i))
@@ -782,9 +778,7 @@ func TestKeyUsersOwnHandEditInTheToolsSecondIsNamed(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv()
-			trail := &fakeTrail{}
-			e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
-			e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}}
+			trail := e.withTrail()
 			if tc.unanswered {
 				e.p.lostAnswer = 1
 				if res, _ := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); res.Portal != PortalPending {

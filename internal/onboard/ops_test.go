@@ -85,9 +85,7 @@ func TestUnpublishedDueAlertsAreCounted(t *testing.T) {
 // state, so changes never looked at the outbox.)
 func TestThrottledOverwrittenAlertIsSentByTheNextChange(t *testing.T) {
 	e := newEnv()
-	trail := &fakeTrail{}
-	e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
-	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}}
+	trail := e.withTrail()
 	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
 	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
 	e.alerts.throttle = 1

@@ -355,6 +355,12 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	st.AlertsDue = st.AlertsDue || out.dueAdded
 	out.ownSaves = st.OwnSaves
+	if took := passTook(ctx); took > 0 && s.warmPasses.Swap(true) {
+		// Not the first pass of this process: a cold one (the function
+		// starting, its first connections) would make the waiters of the
+		// next, faster pass sleep past its end.
+		st.LastPass = nextLastPass(st.LastPass, took)
+	}
 	tps := time.Now()
 	defer span(ctx, "stateWrite", tps)
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
@@ -369,6 +375,17 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	s.log().Info("reconciled portal allowlist", "version", version, "put", out.put, "added", len(out.added),
 		"removed", len(out.removed), "expired", len(out.expired), "entries", len(after), "enabled", final.Enable)
 	return out, nil
+}
+
+// nextLastPass is the pass length waiting changes go by after a pass that
+// took took: a shorter pass is taken at once, a longer one only a quarter
+// of the way (a waiter that wakes early polls once more; one that sleeps
+// past the pass's end waits for nothing).
+func nextLastPass(last, took time.Duration) time.Duration {
+	if last <= 0 || took < last {
+		return took
+	}
+	return last + (took-last)/4
 }
 
 // passID names a reconcile pass in the state it writes: the token of the

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"ipguard/internal/allowlist"
@@ -180,6 +181,9 @@ type Service struct {
 	}
 	knownKeyUser string      // the user the key acts as, once asked (under preflight's lock)
 	checks       *UserChecks // the rotation when UserChecks is nil (under preflight's lock)
+	// warmPasses: this process has made a reconcile pass (its first, cold,
+	// is not recorded as PortalState.LastPass).
+	warmPasses atomic.Bool
 }
 
 // Handle decodes an invocation payload and runs its action.
@@ -296,6 +300,9 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	if !arrived.IsZero() {
 		in.at = RequestTime(arrived)
 	}
+	if !pre.leaseSince.IsZero() && st.LastPass > 0 {
+		in.passEnds = pre.leaseSince.Add(st.LastPass)
+	}
 	stored, err := s.storeChange(ctx, in, st, &res, &pre)
 	if err != nil {
 		return Result{}, err
@@ -321,6 +328,9 @@ type changeInput struct {
 	details map[string]ipguard.EntryDetail
 	now     time.Time // when this request runs (UTC)
 	at      time.Time // when the change was asked for (now when not sent)
+	// passEnds: the reconcile lease was held when the change started, and
+	// the holder's pass is due to end then (zero: free or not known).
+	passEnds time.Time
 }
 
 // validateChange checks every part of req before anything is read or
@@ -445,6 +455,8 @@ type prefetched struct {
 	offRead bool
 	off     time.Time
 	offOK   bool
+	// leaseSince: ChangeStart.LeaseSince.
+	leaseSince time.Time
 }
 
 // ChangeStart is what a change starts from: the user's record (Found false
@@ -456,6 +468,11 @@ type ChangeStart struct {
 	State         ipguard.PortalState
 	Offboarded    time.Time
 	WasOffboarded bool
+	// LeaseSince is when the holder of the reconcile lease (LeaseName)
+	// took it, zero when it is free or that is not known: with the state's
+	// LastPass, a change that finds it held sleeps until that pass is due
+	// to end before its first poll, instead of a lease try and polls.
+	LeaseSince time.Time
 }
 
 // ChangeReader is optional on a Store that has Tombstones: ChangeRead
@@ -474,7 +491,7 @@ func (s *Service) readChangeStart(ctx context.Context, in changeInput) (ipguard.
 		if err != nil {
 			return ipguard.PortalState{}, prefetched{}, err
 		}
-		return cs.State, prefetched{user: cs.User, found: cs.Found, offRead: true, off: cs.Offboarded, offOK: cs.WasOffboarded}, nil
+		return cs.State, prefetched{user: cs.User, found: cs.Found, offRead: true, off: cs.Offboarded, offOK: cs.WasOffboarded, leaseSince: cs.LeaseSince}, nil
 	}
 	var pre prefetched
 	var panicked any
@@ -700,7 +717,7 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 				return err
 			}
 		}
-		out, err := s.converge(ctx, myV, recheck, mine)
+		out, err := s.converge(ctx, myV, recheck, mine, in.passEnds)
 		if err != nil {
 			return err
 		}
@@ -1086,7 +1103,12 @@ func (s *Service) bump(ctx context.Context, added []string, now time.Time) (int6
 // read of the state and the lease together, and the caller tries to take
 // the lease only when that read shows it free (then at once, without a
 // pause): waiting callers do not load the store that the holder needs.
-func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []string) (outcome, error) {
+//
+// passEnds, when not zero, is when a holder's pass that was running when
+// the change started is due to end (ChangeStart.LeaseSince): the caller
+// sleeps until then and polls, instead of trying the lease it would be
+// refused (one lease try and the polls of the pass fewer).
+func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []string, passEnds time.Time) (outcome, error) {
 	wait := s.LeaseWait
 	if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl)/2 {
 		wait = time.Until(dl) / 2 // leave the other half for the work itself
@@ -1094,15 +1116,30 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 	giveUp := time.Now().Add(wait)
 	pause := firstPause
 	peeker, _ := s.Store.(StateLeasePeeker)
+	watcher, _ := s.Store.(HolderWatcher)
 	tryLease, slept := true, true
+	if d := s.untilPassEnds(passEnds); d > 0 && peeker != nil && time.Now().Add(d).Before(giveUp) {
+		// The lease was held when this change started, by a pass due to
+		// end in d: its lease would refuse a try now, and a poll could not
+		// show this change applied before then.
+		ts := time.Now()
+		select {
+		case <-ctx.Done():
+			return outcome{}, ctx.Err()
+		case <-time.After(d + rand.N(pause/2)):
+		}
+		span(ctx, "waitSleep", ts)
+		tryLease = false // poll first: it says whether the lease is free
+	}
 	for {
+		var passEnds time.Time // when the holder's running pass is due to end (zero: unknown)
 		refused := false
 		if tryLease {
 			ta := time.Now()
 			held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
 			span(ctx, "leaseTry", ta)
 			if err == nil {
-				return s.holdConverge(ctx, held, myV, force, mine)
+				return s.holdConverge(withPassStart(ctx, ta), held, myV, force, mine)
 			}
 			if ipguard.ErrorCode(err) != ipguard.EConflict {
 				return outcome{}, err
@@ -1120,7 +1157,14 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 			var st ipguard.PortalState
 			var err error
 			free := false
-			if peeker != nil {
+			if watcher != nil {
+				var since time.Time
+				st, free, since, err = watcher.PortalStateAndHolder(ctx, LeaseName, s.now())
+				tryLease = free
+				if !since.IsZero() && st.LastPass > 0 {
+					passEnds = since.Add(st.LastPass)
+				}
+			} else if peeker != nil {
 				st, free, err = peeker.PortalStateAndLease(ctx, LeaseName, s.now())
 				tryLease = free
 			} else {
@@ -1156,11 +1200,19 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 		if time.Now().Add(pause).After(giveUp) {
 			return outcome{portal: PortalPending, reason: "another reconcile held the portal allowlist lease for the whole wait (LEASE_WAIT); the change is stored and the next reconcile (at the latest the scheduled sync) applies it"}, nil
 		}
+		sleep := pause/2 + rand.N(pause)
+		if d := s.untilPassEnds(passEnds); d > sleep {
+			// The holder's pass (which applies this change, or after which
+			// the lease is free) is due to end later than the next poll:
+			// sleep until then instead of polling on the way (jittered, so
+			// that the waiters of one holder do not all read at once).
+			sleep = min(d, time.Until(giveUp)) + rand.N(pause/2)
+		}
 		ts := time.Now()
 		select {
 		case <-ctx.Done():
 			return outcome{}, ctx.Err()
-		case <-time.After(pause/2 + rand.N(pause)):
+		case <-time.After(sleep):
 		}
 		span(ctx, "waitSleep", ts)
 		slept = true
@@ -1176,6 +1228,48 @@ const (
 	firstPause = 100 * time.Millisecond
 	maxPause   = 200 * time.Millisecond
 )
+
+// HolderWatcher is optional on a StateLeasePeeker: its poll also says since
+// when the lease's holder has held it (zero when free or not known). With
+// the state's LastPass (how long the last pass held the lease) a waiting
+// change knows when the running pass is due to end, and sleeps until then
+// instead of polling every pause: a fact of the store, not a guess, though
+// a pass may take longer than the last (then it polls every pause again).
+type HolderWatcher interface {
+	PortalStateAndHolder(ctx context.Context, name string, now time.Time) (st ipguard.PortalState, free bool, since time.Time, err error)
+}
+
+// maxPassSleep bounds a waiting change's sleep until its holder's pass is
+// due to end (a LastPass of a slow pass, or a clock far off).
+const maxPassSleep = time.Second
+
+// untilPassEnds is how long until passEnds (zero when unknown or past),
+// at most maxPassSleep. The lease's start and the pass's length are both
+// wall-clock times of the processes that took them (never Service.Now).
+func (s *Service) untilPassEnds(passEnds time.Time) time.Duration {
+	if passEnds.IsZero() {
+		return 0
+	}
+	return min(max(time.Until(passEnds), 0), maxPassSleep)
+}
+
+// passStartKey carries when the lease holder's current pass started (the
+// lease taken, or a further pass begun), so that the pass records how long
+// it held the lease (PortalState.LastPass).
+type passStartKey struct{}
+
+func withPassStart(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, passStartKey{}, t)
+}
+
+// passTook is how long the current pass has run (zero without a start).
+func passTook(ctx context.Context) time.Duration {
+	t, ok := ctx.Value(passStartKey{}).(time.Time)
+	if !ok {
+		return 0
+	}
+	return time.Since(t)
+}
 
 // StateLeasePeeker is optional on a Store: one strongly consistent read of
 // the portal state's progress and of whether the lease name is free at now.
@@ -1247,6 +1341,9 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		}
 		if round > 0 && st.Applied >= st.Version {
 			break
+		}
+		if round > 0 {
+			ctx = withPassStart(ctx, time.Now())
 		}
 		if round == 0 && !force && st.Applied >= myV && st.Pending == "" && st.Reconciled && holds(st.LastSeen, mine) {
 			return outcome{portal: PortalApplied, by: "another request", enabled: st.LastEnabled}, nil

@@ -37,6 +37,15 @@ func newEnv() *env {
 	return e
 }
 
+// withTrail gives the service and the portal one audit trail, the key acting
+// as the owner "o" (so the tool's own saves are attributable), and returns it.
+func (e *env) withTrail() *fakeTrail {
+	trail := &fakeTrail{}
+	e.s.Trail, e.p.trail, e.p.keyUser = trail, trail, "o"
+	e.s.Directory = &fakeDirectory{creator: "o", people: map[string]Person{"o": {ID: "o", IsOwner: true}}}
+	return trail
+}
+
 func (e *env) do(t *testing.T, payload string) Result {
 	t.Helper()
 	res, err := e.s.Handle(context.Background(), []byte(payload))

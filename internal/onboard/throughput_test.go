@@ -142,3 +142,92 @@ func TestSyncsFurtherPassStartsFromTheStateItWrote(t *testing.T) {
 		t.Errorf("alerts %v; want none (the passes saw only the tool's own PUTs)", k)
 	}
 }
+
+// watchStore adds the poll that also says since when the lease's holder
+// has held it (HolderWatcher). The holder's pass is simulated: the first
+// poll at or after since+pass finds it done (the change applied, the lease
+// released).
+type watchStore struct {
+	*fakeStore
+	since time.Time
+	pass  time.Duration
+	held  *lease.Held
+	addr  string
+	polls int
+}
+
+func (w *watchStore) PortalStateAndHolder(ctx context.Context, _ string, _ time.Time) (ipguard.PortalState, bool, time.Time, error) {
+	w.polls++
+	if w.held != nil && !time.Now().Before(w.since.Add(w.pass)) {
+		// The holder's pass ends: everything stored is applied (the
+		// waiter is the only caller of the store meanwhile).
+		w.state.Applied, w.state.LastSeen = w.state.Version, append(w.state.LastSeen, ipguard.Restriction{IP: w.addr})
+		if err := w.held.Release(ctx); err != nil {
+			return ipguard.PortalState{}, false, time.Time{}, err
+		}
+		w.held = nil
+	}
+	st, err := w.fakeStore.PortalState(ctx)
+	st.LastPass = w.pass
+	if w.held == nil {
+		return st, true, time.Time{}, err
+	}
+	return st, false, w.since, err
+}
+
+func (w *watchStore) PortalStateAndLease(ctx context.Context, name string, now time.Time) (ipguard.PortalState, bool, error) {
+	st, free, _, err := w.PortalStateAndHolder(ctx, name, now)
+	return st, free, err
+}
+
+// A change that waits for another holder's pass (#15 §6: the waiters'
+// polls were a third of moto's calls under load) reads, besides whether
+// the lease is free, since when its holder has held it, and with the last
+// pass's length sleeps until that pass is due to end: one poll to learn
+// it and one after it, not one every 100–200 ms of the pass. A count of
+// polls, not a timing: no sleep ends early, so no third poll is needed.
+func TestWaitingChangeSleepsUntilItsHoldersPassEnds(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	held, err := lease.Acquire(ctx, e.s.Leases, LeaseName, lease.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &watchStore{fakeStore: e.st, since: time.Now(), pass: 700 * time.Millisecond, held: held, addr: "203.0.113.20"}
+	e.s.Store = w
+	res := e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	if res.Portal != PortalApplied || res.AppliedBy != "another request" {
+		t.Fatalf("result %+v; want applied by the holder", res)
+	}
+	if w.polls > 2 {
+		t.Errorf("%d polls while the holder's %s pass ran; want at most 2 (one to learn when it ends, one after)", w.polls, w.pass)
+	}
+}
+
+// The pass length waiting changes sleep by (PortalState.LastPass) follows
+// a faster pass at once and a slower one a quarter of the way, and the
+// first, cold pass of a process is not recorded: a waiter that sleeps past
+// its holder's pass only waits longer (#15 §6: a cold first pass made the
+// next pass's waiters oversleep).
+func TestLastPassFollowsFasterPassesAtOnce(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct{ last, took, want time.Duration }{
+		{0, 900 * ms, 900 * ms},
+		{800 * ms, 400 * ms, 400 * ms},
+		{400 * ms, 800 * ms, 500 * ms},
+	} {
+		if got := nextLastPass(c.last, c.took); got != c.want {
+			t.Errorf("nextLastPass(%s, %s) = %s; want %s", c.last, c.took, got, c.want)
+		}
+	}
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if e.st.state.LastPass != 0 {
+		t.Errorf("after the process's first pass: LastPass %s; want none recorded (a cold pass)", e.st.state.LastPass)
+	}
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	if e.st.state.LastPass <= 0 {
+		t.Error("after its second pass: no LastPass recorded")
+	}
+}

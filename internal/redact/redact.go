@@ -18,6 +18,7 @@ import (
 	"encoding/json"
 	"ipguard/internal/humantext"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,7 +53,7 @@ func Remember(secret string) {
 	defer mu.Unlock()
 	for _, s := range spellings(secret, strings.TrimSpace(secret)) {
 		if len(s) < MinRun {
-			if !contains(shorts, s) {
+			if !slices.Contains(shorts, s) {
 				shorts = append(shorts, s)
 			}
 			continue
@@ -150,13 +151,4 @@ func jsonInner(s string, html bool) string {
 	_ = enc.Encode(s) // a string always encodes
 	q := strings.TrimSuffix(b.String(), "\n")
 	return q[1 : len(q)-1]
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

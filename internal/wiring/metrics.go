@@ -42,6 +42,12 @@ const (
 	// rows, clock skew past the overlap); at least 1 when coverage was lost to
 	// an unknown extent.
 	MetricCoverageLost = "CoverageLost"
+	// MetricRunsWithoutProgress is how many runs in a row, this one
+	// included, ended without moving the audit's cursor while logins wait
+	// (audit.Result.RunsWithoutProgress); 0 when the run moved it. A field:
+	// from audit.NoProgressRuns on it is lost coverage (cause no_progress),
+	// which CoverageLost counts for its alarm.
+	MetricRunsWithoutProgress = "RunsWithoutProgress"
 	// MetricConfirmedSubscribers is the number of confirmed subscriptions of
 	// the alert topic (sns:ListSubscriptionsByTopic), written by scheduled
 	// runs, the status and the test alert when they could be listed; absent
@@ -114,7 +120,7 @@ var Declared = map[string]Declaration{
 // names come on top); Declared says which of them are metrics.
 var (
 	AuditMetrics = []string{MetricFailures, MetricRejected, MetricRunSeconds, MetricEventsScanned, MetricPagesFetched, MetricFindings,
-		MetricAlertsPublished, MetricLagSeconds, MetricWarnings, MetricSkipped, MetricSessionEnded, MetricCoverageLost}
+		MetricAlertsPublished, MetricLagSeconds, MetricWarnings, MetricSkipped, MetricSessionEnded, MetricCoverageLost, MetricRunsWithoutProgress}
 	OnboardMetrics = []string{MetricFailures, MetricRejected, MetricRunSeconds, MetricRequests, MetricPortalUpdates, MetricPortalPending, MetricAlertsUndelivered}
 )
 
@@ -260,6 +266,7 @@ func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, 
 		count(MetricWarnings, max(res.WarningCount, len(res.Warnings))),
 		count(MetricSessionEnded, res.SessionEnded),
 		count(MetricCoverageLost, res.LoginsNotEvaluated),
+		count(MetricRunsWithoutProgress, res.RunsWithoutProgress),
 	)
 }
 

@@ -14,9 +14,11 @@ import (
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/behaviour"
 	"ipguard/internal/emf"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
+	"ipguard/internal/status"
 )
 
 // emitted writes metrics through a metricsWriter and returns the one line,
@@ -44,7 +46,7 @@ func emitted(t *testing.T, metrics []emf.Metric) map[string]any {
 }
 
 func TestAuditMetricsCoverEveryListedName(t *testing.T) {
-	res := audit.Result{EventsScanned: 120, AlertsPublished: 2, Warnings: []string{"plan fallback"},
+	res := audit.Result{EventsScanned: 120, AlertsPublished: 2, Warnings: []string{"plan fallback"}, RunsWithoutProgress: 3,
 		Counts:     map[string]int{audit.KindIPNotAllowed: 2, audit.KindUnknownUser: 1, audit.KindUnverifiableIP: 0, audit.KindFailedLoginBurst: 1},
 		Severities: map[string]int{audit.SeverityHigh: 2, audit.SeverityMedium: 2}}
 	m := emitted(t, auditMetrics(res, nil, 1500*time.Millisecond, 3, 90*time.Second))
@@ -55,7 +57,7 @@ func TestAuditMetricsCoverEveryListedName(t *testing.T) {
 	}
 	want := map[string]float64{
 		MetricEventsScanned: 120, MetricPagesFetched: 3, MetricFindings: 4, MetricAlertsPublished: 2,
-		MetricWarnings: 1, MetricSkipped: 0, MetricFailures: 0, MetricLagSeconds: 90, MetricRunSeconds: 1.5,
+		MetricWarnings: 1, MetricSkipped: 0, MetricFailures: 0, MetricLagSeconds: 90, MetricRunSeconds: 1.5, MetricRunsWithoutProgress: 3,
 		PrefixFindingsKind + audit.KindIPNotAllowed: 2, PrefixFindingsSeverity + "high": 2, PrefixFindingsSeverity + "medium": 2, PrefixFindingsSeverity + "critical": 0,
 	}
 	for name, v := range want {
@@ -162,5 +164,37 @@ func TestMetricsLinesPassTheConfiguredLogLevelFilter(t *testing.T) {
 		if m["level"] != tt.want {
 			t.Errorf("log level %s: metrics line level %v, want %s", tt.level, m["level"], tt.want)
 		}
+	}
+}
+
+// Behaviour findings per kind are EMF properties of the run's line, not
+// metrics (WHERE-ISSUES-MEET §6); the status record counts them too.
+func TestBehaviourCountsAreProperties(t *testing.T) {
+	res := audit.Result{Counts: map[string]int{audit.KindIPNotAllowed: 1, audit.KindImpossibleTravel: 2, audit.KindNewDevice: 3},
+		Severities: map[string]int{audit.SeverityHigh: 3, audit.SeverityLow: 3}, NotMessaged: 3,
+		BehaviourReasons: map[string]int{audit.KindImpossibleTravel: 2, audit.KindNewDevice: 3}}
+	ms := auditMetrics(res, nil, time.Second, 1, 0)
+	var buf bytes.Buffer
+	mw := metricsWriter{out: &buf, namespace: "DocSpaceIPGuard", now: time.Now}
+	hook := &behaviour.Detector{}
+	mw.write(context.Background(), ms, behaviourProps(res, hook, map[string]any{}))
+	if err := emf.Validate(bytes.TrimSpace(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	_ = json.Unmarshal(buf.Bytes(), &line)
+	for _, m := range ms {
+		if k, ok := strings.CutPrefix(m.Name, PrefixFindingsKind); (ok && audit.IsBehaviourKind(k)) || m.Name == PrefixFindingsSeverity+audit.SeverityLow {
+			t.Errorf("%s is a metric; it should be a property", m.Name)
+		}
+	}
+	bf, _ := line["behaviourFindings"].(map[string]any)
+	if bf[audit.KindImpossibleTravel] != 2.0 || bf[audit.KindNewDevice] != 3.0 || bf[audit.KindNewCountry] != 0.0 || line["notMessaged"] != 3.0 || line[MetricFindings] != 6.0 {
+		t.Errorf("line %v", line)
+	}
+	var rec status.LastRun
+	behaviourLastRun(res, hook)(&rec)
+	if rec.Behaviour.ImpossibleTravel != 2 || rec.Behaviour.NewDevice != 3 || rec.NoGeoIP {
+		t.Errorf("status record %+v", rec)
 	}
 }

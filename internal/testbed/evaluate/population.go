@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"ipguard/internal/countries"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -569,7 +570,7 @@ func (g *gen) attacks() {
 		e.Attack = a
 		i := g.add(e)
 		g.p.Attacks[a].Events = append(g.p.Attacks[a].Events, i)
-		if e.IP != "" && !contains(g.p.Attacks[a].IPs, e.IP) && !strings.HasPrefix(e.IP, "81.10.") {
+		if e.IP != "" && !slices.Contains(g.p.Attacks[a].IPs, e.IP) && !strings.HasPrefix(e.IP, "81.10.") {
 			g.p.Attacks[a].IPs = append(g.p.Attacks[a].IPs, e.IP)
 		}
 	}
@@ -701,15 +702,6 @@ func (g *gen) attacks() {
 		a := newAttack(AttackReachable, v.ID)
 		ev(a, Event{Date: at, UserID: v.ID, Login: v.Email, ActionID: actionSuccess, IP: g.addr("45.155."), City: c, Device: g.devices[v.ID][0], Person: v.ID})
 	}
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // finish sorts the events by date and numbers them 1.. in that order (ties

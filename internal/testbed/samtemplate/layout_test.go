@@ -14,7 +14,8 @@ import (
 // layout table has a row for every package, and each row's "may import"
 // names every package of this module the package imports (unless it says
 // "everything" or names kinds of package); the README's code layout
-// paragraph names every package too.
+// paragraph names every package too; neither names a package that is not
+// in the tree.
 func TestLayoutNamesEveryPackage(t *testing.T) {
 	root := filepath.Dir(templatePath(t))
 	imports := modulePackages(t, root)
@@ -39,6 +40,12 @@ func TestLayoutNamesEveryPackage(t *testing.T) {
 		}
 	}
 
+	for row := range rows {
+		if !inTree(root, row) {
+			t.Errorf("DEVELOPERS.md's layout table has a row for %s, which is not in the tree", row)
+		}
+	}
+
 	text := readme(t)
 	a := strings.Index(text, "Code layout (see `DEVELOPERS.md`")
 	if a < 0 {
@@ -51,6 +58,26 @@ func TestLayoutNamesEveryPackage(t *testing.T) {
 			t.Errorf("README's code layout paragraph does not name %s", pkg)
 		}
 	}
+	for _, s := range named {
+		if p := strings.TrimSuffix(s, "/main.go"); strings.HasPrefix(p, "internal/") || strings.HasPrefix(p, "cmd/") {
+			if !inTree(root, p) {
+				t.Errorf("README's code layout paragraph names %s, which is not in the tree", s)
+			}
+		}
+	}
+}
+
+// inTree reports whether the path p (a package or a folder of packages,
+// with an optional trailing slash; a pattern such as functions/* counts
+// when it matches one) is a folder under root.
+func inTree(root, p string) bool {
+	matches, _ := filepath.Glob(filepath.Join(root, filepath.FromSlash(strings.TrimSuffix(p, "/"))))
+	for _, m := range matches {
+		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // modulePackages returns each package of the module (its path inside the
