@@ -722,7 +722,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		// there, and count the try (the next run reads with twice the
 		// requests).
 		if !pieceStopped {
-			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
+			if err := p.pieceOf(pending, pendingDone, false, true); err != nil && !errors.Is(err, errOutOfTime) {
 				return false, r.deadlineOr(err)
 			}
 		}
@@ -742,7 +742,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		// margin, which exists for this; a deadline that comes even so
 		// leaves it to the next run.
 		if len(pending) > 0 && !pieceStopped {
-			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
+			if err := p.pieceOf(pending, pendingDone, false, true); err != nil && !errors.Is(err, errOutOfTime) {
 				return false, r.deadlineOr(err)
 			}
 		}
