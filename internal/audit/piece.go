@@ -33,6 +33,13 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	return p.pieceOf(evs, done, final, final)
 }
 
+// holds reports whether the Behaviour holds logins for the run's last
+// piece (Holder).
+func (p *piecer) holds() bool {
+	h, ok := p.run.s.Behaviour.(Holder)
+	return ok && !h.Holding().IsZero()
+}
+
 // pieceOf is piece; last says the run stops after it (Piece.Last).
 func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last bool) error {
 	r, s, ctx := p.run, p.run.s, p.run.ctx
