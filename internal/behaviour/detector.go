@@ -153,7 +153,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	// A piece whose Done is not below the last one's starts a new run,
 	// except an empty piece at the last one's Done: the run stopped right
 	// after a piece and gives what it holds its last piece (Piece.Last).
-	sameStop := len(p.Events) == 0 && p.Done.Equal(d.lastDone)
+	sameStop := p.Last && !p.Final && len(p.Events) == 0 && p.Done.Equal(d.lastDone)
 	if d.spray == nil || d.lastDone.IsZero() || (!p.Done.Before(d.lastDone) && !sameStop) {
 		// What an unfinished run (stopped at its deadline) learned from the
 		// pieces it committed is saved first; then every baseline is read
