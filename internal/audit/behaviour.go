@@ -75,6 +75,11 @@ type Piece struct {
 	// has been handed over (Final: the whole window has).
 	Done  time.Time
 	Final bool
+	// Last: the run stops after this piece (Final, or it stopped at its
+	// deadline margin or at a second it could not read whole). A hook
+	// that holds logins for a later piece of the run (Holder) judges them
+	// here.
+	Last bool
 	// Backfill is true for a backfill run.
 	Backfill bool
 	// Declared reports whether a login came through one of its user's own
@@ -98,6 +103,17 @@ type DeclaredEntry struct {
 	Place string
 	// Note is the entry's note ("office"), for messages.
 	Note string
+}
+
+// Holder is optional on a Behaviour that may hold a login's judgement for a
+// later (older) piece of the run, so that each user's logins are judged in
+// time order (package behaviour: a user still learning is judged once the
+// run has read the user's older logins). Holding returns the date of the
+// newest login held (zero: none). After a piece the cursor is not moved
+// below it: a run that fails or stops before the held logins are judged
+// leaves them to be read again, so nothing held is lost.
+type Holder interface {
+	Holding() time.Time
 }
 
 // Behaviour judges each piece's logins by each user's learned normal

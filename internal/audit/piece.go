@@ -30,6 +30,11 @@ type piecer struct {
 // piece evaluates, alerts and commits evs; afterwards every event of the
 // window dated after done is finished (final: the whole window is).
 func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) error {
+	return p.pieceOf(evs, done, final, final)
+}
+
+// pieceOf is piece; last says the run stops after it (Piece.Last).
+func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last bool) error {
 	r, s, ctx := p.run, p.run.s, p.run.ctx
 	if !final && !r.backfill && !r.counted && r.progressed {
 		// A new window reached by a run that already moved the cursor (it
@@ -112,7 +117,7 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	})
 	findings = append(findings, p.ev.Bursts()...)
 	if s.Behaviour != nil {
-		findings, err = s.Behaviour.Judge(ctx, Piece{Events: good, Done: done, Final: final, Backfill: r.backfill, Declared: p.lists.Declared, Entry: p.lists.DeclaredEntry}, findings)
+		findings, err = s.Behaviour.Judge(ctx, Piece{Events: good, Done: done, Final: final, Last: last, Backfill: r.backfill, Declared: p.lists.Declared, Entry: p.lists.DeclaredEntry}, findings)
 		if err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: judge behaviour: %w", err)
 		}
@@ -151,7 +156,14 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		}
 	}
 
-	if c := r.prog.Cursor; !c.Below.Equal(done) || final {
+	below := done
+	if h, ok := s.Behaviour.(Holder); ok && !final {
+		// Logins the hook holds for a later piece are not done yet.
+		if t := h.Holding(); t.After(below) {
+			below = t
+		}
+	}
+	if c := r.prog.Cursor; !c.Below.Equal(below) || final {
 		c.SecondTries = 0 // the cursor moves past the second it waited at
 		c.Attempts = 0    // and this run made progress
 		r.progressed = true
@@ -163,13 +175,13 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 		}
 	}
 	if r.backfill {
-		r.prog.Cursor.Below = done
+		r.prog.Cursor.Below = below
 		return nil
 	}
 	if final {
 		return nil // the caller saves the finished window
 	}
-	r.prog.Cursor.Below = done
+	r.prog.Cursor.Below = below
 	p.carryGuesses(done)
 	if err := s.Store.SetProgress(ctx, r.prog); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor (alerts of this piece were sent and recorded; the next run reads the piece again and sends nothing twice): %w", err)

@@ -193,7 +193,8 @@ type Result struct {
 	Backfill bool   `json:"backfill,omitempty"`
 	// Complete is false when the run stopped at its deadline margin with
 	// events still to read; the next run goes on from the saved cursor (a
-	// backfill: invoke again with "to" set to ResumeBelow).
+	// backfill: invoke again with "to" set to ResumeBelow). A skipped run
+	// (another run held the lease) read nothing and is never Complete.
 	Complete      bool `json:"complete"`
 	PagesFetched  int  `json:"pagesFetched"`  // requests to the login filter
 	PagesReread   int  `json:"pagesReread"`   // of those, pages read again because a continuity check failed
@@ -311,7 +312,7 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	log := s.log(ctx)
 	held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
 	if ipguard.ErrorCode(err) == ipguard.EConflict {
-		res.Skipped, res.SkipReason = true, skipReason(t)
+		res.Skipped, res.SkipReason, res.Complete = true, skipReason(t), false
 		log.InfoContext(ctx, "audit skipped", "reason", res.SkipReason)
 		return res, nil
 	}
@@ -721,7 +722,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		// there, and count the try (the next run reads with twice the
 		// requests).
 		if !pieceStopped {
-			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
+			if err := p.pieceOf(pending, pendingDone, false, true); err != nil && !errors.Is(err, errOutOfTime) {
 				return false, r.deadlineOr(err)
 			}
 		}
@@ -741,7 +742,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 		// margin, which exists for this; a deadline that comes even so
 		// leaves it to the next run.
 		if len(pending) > 0 && !pieceStopped {
-			if err := p.piece(pending, pendingDone, false); err != nil && !errors.Is(err, errOutOfTime) {
+			if err := p.pieceOf(pending, pendingDone, false, true); err != nil && !errors.Is(err, errOutOfTime) {
 				return false, r.deadlineOr(err)
 			}
 		}

@@ -174,13 +174,17 @@ func TestRunSkipsWhenLeaseHeld(t *testing.T) {
 	if err != nil || !res.Skipped || len(pub.sent) != 0 {
 		t.Fatalf("res %+v err %v", res, err)
 	}
+	// A run that read nothing does not say it finished its window.
+	if res.Complete {
+		t.Errorf("a skipped run says complete: %+v", res)
+	}
 	// The holder may be a backfill, which does not cover this window.
 	if strings.Contains(res.SkipReason, "covers this window") || !strings.Contains(res.SkipReason, "next scheduled run") {
 		t.Errorf("skip reason %q promises what the holder may not do", res.SkipReason)
 	}
 	back := Trigger{From: t0.Add(-time.Hour), To: t0, Backfill: true}
 	res, err = s.Run(context.Background(), back)
-	if err != nil || !res.Skipped || !strings.Contains(res.SkipReason, "invoke it again") {
+	if err != nil || !res.Skipped || res.Complete || !strings.Contains(res.SkipReason, "invoke it again") {
 		t.Errorf("skipped backfill: res %+v err %v", res, err)
 	}
 }

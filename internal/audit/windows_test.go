@@ -208,16 +208,20 @@ type stores struct {
 func TestADayGivesTheSameFindingsInRunsAndInOneBackfill(t *testing.T) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	_, users, _, _ := dayOfLogins(day)
-	t.Run("shared fakes", func(t *testing.T) {
-		auditDayBothWays(t, func(t *testing.T) stores {
-			st := audittest.NewStore(users...)
-			return stores{audit: st, leases: st, baselines: behaviourtest.NewBaselines(), windows: windowtest.New()}
+	// BASELINE_MIN_LOGINS 5: users of the day stop learning within it (a
+	// backfill reads it newest first; their logins wait for its last piece).
+	for _, minLogins := range []int{5, 10} {
+		t.Run(fmt.Sprintf("shared fakes, BASELINE_MIN_LOGINS=%d", minLogins), func(t *testing.T) {
+			auditDayBothWays(t, minLogins, func(t *testing.T) stores {
+				st := audittest.NewStore(users...)
+				return stores{audit: st, leases: st, baselines: behaviourtest.NewBaselines(), windows: windowtest.New()}
+			})
 		})
-	})
+	}
 	t.Run("DynamoDB (moto)", func(t *testing.T) {
 		db := dynamodb.NewFromConfig(localaws.MotoConfigT(t))
 		n := 0
-		auditDayBothWays(t, func(t *testing.T) stores {
+		auditDayBothWays(t, 5, func(t *testing.T) stores {
 			n++
 			table := fmt.Sprintf("day-%d", n)
 			localaws.TableT(t, db, table)
@@ -232,7 +236,7 @@ func TestADayGivesTheSameFindingsInRunsAndInOneBackfill(t *testing.T) {
 	})
 }
 
-func auditDayBothWays(t *testing.T, newStores func(t *testing.T) stores) {
+func auditDayBothWays(t *testing.T, minLogins int, newStores func(t *testing.T) stores) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	evs, _, planted, victims := dayOfLogins(day)
 	newService := func(now *time.Time) (*audit.Service, *dayPublisher) {
@@ -243,7 +247,7 @@ func auditDayBothWays(t *testing.T, newStores func(t *testing.T) stores) {
 			Settings: audit.Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 48 * time.Hour,
 				Policy: audit.Policy{UnknownUsers: audit.UnknownAlert, FailedLoginThreshold: 5}, PieceEvents: 40, GuessWindow: 15 * time.Minute},
 			Behaviour: &behaviour.Detector{Store: st.baselines, Windows: st.windows,
-				Settings: behaviour.Settings{SprayWindow: 30 * time.Minute}}}
+				Settings: behaviour.Settings{SprayWindow: 30 * time.Minute, MinLogins: minLogins}}}
 		return s, pub
 	}
 	ctx := context.Background()

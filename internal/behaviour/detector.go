@@ -61,6 +61,9 @@ type Detector struct {
 	refs map[string]*runRef
 	// episodes: the open episodes of the users met in this run (episodes.go).
 	episodes map[string]*episodeEntry
+	// held: the logins of users still learning when the run met them,
+	// held for the run's last piece (learning.go).
+	held held
 }
 
 // runRef is what a run keeps per user for travel, so that each login is
@@ -138,7 +141,10 @@ func (d *Detector) Geo() GeoStats {
 	return d.geo
 }
 
-var _ audit.Behaviour = (*Detector)(nil)
+var (
+	_ audit.Behaviour = (*Detector)(nil)
+	_ audit.Holder    = (*Detector)(nil)
+)
 
 // Judge implements audit.Behaviour.
 func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding) ([]audit.Finding, error) {
@@ -151,6 +157,9 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		// anew. If its last piece was judged but never settled (its alerts
 		// failed), nothing of it is saved: those logins are read again and
 		// must find the baselines as they were.
+		// Logins held by the run before are above its cursor (Holder):
+		// read again, not judged from memory.
+		d.held = held{}
 		if d.pending {
 			d.baselines = nil
 			d.unsaved = nil
@@ -183,8 +192,15 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	}
 
 	logins := successfulLogins(p.Events)
+	release := p.Final || p.Last || d.held.len()+len(logins) > maxHeld
+	if release {
+		logins, fs = d.held.release(logins, fs)
+	}
 	if err := d.load(ctx, logins); err != nil {
 		return nil, err
+	}
+	if !release {
+		logins, fs = d.hold(logins, fs)
 	}
 	byEvent := map[int64]int{}
 	var missed []string // users with a login outside their allowlist
@@ -493,6 +509,14 @@ func (d *Detector) loud(f audit.Finding) audit.Finding {
 // maxCached bounds the baselines a run keeps in memory (about 10 MB):
 // beyond it, Settle saves and forgets them after the piece.
 const maxCached = 5000
+
+// Holding implements audit.Holder: the date of the newest login held for
+// the run's last piece (zero: none).
+func (d *Detector) Holding() time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.held.newest
+}
 
 // Settle implements audit.Behaviour: after the run's last piece (or once
 // more than maxCached baselines are held) it saves the baselines that

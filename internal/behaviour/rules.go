@@ -31,7 +31,7 @@ var Severity = map[string]string{
 
 // Defaults of Settings.
 const (
-	DefaultMinLogins        = 10
+	DefaultMinLogins        = 5
 	DefaultMinDays          = 14
 	DefaultSprayMinAccounts = 10
 	DefaultSprayWindow      = 30 * time.Minute

@@ -19,7 +19,7 @@ type Behaviour struct {
 	// acts on (default none). password_spray cannot be named: failed logins
 	// have no session.
 	Enforce []string
-	// MinLogins is BASELINE_MIN_LOGINS (default 10) and MinDays
+	// MinLogins is BASELINE_MIN_LOGINS (default 5) and MinDays
 	// BASELINE_MIN_DAYS (default 14): a user's baseline judges new countries
 	// and devices once it has either.
 	MinLogins int
@@ -84,7 +84,7 @@ func (r *reader) behaviour() Behaviour {
 			r.fail("ENFORCE_BEHAVIOUR", e, "names a rule that BEHAVIOUR_RULES does not switch on")
 		}
 	}
-	b.MinLogins = r.integer("BASELINE_MIN_LOGINS", 10, 1, 100_000)
+	b.MinLogins = r.integer("BASELINE_MIN_LOGINS", 5, 1, 100_000)
 	b.MinDays = r.integer("BASELINE_MIN_DAYS", 14, 1, 180)
 	b.SprayMinAccounts = r.integer("SPRAY_MIN_ACCOUNTS", 10, 2, 100_000)
 	b.SprayWindow = time.Duration(r.integer("SPRAY_WINDOW", 30, 1, 1440)) * time.Minute

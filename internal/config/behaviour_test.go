@@ -19,7 +19,7 @@ func TestLoadBehaviour(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Behaviour{Rules: BehaviourRules, MinSeverity: "medium", MinLogins: 10, MinDays: 14, SprayMinAccounts: 10, SprayWindow: 30 * time.Minute,
+	want := Behaviour{Rules: BehaviourRules, MinSeverity: "medium", MinLogins: 5, MinDays: 14, SprayMinAccounts: 10, SprayWindow: 30 * time.Minute,
 		GuessWindow: 15 * time.Minute, AlertMode: AlertGrouped, EpisodeHours: 24}
 	if !reflect.DeepEqual(c.Audit.Behaviour, want) {
 		t.Errorf("defaults %+v, want %+v", c.Audit.Behaviour, want)

@@ -73,16 +73,21 @@ func SubscriberWarnings(confirmed, pending int) []string {
 
 // LastRun is the record of one audit run, written after every run.
 type LastRun struct {
-	Outcome         string `json:"outcome"` // succeeded, failed or skipped
-	At              string `json:"at"`      // when it ended, RFC3339
-	From            string `json:"from,omitempty"`
-	To              string `json:"to,omitempty"`
-	Backfill        bool   `json:"backfill,omitempty"`
-	EventsScanned   int    `json:"eventsScanned"`
-	AlertsPublished int    `json:"alertsPublished"`
-	ErrorType       string `json:"errorType,omitempty"`
-	Error           string `json:"error,omitempty"`
-	DurationMs      int64  `json:"durationMs"`
+	Outcome  string `json:"outcome"` // succeeded, failed or skipped
+	At       string `json:"at"`      // when it ended, RFC3339
+	From     string `json:"from,omitempty"`
+	To       string `json:"to,omitempty"`
+	Backfill bool   `json:"backfill,omitempty"`
+	// Complete is true when the run finished its window (see audit.Result);
+	// RunsWithoutProgress counts the runs in a row, this one included, that
+	// did not move the audit's cursor while logins waited below it.
+	Complete            bool   `json:"complete"`
+	RunsWithoutProgress int    `json:"runsWithoutProgress,omitempty"`
+	EventsScanned       int    `json:"eventsScanned"`
+	AlertsPublished     int    `json:"alertsPublished"`
+	ErrorType           string `json:"errorType,omitempty"`
+	Error               string `json:"error,omitempty"`
+	DurationMs          int64  `json:"durationMs"`
 
 	// Behaviour counts the run's behaviour findings per kind (messaged or
 	// not), and NoGeoIP says the portal gave no country for any login of

@@ -456,8 +456,22 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 	if d.Store == nil {
 		return
 	}
-	rec := status.LastRun{Outcome: "succeeded", At: time.Now().UTC().Format(time.RFC3339), From: res.From, To: res.To,
-		Backfill: res.Backfill, EventsScanned: res.EventsScanned, AlertsPublished: res.AlertsPublished, DurationMs: took.Milliseconds()}
+	rec := lastRunRecord(res, err, took, time.Now(), more...)
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	if serr := d.Store.SaveLastRun(cctx, rec); serr != nil {
+		d.Log.WarnContext(ctx, "could not save the last run's outcome for the status operation", "error", serr.Error())
+	}
+}
+
+// lastRunRecord is what the status operation shows of a run: its outcome,
+// whether it finished its window (Complete: false for a run stopped at its
+// margin, a skipped one and a failed one) and how many runs in a row have
+// not moved the cursor, so that a stalled audit is visible there too.
+func lastRunRecord(res audit.Result, err error, took time.Duration, now time.Time, more ...func(*status.LastRun)) status.LastRun {
+	rec := status.LastRun{Outcome: "succeeded", At: now.UTC().Format(time.RFC3339), From: res.From, To: res.To,
+		Backfill: res.Backfill, Complete: res.Complete && err == nil, RunsWithoutProgress: res.RunsWithoutProgress,
+		EventsScanned: res.EventsScanned, AlertsPublished: res.AlertsPublished, DurationMs: took.Milliseconds()}
 	for _, m := range more {
 		m(&rec)
 	}
@@ -467,11 +481,7 @@ func (d Deps) saveLastRun(ctx context.Context, res audit.Result, err error, took
 	case res.Skipped:
 		rec.Outcome = "skipped"
 	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
-	defer cancel()
-	if serr := d.Store.SaveLastRun(cctx, rec); serr != nil {
-		d.Log.WarnContext(ctx, "could not save the last run's outcome for the status operation", "error", serr.Error())
-	}
+	return rec
 }
 
 // lag is how far behind now the audit has safely read: the result's

@@ -80,7 +80,7 @@ func TestDigestIsSentOnlyAfterACompleteScheduledRun(t *testing.T) {
 		{"complete, plenty of time", audit.Result{Complete: true}, time.Minute, true},
 		{"incomplete run", audit.Result{Complete: false}, 0, false},
 		{"backfill", audit.Result{Complete: true, Backfill: true}, 0, false},
-		{"skipped", audit.Result{Complete: true, Skipped: true}, 0, false},
+		{"skipped", audit.Result{Skipped: true}, 0, false},
 		{"near the deadline", audit.Result{Complete: true}, 2 * time.Second, false},
 	}
 	for _, tt := range tests {

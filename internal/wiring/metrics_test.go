@@ -198,3 +198,31 @@ func TestBehaviourCountsAreProperties(t *testing.T) {
 		t.Errorf("status record %+v", rec)
 	}
 }
+
+// The status operation's record of a run says whether it finished its
+// window and how many runs in a row moved nothing: a stalled audit, a
+// skipped run and a failed one are never shown as complete.
+func TestLastRunRecordSaysWhetherTheRunFinished(t *testing.T) {
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		res      audit.Result
+		err      error
+		outcome  string
+		complete bool
+		stalled  int
+	}{
+		{"finished", audit.Result{Complete: true}, nil, "succeeded", true, 0},
+		{"stopped at its margin, third run without progress", audit.Result{Complete: false, RunsWithoutProgress: 3}, nil, "succeeded", false, 3},
+		{"skipped", audit.Result{Skipped: true}, nil, "skipped", false, 0},
+		{"failed", audit.Result{Complete: true, RunsWithoutProgress: 2}, errors.New("portal down"), "failed", false, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := lastRunRecord(tt.res, tt.err, time.Second, now)
+			if rec.Outcome != tt.outcome || rec.Complete != tt.complete || rec.RunsWithoutProgress != tt.stalled {
+				t.Errorf("record %+v; want outcome %s, complete %v, runsWithoutProgress %d", rec, tt.outcome, tt.complete, tt.stalled)
+			}
+		})
+	}
+}

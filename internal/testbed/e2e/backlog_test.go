@@ -73,7 +73,7 @@ func TestAuditBacklogClearsOverShortInvocations(t *testing.T) {
 		if res.Skipped {
 			// The lease of an invocation the timeout cut off lives until
 			// its deadline plus a grace (lease.Options.Grace): this one did
-			// nothing (its "complete" says nothing). Invoke again once that
+			// nothing (its "complete" is false, "skipped" true). Invoke again once that
 			// lease has expired, as the next scheduled run would.
 			if skipped++; skipped > 30 {
 				t.Fatalf("invocation %d: %d invocations skipped for a held lease", run, skipped)

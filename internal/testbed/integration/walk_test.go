@@ -83,7 +83,7 @@ func TestAuditBacklogClearsOverSeveralRuns(t *testing.T) {
 		if res.Skipped {
 			// A run that overran its deadline could not release its lease,
 			// which lives until the deadline plus a grace: this one did
-			// nothing ("complete" says nothing); run again once it expired.
+			// nothing ("complete" is false, "skipped" true); run again once it expired.
 			if skipped++; skipped > 30 {
 				t.Fatalf("run %d: %d runs skipped for a held lease", runs+1, skipped)
 			}

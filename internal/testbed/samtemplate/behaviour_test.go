@@ -22,7 +22,7 @@ func TestBehaviourParametersMatchTheConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the template's defaults do not load: %v", err)
 	}
-	want := config.Behaviour{Rules: config.BehaviourRules, MinSeverity: "medium", Enforce: []string{}, MinLogins: 10, MinDays: 14, SprayMinAccounts: 10, SprayWindow: 30 * time.Minute,
+	want := config.Behaviour{Rules: config.BehaviourRules, MinSeverity: "medium", Enforce: []string{}, MinLogins: 5, MinDays: 14, SprayMinAccounts: 10, SprayWindow: 30 * time.Minute,
 		GuessWindow: 15 * time.Minute, AlertMode: config.AlertGrouped, EpisodeHours: 24}
 	if !reflect.DeepEqual(c.Audit.Behaviour, want) {
 		t.Errorf("defaults load as %+v, want %+v", c.Audit.Behaviour, want)

@@ -1,0 +1,157 @@
+package behaviour
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/ipguard"
+)
+
+// #21 §3: a user's learning status at a login is judged from the logins
+// before it, whatever the cut into runs and pieces. ivy has 3 logins from
+// Berlin before the audit (BASELINE_MIN_LOGINS 5 here); the audited day
+// holds 3 more from Berlin and then two logins that are new only to a
+// learned baseline: one from Madrid on her own device (new_country) and,
+// outside her allowlist, one from a new laptop in Berlin. Judged one login
+// per run, in time order, the sixth login ends her learning; a backfill
+// read newest first in pieces, a backlog whose run stops at its deadline
+// and is resumed, and one piece must find the same. A user learned before
+// the run (ned) and one still learning after it (una) are judged alike too.
+func TestLearningStatusDoesNotDependOnHowTheDayIsCut(t *testing.T) {
+	settings := Settings{MinLogins: 5}
+	const outside = "198.51.100.99"
+	day := []ipguard.LoginEvent{
+		success(11, "ivy", 1*time.Hour, "198.51.100.7", "Germany", "Berlin"),
+		success(21, "ned", 1*time.Hour, "198.51.100.7", "Germany", "Berlin"),
+		success(31, "una", 1*time.Hour, "198.51.100.7", "Germany", "Berlin"),
+		success(12, "ivy", 2*time.Hour, "198.51.100.7", "Germany", "Berlin"),
+		success(13, "ivy", 3*time.Hour, "198.51.100.7", "Germany", "Berlin"),
+		success(14, "ivy", 30*time.Hour, "198.51.100.8", "Spain", "Madrid"),
+		success(22, "ned", 30*time.Hour, "198.51.100.8", "Spain", "Madrid"),
+		success(32, "una", 30*time.Hour, "198.51.100.8", "Spain", "Madrid"),
+		success(15, "ivy", 60*time.Hour, outside, "Germany", "Berlin"),
+	}
+	day[8].Browser, day[8].Platform = "Safari 17", "macOS"
+	miss := audit.Finding{EventID: 15, UserID: "ivy", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, Reason: "outside the allowlist"}
+	before := func() *memStore {
+		st := newMemStore()
+		for user, n := range map[string]int{"ivy": 3, "ned": 12, "una": 1} {
+			b := berlinDaily(n, n) // ned learned, ivy and una learning (days too)
+			b.UserID = user
+			st.items[user] = *b
+		}
+		return st
+	}
+	findingsOf := func(evs []ipguard.LoginEvent) []audit.Finding {
+		for _, ev := range evs {
+			if ev.ID == miss.EventID {
+				return []audit.Finding{miss}
+			}
+		}
+		return nil
+	}
+	newestFirst := func(evs []ipguard.LoginEvent) []ipguard.LoginEvent {
+		out := append([]ipguard.LoginEvent(nil), evs...)
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+		return out
+	}
+	// pieces judges one run's pieces (each oldest first in time, given newest
+	// piece first); stop: the run stops after piece stop (Last) and a
+	// resumed run judges the rest.
+	pieces := func(d *Detector, ps [][]ipguard.LoginEvent, stop int) []audit.Finding {
+		var out []audit.Finding
+		for i, evs := range ps {
+			final := i == len(ps)-1
+			p := audit.Piece{Events: newestFirst(evs), Done: evs[0].Date.Add(-time.Second), Final: final, Last: final || i == stop}
+			out = append(out, judge(t, d, p, findingsOf(evs)...)...)
+		}
+		return out
+	}
+	cuts := map[string]func() []audit.Finding{
+		"one run per login": func() []audit.Finding {
+			d := &Detector{Store: before(), Settings: settings}
+			var out []audit.Finding
+			for _, ev := range day {
+				out = append(out, pieces(d, [][]ipguard.LoginEvent{{ev}}, -1)...)
+			}
+			return out
+		},
+		"one piece": func() []audit.Finding {
+			return pieces(&Detector{Store: before(), Settings: settings}, [][]ipguard.LoginEvent{day}, -1)
+		},
+		"a backfill in pieces, newest first": func() []audit.Finding {
+			return pieces(&Detector{Store: before(), Settings: settings}, [][]ipguard.LoginEvent{day[8:], day[5:8], day[3:5], day[:3]}, -1)
+		},
+		"a backlog in two pieces": func() []audit.Finding {
+			return pieces(&Detector{Store: before(), Settings: settings}, [][]ipguard.LoginEvent{day[6:], day[:6]}, -1)
+		},
+	}
+	key := func(fs []audit.Finding) string {
+		out := ""
+		for _, f := range fs {
+			out += fmt.Sprintf("%d %s %s %v|", f.EventID, f.Kind, f.Severity, reasonKinds(f))
+		}
+		return out
+	}
+	want := key(sortedByEvent(cuts["one run per login"]()))
+	if want != "14 new_country medium [new_country]|15 ip_not_allowed high [ip_not_allowed new_device]|22 new_country medium [new_country]|" {
+		t.Fatalf("in time order: %s; want ivy's Madrid login new (her sixth: learned), her Berlin login from outside on a new laptop with new_device, ned's Madrid login new, nothing of una (learning)", want)
+	}
+	for name, cut := range cuts {
+		if got := key(sortedByEvent(cut())); got != want {
+			t.Errorf("%s: %s; want %s", name, got, want)
+		}
+	}
+}
+
+func reasonKinds(f audit.Finding) []string {
+	var ks []string
+	for _, r := range f.Reasons {
+		ks = append(ks, r.Kind)
+	}
+	return ks
+}
+
+func sortedByEvent(fs []audit.Finding) []audit.Finding {
+	out := append([]audit.Finding(nil), fs...)
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].EventID < out[j-1].EventID; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out
+}
+
+// The audit never moves its cursor below a held login (audit.Holder): a run
+// that stops before its last piece judged them leaves them to be read
+// again; a piece after which the run stops (Last) judges them as they stand.
+func TestHeldLoginsAreJudgedByTheRunsLastPiece(t *testing.T) {
+	st := newMemStore()
+	d := &Detector{Store: st, Settings: Settings{MinLogins: 5}}
+	newer := success(2, "una", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
+	older := success(1, "una", time.Hour, "198.51.100.7", "Germany", "Berlin")
+	miss := audit.Finding{EventID: 2, UserID: "una", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh}
+	fs := judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{newer}, Done: t0.Add(4 * time.Hour)}, miss)
+	if len(fs) != 0 || !d.Holding().Equal(newer.Date) {
+		t.Fatalf("a new user's login in a newer piece: findings %+v, holding %v; want held (the finding with it) until the run's last piece", fs, d.Holding())
+	}
+	// The run stops after the next piece (its deadline): judged there, as it stands.
+	fs = judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{older}, Done: t0, Last: true})
+	if len(fs) != 1 || fs[0].EventID != 2 || fs[0].Kind != audit.KindIPNotAllowed || !d.Holding().IsZero() {
+		t.Errorf("the run's last piece: %+v, holding %v; want the held login's finding, nothing held", fs, d.Holding())
+	}
+	// A new run after one that stopped holding logins (it failed): they are
+	// above its cursor and read again, not judged from memory.
+	d2 := &Detector{Store: newMemStore(), Settings: Settings{MinLogins: 5}}
+	judge(t, d2, audit.Piece{Events: []ipguard.LoginEvent{newer}, Done: t0.Add(4 * time.Hour)}, miss)
+	fs = judge(t, d2, audit.Piece{Events: []ipguard.LoginEvent{success(3, "una", 9*time.Hour, "198.51.100.7", "Germany", "Berlin")}, Done: t0.Add(8 * time.Hour), Final: true})
+	for _, f := range fs {
+		if f.EventID == 2 {
+			t.Errorf("a new run judged the login the run before held: %+v", f)
+		}
+	}
+}
