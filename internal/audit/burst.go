@@ -22,7 +22,10 @@ import (
 // maximum), so the answer depends on the logins, not on how time was cut
 // into runs. A burst is told once: failed logins from
 // an address within an alerted burst's span, or within SPRAY_WINDOW after
-// it, continue that burst (Store.AlertedSpans) and are not told again. An
+// it, continue that burst (Store.AlertedSpans) and are not told again; so
+// do those within SPRAY_WINDOW before it (read after it: the walk reads
+// newest first, a run's later pieces and a resumed cursor read older
+// logins), as one piece holding them all would have told one burst. An
 // address the portal cut (an IPv6 address at its first colon) is no
 // address: its failed logins count within the run only, as before.
 

@@ -98,3 +98,38 @@ func TestABurstAcrossRunsIsFoundOnce(t *testing.T) {
 		})
 	}
 }
+
+// A burst is told once whatever the pieces a run reads it in. The walk
+// reads newest first, so a run that reads a burst in several pieces (a
+// backlog, or the quarter pieces after runs without progress) alerts its
+// newest part first and meets the older part afterwards, before the
+// alerted span. Before the fix, a failed login continued an alerted burst
+// only within its span or SPRAY_WINDOW after it: a 25-minute spray from
+// one address (well within SPRAY_WINDOW) read in pieces of a page was told
+// 4 times, one message per piece (once with one piece). Now a failed login
+// within SPRAY_WINDOW before an alerted burst continues it too, as it does
+// within one piece (burst.go), so the reading order does not matter.
+func TestABurstReadInSmallPiecesIsToldOnce(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 300; i++ { // one try every 5 s for 25 minutes
+		e := at(i, guest, 1013, "52.95.110.1", -90*time.Minute+time.Duration(i)*5*time.Second)
+		e.Login = "victim@example.com"
+		evs = append(evs, e)
+	}
+	for _, piece := range []int{2000, 100, 7, 1} {
+		t.Run(fmt.Sprintf("pieces of %d", piece), func(t *testing.T) {
+			s, _, st, pub := newAudit(evs...)
+			st.users["victim"] = ipguard.User{ID: "victim", Email: "victim@example.com", Entries: []string{"198.51.100.0/24"}}
+			s.Settings.Lookback = 3 * time.Hour
+			s.Settings.PieceEvents = piece
+			res, err := s.Run(context.Background(), trig(15*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Complete || res.Counts[KindFailedLoginBurst] != 1 || len(pub.sent) != 1 {
+				t.Fatalf("complete %v, %d failed_login_burst findings in %d messages; want 1 (one spray within SPRAY_WINDOW)",
+					res.Complete, res.Counts[KindFailedLoginBurst], len(pub.sent))
+			}
+		})
+	}
+}

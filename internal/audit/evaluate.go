@@ -1015,7 +1015,11 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 		for _, s := range x.alerted {
 			// Within an alerted burst, or within SPRAY_WINDOW after it: the
 			// same burst going on, told once (a burst that spans runs).
-			if !ev.Date.Before(s.From) && !ev.Date.After(s.To.Add(e.burstWindow())) {
+			// Within SPRAY_WINDOW before it too: the walk reads newest
+			// first, so a run that reads a burst in several pieces alerts
+			// its newest part first and meets the older part afterwards,
+			// which one piece would have told as the same burst.
+			if !ev.Date.Before(s.From.Add(-e.burstWindow())) && !ev.Date.After(s.To.Add(e.burstWindow())) {
 				c.counted++
 				e.AlreadyAlerted++
 				return nil
@@ -1028,6 +1032,7 @@ func (e *Evaluator) addFailed(ev ipguard.LoginEvent) error {
 		// or none (forgotten).
 		if x := e.extra[i]; x != nil && x.burst != nil {
 			e.burstAddrs++
+			e.told(i)
 			e.flushed = append(e.flushed, e.burst(i))
 			x.burst = nil
 		}
@@ -1108,6 +1113,7 @@ func (e *Evaluator) Bursts() []Finding {
 			continue
 		}
 		e.burstAddrs++
+		e.told(i)
 		out = append(out, e.burst(i))
 		e.counters[i].pending = 0
 		e.extra[i].burst = nil
@@ -1116,6 +1122,17 @@ func (e *Evaluator) Bursts() []Finding {
 		out = append(out, e.summary(rest))
 	}
 	return out
+}
+
+// told remembers counter i's pending failed logins, about to be told as
+// a burst, as an alerted span of its address (as Store.AlertedSpans gives a
+// later run): the failed logins of the same burst that later pieces of
+// this window read (older ones: the walk reads newest first) continue it
+// and are not told again as "more failed logins".
+func (e *Evaluator) told(i int32) {
+	c := &e.counters[i]
+	x := e.more(i)
+	x.alerted = append(x.alerted, ipguard.TimeSpan{From: time.Unix(int64(c.first), 0).UTC(), To: time.Unix(int64(c.last), 0).UTC()})
 }
 
 // summary sums up the bursts of the addresses rest in one finding.
@@ -1132,6 +1149,7 @@ func (e *Evaluator) summary(rest []int32) Finding {
 			last = c.last
 		}
 		f.Count += int(c.pending)
+		e.told(i)
 		if len(f.IPs) < maxListedLogins {
 			f.IPs = append(f.IPs, e.text(i))
 		}

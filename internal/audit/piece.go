@@ -43,6 +43,13 @@ func (p *piecer) holds() bool {
 // pieceOf is piece; last says the run stops after it (Piece.Last).
 func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last bool) error {
 	r, s, ctx := p.run, p.run.s, p.run.ctx
+	if !final && !r.backfill && !r.counted && r.progressed {
+		// A new window reached by a run that already moved the cursor (it
+		// finished the window before): not counted, it is no run without
+		// progress. Cut off in this piece, it leaves the window unsaved,
+		// and the next run, which begins it, is counted at it.
+		r.counted = true
+	}
 	if !final && !r.backfill && !r.counted {
 		// A new window that holds more than a piece (a backlog): counted
 		// at its cursor before its first piece, as a resumed one is before

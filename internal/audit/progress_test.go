@@ -213,3 +213,35 @@ func TestPublishFloorFitsTheMarginTheWalkKeeps(t *testing.T) {
 		})
 	}
 }
+
+// runsWithoutProgress counts runs in a row that moved nothing. A run that
+// finished its saved cursor's window and then stopped in the first piece of
+// the next window moved the cursor: it is not one of them. Before the fix
+// it counted itself at the new window's cursor (attempts 1), so the next
+// run read quarter pieces and, if it moved nothing, reported 2 runs in a
+// row (lost coverage, no_progress) after a single run without progress.
+func TestARunThatFinishedAWindowIsNotARunWithoutProgress(t *testing.T) {
+	old := violations(1, 5, t0.Add(-40*time.Minute), 1)
+	backlog := violations(100, 600, t0.Add(time.Minute), 3)
+	s, src, st, _ := newAudit(append(old, backlog...)...)
+	src.shuffle = true
+	s.Settings.PieceEvents = 200
+	s.Settings.DeadlineMargin = 100 * time.Millisecond
+	s.Store = slowPieceStore{fakeStore: st, maxIDs: 150} // the new window's first piece cannot be finished
+	*st.progress = ipguard.AuditProgress{Until: t0.Add(-time.Hour),
+		Cursor: &ipguard.AuditCursor{From: t0.Add(-65 * time.Minute), To: t0.Add(-30 * time.Minute), Below: t0.Add(-30 * time.Minute)}}
+
+	res := runWithin(t, s, 300*time.Millisecond)
+	if res.Complete || !st.progress.Until.Equal(t0.Add(-30*time.Minute)) || res.RunsWithoutProgress != 0 {
+		t.Fatalf("run 1: complete %v, runsWithoutProgress %d, progress %+v; want the saved window finished, the next one stopped, no run without progress",
+			res.Complete, res.RunsWithoutProgress, st.progress)
+	}
+	s.Store = slowPieceStore{fakeStore: st, maxIDs: 0} // from now on no piece can be finished
+	for run, want := range []int{1, 2} {
+		res = runWithin(t, s, 300*time.Millisecond)
+		if res.RunsWithoutProgress != want || (res.LoginsNotEvaluated > 0) != (want >= NoProgressRuns) {
+			t.Errorf("run %d: runsWithoutProgress %d, loginsNotEvaluated %d; want %d in a row (the run before moved the cursor)",
+				run+2, res.RunsWithoutProgress, res.LoginsNotEvaluated, want)
+		}
+	}
+}

@@ -218,15 +218,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 				{Account: "00000000000000bb", Failed: []int64{u + 100}}}, MoreAccounts: 1}
 		okOnly := ipguard.AddressFailures{IP: ip, First: b0.Add(12 * time.Minute), Last: b0.Add(12 * time.Minute),
 			Accounts: []ipguard.AccountFailures{{Account: "00000000000000bb", Succeeded: []int64{u + 660}}}}
-		for _, r := range []ipguard.AddressFailures{run1, run2, okOnly} {
-			if err := s.RecordFailures(ctx, []ipguard.AddressFailures{r}, time.Hour); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := s.Failures(ctx, []string{ip}, b0, b0.Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := recordRunsAndRead(t, s, ip, b0, run1, run2, okOnly)
 		want := []ipguard.AddressFailures{
 			{IP: ip, Count: 2, First: b0.Add(time.Minute), Last: b0.Add(3 * time.Minute), MoreAccounts: 1, Accounts: []ipguard.AccountFailures{
 				{Account: "00000000000000aa", Failed: []int64{u, u + 60}, Succeeded: []int64{u + 120}},
@@ -259,15 +251,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 			Counted: []ipguard.SecondCount{{At: u, N: 3}, {At: u + 5, N: 1}}}
 		run2 := ipguard.AddressFailures{IP: ip, Count: 72, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute),
 			Counted: []ipguard.SecondCount{{At: u, N: 2}, {At: u + 7, N: 70}}}
-		for _, r := range []ipguard.AddressFailures{run1, run2} {
-			if err := s.RecordFailures(ctx, []ipguard.AddressFailures{r}, time.Hour); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := s.Failures(ctx, []string{ip}, b0, b0.Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := recordRunsAndRead(t, s, ip, b0, run1, run2)
 		want := []ipguard.SecondCount{{At: u, N: 3}, {At: u + 5, N: 1}, {At: u + 7, N: 70}}
 		if len(got[ip]) != 1 || !reflect.DeepEqual(got[ip][0].Counted, want) {
 			t.Errorf("Failures = %+v; want one record counting %v", got[ip], want)
@@ -290,15 +274,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		}
 		run1 := ipguard.AddressFailures{IP: ip, Count: 16, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute), Accounts: typos(0, 16)}
 		run2 := ipguard.AddressFailures{IP: ip, Count: 10, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute), Accounts: typos(16, 10)}
-		for _, r := range []ipguard.AddressFailures{run1, run2} {
-			if err := s.RecordFailures(ctx, []ipguard.AddressFailures{r}, time.Hour); err != nil {
-				t.Fatal(err)
-			}
-		}
-		got, err := s.Failures(ctx, []string{ip}, b0, b0.Add(time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := recordRunsAndRead(t, s, ip, b0, run1, run2)
 		if len(got[ip]) != 1 || got[ip][0].MoreAccounts != 0 || len(got[ip][0].Accounts) != 26 {
 			t.Errorf("Failures = %+v; want one record with the 26 resolved accounts and none counted as more", got[ip])
 		}
@@ -332,4 +308,21 @@ func hasSpan(spans []ipguard.TimeSpan, want ipguard.TimeSpan) bool {
 		}
 	}
 	return false
+}
+
+// recordRunsAndRead records each run's failures of ip as its own write
+// (as separate audit runs do) and reads back the hour from b0.
+func recordRunsAndRead(t *testing.T, s audit.Store, ip string, b0 time.Time, runs ...ipguard.AddressFailures) map[string][]ipguard.AddressFailures {
+	t.Helper()
+	ctx := context.Background()
+	for _, r := range runs {
+		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{r}, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Failures(ctx, []string{ip}, b0, b0.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
