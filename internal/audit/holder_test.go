@@ -30,7 +30,7 @@ func (h *holdingBehaviour) Judge(_ context.Context, p Piece, fs []Finding) ([]Fi
 	if h.judged == h.failAt {
 		return nil, errors.New("the behaviour store is down")
 	}
-	if h.lastDone.IsZero() || !p.Done.Before(h.lastDone) {
+	if h.lastDone.IsZero() || (!p.Done.Before(h.lastDone) && (len(p.Events) > 0 || !p.Done.Equal(h.lastDone))) {
 		h.held, h.ids, h.newest = nil, map[int64]bool{}, time.Time{} // a new run: what was held is read again
 	}
 	h.lastDone = p.Done

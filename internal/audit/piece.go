@@ -33,6 +33,13 @@ func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) err
 	return p.pieceOf(evs, done, final, final)
 }
 
+// holds reports whether the Behaviour holds logins for the run's last
+// piece (Holder).
+func (p *piecer) holds() bool {
+	h, ok := p.run.s.Behaviour.(Holder)
+	return ok && !h.Holding().IsZero()
+}
+
 // pieceOf is piece; last says the run stops after it (Piece.Last).
 func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last bool) error {
 	r, s, ctx := p.run, p.run.s, p.run.ctx
@@ -196,6 +203,18 @@ func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last b
 func (p *piecer) carryGuesses(done time.Time) {
 	c := p.run.prog.Cursor
 	fs, left := p.ev.PendingGuesses(done)
+	if c.Below.After(done) {
+		// The cursor stays above done (a Holder holds logins): the logins
+		// at or below it are read again by the next run, which raises them
+		// from there; carried too, they would be raised twice.
+		kept := fs[:0]
+		for _, f := range fs {
+			if at, err := time.Parse(time.RFC3339, f.Date); err != nil || at.After(c.Below) {
+				kept = append(kept, f)
+			}
+		}
+		fs = kept
+	}
 	c.Guesses = ""
 	if len(fs) > 0 {
 		if b, err := json.Marshal(fs); err == nil {

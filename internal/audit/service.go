@@ -740,8 +740,12 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 	case errors.Is(err, errOutOfTime):
 		// What was read but not yet evaluated is finished inside the
 		// margin, which exists for this; a deadline that comes even so
-		// leaves it to the next run.
-		if len(pending) > 0 && !pieceStopped {
+		// leaves it to the next run. The run stops after this piece
+		// (Piece.Last) also when nothing was read since the last one but
+		// the hook holds logins: they are judged here, and the cursor
+		// passes them (else every run that stops between two pieces
+		// leaves the cursor at the held logins: a stall, nothing alerted).
+		if (len(pending) > 0 || p.holds()) && !pieceStopped {
 			if err := p.pieceOf(pending, pendingDone, false, true); err != nil && !errors.Is(err, errOutOfTime) {
 				return false, r.deadlineOr(err)
 			}

@@ -150,8 +150,11 @@ var (
 func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding) ([]audit.Finding, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// A piece whose Done is not below the last one's starts a new run.
-	if d.spray == nil || d.lastDone.IsZero() || !p.Done.Before(d.lastDone) {
+	// A piece whose Done is not below the last one's starts a new run,
+	// except an empty piece at the last one's Done: the run stopped right
+	// after a piece and gives what it holds its last piece (Piece.Last).
+	sameStop := p.Last && !p.Final && len(p.Events) == 0 && p.Done.Equal(d.lastDone)
+	if d.spray == nil || d.lastDone.IsZero() || (!p.Done.Before(d.lastDone) && !sameStop) {
 		// What an unfinished run (stopped at its deadline) learned from the
 		// pieces it committed is saved first; then every baseline is read
 		// anew. If its last piece was judged but never settled (its alerts
@@ -192,7 +195,7 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	}
 
 	logins := successfulLogins(p.Events)
-	release := p.Final || p.Last || d.held.len()+len(logins) > maxHeld
+	release := p.Final || p.Last
 	if release {
 		logins, fs = d.held.release(logins, fs)
 	}
@@ -201,6 +204,14 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	}
 	if !release {
 		logins, fs = d.hold(logins, fs)
+		// maxHeld bounds what is held, not the piece (a default piece has
+		// more successful logins than that): past it, all is judged here.
+		if d.held.len() > maxHeld {
+			logins, fs = d.held.release(logins, fs)
+			if err := d.load(ctx, logins); err != nil { // a Settle may have forgotten earlier pieces' users
+				return nil, err
+			}
+		}
 	}
 	byEvent := map[int64]int{}
 	var missed []string // users with a login outside their allowlist

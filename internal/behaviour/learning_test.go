@@ -155,3 +155,55 @@ func TestHeldLoginsAreJudgedByTheRunsLastPiece(t *testing.T) {
 		}
 	}
 }
+
+// A run that stops at its deadline right after committing a piece gives
+// the hook an empty last piece at that piece's Done (audit: the walk
+// stopped between two pieces): it is the same run, so the held logins are
+// judged there. Before, a Done not below the last one's always started a
+// new run: the held logins were dropped and the cursor passed them, so
+// their findings were never alerted.
+func TestAnEmptyLastPieceAtTheSameDoneReleasesWhatIsHeld(t *testing.T) {
+	d := &Detector{Store: newMemStore(), Settings: Settings{MinLogins: 5}}
+	newer := success(2, "una", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
+	miss := audit.Finding{EventID: 2, UserID: "una", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh}
+	if fs := judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{newer}, Done: t0.Add(4 * time.Hour)}, miss); len(fs) != 0 {
+		t.Fatalf("a new user's login in a newer piece: %+v; want it held", fs)
+	}
+	fs := judge(t, d, audit.Piece{Done: t0.Add(4 * time.Hour), Last: true})
+	if len(fs) != 1 || fs[0].EventID != 2 || !d.Holding().IsZero() {
+		t.Errorf("the run's empty last piece at the same Done: %+v, holding %v; want the held finding, nothing held", fs, d.Holding())
+	}
+}
+
+// maxHeld bounds the logins held, not the piece: a piece with more than
+// maxHeld successful logins (a default piece holds 2,000 events) still
+// holds the logins of a user still learning. Before, such a piece judged
+// every held login at once, so in a real backlog nothing was ever held and
+// learning status depended again on how time was cut into pieces.
+func TestABusyPieceStillHoldsALearningUsersLogins(t *testing.T) {
+	st := newMemStore()
+	b := berlinDaily(12, 12)
+	b.UserID = "ned"
+	st.items["ned"] = *b
+	d := &Detector{Store: st, Settings: Settings{MinLogins: 5}}
+	var evs []ipguard.LoginEvent
+	for i := 0; i < maxHeld+100; i++ {
+		evs = append(evs, success(int64(100+i), "ned", 5*time.Hour+time.Duration(i)*time.Second, "198.51.100.7", "Germany", "Berlin"))
+	}
+	una := success(2, "una", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
+	evs = append(evs, una)
+	miss := audit.Finding{EventID: 2, UserID: "una", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh}
+	fs := judge(t, d, audit.Piece{Events: evs, Done: t0.Add(4 * time.Hour)}, miss)
+	for _, f := range fs {
+		if f.EventID == 2 {
+			t.Fatalf("a piece of %d logins judged a learning user's login at once: %+v; want it held for the run's last piece", len(evs), f)
+		}
+	}
+	if !d.Holding().Equal(una.Date) {
+		t.Fatalf("holding %v; want una's login (%v)", d.Holding(), una.Date)
+	}
+	fs = judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{success(3, "una", time.Hour, "198.51.100.7", "Germany", "Berlin")}, Done: t0, Last: true})
+	if len(fs) != 1 || fs[0].EventID != 2 {
+		t.Errorf("the run's last piece: %+v; want the held finding", fs)
+	}
+}

@@ -1,0 +1,46 @@
+package audit
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// A run that stops at its deadline margin right after committing a piece
+// (the walk stopped between two pieces: nothing read and not evaluated)
+// still stops after a piece (Piece.Last, here an empty one at the same
+// Done), so the logins a Holder holds are judged there and the cursor
+// passes them. Before, such a run judged the held logins nowhere and left
+// the cursor at the newest of them: every later run that stopped the same
+// way read the same pieces again and moved nothing, smaller pieces (after
+// runs without progress) made it worse (with pieces of one band the walk
+// always stops between two pieces), and no held finding was ever alerted.
+func TestARunStoppedBetweenPiecesJudgesWhatItHolds(t *testing.T) {
+	for _, k := range []int{10, 16} {
+		t.Run(fmt.Sprintf("the portal stalls after %d requests", k), func(t *testing.T) {
+			evs := violations(1, 2000, t0.Add(-2*time.Hour), 1)
+			s, src, st, pub := newAudit(evs...)
+			s.Behaviour = &holdingBehaviour{max: 100000}
+			s.Settings.PieceEvents = 100
+			s.Settings.Concurrency = 3
+			s.Settings.Lookback = 3 * time.Hour
+			s.Settings.DeadlineMargin = 100 * time.Millisecond
+			var trail []string
+			runs := 0
+			for ; runs < 30; runs++ {
+				src.stallAfter(k)
+				res := runWithin(t, s, 300*time.Millisecond)
+				if c := st.progress.Cursor; c != nil {
+					trail = append(trail, fmt.Sprintf("%s (%d without progress)", c.Below.Format("15:04:05"), res.RunsWithoutProgress))
+				}
+				if res.Complete {
+					break
+				}
+			}
+			if runs == 30 {
+				t.Fatalf("the backlog did not clear in 30 runs; cursor after each run: %v; %d of %d violations alerted", trail, len(alertedIDs(t, pub.sent)), len(evs))
+			}
+			alertedOnce(t, pub.sent, evs, fmt.Sprintf(", want exactly once (after %d runs)", runs+1))
+		})
+	}
+}
