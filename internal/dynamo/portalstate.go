@@ -613,10 +613,15 @@ func encodeSent(list []ipguard.Restriction, added []string) string {
 		default:
 			b.WriteByte('-')
 		}
-		b.WriteString(lineEscaper.Replace(r.IP))
-		b.WriteByte('\n')
+		writeLine(&b, r.IP)
 	}
 	return b.String()
+}
+
+// writeLine writes x escaped (a newline in it must not split it) and a newline.
+func writeLine(b *strings.Builder, x string) {
+	b.WriteString(lineEscaper.Replace(x))
+	b.WriteByte('\n')
 }
 
 // encodeLines writes a list of strings as one string of lines (each
@@ -627,8 +632,7 @@ func encodeSent(list []ipguard.Restriction, added []string) string {
 func encodeLines(xs []string) string {
 	var b strings.Builder
 	for _, x := range xs {
-		b.WriteString(lineEscaper.Replace(x))
-		b.WriteByte('\n')
+		writeLine(&b, x)
 	}
 	return b.String()
 }
@@ -642,14 +646,23 @@ func linesOrList(item map[string]types.AttributeValue, lines, list string) ([]st
 		return listStrings(item, list)
 	}
 	v, _, err := getS(item, lines)
-	if err != nil || v == "" {
+	if err != nil {
 		return nil, err
+	}
+	return splitLines(v), nil
+}
+
+// splitLines reads a string of lines written by encodeLines or encodeSent
+// back into its lines, unescaped; nil for "".
+func splitLines(v string) []string {
+	if v == "" {
+		return nil
 	}
 	out := strings.Split(strings.TrimSuffix(v, "\n"), "\n")
 	for i, x := range out {
 		out[i] = lineUnescaper.Replace(x)
 	}
-	return out, nil
+	return out
 }
 
 // The portal stores addresses only, but its text is not ours: a newline in
@@ -660,11 +673,11 @@ var (
 )
 
 func decodeSent(v string) (list []ipguard.Restriction, added []string, err error) {
-	for i, line := range strings.Split(strings.TrimSuffix(v, "\n"), "\n") {
+	for i, line := range splitLines(v) {
 		if line == "" {
 			continue
 		}
-		r := ipguard.Restriction{IP: lineUnescaper.Replace(line[1:])}
+		r := ipguard.Restriction{IP: line[1:]}
 		switch line[0] {
 		case 'a':
 			r.ForAdmin = true
