@@ -14,26 +14,6 @@ import (
 	"ipguard/internal/ipguard"
 )
 
-// sliceSource serves fixed events newest first (audit.Source).
-type sliceSource struct{ evs []ipguard.LoginEvent }
-
-func (s sliceSource) LoginEvents(_ context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
-	var out []ipguard.LoginEvent
-	for _, ev := range s.evs { // newest first
-		if !ev.Date.Before(from) {
-			out = append(out, ev)
-		}
-	}
-	if start >= len(out) {
-		return nil, nil
-	}
-	out = out[start:]
-	if len(out) > count {
-		out = out[:count]
-	}
-	return out, nil
-}
-
 type recordingPublisher struct {
 	mu     sync.Mutex
 	alerts []ipguard.Alert
@@ -57,7 +37,7 @@ func TestAuditRunJudgesTravelThroughTheEntrysDeclaredPlace(t *testing.T) {
 		return ipguard.LoginEvent{ID: id, Date: at, UserID: "alice", User: "alice", Login: "alice@example.com", ActionID: 1010,
 			Action: "Login Success", IP: ip, Country: "United States", City: "New York", Browser: "Firefox 126.0", Platform: "Windows 10"}
 	}
-	src := sliceSource{evs: []ipguard.LoginEvent{ev(2, end.Add(-10*time.Minute), "203.0.113.40"), ev(1, end.Add(-55*time.Minute), "198.18.0.9")}}
+	src := audittest.NewSource(ev(2, end.Add(-10*time.Minute), "203.0.113.40"), ev(1, end.Add(-55*time.Minute), "198.18.0.9"))
 	st := audittest.NewStore(ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.0/24", "198.18.0.9"},
 		Details: map[string]ipguard.EntryDetail{"203.0.113.0/24": {Note: "office", Place: "Berlin, DE"}}})
 	pub := &recordingPublisher{}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -24,28 +23,6 @@ import (
 // digest step and a counting alert topic.
 
 var s0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-
-// listSource serves its events newest first, as the portal does.
-type listSource struct{ evs []ipguard.LoginEvent }
-
-func (l *listSource) LoginEvents(_ context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
-	var in []ipguard.LoginEvent
-	for _, e := range l.evs {
-		if !e.Date.Before(from) {
-			in = append(in, e)
-		}
-	}
-	sort.SliceStable(in, func(i, j int) bool {
-		if !in[i].Date.Equal(in[j].Date) {
-			return in[i].Date.After(in[j].Date)
-		}
-		return in[i].ID > in[j].ID
-	})
-	if start >= len(in) {
-		return nil, nil
-	}
-	return in[start:min(start+count, len(in))], nil
-}
 
 // topic counts the messages that reach people.
 type topic struct{ sent []ipguard.Alert }
@@ -87,7 +64,7 @@ func (r *revised) SaveRevised(_ context.Context, pk string, v any, rev int64, _ 
 }
 
 type shapingRig struct {
-	src    *listSource
+	src    *audittest.Source
 	st     *audittest.Store
 	topic  *topic
 	dstore *revised
@@ -99,7 +76,7 @@ type shapingRig struct {
 
 func newShapingRig(t *testing.T, grouped bool, baselines map[string]behaviour.Baseline) *shapingRig {
 	t.Helper()
-	r := &shapingRig{src: &listSource{}, topic: &topic{}, dstore: &revised{}}
+	r := &shapingRig{src: audittest.NewSource(), topic: &topic{}, dstore: &revised{}}
 	r.st = audittest.NewStore(
 		ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}},
 		ipguard.User{ID: "bob", Email: "bob@example.com", Entries: []string{"203.0.113.20"}})
@@ -122,7 +99,7 @@ func (r *shapingRig) login(t *testing.T, id int64, user string, at time.Duration
 	t.Helper()
 	ev := ipguard.LoginEvent{ID: id, UserID: user, User: user, Login: user + "@example.com", ActionID: 1010, Action: "Login Success",
 		Date: s0.Add(at), IP: ip, Country: country, City: city, Browser: browser, Platform: platform}
-	r.src.evs = append(r.src.evs, ev)
+	r.src.Add(ev)
 	r.now = s0.Add(at + 2*time.Minute)
 	res, err := r.svc.Run(context.Background(), audit.Trigger{To: s0.Add(at + time.Minute)})
 	if err != nil {

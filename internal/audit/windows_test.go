@@ -24,28 +24,6 @@ import (
 	"ipguard/internal/testbed/localaws"
 )
 
-// daySource serves a fixed list of login events as the portal does:
-// newest first by date (ties by id, descending), from inclusive, skip/take.
-type daySource struct{ evs []ipguard.LoginEvent }
-
-func (d *daySource) LoginEvents(_ context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
-	var out []ipguard.LoginEvent
-	for _, e := range d.evs {
-		if e.Date.Before(from) {
-			continue
-		}
-		if start > 0 {
-			start--
-			continue
-		}
-		if len(out) == count {
-			break
-		}
-		out = append(out, e)
-	}
-	return out, nil
-}
-
 // dayPublisher keeps the findings of every message.
 type dayPublisher struct {
 	mu sync.Mutex
@@ -242,7 +220,7 @@ func auditDayBothWays(t *testing.T, minLogins int, newStores func(t *testing.T) 
 	newService := func(now *time.Time) (*audit.Service, *dayPublisher) {
 		st := newStores(t)
 		pub := &dayPublisher{}
-		s := &audit.Service{Source: &daySource{evs: evs}, Store: st.audit, Publisher: pub, Leases: st.leases,
+		s := &audit.Service{Source: audittest.NewSource(evs...), Store: st.audit, Publisher: pub, Leases: st.leases,
 			Now: func() time.Time { return *now },
 			Settings: audit.Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 48 * time.Hour,
 				Policy: audit.Policy{UnknownUsers: audit.UnknownAlert, FailedLoginThreshold: 5}, PieceEvents: 40, GuessWindow: 15 * time.Minute},

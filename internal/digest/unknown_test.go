@@ -29,26 +29,6 @@ const (
 	daveID  = "22222222-3333-4444-8555-666666666666" // a regular user, never onboarded
 )
 
-// pagedSource pages like the portal: newest first, from filter, skip/take.
-type pagedSource struct{ events []ipguard.LoginEvent }
-
-func (s *pagedSource) LoginEvents(_ context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
-	evs := append([]ipguard.LoginEvent(nil), s.events...)
-	sort.SliceStable(evs, func(i, j int) bool {
-		if !evs[i].Date.Equal(evs[j].Date) {
-			return evs[i].Date.After(evs[j].Date)
-		}
-		return evs[i].ID > evs[j].ID
-	})
-	var out []ipguard.LoginEvent
-	for i := start; i < len(evs) && len(out) < count; i++ {
-		if !evs[i].Date.Before(from) {
-			out = append(out, evs[i])
-		}
-	}
-	return out, nil
-}
-
 // people is audit.People over a map, counting its lookups.
 type people struct {
 	mu    sync.Mutex
@@ -99,7 +79,7 @@ func newChain(policy string, learned map[string]behaviour.Baseline, evs ...ipgua
 	st := audittest.NewStore(ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}})
 	c := &chain{store: st, topic: &sink{}, people: &people{types: map[string]string{carolID: audit.UserGuest, daveID: audit.UserRegular}}}
 	c.digest = &digest.Publisher{Next: c.topic, Store: &memStore{}, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: now}
-	c.svc = &audit.Service{Source: &pagedSource{events: evs}, Store: st, Publisher: c.digest, Leases: st, People: c.people, Now: now,
+	c.svc = &audit.Service{Source: audittest.NewSource(evs...), Store: st, Publisher: c.digest, Leases: st, People: c.people, Now: now,
 		Settings: audit.Settings{Portal: "portal.example.com", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 24 * time.Hour,
 			Policy: audit.Policy{UnknownUsers: policy, FailedLoginThreshold: 5}}}
 	if learned != nil {
@@ -310,7 +290,7 @@ func TestLearnBuildsBaselinesOfPeopleWithoutAllowlist(t *testing.T) {
 	}
 	st := audittest.NewStore() // nobody is onboarded
 	bs := behaviourtest.NewBaselines()
-	l := &behaviour.Learner{Source: &pagedSource{events: evs}, Store: bs, Leases: st,
+	l := &behaviour.Learner{Source: audittest.NewSource(evs...), Store: bs, Leases: st,
 		Users: st.Users, Now: func() time.Time { return u0.Add(time.Minute) }}
 	res, err := l.Learn(context.Background(), behaviour.LearnRequest{Days: 2})
 	if err != nil {
