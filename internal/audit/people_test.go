@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ipguard/internal/audit/audittest"
 	"ipguard/internal/ipguard"
 )
 
@@ -50,21 +51,6 @@ func TestRenderAlertsKeepsDigestOnlyFindingsApart(t *testing.T) {
 	}
 }
 
-// countingPeople answers UserType from types, or fails with err.
-type countingPeople struct {
-	types map[string]string
-	err   error
-	calls int
-}
-
-func (c *countingPeople) UserType(_ context.Context, id string) (string, error) {
-	c.calls++
-	if c.err != nil {
-		return "", c.err
-	}
-	return c.types[id], nil
-}
-
 // The user type is looked up only for DigestOnly findings, once per person
 // per run, at most MaxUserTypeLookups people a run; a failed lookup is a
 // warning and the person is listed without a type.
@@ -77,15 +63,15 @@ func TestUserTypeLookupsAreBoundedPerRun(t *testing.T) {
 	tests := []struct {
 		name      string
 		policy    string
-		people    *countingPeople
+		people    *audittest.People
 		wantCalls int
 		wantType  string
 		wantWarn  string
 	}{
-		{"digest: one lookup per person, bounded", UnknownDigest, &countingPeople{types: map[string]string{"person-001": UserGuest}}, MaxUserTypeLookups, UserGuest,
+		{"digest: one lookup per person, bounded", UnknownDigest, &audittest.People{Types: map[string]string{"person-001": UserGuest}}, MaxUserTypeLookups, UserGuest,
 			fmt.Sprintf("more than %d people without an allowlist", MaxUserTypeLookups)},
-		{"alert: no lookup", UnknownAlert, &countingPeople{}, 0, "", ""},
-		{"a failing portal: listed without a type", UnknownDigest, &countingPeople{err: errors.New("HTTP 503")}, MaxUserTypeLookups, "", "could not look up the user type"},
+		{"alert: no lookup", UnknownAlert, &audittest.People{}, 0, "", ""},
+		{"a failing portal: listed without a type", UnknownDigest, &audittest.People{Err: errors.New("HTTP 503")}, MaxUserTypeLookups, "", "could not look up the user type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,8 +82,8 @@ func TestUserTypeLookupsAreBoundedPerRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tt.people.calls != tt.wantCalls {
-				t.Errorf("%d lookups, want %d", tt.people.calls, tt.wantCalls)
+			if tt.people.Lookups() != tt.wantCalls {
+				t.Errorf("%d lookups, want %d", tt.people.Lookups(), tt.wantCalls)
 			}
 			if res.Counts[KindUnknownUser] != len(evs) {
 				t.Errorf("counted %d unknown_user findings, want %d", res.Counts[KindUnknownUser], len(evs))

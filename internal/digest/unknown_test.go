@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,31 +28,6 @@ const (
 	daveID  = "22222222-3333-4444-8555-666666666666" // a regular user, never onboarded
 )
 
-// people is audit.People over a map, counting its lookups.
-type people struct {
-	mu    sync.Mutex
-	types map[string]string
-	calls map[string]int
-}
-
-func (p *people) UserType(_ context.Context, id string) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.calls == nil {
-		p.calls = map[string]int{}
-	}
-	p.calls[id]++
-	return p.types[id], nil
-}
-
-func (p *people) lookups() int {
-	n := 0
-	for _, c := range p.calls {
-		n += c
-	}
-	return n
-}
-
 func success(id int64, user, email, ip, country, city string, d time.Duration) ipguard.LoginEvent {
 	return ipguard.LoginEvent{ID: id, Date: u0.Add(d), UserID: user, User: email, Login: email, ActionID: 1010, IP: ip,
 		Country: country, City: city, Browser: "Firefox 126.0", Platform: "Linux"}
@@ -71,13 +45,13 @@ type chain struct {
 	store  *audittest.Store
 	digest *digest.Publisher
 	topic  *sink
-	people *people
+	people *audittest.People
 }
 
 func newChain(policy string, learned map[string]behaviour.Baseline, evs ...ipguard.LoginEvent) *chain {
 	now := func() time.Time { return u0.Add(16 * time.Minute) }
 	st := audittest.NewStore(ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}})
-	c := &chain{store: st, topic: &sink{}, people: &people{types: map[string]string{carolID: audit.UserGuest, daveID: audit.UserRegular}}}
+	c := &chain{store: st, topic: &sink{}, people: &audittest.People{Types: map[string]string{carolID: audit.UserGuest, daveID: audit.UserRegular}}}
 	c.digest = &digest.Publisher{Next: c.topic, Store: &memStore{}, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: now}
 	c.svc = &audit.Service{Source: audittest.NewSource(evs...), Store: st, Publisher: c.digest, Leases: st, People: c.people, Now: now,
 		Settings: audit.Settings{Portal: "portal.example.com", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 24 * time.Hour,
@@ -176,8 +150,8 @@ func TestUnknownUserPolicies(t *testing.T) {
 					t.Errorf("event %d recorded under policy %s", id, tt.policy)
 				}
 			}
-			if n := c.people.lookups(); n != tt.lookups {
-				t.Errorf("%d user type lookups, want %d (one per person, only for the digest): %v", n, tt.lookups, c.people.calls)
+			if n := c.people.Lookups(); n != tt.lookups {
+				t.Errorf("%d user type lookups, want %d (one per person, only for the digest): %v", n, tt.lookups, c.people.Calls())
 			}
 			d := c.day(t)
 			if len(d.People) != tt.people {

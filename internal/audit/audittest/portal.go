@@ -2,6 +2,7 @@ package audittest
 
 import (
 	"context"
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -70,4 +71,45 @@ func (s *Source) LoginEvents(_ context.Context, from time.Time, start, count int
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// People is audit.People over a map of user types by user id (an id not in
+// it has the type ""), failing every lookup with Err when set. It counts
+// its lookups and is safe for concurrent use; set its fields before the
+// first call.
+type People struct {
+	Types map[string]string
+	Err   error
+	mu    sync.Mutex
+	calls map[string]int
+	total int
+}
+
+// UserType implements audit.People.
+func (p *People) UserType(_ context.Context, id string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.calls == nil {
+		p.calls = map[string]int{}
+	}
+	p.calls[id]++
+	p.total++
+	if p.Err != nil {
+		return "", p.Err
+	}
+	return p.Types[id], nil
+}
+
+// Lookups is how many lookups there were, of every user.
+func (p *People) Lookups() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.total
+}
+
+// Calls is how many lookups there were, by user id.
+func (p *People) Calls() map[string]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return maps.Clone(p.calls)
 }
