@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,23 +23,18 @@ import (
 	"ipguard/internal/testbed/localaws"
 )
 
-// dayPublisher keeps the findings of every message.
-type dayPublisher struct {
-	mu sync.Mutex
-	fs []audit.Finding
-	n  int
-}
-
-func (p *dayPublisher) Publish(_ context.Context, a ipguard.Alert) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var pl audit.Payload
-	if err := json.Unmarshal([]byte(a.Default), &pl); err != nil {
-		return "", err
+// messaged is every finding of every message the topic was sent.
+func messaged(t *testing.T, top *audittest.Topic) []audit.Finding {
+	t.Helper()
+	var fs []audit.Finding
+	for _, a := range top.Sent {
+		var pl audit.Payload
+		if err := json.Unmarshal([]byte(a.Default), &pl); err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, pl.Events...)
 	}
-	p.fs = append(p.fs, pl.Events...)
-	p.n++
-	return fmt.Sprintf("m%d", p.n), nil
+	return fs
 }
 
 // dayOfLogins generates one day of a small portal, seeded, with the
@@ -217,9 +211,9 @@ func TestADayGivesTheSameFindingsInRunsAndInOneBackfill(t *testing.T) {
 func auditDayBothWays(t *testing.T, minLogins int, newStores func(t *testing.T) stores) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	evs, _, planted, victims := dayOfLogins(day)
-	newService := func(now *time.Time) (*audit.Service, *dayPublisher) {
+	newService := func(now *time.Time) (*audit.Service, *audittest.Topic) {
 		st := newStores(t)
-		pub := &dayPublisher{}
+		pub := &audittest.Topic{}
 		s := &audit.Service{Source: audittest.NewSource(evs...), Store: st.audit, Publisher: pub, Leases: st.leases,
 			Now: func() time.Time { return *now },
 			Settings: audit.Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 48 * time.Hour,
@@ -248,7 +242,7 @@ func auditDayBothWays(t *testing.T, minLogins int, newStores func(t *testing.T) 
 		t.Fatalf("backfill: %+v, %v", res, err)
 	}
 
-	got, want := outcome(runsPub.fs), outcome(backPub.fs)
+	got, want := outcome(messaged(t, runsPub)), outcome(messaged(t, backPub))
 	for name, w := range want {
 		if g, ok := got[name]; !ok || g != w {
 			t.Errorf("%s: runs found %+v, the backfill %+v", name, g, w)
@@ -292,7 +286,7 @@ func auditDayBothWays(t *testing.T, minLogins int, newStores func(t *testing.T) 
 	}
 	// The burst over two runs is told once by the runs.
 	told := 0
-	for _, f := range runsPub.fs {
+	for _, f := range messaged(t, runsPub) {
 		if f.Kind == audit.KindFailedLoginBurst && f.IP == "203.0.113.98" {
 			told++
 		}

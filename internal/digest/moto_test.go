@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest"
 	"ipguard/internal/digest"
 	"ipguard/internal/dynamo"
 	"ipguard/internal/testbed/localaws"
@@ -18,7 +19,7 @@ func TestDigestInDynamoDB(t *testing.T) {
 	ctx := context.Background()
 	db := localaws.MotoTableT(t, "t")
 	now := time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)
-	out := &sink{}
+	out := &audittest.Topic{}
 	store := dynamo.New(db, "t")
 	p := &digest.Publisher{Next: out, Store: store, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "p", Now: func() time.Time { return now }}
 	for i := int64(1); i <= 2; i++ {
@@ -32,8 +33,8 @@ func TestDigestInDynamoDB(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(out.sent) != 1 || !strings.Contains(out.sent[0].Email, "new_device: 2") {
-		t.Fatalf("sent %d digests: %+v", len(out.sent), out.sent)
+	if len(out.Sent) != 1 || !strings.Contains(out.Sent[0].Email, "new_device: 2") {
+		t.Fatalf("sent %d digests: %+v", len(out.Sent), out.Sent)
 	}
 	var d digest.Digest
 	if _, ok, err := store.LoadRevised(ctx, digest.Prefix+"2026-12-05", &d); err != nil || !ok || d.Sent == "" || d.Total != 2 {
