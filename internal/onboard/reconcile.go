@@ -27,9 +27,10 @@ import (
 //	                   GET settings, GET list ┴──────┘     (hand edit meanwhile?) ┘
 //	  state ◄── applied version, owned, list as left, drift episode
 //
-// Everything slow (the scan of users, expiry housekeeping, the key check)
-// happens before the two GETs, so the window in which a hand edit could be
-// overwritten is the GETs, a pure plan and the PUT. The re-read after the
+// The scan of users (and expiry housekeeping) runs while the two GETs are
+// out, the key check after them, so the window in which a hand edit could
+// be overwritten is the GETs or the scan (whichever ends later), a pure
+// plan, the in-flight record and the PUT. The re-read after the
 // PUT finds an edit that landed meanwhile: its entries are kept, ours are
 // put back, and the result says so.
 
@@ -220,10 +221,45 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	now := s.now().UTC()
 	version := st.Version
 	defer span(ctx, "reconcile", time.Now())
+	if st.AlertsDue && !s.flushDue(ctx) {
+		// Sent what an earlier reconcile left due: the outbox is empty.
+		st.AlertsDue = false
+	}
+	// The GET→PUT window starts here. The two GETs go out together, and
+	// while they are out the pass reads every user (and writes the expiry
+	// of entries that expired): the scan, the longest store call of the
+	// pass, costs no round trip of its own. The window is the GETs or the
+	// scan, whichever ends later, then a pure plan and the PUT; an edit
+	// that lands in it is found by the read-back and alerted (noteDrift).
+	windowStart := s.now()
+	var enabled bool
+	var current []ipguard.Restriction
+	var enErr, getErr error
+	getsDone := make(chan struct{})
+	var getsPanic any
+	go func() {
+		defer close(getsDone)
+		defer func() { getsPanic = recover() }()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			enabled, enErr = s.Portal.IPRestrictionsEnabled(ctx)
+		}()
+		current, getErr = s.Portal.IPRestrictions(ctx)
+		<-done
+		span(ctx, "gets", windowStart)
+	}()
+	waitGets := func() {
+		<-getsDone
+		if getsPanic != nil {
+			panic(getsPanic) // in the caller's goroutine, where the handler recovers it
+		}
+	}
 	tscan := time.Now()
 	users, err := s.Store.AllUsers(ctx)
 	span(ctx, "scan", tscan)
 	if err != nil {
+		waitGets()
 		return outcome{}, err
 	}
 	out := outcome{by: "this request"}
@@ -245,13 +281,10 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		return out, nil
 	}
 	if out.expired, err = s.expire(ctx, users, now); err != nil {
+		waitGets()
 		return outcome{}, err
 	}
 	d := DesiredState(users, s.Settings, now)
-	if st.AlertsDue && !s.flushDue(ctx) {
-		// Sent what an earlier reconcile left due: the outbox is empty.
-		st.AlertsDue = false
-	}
 
 	pending := func(cause error) (outcome, error) {
 		reason := cause.Error()
@@ -265,24 +298,12 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		return out, nil
 	}
 
-	// The GET→PUT window starts here. The two GETs go out together: one
-	// round trip less in the window and on every caller's wait.
-	windowStart := s.now()
-	var enabled bool
-	var enErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		enabled, enErr = s.Portal.IPRestrictionsEnabled(ctx)
-	}()
-	current, err := s.Portal.IPRestrictions(ctx)
-	<-done
-	span(ctx, "gets", windowStart)
+	waitGets()
 	if enErr != nil {
 		return pending(fmt.Errorf("could not read the portal restriction setting: %w", enErr))
 	}
-	if err != nil {
-		return pending(fmt.Errorf("could not read the portal allowlist: %w", err))
+	if getErr != nil {
+		return pending(fmt.Errorf("could not read the portal allowlist: %w", getErr))
 	}
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
 	hadSent := st.Sent != nil
