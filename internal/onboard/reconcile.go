@@ -57,6 +57,11 @@ type outcome struct {
 	warnings     []string
 	drift        *Drift
 	missingOwned []string
+	// trail, when not nil, answers the read of the audit trail since the
+	// window started (checkForeignSaves), sent once the pass's PUTs were
+	// answered, so that it is out while the state is written and the lease
+	// released (#15 §6: one portal round trip less on the holder's answer).
+	trail func() ([]Change, error)
 	// written is the state as this reconcile stored it at its end (nil when
 	// it stored none): under the lease nothing but the version bump (Version,
 	// Adds) moves it meanwhile, so the holder's next pass starts from it.
@@ -66,7 +71,9 @@ type outcome struct {
 func (o *outcome) merge(n outcome) {
 	o.portal, o.reason, o.by, o.enabled, o.err = n.portal, n.reason, n.by, n.enabled, n.err
 	if n.put && !o.put {
-		o.windowStart, o.seenBefore = n.windowStart, n.seenBefore
+		o.windowStart, o.seenBefore, o.trail = n.windowStart, n.seenBefore, n.trail
+	} else if n.put {
+		o.trail = nil // read after the last pass's PUTs (checkForeignSaves)
 	}
 	o.put = o.put || n.put
 	o.dueAdded = o.dueAdded || n.dueAdded
@@ -343,6 +350,9 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		}
 		out.put = true
 		out.added, out.removed = final.Added, final.Removed
+		if s.Trail != nil && len(out.saves) > 0 {
+			out.trail = s.readTrail(ctx, out.windowStart.UTC().Truncate(time.Second))
+		}
 	}
 	out.enabled = final.Enable
 	out.missingOwned = plan.MissingOwned
@@ -628,6 +638,28 @@ func (s *Service) keyUser(ctx context.Context, refresh bool) string {
 	return id
 }
 
+// readTrail reads the audit trail's allowlist changes since from in the
+// background; the function it returns waits for the answer (a panic of
+// the read is its error: the check is skipped, as when the read fails).
+func (s *Service) readTrail(ctx context.Context, from time.Time) func() ([]Change, error) {
+	var changes []Change
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("read the audit trail: panic: %v", p)
+			}
+		}()
+		changes, err = s.Trail.AllowlistChanges(ctx, from)
+	}()
+	return func() ([]Change, error) {
+		<-done
+		return changes, err
+	}
+}
+
 // checkForeignSaves looks in the portal's audit trail for allowlist saves
 // since the window started that are not the tool's own (see foreign). A
 // save between our GET and our last PUT was overwritten by it (the list
@@ -639,7 +671,13 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		return
 	}
 	since := out.windowStart.UTC().Truncate(time.Second)
-	changes, err := s.Trail.AllowlistChanges(ctx, since)
+	var changes []Change
+	var err error
+	if out.trail != nil {
+		changes, err = out.trail()
+	} else {
+		changes, err = s.Trail.AllowlistChanges(ctx, since)
+	}
 	if err != nil {
 		return
 	}
