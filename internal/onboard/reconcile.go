@@ -238,15 +238,15 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	// pass, costs no round trip of its own. The window is the GETs or the
 	// scan, whichever ends later, then a pure plan and the PUT; an edit
 	// that lands in it is found by the read-back and alerted (noteDrift).
-	windowStart := s.now()
+	// A scan that outlasts the GETs by more than maxScanOverhang (many
+	// users) is followed by the GETs again, so the window stays the GETs
+	// and at most that much.
+	var windowStart, getsEnded time.Time
 	var enabled bool
 	var current []ipguard.Restriction
 	var enErr, getErr error
-	getsDone := make(chan struct{})
-	var getsPanic any
-	go func() {
-		defer close(getsDone)
-		defer func() { getsPanic = recover() }()
+	gets := func() {
+		windowStart = s.now()
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -254,7 +254,15 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		}()
 		current, getErr = s.Portal.IPRestrictions(ctx)
 		<-done
+		getsEnded = time.Now()
 		span(ctx, "gets", windowStart)
+	}
+	getsDone := make(chan struct{})
+	var getsPanic any
+	go func() {
+		defer close(getsDone)
+		defer func() { getsPanic = recover() }()
+		gets()
 	}()
 	waitGets := func() {
 		<-getsDone
@@ -306,6 +314,9 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 
 	waitGets()
+	if time.Since(getsEnded) > maxScanOverhang {
+		gets() // the scan ran long after the GETs: read the portal again
+	}
 	if enErr != nil {
 		return pending(fmt.Errorf("could not read the portal restriction setting: %w", enErr))
 	}
@@ -407,6 +418,12 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		"removed", len(out.removed), "expired", len(out.expired), "entries", len(after), "enabled", final.Enable)
 	return out, nil
 }
+
+// maxScanOverhang bounds how much longer than its GETs a pass's scan of
+// users (and expiry) may run and still use their answers: a longer scan
+// is followed by the GETs again, so that the window in which a hand edit
+// is overwritten does not grow with the number of users.
+var maxScanOverhang = 250 * time.Millisecond
 
 // nextLastPass is the pass length waiting changes go by after a pass that
 // took took: a shorter pass is taken at once, a longer one only a quarter

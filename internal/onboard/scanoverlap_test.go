@@ -56,3 +56,43 @@ func TestPassReadsUsersWhileItsGETsAreOut(t *testing.T) {
 		t.Errorf("result %+v, portal %s; want the change applied", res, ips(e.p.list))
 	}
 }
+
+// countingPortal counts the GETs of the list.
+type countingPortal struct {
+	*fakePortal
+	mu    sync.Mutex
+	lists int
+}
+
+func (c *countingPortal) IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error) {
+	c.mu.Lock()
+	c.lists++
+	c.mu.Unlock()
+	return c.fakePortal.IPRestrictions(ctx)
+}
+
+// A scan that ends longer after the GETs than maxScanOverhang (here: any
+// later at all) is followed by the GETs again: the window in which a hand
+// edit is overwritten does not grow with the number of users. A count of
+// GETs, not a timing.
+func TestLongScanIsFollowedByTheGETsAgain(t *testing.T) {
+	saved := maxScanOverhang
+	t.Cleanup(func() { maxScanOverhang = saved })
+	for _, c := range []struct {
+		overhang time.Duration
+		want     int
+	}{{-time.Second, 2}, {time.Hour, 1}} {
+		maxScanOverhang = c.overhang
+		e := newEnv()
+		p := &countingPortal{fakePortal: e.p}
+		e.s.Portal = p
+		res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+		// One GET of the list for the read-back after the PUT besides.
+		if got := p.lists - 1; got != c.want {
+			t.Errorf("overhang bound %s: %d GETs of the list before the PUT; want %d", c.overhang, got, c.want)
+		}
+		if res.Portal != PortalApplied || ips(e.p.list) != "192.0.2.1!,203.0.113.10" {
+			t.Errorf("overhang bound %s: result %+v, portal %s; want the change applied", c.overhang, res, ips(e.p.list))
+		}
+	}
+}
