@@ -80,6 +80,12 @@ type Piece struct {
 	// that holds logins for a later piece of the run (Holder) judges them
 	// here.
 	Last bool
+	// First: the first piece of a run's walk of a window (a run that
+	// walks two windows hands each its own First). Everything a hook kept
+	// of pieces before it belongs to another run, whether that run ended,
+	// stopped at its deadline or failed (in the same warm process): the
+	// hook starts anew here and never infers a new run from dates.
+	First bool
 	// Backfill is true for a backfill run.
 	Backfill bool
 	// Declared reports whether a login came through one of its user's own

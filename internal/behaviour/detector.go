@@ -53,7 +53,6 @@ type Detector struct {
 	spray     *windowSprayer
 	// unsaved: the spray buckets of the last run, saved with the baselines.
 	unsaved  []SprayBucket
-	lastDone time.Time
 	final    bool // the last piece judged was its run's last
 	pending  bool // a piece was judged and not settled yet
 	geo      GeoStats
@@ -150,11 +149,12 @@ var (
 func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding) ([]audit.Finding, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// A piece whose Done is not below the last one's starts a new run,
-	// except an empty piece at the last one's Done: the run stopped right
-	// after a piece and gives what it holds its last piece (Piece.Last).
-	sameStop := p.Last && !p.Final && len(p.Events) == 0 && p.Done.Equal(d.lastDone)
-	if d.spray == nil || d.lastDone.IsZero() || (!p.Done.Before(d.lastDone) && !sameStop) {
+	// A run's first piece (Piece.First, set by the audit) starts anew, and
+	// so does any piece when no run is under way (none yet, or the last
+	// one ended with its Final piece). Nothing is inferred from dates: a
+	// run after a failed one in the same process may hand pieces whose
+	// Done is below the failed run's.
+	if p.First || d.spray == nil {
 		// What an unfinished run (stopped at its deadline) learned from the
 		// pieces it committed is saved first; then every baseline is read
 		// anew. If its last piece was judged but never settled (its alerts
@@ -189,7 +189,6 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		r.oldest, r.oldEv, r.oldDigest = nil, nil, false
 	}
-	d.lastDone = p.Done
 	if d.baselines == nil {
 		d.baselines = map[string]*entry{}
 	}
@@ -386,7 +385,6 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	if p.Final {
 		d.unsaved = d.spray.toSave()
 		d.spray = nil
-		d.lastDone = time.Time{}
 		d.refs = nil
 	}
 	return fs, nil

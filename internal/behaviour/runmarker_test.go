@@ -1,0 +1,77 @@
+package behaviour
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"ipguard/internal/audit"
+	"ipguard/internal/ipguard"
+)
+
+// A run starts where the audit says (Piece.First), not where piece dates
+// suggest. A backlog run judges a newer piece, then an older one with
+// ned's first login from Spain (new_country), and fails before that
+// piece's alerts are recorded (no Settle). The next run, in the same warm
+// process, reads from its saved cursor with a larger first piece whose Done
+// is below the failed run's last Done. Before, a Done below the last one
+// meant "the same run": the baselines the failed piece had learned stayed
+// in memory (Spain known), and the retried login was no longer new: the
+// finding was missed. Now the piece is the new run's First: the failed
+// run's state is dropped and the baselines are read as they were.
+func TestARunAfterAFailedOneInTheSameProcessStartsAnew(t *testing.T) {
+	st := newMemStore()
+	b := berlinDaily(12, 12)
+	b.UserID = "ned"
+	st.items["ned"] = *b
+	d := &Detector{Store: st}
+	ctx := context.Background()
+	home := success(2, "ned", 9*time.Hour, "198.51.100.7", "Germany", "Berlin")
+	madrid := success(1, "ned", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
+
+	// The failed run: two pieces newest first; the second's alerts fail.
+	judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{home}, Done: t0.Add(8 * time.Hour), First: true})
+	fs, err := d.Judge(ctx, audit.Piece{Events: []ipguard.LoginEvent{madrid}, Done: t0.Add(4 * time.Hour)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 || fs[0].Kind != RuleNewCountry {
+		t.Fatalf("the failed run's piece: %+v; want ned's Madrid login new_country", fs)
+	}
+	// (its alerts failed: no Settle; the run ends with an error)
+
+	// The next run reads the window again from its cursor, in one piece
+	// reaching below the failed run's last Done.
+	fs = judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{home, madrid}, Done: t0.Add(3 * time.Hour), First: true, Final: true, Last: true})
+	var found bool
+	for _, f := range fs {
+		found = found || (f.EventID == madrid.ID && f.Kind == RuleNewCountry)
+	}
+	if !found {
+		t.Errorf("the run after the failed one: %+v; want ned's Madrid login new_country again (the failed run's alerts were never sent)", fs)
+	}
+	if got := st.items["ned"]; !got.HasCountry(countryKey("Spain")) {
+		t.Errorf("after the second run: ned's baseline has no Spain; want it learned once its finding was sent")
+	}
+}
+
+// An empty last piece at the same Done as the run's piece before it (the
+// run stopped between two pieces) belongs to that run: it is not First, and
+// judges what the run holds. Before, the detector told this apart from a
+// new run by comparing dates; a new run whose first piece is empty and at
+// the same Done (it reads nothing new and stops at its margin) was taken
+// for the old one. Now First says which it is.
+func TestAnEmptyFirstPieceAtTheSameDoneIsANewRun(t *testing.T) {
+	d := &Detector{Store: newMemStore(), Settings: Settings{MinLogins: 5}}
+	newer := success(2, "una", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
+	miss := audit.Finding{EventID: 2, UserID: "una", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh}
+	if fs := judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{newer}, Done: t0.Add(4 * time.Hour), First: true}, miss); len(fs) != 0 {
+		t.Fatalf("a new user's login in a newer piece: %+v; want it held", fs)
+	}
+	// The run fails here. The next run starts, reads nothing and stops at
+	// its margin: an empty First piece at the same Done.
+	fs := judge(t, d, audit.Piece{Done: t0.Add(4 * time.Hour), First: true, Last: true})
+	if len(fs) != 0 || !d.Holding().IsZero() {
+		t.Errorf("a new run's empty first piece: %+v, holding %v; want nothing: the failed run's held login is above its cursor and read again, not judged from memory", fs, d.Holding())
+	}
+}
