@@ -122,6 +122,13 @@ type Holder interface {
 	Holding() time.Time
 }
 
+// Noter is optional on a Behaviour: Notes returns what the hook has to
+// tell the run since the last call (each becomes a warning of the run's
+// result), e.g. that held logins were judged at once, out of time order.
+type Noter interface {
+	Notes() []string
+}
+
 // Behaviour judges each piece's logins by each user's learned normal
 // (package behaviour). Optional on Service.
 type Behaviour interface {

@@ -133,6 +133,11 @@ func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last b
 		if err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: judge behaviour: %w", err)
 		}
+		if n, ok := s.Behaviour.(Noter); ok {
+			for _, w := range n.Notes() {
+				r.warn(w)
+			}
+		}
 	}
 
 	var ids []int64

@@ -2,6 +2,7 @@ package behaviour
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -52,17 +53,19 @@ type Detector struct {
 	baselines map[string]*entry
 	spray     *windowSprayer
 	// unsaved: the spray buckets of the last run, saved with the baselines.
-	unsaved  []SprayBucket
-	final    bool // the last piece judged was its run's last
-	pending  bool // a piece was judged and not settled yet
-	geo      GeoStats
+	unsaved []SprayBucket
+	final   bool // the last piece judged was its run's last
+	pending bool // a piece was judged and not settled yet
+	geo     GeoStats
 	// refs: per user of this run, what travel compares with (see runRef).
 	refs map[string]*runRef
 	// episodes: the open episodes of the users met in this run (episodes.go).
 	episodes map[string]*episodeEntry
-	// held: the logins of users still learning when the run met them,
-	// held for the run's last piece (learning.go).
+	// held: the logins of users whose judgement waits for the older
+	// logins of the run's window, held for its last piece (learning.go).
 	held held
+	// notes: what the run should be told (Notes).
+	notes []string
 }
 
 // runRef is what a run keeps per user for travel, so that each login is
@@ -143,6 +146,7 @@ func (d *Detector) Geo() GeoStats {
 var (
 	_ audit.Behaviour = (*Detector)(nil)
 	_ audit.Holder    = (*Detector)(nil)
+	_ audit.Noter     = (*Detector)(nil)
 )
 
 // Judge implements audit.Behaviour.
@@ -202,10 +206,11 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		return nil, err
 	}
 	if !release {
-		logins, fs = d.hold(logins, fs)
+		logins, fs = d.hold(logins, fs, p)
 		// maxHeld bounds what is held, not the piece (a default piece has
 		// more successful logins than that): past it, all is judged here.
-		if d.held.len() > maxHeld {
+		if n := d.held.len(); n > maxHeld {
+			d.notes = append(d.notes, fmt.Sprintf("%d logins held for time order (users still learning, or with a new country, device or travel) were judged at once, before the older logins of the run's window (at most %d are held): their new_country, new_device and impossible_travel findings may differ from those of shorter runs", n, maxHeld))
 			logins, fs = d.held.release(logins, fs)
 			if err := d.load(ctx, logins); err != nil { // a Settle may have forgotten earlier pieces' users
 				return nil, err
@@ -518,6 +523,16 @@ func (d *Detector) loud(f audit.Finding) audit.Finding {
 // maxCached bounds the baselines a run keeps in memory (about 10 MB):
 // beyond it, Settle saves and forgets them after the piece.
 const maxCached = 5000
+
+// Notes implements audit.Noter: what the detector has to tell the run
+// since it was last asked (held logins judged at once).
+func (d *Detector) Notes() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.notes
+	d.notes = nil
+	return n
+}
 
 // Holding implements audit.Holder: the date of the newest login held for
 // the run's last piece (zero: none).

@@ -2,6 +2,8 @@ package behaviour
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,8 +13,8 @@ import (
 
 // A run starts where the audit says (Piece.First), not where piece dates
 // suggest. A backlog run judges a newer piece, then an older one with
-// ned's first login from Spain (new_country), and fails before that
-// piece's alerts are recorded (no Settle). The next run, in the same warm
+// ned's first login from Spain (new_country), stops at its deadline margin
+// after it, and fails before that piece's alerts are recorded (no Settle). The next run, in the same warm
 // process, reads from its saved cursor with a larger first piece whose Done
 // is below the failed run's last Done. Before, a Done below the last one
 // meant "the same run": the baselines the failed piece had learned stayed
@@ -29,9 +31,10 @@ func TestARunAfterAFailedOneInTheSameProcessStartsAnew(t *testing.T) {
 	home := success(2, "ned", 9*time.Hour, "198.51.100.7", "Germany", "Berlin")
 	madrid := success(1, "ned", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
 
-	// The failed run: two pieces newest first; the second's alerts fail.
+	// The failed run: two pieces newest first; it stops at its deadline
+	// after the second (Last), whose alerts then fail.
 	judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{home}, Done: t0.Add(8 * time.Hour), First: true})
-	fs, err := d.Judge(ctx, audit.Piece{Events: []ipguard.LoginEvent{madrid}, Done: t0.Add(4 * time.Hour)}, nil)
+	fs, err := d.Judge(ctx, audit.Piece{Events: []ipguard.LoginEvent{madrid}, Done: t0.Add(4 * time.Hour), Last: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,5 +76,42 @@ func TestAnEmptyFirstPieceAtTheSameDoneIsANewRun(t *testing.T) {
 	fs := judge(t, d, audit.Piece{Done: t0.Add(4 * time.Hour), First: true, Last: true})
 	if len(fs) != 0 || !d.Holding().IsZero() {
 		t.Errorf("a new run's empty first piece: %+v, holding %v; want nothing: the failed run's held login is above its cursor and read again, not judged from memory", fs, d.Holding())
+	}
+}
+
+// More than maxHeld logins held: they are judged at once, out of time
+// order, and the run is told (Notes, a warning of its result): a learned
+// user with a new device in a newer piece is held like a learning user.
+func TestHeldLoginsPastTheBoundAreJudgedAtOnceAndSaidSo(t *testing.T) {
+	st := newMemStore()
+	b := berlinDaily(12, 12)
+	b.UserID = "ned"
+	st.items["ned"] = *b
+	d := &Detector{Store: st, Settings: Settings{MinLogins: 5}}
+	laptop := success(1, "ned", 5*time.Hour, "198.51.100.7", "Germany", "Berlin")
+	laptop.Browser, laptop.Platform = "Safari 17", "macOS"
+	if fs := judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{laptop}, Done: t0.Add(4 * time.Hour), First: true}); len(fs) != 0 || !d.Holding().Equal(laptop.Date) {
+		t.Fatalf("a learned user's new device in a newer piece: %+v, holding %v; want it held for the run's last piece", fs, d.Holding())
+	}
+	if n := d.Notes(); len(n) != 0 {
+		t.Fatalf("notes %v before the bound was passed", n)
+	}
+	var evs []ipguard.LoginEvent
+	for i := 0; i < maxHeld; i++ { // new users (learning): held too
+		evs = append(evs, success(int64(100+i), fmt.Sprintf("new%d", i), 3*time.Hour, "198.51.100.7", "Germany", "Berlin"))
+	}
+	fs := judge(t, d, audit.Piece{Events: evs, Done: t0.Add(2 * time.Hour)})
+	var told bool
+	for _, f := range fs {
+		told = told || (f.EventID == laptop.ID && f.Kind == RuleNewDevice)
+	}
+	if !told || !d.Holding().IsZero() {
+		t.Errorf("past the bound: %+v, holding %v; want every held login judged (ned's new device told)", fs, d.Holding())
+	}
+	if n := d.Notes(); len(n) != 1 || !strings.Contains(n[0], "judged at once") {
+		t.Errorf("notes %q; want one saying the held logins were judged at once", n)
+	}
+	if n := d.Notes(); len(n) != 0 {
+		t.Errorf("notes %q asked again; want each told once", n)
 	}
 }
