@@ -208,10 +208,16 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	if !release {
 		logins, fs = d.hold(logins, fs, p)
 		// maxHeld bounds what is held, not the piece (a default piece has
-		// more successful logins than that): past it, all is judged here.
+		// more successful logins than that): past it, the users held
+		// without a reason are judged here, and if that is not enough, all.
+		if d.held.len() > maxHeld {
+			logins, fs = d.held.releaseTentative(logins, fs)
+		}
 		if n := d.held.len(); n > maxHeld {
-			d.notes = append(d.notes, fmt.Sprintf("%d logins held for time order (users still learning, or with a new country, device or travel) were judged at once, before the older logins of the run's window (at most %d are held): their new_country, new_device and impossible_travel findings may differ from those of shorter runs", n, maxHeld))
+			d.notes = append(d.notes, fmt.Sprintf("%d logins held for time order (users still learning, or with a new country, device, travel or a miss in grouped mode) were judged at once, before the older logins of the run's window (at most %d are held): their findings may differ from those of shorter runs", n, maxHeld))
 			logins, fs = d.held.release(logins, fs)
+		}
+		if len(logins) > 0 {
 			if err := d.load(ctx, logins); err != nil { // a Settle may have forgotten earlier pieces' users
 				return nil, err
 			}
