@@ -113,8 +113,8 @@ type DeclaredEntry struct {
 
 // Holder is optional on a Behaviour that may hold a login's judgement for a
 // later (older) piece of the run, so that each user's logins are judged in
-// time order (package behaviour: a user still learning is judged once the
-// run has read the user's older logins). Holding returns the date of the
+// time order (package behaviour: the users met in a run's earlier pieces
+// are judged once the run has read their older logins). Holding returns the date of the
 // newest login held (zero: none). After a piece the cursor is not moved
 // below it: a run that fails or stops before the held logins are judged
 // leaves them to be read again, so nothing held is lost.
