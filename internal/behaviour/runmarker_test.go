@@ -115,3 +115,42 @@ func TestHeldLoginsPastTheBoundAreJudgedAtOnceAndSaidSo(t *testing.T) {
 		t.Errorf("notes %q asked again; want each told once", n)
 	}
 }
+
+// Past maxHeld, the users held without a reason (learned, nothing of
+// theirs new so far) are judged first, with the piece that passed the
+// bound, in time order with it; a learned user held for a reason (a new
+// device) stays held for the run's last piece, and the run is told nothing
+// (nothing was judged out of order).
+func TestPastTheBoundUsersWithoutAReasonAreJudgedFirst(t *testing.T) {
+	st := newMemStore()
+	for _, u := range []string{"ned", "ann"} {
+		b := berlinDaily(12, 12)
+		b.UserID = u
+		st.items[u] = *b
+	}
+	d := &Detector{Store: st, Settings: Settings{MinLogins: 5}}
+	laptop := success(1, "ann", 9*time.Hour, "198.51.100.7", "Germany", "Berlin")
+	laptop.Browser, laptop.Platform = "Safari 17", "macOS"
+	judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{laptop}, Done: t0.Add(8 * time.Hour), First: true})
+	var evs []ipguard.LoginEvent
+	for i := 0; i < maxHeld+1; i++ {
+		evs = append(evs, success(int64(100+i), "ned", 5*time.Hour+time.Duration(i)*time.Second, "198.51.100.7", "Germany", "Berlin"))
+	}
+	if fs := judge(t, d, audit.Piece{Events: evs, Done: t0.Add(4 * time.Hour)}); len(fs) != 0 {
+		t.Fatalf("ned's logins at home: %+v; want nothing", fs)
+	}
+	if !d.Holding().Equal(laptop.Date) {
+		t.Errorf("holding %v; want ann's new laptop (%v) still held, ned's logins judged", d.Holding(), laptop.Date)
+	}
+	if n := d.Notes(); len(n) != 0 {
+		t.Errorf("notes %q; want none: only users without a reason were judged early", n)
+	}
+	// ann's older login from the same laptop, in the run's last piece: the
+	// older one is the new device, not the one held.
+	older := laptop
+	older.ID, older.Date = 2, t0.Add(time.Hour)
+	fs := judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{older}, Done: t0, Final: true, Last: true})
+	if len(fs) != 1 || fs[0].EventID != 2 || fs[0].Kind != RuleNewDevice {
+		t.Errorf("the run's last piece: %+v; want one new_device, on ann's older login", fs)
+	}
+}
