@@ -151,10 +151,10 @@ func TestALearnedUsersDayGivesTheSameFindingsInRunsAndInOneBackfill(t *testing.T
 func auditLearnedDayBothWays(t *testing.T, grouped bool, newStores func(t *testing.T) stores) {
 	day := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	evs, _, _, planted := learnedDay(day)
-	newService := func(now *time.Time) (*audit.Service, *dayPublisher) {
+	newService := func(now *time.Time) (*audit.Service, *audittest.Topic) {
 		st := newStores(t)
-		pub := &dayPublisher{}
-		s := &audit.Service{Source: &daySource{evs: evs}, Store: st.audit, Publisher: pub, Leases: st.leases,
+		pub := &audittest.Topic{}
+		s := &audit.Service{Source: audittest.NewSource(evs...), Store: st.audit, Publisher: pub, Leases: st.leases,
 			Now: func() time.Time { return *now },
 			Settings: audit.Settings{Portal: "https://p", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 48 * time.Hour,
 				Policy: audit.Policy{UnknownUsers: audit.UnknownAlert, FailedLoginThreshold: 5}, PieceEvents: 12, GuessWindow: 15 * time.Minute},
@@ -193,7 +193,7 @@ func auditLearnedDayBothWays(t *testing.T, grouped bool, newStores func(t *testi
 		t.Fatalf("the backfill scanned %d events; want the whole day, in many pieces of 12", res.EventsScanned)
 	}
 
-	got, want := outcomeTold(runsPub.fs), outcomeTold(backPub.fs)
+	got, want := outcomeTold(messaged(t, runsPub)), outcomeTold(messaged(t, backPub))
 	for name, w := range want {
 		if g, ok := got[name]; !ok || g != w {
 			t.Errorf("%s: runs found %+v, the backfill %+v", name, g, w)
