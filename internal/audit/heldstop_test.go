@@ -19,12 +19,8 @@ func TestARunStoppedBetweenPiecesJudgesWhatItHolds(t *testing.T) {
 	for _, k := range []int{10, 16} {
 		t.Run(fmt.Sprintf("the portal stalls after %d requests", k), func(t *testing.T) {
 			evs := violations(1, 2000, t0.Add(-2*time.Hour), 1)
-			s, src, st, pub := newAudit(evs...)
+			s, src, st, pub := backlogAudit(evs, 100, 100*time.Millisecond)
 			s.Behaviour = &holdingBehaviour{max: 100000}
-			s.Settings.PieceEvents = 100
-			s.Settings.Concurrency = 3
-			s.Settings.Lookback = 3 * time.Hour
-			s.Settings.DeadlineMargin = 100 * time.Millisecond
 			var trail []string
 			runs := 0
 			for ; runs < 30; runs++ {

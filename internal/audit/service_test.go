@@ -390,31 +390,29 @@ func violations(first int64, n int, start time.Time, perSecond int) []ipguard.Lo
 	return out
 }
 
-// A backlog larger than one run clears over several runs: each run stops at
-// its deadline margin (the portal stalls after a few pages), keeps its
-// pieces, and the next continues; every violation is alerted exactly once
-// and the cursor never claims a row it did not read.
-func TestBacklogClearsOverSeveralRuns(t *testing.T) {
-	evs := violations(1, 3000, t0.Add(-2*time.Hour), 3)
+// backlogAudit is the audit of a backlog larger than one run: the logins
+// evs of the last two hours read three pieces of pieceEvents at a time,
+// each run stopping margin before its deadline.
+func backlogAudit(evs []ipguard.LoginEvent, pieceEvents int, margin time.Duration) (*Service, *fakeSource, *fakeStore, *fakePublisher) {
 	s, src, st, pub := newAudit(evs...)
-	src.shuffle = true
-	s.Settings.PieceEvents = 200
+	s.Settings.PieceEvents = pieceEvents
 	s.Settings.Concurrency = 3
 	s.Settings.Lookback = 3 * time.Hour
-	s.Settings.DeadlineMargin = 200 * time.Millisecond
+	s.Settings.DeadlineMargin = margin
+	return s, src, st, pub
+}
+
+// clearBacklog runs s over the backlog evs until a run completes (at most
+// 40 runs), the portal stalling a few pages past the search in every run:
+// no cursor claims a login not alerted, it takes several runs, and every
+// violation is alerted exactly once.
+func clearBacklog(t *testing.T, s *Service, src *fakeSource, st *fakeStore, pub *fakePublisher, evs []ipguard.LoginEvent) {
+	t.Helper()
 	runs := 0
 	for ; runs < 40; runs++ {
 		src.stallAfter(16) // a few pages past the search, then the portal stalls
 		res := runWithin(t, s, 400*time.Millisecond)
-		if c := st.progress.Cursor; c != nil {
-			// every event dated after Below must have been alerted already
-			got := alertedIDs(t, pub.sent)
-			for _, e := range evs {
-				if e.Date.After(c.Below) && got[e.ID] == 0 {
-					t.Fatalf("run %d: cursor below %s claims event %d (%s), which was not alerted", runs+1, c.Below, e.ID, e.Date)
-				}
-			}
-		}
+		cursorClaimsOnlyAlerted(t, st, pub, evs, runs+1)
 		if res.Complete {
 			break
 		}
@@ -423,6 +421,34 @@ func TestBacklogClearsOverSeveralRuns(t *testing.T) {
 		t.Fatalf("the backlog cleared in %d run(s); the test wants several", runs+1)
 	}
 	alertedOnce(t, pub.sent, evs, fmt.Sprintf(", want exactly once (after %d runs)", runs+1))
+}
+
+// cursorClaimsOnlyAlerted fails the test when the cursor st keeps after
+// run claims a login of evs (dated after its Below) that pub has not
+// alerted.
+func cursorClaimsOnlyAlerted(t *testing.T, st *fakeStore, pub *fakePublisher, evs []ipguard.LoginEvent, run int) {
+	t.Helper()
+	c := st.progress.Cursor
+	if c == nil {
+		return
+	}
+	got := alertedIDs(t, pub.sent)
+	for _, e := range evs {
+		if e.Date.After(c.Below) && got[e.ID] == 0 {
+			t.Fatalf("run %d: cursor below %s claims event %d (%s), which was not alerted", run, c.Below, e.ID, e.Date)
+		}
+	}
+}
+
+// A backlog larger than one run clears over several runs: each run stops at
+// its deadline margin (the portal stalls after a few pages), keeps its
+// pieces, and the next continues; every violation is alerted exactly once
+// and the cursor never claims a row it did not read.
+func TestBacklogClearsOverSeveralRuns(t *testing.T) {
+	evs := violations(1, 3000, t0.Add(-2*time.Hour), 3)
+	s, src, st, pub := backlogAudit(evs, 200, 200*time.Millisecond)
+	src.shuffle = true
+	clearBacklog(t, s, src, st, pub, evs)
 	if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
 		t.Errorf("progress after the backlog: %+v", st.progress)
 	}
