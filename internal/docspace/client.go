@@ -320,6 +320,11 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		// the request) leave the write possibly applied.
 		if o.err != nil && (o.err.Status < 400 || o.err.Status >= 500) {
 			mayHaveLanded = true
+			if cl.method != http.MethodGet {
+				// The writer's fence: this attempt may still land, also
+				// when a retry is answered (ipguard.UnansweredWrites).
+				ipguard.NoteUnansweredWrite(ctx, time.Now())
+			}
 		}
 		if o.err == nil && cl.date != nil {
 			*cl.date = o.date

@@ -462,11 +462,24 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		if held != nil {
 			wctx, cancel = context.WithDeadline(ctx, held.Until.Add(-fenceMargin))
 		}
+		var unanswered ipguard.UnansweredWrites
+		wctx = ipguard.WithUnansweredWrites(wctx, &unanswered)
 		out.puts++
 		tput := time.Now()
 		date, err := s.Portal.SaveIPRestrictions(wctx, plan.List, plan.Enable)
 		cancel()
 		span(ctx, "put", tput)
+		if last := unanswered.Last(); err == nil && !last.IsZero() {
+			// Answered on a retry, after an attempt that went unanswered:
+			// that attempt may still land (the same list, but after
+			// anything written once the lease is gone), so the lease is
+			// kept until it can no longer, as after an unanswered PUT;
+			// and its trail event has no dated instant.
+			out.unanswered = true
+			if by := last.Add(s.writeAttempt()); by.After(out.landBy) {
+				out.landBy = by
+			}
+		}
 		if err != nil {
 			if errors.Is(err, ipguard.ErrNotApplied) {
 				// Not applied, so it cannot land late either.

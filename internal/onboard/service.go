@@ -1357,6 +1357,11 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		if out.portal == PortalPending {
 			break
 		}
+		if time.Until(total.landBy) > 0 {
+			// An attempt of this pass's PUT went unanswered and may still
+			// land: nothing more is written under it (the fence).
+			break
+		}
 		if !force {
 			// This change is on the portal (the pass read the state after
 			// its version bump). Another pass would hold its caller's
