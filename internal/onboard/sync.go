@@ -226,6 +226,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 	planned = len(plan.IDs)
 	var done []string
 	defer func() {
+		s.noticeUsersLeftCheck(ctx, &plan, rot.within(), now, checked, err)
 		if derr := rot.Done(ctx, plan, done, now); derr != nil {
 			skipped = append(skipped, "could not save the users-left rotation's place (the next sync checks some users again): "+humantext.Line(derr.Error(), 300))
 		}
@@ -269,6 +270,42 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		}
 	}
 	return left, checked, planned, total, skipped, nil
+}
+
+// noticeUsersLeftCheck tells a person, once per episode, that the
+// users-left check could not run (err): nobody who left is found, so with
+// OFFBOARD_REMOVED_USERS=true nobody is offboarded and their addresses stay
+// allowed. A passing outage (EUnavailable) is alerted only once the
+// rotation has not moved for within (every user was due by then). A sync
+// whose check works ends the episode. The episode is kept with the
+// rotation's place (CheckCursor.Notice), which Done stores.
+func (s *Service) noticeUsersLeftCheck(ctx context.Context, plan *CheckPlan, within time.Duration, now time.Time, checked int, err error) {
+	switch {
+	case err == nil:
+		if checked > 0 {
+			plan.SetNotice("")
+		}
+		return
+	case ctx.Err() != nil:
+		return
+	}
+	kind := string(ipguard.ErrorCode(err))
+	if kind == "" {
+		kind = string(ipguard.EInternal)
+	}
+	if kind == plan.Notice() || kind == string(ipguard.EUnavailable) && !plan.Stale(now, within) {
+		return
+	}
+	what := "could not check for users who left the portal (people/{id}): " + humantext.Line(err.Error(), 300) + "; "
+	if s.Settings.OffboardRemovedUsers {
+		what += "until it works, nobody who left is offboarded (OFFBOARD_REMOVED_USERS=true) and their addresses stay allowed on the portal. "
+	} else {
+		what += "until it works, users who left are not reported. "
+	}
+	what += "Check DOCSPACE_API_HOST (a proxy in the way?) and that the key may read people, then run a sync; this is sent once until a check works again"
+	s.log().Error("users-left check failing", "kind", kind, "error", err)
+	s.alertNow(ctx, "users-left-check#"+kind, s.usersLeftAlert(what, nil))
+	plan.SetNotice(kind)
 }
 
 // PreviewResult replays recent successful logins against the list the

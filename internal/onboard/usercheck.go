@@ -39,6 +39,10 @@ type CheckCursor struct {
 	After string
 	// At is when the rotation last moved (zero before the first).
 	At time.Time
+	// Notice is the kind of the users-left check's failure last alerted
+	// (an ipguard error code), "" when none: one alert per episode, which
+	// a sync whose check works ends.
+	Notice string
 }
 
 // CheckCursorStore keeps the rotation's place. Both methods return
@@ -85,6 +89,19 @@ type CheckPlan struct {
 	Capacity int
 	cursor   CheckCursor
 	due      []string // the rotation's share, in order (some may also be first)
+	notice   string   // the Notice Done stores
+}
+
+// Notice is the users-left check's failure last alerted ("" none).
+func (p *CheckPlan) Notice() string { return p.notice }
+
+// SetNotice makes Done store notice as the failure last alerted.
+func (p *CheckPlan) SetNotice(notice string) { p.notice = notice }
+
+// Stale reports whether the rotation last moved longer ago than within
+// before now (every user was due by then); false when it never moved.
+func (p *CheckPlan) Stale(now time.Time, within time.Duration) bool {
+	return !p.cursor.At.IsZero() && now.Sub(p.cursor.At) > within
 }
 
 // Plan chooses the users to check now among ids (every stored user id),
@@ -115,7 +132,7 @@ func (u *UserChecks) Plan(ctx context.Context, ids, first []string, now time.Tim
 		capacity = u.max() * int(within/every)
 	}
 
-	plan := CheckPlan{Capacity: capacity, cursor: cur}
+	plan := CheckPlan{Capacity: capacity, cursor: cur, notice: cur.Notice}
 	stored := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		stored[id] = true
@@ -159,10 +176,13 @@ func (u *UserChecks) Done(ctx context.Context, plan CheckPlan, checked []string,
 		}
 		last = id
 	}
+	c := CheckCursor{After: last, At: now.UTC(), Notice: plan.notice}
 	if last == "" {
-		return nil
+		if plan.notice == plan.cursor.Notice {
+			return nil
+		}
+		c.After, c.At = plan.cursor.After, plan.cursor.At // only the notice changed
 	}
-	c := CheckCursor{After: last, At: now.UTC()}
 	u.mu.Lock()
 	u.mem = c
 	u.mu.Unlock()
