@@ -563,8 +563,24 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 // With unanswered (a PUT of the tool went without an answer, so its landing
 // has no dated instant), an unmatched save by the key's user counts as the
 // tool's too.
+//
+// The key's user is asked once per process; when saves by others remain,
+// it is asked again (one keys/@self): the key may have been rotated since
+// to one another user created, whose saves are the tool's now.
 func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time, unanswered bool) []Change {
 	keyUser := s.keyUser(ctx, false)
+	out := foreignOf(keyUser, changes, saves, unanswered)
+	if keyUser != "" && len(out) > 0 {
+		if fresh := s.keyUser(ctx, true); fresh != keyUser {
+			s.log().Info("the API key acts as another portal user than when last asked (rotated)")
+			out = foreignOf(fresh, changes, saves, unanswered)
+		}
+	}
+	return out
+}
+
+// foreignOf is foreign with the key's user known (keyUser, "" unknown).
+func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered bool) []Change {
 	used := make([]bool, len(saves))
 	own := make([]bool, len(changes))
 	// Newest first (the tool's save comes after the edits its reconcile
