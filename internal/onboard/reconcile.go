@@ -236,7 +236,9 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	// change stored before it started, stands and applies this change.
 	superseded := func(err error) (outcome, error) {
 		if !errors.Is(err, ErrSuperseded) {
-			return outcome{}, err
+			// A store failure: a PUT of this pass that went unanswered
+			// may still land all the same (the lease is kept, landBy).
+			return outcome{landBy: out.landBy}, err
 		}
 		out.portal, out.written, out.landBy = PortalPending, nil, time.Time{}
 		out.reason = "this reconcile's lease ran out and a newer reconcile took over the portal allowlist; it applies the change"

@@ -1350,7 +1350,12 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		}
 		out, err := s.reconcile(ctx, st, held)
 		if err != nil {
-			return outcome{}, err
+			// Failed, but a PUT of it that went unanswered may still land:
+			// holdConverge keeps the lease until then.
+			if out.landBy.After(total.landBy) {
+				total.landBy = out.landBy
+			}
+			return outcome{landBy: total.landBy}, err
 		}
 		written = out.written
 		total.merge(out)
