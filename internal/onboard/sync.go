@@ -62,14 +62,27 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		}
 	}
 	limit := max(OffboardMinUsers, total*s.Settings.offboardMaxPercent()/100)
+	// The limit holds per pass of the rotation, not per sync: each sync
+	// sees only its share of the users, so a directory that makes everyone
+	// look gone shows few per sync. Those offboarded in the budget's window
+	// (one pass) count against it.
+	rot, used := s.userChecks(), 0
+	var usedErr error
+	if s.Settings.OffboardRemovedUsers && len(confirmed) > 0 {
+		used, usedErr = rot.OffboardedWithin(ctx, s.now())
+	}
 	switch {
 	case !s.Settings.OffboardRemovedUsers || len(confirmed) == 0:
-	case len(confirmed) > limit:
-		w := fmt.Sprintf("%d stored users look gone from the portal, more than the %d that may be offboarded at once (OFFBOARD_MAX_PERCENT %d%%, at least %d): none was offboarded; check the portal and DOCSPACE_API_HOST, then offboard them by hand",
-			len(confirmed), limit, s.Settings.offboardMaxPercent(), OffboardMinUsers)
+	case usedErr != nil:
+		res.Warnings = append(res.Warnings, "users who left were not offboarded: how many were offboarded lately could not be read ("+humantext.Line(usedErr.Error(), 300)+"); the next sync tries again")
+	case len(confirmed) > limit-used:
+		w := fmt.Sprintf("%d stored users look gone from the portal, more than the %d that may be offboarded at once (OFFBOARD_MAX_PERCENT %d%%, at least %d, per %s: one pass over the users; %d offboarded in it so far): none was offboarded; check the portal and DOCSPACE_API_HOST, then offboard them by hand",
+			len(confirmed), limit, s.Settings.offboardMaxPercent(), OffboardMinUsers, rot.within(), used)
 		res.Warnings = append(res.Warnings, w)
-		s.log().Error("users left: too many to offboard at once", "count", len(confirmed), "limit", limit)
-		s.alertNow(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
+		s.log().Error("users left: too many to offboard at once", "count", len(confirmed), "limit", limit, "offboardedLately", used)
+		if first, err := rot.Halt(ctx, s.now()); first || err != nil {
+			s.alertNow(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
+		}
 	default:
 		if _, err := s.Portal.IPRestrictions(ctx); err != nil {
 			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+humantext.Line(err.Error(), 300)+")")
@@ -107,6 +120,12 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			}
 		}
 		s.reportOffboarded(ctx, ids)
+		if len(ids) > 0 {
+			if err := rot.NoteOffboarded(ctx, len(ids), s.now()); err != nil {
+				s.log().Error("users left: count the users offboarded against the blast radius", "error", err)
+				res.Warnings = append(res.Warnings, "could not count the users offboarded against OFFBOARD_MAX_PERCENT: "+humantext.Line(err.Error(), 300))
+			}
+		}
 		if _, err := s.Store.BumpVersion(ctx); err != nil {
 			return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
 		}

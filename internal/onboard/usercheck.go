@@ -43,6 +43,13 @@ type CheckCursor struct {
 	// (an ipguard error code), "" when none: one alert per episode, which
 	// a sync whose check works ends.
 	Notice string
+	// Offboarded counts the users who left that syncs offboarded since
+	// OffboardedSince (within one Within: a pass of the rotation), the
+	// blast radius's budget; Halted is when a sync last found more users
+	// gone than the budget left (alerted once per Within).
+	Offboarded      int
+	OffboardedSince time.Time
+	Halted          time.Time
 }
 
 // CheckCursorStore keeps the rotation's place. Both methods return
@@ -176,12 +183,71 @@ func (u *UserChecks) Done(ctx context.Context, plan CheckPlan, checked []string,
 		}
 		last = id
 	}
-	c := CheckCursor{After: last, At: now.UTC(), Notice: plan.notice}
+	c := plan.cursor
+	c.After, c.At, c.Notice = last, now.UTC(), plan.notice
 	if last == "" {
 		if plan.notice == plan.cursor.Notice {
 			return nil
 		}
 		c.After, c.At = plan.cursor.After, plan.cursor.At // only the notice changed
+	}
+	u.mu.Lock()
+	u.mem = c
+	u.mu.Unlock()
+	if u.Store == nil {
+		return nil
+	}
+	return u.Store.SaveUserCheckCursor(ctx, c)
+}
+
+// OffboardedWithin is how many users syncs offboarded in the current
+// window of the budget (one Within from the first of them; 0 once it
+// passed).
+func (u *UserChecks) OffboardedWithin(ctx context.Context, now time.Time) (int, error) {
+	c, err := u.cursor(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if c.OffboardedSince.IsZero() || now.Sub(c.OffboardedSince) >= u.within() {
+		return 0, nil
+	}
+	return c.Offboarded, nil
+}
+
+// NoteOffboarded adds n users offboarded at now to the budget's window
+// (a new window when the last one passed).
+func (u *UserChecks) NoteOffboarded(ctx context.Context, n int, now time.Time) error {
+	return u.update(ctx, func(c *CheckCursor) bool {
+		if c.OffboardedSince.IsZero() || now.Sub(c.OffboardedSince) >= u.within() {
+			c.Offboarded, c.OffboardedSince = 0, now.UTC()
+		}
+		c.Offboarded += n
+		return true
+	})
+}
+
+// Halt records that a sync at now found more users gone than the budget
+// left; first is true when no sync did so within the last Within (alert).
+func (u *UserChecks) Halt(ctx context.Context, now time.Time) (first bool, err error) {
+	err = u.update(ctx, func(c *CheckCursor) bool {
+		if !c.Halted.IsZero() && now.Sub(c.Halted) < u.within() {
+			return false
+		}
+		c.Halted, first = now.UTC(), true
+		return true
+	})
+	return first, err
+}
+
+// update reads the cursor, applies change and stores it when change says
+// so (last writer wins, like Done).
+func (u *UserChecks) update(ctx context.Context, change func(*CheckCursor) bool) error {
+	c, err := u.cursor(ctx)
+	if err != nil {
+		return err
+	}
+	if !change(&c) {
+		return nil
 	}
 	u.mu.Lock()
 	u.mem = c
