@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sort"
@@ -276,7 +277,7 @@ func onboardMetrics(res onboard.Result, err error, took time.Duration, undeliver
 		emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: took.Seconds()},
 		count(MetricRequests, 1),
 		boolCount(MetricPortalUpdates, err == nil && res.PortalUpdated),
-		boolCount(MetricPortalPending, res.Portal == onboard.PortalPending),
+		boolCount(MetricPortalPending, res.Portal == onboard.PortalPending || errors.Is(err, onboard.ErrStoredPending)),
 		count(MetricAlertsUndelivered, int(undelivered)),
 	)
 	if err == nil && res.Action == onboard.ActionSync {

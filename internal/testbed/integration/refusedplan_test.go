@@ -72,8 +72,8 @@ func TestRefusedPlanSendsNothingAndOwnsNothing(t *testing.T) {
 	if slices.Contains(st.Owned, "203.0.113.20") || slices.Contains(st.Owned, "198.51.100.1") {
 		t.Errorf("owned %v after a refused plan", st.Owned)
 	}
-	if l := lines.String(); !strings.Contains(l, `"Failures":1`) || !strings.Contains(l, `"errorType":"ConfigurationError"`) {
-		t.Errorf("metrics line %s; want a ConfigurationError failure", l)
+	if l := lines.String(); !strings.Contains(l, `"Failures":1`) || !strings.Contains(l, `"errorType":"ConfigurationError"`) || !strings.Contains(l, `"PortalPending":1`) {
+		t.Errorf("metrics line %s; want a ConfigurationError failure and the change counted as pending (it is stored)", l)
 	}
 	var drift bool
 	for _, p := range s.Published()[published:] {
