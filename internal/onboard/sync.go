@@ -250,16 +250,24 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 			skipped = append(skipped, "could not save the users-left rotation's place (the next sync checks some users again): "+humantext.Line(derr.Error(), 300))
 		}
 	}()
-	stopAt := time.Time{}
+	// The calls themselves end at the half too (a call that hangs, retried
+	// on its timeouts, would otherwise take the reconcile's half as well).
+	stopAt, cctx := time.Time{}, ctx
 	if dl, ok := ctx.Deadline(); ok {
 		stopAt = time.Now().Add(time.Until(dl) / 2)
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithDeadline(ctx, stopAt)
+		defer cancel()
 	}
 	for _, id := range plan.IDs {
 		if !stopAt.IsZero() && time.Now().After(stopAt) {
 			break
 		}
 		u := byID[id]
-		p, found, err := s.Directory.Person(ctx, u.ID)
+		p, found, err := s.Directory.Person(cctx, u.ID)
+		if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+			break // the check's half is spent: the next sync goes on from here
+		}
 		if code := ipguard.ErrorCode(err); err != nil && (code != ipguard.EInvalid && code != ipguard.EInternal || ctx.Err() != nil) {
 			return left, checked, planned, total, skipped, err
 		}
