@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/devportal"
 )
@@ -37,5 +38,27 @@ func TestSyncReconcilesWhilePeopleHangs(t *testing.T) {
 	}
 	if got := portalIPs(s); !slices.Contains(got, "203.0.113.10") {
 		t.Errorf("portal = %v; want the waiting change on it", got)
+	}
+}
+
+// The lock-out preflight (asked only while restrictions are off and
+// PORTAL_ENFORCE=true: keys/@self, then people/{creator}) is bounded too:
+// when people/{id} hangs, the change is still applied, restrictions stay
+// off (the preflight could not say it is safe) and the result says why.
+// (Before: the preflight's call ran until the invocation's deadline, and
+// no change reached the portal while people/{id} hung.)
+func TestChangeIsAppliedWhileThePreflightsPeopleCallHangs(t *testing.T) {
+	s := deploy(t, "DOCSPACE_TIMEOUT=2s", "PORTAL_ENFORCE=true")
+	s.Portal.SetRestrictions(manual, false)
+	svc := onboardService(t)
+	s.Portal.InjectFault(devportal.Fault{Method: "GET", Path: "/people/", Delay: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	res, err := svc.Handle(ctx, []byte(`{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`))
+	if err != nil || res.Portal != onboard.PortalApplied {
+		t.Fatalf("change while people/{id} hangs: %+v, %v; want it applied", res, err)
+	}
+	if got, enabled := s.Portal.Restrictions(); !slices.ContainsFunc(got, func(r ipguard.Restriction) bool { return r.IP == "203.0.113.10" }) || enabled {
+		t.Errorf("portal = %v (enabled %v); want the change on it, restrictions left off", got, enabled)
 	}
 }
