@@ -127,8 +127,10 @@ func TestFenceSendsNoRetryWithTooLittleLeaseAndTheNextHolderRepairs(t *testing.T
 	ctx := context.Background()
 	unansweredPUT(s, time.Second)
 
-	// The invocation's deadline leaves room for one attempt, not two.
-	inv, cancel := context.WithTimeout(ctx, attempt+2500*time.Millisecond)
+	// The invocation's deadline leaves room for one attempt, not two: the
+	// first starts with at least one attempt's time left (its path to the
+	// PUT may take up to 2.9 s), a retry never could.
+	inv, cancel := context.WithTimeout(ctx, 2*attempt-100*time.Millisecond)
 	res, err := svc.Handle(inv, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
 	cancel()
 	if err != nil {
