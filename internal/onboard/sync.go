@@ -245,7 +245,14 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 	planned = len(plan.IDs)
 	var done []string
 	defer func() {
-		s.noticeUsersLeftCheck(ctx, &plan, rot.within(), now, checked, err)
+		nerr := err
+		if nerr == nil && checked == 0 && planned > 0 {
+			// Not one user could be checked in the check's share of the
+			// time (people/{id} hangs): a failure of its own, alerted once
+			// it lasts (as a passing outage's).
+			nerr = ipguard.Errorf(ipguard.EUnavailable, "no people/{id} answered within the users-left check's half of the sync's time")
+		}
+		s.noticeUsersLeftCheck(ctx, &plan, rot.within(), now, checked, nerr)
 		if derr := rot.Done(ctx, plan, done, now); derr != nil {
 			skipped = append(skipped, "could not save the users-left rotation's place (the next sync checks some users again): "+humantext.Line(derr.Error(), 300))
 		}
