@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 
-	"ipguard/internal/config"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/devportal"
@@ -264,10 +262,7 @@ func TestOnboardPortalFailuresSurfaceWithoutTheKey(t *testing.T) {
 func TestOnboardAlertSNSRefusedIsAMetric(t *testing.T) {
 	s := deploy(t)
 	s.Portal.SetRestrictions(manual, false)
-	d := loadQuiet(t, config.Onboard)
-	var lines bytes.Buffer
-	d.MetricsOut = &lines
-	svc := d.OnboardHandler()
+	svc, lines := meteredOnboardService(t)
 	if _, err := svc(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)); err != nil {
 		t.Fatal(err)
 	}
