@@ -375,7 +375,15 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 			if f.span == nil {
 				continue
 			}
-			if err := s.Store.RecordAlertedSpan(rctx, f.spanKey(), *f.span, now, s.Settings.AlertRetention); err != nil {
+			// The record guards the sliding window that counts the burst's
+			// failed logins (remembered for KeepFailures): it lives at least
+			// as long, whatever ALERT_RETENTION, or a burst going on within
+			// SPRAY_WINDOW of its alert would be told again.
+			keep := s.Settings.AlertRetention
+			if p.ev != nil && p.ev.KeepFailures() > keep {
+				keep = p.ev.KeepFailures()
+			}
+			if err := s.Store.RecordAlertedSpan(rctx, f.spanKey(), *f.span, now, keep); err != nil {
 				return ipguard.Errorf(ipguard.ErrorCode(err), "audit: alert %d of %d was published but the burst from %s could not be recorded as alerted; the next run may send it again: %w",
 					i+1, len(batches), f.IP, err)
 			}
