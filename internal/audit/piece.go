@@ -255,18 +255,28 @@ func (p *piecer) remember(ctx context.Context, done time.Time) error {
 
 // archive hands the piece's events to the login archive, once each: only
 // those dated after the checkpoint (the overlap a window re-reads before it
-// was archived by the window before), up to the cursor the piece started
-// from. The span (max(done, checkpoint), cursor] depends only on the saved
-// cursor and the piece's lower end, so a run retried after a failure, which
-// starts from the same saved cursor, writes the same span and replaces its
-// own object. Backfills stay out of the archive (their windows were, or
-// will be, archived by the scheduled runs that passed them).
+// was archived by the window before) and at or below where the archive of
+// this window has got to (the cursor's ArchivedBelow, else Below). The span
+// (max(done, checkpoint), ArchivedBelow] depends only on the saved cursor
+// and the piece's lower end, so a run retried after a failure, which starts
+// from the same saved cursor, writes the same span and replaces its own
+// object. ArchivedBelow then moves down to the span's lower end, with the
+// cursor's next save: while a Holder keeps the cursor above held logins,
+// the next pieces write the spans below (not the same span, under one
+// name, one after the other), and the run that reads the held logins again
+// does not archive them twice. Backfills stay out of the archive (their
+// windows were, or will be, archived by the scheduled runs that passed them).
 func (p *piecer) archive(ctx context.Context, evs []ipguard.LoginEvent, done time.Time) error {
 	r, s := p.run, p.run.s
 	if s.Archive == nil || r.backfill || r.prog.Cursor == nil {
 		return nil
 	}
-	span := ipguard.TimeSpan{From: done, To: r.prog.Cursor.Below}
+	c := r.prog.Cursor
+	top := c.ArchivedBelow
+	if top.IsZero() || top.After(c.Below) {
+		top = c.Below
+	}
+	span := ipguard.TimeSpan{From: done, To: top}
 	if r.prog.Until.After(span.From) {
 		span.From = r.prog.Until
 	}
@@ -279,13 +289,13 @@ func (p *piecer) archive(ctx context.Context, evs []ipguard.LoginEvent, done tim
 			in = append(in, e)
 		}
 	}
-	if len(in) == 0 {
-		return nil
+	if len(in) > 0 {
+		if err := s.Archive.Archive(ctx, span, in); err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: archive the logins dated %s to %s (this piece's alerts were sent and recorded; the next run reads it again, sends nothing twice and archives it): %w",
+				span.From.Format(time.RFC3339), span.To.Format(time.RFC3339), err)
+		}
 	}
-	if err := s.Archive.Archive(ctx, span, in); err != nil {
-		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: archive the logins dated %s to %s (this piece's alerts were sent and recorded; the next run reads it again, sends nothing twice and archives it): %w",
-			span.From.Format(time.RFC3339), span.To.Format(time.RFC3339), err)
-	}
+	c.ArchivedBelow = span.From
 	return nil
 }
 

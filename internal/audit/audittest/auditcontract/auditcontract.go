@@ -62,7 +62,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		}
 		want := ipguard.AuditProgress{Until: t0.Add(123456789), Cursor: &ipguard.AuditCursor{
 			From: t0.Add(time.Second), To: t0.Add(15 * time.Minute), Below: t0.Add(10*time.Minute + 1), Guesses: `[{"eventId":9}]`,
-			Attempts: 2, Piece: 125}}
+			Attempts: 2, Piece: 125, ArchivedBelow: t0.Add(9*time.Minute + 7)}}
 		if err := s.SetProgress(ctx, want); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		got, err := s.Progress(ctx)
 		if err != nil || !got.Until.Equal(t0.Add(123456789)) || got.Cursor == nil ||
 			!got.Cursor.From.Equal(t0.Add(time.Second)) || !got.Cursor.To.Equal(t0.Add(15*time.Minute)) || !got.Cursor.Below.Equal(t0.Add(10*time.Minute+1)) ||
-			got.Cursor.Guesses != `[{"eventId":9}]` || got.Cursor.Attempts != 2 || got.Cursor.Piece != 125 {
+			got.Cursor.Guesses != `[{"eventId":9}]` || got.Cursor.Attempts != 2 || got.Cursor.Piece != 125 || !got.Cursor.ArchivedBelow.Equal(t0.Add(9*time.Minute+7)) {
 			t.Fatalf("Progress = %+v (cursor %+v), %v", got, got.Cursor, err)
 		}
 		if err := s.SetProgress(ctx, ipguard.AuditProgress{Until: t0.Add(15 * time.Minute)}); err != nil {
