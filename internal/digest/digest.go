@@ -78,8 +78,19 @@ type Person struct {
 	Type string `json:"type,omitempty"`
 }
 
-// maxNameBytes bounds a listed person's name in the digest item.
-const maxNameBytes = 200
+// Bounds of the texts one digest item keeps (it holds up to maxTracked
+// people, users, addresses and episodes, so that it stays one DynamoDB item
+// whatever the portal's names): a name or place, an address, a date, a line.
+const (
+	maxNameBytes = 100
+	maxAddrBytes = 64
+	maxDateBytes = 40
+	maxLineBytes = 300
+)
+
+// kept is s as the digest item keeps it: cleaned of secrets and cut to n
+// bytes (the message cleans it again for display).
+func kept(s string, n int) string { return humantext.Clip(redact.Clean(s), n) }
 
 // addPerson lists the person of a DigestOnly finding.
 func (d *Digest) addPerson(f audit.Finding) {
@@ -91,7 +102,7 @@ func (d *Digest) addPerson(f audit.Finding) {
 	if key == "" {
 		key = "name:" + name
 	}
-	key = humantext.Clip(redact.Clean(key), maxNameBytes)
+	key = kept(key, maxNameBytes)
 	p := d.People[key]
 	if p == nil {
 		if len(d.People) >= maxTracked {
@@ -100,12 +111,12 @@ func (d *Digest) addPerson(f audit.Finding) {
 		}
 		// Clipped: the item holds up to maxTracked people whatever the
 		// portal's names (the message cleans them again for display).
-		p = &Person{Name: humantext.Clip(redact.Clean(name), maxNameBytes), First: humantext.Clip(f.Date, 40)}
+		p = &Person{Name: kept(name, maxNameBytes), First: humantext.Clip(f.Date, maxDateBytes)}
 		d.People[key] = p
 	}
 	p.Logins++
 	if f.Date != "" && (p.First == "" || f.Date < p.First) {
-		p.First = f.Date
+		p.First = humantext.Clip(f.Date, maxDateBytes)
 	}
 	if f.UserType != "" {
 		p.Type = humantext.Clip(f.UserType, 40)
@@ -126,9 +137,10 @@ func (d *Digest) Add(f audit.Finding) {
 	if f.Kind == audit.KindFailedLoginBurst && len(f.Logins) > 0 {
 		user = f.Logins[0]
 	}
-	// Cleaned of secrets before they are stored (the item outlives the run).
-	count(d.Users, redact.Clean(user), &d.Others.Users)
-	count(d.Addresses, redact.Clean(f.IP), &d.Others.Addresses)
+	// Cleaned of secrets and cut before they are stored (the item outlives
+	// the run, and holds maxTracked of each).
+	count(d.Users, kept(user, maxNameBytes), &d.Others.Users)
+	count(d.Addresses, kept(f.IP, maxAddrBytes), &d.Others.Addresses)
 	d.addMiss(f, user)
 }
 
