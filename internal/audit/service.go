@@ -384,6 +384,9 @@ type run struct {
 	// when unknown), userTypeLookups counts its requests (people.go).
 	userTypes       map[string]string
 	userTypeLookups int
+	// userTypesStopped: a piece's lookups ran out of their time; the run
+	// looks up no more (people.go).
+	userTypesStopped bool
 	// accountKey is Store.AccountHashKey, read once per run.
 	accountKey []byte
 
