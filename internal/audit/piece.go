@@ -247,8 +247,28 @@ func (p *piecer) remember(ctx context.Context, done time.Time) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	if err := p.run.s.Store.RecordFailures(ctx, fs, p.ev.KeepFailures()); err != nil {
+	forgotten, err := p.run.s.Store.RecordFailures(ctx, fs, p.ev.KeepFailures())
+	if err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: remember failed logins: %w", err)
+	}
+	if forgotten > 0 {
+		// A flood of failed logins from more addresses than the bounded
+		// items keep: the fewest failures gave way, and with them what a
+		// later run's password-guess correlation needs. A guesser can
+		// hide that way; say so (lost coverage, once per episode).
+		from, to := fs[0].First, fs[0].Last
+		for _, f := range fs {
+			if f.First.Before(from) {
+				from = f.First
+			}
+			if f.Last.After(to) {
+				to = f.Last
+			}
+		}
+		msg := fmt.Sprintf("the failed logins of %d addresses (those with the fewest) dated %s to %s were not remembered across runs: more addresses failed within %s than the audit keeps; a password guessed from one of them and used in a later run within GUESS_WINDOW is told at its own kind, not as password_guess_succeeded (the logins were evaluated; the correlation across runs lost them)",
+			forgotten, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), FailureBucket)
+		p.run.warn(msg)
+		p.run.lose(lostCoverage{cause: CauseFailuresForgotten, from: from, to: to, reason: msg})
 	}
 	return nil
 }
