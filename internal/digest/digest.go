@@ -448,42 +448,71 @@ func allDigestOnly(fs []audit.Finding) bool {
 // SendDue sends each due digest (see Due) that holds findings and was not
 // sent, once: a run claims it (a conditional write), publishes it to Next
 // and marks it sent. A run that dies after its claim leaves the digest to
-// a run 15 minutes later. It returns the days sent.
+// a run 15 minutes later. It returns the days sent. A day that cannot be
+// read or sent holds back no other day: SendDue goes on with the next and
+// returns the first failure (with how many days failed) at the end.
 func (p *Publisher) SendDue(ctx context.Context) (sent []string, err error) {
-	now := p.now()
-	for _, day := range Due(now, p.Hour) {
-		var d Digest
-		rev, ok, err := p.Store.LoadRevised(ctx, Prefix+day, &d)
-		if err != nil {
-			return sent, fmt.Errorf("digest: read %s: %w", day, err)
+	var first error
+	failed := 0
+	for _, day := range Due(p.now(), p.Hour) {
+		if ctx.Err() != nil {
+			break
 		}
-		if !ok || d.Total == 0 || d.Sent != "" {
+		ok, derr := p.sendDay(ctx, day)
+		if derr != nil {
+			failed++
+			if first == nil {
+				first = derr
+			}
 			continue
 		}
-		if c, perr := time.Parse(time.RFC3339, d.Claimed); perr == nil && now.Sub(c) < claimStale {
-			continue // another run is sending it
+		if ok {
+			sent = append(sent, day)
 		}
-		d.Claimed = now.UTC().Format(time.RFC3339)
-		if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
-			if ipguard.ErrorCode(err) == ipguard.EConflict {
-				continue
-			}
-			return sent, fmt.Errorf("digest: claim %s: %w", day, err)
-		}
-		rev++
-		d.week = p.weekNetworks(ctx, day, d)
-		if _, err := p.Next.Publish(ctx, Render(p.Portal, p.Hour, d)); err != nil {
-			d.Claimed = ""
-			_ = p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)) // the next run tries again
-			return sent, fmt.Errorf("digest: send %s: %w", day, err)
-		}
-		d.Sent = now.UTC().Format(time.RFC3339)
-		if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
-			ipguard.LoggerOrDiscard(p.Log).WarnContext(ctx, "digest sent but not marked sent; a run 15 minutes after the claim may send it again", "day", day, "error", err.Error())
-		}
-		sent = append(sent, day)
 	}
-	return sent, nil
+	if failed > 1 {
+		first = fmt.Errorf("%w (and %d more days failed)", first, failed-1)
+	}
+	if first == nil && ctx.Err() != nil {
+		first = fmt.Errorf("digest: out of time before every due day was sent: %w", ctx.Err())
+	}
+	return sent, first
+}
+
+// sendDay sends the digest of day if it is due to be sent (see SendDue);
+// ok says it was sent by this call.
+func (p *Publisher) sendDay(ctx context.Context, day string) (ok bool, err error) {
+	now := p.now()
+	var d Digest
+	rev, ok, err := p.Store.LoadRevised(ctx, Prefix+day, &d)
+	if err != nil {
+		return false, fmt.Errorf("digest: read %s: %w", day, err)
+	}
+	if !ok || d.Total == 0 || d.Sent != "" {
+		return false, nil
+	}
+	if c, perr := time.Parse(time.RFC3339, d.Claimed); perr == nil && now.Sub(c) < claimStale {
+		return false, nil // another run is sending it
+	}
+	d.Claimed = now.UTC().Format(time.RFC3339)
+	if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
+		if ipguard.ErrorCode(err) == ipguard.EConflict {
+			return false, nil
+		}
+		return false, fmt.Errorf("digest: claim %s: %w", day, err)
+	}
+	rev++
+	d.week = p.weekNetworks(ctx, day, d)
+	if _, err := p.Next.Publish(ctx, Render(p.Portal, p.Hour, d)); err != nil {
+		d.Claimed = ""
+		_ = p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)) // the next run tries again
+		return false, fmt.Errorf("digest: send %s: %w", day, err)
+	}
+	d.Sent = now.UTC().Format(time.RFC3339)
+	if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
+		ipguard.LoggerOrDiscard(p.Log).WarnContext(ctx, "digest sent but not marked sent; a run 15 minutes after the claim may send it again", "day", day, "error", err.Error())
+	}
+	return true, nil
 }
 
 func (p *Publisher) now() time.Time {
