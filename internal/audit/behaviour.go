@@ -80,6 +80,12 @@ type Piece struct {
 	// that holds logins for a later piece of the run (Holder) judges them
 	// here.
 	Last bool
+	// First: the first piece of a run's walk of a window (a run that
+	// walks two windows hands each its own First). Everything a hook kept
+	// of pieces before it belongs to another run, whether that run ended,
+	// stopped at its deadline or failed (in the same warm process): the
+	// hook starts anew here and never infers a new run from dates.
+	First bool
 	// Backfill is true for a backfill run.
 	Backfill bool
 	// Declared reports whether a login came through one of its user's own
@@ -107,13 +113,20 @@ type DeclaredEntry struct {
 
 // Holder is optional on a Behaviour that may hold a login's judgement for a
 // later (older) piece of the run, so that each user's logins are judged in
-// time order (package behaviour: a user still learning is judged once the
-// run has read the user's older logins). Holding returns the date of the
+// time order (package behaviour: the users met in a run's earlier pieces
+// are judged once the run has read their older logins). Holding returns the date of the
 // newest login held (zero: none). After a piece the cursor is not moved
 // below it: a run that fails or stops before the held logins are judged
 // leaves them to be read again, so nothing held is lost.
 type Holder interface {
 	Holding() time.Time
+}
+
+// Noter is optional on a Behaviour: Notes returns what the hook has to
+// tell the run since the last call (each becomes a warning of the run's
+// result), e.g. that held logins were judged at once, out of time order.
+type Noter interface {
+	Notes() []string
 }
 
 // Behaviour judges each piece's logins by each user's learned normal

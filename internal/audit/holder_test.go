@@ -16,13 +16,12 @@ import (
 // It holds at most max findings (package behaviour's maxHeld): past it,
 // what it holds is judged at once.
 type holdingBehaviour struct {
-	max      int
-	held     []Finding
-	ids      map[int64]bool
-	newest   time.Time
-	lastDone time.Time
-	judged   int
-	failAt   int
+	max    int
+	held   []Finding
+	ids    map[int64]bool
+	newest time.Time
+	judged int
+	failAt int
 }
 
 func (h *holdingBehaviour) Judge(_ context.Context, p Piece, fs []Finding) ([]Finding, error) {
@@ -30,16 +29,12 @@ func (h *holdingBehaviour) Judge(_ context.Context, p Piece, fs []Finding) ([]Fi
 	if h.judged == h.failAt {
 		return nil, errors.New("the behaviour store is down")
 	}
-	if h.lastDone.IsZero() || (!p.Done.Before(h.lastDone) && (len(p.Events) > 0 || !p.Done.Equal(h.lastDone))) {
+	if p.First {
 		h.held, h.ids, h.newest = nil, map[int64]bool{}, time.Time{} // a new run: what was held is read again
 	}
-	h.lastDone = p.Done
 	if p.Last || p.Final || len(h.held)+len(fs) > h.max {
 		fs = append(fs, h.held...)
 		h.held, h.ids, h.newest = nil, map[int64]bool{}, time.Time{}
-		if p.Final {
-			h.lastDone = time.Time{}
-		}
 		return fs, nil
 	}
 	for _, f := range fs {

@@ -25,6 +25,9 @@ type piecer struct {
 	warns int // lists.Warnings already reported
 	// summaryRead: the spans of burst summaries were given to ev.
 	summaryRead bool
+	// judged: a piece of this walk was handed to the Behaviour hook
+	// (the next is not its First).
+	judged bool
 }
 
 // piece evaluates, alerts and commits evs; afterwards every event of the
@@ -124,9 +127,16 @@ func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last b
 	})
 	findings = append(findings, p.ev.Bursts()...)
 	if s.Behaviour != nil {
-		findings, err = s.Behaviour.Judge(ctx, Piece{Events: good, Done: done, Final: final, Last: last, Backfill: r.backfill, Declared: p.lists.Declared, Entry: p.lists.DeclaredEntry}, findings)
+		first := !p.judged
+		p.judged = true
+		findings, err = s.Behaviour.Judge(ctx, Piece{Events: good, Done: done, Final: final, Last: last, First: first, Backfill: r.backfill, Declared: p.lists.Declared, Entry: p.lists.DeclaredEntry}, findings)
 		if err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: judge behaviour: %w", err)
+		}
+		if n, ok := s.Behaviour.(Noter); ok {
+			for _, w := range n.Notes() {
+				r.warn(w)
+			}
 		}
 	}
 

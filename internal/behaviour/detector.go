@@ -2,6 +2,7 @@ package behaviour
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -52,18 +53,19 @@ type Detector struct {
 	baselines map[string]*entry
 	spray     *windowSprayer
 	// unsaved: the spray buckets of the last run, saved with the baselines.
-	unsaved  []SprayBucket
-	lastDone time.Time
-	final    bool // the last piece judged was its run's last
-	pending  bool // a piece was judged and not settled yet
-	geo      GeoStats
+	unsaved []SprayBucket
+	final   bool // the last piece judged was its run's last
+	pending bool // a piece was judged and not settled yet
+	geo     GeoStats
 	// refs: per user of this run, what travel compares with (see runRef).
 	refs map[string]*runRef
 	// episodes: the open episodes of the users met in this run (episodes.go).
 	episodes map[string]*episodeEntry
-	// held: the logins of users still learning when the run met them,
-	// held for the run's last piece (learning.go).
+	// held: the logins of users whose judgement waits for the older
+	// logins of the run's window, held for its last piece (learning.go).
 	held held
+	// notes: what the run should be told (Notes).
+	notes []string
 }
 
 // runRef is what a run keeps per user for travel, so that each login is
@@ -144,17 +146,19 @@ func (d *Detector) Geo() GeoStats {
 var (
 	_ audit.Behaviour = (*Detector)(nil)
 	_ audit.Holder    = (*Detector)(nil)
+	_ audit.Noter     = (*Detector)(nil)
 )
 
 // Judge implements audit.Behaviour.
 func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding) ([]audit.Finding, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	// A piece whose Done is not below the last one's starts a new run,
-	// except an empty piece at the last one's Done: the run stopped right
-	// after a piece and gives what it holds its last piece (Piece.Last).
-	sameStop := p.Last && !p.Final && len(p.Events) == 0 && p.Done.Equal(d.lastDone)
-	if d.spray == nil || d.lastDone.IsZero() || (!p.Done.Before(d.lastDone) && !sameStop) {
+	// A run's first piece (Piece.First, set by the audit) starts anew, and
+	// so does any piece when no run is under way (none yet, or the last
+	// one ended with its Final piece). Nothing is inferred from dates: a
+	// run after a failed one in the same process may hand pieces whose
+	// Done is below the failed run's.
+	if p.First || d.spray == nil {
 		// What an unfinished run (stopped at its deadline) learned from the
 		// pieces it committed is saved first; then every baseline is read
 		// anew. If its last piece was judged but never settled (its alerts
@@ -189,7 +193,6 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		}
 		r.oldest, r.oldEv, r.oldDigest = nil, nil, false
 	}
-	d.lastDone = p.Done
 	if d.baselines == nil {
 		d.baselines = map[string]*entry{}
 	}
@@ -203,11 +206,18 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		return nil, err
 	}
 	if !release {
-		logins, fs = d.hold(logins, fs)
+		logins, fs = d.hold(logins, fs, p)
 		// maxHeld bounds what is held, not the piece (a default piece has
-		// more successful logins than that): past it, all is judged here.
+		// more successful logins than that): past it, the users held
+		// without a reason are judged here, and if that is not enough, all.
 		if d.held.len() > maxHeld {
+			logins, fs = d.held.releaseTentative(logins, fs)
+		}
+		if n := d.held.len(); n > maxHeld {
+			d.notes = append(d.notes, fmt.Sprintf("%d logins held for time order (users still learning, or with a new country, device, travel or a miss in grouped mode) were judged at once, before the older logins of the run's window (at most %d are held): their findings may differ from those of shorter runs", n, maxHeld))
 			logins, fs = d.held.release(logins, fs)
+		}
+		if len(logins) > 0 {
 			if err := d.load(ctx, logins); err != nil { // a Settle may have forgotten earlier pieces' users
 				return nil, err
 			}
@@ -386,7 +396,6 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 	if p.Final {
 		d.unsaved = d.spray.toSave()
 		d.spray = nil
-		d.lastDone = time.Time{}
 		d.refs = nil
 	}
 	return fs, nil
@@ -520,6 +529,16 @@ func (d *Detector) loud(f audit.Finding) audit.Finding {
 // maxCached bounds the baselines a run keeps in memory (about 10 MB):
 // beyond it, Settle saves and forgets them after the piece.
 const maxCached = 5000
+
+// Notes implements audit.Noter: what the detector has to tell the run
+// since it was last asked (held logins judged at once).
+func (d *Detector) Notes() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n := d.notes
+	d.notes = nil
+	return n
+}
 
 // Holding implements audit.Holder: the date of the newest login held for
 // the run's last piece (zero: none).

@@ -148,7 +148,7 @@ func TestHeldLoginsAreJudgedByTheRunsLastPiece(t *testing.T) {
 	// above its cursor and read again, not judged from memory.
 	d2 := &Detector{Store: newMemStore(), Settings: Settings{MinLogins: 5}}
 	judge(t, d2, audit.Piece{Events: []ipguard.LoginEvent{newer}, Done: t0.Add(4 * time.Hour)}, miss)
-	fs = judge(t, d2, audit.Piece{Events: []ipguard.LoginEvent{success(3, "una", 9*time.Hour, "198.51.100.7", "Germany", "Berlin")}, Done: t0.Add(8 * time.Hour), Final: true})
+	fs = judge(t, d2, audit.Piece{Events: []ipguard.LoginEvent{success(3, "una", 9*time.Hour, "198.51.100.7", "Germany", "Berlin")}, Done: t0.Add(8 * time.Hour), Final: true, First: true})
 	for _, f := range fs {
 		if f.EventID == 2 {
 			t.Errorf("a new run judged the login the run before held: %+v", f)

@@ -12,16 +12,31 @@ import (
 // same time (the audit's concurrent walk) keep to one rate ceiling and one
 // back-off: when the portal answers 429 or 503, every request of the client
 // waits, not only the one that was refused.
+//
+// The ceiling is per minute: in any minute at most perMinute requests start
+// (the portal's limiter is a sliding window per minute). Two may start at
+// once (a burst of pacerBurst: the reconcile's two GETs go out together, one
+// 50 ms round trip instead of two at the default ceiling), the others one
+// interval apart, the interval chosen so that the burst keeps within the
+// ceiling: pacerBurst + one start per interval over a minute is perMinute.
 type pacer struct {
 	mu       sync.Mutex
 	interval time.Duration // 0: no ceiling
-	next     time.Time     // earliest start of the next request
+	burst    time.Duration // how far ahead of its schedule a start may go: (pacerBurst-1) intervals
+	next     time.Time     // the schedule: a start at t moves it to max(next, t) + interval
 	paused   time.Time     // no request starts before this
 }
 
+// pacerBurst is how many requests may start at once.
+const pacerBurst = 2
+
 func newPacer(perMinute int) *pacer {
 	p := &pacer{}
-	if perMinute > 0 {
+	switch {
+	case perMinute > pacerBurst:
+		p.interval = time.Minute / time.Duration(perMinute-pacerBurst)
+		p.burst = (pacerBurst - 1) * p.interval
+	case perMinute > 0:
 		p.interval = time.Minute / time.Duration(perMinute)
 	}
 	return p
@@ -33,20 +48,14 @@ func newPacer(perMinute int) *pacer {
 func (p *pacer) wait(ctx context.Context) error {
 	p.mu.Lock()
 	now := time.Now()
-	at := now
-	if p.next.After(at) {
-		at = p.next
-	}
-	if p.paused.After(at) {
-		at = p.paused
-	}
+	at := p.start(now)
 	if dl, ok := ctx.Deadline(); ok && at.Equal(p.paused) && at.After(dl) {
 		// Held by the portal's Retry-After past the caller's deadline:
 		// return at once, typed, rather than wait into the deadline.
 		p.mu.Unlock()
 		return &ipguard.WaitPastDeadlineError{Wait: at.Sub(now), Left: dl.Sub(now)}
 	}
-	p.next = at.Add(p.interval)
+	p.next = later(p.next, at).Add(p.interval)
 	p.mu.Unlock()
 	return waitFor(ctx, at.Sub(now))
 }
@@ -57,5 +66,20 @@ func (p *pacer) pause(d time.Duration) {
 	defer p.mu.Unlock()
 	if until := time.Now().Add(d); until.After(p.paused) {
 		p.paused = until
+		// One request starts when the pause ends, not a burst.
+		p.next = later(p.next, until.Add(p.burst))
 	}
+}
+
+// start is when a request asked for at now may start (called with mu held):
+// not before the pause ends, nor more than the burst ahead of the schedule.
+func (p *pacer) start(now time.Time) time.Time {
+	return later(later(now, p.next.Add(-p.burst)), p.paused)
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -12,8 +12,8 @@ import (
 // timing is asserted: starts are read from the pacer's own schedule.)
 func TestPacerSpacesStartsAndSharesThePause(t *testing.T) {
 	p := newPacer(1500)
-	if p.interval != 40*time.Millisecond {
-		t.Fatalf("interval %v, want 40ms for 1500 a minute", p.interval)
+	if p.interval != time.Minute/1498 {
+		t.Fatalf("interval %v, want a minute / 1498 for 1500 a minute (two of them at once)", p.interval)
 	}
 	before := time.Now()
 	for range 3 {
@@ -39,5 +39,49 @@ func TestPacerSpacesStartsAndSharesThePause(t *testing.T) {
 	}
 	if newPacer(0).interval != 0 {
 		t.Errorf("no ceiling must mean no spacing")
+	}
+}
+
+// Two requests may start at once (the reconcile's two GETs), yet in any
+// minute no more start than the ceiling, also right after a pause, when one
+// starts alone. The starts are the pacer's schedule, not measured times.
+func TestPacerLetsTwoStartTogetherWithinTheCeiling(t *testing.T) {
+	for _, perMinute := range []int{1, 2, 3, 60, 1200, 1500} {
+		p := newPacer(perMinute)
+		now := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+		take := func() time.Time {
+			at := p.start(now)
+			p.next = later(p.next, at).Add(p.interval)
+			return at
+		}
+		starts := make([]time.Time, 0, 3*perMinute)
+		for range 3 * perMinute {
+			starts = append(starts, take())
+		}
+		if perMinute > pacerBurst && !starts[1].Equal(starts[0]) {
+			t.Errorf("%d a minute: the second request starts %v after the first, want together", perMinute, starts[1].Sub(starts[0]))
+		}
+		// Any minute: the starts in [starts[i], starts[i]+1m) are at most perMinute.
+		for i := range starts {
+			n := 0
+			for _, s := range starts[i:] {
+				if s.Before(starts[i].Add(time.Minute)) {
+					n++
+				}
+			}
+			if n > perMinute {
+				t.Fatalf("%d a minute: %d starts in the minute from %v", perMinute, n, starts[i].Sub(now))
+			}
+		}
+	}
+	p := newPacer(1200)
+	p.pause(time.Hour)
+	p.mu.Lock()
+	first := p.start(time.Now())
+	p.next = later(p.next, first).Add(p.interval)
+	second := p.start(time.Now())
+	p.mu.Unlock()
+	if !first.Equal(p.paused) || second.Sub(first) < p.interval {
+		t.Errorf("after a pause: starts at +%v and +%v of its end, want one at its end and the next an interval later", first.Sub(p.paused), second.Sub(p.paused))
 	}
 }

@@ -2,6 +2,7 @@ package dynamo
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -26,6 +27,17 @@ const leaseCleanup = time.Hour
 // a record that names owner, so that resend succeeds too and a lost answer
 // never makes the holder wait on itself.
 func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, now time.Time) (bool, error) {
+	ok, _, err := s.TryAcquireLeaseOrHolder(ctx, name, owner, until, now)
+	return ok, err
+}
+
+// TryAcquireLeaseOrHolder is TryAcquireLease that, when refused, also says
+// since when the holder has held the lease (lease.HolderReporter): the
+// refused write returns the record it found (ReturnValuesOnConditionCheckFailure),
+// so a waiting change learns when the holder's pass is due to end without
+// a read of its own. since is zero when the record does not say (or the
+// answer carried no record).
+func (s *Store) TryAcquireLeaseOrHolder(ctx context.Context, name, owner string, until, now time.Time) (bool, time.Time, error) {
 	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table),
 		Item: map[string]types.AttributeValue{
@@ -35,11 +47,21 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, owner string, until, 
 			"expiresAt":  num(until.Add(leaseCleanup).Unix()),
 			"since":      num(now.UnixMilli()), // when it was taken (onboard.HolderWatcher)
 		},
-		ConditionExpression:       aws.String("attribute_not_exists(pk) OR leaseUntil < :now OR #owner = :owner"),
-		ExpressionAttributeNames:  map[string]string{"#owner": "owner"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":owner": str(owner)},
+		ConditionExpression:                 aws.String("attribute_not_exists(pk) OR leaseUntil < :now OR #owner = :owner"),
+		ExpressionAttributeNames:            map[string]string{"#owner": "owner"},
+		ExpressionAttributeValues:           map[string]types.AttributeValue{":now": num(now.UnixMilli()), ":owner": str(owner)},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
 	})
-	return s.conditional("acquire lease "+name, err)
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		since, serr := leaseSince(ccf.Item, now)
+		if serr != nil {
+			since = time.Time{} // a hint only: the refusal stands
+		}
+		return false, since, nil
+	}
+	ok, err := s.conditional("acquire lease "+name, err)
+	return ok, time.Time{}, err
 }
 
 // ReleaseLease ends owner's lease name. If owner no longer holds it (it

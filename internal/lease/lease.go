@@ -31,6 +31,32 @@ type Backend interface {
 	ReleaseLease(ctx context.Context, name, owner string) error
 }
 
+// HolderReporter is optional on a Backend: TryAcquireLeaseOrHolder is
+// TryAcquireLease that, when it is refused, also says since when the holder
+// has held the lease (zero when that is not known), read by the refused try
+// itself: Acquire's EConflict then carries it (HeldSince), so a caller that
+// knows how long a holder holds it can wait for that instead of polling.
+type HolderReporter interface {
+	TryAcquireLeaseOrHolder(ctx context.Context, name, owner string, until, now time.Time) (ok bool, since time.Time, err error)
+}
+
+// HeldSince is when the holder that refused Acquire took the lease, from
+// Acquire's EConflict error (zero when not known: another error, or a
+// Backend that is no HolderReporter).
+func HeldSince(err error) time.Time {
+	var h *heldSince
+	if errors.As(err, &h) {
+		return h.since
+	}
+	return time.Time{}
+}
+
+// heldSince rides in the chain of Acquire's EConflict (its text is not in
+// the error's message).
+type heldSince struct{ since time.Time }
+
+func (h *heldSince) Error() string { return "held since " + h.since.UTC().Format(time.RFC3339Nano) }
+
 // Options tune Acquire. The zero value waits not at all.
 type Options struct {
 	// Wait is the longest Acquire waits for a held lease (bounded also by
@@ -96,16 +122,23 @@ func Acquire(ctx context.Context, b Backend, name string, opts Options) (*Held, 
 	}
 	pause := opts.MinPoll
 	waited := false
+	var since time.Time // the refusing holder's, as the last try read it
 	for {
 		now := opts.Now()
 		until := now.Add(opts.Duration)
 		if dl, ok := ctx.Deadline(); ok {
 			until = dl.Add(opts.Grace)
 		}
-		ok, err := b.TryAcquireLease(ctx, name, owner, until, now)
+		var ok bool
+		var err error
+		if hr, reports := b.(HolderReporter); reports {
+			ok, since, err = hr.TryAcquireLeaseOrHolder(ctx, name, owner, until, now)
+		} else {
+			ok, err = b.TryAcquireLease(ctx, name, owner, until, now)
+		}
 		if err != nil {
 			if waited && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, held(name, opts.Now().Sub(start), ctx.Err())
+				return nil, held(name, opts.Now().Sub(start), ctx.Err(), time.Time{})
 			}
 			return nil, err
 		}
@@ -114,12 +147,12 @@ func Acquire(ctx context.Context, b Backend, name string, opts Options) (*Held, 
 		}
 		sleep := time.Duration(rand.Int64N(int64(pause))) + opts.MinPoll/2
 		if opts.Now().Add(sleep).After(giveUp) {
-			return nil, held(name, opts.Now().Sub(start), atDeadline)
+			return nil, held(name, opts.Now().Sub(start), atDeadline, since)
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, held(name, opts.Now().Sub(start), ctx.Err())
+				return nil, held(name, opts.Now().Sub(start), ctx.Err(), since)
 			}
 			return nil, ctx.Err()
 		case <-time.After(sleep):
@@ -161,10 +194,13 @@ func (h *Held) KeepUntil(ctx context.Context, until time.Time) error {
 }
 
 // held is the EConflict error of a lease that stayed held for waited.
-func held(name string, waited time.Duration, cause error) error {
+func held(name string, waited time.Duration, cause error, since time.Time) error {
 	msg := "lease " + name + " is held by another run (waited " + waited.Round(time.Millisecond).String()
 	if cause != nil {
 		msg += ", until the deadline"
+	}
+	if !since.IsZero() {
+		cause = errors.Join(cause, &heldSince{since})
 	}
 	return &ipguard.Error{Code: ipguard.EConflict, Message: msg + ")", Err: cause}
 }

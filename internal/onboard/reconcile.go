@@ -27,9 +27,10 @@ import (
 //	                   GET settings, GET list ┴──────┘     (hand edit meanwhile?) ┘
 //	  state ◄── applied version, owned, list as left, drift episode
 //
-// Everything slow (the scan of users, expiry housekeeping, the key check)
-// happens before the two GETs, so the window in which a hand edit could be
-// overwritten is the GETs, a pure plan and the PUT. The re-read after the
+// The scan of users (and expiry housekeeping) runs while the two GETs are
+// out, the key check after them, so the window in which a hand edit could
+// be overwritten is the GETs or the scan (whichever ends later), a pure
+// plan, the in-flight record and the PUT. The re-read after the
 // PUT finds an edit that landed meanwhile: its entries are kept, ours are
 // put back, and the result says so.
 
@@ -56,6 +57,11 @@ type outcome struct {
 	warnings     []string
 	drift        *Drift
 	missingOwned []string
+	// trail, when not nil, answers the read of the audit trail since the
+	// window started (checkForeignSaves), sent once the pass's PUTs were
+	// answered, so that it is out while the state is written and the lease
+	// released (#15 §6: one portal round trip less on the holder's answer).
+	trail func() ([]Change, error)
 	// written is the state as this reconcile stored it at its end (nil when
 	// it stored none): under the lease nothing but the version bump (Version,
 	// Adds) moves it meanwhile, so the holder's next pass starts from it.
@@ -65,7 +71,9 @@ type outcome struct {
 func (o *outcome) merge(n outcome) {
 	o.portal, o.reason, o.by, o.enabled, o.err = n.portal, n.reason, n.by, n.enabled, n.err
 	if n.put && !o.put {
-		o.windowStart, o.seenBefore = n.windowStart, n.seenBefore
+		o.windowStart, o.seenBefore, o.trail = n.windowStart, n.seenBefore, n.trail
+	} else if n.put {
+		o.trail = nil // read after the last pass's PUTs (checkForeignSaves)
 	}
 	o.put = o.put || n.put
 	o.dueAdded = o.dueAdded || n.dueAdded
@@ -220,10 +228,53 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	now := s.now().UTC()
 	version := st.Version
 	defer span(ctx, "reconcile", time.Now())
+	if st.AlertsDue && !s.flushDue(ctx) {
+		// Sent what an earlier reconcile left due: the outbox is empty.
+		st.AlertsDue = false
+	}
+	// The GET→PUT window starts here. The two GETs go out together, and
+	// while they are out the pass reads every user (and writes the expiry
+	// of entries that expired): the scan, the longest store call of the
+	// pass, costs no round trip of its own. The window is the GETs or the
+	// scan, whichever ends later, then a pure plan and the PUT; an edit
+	// that lands in it is found by the read-back and alerted (noteDrift).
+	// A scan that outlasts the GETs by more than maxScanOverhang (many
+	// users) is followed by the GETs again, so the window stays the GETs
+	// and at most that much.
+	var windowStart, getsEnded time.Time
+	var enabled bool
+	var current []ipguard.Restriction
+	var enErr, getErr error
+	gets := func() {
+		windowStart = s.now()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			enabled, enErr = s.Portal.IPRestrictionsEnabled(ctx)
+		}()
+		current, getErr = s.Portal.IPRestrictions(ctx)
+		<-done
+		getsEnded = time.Now()
+		span(ctx, "gets", windowStart)
+	}
+	getsDone := make(chan struct{})
+	var getsPanic any
+	go func() {
+		defer close(getsDone)
+		defer func() { getsPanic = recover() }()
+		gets()
+	}()
+	waitGets := func() {
+		<-getsDone
+		if getsPanic != nil {
+			panic(getsPanic) // in the caller's goroutine, where the handler recovers it
+		}
+	}
 	tscan := time.Now()
 	users, err := s.Store.AllUsers(ctx)
 	span(ctx, "scan", tscan)
 	if err != nil {
+		waitGets()
 		return outcome{}, err
 	}
 	out := outcome{by: "this request"}
@@ -245,13 +296,10 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		return out, nil
 	}
 	if out.expired, err = s.expire(ctx, users, now); err != nil {
+		waitGets()
 		return outcome{}, err
 	}
 	d := DesiredState(users, s.Settings, now)
-	if st.AlertsDue && !s.flushDue(ctx) {
-		// Sent what an earlier reconcile left due: the outbox is empty.
-		st.AlertsDue = false
-	}
 
 	pending := func(cause error) (outcome, error) {
 		reason := cause.Error()
@@ -265,24 +313,15 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		return out, nil
 	}
 
-	// The GET→PUT window starts here. The two GETs go out together: one
-	// round trip less in the window and on every caller's wait.
-	windowStart := s.now()
-	var enabled bool
-	var enErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		enabled, enErr = s.Portal.IPRestrictionsEnabled(ctx)
-	}()
-	current, err := s.Portal.IPRestrictions(ctx)
-	<-done
-	span(ctx, "gets", windowStart)
+	waitGets()
+	if time.Since(getsEnded) > maxScanOverhang {
+		gets() // the scan ran long after the GETs: read the portal again
+	}
 	if enErr != nil {
 		return pending(fmt.Errorf("could not read the portal restriction setting: %w", enErr))
 	}
-	if err != nil {
-		return pending(fmt.Errorf("could not read the portal allowlist: %w", err))
+	if getErr != nil {
+		return pending(fmt.Errorf("could not read the portal allowlist: %w", getErr))
 	}
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
 	hadSent := st.Sent != nil
@@ -322,6 +361,9 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		}
 		out.put = true
 		out.added, out.removed = final.Added, final.Removed
+		if s.Trail != nil && len(out.saves) > 0 {
+			out.trail = s.readTrail(ctx, out.windowStart.UTC().Truncate(time.Second))
+		}
 	}
 	out.enabled = final.Enable
 	out.missingOwned = plan.MissingOwned
@@ -376,6 +418,12 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		"removed", len(out.removed), "expired", len(out.expired), "entries", len(after), "enabled", final.Enable)
 	return out, nil
 }
+
+// maxScanOverhang bounds how much longer than its GETs a pass's scan of
+// users (and expiry) may run and still use their answers: a longer scan
+// is followed by the GETs again, so that the window in which a hand edit
+// is overwritten does not grow with the number of users.
+var maxScanOverhang = 250 * time.Millisecond
 
 // nextLastPass is the pass length waiting changes go by after a pass that
 // took took: a shorter pass is taken at once, a longer one only a quarter
@@ -607,6 +655,28 @@ func (s *Service) keyUser(ctx context.Context, refresh bool) string {
 	return id
 }
 
+// readTrail reads the audit trail's allowlist changes since from in the
+// background; the function it returns waits for the answer (a panic of
+// the read is its error: the check is skipped, as when the read fails).
+func (s *Service) readTrail(ctx context.Context, from time.Time) func() ([]Change, error) {
+	var changes []Change
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("read the audit trail: panic: %v", p)
+			}
+		}()
+		changes, err = s.Trail.AllowlistChanges(ctx, from)
+	}()
+	return func() ([]Change, error) {
+		<-done
+		return changes, err
+	}
+}
+
 // checkForeignSaves looks in the portal's audit trail for allowlist saves
 // since the window started that are not the tool's own (see foreign). A
 // save between our GET and our last PUT was overwritten by it (the list
@@ -618,7 +688,13 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		return
 	}
 	since := out.windowStart.UTC().Truncate(time.Second)
-	changes, err := s.Trail.AllowlistChanges(ctx, since)
+	var changes []Change
+	var err error
+	if out.trail != nil {
+		changes, err = out.trail()
+	} else {
+		changes, err = s.Trail.AllowlistChanges(ctx, since)
+	}
 	if err != nil {
 		return
 	}

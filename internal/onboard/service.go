@@ -717,7 +717,7 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 				return err
 			}
 		}
-		out, err := s.converge(ctx, myV, recheck, mine, in.passEnds)
+		out, err := s.converge(ctx, myV, recheck, mine, in.passEnds, st.LastPass)
 		if err != nil {
 			return err
 		}
@@ -1108,7 +1108,12 @@ func (s *Service) bump(ctx context.Context, added []string, now time.Time) (int6
 // the change started is due to end (ChangeStart.LeaseSince): the caller
 // sleeps until then and polls, instead of trying the lease it would be
 // refused (one lease try and the polls of the pass fewer).
-func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []string, passEnds time.Time) (outcome, error) {
+//
+// lastPass is the state's LastPass as last read (zero when not known): a
+// lease try refused by a holder that says since when it holds the lease
+// (lease.HeldSince) sleeps until that pass is due to end, then polls,
+// instead of pausing and polling to learn when it ends.
+func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []string, passEnds time.Time, lastPass time.Duration) (outcome, error) {
 	wait := s.LeaseWait
 	if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl)/2 {
 		wait = time.Until(dl) / 2 // leave the other half for the work itself
@@ -1145,6 +1150,9 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 				return outcome{}, err
 			}
 			refused = true
+			if since := lease.HeldSince(err); !since.IsZero() && lastPass > 0 {
+				passEnds = since.Add(lastPass)
+			}
 		}
 		tryLease = true
 		if refused && peeker != nil {
@@ -1161,8 +1169,11 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 				var since time.Time
 				st, free, since, err = watcher.PortalStateAndHolder(ctx, LeaseName, s.now())
 				tryLease = free
-				if !since.IsZero() && st.LastPass > 0 {
-					passEnds = since.Add(st.LastPass)
+				if st.LastPass > 0 {
+					lastPass = st.LastPass
+				}
+				if !since.IsZero() && lastPass > 0 {
+					passEnds = since.Add(lastPass)
 				}
 			} else if peeker != nil {
 				st, free, err = peeker.PortalStateAndLease(ctx, LeaseName, s.now())

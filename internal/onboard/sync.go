@@ -112,7 +112,7 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		}
 	}
 	res.UsersLeft = left
-	out, err := s.converge(ctx, 0, true, nil, time.Time{})
+	out, err := s.converge(ctx, 0, true, nil, time.Time{}, 0)
 	if err != nil {
 		return Result{}, err
 	}
