@@ -73,6 +73,21 @@ func (d Deps) alertChain(topicARN string, fn config.Function, withDigest bool) a
 	return c
 }
 
+// withoutDigest is the chain's publisher without its digest step (for
+// alerts the digest never holds back, the key watch's): the same findings
+// bus and chat copy, so what they fail to deliver is counted with the run's
+// (busMetrics).
+func (c alertChain) withoutDigest(d Deps) publisherPort {
+	if c.Digest == nil {
+		return c.Publisher
+	}
+	next := publisherPort(c.Digest.Next)
+	if c.Bus != nil {
+		next = &findingsbus.Publisher{Next: next, Bus: c.Bus, Portal: d.Config.DocSpace.Host}
+	}
+	return next
+}
+
 // outboxPK is the findings bus outbox of the function fn.
 func outboxPK(fn config.Function) string {
 	if fn == config.Onboard {
