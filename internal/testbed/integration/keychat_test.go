@@ -21,7 +21,7 @@ func TestAKeyAlertsFailedChatCopyIsCounted(t *testing.T) {
 	topic := os.Getenv("ALERT_TOPIC_ARN")
 	i := strings.LastIndex(topic, ":")
 	t.Setenv("CHAT_TOPIC_ARN", topic[:i+1]+"no-such-chat-topic") // publishing to it fails
-	setKey(t, s, expiresIn(10*24*time.Hour)) // past the 14-day threshold: one alert
+	setKey(t, s, expiresIn(10*24*time.Hour))                     // past the 14-day threshold: one alert
 	d := loadQuiet(t, config.Audit)
 	var lines bytes.Buffer
 	d.MetricsOut = &lines
