@@ -299,11 +299,17 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		return e
 	}
 	rekeyed := false
-	for attempt := 1; ; attempt++ {
+	fence := func(attempt int) *Error {
 		if dl, ok := ctx.Deadline(); ok && cl.fenced && time.Until(dl) < c.timeout {
 			return notApplied(&Error{Op: cl.op, Method: cl.method, Path: cl.path, Attempts: attempt - 1,
 				Message: fmt.Sprintf("not sent: less than one attempt's timeout (%s) is left before the writer's lease ends (fence)", c.timeout),
 				Err:     context.DeadlineExceeded})
+		}
+		return nil
+	}
+	for attempt := 1; ; attempt++ {
+		if e := fence(attempt); e != nil {
+			return e
 		}
 		if err := c.pace.wait(ctx); err != nil {
 			msg := "gave up waiting for the request rate ceiling: " + err.Error()
@@ -314,12 +320,22 @@ func (c *Client) do(ctx context.Context, cl call) error {
 			return notApplied(&Error{Op: cl.op, Method: cl.method, Path: cl.path, Attempts: attempt - 1,
 				Message: msg, Err: err})
 		}
+		if e := fence(attempt); e != nil {
+			// Checked again when the attempt really starts: the rate
+			// ceiling's wait may have taken the time it needed.
+			return e
+		}
 		o := c.attempt(ctx, cl, target, body, key, sc)
 		// Only a 4xx answer is a definite refusal: no answer, a 5xx, and
 		// also a 2xx or 3xx whose body could not be read (the portal served
 		// the request) leave the write possibly applied.
 		if o.err != nil && (o.err.Status < 400 || o.err.Status >= 500) {
 			mayHaveLanded = true
+			if cl.method != http.MethodGet {
+				// The writer's fence: this attempt may still land, also
+				// when a retry is answered (ipguard.UnansweredWrites).
+				ipguard.NoteUnansweredWrite(ctx, time.Now())
+			}
 		}
 		if o.err == nil && cl.date != nil {
 			*cl.date = o.date

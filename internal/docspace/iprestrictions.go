@@ -98,6 +98,9 @@ func (c *Client) PutIPRestrictions(ctx context.Context, list []ipguard.Restricti
 // deadline. An error in whose chain is ipguard.ErrNotApplied was not
 // applied (refused with a 4xx answer every time, or never sent); any other
 // error leaves the outcome unknown: the PUT may have landed, or land later.
+// Every attempt that went without a definite answer (no answer, 5xx) is
+// noted in ctx's ipguard.UnansweredWrites, also when a retry succeeds: that
+// attempt may still land after the answered one.
 func (c *Client) SaveIPRestrictions(ctx context.Context, list []ipguard.Restriction, enable bool) (time.Time, error) {
 	if list == nil {
 		list = []ipguard.Restriction{}

@@ -78,6 +78,14 @@ func (s *Service) enableRule(ctx context.Context) EnableRule {
 	if !s.Settings.Enforce || len(s.Settings.Breakglass) > 0 || s.Directory == nil {
 		return EnableRule{Allowed: true} // nothing to switch on, or safe
 	}
+	if dl, ok := ctx.Deadline(); ok {
+		// At most a quarter of the time left: a directory that hangs
+		// leaves the PUT its time (restrictions then stay off: the
+		// preflight could not say it is safe).
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/4))
+		defer cancel()
+	}
 	return s.askDirectory(ctx)
 }
 

@@ -287,7 +287,9 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	// change stored before it started, stands and applies this change.
 	superseded := func(err error) (outcome, error) {
 		if !errors.Is(err, ErrSuperseded) {
-			return outcome{}, err
+			// A store failure: a PUT of this pass that went unanswered
+			// may still land all the same (the lease is kept, landBy).
+			return outcome{landBy: out.landBy}, err
 		}
 		out.portal, out.written, out.landBy = PortalPending, nil, time.Time{}
 		out.reason = "this reconcile's lease ran out and a newer reconcile took over the portal allowlist; it applies the change"
@@ -510,11 +512,24 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		if held != nil {
 			wctx, cancel = context.WithDeadline(ctx, held.Until.Add(-fenceMargin))
 		}
+		var unanswered ipguard.UnansweredWrites
+		wctx = ipguard.WithUnansweredWrites(wctx, &unanswered)
 		out.puts++
 		tput := time.Now()
 		date, err := s.Portal.SaveIPRestrictions(wctx, plan.List, plan.Enable)
 		cancel()
 		span(ctx, "put", tput)
+		if last := unanswered.Last(); err == nil && !last.IsZero() {
+			// Answered on a retry, after an attempt that went unanswered:
+			// that attempt may still land (the same list, but after
+			// anything written once the lease is gone), so the lease is
+			// kept until it can no longer, as after an unanswered PUT;
+			// and its trail event has no dated instant.
+			out.unanswered = true
+			if by := last.Add(s.writeAttempt()); by.After(out.landBy) {
+				out.landBy = by
+			}
+		}
 		if err != nil {
 			if errors.Is(err, ipguard.ErrNotApplied) {
 				// Not applied, so it cannot land late either.
@@ -598,8 +613,24 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 // With unanswered (a PUT of the tool went without an answer, so its landing
 // has no dated instant), an unmatched save by the key's user counts as the
 // tool's too.
+//
+// The key's user is asked once per process; when saves by others remain,
+// it is asked again (one keys/@self): the key may have been rotated since
+// to one another user created, whose saves are the tool's now.
 func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time, unanswered bool) []Change {
 	keyUser := s.keyUser(ctx, false)
+	out := foreignOf(keyUser, changes, saves, unanswered)
+	if keyUser != "" && len(out) > 0 {
+		if fresh := s.keyUser(ctx, true); fresh != keyUser {
+			s.log().Info("the API key acts as another portal user than when last asked (rotated)")
+			out = foreignOf(fresh, changes, saves, unanswered)
+		}
+	}
+	return out
+}
+
+// foreignOf is foreign with the key's user known (keyUser, "" unknown).
+func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered bool) []Change {
 	used := make([]bool, len(saves))
 	own := make([]bool, len(changes))
 	// Newest first (the tool's save comes after the edits its reconcile

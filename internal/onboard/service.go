@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -857,8 +858,14 @@ func failure(o outcome, what string) error {
 		// refuses the list (400) is not the caller's input to fix.
 		code = ipguard.EInternal
 	}
-	return ipguard.Errorf(code, "%s: stored in DynamoDB, but the portal update is pending: %w", what, o.err)
+	return &ipguard.Error{Code: code, Message: fmt.Sprintf("%s: stored in DynamoDB, but the portal update is pending: %v", what, o.err),
+		Err: errors.Join(o.err, ErrStoredPending)}
 }
+
+// ErrStoredPending is in the chain of a change's (or a sync's) error when
+// everything was stored but the portal update waits: the handler's metrics
+// line counts it as PortalPending too, not only as a failure.
+var ErrStoredPending = errors.New("stored; the portal update is pending")
 
 // mutate computes the user's next record for a change action. For a
 // remove, notFound are the entries the user does not have (already removed:
@@ -1361,11 +1368,21 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		}
 		out, err := s.reconcile(ctx, st, held)
 		if err != nil {
-			return outcome{}, err
+			// Failed, but a PUT of it that went unanswered may still land:
+			// holdConverge keeps the lease until then.
+			if out.landBy.After(total.landBy) {
+				total.landBy = out.landBy
+			}
+			return outcome{landBy: total.landBy}, err
 		}
 		written = out.written
 		total.merge(out)
 		if out.portal == PortalPending {
+			break
+		}
+		if time.Until(total.landBy) > 0 {
+			// An attempt of this pass's PUT went unanswered and may still
+			// land: nothing more is written under it (the fence).
 			break
 		}
 		if !force {

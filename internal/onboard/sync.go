@@ -62,14 +62,27 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		}
 	}
 	limit := max(OffboardMinUsers, total*s.Settings.offboardMaxPercent()/100)
+	// The limit holds per pass of the rotation, not per sync: each sync
+	// sees only its share of the users, so a directory that makes everyone
+	// look gone shows few per sync. Those offboarded in the budget's window
+	// (one pass) count against it.
+	rot, used := s.userChecks(), 0
+	var usedErr error
+	if s.Settings.OffboardRemovedUsers && len(confirmed) > 0 {
+		used, usedErr = rot.OffboardedWithin(ctx, s.now())
+	}
 	switch {
 	case !s.Settings.OffboardRemovedUsers || len(confirmed) == 0:
-	case len(confirmed) > limit:
-		w := fmt.Sprintf("%d stored users look gone from the portal, more than the %d that may be offboarded at once (OFFBOARD_MAX_PERCENT %d%%, at least %d): none was offboarded; check the portal and DOCSPACE_API_HOST, then offboard them by hand",
-			len(confirmed), limit, s.Settings.offboardMaxPercent(), OffboardMinUsers)
+	case usedErr != nil:
+		res.Warnings = append(res.Warnings, "users who left were not offboarded: how many were offboarded lately could not be read ("+humantext.Line(usedErr.Error(), 300)+"); the next sync tries again")
+	case len(confirmed) > limit-used:
+		w := fmt.Sprintf("%d stored users look gone from the portal, more than the %d that may be offboarded at once (OFFBOARD_MAX_PERCENT %d%%, at least %d, per %s: one pass over the users; %d offboarded in it so far): none was offboarded; check the portal and DOCSPACE_API_HOST, then offboard them by hand",
+			len(confirmed), limit, s.Settings.offboardMaxPercent(), OffboardMinUsers, rot.within(), used)
 		res.Warnings = append(res.Warnings, w)
-		s.log().Error("users left: too many to offboard at once", "count", len(confirmed), "limit", limit)
-		s.alertNow(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
+		s.log().Error("users left: too many to offboard at once", "count", len(confirmed), "limit", limit, "offboardedLately", used)
+		if first, err := rot.Halt(ctx, s.now()); first || err != nil {
+			s.alertNow(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
+		}
 	default:
 		if _, err := s.Portal.IPRestrictions(ctx); err != nil {
 			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+humantext.Line(err.Error(), 300)+")")
@@ -107,6 +120,12 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			}
 		}
 		s.reportOffboarded(ctx, ids)
+		if len(ids) > 0 {
+			if err := rot.NoteOffboarded(ctx, len(ids), s.now()); err != nil {
+				s.log().Error("users left: count the users offboarded against the blast radius", "error", err)
+				res.Warnings = append(res.Warnings, "could not count the users offboarded against OFFBOARD_MAX_PERCENT: "+humantext.Line(err.Error(), 300))
+			}
+		}
 		if _, err := s.Store.BumpVersion(ctx); err != nil {
 			return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
 		}
@@ -226,20 +245,36 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 	planned = len(plan.IDs)
 	var done []string
 	defer func() {
+		nerr := err
+		if nerr == nil && checked == 0 && planned > 0 {
+			// Not one user could be checked in the check's share of the
+			// time (people/{id} hangs): a failure of its own, alerted once
+			// it lasts (as a passing outage's).
+			nerr = ipguard.Errorf(ipguard.EUnavailable, "no people/{id} answered within the users-left check's half of the sync's time")
+		}
+		s.noticeUsersLeftCheck(ctx, &plan, rot.within(), now, checked, nerr)
 		if derr := rot.Done(ctx, plan, done, now); derr != nil {
 			skipped = append(skipped, "could not save the users-left rotation's place (the next sync checks some users again): "+humantext.Line(derr.Error(), 300))
 		}
 	}()
-	stopAt := time.Time{}
+	// The calls themselves end at the half too (a call that hangs, retried
+	// on its timeouts, would otherwise take the reconcile's half as well).
+	stopAt, cctx := time.Time{}, ctx
 	if dl, ok := ctx.Deadline(); ok {
 		stopAt = time.Now().Add(time.Until(dl) / 2)
+		var cancel context.CancelFunc
+		cctx, cancel = context.WithDeadline(ctx, stopAt)
+		defer cancel()
 	}
 	for _, id := range plan.IDs {
 		if !stopAt.IsZero() && time.Now().After(stopAt) {
 			break
 		}
 		u := byID[id]
-		p, found, err := s.Directory.Person(ctx, u.ID)
+		p, found, err := s.Directory.Person(cctx, u.ID)
+		if err != nil && cctx.Err() != nil && ctx.Err() == nil {
+			break // the check's half is spent: the next sync goes on from here
+		}
 		if code := ipguard.ErrorCode(err); err != nil && (code != ipguard.EInvalid && code != ipguard.EInternal || ctx.Err() != nil) {
 			return left, checked, planned, total, skipped, err
 		}
@@ -269,6 +304,42 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		}
 	}
 	return left, checked, planned, total, skipped, nil
+}
+
+// noticeUsersLeftCheck tells a person, once per episode, that the
+// users-left check could not run (err): nobody who left is found, so with
+// OFFBOARD_REMOVED_USERS=true nobody is offboarded and their addresses stay
+// allowed. A passing outage (EUnavailable) is alerted only once the
+// rotation has not moved for within (every user was due by then). A sync
+// whose check works ends the episode. The episode is kept with the
+// rotation's place (CheckCursor.Notice), which Done stores.
+func (s *Service) noticeUsersLeftCheck(ctx context.Context, plan *CheckPlan, within time.Duration, now time.Time, checked int, err error) {
+	switch {
+	case err == nil:
+		if checked > 0 {
+			plan.SetNotice("")
+		}
+		return
+	case ctx.Err() != nil:
+		return
+	}
+	kind := string(ipguard.ErrorCode(err))
+	if kind == "" {
+		kind = string(ipguard.EInternal)
+	}
+	if kind == plan.Notice() || kind == string(ipguard.EUnavailable) && !plan.Stale(now, within) {
+		return
+	}
+	what := "could not check for users who left the portal (people/{id}): " + humantext.Line(err.Error(), 300) + "; "
+	if s.Settings.OffboardRemovedUsers {
+		what += "until it works, nobody who left is offboarded (OFFBOARD_REMOVED_USERS=true) and their addresses stay allowed on the portal. "
+	} else {
+		what += "until it works, users who left are not reported. "
+	}
+	what += "Check DOCSPACE_API_HOST (a proxy in the way?) and that the key may read people, then run a sync; this is sent once until a check works again"
+	s.log().Error("users-left check failing", "kind", kind, "error", err)
+	s.alertNow(ctx, "users-left-check#"+kind, s.usersLeftAlert(what, nil))
+	plan.SetNotice(kind)
 }
 
 // PreviewResult replays recent successful logins against the list the

@@ -39,6 +39,17 @@ type CheckCursor struct {
 	After string
 	// At is when the rotation last moved (zero before the first).
 	At time.Time
+	// Notice is the kind of the users-left check's failure last alerted
+	// (an ipguard error code), "" when none: one alert per episode, which
+	// a sync whose check works ends.
+	Notice string
+	// Offboarded counts the users who left that syncs offboarded since
+	// OffboardedSince (within one Within: a pass of the rotation), the
+	// blast radius's budget; Halted is when a sync last found more users
+	// gone than the budget left (alerted once per Within).
+	Offboarded      int
+	OffboardedSince time.Time
+	Halted          time.Time
 }
 
 // CheckCursorStore keeps the rotation's place. Both methods return
@@ -85,6 +96,19 @@ type CheckPlan struct {
 	Capacity int
 	cursor   CheckCursor
 	due      []string // the rotation's share, in order (some may also be first)
+	notice   string   // the Notice Done stores
+}
+
+// Notice is the users-left check's failure last alerted ("" none).
+func (p *CheckPlan) Notice() string { return p.notice }
+
+// SetNotice makes Done store notice as the failure last alerted.
+func (p *CheckPlan) SetNotice(notice string) { p.notice = notice }
+
+// Stale reports whether the rotation last moved longer ago than within
+// before now (every user was due by then); false when it never moved.
+func (p *CheckPlan) Stale(now time.Time, within time.Duration) bool {
+	return !p.cursor.At.IsZero() && now.Sub(p.cursor.At) > within
 }
 
 // Plan chooses the users to check now among ids (every stored user id),
@@ -115,7 +139,7 @@ func (u *UserChecks) Plan(ctx context.Context, ids, first []string, now time.Tim
 		capacity = u.max() * int(within/every)
 	}
 
-	plan := CheckPlan{Capacity: capacity, cursor: cur}
+	plan := CheckPlan{Capacity: capacity, cursor: cur, notice: cur.Notice}
 	stored := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		stored[id] = true
@@ -159,10 +183,72 @@ func (u *UserChecks) Done(ctx context.Context, plan CheckPlan, checked []string,
 		}
 		last = id
 	}
+	c := plan.cursor
+	c.After, c.At, c.Notice = last, now.UTC(), plan.notice
 	if last == "" {
+		if plan.notice == plan.cursor.Notice {
+			return nil
+		}
+		c.After, c.At = plan.cursor.After, plan.cursor.At // only the notice changed
+	}
+	u.mu.Lock()
+	u.mem = c
+	u.mu.Unlock()
+	if u.Store == nil {
 		return nil
 	}
-	c := CheckCursor{After: last, At: now.UTC()}
+	return u.Store.SaveUserCheckCursor(ctx, c)
+}
+
+// OffboardedWithin is how many users syncs offboarded in the current
+// window of the budget (one Within from the first of them; 0 once it
+// passed).
+func (u *UserChecks) OffboardedWithin(ctx context.Context, now time.Time) (int, error) {
+	c, err := u.cursor(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if c.OffboardedSince.IsZero() || now.Sub(c.OffboardedSince) >= u.within() {
+		return 0, nil
+	}
+	return c.Offboarded, nil
+}
+
+// NoteOffboarded adds n users offboarded at now to the budget's window
+// (a new window when the last one passed).
+func (u *UserChecks) NoteOffboarded(ctx context.Context, n int, now time.Time) error {
+	return u.update(ctx, func(c *CheckCursor) bool {
+		if c.OffboardedSince.IsZero() || now.Sub(c.OffboardedSince) >= u.within() {
+			c.Offboarded, c.OffboardedSince = 0, now.UTC()
+		}
+		c.Offboarded += n
+		return true
+	})
+}
+
+// Halt records that a sync at now found more users gone than the budget
+// left; first is true when no sync did so within the last Within (alert).
+func (u *UserChecks) Halt(ctx context.Context, now time.Time) (first bool, err error) {
+	err = u.update(ctx, func(c *CheckCursor) bool {
+		if !c.Halted.IsZero() && now.Sub(c.Halted) < u.within() {
+			return false
+		}
+		c.Halted, first = now.UTC(), true
+		return true
+	})
+	return first, err
+}
+
+// update reads the cursor, applies change and stores it when change says
+// so (last writer wins, like Done).
+func (u *UserChecks) update(ctx context.Context, change func(*CheckCursor) bool) error {
+	c, err := u.cursor(ctx)
+	if err != nil {
+		return err
+	}
+	if !change(&c) {
+		return nil
+	}
 	u.mu.Lock()
 	u.mem = c
 	u.mu.Unlock()

@@ -16,6 +16,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"ipguard/internal/eventbridge"
+	"ipguard/internal/onboard"
 )
 
 // SQS is the part of *sqs.Client replay uses.
@@ -71,9 +74,8 @@ func Payload(body string) (payload []byte, failure string) {
 	return []byte(body), ""
 }
 
-// timedActions are the onboarding actions that take a requestedAt ("",
-// "onboard" and "replace" are replace, the default).
-var timedActions = map[string]bool{"": true, "onboard": true, "replace": true, "add": true, "remove": true, "offboard": true}
+// timedActions are the onboarding actions that take a requestedAt.
+var timedActions = map[string]bool{onboard.ActionReplace: true, onboard.ActionAdd: true, onboard.ActionRemove: true, onboard.ActionOffboard: true}
 
 // withRequestedAt gives a direct change request without a requestedAt the
 // time its on-failure record was written (failedAt): the request was made
@@ -83,7 +85,11 @@ var timedActions = map[string]bool{"": true, "onboard": true, "replace": true, "
 // the original request and its failure (at most the function's maximum
 // event age) can still look older than the replay. An EventBridge event
 // (it carries its own time), another action, a payload that has a time,
-// or one that cannot be read is returned unchanged.
+// or one that cannot be read is returned unchanged. The payload is read
+// as the function reads it (onboard.DecodeRequest: keys in any case, the
+// action trimmed and in any case), so that "Offboard" is an offboarding
+// here too; a key that spells requestedAt otherwise and holds no time is
+// replaced, never doubled.
 func withRequestedAt(payload []byte, failedAt string) []byte {
 	at, err := time.Parse(time.RFC3339Nano, failedAt)
 	if err != nil {
@@ -93,18 +99,20 @@ func withRequestedAt(payload []byte, failedAt string) []byte {
 	if json.Unmarshal(payload, &obj) != nil || obj == nil {
 		return payload
 	}
-	if _, ok := obj["requestedAt"]; ok {
+	if _, ok, err := eventbridge.Decode(payload); ok || err != nil {
 		return payload
 	}
 	if _, ok := obj["detail"]; ok {
+		return payload // an event, whatever else it lacks
+	}
+	req, err := onboard.DecodeRequest(payload)
+	if err != nil || !req.RequestedAt.IsZero() || !timedActions[req.Action] {
 		return payload
 	}
-	var action string
-	if raw, ok := obj["action"]; ok && json.Unmarshal(raw, &action) != nil {
-		return payload
-	}
-	if !timedActions[action] {
-		return payload
+	for k := range obj {
+		if strings.EqualFold(k, "requestedAt") {
+			delete(obj, k)
+		}
 	}
 	obj["requestedAt"], _ = json.Marshal(at.UTC().Format(time.RFC3339Nano))
 	out, err := json.Marshal(obj)

@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sort"
@@ -70,7 +71,7 @@ const (
 	MetricRequests      = "Requests"      // 1 per onboarding request
 	MetricPortalUpdates = "PortalUpdates" // 1 when the portal allowlist was written
 	MetricPortalPending = "PortalPending" // 1 when the change is stored but the portal update waits (e.g. a portal outage; the next reconcile applies it)
-	MetricSyncs         = "Syncs"         // 1 when a sync completed, written only then (the sync heartbeat)
+	MetricSyncs         = "Syncs"         // 1 when a sync completed and reached the portal (not pending), written only then (the sync heartbeat)
 	// MetricAlertsUndelivered counts onboarding's own alerts (drift,
 	// overwritten change, lock-out risk, users left) that did not reach the
 	// alert topic in the invocation: a due alert whose publish failed (it
@@ -282,10 +283,13 @@ func onboardMetrics(res onboard.Result, err error, took time.Duration, undeliver
 		emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: took.Seconds()},
 		count(MetricRequests, 1),
 		boolCount(MetricPortalUpdates, err == nil && res.PortalUpdated),
-		boolCount(MetricPortalPending, res.Portal == onboard.PortalPending),
+		boolCount(MetricPortalPending, res.Portal == onboard.PortalPending || errors.Is(err, onboard.ErrStoredPending)),
 		count(MetricAlertsUndelivered, int(undelivered)),
 	)
-	if err == nil && res.Action == onboard.ActionSync {
+	if err == nil && res.Action == onboard.ActionSync && res.Portal == onboard.PortalApplied {
+		// The heartbeat beats for a sync that reached the portal: one whose
+		// update is pending (the portal down) did not sync, and while that
+		// lasts, expired entries stay on the portal (SyncHeartbeatAlarm).
 		ms = append(ms, count(MetricSyncs, 1))
 	}
 	return ms

@@ -90,7 +90,7 @@ func TestOnboardMetrics(t *testing.T) {
 		{"updated", onboard.Result{PortalUpdated: true}, nil, map[string]float64{MetricRequests: 1, MetricPortalUpdates: 1, MetricRejected: 0, MetricFailures: 0}},
 		{"rejected", onboard.Result{}, ipguard.Invalid("allowedIps", "", "is required"),
 			map[string]float64{MetricRequests: 1, MetricRejected: 1, MetricFailures: 0, MetricPortalUpdates: 0}},
-		{"sync completed", onboard.Result{Action: onboard.ActionSync}, nil, map[string]float64{MetricSyncs: 1, MetricFailures: 0}},
+		{"sync completed", onboard.Result{Action: onboard.ActionSync, Portal: onboard.PortalApplied}, nil, map[string]float64{MetricSyncs: 1, MetricFailures: 0}},
 		{"sync failed", onboard.Result{}, &ipguard.Error{Code: ipguard.EUnavailable, Err: errors.New("503")},
 			map[string]float64{MetricFailures: 1}},
 		{"stored, portal pending", onboard.Result{Portal: onboard.PortalPending}, nil, map[string]float64{MetricPortalPending: 1, MetricFailures: 0, MetricPortalUpdates: 0}},

@@ -1,0 +1,50 @@
+package onboard
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+	"ipguard/internal/lease/leasetest"
+)
+
+// stateWriteFails is the store with the portal state write that records a
+// PUT's unknown outcome failing (a throttled or unreachable table).
+type stateWriteFails struct {
+	*fakeStore
+	failed atomic.Int32
+}
+
+func (s *stateWriteFails) PutPortalState(ctx context.Context, st ipguard.PortalState) error {
+	if st.SentOutcome == ipguard.SentUnknown {
+		s.failed.Add(1)
+		return ipguard.Errorf(ipguard.EUnavailable, "put the portal allowlist state: throttled")
+	}
+	return s.fakeStore.PutPortalState(ctx, st)
+}
+
+// The fence holds when the store fails too: a PUT went unanswered (it may
+// still land), and then the state write that records it as pending failed.
+// The request fails (the store's error), but the lease is still kept until
+// the PUT could have landed: nobody writes the portal under it. (Before:
+// the store's error dropped the outcome, and with it the time the PUT may
+// land until, so the lease was released at once.)
+func TestLeaseIsKeptAfterAnUnansweredPUTAlsoWhenTheStateWriteFails(t *testing.T) {
+	e := newEnv()
+	leases := &leasetest.Backend{}
+	e.s.Leases, e.s.WriteAttempt = leases, 30*time.Second
+	st := &stateWriteFails{fakeStore: e.st} // the in-flight record is written, the pending one is not
+	e.s.Store = st
+	e.p.late = 1 // the PUT times out, and lands later
+	if _, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err == nil {
+		t.Fatal("no error although the state could not be written")
+	}
+	if len(e.p.lateList) != 1 || st.failed.Load() == 0 {
+		t.Fatalf("%d PUTs in flight, %d failed state writes; want the one unanswered PUT and its state write failed", len(e.p.lateList), st.failed.Load())
+	}
+	if leases.Owner(LeaseName) == "" || !leases.Until(LeaseName).After(time.Now()) {
+		t.Errorf("the lease was released while the unanswered PUT may still land")
+	}
+}

@@ -1,0 +1,58 @@
+package onboard
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"ipguard/internal/ipguard"
+)
+
+// hangingDirectory answers people/{id} never: each call waits until its
+// context ends (a proxy that holds the requests of one path).
+type hangingDirectory struct{ fakeDirectory }
+
+func (d *hangingDirectory) Person(ctx context.Context, _ string) (Person, bool, error) {
+	<-ctx.Done()
+	return Person{}, false, ipguard.Errorf(ipguard.EUnavailable, "no answer: %v", ctx.Err())
+}
+
+// A people/{id} that hangs lets the users-left check check nobody, sync
+// after sync, without an error of its own (the check stops at its half of
+// the time). Once the rotation has not moved for a pass (12 hours), that
+// is alerted like any check that cannot run, once. (Before: only the
+// result's "checked 0 of N" warning said so.)
+func TestUsersLeftCheckThatChecksNobodyIsAlertedOnceItLasts(t *testing.T) {
+	e := usersLeftEnvOf(t, 3, 0)
+	e.do(t, `{"action":"sync"}`) // the rotation moves
+	e.s.Directory = &hangingDirectory{fakeDirectory{creator: "o"}}
+	sync := func(at time.Time) {
+		t.Helper()
+		e.now = at
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := e.s.Handle(ctx, []byte(`{"action":"sync"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync(t0.Add(time.Hour))
+	if n := countCheckAlerts(e); n != 0 {
+		t.Fatalf("%d alerts after an hour; a passing hang is not alerted yet", n)
+	}
+	sync(t0.Add(13 * time.Hour))
+	sync(t0.Add(13*time.Hour + 15*time.Minute))
+	if n := countCheckAlerts(e); n != 1 {
+		t.Errorf("%d alerts about the users-left check after it checked nobody for 13 hours; want 1", n)
+	}
+}
+
+func countCheckAlerts(e *env) int {
+	n := 0
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Default, "could not check for users who left") {
+			n++
+		}
+	}
+	return n
+}
