@@ -300,11 +300,11 @@ func TestStore(t *testing.T) {
 			ips = append(ips, ip)
 			fs = append(fs, ipguard.AddressFailures{IP: ip, Count: 1, First: at, Last: at})
 		}
-		if err := s.RecordFailures(ctx, fs, time.Hour); err != nil {
+		if _, err := s.RecordFailures(ctx, fs, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		// merged: the larger count, the wider span
-		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{{IP: "198.18.0.9", Count: 4, First: at.Add(-time.Minute), Last: at}}, time.Hour); err != nil {
+		if _, err := s.RecordFailures(ctx, []ipguard.AddressFailures{{IP: "198.18.0.9", Count: 4, First: at.Add(-time.Minute), Last: at}}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Failures(ctx, []string{"198.18.0.9", "198.18.0.10"}, at.Add(-time.Hour), at.Add(time.Hour))
@@ -718,7 +718,7 @@ func TestAFailuresItemStaysUnderDynamoDBsItemLimitUnderAFlood(t *testing.T) {
 		fs = append(fs, f)
 		ips = append(ips, f.IP)
 	}
-	if err := s.RecordFailures(context.Background(), fs, time.Hour); err != nil {
+	if _, err := s.RecordFailures(context.Background(), fs, time.Hour); err != nil {
 		t.Fatalf("RecordFailures: %v", err)
 	}
 	got, err := s.Failures(context.Background(), ips, b, b.Add(10*time.Minute))
