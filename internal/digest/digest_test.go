@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -203,4 +204,77 @@ func TestDigestInDynamoDB(t *testing.T) {
 func jsonPayload(fs []audit.Finding) (string, error) {
 	b, err := json.Marshal(audit.Payload{Portal: "portal.example.com", Severity: "low", Events: fs})
 	return string(b), err
+}
+
+// refusing refuses the digest of one day (an alert the topic never takes,
+// e.g. one it finds too large) and sends the others.
+type refusing struct {
+	audittest.Topic
+	day string
+}
+
+func (r *refusing) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
+	if strings.Contains(a.Subject, r.day) {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is 300000 bytes with its attributes, at most 262144 allowed")
+	}
+	return r.Topic.Publish(ctx, a)
+}
+
+// One day's digest that cannot be sent does not hold back the days after
+// it: each due day is sent on its own, and the failure is still returned
+// (a warning of the run). Before, SendDue stopped at the first day that
+// failed, so one digest the topic refused kept every later digest unsent
+// for the eight days the item lives (attack review of the audit path).
+func TestADigestThatCannotBeSentHoldsBackNoOtherDay(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p, _, _ := newDigest(&now)
+	out := &refusing{day: "2026-12-02"}
+	p.Next = out
+	for _, at := range []time.Time{now, now.Add(24 * time.Hour)} { // into the digests of 12-02 and 12-03
+		now = at
+		if _, err := p.Publish(ctx, lowAlert(t, audit.Finding{EventID: at.Unix(), Kind: "new_device", Severity: "low", Email: "ann@example.com", IP: "203.0.113.1"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	sent, err := p.SendDue(ctx)
+	if err == nil || !strings.Contains(err.Error(), "2026-12-02") {
+		t.Errorf("SendDue error %v; want the refused day named", err)
+	}
+	if len(sent) != 1 || sent[0] != "2026-12-03" || len(out.Sent) != 1 {
+		t.Errorf("sent %v (%d messages); want the digest of 2026-12-03 sent although 2026-12-02's was refused", sent, len(out.Sent))
+	}
+}
+
+// A day's digest is one DynamoDB item (at most 400 KB) whatever the portal's
+// names: every text it keeps is cut to a bound when it is added. Before,
+// the users it counts, the familiar misses, the trips and the episodes
+// kept the portal's login names and countries whole: 300 people whose
+// login names were 2 KB each made an item DynamoDB refuses, so adding to
+// the digest failed, and with it every audit run until the digest hour
+// (the failure is a failed publish) (attack review of the audit path).
+func TestADigestItemStaysWithinOneItemWhateverThePortalNames(t *testing.T) {
+	long := strings.Repeat("é", 1500) // 3 KB
+	var d digest.Digest
+	for i := range 2000 {
+		id := fmt.Sprintf("aaaaaaaa-0000-4000-8000-%012d", i)
+		kinds := []audit.Finding{
+			{EventID: int64(i) + 1, Kind: audit.KindUnknownUser, Severity: audit.SeverityMedium, DigestOnly: true, UserID: id, Login: long + fmt.Sprint(i), User: long, IP: fmt.Sprintf("198.51.%d.%d", i/250, i%250), Date: "2026-12-04T09:00:00Z"},
+			{EventID: int64(i) + 100000, Kind: audit.KindIPNotAllowed, Severity: audit.SeverityLow, Digest: true, UserID: id, Login: long + fmt.Sprint(i), IP: "203.0.113.9", Country: long, Date: "2026-12-04T09:00:00Z",
+				Episode:  &audit.Episode{Key: id + "|" + long, Country: long, First: "2026-12-04T09:00:00Z", Count: 2, Repeat: true, Hours: 24},
+				Familiar: &audit.Familiar{Network: "203.0.113.0/24", Place: long, Device: long, Logins: 3},
+				Trip:     &audit.ProbableTrip{Place: long, Device: long, Since: long}},
+		}
+		for _, f := range kinds {
+			d.Add(f)
+		}
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 350_000 {
+		t.Errorf("the digest item is %d bytes; want it well within DynamoDB's 400 KB", len(b))
+	}
 }
