@@ -28,6 +28,10 @@ const (
 	CauseUnreadableRows = "unreadable_rows" // rows the client could not decode
 	CauseClockSkew      = "clock_skew"      // the portal's clock is off by more than half the overlap
 	CauseNoProgress     = "no_progress"     // NoProgressRuns runs in a row moved nothing while logins wait
+	// CauseFailuresForgotten: a flood of failed logins from more addresses
+	// than the bounded failures# items keep; those with the fewest gave
+	// way, so the password-guess correlation across runs lost them.
+	CauseFailuresForgotten = "failures_forgotten"
 )
 
 // episodeGap joins occurrences of one cause into one episode.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"ipguard/internal/ipguard"
 )
@@ -34,15 +35,29 @@ const (
 // bound they are listed without their type.
 const MaxUserTypeLookups = 50
 
+// MaxUserTypeLookupTime bounds the time one piece spends looking up user
+// types (at most a quarter of what is left before the run's deadline): the
+// types are a courtesy of the digest, and the piece's alerts wait for them.
+const MaxUserTypeLookupTime = 10 * time.Second
+
 // nameUsers sets UserType on the DigestOnly findings of fs from the run's
 // cache, looking up users not met yet in this run (at most
-// MaxUserTypeLookups a run). A failed lookup is a warning, never a failed
-// run: the person is listed all the same.
+// MaxUserTypeLookups a run, within MaxUserTypeLookupTime a piece). A failed
+// lookup is a warning, never a failed run: the person is listed all the
+// same. Once a piece's lookups ran out of their time, the run looks up no
+// more (a slow people endpoint would hold back every piece's alerts).
 func (p *piecer) nameUsers(ctx context.Context, fs []Finding) {
 	r, s := p.run, p.run.s
-	if s.People == nil {
+	if s.People == nil || r.userTypesStopped {
 		return
 	}
+	budget := MaxUserTypeLookupTime
+	if dl, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(dl)/4)
+	}
+	outer := ctx
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
 	for i := range fs {
 		f := &fs[i]
 		if !f.DigestOnly || f.UserType != "" {
@@ -53,6 +68,11 @@ func (p *piecer) nameUsers(ctx context.Context, fs []Finding) {
 			continue
 		}
 		t, ok := r.userTypes[id]
+		if !ok && ctx.Err() != nil && outer.Err() == nil {
+			r.userTypesStopped = true
+			r.warn(fmt.Sprintf("looking up the user types of people without an allowlist took longer than this piece allows (%s): the rest of this run's are listed in the digest without their user type (guest or not)", budget.Round(time.Millisecond)))
+			return
+		}
 		if !ok {
 			if r.userTypeLookups >= MaxUserTypeLookups {
 				r.warn(fmt.Sprintf("more than %d people without an allowlist logged in during this run: the rest are listed in the digest without their user type (guest or not)", MaxUserTypeLookups))

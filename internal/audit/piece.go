@@ -257,26 +257,56 @@ func (p *piecer) remember(ctx context.Context, done time.Time) error {
 	if len(fs) == 0 {
 		return nil
 	}
-	if err := p.run.s.Store.RecordFailures(ctx, fs, p.ev.KeepFailures()); err != nil {
+	forgotten, err := p.run.s.Store.RecordFailures(ctx, fs, p.ev.KeepFailures())
+	if err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: remember failed logins: %w", err)
+	}
+	if forgotten > 0 {
+		// A flood of failed logins from more addresses than the bounded
+		// items keep: the fewest failures gave way, and with them what a
+		// later run's password-guess correlation needs. A guesser can
+		// hide that way; say so (lost coverage, once per episode).
+		from, to := fs[0].First, fs[0].Last
+		for _, f := range fs {
+			if f.First.Before(from) {
+				from = f.First
+			}
+			if f.Last.After(to) {
+				to = f.Last
+			}
+		}
+		msg := fmt.Sprintf("the failed logins of %d addresses (those with the fewest) dated %s to %s were not remembered across runs: more addresses failed within %s than the audit keeps; a password guessed from one of them and used in a later run within GUESS_WINDOW is told at its own kind, not as password_guess_succeeded (the logins were evaluated; the correlation across runs lost them)",
+			forgotten, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339), FailureBucket)
+		p.run.warn(msg)
+		p.run.lose(lostCoverage{cause: CauseFailuresForgotten, from: from, to: to, reason: msg})
 	}
 	return nil
 }
 
 // archive hands the piece's events to the login archive, once each: only
 // those dated after the checkpoint (the overlap a window re-reads before it
-// was archived by the window before), up to the cursor the piece started
-// from. The span (max(done, checkpoint), cursor] depends only on the saved
-// cursor and the piece's lower end, so a run retried after a failure, which
-// starts from the same saved cursor, writes the same span and replaces its
-// own object. Backfills stay out of the archive (their windows were, or
-// will be, archived by the scheduled runs that passed them).
+// was archived by the window before) and at or below where the archive of
+// this window has got to (the cursor's ArchivedBelow, else Below). The span
+// (max(done, checkpoint), ArchivedBelow] depends only on the saved cursor
+// and the piece's lower end, so a run retried after a failure, which starts
+// from the same saved cursor, writes the same span and replaces its own
+// object. ArchivedBelow then moves down to the span's lower end, with the
+// cursor's next save: while a Holder keeps the cursor above held logins,
+// the next pieces write the spans below (not the same span, under one
+// name, one after the other), and the run that reads the held logins again
+// does not archive them twice. Backfills stay out of the archive (their
+// windows were, or will be, archived by the scheduled runs that passed them).
 func (p *piecer) archive(ctx context.Context, evs []ipguard.LoginEvent, done time.Time) error {
 	r, s := p.run, p.run.s
 	if s.Archive == nil || r.backfill || r.prog.Cursor == nil {
 		return nil
 	}
-	span := ipguard.TimeSpan{From: done, To: r.prog.Cursor.Below}
+	c := r.prog.Cursor
+	top := c.ArchivedBelow
+	if top.IsZero() || top.After(c.Below) {
+		top = c.Below
+	}
+	span := ipguard.TimeSpan{From: done, To: top}
 	if r.prog.Until.After(span.From) {
 		span.From = r.prog.Until
 	}
@@ -289,13 +319,13 @@ func (p *piecer) archive(ctx context.Context, evs []ipguard.LoginEvent, done tim
 			in = append(in, e)
 		}
 	}
-	if len(in) == 0 {
-		return nil
+	if len(in) > 0 {
+		if err := s.Archive.Archive(ctx, span, in); err != nil {
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: archive the logins dated %s to %s (this piece's alerts were sent and recorded; the next run reads it again, sends nothing twice and archives it): %w",
+				span.From.Format(time.RFC3339), span.To.Format(time.RFC3339), err)
+		}
 	}
-	if err := s.Archive.Archive(ctx, span, in); err != nil {
-		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: archive the logins dated %s to %s (this piece's alerts were sent and recorded; the next run reads it again, sends nothing twice and archives it): %w",
-			span.From.Format(time.RFC3339), span.To.Format(time.RFC3339), err)
-	}
+	c.ArchivedBelow = span.From
 	return nil
 }
 
@@ -385,7 +415,15 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 			if f.span == nil {
 				continue
 			}
-			if err := s.Store.RecordAlertedSpan(rctx, f.spanKey(), *f.span, now, s.Settings.AlertRetention); err != nil {
+			// The record guards the sliding window that counts the burst's
+			// failed logins (remembered for KeepFailures): it lives at least
+			// as long, whatever ALERT_RETENTION, or a burst going on within
+			// SPRAY_WINDOW of its alert would be told again.
+			keep := s.Settings.AlertRetention
+			if p.ev != nil && p.ev.KeepFailures() > keep {
+				keep = p.ev.KeepFailures()
+			}
+			if err := s.Store.RecordAlertedSpan(rctx, f.spanKey(), *f.span, now, keep); err != nil {
 				return ipguard.Errorf(ipguard.ErrorCode(err), "audit: alert %d of %d was published but the burst from %s could not be recorded as alerted; the next run may send it again: %w",
 					i+1, len(batches), f.IP, err)
 			}

@@ -188,18 +188,55 @@ const maxFieldBytes = 1000
 
 // clipFields cuts every text field of f to maxFieldBytes (with "…", see
 // humantext.Clip: the JSON keeps the raw text), so that no finding can be
-// too large for one message.
+// too large for one message: the login's fields, and what repeats them
+// (reasons, explanation, episode, familiar place, trip, a spray's
+// addresses).
 func clipFields(f Finding) Finding {
-	for _, p := range []*string{&f.User, &f.Login, &f.Email, &f.UserID, &f.IP, &f.Country, &f.City, &f.Browser, &f.Platform, &f.Action, &f.Reason} {
-		*p = humantext.Clip(*p, maxFieldBytes)
+	clip := func(p *string) { *p = humantext.Clip(*p, maxFieldBytes) }
+	for _, p := range []*string{&f.User, &f.Login, &f.Email, &f.UserID, &f.IP, &f.Country, &f.City, &f.Browser, &f.Platform, &f.Action, &f.Reason,
+		&f.Explanation, &f.UserType, &f.FromKind, &f.Cause, &f.Date, &f.FirstAt} {
+		clip(p)
 	}
 	f.Logins = append([]string(nil), f.Logins...)
-	for i, l := range f.Logins {
-		f.Logins[i] = humantext.Clip(l, maxFieldBytes)
+	for i := range f.Logins {
+		clip(&f.Logins[i])
+	}
+	f.IPs = append([]string(nil), f.IPs...)
+	for i := range f.IPs {
+		clip(&f.IPs[i])
+	}
+	f.Reasons = append([]Reason(nil), f.Reasons...)
+	for i := range f.Reasons {
+		clip(&f.Reasons[i].Text)
+	}
+	if f.Episode != nil {
+		e := *f.Episode
+		for _, p := range []*string{&e.Key, &e.Network, &e.Country, &e.First} {
+			clip(p)
+		}
+		f.Episode = &e
+	}
+	if f.Familiar != nil {
+		m := *f.Familiar
+		for _, p := range []*string{&m.Network, &m.Place, &m.Device} {
+			clip(p)
+		}
+		f.Familiar = &m
+	}
+	if f.Trip != nil {
+		t := *f.Trip
+		for _, p := range []*string{&t.Place, &t.Device, &t.Since} {
+			clip(p)
+		}
+		f.Trip = &t
 	}
 	f.clipped = true
 	return f
 }
+
+// ClipFields is f with every text field cut to a bound (see clipFields),
+// for a destination with a size limit of its own (the findings bus).
+func ClipFields(f Finding) Finding { return clipFields(f) }
 
 // size is what SNS counts against its limit: the structured message and
 // the message attributes.

@@ -67,7 +67,10 @@ type Store interface {
 	// united).
 	// Storage is bounded: a few items per time bucket, each holding at most
 	// a fixed number of addresses (those with fewer failures give way).
-	RecordFailures(ctx context.Context, fs []ipguard.AddressFailures, keep time.Duration) error
+	// forgotten is how many addresses this write left out of the items it
+	// wrote (they gave way), 0 when every address is kept: their failed
+	// logins no longer reach a later run's correlation.
+	RecordFailures(ctx context.Context, fs []ipguard.AddressFailures, keep time.Duration) (forgotten int, err error)
 	// AllowlistHistory returns the allowlist histories of the users among
 	// ids that have one (see ipguard.AllowlistHistory).
 	AllowlistHistory(ctx context.Context, ids []string) (map[string]ipguard.AllowlistHistory, error)
@@ -384,6 +387,9 @@ type run struct {
 	// when unknown), userTypeLookups counts its requests (people.go).
 	userTypes       map[string]string
 	userTypeLookups int
+	// userTypesStopped: a piece's lookups ran out of their time; the run
+	// looks up no more (people.go).
+	userTypesStopped bool
 	// accountKey is Store.AccountHashKey, read once per run.
 	accountKey []byte
 

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
@@ -248,7 +249,9 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 
 // Tee sends every alert to Next, then a copy to Chat. Chat is a courtesy
 // copy: its failure is logged (msg "chat notification not sent") and
-// never fails the alert, which Next delivered.
+// counted (TakeUndelivered: the ChatUndelivered metric, which an alarm
+// reads, since chat may be a team's only destination), and never fails the
+// alert, which Next delivered.
 type Tee struct {
 	Next interface {
 		Publish(ctx context.Context, a ipguard.Alert) (string, error)
@@ -257,7 +260,13 @@ type Tee struct {
 		Publish(ctx context.Context, a ipguard.Alert) (string, error)
 	}
 	Log *slog.Logger
+
+	undelivered atomic.Int64
 }
+
+// TakeUndelivered returns how many chat copies failed since the last call
+// (the ChatUndelivered metric), and starts again at 0.
+func (t *Tee) TakeUndelivered() int { return int(t.undelivered.Swap(0)) }
 
 // Publish implements the publisher port.
 func (t *Tee) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
@@ -270,6 +279,7 @@ func (t *Tee) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
 		o.Tried, o.Err = true, cerr
 	}
 	if cerr != nil {
+		t.undelivered.Add(1)
 		ipguard.LoggerOrDiscard(t.Log).ErrorContext(ctx, "chat notification not sent", "subject", a.Subject, "error", cerr.Error())
 	}
 	return id, nil

@@ -78,8 +78,19 @@ type Person struct {
 	Type string `json:"type,omitempty"`
 }
 
-// maxNameBytes bounds a listed person's name in the digest item.
-const maxNameBytes = 200
+// Bounds of the texts one digest item keeps (it holds up to maxTracked
+// people, users, addresses and episodes, so that it stays one DynamoDB item
+// whatever the portal's names): a name or place, an address, a date, a line.
+const (
+	maxNameBytes = 100
+	maxAddrBytes = 64
+	maxDateBytes = 40
+	maxLineBytes = 300
+)
+
+// kept is s as the digest item keeps it: cleaned of secrets and cut to n
+// bytes (the message cleans it again for display).
+func kept(s string, n int) string { return humantext.Clip(redact.Clean(s), n) }
 
 // addPerson lists the person of a DigestOnly finding.
 func (d *Digest) addPerson(f audit.Finding) {
@@ -91,7 +102,7 @@ func (d *Digest) addPerson(f audit.Finding) {
 	if key == "" {
 		key = "name:" + name
 	}
-	key = humantext.Clip(redact.Clean(key), maxNameBytes)
+	key = kept(key, maxNameBytes)
 	p := d.People[key]
 	if p == nil {
 		if len(d.People) >= maxTracked {
@@ -100,12 +111,12 @@ func (d *Digest) addPerson(f audit.Finding) {
 		}
 		// Clipped: the item holds up to maxTracked people whatever the
 		// portal's names (the message cleans them again for display).
-		p = &Person{Name: humantext.Clip(redact.Clean(name), maxNameBytes), First: humantext.Clip(f.Date, 40)}
+		p = &Person{Name: kept(name, maxNameBytes), First: humantext.Clip(f.Date, maxDateBytes)}
 		d.People[key] = p
 	}
 	p.Logins++
 	if f.Date != "" && (p.First == "" || f.Date < p.First) {
-		p.First = f.Date
+		p.First = humantext.Clip(f.Date, maxDateBytes)
 	}
 	if f.UserType != "" {
 		p.Type = humantext.Clip(f.UserType, 40)
@@ -126,9 +137,10 @@ func (d *Digest) Add(f audit.Finding) {
 	if f.Kind == audit.KindFailedLoginBurst && len(f.Logins) > 0 {
 		user = f.Logins[0]
 	}
-	// Cleaned of secrets before they are stored (the item outlives the run).
-	count(d.Users, redact.Clean(user), &d.Others.Users)
-	count(d.Addresses, redact.Clean(f.IP), &d.Others.Addresses)
+	// Cleaned of secrets and cut before they are stored (the item outlives
+	// the run, and holds maxTracked of each).
+	count(d.Users, kept(user, maxNameBytes), &d.Others.Users)
+	count(d.Addresses, kept(f.IP, maxAddrBytes), &d.Others.Addresses)
 	d.addMiss(f, user)
 }
 
@@ -436,42 +448,71 @@ func allDigestOnly(fs []audit.Finding) bool {
 // SendDue sends each due digest (see Due) that holds findings and was not
 // sent, once: a run claims it (a conditional write), publishes it to Next
 // and marks it sent. A run that dies after its claim leaves the digest to
-// a run 15 minutes later. It returns the days sent.
+// a run 15 minutes later. It returns the days sent. A day that cannot be
+// read or sent holds back no other day: SendDue goes on with the next and
+// returns the first failure (with how many days failed) at the end.
 func (p *Publisher) SendDue(ctx context.Context) (sent []string, err error) {
-	now := p.now()
-	for _, day := range Due(now, p.Hour) {
-		var d Digest
-		rev, ok, err := p.Store.LoadRevised(ctx, Prefix+day, &d)
-		if err != nil {
-			return sent, fmt.Errorf("digest: read %s: %w", day, err)
+	var first error
+	failed := 0
+	for _, day := range Due(p.now(), p.Hour) {
+		if ctx.Err() != nil {
+			break
 		}
-		if !ok || d.Total == 0 || d.Sent != "" {
+		ok, derr := p.sendDay(ctx, day)
+		if derr != nil {
+			failed++
+			if first == nil {
+				first = derr
+			}
 			continue
 		}
-		if c, perr := time.Parse(time.RFC3339, d.Claimed); perr == nil && now.Sub(c) < claimStale {
-			continue // another run is sending it
+		if ok {
+			sent = append(sent, day)
 		}
-		d.Claimed = now.UTC().Format(time.RFC3339)
-		if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
-			if ipguard.ErrorCode(err) == ipguard.EConflict {
-				continue
-			}
-			return sent, fmt.Errorf("digest: claim %s: %w", day, err)
-		}
-		rev++
-		d.week = p.weekNetworks(ctx, day, d)
-		if _, err := p.Next.Publish(ctx, Render(p.Portal, p.Hour, d)); err != nil {
-			d.Claimed = ""
-			_ = p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)) // the next run tries again
-			return sent, fmt.Errorf("digest: send %s: %w", day, err)
-		}
-		d.Sent = now.UTC().Format(time.RFC3339)
-		if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
-			ipguard.LoggerOrDiscard(p.Log).WarnContext(ctx, "digest sent but not marked sent; a run 15 minutes after the claim may send it again", "day", day, "error", err.Error())
-		}
-		sent = append(sent, day)
 	}
-	return sent, nil
+	if failed > 1 {
+		first = fmt.Errorf("%w (and %d more days failed)", first, failed-1)
+	}
+	if first == nil && ctx.Err() != nil {
+		first = fmt.Errorf("digest: out of time before every due day was sent: %w", ctx.Err())
+	}
+	return sent, first
+}
+
+// sendDay sends the digest of day if it is due to be sent (see SendDue);
+// ok says it was sent by this call.
+func (p *Publisher) sendDay(ctx context.Context, day string) (ok bool, err error) {
+	now := p.now()
+	var d Digest
+	rev, ok, err := p.Store.LoadRevised(ctx, Prefix+day, &d)
+	if err != nil {
+		return false, fmt.Errorf("digest: read %s: %w", day, err)
+	}
+	if !ok || d.Total == 0 || d.Sent != "" {
+		return false, nil
+	}
+	if c, perr := time.Parse(time.RFC3339, d.Claimed); perr == nil && now.Sub(c) < claimStale {
+		return false, nil // another run is sending it
+	}
+	d.Claimed = now.UTC().Format(time.RFC3339)
+	if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
+		if ipguard.ErrorCode(err) == ipguard.EConflict {
+			return false, nil
+		}
+		return false, fmt.Errorf("digest: claim %s: %w", day, err)
+	}
+	rev++
+	d.week = p.weekNetworks(ctx, day, d)
+	if _, err := p.Next.Publish(ctx, Render(p.Portal, p.Hour, d)); err != nil {
+		d.Claimed = ""
+		_ = p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)) // the next run tries again
+		return false, fmt.Errorf("digest: send %s: %w", day, err)
+	}
+	d.Sent = now.UTC().Format(time.RFC3339)
+	if err := p.Store.SaveRevised(ctx, Prefix+day, d, rev, now.Add(keep)); err != nil {
+		ipguard.LoggerOrDiscard(p.Log).WarnContext(ctx, "digest sent but not marked sent; a run 15 minutes after the claim may send it again", "day", day, "error", err.Error())
+	}
+	return true, nil
 }
 
 func (p *Publisher) now() time.Time {

@@ -1,6 +1,8 @@
 package digest
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -10,7 +12,6 @@ import (
 	"ipguard/internal/allowlist"
 	"ipguard/internal/audit"
 	"ipguard/internal/humantext"
-	"ipguard/internal/redact"
 )
 
 // What the digest says of logins outside the allowlist (issue #21 §2): the
@@ -44,7 +45,7 @@ type UserNetworks struct {
 func (d *Digest) addMiss(f audit.Finding, user string) {
 	if f.Familiar != nil {
 		if len(d.Familiar) < maxFamiliarLines {
-			d.Familiar = append(d.Familiar, redact.Clean(user)+": "+f.Familiar.Line(redact.Clean(f.IP)))
+			d.Familiar = append(d.Familiar, kept(kept(user, maxNameBytes)+": "+f.Familiar.Line(kept(f.IP, maxAddrBytes)), maxLineBytes))
 		} else {
 			d.FamiliarOthers++
 		}
@@ -54,7 +55,7 @@ func (d *Digest) addMiss(f audit.Finding, user string) {
 	}
 	if f.Trip != nil {
 		if len(d.Trips) < maxFamiliarLines {
-			d.Trips = append(d.Trips, redact.Clean(user)+": "+f.Trip.Line(redact.Clean(f.IP)))
+			d.Trips = append(d.Trips, kept(kept(user, maxNameBytes)+": "+f.Trip.Line(kept(f.IP, maxAddrBytes)), maxLineBytes))
 		} else {
 			d.TripsOthers++
 		}
@@ -63,7 +64,8 @@ func (d *Digest) addMiss(f audit.Finding, user string) {
 		if d.Episodes == nil {
 			d.Episodes = map[string]EpisodeLine{}
 		}
-		line, ok := d.Episodes[e.Key]
+		key := episodeKey(e.Key)
+		line, ok := d.Episodes[key]
 		if !ok && len(d.Episodes) >= maxTracked {
 			d.Others.Episodes++
 			return
@@ -75,12 +77,12 @@ func (d *Digest) addMiss(f audit.Finding, user string) {
 			}
 			where += e.Country
 		}
-		line.User, line.Where, line.First = redact.Clean(user), redact.Clean(where), e.First
+		line.User, line.Where, line.First = kept(user, maxNameBytes), kept(where, maxNameBytes), humantext.Clip(e.First, maxDateBytes)
 		line.Count = max(line.Count, e.Count)
 		if e.Repeat {
 			line.Repeats++
 		}
-		d.Episodes[e.Key] = line
+		d.Episodes[key] = line
 	}
 }
 
@@ -96,7 +98,7 @@ func (d *Digest) suggest(id, user, network string) {
 		if len(d.Networks) >= maxSuggestUsers {
 			return
 		}
-		u = &UserNetworks{User: redact.Clean(user)}
+		u = &UserNetworks{User: kept(user, maxNameBytes)}
 		d.Networks[id] = u
 	}
 	for _, n := range u.Networks {
@@ -107,6 +109,18 @@ func (d *Digest) suggest(id, user, network string) {
 	if len(u.Networks) < maxSuggestNets {
 		u.Networks = append(u.Networks, network)
 	}
+}
+
+// episodeKey is the key the digest counts an episode under: its own
+// ("<userId>|<network or country>"), or, when a portal's country makes it
+// long, its beginning and a hash of the whole, so that the item stays
+// bounded and distinct episodes stay distinct.
+func episodeKey(k string) string {
+	if len(k) <= maxNameBytes {
+		return k
+	}
+	sum := sha256.Sum256([]byte(k))
+	return humantext.Clip(k, maxNameBytes-20) + "#" + hex.EncodeToString(sum[:8])
 }
 
 // mergeWeek adds the suggestions of another day's digest to week.

@@ -40,12 +40,12 @@ func (p EnforcePortal) EndSession(ctx context.Context, loginEventID int64) (bool
 	return ended, refused(err)
 }
 
-// ConfirmEnded implements enforce.Portal from the audit trail: a "session
-// ended" event (4035) by the API key's user since since.
-func (p EnforcePortal) ConfirmEnded(ctx context.Context, _ int64, since time.Time) (bool, error) {
+// SessionsEnded implements enforce.Portal from the audit trail: the
+// "session ended" events (4035) by the API key's user since since.
+func (p EnforcePortal) SessionsEnded(ctx context.Context, since time.Time) (int, error) {
 	self, err := p.APIKeyUser(ctx)
 	if err != nil {
-		return false, err
+		return 0, err
 	}
 	return p.Client.SessionsEndedBy(ctx, self, since)
 }

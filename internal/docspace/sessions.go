@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -73,19 +74,31 @@ func (c *Client) EndAllSessions(ctx context.Context, userID string) error {
 // ended (UserLogoutActiveConnection).
 const ActionSessionEnded = 4035
 
-// SessionsEndedBy reports whether the audit trail holds a "session ended"
-// event (4035) by userID dated at or after since (truncated to the second).
-// The real portal's event names who ended a session, not which one.
-func (c *Client) SessionsEndedBy(ctx context.Context, userID string, since time.Time) (bool, error) {
-	evs, err := c.AuditEvents(ctx, ActionSessionEnded, since, 0, 100)
-	if err != nil {
-		return false, err
-	}
-	for _, ev := range evs {
-		if ev.ActionID == ActionSessionEnded && ipguard.CanonicalUserID(ev.UserID) == ipguard.CanonicalUserID(userID) &&
-			!ev.Date.Before(since.Truncate(time.Second)) {
-			return true, nil
+// SessionsEndedBy counts the "session ended" events (4035) by userID in
+// the audit trail dated at or after since (truncated to the second). The
+// real portal's event names who ended a session, not which one. It pages
+// (the trail filters before paging) and counts each event id once, since
+// rows shift down while new ones arrive; more than maxSessionsEndedPages
+// pages is an error rather than a guess.
+func (c *Client) SessionsEndedBy(ctx context.Context, userID string, since time.Time) (int, error) {
+	seen := map[int64]bool{}
+	for page := 0; page < maxSessionsEndedPages; page++ {
+		evs, err := c.AuditEvents(ctx, ActionSessionEnded, since, page*100, 100)
+		if err != nil {
+			return 0, err
+		}
+		for _, ev := range evs {
+			if ev.ActionID == ActionSessionEnded && ipguard.CanonicalUserID(ev.UserID) == ipguard.CanonicalUserID(userID) &&
+				!ev.Date.Before(since.Truncate(time.Second)) {
+				seen[ev.ID] = true
+			}
+		}
+		if len(evs) < 100 {
+			return len(seen), nil
 		}
 	}
-	return false, nil
+	return 0, fmt.Errorf("docspace: more than %d pages of ended sessions since %s in the audit trail; not counted", maxSessionsEndedPages, since.UTC().Format(time.RFC3339))
 }
+
+// maxSessionsEndedPages bounds SessionsEndedBy's reads.
+const maxSessionsEndedPages = 20

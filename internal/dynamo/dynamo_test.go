@@ -294,11 +294,11 @@ func TestStore(t *testing.T) {
 			ips = append(ips, ip)
 			fs = append(fs, ipguard.AddressFailures{IP: ip, Count: 1, First: at, Last: at})
 		}
-		if err := s.RecordFailures(ctx, fs, time.Hour); err != nil {
+		if _, err := s.RecordFailures(ctx, fs, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		// merged: the larger count, the wider span
-		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{{IP: "198.18.0.9", Count: 4, First: at.Add(-time.Minute), Last: at}}, time.Hour); err != nil {
+		if _, err := s.RecordFailures(ctx, []ipguard.AddressFailures{{IP: "198.18.0.9", Count: 4, First: at.Add(-time.Minute), Last: at}}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Failures(ctx, []string{"198.18.0.9", "198.18.0.10"}, at.Add(-time.Hour), at.Add(time.Hour))

@@ -62,7 +62,7 @@ func failureKey(bucket time.Time, ip string) string {
 
 // RecordFailures implements audit.Store: per item touched, one consistent
 // read and one write (the caller holds the audit lease).
-func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures, keep time.Duration) error {
+func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures, keep time.Duration) (forgotten int, err error) {
 	byItem := map[string][]ipguard.AddressFailures{}
 	var keys []string
 	for _, f := range fs {
@@ -80,7 +80,7 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 		op := "record failed logins " + k
 		item, err := s.getItem(ctx, op, k)
 		if err != nil {
-			return err
+			return forgotten, err
 		}
 		m := decodeFailures(item)
 		var exp int64
@@ -108,6 +108,7 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 			return list[i].IP < list[j].IP
 		})
 		if len(list) > maxFailureAddrs {
+			forgotten += len(list) - maxFailureAddrs
 			list = list[:maxFailureAddrs]
 		}
 		// Every address keeps its count and span; the details (accounts,
@@ -130,10 +131,10 @@ func (s *Store) RecordFailures(ctx context.Context, fs []ipguard.AddressFailures
 		if err := s.putItem(ctx, op, map[string]types.AttributeValue{
 			"pk": str(k), "a": &types.AttributeValueMemberM{Value: a}, "expiresAt": num(exp),
 		}); err != nil {
-			return err
+			return forgotten, err
 		}
 	}
-	return nil
+	return forgotten, nil
 }
 
 // Failures implements audit.Store: the items of the buckets [from, to] and

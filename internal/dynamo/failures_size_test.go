@@ -49,7 +49,7 @@ func TestAFailuresItemStaysUnderDynamoDBsItemLimitUnderAFlood(t *testing.T) {
 		fs = append(fs, f)
 		ips = append(ips, f.IP)
 	}
-	if err := s.RecordFailures(context.Background(), fs, time.Hour); err != nil {
+	if _, err := s.RecordFailures(context.Background(), fs, time.Hour); err != nil {
 		t.Fatalf("RecordFailures: %v", err)
 	}
 	got, err := s.Failures(context.Background(), ips, b, b.Add(10*time.Minute))

@@ -14,7 +14,7 @@ import (
 // until, and the cursor (cursorFrom, cursorTo, cursorBelow) when a window is
 // under way (with cursorGuesses, the logins a failed login below it may
 // still raise; cursorSecondTries, cursorAttempts and cursorPiece, how the
-// runs at it fared). The zero value when nothing was saved. Strongly consistent.
+// runs at it fared; cursorArchivedBelow, how far the login archive wrote). The zero value when nothing was saved. Strongly consistent.
 func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 	const op = "get audit progress"
 	item, err := s.getItem(ctx, op, checkpointPK)
@@ -23,7 +23,7 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 	}
 	var p ipguard.AuditProgress
 	times := map[string]time.Time{}
-	for _, name := range []string{"until", "cursorFrom", "cursorTo", "cursorBelow"} {
+	for _, name := range []string{"until", "cursorFrom", "cursorTo", "cursorBelow", "cursorArchivedBelow"} {
 		v, ok, err := getS(item, name)
 		if err != nil {
 			return ipguard.AuditProgress{}, s.corrupt(op, err)
@@ -46,7 +46,7 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 		}
 	}
 	if b, ok := times["cursorBelow"]; ok {
-		p.Cursor = &ipguard.AuditCursor{From: times["cursorFrom"], To: times["cursorTo"], Below: b}
+		p.Cursor = &ipguard.AuditCursor{From: times["cursorFrom"], To: times["cursorTo"], Below: b, ArchivedBelow: times["cursorArchivedBelow"]}
 		tries, _, err := getN(item, "cursorSecondTries")
 		if err != nil {
 			return ipguard.AuditProgress{}, s.corrupt(op, err)
@@ -98,6 +98,9 @@ func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error 
 		}
 		if c.Guesses != "" {
 			item["cursorGuesses"] = str(c.Guesses)
+		}
+		if !c.ArchivedBelow.IsZero() {
+			item["cursorArchivedBelow"] = str(c.ArchivedBelow.UTC().Format(time.RFC3339Nano))
 		}
 	}
 	return s.putItem(ctx, "set audit progress", item)

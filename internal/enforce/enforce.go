@@ -79,12 +79,14 @@ type Portal interface {
 	// portal is not sent again, and the error is one for which
 	// errors.Is(err, ErrUnconfirmed).
 	EndSession(ctx context.Context, loginEventID int64) (bool, error)
-	// ConfirmEnded reports whether the portal shows that the API key's user
-	// ended a single session at or after since (its audit trail, action
-	// 4035): how a logout whose answer was lost is confirmed. The audit
-	// holds its lease while enforcing, so no other run of this tool ends
-	// sessions meanwhile.
-	ConfirmEnded(ctx context.Context, loginEventID int64, since time.Time) (bool, error)
+	// SessionsEnded returns how many single sessions the API key's user
+	// ended at or after since (its audit trail, action 4035, dated to the
+	// second, so since counts from the start of its second): how a logout
+	// whose answer was lost is confirmed. The trail names who ended a
+	// session, not which one, so the caller tells its own earlier logouts
+	// apart by counting them. The audit holds its lease while enforcing, so
+	// no other run of this tool ends sessions meanwhile.
+	SessionsEnded(ctx context.Context, since time.Time) (int, error)
 	// EndAllSessions ends every session of userID
 	// (PUT security/activeconnections/logoutall/{userId}). A 403 is an error
 	// for which errors.Is(err, ErrRefused).
@@ -184,6 +186,12 @@ type Run struct {
 	tripped  bool
 	// loggedOut is, per user, the answer of this run's logoutall.
 	loggedOut map[string]audit.Response
+	// The single-session logouts of this run, for confirming one whose
+	// answer was lost (confirm): when the first was sent, how many ended a
+	// session (answered true, or confirmed), and how many lost their answer
+	// without being confirmed (they may still land, late).
+	firstLogout         time.Time
+	ownEnded, unsettled int
 }
 
 // Respond implements audit.RunResponder (see the package picture). Every
@@ -531,11 +539,15 @@ func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 			claimedOf[uid] = append(claimedOf[uid], i)
 			continue
 		}
-		sent := s.now()
+		if r.rr.firstLogout.IsZero() {
+			r.rr.firstLogout = s.now()
+		}
 		active, err := s.Portal.EndSession(ctx, f.EventID)
 		resp := outcome(err, active, s.now())
 		if errors.Is(err, ErrUnconfirmed) {
-			resp = r.confirm(ctx, f.EventID, sent, err)
+			resp = r.confirm(ctx, err)
+		} else if resp.Outcome == audit.OutcomeEnded {
+			r.rr.ownEnded++
 		}
 		r.set(i, resp)
 		r.settle(ctx, rec, resp)
@@ -579,20 +591,29 @@ func outcome(err error, active bool, at time.Time) audit.Response {
 }
 
 // confirm settles a logout whose answer was lost (err wraps ErrUnconfirmed):
-// the call is not sent again; the portal is asked whether the key's user
-// ended a session since sent, and what it says is recorded.
-func (r *run) confirm(ctx context.Context, id int64, sent time.Time, err error) audit.Response {
-	ended, cerr := r.s.Portal.ConfirmEnded(ctx, id, sent)
+// the call is not sent again; the portal's audit trail is asked how many
+// sessions the key's user ended since this run's first logout, and what it
+// says is recorded. The trail names who ended a session, not which one, and
+// dates it to the second, so this run's own logouts (those that ended a
+// session, and earlier lost ones that may have landed late) are counted
+// out: only a session ended beyond them is this logout's. When that cannot
+// be told, the outcome is failed ("may still be active"), never ended.
+func (r *run) confirm(ctx context.Context, err error) audit.Response {
+	rr := r.rr
+	n, cerr := r.s.Portal.SessionsEnded(ctx, rr.firstLogout)
 	now := r.s.now()
 	switch {
 	case cerr != nil:
+		rr.unsettled++
 		return audit.Response{Outcome: audit.OutcomeFailed, At: now.Format(time.RFC3339),
 			Error: fmt.Sprintf("the logout was sent once and its answer was lost (%v); whether it ended the session could not be confirmed: %v", err, cerr)}
-	case ended:
+	case n > rr.ownEnded+rr.unsettled:
+		rr.ownEnded++
 		return audit.Response{Outcome: audit.OutcomeEnded, At: now.Format(time.RFC3339)}
 	default:
+		rr.unsettled++
 		return audit.Response{Outcome: audit.OutcomeFailed, At: now.Format(time.RFC3339),
-			Error: fmt.Sprintf("the logout was sent once and its answer was lost (%v); the portal shows no session ended since, so the session may still be active", err)}
+			Error: fmt.Sprintf("the logout was sent once and its answer was lost (%v); the portal shows no session ended since beyond this run's own other logouts, so the session may still be active", err)}
 	}
 }
 

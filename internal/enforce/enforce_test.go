@@ -33,7 +33,7 @@ type fakePortal struct {
 	failSelf    error
 	// loseAnswer: logout of these ids is applied but its answer is lost.
 	loseAnswer map[int64]bool
-	// endedAt: when each session was ended by a logout (for ConfirmEnded).
+	// endedAt: when each session was ended by a logout (for SessionsEnded).
 	endedAt []time.Time
 	now     func() time.Time
 }
@@ -80,16 +80,17 @@ func (p *fakePortal) EndSession(_ context.Context, id int64) (bool, error) {
 	return was, nil
 }
 
-func (p *fakePortal) ConfirmEnded(_ context.Context, id int64, since time.Time) (bool, error) {
-	p.record(fmt.Sprintf("confirm %d", id))
+func (p *fakePortal) SessionsEnded(_ context.Context, since time.Time) (int, error) {
+	p.record("confirm")
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	n := 0
 	for _, at := range p.endedAt {
-		if !at.Before(since) {
-			return true, nil
+		if !at.Before(since.Truncate(time.Second)) { // the trail is dated to the second
+			n++
 		}
 	}
-	return false, nil
+	return n, nil
 }
 
 func (p *fakePortal) EndAllSessions(_ context.Context, userID string) error {

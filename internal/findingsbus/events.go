@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/ocsf"
 	"ipguard/internal/redact"
@@ -131,7 +132,10 @@ func Events(portal string, a ipguard.Alert, now time.Time) ([]Entry, error) {
 	return out, nil
 }
 
-// entry builds the detail: obj plus findingId and ocsf, smaller when needed.
+// entry builds the detail: obj plus findingId and ocsf, smaller when needed:
+// first without the raw events, then also with every long text cut to
+// maxFieldBytes (audit.ClipFields; the JSON's other strings alike), so that
+// no finding the audit alerts is too large for the bus.
 func entry(id string, obj map[string]json.RawMessage, oa ocsf.Alert, at time.Time, test bool) (Entry, error) {
 	obj["findingId"], _ = json.Marshal(id)
 	for attempt := 0; ; attempt++ {
@@ -160,16 +164,64 @@ func entry(id string, obj map[string]json.RawMessage, oa ocsf.Alert, at time.Tim
 		if e.Size() <= MaxEntryBytes {
 			return e, nil
 		}
-		if attempt > 0 {
-			return Entry{}, ipguard.Errorf(ipguard.EInternal, "findings bus: finding %s is %d bytes even without its raw events, more than EventBridge's %d", id, e.Size(), MaxEntryBytes)
-		}
-		delete(obj, "raw")
-		if oa.Finding != nil {
-			f := *oa.Finding
-			f.Raw = nil
-			oa.Finding = &f
+		switch attempt {
+		case 0:
+			delete(obj, "raw")
+			if oa.Finding != nil {
+				f := *oa.Finding
+				f.Raw = nil
+				oa.Finding = &f
+			}
+		case 1:
+			for k, v := range obj {
+				if k != "ocsf" && k != "findingId" {
+					obj[k] = clipJSON(v)
+				}
+			}
+			if oa.Finding != nil {
+				f := audit.ClipFields(*oa.Finding)
+				oa.Finding = &f
+			}
+			oa.Title = humantext.Clip(oa.Title, maxFieldBytes)
+		default:
+			return Entry{}, ipguard.Errorf(ipguard.EInternal, "findings bus: finding %s is %d bytes even without its raw events and with its text cut, more than EventBridge's %d", id, e.Size(), MaxEntryBytes)
 		}
 	}
+}
+
+// maxFieldBytes bounds each text of a detail too large for one entry.
+const maxFieldBytes = 1000
+
+// clipJSON cuts every string in v longer than maxFieldBytes (humantext.Clip),
+// at any depth; v is returned as it was when it does not parse.
+func clipJSON(v json.RawMessage) json.RawMessage {
+	dec := json.NewDecoder(bytes.NewReader(v))
+	dec.UseNumber()
+	var x any
+	if err := dec.Decode(&x); err != nil {
+		return v
+	}
+	var walk func(any) any
+	walk = func(x any) any {
+		switch t := x.(type) {
+		case string:
+			return humantext.Clip(t, maxFieldBytes)
+		case []any:
+			for i := range t {
+				t[i] = walk(t[i])
+			}
+		case map[string]any:
+			for k := range t {
+				t[k] = walk(t[k])
+			}
+		}
+		return x
+	}
+	out, err := marshal(walk(x))
+	if err != nil {
+		return v
+	}
+	return out
 }
 
 // marshal encodes without HTML escaping (EventBridge counts bytes).

@@ -327,6 +327,12 @@ type AuditCursor struct {
 	// commit at a time (0: the audit's default): made smaller after a run
 	// that made no progress, larger again as pieces get through.
 	Piece int
+	// ArchivedBelow is how far down the login archive has written this
+	// window: its events dated after it (and at or below To) are archived
+	// (zero: as far as Below). It runs ahead of Below while logins are
+	// held above the cursor, so that the pieces after never write them
+	// again, nor under one name.
+	ArchivedBelow time.Time
 }
 
 // EntryDetail is the optional part of an allowlist entry: a time-bound

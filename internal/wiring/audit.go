@@ -90,6 +90,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 	svc.Source = pages
 	mw := d.metricsWriter()
 	keys := d.KeyWatch()
+	keys.Publisher = chain.withoutDigest(d) // the run's bus and chat copy, so their undelivered counts are the run's
 	subs := d.Subscriptions()
 	return func(ctx context.Context, payload []byte) (res audit.Result, err error) {
 		start := time.Now()

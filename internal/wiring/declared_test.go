@@ -72,6 +72,8 @@ func emittedLines() map[string][][]emf.Metric {
 			failureMetrics(down), // StartFailing
 			{count(MetricBusUndelivered, 0)},
 			{count(MetricBusUndelivered, 3)},
+			{count(MetricChatUndelivered, 0)},
+			{count(MetricChatUndelivered, 2)},
 		},
 		Onboard: {
 			onboardMetrics(onboard.Result{PortalUpdated: true}, nil, time.Millisecond, 0),
@@ -82,6 +84,8 @@ func emittedLines() map[string][][]emf.Metric {
 			onboardMetrics(onboard.Result{Action: onboard.ActionSync}, nil, time.Millisecond, 2),
 			{count(MetricBusUndelivered, 0)},
 			{count(MetricBusUndelivered, 1)},
+			{count(MetricChatUndelivered, 0)},
+			{count(MetricChatUndelivered, 1)},
 		},
 	}
 }

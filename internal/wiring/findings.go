@@ -40,6 +40,7 @@ type alertChain struct {
 	Publisher publisherPort
 	Bus       *findingsbus.Bus  // nil without FINDINGS_BUS_NAME
 	Digest    *digest.Publisher // nil for onboarding or DIGEST_SEVERITIES=none
+	Chat      *chatnotify.Tee   // nil without CHAT_TOPIC_ARN
 }
 
 // alertChain builds the chain to topicARN for the function fn that runs (its
@@ -48,10 +49,11 @@ type alertChain struct {
 func (d Deps) alertChain(topicARN string, fn config.Function, withDigest bool) alertChain {
 	f := d.Config.Findings
 	var pub publisherPort = snsalert.New(d.snsClient(), topicARN)
-	if f.ChatTopicARN != "" {
-		pub = &chatnotify.Tee{Next: pub, Chat: &chatnotify.Publisher{API: d.snsClient(), Topic: f.ChatTopicARN}, Log: d.Log}
-	}
 	var c alertChain
+	if f.ChatTopicARN != "" {
+		c.Chat = &chatnotify.Tee{Next: pub, Chat: &chatnotify.Publisher{API: d.snsClient(), Topic: f.ChatTopicARN}, Log: d.Log}
+		pub = c.Chat
+	}
 	// The digest also lists people without an allowlist
 	// (UNKNOWN_USER_POLICY=digest), even with DIGEST_SEVERITIES=none.
 	peopleDigest := fn == config.Audit && d.Config.Audit.UnknownUserMessages() == config.UnknownDigest
@@ -69,6 +71,21 @@ func (d Deps) alertChain(topicARN string, fn config.Function, withDigest bool) a
 	}
 	c.Publisher = pub
 	return c
+}
+
+// withoutDigest is the chain's publisher without its digest step (for
+// alerts the digest never holds back, the key watch's): the same findings
+// bus and chat copy, so what they fail to deliver is counted with the run's
+// (busMetrics).
+func (c alertChain) withoutDigest(d Deps) publisherPort {
+	if c.Digest == nil {
+		return c.Publisher
+	}
+	next := publisherPort(c.Digest.Next)
+	if c.Bus != nil {
+		next = &findingsbus.Publisher{Next: next, Bus: c.Bus, Portal: d.Config.DocSpace.Host}
+	}
+	return next
 }
 
 // outboxPK is the findings bus outbox of the function fn.
@@ -96,12 +113,17 @@ func (c alertChain) retryOutbox(ctx context.Context, d Deps) {
 
 // busMetrics is BusUndelivered: the findings the bus refused during the
 // invocation (kept in the outbox, or lost) and those still waiting in the
-// outbox after its retry; nothing without a findings bus.
+// outbox after its retry; nothing without a findings bus. With chat, also
+// ChatUndelivered: the chat copies that failed during the invocation.
 func (c alertChain) busMetrics() []emf.Metric {
-	if c.Bus == nil {
-		return nil
+	var ms []emf.Metric
+	if c.Bus != nil {
+		ms = append(ms, count(MetricBusUndelivered, c.Bus.TakeUndelivered()))
 	}
-	return []emf.Metric{count(MetricBusUndelivered, c.Bus.TakeUndelivered())}
+	if c.Chat != nil {
+		ms = append(ms, count(MetricChatUndelivered, c.Chat.TakeUndelivered()))
+	}
+	return ms
 }
 
 // loginArchive is the audit's Archive: nil without ARCHIVE_BUCKET.

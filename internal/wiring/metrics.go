@@ -61,6 +61,11 @@ const (
 	// in the function's outbox after its retry; written only with a
 	// findings bus (FINDINGS_BUS_NAME), by both functions.
 	MetricBusUndelivered = "BusUndelivered"
+	// MetricChatUndelivered counts the chat copies of alerts that could not
+	// be published to the chat topic in the invocation (the alert itself
+	// went out; chat is a copy, never sent again); written only with chat
+	// (CHAT_TOPIC_ARN), by both functions.
+	MetricChatUndelivered = "ChatUndelivered"
 
 	// Onboarding.
 	MetricRequests      = "Requests"      // 1 per onboarding request
@@ -114,6 +119,7 @@ var Declared = map[string]Declaration{
 	MetricSyncs:                {Functions: []string{Onboard}},                       // SyncHeartbeatAlarm
 	MetricBusUndelivered:       {Functions: []string{Audit, Onboard}, NonZero: true}, // FindingsBusUndeliveredAlarm, OnboardFindingsBusUndeliveredAlarm
 	MetricAlertsUndelivered:    {Functions: []string{Onboard}, NonZero: true},        // OnboardAlertsUndeliveredAlarm
+	MetricChatUndelivered:      {Functions: []string{Audit, Onboard}, NonZero: true}, // ChatUndeliveredAlarm, OnboardChatUndeliveredAlarm
 }
 
 // AuditMetrics and OnboardMetrics list the fixed names each function's line

@@ -54,6 +54,10 @@ type Store struct {
 	// FailRecordFailures makes RecordFailures fail with an EUnavailable
 	// error, as an unavailable table would.
 	FailRecordFailures bool
+	// ForgetFailures is what RecordFailures reports as forgotten (addresses
+	// that gave way, as under a flood in the DynamoDB store); the fake
+	// itself keeps every address.
+	ForgetFailures int
 	// HistoryItems are the users' allowlist histories (written by
 	// onboarding; a test's seed here).
 	HistoryItems map[string]ipguard.AllowlistHistory
@@ -225,12 +229,13 @@ func (s *Store) AllowlistHistory(_ context.Context, ids []string) (map[string]ip
 }
 
 // RecordFailures implements audit.Store: each address's record merges with
-// what is remembered (ipguard.MergeAddressFailures).
-func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, _ time.Duration) error {
+// what is remembered (ipguard.MergeAddressFailures); it keeps every address
+// and reports ForgetFailures as forgotten.
+func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, _ time.Duration) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.FailRecordFailures {
-		return &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: table unavailable"}
+		return 0, &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: table unavailable"}
 	}
 	for _, x := range fs {
 		if (x.Count <= 0 && len(x.Accounts) == 0 && len(x.Counted) == 0) || x.IP == "" {
@@ -246,7 +251,7 @@ func (s *Store) RecordFailures(_ context.Context, fs []ipguard.AddressFailures, 
 		}
 		recs[i] = ipguard.MergeAddressFailures(recs[i], x)
 	}
-	return nil
+	return s.ForgetFailures, nil
 }
 
 // AccountHashKey implements audit.Store: a fixed key (AccountKey when a

@@ -62,7 +62,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		}
 		want := ipguard.AuditProgress{Until: t0.Add(123456789), Cursor: &ipguard.AuditCursor{
 			From: t0.Add(time.Second), To: t0.Add(15 * time.Minute), Below: t0.Add(10*time.Minute + 1), Guesses: `[{"eventId":9}]`,
-			Attempts: 2, Piece: 125}}
+			Attempts: 2, Piece: 125, ArchivedBelow: t0.Add(9*time.Minute + 7)}}
 		if err := s.SetProgress(ctx, want); err != nil {
 			t.Fatal(err)
 		}
@@ -70,7 +70,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		got, err := s.Progress(ctx)
 		if err != nil || !got.Until.Equal(t0.Add(123456789)) || got.Cursor == nil ||
 			!got.Cursor.From.Equal(t0.Add(time.Second)) || !got.Cursor.To.Equal(t0.Add(15*time.Minute)) || !got.Cursor.Below.Equal(t0.Add(10*time.Minute+1)) ||
-			got.Cursor.Guesses != `[{"eventId":9}]` || got.Cursor.Attempts != 2 || got.Cursor.Piece != 125 {
+			got.Cursor.Guesses != `[{"eventId":9}]` || got.Cursor.Attempts != 2 || got.Cursor.Piece != 125 || !got.Cursor.ArchivedBelow.Equal(t0.Add(9*time.Minute+7)) {
 			t.Fatalf("Progress = %+v (cursor %+v), %v", got, got.Cursor, err)
 		}
 		if err := s.SetProgress(ctx, ipguard.AuditProgress{Until: t0.Add(15 * time.Minute)}); err != nil {
@@ -162,7 +162,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		s, _ := newStore(t)
 		ip := "198.51.100.7"
 		rec := ipguard.AddressFailures{IP: ip, Count: 3, First: t0, Last: t0.Add(time.Minute)}
-		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{rec}, time.Hour); err != nil {
+		if _, err := s.RecordFailures(ctx, []ipguard.AddressFailures{rec}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Failures(ctx, []string{ip, "203.0.113.99"}, t0.Add(-5*time.Minute), t0.Add(5*time.Minute))
@@ -173,7 +173,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 			t.Errorf("Failures = %+v; want %s with 3 failures, the last at %s", got, ip, rec.Last)
 		}
 		rec.Count = 5 // the same failures counted again, and more
-		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{rec}, time.Hour); err != nil {
+		if _, err := s.RecordFailures(ctx, []ipguard.AddressFailures{rec}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		if got, err := s.Failures(ctx, []string{ip}, t0.Add(-5*time.Minute), t0.Add(5*time.Minute)); err != nil || len(got[ip]) != 1 || got[ip][0].Count != 5 {
@@ -192,7 +192,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		b0 := t0.Truncate(10 * time.Minute)
 		early := ipguard.AddressFailures{IP: ip, Count: 2, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute)}
 		late := ipguard.AddressFailures{IP: ip, Count: 4, First: b0.Add(31 * time.Minute), Last: b0.Add(33 * time.Minute)}
-		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{early, late}, time.Hour); err != nil {
+		if _, err := s.RecordFailures(ctx, []ipguard.AddressFailures{early, late}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 		got, err := s.Failures(ctx, []string{ip}, b0, b0.Add(time.Hour))
@@ -316,7 +316,7 @@ func recordRunsAndRead(t *testing.T, s audit.Store, ip string, b0 time.Time, run
 	t.Helper()
 	ctx := context.Background()
 	for _, r := range runs {
-		if err := s.RecordFailures(ctx, []ipguard.AddressFailures{r}, time.Hour); err != nil {
+		if _, err := s.RecordFailures(ctx, []ipguard.AddressFailures{r}, time.Hour); err != nil {
 			t.Fatal(err)
 		}
 	}
