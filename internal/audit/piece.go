@@ -33,7 +33,7 @@ type piecer struct {
 // piece evaluates, alerts and commits evs; afterwards every event of the
 // window dated after done is finished (final: the whole window is).
 func (p *piecer) piece(evs []ipguard.LoginEvent, done time.Time, final bool) error {
-	return p.pieceOf(evs, done, final, final)
+	return p.pieceOf(evs, done, final, final || p.run.asTheyStand)
 }
 
 // holds reports whether the Behaviour holds logins for the run's last

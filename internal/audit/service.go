@@ -400,6 +400,14 @@ type run struct {
 	pieces              int
 	// stuck: this run raised no_progress at its start (countAttempt).
 	stuck bool
+	// asTheyStand: an earlier run began at this cursor and did not move it
+	// (countAttempt): every piece of this run is its last (Piece.Last), so
+	// the Behaviour holds nothing for a last piece this run may never reach
+	// either. Held logins would keep the cursor above them (Holder), and a
+	// piece below them that fails in every run would keep them unsent for
+	// good; judged as they stand, they are sent and the cursor moves down
+	// to the failing piece.
+	asTheyStand bool
 	// reserve is the deadline margin the current window's walk keeps for
 	// finishing what it read (see Service.budget).
 	reserve time.Duration
@@ -528,6 +536,7 @@ func (r *run) countAttempt() error {
 	before := c.Attempts
 	if before > 0 {
 		c.Piece = smallerPiece(r.pieceLimit())
+		r.asTheyStand = true
 	}
 	c.Attempts++
 	r.counted = true

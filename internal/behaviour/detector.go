@@ -165,8 +165,10 @@ func (d *Detector) Judge(ctx context.Context, p audit.Piece, fs []audit.Finding)
 		// failed), nothing of it is saved: those logins are read again and
 		// must find the baselines as they were.
 		// Logins held by the run before are above its cursor (Holder):
-		// read again, not judged from memory.
+		// read again, not judged from memory; what it had to tell
+		// (Notes) was of a run that failed before it was asked.
 		d.held = held{}
+		d.notes = nil
 		if d.pending {
 			d.baselines = nil
 			d.unsaved = nil

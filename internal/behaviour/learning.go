@@ -54,6 +54,9 @@ type held struct {
 	events   []ipguard.LoginEvent
 	findings []audit.Finding
 	ids      map[int64]bool
+	// kinds: the held findings by login and kind, so that a login handed
+	// again while held (with its finding again) is released with one.
+	kinds map[heldKind]bool
 	// users: per user met in the run, whether their logins are held;
 	// tentative: the held users without a reason (judged first past maxHeld).
 	users     map[string]bool
@@ -63,6 +66,12 @@ type held struct {
 
 func (h *held) len() int { return len(h.events) }
 
+// heldKind names a held finding: its login and kind.
+type heldKind struct {
+	id   int64
+	kind string
+}
+
 // hold takes out of logins (oldest first) and fs the logins, and their
 // findings, of the users whose judgement waits for the run's last piece
 // (see above).
@@ -70,6 +79,9 @@ func (d *Detector) hold(logins []*ipguard.LoginEvent, fs []audit.Finding, p audi
 	h := &d.held
 	if h.users == nil {
 		h.users, h.tentative, h.ids = map[string]bool{}, map[string]bool{}, map[int64]bool{}
+	}
+	if h.kinds == nil {
+		h.kinds = map[heldKind]bool{}
 	}
 	sensitive := d.orderSensitive(logins, fs, p)
 	var keep []*ipguard.LoginEvent
@@ -107,7 +119,10 @@ func (d *Detector) hold(logins []*ipguard.LoginEvent, fs []audit.Finding, p audi
 	out := make([]audit.Finding, 0, len(fs))
 	for _, f := range fs {
 		if f.EventID != 0 && f.EventIDs == nil && h.ids[f.EventID] {
-			h.findings = append(h.findings, f)
+			if k := (heldKind{f.EventID, f.Kind}); !h.kinds[k] {
+				h.kinds[k] = true
+				h.findings = append(h.findings, f)
+			}
 			continue
 		}
 		out = append(out, f)
@@ -214,6 +229,7 @@ func (h *held) releaseIf(logins []*ipguard.LoginEvent, fs []audit.Finding, out f
 	var kept []audit.Finding
 	for _, f := range h.findings {
 		if out(ipguard.CanonicalUserID(f.UserID)) {
+			delete(h.kinds, heldKind{f.EventID, f.Kind})
 			fs = append(fs, f)
 			continue
 		}
