@@ -165,9 +165,7 @@ func TestHeldLoginsAreJudgedByTheRunsLastPiece(t *testing.T) {
 // new run: the held logins were dropped and the cursor passed them, so
 // their findings were never alerted.
 func TestAnEmptyLastPieceAtTheSameDoneReleasesWhatIsHeld(t *testing.T) {
-	d := &Detector{Store: newMemStore(), Settings: Settings{MinLogins: 5}}
-	newer := success(2, "una", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
-	miss := audit.Finding{EventID: 2, UserID: "una", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh}
+	d, newer, miss := unaLearning()
 	if fs := judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{newer}, Done: t0.Add(4 * time.Hour)}, miss); len(fs) != 0 {
 		t.Fatalf("a new user's login in a newer piece: %+v; want it held", fs)
 	}
@@ -268,9 +266,7 @@ func TestARunAfterAFailedOneInTheSameProcessStartsAnew(t *testing.T) {
 // the same Done (it reads nothing new and stops at its margin) was taken
 // for the old one. Now First says which it is.
 func TestAnEmptyFirstPieceAtTheSameDoneIsANewRun(t *testing.T) {
-	d := &Detector{Store: newMemStore(), Settings: Settings{MinLogins: 5}}
-	newer := success(2, "una", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
-	miss := audit.Finding{EventID: 2, UserID: "una", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh}
+	d, newer, miss := unaLearning()
 	if fs := judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{newer}, Done: t0.Add(4 * time.Hour), First: true}, miss); len(fs) != 0 {
 		t.Fatalf("a new user's login in a newer piece: %+v; want it held", fs)
 	}
@@ -353,4 +349,14 @@ func TestPastTheBoundUsersWithoutAReasonAreJudgedFirst(t *testing.T) {
 	if len(fs) != 1 || fs[0].EventID != 2 || fs[0].Kind != RuleNewDevice {
 		t.Errorf("the run's last piece: %+v; want one new_device, on ann's older login", fs)
 	}
+}
+
+// unaLearning is a detector (BASELINE_MIN_LOGINS 5) that has not met una,
+// her login 2 from Madrid five hours after t0, and its finding outside her
+// allowlist.
+func unaLearning() (*Detector, ipguard.LoginEvent, audit.Finding) {
+	d := &Detector{Store: newMemStore(), Settings: Settings{MinLogins: 5}}
+	newer := success(2, "una", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
+	miss := audit.Finding{EventID: 2, UserID: "una", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh}
+	return d, newer, miss
 }
