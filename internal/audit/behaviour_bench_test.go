@@ -101,17 +101,7 @@ func BenchmarkAuditBehaviourCost100kEvents(b *testing.B) {
 				onCPU = c2
 			}
 		}
-		b.ReportMetric(offTook.Seconds(), "off-s")
-		b.ReportMetric(onTook.Seconds(), "on-s")
-		b.ReportMetric(onTook.Seconds()/offTook.Seconds(), "on/off")
-		b.ReportMetric(offCPU.Seconds(), "off-cpu-s")
-		b.ReportMetric(onCPU.Seconds(), "on-cpu-s")
-		b.ReportMetric(onCPU.Seconds()/offCPU.Seconds(), "cpu-on/off")
-		n := 0
-		for _, v := range on.BehaviourReasons {
-			n += v
-		}
-		b.ReportMetric(float64(n), "behaviour-findings")
+		behaviourtest.ReportCost(b, behaviourtest.Cost{Took: offTook, CPU: offCPU}, behaviourtest.Cost{Took: onTook, CPU: onCPU}, on.BehaviourReasons)
 		b.ReportMetric(float64(bs.Reads), "baseline-reads")
 		b.ReportMetric(float64(bs.Writes), "baseline-writes")
 	}

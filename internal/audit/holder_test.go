@@ -3,11 +3,8 @@ package audit
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
-
-	"ipguard/internal/ipguard"
 )
 
 // holdingBehaviour holds every finding of a run's pieces until the piece
@@ -59,40 +56,11 @@ func (h *holdingBehaviour) Holding() time.Time           { return h.newest }
 // process, remembering nothing) reads them again. Every violation is alerted
 // exactly once, and the cursor never claims a login not alerted.
 func TestHeldLoginsAreNeverClaimedByTheCursor(t *testing.T) {
-	claims := func(t *testing.T, st *fakeStore, pub *fakePublisher, evs []ipguard.LoginEvent, run int) {
-		t.Helper()
-		c := st.progress.Cursor
-		if c == nil {
-			return
-		}
-		got := alertedIDs(t, pub.sent)
-		for _, e := range evs {
-			if e.Date.After(c.Below) && got[e.ID] == 0 {
-				t.Fatalf("run %d: cursor below %s claims event %d (%s), which was not alerted", run, c.Below, e.ID, e.Date)
-			}
-		}
-	}
 	t.Run("runs stopped at their deadline", func(t *testing.T) {
 		evs := violations(1, 3000, t0.Add(-2*time.Hour), 3)
-		s, src, st, pub := newAudit(evs...)
+		s, src, st, pub := backlogAudit(evs, 200, 200*time.Millisecond)
 		s.Behaviour = &holdingBehaviour{max: 300}
-		s.Settings.PieceEvents = 200
-		s.Settings.Concurrency = 3
-		s.Settings.Lookback = 3 * time.Hour
-		s.Settings.DeadlineMargin = 200 * time.Millisecond
-		runs := 0
-		for ; runs < 40; runs++ {
-			src.stallAfter(16)
-			res := runWithin(t, s, 400*time.Millisecond)
-			claims(t, st, pub, evs, runs+1)
-			if res.Complete {
-				break
-			}
-		}
-		if runs < 2 {
-			t.Fatalf("the backlog cleared in %d run(s); the test wants several", runs+1)
-		}
-		alertedOnce(t, pub.sent, evs, fmt.Sprintf(", want exactly once (after %d runs)", runs+1))
+		clearBacklog(t, s, src, st, pub, evs)
 	})
 	t.Run("a run that fails after pieces that held logins", func(t *testing.T) {
 		evs := violations(1, 1000, t0.Add(-2*time.Hour), 3)
@@ -107,7 +75,7 @@ func TestHeldLoginsAreNeverClaimedByTheCursor(t *testing.T) {
 		if st.progress.Cursor == nil || len(pub.sent) != 0 {
 			t.Fatalf("after the failed run: cursor %v, %d messages; want two pieces committed, their logins held, nothing sent", st.progress.Cursor != nil, len(pub.sent))
 		}
-		claims(t, st, pub, evs, 1)
+		cursorClaimsOnlyAlerted(t, st, pub, evs, 1)
 		s.Behaviour = &holdingBehaviour{max: 10000} // a new process
 		if res, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil || !res.Complete {
 			t.Fatalf("next run: %+v, %v", res, err)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ipguard/internal/audit/audittest"
 	"ipguard/internal/ipguard"
 )
 
@@ -50,21 +51,6 @@ func TestRenderAlertsKeepsDigestOnlyFindingsApart(t *testing.T) {
 	}
 }
 
-// countingPeople answers UserType from types, or fails with err.
-type countingPeople struct {
-	types map[string]string
-	err   error
-	calls int
-}
-
-func (c *countingPeople) UserType(_ context.Context, id string) (string, error) {
-	c.calls++
-	if c.err != nil {
-		return "", c.err
-	}
-	return c.types[id], nil
-}
-
 // The user type is looked up only for DigestOnly findings, once per person
 // per run, at most MaxUserTypeLookups people a run; a failed lookup is a
 // warning and the person is listed without a type.
@@ -77,15 +63,15 @@ func TestUserTypeLookupsAreBoundedPerRun(t *testing.T) {
 	tests := []struct {
 		name      string
 		policy    string
-		people    *countingPeople
+		people    *audittest.People
 		wantCalls int
 		wantType  string
 		wantWarn  string
 	}{
-		{"digest: one lookup per person, bounded", UnknownDigest, &countingPeople{types: map[string]string{"person-001": UserGuest}}, MaxUserTypeLookups, UserGuest,
+		{"digest: one lookup per person, bounded", UnknownDigest, &audittest.People{Types: map[string]string{"person-001": UserGuest}}, MaxUserTypeLookups, UserGuest,
 			fmt.Sprintf("more than %d people without an allowlist", MaxUserTypeLookups)},
-		{"alert: no lookup", UnknownAlert, &countingPeople{}, 0, "", ""},
-		{"a failing portal: listed without a type", UnknownDigest, &countingPeople{err: errors.New("HTTP 503")}, MaxUserTypeLookups, "", "could not look up the user type"},
+		{"alert: no lookup", UnknownAlert, &audittest.People{}, 0, "", ""},
+		{"a failing portal: listed without a type", UnknownDigest, &audittest.People{Err: errors.New("HTTP 503")}, MaxUserTypeLookups, "", "could not look up the user type"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -96,8 +82,8 @@ func TestUserTypeLookupsAreBoundedPerRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tt.people.calls != tt.wantCalls {
-				t.Errorf("%d lookups, want %d", tt.people.calls, tt.wantCalls)
+			if tt.people.Lookups() != tt.wantCalls {
+				t.Errorf("%d lookups, want %d", tt.people.Lookups(), tt.wantCalls)
 			}
 			if res.Counts[KindUnknownUser] != len(evs) {
 				t.Errorf("counted %d unknown_user findings, want %d", res.Counts[KindUnknownUser], len(evs))
@@ -118,5 +104,49 @@ func TestUserTypeLookupsAreBoundedPerRun(t *testing.T) {
 				t.Errorf("warnings %q, want %q", joined, tt.wantWarn)
 			}
 		})
+	}
+}
+
+// slowPeople answers every lookup only after delay (a portal whose people
+// endpoint times out: the client gives up after its timeout and retries),
+// then fails.
+type slowPeople struct {
+	delay time.Duration
+	calls int
+}
+
+func (p *slowPeople) UserType(ctx context.Context, _ string) (string, error) {
+	p.calls++
+	select {
+	case <-time.After(p.delay):
+		return "", ipguard.Errorf(ipguard.EUnavailable, "docspace: get people: no answer within the timeout")
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// Naming guests in the digest is a courtesy: a people endpoint that times
+// out must not hold back the piece's alerts. The lookups (at most
+// MaxUserTypeLookups, each as long as the client's timeout and retries)
+// get a bounded share of the run's time; past it the rest are listed
+// without a type. Before, 50 slow lookups took the run's whole time before
+// its messages, so the high finding of the same piece was never sent, run
+// after run (attack review of the audit path).
+func TestSlowUserTypeLookupsDoNotHoldBackThePiecesAlerts(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= MaxUserTypeLookups; i++ {
+		evs = append(evs, at(i, fmt.Sprintf("person-%03d", i), 1010, "198.51.100.1", time.Duration(i)*time.Second))
+	}
+	v := at(1000, "alice", 1010, "198.51.100.1", 2*time.Minute) // outside alice's allowlist: high
+	evs = append(evs, v)
+	s, _, _, pub := newAudit(evs...)
+	s.Settings.Policy.UnknownUsers = UnknownDigest
+	people := &slowPeople{delay: 200 * time.Millisecond}
+	s.People = people
+	s.Settings.DeadlineMargin = 300 * time.Millisecond
+	res := runWithin(t, s, 3*time.Second)
+	got := alertedIDs(t, pub.sent)
+	if got[v.ID] != 1 {
+		t.Errorf("the violation was alerted %d times; want once in this run (result: complete %v, %d lookups, warnings %q)", got[v.ID], res.Complete, people.calls, res.Warnings)
 	}
 }

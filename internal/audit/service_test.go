@@ -256,6 +256,58 @@ func TestRunBackfillBeyondAlertMemoryWarns(t *testing.T) {
 	}
 }
 
+func TestMemoryFloor(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	tests := []struct {
+		name string
+		hist []ipguard.RetentionSince
+		keep time.Duration
+		want time.Time
+	}{
+		{"no history: the retention in force", nil, day, now.Add(-day)},
+		{"one retention for long", []ipguard.RetentionSince{{Since: now.Add(-30 * day), Keep: day}}, day, now.Add(-day)},
+		{"raised to 30 days just now: records of a day ago and older are gone",
+			[]ipguard.RetentionSince{{Since: now.Add(-30 * day), Keep: day}, {Since: now, Keep: 30 * day}}, 30 * day, now.Add(-day)},
+		{"raised 10 days ago: only records before the raise expired",
+			[]ipguard.RetentionSince{{Since: now.Add(-30 * day), Keep: day}, {Since: now.Add(-10 * day), Keep: 30 * day}}, 30 * day, now.Add(-10 * day)},
+		{"lowered 2 days ago: the newer records go first",
+			[]ipguard.RetentionSince{{Since: now.Add(-30 * day), Keep: 7 * day}, {Since: now.Add(-2 * day), Keep: time.Hour}}, time.Hour, now.Add(-time.Hour)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := memoryFloor(tt.hist, tt.keep, now); !got.Equal(tt.want) {
+				t.Errorf("memoryFloor = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// Issue 16 §8: the backfill's "may repeat" warning is judged by how long
+// each record was written to live, not by ALERT_RETENTION now: raised just
+// before a backfill (as the README suggests), it does not bring expired
+// records back, and the backfill says so.
+func TestBackfillWarnsByTheRecordsOwnExpiry(t *testing.T) {
+	s, _, st, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", -5*24*time.Hour))
+	now := s.now()
+	*st.progress = ipguard.AuditProgress{Until: now.Add(-time.Minute), Memory: []ipguard.RetentionSince{{Since: now.Add(-30 * 24 * time.Hour), Keep: 24 * time.Hour}}}
+	s.Settings.AlertRetention = 30 * 24 * time.Hour // raised just now
+	res, err := s.Run(context.Background(), Trigger{From: t0.Add(-5*24*time.Hour - time.Hour), To: t0.Add(-5*24*time.Hour + time.Hour), Backfill: true})
+	if err != nil || len(pub.sent) != 1 {
+		t.Fatalf("res %+v err %v", res, err)
+	}
+	if !strings.Contains(strings.Join(res.Warnings, " "), "before what the alert memory still holds") || !strings.Contains(pub.sent[0].Subject, "may repeat") {
+		t.Errorf("no may-repeat warning: %v, subject %q", res.Warnings, pub.sent[0].Subject)
+	}
+	// A scheduled run notes the new retention in the history.
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if m := st.progress.Memory; len(m) != 2 || m[1].Keep != 30*24*time.Hour {
+		t.Errorf("memory %+v", m)
+	}
+}
+
 // A run that reaches its deadline margin keeps what it did and says where
 // the next run goes on; it is not an error.
 func TestRunOutOfTimeKeepsProgress(t *testing.T) {
@@ -338,31 +390,29 @@ func violations(first int64, n int, start time.Time, perSecond int) []ipguard.Lo
 	return out
 }
 
-// A backlog larger than one run clears over several runs: each run stops at
-// its deadline margin (the portal stalls after a few pages), keeps its
-// pieces, and the next continues; every violation is alerted exactly once
-// and the cursor never claims a row it did not read.
-func TestBacklogClearsOverSeveralRuns(t *testing.T) {
-	evs := violations(1, 3000, t0.Add(-2*time.Hour), 3)
+// backlogAudit is the audit of a backlog larger than one run: the logins
+// evs of the last two hours read three pieces of pieceEvents at a time,
+// each run stopping margin before its deadline.
+func backlogAudit(evs []ipguard.LoginEvent, pieceEvents int, margin time.Duration) (*Service, *fakeSource, *fakeStore, *fakePublisher) {
 	s, src, st, pub := newAudit(evs...)
-	src.shuffle = true
-	s.Settings.PieceEvents = 200
+	s.Settings.PieceEvents = pieceEvents
 	s.Settings.Concurrency = 3
 	s.Settings.Lookback = 3 * time.Hour
-	s.Settings.DeadlineMargin = 200 * time.Millisecond
+	s.Settings.DeadlineMargin = margin
+	return s, src, st, pub
+}
+
+// clearBacklog runs s over the backlog evs until a run completes (at most
+// 40 runs), the portal stalling a few pages past the search in every run:
+// no cursor claims a login not alerted, it takes several runs, and every
+// violation is alerted exactly once.
+func clearBacklog(t *testing.T, s *Service, src *fakeSource, st *fakeStore, pub *fakePublisher, evs []ipguard.LoginEvent) {
+	t.Helper()
 	runs := 0
 	for ; runs < 40; runs++ {
 		src.stallAfter(16) // a few pages past the search, then the portal stalls
 		res := runWithin(t, s, 400*time.Millisecond)
-		if c := st.progress.Cursor; c != nil {
-			// every event dated after Below must have been alerted already
-			got := alertedIDs(t, pub.sent)
-			for _, e := range evs {
-				if e.Date.After(c.Below) && got[e.ID] == 0 {
-					t.Fatalf("run %d: cursor below %s claims event %d (%s), which was not alerted", runs+1, c.Below, e.ID, e.Date)
-				}
-			}
-		}
+		cursorClaimsOnlyAlerted(t, st, pub, evs, runs+1)
 		if res.Complete {
 			break
 		}
@@ -371,6 +421,34 @@ func TestBacklogClearsOverSeveralRuns(t *testing.T) {
 		t.Fatalf("the backlog cleared in %d run(s); the test wants several", runs+1)
 	}
 	alertedOnce(t, pub.sent, evs, fmt.Sprintf(", want exactly once (after %d runs)", runs+1))
+}
+
+// cursorClaimsOnlyAlerted fails the test when the cursor st keeps after
+// run claims a login of evs (dated after its Below) that pub has not
+// alerted.
+func cursorClaimsOnlyAlerted(t *testing.T, st *fakeStore, pub *fakePublisher, evs []ipguard.LoginEvent, run int) {
+	t.Helper()
+	c := st.progress.Cursor
+	if c == nil {
+		return
+	}
+	got := alertedIDs(t, pub.sent)
+	for _, e := range evs {
+		if e.Date.After(c.Below) && got[e.ID] == 0 {
+			t.Fatalf("run %d: cursor below %s claims event %d (%s), which was not alerted", run, c.Below, e.ID, e.Date)
+		}
+	}
+}
+
+// A backlog larger than one run clears over several runs: each run stops at
+// its deadline margin (the portal stalls after a few pages), keeps its
+// pieces, and the next continues; every violation is alerted exactly once
+// and the cursor never claims a row it did not read.
+func TestBacklogClearsOverSeveralRuns(t *testing.T) {
+	evs := violations(1, 3000, t0.Add(-2*time.Hour), 3)
+	s, src, st, pub := backlogAudit(evs, 200, 200*time.Millisecond)
+	src.shuffle = true
+	clearBacklog(t, s, src, st, pub, evs)
 	if !st.progress.Until.Equal(t0.Add(15*time.Minute)) || st.progress.Cursor != nil {
 		t.Errorf("progress after the backlog: %+v", st.progress)
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,72 +23,11 @@ import (
 
 var s0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
-// listSource serves its events newest first, as the portal does.
-type listSource struct{ evs []ipguard.LoginEvent }
-
-func (l *listSource) LoginEvents(_ context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
-	var in []ipguard.LoginEvent
-	for _, e := range l.evs {
-		if !e.Date.Before(from) {
-			in = append(in, e)
-		}
-	}
-	sort.SliceStable(in, func(i, j int) bool {
-		if !in[i].Date.Equal(in[j].Date) {
-			return in[i].Date.After(in[j].Date)
-		}
-		return in[i].ID > in[j].ID
-	})
-	if start >= len(in) {
-		return nil, nil
-	}
-	return in[start:min(start+count, len(in))], nil
-}
-
-// topic counts the messages that reach people.
-type topic struct{ sent []ipguard.Alert }
-
-func (t *topic) Publish(_ context.Context, a ipguard.Alert) (string, error) {
-	t.sent = append(t.sent, a)
-	return fmt.Sprintf("m-%d", len(t.sent)), nil
-}
-
-// revised is an in-memory digest.Store.
-type revised struct {
-	mu    sync.Mutex
-	items map[string][]byte
-	revs  map[string]int64
-}
-
-func (r *revised) LoadRevised(_ context.Context, pk string, v any) (int64, bool, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	b, ok := r.items[pk]
-	if !ok {
-		return 0, false, nil
-	}
-	return r.revs[pk], true, json.Unmarshal(b, v)
-}
-
-func (r *revised) SaveRevised(_ context.Context, pk string, v any, rev int64, _ time.Time) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.items == nil {
-		r.items, r.revs = map[string][]byte{}, map[string]int64{}
-	}
-	if r.revs[pk] != rev {
-		return ipguard.Errorf(ipguard.EConflict, "conflict")
-	}
-	b, _ := json.Marshal(v)
-	r.items[pk], r.revs[pk] = b, rev+1
-	return nil
-}
-
 type shapingRig struct {
-	src    *listSource
+	src    *audittest.Source
 	st     *audittest.Store
-	topic  *topic
-	dstore *revised
+	topic  *audittest.Topic
+	dstore *audittest.Revised
 	dig    *digest.Publisher
 	svc    *audit.Service
 	now    time.Time
@@ -99,7 +36,7 @@ type shapingRig struct {
 
 func newShapingRig(t *testing.T, grouped bool, baselines map[string]behaviour.Baseline) *shapingRig {
 	t.Helper()
-	r := &shapingRig{src: &listSource{}, topic: &topic{}, dstore: &revised{}}
+	r := &shapingRig{src: audittest.NewSource(), topic: &audittest.Topic{}, dstore: &audittest.Revised{}}
 	r.st = audittest.NewStore(
 		ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}},
 		ipguard.User{ID: "bob", Email: "bob@example.com", Entries: []string{"203.0.113.20"}})
@@ -122,7 +59,7 @@ func (r *shapingRig) login(t *testing.T, id int64, user string, at time.Duration
 	t.Helper()
 	ev := ipguard.LoginEvent{ID: id, UserID: user, User: user, Login: user + "@example.com", ActionID: 1010, Action: "Login Success",
 		Date: s0.Add(at), IP: ip, Country: country, City: city, Browser: browser, Platform: platform}
-	r.src.evs = append(r.src.evs, ev)
+	r.src.Add(ev)
 	r.now = s0.Add(at + 2*time.Minute)
 	res, err := r.svc.Run(context.Background(), audit.Trigger{To: s0.Add(at + time.Minute)})
 	if err != nil {
@@ -176,13 +113,13 @@ func TestFamiliarMissIsLowInTheDigestAndSendsNoMessage(t *testing.T) {
 				t.Errorf("the finding was not recorded as alerted")
 			}
 			if !grouped {
-				if len(r.topic.sent) != 1 || r.topic.sent[0].Severity != audit.SeverityHigh || r.res.Severities[audit.SeverityHigh] != 1 {
-					t.Fatalf("every: %d messages, severities %v", len(r.topic.sent), r.res.Severities)
+				if len(r.topic.Sent) != 1 || r.topic.Sent[0].Severity != audit.SeverityHigh || r.res.Severities[audit.SeverityHigh] != 1 {
+					t.Fatalf("every: %d messages, severities %v", len(r.topic.Sent), r.res.Severities)
 				}
 				return
 			}
-			if len(r.topic.sent) != 0 || r.res.Severities[audit.SeverityLow] != 1 {
-				t.Fatalf("grouped: %d messages, severities %v", len(r.topic.sent), r.res.Severities)
+			if len(r.topic.Sent) != 0 || r.res.Severities[audit.SeverityLow] != 1 {
+				t.Fatalf("grouped: %d messages, severities %v", len(r.topic.Sent), r.res.Severities)
 			}
 			d := r.digestOf(t)
 			if d.Total != 1 || len(d.Familiar) != 1 || !strings.Contains(d.Familiar[0], "80.187.12.9, Berlin, Germany, Chrome on Android, like 43 login(s) before") {
@@ -193,10 +130,10 @@ func TestFamiliarMissIsLowInTheDigestAndSendsNoMessage(t *testing.T) {
 			if _, err := r.dig.SendDue(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			if len(r.topic.sent) != 1 {
-				t.Fatalf("digest messages %d", len(r.topic.sent))
+			if len(r.topic.Sent) != 1 {
+				t.Fatalf("digest messages %d", len(r.topic.Sent))
 			}
-			mail := r.topic.sent[0].Email
+			mail := r.topic.Sent[0].Email
 			if !strings.Contains(mail, "like 43 login(s) before") || !strings.Contains(mail, `{"action":"add","id":"alice","allowedIps":["80.187.12.0/24"]}`) {
 				t.Errorf("digest mail:\n%s", mail)
 			}
@@ -211,18 +148,18 @@ func TestMissWithNewEvidenceOrLearningUserIsToldAtOnce(t *testing.T) {
 	r := newShapingRig(t, true, map[string]behaviour.Baseline{"alice": aliceBaseline()})
 	r.login(t, 1, "alice", 0, "80.187.12.9", "Germany", "Berlin", "Firefox 126.0", "Windows 10")
 	r.login(t, 2, "bob", time.Hour, "198.51.100.7", "Spain", "Madrid", "Firefox 126.0", "Windows 10")
-	if len(r.topic.sent) != 2 {
-		t.Fatalf("messages %d, want 2", len(r.topic.sent))
+	if len(r.topic.Sent) != 2 {
+		t.Fatalf("messages %d, want 2", len(r.topic.Sent))
 	}
 	var p audit.Payload
-	if err := json.Unmarshal([]byte(r.topic.sent[0].Default), &p); err != nil {
+	if err := json.Unmarshal([]byte(r.topic.Sent[0].Default), &p); err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Events) != 1 || p.Events[0].Kind != audit.KindIPNotAllowed || p.Events[0].Severity != audit.SeverityHigh || len(p.Events[0].Reasons) != 2 ||
 		p.Events[0].Reasons[1].Kind != audit.KindNewDevice || p.Events[0].Familiar != nil {
 		t.Errorf("alice's new device: %+v", p.Events)
 	}
-	if err := json.Unmarshal([]byte(r.topic.sent[1].Default), &p); err != nil {
+	if err := json.Unmarshal([]byte(r.topic.Sent[1].Default), &p); err != nil {
 		t.Fatal(err)
 	}
 	if len(p.Events) != 1 || p.Events[0].UserID != "bob" || p.Events[0].Severity != audit.SeverityHigh || p.Events[0].Familiar != nil {
@@ -246,16 +183,16 @@ func TestEpisodeIsToldOnceAndCountedInTheDigest(t *testing.T) {
 				t.Fatalf("findings %v, want 4 ip_not_allowed", r.res.Counts)
 			}
 			if !grouped {
-				if len(r.topic.sent) != 4 {
-					t.Fatalf("every: %d messages, want 4", len(r.topic.sent))
+				if len(r.topic.Sent) != 4 {
+					t.Fatalf("every: %d messages, want 4", len(r.topic.Sent))
 				}
 				return
 			}
-			if len(r.topic.sent) != 1 {
-				t.Fatalf("grouped: %d messages, want 1", len(r.topic.sent))
+			if len(r.topic.Sent) != 1 {
+				t.Fatalf("grouped: %d messages, want 1", len(r.topic.Sent))
 			}
-			if !strings.Contains(r.topic.sent[0].Email, "Episode: further logins of this user from 198.51.100.0/24 or Spain") {
-				t.Errorf("the first message does not say the episode:\n%s", r.topic.sent[0].Email)
+			if !strings.Contains(r.topic.Sent[0].Email, "Episode: further logins of this user from 198.51.100.0/24 or Spain") {
+				t.Errorf("the first message does not say the episode:\n%s", r.topic.Sent[0].Email)
 			}
 			ids := []int64{10, 11, 12, 13}
 			if got, _ := r.st.Alerted(context.Background(), ids, r.now); len(got) != 4 {
@@ -272,8 +209,8 @@ func TestEpisodeIsToldOnceAndCountedInTheDigest(t *testing.T) {
 			}
 			// 25 hours after the last one: a new episode, a new message.
 			r.login(t, 20, "bob", 3*time.Hour+25*time.Hour, "198.51.100.30", "Spain", "Madrid", "Firefox 126.0", "Windows 10")
-			if len(r.topic.sent) != 2 {
-				t.Fatalf("after EPISODE_HOURS: %d messages, want 2", len(r.topic.sent))
+			if len(r.topic.Sent) != 2 {
+				t.Fatalf("after EPISODE_HOURS: %d messages, want 2", len(r.topic.Sent))
 			}
 		})
 	}
@@ -313,5 +250,39 @@ func TestSuggestedEventIsAValidOnboardingPayload(t *testing.T) {
 	}
 	if _, ok := digest.SuggestedEvent("u", nil); ok {
 		t.Errorf("an event with nothing to add")
+	}
+}
+
+// A run of the audit hands the behaviour hook each declared login's entry
+// with its stored place (#21 §4): alice logs in from New York, and 45
+// minutes later her credentials are used through the shared Berlin office
+// address (GeoIP wrongly says New York for it): one impossible_travel
+// message naming both logins and the Berlin office entry.
+func TestAuditRunJudgesTravelThroughTheEntrysDeclaredPlace(t *testing.T) {
+	end := time.Date(2026, 11, 2, 12, 0, 0, 0, time.UTC)
+	ev := func(id int64, at time.Time, ip string) ipguard.LoginEvent {
+		return ipguard.LoginEvent{ID: id, Date: at, UserID: "alice", User: "alice", Login: "alice@example.com", ActionID: 1010,
+			Action: "Login Success", IP: ip, Country: "United States", City: "New York", Browser: "Firefox 126.0", Platform: "Windows 10"}
+	}
+	src := audittest.NewSource(ev(2, end.Add(-10*time.Minute), "203.0.113.40"), ev(1, end.Add(-55*time.Minute), "198.18.0.9"))
+	st := audittest.NewStore(ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.0/24", "198.18.0.9"},
+		Details: map[string]ipguard.EntryDetail{"203.0.113.0/24": {Note: "office", Place: "Berlin, DE"}}})
+	pub := &audittest.Topic{}
+	s := &audit.Service{Source: src, Store: st, Publisher: pub, Leases: st,
+		Behaviour: &behaviour.Detector{Store: behaviourtest.NewBaselines()},
+		Settings: audit.Settings{Portal: "https://portal.example.com", Overlap: 5 * time.Minute, Lookback: 2 * time.Hour,
+			AlertRetention: 24 * time.Hour, Policy: audit.Policy{FailedLoginThreshold: 5}}}
+	res, err := s.Run(context.Background(), audit.Trigger{To: end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Counts[audit.KindImpossibleTravel] != 1 || len(pub.Sent) != 1 {
+		t.Fatalf("result %+v, %d messages; want one impossible_travel", res.Counts, len(pub.Sent))
+	}
+	for _, want := range []string{"11:05 UTC from New York, United States (through the user's own entry 198.18.0.9), 11:50 UTC through the Berlin office entry 203.0.113.0/24",
+		"one of the two is not alice"} {
+		if !strings.Contains(pub.Sent[0].Email, want) {
+			t.Errorf("message lacks %q:\n%s", want, pub.Sent[0].Email)
+		}
 	}
 }

@@ -15,9 +15,7 @@ import (
 // read whole twice at a piece's edge) while it is held, with its finding
 // again: held once, and its finding released once.
 func TestAHeldLoginHandedTwiceIsReleasedOnce(t *testing.T) {
-	d := &Detector{Store: newMemStore(), Settings: Settings{MinLogins: 5}}
-	newer := success(2, "una", 5*time.Hour, "198.51.100.8", "Spain", "Madrid")
-	miss := audit.Finding{EventID: 2, UserID: "una", Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh}
+	d, newer, miss := unaLearning()
 	if fs := judge(t, d, audit.Piece{Events: []ipguard.LoginEvent{newer}, Done: t0.Add(5 * time.Hour), First: true}, miss); len(fs) != 0 {
 		t.Fatalf("first piece: %+v; want una's login held", fs)
 	}

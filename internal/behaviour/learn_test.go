@@ -3,34 +3,13 @@ package behaviour
 import (
 	"context"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
+	"ipguard/internal/audit/audittest"
 	"ipguard/internal/ipguard"
 )
-
-// pagedSource pages newest first like the portal.
-type pagedSource struct {
-	evs   []ipguard.LoginEvent
-	calls int
-}
-
-func (p *pagedSource) LoginEvents(_ context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
-	p.calls++
-	var in []ipguard.LoginEvent
-	for _, e := range p.evs {
-		if !e.Date.Before(from) {
-			in = append(in, e)
-		}
-	}
-	sort.SliceStable(in, func(i, j int) bool { return in[i].Date.After(in[j].Date) })
-	if start >= len(in) {
-		return nil, nil
-	}
-	return in[start:min(start+count, len(in))], nil
-}
 
 type memLease struct{ holder string }
 
@@ -69,7 +48,7 @@ func history() []ipguard.LoginEvent {
 	return evs
 }
 
-func newLearner(src *pagedSource, st *memStore, lk *memLease) *Learner {
+func newLearner(src *audittest.Source, st *memStore, lk *memLease) *Learner {
 	return &Learner{Source: src, Store: st, Leases: lk, Now: func() time.Time { return t0 },
 		Users: func(_ context.Context, ids []string) (map[string]ipguard.User, error) {
 			out := map[string]ipguard.User{}
@@ -83,7 +62,7 @@ func newLearner(src *pagedSource, st *memStore, lk *memLease) *Learner {
 }
 
 func TestLearnDryRunReportsAndChangesNothing(t *testing.T) {
-	src, st := &pagedSource{evs: history()}, newMemStore()
+	src, st := audittest.NewSource(history()...), newMemStore()
 	res, err := newLearner(src, st, &memLease{}).Learn(context.Background(), LearnRequest{Days: 60, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +84,7 @@ func TestLearnDryRunReportsAndChangesNothing(t *testing.T) {
 }
 
 func TestLearnWritesBaselinesOnceAndIsIdempotent(t *testing.T) {
-	src, st := &pagedSource{evs: history()}, newMemStore()
+	src, st := audittest.NewSource(history()...), newMemStore()
 	l := newLearner(src, st, &memLease{})
 	res, err := l.Learn(context.Background(), LearnRequest{Days: 60})
 	if err != nil {
@@ -122,10 +101,10 @@ func TestLearnWritesBaselinesOnceAndIsIdempotent(t *testing.T) {
 }
 
 func TestLearnWaitsForNoAuditRun(t *testing.T) {
-	src := &pagedSource{evs: history()}
+	src := audittest.NewSource(history()...)
 	res, err := newLearner(src, newMemStore(), &memLease{holder: "audit-run"}).Learn(context.Background(), LearnRequest{Days: 7})
-	if err != nil || !res.Skipped || src.calls != 0 {
-		t.Errorf("learn while the audit holds the lease: %+v %v, portal calls %d", res, err, src.calls)
+	if err != nil || !res.Skipped || src.Calls() != 0 {
+		t.Errorf("learn while the audit holds the lease: %+v %v, portal calls %d", res, err, src.Calls())
 	}
 }
 
@@ -159,7 +138,7 @@ func TestLearnExtendsABaselineBackwards(t *testing.T) {
 	b := Baseline{UserID: "alice"}
 	b.Learn(Login{EventID: 900, At: t0.Add(-time.Hour), Whole: true, IP: "198.51.100.7", Country: "Germany"})
 	st.items["alice"] = b
-	src := &pagedSource{evs: history()}
+	src := audittest.NewSource(history()...)
 	if _, err := newLearner(src, st, &memLease{}).Learn(context.Background(), LearnRequest{Days: 60}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest"
 	"ipguard/internal/digest"
+	"ipguard/internal/dynamo"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/redact"
+	"ipguard/internal/testbed/localaws"
 )
 
 func TestDayIsTheFirstDigestHourAfterTheFinding(t *testing.T) {
@@ -35,61 +38,17 @@ func TestDayIsTheFirstDigestHourAfterTheFinding(t *testing.T) {
 	}
 }
 
-// memStore keeps revised items in memory with the DynamoDB store's
-// revision check.
-type memStore struct {
-	mu    sync.Mutex
-	items map[string]digest.Digest
-	revs  map[string]int64
-}
-
-func (m *memStore) LoadRevised(_ context.Context, pk string, v any) (int64, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d, ok := m.items[pk]
-	if ok {
-		*(v.(*digest.Digest)) = d
-	}
-	return m.revs[pk], ok, nil
-}
-
-func (m *memStore) SaveRevised(_ context.Context, pk string, v any, rev int64, _ time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.items == nil {
-		m.items, m.revs = map[string]digest.Digest{}, map[string]int64{}
-	}
-	if m.revs[pk] != rev {
-		return ipguard.Errorf(ipguard.EConflict, "changed")
-	}
-	m.items[pk], m.revs[pk] = v.(digest.Digest), rev+1
-	return nil
-}
-
-type sink struct {
-	sent []ipguard.Alert
-	err  error
-}
-
-func (s *sink) Publish(_ context.Context, a ipguard.Alert) (string, error) {
-	if s.err != nil {
-		return "", s.err
-	}
-	s.sent = append(s.sent, a)
-	return "m", nil
-}
-
 // newDigest is a publisher that gathers low findings into the digest sent
 // after 08:00 UTC, on the clock *now, with its store and what it sends.
-func newDigest(now *time.Time) (*digest.Publisher, *memStore, *sink) {
-	st, out := &memStore{}, &sink{}
+func newDigest(now *time.Time) (*digest.Publisher, *audittest.Revised, *audittest.Topic) {
+	st, out := &audittest.Revised{}, &audittest.Topic{}
 	p := &digest.Publisher{Next: out, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return *now }}
 	return p, st, out
 }
 
 // digestMail publishes fs as a batch marked Digest, moves *now to at and
 // returns the one digest then sent.
-func digestMail(t *testing.T, p *digest.Publisher, out *sink, now *time.Time, at time.Time, fs []audit.Finding) string {
+func digestMail(t *testing.T, p *digest.Publisher, out *audittest.Topic, now *time.Time, at time.Time, fs []audit.Finding) string {
 	t.Helper()
 	ctx := context.Background()
 	a := ipguard.Alert{Severity: "low", Digest: true}
@@ -98,10 +57,10 @@ func digestMail(t *testing.T, p *digest.Publisher, out *sink, now *time.Time, at
 		t.Fatal(err)
 	}
 	*now = at
-	if _, err := p.SendDue(ctx); err != nil || len(out.sent) != 1 {
-		t.Fatalf("sent %d, %v", len(out.sent), err)
+	if _, err := p.SendDue(ctx); err != nil || len(out.Sent) != 1 {
+		t.Fatalf("sent %d, %v", len(out.Sent), err)
 	}
-	return out.sent[0].Email
+	return out.Sent[0].Email
 }
 
 func lowAlert(t *testing.T, fs ...audit.Finding) ipguard.Alert {
@@ -121,8 +80,8 @@ func TestDigestGathersLowFindingsAndSendsOnceAfterTheHour(t *testing.T) {
 		return audit.Finding{EventID: id, Kind: "new_country", Severity: "low", Email: email, IP: ip}
 	}
 	id, err := p.Publish(ctx, lowAlert(t, f(1, "ann@example.com", "203.0.113.1"), f(2, "ann@example.com", "203.0.113.2")))
-	if err != nil || id != "digest:2026-12-05" || len(out.sent) != 0 {
-		t.Fatalf("Publish = %q, %v; %d sent; want the findings gathered for 2026-12-05", id, err, len(out.sent))
+	if err != nil || id != "digest:2026-12-05" || len(out.Sent) != 0 {
+		t.Fatalf("Publish = %q, %v; %d sent; want the findings gathered for 2026-12-05", id, err, len(out.Sent))
 	}
 	now = now.Add(12 * time.Hour)
 	if _, err := p.Publish(ctx, lowAlert(t, f(3, "bob\u202e@example.com", "203.0.113.1"))); err != nil {
@@ -139,31 +98,31 @@ func TestDigestGathersLowFindingsAndSendsOnceAfterTheHour(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if len(out.sent) != 4 {
-		t.Fatalf("%d alerts passed through, want 4 (high, the test alert, a non-audit alert, one carrying a notice)", len(out.sent))
+	if len(out.Sent) != 4 {
+		t.Fatalf("%d alerts passed through, want 4 (high, the test alert, a non-audit alert, one carrying a notice)", len(out.Sent))
 	}
-	out.sent = nil
+	out.Sent = nil
 
 	now = time.Date(2026, 12, 5, 7, 55, 0, 0, time.UTC) // before the hour
 	if sent, err := p.SendDue(ctx); err != nil || len(sent) != 0 {
 		t.Fatalf("before the hour: sent %v, %v", sent, err)
 	}
 	now = time.Date(2026, 12, 5, 8, 5, 0, 0, time.UTC) // the first run after it
-	out.err = errors.New("sns down")
+	out.Err = errors.New("sns down")
 	if _, err := p.SendDue(ctx); err == nil {
 		t.Fatal("a failed send was not reported")
 	}
-	out.err = nil
+	out.Err = nil
 	now = now.Add(5 * time.Minute)
 	sent, err := p.SendDue(ctx)
-	if err != nil || len(sent) != 1 || len(out.sent) != 1 {
-		t.Fatalf("after the hour: sent %v, %v, %d messages", sent, err, len(out.sent))
+	if err != nil || len(sent) != 1 || len(out.Sent) != 1 {
+		t.Fatalf("after the hour: sent %v, %v, %d messages", sent, err, len(out.Sent))
 	}
 	now = now.Add(5 * time.Minute)
-	if sent, _ := p.SendDue(ctx); len(sent) != 0 || len(out.sent) != 1 {
+	if sent, _ := p.SendDue(ctx); len(sent) != 0 || len(out.Sent) != 1 {
 		t.Fatalf("the next run sent the digest again")
 	}
-	m := out.sent[0]
+	m := out.Sent[0]
 	for _, want := range []string{"3 finding(s)", "new_country: 3", "ann@example.com: 2", "203.0.113.1: 2", `bob\u202E@example.com: 1`} {
 		if !strings.Contains(m.Email, want) {
 			t.Errorf("digest e-mail lacks %q:\n%s", want, m.Email)
@@ -182,15 +141,15 @@ func TestDigestOfADayLongAgoIsStillSent(t *testing.T) {
 	p, st, out := newDigest(&now)
 	for _, later := range []time.Duration{3 * 24 * time.Hour, 7*24*time.Hour + 7*time.Hour} {
 		t.Run(later.String(), func(t *testing.T) {
-			st.items, st.revs = nil, nil
+			st.Items, st.Revs = nil, nil
 			now = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 			if _, err := p.Publish(ctx, lowAlert(t, audit.Finding{EventID: 1, Kind: "new_country", Severity: "low", Email: "ann@example.com", IP: "203.0.113.1"})); err != nil {
 				t.Fatal(err)
 			}
-			out.sent = nil
+			out.Sent = nil
 			now = now.Add(later)
 			sent, err := p.SendDue(ctx)
-			if err != nil || len(sent) != 1 || sent[0] != "2026-12-02" || len(out.sent) != 1 {
+			if err != nil || len(sent) != 1 || sent[0] != "2026-12-02" || len(out.Sent) != 1 {
 				t.Errorf("%s later: sent %v, %v; want the digest of 2026-12-02", later, sent, err)
 			}
 		})
@@ -202,13 +161,120 @@ func TestDigestItemIsCleanedOfSecrets(t *testing.T) {
 	const secret = "sk-fix18-digest-0123456789"
 	redact.Remember(secret)
 	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
-	st := &memStore{}
-	p := &digest.Publisher{Next: &sink{}, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Now: func() time.Time { return now }}
+	st := &audittest.Revised{}
+	p := &digest.Publisher{Next: &audittest.Topic{}, Store: st, Severities: map[string]bool{"low": true}, Hour: 8, Now: func() time.Time { return now }}
 	if _, err := p.Publish(context.Background(), lowAlert(t, audit.Finding{EventID: 1, Kind: "new_country", Severity: "low", Email: "x" + secret, IP: secret})); err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(st.items)
+	b, _ := json.Marshal(st.Items)
 	if strings.Contains(string(b), secret[3:]) {
 		t.Errorf("the digest item holds the secret: %s", b)
+	}
+}
+
+// The digest over the DynamoDB store: gathered across two publishes, sent
+// once, and the item says so.
+func TestDigestInDynamoDB(t *testing.T) {
+	ctx := context.Background()
+	db := localaws.MotoTableT(t, "t")
+	now := time.Date(2026, 12, 4, 20, 0, 0, 0, time.UTC)
+	out := &audittest.Topic{}
+	store := dynamo.New(db, "t")
+	p := &digest.Publisher{Next: out, Store: store, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "p", Now: func() time.Time { return now }}
+	for i := int64(1); i <= 2; i++ {
+		if _, err := p.Publish(ctx, lowAlert(t, audit.Finding{EventID: i, Kind: "new_device", Severity: "low", Email: "ann@example.com", IP: "203.0.113.9"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = now.Add(12 * time.Hour) // 08:00 the next day
+	for i := 0; i < 2; i++ {
+		if _, err := p.SendDue(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(out.Sent) != 1 || !strings.Contains(out.Sent[0].Email, "new_device: 2") {
+		t.Fatalf("sent %d digests: %+v", len(out.Sent), out.Sent)
+	}
+	var d digest.Digest
+	if _, ok, err := store.LoadRevised(ctx, digest.Prefix+"2026-12-05", &d); err != nil || !ok || d.Sent == "" || d.Total != 2 {
+		t.Errorf("item = %+v, %v, %v", d, ok, err)
+	}
+}
+
+func jsonPayload(fs []audit.Finding) (string, error) {
+	b, err := json.Marshal(audit.Payload{Portal: "portal.example.com", Severity: "low", Events: fs})
+	return string(b), err
+}
+
+// refusing refuses the digest of one day (an alert the topic never takes,
+// e.g. one it finds too large) and sends the others.
+type refusing struct {
+	audittest.Topic
+	day string
+}
+
+func (r *refusing) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
+	if strings.Contains(a.Subject, r.day) {
+		return "", ipguard.Errorf(ipguard.EInternal, "sns: alert message is 300000 bytes with its attributes, at most 262144 allowed")
+	}
+	return r.Topic.Publish(ctx, a)
+}
+
+// One day's digest that cannot be sent does not hold back the days after
+// it: each due day is sent on its own, and the failure is still returned
+// (a warning of the run). Before, SendDue stopped at the first day that
+// failed, so one digest the topic refused kept every later digest unsent
+// for the eight days the item lives (attack review of the audit path).
+func TestADigestThatCannotBeSentHoldsBackNoOtherDay(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	p, _, _ := newDigest(&now)
+	out := &refusing{day: "2026-12-02"}
+	p.Next = out
+	for _, at := range []time.Time{now, now.Add(24 * time.Hour)} { // into the digests of 12-02 and 12-03
+		now = at
+		if _, err := p.Publish(ctx, lowAlert(t, audit.Finding{EventID: at.Unix(), Kind: "new_device", Severity: "low", Email: "ann@example.com", IP: "203.0.113.1"})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now = time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	sent, err := p.SendDue(ctx)
+	if err == nil || !strings.Contains(err.Error(), "2026-12-02") {
+		t.Errorf("SendDue error %v; want the refused day named", err)
+	}
+	if len(sent) != 1 || sent[0] != "2026-12-03" || len(out.Sent) != 1 {
+		t.Errorf("sent %v (%d messages); want the digest of 2026-12-03 sent although 2026-12-02's was refused", sent, len(out.Sent))
+	}
+}
+
+// A day's digest is one DynamoDB item (at most 400 KB) whatever the portal's
+// names: every text it keeps is cut to a bound when it is added. Before,
+// the users it counts, the familiar misses, the trips and the episodes
+// kept the portal's login names and countries whole: 300 people whose
+// login names were 2 KB each made an item DynamoDB refuses, so adding to
+// the digest failed, and with it every audit run until the digest hour
+// (the failure is a failed publish) (attack review of the audit path).
+func TestADigestItemStaysWithinOneItemWhateverThePortalNames(t *testing.T) {
+	long := strings.Repeat("é", 1500) // 3 KB
+	var d digest.Digest
+	for i := range 2000 {
+		id := fmt.Sprintf("aaaaaaaa-0000-4000-8000-%012d", i)
+		kinds := []audit.Finding{
+			{EventID: int64(i) + 1, Kind: audit.KindUnknownUser, Severity: audit.SeverityMedium, DigestOnly: true, UserID: id, Login: long + fmt.Sprint(i), User: long, IP: fmt.Sprintf("198.51.%d.%d", i/250, i%250), Date: "2026-12-04T09:00:00Z"},
+			{EventID: int64(i) + 100000, Kind: audit.KindIPNotAllowed, Severity: audit.SeverityLow, Digest: true, UserID: id, Login: long + fmt.Sprint(i), IP: "203.0.113.9", Country: long, Date: "2026-12-04T09:00:00Z",
+				Episode:  &audit.Episode{Key: id + "|" + long, Country: long, First: "2026-12-04T09:00:00Z", Count: 2, Repeat: true, Hours: 24},
+				Familiar: &audit.Familiar{Network: "203.0.113.0/24", Place: long, Device: long, Logins: 3},
+				Trip:     &audit.ProbableTrip{Place: long, Device: long, Since: long}},
+		}
+		for _, f := range kinds {
+			d.Add(f)
+		}
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) > 350_000 {
+		t.Errorf("the digest item is %d bytes; want it well within DynamoDB's 400 KB", len(b))
 	}
 }

@@ -38,15 +38,15 @@ func TestDigestCountsEpisodesAndSuggestsTheWeeksNetworks(t *testing.T) {
 			IP: "198.51.100.7", Digest: true, Episode: &audit.Episode{Key: "u-bob|198.51.100.0/24", Network: "198.51.100.0/24", Country: "Spain",
 				First: "2026-12-04T06:00:00Z", Count: n, Repeat: true, Hours: 24}})
 	}
-	if len(out.sent) != 0 {
-		t.Fatalf("%d messages went past the digest", len(out.sent))
+	if len(out.Sent) != 0 {
+		t.Fatalf("%d messages went past the digest", len(out.Sent))
 	}
 	now = time.Date(2026, 12, 5, 8, 5, 0, 0, time.UTC)
 	sent, err := p.SendDue(ctx)
-	if err != nil || len(sent) != 2 || len(out.sent) != 2 {
-		t.Fatalf("sent %v, %v; %d messages", sent, err, len(out.sent))
+	if err != nil || len(sent) != 2 || len(out.Sent) != 2 {
+		t.Fatalf("sent %v, %v; %d messages", sent, err, len(out.Sent))
 	}
-	mail := out.sent[1].Email // 2026-12-05's
+	mail := out.Sent[1].Email // 2026-12-05's
 	for _, want := range []string{
 		"80.187.13.9, Berlin, Germany, Chrome on Android, like 43 login(s) before",
 		"bob@example.com: 5 login(s) from 198.51.100.0/24, Spain since 2026-12-04T06:00:00Z (4 held back into this digest)",

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,51 +28,6 @@ const (
 	daveID  = "22222222-3333-4444-8555-666666666666" // a regular user, never onboarded
 )
 
-// pagedSource pages like the portal: newest first, from filter, skip/take.
-type pagedSource struct{ events []ipguard.LoginEvent }
-
-func (s *pagedSource) LoginEvents(_ context.Context, from time.Time, start, count int) ([]ipguard.LoginEvent, error) {
-	evs := append([]ipguard.LoginEvent(nil), s.events...)
-	sort.SliceStable(evs, func(i, j int) bool {
-		if !evs[i].Date.Equal(evs[j].Date) {
-			return evs[i].Date.After(evs[j].Date)
-		}
-		return evs[i].ID > evs[j].ID
-	})
-	var out []ipguard.LoginEvent
-	for i := start; i < len(evs) && len(out) < count; i++ {
-		if !evs[i].Date.Before(from) {
-			out = append(out, evs[i])
-		}
-	}
-	return out, nil
-}
-
-// people is audit.People over a map, counting its lookups.
-type people struct {
-	mu    sync.Mutex
-	types map[string]string
-	calls map[string]int
-}
-
-func (p *people) UserType(_ context.Context, id string) (string, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.calls == nil {
-		p.calls = map[string]int{}
-	}
-	p.calls[id]++
-	return p.types[id], nil
-}
-
-func (p *people) lookups() int {
-	n := 0
-	for _, c := range p.calls {
-		n += c
-	}
-	return n
-}
-
 func success(id int64, user, email, ip, country, city string, d time.Duration) ipguard.LoginEvent {
 	return ipguard.LoginEvent{ID: id, Date: u0.Add(d), UserID: user, User: email, Login: email, ActionID: 1010, IP: ip,
 		Country: country, City: city, Browser: "Firefox 126.0", Platform: "Linux"}
@@ -90,16 +44,16 @@ type chain struct {
 	svc    *audit.Service
 	store  *audittest.Store
 	digest *digest.Publisher
-	topic  *sink
-	people *people
+	topic  *audittest.Topic
+	people *audittest.People
 }
 
 func newChain(policy string, learned map[string]behaviour.Baseline, evs ...ipguard.LoginEvent) *chain {
 	now := func() time.Time { return u0.Add(16 * time.Minute) }
 	st := audittest.NewStore(ipguard.User{ID: "alice", Email: "alice@example.com", Entries: []string{"203.0.113.10"}})
-	c := &chain{store: st, topic: &sink{}, people: &people{types: map[string]string{carolID: audit.UserGuest, daveID: audit.UserRegular}}}
-	c.digest = &digest.Publisher{Next: c.topic, Store: &memStore{}, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: now}
-	c.svc = &audit.Service{Source: &pagedSource{events: evs}, Store: st, Publisher: c.digest, Leases: st, People: c.people, Now: now,
+	c := &chain{store: st, topic: &audittest.Topic{}, people: &audittest.People{Types: map[string]string{carolID: audit.UserGuest, daveID: audit.UserRegular}}}
+	c.digest = &digest.Publisher{Next: c.topic, Store: &audittest.Revised{}, Severities: map[string]bool{"low": true}, Hour: 8, Portal: "portal.example.com", Now: now}
+	c.svc = &audit.Service{Source: audittest.NewSource(evs...), Store: st, Publisher: c.digest, Leases: st, People: c.people, Now: now,
 		Settings: audit.Settings{Portal: "portal.example.com", Overlap: 5 * time.Minute, Lookback: 15 * time.Minute, AlertRetention: 24 * time.Hour,
 			Policy: audit.Policy{UnknownUsers: policy, FailedLoginThreshold: 5}}}
 	if learned != nil {
@@ -121,7 +75,7 @@ func (c *chain) run(t *testing.T) audit.Result {
 func (c *chain) messaged(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	for _, a := range c.topic.sent {
+	for _, a := range c.topic.Sent {
 		var p audit.Payload
 		if err := json.Unmarshal([]byte(a.Default), &p); err != nil {
 			t.Fatal(err)
@@ -196,8 +150,8 @@ func TestUnknownUserPolicies(t *testing.T) {
 					t.Errorf("event %d recorded under policy %s", id, tt.policy)
 				}
 			}
-			if n := c.people.lookups(); n != tt.lookups {
-				t.Errorf("%d user type lookups, want %d (one per person, only for the digest): %v", n, tt.lookups, c.people.calls)
+			if n := c.people.Lookups(); n != tt.lookups {
+				t.Errorf("%d user type lookups, want %d (one per person, only for the digest): %v", n, tt.lookups, c.people.Calls())
 			}
 			d := c.day(t)
 			if len(d.People) != tt.people {
@@ -211,11 +165,11 @@ func TestUnknownUserPolicies(t *testing.T) {
 			}
 			// The digest is sent by the first run after 08:00 UTC.
 			c.digest.Now = func() time.Time { return time.Date(2026, 12, 4, 8, 5, 0, 0, time.UTC) }
-			c.topic.sent = nil
-			if days, err := c.digest.SendDue(context.Background()); err != nil || len(days) != 1 || len(c.topic.sent) != 1 {
-				t.Fatalf("SendDue = %v, %v; %d sent", days, err, len(c.topic.sent))
+			c.topic.Sent = nil
+			if days, err := c.digest.SendDue(context.Background()); err != nil || len(days) != 1 || len(c.topic.Sent) != 1 {
+				t.Fatalf("SendDue = %v, %v; %d sent", days, err, len(c.topic.Sent))
 			}
-			a := c.topic.sent[0]
+			a := c.topic.Sent[0]
 			for _, w := range tt.wantInEmail {
 				if !strings.Contains(a.Email, w) {
 					t.Errorf("digest e-mail lacks %q:\n%s", w, a.Email)
@@ -290,8 +244,8 @@ func TestUnknownUsersAreJudgedByBehaviourAndGuessing(t *testing.T) {
 			if got := c.messaged(t); strings.Join(got, " ") != strings.Join(tt.messaged, " ") {
 				t.Fatalf("messaged %v, want %v", got, tt.messaged)
 			}
-			if tt.reason != "" && !strings.Contains(c.topic.sent[0].Default, `"kind":"`+tt.reason+`"`) {
-				t.Errorf("the message lacks the reason %s:\n%s", tt.reason, c.topic.sent[0].Default)
+			if tt.reason != "" && !strings.Contains(c.topic.Sent[0].Default, `"kind":"`+tt.reason+`"`) {
+				t.Errorf("the message lacks the reason %s:\n%s", tt.reason, c.topic.Sent[0].Default)
 			}
 			if d := c.day(t); len(d.People) != tt.people {
 				t.Errorf("digest lists %d people, want %d", len(d.People), tt.people)
@@ -310,7 +264,7 @@ func TestLearnBuildsBaselinesOfPeopleWithoutAllowlist(t *testing.T) {
 	}
 	st := audittest.NewStore() // nobody is onboarded
 	bs := behaviourtest.NewBaselines()
-	l := &behaviour.Learner{Source: &pagedSource{events: evs}, Store: bs, Leases: st,
+	l := &behaviour.Learner{Source: audittest.NewSource(evs...), Store: bs, Leases: st,
 		Users: st.Users, Now: func() time.Time { return u0.Add(time.Minute) }}
 	res, err := l.Learn(context.Background(), behaviour.LearnRequest{Days: 2})
 	if err != nil {
@@ -330,8 +284,8 @@ func TestLearnBuildsBaselinesOfPeopleWithoutAllowlist(t *testing.T) {
 func TestDigestOnlyAlertsAreGatheredWhateverTheirSeverity(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
-	top := &sink{}
-	p := &digest.Publisher{Next: top, Store: &memStore{}, Severities: map[string]bool{}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
+	top := &audittest.Topic{}
+	p := &digest.Publisher{Next: top, Store: &audittest.Revised{}, Severities: map[string]bool{}, Hour: 8, Portal: "portal.example.com", Now: func() time.Time { return now }}
 	alertOf := func(digestOnly bool, fs ...audit.Finding) ipguard.Alert {
 		for i := range fs {
 			fs[i].DigestOnly = digestOnly
@@ -345,18 +299,18 @@ func TestDigestOnlyAlertsAreGatheredWhateverTheirSeverity(t *testing.T) {
 			Email: fmt.Sprintf("p%02d@example.com", i), Date: now.Add(time.Duration(i) * time.Minute).Format(time.RFC3339)})
 	}
 	fs[0].Email, fs[0].UserType = "eve\u202e@example.com", audit.UserGuest
-	if id, err := p.Publish(ctx, alertOf(true, fs...)); err != nil || id != "digest:2026-12-05" || len(top.sent) != 0 {
-		t.Fatalf("DigestOnly alert: %q, %v, %d sent; want it gathered", id, err, len(top.sent))
+	if id, err := p.Publish(ctx, alertOf(true, fs...)); err != nil || id != "digest:2026-12-05" || len(top.Sent) != 0 {
+		t.Fatalf("DigestOnly alert: %q, %v, %d sent; want it gathered", id, err, len(top.Sent))
 	}
-	if _, err := p.Publish(ctx, alertOf(false, fs[0])); err != nil || len(top.sent) != 1 {
-		t.Fatalf("an alerted unknown user: %v, %d sent; want it passed on", err, len(top.sent))
+	if _, err := p.Publish(ctx, alertOf(false, fs[0])); err != nil || len(top.Sent) != 1 {
+		t.Fatalf("an alerted unknown user: %v, %d sent; want it passed on", err, len(top.Sent))
 	}
 	p.Now = func() time.Time { return time.Date(2026, 12, 5, 8, 1, 0, 0, time.UTC) }
-	top.sent = nil
-	if _, err := p.SendDue(ctx); err != nil || len(top.sent) != 1 {
-		t.Fatalf("SendDue: %v, %d sent", err, len(top.sent))
+	top.Sent = nil
+	if _, err := p.SendDue(ctx); err != nil || len(top.Sent) != 1 {
+		t.Fatalf("SendDue: %v, %d sent", err, len(top.Sent))
 	}
-	e := top.sent[0].Email
+	e := top.Sent[0].Email
 	for _, want := range []string{"30 people logged in who have no allowlist: eve\\u202E@example.com, p01@example.com", "(and 5 more)", "guests: eve\\u202E@example.com.",
 		"  - eve\\u202E@example.com (guest): 1 login, first seen 2026-12-04T09:00:00Z"} {
 		if !strings.Contains(e, want) {

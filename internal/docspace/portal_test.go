@@ -3,11 +3,16 @@ package docspace_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
 
+	"ipguard/internal/audit"
 	"ipguard/internal/docspace"
+	"ipguard/internal/enforce"
+	"ipguard/internal/enforce/enforcetest"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/testbed/devportal"
 )
@@ -473,5 +478,121 @@ func editKey(t *testing.T, edit func(*devportal.APIKey)) func(*devportal.Portal)
 		if err := p.PutKey(k); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+const (
+	enforceKey = "sk-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	admin      = "aaaaaaaa-1111-4111-8111-000000000001"
+	admin2     = "aaaaaaaa-1111-4111-8111-000000000002"
+	someUser   = "aaaaaaaa-1111-4111-8111-000000000003"
+)
+
+// enforcePortal serves a dev portal with an admin who created enforceKey,
+// someUser and users, and returns it with a client that sends enforceKey
+// and tries each call once.
+func enforcePortal(t *testing.T, users ...devportal.User) (*devportal.Portal, *docspace.Client) {
+	t.Helper()
+	p := devportal.New(devportal.Options{})
+	users = append([]devportal.User{{ID: admin, Status: devportal.StatusActive, IsAdmin: true}, {ID: someUser, Status: devportal.StatusActive}}, users...)
+	if err := p.PutUsers(users...); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.PutKey(devportal.APIKey{Key: enforceKey, CreateBy: admin, IsActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(p.Handler())
+	t.Cleanup(srv.Close)
+	c, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: staticKey(enforceKey), MaxAttempts: 1, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, c
+}
+
+// EnforcePortal against the dev portal: who the key is (also on a portal
+// without keys/@self), the owner check, and a 403 as enforce.ErrRefused.
+func TestEnforcePortalOverTheDevPortal(t *testing.T) {
+	ctx := context.Background()
+	p, c := enforcePortal(t, devportal.User{ID: admin2, Status: devportal.StatusActive, IsAdmin: true})
+	ep := docspace.EnforcePortal{Client: c}
+
+	if id, err := ep.APIKeyUser(ctx); err != nil || id != admin {
+		t.Errorf("APIKeyUser = %q, %v; want %s", id, err, admin)
+	}
+	dir := docspace.Directory{Client: c}
+	if id, err := dir.KeyCreator(ctx); err != nil || id != admin {
+		t.Errorf("Directory.KeyCreator = %q, %v; want %s", id, err, admin)
+	}
+	p.SetKeysSelfAvailable(false)
+	if id, err := ep.APIKeyUser(ctx); err != nil || id != admin {
+		t.Errorf("APIKeyUser without keys/@self = %q, %v; want %s from people/@self", id, err, admin)
+	}
+	// One answer to "who is the key's user": onboarding's preflight falls
+	// back to people/@self on an older portal exactly as enforcement does.
+	if id, err := dir.KeyCreator(ctx); err != nil || id != admin {
+		t.Errorf("Directory.KeyCreator without keys/@self = %q, %v; want %s from people/@self", id, err, admin)
+	}
+	for id, want := range map[string]bool{devportal.OwnerID: true, admin2: false, "aaaaaaaa-1111-4111-8111-00000000ffff": false} {
+		if got, err := ep.IsOwner(ctx, id); err != nil || got != want {
+			t.Errorf("IsOwner(%s) = %v, %v; want %v", id, got, err, want)
+		}
+	}
+	ids := p.AddLoginEvents(devportal.LoginEvent{Date: time.Now(), UserID: someUser, ActionID: 1000, IP: "192.0.2.1"})
+	if ended, err := ep.EndSession(ctx, ids[0]); err != nil || !ended {
+		t.Errorf("EndSession = %v, %v; want true", ended, err)
+	}
+	if ended, err := ep.EndSession(ctx, ids[0]); err != nil || ended {
+		t.Errorf("EndSession again = %v, %v; want false", ended, err)
+	}
+	if err := ep.DisableUser(ctx, admin2); !errors.Is(err, enforce.ErrRefused) {
+		t.Errorf("DisableUser(another admin) by an admin's key = %v; want ErrRefused", err)
+	}
+	if err := ep.DisableUser(ctx, someUser); err != nil {
+		t.Errorf("DisableUser = %v", err)
+	}
+	if u, _ := p.User(someUser); u.Status != devportal.StatusTerminated {
+		t.Errorf("status %d; want terminated", u.Status)
+	}
+	// The portal skips ids it does not know and answers with the users it
+	// changed: an answer without the user is not "disabled".
+	if err := ep.DisableUser(ctx, "aaaaaaaa-1111-4111-8111-00000000ffff"); err == nil {
+		t.Errorf("DisableUser(an unknown user) = nil; want an error: the portal changed no one")
+	}
+}
+
+// A logout whose answer was lost is confirmed from the audit trail, whose
+// "session ended" event (4035) names who ended a session, not which one, and
+// is dated to the second. The run's own earlier logout, answered a moment
+// before in the same second, is not the confirmation of a later logout that
+// never reached the portal: that session is still active, and the alert must
+// not say "session ended" (attack review of the audit path).
+func TestALostLogoutIsNotConfirmedByTheRunsOwnEarlierLogout(t *testing.T) {
+	ctx := context.Background()
+	victim := "aaaaaaaa-1111-4111-8111-000000000004"
+	p, c := enforcePortal(t, devportal.User{ID: victim, Status: devportal.StatusActive})
+	ids := p.AddLoginEvents(
+		devportal.LoginEvent{Date: time.Now(), UserID: someUser, ActionID: 1000, IP: "192.0.2.1"},
+		devportal.LoginEvent{Date: time.Now(), UserID: victim, ActionID: 1000, IP: "192.0.2.2"},
+	)
+	// The second logout never reaches the portal: a proxy answers 502.
+	p.InjectFault(devportal.Fault{Method: http.MethodPut, Path: fmt.Sprintf("/security/activeconnections/logout/%d", ids[1]), Status: http.StatusBadGateway, Times: 1})
+
+	svc := &enforce.Service{Portal: docspace.EnforcePortal{Client: c}, Store: &enforcetest.Store{}, Settings: enforce.Settings{Mode: enforce.ModeEndSession}}
+	fs := []audit.Finding{
+		{EventID: ids[0], Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, UserID: someUser, IP: "192.0.2.1"},
+		{EventID: ids[1], Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, UserID: victim, IP: "192.0.2.2"},
+	}
+	svc.Respond(ctx, fs, false)
+
+	if s, _ := p.Session(ids[0]); s.Active || fs[0].Response == nil || fs[0].Response.Outcome != audit.OutcomeEnded {
+		t.Fatalf("first logout: session %+v, response %+v; want it ended", s, fs[0].Response)
+	}
+	s, _ := p.Session(ids[1])
+	if !s.Active {
+		t.Fatalf("the second session was ended (%+v); the fault should have kept the logout from the portal", s)
+	}
+	if got := fs[1].Response; got == nil || got.Outcome != audit.OutcomeFailed {
+		t.Errorf("second logout (never applied, answer lost) = %+v; want %q: the session is still active, and the run's own first logout in the same second is no confirmation", got, audit.OutcomeFailed)
 	}
 }

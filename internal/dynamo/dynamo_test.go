@@ -1,10 +1,17 @@
 package dynamo_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -677,5 +684,252 @@ func TestUnprocessedKeysAreRetriedABoundedNumberOfTimes(t *testing.T) {
 	_, err := dynamo.New(api, "t").Alerted(context.Background(), []int64{1, 2}, time.Now())
 	if ipguard.ErrorCode(err) != ipguard.EUnavailable || api.calls != 10 {
 		t.Fatalf("err = %v after %d calls; want DependencyUnavailable after 10", err, api.calls)
+	}
+}
+
+// #21 §3 / WHERE §10: a failures# item stays within DynamoDB's 400 KB
+// whatever a flood writes into one bucket: every address at its bounds
+// (the busiest with ipguard.MaxRecordAccounts accounts with all their
+// seconds, all with a counted failed login in every second of the bucket,
+// several in each). Every item holds its 4,000 addresses; the busiest
+// keep their details, the others at least their count and span.
+func TestAFailuresItemStaysUnderDynamoDBsItemLimitUnderAFlood(t *testing.T) {
+	s := tableStore(t, motoDB(t), "failsize")
+	b := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	secs := func(n int) []int64 {
+		var out []int64
+		for i := 0; i < n; i++ {
+			out = append(out, b.Unix()+int64(i))
+		}
+		return out
+	}
+	var counted []ipguard.SecondCount
+	for i := 0; i < 600; i++ {
+		counted = append(counted, ipguard.SecondCount{At: b.Unix() + int64(i), N: 1 + i%3})
+	}
+	var fs []ipguard.AddressFailures
+	var ips []string
+	for a := 0; a < 20000; a++ {
+		f := ipguard.AddressFailures{IP: fmt.Sprintf("10.%d.%d.%d", a/65536, (a/256)%256, a%256), Count: 100000 - a,
+			First: b, Last: b.Add(5 * time.Minute), Counted: counted}
+		for k := 0; k < ipguard.MaxRecordAccounts && (a < 100 || k == 0); k++ {
+			f.Accounts = append(f.Accounts, ipguard.AccountFailures{Account: fmt.Sprintf("%016x", a*100+k),
+				Failed: secs(2 * ipguard.KeepFailed), Succeeded: secs(2 * ipguard.KeepSucceeded)})
+		}
+		fs = append(fs, f)
+		ips = append(ips, f.IP)
+	}
+	if _, err := s.RecordFailures(context.Background(), fs, time.Hour); err != nil {
+		t.Fatalf("RecordFailures: %v", err)
+	}
+	got, err := s.Failures(context.Background(), ips, b, b.Add(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := got[fs[0].IP]
+	if len(got) != 4*4000 || len(top) != 1 || len(top[0].Accounts) != ipguard.MaxRecordAccounts || len(top[0].Counted) != 600 || ipguard.CountedTotal(top[0].Counted) != ipguard.CountedTotal(counted) {
+		t.Errorf("%d addresses kept; the busiest %+v; want every item at 4,000 addresses, the busiest with its details", len(got), top)
+	}
+}
+
+// #21 §3: an item written before the counted failed logins were kept per
+// second (a second listed once per login) reads as the same logins, and a
+// concurrent first use of the account-hash key gives every caller one key.
+func TestFailuresOfTheEarlierFormatReadAsTheSameLogins(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "failold")
+	b := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	n := func(v int64) types.AttributeValue {
+		return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+	}
+	old := &types.AttributeValueMemberL{Value: []types.AttributeValue{n(4), n(b.Unix()), n(b.Unix() + 5),
+		&types.AttributeValueMemberM{Value: map[string]types.AttributeValue{}}, n(0),
+		&types.AttributeValueMemberL{Value: []types.AttributeValue{n(b.Unix()), n(b.Unix()), n(b.Unix()), n(b.Unix() + 5)}}}}
+	for shard := 0; shard < 4; shard++ {
+		_, err := db.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(dynamo.Table(s)), Item: map[string]types.AttributeValue{
+			"pk": &types.AttributeValueMemberS{Value: fmt.Sprintf("failures#%d#%d", b.Unix(), shard)},
+			"a":  &types.AttributeValueMemberM{Value: map[string]types.AttributeValue{"198.51.100.30": old}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Failures(context.Background(), []string{"198.51.100.30"}, b, b.Add(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []ipguard.SecondCount{{At: b.Unix(), N: 3}, {At: b.Unix() + 5, N: 1}}
+	if r := got["198.51.100.30"]; len(r) != 1 || fmt.Sprint(r[0].Counted) != fmt.Sprint(want) {
+		t.Errorf("Failures = %+v; want the counted logins %v", r, want)
+	}
+
+	keys := make(chan []byte, 4)
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k, err := dynamo.New(db, dynamo.Table(s)).AccountHashKey(context.Background())
+			if err != nil {
+				t.Error(err)
+			}
+			keys <- k
+		}()
+	}
+	wg.Wait()
+	close(keys)
+	var first []byte
+	for k := range keys {
+		if first == nil {
+			first = k
+		}
+		if len(k) != 32 || !bytes.Equal(k, first) {
+			t.Errorf("concurrent first uses gave keys of %d bytes, %x and %x; want one 32-byte key", len(k), first, k)
+		}
+	}
+}
+
+// dropper is a proxy in front of moto that forwards every request and, for
+// the next request whose target operation and body match, throws the answer
+// away (closes the connection) after DynamoDB applied it: the lost answer
+// that makes the SDK resend.
+type dropper struct {
+	target  string
+	mu      sync.Mutex
+	op      string // e.g. "PutItem"
+	marker  string // substring of the body
+	seen    int    // matching requests seen since armed
+	dropped int
+}
+
+func (d *dropper) arm(op, marker string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.op, d.marker, d.seen, d.dropped = op, marker, 0, 0
+}
+
+func (d *dropper) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req, _ := http.NewRequestWithContext(r.Context(), r.Method, d.target+r.URL.RequestURI(), bytes.NewReader(body))
+	req.Header = r.Header.Clone()
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(resp.Body)
+
+	d.mu.Lock()
+	drop := false
+	if d.op != "" && strings.HasSuffix(r.Header.Get("X-Amz-Target"), "."+d.op) && strings.Contains(string(body), d.marker) {
+		d.seen++
+		if d.dropped == 0 {
+			d.dropped++
+			drop = true
+		}
+	}
+	d.mu.Unlock()
+	if drop {
+		if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+		return
+	}
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	w.Write(answer)
+}
+
+// TestLeaseResendRecognisesItsOwnToken: DynamoDB applies the conditional
+// write, the answer is lost, the SDK resends, and the resend must still see
+// the lease as ours (take) or as already gone (release). (A lease is never
+// renewed: it lasts until the holder's Lambda deadline plus a grace.)
+func TestLeaseResendRecognisesItsOwnToken(t *testing.T) {
+	m := localaws.MotoT(t)
+	_ = m
+	cfg, err := localaws.Config(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := dynamodb.NewFromConfig(cfg)
+	localaws.TableT(t, plain, "lease-drop")
+	d := &dropper{target: strings.TrimRight(aws.ToString(cfg.BaseEndpoint), "/")}
+	if d.target == "" {
+		for _, kv := range m.Env() {
+			if v, ok := strings.CutPrefix(kv, "AWS_ENDPOINT_URL="); ok {
+				d.target = strings.TrimRight(v, "/")
+			}
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: d, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	db := dynamodb.NewFromConfig(cfg, func(o *dynamodb.Options) { o.BaseEndpoint = aws.String("http://" + ln.Addr().String()) })
+	s := dynamo.New(db, "lease-drop")
+	ctx := context.Background()
+
+	d.arm("PutItem", "lease#portal-allowlist")
+	h, err := lease.Acquire(ctx, s, "portal-allowlist", lease.Options{Wait: 2 * time.Second})
+	if err != nil {
+		t.Fatalf("acquire after a lost answer: %v (the holder waited on its own record)", err)
+	}
+	if d.seen < 2 {
+		t.Fatalf("the proxy saw %d take requests; the lost answer was not resent", d.seen)
+	}
+
+	d.arm("DeleteItem", "lease#portal-allowlist")
+	if err := h.Release(ctx); err != nil {
+		t.Fatalf("release after a lost answer: %v", err)
+	}
+	if d.seen < 2 {
+		t.Fatalf("release not resent (%d)", d.seen)
+	}
+	// Released for real: another owner takes it at once.
+	if ok, err := s.TryAcquireLease(ctx, "portal-allowlist", "next", time.Now().Add(time.Minute), time.Now()); err != nil || !ok {
+		t.Fatalf("lease not free after release: %v, %v", ok, err)
+	}
+}
+
+// Under a flood of failed logins from more addresses than a bucket's items
+// keep, the fewest failures give way, and with them a guesser's three
+// attempts (its record is gone for the next run's correlation). The store
+// says how many addresses gave way, so the audit tells the loss
+// (coverage_lost, failures_forgotten); it says 0 when every address is
+// kept (attack review of the audit path).
+func TestRecordFailuresSaysHowManyAddressesGaveWay(t *testing.T) {
+	ctx := context.Background()
+	s := tableStore(t, motoDB(t), "failflood")
+	b := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	const guesser = "203.0.113.77"
+	fs := []ipguard.AddressFailures{{IP: guesser, Count: 3, First: b.Add(time.Minute), Last: b.Add(time.Minute + 2*time.Second)}}
+	n, err := s.RecordFailures(ctx, fs, time.Hour)
+	if err != nil || n != 0 {
+		t.Fatalf("one address: forgotten %d, %v; want 0", n, err)
+	}
+	var flood []ipguard.AddressFailures
+	a := netip.MustParseAddr("172.16.0.1")
+	for range 18_000 {
+		flood = append(flood, ipguard.AddressFailures{IP: a.String(), Count: 4, First: b.Add(2 * time.Minute), Last: b.Add(3 * time.Minute)})
+		a = a.Next()
+	}
+	n, err = s.RecordFailures(ctx, flood, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 18_001 - 4*4000; n < want {
+		t.Errorf("forgotten %d; want at least %d (4 items of 4,000 addresses keep at most 16,000)", n, want)
+	}
+	got, err := s.Failures(ctx, []string{guesser}, b, b.Add(10*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got[guesser]) != 0 {
+		t.Logf("the guesser's record survived this flood (its shard held fewer than 4,000 flood addresses): %+v", got[guesser])
 	}
 }

@@ -2,6 +2,8 @@ package onboard
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -544,5 +546,243 @@ func TestDriftAlertShowsBidiAndInvisibleCharactersEscaped(t *testing.T) {
 	}
 	if !strings.Contains(a.Email, `Eve\u202EnimdA\u200B\u2028x`) {
 		t.Errorf("the name is not shown escaped:\n%s", a.Email)
+	}
+}
+
+// The operator-signal defects an attack review of onboarding left (#15,
+// #14): each test fails on the reconciler as it was before.
+
+// deadlinePublisher records, for each publish, how much time its context
+// left (none: no deadline).
+type deadlinePublisher struct {
+	mu   sync.Mutex
+	left []time.Duration
+}
+
+func (p *deadlinePublisher) Publish(ctx context.Context, _ ipguard.Alert) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	left := time.Duration(-1)
+	if dl, ok := ctx.Deadline(); ok {
+		left = time.Until(dl)
+	}
+	p.left = append(p.left, left)
+	return "m", nil
+}
+
+// A due alert's publish ends before its claim runs out: otherwise a second
+// flusher claims it meanwhile and sends it again. (Before: the publish had
+// no deadline of its own.)
+func TestPublishOfADueAlertEndsBeforeItsClaim(t *testing.T) {
+	e := newEnv()
+	pub := &deadlinePublisher{}
+	e.s.Alerts = pub
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.set(e.p.list, false) // restrictions switched off by hand: a drift alert
+	e.do(t, `{"action":"sync"}`)
+	if len(pub.left) == 0 {
+		t.Fatal("no alert published")
+	}
+	for i, left := range pub.left {
+		if left < 0 || left > DueClaim-PublishMargin {
+			t.Errorf("publish %d: %v left on its context; want a deadline at most DueClaim (%v) less %v", i, left, DueClaim, PublishMargin)
+		}
+	}
+}
+
+// A due alert that could not be published is counted for the invocation's
+// metrics line (AlertsUndelivered, read by an alarm), not only logged; one
+// that went out is not. (Before: failed publishes were only logged.)
+func TestUnpublishedDueAlertsAreCounted(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.set(e.p.list, false) // a drift alert becomes due
+	e.alerts.throttle = 1
+	var d AlertDelivery
+	ctx := WithAlertDelivery(context.Background(), &d)
+	if _, err := e.s.Handle(ctx, []byte(`{"action":"sync"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := d.Undelivered(); n != 1 {
+		t.Errorf("undelivered = %d after a throttled publish; want 1", n)
+	}
+	var again AlertDelivery
+	if _, err := e.s.Handle(WithAlertDelivery(context.Background(), &again), []byte(`{"action":"sync"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := again.Undelivered(); n != 0 || countKind(e.alerts, "allowlist_drift") != 1 {
+		t.Errorf("undelivered = %d, drift alerts %d after the topic took it; want 0 and 1", n, countKind(e.alerts, "allowlist_drift"))
+	}
+}
+
+// The "your change was overwritten" alert is recorded after the lease was
+// released; when its publish is throttled, the next change (not only the
+// next scheduled sync) sends it. (Before: nothing marked it due in the
+// state, so changes never looked at the outbox.)
+func TestThrottledOverwrittenAlertIsSentByTheNextChange(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.alerts.throttle = 1
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if len(e.alerts.sent) != 0 {
+		t.Fatalf("sent %d alerts through a throttled topic", len(e.alerts.sent))
+	}
+	e.now = t0.Add(time.Minute) // the admin's save is out of the next change's window
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	var found bool
+	for _, a := range e.alerts.sent {
+		found = found || slices.Contains(a.Kinds, "allowlist_drift") && strings.Contains(a.Email, "Ada Admin")
+	}
+	if !found {
+		t.Errorf("the overwritten alert was not sent by the next change: %d alerts sent", len(e.alerts.sent))
+	}
+	if st := e.state(); st.AlertsDue {
+		t.Error("the outbox is empty, yet the state still says alerts are due")
+	}
+}
+
+// A reconcile whose lease ran out (a newer holder took over and wrote the
+// state meanwhile) cannot replace the newer pass's owned list: an address
+// the newer pass added stays owned, so offboarding its user removes it.
+// (Before: the late writer, failing the applied condition, wrote again
+// without it and replaced owned: an address nobody owns is never removed.)
+func TestLateWriterNeverReplacesANewerPassesState(t *testing.T) {
+	e := newEnv()
+	// B: another invocation that finds the lease free (A's ran out).
+	b := &Service{Store: e.st, Portal: e.p, Leases: &leasetest.Backend{}, Alerts: e.alerts, LeaseWait: 5 * time.Second,
+		WriteAttempt: testWriteAttempt,
+		Settings:     Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits},
+		Now:          func() time.Time { return e.now }}
+	var bErr error
+	e.p.afterPut = func(*fakePortal) {
+		// Between A's PUT and its read-back, B onboards u2 and writes the
+		// state (owned: 203.0.113.20).
+		_, bErr = b.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`))
+	}
+	res, err := e.s.Handle(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+	if err != nil || bErr != nil {
+		t.Fatalf("A: %v; B: %v", err, bErr)
+	}
+	if st := e.state(); !slices.Contains(st.Owned, "203.0.113.20") {
+		t.Fatalf("after the late writer: owned %v; want the newer pass's 203.0.113.20 kept (A's result %+v)", st.Owned, res)
+	}
+	e.do(t, `{"action":"offboard","id":"u2"}`)
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %s after offboarding u2; its address stayed (nobody owned it)", got)
+	}
+}
+
+// An entry's optional place (#21 §4) is checked at onboarding and stored
+// canonical with the entry; the portal gets the address only. A place that
+// is not one is InvalidInput naming "allowedIps[i].place" and the value,
+// and nothing is stored or sent.
+func TestEntryPlaceIsCheckedAndStoredNeverSentToThePortal(t *testing.T) {
+	for _, c := range []struct {
+		name, place string
+		want        string // canonical stored place; "" with wantErr
+		wantErr     string // part of the error message
+	}{
+		{"a city of the table", `"Berlin"`, "Berlin, DE", ""},
+		{"a city with its country", `"new york, United States"`, "New York, US", ""},
+		{"accents and case", `"são paulo"`, "Sao Paulo, BR", ""},
+		{"coordinates", `" 52.52 , 13.40501 "`, "52.52,13.405", ""},
+		{"anywhere", `"Anywhere"`, "anywhere", ""},
+		{"no place: the portal's GeoIP", `null`, "", ""},
+		{"a city the table does not have", `"Atlantis"`, "", "is not a city of the place table"},
+		{"latitude out of range", `"91,13.4"`, "", "latitude 91"},
+		{"longitude out of range", `"52.5,-180.5"`, "", "longitude -180.5"},
+		{"not coordinates", `"52.5,13,4"`, "", "is not coordinates"},
+		{"empty", `""`, "", "is empty"},
+		{"a city in another country", `"Berlin, France"`, "", "not in \"France\""},
+		{"not a string", `52`, "", "must be a string"},
+		{"unsafe characters", `"Ber\u202elin"`, "", "bidi"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newEnv()
+			_, _, writes, puts := snapshot(e)
+			payload := `{"id":"u1","email":"a@example.com","allowedIps":["198.51.100.7",{"ip":"203.0.113.0/24","note":"office","place":` + c.place + `}]}`
+			res, err := e.s.Handle(context.Background(), []byte(payload))
+			if c.wantErr != "" {
+				var ie *ipguard.Error
+				if !errors.As(err, &ie) || ie.Code != ipguard.EInvalid || ie.Field != "allowedIps[1].place" || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("error %v, want InvalidInput naming allowedIps[1].place with %q", err, c.wantErr)
+				}
+				if v := strings.Trim(c.place, `"`); !strings.HasPrefix(v, `Ber\u`) && ie.Value != v {
+					t.Errorf("error names value %q, want %q", ie.Value, v)
+				}
+				if users, _, w2, p2 := snapshot(e); len(users) != 0 || w2 != writes || p2 != puts {
+					t.Errorf("a rejected place stored %d users (%d writes, %d PUTs)", len(users), w2-writes, p2-puts)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Stored {
+				t.Fatalf("not stored: %+v", res)
+			}
+			u := e.st.users["u1"]
+			if got := u.Details["203.0.113.0/24"].Place; got != c.want {
+				t.Errorf("stored place %q, want %q", got, c.want)
+			}
+			if u.Details["198.51.100.7"].Place != "" {
+				t.Errorf("an entry without place got %q", u.Details["198.51.100.7"].Place)
+			}
+			e.p.mu.Lock()
+			for _, r := range e.p.list {
+				if strings.Contains(r.IP, "Berlin") || strings.Contains(r.IP, ",") || strings.Contains(r.IP, "anywhere") {
+					t.Errorf("the portal got %q", r.IP)
+				}
+			}
+			e.p.mu.Unlock()
+			got := e.do(t, `{"action":"get","id":"u1"}`)
+			if c.want != "" && !strings.Contains(string(mustJSON(t, got)), `"place":"`+c.want+`"`) {
+				t.Errorf("get does not show the place: %s", mustJSON(t, got))
+			}
+		})
+	}
+}
+
+// The same entry twice with different places is refused (which one is
+// meant would be a guess); a remove names the entry only.
+func TestEntryPlaceConflictsAndRemove(t *testing.T) {
+	e := newEnv()
+	_, err := e.s.Handle(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.0/24","place":"Berlin"},{"ip":"203.0.113.0/24","place":"Paris"}]}`))
+	if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "place") {
+		t.Errorf("two places for one entry: %v", err)
+	}
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.0/24","place":"Berlin"}]}`)
+	_, err = e.s.Handle(context.Background(), []byte(`{"action":"remove","id":"u1","allowedIps":[{"ip":"203.0.113.0/24","place":"Berlin"}]}`))
+	var ie *ipguard.Error
+	if !errors.As(err, &ie) || ie.Field != "allowedIps[0].place" {
+		t.Errorf("remove with a place: %v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Changing only an entry's place is a change (stored, no PUT: the portal's
+// addresses are the same); sending the same place again changes nothing.
+func TestEntryPlaceChangeIsStoredWithoutAPortalWrite(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":[{"ip":"203.0.113.0/24","place":"Berlin"}]}`)
+	_, _, writes, puts := snapshot(e)
+	e.do(t, `{"action":"add","id":"u1","allowedIps":[{"ip":"203.0.113.0/24","place":"Paris"}]}`)
+	_, _, w2, p2 := snapshot(e)
+	if got := e.st.users["u1"].Details["203.0.113.0/24"].Place; got != "Paris, FR" || w2 == writes || p2 != puts {
+		t.Errorf("place %q, %d writes, %d PUTs: want Paris stored without a PUT", got, w2-writes, p2-puts)
+	}
+	e.do(t, `{"action":"add","id":"u1","allowedIps":[{"ip":"203.0.113.0/24","place":"paris"}]}`)
+	if _, _, w3, _ := snapshot(e); w3 != w2 {
+		t.Errorf("the same place again wrote %d times", w3-w2)
 	}
 }

@@ -191,13 +191,7 @@ func (u *UserChecks) Done(ctx context.Context, plan CheckPlan, checked []string,
 		}
 		c.After, c.At = plan.cursor.After, plan.cursor.At // only the notice changed
 	}
-	u.mu.Lock()
-	u.mem = c
-	u.mu.Unlock()
-	if u.Store == nil {
-		return nil
-	}
-	return u.Store.SaveUserCheckCursor(ctx, c)
+	return u.save(ctx, c)
 }
 
 // OffboardedWithin is how many users syncs offboarded in the current
@@ -249,6 +243,11 @@ func (u *UserChecks) update(ctx context.Context, change func(*CheckCursor) bool)
 	if !change(&c) {
 		return nil
 	}
+	return u.save(ctx, c)
+}
+
+// save keeps c in memory and, with a Store, stores it.
+func (u *UserChecks) save(ctx context.Context, c CheckCursor) error {
 	u.mu.Lock()
 	u.mem = c
 	u.mu.Unlock()

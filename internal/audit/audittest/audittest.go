@@ -1,8 +1,11 @@
 // Package audittest holds the one in-memory audit store every test uses
-// (also the lease backend an audit run holds). Package auditcontract below
-// it holds the table of promises both this fake and the DynamoDB store must
-// pass, so that no test passes against store behaviour production never has
-// (alerted records that never expire, errors nobody can classify).
+// (also the lease backend an audit run holds), and the other fakes of an
+// audit run: the portal's login history and people (Source, People), the
+// alert topic and the revised-item store behind the publisher chain (Topic,
+// Revised). Package auditcontract below it holds the table of promises
+// both the store fake and the DynamoDB store must pass, so that no test
+// passes against store behaviour production never has (alerted records
+// that never expire, errors nobody can classify).
 //
 // It does not import package audit, so that audit's own (in-package) tests
 // can use it.

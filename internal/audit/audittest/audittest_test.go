@@ -2,6 +2,7 @@ package audittest_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,5 +39,42 @@ func TestFailedWritesAreUnavailable(t *testing.T) {
 	}
 	if s.Writes != 0 {
 		t.Errorf("%d writes counted; a failed write writes nothing", s.Writes)
+	}
+}
+
+// The source pages as the portal does: newest first, ties by id
+// descending, from inclusive, skip/take; rows added later are served in
+// their place.
+func TestSourcePagesNewestFirst(t *testing.T) {
+	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	ev := func(id int64, min int) ipguard.LoginEvent {
+		return ipguard.LoginEvent{ID: id, Date: t0.Add(time.Duration(min) * time.Minute)}
+	}
+	s := audittest.NewSource(ev(1, 0), ev(3, 2), ev(2, 2), ev(4, 5))
+	s.Add(ev(5, 1))
+	for _, tc := range []struct {
+		from         int
+		start, count int
+		want         []int64
+	}{
+		{from: 0, start: 0, count: 10, want: []int64{4, 3, 2, 5, 1}},
+		{from: 0, start: 1, count: 2, want: []int64{3, 2}},
+		{from: 2, start: 0, count: 10, want: []int64{4, 3, 2}},
+		{from: 2, start: 3, count: 10, want: nil},
+	} {
+		got, err := s.LoginEvents(context.Background(), t0.Add(time.Duration(tc.from)*time.Minute), tc.start, tc.count)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int64
+		for _, e := range got {
+			ids = append(ids, e.ID)
+		}
+		if !slices.Equal(ids, tc.want) {
+			t.Errorf("from +%dm start %d count %d: ids %v, want %v", tc.from, tc.start, tc.count, ids, tc.want)
+		}
+	}
+	if s.Calls() != 4 {
+		t.Errorf("Calls() = %d, want 4", s.Calls())
 	}
 }

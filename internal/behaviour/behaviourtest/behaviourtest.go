@@ -2,7 +2,8 @@
 // behaviour.EpisodeStore (open episodes), for the tests of the packages that
 // run the behaviour rules (audit, digest). Contract is the table of their
 // promises that both these and the DynamoDB store pass (internal/dynamo's
-// tests run it under moto).
+// tests run it under moto). ReportCost is what the behaviour benchmarks
+// report.
 package behaviourtest
 
 import (

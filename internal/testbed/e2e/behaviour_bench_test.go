@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/behaviour/behaviourtest"
 	"ipguard/internal/testbed/devportal"
 )
 
@@ -67,19 +68,9 @@ func BenchmarkAuditBehaviourRSS100kEvents(b *testing.B) {
 	for b.Loop() {
 		offTook, offCPU, offKB, _ := run("none")
 		onTook, onCPU, onKB, on := run("impossible_travel,new_country,new_device,password_spray")
-		n := 0
-		for _, v := range on.BehaviourReasons {
-			n += v
-		}
-		b.ReportMetric(offTook.Seconds(), "off-s")
-		b.ReportMetric(onTook.Seconds(), "on-s")
-		b.ReportMetric(onTook.Seconds()/offTook.Seconds(), "on/off")
-		b.ReportMetric(offCPU.Seconds(), "off-cpu-s")
-		b.ReportMetric(onCPU.Seconds(), "on-cpu-s")
-		b.ReportMetric(onCPU.Seconds()/offCPU.Seconds(), "cpu-on/off")
+		behaviourtest.ReportCost(b, behaviourtest.Cost{Took: offTook, CPU: offCPU}, behaviourtest.Cost{Took: onTook, CPU: onCPU}, on.BehaviourReasons)
 		b.ReportMetric(float64(offKB)/1024, "off-RSS-MB")
 		b.ReportMetric(float64(onKB)/1024, "on-RSS-MB")
-		b.ReportMetric(float64(n), "behaviour-findings")
 		b.ReportMetric(float64(on.AlertsPublished), "on-alerts-published")
 		b.ReportMetric(float64(on.NotMessaged), "on-not-messaged")
 	}

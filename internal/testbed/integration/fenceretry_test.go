@@ -19,10 +19,17 @@ import (
 // timeout, applied by the portal a little later), then either a retry
 // (enough lease left) or none (too little left).
 
-// unansweredPUT makes the portal's next list PUT go unanswered: it is read,
-// held until the client gives up, and applied late after that.
-func unansweredPUT(s *localdeploy.Stack, late time.Duration) {
+// fenceStack deploys the onboarding with a client attempt timeout of
+// timeout (DOCSPACE_TIMEOUT) and no lease wait, the manual entries on the
+// portal, switched on, and its next list PUT unanswered: read, held until
+// the client gives up, and applied late after that.
+func fenceStack(t *testing.T, timeout string, late time.Duration) (*localdeploy.Stack, handler[onboard.Result]) {
+	t.Helper()
+	s := deploy(t, "DOCSPACE_TIMEOUT="+timeout, "LEASE_WAIT=0s")
+	s.Portal.SetRestrictions(manual, true)
+	svc := onboardService(t)
 	s.Portal.InjectFault(devportal.Fault{Method: "PUT", Path: "/settings/iprestrictions", Times: 1, ApplyLate: late})
+	return s, svc
 }
 
 // leaseFreeAt reads whether the portal allowlist lease is free at instant at.
@@ -57,11 +64,8 @@ func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
 // may have overwritten.)
 func TestFenceRetriesAnUnansweredPUTAndKeepsTheLeaseUntilItCouldLand(t *testing.T) {
 	const attempt = 1500 * time.Millisecond
-	s := deploy(t, "DOCSPACE_TIMEOUT=1500ms", "LEASE_WAIT=0s")
-	s.Portal.SetRestrictions(manual, true)
-	svc := onboardService(t)
+	s, svc := fenceStack(t, "1500ms", time.Millisecond)
 	ctx := context.Background()
-	unansweredPUT(s, time.Millisecond)
 
 	start, published := time.Now(), len(s.Published())
 	res, err := svc.Handle(ctx, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
@@ -121,11 +125,8 @@ func TestFenceRetriesAnUnansweredPUTAndKeepsTheLeaseUntilItCouldLand(t *testing.
 // user offboarded meanwhile loses the address that landed late.
 func TestFenceSendsNoRetryWithTooLittleLeaseAndTheNextHolderRepairs(t *testing.T) {
 	const attempt = 3 * time.Second
-	s := deploy(t, "DOCSPACE_TIMEOUT=3s", "LEASE_WAIT=0s")
-	s.Portal.SetRestrictions(manual, true)
-	svc := onboardService(t)
+	s, svc := fenceStack(t, "3s", time.Second)
 	ctx := context.Background()
-	unansweredPUT(s, time.Second)
 
 	// The invocation's deadline leaves room for one attempt, not two: the
 	// first starts with at least one attempt's time left (its path to the

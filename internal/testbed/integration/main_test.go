@@ -4,6 +4,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -79,6 +80,16 @@ func (h handler[T]) Handle(ctx context.Context, payload []byte) (T, error) { ret
 func onboardService(t *testing.T) handler[onboard.Result] {
 	t.Helper()
 	return loadQuiet(t, config.Onboard).OnboardHandler()
+}
+
+// meteredOnboardService is onboardService with its metrics lines kept in
+// the buffer it returns (reset it before the invocation to read).
+func meteredOnboardService(t *testing.T) (handler[onboard.Result], *bytes.Buffer) {
+	t.Helper()
+	d := loadQuiet(t, config.Onboard)
+	lines := &bytes.Buffer{}
+	d.MetricsOut = lines
+	return d.OnboardHandler(), lines
 }
 
 func auditService(t *testing.T) handler[audit.Result] {

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-lambda-go/lambdacontext"
+
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/devportal"
@@ -249,5 +251,64 @@ func TestOnboardPortalFailuresSurfaceWithoutTheKey(t *testing.T) {
 				t.Errorf("the change was not kept in DynamoDB: %+v", u)
 			}
 		})
+	}
+}
+
+// An onboarding alert that SNS does not take is an alarm, not only a log
+// line: the real handler's metrics line declares AlertsUndelivered (read by
+// OnboardAlertsUndeliveredAlarm), and once SNS takes it again the next sync
+// sends it and the line no longer declares it. (Before: the failed publish
+// was only logged.)
+func TestOnboardAlertSNSRefusedIsAMetric(t *testing.T) {
+	s := deploy(t)
+	s.Portal.SetRestrictions(manual, false)
+	svc, lines := meteredOnboardService(t)
+	if _, err := svc(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := s.Portal.Restrictions()
+	s.Portal.SetRestrictions(list, false) // switched off by hand: a drift alert is due
+	s.FailPublish(true)
+	lines.Reset()
+	if _, err := svc(context.Background(), []byte(`{"action":"sync"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if l := lines.String(); !strings.Contains(l, `{"Name":"AlertsUndelivered"`) || strings.Contains(l, `"AlertsUndelivered":0`) {
+		t.Fatalf("sync with SNS refusing: metrics line %s; want AlertsUndelivered declared above 0", l)
+	}
+	s.FailPublish(false)
+	lines.Reset()
+	if _, err := svc(context.Background(), []byte(`{"action":"sync"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if l := lines.String(); strings.Contains(l, `{"Name":"AlertsUndelivered"`) || !strings.Contains(l, `"AlertsUndelivered":0`) {
+		t.Errorf("sync after SNS recovered: metrics line %s; want AlertsUndelivered 0, not declared", l)
+	}
+}
+
+// Lambda delivers an asynchronous invocation again with the same request
+// id (its retries after an error, or a duplicate from its queue). Through
+// the real handler, DynamoDB and the dev portal: a direct payload without
+// requestedAt is dated by its request id's first arrival, so its second
+// delivery after a newer remove does not give the address back.
+func TestARedeliveredAsyncInvocationDoesNotUndoANewerChange(t *testing.T) {
+	s := deploy(t)
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	add := []byte(`{"action":"add","id":"` + alice + `","allowedIps":["203.0.113.20"]}`)
+	invocation := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "c0ffee00-1111-4222-8333-444455556666"})
+	if _, err := svc.Handle(invocation, add); err != nil {
+		t.Fatal(err)
+	}
+	mustDo(t, svc, `{"action":"remove","id":"`+alice+`","allowedIps":["203.0.113.20"]}`)
+	res, err := svc.Handle(invocation, add) // the same invocation, delivered again
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := portalIPs(s); slices.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %v; the redelivered add undid the newer remove", got)
+	}
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "203.0.113.20") {
+		t.Errorf("warnings %q; want the entry a newer request removed named", w)
 	}
 }

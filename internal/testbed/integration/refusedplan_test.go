@@ -1,13 +1,11 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"slices"
 	"strings"
 	"testing"
 
-	"ipguard/internal/config"
 	"ipguard/internal/ipguard"
 )
 
@@ -29,10 +27,7 @@ import (
 func TestRefusedPlanSendsNothingAndOwnsNothing(t *testing.T) {
 	s := deploy(t, "PORTAL_MAX_ENTRIES=4")
 	s.Portal.SetRestrictions(manual, true)
-	d := loadQuiet(t, config.Onboard)
-	var lines bytes.Buffer
-	d.MetricsOut = &lines
-	svc := d.OnboardHandler()
+	svc, lines := meteredOnboardService(t)
 	ctx := context.Background()
 	if _, err := svc(ctx, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)); err != nil {
 		t.Fatal(err)

@@ -1,12 +1,10 @@
 package integration
 
 import (
-	"bytes"
 	"context"
 	"strings"
 	"testing"
 
-	"ipguard/internal/config"
 	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/devportal"
 )
@@ -21,10 +19,7 @@ import (
 func TestSyncHeartbeatBeatsOnlyWhenThePortalWasReached(t *testing.T) {
 	s := deploy(t)
 	s.Portal.SetRestrictions(manual, true)
-	d := loadQuiet(t, config.Onboard)
-	var lines bytes.Buffer
-	d.MetricsOut = &lines
-	svc := d.OnboardHandler()
+	svc, lines := meteredOnboardService(t)
 	ctx := context.Background()
 	if _, err := svc(ctx, []byte(`{"action":"sync"}`)); err != nil {
 		t.Fatal(err)

@@ -23,6 +23,10 @@ import (
 func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(ipguard.User))) {
 	ctx := context.Background()
 	t0 := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	// The failed-login cases write into the 10-minute bucket b0; u is the
+	// unix second a minute into it.
+	b0 := t0.Truncate(10 * time.Minute)
+	u := b0.Add(time.Minute).Unix()
 
 	t.Run("users: the stored ones among ids, and all of them", func(t *testing.T) {
 		s, put := newStore(t)
@@ -189,7 +193,6 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		// window before a login: a record spanning two buckets could not say.
 		s, _ := newStore(t)
 		ip := "198.51.100.8"
-		b0 := t0.Truncate(10 * time.Minute)
 		early := ipguard.AddressFailures{IP: ip, Count: 2, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute)}
 		late := ipguard.AddressFailures{IP: ip, Count: 4, First: b0.Add(31 * time.Minute), Last: b0.Add(33 * time.Minute)}
 		if _, err := s.RecordFailures(ctx, []ipguard.AddressFailures{early, late}, time.Hour); err != nil {
@@ -209,8 +212,6 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		// success) is told apart from guessing across runs.
 		s, _ := newStore(t)
 		ip := "198.51.100.9"
-		b0 := t0.Truncate(10 * time.Minute)
-		u := b0.Add(time.Minute).Unix()
 		run1 := ipguard.AddressFailures{IP: ip, Count: 2, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute),
 			Accounts: []ipguard.AccountFailures{{Account: "00000000000000aa", Failed: []int64{u, u + 60}}}}
 		run2 := ipguard.AddressFailures{IP: ip, Count: 2, First: b0.Add(2 * time.Minute), Last: b0.Add(3 * time.Minute),
@@ -245,8 +246,6 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		// #21 §3: a burst threshold above 64 is counted across runs.
 		s, _ := newStore(t)
 		ip := "198.51.100.10"
-		b0 := t0.Truncate(10 * time.Minute)
-		u := b0.Add(time.Minute).Unix()
 		run1 := ipguard.AddressFailures{IP: ip, Count: 4, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute),
 			Counted: []ipguard.SecondCount{{At: u, N: 3}, {At: u + 5, N: 1}}}
 		run2 := ipguard.AddressFailures{IP: ip, Count: 72, First: b0.Add(time.Minute), Last: b0.Add(2 * time.Minute),
@@ -263,8 +262,6 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) (audit.Store, func(
 		// one bucket, are not counted as unresolved accounts.
 		s, _ := newStore(t)
 		ip := "198.51.100.11"
-		b0 := t0.Truncate(10 * time.Minute)
-		u := b0.Add(time.Minute).Unix()
 		typos := func(from, n int) []ipguard.AccountFailures {
 			var out []ipguard.AccountFailures
 			for i := from; i < from+n; i++ {
