@@ -163,38 +163,34 @@ func TestArchiveHoldsEachLoginOnce(t *testing.T) {
 // name, a second copy (attack review of the audit path). Held logins are
 // archived with the piece after which the cursor passes them.
 func TestArchiveHoldsEachLoginOnceWhileLoginsAreHeld(t *testing.T) {
-	t.Run("a run that fails after pieces that held logins", func(t *testing.T) {
-		evs := violations(1, 1000, t0.Add(-2*time.Hour), 3)
-		s, _, _, _ := newAudit(evs...)
-		arc := &fakeArchive{}
-		s.Archive = arc
-		s.Behaviour = &holdingBehaviour{failAt: 3, max: 10000}
-		s.Settings.PieceEvents = 100
-		s.Settings.Concurrency = 1
-		s.Settings.Lookback = 3 * time.Hour
-		if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
-			t.Fatal("the run whose third piece failed succeeded")
-		}
-		s.Behaviour = &holdingBehaviour{max: 10000} // a new process
-		if res, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil || !res.Complete {
-			t.Fatalf("next run: %+v, %v", res, err)
-		}
-		checkArchivedOnce(t, arc, evs)
-	})
-	t.Run("one run whose pieces hold logins", func(t *testing.T) {
-		evs := violations(1, 1000, t0.Add(-2*time.Hour), 3)
-		s, _, _, _ := newAudit(evs...)
-		arc := &fakeArchive{}
-		s.Archive = arc
-		s.Behaviour = &holdingBehaviour{max: 250}
-		s.Settings.PieceEvents = 100
-		s.Settings.Concurrency = 1
-		s.Settings.Lookback = 3 * time.Hour
-		if res, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil || !res.Complete {
-			t.Fatalf("run: %+v, %v", res, err)
-		}
-		checkArchivedOnce(t, arc, evs)
-	})
+	for _, tc := range []struct {
+		name        string
+		failAt, max int // the first run's holding Behaviour
+	}{
+		{"a run that fails after pieces that held logins", 3, 10000},
+		{"one run whose pieces hold logins", 0, 250},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			evs := violations(1, 1000, t0.Add(-2*time.Hour), 3)
+			s, _, _, _ := newAudit(evs...)
+			arc := &fakeArchive{}
+			s.Archive = arc
+			holdInPieces(s, tc.failAt, tc.max, 100)
+			s.Settings.Lookback = 3 * time.Hour
+			res, err := s.Run(context.Background(), trig(15*time.Minute))
+			if tc.failAt > 0 {
+				if err == nil {
+					t.Fatal("the run whose third piece failed succeeded")
+				}
+				s.Behaviour = &holdingBehaviour{max: 10000} // a new process
+				res, err = s.Run(context.Background(), trig(15*time.Minute))
+			}
+			if err != nil || !res.Complete {
+				t.Fatalf("last run: %+v, %v", res, err)
+			}
+			checkArchivedOnce(t, arc, evs)
+		})
+	}
 }
 
 func checkArchivedOnce(t *testing.T, arc *fakeArchive, evs []ipguard.LoginEvent) {

@@ -4,17 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
-	"sync"
-	"testing"
-
-	"github.com/aws/aws-lambda-go/lambdacontext"
-
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localdeploy"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 var manual = []ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "192.0.2.2"}}
@@ -310,5 +310,132 @@ func TestARedeliveredAsyncInvocationDoesNotUndoANewerChange(t *testing.T) {
 	}
 	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "203.0.113.20") {
 		t.Errorf("warnings %q; want the entry a newer request removed named", w)
+	}
+}
+
+// The users-left check that cannot run is told to a person, once per
+// episode. A proxy answers people/{id} with its own 404 page (a
+// ConfigurationError, never "gone"): with OFFBOARD_REMOVED_USERS=true the
+// sync can offboard nobody, however many users left, while the allowlist
+// itself still syncs. So the first sync that finds the check failing sends
+// an allowlist_users_left alert saying so (and what to check); the syncs
+// after it, failing the same way, send none; a sync whose check works ends
+// the episode, and the next failure is alerted again. (Before: only a
+// warning in the result of a scheduled invocation, which nobody reads; the
+// sync counted as completed and no alarm fired.)
+func TestUsersLeftCheckThatCannotRunIsAlertedOncePerEpisode(t *testing.T) {
+	s := deploy(t, "OFFBOARD_REMOVED_USERS=true")
+	if err := s.Portal.PutUsers(devportal.User{ID: alice, DisplayName: "Alice", Email: "alice@example.com", Status: devportal.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	proxy404 := devportal.Fault{Method: "GET", Path: "/people/", Status: 404,
+		Body: "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>"}
+	s.Portal.InjectFault(proxy404)
+	for range 3 {
+		mustDo(t, svc, `{"action":"sync"}`)
+	}
+	if got := checkAlerts(s); len(got) != 1 || !strings.Contains(got[0].Email, "users who left") {
+		t.Fatalf("alerts about the users-left check after 3 failing syncs: %d (%+v); want 1", len(got), got)
+	}
+	s.Portal.ClearFaults()
+	mustDo(t, svc, `{"action":"sync"}`) // the check works again: the episode ends
+	s.Portal.InjectFault(proxy404)
+	mustDo(t, svc, `{"action":"sync"}`)
+	if got := checkAlerts(s); len(got) != 2 {
+		t.Errorf("alerts about the users-left check after it failed again: %d; want 2", len(got))
+	}
+}
+
+// checkAlerts are the published alerts saying the users-left check fails.
+func checkAlerts(s *localdeploy.Stack) []localdeploy.Published {
+	var out []localdeploy.Published
+	for _, p := range s.Published() {
+		if strings.Contains(p.Default, "allowlist_users_left") && strings.Contains(p.Default, "could not check") {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// The users-left check spends at most half of the sync's time, also when
+// people/{id} hangs (a proxy holding the requests of one path): the
+// reconcile gets the rest, so a change that waits is applied (and expired
+// entries leave) whatever the people endpoint does. (Before: the half was
+// checked only between calls; one call, retried on its timeouts, ran until
+// the invocation's deadline, and no sync reconciled while it hung.)
+func TestSyncReconcilesWhilePeopleHangs(t *testing.T) {
+	s := deploy(t, "OFFBOARD_REMOVED_USERS=true", "DOCSPACE_TIMEOUT=1s")
+	s.Portal.SetRestrictions(manual, true) // on already: no lock-out preflight (which asks people/ too)
+	if err := s.Portal.PutUsers(devportal.User{ID: alice, DisplayName: "Alice", Email: "alice@example.com", Status: devportal.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	svc := onboardService(t)
+	// The change is stored, but the portal refuses the PUT for now.
+	s.Portal.InjectFault(devportal.Fault{Method: "PUT", Path: "/settings/iprestrictions", Status: 403, Times: 1})
+	if _, err := svc.Handle(context.Background(), []byte(`{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)); err == nil {
+		t.Fatal("the refused PUT was no error")
+	}
+	s.Portal.InjectFault(devportal.Fault{Method: "GET", Path: "/people/", Delay: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	res, err := svc.Handle(ctx, []byte(`{"action":"sync"}`))
+	if err != nil || res.Portal != onboard.PortalApplied {
+		t.Fatalf("sync while people/{id} hangs: %+v, %v; want the waiting change applied", res, err)
+	}
+	if got := portalIPs(s); !slices.Contains(got, "203.0.113.10") {
+		t.Errorf("portal = %v; want the waiting change on it", got)
+	}
+}
+
+// The lock-out preflight (asked only while restrictions are off and
+// PORTAL_ENFORCE=true: keys/@self, then people/{creator}) is bounded too:
+// when people/{id} hangs, the change is still applied, restrictions stay
+// off (the preflight could not say it is safe) and the result says why.
+// (Before: the preflight's call ran until the invocation's deadline, and
+// no change reached the portal while people/{id} hung.)
+func TestChangeIsAppliedWhileThePreflightsPeopleCallHangs(t *testing.T) {
+	s := deploy(t, "DOCSPACE_TIMEOUT=2s", "PORTAL_ENFORCE=true")
+	s.Portal.SetRestrictions(manual, false)
+	svc := onboardService(t)
+	s.Portal.InjectFault(devportal.Fault{Method: "GET", Path: "/people/", Delay: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	res, err := svc.Handle(ctx, []byte(`{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`))
+	if err != nil || res.Portal != onboard.PortalApplied {
+		t.Fatalf("change while people/{id} hangs: %+v, %v; want it applied", res, err)
+	}
+	if got, enabled := s.Portal.Restrictions(); !slices.ContainsFunc(got, func(r ipguard.Restriction) bool { return r.IP == "203.0.113.10" }) || enabled {
+		t.Errorf("portal = %v (enabled %v); want the change on it, restrictions left off", got, enabled)
+	}
+}
+
+// The sync heartbeat (Syncs, read by SyncHeartbeatAlarm: "expired travel
+// entries stay on the portal") beats only for a sync that reached the
+// portal. While the portal does not answer, a sync stores nothing wrong
+// and fails nobody (the change waits, pending), but it did not sync: its
+// metrics line carries no Syncs, so an outage that lasts two periods
+// raises the alarm. (Before: every such sync counted as completed, and a
+// portal down for days never showed.)
+func TestSyncHeartbeatBeatsOnlyWhenThePortalWasReached(t *testing.T) {
+	s := deploy(t)
+	s.Portal.SetRestrictions(manual, true)
+	svc, lines := meteredOnboardService(t)
+	ctx := context.Background()
+	if _, err := svc(ctx, []byte(`{"action":"sync"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if l := lines.String(); !strings.Contains(l, `"Syncs":1`) {
+		t.Fatalf("a sync that reached the portal: metrics line %s; want Syncs 1", l)
+	}
+	s.Portal.InjectFault(devportal.Fault{Path: "/settings/iprestrictions", Status: 503})
+	lines.Reset()
+	res, err := svc(ctx, []byte(`{"action":"sync"}`))
+	if err != nil || res.Portal != onboard.PortalPending {
+		t.Fatalf("sync while the portal is down: %+v, %v; want pending", res, err)
+	}
+	if l := lines.String(); strings.Contains(l, `"Syncs":1`) {
+		t.Errorf("a sync that could not reach the portal: metrics line %s; want no Syncs", l)
 	}
 }
