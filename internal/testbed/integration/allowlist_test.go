@@ -251,14 +251,8 @@ func TestSyncReportsAndOffboardsUsersWhoLeftThePortal(t *testing.T) {
 // syncs see it, nobody is offboarded, and the sync says why. (Before #15 one
 // such answer with OFFBOARD_REMOVED_USERS=true deleted every stored user.)
 func TestProxy404OnPeopleOffboardsNobody(t *testing.T) {
-	s := deploy(t, "OFFBOARD_REMOVED_USERS=true")
-	if err := s.Portal.PutUsers(devportal.User{ID: alice, DisplayName: "Alice", Email: "alice@example.com", Status: devportal.StatusActive}); err != nil {
-		t.Fatal(err)
-	}
-	svc := onboardService(t)
-	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
-	s.Portal.InjectFault(devportal.Fault{Method: "GET", Path: "/people/", Status: 404,
-		Body: "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>"})
+	s, svc := aliceOnboardedWithOffboarding(t)
+	s.Portal.InjectFault(proxy404)
 	for i := range 3 {
 		res := mustDo(t, svc, `{"action":"sync"}`)
 		if len(res.UsersLeft) != 0 || !strings.Contains(strings.Join(res.Warnings, " "), "could not check for users who left") {
@@ -268,6 +262,24 @@ func TestProxy404OnPeopleOffboardsNobody(t *testing.T) {
 	if got := strings.Join(portalIPs(s), ","); got != "203.0.113.10" {
 		t.Errorf("portal = %s; want alice's address kept", got)
 	}
+}
+
+// proxy404 is a proxy's own 404 page for people/{id}: no "user gone", a
+// ConfigurationError.
+var proxy404 = devportal.Fault{Method: "GET", Path: "/people/", Status: 404,
+	Body: "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>"}
+
+// aliceOnboardedWithOffboarding deploys with OFFBOARD_REMOVED_USERS=true,
+// alice active on the portal and onboarded with 203.0.113.10.
+func aliceOnboardedWithOffboarding(t *testing.T) (*localdeploy.Stack, handler[onboard.Result]) {
+	t.Helper()
+	s := deploy(t, "OFFBOARD_REMOVED_USERS=true")
+	if err := s.Portal.PutUsers(devportal.User{ID: alice, DisplayName: "Alice", Email: "alice@example.com", Status: devportal.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	return s, svc
 }
 
 func TestPreviewReplaysThePortalHistory(t *testing.T) {

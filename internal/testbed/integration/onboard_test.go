@@ -324,14 +324,7 @@ func TestARedeliveredAsyncInvocationDoesNotUndoANewerChange(t *testing.T) {
 // warning in the result of a scheduled invocation, which nobody reads; the
 // sync counted as completed and no alarm fired.)
 func TestUsersLeftCheckThatCannotRunIsAlertedOncePerEpisode(t *testing.T) {
-	s := deploy(t, "OFFBOARD_REMOVED_USERS=true")
-	if err := s.Portal.PutUsers(devportal.User{ID: alice, DisplayName: "Alice", Email: "alice@example.com", Status: devportal.StatusActive}); err != nil {
-		t.Fatal(err)
-	}
-	svc := onboardService(t)
-	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
-	proxy404 := devportal.Fault{Method: "GET", Path: "/people/", Status: 404,
-		Body: "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>"}
+	s, svc := aliceOnboardedWithOffboarding(t)
 	s.Portal.InjectFault(proxy404)
 	for range 3 {
 		mustDo(t, svc, `{"action":"sync"}`)
