@@ -45,19 +45,34 @@ func newPacer(perMinute int) *pacer {
 // wait blocks until the next request may start, or ctx ends. When a pause
 // (the portal's Retry-After) holds the request past ctx's deadline it
 // returns at once a *ipguard.WaitPastDeadlineError.
+//
+// A pause set while the request waits for its slot holds it too: it then
+// takes a slot after the pause (the one it had is left unused), so that no
+// request starts inside a Retry-After and one starts when it ends.
 func (p *pacer) wait(ctx context.Context) error {
-	p.mu.Lock()
-	now := time.Now()
-	at := p.start(now)
-	if dl, ok := ctx.Deadline(); ok && at.Equal(p.paused) && at.After(dl) {
-		// Held by the portal's Retry-After past the caller's deadline:
-		// return at once, typed, rather than wait into the deadline.
+	for {
+		p.mu.Lock()
+		now := time.Now()
+		at := p.start(now)
+		if dl, ok := ctx.Deadline(); ok && at.Equal(p.paused) && at.After(dl) {
+			// Held by the portal's Retry-After past the caller's deadline:
+			// return at once, typed, rather than wait into the deadline.
+			p.mu.Unlock()
+			return &ipguard.WaitPastDeadlineError{Wait: at.Sub(now), Left: dl.Sub(now)}
+		}
+		p.next = later(p.next, at).Add(p.interval)
+		pausedAt := p.paused
 		p.mu.Unlock()
-		return &ipguard.WaitPastDeadlineError{Wait: at.Sub(now), Left: dl.Sub(now)}
+		if err := waitFor(ctx, at.Sub(now)); err != nil {
+			return err
+		}
+		p.mu.Lock()
+		repaused := p.paused.After(pausedAt) && p.paused.After(time.Now())
+		p.mu.Unlock()
+		if !repaused {
+			return nil
+		}
 	}
-	p.next = later(p.next, at).Add(p.interval)
-	p.mu.Unlock()
-	return waitFor(ctx, at.Sub(now))
 }
 
 // pause holds every request for d from now (a longer pause already set wins).

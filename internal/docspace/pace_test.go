@@ -85,3 +85,31 @@ func TestPacerLetsTwoStartTogetherWithinTheCeiling(t *testing.T) {
 		t.Errorf("after a pause: starts at +%v and +%v of its end, want one at its end and the next an interval later", first.Sub(p.paused), second.Sub(p.paused))
 	}
 }
+
+// A request already waiting for its slot when the portal answers another
+// one 429 with a Retry-After does not start inside that pause: the pause
+// holds every request of the client, also those scheduled before it.
+func TestPacerQueuedRequestWaitsOutALaterPause(t *testing.T) {
+	p := newPacer(1200)
+	p.mu.Lock()
+	p.next = time.Now().Add(300 * time.Millisecond).Add(p.burst) // the next slot is 300 ms away
+	before := p.next
+	p.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.wait(ctx) }()
+	for { // until the waiter has taken its slot
+		p.mu.Lock()
+		taken := !p.next.Equal(before)
+		p.mu.Unlock()
+		if taken {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	p.pause(time.Hour) // another request's 429: Retry-After one hour
+	if err := <-done; err == nil {
+		t.Errorf("a request scheduled before a one-hour Retry-After started inside it")
+	}
+}
