@@ -59,8 +59,8 @@ type outcome struct {
 	missingOwned []string
 	// trail, when not nil, answers the read of the audit trail since the
 	// window started (checkForeignSaves), sent once the pass's PUTs were
-	// answered, so that it is out while the state is written and the lease
-	// released (#15 §6: one portal round trip less on the holder's answer).
+	// answered, so that it is out while the state is written (#15 §6); its
+	// answer is awaited before the lease is released (holdConverge).
 	trail func() ([]Change, error)
 	// written is the state as this reconcile stored it at its end (nil when
 	// it stored none): under the lease nothing but the version bump (Version,
@@ -719,13 +719,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		return
 	}
 	since := out.windowStart.UTC().Truncate(time.Second)
-	var changes []Change
-	var err error
-	if out.trail != nil {
-		changes, err = out.trail()
-	} else {
-		changes, err = s.Trail.AllowlistChanges(ctx, since)
-	}
+	changes, err := s.trailChanges(ctx, out)
 	if err != nil {
 		return
 	}
@@ -769,6 +763,20 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		}
 		s.flushDue(ctx)
 	}
+}
+
+// trailChanges is the audit trail's allowlist changes since the window
+// started: the answer of the read sent with the PUT's answer (out.trail),
+// or read now (after several PUTs, the last pass's); nil without a trail
+// or a PUT.
+func (s *Service) trailChanges(ctx context.Context, out *outcome) ([]Change, error) {
+	if s.Trail == nil || len(out.saves) == 0 {
+		return nil, nil
+	}
+	if out.trail != nil {
+		return out.trail()
+	}
+	return s.Trail.AllowlistChanges(ctx, out.windowStart.UTC().Truncate(time.Second))
 }
 
 // checkKeyUserEdit: the list read back after one of our PUTs differed from

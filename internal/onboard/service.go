@@ -1304,6 +1304,18 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	th := time.Now()
 	out, err := s.holdAndReconcile(ctx, held, myV, force, mine)
 	span(ctx, "held", th)
+	if err == nil && out.put {
+		// The trail's answer is awaited before the lease is released (its
+		// read went out with the PUT's answer, so it is mostly in already):
+		// an answer that came after the release could hold the next
+		// holder's save, which by the key's user and in the same second no
+		// fact tells from a save inside this write (attack review:
+		// TestTrailReadInFlightAtReleaseDoesNotBlameTheNextHolder).
+		tt := time.Now()
+		changes, terr := s.trailChanges(ctx, &out)
+		out.trail = func() ([]Change, error) { return changes, terr }
+		span(ctx, "trail", tt)
+	}
 	tr := time.Now()
 	if time.Until(out.landBy) > 0 {
 		// A PUT of ours went unanswered and may still land: the lease is
