@@ -54,6 +54,7 @@ func TestStoreKeepsEveryPortsContract(t *testing.T) {
 	})
 	t.Run("onboard fast path", func(t *testing.T) {
 		onboardcontract.FastPathContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
+		onboardcontract.OneReadContract(t, func(t *testing.T) onboard.Store { return newStore(t) })
 	})
 	t.Run("behaviour.Store and EpisodeStore", func(t *testing.T) {
 		behaviourtest.Contract(t, func(t *testing.T) behaviourtest.Stores { return newStore(t) })
