@@ -406,7 +406,8 @@ type run struct {
 	// either. Held logins would keep the cursor above them (Holder), and a
 	// piece below them that fails in every run would keep them unsent for
 	// good; judged as they stand, they are sent and the cursor moves down
-	// to the failing piece.
+	// to the failing piece. Only for the cursor's window: the next window
+	// the run walks is judged in order again (scheduled clears it).
 	asTheyStand bool
 	// reserve is the deadline margin the current window's walk keeps for
 	// finishing what it read (see Service.budget).
@@ -506,6 +507,9 @@ func (r *run) scheduled(t Trigger) error {
 		}
 		r.progressed = true
 		r.counted, r.pieces = false, 0 // the next window's cursor is a new one
+		// No earlier run failed at the next window's cursor: its pieces
+		// are judged in order again (Last only where the run stops).
+		r.asTheyStand = false
 		advanced := w.To.After(r.prog.Until)
 		if advanced {
 			r.prog = ipguard.AuditProgress{Until: w.To, Memory: r.prog.Memory}
