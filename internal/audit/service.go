@@ -339,7 +339,7 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 		// Lost coverage is a finding of its own, sent once per episode.
 		switch cerr := r.publishCoverage(ctx); {
 		case errors.Is(cerr, errOutOfTime):
-			r.warn("the deadline came before the lost-coverage alert could be sent; the next run that meets the cause sends it")
+			r.warn("the deadline came before the lost-coverage alert could be sent; it stays recorded as due and the next run sends it")
 		case cerr != nil:
 			err = cerr
 		}
@@ -466,6 +466,7 @@ func (r *run) scheduled(t Trigger) error {
 	}
 	prog.Memory = noteRetention(prog.Memory, s.Settings.AlertRetention, s.now())
 	r.prog = prog
+	r.loadDue() // what an earlier run could not send, this one sends
 	if !r.counted && prog.Cursor != nil {
 		if err := r.countAttempt(); err != nil {
 			return err
@@ -512,7 +513,7 @@ func (r *run) scheduled(t Trigger) error {
 		r.asTheyStand = false
 		advanced := w.To.After(r.prog.Until)
 		if advanced {
-			r.prog = ipguard.AuditProgress{Until: w.To, Memory: r.prog.Memory}
+			r.prog = ipguard.AuditProgress{Until: w.To, Memory: r.prog.Memory, CoverageDue: r.prog.CoverageDue}
 		} else {
 			r.prog.Cursor = nil
 		}
@@ -559,11 +560,11 @@ func (r *run) countAttempt() error {
 	r.stuck = true
 	switch err := r.publishCoverage(r.ctx); {
 	case errors.Is(err, errOutOfTime):
-		r.warn("the deadline came before the lost-coverage alert could be sent; the next run that meets the cause sends it")
+		// Still due (recorded): the end of this run, or the next run, sends it.
+		r.warn("the deadline came before the lost-coverage alert could be sent; it stays recorded as due and the next run sends it")
 	case err != nil:
 		return err
 	}
-	r.lost = nil // sent (or left to the next run): not again at the end of this run
 	return nil
 }
 
