@@ -145,7 +145,9 @@ type failingDigestStore struct{}
 func (failingDigestStore) LoadRevised(context.Context, string, any) (int64, bool, error) {
 	return 0, false, &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: throttled"}
 }
-func (failingDigestStore) SaveRevised(context.Context, string, any, int64, time.Time) error { return nil }
+func (failingDigestStore) SaveRevised(context.Context, string, any, int64, time.Time) error {
+	return nil
+}
 
 // failingKeySource cannot read the key (the portal does not answer).
 type failingKeySource struct{}
