@@ -137,6 +137,9 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		if err == nil {
 			digestWarnings, n := chain.afterAudit(ctx, res, findingsProps)
 			undelivered += n
+			for _, w := range digestWarnings {
+				d.Log.ErrorContext(ctx, w) // "daily digest not sent: ..." (AuditAlertsUndeliveredAlarm's runbook)
+			}
 			more := append(busWarnings, digestWarnings...)
 			res.Warnings = append(res.Warnings, more...)
 			res.WarningCount += len(more)
