@@ -820,7 +820,7 @@ func TestARefusedSecondRoundDoesNotMakeTheFirstPUTDrift(t *testing.T) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		f.list = restr("192.0.2.1!,203.0.113.11,198.51.100.7") // the admin removed .10, added .7
-		f.refuse = 1                                          // the second round's PUT is refused
+		f.refuse = 1                                           // the second round's PUT is refused
 	}
 	e.now = t0.Add(time.Minute)
 	if _, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`); err == nil || !strings.Contains(err.Error(), "not applied") {
