@@ -70,6 +70,7 @@ func (r *run) lose(l lostCoverage) {
 		if l.cause == CauseUnreadableRows {
 			have.reason = fmt.Sprintf("%d login events in the portal's history could not be read (the warnings name each), so they were not evaluated", have.count)
 		}
+		r.noteDue() // the due is the whole of it at the next save, not its first occurrence
 		return
 	}
 	r.lost[l.cause] = &l

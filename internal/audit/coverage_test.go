@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"ipguard/internal/ipguard"
 	"slices"
@@ -149,5 +150,44 @@ func TestALostCoverageAlertWhosePublishFailsIsSentByTheNextRun(t *testing.T) {
 	lost := lostAlerts(t, pub.sent)
 	if len(lost) != 1 || lost[0].Cause != CauseFailuresForgotten {
 		t.Fatalf("lost coverage sent after the failed publish: %+v; want the failures_forgotten alert once", lost)
+	}
+}
+
+// The lost coverage recorded as due is the run's whole lost coverage at
+// each save, not the first occurrence of its cause: three unreadable rows
+// read in the window's first piece, whose cursor passes them, and a run
+// that fails in its second piece. The next run never meets those rows
+// again (they are above the cursor); what it sends is what was recorded.
+// Before, the due was written only when a cause was first met (lose's
+// merge did not refresh it), so the alert said 1 login event, not 3.
+func TestTheLostCoverageRecordedAsDueCountsEveryOccurrence(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 250; i++ {
+		evs = append(evs, at(i, "alice", 1010, "203.0.113.10", time.Duration(i)*2*time.Second))
+	}
+	for i := int64(0); i < 3; i++ {
+		evs = append(evs, ipguard.LoginEvent{ID: 1001 + i, Date: t0.Add(time.Duration(498-i) * time.Second),
+			Unreadable: fmt.Sprintf("event %d: bad", 1001+i), Raw: json.RawMessage(fmt.Sprintf(`{"id":%d}`, 1001+i))})
+	}
+	s, _, st, pub := newAudit(evs...)
+	s.Settings.PieceEvents = 100
+	s.Settings.Concurrency = 1
+	s.Behaviour = &holdingBehaviour{failAt: 2} // the second piece fails: the first one's cursor stays
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+		t.Fatal("the run whose second piece failed succeeded")
+	}
+	if c := st.progress.Cursor; c == nil || !c.Below.Before(t0.Add(496*time.Second)) {
+		t.Fatalf("after the failed run: cursor %+v; want it past the unreadable rows", c)
+	}
+	if len(pub.sent) != 0 {
+		t.Fatalf("the failed run sent %d messages", len(pub.sent))
+	}
+	s.Behaviour = &holdingBehaviour{}
+	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	lost := lostAlerts(t, pub.sent)
+	if len(lost) != 1 || lost[0].Cause != CauseUnreadableRows || lost[0].Count != 3 {
+		t.Fatalf("lost coverage sent: %+v; want one unreadable_rows alert counting the 3 rows", lost)
 	}
 }
