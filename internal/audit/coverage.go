@@ -47,7 +47,16 @@ type lostCoverage struct {
 	count    int       // logins not evaluated (0: unknown)
 	upTo     bool      // count is an upper bound
 	reason   string
+	// rows are the unreadable rows counted (reportKey, at most
+	// maxDueRows; rowsCapped: more were): recorded as due with them, so
+	// that a run that reads them again (the cursor had not passed them)
+	// does not count them twice.
+	rows       []string
+	rowsCapped bool
 }
+
+// maxDueRows bounds the unreadable rows' keys kept with the lost coverage.
+const maxDueRows = 200
 
 // coverageKey is the remembered-span key of a cause.
 func coverageKey(cause string) string { return "coverage/" + cause }
@@ -67,12 +76,24 @@ func (r *run) lose(l lostCoverage) {
 		have.count += l.count
 		have.upTo = have.upTo || l.upTo
 		have.reason = l.reason
+		for _, k := range l.rows {
+			if len(have.rows) >= maxDueRows {
+				have.rowsCapped = true
+				break
+			}
+			have.rows = append(have.rows, k)
+		}
+		have.rowsCapped = have.rowsCapped || l.rowsCapped
 		if l.cause == CauseUnreadableRows {
 			have.reason = fmt.Sprintf("%d login events in the portal's history could not be read (the warnings name each), so they were not evaluated", have.count)
 		}
 		r.noteDue() // the due is the whole of it at the next save, not its first occurrence
 		return
 	}
+	if len(l.rows) > maxDueRows {
+		l.rows, l.rowsCapped = l.rows[:maxDueRows], true
+	}
+	l.rows = append([]string(nil), l.rows...)
 	r.lost[l.cause] = &l
 	r.noteDue()
 }
@@ -85,6 +106,9 @@ type dueCoverage struct {
 	Count  int       `json:"count,omitempty"`
 	UpTo   bool      `json:"upTo,omitempty"`
 	Reason string    `json:"reason"`
+	// Rows and RowsCapped: lostCoverage's rows and rowsCapped.
+	Rows       []string `json:"rows,omitempty"`
+	RowsCapped bool     `json:"rowsCapped,omitempty"`
 }
 
 // maxDueReason bounds each due cause's reason in the progress item.
@@ -107,7 +131,8 @@ func (r *run) noteDue() {
 		if len(reason) > maxDueReason {
 			reason = humantext.Line(reason, maxDueReason)
 		}
-		due = append(due, dueCoverage{Cause: l.cause, From: l.from.UTC(), To: l.to.UTC(), Count: l.count, UpTo: l.upTo, Reason: reason})
+		due = append(due, dueCoverage{Cause: l.cause, From: l.from.UTC(), To: l.to.UTC(), Count: l.count, UpTo: l.upTo, Reason: reason,
+			Rows: l.rows, RowsCapped: l.rowsCapped})
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i].Cause < due[j].Cause })
 	b, err := json.Marshal(due)
@@ -135,8 +160,25 @@ func (r *run) loadDue() {
 		if d.Cause == "" {
 			continue
 		}
-		r.lose(lostCoverage{cause: d.Cause, from: d.From, to: d.To, count: d.Count, upTo: d.UpTo, reason: d.Reason})
+		// Rows met again are not counted again (seenRows); past the keys
+		// kept, they may be: the count is then an upper bound.
+		r.lose(lostCoverage{cause: d.Cause, from: d.From, to: d.To, count: d.Count, upTo: d.UpTo || d.RowsCapped, reason: d.Reason,
+			rows: d.Rows, rowsCapped: d.RowsCapped})
 	}
+}
+
+// seenRows are the unreadable rows this run counted already (those an
+// earlier run recorded as due too), for a walk to leave out.
+func (r *run) seenRows() map[string]bool {
+	l := r.lost[CauseUnreadableRows]
+	if l == nil || len(l.rows) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(l.rows))
+	for _, k := range l.rows {
+		m[k] = true
+	}
+	return m
 }
 
 // clearDue forgets the lost coverage recorded as due once it was sent (or

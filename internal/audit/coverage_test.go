@@ -191,3 +191,43 @@ func TestTheLostCoverageRecordedAsDueCountsEveryOccurrence(t *testing.T) {
 		t.Fatalf("lost coverage sent: %+v; want one unreadable_rows alert counting the 3 rows", lost)
 	}
 }
+
+// Unreadable rows are reported when their page is read, which may be before
+// the cursor passes them: three of them in the oldest second of the first
+// page, which the walk hands on with the next band (the second may go on in
+// the next page). The first piece's save records them as due; the run fails
+// in the next piece, so the cursor stays above them and the next run reads
+// them again (and passes them, failing further down: recorded as due once
+// more). The alert counts each row once. Before, the rows recorded as due
+// were counted again whenever met again (here 6).
+func TestUnreadableRowsRecordedAsDueAreNotCountedAgainWhenReadAgain(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 250; i++ {
+		evs = append(evs, at(i, "alice", 1010, "203.0.113.10", time.Duration(i)*2*time.Second))
+	}
+	second := t0.Add(308 * time.Second) // the first page's oldest second (with login 154)
+	for i := int64(0); i < 3; i++ {
+		evs = append(evs, ipguard.LoginEvent{ID: 1001 + i, Date: second,
+			Unreadable: fmt.Sprintf("event %d: bad", 1001+i), Raw: json.RawMessage(fmt.Sprintf(`{"id":%d}`, 1001+i))})
+	}
+	s, _, st, pub := newAudit(evs...)
+	s.Settings.PieceEvents = 10
+	s.Settings.Concurrency = 1
+	for run := 1; run <= 2; run++ {
+		s.Behaviour = &holdingBehaviour{failAt: 2} // the second piece fails
+		if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+			t.Fatalf("run %d, whose second piece failed, succeeded", run)
+		}
+		if c := st.progress.Cursor; run == 1 && (c == nil || c.Below.Before(second)) {
+			t.Fatalf("after failed run %d: cursor %+v; want it at or above the second of the unreadable rows (%s)", run, c, second)
+		}
+	}
+	s.Behaviour = &holdingBehaviour{}
+	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	lost := lostAlerts(t, pub.sent)
+	if len(lost) != 1 || lost[0].Cause != CauseUnreadableRows || lost[0].Count != 3 {
+		t.Fatalf("lost coverage sent: %+v; want one unreadable_rows alert counting the 3 rows once", lost)
+	}
+}

@@ -712,7 +712,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 	if n := r.pieceLimit(); n < s.pieceEvents() && r.res.PieceEvents == 0 {
 		r.res.PieceEvents = n
 	}
-	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn, lose: r.lose}
+	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn, lose: r.lose, reported: r.seenRows()}
 	if c := r.prog.Cursor; c.Below.Equal(below) {
 		wk.tries = c.SecondTries
 	}
