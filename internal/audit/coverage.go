@@ -53,6 +53,11 @@ type lostCoverage struct {
 	// does not count them twice.
 	rows       []string
 	rowsCapped bool
+	// noted is when the loss was first noted (an earlier run's, for one
+	// recorded as due); dueOnly: all of it comes from the due (this run
+	// did not meet the cause itself).
+	noted   time.Time
+	dueOnly bool
 }
 
 // maxDueRows bounds the unreadable rows' keys kept with the lost coverage.
@@ -84,6 +89,10 @@ func (r *run) lose(l lostCoverage) {
 			have.rows = append(have.rows, k)
 		}
 		have.rowsCapped = have.rowsCapped || l.rowsCapped
+		have.dueOnly = have.dueOnly && l.dueOnly
+		if !l.noted.IsZero() && (have.noted.IsZero() || l.noted.Before(have.noted)) {
+			have.noted = l.noted
+		}
 		if l.cause == CauseUnreadableRows {
 			have.reason = fmt.Sprintf("%d login events in the portal's history could not be read (the warnings name each), so they were not evaluated", have.count)
 		}
@@ -94,6 +103,9 @@ func (r *run) lose(l lostCoverage) {
 		l.rows, l.rowsCapped = l.rows[:maxDueRows], true
 	}
 	l.rows = append([]string(nil), l.rows...)
+	if !l.dueOnly {
+		l.noted = r.s.now().UTC()
+	}
 	r.lost[l.cause] = &l
 	r.noteDue()
 }
@@ -109,6 +121,9 @@ type dueCoverage struct {
 	// Rows and RowsCapped: lostCoverage's rows and rowsCapped.
 	Rows       []string `json:"rows,omitempty"`
 	RowsCapped bool     `json:"rowsCapped,omitempty"`
+	// Noted is lostCoverage's noted (zero in a record written before it
+	// was kept: such a record is sent unless its episode goes on).
+	Noted time.Time `json:"noted,omitzero"`
 }
 
 // maxDueReason bounds each due cause's reason in the progress item.
@@ -132,7 +147,7 @@ func (r *run) noteDue() {
 			reason = humantext.Line(reason, maxDueReason)
 		}
 		due = append(due, dueCoverage{Cause: l.cause, From: l.from.UTC(), To: l.to.UTC(), Count: l.count, UpTo: l.upTo, Reason: reason,
-			Rows: l.rows, RowsCapped: l.rowsCapped})
+			Rows: l.rows, RowsCapped: l.rowsCapped, Noted: l.noted})
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i].Cause < due[j].Cause })
 	b, err := json.Marshal(due)
@@ -163,7 +178,7 @@ func (r *run) loadDue() {
 		// Rows met again are not counted again (seenRows); past the keys
 		// kept, they may be: the count is then an upper bound.
 		r.lose(lostCoverage{cause: d.Cause, from: d.From, to: d.To, count: d.Count, upTo: d.UpTo || d.RowsCapped, reason: d.Reason,
-			rows: d.Rows, rowsCapped: d.RowsCapped})
+			rows: d.Rows, rowsCapped: d.RowsCapped, noted: d.Noted, dueOnly: true})
 	}
 }
 
@@ -219,6 +234,14 @@ func (r *run) coverageFindings(ctx context.Context) ([]Finding, error) {
 	var out []Finding
 	for _, c := range causes {
 		l := r.lost[c]
+		if l.dueOnly && sentSince(known[coverageKey(c)], l.noted) {
+			// Recorded as due by an earlier run, which sent it (or met
+			// it in an episode already alerted) and could not clear it:
+			// not again (nor counted, nor its episode extended), also when
+			// that episode is over by now.
+			r.log.InfoContext(ctx, "lost coverage recorded as due was sent already", "cause", c, "from", l.from, "to", l.to, "count", l.count)
+			continue
+		}
 		r.res.LoginsNotEvaluated += max(l.count, 1) // a cause of unknown extent counts 1
 		now := r.s.now()
 		if sameEpisode(known[coverageKey(c)], now) {
@@ -236,6 +259,21 @@ func (r *run) coverageFindings(ctx context.Context) ([]Finding, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// sentSince reports whether an episode of the cause was alerted, or went
+// on, at or after noted (a remembered span ending then or later): the loss
+// noted then was sent with it. A zero noted is never.
+func sentSince(spans []ipguard.TimeSpan, noted time.Time) bool {
+	if noted.IsZero() {
+		return false
+	}
+	for _, s := range spans {
+		if !s.To.Before(noted) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameEpisode reports whether a run at now belongs to one of the

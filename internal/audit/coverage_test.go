@@ -231,3 +231,56 @@ func TestUnreadableRowsRecordedAsDueAreNotCountedAgainWhenReadAgain(t *testing.T
 		t.Fatalf("lost coverage sent: %+v; want one unreadable_rows alert counting the 3 rows once", lost)
 	}
 }
+
+// clearFailingStore refuses the progress write that clears the lost
+// coverage recorded as due (the table throttled just then).
+type clearFailingStore struct {
+	*fakeStore
+	failing bool
+}
+
+func (c *clearFailingStore) SetProgress(ctx context.Context, p ipguard.AuditProgress) error {
+	if c.failing && p.CoverageDue == "" && c.progress.CoverageDue != "" {
+		return &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: throttled"}
+	}
+	return c.fakeStore.SetProgress(ctx, p)
+}
+
+// A lost-coverage alert that SNS accepted is not sent again by a later run
+// because the write that clears it from the due could not be made: the
+// next run finds its episode recorded. Also when that run comes more than
+// an episode's gap later (a cron() AuditSchedule that pauses overnight or
+// at weekends): the episode is over then, yet the alert was sent, after
+// the loss was noted. Before, the next run sent it a second time.
+func TestALostCoverageAlertSentIsNotSentAgainWhenItsClearFailed(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 40; i++ {
+		e := at(i, guest, 1013, fmt.Sprintf("172.16.0.%d", i), time.Duration(i)*time.Second)
+		e.Login = "nobody@example.com"
+		evs = append(evs, e)
+	}
+	s, _, fst, pub := newAudit(evs...)
+	st := &clearFailingStore{fakeStore: fst, failing: true}
+	s.Store, s.Leases = st, st
+	fst.ForgetFailures = 2345
+	var now time.Time
+	s.Now = func() time.Time { return now }
+	now = t0.Add(15*time.Minute + 30*time.Second)
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+		t.Fatalf("the run whose lost coverage was sent: %v", err)
+	}
+	if n := len(lostAlerts(t, pub.sent)); n != 1 || fst.progress.CoverageDue == "" {
+		t.Fatalf("after the first run: %d lost-coverage alerts, due %q; want 1 sent and still recorded as due (its clear failed)", n, fst.progress.CoverageDue)
+	}
+	fst.ForgetFailures, st.failing = 0, false
+	now = t0.Add(3*time.Hour + 30*time.Second) // the next scheduled run, hours later
+	if _, err := s.Run(context.Background(), trig(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if lost := lostAlerts(t, pub.sent); len(lost) != 1 {
+		t.Errorf("lost coverage sent: %+v; want the failures_forgotten alert once", lost)
+	}
+	if fst.progress.CoverageDue != "" {
+		t.Errorf("due after the next run: %q; want it cleared", fst.progress.CoverageDue)
+	}
+}
