@@ -96,7 +96,6 @@ func (r *run) lose(l lostCoverage) {
 		if l.cause == CauseUnreadableRows {
 			have.reason = fmt.Sprintf("%d login events in the portal's history could not be read (the warnings name each), so they were not evaluated", have.count)
 		}
-		r.noteDue() // the due is the whole of it at the next save, not its first occurrence
 		return
 	}
 	if len(l.rows) > maxDueRows {
@@ -107,7 +106,16 @@ func (r *run) lose(l lostCoverage) {
 		l.noted = r.s.now().UTC()
 	}
 	r.lost[l.cause] = &l
+}
+
+// setProgress saves r.prog (the caller holds the lease) with the run's
+// lost coverage as it stands recorded as due (noteDue): each save that may
+// move the cursor past logins concerned carries all of it, merged
+// occurrences included, serialised once per save, not per occurrence (a
+// flood of unreadable rows is one lose each).
+func (r *run) setProgress(ctx context.Context) error {
 	r.noteDue()
+	return r.s.Store.SetProgress(ctx, r.prog)
 }
 
 // dueCoverage is lostCoverage as recorded due with the progress.
@@ -129,9 +137,10 @@ type dueCoverage struct {
 // maxDueReason bounds each due cause's reason in the progress item.
 const maxDueReason = 1000
 
-// noteDue keeps the run's lost coverage in the progress it saves next
-// (AuditProgress.CoverageDue): the write that moves the cursor past the
-// logins concerned records the alert as due, before it is published.
+// noteDue puts the run's lost coverage into the progress (AuditProgress.
+// CoverageDue), at each save (setProgress): the write that moves the cursor
+// past the logins concerned records the alert as due, before it is
+// published.
 func (r *run) noteDue() {
 	if r.backfill {
 		return // a backfill saves no progress; its caller sees its error
@@ -203,8 +212,7 @@ func (r *run) clearDue(ctx context.Context) error {
 	if r.backfill || r.prog.CoverageDue == "" {
 		return nil
 	}
-	r.prog.CoverageDue = ""
-	if err := r.s.Store.SetProgress(ctx, r.prog); err != nil {
+	if err := r.setProgress(ctx); err != nil { // r.lost is nil: the due is cleared
 		// Sent: a run that reads it again finds its episode recorded and
 		// sends nothing.
 		r.log.WarnContext(ctx, "audit: clear the lost coverage sent from the progress", "error", err)
@@ -304,8 +312,7 @@ func (r *run) publishCoverage(ctx context.Context) error {
 		return r.clearDue(ctx)
 	}
 	if !r.backfill {
-		r.noteDue()
-		if err := r.s.Store.SetProgress(ctx, r.prog); err != nil {
+		if err := r.setProgress(ctx); err != nil {
 			// Sent all the same: not recording it must not also keep it
 			// from the people it is for.
 			r.warn(fmt.Sprintf("the lost coverage could not be recorded as due before it was sent (%s): if its message fails too, no later run sends it", humantext.Line(err.Error(), 300)))

@@ -517,7 +517,7 @@ func (r *run) scheduled(t Trigger) error {
 		} else {
 			r.prog.Cursor = nil
 		}
-		if err := s.Store.SetProgress(r.ctx, r.prog); err != nil {
+		if err := r.setProgress(r.ctx); err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: the window up to %s was finished and alerted, but the progress could not be saved (the next run reads it again; alerted events are not sent again): %w", w.To.Format(time.RFC3339), err)
 		}
 		r.res.CheckpointAdvanced = r.res.CheckpointAdvanced || advanced
@@ -545,7 +545,7 @@ func (r *run) countAttempt() error {
 	}
 	c.Attempts++
 	r.counted = true
-	if err := r.s.Store.SetProgress(r.ctx, r.prog); err != nil {
+	if err := r.setProgress(r.ctx); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: count this run at the saved cursor (nothing was read yet): %w", err)
 	}
 	if before < NoProgressRuns {
@@ -584,7 +584,7 @@ func (r *run) stoppedWithout() error {
 	if !r.counted {
 		c.Attempts++
 		r.counted = true
-		if err := r.s.Store.SetProgress(r.ctx, r.prog); err != nil {
+		if err := r.setProgress(r.ctx); err != nil {
 			return r.deadlineOr(ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor of a run that moved nothing: %w", err))
 		}
 	}
@@ -751,7 +751,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 			c.SecondTries = wk.tries + 1
 			c.Attempts = 0 // the reads that double with each try are this cursor's progress
 			if !r.backfill {
-				if err := s.Store.SetProgress(r.ctx, r.prog); err != nil {
+				if err := r.setProgress(r.ctx); err != nil {
 					return false, ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor at an unread second: %w", err)
 				}
 			}
