@@ -191,6 +191,42 @@ func (r *run) loadDue() {
 	}
 }
 
+// sendDue publishes, in a run that failed, the lost coverage an earlier
+// run recorded as due (only that: this run's own may be met again by the
+// next run, which reads again what this one did not commit). It writes no
+// progress (this run's may be half done): the next run that loads the due
+// finds it sent (sentSince) and clears it. Its trouble is logged; the
+// run's own error stands.
+func (r *run) sendDue(ctx context.Context) {
+	if r.backfill || len(r.lost) == 0 {
+		return
+	}
+	own := r.lost
+	defer func() { r.lost = own }()
+	r.lost = map[string]*lostCoverage{}
+	for c, l := range own {
+		if l.dueOnly {
+			r.lost[c] = l
+		}
+	}
+	fs, err := r.coverageFindings(ctx)
+	if err == nil && len(fs) > 0 {
+		if r.meta.Portal == "" {
+			r.meta = Meta{Portal: r.s.Settings.Portal}
+		}
+		p := piecer{run: r}
+		for _, f := range fs {
+			if err = p.publish(ctx, []Finding{f}, nil); err != nil {
+				break
+			}
+			r.res.CoverageLost++
+		}
+	}
+	if err != nil {
+		r.log.WarnContext(ctx, "audit: send the lost coverage an earlier run left due (the next run sends it)", "error", err)
+	}
+}
+
 // seenRows are the unreadable rows this run counted already (those an
 // earlier run recorded as due too), for a walk to leave out.
 func (r *run) seenRows() map[string]bool {

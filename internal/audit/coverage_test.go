@@ -284,3 +284,47 @@ func TestALostCoverageAlertSentIsNotSentAgainWhenItsClearFailed(t *testing.T) {
 		t.Errorf("due after the next run: %q; want it cleared", fst.progress.CoverageDue)
 	}
 }
+
+// A lost-coverage alert recorded as due is sent by the next run also when
+// that run fails itself (the portal down for a while): the earlier run's
+// cursor is past the logins concerned, so nothing this run does or fails
+// to do changes it. Before, a run sent lost coverage only when it
+// succeeded, and the alert waited for the whole outage.
+func TestALostCoverageAlertDueIsSentByANextRunThatFails(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 40; i++ {
+		e := at(i, guest, 1013, fmt.Sprintf("172.16.0.%d", i), time.Duration(i)*time.Second)
+		e.Login = "nobody@example.com"
+		evs = append(evs, e)
+	}
+	s, src, st, _ := newAudit(evs...)
+	pub := &coverageFailingPublisher{failing: true}
+	s.Publisher = pub
+	st.ForgetFailures = 2345
+	var now time.Time
+	s.Now = func() time.Time { return now }
+	now = t0.Add(15*time.Minute + 30*time.Second)
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+		t.Fatal("the run whose lost-coverage alert could not be published succeeded")
+	}
+	st.ForgetFailures, pub.failing = 0, false
+	src.fail = 1 << 20 // the portal does not answer
+	now = t0.Add(20*time.Minute + 30*time.Second)
+	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err == nil {
+		t.Fatal("the run that could not read the portal succeeded")
+	}
+	if lost := lostAlerts(t, pub.sent); len(lost) != 1 || lost[0].Cause != CauseFailuresForgotten {
+		t.Fatalf("lost coverage sent by the failed run: %+v; want the failures_forgotten alert due", lost)
+	}
+	src.fail = 0 // the portal is back: the due was sent, not again
+	now = t0.Add(25*time.Minute + 30*time.Second)
+	if _, err := s.Run(context.Background(), trig(25*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if lost := lostAlerts(t, pub.sent); len(lost) != 1 {
+		t.Errorf("lost coverage sent: %+v; want the failures_forgotten alert once", lost)
+	}
+	if st.progress.CoverageDue != "" {
+		t.Errorf("due after the run once the portal is back: %q; want it cleared", st.progress.CoverageDue)
+	}
+}

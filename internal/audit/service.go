@@ -343,6 +343,11 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 		case cerr != nil:
 			err = cerr
 		}
+	} else {
+		// The run failed: what an earlier run recorded as due is sent all
+		// the same (its cursor is past the logins concerned; nothing this
+		// run did changes it), so that an outage does not hold it back.
+		r.sendDue(ctx)
 	}
 	if more := r.warnings - len(res.Warnings); more > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("... and %d more warnings (each is in the log)", more))
