@@ -278,15 +278,19 @@ func (r *run) coverageFindings(ctx context.Context) ([]Finding, error) {
 	var out []Finding
 	for _, c := range causes {
 		l := r.lost[c]
+		// Counted also when sent already (CoverageLost, AuditCoverageLostAlarm):
+		// the run that sent it may have failed, and a failed run's line
+		// counts nothing.
+		r.res.LoginsNotEvaluated += max(l.count, 1) // a cause of unknown extent counts 1
 		if l.dueOnly && sentSince(known[coverageKey(c)], l.noted) {
 			// Recorded as due by an earlier run, which sent it (or met
 			// it in an episode already alerted) and could not clear it:
-			// not again (nor counted, nor its episode extended), also when
-			// that episode is over by now.
+			// not again (nor its episode extended), also when that
+			// episode is over by now.
+			r.res.AlreadyAlerted++
 			r.log.InfoContext(ctx, "lost coverage recorded as due was sent already", "cause", c, "from", l.from, "to", l.to, "count", l.count)
 			continue
 		}
-		r.res.LoginsNotEvaluated += max(l.count, 1) // a cause of unknown extent counts 1
 		now := r.s.now()
 		if sameEpisode(known[coverageKey(c)], now) {
 			r.res.AlreadyAlerted++

@@ -318,8 +318,12 @@ func TestALostCoverageAlertDueIsSentByANextRunThatFails(t *testing.T) {
 	}
 	src.fail = 0 // the portal is back: the due was sent, not again
 	now = t0.Add(25*time.Minute + 30*time.Second)
-	if _, err := s.Run(context.Background(), trig(25*time.Minute)); err != nil {
+	res, err := s.Run(context.Background(), trig(25*time.Minute))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if res.LoginsNotEvaluated == 0 {
+		t.Errorf("the run that cleared the due counts no logins not evaluated; want them on its line (CoverageLost): the failed runs' lines count none")
 	}
 	if lost := lostAlerts(t, pub.sent); len(lost) != 1 {
 		t.Errorf("lost coverage sent: %+v; want the failures_forgotten alert once", lost)
