@@ -804,3 +804,66 @@ func TestKeyUsersOwnHandEditInTheToolsSecondIsNamed(t *testing.T) {
 		})
 	}
 }
+
+// deadlinePortal is the fake portal recording, at each PUT, the deadline the
+// DocSpace client is given and until when the lease is held.
+type deadlinePortal struct {
+	*fakePortal
+	leases    *leasetest.Backend
+	deadlines []time.Time
+	untils    []time.Time
+}
+
+func (p *deadlinePortal) SaveIPRestrictions(ctx context.Context, l []ipguard.Restriction, enable bool) (time.Time, error) {
+	dl, _ := ctx.Deadline()
+	p.deadlines = append(p.deadlines, dl)
+	p.untils = append(p.untils, p.leases.Until(LeaseName))
+	return p.fakePortal.SaveIPRestrictions(ctx, l, enable)
+}
+
+// The fence (#15 §2): the lease outlives the longest attempt, landing
+// included. The client starts an attempt only while one attempt's time is
+// left before the deadline it is given, so its last attempt is given up at
+// that deadline at the latest, and a PUT given up on may still land up to
+// one attempt later (landBy): that must be before the lease ends, also when
+// the function is killed at its deadline (nothing then shortens or keeps
+// the lease). (Before: the lease lasted until the invocation's deadline
+// plus 5 s, and the client was given the deadline itself, so an attempt of
+// 10 s given up at the deadline could land 5 s after the lease ended, under
+// the next holder's read; without a deadline it could land 8 s after it.)
+func TestLeaseOutlivesTheLandingOfTheLastAttemptTheClientMayStart(t *testing.T) {
+	const attempt = 10 * time.Second
+	for _, tc := range []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"a Lambda invocation (deadline 25 s away)", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 25*time.Second)
+		}},
+		{"no deadline", func() (context.Context, context.CancelFunc) { return context.Background(), func() {} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			leases := &leasetest.Backend{}
+			p := &deadlinePortal{fakePortal: e.p, leases: leases}
+			e.s.Leases, e.s.Portal, e.s.WriteAttempt = leases, p, attempt
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			res, err := e.s.Handle(ctx, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+			if err != nil || res.Portal != PortalApplied || len(p.deadlines) != 1 {
+				t.Fatalf("result %+v, err %v, PUTs %d; want the PUT sent and applied", res, err, len(p.deadlines))
+			}
+			dl, until := p.deadlines[0], p.untils[0]
+			if dl.IsZero() {
+				t.Fatal("the client was given no deadline: nothing fences its attempts")
+			}
+			if fn, ok := ctx.Deadline(); ok && dl.After(fn) {
+				t.Errorf("client deadline %s is past the invocation's %s: an attempt could run after the function is killed", dl, fn)
+			}
+			if landBy := dl.Add(attempt); landBy.After(until) {
+				t.Errorf("an attempt given up at the client's deadline may land until %s, %s after the lease ends (%s)",
+					landBy.Format(time.RFC3339Nano), landBy.Sub(until), until.Format(time.RFC3339Nano))
+			}
+		})
+	}
+}

@@ -146,9 +146,27 @@ func listHash(list []ipguard.Restriction, enable bool) string {
 // MaxOwnSaves bounds the remembered instants of the tool's own saves.
 const MaxOwnSaves = 20
 
-// fenceMargin is the lease time kept beyond one write attempt: no PUT (and
-// no retry of one) starts with less than WriteAttempt plus this left.
+// fenceMargin is the lease time kept beyond one write attempt and its
+// landing: no PUT (and no retry of one) starts with less than writeFence
+// left.
 const fenceMargin = 2 * time.Second
+
+// writeFence is the lease time a PUT attempt needs left when it starts: the
+// attempt itself (WriteAttempt, the client's timeout), the time a PUT the
+// client gave up on may still take to land (one attempt more: the portal
+// may still be working on it, see write's landBy) and the margin. So the
+// lease outlives every attempt's landing, not only its answer.
+func (s *Service) writeFence() time.Duration { return 2*s.writeAttempt() + fenceMargin }
+
+// leaseGrace is how long the reconcile lease lasts past the invocation's
+// deadline (lease.Options.Grace): the client starts no attempt later than
+// one attempt before the deadline, so the last is given up at the deadline
+// and may land until one attempt after it; a function killed at its
+// deadline can neither keep nor release the lease, so the lease must last
+// that long by itself. Within the invocation the deadline, not the lease,
+// then bounds the attempts (writeFence holds exactly when one attempt
+// fits before the deadline).
+func (s *Service) leaseGrace() time.Duration { return s.writeAttempt() + fenceMargin }
 
 func (s *Service) writeAttempt() time.Duration {
 	if s.WriteAttempt > 0 {
@@ -488,9 +506,9 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		if err := CheckKept(current, plan.List, owned); err != nil {
 			return nil, Plan{}, err
 		}
-		if held != nil && time.Until(held.Until) < s.writeAttempt()+fenceMargin {
+		if held != nil && time.Until(held.Until) < s.writeFence() {
 			return nil, Plan{}, ipguard.Errorf(ipguard.EUnavailable,
-				"not sent: less than one write attempt (%s) and its margin is left on the portal allowlist lease; the next reconcile sends it", s.writeAttempt())
+				"not sent: less than one write attempt (%s), the time it may still take to land and a margin is left on the portal allowlist lease; the next reconcile sends it", s.writeAttempt())
 		}
 		prev := *st
 		// Any attempt of this PUT may land late, after newer ones (a
@@ -510,7 +528,10 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		span(ctx, "inFlightWrite", tif)
 		wctx, cancel := ctx, func() {}
 		if held != nil {
-			wctx, cancel = context.WithDeadline(ctx, held.Until.Add(-fenceMargin))
+			// The client starts an attempt only while one attempt's time is
+			// left before this deadline: its last is given up by then and
+			// may land one attempt later, still inside the lease.
+			wctx, cancel = context.WithDeadline(ctx, held.Until.Add(-fenceMargin-s.writeAttempt()))
 		}
 		var unanswered ipguard.UnansweredWrites
 		wctx = ipguard.WithUnansweredWrites(wctx, &unanswered)

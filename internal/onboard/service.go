@@ -1148,7 +1148,7 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 		refused := false
 		if tryLease {
 			ta := time.Now()
-			held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
+			held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{Grace: s.leaseGrace()})
 			span(ctx, "leaseTry", ta)
 			if err == nil {
 				return s.holdConverge(withPassStart(ctx, ta), held, myV, force, mine)
