@@ -365,6 +365,9 @@ func (u User) ActiveEntries(now time.Time) []string {
 	return out
 }
 
+// SaveWindow is a span of time in which a save of the tool may have landed.
+type SaveWindow struct{ From, Until time.Time }
+
 // PortalState is the tool's memory of the portal allowlist, kept next to the
 // desired state (the users). Version counts stored changes; Applied is the
 // highest version a reconcile brought onto the portal. Owned are the portal
@@ -427,6 +430,13 @@ type PortalState struct {
 	// of these instants.
 	OwnSaves []time.Time
 	KeyUser  string
+	// UnansweredSaves are the spans (the function's clock, oldest first,
+	// bounded) in which a PUT of the tool that no answer dated (its answer
+	// lost, a timeout or 5xx, or an attempt unanswered before a retry was
+	// answered) may have landed: from its sending until the fence's end of
+	// its landing. A trail event by KeyUser at no own instant but inside
+	// one of them may be that landing, the tool's own.
+	UnansweredSaves []SaveWindow
 	// LastPass is how long the last reconcile pass held the lease before
 	// it wrote its result (from taking the lease, or from the start of a
 	// further pass of the same holder): a change waiting for a holder

@@ -867,3 +867,98 @@ func TestLeaseOutlivesTheLandingOfTheLastAttemptTheClientMayStart(t *testing.T) 
 		})
 	}
 }
+
+// retryPortal is the fake portal whose next PUT is answered on a retry
+// after an attempt that went unanswered (noted as the DocSpace client
+// notes it), and whose unanswered attempt lands later (landUnanswered): a
+// second save of the same list, by the key's user, that no answer dated.
+type retryPortal struct {
+	*fakePortal
+	retries int
+	pending []lateWrite
+}
+
+func (p *retryPortal) SaveIPRestrictions(ctx context.Context, l []ipguard.Restriction, enable bool) (time.Time, error) {
+	if p.retries > 0 {
+		p.retries--
+		ipguard.NoteUnansweredWrite(ctx, time.Now())
+		p.pending = append(p.pending, lateWrite{slices.Clone(l), enable})
+	}
+	return p.fakePortal.SaveIPRestrictions(ctx, l, enable)
+}
+
+func (p *retryPortal) landUnanswered() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.pending {
+		p.applyLocked(w.list, w.enable)
+	}
+	p.pending = nil
+}
+
+// Attribution by facts (#15 §3) across reconciles: a PUT of the tool whose
+// landing no answer dated (its answer lost, or an attempt that went
+// unanswered before a retry was answered and landed later) is a save by
+// the key's user at no own instant. When an admin's hand edit is found as
+// drift afterwards, the drift alert names the admin, never that landing as
+// a change "outside the tool" by the key's user. (Before: the drift's
+// attribution took every key-user save at no own instant for someone
+// else's, so the tool's own landed PUT was named, as the owner.)
+func TestDriftAfterAnUnansweredPUTDoesNotNameTheToolsOwnLanding(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(e *env, p *retryPortal)
+		land  func(p *retryPortal)
+	}{
+		{"answer lost", func(e *env, p *retryPortal) { e.p.lostAnswer = 1 }, func(*retryPortal) {}},
+		{"timed out, landed later", func(e *env, p *retryPortal) { e.p.late = 1 }, func(p *retryPortal) { p.landLate() }},
+		{"an attempt unanswered, the retry answered, the attempt landing later", func(e *env, p *retryPortal) { p.retries = 1 },
+			func(p *retryPortal) { p.landUnanswered() }},
+		{"the holder killed at its deadline while its PUT was out", func(e *env, p *retryPortal) { e.p.lostAnswer = 1 }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			p := &retryPortal{fakePortal: e.p}
+			leases := &leasetest.Backend{}
+			e.s.Portal, e.s.Leases = p, leases
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			e.now = t0.Add(time.Minute)
+			tc.fault(e, p)
+			var during ipguard.PortalState
+			e.p.afterPut = func(*fakePortal) { during = e.state() }
+			_, _ = e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+			// The tool's own PUT lands (within the fence's time, before its
+			// lease ends), dated by nothing the tool got.
+			if tc.land != nil {
+				tc.land(p)
+			} else {
+				// Killed mid-PUT: the state is what was stored before
+				// sending ("in flight").
+				if during.SentOutcome != ipguard.SentInFlight {
+					t.Fatalf("state during the PUT: %q, want in flight", during.SentOutcome)
+				}
+				*e.st.state = during
+			}
+			// Its lease ran out; then an admin adds an entry by hand.
+			leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+			e.now = t0.Add(2 * time.Minute)
+			p.mu.Lock()
+			p.list = append(p.list, ipguard.Restriction{IP: "198.51.100.9"})
+			p.mu.Unlock()
+			trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+			e.now = t0.Add(3 * time.Minute)
+			res := e.do(t, `{"action":"sync"}`)
+			if res.Drift == nil || len(res.Drift.Unknown) != 1 {
+				t.Fatalf("drift = %+v; want the admin's entry found", res.Drift)
+			}
+			var named []string
+			for _, c := range res.Drift.Changes {
+				named = append(named, c.User+" at "+c.When)
+			}
+			if len(named) != 1 || !strings.Contains(named[0], "Ada Admin") {
+				t.Errorf("drift names %q; want the admin alone, not the tool's own landed PUT", named)
+			}
+		})
+	}
+}

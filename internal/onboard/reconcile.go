@@ -36,27 +36,28 @@ import (
 
 // outcome is what converge reports to a change or a sync.
 type outcome struct {
-	portal       string    // PortalApplied or PortalPending
-	reason       string    // why pending
-	err          error     // the portal failure behind a pending outcome of this request
-	by           string    // "this request", "another request", "already"
-	put          bool      // this request sent at least one PUT
-	puts         int       // how many PUTs this reconcile sent
-	windowStart  time.Time // when the GET→PUT window of the first PUT began
-	saves        []time.Time
-	ownSaves     []time.Time           // the state's own saves after this reconcile
-	dueAdded     bool                  // this reconcile recorded an alert as due
-	unanswered   bool                  // a PUT of the tool went unanswered and may have landed unseen
-	landBy       time.Time             // an unanswered PUT of this reconcile may land until then (the lease is kept)
-	changedAfter []time.Time           // read-backs that differed from the list sent, not by a late PUT of the tool
-	seenBefore   []ipguard.Restriction // the list the reconcile read before it wrote
-	added        []string
-	removed      []string
-	expired      []ExpiredView
-	enabled      bool
-	warnings     []string
-	drift        *Drift
-	missingOwned []string
+	portal          string    // PortalApplied or PortalPending
+	reason          string    // why pending
+	err             error     // the portal failure behind a pending outcome of this request
+	by              string    // "this request", "another request", "already"
+	put             bool      // this request sent at least one PUT
+	puts            int       // how many PUTs this reconcile sent
+	windowStart     time.Time // when the GET→PUT window of the first PUT began
+	saves           []time.Time
+	ownSaves        []time.Time           // the state's own saves after this reconcile
+	unansweredSaves []ipguard.SaveWindow  // the state's spans of undated saves after this reconcile
+	dueAdded        bool                  // this reconcile recorded an alert as due
+	unanswered      bool                  // a PUT of the tool went unanswered and may have landed unseen
+	landBy          time.Time             // an unanswered PUT of this reconcile may land until then (the lease is kept)
+	changedAfter    []time.Time           // read-backs that differed from the list sent, not by a late PUT of the tool
+	seenBefore      []ipguard.Restriction // the list the reconcile read before it wrote
+	added           []string
+	removed         []string
+	expired         []ExpiredView
+	enabled         bool
+	warnings        []string
+	drift           *Drift
+	missingOwned    []string
 	// trail, when not nil, answers the read of the audit trail since the
 	// window started (checkForeignSaves), sent once the pass's PUTs were
 	// answered, so that it is out while the state is written (#15 §6); its
@@ -83,6 +84,9 @@ func (o *outcome) merge(n outcome) {
 	}
 	if n.ownSaves != nil {
 		o.ownSaves = n.ownSaves
+	}
+	if n.unansweredSaves != nil {
+		o.unansweredSaves = n.unansweredSaves
 	}
 	o.puts += n.puts
 	o.changedAfter = append(o.changedAfter, n.changedAfter...)
@@ -143,8 +147,28 @@ func listHash(list []ipguard.Restriction, enable bool) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// MaxOwnSaves bounds the remembered instants of the tool's own saves.
+// MaxOwnSaves bounds the remembered instants of the tool's own saves (and
+// the spans of its undated ones).
 const MaxOwnSaves = 20
+
+// unansweredSlack widens a span in which an undated save of the tool may
+// have landed (ipguard.PortalState.UnansweredSaves, the function's clock)
+// when it is compared with the trail (the portal's clock, whole seconds).
+const unansweredSlack = 2 * time.Second
+
+// noteUnanswered records in st that a PUT of the tool sent at from may
+// land, undated, until until (the span is the newest of st's).
+func noteUnanswered(st *ipguard.PortalState, from, until time.Time) {
+	st.UnansweredSaves = lastN(append(slices.Clone(st.UnansweredSaves), ipguard.SaveWindow{From: from.UTC(), Until: until.UTC()}), MaxOwnSaves)
+}
+
+// landedUntil narrows the newest span of st's undated saves (the PUT just
+// sent) to end at until.
+func landedUntil(st *ipguard.PortalState, until time.Time) {
+	if n := len(st.UnansweredSaves); n > 0 {
+		st.UnansweredSaves[n-1].Until = until.UTC()
+	}
+}
 
 // fenceMargin is the lease time kept beyond one write attempt and its
 // landing: no PUT (and no retry of one) starts with less than writeFence
@@ -416,7 +440,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		out.dueAdded = true
 	}
 	st.AlertsDue = st.AlertsDue || out.dueAdded
-	out.ownSaves = st.OwnSaves
+	out.ownSaves, out.unansweredSaves = st.OwnSaves, st.UnansweredSaves
 	if took := passTook(ctx); took > 0 && s.warmPasses.Swap(true) {
 		// Not the first pass of this process: a cold one (the function
 		// starting, its first connections) would make the waiters of the
@@ -474,7 +498,7 @@ func (s *Service) noteDrift(ctx context.Context, st *ipguard.PortalState, drift 
 		return false
 	}
 	st.DriftEpisode = fp
-	s.attribute(ctx, drift, prev, append(slices.Clone(prevSaves), saves...))
+	s.attribute(ctx, drift, prev, append(slices.Clone(prevSaves), saves...), st.UnansweredSaves)
 	s.due(ctx, "drift#"+fp[:16], s.driftAlert(drift))
 	st.AlertsDue = true
 	return true
@@ -521,6 +545,14 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		if st.Sent == nil {
 			st.Sent = []ipguard.Restriction{}
 		}
+		// Until its answer, it may land undated at any time before the
+		// lease ends (the fence): recorded with "in flight", so that a
+		// holder killed meanwhile leaves the span to attribution by facts.
+		mayLand := s.now().Add(s.writeFence())
+		if held != nil {
+			mayLand = s.now().Add(time.Until(held.Until))
+		}
+		noteUnanswered(st, st.SentAt, mayLand)
 		tif := time.Now()
 		if err := s.Store.PutPortalState(ctx, *st); err != nil {
 			return nil, Plan{}, err
@@ -550,15 +582,20 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 			if by := last.Add(s.writeAttempt()); by.After(out.landBy) {
 				out.landBy = by
 			}
+			landedUntil(st, s.now().Add(s.writeAttempt()))
+		} else if err == nil {
+			// Answered, every attempt: its save is dated (ownSaves).
+			st.UnansweredSaves = prev.UnansweredSaves
 		}
 		if err != nil {
 			if errors.Is(err, ipguard.ErrNotApplied) {
 				// Not applied, so it cannot land late either.
 				st.Sent, st.SentAdded, st.SentEnable, st.SentOutcome, st.SentAt = prev.Sent, prev.SentAdded, prev.SentEnable, prev.SentOutcome, prev.SentAt
-				st.LateSent = prev.LateSent
+				st.LateSent, st.UnansweredSaves = prev.LateSent, prev.UnansweredSaves
 				return nil, Plan{}, fmt.Errorf("the portal refused the allowlist update (not applied): %w", err)
 			}
 			st.SentOutcome = ipguard.SentUnknown
+			landedUntil(st, s.now().Add(s.writeAttempt()))
 			// The portal may still be working on it: the lease is kept
 			// until one attempt's time has passed since it went
 			// unanswered (the fence), so the next holder reads the list
@@ -633,25 +670,26 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 //
 // With unanswered (a PUT of the tool went without an answer, so its landing
 // has no dated instant), an unmatched save by the key's user counts as the
-// tool's too.
+// tool's too; so does one inside a span in which an undated save of the
+// tool may have landed (windows, widened by unansweredSlack).
 //
 // The key's user is asked once per process; when saves by others remain,
 // it is asked again (one keys/@self): the key may have been rotated since
 // to one another user created, whose saves are the tool's now.
-func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time, unanswered bool) []Change {
+func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time, unanswered bool, windows []ipguard.SaveWindow) []Change {
 	keyUser := s.keyUser(ctx, false)
-	out := foreignOf(keyUser, changes, saves, unanswered)
+	out := foreignOf(keyUser, changes, saves, unanswered, windows)
 	if keyUser != "" && len(out) > 0 {
 		if fresh := s.keyUser(ctx, true); fresh != keyUser {
 			s.log().Info("the API key acts as another portal user than when last asked (rotated)")
-			out = foreignOf(fresh, changes, saves, unanswered)
+			out = foreignOf(fresh, changes, saves, unanswered, windows)
 		}
 	}
 	return out
 }
 
 // foreignOf is foreign with the key's user known (keyUser, "" unknown).
-func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered bool) []Change {
+func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered bool, windows []ipguard.SaveWindow) []Change {
 	used := make([]bool, len(saves))
 	own := make([]bool, len(changes))
 	// Newest first (the tool's save comes after the edits its reconcile
@@ -674,7 +712,7 @@ func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered b
 	}
 	var out []Change
 	for j, c := range changes {
-		if unanswered && keyUser != "" && strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) {
+		if keyUser != "" && strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) && (unanswered || inWindow(c.When, windows)) {
 			own[j] = true
 		}
 		if !own[j] {
@@ -682,6 +720,18 @@ func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered b
 		}
 	}
 	return out
+}
+
+// inWindow reports whether a trail instant (whole seconds) falls in one of
+// the spans, each widened by unansweredSlack.
+func inWindow(at time.Time, windows []ipguard.SaveWindow) bool {
+	at = at.Truncate(time.Second)
+	for _, w := range windows {
+		if !at.Before(w.From.Add(-unansweredSlack).Truncate(time.Second)) && !at.After(w.Until.Add(unansweredSlack)) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyUser is the portal user the key acts as (its creator), asked once per
@@ -750,7 +800,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	if len(saves) == 0 {
 		saves = out.saves
 	}
-	others := s.foreign(ctx, changes, saves, out.unanswered)
+	others := s.foreign(ctx, changes, saves, out.unanswered, out.unansweredSaves)
 	s.checkKeyUserEdit(ctx, out, changes, others)
 	if len(others) == 0 {
 		return

@@ -252,6 +252,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 			SentEnable: true, SentOutcome: ipguard.SentUnknown, SentAt: t0.Add(2 * time.Second),
 			LateSent: []string{"h1 192.0.2.1"}, AlertsDue: true,
 			OwnSaves: []time.Time{t0, t0.Add(250 * time.Millisecond)}, KeyUser: "key-user",
+			UnansweredSaves: []ipguard.SaveWindow{{From: t0.Add(time.Second), Until: t0.Add(21 * time.Second)}},
 		}
 		if err := s.PutPortalState(ctx, want); err != nil {
 			t.Fatal(err)
