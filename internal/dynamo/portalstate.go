@@ -233,7 +233,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	}
 	seen, sent := encodeSent(st.LastSeen, nil), encodeSent(st.Sent, st.SentAdded)
 	pending := clipBytes(st.Pending, MaxPendingBytes)
-	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.DriftEpisode) + len(st.KeyUser) + 64*len(st.OwnSaves) + 128*len(st.UnansweredSaves)
+	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.TrailNotice) + len(st.DriftEpisode) + len(st.KeyUser) + 64*len(st.OwnSaves) + 128*len(st.UnansweredSaves)
 	for _, a := range st.Owned {
 		stateSize += len(a) + 1
 	}
@@ -265,7 +265,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		Key:       key(portalStatePK),
 		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owns = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
-			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
+			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, trailNotice = :trailNotice, handOff = :handOff, " +
 			"saves = :saves, unanswered = :unanswered, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm, writeId = :wid" + inFlight),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -274,7 +274,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
-			":lockout": str(st.LockoutNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
+			":lockout": str(st.LockoutNotice), ":trailNotice": str(st.TrailNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
 			":saves": saves, ":unanswered": unanswered, ":keyUser": str(st.KeyUser),
 			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
 			":wid": str(wid),
@@ -481,6 +481,9 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	}
 	st.PendingCode = ipguard.Code(code)
 	if st.DriftEpisode, _, err = getS(item, "driftEpisode"); err != nil {
+		return st, err
+	}
+	if st.TrailNotice, _, err = getS(item, "trailNotice"); err != nil {
 		return st, err
 	}
 	if st.LockoutNotice, _, err = getS(item, "lockoutNotice"); err != nil {

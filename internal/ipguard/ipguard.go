@@ -388,6 +388,11 @@ type PortalState struct {
 	LastReconcile  time.Time
 	DriftEpisode   string // fingerprint of the drift last alerted; "" when none
 	LockoutNotice  string // the lock-out preflight refusal last alerted; "" when none
+	// TrailNotice is the kind (an error code) of the audit-trail failure
+	// last alerted: the trail could not be read after a PUT of the tool, so
+	// that write was not checked for a save by someone else it overwrote;
+	// "" when the last such read answered (the episode is over).
+	TrailNotice string
 	// HandOff: restrictions were switched off outside the tool while it
 	// enforced them, and left off (PORTAL_DRIFT_REPAIR=false); later
 	// reconciles leave them off until they are on again.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -792,6 +793,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	since := out.windowStart.UTC().Truncate(time.Second)
 	changes, err := s.trailChanges(ctx, out)
 	if err != nil {
+		out.warnings = append(out.warnings, uncheckedText(out, err))
 		return
 	}
 	// Our own saves: the state remembers this reconcile's and the earlier
@@ -833,6 +835,65 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 			s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
 		}
 		s.flushDue(ctx)
+	}
+}
+
+// noteTrailEpisode, under the lease after a pass that wrote the portal,
+// records whether its read of the audit trail answered (terr): a write
+// whose trail could not be read was not checked for a save by someone else
+// it overwrote (checkForeignSaves), a lost coverage a person must know of.
+// It is alerted once per episode, keyed by the failure's kind (an error
+// code, never its text): the state's TrailNotice, written again (the
+// holder's own pass, under its lease) only when the episode begins or ends.
+func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error) {
+	if s.Trail == nil || out.written == nil || len(out.saves) == 0 {
+		return
+	}
+	kind := ""
+	if terr != nil {
+		if kind = string(ipguard.ErrorCode(terr)); kind == "" {
+			kind = "failed"
+		}
+		s.log().Error("audit trail unreadable after the allowlist update: not checked for an overwritten save", "kind", kind, "error", terr)
+	}
+	if kind == out.written.TrailNotice {
+		return
+	}
+	st := *out.written
+	st.TrailNotice = kind
+	if kind != "" {
+		s.due(ctx, "trailcheck#"+kind, s.uncheckedAlert(out, terr))
+		out.dueAdded, st.AlertsDue = true, true
+	}
+	if err := s.Store.PutPortalState(ctx, st); err != nil {
+		// Not recorded: the next unchecked write alerts again (at least once).
+		s.log().Error("record the audit-trail episode", "error", err)
+		return
+	}
+	out.written = &st
+}
+
+// uncheckedText says that the write of out was not checked in the trail.
+func uncheckedText(out *outcome, terr error) string {
+	from := out.windowStart.UTC().Truncate(time.Second)
+	to := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).UTC().Truncate(time.Second)
+	return fmt.Sprintf("the portal's audit trail could not be read after this update (%s), so it was not checked for an allowlist save by someone else between %s and %s, which the update would have overwritten: check the portal's audit trail (IP restrictions saved) for that time and redo such a change",
+		humantext.Line(terr.Error(), 300), from.Format(time.RFC3339), to.Format(time.RFC3339))
+}
+
+// uncheckedAlert is the alert of a write not checked for overwritten saves
+// (an allowlist_drift of severity medium: a change outside the tool may
+// have been overwritten, and nothing could tell).
+func (s *Service) uncheckedAlert(out *outcome, terr error) ipguard.Alert {
+	what := uncheckedText(out, terr)
+	def, _ := json.Marshal(map[string]any{"kind": "allowlist_drift", "severity": "medium", "portal": s.PortalName, "unchecked": true, "what": what})
+	return ipguard.Alert{
+		Subject:  "DocSpace: IP allowlist update not checked for overwritten saves (audit trail unreadable)",
+		Default:  string(def),
+		Email:    "DocSpace IP Guard updated the IP allowlist of " + humantext.Line(s.PortalName, 200) + ", but " + what + ".\n\nFurther updates are not alerted again until the audit trail answers.\n",
+		SMS:      "DocSpace IP Guard: allowlist update not checked for overwritten saves (audit trail unreadable). See email.",
+		Severity: "medium",
+		Kinds:    []string{"allowlist_drift"},
 	}
 }
 

@@ -1315,6 +1315,7 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 		changes, terr := s.trailChanges(ctx, &out)
 		out.trail = func() ([]Change, error) { return changes, terr }
 		span(ctx, "trail", tt)
+		s.noteTrailEpisode(ctx, &out, terr)
 	}
 	tr := time.Now()
 	if time.Until(out.landBy) > 0 {
@@ -1389,6 +1390,7 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		}
 		written = out.written
 		total.merge(out)
+		total.written = out.written
 		if out.portal == PortalPending {
 			break
 		}
