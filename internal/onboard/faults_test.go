@@ -962,3 +962,57 @@ func TestDriftAfterAnUnansweredPUTDoesNotNameTheToolsOwnLanding(t *testing.T) {
 		})
 	}
 }
+
+// The tool's recent lists (lateSent) are kept so that an attempt of one
+// that lands late is repaired as the tool's own doing (#15 §1). A late
+// landing is a save by the key's user: a list equal to an old one of the
+// tool's that the audit trail shows someone else saved is that person's
+// doing. An admin who re-adds by hand the address an offboarding removed
+// (the portal then holds the tool's list from before, exactly) is drift:
+// alerted, named, and the admin's entry is kept. (Before: it was taken for
+// the tool's own late landing, owned again and removed without a word.)
+func TestAdminRestoringAnOldListOfTheToolsIsDriftNotALateLanding(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		by     Change
+		portal string
+		drift  bool
+	}{
+		{"an admin re-adds the address by hand: drift, kept", Change{User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"}, "192.0.2.1!,203.0.113.10", true},
+		{"the tool's own old PUT lands late (the key's user): repaired, no drift", Change{User: "IP Guard key", UserID: "o", IP: "192.0.2.250"}, "192.0.2.1!", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			e.now = t0.Add(time.Minute)
+			e.do(t, `{"action":"offboard","id":"u1"}`)
+			if got := ips(e.p.list); got != "192.0.2.1!" {
+				t.Fatalf("portal = %s after the offboarding", got)
+			}
+			// The portal now holds the tool's list from before the
+			// offboarding again, saved by tc.by.
+			e.now = t0.Add(2 * time.Minute)
+			e.p.set(restr("192.0.2.1!,203.0.113.10"), true)
+			tc.by.When = e.now
+			trail.add(tc.by)
+			e.now = t0.Add(3 * time.Minute)
+			res := e.do(t, `{"action":"sync"}`)
+			if got := ips(e.p.list); got != tc.portal {
+				t.Errorf("portal = %s, want %s", got, tc.portal)
+			}
+			if !tc.drift {
+				if res.Drift != nil || countKind(e.alerts, "allowlist_drift") != 0 {
+					t.Errorf("the tool's own late landing alerted as drift: %+v", res.Drift)
+				}
+				return
+			}
+			if res.Drift == nil || len(res.Drift.Changes) != 1 || res.Drift.Changes[0].User != "Ada Admin" {
+				t.Errorf("drift = %+v; want the admin's hand edit found and named", res.Drift)
+			}
+			if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+				t.Errorf("%d drift alerts, want 1", n)
+			}
+		})
+	}
+}

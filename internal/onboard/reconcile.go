@@ -210,12 +210,20 @@ func (s *Service) writeAttempt() time.Duration {
 //	portal holds an older PUT  an attempt of it landed late, after newer
 //	  of the tool (LateSent)   ones: the addresses it brought back are the
 //	                           tool's own (owned again, so the plan removes
-//	                           those no longer needed), and it is no drift
+//	                           those no longer needed), and it is no drift;
+//	                           unless the audit trail shows the newest save
+//	                           was someone else's (savedByOther: a late
+//	                           landing is the key's user's): then it is
+//	                           their doing, measured as below
 //	none of these              the nearer of LastSeen and Sent is the base
 //	                           (Sent on a tie: it was sent after LastSeen
 //	                           was read); Sent's added addresses on the
 //	                           portal become owned only when Sent is it
-func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool) (base []ipguard.Restriction, baseEnabled bool) {
+//
+// savedByOther, when not nil, is asked only for an older PUT's list: it
+// reports whether the facts (the audit trail) show that list saved by
+// someone else than the key's user.
+func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool, savedByOther func() bool) (base []ipguard.Restriction, baseEnabled bool) {
 	claim := func() {
 		present := map[string]bool{}
 		for _, r := range current {
@@ -247,7 +255,7 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 	case st.Sent != nil && sameList(current, st.Sent) && enabled == st.SentEnable:
 		claim()
 	case sameList(current, st.LastSeen):
-	case lateKept(st.LateSent, listHash(current, enabled)) != nil:
+	case lateKept(st.LateSent, listHash(current, enabled)) != nil && (savedByOther == nil || !savedByOther()):
 		// What that PUT owned is the tool's; an entry of an admin's that
 		// it merely kept is still the admin's.
 		kept := lateKept(st.LateSent, listHash(current, enabled))
@@ -370,7 +378,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
 	hadSent := st.Sent != nil
-	base, baseEnabled := settle(&st, current, enabled)
+	base, baseEnabled := settle(&st, current, enabled, func() bool { return s.savedByOther(ctx, st.LastReconcile) })
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
 	out.unanswered = hadSent || !sameList(base, st.LastSeen)
@@ -836,6 +844,31 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		}
 		s.flushDue(ctx)
 	}
+}
+
+// savedByOther reports whether the newest allowlist save in the audit
+// trail since since (its second) is by someone else than the user the key
+// acts as: then the list the portal holds is that person's doing, not a
+// late landing of a PUT of the tool (which is a save by the key's user). A
+// save by someone else in the newest second decides for them (an alert
+// rather than a silent repair). False when it cannot tell (no trail, no
+// key user, the trail unreadable or empty).
+func (s *Service) savedByOther(ctx context.Context, since time.Time) bool {
+	if s.Trail == nil {
+		return false
+	}
+	keyUser := s.keyUser(ctx, false)
+	if keyUser == "" {
+		return false
+	}
+	changes, err := s.Trail.AllowlistChanges(ctx, since.UTC().Truncate(time.Second))
+	if err != nil || len(changes) == 0 {
+		return false
+	}
+	newest := slices.MaxFunc(changes, func(a, b Change) int { return a.When.Compare(b.When) }).When.Truncate(time.Second)
+	return slices.ContainsFunc(changes, func(c Change) bool {
+		return c.When.Truncate(time.Second).Equal(newest) && !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
+	})
 }
 
 // noteTrailEpisode, under the lease after a pass that wrote the portal,
