@@ -1016,3 +1016,40 @@ func TestAdminRestoringAnOldListOfTheToolsIsDriftNotALateLanding(t *testing.T) {
 		})
 	}
 }
+
+// An address is owned only once seen on the portal after the tool's own
+// PUT (#15 §1), and whether that PUT landed is a fact of the trail: its
+// landing is a save by the key's user. A PUT with an unknown outcome that
+// never landed, then an admin adding the same address by hand (and another
+// entry, so the portal is nearer the list sent than the list seen): the
+// trail shows no save by the key's user since the PUT was sent, so the
+// address is the admin's, and offboarding the user leaves it. (Before: the
+// nearer list was taken for the tool's landed PUT, the admin's entry was
+// owned, and the offboarding removed it.)
+func TestUnknownPUTThatNeverLandedOwnsNothingAnAdminAddedMeanwhile(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	leases := &leasetest.Backend{}
+	e.s.Leases = leases
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.now = t0.Add(time.Minute)
+	e.p.late = 1 // times out and never lands
+	if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
+		t.Fatalf("u2: %+v", res)
+	}
+	e.p.lateList = nil
+	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.now = t0.Add(2 * time.Minute)
+	e.p.set(restr("192.0.2.1!,203.0.113.10,203.0.113.20,198.51.100.99"), true)
+	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(3 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if st := e.state(); slices.Contains(st.Owned, "203.0.113.20") {
+		t.Errorf("owned %v: the admin's entry was taken for the tool's", st.Owned)
+	}
+	e.now = t0.Add(4 * time.Minute)
+	e.do(t, `{"action":"offboard","id":"u2"}`)
+	if got := ips(e.p.list); !strings.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %s; the admin's entry must stay", got)
+	}
+}

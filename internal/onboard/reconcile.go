@@ -218,12 +218,11 @@ func (s *Service) writeAttempt() time.Duration {
 //	none of these              the nearer of LastSeen and Sent is the base
 //	                           (Sent on a tie: it was sent after LastSeen
 //	                           was read); Sent's added addresses on the
-//	                           portal become owned only when Sent is it
-//
-// savedByOther, when not nil, is asked only for an older PUT's list: it
-// reports whether the facts (the audit trail) show that list saved by
-// someone else than the key's user.
-func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool, savedByOther func() bool) (base []ipguard.Restriction, baseEnabled bool) {
+//	                           portal become owned only when Sent is it,
+//	                           and not when the trail shows no save by the
+//	                           key's user since Sent was sent (it never
+//	                           landed: what is there is someone else's)
+func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool, facts settleFacts) (base []ipguard.Restriction, baseEnabled bool) {
 	claim := func() {
 		present := map[string]bool{}
 		for _, r := range current {
@@ -255,7 +254,7 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 	case st.Sent != nil && sameList(current, st.Sent) && enabled == st.SentEnable:
 		claim()
 	case sameList(current, st.LastSeen):
-	case lateKept(st.LateSent, listHash(current, enabled)) != nil && (savedByOther == nil || !savedByOther()):
+	case lateKept(st.LateSent, listHash(current, enabled)) != nil && (facts.savedByOther == nil || !facts.savedByOther()):
 		// What that PUT owned is the tool's; an entry of an admin's that
 		// it merely kept is still the admin's.
 		kept := lateKept(st.LateSent, listHash(current, enabled))
@@ -266,6 +265,12 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 		}
 		return current, enabled
 	case st.Sent != nil && dist(current, st.Sent) <= dist(current, st.LastSeen):
+		if st.SentOutcome != ipguard.SentUnconfirmed && facts.sentNeverLanded != nil && facts.sentNeverLanded() {
+			// Never landed (past its lease, the fence: it no longer can):
+			// forgotten, so no later reconcile asks again.
+			st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = nil, nil, "", time.Time{}
+			break
+		}
 		claim()
 	}
 	return st.LastSeen, st.LastEnabled
@@ -378,7 +383,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
 	hadSent := st.Sent != nil
-	base, baseEnabled := settle(&st, current, enabled, func() bool { return s.savedByOther(ctx, st.LastReconcile) })
+	base, baseEnabled := settle(&st, current, enabled, s.settleFacts(ctx, st))
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
 	out.unanswered = hadSent || !sameList(base, st.LastSeen)
@@ -844,6 +849,46 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		}
 		s.flushDue(ctx)
 	}
+}
+
+// settleFacts are the audit trail's answers settle asks for, each only when
+// the lists alone cannot tell (a nil one: not known, the lists decide).
+type settleFacts struct {
+	// savedByOther: the newest save since the last reconcile is not the
+	// key's user's (so not a late landing of the tool's).
+	savedByOther func() bool
+	// sentNeverLanded: no save by the key's user since Sent was sent (so
+	// Sent, not answered 2xx, never landed).
+	sentNeverLanded func() bool
+}
+
+// settleFacts asks the trail about st (read as the reconcile found it).
+func (s *Service) settleFacts(ctx context.Context, st ipguard.PortalState) settleFacts {
+	return settleFacts{
+		savedByOther:    func() bool { return s.savedByOther(ctx, st.LastReconcile) },
+		sentNeverLanded: func() bool { return s.sentNeverLanded(ctx, st.SentAt) },
+	}
+}
+
+// sentNeverLanded reports whether the audit trail shows no allowlist save
+// by the user the key acts as since sentAt (widened by unansweredSlack for
+// the two clocks): a PUT of the tool sent then never landed. False when it
+// cannot tell.
+func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time) bool {
+	if s.Trail == nil || sentAt.IsZero() {
+		return false
+	}
+	keyUser := s.keyUser(ctx, false)
+	if keyUser == "" {
+		return false
+	}
+	changes, err := s.Trail.AllowlistChanges(ctx, sentAt.Add(-unansweredSlack).UTC().Truncate(time.Second))
+	if err != nil {
+		return false
+	}
+	return !slices.ContainsFunc(changes, func(c Change) bool {
+		return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
+	})
 }
 
 // savedByOther reports whether the newest allowlist save in the audit
