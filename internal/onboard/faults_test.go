@@ -1053,3 +1053,62 @@ func TestUnknownPUTThatNeverLandedOwnsNothingAnAdminAddedMeanwhile(t *testing.T)
 		t.Errorf("portal = %s; the admin's entry must stay", got)
 	}
 }
+
+// Attribution by facts, the other side of the tool's second (#15 §3): an
+// admin's save that lands after the tool's PUT (in the same second, before
+// its read-back) is named, but it was not overwritten: the read-back shows
+// it and its entries are kept. The content decides what the second cannot:
+// a read-back that differed from the list sent accounts for one save by
+// someone else in that PUT's second as made after it. Only a save the
+// write really overwrote is alerted so ("redo the change"). (Before: every
+// save by someone else up to the tool's last save was alerted as
+// overwritten, also the one whose entries the read-back showed kept.)
+func TestAdminSaveAfterTheToolsPUTInItsSecondIsNotOverwritten(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		before      bool // an admin's save between the tool's read and its PUT too
+		overwritten string
+	}{
+		{"a save after the PUT only: named, not overwritten", false, ""},
+		{"one before the PUT and one after: the one before is overwritten", true, "Bea Before"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			if tc.before {
+				// Saved between the tool's read and its PUT (same second).
+				trail.add(Change{When: t0, User: "Bea Before", UserID: "bea", IP: "192.0.2.67"})
+			}
+			e.p.afterPut = func(f *fakePortal) {
+				f.mu.Lock()
+				f.list = append(f.list, ipguard.Restriction{IP: "198.51.100.9"})
+				f.mu.Unlock()
+				trail.add(Change{When: t0, User: "Ada After", UserID: "adm", IP: "192.0.2.66"})
+			}
+			res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			if !strings.Contains(ips(e.p.list), "198.51.100.9") {
+				t.Fatalf("portal %s: the save after the PUT was not kept", ips(e.p.list))
+			}
+			if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "Ada After") {
+				t.Errorf("warnings %q; want the admin's save named", w)
+			}
+			var overwritten []string
+			for _, a := range e.alerts.sent {
+				if slices.Contains(a.Kinds, "allowlist_drift") && strings.Contains(a.Email, "overwrote") {
+					for _, who := range []string{"Ada After", "Bea Before"} {
+						if strings.Contains(a.Email, who) {
+							overwritten = append(overwritten, who)
+						}
+					}
+				}
+			}
+			want := []string{}
+			if tc.overwritten != "" {
+				want = []string{tc.overwritten}
+			}
+			if !slices.Equal(append([]string{}, overwritten...), want) {
+				t.Errorf("alerted as overwritten: %q, want %q", overwritten, want)
+			}
+		})
+	}
+}

@@ -51,6 +51,7 @@ type outcome struct {
 	unanswered      bool                  // a PUT of the tool went unanswered and may have landed unseen
 	landBy          time.Time             // an unanswered PUT of this reconcile may land until then (the lease is kept)
 	changedAfter    []time.Time           // read-backs that differed from the list sent, not by a late PUT of the tool
+	savedAfter      []time.Time           // the portal's Date of each PUT whose read-back so differed
 	seenBefore      []ipguard.Restriction // the list the reconcile read before it wrote
 	added           []string
 	removed         []string
@@ -91,6 +92,7 @@ func (o *outcome) merge(n outcome) {
 	}
 	o.puts += n.puts
 	o.changedAfter = append(o.changedAfter, n.changedAfter...)
+	o.savedAfter = append(o.savedAfter, n.savedAfter...)
 	o.saves = append(o.saves, n.saves...)
 	o.added = append(o.added, n.added...)
 	o.removed = append(o.removed, n.removed...)
@@ -641,6 +643,7 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 			// Someone saved between our PUT and the read-back: the trail
 			// must show it (see checkForeignSaves).
 			out.changedAfter = append(out.changedAfter, s.now().UTC())
+			out.savedAfter = append(out.savedAfter, date)
 		}
 		appeared := diffList(after, plan.List)
 		lost := diffList(plan.List, after)
@@ -821,13 +824,14 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		return
 	}
 	lastOwn := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).Truncate(time.Second)
+	after := savedAfterPUT(others, out.savedAfter)
 	var who []string
 	var overwritten []ChangeView
-	for _, c := range others {
+	for j, c := range others {
 		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), humantext.Line(c.User, 100), humantext.Line(c.IP, 64)))
 		// Inside our write, unless the reconcile's read already saw it
 		// (then it is this reconcile's drift, alerted as such).
-		if v := changeView(c); !c.When.After(lastOwn) && (out.drift == nil || !slices.Contains(out.drift.Changes, v)) {
+		if v := changeView(c); !after[j] && !c.When.After(lastOwn) && (out.drift == nil || !slices.Contains(out.drift.Changes, v)) {
 			overwritten = append(overwritten, v)
 		}
 	}
@@ -973,6 +977,33 @@ func (s *Service) uncheckedAlert(out *outcome, terr error) ipguard.Alert {
 		Severity: "medium",
 		Kinds:    []string{"allowlist_drift"},
 	}
+}
+
+// savedAfterPUT marks the saves by someone else (others, oldest first) that
+// were made after a PUT of the tool rather than before it, where the
+// trail's second cannot tell: each PUT whose read-back showed a save after
+// it (its Date in savedAfter) accounts for one save in its second (or the
+// second before: the portal dates its answer once done), newest first.
+// That save's entries were kept (the read-back), so it was not
+// overwritten. Within one second the trail cannot tell which of two saves
+// came after the PUT: the newest listed is taken for it.
+func savedAfterPUT(others []Change, savedAfter []time.Time) []bool {
+	after := make([]bool, len(others))
+	used := make([]bool, len(savedAfter))
+	for _, slack := range []time.Duration{0, time.Second} {
+		for i, d := range savedAfter {
+			if used[i] {
+				continue
+			}
+			for j := len(others) - 1; j >= 0; j-- {
+				if !after[j] && d.Truncate(time.Second).Sub(others[j].When.Truncate(time.Second)) == slack {
+					after[j], used[i] = true, true
+					break
+				}
+			}
+		}
+	}
+	return after
 }
 
 // trailChanges is the audit trail's allowlist changes since the window
