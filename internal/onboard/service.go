@@ -1407,12 +1407,21 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 			// whose pass applies everything stored by then.
 			break
 		}
-		if time.Until(held.Until) < 10*time.Second {
+		if time.Until(held.Until) < s.writeFence()+passReads {
+			// A further pass could not write (the fence): it would read for
+			// nothing and store its change as pending. The change that
+			// moved the version is applied by its own caller's pass (or the
+			// next sync).
 			break
 		}
 	}
 	return total, nil
 }
+
+// passReads is the lease time a further pass of a sync needs before its
+// PUT (its GETs, the scan of users and the in-flight record), on top of
+// the write fence.
+const passReads = 3 * time.Second
 
 // holds reports whether list has a non-admin entry for every address.
 func holds(list []ipguard.Restriction, addrs []string) bool {
