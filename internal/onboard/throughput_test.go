@@ -258,7 +258,7 @@ func TestSyncsFurtherPassStartsOnlyWhileItsPUTCouldPassTheFence(t *testing.T) {
 	}
 	store("u3", "203.0.113.30") // waiting for the sync's first pass
 	e.p.afterPut = func(*fakePortal) {
-		store("u2", "203.0.113.20")    // another container's change lands during the first pass
+		store("u2", "203.0.113.20")        // another container's change lands during the first pass
 		e.s.WriteAttempt = 2 * time.Minute // and now less lease is left than a write needs
 	}
 	puts := e.p.puts
