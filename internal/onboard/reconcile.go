@@ -386,6 +386,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		return pending(fmt.Errorf("could not read the portal allowlist: %w", getErr))
 	}
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
+	s.seedKeyUser(st.KeyUser)
 	hadSent := st.Sent != nil
 	base, baseEnabled := settle(&st, current, enabled, s.settleFacts(ctx, st))
 	// A PUT of the tool that got no answer may have landed at an instant
@@ -456,6 +457,10 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	st.AlertsDue = st.AlertsDue || out.dueAdded
 	out.ownSaves, out.unansweredSaves = st.OwnSaves, st.UnansweredSaves
+	if ku := s.cachedKeyUser(); ku != "" {
+		// Kept for a fresh container that cannot ask (seedKeyUser).
+		st.KeyUser = ku
+	}
 	if took := passTook(ctx); took > 0 && s.warmPasses.Swap(true) {
 		// Not the first pass of this process: a cold one (the function
 		// starting, its first connections) would make the waiters of the
@@ -792,6 +797,29 @@ func (s *Service) keyUser(ctx context.Context, refresh bool) string {
 	s.knownKeyUser = id
 	s.preflight.Unlock()
 	return id
+}
+
+// cachedKeyUser is the key's user as this process knows it ("" unknown).
+func (s *Service) cachedKeyUser() string {
+	s.preflight.Lock()
+	defer s.preflight.Unlock()
+	return s.knownKeyUser
+}
+
+// seedKeyUser gives a process that does not know the key's user yet the
+// one the state keeps (the last reconcile that knew it): attribution by
+// facts needs it, also when keys/@self cannot be asked now. A key rotated
+// since is learnt as before: saves that remain someone else's make
+// foreign ask keys/@self again.
+func (s *Service) seedKeyUser(id string) {
+	if id == "" {
+		return
+	}
+	s.preflight.Lock()
+	defer s.preflight.Unlock()
+	if s.knownKeyUser == "" {
+		s.knownKeyUser = ipguard.CanonicalUserID(id)
+	}
 }
 
 // readTrail reads the audit trail's allowlist changes since from in the
