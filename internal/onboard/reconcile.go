@@ -348,10 +348,15 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	superseded := func(err error) (outcome, error) {
 		if !errors.Is(err, ErrSuperseded) {
 			// A store failure: a PUT of this pass that went unanswered
-			// may still land all the same (the lease is kept, landBy).
-			return outcome{landBy: out.landBy}, err
+			// may still land all the same (the lease is kept, landBy),
+			// and one that landed is still checked in the audit trail
+			// (holdConverge), with the alerts it recorded as due.
+			return outcome{landBy: out.landBy, put: out.put, puts: out.puts, saves: out.saves, windowStart: out.windowStart,
+				seenBefore: out.seenBefore, trail: out.trail, unanswered: out.unanswered, ownSaves: out.ownSaves,
+				unansweredSaves: out.unansweredSaves, changedAfter: out.changedAfter, savedAfter: out.savedAfter,
+				drift: out.drift, dueAdded: out.dueAdded}, err
 		}
-		out.portal, out.written, out.landBy = PortalPending, nil, time.Time{}
+		out.portal, out.written, out.landBy, out.drift = PortalPending, nil, time.Time{}, nil
 		out.reason = "this reconcile's lease ran out and a newer reconcile took over the portal allowlist; it applies the change"
 		out.err = ipguard.Errorf(ipguard.EUnavailable, "%s", out.reason)
 		s.log().Warn("portal allowlist state not written: a newer reconcile took over", "version", version, "error", err)
@@ -469,11 +474,11 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	tps := time.Now()
 	defer span(ctx, "stateWrite", tps)
+	out.drift = drift // also for the trail check should this write fail
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		return superseded(err)
 	}
 	out.written = &st
-	out.drift = drift
 	out.portal = PortalApplied
 	if final.CapErr != nil {
 		out.portal, out.reason, out.err = PortalPending, final.CapErr.Error(), final.CapErr

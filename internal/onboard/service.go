@@ -1304,7 +1304,10 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	th := time.Now()
 	out, err := s.holdAndReconcile(ctx, held, myV, force, mine)
 	span(ctx, "held", th)
-	if err == nil && out.put {
+	if out.put {
+		// Also after a failed pass (a store failure after its PUT
+		// landed): the write is checked all the same.
+		//
 		// The trail's answer is awaited before the lease is released (its
 		// read went out with the PUT's answer, so it is mostly in already):
 		// an answer that came after the release could hold the next
@@ -1329,13 +1332,11 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	}
 	span(ctx, "release", tr)
 	defer span(ctx, "afterRelease", time.Now())
-	if err == nil {
-		if out.dueAdded || force {
-			s.flushDue(ctx)
-		}
-		if out.put {
-			s.checkForeignSaves(ctx, &out)
-		}
+	if out.dueAdded || err == nil && force {
+		s.flushDue(ctx)
+	}
+	if out.put {
+		s.checkForeignSaves(ctx, &out)
 	}
 	return out, err
 }
@@ -1368,7 +1369,7 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 			st, err = s.Store.PortalState(ctx)
 		}
 		if err != nil {
-			return outcome{}, err
+			return total, err // the passes before are still checked (holdConverge)
 		}
 		if round > 0 && st.Applied >= st.Version {
 			break
@@ -1382,11 +1383,10 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		out, err := s.reconcile(ctx, st, held)
 		if err != nil {
 			// Failed, but a PUT of it that went unanswered may still land:
-			// holdConverge keeps the lease until then.
-			if out.landBy.After(total.landBy) {
-				total.landBy = out.landBy
-			}
-			return outcome{landBy: total.landBy}, err
+			// holdConverge keeps the lease until then; and the PUTs that
+			// landed are still checked in the audit trail.
+			total.merge(out)
+			return total, err
 		}
 		written = out.written
 		total.merge(out)
