@@ -1369,6 +1369,7 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 			st, err = s.Store.PortalState(ctx)
 		}
 		if err != nil {
+			total.written = nil
 			return total, err // the passes before are still checked (holdConverge)
 		}
 		if round > 0 && st.Applied >= st.Version {
@@ -1386,6 +1387,7 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 			// holdConverge keeps the lease until then; and the PUTs that
 			// landed are still checked in the audit trail.
 			total.merge(out)
+			total.written = nil // not the state now: nothing writes it again
 			return total, err
 		}
 		written = out.written
