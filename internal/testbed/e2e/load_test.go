@@ -33,7 +33,7 @@ const leasePerRequestCommit = "cba4c3f"
 // main that round started from; since the fourth (fewer and cheaper store
 // calls per onboarding) main 12e95af, the main that round started from;
 // since the fifth (GETs in one burst, the scan while they are out) main
-// 19af290; since the sixth (the audit-trail read sent with the read-back, a
+// 19af290; since the seventh (the audit-trail read sent with the read-back, a
 // burst of three portal requests) main ee0e542. LOAD_BEFORE=<commit> builds
 // another commit as "before" (a variant being tried, side by side).
 const beforeCommit = "ee0e542"
