@@ -253,13 +253,7 @@ func (c *clearFailingStore) SetProgress(ctx context.Context, p ipguard.AuditProg
 // at weekends): the episode is over then, yet the alert was sent, after
 // the loss was noted. Before, the next run sent it a second time.
 func TestALostCoverageAlertSentIsNotSentAgainWhenItsClearFailed(t *testing.T) {
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 40; i++ {
-		e := at(i, guest, 1013, fmt.Sprintf("172.16.0.%d", i), time.Duration(i)*time.Second)
-		e.Login = "nobody@example.com"
-		evs = append(evs, e)
-	}
-	s, _, fst, pub := newAudit(evs...)
+	s, _, fst, pub := newAudit(guessesFromFortyAddresses()...)
 	st := &clearFailingStore{fakeStore: fst, failing: true}
 	s.Store, s.Leases = st, st
 	fst.ForgetFailures = 2345
@@ -291,13 +285,7 @@ func TestALostCoverageAlertSentIsNotSentAgainWhenItsClearFailed(t *testing.T) {
 // to do changes it. Before, a run sent lost coverage only when it
 // succeeded, and the alert waited for the whole outage.
 func TestALostCoverageAlertDueIsSentByANextRunThatFails(t *testing.T) {
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 40; i++ {
-		e := at(i, guest, 1013, fmt.Sprintf("172.16.0.%d", i), time.Duration(i)*time.Second)
-		e.Login = "nobody@example.com"
-		evs = append(evs, e)
-	}
-	s, src, st, _ := newAudit(evs...)
+	s, src, st, _ := newAudit(guessesFromFortyAddresses()...)
 	pub := &coverageFailingPublisher{failing: true}
 	s.Publisher = pub
 	st.ForgetFailures = 2345
