@@ -161,10 +161,7 @@ func TestALostCoverageAlertWhosePublishFailsIsSentByTheNextRun(t *testing.T) {
 // Before, the due was written only when a cause was first met (lose's
 // merge did not refresh it), so the alert said 1 login event, not 3.
 func TestTheLostCoverageRecordedAsDueCountsEveryOccurrence(t *testing.T) {
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 250; i++ {
-		evs = append(evs, at(i, "alice", 1010, "203.0.113.10", time.Duration(i)*2*time.Second))
-	}
+	evs := allowedLogins(250)
 	for i := int64(0); i < 3; i++ {
 		evs = append(evs, ipguard.LoginEvent{ID: 1001 + i, Date: t0.Add(time.Duration(498-i) * time.Second),
 			Unreadable: fmt.Sprintf("event %d: bad", 1001+i), Raw: json.RawMessage(fmt.Sprintf(`{"id":%d}`, 1001+i))})
@@ -201,10 +198,7 @@ func TestTheLostCoverageRecordedAsDueCountsEveryOccurrence(t *testing.T) {
 // more). The alert counts each row once. Before, the rows recorded as due
 // were counted again whenever met again (here 6).
 func TestUnreadableRowsRecordedAsDueAreNotCountedAgainWhenReadAgain(t *testing.T) {
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 250; i++ {
-		evs = append(evs, at(i, "alice", 1010, "203.0.113.10", time.Duration(i)*2*time.Second))
-	}
+	evs := allowedLogins(250)
 	second := t0.Add(308 * time.Second) // the first page's oldest second (with login 154)
 	for i := int64(0); i < 3; i++ {
 		evs = append(evs, ipguard.LoginEvent{ID: 1001 + i, Date: second,
@@ -319,4 +313,14 @@ func TestALostCoverageAlertDueIsSentByANextRunThatFails(t *testing.T) {
 	if st.progress.CoverageDue != "" {
 		t.Errorf("due after the run once the portal is back: %q; want it cleared", st.progress.CoverageDue)
 	}
+}
+
+// allowedLogins are n logins of alice from her allowed address, one every
+// 2 seconds from t0: nothing to alert.
+func allowedLogins(n int64) []ipguard.LoginEvent {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= n; i++ {
+		evs = append(evs, at(i, "alice", 1010, "203.0.113.10", time.Duration(i)*2*time.Second))
+	}
+	return evs
 }
