@@ -787,12 +787,7 @@ func TestKeyUsersOwnHandEditInTheToolsSecondIsNamed(t *testing.T) {
 			}
 			// The owner (whose key the tool uses) saves by hand right after
 			// the tool's PUT, in the same second.
-			e.p.afterPut = func(f *fakePortal) {
-				f.mu.Lock()
-				f.list = append(f.list, ipguard.Restriction{IP: "198.51.100.9"})
-				f.mu.Unlock()
-				trail.add(Change{When: t0, User: "Olga Owner", UserID: "o", IP: "192.0.2.77"})
-			}
+			e.p.afterPut = savedAfterPut(trail, "198.51.100.9", Change{When: t0, User: "Olga Owner", UserID: "o", IP: "192.0.2.77"})
 			res := e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
 			w := strings.Join(res.Warnings, " ")
 			if !strings.Contains(w, "Olga Owner") {
@@ -887,14 +882,7 @@ func (p *retryPortal) SaveIPRestrictions(ctx context.Context, l []ipguard.Restri
 	return p.fakePortal.SaveIPRestrictions(ctx, l, enable)
 }
 
-func (p *retryPortal) landUnanswered() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, w := range p.pending {
-		p.applyLocked(w.list, w.enable)
-	}
-	p.pending = nil
-}
+func (p *retryPortal) landUnanswered() { p.landAll(&p.pending) }
 
 // Attribution by facts (#15 §3) across reconciles: a PUT of the tool whose
 // landing no answer dated (its answer lost, or an attempt that went
@@ -1079,12 +1067,7 @@ func TestAdminSaveAfterTheToolsPUTInItsSecondIsNotOverwritten(t *testing.T) {
 				// Saved between the tool's read and its PUT (same second).
 				trail.add(Change{When: t0, User: "Bea Before", UserID: "bea", IP: "192.0.2.67"})
 			}
-			e.p.afterPut = func(f *fakePortal) {
-				f.mu.Lock()
-				f.list = append(f.list, ipguard.Restriction{IP: "198.51.100.9"})
-				f.mu.Unlock()
-				trail.add(Change{When: t0, User: "Ada After", UserID: "adm", IP: "192.0.2.66"})
-			}
+			e.p.afterPut = savedAfterPut(trail, "198.51.100.9", Change{When: t0, User: "Ada After", UserID: "adm", IP: "192.0.2.66"})
 			res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 			if !strings.Contains(ips(e.p.list), "198.51.100.9") {
 				t.Fatalf("portal %s: the save after the PUT was not kept", ips(e.p.list))

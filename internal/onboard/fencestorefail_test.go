@@ -109,15 +109,7 @@ func TestAFailedFurtherPassKeepsItsInFlightRecord(t *testing.T) {
 	st := &stateWriteFails{fakeStore: e.st}
 	e.s.Store = st
 	trail.fail = ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 503")
-	store := func(id, ip string) {
-		u := ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{ip}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
-		if ok, err := e.st.PutUserIf(ctx, u, 0); !ok || err != nil {
-			t.Error(ok, err)
-		}
-		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
-			t.Error(err)
-		}
-	}
+	store := e.otherChange(t)   // another container's change, stored and bumped
 	store("u3", "203.0.113.30") // for the sync's first pass
 	e.p.afterPut = func(f *fakePortal) {
 		store("u2", "203.0.113.20") // lands during the first pass: a second pass follows

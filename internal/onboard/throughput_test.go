@@ -111,15 +111,7 @@ func TestSyncsFurtherPassStartsFromTheStateItWrote(t *testing.T) {
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	ps := &peekStore{fakeStore: e.st}
 	e.s.Store = ps
-	store := func(id, ip string) {
-		u := ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{ip}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
-		if ok, err := e.st.PutUserIf(ctx, u, 0); !ok || err != nil {
-			t.Error(ok, err)
-		}
-		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
-			t.Error(err)
-		}
-	}
+	store := e.otherChange(t)   // another container's change, stored and bumped
 	store("u3", "203.0.113.30") // waiting for the sync's first pass
 	// Another container's change lands during the first pass.
 	e.p.afterPut = func(*fakePortal) { store("u2", "203.0.113.20") }
@@ -247,16 +239,8 @@ func TestSyncsFurtherPassStartsOnlyWhileItsPUTCouldPassTheFence(t *testing.T) {
 	e := newEnv()
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	e.s.WriteAttempt = 20 * time.Second // the lease (2m without a deadline) fits one write
-	store := func(id, ip string) {
-		u := ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{ip}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
-		if ok, err := e.st.PutUserIf(ctx, u, 0); !ok || err != nil {
-			t.Error(ok, err)
-		}
-		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
-			t.Error(err)
-		}
-	}
-	store("u3", "203.0.113.30") // waiting for the sync's first pass
+	store := e.otherChange(t)           // another container's change, stored and bumped
+	store("u3", "203.0.113.30")         // waiting for the sync's first pass
 	e.p.afterPut = func(*fakePortal) {
 		store("u2", "203.0.113.20")        // another container's change lands during the first pass
 		e.s.WriteAttempt = 2 * time.Minute // and now less lease is left than a write needs
@@ -271,5 +255,20 @@ func TestSyncsFurtherPassStartsOnlyWhileItsPUTCouldPassTheFence(t *testing.T) {
 	}
 	if st := e.state(); st.Pending != "" {
 		t.Errorf("state pending %q; want nothing pending from a pass that could not write", st.Pending)
+	}
+}
+
+// otherChange stores a user as another container's change does (its record,
+// then the version bump), for a pass to find waiting.
+func (e *env) otherChange(t *testing.T) func(id, ip string) {
+	return func(id, ip string) {
+		ctx := context.Background()
+		u := ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{ip}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
+		if ok, err := e.st.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Error(ok, err)
+		}
+		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
+			t.Error(err)
+		}
 	}
 }
