@@ -107,6 +107,24 @@ func guessesFromFortyAddresses() []ipguard.LoginEvent {
 	return evs
 }
 
+// forgottenAndUnpublished is an audit whose run at +15m forgot the failed
+// logins of 2345 addresses and could not publish that lost coverage (the
+// run failed); now moves its clock.
+func forgottenAndUnpublished(t *testing.T) (*Service, *fakeSource, *fakeStore, *coverageFailingPublisher, *time.Time) {
+	t.Helper()
+	s, src, st, _ := newAudit(guessesFromFortyAddresses()...)
+	pub := &coverageFailingPublisher{failing: true}
+	s.Publisher = pub
+	st.ForgetFailures = 2345
+	var now time.Time
+	s.Now = func() time.Time { return now }
+	now = t0.Add(15*time.Minute + 30*time.Second)
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+		t.Fatal("the run whose lost-coverage alert could not be published succeeded")
+	}
+	return s, src, st, pub, &now
+}
+
 // coverageFailingPublisher refuses the lost-coverage messages while failing
 // (SNS throttled just then) and sends every other message.
 type coverageFailingPublisher struct {
@@ -129,20 +147,11 @@ func (c *coverageFailingPublisher) Publish(ctx context.Context, a ipguard.Alert)
 // Before, the run failed with an error claiming "the cursor was not moved
 // past them, so the next run sends them", and no run ever sent it.
 func TestALostCoverageAlertWhosePublishFailsIsSentByTheNextRun(t *testing.T) {
-	s, _, st, _ := newAudit(guessesFromFortyAddresses()...)
-	pub := &coverageFailingPublisher{failing: true}
-	s.Publisher = pub
-	st.ForgetFailures = 2345
-	var now time.Time
-	s.Now = func() time.Time { return now }
-	now = t0.Add(15*time.Minute + 30*time.Second)
-	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
-		t.Fatal("the run whose lost-coverage alert could not be published succeeded")
-	}
+	s, _, st, pub, now := forgottenAndUnpublished(t)
 	// The flood is over and SNS answers again: the cause is not met again.
 	st.ForgetFailures, pub.failing = 0, false
 	for _, d := range []time.Duration{20 * time.Minute, 25 * time.Minute} {
-		now = t0.Add(d + 30*time.Second)
+		*now = t0.Add(d + 30*time.Second)
 		if _, err := s.Run(context.Background(), trig(d)); err != nil {
 			t.Fatalf("run at +%s: %v", d, err)
 		}
@@ -179,14 +188,7 @@ func TestTheLostCoverageRecordedAsDueCountsEveryOccurrence(t *testing.T) {
 	if len(pub.sent) != 0 {
 		t.Fatalf("the failed run sent %d messages", len(pub.sent))
 	}
-	s.Behaviour = &holdingBehaviour{}
-	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	lost := lostAlerts(t, pub.sent)
-	if len(lost) != 1 || lost[0].Cause != CauseUnreadableRows || lost[0].Count != 3 {
-		t.Fatalf("lost coverage sent: %+v; want one unreadable_rows alert counting the 3 rows", lost)
-	}
+	threeUnreadableRowsSentAt20m(t, s, pub)
 }
 
 // Unreadable rows are reported when their page is read, which may be before
@@ -216,14 +218,7 @@ func TestUnreadableRowsRecordedAsDueAreNotCountedAgainWhenReadAgain(t *testing.T
 			t.Fatalf("after failed run %d: cursor %+v; want it at or above the second of the unreadable rows (%s)", run, c, second)
 		}
 	}
-	s.Behaviour = &holdingBehaviour{}
-	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	lost := lostAlerts(t, pub.sent)
-	if len(lost) != 1 || lost[0].Cause != CauseUnreadableRows || lost[0].Count != 3 {
-		t.Fatalf("lost coverage sent: %+v; want one unreadable_rows alert counting the 3 rows once", lost)
-	}
+	threeUnreadableRowsSentAt20m(t, s, pub)
 }
 
 // clearFailingStore refuses the progress write that clears the lost
@@ -279,19 +274,10 @@ func TestALostCoverageAlertSentIsNotSentAgainWhenItsClearFailed(t *testing.T) {
 // to do changes it. Before, a run sent lost coverage only when it
 // succeeded, and the alert waited for the whole outage.
 func TestALostCoverageAlertDueIsSentByANextRunThatFails(t *testing.T) {
-	s, src, st, _ := newAudit(guessesFromFortyAddresses()...)
-	pub := &coverageFailingPublisher{failing: true}
-	s.Publisher = pub
-	st.ForgetFailures = 2345
-	var now time.Time
-	s.Now = func() time.Time { return now }
-	now = t0.Add(15*time.Minute + 30*time.Second)
-	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
-		t.Fatal("the run whose lost-coverage alert could not be published succeeded")
-	}
+	s, src, st, pub, now := forgottenAndUnpublished(t)
 	st.ForgetFailures, pub.failing = 0, false
 	src.fail = 1 << 20 // the portal does not answer
-	now = t0.Add(20*time.Minute + 30*time.Second)
+	*now = t0.Add(20*time.Minute + 30*time.Second)
 	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err == nil {
 		t.Fatal("the run that could not read the portal succeeded")
 	}
@@ -299,7 +285,7 @@ func TestALostCoverageAlertDueIsSentByANextRunThatFails(t *testing.T) {
 		t.Fatalf("lost coverage sent by the failed run: %+v; want the failures_forgotten alert due", lost)
 	}
 	src.fail = 0 // the portal is back: the due was sent, not again
-	now = t0.Add(25*time.Minute + 30*time.Second)
+	*now = t0.Add(25*time.Minute + 30*time.Second)
 	res, err := s.Run(context.Background(), trig(25*time.Minute))
 	if err != nil {
 		t.Fatal(err)
@@ -323,4 +309,20 @@ func allowedLogins(n int64) []ipguard.LoginEvent {
 		evs = append(evs, at(i, "alice", 1010, "203.0.113.10", time.Duration(i)*2*time.Second))
 	}
 	return evs
+}
+
+// threeUnreadableRowsSentAt20m runs s at +20m (its Behaviour now judging)
+// and wants one unreadable_rows alert sent, counting the 3 rows once; it
+// returns the lost-coverage alerts sent.
+func threeUnreadableRowsSentAt20m(t *testing.T, s *Service, pub *fakePublisher) []Finding {
+	t.Helper()
+	s.Behaviour = &holdingBehaviour{}
+	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	lost := lostAlerts(t, pub.sent)
+	if len(lost) != 1 || lost[0].Cause != CauseUnreadableRows || lost[0].Count != 3 {
+		t.Fatalf("lost coverage sent: %+v; want one unreadable_rows alert counting the 3 rows once", lost)
+	}
+	return lost
 }
