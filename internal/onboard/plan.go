@@ -104,14 +104,34 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 			}
 			// Bound the expansion before allocating it: never more addresses
 			// than the cap allows in all (many large ranges at the largest
-			// PORTAL_MAX_RANGE_ADDRESSES would otherwise exhaust memory).
-			if n := e[0].NumAddresses(); n.IsInt64() && n.Int64() <= int64(r.MaxRangeAddresses) && len(d.Addrs)+int(n.Int64()) > r.maxEntries()+len(r.Breakglass) {
+			// PORTAL_MAX_RANGE_ADDRESSES would otherwise exhaust memory). A
+			// block larger than the cap overflows unexpanded; a smaller one
+			// (at most the cap's addresses, allocated for a moment) counts
+			// only the addresses it adds: users who share an office block
+			// need it once.
+			limit := r.maxEntries() + len(r.Breakglass)
+			overflow := func() {
 				if !d.Overflow {
 					d.Overflow, d.OverflowBy = true, u.ID
 				}
+			}
+			if n := e[0].NumAddresses(); n.IsInt64() && n.Int64() <= int64(r.MaxRangeAddresses) && n.Int64() > int64(limit) {
+				overflow()
 				continue
 			}
 			addrs, ok := e[0].Expand(r.MaxRangeAddresses)
+			if ok && len(d.Addrs)+len(addrs) > limit {
+				fresh := 0
+				for _, a := range addrs {
+					if !d.Needs(a.String()) {
+						fresh++
+					}
+				}
+				if len(d.Addrs)+fresh > limit {
+					overflow()
+					continue
+				}
+			}
 			if !ok {
 				d.NotPushed[u.ID] = append(d.NotPushed[u.ID], NotPushed{Entry: raw, Reason: fmt.Sprintf(
 					"covers %s addresses, more than PORTAL_MAX_RANGE_ADDRESSES (%d); the portal stores only single addresses, so it is kept in DynamoDB for the audit but not pushed",
