@@ -804,3 +804,31 @@ func TestKeyUsersOwnHandEditInTheToolsSecondIsNamed(t *testing.T) {
 		})
 	}
 }
+
+// A removal-only plan removes only addresses nobody needs: when the desired
+// addresses pass the cap, the expansion stops there, so the addresses of
+// the users after that point were never counted as needed, and the
+// removal-only plan took them for unneeded and removed them from the
+// portal: an addition that did not fit locked out another user (attack
+// review, #15 §4). Stores that pass the cap this way: PORTAL_MAX_ENTRIES
+// lowered, or two changes that each passed the cap check at once.
+func TestRemovalOnlyPlanKeepsWhatUsersPastTheCapNeed(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"z","email":"z@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+	e.do(t, `{"id":"m","email":"m@example.com","allowedIps":["198.51.100.9"]}`)
+	e.do(t, `{"id":"b","email":"b@example.com","allowedIps":["198.51.100.1","198.51.100.2"]}`)
+	e.p.putErr = ipguard.Errorf(ipguard.EUnavailable, "portal down")
+	e.do(t, `{"action":"offboard","id":"m"}`) // stored, pending: 198.51.100.9 must go
+	e.p.putErr = nil
+	e.s.Settings.MaxEntries = 3 // lowered: b's and z's four addresses no longer fit
+	_, _ = e.handle(`{"action":"sync"}`)
+	got := ips(e.p.list)
+	for _, a := range []string{"203.0.113.10", "203.0.113.11", "198.51.100.1", "198.51.100.2"} {
+		if !strings.Contains(got, a) {
+			t.Errorf("portal = %s; %s, still needed by a stored user, was removed", got, a)
+		}
+	}
+	if strings.Contains(got, "198.51.100.9") {
+		t.Errorf("portal = %s; the offboarded user's address must leave although the list passes the cap", got)
+	}
+}

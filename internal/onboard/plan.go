@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -71,10 +72,24 @@ type Desired struct {
 	// allocating the rest. OverflowBy names the first user it stopped at.
 	Overflow   bool
 	OverflowBy string
+	// beyond covers the pushable entries the expansion stopped before
+	// (Overflow): their addresses are not in Addrs, but still needed, so
+	// a plan never removes them (a removal-only plan past the cap).
+	beyond allowlist.Set
 }
 
-// Needs reports whether a is a desired address.
-func (d Desired) Needs(a string) bool { _, ok := d.NeededBy[a]; return ok }
+// Needs reports whether a is a desired address: one of Addrs, or, past
+// the cap (Overflow), an address of an entry the expansion stopped before.
+func (d Desired) Needs(a string) bool {
+	if _, ok := d.NeededBy[a]; ok {
+		return true
+	}
+	if !d.Overflow {
+		return false
+	}
+	ip, err := netip.ParseAddr(a)
+	return err == nil && d.beyond.Contains(ip)
+}
 
 // DesiredState computes the desired addresses from the stored users'
 // unexpired entries at now and the break-glass list. A block or range larger
@@ -91,6 +106,7 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 			d.NeededBy[a] = append(by, who)
 		}
 	}
+	var beyond []allowlist.Entry // pushable entries past the cap (Overflow)
 	for _, u := range users {
 		if u.Unreadable != "" {
 			d.Unreadable = append(d.Unreadable, u.ID)
@@ -114,6 +130,7 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 				if !d.Overflow {
 					d.Overflow, d.OverflowBy = true, u.ID
 				}
+				beyond = append(beyond, e[0])
 			}
 			if n := e[0].NumAddresses(); n.IsInt64() && n.Int64() <= int64(r.MaxRangeAddresses) && n.Int64() > int64(limit) {
 				overflow()
@@ -123,7 +140,7 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 			if ok && len(d.Addrs)+len(addrs) > limit {
 				fresh := 0
 				for _, a := range addrs {
-					if !d.Needs(a.String()) {
+					if _, ok := d.NeededBy[a.String()]; !ok {
 						fresh++
 					}
 				}
@@ -145,6 +162,9 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 	}
 	for _, b := range r.Breakglass {
 		need(b, "breakglass")
+	}
+	if len(beyond) > 0 {
+		d.beyond = allowlist.NewSet(beyond)
 	}
 	return d
 }
