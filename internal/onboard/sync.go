@@ -21,6 +21,9 @@ type LeftView struct {
 	// may it be offboarded).
 	Confirmed  bool `json:"confirmed"`
 	Offboarded bool `json:"offboarded"`
+	// rev is the record's rev as this check stored it (0: not stored,
+	// another write came first): the offboarding deletes only that record.
+	rev int64
 }
 
 // Sync reconciles now: it completes pending changes, expires time-bound
@@ -91,6 +94,13 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		var ids []string
 		for _, i := range confirmed {
 			was, _, gerr := s.Store.GetUser(ctx, left[i].UserID)
+			if left[i].rev == 0 || gerr == nil && was.Rev != left[i].rev {
+				// Written by a request since the check saw it gone (an
+				// admin re-activated the user, the pipeline changed it):
+				// that newer write stands; the next sync checks again.
+				res.Warnings = append(res.Warnings, "user "+left[i].UserID+" looks gone from the portal but was changed by a request during this sync; not offboarded now, the next sync checks again")
+				continue
+			}
 			now := s.now().UTC()
 			if err := s.rememberOffboarding(ctx, changeInput{id: left[i].UserID, at: now, now: now}); err != nil {
 				s.reportOffboarded(ctx, ids)
@@ -99,12 +109,7 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			// Conditional on the record read (when it could be read): a
 			// request that wrote the user meanwhile is not erased; the
 			// next sync checks the user again.
-			deleted, err := true, error(nil)
-			if gerr == nil {
-				deleted, err = s.Store.DeleteUserIf(ctx, left[i].UserID, was.Rev)
-			} else {
-				err = s.Store.DeleteUser(ctx, left[i].UserID)
-			}
+			deleted, err := s.Store.DeleteUserIf(ctx, left[i].UserID, left[i].rev)
 			if err != nil {
 				s.reportOffboarded(ctx, ids)
 				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
@@ -290,17 +295,23 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		case p.Status == StatusTerminated:
 			gone = "terminated on the portal"
 		}
-		checks := 0
+		checks, rev := 0, u.Rev
 		if gone != "" {
 			checks = u.GoneChecks + 1
-			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: gone, Confirmed: checks >= 2})
 		}
 		if checks != u.GoneChecks && u.Unreadable == "" {
 			next := u
 			next.GoneChecks, next.Rev = min(checks, 2), u.Rev+1
-			if _, err := s.Store.PutUserIf(ctx, next, u.Rev); err != nil {
+			ok, err := s.Store.PutUserIf(ctx, next, u.Rev)
+			if err != nil {
 				return left, checked, planned, total, skipped, err
 			}
+			if rev = next.Rev; !ok {
+				rev = 0 // written meanwhile by a request: not this check's record
+			}
+		}
+		if gone != "" {
+			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: gone, Confirmed: checks >= 2, rev: rev})
 		}
 	}
 	return left, checked, planned, total, skipped, nil

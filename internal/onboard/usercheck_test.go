@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -173,5 +174,55 @@ func TestUserChecksDoneMovesPastWhatWasChecked(t *testing.T) {
 	store.fail = errors.New("throttled")
 	if _, err := u.Plan(context.Background(), ids, nil, t0); err == nil {
 		t.Error("a cursor that cannot be read is not reported")
+	}
+}
+
+// hookDirectory is a directory that runs a hook before answering for one id.
+type hookDirectory struct {
+	*fakeDirectory
+	on   string
+	hook func()
+}
+
+func (d *hookDirectory) Person(ctx context.Context, id string) (Person, bool, error) {
+	if id == d.on && d.hook != nil {
+		h := d.hook
+		d.hook = nil
+		h()
+	}
+	return d.fakeDirectory.Person(ctx, id)
+}
+
+// A user seen gone twice is not offboarded when a request wrote the user
+// after the check saw it gone: the offboarding is conditional on the record
+// the check judged, not on one read afterwards (attack review, #15 §4).
+// Before, the record was read again just before the delete, so a request
+// that wrote the user between the check and the offboarding (an admin
+// re-activated a terminated user, the pipeline added an entry) was erased,
+// its entry with it.
+func TestUsersLeftSpareAUserARequestWroteAfterTheCheck(t *testing.T) {
+	e := usersLeftEnv(t, 2)
+	e.s.UserChecks = &UserChecks{Min: 20} // every user checked in each sync
+	e.do(t, `{"action":"sync"}`)          // u00, u01 seen gone once
+	dir := e.s.Directory.(*fakeDirectory)
+	e.s.Directory = &hookDirectory{fakeDirectory: dir, on: "u05", hook: func() {
+		// Checked after u00 and u01: u00 is active again, and a request
+		// gives it an entry.
+		dir.people["u00"] = Person{Status: 1}
+		e.do(t, `{"action":"add","id":"u00","allowedIps":["198.51.100.77"]}`)
+	}}
+	res := e.do(t, `{"action":"sync"}`)
+	u, found, _ := e.st.GetUser(context.Background(), "u00")
+	if !found || !slices.Contains(u.Entries, "198.51.100.77") {
+		t.Errorf("u00 stored %v (entries %v): a request's write after the check was erased by the offboarding", found, u.Entries)
+	}
+	if !strings.Contains(ips(e.p.list), "198.51.100.77") {
+		t.Errorf("portal = %s; the request's entry was taken off", ips(e.p.list))
+	}
+	if _, found, _ := e.st.GetUser(context.Background(), "u01"); found {
+		t.Error("u01, seen gone twice and not written since, was not offboarded")
+	}
+	if !strings.Contains(strings.Join(res.Warnings, " "), "u00") {
+		t.Errorf("warnings %v; want one naming u00 as changed during the sync", res.Warnings)
 	}
 }
