@@ -336,9 +336,13 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	// off: they stay off unless drift repair is on.
 	keepOff := !s.Settings.DriftRepair && !enabled && (drift != nil && drift.SwitchedOff || st.HandOff)
 	// The lock-out preflight is asked only when its answer matters, and
-	// never from a cache: a rotated key is judged as it is now.
+	// never from a cache: a rotated key is judged as it is now. From the
+	// preflight on, the pass's portal calls keep to the key it judged
+	// (ipguard.KeyPin): a key rotated before the PUT cannot switch
+	// restrictions on with the old key's answer.
 	en := EnableRule{Allowed: true, KeepOff: keepOff}
 	if !enabled && s.Settings.Enforce {
+		ctx = ipguard.WithKeyPin(ctx)
 		en = s.enableRule(ctx)
 		en.KeepOff = keepOff
 	}
