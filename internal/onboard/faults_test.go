@@ -832,3 +832,39 @@ func TestRemovalOnlyPlanKeepsWhatUsersPastTheCapNeed(t *testing.T) {
 		t.Errorf("portal = %s; the offboarded user's address must leave although the list passes the cap", got)
 	}
 }
+
+// An admin's save that the tool's PUT overwrote is alerted also when the
+// read-back after that PUT failed (applied, not confirmed): the PUT was
+// answered, so its instant is known and the trail tells the admin's save
+// from it (attack review, #15 §5). Before, the trail was read only after a
+// pass that ended well, so this save was lost without a word: the next
+// reconcile finds the tool's own list on the portal, no drift.
+func TestAdminSaveOverwrittenIsAlertedWhenTheReadBackFails(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.p.afterPut = func(f *fakePortal) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.readErrs = 1 // the read-back after the PUT
+	}
+	res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (applied, not confirmed)", res.Portal, err)
+	}
+	var drift string
+	for _, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_drift") {
+			drift = a.Email
+		}
+	}
+	if !strings.Contains(drift, "Ada Admin") || !strings.Contains(drift, "overwrote") || !strings.Contains(drift, "198.51.100.7") {
+		t.Errorf("drift alert %q; want the admin's overwritten save, with the list seen before the write", drift)
+	}
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+		t.Errorf("%d drift alerts after the next sync; want the one", n)
+	}
+}

@@ -70,9 +70,11 @@ type outcome struct {
 
 func (o *outcome) merge(n outcome) {
 	o.portal, o.reason, o.by, o.enabled, o.err = n.portal, n.reason, n.by, n.enabled, n.err
-	if n.put && !o.put {
+	// A pass whose PUT was answered (saves), also one that then failed
+	// (its read-back): the trail is read from its window on.
+	if len(n.saves) > 0 && len(o.saves) == 0 {
 		o.windowStart, o.seenBefore, o.trail = n.windowStart, n.seenBefore, n.trail
-	} else if n.put {
+	} else if len(n.saves) > 0 {
 		o.trail = nil // read after the last pass's PUTs (checkForeignSaves)
 	}
 	o.put = o.put || n.put
@@ -358,6 +360,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		out.windowStart, out.seenBefore = windowStart, current
 		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
 		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
+		out.ownSaves = st.OwnSaves
 		if errors.Is(err, ErrSuperseded) {
 			return superseded(err)
 		}

@@ -1304,7 +1304,11 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	th := time.Now()
 	out, err := s.holdAndReconcile(ctx, held, myV, force, mine)
 	span(ctx, "held", th)
-	if err == nil && out.put {
+	// answered: a PUT of this pass was answered (also when the pass then
+	// failed, e.g. its read-back): an admin's save it overwrote is looked
+	// for in the trail all the same (checkForeignSaves).
+	answered := len(out.saves) > 0
+	if err == nil && answered {
 		// The trail's answer is awaited before the lease is released (its
 		// read went out with the PUT's answer, so it is mostly in already):
 		// an answer that came after the release could hold the next
@@ -1332,7 +1336,7 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 		if out.dueAdded || force {
 			s.flushDue(ctx)
 		}
-		if out.put {
+		if answered {
 			s.checkForeignSaves(ctx, &out)
 		}
 	}
