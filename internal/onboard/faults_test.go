@@ -868,3 +868,48 @@ func TestAdminSaveOverwrittenIsAlertedWhenTheReadBackFails(t *testing.T) {
 		t.Errorf("%d drift alerts after the next sync; want the one", n)
 	}
 }
+
+// A direct change without requestedAt, replayed from the failure queue,
+// keeps the time of its first arrival: the replay names the invocation it
+// replays ("replayOf", the on-failure record's request id), whose first
+// arrival the function remembers as long as the queue keeps a message. So
+// a remove made between the request's first arrival and its final failure
+// (Lambda retries for up to the maximum event age) stays newer than the
+// replay (attack review, #15 §5: a replay keeps the original). Before, the
+// replay was dated by the failure (the record's timestamp), later than that
+// remove, and gave the removed address back.
+func TestReplayOfADirectChangeKeepsItsFirstArrival(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.11"]}`)
+	add := `{"action":"add","id":"u1","allowedIps":["203.0.113.10"]}`
+	// The add first arrives at t0 (invocation R1) and is applied, but its
+	// invocation fails afterwards; Lambda retries it until it gives up at
+	// t0+3m, and sends it to the failure queue.
+	if _, err := e.s.Handle(WithRequestID(context.Background(), "R1"), []byte(add)); err != nil {
+		t.Fatal(err)
+	}
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"remove","id":"u1","requestedAt":"`+e.now.Format(time.RFC3339)+`","allowedIps":["203.0.113.10"]}`)
+	// Replayed a day later, as cmd/replay sends it: the failure's time and
+	// the invocation it replays.
+	e.now = t0.Add(24 * time.Hour)
+	replay := `{"action":"add","id":"u1","allowedIps":["203.0.113.10"],"requestedAt":"` + t0.Add(3*time.Minute).Format(time.RFC3339) + `","replayOf":"R1"}`
+	res, err := e.s.Handle(WithRequestID(context.Background(), "R2"), []byte(replay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.10") {
+		t.Errorf("portal = %s; the replay gave back the address a newer remove took", got)
+	}
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, fmtRequestTime(t0)) {
+		t.Errorf("warnings %q; want the replay dated by its first arrival (%s)", w, fmtRequestTime(t0))
+	}
+	// A replay whose first arrival is no longer remembered is dated by the
+	// failure, as before.
+	if _, err := e.s.Handle(context.Background(), []byte(`{"action":"add","id":"u1","allowedIps":["203.0.113.12"],"requestedAt":"`+t0.Add(3*time.Minute).Format(time.RFC3339)+`","replayOf":"R-unknown"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ips(e.p.list); !strings.Contains(got, "203.0.113.12") {
+		t.Errorf("portal = %s; want the replay of an unknown invocation applied", got)
+	}
+}

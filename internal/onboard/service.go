@@ -281,7 +281,12 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	go func() {
 		defer close(arrDone)
 		defer func() { arrPanic = recover() }()
-		if req.RequestedAt.IsZero() {
+		switch {
+		case req.ReplayOf != "":
+			// A replay: dated by the first arrival of the invocation it
+			// sends again, when remembered (else by its requestedAt).
+			arrived, arrErr = s.arrivalOf(ctx, req.ReplayOf, in.at)
+		case req.RequestedAt.IsZero():
 			arrived, arrErr = s.firstArrival(ctx, in.now)
 		}
 	}()
