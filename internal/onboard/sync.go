@@ -91,9 +91,40 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+humantext.Line(err.Error(), 300)+")")
 			break
 		}
+		// The offboarding's calls end OffboardReserve before the deadline,
+		// so that whom it offboarded is still reported (and counted
+		// against the budget) with the time left, whatever fails or hangs.
+		octx, ocancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok {
+			octx, ocancel = context.WithDeadline(ctx, dl.Add(-OffboardReserve))
+		}
 		var ids []string
+		reported := false
+		report := func() {
+			if reported {
+				return
+			}
+			reported = true
+			ocancel()
+			s.reportOffboarded(ctx, ids)
+			if len(ids) > 0 {
+				if err := rot.NoteOffboarded(ctx, len(ids), s.now()); err != nil {
+					s.log().Error("users left: count the users offboarded against the blast radius", "error", err)
+					res.Warnings = append(res.Warnings, "could not count the users offboarded against OFFBOARD_MAX_PERCENT: "+humantext.Line(err.Error(), 300))
+				}
+			}
+		}
+		defer report()
+		failed := func(id string, err error) (Result, error) {
+			report()
+			return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed at user %s: %w", strings.Join(ids, ", "), id, err)
+		}
 		for _, i := range confirmed {
-			was, _, gerr := s.Store.GetUser(ctx, left[i].UserID)
+			if octx.Err() != nil {
+				res.Warnings = append(res.Warnings, "stopped offboarding users who left before the sync's deadline; the next sync goes on (they are still seen gone)")
+				break
+			}
+			was, _, gerr := s.Store.GetUser(octx, left[i].UserID)
 			if left[i].rev == 0 || gerr == nil && was.Rev != left[i].rev {
 				// Written by a request since the check saw it gone (an
 				// admin re-activated the user, the pipeline changed it):
@@ -102,17 +133,15 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 				continue
 			}
 			now := s.now().UTC()
-			if err := s.rememberOffboarding(ctx, changeInput{id: left[i].UserID, at: now, now: now}); err != nil {
-				s.reportOffboarded(ctx, ids)
-				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
+			if err := s.rememberOffboarding(octx, changeInput{id: left[i].UserID, at: now, now: now}); err != nil {
+				return failed(left[i].UserID, err)
 			}
-			// Conditional on the record read (when it could be read): a
-			// request that wrote the user meanwhile is not erased; the
-			// next sync checks the user again.
-			deleted, err := s.Store.DeleteUserIf(ctx, left[i].UserID, left[i].rev)
+			// Conditional on the record the check judged gone: a request
+			// that wrote the user since is not erased; the next sync
+			// checks the user again.
+			deleted, err := s.Store.DeleteUserIf(octx, left[i].UserID, left[i].rev)
 			if err != nil {
-				s.reportOffboarded(ctx, ids)
-				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
+				return failed(left[i].UserID, err)
 			}
 			if !deleted {
 				res.Warnings = append(res.Warnings, "user "+left[i].UserID+" looks gone from the portal but was changed by a request during this sync; not offboarded now, the next sync checks again")
@@ -121,16 +150,10 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			left[i].Offboarded = true
 			ids = append(ids, left[i].UserID)
 			if gerr == nil {
-				s.recordHistory(ctx, &res, left[i].UserID, was.Email, nil, was.Entries, true, s.now())
+				s.recordHistory(octx, &res, left[i].UserID, was.Email, nil, was.Entries, true, s.now())
 			}
 		}
-		s.reportOffboarded(ctx, ids)
-		if len(ids) > 0 {
-			if err := rot.NoteOffboarded(ctx, len(ids), s.now()); err != nil {
-				s.log().Error("users left: count the users offboarded against the blast radius", "error", err)
-				res.Warnings = append(res.Warnings, "could not count the users offboarded against OFFBOARD_MAX_PERCENT: "+humantext.Line(err.Error(), 300))
-			}
-		}
+		report()
 		if _, err := s.Store.BumpVersion(ctx); err != nil {
 			return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
 		}
@@ -599,3 +622,9 @@ func firstNonEmpty(a, b string) string {
 	}
 	return b
 }
+
+// OffboardReserve is the time the offboarding of users who left leaves
+// before the sync's deadline: no offboarding starts, and no call of one
+// runs, past it, so that whom it offboarded is still logged, recorded as
+// due and published.
+var OffboardReserve = 3 * time.Second
