@@ -33,7 +33,7 @@ func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.
 		return Result{}, err
 	}
 	if req.RequestedAt.IsZero() && !at.IsZero() && fieldsOf[req.Action]["requestedAt"] {
-		req.RequestedAt = RequestTime(at)
+		req.RequestedAt, req.timeField = RequestTime(at), "time"
 	}
 	switch {
 	case !known:

@@ -81,6 +81,9 @@ type Request struct {
 	// change is dated by that invocation's first arrival when it is still
 	// remembered (Arrivals, ArrivalKeep), else by RequestedAt.
 	ReplayOf string
+	// timeField names where RequestedAt came from, for an error about it:
+	// "time" (the EventBridge event's), else "requestedAt".
+	timeField string
 }
 
 // fieldsOf says which request fields each action accepts; any other known

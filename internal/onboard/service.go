@@ -355,6 +355,9 @@ func (s *Service) validateChange(req Request) (changeInput, error) {
 	}
 	if in.at.After(now.Add(MaxRequestedAhead)) {
 		// One bad clock must not freeze the user's later changes.
+		if req.timeField == "time" {
+			return changeInput{}, ipguard.Invalid("time", in.at.Format(time.RFC3339), "(the EventBridge event's time) is more than %s ahead of now (%s); fix the clock of the event's sender, or send requestedAt in the detail", MaxRequestedAhead, now.Format(time.RFC3339))
+		}
 		return changeInput{}, ipguard.Invalid("requestedAt", in.at.Format(time.RFC3339), "is more than %s ahead of now (%s); send the time the change was asked for", MaxRequestedAhead, now.Format(time.RFC3339))
 	}
 	if req.Action == ActionReplace || (req.Action == ActionAdd && req.Email != "") {
