@@ -216,10 +216,15 @@ func (s *Service) usersLeftAlert(what string, ids []string) ipguard.Alert {
 		ids = []string{}
 	}
 	def, _ := json.Marshal(map[string]any{"kind": "allowlist_users_left", "severity": "medium", "portal": s.PortalName, "userIds": clipList(ids), "count": len(ids), "what": what})
+	list := humantext.Line(strings.Join(clipList(ids), ", "), 4000)
+	if more := len(ids) - len(clipList(ids)); more > 0 {
+		// The log line "offboarded users who left the portal" names all.
+		list += fmt.Sprintf(" and %d more (the log line \"offboarded users who left the portal\" names every id)", more)
+	}
 	return ipguard.Alert{
 		Subject:  "DocSpace: users who left the portal (allowlist)",
 		Default:  string(def),
-		Email:    "DocSpace IP Guard, " + humantext.Line(s.PortalName, 200) + ":\n\n  " + what + "\n\n  " + humantext.Line(strings.Join(clipList(ids), ", "), 4000) + "\n",
+		Email:    "DocSpace IP Guard, " + humantext.Line(s.PortalName, 200) + ":\n\n  " + what + "\n\n  " + list + "\n",
 		SMS:      "DocSpace IP Guard: users who left the portal. See email.",
 		Severity: "medium",
 		Kinds:    []string{"allowlist_users_left"},

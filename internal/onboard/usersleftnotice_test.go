@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -55,4 +56,20 @@ func countCheckAlerts(e *env) int {
 		}
 	}
 	return n
+}
+
+// An alert about more users offboarded than it lists says how many it left
+// out and where they all are (the log line names every id), rather than
+// leaving the rest unnamed without a word (attack review, #15 §4: the ids
+// offboarded are in a log line and an alert).
+func TestUsersLeftAlertSaysWhomItLeavesOut(t *testing.T) {
+	e := newEnv()
+	var ids []string
+	for i := range MaxAlertList + 10 {
+		ids = append(ids, fmt.Sprintf("u%03d", i))
+	}
+	a := e.s.usersLeftAlert("offboarded", ids)
+	if !strings.Contains(a.Email, "and 10 more") || !strings.Contains(a.Email, "offboarded users who left the portal") {
+		t.Errorf("email %q; want the 10 ids left out counted and the log line that names them", a.Email)
+	}
 }
