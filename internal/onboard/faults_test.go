@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -911,5 +912,81 @@ func TestReplayOfADirectChangeKeepsItsFirstArrival(t *testing.T) {
 	}
 	if got := ips(e.p.list); !strings.Contains(got, "203.0.113.12") {
 		t.Errorf("portal = %s; want the replay of an unknown invocation applied", got)
+	}
+}
+
+// scanGate holds the next scan of every user (a reconcile's) after it
+// read, until release is closed; the ChangeRead of user gateID after
+// armed releases it (the retry has read the state).
+type scanGate struct {
+	*fakeStore
+	mu      sync.Mutex
+	hold    bool
+	scanned chan struct{}
+	release chan struct{}
+	armed   bool
+	gateID  string
+}
+
+func (g *scanGate) AllUsers(ctx context.Context) ([]ipguard.User, error) {
+	users, err := g.fakeStore.AllUsers(ctx)
+	g.mu.Lock()
+	hold := g.hold
+	g.hold = false
+	g.mu.Unlock()
+	if hold {
+		close(g.scanned)
+		<-g.release
+	}
+	return users, err
+}
+
+func (g *scanGate) ChangeRead(ctx context.Context, id string, now time.Time) (ChangeStart, error) {
+	cs, err := g.fakeStore.ChangeRead(ctx, id, now)
+	g.mu.Lock()
+	release := g.armed && id == g.gateID
+	g.armed = g.armed && !release
+	g.mu.Unlock()
+	if release {
+		close(g.release)
+	}
+	return cs, err
+}
+
+// A remove retried after its version bump was lost reaches the portal also
+// while another change's reconcile runs: that reconcile read the users
+// before the remove was stored, so its version being applied says nothing
+// about the remove (attack review, #15 §5). Before, the retry, which
+// stored nothing, waited for the version it read to be applied and then
+// answered "applied by another request", with the address still allowed
+// until the next scheduled sync.
+func TestRetriedRemoveIsNotAnsweredByAReconcileThatReadBeforeIt(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+	g := &scanGate{fakeStore: e.st, hold: true, scanned: make(chan struct{}), release: make(chan struct{}), gateID: "u1"}
+	e.s.Store = g
+	other := make(chan error, 1)
+	go func() { // another change: its reconcile reads the users, then waits
+		_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`))
+		other <- err
+	}()
+	<-g.scanned
+	remove := `{"action":"remove","id":"u1","allowedIps":["203.0.113.11"]}`
+	e.st.BumpErrs = 1
+	if _, err := e.handle(remove); err == nil {
+		t.Fatal("the lost bump did not fail the request")
+	}
+	g.mu.Lock()
+	g.armed = true // the retry's read lets the other reconcile go on
+	g.mu.Unlock()
+	res, err := e.handle(remove)
+	if err := <-other; err != nil {
+		t.Fatalf("the other change: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.11") {
+		t.Errorf("portal = %s after the retried remove (%s by %q); want 203.0.113.11 gone", got, res.Portal, res.AppliedBy)
 	}
 }

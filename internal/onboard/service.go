@@ -721,7 +721,14 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 	}
 	myV := st.Version
 	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || st.Sent != nil || !holds(st.LastSeen, mine) || recheck {
-		if res.Stored {
+		// A request that stored nothing (a retry whose record was stored
+		// by its first attempt, whose bump was lost) bumps too, unless it
+		// reconciles by force (recheck): a reconcile running now may have
+		// read the users before that record was stored, so only a version
+		// bumped now is applied by a pass that read it. (A remove's retry
+		// otherwise took that pass's version for its own: "applied by
+		// another request", the address still allowed.)
+		if res.Stored || !recheck {
 			if myV, err = s.bump(ctx, res.Added, in.now); err != nil {
 				return err
 			}
