@@ -277,15 +277,22 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 	}
 	planned = len(plan.IDs)
 	var done []string
+	read, lastSkip := 0, error(nil) // checks answered with a user or a not-found; the last that was not
 	defer func() {
 		nerr := err
-		if nerr == nil && checked == 0 && planned > 0 {
+		switch {
+		case nerr == nil && checked == 0 && planned > 0:
 			// Not one user could be checked in the check's share of the
 			// time (people/{id} hangs): a failure of its own, alerted once
 			// it lasts (as a passing outage's).
 			nerr = ipguard.Errorf(ipguard.EUnavailable, "no people/{id} answered within the users-left check's half of the sync's time")
+		case nerr == nil && checked > 0 && read == 0:
+			// Every user of the share answered with something that is no
+			// user (a proxy's JSON of another shape): nobody who left can
+			// be found, which one warning per user does not tell anyone.
+			nerr = ipguard.Errorf(ipguard.EInternal, "not one of the %d people/{id} of this sync answered with a user or a not-found (the last: %s)", checked, humantext.Line(lastSkip.Error(), 200))
 		}
-		s.noticeUsersLeftCheck(ctx, &plan, rot.within(), now, checked, nerr)
+		s.noticeUsersLeftCheck(ctx, &plan, rot.within(), now, read, nerr)
 		if derr := rot.Done(ctx, plan, done, now); derr != nil {
 			skipped = append(skipped, "could not save the users-left rotation's place (the next sync checks some users again): "+humantext.Line(derr.Error(), 300))
 		}
@@ -317,12 +324,14 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		switch {
 		case err != nil:
 			skipped = append(skipped, "could not check whether stored user "+humantext.Line(u.ID, 128)+" left the portal: "+humantext.Line(err.Error(), 300))
+			lastSkip = err
 			continue
 		case !found:
 			gone = "deleted from the portal"
 		case p.Status == StatusTerminated:
 			gone = "terminated on the portal"
 		}
+		read++
 		checks, rev := 0, u.Rev
 		if gone != "" {
 			checks = u.GoneChecks + 1
@@ -350,12 +359,13 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 // OFFBOARD_REMOVED_USERS=true nobody is offboarded and their addresses stay
 // allowed. A passing outage (EUnavailable) is alerted only once the
 // rotation has not moved for within (every user was due by then). A sync
-// whose check works ends the episode. The episode is kept with the
-// rotation's place (CheckCursor.Notice), which Done stores.
-func (s *Service) noticeUsersLeftCheck(ctx context.Context, plan *CheckPlan, within time.Duration, now time.Time, checked int, err error) {
+// whose check works (read: users answered with a user or a not-found) ends
+// the episode. The episode is kept with the rotation's place
+// (CheckCursor.Notice), which Done stores.
+func (s *Service) noticeUsersLeftCheck(ctx context.Context, plan *CheckPlan, within time.Duration, now time.Time, read int, err error) {
 	switch {
 	case err == nil:
-		if checked > 0 {
+		if read > 0 {
 			plan.SetNotice("")
 		}
 		return
