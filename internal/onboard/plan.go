@@ -132,7 +132,9 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 				}
 				beyond = append(beyond, e[0])
 			}
-			if n := e[0].NumAddresses(); n.IsInt64() && n.Int64() <= int64(r.MaxRangeAddresses) && n.Int64() > int64(limit) {
+			if n := e[0].NumAddresses(); n.IsInt64() && n.Int64() <= int64(r.MaxRangeAddresses) && (d.Overflow || n.Int64() > int64(limit)) {
+				// Past the cap already (or by itself): not expanded, its
+				// addresses needed all the same (beyond).
 				overflow()
 				continue
 			}
