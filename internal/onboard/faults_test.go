@@ -990,3 +990,22 @@ func TestRetriedRemoveIsNotAnsweredByAReconcileThatReadBeforeIt(t *testing.T) {
 		t.Errorf("portal = %s after the retried remove (%s by %q); want 203.0.113.11 gone", got, res.Portal, res.AppliedBy)
 	}
 }
+
+// A sync that offboarded users who left and then failed (its reconcile)
+// names them in its error too: the error is what the failure queue's record
+// and the function's error response carry (attack review, #15 §4: the
+// failed result no longer drops the list of whom). The error keeps its
+// kind (a refused key is still a ConfigurationError).
+func TestFailedSyncNamesTheUsersItOffboarded(t *testing.T) {
+	e := usersLeftEnv(t, 2)
+	e.s.UserChecks = &UserChecks{Min: 20}
+	e.do(t, `{"action":"sync"}`)
+	e.p.putErr = ipguard.Errorf(ipguard.EConfig, "HTTP 403: the key lost its scope")
+	_, err := e.handle(`{"action":"sync"}`)
+	if err == nil || !strings.Contains(err.Error(), "u00") || !strings.Contains(err.Error(), "u01") {
+		t.Errorf("sync error %v; want the users offboarded named", err)
+	}
+	if ipguard.ErrorCode(err) != ipguard.EConfig {
+		t.Errorf("sync error kind %s; want the reconcile's (ConfigurationError)", ipguard.ErrorCode(err))
+	}
+}

@@ -159,12 +159,26 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		}
 	}
 	res.UsersLeft = left
+	// A failure after offboarding names whom it offboarded (the error is
+	// what the failure queue's record carries), keeping its kind.
+	named := func(err error) error {
+		var ids []string
+		for _, l := range left {
+			if l.Offboarded {
+				ids = append(ids, l.UserID)
+			}
+		}
+		if len(ids) == 0 {
+			return err
+		}
+		return fmt.Errorf("offboarded users who left the portal (%s), then: %w", strings.Join(clipList(ids), ", "), err)
+	}
 	out, err := s.converge(ctx, 0, true, nil, time.Time{}, 0)
 	if err != nil {
-		return Result{}, err
+		return Result{}, named(err)
 	}
 	if err := failure(out, "sync"); err != nil {
-		return Result{}, err
+		return Result{}, named(err)
 	}
 	res.absorb(out)
 	if len(left) > 0 && !s.Settings.OffboardRemovedUsers {
