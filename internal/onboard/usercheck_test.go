@@ -297,3 +297,41 @@ func TestUsersOffboardedAreReportedWhenTheSyncRunsIntoItsDeadline(t *testing.T) 
 		t.Errorf("offboarded within the budget's window: %d; want 1", n)
 	}
 }
+
+// onceFailingCursor fails its first read (a throttled table), then works.
+type onceFailingCursor struct{ memCursor }
+
+func (m *onceFailingCursor) UserCheckCursor(ctx context.Context) (CheckCursor, error) {
+	c, err := m.memCursor.UserCheckCursor(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reads == 1 {
+		return CheckCursor{}, ipguard.Errorf(ipguard.EUnavailable, "dynamodb: throttled")
+	}
+	return c, err
+}
+
+// Moving the rotation never resets the blast radius's budget: a sync whose
+// read of the rotation's place failed (it goes on from this container's
+// last place, the first user in a new one) moves the rotation, but the
+// users offboarded in the budget's window and the last halt stay counted
+// (attack review, #15 §4: never more than a share). Before, the rotation
+// was stored whole from the place the sync started with, so such a sync
+// wrote a zero budget over the stored one, and the next sync could
+// offboard a full share again; two syncs at once did the same.
+func TestMovingTheRotationKeepsTheBudget(t *testing.T) {
+	e := usersLeftEnvOf(t, 3, 0)
+	halted := t0.Add(-time.Hour)
+	cur := &onceFailingCursor{memCursor{c: CheckCursor{Offboarded: 4, OffboardedSince: t0.Add(-time.Hour), Halted: halted}}}
+	e.s.UserChecks = &UserChecks{Store: cur}
+	e.do(t, `{"action":"sync"}`)
+	cur.mu.Lock()
+	c := cur.c
+	cur.mu.Unlock()
+	if c.Offboarded != 4 || !c.Halted.Equal(halted) {
+		t.Errorf("stored rotation %+v; want the budget (4 offboarded, halted at %s) kept", c, halted)
+	}
+	if c.After == "" {
+		t.Errorf("stored rotation %+v; want it moved past the users checked", c)
+	}
+}
