@@ -1009,3 +1009,30 @@ func TestFailedSyncNamesTheUsersItOffboarded(t *testing.T) {
 		t.Errorf("sync error kind %s; want the reconcile's (ConfigurationError)", ipguard.ErrorCode(err))
 	}
 }
+
+// A change that only removes is never refused by the cap: when entries
+// added by hand (or a lowered PORTAL_MAX_ENTRIES) have put the portal list
+// past the cap, a remove, or a replace that only shrinks, is stored and
+// its addresses leave the portal (attack review, #15 §4: a security
+// removal never waits behind the cap). Before, the cap check before
+// storing counted the list as it would be after the removal, still past
+// the cap, and refused it as InvalidInput: nothing stored, the address
+// still allowed.
+func TestRemovalIsNeverRefusedByTheCap(t *testing.T) {
+	for _, req := range []string{
+		`{"action":"remove","id":"u1","allowedIps":["203.0.113.11"]}`,
+		`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`, // a replace that only shrinks
+	} {
+		e := newEnv()
+		e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+		e.p.set(restr("192.0.2.1!,203.0.113.10,203.0.113.11,198.51.100.1,198.51.100.2"), true) // a hand edit
+		e.do(t, `{"action":"sync"}`)                                                             // seen: 5 entries
+		e.s.Settings.MaxEntries = 3                                                              // lowered: the list is past it
+		if _, err := e.handle(req); ipguard.ErrorCode(err) == ipguard.EInvalid {
+			t.Errorf("%s: refused as %v; a removal must be stored", req, err)
+		}
+		if got := ips(e.p.list); strings.Contains(got, "203.0.113.11") {
+			t.Errorf("%s: portal = %s; want 203.0.113.11 gone", req, got)
+		}
+	}
+}
