@@ -2,10 +2,13 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
 
+	"ipguard/internal/humantext"
 	"ipguard/internal/ipguard"
 )
 
@@ -70,6 +73,85 @@ func (r *run) lose(l lostCoverage) {
 		return
 	}
 	r.lost[l.cause] = &l
+	r.noteDue()
+}
+
+// dueCoverage is lostCoverage as recorded due with the progress.
+type dueCoverage struct {
+	Cause  string    `json:"cause"`
+	From   time.Time `json:"from"`
+	To     time.Time `json:"to"`
+	Count  int       `json:"count,omitempty"`
+	UpTo   bool      `json:"upTo,omitempty"`
+	Reason string    `json:"reason"`
+}
+
+// maxDueReason bounds each due cause's reason in the progress item.
+const maxDueReason = 1000
+
+// noteDue keeps the run's lost coverage in the progress it saves next
+// (AuditProgress.CoverageDue): the write that moves the cursor past the
+// logins concerned records the alert as due, before it is published.
+func (r *run) noteDue() {
+	if r.backfill {
+		return // a backfill saves no progress; its caller sees its error
+	}
+	if len(r.lost) == 0 {
+		r.prog.CoverageDue = ""
+		return
+	}
+	due := make([]dueCoverage, 0, len(r.lost))
+	for _, l := range r.lost {
+		reason := l.reason
+		if len(reason) > maxDueReason {
+			reason = humantext.Line(reason, maxDueReason)
+		}
+		due = append(due, dueCoverage{Cause: l.cause, From: l.from.UTC(), To: l.to.UTC(), Count: l.count, UpTo: l.upTo, Reason: reason})
+	}
+	sort.Slice(due, func(i, j int) bool { return due[i].Cause < due[j].Cause })
+	b, err := json.Marshal(due)
+	if err != nil {
+		return // plain fields: cannot fail
+	}
+	r.prog.CoverageDue = string(b)
+}
+
+// loadDue takes the lost coverage an earlier run recorded as due and did
+// not send (its publish failed, or it was cut off) into this run's, which
+// sends it (once per episode, as every lost coverage). An unreadable record
+// is a warning: it cannot be sent, and the run goes on.
+func (r *run) loadDue() {
+	if r.prog.CoverageDue == "" {
+		return
+	}
+	var due []dueCoverage
+	if err := json.Unmarshal([]byte(r.prog.CoverageDue), &due); err != nil {
+		r.warn("the lost coverage an earlier run left to send cannot be read; it is not sent (the earlier run's warnings and log name it)")
+		r.prog.CoverageDue = ""
+		return
+	}
+	for _, d := range due {
+		if d.Cause == "" {
+			continue
+		}
+		r.lose(lostCoverage{cause: d.Cause, from: d.From, to: d.To, count: d.Count, upTo: d.UpTo, reason: d.Reason})
+	}
+}
+
+// clearDue forgets the lost coverage recorded as due once it was sent (or
+// its episode had been sent already): one write, only when some was due.
+func (r *run) clearDue(ctx context.Context) error {
+	r.lost = nil
+	if r.backfill || r.prog.CoverageDue == "" {
+		return nil
+	}
+	r.prog.CoverageDue = ""
+	if err := r.s.Store.SetProgress(ctx, r.prog); err != nil {
+		// Sent: a run that reads it again finds its episode recorded and
+		// sends nothing.
+		r.log.WarnContext(ctx, "audit: clear the lost coverage sent from the progress", "error", err)
+	}
+	return nil
 }
 
 // coverageFindings turns the run's lost coverage into findings, leaving out
@@ -126,17 +208,37 @@ func sameEpisode(spans []ipguard.TimeSpan, now time.Time) bool {
 
 // publishCoverage sends each lost-coverage finding as a message of its own
 // and records its episode.
+//
+// Before publishing, the lost coverage is recorded as due with the progress
+// (AuditProgress.CoverageDue; usually the window's progress carried it
+// already, this write covers what was found after it, such as the clock
+// skew), and it is cleared only once every message was accepted: a publish
+// that fails, or a run cut off meanwhile, leaves it to the next run.
 func (r *run) publishCoverage(ctx context.Context) error {
 	fs, err := r.coverageFindings(ctx)
-	if err != nil || len(fs) == 0 {
+	if err != nil {
 		return err
+	}
+	if len(fs) == 0 {
+		return r.clearDue(ctx)
+	}
+	if !r.backfill {
+		r.noteDue()
+		if err := r.s.Store.SetProgress(ctx, r.prog); err != nil {
+			// Sent all the same: not recording it must not also keep it
+			// from the people it is for.
+			r.warn(fmt.Sprintf("the lost coverage could not be recorded as due before it was sent (%s): if its message fails too, no later run sends it", humantext.Line(err.Error(), 300)))
+		}
 	}
 	p := piecer{run: r}
 	for _, f := range fs {
 		if err := p.publish(ctx, []Finding{f}, nil); err != nil {
-			return err
+			if errors.Is(err, errOutOfTime) {
+				return err
+			}
+			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: publish the lost-coverage alert (%s); it stays recorded as due and the next run sends it: %w", f.Cause, err)
 		}
 		r.res.CoverageLost++
 	}
-	return nil
+	return r.clearDue(ctx)
 }

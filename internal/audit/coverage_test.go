@@ -99,3 +99,55 @@ func TestForgottenFailedLoginsAreLostCoverage(t *testing.T) {
 		t.Errorf("lost coverage %+v; want one failures_forgotten alert for the episode", lost)
 	}
 }
+
+// coverageFailingPublisher refuses the lost-coverage messages while failing
+// (SNS throttled just then) and sends every other message.
+type coverageFailingPublisher struct {
+	fakePublisher
+	failing bool
+}
+
+func (c *coverageFailingPublisher) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
+	if c.failing && strings.Contains(a.Default, KindCoverageLost) {
+		return "", &ipguard.Error{Code: ipguard.EUnavailable, Message: "sns: throttled"}
+	}
+	return c.fakePublisher.Publish(ctx, a)
+}
+
+// A lost-coverage alert whose publish fails is not lost: its cause may be
+// met only once (the failed logins forgotten in this window, unreadable
+// rows the cursor has passed), and the window's progress is saved before
+// the run's lost coverage is sent, so the next run would never meet it
+// again. It is recorded as due with the progress and sent by the next run.
+// Before, the run failed with an error claiming "the cursor was not moved
+// past them, so the next run sends them", and no run ever sent it.
+func TestALostCoverageAlertWhosePublishFailsIsSentByTheNextRun(t *testing.T) {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 40; i++ {
+		e := at(i, guest, 1013, fmt.Sprintf("172.16.0.%d", i), time.Duration(i)*time.Second)
+		e.Login = "nobody@example.com"
+		evs = append(evs, e)
+	}
+	s, _, st, _ := newAudit(evs...)
+	pub := &coverageFailingPublisher{failing: true}
+	s.Publisher = pub
+	st.ForgetFailures = 2345
+	var now time.Time
+	s.Now = func() time.Time { return now }
+	now = t0.Add(15*time.Minute + 30*time.Second)
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+		t.Fatal("the run whose lost-coverage alert could not be published succeeded")
+	}
+	// The flood is over and SNS answers again: the cause is not met again.
+	st.ForgetFailures, pub.failing = 0, false
+	for _, d := range []time.Duration{20 * time.Minute, 25 * time.Minute} {
+		now = t0.Add(d + 30*time.Second)
+		if _, err := s.Run(context.Background(), trig(d)); err != nil {
+			t.Fatalf("run at +%s: %v", d, err)
+		}
+	}
+	lost := lostAlerts(t, pub.sent)
+	if len(lost) != 1 || lost[0].Cause != CauseFailuresForgotten {
+		t.Fatalf("lost coverage sent after the failed publish: %+v; want the failures_forgotten alert once", lost)
+	}
+}

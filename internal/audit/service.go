@@ -339,7 +339,7 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 		// Lost coverage is a finding of its own, sent once per episode.
 		switch cerr := r.publishCoverage(ctx); {
 		case errors.Is(cerr, errOutOfTime):
-			r.warn("the deadline came before the lost-coverage alert could be sent; the next run that meets the cause sends it")
+			r.warn("the deadline came before the lost-coverage alert could be sent; it stays recorded as due and the next run sends it")
 		case cerr != nil:
 			err = cerr
 		}
@@ -406,7 +406,8 @@ type run struct {
 	// either. Held logins would keep the cursor above them (Holder), and a
 	// piece below them that fails in every run would keep them unsent for
 	// good; judged as they stand, they are sent and the cursor moves down
-	// to the failing piece.
+	// to the failing piece. Only for the cursor's window: the next window
+	// the run walks is judged in order again (scheduled clears it).
 	asTheyStand bool
 	// reserve is the deadline margin the current window's walk keeps for
 	// finishing what it read (see Service.budget).
@@ -465,6 +466,7 @@ func (r *run) scheduled(t Trigger) error {
 	}
 	prog.Memory = noteRetention(prog.Memory, s.Settings.AlertRetention, s.now())
 	r.prog = prog
+	r.loadDue() // what an earlier run could not send, this one sends
 	if !r.counted && prog.Cursor != nil {
 		if err := r.countAttempt(); err != nil {
 			return err
@@ -506,9 +508,12 @@ func (r *run) scheduled(t Trigger) error {
 		}
 		r.progressed = true
 		r.counted, r.pieces = false, 0 // the next window's cursor is a new one
+		// No earlier run failed at the next window's cursor: its pieces
+		// are judged in order again (Last only where the run stops).
+		r.asTheyStand = false
 		advanced := w.To.After(r.prog.Until)
 		if advanced {
-			r.prog = ipguard.AuditProgress{Until: w.To, Memory: r.prog.Memory}
+			r.prog = ipguard.AuditProgress{Until: w.To, Memory: r.prog.Memory, CoverageDue: r.prog.CoverageDue}
 		} else {
 			r.prog.Cursor = nil
 		}
@@ -555,11 +560,11 @@ func (r *run) countAttempt() error {
 	r.stuck = true
 	switch err := r.publishCoverage(r.ctx); {
 	case errors.Is(err, errOutOfTime):
-		r.warn("the deadline came before the lost-coverage alert could be sent; the next run that meets the cause sends it")
+		// Still due (recorded): the end of this run, or the next run, sends it.
+		r.warn("the deadline came before the lost-coverage alert could be sent; it stays recorded as due and the next run sends it")
 	case err != nil:
 		return err
 	}
-	r.lost = nil // sent (or left to the next run): not again at the end of this run
 	return nil
 }
 

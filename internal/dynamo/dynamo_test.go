@@ -277,7 +277,8 @@ func TestStore(t *testing.T) {
 		s, _ := newStore(t)
 		until := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 		mem := []ipguard.RetentionSince{{Since: until.Add(-72 * time.Hour), Keep: 24 * time.Hour}, {Since: until, Keep: 720 * time.Hour}}
-		want := ipguard.AuditProgress{Until: until, Memory: mem, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3, Attempts: 4, Piece: 31}}
+		want := ipguard.AuditProgress{Until: until, Memory: mem, Cursor: &ipguard.AuditCursor{From: until, To: until.Add(time.Hour), Below: until.Add(8 * time.Minute), SecondTries: 3, Attempts: 4, Piece: 31},
+			CoverageDue: `[{"cause":"unreadable_rows"}]`}
 		if err := s.SetProgress(ctx, want); err != nil {
 			t.Fatal(err)
 		}
@@ -287,6 +288,9 @@ func TestStore(t *testing.T) {
 		}
 		if !slices.Equal(got.Memory, mem) {
 			t.Errorf("memory = %+v, want %+v", got.Memory, mem)
+		}
+		if got.CoverageDue != want.CoverageDue {
+			t.Errorf("coverage due = %q, want %q (the lost coverage not yet sent)", got.CoverageDue, want.CoverageDue)
 		}
 	})
 

@@ -66,6 +66,9 @@ func (s *Store) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
 			p.Cursor.Guesses = g
 		}
 	}
+	if d, ok, err := getS(item, "coverageDue"); err == nil && ok {
+		p.CoverageDue = d
+	}
 	return p, nil
 }
 
@@ -102,6 +105,9 @@ func (s *Store) SetProgress(ctx context.Context, p ipguard.AuditProgress) error 
 		if !c.ArchivedBelow.IsZero() {
 			item["cursorArchivedBelow"] = str(c.ArchivedBelow.UTC().Format(time.RFC3339Nano))
 		}
+	}
+	if p.CoverageDue != "" {
+		item["coverageDue"] = str(p.CoverageDue)
 	}
 	return s.putItem(ctx, "set audit progress", item)
 }

@@ -294,6 +294,12 @@ type AuditProgress struct {
 	// (ALERT_RETENTION then). A backfill reads it to tell which of its
 	// logins' records may have expired. Bounded (see audit).
 	Memory []RetentionSince
+	// CoverageDue (opaque to the store: the audit's JSON, a few KB at most)
+	// is the lost coverage found but not yet sent: saved with the progress
+	// that moves the cursor past it, so that an alert whose publish fails
+	// (or a run cut off before it) is sent by the next run, also when that
+	// run never meets the cause again.
+	CoverageDue string
 }
 
 // RetentionSince says alert records written from Since on live for Keep.

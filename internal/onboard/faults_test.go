@@ -1026,13 +1026,47 @@ func TestRemovalIsNeverRefusedByTheCap(t *testing.T) {
 		e := newEnv()
 		e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
 		e.p.set(restr("192.0.2.1!,203.0.113.10,203.0.113.11,198.51.100.1,198.51.100.2"), true) // a hand edit
-		e.do(t, `{"action":"sync"}`)                                                             // seen: 5 entries
-		e.s.Settings.MaxEntries = 3                                                              // lowered: the list is past it
+		e.do(t, `{"action":"sync"}`)                                                           // seen: 5 entries
+		e.s.Settings.MaxEntries = 3                                                            // lowered: the list is past it
 		if _, err := e.handle(req); ipguard.ErrorCode(err) == ipguard.EInvalid {
 			t.Errorf("%s: refused as %v; a removal must be stored", req, err)
 		}
 		if got := ips(e.p.list); strings.Contains(got, "203.0.113.11") {
 			t.Errorf("%s: portal = %s; want 203.0.113.11 gone", req, got)
 		}
+	}
+}
+
+// A hand edit lands between the tool's PUT and its read-back (an owned
+// address removed, another added), so the reconcile plans again and sends a
+// second PUT, which the portal refuses. The first PUT did land and was
+// seen: the next reconcile must not take the tool's own address of it for
+// an entry "the tool does not know" (a high-severity drift alert about
+// itself, #15 §1). Before, the state kept the list from before the first
+// PUT as the list last seen, so its added address was drift; the admin's
+// entry must still be.
+func TestARefusedSecondRoundDoesNotMakeTheFirstPUTDrift(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.p.afterPut = func(f *fakePortal) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.list = restr("192.0.2.1!,203.0.113.11,198.51.100.7") // the admin removed .10, added .7
+		f.refuse = 1                                           // the second round's PUT is refused
+	}
+	e.now = t0.Add(time.Minute)
+	if _, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`); err == nil || !strings.Contains(err.Error(), "not applied") {
+		t.Fatalf("err = %v; want the second round's refusal", err)
+	}
+	e.now = t0.Add(2 * time.Minute)
+	res := e.do(t, `{"action":"sync"}`)
+	if res.Drift == nil || !slices.ContainsFunc(res.Drift.Unknown, func(r ipguard.Restriction) bool { return r.IP == "198.51.100.7" }) {
+		t.Errorf("drift %+v; want the admin's entry 198.51.100.7 as drift", res.Drift)
+	}
+	if res.Drift != nil && slices.ContainsFunc(res.Drift.Unknown, func(r ipguard.Restriction) bool { return r.IP == "203.0.113.11" }) {
+		t.Errorf("drift names 203.0.113.11, which the tool's own first PUT added and its read-back saw: %+v", res.Drift.Unknown)
+	}
+	if got := ips(e.p.list); !strings.Contains(got, "203.0.113.10") || !strings.Contains(got, "203.0.113.11") || !strings.Contains(got, "198.51.100.7") {
+		t.Errorf("portal = %s; want both of u1's addresses and the admin's entry kept", got)
 	}
 }

@@ -597,6 +597,13 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 			}
 		}
 		st.Owned = owned
+		// This PUT landed and was seen: its list is the tool's own doing,
+		// the base the next reconcile measures drift from if a further
+		// round fails (refused, fenced). Before, the list from before this
+		// PUT stayed, and the next reconcile took the addresses this PUT
+		// added for entries it did not know: drift about itself. What
+		// someone else changed meanwhile stays drift (and is alerted).
+		st.LastSeen, st.LastEnabled = plan.List, plan.Enable
 		if round >= 2 {
 			return nil, Plan{}, fmt.Errorf("the portal allowlist kept changing during the update")
 		}

@@ -98,9 +98,11 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		subscribers := -1
 		rejected := false
 		findingsProps := map[string]any{} // outbox and digest counts: EMF properties (findings.go)
+		undelivered := 0                  // the digest and the key check that failed (AlertsUndelivered)
 		defer func() {
 			took := time.Since(start)
 			metrics := append(auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err)), subscriberMetrics(subscribers)...)
+			metrics = append(metrics, count(MetricAlertsUndelivered, undelivered))
 			props := map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To}
 			for k, v := range findingsProps {
 				props[k] = v
@@ -133,7 +135,12 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		busWarnings := chain.beforeAudit(ctx, findingsProps)
 		res, err = svc.Run(ctx, t)
 		if err == nil {
-			more := append(busWarnings, chain.afterAudit(ctx, res, findingsProps)...)
+			digestWarnings, n := chain.afterAudit(ctx, res, findingsProps)
+			undelivered += n
+			for _, w := range digestWarnings {
+				d.Log.ErrorContext(ctx, w) // "daily digest not sent: ..." (AuditAlertsUndeliveredAlarm's runbook)
+			}
+			more := append(busWarnings, digestWarnings...)
 			res.Warnings = append(res.Warnings, more...)
 			res.WarningCount += len(more)
 		}
@@ -149,12 +156,15 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 			// The key check runs even when the audit failed: a key about to
 			// expire is alerted whatever else is wrong (its own trouble is
 			// logged; a refused, inactive or expired key names the key).
-			if _, kerr := checkKey(ctx, keys); kerr != nil && (keyRefused(err) || ipguard.ErrorCode(kerr) == ipguard.EConfig) {
+			_, n, kerr := checkKey(ctx, keys)
+			undelivered += n
+			if kerr != nil && (keyRefused(err) || ipguard.ErrorCode(kerr) == ipguard.EConfig) {
 				return res, kerr
 			}
 			return res, err
 		}
-		keyWarnings, kerr := checkKey(ctx, keys)
+		keyWarnings, n, kerr := checkKey(ctx, keys)
+		undelivered += n
 		res.Warnings = append(res.Warnings, keyWarnings...)
 		res.WarningCount += len(keyWarnings)
 		return res, kerr
@@ -431,15 +441,17 @@ func keyRefused(err error) bool {
 // checkKey runs the key watch after an audit. An inactive, expired or
 // refused key fails the run with a ConfigurationError naming the key; any
 // other trouble of the watch becomes a warning of the run (the alert is
-// tried again by the next run, as it was not recorded).
-func checkKey(ctx context.Context, w *keywatch.Watch) (warnings []string, err error) {
+// tried again by the next run, as it was not recorded) and undelivered 1
+// (AlertsUndelivered, alarmed: a key check or expiry alert that fails run
+// after run must page someone before the key expires, not only warn).
+func checkKey(ctx context.Context, w *keywatch.Watch) (warnings []string, undelivered int, err error) {
 	rep, err := w.Check(ctx)
 	if err != nil {
 		if ipguard.ErrorCode(err) == ipguard.EConfig {
-			return nil, err
+			return nil, 0, err
 		}
 		w.Log.Error("keywatch failed", "error", err.Error())
-		return []string{"API key check failed: " + err.Error()}, nil
+		return []string{"API key check failed: " + err.Error()}, 1, nil
 	}
 	if rep.Warning != "" {
 		warnings = append(warnings, rep.Warning)
@@ -448,7 +460,7 @@ func checkKey(ctx context.Context, w *keywatch.Watch) (warnings []string, err er
 		warnings = append(warnings, fmt.Sprintf("the DocSpace API key %q (ending in %s) expires in %d days, at %s: alert %s sent",
 			rep.Name, rep.Postfix, *rep.DaysLeft, rep.ExpiresAt, keywatch.Kind))
 	}
-	return warnings, nil
+	return warnings, 0, nil
 }
 
 // saveLastRun records the run's outcome for the status operation; a failure

@@ -74,6 +74,10 @@ func emittedLines() map[string][][]emf.Metric {
 			{count(MetricBusUndelivered, 3)},
 			{count(MetricChatUndelivered, 0)},
 			{count(MetricChatUndelivered, 2)},
+			{count(MetricAlertsUndelivered, 0)},
+			{count(MetricAlertsUndelivered, 1)},
+			subscriberMetrics(0),
+			subscriberMetrics(3),
 		},
 		Onboard: {
 			onboardMetrics(onboard.Result{PortalUpdated: true}, nil, time.Millisecond, 0),
@@ -101,7 +105,7 @@ func TestOnlyDeclaredNamesBecomeMetrics(t *testing.T) {
 					t.Errorf("%s: %s is neither a metric nor a field of the line", fn, m.Name)
 				}
 				d, isDeclared := Declared[m.Name]
-				want := isDeclared && slices.Contains(d.Functions, fn) && (!d.NonZero || m.Value > 0)
+				want := isDeclared && slices.Contains(d.Functions, fn) && (!d.NonZero || m.Value > 0) && (!d.BelowOne || m.Value < 1)
 				if got := slices.Contains(names, m.Name); got != want {
 					t.Errorf("%s: %s = %v declared as a metric: %v, want %v", fn, m.Name, m.Value, got, want)
 				}

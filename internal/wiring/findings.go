@@ -170,12 +170,15 @@ func (c alertChain) beforeAudit(ctx context.Context, props map[string]any) []str
 // its deadline margin, or has less than digestMinLeft left, leaves the
 // digest to the next run: the time left belongs to the key check and the
 // run's records.
-func (c alertChain) afterAudit(ctx context.Context, res audit.Result, props map[string]any) []string {
+//
+// undelivered is 1 when the digest failed (AlertsUndelivered, alarmed: a
+// digest that fails run after run must page someone, not only warn).
+func (c alertChain) afterAudit(ctx context.Context, res audit.Result, props map[string]any) (warnings []string, undelivered int) {
 	if c.Digest == nil || res.Backfill || res.Skipped || !res.Complete {
-		return nil
+		return nil, 0
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < digestMinLeft {
-		return nil
+		return nil, 0
 	}
 	ctx, cancel := context.WithTimeout(ctx, chainTimeout)
 	defer cancel()
@@ -184,7 +187,7 @@ func (c alertChain) afterAudit(ctx context.Context, res audit.Result, props map[
 		props["digestsSent"] = days
 	}
 	if err != nil {
-		return []string{"daily digest not sent: " + err.Error() + "; the next run tries again"}
+		return []string{"daily digest not sent: " + err.Error() + "; the next run tries again"}, 1
 	}
-	return nil
+	return nil, 0
 }

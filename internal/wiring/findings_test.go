@@ -3,6 +3,7 @@ package wiring
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,7 +13,10 @@ import (
 	"ipguard/internal/digest"
 	"ipguard/internal/docspace"
 	"ipguard/internal/dynamo"
+	"ipguard/internal/emf"
 	"ipguard/internal/findingsbus"
+	"ipguard/internal/ipguard"
+	"ipguard/internal/keywatch"
 	"ipguard/internal/ocsf"
 )
 
@@ -132,5 +136,49 @@ func TestDigestIsWiredForPeopleWithoutAllowlist(t *testing.T) {
 	d.Config.Audit.UnknownUserPolicy = config.UnknownDigest
 	if c := d.alertChain("arn:aws:sns:us-east-1:123456789012:alerts", config.Onboard, false); c.Digest != nil {
 		t.Error("onboarding's chain has a digest")
+	}
+}
+
+// failingDigestStore cannot read the digest (the table refuses).
+type failingDigestStore struct{}
+
+func (failingDigestStore) LoadRevised(context.Context, string, any) (int64, bool, error) {
+	return 0, false, &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: throttled"}
+}
+func (failingDigestStore) SaveRevised(context.Context, string, any, int64, time.Time) error {
+	return nil
+}
+
+// failingKeySource cannot read the key (the portal does not answer).
+type failingKeySource struct{}
+
+func (failingKeySource) CurrentKey(context.Context) (keywatch.Key, error) {
+	return keywatch.Key{}, &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 503"}
+}
+
+// The daily digest (the low-severity findings and people without an
+// allowlist go nowhere else) and the API key's expiry alert are sent after
+// the audit; when they fail, the run still succeeds and says so in a
+// warning. A warning is a field of the line nobody is paged for: a digest or
+// a key check that fails run after run was silent until the key expired.
+// Each failure is counted as AlertsUndelivered on the audit's line, a
+// CloudWatch metric there, which AuditAlertsUndeliveredAlarm reads.
+func TestTheDigestsAndTheKeyChecksFailuresAreAnAlarmedMetric(t *testing.T) {
+	if d := Declared[MetricAlertsUndelivered]; !slices.Contains(d.Functions, Audit) || !d.NonZero {
+		t.Fatalf("AlertsUndelivered is declared for %v; want the audit's line too (above 0)", d.Functions)
+	}
+	c := alertChain{Digest: &digest.Publisher{Store: failingDigestStore{}, Hour: 8}}
+	warnings, n := c.afterAudit(context.Background(), audit.Result{Complete: true}, map[string]any{})
+	if n != 1 || len(warnings) != 1 {
+		t.Errorf("a digest that could not be read: %d undelivered, warnings %q; want 1 and a warning", n, warnings)
+	}
+	w := &keywatch.Watch{Source: failingKeySource{}, Log: slog.New(slog.DiscardHandler)}
+	warnings, n, err := checkKey(context.Background(), w)
+	if err != nil || n != 1 || len(warnings) != 1 {
+		t.Errorf("a key check that failed: %d undelivered, warnings %q, %v; want 1, a warning, no error", n, warnings, err)
+	}
+	_, names := line(t, []emf.Metric{count(MetricAlertsUndelivered, 1)})
+	if !slices.Contains(names, MetricAlertsUndelivered) {
+		t.Errorf("AlertsUndelivered 1 is not a CloudWatch metric of the line (%v)", names)
 	}
 }

@@ -76,7 +76,9 @@ const (
 	// overwritten change, lock-out risk, users left) that did not reach the
 	// alert topic in the invocation: a due alert whose publish failed (it
 	// stays due in outbox#onboard and the next reconcile sends it), one
-	// dropped from a full outbox (onboard.AlertDelivery).
+	// dropped from a full outbox (onboard.AlertDelivery). On the audit's
+	// line: the daily digest and the API key check (with its expiry alert)
+	// that failed after the run (each 1; the next run tries again).
 	MetricAlertsUndelivered = "AlertsUndelivered"
 )
 
@@ -106,6 +108,11 @@ type Declaration struct {
 	// not breaching: CloudWatch bills a metric by the hour it receives data,
 	// so a count that stays 0 costs nothing.
 	NonZero bool
+	// BelowOne: declared only on lines where the value is below 1, a field
+	// elsewhere. For a count whose alarm reads Minimum < 1 and takes missing
+	// data as not breaching: only a 0 can change its state, so a count that
+	// stays above 0 costs nothing either.
+	BelowOne bool
 }
 
 // Declared are the only CloudWatch metrics the functions write: what an
@@ -113,12 +120,12 @@ type Declaration struct {
 // and the README's priced list together.
 var Declared = map[string]Declaration{
 	MetricLagSeconds:           {Functions: []string{Audit}},                         // AuditHeartbeatAlarm
-	MetricConfirmedSubscribers: {Functions: []string{Audit}},                         // NoAlertDestinationAlarm
+	MetricConfirmedSubscribers: {Functions: []string{Audit}, BelowOne: true},         // NoAlertDestinationAlarm
 	MetricCoverageLost:         {Functions: []string{Audit}, NonZero: true},          // AuditCoverageLostAlarm
 	MetricRejected:             {Functions: []string{Audit, Onboard}, NonZero: true}, // subtracted from AWS/Lambda Errors by the errors alarms
 	MetricSyncs:                {Functions: []string{Onboard}},                       // SyncHeartbeatAlarm
 	MetricBusUndelivered:       {Functions: []string{Audit, Onboard}, NonZero: true}, // FindingsBusUndeliveredAlarm, OnboardFindingsBusUndeliveredAlarm
-	MetricAlertsUndelivered:    {Functions: []string{Onboard}, NonZero: true},        // OnboardAlertsUndeliveredAlarm
+	MetricAlertsUndelivered:    {Functions: []string{Audit, Onboard}, NonZero: true}, // AuditAlertsUndeliveredAlarm, OnboardAlertsUndeliveredAlarm
 	MetricChatUndelivered:      {Functions: []string{Audit, Onboard}, NonZero: true}, // ChatUndeliveredAlarm, OnboardChatUndeliveredAlarm
 }
 
@@ -137,7 +144,7 @@ func declared(metrics []emf.Metric, props map[string]any) []emf.Metric {
 	var out []emf.Metric
 	for _, m := range metrics {
 		d, ok := Declared[m.Name]
-		if ok && (!d.NonZero || m.Value > 0) {
+		if ok && (!d.NonZero || m.Value > 0) && (!d.BelowOne || m.Value < 1) {
 			out = append(out, m)
 			continue
 		}

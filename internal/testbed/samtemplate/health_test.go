@@ -119,6 +119,7 @@ func TestTheRequiredAlarmsExist(t *testing.T) {
 		{"SyncHeartbeatAlarm", "", wiring.MetricSyncs, ref("OnboardFunction"), "Sum", "LessThanThreshold", 1, "breaching", 2},
 		{"AuditCoverageLostAlarm", "", wiring.MetricCoverageLost, ref("AuditFunction"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
 		{"NoAlertDestinationAlarm", "", wiring.MetricConfirmedSubscribers, ref("AuditFunction"), "Minimum", "LessThanThreshold", 1, "notBreaching", 1},
+		{"AuditAlertsUndeliveredAlarm", "", wiring.MetricAlertsUndelivered, ref("AuditFunction"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 2},
 		{"AlertDeliveryFailedAlarm", "AWS/SNS", "NumberOfNotificationsFailed", getAtt("AlertTopic", "TopicName"), "Sum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
 		{"OnboardFailureQueueAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", getAtt("OnboardFailureQueue", "QueueName"), "Maximum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
 		{"OnboardRuleDeadLetterQueueAlarm", "AWS/SQS", "ApproximateNumberOfMessagesVisible", getAtt("OnboardRuleDeadLetterQueue", "QueueName"), "Maximum", "GreaterThanOrEqualToThreshold", 1, "notBreaching", 1},
