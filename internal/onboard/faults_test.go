@@ -1070,3 +1070,44 @@ func TestARefusedSecondRoundDoesNotMakeTheFirstPUTDrift(t *testing.T) {
 		t.Errorf("portal = %s; want both of u1's addresses and the admin's entry kept", got)
 	}
 }
+
+// An admin's save that the tool's PUT overwrote is alerted also when that
+// PUT went unanswered and landed: the next reconcile, which finds the
+// portal holding exactly the list that PUT sent, reads the trail from when
+// it was sent (attack review, #15 §5: an admin's save between the
+// reconcile's read and its PUT is alerted as drift with the admin's name
+// and time). Before, an unanswered PUT had no instant to read the trail
+// from, and the next reconcile saw the tool's own list: no drift, and the
+// admin's save was lost without a word.
+func TestAdminSaveOverwrittenByAnUnansweredPUTIsAlerted(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.p.lostAnswer = 1 // the PUT lands, its answer is lost
+	if res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (outcome unknown)", res.Portal, err)
+	}
+	if n := countKind(e.alerts, "allowlist_drift"); n != 0 {
+		t.Fatalf("%d drift alerts before the PUT's landing was seen", n)
+	}
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	var drift string
+	for _, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_drift") {
+			drift = a.Email
+		}
+	}
+	if !strings.Contains(drift, "Ada Admin") || !strings.Contains(drift, t0.Format(time.RFC3339)) || !strings.Contains(drift, "overwrote") {
+		t.Errorf("drift alert %q; want the admin's save the unanswered PUT overwrote", drift)
+	}
+	if strings.Contains(drift, "IP Guard key") {
+		t.Errorf("drift alert names the tool's own save: %q", drift)
+	}
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+		t.Errorf("%d drift alerts after another sync; want the one", n)
+	}
+}

@@ -50,6 +50,10 @@ type outcome struct {
 	landBy       time.Time             // an unanswered PUT of this reconcile may land until then (the lease is kept)
 	changedAfter []time.Time           // read-backs that differed from the list sent, not by a late PUT of the tool
 	seenBefore   []ipguard.Restriction // the list the reconcile read before it wrote
+	// lateLanded, when set: an earlier PUT of the tool that went without
+	// an answer was found landed (the portal holds exactly its list), so
+	// a save by someone else while it was out was overwritten unseen.
+	lateLanded *lateLanding
 	added        []string
 	removed      []string
 	expired      []ExpiredView
@@ -97,6 +101,18 @@ func (o *outcome) merge(n outcome) {
 	if n.drift != nil {
 		o.drift = n.drift
 	}
+	if n.lateLanded != nil {
+		o.lateLanded = n.lateLanded
+	}
+}
+
+// lateLanding is a PUT of the tool that got no answer (its outcome unknown,
+// or the pass ended while it was out), found landed by a later reconcile:
+// sent at from, seen landed by the read at to; before is the list the tool
+// had last seen before it.
+type lateLanding struct {
+	from, to time.Time
+	before   []ipguard.Restriction
 }
 
 // MaxLateSent bounds the remembered lists of the tool's recent PUTs, any
@@ -329,7 +345,13 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
 	hadSent := st.Sent != nil
+	sent, sentEnable, sentAt, sentOutcome, seenBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.LastSeen
 	base, baseEnabled := settle(&st, current, enabled)
+	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable {
+		// A PUT that went unanswered landed: what others saved while it
+		// was out is gone, and no answer dated it (checkLateLanded).
+		out.lateLanded = &lateLanding{from: sentAt, to: windowStart, before: seenBeforeSent}
+	}
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
 	out.unanswered = hadSent || !sameList(base, st.LastSeen)
@@ -777,6 +799,45 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		}
 		s.flushDue(ctx)
 	}
+}
+
+// checkLateLanded looks in the audit trail for allowlist saves by someone
+// else while an unanswered PUT of the tool was out (from its second until
+// the read that found it landed): the portal holds exactly the list that
+// PUT sent, so those saves were overwritten by it. They are alerted as
+// drift naming who and when, with the list the tool had last seen before
+// it, as for an answered PUT (checkForeignSaves). Saves by the key's user
+// count as the tool's own (its unanswered attempts have no dated instant).
+func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
+	if s.Trail == nil {
+		return
+	}
+	since := l.from.UTC().Truncate(time.Second)
+	changes, err := s.Trail.AllowlistChanges(ctx, since)
+	if err != nil {
+		s.log().Warn("read the audit trail for saves a late PUT overwrote", "error", err)
+		return
+	}
+	var overwritten []ChangeView
+	for _, c := range s.foreign(ctx, changes, nil, true) {
+		if !c.When.After(l.to) {
+			overwritten = append(overwritten, changeView(c))
+		}
+	}
+	if len(overwritten) == 0 {
+		return
+	}
+	before := l.before
+	if before == nil {
+		before = []ipguard.Restriction{}
+	}
+	d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: overwritten,
+		Overwritten: before, Since: since.Format(time.RFC3339)}
+	s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
+	if err := s.Store.MarkAlertsDue(ctx); err != nil {
+		s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
+	}
+	s.flushDue(ctx)
 }
 
 // trailChanges is the audit trail's allowlist changes since the window

@@ -1359,6 +1359,9 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 		if answered {
 			s.checkForeignSaves(ctx, &out)
 		}
+		if out.lateLanded != nil {
+			s.checkLateLanded(ctx, *out.lateLanded)
+		}
 	}
 	return out, err
 }
