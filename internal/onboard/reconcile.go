@@ -53,7 +53,7 @@ type outcome struct {
 	// lateLanded, when set: an earlier PUT of the tool that went without
 	// an answer was found landed (the portal holds exactly its list), so
 	// a save by someone else while it was out was overwritten unseen.
-	lateLanded *lateLanding
+	lateLanded   *lateLanding
 	added        []string
 	removed      []string
 	expired      []ExpiredView
@@ -246,9 +246,15 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	now := s.now().UTC()
 	version := st.Version
 	defer span(ctx, "reconcile", time.Now())
-	if st.AlertsDue && !s.flushDue(ctx) {
-		// Sent what an earlier reconcile left due: the outbox is empty.
-		st.AlertsDue = false
+	dueLeft := false
+	if st.AlertsDue {
+		// Under the lease, the flush is bounded (maxFlushUnderLease): a
+		// topic that does not answer never holds the allowlist back; what
+		// it leaves is sent again after the lease.
+		if dueLeft = s.flushDueBy(ctx, time.Now().Add(maxFlushUnderLease)); !dueLeft {
+			// Sent what an earlier reconcile left due: the outbox is empty.
+			st.AlertsDue = false
+		}
 	}
 	// The GET→PUT window starts here. The two GETs go out together, and
 	// while they are out the pass reads every user (and writes the expiry
@@ -295,7 +301,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		waitGets()
 		return outcome{}, err
 	}
-	out := outcome{by: "this request"}
+	out := outcome{by: "this request", dueAdded: dueLeft}
 	// The fence of the state write: this pass writes only while the state
 	// is the one it read (or its own), so a pass whose lease ran out never
 	// replaces what a newer holder's pass wrote (owned, seen, in flight).
