@@ -73,13 +73,7 @@ func TestLostCoverageIsAnAlertOncePerEpisode(t *testing.T) {
 // the audit path; the DynamoDB store's count is held by
 // TestRecordFailuresSaysHowManyAddressesGaveWay).
 func TestForgottenFailedLoginsAreLostCoverage(t *testing.T) {
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 40; i++ {
-		e := at(i, guest, 1013, fmt.Sprintf("172.16.0.%d", i), time.Duration(i)*time.Second)
-		e.Login = "nobody@example.com"
-		evs = append(evs, e)
-	}
-	s, _, st, pub := newAudit(evs...)
+	s, _, st, pub := newAudit(guessesFromFortyAddresses()...)
 	st.ForgetFailures = 2345
 	var now time.Time
 	s.Now = func() time.Time { return now }
@@ -98,6 +92,18 @@ func TestForgottenFailedLoginsAreLostCoverage(t *testing.T) {
 	if len(lost) != 1 || lost[0].Cause != CauseFailuresForgotten || !strings.Contains(lost[0].Reason, "password_guess_succeeded") {
 		t.Errorf("lost coverage %+v; want one failures_forgotten alert for the episode", lost)
 	}
+}
+
+// guessesFromFortyAddresses are failed logins (as a guest, against no
+// stored account) from 40 addresses, one a second.
+func guessesFromFortyAddresses() []ipguard.LoginEvent {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 40; i++ {
+		e := at(i, guest, 1013, fmt.Sprintf("172.16.0.%d", i), time.Duration(i)*time.Second)
+		e.Login = "nobody@example.com"
+		evs = append(evs, e)
+	}
+	return evs
 }
 
 // coverageFailingPublisher refuses the lost-coverage messages while failing
@@ -122,13 +128,7 @@ func (c *coverageFailingPublisher) Publish(ctx context.Context, a ipguard.Alert)
 // Before, the run failed with an error claiming "the cursor was not moved
 // past them, so the next run sends them", and no run ever sent it.
 func TestALostCoverageAlertWhosePublishFailsIsSentByTheNextRun(t *testing.T) {
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 40; i++ {
-		e := at(i, guest, 1013, fmt.Sprintf("172.16.0.%d", i), time.Duration(i)*time.Second)
-		e.Login = "nobody@example.com"
-		evs = append(evs, e)
-	}
-	s, _, st, _ := newAudit(evs...)
+	s, _, st, _ := newAudit(guessesFromFortyAddresses()...)
 	pub := &coverageFailingPublisher{failing: true}
 	s.Publisher = pub
 	st.ForgetFailures = 2345

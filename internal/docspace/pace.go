@@ -14,9 +14,10 @@ import (
 // waits, not only the one that was refused.
 //
 // The ceiling is per minute: in any minute at most perMinute requests start
-// (the portal's limiter is a sliding window per minute). Two may start at
+// (the portal's limiter is a sliding window per minute). Three may start at
 // once (a burst of pacerBurst: the reconcile's two GETs go out together, one
-// 50 ms round trip instead of two at the default ceiling), the others one
+// 50 ms round trip instead of two at the default ceiling, and its read-back
+// never waits behind the audit-trail read sent with it), the others one
 // interval apart, the interval chosen so that the burst keeps within the
 // ceiling: pacerBurst + one start per interval over a minute is perMinute.
 type pacer struct {
@@ -28,7 +29,7 @@ type pacer struct {
 }
 
 // pacerBurst is how many requests may start at once.
-const pacerBurst = 2
+const pacerBurst = 3
 
 func newPacer(perMinute int) *pacer {
 	p := &pacer{}

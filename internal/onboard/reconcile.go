@@ -62,9 +62,11 @@ type outcome struct {
 	drift        *Drift
 	missingOwned []string
 	// trail, when not nil, answers the read of the audit trail since the
-	// window started (checkForeignSaves), sent once the pass's PUTs were
-	// answered, so that it is out while the state is written (#15 §6); its
-	// answer is awaited before the lease is released (holdConverge).
+	// window started (checkForeignSaves), sent with the read-back of the
+	// pass's last PUT, so that it is out while the list is read back and
+	// the state written (#15 §6); its answer is awaited before the lease is
+	// released (holdConverge). A read-back that differs drops it: the trail
+	// is read again after that (trailChanges).
 	trail func() ([]Change, error)
 	// written is the state as this reconcile stored it at its end (nil when
 	// it stored none): under the lease nothing but the version bump (Version,
@@ -398,9 +400,6 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		}
 		out.put = true
 		out.added, out.removed = final.Added, final.Removed
-		if s.Trail != nil && len(out.saves) > 0 {
-			out.trail = s.readTrail(ctx, out.windowStart.UTC().Truncate(time.Second))
-		}
 	}
 	out.enabled = final.Enable
 	out.missingOwned = plan.MissingOwned
@@ -585,10 +584,19 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 			date = s.now().UTC()
 		}
 		out.saves = append(out.saves, date)
+		if s.Trail != nil {
+			// The audit trail's read goes out with the read-back (#15 §6:
+			// its answer is then in while the state is written, and the
+			// lease is released sooner). A read-back that differs sends
+			// the list again, and the trail is read again after that PUT
+			// (this answer is then dropped, never used).
+			out.trail = s.readTrail(ctx, out.windowStart.UTC().Truncate(time.Second))
+		}
 		trb := time.Now()
 		after, err := s.Portal.IPRestrictions(ctx)
 		span(ctx, "readBack", trb)
 		if err != nil {
+			out.trail = nil
 			st.SentOutcome = ipguard.SentUnconfirmed
 			return nil, Plan{}, fmt.Errorf("updated the portal allowlist but could not read it back (applied, not confirmed): %w", err)
 		}
@@ -600,6 +608,11 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 			}
 			return after, plan, nil
 		}
+		// Someone's save (or a late PUT) came after ours: the trail read
+		// that went out with this read-back may have missed it, so it is
+		// read again after the next PUT, or before the release when none
+		// follows (trailChanges).
+		out.trail = nil
 		if lateKept(st.LateSent, listHash(after, plan.Enable)) == nil {
 			// Someone saved between our PUT and the read-back: the trail
 			// must show it (see checkForeignSaves).
@@ -847,9 +860,9 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 }
 
 // trailChanges is the audit trail's allowlist changes since the window
-// started: the answer of the read sent with the PUT's answer (out.trail),
-// or read now (after several PUTs, the last pass's); nil without a trail
-// or a PUT.
+// started: the answer of the read sent with the last PUT's read-back
+// (out.trail), or read now (after several passes' PUTs, or when the list
+// read back differed); nil without a trail or a PUT.
 func (s *Service) trailChanges(ctx context.Context, out *outcome) ([]Change, error) {
 	if s.Trail == nil || len(out.saves) == 0 {
 		return nil, nil

@@ -33,8 +33,10 @@ const leasePerRequestCommit = "cba4c3f"
 // main that round started from; since the fourth (fewer and cheaper store
 // calls per onboarding) main 12e95af, the main that round started from;
 // since the fifth (GETs in one burst, the scan while they are out) main
-// 19af290.
-const beforeCommit = "19af290"
+// 19af290; since the seventh (the audit-trail read sent with the read-back, a
+// burst of three portal requests) main ee0e542. LOAD_BEFORE=<commit> builds
+// another commit as "before" (a variant being tried, side by side).
+const beforeCommit = "ee0e542"
 
 // loadFigures are one load run's numbers.
 type loadFigures struct {
@@ -247,9 +249,13 @@ func BenchmarkOnboardLoad(b *testing.B) {
 	if err != nil {
 		b.Fatalf("build the lease-per-request baseline (%s): %v", leasePerRequestCommit, err)
 	}
-	before, err := buildAt(b, beforeCommit)
+	beforeAt := beforeCommit
+	if c := os.Getenv("LOAD_BEFORE"); c != "" {
+		beforeAt = c // another commit as "before" (for example a variant being tried)
+	}
+	before, err := buildAt(b, beforeAt)
 	if err != nil {
-		b.Fatalf("build the reconciler before (%s): %v", beforeCommit, err)
+		b.Fatalf("build the reconciler before (%s): %v", beforeAt, err)
 	}
 	designs := []struct{ name, bootstrap string }{
 		{"reconciler", bootstraps["onboard"]},
