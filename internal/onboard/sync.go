@@ -87,16 +87,18 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			s.alertNow(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
 		}
 	default:
-		if _, err := s.Portal.IPRestrictions(ctx); err != nil {
-			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+humantext.Line(err.Error(), 300)+")")
-			break
-		}
-		// The offboarding's calls end OffboardReserve before the deadline,
-		// so that whom it offboarded is still reported (and counted
-		// against the budget) with the time left, whatever fails or hangs.
+		// The offboarding's calls (and the allowlist's read before it) end
+		// OffboardReserve before the deadline, so that whom it offboarded
+		// is still reported (and counted against the budget) with the time
+		// left, whatever fails or hangs.
 		octx, ocancel := ctx, context.CancelFunc(func() {})
 		if dl, ok := ctx.Deadline(); ok {
 			octx, ocancel = context.WithDeadline(ctx, dl.Add(-OffboardReserve))
+		}
+		if _, err := s.Portal.IPRestrictions(octx); err != nil {
+			ocancel()
+			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+humantext.Line(err.Error(), 300)+")")
+			break
 		}
 		var ids []string
 		reported := false
