@@ -264,7 +264,13 @@ func (c *Client) AuditEvents(ctx context.Context, actionID int, from time.Time, 
 
 // AllowlistChanges returns every IP-allowlist save (action 6094) at or
 // after since, newest first, without duplicates. It pages with count=100
-// and stops at a short page.
+// and stops at a short page. The trail orders by date alone (whole seconds,
+// no tie-breaker), so two requests may order the saves of one second
+// differently: each next page starts at the first save of the previous
+// page's oldest second (overlapping it; duplicates are dropped by id), so
+// a save of a second a page boundary cuts is never missed. Saves that
+// arrive while it pages shift the list down: they are read again, never
+// skipped.
 //
 // complete is false when the portal answered with its plan fallback (20
 // newest events of any kind, whatever was asked): events then holds only the
@@ -281,7 +287,7 @@ func (c *Client) AllowlistChanges(ctx context.Context, since time.Time) (events 
 	seen := map[int64]bool{}
 	complete = true
 	events = []AuditEvent{}
-	for start := 0; ; start += pageSize {
+	for start := 0; ; {
 		page, err := c.AuditEvents(ctx, ActionIPRestrictionsUpdated, since, start, pageSize)
 		if err != nil {
 			return nil, false, err
@@ -313,6 +319,16 @@ func (c *Client) AllowlistChanges(ctx context.Context, since time.Time) (events 
 		if len(page) < pageSize {
 			return events, true, nil
 		}
+		// Overlap the page's oldest second (unless it fills the page: then
+		// no overlap can order it, and the page is passed whole).
+		oldest, tied := page[len(page)-1].Date.Truncate(time.Second), 0
+		for i := len(page) - 1; i >= 0 && page[i].Date.Truncate(time.Second).Equal(oldest); i-- {
+			tied++
+		}
+		if tied == len(page) {
+			tied = 0
+		}
+		start += len(page) - tied
 	}
 }
 

@@ -596,3 +596,72 @@ func TestALostLogoutIsNotConfirmedByTheRunsOwnEarlierLogout(t *testing.T) {
 		t.Errorf("second logout (never applied, answer lost) = %+v; want %q: the session is still active, and the run's own first logout in the same second is no confirmation", got, audit.OutcomeFailed)
 	}
 }
+
+// The audit trail orders by date only (no tie-breaker, whole seconds): two
+// requests may return the saves of one second in different orders. A save
+// of the second that a page boundary cuts must not fall between the pages
+// (on one side in the first request, on the other in the second): the
+// next page overlaps the saves of the previous page's oldest second, and
+// the events are deduplicated by id. (Before: the next page started right
+// after the previous one, and such a save was never read, so an admin's
+// save in a busy second went unnamed.)
+func TestAllowlistChangesKeepsSavesOfASecondThatAPageBoundaryCuts(t *testing.T) {
+	since := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	// 150 saves, ids 1..150, one a second, newest first; ids 41..60 share
+	// one second and sit at indices 90..109, across the first page's end.
+	type ev struct {
+		id   int
+		date time.Time
+	}
+	var evs []ev
+	for id := 150; id >= 1; id-- {
+		d := since.Add(time.Duration(id) * time.Second)
+		if id >= 41 && id <= 60 {
+			d = since.Add(60 * time.Second) // one second: ids 41..60, at indices 90..109
+		}
+		evs = append(evs, ev{id, d})
+	}
+	requests := 0
+	srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
+		requests++
+		// Each request orders the tied second differently (reversed on
+		// every other request), as a database without a tie-breaker may.
+		page := append([]ev(nil), evs...)
+		if requests%2 == 0 {
+			lo, hi := 90, 109
+			for lo < hi {
+				page[lo], page[hi] = page[hi], page[lo]
+				lo, hi = lo+1, hi-1
+			}
+		}
+		start, count := 0, 100
+		fmt.Sscan(r.URL.Query().Get("startIndex"), &start)
+		fmt.Sscan(r.URL.Query().Get("count"), &count)
+		page = page[min(start, len(page)):min(start+count, len(page))]
+		body := `{"response":[`
+		for i, e := range page {
+			if i > 0 {
+				body += ","
+			}
+			body += fmt.Sprintf(`{"id":%d,"date":%q,"user":"Ada Admin","userId":"u","actionId":6094,"action":"saved"}`, e.id, e.date.Format(time.RFC3339))
+		}
+		reply(w, http.StatusOK, body+`],"status":0,"statusCode":200}`)
+	})
+	got, complete, err := newClient(t, srv.URL, nil).AllowlistChanges(context.Background(), since)
+	if err != nil || !complete {
+		t.Fatalf("err %v, complete %v", err, complete)
+	}
+	seen := map[int64]bool{}
+	for _, e := range got {
+		seen[e.ID] = true
+	}
+	var missing []int
+	for id := 1; id <= 150; id++ {
+		if !seen[int64(id)] {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 || len(got) != 150 {
+		t.Errorf("read %d saves; missing ids %v (the second a page boundary cut)", len(got), missing)
+	}
+}

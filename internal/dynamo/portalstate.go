@@ -222,14 +222,18 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	for i, t := range st.OwnSaves {
 		saveTimes[i] = t.UTC().Format(time.RFC3339Nano)
 	}
-	saves, late := str(encodeLines(saveTimes)), str(encodeLines(st.LateSent))
+	windows := make([]string, len(st.UnansweredSaves))
+	for i, w := range st.UnansweredSaves {
+		windows[i] = w.From.UTC().Format(time.RFC3339Nano) + "/" + w.Until.UTC().Format(time.RFC3339Nano)
+	}
+	saves, late, unanswered := str(encodeLines(saveTimes)), str(encodeLines(st.LateSent)), str(encodeLines(windows))
 	sentAt := ""
 	if !st.SentAt.IsZero() {
 		sentAt = st.SentAt.UTC().Format(time.RFC3339Nano)
 	}
 	seen, sent := encodeSent(st.LastSeen, nil), encodeSent(st.Sent, st.SentAdded)
 	pending := clipBytes(st.Pending, MaxPendingBytes)
-	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.DriftEpisode) + len(st.KeyUser) + 64*len(st.OwnSaves)
+	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.TrailNotice) + len(st.DriftEpisode) + len(st.KeyUser) + 64*len(st.OwnSaves) + 128*len(st.UnansweredSaves)
 	for _, a := range st.Owned {
 		stateSize += len(a) + 1
 	}
@@ -261,8 +265,8 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		Key:       key(portalStatePK),
 		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owns = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
-			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, handOff = :handOff, " +
-			"saves = :saves, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm, writeId = :wid" + inFlight),
+			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, trailNotice = :trailNotice, handOff = :handOff, " +
+			"saves = :saves, unanswered = :unanswered, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm, writeId = :wid" + inFlight),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":dm": num(st.DueMarks), ":pm": num(st.LastPass.Milliseconds()),
@@ -270,8 +274,8 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
-			":lockout": str(st.LockoutNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
-			":saves": saves, ":keyUser": str(st.KeyUser),
+			":lockout": str(st.LockoutNotice), ":trailNotice": str(st.TrailNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
+			":saves": saves, ":unanswered": unanswered, ":keyUser": str(st.KeyUser),
 			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
 			":wid": str(wid),
 		},
@@ -479,6 +483,9 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	if st.DriftEpisode, _, err = getS(item, "driftEpisode"); err != nil {
 		return st, err
 	}
+	if st.TrailNotice, _, err = getS(item, "trailNotice"); err != nil {
+		return st, err
+	}
 	if st.LockoutNotice, _, err = getS(item, "lockoutNotice"); err != nil {
 		return st, err
 	}
@@ -561,6 +568,24 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 			return st, fmt.Errorf("own save %d: %w", i, err)
 		}
 		st.OwnSaves = append(st.OwnSaves, t)
+	}
+	// Absent in a state written before the spans of unanswered saves.
+	windows, _, err := getS(item, "unanswered")
+	if err != nil {
+		return st, err
+	}
+	for i, v := range splitLines(windows) {
+		from, until, ok := strings.Cut(v, "/")
+		var w ipguard.SaveWindow
+		var ferr, uerr error
+		if ok {
+			w.From, ferr = time.Parse(time.RFC3339Nano, from)
+			w.Until, uerr = time.Parse(time.RFC3339Nano, until)
+		}
+		if !ok || ferr != nil || uerr != nil {
+			return st, fmt.Errorf("unanswered save %d: %q is not from/until", i, v)
+		}
+		st.UnansweredSaves = append(st.UnansweredSaves, w)
 	}
 	return st, nil
 }

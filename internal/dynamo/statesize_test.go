@@ -67,6 +67,7 @@ func largestState(n int) ipguard.PortalState {
 	}
 	for range onboard.MaxOwnSaves {
 		st.OwnSaves = append(st.OwnSaves, time.Now())
+		st.UnansweredSaves = append(st.UnansweredSaves, ipguard.SaveWindow{From: time.Now(), Until: time.Now()})
 	}
 	return st
 }

@@ -371,6 +371,9 @@ func (u User) ActiveEntries(now time.Time) []string {
 	return out
 }
 
+// SaveWindow is a span of time in which a save of the tool may have landed.
+type SaveWindow struct{ From, Until time.Time }
+
 // PortalState is the tool's memory of the portal allowlist, kept next to the
 // desired state (the users). Version counts stored changes; Applied is the
 // highest version a reconcile brought onto the portal. Owned are the portal
@@ -391,6 +394,11 @@ type PortalState struct {
 	LastReconcile  time.Time
 	DriftEpisode   string // fingerprint of the drift last alerted; "" when none
 	LockoutNotice  string // the lock-out preflight refusal last alerted; "" when none
+	// TrailNotice is the kind (an error code) of the audit-trail failure
+	// last alerted: the trail could not be read after a PUT of the tool, so
+	// that write was not checked for a save by someone else it overwrote;
+	// "" when the last such read answered (the episode is over).
+	TrailNotice string
 	// HandOff: restrictions were switched off outside the tool while it
 	// enforced them, and left off (PORTAL_DRIFT_REPAIR=false); later
 	// reconciles leave them off until they are on again.
@@ -433,6 +441,13 @@ type PortalState struct {
 	// of these instants.
 	OwnSaves []time.Time
 	KeyUser  string
+	// UnansweredSaves are the spans (the function's clock, oldest first,
+	// bounded) in which a PUT of the tool that no answer dated (its answer
+	// lost, a timeout or 5xx, or an attempt unanswered before a retry was
+	// answered) may have landed: from its sending until the fence's end of
+	// its landing. A trail event by KeyUser at no own instant but inside
+	// one of them may be that landing, the tool's own.
+	UnansweredSaves []SaveWindow
 	// LastPass is how long the last reconcile pass held the lease before
 	// it wrote its result (from taking the lease, or from the start of a
 	// further pass of the same holder): a change waiting for a holder

@@ -66,7 +66,11 @@ type Options struct {
 	// (default 2m). With a deadline, the lease lasts until the deadline
 	// plus Grace.
 	Duration time.Duration
-	// Grace is added to the context deadline (default 5s).
+	// Grace is added to the context deadline (default 5s). A holder whose
+	// work may still take effect after its process is gone (a remote write
+	// given up on at the deadline, which the remote side may still apply)
+	// sets it to cover that: a process killed at its deadline can neither
+	// keep nor release its lease.
 	Grace time.Duration
 	// MinPoll and MaxPoll bound the jittered pause between tries
 	// (defaults 20ms and 300ms).

@@ -112,7 +112,7 @@ func (d *Drift) fingerprint() string {
 // (prev), by facts: every save in the trail from prev's second on that is
 // not one of the tool's own (saves: the portal's Date of its PUT answers,
 // see foreign) is named.
-func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, saves []time.Time) {
+func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, saves []time.Time, windows []ipguard.SaveWindow) {
 	if s.Trail == nil {
 		d.Attribution = "unavailable: this deployment reads no audit trail"
 		return
@@ -123,7 +123,7 @@ func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, saves
 		d.Attribution = "unavailable: the portal's audit trail of allowlist changes could not be read (" + humantext.Line(err.Error(), 200) + "); it needs DocSpace 3.7.1 or later and the audit feature"
 		return
 	}
-	for _, c := range s.foreign(ctx, changes, saves, false) {
+	for _, c := range s.foreign(ctx, changes, saves, false, windows) {
 		d.Changes = append(d.Changes, changeView(c))
 	}
 	if len(d.Changes) == 0 {

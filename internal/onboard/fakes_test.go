@@ -152,13 +152,27 @@ func (f *fakePortal) SaveIPRestrictions(_ context.Context, l []ipguard.Restricti
 }
 
 // landLate applies the PUTs held back by late, oldest first.
-func (f *fakePortal) landLate() {
+func (f *fakePortal) landLate() { f.landAll(&f.lateList) }
+
+// landAll applies the writes of ws, oldest first, and empties it.
+func (f *fakePortal) landAll(ws *[]lateWrite) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for _, w := range f.lateList {
+	for _, w := range *ws {
 		f.applyLocked(w.list, w.enable)
 	}
-	f.lateList = nil
+	*ws = nil
+}
+
+// savedAfterPut is a hook for afterPut: someone adds ip by hand right
+// after the tool's PUT, and the trail shows their save c.
+func savedAfterPut(trail *fakeTrail, ip string, c Change) func(*fakePortal) {
+	return func(f *fakePortal) {
+		f.mu.Lock()
+		f.list = append(f.list, ipguard.Restriction{IP: ip})
+		f.mu.Unlock()
+		trail.add(c)
+	}
 }
 
 func (f *fakePortal) set(l []ipguard.Restriction, enabled bool) {

@@ -788,12 +788,7 @@ func TestKeyUsersOwnHandEditInTheToolsSecondIsNamed(t *testing.T) {
 			}
 			// The owner (whose key the tool uses) saves by hand right after
 			// the tool's PUT, in the same second.
-			e.p.afterPut = func(f *fakePortal) {
-				f.mu.Lock()
-				f.list = append(f.list, ipguard.Restriction{IP: "198.51.100.9"})
-				f.mu.Unlock()
-				trail.add(Change{When: t0, User: "Olga Owner", UserID: "o", IP: "192.0.2.77"})
-			}
+			e.p.afterPut = savedAfterPut(trail, "198.51.100.9", Change{When: t0, User: "Olga Owner", UserID: "o", IP: "192.0.2.77"})
 			res := e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
 			w := strings.Join(res.Warnings, " ")
 			if !strings.Contains(w, "Olga Owner") {
@@ -1034,6 +1029,302 @@ func TestRemovalIsNeverRefusedByTheCap(t *testing.T) {
 		if got := ips(e.p.list); strings.Contains(got, "203.0.113.11") {
 			t.Errorf("%s: portal = %s; want 203.0.113.11 gone", req, got)
 		}
+	}
+}
+
+// deadlinePortal is the fake portal recording, at each PUT, the deadline the
+// DocSpace client is given and until when the lease is held.
+type deadlinePortal struct {
+	*fakePortal
+	leases    *leasetest.Backend
+	deadlines []time.Time
+	untils    []time.Time
+}
+
+func (p *deadlinePortal) SaveIPRestrictions(ctx context.Context, l []ipguard.Restriction, enable bool) (time.Time, error) {
+	dl, _ := ctx.Deadline()
+	p.deadlines = append(p.deadlines, dl)
+	p.untils = append(p.untils, p.leases.Until(LeaseName))
+	return p.fakePortal.SaveIPRestrictions(ctx, l, enable)
+}
+
+// The fence (#15 §2): the lease outlives the longest attempt, landing
+// included. The client starts an attempt only while one attempt's time is
+// left before the deadline it is given, so its last attempt is given up at
+// that deadline at the latest, and a PUT given up on may still land up to
+// one attempt later (landBy): that must be before the lease ends, also when
+// the function is killed at its deadline (nothing then shortens or keeps
+// the lease). (Before: the lease lasted until the invocation's deadline
+// plus 5 s, and the client was given the deadline itself, so an attempt of
+// 10 s given up at the deadline could land 5 s after the lease ended, under
+// the next holder's read; without a deadline it could land 8 s after it.)
+func TestLeaseOutlivesTheLandingOfTheLastAttemptTheClientMayStart(t *testing.T) {
+	const attempt = 10 * time.Second
+	for _, tc := range []struct {
+		name string
+		ctx  func() (context.Context, context.CancelFunc)
+	}{
+		{"a Lambda invocation (deadline 25 s away)", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 25*time.Second)
+		}},
+		{"no deadline", func() (context.Context, context.CancelFunc) { return context.Background(), func() {} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			leases := &leasetest.Backend{}
+			p := &deadlinePortal{fakePortal: e.p, leases: leases}
+			e.s.Leases, e.s.Portal, e.s.WriteAttempt = leases, p, attempt
+			ctx, cancel := tc.ctx()
+			defer cancel()
+			res, err := e.s.Handle(ctx, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+			if err != nil || res.Portal != PortalApplied || len(p.deadlines) != 1 {
+				t.Fatalf("result %+v, err %v, PUTs %d; want the PUT sent and applied", res, err, len(p.deadlines))
+			}
+			dl, until := p.deadlines[0], p.untils[0]
+			if dl.IsZero() {
+				t.Fatal("the client was given no deadline: nothing fences its attempts")
+			}
+			if fn, ok := ctx.Deadline(); ok && dl.After(fn) {
+				t.Errorf("client deadline %s is past the invocation's %s: an attempt could run after the function is killed", dl, fn)
+			}
+			if landBy := dl.Add(attempt); landBy.After(until) {
+				t.Errorf("an attempt given up at the client's deadline may land until %s, %s after the lease ends (%s)",
+					landBy.Format(time.RFC3339Nano), landBy.Sub(until), until.Format(time.RFC3339Nano))
+			}
+		})
+	}
+}
+
+// retryPortal is the fake portal whose next PUT is answered on a retry
+// after an attempt that went unanswered (noted as the DocSpace client
+// notes it), and whose unanswered attempt lands later (landUnanswered): a
+// second save of the same list, by the key's user, that no answer dated.
+type retryPortal struct {
+	*fakePortal
+	retries int
+	pending []lateWrite
+}
+
+func (p *retryPortal) SaveIPRestrictions(ctx context.Context, l []ipguard.Restriction, enable bool) (time.Time, error) {
+	if p.retries > 0 {
+		p.retries--
+		ipguard.NoteUnansweredWrite(ctx, time.Now())
+		p.pending = append(p.pending, lateWrite{slices.Clone(l), enable})
+	}
+	return p.fakePortal.SaveIPRestrictions(ctx, l, enable)
+}
+
+func (p *retryPortal) landUnanswered() { p.landAll(&p.pending) }
+
+// Attribution by facts (#15 §3) across reconciles: a PUT of the tool whose
+// landing no answer dated (its answer lost, or an attempt that went
+// unanswered before a retry was answered and landed later) is a save by
+// the key's user at no own instant. When an admin's hand edit is found as
+// drift afterwards, the drift alert names the admin, never that landing as
+// a change "outside the tool" by the key's user. (Before: the drift's
+// attribution took every key-user save at no own instant for someone
+// else's, so the tool's own landed PUT was named, as the owner.)
+func TestDriftAfterAnUnansweredPUTDoesNotNameTheToolsOwnLanding(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fault func(e *env, p *retryPortal)
+		land  func(p *retryPortal)
+	}{
+		{"answer lost", func(e *env, p *retryPortal) { e.p.lostAnswer = 1 }, func(*retryPortal) {}},
+		{"timed out, landed later", func(e *env, p *retryPortal) { e.p.late = 1 }, func(p *retryPortal) { p.landLate() }},
+		{"an attempt unanswered, the retry answered, the attempt landing later", func(e *env, p *retryPortal) { p.retries = 1 },
+			func(p *retryPortal) { p.landUnanswered() }},
+		{"the holder killed at its deadline while its PUT was out", func(e *env, p *retryPortal) { e.p.lostAnswer = 1 }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			p := &retryPortal{fakePortal: e.p}
+			leases := &leasetest.Backend{}
+			e.s.Portal, e.s.Leases = p, leases
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			e.now = t0.Add(time.Minute)
+			tc.fault(e, p)
+			var during ipguard.PortalState
+			e.p.afterPut = func(*fakePortal) { during = e.state() }
+			_, _ = e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+			// The tool's own PUT lands (within the fence's time, before its
+			// lease ends), dated by nothing the tool got.
+			if tc.land != nil {
+				tc.land(p)
+			} else {
+				// Killed mid-PUT: the state is what was stored before
+				// sending ("in flight").
+				if during.SentOutcome != ipguard.SentInFlight {
+					t.Fatalf("state during the PUT: %q, want in flight", during.SentOutcome)
+				}
+				*e.st.state = during
+			}
+			// Its lease ran out; then an admin adds an entry by hand.
+			leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+			e.now = t0.Add(2 * time.Minute)
+			p.mu.Lock()
+			p.list = append(p.list, ipguard.Restriction{IP: "198.51.100.9"})
+			p.mu.Unlock()
+			trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+			e.now = t0.Add(3 * time.Minute)
+			res := e.do(t, `{"action":"sync"}`)
+			if res.Drift == nil || len(res.Drift.Unknown) != 1 {
+				t.Fatalf("drift = %+v; want the admin's entry found", res.Drift)
+			}
+			var named []string
+			for _, c := range res.Drift.Changes {
+				named = append(named, c.User+" at "+c.When)
+			}
+			if len(named) != 1 || !strings.Contains(named[0], "Ada Admin") {
+				t.Errorf("drift names %q; want the admin alone, not the tool's own landed PUT", named)
+			}
+		})
+	}
+}
+
+// The tool's recent lists (lateSent) are kept so that an attempt of one
+// that lands late is repaired as the tool's own doing (#15 §1). A late
+// landing is a save by the key's user: a list equal to an old one of the
+// tool's that the audit trail shows someone else saved is that person's
+// doing. An admin who re-adds by hand the address an offboarding removed
+// (the portal then holds the tool's list from before, exactly) is drift:
+// alerted, named, and the admin's entry is kept. (Before: it was taken for
+// the tool's own late landing, owned again and removed without a word.)
+func TestAdminRestoringAnOldListOfTheToolsIsDriftNotALateLanding(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		by     Change
+		portal string
+		drift  bool
+	}{
+		{"an admin re-adds the address by hand: drift, kept", Change{User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"}, "192.0.2.1!,203.0.113.10", true},
+		{"the tool's own old PUT lands late (the key's user): repaired, no drift", Change{User: "IP Guard key", UserID: "o", IP: "192.0.2.250"}, "192.0.2.1!", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			e.now = t0.Add(time.Minute)
+			e.do(t, `{"action":"offboard","id":"u1"}`)
+			if got := ips(e.p.list); got != "192.0.2.1!" {
+				t.Fatalf("portal = %s after the offboarding", got)
+			}
+			// The portal now holds the tool's list from before the
+			// offboarding again, saved by tc.by.
+			e.now = t0.Add(2 * time.Minute)
+			e.p.set(restr("192.0.2.1!,203.0.113.10"), true)
+			tc.by.When = e.now
+			trail.add(tc.by)
+			e.now = t0.Add(3 * time.Minute)
+			res := e.do(t, `{"action":"sync"}`)
+			if got := ips(e.p.list); got != tc.portal {
+				t.Errorf("portal = %s, want %s", got, tc.portal)
+			}
+			if !tc.drift {
+				if res.Drift != nil || countKind(e.alerts, "allowlist_drift") != 0 {
+					t.Errorf("the tool's own late landing alerted as drift: %+v", res.Drift)
+				}
+				return
+			}
+			if res.Drift == nil || len(res.Drift.Changes) != 1 || res.Drift.Changes[0].User != "Ada Admin" {
+				t.Errorf("drift = %+v; want the admin's hand edit found and named", res.Drift)
+			}
+			if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+				t.Errorf("%d drift alerts, want 1", n)
+			}
+		})
+	}
+}
+
+// An address is owned only once seen on the portal after the tool's own
+// PUT (#15 §1), and whether that PUT landed is a fact of the trail: its
+// landing is a save by the key's user. A PUT with an unknown outcome that
+// never landed, then an admin adding the same address by hand (and another
+// entry, so the portal is nearer the list sent than the list seen): the
+// trail shows no save by the key's user since the PUT was sent, so the
+// address is the admin's, and offboarding the user leaves it. (Before: the
+// nearer list was taken for the tool's landed PUT, the admin's entry was
+// owned, and the offboarding removed it.)
+func TestUnknownPUTThatNeverLandedOwnsNothingAnAdminAddedMeanwhile(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	leases := &leasetest.Backend{}
+	e.s.Leases = leases
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.now = t0.Add(time.Minute)
+	e.p.late = 1 // times out and never lands
+	if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
+		t.Fatalf("u2: %+v", res)
+	}
+	e.p.lateList = nil
+	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.now = t0.Add(2 * time.Minute)
+	e.p.set(restr("192.0.2.1!,203.0.113.10,203.0.113.20,198.51.100.99"), true)
+	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(3 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if st := e.state(); slices.Contains(st.Owned, "203.0.113.20") {
+		t.Errorf("owned %v: the admin's entry was taken for the tool's", st.Owned)
+	}
+	e.now = t0.Add(4 * time.Minute)
+	e.do(t, `{"action":"offboard","id":"u2"}`)
+	if got := ips(e.p.list); !strings.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %s; the admin's entry must stay", got)
+	}
+}
+
+// Attribution by facts, the other side of the tool's second (#15 §3): an
+// admin's save that lands after the tool's PUT (in the same second, before
+// its read-back) is named, but it was not overwritten: the read-back shows
+// it and its entries are kept. The content decides what the second cannot:
+// a read-back that differed from the list sent accounts for one save by
+// someone else in that PUT's second as made after it. Only a save the
+// write really overwrote is alerted so ("redo the change"). (Before: every
+// save by someone else up to the tool's last save was alerted as
+// overwritten, also the one whose entries the read-back showed kept.)
+func TestAdminSaveAfterTheToolsPUTInItsSecondIsNotOverwritten(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		before      bool // an admin's save between the tool's read and its PUT too
+		overwritten string
+	}{
+		{"a save after the PUT only: named, not overwritten", false, ""},
+		{"one before the PUT and one after: the one before is overwritten", true, "Bea Before"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			if tc.before {
+				// Saved between the tool's read and its PUT (same second).
+				trail.add(Change{When: t0, User: "Bea Before", UserID: "bea", IP: "192.0.2.67"})
+			}
+			e.p.afterPut = savedAfterPut(trail, "198.51.100.9", Change{When: t0, User: "Ada After", UserID: "adm", IP: "192.0.2.66"})
+			res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			if !strings.Contains(ips(e.p.list), "198.51.100.9") {
+				t.Fatalf("portal %s: the save after the PUT was not kept", ips(e.p.list))
+			}
+			if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "Ada After") {
+				t.Errorf("warnings %q; want the admin's save named", w)
+			}
+			var overwritten []string
+			for _, a := range e.alerts.sent {
+				if slices.Contains(a.Kinds, "allowlist_drift") && strings.Contains(a.Email, "overwrote") {
+					for _, who := range []string{"Ada After", "Bea Before"} {
+						if strings.Contains(a.Email, who) {
+							overwritten = append(overwritten, who)
+						}
+					}
+				}
+			}
+			want := []string{}
+			if tc.overwritten != "" {
+				want = []string{tc.overwritten}
+			}
+			if !slices.Equal(append([]string{}, overwritten...), want) {
+				t.Errorf("alerted as overwritten: %q, want %q", overwritten, want)
+			}
+		})
 	}
 }
 

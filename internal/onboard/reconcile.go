@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,20 +37,22 @@ import (
 
 // outcome is what converge reports to a change or a sync.
 type outcome struct {
-	portal       string    // PortalApplied or PortalPending
-	reason       string    // why pending
-	err          error     // the portal failure behind a pending outcome of this request
-	by           string    // "this request", "another request", "already"
-	put          bool      // this request sent at least one PUT
-	puts         int       // how many PUTs this reconcile sent
-	windowStart  time.Time // when the GET→PUT window of the first PUT began
-	saves        []time.Time
-	ownSaves     []time.Time           // the state's own saves after this reconcile
-	dueAdded     bool                  // this reconcile recorded an alert as due
-	unanswered   bool                  // a PUT of the tool went unanswered and may have landed unseen
-	landBy       time.Time             // an unanswered PUT of this reconcile may land until then (the lease is kept)
-	changedAfter []time.Time           // read-backs that differed from the list sent, not by a late PUT of the tool
-	seenBefore   []ipguard.Restriction // the list the reconcile read before it wrote
+	portal          string    // PortalApplied or PortalPending
+	reason          string    // why pending
+	err             error     // the portal failure behind a pending outcome of this request
+	by              string    // "this request", "another request", "already"
+	put             bool      // this request sent at least one PUT
+	puts            int       // how many PUTs this reconcile sent
+	windowStart     time.Time // when the GET→PUT window of the first PUT began
+	saves           []time.Time
+	ownSaves        []time.Time           // the state's own saves after this reconcile
+	unansweredSaves []ipguard.SaveWindow  // the state's spans of undated saves after this reconcile
+	dueAdded        bool                  // this reconcile recorded an alert as due
+	unanswered      bool                  // a PUT of the tool went unanswered and may have landed unseen
+	landBy          time.Time             // an unanswered PUT of this reconcile may land until then (the lease is kept)
+	changedAfter    []time.Time           // read-backs that differed from the list sent, not by a late PUT of the tool
+	savedAfter      []time.Time           // the portal's Date of each PUT whose read-back so differed
+	seenBefore      []ipguard.Restriction // the list the reconcile read before it wrote
 	// lateLanded, when set: an earlier PUT of the tool that went without
 	// an answer was found landed (the portal holds exactly its list), so
 	// a save by someone else while it was out was overwritten unseen.
@@ -92,8 +95,12 @@ func (o *outcome) merge(n outcome) {
 	if n.ownSaves != nil {
 		o.ownSaves = n.ownSaves
 	}
+	if n.unansweredSaves != nil {
+		o.unansweredSaves = n.unansweredSaves
+	}
 	o.puts += n.puts
 	o.changedAfter = append(o.changedAfter, n.changedAfter...)
+	o.savedAfter = append(o.savedAfter, n.savedAfter...)
 	o.saves = append(o.saves, n.saves...)
 	o.added = append(o.added, n.added...)
 	o.removed = append(o.removed, n.removed...)
@@ -163,12 +170,50 @@ func listHash(list []ipguard.Restriction, enable bool) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-// MaxOwnSaves bounds the remembered instants of the tool's own saves.
+// MaxOwnSaves bounds the remembered instants of the tool's own saves (and
+// the spans of its undated ones).
 const MaxOwnSaves = 20
 
-// fenceMargin is the lease time kept beyond one write attempt: no PUT (and
-// no retry of one) starts with less than WriteAttempt plus this left.
+// unansweredSlack widens a span in which an undated save of the tool may
+// have landed (ipguard.PortalState.UnansweredSaves, the function's clock)
+// when it is compared with the trail (the portal's clock, whole seconds).
+const unansweredSlack = 2 * time.Second
+
+// noteUnanswered records in st that a PUT of the tool sent at from may
+// land, undated, until until (the span is the newest of st's).
+func noteUnanswered(st *ipguard.PortalState, from, until time.Time) {
+	st.UnansweredSaves = lastN(append(slices.Clone(st.UnansweredSaves), ipguard.SaveWindow{From: from.UTC(), Until: until.UTC()}), MaxOwnSaves)
+}
+
+// landedUntil narrows the newest span of st's undated saves (the PUT just
+// sent) to end at until.
+func landedUntil(st *ipguard.PortalState, until time.Time) {
+	if n := len(st.UnansweredSaves); n > 0 {
+		st.UnansweredSaves[n-1].Until = until.UTC()
+	}
+}
+
+// fenceMargin is the lease time kept beyond one write attempt and its
+// landing: no PUT (and no retry of one) starts with less than writeFence
+// left.
 const fenceMargin = 2 * time.Second
+
+// writeFence is the lease time a PUT attempt needs left when it starts: the
+// attempt itself (WriteAttempt, the client's timeout), the time a PUT the
+// client gave up on may still take to land (one attempt more: the portal
+// may still be working on it, see write's landBy) and the margin. So the
+// lease outlives every attempt's landing, not only its answer.
+func (s *Service) writeFence() time.Duration { return 2*s.writeAttempt() + fenceMargin }
+
+// leaseGrace is how long the reconcile lease lasts past the invocation's
+// deadline (lease.Options.Grace): the client starts no attempt later than
+// one attempt before the deadline, so the last is given up at the deadline
+// and may land until one attempt after it; a function killed at its
+// deadline can neither keep nor release the lease, so the lease must last
+// that long by itself. Within the invocation the deadline, not the lease,
+// then bounds the attempts (writeFence holds exactly when one attempt
+// fits before the deadline).
+func (s *Service) leaseGrace() time.Duration { return s.writeAttempt() + fenceMargin }
 
 func (s *Service) writeAttempt() time.Duration {
 	if s.WriteAttempt > 0 {
@@ -187,12 +232,19 @@ func (s *Service) writeAttempt() time.Duration {
 //	portal holds an older PUT  an attempt of it landed late, after newer
 //	  of the tool (LateSent)   ones: the addresses it brought back are the
 //	                           tool's own (owned again, so the plan removes
-//	                           those no longer needed), and it is no drift
+//	                           those no longer needed), and it is no drift;
+//	                           unless the audit trail shows the newest save
+//	                           was someone else's (savedByOther: a late
+//	                           landing is the key's user's): then it is
+//	                           their doing, measured as below
 //	none of these              the nearer of LastSeen and Sent is the base
 //	                           (Sent on a tie: it was sent after LastSeen
 //	                           was read); Sent's added addresses on the
-//	                           portal become owned only when Sent is it
-func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool) (base []ipguard.Restriction, baseEnabled bool) {
+//	                           portal become owned only when Sent is it,
+//	                           and not when the trail shows no save by the
+//	                           key's user since Sent was sent (it never
+//	                           landed: what is there is someone else's)
+func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool, facts settleFacts) (base []ipguard.Restriction, baseEnabled bool) {
 	claim := func() {
 		present := map[string]bool{}
 		for _, r := range current {
@@ -224,7 +276,7 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 	case st.Sent != nil && sameList(current, st.Sent) && enabled == st.SentEnable:
 		claim()
 	case sameList(current, st.LastSeen):
-	case lateKept(st.LateSent, listHash(current, enabled)) != nil:
+	case lateKept(st.LateSent, listHash(current, enabled)) != nil && (facts.savedByOther == nil || !facts.savedByOther()):
 		// What that PUT owned is the tool's; an entry of an admin's that
 		// it merely kept is still the admin's.
 		kept := lateKept(st.LateSent, listHash(current, enabled))
@@ -235,6 +287,12 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 		}
 		return current, enabled
 	case st.Sent != nil && dist(current, st.Sent) <= dist(current, st.LastSeen):
+		if st.SentOutcome != ipguard.SentUnconfirmed && facts.sentNeverLanded != nil && facts.sentNeverLanded() {
+			// Never landed (past its lease, the fence: it no longer can):
+			// forgotten, so no later reconcile asks again.
+			st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = nil, nil, "", time.Time{}
+			break
+		}
 		claim()
 	}
 	return st.LastSeen, st.LastEnabled
@@ -314,10 +372,15 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	superseded := func(err error) (outcome, error) {
 		if !errors.Is(err, ErrSuperseded) {
 			// A store failure: a PUT of this pass that went unanswered
-			// may still land all the same (the lease is kept, landBy).
-			return outcome{landBy: out.landBy}, err
+			// may still land all the same (the lease is kept, landBy),
+			// and one that landed is still checked in the audit trail
+			// (holdConverge), with the alerts it recorded as due.
+			return outcome{landBy: out.landBy, put: out.put, puts: out.puts, saves: out.saves, windowStart: out.windowStart,
+				seenBefore: out.seenBefore, trail: out.trail, unanswered: out.unanswered, ownSaves: out.ownSaves,
+				unansweredSaves: out.unansweredSaves, changedAfter: out.changedAfter, savedAfter: out.savedAfter,
+				drift: out.drift, dueAdded: out.dueAdded}, err
 		}
-		out.portal, out.written, out.landBy = PortalPending, nil, time.Time{}
+		out.portal, out.written, out.landBy, out.drift = PortalPending, nil, time.Time{}, nil
 		out.reason = "this reconcile's lease ran out and a newer reconcile took over the portal allowlist; it applies the change"
 		out.err = ipguard.Errorf(ipguard.EUnavailable, "%s", out.reason)
 		s.log().Warn("portal allowlist state not written: a newer reconcile took over", "version", version, "error", err)
@@ -352,9 +415,10 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		return pending(fmt.Errorf("could not read the portal allowlist: %w", getErr))
 	}
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
+	s.seedKeyUser(st.KeyUser)
 	hadSent := st.Sent != nil
 	sent, sentEnable, sentAt, sentOutcome, seenBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.LastSeen
-	base, baseEnabled := settle(&st, current, enabled)
+	base, baseEnabled := settle(&st, current, enabled, s.settleFacts(ctx, st))
 	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable {
 		// A PUT that went unanswered landed: what others saved while it
 		// was out is gone, and no answer dated it (checkLateLanded).
@@ -432,7 +496,11 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		out.dueAdded = true
 	}
 	st.AlertsDue = st.AlertsDue || out.dueAdded
-	out.ownSaves = st.OwnSaves
+	out.ownSaves, out.unansweredSaves = st.OwnSaves, st.UnansweredSaves
+	if ku := s.cachedKeyUser(); ku != "" {
+		// Kept for a fresh container that cannot ask (seedKeyUser).
+		st.KeyUser = ku
+	}
 	if took := passTook(ctx); took > 0 && s.warmPasses.Swap(true) {
 		// Not the first pass of this process: a cold one (the function
 		// starting, its first connections) would make the waiters of the
@@ -441,11 +509,11 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	tps := time.Now()
 	defer span(ctx, "stateWrite", tps)
+	out.drift = drift // also for the trail check should this write fail
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		return superseded(err)
 	}
 	out.written = &st
-	out.drift = drift
 	out.portal = PortalApplied
 	if final.CapErr != nil {
 		out.portal, out.reason, out.err = PortalPending, final.CapErr.Error(), final.CapErr
@@ -490,7 +558,7 @@ func (s *Service) noteDrift(ctx context.Context, st *ipguard.PortalState, drift 
 		return false
 	}
 	st.DriftEpisode = fp
-	s.attribute(ctx, drift, prev, append(slices.Clone(prevSaves), saves...))
+	s.attribute(ctx, drift, prev, append(slices.Clone(prevSaves), saves...), st.UnansweredSaves)
 	s.due(ctx, "drift#"+fp[:16], s.driftAlert(drift))
 	st.AlertsDue = true
 	return true
@@ -522,9 +590,9 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		if err := CheckKept(current, plan.List, owned); err != nil {
 			return nil, Plan{}, err
 		}
-		if held != nil && time.Until(held.Until) < s.writeAttempt()+fenceMargin {
+		if held != nil && time.Until(held.Until) < s.writeFence() {
 			return nil, Plan{}, ipguard.Errorf(ipguard.EUnavailable,
-				"not sent: less than one write attempt (%s) and its margin is left on the portal allowlist lease; the next reconcile sends it", s.writeAttempt())
+				"not sent: less than one write attempt (%s), the time it may still take to land and a margin is left on the portal allowlist lease; the next reconcile sends it", s.writeAttempt())
 		}
 		prev := *st
 		// Any attempt of this PUT may land late, after newer ones (a
@@ -537,6 +605,14 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		if st.Sent == nil {
 			st.Sent = []ipguard.Restriction{}
 		}
+		// Until its answer, it may land undated at any time before the
+		// lease ends (the fence): recorded with "in flight", so that a
+		// holder killed meanwhile leaves the span to attribution by facts.
+		mayLand := s.now().Add(s.writeFence())
+		if held != nil {
+			mayLand = s.now().Add(time.Until(held.Until))
+		}
+		noteUnanswered(st, st.SentAt, mayLand)
 		tif := time.Now()
 		if err := s.Store.PutPortalState(ctx, *st); err != nil {
 			return nil, Plan{}, err
@@ -544,7 +620,10 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 		span(ctx, "inFlightWrite", tif)
 		wctx, cancel := ctx, func() {}
 		if held != nil {
-			wctx, cancel = context.WithDeadline(ctx, held.Until.Add(-fenceMargin))
+			// The client starts an attempt only while one attempt's time is
+			// left before this deadline: its last is given up by then and
+			// may land one attempt later, still inside the lease.
+			wctx, cancel = context.WithDeadline(ctx, held.Until.Add(-fenceMargin-s.writeAttempt()))
 		}
 		var unanswered ipguard.UnansweredWrites
 		wctx = ipguard.WithUnansweredWrites(wctx, &unanswered)
@@ -563,15 +642,20 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 			if by := last.Add(s.writeAttempt()); by.After(out.landBy) {
 				out.landBy = by
 			}
+			landedUntil(st, s.now().Add(s.writeAttempt()))
+		} else if err == nil {
+			// Answered, every attempt: its save is dated (ownSaves).
+			st.UnansweredSaves = prev.UnansweredSaves
 		}
 		if err != nil {
 			if errors.Is(err, ipguard.ErrNotApplied) {
 				// Not applied, so it cannot land late either.
 				st.Sent, st.SentAdded, st.SentEnable, st.SentOutcome, st.SentAt = prev.Sent, prev.SentAdded, prev.SentEnable, prev.SentOutcome, prev.SentAt
-				st.LateSent = prev.LateSent
+				st.LateSent, st.UnansweredSaves = prev.LateSent, prev.UnansweredSaves
 				return nil, Plan{}, fmt.Errorf("the portal refused the allowlist update (not applied): %w", err)
 			}
 			st.SentOutcome = ipguard.SentUnknown
+			landedUntil(st, s.now().Add(s.writeAttempt()))
 			// The portal may still be working on it: the lease is kept
 			// until one attempt's time has passed since it went
 			// unanswered (the fence), so the next holder reads the list
@@ -617,6 +701,7 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 			// Someone saved between our PUT and the read-back: the trail
 			// must show it (see checkForeignSaves).
 			out.changedAfter = append(out.changedAfter, s.now().UTC())
+			out.savedAfter = append(out.savedAfter, date)
 		}
 		appeared := diffList(after, plan.List)
 		lost := diffList(plan.List, after)
@@ -667,25 +752,26 @@ func (s *Service) write(ctx context.Context, held *lease.Held, st *ipguard.Porta
 //
 // With unanswered (a PUT of the tool went without an answer, so its landing
 // has no dated instant), an unmatched save by the key's user counts as the
-// tool's too.
+// tool's too; so does one inside a span in which an undated save of the
+// tool may have landed (windows, widened by unansweredSlack).
 //
 // The key's user is asked once per process; when saves by others remain,
 // it is asked again (one keys/@self): the key may have been rotated since
 // to one another user created, whose saves are the tool's now.
-func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time, unanswered bool) []Change {
+func (s *Service) foreign(ctx context.Context, changes []Change, saves []time.Time, unanswered bool, windows []ipguard.SaveWindow) []Change {
 	keyUser := s.keyUser(ctx, false)
-	out := foreignOf(keyUser, changes, saves, unanswered)
+	out := foreignOf(keyUser, changes, saves, unanswered, windows)
 	if keyUser != "" && len(out) > 0 {
 		if fresh := s.keyUser(ctx, true); fresh != keyUser {
 			s.log().Info("the API key acts as another portal user than when last asked (rotated)")
-			out = foreignOf(fresh, changes, saves, unanswered)
+			out = foreignOf(fresh, changes, saves, unanswered, windows)
 		}
 	}
 	return out
 }
 
 // foreignOf is foreign with the key's user known (keyUser, "" unknown).
-func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered bool) []Change {
+func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered bool, windows []ipguard.SaveWindow) []Change {
 	used := make([]bool, len(saves))
 	own := make([]bool, len(changes))
 	// Newest first (the tool's save comes after the edits its reconcile
@@ -708,7 +794,7 @@ func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered b
 	}
 	var out []Change
 	for j, c := range changes {
-		if unanswered && keyUser != "" && strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) {
+		if keyUser != "" && strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) && (unanswered || inWindow(c.When, windows)) {
 			own[j] = true
 		}
 		if !own[j] {
@@ -716,6 +802,18 @@ func foreignOf(keyUser string, changes []Change, saves []time.Time, unanswered b
 		}
 	}
 	return out
+}
+
+// inWindow reports whether a trail instant (whole seconds) falls in one of
+// the spans, each widened by unansweredSlack.
+func inWindow(at time.Time, windows []ipguard.SaveWindow) bool {
+	at = at.Truncate(time.Second)
+	for _, w := range windows {
+		if !at.Before(w.From.Add(-unansweredSlack).Truncate(time.Second)) && !at.After(w.Until.Add(unansweredSlack)) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyUser is the portal user the key acts as (its creator), asked once per
@@ -739,6 +837,29 @@ func (s *Service) keyUser(ctx context.Context, refresh bool) string {
 	s.knownKeyUser = id
 	s.preflight.Unlock()
 	return id
+}
+
+// cachedKeyUser is the key's user as this process knows it ("" unknown).
+func (s *Service) cachedKeyUser() string {
+	s.preflight.Lock()
+	defer s.preflight.Unlock()
+	return s.knownKeyUser
+}
+
+// seedKeyUser gives a process that does not know the key's user yet the
+// one the state keeps (the last reconcile that knew it): attribution by
+// facts needs it, also when keys/@self cannot be asked now. A key rotated
+// since is learnt as before: saves that remain someone else's make
+// foreign ask keys/@self again.
+func (s *Service) seedKeyUser(id string) {
+	if id == "" {
+		return
+	}
+	s.preflight.Lock()
+	defer s.preflight.Unlock()
+	if s.knownKeyUser == "" {
+		s.knownKeyUser = ipguard.CanonicalUserID(id)
+	}
 }
 
 // readTrail reads the audit trail's allowlist changes since from in the
@@ -776,6 +897,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	since := out.windowStart.UTC().Truncate(time.Second)
 	changes, err := s.trailChanges(ctx, out)
 	if err != nil {
+		out.warnings = append(out.warnings, uncheckedText(out, err))
 		return
 	}
 	// Our own saves: the state remembers this reconcile's and the earlier
@@ -784,19 +906,20 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	if len(saves) == 0 {
 		saves = out.saves
 	}
-	others := s.foreign(ctx, changes, saves, out.unanswered)
+	others := s.foreign(ctx, changes, saves, out.unanswered, out.unansweredSaves)
 	s.checkKeyUserEdit(ctx, out, changes, others)
 	if len(others) == 0 {
 		return
 	}
 	lastOwn := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).Truncate(time.Second)
+	after := savedAfterPUT(others, out.savedAfter)
 	var who []string
 	var overwritten []ChangeView
-	for _, c := range others {
+	for j, c := range others {
 		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), humantext.Line(c.User, 100), humantext.Line(c.IP, 64)))
 		// Inside our write, unless the reconcile's read already saw it
 		// (then it is this reconcile's drift, alerted as such).
-		if v := changeView(c); !c.When.After(lastOwn) && (out.drift == nil || !slices.Contains(out.drift.Changes, v)) {
+		if v := changeView(c); !after[j] && !c.When.After(lastOwn) && (out.drift == nil || !slices.Contains(out.drift.Changes, v)) {
 			overwritten = append(overwritten, v)
 		}
 	}
@@ -838,7 +961,7 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 		return
 	}
 	var overwritten []ChangeView
-	for _, c := range s.foreign(ctx, changes, nil, true) {
+	for _, c := range s.foreign(ctx, changes, nil, true, nil) {
 		if !c.When.After(l.to) {
 			overwritten = append(overwritten, changeView(c))
 		}
@@ -857,6 +980,157 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 		s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
 	}
 	s.flushDue(ctx)
+}
+
+// settleFacts are the audit trail's answers settle asks for, each only when
+// the lists alone cannot tell (a nil one: not known, the lists decide).
+type settleFacts struct {
+	// savedByOther: the newest save since the last reconcile is not the
+	// key's user's (so not a late landing of the tool's).
+	savedByOther func() bool
+	// sentNeverLanded: no save by the key's user since Sent was sent (so
+	// Sent, not answered 2xx, never landed).
+	sentNeverLanded func() bool
+}
+
+// settleFacts asks the trail about st (read as the reconcile found it).
+func (s *Service) settleFacts(ctx context.Context, st ipguard.PortalState) settleFacts {
+	return settleFacts{
+		savedByOther:    func() bool { return s.savedByOther(ctx, st.LastReconcile) },
+		sentNeverLanded: func() bool { return s.sentNeverLanded(ctx, st.SentAt) },
+	}
+}
+
+// sentNeverLanded reports whether the audit trail shows no allowlist save
+// by the user the key acts as since sentAt (widened by unansweredSlack for
+// the two clocks): a PUT of the tool sent then never landed. False when it
+// cannot tell.
+func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time) bool {
+	if s.Trail == nil || sentAt.IsZero() {
+		return false
+	}
+	keyUser := s.keyUser(ctx, false)
+	if keyUser == "" {
+		return false
+	}
+	changes, err := s.Trail.AllowlistChanges(ctx, sentAt.Add(-unansweredSlack).UTC().Truncate(time.Second))
+	if err != nil {
+		return false
+	}
+	return !slices.ContainsFunc(changes, func(c Change) bool {
+		return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
+	})
+}
+
+// savedByOther reports whether the newest allowlist save in the audit
+// trail since since (its second) is by someone else than the user the key
+// acts as: then the list the portal holds is that person's doing, not a
+// late landing of a PUT of the tool (which is a save by the key's user). A
+// save by someone else in the newest second decides for them (an alert
+// rather than a silent repair). False when it cannot tell (no trail, no
+// key user, the trail unreadable or empty).
+func (s *Service) savedByOther(ctx context.Context, since time.Time) bool {
+	if s.Trail == nil {
+		return false
+	}
+	keyUser := s.keyUser(ctx, false)
+	if keyUser == "" {
+		return false
+	}
+	changes, err := s.Trail.AllowlistChanges(ctx, since.UTC().Truncate(time.Second))
+	if err != nil || len(changes) == 0 {
+		return false
+	}
+	newest := slices.MaxFunc(changes, func(a, b Change) int { return a.When.Compare(b.When) }).When.Truncate(time.Second)
+	return slices.ContainsFunc(changes, func(c Change) bool {
+		return c.When.Truncate(time.Second).Equal(newest) && !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
+	})
+}
+
+// noteTrailEpisode, under the lease after a pass that wrote the portal,
+// records whether its read of the audit trail answered (terr): a write
+// whose trail could not be read was not checked for a save by someone else
+// it overwrote (checkForeignSaves), a lost coverage a person must know of.
+// It is alerted once per episode, keyed by the failure's kind (an error
+// code, never its text): the state's TrailNotice, written again (the
+// holder's own pass, under its lease) only when the episode begins or ends.
+func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error) {
+	if s.Trail == nil || out.written == nil || len(out.saves) == 0 {
+		return
+	}
+	kind := ""
+	if terr != nil {
+		if kind = string(ipguard.ErrorCode(terr)); kind == "" {
+			kind = "failed"
+		}
+		s.log().Error("audit trail unreadable after the allowlist update: not checked for an overwritten save", "kind", kind, "error", terr)
+	}
+	if kind == out.written.TrailNotice {
+		return
+	}
+	st := *out.written
+	st.TrailNotice = kind
+	if kind != "" {
+		s.due(ctx, "trailcheck#"+kind, s.uncheckedAlert(out, terr))
+		out.dueAdded, st.AlertsDue = true, true
+	}
+	if err := s.Store.PutPortalState(ctx, st); err != nil {
+		// Not recorded: the next unchecked write alerts again (at least once).
+		s.log().Error("record the audit-trail episode", "error", err)
+		return
+	}
+	out.written = &st
+}
+
+// uncheckedText says that the write of out was not checked in the trail.
+func uncheckedText(out *outcome, terr error) string {
+	from := out.windowStart.UTC().Truncate(time.Second)
+	to := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).UTC().Truncate(time.Second)
+	return fmt.Sprintf("the portal's audit trail could not be read after this update (%s), so it was not checked for an allowlist save by someone else between %s and %s, which the update would have overwritten: check the portal's audit trail (IP restrictions saved) for that time and redo such a change",
+		humantext.Line(terr.Error(), 300), from.Format(time.RFC3339), to.Format(time.RFC3339))
+}
+
+// uncheckedAlert is the alert of a write not checked for overwritten saves
+// (an allowlist_drift of severity medium: a change outside the tool may
+// have been overwritten, and nothing could tell).
+func (s *Service) uncheckedAlert(out *outcome, terr error) ipguard.Alert {
+	what := uncheckedText(out, terr)
+	def, _ := json.Marshal(map[string]any{"kind": "allowlist_drift", "severity": "medium", "portal": s.PortalName, "unchecked": true, "what": what})
+	return ipguard.Alert{
+		Subject:  "DocSpace: IP allowlist update not checked for overwritten saves (audit trail unreadable)",
+		Default:  string(def),
+		Email:    "DocSpace IP Guard updated the IP allowlist of " + humantext.Line(s.PortalName, 200) + ", but " + what + ".\n\nFurther updates are not alerted again until the audit trail answers.\n",
+		SMS:      "DocSpace IP Guard: allowlist update not checked for overwritten saves (audit trail unreadable). See email.",
+		Severity: "medium",
+		Kinds:    []string{"allowlist_drift"},
+	}
+}
+
+// savedAfterPUT marks the saves by someone else (others, oldest first) that
+// were made after a PUT of the tool rather than before it, where the
+// trail's second cannot tell: each PUT whose read-back showed a save after
+// it (its Date in savedAfter) accounts for one save in its second (or the
+// second before: the portal dates its answer once done), newest first.
+// That save's entries were kept (the read-back), so it was not
+// overwritten. Within one second the trail cannot tell which of two saves
+// came after the PUT: the newest listed is taken for it.
+func savedAfterPUT(others []Change, savedAfter []time.Time) []bool {
+	after := make([]bool, len(others))
+	used := make([]bool, len(savedAfter))
+	for _, slack := range []time.Duration{0, time.Second} {
+		for i, d := range savedAfter {
+			if used[i] {
+				continue
+			}
+			for j := len(others) - 1; j >= 0; j-- {
+				if !after[j] && d.Truncate(time.Second).Sub(others[j].When.Truncate(time.Second)) == slack {
+					after[j], used[i] = true, true
+					break
+				}
+			}
+		}
+	}
+	return after
 }
 
 // trailChanges is the audit trail's allowlist changes since the window

@@ -1168,7 +1168,7 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 		refused := false
 		if tryLease {
 			ta := time.Now()
-			held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{})
+			held, err := lease.Acquire(ctx, s.Leases, LeaseName, lease.Options{Grace: s.leaseGrace()})
 			span(ctx, "leaseTry", ta)
 			if err == nil {
 				return s.holdConverge(withPassStart(ctx, ta), held, myV, force, mine)
@@ -1325,10 +1325,11 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	out, err := s.holdAndReconcile(ctx, held, myV, force, mine)
 	span(ctx, "held", th)
 	// answered: a PUT of this pass was answered (also when the pass then
-	// failed, e.g. its read-back): an admin's save it overwrote is looked
-	// for in the trail all the same (checkForeignSaves).
-	answered := len(out.saves) > 0
-	if err == nil && answered {
+	// failed: a store failure after its PUT landed, or its read-back): the
+	// write is checked in the trail all the same (checkForeignSaves).
+	answered := out.put || len(out.saves) > 0
+	if answered {
+		//
 		// The trail's answer is awaited before the lease is released (its
 		// read went out with the PUT's answer, so it is mostly in already):
 		// an answer that came after the release could hold the next
@@ -1339,6 +1340,7 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 		changes, terr := s.trailChanges(ctx, &out)
 		out.trail = func() ([]Change, error) { return changes, terr }
 		span(ctx, "trail", tt)
+		s.noteTrailEpisode(ctx, &out, terr)
 	}
 	tr := time.Now()
 	if time.Until(out.landBy) > 0 {
@@ -1352,16 +1354,14 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	}
 	span(ctx, "release", tr)
 	defer span(ctx, "afterRelease", time.Now())
-	if err == nil {
-		if out.dueAdded || force {
-			s.flushDue(ctx)
-		}
-		if answered {
-			s.checkForeignSaves(ctx, &out)
-		}
-		if out.lateLanded != nil {
-			s.checkLateLanded(ctx, *out.lateLanded)
-		}
+	if out.dueAdded || err == nil && force {
+		s.flushDue(ctx)
+	}
+	if answered {
+		s.checkForeignSaves(ctx, &out)
+	}
+	if err == nil && out.lateLanded != nil {
+		s.checkLateLanded(ctx, *out.lateLanded)
 	}
 	return out, err
 }
@@ -1394,7 +1394,8 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 			st, err = s.Store.PortalState(ctx)
 		}
 		if err != nil {
-			return outcome{}, err
+			total.written = nil
+			return total, err // the passes before are still checked (holdConverge)
 		}
 		if round > 0 && st.Applied >= st.Version {
 			break
@@ -1408,14 +1409,15 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 		out, err := s.reconcile(ctx, st, held)
 		if err != nil {
 			// Failed, but a PUT of it that went unanswered may still land:
-			// holdConverge keeps the lease until then.
-			if out.landBy.After(total.landBy) {
-				total.landBy = out.landBy
-			}
-			return outcome{landBy: total.landBy}, err
+			// holdConverge keeps the lease until then; and the PUTs that
+			// landed are still checked in the audit trail.
+			total.merge(out)
+			total.written = nil // not the state now: nothing writes it again
+			return total, err
 		}
 		written = out.written
 		total.merge(out)
+		total.written = out.written
 		if out.portal == PortalPending {
 			break
 		}
@@ -1432,12 +1434,21 @@ func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV in
 			// whose pass applies everything stored by then.
 			break
 		}
-		if time.Until(held.Until) < 10*time.Second {
+		if time.Until(held.Until) < s.writeFence()+passReads {
+			// A further pass could not write (the fence): it would read for
+			// nothing and store its change as pending. The change that
+			// moved the version is applied by its own caller's pass (or the
+			// next sync).
 			break
 		}
 	}
 	return total, nil
 }
+
+// passReads is the lease time a further pass of a sync needs before its
+// PUT (its GETs, the scan of users and the in-flight record), on top of
+// the write fence.
+const passReads = 3 * time.Second
 
 // holds reports whether list has a non-admin entry for every address.
 func holds(list []ipguard.Restriction, addrs []string) bool {

@@ -495,7 +495,7 @@ func (s *Service) readForPreview(ctx context.Context) (previewRead, error) {
 // as well (unless PORTAL_DRIFT_REPAIR); switching them on is judged by the
 // same lock-out rule as a reconcile's.
 func (s *Service) planAsNextReconcile(ctx context.Context, r *previewRead, now time.Time) (Plan, error) {
-	base, baseEnabled := settle(&r.state, r.list, r.enabled)
+	base, baseEnabled := settle(&r.state, r.list, r.enabled, s.settleFacts(ctx, r.state))
 	drift := detectDrift(r.state, base, baseEnabled, r.list, r.enabled, s.Settings)
 	keepOff := !s.Settings.DriftRepair && !r.enabled && (drift != nil && drift.SwitchedOff || r.state.HandOff)
 	en := EnableRule{Allowed: true, KeepOff: keepOff}

@@ -111,15 +111,7 @@ func TestSyncsFurtherPassStartsFromTheStateItWrote(t *testing.T) {
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	ps := &peekStore{fakeStore: e.st}
 	e.s.Store = ps
-	store := func(id, ip string) {
-		u := ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{ip}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
-		if ok, err := e.st.PutUserIf(ctx, u, 0); !ok || err != nil {
-			t.Error(ok, err)
-		}
-		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
-			t.Error(err)
-		}
-	}
+	store := e.otherChange(t)   // another container's change, stored and bumped
 	store("u3", "203.0.113.30") // waiting for the sync's first pass
 	// Another container's change lands during the first pass.
 	e.p.afterPut = func(*fakePortal) { store("u2", "203.0.113.20") }
@@ -229,5 +221,54 @@ func TestLastPassFollowsFasterPassesAtOnce(t *testing.T) {
 	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
 	if e.st.state.LastPass <= 0 {
 		t.Error("after its second pass: no LastPass recorded")
+	}
+}
+
+// A sync's further pass starts only while its PUT could still pass the
+// fence (#15 §2): one that could not would read the portal and the users
+// for nothing and then store its change as pending ("not sent: less than
+// one write attempt ... is left"), so the sync, whose first pass applied
+// everything it read, would answer pending and its heartbeat would not
+// beat. Here the first pass leaves less lease than a write needs (modelled
+// by the write attempt growing during its PUT, not by a clock); the change
+// that landed meanwhile is left to its own caller (or the next sync).
+// (Before: a further pass started while 10 s of lease were left, however
+// long a write needs.)
+func TestSyncsFurtherPassStartsOnlyWhileItsPUTCouldPassTheFence(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.s.WriteAttempt = 20 * time.Second // the lease (2m without a deadline) fits one write
+	store := e.otherChange(t)           // another container's change, stored and bumped
+	store("u3", "203.0.113.30")         // waiting for the sync's first pass
+	e.p.afterPut = func(*fakePortal) {
+		store("u2", "203.0.113.20")        // another container's change lands during the first pass
+		e.s.WriteAttempt = 2 * time.Minute // and now less lease is left than a write needs
+	}
+	puts := e.p.puts
+	res, err := e.s.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Portal != PortalApplied || e.p.puts-puts != 1 {
+		t.Errorf("sync: portal %s (%s), %d PUTs; want its first pass applied and no pass that cannot write", res.Portal, res.PortalReason, e.p.puts-puts)
+	}
+	if st := e.state(); st.Pending != "" {
+		t.Errorf("state pending %q; want nothing pending from a pass that could not write", st.Pending)
+	}
+}
+
+// otherChange stores a user as another container's change does (its record,
+// then the version bump), for a pass to find waiting.
+func (e *env) otherChange(t *testing.T) func(id, ip string) {
+	return func(id, ip string) {
+		ctx := context.Background()
+		u := ipguard.User{ID: id, Email: id + "@example.com", Entries: []string{ip}, Rev: 1, CreatedAt: t0, UpdatedAt: t0}
+		if ok, err := e.st.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Error(ok, err)
+		}
+		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
+			t.Error(err)
+		}
 	}
 }

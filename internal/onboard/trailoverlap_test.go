@@ -130,6 +130,76 @@ func TestTrailReadInFlightAtReleaseDoesNotBlameTheNextHolder(t *testing.T) {
 	}
 }
 
+// failingTrail is the audit trail whose reads fail while fail is set.
+type failingTrail struct {
+	*fakeTrail
+	mu   sync.Mutex
+	fail error
+}
+
+func (f *failingTrail) AllowlistChanges(ctx context.Context, from time.Time) ([]Change, error) {
+	f.mu.Lock()
+	err := f.fail
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return f.fakeTrail.AllowlistChanges(ctx, from)
+}
+
+// An admin's save inside the tool's write is found only in the audit
+// trail (#15 §3, §5). When the trail cannot be read after the tool's PUT,
+// that check did not run: a lost coverage a person must know of (an
+// alert, once per episode, naming the write's span so the trail can be
+// checked by hand; and the result says so), not silence. A trail that
+// answers again ends the episode; the next failure is alerted again.
+// (Before: the check was skipped without a word, not even a log line.)
+func TestUncheckedWriteIsAlertedWhenTheTrailCannotBeRead(t *testing.T) {
+	e := newEnv()
+	trail := &failingTrail{fakeTrail: e.withTrail()}
+	e.s.Trail = trail
+	unchecked := func() int {
+		n := 0
+		for _, a := range e.alerts.sent {
+			if strings.Contains(a.Subject, "not checked") {
+				n++
+			}
+		}
+		return n
+	}
+	trail.fail = ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 503")
+	// An admin's save between the tool's read and its write: overwritten.
+	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, "audit trail") || !strings.Contains(w, "not checked") {
+		t.Errorf("warnings %q; want the unchecked write said", w)
+	}
+	if n := unchecked(); n != 1 {
+		t.Fatalf("%d alerts of an unchecked write, want 1 (kinds %v)", n, e.alerts.kinds())
+	}
+	if a := e.alerts.sent[len(e.alerts.sent)-1]; !strings.Contains(a.Email, t0.Format(time.RFC3339)) {
+		t.Errorf("alert %q; want the write's span named", a.Email)
+	}
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	if n := unchecked(); n != 1 {
+		t.Errorf("%d alerts after a second unchecked write of the same episode, want still 1", n)
+	}
+	trail.mu.Lock()
+	trail.fail = nil
+	trail.mu.Unlock()
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"id":"u3","email":"c@example.com","allowedIps":["203.0.113.30"]}`)
+	trail.mu.Lock()
+	trail.fail = ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 503")
+	trail.mu.Unlock()
+	e.now = t0.Add(3 * time.Minute)
+	e.do(t, `{"id":"u4","email":"d@example.com","allowedIps":["203.0.113.40"]}`)
+	if n := unchecked(); n != 2 {
+		t.Errorf("%d alerts after the trail answered and failed again, want 2", n)
+	}
+}
+
 // readBackGate is the portal whose read-back (the first read after a PUT)
 // waits until the audit trail's read has started (at most a few seconds,
 // so that code that sends it later is reported, not hung), says whether it

@@ -213,7 +213,7 @@ func (s *Store) MarkAlertsDue(context.Context) error {
 
 func cloneState(st ipguard.PortalState) ipguard.PortalState {
 	st.Owned, st.LastSeen, st.Sent, st.SentAdded = slices.Clone(st.Owned), slices.Clone(st.LastSeen), slices.Clone(st.Sent), slices.Clone(st.SentAdded)
-	st.OwnSaves, st.LateSent = slices.Clone(st.OwnSaves), slices.Clone(st.LateSent)
+	st.OwnSaves, st.LateSent, st.UnansweredSaves = slices.Clone(st.OwnSaves), slices.Clone(st.LateSent), slices.Clone(st.UnansweredSaves)
 	return st
 }
 
