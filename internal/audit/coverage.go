@@ -47,7 +47,21 @@ type lostCoverage struct {
 	count    int       // logins not evaluated (0: unknown)
 	upTo     bool      // count is an upper bound
 	reason   string
+	// rows are the unreadable rows counted (reportKey, at most
+	// maxDueRows; rowsCapped: more were): recorded as due with them, so
+	// that a run that reads them again (the cursor had not passed them)
+	// does not count them twice.
+	rows       []string
+	rowsCapped bool
+	// noted is when the loss was first noted (an earlier run's, for one
+	// recorded as due); dueOnly: all of it comes from the due (this run
+	// did not meet the cause itself).
+	noted   time.Time
+	dueOnly bool
 }
+
+// maxDueRows bounds the unreadable rows' keys kept with the lost coverage.
+const maxDueRows = 200
 
 // coverageKey is the remembered-span key of a cause.
 func coverageKey(cause string) string { return "coverage/" + cause }
@@ -67,13 +81,41 @@ func (r *run) lose(l lostCoverage) {
 		have.count += l.count
 		have.upTo = have.upTo || l.upTo
 		have.reason = l.reason
+		for _, k := range l.rows {
+			if len(have.rows) >= maxDueRows {
+				have.rowsCapped = true
+				break
+			}
+			have.rows = append(have.rows, k)
+		}
+		have.rowsCapped = have.rowsCapped || l.rowsCapped
+		have.dueOnly = have.dueOnly && l.dueOnly
+		if !l.noted.IsZero() && (have.noted.IsZero() || l.noted.Before(have.noted)) {
+			have.noted = l.noted
+		}
 		if l.cause == CauseUnreadableRows {
 			have.reason = fmt.Sprintf("%d login events in the portal's history could not be read (the warnings name each), so they were not evaluated", have.count)
 		}
 		return
 	}
+	if len(l.rows) > maxDueRows {
+		l.rows, l.rowsCapped = l.rows[:maxDueRows], true
+	}
+	l.rows = append([]string(nil), l.rows...)
+	if !l.dueOnly {
+		l.noted = r.s.now().UTC()
+	}
 	r.lost[l.cause] = &l
+}
+
+// setProgress saves r.prog (the caller holds the lease) with the run's
+// lost coverage as it stands recorded as due (noteDue): each save that may
+// move the cursor past logins concerned carries all of it, merged
+// occurrences included, serialised once per save, not per occurrence (a
+// flood of unreadable rows is one lose each).
+func (r *run) setProgress(ctx context.Context) error {
 	r.noteDue()
+	return r.s.Store.SetProgress(ctx, r.prog)
 }
 
 // dueCoverage is lostCoverage as recorded due with the progress.
@@ -84,14 +126,21 @@ type dueCoverage struct {
 	Count  int       `json:"count,omitempty"`
 	UpTo   bool      `json:"upTo,omitempty"`
 	Reason string    `json:"reason"`
+	// Rows and RowsCapped: lostCoverage's rows and rowsCapped.
+	Rows       []string `json:"rows,omitempty"`
+	RowsCapped bool     `json:"rowsCapped,omitempty"`
+	// Noted is lostCoverage's noted (zero in a record written before it
+	// was kept: such a record is sent unless its episode goes on).
+	Noted time.Time `json:"noted,omitzero"`
 }
 
 // maxDueReason bounds each due cause's reason in the progress item.
 const maxDueReason = 1000
 
-// noteDue keeps the run's lost coverage in the progress it saves next
-// (AuditProgress.CoverageDue): the write that moves the cursor past the
-// logins concerned records the alert as due, before it is published.
+// noteDue puts the run's lost coverage into the progress (AuditProgress.
+// CoverageDue), at each save (setProgress): the write that moves the cursor
+// past the logins concerned records the alert as due, before it is
+// published.
 func (r *run) noteDue() {
 	if r.backfill {
 		return // a backfill saves no progress; its caller sees its error
@@ -106,7 +155,8 @@ func (r *run) noteDue() {
 		if len(reason) > maxDueReason {
 			reason = humantext.Line(reason, maxDueReason)
 		}
-		due = append(due, dueCoverage{Cause: l.cause, From: l.from.UTC(), To: l.to.UTC(), Count: l.count, UpTo: l.upTo, Reason: reason})
+		due = append(due, dueCoverage{Cause: l.cause, From: l.from.UTC(), To: l.to.UTC(), Count: l.count, UpTo: l.upTo, Reason: reason,
+			Rows: l.rows, RowsCapped: l.rowsCapped, Noted: l.noted})
 	}
 	sort.Slice(due, func(i, j int) bool { return due[i].Cause < due[j].Cause })
 	b, err := json.Marshal(due)
@@ -134,8 +184,61 @@ func (r *run) loadDue() {
 		if d.Cause == "" {
 			continue
 		}
-		r.lose(lostCoverage{cause: d.Cause, from: d.From, to: d.To, count: d.Count, upTo: d.UpTo, reason: d.Reason})
+		// Rows met again are not counted again (seenRows); past the keys
+		// kept, they may be: the count is then an upper bound.
+		r.lose(lostCoverage{cause: d.Cause, from: d.From, to: d.To, count: d.Count, upTo: d.UpTo || d.RowsCapped, reason: d.Reason,
+			rows: d.Rows, rowsCapped: d.RowsCapped, noted: d.Noted, dueOnly: true})
 	}
+}
+
+// sendDue publishes, in a run that failed, the lost coverage an earlier
+// run recorded as due (only that: this run's own may be met again by the
+// next run, which reads again what this one did not commit). It writes no
+// progress (this run's may be half done): the next run that loads the due
+// finds it sent (sentSince) and clears it. Its trouble is logged; the
+// run's own error stands.
+func (r *run) sendDue(ctx context.Context) {
+	if r.backfill || len(r.lost) == 0 {
+		return
+	}
+	own := r.lost
+	defer func() { r.lost = own }()
+	r.lost = map[string]*lostCoverage{}
+	for c, l := range own {
+		if l.dueOnly {
+			r.lost[c] = l
+		}
+	}
+	fs, err := r.coverageFindings(ctx)
+	if err == nil && len(fs) > 0 {
+		if r.meta.Portal == "" {
+			r.meta = Meta{Portal: r.s.Settings.Portal}
+		}
+		p := piecer{run: r}
+		for _, f := range fs {
+			if err = p.publish(ctx, []Finding{f}, nil); err != nil {
+				break
+			}
+			r.res.CoverageLost++
+		}
+	}
+	if err != nil {
+		r.log.WarnContext(ctx, "audit: send the lost coverage an earlier run left due (the next run sends it)", "error", err)
+	}
+}
+
+// seenRows are the unreadable rows this run counted already (those an
+// earlier run recorded as due too), for a walk to leave out.
+func (r *run) seenRows() map[string]bool {
+	l := r.lost[CauseUnreadableRows]
+	if l == nil || len(l.rows) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(l.rows))
+	for _, k := range l.rows {
+		m[k] = true
+	}
+	return m
 }
 
 // clearDue forgets the lost coverage recorded as due once it was sent (or
@@ -145,8 +248,7 @@ func (r *run) clearDue(ctx context.Context) error {
 	if r.backfill || r.prog.CoverageDue == "" {
 		return nil
 	}
-	r.prog.CoverageDue = ""
-	if err := r.s.Store.SetProgress(ctx, r.prog); err != nil {
+	if err := r.setProgress(ctx); err != nil { // r.lost is nil: the due is cleared
 		// Sent: a run that reads it again finds its episode recorded and
 		// sends nothing.
 		r.log.WarnContext(ctx, "audit: clear the lost coverage sent from the progress", "error", err)
@@ -176,7 +278,19 @@ func (r *run) coverageFindings(ctx context.Context) ([]Finding, error) {
 	var out []Finding
 	for _, c := range causes {
 		l := r.lost[c]
+		// Counted also when sent already (CoverageLost, AuditCoverageLostAlarm):
+		// the run that sent it may have failed, and a failed run's line
+		// counts nothing.
 		r.res.LoginsNotEvaluated += max(l.count, 1) // a cause of unknown extent counts 1
+		if l.dueOnly && sentSince(known[coverageKey(c)], l.noted) {
+			// Recorded as due by an earlier run, which sent it (or met
+			// it in an episode already alerted) and could not clear it:
+			// not again (nor its episode extended), also when that
+			// episode is over by now.
+			r.res.AlreadyAlerted++
+			r.log.InfoContext(ctx, "lost coverage recorded as due was sent already", "cause", c, "from", l.from, "to", l.to, "count", l.count)
+			continue
+		}
 		now := r.s.now()
 		if sameEpisode(known[coverageKey(c)], now) {
 			r.res.AlreadyAlerted++
@@ -193,6 +307,21 @@ func (r *run) coverageFindings(ctx context.Context) ([]Finding, error) {
 		out = append(out, f)
 	}
 	return out, nil
+}
+
+// sentSince reports whether an episode of the cause was alerted, or went
+// on, at or after noted (a remembered span ending then or later): the loss
+// noted then was sent with it. A zero noted is never.
+func sentSince(spans []ipguard.TimeSpan, noted time.Time) bool {
+	if noted.IsZero() {
+		return false
+	}
+	for _, s := range spans {
+		if !s.To.Before(noted) {
+			return true
+		}
+	}
+	return false
 }
 
 // sameEpisode reports whether a run at now belongs to one of the
@@ -223,8 +352,7 @@ func (r *run) publishCoverage(ctx context.Context) error {
 		return r.clearDue(ctx)
 	}
 	if !r.backfill {
-		r.noteDue()
-		if err := r.s.Store.SetProgress(ctx, r.prog); err != nil {
+		if err := r.setProgress(ctx); err != nil {
 			// Sent all the same: not recording it must not also keep it
 			// from the people it is for.
 			r.warn(fmt.Sprintf("the lost coverage could not be recorded as due before it was sent (%s): if its message fails too, no later run sends it", humantext.Line(err.Error(), 300)))

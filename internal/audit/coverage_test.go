@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"ipguard/internal/ipguard"
 	"slices"
@@ -150,4 +151,176 @@ func TestALostCoverageAlertWhosePublishFailsIsSentByTheNextRun(t *testing.T) {
 	if len(lost) != 1 || lost[0].Cause != CauseFailuresForgotten {
 		t.Fatalf("lost coverage sent after the failed publish: %+v; want the failures_forgotten alert once", lost)
 	}
+}
+
+// The lost coverage recorded as due is the run's whole lost coverage at
+// each save, not the first occurrence of its cause: three unreadable rows
+// read in the window's first piece, whose cursor passes them, and a run
+// that fails in its second piece. The next run never meets those rows
+// again (they are above the cursor); what it sends is what was recorded.
+// Before, the due was written only when a cause was first met (lose's
+// merge did not refresh it), so the alert said 1 login event, not 3.
+func TestTheLostCoverageRecordedAsDueCountsEveryOccurrence(t *testing.T) {
+	evs := allowedLogins(250)
+	for i := int64(0); i < 3; i++ {
+		evs = append(evs, ipguard.LoginEvent{ID: 1001 + i, Date: t0.Add(time.Duration(498-i) * time.Second),
+			Unreadable: fmt.Sprintf("event %d: bad", 1001+i), Raw: json.RawMessage(fmt.Sprintf(`{"id":%d}`, 1001+i))})
+	}
+	s, _, st, pub := newAudit(evs...)
+	s.Settings.PieceEvents = 100
+	s.Settings.Concurrency = 1
+	s.Behaviour = &holdingBehaviour{failAt: 2} // the second piece fails: the first one's cursor stays
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+		t.Fatal("the run whose second piece failed succeeded")
+	}
+	if c := st.progress.Cursor; c == nil || !c.Below.Before(t0.Add(496*time.Second)) {
+		t.Fatalf("after the failed run: cursor %+v; want it past the unreadable rows", c)
+	}
+	if len(pub.sent) != 0 {
+		t.Fatalf("the failed run sent %d messages", len(pub.sent))
+	}
+	s.Behaviour = &holdingBehaviour{}
+	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	lost := lostAlerts(t, pub.sent)
+	if len(lost) != 1 || lost[0].Cause != CauseUnreadableRows || lost[0].Count != 3 {
+		t.Fatalf("lost coverage sent: %+v; want one unreadable_rows alert counting the 3 rows", lost)
+	}
+}
+
+// Unreadable rows are reported when their page is read, which may be before
+// the cursor passes them: three of them in the oldest second of the first
+// page, which the walk hands on with the next band (the second may go on in
+// the next page). The first piece's save records them as due; the run fails
+// in the next piece, so the cursor stays above them and the next run reads
+// them again (and passes them, failing further down: recorded as due once
+// more). The alert counts each row once. Before, the rows recorded as due
+// were counted again whenever met again (here 6).
+func TestUnreadableRowsRecordedAsDueAreNotCountedAgainWhenReadAgain(t *testing.T) {
+	evs := allowedLogins(250)
+	second := t0.Add(308 * time.Second) // the first page's oldest second (with login 154)
+	for i := int64(0); i < 3; i++ {
+		evs = append(evs, ipguard.LoginEvent{ID: 1001 + i, Date: second,
+			Unreadable: fmt.Sprintf("event %d: bad", 1001+i), Raw: json.RawMessage(fmt.Sprintf(`{"id":%d}`, 1001+i))})
+	}
+	s, _, st, pub := newAudit(evs...)
+	s.Settings.PieceEvents = 10
+	s.Settings.Concurrency = 1
+	for run := 1; run <= 2; run++ {
+		s.Behaviour = &holdingBehaviour{failAt: 2} // the second piece fails
+		if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+			t.Fatalf("run %d, whose second piece failed, succeeded", run)
+		}
+		if c := st.progress.Cursor; run == 1 && (c == nil || c.Below.Before(second)) {
+			t.Fatalf("after failed run %d: cursor %+v; want it at or above the second of the unreadable rows (%s)", run, c, second)
+		}
+	}
+	s.Behaviour = &holdingBehaviour{}
+	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	lost := lostAlerts(t, pub.sent)
+	if len(lost) != 1 || lost[0].Cause != CauseUnreadableRows || lost[0].Count != 3 {
+		t.Fatalf("lost coverage sent: %+v; want one unreadable_rows alert counting the 3 rows once", lost)
+	}
+}
+
+// clearFailingStore refuses the progress write that clears the lost
+// coverage recorded as due (the table throttled just then).
+type clearFailingStore struct {
+	*fakeStore
+	failing bool
+}
+
+func (c *clearFailingStore) SetProgress(ctx context.Context, p ipguard.AuditProgress) error {
+	if c.failing && p.CoverageDue == "" && c.progress.CoverageDue != "" {
+		return &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: throttled"}
+	}
+	return c.fakeStore.SetProgress(ctx, p)
+}
+
+// A lost-coverage alert that SNS accepted is not sent again by a later run
+// because the write that clears it from the due could not be made: the
+// next run finds its episode recorded. Also when that run comes more than
+// an episode's gap later (a cron() AuditSchedule that pauses overnight or
+// at weekends): the episode is over then, yet the alert was sent, after
+// the loss was noted. Before, the next run sent it a second time.
+func TestALostCoverageAlertSentIsNotSentAgainWhenItsClearFailed(t *testing.T) {
+	s, _, fst, pub := newAudit(guessesFromFortyAddresses()...)
+	st := &clearFailingStore{fakeStore: fst, failing: true}
+	s.Store, s.Leases = st, st
+	fst.ForgetFailures = 2345
+	var now time.Time
+	s.Now = func() time.Time { return now }
+	now = t0.Add(15*time.Minute + 30*time.Second)
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+		t.Fatalf("the run whose lost coverage was sent: %v", err)
+	}
+	if n := len(lostAlerts(t, pub.sent)); n != 1 || fst.progress.CoverageDue == "" {
+		t.Fatalf("after the first run: %d lost-coverage alerts, due %q; want 1 sent and still recorded as due (its clear failed)", n, fst.progress.CoverageDue)
+	}
+	fst.ForgetFailures, st.failing = 0, false
+	now = t0.Add(3*time.Hour + 30*time.Second) // the next scheduled run, hours later
+	if _, err := s.Run(context.Background(), trig(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if lost := lostAlerts(t, pub.sent); len(lost) != 1 {
+		t.Errorf("lost coverage sent: %+v; want the failures_forgotten alert once", lost)
+	}
+	if fst.progress.CoverageDue != "" {
+		t.Errorf("due after the next run: %q; want it cleared", fst.progress.CoverageDue)
+	}
+}
+
+// A lost-coverage alert recorded as due is sent by the next run also when
+// that run fails itself (the portal down for a while): the earlier run's
+// cursor is past the logins concerned, so nothing this run does or fails
+// to do changes it. Before, a run sent lost coverage only when it
+// succeeded, and the alert waited for the whole outage.
+func TestALostCoverageAlertDueIsSentByANextRunThatFails(t *testing.T) {
+	s, src, st, _ := newAudit(guessesFromFortyAddresses()...)
+	pub := &coverageFailingPublisher{failing: true}
+	s.Publisher = pub
+	st.ForgetFailures = 2345
+	var now time.Time
+	s.Now = func() time.Time { return now }
+	now = t0.Add(15*time.Minute + 30*time.Second)
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err == nil {
+		t.Fatal("the run whose lost-coverage alert could not be published succeeded")
+	}
+	st.ForgetFailures, pub.failing = 0, false
+	src.fail = 1 << 20 // the portal does not answer
+	now = t0.Add(20*time.Minute + 30*time.Second)
+	if _, err := s.Run(context.Background(), trig(20*time.Minute)); err == nil {
+		t.Fatal("the run that could not read the portal succeeded")
+	}
+	if lost := lostAlerts(t, pub.sent); len(lost) != 1 || lost[0].Cause != CauseFailuresForgotten {
+		t.Fatalf("lost coverage sent by the failed run: %+v; want the failures_forgotten alert due", lost)
+	}
+	src.fail = 0 // the portal is back: the due was sent, not again
+	now = t0.Add(25*time.Minute + 30*time.Second)
+	res, err := s.Run(context.Background(), trig(25*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.LoginsNotEvaluated == 0 {
+		t.Errorf("the run that cleared the due counts no logins not evaluated; want them on its line (CoverageLost): the failed runs' lines count none")
+	}
+	if lost := lostAlerts(t, pub.sent); len(lost) != 1 {
+		t.Errorf("lost coverage sent: %+v; want the failures_forgotten alert once", lost)
+	}
+	if st.progress.CoverageDue != "" {
+		t.Errorf("due after the run once the portal is back: %q; want it cleared", st.progress.CoverageDue)
+	}
+}
+
+// allowedLogins are n logins of alice from her allowed address, one every
+// 2 seconds from t0: nothing to alert.
+func allowedLogins(n int64) []ipguard.LoginEvent {
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= n; i++ {
+		evs = append(evs, at(i, "alice", 1010, "203.0.113.10", time.Duration(i)*2*time.Second))
+	}
+	return evs
 }

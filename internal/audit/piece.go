@@ -60,7 +60,7 @@ func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last b
 		// makes the next one's pieces smaller.
 		r.prog.Cursor.Attempts++
 		r.counted = true
-		if err := s.Store.SetProgress(ctx, r.prog); err != nil {
+		if err := r.setProgress(ctx); err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor before the window's first piece (nothing of it was committed): %w", err)
 		}
 	}
@@ -200,7 +200,7 @@ func (p *piecer) pieceOf(evs []ipguard.LoginEvent, done time.Time, final, last b
 	}
 	r.prog.Cursor.Below = below
 	p.carryGuesses(done)
-	if err := s.Store.SetProgress(ctx, r.prog); err != nil {
+	if err := r.setProgress(ctx); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor (alerts of this piece were sent and recorded; the next run reads the piece again and sends nothing twice): %w", err)
 	}
 	return nil

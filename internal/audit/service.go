@@ -343,6 +343,11 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 		case cerr != nil:
 			err = cerr
 		}
+	} else {
+		// The run failed: what an earlier run recorded as due is sent all
+		// the same (its cursor is past the logins concerned; nothing this
+		// run did changes it), so that an outage does not hold it back.
+		r.sendDue(ctx)
 	}
 	if more := r.warnings - len(res.Warnings); more > 0 {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("... and %d more warnings (each is in the log)", more))
@@ -517,7 +522,7 @@ func (r *run) scheduled(t Trigger) error {
 		} else {
 			r.prog.Cursor = nil
 		}
-		if err := s.Store.SetProgress(r.ctx, r.prog); err != nil {
+		if err := r.setProgress(r.ctx); err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: the window up to %s was finished and alerted, but the progress could not be saved (the next run reads it again; alerted events are not sent again): %w", w.To.Format(time.RFC3339), err)
 		}
 		r.res.CheckpointAdvanced = r.res.CheckpointAdvanced || advanced
@@ -545,7 +550,7 @@ func (r *run) countAttempt() error {
 	}
 	c.Attempts++
 	r.counted = true
-	if err := r.s.Store.SetProgress(r.ctx, r.prog); err != nil {
+	if err := r.setProgress(r.ctx); err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: count this run at the saved cursor (nothing was read yet): %w", err)
 	}
 	if before < NoProgressRuns {
@@ -584,7 +589,7 @@ func (r *run) stoppedWithout() error {
 	if !r.counted {
 		c.Attempts++
 		r.counted = true
-		if err := r.s.Store.SetProgress(r.ctx, r.prog); err != nil {
+		if err := r.setProgress(r.ctx); err != nil {
 			return r.deadlineOr(ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor of a run that moved nothing: %w", err))
 		}
 	}
@@ -712,7 +717,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 	if n := r.pieceLimit(); n < s.pieceEvents() && r.res.PieceEvents == 0 {
 		r.res.PieceEvents = n
 	}
-	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn, lose: r.lose}
+	wk := &walker{src: s.Source, from: w.From, size: PageSize, conc: s.concurrency(), warn: r.warn, lose: r.lose, reported: r.seenRows()}
 	if c := r.prog.Cursor; c.Below.Equal(below) {
 		wk.tries = c.SecondTries
 	}
@@ -751,7 +756,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 			c.SecondTries = wk.tries + 1
 			c.Attempts = 0 // the reads that double with each try are this cursor's progress
 			if !r.backfill {
-				if err := s.Store.SetProgress(r.ctx, r.prog); err != nil {
+				if err := r.setProgress(r.ctx); err != nil {
 					return false, ipguard.Errorf(ipguard.ErrorCode(err), "audit: save the cursor at an unread second: %w", err)
 				}
 			}

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -240,7 +242,7 @@ func (w *walker) reportUnreadable(p page) {
 		if ev.Unreadable == "" || p.dates[i].Before(w.from) || (!w.below.IsZero() && p.dates[i].After(w.below)) {
 			continue
 		}
-		k := rowKey(ev)
+		k := reportKey(ev)
 		if w.reported[k] {
 			continue
 		}
@@ -252,7 +254,7 @@ func (w *walker) reportUnreadable(p page) {
 			w.warn(fmt.Sprintf("unreadable login event skipped: %s; raw: %s", humantext.Line(ev.Unreadable, 200), humantext.Line(string(ev.Raw), 300)))
 		}
 		if w.lose != nil {
-			w.lose(lostCoverage{cause: CauseUnreadableRows, from: p.dates[i], to: p.dates[i], count: 1,
+			w.lose(lostCoverage{cause: CauseUnreadableRows, from: p.dates[i], to: p.dates[i], count: 1, rows: []string{k},
 				reason: "1 login event in the portal's history could not be read (the warning names it), so it was not evaluated"})
 		}
 	}
@@ -305,6 +307,17 @@ func (p page) ids() map[string]bool {
 		m[rowKey(ev)] = true
 	}
 	return m
+}
+
+// reportKey is rowKey, short: a raw row's JSON is hashed (the key of an
+// unreadable row counted as lost coverage is kept with the progress).
+func reportKey(ev ipguard.LoginEvent) string {
+	k := rowKey(ev)
+	if len(k) <= 40 {
+		return k
+	}
+	h := sha256.Sum256([]byte(k))
+	return "h:" + hex.EncodeToString(h[:16])
 }
 
 func rowKey(ev ipguard.LoginEvent) string {

@@ -152,23 +152,34 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 				res.WarningCount++
 			}
 		}
-		if err != nil {
-			// The key check runs even when the audit failed: a key about to
-			// expire is alerted whatever else is wrong (its own trouble is
-			// logged; a refused, inactive or expired key names the key).
-			_, n, kerr := checkKey(ctx, keys)
-			undelivered += n
-			if kerr != nil && (keyRefused(err) || ipguard.ErrorCode(kerr) == ipguard.EConfig) {
-				return res, kerr
-			}
-			return res, err
-		}
-		keyWarnings, n, kerr := checkKey(ctx, keys)
+		keyWarnings, n, kerr := keyCheckAfter(ctx, keys, err)
 		undelivered += n
+		if err != nil {
+			return res, kerr
+		}
 		res.Warnings = append(res.Warnings, keyWarnings...)
 		res.WarningCount += len(keyWarnings)
 		return res, kerr
 	}
+}
+
+// keyCheckAfter runs the key check after the audit's run (runErr its
+// error). The key check runs even when the audit failed: a key about to
+// expire is alerted whatever else is wrong (a refused, inactive or expired
+// key names the key: that error is returned, else runErr). Its own trouble
+// is then only logged, not counted in undelivered: AlertsUndelivered (and
+// AuditAlertsUndeliveredAlarm, whose runbook says the runs themselves
+// succeeded) is the trouble after a run that succeeded; a failed run pages
+// through AuditErrorsAlarm, and a portal outage that fails both the run and
+// the key check is one page, not two.
+func keyCheckAfter(ctx context.Context, keys *keywatch.Watch, runErr error) (warnings []string, undelivered int, err error) {
+	if runErr == nil {
+		return checkKey(ctx, keys)
+	}
+	if _, _, kerr := checkKey(ctx, keys); kerr != nil && (keyRefused(runErr) || ipguard.ErrorCode(kerr) == ipguard.EConfig) {
+		return nil, 0, kerr
+	}
+	return nil, 0, runErr
 }
 
 // Actions of the audit function besides a run.

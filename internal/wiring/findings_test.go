@@ -182,3 +182,23 @@ func TestTheDigestsAndTheKeyChecksFailuresAreAnAlarmedMetric(t *testing.T) {
 		t.Errorf("AlertsUndelivered 1 is not a CloudWatch metric of the line (%v)", names)
 	}
 }
+
+// AlertsUndelivered on the audit's line is the digest or key check that
+// failed after a run that succeeded (AuditAlertsUndeliveredAlarm's runbook:
+// "the runs themselves succeeded"). After a failed run the key check still
+// runs, but its trouble is not counted: a portal outage fails the run
+// (AuditErrorsAlarm) and the key check alike, and pages once. Before, the
+// key check of every failed run counted 1, so an outage fired both alarms
+// and sent the operator to a runbook whose premise did not hold.
+func TestAFailedRunsKeyCheckIsNotCountedUndelivered(t *testing.T) {
+	w := &keywatch.Watch{Source: failingKeySource{}, Log: slog.New(slog.DiscardHandler)}
+	runErr := &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 503"}
+	_, n, err := keyCheckAfter(context.Background(), w, runErr)
+	if n != 0 || err != runErr {
+		t.Errorf("after a failed run: %d undelivered, error %v; want 0 and the run's error", n, err)
+	}
+	warnings, n, err := keyCheckAfter(context.Background(), w, nil)
+	if n != 1 || err != nil || len(warnings) != 1 {
+		t.Errorf("after a run that succeeded: %d undelivered, warnings %q, error %v; want 1, a warning, no error", n, warnings, err)
+	}
+}

@@ -78,7 +78,8 @@ const (
 	// stays due in outbox#onboard and the next reconcile sends it), one
 	// dropped from a full outbox (onboard.AlertDelivery). On the audit's
 	// line: the daily digest and the API key check (with its expiry alert)
-	// that failed after the run (each 1; the next run tries again).
+	// that failed after a run that succeeded (each 1; the next run tries
+	// again; after a failed run the key check is only logged: keyCheckAfter).
 	MetricAlertsUndelivered = "AlertsUndelivered"
 )
 
