@@ -363,7 +363,16 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		if e.Status == http.StatusUnauthorized {
 			if !rekeyed {
 				rekeyed = true
-				if fresh, ok := c.freshKey(ctx, key); ok {
+				if fresh, ok := c.freshKey(ctx, key); ok && ipguard.KeyPinFrom(ctx) != nil {
+					// The call's key is pinned (a decision judged this
+					// key): not sent again with another. The cache holds
+					// the fresh key now, so the next pass uses it.
+					c.log.WarnContext(ctx, "docspace: API key refused; the secret holds another key (rotated), but this call is pinned to the key it was judged by: not sent again",
+						"op", cl.op, "method", cl.method, "path", cl.path)
+					return notApplied(&Error{Op: cl.op, Method: cl.method, Path: cl.path, Attempts: attempt,
+						Message: "not sent again: the API key was rotated during this pass, whose decisions were judged by the old key; the next pass uses the new one",
+						Err:     ErrKeyRotated})
+				} else if ok {
 					c.log.WarnContext(ctx, "docspace: API key refused; the secret holds another key (rotated): sending again with it",
 						"op", cl.op, "method", cl.method, "path", cl.path)
 					key, sc = fresh, scrubber{fresh}
@@ -422,6 +431,11 @@ func (c *Client) key(ctx context.Context, op string) (string, error) {
 		return "", ipguard.Errorf(ipguard.EConfig, "docspace: %s: the API key is empty", op)
 	}
 	redact.Remember(k)
+	if pin := ipguard.KeyPinFrom(ctx); pin != nil {
+		// The key the call's context was first served with, though the
+		// cache may hold a rotated one by now (ipguard.KeyPin).
+		return pin.Pin(k), nil
+	}
 	return k, nil
 }
 

@@ -18,6 +18,12 @@ var ErrNotSupported = errors.New("the portal does not offer this endpoint (an ol
 // GET people/{id}: the user is unknown to the portal or was deleted.
 var ErrUserNotFound = errors.New("no such user on the portal (unknown or deleted)")
 
+// ErrKeyRotated is in the chain of the *Error of a call pinned to one API
+// key (ipguard.WithKeyPin) that the portal refused (401) while the secret
+// holds another key: the call is not sent again with it. The call was not
+// applied; a later one, not pinned to the old key, uses the new key.
+var ErrKeyRotated = errors.New("the API key was rotated during the pass (pinned to the old key)")
+
 // Error is a failed DocSpace API call: no answer, an HTTP error status, an
 // error envelope under any status, or a 2xx body that cannot be understood.
 //

@@ -46,3 +46,41 @@ func (u *UnansweredWrites) Last() time.Time {
 	defer u.mu.Unlock()
 	return u.last
 }
+
+// KeyPin binds the portal calls made under one context to one API key:
+// the first call reads the key (from its cache or the secret), every later
+// one uses that same key, and a key refused meanwhile is not replaced by a
+// fresh one for a resend. A decision judged by what the key is (the
+// onboarding's lock-out preflight asks who created it) is so carried out
+// with the key it judged, never with one rotated in between.
+type KeyPin struct {
+	mu  sync.Mutex
+	key string
+}
+
+type keyPinKey struct{}
+
+// WithKeyPin returns a context whose portal calls use one key (ctx itself
+// when it has a pin already).
+func WithKeyPin(ctx context.Context) context.Context {
+	if KeyPinFrom(ctx) != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, keyPinKey{}, &KeyPin{})
+}
+
+// KeyPinFrom returns ctx's pin, nil when it has none.
+func KeyPinFrom(ctx context.Context) *KeyPin {
+	p, _ := ctx.Value(keyPinKey{}).(*KeyPin)
+	return p
+}
+
+// Pin returns the key pinned, pinning read when none is yet.
+func (p *KeyPin) Pin(read string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.key == "" {
+		p.key = read
+	}
+	return p.key
+}

@@ -306,8 +306,24 @@ func (s *Service) SendDueAlerts(ctx context.Context) bool { return s.flushDue(ct
 // it. A message is sent once, unless a flusher dies between the publish and
 // the clear (then once more after DueClaim: at least once, never lost).
 func (s *Service) flushDue(ctx context.Context) bool {
+	return s.flushDueBy(ctx, time.Time{})
+}
+
+// flushDueBy is flushDue that publishes nothing past by (zero: no bound
+// but the context's), nor within flushAnswerMargin of the context's
+// deadline, so that a topic that does not answer holds neither the lease
+// (see reconcile) nor the invocation's answer. What it did not send stays
+// due.
+func (s *Service) flushDueBy(ctx context.Context, by time.Time) bool {
 	if s.Alerts == nil {
 		return false
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// The margin is at most a quarter of the time left (a short
+		// deadline still sends what it can).
+		if end := dl.Add(-min(flushAnswerMargin, time.Until(dl)/4)); by.IsZero() || end.Before(by) {
+			by = end
+		}
 	}
 	all, err := s.Store.DueAlerts(ctx)
 	if err != nil {
@@ -317,6 +333,10 @@ func (s *Service) flushDue(ctx context.Context) bool {
 	token := claimToken()
 	left := false
 	for _, d := range all {
+		if !by.IsZero() && !time.Now().Before(by) {
+			left = true // out of time: the next flush sends it
+			continue
+		}
 		now := s.now()
 		a, ok, err := s.Store.ClaimDueAlert(ctx, d.Key, token, now.Add(DueClaim), now)
 		if err != nil {
@@ -333,7 +353,11 @@ func (s *Service) flushDue(ctx context.Context) bool {
 		// The publish ends well before the claim does: a publish that
 		// outlasted it could be sent again by a flusher that claimed it
 		// meanwhile.
-		pctx, cancel := context.WithDeadline(ctx, time.Now().Add(DueClaim-PublishMargin))
+		end := time.Now().Add(DueClaim - PublishMargin)
+		if !by.IsZero() && by.Before(end) {
+			end = by
+		}
+		pctx, cancel := context.WithDeadline(ctx, end)
 		_, err = s.Alerts.Publish(pctx, sendable(a.Alert))
 		cancel()
 		if err != nil {
@@ -388,3 +412,15 @@ func (s *Service) publish(ctx context.Context, a ipguard.Alert) {
 		undelivered(ctx)
 	}
 }
+
+// maxFlushUnderLease bounds the flush of alerts still due at a reconcile's
+// start, which runs under the lease: a topic that does not answer holds
+// the allowlist back no longer than this; what is left is sent after the
+// lease (and stays due when the topic still does not take it).
+var maxFlushUnderLease = 2 * time.Second
+
+// flushAnswerMargin is the time a flush leaves before the invocation's
+// deadline (at most a quarter of the time left): a topic that does not
+// answer never makes the function miss its own answer (Lambda would time
+// the invocation out).
+var flushAnswerMargin = time.Second

@@ -33,7 +33,7 @@ func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.
 		return Result{}, err
 	}
 	if req.RequestedAt.IsZero() && !at.IsZero() && fieldsOf[req.Action]["requestedAt"] {
-		req.RequestedAt = RequestTime(at)
+		req.RequestedAt, req.timeField = RequestTime(at), "time"
 	}
 	switch {
 	case !known:
@@ -70,8 +70,10 @@ type Arrivals interface {
 }
 
 // ArrivalKeep is how long a first arrival is remembered: longer than
-// Lambda keeps an asynchronous event (6 hours at most).
-const ArrivalKeep = 7 * time.Hour
+// Lambda keeps an asynchronous event (6 hours at most), and than the
+// failure queue keeps a message (14 days), so that a replay from it
+// (Request.ReplayOf) is dated by its invocation's first arrival.
+const ArrivalKeep = 15 * 24 * time.Hour
 
 type requestIDKey struct{}
 
@@ -96,4 +98,20 @@ func (s *Service) firstArrival(ctx context.Context, now time.Time) (time.Time, e
 		return time.Time{}, nil
 	}
 	return arr.FirstArrival(ctx, id, now, ArrivalKeep)
+}
+
+// arrivalOf is the first arrival of the invocation requestID, as
+// remembered (Arrivals), or at when that is earlier; when it is not
+// remembered (any more), at is remembered as its arrival and returned.
+// Zero without an Arrivals store.
+func (s *Service) arrivalOf(ctx context.Context, requestID string, at time.Time) (time.Time, error) {
+	arr, ok := s.Store.(Arrivals)
+	if !ok {
+		return time.Time{}, nil
+	}
+	first, err := arr.FirstArrival(ctx, requestID, at, ArrivalKeep)
+	if err != nil || first.After(at) {
+		return at, err
+	}
+	return first, nil
 }

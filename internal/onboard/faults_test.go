@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -800,6 +801,237 @@ func TestKeyUsersOwnHandEditInTheToolsSecondIsNamed(t *testing.T) {
 	}
 }
 
+// A removal-only plan removes only addresses nobody needs: when the desired
+// addresses pass the cap, the expansion stops there, so the addresses of
+// the users after that point were never counted as needed, and the
+// removal-only plan took them for unneeded and removed them from the
+// portal: an addition that did not fit locked out another user (attack
+// review, #15 §4). Stores that pass the cap this way: PORTAL_MAX_ENTRIES
+// lowered, or two changes that each passed the cap check at once.
+func TestRemovalOnlyPlanKeepsWhatUsersPastTheCapNeed(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"z","email":"z@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+	e.do(t, `{"id":"m","email":"m@example.com","allowedIps":["198.51.100.9"]}`)
+	e.do(t, `{"id":"b","email":"b@example.com","allowedIps":["198.51.100.1","198.51.100.2"]}`)
+	e.p.putErr = ipguard.Errorf(ipguard.EUnavailable, "portal down")
+	e.do(t, `{"action":"offboard","id":"m"}`) // stored, pending: 198.51.100.9 must go
+	e.p.putErr = nil
+	e.s.Settings.MaxEntries = 3 // lowered: b's and z's four addresses no longer fit
+	_, _ = e.handle(`{"action":"sync"}`)
+	got := ips(e.p.list)
+	for _, a := range []string{"203.0.113.10", "203.0.113.11", "198.51.100.1", "198.51.100.2"} {
+		if !strings.Contains(got, a) {
+			t.Errorf("portal = %s; %s, still needed by a stored user, was removed", got, a)
+		}
+	}
+	if strings.Contains(got, "198.51.100.9") {
+		t.Errorf("portal = %s; the offboarded user's address must leave although the list passes the cap", got)
+	}
+}
+
+// An admin's save that the tool's PUT overwrote is alerted also when the
+// read-back after that PUT failed (applied, not confirmed): the PUT was
+// answered, so its instant is known and the trail tells the admin's save
+// from it (attack review, #15 §5). Before, the trail was read only after a
+// pass that ended well, so this save was lost without a word: the next
+// reconcile finds the tool's own list on the portal, no drift.
+func TestAdminSaveOverwrittenIsAlertedWhenTheReadBackFails(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.p.afterPut = func(f *fakePortal) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		f.readErrs = 1 // the read-back after the PUT
+	}
+	res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (applied, not confirmed)", res.Portal, err)
+	}
+	var drift string
+	for _, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_drift") {
+			drift = a.Email
+		}
+	}
+	if !strings.Contains(drift, "Ada Admin") || !strings.Contains(drift, "overwrote") || !strings.Contains(drift, "198.51.100.7") {
+		t.Errorf("drift alert %q; want the admin's overwritten save, with the list seen before the write", drift)
+	}
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+		t.Errorf("%d drift alerts after the next sync; want the one", n)
+	}
+}
+
+// A direct change without requestedAt, replayed from the failure queue,
+// keeps the time of its first arrival: the replay names the invocation it
+// replays ("replayOf", the on-failure record's request id), whose first
+// arrival the function remembers as long as the queue keeps a message. So
+// a remove made between the request's first arrival and its final failure
+// (Lambda retries for up to the maximum event age) stays newer than the
+// replay (attack review, #15 §5: a replay keeps the original). Before, the
+// replay was dated by the failure (the record's timestamp), later than that
+// remove, and gave the removed address back.
+func TestReplayOfADirectChangeKeepsItsFirstArrival(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.11"]}`)
+	add := `{"action":"add","id":"u1","allowedIps":["203.0.113.10"]}`
+	// The add first arrives at t0 (invocation R1) and is applied, but its
+	// invocation fails afterwards; Lambda retries it until it gives up at
+	// t0+3m, and sends it to the failure queue.
+	if _, err := e.s.Handle(WithRequestID(context.Background(), "R1"), []byte(add)); err != nil {
+		t.Fatal(err)
+	}
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"remove","id":"u1","requestedAt":"`+e.now.Format(time.RFC3339)+`","allowedIps":["203.0.113.10"]}`)
+	// Replayed a day later, as cmd/replay sends it: the failure's time and
+	// the invocation it replays.
+	e.now = t0.Add(24 * time.Hour)
+	replay := `{"action":"add","id":"u1","allowedIps":["203.0.113.10"],"requestedAt":"` + t0.Add(3*time.Minute).Format(time.RFC3339) + `","replayOf":"R1"}`
+	res, err := e.s.Handle(WithRequestID(context.Background(), "R2"), []byte(replay))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.10") {
+		t.Errorf("portal = %s; the replay gave back the address a newer remove took", got)
+	}
+	if w := strings.Join(res.Warnings, " "); !strings.Contains(w, fmtRequestTime(t0)) {
+		t.Errorf("warnings %q; want the replay dated by its first arrival (%s)", w, fmtRequestTime(t0))
+	}
+	// A replay whose first arrival is no longer remembered is dated by the
+	// failure, as before.
+	if _, err := e.s.Handle(context.Background(), []byte(`{"action":"add","id":"u1","allowedIps":["203.0.113.12"],"requestedAt":"`+t0.Add(3*time.Minute).Format(time.RFC3339)+`","replayOf":"R-unknown"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ips(e.p.list); !strings.Contains(got, "203.0.113.12") {
+		t.Errorf("portal = %s; want the replay of an unknown invocation applied", got)
+	}
+}
+
+// scanGate holds the next scan of every user (a reconcile's) after it
+// read, until release is closed; the ChangeRead of user gateID after
+// armed releases it (the retry has read the state).
+type scanGate struct {
+	*fakeStore
+	mu      sync.Mutex
+	hold    bool
+	scanned chan struct{}
+	release chan struct{}
+	armed   bool
+	gateID  string
+}
+
+func (g *scanGate) AllUsers(ctx context.Context) ([]ipguard.User, error) {
+	users, err := g.fakeStore.AllUsers(ctx)
+	g.mu.Lock()
+	hold := g.hold
+	g.hold = false
+	g.mu.Unlock()
+	if hold {
+		close(g.scanned)
+		<-g.release
+	}
+	return users, err
+}
+
+func (g *scanGate) ChangeRead(ctx context.Context, id string, now time.Time) (ChangeStart, error) {
+	cs, err := g.fakeStore.ChangeRead(ctx, id, now)
+	g.mu.Lock()
+	release := g.armed && id == g.gateID
+	g.armed = g.armed && !release
+	g.mu.Unlock()
+	if release {
+		close(g.release)
+	}
+	return cs, err
+}
+
+// A remove retried after its version bump was lost reaches the portal also
+// while another change's reconcile runs: that reconcile read the users
+// before the remove was stored, so its version being applied says nothing
+// about the remove (attack review, #15 §5). Before, the retry, which
+// stored nothing, waited for the version it read to be applied and then
+// answered "applied by another request", with the address still allowed
+// until the next scheduled sync.
+func TestRetriedRemoveIsNotAnsweredByAReconcileThatReadBeforeIt(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+	g := &scanGate{fakeStore: e.st, hold: true, scanned: make(chan struct{}), release: make(chan struct{}), gateID: "u1"}
+	e.s.Store = g
+	other := make(chan error, 1)
+	go func() { // another change: its reconcile reads the users, then waits
+		_, err := e.s.Handle(context.Background(), []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`))
+		other <- err
+	}()
+	<-g.scanned
+	remove := `{"action":"remove","id":"u1","allowedIps":["203.0.113.11"]}`
+	e.st.BumpErrs = 1
+	if _, err := e.handle(remove); err == nil {
+		t.Fatal("the lost bump did not fail the request")
+	}
+	g.mu.Lock()
+	g.armed = true // the retry's read lets the other reconcile go on
+	g.mu.Unlock()
+	res, err := e.handle(remove)
+	if err := <-other; err != nil {
+		t.Fatalf("the other change: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.11") {
+		t.Errorf("portal = %s after the retried remove (%s by %q); want 203.0.113.11 gone", got, res.Portal, res.AppliedBy)
+	}
+}
+
+// A sync that offboarded users who left and then failed (its reconcile)
+// names them in its error too: the error is what the failure queue's record
+// and the function's error response carry (attack review, #15 §4: the
+// failed result no longer drops the list of whom). The error keeps its
+// kind (a refused key is still a ConfigurationError).
+func TestFailedSyncNamesTheUsersItOffboarded(t *testing.T) {
+	e := usersLeftEnv(t, 2)
+	e.s.UserChecks = &UserChecks{Min: 20}
+	e.do(t, `{"action":"sync"}`)
+	e.p.putErr = ipguard.Errorf(ipguard.EConfig, "HTTP 403: the key lost its scope")
+	_, err := e.handle(`{"action":"sync"}`)
+	if err == nil || !strings.Contains(err.Error(), "u00") || !strings.Contains(err.Error(), "u01") {
+		t.Errorf("sync error %v; want the users offboarded named", err)
+	}
+	if ipguard.ErrorCode(err) != ipguard.EConfig {
+		t.Errorf("sync error kind %s; want the reconcile's (ConfigurationError)", ipguard.ErrorCode(err))
+	}
+}
+
+// A change that only removes is never refused by the cap: when entries
+// added by hand (or a lowered PORTAL_MAX_ENTRIES) have put the portal list
+// past the cap, a remove, or a replace that only shrinks, is stored and
+// its addresses leave the portal (attack review, #15 §4: a security
+// removal never waits behind the cap). Before, the cap check before
+// storing counted the list as it would be after the removal, still past
+// the cap, and refused it as InvalidInput: nothing stored, the address
+// still allowed.
+func TestRemovalIsNeverRefusedByTheCap(t *testing.T) {
+	for _, req := range []string{
+		`{"action":"remove","id":"u1","allowedIps":["203.0.113.11"]}`,
+		`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`, // a replace that only shrinks
+	} {
+		e := newEnv()
+		e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+		e.p.set(restr("192.0.2.1!,203.0.113.10,203.0.113.11,198.51.100.1,198.51.100.2"), true) // a hand edit
+		e.do(t, `{"action":"sync"}`)                                                           // seen: 5 entries
+		e.s.Settings.MaxEntries = 3                                                            // lowered: the list is past it
+		if _, err := e.handle(req); ipguard.ErrorCode(err) == ipguard.EInvalid {
+			t.Errorf("%s: refused as %v; a removal must be stored", req, err)
+		}
+		if got := ips(e.p.list); strings.Contains(got, "203.0.113.11") {
+			t.Errorf("%s: portal = %s; want 203.0.113.11 gone", req, got)
+		}
+	}
+}
+
 // deadlinePortal is the fake portal recording, at each PUT, the deadline the
 // DocSpace client is given and until when the lease is held.
 type deadlinePortal struct {
@@ -1127,5 +1359,46 @@ func TestARefusedSecondRoundDoesNotMakeTheFirstPUTDrift(t *testing.T) {
 	}
 	if got := ips(e.p.list); !strings.Contains(got, "203.0.113.10") || !strings.Contains(got, "203.0.113.11") || !strings.Contains(got, "198.51.100.7") {
 		t.Errorf("portal = %s; want both of u1's addresses and the admin's entry kept", got)
+	}
+}
+
+// An admin's save that the tool's PUT overwrote is alerted also when that
+// PUT went unanswered and landed: the next reconcile, which finds the
+// portal holding exactly the list that PUT sent, reads the trail from when
+// it was sent (attack review, #15 §5: an admin's save between the
+// reconcile's read and its PUT is alerted as drift with the admin's name
+// and time). Before, an unanswered PUT had no instant to read the trail
+// from, and the next reconcile saw the tool's own list: no drift, and the
+// admin's save was lost without a word.
+func TestAdminSaveOverwrittenByAnUnansweredPUTIsAlerted(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.p.lostAnswer = 1 // the PUT lands, its answer is lost
+	if res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (outcome unknown)", res.Portal, err)
+	}
+	if n := countKind(e.alerts, "allowlist_drift"); n != 0 {
+		t.Fatalf("%d drift alerts before the PUT's landing was seen", n)
+	}
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	var drift string
+	for _, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_drift") {
+			drift = a.Email
+		}
+	}
+	if !strings.Contains(drift, "Ada Admin") || !strings.Contains(drift, t0.Format(time.RFC3339)) || !strings.Contains(drift, "overwrote") {
+		t.Errorf("drift alert %q; want the admin's save the unanswered PUT overwrote", drift)
+	}
+	if strings.Contains(drift, "IP Guard key") {
+		t.Errorf("drift alert names the tool's own save: %q", drift)
+	}
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+		t.Errorf("%d drift alerts after another sync; want the one", n)
 	}
 }

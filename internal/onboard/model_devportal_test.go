@@ -1,9 +1,12 @@
 package onboard_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"slices"
@@ -312,4 +315,110 @@ func runDevPortalModel(seq []onboard.ModelStep) (failure string) {
 		return "at the end: " + f
 	}
 	return ""
+}
+
+// rotatingKeys hands out the old key until rotated is set, then the new one
+// (the secret was rotated and the container's cache ran out meanwhile).
+type rotatingKeys struct {
+	mu       sync.Mutex
+	old, new string
+	rotated  bool
+}
+
+func (k *rotatingKeys) Key(context.Context) (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.rotated {
+		return k.new, nil
+	}
+	return k.old, nil
+}
+
+// Invalidate is the cache dropped after a 401 (the secret is read again).
+func (k *rotatingKeys) Invalidate() {}
+
+// The lock-out preflight judges the key the switch-on is sent with: a key
+// rotated to a non-owner's after the preflight's answer never switches
+// restrictions on (attack review, #15 §5: the preflight's answer is not
+// used past a key change), whether the container's cache ran out before
+// the PUT or the old key, deactivated, was refused (401) and the client
+// would send the PUT again with the fresh key. Before, the preflight judged
+// the owner's key and the PUT that switched restrictions on went out with
+// the admin's, whom the allowlist does not exempt: the tool locked itself
+// out.
+func TestSwitchOnIsSentWithTheKeyThePreflightJudged(t *testing.T) {
+	const (
+		ownerKey = "sk-owner0123456789abcdef0123456789abcdef0123456789abcdef01234567"
+		adminKey = "sk-admin0123456789abcdef0123456789abcdef0123456789abcdef01234567"
+	)
+	for _, tc := range []struct {
+		name       string
+		after      string // the rotation happens right after this call (path suffix)
+		deactivate bool   // and the old key stops working
+	}{
+		{"the cache runs out after keys/@self", "/keys/@self", false},
+		{"the old key is deactivated after the creator's check", "/people/" + devportal.OwnerID, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dev := devportal.New(devportal.Options{AdminKeys: []string{ownerKey}})
+			if err := dev.PutUsers(devportal.User{ID: modelAdmin, Status: devportal.StatusActive, IsAdmin: true}); err != nil {
+				t.Fatal(err)
+			}
+			if err := dev.PutKey(devportal.APIKey{Key: adminKey, CreateBy: modelAdmin, IsActive: true}); err != nil {
+				t.Fatal(err)
+			}
+			dev.SetRestrictions(nil, false)
+			keys := &rotatingKeys{old: ownerKey, new: adminKey}
+			var mu sync.Mutex
+			var switchedOnWith []string
+			h := dev.Handler()
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, restrictPath) {
+					body, _ := io.ReadAll(r.Body)
+					r.Body = io.NopCloser(bytes.NewReader(body))
+					if bytes.Contains(body, []byte(`"enable":true`)) {
+						mu.Lock()
+						switchedOnWith = append(switchedOnWith, strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+						mu.Unlock()
+					}
+				}
+				h.ServeHTTP(w, r)
+				keys.mu.Lock()
+				rotate := !keys.rotated && strings.HasSuffix(strings.ToLower(r.URL.Path), strings.ToLower(tc.after))
+				if rotate {
+					keys.rotated = true
+				}
+				keys.mu.Unlock()
+				if rotate && tc.deactivate {
+					k, _ := dev.Key(ownerKey)
+					k.IsActive = false
+					if err := dev.PutKey(k); err != nil {
+						t.Error(err)
+					}
+				}
+			}))
+			defer srv.Close()
+			c, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: keys, MaxAttempts: 1, Timeout: time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc := &onboard.Service{Store: onboardtest.NewStore(), Portal: c, Leases: &leasetest.Backend{}, LeaseWait: 5 * time.Second,
+				Directory: docspace.Directory{Client: c},
+				Settings:  onboard.Settings{MaxRangeAddresses: 256, Enforce: true, Limits: allowlist.DefaultLimits}}
+			_, _ = svc.Handle(context.Background(), []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+			keys.mu.Lock()
+			rotated := keys.rotated
+			keys.mu.Unlock()
+			if !rotated {
+				t.Fatalf("the key was never rotated (no call to %s): the test tests nothing", tc.after)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, k := range switchedOnWith {
+				if k != ownerKey {
+					t.Errorf("restrictions were switched on with the rotated key (created by an admin, not the owner), which the preflight never judged")
+				}
+			}
+		})
+	}
 }

@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -71,10 +72,24 @@ type Desired struct {
 	// allocating the rest. OverflowBy names the first user it stopped at.
 	Overflow   bool
 	OverflowBy string
+	// beyond covers the pushable entries the expansion stopped before
+	// (Overflow): their addresses are not in Addrs, but still needed, so
+	// a plan never removes them (a removal-only plan past the cap).
+	beyond allowlist.Set
 }
 
-// Needs reports whether a is a desired address.
-func (d Desired) Needs(a string) bool { _, ok := d.NeededBy[a]; return ok }
+// Needs reports whether a is a desired address: one of Addrs, or, past
+// the cap (Overflow), an address of an entry the expansion stopped before.
+func (d Desired) Needs(a string) bool {
+	if _, ok := d.NeededBy[a]; ok {
+		return true
+	}
+	if !d.Overflow {
+		return false
+	}
+	ip, err := netip.ParseAddr(a)
+	return err == nil && d.beyond.Contains(ip)
+}
 
 // DesiredState computes the desired addresses from the stored users'
 // unexpired entries at now and the break-glass list. A block or range larger
@@ -91,6 +106,7 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 			d.NeededBy[a] = append(by, who)
 		}
 	}
+	var beyond []allowlist.Entry // pushable entries past the cap (Overflow)
 	for _, u := range users {
 		if u.Unreadable != "" {
 			d.Unreadable = append(d.Unreadable, u.ID)
@@ -104,14 +120,37 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 			}
 			// Bound the expansion before allocating it: never more addresses
 			// than the cap allows in all (many large ranges at the largest
-			// PORTAL_MAX_RANGE_ADDRESSES would otherwise exhaust memory).
-			if n := e[0].NumAddresses(); n.IsInt64() && n.Int64() <= int64(r.MaxRangeAddresses) && len(d.Addrs)+int(n.Int64()) > r.maxEntries()+len(r.Breakglass) {
+			// PORTAL_MAX_RANGE_ADDRESSES would otherwise exhaust memory). A
+			// block larger than the cap overflows unexpanded; a smaller one
+			// (at most the cap's addresses, allocated for a moment) counts
+			// only the addresses it adds: users who share an office block
+			// need it once.
+			limit := r.maxEntries() + len(r.Breakglass)
+			overflow := func() {
 				if !d.Overflow {
 					d.Overflow, d.OverflowBy = true, u.ID
 				}
+				beyond = append(beyond, e[0])
+			}
+			if n := e[0].NumAddresses(); n.IsInt64() && n.Int64() <= int64(r.MaxRangeAddresses) && (d.Overflow || n.Int64() > int64(limit)) {
+				// Past the cap already (or by itself): not expanded, its
+				// addresses needed all the same (beyond).
+				overflow()
 				continue
 			}
 			addrs, ok := e[0].Expand(r.MaxRangeAddresses)
+			if ok && len(d.Addrs)+len(addrs) > limit {
+				fresh := 0
+				for _, a := range addrs {
+					if _, ok := d.NeededBy[a.String()]; !ok {
+						fresh++
+					}
+				}
+				if len(d.Addrs)+fresh > limit {
+					overflow()
+					continue
+				}
+			}
 			if !ok {
 				d.NotPushed[u.ID] = append(d.NotPushed[u.ID], NotPushed{Entry: raw, Reason: fmt.Sprintf(
 					"covers %s addresses, more than PORTAL_MAX_RANGE_ADDRESSES (%d); the portal stores only single addresses, so it is kept in DynamoDB for the audit but not pushed",
@@ -125,6 +164,9 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 	}
 	for _, b := range r.Breakglass {
 		need(b, "breakglass")
+	}
+	if len(beyond) > 0 {
+		d.beyond = allowlist.NewSet(beyond)
 	}
 	return d
 }

@@ -161,3 +161,51 @@ func TestCheckKept(t *testing.T) {
 		})
 	}
 }
+
+// The expansion's bound before allocating counts the addresses an entry
+// adds, not its size: users who share one office block (the common case)
+// need its addresses once, so a list whose union fits the cap is no
+// overflow, whatever order the users come in (attack review, #15 §4).
+// Before, the bound added each block's whole size to the addresses so far,
+// so the second user of a shared block near the cap made the state
+// "overflow": the change was refused as passing PORTAL_MAX_ENTRIES, and a
+// reconcile held every addition back, although the portal list would fit.
+func TestDesiredStateCountsASharedBlockOnce(t *testing.T) {
+	rules := Settings{MaxRangeAddresses: 256, MaxEntries: 300}
+	for _, tc := range []struct {
+		name         string
+		users        []ipguard.User
+		wantOverflow bool
+		wantAddrs    int
+	}{
+		{"two users of one /24", []ipguard.User{user("a", "203.0.113.0/24"), user("b", "203.0.113.0/24")}, false, 256},
+		{"a /25 inside another user's /24", []ipguard.User{user("a", "203.0.113.0/24"), user("b", "203.0.113.128/25")}, false, 256},
+		{"a shared /24 and singles up to the cap", []ipguard.User{user("a", "203.0.113.0/24"), user("b", "198.51.100.1", "198.51.100.2"), user("c", "203.0.113.0/24")}, false, 258},
+		{"two different /24s pass the cap", []ipguard.User{user("a", "203.0.113.0/24"), user("b", "198.51.100.0/24")}, true, 0},
+		{"one block larger than the cap", []ipguard.User{user("a", "10.0.0.0/23")}, false, 0}, // not pushed: larger than MaxRangeAddresses
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d := DesiredState(tc.users, rules, t0)
+			if d.Overflow != tc.wantOverflow {
+				t.Fatalf("overflow = %v (by %q, %d addresses); want %v", d.Overflow, d.OverflowBy, len(d.Addrs), tc.wantOverflow)
+			}
+			if !tc.wantOverflow && len(d.Addrs) != tc.wantAddrs {
+				t.Errorf("%d addresses; want %d", len(d.Addrs), tc.wantAddrs)
+			}
+			if len(d.Addrs) > rules.MaxEntries {
+				t.Errorf("%d addresses allocated, more than the cap %d", len(d.Addrs), rules.MaxEntries)
+			}
+		})
+	}
+
+	// The same through a change: the second user of the office block is
+	// stored and reaches the portal.
+	e := newEnv()
+	e.s.Settings.MaxEntries = 300
+	e.do(t, `{"id":"a","email":"a@example.com","allowedIps":["203.0.113.0/24"]}`)
+	e.do(t, `{"id":"b","email":"b@example.com","allowedIps":["198.51.100.1","198.51.100.2"]}`)
+	res, err := e.handle(`{"id":"c","email":"c@example.com","allowedIps":["203.0.113.0/24"]}`)
+	if err != nil || !res.Stored || res.Portal != PortalApplied {
+		t.Errorf("third user of a shared block: stored %v, portal %q, err %v; want stored and applied", res.Stored, res.Portal, err)
+	}
+}

@@ -53,13 +53,17 @@ type outcome struct {
 	changedAfter    []time.Time           // read-backs that differed from the list sent, not by a late PUT of the tool
 	savedAfter      []time.Time           // the portal's Date of each PUT whose read-back so differed
 	seenBefore      []ipguard.Restriction // the list the reconcile read before it wrote
-	added           []string
-	removed         []string
-	expired         []ExpiredView
-	enabled         bool
-	warnings        []string
-	drift           *Drift
-	missingOwned    []string
+	// lateLanded, when set: an earlier PUT of the tool that went without
+	// an answer was found landed (the portal holds exactly its list), so
+	// a save by someone else while it was out was overwritten unseen.
+	lateLanded   *lateLanding
+	added        []string
+	removed      []string
+	expired      []ExpiredView
+	enabled      bool
+	warnings     []string
+	drift        *Drift
+	missingOwned []string
 	// trail, when not nil, answers the read of the audit trail since the
 	// window started (checkForeignSaves), sent with the read-back of the
 	// pass's last PUT, so that it is out while the list is read back and
@@ -75,9 +79,11 @@ type outcome struct {
 
 func (o *outcome) merge(n outcome) {
 	o.portal, o.reason, o.by, o.enabled, o.err = n.portal, n.reason, n.by, n.enabled, n.err
-	if n.put && !o.put {
+	// A pass whose PUT was answered (saves), also one that then failed
+	// (its read-back): the trail is read from its window on.
+	if len(n.saves) > 0 && len(o.saves) == 0 {
 		o.windowStart, o.seenBefore, o.trail = n.windowStart, n.seenBefore, n.trail
-	} else if n.put {
+	} else if len(n.saves) > 0 {
 		o.trail = nil // read after the last pass's PUTs (checkForeignSaves)
 	}
 	o.put = o.put || n.put
@@ -104,6 +110,18 @@ func (o *outcome) merge(n outcome) {
 	if n.drift != nil {
 		o.drift = n.drift
 	}
+	if n.lateLanded != nil {
+		o.lateLanded = n.lateLanded
+	}
+}
+
+// lateLanding is a PUT of the tool that got no answer (its outcome unknown,
+// or the pass ended while it was out), found landed by a later reconcile:
+// sent at from, seen landed by the read at to; before is the list the tool
+// had last seen before it.
+type lateLanding struct {
+	from, to time.Time
+	before   []ipguard.Restriction
 }
 
 // MaxLateSent bounds the remembered lists of the tool's recent PUTs, any
@@ -288,9 +306,15 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	now := s.now().UTC()
 	version := st.Version
 	defer span(ctx, "reconcile", time.Now())
-	if st.AlertsDue && !s.flushDue(ctx) {
-		// Sent what an earlier reconcile left due: the outbox is empty.
-		st.AlertsDue = false
+	dueLeft := false
+	if st.AlertsDue {
+		// Under the lease, the flush is bounded (maxFlushUnderLease): a
+		// topic that does not answer never holds the allowlist back; what
+		// it leaves is sent again after the lease.
+		if dueLeft = s.flushDueBy(ctx, time.Now().Add(maxFlushUnderLease)); !dueLeft {
+			// Sent what an earlier reconcile left due: the outbox is empty.
+			st.AlertsDue = false
+		}
 	}
 	// The GET→PUT window starts here. The two GETs go out together, and
 	// while they are out the pass reads every user (and writes the expiry
@@ -337,7 +361,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		waitGets()
 		return outcome{}, err
 	}
-	out := outcome{by: "this request"}
+	out := outcome{by: "this request", dueAdded: dueLeft}
 	// The fence of the state write: this pass writes only while the state
 	// is the one it read (or its own), so a pass whose lease ran out never
 	// replaces what a newer holder's pass wrote (owned, seen, in flight).
@@ -393,7 +417,13 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
 	s.seedKeyUser(st.KeyUser)
 	hadSent := st.Sent != nil
+	sent, sentEnable, sentAt, sentOutcome, seenBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.LastSeen
 	base, baseEnabled := settle(&st, current, enabled, s.settleFacts(ctx, st))
+	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable {
+		// A PUT that went unanswered landed: what others saved while it
+		// was out is gone, and no answer dated it (checkLateLanded).
+		out.lateLanded = &lateLanding{from: sentAt, to: windowStart, before: seenBeforeSent}
+	}
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
 	out.unanswered = hadSent || !sameList(base, st.LastSeen)
@@ -402,9 +432,13 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	// off: they stay off unless drift repair is on.
 	keepOff := !s.Settings.DriftRepair && !enabled && (drift != nil && drift.SwitchedOff || st.HandOff)
 	// The lock-out preflight is asked only when its answer matters, and
-	// never from a cache: a rotated key is judged as it is now.
+	// never from a cache: a rotated key is judged as it is now. From the
+	// preflight on, the pass's portal calls keep to the key it judged
+	// (ipguard.KeyPin): a key rotated before the PUT cannot switch
+	// restrictions on with the old key's answer.
 	en := EnableRule{Allowed: true, KeepOff: keepOff}
 	if !enabled && s.Settings.Enforce {
+		ctx = ipguard.WithKeyPin(ctx)
 		en = s.enableRule(ctx)
 		en.KeepOff = keepOff
 	}
@@ -420,6 +454,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		out.windowStart, out.seenBefore = windowStart, current
 		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
 		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
+		out.ownSaves = st.OwnSaves
 		if errors.Is(err, ErrSuperseded) {
 			return superseded(err)
 		}
@@ -906,6 +941,45 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		}
 		s.flushDue(ctx)
 	}
+}
+
+// checkLateLanded looks in the audit trail for allowlist saves by someone
+// else while an unanswered PUT of the tool was out (from its second until
+// the read that found it landed): the portal holds exactly the list that
+// PUT sent, so those saves were overwritten by it. They are alerted as
+// drift naming who and when, with the list the tool had last seen before
+// it, as for an answered PUT (checkForeignSaves). Saves by the key's user
+// count as the tool's own (its unanswered attempts have no dated instant).
+func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
+	if s.Trail == nil {
+		return
+	}
+	since := l.from.UTC().Truncate(time.Second)
+	changes, err := s.Trail.AllowlistChanges(ctx, since)
+	if err != nil {
+		s.log().Warn("read the audit trail for saves a late PUT overwrote", "error", err)
+		return
+	}
+	var overwritten []ChangeView
+	for _, c := range s.foreign(ctx, changes, nil, true, nil) {
+		if !c.When.After(l.to) {
+			overwritten = append(overwritten, changeView(c))
+		}
+	}
+	if len(overwritten) == 0 {
+		return
+	}
+	before := l.before
+	if before == nil {
+		before = []ipguard.Restriction{}
+	}
+	d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: overwritten,
+		Overwritten: before, Since: since.Format(time.RFC3339)}
+	s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
+	if err := s.Store.MarkAlertsDue(ctx); err != nil {
+		s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
+	}
+	s.flushDue(ctx)
 }
 
 // settleFacts are the audit trail's answers settle asks for, each only when

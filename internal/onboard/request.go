@@ -76,23 +76,31 @@ type Request struct {
 	// "requestedAt" of a direct payload, else the EventBridge event's time
 	// (a replay keeps the original); zero: when it arrives.
 	RequestedAt time.Time
+	// ReplayOf, optional, is the request id of the invocation a replay
+	// sends again (cmd/replay: the on-failure record's request id): the
+	// change is dated by that invocation's first arrival when it is still
+	// remembered (Arrivals, ArrivalKeep), else by RequestedAt.
+	ReplayOf string
+	// timeField names where RequestedAt came from, for an error about it:
+	// "time" (the EventBridge event's), else "requestedAt".
+	timeField string
 }
 
 // fieldsOf says which request fields each action accepts; any other known
 // field is EInvalid for that action. Unknown fields are ignored (pipelines
 // add their own, such as "source").
 var fieldsOf = map[string]map[string]bool{
-	ActionReplace:  {"id": true, "email": true, "allowedIps": true, "requestedAt": true},
-	ActionAdd:      {"id": true, "email": true, "allowedIps": true, "requestedAt": true},
-	ActionRemove:   {"id": true, "allowedIps": true, "requestedAt": true},
-	ActionOffboard: {"id": true, "requestedAt": true},
+	ActionReplace:  {"id": true, "email": true, "allowedIps": true, "requestedAt": true, "replayOf": true},
+	ActionAdd:      {"id": true, "email": true, "allowedIps": true, "requestedAt": true, "replayOf": true},
+	ActionRemove:   {"id": true, "allowedIps": true, "requestedAt": true, "replayOf": true},
+	ActionOffboard: {"id": true, "requestedAt": true, "replayOf": true},
 	ActionGet:      {"id": true},
 	ActionSync:     {},
 	ActionPreview:  {"days": true},
 }
 
 // knownFields are the request's field names; "userId" is an alias of "id".
-var knownFields = []string{"action", "id", "userId", "email", "allowedIps", "days", "requestedAt"}
+var knownFields = []string{"action", "id", "userId", "email", "allowedIps", "days", "requestedAt", "replayOf"}
 
 // DecodeRequest reads an invocation payload (invoked directly, or the detail
 // of an EventBridge event):
@@ -182,6 +190,12 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 			return Request{}, ipguard.Invalid("requestedAt", at, "must be an RFC 3339 time such as 2026-12-01T18:00:00Z (when the change was asked for; a replay keeps the original)")
 		}
 		r.RequestedAt = RequestTime(t)
+	}
+	if r.ReplayOf, err = optionalString(obj, "replayOf", MaxIDLength); err != nil {
+		return Request{}, err
+	}
+	if r.ReplayOf = strings.TrimSpace(r.ReplayOf); strings.ContainsFunc(r.ReplayOf, func(c rune) bool { return c <= ' ' || c > '~' }) {
+		return Request{}, ipguard.Invalid("replayOf", r.ReplayOf, "must be the request id of the invocation replayed (printable ASCII, no spaces)")
 	}
 	if raw, ok := obj["days"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &r.Days); err != nil || r.Days < 1 || r.Days > MaxPreviewDays {

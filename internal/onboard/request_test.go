@@ -324,3 +324,30 @@ func snapshot(e *env) (map[string]ipguard.User, ipguard.PortalState, int, int) {
 	defer e.p.mu.Unlock()
 	return users, state, e.st.Writes, e.p.puts
 }
+
+// An EventBridge event whose time is far ahead (the producer's clock) is
+// InvalidInput naming the event's "time", the field that holds it, not a
+// "requestedAt" the payload does not have (attack review, #15 §5: a bad
+// input's error names its field and value). A direct payload's requestedAt
+// is still named so.
+func TestEventTimeAheadNamesTheEventsTime(t *testing.T) {
+	e := newEnv()
+	ahead := t0.Add(time.Hour)
+	_, err := e.s.HandleEventAt(context.Background(), "UserOnboarded", ahead, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+	var ie *ipguard.Error
+	if !errors.As(err, &ie) || ie.Code != ipguard.EInvalid || ie.Field != "time" || !strings.Contains(err.Error(), ahead.Format(time.RFC3339)) {
+		t.Errorf("err = %v (field %q); want InvalidInput naming the event's time and its value", err, fieldOf(err))
+	}
+	_, err = e.s.HandleEventAt(context.Background(), "UserOnboarded", t0, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"],"requestedAt":"`+ahead.Format(time.RFC3339)+`"}`))
+	if fieldOf(err) != "requestedAt" {
+		t.Errorf("err = %v; want InvalidInput naming requestedAt", err)
+	}
+}
+
+func fieldOf(err error) string {
+	var ie *ipguard.Error
+	if errors.As(err, &ie) {
+		return ie.Field
+	}
+	return ""
+}

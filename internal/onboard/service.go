@@ -281,7 +281,12 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	go func() {
 		defer close(arrDone)
 		defer func() { arrPanic = recover() }()
-		if req.RequestedAt.IsZero() {
+		switch {
+		case req.ReplayOf != "":
+			// A replay: dated by the first arrival of the invocation it
+			// sends again, when remembered (else by its requestedAt).
+			arrived, arrErr = s.arrivalOf(ctx, req.ReplayOf, in.at)
+		case req.RequestedAt.IsZero():
 			arrived, arrErr = s.firstArrival(ctx, in.now)
 		}
 	}()
@@ -350,6 +355,9 @@ func (s *Service) validateChange(req Request) (changeInput, error) {
 	}
 	if in.at.After(now.Add(MaxRequestedAhead)) {
 		// One bad clock must not freeze the user's later changes.
+		if req.timeField == "time" {
+			return changeInput{}, ipguard.Invalid("time", in.at.Format(time.RFC3339), "(the EventBridge event's time) is more than %s ahead of now (%s); fix the clock of the event's sender, or send requestedAt in the detail", MaxRequestedAhead, now.Format(time.RFC3339))
+		}
 		return changeInput{}, ipguard.Invalid("requestedAt", in.at.Format(time.RFC3339), "is more than %s ahead of now (%s); send the time the change was asked for", MaxRequestedAhead, now.Format(time.RFC3339))
 	}
 	if req.Action == ActionReplace || (req.Action == ActionAdd && req.Email != "") {
@@ -538,8 +546,13 @@ func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.Portal
 	if found && sameUser(old, next) {
 		return old, true, nil
 	}
-	if err := s.checkCap(ctx, st, in.id, next); err != nil {
-		return ipguard.User{}, false, err
+	// A change that adds no entry cannot grow the portal list: it is never
+	// refused by the cap (a security removal never waits behind entries
+	// others added past it, or a lowered PORTAL_MAX_ENTRIES).
+	if len(res.Added) > 0 {
+		if err := s.checkCap(ctx, st, in.id, next); err != nil {
+			return ipguard.User{}, false, err
+		}
 	}
 	next.Rev = old.Rev + 1
 	ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
@@ -713,7 +726,14 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 	}
 	myV := st.Version
 	if res.Stored || st.Applied < st.Version || st.Pending != "" || !st.Reconciled || st.Sent != nil || !holds(st.LastSeen, mine) || recheck {
-		if res.Stored {
+		// A request that stored nothing (a retry whose record was stored
+		// by its first attempt, whose bump was lost) bumps too, unless it
+		// reconciles by force (recheck): a reconcile running now may have
+		// read the users before that record was stored, so only a version
+		// bumped now is applied by a pass that read it. (A remove's retry
+		// otherwise took that pass's version for its own: "applied by
+		// another request", the address still allowed.)
+		if res.Stored || !recheck {
 			if myV, err = s.bump(ctx, res.Added, in.now); err != nil {
 				return err
 			}
@@ -1304,9 +1324,11 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	th := time.Now()
 	out, err := s.holdAndReconcile(ctx, held, myV, force, mine)
 	span(ctx, "held", th)
-	if out.put {
-		// Also after a failed pass (a store failure after its PUT
-		// landed): the write is checked all the same.
+	// answered: a PUT of this pass was answered (also when the pass then
+	// failed: a store failure after its PUT landed, or its read-back): the
+	// write is checked in the trail all the same (checkForeignSaves).
+	answered := out.put || len(out.saves) > 0
+	if answered {
 		//
 		// The trail's answer is awaited before the lease is released (its
 		// read went out with the PUT's answer, so it is mostly in already):
@@ -1335,8 +1357,11 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	if out.dueAdded || err == nil && force {
 		s.flushDue(ctx)
 	}
-	if out.put {
+	if answered {
 		s.checkForeignSaves(ctx, &out)
+	}
+	if err == nil && out.lateLanded != nil {
+		s.checkLateLanded(ctx, *out.lateLanded)
 	}
 	return out, err
 }

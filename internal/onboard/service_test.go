@@ -786,3 +786,82 @@ func TestEntryPlaceChangeIsStoredWithoutAPortalWrite(t *testing.T) {
 		t.Errorf("the same place again wrote %d times", w3-w2)
 	}
 }
+
+// hangingAlerts is a topic that never answers: each publish waits until its
+// context ends (SNS unreachable); it notes the latest deadline it was given.
+type hangingAlerts struct {
+	mu     sync.Mutex
+	latest time.Time
+}
+
+func (h *hangingAlerts) Publish(ctx context.Context, _ ipguard.Alert) (string, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		h.mu.Lock()
+		if dl.After(h.latest) {
+			h.latest = dl
+		}
+		h.mu.Unlock()
+	}
+	<-ctx.Done()
+	return "", ipguard.Errorf(ipguard.EUnavailable, "sns: no answer: %v", ctx.Err())
+}
+
+// ctxPortal is the fake portal with calls that fail once their context
+// ended, as the real client's do.
+type ctxPortal struct{ *fakePortal }
+
+func (p ctxPortal) IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, ipguard.Errorf(ipguard.EUnavailable, "gave up: %v", err)
+	}
+	return p.fakePortal.IPRestrictions(ctx)
+}
+
+func (p ctxPortal) SaveIPRestrictions(ctx context.Context, l []ipguard.Restriction, enable bool) (time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return time.Time{}, notApplied{ipguard.Errorf(ipguard.EUnavailable, "not sent: %v", err)}
+	}
+	return p.fakePortal.SaveIPRestrictions(ctx, l, enable)
+}
+
+// Alerts still due never hold the portal allowlist back, nor the answer: a
+// topic that does not answer (SNS unreachable) delays the change by at most
+// a short flush under the lease, the change is applied, the flush after
+// the lease leaves the invocation time to answer, and the alert stays due
+// (attack review, #15 §5: alerts leave through an outbox, off the critical
+// path). Before, the reconcile flushed what was due at its start, under the
+// lease, each publish given up to a minute: the pass spent the
+// invocation's time waiting for SNS and no PUT went out; and the flush
+// after the lease ran to the invocation's deadline, so Lambda timed it out.
+func TestDueAlertsNeverHoldTheAllowlistBack(t *testing.T) {
+	defer func(l, m time.Duration) { maxFlushUnderLease, flushAnswerMargin = l, m }(maxFlushUnderLease, flushAnswerMargin)
+	maxFlushUnderLease, flushAnswerMargin = 200*time.Millisecond, 200*time.Millisecond
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	topic := &hangingAlerts{}
+	e.s.Alerts, e.s.Portal = topic, ctxPortal{e.p}
+	ctx := context.Background()
+	e.s.due(ctx, "drift#test", ipguard.Alert{Subject: "s", Default: "{}", Kinds: []string{"allowlist_drift"}})
+	if err := e.st.MarkAlertsDue(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	dl, _ := cctx.Deadline()
+	res, err := e.s.Handle(cctx, []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`))
+	if err != nil || res.Portal != PortalApplied {
+		t.Errorf("change: portal %q, err %v; want applied while the topic does not answer", res.Portal, err)
+	}
+	if !strings.Contains(ips(e.p.list), "203.0.113.20") {
+		t.Errorf("portal = %s; want 203.0.113.20 on it", ips(e.p.list))
+	}
+	topic.mu.Lock()
+	latest := topic.latest
+	topic.mu.Unlock()
+	if left := dl.Sub(latest); left < flushAnswerMargin {
+		t.Errorf("a publish was given until %s before the invocation's deadline; want at least %s left to answer", left, flushAnswerMargin)
+	}
+	if due, _ := e.st.DueAlerts(ctx); len(due) != 1 {
+		t.Errorf("%d alerts due; want the one the topic did not take", len(due))
+	}
+}

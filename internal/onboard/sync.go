@@ -21,6 +21,9 @@ type LeftView struct {
 	// may it be offboarded).
 	Confirmed  bool `json:"confirmed"`
 	Offboarded bool `json:"offboarded"`
+	// rev is the record's rev as this check stored it (0: not stored,
+	// another write came first): the offboarding deletes only that record.
+	rev int64
 }
 
 // Sync reconciles now: it completes pending changes, expires time-bound
@@ -84,30 +87,63 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			s.alertNow(ctx, "users-left#too-many", s.usersLeftAlert(w, nil))
 		}
 	default:
-		if _, err := s.Portal.IPRestrictions(ctx); err != nil {
+		// The offboarding's calls (and the allowlist's read before it) end
+		// OffboardReserve before the deadline, so that whom it offboarded
+		// is still reported (and counted against the budget) with the time
+		// left, whatever fails or hangs.
+		octx, ocancel := ctx, context.CancelFunc(func() {})
+		if dl, ok := ctx.Deadline(); ok {
+			octx, ocancel = context.WithDeadline(ctx, dl.Add(-OffboardReserve))
+		}
+		if _, err := s.Portal.IPRestrictions(octx); err != nil {
+			ocancel()
 			res.Warnings = append(res.Warnings, "users who left were not offboarded: the portal allowlist did not answer in this sync ("+humantext.Line(err.Error(), 300)+")")
 			break
 		}
 		var ids []string
+		reported := false
+		report := func() {
+			if reported {
+				return
+			}
+			reported = true
+			ocancel()
+			s.reportOffboarded(ctx, ids)
+			if len(ids) > 0 {
+				if err := rot.NoteOffboarded(ctx, len(ids), s.now()); err != nil {
+					s.log().Error("users left: count the users offboarded against the blast radius", "error", err)
+					res.Warnings = append(res.Warnings, "could not count the users offboarded against OFFBOARD_MAX_PERCENT: "+humantext.Line(err.Error(), 300))
+				}
+			}
+		}
+		defer report()
+		failed := func(id string, err error) (Result, error) {
+			report()
+			return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed at user %s: %w", strings.Join(ids, ", "), id, err)
+		}
 		for _, i := range confirmed {
-			was, _, gerr := s.Store.GetUser(ctx, left[i].UserID)
+			if octx.Err() != nil {
+				res.Warnings = append(res.Warnings, "stopped offboarding users who left before the sync's deadline; the next sync goes on (they are still seen gone)")
+				break
+			}
+			was, _, gerr := s.Store.GetUser(octx, left[i].UserID)
+			if left[i].rev == 0 || gerr == nil && was.Rev != left[i].rev {
+				// Written by a request since the check saw it gone (an
+				// admin re-activated the user, the pipeline changed it):
+				// that newer write stands; the next sync checks again.
+				res.Warnings = append(res.Warnings, "user "+left[i].UserID+" looks gone from the portal but was changed by a request during this sync; not offboarded now, the next sync checks again")
+				continue
+			}
 			now := s.now().UTC()
-			if err := s.rememberOffboarding(ctx, changeInput{id: left[i].UserID, at: now, now: now}); err != nil {
-				s.reportOffboarded(ctx, ids)
-				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
+			if err := s.rememberOffboarding(octx, changeInput{id: left[i].UserID, at: now, now: now}); err != nil {
+				return failed(left[i].UserID, err)
 			}
-			// Conditional on the record read (when it could be read): a
-			// request that wrote the user meanwhile is not erased; the
-			// next sync checks the user again.
-			deleted, err := true, error(nil)
-			if gerr == nil {
-				deleted, err = s.Store.DeleteUserIf(ctx, left[i].UserID, was.Rev)
-			} else {
-				err = s.Store.DeleteUser(ctx, left[i].UserID)
-			}
+			// Conditional on the record the check judged gone: a request
+			// that wrote the user since is not erased; the next sync
+			// checks the user again.
+			deleted, err := s.Store.DeleteUserIf(octx, left[i].UserID, left[i].rev)
 			if err != nil {
-				s.reportOffboarded(ctx, ids)
-				return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
+				return failed(left[i].UserID, err)
 			}
 			if !deleted {
 				res.Warnings = append(res.Warnings, "user "+left[i].UserID+" looks gone from the portal but was changed by a request during this sync; not offboarded now, the next sync checks again")
@@ -116,27 +152,35 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 			left[i].Offboarded = true
 			ids = append(ids, left[i].UserID)
 			if gerr == nil {
-				s.recordHistory(ctx, &res, left[i].UserID, was.Email, nil, was.Entries, true, s.now())
+				s.recordHistory(octx, &res, left[i].UserID, was.Email, nil, was.Entries, true, s.now())
 			}
 		}
-		s.reportOffboarded(ctx, ids)
-		if len(ids) > 0 {
-			if err := rot.NoteOffboarded(ctx, len(ids), s.now()); err != nil {
-				s.log().Error("users left: count the users offboarded against the blast radius", "error", err)
-				res.Warnings = append(res.Warnings, "could not count the users offboarded against OFFBOARD_MAX_PERCENT: "+humantext.Line(err.Error(), 300))
-			}
-		}
+		report()
 		if _, err := s.Store.BumpVersion(ctx); err != nil {
 			return Result{}, fmt.Errorf("offboarded users who left the portal (%s) but then failed: %w", strings.Join(ids, ", "), err)
 		}
 	}
 	res.UsersLeft = left
+	// A failure after offboarding names whom it offboarded (the error is
+	// what the failure queue's record carries), keeping its kind.
+	named := func(err error) error {
+		var ids []string
+		for _, l := range left {
+			if l.Offboarded {
+				ids = append(ids, l.UserID)
+			}
+		}
+		if len(ids) == 0 {
+			return err
+		}
+		return fmt.Errorf("offboarded users who left the portal (%s), then: %w", strings.Join(clipList(ids), ", "), err)
+	}
 	out, err := s.converge(ctx, 0, true, nil, time.Time{}, 0)
 	if err != nil {
-		return Result{}, err
+		return Result{}, named(err)
 	}
 	if err := failure(out, "sync"); err != nil {
-		return Result{}, err
+		return Result{}, named(err)
 	}
 	res.absorb(out)
 	if len(left) > 0 && !s.Settings.OffboardRemovedUsers {
@@ -188,10 +232,15 @@ func (s *Service) usersLeftAlert(what string, ids []string) ipguard.Alert {
 		ids = []string{}
 	}
 	def, _ := json.Marshal(map[string]any{"kind": "allowlist_users_left", "severity": "medium", "portal": s.PortalName, "userIds": clipList(ids), "count": len(ids), "what": what})
+	list := humantext.Line(strings.Join(clipList(ids), ", "), 4000)
+	if more := len(ids) - len(clipList(ids)); more > 0 {
+		// The log line "offboarded users who left the portal" names all.
+		list += fmt.Sprintf(" and %d more (the log line \"offboarded users who left the portal\" names every id)", more)
+	}
 	return ipguard.Alert{
 		Subject:  "DocSpace: users who left the portal (allowlist)",
 		Default:  string(def),
-		Email:    "DocSpace IP Guard, " + humantext.Line(s.PortalName, 200) + ":\n\n  " + what + "\n\n  " + humantext.Line(strings.Join(clipList(ids), ", "), 4000) + "\n",
+		Email:    "DocSpace IP Guard, " + humantext.Line(s.PortalName, 200) + ":\n\n  " + what + "\n\n  " + list + "\n",
 		SMS:      "DocSpace IP Guard: users who left the portal. See email.",
 		Severity: "medium",
 		Kinds:    []string{"allowlist_users_left"},
@@ -244,15 +293,22 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 	}
 	planned = len(plan.IDs)
 	var done []string
+	read, lastSkip := 0, error(nil) // checks answered with a user or a not-found; the last that was not
 	defer func() {
 		nerr := err
-		if nerr == nil && checked == 0 && planned > 0 {
+		switch {
+		case nerr == nil && checked == 0 && planned > 0:
 			// Not one user could be checked in the check's share of the
 			// time (people/{id} hangs): a failure of its own, alerted once
 			// it lasts (as a passing outage's).
 			nerr = ipguard.Errorf(ipguard.EUnavailable, "no people/{id} answered within the users-left check's half of the sync's time")
+		case nerr == nil && checked > 0 && read == 0:
+			// Every user of the share answered with something that is no
+			// user (a proxy's JSON of another shape): nobody who left can
+			// be found, which one warning per user does not tell anyone.
+			nerr = ipguard.Errorf(ipguard.EInternal, "not one of the %d people/{id} of this sync answered with a user or a not-found (the last: %s)", checked, humantext.Line(lastSkip.Error(), 200))
 		}
-		s.noticeUsersLeftCheck(ctx, &plan, rot.within(), now, checked, nerr)
+		s.noticeUsersLeftCheck(ctx, &plan, rot.within(), now, read, nerr)
 		if derr := rot.Done(ctx, plan, done, now); derr != nil {
 			skipped = append(skipped, "could not save the users-left rotation's place (the next sync checks some users again): "+humantext.Line(derr.Error(), 300))
 		}
@@ -284,23 +340,31 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		switch {
 		case err != nil:
 			skipped = append(skipped, "could not check whether stored user "+humantext.Line(u.ID, 128)+" left the portal: "+humantext.Line(err.Error(), 300))
+			lastSkip = err
 			continue
 		case !found:
 			gone = "deleted from the portal"
 		case p.Status == StatusTerminated:
 			gone = "terminated on the portal"
 		}
-		checks := 0
+		read++
+		checks, rev := 0, u.Rev
 		if gone != "" {
 			checks = u.GoneChecks + 1
-			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: gone, Confirmed: checks >= 2})
 		}
 		if checks != u.GoneChecks && u.Unreadable == "" {
 			next := u
 			next.GoneChecks, next.Rev = min(checks, 2), u.Rev+1
-			if _, err := s.Store.PutUserIf(ctx, next, u.Rev); err != nil {
+			ok, err := s.Store.PutUserIf(ctx, next, u.Rev)
+			if err != nil {
 				return left, checked, planned, total, skipped, err
 			}
+			if rev = next.Rev; !ok {
+				rev = 0 // written meanwhile by a request: not this check's record
+			}
+		}
+		if gone != "" {
+			left = append(left, LeftView{UserID: u.ID, Email: u.Email, Why: gone, Confirmed: checks >= 2, rev: rev})
 		}
 	}
 	return left, checked, planned, total, skipped, nil
@@ -311,12 +375,13 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 // OFFBOARD_REMOVED_USERS=true nobody is offboarded and their addresses stay
 // allowed. A passing outage (EUnavailable) is alerted only once the
 // rotation has not moved for within (every user was due by then). A sync
-// whose check works ends the episode. The episode is kept with the
-// rotation's place (CheckCursor.Notice), which Done stores.
-func (s *Service) noticeUsersLeftCheck(ctx context.Context, plan *CheckPlan, within time.Duration, now time.Time, checked int, err error) {
+// whose check works (read: users answered with a user or a not-found) ends
+// the episode. The episode is kept with the rotation's place
+// (CheckCursor.Notice), which Done stores.
+func (s *Service) noticeUsersLeftCheck(ctx context.Context, plan *CheckPlan, within time.Duration, now time.Time, read int, err error) {
 	switch {
 	case err == nil:
-		if checked > 0 {
+		if read > 0 {
 			plan.SetNotice("")
 		}
 		return
@@ -588,3 +653,9 @@ func firstNonEmpty(a, b string) string {
 	}
 	return b
 }
+
+// OffboardReserve is the time the offboarding of users who left leaves
+// before the sync's deadline: no offboarding starts, and no call of one
+// runs, past it, so that whom it offboarded is still logged, recorded as
+// due and published.
+var OffboardReserve = 3 * time.Second

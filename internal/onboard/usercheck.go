@@ -21,7 +21,7 @@ import (
 // Each sync checks a batch sized so that every stored user is checked at
 // least once per Within (default 12 hours: twice a day) at the sync's
 // interval, never more than Max (the bound of one sync's cost: Max portal
-// GETs, and one read and one write of the cursor). Users to check "first"
+// GETs, and two reads and one write of the cursor). Users to check "first"
 // (suspects: a user seen gone once is checked again in the next sync, see
 // WHERE-ISSUES-MEET §14) come before the batch and on top of it.
 
@@ -183,15 +183,19 @@ func (u *UserChecks) Done(ctx context.Context, plan CheckPlan, checked []string,
 		}
 		last = id
 	}
-	c := plan.cursor
-	c.After, c.At, c.Notice = last, now.UTC(), plan.notice
-	if last == "" {
-		if plan.notice == plan.cursor.Notice {
-			return nil
-		}
-		c.After, c.At = plan.cursor.After, plan.cursor.At // only the notice changed
+	if last == "" && plan.notice == plan.cursor.Notice {
+		return nil
 	}
-	return u.save(ctx, c)
+	// Only the rotation's own fields are written, over the cursor as
+	// stored now: the budget (Offboarded, Halted) that syncs count meanwhile,
+	// or that the plan could not read, is never reset by moving it.
+	return u.update(ctx, func(c *CheckCursor) bool {
+		if last != "" {
+			c.After, c.At = last, now.UTC()
+		}
+		c.Notice = plan.notice
+		return true
+	})
 }
 
 // OffboardedWithin is how many users syncs offboarded in the current

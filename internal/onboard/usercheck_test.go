@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -173,5 +174,164 @@ func TestUserChecksDoneMovesPastWhatWasChecked(t *testing.T) {
 	store.fail = errors.New("throttled")
 	if _, err := u.Plan(context.Background(), ids, nil, t0); err == nil {
 		t.Error("a cursor that cannot be read is not reported")
+	}
+}
+
+// hookDirectory is a directory that runs a hook before answering for one id.
+type hookDirectory struct {
+	*fakeDirectory
+	on   string
+	hook func()
+}
+
+func (d *hookDirectory) Person(ctx context.Context, id string) (Person, bool, error) {
+	if id == d.on && d.hook != nil {
+		h := d.hook
+		d.hook = nil
+		h()
+	}
+	return d.fakeDirectory.Person(ctx, id)
+}
+
+// A user seen gone twice is not offboarded when a request wrote the user
+// after the check saw it gone: the offboarding is conditional on the record
+// the check judged, not on one read afterwards (attack review, #15 §4).
+// Before, the record was read again just before the delete, so a request
+// that wrote the user between the check and the offboarding (an admin
+// re-activated a terminated user, the pipeline added an entry) was erased,
+// its entry with it.
+func TestUsersLeftSpareAUserARequestWroteAfterTheCheck(t *testing.T) {
+	e := usersLeftEnv(t, 2)
+	e.s.UserChecks = &UserChecks{Min: 20} // every user checked in each sync
+	e.do(t, `{"action":"sync"}`)          // u00, u01 seen gone once
+	dir := e.s.Directory.(*fakeDirectory)
+	e.s.Directory = &hookDirectory{fakeDirectory: dir, on: "u05", hook: func() {
+		// Checked after u00 and u01: u00 is active again, and a request
+		// gives it an entry.
+		dir.people["u00"] = Person{Status: 1}
+		e.do(t, `{"action":"add","id":"u00","allowedIps":["198.51.100.77"]}`)
+	}}
+	res := e.do(t, `{"action":"sync"}`)
+	u, found, _ := e.st.GetUser(context.Background(), "u00")
+	if !found || !slices.Contains(u.Entries, "198.51.100.77") {
+		t.Errorf("u00 stored %v (entries %v): a request's write after the check was erased by the offboarding", found, u.Entries)
+	}
+	if !strings.Contains(ips(e.p.list), "198.51.100.77") {
+		t.Errorf("portal = %s; the request's entry was taken off", ips(e.p.list))
+	}
+	if _, found, _ := e.st.GetUser(context.Background(), "u01"); found {
+		t.Error("u01, seen gone twice and not written since, was not offboarded")
+	}
+	if !strings.Contains(strings.Join(res.Warnings, " "), "u00") {
+		t.Errorf("warnings %v; want one naming u00 as changed during the sync", res.Warnings)
+	}
+}
+
+// deadlineStore fails the calls it stands in for once their context
+// ended (as DynamoDB's client does), and holds every delete after the
+// first until its context ends (a throttled table).
+type deadlineStore struct {
+	*fakeStore
+	deletes int
+}
+
+func (s *deadlineStore) DeleteUserIf(ctx context.Context, id string, rev int64) (bool, error) {
+	if s.deletes++; s.deletes > 1 {
+		<-ctx.Done()
+	}
+	if err := ctx.Err(); err != nil {
+		return false, ipguard.Errorf(ipguard.EUnavailable, "dynamodb: %v", err)
+	}
+	return s.fakeStore.DeleteUserIf(ctx, id, rev)
+}
+
+func (s *deadlineStore) AddDueAlert(ctx context.Context, a ipguard.DueAlert) error {
+	if err := ctx.Err(); err != nil {
+		return ipguard.Errorf(ipguard.EUnavailable, "dynamodb: %v", err)
+	}
+	return s.fakeStore.AddDueAlert(ctx, a)
+}
+
+// deadlineAlerts fails a publish once its context ended (as SNS's client does).
+type deadlineAlerts struct{ *fakeAlerts }
+
+func (a deadlineAlerts) Publish(ctx context.Context, al ipguard.Alert) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", ipguard.Errorf(ipguard.EUnavailable, "sns: %v", err)
+	}
+	return a.fakeAlerts.Publish(ctx, al)
+}
+
+// The users offboarded are reported also when the sync runs into its
+// deadline while it offboards: the offboarding stops a reserve before the
+// deadline (OffboardReserve), so the log line and the alert naming whom
+// it offboarded still leave (attack review, #15 §4). Before, a delete that
+// hung until the deadline (a throttled table) took the whole time, and
+// the report, made with the context already ended, could record and send
+// nothing: the user was gone from the allowlist without an alert.
+func TestUsersOffboardedAreReportedWhenTheSyncRunsIntoItsDeadline(t *testing.T) {
+	e := usersLeftEnv(t, 2)
+	e.s.UserChecks = &UserChecks{Min: 20}
+	e.do(t, `{"action":"sync"}`) // u00, u01 seen gone once
+	e.s.Store = &deadlineStore{fakeStore: e.st}
+	e.s.Alerts = deadlineAlerts{e.alerts}
+	ctx, cancel := context.WithTimeout(context.Background(), OffboardReserve+2*time.Second)
+	defer cancel()
+	_, _ = e.s.Handle(ctx, []byte(`{"action":"sync"}`))
+	var gone string // the one offboarded before the deadline
+	for _, id := range []string{"u00", "u01"} {
+		if _, found, _ := e.st.GetUser(context.Background(), id); !found {
+			gone = id
+		}
+	}
+	if gone == "" {
+		t.Fatal("neither u00 nor u01, seen gone twice, was offboarded")
+	}
+	if alert := usersLeftEmail(e.alerts); !strings.Contains(alert, gone) {
+		t.Errorf("users-left alert %q; want %s, offboarded before the deadline, named", alert, gone)
+	}
+	// And counted against the blast radius, though the sync failed: a
+	// sync that keeps failing after some offboardings never gets a fresh
+	// budget each time.
+	if n, _ := e.s.UserChecks.OffboardedWithin(context.Background(), e.now); n != 1 {
+		t.Errorf("offboarded within the budget's window: %d; want 1", n)
+	}
+}
+
+// onceFailingCursor fails its first read (a throttled table), then works.
+type onceFailingCursor struct{ memCursor }
+
+func (m *onceFailingCursor) UserCheckCursor(ctx context.Context) (CheckCursor, error) {
+	c, err := m.memCursor.UserCheckCursor(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reads == 1 {
+		return CheckCursor{}, ipguard.Errorf(ipguard.EUnavailable, "dynamodb: throttled")
+	}
+	return c, err
+}
+
+// Moving the rotation never resets the blast radius's budget: a sync whose
+// read of the rotation's place failed (it goes on from this container's
+// last place, the first user in a new one) moves the rotation, but the
+// users offboarded in the budget's window and the last halt stay counted
+// (attack review, #15 §4: never more than a share). Before, the rotation
+// was stored whole from the place the sync started with, so such a sync
+// wrote a zero budget over the stored one, and the next sync could
+// offboard a full share again; two syncs at once did the same.
+func TestMovingTheRotationKeepsTheBudget(t *testing.T) {
+	e := usersLeftEnvOf(t, 3, 0)
+	halted := t0.Add(-time.Hour)
+	cur := &onceFailingCursor{memCursor{c: CheckCursor{Offboarded: 4, OffboardedSince: t0.Add(-time.Hour), Halted: halted}}}
+	e.s.UserChecks = &UserChecks{Store: cur}
+	e.do(t, `{"action":"sync"}`)
+	cur.mu.Lock()
+	c := cur.c
+	cur.mu.Unlock()
+	if c.Offboarded != 4 || !c.Halted.Equal(halted) {
+		t.Errorf("stored rotation %+v; want the budget (4 offboarded, halted at %s) kept", c, halted)
+	}
+	if c.After == "" {
+		t.Errorf("stored rotation %+v; want it moved past the users checked", c)
 	}
 }

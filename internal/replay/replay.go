@@ -51,6 +51,7 @@ type Summary struct {
 type record struct {
 	Timestamp      string `json:"timestamp"` // when the invocation finally failed
 	RequestContext *struct {
+		RequestID              string `json:"requestId"` // the invocation's, the same on Lambda's retries
 		Condition              string `json:"condition"`
 		ApproximateInvokeCount int    `json:"approximateInvokeCount"`
 	} `json:"requestContext"`
@@ -69,7 +70,7 @@ func Payload(body string) (payload []byte, failure string) {
 		if len(r.ResponsePayload) > 0 && string(r.ResponsePayload) != "null" {
 			failure += " " + string(r.ResponsePayload)
 		}
-		return withRequestedAt(r.RequestPayload, r.Timestamp), strings.TrimSpace(failure)
+		return withRequestedAt(r.RequestPayload, r.Timestamp, r.RequestContext.RequestID), strings.TrimSpace(failure)
 	}
 	return []byte(body), ""
 }
@@ -81,16 +82,19 @@ var timedActions = map[string]bool{onboard.ActionReplace: true, onboard.ActionAd
 // time its on-failure record was written (failedAt): the request was made
 // no later than that, so a change made after the failure (an offboarding,
 // a remove) stays newer than the replay and is not undone by it; without
-// it the function would take the replay's own time. Changes made between
-// the original request and its failure (at most the function's maximum
-// event age) can still look older than the replay. An EventBridge event
+// it the function would take the replay's own time. It also names the
+// invocation it replays (replayOf: requestID, when the record has one):
+// the function dates the replay by that invocation's first arrival, which
+// it remembers as long as the queue keeps the message, so a change made
+// between the original request and its failure (at most the function's
+// maximum event age) stays newer too. An EventBridge event
 // (it carries its own time), another action, a payload that has a time,
 // or one that cannot be read is returned unchanged. The payload is read
 // as the function reads it (onboard.DecodeRequest: keys in any case, the
 // action trimmed and in any case), so that "Offboard" is an offboarding
 // here too; a key that spells requestedAt otherwise and holds no time is
 // replaced, never doubled.
-func withRequestedAt(payload []byte, failedAt string) []byte {
+func withRequestedAt(payload []byte, failedAt, requestID string) []byte {
 	at, err := time.Parse(time.RFC3339Nano, failedAt)
 	if err != nil {
 		return payload
@@ -115,6 +119,14 @@ func withRequestedAt(payload []byte, failedAt string) []byte {
 		}
 	}
 	obj["requestedAt"], _ = json.Marshal(at.UTC().Format(time.RFC3339Nano))
+	if id := strings.TrimSpace(requestID); id != "" {
+		for k := range obj {
+			if strings.EqualFold(k, "replayOf") {
+				delete(obj, k)
+			}
+		}
+		obj["replayOf"], _ = json.Marshal(id)
+	}
 	out, err := json.Marshal(obj)
 	if err != nil {
 		return payload

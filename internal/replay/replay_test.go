@@ -46,3 +46,36 @@ func TestPayloadKeepsTheOriginalTimeOfADirectChange(t *testing.T) {
 		})
 	}
 }
+
+// A direct change replayed from the on-failure queue names the invocation
+// it sends again ("replayOf": the record's requestContext.requestId), so
+// that the function dates it by that invocation's first arrival, not by
+// the failure: a remove made while Lambda was still retrying it stays newer
+// (attack review, #15 §5). EventBridge events and payloads with their own
+// time carry no replayOf; a record without a request id adds none.
+func TestPayloadNamesTheInvocationItReplays(t *testing.T) {
+	const ts = "2026-12-01T10:00:00.123Z"
+	rec := func(requestID, payload string) string {
+		return `{"version":"1.0","timestamp":"` + ts + `","requestContext":{"requestId":"` + requestID + `","condition":"RetriesExhausted","approximateInvokeCount":3},"requestPayload":` + payload + `,"responsePayload":null}`
+	}
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"add without a time", rec("e4b46cbf-b738-4ee6-8880-a18cdf61200e", `{"action":"add","id":"u1","allowedIps":["203.0.113.1"]}`), "e4b46cbf-b738-4ee6-8880-a18cdf61200e"},
+		{"onboarding without a time", rec("r-2", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"]}`), "r-2"},
+		{"a payload with its own time", rec("r-3", `{"action":"add","id":"u1","allowedIps":["203.0.113.1"],"requestedAt":"2026-11-30T09:00:00Z"}`), ""},
+		{"no request id in the record", rec("", `{"action":"add","id":"u1","allowedIps":["203.0.113.1"]}`), ""},
+		{"an EventBridge event", rec("r-4", `{"version":"0","id":"e","source":"s","detail-type":"UserAllowlistChanged","time":"2026-11-30T09:00:00Z","detail":{"id":"u1"}}`), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			payload, _ := Payload(tc.body)
+			var obj map[string]any
+			if err := json.Unmarshal(payload, &obj); err != nil {
+				t.Fatalf("payload %s: %v", payload, err)
+			}
+			if got, _ := obj["replayOf"].(string); got != tc.want {
+				t.Errorf("replayOf = %q, want %q (payload %s)", got, tc.want, payload)
+			}
+		})
+	}
+}
