@@ -957,7 +957,18 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 	since := l.from.UTC().Truncate(time.Second)
 	changes, err := s.Trail.AllowlistChanges(ctx, since)
 	if err != nil {
-		s.log().Warn("read the audit trail for saves a late PUT overwrote", "error", err)
+		// Not checked: a save by someone else it overwrote goes unseen, a
+		// lost coverage a person must know of (as after an answered write,
+		// noteTrailEpisode). A late landing is found once (its Sent is
+		// settled), so this is one alert per landing; keyed by it, so a
+		// landing found again (its state write lost) is not alerted twice.
+		s.log().Error("audit trail unreadable after a late landing: not checked for an overwritten save", "error", err)
+		s.due(ctx, "trailcheck#late#"+l.from.UTC().Format(time.RFC3339Nano), s.uncheckedAlertOf(uncheckedSpanText(l.from, l.to, err),
+			"The update went unanswered and was found landed later (at the end of that span).\n"))
+		if err := s.Store.MarkAlertsDue(ctx); err != nil {
+			s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
+		}
+		s.flushDue(ctx)
 		return
 	}
 	var overwritten []ChangeView
@@ -1084,8 +1095,13 @@ func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error
 
 // uncheckedText says that the write of out was not checked in the trail.
 func uncheckedText(out *outcome, terr error) string {
-	from := out.windowStart.UTC().Truncate(time.Second)
-	to := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).UTC().Truncate(time.Second)
+	return uncheckedSpanText(out.windowStart, slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }), terr)
+}
+
+// uncheckedSpanText says that a write of the tool between from and to was
+// not checked in the trail.
+func uncheckedSpanText(from, to time.Time, terr error) string {
+	from, to = from.UTC().Truncate(time.Second), to.UTC().Truncate(time.Second)
 	return fmt.Sprintf("the portal's audit trail could not be read after this update (%s), so it was not checked for an allowlist save by someone else between %s and %s, which the update would have overwritten: check the portal's audit trail (IP restrictions saved) for that time and redo such a change",
 		humantext.Line(terr.Error(), 300), from.Format(time.RFC3339), to.Format(time.RFC3339))
 }
@@ -1094,12 +1110,17 @@ func uncheckedText(out *outcome, terr error) string {
 // (an allowlist_drift of severity medium: a change outside the tool may
 // have been overwritten, and nothing could tell).
 func (s *Service) uncheckedAlert(out *outcome, terr error) ipguard.Alert {
-	what := uncheckedText(out, terr)
+	return s.uncheckedAlertOf(uncheckedText(out, terr), "Further updates are not alerted again until the audit trail answers.\n")
+}
+
+// uncheckedAlertOf is the alert of a write not checked, what saying which
+// (then more, a paragraph of its own).
+func (s *Service) uncheckedAlertOf(what, more string) ipguard.Alert {
 	def, _ := json.Marshal(map[string]any{"kind": "allowlist_drift", "severity": "medium", "portal": s.PortalName, "unchecked": true, "what": what})
 	return ipguard.Alert{
 		Subject:  "DocSpace: IP allowlist update not checked for overwritten saves (audit trail unreadable)",
 		Default:  string(def),
-		Email:    "DocSpace IP Guard updated the IP allowlist of " + humantext.Line(s.PortalName, 200) + ", but " + what + ".\n\nFurther updates are not alerted again until the audit trail answers.\n",
+		Email:    "DocSpace IP Guard updated the IP allowlist of " + humantext.Line(s.PortalName, 200) + ", but " + what + ".\n\n" + more,
 		SMS:      "DocSpace IP Guard: allowlist update not checked for overwritten saves (audit trail unreadable). See email.",
 		Severity: "medium",
 		Kinds:    []string{"allowlist_drift"},
