@@ -1368,3 +1368,44 @@ func TestAdminSaveOverwrittenByAnUnansweredPUTIsAlerted(t *testing.T) {
 		t.Errorf("%d drift alerts after another sync; want the one", n)
 	}
 }
+
+// An admin's save in the second a PUT of the tool was sent, but before the
+// reconcile read the list: the read saw it (its entry is kept in the PUT,
+// and the reconcile alerted it as drift, naming the admin). When that PUT
+// goes unanswered and is found landed later, the portal holds the admin's
+// entry: the trail cannot tell that save from one after the read (whole
+// seconds, no tie-breaker), and a read that saw it decides, as for an
+// answered PUT (checkForeignSaves). (Before: a second alert told the admin
+// that their save was overwritten and to redo it, though it is on the
+// portal.)
+func TestSaveTheReadSawIsNotAlertedOverwrittenByALateLanding(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.now = t0.Add(-time.Minute)
+	e.do(t, `{"id":"u0","email":"z@example.com","allowedIps":["203.0.113.9"]}`)
+	e.now = t0
+	// The admin adds an address by hand just before the tool's read.
+	e.p.mu.Lock()
+	e.p.list = append(e.p.list, ipguard.Restriction{IP: "192.0.2.66"})
+	e.p.mu.Unlock()
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.p.lostAnswer = 1 // the PUT lands, its answer is lost
+	if res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (outcome unknown)", res.Portal, err)
+	}
+	if !holds(e.p.list, []string{"192.0.2.66", "203.0.113.10"}) {
+		t.Fatalf("portal %v; want the admin's entry kept by the PUT", e.p.list)
+	}
+	drifts := countKind(e.alerts, "allowlist_drift")
+	if drifts != 1 {
+		t.Fatalf("%d drift alerts; want the admin's entry alerted as drift once", drifts)
+	}
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "overwrote") {
+			t.Errorf("alert %q: the admin's save the read saw (on the portal now) alerted as overwritten", a.Email)
+		}
+	}
+}

@@ -122,6 +122,10 @@ func (o *outcome) merge(n outcome) {
 type lateLanding struct {
 	from, to time.Time
 	before   []ipguard.Restriction
+	// readSawDrift: the reconcile that sent it found the list changed by
+	// someone else in its read (its drift episode, recorded with the PUT's
+	// outcome), and alerted that, naming who.
+	readSawDrift bool
 }
 
 // MaxLateSent bounds the remembered lists of the tool's recent PUTs, any
@@ -417,12 +421,12 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
 	s.seedKeyUser(st.KeyUser)
 	hadSent := st.Sent != nil
-	sent, sentEnable, sentAt, sentOutcome, seenBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.LastSeen
+	sent, sentEnable, sentAt, sentOutcome, seenBeforeSent, driftBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.LastSeen, st.DriftEpisode
 	base, baseEnabled := settle(&st, current, enabled, s.settleFacts(ctx, st))
 	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable {
 		// A PUT that went unanswered landed: what others saved while it
 		// was out is gone, and no answer dated it (checkLateLanded).
-		out.lateLanded = &lateLanding{from: sentAt, to: windowStart, before: seenBeforeSent}
+		out.lateLanded = &lateLanding{from: sentAt, to: windowStart, before: seenBeforeSent, readSawDrift: driftBeforeSent != ""}
 	}
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
@@ -973,6 +977,14 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 	}
 	var overwritten []ChangeView
 	for _, c := range s.foreign(ctx, changes, nil, true, nil) {
+		// A save in the PUT's own second may have come before the read
+		// that preceded it (whole seconds: the trail cannot tell): when
+		// that read saw the list changed, it was alerted as drift then,
+		// and its entries were kept, so it decides (as checkForeignSaves
+		// does with the drift its read saw).
+		if l.readSawDrift && c.When.UTC().Truncate(time.Second).Equal(since) {
+			continue
+		}
 		if !c.When.After(l.to) {
 			overwritten = append(overwritten, changeView(c))
 		}
