@@ -1409,3 +1409,30 @@ func TestSaveTheReadSawIsNotAlertedOverwrittenByALateLanding(t *testing.T) {
 		}
 	}
 }
+
+// A PUT of the tool that went unanswered can land only until its fence
+// ends (the lease outlives its last attempt's landing, and the state keeps
+// that span): a save by someone else after that came after its landing, so
+// it was not overwritten by it, though the list the next reconcile reads is
+// the PUT's (that save changed nothing, or was undone by hand). (Before:
+// every save by someone else until the next reconcile's read, maybe hours
+// later, was alerted as overwritten, telling the admin to redo it.)
+func TestSaveAfterAnUnansweredPUTCouldLandIsNotAlertedOverwritten(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.p.lostAnswer = 1 // the PUT lands, its answer is lost
+	if res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (outcome unknown)", res.Portal, err)
+	}
+	// Half an hour later an admin opens the settings and saves them as
+	// they are.
+	trail.add(Change{When: t0.Add(30 * time.Minute), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(time.Hour)
+	e.do(t, `{"action":"sync"}`)
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "overwrote") {
+			t.Errorf("alert %q: a save long after the PUT could land alerted as overwritten by it", a.Email)
+		}
+	}
+}

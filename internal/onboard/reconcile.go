@@ -128,6 +128,23 @@ type lateLanding struct {
 	readSawDrift bool
 }
 
+// landedBy is when a PUT of the tool sent at sentAt and found landed by
+// the read at read landed at the latest: the read, or the end of the span
+// in which it could land (its fence, kept in windows, widened by
+// unansweredSlack for the trail's clock) when that is sooner. A save by
+// someone else after that came after its landing, not under it.
+func landedBy(windows []ipguard.SaveWindow, sentAt, read time.Time) time.Time {
+	for _, w := range windows {
+		if w.From.Equal(sentAt.UTC()) {
+			if end := w.Until.Add(unansweredSlack); end.Before(read) {
+				return end
+			}
+			break
+		}
+	}
+	return read
+}
+
 // MaxLateSent bounds the remembered lists of the tool's recent PUTs, any
 // of which may still land late.
 const MaxLateSent = 8
@@ -426,7 +443,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable {
 		// A PUT that went unanswered landed: what others saved while it
 		// was out is gone, and no answer dated it (checkLateLanded).
-		out.lateLanded = &lateLanding{from: sentAt, to: windowStart, before: seenBeforeSent, readSawDrift: driftBeforeSent != ""}
+		out.lateLanded = &lateLanding{from: sentAt, to: landedBy(st.UnansweredSaves, sentAt, windowStart), before: seenBeforeSent, readSawDrift: driftBeforeSent != ""}
 	}
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
