@@ -1436,3 +1436,112 @@ func TestSaveAfterAnUnansweredPUTCouldLandIsNotAlertedOverwritten(t *testing.T) 
 		}
 	}
 }
+
+// The portal holding exactly the list of a PUT of the tool that went
+// unanswered is no proof that it landed: an admin may have added by hand
+// just the address it was to add, after it could no longer land. The
+// audit trail decides (#15 §1): no save by the key's user while that PUT
+// could land means it never did, and what is there is the admin's, never
+// owned (so an offboarding leaves it), and no "late landing" overwrote the
+// admin's save. The key's user may be the owner, who edits by hand too: a
+// save of theirs after the PUT's fence ended is not its landing either.
+// (Before: the list alone decided: the admin's entry owned and removed by
+// the offboarding, and their save alerted as overwritten by the tool.)
+func TestSentListMadeByHandAfterAPUTThatNeverLandedIsNotOwned(t *testing.T) {
+	for _, by := range []struct{ name, id string }{{"Ada Admin", "adm"}, {"Olga Owner (the key's user)", "o"}} {
+		t.Run(by.id, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			leases := &leasetest.Backend{}
+			e.s.Leases = leases
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			e.now = t0.Add(time.Minute)
+			e.p.late = 1 // times out and never lands
+			if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
+				t.Fatalf("u2: %+v", res)
+			}
+			e.p.lateList = nil
+			leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+			// An hour later, someone adds that very address by hand.
+			e.now = t0.Add(time.Hour)
+			e.p.set(restr("192.0.2.1!,203.0.113.10,203.0.113.20"), true)
+			trail.add(Change{When: e.now, User: by.name, UserID: by.id, IP: "192.0.2.66"})
+			e.now = t0.Add(2 * time.Hour)
+			e.do(t, `{"action":"sync"}`)
+			if st := e.state(); slices.Contains(st.Owned, "203.0.113.20") {
+				t.Errorf("owned %v: the hand-added entry was taken for the tool's", st.Owned)
+			}
+			for _, a := range e.alerts.sent {
+				if strings.Contains(a.Email, "overwrote") {
+					t.Errorf("alert %q: the hand save that made the list alerted as overwritten by a PUT that never landed", a.Email)
+				}
+			}
+			e.now = t0.Add(3 * time.Hour)
+			e.do(t, `{"action":"offboard","id":"u2"}`)
+			if got := ips(e.p.list); !strings.Contains(got, "203.0.113.20") {
+				t.Errorf("portal = %s; the hand-added entry must stay", got)
+			}
+		})
+	}
+}
+
+// laggingTrail is the audit trail as the portal serves it: an allowlist
+// save (an audit event, action >= 2000) is held in the portal's message
+// cache and written in batches, at most about a minute after it was made
+// (MessagesRepository, messaging:CacheTimeFromMinutes, default 1): a read
+// sees only the saves made lag or more before now (dated when made).
+type laggingTrail struct {
+	*fakeTrail
+	now func() time.Time
+	lag time.Duration
+}
+
+func (l *laggingTrail) AllowlistChanges(ctx context.Context, from time.Time) ([]Change, error) {
+	all, err := l.fakeTrail.AllowlistChanges(ctx, from)
+	var out []Change
+	for _, c := range all {
+		if !c.When.After(l.now().Add(-l.lag)) {
+			out = append(out, c)
+		}
+	}
+	return out, err
+}
+
+// A PUT of the tool that went unanswered, landed, and was followed by an
+// admin's edit: the next reconcile reads the trail for a save by the key's
+// user to tell whether it landed. The portal writes audit events up to a
+// minute late, so a trail without that save proves nothing until the
+// PUT's landing is that long past: until then its addresses on the portal
+// are taken for the tool's (owned), as the list shows them. (Before: "no
+// save by the key's user" was believed at once: the tool's own address,
+// never owned, was left allowed after its user was offboarded.)
+func TestTrailWrittenLateDoesNotDisownALandedPUT(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.s.Trail = &laggingTrail{fakeTrail: trail, now: func() time.Time { return e.now }, lag: time.Minute}
+	leases := &leasetest.Backend{}
+	e.s.Leases = leases
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.now = t0.Add(time.Minute)
+	e.p.late = 1 // times out, lands a moment later
+	if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
+		t.Fatalf("u2: %+v", res)
+	}
+	e.p.landLate()
+	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.now = t0.Add(time.Minute + 10*time.Second)
+	e.p.mu.Lock()
+	e.p.list = append(e.p.list, ipguard.Restriction{IP: "198.51.100.99"})
+	e.p.mu.Unlock()
+	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(time.Minute + 20*time.Second)
+	e.do(t, `{"action":"sync"}`)
+	e.now = t0.Add(10 * time.Minute)
+	e.do(t, `{"action":"offboard","id":"u2"}`)
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %s; the offboarded user's address, put there by the tool, is still allowed", got)
+	}
+	if got := ips(e.p.list); !strings.Contains(got, "198.51.100.99") {
+		t.Errorf("portal = %s; the admin's entry must stay", got)
+	}
+}

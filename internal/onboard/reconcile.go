@@ -248,7 +248,10 @@ func (s *Service) writeAttempt() time.Duration {
 // and setting the portal is expected to hold without anyone else's doing
 // (the base drift is measured against):
 //
-//	portal holds Sent          it landed: its added addresses become owned
+//	portal holds Sent          it landed: its added addresses become owned;
+//	                           unless the trail shows no save by the key's
+//	                           user while it could land (sentNeverLanded:
+//	                           the list was made by hand, never owned)
 //	portal holds LastSeen      not landed (yet): Sent stays expected
 //	portal holds an older PUT  an attempt of it landed late, after newer
 //	  of the tool (LateSent)   ones: the addresses it brought back are the
@@ -263,8 +266,11 @@ func (s *Service) writeAttempt() time.Duration {
 //	                           was read); Sent's added addresses on the
 //	                           portal become owned only when Sent is it,
 //	                           and not when the trail shows no save by the
-//	                           key's user since Sent was sent (it never
-//	                           landed: what is there is someone else's)
+//	                           key's user while Sent could land (it never
+//	                           landed: what is there is someone else's);
+//	                           the trail is believed only once it may show
+//	                           the landing (TrailLag: the portal writes its
+//	                           audit events up to a minute late)
 func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool, facts settleFacts) (base []ipguard.Restriction, baseEnabled bool) {
 	claim := func() {
 		present := map[string]bool{}
@@ -295,6 +301,12 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 	dist := func(a, b []ipguard.Restriction) int { return len(diffList(a, b)) + len(diffList(b, a)) }
 	switch {
 	case st.Sent != nil && sameList(current, st.Sent) && enabled == st.SentEnable:
+		if st.SentOutcome != ipguard.SentUnconfirmed && facts.sentNeverLanded != nil && facts.sentNeverLanded() {
+			// Never landed: the list is someone else's doing (an admin
+			// who added by hand just what it was to add), never owned.
+			st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = nil, nil, "", time.Time{}
+			break
+		}
 		claim()
 	case sameList(current, st.LastSeen):
 	case lateKept(st.LateSent, listHash(current, enabled)) != nil && (facts.savedByOther == nil || !facts.savedByOther()):
@@ -440,7 +452,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	hadSent := st.Sent != nil
 	sent, sentEnable, sentAt, sentOutcome, seenBeforeSent, driftBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.LastSeen, st.DriftEpisode
 	base, baseEnabled := settle(&st, current, enabled, s.settleFacts(ctx, st))
-	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable {
+	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable && sameList(st.LastSeen, sent) {
 		// A PUT that went unanswered landed: what others saved while it
 		// was out is gone, and no answer dated it (checkLateLanded).
 		out.lateLanded = &lateLanding{from: sentAt, to: landedBy(st.UnansweredSaves, sentAt, windowStart), before: seenBeforeSent, readSawDrift: driftBeforeSent != ""}
@@ -1028,8 +1040,8 @@ type settleFacts struct {
 	// savedByOther: the newest save since the last reconcile is not the
 	// key's user's (so not a late landing of the tool's).
 	savedByOther func() bool
-	// sentNeverLanded: no save by the key's user since Sent was sent (so
-	// Sent, not answered 2xx, never landed).
+	// sentNeverLanded: no save by the key's user while Sent could land
+	// (so Sent, not answered 2xx, never landed).
 	sentNeverLanded func() bool
 }
 
@@ -1037,17 +1049,40 @@ type settleFacts struct {
 func (s *Service) settleFacts(ctx context.Context, st ipguard.PortalState) settleFacts {
 	return settleFacts{
 		savedByOther:    func() bool { return s.savedByOther(ctx, st.LastReconcile) },
-		sentNeverLanded: func() bool { return s.sentNeverLanded(ctx, st.SentAt) },
+		sentNeverLanded: func() bool { return s.sentNeverLanded(ctx, st.SentAt, st.UnansweredSaves) },
 	}
 }
 
+// TrailLag is how long after a save the portal's audit trail may first
+// show it: DocSpace holds audit events (action 2000 and up; an allowlist
+// save is 6094) in a message cache and writes them in batches, at most a
+// minute after the last batch by default (its
+// messaging:CacheTimeFromMinutes; the cache is polled every 100 ms). A
+// trail without a save proves that the save was not made only once it is
+// this long past (the minute and a margin for the write and the clocks).
+var TrailLag = 75 * time.Second
+
 // sentNeverLanded reports whether the audit trail shows no allowlist save
-// by the user the key acts as since sentAt (widened by unansweredSlack for
-// the two clocks): a PUT of the tool sent then never landed. False when it
-// cannot tell.
-func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time) bool {
+// by the user the key acts as while a PUT of the tool sent at sentAt could
+// land (from sentAt until the end of its span in windows, the fence; each
+// widened by unansweredSlack for the two clocks): that PUT never landed. A
+// save of the key's user after the span (the owner may be the key's user,
+// and edit by hand) is not its landing. False when it cannot tell: also
+// while the span's end is less than TrailLag past (the trail may not show
+// the landing yet), and then the list decides.
+func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time, windows []ipguard.SaveWindow) bool {
 	if s.Trail == nil || sentAt.IsZero() {
 		return false
+	}
+	end, bounded := sentAt.Add(s.writeFence()), false
+	for _, w := range windows {
+		if w.From.Equal(sentAt.UTC()) {
+			end, bounded = w.Until, true
+			break
+		}
+	}
+	if s.now().Before(end.Add(unansweredSlack + TrailLag)) {
+		return false // the trail may not show its landing yet
 	}
 	keyUser := s.keyUser(ctx, false)
 	if keyUser == "" {
@@ -1058,7 +1093,7 @@ func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time) bool {
 		return false
 	}
 	return !slices.ContainsFunc(changes, func(c Change) bool {
-		return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
+		return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) && (!bounded || !c.When.After(end.Add(unansweredSlack)))
 	})
 }
 
