@@ -1545,3 +1545,37 @@ func TestTrailWrittenLateDoesNotDisownALandedPUT(t *testing.T) {
 		t.Errorf("portal = %s; the admin's entry must stay", got)
 	}
 }
+
+// Drift is mostly found right after the hand edit (the next reconcile),
+// while the portal still holds that save's audit event in its message
+// cache (written up to a minute late): the trail does not show it yet. The
+// alert must not then say that the trail shows no save but the tool's own
+// (a person would look for a ghost); it says the trail is written late,
+// since when a save may not show yet, and where to look. (Before: "the
+// portal's audit trail shows no allowlist save since ... but the tool's
+// own", a falsehood about a save twenty seconds old.)
+func TestDriftAlertSaysAFreshSaveMayNotShowInTheTrailYet(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.s.Trail = &laggingTrail{fakeTrail: trail, now: func() time.Time { return e.now }, lag: time.Minute}
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.now = t0.Add(10 * time.Minute)
+	e.p.mu.Lock()
+	e.p.list = append(e.p.list, ipguard.Restriction{IP: "198.51.100.99"})
+	e.p.mu.Unlock()
+	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = e.now.Add(20 * time.Second)
+	e.do(t, `{"action":"sync"}`)
+	var drift string
+	for _, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_drift") {
+			drift = a.Email
+		}
+	}
+	if drift == "" {
+		t.Fatalf("no drift alert (kinds %v)", e.alerts.kinds())
+	}
+	if !strings.Contains(drift, "late") || !strings.Contains(drift, e.now.Add(-TrailLag).UTC().Format(time.RFC3339)) {
+		t.Errorf("drift alert %q; want it said that the trail is written late and since when a save may not show", drift)
+	}
+}
