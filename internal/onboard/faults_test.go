@@ -1579,3 +1579,46 @@ func TestDriftAlertSaysAFreshSaveMayNotShowInTheTrailYet(t *testing.T) {
 		t.Errorf("drift alert %q; want it said that the trail is written late and since when a save may not show", drift)
 	}
 }
+
+// "No save by the key's user while the PUT could land" is asked of the
+// key's user as the process knows it, and a key rotated since to one that
+// another user created saves as that user: a save by someone else in the
+// span makes it ask who the key is again (one keys/@self), as attribution
+// does. (Before: a warm container that lived through the rotation took
+// its own landed PUT for one that never landed: its address not owned, and
+// left allowed after its user's offboarding.)
+func TestNeverLandedAsksWhoTheKeyIsAfterARotation(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	leases := &leasetest.Backend{}
+	e.s.Leases = leases
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`) // knows the key's user: o
+	// The key is rotated to one the co-owner account o2 created.
+	e.s.Directory = &fakeDirectory{creator: "o2", people: map[string]Person{"o2": {ID: "o2", IsOwner: true}}}
+	e.p.mu.Lock()
+	e.p.keyUser = "o2"
+	e.p.mu.Unlock()
+	e.now = t0.Add(time.Minute)
+	e.p.late = 1 // times out, lands a moment later
+	if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
+		t.Fatalf("u2: %+v", res)
+	}
+	e.p.landLate()
+	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	// An admin adds an entry afterwards: the portal holds nearly the list sent.
+	e.now = t0.Add(5 * time.Minute)
+	e.p.mu.Lock()
+	e.p.list = append(e.p.list, ipguard.Restriction{IP: "198.51.100.99"})
+	e.p.mu.Unlock()
+	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(10 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if st := e.state(); !slices.Contains(st.Owned, "203.0.113.20") {
+		t.Errorf("owned %v: the tool's own landed address was not taken for its own", st.Owned)
+	}
+	e.now = t0.Add(20 * time.Minute)
+	e.do(t, `{"action":"offboard","id":"u2"}`)
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %s; the offboarded user's address, put there by the tool, is still allowed", got)
+	}
+}

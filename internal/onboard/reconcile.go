@@ -1092,9 +1092,24 @@ func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time, windows
 	if err != nil {
 		return false
 	}
-	return !slices.ContainsFunc(changes, func(c Change) bool {
-		return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser) && (!bounded || !c.When.After(end.Add(unansweredSlack)))
-	})
+	inSpan := func(c Change) bool { return !bounded || !c.When.After(end.Add(unansweredSlack)) }
+	savedBy := func(user string) bool {
+		return slices.ContainsFunc(changes, func(c Change) bool {
+			return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), user) && inSpan(c)
+		})
+	}
+	if savedBy(keyUser) {
+		return false
+	}
+	if slices.ContainsFunc(changes, inSpan) {
+		// Saves by someone else in the span: the key may have been rotated
+		// since this process asked (to one another user created, whose
+		// saves are the tool's now): asked again, as foreign does.
+		if fresh := s.keyUser(ctx, true); fresh != "" && fresh != keyUser && savedBy(fresh) {
+			return false
+		}
+	}
+	return true
 }
 
 // savedByOther reports whether the newest allowlist save in the audit
