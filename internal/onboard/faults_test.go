@@ -1622,3 +1622,47 @@ func TestNeverLandedAsksWhoTheKeyIsAfterARotation(t *testing.T) {
 		t.Errorf("portal = %s; the offboarded user's address, put there by the tool, is still allowed", got)
 	}
 }
+
+// An admin who re-adds by hand what an offboarding removed makes the
+// portal hold an old list of the tool's again; the audit trail tells a
+// late landing (a save by the key's user) from that admin's save. The
+// portal writes its trail up to a minute late: right after the admin's
+// save the trail shows neither. A late landing can only be an attempt
+// that went unanswered, inside its span; once every such span is TrailLag
+// past, a landing would show: a trail that shows none means the list is
+// someone else's doing (drift: alerted, their entry kept). (Before: a
+// trail not showing the admin's save yet made it a late landing of the
+// tool's: the admin's entry owned again and removed without a word.)
+func TestAdminRestoringAnOldListIsDriftWhileTheTrailLags(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		by    Change
+		after time.Duration // the sync after the save
+	}{
+		{"an admin, the trail not showing the save yet", Change{User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"}, 20 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			e.s.Trail = &laggingTrail{fakeTrail: trail, now: func() time.Time { return e.now }, lag: time.Minute}
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			e.now = t0.Add(time.Minute)
+			e.do(t, `{"action":"offboard","id":"u1"}`)
+			if got := ips(e.p.list); got != "192.0.2.1!" {
+				t.Fatalf("portal = %s after the offboarding", got)
+			}
+			e.now = t0.Add(10 * time.Minute)
+			e.p.set(restr("192.0.2.1!,203.0.113.10"), true)
+			tc.by.When = e.now
+			trail.add(tc.by)
+			e.now = e.now.Add(tc.after)
+			e.do(t, `{"action":"sync"}`)
+			if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10" {
+				t.Errorf("portal = %s; the re-added entry must stay", got)
+			}
+			if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+				t.Errorf("%d drift alerts, want the hand edit alerted once", n)
+			}
+		})
+	}
+}

@@ -1048,7 +1048,7 @@ type settleFacts struct {
 // settleFacts asks the trail about st (read as the reconcile found it).
 func (s *Service) settleFacts(ctx context.Context, st ipguard.PortalState) settleFacts {
 	return settleFacts{
-		savedByOther:    func() bool { return s.savedByOther(ctx, st.LastReconcile) },
+		savedByOther:    func() bool { return s.savedByOther(ctx, st.LastReconcile, st.OwnSaves, st.UnansweredSaves) },
 		sentNeverLanded: func() bool { return s.sentNeverLanded(ctx, st.SentAt, st.UnansweredSaves) },
 	}
 }
@@ -1118,8 +1118,17 @@ func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time, windows
 // late landing of a PUT of the tool (which is a save by the key's user). A
 // save by someone else in the newest second decides for them (an alert
 // rather than a silent repair). False when it cannot tell (no trail, no
-// key user, the trail unreadable or empty).
-func (s *Service) savedByOther(ctx context.Context, since time.Time) bool {
+// key user, the trail unreadable).
+//
+// The trail is written late (TrailLag), so a trail that does not show the
+// other person's save yet shows no late landing either: a late landing is
+// an attempt of the tool's that went unanswered, inside its span
+// (windows), and once every span is TrailLag past it would show, as a save
+// by the key's user at none of the tool's dated instants (ownSaves). A
+// duplicate of an answered PUT (a proxy's retry) may land late too, near
+// that PUT's instant: an own save that recent counts as a span. With no
+// such save and no span that recent, the list is someone else's doing.
+func (s *Service) savedByOther(ctx context.Context, since time.Time, ownSaves []time.Time, windows []ipguard.SaveWindow) bool {
 	if s.Trail == nil {
 		return false
 	}
@@ -1128,13 +1137,51 @@ func (s *Service) savedByOther(ctx context.Context, since time.Time) bool {
 		return false
 	}
 	changes, err := s.Trail.AllowlistChanges(ctx, since.UTC().Truncate(time.Second))
-	if err != nil || len(changes) == 0 {
+	if err != nil {
 		return false
 	}
-	newest := slices.MaxFunc(changes, func(a, b Change) int { return a.When.Compare(b.When) }).When.Truncate(time.Second)
-	return slices.ContainsFunc(changes, func(c Change) bool {
-		return c.When.Truncate(time.Second).Equal(newest) && !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
-	})
+	if len(changes) > 0 {
+		newest := slices.MaxFunc(changes, func(a, b Change) int { return a.When.Compare(b.When) }).When.Truncate(time.Second)
+		if slices.ContainsFunc(changes, func(c Change) bool {
+			return c.When.Truncate(time.Second).Equal(newest) && !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
+		}) {
+			return true
+		}
+	}
+	for _, w := range windows {
+		if s.now().Before(w.Until.Add(unansweredSlack + TrailLag)) {
+			return false // a late landing may not show yet
+		}
+	}
+	for _, d := range ownSaves {
+		if s.now().Before(d.Add(s.writeFence() + unansweredSlack + TrailLag)) {
+			return false // a duplicate of it landing late may not show yet
+		}
+	}
+	undated := func(user string) bool {
+		return slices.ContainsFunc(changes, func(c Change) bool {
+			if !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), user) {
+				return false
+			}
+			at := c.When.UTC().Truncate(time.Second)
+			// The portal dates its answer once done: the save's second or
+			// the one before (savedAfterPUT).
+			return !slices.ContainsFunc(ownSaves, func(d time.Time) bool {
+				d = d.UTC().Truncate(time.Second)
+				return d.Equal(at) || d.Add(-time.Second).Equal(at)
+			})
+		})
+	}
+	if undated(keyUser) {
+		return false // a save of the key's user no answer dated: maybe a late landing
+	}
+	if len(changes) > 0 {
+		// The key may have been rotated since this process asked.
+		if fresh := s.keyUser(ctx, true); fresh != "" && fresh != keyUser && undated(fresh) {
+			return false
+		}
+	}
+	return true
 }
 
 // noteTrailEpisode, under the lease after a pass that wrote the portal,
