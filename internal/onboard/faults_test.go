@@ -1666,3 +1666,36 @@ func TestAdminRestoringAnOldListIsDriftWhileTheTrailLags(t *testing.T) {
 		})
 	}
 }
+
+// A PUT of the tool that went unanswered long ago (its list still
+// expected, never seen landed) does not make every save by the key's user
+// inside a later write the tool's own: its landing is undated only inside
+// its own span (the state keeps it). So the owner's hand save between a
+// later reconcile's read and its PUT, in the tool's second and overwritten
+// by it, is named. (Before: any PUT still expected made every save by the
+// key's user inside the write "maybe the tool's": the owner's overwritten
+// save went without a word.)
+func TestOldUnansweredPUTDoesNotHideTheOwnersOverwrittenSave(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	leases := &leasetest.Backend{}
+	e.s.Leases = leases
+	e.p.late = 1 // times out and never lands
+	if res, _ := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); res.Portal != PortalPending {
+		t.Fatalf("u1: %+v", res)
+	}
+	e.p.lateList = nil
+	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.now = t0.Add(10 * time.Minute)
+	// The owner (whose key the tool uses) saves by hand just before the
+	// tool's PUT, in its second: overwritten by it.
+	trail.add(Change{When: e.now, User: "Olga Owner", UserID: "o", IP: "192.0.2.77"})
+	res := e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	w := strings.Join(res.Warnings, " ")
+	for _, a := range e.alerts.sent {
+		w += " " + a.Email
+	}
+	if !strings.Contains(w, "Olga Owner") {
+		t.Errorf("warnings and alerts %q; want the owner's overwritten save named", w)
+	}
+}

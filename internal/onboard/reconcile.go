@@ -459,7 +459,13 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	}
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
-	out.unanswered = hadSent || !sameList(base, st.LastSeen)
+	// An attempt that went unanswered lands inside its span (the state's
+	// UnansweredSaves, which attribution by facts reads): a PUT still
+	// expected (hadSent) does not make every save by the key's user "maybe
+	// the tool's", only one inside that span. An old list of the tool's
+	// found landed (LateSent: a duplicate of an answered PUT may have no
+	// span) does.
+	out.unanswered = !sameList(base, st.LastSeen)
 	drift := detectDrift(st, base, baseEnabled, current, enabled, s.Settings)
 	// Switched off by hand, now or at an earlier reconcile that left them
 	// off: they stay off unless drift repair is on.
