@@ -40,6 +40,10 @@ type Drift struct {
 	// write overwrote the saves named in Changes (made between that read
 	// and the write): what to look at to redo them.
 	Overwritten []ipguard.Restriction `json:"overwrittenList,omitempty"`
+	// overwrittenAsKept: Overwritten is the list as the write kept it (a
+	// late landing: the read itself is not kept), without the addresses
+	// the tool removed in it.
+	overwrittenAsKept bool
 }
 
 // ChangeView is one allowlist change of the audit trail, made safe to show.
@@ -196,7 +200,11 @@ func (s *Service) driftAlert(d *Drift) ipguard.Alert {
 		fmt.Fprintf(&b, "  (%s)\n", d.Attribution)
 	}
 	if d.Overwritten != nil {
-		fmt.Fprintf(&b, "\nThe list the tool read just before its write (%d entries): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
+		if d.overwrittenAsKept {
+			fmt.Fprintf(&b, "\nThe list the tool read just before its write, as that write kept it (%d entries; addresses the tool itself removed in it are not shown): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
+		} else {
+			fmt.Fprintf(&b, "\nThe list the tool read just before its write (%d entries): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
+		}
 	}
 	b.WriteString("\nWhat to do: check with that person whether the change was intended. Addresses the tool manages are put back automatically; entries it does not know are never removed by it.\n")
 	c := *d

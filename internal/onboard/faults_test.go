@@ -1699,3 +1699,31 @@ func TestOldUnansweredPUTDoesNotHideTheOwnersOverwrittenSave(t *testing.T) {
 		t.Errorf("warnings and alerts %q; want the owner's overwritten save named", w)
 	}
 }
+
+// The alert of a save overwritten by an unanswered PUT's late landing
+// gives the list the tool read before that write, so that the admin can
+// redo their change: the list its write kept (all but the addresses the
+// tool itself added; it removes only its own), not the list an earlier
+// reconcile last saw (before: "0 entries" on a portal holding two, the
+// tool's first write; and without what its read had found changed).
+func TestLateLandingAlertGivesTheListTheToolRead(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.p.lostAnswer = 1 // the PUT lands, its answer is lost
+	if res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (outcome unknown)", res.Portal, err)
+	}
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	var list string
+	for _, a := range e.alerts.sent {
+		if _, l, ok := strings.Cut(a.Email, "The list the tool read"); ok && strings.Contains(a.Email, "overwrote") {
+			list, _, _ = strings.Cut(l, "\n")
+		}
+	}
+	if !strings.Contains(list, "(2 entries") || !strings.Contains(list, "198.51.100.7") || strings.Contains(list, "203.0.113.10") {
+		t.Errorf("overwritten alert's list %q; want the two entries the tool read, not what it added", list)
+	}
+}

@@ -117,8 +117,8 @@ func (o *outcome) merge(n outcome) {
 
 // lateLanding is a PUT of the tool that got no answer (its outcome unknown,
 // or the pass ended while it was out), found landed by a later reconcile:
-// sent at from, seen landed by the read at to; before is the list the tool
-// had last seen before it.
+// sent at from, seen landed by the read at to; before is the list the
+// reconcile that sent it read, as that PUT kept it.
 type lateLanding struct {
 	from, to time.Time
 	before   []ipguard.Restriction
@@ -450,12 +450,20 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
 	s.seedKeyUser(st.KeyUser)
 	hadSent := st.Sent != nil
-	sent, sentEnable, sentAt, sentOutcome, seenBeforeSent, driftBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.LastSeen, st.DriftEpisode
+	sent, sentEnable, sentAt, sentOutcome, driftBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.DriftEpisode
+	// The list the reconcile that sent it read, as its PUT kept it: the
+	// list sent without the addresses it added (it removed only its own).
+	keptOfRead := []ipguard.Restriction{}
+	for _, r := range sent {
+		if r.ForAdmin || !slices.Contains(st.SentAdded, r.IP) {
+			keptOfRead = append(keptOfRead, r)
+		}
+	}
 	base, baseEnabled := settle(&st, current, enabled, s.settleFacts(ctx, st))
 	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable && sameList(st.LastSeen, sent) {
 		// A PUT that went unanswered landed: what others saved while it
 		// was out is gone, and no answer dated it (checkLateLanded).
-		out.lateLanded = &lateLanding{from: sentAt, to: landedBy(st.UnansweredSaves, sentAt, windowStart), before: seenBeforeSent, readSawDrift: driftBeforeSent != ""}
+		out.lateLanded = &lateLanding{from: sentAt, to: landedBy(st.UnansweredSaves, sentAt, windowStart), before: keptOfRead, readSawDrift: driftBeforeSent != ""}
 	}
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
@@ -1032,7 +1040,7 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 		before = []ipguard.Restriction{}
 	}
 	d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: overwritten,
-		Overwritten: before, Since: since.Format(time.RFC3339)}
+		Overwritten: before, Since: since.Format(time.RFC3339), overwrittenAsKept: true}
 	s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
 	if err := s.Store.MarkAlertsDue(ctx); err != nil {
 		s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
