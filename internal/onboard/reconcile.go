@@ -1173,17 +1173,10 @@ func (s *Service) savedByOther(ctx context.Context, since time.Time, ownSaves []
 		}
 	}
 	undated := func(user string) bool {
-		return slices.ContainsFunc(changes, func(c Change) bool {
-			if !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), user) {
-				return false
-			}
-			at := c.When.UTC().Truncate(time.Second)
-			// The portal dates its answer once done: the save's second or
-			// the one before (savedAfterPUT).
-			return !slices.ContainsFunc(ownSaves, func(d time.Time) bool {
-				d = d.UTC().Truncate(time.Second)
-				return d.Equal(at) || d.Add(-time.Second).Equal(at)
-			})
+		// Each dated instant accounts for one save of the key's user (as in
+		// attribution): a second save in its second is undated.
+		return slices.ContainsFunc(foreignOf(user, changes, ownSaves, false, nil), func(c Change) bool {
+			return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), user)
 		})
 	}
 	if undated(keyUser) {
