@@ -142,6 +142,11 @@ const (
 	budgetChunkMax = 16
 )
 
+// budgetCallTimeout bounds one reservation: a store that does not answer
+// within it counts as failed (the window goes on with the pacer alone)
+// rather than holding the portal requests back.
+const budgetCallTimeout = 2 * time.Second
+
 // budgetGate is one client's side of the shared budget: the tokens it holds
 // for the current window. A request starts only with a token of the window
 // it starts in and its pacer slot (the pacer keeps the burst and the
@@ -213,7 +218,9 @@ func (g *budgetGate) admit(ctx context.Context) (next time.Time, ok bool, err er
 		if g.asked {
 			g.chunk = min(budgetChunkMax, g.chunk*2)
 		}
-		granted, err := g.store.Reserve(ctx, w, min(g.chunk, g.max), g.max)
+		rctx, cancel := context.WithTimeout(ctx, budgetCallTimeout)
+		granted, err := g.store.Reserve(rctx, w, min(g.chunk, g.max), g.max)
+		cancel()
 		if ctx.Err() != nil {
 			return time.Time{}, false, ctx.Err()
 		}
