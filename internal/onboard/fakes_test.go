@@ -264,3 +264,41 @@ func (l *fakeLogins) LoginEvents(_ context.Context, _ time.Time, start, count in
 	}
 	return l.events[start:min(start+count, len(l.events))], nil
 }
+
+// scanGate holds the next scan of every user (a reconcile's) after it
+// read, until release is closed; the ChangeRead of user gateID after
+// armed releases it (the retry has read the state).
+type scanGate struct {
+	*fakeStore
+	mu      sync.Mutex
+	hold    bool
+	scanned chan struct{}
+	release chan struct{}
+	armed   bool
+	gateID  string
+}
+
+func (g *scanGate) AllUsers(ctx context.Context) ([]ipguard.User, error) {
+	users, err := g.fakeStore.AllUsers(ctx)
+	g.mu.Lock()
+	hold := g.hold
+	g.hold = false
+	g.mu.Unlock()
+	if hold {
+		close(g.scanned)
+		<-g.release
+	}
+	return users, err
+}
+
+func (g *scanGate) ChangeRead(ctx context.Context, id string, now time.Time) (ChangeStart, error) {
+	cs, err := g.fakeStore.ChangeRead(ctx, id, now)
+	g.mu.Lock()
+	release := g.armed && id == g.gateID
+	g.armed = g.armed && !release
+	g.mu.Unlock()
+	if release {
+		close(g.release)
+	}
+	return cs, err
+}

@@ -865,3 +865,315 @@ func TestDueAlertsNeverHoldTheAllowlistBack(t *testing.T) {
 		t.Errorf("%d alerts due; want the one the topic did not take", len(due))
 	}
 }
+
+// largestDrift is a drift alert's input with every list past MaxAlertList
+// and every portal-supplied string at its longest, of characters that JSON
+// escapes the most ("<" becomes six bytes).
+func largestDrift(tag int, char string) *Drift {
+	long := func(n int) string { return strings.Repeat(char, n) }
+	d := &Drift{SwitchedOff: true, Since: time.Now().UTC().Format(time.RFC3339), Overwritten: []ipguard.Restriction{}}
+	for i := range 2 * MaxAlertList {
+		ip := fmt.Sprintf("2001:db8:%04x:ffff:ffff:ffff:ffff:%04x", tag, i)
+		d.MissingOwned = append(d.MissingOwned, ip)
+		d.Restored = append(d.Restored, ip)
+		d.Unknown = append(d.Unknown, ipguard.Restriction{IP: long(50)})
+		d.Overwritten = append(d.Overwritten, ipguard.Restriction{IP: long(50)})
+		d.Changes = append(d.Changes, changeView(Change{When: time.Now(), User: long(500), UserID: long(500), IP: long(500)}))
+	}
+	return d
+}
+
+// The onboarding outbox is one DynamoDB item (400 KB): the due alerts
+// kept at once must fit in it, with room for the attribute names and
+// claims. Otherwise recording one more due alert fails exactly when alerts
+// pile up (the topic refusing them), and that alert is published once,
+// directly, and lost if the topic still refuses it. Counting alerts
+// (MaxOutbox) is not enough: one drift alert at its largest takes
+// hundreds of KB; the outbox drops its oldest (logged) to stay within
+// MaxOutboxBytes, and the newest is always kept.
+func TestOutboxOfLargestAlertsFitsItsItem(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		char string
+	}{{"plain", "a"}, {"escaped by JSON", "<"}} {
+		t.Run(tt.name, func(t *testing.T) {
+			st := newFakeStore()
+			s := &Service{Store: st, Alerts: &fakeAlerts{}, PortalName: strings.Repeat(tt.char, 300)}
+			ctx := context.Background()
+			at := t0
+			s.Now = func() time.Time { at = at.Add(time.Second); return at }
+			var last string
+			for i := range 2 * MaxOutbox {
+				last = fmt.Sprintf("drift#%016d", i)
+				s.due(ctx, last, s.driftAlert(largestDrift(i, tt.char)))
+			}
+			due, err := st.DueAlerts(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total := 0
+			for _, a := range due {
+				total += dueBytes(a)
+			}
+			if limit := 400*1024 - 8*1024; total > limit || len(due) > MaxOutbox {
+				t.Errorf("%d due alerts take %d bytes; one outbox item holds %d (and MaxOutbox %d alerts)", len(due), total, limit, MaxOutbox)
+			}
+			if len(due) == 0 || due[len(due)-1].Key != last {
+				t.Errorf("the newest due alert %s was not kept", last)
+			}
+		})
+	}
+}
+
+// hookDirectory is a directory that runs a hook before answering for one id.
+type hookDirectory struct {
+	*fakeDirectory
+	on   string
+	hook func()
+}
+
+func (d *hookDirectory) Person(ctx context.Context, id string) (Person, bool, error) {
+	if id == d.on && d.hook != nil {
+		h := d.hook
+		d.hook = nil
+		h()
+	}
+	return d.fakeDirectory.Person(ctx, id)
+}
+
+// A user seen gone twice is not offboarded when a request wrote the user
+// after the check saw it gone: the offboarding is conditional on the record
+// the check judged, not on one read afterwards (attack review, #15 §4).
+// Before, the record was read again just before the delete, so a request
+// that wrote the user between the check and the offboarding (an admin
+// re-activated a terminated user, the pipeline added an entry) was erased,
+// its entry with it.
+func TestUsersLeftSpareAUserARequestWroteAfterTheCheck(t *testing.T) {
+	e := usersLeftEnv(t, 2)
+	e.s.UserChecks = &UserChecks{Min: 20} // every user checked in each sync
+	e.do(t, `{"action":"sync"}`)          // u00, u01 seen gone once
+	dir := e.s.Directory.(*fakeDirectory)
+	e.s.Directory = &hookDirectory{fakeDirectory: dir, on: "u05", hook: func() {
+		// Checked after u00 and u01: u00 is active again, and a request
+		// gives it an entry.
+		dir.people["u00"] = Person{Status: 1}
+		e.do(t, `{"action":"add","id":"u00","allowedIps":["198.51.100.77"]}`)
+	}}
+	res := e.do(t, `{"action":"sync"}`)
+	u, found, _ := e.st.GetUser(context.Background(), "u00")
+	if !found || !slices.Contains(u.Entries, "198.51.100.77") {
+		t.Errorf("u00 stored %v (entries %v): a request's write after the check was erased by the offboarding", found, u.Entries)
+	}
+	if !strings.Contains(ips(e.p.list), "198.51.100.77") {
+		t.Errorf("portal = %s; the request's entry was taken off", ips(e.p.list))
+	}
+	if _, found, _ := e.st.GetUser(context.Background(), "u01"); found {
+		t.Error("u01, seen gone twice and not written since, was not offboarded")
+	}
+	if !strings.Contains(strings.Join(res.Warnings, " "), "u00") {
+		t.Errorf("warnings %v; want one naming u00 as changed during the sync", res.Warnings)
+	}
+}
+
+// deadlineStore fails the calls it stands in for once their context
+// ended (as DynamoDB's client does), and holds every delete after the
+// first until its context ends (a throttled table).
+type deadlineStore struct {
+	*fakeStore
+	deletes int
+}
+
+func (s *deadlineStore) DeleteUserIf(ctx context.Context, id string, rev int64) (bool, error) {
+	if s.deletes++; s.deletes > 1 {
+		<-ctx.Done()
+	}
+	if err := ctx.Err(); err != nil {
+		return false, ipguard.Errorf(ipguard.EUnavailable, "dynamodb: %v", err)
+	}
+	return s.fakeStore.DeleteUserIf(ctx, id, rev)
+}
+
+func (s *deadlineStore) AddDueAlert(ctx context.Context, a ipguard.DueAlert) error {
+	if err := ctx.Err(); err != nil {
+		return ipguard.Errorf(ipguard.EUnavailable, "dynamodb: %v", err)
+	}
+	return s.fakeStore.AddDueAlert(ctx, a)
+}
+
+// deadlineAlerts fails a publish once its context ended (as SNS's client does).
+type deadlineAlerts struct{ *fakeAlerts }
+
+func (a deadlineAlerts) Publish(ctx context.Context, al ipguard.Alert) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", ipguard.Errorf(ipguard.EUnavailable, "sns: %v", err)
+	}
+	return a.fakeAlerts.Publish(ctx, al)
+}
+
+// The users offboarded are reported also when the sync runs into its
+// deadline while it offboards: the offboarding stops a reserve before the
+// deadline (OffboardReserve), so the log line and the alert naming whom
+// it offboarded still leave (attack review, #15 §4). Before, a delete that
+// hung until the deadline (a throttled table) took the whole time, and
+// the report, made with the context already ended, could record and send
+// nothing: the user was gone from the allowlist without an alert.
+func TestUsersOffboardedAreReportedWhenTheSyncRunsIntoItsDeadline(t *testing.T) {
+	e := usersLeftEnv(t, 2)
+	e.s.UserChecks = &UserChecks{Min: 20}
+	e.do(t, `{"action":"sync"}`) // u00, u01 seen gone once
+	e.s.Store = &deadlineStore{fakeStore: e.st}
+	e.s.Alerts = deadlineAlerts{e.alerts}
+	ctx, cancel := context.WithTimeout(context.Background(), OffboardReserve+2*time.Second)
+	defer cancel()
+	_, _ = e.s.Handle(ctx, []byte(`{"action":"sync"}`))
+	var gone string // the one offboarded before the deadline
+	for _, id := range []string{"u00", "u01"} {
+		if _, found, _ := e.st.GetUser(context.Background(), id); !found {
+			gone = id
+		}
+	}
+	if gone == "" {
+		t.Fatal("neither u00 nor u01, seen gone twice, was offboarded")
+	}
+	if alert := usersLeftEmail(e.alerts); !strings.Contains(alert, gone) {
+		t.Errorf("users-left alert %q; want %s, offboarded before the deadline, named", alert, gone)
+	}
+	// And counted against the blast radius, though the sync failed: a
+	// sync that keeps failing after some offboardings never gets a fresh
+	// budget each time.
+	if n, _ := e.s.UserChecks.OffboardedWithin(context.Background(), e.now); n != 1 {
+		t.Errorf("offboarded within the budget's window: %d; want 1", n)
+	}
+}
+
+// onceFailingCursor fails its first read (a throttled table), then works.
+type onceFailingCursor struct{ memCursor }
+
+func (m *onceFailingCursor) UserCheckCursor(ctx context.Context) (CheckCursor, error) {
+	c, err := m.memCursor.UserCheckCursor(ctx)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.reads == 1 {
+		return CheckCursor{}, ipguard.Errorf(ipguard.EUnavailable, "dynamodb: throttled")
+	}
+	return c, err
+}
+
+// Moving the rotation never resets the blast radius's budget: a sync whose
+// read of the rotation's place failed (it goes on from this container's
+// last place, the first user in a new one) moves the rotation, but the
+// users offboarded in the budget's window and the last halt stay counted
+// (attack review, #15 §4: never more than a share). Before, the rotation
+// was stored whole from the place the sync started with, so such a sync
+// wrote a zero budget over the stored one, and the next sync could
+// offboard a full share again; two syncs at once did the same.
+func TestMovingTheRotationKeepsTheBudget(t *testing.T) {
+	e := usersLeftEnvOf(t, 3, 0)
+	halted := t0.Add(-time.Hour)
+	cur := &onceFailingCursor{memCursor{c: CheckCursor{Offboarded: 4, OffboardedSince: t0.Add(-time.Hour), Halted: halted}}}
+	e.s.UserChecks = &UserChecks{Store: cur}
+	e.do(t, `{"action":"sync"}`)
+	cur.mu.Lock()
+	c := cur.c
+	cur.mu.Unlock()
+	if c.Offboarded != 4 || !c.Halted.Equal(halted) {
+		t.Errorf("stored rotation %+v; want the budget (4 offboarded, halted at %s) kept", c, halted)
+	}
+	if c.After == "" {
+		t.Errorf("stored rotation %+v; want it moved past the users checked", c)
+	}
+}
+
+// hangingDirectory answers people/{id} never: each call waits until its
+// context ends (a proxy that holds the requests of one path).
+type hangingDirectory struct{ fakeDirectory }
+
+func (d *hangingDirectory) Person(ctx context.Context, _ string) (Person, bool, error) {
+	<-ctx.Done()
+	return Person{}, false, ipguard.Errorf(ipguard.EUnavailable, "no answer: %v", ctx.Err())
+}
+
+// A people/{id} that hangs lets the users-left check check nobody, sync
+// after sync, without an error of its own (the check stops at its half of
+// the time). Once the rotation has not moved for a pass (12 hours), that
+// is alerted like any check that cannot run, once. (Before: only the
+// result's "checked 0 of N" warning said so.)
+func TestUsersLeftCheckThatChecksNobodyIsAlertedOnceItLasts(t *testing.T) {
+	e := usersLeftEnvOf(t, 3, 0)
+	e.do(t, `{"action":"sync"}`) // the rotation moves
+	e.s.Directory = &hangingDirectory{fakeDirectory{creator: "o"}}
+	sync := func(at time.Time) {
+		t.Helper()
+		e.now = at
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if _, err := e.s.Handle(ctx, []byte(`{"action":"sync"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sync(t0.Add(time.Hour))
+	if n := countCheckAlerts(e); n != 0 {
+		t.Fatalf("%d alerts after an hour; a passing hang is not alerted yet", n)
+	}
+	sync(t0.Add(13 * time.Hour))
+	sync(t0.Add(13*time.Hour + 15*time.Minute))
+	if n := countCheckAlerts(e); n != 1 {
+		t.Errorf("%d alerts about the users-left check after it checked nobody for 13 hours; want 1", n)
+	}
+}
+
+func countCheckAlerts(e *env) int {
+	n := 0
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Default, "could not check for users who left") {
+			n++
+		}
+	}
+	return n
+}
+
+// An alert about more users offboarded than it lists says how many it left
+// out and where they all are (the log line names every id), rather than
+// leaving the rest unnamed without a word (attack review, #15 §4: the ids
+// offboarded are in a log line and an alert).
+func TestUsersLeftAlertSaysWhomItLeavesOut(t *testing.T) {
+	e := newEnv()
+	var ids []string
+	for i := range MaxAlertList + 10 {
+		ids = append(ids, fmt.Sprintf("u%03d", i))
+	}
+	a := e.s.usersLeftAlert("offboarded", ids)
+	if !strings.Contains(a.Email, "and 10 more") || !strings.Contains(a.Email, "offboarded users who left the portal") {
+		t.Errorf("email %q; want the 10 ids left out counted and the log line that names them", a.Email)
+	}
+}
+
+// A people/{id} that answers every user with something that is no user
+// (a proxy's JSON of another shape: "unexpected response", EInternal)
+// finds nobody gone, sync after sync; each user is only a warning of the
+// scheduled sync's result, which nobody reads. When not one user of a
+// sync's share could be read, that is a failure of the check, alerted once
+// per episode like any other (attack review, #15 §4: a proxy in front of
+// the portal). Before, it counted as a check that worked: no alert, and
+// with OFFBOARD_REMOVED_USERS=true nobody who left was ever offboarded.
+func TestUsersLeftCheckThatReadsNoUserIsAlerted(t *testing.T) {
+	e := usersLeftEnvOf(t, 3, 0)
+	dir := e.s.Directory.(*fakeDirectory)
+	dir.errs = map[string]error{}
+	for _, id := range []string{"u00", "u01", "u02"} {
+		dir.errs[id] = ipguard.Errorf(ipguard.EInternal, "docspace: get user: unexpected response: json: cannot unmarshal array into Go value")
+	}
+	e.do(t, `{"action":"sync"}`)
+	e.now = t0.Add(15 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if n := countCheckAlerts(e); n != 1 {
+		t.Errorf("%d alerts about a users-left check that read no user in two syncs; want 1", n)
+	}
+	// One user that cannot be read among others that can is a warning only.
+	e = usersLeftEnvOf(t, 3, 0)
+	e.s.Directory.(*fakeDirectory).errs = map[string]error{"u01": ipguard.Errorf(ipguard.EInternal, "unexpected response")}
+	e.do(t, `{"action":"sync"}`)
+	if n := countCheckAlerts(e); n != 0 {
+		t.Errorf("%d alerts about one unreadable user among readable ones; want none (a warning)", n)
+	}
+}
