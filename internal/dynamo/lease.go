@@ -160,7 +160,9 @@ const budgetTries = 3
 // the condition that n stays within max. When refused, the refusal returns
 // the item's n (ReturnValuesOnConditionCheckFailure) and Reserve asks for
 // what is left instead, if anything; so the grants of a window never add up
-// to more than max, and it returns 0, nil when the window is used up.
+// to more than max, and it returns 0, nil when the window is used up. A
+// lost answer that the SDK sends again may count a chunk twice: fewer
+// requests, the safe side.
 func (s *Store) Reserve(ctx context.Context, window time.Time, n, max int) (int, error) {
 	pk := budgetPrefix + strconv.FormatInt(window.Unix(), 10)
 	op := "reserve portal requests " + pk
