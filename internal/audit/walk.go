@@ -219,8 +219,14 @@ func (w *walker) get(ctx context.Context, s int) (page, error) {
 			// The portal asked (Retry-After) for a wait that passes the
 			// deadline margin: stop like at the margin, keeping what was
 			// committed; the next run goes on from the cursor.
+			// Or the portal's request budget, shared by all containers,
+			// is used up until a window that starts past it (past.By).
+			who := "the portal asked to wait %s before the next request (its Retry-After)"
+			if past.By != "" {
+				who = past.By + " asks to wait %s before the next request (other containers used this window's requests)"
+			}
 			w.busyOnce.Do(func() {
-				w.warn(fmt.Sprintf("the portal asked to wait %s before the next request (its Retry-After), longer than this run has left before its deadline margin (%s); stopped reading here: %s",
+				w.warn(fmt.Sprintf(who+", longer than this run has left before its deadline margin (%s); stopped reading here: %s",
 					past.Wait.Round(time.Second), past.Left.Round(time.Second), humantext.Line(f.err.Error(), 300)))
 			})
 			return page{}, errOutOfTime

@@ -114,6 +114,11 @@ type Options struct {
 	// minute, across all calls made at the same time; 0 means none. The
 	// portal documents 1500 a minute per user.
 	RequestsPerMinute int
+	// Budget, when set, shares RequestsPerMinute with every other client
+	// that uses the same budget (other containers, the other function): a
+	// request starts only with a token of it too (see BudgetWindow). nil,
+	// or a ceiling under 7, means this client's pacer alone.
+	Budget RequestBudget
 }
 
 // Client calls the DocSpace API. It is safe for concurrent use.
@@ -127,6 +132,7 @@ type Client struct {
 	maxBackoff  time.Duration
 	log         *slog.Logger
 	pace        *pacer
+	budget      *budgetGate // nil: the pacer alone
 
 	clockMu    sync.Mutex
 	serverDate time.Time // Date header of the last answer
@@ -162,6 +168,9 @@ func New(opts Options) (*Client, error) {
 		log:         opts.Logger,
 		pace:        newPacer(opts.RequestsPerMinute),
 	}
+	if opts.Budget != nil {
+		c.budget = newBudgetGate(opts.Budget, opts.RequestsPerMinute, opts.Logger)
+	}
 	if c.http == nil {
 		c.http = defaultHTTPClient(opts.AllowHTTP)
 	}
@@ -183,7 +192,20 @@ func New(opts Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
+	if c.budget != nil {
+		c.budget.log = c.log
+	}
 	return c, nil
+}
+
+// TakeBudgetFallbacks returns how many windows of the shared request budget
+// (Options.Budget) this client let through on its own pacer because the
+// budget's store failed, since the last call; 0 without a budget.
+func (c *Client) TakeBudgetFallbacks() int {
+	if c.budget == nil {
+		return 0
+	}
+	return c.budget.takeFallbacks()
 }
 
 // baseURL validates and normalises the portal address.
@@ -311,7 +333,7 @@ func (c *Client) do(ctx context.Context, cl call) error {
 		if e := fence(attempt); e != nil {
 			return e
 		}
-		if err := c.pace.wait(ctx); err != nil {
+		if err := waitBoth(ctx, c.pace, c.budget); err != nil {
 			msg := "gave up waiting for the request rate ceiling: " + err.Error()
 			var past *ipguard.WaitPastDeadlineError
 			if errors.As(err, &past) {

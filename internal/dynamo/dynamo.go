@@ -94,6 +94,9 @@ const (
 	// arrivalPrefix keys an invocation's first arrival by its request id
 	// (users.go), so that Lambda's retry of it keeps its time.
 	arrivalPrefix = "arrival#"
+	// budgetPrefix keys the windows of the portal's request budget shared
+	// by both functions' containers (lease.go, Reserve).
+	budgetPrefix  = "budget#portal#"
 	checkpointPK  = "checkpoint#audit"
 	portalStatePK = "state#portal-allowlist"
 )
@@ -124,6 +127,7 @@ var (
 		"outbox#bus",
 		// The sliding windows' buckets that span runs (#21 §3).
 		SprayBucketPrefix + "*",
+		budgetPrefix + "*", // the portal's request budget, shared with onboarding (#17)
 	}
 	OnboardWrites = []string{
 		userPrefix + "*",
@@ -136,6 +140,7 @@ var (
 		historyPrefix + "*",    // each user's allowlist history (#16 §7)
 		offboardedPrefix + "*", // when a user was offboarded, for stale replays (#15 §5)
 		arrivalPrefix + "*",    // an invocation's first arrival, for Lambda's retries (#15 §5)
+		budgetPrefix + "*",     // the portal's request budget, shared with the audit (#17)
 	}
 )
 

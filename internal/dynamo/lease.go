@@ -3,6 +3,7 @@ package dynamo
 import (
 	"context"
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -145,3 +146,53 @@ func leaseSince(item map[string]types.AttributeValue, now time.Time) (time.Time,
 // lease's end, and the state's progress (version, applied, pending and the
 // list last seen with its setting).
 var peekAttrs = []string{"pk", "leaseUntil", "since", "passMs", "version", "applied", "adds", "addsApplied", "pending", "pendingCode", "pendingVersion", "seen", "lastSeen", "lastEnabled", "reconciled"}
+
+// budgetKeep is how long after its start a window of the request budget
+// stays before TTL may delete it (its end and a few minutes).
+const budgetKeep = 5 * time.Minute
+
+// budgetTries bounds the reservations of one Reserve: the chunk, then what
+// is left when the window had less, again if another container took it first.
+const budgetTries = 3
+
+// Reserve implements docspace.RequestBudget over the item
+// budget#portal#<window start, Unix seconds>: one UpdateItem ADD n :c with
+// the condition that n stays within max. When refused, the refusal returns
+// the item's n (ReturnValuesOnConditionCheckFailure) and Reserve asks for
+// what is left instead, if anything; so the grants of a window never add up
+// to more than max, and it returns 0, nil when the window is used up. A
+// lost answer that the SDK sends again may count a chunk twice: fewer
+// requests, the safe side.
+func (s *Store) Reserve(ctx context.Context, window time.Time, n, max int) (int, error) {
+	pk := budgetPrefix + strconv.FormatInt(window.Unix(), 10)
+	op := "reserve portal requests " + pk
+	n = min(n, max)
+	for try := 0; try < budgetTries && n > 0; try++ {
+		_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:                           aws.String(s.table),
+			Key:                                 key(pk),
+			UpdateExpression:                    aws.String("ADD #n :c SET expiresAt = if_not_exists(expiresAt, :exp)"),
+			ConditionExpression:                 aws.String("attribute_not_exists(#n) OR #n <= :room"),
+			ExpressionAttributeNames:            map[string]string{"#n": "n"},
+			ExpressionAttributeValues:           map[string]types.AttributeValue{":c": num(int64(n)), ":room": num(int64(max - n)), ":exp": num(window.Add(budgetKeep).Unix())},
+			ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		})
+		if err == nil {
+			return n, nil
+		}
+		var ccf *types.ConditionalCheckFailedException
+		if !errors.As(err, &ccf) {
+			return 0, s.fail(op, err)
+		}
+		used := max // an answer without the item: take it as used up
+		if v, ok := ccf.Item["n"].(*types.AttributeValueMemberN); ok {
+			u, perr := strconv.Atoi(v.Value)
+			if perr != nil {
+				return 0, s.corrupt(op, perr)
+			}
+			used = u
+		}
+		n = min(n-1, max-used) // less than refused, and no more than is left
+	}
+	return 0, nil
+}

@@ -86,10 +86,15 @@ func TestEveryKeyConstantIsWritableByAFunction(t *testing.T) {
 }
 
 // No item is writable by both: the audit's role cannot reach onboarding's
-// items (users, the portal state, its lease) nor the other way round.
+// items (users, the portal state, its lease) nor the other way round. The
+// one exception is the portal's request budget, shared by design (#17): its
+// windows count requests, they change nothing on the portal or in a user.
 func TestNoItemIsWritableByBothFunctions(t *testing.T) {
 	for _, a := range AuditWrites {
 		for _, o := range OnboardWrites {
+			if a == budgetPrefix+"*" && o == a {
+				continue
+			}
 			ma, _ := path.Match(a, strings.TrimSuffix(o, "*"))
 			mo, _ := path.Match(o, strings.TrimSuffix(a, "*"))
 			if a == o || ma || mo {

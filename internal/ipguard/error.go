@@ -88,9 +88,16 @@ func ErrorCode(err error) Code {
 type WaitPastDeadlineError struct {
 	Wait time.Duration // how long the dependency asked to wait, from when it was asked
 	Left time.Duration // how much of the deadline was left then
+	// By names what asked to wait when it is not the portal's Retry-After
+	// (for example the shared request budget); "" is the portal.
+	By string
 }
 
 func (e *WaitPastDeadlineError) Error() string {
+	if e.By != "" {
+		return fmt.Sprintf("%s asks to wait %s, longer than the %s left before the deadline",
+			e.By, e.Wait.Round(time.Second), e.Left.Round(time.Millisecond))
+	}
 	return fmt.Sprintf("the portal asked to wait %s (Retry-After), longer than the %s left before the deadline",
 		e.Wait.Round(time.Second), e.Left.Round(time.Millisecond))
 }

@@ -165,6 +165,11 @@ type metricsWriter struct {
 	// ERROR; each line carries the lowest level that passes, so that no
 	// metric is ever filtered away.
 	level slog.Level
+	// budgetFallbacks, when set, returns the windows of the shared portal
+	// request budget let through on the container's pacer alone since the
+	// last line (its store failed): the line's PortalBudgetFallbacks, a
+	// count no alarm reads (the warning in the log says which window).
+	budgetFallbacks func() int
 }
 
 // lambdaLevel is the level name Lambda's filter reads for a line that
@@ -192,6 +197,11 @@ func (m metricsWriter) write(ctx context.Context, metrics []emf.Metric, props ma
 		props["requestId"] = id
 	}
 	props["level"] = lambdaLevel(m.level)
+	if m.budgetFallbacks != nil {
+		if n := m.budgetFallbacks(); n > 0 {
+			props["PortalBudgetFallbacks"] = n
+		}
+	}
 	// Stamped with the invocation's start, as AWS/Lambda stamps Errors with
 	// the invocation time: the errors alarms subtract Rejected from Errors
 	// period by period, so both must fall into the same period.

@@ -226,3 +226,26 @@ func TestLastRunRecordSaysWhetherTheRunFinished(t *testing.T) {
 		})
 	}
 }
+
+// The windows in which the shared request budget's store failed (the
+// container paced on its own) are a field of the next line, counted once
+// and not declared as a metric; none, no field.
+func TestBudgetFallbacksAreAPropertyOfTheNextLine(t *testing.T) {
+	n := 2
+	for _, want := range []any{float64(2), nil} {
+		var buf bytes.Buffer
+		mw := metricsWriter{out: &buf, namespace: "DocSpaceIPGuard", now: time.Now,
+			budgetFallbacks: func() int { m := n; n = 0; return m }}
+		mw.write(context.Background(), []emf.Metric{{Name: MetricRequests, Value: 1}}, nil)
+		var fields map[string]any
+		if err := json.Unmarshal(buf.Bytes(), &fields); err != nil {
+			t.Fatal(err)
+		}
+		if got := fields["PortalBudgetFallbacks"]; got != want {
+			t.Errorf("PortalBudgetFallbacks = %v, want %v", got, want)
+		}
+		if strings.Contains(fmt.Sprint(fields["_aws"]), "PortalBudgetFallbacks") {
+			t.Errorf("PortalBudgetFallbacks declared as a metric: %v", fields["_aws"])
+		}
+	}
+}

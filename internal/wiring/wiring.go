@@ -58,6 +58,7 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 		return Deps{Log: log}, ipguard.Errorf(ipguard.EConfig, "load AWS configuration: %w", err)
 	}
 	keys := secrets.NewKeySource(secretsmanager.NewFromConfig(awsCfg), cfg.DocSpace.KeySecretID, cfg.DocSpace.KeyCacheTTL)
+	store := dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table)
 	portal, err := docspace.New(docspace.Options{
 		BaseURL:           cfg.DocSpace.Host,
 		AllowHTTP:         cfg.DocSpace.AllowHTTP,
@@ -65,6 +66,9 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 		Timeout:           cfg.DocSpace.Timeout,
 		Logger:            log,
 		RequestsPerMinute: cfg.DocSpace.RequestsPerMinute,
+		// One budget per portal: every container of both functions takes
+		// its requests from the same windows in the table (#17).
+		Budget: store,
 	})
 	if err != nil {
 		return Deps{Log: log}, err
@@ -75,7 +79,7 @@ func Load(ctx context.Context, fn config.Function) (Deps, error) {
 		Log:     log,
 		Portal:  portal,
 		APIKeys: keys,
-		Store:   dynamo.New(dynamodb.NewFromConfig(awsCfg), cfg.Table),
+		Store:   store,
 	}, nil
 }
 
@@ -183,7 +187,11 @@ func (d Deps) metricsWriter() metricsWriter {
 	if ns == "" {
 		ns = config.DefaultMetricsNamespace
 	}
-	return metricsWriter{out: out, namespace: ns, now: time.Now, level: d.Config.LogLevel}
+	mw := metricsWriter{out: out, namespace: ns, now: time.Now, level: d.Config.LogLevel}
+	if d.Portal != nil {
+		mw.budgetFallbacks = d.Portal.TakeBudgetFallbacks
+	}
+	return mw
 }
 
 func errorTypeOrEmpty(err error) string {

@@ -5,6 +5,7 @@ import (
 	"path"
 	"slices"
 	"sort"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -180,5 +181,47 @@ func TestEachFunctionWritesOnlyTheItemsItsRoleAllows(t *testing.T) {
 				t.Errorf("%s wrote no %s item (keys %v): the scenario does not exercise it", tt.function, p, keys)
 			}
 		}
+	}
+}
+
+// Both functions, as wired, take their portal requests from one budget in
+// the table (#17): a request of each reserves the first chunk (4 tokens) of
+// the window's item, so the windows' counts add up to two chunks. (Before,
+// each container paced on its own and nothing was written.)
+func TestBothFunctionsTakeTheirPortalRequestsFromOneBudget(t *testing.T) {
+	deploy(t)
+	ctx := context.Background()
+	var table string
+	var db *dynamodb.Client
+	for _, fn := range []config.Function{config.Onboard, config.Audit} {
+		d, err := wiring.Load(ctx, fn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		quiet(t, &d)
+		if _, err := d.Portal.KeyUser(ctx); err != nil {
+			t.Fatalf("function %d: %v", fn, err)
+		}
+		table, db = d.Config.Table, dynamodb.NewFromConfig(d.AWS)
+	}
+	out, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: &table})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, it := range out.Items {
+		pk, _ := it["pk"].(*types.AttributeValueMemberS)
+		if pk == nil || len(pk.Value) < len("budget#portal#") || pk.Value[:len("budget#portal#")] != "budget#portal#" {
+			continue
+		}
+		n, _ := it["n"].(*types.AttributeValueMemberN)
+		if n == nil {
+			t.Fatalf("budget item %s without n: %v", pk.Value, it)
+		}
+		v, _ := strconv.Atoi(n.Value)
+		total += v
+	}
+	if total != 8 {
+		t.Errorf("the budget's windows hold %d tokens, want 8 (a chunk of 4 for each function)", total)
 	}
 }
