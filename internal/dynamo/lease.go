@@ -3,7 +3,6 @@ package dynamo
 import (
 	"context"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -164,7 +163,7 @@ const budgetTries = 3
 // lost answer that the SDK sends again may count a chunk twice: fewer
 // requests, the safe side.
 func (s *Store) Reserve(ctx context.Context, window time.Time, n, max int) (int, error) {
-	pk := budgetPrefix + strconv.FormatInt(window.Unix(), 10)
+	pk := unixKey(budgetPrefix, window)
 	op := "reserve portal requests " + pk
 	n = min(n, max)
 	for try := 0; try < budgetTries && n > 0; try++ {
@@ -185,12 +184,10 @@ func (s *Store) Reserve(ctx context.Context, window time.Time, n, max int) (int,
 			return 0, s.fail(op, err)
 		}
 		used := max // an answer without the item: take it as used up
-		if v, ok := ccf.Item["n"].(*types.AttributeValueMemberN); ok {
-			u, perr := strconv.Atoi(v.Value)
-			if perr != nil {
-				return 0, s.corrupt(op, perr)
-			}
-			used = u
+		if u, ok, gerr := getN(ccf.Item, "n"); gerr != nil {
+			return 0, s.corrupt(op, gerr)
+		} else if ok {
+			used = int(u)
 		}
 		n = min(n-1, max-used) // less than refused, and no more than is left
 	}

@@ -22,7 +22,13 @@ import (
 // or account (WHERE §10).
 const SprayBucketPrefix = behaviour.SprayBucketPrefix
 
-func sprayKey(start time.Time) string { return SprayBucketPrefix + strconv.FormatInt(start.Unix(), 10) }
+func sprayKey(start time.Time) string { return unixKey(SprayBucketPrefix, start) }
+
+// unixKey is the key of an item of one time window: prefix and the
+// window's start in unix seconds.
+func unixKey(prefix string, start time.Time) string {
+	return prefix + strconv.FormatInt(start.Unix(), 10)
+}
 
 // SprayBuckets implements behaviour.WindowStore: one BatchGetItem per 100
 // minutes. An item that cannot be decoded is absent. One that outlived its

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"ipguard/internal/audit"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/devportal"
@@ -430,5 +431,615 @@ func TestSyncHeartbeatBeatsOnlyWhenThePortalWasReached(t *testing.T) {
 	}
 	if l := lines.String(); strings.Contains(l, `"Syncs":1`) {
 		t.Errorf("a sync that could not reach the portal: metrics line %s; want no Syncs", l)
+	}
+}
+
+// The allowlist as desired state (issue 9), with the real adapters against
+// moto and the dev portal.
+
+func mustDo(t *testing.T, svc handler[onboard.Result], payload string) onboard.Result {
+	t.Helper()
+	res, err := svc.Handle(context.Background(), []byte(payload))
+	if err != nil {
+		t.Fatalf("%s: %v", payload, err)
+	}
+	return res
+}
+
+func driftAlerts(s *localdeploy.Stack) []localdeploy.Published {
+	var out []localdeploy.Published
+	for _, p := range s.Published() {
+		if strings.Contains(p.Default, `"allowlist_drift"`) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func TestOffboardRemovesExactlyTheOwnedAddressesNoOneElseNeeds(t *testing.T) {
+	s := deploy(t)
+	// 203.0.113.10 was on the portal by hand before anyone needed it.
+	s.Portal.SetRestrictions([]ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "203.0.113.10"}}, true)
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10","198.51.100.1","198.51.100.2"]}`)
+	mustDo(t, svc, `{"id":"`+bob+`","email":"bob@example.com","allowedIps":["203.0.113.10","198.51.100.2"]}`)
+	res := mustDo(t, svc, `{"action":"offboard","id":"`+alice+`"}`)
+	if got := strings.Join(portalIPs(s), ","); got != "192.0.2.1!,203.0.113.10,198.51.100.2" {
+		t.Errorf("portal = %s; want the manual entries and bob's address, without alice's own", got)
+	}
+	if strings.Join(res.PortalRemoved, ",") != "198.51.100.1" || res.Portal != onboard.PortalApplied {
+		t.Errorf("result = %+v", res)
+	}
+	mustDo(t, svc, `{"action":"offboard","id":"`+bob+`"}`)
+	if got := strings.Join(portalIPs(s), ","); got != "192.0.2.1!,203.0.113.10" {
+		t.Errorf("portal after both left = %s; want exactly the manual entries", got)
+	}
+}
+
+// Issue 16 §7, as the demo showed it: right after an offboarding the next
+// run re-reads the overlap, where the user's earlier, allowed logins are.
+// They were allowed when they happened, so nothing is alerted ("never
+// onboarded" would be wrong); a login after the offboarding is.
+func TestOffboardingDoesNotTurnEarlierLoginsIntoUnknownUsers(t *testing.T) {
+	s := deploy(t, "UNKNOWN_USER_POLICY=alert") // each unknown user's login a message (the digest is #21's default)
+	onboardAliceAndBob(t)
+	audit := auditService(t)
+	auditRun(t, audit, time.Now().Add(-4*time.Minute))
+	s.Portal.AddLoginEvents(
+		login(alice, 1010, "203.0.113.10", 3*time.Minute),
+		login(alice, 1010, "10.20.0.7", 2*time.Minute),
+		login(alice, 1010, "198.51.100.9", 2*time.Minute))
+	mustDo(t, onboardService(t), `{"action":"offboard","id":"`+alice+`"}`)
+	time.Sleep(1100 * time.Millisecond) // the offboarding's second is past
+	s.Portal.AddLoginEvents(login(alice, 1010, "203.0.113.10", 0))
+	auditRun(t, audit, time.Now().Add(time.Second))
+	evs := alerted(t, s)
+	if len(evs) != 1 || evs[0]["kind"] != "unknown_user" {
+		t.Fatalf("alerts %v; want only the login after the offboarding, as unknown_user", summary(evs))
+	}
+}
+
+func TestTravelModeEntryExpiresAndTheAuditThenFlagsIt(t *testing.T) {
+	s := deploy(t)
+	svc := onboardService(t)
+	exp := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10",{"ip":"198.51.100.77","expiresAt":"`+exp+`","note":"conference"}]}`)
+	if !slices.Contains(portalIPs(s), "198.51.100.77") {
+		t.Fatalf("travel-mode address not pushed: %v", portalIPs(s))
+	}
+	time.Sleep(time.Until(time.Now().Add(3 * time.Second).Truncate(time.Second)))
+	sync := mustDo(t, svc, `{"action":"sync"}`)
+	if slices.Contains(portalIPs(s), "198.51.100.77") || len(sync.Expired) != 1 {
+		t.Fatalf("after expiry: portal %v, sync %+v", portalIPs(s), sync)
+	}
+	get := mustDo(t, svc, `{"action":"get","id":"`+alice+`"}`)
+	if last := get.User.Entries[len(get.User.Entries)-1]; last.Entry != "198.51.100.77" || last.State != "expired" || last.Note != "conference" {
+		t.Errorf("get = %+v", get.User.Entries)
+	}
+	s.Portal.AddLoginEvents(login(alice, 1010, "198.51.100.77", time.Second))
+	auditRun(t, auditService(t), time.Now())
+	if got := summary(alerted(t, s)); !slices.ContainsFunc(got, func(x string) bool {
+		return strings.Contains(x, "ip_not_allowed") && strings.Contains(x, "198.51.100.77")
+	}) {
+		t.Errorf("alerts = %v; want the login from the expired address flagged", got)
+	}
+}
+
+func TestDriftIsAlertedOnceWithAttributionAndTheAddressRestored(t *testing.T) {
+	s := deploy(t)
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10","203.0.113.11"]}`)
+	time.Sleep(1100 * time.Millisecond) // the trail has second precision: the hand edit comes after our save
+	// By hand: restrictions off and one owned address deleted, recorded in
+	// the portal's audit trail as the admin's save.
+	s.Portal.SetRestrictions([]ipguard.Restriction{{IP: "203.0.113.10"}}, false)
+	s.Portal.AddAuditEvents(devportal.AuditEvent{Date: time.Now(), UserID: devportal.OwnerID, User: "Mallory Admin", ActionID: 6094, IP: "192.0.2.66"})
+	res := mustDo(t, svc, `{"action":"sync"}`)
+	if res.Drift == nil || !res.Drift.SwitchedOff || strings.Join(res.Drift.MissingOwned, ",") != "203.0.113.11" {
+		t.Fatalf("drift = %+v", res.Drift)
+	}
+	if got := portalIPs(s); !slices.Contains(got, "203.0.113.11") {
+		t.Errorf("owned address not restored: %v", got)
+	}
+	if _, on := s.Portal.Restrictions(); on {
+		t.Error("restrictions switched back on although PORTAL_DRIFT_REPAIR is false")
+	}
+	alerts := driftAlerts(s)
+	if len(alerts) != 1 {
+		t.Fatalf("%d drift alerts, want 1", len(alerts))
+	}
+	for _, want := range []string{"Mallory Admin", "192.0.2.66", "203.0.113.11", "switched off"} {
+		if !strings.Contains(alerts[0].Email, want) {
+			t.Errorf("alert e-mail lacks %q:\n%s", want, alerts[0].Email)
+		}
+	}
+	if len(res.Drift.Changes) != 1 {
+		t.Errorf("attribution = %+v; want only the hand edit, not the tool's own saves", res.Drift.Changes)
+	}
+	var body struct{ Kind, Severity string }
+	if err := json.Unmarshal([]byte(alerts[0].Default), &body); err != nil || body.Kind != "allowlist_drift" || body.Severity != "high" {
+		t.Errorf("alert JSON = %s (%v)", alerts[0].Default, err)
+	}
+	mustDo(t, svc, `{"action":"sync"}`)
+	if n := len(driftAlerts(s)); n != 1 {
+		t.Errorf("the same episode alerted %d times", n)
+	}
+}
+
+func TestDriftOnAPortalWithoutAuditTrailSaysAttributionIsUnavailable(t *testing.T) {
+	s := deploy(t, "PORTAL_DRIFT_REPAIR=true")
+	s.Portal.SetAuditTrailAvailable(false)
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	s.Portal.SetRestrictions([]ipguard.Restriction{{IP: "203.0.113.10"}}, false)
+	res := mustDo(t, svc, `{"action":"sync"}`)
+	if res.Drift == nil || !strings.Contains(res.Drift.Attribution, "unavailable") || !res.Drift.Reenabled {
+		t.Fatalf("drift = %+v", res.Drift)
+	}
+	if _, on := s.Portal.Restrictions(); !on {
+		t.Error("PORTAL_DRIFT_REPAIR=true did not switch restrictions back on")
+	}
+}
+
+// TestLatePutIsRepaired: a PUT the client gave up on lands later and erases
+// a newer onboarding's address; the next reconcile re-reads and puts it back,
+// as the tool's own doing: no drift alert about itself (issue #15).
+func TestLatePutIsRepaired(t *testing.T) {
+	s := deploy(t, "DOCSPACE_TIMEOUT=300ms")
+	svc := onboardService(t)
+	s.Portal.InjectFault(devportal.Fault{Method: "PUT", Path: "/settings/iprestrictions", Times: 1, ApplyLate: 1500 * time.Millisecond})
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	mustDo(t, svc, `{"id":"`+bob+`","email":"bob@example.com","allowedIps":["192.0.2.7"]}`)
+	deadline := time.Now().Add(5 * time.Second)
+	for slices.Contains(portalIPs(s), "192.0.2.7") && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // wait for the late PUT to land
+	}
+	if slices.Contains(portalIPs(s), "192.0.2.7") {
+		t.Fatalf("the late PUT never landed: %v", portalIPs(s))
+	}
+	res := mustDo(t, svc, `{"action":"sync"}`)
+	if got := portalIPs(s); !slices.Contains(got, "192.0.2.7") || !slices.Contains(got, "203.0.113.10") {
+		t.Errorf("after the repair: %v", got)
+	}
+	if res.Drift != nil || len(driftAlerts(s)) != 0 {
+		t.Errorf("the tool's own late PUT was alerted as drift: %+v, %d alerts", res.Drift, len(driftAlerts(s)))
+	}
+}
+
+func TestLockoutPreflightWithANonOwnerKey(t *testing.T) {
+	s := deploy(t)
+	const admin = "aaaaaaaa-1111-4111-8111-00000000000a"
+	if err := s.Portal.PutUsers(devportal.User{ID: admin, DisplayName: "Key Admin", Email: "k@example.com", Status: devportal.StatusActive, IsAdmin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Portal.PutKey(devportal.APIKey{Key: s.APIKey, CreateBy: admin, IsActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	svc := onboardService(t)
+	res := mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	mustDo(t, svc, `{"id":"`+bob+`","email":"bob@example.com","allowedIps":["192.0.2.7"]}`)
+	if _, on := s.Portal.Restrictions(); on || res.RestrictionsEnabled {
+		t.Fatal("restrictions switched on with a non-owner key and no break-glass address")
+	}
+	if !slices.Contains(portalIPs(s), "203.0.113.10") || !strings.Contains(strings.Join(res.Warnings, " "), "PORTAL_BREAKGLASS_IPS") {
+		t.Errorf("portal %v, warnings %v", portalIPs(s), res.Warnings)
+	}
+	var lockout int
+	for _, p := range s.Published() {
+		if strings.Contains(p.Default, "allowlist_lockout_risk") {
+			lockout++
+		}
+	}
+	if lockout != 1 {
+		t.Errorf("%d lock-out alerts, want 1", lockout)
+	}
+}
+
+func TestSyncReportsAndOffboardsUsersWhoLeftThePortal(t *testing.T) {
+	s := deploy(t, "OFFBOARD_REMOVED_USERS=true")
+	if err := s.Portal.PutUsers(
+		devportal.User{ID: alice, DisplayName: "Alice", Email: "alice@example.com", Status: devportal.StatusActive},
+		devportal.User{ID: bob, DisplayName: "Bob", Email: "bob@example.com", Status: devportal.StatusTerminated},
+	); err != nil {
+		t.Fatal(err)
+	}
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	mustDo(t, svc, `{"id":"`+bob+`","email":"bob@example.com","allowedIps":["192.0.2.7"]}`)
+	mustDo(t, svc, `{"id":"`+carol+`","email":"carol@example.com","allowedIps":["192.0.2.8"]}`) // unknown to the portal
+	// Offboarded only when seen gone in two consecutive checks.
+	if first := mustDo(t, svc, `{"action":"sync"}`); len(first.UsersLeft) != 2 || first.UsersLeft[0].Offboarded || first.UsersLeft[1].Offboarded {
+		t.Fatalf("first check offboarded: %+v", first.UsersLeft)
+	}
+	res := mustDo(t, svc, `{"action":"sync"}`)
+	var left []string
+	for _, l := range res.UsersLeft {
+		left = append(left, fmt.Sprintf("%s %s %v", l.UserID[:4], l.Why, l.Offboarded))
+	}
+	slices.Sort(left)
+	if strings.Join(left, "; ") != "0c9d terminated on the portal true; 1111 deleted from the portal true" {
+		t.Errorf("usersLeft = %v", left)
+	}
+	if got := strings.Join(portalIPs(s), ","); got != "203.0.113.10" {
+		t.Errorf("portal = %s; want only alice's address", got)
+	}
+}
+
+// A proxy in front of the portal answers people/{id} with its own 404 page
+// (#15 §4): that is no "user gone" but a ConfigurationError, so however many
+// syncs see it, nobody is offboarded, and the sync says why. (Before #15 one
+// such answer with OFFBOARD_REMOVED_USERS=true deleted every stored user.)
+func TestProxy404OnPeopleOffboardsNobody(t *testing.T) {
+	s, svc := aliceOnboardedWithOffboarding(t)
+	s.Portal.InjectFault(proxy404)
+	for i := range 3 {
+		res := mustDo(t, svc, `{"action":"sync"}`)
+		if len(res.UsersLeft) != 0 || !strings.Contains(strings.Join(res.Warnings, " "), "could not check for users who left") {
+			t.Fatalf("sync %d: usersLeft %+v, warnings %q; want nobody taken for gone and the check's failure named", i+1, res.UsersLeft, res.Warnings)
+		}
+	}
+	if got := strings.Join(portalIPs(s), ","); got != "203.0.113.10" {
+		t.Errorf("portal = %s; want alice's address kept", got)
+	}
+}
+
+// proxy404 is a proxy's own 404 page for people/{id}: no "user gone", a
+// ConfigurationError.
+var proxy404 = devportal.Fault{Method: "GET", Path: "/people/", Status: 404,
+	Body: "<html><head><title>404 Not Found</title></head><body><center><h1>404 Not Found</h1></center><hr><center>nginx</center></body></html>"}
+
+// aliceOnboardedWithOffboarding deploys with OFFBOARD_REMOVED_USERS=true,
+// alice active on the portal and onboarded with 203.0.113.10.
+func aliceOnboardedWithOffboarding(t *testing.T) (*localdeploy.Stack, handler[onboard.Result]) {
+	t.Helper()
+	s := deploy(t, "OFFBOARD_REMOVED_USERS=true")
+	if err := s.Portal.PutUsers(devportal.User{ID: alice, DisplayName: "Alice", Email: "alice@example.com", Status: devportal.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	return s, svc
+}
+
+func TestPreviewReplaysThePortalHistory(t *testing.T) {
+	s := deploy(t)
+	s.Portal.SetRestrictions([]ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}}, false)
+	if err := s.Portal.PutUsers(devportal.User{ID: alice, DisplayName: "Alice", Email: "alice@example.com", Status: devportal.StatusActive},
+		devportal.User{ID: bob, DisplayName: "Bob", Email: "bob@example.com", Status: devportal.StatusActive}); err != nil {
+		t.Fatal(err)
+	}
+	svc := onboardService(t)
+	mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	s.Portal.AddLoginEvents(
+		login(alice, 1010, "203.0.113.10", time.Hour),   // allowed
+		login(alice, 1010, "198.51.100.9", 2*time.Hour), // refused
+		login(bob, 1000, "192.0.2.1", time.Hour),        // forAdmin entry: bob is no admin
+		login(devportal.OwnerID, 1000, "203.0.113.250", time.Hour),
+		login(alice, 1005, "198.51.100.8", time.Hour), // failed: not replayed
+	)
+	before := puts(s)
+	res := mustDo(t, svc, `{"action":"preview","days":7}`)
+	p := res.Preview
+	if p == nil || p.Allowed != 1 || p.OwnerExempt != 1 || len(p.Refused) != 2 {
+		t.Fatalf("preview = %+v", p)
+	}
+	if before != puts(s) {
+		t.Error("preview wrote to the portal")
+	}
+}
+
+// TestHandEditDuringTheUpdateIsReported pins issue 11.6 against the dev
+// portal: an admin saves the allowlist while our PUT is on its way (after our
+// GET). The PUT overwrites that save, which the list cannot show; the portal's
+// audit trail can, and the result names who saved meanwhile.
+func TestHandEditDuringTheUpdateIsReported(t *testing.T) {
+	s := deploy(t)
+	svc := onboardService(t)
+	s.Portal.InjectFault(devportal.Fault{Method: "PUT", Path: "/settings/iprestrictions", Times: 1, Delay: 600 * time.Millisecond})
+	go func() {
+		time.Sleep(300 * time.Millisecond) // our GET is done, our PUT is held
+		s.Portal.SetRestrictions([]ipguard.Restriction{{IP: "198.51.100.200"}}, true)
+		s.Portal.AddAuditEvents(devportal.AuditEvent{Date: time.Now(), UserID: devportal.OwnerID, User: "Hasty Admin", ActionID: 6094, IP: "192.0.2.77"})
+	}()
+	res := mustDo(t, svc, `{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`)
+	w := strings.Join(res.Warnings, " ")
+	if !strings.Contains(w, "Hasty Admin") || !strings.Contains(w, "192.0.2.77") {
+		t.Errorf("warnings = %v; want the save made during the update named", res.Warnings)
+	}
+}
+
+// #21 §4 end to end with the real adapters: an entry's place goes through
+// the onboarding function into DynamoDB (never to the portal), and the
+// audit judges travel with it. Alice logs in from New York, and 10 minutes
+// later her credentials are used through the shared Berlin office address
+// (whose GeoIP wrongly says New York): one impossible_travel finding naming
+// both logins and the Berlin office entry.
+func TestDeclaredPlaceFromOnboardingToTravel(t *testing.T) {
+	s := deploy(t)
+	ctx := context.Background()
+	res, err := onboardService(t).Handle(ctx, []byte(`{"id":"`+alice+`","email":"alice@example.com","allowedIps":[`+
+		`{"ip":"203.0.113.0/24","note":"office","place":"Berlin"},"198.51.100.7"]}`))
+	if err != nil || !res.Stored {
+		t.Fatalf("onboard: %+v, %v", res, err)
+	}
+	list, _ := s.Portal.Restrictions()
+	for _, r := range list {
+		if strings.Contains(r.IP, "Berlin") || strings.Contains(r.IP, ",") {
+			t.Errorf("the portal got %q", r.IP)
+		}
+	}
+	ny := func(ip string, ago time.Duration) {
+		ev := login(alice, 1010, ip, ago)
+		ev.Country, ev.City = "United States", "New York"
+		s.Portal.AddLoginEvents(ev)
+	}
+	ny("198.51.100.7", 12*time.Minute)
+	ny("203.0.113.40", 2*time.Minute)
+	r, err := auditService(t).Handle(ctx, scheduled(time.Now()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Counts[audit.KindImpossibleTravel] != 1 || r.Counts[audit.KindIPNotAllowed] != 0 {
+		t.Fatalf("counts %v, want one impossible_travel", r.Counts)
+	}
+	evs := alerted(t, s)
+	if len(evs) != 1 || !strings.Contains(fmt.Sprint(evs[0]["reasons"]), "through the Berlin office entry 203.0.113.0/24") {
+		t.Fatalf("alerted %v", evs)
+	}
+}
+
+// The fence's retry path (#15 §2), through the real DocSpace client, the
+// dev portal and the lease in moto: a first PUT attempt whose outcome is
+// unknown (read by the portal, not answered before the client's attempt
+// timeout, applied by the portal a little later), then either a retry
+// (enough lease left) or none (too little left).
+
+// fenceStack deploys the onboarding with a client attempt timeout of
+// timeout (DOCSPACE_TIMEOUT) and no lease wait, the manual entries on the
+// portal, switched on, and its next list PUT unanswered: read, held until
+// the client gives up, and applied late after that.
+func fenceStack(t *testing.T, timeout string, late time.Duration) (*localdeploy.Stack, handler[onboard.Result]) {
+	t.Helper()
+	s := deploy(t, "DOCSPACE_TIMEOUT="+timeout, "LEASE_WAIT=0s")
+	s.Portal.SetRestrictions(manual, true)
+	svc := onboardService(t)
+	s.Portal.InjectFault(devportal.Fault{Method: "PUT", Path: "/settings/iprestrictions", Times: 1, ApplyLate: late})
+	return s, svc
+}
+
+// leaseFreeAt reads whether the portal allowlist lease is free at instant at.
+func leaseFreeAt(t *testing.T, s *localdeploy.Stack, at time.Time) bool {
+	t.Helper()
+	_, free, err := s.Store.PortalStateAndLease(context.Background(), onboard.LeaseName, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return free
+}
+
+// waitFor polls cond (a fact of the stack, not a time) for at most limit.
+func waitFor(t *testing.T, what string, limit time.Duration, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(limit); !cond(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%s: not within %s", what, limit)
+		}
+	}
+}
+
+// (i) Enough lease left: the client retries the unanswered PUT and the
+// retry is answered. The change is applied and owned, nothing stays in
+// flight, and the lease is still kept until the unanswered first attempt
+// could have landed (one attempt's time after it went unanswered): the
+// portal may still apply it, and nobody may write under it. (Before: the
+// answered retry released the lease at once, so the next change could PUT
+// its list and the first attempt, landing after it, put the older list
+// back on the portal; and the first attempt's trail event, at an instant no
+// answer dated, was named as a save by someone else that the tool's write
+// may have overwritten.)
+func TestFenceRetriesAnUnansweredPUTAndKeepsTheLeaseUntilItCouldLand(t *testing.T) {
+	const attempt = 1500 * time.Millisecond
+	s, svc := fenceStack(t, "1500ms", time.Millisecond)
+	ctx := context.Background()
+
+	start, published := time.Now(), len(s.Published())
+	res, err := svc.Handle(ctx, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := puts(s); n != 2 || res.Portal != onboard.PortalApplied {
+		t.Fatalf("%d PUT attempt(s) reached the portal, result %+v; want the unanswered one and its retry, applied", n, res)
+	}
+	// Its unanswered attempt, landed at an instant no answer dated, is the
+	// tool's own save, not someone else's.
+	for _, w := range res.Warnings {
+		if strings.Contains(w, "someone else") || strings.Contains(w, "hand edit") {
+			t.Errorf("warning %q about the tool's own unanswered attempt", w)
+		}
+	}
+	if p := s.Published()[published:]; len(p) != 0 {
+		t.Errorf("published %+v about the tool's own unanswered attempt", p)
+	}
+	st, err := s.Store.PortalState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Sent != nil || !slices.Contains(st.Owned, "203.0.113.10") || st.Applied != st.Version {
+		t.Errorf("state: sent %v (%q), owned %v, applied %d of %d; want applied, owned, nothing in flight",
+			st.Sent, st.SentOutcome, st.Owned, st.Applied, st.Version)
+	}
+	// The first attempt went unanswered no earlier than start+attempt; it
+	// may land until one attempt's time after that.
+	if leaseFreeAt(t, s, start.Add(2*attempt-10*time.Millisecond)) {
+		t.Errorf("the lease is free before the unanswered first attempt could have landed (%s after the request started)", 2*attempt)
+	}
+
+	// Once it could have landed, the next holder finds the tool's own list:
+	// no drift, and a later change is applied on top of it.
+	waitFor(t, "the lease ends", 10*time.Second, func() bool { return leaseFreeAt(t, s, time.Now()) })
+	res, err = svc.Handle(ctx, []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`))
+	if err != nil || res.Portal != onboard.PortalApplied {
+		t.Fatalf("next change: %+v, %v", res, err)
+	}
+	if got := portalIPs(s); !slices.Contains(got, "203.0.113.10") || !slices.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %v; want both changes", got)
+	}
+	res, err = svc.Handle(ctx, []byte(`{"action":"sync"}`))
+	if err != nil || res.Drift != nil {
+		t.Errorf("sync: drift %+v, err %v; the tool's own late PUT is no drift", res.Drift, err)
+	}
+}
+
+// (ii) Too little lease left: the first attempt went unanswered and no
+// retry starts (less than one attempt's timeout is left before the lease's
+// fence). The outcome is unknown: the change is pending, the in-flight
+// record stays (the list, "unknown"), nothing is owned, and the lease is
+// kept until the attempt could have landed, so a change arriving meanwhile
+// writes nothing. The portal applies the attempt late; the next holder
+// reads it as the tool's own (owned, no drift) and repairs after it: the
+// user offboarded meanwhile loses the address that landed late.
+func TestFenceSendsNoRetryWithTooLittleLeaseAndTheNextHolderRepairs(t *testing.T) {
+	const attempt = 3 * time.Second
+	s, svc := fenceStack(t, "3s", time.Second)
+	ctx := context.Background()
+
+	// The invocation's deadline leaves room for one attempt, not two: the
+	// first starts with at least one attempt's time left (its path to the
+	// PUT may take up to 2.9 s), a retry never could.
+	inv, cancel := context.WithTimeout(ctx, 2*attempt-100*time.Millisecond)
+	res, err := svc.Handle(inv, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`))
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := puts(s); n != 1 || res.Portal != onboard.PortalPending {
+		t.Fatalf("%d PUT attempt(s), result %+v; want the one unanswered attempt, no retry, pending", n, res)
+	}
+	st, err := s.Store.PortalState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.SentOutcome != ipguard.SentUnknown || !holdsIP(st.Sent, "203.0.113.10") || slices.Contains(st.Owned, "203.0.113.10") {
+		t.Fatalf("state: sent %v (%q), owned %v; want the list kept in flight as unknown, nothing owned", st.Sent, st.SentOutcome, st.Owned)
+	}
+	if st.Applied >= st.Version || st.Pending == "" {
+		t.Errorf("state: applied %d of %d, pending %q; want pending", st.Applied, st.Version, st.Pending)
+	}
+	if leaseFreeAt(t, s, time.Now()) {
+		t.Fatal("the lease was released while the unanswered attempt may still land")
+	}
+
+	// Offboarded meanwhile: stored, but nothing written under the kept lease.
+	before := puts(s)
+	res, err = svc.Handle(ctx, []byte(`{"action":"offboard","id":"u1"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if puts(s) != before {
+		t.Errorf("a change wrote the portal while the unanswered attempt could still land (result %+v)", res)
+	}
+
+	// The portal applies the attempt late; then the lease ends.
+	waitFor(t, "the late PUT lands", 10*time.Second, func() bool { return slices.Contains(portalIPs(s), "203.0.113.10") })
+	waitFor(t, "the lease ends", 15*time.Second, func() bool { return leaseFreeAt(t, s, time.Now()) })
+
+	res, err = svc.Handle(ctx, []byte(`{"action":"sync"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Drift != nil {
+		t.Errorf("drift %+v; the tool's own late PUT is no drift", res.Drift)
+	}
+	if got := portalIPs(s); slices.Contains(got, "203.0.113.10") || !slices.Contains(got, "192.0.2.2") {
+		t.Errorf("portal = %v; want the late-landed address of the offboarded user removed, the manual entries kept", got)
+	}
+	if st, _ := s.Store.PortalState(ctx); st.Sent != nil || slices.Contains(st.Owned, "203.0.113.10") || st.Pending != "" {
+		t.Errorf("after the repair: sent %v (%q), owned %v, pending %q", st.Sent, st.SentOutcome, st.Owned, st.Pending)
+	}
+}
+
+func holdsIP(list []ipguard.Restriction, ip string) bool {
+	return slices.ContainsFunc(list, func(r ipguard.Restriction) bool { return r.IP == ip && !r.ForAdmin })
+}
+
+// #15 §1, "refused: nothing sent because the invariant check refused", on
+// the real wiring, moto and the dev portal. The reconcile checks the plan
+// again before any PUT: a hand edit filled the portal list to
+// PORTAL_MAX_ENTRIES after the change passed its own cap check, so the
+// plan (additions only) would pass the cap and is refused. Then:
+//   - no PUT reached the portal;
+//   - the state stores it as refused: pending with its kind
+//     (ConfigurationError), nothing in flight (not "unknown"), the version
+//     not applied;
+//   - no address became owned (the admin adding it later keeps it);
+//   - a person is told: the function fails with ConfigurationError (its
+//     metrics line counts a failure of that type: OnboardErrorsAlarm), and
+//     the hand edit past the cap is a drift alert on the topic.
+//
+// Once the admin's entry is gone, the next sync applies the change.
+func TestRefusedPlanSendsNothingAndOwnsNothing(t *testing.T) {
+	s := deploy(t, "PORTAL_MAX_ENTRIES=4")
+	s.Portal.SetRestrictions(manual, true)
+	svc, lines := meteredOnboardService(t)
+	ctx := context.Background()
+	if _, err := svc(ctx, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	// An admin fills the list to the cap by hand.
+	list, _ := s.Portal.Restrictions()
+	s.Portal.SetRestrictions(append(list, ipguard.Restriction{IP: "198.51.100.1"}), true)
+	before, err := s.Store.PortalState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putsBefore, published := puts(s), len(s.Published())
+	lines.Reset()
+
+	_, err = svc(ctx, []byte(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`))
+
+	if ipguard.ErrorCode(err) != ipguard.EConfig || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
+		t.Errorf("err = %v; want a ConfigurationError naming PORTAL_MAX_ENTRIES", err)
+	}
+	if n := puts(s) - putsBefore; n != 0 {
+		t.Errorf("%d PUT(s) reached the portal; a refused plan sends nothing", n)
+	}
+	if got := portalIPs(s); slices.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %v", got)
+	}
+	st, err := s.Store.PortalState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Sent != nil || st.SentOutcome != "" {
+		t.Errorf("state after a refused plan: sent %v (%q); want nothing in flight (refused, not unknown)", st.Sent, st.SentOutcome)
+	}
+	if st.Pending == "" || st.PendingCode != ipguard.EConfig || st.Applied >= st.Version || st.Applied != before.Applied {
+		t.Errorf("state: pending %q (%s), applied %d of version %d (was %d); want refused and pending, not applied",
+			st.Pending, st.PendingCode, st.Applied, st.Version, before.Applied)
+	}
+	if slices.Contains(st.Owned, "203.0.113.20") || slices.Contains(st.Owned, "198.51.100.1") {
+		t.Errorf("owned %v after a refused plan", st.Owned)
+	}
+	if l := lines.String(); !strings.Contains(l, `"Failures":1`) || !strings.Contains(l, `"errorType":"ConfigurationError"`) || !strings.Contains(l, `"PortalPending":1`) {
+		t.Errorf("metrics line %s; want a ConfigurationError failure and the change counted as pending (it is stored)", l)
+	}
+	var drift bool
+	for _, p := range s.Published()[published:] {
+		drift = drift || strings.Contains(p.Default, "198.51.100.1")
+	}
+	if !drift {
+		t.Errorf("published %+v; want a drift alert naming the hand edit past the cap", s.Published()[published:])
+	}
+
+	// The admin takes the entry away again: the next sync applies the change.
+	s.Portal.SetRestrictions(list, true)
+	if _, err := svc(ctx, []byte(`{"action":"sync"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if got := portalIPs(s); !slices.Contains(got, "203.0.113.20") {
+		t.Errorf("portal after the sync = %v", got)
+	}
+	if st, _ := s.Store.PortalState(ctx); !slices.Contains(st.Owned, "203.0.113.20") || st.Pending != "" {
+		t.Errorf("after the sync: owned %v, pending %q", st.Owned, st.Pending)
 	}
 }
