@@ -31,7 +31,8 @@ type Drift struct {
 	Restored  []string `json:"restored"`
 	Reenabled bool     `json:"reenabled"`
 	// Changes name who changed the allowlist since the last reconcile (the
-	// portal's audit trail); Attribution says when that is unavailable.
+	// portal's audit trail); Attribution says when that is unavailable,
+	// and that saves of the last TrailLag may not show yet.
 	Changes     []ChangeView `json:"changes"`
 	Attribution string       `json:"attribution,omitempty"`
 	Since       string       `json:"since,omitempty"`
@@ -39,6 +40,10 @@ type Drift struct {
 	// write overwrote the saves named in Changes (made between that read
 	// and the write): what to look at to redo them.
 	Overwritten []ipguard.Restriction `json:"overwrittenList,omitempty"`
+	// overwrittenAsKept: Overwritten is the list as the write kept it (a
+	// late landing: the read itself is not kept), without the addresses
+	// the tool removed in it.
+	overwrittenAsKept bool
 }
 
 // ChangeView is one allowlist change of the audit trail, made safe to show.
@@ -126,8 +131,15 @@ func (s *Service) attribute(ctx context.Context, d *Drift, prev time.Time, saves
 	for _, c := range s.foreign(ctx, changes, saves, false, windows) {
 		d.Changes = append(d.Changes, changeView(c))
 	}
+	// The portal writes its audit trail late (TrailLag): the save behind
+	// this drift, mostly made just before this reconcile, may not show
+	// yet. Said, with since when, never "no save but the tool's own" alone.
+	late := fmt.Sprintf("the portal writes its audit trail up to a minute late, so a save made after %s may not show in it yet: look for it later in the portal's audit trail (IP restrictions saved)",
+		s.now().Add(-TrailLag).UTC().Truncate(time.Second).Format(time.RFC3339))
 	if len(d.Changes) == 0 {
-		d.Attribution = "the portal's audit trail shows no allowlist save since " + since.Format(time.RFC3339) + " but the tool's own"
+		d.Attribution = "the portal's audit trail shows no allowlist save since " + since.Format(time.RFC3339) + " but the tool's own; " + late
+	} else {
+		d.Attribution = "these are the saves the trail showed; " + late
 	}
 }
 
@@ -184,8 +196,15 @@ func (s *Service) driftAlert(d *Drift) ipguard.Alert {
 	if len(d.Changes) > MaxAlertList {
 		fmt.Fprintf(&b, "  ... and %d more\n", len(d.Changes)-MaxAlertList)
 	}
+	if len(d.Changes) > 0 && d.Attribution != "" {
+		fmt.Fprintf(&b, "  (%s)\n", d.Attribution)
+	}
 	if d.Overwritten != nil {
-		fmt.Fprintf(&b, "\nThe list the tool read just before its write (%d entries): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
+		if d.overwrittenAsKept {
+			fmt.Fprintf(&b, "\nThe list the tool read just before its write, as that write kept it (%d entries; addresses the tool itself removed in it are not shown): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
+		} else {
+			fmt.Fprintf(&b, "\nThe list the tool read just before its write (%d entries): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
+		}
 	}
 	b.WriteString("\nWhat to do: check with that person whether the change was intended. Addresses the tool manages are put back automatically; entries it does not know are never removed by it.\n")
 	c := *d

@@ -1368,3 +1368,362 @@ func TestAdminSaveOverwrittenByAnUnansweredPUTIsAlerted(t *testing.T) {
 		t.Errorf("%d drift alerts after another sync; want the one", n)
 	}
 }
+
+// An admin's save in the second a PUT of the tool was sent, but before the
+// reconcile read the list: the read saw it (its entry is kept in the PUT,
+// and the reconcile alerted it as drift, naming the admin). When that PUT
+// goes unanswered and is found landed later, the portal holds the admin's
+// entry: the trail cannot tell that save from one after the read (whole
+// seconds, no tie-breaker), and a read that saw it decides, as for an
+// answered PUT (checkForeignSaves). (Before: a second alert told the admin
+// that their save was overwritten and to redo it, though it is on the
+// portal.)
+func TestSaveTheReadSawIsNotAlertedOverwrittenByALateLanding(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.now = t0.Add(-time.Minute)
+	e.do(t, `{"id":"u0","email":"z@example.com","allowedIps":["203.0.113.9"]}`)
+	e.now = t0
+	// The admin adds an address by hand just before the tool's read.
+	e.p.mu.Lock()
+	e.p.list = append(e.p.list, ipguard.Restriction{IP: "192.0.2.66"})
+	e.p.mu.Unlock()
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.p.lostAnswer = 1 // the PUT lands, its answer is lost
+	if res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (outcome unknown)", res.Portal, err)
+	}
+	if !holds(e.p.list, []string{"192.0.2.66", "203.0.113.10"}) {
+		t.Fatalf("portal %v; want the admin's entry kept by the PUT", e.p.list)
+	}
+	drifts := countKind(e.alerts, "allowlist_drift")
+	if drifts != 1 {
+		t.Fatalf("%d drift alerts; want the admin's entry alerted as drift once", drifts)
+	}
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "overwrote") {
+			t.Errorf("alert %q: the admin's save the read saw (on the portal now) alerted as overwritten", a.Email)
+		}
+	}
+}
+
+// A PUT of the tool that went unanswered can land only until its fence
+// ends (the lease outlives its last attempt's landing, and the state keeps
+// that span): a save by someone else after that came after its landing, so
+// it was not overwritten by it, though the list the next reconcile reads is
+// the PUT's (that save changed nothing, or was undone by hand). (Before:
+// every save by someone else until the next reconcile's read, maybe hours
+// later, was alerted as overwritten, telling the admin to redo it.)
+func TestSaveAfterAnUnansweredPUTCouldLandIsNotAlertedOverwritten(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.p.lostAnswer = 1 // the PUT lands, its answer is lost
+	if res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (outcome unknown)", res.Portal, err)
+	}
+	// Half an hour later an admin opens the settings and saves them as
+	// they are.
+	trail.add(Change{When: t0.Add(30 * time.Minute), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(time.Hour)
+	e.do(t, `{"action":"sync"}`)
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "overwrote") {
+			t.Errorf("alert %q: a save long after the PUT could land alerted as overwritten by it", a.Email)
+		}
+	}
+}
+
+// The portal holding exactly the list of a PUT of the tool that went
+// unanswered is no proof that it landed: an admin may have added by hand
+// just the address it was to add, after it could no longer land. The
+// audit trail decides (#15 §1): no save by the key's user while that PUT
+// could land means it never did, and what is there is the admin's, never
+// owned (so an offboarding leaves it), and no "late landing" overwrote the
+// admin's save. The key's user may be the owner, who edits by hand too: a
+// save of theirs after the PUT's fence ended is not its landing either.
+// (Before: the list alone decided: the admin's entry owned and removed by
+// the offboarding, and their save alerted as overwritten by the tool.)
+func TestSentListMadeByHandAfterAPUTThatNeverLandedIsNotOwned(t *testing.T) {
+	for _, by := range []struct{ name, id string }{{"Ada Admin", "adm"}, {"Olga Owner (the key's user)", "o"}} {
+		t.Run(by.id, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			leases := &leasetest.Backend{}
+			e.s.Leases = leases
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			e.now = t0.Add(time.Minute)
+			e.p.late = 1 // times out and never lands
+			if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
+				t.Fatalf("u2: %+v", res)
+			}
+			e.p.lateList = nil
+			leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+			// An hour later, someone adds that very address by hand.
+			e.now = t0.Add(time.Hour)
+			e.p.set(restr("192.0.2.1!,203.0.113.10,203.0.113.20"), true)
+			trail.add(Change{When: e.now, User: by.name, UserID: by.id, IP: "192.0.2.66"})
+			e.now = t0.Add(2 * time.Hour)
+			e.do(t, `{"action":"sync"}`)
+			if st := e.state(); slices.Contains(st.Owned, "203.0.113.20") {
+				t.Errorf("owned %v: the hand-added entry was taken for the tool's", st.Owned)
+			}
+			for _, a := range e.alerts.sent {
+				if strings.Contains(a.Email, "overwrote") {
+					t.Errorf("alert %q: the hand save that made the list alerted as overwritten by a PUT that never landed", a.Email)
+				}
+			}
+			e.now = t0.Add(3 * time.Hour)
+			e.do(t, `{"action":"offboard","id":"u2"}`)
+			if got := ips(e.p.list); !strings.Contains(got, "203.0.113.20") {
+				t.Errorf("portal = %s; the hand-added entry must stay", got)
+			}
+		})
+	}
+}
+
+// laggingTrail is the audit trail as the portal serves it: an allowlist
+// save (an audit event, action >= 2000) is held in the portal's message
+// cache and written in batches, at most about a minute after it was made
+// (MessagesRepository, messaging:CacheTimeFromMinutes, default 1): a read
+// sees only the saves made lag or more before now (dated when made).
+type laggingTrail struct {
+	*fakeTrail
+	now func() time.Time
+	lag time.Duration
+}
+
+func (l *laggingTrail) AllowlistChanges(ctx context.Context, from time.Time) ([]Change, error) {
+	all, err := l.fakeTrail.AllowlistChanges(ctx, from)
+	var out []Change
+	for _, c := range all {
+		if !c.When.After(l.now().Add(-l.lag)) {
+			out = append(out, c)
+		}
+	}
+	return out, err
+}
+
+// A PUT of the tool that went unanswered, landed, and was followed by an
+// admin's edit: the next reconcile reads the trail for a save by the key's
+// user to tell whether it landed. The portal writes audit events up to a
+// minute late, so a trail without that save proves nothing until the
+// PUT's landing is that long past: until then its addresses on the portal
+// are taken for the tool's (owned), as the list shows them. (Before: "no
+// save by the key's user" was believed at once: the tool's own address,
+// never owned, was left allowed after its user was offboarded.)
+func TestTrailWrittenLateDoesNotDisownALandedPUT(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.s.Trail = &laggingTrail{fakeTrail: trail, now: func() time.Time { return e.now }, lag: time.Minute}
+	leases := &leasetest.Backend{}
+	e.s.Leases = leases
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.now = t0.Add(time.Minute)
+	e.p.late = 1 // times out, lands a moment later
+	if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
+		t.Fatalf("u2: %+v", res)
+	}
+	e.p.landLate()
+	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.now = t0.Add(time.Minute + 10*time.Second)
+	e.p.mu.Lock()
+	e.p.list = append(e.p.list, ipguard.Restriction{IP: "198.51.100.99"})
+	e.p.mu.Unlock()
+	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(time.Minute + 20*time.Second)
+	e.do(t, `{"action":"sync"}`)
+	e.now = t0.Add(10 * time.Minute)
+	e.do(t, `{"action":"offboard","id":"u2"}`)
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %s; the offboarded user's address, put there by the tool, is still allowed", got)
+	}
+	if got := ips(e.p.list); !strings.Contains(got, "198.51.100.99") {
+		t.Errorf("portal = %s; the admin's entry must stay", got)
+	}
+}
+
+// Drift is mostly found right after the hand edit (the next reconcile),
+// while the portal still holds that save's audit event in its message
+// cache (written up to a minute late): the trail does not show it yet. The
+// alert must not then say that the trail shows no save but the tool's own
+// (a person would look for a ghost); it says the trail is written late,
+// since when a save may not show yet, and where to look. (Before: "the
+// portal's audit trail shows no allowlist save since ... but the tool's
+// own", a falsehood about a save twenty seconds old.)
+func TestDriftAlertSaysAFreshSaveMayNotShowInTheTrailYet(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.s.Trail = &laggingTrail{fakeTrail: trail, now: func() time.Time { return e.now }, lag: time.Minute}
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.now = t0.Add(10 * time.Minute)
+	e.p.mu.Lock()
+	e.p.list = append(e.p.list, ipguard.Restriction{IP: "198.51.100.99"})
+	e.p.mu.Unlock()
+	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = e.now.Add(20 * time.Second)
+	e.do(t, `{"action":"sync"}`)
+	var drift string
+	for _, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_drift") {
+			drift = a.Email
+		}
+	}
+	if drift == "" {
+		t.Fatalf("no drift alert (kinds %v)", e.alerts.kinds())
+	}
+	if !strings.Contains(drift, "late") || !strings.Contains(drift, e.now.Add(-TrailLag).UTC().Format(time.RFC3339)) {
+		t.Errorf("drift alert %q; want it said that the trail is written late and since when a save may not show", drift)
+	}
+}
+
+// "No save by the key's user while the PUT could land" is asked of the
+// key's user as the process knows it, and a key rotated since to one that
+// another user created saves as that user: a save by someone else in the
+// span makes it ask who the key is again (one keys/@self), as attribution
+// does. (Before: a warm container that lived through the rotation took
+// its own landed PUT for one that never landed: its address not owned, and
+// left allowed after its user's offboarding.)
+func TestNeverLandedAsksWhoTheKeyIsAfterARotation(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	leases := &leasetest.Backend{}
+	e.s.Leases = leases
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`) // knows the key's user: o
+	// The key is rotated to one the co-owner account o2 created.
+	e.s.Directory = &fakeDirectory{creator: "o2", people: map[string]Person{"o2": {ID: "o2", IsOwner: true}}}
+	e.p.mu.Lock()
+	e.p.keyUser = "o2"
+	e.p.mu.Unlock()
+	e.now = t0.Add(time.Minute)
+	e.p.late = 1 // times out, lands a moment later
+	if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
+		t.Fatalf("u2: %+v", res)
+	}
+	e.p.landLate()
+	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	// An admin adds an entry afterwards: the portal holds nearly the list sent.
+	e.now = t0.Add(5 * time.Minute)
+	e.p.mu.Lock()
+	e.p.list = append(e.p.list, ipguard.Restriction{IP: "198.51.100.99"})
+	e.p.mu.Unlock()
+	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(10 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if st := e.state(); !slices.Contains(st.Owned, "203.0.113.20") {
+		t.Errorf("owned %v: the tool's own landed address was not taken for its own", st.Owned)
+	}
+	e.now = t0.Add(20 * time.Minute)
+	e.do(t, `{"action":"offboard","id":"u2"}`)
+	if got := ips(e.p.list); strings.Contains(got, "203.0.113.20") {
+		t.Errorf("portal = %s; the offboarded user's address, put there by the tool, is still allowed", got)
+	}
+}
+
+// An admin who re-adds by hand what an offboarding removed makes the
+// portal hold an old list of the tool's again; the audit trail tells a
+// late landing (a save by the key's user) from that admin's save. The
+// portal writes its trail up to a minute late: right after the admin's
+// save the trail shows neither. A late landing can only be an attempt
+// that went unanswered, inside its span; once every such span is TrailLag
+// past, a landing would show: a trail that shows none means the list is
+// someone else's doing (drift: alerted, their entry kept). (Before: a
+// trail not showing the admin's save yet made it a late landing of the
+// tool's: the admin's entry owned again and removed without a word.)
+func TestAdminRestoringAnOldListIsDriftWhileTheTrailLags(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		by    Change
+		after time.Duration // the sync after the save
+	}{
+		{"an admin, the trail not showing the save yet", Change{User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"}, 20 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			trail := e.withTrail()
+			e.s.Trail = &laggingTrail{fakeTrail: trail, now: func() time.Time { return e.now }, lag: time.Minute}
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			e.now = t0.Add(time.Minute)
+			e.do(t, `{"action":"offboard","id":"u1"}`)
+			if got := ips(e.p.list); got != "192.0.2.1!" {
+				t.Fatalf("portal = %s after the offboarding", got)
+			}
+			e.now = t0.Add(10 * time.Minute)
+			e.p.set(restr("192.0.2.1!,203.0.113.10"), true)
+			tc.by.When = e.now
+			trail.add(tc.by)
+			e.now = e.now.Add(tc.after)
+			e.do(t, `{"action":"sync"}`)
+			if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10" {
+				t.Errorf("portal = %s; the re-added entry must stay", got)
+			}
+			if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+				t.Errorf("%d drift alerts, want the hand edit alerted once", n)
+			}
+		})
+	}
+}
+
+// A PUT of the tool that went unanswered long ago (its list still
+// expected, never seen landed) does not make every save by the key's user
+// inside a later write the tool's own: its landing is undated only inside
+// its own span (the state keeps it). So the owner's hand save between a
+// later reconcile's read and its PUT, in the tool's second and overwritten
+// by it, is named. (Before: any PUT still expected made every save by the
+// key's user inside the write "maybe the tool's": the owner's overwritten
+// save went without a word.)
+func TestOldUnansweredPUTDoesNotHideTheOwnersOverwrittenSave(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	leases := &leasetest.Backend{}
+	e.s.Leases = leases
+	e.p.late = 1 // times out and never lands
+	if res, _ := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); res.Portal != PortalPending {
+		t.Fatalf("u1: %+v", res)
+	}
+	e.p.lateList = nil
+	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.now = t0.Add(10 * time.Minute)
+	// The owner (whose key the tool uses) saves by hand just before the
+	// tool's PUT, in its second: overwritten by it.
+	trail.add(Change{When: e.now, User: "Olga Owner", UserID: "o", IP: "192.0.2.77"})
+	res := e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	w := strings.Join(res.Warnings, " ")
+	for _, a := range e.alerts.sent {
+		w += " " + a.Email
+	}
+	if !strings.Contains(w, "Olga Owner") {
+		t.Errorf("warnings and alerts %q; want the owner's overwritten save named", w)
+	}
+}
+
+// The alert of a save overwritten by an unanswered PUT's late landing
+// gives the list the tool read before that write, so that the admin can
+// redo their change: the list its write kept (all but the addresses the
+// tool itself added; it removes only its own), not the list an earlier
+// reconcile last saw (before: "0 entries" on a portal holding two, the
+// tool's first write; and without what its read had found changed).
+func TestLateLandingAlertGivesTheListTheToolRead(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.p.lostAnswer = 1 // the PUT lands, its answer is lost
+	if res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (outcome unknown)", res.Portal, err)
+	}
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	var list string
+	for _, a := range e.alerts.sent {
+		if _, l, ok := strings.Cut(a.Email, "The list the tool read"); ok && strings.Contains(a.Email, "overwrote") {
+			list, _, _ = strings.Cut(l, "\n")
+		}
+	}
+	if !strings.Contains(list, "(2 entries") || !strings.Contains(list, "198.51.100.7") || strings.Contains(list, "203.0.113.10") {
+		t.Errorf("overwritten alert's list %q; want the two entries the tool read, not what it added", list)
+	}
+}

@@ -117,11 +117,32 @@ func (o *outcome) merge(n outcome) {
 
 // lateLanding is a PUT of the tool that got no answer (its outcome unknown,
 // or the pass ended while it was out), found landed by a later reconcile:
-// sent at from, seen landed by the read at to; before is the list the tool
-// had last seen before it.
+// sent at from, seen landed by the read at to; before is the list the
+// reconcile that sent it read, as that PUT kept it.
 type lateLanding struct {
 	from, to time.Time
 	before   []ipguard.Restriction
+	// readSawDrift: the reconcile that sent it found the list changed by
+	// someone else in its read (its drift episode, recorded with the PUT's
+	// outcome), and alerted that, naming who.
+	readSawDrift bool
+}
+
+// landedBy is when a PUT of the tool sent at sentAt and found landed by
+// the read at read landed at the latest: the read, or the end of the span
+// in which it could land (its fence, kept in windows, widened by
+// unansweredSlack for the trail's clock) when that is sooner. A save by
+// someone else after that came after its landing, not under it.
+func landedBy(windows []ipguard.SaveWindow, sentAt, read time.Time) time.Time {
+	for _, w := range windows {
+		if w.From.Equal(sentAt.UTC()) {
+			if end := w.Until.Add(unansweredSlack); end.Before(read) {
+				return end
+			}
+			break
+		}
+	}
+	return read
 }
 
 // MaxLateSent bounds the remembered lists of the tool's recent PUTs, any
@@ -227,7 +248,10 @@ func (s *Service) writeAttempt() time.Duration {
 // and setting the portal is expected to hold without anyone else's doing
 // (the base drift is measured against):
 //
-//	portal holds Sent          it landed: its added addresses become owned
+//	portal holds Sent          it landed: its added addresses become owned;
+//	                           unless the trail shows no save by the key's
+//	                           user while it could land (sentNeverLanded:
+//	                           the list was made by hand, never owned)
 //	portal holds LastSeen      not landed (yet): Sent stays expected
 //	portal holds an older PUT  an attempt of it landed late, after newer
 //	  of the tool (LateSent)   ones: the addresses it brought back are the
@@ -242,8 +266,11 @@ func (s *Service) writeAttempt() time.Duration {
 //	                           was read); Sent's added addresses on the
 //	                           portal become owned only when Sent is it,
 //	                           and not when the trail shows no save by the
-//	                           key's user since Sent was sent (it never
-//	                           landed: what is there is someone else's)
+//	                           key's user while Sent could land (it never
+//	                           landed: what is there is someone else's);
+//	                           the trail is believed only once it may show
+//	                           the landing (TrailLag: the portal writes its
+//	                           audit events up to a minute late)
 func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool, facts settleFacts) (base []ipguard.Restriction, baseEnabled bool) {
 	claim := func() {
 		present := map[string]bool{}
@@ -274,6 +301,12 @@ func settle(st *ipguard.PortalState, current []ipguard.Restriction, enabled bool
 	dist := func(a, b []ipguard.Restriction) int { return len(diffList(a, b)) + len(diffList(b, a)) }
 	switch {
 	case st.Sent != nil && sameList(current, st.Sent) && enabled == st.SentEnable:
+		if st.SentOutcome != ipguard.SentUnconfirmed && facts.sentNeverLanded != nil && facts.sentNeverLanded() {
+			// Never landed: the list is someone else's doing (an admin
+			// who added by hand just what it was to add), never owned.
+			st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = nil, nil, "", time.Time{}
+			break
+		}
 		claim()
 	case sameList(current, st.LastSeen):
 	case lateKept(st.LateSent, listHash(current, enabled)) != nil && (facts.savedByOther == nil || !facts.savedByOther()):
@@ -417,16 +450,30 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	prevReconcile, prevSaves := st.LastReconcile, slices.Clone(st.OwnSaves)
 	s.seedKeyUser(st.KeyUser)
 	hadSent := st.Sent != nil
-	sent, sentEnable, sentAt, sentOutcome, seenBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.LastSeen
+	sent, sentEnable, sentAt, sentOutcome, driftBeforeSent := st.Sent, st.SentEnable, st.SentAt, st.SentOutcome, st.DriftEpisode
+	// The list the reconcile that sent it read, as its PUT kept it: the
+	// list sent without the addresses it added (it removed only its own).
+	keptOfRead := []ipguard.Restriction{}
+	for _, r := range sent {
+		if r.ForAdmin || !slices.Contains(st.SentAdded, r.IP) {
+			keptOfRead = append(keptOfRead, r)
+		}
+	}
 	base, baseEnabled := settle(&st, current, enabled, s.settleFacts(ctx, st))
-	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable {
+	if hadSent && sentOutcome != ipguard.SentUnconfirmed && !sentAt.IsZero() && sameList(current, sent) && enabled == sentEnable && sameList(st.LastSeen, sent) {
 		// A PUT that went unanswered landed: what others saved while it
 		// was out is gone, and no answer dated it (checkLateLanded).
-		out.lateLanded = &lateLanding{from: sentAt, to: windowStart, before: seenBeforeSent}
+		out.lateLanded = &lateLanding{from: sentAt, to: landedBy(st.UnansweredSaves, sentAt, windowStart), before: keptOfRead, readSawDrift: driftBeforeSent != ""}
 	}
 	// A PUT of the tool that got no answer may have landed at an instant
 	// no answer dated: its trail event is the key's user's, at no own save.
-	out.unanswered = hadSent || !sameList(base, st.LastSeen)
+	// An attempt that went unanswered lands inside its span (the state's
+	// UnansweredSaves, which attribution by facts reads): a PUT still
+	// expected (hadSent) does not make every save by the key's user "maybe
+	// the tool's", only one inside that span. An old list of the tool's
+	// found landed (LateSent: a duplicate of an answered PUT may have no
+	// span) does.
+	out.unanswered = !sameList(base, st.LastSeen)
 	drift := detectDrift(st, base, baseEnabled, current, enabled, s.Settings)
 	// Switched off by hand, now or at an earlier reconcile that left them
 	// off: they stay off unless drift repair is on.
@@ -957,11 +1004,30 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 	since := l.from.UTC().Truncate(time.Second)
 	changes, err := s.Trail.AllowlistChanges(ctx, since)
 	if err != nil {
-		s.log().Warn("read the audit trail for saves a late PUT overwrote", "error", err)
+		// Not checked: a save by someone else it overwrote goes unseen, a
+		// lost coverage a person must know of (as after an answered write,
+		// noteTrailEpisode). A late landing is found once (its Sent is
+		// settled), so this is one alert per landing; keyed by it, so a
+		// landing found again (its state write lost) is not alerted twice.
+		s.log().Error("audit trail unreadable after a late landing: not checked for an overwritten save", "error", err)
+		s.due(ctx, "trailcheck#late#"+l.from.UTC().Format(time.RFC3339Nano), s.uncheckedAlertOf(uncheckedSpanText(l.from, l.to, err),
+			"The update went unanswered and was found landed later (at the end of that span).\n"))
+		if err := s.Store.MarkAlertsDue(ctx); err != nil {
+			s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
+		}
+		s.flushDue(ctx)
 		return
 	}
 	var overwritten []ChangeView
 	for _, c := range s.foreign(ctx, changes, nil, true, nil) {
+		// A save in the PUT's own second may have come before the read
+		// that preceded it (whole seconds: the trail cannot tell): when
+		// that read saw the list changed, it was alerted as drift then,
+		// and its entries were kept, so it decides (as checkForeignSaves
+		// does with the drift its read saw).
+		if l.readSawDrift && c.When.UTC().Truncate(time.Second).Equal(since) {
+			continue
+		}
 		if !c.When.After(l.to) {
 			overwritten = append(overwritten, changeView(c))
 		}
@@ -974,7 +1040,7 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 		before = []ipguard.Restriction{}
 	}
 	d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: overwritten,
-		Overwritten: before, Since: since.Format(time.RFC3339)}
+		Overwritten: before, Since: since.Format(time.RFC3339), overwrittenAsKept: true}
 	s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
 	if err := s.Store.MarkAlertsDue(ctx); err != nil {
 		s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
@@ -988,26 +1054,49 @@ type settleFacts struct {
 	// savedByOther: the newest save since the last reconcile is not the
 	// key's user's (so not a late landing of the tool's).
 	savedByOther func() bool
-	// sentNeverLanded: no save by the key's user since Sent was sent (so
-	// Sent, not answered 2xx, never landed).
+	// sentNeverLanded: no save by the key's user while Sent could land
+	// (so Sent, not answered 2xx, never landed).
 	sentNeverLanded func() bool
 }
 
 // settleFacts asks the trail about st (read as the reconcile found it).
 func (s *Service) settleFacts(ctx context.Context, st ipguard.PortalState) settleFacts {
 	return settleFacts{
-		savedByOther:    func() bool { return s.savedByOther(ctx, st.LastReconcile) },
-		sentNeverLanded: func() bool { return s.sentNeverLanded(ctx, st.SentAt) },
+		savedByOther:    func() bool { return s.savedByOther(ctx, st.LastReconcile, st.OwnSaves, st.UnansweredSaves) },
+		sentNeverLanded: func() bool { return s.sentNeverLanded(ctx, st.SentAt, st.UnansweredSaves) },
 	}
 }
 
+// TrailLag is how long after a save the portal's audit trail may first
+// show it: DocSpace holds audit events (action 2000 and up; an allowlist
+// save is 6094) in a message cache and writes them in batches, at most a
+// minute after the last batch by default (its
+// messaging:CacheTimeFromMinutes; the cache is polled every 100 ms). A
+// trail without a save proves that the save was not made only once it is
+// this long past (the minute and a margin for the write and the clocks).
+var TrailLag = 75 * time.Second
+
 // sentNeverLanded reports whether the audit trail shows no allowlist save
-// by the user the key acts as since sentAt (widened by unansweredSlack for
-// the two clocks): a PUT of the tool sent then never landed. False when it
-// cannot tell.
-func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time) bool {
+// by the user the key acts as while a PUT of the tool sent at sentAt could
+// land (from sentAt until the end of its span in windows, the fence; each
+// widened by unansweredSlack for the two clocks): that PUT never landed. A
+// save of the key's user after the span (the owner may be the key's user,
+// and edit by hand) is not its landing. False when it cannot tell: also
+// while the span's end is less than TrailLag past (the trail may not show
+// the landing yet), and then the list decides.
+func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time, windows []ipguard.SaveWindow) bool {
 	if s.Trail == nil || sentAt.IsZero() {
 		return false
+	}
+	end, bounded := sentAt.Add(s.writeFence()), false
+	for _, w := range windows {
+		if w.From.Equal(sentAt.UTC()) {
+			end, bounded = w.Until, true
+			break
+		}
+	}
+	if s.now().Before(end.Add(unansweredSlack + TrailLag)) {
+		return false // the trail may not show its landing yet
 	}
 	keyUser := s.keyUser(ctx, false)
 	if keyUser == "" {
@@ -1017,9 +1106,24 @@ func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time) bool {
 	if err != nil {
 		return false
 	}
-	return !slices.ContainsFunc(changes, func(c Change) bool {
-		return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
-	})
+	inSpan := func(c Change) bool { return !bounded || !c.When.After(end.Add(unansweredSlack)) }
+	savedBy := func(user string) bool {
+		return slices.ContainsFunc(changes, func(c Change) bool {
+			return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), user) && inSpan(c)
+		})
+	}
+	if savedBy(keyUser) {
+		return false
+	}
+	if slices.ContainsFunc(changes, inSpan) {
+		// Saves by someone else in the span: the key may have been rotated
+		// since this process asked (to one another user created, whose
+		// saves are the tool's now): asked again, as foreign does.
+		if fresh := s.keyUser(ctx, true); fresh != "" && fresh != keyUser && savedBy(fresh) {
+			return false
+		}
+	}
+	return true
 }
 
 // savedByOther reports whether the newest allowlist save in the audit
@@ -1028,8 +1132,17 @@ func (s *Service) sentNeverLanded(ctx context.Context, sentAt time.Time) bool {
 // late landing of a PUT of the tool (which is a save by the key's user). A
 // save by someone else in the newest second decides for them (an alert
 // rather than a silent repair). False when it cannot tell (no trail, no
-// key user, the trail unreadable or empty).
-func (s *Service) savedByOther(ctx context.Context, since time.Time) bool {
+// key user, the trail unreadable).
+//
+// The trail is written late (TrailLag), so a trail that does not show the
+// other person's save yet shows no late landing either: a late landing is
+// an attempt of the tool's that went unanswered, inside its span
+// (windows), and once every span is TrailLag past it would show, as a save
+// by the key's user at none of the tool's dated instants (ownSaves). A
+// duplicate of an answered PUT (a proxy's retry) may land late too, near
+// that PUT's instant: an own save that recent counts as a span. With no
+// such save and no span that recent, the list is someone else's doing.
+func (s *Service) savedByOther(ctx context.Context, since time.Time, ownSaves []time.Time, windows []ipguard.SaveWindow) bool {
 	if s.Trail == nil {
 		return false
 	}
@@ -1038,13 +1151,44 @@ func (s *Service) savedByOther(ctx context.Context, since time.Time) bool {
 		return false
 	}
 	changes, err := s.Trail.AllowlistChanges(ctx, since.UTC().Truncate(time.Second))
-	if err != nil || len(changes) == 0 {
+	if err != nil {
 		return false
 	}
-	newest := slices.MaxFunc(changes, func(a, b Change) int { return a.When.Compare(b.When) }).When.Truncate(time.Second)
-	return slices.ContainsFunc(changes, func(c Change) bool {
-		return c.When.Truncate(time.Second).Equal(newest) && !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
-	})
+	if len(changes) > 0 {
+		newest := slices.MaxFunc(changes, func(a, b Change) int { return a.When.Compare(b.When) }).When.Truncate(time.Second)
+		if slices.ContainsFunc(changes, func(c Change) bool {
+			return c.When.Truncate(time.Second).Equal(newest) && !strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
+		}) {
+			return true
+		}
+	}
+	for _, w := range windows {
+		if s.now().Before(w.Until.Add(unansweredSlack + TrailLag)) {
+			return false // a late landing may not show yet
+		}
+	}
+	for _, d := range ownSaves {
+		if s.now().Before(d.Add(s.writeFence() + unansweredSlack + TrailLag)) {
+			return false // a duplicate of it landing late may not show yet
+		}
+	}
+	undated := func(user string) bool {
+		// Each dated instant accounts for one save of the key's user (as in
+		// attribution): a second save in its second is undated.
+		return slices.ContainsFunc(foreignOf(user, changes, ownSaves, false, nil), func(c Change) bool {
+			return strings.EqualFold(ipguard.CanonicalUserID(c.UserID), user)
+		})
+	}
+	if undated(keyUser) {
+		return false // a save of the key's user no answer dated: maybe a late landing
+	}
+	if len(changes) > 0 {
+		// The key may have been rotated since this process asked.
+		if fresh := s.keyUser(ctx, true); fresh != "" && fresh != keyUser && undated(fresh) {
+			return false
+		}
+	}
+	return true
 }
 
 // noteTrailEpisode, under the lease after a pass that wrote the portal,
@@ -1084,8 +1228,13 @@ func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error
 
 // uncheckedText says that the write of out was not checked in the trail.
 func uncheckedText(out *outcome, terr error) string {
-	from := out.windowStart.UTC().Truncate(time.Second)
-	to := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).UTC().Truncate(time.Second)
+	return uncheckedSpanText(out.windowStart, slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }), terr)
+}
+
+// uncheckedSpanText says that a write of the tool between from and to was
+// not checked in the trail.
+func uncheckedSpanText(from, to time.Time, terr error) string {
+	from, to = from.UTC().Truncate(time.Second), to.UTC().Truncate(time.Second)
 	return fmt.Sprintf("the portal's audit trail could not be read after this update (%s), so it was not checked for an allowlist save by someone else between %s and %s, which the update would have overwritten: check the portal's audit trail (IP restrictions saved) for that time and redo such a change",
 		humantext.Line(terr.Error(), 300), from.Format(time.RFC3339), to.Format(time.RFC3339))
 }
@@ -1094,12 +1243,17 @@ func uncheckedText(out *outcome, terr error) string {
 // (an allowlist_drift of severity medium: a change outside the tool may
 // have been overwritten, and nothing could tell).
 func (s *Service) uncheckedAlert(out *outcome, terr error) ipguard.Alert {
-	what := uncheckedText(out, terr)
+	return s.uncheckedAlertOf(uncheckedText(out, terr), "Further updates are not alerted again until the audit trail answers.\n")
+}
+
+// uncheckedAlertOf is the alert of a write not checked, what saying which
+// (then more, a paragraph of its own).
+func (s *Service) uncheckedAlertOf(what, more string) ipguard.Alert {
 	def, _ := json.Marshal(map[string]any{"kind": "allowlist_drift", "severity": "medium", "portal": s.PortalName, "unchecked": true, "what": what})
 	return ipguard.Alert{
 		Subject:  "DocSpace: IP allowlist update not checked for overwritten saves (audit trail unreadable)",
 		Default:  string(def),
-		Email:    "DocSpace IP Guard updated the IP allowlist of " + humantext.Line(s.PortalName, 200) + ", but " + what + ".\n\nFurther updates are not alerted again until the audit trail answers.\n",
+		Email:    "DocSpace IP Guard updated the IP allowlist of " + humantext.Line(s.PortalName, 200) + ", but " + what + ".\n\n" + more,
 		SMS:      "DocSpace IP Guard: allowlist update not checked for overwritten saves (audit trail unreadable). See email.",
 		Severity: "medium",
 		Kinds:    []string{"allowlist_drift"},

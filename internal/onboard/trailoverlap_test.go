@@ -407,3 +407,42 @@ func TestAdminSaveIsNamedWhenAFreshContainerCannotAskWhoTheKeyIs(t *testing.T) {
 		t.Errorf("warnings %q name the tool's own save", w)
 	}
 }
+
+// A PUT of the tool that went unanswered and is found landed by a later
+// reconcile overwrote, unseen, any save by someone else while it was out
+// (checkLateLanded). When the audit trail cannot be read then, that check
+// did not run: a lost coverage a person must know of, as for an answered
+// write whose trail is unreadable (an alert naming the span, so the trail
+// can be checked by hand). (Before: a log line, no alert: the admin's
+// overwritten save was lost without a word.)
+func TestLateLandingIsAlertedUncheckedWhenTheTrailCannotBeRead(t *testing.T) {
+	e := newEnv()
+	trail := &failingTrail{fakeTrail: e.withTrail()}
+	e.s.Trail = trail
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.p.lostAnswer = 1 // the PUT lands, its answer is lost
+	if res, err := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); err != nil || res.Portal != PortalPending {
+		t.Fatalf("portal %q, err %v; want pending (outcome unknown)", res.Portal, err)
+	}
+	// An admin's save while it was out: overwritten by its landing.
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	trail.mu.Lock()
+	trail.fail = ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 503")
+	trail.mu.Unlock()
+	e.now = t0.Add(time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	unchecked := 0
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Subject, "not checked") && strings.Contains(a.Email, t0.Format(time.RFC3339)) {
+			unchecked++
+		}
+	}
+	if unchecked != 1 {
+		t.Fatalf("%d alerts of the late landing left unchecked, want 1 naming its span (sent %+v)", unchecked, e.alerts.kinds())
+	}
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if n := countKind(e.alerts, "allowlist_drift"); n != 1 {
+		t.Errorf("%d drift alerts after another sync; want the one", n)
+	}
+}
