@@ -172,7 +172,11 @@ func New(opts Options) (*Client, error) {
 		c.budget = newBudgetGate(opts.Budget, opts.RequestsPerMinute, opts.Logger)
 	}
 	if c.http == nil {
-		c.http = defaultHTTPClient(opts.AllowHTTP)
+		c.http = defaultHTTPClient(opts.AllowHTTP, func(ctx context.Context) error {
+			// A redirect followed is a request to the portal too: it
+			// starts with its pacer slot and a token of the shared budget.
+			return waitBoth(ctx, c.pace, c.budget)
+		})
 	}
 	if c.timeout <= 0 {
 		c.timeout = 10 * time.Second
@@ -248,8 +252,9 @@ func baseURL(raw string, allowHTTP bool) (string, error) {
 }
 
 // defaultHTTPClient follows redirects only while they keep to https (unless
-// allowHTTP), so the key is never sent in clear text.
-func defaultHTTPClient(allowHTTP bool) *http.Client {
+// allowHTTP), so the key is never sent in clear text; each hop waits for
+// pace (the client's pacer and shared budget) as any request does.
+func defaultHTTPClient(allowHTTP bool, pace func(context.Context) error) *http.Client {
 	return &http.Client{
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
@@ -258,7 +263,7 @@ func defaultHTTPClient(allowHTTP bool) *http.Client {
 			if req.URL.Scheme != "https" && !allowHTTP {
 				return fmt.Errorf("refused redirect to %s://%s: not https", req.URL.Scheme, req.URL.Host)
 			}
-			return nil
+			return pace(req.Context())
 		},
 	}
 }

@@ -371,3 +371,42 @@ func TestTwoClientsSharingABudgetStayWithinIt(t *testing.T) {
 		}
 	}
 }
+
+// A redirect the client follows is a request to the portal too: each hop
+// starts only with its pacer slot and a token of the shared budget, so the
+// portal never receives more requests than the budget granted (WHERE §17:
+// one request budget per portal).
+func TestARedirectHopTakesATokenOfTheSharedBudget(t *testing.T) {
+	var mu sync.Mutex
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits++
+		mu.Unlock()
+		if r.URL.Path == "/api/2.0/old" {
+			http.Redirect(w, r, "/api/2.0/test", http.StatusFound)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"response":[],"status":0,"statusCode":200}`))
+	}))
+	defer srv.Close()
+	budget := &memBudget{}
+	c, err := New(Options{BaseURL: srv.URL, AllowHTTP: true, Keys: fuzzKeys{}, RequestsPerMinute: 1200, Budget: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.budget.span, c.budget.max = 20*time.Millisecond, 1
+	if err := c.do(context.Background(), call{op: "get test", method: http.MethodGet, path: "/api/2.0/old"}); err != nil {
+		t.Fatal(err)
+	}
+	budget.mu.Lock()
+	granted := 0
+	for _, n := range budget.used {
+		granted += n
+	}
+	budget.mu.Unlock()
+	if hits != 2 || granted < hits {
+		t.Fatalf("the portal received %d requests (want 2: the redirect and its target) on %d tokens granted by the shared budget", hits, granted)
+	}
+}
