@@ -1215,16 +1215,9 @@ func TestAdminRestoringAnOldListOfTheToolsIsDriftNotALateLanding(t *testing.T) {
 func TestUnknownPUTThatNeverLandedOwnsNothingAnAdminAddedMeanwhile(t *testing.T) {
 	e := newEnv()
 	trail := e.withTrail()
-	leases := &leasetest.Backend{}
-	e.s.Leases = leases
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	e.now = t0.Add(time.Minute)
-	e.p.late = 1 // times out and never lands
-	if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
-		t.Fatalf("u2: %+v", res)
-	}
-	e.p.lateList = nil
-	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.unansweredPUT(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`, false) // times out and never lands
 	e.now = t0.Add(2 * time.Minute)
 	e.p.set(restr("192.0.2.1!,203.0.113.10,203.0.113.20,198.51.100.99"), true)
 	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
@@ -1452,16 +1445,9 @@ func TestSentListMadeByHandAfterAPUTThatNeverLandedIsNotOwned(t *testing.T) {
 		t.Run(by.id, func(t *testing.T) {
 			e := newEnv()
 			trail := e.withTrail()
-			leases := &leasetest.Backend{}
-			e.s.Leases = leases
 			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 			e.now = t0.Add(time.Minute)
-			e.p.late = 1 // times out and never lands
-			if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
-				t.Fatalf("u2: %+v", res)
-			}
-			e.p.lateList = nil
-			leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+			e.unansweredPUT(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`, false) // times out and never lands
 			// An hour later, someone adds that very address by hand.
 			e.now = t0.Add(time.Hour)
 			e.p.set(restr("192.0.2.1!,203.0.113.10,203.0.113.20"), true)
@@ -1519,16 +1505,9 @@ func TestTrailWrittenLateDoesNotDisownALandedPUT(t *testing.T) {
 	e := newEnv()
 	trail := e.withTrail()
 	e.s.Trail = &laggingTrail{fakeTrail: trail, now: func() time.Time { return e.now }, lag: time.Minute}
-	leases := &leasetest.Backend{}
-	e.s.Leases = leases
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	e.now = t0.Add(time.Minute)
-	e.p.late = 1 // times out, lands a moment later
-	if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
-		t.Fatalf("u2: %+v", res)
-	}
-	e.p.landLate()
-	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.unansweredPUT(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`, true) // times out, lands a moment later
 	e.now = t0.Add(time.Minute + 10*time.Second)
 	e.p.mu.Lock()
 	e.p.list = append(e.p.list, ipguard.Restriction{IP: "198.51.100.99"})
@@ -1590,8 +1569,6 @@ func TestDriftAlertSaysAFreshSaveMayNotShowInTheTrailYet(t *testing.T) {
 func TestNeverLandedAsksWhoTheKeyIsAfterARotation(t *testing.T) {
 	e := newEnv()
 	trail := e.withTrail()
-	leases := &leasetest.Backend{}
-	e.s.Leases = leases
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`) // knows the key's user: o
 	// The key is rotated to one the co-owner account o2 created.
 	e.s.Directory = &fakeDirectory{creator: "o2", people: map[string]Person{"o2": {ID: "o2", IsOwner: true}}}
@@ -1599,12 +1576,7 @@ func TestNeverLandedAsksWhoTheKeyIsAfterARotation(t *testing.T) {
 	e.p.keyUser = "o2"
 	e.p.mu.Unlock()
 	e.now = t0.Add(time.Minute)
-	e.p.late = 1 // times out, lands a moment later
-	if res, _ := e.handle(`{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`); res.Portal != PortalPending {
-		t.Fatalf("u2: %+v", res)
-	}
-	e.p.landLate()
-	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.unansweredPUT(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`, true) // times out, lands a moment later
 	// An admin adds an entry afterwards: the portal holds nearly the list sent.
 	e.now = t0.Add(5 * time.Minute)
 	e.p.mu.Lock()
@@ -1678,14 +1650,7 @@ func TestAdminRestoringAnOldListIsDriftWhileTheTrailLags(t *testing.T) {
 func TestOldUnansweredPUTDoesNotHideTheOwnersOverwrittenSave(t *testing.T) {
 	e := newEnv()
 	trail := e.withTrail()
-	leases := &leasetest.Backend{}
-	e.s.Leases = leases
-	e.p.late = 1 // times out and never lands
-	if res, _ := e.handle(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`); res.Portal != PortalPending {
-		t.Fatalf("u1: %+v", res)
-	}
-	e.p.lateList = nil
-	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+	e.unansweredPUT(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`, false) // times out and never lands
 	e.now = t0.Add(10 * time.Minute)
 	// The owner (whose key the tool uses) saves by hand just before the
 	// tool's PUT, in its second: overwritten by it.
@@ -1726,4 +1691,23 @@ func TestLateLandingAlertGivesTheListTheToolRead(t *testing.T) {
 	if !strings.Contains(list, "(2 entries") || !strings.Contains(list, "198.51.100.7") || strings.Contains(list, "203.0.113.10") {
 		t.Errorf("overwritten alert's list %q; want the two entries the tool read, not what it added", list)
 	}
+}
+
+// unansweredPUT sends payload while the portal leaves its next PUT
+// unanswered (landed: it lands a moment later; else never), wants the
+// change pending, and lets the lease that PUT kept run out, as if its
+// holder were gone.
+func (e *env) unansweredPUT(t *testing.T, payload string, landed bool) {
+	t.Helper()
+	leases := e.s.Leases.(*leasetest.Backend) // newEnv's
+	e.p.late = 1
+	if res, _ := e.handle(payload); res.Portal != PortalPending {
+		t.Fatalf("%s: %+v; want pending (outcome unknown)", payload, res)
+	}
+	if landed {
+		e.p.landLate()
+	} else {
+		e.p.lateList = nil
+	}
+	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
 }
