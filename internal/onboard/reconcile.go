@@ -979,14 +979,7 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		if d.Overwritten == nil {
 			d.Overwritten = []ipguard.Restriction{}
 		}
-		s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
-		// Recorded after the lease was released, so no reconcile set the
-		// state's due flag: marked, so that the next change's reconcile
-		// sends it if this publish fails (not only the next sync).
-		if err := s.Store.MarkAlertsDue(ctx); err != nil {
-			s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
-		}
-		s.flushDue(ctx)
+		s.dueNow(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
 	}
 }
 
@@ -1010,12 +1003,8 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 		// settled), so this is one alert per landing; keyed by it, so a
 		// landing found again (its state write lost) is not alerted twice.
 		s.log().Error("audit trail unreadable after a late landing: not checked for an overwritten save", "error", err)
-		s.due(ctx, "trailcheck#late#"+l.from.UTC().Format(time.RFC3339Nano), s.uncheckedAlertOf(uncheckedSpanText(l.from, l.to, err),
+		s.dueNow(ctx, "trailcheck#late#"+l.from.UTC().Format(time.RFC3339Nano), s.uncheckedAlertOf(uncheckedSpanText(l.from, l.to, err),
 			"The update went unanswered and was found landed later (at the end of that span).\n"))
-		if err := s.Store.MarkAlertsDue(ctx); err != nil {
-			s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
-		}
-		s.flushDue(ctx)
 		return
 	}
 	var overwritten []ChangeView
@@ -1041,7 +1030,16 @@ func (s *Service) checkLateLanded(ctx context.Context, l lateLanding) {
 	}
 	d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: overwritten,
 		Overwritten: before, Since: since.Format(time.RFC3339), overwrittenAsKept: true}
-	s.due(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
+	s.dueNow(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
+}
+
+// dueNow records a as due under key and sends what is due. It is for
+// alerts found outside a reconcile's state write (after the lease was
+// released), where no reconcile sets the state's due flag: it is marked
+// here, so that the next change's reconcile sends the alert if this
+// publish fails (not only the next sync).
+func (s *Service) dueNow(ctx context.Context, key string, a ipguard.Alert) {
+	s.due(ctx, key, a)
 	if err := s.Store.MarkAlertsDue(ctx); err != nil {
 		s.log().Error("mark an alert as due (the next sync sends it if this publish fails)", "error", err)
 	}
