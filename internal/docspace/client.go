@@ -168,9 +168,6 @@ func New(opts Options) (*Client, error) {
 		log:         opts.Logger,
 		pace:        newPacer(opts.RequestsPerMinute),
 	}
-	if opts.Budget != nil {
-		c.budget = newBudgetGate(opts.Budget, opts.RequestsPerMinute, opts.Logger)
-	}
 	if c.http == nil {
 		c.http = defaultHTTPClient(opts.AllowHTTP, func(ctx context.Context) error {
 			// A redirect followed is a request to the portal too: it
@@ -196,9 +193,7 @@ func New(opts Options) (*Client, error) {
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	if c.budget != nil {
-		c.budget.log = c.log
-	}
+	c.budget = newBudgetGate(opts.Budget, opts.RequestsPerMinute, c.log)
 	return c, nil
 }
 
