@@ -1488,6 +1488,9 @@ type overwriteWindow struct {
 	Spans []writeSpan `json:"spans"`
 	// OwnSaves are the tool's dated saves (the state's, as the write left
 	// them); Unanswered and UnansweredSaves its undated ones (see foreign).
+	// KeyUser is the portal user the key acted as when the write was made
+	// (its saves were that user's, whatever the key acts as later).
+	KeyUser         string               `json:"keyUser,omitempty"`
 	OwnSaves        []time.Time          `json:"own,omitempty"`
 	Unanswered      bool                 `json:"unanswered,omitempty"`
 	UnansweredSaves []ipguard.SaveWindow `json:"undated,omitempty"`
@@ -1545,8 +1548,8 @@ func (s *Service) windowOf(out *outcome) overwriteWindow {
 	}
 	lastOwn := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) })
 	w := overwriteWindow{
-		Spans:    []writeSpan{{From: out.windowStart.UTC(), LastOwn: lastOwn.UTC()}},
-		OwnSaves: slices.Clone(saves), Unanswered: out.unanswered, UnansweredSaves: slices.Clone(out.unansweredSaves),
+		Spans:   []writeSpan{{From: out.windowStart.UTC(), LastOwn: lastOwn.UTC()}},
+		KeyUser: s.cachedKeyUser(), OwnSaves: slices.Clone(saves), Unanswered: out.unanswered, UnansweredSaves: slices.Clone(out.unansweredSaves),
 		SavedAfter: slices.Clone(out.savedAfter), Seen: slices.Clone(clipList(out.seenBefore)), SeenCount: len(out.seenBefore),
 		Due: recheckDue(lastOwn), Written: s.now().UTC(),
 	}
@@ -1567,6 +1570,12 @@ func (s *Service) overwrittenBy(ctx context.Context, w overwriteWindow, changes 
 	since := w.since()
 	changes = slices.DeleteFunc(slices.Clone(changes), func(c Change) bool { return c.When.Before(since) })
 	others = s.foreign(ctx, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
+	if w.KeyUser != "" && len(others) > 0 {
+		// The key may have been rotated since the write: its saves were
+		// those of the user it acted as then.
+		then := foreignOf(w.KeyUser, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
+		others = slices.DeleteFunc(others, func(c Change) bool { return !slices.Contains(then, c) })
+	}
 	after := savedAfterPUT(others, w.SavedAfter)
 	for j, c := range others {
 		if v := changeView(c); !after[j] && w.inside(c.When) && !slices.Contains(w.DriftChanges, v) {
@@ -1614,11 +1623,7 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 	}
 	out.recorded = true
 	w := s.windowOf(out)
-	body, err := json.Marshal(w)
 	key := out.windowStart.UTC().Format(time.RFC3339Nano)
-	if err != nil {
-		return func() { out.recheckErr = err }
-	}
 	st.RecheckDue = minDue(st.RecheckDue, w.Due)
 	done := make(chan error, 1)
 	go func() {
@@ -1627,6 +1632,16 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 				done <- fmt.Errorf("record the write for a second look in the trail: panic: %v", p)
 			}
 		}()
+		if w.KeyUser == "" {
+			// Asked once per process (beside the state write): whose saves
+			// the write's were, should the key be rotated before the look.
+			w.KeyUser = s.keyUser(ctx, false)
+		}
+		body, err := json.Marshal(w)
+		if err != nil {
+			done <- err
+			return
+		}
 		all, err := rs.PutRecheck(ctx, ipguard.Recheck{Key: key, From: w.Spans[0].From, Body: string(body)}, nil)
 		for err == nil && len(all) > MaxRechecks {
 			merged, merr := mergeRechecks(all[0], all[1])
