@@ -1739,6 +1739,17 @@ func overwrittenEmails(e *env) []string {
 // (Before: the trail was read once, right after the write, and never again:
 // on a real portal the overwritten save went unalerted.)
 func TestOverwrittenSaveTheTrailShowsLateIsAlertedByALaterSync(t *testing.T) {
+	// The later reconcile: the scheduled sync with nothing to change, or
+	// another change's.
+	for name, later := range map[string]string{
+		"the sync":       `{"action":"sync"}`,
+		"another change": `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`,
+	} {
+		t.Run(name, func(t *testing.T) { overwrittenSaveShownLate(t, later) })
+	}
+}
+
+func overwrittenSaveShownLate(t *testing.T, later string) {
 	e := newEnv()
 	trail := e.laggingTrail()
 	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
@@ -1756,7 +1767,7 @@ func TestOverwrittenSaveTheTrailShowsLateIsAlertedByALaterSync(t *testing.T) {
 		t.Fatalf("sync before the trail caught up: alerts %q, records %d; want none and the record kept", got, len(e.st.RecheckItems))
 	}
 	e.now = t0.Add(2 * time.Minute)
-	e.do(t, `{"action":"sync"}`)
+	e.do(t, later)
 	got := overwrittenEmails(e)
 	if len(got) != 1 {
 		t.Fatalf("%d overwritten alerts after the trail caught up; want 1", len(got))
@@ -1766,8 +1777,13 @@ func TestOverwrittenSaveTheTrailShowsLateIsAlertedByALaterSync(t *testing.T) {
 			t.Errorf("overwritten alert %q lacks %q", got[0], want)
 		}
 	}
-	if st := e.state(); !st.RecheckDue.IsZero() || len(e.st.RecheckItems) != 0 {
-		t.Errorf("after the second look: RecheckDue %v, records %d; want none outstanding", st.RecheckDue, len(e.st.RecheckItems))
+	for _, r := range e.st.RecheckItems {
+		if r.From.Equal(t0) {
+			t.Errorf("after the second look the first write's record is still kept: %+v", r)
+		}
+	}
+	if st := e.state(); !st.RecheckDue.After(e.now) && !st.RecheckDue.IsZero() {
+		t.Errorf("after the second look: RecheckDue %v; want none due any more", st.RecheckDue)
 	}
 	e.now = t0.Add(20 * time.Minute)
 	e.do(t, `{"action":"sync"}`)
