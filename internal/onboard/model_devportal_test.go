@@ -423,16 +423,11 @@ func TestSwitchOnIsSentWithTheKeyThePreflightJudged(t *testing.T) {
 	}
 }
 
-// collectedAlerts is an alert topic that keeps what it was sent.
-type collectedAlerts struct {
-	mu   sync.Mutex
-	sent []ipguard.Alert
-}
+// publishFunc is an alert topic that hands each alert to the function.
+type publishFunc func(ipguard.Alert)
 
-func (a *collectedAlerts) Publish(_ context.Context, al ipguard.Alert) (string, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.sent = append(a.sent, al)
+func (f publishFunc) Publish(_ context.Context, a ipguard.Alert) (string, error) {
+	f(a)
 	return "m", nil
 }
 
@@ -459,7 +454,9 @@ func TestOverwrittenSaveIsAlertedOnceTheDevPortalsTrailCaughtUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	now, later := time.Now().UTC().Truncate(time.Second), time.Duration(0)
-	alerts := &collectedAlerts{}
+	var mu sync.Mutex
+	var sent []ipguard.Alert
+	alerts := publishFunc(func(a ipguard.Alert) { mu.Lock(); sent = append(sent, a); mu.Unlock() })
 	svc := &onboard.Service{Store: onboardtest.NewStore(), Portal: c, Trail: docspace.AllowlistTrail{Client: c}, Directory: docspace.Directory{Client: c},
 		Alerts: alerts, Leases: &leasetest.Backend{}, LeaseWait: 5 * time.Second,
 		Settings: onboard.Settings{MaxRangeAddresses: 256, Limits: allowlist.DefaultLimits},
@@ -471,10 +468,10 @@ func TestOverwrittenSaveIsAlertedOnceTheDevPortalsTrailCaughtUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	drift := func() []string {
-		alerts.mu.Lock()
-		defer alerts.mu.Unlock()
+		mu.Lock()
+		defer mu.Unlock()
 		var out []string
-		for _, a := range alerts.sent {
+		for _, a := range sent {
 			if slices.Contains(a.Kinds, "allowlist_drift") {
 				out = append(out, a.Email)
 			}

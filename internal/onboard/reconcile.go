@@ -962,20 +962,29 @@ func (s *Service) seedKeyUser(id string) {
 func (s *Service) readTrail(ctx context.Context, from time.Time) func() ([]Change, error) {
 	var changes []Change
 	var err error
+	wait := background(func() { changes, err = s.Trail.AllowlistChanges(ctx, from) },
+		func(p any) { err = fmt.Errorf("read the audit trail: panic: %v", p) })
+	return func() ([]Change, error) {
+		wait()
+		return changes, err
+	}
+}
+
+// background runs f in a goroutine of its own; the function it returns
+// waits for it. A panic of f is given to caught (in that goroutine), so
+// what the caller waits for is never lost to it.
+func background(f func(), caught func(p any)) (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer func() {
 			if p := recover(); p != nil {
-				err = fmt.Errorf("read the audit trail: panic: %v", p)
+				caught(p)
 			}
 		}()
-		changes, err = s.Trail.AllowlistChanges(ctx, from)
+		f()
 	}()
-	return func() ([]Change, error) {
-		<-done
-		return changes, err
-	}
+	return func() { <-done }
 }
 
 // checkForeignSaves looks in the portal's audit trail for allowlist saves
@@ -1625,24 +1634,19 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 	w := s.windowOf(out)
 	key := out.windowStart.UTC().Format(time.RFC3339Nano)
 	st.RecheckDue = minDue(st.RecheckDue, w.Due)
-	done := make(chan error, 1)
-	go func() {
-		defer func() {
-			if p := recover(); p != nil {
-				done <- fmt.Errorf("record the write for a second look in the trail: panic: %v", p)
-			}
-		}()
+	var err error
+	wait := background(func() {
 		if w.KeyUser == "" {
 			// Asked once per process (beside the state write): whose saves
 			// the write's were, should the key be rotated before the look.
 			w.KeyUser = s.keyUser(ctx, false)
 		}
-		body, err := json.Marshal(w)
-		if err != nil {
-			done <- err
+		var body []byte
+		if body, err = json.Marshal(w); err != nil {
 			return
 		}
-		all, err := rs.PutRecheck(ctx, ipguard.Recheck{Key: key, From: w.Spans[0].From, Body: string(body)}, nil)
+		var all []ipguard.Recheck
+		all, err = rs.PutRecheck(ctx, ipguard.Recheck{Key: key, From: w.Spans[0].From, Body: string(body)}, nil)
 		for err == nil && len(all) > MaxRechecks {
 			merged, merr := mergeRechecks(all[0], all[1])
 			if merr != nil {
@@ -1653,10 +1657,9 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 			s.log().Info("recorded writes for a second look in the trail past their bound: the two oldest merged", "records", len(all))
 			all, err = rs.PutRecheck(ctx, merged, []string{all[1].Key})
 		}
-		done <- err
-	}()
+	}, func(p any) { err = fmt.Errorf("record the write for a second look in the trail: panic: %v", p) })
 	return func() {
-		if err := <-done; err != nil {
+		if wait(); err != nil {
 			out.recheckErr = err
 			return
 		}
@@ -1762,23 +1765,18 @@ func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func
 	}
 	var next time.Time
 	var alerted bool
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer func() {
-			if p := recover(); p != nil {
-				s.log().Error("second look in the audit trail: panic (tried again later)", "panic", fmt.Sprint(p))
-				next = st.RecheckDue
-			}
-		}()
+	wait := background(func() {
 		rctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
 		defer cancel()
 		defer span(ctx, "recheck", time.Now())
 		s.seedKeyUser(st.KeyUser)
 		next, alerted = s.recheckWrites(rctx, st.RecheckDue)
-	}()
+	}, func(p any) {
+		s.log().Error("second look in the audit trail: panic (tried again later)", "panic", fmt.Sprint(p))
+		next = st.RecheckDue
+	})
 	return func() (time.Time, bool) {
-		<-done
+		wait()
 		return next, alerted
 	}
 }
