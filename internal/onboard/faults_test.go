@@ -1908,3 +1908,24 @@ func TestManyWritesWithinTheTrailsLagAreBoundedAndNoneIsLost(t *testing.T) {
 		t.Errorf("%d records left after the second look", len(e.st.RecheckItems))
 	}
 }
+
+// The write's record for the second look cannot be stored (the store
+// refuses it): the change is still applied, and the write is alerted as
+// not checked once the trail caught up, naming its span, so that a person
+// looks at the trail (never a second look lost without a word).
+func TestWriteWhoseSecondLookCannotBeRecordedIsAlerted(t *testing.T) {
+	e := newEnv()
+	e.laggingTrail()
+	e.st.RecheckErr = ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: throttled")
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if res.Portal != PortalApplied {
+		t.Fatalf("portal %q; want the change applied all the same", res.Portal)
+	}
+	var found bool
+	for _, a := range e.alerts.sent {
+		found = found || strings.Contains(a.Email, "second look") && strings.Contains(a.Email, "2026-11-25T10:00:00Z")
+	}
+	if !found {
+		t.Errorf("alerts %v; want the write's unrecorded second look alerted, with its span", e.alerts.kinds())
+	}
+}

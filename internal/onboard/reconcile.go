@@ -1475,9 +1475,10 @@ var RecheckGiveUp = 24 * time.Hour
 // was to check are tried again (not on every reconcile under load).
 var recheckRetry = time.Minute
 
-// maxRecheckUnderLease bounds the second look, which runs under the lease
-// (beside the reconcile's own reads): a trail that does not answer in time
-// counts as unreadable, and the records are tried again later.
+// maxRecheckUnderLease bounds the second look's read of the trail, which
+// runs under the lease (beside the reconcile's own reads): a trail that
+// does not answer in time counts as unreadable, and the records are tried
+// again later.
 var maxRecheckUnderLease = 3 * time.Second
 
 // The bounds of one record's lists (a merged record's unions; the seen
@@ -1766,11 +1767,9 @@ func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func
 	var next time.Time
 	var alerted bool
 	wait := background(func() {
-		rctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
-		defer cancel()
 		defer span(ctx, "recheck", time.Now())
 		s.seedKeyUser(st.KeyUser)
-		next, alerted = s.recheckWrites(rctx, st.RecheckDue)
+		next, alerted = s.recheckWrites(ctx, st.RecheckDue)
 	}, func(p any) {
 		s.log().Error("second look in the audit trail: panic (tried again later)", "panic", fmt.Sprint(p))
 		next = st.RecheckDue
@@ -1837,7 +1836,11 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 				from = t.w.since()
 			}
 		}
-		changes, terr := s.Trail.AllowlistChanges(ctx, from)
+		// The trail's read is bounded (maxRecheckUnderLease); the store's
+		// calls after it (the alerts, the removal) are not cut short by it.
+		tctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
+		changes, terr := s.Trail.AllowlistChanges(tctx, from)
+		cancel()
 		for _, t := range todo {
 			first, last := t.w.Spans[0].From, t.w.Spans[len(t.w.Spans)-1].LastOwn
 			if terr != nil {
