@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -1928,4 +1929,35 @@ func TestWriteWhoseSecondLookCannotBeRecordedIsAlerted(t *testing.T) {
 	if !found {
 		t.Errorf("alerts %v; want the write's unrecorded second look alerted, with its span", e.alerts.kinds())
 	}
+}
+
+// A record for the second look at its largest (a merged window with every
+// list at its bound, every string at the longest kept) fits MaxRechecks
+// times in three quarters of a DynamoDB item as stored (its JSON inside the
+// record's), so the item of the second looks is never refused for its size.
+func TestSecondLookRecordsFitTheirItem(t *testing.T) {
+	at := t0.Add(123456789 * time.Nanosecond)
+	w := overwriteWindow{KeyUser: strings.Repeat("ü", 64), SeenCount: 5000, Due: at, Written: at, Unanswered: true}
+	for range maxWindowSpans {
+		w.Spans = append(w.Spans, writeSpan{From: at, LastOwn: at})
+	}
+	for range maxWindowSaves {
+		w.OwnSaves, w.SavedAfter = append(w.OwnSaves, at), append(w.SavedAfter, at)
+		w.UnansweredSaves = append(w.UnansweredSaves, ipguard.SaveWindow{From: at, Until: at})
+		w.DriftSaves = append(w.DriftSaves, seenKey(ChangeView{When: at.Format(time.RFC3339), UserID: strings.Repeat("ü", 64), IP: strings.Repeat("ü", 64)}))
+	}
+	for range MaxAlertList {
+		w.Seen = append(w.Seen, ipguard.Restriction{IP: strings.Repeat("f", 50), ForAdmin: true})
+	}
+	body, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := json.Marshal(map[string]any{"key": at.Format(time.RFC3339Nano), "from": at, "body": string(body)})
+	alerted := 10 * len(alertedKey(ChangeView{When: at.Format(time.RFC3339), UserID: strings.Repeat("ü", 64)}))
+	per := len(stored) + 2*26 + alerted // its attributes' names, and ten saves alerted
+	if total := per * MaxRechecks; total > 300*1024 {
+		t.Errorf("%d records of %d bytes take %d bytes: more than three quarters of DynamoDB's 400 KB", MaxRechecks, per, total)
+	}
+	t.Logf("a record at its largest: %d bytes; %d of them: %d bytes", per, MaxRechecks, per*MaxRechecks)
 }

@@ -1485,7 +1485,7 @@ var maxRecheckUnderLease = 3 * time.Second
 // list is clipped to MaxAlertList, with its full count).
 const (
 	maxWindowSpans = 32
-	maxWindowSaves = 100
+	maxWindowSaves = 60
 )
 
 // overwriteWindow is what deciding which saves a write of the tool
@@ -1507,9 +1507,10 @@ type overwriteWindow struct {
 	// SavedAfter are the Dates of the PUTs whose read-back showed a save
 	// after them (savedAfterPUT).
 	SavedAfter []time.Time `json:"savedAfter,omitempty"`
-	// DriftChanges are the saves the reconcile's own read saw, alerted as
-	// its drift (not overwritten).
-	DriftChanges []ChangeView `json:"driftChanges,omitempty"`
+	// DriftSaves are the saves the reconcile's own read saw (seenKey),
+	// alerted as its drift (not overwritten); kept up to maxWindowSaves
+	// (one past it could only be alerted once more, never lost).
+	DriftSaves []string `json:"driftSaves,omitempty"`
 	// Seen is the list the tool read before its write (clipped to
 	// MaxAlertList; SeenCount entries in all).
 	Seen      []ipguard.Restriction `json:"seen"`
@@ -1564,7 +1565,9 @@ func (s *Service) windowOf(out *outcome) overwriteWindow {
 		Due: recheckDue(lastOwn), Written: s.now().UTC(),
 	}
 	if out.drift != nil {
-		w.DriftChanges = slices.Clone(clipList(out.drift.Changes))
+		for _, c := range out.drift.Changes {
+			w.DriftSaves = append(w.DriftSaves, seenKey(c))
+		}
 	}
 	return w
 }
@@ -1588,11 +1591,19 @@ func (s *Service) overwrittenBy(ctx context.Context, w overwriteWindow, changes 
 	}
 	after := savedAfterPUT(others, w.SavedAfter)
 	for j, c := range others {
-		if v := changeView(c); !after[j] && w.inside(c.When) && !slices.Contains(w.DriftChanges, v) {
+		if v := changeView(c); !after[j] && w.inside(c.When) && !slices.Contains(w.DriftSaves, seenKey(v)) {
 			overwritten = append(overwritten, v)
 		}
 	}
 	return others, overwritten
+}
+
+// seenKey names a save the reconcile's read saw (its second, who, from
+// where), the way the window keeps it: hashed, so it is small whatever the
+// portal wrote.
+func seenKey(v ChangeView) string {
+	sum := sha256.Sum256([]byte(v.When + "\n" + v.UserID + "\n" + v.IP))
+	return hex.EncodeToString(sum[:8])
 }
 
 // alertedKey names an overwritten save (its second and who) among the
@@ -1635,6 +1646,7 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 	w := s.windowOf(out)
 	key := out.windowStart.UTC().Format(time.RFC3339Nano)
 	st.RecheckDue = minDue(st.RecheckDue, w.Due)
+	w.DriftSaves = lastN(w.DriftSaves, maxWindowSaves) // kept small (the check right after uses all)
 	var err error
 	wait := background(func() {
 		if w.KeyUser == "" {
@@ -1697,13 +1709,7 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 		}
 	}
 	m.UnansweredSaves = lastN(m.UnansweredSaves, maxWindowSaves)
-	m.DriftChanges = slices.Clone(wa.DriftChanges)
-	for _, c := range wb.DriftChanges {
-		if !slices.Contains(m.DriftChanges, c) {
-			m.DriftChanges = append(m.DriftChanges, c)
-		}
-	}
-	m.DriftChanges = lastN(m.DriftChanges, MaxAlertList)
+	m.DriftSaves = lastN(union(wa.DriftSaves, wb.DriftSaves), maxWindowSaves)
 	if wb.Due.After(m.Due) {
 		m.Due = wb.Due
 	}
