@@ -1284,7 +1284,11 @@ func uncheckedSpanText(from, to time.Time, terr error) string {
 // (an allowlist_drift of severity medium: a change outside the tool may
 // have been overwritten, and nothing could tell).
 func (s *Service) uncheckedAlert(out *outcome, terr error) ipguard.Alert {
-	return s.uncheckedAlertOf(uncheckedText(out, terr), "Further updates are not alerted again until the audit trail answers.\n")
+	more := "Further updates are not alerted again until the audit trail answers.\n"
+	if _, ok := s.Store.(Rechecks); ok {
+		more += fmt.Sprintf("The update is looked at again once the trail answers (for up to %.0f hours); a save it overwrote that shows then is alerted as drift.\n", RecheckGiveUp.Hours())
+	}
+	return s.uncheckedAlertOf(uncheckedText(out, terr), more)
 }
 
 // uncheckedAlertOf is the alert of a write not checked, what saying which
@@ -1856,7 +1860,7 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 				}
 				s.log().Error("audit trail unreadable for a day after the allowlist update: no longer checked for an overwritten save", "key", t.rec.Key, "error", terr)
 				s.due(ctx, "trailcheck#recheck#"+t.rec.Key, s.uncheckedAlertOf(uncheckedSpanText(first, last, terr),
-					fmt.Sprintf("It was tried again for %s after the update, while the trail kept failing; this update is no longer checked.\n", RecheckGiveUp)))
+					fmt.Sprintf("It was tried again for %.0f hours after the update, while the trail kept failing; this update is no longer checked.\n", RecheckGiveUp.Hours())))
 				alerted = true
 				done = append(done, t.rec.Key)
 				continue
