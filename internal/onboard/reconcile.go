@@ -1466,7 +1466,7 @@ type Rechecks interface {
 
 // MaxRechecks bounds the records of writes waiting for their second look
 // in the trail: past it the two oldest are merged into one (never dropped:
-// see mergeWindows), so the item stays within DynamoDB's 400 KB (each
+// see mergeRechecks), so the item stays within DynamoDB's 400 KB (each
 // record is at most a few tens of KB, mostly a few).
 const MaxRechecks = 12
 
@@ -1500,11 +1500,11 @@ type overwriteWindow struct {
 	// per write, several after a merge (a save between two of them was
 	// read by the later one, not overwritten).
 	Spans []writeSpan `json:"spans"`
-	// OwnSaves are the tool's dated saves (the state's, as the write left
-	// them); Unanswered and UnansweredSaves its undated ones (see foreign).
 	// KeyUser is the portal user the key acted as when the write was made
 	// (its saves were that user's, whatever the key acts as later).
-	KeyUser         string               `json:"keyUser,omitempty"`
+	KeyUser string `json:"keyUser,omitempty"`
+	// OwnSaves are the tool's dated saves (the state's, as the write left
+	// them); Unanswered and UnansweredSaves its undated ones (see foreign).
 	OwnSaves        []time.Time          `json:"own,omitempty"`
 	Unanswered      bool                 `json:"unanswered,omitempty"`
 	UnansweredSaves []ipguard.SaveWindow `json:"undated,omitempty"`
