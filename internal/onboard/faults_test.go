@@ -1961,3 +1961,21 @@ func TestSecondLookRecordsFitTheirItem(t *testing.T) {
 	}
 	t.Logf("a record at its largest: %d bytes; %d of them: %d bytes", per, MaxRechecks, per*MaxRechecks)
 }
+
+// A write's record whose state does not say it is due (the pass's state
+// write was refused after the record was stored: a newer pass took over)
+// is looked at by the next scheduled sync all the same, which reads the
+// records whatever the state says.
+func TestRecordTheStateDoesNotKnowIsLookedAtByTheSync(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.st.state.RecheckDue = time.Time{} // the newer pass's state
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Errorf("overwritten alerts %q; want the admin's save, found by the sync's look at the records", got)
+	}
+}

@@ -1769,9 +1769,14 @@ func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []C
 // startRecheck, under the lease at a reconcile's start, begins the second
 // look in the trail when a recorded write is due (st.RecheckDue), beside
 // the reconcile's own reads; the function it returns waits for it and
-// gives the next RecheckDue and whether an alert was recorded as due.
+// gives the next RecheckDue and whether an alert was recorded as due. The
+// scheduled sync (withRecheckSweep) reads the records whatever RecheckDue
+// says (one read each sync): a record whose pass's state write was refused
+// (a newer pass took over, and its state does not know the record) is
+// looked at by the next sync all the same. The trail is read only when a
+// record is due.
 func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func() (time.Time, bool) {
-	if st.RecheckDue.IsZero() || s.now().Before(st.RecheckDue) {
+	if _, sweep := ctx.Value(recheckSweepKey{}).(bool); !sweep && (st.RecheckDue.IsZero() || s.now().Before(st.RecheckDue)) {
 		return func() (time.Time, bool) { return st.RecheckDue, false }
 	}
 	var next time.Time
@@ -1788,6 +1793,16 @@ func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func
 		wait()
 		return next, alerted
 	}
+}
+
+// recheckSweepKey marks the context of the scheduled sync's reconcile
+// (withRecheckSweep).
+type recheckSweepKey struct{}
+
+// withRecheckSweep makes the reconcile of ctx read the records for the
+// second look whatever the state's RecheckDue says (startRecheck).
+func withRecheckSweep(ctx context.Context) context.Context {
+	return context.WithValue(ctx, recheckSweepKey{}, true)
 }
 
 // recheckWrites looks again at the recorded writes that are due: one read
