@@ -207,6 +207,17 @@ func (c *Client) TakeBudgetFallbacks() int {
 	return c.budget.takeFallbacks()
 }
 
+// ReserveAhead takes, in the background, this window's share of the shared
+// request budget (Options.Budget) for requests about to be made, so that
+// they do not wait for the budget's store on their way (the onboarding's
+// reconcile calls it when it takes the lease). It returns at once and
+// takes no token; without a budget it does nothing.
+func (c *Client) ReserveAhead(ctx context.Context) {
+	if c.budget != nil {
+		go c.budget.ahead(ctx)
+	}
+}
+
 // baseURL validates and normalises the portal address.
 func baseURL(raw string, allowHTTP bool) (string, error) {
 	const field = "DOCSPACE_API_HOST"

@@ -197,14 +197,7 @@ func (g *budgetGate) admit(ctx context.Context) (next time.Time, ok bool, err er
 	}
 	defer func() { <-g.lock }()
 	for {
-		now := g.now()
-		w := windowOf(now, g.span)
-		if !w.Equal(g.window) {
-			if g.left > g.chunk/2 {
-				g.chunk = max(budgetChunkMin, g.chunk/2)
-			}
-			g.window, g.left, g.asked, g.full, g.fallback = w, 0, false, false, false
-		}
+		w := g.roll()
 		end := w.Add(g.span)
 		switch {
 		case g.fallback:
@@ -215,33 +208,76 @@ func (g *budgetGate) admit(ctx context.Context) (next time.Time, ok bool, err er
 		case g.full:
 			return end, false, nil
 		}
-		if g.asked {
-			g.chunk = min(budgetChunkMax, g.chunk*2)
-		}
-		rctx, cancel := context.WithTimeout(ctx, budgetCallTimeout)
-		granted, err := g.store.Reserve(rctx, w, min(g.chunk, g.max), g.max)
-		cancel()
-		if ctx.Err() != nil {
-			return time.Time{}, false, ctx.Err()
-		}
-		if err != nil {
-			g.fallback = true
-			g.fallbackWindows++
-			g.log.WarnContext(ctx, "docspace: the shared request budget could not be read; this window's requests are paced by this container alone",
-				"window", w.UTC().Format(time.RFC3339), "error", err.Error())
-			return time.Time{}, true, nil
-		}
-		g.asked = true
-		if !g.now().Before(end) {
+		if !g.reserve(ctx, w) {
+			if ctx.Err() != nil {
+				return time.Time{}, false, ctx.Err()
+			}
 			continue // the window ended during the call: its tokens are dropped
 		}
-		if granted < 1 {
-			g.full = true
-			return end, false, nil
-		}
-		g.left = granted - 1
-		return time.Time{}, true, nil
 	}
+}
+
+// roll moves the gate to the window holding now (under lock) and returns
+// it: at a new window the tokens left are dropped and the chunk halves when
+// more than half of the last one went unused.
+func (g *budgetGate) roll() time.Time {
+	w := windowOf(g.now(), g.span)
+	if !w.Equal(g.window) {
+		if g.left > g.chunk/2 {
+			g.chunk = max(budgetChunkMin, g.chunk/2)
+		}
+		g.window, g.left, g.asked, g.full, g.fallback = w, 0, false, false, false
+	}
+	return w
+}
+
+// reserve asks the store for a chunk of window w's tokens (under lock,
+// when the gate holds none): it leaves them in left, or full (none
+// granted), or fallback (the store failed: the pacer alone for w). false
+// says the call outlasted w (or ctx ended): nothing was settled for w.
+func (g *budgetGate) reserve(ctx context.Context, w time.Time) bool {
+	if g.asked {
+		g.chunk = min(budgetChunkMax, g.chunk*2)
+	}
+	rctx, cancel := context.WithTimeout(ctx, budgetCallTimeout)
+	granted, err := g.store.Reserve(rctx, w, min(g.chunk, g.max), g.max)
+	cancel()
+	if ctx.Err() != nil {
+		return false
+	}
+	if err != nil {
+		g.fallback = true
+		g.fallbackWindows++
+		g.log.WarnContext(ctx, "docspace: the shared request budget could not be read; this window's requests are paced by this container alone",
+			"window", w.UTC().Format(time.RFC3339), "error", err.Error())
+		return true
+	}
+	g.asked = true
+	if !g.now().Before(w.Add(g.span)) {
+		return false // the window ended during the call: its tokens are dropped
+	}
+	g.left, g.full = granted, granted < 1
+	return true
+}
+
+// ahead reserves the current window's chunk now, for requests about to
+// follow (a reconcile that just took the lease calls it alongside its own
+// store read), so that they do not wait for the store on their way to the
+// portal. It takes no token, and returns at once when a reservation is
+// under way or the gate already knows where it stands in this window
+// (tokens held, the window used up, or the pacer alone).
+func (g *budgetGate) ahead(ctx context.Context) {
+	select {
+	case g.lock <- struct{}{}:
+	default:
+		return // a reservation is under way
+	}
+	defer func() { <-g.lock }()
+	g.roll()
+	if g.fallback || g.left > 0 || g.full {
+		return
+	}
+	g.reserve(ctx, g.window)
 }
 
 // takeFallbacks returns the windows let through on the pacer alone since

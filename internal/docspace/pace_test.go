@@ -410,3 +410,51 @@ func TestARedirectHopTakesATokenOfTheSharedBudget(t *testing.T) {
 		t.Fatalf("the portal received %d requests (want 2: the redirect and its target) on %d tokens granted by the shared budget", hits, granted)
 	}
 }
+
+// A reservation ahead (a reconcile that took the lease) takes the window's
+// chunk before the requests come, without a token: the chunk's requests
+// then start without calling the store, and the window's grants still add
+// up to at most its tokens. Ahead is a no-op while the gate holds tokens,
+// knows the window used up, or a reservation is under way.
+func TestReservingAheadTakesTheChunkBeforeTheRequestsAndNoToken(t *testing.T) {
+	budget := &memBudget{}
+	g := newBudgetGate(budget, 70, slog.New(slog.DiscardHandler)) // 10 tokens a window
+	w0 := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	g.now = func() time.Time { return w0.Add(time.Second) }
+	g.ahead(context.Background())
+	if budget.calls != 1 || g.left != budgetChunkMin {
+		t.Fatalf("ahead: %d store calls, %d tokens held; want 1, %d", budget.calls, g.left, budgetChunkMin)
+	}
+	g.ahead(context.Background()) // tokens held: no call
+	for i := range budgetChunkMin {
+		if _, ok, err := g.admit(context.Background()); !ok || err != nil {
+			t.Fatalf("request %d: ok %v, %v", i, ok, err)
+		}
+	}
+	if budget.calls != 1 {
+		t.Errorf("%d store calls for the chunk reserved ahead and its %d requests, want 1", budget.calls, budgetChunkMin)
+	}
+	started := budgetChunkMin
+	for {
+		_, ok, err := g.admit(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		started++
+	}
+	if started != 10 {
+		t.Errorf("%d requests started in the window, want its 10 tokens (ahead takes none)", started)
+	}
+	calls := budget.calls
+	g.ahead(context.Background()) // the window is used up: no call
+	g.lock <- struct{}{}          // a reservation under way: no call, no wait
+	g.now = func() time.Time { return w0.Add(BudgetWindow) }
+	g.ahead(context.Background())
+	<-g.lock
+	if budget.calls != calls {
+		t.Errorf("ahead called the store %d times with the window used up or a reservation under way, want 0", budget.calls-calls)
+	}
+}

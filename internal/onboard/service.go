@@ -140,6 +140,13 @@ type Portal interface {
 	SaveIPRestrictions(ctx context.Context, list []ipguard.Restriction, enable bool) (time.Time, error)
 }
 
+// AheadReserver is optional on a Portal: ReserveAhead gets ready, in the
+// background, for portal requests about to follow (the shared request
+// budget's tokens), and returns at once.
+type AheadReserver interface {
+	ReserveAhead(ctx context.Context)
+}
+
 // LeaseName is the lease a reconcile holds.
 const LeaseName = "portal-allowlist"
 
@@ -1378,6 +1385,11 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 // store's small poll read (StateLeasePeeker) where it has one: under the
 // lease nothing else writes the state.
 func (s *Service) holdAndReconcile(ctx context.Context, held *lease.Held, myV int64, force bool, mine []string) (outcome, error) {
+	if r, ok := s.Portal.(AheadReserver); ok {
+		// The pass's portal requests follow the state read: their share
+		// of the request budget is taken meanwhile, not on their way.
+		r.ReserveAhead(ctx)
+	}
 	var total outcome
 	var written *ipguard.PortalState
 	peeker, _ := s.Store.(StateLeasePeeker)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,5 +271,43 @@ func (e *env) otherChange(t *testing.T) func(id, ip string) {
 		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+// aheadPortal records when the reconcile asked it to get ready (its share
+// of the request budget) against its first read.
+type aheadPortal struct {
+	*fakePortal
+	mu     sync.Mutex
+	events []string
+}
+
+func (p *aheadPortal) ReserveAhead(context.Context) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.events = append(p.events, "ahead")
+}
+
+func (p *aheadPortal) IPRestrictions(ctx context.Context) ([]ipguard.Restriction, error) {
+	p.mu.Lock()
+	p.events = append(p.events, "get")
+	p.mu.Unlock()
+	return p.fakePortal.IPRestrictions(ctx)
+}
+
+// A reconcile that took the lease asks the portal client to get ready for
+// its requests (the shared budget's tokens) before its state read and its
+// first portal read, once per pass; a change another holder applied takes
+// no lease and asks nothing.
+func TestTheLeaseHolderReservesTheBudgetAheadOfItsPortalReads(t *testing.T) {
+	e := newEnv()
+	p := &aheadPortal{fakePortal: e.p}
+	e.s.Portal = p
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if len(p.events) < 2 || p.events[0] != "ahead" || slices.Index(p.events, "ahead") > slices.Index(p.events, "get") {
+		t.Fatalf("events %v; want the reservation ahead first, before the portal read", p.events)
+	}
+	if n := len(slices.DeleteFunc(slices.Clone(p.events), func(s string) bool { return s != "ahead" })); n != 1 {
+		t.Errorf("%d reservations ahead in one pass, want 1", n)
 	}
 }

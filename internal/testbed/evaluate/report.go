@@ -44,12 +44,14 @@ type Report struct {
 	// FalseDetail names the first false findings carried in messages
 	// (kind, severity, reasons, the login's benign behaviour), for tuning.
 	FalseDetail []string
-	Took        time.Duration
+	// Items is the table's items at the end per kind (Outcome.Table).
+	Items []TablePart
+	Took  time.Duration
 }
 
 // Score judges the outcome against the population's labels.
 func Score(pop *Population, out Outcome) Report {
-	r := Report{People: len(pop.People), Weeks: pop.End.Sub(pop.LearnUntil).Hours() / (24 * 7), Runs: out.Runs, Scheduled: out.Scheduled, Digests: out.Digests, Took: out.Took,
+	r := Report{People: len(pop.People), Weeks: pop.End.Sub(pop.LearnUntil).Hours() / (24 * 7), Runs: out.Runs, Scheduled: out.Scheduled, Digests: out.Digests, Took: out.Took, Items: out.Table,
 		Attacks: map[string]int{}, Alerted: map[string]int{}, Findings: map[string]int{}, FalseByKind: map[string]int{}, FalseByBenign: map[string]int{}}
 	byID := map[int64]int{}
 	for i, e := range pop.Events {
@@ -212,6 +214,17 @@ func (r Report) Table() string {
 	}
 	if len(r.Missed) > 0 {
 		b.WriteString("missed: " + strings.Join(r.Missed, "; ") + "\n")
+	}
+	if len(r.Items) > 0 {
+		// What a reconcile's (and the sync's) consistent scan of users
+		// reads: every item of the one table, not only the users.
+		b.WriteString("\n| the table at the end, by key prefix | items | KB |\n|---|---:|---:|\n")
+		items, bytes := 0, 0
+		for _, p := range r.Items {
+			items, bytes = items+p.Items, bytes+p.Bytes
+			fmt.Fprintf(&b, "| %s | %d | %.1f |\n", p.Prefix, p.Items, float64(p.Bytes)/1024)
+		}
+		fmt.Fprintf(&b, "| **all** (a consistent scan of users reads them all: about %d read units) | %d | %.1f |\n", (bytes+4095)/4096, items, float64(bytes)/1024)
 	}
 	return b.String()
 }
