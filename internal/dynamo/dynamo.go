@@ -136,6 +136,7 @@ var (
 		portalSentPK,           // the PUT in flight and the recent PUTs (#15: an item of its own)
 		"usercheck#*",          // the users-left rotation's place (#14 §5)
 		"outbox#onboard",       // the reconciler's alerts still to send (#15)
+		recheckPK,              // the writes to look at again once the audit trail caught up (#15 §5)
 		"outbox#bus-onboard",   // findings the bus refused onboarding, sent again by its next invocation (#18)
 		historyPrefix + "*",    // each user's allowlist history (#16 §7)
 		offboardedPrefix + "*", // when a user was offboarded, for stale replays (#15 §5)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -218,6 +219,10 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	if !st.LastReconcile.IsZero() {
 		lastReconcile = st.LastReconcile.UTC().Format(time.RFC3339Nano)
 	}
+	recheckDue := ""
+	if !st.RecheckDue.IsZero() {
+		recheckDue = st.RecheckDue.UTC().Format(time.RFC3339Nano)
+	}
 	saveTimes := make([]string, len(st.OwnSaves))
 	for i, t := range st.OwnSaves {
 		saveTimes[i] = t.UTC().Format(time.RFC3339Nano)
@@ -233,7 +238,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	}
 	seen, sent := encodeSent(st.LastSeen, nil), encodeSent(st.Sent, st.SentAdded)
 	pending := clipBytes(st.Pending, MaxPendingBytes)
-	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.TrailNotice) + len(st.DriftEpisode) + len(st.KeyUser) + 64*len(st.OwnSaves) + 128*len(st.UnansweredSaves)
+	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.TrailNotice) + len(st.DriftEpisode) + len(st.KeyUser) + len(recheckDue) + 64*len(st.OwnSaves) + 128*len(st.UnansweredSaves)
 	for _, a := range st.Owned {
 		stateSize += len(a) + 1
 	}
@@ -265,7 +270,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		Key:       key(portalStatePK),
 		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owns = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
-			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, trailNotice = :trailNotice, handOff = :handOff, " +
+			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, trailNotice = :trailNotice, handOff = :handOff, recheckDue = :rd, " +
 			"saves = :saves, unanswered = :unanswered, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm, writeId = :wid" + inFlight),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -274,7 +279,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
-			":lockout": str(st.LockoutNotice), ":trailNotice": str(st.TrailNotice), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
+			":lockout": str(st.LockoutNotice), ":trailNotice": str(st.TrailNotice), ":rd": str(recheckDue), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
 			":saves": saves, ":unanswered": unanswered, ":keyUser": str(st.KeyUser),
 			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
 			":wid": str(wid),
@@ -516,6 +521,13 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 		return st, err
 	} else {
 		st.LastPass = time.Duration(ms) * time.Millisecond
+	}
+	if rd, _, err := getS(item, "recheckDue"); err != nil {
+		return st, err
+	} else if rd != "" {
+		if st.RecheckDue, err = time.Parse(time.RFC3339Nano, rd); err != nil {
+			return st, fmt.Errorf("attribute recheckDue: %w", err)
+		}
 	}
 	if lr, _, err := getS(item, "lastReconcile"); err != nil {
 		return st, err
@@ -850,4 +862,170 @@ func outboxAttrs(k string) (alert, claim, until string) {
 	sum := sha256.Sum256([]byte(k))
 	h := hex.EncodeToString(sum[:12])
 	return "a_" + h, "c_" + h, "u_" + h
+}
+
+// The writes of the reconcile recorded for a second look in the audit
+// trail (onboard.Rechecks, #15 §5) are one item (pk recheck#portal), as
+// the outbox: one attribute per record ("r_" and its key's hash: the
+// record's JSON) and one for the keys of the saves already alerted ("k_",
+// a string set, so concurrent adds all stay). Adding or removing one never
+// rewrites another, and the portal state item stays within its size.
+const recheckPK = "recheck#portal"
+
+// recheckAttrs are the attributes of the record with key k.
+func recheckAttrs(k string) (record, alerted string) {
+	sum := sha256.Sum256([]byte(k))
+	h := hex.EncodeToString(sum[:12])
+	return "r_" + h, "k_" + h
+}
+
+// storedRecheck is a record's attribute (its alerted keys are apart).
+type storedRecheck struct {
+	Key  string    `json:"key"`
+	From time.Time `json:"from"`
+	Body string    `json:"body"`
+}
+
+// PutRecheck implements onboard.Rechecks: one UpdateItem that sets r,
+// adds its alerted keys and removes the records keyed drop, returning the
+// item as it is after the write.
+func (s *Store) PutRecheck(ctx context.Context, r ipguard.Recheck, drop []string) ([]ipguard.Recheck, error) {
+	const op = "record a write for a second look in the audit trail"
+	b, err := json.Marshal(storedRecheck{Key: r.Key, From: r.From.UTC(), Body: r.Body})
+	if err != nil {
+		return nil, s.corrupt(op, err)
+	}
+	rec, al := recheckAttrs(r.Key)
+	expr := "SET #r = :v"
+	names := map[string]string{"#r": rec}
+	values := map[string]types.AttributeValue{":v": str(string(b))}
+	if len(r.Alerted) > 0 {
+		expr += " ADD #k :al"
+		names["#k"] = al
+		values[":al"] = &types.AttributeValueMemberSS{Value: stringSet(r.Alerted)}
+	}
+	var removes []string
+	for i, k := range drop {
+		if k == r.Key {
+			continue
+		}
+		dr, dk := recheckAttrs(k)
+		names[fmt.Sprintf("#d%d", i)], names[fmt.Sprintf("#e%d", i)] = dr, dk
+		removes = append(removes, fmt.Sprintf("#d%d", i), fmt.Sprintf("#e%d", i))
+	}
+	if len(removes) > 0 {
+		expr += " REMOVE " + strings.Join(removes, ", ")
+	}
+	out, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: key(recheckPK),
+		UpdateExpression: aws.String(expr), ExpressionAttributeNames: names, ExpressionAttributeValues: values,
+		ReturnValues: types.ReturnValueAllNew,
+	})
+	if err != nil {
+		return nil, s.fail(op, err)
+	}
+	all, err := decodeRechecks(out.Attributes)
+	if err != nil {
+		return nil, s.corrupt(op, err)
+	}
+	return all, nil
+}
+
+// Rechecks implements onboard.Rechecks (strongly consistent), oldest first.
+func (s *Store) Rechecks(ctx context.Context) ([]ipguard.Recheck, error) {
+	const op = "read the writes recorded for a second look in the audit trail"
+	item, err := s.getItem(ctx, op, recheckPK)
+	if err != nil {
+		return nil, err
+	}
+	all, err := decodeRechecks(item)
+	if err != nil {
+		return nil, s.corrupt(op, err)
+	}
+	return all, nil
+}
+
+// decodeRechecks reads the records of the item, oldest first; an alerted
+// set without its record (added as the record was removed) is ignored.
+func decodeRechecks(item map[string]types.AttributeValue) ([]ipguard.Recheck, error) {
+	all := []ipguard.Recheck{}
+	for name, v := range item {
+		if !strings.HasPrefix(name, "r_") {
+			continue
+		}
+		sv, ok := v.(*types.AttributeValueMemberS)
+		if !ok {
+			return nil, fmt.Errorf("attribute %s is %T, want a string", name, v)
+		}
+		var r storedRecheck
+		if err := json.Unmarshal([]byte(sv.Value), &r); err != nil {
+			return nil, fmt.Errorf("attribute %s: %w", name, err)
+		}
+		rec := ipguard.Recheck{Key: r.Key, From: r.From, Body: r.Body}
+		if ss, ok := item["k_"+strings.TrimPrefix(name, "r_")].(*types.AttributeValueMemberSS); ok && len(ss.Value) > 0 {
+			rec.Alerted = stringSet(ss.Value)
+		}
+		all = append(all, rec)
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].From.Equal(all[j].From) {
+			return all[i].From.Before(all[j].From)
+		}
+		return all[i].Key < all[j].Key
+	})
+	return all, nil
+}
+
+// AddRecheckAlerted implements onboard.Rechecks: ADD to the record's
+// string set, only while the record is stored.
+func (s *Store) AddRecheckAlerted(ctx context.Context, k string, alerted []string) error {
+	if len(alerted) == 0 {
+		return nil
+	}
+	rec, al := recheckAttrs(k)
+	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: key(recheckPK),
+		UpdateExpression:          aws.String("ADD #k :al"),
+		ConditionExpression:       aws.String("attribute_exists(#r)"),
+		ExpressionAttributeNames:  map[string]string{"#k": al, "#r": rec},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":al": &types.AttributeValueMemberSS{Value: stringSet(alerted)}},
+	})
+	if isConditionFailed(err) {
+		return nil
+	}
+	if err != nil {
+		return s.fail("note the overwritten saves alerted for a recorded write", err)
+	}
+	return nil
+}
+
+// ClearRechecks implements onboard.Rechecks: one UpdateItem removing each
+// record and its alerted keys.
+func (s *Store) ClearRechecks(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	names := map[string]string{}
+	var removes []string
+	for i, k := range stringSet(keys) {
+		r, a := recheckAttrs(k)
+		names[fmt.Sprintf("#r%d", i)], names[fmt.Sprintf("#k%d", i)] = r, a
+		removes = append(removes, fmt.Sprintf("#r%d", i), fmt.Sprintf("#k%d", i))
+	}
+	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(s.table), Key: key(recheckPK),
+		UpdateExpression:         aws.String("REMOVE " + strings.Join(removes, ", ")),
+		ExpressionAttributeNames: names,
+	})
+	if err != nil {
+		return s.fail("remove the writes looked at again in the audit trail", err)
+	}
+	return nil
+}
+
+// stringSet is xs sorted without repeats (a string set's values).
+func stringSet(xs []string) []string {
+	out := slices.Clone(xs)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

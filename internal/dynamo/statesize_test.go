@@ -50,7 +50,7 @@ func largestState(n int) ipguard.PortalState {
 	st := ipguard.PortalState{Applied: 1, Reconciled: true, LastEnabled: true, Pending: strings.Repeat("p", 10_000),
 		PendingCode: ipguard.EUnavailable, PendingVersion: 1, LockoutNotice: strings.Repeat("l", 64), DriftEpisode: strings.Repeat("d", 64),
 		SentOutcome: ipguard.SentUnknown, SentAt: time.Now(), SentEnable: true, KeyUser: strings.Repeat("k", 36), AlertsDue: true,
-		LastReconcile: time.Now()}
+		LastReconcile: time.Now(), RecheckDue: time.Now().Add(77 * time.Second)}
 	for i := range n {
 		st.LastSeen = append(st.LastSeen, ipguard.Restriction{IP: worstEntry("s", i), ForAdmin: i%2 == 0})
 		st.Owned = append(st.Owned, fullIPv6(0xffff, i))
@@ -95,7 +95,7 @@ func TestPortalStateHoldsTheLargestAllowedList(t *testing.T) {
 	if len(got.LastSeen) != n || got.LastSeen[n-1] != st.LastSeen[n-1] || len(got.Owned) != n || len(got.Sent) != n ||
 		got.Sent[n-1] != st.Sent[n-1] || len(got.SentAdded) != n || len(got.LateSent) != onboard.MaxLateSent ||
 		got.LateSent[onboard.MaxLateSent-1] != st.LateSent[onboard.MaxLateSent-1] || len(got.OwnSaves) != onboard.MaxOwnSaves ||
-		got.SentOutcome != st.SentOutcome || got.KeyUser != st.KeyUser || got.Pending == "" {
+		got.SentOutcome != st.SentOutcome || got.KeyUser != st.KeyUser || got.Pending == "" || !got.RecheckDue.Equal(st.RecheckDue) {
 		t.Fatalf("read back %d seen, %d owned, %d sent (%d added), %d late, %d saves, outcome %q", len(got.LastSeen), len(got.Owned),
 			len(got.Sent), len(got.SentAdded), len(got.LateSent), len(got.OwnSaves), got.SentOutcome)
 	}
@@ -375,5 +375,39 @@ func TestPortalStateListsAsLines(t *testing.T) {
 				t.Fatalf("after the next write: %q owned, %q late, %d saves, %v", again.Owned, again.LateSent, len(again.OwnSaves), err)
 			}
 		})
+	}
+}
+
+// The writes waiting for a second look in the audit trail live in an item
+// of their own (#15 §5, WHERE-ISSUES-MEET §15): one past their bound
+// (onboard.MaxRechecks: the write before the merge), each at the largest a
+// record takes (about 20 KB as stored: onboard's
+// TestSecondLookRecordsFitTheirItem) with alerted keys, the item stays
+// within three quarters of DynamoDB's 400 KB, and each write of it returns
+// every record.
+func TestRecheckItemHoldsItsBound(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "rechecksize")
+	ctx := context.Background()
+	body := strings.Repeat("ü", 10*1024) // 20 KB as stored (nothing to escape)
+	for i := range onboard.MaxRechecks + 1 {
+		var alerted []string
+		for j := range 10 {
+			alerted = append(alerted, fmt.Sprintf("2026-11-25T10:00:%02dZ#%s", j, strings.Repeat("u", 64)))
+		}
+		r := ipguard.Recheck{Key: fmt.Sprintf("2026-11-25T10:%02d:00.123456789Z", i), From: time.Now().Add(time.Duration(i) * time.Second), Body: body, Alerted: alerted}
+		all, err := s.PutRecheck(ctx, r, nil)
+		if err != nil || len(all) != i+1 {
+			t.Fatalf("record %d: %d records back, %v", i, len(all), err)
+		}
+	}
+	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("rechecksize"), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "recheck#portal"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size := itemSize(out.Item)
+	t.Logf("recheck#portal one past its bound: %d bytes (%d%% of 400 KB)", size, size*100/maxItem)
+	if size > maxItem*3/4 {
+		t.Errorf("recheck#portal takes %d bytes one past its bound: more than three quarters of DynamoDB's %d", size, maxItem)
 	}
 }

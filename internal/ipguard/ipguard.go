@@ -462,6 +462,24 @@ type PortalState struct {
 	// add to LastSeen: the cap check's bound without reading every user.
 	Adds        int64
 	AddsApplied int64
+	// RecheckDue is when the earliest of the tool's writes recorded for a
+	// second look in the audit trail (Recheck) is due: the trail is written
+	// up to a minute late, so a save by someone else that a write overwrote
+	// may show only then. Zero: none outstanding. The first reconcile that
+	// starts at or after it checks them (#15 §5).
+	RecheckDue time.Time
+}
+
+// Recheck is one write of the tool (a reconcile that PUT) recorded so that
+// the audit trail is looked at again once it has caught up, for a save by
+// someone else the write overwrote (#15 §5). The store keeps it whole and
+// does not read Body (the onboarding service's record, a few KB); Alerted
+// grows by concurrent adds (the keys of overwritten saves already alerted).
+type Recheck struct {
+	Key     string    // names the write; one record per key
+	From    time.Time // the write's window start: records come back oldest first
+	Body    string
+	Alerted []string
 }
 
 // What became of the tool's last PUT (PortalState.SentOutcome). A refused

@@ -40,6 +40,10 @@ type Drift struct {
 	// write overwrote the saves named in Changes (made between that read
 	// and the write): what to look at to redo them.
 	Overwritten []ipguard.Restriction `json:"overwrittenList,omitempty"`
+	// OverwrittenCount, when more than Overwritten holds, is how many
+	// entries that list had (it was clipped to MaxAlertList when it was
+	// kept for the second look in the trail).
+	OverwrittenCount int `json:"overwrittenCount,omitempty"`
 	// overwrittenAsKept: Overwritten is the list as the write kept it (a
 	// late landing: the read itself is not kept), without the addresses
 	// the tool removed in it.
@@ -200,10 +204,15 @@ func (s *Service) driftAlert(d *Drift) ipguard.Alert {
 		fmt.Fprintf(&b, "  (%s)\n", d.Attribution)
 	}
 	if d.Overwritten != nil {
+		n := max(len(d.Overwritten), d.OverwrittenCount)
+		shown := humantext.Line(describeAll(d.Overwritten), 2000)
+		if n > len(d.Overwritten) {
+			shown += fmt.Sprintf(" ... and %d more", n-len(d.Overwritten))
+		}
 		if d.overwrittenAsKept {
-			fmt.Fprintf(&b, "\nThe list the tool read just before its write, as that write kept it (%d entries; addresses the tool itself removed in it are not shown): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
+			fmt.Fprintf(&b, "\nThe list the tool read just before its write, as that write kept it (%d entries; addresses the tool itself removed in it are not shown): %s\n", n, shown)
 		} else {
-			fmt.Fprintf(&b, "\nThe list the tool read just before its write (%d entries): %s\n", len(d.Overwritten), humantext.Line(describeAll(d.Overwritten), 2000))
+			fmt.Fprintf(&b, "\nThe list the tool read just before its write (%d entries): %s\n", n, shown)
 		}
 	}
 	b.WriteString("\nWhat to do: check with that person whether the change was intended. Addresses the tool manages are put back automatically; entries it does not know are never removed by it.\n")

@@ -232,10 +232,14 @@ func (a *fakeAlerts) kinds() []string {
 }
 
 // fakeTrail is the audit trail: changes, oldest first; AllowlistChanges
-// returns those from from's second on (as the portal filters).
+// returns those from from's second on (as the portal filters). With lag
+// (and clock), a change shows only lag after it was made, as the real
+// portal writes its trail late (TrailLag).
 type fakeTrail struct {
 	mu      sync.Mutex
 	changes []Change
+	lag     time.Duration
+	clock   func() time.Time
 }
 
 func (t *fakeTrail) add(c Change) {
@@ -249,6 +253,9 @@ func (t *fakeTrail) AllowlistChanges(_ context.Context, from time.Time) ([]Chang
 	defer t.mu.Unlock()
 	var out []Change
 	for _, c := range t.changes {
+		if t.lag > 0 && t.clock().Before(c.When.Add(t.lag)) {
+			continue // not written to the trail yet
+		}
 		if !c.When.Before(from.Truncate(time.Second)) {
 			out = append(out, c)
 		}

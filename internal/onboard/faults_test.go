@@ -2,6 +2,7 @@ package onboard
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -1710,4 +1711,271 @@ func (e *env) unansweredPUT(t *testing.T, payload string, landed bool) {
 		e.p.lateList = nil
 	}
 	leases.Hold(LeaseName, leases.Owner(LeaseName), time.Now().Add(-time.Second))
+}
+
+// laggingTrail is withTrail whose trail shows each save only a minute after
+// it was made, as DocSpace writes its audit trail (TrailLag).
+func (e *env) laggingTrail() *fakeTrail {
+	trail := e.withTrail()
+	trail.lag, trail.clock = time.Minute, func() time.Time { return e.now }
+	return trail
+}
+
+// overwrittenEmails are the emails of the "overwritten" drift alerts sent.
+func overwrittenEmails(e *env) []string {
+	var out []string
+	for _, a := range e.alerts.sent {
+		if slices.Contains(a.Kinds, "allowlist_drift") && strings.Contains(a.Email, "overwrote") {
+			out = append(out, a.Email)
+		}
+	}
+	return out
+}
+
+// An admin's save between the reconcile's read and its PUT, which the
+// portal's audit trail shows only a minute later (as a real DocSpace does):
+// the check right after the write does not see it, and the first sync once
+// the trail caught up (TrailLag after the write) alerts it as drift naming
+// the admin, the time and the list the tool read before its write (#15 §5).
+// (Before: the trail was read once, right after the write, and never again:
+// on a real portal the overwritten save went unalerted.)
+func TestOverwrittenSaveTheTrailShowsLateIsAlertedByALaterSync(t *testing.T) {
+	// The later reconcile: the scheduled sync with nothing to change, or
+	// another change's.
+	for name, later := range map[string]string{
+		"the sync":       `{"action":"sync"}`,
+		"another change": `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`,
+	} {
+		t.Run(name, func(t *testing.T) { overwrittenSaveShownLate(t, later) })
+	}
+}
+
+func overwrittenSaveShownLate(t *testing.T, later string) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"}) // inside the write's window
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if got := overwrittenEmails(e); len(got) != 0 {
+		t.Fatalf("alerted before the trail could show the save: %q", got)
+	}
+	if st := e.state(); st.RecheckDue.IsZero() || st.RecheckDue.Before(t0.Add(TrailLag)) {
+		t.Fatalf("RecheckDue = %v; want the write's second look due once the trail caught up (%v on)", st.RecheckDue, t0.Add(TrailLag))
+	}
+	e.now = t0.Add(30 * time.Second) // a sync before the trail may show it: nothing yet, still due
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 0 || len(e.st.RecheckItems) != 1 {
+		t.Fatalf("sync before the trail caught up: alerts %q, records %d; want none and the record kept", got, len(e.st.RecheckItems))
+	}
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, later)
+	got := overwrittenEmails(e)
+	if len(got) != 1 {
+		t.Fatalf("%d overwritten alerts after the trail caught up; want 1", len(got))
+	}
+	for _, want := range []string{"Ada Admin", "2026-11-25T10:00:00Z", "The list the tool read just before its write (2 entries)", "198.51.100.7"} {
+		if !strings.Contains(got[0], want) {
+			t.Errorf("overwritten alert %q lacks %q", got[0], want)
+		}
+	}
+	for _, r := range e.st.RecheckItems {
+		if r.From.Equal(t0) {
+			t.Errorf("after the second look the first write's record is still kept: %+v", r)
+		}
+	}
+	if st := e.state(); !st.RecheckDue.After(e.now) && !st.RecheckDue.IsZero() {
+		t.Errorf("after the second look: RecheckDue %v; want none due any more", st.RecheckDue)
+	}
+	e.now = t0.Add(20 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if n := len(overwrittenEmails(e)); n != 1 {
+		t.Errorf("%d overwritten alerts after another sync; want still 1", n)
+	}
+}
+
+// The check right after the write saw the overwritten save (the trail
+// answered in time) and alerted it: the second look once the trail caught
+// up does not alert it again.
+func TestOverwrittenSaveAlertedRightAfterTheWriteIsNotAlertedAgain(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if n := len(overwrittenEmails(e)); n != 1 {
+		t.Fatalf("%d overwritten alerts right after the write; want 1", n)
+	}
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if n := len(overwrittenEmails(e)); n != 1 || len(e.st.RecheckItems) != 0 {
+		t.Errorf("after the second look: %d overwritten alerts, %d records; want still 1, and the record gone", n, len(e.st.RecheckItems))
+	}
+}
+
+// The trail cannot be read when the write's second look is due: the record
+// is kept and looked at again by a later reconcile, which alerts the save;
+// one the trail never answers for is alerted as not checked after
+// RecheckGiveUp (once) and dropped, never kept for ever nor lost unsaid.
+func TestSecondLookWithTheTrailUnreadableIsTriedAgain(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		again     time.Duration // when the trail is read again
+		answers   bool          // whether it answers then
+		wantAlert string        // in the alert sent then
+	}{
+		{"answers later", 4 * time.Minute, true, "Ada Admin"},
+		{"never answers", RecheckGiveUp + time.Hour, false, "this update is no longer checked"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			lagging := e.laggingTrail()
+			trail := &failingTrail{fakeTrail: lagging}
+			e.s.Trail = trail
+			e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+			lagging.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+			e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			trail.fail = ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 503")
+			e.now = t0.Add(2 * time.Minute)
+			e.do(t, `{"action":"sync"}`)
+			if n := len(e.alerts.sent); n != 0 || len(e.st.RecheckItems) != 1 {
+				t.Fatalf("trail unreadable at the second look: %d alerts, %d records; want none and the record kept", n, len(e.st.RecheckItems))
+			}
+			if st := e.state(); st.RecheckDue.IsZero() {
+				t.Fatal("RecheckDue cleared although the record was not checked")
+			}
+			if tc.answers {
+				trail.fail = nil
+			}
+			e.now = t0.Add(tc.again)
+			e.do(t, `{"action":"sync"}`)
+			var emails []string
+			for _, a := range e.alerts.sent {
+				emails = append(emails, a.Email)
+			}
+			if len(emails) != 1 || !strings.Contains(emails[0], tc.wantAlert) {
+				t.Fatalf("alerts %q; want one with %q", emails, tc.wantAlert)
+			}
+			if st := e.state(); !st.RecheckDue.IsZero() || len(e.st.RecheckItems) != 0 {
+				t.Errorf("RecheckDue %v, records %d; want none outstanding", st.RecheckDue, len(e.st.RecheckItems))
+			}
+			e.now = e.now.Add(time.Hour)
+			e.do(t, `{"action":"sync"}`)
+			if n := len(e.alerts.sent); n != 1 {
+				t.Errorf("%d alerts after a further sync; want still 1 (once)", n)
+			}
+		})
+	}
+}
+
+// Many writes within the trail's lag: the records stay bounded
+// (MaxRechecks), the oldest merged rather than dropped, so the saves
+// overwritten by the oldest writes are still alerted once the trail caught
+// up; and a save between two writes (read by the later one, overwritten by
+// neither) is not taken for overwritten by the merge.
+func TestManyWritesWithinTheTrailsLagAreBoundedAndNoneIsLost(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	n := MaxRechecks + 3
+	inside := map[int]string{0: "Ada Admin", 1: "Bob Admin", n - 1: "Cy Admin"}
+	for i := range n {
+		e.now = t0.Add(time.Duration(2*i) * time.Second)
+		if who, ok := inside[i]; ok {
+			trail.add(Change{When: e.now, User: who, UserID: fmt.Sprint("adm", i), IP: "192.0.2.66"})
+		}
+		if i == 1 {
+			// After the first write's PUT, before the second's read.
+			trail.add(Change{When: e.now.Add(-time.Second), User: "Dee Between", UserID: "dee", IP: "192.0.2.67"})
+		}
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, i+10))
+		if len(e.st.RecheckItems) > MaxRechecks {
+			t.Fatalf("after write %d: %d records; want at most %d", i, len(e.st.RecheckItems), MaxRechecks)
+		}
+	}
+	if len(e.st.RecheckItems) != MaxRechecks {
+		t.Errorf("%d records after %d writes; want the bound %d (the oldest merged)", len(e.st.RecheckItems), n, MaxRechecks)
+	}
+	e.now = t0.Add(5 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	all := strings.Join(overwrittenEmails(e), "\n")
+	for _, who := range inside {
+		if !strings.Contains(all, who) {
+			t.Errorf("the save of %s, overwritten by a write, was not alerted: %q", who, all)
+		}
+	}
+	if strings.Contains(all, "Dee Between") {
+		t.Errorf("the save between two writes (read by the later one) was alerted as overwritten: %q", all)
+	}
+	if len(e.st.RecheckItems) != 0 {
+		t.Errorf("%d records left after the second look", len(e.st.RecheckItems))
+	}
+}
+
+// The write's record for the second look cannot be stored (the store
+// refuses it): the change is still applied, and the write is alerted as
+// not checked once the trail caught up, naming its span, so that a person
+// looks at the trail (never a second look lost without a word).
+func TestWriteWhoseSecondLookCannotBeRecordedIsAlerted(t *testing.T) {
+	e := newEnv()
+	e.laggingTrail()
+	e.st.RecheckErr = ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: throttled")
+	res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if res.Portal != PortalApplied {
+		t.Fatalf("portal %q; want the change applied all the same", res.Portal)
+	}
+	var found bool
+	for _, a := range e.alerts.sent {
+		found = found || strings.Contains(a.Email, "second look") && strings.Contains(a.Email, "2026-11-25T10:00:00Z")
+	}
+	if !found {
+		t.Errorf("alerts %v; want the write's unrecorded second look alerted, with its span", e.alerts.kinds())
+	}
+}
+
+// A record for the second look at its largest (a merged window with every
+// list at its bound, every string at the longest kept) fits MaxRechecks
+// times in three quarters of a DynamoDB item as stored (its JSON inside the
+// record's), so the item of the second looks is never refused for its size.
+func TestSecondLookRecordsFitTheirItem(t *testing.T) {
+	at := t0.Add(123456789 * time.Nanosecond)
+	w := overwriteWindow{KeyUser: strings.Repeat("ü", 64), SeenCount: 5000, Due: at, Written: at, Unanswered: true}
+	for range maxWindowSpans {
+		w.Spans = append(w.Spans, writeSpan{From: at, LastOwn: at})
+	}
+	for range maxWindowSaves {
+		w.OwnSaves, w.SavedAfter = append(w.OwnSaves, at), append(w.SavedAfter, at)
+		w.UnansweredSaves = append(w.UnansweredSaves, ipguard.SaveWindow{From: at, Until: at})
+		w.DriftSaves = append(w.DriftSaves, seenKey(ChangeView{When: at.Format(time.RFC3339), UserID: strings.Repeat("ü", 64), IP: strings.Repeat("ü", 64)}))
+	}
+	for range MaxAlertList {
+		w.Seen = append(w.Seen, ipguard.Restriction{IP: strings.Repeat("f", 50), ForAdmin: true})
+	}
+	body, err := json.Marshal(w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, _ := json.Marshal(map[string]any{"key": at.Format(time.RFC3339Nano), "from": at, "body": string(body)})
+	alerted := 10 * len(alertedKey(ChangeView{When: at.Format(time.RFC3339), UserID: strings.Repeat("ü", 64)}))
+	per := len(stored) + 2*26 + alerted // its attributes' names, and ten saves alerted
+	if total := per * MaxRechecks; total > 300*1024 {
+		t.Errorf("%d records of %d bytes take %d bytes: more than three quarters of DynamoDB's 400 KB", MaxRechecks, per, total)
+	}
+	t.Logf("a record at its largest: %d bytes; %d of them: %d bytes", per, MaxRechecks, per*MaxRechecks)
+}
+
+// A write's record whose state does not say it is due (the pass's state
+// write was refused after the record was stored: a newer pass took over)
+// is looked at by the next scheduled sync all the same, which reads the
+// records whatever the state says.
+func TestRecordTheStateDoesNotKnowIsLookedAtByTheSync(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.st.state.RecheckDue = time.Time{} // the newer pass's state
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Errorf("overwritten alerts %q; want the admin's save, found by the sync's look at the records", got)
+	}
 }

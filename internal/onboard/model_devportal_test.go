@@ -422,3 +422,72 @@ func TestSwitchOnIsSentWithTheKeyThePreflightJudged(t *testing.T) {
 		})
 	}
 }
+
+// publishFunc is an alert topic that hands each alert to the function.
+type publishFunc func(ipguard.Alert)
+
+func (f publishFunc) Publish(_ context.Context, a ipguard.Alert) (string, error) {
+	f(a)
+	return "m", nil
+}
+
+// Through the real DocSpace client against the dev portal whose audit trail
+// lags as a real DocSpace's (PUT /_dev/auditlag: a save shows a minute
+// later): an admin's save inside the tool's write is not in the trail when
+// the write is checked right after, and the first sync once the trail
+// caught up alerts it as drift, naming the admin, with the list the tool
+// read before its write (#15 §5). Before, nothing looked again.
+func TestOverwrittenSaveIsAlertedOnceTheDevPortalsTrailCaughtUp(t *testing.T) {
+	dev := devportal.New(devportal.Options{})
+	if err := dev.PutUsers(devportal.User{ID: modelAdmin, Status: devportal.StatusActive, IsAdmin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.PutKey(devportal.APIKey{Key: modelKey, CreateBy: modelAdmin, IsActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	dev.SetRestrictions([]ipguard.Restriction{{IP: "198.51.100.7"}}, false)
+	dev.SetAuditLag(time.Minute)
+	srv := httptest.NewServer(dev.Handler())
+	defer srv.Close()
+	c, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: modelKeys(modelKey), MaxAttempts: 1, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, later := time.Now().UTC().Truncate(time.Second), time.Duration(0)
+	var mu sync.Mutex
+	var sent []ipguard.Alert
+	alerts := publishFunc(func(a ipguard.Alert) { mu.Lock(); sent = append(sent, a); mu.Unlock() })
+	svc := &onboard.Service{Store: onboardtest.NewStore(), Portal: c, Trail: docspace.AllowlistTrail{Client: c}, Directory: docspace.Directory{Client: c},
+		Alerts: alerts, Leases: &leasetest.Backend{}, LeaseWait: 5 * time.Second,
+		Settings: onboard.Settings{MaxRangeAddresses: 256, Limits: allowlist.DefaultLimits},
+		Now:      func() time.Time { return now.Add(later) }}
+	// The admin's save, in the second the tool's window begins.
+	dev.AddAuditEvents(devportal.AuditEvent{Date: now, UserID: "bbbbbbbb-2222-4222-8222-0000000000b2", User: "Ada Admin", ActionID: 6094, IP: "192.0.2.66"})
+	ctx := context.Background()
+	if _, err := svc.Handle(ctx, []byte(`{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	drift := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for _, a := range sent {
+			if slices.Contains(a.Kinds, "allowlist_drift") {
+				out = append(out, a.Email)
+			}
+		}
+		return out
+	}
+	if got := drift(); len(got) != 0 {
+		t.Fatalf("drift alerted before the trail could show the save: %q", got)
+	}
+	later = 3 * time.Minute
+	dev.SetClockSkew(later)
+	if _, err := svc.Handle(ctx, []byte(`{"action":"sync"}`)); err != nil {
+		t.Fatal(err)
+	}
+	got := drift()
+	if len(got) != 1 || !strings.Contains(got[0], "Ada Admin") || !strings.Contains(got[0], "overwrote") || !strings.Contains(got[0], "198.51.100.7") {
+		t.Errorf("drift alerts once the trail caught up: %q; want the admin's overwritten save, with the list the tool read", got)
+	}
+}

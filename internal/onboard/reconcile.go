@@ -75,6 +75,12 @@ type outcome struct {
 	// it stored none): under the lease nothing but the version bump (Version,
 	// Adds) moves it meanwhile, so the holder's next pass starts from it.
 	written *ipguard.PortalState
+	// recorded: this pass recorded its write for the second look in the
+	// trail (recordWrite); recheckKeys are the records stored, recheckErr
+	// why one could not be (then only the check right after the write ran).
+	recorded    bool
+	recheckKeys []string
+	recheckErr  error
 }
 
 func (o *outcome) merge(n outcome) {
@@ -85,6 +91,10 @@ func (o *outcome) merge(n outcome) {
 		o.windowStart, o.seenBefore, o.trail = n.windowStart, n.seenBefore, n.trail
 	} else if len(n.saves) > 0 {
 		o.trail = nil // read after the last pass's PUTs (checkForeignSaves)
+	}
+	o.recheckKeys = append(o.recheckKeys, n.recheckKeys...)
+	if o.recheckErr == nil {
+		o.recheckErr = n.recheckErr
 	}
 	o.put = o.put || n.put
 	o.dueAdded = o.dueAdded || n.dueAdded
@@ -349,6 +359,30 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 			st.AlertsDue = false
 		}
 	}
+	// A write recorded for a second look in the audit trail (#15 §5) that
+	// is due now is looked at beside this pass's reads; its outcome goes
+	// into the state with this pass's first state write (takeRecheck).
+	recheck := s.startRecheck(ctx, st)
+	var recheckAlerted bool
+	takeRecheck := func(st *ipguard.PortalState) {
+		if recheck == nil {
+			return
+		}
+		st.RecheckDue, recheckAlerted = recheck()
+		recheck = nil
+		st.AlertsDue = st.AlertsDue || recheckAlerted
+	}
+	defer func() {
+		// A pass that ended before any state write: an alert the second
+		// look recorded is still marked due, for the next reconcile.
+		if recheck != nil {
+			if _, alerted := recheck(); alerted {
+				if err := s.Store.MarkAlertsDue(ctx); err != nil {
+					s.log().Error("mark an alert as due (the next sync sends it)", "error", err)
+				}
+			}
+		}
+	}()
 	// The GET→PUT window starts here. The two GETs go out together, and
 	// while they are out the pass reads every user (and writes the expiry
 	// of entries that expired): the scan, the longest store call of the
@@ -411,7 +445,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 			return outcome{landBy: out.landBy, put: out.put, puts: out.puts, saves: out.saves, windowStart: out.windowStart,
 				seenBefore: out.seenBefore, trail: out.trail, unanswered: out.unanswered, ownSaves: out.ownSaves,
 				unansweredSaves: out.unansweredSaves, changedAfter: out.changedAfter, savedAfter: out.savedAfter,
-				drift: out.drift, dueAdded: out.dueAdded}, err
+				drift: out.drift, dueAdded: out.dueAdded, recheckKeys: out.recheckKeys, recheckErr: out.recheckErr}, err
 		}
 		out.portal, out.written, out.landBy, out.drift = PortalPending, nil, time.Time{}, nil
 		out.reason = "this reconcile's lease ran out and a newer reconcile took over the portal allowlist; it applies the change"
@@ -429,7 +463,12 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		reason := cause.Error()
 		out.err = cause
 		st.Pending, st.PendingCode, st.PendingVersion = reason, ipguard.ErrorCode(cause), version
-		if err := s.Store.PutPortalState(ctx, st); err != nil {
+		takeRecheck(&st)
+		out.dueAdded = out.dueAdded || recheckAlerted
+		recorded := s.recordWrite(ctx, &st, &out) // a PUT answered before the failure
+		err := s.Store.PutPortalState(ctx, st)
+		recorded()
+		if err != nil {
 			return superseded(err)
 		}
 		out.portal, out.reason = PortalPending, reason
@@ -498,6 +537,8 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	out.warnings = append(out.warnings, plan.Warnings...)
 	after, final := current, plan
 	if plan.Put {
+		takeRecheck(&st) // before the in-flight record, a state write
+		out.dueAdded = out.dueAdded || recheckAlerted
 		out.windowStart, out.seenBefore = windowStart, current
 		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
 		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
@@ -542,6 +583,8 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		s.due(ctx, "lockout#"+en.Kind, s.lockoutAlert(en.Why))
 		out.dueAdded = true
 	}
+	takeRecheck(&st)
+	out.dueAdded = out.dueAdded || recheckAlerted
 	st.AlertsDue = st.AlertsDue || out.dueAdded
 	out.ownSaves, out.unansweredSaves = st.OwnSaves, st.UnansweredSaves
 	if ku := s.cachedKeyUser(); ku != "" {
@@ -557,7 +600,11 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	tps := time.Now()
 	defer span(ctx, "stateWrite", tps)
 	out.drift = drift // also for the trail check should this write fail
-	if err := s.Store.PutPortalState(ctx, st); err != nil {
+	// The window recorded for the second look is written beside the state.
+	recorded := s.recordWrite(ctx, &st, &out)
+	err = s.Store.PutPortalState(ctx, st)
+	recorded()
+	if err != nil {
 		return superseded(err)
 	}
 	out.written = &st
@@ -915,20 +962,29 @@ func (s *Service) seedKeyUser(id string) {
 func (s *Service) readTrail(ctx context.Context, from time.Time) func() ([]Change, error) {
 	var changes []Change
 	var err error
+	wait := background(func() { changes, err = s.Trail.AllowlistChanges(ctx, from) },
+		func(p any) { err = fmt.Errorf("read the audit trail: panic: %v", p) })
+	return func() ([]Change, error) {
+		wait()
+		return changes, err
+	}
+}
+
+// background runs f in a goroutine of its own; the function it returns
+// waits for it. A panic of f is given to caught (in that goroutine), so
+// what the caller waits for is never lost to it.
+func background(f func(), caught func(p any)) (wait func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		defer func() {
 			if p := recover(); p != nil {
-				err = fmt.Errorf("read the audit trail: panic: %v", p)
+				caught(p)
 			}
 		}()
-		changes, err = s.Trail.AllowlistChanges(ctx, from)
+		f()
 	}()
-	return func() ([]Change, error) {
-		<-done
-		return changes, err
-	}
+	return func() { <-done }
 }
 
 // checkForeignSaves looks in the portal's audit trail for allowlist saves
@@ -947,39 +1003,26 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 		out.warnings = append(out.warnings, uncheckedText(out, err))
 		return
 	}
-	// Our own saves: the state remembers this reconcile's and the earlier
-	// ones (as a multiset: two saves in one second are two).
-	saves := out.ownSaves
-	if len(saves) == 0 {
-		saves = out.saves
-	}
-	others := s.foreign(ctx, changes, saves, out.unanswered, out.unansweredSaves)
+	// The write's window: our own saves (the state remembers this
+	// reconcile's and the earlier ones, as a multiset: two saves in one
+	// second are two), its span, what its read saw (overwrittenBy).
+	others, overwritten := s.overwrittenBy(ctx, s.windowOf(out), changes)
 	s.checkKeyUserEdit(ctx, out, changes, others)
 	if len(others) == 0 {
 		return
 	}
-	lastOwn := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).Truncate(time.Second)
-	after := savedAfterPUT(others, out.savedAfter)
 	var who []string
-	var overwritten []ChangeView
-	for j, c := range others {
+	for _, c := range others {
 		who = append(who, fmt.Sprintf("%s by %s from %s", c.When.UTC().Format(time.RFC3339), humantext.Line(c.User, 100), humantext.Line(c.IP, 64)))
-		// Inside our write, unless the reconcile's read already saw it
-		// (then it is this reconcile's drift, alerted as such).
-		if v := changeView(c); !after[j] && !c.When.After(lastOwn) && (out.drift == nil || !slices.Contains(out.drift.Changes, v)) {
-			overwritten = append(overwritten, v)
-		}
 	}
 	out.warnings = append(out.warnings, fmt.Sprintf(
 		"the portal's audit trail shows %d allowlist save(s) by someone else during this update (%s); a change saved just before our update may have been overwritten, check the portal",
 		len(others), strings.Join(who, "; ")))
 	if len(overwritten) > 0 {
-		d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: overwritten,
-			Overwritten: out.seenBefore, Since: since.Format(time.RFC3339)}
-		if d.Overwritten == nil {
-			d.Overwritten = []ipguard.Restriction{}
-		}
-		s.dueNow(ctx, "overwritten#"+overwritten[0].When+"#"+overwritten[0].UserID, s.driftAlert(d))
+		key, a := s.overwrittenAlert(since, out.seenBefore, len(out.seenBefore), overwritten)
+		s.dueNow(ctx, key, a)
+		// The second look, once the trail caught up, alerts only others.
+		s.noteAlerted(ctx, out, overwritten)
 	}
 }
 
@@ -1241,7 +1284,11 @@ func uncheckedSpanText(from, to time.Time, terr error) string {
 // (an allowlist_drift of severity medium: a change outside the tool may
 // have been overwritten, and nothing could tell).
 func (s *Service) uncheckedAlert(out *outcome, terr error) ipguard.Alert {
-	return s.uncheckedAlertOf(uncheckedText(out, terr), "Further updates are not alerted again until the audit trail answers.\n")
+	more := "Further updates are not alerted again until the audit trail answers.\n"
+	if _, ok := s.Store.(Rechecks); ok {
+		more += fmt.Sprintf("The update is looked at again once the trail answers (for up to %.0f hours); a save it overwrote that shows then is alerted as drift.\n", RecheckGiveUp.Hours())
+	}
+	return s.uncheckedAlertOf(uncheckedText(out, terr), more)
 }
 
 // uncheckedAlertOf is the alert of a write not checked, what saying which
@@ -1392,4 +1439,483 @@ func describeAll(rs []ipguard.Restriction) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, ", ")
+}
+
+// Rechecks is optional on a Store: the records of the tool's writes to
+// look at again in the audit trail once it has caught up (#15 §5: the
+// portal writes its trail up to a minute late, so a save by someone else
+// that a write overwrote is mostly not in it when the write is checked
+// right after). One item of their own, one attribute per record: adding
+// or removing one never rewrites another, and the portal state item stays
+// within its size.
+type Rechecks interface {
+	// PutRecheck stores r (replacing the record with its key; r.Alerted
+	// is added to the keys already stored with it) and removes the records
+	// keyed drop, in one write. It returns every record stored after the
+	// write, oldest first.
+	PutRecheck(ctx context.Context, r ipguard.Recheck, drop []string) ([]ipguard.Recheck, error)
+	// Rechecks returns every stored record, oldest first (From), strongly
+	// consistent.
+	Rechecks(ctx context.Context) ([]ipguard.Recheck, error)
+	// AddRecheckAlerted adds keys to the Alerted of the record with key
+	// (concurrent adds all stay); a record not stored is not made.
+	AddRecheckAlerted(ctx context.Context, key string, alerted []string) error
+	// ClearRechecks removes the records with keys (an unknown key is fine).
+	ClearRechecks(ctx context.Context, keys []string) error
+}
+
+// MaxRechecks bounds the records of writes waiting for their second look
+// in the trail: past it the two oldest are merged into one (never dropped:
+// see mergeRechecks), so the item stays within DynamoDB's 400 KB (each
+// record is at most a few tens of KB, mostly a few).
+const MaxRechecks = 12
+
+// RecheckGiveUp bounds how long a recorded write whose trail cannot be
+// read is tried again: then it is alerted as not checked (once) and
+// dropped.
+var RecheckGiveUp = 24 * time.Hour
+
+// recheckRetry is how long after a trail read that failed the records it
+// was to check are tried again (not on every reconcile under load).
+var recheckRetry = time.Minute
+
+// maxRecheckUnderLease bounds the second look's read of the trail, which
+// runs under the lease (beside the reconcile's own reads): a trail that
+// does not answer in time counts as unreadable, and the records are tried
+// again later.
+var maxRecheckUnderLease = 3 * time.Second
+
+// The bounds of one record's lists (a merged record's unions; the seen
+// list is clipped to MaxAlertList, with its full count).
+const (
+	maxWindowSpans = 32
+	maxWindowSaves = 60
+)
+
+// overwriteWindow is what deciding which saves a write of the tool
+// overwrote needs (overwrittenBy), kept in a Recheck's body until the
+// trail has caught up.
+type overwriteWindow struct {
+	// Spans: from each window's start (its GET) to its last own save; one
+	// per write, several after a merge (a save between two of them was
+	// read by the later one, not overwritten).
+	Spans []writeSpan `json:"spans"`
+	// KeyUser is the portal user the key acted as when the write was made
+	// (its saves were that user's, whatever the key acts as later).
+	KeyUser string `json:"keyUser,omitempty"`
+	// OwnSaves are the tool's dated saves (the state's, as the write left
+	// them); Unanswered and UnansweredSaves its undated ones (see foreign).
+	OwnSaves        []time.Time          `json:"own,omitempty"`
+	Unanswered      bool                 `json:"unanswered,omitempty"`
+	UnansweredSaves []ipguard.SaveWindow `json:"undated,omitempty"`
+	// SavedAfter are the Dates of the PUTs whose read-back showed a save
+	// after them (savedAfterPUT).
+	SavedAfter []time.Time `json:"savedAfter,omitempty"`
+	// DriftSaves are the saves the reconcile's own read saw (seenKey),
+	// alerted as its drift (not overwritten); kept up to maxWindowSaves
+	// (one past it could only be alerted once more, never lost).
+	DriftSaves []string `json:"driftSaves,omitempty"`
+	// Seen is the list the tool read before its write (clipped to
+	// MaxAlertList; SeenCount entries in all).
+	Seen      []ipguard.Restriction `json:"seen"`
+	SeenCount int                   `json:"seenCount"`
+	// Due: the trail shows every save of the window from then on; Written:
+	// when the record was made (RecheckGiveUp).
+	Due     time.Time `json:"due"`
+	Written time.Time `json:"written"`
+}
+
+type writeSpan struct {
+	From    time.Time `json:"from"`
+	LastOwn time.Time `json:"lastOwn"`
+}
+
+// inside reports whether a trail instant (whole seconds) falls in one of
+// the window's spans: from its start's second to its last own save's.
+func (w overwriteWindow) inside(at time.Time) bool {
+	at = at.Truncate(time.Second)
+	for _, sp := range w.Spans {
+		if !at.Before(sp.From.Truncate(time.Second)) && !at.After(sp.LastOwn.Truncate(time.Second)) {
+			return true
+		}
+	}
+	return false
+}
+
+// since is the window's first second (the trail is read from it).
+func (w overwriteWindow) since() time.Time {
+	return w.Spans[0].From.UTC().Truncate(time.Second)
+}
+
+// recheckDue is when the trail shows every save of a window whose last own
+// save is lastOwn (the portal's Date): an overwritten save came before it,
+// and the trail shows a save TrailLag after it at the latest (with the
+// slack for the two clocks).
+func recheckDue(lastOwn time.Time) time.Time {
+	return lastOwn.Add(TrailLag + unansweredSlack).UTC()
+}
+
+// windowOf is the window of the write(s) of out (checkForeignSaves).
+func (s *Service) windowOf(out *outcome) overwriteWindow {
+	saves := out.ownSaves
+	if len(saves) == 0 {
+		saves = out.saves
+	}
+	lastOwn := slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) })
+	w := overwriteWindow{
+		Spans:   []writeSpan{{From: out.windowStart.UTC(), LastOwn: lastOwn.UTC()}},
+		KeyUser: s.cachedKeyUser(), OwnSaves: slices.Clone(saves), Unanswered: out.unanswered, UnansweredSaves: slices.Clone(out.unansweredSaves),
+		SavedAfter: slices.Clone(out.savedAfter), Seen: slices.Clone(clipList(out.seenBefore)), SeenCount: len(out.seenBefore),
+		Due: recheckDue(lastOwn), Written: s.now().UTC(),
+	}
+	if out.drift != nil {
+		for _, c := range out.drift.Changes {
+			w.DriftSaves = append(w.DriftSaves, seenKey(c))
+		}
+	}
+	return w
+}
+
+// overwrittenBy decides, from the trail's changes, the saves by someone
+// else since w's start (others: not the tool's own, see foreign) and of
+// them those the tool's write overwrote: inside a span of w (up to its last
+// own save's second), not made after one of its PUTs (savedAfterPUT), and
+// not one the reconcile's read already saw (its drift, alerted as such).
+// The check right after the write (checkForeignSaves) and the second look
+// once the trail caught up (recheckWrites) both decide by it.
+func (s *Service) overwrittenBy(ctx context.Context, w overwriteWindow, changes []Change) (others []Change, overwritten []ChangeView) {
+	since := w.since()
+	changes = slices.DeleteFunc(slices.Clone(changes), func(c Change) bool { return c.When.Before(since) })
+	others = s.foreign(ctx, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
+	if w.KeyUser != "" && len(others) > 0 {
+		// The key may have been rotated since the write: its saves were
+		// those of the user it acted as then.
+		then := foreignOf(w.KeyUser, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
+		others = slices.DeleteFunc(others, func(c Change) bool { return !slices.Contains(then, c) })
+	}
+	after := savedAfterPUT(others, w.SavedAfter)
+	for j, c := range others {
+		if v := changeView(c); !after[j] && w.inside(c.When) && !slices.Contains(w.DriftSaves, seenKey(v)) {
+			overwritten = append(overwritten, v)
+		}
+	}
+	return others, overwritten
+}
+
+// seenKey names a save the reconcile's read saw (its second, who, from
+// where), the way the window keeps it: hashed, so it is small whatever the
+// portal wrote.
+func seenKey(v ChangeView) string {
+	sum := sha256.Sum256([]byte(v.When + "\n" + v.UserID + "\n" + v.IP))
+	return hex.EncodeToString(sum[:8])
+}
+
+// alertedKey names an overwritten save (its second and who) among the
+// ones already alerted (ipguard.Recheck.Alerted).
+func alertedKey(v ChangeView) string { return v.When + "#" + v.UserID }
+
+// overwrittenAlert is the drift alert of the saves overwritten by a write
+// that read seen (count entries in all) before it, and its outbox key.
+func (s *Service) overwrittenAlert(since time.Time, seen []ipguard.Restriction, count int, overwritten []ChangeView) (string, ipguard.Alert) {
+	if seen == nil {
+		seen = []ipguard.Restriction{}
+	}
+	d := &Drift{MissingOwned: []string{}, Unknown: []ipguard.Restriction{}, Restored: []string{}, Changes: overwritten,
+		Overwritten: seen, Since: since.UTC().Format(time.RFC3339)}
+	if count > len(seen) {
+		d.OverwrittenCount = count
+	}
+	return "overwritten#" + alertedKey(overwritten[0]), s.driftAlert(d)
+}
+
+// minDue is the earlier of two instants, zero standing for none.
+func minDue(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// recordWrite, under the lease with the state write of a pass whose PUT
+// was answered, records the pass's window for the second look in the
+// trail (a Recheck) and sets st.RecheckDue; the record is written while
+// the state is (the returned function waits for it, and notes in out what
+// became of it). A store without Rechecks records nothing.
+func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out *outcome) func() {
+	rs, _ := s.Store.(Rechecks)
+	if rs == nil || s.Trail == nil || len(out.saves) == 0 || out.recorded {
+		return func() {}
+	}
+	out.recorded = true
+	w := s.windowOf(out)
+	key := out.windowStart.UTC().Format(time.RFC3339Nano)
+	st.RecheckDue = minDue(st.RecheckDue, w.Due)
+	w.DriftSaves = lastN(w.DriftSaves, maxWindowSaves) // kept small (the check right after uses all)
+	var err error
+	wait := background(func() {
+		if w.KeyUser == "" {
+			// Asked once per process (beside the state write): whose saves
+			// the write's were, should the key be rotated before the look.
+			w.KeyUser = s.keyUser(ctx, false)
+		}
+		var body []byte
+		if body, err = json.Marshal(w); err != nil {
+			return
+		}
+		var all []ipguard.Recheck
+		all, err = rs.PutRecheck(ctx, ipguard.Recheck{Key: key, From: w.Spans[0].From, Body: string(body)}, nil)
+		for err == nil && len(all) > MaxRechecks {
+			merged, merr := mergeRechecks(all[0], all[1])
+			if merr != nil {
+				// An unreadable record: the second look drops it (alerted).
+				s.log().Error("merge the oldest writes recorded for a second look in the trail", "error", merr)
+				break
+			}
+			s.log().Info("recorded writes for a second look in the trail past their bound: the two oldest merged", "records", len(all))
+			all, err = rs.PutRecheck(ctx, merged, []string{all[1].Key})
+		}
+	}, func(p any) { err = fmt.Errorf("record the write for a second look in the trail: panic: %v", p) })
+	return func() {
+		if wait(); err != nil {
+			out.recheckErr = err
+			return
+		}
+		out.recheckKeys = append(out.recheckKeys, key)
+	}
+}
+
+// mergeRechecks makes one record of the two oldest (a older than b), kept
+// under a's key: every span of both, the unions of their saves, of the
+// saves their reads saw and of the ones alerted, the list a's write read
+// and b's due. Nothing either would find is lost; a save between their
+// spans (read by b's reconcile, not overwritten) stays outside both.
+func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
+	var wa, wb overwriteWindow
+	if err := json.Unmarshal([]byte(a.Body), &wa); err != nil {
+		return a, fmt.Errorf("record %s: %w", a.Key, err)
+	}
+	if err := json.Unmarshal([]byte(b.Body), &wb); err != nil {
+		return a, fmt.Errorf("record %s: %w", b.Key, err)
+	}
+	m := wa
+	m.Spans = append(slices.Clone(wa.Spans), wb.Spans...)
+	for len(m.Spans) > maxWindowSpans {
+		// The two oldest spans as one (more saves inside, none outside).
+		m.Spans = append([]writeSpan{{From: m.Spans[0].From, LastOwn: m.Spans[1].LastOwn}}, m.Spans[2:]...)
+	}
+	m.OwnSaves = lastN(unionTimes(wa.OwnSaves, wb.OwnSaves), maxWindowSaves)
+	m.SavedAfter = lastN(unionTimes(wa.SavedAfter, wb.SavedAfter), maxWindowSaves)
+	m.Unanswered = wa.Unanswered || wb.Unanswered
+	m.UnansweredSaves = slices.Clone(wa.UnansweredSaves)
+	for _, u := range wb.UnansweredSaves {
+		if !slices.Contains(m.UnansweredSaves, u) {
+			m.UnansweredSaves = append(m.UnansweredSaves, u)
+		}
+	}
+	m.UnansweredSaves = lastN(m.UnansweredSaves, maxWindowSaves)
+	m.DriftSaves = lastN(union(wa.DriftSaves, wb.DriftSaves), maxWindowSaves)
+	if wb.Due.After(m.Due) {
+		m.Due = wb.Due
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return a, err
+	}
+	return ipguard.Recheck{Key: a.Key, From: a.From, Body: string(body), Alerted: union(a.Alerted, b.Alerted)}, nil
+}
+
+// unionTimes is the multiset union of two sorted-or-not lists of instants
+// (each instant as often as in the list that has it most: two saves in one
+// second are two), oldest first.
+func unionTimes(a, b []time.Time) []time.Time {
+	count := func(xs []time.Time, t time.Time) int {
+		n := 0
+		for _, x := range xs {
+			if x.Equal(t) {
+				n++
+			}
+		}
+		return n
+	}
+	out := slices.Clone(a)
+	for _, t := range b {
+		if count(out, t) < count(b, t) {
+			out = append(out, t)
+		}
+	}
+	slices.SortFunc(out, func(x, y time.Time) int { return x.Compare(y) })
+	return out
+}
+
+// noteAlerted adds the overwritten saves just alerted to the records of
+// out's writes, so the second look does not alert them again.
+func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []ChangeView) {
+	rs, _ := s.Store.(Rechecks)
+	if rs == nil || len(out.recheckKeys) == 0 {
+		return
+	}
+	keys := make([]string, len(overwritten))
+	for i, v := range overwritten {
+		keys[i] = alertedKey(v)
+	}
+	for _, k := range out.recheckKeys {
+		if err := rs.AddRecheckAlerted(ctx, k, keys); err != nil {
+			// The second look may alert them once more: at least once.
+			s.log().Error("note the overwritten saves alerted in the write's record", "error", err)
+		}
+	}
+}
+
+// startRecheck, under the lease at a reconcile's start, begins the second
+// look in the trail when a recorded write is due (st.RecheckDue), beside
+// the reconcile's own reads; the function it returns waits for it and
+// gives the next RecheckDue and whether an alert was recorded as due. The
+// scheduled sync (withRecheckSweep) reads the records whatever RecheckDue
+// says (one read each sync): a record whose pass's state write was refused
+// (a newer pass took over, and its state does not know the record) is
+// looked at by the next sync all the same. The trail is read only when a
+// record is due.
+func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func() (time.Time, bool) {
+	if _, sweep := ctx.Value(recheckSweepKey{}).(bool); !sweep && (st.RecheckDue.IsZero() || s.now().Before(st.RecheckDue)) {
+		return func() (time.Time, bool) { return st.RecheckDue, false }
+	}
+	var next time.Time
+	var alerted bool
+	wait := background(func() {
+		defer span(ctx, "recheck", time.Now())
+		s.seedKeyUser(st.KeyUser)
+		next, alerted = s.recheckWrites(ctx, st.RecheckDue)
+	}, func(p any) {
+		s.log().Error("second look in the audit trail: panic (tried again later)", "panic", fmt.Sprint(p))
+		next = st.RecheckDue
+	})
+	return func() (time.Time, bool) {
+		wait()
+		return next, alerted
+	}
+}
+
+// recheckSweepKey marks the context of the scheduled sync's reconcile
+// (withRecheckSweep).
+type recheckSweepKey struct{}
+
+// withRecheckSweep makes the reconcile of ctx read the records for the
+// second look whatever the state's RecheckDue says (startRecheck).
+func withRecheckSweep(ctx context.Context) context.Context {
+	return context.WithValue(ctx, recheckSweepKey{}, true)
+}
+
+// recheckWrites looks again at the recorded writes that are due: one read
+// of the trail from the oldest one's start, each decided as right after
+// its write (overwrittenBy), and the overwritten saves not alerted yet are
+// alerted as drift (recorded as due: the caller marks the state), naming
+// who and when, with the list the tool read before that write. Checked
+// records are removed. When the trail cannot be read they stay (tried
+// again after recheckRetry), but one past RecheckGiveUp is alerted as not
+// checked and dropped. It returns the next RecheckDue (due, unchanged,
+// when the records cannot be read) and whether it recorded an alert.
+func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.Time, alerted bool) {
+	rs, _ := s.Store.(Rechecks)
+	if rs == nil {
+		return time.Time{}, false
+	}
+	recs, err := rs.Rechecks(ctx)
+	if err != nil {
+		s.log().Error("read the writes recorded for a second look in the trail (tried again by the next reconcile)", "error", err)
+		return due, false
+	}
+	now := s.now()
+	type record struct {
+		rec ipguard.Recheck
+		w   overwriteWindow
+	}
+	var todo []record
+	var done []string
+	for _, r := range recs {
+		var w overwriteWindow
+		if err := json.Unmarshal([]byte(r.Body), &w); err != nil || len(w.Spans) == 0 {
+			// Unreadable: what it would check is lost, said once.
+			s.log().Error("a write recorded for a second look in the trail is unreadable: dropped", "key", r.Key, "error", err)
+			s.due(ctx, "trailcheck#recheck#"+r.Key, s.uncheckedAlertOf(fmt.Sprintf("its record for a second look in the audit trail (written %s) could not be read, so that update was not checked again for an allowlist save by someone else that it overwrote: check the portal's audit trail (IP restrictions saved) around that time and redo such a change",
+				humantext.Line(r.Key, 64)), ""))
+			alerted = true
+			done = append(done, r.Key)
+			continue
+		}
+		if now.Before(w.Due) {
+			next = minDue(next, w.Due)
+			continue
+		}
+		todo = append(todo, record{r, w})
+	}
+	if len(todo) > 0 && s.Trail == nil {
+		for _, t := range todo {
+			done = append(done, t.rec.Key) // no trail to look in (any more)
+		}
+		todo = nil
+	}
+	if len(todo) > 0 {
+		from := todo[0].w.since()
+		for _, t := range todo {
+			if t.w.since().Before(from) {
+				from = t.w.since()
+			}
+		}
+		// The trail's read is bounded (maxRecheckUnderLease); the store's
+		// calls after it (the alerts, the removal) are not cut short by it.
+		tctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
+		changes, terr := s.Trail.AllowlistChanges(tctx, from)
+		cancel()
+		for _, t := range todo {
+			first, last := t.w.Spans[0].From, t.w.Spans[len(t.w.Spans)-1].LastOwn
+			if terr != nil {
+				if now.Sub(t.w.Written) < RecheckGiveUp {
+					next = minDue(next, now.Add(recheckRetry))
+					continue
+				}
+				s.log().Error("audit trail unreadable for a day after the allowlist update: no longer checked for an overwritten save", "key", t.rec.Key, "error", terr)
+				s.due(ctx, "trailcheck#recheck#"+t.rec.Key, s.uncheckedAlertOf(uncheckedSpanText(first, last, terr),
+					fmt.Sprintf("It was tried again for %.0f hours after the update, while the trail kept failing; this update is no longer checked.\n", RecheckGiveUp.Hours())))
+				alerted = true
+				done = append(done, t.rec.Key)
+				continue
+			}
+			_, over := s.overwrittenBy(ctx, t.w, changes)
+			over = slices.DeleteFunc(over, func(v ChangeView) bool { return slices.Contains(t.rec.Alerted, alertedKey(v)) })
+			if len(over) > 0 {
+				key, a := s.overwrittenAlert(t.w.since(), t.w.Seen, t.w.SeenCount, over)
+				s.log().Warn("a save by someone else overwritten by the tool's write, found once the audit trail caught up", "saves", len(over))
+				s.due(ctx, key, a)
+				alerted = true
+			}
+			done = append(done, t.rec.Key)
+		}
+		if terr != nil {
+			s.log().Warn("audit trail unreadable for the second look at the tool's writes (tried again later)", "error", terr)
+		}
+	}
+	if len(done) > 0 {
+		if err := rs.ClearRechecks(ctx, done); err != nil {
+			// Looked at again by the next reconcile (an alert may go twice:
+			// at least once).
+			s.log().Error("remove the writes looked at again in the trail", "error", err)
+			next = minDue(next, now)
+		}
+	}
+	return next, alerted
+}
+
+// noteUnrecorded, after the lease, alerts a write whose record for the
+// second look in the trail could not be stored (out.recheckErr): only the
+// check right after it ran, before the trail may show a save made during
+// it, a lost coverage a person must know of.
+func (s *Service) noteUnrecorded(ctx context.Context, out *outcome) {
+	if out.recheckErr == nil || len(out.saves) == 0 {
+		return
+	}
+	s.log().Error("record the allowlist update for a second look in the audit trail: not checked again once the trail caught up", "error", out.recheckErr)
+	from, to := out.windowStart.UTC().Truncate(time.Second), slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).UTC().Truncate(time.Second)
+	s.dueNow(ctx, "trailcheck#record#"+from.Format(time.RFC3339), s.uncheckedAlertOf(fmt.Sprintf(
+		"its record for a second look in the portal's audit trail could not be stored (%s); the trail shows a save up to a minute late, so the update was checked only before an allowlist save by someone else between %s and %s, which it would have overwritten, may show: check the portal's audit trail (IP restrictions saved) for that time and redo such a change",
+		humantext.Line(out.recheckErr.Error(), 300), from.Format(time.RFC3339), to.Format(time.RFC3339)), ""))
 }

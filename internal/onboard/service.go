@@ -1366,6 +1366,7 @@ func (s *Service) holdConverge(ctx context.Context, held *lease.Held, myV int64,
 	}
 	if answered {
 		s.checkForeignSaves(ctx, &out)
+		s.noteUnrecorded(ctx, &out)
 	}
 	if err == nil && out.lateLanded != nil {
 		s.checkLateLanded(ctx, *out.lateLanded)

@@ -175,7 +175,9 @@ func (s *Service) sync(ctx context.Context) (Result, error) {
 		}
 		return fmt.Errorf("offboarded users who left the portal (%s), then: %w", strings.Join(clipList(ids), ", "), err)
 	}
-	out, err := s.converge(ctx, 0, true, nil, time.Time{}, 0)
+	// The sync also reads the writes recorded for a second look in the
+	// trail, due or not in the state (startRecheck).
+	out, err := s.converge(withRecheckSweep(ctx), 0, true, nil, time.Time{}, 0)
 	if err != nil {
 		return Result{}, named(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,6 +44,11 @@ type Store struct {
 	OffboardedAt map[string][2]time.Time
 	// Arrived remembers each invocation's first arrival by request id.
 	Arrived map[string]time.Time
+	// RecheckItems are the writes recorded for a second look in the audit
+	// trail (onboard.Rechecks) by key; RecheckErr, when set, fails every
+	// Rechecks call (a store outage).
+	RecheckItems map[string]ipguard.Recheck
+	RecheckErr   error
 	// dueMarks counts MarkAlertsDue (State.DueMarks: the marks the last
 	// state written had read).
 	dueMarks int64
@@ -292,4 +298,98 @@ func (s *Store) ClearDueAlert(_ context.Context, k string) error {
 	delete(s.Outbox, k)
 	delete(s.Claims, k)
 	return nil
+}
+
+// PutRecheck implements onboard.Rechecks.
+func (s *Store) PutRecheck(_ context.Context, r ipguard.Recheck, drop []string) ([]ipguard.Recheck, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.RecheckErr != nil {
+		return nil, s.RecheckErr
+	}
+	if s.RecheckItems == nil {
+		s.RecheckItems = map[string]ipguard.Recheck{}
+	}
+	alerted := slices.Clone(s.RecheckItems[r.Key].Alerted)
+	for _, k := range r.Alerted {
+		if !slices.Contains(alerted, k) {
+			alerted = append(alerted, k)
+		}
+	}
+	r.Alerted = sortedOrNil(alerted)
+	for _, k := range drop {
+		delete(s.RecheckItems, k)
+	}
+	s.RecheckItems[r.Key] = r
+	return s.rechecksLocked(), nil
+}
+
+// Rechecks implements onboard.Rechecks: oldest first.
+func (s *Store) Rechecks(context.Context) ([]ipguard.Recheck, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.RecheckErr != nil {
+		return nil, s.RecheckErr
+	}
+	return s.rechecksLocked(), nil
+}
+
+func (s *Store) rechecksLocked() []ipguard.Recheck {
+	out := []ipguard.Recheck{}
+	for _, r := range s.RecheckItems {
+		r.Alerted = slices.Clone(r.Alerted)
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b ipguard.Recheck) int {
+		if c := a.From.Compare(b.From); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Key, b.Key)
+	})
+	return out
+}
+
+// AddRecheckAlerted implements onboard.Rechecks.
+func (s *Store) AddRecheckAlerted(_ context.Context, key string, alerted []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.RecheckErr != nil {
+		return s.RecheckErr
+	}
+	r, ok := s.RecheckItems[key]
+	if !ok {
+		return nil
+	}
+	for _, k := range alerted {
+		if !slices.Contains(r.Alerted, k) {
+			r.Alerted = append(slices.Clone(r.Alerted), k)
+		}
+	}
+	r.Alerted = sortedOrNil(r.Alerted)
+	s.RecheckItems[key] = r
+	return nil
+}
+
+// ClearRechecks implements onboard.Rechecks.
+func (s *Store) ClearRechecks(_ context.Context, keys []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.RecheckErr != nil {
+		return s.RecheckErr
+	}
+	for _, k := range keys {
+		delete(s.RecheckItems, k)
+	}
+	return nil
+}
+
+// sortedOrNil is xs sorted (a set, as DynamoDB's string set reads back in
+// no order), nil when empty.
+func sortedOrNil(xs []string) []string {
+	if len(xs) == 0 {
+		return nil
+	}
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	return xs
 }

@@ -46,6 +46,8 @@ import (
 //	PUT    /_dev/endpoints     {"keysSelf":bool,"auditEvents":bool} (either may be left out); false → that
 //	                           route answers 404 like an older portal → 204
 //	PUT    /_dev/clock         {"skewSeconds":int} portal clock ahead (+) or behind (-) → 204
+//	PUT    /_dev/auditlag      {"seconds":int} audit events of action 2000 and up show that long after their date
+//	                           (as the real portal's batched writes; 0, the default: at once) → 204
 //	POST   /_dev/auditevents   [{"id","date","userId","user","actionId","action","ip","country","city",
 //	                             "browser","platform","page","target":[…]}] → {"ids":[…]}
 //	GET    /_dev/auditevents   → the stored audit trail in insertion order, same shape
@@ -168,6 +170,16 @@ func (p *Portal) serveControl(w http.ResponseWriter, r *http.Request) {
 			SkewSeconds int64 `json:"skewSeconds"`
 		}) error {
 			p.SetClockSkew(time.Duration(in.SkewSeconds) * time.Second)
+			return nil
+		})
+	case "PUT /_dev/auditlag":
+		applyControl(w, r, func(in struct {
+			Seconds int64 `json:"seconds"`
+		}) error {
+			if in.Seconds < 0 {
+				return fmt.Errorf("seconds %d: want 0 or more", in.Seconds)
+			}
+			p.SetAuditLag(time.Duration(in.Seconds) * time.Second)
 			return nil
 		})
 	case "POST /_dev/auditevents":

@@ -189,3 +189,35 @@ func TestControlUsersKeysSessionsAuditClock(t *testing.T) {
 		t.Errorf("skew = %v, want -1h", skew)
 	}
 }
+
+// The audit trail's lag (opt-in): an event of action 2000 and up shows only
+// that long after its date by the portal's clock, as the real portal's
+// batched writes (an allowlist save is 6094); a lower action shows at once.
+func TestAuditLagHidesEventsUntilWritten(t *testing.T) {
+	p, srv := startPortal(t, Options{})
+	now := time.Now().UTC().Truncate(time.Second)
+	p.AddAuditEvents(AuditEvent{ID: 1, Date: now, UserID: OwnerID, ActionID: 6094}, AuditEvent{ID: 2, Date: now, UserID: OwnerID, ActionID: 1000})
+	if a := call(t, srv, "PUT", "/_dev/auditlag", "", `{"seconds":-1}`); a.status != 400 {
+		t.Errorf("PUT /_dev/auditlag with a negative lag: %d, want 400", a.status)
+	}
+	if a := call(t, srv, "PUT", "/_dev/auditlag", "", `{"seconds":60}`); a.status != 204 {
+		t.Fatalf("PUT /_dev/auditlag: %d", a.status)
+	}
+	shown := func() []int64 {
+		var ids []int64
+		for _, ev := range auditPage(t, call(t, srv, "GET", "/api/2.0/security/audit/events/filter", testAdminKey, "")) {
+			ids = append(ids, ev.ID)
+		}
+		return ids
+	}
+	if got := shown(); !reflect.DeepEqual(got, []int64{2}) {
+		t.Errorf("events shown within the lag = %v; want only the one below action 2000", got)
+	}
+	p.SetClockSkew(61 * time.Second)
+	if got := shown(); len(got) != 2 {
+		t.Errorf("events shown once the lag passed = %v; want both", got)
+	}
+	if got := len(p.AuditEvents()); got != 2 {
+		t.Errorf("stored events = %d; the lag hides nothing from the control API", got)
+	}
+}

@@ -45,6 +45,7 @@ type Portal struct {
 	nextAuditID  int64
 	noKeysSelf   bool
 	noAuditTrail bool
+	auditLag     time.Duration // events of action 2000 and up show this long after their date (SetAuditLag)
 
 	restrictions []storedRestriction
 	enable       bool

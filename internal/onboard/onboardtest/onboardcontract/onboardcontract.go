@@ -253,6 +253,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 			LateSent: []string{"h1 192.0.2.1"}, AlertsDue: true,
 			OwnSaves: []time.Time{t0, t0.Add(250 * time.Millisecond)}, KeyUser: "key-user",
 			UnansweredSaves: []ipguard.SaveWindow{{From: t0.Add(time.Second), Until: t0.Add(21 * time.Second)}},
+			RecheckDue:      t0.Add(77*time.Second + 250*time.Millisecond),
 		}
 		if err := s.PutPortalState(ctx, want); err != nil {
 			t.Fatal(err)
@@ -577,6 +578,71 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		}
 		if got := dueKeys(t, s); len(got) != 0 {
 			t.Errorf("after the claimer settled it as sent: %q; want none", got)
+		}
+	})
+
+	// The writes recorded for a second look in the audit trail (#15 §5):
+	// whole, oldest first, one per key; alerted keys only ever added (also
+	// concurrently); a put may drop others in the same write (a merge).
+	t.Run("rechecks: records come back whole, oldest first; alerted keys add up; a put drops", func(t *testing.T) {
+		s := newStore(t)
+		rs, ok := s.(onboard.Rechecks)
+		if !ok {
+			t.Fatalf("%T keeps no writes for a second look in the trail (onboard.Rechecks)", s)
+		}
+		if got, err := rs.Rechecks(ctx); err != nil || len(got) != 0 {
+			t.Fatalf("Rechecks of a new store = %v, %v; want none", got, err)
+		}
+		rec := func(k string, at time.Duration, body string, alerted ...string) ipguard.Recheck {
+			return ipguard.Recheck{Key: k, From: t0.Add(at), Body: body, Alerted: alerted}
+		}
+		keys := func(rs []ipguard.Recheck) []string {
+			var out []string
+			for _, r := range rs {
+				out = append(out, r.Key)
+			}
+			return out
+		}
+		long := strings.Repeat(`{"seen":"ü #."}`, 300)
+		for _, r := range []ipguard.Recheck{rec("w3", 3*time.Second, "c"), rec("w1", time.Second, long), rec("w2", 2*time.Second, "b", "x#1")} {
+			all, err := rs.PutRecheck(ctx, r, nil)
+			if err != nil {
+				t.Fatalf("PutRecheck(%s): %v", r.Key, err)
+			}
+			if !slices.Contains(keys(all), r.Key) {
+				t.Fatalf("PutRecheck(%s) returned %v; want every record stored after it", r.Key, keys(all))
+			}
+		}
+		var wg sync.WaitGroup
+		for _, k := range []string{"y#2", "a#0", "x#1"} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := rs.AddRecheckAlerted(ctx, "w2", []string{k}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		if err := rs.AddRecheckAlerted(ctx, "gone", []string{"z#9"}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := rs.Rechecks(ctx)
+		want := []ipguard.Recheck{rec("w1", time.Second, long), rec("w2", 2*time.Second, "b", "a#0", "x#1", "y#2"), rec("w3", 3*time.Second, "c")}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Rechecks = %+v, %v\nwant %+v (alerted sorted, added concurrently; none made for a record not stored)", got, err, want)
+		}
+		// A merge: w1 replaced (its alerted keys kept and added to), w2 dropped.
+		all, err := rs.PutRecheck(ctx, rec("w1", time.Second, "merged", "a#0", "x#1"), []string{"w2"})
+		want = []ipguard.Recheck{rec("w1", time.Second, "merged", "a#0", "x#1"), rec("w3", 3*time.Second, "c")}
+		if err != nil || !reflect.DeepEqual(all, want) {
+			t.Fatalf("PutRecheck with a drop = %+v, %v\nwant %+v", all, err, want)
+		}
+		if err := rs.ClearRechecks(ctx, []string{"w3", "unknown"}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := rs.Rechecks(ctx); err != nil || !slices.Equal(keys(got), []string{"w1"}) {
+			t.Errorf("after clearing w3: %v, %v; want w1 alone", keys(got), err)
 		}
 	})
 }
