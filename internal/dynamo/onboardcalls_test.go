@@ -21,7 +21,7 @@ import (
 
 // callRecorder is a dynamo.API that notes each call: its operation, the keys
 // it names (the item kinds, by key prefix) and the bytes of the items it
-// wrote and read (itemSize). before, when set, runs ahead of each call.
+// wrote and read (ItemSize). before, when set, runs ahead of each call.
 type callRecorder struct {
 	dynamo.API
 	mu     sync.Mutex
@@ -314,3 +314,6 @@ func TestOnboardingDynamoDBCalls(t *testing.T) {
 		})
 	}
 }
+
+// itemSize is an item's size as DynamoDB counts it (dynamo.ItemSize).
+func itemSize(item map[string]types.AttributeValue) int { return dynamo.ItemSize(item) }

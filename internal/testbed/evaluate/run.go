@@ -6,14 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"ipguard/internal/audit"
 	"ipguard/internal/config"
@@ -64,13 +59,8 @@ type Outcome struct {
 	Took  time.Duration
 }
 
-// TablePart is one kind of item in the table: its key prefix (the pk up to
-// its first '#'), how many items and their size as DynamoDB counts it
-// (attribute names and values, roughly).
-type TablePart struct {
-	Prefix       string
-	Items, Bytes int
-}
+// TablePart is one kind of item in the table (localdeploy.TablePart).
+type TablePart = localdeploy.TablePart
 
 // Run deploys the product locally (moto, the dev portal), onboards the
 // population's onboarded people through the onboarding function, puts the
@@ -216,7 +206,7 @@ func Run(ctx context.Context, pop *Population, o RunOptions) (out Outcome, err e
 			o.say("audited up to %s (%d runs)", day.Format("2006-01-02"), out.Runs)
 		}
 	}
-	if out.Table, err = tableParts(ctx, stack); err != nil {
+	if out.Table, err = stack.TableParts(ctx); err != nil {
 		return out, err
 	}
 	for _, m := range stack.Published()[seen:] {
@@ -326,84 +316,4 @@ func (o RunOptions) say(format string, args ...any) {
 func periodEnd(t, from time.Time, every time.Duration) time.Time {
 	k := (t.Sub(from) + every - 1) / every
 	return from.Add(k * every)
-}
-
-// tableParts scans the table (as the harness, not the product) and counts
-// its items per kind. moto expires nothing by TTL: items past their
-// expiresAt are counted too (DynamoDB deletes them within days).
-func tableParts(ctx context.Context, stack *localdeploy.Stack) ([]TablePart, error) {
-	by := map[string]*TablePart{}
-	in := &dynamodb.ScanInput{TableName: aws.String(localdeploy.TableName)}
-	for {
-		page, err := stack.DDB.Scan(ctx, in)
-		if err != nil {
-			return nil, fmt.Errorf("evaluate: scan the table: %w", err)
-		}
-		for _, item := range page.Items {
-			pk := ""
-			if v, ok := item["pk"].(*types.AttributeValueMemberS); ok {
-				pk = v.Value
-			}
-			prefix, _, _ := strings.Cut(pk, "#")
-			p := by[prefix]
-			if p == nil {
-				p = &TablePart{Prefix: prefix}
-				by[prefix] = p
-			}
-			p.Items++
-			for name, v := range item {
-				p.Bytes += len(name) + valueSize(v)
-			}
-		}
-		if len(page.LastEvaluatedKey) == 0 {
-			break
-		}
-		in.ExclusiveStartKey = page.LastEvaluatedKey
-	}
-	parts := make([]TablePart, 0, len(by))
-	for _, p := range by {
-		parts = append(parts, *p)
-	}
-	slices.SortFunc(parts, func(a, b TablePart) int { return b.Bytes - a.Bytes })
-	return parts, nil
-}
-
-// valueSize is an attribute value's size as DynamoDB counts it, roughly: a
-// string's or binary's length, about half a number's digits, a byte for a
-// boolean or null, and for lists and maps 3 bytes plus their elements (a
-// map's names too).
-func valueSize(v types.AttributeValue) int {
-	switch v := v.(type) {
-	case *types.AttributeValueMemberS:
-		return len(v.Value)
-	case *types.AttributeValueMemberN:
-		return len(v.Value)/2 + 1
-	case *types.AttributeValueMemberB:
-		return len(v.Value)
-	case *types.AttributeValueMemberSS:
-		n := 0
-		for _, s := range v.Value {
-			n += len(s)
-		}
-		return n
-	case *types.AttributeValueMemberNS:
-		n := 0
-		for _, s := range v.Value {
-			n += len(s)/2 + 1
-		}
-		return n
-	case *types.AttributeValueMemberL:
-		n := 3
-		for _, e := range v.Value {
-			n += 1 + valueSize(e)
-		}
-		return n
-	case *types.AttributeValueMemberM:
-		n := 3
-		for k, e := range v.Value {
-			n += 1 + len(k) + valueSize(e)
-		}
-		return n
-	}
-	return 1
 }

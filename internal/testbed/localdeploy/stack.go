@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -23,6 +24,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sns"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -236,4 +238,50 @@ func (s *Stack) Close() error {
 		errs = append(errs, s.Moto.Stop())
 	}
 	return errors.Join(errs...)
+}
+
+// TablePart is one kind of item in the table: its key prefix (the pk up to
+// its first '#'), how many items and their size as DynamoDB counts them
+// (dynamo.ItemSize).
+type TablePart struct {
+	Prefix       string
+	Items, Bytes int
+}
+
+// TableParts scans the table (as the harness, not the product) and counts
+// its items per kind, the largest first. moto expires nothing by TTL: items
+// past their expiresAt are counted too (DynamoDB deletes them within days).
+func (s *Stack) TableParts(ctx context.Context) ([]TablePart, error) {
+	by := map[string]*TablePart{}
+	in := &dynamodb.ScanInput{TableName: aws.String(TableName)}
+	for {
+		page, err := s.DDB.Scan(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("scan the table: %w", err)
+		}
+		for _, item := range page.Items {
+			pk := ""
+			if v, ok := item["pk"].(*types.AttributeValueMemberS); ok {
+				pk = v.Value
+			}
+			prefix, _, _ := strings.Cut(pk, "#")
+			p := by[prefix]
+			if p == nil {
+				p = &TablePart{Prefix: prefix}
+				by[prefix] = p
+			}
+			p.Items++
+			p.Bytes += dynamo.ItemSize(item)
+		}
+		if len(page.LastEvaluatedKey) == 0 {
+			break
+		}
+		in.ExclusiveStartKey = page.LastEvaluatedKey
+	}
+	parts := make([]TablePart, 0, len(by))
+	for _, p := range by {
+		parts = append(parts, *p)
+	}
+	sort.Slice(parts, func(i, j int) bool { return parts[i].Bytes > parts[j].Bytes })
+	return parts, nil
 }
