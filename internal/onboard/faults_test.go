@@ -1937,7 +1937,7 @@ func TestWriteWhoseSecondLookCannotBeRecordedIsAlerted(t *testing.T) {
 // record's), so the item of the second looks is never refused for its size.
 func TestSecondLookRecordsFitTheirItem(t *testing.T) {
 	at := t0.Add(123456789 * time.Nanosecond)
-	w := overwriteWindow{KeyUser: strings.Repeat("ü", 64), SeenCount: 5000, Due: at, Written: at, Unanswered: true}
+	w := overwriteWindow{KeyUser: strings.Repeat("ü", 64), SeenCount: 5000, Due: at, Written: at, Unanswered: true, OwnUntil: at}
 	for range maxWindowSpans {
 		w.Spans = append(w.Spans, writeSpan{From: at, LastOwn: at})
 	}
@@ -1977,5 +1977,37 @@ func TestRecordTheStateDoesNotKnowIsLookedAtByTheSync(t *testing.T) {
 	e.do(t, `{"action":"sync"}`)
 	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
 		t.Errorf("overwritten alerts %q; want the admin's save, found by the sync's look at the records", got)
+	}
+}
+
+// A long burst of writes within the trail's lag (more than a merged record
+// keeps instants of the tool's saves, maxWindowSaves): the merged record
+// still tells every one of the tool's own saves inside its spans from
+// someone else's, so the second look alerts none of them as an admin's
+// save the tool overwrote, and still alerts an admin's save in the oldest
+// write. (Before: the oldest own saves' instants were clipped away and the
+// tool's own saves were alerted as overwritten saves of the key's user.)
+func TestLongBurstOfWritesDoesNotAlertTheToolsOwnSaves(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	n := MaxRechecks + maxWindowSaves + 8
+	for i := range n {
+		e.now = t0.Add(time.Duration(2*i) * time.Second)
+		if i == 0 {
+			trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+		}
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.%d.%d"]}`, i, i, 100+i/200, i%200+10))
+	}
+	e.now = t0.Add(time.Duration(2*n)*time.Second + 5*time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	got := overwrittenEmails(e)
+	if len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts %d; want exactly the admin's one: %q", len(got), got)
+	}
+	if strings.Contains(got[0], "(user id o)") {
+		t.Errorf("the tool's own saves were alerted as overwritten: %q", got[0])
+	}
+	if len(e.st.RecheckItems) != 0 {
+		t.Errorf("%d records left after the second look", len(e.st.RecheckItems))
 	}
 }

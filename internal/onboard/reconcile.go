@@ -1508,6 +1508,12 @@ type overwriteWindow struct {
 	OwnSaves        []time.Time          `json:"own,omitempty"`
 	Unanswered      bool                 `json:"unanswered,omitempty"`
 	UnansweredSaves []ipguard.SaveWindow `json:"undated,omitempty"`
+	// OwnUntil, set when a merge clipped the oldest of OwnSaves or
+	// UnansweredSaves (maxWindowSaves): a save by the key's user (KeyUser,
+	// or the one it acts as now) up to this instant's second counts as the
+	// tool's, as its instant is no longer kept (never alerted as someone
+	// else's save the tool overwrote).
+	OwnUntil time.Time `json:"ownUntil,omitzero"`
 	// SavedAfter are the Dates of the PUTs whose read-back showed a save
 	// after them (savedAfterPUT).
 	SavedAfter []time.Time `json:"savedAfter,omitempty"`
@@ -1592,6 +1598,16 @@ func (s *Service) overwrittenBy(ctx context.Context, w overwriteWindow, changes 
 		// those of the user it acted as then.
 		then := foreignOf(w.KeyUser, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
 		others = slices.DeleteFunc(others, func(c Change) bool { return !slices.Contains(then, c) })
+	}
+	if !w.OwnUntil.IsZero() && len(others) > 0 {
+		// The oldest own saves of a long merged record, kept by their
+		// last instant only: the key's user's saves up to it are the tool's.
+		until, now := w.OwnUntil.Truncate(time.Second), s.cachedKeyUser()
+		others = slices.DeleteFunc(others, func(c Change) bool {
+			u := ipguard.CanonicalUserID(c.UserID)
+			return !c.When.Truncate(time.Second).After(until) && u != "" &&
+				(strings.EqualFold(u, w.KeyUser) || strings.EqualFold(u, now))
+		})
 	}
 	after := savedAfterPUT(others, w.SavedAfter)
 	for j, c := range others {
@@ -1703,7 +1719,18 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 		// The two oldest spans as one (more saves inside, none outside).
 		m.Spans = append([]writeSpan{{From: m.Spans[0].From, LastOwn: m.Spans[1].LastOwn}}, m.Spans[2:]...)
 	}
-	m.OwnSaves = lastN(unionTimes(wa.OwnSaves, wb.OwnSaves), maxWindowSaves)
+	// Own saves past the bound are dropped oldest first, and OwnUntil
+	// moves up to the last one dropped: the key's user's saves up to it
+	// are still the tool's (overwrittenBy), never someone else's.
+	if wb.OwnUntil.After(m.OwnUntil) {
+		m.OwnUntil = wb.OwnUntil
+	}
+	own := unionTimes(wa.OwnSaves, wb.OwnSaves)
+	if cut := len(own) - maxWindowSaves; cut > 0 {
+		m.OwnUntil = latest(m.OwnUntil, own[cut-1])
+		own = own[cut:]
+	}
+	m.OwnSaves = own
 	m.SavedAfter = lastN(unionTimes(wa.SavedAfter, wb.SavedAfter), maxWindowSaves)
 	m.Unanswered = wa.Unanswered || wb.Unanswered
 	m.UnansweredSaves = slices.Clone(wa.UnansweredSaves)
@@ -1712,7 +1739,12 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 			m.UnansweredSaves = append(m.UnansweredSaves, u)
 		}
 	}
-	m.UnansweredSaves = lastN(m.UnansweredSaves, maxWindowSaves)
+	if cut := len(m.UnansweredSaves) - maxWindowSaves; cut > 0 {
+		for _, u := range m.UnansweredSaves[:cut] {
+			m.OwnUntil = latest(m.OwnUntil, u.Until.Add(unansweredSlack))
+		}
+		m.UnansweredSaves = m.UnansweredSaves[cut:]
+	}
 	m.DriftSaves = lastN(union(wa.DriftSaves, wb.DriftSaves), maxWindowSaves)
 	if wb.Due.After(m.Due) {
 		m.Due = wb.Due
@@ -1722,6 +1754,14 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 		return a, err
 	}
 	return ipguard.Recheck{Key: a.Key, From: a.From, Body: string(body), Alerted: union(a.Alerted, b.Alerted)}, nil
+}
+
+// latest is the later of two instants.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // unionTimes is the multiset union of two sorted-or-not lists of instants
