@@ -2011,3 +2011,35 @@ func TestLongBurstOfWritesDoesNotAlertTheToolsOwnSaves(t *testing.T) {
 		t.Errorf("%d records left after the second look", len(e.st.RecheckItems))
 	}
 }
+
+// A record for the second look that cannot be read (the store gives it
+// back with an empty body: dynamo's TestUnreadableRecheckRecordIsReturnedToBeDropped)
+// is alerted once as not checked and dropped, and the readable records
+// beside it are still looked at: never silence on every reconcile.
+func TestUnreadableSecondLookRecordIsAlertedOnceAndDropped(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.st.RecheckItems["unreadable attribute r_0bad"] = ipguard.Recheck{Key: "unreadable attribute r_0bad"}
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	var unread int
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "could not be read") {
+			unread++
+		}
+	}
+	if got := overwrittenEmails(e); unread != 1 || len(got) != 2 || !strings.Contains(strings.Join(got, ""), "Ada Admin") {
+		t.Fatalf("%d unreadable-record alerts, overwritten %q; want one of each", unread, got)
+	}
+	if len(e.st.RecheckItems) != 0 {
+		t.Errorf("records left: %+v; want the unreadable one dropped", e.st.RecheckItems)
+	}
+	e.now = e.now.Add(time.Hour)
+	e.do(t, `{"action":"sync"}`)
+	if n := len(e.alerts.sent); n != 2 {
+		t.Errorf("%d alerts after a further sync; want still 2", n)
+	}
+}

@@ -1455,7 +1455,9 @@ type Rechecks interface {
 	// write, oldest first.
 	PutRecheck(ctx context.Context, r ipguard.Recheck, drop []string) ([]ipguard.Recheck, error)
 	// Rechecks returns every stored record, oldest first (From), strongly
-	// consistent.
+	// consistent. A record the store cannot decode comes back with an
+	// empty Body under a key ClearRechecks removes it by (alerted as
+	// unreadable and dropped), never failing the read of the others.
 	Rechecks(ctx context.Context) ([]ipguard.Recheck, error)
 	// AddRecheckAlerted adds keys to the Alerted of the record with key
 	// (concurrent adds all stay); a record not stored is not made.
@@ -1876,7 +1878,7 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 		if err := json.Unmarshal([]byte(r.Body), &w); err != nil || len(w.Spans) == 0 {
 			// Unreadable: what it would check is lost, said once.
 			s.log().Error("a write recorded for a second look in the trail is unreadable: dropped", "key", r.Key, "error", err)
-			s.due(ctx, "trailcheck#recheck#"+r.Key, s.uncheckedAlertOf(fmt.Sprintf("its record for a second look in the audit trail (written %s) could not be read, so that update was not checked again for an allowlist save by someone else that it overwrote: check the portal's audit trail (IP restrictions saved) around that time and redo such a change",
+			s.due(ctx, "trailcheck#recheck#"+r.Key, s.uncheckedAlertOf(fmt.Sprintf("its record for a second look in the audit trail (record %s) could not be read, so that update was not checked again for an allowlist save by someone else that it overwrote: check the portal's audit trail (IP restrictions saved) around that time and redo such a change",
 				humantext.Line(r.Key, 64)), ""))
 			alerted = true
 			done = append(done, r.Key)
