@@ -2043,3 +2043,71 @@ func TestUnreadableSecondLookRecordIsAlertedOnceAndDropped(t *testing.T) {
 		t.Errorf("%d alerts after a further sync; want still 2", n)
 	}
 }
+
+// The audit trail stays unreadable for days (an API key without the audit
+// trail's scope): the first unchecked write is alerted once for the
+// episode ("further updates are not alerted again until the audit trail
+// answers"), and the second looks given up a day after each later write
+// keep that word: no alert per write, per day (#15 §5, an episode keyed by
+// its cause's kind). Once the trail answered and failed again, a new
+// episode is alerted again.
+func TestTrailUnreadableForDaysIsAlertedOncePerEpisode(t *testing.T) {
+	e := newEnv()
+	lagging := e.laggingTrail()
+	trail := &failingTrail{fakeTrail: lagging, fail: ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 403")}
+	e.s.Trail = trail
+	unchecked := func() int {
+		n := 0
+		for _, a := range e.alerts.sent {
+			if strings.Contains(a.Subject, "not checked") {
+				n++
+			}
+		}
+		return n
+	}
+	for i := range 4 { // a write every 8 hours, a sync every hour, for two days and more
+		e.now = t0.Add(time.Duration(8*i) * time.Hour)
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, i+10))
+	}
+	for h := 25; h <= 60; h++ {
+		e.now = t0.Add(time.Duration(h) * time.Hour)
+		e.do(t, `{"action":"sync"}`)
+	}
+	if n := unchecked(); n != 1 {
+		t.Errorf("%d not-checked alerts while the trail stayed unreadable; want 1 (the episode)", n)
+	}
+	if len(e.st.RecheckItems) != 0 {
+		t.Errorf("%d records left after their give-up", len(e.st.RecheckItems))
+	}
+}
+
+// The episode ends when the second look's read of the trail answers: the
+// trail failing again later (the same kind) is a new episode, alerted once
+// more when its second looks are given up.
+func TestTrailAnsweringAtTheSecondLookEndsTheEpisode(t *testing.T) {
+	e := newEnv()
+	lagging := e.laggingTrail()
+	trail := &failingTrail{fakeTrail: lagging, fail: ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 403")}
+	e.s.Trail = trail
+	e.do(t, `{"id":"u1","email":"u1@example.com","allowedIps":["203.0.113.10"]}`) // the episode: alerted
+	trail.fail = nil
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`) // the second look answers
+	if st := e.state(); st.TrailNotice != "" {
+		t.Fatalf("TrailNotice %q after the trail answered; want the episode over", st.TrailNotice)
+	}
+	e.now = t0.Add(time.Hour)
+	e.do(t, `{"id":"u2","email":"u2@example.com","allowedIps":["203.0.113.11"]}`) // checked right after: fine
+	trail.fail = ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 403")
+	e.now = t0.Add(26 * time.Hour)
+	e.do(t, `{"action":"sync"}`)
+	n := 0
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Subject, "not checked") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d not-checked alerts; want 2 (two episodes)", n)
+	}
+}

@@ -368,7 +368,13 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		if recheck == nil {
 			return
 		}
-		st.RecheckDue, recheckAlerted = recheck()
+		r := recheck()
+		st.RecheckDue, recheckAlerted = r.next, r.alerted
+		if r.notice != "" || r.answered {
+			// The episode its give-up alerted (or found alerted), or its
+			// end: the trail answered.
+			st.TrailNotice = r.notice
+		}
 		recheck = nil
 		st.AlertsDue = st.AlertsDue || recheckAlerted
 	}
@@ -376,7 +382,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		// A pass that ended before any state write: an alert the second
 		// look recorded is still marked due, for the next reconcile.
 		if recheck != nil {
-			if _, alerted := recheck(); alerted {
+			if recheck().alerted {
 				if err := s.Store.MarkAlertsDue(ctx); err != nil {
 					s.log().Error("mark an alert as due (the next sync sends it)", "error", err)
 				}
@@ -1817,24 +1823,35 @@ func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []C
 // (a newer pass took over, and its state does not know the record) is
 // looked at by the next sync all the same. The trail is read only when a
 // record is due.
-func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func() (time.Time, bool) {
+func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func() recheckResult {
 	if _, sweep := ctx.Value(recheckSweepKey{}).(bool); !sweep && (st.RecheckDue.IsZero() || s.now().Before(st.RecheckDue)) {
-		return func() (time.Time, bool) { return st.RecheckDue, false }
+		return func() recheckResult { return recheckResult{next: st.RecheckDue} }
 	}
-	var next time.Time
-	var alerted bool
+	var r recheckResult
 	wait := background(func() {
 		defer span(ctx, "recheck", time.Now())
 		s.seedKeyUser(st.KeyUser)
-		next, alerted = s.recheckWrites(ctx, st.RecheckDue)
+		r = s.recheckWrites(ctx, st.RecheckDue, st.TrailNotice)
 	}, func(p any) {
 		s.log().Error("second look in the audit trail: panic (tried again later)", "panic", fmt.Sprint(p))
-		next = st.RecheckDue
+		r = recheckResult{next: st.RecheckDue}
 	})
-	return func() (time.Time, bool) {
+	return func() recheckResult {
 		wait()
-		return next, alerted
+		return r
 	}
+}
+
+// recheckResult is what a second look in the trail leaves for the state:
+// the next RecheckDue, whether it recorded an alert as due, and notice,
+// the kind of an unreadable trail whose episode it alerted or found
+// alerted already (the state's TrailNotice), answered when its read of the
+// trail answered (the episode is over); neither leaves TrailNotice as it is.
+type recheckResult struct {
+	next     time.Time
+	alerted  bool
+	notice   string
+	answered bool
 }
 
 // recheckSweepKey marks the context of the scheduled sync's reconcile
@@ -1854,18 +1871,25 @@ func withRecheckSweep(ctx context.Context) context.Context {
 // who and when, with the list the tool read before that write. Checked
 // records are removed. When the trail cannot be read they stay (tried
 // again after recheckRetry), but one past RecheckGiveUp is alerted as not
-// checked and dropped. It returns the next RecheckDue (due, unchanged,
-// when the records cannot be read) and whether it recorded an alert.
-func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.Time, alerted bool) {
+// checked and dropped; those given up are one alert, and none while the
+// episode of that kind of failure was alerted already (notice, the state's
+// TrailNotice: "further updates are not alerted again until the audit
+// trail answers"). It returns the next RecheckDue (due, unchanged, when
+// the records cannot be read), whether it recorded an alert, and the
+// episode's kind when it gave records up.
+func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice string) (res recheckResult) {
 	rs, _ := s.Store.(Rechecks)
 	if rs == nil {
-		return time.Time{}, false
+		return recheckResult{}
 	}
 	recs, err := rs.Rechecks(ctx)
 	if err != nil {
 		s.log().Error("read the writes recorded for a second look in the trail (tried again by the next reconcile)", "error", err)
-		return due, false
+		return recheckResult{next: due}
 	}
+	var next time.Time
+	var alerted bool
+	defer func() { res.next, res.alerted = next, alerted }()
 	now := s.now()
 	type record struct {
 		rec ipguard.Recheck
@@ -1908,6 +1932,8 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 		tctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
 		changes, terr := s.Trail.AllowlistChanges(tctx, from)
 		cancel()
+		var givenUp []string
+		res.answered = terr == nil
 		for _, t := range todo {
 			first, last := t.w.Spans[0].From, t.w.Spans[len(t.w.Spans)-1].LastOwn
 			if terr != nil {
@@ -1916,9 +1942,7 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 					continue
 				}
 				s.log().Error("audit trail unreadable for a day after the allowlist update: no longer checked for an overwritten save", "key", t.rec.Key, "error", terr)
-				s.due(ctx, "trailcheck#recheck#"+t.rec.Key, s.uncheckedAlertOf(uncheckedSpanText(first, last, terr),
-					fmt.Sprintf("It was tried again for %.0f hours after the update, while the trail kept failing; this update is no longer checked.\n", RecheckGiveUp.Hours())))
-				alerted = true
+				givenUp = append(givenUp, uncheckedSpanText(first, last, terr))
 				done = append(done, t.rec.Key)
 				continue
 			}
@@ -1935,6 +1959,22 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 		if terr != nil {
 			s.log().Warn("audit trail unreadable for the second look at the tool's writes (tried again later)", "error", terr)
 		}
+		if len(givenUp) > 0 {
+			// One alert for the episode of this kind of failure (as
+			// noteTrailEpisode): none when it was alerted already.
+			if res.notice = string(ipguard.ErrorCode(terr)); res.notice == "" {
+				res.notice = "failed"
+			}
+			if res.notice != notice {
+				what := givenUp[0]
+				if len(givenUp) > 1 {
+					what += fmt.Sprintf(" (and %d more updates, the same way)", len(givenUp)-1)
+				}
+				s.due(ctx, "trailcheck#recheck#"+res.notice, s.uncheckedAlertOf(what,
+					fmt.Sprintf("It was tried again for %.0f hours after the update, while the trail kept failing; this update is no longer checked. Further updates are not alerted again until the audit trail answers.\n", RecheckGiveUp.Hours())))
+				alerted = true
+			}
+		}
 	}
 	if len(done) > 0 {
 		if err := rs.ClearRechecks(ctx, done); err != nil {
@@ -1944,7 +1984,7 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 			next = minDue(next, now)
 		}
 	}
-	return next, alerted
+	return res // next and alerted: the deferred
 }
 
 // noteUnrecorded, after the lease, alerts a write whose record for the
