@@ -2111,3 +2111,39 @@ func TestTrailAnsweringAtTheSecondLookEndsTheEpisode(t *testing.T) {
 		t.Errorf("%d not-checked alerts; want 2 (two episodes)", n)
 	}
 }
+
+// Writes keep coming faster than the trail's lag for minutes (a bulk
+// onboarding): the record the oldest writes are merged into is not held
+// back by the newest write merged into it. An admin's save the first write
+// overwrote is alerted by the first sync after that write's own second
+// look was due, while the writes go on; nothing is alerted twice once they
+// stop. (Before: the merged record was due only TrailLag after the last
+// write merged into it, so the alert waited for the burst to end.)
+func TestOverwrittenSaveIsAlertedDuringALongBurstOfWrites(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"}) // inside the first write
+	write := func(i int) {
+		e.now = t0.Add(time.Duration(2*i) * time.Second)
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.%d.%d"]}`, i, i, 100+i/200, i%200+10))
+	}
+	n := 0
+	for ; n < 90; n++ { // three minutes of writes
+		write(n)
+	}
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts %q three minutes into the burst; want the admin's save alerted", got)
+	}
+	for ; n < 120; n++ {
+		write(n)
+	}
+	e.now = e.now.Add(5 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("overwritten alerts after the burst: %q; want still the one", got)
+	}
+	if len(e.st.RecheckItems) != 0 {
+		t.Errorf("%d records left after the burst's second looks", len(e.st.RecheckItems))
+	}
+}

@@ -1569,6 +1569,31 @@ func recheckDue(lastOwn time.Time) time.Time {
 	return lastOwn.Add(TrailLag + unansweredSlack).UTC()
 }
 
+// firstDue is when the window's oldest span is due (recheckDue of its last
+// own save): a merged window's Due is its newest span's.
+func (w overwriteWindow) firstDue() time.Time {
+	return recheckDue(w.Spans[0].LastOwn)
+}
+
+// splitDue parts a merged window whose oldest spans are due at now, but
+// not all of them: due holds those (each span's due is its last own
+// save's), rest the others (from its first span on: a save between the two
+// parts was read by the later write, overwritten by neither). ok is false
+// when there is nothing to part.
+func (w overwriteWindow) splitDue(now time.Time) (due, rest overwriteWindow, ok bool) {
+	i := 0
+	for i < len(w.Spans) && !now.Before(recheckDue(w.Spans[i].LastOwn)) {
+		i++
+	}
+	if i == 0 || i == len(w.Spans) {
+		return w, w, false
+	}
+	due, rest = w, w
+	due.Spans, due.Due = slices.Clone(w.Spans[:i]), recheckDue(w.Spans[i-1].LastOwn)
+	rest.Spans, rest.Written = slices.Clone(w.Spans[i:]), w.Spans[i].LastOwn
+	return due, rest, true
+}
+
 // windowOf is the window of the write(s) of out (checkForeignSaves).
 func (s *Service) windowOf(out *outcome) overwriteWindow {
 	saves := out.ownSaves
@@ -1894,6 +1919,9 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice strin
 	type record struct {
 		rec ipguard.Recheck
 		w   overwriteWindow
+		// rest: the spans of a merged record not due yet, kept in the
+		// record once w (its due spans) was looked at.
+		rest *overwriteWindow
 	}
 	var todo []record
 	var done []string
@@ -1909,10 +1937,18 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice strin
 			continue
 		}
 		if now.Before(w.Due) {
-			next = minDue(next, w.Due)
+			// A merged record whose older spans are due already: they
+			// are looked at now, not held back by the newest write merged
+			// in (a long burst of writes), and the rest is kept.
+			if due, rest, ok := w.splitDue(now); ok {
+				todo = append(todo, record{r, due, &rest})
+				next = minDue(next, rest.firstDue())
+			} else {
+				next = minDue(next, w.firstDue())
+			}
 			continue
 		}
-		todo = append(todo, record{r, w})
+		todo = append(todo, record{r, w, nil})
 	}
 	if len(todo) > 0 && s.Trail == nil {
 		for _, t := range todo {
@@ -1934,6 +1970,23 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice strin
 		cancel()
 		var givenUp []string
 		res.answered = terr == nil
+		// finish removes a record looked at, or keeps the rest of a
+		// merged one (alerted: the saves alerted from it now).
+		finish := func(t record, alerted []string) {
+			if t.rest == nil {
+				done = append(done, t.rec.Key)
+				return
+			}
+			body, err := json.Marshal(*t.rest)
+			if err == nil {
+				_, err = rs.PutRecheck(ctx, ipguard.Recheck{Key: t.rec.Key, From: t.rest.Spans[0].From, Body: string(body), Alerted: alerted}, nil)
+			}
+			if err != nil {
+				// Looked at again whole (an alert may go twice: at least once).
+				s.log().Error("keep the rest of a merged write recorded for a second look in the trail", "error", err)
+				next = minDue(next, now)
+			}
+		}
 		for _, t := range todo {
 			first, last := t.w.Spans[0].From, t.w.Spans[len(t.w.Spans)-1].LastOwn
 			if terr != nil {
@@ -1943,7 +1996,7 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice strin
 				}
 				s.log().Error("audit trail unreadable for a day after the allowlist update: no longer checked for an overwritten save", "key", t.rec.Key, "error", terr)
 				givenUp = append(givenUp, uncheckedSpanText(first, last, terr))
-				done = append(done, t.rec.Key)
+				finish(t, nil)
 				continue
 			}
 			_, over := s.overwrittenBy(ctx, t.w, changes)
@@ -1954,7 +2007,11 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice strin
 				s.due(ctx, key, a)
 				alerted = true
 			}
-			done = append(done, t.rec.Key)
+			keys := make([]string, len(over))
+			for i, v := range over {
+				keys[i] = alertedKey(v)
+			}
+			finish(t, keys)
 		}
 		if terr != nil {
 			s.log().Warn("audit trail unreadable for the second look at the tool's writes (tried again later)", "error", terr)
