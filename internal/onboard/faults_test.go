@@ -2139,3 +2139,60 @@ func TestOverwrittenSaveIsAlertedDuringALongBurstOfWrites(t *testing.T) {
 func notCheckedAlerts(e *env) int {
 	return len(slices.DeleteFunc(slices.Clone(e.alerts.sent), func(a ipguard.Alert) bool { return !strings.Contains(a.Subject, "not checked") }))
 }
+
+// putGate closes put at the first PUT through it (a portal), and holds a
+// read of the audit trail through it until then (or until the read's
+// context ends): a second look that the PUT waits for would wait for
+// itself.
+type putGate struct {
+	*fakePortal
+	trail *fakeTrail
+	put   chan struct{}
+}
+
+func (g *putGate) SaveIPRestrictions(ctx context.Context, l []ipguard.Restriction, enable bool) (time.Time, error) {
+	at, err := g.fakePortal.SaveIPRestrictions(ctx, l, enable)
+	select {
+	case <-g.put:
+	default:
+		close(g.put) // PUTs go one at a time, under the lease
+	}
+	return at, err
+}
+
+func (g *putGate) AllowlistChanges(ctx context.Context, from time.Time) ([]Change, error) {
+	select {
+	case <-g.put:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.trail.AllowlistChanges(ctx, from)
+}
+
+// The second look that a change's reconcile takes beside its reads does not
+// hold its PUT back: the GET→PUT window (in which an admin's save is
+// overwritten) and the onboarding's latency do not grow by the trail's
+// read, the record's removal or the alert's recording; its outcome goes
+// into the pass's last state write. (Before: the PUT waited for the whole
+// second look, up to maxRecheckUnderLease; here, where the trail answers
+// only after the PUT, the look timed out and found nothing.)
+func TestSecondLookDoesNotHoldThePUTBack(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	gate := &putGate{fakePortal: e.p, trail: trail, put: make(chan struct{})}
+	e.s.Portal, e.s.Trail = gate, gate
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts %q; want the admin's save, found by the second look beside the change's PUT", got)
+	}
+	if len(e.st.RecheckItems) != 1 {
+		t.Errorf("%d records; want only the second change's", len(e.st.RecheckItems))
+	}
+	if st := e.state(); st.RecheckDue.IsZero() || !st.RecheckDue.After(e.now) || !st.AlertsDue && len(e.alerts.sent) == 0 {
+		t.Errorf("state after the pass: RecheckDue %v, AlertsDue %v; want the second change's record due later", st.RecheckDue, st.AlertsDue)
+	}
+}

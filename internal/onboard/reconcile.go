@@ -360,8 +360,9 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		}
 	}
 	// A write recorded for a second look in the audit trail (#15 §5) that
-	// is due now is looked at beside this pass's reads; its outcome goes
-	// into the state with this pass's first state write (takeRecheck).
+	// is due now is looked at beside this pass's reads and its PUT; its
+	// outcome goes into the state with this pass's last state write
+	// (takeRecheck), never holding the PUT back.
 	recheck := s.startRecheck(ctx, st)
 	var recheckAlerted bool
 	takeRecheck := func(st *ipguard.PortalState) {
@@ -543,8 +544,11 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	out.warnings = append(out.warnings, plan.Warnings...)
 	after, final := current, plan
 	if plan.Put {
-		takeRecheck(&st) // before the in-flight record, a state write
-		out.dueAdded = out.dueAdded || recheckAlerted
+		// The second look is not waited for here: the PUT goes out as
+		// soon as the pass's own reads allow (the GET→PUT window and the
+		// change's latency do not grow by the trail's read); its outcome
+		// goes into the pass's last state write (a pass that ends before
+		// it: the deferred wait above).
 		out.windowStart, out.seenBefore = windowStart, current
 		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
 		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
