@@ -2073,64 +2073,38 @@ func TestTrailUnreadableForDaysIsAlertedOncePerEpisode(t *testing.T) {
 	}
 }
 
-// The episode ends when the second look's read of the trail answers: the
-// trail failing again later (the same kind) is a new episode, alerted once
-// more when its second looks are given up.
-func TestTrailAnsweringAtTheSecondLookEndsTheEpisode(t *testing.T) {
+// A write checked right after it (the trail answered) whose second look
+// is given up a day later is alerted as not checked, also while the trail
+// failing since is an episode alerted already for a later write: that
+// alert said nothing of the earlier write. The later write (alerted) is
+// not alerted again.
+func TestGiveUpOfAWriteCheckedRightAfterIsAlertedWithinAnEpisode(t *testing.T) {
 	e := newEnv()
 	lagging := e.laggingTrail()
-	trail := &failingTrail{fakeTrail: lagging, fail: ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 403")}
+	trail := &failingTrail{fakeTrail: lagging}
 	e.s.Trail = trail
-	e.do(t, `{"id":"u1","email":"u1@example.com","allowedIps":["203.0.113.10"]}`) // the episode: alerted
-	trail.fail = nil
-	e.now = t0.Add(2 * time.Minute)
-	e.do(t, `{"action":"sync"}`) // the second look answers
-	if st := e.state(); st.TrailNotice != "" {
-		t.Fatalf("TrailNotice %q after the trail answered; want the episode over", st.TrailNotice)
-	}
-	e.now = t0.Add(time.Hour)
-	e.do(t, `{"id":"u2","email":"u2@example.com","allowedIps":["203.0.113.11"]}`) // checked right after: fine
+	e.do(t, `{"id":"u1","email":"u1@example.com","allowedIps":["203.0.113.10"]}`) // checked right after
 	trail.fail = ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 403")
-	e.now = t0.Add(26 * time.Hour)
-	e.do(t, `{"action":"sync"}`)
-	if n := notCheckedAlerts(e); n != 2 {
-		t.Errorf("%d not-checked alerts; want 2 (two episodes)", n)
+	e.now = t0.Add(10 * time.Minute)
+	e.do(t, `{"id":"u2","email":"u2@example.com","allowedIps":["203.0.113.11"]}`) // the episode: alerted
+	if n := notCheckedAlerts(e); n != 1 {
+		t.Fatalf("%d not-checked alerts after the second write; want 1 (the episode)", n)
 	}
-}
-
-// Writes keep coming faster than the trail's lag for minutes (a bulk
-// onboarding): the record the oldest writes are merged into is not held
-// back by the newest write merged into it. An admin's save the first write
-// overwrote is alerted by the first sync after that write's own second
-// look was due, while the writes go on; nothing is alerted twice once they
-// stop. (Before: the merged record was due only TrailLag after the last
-// write merged into it, so the alert waited for the burst to end.)
-func TestOverwrittenSaveIsAlertedDuringALongBurstOfWrites(t *testing.T) {
-	e := newEnv()
-	trail := e.laggingTrail()
-	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"}) // inside the first write
-	write := func(i int) {
-		e.now = t0.Add(time.Duration(2*i) * time.Second)
-		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.%d.%d"]}`, i, i, 100+i/200, i%200+10))
+	for h := 1; h <= 30; h++ {
+		e.now = t0.Add(time.Duration(h) * time.Hour)
+		e.do(t, `{"action":"sync"}`)
 	}
-	n := 0
-	for ; n < 90; n++ { // three minutes of writes
-		write(n)
+	var gaveUp []string
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "no longer checked") {
+			gaveUp = append(gaveUp, a.Email)
+		}
 	}
-	e.do(t, `{"action":"sync"}`)
-	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
-		t.Fatalf("overwritten alerts %q three minutes into the burst; want the admin's save alerted", got)
-	}
-	for ; n < 120; n++ {
-		write(n)
-	}
-	e.now = e.now.Add(5 * time.Minute)
-	e.do(t, `{"action":"sync"}`)
-	if got := overwrittenEmails(e); len(got) != 1 {
-		t.Errorf("overwritten alerts after the burst: %q; want still the one", got)
+	if len(gaveUp) != 1 || !strings.Contains(gaveUp[0], "between 2026-11-25T10:00:00Z") {
+		t.Errorf("give-up alerts %q; want one, for the first write (checked right after, not covered by the episode's alert)", gaveUp)
 	}
 	if len(e.st.RecheckItems) != 0 {
-		t.Errorf("%d records left after the burst's second looks", len(e.st.RecheckItems))
+		t.Errorf("%d records left after their give-up", len(e.st.RecheckItems))
 	}
 }
 

@@ -371,11 +371,6 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		}
 		r := recheck()
 		st.RecheckDue, recheckAlerted = r.next, r.alerted
-		if r.notice != "" || r.answered {
-			// The episode its give-up alerted (or found alerted), or its
-			// end: the trail answered.
-			st.TrailNotice = r.notice
-		}
 		recheck = nil
 		st.AlertsDue = st.AlertsDue || recheckAlerted
 	}
@@ -1011,6 +1006,11 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	changes, err := s.trailChanges(ctx, out)
 	if err != nil {
 		out.warnings = append(out.warnings, uncheckedText(out, err))
+		if out.written != nil && out.written.TrailNotice != "" {
+			// Alerted as not checked (or covered by its episode's alert):
+			// a second look given up later says it not again.
+			s.noteAlertedKeys(ctx, out, []string{uncheckedMark})
+		}
 		return
 	}
 	// The write's window: our own saves (the state remembers this
@@ -1827,13 +1827,24 @@ func unionTimes(a, b []time.Time) []time.Time {
 // noteAlerted adds the overwritten saves just alerted to the records of
 // out's writes, so the second look does not alert them again.
 func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []ChangeView) {
-	rs, _ := s.Store.(Rechecks)
-	if rs == nil || len(out.recheckKeys) == 0 {
-		return
-	}
 	keys := make([]string, len(overwritten))
 	for i, v := range overwritten {
 		keys[i] = alertedKey(v)
+	}
+	s.noteAlertedKeys(ctx, out, keys)
+}
+
+// uncheckedMark, among a record's alerted keys, says that its write was
+// alerted as not checked right after it (the trail unreadable: the
+// episode's alert covers it).
+const uncheckedMark = "unchecked"
+
+// noteAlertedKeys adds keys to the alerted keys of the records of out's
+// writes.
+func (s *Service) noteAlertedKeys(ctx context.Context, out *outcome, keys []string) {
+	rs, _ := s.Store.(Rechecks)
+	if rs == nil {
+		return
 	}
 	for _, k := range out.recheckKeys {
 		if err := rs.AddRecheckAlerted(ctx, k, keys); err != nil {
@@ -1860,7 +1871,7 @@ func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func
 	wait := background(func() {
 		defer span(ctx, "recheck", time.Now())
 		s.seedKeyUser(st.KeyUser)
-		r = s.recheckWrites(ctx, st.RecheckDue, st.TrailNotice)
+		r = s.recheckWrites(ctx, st.RecheckDue)
 	}, func(p any) {
 		s.log().Error("second look in the audit trail: panic (tried again later)", "panic", fmt.Sprint(p))
 		r = recheckResult{next: st.RecheckDue}
@@ -1872,15 +1883,10 @@ func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func
 }
 
 // recheckResult is what a second look in the trail leaves for the state:
-// the next RecheckDue, whether it recorded an alert as due, and notice,
-// the kind of an unreadable trail whose episode it alerted or found
-// alerted already (the state's TrailNotice), answered when its read of the
-// trail answered (the episode is over); neither leaves TrailNotice as it is.
+// the next RecheckDue and whether it recorded an alert as due.
 type recheckResult struct {
-	next     time.Time
-	alerted  bool
-	notice   string
-	answered bool
+	next    time.Time
+	alerted bool
 }
 
 // recheckSweepKey marks the context of the scheduled sync's reconcile
@@ -1900,13 +1906,13 @@ func withRecheckSweep(ctx context.Context) context.Context {
 // who and when, with the list the tool read before that write. Checked
 // records are removed. When the trail cannot be read they stay (tried
 // again after recheckRetry), but one past RecheckGiveUp is alerted as not
-// checked and dropped; those given up are one alert, and none while the
-// episode of that kind of failure was alerted already (notice, the state's
-// TrailNotice: "further updates are not alerted again until the audit
-// trail answers"). It returns the next RecheckDue (due, unchanged, when
-// the records cannot be read), whether it recorded an alert, and the
-// episode's kind when it gave records up.
-func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice string) (res recheckResult) {
+// checked and dropped: those given up in one look are one alert, naming
+// only the writes whose check right after failed too, but was not covered
+// by that alert (uncheckedMark: "further updates are not alerted again
+// until the audit trail answers" said it of the others already). It
+// returns the next RecheckDue (due, unchanged, when the records cannot be
+// read) and whether it recorded an alert.
+func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheckResult) {
 	rs, _ := s.Store.(Rechecks)
 	if rs == nil {
 		return recheckResult{}
@@ -1972,8 +1978,8 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice strin
 		tctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
 		changes, terr := s.Trail.AllowlistChanges(tctx, from)
 		cancel()
-		var givenUp []string
-		res.answered = terr == nil
+		var givenUp []string // and the first one's record key
+		var givenUpKey string
 		// finish removes a record looked at, or keeps the rest of a
 		// merged one (alerted: the saves alerted from it now).
 		finish := func(t record, alerted []string) {
@@ -1999,7 +2005,12 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice strin
 					continue
 				}
 				s.log().Error("audit trail unreadable for a day after the allowlist update: no longer checked for an overwritten save", "key", t.rec.Key, "error", terr)
-				givenUp = append(givenUp, uncheckedSpanText(first, last, terr))
+				if !slices.Contains(t.rec.Alerted, uncheckedMark) {
+					if len(givenUp) == 0 {
+						givenUpKey = t.rec.Key
+					}
+					givenUp = append(givenUp, uncheckedSpanText(first, last, terr))
+				}
 				finish(t, nil)
 				continue
 			}
@@ -2021,20 +2032,15 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time, notice strin
 			s.log().Warn("audit trail unreadable for the second look at the tool's writes (tried again later)", "error", terr)
 		}
 		if len(givenUp) > 0 {
-			// One alert for the episode of this kind of failure (as
-			// noteTrailEpisode): none when it was alerted already.
-			if res.notice = string(ipguard.ErrorCode(terr)); res.notice == "" {
-				res.notice = "failed"
+			// One alert for the writes this look gives up (those whose
+			// check right after was alerted as not checked are not again).
+			what := givenUp[0]
+			if len(givenUp) > 1 {
+				what += fmt.Sprintf(" (and %d more updates, the same way)", len(givenUp)-1)
 			}
-			if res.notice != notice {
-				what := givenUp[0]
-				if len(givenUp) > 1 {
-					what += fmt.Sprintf(" (and %d more updates, the same way)", len(givenUp)-1)
-				}
-				s.due(ctx, "trailcheck#recheck#"+res.notice, s.uncheckedAlertOf(what,
-					fmt.Sprintf("It was tried again for %.0f hours after the update, while the trail kept failing; this update is no longer checked. Further updates are not alerted again until the audit trail answers.\n", RecheckGiveUp.Hours())))
-				alerted = true
-			}
+			s.due(ctx, "trailcheck#recheck#"+givenUpKey, s.uncheckedAlertOf(what,
+				fmt.Sprintf("It was tried again for %.0f hours after the update, while the trail kept failing; this update is no longer checked.\n", RecheckGiveUp.Hours())))
+			alerted = true
 		}
 	}
 	if len(done) > 0 {
