@@ -2170,3 +2170,20 @@ func TestSecondLookDoesNotHoldThePUTBack(t *testing.T) {
 		t.Errorf("state after the pass: RecheckDue %v, AlertsDue %v; want the second change's record due later", st.RecheckDue, st.AlertsDue)
 	}
 }
+
+// An unreadable record (alerted and dropped by the next second look) does
+// not stop the merging of the readable ones meanwhile: many writes within
+// the trail's lag keep the records within their bound beside it.
+func TestUnreadableRecordDoesNotStopTheMerging(t *testing.T) {
+	e := newEnv()
+	e.laggingTrail()
+	e.do(t, `{"id":"u0","email":"u0@example.com","allowedIps":["203.0.113.10"]}`)
+	e.st.RecheckItems["unreadable attribute r_0bad"] = ipguard.Recheck{Key: "unreadable attribute r_0bad"}
+	for i := 1; i < MaxRechecks+6; i++ {
+		e.now = t0.Add(time.Duration(2*i) * time.Second)
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, i+10))
+	}
+	if n := len(e.st.RecheckItems); n > MaxRechecks+1 {
+		t.Errorf("%d records beside an unreadable one; want the readable ones merged to %d", n, MaxRechecks)
+	}
+}

@@ -1717,15 +1717,18 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 		}
 		var all []ipguard.Recheck
 		all, err = rs.PutRecheck(ctx, ipguard.Recheck{Key: key, From: w.Spans[0].From, Body: string(body)}, nil)
-		for err == nil && len(all) > MaxRechecks {
-			merged, merr := mergeRechecks(all[0], all[1])
+		for err == nil && len(all) > MaxRechecks && len(readable(all)) > MaxRechecks {
+			// The two oldest readable ones (an unreadable record is
+			// alerted and dropped by the next second look, and does not
+			// hold the others past their bound meanwhile).
+			ok := readable(all)
+			merged, merr := mergeRechecks(ok[0], ok[1])
 			if merr != nil {
-				// An unreadable record: the second look drops it (alerted).
 				s.log().Error("merge the oldest writes recorded for a second look in the trail", "error", merr)
 				break
 			}
 			s.log().Info("recorded writes for a second look in the trail past their bound: the two oldest merged", "records", len(all))
-			all, err = rs.PutRecheck(ctx, merged, []string{all[1].Key})
+			all, err = rs.PutRecheck(ctx, merged, []string{ok[1].Key})
 		}
 	}, func(p any) { err = fmt.Errorf("record the write for a second look in the trail: panic: %v", p) })
 	return func() {
@@ -1735,6 +1738,14 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 		}
 		out.recheckKeys = append(out.recheckKeys, key)
 	}
+}
+
+// readable is the records of all whose body is a window (oldest first).
+func readable(all []ipguard.Recheck) []ipguard.Recheck {
+	return slices.DeleteFunc(slices.Clone(all), func(r ipguard.Recheck) bool {
+		var w overwriteWindow
+		return json.Unmarshal([]byte(r.Body), &w) != nil || len(w.Spans) == 0
+	})
 }
 
 // mergeRechecks makes one record of the two oldest (a older than b), kept
