@@ -2187,3 +2187,38 @@ func TestUnreadableRecordDoesNotStopTheMerging(t *testing.T) {
 		t.Errorf("%d records beside an unreadable one; want the readable ones merged to %d", n, MaxRechecks)
 	}
 }
+
+// A merged record counts as alerted not checked (uncheckedAlerted) only
+// when each of its writes was: a write checked right after it, merged with
+// one alerted as not checked, is still named when the record's second look
+// is given up.
+func TestMergedRecordIsMarkedUncheckedOnlyWhenBothWere(t *testing.T) {
+	rec := func(at time.Duration, marked bool) ipguard.Recheck {
+		from := t0.Add(at).UTC()
+		w := overwriteWindow{Spans: []writeSpan{{From: from, LastOwn: from.Add(time.Second)}}, Due: recheckDue(from.Add(time.Second))}
+		body, _ := json.Marshal(w)
+		key := from.Format(time.RFC3339Nano)
+		r := ipguard.Recheck{Key: key, From: from, Body: string(body), Alerted: []string{"x#1"}}
+		if marked {
+			r.Alerted = append(r.Alerted, uncheckedMark+key)
+		}
+		return r
+	}
+	for _, tc := range []struct{ a, b, want bool }{
+		{true, false, false},
+		{false, true, false},
+		{true, true, true},
+	} {
+		m, err := mergeRechecks(rec(0, tc.a), rec(5*time.Second+123, tc.b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var w overwriteWindow
+		if err := json.Unmarshal([]byte(m.Body), &w); err != nil {
+			t.Fatal(err)
+		}
+		if got := uncheckedAlerted(m.Alerted, w); got != tc.want {
+			t.Errorf("merge of marked %v and %v: alerted %q; covered %v, want %v", tc.a, tc.b, m.Alerted, got, tc.want)
+		}
+	}
+}

@@ -1006,10 +1006,14 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	changes, err := s.trailChanges(ctx, out)
 	if err != nil {
 		out.warnings = append(out.warnings, uncheckedText(out, err))
-		if out.written != nil && out.written.TrailNotice != "" {
+		if rs, ok := s.Store.(Rechecks); ok && out.written != nil && out.written.TrailNotice != "" {
 			// Alerted as not checked (or covered by its episode's alert):
 			// a second look given up later says it not again.
-			s.noteAlertedKeys(ctx, out, []string{uncheckedMark})
+			for _, k := range out.recheckKeys {
+				if err := rs.AddRecheckAlerted(ctx, k, []string{uncheckedMark + k}); err != nil {
+					s.log().Error("note the write alerted as not checked in its record", "error", err)
+				}
+			}
 		}
 		return
 	}
@@ -1842,17 +1846,6 @@ func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []C
 	for i, v := range overwritten {
 		keys[i] = alertedKey(v)
 	}
-	s.noteAlertedKeys(ctx, out, keys)
-}
-
-// uncheckedMark, among a record's alerted keys, says that its write was
-// alerted as not checked right after it (the trail unreadable: the
-// episode's alert covers it).
-const uncheckedMark = "unchecked"
-
-// noteAlertedKeys adds keys to the alerted keys of the records of out's
-// writes.
-func (s *Service) noteAlertedKeys(ctx context.Context, out *outcome, keys []string) {
 	rs, _ := s.Store.(Rechecks)
 	if rs == nil {
 		return
@@ -1863,6 +1856,24 @@ func (s *Service) noteAlertedKeys(ctx context.Context, out *outcome, keys []stri
 			s.log().Error("note the overwritten saves alerted in the write's record", "error", err)
 		}
 	}
+}
+
+// uncheckedMark and a write's key (its window's start), among a record's
+// alerted keys, say that the write was alerted as not checked right after
+// it (the trail unreadable: the episode's alert covers it). Per write, so
+// that a merged record is covered only when each of its writes is
+// (uncheckedAlerted).
+const uncheckedMark = "unchecked#"
+
+// uncheckedAlerted reports whether every write of w was alerted as not
+// checked right after it (alerted: its record's alerted keys).
+func uncheckedAlerted(alerted []string, w overwriteWindow) bool {
+	for _, sp := range w.Spans {
+		if !slices.Contains(alerted, uncheckedMark+sp.From.UTC().Format(time.RFC3339Nano)) {
+			return false
+		}
+	}
+	return len(w.Spans) > 0
 }
 
 // startRecheck, under the lease at a reconcile's start, begins the second
@@ -1989,8 +2000,8 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 		tctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
 		changes, terr := s.Trail.AllowlistChanges(tctx, from)
 		cancel()
-		var givenUp []string // and the first one's record key
-		var givenUpKey string
+		var givenUp []string           // the records' keys
+		var giveFrom, giveTo time.Time // from the first one's start to the last one's last save
 		// finish removes a record looked at, or keeps the rest of a
 		// merged one (alerted: the saves alerted from it now).
 		finish := func(t record, alerted []string) {
@@ -2016,11 +2027,12 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 					continue
 				}
 				s.log().Error("audit trail unreadable for a day after the allowlist update: no longer checked for an overwritten save", "key", t.rec.Key, "error", terr)
-				if !slices.Contains(t.rec.Alerted, uncheckedMark) {
-					if len(givenUp) == 0 {
-						givenUpKey = t.rec.Key
+				if !uncheckedAlerted(t.rec.Alerted, t.w) {
+					if len(givenUp) == 0 || first.Before(giveFrom) {
+						giveFrom = first
 					}
-					givenUp = append(givenUp, uncheckedSpanText(first, last, terr))
+					giveTo = latest(giveTo, last)
+					givenUp = append(givenUp, t.rec.Key)
 				}
 				finish(t, nil)
 				continue
@@ -2045,11 +2057,11 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 		if len(givenUp) > 0 {
 			// One alert for the writes this look gives up (those whose
 			// check right after was alerted as not checked are not again).
-			what := givenUp[0]
+			what := uncheckedSpanText(giveFrom, giveTo, terr)
 			if len(givenUp) > 1 {
-				what += fmt.Sprintf(" (and %d more updates, the same way)", len(givenUp)-1)
+				what += fmt.Sprintf(" (%d updates in that time)", len(givenUp))
 			}
-			s.due(ctx, "trailcheck#recheck#"+givenUpKey, s.uncheckedAlertOf(what,
+			s.due(ctx, "trailcheck#recheck#"+givenUp[0], s.uncheckedAlertOf(what,
 				fmt.Sprintf("It was tried again for %.0f hours after the update, while the trail kept failing; this update is no longer checked.\n", RecheckGiveUp.Hours())))
 			alerted = true
 		}
