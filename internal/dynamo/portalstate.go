@@ -872,8 +872,17 @@ func outboxAttrs(k string) (alert, claim, until string) {
 // rewrites another, and the portal state item stays within its size.
 const recheckPK = "recheck#portal"
 
+// unreadableRecheck prefixes the key of a record attribute that cannot be
+// decoded (decodeRechecks): the attribute's own name follows, so that
+// ClearRechecks removes it. A record's own key never has it (onboard keys
+// its records by an instant).
+const unreadableRecheck = "unreadable attribute "
+
 // recheckAttrs are the attributes of the record with key k.
 func recheckAttrs(k string) (record, alerted string) {
+	if name, ok := strings.CutPrefix(k, unreadableRecheck); ok && strings.HasPrefix(name, "r_") {
+		return name, "k_" + strings.TrimPrefix(name, "r_")
+	}
 	sum := sha256.Sum256([]byte(k))
 	h := hex.EncodeToString(sum[:12])
 	return "r_" + h, "k_" + h
@@ -946,20 +955,22 @@ func (s *Store) Rechecks(ctx context.Context) ([]ipguard.Recheck, error) {
 }
 
 // decodeRechecks reads the records of the item, oldest first; an alerted
-// set without its record (added as the record was removed) is ignored.
+// set without its record (added as the record was removed) is ignored. A
+// record attribute that cannot be decoded fails neither the read nor the
+// others: it comes back first with an empty Body under the key
+// unreadableRecheck + its name (onboard alerts it as unreadable and clears
+// it by that key), never left to fail every read of the item in silence.
 func decodeRechecks(item map[string]types.AttributeValue) ([]ipguard.Recheck, error) {
 	all := []ipguard.Recheck{}
 	for name, v := range item {
 		if !strings.HasPrefix(name, "r_") {
 			continue
 		}
-		sv, ok := v.(*types.AttributeValueMemberS)
-		if !ok {
-			return nil, fmt.Errorf("attribute %s is %T, want a string", name, v)
-		}
 		var r storedRecheck
-		if err := json.Unmarshal([]byte(sv.Value), &r); err != nil {
-			return nil, fmt.Errorf("attribute %s: %w", name, err)
+		sv, ok := v.(*types.AttributeValueMemberS)
+		if !ok || json.Unmarshal([]byte(sv.Value), &r) != nil || r.Key == "" {
+			all = append(all, ipguard.Recheck{Key: unreadableRecheck + name})
+			continue
 		}
 		rec := ipguard.Recheck{Key: r.Key, From: r.From, Body: r.Body}
 		if ss, ok := item["k_"+strings.TrimPrefix(name, "r_")].(*types.AttributeValueMemberSS); ok && len(ss.Value) > 0 {

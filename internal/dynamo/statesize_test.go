@@ -368,3 +368,58 @@ func TestRecheckItemHoldsItsBound(t *testing.T) {
 		t.Errorf("recheck#portal takes %d bytes one past its bound: more than three quarters of DynamoDB's %d", size, maxItem)
 	}
 }
+
+// An attribute of recheck#portal that cannot be decoded (not a string, or
+// not the record's JSON: written by hand, or by another version) fails
+// neither the read nor the write of the records: it comes back as a record
+// with an empty body (so the second look alerts it as unreadable and drops
+// it) under a key ClearRechecks removes it by, and the other records are
+// read whole. (Before: every read of the item failed, the second look only
+// logged it on each reconcile, and no record was ever looked at again.)
+func TestUnreadableRecheckRecordIsReturnedToBeDropped(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "recheckcorrupt")
+	ctx := context.Background()
+	good := ipguard.Recheck{Key: "2026-11-25T10:00:00.5Z", From: time.Date(2026, 11, 25, 10, 0, 0, 5e8, time.UTC), Body: `{"spans":[]}`, Alerted: []string{"x#1"}}
+	if _, err := s.PutRecheck(ctx, good, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String("recheckcorrupt"), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "recheck#portal"}},
+		UpdateExpression: aws.String("SET r_0badjson = :j, r_0badtype = :n"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":j": &types.AttributeValueMemberS{Value: "{not json"}, ":n": &types.AttributeValueMemberN{Value: "7"},
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Rechecks(ctx)
+	if err != nil {
+		t.Fatalf("Rechecks with an unreadable record: %v; want the records, the unreadable ones with an empty body", err)
+	}
+	var bad []string
+	for _, r := range all {
+		switch {
+		case r.Key == good.Key:
+			if r.Body != good.Body || !slices.Equal(r.Alerted, good.Alerted) {
+				t.Errorf("the readable record came back as %+v", r)
+			}
+		case r.Body == "":
+			bad = append(bad, r.Key)
+		default:
+			t.Errorf("unexpected record %+v", r)
+		}
+	}
+	if len(bad) != 2 {
+		t.Fatalf("records %+v; want the two unreadable ones with an empty body", all)
+	}
+	if again, err := s.PutRecheck(ctx, ipguard.Recheck{Key: "k2", From: good.From.Add(time.Second), Body: "b"}, nil); err != nil || len(again) != 4 {
+		t.Fatalf("PutRecheck beside unreadable records: %d back, %v; want 4", len(again), err)
+	}
+	if err := s.ClearRechecks(ctx, bad); err != nil {
+		t.Fatal(err)
+	}
+	if all, err = s.Rechecks(ctx); err != nil || len(all) != 2 {
+		t.Errorf("after clearing the unreadable records: %+v, %v; want the two readable ones", all, err)
+	}
+}

@@ -360,15 +360,17 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		}
 	}
 	// A write recorded for a second look in the audit trail (#15 §5) that
-	// is due now is looked at beside this pass's reads; its outcome goes
-	// into the state with this pass's first state write (takeRecheck).
+	// is due now is looked at beside this pass's reads and its PUT; its
+	// outcome goes into the state with this pass's last state write
+	// (takeRecheck), never holding the PUT back.
 	recheck := s.startRecheck(ctx, st)
 	var recheckAlerted bool
 	takeRecheck := func(st *ipguard.PortalState) {
 		if recheck == nil {
 			return
 		}
-		st.RecheckDue, recheckAlerted = recheck()
+		r := recheck()
+		st.RecheckDue, recheckAlerted = r.next, r.alerted
 		recheck = nil
 		st.AlertsDue = st.AlertsDue || recheckAlerted
 	}
@@ -376,7 +378,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		// A pass that ended before any state write: an alert the second
 		// look recorded is still marked due, for the next reconcile.
 		if recheck != nil {
-			if _, alerted := recheck(); alerted {
+			if recheck().alerted {
 				if err := s.Store.MarkAlertsDue(ctx); err != nil {
 					s.log().Error("mark an alert as due (the next sync sends it)", "error", err)
 				}
@@ -537,8 +539,11 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	out.warnings = append(out.warnings, plan.Warnings...)
 	after, final := current, plan
 	if plan.Put {
-		takeRecheck(&st) // before the in-flight record, a state write
-		out.dueAdded = out.dueAdded || recheckAlerted
+		// The second look is not waited for here: the PUT goes out as
+		// soon as the pass's own reads allow (the GET→PUT window and the
+		// change's latency do not grow by the trail's read); its outcome
+		// goes into the pass's last state write (a pass that ends before
+		// it: the deferred wait above).
 		out.windowStart, out.seenBefore = windowStart, current
 		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
 		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
@@ -1001,6 +1006,15 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	changes, err := s.trailChanges(ctx, out)
 	if err != nil {
 		out.warnings = append(out.warnings, uncheckedText(out, err))
+		if rs, ok := s.Store.(Rechecks); ok && out.written != nil && out.written.TrailNotice != "" {
+			// Alerted as not checked (or covered by its episode's alert):
+			// a second look given up later says it not again.
+			for _, k := range out.recheckKeys {
+				if err := rs.AddRecheckAlerted(ctx, k, []string{uncheckedMark + k}); err != nil {
+					s.log().Error("note the write alerted as not checked in its record", "error", err)
+				}
+			}
+		}
 		return
 	}
 	// The write's window: our own saves (the state remembers this
@@ -1455,7 +1469,9 @@ type Rechecks interface {
 	// write, oldest first.
 	PutRecheck(ctx context.Context, r ipguard.Recheck, drop []string) ([]ipguard.Recheck, error)
 	// Rechecks returns every stored record, oldest first (From), strongly
-	// consistent.
+	// consistent. A record the store cannot decode comes back with an
+	// empty Body under a key ClearRechecks removes it by (alerted as
+	// unreadable and dropped), never failing the read of the others.
 	Rechecks(ctx context.Context) ([]ipguard.Recheck, error)
 	// AddRecheckAlerted adds keys to the Alerted of the record with key
 	// (concurrent adds all stay); a record not stored is not made.
@@ -1508,6 +1524,12 @@ type overwriteWindow struct {
 	OwnSaves        []time.Time          `json:"own,omitempty"`
 	Unanswered      bool                 `json:"unanswered,omitempty"`
 	UnansweredSaves []ipguard.SaveWindow `json:"undated,omitempty"`
+	// OwnUntil, set when a merge clipped the oldest of OwnSaves or
+	// UnansweredSaves (maxWindowSaves): a save by the key's user (KeyUser,
+	// or the one it acts as now) up to this instant's second counts as the
+	// tool's, as its instant is no longer kept (never alerted as someone
+	// else's save the tool overwrote).
+	OwnUntil time.Time `json:"ownUntil,omitzero"`
 	// SavedAfter are the Dates of the PUTs whose read-back showed a save
 	// after them (savedAfterPUT).
 	SavedAfter []time.Time `json:"savedAfter,omitempty"`
@@ -1555,6 +1577,31 @@ func recheckDue(lastOwn time.Time) time.Time {
 	return lastOwn.Add(TrailLag + unansweredSlack).UTC()
 }
 
+// firstDue is when the window's oldest span is due (recheckDue of its last
+// own save): a merged window's Due is its newest span's.
+func (w overwriteWindow) firstDue() time.Time {
+	return recheckDue(w.Spans[0].LastOwn)
+}
+
+// splitDue parts a merged window whose oldest spans are due at now, but
+// not all of them: due holds those (each span's due is its last own
+// save's), rest the others (from its first span on: a save between the two
+// parts was read by the later write, overwritten by neither). ok is false
+// when there is nothing to part.
+func (w overwriteWindow) splitDue(now time.Time) (due, rest overwriteWindow, ok bool) {
+	i := 0
+	for i < len(w.Spans) && !now.Before(recheckDue(w.Spans[i].LastOwn)) {
+		i++
+	}
+	if i == 0 || i == len(w.Spans) {
+		return w, w, false
+	}
+	due, rest = w, w
+	due.Spans, due.Due = slices.Clone(w.Spans[:i]), recheckDue(w.Spans[i-1].LastOwn)
+	rest.Spans, rest.Written = slices.Clone(w.Spans[i:]), w.Spans[i].LastOwn
+	return due, rest, true
+}
+
 // windowOf is the window of the write(s) of out (checkForeignSaves).
 func (s *Service) windowOf(out *outcome) overwriteWindow {
 	saves := out.ownSaves
@@ -1592,6 +1639,16 @@ func (s *Service) overwrittenBy(ctx context.Context, w overwriteWindow, changes 
 		// those of the user it acted as then.
 		then := foreignOf(w.KeyUser, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
 		others = slices.DeleteFunc(others, func(c Change) bool { return !slices.Contains(then, c) })
+	}
+	if !w.OwnUntil.IsZero() && len(others) > 0 {
+		// The oldest own saves of a long merged record, kept by their
+		// last instant only: the key's user's saves up to it are the tool's.
+		until, now := w.OwnUntil.Truncate(time.Second), s.cachedKeyUser()
+		others = slices.DeleteFunc(others, func(c Change) bool {
+			u := ipguard.CanonicalUserID(c.UserID)
+			return !c.When.Truncate(time.Second).After(until) && u != "" &&
+				(strings.EqualFold(u, w.KeyUser) || strings.EqualFold(u, now))
+		})
 	}
 	after := savedAfterPUT(others, w.SavedAfter)
 	for j, c := range others {
@@ -1664,15 +1721,18 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 		}
 		var all []ipguard.Recheck
 		all, err = rs.PutRecheck(ctx, ipguard.Recheck{Key: key, From: w.Spans[0].From, Body: string(body)}, nil)
-		for err == nil && len(all) > MaxRechecks {
-			merged, merr := mergeRechecks(all[0], all[1])
+		for err == nil && len(all) > MaxRechecks && len(readable(all)) > MaxRechecks {
+			// The two oldest readable ones (an unreadable record is
+			// alerted and dropped by the next second look, and does not
+			// hold the others past their bound meanwhile).
+			ok := readable(all)
+			merged, merr := mergeRechecks(ok[0], ok[1])
 			if merr != nil {
-				// An unreadable record: the second look drops it (alerted).
 				s.log().Error("merge the oldest writes recorded for a second look in the trail", "error", merr)
 				break
 			}
 			s.log().Info("recorded writes for a second look in the trail past their bound: the two oldest merged", "records", len(all))
-			all, err = rs.PutRecheck(ctx, merged, []string{all[1].Key})
+			all, err = rs.PutRecheck(ctx, merged, []string{ok[1].Key})
 		}
 	}, func(p any) { err = fmt.Errorf("record the write for a second look in the trail: panic: %v", p) })
 	return func() {
@@ -1682,6 +1742,14 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 		}
 		out.recheckKeys = append(out.recheckKeys, key)
 	}
+}
+
+// readable is the records of all whose body is a window (oldest first).
+func readable(all []ipguard.Recheck) []ipguard.Recheck {
+	return slices.DeleteFunc(slices.Clone(all), func(r ipguard.Recheck) bool {
+		var w overwriteWindow
+		return json.Unmarshal([]byte(r.Body), &w) != nil || len(w.Spans) == 0
+	})
 }
 
 // mergeRechecks makes one record of the two oldest (a older than b), kept
@@ -1703,7 +1771,18 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 		// The two oldest spans as one (more saves inside, none outside).
 		m.Spans = append([]writeSpan{{From: m.Spans[0].From, LastOwn: m.Spans[1].LastOwn}}, m.Spans[2:]...)
 	}
-	m.OwnSaves = lastN(unionTimes(wa.OwnSaves, wb.OwnSaves), maxWindowSaves)
+	// Own saves past the bound are dropped oldest first, and OwnUntil
+	// moves up to the last one dropped: the key's user's saves up to it
+	// are still the tool's (overwrittenBy), never someone else's.
+	if wb.OwnUntil.After(m.OwnUntil) {
+		m.OwnUntil = wb.OwnUntil
+	}
+	own := unionTimes(wa.OwnSaves, wb.OwnSaves)
+	if cut := len(own) - maxWindowSaves; cut > 0 {
+		m.OwnUntil = latest(m.OwnUntil, own[cut-1])
+		own = own[cut:]
+	}
+	m.OwnSaves = own
 	m.SavedAfter = lastN(unionTimes(wa.SavedAfter, wb.SavedAfter), maxWindowSaves)
 	m.Unanswered = wa.Unanswered || wb.Unanswered
 	m.UnansweredSaves = slices.Clone(wa.UnansweredSaves)
@@ -1712,7 +1791,12 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 			m.UnansweredSaves = append(m.UnansweredSaves, u)
 		}
 	}
-	m.UnansweredSaves = lastN(m.UnansweredSaves, maxWindowSaves)
+	if cut := len(m.UnansweredSaves) - maxWindowSaves; cut > 0 {
+		for _, u := range m.UnansweredSaves[:cut] {
+			m.OwnUntil = latest(m.OwnUntil, u.Until.Add(unansweredSlack))
+		}
+		m.UnansweredSaves = m.UnansweredSaves[cut:]
+	}
 	m.DriftSaves = lastN(union(wa.DriftSaves, wb.DriftSaves), maxWindowSaves)
 	if wb.Due.After(m.Due) {
 		m.Due = wb.Due
@@ -1722,6 +1806,14 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 		return a, err
 	}
 	return ipguard.Recheck{Key: a.Key, From: a.From, Body: string(body), Alerted: union(a.Alerted, b.Alerted)}, nil
+}
+
+// latest is the later of two instants.
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // unionTimes is the multiset union of two sorted-or-not lists of instants
@@ -1750,13 +1842,13 @@ func unionTimes(a, b []time.Time) []time.Time {
 // noteAlerted adds the overwritten saves just alerted to the records of
 // out's writes, so the second look does not alert them again.
 func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []ChangeView) {
-	rs, _ := s.Store.(Rechecks)
-	if rs == nil || len(out.recheckKeys) == 0 {
-		return
-	}
 	keys := make([]string, len(overwritten))
 	for i, v := range overwritten {
 		keys[i] = alertedKey(v)
+	}
+	rs, _ := s.Store.(Rechecks)
+	if rs == nil {
+		return
 	}
 	for _, k := range out.recheckKeys {
 		if err := rs.AddRecheckAlerted(ctx, k, keys); err != nil {
@@ -1764,6 +1856,24 @@ func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []C
 			s.log().Error("note the overwritten saves alerted in the write's record", "error", err)
 		}
 	}
+}
+
+// uncheckedMark and a write's key (its window's start), among a record's
+// alerted keys, say that the write was alerted as not checked right after
+// it (the trail unreadable: the episode's alert covers it). Per write, so
+// that a merged record is covered only when each of its writes is
+// (uncheckedAlerted).
+const uncheckedMark = "unchecked#"
+
+// uncheckedAlerted reports whether every write of w was alerted as not
+// checked right after it (alerted: its record's alerted keys).
+func uncheckedAlerted(alerted []string, w overwriteWindow) bool {
+	for _, sp := range w.Spans {
+		if !slices.Contains(alerted, uncheckedMark+sp.From.UTC().Format(time.RFC3339Nano)) {
+			return false
+		}
+	}
+	return len(w.Spans) > 0
 }
 
 // startRecheck, under the lease at a reconcile's start, begins the second
@@ -1775,24 +1885,30 @@ func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []C
 // (a newer pass took over, and its state does not know the record) is
 // looked at by the next sync all the same. The trail is read only when a
 // record is due.
-func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func() (time.Time, bool) {
+func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func() recheckResult {
 	if _, sweep := ctx.Value(recheckSweepKey{}).(bool); !sweep && (st.RecheckDue.IsZero() || s.now().Before(st.RecheckDue)) {
-		return func() (time.Time, bool) { return st.RecheckDue, false }
+		return func() recheckResult { return recheckResult{next: st.RecheckDue} }
 	}
-	var next time.Time
-	var alerted bool
+	var r recheckResult
 	wait := background(func() {
 		defer span(ctx, "recheck", time.Now())
 		s.seedKeyUser(st.KeyUser)
-		next, alerted = s.recheckWrites(ctx, st.RecheckDue)
+		r = s.recheckWrites(ctx, st.RecheckDue)
 	}, func(p any) {
 		s.log().Error("second look in the audit trail: panic (tried again later)", "panic", fmt.Sprint(p))
-		next = st.RecheckDue
+		r = recheckResult{next: st.RecheckDue}
 	})
-	return func() (time.Time, bool) {
+	return func() recheckResult {
 		wait()
-		return next, alerted
+		return r
 	}
+}
+
+// recheckResult is what a second look in the trail leaves for the state:
+// the next RecheckDue and whether it recorded an alert as due.
+type recheckResult struct {
+	next    time.Time
+	alerted bool
 }
 
 // recheckSweepKey marks the context of the scheduled sync's reconcile
@@ -1812,22 +1928,32 @@ func withRecheckSweep(ctx context.Context) context.Context {
 // who and when, with the list the tool read before that write. Checked
 // records are removed. When the trail cannot be read they stay (tried
 // again after recheckRetry), but one past RecheckGiveUp is alerted as not
-// checked and dropped. It returns the next RecheckDue (due, unchanged,
-// when the records cannot be read) and whether it recorded an alert.
-func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.Time, alerted bool) {
+// checked and dropped: those given up in one look are one alert, naming
+// only the writes whose check right after failed too, but was not covered
+// by that alert (uncheckedMark: "further updates are not alerted again
+// until the audit trail answers" said it of the others already). It
+// returns the next RecheckDue (due, unchanged, when the records cannot be
+// read) and whether it recorded an alert.
+func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheckResult) {
 	rs, _ := s.Store.(Rechecks)
 	if rs == nil {
-		return time.Time{}, false
+		return recheckResult{}
 	}
 	recs, err := rs.Rechecks(ctx)
 	if err != nil {
 		s.log().Error("read the writes recorded for a second look in the trail (tried again by the next reconcile)", "error", err)
-		return due, false
+		return recheckResult{next: due}
 	}
+	var next time.Time
+	var alerted bool
+	defer func() { res.next, res.alerted = next, alerted }()
 	now := s.now()
 	type record struct {
 		rec ipguard.Recheck
 		w   overwriteWindow
+		// rest: the spans of a merged record not due yet, kept in the
+		// record once w (its due spans) was looked at.
+		rest *overwriteWindow
 	}
 	var todo []record
 	var done []string
@@ -1836,17 +1962,25 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 		if err := json.Unmarshal([]byte(r.Body), &w); err != nil || len(w.Spans) == 0 {
 			// Unreadable: what it would check is lost, said once.
 			s.log().Error("a write recorded for a second look in the trail is unreadable: dropped", "key", r.Key, "error", err)
-			s.due(ctx, "trailcheck#recheck#"+r.Key, s.uncheckedAlertOf(fmt.Sprintf("its record for a second look in the audit trail (written %s) could not be read, so that update was not checked again for an allowlist save by someone else that it overwrote: check the portal's audit trail (IP restrictions saved) around that time and redo such a change",
+			s.due(ctx, "trailcheck#recheck#"+r.Key, s.uncheckedAlertOf(fmt.Sprintf("its record for a second look in the audit trail (record %s) could not be read, so that update was not checked again for an allowlist save by someone else that it overwrote: check the portal's audit trail (IP restrictions saved) around that time and redo such a change",
 				humantext.Line(r.Key, 64)), ""))
 			alerted = true
 			done = append(done, r.Key)
 			continue
 		}
 		if now.Before(w.Due) {
-			next = minDue(next, w.Due)
+			// A merged record whose older spans are due already: they
+			// are looked at now, not held back by the newest write merged
+			// in (a long burst of writes), and the rest is kept.
+			if due, rest, ok := w.splitDue(now); ok {
+				todo = append(todo, record{r, due, &rest})
+				next = minDue(next, rest.firstDue())
+			} else {
+				next = minDue(next, w.firstDue())
+			}
 			continue
 		}
-		todo = append(todo, record{r, w})
+		todo = append(todo, record{r, w, nil})
 	}
 	if len(todo) > 0 && s.Trail == nil {
 		for _, t := range todo {
@@ -1866,6 +2000,25 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 		tctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
 		changes, terr := s.Trail.AllowlistChanges(tctx, from)
 		cancel()
+		var givenUp []string           // the records' keys
+		var giveFrom, giveTo time.Time // from the first one's start to the last one's last save
+		// finish removes a record looked at, or keeps the rest of a
+		// merged one (alerted: the saves alerted from it now).
+		finish := func(t record, alerted []string) {
+			if t.rest == nil {
+				done = append(done, t.rec.Key)
+				return
+			}
+			body, err := json.Marshal(*t.rest)
+			if err == nil {
+				_, err = rs.PutRecheck(ctx, ipguard.Recheck{Key: t.rec.Key, From: t.rest.Spans[0].From, Body: string(body), Alerted: alerted}, nil)
+			}
+			if err != nil {
+				// Looked at again whole (an alert may go twice: at least once).
+				s.log().Error("keep the rest of a merged write recorded for a second look in the trail", "error", err)
+				next = minDue(next, now)
+			}
+		}
 		for _, t := range todo {
 			first, last := t.w.Spans[0].From, t.w.Spans[len(t.w.Spans)-1].LastOwn
 			if terr != nil {
@@ -1874,10 +2027,14 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 					continue
 				}
 				s.log().Error("audit trail unreadable for a day after the allowlist update: no longer checked for an overwritten save", "key", t.rec.Key, "error", terr)
-				s.due(ctx, "trailcheck#recheck#"+t.rec.Key, s.uncheckedAlertOf(uncheckedSpanText(first, last, terr),
-					fmt.Sprintf("It was tried again for %.0f hours after the update, while the trail kept failing; this update is no longer checked.\n", RecheckGiveUp.Hours())))
-				alerted = true
-				done = append(done, t.rec.Key)
+				if !uncheckedAlerted(t.rec.Alerted, t.w) {
+					if len(givenUp) == 0 || first.Before(giveFrom) {
+						giveFrom = first
+					}
+					giveTo = latest(giveTo, last)
+					givenUp = append(givenUp, t.rec.Key)
+				}
+				finish(t, nil)
 				continue
 			}
 			_, over := s.overwrittenBy(ctx, t.w, changes)
@@ -1888,10 +2045,25 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 				s.due(ctx, key, a)
 				alerted = true
 			}
-			done = append(done, t.rec.Key)
+			keys := make([]string, len(over))
+			for i, v := range over {
+				keys[i] = alertedKey(v)
+			}
+			finish(t, keys)
 		}
 		if terr != nil {
 			s.log().Warn("audit trail unreadable for the second look at the tool's writes (tried again later)", "error", terr)
+		}
+		if len(givenUp) > 0 {
+			// One alert for the writes this look gives up (those whose
+			// check right after was alerted as not checked are not again).
+			what := uncheckedSpanText(giveFrom, giveTo, terr)
+			if len(givenUp) > 1 {
+				what += fmt.Sprintf(" (%d updates in that time)", len(givenUp))
+			}
+			s.due(ctx, "trailcheck#recheck#"+givenUp[0], s.uncheckedAlertOf(what,
+				fmt.Sprintf("It was tried again for %.0f hours after the update, while the trail kept failing; this update is no longer checked.\n", RecheckGiveUp.Hours())))
+			alerted = true
 		}
 	}
 	if len(done) > 0 {
@@ -1902,7 +2074,7 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (next time.T
 			next = minDue(next, now)
 		}
 	}
-	return next, alerted
+	return res // next and alerted: the deferred
 }
 
 // noteUnrecorded, after the lease, alerts a write whose record for the

@@ -158,15 +158,7 @@ func TestUncheckedWriteIsAlertedWhenTheTrailCannotBeRead(t *testing.T) {
 	e := newEnv()
 	trail := &failingTrail{fakeTrail: e.withTrail()}
 	e.s.Trail = trail
-	unchecked := func() int {
-		n := 0
-		for _, a := range e.alerts.sent {
-			if strings.Contains(a.Subject, "not checked") {
-				n++
-			}
-		}
-		return n
-	}
+	unchecked := func() int { return notCheckedAlerts(e) }
 	trail.fail = ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 503")
 	// An admin's save between the tool's read and its write: overwritten.
 	trail.add(Change{When: e.now, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
