@@ -423,3 +423,30 @@ func TestUnreadableRecheckRecordIsReturnedToBeDropped(t *testing.T) {
 		t.Errorf("after clearing the unreadable records: %+v, %v; want the two readable ones", all, err)
 	}
 }
+
+// An unreadable record comes back with the keys noted of it (its alert
+// already sent, when its removal failed after: onboard's
+// TestSecondLookWhoseRecordCannotBeRemovedDoesNotAlertTwice), as the fake
+// store gives them, so that the next look does not alert it again.
+func TestUnreadableRecheckRecordKeepsWhatWasNotedOfIt(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "recheckcorruptnoted")
+	ctx := context.Background()
+	if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String("recheckcorruptnoted"), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "recheck#portal"}},
+		UpdateExpression:          aws.String("SET r_0badjson = :j"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":j": &types.AttributeValueMemberS{Value: "{not json"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Rechecks(ctx)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("Rechecks: %+v, %v; want the unreadable record", all, err)
+	}
+	if err := s.AddRecheckAlerted(ctx, all[0].Key, []string{"unreadable"}); err != nil {
+		t.Fatal(err)
+	}
+	if all, err = s.Rechecks(ctx); err != nil || len(all) != 1 || !slices.Equal(all[0].Alerted, []string{"unreadable"}) {
+		t.Errorf("after noting the unreadable record: %+v, %v; want it with the key noted", all, err)
+	}
+}

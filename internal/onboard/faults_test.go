@@ -2222,3 +2222,82 @@ func TestMergedRecordIsMarkedUncheckedOnlyWhenBothWere(t *testing.T) {
 		}
 	}
 }
+
+// The record item can never be written (its IAM grant missing, throttled
+// for good): the writes whose second look cannot be recorded are one alert
+// per episode, not one per write (a tool that cries wolf is switched off);
+// a record stored again ends the episode, and a later failure is alerted
+// again.
+func TestUnrecordedSecondLooksAreAlertedOncePerEpisode(t *testing.T) {
+	e := newEnv()
+	e.laggingTrail()
+	unrecorded := func() int {
+		n := 0
+		for _, a := range e.alerts.sent {
+			if strings.Contains(a.Email, "could not be stored") {
+				n++
+			}
+		}
+		return n
+	}
+	e.st.RecheckErr = ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: AccessDenied")
+	for i := range 5 {
+		e.now = t0.Add(time.Duration(10*i) * time.Minute)
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, i+10))
+	}
+	if n := unrecorded(); n != 1 {
+		t.Fatalf("%d could-not-be-stored alerts for 5 writes while the record item refused every write; want 1 (the episode)", n)
+	}
+	e.st.RecheckErr = nil
+	e.now = t0.Add(time.Hour)
+	e.do(t, `{"id":"u9","email":"u9@example.com","allowedIps":["203.0.113.99"]}`)
+	e.st.RecheckErr = ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: AccessDenied")
+	e.now = t0.Add(2 * time.Hour)
+	e.do(t, `{"id":"u8","email":"u8@example.com","allowedIps":["203.0.113.98"]}`)
+	if n := unrecorded(); n != 2 {
+		t.Errorf("%d could-not-be-stored alerts after the record was stored again and then refused; want 2 (a new episode)", n)
+	}
+}
+
+// clearFailStore refuses to remove the second-look records (ClearRechecks)
+// while fail is set; everything else is the fake store's.
+type clearFailStore struct {
+	*fakeStore
+	fail bool
+}
+
+func (s *clearFailStore) ClearRechecks(ctx context.Context, keys []string) error {
+	if s.fail {
+		return ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: throttled")
+	}
+	return s.fakeStore.ClearRechecks(ctx, keys)
+}
+
+// The second look alerted an overwritten save (sent), but the record could
+// not be removed after it: the next look does not alert the same save
+// again, although its alert left the outbox (an outbox key re-added after
+// it was sent is sent again). The record is removed by that next look.
+func TestSecondLookWhoseRecordCannotBeRemovedDoesNotAlertTwice(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	cs := &clearFailStore{fakeStore: e.st}
+	e.s.Store = cs
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	cs.fail = true
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Fatalf("%d overwritten alerts at the second look; want 1", len(got))
+	}
+	cs.fail = false
+	e.now = t0.Add(20 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("%d overwritten alerts after the record's removal failed once; want still 1", len(got))
+	}
+	if len(e.st.RecheckItems) != 0 {
+		t.Errorf("%d records left; want the one looked at removed by the next look", len(e.st.RecheckItems))
+	}
+}

@@ -81,6 +81,9 @@ type outcome struct {
 	recorded    bool
 	recheckKeys []string
 	recheckErr  error
+	// recordNoted: the state keeps whether recheckErr was alerted
+	// (RecordNotice, noteTrailEpisode).
+	recordNoted bool
 }
 
 func (o *outcome) merge(n outcome) {
@@ -1253,6 +1256,8 @@ func (s *Service) savedByOther(ctx context.Context, since time.Time, ownSaves []
 // It is alerted once per episode, keyed by the failure's kind (an error
 // code, never its text): the state's TrailNotice, written again (the
 // holder's own pass, under its lease) only when the episode begins or ends.
+// The same write records the episode of the write's record for the second
+// look that could not be stored (RecordNotice, see recordEpisode).
 func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error) {
 	if s.Trail == nil || out.written == nil || len(out.saves) == 0 {
 		return
@@ -1264,14 +1269,25 @@ func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error
 		}
 		s.log().Error("audit trail unreadable after the allowlist update: not checked for an overwritten save", "kind", kind, "error", terr)
 	}
-	if kind == out.written.TrailNotice {
+	record := s.recordEpisode(out)
+	out.recordNoted = true // its episode is in the state (alerted below when it begins)
+	if kind == out.written.TrailNotice && record == out.written.RecordNotice {
 		return
 	}
 	st := *out.written
-	st.TrailNotice = kind
-	if kind != "" {
-		s.due(ctx, "trailcheck#"+kind, s.uncheckedAlert(out, terr))
-		out.dueAdded, st.AlertsDue = true, true
+	if kind != st.TrailNotice {
+		st.TrailNotice = kind
+		if kind != "" {
+			s.due(ctx, "trailcheck#"+kind, s.uncheckedAlert(out, terr))
+			out.dueAdded, st.AlertsDue = true, true
+		}
+	}
+	if record != st.RecordNotice {
+		st.RecordNotice = record
+		if record != "" {
+			s.due(ctx, "trailcheck#record#"+record, s.unrecordedAlert(out))
+			out.dueAdded, st.AlertsDue = true, true
+		}
 	}
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		// Not recorded: the next unchecked write alerts again (at least once).
@@ -1279,6 +1295,22 @@ func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error
 		return
 	}
 	out.written = &st
+}
+
+// recordEpisode is the kind of the failure to store the records for the
+// second look of out's writes (out.recheckErr, an error code), "" when they
+// were stored, and the state's RecordNotice unchanged when none was to be.
+func (s *Service) recordEpisode(out *outcome) string {
+	switch {
+	case out.recheckErr != nil:
+		if kind := string(ipguard.ErrorCode(out.recheckErr)); kind != "" {
+			return kind
+		}
+		return "failed"
+	case len(out.recheckKeys) > 0:
+		return ""
+	}
+	return out.written.RecordNotice
 }
 
 // uncheckedText says that the write of out was not checked in the trail.
@@ -1865,6 +1897,10 @@ func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []C
 // (uncheckedAlerted).
 const uncheckedMark = "unchecked#"
 
+// unreadableMark, among an unreadable record's alerted keys, says that it
+// was alerted as unreadable already (its removal failed after).
+const unreadableMark = "unreadable"
+
 // uncheckedAlerted reports whether every write of w was alerted as not
 // checked right after it (alerted: its record's alerted keys).
 func uncheckedAlerted(alerted []string, w overwriteWindow) bool {
@@ -1957,15 +1993,24 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 	}
 	var todo []record
 	var done []string
+	// noted: what a record removed (done) had alerted now, kept in it
+	// should its removal fail, so that the next look alerts none of it
+	// again (the outbox sends a key again once it was sent and cleared).
+	noted := map[string][]string{}
 	for _, r := range recs {
 		var w overwriteWindow
 		if err := json.Unmarshal([]byte(r.Body), &w); err != nil || len(w.Spans) == 0 {
-			// Unreadable: what it would check is lost, said once.
+			// Unreadable: what it would check is lost, said once (also
+			// when its removal failed after it was said: unreadableMark).
+			done = append(done, r.Key)
+			if slices.Contains(r.Alerted, unreadableMark) {
+				continue
+			}
+			noted[r.Key] = []string{unreadableMark}
 			s.log().Error("a write recorded for a second look in the trail is unreadable: dropped", "key", r.Key, "error", err)
 			s.due(ctx, "trailcheck#recheck#"+r.Key, s.uncheckedAlertOf(fmt.Sprintf("its record for a second look in the audit trail (record %s) could not be read, so that update was not checked again for an allowlist save by someone else that it overwrote: check the portal's audit trail (IP restrictions saved) around that time and redo such a change",
 				humantext.Line(r.Key, 64)), ""))
 			alerted = true
-			done = append(done, r.Key)
 			continue
 		}
 		if now.Before(w.Due) {
@@ -2007,6 +2052,9 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 		finish := func(t record, alerted []string) {
 			if t.rest == nil {
 				done = append(done, t.rec.Key)
+				if len(alerted) > 0 {
+					noted[t.rec.Key] = alerted
+				}
 				return
 			}
 			body, err := json.Marshal(*t.rest)
@@ -2034,7 +2082,11 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 					giveTo = latest(giveTo, last)
 					givenUp = append(givenUp, t.rec.Key)
 				}
-				finish(t, nil)
+				var marks []string // each write alerted as not checked (uncheckedAlerted)
+				for _, sp := range t.w.Spans {
+					marks = append(marks, uncheckedMark+sp.From.UTC().Format(time.RFC3339Nano))
+				}
+				finish(t, marks)
 				continue
 			}
 			_, over := s.overwrittenBy(ctx, t.w, changes)
@@ -2068,26 +2120,43 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 	}
 	if len(done) > 0 {
 		if err := rs.ClearRechecks(ctx, done); err != nil {
-			// Looked at again by the next reconcile (an alert may go twice:
-			// at least once).
+			// Looked at again by the next reconcile, which alerts nothing
+			// of what this look alerted (noted; if that cannot be kept
+			// either, an alert may go twice: at least once).
 			s.log().Error("remove the writes looked at again in the trail", "error", err)
 			next = minDue(next, now)
+			for _, k := range done {
+				if keys := noted[k]; len(keys) > 0 {
+					if err := rs.AddRecheckAlerted(ctx, k, keys); err != nil {
+						s.log().Error("note what a write looked at again alerted in its record", "error", err)
+					}
+				}
+			}
 		}
 	}
 	return res // next and alerted: the deferred
 }
 
 // noteUnrecorded, after the lease, alerts a write whose record for the
-// second look in the trail could not be stored (out.recheckErr): only the
-// check right after it ran, before the trail may show a save made during
-// it, a lost coverage a person must know of.
+// second look in the trail could not be stored (out.recheckErr) when its
+// pass wrote no state to keep the episode in (noteTrailEpisode keeps it,
+// alerted once per episode, RecordNotice): only the check right after it
+// ran, before the trail may show a save made during it, a lost coverage a
+// person must know of.
 func (s *Service) noteUnrecorded(ctx context.Context, out *outcome) {
-	if out.recheckErr == nil || len(out.saves) == 0 {
+	if out.recheckErr == nil || len(out.saves) == 0 || out.recordNoted {
 		return
 	}
+	s.dueNow(ctx, "trailcheck#record#"+out.windowStart.UTC().Truncate(time.Second).Format(time.RFC3339), s.unrecordedAlert(out))
+}
+
+// unrecordedAlert is the alert of out's write whose record for the second
+// look could not be stored (out.recheckErr).
+func (s *Service) unrecordedAlert(out *outcome) ipguard.Alert {
 	s.log().Error("record the allowlist update for a second look in the audit trail: not checked again once the trail caught up", "error", out.recheckErr)
 	from, to := out.windowStart.UTC().Truncate(time.Second), slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).UTC().Truncate(time.Second)
-	s.dueNow(ctx, "trailcheck#record#"+from.Format(time.RFC3339), s.uncheckedAlertOf(fmt.Sprintf(
+	return s.uncheckedAlertOf(fmt.Sprintf(
 		"its record for a second look in the portal's audit trail could not be stored (%s); the trail shows a save up to a minute late, so the update was checked only before an allowlist save by someone else between %s and %s, which it would have overwritten, may show: check the portal's audit trail (IP restrictions saved) for that time and redo such a change",
-		humantext.Line(out.recheckErr.Error(), 300), from.Format(time.RFC3339), to.Format(time.RFC3339)), ""))
+		humantext.Line(out.recheckErr.Error(), 300), from.Format(time.RFC3339), to.Format(time.RFC3339)),
+		"Further updates whose record cannot be stored are not alerted again until one is stored: check the portal's audit trail for every allowlist update until then.\n")
 }

@@ -247,7 +247,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 			Version: 99, Applied: 5, Owned: []string{"203.0.113.7", "198.51.100.0/30"},
 			LastSeen:    []ipguard.Restriction{{IP: "203.0.113.7"}, {IP: "192.0.2.1", ForAdmin: true}},
 			LastEnabled: true, Reconciled: true, Pending: "HTTP 503", PendingCode: ipguard.EUnavailable, PendingVersion: 6,
-			LastReconcile: t0.Add(1500 * time.Millisecond), DriftEpisode: "d1", LockoutNotice: "n1", TrailNotice: "unavailable", HandOff: true,
+			LastReconcile: t0.Add(1500 * time.Millisecond), DriftEpisode: "d1", LockoutNotice: "n1", TrailNotice: "unavailable", RecordNotice: "unavailable", HandOff: true,
 			Sent: []ipguard.Restriction{{IP: "203.0.113.7"}, {IP: "203.0.113.8"}}, SentAdded: []string{"203.0.113.8"},
 			SentEnable: true, SentOutcome: ipguard.SentUnknown, SentAt: t0.Add(2 * time.Second),
 			LateSent: []string{"h1 192.0.2.1"}, AlertsDue: true,
