@@ -2301,3 +2301,28 @@ func TestSecondLookWhoseRecordCannotBeRemovedDoesNotAlertTwice(t *testing.T) {
 		t.Errorf("%d records left; want the one looked at removed by the next look", len(e.st.RecheckItems))
 	}
 }
+
+// The API key is rotated, between a write and its second look, to a key of
+// the admin whose save that write overwrote (an admin making a key of
+// their own is a likely rotation): the save, made in the second of the
+// tool's PUT (where an overwritten save mostly is, the GET→PUT window being
+// a few round trips), is still alerted, and the tool's own save (by the old
+// key's user) is not. (Before: the save, by the key's user now and at an
+// instant of the tool's, was taken for the tool's own.)
+func TestSecondLookAfterTheKeyWasRotatedToTheAdminStillAlertsTheirSave(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.s.Directory.(*fakeDirectory).creator, e.p.keyUser = "adm", "adm"
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	got := overwrittenEmails(e)
+	if len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts %q; want the admin's save, although the key acts as that admin now", got)
+	}
+	if strings.Contains(got[0], "(user id o)") {
+		t.Errorf("the tool's own save under the old key was alerted: %q", got[0])
+	}
+}

@@ -1666,20 +1666,26 @@ func (s *Service) overwrittenBy(ctx context.Context, w overwriteWindow, changes 
 	since := w.since()
 	changes = slices.DeleteFunc(slices.Clone(changes), func(c Change) bool { return c.When.Before(since) })
 	others = s.foreign(ctx, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
-	if w.KeyUser != "" && len(others) > 0 {
-		// The key may have been rotated since the write: its saves were
-		// those of the user it acted as then.
+	keyUser := s.cachedKeyUser()
+	if w.KeyUser != "" && !strings.EqualFold(w.KeyUser, keyUser) {
+		// The key may have been rotated since the write (or this process
+		// knew of a rotation only later): the write's saves were those of
+		// one of the two users, the one whose saves are at the tool's own
+		// instants (a fact of the trail); the other's saves are someone
+		// else's, also when that user is the key's now (an admin who made
+		// a key of their own after the write overwrote their save).
 		then := foreignOf(w.KeyUser, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
-		others = slices.DeleteFunc(others, func(c Change) bool { return !slices.Contains(then, c) })
+		if keyUser == "" || ownCount(changes, w.KeyUser, then) >= ownCount(changes, keyUser, others) {
+			others, keyUser = then, w.KeyUser
+		}
 	}
-	if !w.OwnUntil.IsZero() && len(others) > 0 {
+	if !w.OwnUntil.IsZero() && len(others) > 0 && keyUser != "" {
 		// The oldest own saves of a long merged record, kept by their
-		// last instant only: the key's user's saves up to it are the tool's.
-		until, now := w.OwnUntil.Truncate(time.Second), s.cachedKeyUser()
+		// last instant only: the saves of the write's key user up to it
+		// are the tool's.
+		until := w.OwnUntil.Truncate(time.Second)
 		others = slices.DeleteFunc(others, func(c Change) bool {
-			u := ipguard.CanonicalUserID(c.UserID)
-			return !c.When.Truncate(time.Second).After(until) && u != "" &&
-				(strings.EqualFold(u, w.KeyUser) || strings.EqualFold(u, now))
+			return !c.When.Truncate(time.Second).After(until) && strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
 		})
 	}
 	after := savedAfterPUT(others, w.SavedAfter)
@@ -1689,6 +1695,18 @@ func (s *Service) overwrittenBy(ctx context.Context, w overwriteWindow, changes 
 		}
 	}
 	return others, overwritten
+}
+
+// ownCount is how many of changes by user are the tool's own (not in
+// foreign, foreignOf's answer for that user as the key's).
+func ownCount(changes []Change, user string, foreign []Change) int {
+	n := 0
+	for _, c := range changes {
+		if strings.EqualFold(ipguard.CanonicalUserID(c.UserID), user) && !slices.Contains(foreign, c) {
+			n++
+		}
+	}
+	return n
 }
 
 // seenKey names a save the reconcile's read saw (its second, who, from
