@@ -339,7 +339,7 @@ func TestPortalStateListsAsLines(t *testing.T) {
 // of their own (#15 §5, WHERE-ISSUES-MEET §15): one past their bound
 // (onboard.MaxRechecks: the write before the merge), each at the largest a
 // record takes (about 20 KB as stored: onboard's
-// TestSecondLookRecordsFitTheirItem) with alerted keys, the item stays
+// TestSecondLookRecordsFitTheirItem) with its alerted keys at their bound, the item stays
 // within three quarters of DynamoDB's 400 KB, and each write of it returns
 // every record.
 func TestRecheckItemHoldsItsBound(t *testing.T) {
@@ -349,8 +349,11 @@ func TestRecheckItemHoldsItsBound(t *testing.T) {
 	body := strings.Repeat("ü", 10*1024) // 20 KB as stored (nothing to escape)
 	for i := range onboard.MaxRechecks + 1 {
 		var alerted []string
-		for j := range 10 {
+		for j := range 20 { // a merged record's bound: 20 saves alerted, a mark per span (32)
 			alerted = append(alerted, fmt.Sprintf("2026-11-25T10:00:%02dZ#%s", j, strings.Repeat("u", 64)))
+		}
+		for j := range 32 {
+			alerted = append(alerted, fmt.Sprintf("unchecked#2026-11-25T10:%02d:00.123456789Z", j))
 		}
 		r := ipguard.Recheck{Key: fmt.Sprintf("2026-11-25T10:%02d:00.123456789Z", i), From: time.Now().Add(time.Duration(i) * time.Second), Body: body, Alerted: alerted}
 		all, err := s.PutRecheck(ctx, r, nil)

@@ -1953,9 +1953,13 @@ func TestSecondLookRecordsFitTheirItem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, _ := json.Marshal(map[string]any{"key": at.Format(time.RFC3339Nano), "from": at, "body": string(body)})
-	alerted := 10 * len(alertedKey(ChangeView{When: at.Format(time.RFC3339), UserID: strings.Repeat("ü", 64)}))
-	per := len(stored) + 2*26 + alerted // its attributes' names, and ten saves alerted
+	key := "merged " + at.Format(time.RFC3339Nano) + " " + at.Format(time.RFC3339Nano)
+	stored, _ := json.Marshal(map[string]any{"key": key, "from": at, "body": string(body)})
+	// A merged record's alerted keys at their bound (mergeRechecks): the
+	// newest maxWindowAlerted saves and a mark per span.
+	alerted := maxWindowAlerted*len(alertedKey(ChangeView{When: at.Format(time.RFC3339), UserID: strings.Repeat("ü", 64)})) +
+		maxWindowSpans*len(uncheckedMark+at.Format(time.RFC3339Nano))
+	per := len(stored) + 2*26 + alerted // its attributes' names, and its alerted keys
 	if total := per * MaxRechecks; total > 300*1024 {
 		t.Errorf("%d records of %d bytes take %d bytes: more than three quarters of DynamoDB's 400 KB", MaxRechecks, per, total)
 	}
@@ -2324,5 +2328,29 @@ func TestSecondLookAfterTheKeyWasRotatedToTheAdminStillAlertsTheirSave(t *testin
 	}
 	if strings.Contains(got[0], "(user id o)") {
 		t.Errorf("the tool's own save under the old key was alerted: %q", got[0])
+	}
+}
+
+// The audit trail stays unreadable for a day of many writes: every write is
+// marked as alerted not checked in its record, and the merged records keep
+// within their bound of alerted keys (one mark per span kept, the saves
+// alerted up to maxWindowAlerted), so the item of the records stays within
+// DynamoDB's 400 KB however many writes a day brings
+// (TestSecondLookRecordsFitTheirItem). (Before: a merged record kept the
+// mark of every write merged into it: thousands of writes in a day passed
+// the item's size.)
+func TestMarksOfWritesNotCheckedStayBoundedInAMergedRecord(t *testing.T) {
+	e := newEnv()
+	lagging := e.laggingTrail()
+	e.s.Trail = &failingTrail{fakeTrail: lagging, fail: ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 403")}
+	n := MaxRechecks + 3*(maxWindowSpans+maxWindowSaves)
+	for i := range n {
+		e.now = t0.Add(time.Duration(i) * time.Minute)
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.%d.%d"]}`, i, i, 100+i/200, i%200+10))
+	}
+	for _, r := range e.st.RecheckItems {
+		if len(r.Alerted) > maxWindowSpans+maxWindowAlerted+1 {
+			t.Fatalf("a record keeps %d alerted keys after %d writes; want at most %d", len(r.Alerted), n, maxWindowSpans+maxWindowAlerted+1)
+		}
 	}
 }

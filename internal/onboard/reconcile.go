@@ -1538,6 +1538,9 @@ var maxRecheckUnderLease = 3 * time.Second
 const (
 	maxWindowSpans = 32
 	maxWindowSaves = 60
+	// maxWindowAlerted bounds the saves a merged record keeps as alerted
+	// (the oldest beyond it may be alerted once more).
+	maxWindowAlerted = 20
 )
 
 // overwriteWindow is what deciding which saves a write of the tool
@@ -1782,7 +1785,7 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 				break
 			}
 			s.log().Info("recorded writes for a second look in the trail past their bound: the two oldest merged", "records", len(all))
-			all, err = rs.PutRecheck(ctx, merged, []string{ok[1].Key})
+			all, err = rs.PutRecheck(ctx, merged, []string{ok[0].Key, ok[1].Key})
 		}
 	}, func(p any) { err = fmt.Errorf("record the write for a second look in the trail: panic: %v", p) })
 	return func() {
@@ -1803,7 +1806,7 @@ func readable(all []ipguard.Recheck) []ipguard.Recheck {
 }
 
 // mergeRechecks makes one record of the two oldest (a older than b), kept
-// under a's key: every span of both, the unions of their saves, of the
+// under a key of its own (a's and b's are dropped): every span of both, the unions of their saves, of the
 // saves their reads saw and of the ones alerted, the list a's write read
 // and b's due. Nothing either would find is lost; a save between their
 // spans (read by b's reconcile, not overwritten) stays outside both.
@@ -1816,10 +1819,36 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 		return a, fmt.Errorf("record %s: %w", b.Key, err)
 	}
 	m := wa
+	alerted := union(a.Alerted, b.Alerted)
 	m.Spans = append(slices.Clone(wa.Spans), wb.Spans...)
+	marked := make([]bool, len(m.Spans)) // each span's write alerted as not checked (uncheckedMark)
+	for i, sp := range m.Spans {
+		marked[i] = slices.Contains(alerted, uncheckedMark+sp.From.UTC().Format(time.RFC3339Nano))
+	}
 	for len(m.Spans) > maxWindowSpans {
-		// The two oldest spans as one (more saves inside, none outside).
+		// The two oldest spans as one (more saves inside, none outside),
+		// marked only when both were.
 		m.Spans = append([]writeSpan{{From: m.Spans[0].From, LastOwn: m.Spans[1].LastOwn}}, m.Spans[2:]...)
+		marked = append([]bool{marked[0] && marked[1]}, marked[2:]...)
+	}
+	// The alerted keys are bounded as the lists are: a mark per span kept
+	// (uncheckedAlerted reads no other), the newest maxWindowAlerted of
+	// the saves alerted (an older one may be alerted once more, never lost)
+	// and the unreadable mark.
+	var saves, keep []string
+	for _, k := range alerted {
+		if k == unreadableMark {
+			keep = append(keep, k)
+		} else if !strings.HasPrefix(k, uncheckedMark) {
+			saves = append(saves, k)
+		}
+	}
+	slices.Sort(saves) // alertedKey: its second first (RFC 3339), so oldest first
+	keep = append(keep, lastN(saves, maxWindowAlerted)...)
+	for i, sp := range m.Spans {
+		if marked[i] {
+			keep = append(keep, uncheckedMark+sp.From.UTC().Format(time.RFC3339Nano))
+		}
 	}
 	// Own saves past the bound are dropped oldest first, and OwnUntil
 	// moves up to the last one dropped: the key's user's saves up to it
@@ -1855,7 +1884,11 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 	if err != nil {
 		return a, err
 	}
-	return ipguard.Recheck{Key: a.Key, From: a.From, Body: string(body), Alerted: union(a.Alerted, b.Alerted)}, nil
+	// A key of its own (both a and b are dropped): the store adds a
+	// record's alerted keys to those it keeps, so only a new record keeps
+	// no more than keep.
+	key := "merged " + m.Spans[0].From.UTC().Format(time.RFC3339Nano) + " " + m.Spans[len(m.Spans)-1].From.UTC().Format(time.RFC3339Nano)
+	return ipguard.Recheck{Key: key, From: a.From, Body: string(body), Alerted: keep}, nil
 }
 
 // latest is the later of two instants.
