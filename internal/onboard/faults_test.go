@@ -2354,3 +2354,40 @@ func TestMarksOfWritesNotCheckedStayBoundedInAMergedRecord(t *testing.T) {
 		}
 	}
 }
+
+// mergeFailStore refuses the merges of the second-look records (a
+// PutRecheck that drops records) while fail is set.
+type mergeFailStore struct {
+	*fakeStore
+	fail bool
+}
+
+func (s *mergeFailStore) PutRecheck(ctx context.Context, r ipguard.Recheck, drop []string) ([]ipguard.Recheck, error) {
+	if s.fail && len(drop) > 0 {
+		return nil, ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: throttled")
+	}
+	return s.fakeStore.PutRecheck(ctx, r, drop)
+}
+
+// The write's record was stored, but the merge of the two oldest past the
+// bound failed: the write is not alerted as one whose record could not be
+// stored (it was: its second look comes), and a later write merges them.
+func TestFailedMergeIsNoUnrecordedWrite(t *testing.T) {
+	e := newEnv()
+	e.laggingTrail()
+	ms := &mergeFailStore{fakeStore: e.st}
+	e.s.Store = ms
+	for i := range MaxRechecks + 2 {
+		ms.fail = i == MaxRechecks
+		e.now = t0.Add(time.Duration(2*i) * time.Second)
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, i+10))
+	}
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "could not be stored") {
+			t.Errorf("alerted as unrecorded although every record was stored: %q", a.Email)
+		}
+	}
+	if n := len(e.st.RecheckItems); n != MaxRechecks {
+		t.Errorf("%d records; want the bound %d once a later write merged", n, MaxRechecks)
+	}
+}

@@ -1774,7 +1774,7 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 		}
 		var all []ipguard.Recheck
 		all, err = rs.PutRecheck(ctx, ipguard.Recheck{Key: key, From: w.Spans[0].From, Body: string(body)}, nil)
-		for err == nil && len(all) > MaxRechecks && len(readable(all)) > MaxRechecks {
+		for err == nil && len(readable(all)) > MaxRechecks {
 			// The two oldest readable ones (an unreadable record is
 			// alerted and dropped by the next second look, and does not
 			// hold the others past their bound meanwhile).
@@ -1785,7 +1785,13 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 				break
 			}
 			s.log().Info("recorded writes for a second look in the trail past their bound: the two oldest merged", "records", len(all))
-			all, err = rs.PutRecheck(ctx, merged, []string{ok[0].Key, ok[1].Key})
+			var merr2 error
+			if all, merr2 = rs.PutRecheck(ctx, merged, []string{ok[0].Key, ok[1].Key}); merr2 != nil {
+				// The write's record is stored (its second look comes);
+				// the item is one past its bound until a later write merges.
+				s.log().Error("merge the oldest writes recorded for a second look in the trail (merged by a later write)", "error", merr2)
+				break
+			}
 		}
 	}, func(p any) { err = fmt.Errorf("record the write for a second look in the trail: panic: %v", p) })
 	return func() {
