@@ -2263,18 +2263,28 @@ func TestUnrecordedSecondLooksAreAlertedOncePerEpisode(t *testing.T) {
 	}
 }
 
-// clearFailStore refuses to remove the second-look records (ClearRechecks)
-// while fail is set; everything else is the fake store's.
-type clearFailStore struct {
+// recheckStoreFails refuses, while its flags say so, to remove the
+// second-look records (clear: ClearRechecks) or to merge them (merge: a
+// PutRecheck that drops records); everything else is the fake store's.
+type recheckStoreFails struct {
 	*fakeStore
-	fail bool
+	clear, merge bool
 }
 
-func (s *clearFailStore) ClearRechecks(ctx context.Context, keys []string) error {
-	if s.fail {
-		return ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: throttled")
+var errRecheckThrottled = ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: throttled")
+
+func (s *recheckStoreFails) ClearRechecks(ctx context.Context, keys []string) error {
+	if s.clear {
+		return errRecheckThrottled
 	}
 	return s.fakeStore.ClearRechecks(ctx, keys)
+}
+
+func (s *recheckStoreFails) PutRecheck(ctx context.Context, r ipguard.Recheck, drop []string) ([]ipguard.Recheck, error) {
+	if s.merge && len(drop) > 0 {
+		return nil, errRecheckThrottled
+	}
+	return s.fakeStore.PutRecheck(ctx, r, drop)
 }
 
 // The second look alerted an overwritten save (sent), but the record could
@@ -2284,18 +2294,18 @@ func (s *clearFailStore) ClearRechecks(ctx context.Context, keys []string) error
 func TestSecondLookWhoseRecordCannotBeRemovedDoesNotAlertTwice(t *testing.T) {
 	e := newEnv()
 	trail := e.laggingTrail()
-	cs := &clearFailStore{fakeStore: e.st}
+	cs := &recheckStoreFails{fakeStore: e.st}
 	e.s.Store = cs
 	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
 	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
-	cs.fail = true
+	cs.clear = true
 	e.now = t0.Add(2 * time.Minute)
 	e.do(t, `{"action":"sync"}`)
 	if got := overwrittenEmails(e); len(got) != 1 {
 		t.Fatalf("%d overwritten alerts at the second look; want 1", len(got))
 	}
-	cs.fail = false
+	cs.clear = false
 	e.now = t0.Add(20 * time.Minute)
 	e.do(t, `{"action":"sync"}`)
 	if got := overwrittenEmails(e); len(got) != 1 {
@@ -2355,30 +2365,16 @@ func TestMarksOfWritesNotCheckedStayBoundedInAMergedRecord(t *testing.T) {
 	}
 }
 
-// mergeFailStore refuses the merges of the second-look records (a
-// PutRecheck that drops records) while fail is set.
-type mergeFailStore struct {
-	*fakeStore
-	fail bool
-}
-
-func (s *mergeFailStore) PutRecheck(ctx context.Context, r ipguard.Recheck, drop []string) ([]ipguard.Recheck, error) {
-	if s.fail && len(drop) > 0 {
-		return nil, ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: throttled")
-	}
-	return s.fakeStore.PutRecheck(ctx, r, drop)
-}
-
 // The write's record was stored, but the merge of the two oldest past the
 // bound failed: the write is not alerted as one whose record could not be
 // stored (it was: its second look comes), and a later write merges them.
 func TestFailedMergeIsNoUnrecordedWrite(t *testing.T) {
 	e := newEnv()
 	e.laggingTrail()
-	ms := &mergeFailStore{fakeStore: e.st}
+	ms := &recheckStoreFails{fakeStore: e.st}
 	e.s.Store = ms
 	for i := range MaxRechecks + 2 {
-		ms.fail = i == MaxRechecks
+		ms.merge = i == MaxRechecks
 		e.now = t0.Add(time.Duration(2*i) * time.Second)
 		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, i+10))
 	}
