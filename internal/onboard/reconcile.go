@@ -1986,7 +1986,7 @@ func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func
 	wait := background(func() {
 		defer span(ctx, "recheck", time.Now())
 		s.seedKeyUser(st.KeyUser)
-		r = s.recheckWrites(ctx, st.RecheckDue)
+		r = s.recheckWrites(ctx, st)
 	}, func(p any) {
 		s.log().Error("second look in the audit trail: panic (tried again later)", "panic", fmt.Sprint(p))
 		r = recheckResult{next: st.RecheckDue}
@@ -2027,7 +2027,8 @@ func withRecheckSweep(ctx context.Context) context.Context {
 // until the audit trail answers" said it of the others already). It
 // returns the next RecheckDue (due, unchanged, when the records cannot be
 // read) and whether it recorded an alert.
-func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheckResult) {
+func (s *Service) recheckWrites(ctx context.Context, st ipguard.PortalState) (res recheckResult) {
+	due := st.RecheckDue
 	rs, _ := s.Store.(Rechecks)
 	if rs == nil {
 		return recheckResult{}
@@ -2083,6 +2084,27 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 			continue
 		}
 		todo = append(todo, record{r, w, nil})
+	}
+	// The tool's own saves are those of every write it recorded and of the
+	// state (the newest): a write's record knows only the saves up to its
+	// own, and the next pass's read and PUT may fall in the second of its
+	// last save (back-to-back passes), where that save, by the key's user,
+	// would be taken for someone else's inside the window.
+	own, undated := slices.Clone(st.OwnSaves), slices.Clone(st.UnansweredSaves)
+	for _, r := range recs {
+		var w overwriteWindow
+		if json.Unmarshal([]byte(r.Body), &w) == nil {
+			own = unionTimes(own, w.OwnSaves)
+			for _, u := range w.UnansweredSaves {
+				if !slices.Contains(undated, u) {
+					undated = append(undated, u)
+				}
+			}
+		}
+	}
+	for i := range todo {
+		todo[i].w.OwnSaves = unionTimes(own, todo[i].w.OwnSaves)
+		todo[i].w.UnansweredSaves = undated
 	}
 	if len(todo) > 0 && s.Trail == nil {
 		for _, t := range todo {
