@@ -2149,9 +2149,10 @@ func (g *putGate) AllowlistChanges(ctx context.Context, from time.Time) ([]Chang
 
 // The second look that a change's reconcile takes beside its reads does not
 // hold its PUT back: the GET→PUT window (in which an admin's save is
-// overwritten) and the onboarding's latency do not grow by the trail's
-// read, the record's removal or the alert's recording; its outcome goes
-// into the pass's last state write. (Before: the PUT waited for the whole
+// overwritten) does not grow by the trail's read, the record's removal or
+// the alert's recording, nor does the onboarding's latency while the look
+// ends before the pass's last state write, which waits for its outcome
+// (a slower look lengthens that pass: docs). (Before: the PUT waited for the whole
 // second look, up to maxRecheckUnderLease; here, where the trail answers
 // only after the PUT, the look timed out and found nothing.)
 func TestSecondLookDoesNotHoldThePUTBack(t *testing.T) {
