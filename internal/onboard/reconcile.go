@@ -543,10 +543,11 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	after, final := current, plan
 	if plan.Put {
 		// The second look is not waited for here: the PUT goes out as
-		// soon as the pass's own reads allow (the GET→PUT window and the
-		// change's latency do not grow by the trail's read); its outcome
-		// goes into the pass's last state write (a pass that ends before
-		// it: the deferred wait above).
+		// soon as the pass's own reads allow (the GET→PUT window does not
+		// grow by the trail's read); its outcome goes into the pass's last
+		// state write, which waits for it (a look that outlasts the pass
+		// lengthens it; a pass that ends before it: the deferred wait
+		// above).
 		out.windowStart, out.seenBefore = windowStart, current
 		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
 		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
