@@ -2411,3 +2411,32 @@ func TestSecondLookDoesNotAlertTheNextWritesSaveInItsLastSecond(t *testing.T) {
 		t.Errorf("the tool's own save of the next write was alerted as overwritten: %q", got)
 	}
 }
+
+// An admin's save in the second where one write ends and the next begins
+// (back-to-back passes) lies in both writes' windows, the trail's second
+// cannot say which overwrote it: it is alerted once, by the look at the
+// first write, and not again by the later look at the next one.
+func TestSaveInTwoWritesWindowsIsAlertedOnce(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.now = t0.Add(-10 * time.Minute) // an earlier reconcile: the portal as it left it
+	e.do(t, `{"action":"sync"}`)
+	e.now = t0.Add(100 * time.Millisecond)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	trail.add(Change{When: t0.Add(500 * time.Millisecond), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(900 * time.Millisecond) // the next pass reads in that second, its PUT is dated the next
+	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	e.p.clock = func() time.Time { return e.now }
+	e.now = t0.Add(TrailLag + 2*time.Second + 500*time.Millisecond) // the first write's look is due, the next one's not yet
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts at the first write's look %q; want the admin's save", got)
+	}
+	e.now = t0.Add(5 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("%d overwritten alerts after the next write's look; want still 1 (the same save)", len(got))
+	}
+}

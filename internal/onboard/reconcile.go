@@ -2125,6 +2125,11 @@ func (s *Service) recheckWrites(ctx context.Context, st ipguard.PortalState) (re
 		tctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
 		changes, terr := s.Trail.AllowlistChanges(tctx, from)
 		cancel()
+		// alertedNow: the saves this look alerted, oldest write first (a
+		// save in the second two writes' windows share is alerted once,
+		// by the older's look; noted in the other records below).
+		var alertedNow []ChangeView
+		defer func() { s.noteAlertedInOthers(ctx, rs, recs, done, alertedNow) }()
 		var givenUp []string           // the records' keys
 		var giveFrom, giveTo time.Time // from the first one's start to the last one's last save
 		// finish removes a record looked at, or keeps the rest of a
@@ -2170,7 +2175,10 @@ func (s *Service) recheckWrites(ctx context.Context, st ipguard.PortalState) (re
 				continue
 			}
 			_, over := s.overwrittenBy(ctx, t.w, changes)
-			over = slices.DeleteFunc(over, func(v ChangeView) bool { return slices.Contains(t.rec.Alerted, alertedKey(v)) })
+			over = slices.DeleteFunc(over, func(v ChangeView) bool {
+				return slices.Contains(t.rec.Alerted, alertedKey(v)) || slices.ContainsFunc(alertedNow, func(a ChangeView) bool { return alertedKey(a) == alertedKey(v) })
+			})
+			alertedNow = append(alertedNow, over...)
 			if len(over) > 0 {
 				key, a := s.overwrittenAlert(t.w.since(), t.w.Seen, t.w.SeenCount, over)
 				s.log().Warn("a save by someone else overwritten by the tool's write, found once the audit trail caught up", "saves", len(over))
@@ -2215,6 +2223,34 @@ func (s *Service) recheckWrites(ctx context.Context, st ipguard.PortalState) (re
 		}
 	}
 	return res // next and alerted: the deferred
+}
+
+// noteAlertedInOthers adds the saves a look alerted (alerted) to the
+// alerted keys of each other record kept (not in done) whose window holds
+// one: the trail's second cannot say which of two back-to-back writes
+// overwrote a save in the second they share, and it is alerted once.
+func (s *Service) noteAlertedInOthers(ctx context.Context, rs Rechecks, recs []ipguard.Recheck, done []string, alerted []ChangeView) {
+	if len(alerted) == 0 {
+		return
+	}
+	for _, r := range recs {
+		var w overwriteWindow
+		if slices.Contains(done, r.Key) || json.Unmarshal([]byte(r.Body), &w) != nil || len(w.Spans) == 0 {
+			continue
+		}
+		var keys []string
+		for _, v := range alerted {
+			if at, err := time.Parse(time.RFC3339, v.When); err == nil && w.inside(at) && !slices.Contains(r.Alerted, alertedKey(v)) {
+				keys = append(keys, alertedKey(v))
+			}
+		}
+		if len(keys) > 0 {
+			if err := rs.AddRecheckAlerted(ctx, r.Key, keys); err != nil {
+				// Its look may alert them once more: at least once.
+				s.log().Error("note the overwritten saves alerted in another write's record", "error", err)
+			}
+		}
+	}
 }
 
 // noteUnrecorded, after the lease, alerts a write whose record for the
