@@ -644,6 +644,13 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		if got, err := rs.Rechecks(ctx); err != nil || !slices.Equal(keys(got), []string{"w1"}) {
 			t.Errorf("after clearing w3: %v, %v; want w1 alone", keys(got), err)
 		}
+		// A merge under a key of its own (onboard's merged records): the
+		// dropped records' alerted keys do not carry over, only its own.
+		all, err = rs.PutRecheck(ctx, rec("merged w1", time.Second, "merged", "x#1"), []string{"w1"})
+		want = []ipguard.Recheck{rec("merged w1", time.Second, "merged", "x#1")}
+		if err != nil || !reflect.DeepEqual(all, want) {
+			t.Errorf("PutRecheck under a new key dropping the old = %+v, %v\nwant %+v", all, err, want)
+		}
 	})
 }
 
