@@ -218,11 +218,12 @@ func TestOnboardingDynamoDBCalls(t *testing.T) {
 	db := motoDB(t)
 	ctx := context.Background()
 	tests := []struct {
-		name string
-		wait bool // another holder holds the lease and applies the change
-		want map[string]int
+		name  string
+		wait  bool // another holder holds the lease and applies the change
+		trail bool // the audit trail is read (as in production): the write is recorded for a second look
+		want  map[string]int
 	}{
-		{"the change that reconciles", false, map[string]int{
+		{"the change that reconciles", false, false, map[string]int{
 			"PutItem[arrival#]": 1, // the invocation's first arrival (no requestedAt)
 			"BatchGetItem[lease#,offboarded#,state#portal-allowlist,state#portal-allowlist#sent,user#]": 1, // ChangeRead
 			"PutItem[user#]":                     1, // the conditional user write
@@ -232,10 +233,25 @@ func TestOnboardingDynamoDBCalls(t *testing.T) {
 			"Scan[]":             1, // every user, for the desired state
 			"DeleteItem[lease#]": 1, // the lease released
 		}},
+		// With the audit trail: one write more, the write's record for the
+		// second look, beside the final state write (not after it); nothing
+		// is due, so the pass reads no record; the episodes unchanged, the
+		// state is not written again.
+		{"the change that reconciles, with the audit trail", false, true, map[string]int{
+			"PutItem[arrival#]": 1,
+			"BatchGetItem[lease#,offboarded#,state#portal-allowlist,state#portal-allowlist#sent,user#]": 1,
+			"PutItem[user#]":                     1,
+			"UpdateItem[state#portal-allowlist]": 3,
+			"UpdateItem[recheck#]":               1, // the record, beside the final state write
+			"PutItem[lease#]":                    1,
+			"BatchGetItem[state#portal-allowlist,state#portal-allowlist#sent]": 1,
+			"Scan[]":             1,
+			"DeleteItem[lease#]": 1,
+		}},
 		// Its one read finds the lease held and when that pass is due to
 		// end (LastPass after its start): it sleeps until then, with no lease
 		// try, and polls once.
-		{"the change another holder applies", true, map[string]int{
+		{"the change another holder applies", true, false, map[string]int{
 			"PutItem[arrival#]": 1,
 			"BatchGetItem[lease#,offboarded#,state#portal-allowlist,state#portal-allowlist#sent,user#]": 1,
 			"PutItem[user#]":                              1,
@@ -270,6 +286,9 @@ func TestOnboardingDynamoDBCalls(t *testing.T) {
 			}
 			svc := &onboard.Service{Store: s, Portal: portal, Leases: s, LeaseWait: 20 * time.Second,
 				Settings: onboard.Settings{MaxRangeAddresses: 256, Limits: allowlist.DefaultLimits}}
+			if tc.trail {
+				svc.Trail = noSaves{}
+			}
 			if tc.wait {
 				if ok, err := raw.TryAcquireLease(ctx, onboard.LeaseName, "other", time.Now().Add(time.Minute), time.Now()); !ok || err != nil {
 					t.Fatal(ok, err)
@@ -317,3 +336,10 @@ func TestOnboardingDynamoDBCalls(t *testing.T) {
 
 // itemSize is an item's size as DynamoDB counts it (dynamo.ItemSize).
 func itemSize(item map[string]types.AttributeValue) int { return dynamo.ItemSize(item) }
+
+// noSaves is an audit trail that shows no allowlist save.
+type noSaves struct{}
+
+func (noSaves) AllowlistChanges(context.Context, time.Time) ([]onboard.Change, error) {
+	return nil, nil
+}

@@ -238,7 +238,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	}
 	seen, sent := encodeSent(st.LastSeen, nil), encodeSent(st.Sent, st.SentAdded)
 	pending := clipBytes(st.Pending, MaxPendingBytes)
-	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.TrailNotice) + len(st.DriftEpisode) + len(st.KeyUser) + len(recheckDue) + 64*len(st.OwnSaves) + 128*len(st.UnansweredSaves)
+	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.TrailNotice) + len(st.RecordNotice) + len(st.DriftEpisode) + len(st.KeyUser) + len(recheckDue) + 64*len(st.OwnSaves) + 128*len(st.UnansweredSaves)
 	for _, a := range st.Owned {
 		stateSize += len(a) + 1
 	}
@@ -270,7 +270,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		Key:       key(portalStatePK),
 		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owns = :owned, seen = :seen, " +
 			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
-			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, trailNotice = :trailNotice, handOff = :handOff, recheckDue = :rd, " +
+			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, trailNotice = :trailNotice, recordNotice = :recordNotice, handOff = :handOff, recheckDue = :rd, " +
 			"saves = :saves, unanswered = :unanswered, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm, writeId = :wid" + inFlight),
 		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -279,7 +279,7 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
 			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
 			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
-			":lockout": str(st.LockoutNotice), ":trailNotice": str(st.TrailNotice), ":rd": str(recheckDue), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
+			":lockout": str(st.LockoutNotice), ":trailNotice": str(st.TrailNotice), ":recordNotice": str(st.RecordNotice), ":rd": str(recheckDue), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
 			":saves": saves, ":unanswered": unanswered, ":keyUser": str(st.KeyUser),
 			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
 			":wid": str(wid),
@@ -489,6 +489,9 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 		return st, err
 	}
 	if st.TrailNotice, _, err = getS(item, "trailNotice"); err != nil {
+		return st, err
+	}
+	if st.RecordNotice, _, err = getS(item, "recordNotice"); err != nil {
 		return st, err
 	}
 	if st.LockoutNotice, _, err = getS(item, "lockoutNotice"); err != nil {
@@ -968,11 +971,12 @@ func decodeRechecks(item map[string]types.AttributeValue) ([]ipguard.Recheck, er
 		}
 		var r storedRecheck
 		sv, ok := v.(*types.AttributeValueMemberS)
+		var rec ipguard.Recheck
 		if !ok || json.Unmarshal([]byte(sv.Value), &r) != nil || r.Key == "" {
-			all = append(all, ipguard.Recheck{Key: unreadableRecheck + name})
-			continue
+			rec = ipguard.Recheck{Key: unreadableRecheck + name} // with what was noted of it (its alert)
+		} else {
+			rec = ipguard.Recheck{Key: r.Key, From: r.From, Body: r.Body}
 		}
-		rec := ipguard.Recheck{Key: r.Key, From: r.From, Body: r.Body}
 		if ss, ok := item["k_"+strings.TrimPrefix(name, "r_")].(*types.AttributeValueMemberSS); ok && len(ss.Value) > 0 {
 			rec.Alerted = stringSet(ss.Value)
 		}

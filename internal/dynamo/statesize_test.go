@@ -339,7 +339,7 @@ func TestPortalStateListsAsLines(t *testing.T) {
 // of their own (#15 §5, WHERE-ISSUES-MEET §15): one past their bound
 // (onboard.MaxRechecks: the write before the merge), each at the largest a
 // record takes (about 20 KB as stored: onboard's
-// TestSecondLookRecordsFitTheirItem) with alerted keys, the item stays
+// TestSecondLookRecordsFitTheirItem) with its alerted keys at their bound, the item stays
 // within three quarters of DynamoDB's 400 KB, and each write of it returns
 // every record.
 func TestRecheckItemHoldsItsBound(t *testing.T) {
@@ -349,8 +349,11 @@ func TestRecheckItemHoldsItsBound(t *testing.T) {
 	body := strings.Repeat("ü", 10*1024) // 20 KB as stored (nothing to escape)
 	for i := range onboard.MaxRechecks + 1 {
 		var alerted []string
-		for j := range 10 {
+		for j := range 20 { // a merged record's bound: 20 saves alerted, a mark per span (32)
 			alerted = append(alerted, fmt.Sprintf("2026-11-25T10:00:%02dZ#%s", j, strings.Repeat("u", 64)))
+		}
+		for j := range 32 {
+			alerted = append(alerted, fmt.Sprintf("unchecked#2026-11-25T10:%02d:00.123456789Z", j))
 		}
 		r := ipguard.Recheck{Key: fmt.Sprintf("2026-11-25T10:%02d:00.123456789Z", i), From: time.Now().Add(time.Duration(i) * time.Second), Body: body, Alerted: alerted}
 		all, err := s.PutRecheck(ctx, r, nil)
@@ -421,5 +424,32 @@ func TestUnreadableRecheckRecordIsReturnedToBeDropped(t *testing.T) {
 	}
 	if all, err = s.Rechecks(ctx); err != nil || len(all) != 2 {
 		t.Errorf("after clearing the unreadable records: %+v, %v; want the two readable ones", all, err)
+	}
+}
+
+// An unreadable record comes back with the keys noted of it (its alert
+// already sent, when its removal failed after: onboard's
+// TestSecondLookWhoseRecordCannotBeRemovedDoesNotAlertTwice), as the fake
+// store gives them, so that the next look does not alert it again.
+func TestUnreadableRecheckRecordKeepsWhatWasNotedOfIt(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "recheckcorruptnoted")
+	ctx := context.Background()
+	if _, err := db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String("recheckcorruptnoted"), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "recheck#portal"}},
+		UpdateExpression:          aws.String("SET r_0badjson = :j"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":j": &types.AttributeValueMemberS{Value: "{not json"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.Rechecks(ctx)
+	if err != nil || len(all) != 1 {
+		t.Fatalf("Rechecks: %+v, %v; want the unreadable record", all, err)
+	}
+	if err := s.AddRecheckAlerted(ctx, all[0].Key, []string{"unreadable"}); err != nil {
+		t.Fatal(err)
+	}
+	if all, err = s.Rechecks(ctx); err != nil || len(all) != 1 || !slices.Equal(all[0].Alerted, []string{"unreadable"}) {
+		t.Errorf("after noting the unreadable record: %+v, %v; want it with the key noted", all, err)
 	}
 }

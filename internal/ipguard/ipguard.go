@@ -399,6 +399,11 @@ type PortalState struct {
 	// that write was not checked for a save by someone else it overwrote;
 	// "" when the last such read answered (the episode is over).
 	TrailNotice string
+	// RecordNotice is the kind (an error code) of the failure last alerted
+	// of storing a write's record for the second look in the audit trail
+	// (onboard.Rechecks); "" when the last such record was stored (the
+	// episode is over).
+	RecordNotice string
 	// HandOff: restrictions were switched off outside the tool while it
 	// enforced them, and left off (PORTAL_DRIFT_REPAIR=false); later
 	// reconciles leave them off until they are on again.

@@ -1953,9 +1953,13 @@ func TestSecondLookRecordsFitTheirItem(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored, _ := json.Marshal(map[string]any{"key": at.Format(time.RFC3339Nano), "from": at, "body": string(body)})
-	alerted := 10 * len(alertedKey(ChangeView{When: at.Format(time.RFC3339), UserID: strings.Repeat("ü", 64)}))
-	per := len(stored) + 2*26 + alerted // its attributes' names, and ten saves alerted
+	key := "merged " + at.Format(time.RFC3339Nano) + " " + at.Format(time.RFC3339Nano)
+	stored, _ := json.Marshal(map[string]any{"key": key, "from": at, "body": string(body)})
+	// A merged record's alerted keys at their bound (mergeRechecks): the
+	// newest maxWindowAlerted saves and a mark per span.
+	alerted := maxWindowAlerted*len(alertedKey(ChangeView{When: at.Format(time.RFC3339), UserID: strings.Repeat("ü", 64)})) +
+		maxWindowSpans*len(uncheckedMark+at.Format(time.RFC3339Nano))
+	per := len(stored) + 2*26 + alerted // its attributes' names, and its alerted keys
 	if total := per * MaxRechecks; total > 300*1024 {
 		t.Errorf("%d records of %d bytes take %d bytes: more than three quarters of DynamoDB's 400 KB", MaxRechecks, per, total)
 	}
@@ -2145,9 +2149,10 @@ func (g *putGate) AllowlistChanges(ctx context.Context, from time.Time) ([]Chang
 
 // The second look that a change's reconcile takes beside its reads does not
 // hold its PUT back: the GET→PUT window (in which an admin's save is
-// overwritten) and the onboarding's latency do not grow by the trail's
-// read, the record's removal or the alert's recording; its outcome goes
-// into the pass's last state write. (Before: the PUT waited for the whole
+// overwritten) does not grow by the trail's read, the record's removal or
+// the alert's recording, nor does the onboarding's latency while the look
+// ends before the pass's last state write, which waits for its outcome
+// (a slower look lengthens that pass: docs). (Before: the PUT waited for the whole
 // second look, up to maxRecheckUnderLease; here, where the trail answers
 // only after the PUT, the look timed out and found nothing.)
 func TestSecondLookDoesNotHoldThePUTBack(t *testing.T) {
@@ -2220,5 +2225,218 @@ func TestMergedRecordIsMarkedUncheckedOnlyWhenBothWere(t *testing.T) {
 		if got := uncheckedAlerted(m.Alerted, w); got != tc.want {
 			t.Errorf("merge of marked %v and %v: alerted %q; covered %v, want %v", tc.a, tc.b, m.Alerted, got, tc.want)
 		}
+	}
+}
+
+// The record item can never be written (its IAM grant missing, throttled
+// for good): the writes whose second look cannot be recorded are one alert
+// per episode, not one per write (a tool that cries wolf is switched off);
+// a record stored again ends the episode, and a later failure is alerted
+// again.
+func TestUnrecordedSecondLooksAreAlertedOncePerEpisode(t *testing.T) {
+	e := newEnv()
+	e.laggingTrail()
+	unrecorded := func() int {
+		n := 0
+		for _, a := range e.alerts.sent {
+			if strings.Contains(a.Email, "could not be stored") {
+				n++
+			}
+		}
+		return n
+	}
+	e.st.RecheckErr = ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: AccessDenied")
+	for i := range 5 {
+		e.now = t0.Add(time.Duration(10*i) * time.Minute)
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, i+10))
+	}
+	if n := unrecorded(); n != 1 {
+		t.Fatalf("%d could-not-be-stored alerts for 5 writes while the record item refused every write; want 1 (the episode)", n)
+	}
+	e.st.RecheckErr = nil
+	e.now = t0.Add(time.Hour)
+	e.do(t, `{"id":"u9","email":"u9@example.com","allowedIps":["203.0.113.99"]}`)
+	e.st.RecheckErr = ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: AccessDenied")
+	e.now = t0.Add(2 * time.Hour)
+	e.do(t, `{"id":"u8","email":"u8@example.com","allowedIps":["203.0.113.98"]}`)
+	if n := unrecorded(); n != 2 {
+		t.Errorf("%d could-not-be-stored alerts after the record was stored again and then refused; want 2 (a new episode)", n)
+	}
+}
+
+// recheckStoreFails refuses, while its flags say so, to remove the
+// second-look records (clear: ClearRechecks) or to merge them (merge: a
+// PutRecheck that drops records); everything else is the fake store's.
+type recheckStoreFails struct {
+	*fakeStore
+	clear, merge bool
+}
+
+var errRecheckThrottled = ipguard.Errorf(ipguard.EUnavailable, "update item recheck#portal: throttled")
+
+func (s *recheckStoreFails) ClearRechecks(ctx context.Context, keys []string) error {
+	if s.clear {
+		return errRecheckThrottled
+	}
+	return s.fakeStore.ClearRechecks(ctx, keys)
+}
+
+func (s *recheckStoreFails) PutRecheck(ctx context.Context, r ipguard.Recheck, drop []string) ([]ipguard.Recheck, error) {
+	if s.merge && len(drop) > 0 {
+		return nil, errRecheckThrottled
+	}
+	return s.fakeStore.PutRecheck(ctx, r, drop)
+}
+
+// The second look alerted an overwritten save (sent), but the record could
+// not be removed after it: the next look does not alert the same save
+// again, although its alert left the outbox (an outbox key re-added after
+// it was sent is sent again). The record is removed by that next look.
+func TestSecondLookWhoseRecordCannotBeRemovedDoesNotAlertTwice(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	cs := &recheckStoreFails{fakeStore: e.st}
+	e.s.Store = cs
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	cs.clear = true
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Fatalf("%d overwritten alerts at the second look; want 1", len(got))
+	}
+	cs.clear = false
+	e.now = t0.Add(20 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("%d overwritten alerts after the record's removal failed once; want still 1", len(got))
+	}
+	if len(e.st.RecheckItems) != 0 {
+		t.Errorf("%d records left; want the one looked at removed by the next look", len(e.st.RecheckItems))
+	}
+}
+
+// The API key is rotated, between a write and its second look, to a key of
+// the admin whose save that write overwrote (an admin making a key of
+// their own is a likely rotation): the save, made in the second of the
+// tool's PUT (where an overwritten save mostly is, the GET→PUT window being
+// a few round trips), is still alerted, and the tool's own save (by the old
+// key's user) is not. (Before: the save, by the key's user now and at an
+// instant of the tool's, was taken for the tool's own.)
+func TestSecondLookAfterTheKeyWasRotatedToTheAdminStillAlertsTheirSave(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.s.Directory.(*fakeDirectory).creator, e.p.keyUser = "adm", "adm"
+	e.now = t0.Add(2 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	got := overwrittenEmails(e)
+	if len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts %q; want the admin's save, although the key acts as that admin now", got)
+	}
+	if strings.Contains(got[0], "(user id o)") {
+		t.Errorf("the tool's own save under the old key was alerted: %q", got[0])
+	}
+}
+
+// The audit trail stays unreadable for a day of many writes: every write is
+// marked as alerted not checked in its record, and the merged records keep
+// within their bound of alerted keys (one mark per span kept, the saves
+// alerted up to maxWindowAlerted), so the item of the records stays within
+// DynamoDB's 400 KB however many writes a day brings
+// (TestSecondLookRecordsFitTheirItem). (Before: a merged record kept the
+// mark of every write merged into it: thousands of writes in a day passed
+// the item's size.)
+func TestMarksOfWritesNotCheckedStayBoundedInAMergedRecord(t *testing.T) {
+	e := newEnv()
+	lagging := e.laggingTrail()
+	e.s.Trail = &failingTrail{fakeTrail: lagging, fail: ipguard.Errorf(ipguard.EUnavailable, "get audit events: HTTP 403")}
+	n := MaxRechecks + 3*(maxWindowSpans+maxWindowSaves)
+	for i := range n {
+		e.now = t0.Add(time.Duration(i) * time.Minute)
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.%d.%d"]}`, i, i, 100+i/200, i%200+10))
+	}
+	for _, r := range e.st.RecheckItems {
+		if len(r.Alerted) > maxWindowSpans+maxWindowAlerted+1 {
+			t.Fatalf("a record keeps %d alerted keys after %d writes; want at most %d", len(r.Alerted), n, maxWindowSpans+maxWindowAlerted+1)
+		}
+	}
+}
+
+// The write's record was stored, but the merge of the two oldest past the
+// bound failed: the write is not alerted as one whose record could not be
+// stored (it was: its second look comes), and a later write merges them.
+func TestFailedMergeIsNoUnrecordedWrite(t *testing.T) {
+	e := newEnv()
+	e.laggingTrail()
+	ms := &recheckStoreFails{fakeStore: e.st}
+	e.s.Store = ms
+	for i := range MaxRechecks + 2 {
+		ms.merge = i == MaxRechecks
+		e.now = t0.Add(time.Duration(2*i) * time.Second)
+		e.do(t, fmt.Sprintf(`{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, i+10))
+	}
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "could not be stored") {
+			t.Errorf("alerted as unrecorded although every record was stored: %q", a.Email)
+		}
+	}
+	if n := len(e.st.RecheckItems); n != MaxRechecks {
+		t.Errorf("%d records; want the bound %d once a later write merged", n, MaxRechecks)
+	}
+}
+
+// Two writes of the tool in one second (back-to-back passes under load:
+// the next pass's read and PUT in the second of the last one's save): the
+// second look at the first write does not take the second write's save,
+// in its last second and by the key's user, for an admin's save it
+// overwrote. (Before: the first write's record knew only the saves up to
+// its own, so the next write's was someone else's, inside its span.)
+func TestSecondLookDoesNotAlertTheNextWritesSaveInItsLastSecond(t *testing.T) {
+	e := newEnv()
+	e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.now = t0.Add(-10 * time.Minute) // an earlier reconcile: the portal as it left it
+	e.do(t, `{"action":"sync"}`)
+	e.now = t0.Add(100 * time.Millisecond)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e.now = t0.Add(600 * time.Millisecond) // the next pass, in the same second
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	e.now = t0.Add(3 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 0 {
+		t.Errorf("the tool's own save of the next write was alerted as overwritten: %q", got)
+	}
+}
+
+// An admin's save in the second where one write ends and the next begins
+// (back-to-back passes) lies in both writes' windows, the trail's second
+// cannot say which overwrote it: it is alerted once, by the look at the
+// first write, and not again by the later look at the next one.
+func TestSaveInTwoWritesWindowsIsAlertedOnce(t *testing.T) {
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.now = t0.Add(-10 * time.Minute) // an earlier reconcile: the portal as it left it
+	e.do(t, `{"action":"sync"}`)
+	e.now = t0.Add(100 * time.Millisecond)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	trail.add(Change{When: t0.Add(500 * time.Millisecond), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(900 * time.Millisecond) // the next pass reads in that second, its PUT is dated the next
+	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	e.p.clock = func() time.Time { return e.now }
+	e.now = t0.Add(TrailLag + 2*time.Second + 500*time.Millisecond) // the first write's look is due, the next one's not yet
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts at the first write's look %q; want the admin's save", got)
+	}
+	e.now = t0.Add(5 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("%d overwritten alerts after the next write's look; want still 1 (the same save)", len(got))
 	}
 }

@@ -81,6 +81,9 @@ type outcome struct {
 	recorded    bool
 	recheckKeys []string
 	recheckErr  error
+	// recordNoted: the state keeps whether recheckErr was alerted
+	// (RecordNotice, noteTrailEpisode).
+	recordNoted bool
 }
 
 func (o *outcome) merge(n outcome) {
@@ -540,10 +543,11 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	after, final := current, plan
 	if plan.Put {
 		// The second look is not waited for here: the PUT goes out as
-		// soon as the pass's own reads allow (the GET→PUT window and the
-		// change's latency do not grow by the trail's read); its outcome
-		// goes into the pass's last state write (a pass that ends before
-		// it: the deferred wait above).
+		// soon as the pass's own reads allow (the GET→PUT window does not
+		// grow by the trail's read); its outcome goes into the pass's last
+		// state write, which waits for it (a look that outlasts the pass
+		// lengthens it; a pass that ends before it: the deferred wait
+		// above).
 		out.windowStart, out.seenBefore = windowStart, current
 		after, final, err = s.write(ctx, held, &st, current, enabled, d, en, plan, &out)
 		st.OwnSaves = lastN(append(st.OwnSaves, out.saves...), MaxOwnSaves)
@@ -1253,6 +1257,8 @@ func (s *Service) savedByOther(ctx context.Context, since time.Time, ownSaves []
 // It is alerted once per episode, keyed by the failure's kind (an error
 // code, never its text): the state's TrailNotice, written again (the
 // holder's own pass, under its lease) only when the episode begins or ends.
+// The same write records the episode of the write's record for the second
+// look that could not be stored (RecordNotice, see recordEpisode).
 func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error) {
 	if s.Trail == nil || out.written == nil || len(out.saves) == 0 {
 		return
@@ -1264,14 +1270,25 @@ func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error
 		}
 		s.log().Error("audit trail unreadable after the allowlist update: not checked for an overwritten save", "kind", kind, "error", terr)
 	}
-	if kind == out.written.TrailNotice {
+	record := s.recordEpisode(out)
+	out.recordNoted = true // its episode is in the state (alerted below when it begins)
+	if kind == out.written.TrailNotice && record == out.written.RecordNotice {
 		return
 	}
 	st := *out.written
-	st.TrailNotice = kind
-	if kind != "" {
-		s.due(ctx, "trailcheck#"+kind, s.uncheckedAlert(out, terr))
-		out.dueAdded, st.AlertsDue = true, true
+	if kind != st.TrailNotice {
+		st.TrailNotice = kind
+		if kind != "" {
+			s.due(ctx, "trailcheck#"+kind, s.uncheckedAlert(out, terr))
+			out.dueAdded, st.AlertsDue = true, true
+		}
+	}
+	if record != st.RecordNotice {
+		st.RecordNotice = record
+		if record != "" {
+			s.due(ctx, "trailcheck#record#"+record, s.unrecordedAlert(out))
+			out.dueAdded, st.AlertsDue = true, true
+		}
 	}
 	if err := s.Store.PutPortalState(ctx, st); err != nil {
 		// Not recorded: the next unchecked write alerts again (at least once).
@@ -1279,6 +1296,22 @@ func (s *Service) noteTrailEpisode(ctx context.Context, out *outcome, terr error
 		return
 	}
 	out.written = &st
+}
+
+// recordEpisode is the kind of the failure to store the records for the
+// second look of out's writes (out.recheckErr, an error code), "" when they
+// were stored, and the state's RecordNotice unchanged when none was to be.
+func (s *Service) recordEpisode(out *outcome) string {
+	switch {
+	case out.recheckErr != nil:
+		if kind := string(ipguard.ErrorCode(out.recheckErr)); kind != "" {
+			return kind
+		}
+		return "failed"
+	case len(out.recheckKeys) > 0:
+		return ""
+	}
+	return out.written.RecordNotice
 }
 
 // uncheckedText says that the write of out was not checked in the trail.
@@ -1506,6 +1539,9 @@ var maxRecheckUnderLease = 3 * time.Second
 const (
 	maxWindowSpans = 32
 	maxWindowSaves = 60
+	// maxWindowAlerted bounds the saves a merged record keeps as alerted
+	// (the oldest beyond it may be alerted once more).
+	maxWindowAlerted = 20
 )
 
 // overwriteWindow is what deciding which saves a write of the tool
@@ -1634,20 +1670,26 @@ func (s *Service) overwrittenBy(ctx context.Context, w overwriteWindow, changes 
 	since := w.since()
 	changes = slices.DeleteFunc(slices.Clone(changes), func(c Change) bool { return c.When.Before(since) })
 	others = s.foreign(ctx, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
-	if w.KeyUser != "" && len(others) > 0 {
-		// The key may have been rotated since the write: its saves were
-		// those of the user it acted as then.
+	keyUser := s.cachedKeyUser()
+	if w.KeyUser != "" && !strings.EqualFold(w.KeyUser, keyUser) {
+		// The key may have been rotated since the write (or this process
+		// knew of a rotation only later): the write's saves were those of
+		// one of the two users, the one whose saves are at the tool's own
+		// instants (a fact of the trail); the other's saves are someone
+		// else's, also when that user is the key's now (an admin who made
+		// a key of their own after the write overwrote their save).
 		then := foreignOf(w.KeyUser, changes, w.OwnSaves, w.Unanswered, w.UnansweredSaves)
-		others = slices.DeleteFunc(others, func(c Change) bool { return !slices.Contains(then, c) })
+		if keyUser == "" || ownCount(changes, w.KeyUser, then) >= ownCount(changes, keyUser, others) {
+			others, keyUser = then, w.KeyUser
+		}
 	}
-	if !w.OwnUntil.IsZero() && len(others) > 0 {
+	if !w.OwnUntil.IsZero() && len(others) > 0 && keyUser != "" {
 		// The oldest own saves of a long merged record, kept by their
-		// last instant only: the key's user's saves up to it are the tool's.
-		until, now := w.OwnUntil.Truncate(time.Second), s.cachedKeyUser()
+		// last instant only: the saves of the write's key user up to it
+		// are the tool's.
+		until := w.OwnUntil.Truncate(time.Second)
 		others = slices.DeleteFunc(others, func(c Change) bool {
-			u := ipguard.CanonicalUserID(c.UserID)
-			return !c.When.Truncate(time.Second).After(until) && u != "" &&
-				(strings.EqualFold(u, w.KeyUser) || strings.EqualFold(u, now))
+			return !c.When.Truncate(time.Second).After(until) && strings.EqualFold(ipguard.CanonicalUserID(c.UserID), keyUser)
 		})
 	}
 	after := savedAfterPUT(others, w.SavedAfter)
@@ -1657,6 +1699,18 @@ func (s *Service) overwrittenBy(ctx context.Context, w overwriteWindow, changes 
 		}
 	}
 	return others, overwritten
+}
+
+// ownCount is how many of changes by user are the tool's own (not in
+// foreign, foreignOf's answer for that user as the key's).
+func ownCount(changes []Change, user string, foreign []Change) int {
+	n := 0
+	for _, c := range changes {
+		if strings.EqualFold(ipguard.CanonicalUserID(c.UserID), user) && !slices.Contains(foreign, c) {
+			n++
+		}
+	}
+	return n
 }
 
 // seenKey names a save the reconcile's read saw (its second, who, from
@@ -1721,7 +1775,7 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 		}
 		var all []ipguard.Recheck
 		all, err = rs.PutRecheck(ctx, ipguard.Recheck{Key: key, From: w.Spans[0].From, Body: string(body)}, nil)
-		for err == nil && len(all) > MaxRechecks && len(readable(all)) > MaxRechecks {
+		for err == nil && len(readable(all)) > MaxRechecks {
 			// The two oldest readable ones (an unreadable record is
 			// alerted and dropped by the next second look, and does not
 			// hold the others past their bound meanwhile).
@@ -1732,7 +1786,13 @@ func (s *Service) recordWrite(ctx context.Context, st *ipguard.PortalState, out 
 				break
 			}
 			s.log().Info("recorded writes for a second look in the trail past their bound: the two oldest merged", "records", len(all))
-			all, err = rs.PutRecheck(ctx, merged, []string{ok[1].Key})
+			var merr2 error
+			if all, merr2 = rs.PutRecheck(ctx, merged, []string{ok[0].Key, ok[1].Key}); merr2 != nil {
+				// The write's record is stored (its second look comes);
+				// the item is one past its bound until a later write merges.
+				s.log().Error("merge the oldest writes recorded for a second look in the trail (merged by a later write)", "error", merr2)
+				break
+			}
 		}
 	}, func(p any) { err = fmt.Errorf("record the write for a second look in the trail: panic: %v", p) })
 	return func() {
@@ -1753,7 +1813,7 @@ func readable(all []ipguard.Recheck) []ipguard.Recheck {
 }
 
 // mergeRechecks makes one record of the two oldest (a older than b), kept
-// under a's key: every span of both, the unions of their saves, of the
+// under a key of its own (a's and b's are dropped): every span of both, the unions of their saves, of the
 // saves their reads saw and of the ones alerted, the list a's write read
 // and b's due. Nothing either would find is lost; a save between their
 // spans (read by b's reconcile, not overwritten) stays outside both.
@@ -1766,10 +1826,36 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 		return a, fmt.Errorf("record %s: %w", b.Key, err)
 	}
 	m := wa
+	alerted := union(a.Alerted, b.Alerted)
 	m.Spans = append(slices.Clone(wa.Spans), wb.Spans...)
+	marked := make([]bool, len(m.Spans)) // each span's write alerted as not checked (uncheckedMark)
+	for i, sp := range m.Spans {
+		marked[i] = slices.Contains(alerted, uncheckedMark+sp.From.UTC().Format(time.RFC3339Nano))
+	}
 	for len(m.Spans) > maxWindowSpans {
-		// The two oldest spans as one (more saves inside, none outside).
+		// The two oldest spans as one (more saves inside, none outside),
+		// marked only when both were.
 		m.Spans = append([]writeSpan{{From: m.Spans[0].From, LastOwn: m.Spans[1].LastOwn}}, m.Spans[2:]...)
+		marked = append([]bool{marked[0] && marked[1]}, marked[2:]...)
+	}
+	// The alerted keys are bounded as the lists are: a mark per span kept
+	// (uncheckedAlerted reads no other), the newest maxWindowAlerted of
+	// the saves alerted (an older one may be alerted once more, never lost)
+	// and the unreadable mark.
+	var saves, keep []string
+	for _, k := range alerted {
+		if k == unreadableMark {
+			keep = append(keep, k)
+		} else if !strings.HasPrefix(k, uncheckedMark) {
+			saves = append(saves, k)
+		}
+	}
+	slices.Sort(saves) // alertedKey: its second first (RFC 3339), so oldest first
+	keep = append(keep, lastN(saves, maxWindowAlerted)...)
+	for i, sp := range m.Spans {
+		if marked[i] {
+			keep = append(keep, uncheckedMark+sp.From.UTC().Format(time.RFC3339Nano))
+		}
 	}
 	// Own saves past the bound are dropped oldest first, and OwnUntil
 	// moves up to the last one dropped: the key's user's saves up to it
@@ -1805,7 +1891,11 @@ func mergeRechecks(a, b ipguard.Recheck) (ipguard.Recheck, error) {
 	if err != nil {
 		return a, err
 	}
-	return ipguard.Recheck{Key: a.Key, From: a.From, Body: string(body), Alerted: union(a.Alerted, b.Alerted)}, nil
+	// A key of its own (both a and b are dropped): the store adds a
+	// record's alerted keys to those it keeps, so only a new record keeps
+	// no more than keep.
+	key := "merged " + m.Spans[0].From.UTC().Format(time.RFC3339Nano) + " " + m.Spans[len(m.Spans)-1].From.UTC().Format(time.RFC3339Nano)
+	return ipguard.Recheck{Key: key, From: a.From, Body: string(body), Alerted: keep}, nil
 }
 
 // latest is the later of two instants.
@@ -1865,6 +1955,10 @@ func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []C
 // (uncheckedAlerted).
 const uncheckedMark = "unchecked#"
 
+// unreadableMark, among an unreadable record's alerted keys, says that it
+// was alerted as unreadable already (its removal failed after).
+const unreadableMark = "unreadable"
+
 // uncheckedAlerted reports whether every write of w was alerted as not
 // checked right after it (alerted: its record's alerted keys).
 func uncheckedAlerted(alerted []string, w overwriteWindow) bool {
@@ -1893,7 +1987,7 @@ func (s *Service) startRecheck(ctx context.Context, st ipguard.PortalState) func
 	wait := background(func() {
 		defer span(ctx, "recheck", time.Now())
 		s.seedKeyUser(st.KeyUser)
-		r = s.recheckWrites(ctx, st.RecheckDue)
+		r = s.recheckWrites(ctx, st)
 	}, func(p any) {
 		s.log().Error("second look in the audit trail: panic (tried again later)", "panic", fmt.Sprint(p))
 		r = recheckResult{next: st.RecheckDue}
@@ -1934,7 +2028,8 @@ func withRecheckSweep(ctx context.Context) context.Context {
 // until the audit trail answers" said it of the others already). It
 // returns the next RecheckDue (due, unchanged, when the records cannot be
 // read) and whether it recorded an alert.
-func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheckResult) {
+func (s *Service) recheckWrites(ctx context.Context, st ipguard.PortalState) (res recheckResult) {
+	due := st.RecheckDue
 	rs, _ := s.Store.(Rechecks)
 	if rs == nil {
 		return recheckResult{}
@@ -1957,15 +2052,24 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 	}
 	var todo []record
 	var done []string
+	// noted: what a record removed (done) had alerted now, kept in it
+	// should its removal fail, so that the next look alerts none of it
+	// again (the outbox sends a key again once it was sent and cleared).
+	noted := map[string][]string{}
 	for _, r := range recs {
 		var w overwriteWindow
 		if err := json.Unmarshal([]byte(r.Body), &w); err != nil || len(w.Spans) == 0 {
-			// Unreadable: what it would check is lost, said once.
+			// Unreadable: what it would check is lost, said once (also
+			// when its removal failed after it was said: unreadableMark).
+			done = append(done, r.Key)
+			if slices.Contains(r.Alerted, unreadableMark) {
+				continue
+			}
+			noted[r.Key] = []string{unreadableMark}
 			s.log().Error("a write recorded for a second look in the trail is unreadable: dropped", "key", r.Key, "error", err)
 			s.due(ctx, "trailcheck#recheck#"+r.Key, s.uncheckedAlertOf(fmt.Sprintf("its record for a second look in the audit trail (record %s) could not be read, so that update was not checked again for an allowlist save by someone else that it overwrote: check the portal's audit trail (IP restrictions saved) around that time and redo such a change",
 				humantext.Line(r.Key, 64)), ""))
 			alerted = true
-			done = append(done, r.Key)
 			continue
 		}
 		if now.Before(w.Due) {
@@ -1981,6 +2085,27 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 			continue
 		}
 		todo = append(todo, record{r, w, nil})
+	}
+	// The tool's own saves are those of every write it recorded and of the
+	// state (the newest): a write's record knows only the saves up to its
+	// own, and the next pass's read and PUT may fall in the second of its
+	// last save (back-to-back passes), where that save, by the key's user,
+	// would be taken for someone else's inside the window.
+	own, undated := slices.Clone(st.OwnSaves), slices.Clone(st.UnansweredSaves)
+	for _, r := range recs {
+		var w overwriteWindow
+		if json.Unmarshal([]byte(r.Body), &w) == nil {
+			own = unionTimes(own, w.OwnSaves)
+			for _, u := range w.UnansweredSaves {
+				if !slices.Contains(undated, u) {
+					undated = append(undated, u)
+				}
+			}
+		}
+	}
+	for i := range todo {
+		todo[i].w.OwnSaves = unionTimes(own, todo[i].w.OwnSaves)
+		todo[i].w.UnansweredSaves = undated
 	}
 	if len(todo) > 0 && s.Trail == nil {
 		for _, t := range todo {
@@ -2000,6 +2125,11 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 		tctx, cancel := context.WithTimeout(ctx, maxRecheckUnderLease)
 		changes, terr := s.Trail.AllowlistChanges(tctx, from)
 		cancel()
+		// alertedNow: the saves this look alerted, oldest write first (a
+		// save in the second two writes' windows share is alerted once,
+		// by the older's look; noted in the other records below).
+		var alertedNow []ChangeView
+		defer func() { s.noteAlertedInOthers(ctx, rs, recs, done, alertedNow) }()
 		var givenUp []string           // the records' keys
 		var giveFrom, giveTo time.Time // from the first one's start to the last one's last save
 		// finish removes a record looked at, or keeps the rest of a
@@ -2007,6 +2137,9 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 		finish := func(t record, alerted []string) {
 			if t.rest == nil {
 				done = append(done, t.rec.Key)
+				if len(alerted) > 0 {
+					noted[t.rec.Key] = alerted
+				}
 				return
 			}
 			body, err := json.Marshal(*t.rest)
@@ -2034,11 +2167,18 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 					giveTo = latest(giveTo, last)
 					givenUp = append(givenUp, t.rec.Key)
 				}
-				finish(t, nil)
+				var marks []string // each write alerted as not checked (uncheckedAlerted)
+				for _, sp := range t.w.Spans {
+					marks = append(marks, uncheckedMark+sp.From.UTC().Format(time.RFC3339Nano))
+				}
+				finish(t, marks)
 				continue
 			}
 			_, over := s.overwrittenBy(ctx, t.w, changes)
-			over = slices.DeleteFunc(over, func(v ChangeView) bool { return slices.Contains(t.rec.Alerted, alertedKey(v)) })
+			over = slices.DeleteFunc(over, func(v ChangeView) bool {
+				return slices.Contains(t.rec.Alerted, alertedKey(v)) || slices.ContainsFunc(alertedNow, func(a ChangeView) bool { return alertedKey(a) == alertedKey(v) })
+			})
+			alertedNow = append(alertedNow, over...)
 			if len(over) > 0 {
 				key, a := s.overwrittenAlert(t.w.since(), t.w.Seen, t.w.SeenCount, over)
 				s.log().Warn("a save by someone else overwritten by the tool's write, found once the audit trail caught up", "saves", len(over))
@@ -2068,26 +2208,71 @@ func (s *Service) recheckWrites(ctx context.Context, due time.Time) (res recheck
 	}
 	if len(done) > 0 {
 		if err := rs.ClearRechecks(ctx, done); err != nil {
-			// Looked at again by the next reconcile (an alert may go twice:
-			// at least once).
+			// Looked at again by the next reconcile, which alerts nothing
+			// of what this look alerted (noted; if that cannot be kept
+			// either, an alert may go twice: at least once).
 			s.log().Error("remove the writes looked at again in the trail", "error", err)
 			next = minDue(next, now)
+			for _, k := range done {
+				if keys := noted[k]; len(keys) > 0 {
+					if err := rs.AddRecheckAlerted(ctx, k, keys); err != nil {
+						s.log().Error("note what a write looked at again alerted in its record", "error", err)
+					}
+				}
+			}
 		}
 	}
 	return res // next and alerted: the deferred
 }
 
-// noteUnrecorded, after the lease, alerts a write whose record for the
-// second look in the trail could not be stored (out.recheckErr): only the
-// check right after it ran, before the trail may show a save made during
-// it, a lost coverage a person must know of.
-func (s *Service) noteUnrecorded(ctx context.Context, out *outcome) {
-	if out.recheckErr == nil || len(out.saves) == 0 {
+// noteAlertedInOthers adds the saves a look alerted (alerted) to the
+// alerted keys of each other record kept (not in done) whose window holds
+// one: the trail's second cannot say which of two back-to-back writes
+// overwrote a save in the second they share, and it is alerted once.
+func (s *Service) noteAlertedInOthers(ctx context.Context, rs Rechecks, recs []ipguard.Recheck, done []string, alerted []ChangeView) {
+	if len(alerted) == 0 {
 		return
 	}
+	for _, r := range recs {
+		var w overwriteWindow
+		if slices.Contains(done, r.Key) || json.Unmarshal([]byte(r.Body), &w) != nil || len(w.Spans) == 0 {
+			continue
+		}
+		var keys []string
+		for _, v := range alerted {
+			if at, err := time.Parse(time.RFC3339, v.When); err == nil && w.inside(at) && !slices.Contains(r.Alerted, alertedKey(v)) {
+				keys = append(keys, alertedKey(v))
+			}
+		}
+		if len(keys) > 0 {
+			if err := rs.AddRecheckAlerted(ctx, r.Key, keys); err != nil {
+				// Its look may alert them once more: at least once.
+				s.log().Error("note the overwritten saves alerted in another write's record", "error", err)
+			}
+		}
+	}
+}
+
+// noteUnrecorded, after the lease, alerts a write whose record for the
+// second look in the trail could not be stored (out.recheckErr) when its
+// pass wrote no state to keep the episode in (noteTrailEpisode keeps it,
+// alerted once per episode, RecordNotice): only the check right after it
+// ran, before the trail may show a save made during it, a lost coverage a
+// person must know of.
+func (s *Service) noteUnrecorded(ctx context.Context, out *outcome) {
+	if out.recheckErr == nil || len(out.saves) == 0 || out.recordNoted {
+		return
+	}
+	s.dueNow(ctx, "trailcheck#record#"+out.windowStart.UTC().Truncate(time.Second).Format(time.RFC3339), s.unrecordedAlert(out))
+}
+
+// unrecordedAlert is the alert of out's write whose record for the second
+// look could not be stored (out.recheckErr).
+func (s *Service) unrecordedAlert(out *outcome) ipguard.Alert {
 	s.log().Error("record the allowlist update for a second look in the audit trail: not checked again once the trail caught up", "error", out.recheckErr)
 	from, to := out.windowStart.UTC().Truncate(time.Second), slices.MaxFunc(out.saves, func(a, b time.Time) int { return a.Compare(b) }).UTC().Truncate(time.Second)
-	s.dueNow(ctx, "trailcheck#record#"+from.Format(time.RFC3339), s.uncheckedAlertOf(fmt.Sprintf(
+	return s.uncheckedAlertOf(fmt.Sprintf(
 		"its record for a second look in the portal's audit trail could not be stored (%s); the trail shows a save up to a minute late, so the update was checked only before an allowlist save by someone else between %s and %s, which it would have overwritten, may show: check the portal's audit trail (IP restrictions saved) for that time and redo such a change",
-		humantext.Line(out.recheckErr.Error(), 300), from.Format(time.RFC3339), to.Format(time.RFC3339)), ""))
+		humantext.Line(out.recheckErr.Error(), 300), from.Format(time.RFC3339), to.Format(time.RFC3339)),
+		"Further updates whose record cannot be stored are not alerted again until one is stored: check the portal's audit trail for every allowlist update until then.\n")
 }

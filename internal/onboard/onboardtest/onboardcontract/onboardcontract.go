@@ -247,7 +247,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 			Version: 99, Applied: 5, Owned: []string{"203.0.113.7", "198.51.100.0/30"},
 			LastSeen:    []ipguard.Restriction{{IP: "203.0.113.7"}, {IP: "192.0.2.1", ForAdmin: true}},
 			LastEnabled: true, Reconciled: true, Pending: "HTTP 503", PendingCode: ipguard.EUnavailable, PendingVersion: 6,
-			LastReconcile: t0.Add(1500 * time.Millisecond), DriftEpisode: "d1", LockoutNotice: "n1", TrailNotice: "unavailable", HandOff: true,
+			LastReconcile: t0.Add(1500 * time.Millisecond), DriftEpisode: "d1", LockoutNotice: "n1", TrailNotice: "unavailable", RecordNotice: "unavailable", HandOff: true,
 			Sent: []ipguard.Restriction{{IP: "203.0.113.7"}, {IP: "203.0.113.8"}}, SentAdded: []string{"203.0.113.8"},
 			SentEnable: true, SentOutcome: ipguard.SentUnknown, SentAt: t0.Add(2 * time.Second),
 			LateSent: []string{"h1 192.0.2.1"}, AlertsDue: true,
@@ -643,6 +643,13 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 		}
 		if got, err := rs.Rechecks(ctx); err != nil || !slices.Equal(keys(got), []string{"w1"}) {
 			t.Errorf("after clearing w3: %v, %v; want w1 alone", keys(got), err)
+		}
+		// A merge under a key of its own (onboard's merged records): the
+		// dropped records' alerted keys do not carry over, only its own.
+		all, err = rs.PutRecheck(ctx, rec("merged w1", time.Second, "merged", "x#1"), []string{"w1"})
+		want = []ipguard.Recheck{rec("merged w1", time.Second, "merged", "x#1")}
+		if err != nil || !reflect.DeepEqual(all, want) {
+			t.Errorf("PutRecheck under a new key dropping the old = %+v, %v\nwant %+v", all, err, want)
 		}
 	})
 }
