@@ -2440,3 +2440,32 @@ func TestSaveInTwoWritesWindowsIsAlertedOnce(t *testing.T) {
 		t.Errorf("%d overwritten alerts after the next write's look; want still 1 (the same save)", len(got))
 	}
 }
+
+// An admin's save in the second two back-to-back writes share, which the
+// trail shows already to the check right after the later write: that check
+// alerts it, and the older write's second look, once due, does not alert
+// it again (the trail's second cannot say which write overwrote it).
+// (Before: the check right after noted it only in its own write's record,
+// and the older write's look alerted it a second time.)
+func TestSaveInTwoWritesWindowsAlertedRightAfterTheLaterIsNotAlertedAgain(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.now = t0.Add(-10 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	e.now = t0.Add(100 * time.Millisecond)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	trail.add(Change{When: t0.Add(500 * time.Millisecond), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(900 * time.Millisecond) // the next pass reads in that second, its PUT is dated the next
+	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	e.p.clock = func() time.Time { return e.now }
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts right after the later write %q; want the admin's save", got)
+	}
+	e.now = t0.Add(5 * time.Minute) // both writes' looks due
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("%d overwritten alerts after the second looks; want still 1 (the same save): %q", len(got), got)
+	}
+}

@@ -1930,7 +1930,9 @@ func unionTimes(a, b []time.Time) []time.Time {
 }
 
 // noteAlerted adds the overwritten saves just alerted to the records of
-// out's writes, so the second look does not alert them again.
+// out's writes, and to those of the other writes whose windows hold one
+// (noteAlertedInOthers: a save in the second an earlier write's window
+// shares with this one's), so no second look alerts them again.
 func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []ChangeView) {
 	keys := make([]string, len(overwritten))
 	for i, v := range overwritten {
@@ -1946,6 +1948,13 @@ func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []C
 			s.log().Error("note the overwritten saves alerted in the write's record", "error", err)
 		}
 	}
+	recs, err := rs.Rechecks(ctx)
+	if err != nil {
+		// An earlier write's look may alert one once more: at least once.
+		s.log().Error("read the other writes recorded for a second look, to note the overwritten saves alerted", "error", err)
+		return
+	}
+	s.noteAlertedInOthers(ctx, rs, recs, out.recheckKeys, overwritten)
 }
 
 // uncheckedMark and a write's key (its window's start), among a record's
@@ -2225,10 +2234,11 @@ func (s *Service) recheckWrites(ctx context.Context, st ipguard.PortalState) (re
 	return res // next and alerted: the deferred
 }
 
-// noteAlertedInOthers adds the saves a look alerted (alerted) to the
-// alerted keys of each other record kept (not in done) whose window holds
-// one: the trail's second cannot say which of two back-to-back writes
-// overwrote a save in the second they share, and it is alerted once.
+// noteAlertedInOthers adds the saves alerted (alerted, by a look or by the
+// check right after a write) to the alerted keys of each other record
+// kept (not in done) whose window holds one: the trail's second cannot
+// say which of two back-to-back writes overwrote a save in the second they
+// share, and it is alerted once.
 func (s *Service) noteAlertedInOthers(ctx context.Context, rs Rechecks, recs []ipguard.Recheck, done []string, alerted []ChangeView) {
 	if len(alerted) == 0 {
 		return
