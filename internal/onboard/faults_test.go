@@ -2469,3 +2469,34 @@ func TestSaveInTwoWritesWindowsAlertedRightAfterTheLaterIsNotAlertedAgain(t *tes
 		t.Errorf("%d overwritten alerts after the second looks; want still 1 (the same save): %q", len(got), got)
 	}
 }
+
+// An admin's save the check right after a write alerted as overwritten,
+// in the second the next back-to-back write's window begins: the check
+// right after that next write does not alert it again, nor does either
+// write's second look. (Before: the next write's check right after alerted
+// it a second time, its own record not knowing it was alerted.)
+func TestSaveAlertedRightAfterAWriteIsNotAlertedByTheNextWritesCheck(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.now = t0.Add(-10 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	trail.add(Change{When: t0.Add(50 * time.Millisecond), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(100 * time.Millisecond)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts right after the first write %q; want the admin's save", got)
+	}
+	e.now = t0.Add(900 * time.Millisecond) // the next pass reads in that second, its PUT is dated the next
+	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	e.p.clock = func() time.Time { return e.now }
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Fatalf("%d overwritten alerts right after the next write; want still 1 (the same save): %q", len(got), got)
+	}
+	e.now = t0.Add(5 * time.Minute) // both writes' looks due
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("%d overwritten alerts after the second looks; want still 1 (the same save): %q", len(got), got)
+	}
+}
