@@ -2500,3 +2500,45 @@ func TestSaveAlertedRightAfterAWriteIsNotAlertedByTheNextWritesCheck(t *testing.
 		t.Errorf("%d overwritten alerts after the second looks; want still 1 (the same save): %q", len(got), got)
 	}
 }
+
+// The alert of a save overwritten by a write whose read saw a long list
+// (past MaxAlertList), from the check right after the write: the email and
+// the message's JSON show the list clipped with its full count, as the
+// second look's alert does. (Before: the JSON carried the first 50 entries
+// without overwrittenCount, and the email the whole list, cut by its bound
+// without saying how many were left out.)
+func TestOverwrittenAlertOfALongListSaysItsCount(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	ips := []string{"192.0.2.1!"}
+	for i := range 54 {
+		ips = append(ips, fmt.Sprintf("198.51.100.%d", i+1))
+	}
+	e.p.set(restr(strings.Join(ips, ",")), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	var got []ipguard.Alert
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "overwrote") {
+			got = append(got, a)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d overwritten alerts; want 1", len(got))
+	}
+	if !strings.Contains(got[0].Email, "(55 entries)") || !strings.Contains(got[0].Email, "... and 5 more") {
+		t.Errorf("the email does not show the list clipped with its count:\n%s", got[0].Email)
+	}
+	var body struct {
+		Drift struct {
+			List  []ipguard.Restriction `json:"overwrittenList"`
+			Count int                   `json:"overwrittenCount"`
+		} `json:"drift"`
+	}
+	if err := json.Unmarshal([]byte(got[0].Default), &body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body.Drift.List) != MaxAlertList || body.Drift.Count != 55 {
+		t.Errorf("the message's JSON carries %d entries with overwrittenCount %d; want %d with 55", len(body.Drift.List), body.Drift.Count, MaxAlertList)
+	}
+}
