@@ -438,17 +438,7 @@ func (f publishFunc) Publish(_ context.Context, a ipguard.Alert) (string, error)
 // caught up alerts it as drift, naming the admin, with the list the tool
 // read before its write (#15 §5). Before, nothing looked again.
 func TestOverwrittenSaveIsAlertedOnceTheDevPortalsTrailCaughtUp(t *testing.T) {
-	dev := devportal.New(devportal.Options{})
-	if err := dev.PutUsers(devportal.User{ID: modelAdmin, Status: devportal.StatusActive, IsAdmin: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.PutKey(devportal.APIKey{Key: modelKey, CreateBy: modelAdmin, IsActive: true}); err != nil {
-		t.Fatal(err)
-	}
-	dev.SetRestrictions([]ipguard.Restriction{{IP: "198.51.100.7"}}, false)
-	dev.SetAuditLag(time.Minute)
-	srv := httptest.NewServer(dev.Handler())
-	defer srv.Close()
+	dev, srv := laggingDevPortal(t, []ipguard.Restriction{{IP: "198.51.100.7"}})
 	c, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: modelKeys(modelKey), MaxAttempts: 1, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -500,21 +490,11 @@ func TestOverwrittenSaveIsAlertedOnceTheDevPortalsTrailCaughtUp(t *testing.T) {
 // the tool, with the list read before the write and its full count, and
 // without the API key.
 func TestTwoContainersOnboardingWhileTheTrailLagsAlertTheAdminOnce(t *testing.T) {
-	dev := devportal.New(devportal.Options{})
-	if err := dev.PutUsers(devportal.User{ID: modelAdmin, Status: devportal.StatusActive, IsAdmin: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.PutKey(devportal.APIKey{Key: modelKey, CreateBy: modelAdmin, IsActive: true}); err != nil {
-		t.Fatal(err)
-	}
 	var seed []ipguard.Restriction
 	for i := range 55 {
 		seed = append(seed, ipguard.Restriction{IP: fmt.Sprintf("198.51.100.%d", i+1)})
 	}
-	dev.SetRestrictions(seed, false)
-	dev.SetAuditLag(time.Minute)
-	srv := httptest.NewServer(dev.Handler())
-	defer srv.Close()
+	dev, srv := laggingDevPortal(t, seed)
 	now, later := time.Now().UTC().Truncate(time.Second), time.Duration(0)
 	var mu sync.Mutex
 	var sent []ipguard.Alert
@@ -592,4 +572,23 @@ func TestTwoContainersOnboardingWhileTheTrailLagsAlertTheAdminOnce(t *testing.T)
 			t.Errorf("the alert names the tool's user, carries the key or an unsafe character: %q", a)
 		}
 	}
+}
+
+// laggingDevPortal is the dev portal holding list (restrictions off), its
+// audit trail a minute late, served until the test ends; the key is the
+// model's.
+func laggingDevPortal(t *testing.T, list []ipguard.Restriction) (*devportal.Portal, *httptest.Server) {
+	t.Helper()
+	dev := devportal.New(devportal.Options{})
+	if err := dev.PutUsers(devportal.User{ID: modelAdmin, Status: devportal.StatusActive, IsAdmin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.PutKey(devportal.APIKey{Key: modelKey, CreateBy: modelAdmin, IsActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	dev.SetRestrictions(list, false)
+	dev.SetAuditLag(time.Minute)
+	srv := httptest.NewServer(dev.Handler())
+	t.Cleanup(srv.Close)
+	return dev, srv
 }

@@ -1068,18 +1068,15 @@ func TestSaveOverwrittenWhileTwoContainersOnboardIsAlertedOnceTheTrailCaughtUp(t
 	const admin = "bbbbbbbb-2222-4222-8222-0000000000b2"
 	s.Portal.AddAuditEvents(devportal.AuditEvent{Date: now, UserID: admin, User: "Ada Admin", ActionID: 6094, IP: "192.0.2.66"})
 	ctx := context.Background()
-	var wg sync.WaitGroup
-	errs := make([]error, len(svcs))
+	done := make(chan error, len(svcs))
 	for i, svc := range svcs {
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			_, errs[i] = svc.Handle(ctx, fmt.Appendf(nil, `{"id":"%s","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, []string{alice, bob}[i], i, 10+i))
+			_, err := svc.Handle(ctx, fmt.Appendf(nil, `{"id":"%s","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, []string{alice, bob}[i], i, 10+i))
+			done <- err
 		}()
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
+	for range svcs {
+		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
 	}
