@@ -1070,17 +1070,19 @@ func (s *Service) recordedWrites(ctx context.Context) ([]ipguard.Recheck, error)
 // alertedIn reports whether a record of recs whose window holds the save v
 // has it among its alerted keys.
 func alertedIn(recs []ipguard.Recheck, v ChangeView) bool {
-	at, err := time.Parse(time.RFC3339, v.When)
-	if err != nil {
-		return false
-	}
 	for _, r := range recs {
 		var w overwriteWindow
-		if slices.Contains(r.Alerted, alertedKey(v)) && json.Unmarshal([]byte(r.Body), &w) == nil && w.inside(at) {
+		if slices.Contains(r.Alerted, alertedKey(v)) && json.Unmarshal([]byte(r.Body), &w) == nil && w.holds(v) {
 			return true
 		}
 	}
 	return false
+}
+
+// holds reports whether the save v (as shown) falls in one of w's spans.
+func (w overwriteWindow) holds(v ChangeView) bool {
+	at, err := time.Parse(time.RFC3339, v.When)
+	return err == nil && w.inside(at)
 }
 
 // checkLateLanded looks in the audit trail for allowlist saves by someone
@@ -2288,7 +2290,7 @@ func (s *Service) noteAlertedInOthers(ctx context.Context, rs Rechecks, recs []i
 		}
 		var keys []string
 		for _, v := range alerted {
-			if at, err := time.Parse(time.RFC3339, v.When); err == nil && w.inside(at) && !slices.Contains(r.Alerted, alertedKey(v)) {
+			if w.holds(v) && !slices.Contains(r.Alerted, alertedKey(v)) {
 				keys = append(keys, alertedKey(v))
 			}
 		}
