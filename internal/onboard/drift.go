@@ -204,10 +204,12 @@ func (s *Service) driftAlert(d *Drift) ipguard.Alert {
 		fmt.Fprintf(&b, "  (%s)\n", d.Attribution)
 	}
 	if d.Overwritten != nil {
-		n := max(len(d.Overwritten), d.OverwrittenCount)
-		shown := humantext.Line(describeAll(d.Overwritten), 2000)
-		if n > len(d.Overwritten) {
-			shown += fmt.Sprintf(" ... and %d more", n-len(d.Overwritten))
+		// Clipped to MaxAlertList with its count, whether the list was
+		// clipped when it was kept (the second look) or not (right after).
+		n, list := max(len(d.Overwritten), d.OverwrittenCount), clipList(d.Overwritten)
+		shown := humantext.Line(describeAll(list), 2000)
+		if n > len(list) {
+			shown += fmt.Sprintf(" ... and %d more", n-len(list))
 		}
 		if d.overwrittenAsKept {
 			fmt.Fprintf(&b, "\nThe list the tool read just before its write, as that write kept it (%d entries; addresses the tool itself removed in it are not shown): %s\n", n, shown)
@@ -218,6 +220,9 @@ func (s *Service) driftAlert(d *Drift) ipguard.Alert {
 	b.WriteString("\nWhat to do: check with that person whether the change was intended. Addresses the tool manages are put back automatically; entries it does not know are never removed by it.\n")
 	c := *d
 	c.MissingOwned, c.Unknown, c.Restored, c.Changes, c.Overwritten = clipList(c.MissingOwned), clipList(c.Unknown), clipList(c.Restored), clipList(c.Changes), clipList(c.Overwritten)
+	if n := max(len(d.Overwritten), d.OverwrittenCount); n > len(c.Overwritten) {
+		c.OverwrittenCount = n // its promise: set when the list holds fewer
+	}
 	body := map[string]any{"kind": "allowlist_drift", "severity": "high", "portal": s.PortalName, "drift": c}
 	def, _ := json.Marshal(body)
 	sms := "DocSpace alert: IP allowlist changed outside IP Guard"

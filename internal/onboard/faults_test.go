@@ -2440,3 +2440,105 @@ func TestSaveInTwoWritesWindowsIsAlertedOnce(t *testing.T) {
 		t.Errorf("%d overwritten alerts after the next write's look; want still 1 (the same save)", len(got))
 	}
 }
+
+// An admin's save in the second two back-to-back writes share, which the
+// trail shows already to the check right after the later write: that check
+// alerts it, and the older write's second look, once due, does not alert
+// it again (the trail's second cannot say which write overwrote it).
+// (Before: the check right after noted it only in its own write's record,
+// and the older write's look alerted it a second time.)
+func TestSaveInTwoWritesWindowsAlertedRightAfterTheLaterIsNotAlertedAgain(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.now = t0.Add(-10 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	e.now = t0.Add(100 * time.Millisecond)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	trail.add(Change{When: t0.Add(500 * time.Millisecond), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(900 * time.Millisecond) // the next pass reads in that second, its PUT is dated the next
+	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	e.p.clock = func() time.Time { return e.now }
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts right after the later write %q; want the admin's save", got)
+	}
+	e.now = t0.Add(5 * time.Minute) // both writes' looks due
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("%d overwritten alerts after the second looks; want still 1 (the same save): %q", len(got), got)
+	}
+}
+
+// An admin's save the check right after a write alerted as overwritten,
+// in the second the next back-to-back write's window begins: the check
+// right after that next write does not alert it again, nor does either
+// write's second look. (Before: the next write's check right after alerted
+// it a second time, its own record not knowing it was alerted.)
+func TestSaveAlertedRightAfterAWriteIsNotAlertedByTheNextWritesCheck(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	e.now = t0.Add(-10 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	trail.add(Change{When: t0.Add(50 * time.Millisecond), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.now = t0.Add(100 * time.Millisecond)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
+		t.Fatalf("overwritten alerts right after the first write %q; want the admin's save", got)
+	}
+	e.now = t0.Add(900 * time.Millisecond) // the next pass reads in that second, its PUT is dated the next
+	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	e.p.clock = func() time.Time { return e.now }
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Fatalf("%d overwritten alerts right after the next write; want still 1 (the same save): %q", len(got), got)
+	}
+	e.now = t0.Add(5 * time.Minute) // both writes' looks due
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("%d overwritten alerts after the second looks; want still 1 (the same save): %q", len(got), got)
+	}
+}
+
+// The alert of a save overwritten by a write whose read saw a long list
+// (past MaxAlertList), from the check right after the write: the email and
+// the message's JSON show the list clipped with its full count, as the
+// second look's alert does. (Before: the JSON carried the first 50 entries
+// without overwrittenCount, and the email the whole list, cut by its bound
+// without saying how many were left out.)
+func TestOverwrittenAlertOfALongListSaysItsCount(t *testing.T) {
+	e := newEnv()
+	trail := e.withTrail()
+	ips := []string{"192.0.2.1!"}
+	for i := range 54 {
+		ips = append(ips, fmt.Sprintf("198.51.100.%d", i+1))
+	}
+	e.p.set(restr(strings.Join(ips, ",")), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	var got []ipguard.Alert
+	for _, a := range e.alerts.sent {
+		if strings.Contains(a.Email, "overwrote") {
+			got = append(got, a)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d overwritten alerts; want 1", len(got))
+	}
+	if !strings.Contains(got[0].Email, "(55 entries)") || !strings.Contains(got[0].Email, "... and 5 more") {
+		t.Errorf("the email does not show the list clipped with its count:\n%s", got[0].Email)
+	}
+	var body struct {
+		Drift struct {
+			List  []ipguard.Restriction `json:"overwrittenList"`
+			Count int                   `json:"overwrittenCount"`
+		} `json:"drift"`
+	}
+	if err := json.Unmarshal([]byte(got[0].Default), &body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body.Drift.List) != MaxAlertList || body.Drift.Count != 55 {
+		t.Errorf("the message's JSON carries %d entries with overwrittenCount %d; want %d with 55", len(body.Drift.List), body.Drift.Count, MaxAlertList)
+	}
+}

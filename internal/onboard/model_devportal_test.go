@@ -438,17 +438,7 @@ func (f publishFunc) Publish(_ context.Context, a ipguard.Alert) (string, error)
 // caught up alerts it as drift, naming the admin, with the list the tool
 // read before its write (#15 §5). Before, nothing looked again.
 func TestOverwrittenSaveIsAlertedOnceTheDevPortalsTrailCaughtUp(t *testing.T) {
-	dev := devportal.New(devportal.Options{})
-	if err := dev.PutUsers(devportal.User{ID: modelAdmin, Status: devportal.StatusActive, IsAdmin: true}); err != nil {
-		t.Fatal(err)
-	}
-	if err := dev.PutKey(devportal.APIKey{Key: modelKey, CreateBy: modelAdmin, IsActive: true}); err != nil {
-		t.Fatal(err)
-	}
-	dev.SetRestrictions([]ipguard.Restriction{{IP: "198.51.100.7"}}, false)
-	dev.SetAuditLag(time.Minute)
-	srv := httptest.NewServer(dev.Handler())
-	defer srv.Close()
+	dev, srv := laggingDevPortal(t, []ipguard.Restriction{{IP: "198.51.100.7"}})
 	c, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: modelKeys(modelKey), MaxAttempts: 1, Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -490,4 +480,115 @@ func TestOverwrittenSaveIsAlertedOnceTheDevPortalsTrailCaughtUp(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0], "Ada Admin") || !strings.Contains(got[0], "overwrote") || !strings.Contains(got[0], "198.51.100.7") {
 		t.Errorf("drift alerts once the trail caught up: %q; want the admin's overwritten save, with the list the tool read", got)
 	}
+}
+
+// TestTwoContainersOnboardingWhileTheTrailLagsAlertTheAdminOnce: two
+// containers (two Services sharing one store and lease) onboard at once
+// through the real client while the dev portal's trail lags, and an admin
+// saves in the second their windows begin. Once the trail caught up, the
+// sync alerts that save once, naming the admin (made safe to read), never
+// the tool, with the list read before the write and its full count, and
+// without the API key.
+func TestTwoContainersOnboardingWhileTheTrailLagsAlertTheAdminOnce(t *testing.T) {
+	var seed []ipguard.Restriction
+	for i := range 55 {
+		seed = append(seed, ipguard.Restriction{IP: fmt.Sprintf("198.51.100.%d", i+1)})
+	}
+	dev, srv := laggingDevPortal(t, seed)
+	now, later := time.Now().UTC().Truncate(time.Second), time.Duration(0)
+	var mu sync.Mutex
+	var sent []ipguard.Alert
+	alerts := publishFunc(func(a ipguard.Alert) { mu.Lock(); sent = append(sent, a); mu.Unlock() })
+	// One clock for both, a microsecond on at each reading (two
+	// containers' clocks never give the same instant to two windows).
+	tick := time.Duration(0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); tick += time.Microsecond; return now.Add(later + tick) }
+	store, leases := onboardtest.NewStore(), &leasetest.Backend{}
+	svcs := make([]*onboard.Service, 2)
+	for i := range svcs {
+		c, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: modelKeys(modelKey), MaxAttempts: 1, Timeout: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svcs[i] = &onboard.Service{Store: store, Portal: c, Trail: docspace.AllowlistTrail{Client: c}, Directory: docspace.Directory{Client: c},
+			Alerts: alerts, Leases: leases, LeaseWait: 5 * time.Second,
+			Settings: onboard.Settings{MaxRangeAddresses: 256, Limits: allowlist.DefaultLimits},
+			Now:      clock}
+	}
+	const admin = "bbbbbbbb-2222-4222-8222-0000000000b2"
+	dev.AddAuditEvents(devportal.AuditEvent{Date: now, UserID: admin, User: "Ada\n\x1b[31mAdmin\u202e", ActionID: 6094, IP: "192.0.2.66"})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make([]error, len(svcs))
+	for i, svc := range svcs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = svc.Handle(ctx, fmt.Appendf(nil, `{"id":"u%d","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, i, i, 10+i))
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	drift := func() []ipguard.Alert {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []ipguard.Alert
+		for _, a := range sent {
+			if slices.Contains(a.Kinds, "allowlist_drift") {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+	if got := drift(); len(got) != 0 {
+		t.Fatalf("drift alerted before the trail could show the save: %q", got[0].Email)
+	}
+
+	mu.Lock()
+	later = 3 * time.Minute
+	mu.Unlock()
+	dev.SetClockSkew(later)
+	for _, svc := range svcs {
+		if _, err := svc.Handle(ctx, []byte(`{"action":"sync"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := drift()
+	if len(got) != 1 {
+		t.Fatalf("drift alerts once the trail caught up: %d, want 1: %v", len(got), got)
+	}
+	email := got[0].Email
+	for _, want := range []string{"by Ada", "Admin", admin, "192.0.2.66", "overwrote", "(55 entries)", "... and 5 more", "198.51.100.1"} {
+		if !strings.Contains(email, want) {
+			t.Errorf("the alert does not say %q:\n%s", want, email)
+		}
+	}
+	for _, a := range []string{got[0].Email, got[0].Default, got[0].SMS, got[0].Subject} {
+		if strings.Contains(a, modelAdmin) || strings.Contains(a, modelKey) || strings.ContainsAny(a, "\x1b\u202e") {
+			t.Errorf("the alert names the tool's user, carries the key or an unsafe character: %q", a)
+		}
+	}
+}
+
+// laggingDevPortal is the dev portal holding list (restrictions off), its
+// audit trail a minute late, served until the test ends; the key is the
+// model's.
+func laggingDevPortal(t *testing.T, list []ipguard.Restriction) (*devportal.Portal, *httptest.Server) {
+	t.Helper()
+	dev := devportal.New(devportal.Options{})
+	if err := dev.PutUsers(devportal.User{ID: modelAdmin, Status: devportal.StatusActive, IsAdmin: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.PutKey(devportal.APIKey{Key: modelKey, CreateBy: modelAdmin, IsActive: true}); err != nil {
+		t.Fatal(err)
+	}
+	dev.SetRestrictions(list, false)
+	dev.SetAuditLag(time.Minute)
+	srv := httptest.NewServer(dev.Handler())
+	t.Cleanup(srv.Close)
+	return dev, srv
 }

@@ -1036,12 +1036,53 @@ func (s *Service) checkForeignSaves(ctx context.Context, out *outcome) {
 	out.warnings = append(out.warnings, fmt.Sprintf(
 		"the portal's audit trail shows %d allowlist save(s) by someone else during this update (%s); a change saved just before our update may have been overwritten, check the portal",
 		len(others), strings.Join(who, "; ")))
-	if len(overwritten) > 0 {
-		key, a := s.overwrittenAlert(since, out.seenBefore, len(out.seenBefore), overwritten)
-		s.dueNow(ctx, key, a)
-		// The second look, once the trail caught up, alerts only others.
-		s.noteAlerted(ctx, out, overwritten)
+	if len(overwritten) == 0 {
+		return
 	}
+	// A save in the second an earlier back-to-back write's window shares
+	// with this one's may have been alerted already (by that write's check
+	// right after or its look, noted in the records): alerted once.
+	recs, rerr := s.recordedWrites(ctx)
+	if fresh := slices.DeleteFunc(slices.Clone(overwritten), func(v ChangeView) bool { return alertedIn(recs, v) }); len(fresh) > 0 {
+		key, a := s.overwrittenAlert(since, out.seenBefore, len(out.seenBefore), fresh)
+		s.dueNow(ctx, key, a)
+	}
+	// The second look, once the trail caught up, alerts only others (of
+	// this write's and of the others' records).
+	s.noteAlerted(ctx, out, overwritten, recs, rerr)
+}
+
+// recordedWrites are the records for the second look (none with a store
+// without Rechecks; err logged).
+func (s *Service) recordedWrites(ctx context.Context) ([]ipguard.Recheck, error) {
+	rs, _ := s.Store.(Rechecks)
+	if rs == nil {
+		return nil, nil
+	}
+	recs, err := rs.Rechecks(ctx)
+	if err != nil {
+		// A save alerted already may be alerted once more: at least once.
+		s.log().Error("read the writes recorded for a second look, for the overwritten saves alerted", "error", err)
+	}
+	return recs, err
+}
+
+// alertedIn reports whether a record of recs whose window holds the save v
+// has it among its alerted keys.
+func alertedIn(recs []ipguard.Recheck, v ChangeView) bool {
+	for _, r := range recs {
+		var w overwriteWindow
+		if slices.Contains(r.Alerted, alertedKey(v)) && json.Unmarshal([]byte(r.Body), &w) == nil && w.holds(v) {
+			return true
+		}
+	}
+	return false
+}
+
+// holds reports whether the save v (as shown) falls in one of w's spans.
+func (w overwriteWindow) holds(v ChangeView) bool {
+	at, err := time.Parse(time.RFC3339, v.When)
+	return err == nil && w.inside(at)
 }
 
 // checkLateLanded looks in the audit trail for allowlist saves by someone
@@ -1929,9 +1970,12 @@ func unionTimes(a, b []time.Time) []time.Time {
 	return out
 }
 
-// noteAlerted adds the overwritten saves just alerted to the records of
-// out's writes, so the second look does not alert them again.
-func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []ChangeView) {
+// noteAlerted adds the overwritten saves alerted (now or before) to the
+// records of out's writes, and to those of the other writes whose windows
+// hold one (noteAlertedInOthers: a save in the second an earlier write's
+// window shares with this one's), so no second look alerts them again.
+// recs and rerr: the records as read before the alert (recordedWrites).
+func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []ChangeView, recs []ipguard.Recheck, rerr error) {
 	keys := make([]string, len(overwritten))
 	for i, v := range overwritten {
 		keys[i] = alertedKey(v)
@@ -1945,6 +1989,11 @@ func (s *Service) noteAlerted(ctx context.Context, out *outcome, overwritten []C
 			// The second look may alert them once more: at least once.
 			s.log().Error("note the overwritten saves alerted in the write's record", "error", err)
 		}
+	}
+	if rerr == nil {
+		// An earlier write's record not read: its look may alert one once
+		// more (at least once).
+		s.noteAlertedInOthers(ctx, rs, recs, out.recheckKeys, overwritten)
 	}
 }
 
@@ -2225,10 +2274,11 @@ func (s *Service) recheckWrites(ctx context.Context, st ipguard.PortalState) (re
 	return res // next and alerted: the deferred
 }
 
-// noteAlertedInOthers adds the saves a look alerted (alerted) to the
-// alerted keys of each other record kept (not in done) whose window holds
-// one: the trail's second cannot say which of two back-to-back writes
-// overwrote a save in the second they share, and it is alerted once.
+// noteAlertedInOthers adds the saves alerted (alerted, by a look or by the
+// check right after a write) to the alerted keys of each other record
+// kept (not in done) whose window holds one: the trail's second cannot
+// say which of two back-to-back writes overwrote a save in the second they
+// share, and it is alerted once.
 func (s *Service) noteAlertedInOthers(ctx context.Context, rs Rechecks, recs []ipguard.Recheck, done []string, alerted []ChangeView) {
 	if len(alerted) == 0 {
 		return
@@ -2240,7 +2290,7 @@ func (s *Service) noteAlertedInOthers(ctx context.Context, rs Rechecks, recs []i
 		}
 		var keys []string
 		for _, v := range alerted {
-			if at, err := time.Parse(time.RFC3339, v.When); err == nil && w.inside(at) && !slices.Contains(r.Alerted, alertedKey(v)) {
+			if w.holds(v) && !slices.Contains(r.Alerted, alertedKey(v)) {
 				keys = append(keys, alertedKey(v))
 			}
 		}

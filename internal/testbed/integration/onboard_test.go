@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"ipguard/internal/audit"
+	"ipguard/internal/config"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
 	"ipguard/internal/testbed/devportal"
@@ -1041,5 +1042,66 @@ func TestRefusedPlanSendsNothingAndOwnsNothing(t *testing.T) {
 	}
 	if st, _ := s.Store.PortalState(ctx); !slices.Contains(st.Owned, "203.0.113.20") || st.Pending != "" {
 		t.Errorf("after the sync: owned %v, pending %q", st.Owned, st.Pending)
+	}
+}
+
+// #15 §5 end to end with the real adapters (DynamoDB's recheck#portal on
+// moto, SNS, the real DocSpace client): two containers (two onboarding
+// services sharing the table) onboard at once while the dev portal's audit
+// trail lags a minute, and an admin saves in the second their windows
+// begin. Nothing is alerted before the trail can show it; the sync after
+// it caught up alerts that save once, naming the admin, never the key's
+// user, with the list read before the write.
+func TestSaveOverwrittenWhileTwoContainersOnboardIsAlertedOnceTheTrailCaughtUp(t *testing.T) {
+	s := deploy(t)
+	s.Portal.SetRestrictions([]ipguard.Restriction{{IP: "192.0.2.1", ForAdmin: true}, {IP: "198.51.100.7"}}, true)
+	s.Portal.SetAuditLag(time.Minute)
+	now, later := time.Now().UTC().Truncate(time.Second), time.Duration(0)
+	var mu sync.Mutex
+	tick := time.Duration(0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); tick += time.Microsecond; return now.Add(later + tick) }
+	svcs := make([]*onboard.Service, 2)
+	for i := range svcs {
+		svcs[i] = loadQuiet(t, config.Onboard).OnboardService()
+		svcs[i].Now = clock
+	}
+	const admin = "bbbbbbbb-2222-4222-8222-0000000000b2"
+	s.Portal.AddAuditEvents(devportal.AuditEvent{Date: now, UserID: admin, User: "Ada Admin", ActionID: 6094, IP: "192.0.2.66"})
+	ctx := context.Background()
+	done := make(chan error, len(svcs))
+	for i, svc := range svcs {
+		go func() {
+			_, err := svc.Handle(ctx, fmt.Appendf(nil, `{"id":"%s","email":"u%d@example.com","allowedIps":["203.0.113.%d"]}`, []string{alice, bob}[i], i, 10+i))
+			done <- err
+		}()
+	}
+	for range svcs {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := driftAlerts(s); len(got) != 0 {
+		t.Fatalf("drift alerted before the trail could show the save: %q", got[0].Email)
+	}
+	mu.Lock()
+	later = 3 * time.Minute
+	mu.Unlock()
+	s.Portal.SetClockSkew(later)
+	for _, svc := range svcs {
+		if _, err := svc.Handle(ctx, []byte(`{"action":"sync"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := driftAlerts(s)
+	if len(got) != 1 {
+		t.Fatalf("%d drift alerts once the trail caught up; want 1", len(got))
+	}
+	for _, want := range []string{"Ada Admin", admin, "192.0.2.66", "overwrote", "198.51.100.7"} {
+		if !strings.Contains(got[0].Email, want) {
+			t.Errorf("the alert does not say %q:\n%s", want, got[0].Email)
+		}
+	}
+	if strings.Contains(got[0].Email, devportal.OwnerID) {
+		t.Errorf("the alert names the key's user:\n%s", got[0].Email)
 	}
 }
