@@ -1721,6 +1721,19 @@ func (e *env) laggingTrail() *fakeTrail {
 	return trail
 }
 
+// adminSaveInTheLaggingTrail: the trail lags a minute, an admin ("Ada
+// Admin", adm) saved at t0, and a change then wrote the portal in that
+// second (its write recorded for a second look).
+func adminSaveInTheLaggingTrail(t *testing.T) (*env, *fakeTrail) {
+	t.Helper()
+	e := newEnv()
+	trail := e.laggingTrail()
+	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
+	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	return e, trail
+}
+
 // overwrittenEmails are the emails of the "overwritten" drift alerts sent.
 func overwrittenEmails(e *env) []string {
 	var out []string
@@ -1858,11 +1871,7 @@ func TestSecondLookWithTheTrailUnreadableIsTriedAgain(t *testing.T) {
 			if st := e.state(); !st.RecheckDue.IsZero() || len(e.st.RecheckItems) != 0 {
 				t.Errorf("RecheckDue %v, records %d; want none outstanding", st.RecheckDue, len(e.st.RecheckItems))
 			}
-			e.now = e.now.Add(time.Hour)
-			e.do(t, `{"action":"sync"}`)
-			if n := len(e.alerts.sent); n != 1 {
-				t.Errorf("%d alerts after a further sync; want still 1 (once)", n)
-			}
+			e.syncLaterSendsNothingMore(t, 1)
 		})
 	}
 }
@@ -1971,11 +1980,7 @@ func TestSecondLookRecordsFitTheirItem(t *testing.T) {
 // is looked at by the next scheduled sync all the same, which reads the
 // records whatever the state says.
 func TestRecordTheStateDoesNotKnowIsLookedAtByTheSync(t *testing.T) {
-	e := newEnv()
-	trail := e.laggingTrail()
-	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
-	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
-	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e, _ := adminSaveInTheLaggingTrail(t)
 	e.st.state.RecheckDue = time.Time{} // the newer pass's state
 	e.now = t0.Add(2 * time.Minute)
 	e.do(t, `{"action":"sync"}`)
@@ -2021,11 +2026,7 @@ func TestLongBurstOfWritesDoesNotAlertTheToolsOwnSaves(t *testing.T) {
 // is alerted once as not checked and dropped, and the readable records
 // beside it are still looked at: never silence on every reconcile.
 func TestUnreadableSecondLookRecordIsAlertedOnceAndDropped(t *testing.T) {
-	e := newEnv()
-	trail := e.laggingTrail()
-	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
-	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
-	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e, _ := adminSaveInTheLaggingTrail(t)
 	e.st.RecheckItems["unreadable attribute r_0bad"] = ipguard.Recheck{Key: "unreadable attribute r_0bad"}
 	e.now = t0.Add(2 * time.Minute)
 	e.do(t, `{"action":"sync"}`)
@@ -2041,11 +2042,7 @@ func TestUnreadableSecondLookRecordIsAlertedOnceAndDropped(t *testing.T) {
 	if len(e.st.RecheckItems) != 0 {
 		t.Errorf("records left: %+v; want the unreadable one dropped", e.st.RecheckItems)
 	}
-	e.now = e.now.Add(time.Hour)
-	e.do(t, `{"action":"sync"}`)
-	if n := len(e.alerts.sent); n != 2 {
-		t.Errorf("%d alerts after a further sync; want still 2", n)
-	}
+	e.syncLaterSendsNothingMore(t, 2)
 }
 
 // The audit trail stays unreadable for days (an API key without the audit
@@ -2156,11 +2153,7 @@ func (g *putGate) AllowlistChanges(ctx context.Context, from time.Time) ([]Chang
 // second look, up to maxRecheckUnderLease; here, where the trail answers
 // only after the PUT, the look timed out and found nothing.)
 func TestSecondLookDoesNotHoldThePUTBack(t *testing.T) {
-	e := newEnv()
-	trail := e.laggingTrail()
-	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
-	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
-	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e, trail := adminSaveInTheLaggingTrail(t)
 	gate := &putGate{fakePortal: e.p, trail: trail, put: make(chan struct{})}
 	e.s.Portal, e.s.Trail = gate, gate
 	e.now = t0.Add(2 * time.Minute)
@@ -2325,11 +2318,7 @@ func TestSecondLookWhoseRecordCannotBeRemovedDoesNotAlertTwice(t *testing.T) {
 // key's user) is not. (Before: the save, by the key's user now and at an
 // instant of the tool's, was taken for the tool's own.)
 func TestSecondLookAfterTheKeyWasRotatedToTheAdminStillAlertsTheirSave(t *testing.T) {
-	e := newEnv()
-	trail := e.laggingTrail()
-	e.p.set(restr("192.0.2.1!,198.51.100.7"), true)
-	trail.add(Change{When: t0, User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
-	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	e, _ := adminSaveInTheLaggingTrail(t)
 	e.s.Directory.(*fakeDirectory).creator, e.p.keyUser = "adm", "adm"
 	e.now = t0.Add(2 * time.Minute)
 	e.do(t, `{"action":"sync"}`)
@@ -2425,10 +2414,7 @@ func TestSaveInTwoWritesWindowsIsAlertedOnce(t *testing.T) {
 	e.now = t0.Add(100 * time.Millisecond)
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	trail.add(Change{When: t0.Add(500 * time.Millisecond), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
-	e.now = t0.Add(900 * time.Millisecond) // the next pass reads in that second, its PUT is dated the next
-	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
-	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
-	e.p.clock = func() time.Time { return e.now }
+	e.nextWriteReadingInTheSameSecond(t)
 	e.now = t0.Add(TrailLag + 2*time.Second + 500*time.Millisecond) // the first write's look is due, the next one's not yet
 	e.do(t, `{"action":"sync"}`)
 	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
@@ -2456,18 +2442,11 @@ func TestSaveInTwoWritesWindowsAlertedRightAfterTheLaterIsNotAlertedAgain(t *tes
 	e.now = t0.Add(100 * time.Millisecond)
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	trail.add(Change{When: t0.Add(500 * time.Millisecond), User: "Ada Admin", UserID: "adm", IP: "192.0.2.66"})
-	e.now = t0.Add(900 * time.Millisecond) // the next pass reads in that second, its PUT is dated the next
-	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
-	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
-	e.p.clock = func() time.Time { return e.now }
+	e.nextWriteReadingInTheSameSecond(t)
 	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
 		t.Fatalf("overwritten alerts right after the later write %q; want the admin's save", got)
 	}
-	e.now = t0.Add(5 * time.Minute) // both writes' looks due
-	e.do(t, `{"action":"sync"}`)
-	if got := overwrittenEmails(e); len(got) != 1 {
-		t.Errorf("%d overwritten alerts after the second looks; want still 1 (the same save): %q", len(got), got)
-	}
+	e.looksKeepOneOverwrittenAlert(t)
 }
 
 // An admin's save the check right after a write alerted as overwritten,
@@ -2487,18 +2466,11 @@ func TestSaveAlertedRightAfterAWriteIsNotAlertedByTheNextWritesCheck(t *testing.
 	if got := overwrittenEmails(e); len(got) != 1 || !strings.Contains(got[0], "Ada Admin") {
 		t.Fatalf("overwritten alerts right after the first write %q; want the admin's save", got)
 	}
-	e.now = t0.Add(900 * time.Millisecond) // the next pass reads in that second, its PUT is dated the next
-	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
-	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
-	e.p.clock = func() time.Time { return e.now }
+	e.nextWriteReadingInTheSameSecond(t)
 	if got := overwrittenEmails(e); len(got) != 1 {
 		t.Fatalf("%d overwritten alerts right after the next write; want still 1 (the same save): %q", len(got), got)
 	}
-	e.now = t0.Add(5 * time.Minute) // both writes' looks due
-	e.do(t, `{"action":"sync"}`)
-	if got := overwrittenEmails(e); len(got) != 1 {
-		t.Errorf("%d overwritten alerts after the second looks; want still 1 (the same save): %q", len(got), got)
-	}
+	e.looksKeepOneOverwrittenAlert(t)
 }
 
 // The alert of a save overwritten by a write whose read saw a long list
@@ -2540,5 +2512,37 @@ func TestOverwrittenAlertOfALongListSaysItsCount(t *testing.T) {
 	}
 	if len(body.Drift.List) != MaxAlertList || body.Drift.Count != 55 {
 		t.Errorf("the message's JSON carries %d entries with overwrittenCount %d; want %d with 55", len(body.Drift.List), body.Drift.Count, MaxAlertList)
+	}
+}
+
+// syncLaterSendsNothingMore: an hour later a sync finds nothing more to
+// alert (want alerts sent in all, as before it).
+func (e *env) syncLaterSendsNothingMore(t *testing.T, want int) {
+	t.Helper()
+	e.now = e.now.Add(time.Hour)
+	e.do(t, `{"action":"sync"}`)
+	if n := len(e.alerts.sent); n != want {
+		t.Errorf("%d alerts after a further sync; want still %d", n, want)
+	}
+}
+
+// nextWriteReadingInTheSameSecond: a next change (u2) whose pass reads in
+// t0's second and whose PUT the portal dates in the next.
+func (e *env) nextWriteReadingInTheSameSecond(t *testing.T) {
+	t.Helper()
+	e.now = t0.Add(900 * time.Millisecond)
+	e.p.clock = func() time.Time { return e.now.Add(500 * time.Millisecond) }
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	e.p.clock = func() time.Time { return e.now }
+}
+
+// looksKeepOneOverwrittenAlert: once both writes' second looks are due, a
+// sync leaves one overwritten alert (the same save, not alerted again).
+func (e *env) looksKeepOneOverwrittenAlert(t *testing.T) {
+	t.Helper()
+	e.now = t0.Add(5 * time.Minute)
+	e.do(t, `{"action":"sync"}`)
+	if got := overwrittenEmails(e); len(got) != 1 {
+		t.Errorf("%d overwritten alerts after the second looks; want still 1 (the same save): %q", len(got), got)
 	}
 }
