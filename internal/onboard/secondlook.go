@@ -594,9 +594,14 @@ func (s *Service) recheckWrites(ctx context.Context, st ipguard.PortalState) (re
 	// should its removal fail, so that the next look alerts none of it
 	// again (the outbox sends a key again once it was sent and cleared).
 	noted := map[string][]string{}
+	var decoded []overwriteWindow // every record read, for the tool's own saves below
 	for _, r := range recs {
 		var w overwriteWindow
-		if err := json.Unmarshal([]byte(r.Body), &w); err != nil || len(w.Spans) == 0 {
+		err := json.Unmarshal([]byte(r.Body), &w)
+		if err == nil {
+			decoded = append(decoded, w)
+		}
+		if err != nil || len(w.Spans) == 0 {
 			// Unreadable: what it would check is lost, said once (also
 			// when its removal failed after it was said: unreadableMark).
 			done = append(done, r.Key)
@@ -630,14 +635,11 @@ func (s *Service) recheckWrites(ctx context.Context, st ipguard.PortalState) (re
 	// last save (back-to-back passes), where that save, by the key's user,
 	// would be taken for someone else's inside the window.
 	own, undated := slices.Clone(st.OwnSaves), slices.Clone(st.UnansweredSaves)
-	for _, r := range recs {
-		var w overwriteWindow
-		if json.Unmarshal([]byte(r.Body), &w) == nil {
-			own = unionTimes(own, w.OwnSaves)
-			for _, u := range w.UnansweredSaves {
-				if !slices.Contains(undated, u) {
-					undated = append(undated, u)
-				}
+	for _, w := range decoded {
+		own = unionTimes(own, w.OwnSaves)
+		for _, u := range w.UnansweredSaves {
+			if !slices.Contains(undated, u) {
+				undated = append(undated, u)
 			}
 		}
 	}
