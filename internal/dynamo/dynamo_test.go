@@ -937,3 +937,52 @@ func TestRecordFailuresSaysHowManyAddressesGaveWay(t *testing.T) {
 		t.Logf("the guesser's record survived this flood (its shard held fewer than 4,000 flood addresses): %+v", got[guesser])
 	}
 }
+
+// DesiredUsers reads of every user what AllUsers reads of its id, entries
+// and their details (also an unreadable item, marked as such), and nothing
+// else.
+func TestDesiredUsersReadTheEntriesAsAllUsersDoes(t *testing.T) {
+	ctx := context.Background()
+	db := motoDB(t)
+	s := tableStore(t, db, "desired")
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	for _, u := range []ipguard.User{
+		{ID: "plain", Email: "p@example.com", Entries: []string{"203.0.113.1", "198.51.100.0/30"}, CreatedAt: now, UpdatedAt: now},
+		{ID: "trip", Email: "t@example.com", Entries: []string{"203.0.113.2", "198.51.100.9"}, CreatedAt: now, UpdatedAt: now,
+			Details: map[string]ipguard.EntryDetail{"198.51.100.9": {ExpiresAt: now.Add(time.Hour), Note: "conference", Place: "DE"}},
+			Touched: map[string]time.Time{"203.0.113.2": now}},
+		{ID: "none", Email: "n@example.com", Entries: []string{}, CreatedAt: now, UpdatedAt: now},
+	} {
+		if ok, err := s.PutUserIf(ctx, u, 0); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("desired"), Item: map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "user#bad"}, "id": &types.AttributeValueMemberS{Value: "bad"}, "allowedIps": &types.AttributeValueMemberS{Value: "not a list"}}}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.AllUsers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.DesiredUsers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]ipguard.User{}
+	for _, u := range all {
+		want[u.ID] = ipguard.User{ID: u.ID, Entries: u.Entries, Details: u.Details, Unreadable: u.Unreadable}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("DesiredUsers = %d users, AllUsers %d", len(got), len(all))
+	}
+	for _, u := range got {
+		w := want[u.ID]
+		if (u.Unreadable == "") != (w.Unreadable == "") || !slices.Equal(u.Entries, w.Entries) || fmt.Sprint(u.Details) != fmt.Sprint(w.Details) {
+			t.Errorf("DesiredUsers %s = %+v; AllUsers %+v", u.ID, u, w)
+		}
+		if u.Email != "" || !u.CreatedAt.IsZero() || u.Touched != nil || u.Rev != 0 {
+			t.Errorf("DesiredUsers %s read more than the entries: %+v", u.ID, u)
+		}
+	}
+}

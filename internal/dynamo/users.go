@@ -108,13 +108,32 @@ func (s *Store) Users(ctx context.Context, ids []string) (map[string]ipguard.Use
 // before the call is seen. An item that cannot be decoded comes
 // back as in Users.
 func (s *Store) AllUsers(ctx context.Context) ([]ipguard.User, error) {
-	const op = "scan users"
+	return s.scanUsers(ctx, "scan users", "")
+}
+
+// DesiredUsers implements onboard.DesiredReader: AllUsers reading only the
+// key, the entries and their details (desiredAttrs), so that the answer of
+// the scan on every reconcile pass is a fraction of the users' items. The
+// id comes from the key, as AllUsers falls back to.
+func (s *Store) DesiredUsers(ctx context.Context) ([]ipguard.User, error) {
+	return s.scanUsers(ctx, "scan users' entries", desiredAttrs)
+}
+
+// desiredAttrs are the attributes DesiredUsers reads.
+const desiredAttrs = "pk, allowedIps, entryDetails"
+
+// scanUsers scans every user item (all pages, strongly consistent),
+// reading only the attributes of projection when it is not empty.
+func (s *Store) scanUsers(ctx context.Context, op, projection string) ([]ipguard.User, error) {
 	var users []ipguard.User
 	in := &dynamodb.ScanInput{
 		TableName:                 aws.String(s.table),
 		FilterExpression:          aws.String("begins_with(pk, :user)"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":user": str(userPrefix)},
 		ConsistentRead:            aws.Bool(true),
+	}
+	if projection != "" {
+		in.ProjectionExpression = aws.String(projection)
 	}
 	for {
 		out, err := s.api.Scan(ctx, in)

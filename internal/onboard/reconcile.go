@@ -427,7 +427,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		}
 	}
 	tscan := time.Now()
-	users, err := s.Store.AllUsers(ctx)
+	users, err := s.desiredUsers(ctx)
 	span(ctx, "scan", tscan)
 	if err != nil {
 		waitGets()
@@ -1474,12 +1474,30 @@ func (s *Service) checkKeyUserEdit(ctx context.Context, out *outcome, changes, o
 // entries to their expired list (so the audit stops accepting them), in
 // users and in the store. A user written concurrently is left for the next
 // reconcile (its entries are still filtered by time here).
+//
+// users may be as DesiredUsers read them (the other fields zero): a user
+// with an entry to move is read whole first, and that record is written,
+// so nothing the scan left out is lost.
 func (s *Service) expire(ctx context.Context, users []ipguard.User, now time.Time) ([]ExpiredView, error) {
 	var views []ExpiredView
+	_, partial := s.Store.(DesiredReader)
 	for i, u := range users {
 		active := u.ActiveEntries(now)
 		if len(active) == len(u.Entries) {
 			continue
+		}
+		if partial {
+			whole, found, err := s.Store.GetUser(ctx, u.ID)
+			if err != nil {
+				return nil, err
+			}
+			if !found {
+				continue // deleted since the scan: nothing to move
+			}
+			if u, active = whole, whole.ActiveEntries(now); len(active) == len(u.Entries) {
+				users[i] = u // changed since the scan: nothing to move now
+				continue
+			}
 		}
 		next := u
 		next.Entries, next.Details = active, map[string]ipguard.EntryDetail{}

@@ -769,7 +769,7 @@ const MaxRequestedAhead = 5 * time.Minute
 // behind reports whether the portal, as the last reconcile left it (st),
 // differs from the desired state stored now (an address to add or remove).
 func (s *Service) behind(ctx context.Context, st ipguard.PortalState) (bool, error) {
-	users, err := s.Store.AllUsers(ctx)
+	users, err := s.desiredUsers(ctx)
 	if err != nil {
 		return false, err
 	}
@@ -1041,7 +1041,7 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 	if n, ok := s.unappliedBound(st); ok && n+len(mine.Addrs) <= s.Settings.maxEntries()*9/10 {
 		return nil
 	}
-	users, err := s.Store.AllUsers(ctx)
+	users, err := s.desiredUsers(ctx)
 	if err != nil {
 		return err
 	}
@@ -1067,6 +1067,24 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 		return over(n)
 	}
 	return nil
+}
+
+// DesiredReader is optional on a Store: DesiredUsers is AllUsers with, of
+// each user, only what the desired state is computed from: ID, Entries,
+// Details and Unreadable (the other fields zero). A reconcile's scan of
+// every user then reads and decodes that much less (it is on the path of
+// every pass, while changes wait for it).
+type DesiredReader interface {
+	DesiredUsers(ctx context.Context) ([]ipguard.User, error)
+}
+
+// desiredUsers reads every user for a desired state (DesiredReader's
+// answer where the store has one, else AllUsers').
+func (s *Service) desiredUsers(ctx context.Context) ([]ipguard.User, error) {
+	if r, ok := s.Store.(DesiredReader); ok {
+		return r.DesiredUsers(ctx)
+	}
+	return s.Store.AllUsers(ctx)
 }
 
 // AddsCounter is optional on a Store: BumpVersionAdding is BumpVersion

@@ -1177,3 +1177,41 @@ func TestUsersLeftCheckThatReadsNoUserIsAlerted(t *testing.T) {
 		t.Errorf("%d alerts about one unreadable user among readable ones; want none (a warning)", n)
 	}
 }
+
+// entriesOnly is the fake store with a DesiredReader that, like the
+// DynamoDB store's, gives of each user only the id, the entries and their
+// details.
+type entriesOnly struct{ *fakeStore }
+
+func (s entriesOnly) DesiredUsers(ctx context.Context) ([]ipguard.User, error) {
+	users, err := s.AllUsers(ctx)
+	for i, u := range users {
+		users[i] = ipguard.User{ID: u.ID, Entries: u.Entries, Details: u.Details, Unreadable: u.Unreadable}
+	}
+	return users, err
+}
+
+// A reconcile that reads only the users' entries (DesiredReader) still
+// moves an expired entry by writing the user's whole record: its email,
+// request times and creation stay as they were.
+func TestExpiryAfterAScanOfEntriesKeepsTheRestOfTheUser(t *testing.T) {
+	e := newEnv()
+	e.s.Store = entriesOnly{e.st}
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10",{"ip":"198.51.100.7","expiresAt":"2026-11-25T12:00:00Z","note":"conference"}]}`)
+	before := e.st.users["u1"]
+	e.now = t0.Add(3 * time.Hour)
+	s := e.do(t, `{"action":"sync"}`)
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10" {
+		t.Fatalf("portal after expiry = %s", got)
+	}
+	if len(s.Expired) != 1 || s.Expired[0].Entry != "198.51.100.7" || s.Expired[0].Note != "conference" {
+		t.Errorf("sync expired = %+v", s.Expired)
+	}
+	u := e.st.users["u1"]
+	if !slices.Equal(u.Entries, []string{"203.0.113.10"}) || len(u.Expired) != 1 || u.Expired[0].Note != "conference" {
+		t.Errorf("stored user after expiry = %+v", u)
+	}
+	if u.Email != "a@example.com" || !u.CreatedAt.Equal(before.CreatedAt) || len(u.Touched) != len(before.Touched) || u.Rev != before.Rev+1 {
+		t.Errorf("the expiry wrote a partial record: %+v; before %+v", u, before)
+	}
+}
