@@ -90,11 +90,14 @@ func checkTriggerFields(obj map[string]json.RawMessage) error {
 		case "from", "to":
 		case "action":
 			var a string
-			if json.Unmarshal(obj[k], &a) != nil || !strings.EqualFold(strings.TrimSpace(a), ActionAudit) {
-				return ipguard.Invalid("action", string(obj[k]), "is not an action of the audit function; use status, test-alert or audit (or no action: a scheduled run; {\"from\", \"to\"}: a backfill)")
+			if err := json.Unmarshal(obj[k], &a); err != nil || !strings.EqualFold(strings.TrimSpace(a), ActionAudit) {
+				if err != nil {
+					a = string(obj[k]) // not a string: the JSON as sent
+				}
+				return ipguard.Invalid("action", a, "is not an action of the audit function; use status, test-alert, learn or audit (or no action: a scheduled run; {\"from\", \"to\"}: a backfill)")
 			}
 		default:
-			return ipguard.Invalid(fieldName(k), string(obj[k]), "is not a field of an audit run: send {} or a scheduled event for a run, {\"from\": RFC3339, \"to\": RFC3339} for a backfill, or {\"action\": \"status\"|\"test-alert\"}")
+			return ipguard.Invalid(fieldName(k), string(obj[k]), "is not a field of an audit run: send {} or a scheduled event for a run, {\"from\": RFC3339, \"to\": RFC3339} for a backfill, or {\"action\": \"status\"|\"test-alert\"}, or {\"action\": \"learn\", \"days\": N, \"dryRun\": true}")
 		}
 	}
 	return nil

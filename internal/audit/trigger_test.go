@@ -82,3 +82,16 @@ func TestDecodeTriggerNamesTheJSONPosition(t *testing.T) {
 		t.Errorf("err = %v, want EInvalid at line 3, column 3", err)
 	}
 }
+
+// An action the audit function does not know, or a field a run does not
+// know, is answered with the list of what it does know, learn included
+// (events/audit-learn.json): a typo in "learn" must not send the operator
+// looking among status, test-alert and audit only.
+func TestDecodeTriggerNamesEveryActionOfTheFunction(t *testing.T) {
+	for _, p := range []string{`{"action":"lern","days":30}`, `{"days":30,"dryRun":true}`} {
+		_, err := decode([]byte(p), time.Now())
+		if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "learn") {
+			t.Errorf("%s: err = %v, want EInvalid naming learn among the actions", p, err)
+		}
+	}
+}
