@@ -28,6 +28,15 @@ func (s *Service) HandleEvent(ctx context.Context, detailType string, detail []b
 // requestedAt was asked for then, so a replay keeps its original time.
 func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.Time, detail []byte) (Result, error) {
 	implied, known := detailTypeAction[detailType]
+	if !known && detailType != "" && !namesAction(detail) {
+		// Another event's detail without an action would be taken as a
+		// replace and answered "allowedIps is required": name the event.
+		hint := "the rule sends UserOnboarded, UserOffboarded or UserAllowlistChanged, or a detail with its \"action\""
+		if detailType == "Scheduled Event" {
+			hint = "a schedule of this function sends {\"action\": \"sync\"} as its input (SyncSchedule); " + hint
+		}
+		return Result{}, ipguard.Invalid("detail-type", detailType, "is not an onboarding event and its detail names no action; %s", hint)
+	}
 	req, err := decodeRequest(detail, implied)
 	if err != nil {
 		return Result{}, err
@@ -43,6 +52,18 @@ func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.
 		return Result{}, ipguard.Invalid("action", req.Action, "does not fit detail-type %s", detailType)
 	}
 	return s.Do(ctx, req)
+}
+
+// namesAction reports whether detail is an object with an "action" (in any
+// spelling of the key); a malformed detail is left to decodeRequest.
+func namesAction(detail []byte) bool {
+	props, err := objectProps(detail, "detail")
+	if err != nil {
+		return true
+	}
+	obj, err := byKnownName(props, []string{"action"}, "")
+	_, ok := obj["action"]
+	return err != nil || ok
 }
 
 // RequestTime is t at the one precision request times are ordered by, end
