@@ -1242,3 +1242,28 @@ func TestGetNamesAnAddressTakenOffThePortalSinceAsDrift(t *testing.T) {
 		t.Errorf("with a stored change unapplied: %+v; want not applied yet", ev)
 	}
 }
+
+// A change that leaves a user no entry on the portal list (every one too
+// large to push) while restrictions are on says so in its warnings: the
+// portal refuses that user's logins, which "portal": "applied" and an
+// empty warnings list would hide. A user with one pushed entry is not
+// warned about.
+func TestAUserWithNothingPushedIsWarnedAbout(t *testing.T) {
+	for _, tc := range []struct {
+		name, payload string
+		warn          bool
+	}{
+		{"only a /8", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/8"]}`, true},
+		{"only wide ranges", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/16","198.51.100.0-198.51.101.255"]}`, true},
+		{"a /8 and an address", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/8","203.0.113.10"]}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			res := e.do(t, tc.payload)
+			got := strings.Contains(strings.Join(res.Warnings, "\n"), "no entry on the portal list")
+			if !res.RestrictionsEnabled || got != tc.warn {
+				t.Errorf("restrictions %v, warnings %q; want the lock-out warned: %v", res.RestrictionsEnabled, res.Warnings, tc.warn)
+			}
+		})
+	}
+}
