@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"ipguard/internal/ipguard"
@@ -398,7 +397,7 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: publish alert %d of %d (%s, %d findings); its findings were not recorded and the cursor was not moved past them, so the next run sends them: %w",
 				i+1, len(batches), b.Alert.Severity, len(b.Findings), err)
 		}
-		if strings.HasPrefix(id, DigestMessagePrefix) {
+		if digestID(id) {
 			r.res.AlertsToDigest++ // no message yet: the daily digest tells it
 		} else {
 			r.res.AlertsPublished++

@@ -95,3 +95,14 @@ func TestDecodeTriggerNamesEveryActionOfTheFunction(t *testing.T) {
 		}
 	}
 }
+
+// An action of the onboarding function sent to the audit says which
+// function takes it.
+func TestDecodeTriggerNamesTheFunctionOfAnOnboardingAction(t *testing.T) {
+	for _, a := range []string{"sync", "get", "add", "remove", "offboard", "preview", "replace"} {
+		_, err := decode([]byte(`{"action":"`+a+`"}`), time.Now())
+		if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "OnboardFunction") {
+			t.Errorf("%s: %v; want InvalidInput naming the OnboardFunction", a, err)
+		}
+	}
+}

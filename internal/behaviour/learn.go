@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -78,7 +77,10 @@ func learnFieldsKnown(payload []byte) error {
 	sort.Strings(names)
 	spelled := map[string]string{}
 	for _, k := range names {
-		i := slices.IndexFunc(learnFields, func(f string) bool { return strings.EqualFold(f, k) })
+		i := len(learnFields) - 1
+		for i >= 0 && !strings.EqualFold(learnFields[i], k) {
+			i--
+		}
 		if i < 0 {
 			return ipguard.Invalid(k, "", "is not a field of learn; send {\"action\": \"learn\", \"days\": N} and optionally \"dryRun\": true (nothing was read or written)")
 		}

@@ -393,3 +393,15 @@ func TestHandleEventNamesAnUnknownDetailType(t *testing.T) {
 		})
 	}
 }
+
+// An action of the audit function sent to this one says which function
+// takes it, so the fix (invoke the other function) is named, not a list of
+// this function's actions alone.
+func TestDecodeRequestNamesTheFunctionOfAnAuditAction(t *testing.T) {
+	for _, a := range []string{"status", "test-alert", "learn", "audit"} {
+		_, err := DecodeRequest([]byte(`{"action":"` + a + `"}`))
+		if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "AuditFunction") {
+			t.Errorf("%s: %v; want InvalidInput naming the AuditFunction", a, err)
+		}
+	}
+}
