@@ -129,6 +129,7 @@ func (s *Service) get(ctx context.Context, req Request) (Result, error) {
 	}
 	now := s.now().UTC()
 	res.Email, res.Entries, res.User = r.user.Email, r.user.ActiveEntries(now), s.userView(r, now)
+	res.NotPushed = notPushedOf(r.user, s.Settings, now)
 	res.RestrictionsEnabled = r.enabled
 	res.setPortalFrom(r.state)
 	return res, nil

@@ -1267,3 +1267,15 @@ func TestAUserWithNothingPushedIsWarnedAbout(t *testing.T) {
 		})
 	}
 }
+
+// get's notPushed lists the user's entries not pushed, as the entries'
+// own states say: an empty notPushed beside an entry "not pushed" would
+// contradict it.
+func TestGetListsTheEntriesNotPushed(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","10.0.0.0/16"]}`)
+	g := e.do(t, `{"action":"get","id":"u1"}`)
+	if len(g.NotPushed) != 1 || g.NotPushed[0].Entry != "10.0.0.0/16" || g.User.Entries[1].State != "not pushed" {
+		t.Errorf("get: notPushed %+v, entries %+v; want 10.0.0.0/16 listed as not pushed in both", g.NotPushed, g.User.Entries)
+	}
+}
