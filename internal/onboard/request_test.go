@@ -364,7 +364,10 @@ func TestHandleEventNamesAnUnknownDetailType(t *testing.T) {
 		mention            []string // the error mentions each; none: it runs
 	}{
 		{"Scheduled Event", `{}`, []string{`detail-type "Scheduled Event"`, `{"action": "sync"}`}},
-		{"UserUpdated", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"]}`, []string{`detail-type "UserUpdated"`, "UserOnboarded", "UserAllowlistChanged"}},
+		{"UserUpdated", `{"email":"a@example.com"}`, []string{`detail-type "UserUpdated"`, "UserOnboarded", "UserAllowlistChanged"}},
+		// A detail that names a user is a change, whatever the detail-type
+		// of a pipeline's own rule: it runs (a replace).
+		{"UserUpdated", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"]}`, nil},
 		{"Scheduled Event", `{"action":"sync"}`, nil},
 		{"Ops", `{"action":"get","id":"u1"}`, nil},
 	}
