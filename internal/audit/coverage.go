@@ -35,6 +35,11 @@ const (
 	// than the bounded failures# items keep; those with the fewest gave
 	// way, so the password-guess correlation across runs lost them.
 	CauseFailuresForgotten = "failures_forgotten"
+	// CauseProgressLost: the audit's saved progress (its checkpoint, or
+	// the lost coverage an earlier run left to send) could not be read, so
+	// the run started over from AUDIT_LOOKBACK or dropped what was due:
+	// logins before the new window may never have been evaluated.
+	CauseProgressLost = "progress_lost"
 )
 
 // episodeGap joins occurrences of one cause into one episode.
@@ -176,8 +181,11 @@ func (r *run) loadDue() {
 	}
 	var due []dueCoverage
 	if err := json.Unmarshal([]byte(r.prog.CoverageDue), &due); err != nil {
-		r.warn("the lost coverage an earlier run left to send cannot be read; it is not sent (the earlier run's warnings and log name it)")
+		msg := "the lost coverage an earlier run left to send cannot be read, so it cannot be sent as it was (the earlier run's warnings and log name it)"
+		r.warn(msg + "; it is sent as lost coverage of its own")
 		r.prog.CoverageDue = ""
+		at := r.prog.Until
+		r.lose(lostCoverage{cause: CauseProgressLost, from: at, to: at, reason: msg + ": logins an earlier run could not evaluate may never have been alerted; read that run's warnings and backfill its window"})
 		return
 	}
 	for _, d := range due {

@@ -326,3 +326,61 @@ func threeUnreadableRowsSentAt20m(t *testing.T, s *Service, pub *fakePublisher) 
 	}
 	return lost
 }
+
+// corruptOnce is a store whose progress item cannot be read the first
+// *left times it is asked for (then it reads as saved).
+type corruptOnce struct {
+	*fakeStore
+	left *int
+}
+
+func (c corruptOnce) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
+	if *c.left > 0 {
+		*c.left--
+		return ipguard.AuditProgress{}, ipguard.Errorf(ipguard.EInternal, "dynamodb: get audit progress: attribute until: bad time")
+	}
+	return c.fakeStore.Progress(ctx)
+}
+
+// Attack review of the audit: a saved progress that cannot be read (the
+// checkpoint, or the lost coverage an earlier run left to send) made the
+// run start over from AUDIT_LOOKBACK, or drop what was due, with only a
+// warning: the logins between the lost checkpoint and the new window, or
+// the earlier loss, were never evaluated and nobody was alerted. It is lost
+// coverage (cause progress_lost), sent once per episode like every cause.
+func TestUnreadableProgressIsLostCoverage(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		setup func(s *Service, st *fakeStore)
+	}{
+		{"checkpoint unreadable", func(s *Service, st *fakeStore) {
+			n := 1
+			s.Store = corruptOnce{fakeStore: st, left: &n}
+		}},
+		{"due coverage unreadable", func(s *Service, st *fakeStore) {
+			*st.progress = ipguard.AuditProgress{Until: t0.Add(10 * time.Minute), CoverageDue: "{not json"}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, st, pub := newAudit(allowedLogins(10)...)
+			tt.setup(s, st)
+			var sent []int
+			for _, d := range []time.Duration{15 * time.Minute, 20 * time.Minute} {
+				before := len(lostAlerts(t, pub.sent))
+				s.Now = func() time.Time { return t0.Add(d + time.Minute) }
+				if _, err := s.Run(context.Background(), trig(d)); err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, len(lostAlerts(t, pub.sent))-before)
+			}
+			if want := []int{1, 0}; !slices.Equal(sent, want) {
+				t.Errorf("coverage_lost messages per run %v, want %v", sent, want)
+			}
+			for _, f := range lostAlerts(t, pub.sent) {
+				if f.Cause != CauseProgressLost || !strings.Contains(f.Reason, "cannot be read") {
+					t.Errorf("finding %+v; want cause %s naming the unreadable progress", f, CauseProgressLost)
+				}
+			}
+		})
+	}
+}
