@@ -384,3 +384,62 @@ func TestUnreadableProgressIsLostCoverage(t *testing.T) {
 		})
 	}
 }
+
+// fixedRetention is a portal keeping its login history for d.
+type fixedRetention struct {
+	d     time.Duration
+	asked *int
+}
+
+func (f fixedRetention) LoginHistoryLifetime(context.Context) (time.Duration, error) {
+	*f.asked++
+	return f.d, nil
+}
+
+// Attack review of the audit: the portal deletes login events older than
+// its loginHistoryLifeTime (1 to 180 days, which an admin can lower) every
+// day. A window reaching back past it (an audit stalled for a while, a
+// backfill) was walked over the shortened list and taken as read, with
+// nothing said: the logins deleted unread were skipped silently. Such a
+// window is lost coverage (cause retention_passed); a window within a day
+// does not even ask the portal.
+func TestWindowPastThePortalsRetentionIsLostCoverage(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tt := range []struct {
+		name      string
+		lifetime  time.Duration
+		until     time.Duration // the saved checkpoint, before t0
+		backfill  bool
+		wantAsked int
+		wantLost  int
+	}{
+		{"stalled for 3 days, history kept 2", 2 * day, 3 * day, false, 1, 1},
+		{"stalled for 3 days, history kept 180", 180 * day, 3 * day, false, 1, 0},
+		{"a backfill 3 days back, history kept 1", day, 0, true, 1, 1},
+		{"a window within the last day", day, 0, false, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, st, pub := newAudit(allowedLogins(10)...)
+			asked := 0
+			s.Retention = fixedRetention{d: tt.lifetime, asked: &asked}
+			trigger := trig(15 * time.Minute)
+			if tt.backfill {
+				trigger = Trigger{From: t0.Add(-3 * day), To: t0.Add(15 * time.Minute), Backfill: true}
+			} else if tt.until > 0 {
+				*st.progress = ipguard.AuditProgress{Until: t0.Add(-tt.until)}
+			}
+			if _, err := s.Run(context.Background(), trigger); err != nil {
+				t.Fatal(err)
+			}
+			lost := lostAlerts(t, pub.sent)
+			if asked != tt.wantAsked || len(lost) != tt.wantLost {
+				t.Fatalf("lifetime asked %d times, lost coverage %+v; want asked %d, %d alerts", asked, lost, tt.wantAsked, tt.wantLost)
+			}
+			for _, f := range lost {
+				if f.Cause != CauseRetentionPassed || !strings.Contains(f.Reason, "loginHistoryLifeTime") {
+					t.Errorf("finding %+v; want cause %s naming loginHistoryLifeTime", f, CauseRetentionPassed)
+				}
+			}
+		})
+	}
+}

@@ -173,7 +173,10 @@ type Service struct {
 	Source Source
 	// Clock, optional, measures the portal's clock against ours after each
 	// run (a skew over half the overlap is a warning).
-	Clock     PortalClock
+	Clock PortalClock
+	// Retention, optional, says how long the portal keeps its login
+	// history: a window reaching further back is lost coverage (coverage.go).
+	Retention HistoryRetention
 	Store     Store
 	Publisher Publisher
 	Leases    lease.Backend
@@ -425,6 +428,9 @@ type run struct {
 	// reserve is the deadline margin the current window's walk keeps for
 	// finishing what it read (see Service.budget).
 	reserve time.Duration
+	// lifetime is the portal's login history lifetime, once read (-1: it
+	// could not be read in this run).
+	lifetime time.Duration
 }
 
 // warn records msg as one safe line (humantext.Line, at most
@@ -686,6 +692,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 	if r.disabled == nil {
 		r.disabled = map[string]bool{}
 	}
+	r.checkRetention(w.From, below)
 	lists := NewAllowlists(nil, func() ([]ipguard.User, error) { return s.Store.AllUsers(r.ctx) })
 	if r.accountKey == nil {
 		key, err := s.Store.AccountHashKey(r.ctx)
