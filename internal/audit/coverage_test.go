@@ -443,3 +443,51 @@ func TestWindowPastThePortalsRetentionIsLostCoverage(t *testing.T) {
 		})
 	}
 }
+
+// Attack review of the audit: the plan-fallback probe asked for the page
+// at startIndex 100 after a short first page and took any row shared with
+// the first page for the fallback. A flood of failed logins (the attacker's
+// own, dated after the window) between the two requests pushes the first
+// page's rows down past position 100 on an honest portal: a false "upgrade
+// the plan" coverage_lost alert, at will. The probe now asks for one row:
+// the fallback ignores count and answers with its 20 newest, an honest
+// portal never with more than asked, whatever arrives in between.
+func TestAFloodDoesNotPassForThePlanFallback(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		fallback bool
+		want     int
+	}{
+		{"honest portal under a flood", false, 0},
+		{"plan fallback under a flood", true, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, src, _, pub := newAudit(allowedLogins(10)...)
+			src.fallback = tt.fallback
+			src.beforeCall = func(n int, f *fakeSource) {
+				if n != 2 {
+					return
+				}
+				var flood []ipguard.LoginEvent
+				for i := int64(0); i < 150; i++ {
+					e := at(1000+i, "", 1013, "198.18.0.250", 15*time.Minute+30*time.Second)
+					e.UserID = "guest"
+					flood = append(flood, e)
+				}
+				f.add(flood...)
+			}
+			if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			lost := lostAlerts(t, pub.sent)
+			if len(lost) != tt.want {
+				t.Fatalf("lost coverage %+v; want %d plan_fallback alerts", lost, tt.want)
+			}
+			for _, f := range lost {
+				if f.Cause != CausePlanFallback {
+					t.Errorf("cause %s, want %s", f.Cause, CausePlanFallback)
+				}
+			}
+		})
+	}
+}
