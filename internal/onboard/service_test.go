@@ -1215,3 +1215,64 @@ func TestExpiryAfterAScanOfEntriesKeepsTheRestOfTheUser(t *testing.T) {
 		t.Errorf("the expiry wrote a partial record: %+v; before %+v", u, before)
 	}
 }
+
+// brokenBeside is entriesOnly over the items of the users in broken that
+// decode in their entries but not whole (an attribute beside them of the
+// wrong type, as an older version or a hand edit left it), as the DynamoDB
+// store reads them: DesiredUsers reads their entries, AllUsers marks them
+// unreadable, GetUser fails (EInternal).
+type brokenBeside struct {
+	entriesOnly
+	broken map[string]bool
+}
+
+func (s brokenBeside) GetUser(ctx context.Context, id string) (ipguard.User, bool, error) {
+	if s.broken[id] {
+		return ipguard.User{}, false, ipguard.Errorf(ipguard.EInternal, "dynamodb: get user %s: item user#%s: touched is N, want S", id, id)
+	}
+	return s.entriesOnly.GetUser(ctx, id)
+}
+
+func (s brokenBeside) AllUsers(ctx context.Context) ([]ipguard.User, error) {
+	users, err := s.entriesOnly.AllUsers(ctx)
+	for i, u := range users {
+		if s.broken[u.ID] {
+			users[i] = ipguard.User{ID: u.ID, Unreadable: "item user#" + u.ID + ": touched is N, want S"}
+		}
+	}
+	return users, err
+}
+
+// A user item broken beside its entries (the scan of entries reads it, the
+// whole read fails) with a travel entry whose time ran out: the expiry,
+// which reads it whole, failed, and with it every reconcile pass (no
+// user's change reached the portal). Now the pass goes on: the expired
+// entry leaves the portal, a warning names the user, the record is not
+// written. preview plans as the reconcile does: it read every user whole,
+// found this one unreadable and kept the expired entry on the portal.
+func TestUserBrokenBesideItsEntriesStopsNoReconcile(t *testing.T) {
+	e := newEnv()
+	e.s.Logins = &fakeLogins{events: []ipguard.LoginEvent{{ID: 1, Date: t0.Add(170 * time.Minute), UserID: "u1", User: "u1", IP: "198.51.100.7", ActionID: 1010}}}
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10",{"ip":"198.51.100.7","expiresAt":"2026-11-25T12:00:00Z"}]}`)
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	before := e.st.users["u1"]
+	e.s.Store = brokenBeside{entriesOnly{e.st}, map[string]bool{"u1": true}}
+	e.now = t0.Add(3 * time.Hour)
+	pre := e.do(t, `{"action":"preview","days":1}`)
+	if r := pre.Preview.Refused; len(r) != 1 || r[0].IP != "198.51.100.7" {
+		t.Errorf("preview refused %+v; want the login from the expired entry (the reconcile removes it)", r)
+	}
+	res, err := e.s.Handle(context.Background(), []byte(`{"action":"sync"}`))
+	if err != nil {
+		t.Fatalf("sync with one user item broken beside its entries: %v", err)
+	}
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,203.0.113.20" {
+		t.Errorf("portal = %s; want the expired entry removed, the rest kept", got)
+	}
+	if w := strings.Join(res.Warnings, "; "); !strings.Contains(w, "u1") || !strings.Contains(w, "cannot be read whole") {
+		t.Errorf("warnings = %q; want user u1 named", res.Warnings)
+	}
+	if u := e.st.users["u1"]; u.Rev != before.Rev || len(u.Entries) != 2 {
+		t.Errorf("the broken record was written: %+v", u)
+	}
+}
