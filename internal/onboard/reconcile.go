@@ -1528,7 +1528,7 @@ func (s *Service) expire(ctx context.Context, users []ipguard.User, now time.Tim
 			next.Expired = next.Expired[len(next.Expired)-50:]
 		}
 		next.UpdatedAt, next.Rev = now, u.Rev+1
-		ok, err := s.Store.PutUserIf(ctx, next, u.Rev)
+		ok, err := s.replaceUser(ctx, next, u.Rev) // never over an offboarding meanwhile
 		if err != nil {
 			return nil, err
 		}

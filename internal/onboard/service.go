@@ -562,7 +562,11 @@ func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.Portal
 		}
 	}
 	next.Rev = old.Rev + 1
-	ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
+	put := s.Store.PutUserIf
+	if found {
+		put = s.replaceUser // not over an offboarding that came meanwhile
+	}
+	ok, err := put(ctx, next, old.Rev)
 	if err != nil || !ok {
 		return ipguard.User{}, false, err
 	}
@@ -601,7 +605,7 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 			return old, true, nil // every entry is newer: nothing to do
 		}
 		next.Rev = old.Rev + 1
-		ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
+		ok, err := s.replaceUser(ctx, next, old.Rev)
 		if err != nil || !ok {
 			return ipguard.User{}, false, err
 		}
@@ -1085,6 +1089,25 @@ func (s *Service) desiredUsers(ctx context.Context) ([]ipguard.User, error) {
 		return r.DesiredUsers(ctx)
 	}
 	return s.Store.AllUsers(ctx)
+}
+
+// UserReplacer is optional on a Store (both of ours have it, held by the
+// store contract): ReplaceUserIf is PutUserIf over a record that must
+// still be stored. Its prevRev 0 means a record written before revs, never
+// none: PutUserIf's 0 also writes where the record was deleted since it
+// was read, which brought back a user offboarded meanwhile.
+type UserReplacer interface {
+	ReplaceUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error)
+}
+
+// replaceUser writes u over the stored record read at prevRev, only while
+// that record is still stored (UserReplacer where the store has one, else
+// PutUserIf); false, with no error, when it changed or went meanwhile.
+func (s *Service) replaceUser(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
+	if r, ok := s.Store.(UserReplacer); ok {
+		return r.ReplaceUserIf(ctx, u, prevRev)
+	}
+	return s.Store.PutUserIf(ctx, u, prevRev)
 }
 
 // AddsCounter is optional on a Store: BumpVersionAdding is BumpVersion

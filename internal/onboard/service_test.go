@@ -1276,3 +1276,95 @@ func TestUserBrokenBesideItsEntriesStopsNoReconcile(t *testing.T) {
 		t.Errorf("the broken record was written: %+v", u)
 	}
 }
+
+// offboardMeanwhile deletes user gone (an offboarding's write) right after
+// the reconcile's expiry read it: after the whole read (GetUser) of a store
+// that scans only entries, after the scan (AllUsers) of one that does not.
+type offboardMeanwhile struct {
+	*fakeStore
+	gone string
+}
+
+func (s offboardMeanwhile) AllUsers(ctx context.Context) ([]ipguard.User, error) {
+	users, err := s.fakeStore.AllUsers(ctx)
+	_, _ = s.DeleteUserIf(ctx, s.gone, s.users[s.gone].Rev)
+	return users, err
+}
+
+type offboardAfterWholeRead struct {
+	entriesOnly
+	gone string
+}
+
+func (s offboardAfterWholeRead) GetUser(ctx context.Context, id string) (ipguard.User, bool, error) {
+	u, ok, err := s.entriesOnly.GetUser(ctx, id)
+	if id == s.gone {
+		_, _ = s.DeleteUserIf(ctx, id, u.Rev)
+	}
+	return u, ok, err
+}
+
+// A user whose record an older version wrote (no rev) has a travel entry
+// whose time ran out, and is offboarded between the expiry's read and its
+// write: the write over "rev 0" (none, or a record before revs) found no
+// record and wrote the user back, entries and all: an offboarded user
+// restored, for good. The expiry writes only over a record still stored.
+func TestExpiryNeverBringsBackAUserOffboardedMeanwhile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(st *fakeStore) Store
+	}{
+		{"scan of every user whole", func(st *fakeStore) Store { return offboardMeanwhile{st, "u1"} }},
+		{"scan of entries, whole read before the write", func(st *fakeStore) Store { return offboardAfterWholeRead{entriesOnly{st}, "u1"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			e.st.users["u1"] = ipguard.User{ID: "u1", Email: "a@example.com", Entries: []string{"203.0.113.10", "198.51.100.7"}, CreatedAt: t0, UpdatedAt: t0,
+				Details: map[string]ipguard.EntryDetail{"198.51.100.7": {ExpiresAt: t0.Add(2 * time.Hour)}}}
+			e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+			e.s.Store = tc.wrap(e.st)
+			e.now = t0.Add(3 * time.Hour)
+			e.do(t, `{"action":"sync"}`)
+			if u, ok := e.st.users["u1"]; ok {
+				t.Fatalf("the offboarded user is stored again: %+v", u)
+			}
+			e.s.Store = e.st
+			e.do(t, `{"action":"sync"}`)
+			if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.20" {
+				t.Errorf("portal = %s; want the offboarded user's addresses gone", got)
+			}
+		})
+	}
+}
+
+// offboardOnLook is the directory whose look-up of user id lands while an
+// offboarding of that user deletes its record.
+type offboardOnLook struct {
+	*fakeDirectory
+	st *fakeStore
+	id string
+}
+
+func (d offboardOnLook) Person(ctx context.Context, id string) (Person, bool, error) {
+	if id == d.id {
+		_, _ = d.st.DeleteUserIf(ctx, id, d.st.users[id].Rev)
+	}
+	return d.fakeDirectory.Person(ctx, id)
+}
+
+// The users-left check counts a user gone from the portal in its record;
+// one whose record an older version wrote (no rev), offboarded while the
+// check looked it up, was written back (the count's write over "rev 0"),
+// and with OFFBOARD_REMOVED_USERS off stayed stored for good.
+func TestUsersLeftCheckNeverBringsBackAUserOffboardedMeanwhile(t *testing.T) {
+	e := usersLeftEnvOf(t, 3, 1)
+	e.s.Settings.OffboardRemovedUsers = false
+	u := e.st.users["u00"]
+	u.Rev = 0
+	e.st.users["u00"] = u
+	e.s.Directory = offboardOnLook{e.s.Directory.(*fakeDirectory), e.st, "u00"}
+	e.do(t, `{"action":"sync"}`)
+	if u, ok := e.st.users["u00"]; ok {
+		t.Errorf("the offboarded user is stored again: %+v", u)
+	}
+}

@@ -357,7 +357,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		if checks != u.GoneChecks && u.Unreadable == "" {
 			next := u
 			next.GoneChecks, next.Rev = min(checks, 2), u.Rev+1
-			ok, err := s.Store.PutUserIf(ctx, next, u.Rev)
+			ok, err := s.replaceUser(ctx, next, u.Rev) // never over an offboarding meanwhile
 			if err != nil {
 				return left, checked, planned, total, skipped, err
 			}
