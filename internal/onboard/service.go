@@ -1023,7 +1023,8 @@ func entryDiff(old, next []string) (added, removed []string) {
 // portal would hold more than MaxEntries entries: the addresses every user
 // needs as stored now (changes stored but not yet on the portal count),
 // with user id's record replaced by next (nil: deleted), plus the entries
-// the tool does not own as st (the last reconcile) saw them.
+// the tool does not own as st (the last reconcile) saw them, and, while a
+// stored user is unreadable, the owned ones the plan then keeps.
 func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id string, next ipguard.User) error {
 	over := func(n int) error {
 		return ipguard.Invalid("allowedIps", "", "would make the portal list hold %d entries or more, more than PORTAL_MAX_ENTRIES (%d); nothing was stored", n, s.Settings.maxEntries())
@@ -1059,9 +1060,12 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 	for _, a := range st.Owned {
 		owned[a] = true
 	}
+	// While a stored user is unreadable the plan removes no owned address
+	// (PlanReconcile): those no readable user needs stay, and count.
+	keepsOwned := len(d.Unreadable) > 0
 	n := len(d.Addrs)
 	for _, r := range st.LastSeen {
-		if r.ForAdmin || !owned[r.IP] {
+		if r.ForAdmin || !owned[r.IP] || keepsOwned {
 			if !(!r.ForAdmin && d.Needs(r.IP)) {
 				n++
 			}
