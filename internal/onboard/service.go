@@ -1081,7 +1081,10 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 // each user, only what the desired state is computed from: ID, Entries,
 // Details and Unreadable (the other fields zero). A reconcile's scan of
 // every user then reads and decodes that much less (it is on the path of
-// every pass, while changes wait for it).
+// every pass, while changes wait for it). Unreadable marks an item whose
+// key, entries or details do not decode; one broken only beside them is
+// read as its entries (AllUsers marks it, GetUser fails: expire leaves
+// it, warned), and preview reads the users by the same read.
 type DesiredReader interface {
 	DesiredUsers(ctx context.Context) ([]ipguard.User, error)
 }
