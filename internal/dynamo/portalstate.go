@@ -28,15 +28,18 @@ import (
 // bumps twice; that only makes a reconcile look needed once more. A
 // conflict with a reconcile's transaction on the item is tried again.
 func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
-	return s.BumpVersionAdding(ctx, 0)
+	v, _, err := s.BumpVersionAdding(ctx, 0)
+	return v, err
 }
 
 // BumpVersionAdding is BumpVersion that also adds adds to the count of
 // addresses the stored changes may have added (attribute adds; see
 // ipguard.PortalState.Adds), in the same write (onboard.AddsCounter). A
 // resend after a lost answer counts twice: the bound only grows. A
-// conflict with a reconcile's transaction on the item is tried again.
-func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, error) {
+// conflict with a reconcile's transaction on the item is tried again. It
+// returns the version and, when adds > 0, the count after this bump (from
+// the write's own answer: the other changes' bumps before it included).
+func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, int64, error) {
 	var out *dynamodb.UpdateItemOutput
 	err := retryConflicts(ctx, func() (err error) {
 		out, err = s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
@@ -49,13 +52,17 @@ func (s *Store) BumpVersionAdding(ctx context.Context, adds int) (int64, error) 
 		return err
 	})
 	if err != nil {
-		return 0, s.failWrite("bump the allowlist version", err)
+		return 0, 0, s.failWrite("bump the allowlist version", err)
 	}
 	v, _, err := getN(out.Attributes, "version")
 	if err != nil {
-		return 0, s.corrupt("bump the allowlist version", err)
+		return 0, 0, s.corrupt("bump the allowlist version", err)
 	}
-	return v, nil
+	total, _, err := getN(out.Attributes, "adds")
+	if err != nil {
+		return 0, 0, s.corrupt("bump the allowlist version", err)
+	}
+	return v, total, nil
 }
 
 // The portal state is one item, or two when it is large:

@@ -2547,6 +2547,88 @@ func (e *env) looksKeepOneOverwrittenAlert(t *testing.T) {
 	}
 }
 
+// racingStore runs another change (race) inside the first user write of
+// user id, after that change's cap check and before its write: two changes
+// that each fit under PORTAL_MAX_ENTRIES, checked against the same state.
+type racingStore struct {
+	*fakeStore
+	id   string
+	race func()
+}
+
+func (s *racingStore) PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
+	if u.ID == s.id && s.race != nil {
+		race := s.race
+		s.race = nil
+		race()
+	}
+	return s.fakeStore.PutUserIf(ctx, u, prevRev)
+}
+
+// Two changes storing at the same time that each fit under the cap, but
+// not together: the one whose version bump shows the other's adds checks
+// the cap again and is undone and refused (InvalidInput, nothing stored,
+// no history), as it would be alone after the other. (Before: both were
+// stored, and the second stayed pending past the cap.)
+func TestChangesStoringAtTheSameTimeDoNotPassTheCapTogether(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		cap    int
+		before string // u1's record before its change ("" for none)
+		change string
+		kept   string // the portal after both, with u1's record as before
+	}{
+		{"a new user", 5, "", `["198.51.100.1","198.51.100.2"]`, "192.0.2.1!,203.0.113.10,198.51.100.3,198.51.100.4"},
+		{"a user who adds", 4, `["198.51.100.1"]`, `["198.51.100.1","198.51.100.2"]`, "192.0.2.1!,203.0.113.10,198.51.100.1,198.51.100.3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			e.s.Settings.MaxEntries = tc.cap
+			h := &fakeHistory{}
+			e.s.History = h
+			e.do(t, `{"id":"u0","email":"z@example.com","allowedIps":["203.0.113.10"]}`) // 192.0.2.1! and 203.0.113.10
+			if tc.before != "" {
+				e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":`+tc.before+`}`)
+			}
+			prev, _, _ := e.st.GetUser(context.Background(), "u1")
+			histories := len(h.calls)
+			rs := &racingStore{fakeStore: e.st, id: "u1"}
+			e.s.Store = rs
+			var raced Result
+			other := `["198.51.100.3","198.51.100.4"]`
+			if tc.before != "" {
+				other = `["198.51.100.3"]`
+			}
+			rs.race = func() {
+				raced = e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":`+other+`}`)
+			}
+			_, err := e.handle(`{"action":"add","id":"u1","email":"a@example.com","allowedIps":` + tc.change + `}`)
+			if raced.Portal != PortalApplied {
+				t.Fatalf("the other change: %+v", raced)
+			}
+			if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "PORTAL_MAX_ENTRIES") {
+				t.Errorf("err = %v; want InvalidInput naming PORTAL_MAX_ENTRIES", err)
+			}
+			if u, _, _ := e.st.GetUser(context.Background(), "u1"); !slices.Equal(u.Entries, prev.Entries) || fmt.Sprint(u.Touched) != fmt.Sprint(prev.Touched) {
+				t.Errorf("u1 after the refused change: %+v; want as before: %+v", u, prev)
+			}
+			if got := ips(e.p.list); got != tc.kept {
+				t.Errorf("portal = %s; want %s", got, tc.kept)
+			}
+			for _, c := range h.calls[histories:] {
+				if strings.Contains(c, "u1") {
+					t.Errorf("history recorded for the refused change: %s", c)
+				}
+			}
+			// The user's next change, alone, is checked as any other.
+			e.s.Store = e.st
+			if _, err := e.handle(`{"action":"add","id":"u1","email":"a@example.com","allowedIps":["198.51.100.9","198.51.100.8"]}`); ipguard.ErrorCode(err) != ipguard.EInvalid {
+				t.Errorf("a change past the cap alone: %v; want InvalidInput", err)
+			}
+		})
+	}
+}
+
 // While a stored user is unreadable the reconcile removes no owned address
 // (TestUnreadableUserRemovesNothing), so addresses no readable user needs
 // stay on the portal; the cap check counted only the addresses users need

@@ -316,13 +316,15 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	if !pre.leaseSince.IsZero() && st.LastPass > 0 {
 		in.passEnds = pre.leaseSince.Add(st.LastPass)
 	}
-	stored, err := s.storeChange(ctx, in, st, &res, &pre)
+	var w written
+	defer w.record() // a stored change's history, if a path below left it unrecorded
+	stored, err := s.storeChange(ctx, in, st, &res, &pre, &w)
 	if err != nil {
 		return Result{}, err
 	}
 	span(ctx, "store", t0)
 	t1 := time.Now()
-	if err := s.applyChange(ctx, in, st, stored, &res); err != nil {
+	if err := s.applyChange(ctx, in, st, stored, &res, &w); err != nil {
 		return Result{}, err
 	}
 	s.log().Info("allowlist change", append([]any{"action", actionName(req.Action), "userId", in.id, "stored", res.Stored,
@@ -390,7 +392,7 @@ const maxStoreAttempts = 6
 // fills res's diff, email and warnings, sets res.Stored when this request
 // wrote, and records the history of what it wrote. It returns the record
 // as stored (zero for an offboarding that deleted, or found, no user).
-func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result, pre *prefetched) (ipguard.User, error) {
+func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result, pre *prefetched, w *written) (ipguard.User, error) {
 	var notFound []string
 	for attempt := 0; ; attempt++ {
 		var old ipguard.User
@@ -446,7 +448,7 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 			return old, nil
 		}
 		notFound = missing
-		stored, done, err := s.putUser(ctx, in, st, res, old, found, next)
+		stored, done, err := s.putUser(ctx, in, st, res, old, found, next, w)
 		if err != nil {
 			return ipguard.User{}, err
 		}
@@ -548,7 +550,11 @@ func warnNotFound(res *Result, notFound []string) {
 // it wrote, res.Stored and the history. done is false, with no error, only
 // when another write came first (the caller reads again); a record that
 // already equals next is done without a write.
-func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result, old ipguard.User, found bool, next ipguard.User) (stored ipguard.User, done bool, err error) {
+//
+// w records the write: the record it replaced and its history, recorded
+// once the change stands (written.record), so that the cap's second look
+// (recheckCap) can undo it without a trace.
+func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result, old ipguard.User, found bool, next ipguard.User, w *written) (stored ipguard.User, done bool, err error) {
 	res.Added, res.Removed = entryDiff(old.Entries, next.Entries)
 	if found && sameUser(old, next) {
 		return old, true, nil
@@ -578,7 +584,10 @@ func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.Portal
 		// overlap, a backlog) are judged by them, as before.
 		added = nil
 	}
-	s.recordHistory(ctx, res, in.id, next.Email, added, res.Removed, false, in.now)
+	removed := res.Removed
+	*w = written{prev: old, found: found, rev: next.Rev, history: func() {
+		s.recordHistory(ctx, res, in.id, next.Email, added, removed, false, in.now)
+	}}
 	return next, true, nil
 }
 
@@ -710,7 +719,7 @@ func (s *Service) rememberOffboarding(ctx context.Context, in changeInput) error
 // left it, needs no PUT at all (then it answers "already"). A pending
 // update whose cause is not a passing outage is its error. It fills res's
 // portal outcome, and for all but offboard the entries and NotPushed.
-func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.PortalState, stored ipguard.User, res *Result) error {
+func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.PortalState, stored ipguard.User, res *Result, w *written) error {
 	var mine []string
 	if in.action != ActionOffboard {
 		res.Email, res.Entries = stored.Email, stored.ActiveEntries(in.now)
@@ -745,9 +754,16 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 		// otherwise took that pass's version for its own: "applied by
 		// another request", the address still allowed.)
 		if res.Stored || !recheck {
-			if myV, err = s.bump(ctx, res.Added, in.now); err != nil {
+			var b bumped
+			if b, err = s.bump(ctx, res.Added, in.now); err != nil {
+				w.record() // stored all the same
 				return err
 			}
+			myV = b.version
+			if err := s.recheckCap(ctx, in.id, st, stored, b, w, res); err != nil {
+				return err
+			}
+			w.record()
 		}
 		out, err := s.converge(ctx, myV, recheck, mine, in.passEnds, st.LastPass)
 		if err != nil {
@@ -1108,10 +1124,11 @@ type UserReplacer interface {
 }
 
 // replaceUser writes u over the stored record read at prevRev, only while
-// that record is still stored (UserReplacer where the store has one, else
-// PutUserIf); false, with no error, when it changed or went meanwhile.
+// that record is still stored; false, with no error, when it changed or
+// went meanwhile. Only a record before revs (prevRev 0) needs UserReplacer
+// (where the store has one): a rev above 0 is only ever over a stored one.
 func (s *Service) replaceUser(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
-	if r, ok := s.Store.(UserReplacer); ok {
+	if r, ok := s.Store.(UserReplacer); ok && prevRev == 0 {
 		return r.ReplaceUserIf(ctx, u, prevRev)
 	}
 	return s.Store.PutUserIf(ctx, u, prevRev)
@@ -1123,9 +1140,12 @@ func (s *Service) replaceUser(ctx context.Context, u ipguard.User, prevRev int64
 // change counts the addresses its new entries need; the reconcile that
 // applied everything it read records the Adds it read as AddsApplied. So
 // the portal list, as the last reconcile left it, plus Adds − AddsApplied
-// bounds what the stored changes need, without reading every user.
+// bounds what the stored changes need, without reading every user. It
+// returns the new version and, for a bump that adds (adds > 0), the count
+// after it (Adds, with every bump before it): the cap's second look
+// (recheckCap) reads from it what changes storing at the same time counted.
 type AddsCounter interface {
-	BumpVersionAdding(ctx context.Context, adds int) (int64, error)
+	BumpVersionAdding(ctx context.Context, adds int) (version, counted int64, err error)
 }
 
 // unappliedBound bounds the entries the portal list would hold once the
@@ -1150,13 +1170,23 @@ func (s *Service) unappliedBound(st ipguard.PortalState) (int, bool) {
 	return len(entries) + int(st.Adds-st.AddsApplied), true
 }
 
+// bumped is a version bump's answer: the version, and where the store
+// counts (counting), the addresses this change counted (n) and the count
+// of all changes after it (adds).
+type bumped struct {
+	version  int64
+	counting bool
+	n, adds  int64
+}
+
 // bump bumps the desired-state version for a stored change that added
 // entries added, counting the addresses they need where the store counts
 // (AddsCounter).
-func (s *Service) bump(ctx context.Context, added []string, now time.Time) (int64, error) {
+func (s *Service) bump(ctx context.Context, added []string, now time.Time) (bumped, error) {
 	c, ok := s.Store.(AddsCounter)
 	if !ok {
-		return s.Store.BumpVersion(ctx)
+		v, err := s.Store.BumpVersion(ctx)
+		return bumped{version: v}, err
 	}
 	n := 0
 	if len(added) > 0 {
@@ -1168,7 +1198,67 @@ func (s *Service) bump(ctx context.Context, added []string, now time.Time) (int6
 			n = only.maxEntries() + 1
 		}
 	}
-	return c.BumpVersionAdding(ctx, n)
+	v, adds, err := c.BumpVersionAdding(ctx, n)
+	return bumped{version: v, counting: true, n: int64(n), adds: adds}, err
+}
+
+// written is what a change's user write replaced (prev, or none: found
+// false) and the rev it wrote (0: it wrote nothing), with the history of
+// the write, recorded by record (once; never after undo).
+type written struct {
+	prev    ipguard.User
+	found   bool
+	rev     int64
+	history func()
+}
+
+func (w *written) record() {
+	if w.history != nil {
+		w.history()
+		w.history = nil
+	}
+}
+
+// recheckCap is the cap's second look for a change that added entries.
+// The check before its write (checkCap) read the state before the write;
+// changes storing at the same time, each checked against that same state,
+// could together pass PORTAL_MAX_ENTRIES. Every change counts what it adds
+// with its version bump (AddsCounter), so a change whose bump shows that
+// others counted adds since its read is checked again with that count:
+// the last of such changes to bump sees all the others. One that now
+// passes the cap is undone (the user's record put back as it was, by a
+// conditional write, and its history never recorded) and refused as
+// InvalidInput with nothing stored, as a change checked alone would be.
+// A record written again meanwhile is not undone: the change stands and
+// the reconcile reports the cap (pending).
+func (s *Service) recheckCap(ctx context.Context, id string, st ipguard.PortalState, next ipguard.User, b bumped, w *written, res *Result) error {
+	if !b.counting || b.n == 0 || w.rev == 0 || b.adds <= st.Adds+b.n {
+		return nil // nothing else counted since this change's read
+	}
+	st.Version, st.Adds = b.version, b.adds-b.n // others' adds; this change's are counted by checkCap
+	cerr := s.checkCap(ctx, st, id, next)
+	if ipguard.ErrorCode(cerr) != ipguard.EInvalid {
+		if cerr != nil {
+			s.log().Warn("cap check after the version bump failed; the change stands", "userId", id, "error", cerr)
+		}
+		return nil
+	}
+	var ok bool
+	var err error
+	if w.found {
+		prev := w.prev
+		prev.Rev = w.rev + 1
+		ok, err = s.Store.PutUserIf(ctx, prev, w.rev)
+	} else {
+		ok, err = s.Store.DeleteUserIf(ctx, id, w.rev)
+	}
+	if err != nil || !ok {
+		s.log().Warn("a change that passes the cap together with others could not be undone (written again meanwhile); the reconcile reports the cap", "userId", id, "error", err)
+		return nil
+	}
+	w.history = nil
+	res.Stored = false
+	return cerr
 }
 
 // converge returns once version myV is applied to the portal (by this

@@ -59,7 +59,7 @@ func TestCapCheckBoundsWaitingChangesWithoutReadingEveryUser(t *testing.T) {
 				t.Fatal(ok, err)
 			}
 			n := len(DesiredState([]ipguard.User{waiting}, Settings{MaxRangeAddresses: 256}, t0).Addrs)
-			if _, err := e.st.BumpVersionAdding(ctx, n); err != nil {
+			if _, _, err := e.st.BumpVersionAdding(ctx, n); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := lease.Acquire(ctx, e.s.Leases, LeaseName, lease.Options{}); err != nil {
@@ -268,7 +268,7 @@ func (e *env) otherChange(t *testing.T) func(id, ip string) {
 		if ok, err := e.st.PutUserIf(ctx, u, 0); !ok || err != nil {
 			t.Error(ok, err)
 		}
-		if _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
+		if _, _, err := e.st.BumpVersionAdding(ctx, 1); err != nil {
 			t.Error(err)
 		}
 	}

@@ -172,21 +172,22 @@ func (s *Store) AllUsers(context.Context) ([]ipguard.User, error) {
 
 // BumpVersion implements onboard.Store.
 func (s *Store) BumpVersion(ctx context.Context) (int64, error) {
-	return s.BumpVersionAdding(ctx, 0)
+	v, _, err := s.BumpVersionAdding(ctx, 0)
+	return v, err
 }
 
 // BumpVersionAdding implements onboard.AddsCounter: the version and the
 // count move in one step.
-func (s *Store) BumpVersionAdding(_ context.Context, adds int) (int64, error) {
+func (s *Store) BumpVersionAdding(_ context.Context, adds int) (int64, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.BumpErrs > 0 {
 		s.BumpErrs--
-		return 0, ipguard.Errorf(ipguard.EUnavailable, "bump the allowlist version: throttled")
+		return 0, 0, ipguard.Errorf(ipguard.EUnavailable, "bump the allowlist version: throttled")
 	}
 	s.State.Version++
 	s.State.Adds += int64(max(adds, 0))
-	return s.State.Version, nil
+	return s.State.Version, s.State.Adds, nil
 }
 
 // PortalState implements onboard.Store.
