@@ -1494,7 +1494,7 @@ func (s *Service) expire(ctx context.Context, users []ipguard.User, now time.Tim
 		if partial {
 			whole, found, err := s.Store.GetUser(ctx, u.ID)
 			if ipguard.ErrorCode(err) == ipguard.EInternal {
-				*warns = append(*warns, fmt.Sprintf("stored user %s has entries whose time ran out, but its record cannot be read whole (%s): they are kept off the portal, and stay in its record until its item (pk user#<id>) is fixed or deleted in the table",
+				*warns = append(*warns, fmt.Sprintf("stored user %s has entries whose time ran out, but its record cannot be read whole (%s): past their time they are not in the desired list, but they stay in its record until its item (pk user#<id>) is fixed or deleted in the table",
 					humantext.Line(u.ID, 128), humantext.Line(err.Error(), 300)))
 				s.log().Warn("expired entries not moved: the user's record cannot be read whole", "user", humantext.Line(u.ID, 128), "error", err)
 				continue
