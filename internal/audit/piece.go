@@ -397,7 +397,11 @@ func (p *piecer) publish(ctx context.Context, fs []Finding, notices []string) er
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: publish alert %d of %d (%s, %d findings); its findings were not recorded and the cursor was not moved past them, so the next run sends them: %w",
 				i+1, len(batches), b.Alert.Severity, len(b.Findings), err)
 		}
-		r.res.AlertsPublished++
+		if digestID(id) {
+			r.res.AlertsToDigest++ // no message yet: the daily digest tells it
+		} else {
+			r.res.AlertsPublished++
+		}
 		r.res.MessageIDs = append(r.res.MessageIDs, id)
 		now := s.now()
 		// SNS accepted the message: record it even if the run's deadline

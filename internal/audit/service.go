@@ -108,6 +108,11 @@ type Archiver interface {
 	Archive(ctx context.Context, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error
 }
 
+// DigestMessagePrefix begins the id a Publisher answers for a batch it
+// adds to the daily digest instead of sending (package digest): counted in
+// Result.AlertsToDigest, not in AlertsPublished.
+const DigestMessagePrefix = "digest:"
+
 // LeaseName is the lease one audit run holds for its whole length.
 const LeaseName = "audit"
 
@@ -208,7 +213,10 @@ type Result struct {
 	Severities      map[string]int `json:"severities"`
 	AlreadyAlerted  int            `json:"alreadyAlerted"`
 	AlertsPublished int            `json:"alertsPublished"` // SNS messages sent
-	MessageIDs      []string       `json:"messageIds,omitempty"`
+	// AlertsToDigest counts the batches the daily digest took instead of a
+	// message (their id, DigestMessagePrefix+day, is among MessageIDs).
+	AlertsToDigest int      `json:"alertsToDigest,omitempty"`
+	MessageIDs     []string `json:"messageIds,omitempty"`
 	// CheckpointAdvanced says a whole window was finished and Until moved.
 	CheckpointAdvanced bool `json:"checkpointAdvanced"`
 	// SafeUntil: every event dated up to this instant is done (read,

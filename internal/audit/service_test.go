@@ -985,3 +985,28 @@ func TestRunReportsAPageOfOnlyUnreadableRows(t *testing.T) {
 		t.Errorf("result %+v, progress %+v", res, st.progress)
 	}
 }
+
+// digestTaker answers as the daily digest's publisher does for the batches
+// it takes: no SNS message, the id "digest:<day>".
+type digestTaker struct{ taken int }
+
+func (d *digestTaker) Publish(context.Context, ipguard.Alert) (string, error) {
+	d.taken++
+	return DigestMessagePrefix + "2026-11-26", nil
+}
+
+// alertsPublished counts the messages sent, as the README and the metric
+// say (SNS messages); a batch the daily digest took is no message yet and
+// is counted in alertsToDigest. Its id stays among messageIds.
+func TestAlertsPublishedCountsNoBatchTheDigestTook(t *testing.T) {
+	s, _, _, _ := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute))
+	dt := &digestTaker{}
+	s.Publisher = dt
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dt.taken != 1 || res.AlertsPublished != 0 || res.AlertsToDigest != 1 || len(res.MessageIDs) != 1 {
+		t.Errorf("taken %d, alertsPublished %d, alertsToDigest %d, messageIds %v; want 0 published, 1 to the digest", dt.taken, res.AlertsPublished, res.AlertsToDigest, res.MessageIDs)
+	}
+}

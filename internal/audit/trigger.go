@@ -78,6 +78,13 @@ func DecodeTrigger(payload []byte, at, now time.Time) (Trigger, error) {
 // ActionAudit is the one "action" a run accepts: an audit run by name.
 const ActionAudit = "audit"
 
+// digestID reports whether a Publisher's message id is a daily digest's
+// (DigestMessagePrefix): the batch waits for the digest, no message was sent.
+func digestID(id string) bool { return strings.HasPrefix(id, DigestMessagePrefix) }
+
+// onboardActions are the OnboardFunction's actions, named as such when sent here.
+var onboardActions = map[string]bool{"add": true, "remove": true, "offboard": true, "get": true, "sync": true, "preview": true, "replace": true, "onboard": true}
+
 // checkTriggerFields refuses fields a run does not know (see DecodeTrigger).
 func checkTriggerFields(obj map[string]json.RawMessage) error {
 	keys := make([]string, 0, len(obj))
@@ -90,11 +97,17 @@ func checkTriggerFields(obj map[string]json.RawMessage) error {
 		case "from", "to":
 		case "action":
 			var a string
-			if json.Unmarshal(obj[k], &a) != nil || !strings.EqualFold(strings.TrimSpace(a), ActionAudit) {
-				return ipguard.Invalid("action", string(obj[k]), "is not an action of the audit function; use status, test-alert or audit (or no action: a scheduled run; {\"from\", \"to\"}: a backfill)")
+			if err := json.Unmarshal(obj[k], &a); err != nil || !strings.EqualFold(strings.TrimSpace(a), ActionAudit) {
+				if err != nil {
+					a = string(obj[k]) // not a string: the JSON as sent
+				}
+				if onboardActions[strings.ToLower(strings.TrimSpace(a))] {
+					return ipguard.Invalid("action", a, "is an action of the OnboardFunction: invoke that function with it; this one takes status, test-alert, learn or audit (or no action: a scheduled run; {\"from\", \"to\"}: a backfill)")
+				}
+				return ipguard.Invalid("action", a, "is not an action of the audit function; use status, test-alert, learn or audit (or no action: a scheduled run; {\"from\", \"to\"}: a backfill)")
 			}
 		default:
-			return ipguard.Invalid(fieldName(k), string(obj[k]), "is not a field of an audit run: send {} or a scheduled event for a run, {\"from\": RFC3339, \"to\": RFC3339} for a backfill, or {\"action\": \"status\"|\"test-alert\"}")
+			return ipguard.Invalid(fieldName(k), string(obj[k]), "is not a field of an audit run: send {} or a scheduled event for a run, {\"from\": RFC3339, \"to\": RFC3339} for a backfill, or {\"action\": \"status\"|\"test-alert\"}, or {\"action\": \"learn\", \"days\": N, \"dryRun\": true}")
 		}
 	}
 	return nil

@@ -82,3 +82,27 @@ func TestDecodeTriggerNamesTheJSONPosition(t *testing.T) {
 		t.Errorf("err = %v, want EInvalid at line 3, column 3", err)
 	}
 }
+
+// An action the audit function does not know, or a field a run does not
+// know, is answered with the list of what it does know, learn included
+// (events/audit-learn.json): a typo in "learn" must not send the operator
+// looking among status, test-alert and audit only.
+func TestDecodeTriggerNamesEveryActionOfTheFunction(t *testing.T) {
+	for _, p := range []string{`{"action":"lern","days":30}`, `{"days":30,"dryRun":true}`} {
+		_, err := decode([]byte(p), time.Now())
+		if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "learn") {
+			t.Errorf("%s: err = %v, want EInvalid naming learn among the actions", p, err)
+		}
+	}
+}
+
+// An action of the onboarding function sent to the audit says which
+// function takes it.
+func TestDecodeTriggerNamesTheFunctionOfAnOnboardingAction(t *testing.T) {
+	for _, a := range []string{"sync", "get", "add", "remove", "offboard", "preview", "replace"} {
+		_, err := decode([]byte(`{"action":"`+a+`"}`), time.Now())
+		if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "OnboardFunction") {
+			t.Errorf("%s: %v; want InvalidInput naming the OnboardFunction", a, err)
+		}
+	}
+}

@@ -42,6 +42,9 @@ func DecodeLearn(payload []byte) (LearnRequest, bool, error) {
 		return LearnRequest{}, false, nil
 	}
 	var r LearnRequest
+	if err := learnFieldsKnown(payload); err != nil {
+		return r, true, err
+	}
 	if v.Days == nil {
 		return r, true, ipguard.Invalid("days", "", "is required: how many days of login history to learn from (1 to %d)", MaxLearnDays)
 	}
@@ -54,6 +57,39 @@ func DecodeLearn(payload []byte) (LearnRequest, bool, error) {
 		}
 	}
 	return r, true, nil
+}
+
+// learnFields are the fields of a learn request (matched case-insensitively).
+var learnFields = []string{"action", "days", "dryRun"}
+
+// learnFieldsKnown refuses a field learn does not know, and a known one
+// given twice in two spellings: a misspelt "dryRun" ("dry-run", or "DryRun"
+// after "dryRun") would otherwise be ignored and the dry run learn for real.
+func learnFieldsKnown(payload []byte) error {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(payload, &obj) != nil {
+		return nil // not an object: DecodeLearn's caller saw an action in it
+	}
+	names := make([]string, 0, len(obj))
+	for k := range obj {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	spelled := map[string]string{}
+	for _, k := range names {
+		i := len(learnFields) - 1
+		for i >= 0 && !strings.EqualFold(learnFields[i], k) {
+			i--
+		}
+		if i < 0 {
+			return ipguard.Invalid(k, "", "is not a field of learn; send {\"action\": \"learn\", \"days\": N} and optionally \"dryRun\": true (nothing was read or written)")
+		}
+		if first, dup := spelled[learnFields[i]]; dup {
+			return ipguard.Invalid(k, "", "is given twice (as %q and %q); send it once (nothing was read or written)", first, k)
+		}
+		spelled[learnFields[i]] = k
+	}
+	return nil
 }
 
 // Learner reads the portal's login history of the last N days into the

@@ -146,3 +146,25 @@ func TestLearnExtendsABaselineBackwards(t *testing.T) {
 		t.Errorf("logins %d (want 1 + 31 older), last %+v", got.Logins, got.Last)
 	}
 }
+
+// A learn with a field it does not know (a misspelt dryRun, an audit's
+// "from") is InvalidInput naming that field, and nothing runs: a dry run
+// asked for as "dry-run" must not learn for real.
+func TestDecodeLearnRefusesAFieldItDoesNotKnow(t *testing.T) {
+	for _, c := range []struct{ in, err string }{
+		{`{"action":"learn","days":30,"dry-run":true}`, `dry-run: is not a field of learn`},
+		{`{"action":"learn","days":30,"dry_run":true}`, `dry_run: is not a field of learn`},
+		{`{"action":"learn","days":30,"preview":true}`, `preview: is not a field of learn`},
+		{`{"action":"learn","days":30,"from":"2026-11-01T00:00:00Z"}`, `from: is not a field of learn`},
+		{`{"action":"learn","days":30,"dryRun":true,"DryRun":false}`, `given twice`},
+	} {
+		got, ok, err := DecodeLearn([]byte(c.in))
+		if !ok || ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%s: %+v %v %v, want InvalidInput containing %q", c.in, got, ok, err, c.err)
+		}
+	}
+	// The known fields in any case still work.
+	if got, ok, err := DecodeLearn([]byte(`{"Action":"learn","Days":7,"dryrun":true}`)); !ok || err != nil || got != (LearnRequest{Days: 7, DryRun: true}) {
+		t.Errorf("known fields in another case: %+v %v %v", got, ok, err)
+	}
+}

@@ -392,7 +392,7 @@ type Publisher struct {
 }
 
 // Publish adds the alert's findings to the digest of Day(now) and returns
-// "digest:<day>" as the message id, or sends the alert on. Adding is one
+// "digest:<day>" (audit.DigestMessagePrefix) as the message id, or sends the alert on. Adding is one
 // conditional write (retried on a concurrent change); a failure is returned
 // like a failed publish, so the caller alerts the findings again later.
 func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
@@ -426,7 +426,7 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 		}
 		err = p.Store.SaveRevised(ctx, Prefix+day, d, rev, p.now().Add(keep))
 		if err == nil {
-			return "digest:" + day, nil
+			return audit.DigestMessagePrefix + day, nil
 		}
 		if ipguard.ErrorCode(err) != ipguard.EConflict || attempt == 4 {
 			return "", fmt.Errorf("digest: add %d findings to %s: %w", len(pl.Events), day, err)

@@ -28,6 +28,18 @@ func (s *Service) HandleEvent(ctx context.Context, detailType string, detail []b
 // requestedAt was asked for then, so a replay keeps its original time.
 func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.Time, detail []byte) (Result, error) {
 	implied, known := detailTypeAction[detailType]
+	if !known && detailType != "" && !namesAction(detail) {
+		// Another event's detail that names neither an action nor a user
+		// (a schedule's {}) would be taken as a replace and answered "id is
+		// required": name the event. A detail that names a user is a
+		// change, of whatever detail-type a pipeline's own rule sends: it
+		// runs as a direct payload does.
+		hint := "the rule sends UserOnboarded, UserOffboarded or UserAllowlistChanged, or a detail with its \"action\""
+		if detailType == "Scheduled Event" {
+			hint = "a schedule of this function sends {\"action\": \"sync\"} as its input (SyncSchedule); " + hint
+		}
+		return Result{}, ipguard.Invalid("detail-type", detailType, "is not an onboarding event and its detail names no action; %s", hint)
+	}
 	req, err := decodeRequest(detail, implied)
 	if err != nil {
 		return Result{}, err
@@ -43,6 +55,18 @@ func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.
 		return Result{}, ipguard.Invalid("action", req.Action, "does not fit detail-type %s", detailType)
 	}
 	return s.Do(ctx, req)
+}
+
+// namesAction reports whether detail is an object with an "action" or a
+// user ("id", "userId"; in any spelling of the key); a malformed detail is
+// left to decodeRequest.
+func namesAction(detail []byte) bool {
+	props, err := objectProps(detail, "detail")
+	if err != nil {
+		return true
+	}
+	obj, err := byKnownName(props, []string{"action", "id", "userId"}, "")
+	return err != nil || len(obj) > 0
 }
 
 // RequestTime is t at the one precision request times are ordered by, end

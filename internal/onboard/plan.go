@@ -153,8 +153,10 @@ func DesiredState(users []ipguard.User, r Settings, now time.Time) Desired {
 			}
 			if !ok {
 				d.NotPushed[u.ID] = append(d.NotPushed[u.ID], NotPushed{Entry: raw, Reason: fmt.Sprintf(
-					"covers %s addresses, more than PORTAL_MAX_RANGE_ADDRESSES (%d); the portal stores only single addresses, so it is kept in DynamoDB for the audit but not pushed",
-					e[0].NumAddresses(), r.MaxRangeAddresses)})
+					"covers %s addresses, more than PORTAL_MAX_RANGE_ADDRESSES (%d); the portal stores only single addresses, so it is not pushed, only kept in DynamoDB for the audit: "+
+						"while IP restrictions are on, the portal refuses logins from its addresses that no other entry lets in (the portal owner excepted); "+
+						"send the addresses the user logs in from, or blocks of at most %d addresses",
+					e[0].NumAddresses(), r.MaxRangeAddresses, r.MaxRangeAddresses)})
 				continue
 			}
 			for _, a := range addrs {

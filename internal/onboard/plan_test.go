@@ -209,3 +209,17 @@ func TestDesiredStateCountsASharedBlockOnce(t *testing.T) {
 		t.Errorf("third user of a shared block: stored %v, portal %q, err %v; want stored and applied", res.Stored, res.Portal, err)
 	}
 }
+
+// An entry too large to push says what that means for the user: while
+// restrictions are on, the portal refuses their logins from it (unless
+// another entry lets them in), and what to send instead. "Kept for the
+// audit" alone reads as if the user were let in and only watched.
+func TestNotPushedSaysThePortalRefusesItsLogins(t *testing.T) {
+	for _, entry := range []string{"10.0.0.0/8", "10.0.0.0-10.1.0.0", "2001:db8::/64"} {
+		d := DesiredState([]ipguard.User{user("a", entry)}, Settings{MaxRangeAddresses: 256, MaxEntries: 2000}, t0)
+		np := d.NotPushed["a"]
+		if len(np) != 1 || !strings.Contains(np[0].Reason, "refuses") || !strings.Contains(np[0].Reason, "at most 256") {
+			t.Errorf("%s: notPushed = %+v; want the reason to say the portal refuses its logins and how large a block is pushed", entry, np)
+		}
+	}
+}

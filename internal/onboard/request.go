@@ -99,6 +99,9 @@ var fieldsOf = map[string]map[string]bool{
 	ActionPreview:  {"days": true},
 }
 
+// auditActions are the AuditFunction's actions, named as such when sent here.
+var auditActions = map[string]bool{"status": true, "test-alert": true, "learn": true, "audit": true}
+
 // knownFields are the request's field names; "userId" is an alias of "id".
 var knownFields = []string{"action", "id", "userId", "email", "allowedIps", "days", "requestedAt", "replayOf"}
 
@@ -144,6 +147,9 @@ func decodeRequest(payload []byte, defaultAction string) (Request, error) {
 	}
 	allowed, ok := fieldsOf[r.Action]
 	if !ok {
+		if auditActions[r.Action] {
+			return Request{}, ipguard.Invalid("action", r.Action, "is an action of the AuditFunction: invoke that function with it; this one takes add, remove, offboard, get, sync or preview (or no action to replace a user's entries)")
+		}
 		return Request{}, ipguard.Invalid("action", r.Action, "is not an action; use add, remove, offboard, get, sync or preview (or no action to replace a user's entries)")
 	}
 	for _, name := range knownFields {

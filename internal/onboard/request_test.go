@@ -351,3 +351,60 @@ func fieldOf(err error) string {
 	}
 	return ""
 }
+
+// An EventBridge event of a detail-type the onboarding does not know, whose
+// detail names no action, is InvalidInput naming the detail-type (and, for
+// a schedule's event, the input a sync schedule sends), never a replace
+// that then asks for allowedIps: a schedule wired to the function without
+// its input must not read as a bad onboarding. A detail that names its
+// action is run as it says.
+func TestHandleEventNamesAnUnknownDetailType(t *testing.T) {
+	tests := []struct {
+		detailType, detail string
+		mention            []string // the error mentions each; none: it runs
+	}{
+		{"Scheduled Event", `{}`, []string{`detail-type "Scheduled Event"`, `{"action": "sync"}`}},
+		{"UserUpdated", `{"email":"a@example.com"}`, []string{`detail-type "UserUpdated"`, "UserOnboarded", "UserAllowlistChanged"}},
+		// A detail that names a user is a change, whatever the detail-type
+		// of a pipeline's own rule: it runs (a replace).
+		{"UserUpdated", `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1"]}`, nil},
+		{"Scheduled Event", `{"action":"sync"}`, nil},
+		{"Ops", `{"action":"get","id":"u1"}`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.detailType+" "+tt.detail, func(t *testing.T) {
+			e := newEnv()
+			e.st.users["u1"] = ipguard.User{ID: "u1", Email: "a@example.com", Entries: []string{"203.0.113.9"}}
+			_, err := e.s.HandleEvent(context.Background(), tt.detailType, []byte(tt.detail))
+			if tt.mention == nil {
+				if err != nil {
+					t.Fatalf("err = %v; want it run", err)
+				}
+				return
+			}
+			if ipguard.ErrorCode(err) != ipguard.EInvalid {
+				t.Fatalf("err = %v, want EInvalid", err)
+			}
+			for _, m := range tt.mention {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not mention %s", err, m)
+				}
+			}
+			if e.st.Writes != 0 || e.p.puts != 0 {
+				t.Errorf("wrote %d items and %d PUTs", e.st.Writes, e.p.puts)
+			}
+		})
+	}
+}
+
+// An action of the audit function sent to this one says which function
+// takes it, so the fix (invoke the other function) is named, not a list of
+// this function's actions alone.
+func TestDecodeRequestNamesTheFunctionOfAnAuditAction(t *testing.T) {
+	for _, a := range []string{"status", "test-alert", "learn", "audit"} {
+		_, err := DecodeRequest([]byte(`{"action":"` + a + `"}`))
+		if ipguard.ErrorCode(err) != ipguard.EInvalid || !strings.Contains(err.Error(), "AuditFunction") {
+			t.Errorf("%s: %v; want InvalidInput naming the AuditFunction", a, err)
+		}
+	}
+}

@@ -129,6 +129,7 @@ func (s *Service) get(ctx context.Context, req Request) (Result, error) {
 	}
 	now := s.now().UTC()
 	res.Email, res.Entries, res.User = r.user.Email, r.user.ActiveEntries(now), s.userView(r, now)
+	res.NotPushed = notPushedOf(r.user, s.Settings, now)
 	res.RestrictionsEnabled = r.enabled
 	res.setPortalFrom(r.state)
 	return res, nil
@@ -255,9 +256,15 @@ func (s *Service) entryView(userID, raw string, d ipguard.EntryDetail, st ipguar
 		ev.State = "not on portal"
 	}
 	if len(ev.Missing) > 0 {
-		ev.Reason = "not applied yet"
-		if st.Pending != "" {
+		switch {
+		case st.Pending != "":
 			ev.Reason = "portal update pending: " + st.Pending
+		case st.Applied < st.Version:
+			ev.Reason = "not applied yet"
+		default:
+			// Every stored change is on the portal (a cap or a failure
+			// would have left Pending): the address left it since.
+			ev.Reason = "removed from the portal since the last reconcile applied it (drift: changed outside the tool); the next reconcile (at the latest the scheduled sync) puts it back"
 		}
 	}
 	return ev

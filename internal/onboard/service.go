@@ -778,6 +778,11 @@ func (s *Service) applyChange(ctx context.Context, in changeInput, st ipguard.Po
 	}
 	if in.action != ActionOffboard {
 		res.NotPushed = notPushedOf(stored, s.Settings, in.now)
+		if n := len(stored.ActiveEntries(in.now)); n > 0 && len(res.NotPushed) >= n && res.RestrictionsEnabled {
+			// "applied" and no warning would hide that this user is shut out.
+			res.Warnings = append(res.Warnings, fmt.Sprintf("user %s has no entry on the portal list (every one is under notPushed): "+
+				"while IP restrictions are on, the portal refuses their logins except from addresses another entry lets in (the portal owner excepted)", stored.ID))
+		}
 	}
 	return nil
 }

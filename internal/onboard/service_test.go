@@ -1216,6 +1216,70 @@ func TestExpiryAfterAScanOfEntriesKeepsTheRestOfTheUser(t *testing.T) {
 	}
 }
 
+// get's reason for an address missing from the portal says what it is: a
+// change not applied yet only while one is stored and unapplied; once every
+// stored change is on the portal, an address missing was taken off the
+// portal since (drift), which the next reconcile puts back. "Not applied
+// yet" there would send the operator waiting for a reconcile that already
+// happened.
+func TestGetNamesAnAddressTakenOffThePortalSinceAsDrift(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","203.0.113.20"]}`)
+	e.p.set(restr("192.0.2.1!,203.0.113.20"), true) // an admin deletes 203.0.113.10 by hand
+	g := e.do(t, `{"action":"get","id":"u1"}`)
+	ev := g.User.Entries[0]
+	if ev.Entry != "203.0.113.10" || ev.State != "not on portal" || strings.Contains(ev.Reason, "not applied yet") || !strings.Contains(ev.Reason, "drift") {
+		t.Errorf("get of an address deleted on the portal = %+v; want its reason to say it was removed on the portal since (drift)", ev)
+	}
+	e.do(t, `{"action":"sync"}`)
+	if g = e.do(t, `{"action":"get","id":"u1"}`); g.User.Entries[0].State != "on portal" {
+		t.Errorf("after the sync: %+v; want it put back", g.User.Entries[0])
+	}
+	// A stored change not applied yet still says so.
+	e.st.state.Version++ // no call runs meanwhile
+	e.p.set(restr("192.0.2.1!,203.0.113.20"), true)
+	if ev = e.do(t, `{"action":"get","id":"u1"}`).User.Entries[0]; ev.Reason != "not applied yet" {
+		t.Errorf("with a stored change unapplied: %+v; want not applied yet", ev)
+	}
+}
+
+// A change that leaves a user no entry on the portal list (every one too
+// large to push) while restrictions are on says so in its warnings: the
+// portal refuses that user's logins, which "portal": "applied" and an
+// empty warnings list would hide. A user with one pushed entry is not
+// warned about.
+func TestAUserWithNothingPushedIsWarnedAbout(t *testing.T) {
+	for _, tc := range []struct {
+		name, payload string
+		warn          bool
+	}{
+		{"only a /8", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/8"]}`, true},
+		{"only wide ranges", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/16","198.51.100.0-198.51.101.255"]}`, true},
+		{"a /8 and an address", `{"id":"u1","email":"a@example.com","allowedIps":["10.0.0.0/8","203.0.113.10"]}`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			res := e.do(t, tc.payload)
+			got := strings.Contains(strings.Join(res.Warnings, "\n"), "no entry on the portal list")
+			if !res.RestrictionsEnabled || got != tc.warn {
+				t.Errorf("restrictions %v, warnings %q; want the lock-out warned: %v", res.RestrictionsEnabled, res.Warnings, tc.warn)
+			}
+		})
+	}
+}
+
+// get's notPushed lists the user's entries not pushed, as the entries'
+// own states say: an empty notPushed beside an entry "not pushed" would
+// contradict it.
+func TestGetListsTheEntriesNotPushed(t *testing.T) {
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10","10.0.0.0/16"]}`)
+	g := e.do(t, `{"action":"get","id":"u1"}`)
+	if len(g.NotPushed) != 1 || g.NotPushed[0].Entry != "10.0.0.0/16" || g.User.Entries[1].State != "not pushed" {
+		t.Errorf("get: notPushed %+v, entries %+v; want 10.0.0.0/16 listed as not pushed in both", g.NotPushed, g.User.Entries)
+	}
+}
+
 // brokenBeside is entriesOnly over the items of the users in broken that
 // decode in their entries but not whole (an attribute beside them of the
 // wrong type, as an older version or a hand edit left it), as the DynamoDB
