@@ -983,3 +983,60 @@ func TestDesiredUsersReadTheEntriesAsAllUsersDoes(t *testing.T) {
 		}
 	}
 }
+
+// DesiredUsers reads every page of a table past 1 MB (its projection does
+// not shrink what DynamoDB reads per page), and reads an item broken only
+// beside the entries (here its request times) as its entries, where
+// AllUsers marks it unreadable and GetUser fails (EInternal): the onboard
+// side (brokenBeside in its tests) is written for exactly this.
+func TestDesiredUsersPagesAndReadsAnItemBrokenBesideItsEntries(t *testing.T) {
+	ctx := context.Background()
+	db := motoDB(t)
+	s := tableStore(t, db, "paged")
+	var want []string
+	for i := range 24 { // 24 items of about 60 KB in their entries
+		u := ipguard.User{ID: fmt.Sprintf("u%02d", i), Email: "a@example.com", Entries: make([]string, 200)}
+		for j := range u.Entries {
+			u.Entries[j] = fmt.Sprintf("%0300d", j) // the store keeps any string
+		}
+		want = append(want, u.ID)
+		putUsers(t, s, u)
+	}
+	item := map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "user#broken"},
+		"allowedIps": &types.AttributeValueMemberL{Value: []types.AttributeValue{&types.AttributeValueMemberS{Value: "203.0.113.9"}}},
+		"touched":    &types.AttributeValueMemberN{Value: "1"}}
+	if _, err := db.PutItem(ctx, &dynamodb.PutItemInput{TableName: aws.String("paged"), Item: item}); err != nil {
+		t.Fatal(err)
+	}
+	want = append(want, "broken")
+	rec := &recorder{API: db}
+	got, err := dynamo.New(rec, "paged").DesiredUsers(ctx)
+	all, aerr := s.AllUsers(ctx)
+	_, _, gerr := s.GetUser(ctx, "broken")
+	if err != nil || aerr != nil || ipguard.ErrorCode(gerr) != ipguard.EInternal {
+		t.Fatalf("DesiredUsers: %v; AllUsers: %v; GetUser of the broken item: %v (want EInternal)", err, aerr, gerr)
+	}
+	if rec.scans < 2 {
+		t.Errorf("DesiredUsers made %d Scan calls; the test needs more than one page", rec.scans)
+	}
+	var ids []string
+	for _, u := range got {
+		ids = append(ids, u.ID)
+		if u.ID == "broken" && (u.Unreadable != "" || !slices.Equal(u.Entries, []string{"203.0.113.9"})) {
+			t.Errorf("DesiredUsers read the item broken beside its entries as %+v; want its entries", u)
+		}
+		if u.ID != "broken" && len(u.Entries) != 200 {
+			t.Errorf("DesiredUsers %s: %d entries, want 200", u.ID, len(u.Entries))
+		}
+	}
+	slices.Sort(ids)
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Errorf("DesiredUsers ids = %q, want %q", ids, want)
+	}
+	for _, u := range all {
+		if u.ID == "broken" && u.Unreadable == "" {
+			t.Errorf("AllUsers read the broken item as %+v; want it marked unreadable", u)
+		}
+	}
+}

@@ -44,6 +44,21 @@ func (s *Store) PutUser(ctx context.Context, u ipguard.User) error {
 // answer) also reports false; the caller re-reads and finds its own write.
 func (s *Store) PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
 	cond, vals := sameRev(prevRev, false)
+	return s.putUserIf(ctx, u, cond, vals)
+}
+
+// ReplaceUserIf implements onboard.UserReplacer: PutUserIf only while a
+// record is stored (prevRev 0: one written before revs, never none).
+func (s *Store) ReplaceUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
+	cond, vals := sameRev(prevRev, false)
+	if prevRev == 0 {
+		cond = aws.String("attribute_exists(pk) AND attribute_not_exists(rev)")
+	}
+	return s.putUserIf(ctx, u, cond, vals)
+}
+
+// putUserIf writes u whole under the condition cond (with vals).
+func (s *Store) putUserIf(ctx context.Context, u ipguard.User, cond *string, vals map[string]types.AttributeValue) (bool, error) {
 	_, err := s.api.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName: aws.String(s.table), Item: encodeUser(u), ConditionExpression: cond, ExpressionAttributeValues: vals,
 	})

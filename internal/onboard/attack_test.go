@@ -129,3 +129,30 @@ func TestUsersLeftNeverErasesAWriteThatLandedDuringTheSync(t *testing.T) {
 		t.Errorf("warnings %v; want the skipped offboarding named", res.Warnings)
 	}
 }
+
+// A change read a user whose record an older version wrote (no rev), and an
+// offboarding newer than the change deleted it before the change wrote: the
+// write over "rev 0" (none, or a record before revs) found no record and
+// wrote the user back, its old entries with the change's: the offboarded
+// user allowed again. A write over a record read lands only while it is
+// stored; the change reads again and is then the stale change it is.
+func TestChangeNeverBringsBackAUserOffboardedAfterItsRead(t *testing.T) {
+	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339) }
+	e := newEnv()
+	e.st.users["u1"] = ipguard.User{ID: "u1", Email: "a@example.com", Entries: []string{"203.0.113.10"}, CreatedAt: t0, UpdatedAt: t0}
+	e.do(t, `{"action":"sync"}`)
+	rs := &raceStore{fakeStore: e.st, id: "u1"}
+	e.s.Store = rs
+	rs.afterRead = func() {
+		if _, err := e.s.Handle(context.Background(), []byte(`{"action":"offboard","id":"u1","requestedAt":"`+at(-time.Minute)+`"}`)); err != nil {
+			t.Errorf("the offboarding: %v", err)
+		}
+	}
+	_, err := e.handle(`{"action":"add","id":"u1","requestedAt":"` + at(-30*time.Minute) + `","allowedIps":["198.51.100.5"]}`)
+	if u, found, _ := e.st.GetUser(context.Background(), "u1"); found {
+		t.Errorf("the offboarded user is stored again: %+v (the change: %v)", u, err)
+	}
+	if got := ips(e.p.list); got != "192.0.2.1!" {
+		t.Errorf("portal = %s; want the offboarded user's addresses gone", got)
+	}
+}

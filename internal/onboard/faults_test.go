@@ -2628,3 +2628,28 @@ func TestChangesStoringAtTheSameTimeDoNotPassTheCapTogether(t *testing.T) {
 		})
 	}
 }
+
+// While a stored user is unreadable the reconcile removes no owned address
+// (TestUnreadableUserRemovesNothing), so addresses no readable user needs
+// stay on the portal; the cap check counted only the addresses users need
+// and the entries the tool does not own, passed a change the reconcile
+// then could not apply (past the cap: stored and pending with every later
+// change). It counts what the plan keeps.
+func TestCapCountsWhatAnUnreadableUserKeepsOnThePortal(t *testing.T) {
+	e := newEnv()
+	e.s.Settings.MaxEntries = 6
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.1","203.0.113.2","203.0.113.3"]}`)
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["198.51.100.1"]}`)
+	e.st.users["u2"] = ipguard.User{ID: "u2", Unreadable: "attribute allowedIps is a number"}
+	e.do(t, `{"action":"remove","id":"u1","allowedIps":["203.0.113.3"]}`) // kept on the portal: u2 is unreadable
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.1,203.0.113.2,203.0.113.3,198.51.100.1" {
+		t.Fatalf("portal = %s", got)
+	}
+	_, err := e.handle(`{"id":"u3","email":"c@example.com","allowedIps":["10.0.0.1","10.0.0.2"]}`) // 7 > 6
+	if ipguard.ErrorCode(err) != ipguard.EInvalid {
+		t.Fatalf("err = %v; want InvalidInput (the portal would hold 7 entries)", err)
+	}
+	if _, found, _ := e.st.GetUser(context.Background(), "u3"); found {
+		t.Error("the rejected change was stored")
+	}
+}

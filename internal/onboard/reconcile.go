@@ -458,7 +458,7 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		s.log().Warn("portal allowlist state not written: a newer reconcile took over", "version", version, "error", err)
 		return out, nil
 	}
-	if out.expired, err = s.expire(ctx, users, now); err != nil {
+	if out.expired, err = s.expire(ctx, users, now, &out.warnings); err != nil {
 		waitGets()
 		return outcome{}, err
 	}
@@ -1477,8 +1477,13 @@ func (s *Service) checkKeyUserEdit(ctx context.Context, out *outcome, changes, o
 //
 // users may be as DesiredUsers read them (the other fields zero): a user
 // with an entry to move is read whole first, and that record is written,
-// so nothing the scan left out is lost.
-func (s *Service) expire(ctx context.Context, users []ipguard.User, now time.Time) ([]ExpiredView, error) {
+// so nothing the scan left out is lost. A record that does not decode
+// whole (EInternal: an attribute beside the entries broken, which the
+// scan did not read) cannot be written back without losing what it holds:
+// it is left as a user written concurrently (its expired entries leave the
+// portal by time, and stay in its record), with a warning in warns naming
+// it, and the pass goes on (one such item failed every pass).
+func (s *Service) expire(ctx context.Context, users []ipguard.User, now time.Time, warns *[]string) ([]ExpiredView, error) {
 	var views []ExpiredView
 	_, partial := s.Store.(DesiredReader)
 	for i, u := range users {
@@ -1488,6 +1493,12 @@ func (s *Service) expire(ctx context.Context, users []ipguard.User, now time.Tim
 		}
 		if partial {
 			whole, found, err := s.Store.GetUser(ctx, u.ID)
+			if ipguard.ErrorCode(err) == ipguard.EInternal {
+				*warns = append(*warns, fmt.Sprintf("stored user %s has entries whose time ran out, but its record cannot be read whole (%s): past their time they are not in the desired list, but they stay in its record until its item (pk user#<id>) is fixed or deleted in the table",
+					humantext.Line(u.ID, 128), humantext.Line(err.Error(), 300)))
+				s.log().Warn("expired entries not moved: the user's record cannot be read whole", "user", humantext.Line(u.ID, 128), "error", err)
+				continue
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -1517,7 +1528,7 @@ func (s *Service) expire(ctx context.Context, users []ipguard.User, now time.Tim
 			next.Expired = next.Expired[len(next.Expired)-50:]
 		}
 		next.UpdatedAt, next.Rev = now, u.Rev+1
-		ok, err := s.Store.PutUserIf(ctx, next, u.Rev)
+		ok, err := s.replaceUser(ctx, next, u.Rev) // never over an offboarding meanwhile
 		if err != nil {
 			return nil, err
 		}

@@ -568,7 +568,11 @@ func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.Portal
 		}
 	}
 	next.Rev = old.Rev + 1
-	ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
+	put := s.Store.PutUserIf
+	if found {
+		put = s.replaceUser // not over an offboarding that came meanwhile
+	}
+	ok, err := put(ctx, next, old.Rev)
 	if err != nil || !ok {
 		return ipguard.User{}, false, err
 	}
@@ -610,7 +614,7 @@ func (s *Service) storeOffboard(ctx context.Context, in changeInput, res *Result
 			return old, true, nil // every entry is newer: nothing to do
 		}
 		next.Rev = old.Rev + 1
-		ok, err := s.Store.PutUserIf(ctx, next, old.Rev)
+		ok, err := s.replaceUser(ctx, next, old.Rev)
 		if err != nil || !ok {
 			return ipguard.User{}, false, err
 		}
@@ -1040,7 +1044,8 @@ func entryDiff(old, next []string) (added, removed []string) {
 // portal would hold more than MaxEntries entries: the addresses every user
 // needs as stored now (changes stored but not yet on the portal count),
 // with user id's record replaced by next (nil: deleted), plus the entries
-// the tool does not own as st (the last reconcile) saw them.
+// the tool does not own as st (the last reconcile) saw them, and, while a
+// stored user is unreadable, the owned ones the plan then keeps.
 func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id string, next ipguard.User) error {
 	over := func(n int) error {
 		return ipguard.Invalid("allowedIps", "", "would make the portal list hold %d entries or more, more than PORTAL_MAX_ENTRIES (%d); nothing was stored", n, s.Settings.maxEntries())
@@ -1076,9 +1081,12 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 	for _, a := range st.Owned {
 		owned[a] = true
 	}
+	// While a stored user is unreadable the plan removes no owned address
+	// (PlanReconcile): those no readable user needs stay, and count.
+	keepsOwned := len(d.Unreadable) > 0
 	n := len(d.Addrs)
 	for _, r := range st.LastSeen {
-		if r.ForAdmin || !owned[r.IP] {
+		if r.ForAdmin || !owned[r.IP] || keepsOwned {
 			if !(!r.ForAdmin && d.Needs(r.IP)) {
 				n++
 			}
@@ -1094,7 +1102,10 @@ func (s *Service) checkCap(ctx context.Context, st ipguard.PortalState, id strin
 // each user, only what the desired state is computed from: ID, Entries,
 // Details and Unreadable (the other fields zero). A reconcile's scan of
 // every user then reads and decodes that much less (it is on the path of
-// every pass, while changes wait for it).
+// every pass, while changes wait for it). Unreadable marks an item whose
+// key, entries or details do not decode; one broken only beside them is
+// read as its entries (AllUsers marks it, GetUser fails: expire leaves
+// it, warned), and preview reads the users by the same read.
 type DesiredReader interface {
 	DesiredUsers(ctx context.Context) ([]ipguard.User, error)
 }
@@ -1106,6 +1117,26 @@ func (s *Service) desiredUsers(ctx context.Context) ([]ipguard.User, error) {
 		return r.DesiredUsers(ctx)
 	}
 	return s.Store.AllUsers(ctx)
+}
+
+// UserReplacer is optional on a Store (both of ours have it, held by the
+// store contract): ReplaceUserIf is PutUserIf over a record that must
+// still be stored. Its prevRev 0 means a record written before revs, never
+// none: PutUserIf's 0 also writes where the record was deleted since it
+// was read, which brought back a user offboarded meanwhile.
+type UserReplacer interface {
+	ReplaceUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error)
+}
+
+// replaceUser writes u over the stored record read at prevRev, only while
+// that record is still stored; false, with no error, when it changed or
+// went meanwhile. Only a record before revs (prevRev 0) needs UserReplacer
+// (where the store has one): a rev above 0 is only ever over a stored one.
+func (s *Service) replaceUser(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
+	if r, ok := s.Store.(UserReplacer); ok && prevRev == 0 {
+		return r.ReplaceUserIf(ctx, u, prevRev)
+	}
+	return s.Store.PutUserIf(ctx, u, prevRev)
 }
 
 // AddsCounter is optional on a Store: BumpVersionAdding is BumpVersion

@@ -1279,3 +1279,156 @@ func TestGetListsTheEntriesNotPushed(t *testing.T) {
 		t.Errorf("get: notPushed %+v, entries %+v; want 10.0.0.0/16 listed as not pushed in both", g.NotPushed, g.User.Entries)
 	}
 }
+
+// brokenBeside is entriesOnly over the items of the users in broken that
+// decode in their entries but not whole (an attribute beside them of the
+// wrong type, as an older version or a hand edit left it), as the DynamoDB
+// store reads them: DesiredUsers reads their entries, AllUsers marks them
+// unreadable, GetUser fails (EInternal).
+type brokenBeside struct {
+	entriesOnly
+	broken map[string]bool
+}
+
+func (s brokenBeside) GetUser(ctx context.Context, id string) (ipguard.User, bool, error) {
+	if s.broken[id] {
+		return ipguard.User{}, false, ipguard.Errorf(ipguard.EInternal, "dynamodb: get user %s: item user#%s: touched is N, want S", id, id)
+	}
+	return s.entriesOnly.GetUser(ctx, id)
+}
+
+func (s brokenBeside) AllUsers(ctx context.Context) ([]ipguard.User, error) {
+	users, err := s.entriesOnly.AllUsers(ctx)
+	for i, u := range users {
+		if s.broken[u.ID] {
+			users[i] = ipguard.User{ID: u.ID, Unreadable: "item user#" + u.ID + ": touched is N, want S"}
+		}
+	}
+	return users, err
+}
+
+// A user item broken beside its entries (the scan of entries reads it, the
+// whole read fails) with a travel entry whose time ran out: the expiry,
+// which reads it whole, failed, and with it every reconcile pass (no
+// user's change reached the portal). Now the pass goes on: the expired
+// entry leaves the portal, a warning names the user, the record is not
+// written. preview plans as the reconcile does: it read every user whole,
+// found this one unreadable and kept the expired entry on the portal.
+func TestUserBrokenBesideItsEntriesStopsNoReconcile(t *testing.T) {
+	e := newEnv()
+	e.s.Logins = &fakeLogins{events: []ipguard.LoginEvent{{ID: 1, Date: t0.Add(170 * time.Minute), UserID: "u1", User: "u1", IP: "198.51.100.7", ActionID: 1010}}}
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10",{"ip":"198.51.100.7","expiresAt":"2026-11-25T12:00:00Z"}]}`)
+	e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	before := e.st.users["u1"]
+	e.s.Store = brokenBeside{entriesOnly{e.st}, map[string]bool{"u1": true}}
+	e.now = t0.Add(3 * time.Hour)
+	pre := e.do(t, `{"action":"preview","days":1}`)
+	if r := pre.Preview.Refused; len(r) != 1 || r[0].IP != "198.51.100.7" {
+		t.Errorf("preview refused %+v; want the login from the expired entry (the reconcile removes it)", r)
+	}
+	res, err := e.s.Handle(context.Background(), []byte(`{"action":"sync"}`))
+	if err != nil {
+		t.Fatalf("sync with one user item broken beside its entries: %v", err)
+	}
+	if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.10,203.0.113.20" {
+		t.Errorf("portal = %s; want the expired entry removed, the rest kept", got)
+	}
+	if w := strings.Join(res.Warnings, "; "); !strings.Contains(w, "u1") || !strings.Contains(w, "cannot be read whole") {
+		t.Errorf("warnings = %q; want user u1 named", res.Warnings)
+	}
+	if u := e.st.users["u1"]; u.Rev != before.Rev || len(u.Entries) != 2 {
+		t.Errorf("the broken record was written: %+v", u)
+	}
+}
+
+// offboardMeanwhile deletes user gone (an offboarding's write) right after
+// the reconcile's expiry read it: after the whole read (GetUser) of a store
+// that scans only entries, after the scan (AllUsers) of one that does not.
+type offboardMeanwhile struct {
+	*fakeStore
+	gone string
+}
+
+func (s offboardMeanwhile) AllUsers(ctx context.Context) ([]ipguard.User, error) {
+	users, err := s.fakeStore.AllUsers(ctx)
+	_, _ = s.DeleteUserIf(ctx, s.gone, s.users[s.gone].Rev)
+	return users, err
+}
+
+type offboardAfterWholeRead struct {
+	entriesOnly
+	gone string
+}
+
+func (s offboardAfterWholeRead) GetUser(ctx context.Context, id string) (ipguard.User, bool, error) {
+	u, ok, err := s.entriesOnly.GetUser(ctx, id)
+	if id == s.gone {
+		_, _ = s.DeleteUserIf(ctx, id, u.Rev)
+	}
+	return u, ok, err
+}
+
+// A user whose record an older version wrote (no rev) has a travel entry
+// whose time ran out, and is offboarded between the expiry's read and its
+// write: the write over "rev 0" (none, or a record before revs) found no
+// record and wrote the user back, entries and all: an offboarded user
+// restored, for good. The expiry writes only over a record still stored.
+func TestExpiryNeverBringsBackAUserOffboardedMeanwhile(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		wrap func(st *fakeStore) Store
+	}{
+		{"scan of every user whole", func(st *fakeStore) Store { return offboardMeanwhile{st, "u1"} }},
+		{"scan of entries, whole read before the write", func(st *fakeStore) Store { return offboardAfterWholeRead{entriesOnly{st}, "u1"} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv()
+			e.st.users["u1"] = ipguard.User{ID: "u1", Email: "a@example.com", Entries: []string{"203.0.113.10", "198.51.100.7"}, CreatedAt: t0, UpdatedAt: t0,
+				Details: map[string]ipguard.EntryDetail{"198.51.100.7": {ExpiresAt: t0.Add(2 * time.Hour)}}}
+			e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+			e.s.Store = tc.wrap(e.st)
+			e.now = t0.Add(3 * time.Hour)
+			e.do(t, `{"action":"sync"}`)
+			if u, ok := e.st.users["u1"]; ok {
+				t.Fatalf("the offboarded user is stored again: %+v", u)
+			}
+			e.s.Store = e.st
+			e.do(t, `{"action":"sync"}`)
+			if got := ips(e.p.list); got != "192.0.2.1!,203.0.113.20" {
+				t.Errorf("portal = %s; want the offboarded user's addresses gone", got)
+			}
+		})
+	}
+}
+
+// offboardOnLook is the directory whose look-up of user id lands while an
+// offboarding of that user deletes its record.
+type offboardOnLook struct {
+	*fakeDirectory
+	st *fakeStore
+	id string
+}
+
+func (d offboardOnLook) Person(ctx context.Context, id string) (Person, bool, error) {
+	if id == d.id {
+		_, _ = d.st.DeleteUserIf(ctx, id, d.st.users[id].Rev)
+	}
+	return d.fakeDirectory.Person(ctx, id)
+}
+
+// The users-left check counts a user gone from the portal in its record;
+// one whose record an older version wrote (no rev), offboarded while the
+// check looked it up, was written back (the count's write over "rev 0"),
+// and with OFFBOARD_REMOVED_USERS off stayed stored for good.
+func TestUsersLeftCheckNeverBringsBackAUserOffboardedMeanwhile(t *testing.T) {
+	e := usersLeftEnvOf(t, 3, 1)
+	e.s.Settings.OffboardRemovedUsers = false
+	u := e.st.users["u00"]
+	u.Rev = 0
+	e.st.users["u00"] = u
+	e.s.Directory = offboardOnLook{e.s.Directory.(*fakeDirectory), e.st, "u00"}
+	e.do(t, `{"action":"sync"}`)
+	if u, ok := e.st.users["u00"]; ok {
+		t.Errorf("the offboarded user is stored again: %+v", u)
+	}
+}

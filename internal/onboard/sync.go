@@ -357,7 +357,7 @@ func (s *Service) usersLeft(ctx context.Context) (left []LeftView, checked, plan
 		if checks != u.GoneChecks && u.Unreadable == "" {
 			next := u
 			next.GoneChecks, next.Rev = min(checks, 2), u.Rev+1
-			ok, err := s.Store.PutUserIf(ctx, next, u.Rev)
+			ok, err := s.replaceUser(ctx, next, u.Rev) // never over an offboarding meanwhile
 			if err != nil {
 				return left, checked, planned, total, skipped, err
 			}
@@ -471,15 +471,17 @@ type previewRead struct {
 	enabled bool
 }
 
-// readForPreview reads the portal memory, the stored users, and the
-// portal's list and setting, in that order; a portal error keeps its code.
+// readForPreview reads the portal memory, the stored users (by the same
+// read as a reconcile's scan, desiredUsers: a user item broken beside its
+// entries is read as the reconcile reads it), and the portal's list and
+// setting, in that order; a portal error keeps its code.
 func (s *Service) readForPreview(ctx context.Context) (previewRead, error) {
 	var r previewRead
 	var err error
 	if r.state, err = s.Store.PortalState(ctx); err != nil {
 		return r, err
 	}
-	if r.users, err = s.Store.AllUsers(ctx); err != nil {
+	if r.users, err = s.desiredUsers(ctx); err != nil { // as the reconcile reads them, so the plan is its plan
 		return r, err
 	}
 	if r.list, err = s.Portal.IPRestrictions(ctx); err != nil {

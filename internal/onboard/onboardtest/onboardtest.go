@@ -108,9 +108,14 @@ func (s *Store) GetUser(_ context.Context, id string) (ipguard.User, bool, error
 
 // PutUserIf implements onboard.Store.
 func (s *Store) PutUserIf(_ context.Context, u ipguard.User, prev int64) (bool, error) {
+	return s.putUserIf(u, prev, false)
+}
+
+// putUserIf is PutUserIf, with stored also only over a stored record.
+func (s *Store) putUserIf(u ipguard.User, prev int64, stored bool) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.UserItems[u.ID].Rev != prev {
+	if old, ok := s.UserItems[u.ID]; old.Rev != prev || stored && !ok {
 		return false, nil
 	}
 	s.Writes++
@@ -128,6 +133,12 @@ func (s *Store) PutUserIf(_ context.Context, u ipguard.User, prev int64) (bool, 
 		return false, nil
 	}
 	return true, nil
+}
+
+// ReplaceUserIf implements onboard.UserReplacer: PutUserIf only while a
+// record is stored.
+func (s *Store) ReplaceUserIf(_ context.Context, u ipguard.User, prev int64) (bool, error) {
+	return s.putUserIf(u, prev, true)
 }
 
 // DeleteUser implements onboard.Store.

@@ -652,6 +652,39 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 			t.Errorf("PutRecheck under a new key dropping the old = %+v, %v\nwant %+v", all, err, want)
 		}
 	})
+
+	// A write over a record read (expiry, the users-left check, a change
+	// of a stored user) never brings back one deleted meanwhile, also when
+	// it was written before revs (rev 0: PutUserIf's "none" as well).
+	t.Run("a replace writes only over a record still stored", func(t *testing.T) {
+		s := newStore(t)
+		r, ok := s.(onboard.UserReplacer)
+		if !ok {
+			t.Fatalf("%T has no write over a stored record only (onboard.UserReplacer)", s)
+		}
+		steps := []struct {
+			name   string
+			do     func() (bool, error)
+			want   bool
+			stored int64 // the rev stored after, -1: none
+		}{
+			{"a record before revs", func() (bool, error) { return s.PutUserIf(ctx, user(0, "203.0.113.7"), 0) }, true, 0},
+			{"replaced over it", func() (bool, error) { return r.ReplaceUserIf(ctx, user(1, "203.0.113.8"), 0) }, true, 1},
+			{"replaced over its rev", func() (bool, error) { return r.ReplaceUserIf(ctx, user(2), 1) }, true, 2},
+			{"not over an older rev", func() (bool, error) { return r.ReplaceUserIf(ctx, user(3), 1) }, false, 2},
+			{"deleted", func() (bool, error) { return s.DeleteUserIf(ctx, "u1", 2) }, true, -1},
+			{"not over none (rev 0)", func() (bool, error) { return r.ReplaceUserIf(ctx, user(1, "203.0.113.8"), 0) }, false, -1},
+			{"not over none (rev 2)", func() (bool, error) { return r.ReplaceUserIf(ctx, user(3), 2) }, false, -1},
+		}
+		for _, st := range steps {
+			if ok, err := st.do(); ok != st.want || err != nil {
+				t.Fatalf("%s: %v, %v; want %v, nil", st.name, ok, err, st.want)
+			}
+			if got, found, err := s.GetUser(ctx, "u1"); err != nil || found != (st.stored >= 0) || found && got.Rev != st.stored {
+				t.Fatalf("after %s: stored %v at rev %d, %v; want rev %d", st.name, found, got.Rev, err, st.stored)
+			}
+		}
+	})
 }
 
 // blockingPublisher counts publishes by subject; the first one waits until
