@@ -70,11 +70,7 @@ func TestLoginJudgedByTheAllowlistInForceWhenItHappened(t *testing.T) {
 				st.users[tt.user.ID] = *tt.user
 			}
 			st.history[tt.history.UserID] = tt.history
-			var got []Finding
-			s.Publisher = publisherFunc(func(a ipguard.Alert) { got = append(got, findingsOf(t, a)...) })
-			if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
-				t.Fatal(err)
-			}
+			got := findingsOfRun(t, s)
 			kinds := map[int64]string{}
 			for _, f := range got {
 				kinds[f.EventID] = f.Kind
@@ -86,6 +82,18 @@ func TestLoginJudgedByTheAllowlistInForceWhenItHappened(t *testing.T) {
 			}
 		})
 	}
+}
+
+// findingsOfRun runs s at +15m and returns the findings of every alert it
+// sent.
+func findingsOfRun(t *testing.T, s *Service) []Finding {
+	t.Helper()
+	var got []Finding
+	s.Publisher = publisherFunc(func(a ipguard.Alert) { got = append(got, findingsOf(t, a)...) })
+	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	return got
 }
 
 // publisherFunc is a Publisher that hands each alert to f.
@@ -111,11 +119,7 @@ func TestALoginAfterOffboardingIsAMessageUnderDigest(t *testing.T) {
 	s.Settings.Policy.UnknownUsers = UnknownDigest
 	st.history["carol"] = ipguard.AllowlistHistory{UserID: "carol", Email: "carol@example.com", OffboardedAt: at10,
 		Spans: []ipguard.EntrySpan{{Entry: "203.0.113.20", Until: at10}}}
-	var got []Finding
-	s.Publisher = publisherFunc(func(a ipguard.Alert) { got = append(got, findingsOf(t, a)...) })
-	if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	got := findingsOfRun(t, s)
 	digestOnly := map[int64]bool{}
 	for _, f := range got {
 		if f.Kind != KindUnknownUser {
