@@ -61,7 +61,7 @@ func TestUnknownAuditPayloadsAreRejectedAndSchedulesStillRun(t *testing.T) {
 	for _, tt := range []struct {
 		name, payload, says string
 	}{
-		{"unknown action", `{"action": "statsu"}`, `action "\"statsu\""`},
+		{"unknown action", `{"action": "statsu"}`, `action "statsu"`},
 		{"an onboarding request", `{"id": "u1", "allowedIps": ["203.0.113.10"]}`, "is not a field of an audit run"},
 		{"malformed JSON", "{\"from\": \"2026-11-24T00:00:00Z\",\n \"to\" \"2026-11-24T01:00:00Z\"}", "line 2, column 7"},
 		{"an event for another function", `{"version":"0","id":"1","detail-type":"UserOnboarded","source":"hr","time":"2026-11-25T10:00:00Z","detail":{"id":"u1"}}`, "is not a field of an audit run"},
