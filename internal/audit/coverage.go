@@ -35,7 +35,64 @@ const (
 	// than the bounded failures# items keep; those with the fewest gave
 	// way, so the password-guess correlation across runs lost them.
 	CauseFailuresForgotten = "failures_forgotten"
+	// CauseProgressLost: the audit's saved progress (its checkpoint, or
+	// the lost coverage an earlier run left to send) could not be read, so
+	// the run started over from AUDIT_LOOKBACK or dropped what was due:
+	// logins before the new window may never have been evaluated.
+	CauseProgressLost = "progress_lost"
+	// CauseRetentionPassed: the window reaches back past the portal's
+	// login history lifetime (loginHistoryLifeTime, 1 to 180 days, which
+	// an admin can lower): a daily job deletes older events, so the walk
+	// may find the list shorter than it was and take the window as read.
+	CauseRetentionPassed = "retention_passed"
 )
+
+// HistoryRetention is how long the portal keeps its login history.
+type HistoryRetention interface {
+	// LoginHistoryLifetime returns the portal's loginHistoryLifeTime
+	// (classified error when it cannot be read).
+	LoginHistoryLifetime(ctx context.Context) (time.Duration, error)
+}
+
+// minHistoryLifetime is the shortest login history a portal keeps (one
+// day): a window that starts within it is never asked about.
+const minHistoryLifetime = 24 * time.Hour
+
+// checkRetention tells, as lost coverage, a window whose logins from
+// `from` on may have been deleted by the portal before they were read:
+// dated before now less the portal's login history lifetime (read once per
+// run, only for a window reaching back more than a day). Such a walk ends
+// early without an error, so nothing else would say that logins are
+// missing. A lifetime that cannot be read is logged, and the window read as
+// it is.
+func (r *run) checkRetention(from, below time.Time) {
+	s := r.s
+	now := s.now()
+	if s.Retention == nil || r.lifetime < 0 || !from.Before(now.Add(-minHistoryLifetime)) {
+		return
+	}
+	if r.lifetime == 0 {
+		d, err := s.Retention.LoginHistoryLifetime(r.ctx)
+		if err != nil || d <= 0 {
+			r.log.WarnContext(r.ctx, "audit: read the portal's login history lifetime", "error", err)
+			r.lifetime = -1
+			return
+		}
+		r.lifetime = d
+	}
+	cut := now.Add(-r.lifetime)
+	if !from.Before(cut) {
+		return
+	}
+	to := cut
+	if below.Before(to) {
+		to = below
+	}
+	msg := fmt.Sprintf("the window reaches back to %s, but the portal keeps its login history for %d days (loginHistoryLifeTime; a daily job deletes older events): logins dated %s to %s may have been deleted before the audit read them, and the walk cannot tell; raise the lifetime in the portal's settings, and audit more often than it",
+		from.UTC().Format(time.RFC3339), int(r.lifetime/(24*time.Hour)), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	r.warn(msg)
+	r.lose(lostCoverage{cause: CauseRetentionPassed, from: from, to: to, reason: msg})
+}
 
 // episodeGap joins occurrences of one cause into one episode.
 const episodeGap = time.Hour
@@ -176,8 +233,11 @@ func (r *run) loadDue() {
 	}
 	var due []dueCoverage
 	if err := json.Unmarshal([]byte(r.prog.CoverageDue), &due); err != nil {
-		r.warn("the lost coverage an earlier run left to send cannot be read; it is not sent (the earlier run's warnings and log name it)")
+		msg := "the lost coverage an earlier run left to send cannot be read, so it cannot be sent as it was (the earlier run's warnings and log name it)"
+		r.warn(msg + "; it is sent as lost coverage of its own")
 		r.prog.CoverageDue = ""
+		at := r.prog.Until
+		r.lose(lostCoverage{cause: CauseProgressLost, from: at, to: at, reason: msg + ": logins an earlier run could not evaluate may never have been alerted; read that run's warnings and backfill its window"})
 		return
 	}
 	for _, d := range due {

@@ -326,3 +326,168 @@ func threeUnreadableRowsSentAt20m(t *testing.T, s *Service, pub *fakePublisher) 
 	}
 	return lost
 }
+
+// corruptOnce is a store whose progress item cannot be read the first
+// *left times it is asked for (then it reads as saved).
+type corruptOnce struct {
+	*fakeStore
+	left *int
+}
+
+func (c corruptOnce) Progress(ctx context.Context) (ipguard.AuditProgress, error) {
+	if *c.left > 0 {
+		*c.left--
+		return ipguard.AuditProgress{}, ipguard.Errorf(ipguard.EInternal, "dynamodb: get audit progress: attribute until: bad time")
+	}
+	return c.fakeStore.Progress(ctx)
+}
+
+// Attack review of the audit: a saved progress that cannot be read (the
+// checkpoint, or the lost coverage an earlier run left to send) made the
+// run start over from AUDIT_LOOKBACK, or drop what was due, with only a
+// warning: the logins between the lost checkpoint and the new window, or
+// the earlier loss, were never evaluated and nobody was alerted. It is lost
+// coverage (cause progress_lost), sent once per episode like every cause.
+func TestUnreadableProgressIsLostCoverage(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		setup func(s *Service, st *fakeStore)
+	}{
+		{"checkpoint unreadable", func(s *Service, st *fakeStore) {
+			n := 1
+			s.Store = corruptOnce{fakeStore: st, left: &n}
+		}},
+		{"due coverage unreadable", func(s *Service, st *fakeStore) {
+			*st.progress = ipguard.AuditProgress{Until: t0.Add(10 * time.Minute), CoverageDue: "{not json"}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, st, pub := newAudit(allowedLogins(10)...)
+			tt.setup(s, st)
+			var sent []int
+			for _, d := range []time.Duration{15 * time.Minute, 20 * time.Minute} {
+				before := len(lostAlerts(t, pub.sent))
+				s.Now = func() time.Time { return t0.Add(d + time.Minute) }
+				if _, err := s.Run(context.Background(), trig(d)); err != nil {
+					t.Fatal(err)
+				}
+				sent = append(sent, len(lostAlerts(t, pub.sent))-before)
+			}
+			if want := []int{1, 0}; !slices.Equal(sent, want) {
+				t.Errorf("coverage_lost messages per run %v, want %v", sent, want)
+			}
+			for _, f := range lostAlerts(t, pub.sent) {
+				if f.Cause != CauseProgressLost || !strings.Contains(f.Reason, "cannot be read") {
+					t.Errorf("finding %+v; want cause %s naming the unreadable progress", f, CauseProgressLost)
+				}
+			}
+		})
+	}
+}
+
+// fixedRetention is a portal keeping its login history for d.
+type fixedRetention struct {
+	d     time.Duration
+	asked *int
+}
+
+func (f fixedRetention) LoginHistoryLifetime(context.Context) (time.Duration, error) {
+	*f.asked++
+	return f.d, nil
+}
+
+// Attack review of the audit: the portal deletes login events older than
+// its loginHistoryLifeTime (1 to 180 days, which an admin can lower) every
+// day. A window reaching back past it (an audit stalled for a while, a
+// backfill) was walked over the shortened list and taken as read, with
+// nothing said: the logins deleted unread were skipped silently. Such a
+// window is lost coverage (cause retention_passed); a window within a day
+// does not even ask the portal.
+func TestWindowPastThePortalsRetentionIsLostCoverage(t *testing.T) {
+	day := 24 * time.Hour
+	for _, tt := range []struct {
+		name      string
+		lifetime  time.Duration
+		until     time.Duration // the saved checkpoint, before t0
+		backfill  bool
+		wantAsked int
+		wantLost  int
+	}{
+		{"stalled for 3 days, history kept 2", 2 * day, 3 * day, false, 1, 1},
+		{"stalled for 3 days, history kept 180", 180 * day, 3 * day, false, 1, 0},
+		{"a backfill 3 days back, history kept 1", day, 0, true, 1, 1},
+		{"a window within the last day", day, 0, false, 0, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _, st, pub := newAudit(allowedLogins(10)...)
+			asked := 0
+			s.Retention = fixedRetention{d: tt.lifetime, asked: &asked}
+			trigger := trig(15 * time.Minute)
+			if tt.backfill {
+				trigger = Trigger{From: t0.Add(-3 * day), To: t0.Add(15 * time.Minute), Backfill: true}
+			} else if tt.until > 0 {
+				*st.progress = ipguard.AuditProgress{Until: t0.Add(-tt.until)}
+			}
+			if _, err := s.Run(context.Background(), trigger); err != nil {
+				t.Fatal(err)
+			}
+			lost := lostAlerts(t, pub.sent)
+			if asked != tt.wantAsked || len(lost) != tt.wantLost {
+				t.Fatalf("lifetime asked %d times, lost coverage %+v; want asked %d, %d alerts", asked, lost, tt.wantAsked, tt.wantLost)
+			}
+			for _, f := range lost {
+				if f.Cause != CauseRetentionPassed || !strings.Contains(f.Reason, "loginHistoryLifeTime") {
+					t.Errorf("finding %+v; want cause %s naming loginHistoryLifeTime", f, CauseRetentionPassed)
+				}
+			}
+		})
+	}
+}
+
+// Attack review of the audit: the plan-fallback probe asked for the page
+// at startIndex 100 after a short first page and took any row shared with
+// the first page for the fallback. A flood of failed logins (the attacker's
+// own, dated after the window) between the two requests pushes the first
+// page's rows down past position 100 on an honest portal: a false "upgrade
+// the plan" coverage_lost alert, at will. The probe now asks for one row:
+// the fallback ignores count and answers with its 20 newest, an honest
+// portal never with more than asked, whatever arrives in between.
+func TestAFloodDoesNotPassForThePlanFallback(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		fallback bool
+		want     int
+	}{
+		{"honest portal under a flood", false, 0},
+		{"plan fallback under a flood", true, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, src, _, pub := newAudit(allowedLogins(10)...)
+			src.fallback = tt.fallback
+			src.beforeCall = func(n int, f *fakeSource) {
+				if n != 2 {
+					return
+				}
+				var flood []ipguard.LoginEvent
+				for i := int64(0); i < 150; i++ {
+					e := at(1000+i, "", 1013, "198.18.0.250", 15*time.Minute+30*time.Second)
+					e.UserID = "guest"
+					flood = append(flood, e)
+				}
+				f.add(flood...)
+			}
+			if _, err := s.Run(context.Background(), trig(15*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			lost := lostAlerts(t, pub.sent)
+			if len(lost) != tt.want {
+				t.Fatalf("lost coverage %+v; want %d plan_fallback alerts", lost, tt.want)
+			}
+			for _, f := range lost {
+				if f.Cause != CausePlanFallback {
+					t.Errorf("cause %s, want %s", f.Cause, CausePlanFallback)
+				}
+			}
+		})
+	}
+}

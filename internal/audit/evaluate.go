@@ -1217,6 +1217,10 @@ func (e *Evaluator) evaluateLogin(ev ipguard.LoginEvent) (Finding, bool) {
 		if ul != nil {
 			f.Email = ul.email
 			f.Reason = "successful login by a user who has no allowlist (offboarded at " + ul.offboardedAt.UTC().Format(time.RFC3339) + ", before this login)"
+			// Someone who left, or was taken out on purpose, is not a
+			// person never onboarded: their account in use is a message
+			// of its own, not a line of the next digest.
+			f.DigestOnly = false
 		}
 		found = true
 	default:

@@ -173,7 +173,10 @@ type Service struct {
 	Source Source
 	// Clock, optional, measures the portal's clock against ours after each
 	// run (a skew over half the overlap is a warning).
-	Clock     PortalClock
+	Clock PortalClock
+	// Retention, optional, says how long the portal keeps its login
+	// history: a window reaching further back is lost coverage (coverage.go).
+	Retention HistoryRetention
 	Store     Store
 	Publisher Publisher
 	Leases    lease.Backend
@@ -425,6 +428,9 @@ type run struct {
 	// reserve is the deadline margin the current window's walk keeps for
 	// finishing what it read (see Service.budget).
 	reserve time.Duration
+	// lifetime is the portal's login history lifetime, once read (-1: it
+	// could not be read in this run).
+	lifetime time.Duration
 }
 
 // warn records msg as one safe line (humantext.Line, at most
@@ -458,9 +464,14 @@ func (r *run) scheduled(t Trigger) error {
 	if ipguard.ErrorCode(err) == ipguard.EInternal {
 		// A progress item that no longer parses must not stop every run:
 		// start over like a first run, and say what may have been lost.
-		r.warn(fmt.Sprintf("the saved progress cannot be read (%s); starting over from AUDIT_LOOKBACK (%s): logins between the lost checkpoint and then may be missing, backfill them",
-			humantext.Line(err.Error(), 300), s.Settings.Lookback))
+		msg := fmt.Sprintf("the saved progress cannot be read (%s); starting over from AUDIT_LOOKBACK (%s): logins between the lost checkpoint and then may be missing, backfill them",
+			humantext.Line(err.Error(), 300), s.Settings.Lookback)
+		r.warn(msg)
 		prog, err = ipguard.AuditProgress{}, nil
+		// Logins nobody evaluated, and nothing else says so: lost coverage
+		// (sent with the run's, once per episode), not only a warning.
+		start := t.To.Add(-s.Settings.Lookback)
+		r.lose(lostCoverage{cause: CauseProgressLost, from: start, to: start, reason: msg + "; the lost coverage an earlier run left to send, if any, is lost with it"})
 	}
 	if err != nil {
 		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read progress: %w", err)
@@ -471,10 +482,14 @@ func (r *run) scheduled(t Trigger) error {
 		// lookback that would leave a gap.
 		// The anchor counts this run at the cursor (countAttempt).
 		from := t.To.Add(-s.Settings.Lookback)
-		prog = ipguard.AuditProgress{Until: from, Cursor: &ipguard.AuditCursor{From: from, To: t.To, Below: t.To, Attempts: 1}}
-		if err := s.Store.SetProgress(r.ctx, prog); err != nil {
+		// It carries the lost coverage met so far (an unreadable
+		// progress) as due, so that a run cut off before sending it
+		// leaves it to the next.
+		r.prog = ipguard.AuditProgress{Until: from, Cursor: &ipguard.AuditCursor{From: from, To: t.To, Below: t.To, Attempts: 1}}
+		if err := r.setProgress(r.ctx); err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: anchor the first window: %w", err)
 		}
+		prog = r.prog
 		r.counted = true
 	}
 	prog.Memory = noteRetention(prog.Memory, s.Settings.AlertRetention, s.now())
@@ -677,6 +692,7 @@ func (r *run) window(w Window, below time.Time) (complete bool, err error) {
 	if r.disabled == nil {
 		r.disabled = map[string]bool{}
 	}
+	r.checkRetention(w.From, below)
 	lists := NewAllowlists(nil, func() ([]ipguard.User, error) { return s.Store.AllUsers(r.ctx) })
 	if r.accountKey == nil {
 		key, err := s.Store.AccountHashKey(r.ctx)

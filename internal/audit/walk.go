@@ -914,16 +914,31 @@ func (w *walker) locate(ctx context.Context, below time.Time) (page, error) {
 	return w.get(ctx, lo)
 }
 
-// probeFallback asks for the page after a short first page. A portal whose
-// plan lacks the audit feature answers every query with the same 20 newest
-// events; an honest one answers with nothing.
+// probeFallback asks, after a short first page, for one row. A portal whose
+// plan lacks the audit feature ignores every parameter and answers with its
+// 20 newest events; an honest one never answers with more rows than asked,
+// whatever arrives meanwhile. (Comparing the page at startIndex 100 with
+// the first one does not do: a flood between the two requests pushes the
+// first page's rows past position 100 on an honest portal, and fills a
+// fallback's 20 newest with rows the first page did not have.)
 func (w *walker) probeFallback(ctx context.Context, first page) error {
-	next, err := w.get(ctx, w.size)
+	w.mu.Lock()
+	w.clock++
+	w.requests++
+	w.mu.Unlock()
+	evs, err := w.src.LoginEvents(ctx, w.from, 0, 1)
 	if err != nil {
-		return err
+		var past *ipguard.WaitPastDeadlineError
+		if ctx.Err() != nil || errors.As(err, &past) {
+			return errOutOfTime
+		}
+		return ipguard.Errorf(ipguard.ErrorCode(err), "audit: read login events (startIndex 0, count 1, the plan-fallback probe): %w", err)
 	}
-	if shares(next, first.ids()) {
-		msg := "plan fallback: the portal answers the login filter with the same newest events whatever the paging (its plan lacks the audit feature), so logins of this window may be missing; upgrade the plan or audit more often"
+	w.mu.Lock()
+	w.rows += len(evs)
+	w.mu.Unlock()
+	if len(evs) > 1 && len(first.evs) > 1 {
+		msg := "plan fallback: the portal answers the login filter with its newest events whatever the paging (asked for 1 event, it sent " + strconv.Itoa(len(evs)) + "; its plan lacks the audit feature), so logins of this window may be missing; upgrade the plan or audit more often"
 		w.warn(msg)
 		if w.lose != nil {
 			w.lose(lostCoverage{cause: CausePlanFallback, from: w.from, to: w.below, reason: msg})

@@ -371,3 +371,41 @@ func targets(raw json.RawMessage) []string {
 	}
 	return out
 }
+
+const pathAuditLifetime = "/api/2.0/security/audit/settings/lifetime"
+
+// MaxLoginHistoryDays is the longest login history a portal keeps (its
+// default too: TenantAuditSettings.MaxLifeTime).
+const MaxLoginHistoryDays = 180
+
+// LoginHistoryLifetime returns how long the portal keeps login events
+// (loginHistoryLifeTime, days): a daily job deletes older ones, so a login
+// older than that may be gone before anyone read it. A value absent, 0 or
+// out of 1..180 reads as 180, as the portal treats an unset one. On SaaS a
+// plan without the login history answers 402 (an error like any other).
+func (c *Client) LoginHistoryLifetime(ctx context.Context) (time.Duration, error) {
+	days := 0
+	err := c.do(ctx, call{
+		op: "get audit settings", method: http.MethodGet, path: pathAuditLifetime,
+		decode: func(raw json.RawMessage) error {
+			var s struct {
+				Days flexInt `json:"loginHistoryLifeTime"`
+			}
+			if raw == nil {
+				return errors.New(`the answer has no "response" object`)
+			}
+			if err := json.Unmarshal(raw, &s); err != nil {
+				return err
+			}
+			days = int(s.Days.n)
+			return nil
+		},
+	})
+	if err != nil {
+		return 0, err
+	}
+	if days < 1 || days > MaxLoginHistoryDays {
+		days = MaxLoginHistoryDays
+	}
+	return time.Duration(days) * 24 * time.Hour, nil
+}

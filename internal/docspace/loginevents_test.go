@@ -172,3 +172,38 @@ func TestLoginEventsWithoutResponseListFails(t *testing.T) {
 		})
 	}
 }
+
+// The login history lifetime is read from security/audit/settings/lifetime
+// (docspace-api.md §3.6): days, 180 when unset or out of 1..180; an answer
+// without the settings, or a refusal (402 on a plan without the login
+// history), is an error, never a guess.
+func TestLoginHistoryLifetime(t *testing.T) {
+	for _, tt := range []struct {
+		status int
+		body   string
+		days   int // 0: an error
+	}{
+		{200, `{"response":{"loginHistoryLifeTime":90,"auditTrailLifeTime":180,"lastModified":"2026-05-04T09:12:33"},"count":1,"status":0,"statusCode":200}`, 90},
+		{200, `{"response":{"loginHistoryLifeTime":"1"},"status":0,"statusCode":200}`, 1},
+		{200, `{"response":{"auditTrailLifeTime":30},"status":0,"statusCode":200}`, 180},
+		{200, `{"response":{"loginHistoryLifeTime":0},"status":0,"statusCode":200}`, 180},
+		{200, `{"response":{"loginHistoryLifeTime":500},"status":0,"statusCode":200}`, 180},
+		{200, `{"count":0,"status":0,"statusCode":200}`, 0},
+		{402, `{"error":{"message":"Your pricing plan does not support this option"},"status":1,"statusCode":402}`, 0},
+	} {
+		t.Run(tt.body, func(t *testing.T) {
+			var path string
+			s := newServer(t, func(w http.ResponseWriter, r *http.Request) { path = r.URL.Path; reply(w, tt.status, tt.body) })
+			got, err := newClient(t, s.URL, nil).LoginHistoryLifetime(context.Background())
+			if path != "/api/2.0/security/audit/settings/lifetime" {
+				t.Errorf("asked %s", path)
+			}
+			switch {
+			case tt.days == 0 && err == nil:
+				t.Fatalf("got %s and no error; want an error", got)
+			case tt.days > 0 && (err != nil || got != time.Duration(tt.days)*24*time.Hour):
+				t.Fatalf("got %s, %v; want %d days", got, err, tt.days)
+			}
+		})
+	}
+}

@@ -36,6 +36,7 @@ func (d Deps) AuditService() *audit.Service {
 	return &audit.Service{
 		Source:    d.Portal,
 		Clock:     d.Portal,
+		Retention: d.Portal,
 		Store:     d.Store,
 		Publisher: d.alertChain(d.Config.AlertTopicARN, config.Audit, true).Publisher,
 		Leases:    d.Store,

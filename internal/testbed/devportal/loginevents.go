@@ -222,6 +222,16 @@ func (p *Portal) writeLastEvents(w http.ResponseWriter, r *http.Request) {
 	writeEvents(w, r, evs, tz)
 }
 
+// getAuditLifetime serves GET security/audit/settings/lifetime
+// (TenantAuditSettings) with the default and largest lifetimes, 180 days:
+// the dev portal never deletes its events.
+func (p *Portal) getAuditLifetime(w http.ResponseWriter, r *http.Request, c caller) {
+	if !demandEditPortalSettings(w, c.role, "ASC.Web.Api.Controllers.SecurityController.GetAuditSettingsAsync()") {
+		return
+	}
+	writeSuccess(w, r, map[string]any{"loginHistoryLifeTime": 180, "auditTrailLifeTime": 180, "lastModified": "0001-01-01T00:00:00.0000000Z"}, 1)
+}
+
 func writeEvents(w http.ResponseWriter, r *http.Request, evs []LoginEvent, tz time.Duration) {
 	writeRows(w, r, evs, tz, toDto)
 }

@@ -33,8 +33,9 @@ func (p *Portal) routes() map[string]map[string]apiHandler {
 			http.MethodGet: p.getRestrictionSettings,
 			http.MethodPut: p.putRestrictions("UpdateIpRestrictionsSettings"),
 		},
-		"/security/audit/login/filter": {http.MethodGet: p.getLoginEventsByFilter},
-		"/security/audit/login/last":   {http.MethodGet: p.getLastLoginEvents},
+		"/security/audit/login/filter":      {http.MethodGet: p.getLoginEventsByFilter},
+		"/security/audit/login/last":        {http.MethodGet: p.getLastLoginEvents},
+		"/security/audit/settings/lifetime": {http.MethodGet: p.getAuditLifetime},
 	}
 }
 
