@@ -1253,7 +1253,12 @@ func (s *Service) recheckCap(ctx context.Context, id string, st ipguard.PortalSt
 	if w.found {
 		prev := w.prev
 		prev.Rev = w.rev + 1
-		ok, err = s.Store.PutUserIf(ctx, prev, w.rev)
+		if ok, err = s.Store.PutUserIf(ctx, prev, w.rev); err == nil && !ok {
+			// A resend after a lost answer fails its condition too: the
+			// record read now at the undo's rev, as it was, is the undo's.
+			cur, found, gerr := s.Store.GetUser(ctx, id)
+			ok, err = gerr == nil && found && cur.Rev == prev.Rev && sameUser(cur, prev), gerr
+		}
 	} else {
 		ok, err = s.Store.DeleteUserIf(ctx, id, w.rev)
 	}
