@@ -2701,3 +2701,37 @@ func TestCapUndoWhoseAnswerIsLostStillRefuses(t *testing.T) {
 		}
 	}
 }
+
+// The change's own write is applied and its answer lost (the SDK's resend
+// fails its condition; the next attempt finds the record as it wants it):
+// the change counted as stored but skipped the cap's second look (it knew
+// no write of its own), so two changes storing at the same time passed
+// PORTAL_MAX_ENTRIES together, the second pending past the cap.
+func TestCapSecondLookAfterALostAnswerOfTheChangesWrite(t *testing.T) {
+	e := newEnv()
+	e.s.Settings.MaxEntries = 4
+	h := &fakeHistory{}
+	e.s.History = h
+	e.do(t, `{"id":"u0","email":"z@example.com","allowedIps":["203.0.113.10"]}`)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["198.51.100.1"]}`)
+	prev, _, _ := e.st.GetUser(context.Background(), "u1")
+	histories := len(h.calls)
+	rs := &racingStore{fakeStore: e.st, id: "u1"}
+	e.s.Store = rs
+	rs.race = func() {
+		e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["198.51.100.3"]}`)
+		e.st.LoseAnswers = 1
+	}
+	res, err := e.handle(`{"action":"add","id":"u1","email":"a@example.com","allowedIps":["198.51.100.2"]}`)
+	if ipguard.ErrorCode(err) != ipguard.EInvalid {
+		t.Errorf("err = %v, result %+v; want InvalidInput", err, res)
+	}
+	if u, _, _ := e.st.GetUser(context.Background(), "u1"); !slices.Equal(u.Entries, prev.Entries) {
+		t.Errorf("u1 = %+v; want as before", u)
+	}
+	for _, c := range h.calls[histories:] {
+		if strings.Contains(c, "u1") {
+			t.Errorf("history recorded for the undone change: %s", c)
+		}
+	}
+}
