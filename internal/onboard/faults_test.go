@@ -2653,3 +2653,85 @@ func TestCapCountsWhatAnUnreadableUserKeepsOnThePortal(t *testing.T) {
 		t.Error("the rejected change was stored")
 	}
 }
+
+// loseUndoAnswer is racingStore whose second write of user id (the cap's
+// second look putting the record back) is applied and its answer lost.
+type loseUndoAnswer struct {
+	*racingStore
+	writes int
+}
+
+func (s *loseUndoAnswer) PutUserIf(ctx context.Context, u ipguard.User, prevRev int64) (bool, error) {
+	if u.ID == s.id {
+		if s.writes++; s.writes == 2 {
+			s.LoseAnswers = 1
+		}
+	}
+	return s.racingStore.PutUserIf(ctx, u, prevRev)
+}
+
+// The cap's second look puts the record back and the answer of that write
+// is lost (the SDK's resend fails its condition): the change was taken for
+// one written again meanwhile, left standing (stored, its history recorded
+// and its addresses awaited) though the record is back as it was. A write
+// that failed its condition is read again: the record put back is the
+// undo's own, and the change is refused as any other undone one.
+func TestCapUndoWhoseAnswerIsLostStillRefuses(t *testing.T) {
+	e := newEnv()
+	e.s.Settings.MaxEntries = 4
+	h := &fakeHistory{}
+	e.s.History = h
+	e.do(t, `{"id":"u0","email":"z@example.com","allowedIps":["203.0.113.10"]}`)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["198.51.100.1"]}`)
+	prev, _, _ := e.st.GetUser(context.Background(), "u1")
+	histories := len(h.calls)
+	rs := &loseUndoAnswer{racingStore: &racingStore{fakeStore: e.st, id: "u1"}}
+	e.s.Store = rs
+	rs.race = func() { e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["198.51.100.3"]}`) }
+	res, err := e.handle(`{"action":"add","id":"u1","email":"a@example.com","allowedIps":["198.51.100.2"]}`)
+	if ipguard.ErrorCode(err) != ipguard.EInvalid {
+		t.Errorf("err = %v, result %+v; want InvalidInput (the record is back as it was)", err, res)
+	}
+	if u, _, _ := e.st.GetUser(context.Background(), "u1"); !slices.Equal(u.Entries, prev.Entries) {
+		t.Errorf("u1 = %+v; want as before", u)
+	}
+	for _, c := range h.calls[histories:] {
+		if strings.Contains(c, "u1") {
+			t.Errorf("history recorded for the undone change: %s", c)
+		}
+	}
+}
+
+// The change's own write is applied and its answer lost (the SDK's resend
+// fails its condition; the next attempt finds the record as it wants it):
+// the change counted as stored but skipped the cap's second look (it knew
+// no write of its own), so two changes storing at the same time passed
+// PORTAL_MAX_ENTRIES together, the second pending past the cap.
+func TestCapSecondLookAfterALostAnswerOfTheChangesWrite(t *testing.T) {
+	e := newEnv()
+	e.s.Settings.MaxEntries = 4
+	h := &fakeHistory{}
+	e.s.History = h
+	e.do(t, `{"id":"u0","email":"z@example.com","allowedIps":["203.0.113.10"]}`)
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["198.51.100.1"]}`)
+	prev, _, _ := e.st.GetUser(context.Background(), "u1")
+	histories := len(h.calls)
+	rs := &racingStore{fakeStore: e.st, id: "u1"}
+	e.s.Store = rs
+	rs.race = func() {
+		e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["198.51.100.3"]}`)
+		e.st.LoseAnswers = 1
+	}
+	res, err := e.handle(`{"action":"add","id":"u1","email":"a@example.com","allowedIps":["198.51.100.2"]}`)
+	if ipguard.ErrorCode(err) != ipguard.EInvalid {
+		t.Errorf("err = %v, result %+v; want InvalidInput", err, res)
+	}
+	if u, _, _ := e.st.GetUser(context.Background(), "u1"); !slices.Equal(u.Entries, prev.Entries) {
+		t.Errorf("u1 = %+v; want as before", u)
+	}
+	for _, c := range h.calls[histories:] {
+		if strings.Contains(c, "u1") {
+			t.Errorf("history recorded for the undone change: %s", c)
+		}
+	}
+}

@@ -394,6 +394,7 @@ const maxStoreAttempts = 6
 // as stored (zero for an offboarding that deleted, or found, no user).
 func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.PortalState, res *Result, pre *prefetched, w *written) (ipguard.User, error) {
 	var notFound []string
+	var tried written // the last attempt's write, its condition failed
 	for attempt := 0; ; attempt++ {
 		var old ipguard.User
 		var found bool
@@ -442,17 +443,26 @@ func (s *Service) storeChange(ctx context.Context, in changeInput, st ipguard.Po
 		}
 		if lostAnswer(old, found, next, attempt) {
 			// It counts as ours, with the diff of the attempt that wrote, so
-			// the version is bumped and the portal follows.
+			// the version is bumped and the portal follows; at the rev that
+			// attempt wrote, with what it replaced and its history, so the
+			// cap's second look sees it too.
 			res.Stored = true
+			if tried.rev == old.Rev {
+				*w = tried
+			}
 			warnNotFound(res, notFound)
 			return old, nil
 		}
 		notFound = missing
-		stored, done, err := s.putUser(ctx, in, st, res, old, found, next, w)
+		tried = written{}
+		stored, done, err := s.putUser(ctx, in, st, res, old, found, next, &tried)
 		if err != nil {
 			return ipguard.User{}, err
 		}
 		if done {
+			if stored.Rev == tried.rev {
+				*w = tried // written by this attempt
+			}
 			warnNotFound(res, notFound)
 			return stored, nil
 		}
@@ -568,6 +578,20 @@ func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.Portal
 		}
 	}
 	next.Rev = old.Rev + 1
+	added := res.Added
+	if !found {
+		// A user's first entries count from before the history:
+		// logins the audit reads from before the onboarding (its
+		// overlap, a backlog) are judged by them, as before.
+		added = nil
+	}
+	removed := res.Removed
+	// Filled before the write: a write whose condition failed leaves it
+	// too, for the caller to take when the record read next is this
+	// write's (lostAnswer).
+	*w = written{prev: old, found: found, rev: next.Rev, history: func() {
+		s.recordHistory(ctx, res, in.id, next.Email, added, removed, false, in.now)
+	}}
 	put := s.Store.PutUserIf
 	if found {
 		put = s.replaceUser // not over an offboarding that came meanwhile
@@ -577,17 +601,6 @@ func (s *Service) putUser(ctx context.Context, in changeInput, st ipguard.Portal
 		return ipguard.User{}, false, err
 	}
 	res.Stored = true
-	added := res.Added
-	if !found {
-		// A user's first entries count from before the history:
-		// logins the audit reads from before the onboarding (its
-		// overlap, a backlog) are judged by them, as before.
-		added = nil
-	}
-	removed := res.Removed
-	*w = written{prev: old, found: found, rev: next.Rev, history: func() {
-		s.recordHistory(ctx, res, in.id, next.Email, added, removed, false, in.now)
-	}}
 	return next, true, nil
 }
 
@@ -1253,7 +1266,12 @@ func (s *Service) recheckCap(ctx context.Context, id string, st ipguard.PortalSt
 	if w.found {
 		prev := w.prev
 		prev.Rev = w.rev + 1
-		ok, err = s.Store.PutUserIf(ctx, prev, w.rev)
+		if ok, err = s.Store.PutUserIf(ctx, prev, w.rev); err == nil && !ok {
+			// A resend after a lost answer fails its condition too: the
+			// record read now at the undo's rev, as it was, is the undo's.
+			cur, found, gerr := s.Store.GetUser(ctx, id)
+			ok, err = gerr == nil && found && cur.Rev == prev.Rev && sameUser(cur, prev), gerr
+		}
 	} else {
 		ok, err = s.Store.DeleteUserIf(ctx, id, w.rev)
 	}
