@@ -63,33 +63,18 @@ func DecodeLearn(payload []byte) (LearnRequest, bool, error) {
 var learnFields = []string{"action", "days", "dryRun"}
 
 // learnFieldsKnown refuses a field learn does not know, and a known one
-// given twice in two spellings: a misspelt "dryRun" ("dry-run", or "DryRun"
-// after "dryRun") would otherwise be ignored and the dry run learn for real.
+// given twice: a misspelt "dryRun" ("dry-run", or "DryRun" after "dryRun")
+// would otherwise be ignored and the dry run learn for real.
 func learnFieldsKnown(payload []byte) error {
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(payload, &obj) != nil {
+	ms, err := ipguard.ObjectMembers(payload, "event")
+	if err != nil {
 		return nil // not an object: DecodeLearn's caller saw an action in it
 	}
-	names := make([]string, 0, len(obj))
-	for k := range obj {
-		names = append(names, k)
+	if name, ok := ipguard.UnknownMember(ms, learnFields); ok {
+		return ipguard.Invalid(name, "", "is not a field of learn; send {\"action\": \"learn\", \"days\": N} and optionally \"dryRun\": true (nothing was read or written)")
 	}
-	sort.Strings(names)
-	spelled := map[string]string{}
-	for _, k := range names {
-		i := len(learnFields) - 1
-		for i >= 0 && !strings.EqualFold(learnFields[i], k) {
-			i--
-		}
-		if i < 0 {
-			return ipguard.Invalid(k, "", "is not a field of learn; send {\"action\": \"learn\", \"days\": N} and optionally \"dryRun\": true (nothing was read or written)")
-		}
-		if first, dup := spelled[learnFields[i]]; dup {
-			return ipguard.Invalid(k, "", "is given twice (as %q and %q); send it once (nothing was read or written)", first, k)
-		}
-		spelled[learnFields[i]] = k
-	}
-	return nil
+	_, err = ipguard.ByKnownName(ms, learnFields, "")
+	return err
 }
 
 // Learner reads the portal's login history of the last N days into the

@@ -61,11 +61,11 @@ func (s *Service) HandleEventAt(ctx context.Context, detailType string, at time.
 // user ("id", "userId"; in any spelling of the key); a malformed detail is
 // left to decodeRequest.
 func namesAction(detail []byte) bool {
-	props, err := objectProps(detail, "detail")
+	props, err := ipguard.ObjectMembers(detail, "detail")
 	if err != nil {
 		return true
 	}
-	obj, err := byKnownName(props, []string{"action", "id", "userId"}, "")
+	obj, err := ipguard.ByKnownName(props, []string{"action", "id", "userId"}, "")
 	return err != nil || len(obj) > 0
 }
 

@@ -10,9 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/mail"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -127,11 +125,11 @@ func DecodeRequest(payload []byte) (Request, error) {
 // decodeRequest is DecodeRequest with the action a payload without
 // "action" means.
 func decodeRequest(payload []byte, defaultAction string) (Request, error) {
-	props, err := objectProps(payload, "event")
+	props, err := ipguard.ObjectMembers(payload, "event")
 	if err != nil {
 		return Request{}, err
 	}
-	obj, err := byKnownName(props, knownFields, "")
+	obj, err := ipguard.ByKnownName(props, knownFields, "")
 	if err != nil {
 		return Request{}, err
 	}
@@ -260,18 +258,16 @@ func decodeEntry(item json.RawMessage, field string) (EntryInput, error) {
 		s, err := str(item, field, MaxEntryLength)
 		return EntryInput{IP: s}, err
 	}
-	props, err := objectProps(item, field)
+	props, err := ipguard.ObjectMembers(item, field)
 	if err != nil {
 		return EntryInput{}, ipguard.Invalid(field, string(item), "must be a string or an object {\"ip\", \"expiresAt\", \"note\", \"place\"}")
 	}
-	obj, err := byKnownName(props, entryFields, field+".")
+	obj, err := ipguard.ByKnownName(props, entryFields, field+".")
 	if err != nil {
 		return EntryInput{}, err
 	}
-	for _, p := range props {
-		if !slices.ContainsFunc(entryFields, func(f string) bool { return strings.EqualFold(p.name, f) }) {
-			return EntryInput{}, ipguard.Invalid(field+"."+p.name, "", "is not a field of an entry (ip, expiresAt, note, place)")
-		}
+	if name, ok := ipguard.UnknownMember(props, entryFields); ok {
+		return EntryInput{}, ipguard.Invalid(field+"."+name, "", "is not a field of an entry (ip, expiresAt, note, place)")
 	}
 	var e EntryInput
 	if e.IP, err = optionalString(obj, "ip", MaxEntryLength); err != nil {
@@ -392,66 +388,6 @@ func canonicalEmail(email string) (string, error) {
 		return "", ipguard.Invalid("email", email, "is not a valid e-mail address (expected user@example.com)")
 	}
 	return email, nil
-}
-
-type jsonProp struct {
-	name  string
-	value json.RawMessage
-}
-
-// objectProps returns the members of a JSON object in document order,
-// duplicates included.
-func objectProps(b []byte, what string) ([]jsonProp, error) {
-	if err := ipguard.CheckJSON(what, b); err != nil {
-		return nil, err
-	}
-	bad := ipguard.Invalid(what, string(b), "must be a JSON object")
-	dec := json.NewDecoder(bytes.NewReader(b))
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
-		return nil, bad
-	}
-	var props []jsonProp
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, bad
-		}
-		name, _ := tok.(string)
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, bad
-		}
-		props = append(props, jsonProp{name: name, value: v})
-	}
-	if _, err := dec.Token(); err != nil {
-		return nil, bad
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, bad
-	}
-	return props, nil
-}
-
-// byKnownName maps each known name (matched case-insensitively) to its
-// value. A known name present more than once, in whatever spelling, is
-// EInvalid naming both spellings.
-func byKnownName(props []jsonProp, known []string, prefix string) (map[string]json.RawMessage, error) {
-	out := make(map[string]json.RawMessage, len(known))
-	spelled := make(map[string]string, len(known))
-	for _, p := range props {
-		for _, k := range known {
-			if !strings.EqualFold(p.name, k) {
-				continue
-			}
-			if first, dup := spelled[k]; dup {
-				return nil, ipguard.Invalid(prefix+p.name, "", "is given twice (as %q and %q); send it once", humantext.Clip(first, 80), humantext.Clip(p.name, 80))
-			}
-			spelled[k] = p.name
-			out[k] = p.value
-		}
-	}
-	return out, nil
 }
 
 // str reads a JSON string of at most max bytes.
