@@ -27,6 +27,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -54,6 +55,10 @@ type API interface {
 type Store struct {
 	api   API
 	table string
+	// olderState: a read of the portal state found attributes that a
+	// version before the packed state wrote (stateAttrsBefore); the next
+	// state write removes them (see PutPortalState).
+	olderState atomic.Bool
 }
 
 // New returns a Store over the table named table (ALLOWLIST_TABLE).

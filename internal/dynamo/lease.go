@@ -110,7 +110,20 @@ func (s *Store) PortalStateAndHolder(ctx context.Context, name string, now time.
 		switch {
 		case pk == nil:
 		case pk.Value == portalStatePK:
-			if st, err = decodePortalState(item); err != nil {
+			_, packed, err := statePacked(item)
+			if err == nil && !packed && (item[progressAttr] != nil || item["pending"] != nil || item["applied"] != nil) {
+				// Written one attribute a field (a version before the
+				// packing wrote last: pending is there, or no progress):
+				// the projection did not read them; read it all.
+				if st, err = s.PortalState(ctx); err != nil {
+					return ipguard.PortalState{}, false, time.Time{}, err
+				}
+				continue
+			}
+			if err == nil {
+				st, err = decodePortalState(item)
+			}
+			if err != nil {
 				return ipguard.PortalState{}, false, time.Time{}, s.corrupt(op, err)
 			}
 		case pk.Value == leasePrefix+name:
@@ -142,9 +155,11 @@ func leaseSince(item map[string]types.AttributeValue, now time.Time) (time.Time,
 }
 
 // peekAttrs are the attributes PortalStateAndLease reads: the key, the
-// lease's end, and the state's progress (version, applied, pending and the
-// list last seen with its setting).
-var peekAttrs = []string{"pk", "leaseUntil", "since", "passMs", "version", "applied", "adds", "addsApplied", "pending", "pendingCode", "pendingVersion", "seen", "lastSeen", "lastEnabled", "reconciled"}
+// lease's end and start, and the state's counters and progress document
+// (pending, the list last seen with its setting, the last pass's length:
+// progressAttr), and pending, which every write of a version before the
+// packing wrote (statePacked).
+var peekAttrs = []string{"pk", "leaseUntil", "since", "version", "applied", "adds", "addsApplied", "dueMarks", "writtenBy", progressAttr, writeIDAttr, "pending"}
 
 // budgetKeep is how long after its start a window of the request budget
 // stays before TTL may delete it (its end and a few minutes).

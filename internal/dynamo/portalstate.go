@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -171,7 +170,10 @@ func (s *Store) readState(ctx context.Context, op string, more ...map[string]typ
 		// write of one item (a small state, or a version before the split)
 		// wrote it last, and the #sent item is older than it (the rule of
 		// reading, above).
-		_, olderWrote := state["sent"]
+		olderWrote := inFlightInState(state)
+		if hasStateAttrsBefore(state) {
+			s.olderState.Store(true) // the next write removes them
+		}
 		ids := [2]string{writeID(state), writeID(sent)}
 		whole := olderWrote || ids[0] == ids[1]
 		if !whole && attempt > 1 && ids == prev {
@@ -221,34 +223,14 @@ func writeID(item map[string]types.AttributeValue) string {
 // naming its size, never DynamoDB's refusal blamed on the table.
 func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) error {
 	const op = "put the portal allowlist state"
-	owned := str(encodeLines(st.Owned))
-	lastReconcile := ""
-	if !st.LastReconcile.IsZero() {
-		lastReconcile = st.LastReconcile.UTC().Format(time.RFC3339Nano)
-	}
-	recheckDue := ""
-	if !st.RecheckDue.IsZero() {
-		recheckDue = st.RecheckDue.UTC().Format(time.RFC3339Nano)
-	}
-	saveTimes := make([]string, len(st.OwnSaves))
-	for i, t := range st.OwnSaves {
-		saveTimes[i] = t.UTC().Format(time.RFC3339Nano)
-	}
-	windows := make([]string, len(st.UnansweredSaves))
-	for i, w := range st.UnansweredSaves {
-		windows[i] = w.From.UTC().Format(time.RFC3339Nano) + "/" + w.Until.UTC().Format(time.RFC3339Nano)
-	}
-	saves, late, unanswered := str(encodeLines(saveTimes)), str(encodeLines(st.LateSent)), str(encodeLines(windows))
-	sentAt := ""
-	if !st.SentAt.IsZero() {
-		sentAt = st.SentAt.UTC().Format(time.RFC3339Nano)
-	}
-	seen, sent := encodeSent(st.LastSeen, nil), encodeSent(st.Sent, st.SentAdded)
+	sentAt := fmtTime(st.SentAt)
+	sent, late := encodeSent(st.Sent, st.SentAdded), str(encodeLines(st.LateSent))
 	pending := clipBytes(st.Pending, MaxPendingBytes)
-	stateSize := len(seen) + len(pending) + len(st.LockoutNotice) + len(st.TrailNotice) + len(st.RecordNotice) + len(st.DriftEpisode) + len(st.KeyUser) + len(recheckDue) + 64*len(st.OwnSaves) + 128*len(st.UnansweredSaves)
-	for _, a := range st.Owned {
-		stateSize += len(a) + 1
-	}
+	// One new id on both items: a read tells this write's pair from a
+	// torn one (readState).
+	wid := newWriteID()
+	progress, rest := packState(st, pending, false)
+	stateSize := len(progress) + len(rest)
 	sentSize := len(sent)
 	for _, l := range st.LateSent {
 		sentSize += len(l) + 1
@@ -260,38 +242,66 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	}
 	// One item while both parts fit in half of one (see splitAt), else two.
 	single := stateSize+sentSize <= splitAt
-	// One new id on both items: a read tells this write's pair from a
-	// torn one (readState).
-	wid := newWriteID()
-	// applied moves forward only (a slower writer with an older Applied
-	// keeps the newer one), the rest is replaced; the in-flight part goes
-	// into the state item, or leaves it for the #sent item.
-	// The lists are strings of lines (owns, saves, late), not lists: the
-	// list forms of versions before (owned, ownSaves, lateSent) leave.
-	inFlight := " REMOVE lastSeen, owned, ownSaves, sent, sentEnable, sentOutcome, sentAt, lateSent, late"
 	if single {
-		inFlight = ", sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, late = :late REMOVE lastSeen, owned, ownSaves, lateSent"
+		progress, rest = packState(st, pending, true)
+	}
+	// applied moves forward only (a slower writer with an older Applied
+	// keeps the newer one), the rest is replaced: the two documents (see
+	// progressAttr), the in-flight part in the rest or in the #sent item.
+	// The attributes of a version before the packing leave: with every
+	// write of two items (rare: a large state), and with the first write
+	// after a read that found them (Store.olderState).
+	older := !single || s.olderState.Load()
+	// The fence: a pass that names itself writes only while the state is
+	// still its own or the one it started from (see ipguard.PortalState.Pass).
+	fence := ""
+	if st.Pass != "" {
+		fence = "(attribute_not_exists(writtenBy) OR writtenBy = :pass OR writtenBy = :base)"
+	}
+	withApplied := true
+	// build sets the write's expression and condition: the applied
+	// versions unless a newer reconcile stored more; the attributes of a
+	// version before the packing removed (older), or else their absence a
+	// condition (attributeBefore: such a version wrote last).
+	build := func(u *types.Update) {
+		e := "SET "
+		if fence != "" {
+			e += "writtenBy = :pass, "
+		}
+		var conds []string
+		if withApplied {
+			e += "applied = :a, addsApplied = :aa, "
+			conds = append(conds, "(attribute_not_exists(applied) OR applied <= :a)")
+			u.ExpressionAttributeValues[":a"], u.ExpressionAttributeValues[":aa"] = num(st.Applied), num(st.AddsApplied)
+		} else {
+			delete(u.ExpressionAttributeValues, ":a")
+			delete(u.ExpressionAttributeValues, ":aa")
+		}
+		e += "progress = :progress, rest = :rest, writeId = :wid"
+		if older {
+			e += " REMOVE " + strings.Join(stateAttrsBefore, ", ")
+		} else {
+			conds = append(conds, "attribute_not_exists("+attributeBefore+")")
+		}
+		if fence != "" {
+			conds = append(conds, fence)
+		}
+		u.UpdateExpression, u.ConditionExpression = aws.String(e), nil
+		if len(conds) > 0 {
+			u.ConditionExpression = aws.String(strings.Join(conds, " AND "))
+		}
 	}
 	stateUpdate := &types.Update{
 		TableName: aws.String(s.table),
 		Key:       key(portalStatePK),
-		UpdateExpression: aws.String("SET applied = :a, addsApplied = :aa, owns = :owned, seen = :seen, " +
-			"lastEnabled = :enabled, reconciled = :reconciled, pending = :pending, pendingCode = :pcode, pendingVersion = :pv, " +
-			"lastReconcile = :lr, driftEpisode = :drift, lockoutNotice = :lockout, trailNotice = :trailNotice, recordNotice = :recordNotice, handOff = :handOff, recheckDue = :rd, " +
-			"saves = :saves, unanswered = :unanswered, keyUser = :keyUser, alertsDue = :due, dueMarksSeen = :dm, passMs = :pm, writeId = :wid" + inFlight),
-		ConditionExpression: aws.String("attribute_not_exists(applied) OR applied <= :a"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":dm": num(st.DueMarks), ":pm": num(st.LastPass.Milliseconds()),
-			":a": num(st.Applied), ":aa": num(st.AddsApplied), ":owned": owned,
-			":seen": str(seen), ":enabled": &types.AttributeValueMemberBOOL{Value: st.LastEnabled},
-			":reconciled": &types.AttributeValueMemberBOOL{Value: st.Reconciled},
-			":pending":    str(pending), ":pcode": str(string(st.PendingCode)), ":pv": num(st.PendingVersion), ":lr": str(lastReconcile), ":drift": str(st.DriftEpisode),
-			":lockout": str(st.LockoutNotice), ":trailNotice": str(st.TrailNotice), ":recordNotice": str(st.RecordNotice), ":rd": str(recheckDue), ":handOff": &types.AttributeValueMemberBOOL{Value: st.HandOff},
-			":saves": saves, ":unanswered": unanswered, ":keyUser": str(st.KeyUser),
-			":due": &types.AttributeValueMemberBOOL{Value: st.AlertsDue},
-			":wid": str(wid),
+			":progress": str(progress), ":rest": str(rest), ":wid": str(wid),
 		},
 	}
+	if fence != "" {
+		stateUpdate.ExpressionAttributeValues[":pass"], stateUpdate.ExpressionAttributeValues[":base"] = str(st.Pass), str(st.Base)
+	}
+	build(stateUpdate)
 	sentValues := map[string]types.AttributeValue{
 		":sent": str(sent), ":sentEnable": &types.AttributeValueMemberBOOL{Value: st.SentEnable},
 		":sentOutcome": str(st.SentOutcome), ":sentAt": str(sentAt), ":late": late, ":wid": str(wid),
@@ -301,18 +311,6 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		Key:                       key(portalSentPK),
 		UpdateExpression:          aws.String("SET sent = :sent, sentEnable = :sentEnable, sentOutcome = :sentOutcome, sentAt = :sentAt, late = :late, writeId = :wid REMOVE lateSent"),
 		ExpressionAttributeValues: sentValues,
-	}
-	if single {
-		maps.Copy(stateUpdate.ExpressionAttributeValues, sentValues)
-	}
-	// The fence: a pass that names itself writes only while the state is
-	// still its own or the one it started from (see ipguard.PortalState.Pass).
-	fence := ""
-	if st.Pass != "" {
-		fence = "(attribute_not_exists(writtenBy) OR writtenBy = :pass OR writtenBy = :base)"
-		*stateUpdate.UpdateExpression = strings.Replace(*stateUpdate.UpdateExpression, "SET ", "SET writtenBy = :pass, ", 1)
-		stateUpdate.ExpressionAttributeValues[":pass"], stateUpdate.ExpressionAttributeValues[":base"] = str(st.Pass), str(st.Base)
-		stateUpdate.ConditionExpression = aws.String("(" + *stateUpdate.ConditionExpression + ") AND " + fence)
 	}
 	write := func() error {
 		return retryConflicts(ctx, func() error {
@@ -330,15 +328,17 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 		})
 	}
 	err := write()
+	if !older && stateConditionFailed(err) {
+		// Maybe a version before the packing wrote last: write again,
+		// removing its attributes.
+		older = true
+		build(stateUpdate)
+		err = write()
+	}
 	if stateConditionFailed(err) {
 		// A newer reconcile already stored more: keep its applied version.
-		stateUpdate.UpdateExpression = aws.String(strings.Replace(*stateUpdate.UpdateExpression, "SET applied = :a, addsApplied = :aa, ", "SET ", 1))
-		stateUpdate.ConditionExpression = nil
-		if fence != "" {
-			stateUpdate.ConditionExpression = aws.String(fence)
-		}
-		delete(stateUpdate.ExpressionAttributeValues, ":a")
-		delete(stateUpdate.ExpressionAttributeValues, ":aa")
+		withApplied = false
+		build(stateUpdate)
 		err = write()
 		if fence != "" && stateConditionFailed(err) {
 			return &ipguard.Error{Code: ipguard.EConflict, Err: ipguard.ErrSuperseded,
@@ -347,6 +347,9 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	}
 	if err != nil {
 		return s.failWrite(op, err)
+	}
+	if older {
+		s.olderState.Store(false)
 	}
 	return nil
 }
@@ -464,6 +467,22 @@ func clipBytes(v string, n int) string {
 }
 
 func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalState, error) {
+	if item == nil {
+		return ipguard.PortalState{}, nil
+	}
+	p, packed, err := statePacked(item)
+	if err != nil {
+		return ipguard.PortalState{}, err
+	}
+	if packed {
+		return decodePackedState(item, p)
+	}
+	return decodeStateAttrs(item)
+}
+
+// decodeStateAttrs reads a state item written one attribute a field (by a
+// version before the packed state).
+func decodeStateAttrs(item map[string]types.AttributeValue) (ipguard.PortalState, error) {
 	var st ipguard.PortalState
 	if item == nil {
 		return st, nil
@@ -596,20 +615,8 @@ func decodePortalState(item map[string]types.AttributeValue) (ipguard.PortalStat
 	if err != nil {
 		return st, err
 	}
-	for i, v := range splitLines(windows) {
-		from, until, ok := strings.Cut(v, "/")
-		var w ipguard.SaveWindow
-		var ferr, uerr error
-		if ok {
-			w.From, ferr = time.Parse(time.RFC3339Nano, from)
-			w.Until, uerr = time.Parse(time.RFC3339Nano, until)
-		}
-		if !ok || ferr != nil || uerr != nil {
-			return st, fmt.Errorf("unanswered save %d: %q is not from/until", i, v)
-		}
-		st.UnansweredSaves = append(st.UnansweredSaves, w)
-	}
-	return st, nil
+	st.UnansweredSaves, err = decodeWindows(windows)
+	return st, err
 }
 
 // decodeInFlight reads the PUT in flight and the recent PUTs into st.

@@ -295,6 +295,11 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) onboard.Store) {
 			{"a late pass with a higher applied", "c", "a", 3, []string{"203.0.113.1"}, true},
 			{"a late pass that started from nothing", "d", "", 1, nil, true},
 			{"b's own write goes on", "b", "a", 2, []string{"203.0.113.2"}, false},
+			// A fenced write with an older applied (a pass that failed
+			// after another stored more) keeps the newer applied and
+			// writes the rest; before, the store's second write named an
+			// applied it no longer set, and DynamoDB refused it.
+			{"b's own write with an older applied", "b", "a", 1, []string{"203.0.113.2"}, false},
 		}
 		for _, st := range steps {
 			err := put(st.pass, st.base, st.applied, st.owned...)
