@@ -453,3 +453,81 @@ func TestUnreadableRecheckRecordKeepsWhatWasNotedOfIt(t *testing.T) {
 		t.Errorf("after noting the unreadable record: %+v, %v; want it with the key noted", all, err)
 	}
 }
+
+// zoneEntry is entry i of others at the portal column's full width, an
+// IPv6 address with a zone whose text is odd (the portal's only check,
+// .NET's IPAddress.TryParse, takes any text after "%": docs/docspace-api.md
+// §2.4) made of the characters in odd, repeated.
+func zoneEntry(odd string, i int) string {
+	s := fmt.Sprintf("fe80::%x%%", i)
+	return s + strings.Repeat(odd, portalColumn)[:portalColumn-len(s)]
+}
+
+// The packed documents are JSON: a character JSON escapes takes more room
+// there than it took in an attribute of its own. Entries of others with
+// "<", ">" and "&" in them (an address's zone, by hand) must not make the
+// largest allowed list unstorable (HTML escaping would take six bytes for
+// each, and a state that the attributes held at the cap a
+// ConfigurationError: every reconcile, a security removal included,
+// refused), and they read back as they were.
+func TestPortalStateWithOddEntriesHoldsTheLargestAllowedList(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "stateodd")
+	ctx := context.Background()
+	n := config.MaxPortalEntries
+	st := largestState(n)
+	for i := range st.LastSeen {
+		st.LastSeen[i].IP = zoneEntry("<&>", i)
+		st.Sent[i].IP, st.SentAdded[i] = zoneEntry("&<>", i), zoneEntry("&<>", i)
+	}
+	if err := s.PutPortalState(ctx, st); err != nil {
+		t.Fatalf("state at the cap with entries of others like %q: %v", st.LastSeen[0].IP, err)
+	}
+	got, err := s.PortalState(ctx)
+	if err != nil || !slices.Equal(got.LastSeen, st.LastSeen) || !slices.Equal(got.Sent, st.Sent) || !slices.Equal(got.SentAdded, st.SentAdded) {
+		t.Fatalf("read back %d seen, %d sent, %v; want them as written", len(got.LastSeen), len(got.Sent), err)
+	}
+	scan, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("stateodd")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range scan.Items {
+		if size := itemSize(item); size > maxItem*3/4 {
+			t.Errorf("item %v takes %d bytes at the cap: more than three quarters of DynamoDB's %d", item["pk"], size, maxItem)
+		}
+	}
+}
+
+// A PUT in flight goes into the state item while the state and it fit in
+// half an item (splitAt): counted as it is stored, JSON-escaped in the rest
+// document, not as its text. A PUT whose list holds many entries of others
+// that JSON escapes (added by hand since the last reconcile, so not in the
+// list last seen) is written in two items; counted as text, it went into
+// one, over DynamoDB's 400 KB, and every reconcile's first write was
+// refused as the table's error.
+func TestPortalStateInFlightPartIsCountedAsStored(t *testing.T) {
+	db := motoDB(t)
+	s := tableStore(t, db, "stateescaped")
+	ctx := context.Background()
+	st := ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1"}}, Owned: []string{"192.0.2.1"},
+		SentOutcome: ipguard.SentInFlight, SentAt: time.Now().UTC(), SentEnable: true}
+	for i := range config.MaxPortalEntries {
+		st.Sent = append(st.Sent, ipguard.Restriction{IP: zoneEntry("\x01<\"", i)})
+	}
+	if err := s.PutPortalState(ctx, st); err != nil {
+		t.Fatalf("state with a PUT in flight of %d entries like %q: %v", len(st.Sent), st.Sent[0].IP, err)
+	}
+	got, err := s.PortalState(ctx)
+	if err != nil || !slices.Equal(got.Sent, st.Sent) || got.SentOutcome != ipguard.SentInFlight {
+		t.Fatalf("read back %d sent, outcome %q, %v; want them as written", len(got.Sent), got.SentOutcome, err)
+	}
+	scan, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("stateescaped")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range scan.Items {
+		if size := itemSize(item); size > maxItem*3/4 {
+			t.Errorf("item %v takes %d bytes: more than three quarters of DynamoDB's %d", item["pk"], size, maxItem)
+		}
+	}
+}
