@@ -464,70 +464,60 @@ func zoneEntry(odd string, i int) string {
 }
 
 // The packed documents are JSON: a character JSON escapes takes more room
-// there than it took in an attribute of its own. Entries of others with
-// "<", ">" and "&" in them (an address's zone, by hand) must not make the
-// largest allowed list unstorable (HTML escaping would take six bytes for
-// each, and a state that the attributes held at the cap a
-// ConfigurationError: every reconcile, a security removal included,
-// refused), and they read back as they were.
+// there than it took in an attribute of its own. Each state below was
+// stored by the attributes; it must be stored packed too, read back as
+// written, each item within three quarters of 400 KB:
+//
+//   - entries of others with "<", ">" and "&" (an address's zone, by hand)
+//     at the largest allowed list: HTML escaping took six bytes for each,
+//     and the state was a ConfigurationError (every reconcile, a security
+//     removal included, refused);
+//   - a PUT in flight whose list holds many entries that JSON escapes
+//     (added by hand since the last reconcile, so not in the list last
+//     seen): the one-item write (splitAt) counted them as text, went into
+//     one item past DynamoDB's 400 KB, and every reconcile's first write
+//     was refused as the table's error. Counted as stored, escaped, it is
+//     written in two items.
 func TestPortalStateWithOddEntriesHoldsTheLargestAllowedList(t *testing.T) {
 	db := motoDB(t)
-	s := tableStore(t, db, "stateodd")
 	ctx := context.Background()
-	n := config.MaxPortalEntries
-	st := largestState(n)
-	for i := range st.LastSeen {
-		st.LastSeen[i].IP = zoneEntry("<&>", i)
-		st.Sent[i].IP, st.SentAdded[i] = zoneEntry("&<>", i), zoneEntry("&<>", i)
+	atTheCap := largestState(config.MaxPortalEntries)
+	for i := range atTheCap.LastSeen {
+		atTheCap.LastSeen[i].IP = zoneEntry("<&>", i)
+		atTheCap.Sent[i].IP, atTheCap.SentAdded[i] = zoneEntry("&<>", i), zoneEntry("&<>", i)
 	}
-	if err := s.PutPortalState(ctx, st); err != nil {
-		t.Fatalf("state at the cap with entries of others like %q: %v", st.LastSeen[0].IP, err)
-	}
-	got, err := s.PortalState(ctx)
-	if err != nil || !slices.Equal(got.LastSeen, st.LastSeen) || !slices.Equal(got.Sent, st.Sent) || !slices.Equal(got.SentAdded, st.SentAdded) {
-		t.Fatalf("read back %d seen, %d sent, %v; want them as written", len(got.LastSeen), len(got.Sent), err)
-	}
-	scan, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("stateodd")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, item := range scan.Items {
-		if size := itemSize(item); size > maxItem*3/4 {
-			t.Errorf("item %v takes %d bytes at the cap: more than three quarters of DynamoDB's %d", item["pk"], size, maxItem)
-		}
-	}
-}
-
-// A PUT in flight goes into the state item while the state and it fit in
-// half an item (splitAt): counted as it is stored, JSON-escaped in the rest
-// document, not as its text. A PUT whose list holds many entries of others
-// that JSON escapes (added by hand since the last reconcile, so not in the
-// list last seen) is written in two items; counted as text, it went into
-// one, over DynamoDB's 400 KB, and every reconcile's first write was
-// refused as the table's error.
-func TestPortalStateInFlightPartIsCountedAsStored(t *testing.T) {
-	db := motoDB(t)
-	s := tableStore(t, db, "stateescaped")
-	ctx := context.Background()
-	st := ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1"}}, Owned: []string{"192.0.2.1"},
+	escapedInFlight := ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1"}}, Owned: []string{"192.0.2.1"},
 		SentOutcome: ipguard.SentInFlight, SentAt: time.Now().UTC(), SentEnable: true}
 	for i := range config.MaxPortalEntries {
-		st.Sent = append(st.Sent, ipguard.Restriction{IP: zoneEntry("\x01<\"", i)})
+		escapedInFlight.Sent = append(escapedInFlight.Sent, ipguard.Restriction{IP: zoneEntry("\x01<\"", i)})
 	}
-	if err := s.PutPortalState(ctx, st); err != nil {
-		t.Fatalf("state with a PUT in flight of %d entries like %q: %v", len(st.Sent), st.Sent[0].IP, err)
+	tests := []struct {
+		name, table string
+		st          ipguard.PortalState
+	}{
+		{"entries of others with <, > and & at the cap", "stateodd", atTheCap},
+		{"a PUT in flight of entries JSON escapes", "stateescaped", escapedInFlight},
 	}
-	got, err := s.PortalState(ctx)
-	if err != nil || !slices.Equal(got.Sent, st.Sent) || got.SentOutcome != ipguard.SentInFlight {
-		t.Fatalf("read back %d sent, outcome %q, %v; want them as written", len(got.Sent), got.SentOutcome, err)
-	}
-	scan, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String("stateescaped")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, item := range scan.Items {
-		if size := itemSize(item); size > maxItem*3/4 {
-			t.Errorf("item %v takes %d bytes: more than three quarters of DynamoDB's %d", item["pk"], size, maxItem)
-		}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tableStore(t, db, tc.table)
+			if err := s.PutPortalState(ctx, tc.st); err != nil {
+				t.Fatalf("%d seen, a PUT of %d like %q: %v", len(tc.st.LastSeen), len(tc.st.Sent), tc.st.Sent[0].IP, err)
+			}
+			got, err := s.PortalState(ctx)
+			if err != nil || !slices.Equal(got.LastSeen, tc.st.LastSeen) || !slices.Equal(got.Sent, tc.st.Sent) ||
+				!slices.Equal(got.SentAdded, tc.st.SentAdded) || got.SentOutcome != tc.st.SentOutcome {
+				t.Fatalf("read back %d seen, %d sent, outcome %q, %v; want them as written", len(got.LastSeen), len(got.Sent), got.SentOutcome, err)
+			}
+			scan, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(tc.table)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, item := range scan.Items {
+				if size := itemSize(item); size > maxItem*3/4 {
+					t.Errorf("item %v takes %d bytes: more than three quarters of DynamoDB's %d", item["pk"], size, maxItem)
+				}
+			}
+		})
 	}
 }
