@@ -455,9 +455,9 @@ func TestUnreadableRecheckRecordKeepsWhatWasNotedOfIt(t *testing.T) {
 }
 
 // zoneEntry is entry i of others at the portal column's full width, an
-// IPv6 address with a zone whose text is odd (the portal's only check,
-// .NET's IPAddress.TryParse, takes any text after "%": docs/docspace-api.md
-// §2.4) made of the characters in odd, repeated.
+// IPv6 address with a zone (the text after "%", which the portal stores
+// verbatim: docs/docspace-api.md §2.4) made of the characters in odd,
+// repeated.
 func zoneEntry(odd string, i int) string {
 	s := fmt.Sprintf("fe80::%x%%", i)
 	return s + strings.Repeat(odd, portalColumn)[:portalColumn-len(s)]
