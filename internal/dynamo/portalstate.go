@@ -187,6 +187,12 @@ func (s *Store) readState(ctx context.Context, op string, more ...map[string]typ
 			if err != nil {
 				return ipguard.PortalState{}, nil, s.corrupt(op, err)
 			}
+			if st.Sent == nil && st.SentOutcome != "" {
+				// A PUT of an empty list in flight: stored as an empty
+				// string, it is still in flight (nil is nothing in flight;
+				// every write that settles a PUT clears its outcome too).
+				st.Sent = []ipguard.Restriction{}
+			}
 			return st, others, nil
 		}
 		if attempt == maxTornReads {

@@ -521,3 +521,51 @@ func TestPortalStateWithOddEntriesHoldsTheLargestAllowedList(t *testing.T) {
 		})
 	}
 }
+
+// A PUT in flight is recorded before it is sent, an empty list included
+// (the last entry leaving the portal list): its Sent is empty, not nil,
+// and nil means nothing in flight (onboard's settle and its "hadSent").
+// Stored, an empty list is an empty string: it must read back empty with
+// its outcome, in the state item and in the #sent item alike, as the
+// in-memory store keeps it; read back nil, the next reconcile took it for
+// nothing in flight and judged the portal against the list last seen, not
+// the PUT that may have landed (found before the packing; it read so too).
+func TestPortalStateEmptyPUTInFlightReadsBackInFlight(t *testing.T) {
+	db := motoDB(t)
+	ctx := context.Background()
+	small := ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1"}}}
+	large := largestState(config.MaxPortalEntries)
+	tests := []struct {
+		name, table string
+		st          ipguard.PortalState
+	}{
+		{"in the state item (one write)", "emptysent-one", small},
+		{"in the #sent item (a large state)", "emptysent-two", large},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tableStore(t, db, tc.table)
+			st := tc.st
+			st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = []ipguard.Restriction{}, nil, ipguard.SentUnknown, time.Now().UTC()
+			if err := s.PutPortalState(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.PortalState(ctx)
+			if err != nil || got.Sent == nil || len(got.Sent) != 0 || got.SentOutcome != ipguard.SentUnknown {
+				t.Fatalf("read back sent %#v (nil %v), outcome %q, %v; want an empty PUT still in flight", got.Sent, got.Sent == nil, got.SentOutcome, err)
+			}
+			cs, err := s.ChangeRead(ctx, "nobody", time.Now())
+			if err != nil || cs.State.Sent == nil {
+				t.Fatalf("a change's read: sent %#v, %v; want an empty PUT still in flight", cs.State.Sent, err)
+			}
+			// Nothing in flight stays nothing.
+			st.Sent, st.SentOutcome, st.SentAt = nil, "", time.Time{}
+			if err := s.PutPortalState(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.PortalState(ctx); err != nil || got.Sent != nil {
+				t.Fatalf("after the PUT settled: sent %#v, %v; want nil", got.Sent, err)
+			}
+		})
+	}
+}
