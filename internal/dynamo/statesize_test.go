@@ -534,18 +534,10 @@ func TestPortalStateEmptyPUTInFlightReadsBackInFlight(t *testing.T) {
 	db := motoDB(t)
 	ctx := context.Background()
 	small := ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1"}}}
-	large := largestState(config.MaxPortalEntries)
-	tests := []struct {
-		name, table string
-		st          ipguard.PortalState
-	}{
-		{"in the state item (one write)", "emptysent-one", small},
-		{"in the #sent item (a large state)", "emptysent-two", large},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := tableStore(t, db, tc.table)
-			st := tc.st
+	where := []string{"in the state item (one write)", "in the #sent item (a large state)"}
+	for i, base := range []ipguard.PortalState{small, largestState(config.MaxPortalEntries)} {
+		t.Run(where[i], func(t *testing.T) {
+			s, st := tableStore(t, db, fmt.Sprint("emptysent-", i)), base
 			st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = []ipguard.Restriction{}, nil, ipguard.SentUnknown, time.Now().UTC()
 			if err := s.PutPortalState(ctx, st); err != nil {
 				t.Fatal(err)
