@@ -138,9 +138,19 @@ func packState(st ipguard.PortalState, pending string, inFlight bool) (progress,
 			SentAt: fmtTime(st.SentAt), Late: encodeLines(st.LateSent),
 		}
 	}
-	pb, _ := json.Marshal(p) // strings, numbers and booleans only: never fails
-	rb, _ := json.Marshal(r)
-	return string(pb), string(rb)
+	return marshalDoc(p), marshalDoc(r)
+}
+
+// marshalDoc is v as JSON without HTML escaping: a portal's entry of
+// others may hold "<", ">" or "&" (an address's zone, by hand), each six
+// bytes escaped ("\u003c"), and the documents must hold the largest
+// allowed list in the room the attributes took (TestPortalStateHoldsTheLargestAllowedList).
+func marshalDoc(v any) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // strings, numbers and booleans only: never fails
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // fmtTime is t as the state stores it: RFC 3339 with nanoseconds, "" for

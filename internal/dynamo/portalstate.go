@@ -187,6 +187,12 @@ func (s *Store) readState(ctx context.Context, op string, more ...map[string]typ
 			if err != nil {
 				return ipguard.PortalState{}, nil, s.corrupt(op, err)
 			}
+			if st.Sent == nil && st.SentOutcome != "" {
+				// A PUT of an empty list in flight: stored as an empty
+				// string, it is still in flight (nil is nothing in flight;
+				// every write that settles a PUT clears its outcome too).
+				st.Sent = []ipguard.Restriction{}
+			}
 			return st, others, nil
 		}
 		if attempt == maxTornReads {
@@ -240,10 +246,17 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 			"dynamodb: %s: the portal list of %d entries (and a PUT of %d) takes %d and %d bytes as the tool records it, more than one DynamoDB item holds (400 KB); remove entries on the portal (hand edits pushed it far past PORTAL_MAX_ENTRIES)",
 			op, len(st.LastSeen), len(st.Sent), stateSize, sentSize)
 	}
-	// One item while both parts fit in half of one (see splitAt), else two.
-	single := stateSize+sentSize <= splitAt
-	if single {
-		progress, rest = packState(st, pending, true)
+	// One item while both parts fit in half of one (see splitAt), else two:
+	// counted as the state item would store them, the in-flight part
+	// JSON-escaped in the rest document (a character JSON escapes takes
+	// up to six bytes there: counted as text, a PUT of such entries went
+	// into one item past DynamoDB's 400 KB).
+	single := false
+	if stateSize+sentSize <= splitAt {
+		p1, r1 := packState(st, pending, true)
+		if single = len(p1)+len(r1) <= splitAt; single {
+			progress, rest = p1, r1
+		}
 	}
 	// applied moves forward only (a slower writer with an older Applied
 	// keeps the newer one), the rest is replaced: the two documents (see

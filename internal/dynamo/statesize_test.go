@@ -453,3 +453,111 @@ func TestUnreadableRecheckRecordKeepsWhatWasNotedOfIt(t *testing.T) {
 		t.Errorf("after noting the unreadable record: %+v, %v; want it with the key noted", all, err)
 	}
 }
+
+// zoneEntry is entry i of others at the portal column's full width, an
+// IPv6 address with a zone (the text after "%", which the portal stores
+// verbatim: docs/docspace-api.md §2.4) made of the characters in odd,
+// repeated.
+func zoneEntry(odd string, i int) string {
+	s := fmt.Sprintf("fe80::%x%%", i)
+	return s + strings.Repeat(odd, portalColumn)[:portalColumn-len(s)]
+}
+
+// The packed documents are JSON: a character JSON escapes takes more room
+// there than it took in an attribute of its own. Each state below was
+// stored by the attributes; it must be stored packed too, read back as
+// written, each item within three quarters of 400 KB:
+//
+//   - entries of others with "<", ">" and "&" (an address's zone, by hand)
+//     at the largest allowed list: HTML escaping took six bytes for each,
+//     and the state was a ConfigurationError (every reconcile, a security
+//     removal included, refused);
+//   - a PUT in flight whose list holds many entries that JSON escapes
+//     (added by hand since the last reconcile, so not in the list last
+//     seen): the one-item write (splitAt) counted them as text, went into
+//     one item past DynamoDB's 400 KB, and every reconcile's first write
+//     was refused as the table's error. Counted as stored, escaped, it is
+//     written in two items.
+func TestPortalStateWithOddEntriesHoldsTheLargestAllowedList(t *testing.T) {
+	db := motoDB(t)
+	ctx := context.Background()
+	atTheCap := largestState(config.MaxPortalEntries)
+	for i := range atTheCap.LastSeen {
+		atTheCap.LastSeen[i].IP = zoneEntry("<&>", i)
+		atTheCap.Sent[i].IP, atTheCap.SentAdded[i] = zoneEntry("&<>", i), zoneEntry("&<>", i)
+	}
+	escapedInFlight := ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1"}}, Owned: []string{"192.0.2.1"},
+		SentOutcome: ipguard.SentInFlight, SentAt: time.Now().UTC(), SentEnable: true}
+	for i := range config.MaxPortalEntries {
+		escapedInFlight.Sent = append(escapedInFlight.Sent, ipguard.Restriction{IP: zoneEntry("\x01<\"", i)})
+	}
+	tests := []struct {
+		name, table string
+		st          ipguard.PortalState
+	}{
+		{"entries of others with <, > and & at the cap", "stateodd", atTheCap},
+		{"a PUT in flight of entries JSON escapes", "stateescaped", escapedInFlight},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := tableStore(t, db, tc.table)
+			if err := s.PutPortalState(ctx, tc.st); err != nil {
+				t.Fatalf("%d seen, a PUT of %d like %q: %v", len(tc.st.LastSeen), len(tc.st.Sent), tc.st.Sent[0].IP, err)
+			}
+			got, err := s.PortalState(ctx)
+			if err != nil || !slices.Equal(got.LastSeen, tc.st.LastSeen) || !slices.Equal(got.Sent, tc.st.Sent) ||
+				!slices.Equal(got.SentAdded, tc.st.SentAdded) || got.SentOutcome != tc.st.SentOutcome {
+				t.Fatalf("read back %d seen, %d sent, outcome %q, %v; want them as written", len(got.LastSeen), len(got.Sent), got.SentOutcome, err)
+			}
+			scan, err := db.Scan(ctx, &dynamodb.ScanInput{TableName: aws.String(tc.table)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, item := range scan.Items {
+				if size := itemSize(item); size > maxItem*3/4 {
+					t.Errorf("item %v takes %d bytes: more than three quarters of DynamoDB's %d", item["pk"], size, maxItem)
+				}
+			}
+		})
+	}
+}
+
+// A PUT in flight is recorded before it is sent, an empty list included
+// (the last entry leaving the portal list): its Sent is empty, not nil,
+// and nil means nothing in flight (onboard's settle and its "hadSent").
+// Stored, an empty list is an empty string: it must read back empty with
+// its outcome, in the state item and in the #sent item alike, as the
+// in-memory store keeps it; read back nil, the next reconcile took it for
+// nothing in flight and judged the portal against the list last seen, not
+// the PUT that may have landed (found before the packing; it read so too).
+func TestPortalStateEmptyPUTInFlightReadsBackInFlight(t *testing.T) {
+	db := motoDB(t)
+	ctx := context.Background()
+	small := ipguard.PortalState{Applied: 1, Reconciled: true, LastSeen: []ipguard.Restriction{{IP: "192.0.2.1"}}}
+	where := []string{"in the state item (one write)", "in the #sent item (a large state)"}
+	for i, base := range []ipguard.PortalState{small, largestState(config.MaxPortalEntries)} {
+		t.Run(where[i], func(t *testing.T) {
+			s, st := tableStore(t, db, fmt.Sprint("emptysent-", i)), base
+			st.Sent, st.SentAdded, st.SentOutcome, st.SentAt = []ipguard.Restriction{}, nil, ipguard.SentUnknown, time.Now().UTC()
+			if err := s.PutPortalState(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.PortalState(ctx)
+			if err != nil || got.Sent == nil || len(got.Sent) != 0 || got.SentOutcome != ipguard.SentUnknown {
+				t.Fatalf("read back sent %#v (nil %v), outcome %q, %v; want an empty PUT still in flight", got.Sent, got.Sent == nil, got.SentOutcome, err)
+			}
+			cs, err := s.ChangeRead(ctx, "nobody", time.Now())
+			if err != nil || cs.State.Sent == nil {
+				t.Fatalf("a change's read: sent %#v, %v; want an empty PUT still in flight", cs.State.Sent, err)
+			}
+			// Nothing in flight stays nothing.
+			st.Sent, st.SentOutcome, st.SentAt = nil, "", time.Time{}
+			if err := s.PutPortalState(ctx, st); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.PortalState(ctx); err != nil || got.Sent != nil {
+				t.Fatalf("after the PUT settled: sent %#v, %v; want nil", got.Sent, err)
+			}
+		})
+	}
+}
