@@ -238,14 +238,14 @@ func (rr *Run) Respond(ctx context.Context, fs []audit.Finding) []string {
 	defer cancel()
 
 	act, notice := r.guard(ctx, cands)
+	if len(act) > 0 {
+		acted := r.act(ctx, act)
+		r.escalate(ctx, acted)
+	}
+	r.earlierEscalations(ctx)
 	if notice != "" {
 		return []string{notice}
 	}
-	if len(act) == 0 {
-		return nil
-	}
-	acted := r.act(ctx, act)
-	r.escalate(ctx, acted)
 	return nil
 }
 
@@ -336,6 +336,9 @@ type run struct {
 	fs     []audit.Finding
 	action string
 	token  string
+	// recorded: the findings answered from an earlier try's record, with
+	// that record's token (see earlierEscalations).
+	recorded map[int]string
 }
 
 func (r *run) set(i int, resp audit.Response) {
@@ -631,6 +634,77 @@ func (r *run) fromRecord(i int, rec ipguard.ResponseRecord) {
 	}
 	r.set(i, resp)
 	r.fs[i].Response.Action = rec.Action
+	if r.recorded == nil {
+		r.recorded = map[int]string{}
+	}
+	r.recorded[i] = rec.Token
+}
+
+// earlierEscalations tells, on the findings answered from an earlier try's
+// records, the escalation that try made: the user's disable record when the
+// same try (its token) claimed it. A run that disabled a user and then
+// failed to publish is retried with its findings answered from the records;
+// without this no alert would ever say that the user was disabled.
+func (r *run) earlierEscalations(ctx context.Context) {
+	if len(r.recorded) == 0 {
+		return
+	}
+	s := r.s
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	byUser := map[string][]int{}
+	for i := range r.recorded {
+		uid := ipguard.CanonicalUserID(r.fs[i].UserID)
+		byUser[uid] = append(byUser[uid], i)
+	}
+	users := make([]string, 0, len(byUser))
+	for uid := range byUser {
+		users = append(users, uid)
+	}
+	sort.Strings(users)
+	now := s.now()
+	for _, uid := range users {
+		rec, ok, err := s.Store.ReadResponse(ctx, DisableKey(uid), now)
+		if err != nil {
+			s.log().Warn("enforcement: could not read whether an earlier try disabled the user", "userId", uid, "error", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		var esc *audit.Escalation
+		for _, i := range byUser[uid] {
+			if r.recorded[i] != rec.Token || r.fs[i].Response.Escalation != nil {
+				continue
+			}
+			if esc == nil {
+				esc = r.escalationOf(ctx, rec, now)
+			}
+			e := *esc
+			r.fs[i].Response.Escalation = &e
+		}
+	}
+}
+
+// escalationOf is the escalation a settled (or only claimed) disable record
+// tells; its violations are those recorded within the window now (at least
+// ENFORCEMENT_DISABLE_AFTER, which the try reached).
+func (r *run) escalationOf(ctx context.Context, rec ipguard.ResponseRecord, now time.Time) *audit.Escalation {
+	s := r.s
+	esc := &audit.Escalation{Outcome: rec.Outcome, Error: rec.Detail}
+	if !rec.Settled() {
+		esc.Outcome = audit.OutcomeFailed
+		esc.Error = "an earlier try of this run set out to disable the user and recorded no outcome: check the user's status in the portal"
+	}
+	if !rec.SettledAt.IsZero() {
+		esc.At = rec.SettledAt.UTC().Format(time.RFC3339)
+	}
+	n, err := s.Store.AddViolations(ctx, rec.UserID, nil, now, now.Add(-EscalationWindow))
+	if err != nil || n < s.Settings.DisableAfter {
+		n = s.Settings.DisableAfter
+	}
+	esc.Violations = n
+	return esc
 }
 
 // settle records the outcome; the context may have run out, so it gets a

@@ -845,3 +845,45 @@ func (p *latePortal) EndSession(ctx context.Context, id int64) (bool, error) {
 	}
 	return p.fakePortal.EndSession(ctx, id)
 }
+
+// Attack review (ending sessions): a run that disabled a user and then
+// failed to publish its alert is retried; the retry answers the user's
+// violations from their records and must still say that the user was
+// disabled (and by which try), or no alert ever tells why the user can no
+// longer sign in. A violation the disable did not come from (another try's
+// record) is not credited with it.
+func TestRetryTellsTheEscalationAnEarlierTryMade(t *testing.T) {
+	p := newPortal(1, 2, 3)
+	st := &enforcetest.Store{}
+	svc := newService(p, st, enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 2})
+	// An earlier run's violation of user 1, acted on and alerted.
+	svc.Respond(context.Background(), []audit.Finding{violation(3, user(1))}, false)
+	first := []audit.Finding{violation(1, user(1)), violation(2, user(2))}
+	svc.Respond(context.Background(), first, false)
+	if e := first[0].Response.Escalation; e == nil || e.Outcome != audit.OutcomeDisabled {
+		t.Fatalf("first try: escalation %+v; want disabled", e)
+	}
+	// The alert failed to publish: the same findings again.
+	retry := []audit.Finding{violation(1, user(1)), violation(2, user(2))}
+	svc.Respond(context.Background(), retry, false)
+	if got := outcomes(retry); !slices.Equal(got, []string{"ended", "ended"}) || !retry[0].Response.Recorded {
+		t.Fatalf("retry outcomes %v %+v", got, retry[0].Response)
+	}
+	e := retry[0].Response.Escalation
+	if e == nil || e.Outcome != audit.OutcomeDisabled || e.At != "2026-11-25T12:03:10Z" || e.Violations < 2 {
+		t.Errorf("retry: escalation %+v; want the earlier try's disabled, after 2 violations", e)
+	}
+	if retry[1].Response.Escalation != nil {
+		t.Errorf("user 2 was not disabled: %+v", retry[1].Response.Escalation)
+	}
+	if n := strings.Count(strings.Join(p.writes(), ","), "disable "); n != 1 {
+		t.Errorf("portal writes %v; want one disable", p.writes())
+	}
+	// An older violation answered from its own record (another try) is not
+	// the one the disable came from.
+	older := []audit.Finding{violation(3, user(1))}
+	svc.Respond(context.Background(), older, false)
+	if older[0].Response.Escalation != nil {
+		t.Errorf("an earlier try's violation credited with the disable: %+v", older[0].Response.Escalation)
+	}
+}
