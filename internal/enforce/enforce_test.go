@@ -887,3 +887,58 @@ func TestRetryTellsTheEscalationAnEarlierTryMade(t *testing.T) {
 		t.Errorf("an earlier try's violation credited with the disable: %+v", older[0].Response.Escalation)
 	}
 }
+
+// ctxStore fails every call whose context is done, as DynamoDB does.
+type ctxStore struct{ *enforcetest.Store }
+
+func (s ctxStore) AddViolations(ctx context.Context, userID string, ids []int64, at, since time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return s.Store.AddViolations(ctx, userID, ids, at, since)
+}
+
+// hangingPortal answers the logout of hang only when the caller gives up;
+// giveUp ends the caller's time (as the run's enforcement budget running
+// out would).
+type hangingPortal struct {
+	*fakePortal
+	hang   int64
+	giveUp func()
+}
+
+func (p hangingPortal) EndSession(ctx context.Context, id int64) (bool, error) {
+	if id == p.hang {
+		p.record(fmt.Sprintf("logout %d", id))
+		p.giveUp()
+		<-ctx.Done()
+		return false, fmt.Errorf("docspace: end session: gave up: %w", ctx.Err())
+	}
+	return p.fakePortal.EndSession(ctx, id)
+}
+
+// Attack review (ending sessions): when a hanging logout uses up the
+// enforcement time budget, the sessions the run did end still count toward
+// ENFORCEMENT_DISABLE_AFTER. They used to be counted with the spent budget
+// and so were never recorded: a slow portal kept a repeat violator from
+// ever reaching the threshold.
+func TestViolationsCountEvenWhenTheBudgetRanOut(t *testing.T) {
+	p := newPortal(1, 2, 3)
+	st := &enforcetest.Store{}
+	now := t0
+	ctx, giveUp := context.WithCancel(context.Background())
+	svc := &enforce.Service{Portal: hangingPortal{fakePortal: p, hang: 2, giveUp: giveUp}, Store: ctxStore{st}, Now: func() time.Time { return now },
+		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 2}}
+	fs := []audit.Finding{violation(1, user(1)), violation(2, user(2))}
+	svc.Respond(ctx, fs, false)
+	if got := outcomes(fs); !slices.Equal(got, []string{"ended", "failed"}) {
+		t.Fatalf("outcomes %v", got)
+	}
+	// The next violation of user 1 is the second within 24 hours.
+	now = now.Add(time.Hour)
+	next := []audit.Finding{violation(3, user(1))}
+	svc.Respond(context.Background(), next, false)
+	if e := next[0].Response.Escalation; e == nil || e.Outcome != audit.OutcomeDisabled || e.Violations != 2 {
+		t.Errorf("escalation %+v; want disabled after 2 violations (the first counted though the budget ran out)", e)
+	}
+}
