@@ -733,15 +733,16 @@ func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
 		users = append(users, uid)
 	}
 	sort.Strings(users)
+	// The violations are recorded also when the time budget ran out (like
+	// settle, a few seconds for all users together): sessions this run ended
+	// count toward the next escalation, or a slow portal would keep a repeat
+	// violator from ever reaching the threshold. The disable itself keeps to
+	// the budget.
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	for _, uid := range users {
 		now := s.now()
-		// The violations are recorded also when the time budget ran out
-		// (like settle): sessions this run ended count toward the next
-		// escalation, or a slow portal would keep a repeat violator from
-		// ever reaching the threshold. The disable itself keeps to the budget.
-		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		n, err := s.Store.AddViolations(vctx, uid, enforced[uid], now, now.Add(-EscalationWindow))
-		cancel()
 		if err != nil {
 			s.log().Warn("enforcement: could not count the user's violations; no escalation this run", "userId", uid, "error", err)
 			continue
