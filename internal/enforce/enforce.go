@@ -496,12 +496,17 @@ func (r *run) trip(byUser map[string][]int) string {
 // act claims each event, calls the portal, and settles the record. It
 // returns, per user, the event ids whose violation was enforced (ended or
 // not_active by this run).
+//
+// end-all-sessions: the user's logoutall is sent right after the first
+// claim of the user's logins in this run, and the user's other logins
+// (later in this piece or in later pieces) are settled with its answer: it
+// ended their sessions too, since every login of the run's window came
+// before it. (It used to be sent after every login of the piece had been
+// claimed: a login flood of one user could spend the time budget on claims
+// so that the one call that mattered was never sent.)
 func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 	s := r.s
 	enforced := map[string][]int64{}
-	// end-all-sessions: one logoutall per user, for all the events claimed.
-	claimedOf := map[string][]int{}
-	var order []string
 	for _, i := range act {
 		f := r.fs[i]
 		uid := ipguard.CanonicalUserID(f.UserID)
@@ -527,20 +532,19 @@ func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 			continue
 		}
 		if r.action == string(ModeEndAllSessions) {
-			if done, ok := r.rr.loggedOut[uid]; ok {
-				// logoutall already ran for this user in this run (an
-				// earlier piece): it ended this older session too.
-				r.set(i, done)
-				r.settle(ctx, rec, done)
-				if done.Outcome == audit.OutcomeEnded {
-					enforced[uid] = append(enforced[uid], f.EventID)
-				}
-				continue
+			done, sent := r.rr.loggedOut[uid]
+			if !sent {
+				err := s.Portal.EndAllSessions(ctx, uid)
+				done = outcome(err, true, s.now())
+				r.rr.loggedOut[uid] = done
+				s.log().Info("enforcement", "userId", uid, "action", r.action, "outcome", done.Outcome, "error", done.Error)
 			}
-			if claimedOf[uid] == nil {
-				order = append(order, uid)
+			// When sent earlier in this run, it ended this session too.
+			r.set(i, done)
+			r.settle(ctx, rec, done)
+			if done.Outcome == audit.OutcomeEnded {
+				enforced[uid] = append(enforced[uid], f.EventID)
 			}
-			claimedOf[uid] = append(claimedOf[uid], i)
 			continue
 		}
 		if r.rr.firstLogout.IsZero() {
@@ -559,22 +563,6 @@ func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 		if resp.Outcome == audit.OutcomeEnded || resp.Outcome == audit.OutcomeNotActive {
 			enforced[uid] = append(enforced[uid], f.EventID)
 		}
-	}
-	for _, uid := range order {
-		is := claimedOf[uid]
-		err := s.Portal.EndAllSessions(ctx, uid)
-		resp := outcome(err, true, s.now())
-		r.rr.loggedOut[uid] = resp
-		for _, i := range is {
-			r.set(i, resp)
-			now := s.now()
-			r.settle(ctx, ipguard.ResponseRecord{Key: EventKey(r.fs[i].EventID), Token: r.token, UserID: uid, Action: r.action,
-				ClaimedAt: now, ExpiresAt: now.Add(s.retention())}, resp)
-			if resp.Outcome == audit.OutcomeEnded {
-				enforced[uid] = append(enforced[uid], r.fs[i].EventID)
-			}
-		}
-		s.log().Info("enforcement", "userId", uid, "events", len(is), "action", r.action, "outcome", resp.Outcome, "error", resp.Error)
 	}
 	return enforced
 }

@@ -942,3 +942,63 @@ func TestViolationsCountEvenWhenTheBudgetRanOut(t *testing.T) {
 		t.Errorf("escalation %+v; want disabled after 2 violations (the first counted though the budget ran out)", e)
 	}
 }
+
+// budgetStore runs out the caller's time after `after` claims (as a run's
+// enforcement budget does while it claims a scripted login flood).
+type budgetStore struct {
+	*enforcetest.Store
+	after  int
+	claims *int
+	giveUp func()
+}
+
+func (s budgetStore) ClaimResponse(ctx context.Context, rec ipguard.ResponseRecord) (ipguard.ResponseRecord, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return ipguard.ResponseRecord{}, false, err
+	}
+	*s.claims++
+	if *s.claims == s.after {
+		defer s.giveUp()
+	}
+	return s.Store.ClaimResponse(ctx, rec)
+}
+
+// ctxPortal fails logoutall once the caller's time is up, as the client does.
+type ctxPortal struct{ *fakePortal }
+
+func (p ctxPortal) EndAllSessions(ctx context.Context, userID string) error {
+	if err := ctx.Err(); err != nil {
+		p.record("logoutall (not sent) " + userID)
+		return fmt.Errorf("docspace: end all sessions: not sent: %w", err)
+	}
+	return p.fakePortal.EndAllSessions(ctx, userID)
+}
+
+// Attack review (ending sessions): in end-all-sessions mode one logoutall
+// ends every session of the user, yet it was sent only after every login of
+// the piece had been claimed. A user with many violating logins (a scripted
+// login flood) used up the time budget with claims, and the one call that
+// mattered was never sent: all of the intruder's sessions stayed. Now the
+// user's logoutall follows the first claim, and the user's other logins are
+// answered with it, as across pieces.
+func TestEndAllSessionsIsSentBeforeTheBudgetGoesOnClaims(t *testing.T) {
+	p := newPortal()
+	ctx, giveUp := context.WithCancel(context.Background())
+	claims := 0
+	st := budgetStore{Store: &enforcetest.Store{}, after: 2, claims: &claims, giveUp: giveUp}
+	svc := &enforce.Service{Portal: ctxPortal{p}, Store: st, Now: func() time.Time { return t0 },
+		Settings: enforce.Settings{Mode: enforce.ModeEndAllSessions}}
+	fs := []audit.Finding{violation(1, user(1)), violation(2, user(1)), violation(3, user(1)), violation(4, user(1))}
+	svc.Respond(ctx, fs, false)
+	if got := p.writes(); !slices.Equal(got, []string{"logoutall " + user(1)}) {
+		t.Errorf("portal writes %v; want the user's logoutall sent", got)
+	}
+	if got := outcomes(fs); !slices.Equal(got[:2], []string{"ended", "ended"}) {
+		t.Errorf("outcomes %v; want the claimed logins ended by the logoutall", got)
+	}
+	for _, id := range []int64{1, 2} {
+		if rec, ok := st.Record(enforce.EventKey(id)); !ok || rec.Outcome != audit.OutcomeEnded {
+			t.Errorf("event %d record %+v; want settled ended", id, rec)
+		}
+	}
+}
