@@ -740,7 +740,10 @@ func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
 		}
 		rec := ipguard.ResponseRecord{Key: DisableKey(uid), Token: r.token, UserID: uid, Action: "disable",
 			ClaimedAt: now, ExpiresAt: now.Add(EscalationWindow)}
-		_, ok, err := s.Store.ClaimResponse(ctx, rec)
+		prior, ok, err := s.Store.ClaimResponse(ctx, rec)
+		if err == nil && !ok && prior.Token == r.token && !prior.Settled() {
+			ok = true // this run's own claim, whose write answer was lost (as in act)
+		}
 		var esc audit.Escalation
 		switch {
 		case err != nil:

@@ -1002,3 +1002,25 @@ func TestEndAllSessionsIsSentBeforeTheBudgetGoesOnClaims(t *testing.T) {
 		}
 	}
 }
+
+// Attack review (ending sessions): the claim of a disable whose write
+// answer was lost (the resend finds the record) is the run's own, as for a
+// login's claim: the user is disabled and the record settled, not left
+// claimed without an outcome that blocks the escalation for 24 hours.
+func TestDisableClaimWithLostAnswerIsTheRunsOwn(t *testing.T) {
+	p := newPortal(1)
+	st := &enforcetest.Store{}
+	svc := &enforce.Service{Portal: p, Store: lostClaimAnswer{st}, Now: func() time.Time { return t0 },
+		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 1}}
+	fs := []audit.Finding{violation(1, user(1))}
+	svc.Respond(context.Background(), fs, false)
+	if e := fs[0].Response.Escalation; e == nil || e.Outcome != audit.OutcomeDisabled {
+		t.Errorf("escalation %+v; want disabled", e)
+	}
+	if got := p.writes(); !slices.Equal(got, []string{"logout 1", "disable " + user(1)}) {
+		t.Errorf("portal writes %v", got)
+	}
+	if rec, ok := st.Record(enforce.DisableKey(user(1))); !ok || rec.Outcome != audit.OutcomeDisabled {
+		t.Errorf("disable record %+v; want settled disabled", rec)
+	}
+}
