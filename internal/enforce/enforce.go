@@ -83,8 +83,8 @@ type Portal interface {
 	// ended at or after since (its audit trail, action 4035, dated to the
 	// second, so since counts from the start of its second; since is on
 	// this process's clock, and the implementation reads the trail on the
-	// portal's): how a logout whose answer was lost is confirmed. The trail names who ended a
-	// session, not which one, so the caller tells its own earlier logouts
+	// portal's): how a logout whose answer was lost is confirmed. The trail
+	// names who ended a session, not which one, so the caller tells its own earlier logouts
 	// apart by counting them. The audit holds its lease while enforcing, so
 	// no other run of this tool ends sessions meanwhile.
 	SessionsEnded(ctx context.Context, since time.Time) (int, error)
