@@ -475,3 +475,44 @@ func TestAFindingWithHugePortalValuesReachesTheBus(t *testing.T) {
 		})
 	}
 }
+
+// Two lost-coverage findings of different causes over the same span (a
+// second the walk could not read whole, with a row in it it could not
+// decode) are two findings: they had the same findingId, so a consumer
+// deduplicating by it dropped one, and so did the outbox when the bus
+// refused both. The id now includes the cause; the same finding keeps its id.
+func TestLostCoverageOfTwoCausesOverOneSpanAreTwoFindings(t *testing.T) {
+	at := now.Add(-time.Hour).Format(time.RFC3339)
+	coverage := func(cause string) audit.Finding {
+		return audit.Finding{Kind: audit.KindCoverageLost, Severity: audit.SeverityHigh, Cause: cause, Reason: "not evaluated: " + cause,
+			Count: 1, FirstAt: at, Date: at}
+	}
+	a := auditalert.Render(t, now, coverage(audit.CauseSecondUnread), coverage(audit.CauseUnreadableRows))
+	es, err := findingsbus.Events("p", a, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].ID == es[1].ID {
+		t.Fatalf("entries %d, ids %v: want two distinct findingIds", len(es), ids(es))
+	}
+	again, err := findingsbus.Events("p", a, now.Add(time.Hour))
+	if err != nil || again[0].ID != es[0].ID || again[1].ID != es[1].ID {
+		t.Errorf("the same findings sent again have ids %v, want %v (%v)", ids(again), ids(es), err)
+	}
+	box := &memOutbox{}
+	pub := &findingsbus.Publisher{Next: &fakeSNS{}, Bus: &findingsbus.Bus{API: &fakeBus{refuse: "coverage_lost"}, Name: "b", Outbox: box}, Now: func() time.Time { return now }}
+	if _, err := pub.Publish(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if len(box.entries) != 2 {
+		t.Errorf("the outbox keeps %d of the 2 refused findings", len(box.entries))
+	}
+}
+
+func ids(es []findingsbus.Entry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.ID)
+	}
+	return out
+}

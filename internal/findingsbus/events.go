@@ -237,10 +237,14 @@ func marshal(v any) (json.RawMessage, error) {
 
 // findingID is the stable id of an audit finding: the portal, the kind and
 // the login's event id; a burst (no single event) its address and first
-// and last dates.
+// and last dates; lost coverage its cause too (two causes over one span
+// are two findings).
 func findingID(portal string, f audit.Finding) string {
 	if f.EventID != 0 {
 		return stableID(portal, f.Kind, strconv.FormatInt(f.EventID, 10))
+	}
+	if f.Cause != "" {
+		return stableID(portal, f.Kind, f.IP+"|"+f.FirstAt+"|"+f.Date, f.Cause)
 	}
 	return stableID(portal, f.Kind, f.IP+"|"+f.FirstAt+"|"+f.Date)
 }
