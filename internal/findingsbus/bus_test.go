@@ -516,3 +516,48 @@ func ids(es []findingsbus.Entry) []string {
 	}
 	return out
 }
+
+// EventBridge wants each entry, and a call's entries together, "less than
+// 256KB" (Calculating PutEvents event entry size). An entry or a call of
+// exactly 256 KiB was sent, and refused: a whole call refused that way
+// waited in the outbox for ever, run after run.
+func TestEntriesAndCallsStayBelowEventBridgesLimit(t *testing.T) {
+	// A detail of exactly the limit: the padding is chosen so.
+	alert := func(pad int) ipguard.Alert {
+		return ipguard.Alert{Subject: "drift", Default: `{"kind":"allowlist_drift","severity":"high","pad":"` + strings.Repeat("x", pad) + `"}`}
+	}
+	es, err := findingsbus.Events("p", alert(200*1024), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := 200*1024 + findingsbus.MaxEntryBytes - es[0].Size()
+	if es, err = findingsbus.Events("p", alert(pad), now); err != nil {
+		t.Fatal(err)
+	}
+	if n := es[0].Size(); n >= findingsbus.MaxEntryBytes {
+		t.Errorf("an entry of %d bytes, want less than %d", n, findingsbus.MaxEntryBytes)
+	}
+	// Two entries of exactly the limit together go in two calls.
+	entry := func(id string, size int) findingsbus.Entry {
+		e := findingsbus.Entry{ID: id, Time: now, Detail: json.RawMessage(`"` + strings.Repeat("y", size) + `"`)}
+		e.Detail = json.RawMessage(`"` + strings.Repeat("y", size-(e.Size()-size)) + `"`)
+		return e
+	}
+	pair := []findingsbus.Entry{entry("a", findingsbus.MaxEntryBytes/2), entry("b", findingsbus.MaxEntryBytes/2)}
+	if pair[0].Size()+pair[1].Size() != findingsbus.MaxEntryBytes {
+		t.Fatalf("sizes %d + %d", pair[0].Size(), pair[1].Size())
+	}
+	api := apiFunc(func(in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		total := 0
+		for _, e := range in.Entries {
+			total += 14 + len(aws.ToString(e.Source)) + len(aws.ToString(e.DetailType)) + len(aws.ToString(e.Detail))
+		}
+		if total >= findingsbus.MaxEntryBytes {
+			t.Errorf("a call of %d bytes, want less than %d", total, findingsbus.MaxEntryBytes)
+		}
+		return &eventbridge.PutEventsOutput{Entries: make([]types.PutEventsResultEntry, len(in.Entries))}, nil
+	})
+	if failed, err := (&findingsbus.Bus{API: api, Name: "b"}).Put(context.Background(), pair); err != nil || len(failed) != 0 {
+		t.Errorf("Put = %d failed, %v", len(failed), err)
+	}
+}
