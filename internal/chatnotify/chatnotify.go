@@ -150,7 +150,7 @@ func describe(p audit.Payload) string {
 			who = strings.Join(f.Logins, ", ") // the accounts tried
 		}
 		where := f.IP
-		if f.Kind == audit.KindPasswordSpray && len(f.IPs) > 0 {
+		if len(f.IPs) > 0 { // a spray's addresses, or bursts summed up
 			where = strings.Join(f.IPs, ", ")
 		}
 		if place := strings.Trim(f.City+", "+f.Country, ", "); place != "" {
