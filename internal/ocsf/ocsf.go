@@ -377,7 +377,8 @@ type Alert struct {
 // Finding is the Detection Finding of a. For an audit finding about one
 // login the evidence is that login as an Authentication event (from the
 // finding's fields and raw event); for a burst it is the source address and
-// the event ids; other alerts (drift, key expiry) carry no evidence.
+// the event ids; lost coverage (unmapped cause and count) and other alerts
+// (drift, key expiry) carry no evidence.
 func Finding(a Alert) DetectionFinding {
 	a.Portal = Host(a.Portal)
 	sid, sname := SeverityID(a.Severity)
@@ -415,6 +416,17 @@ func Finding(a Alert) DetectionFinding {
 	}
 	if f.Response != nil {
 		d.Unmapped["response"] = f.Response.Outcome
+	}
+	if f.Cause != "" {
+		d.Unmapped["cause"] = f.Cause
+	}
+	if f.Kind == audit.KindCoverageLost || (f.EventID == 0 && len(f.EventIDs) == 0 && f.Count == 0) {
+		// Not about a login (lost coverage: logins not evaluated): no
+		// evidence, no related event; how many, when known.
+		if f.Count > 0 {
+			d.Unmapped["count"] = f.Count
+		}
+		return d
 	}
 	if len(f.EventIDs) > 0 || f.Count > 0 { // a burst: many failed logins from one address
 		ep, cut, country, place := endpoint(f.IP, f.Country, f.City)

@@ -261,3 +261,25 @@ func TestRecordsKeepTheSchemasAtLeastOneRules(t *testing.T) {
 		})
 	}
 }
+
+// Lost coverage is about logins not evaluated, not about one login: its
+// Detection Finding has no evidence (docs/ocsf.md). When how many logins
+// were lost is unknown (count 0) it was mapped as a login finding, with an
+// invented login "event 0" as its evidence and related event.
+func TestLostCoverageHasNoLoginAsEvidence(t *testing.T) {
+	f := loadFacts(t, ocsf.Version)
+	for _, count := range []int{0, 12} {
+		lost := audit.Finding{Kind: audit.KindCoverageLost, Severity: audit.SeverityHigh, Cause: "second_unread", Reason: "not evaluated",
+			Count: count, FirstAt: when.Add(-time.Hour).Format(time.RFC3339), Date: when.Format(time.RFC3339)}
+		rec := ocsf.Finding(ocsf.Alert{UID: "l1", Portal: "p", Kind: lost.Kind, Severity: "high", Title: lost.Reason, Time: when, Finding: &lost})
+		for _, p := range validate(f, "detection_finding", rec) {
+			t.Error(p)
+		}
+		if len(rec.Evidences) != 0 || len(rec.FindingInfo.RelatedEvents) != 0 {
+			t.Errorf("count %d: evidences %+v, related events %+v; want none", count, rec.Evidences, rec.FindingInfo.RelatedEvents)
+		}
+		if rec.FindingInfo.FirstSeenTime != when.Add(-time.Hour).UnixMilli() || rec.FindingInfo.LastSeenTime != when.UnixMilli() || rec.Unmapped["cause"] != "second_unread" {
+			t.Errorf("count %d: first/last seen %d/%d, unmapped %v; want the span and the cause", count, rec.FindingInfo.FirstSeenTime, rec.FindingInfo.LastSeenTime, rec.Unmapped)
+		}
+	}
+}
