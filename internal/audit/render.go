@@ -517,11 +517,12 @@ func smsText(m Meta, fs []Finding) string {
 	}
 	// No user- or portal-supplied text in an SMS (a login name is whatever
 	// the attacker typed): counts, kinds, the first finding's severity and
-	// its address, and only an address that parses as one.
+	// its address, and only an address that parses as one, without its
+	// zone (the text after '%', which may be anything).
 	first := fs[0]
 	addr := "unknown"
 	if ip, err := netip.ParseAddr(strings.TrimSpace(first.IP)); err == nil {
-		addr = ip.String()
+		addr = ip.WithZone("").String()
 	}
 	head := "DocSpace alert"
 	if m.Backfill {

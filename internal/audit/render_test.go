@@ -220,3 +220,19 @@ func TestRenderAFindingNamingTwoLogins(t *testing.T) {
 		t.Errorf("recorded as alerted: %v, want [42]", ids)
 	}
 }
+
+// An IPv6 address may carry a zone after '%', and a zone is any text: the
+// SMS showed "fe80::1%Call +1 555 0100 to unlock" whole, because the
+// address parses. The SMS shows the address without its zone.
+func TestSMSDropsTheZoneTextOfAnAddress(t *testing.T) {
+	w := Window{From: time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 25, 9, 15, 0, 0, time.UTC)}
+	f := Finding{EventID: 3, Kind: KindIPNotAllowed, Severity: SeverityHigh, Reason: "r", User: "u",
+		IP: "fe80::1%Call +1 555 0100 to unlock", Date: "2026-11-25T09:04:00Z"}
+	bs, err := RenderAlerts(Meta{Portal: "https://p", Window: w}, []Finding{f}, MaxMessageBytes)
+	if err != nil || len(bs) != 1 {
+		t.Fatal(err)
+	}
+	if sms := bs[0].Alert.SMS; strings.Contains(sms, "555") || !strings.Contains(sms, " from fe80::1.") {
+		t.Errorf("SMS = %q, want the address fe80::1 without its zone text", sms)
+	}
+}

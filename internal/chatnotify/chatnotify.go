@@ -20,6 +20,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -145,14 +146,21 @@ func describe(p audit.Payload) string {
 		if who == "" {
 			who = f.User
 		}
-		if f.Kind == audit.KindFailedLoginBurst {
-			who = strings.Join(f.Logins, ", ")
+		if f.Kind == audit.KindFailedLoginBurst || f.Kind == audit.KindPasswordSpray {
+			who = strings.Join(f.Logins, ", ") // the accounts tried
 		}
 		where := f.IP
+		if len(f.IPs) > 0 { // a spray's addresses, or bursts summed up
+			where = strings.Join(f.IPs, ", ")
+		}
 		if place := strings.Trim(f.City+", "+f.Country, ", "); place != "" {
 			where += " (" + place + ")"
 		}
 		fmt.Fprintf(&b, "*%s* — %s\n", strings.ToUpper(f.Severity), code(f.Reason, 200))
+		if f.Kind == audit.KindCoverageLost { // no login: what was not checked, and why
+			fmt.Fprintf(&b, "• *Cause:* %s\n• *Logins dated:* %s to %s UTC\n", code(orUnknown(f.Cause), 60), code(f.FirstAt, 40), code(f.Date, 40))
+			continue
+		}
 		fmt.Fprintf(&b, "• *Who:* %s\n• *Where:* %s\n• *When:* %s UTC\n", code(orUnknown(who), 120), code(orUnknown(where), 160), code(f.Date, 40))
 		if f.Response != nil {
 			fmt.Fprintf(&b, "• *Response:* %s\n", code(f.Response.Outcome, 60))
@@ -168,6 +176,11 @@ var stepsByKind = map[string]string{
 	audit.KindUnverifiableIP:         "Ask the user whether the login was theirs; the portal cut the address, so it could not be checked against the allowlist.",
 	audit.KindUnknownUser:            "Onboard the user (they have no allowlist), or set UNKNOWN_USER_POLICY=ignore if that is expected.",
 	audit.KindFailedLoginBurst:       "Repeated failed logins from one address look like password guessing: check the portal's brute-force settings and block the address upstream.",
+	audit.KindCoverageLost:           "Logins of the span named were not checked: follow the cause in the README (Limits); a login hidden there is alerted only once it can be read.",
+	audit.KindPasswordSpray:          "A password spray tried many accounts with few attempts each: block the addresses upstream, and reset the password of every listed account that then logged in.",
+	audit.KindImpossibleTravel:       "A login unlike the user's normal: ask the user whether it was theirs. If not: block the user, end their sessions, reset the password.",
+	audit.KindNewCountry:             "A login unlike the user's normal: ask the user whether it was theirs. If not: block the user, end their sessions, reset the password.",
+	audit.KindNewDevice:              "A login unlike the user's normal: ask the user whether it was theirs. If not: block the user, end their sessions, reset the password.",
 	"allowlist_drift":                "Check with the person who changed the IP allowlist outside IP Guard whether it was intended.",
 	"allowlist_lockout_risk":         "Restrictions were not switched on: set PORTAL_BREAKGLASS_IPS or fix the reason in the message.",
 	"api_key_expiring":               "Create a new DocSpace API key (same user, same scopes) and store it in the secret named by DOCSPACE_API_KEY_SECRET_ID before it expires.",
@@ -176,7 +189,7 @@ var stepsByKind = map[string]string{
 func steps(kinds []string) []string {
 	var out []string
 	for _, k := range kinds {
-		if s, ok := stepsByKind[k]; ok {
+		if s, ok := stepsByKind[k]; ok && !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}

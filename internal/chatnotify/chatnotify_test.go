@@ -150,3 +150,27 @@ func TestAFailedChatCopyIsCounted(t *testing.T) {
 		t.Errorf("TakeUndelivered again = %d; want 0 (it starts again)", n)
 	}
 }
+
+// Chat says who, where and what to do for every kind the audit alerts. A
+// password spray said "Who: unknown" (it names the accounts it tried, not
+// one user) and only its first address, and the behaviour kinds and lost
+// coverage got no step but "see the e-mail".
+func TestEveryAuditKindSaysWhoWhereAndWhatToDoInChat(t *testing.T) {
+	spray := audit.Finding{EventID: 90, EventIDs: []int64{88, 89, 90}, Count: 3, Kind: audit.KindPasswordSpray, Severity: audit.SeverityHigh,
+		Reason: "3 failed logins against 3 distinct accounts", Logins: []string{"ann@example.com", "bob@example.com", "cy@example.com"},
+		IPs: []string{"198.51.100.1", "198.51.100.2"}, IP: "198.51.100.1", Addresses: 2, Date: "2026-12-04T09:59:00Z", FirstAt: "2026-12-04T09:50:00Z"}
+	n := chatnotify.Format(auditalert.Render(t, now, spray))
+	for _, w := range []string{"ann@example.com, bob@example.com, cy@example.com", "198.51.100.1, 198.51.100.2"} {
+		if !strings.Contains(n.Content.Description, w) {
+			t.Errorf("the spray's notice lacks %q:\n%s", w, n.Content.Description)
+		}
+	}
+	fallback := chatnotify.Format(ipguard.Alert{Subject: "x", Default: `{"kind":"nothing_known"}`, Email: "x"}).Content.NextSteps
+	for _, kind := range append(append([]string{}, audit.Kinds...), audit.BehaviourKinds...) {
+		f := audit.Finding{EventID: 7, Kind: kind, Severity: audit.SeverityHigh, Reason: "r", Login: "ann", IP: "203.0.113.7", Date: "2026-12-04T09:59:00Z"}
+		steps := chatnotify.Format(auditalert.Render(t, now, f)).Content.NextSteps
+		if len(steps) == 0 || (len(steps) == len(fallback) && steps[0] == fallback[0]) {
+			t.Errorf("%s: next steps %q, want what to do about it", kind, steps)
+		}
+	}
+}

@@ -244,7 +244,7 @@ func smsLine(d Digest) string {
 	if n := len(d.People) + d.Others.People; n > 0 {
 		return fmt.Sprintf("DocSpace digest %s: %d findings, %d people without allowlist. See email.", d.Day, d.Total, n)
 	}
-	return fmt.Sprintf("DocSpace digest %s: %d low-severity findings. See email.", d.Day, d.Total)
+	return fmt.Sprintf("DocSpace digest %s: %d findings. See email.", d.Day, d.Total)
 }
 
 // maxListedPeople is how many people without an allowlist the message names.

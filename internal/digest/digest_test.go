@@ -278,3 +278,15 @@ func TestADigestItemStaysWithinOneItemWhateverThePortalNames(t *testing.T) {
 		t.Errorf("the digest item is %d bytes; want it well within DynamoDB's 400 KB", len(b))
 	}
 }
+
+// The digest's SMS called every finding in it low-severity, also when the
+// digest held medium findings (DIGEST_SEVERITIES=low,medium) or the held-back
+// repeats of a high episode. It now counts findings without a severity.
+func TestTheDigestSMSNamesNoSeverityItDoesNotKnow(t *testing.T) {
+	d := digest.Digest{Day: "2026-12-05", Total: 3, Kinds: map[string]int{audit.KindIPNotAllowed: 3},
+		Episodes: map[string]digest.EpisodeLine{"u1|198.51.100.0/24": {User: "ann", Where: "198.51.100.0/24", Count: 3, Repeats: 2}}}
+	sms := digest.Render("portal.example.com", 8, d).SMS
+	if strings.Contains(sms, "low") || !strings.Contains(sms, "3 findings") {
+		t.Errorf("SMS = %q, want 3 findings and no severity", sms)
+	}
+}

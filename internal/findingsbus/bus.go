@@ -70,7 +70,7 @@ func refusedForGood(code string) bool {
 	return false
 }
 
-// Put sends entries (batches of at most MaxBatch and MaxEntryBytes in all)
+// Put sends entries (batches of at most MaxBatch, less than MaxEntryBytes in all)
 // and returns those EventBridge did not take: the entries of a batch whose
 // call failed, and each entry its answer lists with an ErrorCode
 // (FailedEntryCount). err is the first failure, classified (a missing bus
@@ -117,14 +117,14 @@ func (b *Bus) Put(ctx context.Context, entries []Entry) (failed []Entry, err err
 	return failed, err
 }
 
-// batches splits entries into PutEvents calls: at most MaxBatch entries and
-// MaxEntryBytes together.
+// batches splits entries into PutEvents calls: at most MaxBatch entries,
+// less than MaxEntryBytes together.
 func batches(entries []Entry) [][]Entry {
 	var out [][]Entry
 	var cur []Entry
 	size := 0
 	for _, e := range entries {
-		if len(cur) == MaxBatch || (len(cur) > 0 && size+e.Size() > MaxEntryBytes) {
+		if len(cur) == MaxBatch || (len(cur) > 0 && size+e.Size() >= MaxEntryBytes) {
 			out = append(out, cur)
 			cur, size = nil, 0
 		}

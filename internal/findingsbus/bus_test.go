@@ -475,3 +475,89 @@ func TestAFindingWithHugePortalValuesReachesTheBus(t *testing.T) {
 		})
 	}
 }
+
+// Two lost-coverage findings of different causes over the same span (a
+// second the walk could not read whole, with a row in it it could not
+// decode) are two findings: they had the same findingId, so a consumer
+// deduplicating by it dropped one, and so did the outbox when the bus
+// refused both. The id now includes the cause; the same finding keeps its id.
+func TestLostCoverageOfTwoCausesOverOneSpanAreTwoFindings(t *testing.T) {
+	at := now.Add(-time.Hour).Format(time.RFC3339)
+	coverage := func(cause string) audit.Finding {
+		return audit.Finding{Kind: audit.KindCoverageLost, Severity: audit.SeverityHigh, Cause: cause, Reason: "not evaluated: " + cause,
+			Count: 1, FirstAt: at, Date: at}
+	}
+	a := auditalert.Render(t, now, coverage(audit.CauseSecondUnread), coverage(audit.CauseUnreadableRows))
+	es, err := findingsbus.Events("p", a, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[0].ID == es[1].ID {
+		t.Fatalf("entries %d, ids %v: want two distinct findingIds", len(es), ids(es))
+	}
+	again, err := findingsbus.Events("p", a, now.Add(time.Hour))
+	if err != nil || again[0].ID != es[0].ID || again[1].ID != es[1].ID {
+		t.Errorf("the same findings sent again have ids %v, want %v (%v)", ids(again), ids(es), err)
+	}
+	box := &memOutbox{}
+	pub := &findingsbus.Publisher{Next: &fakeSNS{}, Bus: &findingsbus.Bus{API: &fakeBus{refuse: "coverage_lost"}, Name: "b", Outbox: box}, Now: func() time.Time { return now }}
+	if _, err := pub.Publish(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if len(box.entries) != 2 {
+		t.Errorf("the outbox keeps %d of the 2 refused findings", len(box.entries))
+	}
+}
+
+func ids(es []findingsbus.Entry) []string {
+	var out []string
+	for _, e := range es {
+		out = append(out, e.ID)
+	}
+	return out
+}
+
+// EventBridge wants each entry, and a call's entries together, "less than
+// 256KB" (Calculating PutEvents event entry size). An entry or a call of
+// exactly 256 KiB was sent, and refused: a whole call refused that way
+// waited in the outbox for ever, run after run.
+func TestEntriesAndCallsStayBelowEventBridgesLimit(t *testing.T) {
+	// A detail of exactly the limit: the padding is chosen so.
+	alert := func(pad int) ipguard.Alert {
+		return ipguard.Alert{Subject: "drift", Default: `{"kind":"allowlist_drift","severity":"high","pad":"` + strings.Repeat("x", pad) + `"}`}
+	}
+	es, err := findingsbus.Events("p", alert(200*1024), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := 200*1024 + findingsbus.MaxEntryBytes - es[0].Size()
+	if es, err = findingsbus.Events("p", alert(pad), now); err != nil {
+		t.Fatal(err)
+	}
+	if n := es[0].Size(); n >= findingsbus.MaxEntryBytes {
+		t.Errorf("an entry of %d bytes, want less than %d", n, findingsbus.MaxEntryBytes)
+	}
+	// Two entries of exactly the limit together go in two calls.
+	entry := func(id string, size int) findingsbus.Entry {
+		e := findingsbus.Entry{ID: id, Time: now, Detail: json.RawMessage(`"` + strings.Repeat("y", size) + `"`)}
+		e.Detail = json.RawMessage(`"` + strings.Repeat("y", size-(e.Size()-size)) + `"`)
+		return e
+	}
+	pair := []findingsbus.Entry{entry("a", findingsbus.MaxEntryBytes/2), entry("b", findingsbus.MaxEntryBytes/2)}
+	if pair[0].Size()+pair[1].Size() != findingsbus.MaxEntryBytes {
+		t.Fatalf("sizes %d + %d", pair[0].Size(), pair[1].Size())
+	}
+	api := apiFunc(func(in *eventbridge.PutEventsInput) (*eventbridge.PutEventsOutput, error) {
+		total := 0
+		for _, e := range in.Entries {
+			total += 14 + len(aws.ToString(e.Source)) + len(aws.ToString(e.DetailType)) + len(aws.ToString(e.Detail))
+		}
+		if total >= findingsbus.MaxEntryBytes {
+			t.Errorf("a call of %d bytes, want less than %d", total, findingsbus.MaxEntryBytes)
+		}
+		return &eventbridge.PutEventsOutput{Entries: make([]types.PutEventsResultEntry, len(in.Entries))}, nil
+	})
+	if failed, err := (&findingsbus.Bus{API: api, Name: "b"}).Put(context.Background(), pair); err != nil || len(failed) != 0 {
+		t.Errorf("Put = %d failed, %v", len(failed), err)
+	}
+}

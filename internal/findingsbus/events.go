@@ -34,8 +34,10 @@ const (
 	DetailType = "DocSpace IP Guard Finding"
 )
 
-// MaxEntryBytes is what EventBridge allows for one entry (detail, source,
-// detail-type and resources together); MaxBatch entries go in one PutEvents.
+// MaxEntryBytes is EventBridge's bound for one entry (detail, source,
+// detail-type and resources together), and for a call's entries together:
+// each must be less than it ("less than 256KB"); MaxBatch entries go in one
+// PutEvents.
 const (
 	MaxEntryBytes = 256 * 1024
 	MaxBatch      = 10
@@ -161,7 +163,7 @@ func entry(id string, obj map[string]json.RawMessage, oa ocsf.Alert, at time.Tim
 		// outbox or the digest.
 		d = json.RawMessage(redact.Clean(string(d)))
 		e := Entry{ID: id, Time: at.UTC(), Detail: d, Test: test}
-		if e.Size() <= MaxEntryBytes {
+		if e.Size() < MaxEntryBytes {
 			return e, nil
 		}
 		switch attempt {
@@ -184,7 +186,7 @@ func entry(id string, obj map[string]json.RawMessage, oa ocsf.Alert, at time.Tim
 			}
 			oa.Title = humantext.Clip(oa.Title, maxFieldBytes)
 		default:
-			return Entry{}, ipguard.Errorf(ipguard.EInternal, "findings bus: finding %s is %d bytes even without its raw events and with its text cut, more than EventBridge's %d", id, e.Size(), MaxEntryBytes)
+			return Entry{}, ipguard.Errorf(ipguard.EInternal, "findings bus: finding %s is %d bytes even without its raw events and with its text cut, not less than EventBridge's %d", id, e.Size(), MaxEntryBytes)
 		}
 	}
 }
@@ -237,10 +239,14 @@ func marshal(v any) (json.RawMessage, error) {
 
 // findingID is the stable id of an audit finding: the portal, the kind and
 // the login's event id; a burst (no single event) its address and first
-// and last dates.
+// and last dates; lost coverage its cause too (two causes over one span
+// are two findings).
 func findingID(portal string, f audit.Finding) string {
 	if f.EventID != 0 {
 		return stableID(portal, f.Kind, strconv.FormatInt(f.EventID, 10))
+	}
+	if f.Cause != "" {
+		return stableID(portal, f.Kind, f.IP+"|"+f.FirstAt+"|"+f.Date, f.Cause)
 	}
 	return stableID(portal, f.Kind, f.IP+"|"+f.FirstAt+"|"+f.Date)
 }

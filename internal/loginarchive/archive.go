@@ -6,10 +6,15 @@
 //	<prefix>portal=<host>/year=2026/month=12/day=04/logins-20261204T093015.000000000Z.json.gz
 //
 // One object per piece of audit work and UTC day; the name is the piece's
-// upper end (the audit cursor it started from), so a retried run, which
-// starts from the same saved cursor, writes the same key and replaces its
-// own object instead of adding a second copy. docs/login-archive.md has
-// the Athena table and queries.
+// upper end (the audit cursor it started from), or, on a day below the
+// piece's last, the end of that day: the upper end of what the object can
+// hold. A retried run starts from the same saved cursor, so it writes the
+// same keys and replaces its own objects instead of adding second copies,
+// also when its piece is smaller (a retry reads a quarter of the events)
+// and no longer reaches back across midnight: the day below is then
+// written by the next piece, which does cross it, under that day's end,
+// again replacing the first attempt's object. docs/login-archive.md has the
+// Athena table and queries.
 package loginarchive
 
 import (
@@ -45,8 +50,10 @@ type Archive struct {
 }
 
 // Archive stores evs, the events of span (From exclusive, To inclusive),
-// as one object per UTC day their dates fall on, keyed by Key(day,
-// span.To). Writing the same span again replaces those objects. Records
+// as one object per UTC day their dates fall on, keyed by Key(day, upper):
+// upper is span.To, or the end of the day when that is earlier. Writing
+// the same span again, or one with the same upper end reaching less far
+// back, replaces those objects. Records
 // are sorted by time and event id, so the same events give the same bytes.
 // A failure is classified (a missing bucket or a denied write is EConfig
 // naming ARCHIVE_BUCKET); some days' objects may then be written.
@@ -67,7 +74,11 @@ func (a *Archive) Archive(ctx context.Context, span ipguard.TimeSpan, evs []ipgu
 		if err != nil {
 			return err
 		}
-		key := a.Key(day, span.To)
+		upper := span.To
+		if end := day.AddDate(0, 0, 1); end.Before(upper) {
+			upper = end // what a day's object holds ends with the day
+		}
+		key := a.Key(day, upper)
 		_, err = a.API.PutObject(ctx, &s3.PutObjectInput{
 			Bucket:          aws.String(a.Bucket),
 			Key:             aws.String(key),

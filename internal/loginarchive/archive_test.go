@@ -117,7 +117,7 @@ func TestArchiveWritesDocumentedKeysAndARetryOverwrites(t *testing.T) {
 	}
 	sort.Strings(keys)
 	want := []string{
-		"portal=portal.example.com/year=2026/month=12/day=04/logins-20261205T000100.000000000Z.json.gz",
+		"portal=portal.example.com/year=2026/month=12/day=04/logins-20261205T000000.000000000Z.json.gz", // the day's end
 		"portal=portal.example.com/year=2026/month=12/day=05/logins-20261205T000100.000000000Z.json.gz",
 	}
 	if len(keys) != len(want) || keys[0] != want[0] || keys[1] != want[1] {
@@ -139,4 +139,63 @@ func TestArchiveWritesDocumentedKeysAndARetryOverwrites(t *testing.T) {
 			t.Errorf("err = %v", err)
 		}
 	})
+}
+
+// memS3 keeps the objects PutObject writes, by key.
+type memS3 map[string][]byte
+
+func (m memS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	b, err := io.ReadAll(in.Body)
+	m[aws.ToString(in.Key)] = b
+	return &s3.PutObjectOutput{}, err
+}
+
+// A run that archived a piece reaching back across midnight and then failed
+// before its cursor save is retried from the same cursor with a quarter of
+// the events (audit's countAttempt): its piece no longer reaches the day
+// before, so it did not replace that day's object, and the next piece wrote
+// the same logins again under its own name: two copies. Each day's object
+// is now named by what it can hold (the piece's upper end or the day's
+// end), so the next piece replaces the first attempt's object.
+func TestARetryWithASmallerPieceLeavesNoSecondCopyAcrossMidnight(t *testing.T) {
+	midnight := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	at := func(d time.Duration) time.Time { return midnight.Add(d) }
+	var evs []ipguard.LoginEvent
+	for i := int64(1); i <= 8; i++ { // 23:56, 23:57, ..., 00:03
+		evs = append(evs, ipguard.LoginEvent{ID: i, Date: at(time.Duration(i-5) * time.Minute), ActionID: 1000, Login: "ann", IP: "203.0.113.1"})
+	}
+	in := func(from, to time.Time) []ipguard.LoginEvent {
+		var out []ipguard.LoginEvent
+		for _, e := range evs {
+			if e.Date.After(from) && !e.Date.After(to) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	store := memS3{}
+	a := &loginarchive.Archive{API: store, Bucket: "b", Portal: "p"}
+	top := at(5 * time.Minute)
+	for _, span := range []ipguard.TimeSpan{
+		{From: at(-5 * time.Minute), To: top},                               // the first attempt: 23:55 to 00:05, then its run fails
+		{From: at(time.Minute + 30*time.Second), To: top},                   // the retry's smaller piece: after midnight only
+		{From: at(-10 * time.Minute), To: at(time.Minute + 30*time.Second)}, // its next piece, back across midnight
+	} {
+		if err := a.Archive(context.Background(), span, in(span.From, span.To)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copies := map[string]int{}
+	for key, body := range store {
+		for _, r := range lines(t, body) {
+			uid := r["metadata"].(map[string]any)["uid"].(string)
+			copies[uid]++
+			if copies[uid] > 1 {
+				t.Errorf("%s is in a second object (%s)", uid, key)
+			}
+		}
+	}
+	if len(copies) != len(evs) {
+		t.Errorf("%d of %d logins archived: %v", len(copies), len(evs), copies)
+	}
 }

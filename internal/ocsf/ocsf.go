@@ -68,6 +68,21 @@ type User struct {
 	Email    string `json:"email_addr,omitempty"`
 }
 
+// MarshalJSON writes "name": "" when the user has neither uid nor name:
+// OCSF's user object needs at least one of account, name and uid, and a
+// login the portal logged without any user gets an empty name rather than
+// an invented one.
+func (u User) MarshalJSON() ([]byte, error) {
+	type plain User
+	if u.UID != "" || u.Name != "" {
+		return json.Marshal(plain(u))
+	}
+	return json.Marshal(struct {
+		Name string `json:"name"`
+		plain
+	}{"", plain(u)})
+}
+
 // Location is OCSF's location object (the portal's GeoIP).
 type Location struct {
 	Country string `json:"country,omitempty"`
@@ -76,7 +91,10 @@ type Location struct {
 
 // Endpoint is OCSF's network_endpoint object. IP is set only for a whole
 // address: the portal cuts IPv6 addresses at the first colon, and such a
-// fragment is never put in an address field (it goes to unmapped).
+// fragment is never put in an address field (it goes to unmapped). An
+// endpoint always has its IP: OCSF's network_endpoint needs at least one of
+// ip, uid, name, hostname, ... (a location alone is not one), so the place
+// of a login without a whole address goes to unmapped.location.
 type Endpoint struct {
 	IP       string    `json:"ip,omitempty"`
 	Location *Location `json:"location,omitempty"`
@@ -163,15 +181,18 @@ func Login(portal string, e ipguard.LoginEvent) Authentication {
 	if portal != "" {
 		a.Service = &Service{Name: portal}
 	}
-	var cut string
-	var country string
-	a.SrcEndpoint, cut, country = endpoint(e.IP, e.Country, e.City)
+	var cut, country string
+	var place *Location
+	a.SrcEndpoint, cut, country, place = endpoint(e.IP, e.Country, e.City)
 	un := map[string]any{}
 	if cut != "" {
 		un["portal_ip"] = cut
 	}
 	if country != "" {
 		un["country"] = country
+	}
+	if place != nil {
+		un["location"] = place
 	}
 	if e.Browser != "" {
 		un["browser"] = e.Browser
@@ -249,7 +270,11 @@ func isEmail(s string) bool {
 // English country name (countries.Code); a name with no known code stays out
 // of location and comes back as unknownCountry (the caller puts it under
 // unmapped "country").
-func endpoint(ip, country, city string) (ep *Endpoint, cut, unknownCountry string) {
+//
+// Without a whole address there is no endpoint (OCSF's network_endpoint
+// needs an ip or another identifier; a location is none): the location then
+// comes back as place, for the caller's unmapped "location".
+func endpoint(ip, country, city string) (ep *Endpoint, cut, unknownCountry string, place *Location) {
 	ep = &Endpoint{}
 	if a, err := netip.ParseAddr(strings.TrimSpace(ip)); err == nil && a.Zone() == "" {
 		ep.IP = a.String()
@@ -263,10 +288,10 @@ func endpoint(ip, country, city string) (ep *Endpoint, cut, unknownCountry strin
 	if code != "" || city != "" {
 		ep.Location = &Location{Country: code, City: city}
 	}
-	if ep.IP == "" && ep.Location == nil {
-		return nil, cut, unknownCountry
+	if ep.IP == "" {
+		return nil, cut, unknownCountry, ep.Location
 	}
-	return ep, cut, unknownCountry
+	return ep, cut, unknownCountry, nil
 }
 
 // FindingInfo is OCSF's finding_info object.
@@ -352,7 +377,8 @@ type Alert struct {
 // Finding is the Detection Finding of a. For an audit finding about one
 // login the evidence is that login as an Authentication event (from the
 // finding's fields and raw event); for a burst it is the source address and
-// the event ids; other alerts (drift, key expiry) carry no evidence.
+// the event ids; lost coverage (unmapped cause and count) and other alerts
+// (drift, key expiry) carry no evidence.
 func Finding(a Alert) DetectionFinding {
 	a.Portal = Host(a.Portal)
 	sid, sname := SeverityID(a.Severity)
@@ -391,13 +417,27 @@ func Finding(a Alert) DetectionFinding {
 	if f.Response != nil {
 		d.Unmapped["response"] = f.Response.Outcome
 	}
+	if f.Cause != "" {
+		d.Unmapped["cause"] = f.Cause
+	}
+	if f.Kind == audit.KindCoverageLost || (f.EventID == 0 && len(f.EventIDs) == 0 && f.Count == 0) {
+		// Not about a login (lost coverage: logins not evaluated): no
+		// evidence, no related event; how many, when known.
+		if f.Count > 0 {
+			d.Unmapped["count"] = f.Count
+		}
+		return d
+	}
 	if len(f.EventIDs) > 0 || f.Count > 0 { // a burst: many failed logins from one address
-		ep, cut, country := endpoint(f.IP, f.Country, f.City)
+		ep, cut, country, place := endpoint(f.IP, f.Country, f.City)
 		if cut != "" {
 			d.Unmapped["portal_ip"] = cut
 		}
 		if country != "" {
 			d.Unmapped["country"] = country
+		}
+		if place != nil {
+			d.Unmapped["location"] = place
 		}
 		for _, id := range f.EventIDs {
 			d.FindingInfo.RelatedEvents = append(d.FindingInfo.RelatedEvents, Related{UID: eventUID(a.Portal, id)})
@@ -421,8 +461,10 @@ func Finding(a Alert) DetectionFinding {
 	if cut, ok := login.Unmapped["portal_ip"]; ok {
 		d.Unmapped["portal_ip"] = cut
 	}
-	if country, ok := login.Unmapped["country"]; ok {
-		d.Unmapped["country"] = country
+	for _, k := range []string{"country", "location"} {
+		if v, ok := login.Unmapped[k]; ok {
+			d.Unmapped[k] = v
+		}
 	}
 	d.Evidences = []Evidence{{User: &u, SrcEndpoint: login.SrcEndpoint, Data: login}}
 	return d

@@ -201,3 +201,85 @@ func TestLocationCountryIsTheISOCode(t *testing.T) {
 		})
 	}
 }
+
+// The schema's constraints hold too, not only its attributes: a
+// network_endpoint needs an ip (or another identifier; a location is
+// none), a user needs a name or uid. A login whose address the portal cut
+// (every IPv6 login) still has its GeoIP place: it was a src_endpoint with
+// only a location, which OCSF 1.3.0 rejects. Now the place is kept as
+// unmapped.location and the record is valid.
+func TestRecordsKeepTheSchemasAtLeastOneRules(t *testing.T) {
+	f := loadFacts(t, ocsf.Version)
+	cutLogin := ipguard.LoginEvent{ID: 50, Date: when, Login: "bob", UserID: "u-2", ActionID: 1000, IP: "2001", Country: "Germany", City: "Berlin"}
+	cutFinding := audit.Finding{EventID: 50, Kind: audit.KindUnverifiableIP, Severity: audit.SeverityHigh, Reason: "cut", UserID: "u-2", Login: "bob",
+		IP: "2001", Country: "Germany", City: "Berlin", Date: when.Format(time.RFC3339), ActionID: 1000}
+	cutBurst := audit.Finding{EventIDs: []int64{1, 2}, Count: 2, Kind: audit.KindFailedLoginBurst, Severity: audit.SeverityMedium, Reason: "2 failed logins",
+		IP: "2a02", Country: "France", Date: when.Format(time.RFC3339)}
+	tests := []struct {
+		name   string
+		class  string
+		record any
+		// wantPlace: the GeoIP place kept under unmapped.location.
+		wantPlace string
+	}{
+		{"a login from a cut address with its place", "authentication", ocsf.Login("p", cutLogin), "DE"},
+		{"a login with no user at all", "authentication", ocsf.Login("p", ipguard.LoginEvent{ID: 51, Date: when, ActionID: 1005, IP: "203.0.113.7"}), ""},
+		{"a finding about a login from a cut address", "detection_finding",
+			ocsf.Finding(ocsf.Alert{UID: "c1", Portal: "p", Kind: cutFinding.Kind, Severity: "high", Title: "t", Time: when, Finding: &cutFinding}), "DE"},
+		{"a burst from a cut address", "detection_finding",
+			ocsf.Finding(ocsf.Alert{UID: "c2", Portal: "p", Kind: cutBurst.Kind, Severity: "medium", Title: "t", Time: when, Finding: &cutBurst}), "FR"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, p := range validate(f, tt.class, tt.record) {
+				t.Error(p)
+			}
+			b, _ := json.Marshal(tt.record)
+			var m struct {
+				Evidences []struct {
+					Data json.RawMessage `json:"data"`
+				} `json:"evidences"`
+				Unmapped struct {
+					Location struct {
+						Country string `json:"country"`
+					} `json:"location"`
+				} `json:"unmapped"`
+			}
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range m.Evidences {
+				if len(e.Data) > 0 {
+					for _, p := range validate(f, "authentication", e.Data) {
+						t.Error("evidence: " + p)
+					}
+				}
+			}
+			if m.Unmapped.Location.Country != tt.wantPlace {
+				t.Errorf("unmapped.location.country = %q, want %q: %s", m.Unmapped.Location.Country, tt.wantPlace, b)
+			}
+		})
+	}
+}
+
+// Lost coverage is about logins not evaluated, not about one login: its
+// Detection Finding has no evidence (docs/ocsf.md). When how many logins
+// were lost is unknown (count 0) it was mapped as a login finding, with an
+// invented login "event 0" as its evidence and related event.
+func TestLostCoverageHasNoLoginAsEvidence(t *testing.T) {
+	f := loadFacts(t, ocsf.Version)
+	for _, count := range []int{0, 12} {
+		lost := audit.Finding{Kind: audit.KindCoverageLost, Severity: audit.SeverityHigh, Cause: "second_unread", Reason: "not evaluated",
+			Count: count, FirstAt: when.Add(-time.Hour).Format(time.RFC3339), Date: when.Format(time.RFC3339)}
+		rec := ocsf.Finding(ocsf.Alert{UID: "l1", Portal: "p", Kind: lost.Kind, Severity: "high", Title: lost.Reason, Time: when, Finding: &lost})
+		for _, p := range validate(f, "detection_finding", rec) {
+			t.Error(p)
+		}
+		if len(rec.Evidences) != 0 || len(rec.FindingInfo.RelatedEvents) != 0 {
+			t.Errorf("count %d: evidences %+v, related events %+v; want none", count, rec.Evidences, rec.FindingInfo.RelatedEvents)
+		}
+		if rec.FindingInfo.FirstSeenTime != when.Add(-time.Hour).UnixMilli() || rec.FindingInfo.LastSeenTime != when.UnixMilli() || rec.Unmapped["cause"] != "second_unread" {
+			t.Errorf("count %d: first/last seen %d/%d, unmapped %v; want the span and the cause", count, rec.FindingInfo.FirstSeenTime, rec.FindingInfo.LastSeenTime, rec.Unmapped)
+		}
+	}
+}

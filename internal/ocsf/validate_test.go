@@ -26,10 +26,19 @@ type classFacts struct {
 	ClassUID    int                  `json:"class_uid"`
 	CategoryUID int                  `json:"category_uid"`
 	Attributes  map[string]attrFacts `json:"attributes"`
+	Constraints constraints          `json:"constraints"`
 }
 
 type objectFacts struct {
-	Attributes map[string]attrFacts `json:"attributes"`
+	Attributes  map[string]attrFacts `json:"attributes"`
+	Constraints constraints          `json:"constraints"`
+}
+
+// constraints are a class's or an object's rules over its attributes:
+// at least one of AtLeastOne present, exactly one of JustOne.
+type constraints struct {
+	AtLeastOne []string `json:"at_least_one"`
+	JustOne    []string `json:"just_one"`
 }
 
 type attrFacts struct {
@@ -86,6 +95,7 @@ func validate(f facts, class string, record any) []string {
 	var probs []string
 	v := validator{f: f, add: func(s string) { probs = append(probs, s) }}
 	v.object(class, c.Attributes, m)
+	v.constrained(class, c.Constraints, m)
 	if n, _ := m["class_uid"].(float64); int(n) != c.ClassUID {
 		v.add(fmt.Sprintf("class_uid = %v, want %d", m["class_uid"], c.ClassUID))
 	}
@@ -165,9 +175,29 @@ func (v validator) value(p string, a attrFacts, val any) {
 			return
 		}
 		v.object(p, o.Attributes, m)
+		v.constrained(p, o.Constraints, m)
 		return
 	}
 	v.scalar(p, a.Type, val)
+}
+
+// constrained checks m against its class's or object's constraints.
+func (v validator) constrained(path string, c constraints, m map[string]any) {
+	present := func(names []string) int {
+		n := 0
+		for _, name := range names {
+			if val, ok := m[name]; ok && val != nil {
+				n++
+			}
+		}
+		return n
+	}
+	if len(c.AtLeastOne) > 0 && present(c.AtLeastOne) == 0 {
+		v.add(fmt.Sprintf("%s: at least one of %v required, none present", path, c.AtLeastOne))
+	}
+	if len(c.JustOne) > 0 && present(c.JustOne) != 1 {
+		v.add(fmt.Sprintf("%s: exactly one of %v required, %d present", path, c.JustOne, present(c.JustOne)))
+	}
 }
 
 func (v validator) scalar(p, typ string, val any) {

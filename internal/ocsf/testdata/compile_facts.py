@@ -31,7 +31,9 @@ def resolve(kind, name, path):
             ep = {"base_event": "events/base_event.json", "finding": "events/findings/finding.json", "iam": "events/iam/iam.json"}[ext]
         else:
             ep = f"objects/{ext}.json"
-        attrs = resolve(kind, ext, ep)[1]
+        parent, attrs = resolve(kind, ext, ep)
+        if "constraints" not in d and "constraints" in parent:
+            d = dict(d, constraints=parent["constraints"])  # inherited unless its own
     merge(attrs, d.get("attributes", {}))
     return d, attrs
 def attr_facts(attrs):
@@ -62,6 +64,7 @@ for name, path, cat in [("detection_finding", "events/findings/detection_finding
     for k in ("class_uid", "category_uid", "type_uid"):
         attrs[k] = {kk: vv for kk, vv in attrs[k].items() if kk != "enum"}
     facts["classes"][name] = {"class_uid": cu * 1000 + d["uid"], "category_uid": cu, "attributes": attr_facts(attrs)}
+    if d.get("constraints"): facts["classes"][name]["constraints"] = d["constraints"]
 todo = set()
 def need(attrs):
     for a in attrs.values():
@@ -71,10 +74,11 @@ done = set()
 while todo - done:
     o = sorted(todo - done)[0]; done.add(o)
     try:
-        _, attrs = resolve("objects", o, f"objects/{o}.json")
+        d, attrs = resolve("objects", o, f"objects/{o}.json")
     except subprocess.CalledProcessError:
         continue
     fa = attr_facts(attrs); facts["objects"][o] = {"attributes": fa}; need(fa)
+    if d.get("constraints"): facts["objects"][o]["constraints"] = d["constraints"]
 for t, v in dic["types"]["attributes"].items():
     facts["types"][t] = {k: v[k] for k in ("type", "regex", "max_len", "range") if k in v}
 json.dump(facts, sys.stdout, indent=1, sort_keys=True)
