@@ -468,7 +468,9 @@ func (p *piecer) respond(ctx context.Context, fs []Finding) []string {
 		if resp.Outcome == OutcomeEnded && !resp.Recorded {
 			r.res.SessionEnded++ // only what this run ended, not what an earlier try did
 		}
-		if resp.Escalation != nil && resp.Escalation.Outcome == OutcomeDisabled && !r.disabled[f.UserID] {
+		// A recorded response may carry the escalation an earlier try made
+		// (told again, not done again): not counted, as for sessionEnded.
+		if resp.Escalation != nil && resp.Escalation.Outcome == OutcomeDisabled && !resp.Recorded && !r.disabled[f.UserID] {
 			r.disabled[f.UserID] = true
 			r.res.UsersDisabled++
 		}

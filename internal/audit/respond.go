@@ -73,7 +73,9 @@ type Response struct {
 	// counted in sessionEnded.
 	Recorded bool `json:"recorded,omitempty"`
 	// Escalation is set when this violation made the user reach
-	// ENFORCEMENT_DISABLE_AFTER within 24 hours.
+	// ENFORCEMENT_DISABLE_AFTER within 24 hours. On a Recorded response it
+	// is the escalation of the earlier try that acted (told again, not
+	// done again, and not counted in usersDisabled).
 	Escalation *Escalation `json:"escalation,omitempty"`
 }
 

@@ -130,3 +130,20 @@ func TestResponseText(t *testing.T) {
 		t.Errorf("escalation %q", e)
 	}
 }
+
+// Attack review (ending sessions): a run that ended sessions and then failed
+// (SNS down) still says how many it ended; its retry answers them from the
+// records and does not count them, so without this the sessionEnded count
+// (and the SessionEnded metric) would never show those sessions.
+func TestFailedRunStillCountsTheSessionsItEnded(t *testing.T) {
+	s, _, _, pub := newAudit(at(1, "alice", 1010, "198.51.100.1", time.Minute), at(2, "alice", 1010, "198.51.100.2", 2*time.Minute))
+	s.Responder = &fakeResponder{}
+	pub.fail = true
+	res, err := s.Run(context.Background(), trig(15*time.Minute))
+	if err == nil {
+		t.Fatal("the run succeeded with SNS down")
+	}
+	if res.SessionEnded != 2 {
+		t.Errorf("failed run: sessionEnded %d; want the 2 sessions it ended before failing", res.SessionEnded)
+	}
+}

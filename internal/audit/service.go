@@ -282,7 +282,9 @@ func (s *Service) Handle(ctx context.Context, payload []byte, at time.Time) (Res
 }
 
 // Run audits from the saved progress up to the trigger's time (or exactly a
-// backfill's window) and publishes what it finds.
+// backfill's window) and publishes what it finds. A run that fails returns
+// a Result that holds only what it did at the portal (SessionEnded,
+// UsersDisabled) with the error.
 //
 // Promises (docs/audit-progress.md draws them):
 //   - Every login event of the audited span is handed to the evaluation once
@@ -365,7 +367,10 @@ func (s *Service) Run(ctx context.Context, t Trigger) (Result, error) {
 	}
 	res.WarningCount = r.warnings
 	if err != nil {
-		return Result{}, err
+		// What the run did at the portal before it failed stays counted:
+		// its retry answers those findings from the records and does not
+		// count them again (Response.Recorded).
+		return Result{SessionEnded: res.SessionEnded, UsersDisabled: res.UsersDisabled}, err
 	}
 	log.InfoContext(ctx, "audit done", "from", res.From, "to", res.To, "complete", res.Complete, "pagesFetched", res.PagesFetched,
 		"eventsScanned", res.EventsScanned, "counts", res.Counts, "alreadyAlerted", res.AlreadyAlerted,

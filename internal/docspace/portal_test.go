@@ -665,3 +665,30 @@ func TestAllowlistChangesKeepsSavesOfASecondThatAPageBoundaryCuts(t *testing.T) 
 		t.Errorf("read %d saves; missing ids %v (the second a page boundary cut)", len(got), missing)
 	}
 }
+
+// Attack review (ending sessions): the audit trail is dated by the portal's
+// clock, the run's first logout by ours. With the portal's clock ahead, a
+// session the key's user ended before the run (by hand, in the portal) was
+// dated after the run's first logout and taken for the confirmation of a
+// lost logout that never reached the portal: "ended" for a session still
+// active. SessionsEnded reads the trail on the portal's clock (the Date of
+// its answers).
+func TestSessionsEndedReadsTheTrailOnThePortalsClock(t *testing.T) {
+	ctx := context.Background()
+	p, c := enforcePortal(t)
+	p.SetClockSkew(2 * time.Minute)
+	ep := docspace.EnforcePortal{Client: c}
+	ids := p.AddLoginEvents(devportal.LoginEvent{Date: time.Now(), UserID: someUser, ActionID: 1000, IP: "192.0.2.1"})
+	before := time.Now() // the key's user ends a session by hand ...
+	if ended, err := ep.EndSession(ctx, ids[0]); err != nil || !ended {
+		t.Fatalf("EndSession = %v, %v", ended, err)
+	}
+	// ... and the run's first logout comes 30 s later (on our clock).
+	firstLogout := before.Add(30 * time.Second)
+	if n, err := ep.SessionsEnded(ctx, firstLogout); err != nil || n != 0 {
+		t.Errorf("SessionsEnded since the run's first logout = %d, %v; want 0: the only one was ended 30 s before it", n, err)
+	}
+	if n, err := ep.SessionsEnded(ctx, before.Add(-time.Second)); err != nil || n != 1 {
+		t.Errorf("SessionsEnded since just before it = %d, %v; want 1", n, err)
+	}
+}

@@ -48,11 +48,23 @@ func (p EnforcePortal) EndSession(ctx context.Context, loginEventID int64) (bool
 }
 
 // SessionsEnded implements enforce.Portal from the audit trail: the
-// "session ended" events (4035) by the API key's user since since.
+// "session ended" events (4035) by the API key's user since since. since is
+// on our clock and the trail on the portal's, so since is moved by the
+// portal's clock skew (the Date of its answer to keys/@self, read just
+// before) when that is a second or more: a portal clock ahead would
+// otherwise date sessions ended before since after it, and confirm a lost
+// logout by them.
 func (p EnforcePortal) SessionsEnded(ctx context.Context, since time.Time) (int, error) {
 	self, err := p.APIKeyUser(ctx)
 	if err != nil {
 		return 0, err
+	}
+	if date, received := p.Client.ServerDate(); !date.IsZero() {
+		// Date has whole seconds: a skew under 2 s is the header's own
+		// rounding, not a clock that differs.
+		if skew := date.Sub(received); skew >= 2*time.Second || skew <= -2*time.Second {
+			since = since.Add(skew)
+		}
 	}
 	return p.Client.SessionsEndedBy(ctx, self, since)
 }

@@ -81,9 +81,10 @@ type Portal interface {
 	EndSession(ctx context.Context, loginEventID int64) (bool, error)
 	// SessionsEnded returns how many single sessions the API key's user
 	// ended at or after since (its audit trail, action 4035, dated to the
-	// second, so since counts from the start of its second): how a logout
-	// whose answer was lost is confirmed. The trail names who ended a
-	// session, not which one, so the caller tells its own earlier logouts
+	// second, so since counts from the start of its second; since is on
+	// this process's clock, and the implementation reads the trail on the
+	// portal's): how a logout whose answer was lost is confirmed. The trail
+	// names who ended a session, not which one, so the caller tells its own earlier logouts
 	// apart by counting them. The audit holds its lease while enforcing, so
 	// no other run of this tool ends sessions meanwhile.
 	SessionsEnded(ctx context.Context, since time.Time) (int, error)
@@ -238,14 +239,14 @@ func (rr *Run) Respond(ctx context.Context, fs []audit.Finding) []string {
 	defer cancel()
 
 	act, notice := r.guard(ctx, cands)
+	if len(act) > 0 {
+		acted := r.act(ctx, act)
+		r.escalate(ctx, acted)
+	}
+	r.earlierEscalations(ctx)
 	if notice != "" {
 		return []string{notice}
 	}
-	if len(act) == 0 {
-		return nil
-	}
-	acted := r.act(ctx, act)
-	r.escalate(ctx, acted)
 	return nil
 }
 
@@ -336,6 +337,9 @@ type run struct {
 	fs     []audit.Finding
 	action string
 	token  string
+	// recorded: the findings answered from an earlier try's record, with
+	// that record's token (see earlierEscalations).
+	recorded map[int]string
 }
 
 func (r *run) set(i int, resp audit.Response) {
@@ -492,12 +496,17 @@ func (r *run) trip(byUser map[string][]int) string {
 // act claims each event, calls the portal, and settles the record. It
 // returns, per user, the event ids whose violation was enforced (ended or
 // not_active by this run).
+//
+// end-all-sessions: the user's logoutall is sent right after the first
+// claim of the user's logins in this run, and the user's other logins
+// (later in this piece or in later pieces) are settled with its answer: it
+// ended their sessions too, since every login of the run's window came
+// before it. (It used to be sent after every login of the piece had been
+// claimed: a login flood of one user could spend the time budget on claims
+// so that the one call that mattered was never sent.)
 func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 	s := r.s
 	enforced := map[string][]int64{}
-	// end-all-sessions: one logoutall per user, for all the events claimed.
-	claimedOf := map[string][]int{}
-	var order []string
 	for _, i := range act {
 		f := r.fs[i]
 		uid := ipguard.CanonicalUserID(f.UserID)
@@ -523,20 +532,19 @@ func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 			continue
 		}
 		if r.action == string(ModeEndAllSessions) {
-			if done, ok := r.rr.loggedOut[uid]; ok {
-				// logoutall already ran for this user in this run (an
-				// earlier piece): it ended this older session too.
-				r.set(i, done)
-				r.settle(ctx, rec, done)
-				if done.Outcome == audit.OutcomeEnded {
-					enforced[uid] = append(enforced[uid], f.EventID)
-				}
-				continue
+			done, sent := r.rr.loggedOut[uid]
+			if !sent {
+				err := s.Portal.EndAllSessions(ctx, uid)
+				done = outcome(err, true, s.now())
+				r.rr.loggedOut[uid] = done
+				s.log().Info("enforcement", "userId", uid, "action", r.action, "outcome", done.Outcome, "error", done.Error)
 			}
-			if claimedOf[uid] == nil {
-				order = append(order, uid)
+			// When sent earlier in this run, it ended this session too.
+			r.set(i, done)
+			r.settle(ctx, rec, done)
+			if done.Outcome == audit.OutcomeEnded {
+				enforced[uid] = append(enforced[uid], f.EventID)
 			}
-			claimedOf[uid] = append(claimedOf[uid], i)
 			continue
 		}
 		if r.rr.firstLogout.IsZero() {
@@ -555,22 +563,6 @@ func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 		if resp.Outcome == audit.OutcomeEnded || resp.Outcome == audit.OutcomeNotActive {
 			enforced[uid] = append(enforced[uid], f.EventID)
 		}
-	}
-	for _, uid := range order {
-		is := claimedOf[uid]
-		err := s.Portal.EndAllSessions(ctx, uid)
-		resp := outcome(err, true, s.now())
-		r.rr.loggedOut[uid] = resp
-		for _, i := range is {
-			r.set(i, resp)
-			now := s.now()
-			r.settle(ctx, ipguard.ResponseRecord{Key: EventKey(r.fs[i].EventID), Token: r.token, UserID: uid, Action: r.action,
-				ClaimedAt: now, ExpiresAt: now.Add(s.retention())}, resp)
-			if resp.Outcome == audit.OutcomeEnded {
-				enforced[uid] = append(enforced[uid], r.fs[i].EventID)
-			}
-		}
-		s.log().Info("enforcement", "userId", uid, "events", len(is), "action", r.action, "outcome", resp.Outcome, "error", resp.Error)
 	}
 	return enforced
 }
@@ -631,6 +623,77 @@ func (r *run) fromRecord(i int, rec ipguard.ResponseRecord) {
 	}
 	r.set(i, resp)
 	r.fs[i].Response.Action = rec.Action
+	if r.recorded == nil {
+		r.recorded = map[int]string{}
+	}
+	r.recorded[i] = rec.Token
+}
+
+// earlierEscalations tells, on the findings answered from an earlier try's
+// records, the escalation that try made: the user's disable record when the
+// same try (its token) claimed it. A run that disabled a user and then
+// failed to publish is retried with its findings answered from the records;
+// without this no alert would ever say that the user was disabled.
+func (r *run) earlierEscalations(ctx context.Context) {
+	if len(r.recorded) == 0 {
+		return
+	}
+	s := r.s
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	byUser := map[string][]int{}
+	for i := range r.recorded {
+		uid := ipguard.CanonicalUserID(r.fs[i].UserID)
+		byUser[uid] = append(byUser[uid], i)
+	}
+	users := make([]string, 0, len(byUser))
+	for uid := range byUser {
+		users = append(users, uid)
+	}
+	sort.Strings(users)
+	now := s.now()
+	for _, uid := range users {
+		rec, ok, err := s.Store.ReadResponse(ctx, DisableKey(uid), now)
+		if err != nil {
+			s.log().Warn("enforcement: could not read whether an earlier try disabled the user", "userId", uid, "error", err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		var esc *audit.Escalation
+		for _, i := range byUser[uid] {
+			if r.recorded[i] != rec.Token || r.fs[i].Response.Escalation != nil {
+				continue
+			}
+			if esc == nil {
+				esc = r.escalationOf(ctx, rec, now)
+			}
+			e := *esc
+			r.fs[i].Response.Escalation = &e
+		}
+	}
+}
+
+// escalationOf is the escalation a settled (or only claimed) disable record
+// tells; its violations are those recorded within the window now (at least
+// ENFORCEMENT_DISABLE_AFTER, which the try reached).
+func (r *run) escalationOf(ctx context.Context, rec ipguard.ResponseRecord, now time.Time) *audit.Escalation {
+	s := r.s
+	esc := &audit.Escalation{Outcome: rec.Outcome, Error: rec.Detail}
+	if !rec.Settled() {
+		esc.Outcome = audit.OutcomeFailed
+		esc.Error = "an earlier try of this run set out to disable the user and recorded no outcome: check the user's status in the portal"
+	}
+	if !rec.SettledAt.IsZero() {
+		esc.At = rec.SettledAt.UTC().Format(time.RFC3339)
+	}
+	n, err := s.Store.AddViolations(ctx, rec.UserID, nil, now, now.Add(-EscalationWindow))
+	if err != nil || n < s.Settings.DisableAfter {
+		n = s.Settings.DisableAfter
+	}
+	esc.Violations = n
+	return esc
 }
 
 // settle records the outcome; the context may have run out, so it gets a
@@ -658,9 +721,16 @@ func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
 		users = append(users, uid)
 	}
 	sort.Strings(users)
+	// The violations are recorded also when the time budget ran out (like
+	// settle, a few seconds for all users together): sessions this run ended
+	// count toward the next escalation, or a slow portal would keep a repeat
+	// violator from ever reaching the threshold. The disable itself keeps to
+	// the budget.
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	for _, uid := range users {
 		now := s.now()
-		n, err := s.Store.AddViolations(ctx, uid, enforced[uid], now, now.Add(-EscalationWindow))
+		n, err := s.Store.AddViolations(vctx, uid, enforced[uid], now, now.Add(-EscalationWindow))
 		if err != nil {
 			s.log().Warn("enforcement: could not count the user's violations; no escalation this run", "userId", uid, "error", err)
 			continue
@@ -670,7 +740,10 @@ func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
 		}
 		rec := ipguard.ResponseRecord{Key: DisableKey(uid), Token: r.token, UserID: uid, Action: "disable",
 			ClaimedAt: now, ExpiresAt: now.Add(EscalationWindow)}
-		_, ok, err := s.Store.ClaimResponse(ctx, rec)
+		prior, ok, err := s.Store.ClaimResponse(ctx, rec)
+		if err == nil && !ok && prior.Token == r.token && !prior.Settled() {
+			ok = true // this run's own claim, whose write answer was lost (as in act)
+		}
 		var esc audit.Escalation
 		switch {
 		case err != nil:

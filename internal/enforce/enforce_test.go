@@ -845,3 +845,182 @@ func (p *latePortal) EndSession(ctx context.Context, id int64) (bool, error) {
 	}
 	return p.fakePortal.EndSession(ctx, id)
 }
+
+// Attack review (ending sessions): a run that disabled a user and then
+// failed to publish its alert is retried; the retry answers the user's
+// violations from their records and must still say that the user was
+// disabled (and by which try), or no alert ever tells why the user can no
+// longer sign in. A violation the disable did not come from (another try's
+// record) is not credited with it.
+func TestRetryTellsTheEscalationAnEarlierTryMade(t *testing.T) {
+	p := newPortal(1, 2, 3)
+	st := &enforcetest.Store{}
+	svc := newService(p, st, enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 2})
+	// An earlier run's violation of user 1, acted on and alerted.
+	svc.Respond(context.Background(), []audit.Finding{violation(3, user(1))}, false)
+	first := []audit.Finding{violation(1, user(1)), violation(2, user(2))}
+	svc.Respond(context.Background(), first, false)
+	if e := first[0].Response.Escalation; e == nil || e.Outcome != audit.OutcomeDisabled {
+		t.Fatalf("first try: escalation %+v; want disabled", e)
+	}
+	// The alert failed to publish: the same findings again.
+	retry := []audit.Finding{violation(1, user(1)), violation(2, user(2))}
+	svc.Respond(context.Background(), retry, false)
+	if got := outcomes(retry); !slices.Equal(got, []string{"ended", "ended"}) || !retry[0].Response.Recorded {
+		t.Fatalf("retry outcomes %v %+v", got, retry[0].Response)
+	}
+	e := retry[0].Response.Escalation
+	if e == nil || e.Outcome != audit.OutcomeDisabled || e.At != "2026-11-25T12:03:10Z" || e.Violations < 2 {
+		t.Errorf("retry: escalation %+v; want the earlier try's disabled, after 2 violations", e)
+	}
+	if retry[1].Response.Escalation != nil {
+		t.Errorf("user 2 was not disabled: %+v", retry[1].Response.Escalation)
+	}
+	if n := strings.Count(strings.Join(p.writes(), ","), "disable "); n != 1 {
+		t.Errorf("portal writes %v; want one disable", p.writes())
+	}
+	// An older violation answered from its own record (another try) is not
+	// the one the disable came from.
+	older := []audit.Finding{violation(3, user(1))}
+	svc.Respond(context.Background(), older, false)
+	if older[0].Response.Escalation != nil {
+		t.Errorf("an earlier try's violation credited with the disable: %+v", older[0].Response.Escalation)
+	}
+}
+
+// ctxStore fails every call whose context is done, as DynamoDB does.
+type ctxStore struct{ *enforcetest.Store }
+
+func (s ctxStore) AddViolations(ctx context.Context, userID string, ids []int64, at, since time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	return s.Store.AddViolations(ctx, userID, ids, at, since)
+}
+
+// hangingPortal answers the logout of hang only when the caller gives up;
+// giveUp ends the caller's time (as the run's enforcement budget running
+// out would).
+type hangingPortal struct {
+	*fakePortal
+	hang   int64
+	giveUp func()
+}
+
+func (p hangingPortal) EndSession(ctx context.Context, id int64) (bool, error) {
+	if id == p.hang {
+		p.record(fmt.Sprintf("logout %d", id))
+		p.giveUp()
+		<-ctx.Done()
+		return false, fmt.Errorf("docspace: end session: gave up: %w", ctx.Err())
+	}
+	return p.fakePortal.EndSession(ctx, id)
+}
+
+// Attack review (ending sessions): when a hanging logout uses up the
+// enforcement time budget, the sessions the run did end still count toward
+// ENFORCEMENT_DISABLE_AFTER. They used to be counted with the spent budget
+// and so were never recorded: a slow portal kept a repeat violator from
+// ever reaching the threshold.
+func TestViolationsCountEvenWhenTheBudgetRanOut(t *testing.T) {
+	p := newPortal(1, 2, 3)
+	st := &enforcetest.Store{}
+	now := t0
+	ctx, giveUp := context.WithCancel(context.Background())
+	svc := &enforce.Service{Portal: hangingPortal{fakePortal: p, hang: 2, giveUp: giveUp}, Store: ctxStore{st}, Now: func() time.Time { return now },
+		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 2}}
+	fs := []audit.Finding{violation(1, user(1)), violation(2, user(2))}
+	svc.Respond(ctx, fs, false)
+	if got := outcomes(fs); !slices.Equal(got, []string{"ended", "failed"}) {
+		t.Fatalf("outcomes %v", got)
+	}
+	// The next violation of user 1 is the second within 24 hours.
+	now = now.Add(time.Hour)
+	next := []audit.Finding{violation(3, user(1))}
+	svc.Respond(context.Background(), next, false)
+	if e := next[0].Response.Escalation; e == nil || e.Outcome != audit.OutcomeDisabled || e.Violations != 2 {
+		t.Errorf("escalation %+v; want disabled after 2 violations (the first counted though the budget ran out)", e)
+	}
+}
+
+// budgetStore runs out the caller's time after `after` claims (as a run's
+// enforcement budget does while it claims a scripted login flood).
+type budgetStore struct {
+	*enforcetest.Store
+	after  int
+	claims *int
+	giveUp func()
+}
+
+func (s budgetStore) ClaimResponse(ctx context.Context, rec ipguard.ResponseRecord) (ipguard.ResponseRecord, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return ipguard.ResponseRecord{}, false, err
+	}
+	*s.claims++
+	if *s.claims == s.after {
+		defer s.giveUp()
+	}
+	return s.Store.ClaimResponse(ctx, rec)
+}
+
+// ctxPortal fails logoutall once the caller's time is up, as the client does.
+type ctxPortal struct{ *fakePortal }
+
+func (p ctxPortal) EndAllSessions(ctx context.Context, userID string) error {
+	if err := ctx.Err(); err != nil {
+		p.record("logoutall (not sent) " + userID)
+		return fmt.Errorf("docspace: end all sessions: not sent: %w", err)
+	}
+	return p.fakePortal.EndAllSessions(ctx, userID)
+}
+
+// Attack review (ending sessions): in end-all-sessions mode one logoutall
+// ends every session of the user, yet it was sent only after every login of
+// the piece had been claimed. A user with many violating logins (a scripted
+// login flood) used up the time budget with claims, and the one call that
+// mattered was never sent: all of the intruder's sessions stayed. Now the
+// user's logoutall follows the first claim, and the user's other logins are
+// answered with it, as across pieces.
+func TestEndAllSessionsIsSentBeforeTheBudgetGoesOnClaims(t *testing.T) {
+	p := newPortal()
+	ctx, giveUp := context.WithCancel(context.Background())
+	claims := 0
+	st := budgetStore{Store: &enforcetest.Store{}, after: 2, claims: &claims, giveUp: giveUp}
+	svc := &enforce.Service{Portal: ctxPortal{p}, Store: st, Now: func() time.Time { return t0 },
+		Settings: enforce.Settings{Mode: enforce.ModeEndAllSessions}}
+	fs := []audit.Finding{violation(1, user(1)), violation(2, user(1)), violation(3, user(1)), violation(4, user(1))}
+	svc.Respond(ctx, fs, false)
+	if got := p.writes(); !slices.Equal(got, []string{"logoutall " + user(1)}) {
+		t.Errorf("portal writes %v; want the user's logoutall sent", got)
+	}
+	if got := outcomes(fs); !slices.Equal(got[:2], []string{"ended", "ended"}) {
+		t.Errorf("outcomes %v; want the claimed logins ended by the logoutall", got)
+	}
+	for _, id := range []int64{1, 2} {
+		if rec, ok := st.Record(enforce.EventKey(id)); !ok || rec.Outcome != audit.OutcomeEnded {
+			t.Errorf("event %d record %+v; want settled ended", id, rec)
+		}
+	}
+}
+
+// Attack review (ending sessions): the claim of a disable whose write
+// answer was lost (the resend finds the record) is the run's own, as for a
+// login's claim: the user is disabled and the record settled, not left
+// claimed without an outcome that blocks the escalation for 24 hours.
+func TestDisableClaimWithLostAnswerIsTheRunsOwn(t *testing.T) {
+	p := newPortal(1)
+	st := &enforcetest.Store{}
+	svc := &enforce.Service{Portal: p, Store: lostClaimAnswer{st}, Now: func() time.Time { return t0 },
+		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 1}}
+	fs := []audit.Finding{violation(1, user(1))}
+	svc.Respond(context.Background(), fs, false)
+	if e := fs[0].Response.Escalation; e == nil || e.Outcome != audit.OutcomeDisabled {
+		t.Errorf("escalation %+v; want disabled", e)
+	}
+	if got := p.writes(); !slices.Equal(got, []string{"logout 1", "disable " + user(1)}) {
+		t.Errorf("portal writes %v", got)
+	}
+	if rec, ok := st.Record(enforce.DisableKey(user(1))); !ok || rec.Outcome != audit.OutcomeDisabled {
+		t.Errorf("disable record %+v; want settled disabled", rec)
+	}
+}

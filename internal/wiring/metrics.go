@@ -262,6 +262,9 @@ func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, 
 	if lag >= 0 {
 		ms = append(ms, emf.Metric{Name: MetricLagSeconds, Unit: emf.Seconds, Value: lag.Seconds()})
 	}
+	// The sessions ended count also on a failed run: its retry answers
+	// them from the records and does not count them (Response.Recorded).
+	ms = append(ms, count(MetricSessionEnded, res.SessionEnded))
 	if err != nil {
 		return ms
 	}
@@ -289,7 +292,6 @@ func auditMetrics(res audit.Result, err error, took time.Duration, pages int64, 
 		count(MetricFindings, total),
 		count(MetricAlertsPublished, res.AlertsPublished),
 		count(MetricWarnings, max(res.WarningCount, len(res.Warnings))),
-		count(MetricSessionEnded, res.SessionEnded),
 		count(MetricCoverageLost, res.LoginsNotEvaluated),
 		count(MetricRunsWithoutProgress, res.RunsWithoutProgress),
 	)

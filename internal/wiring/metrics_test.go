@@ -249,3 +249,13 @@ func TestBudgetFallbacksAreAPropertyOfTheNextLine(t *testing.T) {
 		}
 	}
 }
+
+// Attack review (ending sessions): a run that ended sessions and then failed
+// writes how many it ended; its retry does not count them again.
+func TestFailedAuditRunWritesTheSessionsItEnded(t *testing.T) {
+	err := &ipguard.Error{Code: ipguard.EUnavailable, Message: "sns down"}
+	m := emitted(t, auditMetrics(audit.Result{SessionEnded: 2}, err, time.Second, 1, time.Minute))
+	if m[MetricSessionEnded] != 2.0 || m[MetricFailures] != 1.0 {
+		t.Errorf("line = %v; want SessionEnded 2 on the failed run", m)
+	}
+}
