@@ -512,14 +512,23 @@ func (r *run) trip(byUser map[string][]int) string {
 func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 	s := r.s
 	enforced := map[string][]int64{}
-	gctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
+	var gctx context.Context // the few seconds past the budget, from when it ran out
 	for _, i := range act {
 		f := r.fs[i]
 		uid := ipguard.CanonicalUserID(f.UserID)
 		cctx := ctx
 		if ctx.Err() != nil {
-			if _, sent := r.rr.loggedOut[uid]; !sent || r.action != string(ModeEndAllSessions) || gctx.Err() != nil {
+			_, sent := r.rr.loggedOut[uid]
+			if !sent || r.action != string(ModeEndAllSessions) {
+				r.failed([]int{i}, "not attempted: the enforcement time budget of this run ran out")
+				continue
+			}
+			if gctx == nil {
+				var cancel context.CancelFunc
+				gctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+			}
+			if gctx.Err() != nil {
 				r.failed([]int{i}, "not attempted: the enforcement time budget of this run ran out")
 				continue
 			}
