@@ -158,21 +158,7 @@ func (m memS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3
 // is now named by what it can hold (the piece's upper end or the day's
 // end), so the next piece replaces the first attempt's object.
 func TestARetryWithASmallerPieceLeavesNoSecondCopyAcrossMidnight(t *testing.T) {
-	midnight := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) time.Time { return midnight.Add(d) }
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 8; i++ { // 23:56, 23:57, ..., 00:03
-		evs = append(evs, ipguard.LoginEvent{ID: i, Date: at(time.Duration(i-5) * time.Minute), ActionID: 1000, Login: "ann", IP: "203.0.113.1"})
-	}
-	in := func(from, to time.Time) []ipguard.LoginEvent {
-		var out []ipguard.LoginEvent
-		for _, e := range evs {
-			if e.Date.After(from) && !e.Date.After(to) {
-				out = append(out, e)
-			}
-		}
-		return out
-	}
+	at, evs, in := acrossMidnight()
 	store := memS3{}
 	a := &loginarchive.Archive{API: store, Bucket: "b", Portal: "p"}
 	top := at(5 * time.Minute)
@@ -210,21 +196,7 @@ func TestARetryWithASmallerPieceLeavesNoSecondCopyAcrossMidnight(t *testing.T) {
 // from the archive. The day's end is now qualified by the window's start,
 // which a retry shares (the same saved cursor) and another window does not.
 func TestAWindowStartingOverKeepsAnEarlierWindowsObjectAcrossMidnight(t *testing.T) {
-	midnight := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) time.Time { return midnight.Add(d) }
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 8; i++ { // 23:56, 23:57, ..., 00:03
-		evs = append(evs, ipguard.LoginEvent{ID: i, Date: at(time.Duration(i-5) * time.Minute), ActionID: 1000, Login: "ann", IP: "203.0.113.1"})
-	}
-	in := func(from, to time.Time) []ipguard.LoginEvent {
-		var out []ipguard.LoginEvent
-		for _, e := range evs {
-			if e.Date.After(from) && !e.Date.After(to) {
-				out = append(out, e)
-			}
-		}
-		return out
-	}
+	at, evs, in := acrossMidnight()
 	store := memS3{}
 	a := &loginarchive.Archive{API: store, Bucket: "b", Portal: "p"}
 	for _, w := range []struct {
@@ -255,4 +227,24 @@ func TestAWindowStartingOverKeepsAnEarlierWindowsObjectAcrossMidnight(t *testing
 	if len(store) != n {
 		t.Errorf("a retry wrote %d objects more", len(store)-n)
 	}
+}
+
+// acrossMidnight is eight logins a minute apart, 23:56 to 00:03 (at: a
+// time from that midnight), and in, those of a span.
+func acrossMidnight() (at func(time.Duration) time.Time, evs []ipguard.LoginEvent, in func(from, to time.Time) []ipguard.LoginEvent) {
+	midnight := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	at = func(d time.Duration) time.Time { return midnight.Add(d) }
+	for i := int64(1); i <= 8; i++ {
+		evs = append(evs, ipguard.LoginEvent{ID: i, Date: at(time.Duration(i-5) * time.Minute), ActionID: 1000, Login: "ann", IP: "203.0.113.1"})
+	}
+	in = func(from, to time.Time) []ipguard.LoginEvent {
+		var out []ipguard.LoginEvent
+		for _, e := range evs {
+			if e.Date.After(from) && !e.Date.After(to) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	return at, evs, in
 }
