@@ -20,7 +20,7 @@ type fakeArchive struct {
 	failOn  int
 }
 
-func (f *fakeArchive) Archive(_ context.Context, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error {
+func (f *fakeArchive) Archive(_ context.Context, _ time.Time, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++

@@ -320,7 +320,7 @@ func (p *piecer) archive(ctx context.Context, evs []ipguard.LoginEvent, done tim
 		}
 	}
 	if len(in) > 0 {
-		if err := s.Archive.Archive(ctx, span, in); err != nil {
+		if err := s.Archive.Archive(ctx, c.From, span, in); err != nil {
 			return ipguard.Errorf(ipguard.ErrorCode(err), "audit: archive the logins dated %s to %s (this piece's alerts were sent and recorded; the next run reads it again, sends nothing twice and archives it): %w",
 				span.From.Format(time.RFC3339), span.To.Format(time.RFC3339), err)
 		}

@@ -102,10 +102,13 @@ type Publisher interface {
 // Archiver keeps the login events the audit reads (the login archive).
 type Archiver interface {
 	// Archive stores evs, the readable events dated within span (From
-	// exclusive, To inclusive), as one piece of work. Writing the same span
-	// again replaces what the earlier write stored (a retried run). A
-	// failure is classified.
-	Archive(ctx context.Context, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error
+	// exclusive, To inclusive), as one piece of work of the audit window
+	// that starts at window (its cursor's From). Writing the same span of
+	// the same window again replaces what the earlier write stored (a
+	// retried run, whose pieces may be smaller: see loginarchive); a piece
+	// of another window never replaces what this one stored. A failure is
+	// classified.
+	Archive(ctx context.Context, window time.Time, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error
 }
 
 // DigestMessagePrefix begins the id a Publisher answers for a batch it

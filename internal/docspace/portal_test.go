@@ -692,3 +692,66 @@ func TestSessionsEndedReadsTheTrailOnThePortalsClock(t *testing.T) {
 		t.Errorf("SessionsEnded since just before it = %d, %v; want 1", n, err)
 	}
 }
+
+// staleDate answers with a Date some seconds behind the real time (the
+// trail stays on the real one): as an answer that came slowly, its Date
+// written when the request arrived, or a proxy whose clock is behind.
+type staleDate struct {
+	http.ResponseWriter
+	behind time.Duration
+	wrote  bool
+}
+
+func (w *staleDate) WriteHeader(code int) {
+	if w.wrote {
+		return
+	}
+	w.wrote = true
+	w.Header().Set("Date", time.Now().Add(-w.behind).UTC().Format(http.TimeFormat))
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *staleDate) Write(b []byte) (int, error) {
+	w.WriteHeader(http.StatusOK)
+	return w.ResponseWriter.Write(b)
+}
+
+// Attack review 2 (ending sessions): a Date behind the real time — the
+// whole-second Date and a slow answer alone make one look a few seconds
+// behind with both clocks right, and a stale or garbled Date cannot be told
+// from a clock behind — moved since earlier, so a session the key's user
+// ended by hand just before the run's first logout confirmed a lost logout
+// that never landed ("ended" for a session still active). The trail is read
+// on the portal's clock only when that is ahead (which narrows the count);
+// a Date behind never widens it.
+func TestSessionsEndedIsNotWidenedByADateBehind(t *testing.T) {
+	ctx := context.Background()
+	for _, behind := range []time.Duration{3 * time.Second, time.Hour, 30 * 365 * 24 * time.Hour} {
+		p := devportal.New(devportal.Options{})
+		if err := p.PutUsers(devportal.User{ID: admin, Status: devportal.StatusActive, IsAdmin: true}, devportal.User{ID: someUser, Status: devportal.StatusActive}); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.PutKey(devportal.APIKey{Key: enforceKey, CreateBy: admin, IsActive: true}); err != nil {
+			t.Fatal(err)
+		}
+		h := p.Handler()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(&staleDate{ResponseWriter: w, behind: behind}, r)
+		}))
+		c, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: staticKey(enforceKey), MaxAttempts: 1, Timeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep := docspace.EnforcePortal{Client: c}
+		ids := p.AddLoginEvents(devportal.LoginEvent{Date: time.Now(), UserID: someUser, ActionID: 1000, IP: "192.0.2.1"})
+		before := time.Now() // the key's user ends a session by hand ...
+		if ended, err := ep.EndSession(ctx, ids[0]); err != nil || !ended {
+			t.Fatalf("EndSession = %v, %v", ended, err)
+		}
+		// ... and the run's first logout comes 3 s later.
+		if n, err := ep.SessionsEnded(ctx, before.Add(3*time.Second)); err != nil || n != 0 {
+			t.Errorf("Date %v behind: SessionsEnded since the run's first logout = %d, %v; want 0: the only one was ended before it", behind, n, err)
+		}
+		srv.Close()
+	}
+}

@@ -49,11 +49,14 @@ func (p EnforcePortal) EndSession(ctx context.Context, loginEventID int64) (bool
 
 // SessionsEnded implements enforce.Portal from the audit trail: the
 // "session ended" events (4035) by the API key's user since since. since is
-// on our clock and the trail on the portal's, so since is moved by the
-// portal's clock skew (the Date of its answer to keys/@self, read just
-// before) when that is a second or more: a portal clock ahead would
-// otherwise date sessions ended before since after it, and confirm a lost
-// logout by them.
+// on our clock and the trail on the portal's, so since is moved later by the
+// portal's clock skew (the Date of its latest answer) when the portal is 2 s
+// or more ahead: a portal clock ahead would otherwise date sessions ended
+// before since after it, and confirm a lost logout by them. since is never
+// moved earlier: a Date behind widens the count, and it cannot be told from
+// the Date's whole second plus a slow answer (both clocks right) or a stale
+// or garbled header. With a portal clock really behind, a lost logout is
+// then left unconfirmed (failed, "may still be active"), never the reverse.
 func (p EnforcePortal) SessionsEnded(ctx context.Context, since time.Time) (int, error) {
 	self, err := p.APIKeyUser(ctx)
 	if err != nil {
@@ -62,7 +65,7 @@ func (p EnforcePortal) SessionsEnded(ctx context.Context, since time.Time) (int,
 	if date, received := p.Client.ServerDate(); !date.IsZero() {
 		// Date has whole seconds: a skew under 2 s is the header's own
 		// rounding, not a clock that differs.
-		if skew := date.Sub(received); skew >= 2*time.Second || skew <= -2*time.Second {
+		if skew := date.Sub(received); skew >= 2*time.Second {
 			since = since.Add(skew)
 		}
 	}

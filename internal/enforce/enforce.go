@@ -504,20 +504,40 @@ func (r *run) trip(byUser map[string][]int) string {
 // before it. (It used to be sent after every login of the piece had been
 // claimed: a login flood of one user could spend the time budget on claims
 // so that the one call that mattered was never sent.)
+//
+// A login of a user whose logoutall this run already sent needs no portal
+// call: when the budget has run out it is still claimed and settled with
+// that answer, in a few seconds shared past the budget (as settle), since
+// the logoutall did end its session.
 func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 	s := r.s
 	enforced := map[string][]int64{}
+	var gctx context.Context // the few seconds past the budget, from when it ran out
 	for _, i := range act {
 		f := r.fs[i]
 		uid := ipguard.CanonicalUserID(f.UserID)
+		cctx := ctx
 		if ctx.Err() != nil {
-			r.failed([]int{i}, "not attempted: the enforcement time budget of this run ran out")
-			continue
+			_, sent := r.rr.loggedOut[uid]
+			if !sent || r.action != string(ModeEndAllSessions) {
+				r.failed([]int{i}, "not attempted: the enforcement time budget of this run ran out")
+				continue
+			}
+			if gctx == nil {
+				var cancel context.CancelFunc
+				gctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+			}
+			if gctx.Err() != nil {
+				r.failed([]int{i}, "not attempted: the enforcement time budget of this run ran out")
+				continue
+			}
+			cctx = gctx
 		}
 		now := s.now()
 		rec := ipguard.ResponseRecord{Key: EventKey(f.EventID), Token: r.token, UserID: uid, Action: r.action,
 			ClaimedAt: now, ExpiresAt: now.Add(s.retention())}
-		prior, ok, err := s.Store.ClaimResponse(ctx, rec)
+		prior, ok, err := s.Store.ClaimResponse(cctx, rec)
 		if err != nil {
 			r.failed([]int{i}, "could not record the intent to act, so nothing was done: %v", err)
 			continue

@@ -1024,3 +1024,48 @@ func TestDisableClaimWithLostAnswerIsTheRunsOwn(t *testing.T) {
 		t.Errorf("disable record %+v; want settled disabled", rec)
 	}
 }
+
+// Attack review 2 (ending sessions): in end-all-sessions mode the user's
+// logoutall, sent after the first claim, ended every session of the user's
+// logins in the run's window. When the budget ran out right after it, the
+// user's other logins were reported "not attempted" (failed: the session
+// may still be active) and not counted toward ENFORCEMENT_DISABLE_AFTER,
+// though the logoutall had ended them. They are claimed and settled with
+// its answer in a few seconds past the budget, as settle does.
+func TestEndAllSessionsAnswersTheUsersOtherLoginsAfterTheBudget(t *testing.T) {
+	p := newPortal()
+	ctx, giveUp := context.WithCancel(context.Background())
+	claims := 0
+	st := budgetStore{Store: &enforcetest.Store{}, after: 1, claims: &claims, giveUp: giveUp}
+	svc := &enforce.Service{Portal: ctxPortal{p}, Store: st, Now: func() time.Time { return t0 },
+		Settings: enforce.Settings{Mode: enforce.ModeEndAllSessions}}
+	// The budget runs out with the first claim: the logoutall is not sent.
+	fs := []audit.Finding{violation(1, user(1)), violation(2, user(1))}
+	svc.Respond(ctx, fs, false)
+	if got := outcomes(fs); !slices.Equal(got, []string{"failed", "failed"}) {
+		t.Fatalf("outcomes %v; want failed when the logoutall could not be sent", got)
+	}
+
+	p = newPortal()
+	ctx, giveUp = context.WithCancel(context.Background())
+	claims = 0
+	st = budgetStore{Store: &enforcetest.Store{}, after: 2, claims: &claims, giveUp: giveUp}
+	svc = &enforce.Service{Portal: ctxPortal{p}, Store: st, Now: func() time.Time { return t0 },
+		Settings: enforce.Settings{Mode: enforce.ModeEndAllSessions}}
+	fs = []audit.Finding{violation(1, user(1)), violation(2, user(1)), violation(3, user(1)), violation(4, user(2))}
+	svc.Respond(ctx, fs, false)
+	if got := p.writes(); !slices.Equal(got, []string{"logoutall " + user(1)}) {
+		t.Errorf("portal writes %v; want only user 1's logoutall (user 2's is past the budget)", got)
+	}
+	if got := outcomes(fs); !slices.Equal(got, []string{"ended", "ended", "ended", "failed"}) {
+		t.Errorf("outcomes %v; want user 1's three logins ended by the one logoutall", got)
+	}
+	for _, id := range []int64{1, 2, 3} {
+		if rec, ok := st.Record(enforce.EventKey(id)); !ok || rec.Outcome != audit.OutcomeEnded {
+			t.Errorf("event %d record %+v; want settled ended", id, rec)
+		}
+	}
+	if _, ok := st.Record(enforce.EventKey(4)); ok {
+		t.Errorf("event 4 claimed past the budget with no logoutall sent")
+	}
+}

@@ -8,13 +8,16 @@
 // One object per piece of audit work and UTC day; the name is the piece's
 // upper end (the audit cursor it started from), or, on a day below the
 // piece's last, the end of that day: the upper end of what the object can
-// hold. A retried run starts from the same saved cursor, so it writes the
-// same keys and replaces its own objects instead of adding second copies,
-// also when its piece is smaller (a retry reads a quarter of the events)
-// and no longer reaches back across midnight: the day below is then
-// written by the next piece, which does cross it, under that day's end,
-// again replacing the first attempt's object. docs/login-archive.md has the
-// Athena table and queries.
+// hold, with the start of the audit window the piece belongs to. A retried
+// run starts from the same saved cursor, so it writes the same keys and
+// replaces its own objects instead of adding second copies, also when its
+// piece is smaller (a retry reads a quarter of the events) and no longer
+// reaches back across midnight: the day below is then written by the next
+// piece, which does cross it, under that day's end and the same window,
+// again replacing the first attempt's object. Another window (one that
+// starts over below what earlier ones archived) never takes an earlier
+// window's name, so it never replaces logins it does not hold.
+// docs/login-archive.md has the Athena table and queries.
 package loginarchive
 
 import (
@@ -49,15 +52,15 @@ type Archive struct {
 	Portal string // the portal's host: the portal= partition
 }
 
-// Archive stores evs, the events of span (From exclusive, To inclusive),
-// as one object per UTC day their dates fall on, keyed by Key(day, upper):
-// upper is span.To, or the end of the day when that is earlier. Writing
-// the same span again, or one with the same upper end reaching less far
-// back, replaces those objects. Records
+// Archive stores evs, the events of span (From exclusive, To inclusive) of
+// the audit window that starts at window, as one object per UTC day their
+// dates fall on, keyed by Key(day, span.To), or DayKey(day, window) for a
+// day that ends before span.To. Writing the same span again, or one of the
+// same window crossing the same midnight, replaces those objects. Records
 // are sorted by time and event id, so the same events give the same bytes.
 // A failure is classified (a missing bucket or a denied write is EConfig
 // naming ARCHIVE_BUCKET); some days' objects may then be written.
-func (a *Archive) Archive(ctx context.Context, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error {
+func (a *Archive) Archive(ctx context.Context, window time.Time, span ipguard.TimeSpan, evs []ipguard.LoginEvent) error {
 	byDay := map[string][]ipguard.LoginEvent{}
 	for _, e := range evs {
 		d := e.Date.UTC().Format("2006-01-02")
@@ -74,11 +77,10 @@ func (a *Archive) Archive(ctx context.Context, span ipguard.TimeSpan, evs []ipgu
 		if err != nil {
 			return err
 		}
-		upper := span.To
-		if end := day.AddDate(0, 0, 1); end.Before(upper) {
-			upper = end // what a day's object holds ends with the day
+		key := a.Key(day, span.To)
+		if end := day.AddDate(0, 0, 1); end.Before(span.To) {
+			key = a.DayKey(day, window) // what a day's object holds ends with the day
 		}
-		key := a.Key(day, upper)
 		_, err = a.API.PutObject(ctx, &s3.PutObjectInput{
 			Bucket:          aws.String(a.Bucket),
 			Key:             aws.String(key),
@@ -99,6 +101,15 @@ func (a *Archive) Key(day, upper time.Time) string {
 	day = day.UTC()
 	return fmt.Sprintf("%sportal=%s/year=%04d/month=%02d/day=%02d/logins-%s.json.gz",
 		a.Prefix, partitionValue(a.Portal), day.Year(), int(day.Month()), day.Day(), upper.UTC().Format("20060102T150405.000000000Z"))
+}
+
+// DayKey is the object key of the events of day (UTC) in a piece of the
+// audit window starting at window that reaches past the day's end: named
+// by the day's end and the window's start.
+func (a *Archive) DayKey(day, window time.Time) string {
+	day = day.UTC()
+	end := time.Date(day.Year(), day.Month(), day.Day()+1, 0, 0, 0, 0, time.UTC)
+	return strings.TrimSuffix(a.Key(day, end), ".json.gz") + "-window-" + window.UTC().Format("20060102T150405.000000000Z") + ".json.gz"
 }
 
 // partitionValue keeps a portal host usable as one path segment.

@@ -23,7 +23,7 @@ var (
 	_ loginarchive.API = (*s3.Client)(nil)
 	// the audit's hook
 	_ interface {
-		Archive(context.Context, ipguard.TimeSpan, []ipguard.LoginEvent) error
+		Archive(context.Context, time.Time, ipguard.TimeSpan, []ipguard.LoginEvent) error
 	} = (*loginarchive.Archive)(nil)
 )
 
@@ -103,7 +103,7 @@ func TestArchiveWritesDocumentedKeysAndARetryOverwrites(t *testing.T) {
 		{ID: 3, Date: midnight.Add(40 * time.Second), ActionID: 1000, Login: "bob", IP: "198.51.100.2"},
 	}
 	for i := 0; i < 2; i++ { // the second time is the retried run
-		if err := a.Archive(ctx, span, evs); err != nil {
+		if err := a.Archive(ctx, span.From, span, evs); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -117,7 +117,7 @@ func TestArchiveWritesDocumentedKeysAndARetryOverwrites(t *testing.T) {
 	}
 	sort.Strings(keys)
 	want := []string{
-		"portal=portal.example.com/year=2026/month=12/day=04/logins-20261205T000000.000000000Z.json.gz", // the day's end
+		"portal=portal.example.com/year=2026/month=12/day=04/logins-20261205T000000.000000000Z-window-20261204T235900.000000000Z.json.gz", // the day's end, the window's start
 		"portal=portal.example.com/year=2026/month=12/day=05/logins-20261205T000100.000000000Z.json.gz",
 	}
 	if len(keys) != len(want) || keys[0] != want[0] || keys[1] != want[1] {
@@ -134,7 +134,7 @@ func TestArchiveWritesDocumentedKeysAndARetryOverwrites(t *testing.T) {
 	}
 
 	t.Run("a missing bucket is a configuration error naming ARCHIVE_BUCKET", func(t *testing.T) {
-		err := (&loginarchive.Archive{API: c, Bucket: "no-such-bucket", Portal: "p"}).Archive(ctx, span, evs)
+		err := (&loginarchive.Archive{API: c, Bucket: "no-such-bucket", Portal: "p"}).Archive(ctx, span.From, span, evs)
 		if ipguard.ErrorCode(err) != ipguard.EConfig || !bytes.Contains([]byte(err.Error()), []byte("ARCHIVE_BUCKET")) {
 			t.Errorf("err = %v", err)
 		}
@@ -158,21 +158,7 @@ func (m memS3) PutObject(_ context.Context, in *s3.PutObjectInput, _ ...func(*s3
 // is now named by what it can hold (the piece's upper end or the day's
 // end), so the next piece replaces the first attempt's object.
 func TestARetryWithASmallerPieceLeavesNoSecondCopyAcrossMidnight(t *testing.T) {
-	midnight := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
-	at := func(d time.Duration) time.Time { return midnight.Add(d) }
-	var evs []ipguard.LoginEvent
-	for i := int64(1); i <= 8; i++ { // 23:56, 23:57, ..., 00:03
-		evs = append(evs, ipguard.LoginEvent{ID: i, Date: at(time.Duration(i-5) * time.Minute), ActionID: 1000, Login: "ann", IP: "203.0.113.1"})
-	}
-	in := func(from, to time.Time) []ipguard.LoginEvent {
-		var out []ipguard.LoginEvent
-		for _, e := range evs {
-			if e.Date.After(from) && !e.Date.After(to) {
-				out = append(out, e)
-			}
-		}
-		return out
-	}
+	at, evs, in := acrossMidnight()
 	store := memS3{}
 	a := &loginarchive.Archive{API: store, Bucket: "b", Portal: "p"}
 	top := at(5 * time.Minute)
@@ -181,7 +167,7 @@ func TestARetryWithASmallerPieceLeavesNoSecondCopyAcrossMidnight(t *testing.T) {
 		{From: at(time.Minute + 30*time.Second), To: top},                   // the retry's smaller piece: after midnight only
 		{From: at(-10 * time.Minute), To: at(time.Minute + 30*time.Second)}, // its next piece, back across midnight
 	} {
-		if err := a.Archive(context.Background(), span, in(span.From, span.To)); err != nil {
+		if err := a.Archive(context.Background(), at(-10*time.Minute), span, in(span.From, span.To)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -198,4 +184,67 @@ func TestARetryWithASmallerPieceLeavesNoSecondCopyAcrossMidnight(t *testing.T) {
 	if len(copies) != len(evs) {
 		t.Errorf("%d of %d logins archived: %v", len(copies), len(evs), copies)
 	}
+}
+
+// Attack review 2 (login archive): a day below a piece's last is named by
+// the day's end, so that a retry's pieces replace the first attempt's
+// object. A window that starts over below what earlier windows archived
+// (the saved progress could not be read: the audit starts again from
+// AUDIT_LOOKBACK) has another piece crossing the same midnight: it wrote
+// the same name and replaced an earlier window's object with the part of
+// the day above its own start, and the logins below that start were gone
+// from the archive. The day's end is now qualified by the window's start,
+// which a retry shares (the same saved cursor) and another window does not.
+func TestAWindowStartingOverKeepsAnEarlierWindowsObjectAcrossMidnight(t *testing.T) {
+	at, evs, in := acrossMidnight()
+	store := memS3{}
+	a := &loginarchive.Archive{API: store, Bucket: "b", Portal: "p"}
+	for _, w := range []struct {
+		window time.Time // the audit window's start
+		span   ipguard.TimeSpan
+	}{
+		{at(-10 * time.Minute), ipguard.TimeSpan{From: at(-5 * time.Minute), To: at(5 * time.Minute)}},                              // an earlier window: 23:55 to 00:05
+		{at(-2*time.Minute - 30*time.Second), ipguard.TimeSpan{From: at(-2*time.Minute - 30*time.Second), To: at(4 * time.Minute)}}, // a window starting over at 23:57:30
+	} {
+		if err := a.Archive(context.Background(), w.window, w.span, in(w.span.From, w.span.To)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := map[string]bool{}
+	for _, body := range store {
+		for _, r := range lines(t, body) {
+			held[r["metadata"].(map[string]any)["uid"].(string)] = true
+		}
+	}
+	if len(held) != len(evs) {
+		t.Errorf("%d of %d logins in the archive: %v (an earlier window's object was replaced)", len(held), len(evs), held)
+	}
+	// A retry of the second window (same start) still replaces its object.
+	n := len(store)
+	if err := a.Archive(context.Background(), at(-2*time.Minute-30*time.Second), ipguard.TimeSpan{From: at(-2*time.Minute - 30*time.Second), To: at(4 * time.Minute)}, in(at(-2*time.Minute-30*time.Second), at(4*time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	if len(store) != n {
+		t.Errorf("a retry wrote %d objects more", len(store)-n)
+	}
+}
+
+// acrossMidnight is eight logins a minute apart, 23:56 to 00:03 (at: a
+// time from that midnight), and in, those of a span.
+func acrossMidnight() (at func(time.Duration) time.Time, evs []ipguard.LoginEvent, in func(from, to time.Time) []ipguard.LoginEvent) {
+	midnight := time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC)
+	at = func(d time.Duration) time.Time { return midnight.Add(d) }
+	for i := int64(1); i <= 8; i++ {
+		evs = append(evs, ipguard.LoginEvent{ID: i, Date: at(time.Duration(i-5) * time.Minute), ActionID: 1000, Login: "ann", IP: "203.0.113.1"})
+	}
+	in = func(from, to time.Time) []ipguard.LoginEvent {
+		var out []ipguard.LoginEvent
+		for _, e := range evs {
+			if e.Date.After(from) && !e.Date.After(to) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	return at, evs, in
 }
