@@ -239,12 +239,16 @@ func Render(portal string, hour int, d Digest) ipguard.Alert {
 	}
 }
 
-// smsLine is the digest's SMS text.
+// smsLine is the digest's SMS text ("1 finding", "3 findings").
 func smsLine(d Digest) string {
-	if n := len(d.People) + d.Others.People; n > 0 {
-		return fmt.Sprintf("DocSpace digest %s: %d findings, %d people without allowlist. See email.", d.Day, d.Total, n)
+	findings := fmt.Sprintf("%d findings", d.Total)
+	if d.Total == 1 {
+		findings = "1 finding"
 	}
-	return fmt.Sprintf("DocSpace digest %s: %d findings. See email.", d.Day, d.Total)
+	if n := len(d.People) + d.Others.People; n > 0 {
+		return fmt.Sprintf("DocSpace digest %s: %s, %d people without allowlist. See email.", d.Day, findings, n)
+	}
+	return fmt.Sprintf("DocSpace digest %s: %s. See email.", d.Day, findings)
 }
 
 // maxListedPeople is how many people without an allowlist the message names.

@@ -289,4 +289,8 @@ func TestTheDigestSMSNamesNoSeverityItDoesNotKnow(t *testing.T) {
 	if strings.Contains(sms, "low") || !strings.Contains(sms, "3 findings") {
 		t.Errorf("SMS = %q, want 3 findings and no severity", sms)
 	}
+	d.Total = 1
+	if sms := digest.Render("portal.example.com", 8, d).SMS; !strings.Contains(sms, ": 1 finding.") {
+		t.Errorf("SMS = %q, want 1 finding (singular)", sms)
+	}
 }
