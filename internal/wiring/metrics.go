@@ -227,6 +227,24 @@ func failureMetrics(err error) []emf.Metric {
 	return []emf.Metric{count(MetricFailures, 1), count(MetricRejected, 0), count(PrefixFailures+ErrorType(err), 1)}
 }
 
+// lagAsField moves LagSeconds out of ms into props, for a line that is not
+// a run of the schedule (a status call, a backfill by hand):
+// AuditRunsMissingAlarm counts the samples of LagSeconds as the schedule's
+// runs, so a status call asked every few minutes, or during an incident,
+// would clear it while the schedule stays stopped. The line keeps the lag
+// as a field.
+func lagAsField(ms []emf.Metric, props map[string]any) []emf.Metric {
+	out := ms[:0:0]
+	for _, m := range ms {
+		if m.Name == MetricLagSeconds {
+			props[m.Name] = m.Value
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 // subscriberMetrics is ConfirmedSubscribers, or nothing when the count is
 // unknown (n < 0).
 func subscriberMetrics(n int) []emf.Metric {
