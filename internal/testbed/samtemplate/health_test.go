@@ -1,7 +1,9 @@
 package samtemplate
 
 import (
+	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -155,10 +157,11 @@ func TestErrorsAlarmsCountEveryFailureButInvalidInput(t *testing.T) {
 	for _, tt := range []struct {
 		id, function string
 		period       any
-		periods      int
+		periods      any
 	}{
-		{"AuditErrorsAlarm", "AuditFunction", ref("AlarmPeriodSeconds"), 2}, // the next run covers one failed run
-		{"OnboardErrorsAlarm", "OnboardFunction", 300.0, 1},
+		{"AuditErrorsAlarm", "AuditFunction", ref("AlarmPeriodSeconds"), 2.0}, // the next run covers one failed run
+		// Fires within 5 minutes; looks back a sync interval (TestFailureAlarmsStayInAlarmWhileEveryRunFails).
+		{"OnboardErrorsAlarm", "OnboardFunction", 300.0, map[string]any{"Fn::FindInMap": []any{"SyncAlarmWindow", ref("SyncHeartbeatPeriodSeconds"), "Periods"}}},
 	} {
 		a := props(resource(t, tt.id))
 		queries := map[string]map[string]any{}
@@ -186,7 +189,7 @@ func TestErrorsAlarmsCountEveryFailureButInvalidInput(t *testing.T) {
 		if expression != "errors - FILL(rejected, 0)" || returned != "failed" {
 			t.Errorf("%s: expression %q returned by %q, want errors - FILL(rejected, 0)", tt.id, expression, returned)
 		}
-		if !sameJSON(a["Threshold"], 1.0) || a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["TreatMissingData"] != "notBreaching" || !isNumber(a["EvaluationPeriods"], tt.periods) {
+		if !sameJSON(a["Threshold"], 1.0) || a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["TreatMissingData"] != "notBreaching" || !sameJSON(a["EvaluationPeriods"], tt.periods) {
 			t.Errorf("%s: %s", tt.id, jsonText(a))
 		}
 	}
@@ -432,5 +435,136 @@ func TestACronAuditScheduleHasARunsMissingAlarm(t *testing.T) {
 	}
 	if p := props(a); !sameJSON(p["Period"], ref("AuditHeartbeatPeriodSeconds")) || p["TreatMissingData"] != "breaching" {
 		t.Errorf("AuditRunsMissingAlarm period %s, missing data %v; want AuditHeartbeatPeriodSeconds, breaching", jsonText(p["Period"]), p["TreatMissingData"])
+	}
+}
+
+// resolveNumber is v (a number, a Ref to a parameter, or a Fn::FindInMap
+// keyed by one) as CloudFormation resolves it with the parameter values in
+// params (the template's defaults for the rest).
+func resolveNumber(t *testing.T, v any, params map[string]string) float64 {
+	t.Helper()
+	value := func(name string) string {
+		if s, ok := params[name]; ok {
+			return s
+		}
+		return fmt.Sprint(mapOf(parameters(t)[name])["Default"])
+	}
+	switch v := v.(type) {
+	case float64:
+		return v
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("%q is not a number", v)
+		}
+		return f
+	case map[string]any:
+		if name, ok := v["Ref"].(string); ok {
+			return resolveNumber(t, value(name), params)
+		}
+		if f, ok := v["Fn::FindInMap"].([]any); ok && len(f) == 3 {
+			key := textOf(f[1])
+			if name, ok := mapOf(f[1])["Ref"].(string); ok {
+				key = value(name)
+			}
+			return resolveNumber(t, mapOf(mapOf(mapOf(cfn(t)["Mappings"])[textOf(f[0])])[key])[textOf(f[2])], params)
+		}
+	}
+	t.Fatalf("cannot resolve %s to a number", jsonText(v))
+	return 0
+}
+
+// A health signal never says the opposite of what happened (#14 §3): while
+// every scheduled run of a function fails (a refused key, a broken table),
+// its failure alarms stay in ALARM. An alarm whose periods are shorter than
+// the time between two runs sees clean periods in between (a function that
+// is not invoked sends no Errors; missing data is not breaching) and sends
+// "OK" after every failed run, then "ALARM" again at the next: an operator
+// reads that it cleared while nothing was fixed. CloudWatch's model: an
+// alarm in ALARM when DatapointsToAlarm of the last EvaluationPeriods
+// periods breach ("Evaluating an alarm" in the CloudWatch user guide).
+func TestFailureAlarmsStayInAlarmWhileEveryRunFails(t *testing.T) {
+	rate := func(expr string) float64 {
+		var n float64
+		var unit string
+		if _, err := fmt.Sscanf(strings.TrimSuffix(strings.TrimPrefix(expr, "rate("), ")"), "%g %s", &n, &unit); err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		return n * map[string]float64{"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}[unit]
+	}
+	for _, tt := range []struct {
+		alarm, schedule string
+		params          map[string]string
+	}{
+		{"OnboardErrorsAlarm", "SyncSchedule", nil}, // the defaults: a sync every 15 minutes
+		{"OnboardErrorsAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(1 hour)"}},
+		{"OnboardErrorsAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(12 hours)", "SyncHeartbeatPeriodSeconds": "43200"}},
+		{"OnboardAlertsUndeliveredAlarm", "SyncSchedule", nil},
+		{"OnboardAlertsUndeliveredAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(1 hour)"}},
+		{"OnboardAlertsUndeliveredAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(6 hours)", "SyncHeartbeatPeriodSeconds": "21600"}},
+		{"AuditErrorsAlarm", "AuditSchedule", nil},
+		{"AuditErrorsAlarm", "AuditSchedule", map[string]string{"AuditSchedule": "rate(1 hour)", "AlarmPeriodSeconds": "3600", "HeartbeatMaxLagSeconds": "7200"}},
+		{"AuditAlertsUndeliveredAlarm", "AuditSchedule", nil},
+	} {
+		a := props(resource(t, tt.alarm))
+		period := 0.0
+		if _, ok := a["Metrics"]; ok {
+			for _, q := range asList(a["Metrics"]) {
+				if st := mapOf(mapOf(q)["MetricStat"]); st != nil {
+					period = resolveNumber(t, st["Period"], tt.params)
+				}
+			}
+		} else {
+			period = resolveNumber(t, a["Period"], tt.params)
+		}
+		n := int(resolveNumber(t, a["EvaluationPeriods"], tt.params))
+		m := n
+		if v, ok := a["DatapointsToAlarm"]; ok {
+			m = int(resolveNumber(t, v, tt.params))
+		}
+		if a["TreatMissingData"] != "notBreaching" {
+			t.Fatalf("%s: TreatMissingData %v; this test models notBreaching", tt.alarm, a["TreatMissingData"])
+		}
+		expr := fmt.Sprint(mapOf(parameters(t)[tt.schedule])["Default"])
+		if s, ok := tt.params[tt.schedule]; ok {
+			expr = s
+		}
+		interval := rate(expr)
+		// Every run fails, from t0 on for three days: once in ALARM, at
+		// every minute after, the alarm must still be in ALARM.
+		t0, end := 137.0, 137.0+3*86400
+		failed := map[int]bool{}
+		for at := t0; at < end; at += interval {
+			failed[int(at/period)] = true
+		}
+		inAlarm := false
+		for now := (float64(int(t0/period)) + 1) * period; now < end; now += 60 {
+			last := int(now/period) - 1 // the last complete period
+			breaching := 0
+			for p := last - n + 1; p <= last; p++ {
+				if failed[p] {
+					breaching++
+				}
+			}
+			if breaching >= m {
+				inAlarm = true
+			} else if inAlarm {
+				t.Errorf("%s with %s %s (%v): at %.0f s no run has failed for %d of its last %d periods of %.0f s, so it clears (OK) while every run fails",
+					tt.alarm, tt.schedule, expr, tt.params, now-t0, n-breaching, n, period)
+				break
+			}
+		}
+		if !inAlarm {
+			t.Errorf("%s with %s %s (%v): never in ALARM while every run fails", tt.alarm, tt.schedule, expr, tt.params)
+		}
+	}
+	// Every allowed SyncHeartbeatPeriodSeconds (the longest gap between two
+	// syncs) has a window of 5-minute periods that covers it.
+	for _, v := range asList(mapOf(parameters(t)["SyncHeartbeatPeriodSeconds"])["AllowedValues"]) {
+		gap := resolveNumber(t, v, nil)
+		key := strconv.Itoa(int(gap))
+		if n := resolveNumber(t, map[string]any{"Fn::FindInMap": []any{"SyncAlarmWindow", key, "Periods"}}, nil); n*300 <= gap || n*300 > 86400 {
+			t.Errorf("SyncAlarmWindow[%s] = %v periods of 300 s: want more than %v s and at most a day (CloudWatch's limit)", key, n, gap)
+		}
 	}
 }
