@@ -502,6 +502,8 @@ func TestFailureAlarmsStayInAlarmWhileEveryRunFails(t *testing.T) {
 		{"OnboardAlertsUndeliveredAlarm", "SyncSchedule", nil},
 		{"OnboardAlertsUndeliveredAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(1 hour)"}},
 		{"OnboardAlertsUndeliveredAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(6 hours)", "SyncHeartbeatPeriodSeconds": "21600"}},
+		// Findings still waiting in the onboarding's outbox are counted again at each invocation.
+		{"OnboardFindingsBusUndeliveredAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(1 hour)"}},
 		{"AuditErrorsAlarm", "AuditSchedule", nil},
 		{"AuditErrorsAlarm", "AuditSchedule", map[string]string{"AuditSchedule": "rate(1 hour)", "AlarmPeriodSeconds": "3600", "HeartbeatMaxLagSeconds": "7200"}},
 		{"AuditAlertsUndeliveredAlarm", "AuditSchedule", nil},
