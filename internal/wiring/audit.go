@@ -205,7 +205,7 @@ const (
 // field) as InvalidInput without running. A status writes its metrics line
 // too (one per invocation): every count 0, the lag of the stored checkpoint
 // (a field, not the metric: a status is no run, see lagAsField) and
-// ConfirmedSubscribers.
+// ConfirmedSubscribers; a learn writes Failures, Rejected and RunSeconds.
 func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 	setAuditMemoryLimit(os.Getenv)
 	run := d.AuditHandler()
@@ -236,6 +236,13 @@ func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 		case ActionTestAlert:
 			return test(ctx)
 		case ActionLearn:
+			// Its line too: AuditErrorsAlarm subtracts Rejected from Lambda's
+			// Errors, so a mistyped learn (InvalidInput) must say Rejected 1.
+			start := time.Now()
+			defer func() {
+				ms := append(failureMetrics(err), emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: time.Since(start).Seconds()})
+				mw.write(ctx, ms, map[string]any{"action": ActionLearn, "errorType": errorTypeOrEmpty(err)})
+			}()
 			defer func() { recovered(ctx, d.Log, recover(), &err) }()
 			detail, _, uerr := eventbridge.Unwrap(payload)
 			if uerr != nil {
