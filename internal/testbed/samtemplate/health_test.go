@@ -570,3 +570,34 @@ func TestFailureAlarmsStayInAlarmWhileEveryRunFails(t *testing.T) {
 		}
 	}
 }
+
+// Every topic of the stack refuses publishing without TLS (#14 §4): the
+// chat topic carries the same alert text as the e-mails (names, e-mail
+// addresses, IP addresses, places), so it gets the alert topic's deny too,
+// under the same condition as the topic.
+func TestEveryTopicRefusesPlainPublishing(t *testing.T) {
+	topics := resourcesOfType(t, "AWS::SNS::Topic")
+	if len(topics) == 0 {
+		t.Fatal("no topics in the template")
+	}
+	for id := range topics {
+		when := mapOf(resource(t, id))["Condition"]
+		var tls bool
+		for _, p := range resourcesOfType(t, "AWS::SNS::TopicPolicy") {
+			if !sameJSON(asList(p["Topics"]), []any{ref(id)}) {
+				continue
+			}
+			for pid, r := range cfn(t)["Resources"].(map[string]any) {
+				if sameJSON(props(mapOf(r)), p) && mapOf(r)["Condition"] != when {
+					t.Errorf("%s: the policy %s exists under condition %v, its topic under %v", id, pid, mapOf(r)["Condition"], when)
+				}
+			}
+			for _, st := range asList(mapOf(p["PolicyDocument"])["Statement"]) {
+				tls = tls || deniesPlainPublish(mapOf(st), id)
+			}
+		}
+		if !tls {
+			t.Errorf("no policy of %s denies publishing without TLS", id)
+		}
+	}
+}
