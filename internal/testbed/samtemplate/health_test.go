@@ -2,6 +2,7 @@ package samtemplate
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -416,7 +417,7 @@ func TestNoDestinationAlarmOnlyWhereTheTopicIsTheOnlyDestination(t *testing.T) {
 		map[string]any{"Fn::Not": []any{map[string]any{"Condition": "HasChat"}}},
 		map[string]any{"Fn::Or": []any{
 			map[string]any{"Fn::Equals": []any{ref("FindingsBusName"), ""}},
-			map[string]any{"Fn::Equals": []any{ref("FindingsBusName"), "default"}},
+			map[string]any{"Condition": "FindingsBusIsDefault"}, // by name or ARN: TestTheDefaultBusByItsArnIsNoDestinationEither
 		}},
 	}}
 	if got := mapOf(cfn(t)["Conditions"])["TopicIsTheOnlyDestination"]; !sameJSON(got, want) {
@@ -598,6 +599,93 @@ func TestEveryTopicRefusesPlainPublishing(t *testing.T) {
 		}
 		if !tls {
 			t.Errorf("no policy of %s denies publishing without TLS", id)
+		}
+	}
+}
+
+// evalCondition evaluates the template's condition name as CloudFormation
+// does, with the parameter values in params (the defaults for the rest):
+// Fn::And, Fn::Or, Fn::Not, Fn::Equals, Fn::Select, Fn::Split, Fn::Join,
+// Fn::Sub (of parameters), Ref and Condition.
+func evalCondition(t *testing.T, name string, params map[string]string) bool {
+	t.Helper()
+	conds := mapOf(cfn(t)["Conditions"])
+	var eval func(v any) any
+	eval = func(v any) any {
+		m, ok := v.(map[string]any)
+		if !ok {
+			if f, isNum := v.(float64); isNum {
+				return strconv.Itoa(int(f))
+			}
+			return v
+		}
+		for fn, arg := range m {
+			args := asList(arg)
+			switch fn {
+			case "Ref":
+				if s, ok := params[textOf(arg)]; ok {
+					return s
+				}
+				return fmt.Sprint(mapOf(parameters(t)[textOf(arg)])["Default"])
+			case "Condition":
+				return eval(conds[textOf(arg)])
+			case "Fn::Not":
+				return !eval(args[0]).(bool)
+			case "Fn::And", "Fn::Or":
+				all, anyTrue := true, false
+				for _, a := range args {
+					b := eval(a).(bool)
+					all, anyTrue = all && b, anyTrue || b
+				}
+				return map[bool]bool{true: all, false: anyTrue}[fn == "Fn::And"]
+			case "Fn::Equals":
+				return eval(args[0]) == eval(args[1])
+			case "Fn::Split":
+				return strings.Split(eval(args[1]).(string), textOf(args[0]))
+			case "Fn::Sub": // "${Parameter}" only
+				return regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`).ReplaceAllStringFunc(textOf(arg), func(p string) string {
+					return eval(ref(p[2 : len(p)-1])).(string)
+				})
+			case "Fn::Join":
+				var parts []string
+				for _, p := range asList(args[1]) {
+					parts = append(parts, eval(p).(string))
+				}
+				return strings.Join(parts, textOf(args[0]))
+			case "Fn::Select":
+				i, _ := strconv.Atoi(eval(args[0]).(string))
+				l := eval(args[1]).([]string)
+				if i >= len(l) {
+					t.Fatalf("Fn::Select %d of %v: CloudFormation refuses the deploy", i, l)
+				}
+				return l[i]
+			}
+		}
+		t.Fatalf("cannot evaluate %s", jsonText(v))
+		return nil
+	}
+	c, ok := conds[name]
+	if !ok {
+		t.Fatalf("no condition %s", name)
+	}
+	return eval(c).(bool)
+}
+
+// WHERE-ISSUES-MEET §7 by value, not by form: the account's default bus
+// proves no destination whether it is named "default" or by its ARN (the
+// parameter takes both), so NoAlertDestinationAlarm exists for both; a bus
+// of the operator's own, by name or ARN, or chat, leaves it out.
+func TestTheDefaultBusByItsArnIsNoDestinationEither(t *testing.T) {
+	const acct = "arn:aws:events:eu-central-1:123456789012:event-bus/"
+	for bus, only := range map[string]bool{
+		"": true, "default": true, acct + "default": true,
+		"security": false, acct + "security": false, acct + "default-findings": false, "default-findings": false,
+	} {
+		if got := evalCondition(t, "TopicIsTheOnlyDestination", map[string]string{"FindingsBusName": bus}); got != only {
+			t.Errorf("FindingsBusName %q: TopicIsTheOnlyDestination = %v, want %v", bus, got, only)
+		}
+		if evalCondition(t, "TopicIsTheOnlyDestination", map[string]string{"FindingsBusName": bus, "ChatNotifications": "true"}) {
+			t.Errorf("FindingsBusName %q with chat: TopicIsTheOnlyDestination, want not (chat is a destination)", bus)
 		}
 	}
 }
