@@ -671,20 +671,24 @@ func evalCondition(t *testing.T, name string, params map[string]string) bool {
 	return eval(c).(bool)
 }
 
-// WHERE-ISSUES-MEET §7 by value, not by form: the account's default bus
+// WHERE-ISSUES-MEET §7 by value, not by form: this account's default bus
 // proves no destination whether it is named "default" or by its ARN (the
 // parameter takes both), so NoAlertDestinationAlarm exists for both; a bus
-// of the operator's own, by name or ARN, or chat, leaves it out.
+// of the operator's own, by name or ARN, another account's bus, or chat,
+// leaves it out.
 func TestTheDefaultBusByItsArnIsNoDestinationEither(t *testing.T) {
 	const acct = "arn:aws:events:eu-central-1:123456789012:event-bus/"
 	for bus, only := range map[string]bool{
 		"": true, "default": true, acct + "default": true,
 		"security": false, acct + "security": false, acct + "default-findings": false, "default-findings": false,
+		"arn:aws:events:eu-central-1:210987654321:event-bus/default": false, // a security account's bus: routed there
 	} {
-		if got := evalCondition(t, "TopicIsTheOnlyDestination", map[string]string{"FindingsBusName": bus}); got != only {
+		params := map[string]string{"FindingsBusName": bus, "AWS::AccountId": "123456789012"}
+		if got := evalCondition(t, "TopicIsTheOnlyDestination", params); got != only {
 			t.Errorf("FindingsBusName %q: TopicIsTheOnlyDestination = %v, want %v", bus, got, only)
 		}
-		if evalCondition(t, "TopicIsTheOnlyDestination", map[string]string{"FindingsBusName": bus, "ChatNotifications": "true"}) {
+		params["ChatNotifications"] = "true"
+		if evalCondition(t, "TopicIsTheOnlyDestination", params) {
 			t.Errorf("FindingsBusName %q with chat: TopicIsTheOnlyDestination, want not (chat is a destination)", bus)
 		}
 	}
