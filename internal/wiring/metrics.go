@@ -52,9 +52,10 @@ const (
 	// MetricConfirmedSubscribers is the number of confirmed subscriptions of
 	// the alert topic (sns:ListSubscriptionsByTopic), written by scheduled
 	// runs, the status and the test alert when they could be listed; absent
-	// otherwise. 0 means alerts reach nobody. Other destinations (a findings
-	// bus, chat) add to it when they are configured, so that its alarm fires
-	// only when no destination at all is (WHERE-ISSUES-MEET §7).
+	// otherwise. 0 means the alert topic reaches nobody; other destinations
+	// (a dedicated findings bus, chat) are not counted here: with them the
+	// template creates no NoAlertDestinationAlarm, so that it fires only
+	// when no destination at all is (WHERE-ISSUES-MEET §7).
 	MetricConfirmedSubscribers = "ConfirmedSubscribers"
 	// MetricBusUndelivered counts the findings the findings bus refused in
 	// the invocation (kept in the outbox, or lost) plus those still waiting
