@@ -98,6 +98,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		pages.pages.Store(0)
 		subscribers := -1
 		rejected := false
+		backfill := false                 // not a run of the schedule: its lag is a field (lagAsField)
 		findingsProps := map[string]any{} // outbox and digest counts: EMF properties (findings.go)
 		undelivered := 0                  // the digest and the key check that failed (AlertsUndelivered)
 		defer func() {
@@ -107,6 +108,9 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 			props := map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To}
 			for k, v := range findingsProps {
 				props[k] = v
+			}
+			if backfill {
+				metrics = lagAsField(metrics, props)
 			}
 			mw.write(ctx, append(metrics, chain.busMetrics()...), behaviourProps(res, svc.Behaviour, props))
 			if !rejected {
@@ -128,6 +132,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 			rejected = true
 			return audit.Result{}, err
 		}
+		backfill = t.Backfill
 		// The audit goes first, with all the time there is; the key check
 		// (one GET) and the subscriptions (one SNS call a page) follow, or,
 		// when the portal refused the key, the key check names it.
@@ -199,7 +204,8 @@ const (
 // backfill and refuses every other payload (another action, an unknown
 // field) as InvalidInput without running. A status writes its metrics line
 // too (one per invocation): every count 0, the lag of the stored checkpoint
-// and ConfirmedSubscribers.
+// (a field, not the metric: a status is no run, see lagAsField) and
+// ConfirmedSubscribers; a learn writes Failures, Rejected and RunSeconds.
 func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 	setAuditMemoryLimit(os.Getenv)
 	run := d.AuditHandler()
@@ -221,7 +227,8 @@ func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 					subscribers = rep.Delivery.ConfirmedSubscribers
 				}
 				ms := append(auditMetrics(audit.Result{}, err, time.Since(start), 0, lag), subscriberMetrics(subscribers)...)
-				mw.write(ctx, ms, map[string]any{"action": ActionStatus, "errorType": errorTypeOrEmpty(err)})
+				props := map[string]any{"action": ActionStatus, "errorType": errorTypeOrEmpty(err)}
+				mw.write(ctx, lagAsField(ms, props), props) // a status is no run of the schedule
 			}()
 			defer func() { recovered(ctx, d.Log, recover(), &err) }()
 			rep = st.Report(ctx)
@@ -229,6 +236,13 @@ func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 		case ActionTestAlert:
 			return test(ctx)
 		case ActionLearn:
+			// Its line too: AuditErrorsAlarm subtracts Rejected from Lambda's
+			// Errors, so a mistyped learn (InvalidInput) must say Rejected 1.
+			start := time.Now()
+			defer func() {
+				ms := append(failureMetrics(err), emf.Metric{Name: MetricRunSeconds, Unit: emf.Seconds, Value: time.Since(start).Seconds()})
+				mw.write(ctx, ms, map[string]any{"action": ActionLearn, "errorType": errorTypeOrEmpty(err)})
+			}()
 			defer func() { recovered(ctx, d.Log, recover(), &err) }()
 			detail, _, uerr := eventbridge.Unwrap(payload)
 			if uerr != nil {

@@ -212,3 +212,34 @@ func TestAPanicIsAnInternalErrorCountedAsAFailure(t *testing.T) {
 		})
 	}
 }
+
+// Attack review (health signals): AuditErrorsAlarm is AWS/Lambda Errors
+// minus our Rejected. Every invocation that can fail writes its line, the
+// learn action too: a mistyped {"action": "learn"} is InvalidInput, the
+// caller's to fix, and must be counted as Rejected, or Lambda's Errors
+// counts it as a failure of ours with nothing to subtract (twice in two
+// periods pages the operator for a typo).
+func TestALearnRefusedAsInvalidInputIsRejectedNotAFailure(t *testing.T) {
+	var logs, metrics bytes.Buffer
+	d := crashingDeps(t, config.Audit, &logs, &metrics)
+	h := Invoke(d.Log, d.AuditFunction())
+	ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "req-learn"})
+	for _, payload := range []string{`{"action": "learn"}`, `{"action": "learn", "days": 999}`, `{"action": "learn", "days": 7, "dryrun": "yes"}`} {
+		metrics.Reset()
+		_, err := h(ctx, json.RawMessage(payload))
+		if ie, ok := err.(messages.InvokeResponse_Error); !ok || ie.Type != "InvalidInput" {
+			t.Fatalf("%s: error %#v, want InvalidInput", payload, err)
+		}
+		lines := strings.Split(strings.TrimSpace(metrics.String()), "\n")
+		if len(lines) != 1 || lines[0] == "" {
+			t.Fatalf("%s: %d metrics lines, want 1:\n%s", payload, len(lines), metrics.String())
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[0]), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m[MetricRejected] != 1.0 || m[MetricFailures] != 0.0 || m["errorType"] != "InvalidInput" || !strings.Contains(lines[0], `"Name":"Rejected"`) {
+			t.Errorf("%s: metrics line %s, want Rejected 1 (declared), Failures 0", payload, lines[0])
+		}
+	}
+}

@@ -52,9 +52,10 @@ const (
 	// MetricConfirmedSubscribers is the number of confirmed subscriptions of
 	// the alert topic (sns:ListSubscriptionsByTopic), written by scheduled
 	// runs, the status and the test alert when they could be listed; absent
-	// otherwise. 0 means alerts reach nobody. Other destinations (a findings
-	// bus, chat) add to it when they are configured, so that its alarm fires
-	// only when no destination at all is (WHERE-ISSUES-MEET §7).
+	// otherwise. 0 means the alert topic reaches nobody; other destinations
+	// (a dedicated findings bus, chat) are not counted here: with them the
+	// template creates no NoAlertDestinationAlarm, so that it fires only
+	// when no destination at all is (WHERE-ISSUES-MEET §7).
 	MetricConfirmedSubscribers = "ConfirmedSubscribers"
 	// MetricBusUndelivered counts the findings the findings bus refused in
 	// the invocation (kept in the outbox, or lost) plus those still waiting
@@ -225,6 +226,24 @@ func failureMetrics(err error) []emf.Metric {
 		return []emf.Metric{count(MetricFailures, 0), count(MetricRejected, 1)}
 	}
 	return []emf.Metric{count(MetricFailures, 1), count(MetricRejected, 0), count(PrefixFailures+ErrorType(err), 1)}
+}
+
+// lagAsField moves LagSeconds out of ms into props, for a line that is not
+// a run of the schedule (a status call, a backfill by hand):
+// AuditRunsMissingAlarm counts the samples of LagSeconds as the schedule's
+// runs, so a status call asked every few minutes, or during an incident,
+// would clear it while the schedule stays stopped. The line keeps the lag
+// as a field.
+func lagAsField(ms []emf.Metric, props map[string]any) []emf.Metric {
+	out := ms[:0:0]
+	for _, m := range ms {
+		if m.Name == MetricLagSeconds {
+			props[m.Name] = m.Value
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // subscriberMetrics is ConfirmedSubscribers, or nothing when the count is

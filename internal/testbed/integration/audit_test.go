@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,10 +13,12 @@ import (
 	"unicode/utf8"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/config"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/status"
 	"ipguard/internal/testbed/devportal"
 	"ipguard/internal/testbed/localdeploy"
+	"ipguard/internal/wiring"
 )
 
 const (
@@ -309,5 +312,58 @@ func TestAuditRejectedPayloadLeavesTheLastRun(t *testing.T) {
 	}
 	if now, _, _ := s.Store.Checkpoint(context.Background()); !now.Equal(cp) {
 		t.Errorf("checkpoint moved from %v to %v", cp, now)
+	}
+}
+
+// Attack review (deploy and health signals): with a cron() AuditSchedule,
+// AuditRunsMissingAlarm counts the samples of LagSeconds as runs of the
+// schedule. Only a scheduled run may declare it: a status call (the first
+// step of every runbook, or a monitoring script asking every few minutes)
+// or a backfill by hand would otherwise count as a run and clear the alarm
+// while the schedule stays stopped. They keep the lag as a field of their
+// line.
+func TestOnlyAScheduledRunCountsAsARunForTheHeartbeats(t *testing.T) {
+	deploy(t)
+	d := loadQuiet(t, config.Audit)
+	var lines bytes.Buffer
+	d.MetricsOut = &lines
+	fn := d.AuditFunction()
+	ctx := context.Background()
+	// declares is whether the one line written since the last call
+	// declares LagSeconds as a metric, and whether it carries it at all.
+	declares := func(what string) (metric, field bool) {
+		t.Helper()
+		var line struct {
+			AWS struct {
+				CloudWatchMetrics []struct{ Metrics []struct{ Name string } }
+			} `json:"_aws"`
+			Lag *float64 `json:"LagSeconds"`
+		}
+		text := strings.TrimSpace(lines.String())
+		lines.Reset()
+		if strings.Count(text, "\n") != 0 || json.Unmarshal([]byte(text), &line) != nil {
+			t.Fatalf("%s: want one JSON metrics line, got %q", what, text)
+		}
+		for _, d := range line.AWS.CloudWatchMetrics {
+			for _, m := range d.Metrics {
+				metric = metric || m.Name == wiring.MetricLagSeconds
+			}
+		}
+		return metric, line.Lag != nil
+	}
+	if _, err := fn(ctx, scheduled(time.Now())); err != nil {
+		t.Fatalf("scheduled run: %v", err)
+	}
+	if metric, _ := declares("scheduled run"); !metric {
+		t.Fatal("a scheduled run does not declare LagSeconds: the heartbeats would fire for ever")
+	}
+	backfill := fmt.Sprintf(`{"from":%q,"to":%q}`, time.Now().Add(-2*time.Hour).UTC().Format(time.RFC3339), time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
+	for _, p := range []string{`{"action": "status"}`, backfill} {
+		if _, err := fn(ctx, []byte(p)); err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if metric, field := declares(p); metric || !field {
+			t.Errorf("%s: LagSeconds declared as a metric %v, a field %v; want a field only (not a run of the schedule)", p, metric, field)
+		}
 	}
 }

@@ -113,12 +113,13 @@ func TestStatefulResourcesSayWhatHappensOnDelete(t *testing.T) {
 		t.Errorf("AllowlistTable: PITR %s, DeletionProtectionEnabled %v; want both on", jsonText(p["PointInTimeRecoverySpecification"]), p["DeletionProtectionEnabled"])
 	}
 	for id, want := range map[string]string{
-		"AllowlistTable": "Retain", "OnboardLogGroup": "Retain", "AuditLogGroup": "Retain",
+		"AllowlistTable": "Retain", "OnboardLogGroup": "RetainExceptOnCreate", "AuditLogGroup": "RetainExceptOnCreate",
 		"OnboardFailureQueue": "Delete", "OnboardRuleDeadLetterQueue": "Delete", "ScheduleDeadLetterQueue": "Delete",
 	} {
 		r := resource(t, id)
-		if r["DeletionPolicy"] != want || r["UpdateReplacePolicy"] != want {
-			t.Errorf("%s: DeletionPolicy %v, UpdateReplacePolicy %v; want %s", id, r["DeletionPolicy"], r["UpdateReplacePolicy"], want)
+		replace := strings.TrimSuffix(want, "ExceptOnCreate") // UpdateReplacePolicy has no RetainExceptOnCreate
+		if r["DeletionPolicy"] != want || r["UpdateReplacePolicy"] != replace {
+			t.Errorf("%s: DeletionPolicy %v, UpdateReplacePolicy %v; want %s, %s", id, r["DeletionPolicy"], r["UpdateReplacePolicy"], want, replace)
 		}
 	}
 }
@@ -138,5 +139,38 @@ func TestHeartbeatsKnowACronSchedule(t *testing.T) {
 		if got := strings.Split(value, "(")[0] == "cron"; got != cron {
 			t.Errorf("%s: on cron %v, want %v", value, got, cron)
 		}
+	}
+}
+
+// A first deploy that fails (a quota, an SMS subscription refused, a typo in
+// a parameter CloudFormation only checks at create) rolls back, and a retry
+// under the same stack name must then work. A resource retained on that
+// rollback stays behind: with a name of its own (the log groups'
+// /aws/lambda/STACK-audit) the retry fails with "already exists" until it is
+// deleted by hand. So what has a fixed name is RetainExceptOnCreate: kept
+// when the stack is deleted later, deleted when its own creation rolls back
+// (CloudFormation DeletionPolicy attribute; RetainExceptOnCreate, 2023).
+func TestAFailedFirstDeployLeavesNoNameBehindThatBlocksTheRetry(t *testing.T) {
+	nameKeys := []string{"LogGroupName", "TableName", "BucketName", "TopicName", "QueueName", "AlarmName", "FunctionName", "RoleName", "Name"}
+	checked := 0
+	for id, r := range cfn(t)["Resources"].(map[string]any) {
+		r := r.(map[string]any)
+		if r["DeletionPolicy"] != "Retain" && r["DeletionPolicy"] != "RetainExceptOnCreate" {
+			continue
+		}
+		p := props(r)
+		for _, k := range nameKeys {
+			if !hasKey(p, k) || textOf(r["Type"]) == "AWS::Lambda::Permission" {
+				continue
+			}
+			checked++
+			if r["DeletionPolicy"] != "RetainExceptOnCreate" {
+				t.Errorf("%s has the fixed %s %s and DeletionPolicy %v: a failed first deploy keeps it, and every retry under the same stack name fails with \"already exists\"; want RetainExceptOnCreate",
+					id, k, jsonText(p[k]), r["DeletionPolicy"])
+			}
+		}
+	}
+	if checked == 0 {
+		t.Error("no retained resource with a fixed name found; the log groups have one (/aws/lambda/STACK-audit)")
 	}
 }

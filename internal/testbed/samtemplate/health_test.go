@@ -1,7 +1,10 @@
 package samtemplate
 
 import (
+	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -155,10 +158,11 @@ func TestErrorsAlarmsCountEveryFailureButInvalidInput(t *testing.T) {
 	for _, tt := range []struct {
 		id, function string
 		period       any
-		periods      int
+		periods      any
 	}{
-		{"AuditErrorsAlarm", "AuditFunction", ref("AlarmPeriodSeconds"), 2}, // the next run covers one failed run
-		{"OnboardErrorsAlarm", "OnboardFunction", 300.0, 1},
+		{"AuditErrorsAlarm", "AuditFunction", ref("AlarmPeriodSeconds"), 2.0}, // the next run covers one failed run
+		// Fires within 5 minutes; looks back a sync interval (TestFailureAlarmsStayInAlarmWhileEveryRunFails).
+		{"OnboardErrorsAlarm", "OnboardFunction", 300.0, map[string]any{"Fn::FindInMap": []any{"SyncAlarmWindow", ref("SyncHeartbeatPeriodSeconds"), "Periods"}}},
 	} {
 		a := props(resource(t, tt.id))
 		queries := map[string]map[string]any{}
@@ -186,7 +190,7 @@ func TestErrorsAlarmsCountEveryFailureButInvalidInput(t *testing.T) {
 		if expression != "errors - FILL(rejected, 0)" || returned != "failed" {
 			t.Errorf("%s: expression %q returned by %q, want errors - FILL(rejected, 0)", tt.id, expression, returned)
 		}
-		if !sameJSON(a["Threshold"], 1.0) || a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["TreatMissingData"] != "notBreaching" || !isNumber(a["EvaluationPeriods"], tt.periods) {
+		if !sameJSON(a["Threshold"], 1.0) || a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["TreatMissingData"] != "notBreaching" || !sameJSON(a["EvaluationPeriods"], tt.periods) {
 			t.Errorf("%s: %s", tt.id, jsonText(a))
 		}
 	}
@@ -413,7 +417,7 @@ func TestNoDestinationAlarmOnlyWhereTheTopicIsTheOnlyDestination(t *testing.T) {
 		map[string]any{"Fn::Not": []any{map[string]any{"Condition": "HasChat"}}},
 		map[string]any{"Fn::Or": []any{
 			map[string]any{"Fn::Equals": []any{ref("FindingsBusName"), ""}},
-			map[string]any{"Fn::Equals": []any{ref("FindingsBusName"), "default"}},
+			map[string]any{"Condition": "FindingsBusIsDefault"}, // by name or ARN: TestTheDefaultBusByItsArnIsNoDestinationEither
 		}},
 	}}
 	if got := mapOf(cfn(t)["Conditions"])["TopicIsTheOnlyDestination"]; !sameJSON(got, want) {
@@ -432,5 +436,260 @@ func TestACronAuditScheduleHasARunsMissingAlarm(t *testing.T) {
 	}
 	if p := props(a); !sameJSON(p["Period"], ref("AuditHeartbeatPeriodSeconds")) || p["TreatMissingData"] != "breaching" {
 		t.Errorf("AuditRunsMissingAlarm period %s, missing data %v; want AuditHeartbeatPeriodSeconds, breaching", jsonText(p["Period"]), p["TreatMissingData"])
+	}
+}
+
+// resolveNumber is v (a number, a Ref to a parameter, or a Fn::FindInMap
+// keyed by one) as CloudFormation resolves it with the parameter values in
+// params (the template's defaults for the rest).
+func resolveNumber(t *testing.T, v any, params map[string]string) float64 {
+	t.Helper()
+	value := func(name string) string {
+		if s, ok := params[name]; ok {
+			return s
+		}
+		return fmt.Sprint(mapOf(parameters(t)[name])["Default"])
+	}
+	switch v := v.(type) {
+	case float64:
+		return v
+	case string:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("%q is not a number", v)
+		}
+		return f
+	case map[string]any:
+		if name, ok := v["Ref"].(string); ok {
+			return resolveNumber(t, value(name), params)
+		}
+		if f, ok := v["Fn::FindInMap"].([]any); ok && len(f) == 3 {
+			key := textOf(f[1])
+			if name, ok := mapOf(f[1])["Ref"].(string); ok {
+				key = value(name)
+			}
+			return resolveNumber(t, mapOf(mapOf(mapOf(cfn(t)["Mappings"])[textOf(f[0])])[key])[textOf(f[2])], params)
+		}
+	}
+	t.Fatalf("cannot resolve %s to a number", jsonText(v))
+	return 0
+}
+
+// A health signal never says the opposite of what happened (#14 §3): while
+// every scheduled run of a function fails (a refused key, a broken table),
+// its failure alarms stay in ALARM. An alarm whose periods are shorter than
+// the time between two runs sees clean periods in between (a function that
+// is not invoked sends no Errors; missing data is not breaching) and sends
+// "OK" after every failed run, then "ALARM" again at the next: an operator
+// reads that it cleared while nothing was fixed. CloudWatch's model: an
+// alarm in ALARM when DatapointsToAlarm of the last EvaluationPeriods
+// periods breach ("Evaluating an alarm" in the CloudWatch user guide).
+func TestFailureAlarmsStayInAlarmWhileEveryRunFails(t *testing.T) {
+	rate := func(expr string) float64 {
+		var n float64
+		var unit string
+		if _, err := fmt.Sscanf(strings.TrimSuffix(strings.TrimPrefix(expr, "rate("), ")"), "%g %s", &n, &unit); err != nil {
+			t.Fatalf("%s: %v", expr, err)
+		}
+		return n * map[string]float64{"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}[unit]
+	}
+	for _, tt := range []struct {
+		alarm, schedule string
+		params          map[string]string
+	}{
+		{"OnboardErrorsAlarm", "SyncSchedule", nil}, // the defaults: a sync every 15 minutes
+		{"OnboardErrorsAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(1 hour)"}},
+		{"OnboardErrorsAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(12 hours)", "SyncHeartbeatPeriodSeconds": "43200"}},
+		{"OnboardAlertsUndeliveredAlarm", "SyncSchedule", nil},
+		{"OnboardAlertsUndeliveredAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(1 hour)"}},
+		{"OnboardAlertsUndeliveredAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(6 hours)", "SyncHeartbeatPeriodSeconds": "21600"}},
+		// Findings still waiting in the onboarding's outbox are counted again at each invocation.
+		{"OnboardFindingsBusUndeliveredAlarm", "SyncSchedule", map[string]string{"SyncSchedule": "rate(1 hour)"}},
+		{"AuditErrorsAlarm", "AuditSchedule", nil},
+		{"AuditErrorsAlarm", "AuditSchedule", map[string]string{"AuditSchedule": "rate(1 hour)", "AlarmPeriodSeconds": "3600", "HeartbeatMaxLagSeconds": "7200"}},
+		{"AuditAlertsUndeliveredAlarm", "AuditSchedule", nil},
+	} {
+		a := props(resource(t, tt.alarm))
+		period := 0.0
+		if _, ok := a["Metrics"]; ok {
+			for _, q := range asList(a["Metrics"]) {
+				if st := mapOf(mapOf(q)["MetricStat"]); st != nil {
+					period = resolveNumber(t, st["Period"], tt.params)
+				}
+			}
+		} else {
+			period = resolveNumber(t, a["Period"], tt.params)
+		}
+		n := int(resolveNumber(t, a["EvaluationPeriods"], tt.params))
+		m := n
+		if v, ok := a["DatapointsToAlarm"]; ok {
+			m = int(resolveNumber(t, v, tt.params))
+		}
+		if a["TreatMissingData"] != "notBreaching" {
+			t.Fatalf("%s: TreatMissingData %v; this test models notBreaching", tt.alarm, a["TreatMissingData"])
+		}
+		expr := fmt.Sprint(mapOf(parameters(t)[tt.schedule])["Default"])
+		if s, ok := tt.params[tt.schedule]; ok {
+			expr = s
+		}
+		interval := rate(expr)
+		// Every run fails, from t0 on for three days: once in ALARM, at
+		// every minute after, the alarm must still be in ALARM.
+		t0, end := 137.0, 137.0+3*86400
+		failed := map[int]bool{}
+		for at := t0; at < end; at += interval {
+			failed[int(at/period)] = true
+		}
+		inAlarm := false
+		for now := (float64(int(t0/period)) + 1) * period; now < end; now += 60 {
+			last := int(now/period) - 1 // the last complete period
+			breaching := 0
+			for p := last - n + 1; p <= last; p++ {
+				if failed[p] {
+					breaching++
+				}
+			}
+			if breaching >= m {
+				inAlarm = true
+			} else if inAlarm {
+				t.Errorf("%s with %s %s (%v): at %.0f s no run has failed for %d of its last %d periods of %.0f s, so it clears (OK) while every run fails",
+					tt.alarm, tt.schedule, expr, tt.params, now-t0, n-breaching, n, period)
+				break
+			}
+		}
+		if !inAlarm {
+			t.Errorf("%s with %s %s (%v): never in ALARM while every run fails", tt.alarm, tt.schedule, expr, tt.params)
+		}
+	}
+	// Every allowed SyncHeartbeatPeriodSeconds (the longest gap between two
+	// syncs) has a window of 5-minute periods that covers it.
+	for _, v := range asList(mapOf(parameters(t)["SyncHeartbeatPeriodSeconds"])["AllowedValues"]) {
+		gap := resolveNumber(t, v, nil)
+		key := strconv.Itoa(int(gap))
+		if n := resolveNumber(t, map[string]any{"Fn::FindInMap": []any{"SyncAlarmWindow", key, "Periods"}}, nil); n*300 <= gap || n*300 > 86400 {
+			t.Errorf("SyncAlarmWindow[%s] = %v periods of 300 s: want more than %v s and at most a day (CloudWatch's limit)", key, n, gap)
+		}
+	}
+}
+
+// Every topic of the stack refuses publishing without TLS (#14 §4): the
+// chat topic carries the same alert text as the e-mails (names, e-mail
+// addresses, IP addresses, places), so it gets the alert topic's deny too,
+// under the same condition as the topic.
+func TestEveryTopicRefusesPlainPublishing(t *testing.T) {
+	topics := resourcesOfType(t, "AWS::SNS::Topic")
+	if len(topics) == 0 {
+		t.Fatal("no topics in the template")
+	}
+	for id := range topics {
+		when := mapOf(resource(t, id))["Condition"]
+		var tls bool
+		for _, p := range resourcesOfType(t, "AWS::SNS::TopicPolicy") {
+			if !sameJSON(asList(p["Topics"]), []any{ref(id)}) {
+				continue
+			}
+			for pid, r := range cfn(t)["Resources"].(map[string]any) {
+				if sameJSON(props(mapOf(r)), p) && mapOf(r)["Condition"] != when {
+					t.Errorf("%s: the policy %s exists under condition %v, its topic under %v", id, pid, mapOf(r)["Condition"], when)
+				}
+			}
+			for _, st := range asList(mapOf(p["PolicyDocument"])["Statement"]) {
+				tls = tls || deniesPlainPublish(mapOf(st), id)
+			}
+		}
+		if !tls {
+			t.Errorf("no policy of %s denies publishing without TLS", id)
+		}
+	}
+}
+
+// evalCondition evaluates the template's condition name as CloudFormation
+// does, with the parameter values in params (the defaults for the rest):
+// Fn::And, Fn::Or, Fn::Not, Fn::Equals, Fn::Select, Fn::Split, Fn::Join,
+// Fn::Sub (of parameters), Ref and Condition.
+func evalCondition(t *testing.T, name string, params map[string]string) bool {
+	t.Helper()
+	conds := mapOf(cfn(t)["Conditions"])
+	var eval func(v any) any
+	eval = func(v any) any {
+		m, ok := v.(map[string]any)
+		if !ok {
+			if f, isNum := v.(float64); isNum {
+				return strconv.Itoa(int(f))
+			}
+			return v
+		}
+		for fn, arg := range m {
+			args := asList(arg)
+			switch fn {
+			case "Ref":
+				if s, ok := params[textOf(arg)]; ok {
+					return s
+				}
+				return fmt.Sprint(mapOf(parameters(t)[textOf(arg)])["Default"])
+			case "Condition":
+				return eval(conds[textOf(arg)])
+			case "Fn::Not":
+				return !eval(args[0]).(bool)
+			case "Fn::And", "Fn::Or":
+				all, anyTrue := true, false
+				for _, a := range args {
+					b := eval(a).(bool)
+					all, anyTrue = all && b, anyTrue || b
+				}
+				return map[bool]bool{true: all, false: anyTrue}[fn == "Fn::And"]
+			case "Fn::Equals":
+				return eval(args[0]) == eval(args[1])
+			case "Fn::Split":
+				return strings.Split(eval(args[1]).(string), textOf(args[0]))
+			case "Fn::Sub": // "${Parameter}" only
+				return regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`).ReplaceAllStringFunc(textOf(arg), func(p string) string {
+					return eval(ref(p[2 : len(p)-1])).(string)
+				})
+			case "Fn::Join":
+				var parts []string
+				for _, p := range asList(args[1]) {
+					parts = append(parts, eval(p).(string))
+				}
+				return strings.Join(parts, textOf(args[0]))
+			case "Fn::Select":
+				i, _ := strconv.Atoi(eval(args[0]).(string))
+				l := eval(args[1]).([]string)
+				if i >= len(l) {
+					t.Fatalf("Fn::Select %d of %v: CloudFormation refuses the deploy", i, l)
+				}
+				return l[i]
+			}
+		}
+		t.Fatalf("cannot evaluate %s", jsonText(v))
+		return nil
+	}
+	c, ok := conds[name]
+	if !ok {
+		t.Fatalf("no condition %s", name)
+	}
+	return eval(c).(bool)
+}
+
+// WHERE-ISSUES-MEET §7 by value, not by form: this account's default bus
+// proves no destination whether it is named "default" or by its ARN (the
+// parameter takes both), so NoAlertDestinationAlarm exists for both; a bus
+// of the operator's own, by name or ARN, another account's bus, or chat,
+// leaves it out.
+func TestTheDefaultBusByItsArnIsNoDestinationEither(t *testing.T) {
+	const acct = "arn:aws:events:eu-central-1:123456789012:event-bus/"
+	for bus, only := range map[string]bool{
+		"": true, "default": true, acct + "default": true,
+		"security": false, acct + "security": false, acct + "default-findings": false, "default-findings": false,
+		"arn:aws:events:eu-central-1:210987654321:event-bus/default": false, // a security account's bus: routed there
+	} {
+		params := map[string]string{"FindingsBusName": bus, "AWS::AccountId": "123456789012"}
+		if got := evalCondition(t, "TopicIsTheOnlyDestination", params); got != only {
+			t.Errorf("FindingsBusName %q: TopicIsTheOnlyDestination = %v, want %v", bus, got, only)
+		}
+		params["ChatNotifications"] = "true"
+		if evalCondition(t, "TopicIsTheOnlyDestination", params) {
+			t.Errorf("FindingsBusName %q with chat: TopicIsTheOnlyDestination, want not (chat is a destination)", bus)
+		}
 	}
 }

@@ -135,3 +135,33 @@ func TestReadmeCostTotalAddsUp(t *testing.T) {
 		t.Errorf("the defaults cost $%d.%02d a month, more than $3", sum/100, sum%100)
 	}
 }
+
+// Teardown tells what stays (#14 §6): every resource the stack keeps when it
+// is deleted (DeletionPolicy Retain or RetainExceptOnCreate) is named in the
+// README's Teardown section by its logical id, with how to remove it. The
+// login archive's bucket holds every login (personal data) and outlives the
+// stack: an operator must not learn that from the bill.
+func TestReadmeTeardownNamesEveryRetainedResource(t *testing.T) {
+	text := readme(t)
+	a := strings.Index(text, "\n## Teardown")
+	if a < 0 {
+		t.Fatal(`README.md has no "## Teardown" section`)
+	}
+	section := text[a+1:]
+	if b := strings.Index(section, "\n## "); b > 0 {
+		section = section[:b]
+	}
+	retained := 0
+	for id, r := range cfn(t)["Resources"].(map[string]any) {
+		switch mapOf(r)["DeletionPolicy"] {
+		case "Retain", "RetainExceptOnCreate":
+			retained++
+			if !regexp.MustCompile(`\b` + id + `\b`).MatchString(section) {
+				t.Errorf("Teardown does not name %s, which the stack keeps when it is deleted", id)
+			}
+		}
+	}
+	if retained == 0 {
+		t.Fatal("no retained resource found; the table is one")
+	}
+}

@@ -260,6 +260,9 @@ func TestRolesGrantOnlyTheListedActionsOnTheirResources(t *testing.T) {
 						when = stWhen
 					}
 					st := mapOf(raw)
+					if isOwnLogsOnly(st) {
+						continue // the Deny on logs: TestEachFunctionWritesLogsOnlyIntoItsOwnLogGroup
+					}
 					if st["Effect"] != "Allow" || hasKey(st, "NotAction") || hasKey(st, "NotResource") {
 						t.Errorf("statement %s: want a plain Allow with Action and Resource", jsonText(st))
 						continue
@@ -701,6 +704,61 @@ func TestEnforcementParametersMatchTheConfiguration(t *testing.T) {
 			if _, err := config.Load(func(k string) string { return e[k] }, config.Audit); err != nil {
 				t.Errorf("%s=%s does not load: %v", p.param, v, err)
 			}
+		}
+	}
+}
+
+// ownLogsOnly is the one Deny a function's role carries: SAM attaches
+// AWSLambdaBasicExecutionRole (logs:CreateLogGroup, CreateLogStream and
+// PutLogEvents on "*") to the roles it makes, so without it a compromised
+// function could write lines into any log group of the account: the other
+// function's (forging its EMF metrics, e.g. Syncs to silence
+// SyncHeartbeatAlarm, or Rejected to cancel its Errors) or another
+// application's. An explicit Deny overrides the managed Allow (IAM policy
+// evaluation logic); NotResource names the function's own log group, as
+// the group (CreateLogStream) and with its streams (GetAtt Arn ends in ":*").
+func ownLogsOnly(logGroup string) map[string]any {
+	return map[string]any{
+		"Sid": "LogsOnlyToItsOwnLogGroup", "Effect": "Deny",
+		"Action": []any{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"},
+		"NotResource": []any{
+			map[string]any{"Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${" + logGroup + "}"},
+			getAtt(logGroup, "Arn"),
+		},
+	}
+}
+
+// isOwnLogsOnly reports whether st is ownLogsOnly of some log group (the
+// least-privilege test lists the Allows; this Deny is checked on its own).
+func isOwnLogsOnly(st map[string]any) bool {
+	return st["Sid"] == "LogsOnlyToItsOwnLogGroup"
+}
+
+// Least privilege against a compromised function (#14 §4) covers the logs:
+// each role may write only into its own function's log group.
+func TestEachFunctionWritesLogsOnlyIntoItsOwnLogGroup(t *testing.T) {
+	for fn, group := range map[string]string{"OnboardFunction": "OnboardLogGroup", "AuditFunction": "AuditLogGroup"} {
+		p := props(resource(t, fn))
+		if !sameJSON(mapOf(p["LoggingConfig"])["LogGroup"], ref(group)) {
+			t.Errorf("%s logs into %s, want %s", fn, jsonText(mapOf(p["LoggingConfig"])["LogGroup"]), group)
+		}
+		roleArn, _ := mapOf(p["Role"])["Fn::GetAtt"].([]any)
+		if len(roleArn) != 2 {
+			t.Fatalf("%s Role is not a GetAtt of a role in the template", fn)
+		}
+		found := 0
+		for _, pol := range asList(props(resource(t, textOf(roleArn[0])))["Policies"]) {
+			for _, st := range asList(mapOf(mapOf(pol)["PolicyDocument"])["Statement"]) {
+				if st := mapOf(st); st["Effect"] == "Deny" {
+					found++
+					if !sameJSON(st, ownLogsOnly(group)) {
+						t.Errorf("%s: Deny %s, want %s", fn, jsonText(st), jsonText(ownLogsOnly(group)))
+					}
+				}
+			}
+		}
+		if found != 1 {
+			t.Errorf("%s: %d Deny statements, want the one that keeps its logs in %s", fn, found, group)
 		}
 	}
 }
