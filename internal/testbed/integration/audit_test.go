@@ -367,3 +367,48 @@ func TestOnlyAScheduledRunCountsAsARunForTheHeartbeats(t *testing.T) {
 		}
 	}
 }
+
+// Attack review (atkfix3): "Only runs of the schedule count" (README,
+// AuditRunsMissingAlarm) holds for a payload refused as InvalidInput too.
+// A mistyped status ({"action": "stauts"} from a monitoring script asking
+// every few minutes) or a mistyped backfill goes to the run handler, which
+// refuses it before it knows it is a backfill: its line must keep the lag of
+// the stored checkpoint as a field, or each typo counts as a run and clears
+// the alarm while the schedule stays stopped.
+func TestAPayloadRefusedAsInvalidInputIsNoRunForTheHeartbeats(t *testing.T) {
+	deploy(t)
+	d := loadQuiet(t, config.Audit)
+	var lines bytes.Buffer
+	d.MetricsOut = &lines
+	fn := d.AuditFunction()
+	ctx := context.Background()
+	if _, err := fn(ctx, scheduled(time.Now())); err != nil {
+		t.Fatalf("scheduled run: %v", err) // a checkpoint, so every later line knows a lag
+	}
+	for _, p := range []string{`{"action": "stauts"}`, `{"from":"yesterday","to":"2026-11-25T00:00:00Z"}`, `[1]`} {
+		lines.Reset()
+		if _, err := fn(ctx, []byte(p)); ipguard.ErrorCode(err) != ipguard.EInvalid {
+			t.Fatalf("%s: %v, want InvalidInput", p, err)
+		}
+		var line struct {
+			AWS struct {
+				CloudWatchMetrics []struct{ Metrics []struct{ Name string } }
+			} `json:"_aws"`
+			Lag *float64 `json:"LagSeconds"`
+		}
+		text := strings.TrimSpace(lines.String())
+		if strings.Count(text, "\n") != 0 || json.Unmarshal([]byte(text), &line) != nil {
+			t.Fatalf("%s: want one JSON metrics line, got %q", p, text)
+		}
+		for _, dir := range line.AWS.CloudWatchMetrics {
+			for _, m := range dir.Metrics {
+				if m.Name == wiring.MetricLagSeconds {
+					t.Errorf("%s: refused, yet its line declares LagSeconds as a metric: it counts as a run of the schedule (AuditRunsMissingAlarm)", p)
+				}
+			}
+		}
+		if line.Lag == nil {
+			t.Errorf("%s: the line lost the lag; want it as a field", p)
+		}
+	}
+}
