@@ -982,12 +982,7 @@ func (p ctxPortal) EndAllSessions(ctx context.Context, userID string) error {
 // user's logoutall follows the first claim, and the user's other logins are
 // answered with it, as across pieces.
 func TestEndAllSessionsIsSentBeforeTheBudgetGoesOnClaims(t *testing.T) {
-	p := newPortal()
-	ctx, giveUp := context.WithCancel(context.Background())
-	claims := 0
-	st := budgetStore{Store: &enforcetest.Store{}, after: 2, claims: &claims, giveUp: giveUp}
-	svc := &enforce.Service{Portal: ctxPortal{p}, Store: st, Now: func() time.Time { return t0 },
-		Settings: enforce.Settings{Mode: enforce.ModeEndAllSessions}}
+	p, svc, st, ctx := endAllOnABudget(2)
 	fs := []audit.Finding{violation(1, user(1)), violation(2, user(1)), violation(3, user(1)), violation(4, user(1))}
 	svc.Respond(ctx, fs, false)
 	if got := p.writes(); !slices.Equal(got, []string{"logoutall " + user(1)}) {
@@ -1033,12 +1028,7 @@ func TestDisableClaimWithLostAnswerIsTheRunsOwn(t *testing.T) {
 // though the logoutall had ended them. They are claimed and settled with
 // its answer in a few seconds past the budget, as settle does.
 func TestEndAllSessionsAnswersTheUsersOtherLoginsAfterTheBudget(t *testing.T) {
-	p := newPortal()
-	ctx, giveUp := context.WithCancel(context.Background())
-	claims := 0
-	st := budgetStore{Store: &enforcetest.Store{}, after: 1, claims: &claims, giveUp: giveUp}
-	svc := &enforce.Service{Portal: ctxPortal{p}, Store: st, Now: func() time.Time { return t0 },
-		Settings: enforce.Settings{Mode: enforce.ModeEndAllSessions}}
+	p, svc, st, ctx := endAllOnABudget(1)
 	// The budget runs out with the first claim: the logoutall is not sent.
 	fs := []audit.Finding{violation(1, user(1)), violation(2, user(1))}
 	svc.Respond(ctx, fs, false)
@@ -1046,12 +1036,7 @@ func TestEndAllSessionsAnswersTheUsersOtherLoginsAfterTheBudget(t *testing.T) {
 		t.Fatalf("outcomes %v; want failed when the logoutall could not be sent", got)
 	}
 
-	p = newPortal()
-	ctx, giveUp = context.WithCancel(context.Background())
-	claims = 0
-	st = budgetStore{Store: &enforcetest.Store{}, after: 2, claims: &claims, giveUp: giveUp}
-	svc = &enforce.Service{Portal: ctxPortal{p}, Store: st, Now: func() time.Time { return t0 },
-		Settings: enforce.Settings{Mode: enforce.ModeEndAllSessions}}
+	p, svc, st, ctx = endAllOnABudget(2)
 	fs = []audit.Finding{violation(1, user(1)), violation(2, user(1)), violation(3, user(1)), violation(4, user(2))}
 	svc.Respond(ctx, fs, false)
 	if got := p.writes(); !slices.Equal(got, []string{"logoutall " + user(1)}) {
@@ -1068,4 +1053,17 @@ func TestEndAllSessionsAnswersTheUsersOtherLoginsAfterTheBudget(t *testing.T) {
 	if _, ok := st.Record(enforce.EventKey(4)); ok {
 		t.Errorf("event 4 claimed past the budget with no logoutall sent")
 	}
+}
+
+// endAllOnABudget is an end-all-sessions service whose time budget runs
+// out with the after-th claim (budgetStore), with its portal, store and
+// the run's context.
+func endAllOnABudget(after int) (*fakePortal, *enforce.Service, budgetStore, context.Context) {
+	p := newPortal()
+	ctx, giveUp := context.WithCancel(context.Background())
+	claims := 0
+	st := budgetStore{Store: &enforcetest.Store{}, after: after, claims: &claims, giveUp: giveUp}
+	svc := &enforce.Service{Portal: ctxPortal{p}, Store: st, Now: func() time.Time { return t0 },
+		Settings: enforce.Settings{Mode: enforce.ModeEndAllSessions}}
+	return p, svc, st, ctx
 }
