@@ -98,7 +98,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		pages.pages.Store(0)
 		subscribers := -1
 		rejected := false
-		backfill := false                 // not a run of the schedule: its lag is a field (lagAsField)
+		scheduled := false                // a run of the schedule: only it declares LagSeconds (lagAsField)
 		findingsProps := map[string]any{} // outbox and digest counts: EMF properties (findings.go)
 		undelivered := 0                  // the digest and the key check that failed (AlertsUndelivered)
 		defer func() {
@@ -109,7 +109,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 			for k, v := range findingsProps {
 				props[k] = v
 			}
-			if backfill {
+			if !scheduled { // a backfill, or a payload refused before it was known to be one
 				metrics = lagAsField(metrics, props)
 			}
 			mw.write(ctx, append(metrics, chain.busMetrics()...), behaviourProps(res, svc.Behaviour, props))
@@ -132,7 +132,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 			rejected = true
 			return audit.Result{}, err
 		}
-		backfill = t.Backfill
+		scheduled = !t.Backfill
 		// The audit goes first, with all the time there is; the key check
 		// (one GET) and the subscriptions (one SNS call a page) follow, or,
 		// when the portal refused the key, the key check names it.

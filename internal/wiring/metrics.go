@@ -229,7 +229,8 @@ func failureMetrics(err error) []emf.Metric {
 }
 
 // lagAsField moves LagSeconds out of ms into props, for a line that is not
-// a run of the schedule (a status call, a backfill by hand):
+// a run of the schedule (a status call, a backfill by hand, a payload
+// refused as InvalidInput):
 // AuditRunsMissingAlarm counts the samples of LagSeconds as the schedule's
 // runs, so a status call asked every few minutes, or during an incident,
 // would clear it while the schedule stays stopped. The line keeps the lag

@@ -323,36 +323,12 @@ func TestAuditRejectedPayloadLeavesTheLastRun(t *testing.T) {
 // while the schedule stays stopped. They keep the lag as a field of their
 // line.
 func TestOnlyAScheduledRunCountsAsARunForTheHeartbeats(t *testing.T) {
-	deploy(t)
-	d := loadQuiet(t, config.Audit)
-	var lines bytes.Buffer
-	d.MetricsOut = &lines
-	fn := d.AuditFunction()
+	fn, lines := auditAfterAScheduledRun(t)
 	ctx := context.Background()
-	// declares is whether the one line written since the last call
-	// declares LagSeconds as a metric, and whether it carries it at all.
 	declares := func(what string) (metric, field bool) {
 		t.Helper()
-		var line struct {
-			AWS struct {
-				CloudWatchMetrics []struct{ Metrics []struct{ Name string } }
-			} `json:"_aws"`
-			Lag *float64 `json:"LagSeconds"`
-		}
-		text := strings.TrimSpace(lines.String())
-		lines.Reset()
-		if strings.Count(text, "\n") != 0 || json.Unmarshal([]byte(text), &line) != nil {
-			t.Fatalf("%s: want one JSON metrics line, got %q", what, text)
-		}
-		for _, d := range line.AWS.CloudWatchMetrics {
-			for _, m := range d.Metrics {
-				metric = metric || m.Name == wiring.MetricLagSeconds
-			}
-		}
-		return metric, line.Lag != nil
-	}
-	if _, err := fn(ctx, scheduled(time.Now())); err != nil {
-		t.Fatalf("scheduled run: %v", err)
+		defer lines.Reset()
+		return lagOfLine(t, what, lines.String())
 	}
 	if metric, _ := declares("scheduled run"); !metric {
 		t.Fatal("a scheduled run does not declare LagSeconds: the heartbeats would fire for ever")
@@ -366,4 +342,63 @@ func TestOnlyAScheduledRunCountsAsARunForTheHeartbeats(t *testing.T) {
 			t.Errorf("%s: LagSeconds declared as a metric %v, a field %v; want a field only (not a run of the schedule)", p, metric, field)
 		}
 	}
+}
+
+// Attack review (atkfix3): "Only runs of the schedule count" (README,
+// AuditRunsMissingAlarm) holds for a payload refused as InvalidInput too.
+// A mistyped status ({"action": "stauts"} from a monitoring script asking
+// every few minutes) or a mistyped backfill goes to the run handler, which
+// refuses it before it knows it is a backfill: its line must keep the lag of
+// the stored checkpoint as a field, or each typo counts as a run and clears
+// the alarm while the schedule stays stopped.
+func TestAPayloadRefusedAsInvalidInputIsNoRunForTheHeartbeats(t *testing.T) {
+	fn, lines := auditAfterAScheduledRun(t) // a checkpoint, so every later line knows a lag
+	ctx := context.Background()
+	for _, p := range []string{`{"action": "stauts"}`, `{"from":"yesterday","to":"2026-11-25T00:00:00Z"}`, `[1]`} {
+		lines.Reset()
+		if _, err := fn(ctx, []byte(p)); ipguard.ErrorCode(err) != ipguard.EInvalid {
+			t.Fatalf("%s: %v, want InvalidInput", p, err)
+		}
+		if metric, field := lagOfLine(t, p, lines.String()); metric || !field {
+			t.Errorf("%s: refused, yet LagSeconds declared as a metric %v (a run of the schedule for AuditRunsMissingAlarm), a field %v; want a field only", p, metric, field)
+		}
+	}
+}
+
+// lagOfLine is whether text, one JSON metrics line, declares LagSeconds as
+// a metric, and whether it carries it at all.
+func lagOfLine(t *testing.T, what, text string) (metric, field bool) {
+	t.Helper()
+	var line struct {
+		AWS struct {
+			CloudWatchMetrics []struct{ Metrics []struct{ Name string } }
+		} `json:"_aws"`
+		Lag *float64 `json:"LagSeconds"`
+	}
+	text = strings.TrimSpace(text)
+	if strings.Count(text, "\n") != 0 || json.Unmarshal([]byte(text), &line) != nil {
+		t.Fatalf("%s: want one JSON metrics line, got %q", what, text)
+	}
+	for _, d := range line.AWS.CloudWatchMetrics {
+		for _, m := range d.Metrics {
+			metric = metric || m.Name == wiring.MetricLagSeconds
+		}
+	}
+	return metric, line.Lag != nil
+}
+
+// auditAfterAScheduledRun deploys, makes the AuditFunction handler writing
+// its metrics lines to lines, and runs it once as the schedule does (its
+// line is in lines).
+func auditAfterAScheduledRun(t *testing.T) (fn func(context.Context, []byte) (any, error), lines *bytes.Buffer) {
+	t.Helper()
+	deploy(t)
+	d := loadQuiet(t, config.Audit)
+	lines = &bytes.Buffer{}
+	d.MetricsOut = lines
+	fn = d.AuditFunction()
+	if _, err := fn(context.Background(), scheduled(time.Now())); err != nil {
+		t.Fatalf("scheduled run: %v", err)
+	}
+	return fn, lines
 }

@@ -165,3 +165,33 @@ func TestReadmeTeardownNamesEveryRetainedResource(t *testing.T) {
 		t.Fatal("no retained resource found; the table is one")
 	}
 }
+
+// Attack review (atkfix3): Teardown's sentence on a first deploy that fails
+// and rolls back names what that rollback keeps: every resource whose
+// DeletionPolicy is Retain (RetainExceptOnCreate ones are deleted with
+// their failed creation). It said "only its table stays", but with
+// ArchiveLogins=true the archive's bucket is kept too.
+func TestReadmeNamesWhatAFailedFirstDeployKeeps(t *testing.T) {
+	text := readme(t)
+	a := strings.Index(text, "A *first* deploy that fails")
+	if a < 0 {
+		t.Fatal(`README.md Teardown has no sentence "A *first* deploy that fails ..."`)
+	}
+	para := text[a:]
+	if b := strings.Index(para, "\n\n"); b > 0 {
+		para = para[:b]
+	}
+	kept := 0
+	for id, r := range cfn(t)["Resources"].(map[string]any) {
+		if mapOf(r)["DeletionPolicy"] != "Retain" {
+			continue
+		}
+		kept++
+		if !regexp.MustCompile(`\b` + id + `\b`).MatchString(para) {
+			t.Errorf("a failed first deploy keeps %s (DeletionPolicy Retain), but Teardown's sentence on it does not name it: %q", id, para)
+		}
+	}
+	if kept == 0 {
+		t.Fatal("no resource with DeletionPolicy Retain found; the table is one")
+	}
+}
