@@ -1028,7 +1028,7 @@ func TestDisableClaimWithLostAnswerIsTheRunsOwn(t *testing.T) {
 // though the logoutall had ended them. They are claimed and settled with
 // its answer in a few seconds past the budget, as settle does.
 func TestEndAllSessionsAnswersTheUsersOtherLoginsAfterTheBudget(t *testing.T) {
-	p, svc, st, ctx := endAllOnABudget(1)
+	_, svc, _, ctx := endAllOnABudget(1)
 	// The budget runs out with the first claim: the logoutall is not sent.
 	fs := []audit.Finding{violation(1, user(1)), violation(2, user(1))}
 	svc.Respond(ctx, fs, false)
@@ -1036,7 +1036,7 @@ func TestEndAllSessionsAnswersTheUsersOtherLoginsAfterTheBudget(t *testing.T) {
 		t.Fatalf("outcomes %v; want failed when the logoutall could not be sent", got)
 	}
 
-	p, svc, st, ctx = endAllOnABudget(2)
+	p, svc, st, ctx := endAllOnABudget(2)
 	fs = []audit.Finding{violation(1, user(1)), violation(2, user(1)), violation(3, user(1)), violation(4, user(2))}
 	svc.Respond(ctx, fs, false)
 	if got := p.writes(); !slices.Equal(got, []string{"logoutall " + user(1)}) {
