@@ -525,7 +525,7 @@ func (r *run) act(ctx context.Context, act []int) map[string][]int64 {
 			}
 			if gctx == nil {
 				var cancel context.CancelFunc
-				gctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				gctx, cancel = pastBudget(ctx)
 				defer cancel()
 			}
 			if gctx.Err() != nil {
@@ -659,7 +659,7 @@ func (r *run) earlierEscalations(ctx context.Context) {
 		return
 	}
 	s := r.s
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	ctx, cancel := pastBudget(ctx)
 	defer cancel()
 	byUser := map[string][]int{}
 	for i := range r.recorded {
@@ -716,11 +716,23 @@ func (r *run) escalationOf(ctx context.Context, rec ipguard.ResponseRecord, now 
 	return esc
 }
 
+// recordGrace is how long the store writes that record what a run did
+// (settles, violations, an earlier try's escalation) may take past the
+// run's time budget: what was done at the portal is recorded even when
+// the budget ran out; no portal call is made in it.
+const recordGrace = 5 * time.Second
+
+// pastBudget is ctx's values with recordGrace of time from now, whatever
+// is left of ctx's own deadline.
+func pastBudget(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), recordGrace)
+}
+
 // settle records the outcome; the context may have run out, so it gets a
-// few seconds of its own. A failure is logged: the action stands, and a
+// few seconds of its own (pastBudget). A failure is logged: the action stands, and a
 // later run answers the event with claimed_earlier.
 func (r *run) settle(ctx context.Context, rec ipguard.ResponseRecord, resp audit.Response) {
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	sctx, cancel := pastBudget(ctx)
 	defer cancel()
 	rec.Outcome, rec.Detail = resp.Outcome, resp.Error
 	rec.SettledAt, _ = time.Parse(time.RFC3339, resp.At)
@@ -746,7 +758,7 @@ func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
 	// count toward the next escalation, or a slow portal would keep a repeat
 	// violator from ever reaching the threshold. The disable itself keeps to
 	// the budget.
-	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	vctx, cancel := pastBudget(ctx)
 	defer cancel()
 	for _, uid := range users {
 		now := s.now()
