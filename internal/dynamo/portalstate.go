@@ -235,27 +235,24 @@ func (s *Store) PutPortalState(ctx context.Context, st ipguard.PortalState) erro
 	// One new id on both items: a read tells this write's pair from a
 	// torn one (readState).
 	wid := newWriteID()
-	progress, rest := packState(st, pending, false)
-	stateSize := len(progress) + len(rest)
-	sentSize := len(sent)
-	for _, l := range st.LateSent {
-		sentSize += len(l) + 1
-	}
-	if stateSize > maxStateItem || sentSize > maxStateItem {
-		return ipguard.Errorf(ipguard.EConfig,
-			"dynamodb: %s: the portal list of %d entries (and a PUT of %d) takes %d and %d bytes as the tool records it, more than one DynamoDB item holds (400 KB); remove entries on the portal (hand edits pushed it far past PORTAL_MAX_ENTRIES)",
-			op, len(st.LastSeen), len(st.Sent), stateSize, sentSize)
-	}
-	// One item while both parts fit in half of one (see splitAt), else two:
-	// counted as the state item would store them, the in-flight part
-	// JSON-escaped in the rest document (a character JSON escapes takes
-	// up to six bytes there: counted as text, a PUT of such entries went
-	// into one item past DynamoDB's 400 KB).
-	single := false
-	if stateSize+sentSize <= splitAt {
-		p1, r1 := packState(st, pending, true)
-		if single = len(p1)+len(r1) <= splitAt; single {
-			progress, rest = p1, r1
+	// One item while the state and its in-flight part fit in half of one
+	// (see splitAt), counted as the state item stores them: the in-flight
+	// part JSON-escaped in the rest document (a character JSON escapes
+	// takes up to six bytes there: counted as text, a PUT of such entries
+	// went into one item past DynamoDB's 400 KB). Else two items, each
+	// within one.
+	progress, rest := packState(st, pending, true)
+	single := len(progress)+len(rest) <= splitAt
+	if !single {
+		progress, rest = packState(st, pending, false)
+		stateSize, sentSize := len(progress)+len(rest), len(sent)
+		for _, l := range st.LateSent {
+			sentSize += len(l) + 1
+		}
+		if stateSize > maxStateItem || sentSize > maxStateItem {
+			return ipguard.Errorf(ipguard.EConfig,
+				"dynamodb: %s: the portal list of %d entries (and a PUT of %d) takes %d and %d bytes as the tool records it, more than one DynamoDB item holds (400 KB); remove entries on the portal (hand edits pushed it far past PORTAL_MAX_ENTRIES)",
+				op, len(st.LastSeen), len(st.Sent), stateSize, sentSize)
 		}
 	}
 	// applied moves forward only (a slower writer with an older Applied
