@@ -762,3 +762,46 @@ func TestEachFunctionWritesLogsOnlyIntoItsOwnLogGroup(t *testing.T) {
 		}
 	}
 }
+
+// Confused deputy (attack review of the deploy): EventBridge Scheduler may
+// assume each schedule's role only for a schedule of this account, in the
+// group the schedules are in (the default group). "Confused deputy
+// prevention" in the EventBridge Scheduler user guide
+// (https://docs.aws.amazon.com/scheduler/latest/UserGuide/cross-service-confused-deputy-prevention.html)
+// recommends aws:SourceAccount and aws:SourceArn on the schedule group in
+// the execution role's trust policy; SAM's generated role has neither, so
+// the template declares the roles. Their permissions stay as narrow as
+// SAM's: TestFunctionsRunOnEventBridgeSchedulerSchedules.
+func TestScheduleRolesTrustOnlySchedulesOfThisAccount(t *testing.T) {
+	wantCondition := map[string]any{
+		"StringEquals": map[string]any{"aws:SourceAccount": ref("AWS::AccountId")},
+		"ArnEquals": map[string]any{"aws:SourceArn": map[string]any{
+			"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule-group/default"}},
+	}
+	for _, function := range []string{"AuditFunction", "OnboardFunction"} {
+		ss := schedulesTargeting(t, function)
+		if len(ss) != 1 {
+			t.Fatalf("%s: %d schedules, want 1", function, len(ss))
+		}
+		if g, ok := ss[0]["GroupName"]; ok && g != "default" {
+			t.Errorf("%s: schedule group %s, want the default group the trust policy names", function, jsonText(g))
+		}
+		roleArn := asList(mapOf(mapOf(ss[0]["Target"])["RoleArn"])["Fn::GetAtt"])
+		if len(roleArn) != 2 {
+			t.Fatalf("%s: schedule RoleArn %s is not a GetAtt of a role in the template", function, jsonText(mapOf(ss[0]["Target"])["RoleArn"]))
+		}
+		doc := mapOf(props(resource(t, textOf(roleArn[0])))["AssumeRolePolicyDocument"])
+		sts := asList(doc["Statement"])
+		if len(sts) != 1 {
+			t.Fatalf("%s: trust policy %s, want one statement", function, jsonText(doc))
+		}
+		st := mapOf(sts[0])
+		if st["Effect"] != "Allow" || !sameJSON(asList(mapOf(st["Principal"])["Service"]), []any{"scheduler.amazonaws.com"}) ||
+			!sameJSON(asList(st["Action"]), []any{"sts:AssumeRole"}) {
+			t.Errorf("%s: trust statement %s, want scheduler.amazonaws.com may sts:AssumeRole", function, jsonText(st))
+		}
+		if !sameJSON(st["Condition"], wantCondition) {
+			t.Errorf("%s: trust condition %s, want %s (confused deputy)", function, jsonText(st["Condition"]), jsonText(wantCondition))
+		}
+	}
+}
