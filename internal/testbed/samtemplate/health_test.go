@@ -695,3 +695,78 @@ func TestTheDefaultBusByItsArnIsNoDestinationEither(t *testing.T) {
 		}
 	}
 }
+
+// imports lists every Fn::ImportValue of the template's resources with the
+// condition under which it is resolved: the first argument of the Fn::If
+// whose true branch holds it ("" when it is always resolved).
+func imports(t *testing.T) map[string]string {
+	t.Helper()
+	found := map[string]string{}
+	var walk func(v any, when string)
+	walk = func(v any, when string) {
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				walk(e, when)
+			}
+		case map[string]any:
+			if name, ok := v["Fn::ImportValue"]; ok {
+				found[textOf(name)] = when
+				return
+			}
+			if f, ok := v["Fn::If"].([]any); ok && len(f) == 3 {
+				walk(f[1], textOf(f[0]))
+				walk(f[2], "not "+textOf(f[0]))
+				return
+			}
+			for _, e := range v {
+				walk(e, when)
+			}
+		}
+	}
+	walk(cfn(t)["Resources"], "")
+	return found
+}
+
+// An alarm notifies only an SNS topic of its own region (CloudWatch
+// PutMetricAlarm, AlarmActions: arn:aws:sns:region:account-id:sns-topic-name,
+// the alarm's region; "Notifying users on alarm changes" in the CloudWatch
+// user guide), so an OpsTopicArn of another region passes its pattern and
+// then notifies nobody. Rules cannot see the region in the ARN (their
+// assertions take only Ref and the rule functions: "Rule functions",
+// Supported functions, in the CloudFormation template reference), so a
+// condition does (Fn::Split, Fn::Select) and the deploy fails at once on
+// an import whose name says what is wrong: "No export named
+// OpsTopicArn-... found". No other import exists.
+func TestACrossRegionOpsTopicArnFailsTheDeployNamingIt(t *testing.T) {
+	const account = "123456789012"
+	for _, tt := range []struct {
+		arn, region string
+		refused     bool
+	}{
+		{"", "eu-central-1", false},
+		{"arn:aws:sns:eu-central-1:" + account + ":ops", "eu-central-1", false},
+		{"arn:aws:sns:eu-central-1:210987654321:ops", "eu-central-1", false}, // another account, same region
+		{"arn:aws:sns:us-east-1:" + account + ":ops", "eu-central-1", true},
+		{"arn:aws-cn:sns:cn-north-1:" + account + ":ops", "cn-northwest-1", true},
+	} {
+		params := map[string]string{"OpsTopicArn": tt.arn, "AWS::Region": tt.region, "AWS::AccountId": account}
+		var failing []string
+		for name, when := range imports(t) {
+			resolved := when == "" || !strings.HasPrefix(when, "not ") && evalCondition(t, when, params) ||
+				strings.HasPrefix(when, "not ") && !evalCondition(t, strings.TrimPrefix(when, "not "), params)
+			if resolved {
+				failing = append(failing, name)
+			}
+		}
+		if !tt.refused {
+			if len(failing) > 0 {
+				t.Errorf("OpsTopicArn %q in %s: the deploy imports %v (and fails), want it to go ahead", tt.arn, tt.region, failing)
+			}
+			continue
+		}
+		if len(failing) != 1 || !strings.HasPrefix(failing[0], "OpsTopicArn-") || !strings.Contains(failing[0], "region") {
+			t.Errorf("OpsTopicArn %q in %s: the deploy imports %v, want one import whose name says OpsTopicArn is in another region", tt.arn, tt.region, failing)
+		}
+	}
+}
