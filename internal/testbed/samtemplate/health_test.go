@@ -770,3 +770,48 @@ func TestACrossRegionOpsTopicArnFailsTheDeployNamingIt(t *testing.T) {
 		}
 	}
 }
+
+// A failed onboarding that nobody replays is lost when SQS deletes it at the
+// end of the queue's retention (14 days), and OnboardFailureQueueAlarm then
+// goes to OK as if it had been replayed (attack review of the deploy). A
+// second alarm pages while there is time to act: the age of the oldest
+// message (ApproximateAgeOfOldestMessage, "Available CloudWatch metrics for
+// Amazon SQS" in the SQS developer guide) reaches the threshold at least two
+// days before the retention ends, after at least a day (the first alarm has
+// paged by then). Its description and runbook say what its OK means.
+func TestFailedOnboardingsPageAgainBeforeTheyExpire(t *testing.T) {
+	retention := resolveNumber(t, props(resource(t, "OnboardFailureQueue"))["MessageRetentionPeriod"], nil)
+	var found []string
+	for id, a := range resourcesOfType(t, "AWS::CloudWatch::Alarm") {
+		if a["Namespace"] != "AWS/SQS" || a["MetricName"] != "ApproximateAgeOfOldestMessage" ||
+			!sameJSON(mapOf(asList(a["Dimensions"])[0])["Value"], getAtt("OnboardFailureQueue", "QueueName")) {
+			continue
+		}
+		found = append(found, id)
+		if resource(t, id)["Condition"] != nil {
+			t.Errorf("%s exists only under condition %v, want always", id, resource(t, id)["Condition"])
+		}
+		threshold := resolveNumber(t, a["Threshold"], nil)
+		within := resolveNumber(t, a["Period"], nil) * resolveNumber(t, a["EvaluationPeriods"], nil)
+		if a["Statistic"] != "Maximum" || a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["TreatMissingData"] != "notBreaching" {
+			t.Errorf("%s: %v %v, missing data %v; want Maximum GreaterThanOrEqualToThreshold, notBreaching", id, a["Statistic"], a["ComparisonOperator"], a["TreatMissingData"])
+		}
+		if threshold < 86400 || threshold+within > retention-2*86400 {
+			t.Errorf("%s: fires when the oldest message is %.0f s old (within %.0f s), want from a day on and at least two days before the %.0f s retention ends", id, threshold, within, retention)
+		}
+		if d := textOf(a["AlarmDescription"]); !strings.Contains(d, "lost") || !strings.Contains(d, id) {
+			t.Errorf("%s: AlarmDescription %q, want it to say the requests are lost unless replayed and name the runbook heading", id, d)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("alarms on the age of OnboardFailureQueue's oldest message: %v, want one", found)
+	}
+	text := readme(t)
+	i := strings.Index(text, "### "+found[0])
+	if i < 0 {
+		i = strings.Index(text, found[0]+"\n")
+	}
+	if i < 0 || !strings.Contains(text[i:min(len(text), i+3000)], "three times") {
+		t.Errorf("the runbook for %s does not say that a message received three times leaves the age metric (poison pill)", found[0])
+	}
+}
