@@ -86,6 +86,12 @@ type OnboardSettings struct {
 	// parameter SyncSchedule) when it is a rate(); 0 for a cron() or when
 	// unset. It sizes the users-left rotation's share per sync.
 	SyncEvery time.Duration
+	// SyncHeartbeatPeriod is SYNC_HEARTBEAT_PERIOD_SECONDS (optional: the
+	// template parameter SyncHeartbeatPeriodSeconds), the period of the
+	// sync's heartbeat alarm, which fires when no sync completed in two of
+	// them; 0 when unset. It must be at least SyncEvery: the sync's alarms
+	// are sized for a sync in every period (a cron() is not checked).
+	SyncHeartbeatPeriod time.Duration
 }
 
 // AuditSettings hold the audit's settings.
@@ -195,6 +201,12 @@ func Load(getenv func(string) string, fn Function) (Config, error) {
 				r.fail("SYNC_SCHEDULE", sched, "must be an EventBridge schedule expression such as rate(15 minutes) or cron(0/15 * * * ? *)")
 			} else if every, ok := ScheduleInterval(sched); ok {
 				c.Onboard.SyncEvery = every
+			}
+		}
+		if p := r.integer("SYNC_HEARTBEAT_PERIOD_SECONDS", 0, 0, 100*24*3600); p > 0 {
+			c.Onboard.SyncHeartbeatPeriod = time.Duration(p) * time.Second
+			if every := c.Onboard.SyncEvery; every > c.Onboard.SyncHeartbeatPeriod {
+				r.fail("SYNC_HEARTBEAT_PERIOD_SECONDS", strconv.Itoa(p), "must be at least the interval of SYNC_SCHEDULE %s (%s): the sync's alarms are sized for a sync in every period (with a longer gap OnboardErrorsAlarm clears between two failed syncs, and from twice the period on SyncHeartbeatAlarm fires between two healthy ones): raise the template parameter SyncHeartbeatPeriodSeconds (at most 43200) or sync more often", getenv("SYNC_SCHEDULE"), every)
 			}
 		}
 	case Audit:

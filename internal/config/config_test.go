@@ -304,3 +304,43 @@ func TestUnknownUserPolicy(t *testing.T) {
 		}
 	}
 }
+
+// The sync's heartbeat alarm (SyncHeartbeatAlarm) fires when no sync
+// completed in two periods of SyncHeartbeatPeriodSeconds: a rate()
+// SyncSchedule longer than the period leaves periods without a sync between
+// two healthy ones, so the onboarding refuses it at start, naming both
+// fields and their values (attack review of the deploy). Unset, a cron()
+// or one that fits loads.
+func TestSyncScheduleFitsItsHeartbeatPeriod(t *testing.T) {
+	for _, tt := range []struct {
+		schedule, period string
+		ok               bool
+	}{
+		{"rate(15 minutes)", "3600", true}, // the defaults
+		{"rate(1 hour)", "3600", true},
+		{"rate(12 hours)", "43200", true},
+		{"cron(0 3 * * ? *)", "900", true}, // its gaps are not computed: the parameter's description says so
+		{"rate(2 hours)", "", true},        // no period given: nothing to hold it to
+		{"rate(2 hours)", "3600", false},
+		{"rate(61 minutes)", "3600", false},
+		{"rate(1 day)", "43200", false}, // longer than any allowed period
+	} {
+		m := base()
+		m["SYNC_SCHEDULE"], m["SYNC_HEARTBEAT_PERIOD_SECONDS"] = tt.schedule, tt.period
+		_, err := Load(env(m), Onboard)
+		if tt.ok {
+			if err != nil {
+				t.Errorf("%s with period %q: %v, want it to load", tt.schedule, tt.period, err)
+			}
+			continue
+		}
+		if ipguard.ErrorCode(err) != ipguard.EConfig {
+			t.Fatalf("%s with period %s: err = %v, want EConfig", tt.schedule, tt.period, err)
+		}
+		for _, w := range []string{"SYNC_HEARTBEAT_PERIOD_SECONDS", `"` + tt.period + `"`, "SYNC_SCHEDULE " + tt.schedule, "SyncHeartbeatPeriodSeconds"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s with period %s: error %q does not contain %q", tt.schedule, tt.period, err, w)
+			}
+		}
+	}
+}

@@ -103,7 +103,7 @@ func (d Deps) AuditHandler() func(context.Context, []byte) (audit.Result, error)
 		undelivered := 0                  // the digest and the key check that failed (AlertsUndelivered)
 		defer func() {
 			took := time.Since(start)
-			metrics := append(auditMetrics(res, err, took, pages.pages.Load(), d.lag(ctx, res, err)), subscriberMetrics(subscribers)...)
+			metrics := append(auditMetrics(res, err, took, pages.pages.Load(), d.runLag(ctx, res, err, scheduled)), subscriberMetrics(subscribers)...)
 			metrics = append(metrics, count(MetricAlertsUndelivered, undelivered))
 			props := map[string]any{"errorType": errorTypeOrEmpty(err), "from": res.From, "to": res.To}
 			for k, v := range findingsProps {
@@ -523,11 +523,32 @@ func lastRunRecord(res audit.Result, err error, took time.Duration, now time.Tim
 	return rec
 }
 
+// UnknownLag is the LagSeconds of a scheduled run whose lag cannot be known
+// (no checkpoint yet, as before the first run ever succeeded, or the table
+// could not be read): a year, above any HEARTBEAT_MAX_LAG_SECONDS the
+// configuration accepts (at most 100 days), so the lag heartbeat reads the
+// run as behind, as it read missing data before.
+const UnknownLag = 365 * 24 * time.Hour
+
+// runLag is the lag an invocation reports: lag, except that a scheduled run
+// always reports one, UnknownLag when lag cannot know it. Every scheduled run
+// counts as a run for the heartbeats (AuditRunsMissingAlarm counts the
+// samples of LagSeconds), also one that failed before it could read the
+// checkpoint: without it a cron() schedule invoking a failing audit would
+// read as stopped.
+func (d Deps) runLag(ctx context.Context, res audit.Result, err error, scheduled bool) time.Duration {
+	l := d.lag(ctx, res, err)
+	if l < 0 && scheduled {
+		return UnknownLag
+	}
+	return l
+}
+
 // lag is how far behind now the audit has safely read: the result's
 // safeUntil (every event up to it is done), otherwise (and for a backfill,
 // whose safeUntil is the end of its own past window) the stored checkpoint;
-// -1 when it cannot be known (no checkpoint yet, or the store failed), so
-// that the heartbeat alarm sees missing data.
+// -1 when it cannot be known (no checkpoint yet, or the store failed):
+// runLag reports UnknownLag for a scheduled run, nothing for the rest.
 func (d Deps) lag(ctx context.Context, res audit.Result, err error) time.Duration {
 	now := time.Now()
 	if err == nil && res.SafeUntil != "" && !res.Backfill {

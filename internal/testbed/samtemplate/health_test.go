@@ -695,3 +695,121 @@ func TestTheDefaultBusByItsArnIsNoDestinationEither(t *testing.T) {
 		}
 	}
 }
+
+// imports lists every Fn::ImportValue of the template's resources with the
+// condition under which it is resolved: the first argument of the Fn::If
+// whose true branch holds it ("" when it is always resolved).
+func imports(t *testing.T) map[string]string {
+	t.Helper()
+	found := map[string]string{}
+	var walk func(v any, when string)
+	walk = func(v any, when string) {
+		switch v := v.(type) {
+		case []any:
+			for _, e := range v {
+				walk(e, when)
+			}
+		case map[string]any:
+			if name, ok := v["Fn::ImportValue"]; ok {
+				found[textOf(name)] = when
+				return
+			}
+			if f, ok := v["Fn::If"].([]any); ok && len(f) == 3 {
+				walk(f[1], textOf(f[0]))
+				walk(f[2], "not "+textOf(f[0]))
+				return
+			}
+			for _, e := range v {
+				walk(e, when)
+			}
+		}
+	}
+	walk(cfn(t)["Resources"], "")
+	return found
+}
+
+// An alarm notifies only an SNS topic of its own region (attack review of
+// the deploy), so an OpsTopicArn of another region passes its pattern and
+// then notifies nobody. Rules cannot see the region in the ARN (their
+// assertions take only Ref and the rule functions: "Rule functions",
+// Supported functions, in the CloudFormation template reference), so a
+// condition does (Fn::Split, Fn::Select) and the deploy fails at once on
+// an import whose name says what is wrong: "No export named
+// OpsTopicArn-... found". No other import exists.
+func TestACrossRegionOpsTopicArnFailsTheDeployNamingIt(t *testing.T) {
+	const account = "123456789012"
+	for _, tt := range []struct {
+		arn, region string
+		refused     bool
+	}{
+		{"", "eu-central-1", false},
+		{"arn:aws:sns:eu-central-1:" + account + ":ops", "eu-central-1", false},
+		{"arn:aws:sns:eu-central-1:210987654321:ops", "eu-central-1", false}, // another account, same region
+		{"arn:aws:sns:us-east-1:" + account + ":ops", "eu-central-1", true},
+		{"arn:aws-cn:sns:cn-north-1:" + account + ":ops", "cn-northwest-1", true},
+	} {
+		params := map[string]string{"OpsTopicArn": tt.arn, "AWS::Region": tt.region, "AWS::AccountId": account}
+		var failing []string
+		for name, when := range imports(t) {
+			resolved := when == "" || !strings.HasPrefix(when, "not ") && evalCondition(t, when, params) ||
+				strings.HasPrefix(when, "not ") && !evalCondition(t, strings.TrimPrefix(when, "not "), params)
+			if resolved {
+				failing = append(failing, name)
+			}
+		}
+		if !tt.refused {
+			if len(failing) > 0 {
+				t.Errorf("OpsTopicArn %q in %s: the deploy imports %v (and fails), want it to go ahead", tt.arn, tt.region, failing)
+			}
+			continue
+		}
+		if len(failing) != 1 || !strings.HasPrefix(failing[0], "OpsTopicArn-") || !strings.Contains(failing[0], "region") {
+			t.Errorf("OpsTopicArn %q in %s: the deploy imports %v, want one import whose name says OpsTopicArn is in another region", tt.arn, tt.region, failing)
+		}
+	}
+}
+
+// A failed onboarding that nobody replays is lost when SQS deletes it at the
+// end of the queue's retention (14 days), and OnboardFailureQueueAlarm then
+// goes to OK as if it had been replayed (attack review of the deploy). A
+// second alarm pages while there is time to act: the age of the oldest
+// message (ApproximateAgeOfOldestMessage, "Available CloudWatch metrics for
+// Amazon SQS" in the SQS developer guide) reaches the threshold at least two
+// days before the retention ends, after at least a day (the first alarm has
+// paged by then). Its description and runbook say what its OK means.
+func TestFailedOnboardingsPageAgainBeforeTheyExpire(t *testing.T) {
+	retention := resolveNumber(t, props(resource(t, "OnboardFailureQueue"))["MessageRetentionPeriod"], nil)
+	var found []string
+	for id, a := range resourcesOfType(t, "AWS::CloudWatch::Alarm") {
+		if a["Namespace"] != "AWS/SQS" || a["MetricName"] != "ApproximateAgeOfOldestMessage" ||
+			!sameJSON(mapOf(asList(a["Dimensions"])[0])["Value"], getAtt("OnboardFailureQueue", "QueueName")) {
+			continue
+		}
+		found = append(found, id)
+		if resource(t, id)["Condition"] != nil {
+			t.Errorf("%s exists only under condition %v, want always", id, resource(t, id)["Condition"])
+		}
+		threshold := resolveNumber(t, a["Threshold"], nil)
+		within := resolveNumber(t, a["Period"], nil) * resolveNumber(t, a["EvaluationPeriods"], nil)
+		if a["Statistic"] != "Maximum" || a["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || a["TreatMissingData"] != "notBreaching" {
+			t.Errorf("%s: %v %v, missing data %v; want Maximum GreaterThanOrEqualToThreshold, notBreaching", id, a["Statistic"], a["ComparisonOperator"], a["TreatMissingData"])
+		}
+		if threshold < 86400 || threshold+within > retention-2*86400 {
+			t.Errorf("%s: fires when the oldest message is %.0f s old (within %.0f s), want from a day on and at least two days before the %.0f s retention ends", id, threshold, within, retention)
+		}
+		if d := textOf(a["AlarmDescription"]); !strings.Contains(d, "lost") || !strings.Contains(d, id) {
+			t.Errorf("%s: AlarmDescription %q, want it to say the requests are lost unless replayed and name the runbook heading", id, d)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("alarms on the age of OnboardFailureQueue's oldest message: %v, want one", found)
+	}
+	text := readme(t)
+	i := strings.Index(text, "### "+found[0])
+	if i < 0 {
+		i = strings.Index(text, found[0]+"\n")
+	}
+	if i < 0 || !strings.Contains(text[i:min(len(text), i+3000)], "three times") {
+		t.Errorf("the runbook for %s does not say that a message received three times leaves the age metric (poison pill)", found[0])
+	}
+}

@@ -316,28 +316,29 @@ func TestFunctionsAreBuiltAndConfiguredAsDeployed(t *testing.T) {
 		env      map[string]any
 	}{
 		{"OnboardFunction", 30, 0, map[string]any{
-			"DOCSPACE_API_HOST":          ref("DocSpaceApiHost"),
-			"DOCSPACE_API_KEY_SECRET_ID": ref("DocSpaceApiKeySecretArn"),
-			"DOCSPACE_ALLOW_HTTP":        "false",
-			"ALLOWLIST_TABLE":            ref("AllowlistTable"),
-			"PORTAL_MAX_RANGE_ADDRESSES": ref("PortalMaxRangeAddresses"),
-			"PORTAL_BREAKGLASS_IPS":      ref("PortalBreakglassIps"),
-			"PORTAL_ENFORCE":             ref("PortalEnforce"),
-			"PORTAL_MAX_ENTRIES":         ref("PortalMaxEntries"),
-			"PORTAL_DRIFT_REPAIR":        ref("PortalDriftRepair"),
-			"OFFBOARD_REMOVED_USERS":     ref("OffboardRemovedUsers"),
-			"OFFBOARD_MAX_PERCENT":       ref("OffboardMaxPercent"),
-			"SYNC_SCHEDULE":              ref("SyncSchedule"), // sizes the users-left rotation
-			"ALERT_TOPIC_ARN":            ref("AlertTopic"),
-			"ALLOWLIST_MIN_PREFIX_V4":    ref("AllowlistMinPrefixV4"),
-			"ALLOWLIST_MIN_PREFIX_V6":    ref("AllowlistMinPrefixV6"),
-			"LEASE_WAIT":                 "20s",
-			"SECRET_CACHE_TTL":           "5m",
-			"PORTAL_REQUESTS_PER_MINUTE": ref("PortalRequestsPerMinute"),
-			"LOG_LEVEL":                  ref("LogLevel"),
-			"METRICS_NAMESPACE":          ref("MetricsNamespace"),
-			"FINDINGS_BUS_NAME":          ref("FindingsBusName"),
-			"CHAT_TOPIC_ARN":             chatTopicEnv,
+			"DOCSPACE_API_HOST":             ref("DocSpaceApiHost"),
+			"DOCSPACE_API_KEY_SECRET_ID":    ref("DocSpaceApiKeySecretArn"),
+			"DOCSPACE_ALLOW_HTTP":           "false",
+			"ALLOWLIST_TABLE":               ref("AllowlistTable"),
+			"PORTAL_MAX_RANGE_ADDRESSES":    ref("PortalMaxRangeAddresses"),
+			"PORTAL_BREAKGLASS_IPS":         ref("PortalBreakglassIps"),
+			"PORTAL_ENFORCE":                ref("PortalEnforce"),
+			"PORTAL_MAX_ENTRIES":            ref("PortalMaxEntries"),
+			"PORTAL_DRIFT_REPAIR":           ref("PortalDriftRepair"),
+			"OFFBOARD_REMOVED_USERS":        ref("OffboardRemovedUsers"),
+			"OFFBOARD_MAX_PERCENT":          ref("OffboardMaxPercent"),
+			"SYNC_SCHEDULE":                 ref("SyncSchedule"),               // sizes the users-left rotation
+			"SYNC_HEARTBEAT_PERIOD_SECONDS": ref("SyncHeartbeatPeriodSeconds"), // a rate() SyncSchedule must fit it (checked at start)
+			"ALERT_TOPIC_ARN":               ref("AlertTopic"),
+			"ALLOWLIST_MIN_PREFIX_V4":       ref("AllowlistMinPrefixV4"),
+			"ALLOWLIST_MIN_PREFIX_V6":       ref("AllowlistMinPrefixV6"),
+			"LEASE_WAIT":                    "20s",
+			"SECRET_CACHE_TTL":              "5m",
+			"PORTAL_REQUESTS_PER_MINUTE":    ref("PortalRequestsPerMinute"),
+			"LOG_LEVEL":                     ref("LogLevel"),
+			"METRICS_NAMESPACE":             ref("MetricsNamespace"),
+			"FINDINGS_BUS_NAME":             ref("FindingsBusName"),
+			"CHAT_TOPIC_ARN":                chatTopicEnv,
 		}},
 		{"AuditFunction", 300, 0, map[string]any{
 			"DOCSPACE_API_HOST":          ref("DocSpaceApiHost"),
@@ -759,6 +760,49 @@ func TestEachFunctionWritesLogsOnlyIntoItsOwnLogGroup(t *testing.T) {
 		}
 		if found != 1 {
 			t.Errorf("%s: %d Deny statements, want the one that keeps its logs in %s", fn, found, group)
+		}
+	}
+}
+
+// Confused deputy (attack review of the deploy): EventBridge Scheduler may
+// assume each schedule's role only for a schedule of this account, in the
+// group the schedules are in (the default group). "Confused deputy
+// prevention" in the EventBridge Scheduler user guide
+// (https://docs.aws.amazon.com/scheduler/latest/UserGuide/cross-service-confused-deputy-prevention.html)
+// recommends aws:SourceAccount and aws:SourceArn on the schedule group in
+// the execution role's trust policy; SAM's generated role has neither, so
+// the template declares the roles. Their permissions stay as narrow as
+// SAM's: TestFunctionsRunOnEventBridgeSchedulerSchedules.
+func TestScheduleRolesTrustOnlySchedulesOfThisAccount(t *testing.T) {
+	wantCondition := map[string]any{
+		"StringEquals": map[string]any{"aws:SourceAccount": ref("AWS::AccountId")},
+		"ArnEquals": map[string]any{"aws:SourceArn": map[string]any{
+			"Fn::Sub": "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule-group/default"}},
+	}
+	for _, function := range []string{"AuditFunction", "OnboardFunction"} {
+		ss := schedulesTargeting(t, function)
+		if len(ss) != 1 {
+			t.Fatalf("%s: %d schedules, want 1", function, len(ss))
+		}
+		if g, ok := ss[0]["GroupName"]; ok && g != "default" {
+			t.Errorf("%s: schedule group %s, want the default group the trust policy names", function, jsonText(g))
+		}
+		roleArn := asList(mapOf(mapOf(ss[0]["Target"])["RoleArn"])["Fn::GetAtt"])
+		if len(roleArn) != 2 {
+			t.Fatalf("%s: schedule RoleArn %s is not a GetAtt of a role in the template", function, jsonText(mapOf(ss[0]["Target"])["RoleArn"]))
+		}
+		doc := mapOf(props(resource(t, textOf(roleArn[0])))["AssumeRolePolicyDocument"])
+		sts := asList(doc["Statement"])
+		if len(sts) != 1 {
+			t.Fatalf("%s: trust policy %s, want one statement", function, jsonText(doc))
+		}
+		st := mapOf(sts[0])
+		if st["Effect"] != "Allow" || !sameJSON(asList(mapOf(st["Principal"])["Service"]), []any{"scheduler.amazonaws.com"}) ||
+			!sameJSON(asList(st["Action"]), []any{"sts:AssumeRole"}) {
+			t.Errorf("%s: trust statement %s, want scheduler.amazonaws.com may sts:AssumeRole", function, jsonText(st))
+		}
+		if !sameJSON(st["Condition"], wantCondition) {
+			t.Errorf("%s: trust condition %s, want %s (confused deputy)", function, jsonText(st["Condition"]), jsonText(wantCondition))
 		}
 	}
 }
