@@ -728,8 +728,10 @@ func imports(t *testing.T) map[string]string {
 	return found
 }
 
-// An alarm notifies only an SNS topic of its own region (attack review of
-// the deploy), so an OpsTopicArn of another region passes its pattern and
+// An alarm notifies only an SNS topic of its own region (CloudWatch
+// PutMetricAlarm, AlarmActions: arn:aws:sns:region:account-id:sns-topic-name,
+// the alarm's region; "Notifying users on alarm changes" in the CloudWatch
+// user guide), so an OpsTopicArn of another region passes its pattern and
 // then notifies nobody. Rules cannot see the region in the ARN (their
 // assertions take only Ref and the rule functions: "Rule functions",
 // Supported functions, in the CloudFormation template reference), so a
