@@ -181,12 +181,14 @@ func TestThrottledPublishIsSentByTheNextReconcile(t *testing.T) {
 }
 
 // The lock-out episode is keyed by its cause's kind, not the error text:
-// keys/@self failing with a different message each time alerts once.
+// keys/@self failing with a different message each time alerts once. (An
+// unexpected answer: a 429 or 5xx is no lock-out risk at all, see
+// TestAnUnavailablePreflightIsNoLockoutRisk.)
 func TestLockoutEpisodeIsKeyedByKindNotText(t *testing.T) {
 	e := newEnv()
 	e.p.set(restr("192.0.2.1!"), false)
 	n := 0
-	e.s.Directory = &fakeDirectory{keyErr: func() error { n++; return fmt.Errorf("keys/@self: HTTP 502 (request id %d)", n) }}
+	e.s.Directory = &fakeDirectory{keyErr: func() error { n++; return fmt.Errorf("keys/@self: unexpected answer (request id %d)", n) }}
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	for range 3 {
 		e.do(t, `{"action":"sync"}`)
@@ -201,7 +203,7 @@ func TestLockoutEpisodeIsKeyedByKindNotText(t *testing.T) {
 func TestThrottledLockoutAlertIsSentByTheNextReconcile(t *testing.T) {
 	e := newEnv()
 	e.p.set(restr("192.0.2.1!"), false)
-	e.s.Directory = &fakeDirectory{keyErr: func() error { return fmt.Errorf("keys/@self: HTTP 502") }}
+	e.s.Directory = &fakeDirectory{keyErr: func() error { return fmt.Errorf("keys/@self: unexpected answer") }}
 	e.alerts.throttle = 1
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	if got := countKind(e.alerts, "allowlist_lockout_risk"); got != 0 {
