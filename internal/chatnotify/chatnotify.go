@@ -9,9 +9,11 @@
 //
 // Each notification says what a person needs first: a title with the
 // severity, who, where (address, city, country), what happened, and what to
-// do. Values from the portal are shown in code spans, cleaned of control and
-// invisible characters and clipped, so that a forged login name can neither
-// format the message nor mention anyone.
+// do. Every value that may come from the portal or a person (the alert's
+// subject, so the title too; names, addresses, places, the e-mail text) is
+// made inert (see inert) and shown in a code span, so that a forged login
+// or key name can neither format the message, link anywhere nor mention
+// anyone.
 package chatnotify
 
 import (
@@ -72,14 +74,14 @@ const listed = 5
 func Format(a ipguard.Alert) Notification {
 	n := Notification{Version: "1.0", Source: "custom",
 		Content:  Content{TextType: "client-markdown", Title: title(a)},
-		Metadata: Metadata{Summary: humantext.Words(a.Subject, 200)}}
+		Metadata: Metadata{Summary: inert(a.Subject, 200)}}
 	var body map[string]json.RawMessage
 	_ = json.Unmarshal([]byte(a.Default), &body)
 	kinds := append([]string(nil), a.Kinds...)
 	var p audit.Payload
 	if _, ok := body["events"]; ok && json.Unmarshal([]byte(a.Default), &p) == nil {
 		n.Content.Description = describe(p)
-		n.Metadata.AdditionalContext = map[string]string{"portal": humantext.Words(p.Portal, 200)}
+		n.Metadata.AdditionalContext = map[string]string{"portal": inert(p.Portal, 200)}
 		if len(kinds) == 0 {
 			seen := map[string]bool{}
 			for _, f := range p.Events {
@@ -104,28 +106,34 @@ func Format(a ipguard.Alert) Notification {
 	sort.Strings(kinds)
 	n.Content.NextSteps = steps(kinds)
 	if a.Severity != "" {
-		n.Content.Keywords = append(n.Content.Keywords, a.Severity)
+		n.Content.Keywords = append(n.Content.Keywords, inert(a.Severity, 40))
 	}
-	n.Content.Keywords = append(n.Content.Keywords, kinds...)
-	n.Metadata.EventType = strings.Join(kinds, ",")
+	for _, k := range kinds {
+		n.Content.Keywords = append(n.Content.Keywords, inert(k, 60))
+	}
+	n.Metadata.EventType = inert(strings.Join(kinds, ","), 300)
 	return n
 }
 
 var severityMark = map[string]string{"critical": ":rotating_light: CRITICAL", "high": ":red_circle: HIGH", "medium": ":large_orange_circle: MEDIUM", "low": ":large_blue_circle: LOW"}
 
+// title is the severity's mark and the alert's subject. The subject may
+// quote the portal (the API key's name in the key expiry alert), and the
+// chat integration renders the title as markdown with mentions: it is
+// shown like any portal value, inert in a code span.
 func title(a ipguard.Alert) string {
 	mark := severityMark[a.Severity]
 	if mark == "" && a.Severity != "" {
-		mark = strings.ToUpper(humantext.Words(a.Severity, 20))
+		mark = strings.ToUpper(inert(a.Severity, 20))
 	}
-	s := humantext.Words(a.Subject, 300)
-	if s == "" {
-		s = "DocSpace IP Guard alert"
+	s := "DocSpace IP Guard alert"
+	if strings.TrimSpace(a.Subject) != "" {
+		s = code(a.Subject, 300)
 	}
 	if mark != "" {
 		s = mark + " " + s
 	}
-	return humantext.Clip(s, 400)
+	return s
 }
 
 // describe lists the first findings of an audit alert.
@@ -156,7 +164,7 @@ func describe(p audit.Payload) string {
 		if place := strings.Trim(f.City+", "+f.Country, ", "); place != "" {
 			where += " (" + place + ")"
 		}
-		fmt.Fprintf(&b, "*%s* — %s\n", strings.ToUpper(f.Severity), code(f.Reason, 200))
+		fmt.Fprintf(&b, "*%s* — %s\n", strings.ToUpper(inert(f.Severity, 20)), code(f.Reason, 200))
 		if f.Kind == audit.KindCoverageLost { // no login: what was not checked, and why
 			fmt.Fprintf(&b, "• *Cause:* %s\n• *Logins dated:* %s to %s UTC\n", code(orUnknown(f.Cause), 60), code(f.FirstAt, 40), code(f.Date, 40))
 			continue
@@ -199,11 +207,24 @@ func steps(kinds []string) []string {
 	return out
 }
 
-// code shows an untrusted value in a code span: one line, control and
-// invisible characters escaped (humantext.Words), no backticks, clipped to
-// max bytes.
+// inert makes an untrusted value unable to act in chat markdown: one line,
+// control and invisible characters escaped and clipped to max bytes before
+// escaping (humantext.Words), backticks (which would close a code span)
+// replaced by ', and &, <, > written &amp; &lt; &gt;, the escaping Slack
+// documents for its control sequences ("Formatting text for app surfaces",
+// escaping): no <!channel>, <!here>, <@U…> or <url|label> can form, inside
+// a code span or out of it.
+func inert(s string, max int) string {
+	return markdownEscaper.Replace(humantext.Words(s, max))
+}
+
+var markdownEscaper = strings.NewReplacer("`", "'", "&", "&amp;", "<", "&lt;", ">", "&gt;")
+
+// code shows an untrusted value inert (see inert) in a code span, where
+// Slack and Teams format nothing and link nothing: *bold*, _x_ and URLs
+// stay text. The code span alone is not relied upon against mentions.
 func code(s string, max int) string {
-	return "`" + strings.ReplaceAll(humantext.Words(s, max), "`", "'") + "`"
+	return "`" + inert(s, max) + "`"
 }
 
 // codeLines shows untrusted multi-line text (an alert's e-mail text, which

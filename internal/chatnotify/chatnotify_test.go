@@ -17,6 +17,7 @@ import (
 	"ipguard/internal/audit/audittest/auditalert"
 	"ipguard/internal/chatnotify"
 	"ipguard/internal/ipguard"
+	"ipguard/internal/keywatch"
 	"ipguard/internal/testbed/localaws"
 )
 
@@ -35,13 +36,13 @@ func TestFormatSaysTitleSeverityWhoWhereAndWhatToDo(t *testing.T) {
 		wantSteps string
 	}{
 		{"an audit finding", auditalert.Render(t, now, f), []string{":red_circle: HIGH", "DocSpace", "`ann@example.com`", "`203.0.113.7 (Berlin, Germany)`", "`2026-12-04T09:59:00Z`"}, nil, "Ask the user"},
-		{"portal text cannot format or mention", auditalert.Render(t, now, evil), []string{"`<!channel> *boss* 'x'`", `\u202E`}, []string{"\u202e", "\nnext"}, "Ask the user"},
+		{"portal text cannot format or mention", auditalert.Render(t, now, evil), []string{"`&lt;!channel&gt; *boss* 'x'`", `\u202E`}, []string{"\u202e", "\nnext"}, "Ask the user"},
 		{"a key alert", ipguard.Alert{Subject: "[MEDIUM] DocSpace API key \"k\" expires in 7 days", Default: `{"kind":"api_key_expiring"}`, Email: "The key expires.", Severity: "medium", Kinds: []string{"api_key_expiring"}},
 			[]string{":large_orange_circle: MEDIUM", "The key expires."}, nil, "Create a new DocSpace API key"},
 		{"drift", ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift)", Default: `{"kind":"allowlist_drift"}`, Email: "changed", Severity: "high", Kinds: []string{"allowlist_drift"}},
 			[]string{"HIGH", "changed"}, nil, "Check with the person"},
 		{"e-mail text cannot format, link or mention", ipguard.Alert{Subject: "drift", Default: `{"kind":"allowlist_drift"}`, Email: "Changed by:\n<!channel> [Reset your password](https://evil.example/x) *URGENT*\n\nbye", Severity: "high", Kinds: []string{"allowlist_drift"}},
-			[]string{"`Changed by:`\n`<!channel> [Reset your password](https://evil.example/x) *URGENT*`\n\n`bye`"}, []string{"\n<!channel>", "\n[Reset", "\n*URGENT"}, "Check with the person"},
+			[]string{"`Changed by:`\n`&lt;!channel&gt; [Reset your password](https://evil.example/x) *URGENT*`\n\n`bye`"}, []string{"\n<!channel>", "\n[Reset", "\n*URGENT"}, "Check with the person"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -171,6 +172,94 @@ func TestEveryAuditKindSaysWhoWhereAndWhatToDoInChat(t *testing.T) {
 		steps := chatnotify.Format(auditalert.Render(t, now, f)).Content.NextSteps
 		if len(steps) == 0 || (len(steps) == len(fallback) && steps[0] == fallback[0]) {
 			t.Errorf("%s: next steps %q, want what to do about it", kind, steps)
+		}
+	}
+}
+
+// Every portal- or user-supplied string in a chat notice, the title
+// included, is inert (the fields chat renders as markdown: title,
+// description, next steps; the others are plain text): it cannot mention (<!channel>, <!here>, <@U…>), link
+// (<url|label>, a bare URL outside a code span), format (*bold*, a backtick
+// that closes the code span) or break the line. The title once showed the
+// alert's subject as it was, and the key expiry subject quotes the key's
+// name from the portal; the body relied on code spans alone, inside which
+// Slack's handling of <!channel> is not documented. Each value goes through
+// the builder that really renders it: the key watch's alert (key name), the
+// audit's (user name, IP text, user agent), onboarding's e-mail text.
+func TestHostilePortalTextIsInertInTitleAndBody(t *testing.T) {
+	hostile := []string{"<!channel>", "<!here>", "<@U123ABC>", "<http://evil.example|click here>", "*bold* _it_ ~s~",
+		"x` <!channel> `y", "line\n<!here>", "&lt;!channel&gt;", "https://evil.example/reset"}
+	keyAlert := func(v string) ipguard.Alert {
+		return keywatch.Alert("https://portal.example.com", keywatch.Key{ID: "k1", Name: v, Postfix: "ab12", ExpiresAt: now.Add(20 * time.Hour), IsActive: true}, now)
+	}
+	finding := func(f func(*audit.Finding)) func(string) ipguard.Alert {
+		return func(v string) ipguard.Alert {
+			x := audit.Finding{EventID: 41, Kind: audit.KindIPNotAllowed, Severity: audit.SeverityHigh, Reason: "login from an address not on the allowlist",
+				Login: "ann", IP: "203.0.113.7", City: "Berlin", Country: "Germany", Date: "2026-12-04T09:59:00Z"}
+			f(&x)
+			return auditalert.Render(t, now, x)
+		}
+	}
+	sources := []struct {
+		name  string
+		alert func(v string) ipguard.Alert
+	}{
+		{"API key name", keyAlert},
+		{"user name", nil}, {"login", nil}, {"IP text", nil}, {"user agent", nil}, // set below
+		{"e-mail text", func(v string) ipguard.Alert {
+			return ipguard.Alert{Subject: "DocSpace: IP allowlist changed outside IP Guard (drift) by " + v, Default: `{"kind":"allowlist_drift"}`,
+				Email: "Changed by: " + v + "\n\nbye", Severity: "high", Kinds: []string{"allowlist_drift"}}
+		}},
+	}
+	set := map[string]func(f *audit.Finding, v string){
+		"user name":  func(f *audit.Finding, v string) { f.Login, f.Email, f.User = "", "", v },
+		"login":      func(f *audit.Finding, v string) { f.Login = v },
+		"IP text":    func(f *audit.Finding, v string) { f.IP = v },
+		"user agent": func(f *audit.Finding, v string) { f.Browser, f.Platform = v, v },
+	}
+	for _, src := range sources {
+		for _, v := range hostile {
+			t.Run(src.name+"/"+v, func(t *testing.T) {
+				var a ipguard.Alert
+				if put, ok := set[src.name]; ok {
+					a = finding(func(f *audit.Finding) { put(f, v) })(v)
+				} else {
+					a = src.alert(v)
+				}
+				n := chatnotify.Format(a)
+				if strings.ContainsAny(n.Content.Title, "\n\r") {
+					t.Errorf("title %q breaks the line", n.Content.Title)
+				}
+				fields := map[string]string{"title": n.Content.Title, "description": n.Content.Description, "summary": n.Metadata.Summary,
+					"keywords": strings.Join(n.Content.Keywords, " "), "eventType": n.Metadata.EventType, "nextSteps": strings.Join(n.Content.NextSteps, " ")}
+				for k, v := range n.Metadata.AdditionalContext {
+					fields["context "+k] = v
+				}
+				for what, text := range fields {
+					if strings.ContainsAny(text, "<>") {
+						t.Errorf("%s holds < or > (a mention or a link can form): %q", what, text)
+					}
+					if what != "title" && what != "description" && what != "nextSteps" {
+						if strings.ContainsAny(text, "`\n") {
+							t.Errorf("%s holds a backtick or a line break: %q", what, text)
+						}
+						continue // plain text, not rendered as markdown
+					}
+					for _, line := range strings.Split(text, "\n") {
+						spans := strings.Split(line, "`")
+						if len(spans)%2 == 0 {
+							t.Errorf("%s: a code span left open: %q", what, line)
+						}
+						for i := 0; i < len(spans); i += 2 { // outside code spans
+							for _, w := range []string{"!channel", "!here", "@U123ABC", "evil", "bold", "_it_", "~s~"} {
+								if strings.Contains(spans[i], w) {
+									t.Errorf("%s: %q outside a code span: %q", what, w, line)
+								}
+							}
+						}
+					}
+				}
+			})
 		}
 	}
 }

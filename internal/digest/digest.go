@@ -15,8 +15,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +65,12 @@ type Digest struct {
 	TripsOthers int      `json:"tripsOthers,omitempty"`
 	// week: the suggestions of the last 7 days' digests (set when sent).
 	week map[string]*UserNetworks
+	// Counted are the keys of the findings counted (countedKey, at most
+	// maxCounted): a finding published again (its alert failed further
+	// down the chain after the digest took it, e.g. the findings bus's
+	// outbox could not be written, and the audit sends it again) is not
+	// counted twice.
+	Counted []string `json:"counted,omitempty"`
 	// Claimed is set (RFC3339) when a run starts sending it; Sent when SNS took it.
 	Claimed string `json:"claimed,omitempty"`
 	Sent    string `json:"sent,omitempty"`
@@ -121,6 +129,51 @@ func (d *Digest) addPerson(f audit.Finding) {
 	if f.UserType != "" {
 		p.Type = humantext.Clip(f.UserType, 40)
 	}
+}
+
+// maxCounted bounds the findings a digest remembers as counted (Counted),
+// so that one item holds it; a finding past it is counted, not remembered.
+const maxCounted = 1000
+
+// countedKey names a finding as the findings bus's findingId does (its kind
+// and event id; without one, its address, span and cause), hashed short; ""
+// for a finding that names none of them (counted every time it comes).
+func countedKey(f audit.Finding) string {
+	var id string
+	switch {
+	case f.EventID != 0:
+		id = strconv.FormatInt(f.EventID, 10)
+	case f.IP != "" || f.FirstAt != "" || f.Date != "":
+		id = f.IP + "|" + f.FirstAt + "|" + f.Date + "|" + f.Cause
+	default:
+		return ""
+	}
+	h := fnv.New64a()
+	h.Write([]byte(f.Kind + "\x00" + id))
+	return strconv.FormatUint(h.Sum64(), 36)
+}
+
+// addNew counts the findings of fs that d has not counted yet (Counted)
+// and returns how many it counted.
+func (d *Digest) addNew(fs []audit.Finding) int {
+	seen := make(map[string]bool, len(d.Counted))
+	for _, k := range d.Counted {
+		seen[k] = true
+	}
+	n := 0
+	for _, f := range fs {
+		k := countedKey(f)
+		if k != "" && seen[k] {
+			continue
+		}
+		d.Add(f)
+		n++
+		if k != "" && len(d.Counted) < maxCounted {
+			seen[k] = true
+			d.Counted = append(d.Counted, k)
+		}
+	}
+	return n
 }
 
 // Add counts f.
@@ -395,7 +448,8 @@ type Publisher struct {
 	Log        *slog.Logger
 }
 
-// Publish adds the alert's findings to the digest of Day(now) and returns
+// Publish adds the alert's findings to the digest of Day(now) (those it
+// counted before only once: Counted) and returns
 // "digest:<day>" (audit.DigestMessagePrefix) as the message id, or sends the alert on. Adding is one
 // conditional write (retried on a concurrent change); a failure is returned
 // like a failed publish, so the caller alerts the findings again later.
@@ -425,8 +479,8 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 			return "", fmt.Errorf("digest: read %s: %w", day, err)
 		}
 		d.Day = day
-		for _, f := range pl.Events {
-			d.Add(f)
+		if d.addNew(pl.Events) == 0 {
+			return audit.DigestMessagePrefix + day, nil // every one was counted before
 		}
 		err = p.Store.SaveRevised(ctx, Prefix+day, d, rev, p.now().Add(keep))
 		if err == nil {

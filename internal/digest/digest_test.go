@@ -294,3 +294,41 @@ func TestTheDigestSMSNamesNoSeverityItDoesNotKnow(t *testing.T) {
 		t.Errorf("SMS = %q, want 1 finding (singular)", sms)
 	}
 }
+
+// A finding the digest took is counted once, however often its alert is
+// published: an alert that failed further down the chain after the digest
+// took it (the findings bus's outbox could not be written) is sent again
+// by the next run, and the digest counted its findings again. Findings it
+// has not seen are still counted, bursts (no event id) by their span.
+func TestAFindingPublishedAgainIsCountedOnce(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	p, st, _ := newDigest(&now)
+	login := func(id int64) audit.Finding {
+		return audit.Finding{EventID: id, Kind: "new_country", Severity: "low", Email: "ann@example.com", IP: "203.0.113.1"}
+	}
+	burst := func(first string) audit.Finding {
+		return audit.Finding{Kind: audit.KindFailedLoginBurst, Severity: "low", Logins: []string{"ann"}, IP: "198.51.100.7", FirstAt: first, Date: "2026-12-04T08:59:00Z"}
+	}
+	steps := []struct {
+		fs        []audit.Finding
+		wantTotal int
+	}{
+		{[]audit.Finding{login(1), login(2), burst("2026-12-04T08:50:00Z")}, 3},
+		{[]audit.Finding{login(1), login(2), burst("2026-12-04T08:50:00Z")}, 3}, // the same alert again
+		{[]audit.Finding{login(2), login(3)}, 4},
+		{[]audit.Finding{burst("2026-12-04T08:55:00Z")}, 5}, // another span: another burst
+	}
+	for i, s := range steps {
+		if id, err := p.Publish(ctx, lowAlert(t, s.fs...)); err != nil || id != "digest:2026-12-05" {
+			t.Fatalf("step %d: Publish = %q, %v", i, id, err)
+		}
+		var d digest.Digest
+		if _, _, err := st.LoadRevised(ctx, digest.Prefix+"2026-12-05", &d); err != nil {
+			t.Fatal(err)
+		}
+		if d.Total != s.wantTotal || d.Kinds["new_country"]+d.Kinds[audit.KindFailedLoginBurst] != s.wantTotal {
+			t.Errorf("step %d: the digest counts %d findings (%v); want %d", i, d.Total, d.Kinds, s.wantTotal)
+		}
+	}
+}

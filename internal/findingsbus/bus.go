@@ -22,22 +22,6 @@ type API interface {
 	PutEvents(context.Context, *eventbridge.PutEventsInput, ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
 }
 
-// Outbox keeps the entries the bus refused until a later run sends them.
-// Both methods return classified errors.
-type Outbox interface {
-	// Pending returns the waiting entries and the outbox's revision (0
-	// when it was never written).
-	Pending(ctx context.Context) ([]Entry, int64, error)
-	// Save replaces the waiting entries with entries, only if the revision
-	// is still rev; otherwise it fails with EConflict and changes nothing.
-	Save(ctx context.Context, entries []Entry, rev int64) error
-}
-
-// MaxOutboxBytes bounds the details kept in the outbox (one DynamoDB item
-// holds at most 400 KB). Entries beyond it are not kept: Publish then fails,
-// so that the caller sends the alert again (see Publisher).
-const MaxOutboxBytes = 350 * 1024
-
 // Bus sends entries to one event bus. It is safe for concurrent use.
 type Bus struct {
 	API API
@@ -138,8 +122,10 @@ func batches(entries []Entry) [][]Entry {
 }
 
 // Keep adds entries to the outbox (never a test alert's), retrying on a
-// concurrent change. It fails when the outbox cannot take them (store down,
-// or more than MaxOutboxBytes waiting).
+// concurrent change. Entries already waiting there (same ID) are not added
+// again: when none is new, nothing is written and Keep succeeds, however
+// full the outbox. It fails when the outbox cannot take them (store down;
+// ErrOutboxFull past MaxOutboxBytes).
 func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
 	var keep []Entry
 	for _, e := range entries {
@@ -162,8 +148,12 @@ func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
 			return fmt.Errorf("findings bus: read the outbox: %w", err)
 		}
 		merged := merge(pending, keep)
+		if len(merged) == len(pending) {
+			return nil // every one already waits
+		}
 		if n := storedBytes(merged); n > MaxOutboxBytes {
-			return ipguard.Errorf(ipguard.EUnavailable, "findings bus: the outbox would hold %d bytes, more than %d: the bus has refused events for a while (FINDINGS_BUS_NAME=%s)", n, MaxOutboxBytes, b.Name)
+			return &ipguard.Error{Code: ipguard.EUnavailable, Err: ErrOutboxFull, Message: fmt.Sprintf(
+				"findings bus: the outbox would hold %d bytes, more than %d: the bus has refused events for a while (FINDINGS_BUS_NAME=%s)", n, MaxOutboxBytes, b.Name)}
 		}
 		err = b.Outbox.Save(ctx, merged, rev)
 		if err == nil || ipguard.ErrorCode(err) != ipguard.EConflict || attempt == 4 {
@@ -178,7 +168,10 @@ func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
 // Retry sends what waits in the outbox again and keeps only what the bus
 // refuses once more. It is called at the start of each audit run. It returns
 // how many were sent and how many still wait; an error leaves the outbox
-// as it was (the next run tries again). Only entries EventBridge refuses
+// as it was (the next run tries again). An outbox that cannot be read is
+// not an empty one: the error then holds ErrOutboxUnreadable, and it counts
+// as one undelivered entry (TakeUndelivered), so that the BusUndelivered
+// alarm (Sum ≥ 1) cannot clear while entries may wait unseen. Only entries EventBridge refuses
 // for good (refusedForGood: a malformed detail, an entry too large) are
 // given up, and the error says how many; entries refused because the bus
 // is missing, denied or throttled wait however long it takes (the
@@ -189,8 +182,12 @@ func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 		return 0, 0, nil
 	}
 	pending, rev, err := b.Outbox.Pending(ctx)
-	if err != nil || len(pending) == 0 {
-		return 0, 0, err
+	if err != nil {
+		b.undelivered.Add(1)
+		return 0, 0, fmt.Errorf("findings bus: %w: %w", ErrOutboxUnreadable, err)
+	}
+	if len(pending) == 0 {
+		return 0, 0, nil
 	}
 	failed, perr := b.Put(ctx, pending)
 	defer func() { b.undelivered.Add(int64(waiting + dropped)) }()
@@ -282,8 +279,13 @@ type Publisher struct {
 // sent by the next audit run, so a bus outage never holds back the alert
 // itself. Only when the outbox cannot keep them either does Publish fail
 // (the caller then sends the alert again: a duplicate message, and the
-// events with the same findingId). A test alert ("test": true) goes to the
-// bus once, never to the outbox.
+// events with the same findingId). A full outbox (ErrOutboxFull) is not
+// such a failure: sending the alert again would only repeat the message
+// (and the digest's count) at every run while the bus stays down, and hold
+// the audit at that alert. Those entries are given up for the bus: logged
+// as an error and counted as undelivered (the BusUndelivered alarm), and
+// Publish succeeds. A test alert ("test": true) goes to the bus once,
+// never to the outbox.
 func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error) {
 	id, err := p.Next.Publish(ctx, a)
 	if err != nil {
@@ -307,7 +309,12 @@ func (p *Publisher) Publish(ctx context.Context, a ipguard.Alert) (string, error
 	p.Bus.undelivered.Add(int64(len(failed)))
 	log := ipguard.LoggerOrDiscard(p.Bus.Log)
 	log.WarnContext(ctx, "findings bus refused events; kept in the outbox for the next run", "refused", len(failed), "error", errString(perr))
-	if kerr := p.Bus.Keep(ctx, failed); kerr != nil {
+	kerr := p.Bus.Keep(ctx, failed)
+	if outboxFull(kerr) {
+		log.ErrorContext(ctx, "findings bus: events given up: the bus refuses them and the outbox is full", "message", id, "dropped", len(failed), "error", kerr.Error())
+		return id, nil
+	}
+	if kerr != nil {
 		return "", ipguard.Errorf(ipguard.ErrorCode(kerr), "the alert was published (message %s) but %d of its findings reached neither the bus nor the outbox (%v): %w", id, len(failed), errString(perr), kerr)
 	}
 	return id, nil
@@ -333,50 +340,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// RevisedStore keeps JSON items with a revision (dynamo.Store).
-type RevisedStore interface {
-	LoadRevised(ctx context.Context, pk string, v any) (rev int64, ok bool, err error)
-	SaveRevised(ctx context.Context, pk string, v any, rev int64, expires time.Time) error
-}
-
-// The outbox items (dynamo.OutboxPrefix + ...), one per function: each
-// function's role may write only its own items (dynamodb:LeadingKeys), so
-// each keeps and sends again what the bus refused it.
-const (
-	OutboxPK        = "outbox#bus"         // the audit function's (its runs send it again)
-	OnboardOutboxPK = "outbox#bus-onboard" // the onboarding function's (its next invocation sends it again)
-)
-
-// outboxKeep is how long a waiting entry is kept (expiresAt of the item).
-const outboxKeep = 30 * 24 * time.Hour
-
-// StoreOutbox is the Outbox in one item of a RevisedStore: PK, or OutboxPK
-// when empty.
-type StoreOutbox struct {
-	Store RevisedStore
-	PK    string
-}
-
-func (o StoreOutbox) pk() string {
-	if o.PK == "" {
-		return OutboxPK
-	}
-	return o.PK
-}
-
-// Pending implements Outbox.
-func (o StoreOutbox) Pending(ctx context.Context) ([]Entry, int64, error) {
-	var es []Entry
-	rev, _, err := o.Store.LoadRevised(ctx, o.pk(), &es)
-	return es, rev, err
-}
-
-// Save implements Outbox.
-func (o StoreOutbox) Save(ctx context.Context, entries []Entry, rev int64) error {
-	if entries == nil {
-		entries = []Entry{}
-	}
-	return o.Store.SaveRevised(ctx, o.pk(), entries, rev, time.Now().Add(outboxKeep))
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
 	"ipguard/internal/audit"
+	"ipguard/internal/audit/audittest"
 	"ipguard/internal/audit/audittest/auditalert"
+	"ipguard/internal/digest"
 	"ipguard/internal/findingsbus"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/redact"
@@ -559,5 +561,102 @@ func TestEntriesAndCallsStayBelowEventBridgesLimit(t *testing.T) {
 	})
 	if failed, err := (&findingsbus.Bus{API: api, Name: "b"}).Put(context.Background(), pair); err != nil || len(failed) != 0 {
 		t.Errorf("Put = %d failed, %v", len(failed), err)
+	}
+}
+
+// While the bus refuses and its outbox is full, a Publish that failed made
+// the audit send the alert again at every run: the same message again on
+// the topic, the same findings counted again by the digest, and the audit
+// held at that alert. Entries the full outbox cannot take are given up for
+// the bus (counted as undelivered: the BusUndelivered alarm) and the alert
+// stands; entries that already wait there are not new and need no room.
+// Three runs, as the audit publishes: an alert whose publish failed is
+// sent again by the next run, one that succeeded is not.
+func TestAFullOutboxNeitherRepeatsTheAlertNorRecountsTheDigest(t *testing.T) {
+	ctx := context.Background()
+	big := findingsbus.Entry{ID: "waiting-long", Time: now, Detail: json.RawMessage(`"` + strings.Repeat("x", findingsbus.MaxOutboxBytes) + `"`)}
+	tests := []struct {
+		name       string
+		sev        string
+		alsoWaits  bool // the alert's own entries already wait in the outbox
+		wantSent   int  // messages on the topic
+		wantDigest int  // findings counted by the digest
+	}{
+		{"an alert told at once", audit.SeverityHigh, false, 1, 0},
+		{"findings the digest gathers", audit.SeverityLow, false, 0, 2},
+		{"findings that already wait in the full outbox", audit.SeverityHigh, true, 1, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store, topic := &audittest.Revised{}, &audittest.Topic{}
+			a := auditalert.Render(t, now, login(41, audit.KindIPNotAllowed, tt.sev), login(42, audit.KindIPNotAllowed, tt.sev))
+			waiting := []findingsbus.Entry{big}
+			if tt.alsoWaits {
+				own, err := findingsbus.Events(auditalert.Portal, a, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				waiting = append(waiting, own...)
+			}
+			ob := findingsbus.StoreOutbox{Store: store}
+			if err := ob.Save(ctx, waiting, 0); err != nil {
+				t.Fatal(err)
+			}
+			bus := &findingsbus.Bus{API: &fakeBus{err: errors.New("AccessDeniedException: not authorized")}, Name: "default", Outbox: ob}
+			dg := &digest.Publisher{Next: topic, Store: store, Severities: map[string]bool{audit.SeverityLow: true}, Hour: 8, Now: func() time.Time { return now }}
+			pub := &findingsbus.Publisher{Next: dg, Bus: bus, Portal: auditalert.Portal, Now: func() time.Time { return now }}
+			var err error
+			for run := 0; run < 3; run++ {
+				if _, err = pub.Publish(ctx, a); err == nil {
+					break
+				}
+			}
+			if err != nil {
+				t.Errorf("Publish = %v; the alert was published, a full outbox must not make the audit send it again", err)
+			}
+			if len(topic.Sent) != tt.wantSent {
+				t.Errorf("%d messages on the topic; want %d", len(topic.Sent), tt.wantSent)
+			}
+			var d digest.Digest
+			if _, _, err := store.LoadRevised(ctx, digest.Prefix+digest.Day(now, 8), &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Total != tt.wantDigest {
+				t.Errorf("the digest counts %d findings; want %d", d.Total, tt.wantDigest)
+			}
+			if n := bus.TakeUndelivered(); n < 2 {
+				t.Errorf("TakeUndelivered = %d; want the 2 findings the bus did not take counted", n)
+			}
+			if es, _, _ := ob.Pending(ctx); len(es) != len(waiting) {
+				t.Errorf("the outbox holds %d entries; want the %d that waited", len(es), len(waiting))
+			}
+		})
+	}
+}
+
+// An outbox that cannot be read is not an empty one: Retry says so
+// (ErrOutboxUnreadable) and counts it as undelivered, so that the
+// BusUndelivered alarm (Sum ≥ 1; missing data is not breaching) stays in
+// ALARM while entries may wait unseen. (Before: it reported 0 waiting and
+// counted nothing, and the alarm cleared.)
+func TestAnUnreadableOutboxIsNotAnEmptyOne(t *testing.T) {
+	ctx := context.Background()
+	eb := &fakeBus{}
+	bus := &findingsbus.Bus{API: eb, Name: "default", Outbox: &memOutbox{err: ipguard.Errorf(ipguard.EUnavailable, "dynamodb: throttled")}}
+	for run := 0; run < 2; run++ {
+		sent, _, err := bus.Retry(ctx)
+		if !errors.Is(err, findingsbus.ErrOutboxUnreadable) || ipguard.ErrorCode(err) != ipguard.EUnavailable || sent != 0 {
+			t.Errorf("Retry = %d sent, %v; want ErrOutboxUnreadable, classified", sent, err)
+		}
+		if n := bus.TakeUndelivered(); n < 1 {
+			t.Errorf("run %d: TakeUndelivered = %d; want at least 1 while the outbox cannot be read", run, n)
+		}
+	}
+	if len(eb.got) != 0 {
+		t.Error("sent something from an outbox it could not read")
+	}
+	bus.Outbox = &memOutbox{}
+	if _, _, err := bus.Retry(ctx); err != nil || bus.TakeUndelivered() != 0 {
+		t.Errorf("an empty outbox that can be read: %v, %d undelivered; want nothing", err, bus.TakeUndelivered())
 	}
 }

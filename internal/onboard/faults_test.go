@@ -181,12 +181,14 @@ func TestThrottledPublishIsSentByTheNextReconcile(t *testing.T) {
 }
 
 // The lock-out episode is keyed by its cause's kind, not the error text:
-// keys/@self failing with a different message each time alerts once.
+// keys/@self failing with a different message each time alerts once. (An
+// unexpected answer: a 429 or 5xx is no lock-out risk at all, see
+// TestAnUnavailablePreflightIsNoLockoutRisk.)
 func TestLockoutEpisodeIsKeyedByKindNotText(t *testing.T) {
 	e := newEnv()
 	e.p.set(restr("192.0.2.1!"), false)
 	n := 0
-	e.s.Directory = &fakeDirectory{keyErr: func() error { n++; return fmt.Errorf("keys/@self: HTTP 502 (request id %d)", n) }}
+	e.s.Directory = &fakeDirectory{keyErr: func() error { n++; return fmt.Errorf("keys/@self: unexpected answer (request id %d)", n) }}
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	for range 3 {
 		e.do(t, `{"action":"sync"}`)
@@ -201,7 +203,7 @@ func TestLockoutEpisodeIsKeyedByKindNotText(t *testing.T) {
 func TestThrottledLockoutAlertIsSentByTheNextReconcile(t *testing.T) {
 	e := newEnv()
 	e.p.set(restr("192.0.2.1!"), false)
-	e.s.Directory = &fakeDirectory{keyErr: func() error { return fmt.Errorf("keys/@self: HTTP 502") }}
+	e.s.Directory = &fakeDirectory{keyErr: func() error { return fmt.Errorf("keys/@self: unexpected answer") }}
 	e.alerts.throttle = 1
 	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
 	if got := countKind(e.alerts, "allowlist_lockout_risk"); got != 0 {
@@ -2730,4 +2732,73 @@ func TestCapSecondLookAfterALostAnswerOfTheChangesWrite(t *testing.T) {
 		e.st.LoseAnswers = 1
 	}
 	e.refusedAsBefore(t, h, rs)
+}
+
+// A keys/@self (or people/{creator}) that answers 429, 5xx or not at all is
+// a passing unavailability, not evidence that the key cannot reach the
+// portal: no lock-out alert (high severity, once per episode), restrictions
+// stay off for the pass, the change still reaches the portal, and the pass
+// ends pending (EUnavailable, the PortalPending metric; no Syncs, so a
+// lasting outage raises SyncHeartbeatAlarm) so that the next reconcile asks
+// again. A refusal (401, 403) is still a lock-out risk, alerted once.
+// (Before: a 429 on keys/@self raised the lock-out alert.)
+func TestAnUnavailablePreflightIsNoLockoutRisk(t *testing.T) {
+	unavailable := func(status int) error {
+		return ipguard.Errorf(ipguard.EUnavailable, "docspace: GET /api/2.0/keys/@self: HTTP %d", status)
+	}
+	refused := func(status int) error {
+		return ipguard.Errorf(ipguard.EConfig, "docspace: GET /api/2.0/keys/@self: HTTP %d: check the API key", status)
+	}
+	tests := []struct {
+		name       string
+		dir        *fakeDirectory
+		lockouts   int
+		wantPortal string
+	}{
+		{"keys/@self 429", &fakeDirectory{keyErr: func() error { return unavailable(429) }}, 0, PortalPending},
+		{"keys/@self 503", &fakeDirectory{keyErr: func() error { return unavailable(503) }}, 0, PortalPending},
+		{"keys/@self no answer", &fakeDirectory{keyErr: func() error { return fmt.Errorf("keys/@self: %w", context.DeadlineExceeded) }}, 0, PortalPending},
+		{"people/{creator} 429", &fakeDirectory{creator: "c", errs: map[string]error{"c": unavailable(429)}}, 0, PortalPending},
+		{"keys/@self 401", &fakeDirectory{keyErr: func() error { return refused(401) }}, 1, PortalApplied},
+		{"keys/@self 403", &fakeDirectory{keyErr: func() error { return refused(403) }}, 1, PortalApplied},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv()
+			e.p.set(restr("192.0.2.1!"), false)
+			e.s.Directory = tt.dir
+			res := e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+			for range 2 {
+				res = e.do(t, `{"action":"sync"}`)
+			}
+			if got := countKind(e.alerts, "allowlist_lockout_risk"); got != tt.lockouts {
+				t.Errorf("lock-out alerts: %d; want %d", got, tt.lockouts)
+			}
+			if e.p.enabled || !strings.Contains(ips(e.p.list), "203.0.113.10") {
+				t.Errorf("portal %s (enabled %v); want the change on it, restrictions off", ips(e.p.list), e.p.enabled)
+			}
+			if res.Portal != tt.wantPortal {
+				t.Errorf("sync's portal outcome %q (%s); want %q", res.Portal, res.PortalReason, tt.wantPortal)
+			}
+		})
+	}
+	t.Run("the episode of a refusal outlasts a 429 in between", func(t *testing.T) {
+		e := newEnv()
+		e.p.set(restr("192.0.2.1!"), false)
+		status := 401
+		e.s.Directory = &fakeDirectory{keyErr: func() error {
+			if status == 429 {
+				return unavailable(status)
+			}
+			return refused(status)
+		}}
+		e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+		for _, s := range []int{429, 401, 429, 401} {
+			status = s
+			e.do(t, `{"action":"sync"}`)
+		}
+		if got := countKind(e.alerts, "allowlist_lockout_risk"); got != 1 {
+			t.Errorf("lock-out alerts: %d; want 1 (one episode)", got)
+		}
+	})
 }

@@ -208,6 +208,12 @@ type EnableRule struct {
 	// KeepOff: restrictions were switched off by hand and drift repair is
 	// off: leave them off.
 	KeepOff bool
+	// Unavailable: the preflight could not ask the portal for a passing
+	// reason (429, 5xx, no answer): not Allowed this pass, but no lock-out
+	// risk either. The reconcile raises no lock-out alert, leaves the
+	// lock-out episode as it was, and ends pending with this error
+	// (EUnavailable), so that the next reconcile asks again.
+	Unavailable error
 }
 
 // PlanReconcile plans the PUT that brings current (the portal's list, with

@@ -580,8 +580,16 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 		out.warnings = append(out.warnings, "only removals were applied: "+final.CapErr.Error())
 	}
 	st.HandOff = en.KeepOff && !final.Enable
-	lockout := !en.Allowed && s.Settings.Enforce && !enabled
-	if !lockout {
+	// A preflight that could not ask (429, 5xx, no answer) is no lock-out
+	// risk: no alert, and the episode neither ends nor starts. The pass
+	// ends pending (EUnavailable), so the next reconcile asks again and a
+	// lasting outage shows as one (no Syncs: SyncHeartbeatAlarm).
+	unasked := en.Unavailable != nil && !en.KeepOff && !final.Enable
+	if unasked && final.CapErr == nil {
+		st.Pending, st.PendingCode, st.PendingVersion = en.Unavailable.Error(), ipguard.EUnavailable, version
+	}
+	lockout := !en.Allowed && s.Settings.Enforce && !enabled && en.Unavailable == nil
+	if !lockout && en.Unavailable == nil {
 		// The lock-out episode (if any) is over: its notice is sent again
 		// when the condition comes back.
 		st.LockoutNotice = ""
@@ -620,6 +628,8 @@ func (s *Service) reconcile(ctx context.Context, st ipguard.PortalState, held *l
 	out.portal = PortalApplied
 	if final.CapErr != nil {
 		out.portal, out.reason, out.err = PortalPending, final.CapErr.Error(), final.CapErr
+	} else if unasked {
+		out.portal, out.reason, out.err = PortalPending, en.Unavailable.Error(), en.Unavailable
 	}
 	s.log().Info("reconciled portal allowlist", "version", version, "put", out.put, "added", len(out.added),
 		"removed", len(out.removed), "expired", len(out.expired), "entries", len(after), "enabled", final.Enable)

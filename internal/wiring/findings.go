@@ -2,6 +2,7 @@ package wiring
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -150,7 +151,9 @@ const digestMinLeft = 10 * time.Second
 
 // beforeAudit sends what waits in the findings bus outbox; trouble is a
 // warning of the run (the entries stay for the next one). The counts go to
-// props: EMF properties of the run's metrics line, which no alarm reads.
+// props: EMF properties of the run's metrics line, which no alarm reads. An
+// outbox that could not be read has no count of waiting entries (not 0):
+// outboxUnreadable instead, and BusUndelivered counts it (Bus.Retry).
 func (c alertChain) beforeAudit(ctx context.Context, props map[string]any) []string {
 	if c.Bus == nil {
 		return nil
@@ -158,7 +161,12 @@ func (c alertChain) beforeAudit(ctx context.Context, props map[string]any) []str
 	ctx, cancel := context.WithTimeout(ctx, chainTimeout)
 	defer cancel()
 	sent, waiting, err := c.Bus.Retry(ctx)
-	props["outboxSent"], props["outboxWaiting"] = sent, waiting
+	props["outboxSent"] = sent
+	if errors.Is(err, findingsbus.ErrOutboxUnreadable) {
+		props["outboxUnreadable"] = true
+		return []string{fmt.Sprintf("findings bus: %s; how many events wait is unknown; the next run tries again", err)}
+	}
+	props["outboxWaiting"] = waiting
 	if err != nil {
 		return []string{fmt.Sprintf("findings bus: %d event(s) still wait in the outbox (%d sent now): %s; the next run tries again", waiting, sent, err)}
 	}

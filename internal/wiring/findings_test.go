@@ -202,3 +202,22 @@ func TestAFailedRunsKeyCheckIsNotCountedUndelivered(t *testing.T) {
 		t.Errorf("after a run that succeeded: %d undelivered, warnings %q, error %v; want 1, a warning, no error", n, warnings, err)
 	}
 }
+
+// An outbox the store cannot read is not an empty one: the run's line
+// carries no outboxWaiting (the count is unknown, not 0) but
+// outboxUnreadable and a warning, and BusUndelivered is above 0, a
+// CloudWatch metric of the line, so FindingsBusUndeliveredAlarm (Sum ≥ 1;
+// missing data not breaching) stays in ALARM instead of clearing while
+// entries may wait. (Before: 0 waiting, BusUndelivered 0, not written.)
+func TestAnUnreadableOutboxKeepsTheBusAlarmBreaching(t *testing.T) {
+	c := alertChain{Bus: &findingsbus.Bus{Name: "default", Outbox: findingsbus.StoreOutbox{Store: failingDigestStore{}}}}
+	props := map[string]any{}
+	warnings := c.beforeAudit(context.Background(), props)
+	if _, ok := props["outboxWaiting"]; ok || props["outboxUnreadable"] != true || len(warnings) != 1 || !strings.Contains(warnings[0], "could not be read") {
+		t.Errorf("props %v, warnings %q; want outboxUnreadable, no outboxWaiting, a warning that says so", props, warnings)
+	}
+	ms := c.busMetrics()
+	if _, names := line(t, ms); !slices.Contains(names, MetricBusUndelivered) {
+		t.Errorf("BusUndelivered is not a CloudWatch metric of the line (%v): the alarm would read missing data and clear", ms)
+	}
+}

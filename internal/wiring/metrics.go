@@ -59,7 +59,8 @@ const (
 	MetricConfirmedSubscribers = "ConfirmedSubscribers"
 	// MetricBusUndelivered counts the findings the findings bus refused in
 	// the invocation (kept in the outbox, or lost) plus those still waiting
-	// in the function's outbox after its retry; written only with a
+	// in the function's outbox after its retry (an outbox that could not be
+	// read counts 1: how many wait is unknown, not 0); written only with a
 	// findings bus (FINDINGS_BUS_NAME), by both functions.
 	MetricBusUndelivered = "BusUndelivered"
 	// MetricChatUndelivered counts the chat copies of alerts that could not

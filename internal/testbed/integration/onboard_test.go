@@ -387,9 +387,11 @@ func TestSyncReconcilesWhilePeopleHangs(t *testing.T) {
 // The lock-out preflight (asked only while restrictions are off and
 // PORTAL_ENFORCE=true: keys/@self, then people/{creator}) is bounded too:
 // when people/{id} hangs, the change is still applied, restrictions stay
-// off (the preflight could not say it is safe) and the result says why.
-// (Before: the preflight's call ran until the invocation's deadline, and
-// no change reached the portal while people/{id} hung.)
+// off (the preflight could not say it is safe) and the result says why:
+// pending (no answer is a passing unavailability, no lock-out risk), so the
+// next reconcile asks again. (Before: the preflight's call ran until the
+// invocation's deadline, and no change reached the portal while
+// people/{id} hung.)
 func TestChangeIsAppliedWhileThePreflightsPeopleCallHangs(t *testing.T) {
 	s := deploy(t, "DOCSPACE_TIMEOUT=2s", "PORTAL_ENFORCE=true")
 	s.Portal.SetRestrictions(manual, false)
@@ -398,8 +400,8 @@ func TestChangeIsAppliedWhileThePreflightsPeopleCallHangs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	res, err := svc.Handle(ctx, []byte(`{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`))
-	if err != nil || res.Portal != onboard.PortalApplied {
-		t.Fatalf("change while people/{id} hangs: %+v, %v; want it applied", res, err)
+	if err != nil || res.Portal != onboard.PortalPending {
+		t.Fatalf("change while people/{id} hangs: %+v, %v; want it pending (restrictions not switched on yet)", res, err)
 	}
 	if got, enabled := s.Portal.Restrictions(); !slices.ContainsFunc(got, func(r ipguard.Restriction) bool { return r.IP == "203.0.113.10" }) || enabled {
 		t.Errorf("portal = %v (enabled %v); want the change on it, restrictions left off", got, enabled)
@@ -1103,5 +1105,50 @@ func TestSaveOverwrittenWhileTwoContainersOnboardIsAlertedOnceTheTrailCaughtUp(t
 	}
 	if strings.Contains(got[0].Email, devportal.OwnerID) {
 		t.Errorf("the alert names the key's user:\n%s", got[0].Email)
+	}
+}
+
+// keys/@self answering 429 (or 503) is a passing unavailability, not
+// evidence that the key cannot reach the portal: through the real client
+// and wiring, no lock-out alert, the change reaches the portal,
+// restrictions stay off and the result is pending (the next reconcile asks
+// again). 401 and 403 are refusals: the lock-out alert goes out, once.
+// (Before: a 429 on keys/@self raised the high-severity lock-out alert.)
+func TestARateLimitedKeySelfRaisesNoLockoutAlert(t *testing.T) {
+	for _, tt := range []struct {
+		status   int
+		lockouts int
+		portal   string
+	}{
+		{429, 0, onboard.PortalPending},
+		{503, 0, onboard.PortalPending},
+		{401, 1, onboard.PortalApplied},
+		{403, 1, onboard.PortalApplied},
+	} {
+		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
+			s := deploy(t, "DOCSPACE_TIMEOUT=2s", "PORTAL_ENFORCE=true")
+			s.Portal.SetRestrictions(manual, false)
+			svc := onboardService(t)
+			s.Portal.InjectFault(devportal.Fault{Method: "GET", Path: "/keys/@self", Status: tt.status, RetryAfter: "0"})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			res, err := svc.Handle(ctx, []byte(`{"id":"`+alice+`","email":"alice@example.com","allowedIps":["203.0.113.10"]}`))
+			if err != nil || res.Portal != tt.portal {
+				t.Errorf("change while keys/@self answers %d: %+v, %v; want %s", tt.status, res, err, tt.portal)
+			}
+			mustDo(t, svc, `{"action":"sync"}`)
+			if got, enabled := s.Portal.Restrictions(); !slices.ContainsFunc(got, func(r ipguard.Restriction) bool { return r.IP == "203.0.113.10" }) || enabled {
+				t.Errorf("portal = %v (enabled %v); want the change on it, restrictions left off", got, enabled)
+			}
+			lockout := 0
+			for _, p := range s.Published() {
+				if strings.Contains(p.Default, "allowlist_lockout_risk") {
+					lockout++
+				}
+			}
+			if lockout != tt.lockouts {
+				t.Errorf("%d lock-out alerts; want %d", lockout, tt.lockouts)
+			}
+		})
 	}
 }
