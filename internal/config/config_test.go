@@ -342,5 +342,38 @@ func TestSyncScheduleFitsItsHeartbeatPeriod(t *testing.T) {
 				t.Errorf("%s with period %s: error %q does not contain %q", tt.schedule, tt.period, err, w)
 			}
 		}
+
+// TestNameLengthsAreCheckedApartFromTheirLetters: the namespace, bus and
+// bucket patterns hold their letters only (a counted repeat compiles into a
+// program of that many steps at every cold start); the lengths are checked
+// beside them, at the same bounds as before.
+func TestNameLengthsAreCheckedApartFromTheirLetters(t *testing.T) {
+	tests := []struct {
+		name, key, value string
+		fn               Function
+		ok               bool
+	}{
+		{"namespace of 255", "METRICS_NAMESPACE", strings.Repeat("n", 255), Onboard, true},
+		{"namespace of 256", "METRICS_NAMESPACE", strings.Repeat("n", 256), Onboard, false},
+		{"bus of 256", "FINDINGS_BUS_NAME", strings.Repeat("b", 256), Audit, true},
+		{"bus of 257", "FINDINGS_BUS_NAME", strings.Repeat("b", 257), Audit, false},
+		{"bucket of 3", "ARCHIVE_BUCKET", "a-b", Audit, true},
+		{"bucket of 2", "ARCHIVE_BUCKET", "ab", Audit, false},
+		{"bucket of 63", "ARCHIVE_BUCKET", strings.Repeat("c", 63), Audit, true},
+		{"bucket of 64", "ARCHIVE_BUCKET", strings.Repeat("c", 64), Audit, false},
+		{"bucket ending in a dash", "ARCHIVE_BUCKET", "abc-", Audit, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := base()
+			m[tt.key] = tt.value
+			_, err := Load(env(m), tt.fn)
+			if tt.ok && err != nil {
+				t.Fatalf("%s of %d: %v, want it taken", tt.key, len(tt.value), err)
+			}
+			if !tt.ok && (err == nil || !strings.Contains(err.Error(), tt.key)) {
+				t.Fatalf("%s of %d: err = %v, want one naming %s", tt.key, len(tt.value), err, tt.key)
+			}
+		})
 	}
 }

@@ -33,16 +33,18 @@ type Findings struct {
 // DigestableSeverities are the values DIGEST_SEVERITIES takes.
 var DigestableSeverities = []string{"low", "medium", "high", "critical"}
 
+// busName and bucketName are the names' letters; their lengths (1-256,
+// 3-63) are checked apart, as namespacePattern's.
 var (
-	busName    = regexp.MustCompile(`^[A-Za-z0-9._\-/]{1,256}$`)
-	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$`)
+	busName    = regexp.MustCompile(`^[A-Za-z0-9._\-/]+$`)
+	bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.\-]+[a-z0-9]$`)
 )
 
 // findings reads the destinations of fn's findings.
 func (r *reader) findings(fn Function) Findings {
 	var f Findings
 	f.BusName = strings.TrimSpace(r.getenv("FINDINGS_BUS_NAME"))
-	if f.BusName != "" && !strings.HasPrefix(f.BusName, "arn:") && !busName.MatchString(f.BusName) {
+	if f.BusName != "" && !strings.HasPrefix(f.BusName, "arn:") && (len(f.BusName) > 256 || !busName.MatchString(f.BusName)) {
 		r.fail("FINDINGS_BUS_NAME", f.BusName, "must be an EventBridge bus name (letters, digits, . _ - /) or ARN; \"default\" is the account's default bus")
 	}
 	if v := strings.TrimSpace(r.getenv("CHAT_TOPIC_ARN")); v != "" {
@@ -52,7 +54,7 @@ func (r *reader) findings(fn Function) Findings {
 		return f
 	}
 	f.ArchiveBucket = strings.TrimSpace(r.getenv("ARCHIVE_BUCKET"))
-	if f.ArchiveBucket != "" && !bucketName.MatchString(f.ArchiveBucket) {
+	if f.ArchiveBucket != "" && (len(f.ArchiveBucket) > 63 || !bucketName.MatchString(f.ArchiveBucket)) {
 		r.fail("ARCHIVE_BUCKET", f.ArchiveBucket, "must be an S3 bucket name (3-63 lower-case letters, digits, . and -)")
 	}
 	f.ArchivePrefix = strings.TrimSpace(r.getenv("ARCHIVE_PREFIX"))

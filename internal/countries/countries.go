@@ -22,6 +22,7 @@ import (
 	_ "embed"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -85,7 +86,10 @@ var (
 	clashes []string            // names the sources give two countries (a test holds it empty)
 )
 
-func init() {
+// loadTables builds the tables above from the embedded files, once, on the
+// first lookup: not at start, so that a process that never looks a country
+// up (the onboarding function) does not pay for it in its cold start.
+var loadTables = sync.OnceFunc(func() {
 	byCode, byKey, byCity = map[string]*Country{}, map[string]string{}, map[string][]City{}
 	tz := rows(isoTab, 2)
 	bases := map[string]int{} // tz names' bases before "(": two countries share "Virgin Islands"
@@ -123,7 +127,7 @@ func init() {
 		c.cities[k] = []Point{p}
 		byCity[k] = append(byCity[k], City{Name: name, Code: c.Code, Point: p})
 	}
-}
+})
 
 // add records that key names code, and a clash when it already names
 // another.
@@ -157,17 +161,24 @@ func Code(name string) (string, bool) {
 	if k == "" {
 		return "", false
 	}
+	loadTables()
 	c, ok := byKey[k]
 	return c, ok
 }
 
 // Lookup returns the country of an ISO code (upper case); nil when the
 // table does not have it.
-func Lookup(code string) *Country { return byCode[code] }
+func Lookup(code string) *Country {
+	loadTables()
+	return byCode[code]
+}
 
 // Cities returns the principal cities of the table called name (folded as
 // Key folds it; more than one where countries share a name); nil for none.
-func Cities(name string) []City { return byCity[Key(name)] }
+func Cities(name string) []City {
+	loadTables()
+	return byCity[Key(name)]
+}
 
 // Key folds a place name for lookups: lower case, accents stripped,
 // punctuation dropped, "&" spelled "and" and a leading "St" "saint", spaces

@@ -43,6 +43,7 @@ func TestCodeUnknown(t *testing.T) {
 // TestNoNameNamesTwoCountries: the sources agree; no name, alias or code
 // of one country is a name of another.
 func TestNoNameNamesTwoCountries(t *testing.T) {
+	loadTables()
 	for _, c := range clashes {
 		t.Errorf("a name of two countries: %s", c)
 	}
@@ -51,6 +52,7 @@ func TestNoNameNamesTwoCountries(t *testing.T) {
 // TestEveryCodeIsACountry: every code a name maps to is in the table, with
 // a name and at least one point.
 func TestEveryCodeIsACountry(t *testing.T) {
+	loadTables()
 	for k, code := range byKey {
 		c := Lookup(code)
 		if c == nil || c.Name == "" {

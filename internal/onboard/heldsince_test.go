@@ -54,3 +54,31 @@ func TestRefusedChangeSleepsUntilTheHoldersPassEnds(t *testing.T) {
 		t.Errorf("%d polls after the refused lease try; want 1 (after the holder's %s pass is due to end)", w.polls, pass)
 	}
 }
+
+// Before any pass was measured (the first changes after deployment: the
+// state has no LastPass), a refused change goes by firstPassGuess: it
+// sleeps until the holder's pass is due to end by that guess and polls
+// once, instead of polling every pause through the pass (#15 §6: the first
+// wave of a load's changes noticed their pass up to 200 ms late). A count
+// of polls, not a timing.
+func TestRefusedChangeGoesByAFirstPassGuessBeforeAnyPassWasMeasured(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv()
+	e.do(t, `{"id":"u1","email":"a@example.com","allowedIps":["203.0.113.10"]}`)
+	leases := &reportingLeases{Backend: &leasetest.Backend{}, since: time.Now()}
+	e.s.Leases = leases
+	held, err := lease.Acquire(ctx, leases, LeaseName, lease.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.st.state.LastPass = 0
+	w := &watchStore{fakeStore: e.st, since: leases.since, pass: firstPassGuess, held: held, addr: "203.0.113.20", unmeasured: true}
+	e.s.Store = w
+	res := e.do(t, `{"id":"u2","email":"b@example.com","allowedIps":["203.0.113.20"]}`)
+	if res.Portal != PortalApplied || res.AppliedBy != "another request" {
+		t.Fatalf("result %+v; want applied by the holder", res)
+	}
+	if w.polls != 1 {
+		t.Errorf("%d polls after the refused lease try; want 1 (after the holder's pass is due to end by the first-pass guess, %s)", w.polls, firstPassGuess)
+	}
+}

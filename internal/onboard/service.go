@@ -313,8 +313,8 @@ func (s *Service) change(ctx context.Context, req Request) (Result, error) {
 	if !arrived.IsZero() {
 		in.at = RequestTime(arrived)
 	}
-	if !pre.leaseSince.IsZero() && st.LastPass > 0 {
-		in.passEnds = pre.leaseSince.Add(st.LastPass)
+	if !pre.leaseSince.IsZero() {
+		in.passEnds = pre.leaseSince.Add(passLength(st.LastPass))
 	}
 	var w written
 	defer w.record() // a stored change's history, if a path below left it unrecorded
@@ -1304,10 +1304,10 @@ func (s *Service) recheckCap(ctx context.Context, id string, st ipguard.PortalSt
 // sleeps until then and polls, instead of trying the lease it would be
 // refused (one lease try and the polls of the pass fewer).
 //
-// lastPass is the state's LastPass as last read (zero when not known): a
-// lease try refused by a holder that says since when it holds the lease
-// (lease.HeldSince) sleeps until that pass is due to end, then polls,
-// instead of pausing and polling to learn when it ends.
+// lastPass is the state's LastPass as last read (zero when not known:
+// firstPassGuess then): a lease try refused by a holder that says since
+// when it holds the lease (lease.HeldSince) sleeps until that pass is due
+// to end, then polls, instead of pausing and polling to learn when it ends.
 func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []string, passEnds time.Time, lastPass time.Duration) (outcome, error) {
 	wait := s.LeaseWait
 	if dl, ok := ctx.Deadline(); ok && wait > time.Until(dl)/2 {
@@ -1345,8 +1345,8 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 				return outcome{}, err
 			}
 			refused = true
-			if since := lease.HeldSince(err); !since.IsZero() && lastPass > 0 {
-				passEnds = since.Add(lastPass)
+			if since := lease.HeldSince(err); !since.IsZero() {
+				passEnds = since.Add(passLength(lastPass))
 			}
 		}
 		tryLease = true
@@ -1367,8 +1367,8 @@ func (s *Service) converge(ctx context.Context, myV int64, force bool, mine []st
 				if st.LastPass > 0 {
 					lastPass = st.LastPass
 				}
-				if !since.IsZero() && lastPass > 0 {
-					passEnds = since.Add(lastPass)
+				if !since.IsZero() {
+					passEnds = since.Add(passLength(lastPass))
 				}
 			} else if peeker != nil {
 				st, free, err = peeker.PortalStateAndLease(ctx, LeaseName, s.now())
@@ -1448,6 +1448,23 @@ type HolderWatcher interface {
 // maxPassSleep bounds a waiting change's sleep until its holder's pass is
 // due to end (a LastPass of a slow pass, or a clock far off).
 const maxPassSleep = time.Second
+
+// firstPassGuess is how long a pass is taken to hold the lease while no
+// pass has been measured yet (a state without LastPass: the first changes
+// after deployment): about the portal's three round trips at its usual
+// latency and four store round trips. It sets only when a waiting change
+// first polls; one that wakes before the pass ends polls again after a
+// pause, as it would without it.
+const firstPassGuess = 250 * time.Millisecond
+
+// passLength is the pass length a waiting change goes by: the state's
+// LastPass, or firstPassGuess before any pass was measured.
+func passLength(lastPass time.Duration) time.Duration {
+	if lastPass > 0 {
+		return lastPass
+	}
+	return firstPassGuess
+}
 
 // untilPassEnds is how long until passEnds (zero when unknown or past),
 // at most maxPassSleep. The lease's start and the pass's length are both

@@ -147,6 +147,9 @@ type watchStore struct {
 	held  *lease.Held
 	addr  string
 	polls int
+	// unmeasured: the state has no LastPass yet (no pass measured since
+	// deployment), though the holder's pass takes pass.
+	unmeasured bool
 }
 
 func (w *watchStore) PortalStateAndHolder(ctx context.Context, _ string, _ time.Time) (ipguard.PortalState, bool, time.Time, error) {
@@ -162,6 +165,9 @@ func (w *watchStore) PortalStateAndHolder(ctx context.Context, _ string, _ time.
 	}
 	st, err := w.fakeStore.PortalState(ctx)
 	st.LastPass = w.pass
+	if w.unmeasured {
+		st.LastPass = 0
+	}
 	if w.held == nil {
 		return st, true, time.Time{}, err
 	}

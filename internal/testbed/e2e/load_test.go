@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -334,4 +336,107 @@ func buildAt(t testing.TB, commit string) (string, error) {
 		return "", fmt.Errorf("go build: %v: %s", err, b)
 	}
 	return out, nil
+}
+
+// coldStartBefore is main before the start-up round of #15 §6 (the
+// countries tables built at package init, name patterns with counted
+// repeats compiled at start), built as the "before" of BenchmarkColdStart.
+const coldStartBefore = "b382242"
+
+// BenchmarkColdStart measures the onboarding function's cold start as the
+// load's first wave meets it: ten processes started at once on the
+// machine's cores, each timed from its start until it asks the runtime API
+// for its first invocation (the emulator's INIT: the process starting,
+// package initialisation, wiring.Load). It runs this bootstrap and the one
+// at coldStartBefore one after the other in each iteration (each first
+// every other time) and reports the
+// median and the slowest of the ten for each. No AWS call is made before
+// the first invocation, so no service is needed; the runtime API is a
+// loopback stub that answers the first request with an error (the process
+// then ends).
+func BenchmarkColdStart(b *testing.B) {
+	needSetup(b)
+	before, err := buildAt(b, coldStartBefore)
+	if err != nil {
+		b.Fatalf("build the onboarding bootstrap before (%s): %v", coldStartBefore, err)
+	}
+	designs := []struct{ name, bootstrap string }{{"now", bootstraps["onboard"]}, {"before", before}}
+	sums := map[string][2]time.Duration{}
+	runs := 0
+	for b.Loop() {
+		runs++
+		slices.Reverse(designs) // each goes first every other time
+		for _, d := range designs {
+			med, slowest := coldStarts(b, d.bootstrap, 10)
+			s := sums[d.name]
+			sums[d.name] = [2]time.Duration{s[0] + med, s[1] + slowest}
+		}
+	}
+	for _, d := range designs {
+		s := sums[d.name]
+		b.ReportMetric(s[0].Seconds()*1000/float64(runs), d.name+"-median-ms")
+		b.ReportMetric(s[1].Seconds()*1000/float64(runs), d.name+"-slowest-ms")
+	}
+}
+
+// coldStarts starts n processes of bootstrap at once and returns the median
+// and the longest time from a process's start to its first request to the
+// runtime API.
+func coldStarts(t testing.TB, bootstrap string, n int) (median, slowest time.Duration) {
+	t.Helper()
+	took := make([]time.Duration, n)
+	var wg sync.WaitGroup
+	cmds := make([]*exec.Cmd, n)
+	for i := range n {
+		seen := make(chan time.Time, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			select {
+			case seen <- time.Now():
+			default:
+			}
+			http.Error(w, "the cold-start benchmark's stub: no invocation", http.StatusInternalServerError)
+		}))
+		defer srv.Close()
+		cmd := exec.Command(bootstrap)
+		cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(srv.URL, "http://"),
+			"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL=http://127.0.0.1:9",
+			"DOCSPACE_API_HOST=http://127.0.0.1:9", "DOCSPACE_ALLOW_HTTP=true", "DOCSPACE_API_KEY_SECRET_ID=key",
+			"ALLOWLIST_TABLE=table", "ALERT_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:alerts", "LOG_LEVEL=error")
+		cmds[i] = cmd
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case at := <-seen:
+				took[i] = at.Sub(startedAt(cmd))
+			case <-time.After(30 * time.Second):
+				took[i] = 30 * time.Second
+			}
+		}()
+	}
+	for _, cmd := range cmds {
+		if err := cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", bootstrap, err)
+		}
+		startTimes.Store(cmd, time.Now())
+	}
+	wg.Wait()
+	for _, cmd := range cmds {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+	slices.Sort(took)
+	return took[n/2], took[n-1]
+}
+
+// startTimes holds when each process of coldStarts was started.
+var startTimes sync.Map
+
+func startedAt(cmd *exec.Cmd) time.Time {
+	for {
+		if v, ok := startTimes.Load(cmd); ok {
+			return v.(time.Time)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
