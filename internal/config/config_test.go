@@ -342,6 +342,8 @@ func TestSyncScheduleFitsItsHeartbeatPeriod(t *testing.T) {
 				t.Errorf("%s with period %s: error %q does not contain %q", tt.schedule, tt.period, err, w)
 			}
 		}
+	}
+}
 
 // TestNameLengthsAreCheckedApartFromTheirLetters: the namespace, bus and
 // bucket patterns hold their letters only (a counted repeat compiles into a
