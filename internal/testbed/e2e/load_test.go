@@ -36,9 +36,10 @@ const leasePerRequestCommit = "cba4c3f"
 // calls per onboarding) main 12e95af, the main that round started from;
 // since the fifth (GETs in one burst, the scan while they are out) main
 // 19af290; since the seventh (the audit-trail read sent with the read-back, a
-// burst of three portal requests) main ee0e542. LOAD_BEFORE=<commit> builds
-// another commit as "before" (a variant being tried, side by side).
-const beforeCommit = "ee0e542"
+// burst of three portal requests) main ee0e542; since the eleventh (the cold
+// start and the first wave's waiting) main b382242. LOAD_BEFORE=<commit>
+// builds another commit as "before" (a variant being tried, side by side).
+const beforeCommit = "b382242"
 
 // loadFigures are one load run's numbers.
 type loadFigures struct {
