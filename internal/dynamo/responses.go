@@ -63,22 +63,29 @@ func (s *Store) ClaimResponse(ctx context.Context, rec ipguard.ResponseRecord) (
 	return ipguard.ResponseRecord{}, false, s.fail(op, errors.New("the record kept changing"))
 }
 
-// SettleResponse stores rec's outcome on the record claimed with rec.Token;
-// EConflict if the record is gone or holds another token.
+// SettleResponse stores rec's outcome (and rec.ExpiresAt, when set) on the
+// record claimed with rec.Token; EConflict if the record is gone or holds
+// another token.
 func (s *Store) SettleResponse(ctx context.Context, rec ipguard.ResponseRecord) error {
 	settled := rec.SettledAt
 	if settled.IsZero() {
 		settled = time.Now()
 	}
+	update := "SET outcome = :o, detail = :d, settledAt = :s"
+	values := map[string]types.AttributeValue{
+		":o": str(rec.Outcome), ":d": str(rec.Detail), ":s": str(settled.UTC().Format(time.RFC3339Nano)), ":t": str(rec.Token),
+	}
+	if !rec.ExpiresAt.IsZero() {
+		update += ", expiresAt = :exp"
+		values[":exp"] = num(rec.ExpiresAt.Unix())
+	}
 	_, err := s.api.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.table),
-		Key:                      key(responsePrefix + rec.Key),
-		UpdateExpression:         aws.String("SET outcome = :o, detail = :d, settledAt = :s"),
-		ConditionExpression:      aws.String("#token = :t"),
-		ExpressionAttributeNames: map[string]string{"#token": "token"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":o": str(rec.Outcome), ":d": str(rec.Detail), ":s": str(settled.UTC().Format(time.RFC3339Nano)), ":t": str(rec.Token),
-		},
+		TableName:                 aws.String(s.table),
+		Key:                       key(responsePrefix + rec.Key),
+		UpdateExpression:          aws.String(update),
+		ConditionExpression:       aws.String("#token = :t"),
+		ExpressionAttributeNames:  map[string]string{"#token": "token"},
+		ExpressionAttributeValues: values,
 	})
 	if isConditionFailed(err) {
 		return ipguard.Errorf(ipguard.EConflict, "dynamodb: settle response %s: the record is gone or was claimed by another run", rec.Key)

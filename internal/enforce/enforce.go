@@ -22,6 +22,8 @@
 //	                ▼                       (settled on the record)
 //	           escalation: N enforced violations in 24 h ──► disable user (claimed
 //	                                                         once per 24 h): disabled | refused | failed
+//	                                                         (failed: its record expires at once,
+//	                                                         so the next run tries again)
 package enforce
 
 import (
@@ -107,8 +109,10 @@ type Store interface {
 	// record. Of concurrent callers for one key at most one gets true.
 	ClaimResponse(ctx context.Context, rec ipguard.ResponseRecord) (ipguard.ResponseRecord, bool, error)
 	// SettleResponse stores rec.Outcome, rec.Detail and rec.SettledAt on the
-	// record of rec.Key claimed with rec.Token. If that record is gone or
-	// holds another token it changes nothing and returns an EConflict error.
+	// record of rec.Key claimed with rec.Token, and rec.ExpiresAt when it is
+	// not zero (a failed disable is settled to expire at once, so the next
+	// run may claim it again). If that record is gone or holds another
+	// token it changes nothing and returns an EConflict error.
 	SettleResponse(ctx context.Context, rec ipguard.ResponseRecord) error
 	// ReadResponse returns the record of key when it is live at at (its
 	// ExpiresAt is after at), settled or not, and true; false when there is
@@ -187,6 +191,9 @@ type Run struct {
 	tripped  bool
 	// loggedOut is, per user, the answer of this run's logoutall.
 	loggedOut map[string]audit.Response
+	// disableSent: the users this run sent a disable for; it is sent at
+	// most once per user per run, whatever its record says afterwards.
+	disableSent map[string]bool
 	// The single-session logouts of this run, for confirming one whose
 	// answer was lost (confirm): when the first was sent, how many ended a
 	// session (answered true, or confirmed), and how many lost their answer
@@ -767,7 +774,7 @@ func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
 			s.log().Warn("enforcement: could not count the user's violations; no escalation this run", "userId", uid, "error", err)
 			continue
 		}
-		if n < s.Settings.DisableAfter {
+		if n < s.Settings.DisableAfter || r.rr.disableSent[uid] {
 			continue
 		}
 		rec := ipguard.ResponseRecord{Key: DisableKey(uid), Token: r.token, UserID: uid, Action: "disable",
@@ -783,11 +790,21 @@ func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
 		case !ok:
 			continue // disabled (or tried) within the window already
 		default:
+			if r.rr.disableSent == nil {
+				r.rr.disableSent = map[string]bool{}
+			}
+			r.rr.disableSent[uid] = true
 			err := s.Portal.DisableUser(ctx, uid)
 			resp := outcome(err, true, s.now())
 			esc = audit.Escalation{Outcome: resp.Outcome, At: resp.At, Error: resp.Error}
 			if resp.Outcome == audit.OutcomeEnded {
 				esc.Outcome = audit.OutcomeDisabled
+			}
+			if esc.Outcome == audit.OutcomeFailed {
+				// Not disabled (the portal did not take it): the record
+				// expires as it is settled, so the next run that counts
+				// the violations tries again instead of waiting 24 h.
+				rec.ExpiresAt = s.now()
 			}
 			r.settle(ctx, rec, audit.Response{Outcome: esc.Outcome, At: esc.At, Error: esc.Error})
 		}

@@ -36,6 +36,8 @@ type fakePortal struct {
 	// endedAt: when each session was ended by a logout (for SessionsEnded).
 	endedAt []time.Time
 	now     func() time.Time
+	// failDisable: DisableUser answers this error (the user is not disabled).
+	failDisable error
 }
 
 func newPortal(activeIDs ...int64) *fakePortal {
@@ -100,6 +102,9 @@ func (p *fakePortal) EndAllSessions(_ context.Context, userID string) error {
 
 func (p *fakePortal) DisableUser(_ context.Context, userID string) error {
 	p.record("disable " + userID)
+	if p.failDisable != nil {
+		return p.failDisable
+	}
 	if userID == ownerID || userID == selfID || userID == adminID {
 		return fmt.Errorf("docspace: PUT /api/2.0/people/status/Terminated: HTTP 403: Access denied: %w", enforce.ErrRefused)
 	}
@@ -1066,4 +1071,76 @@ func endAllOnABudget(after int) (*fakePortal, *enforce.Service, budgetStore, con
 	svc := &enforce.Service{Portal: ctxPortal{p}, Store: st, Now: func() time.Time { return t0 },
 		Settings: enforce.Settings{Mode: enforce.ModeEndAllSessions}}
 	return p, svc, st, ctx
+}
+
+// settleFails is a store whose SettleResponse fails, as a table that stops
+// answering after the claim would.
+type settleFails struct{ *enforcetest.Store }
+
+func (settleFails) SettleResponse(_ context.Context, rec ipguard.ResponseRecord) error {
+	return ipguard.Errorf(ipguard.EUnavailable, "dynamodb: settle response %s: service unavailable", rec.Key)
+}
+
+// Attack review 3 (ending sessions): a disable that failed (the portal
+// answered 503) kept its record for 24 hours, so the user's later
+// violations got no escalation in that time: one failed call switched the
+// escalation off for a day. A failed disable is settled to expire at once:
+// the next run that counts ENFORCEMENT_DISABLE_AFTER violations tries
+// again. Within one run the disable is tried once per user, also when the
+// record of the failure could not be written (the record then still
+// carries the run's own token and would otherwise read as "ours, act").
+func TestAFailedDisableDoesNotBlockTheNextRunsEscalation(t *testing.T) {
+	esc := func(f audit.Finding) string {
+		if f.Response == nil || f.Response.Escalation == nil {
+			return "-"
+		}
+		return f.Response.Escalation.Outcome
+	}
+	disables := func(p *fakePortal) int {
+		return strings.Count(strings.Join(p.writes(), ","), "disable ")
+	}
+	p := newPortal(1, 2, 3)
+	p.failDisable = errors.New("docspace: PUT /api/2.0/people/status/Terminated: HTTP 503: Service Unavailable")
+	st := &enforcetest.Store{}
+	now := t0
+	svc := &enforce.Service{Portal: p, Store: st, Now: func() time.Time { return now },
+		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 1}}
+	fs := []audit.Finding{violation(1, user(1))}
+	svc.Respond(context.Background(), fs, false)
+	if esc(fs[0]) != audit.OutcomeFailed {
+		t.Fatalf("first run: escalation %+v; want failed", fs[0].Response.Escalation)
+	}
+	// The next run, five minutes later, with the portal answering again.
+	now = now.Add(5 * time.Minute)
+	p.failDisable = nil
+	fs = []audit.Finding{violation(2, user(1))}
+	svc.Respond(context.Background(), fs, false)
+	if esc(fs[0]) != audit.OutcomeDisabled {
+		t.Errorf("next run: escalation %+v; want the user disabled (the failed disable must not hold for 24 h)", fs[0].Response.Escalation)
+	}
+	if n := disables(p); n != 2 {
+		t.Errorf("portal writes %v; want the failed disable and the next run's", p.writes())
+	}
+	// Once disabled, the 24-hour hold stands.
+	now = now.Add(5 * time.Minute)
+	fs = []audit.Finding{violation(3, user(1))}
+	svc.Respond(context.Background(), fs, false)
+	if esc(fs[0]) != "-" || disables(p) != 2 {
+		t.Errorf("disabled twice within 24 h: %+v, writes %v", fs[0].Response.Escalation, p.writes())
+	}
+
+	// Within one run (two pieces), a failed disable whose failure could not
+	// be recorded is not sent again.
+	for _, store := range []enforce.Store{&enforcetest.Store{}, settleFails{&enforcetest.Store{}}} {
+		p := newPortal(1, 2)
+		p.failDisable = errors.New("docspace: PUT /api/2.0/people/status/Terminated: HTTP 503: Service Unavailable")
+		svc := &enforce.Service{Portal: p, Store: store, Now: func() time.Time { return t0 },
+			Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 1}}
+		run := svc.Begin(false)
+		run.Respond(context.Background(), []audit.Finding{violation(1, user(1))})
+		run.Respond(context.Background(), []audit.Finding{violation(2, user(1))})
+		if n := disables(p); n != 1 {
+			t.Errorf("%T: portal writes %v; want one disable per run", store, p.writes())
+		}
+	}
 }

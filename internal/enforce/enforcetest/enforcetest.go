@@ -52,6 +52,9 @@ func (s *Store) SettleResponse(_ context.Context, rec ipguard.ResponseRecord) er
 		return ipguard.Errorf(ipguard.EConflict, "settle %s: the record is not held by this run", rec.Key)
 	}
 	old.Outcome, old.Detail, old.SettledAt = rec.Outcome, rec.Detail, rec.SettledAt
+	if !rec.ExpiresAt.IsZero() {
+		old.ExpiresAt = rec.ExpiresAt
+	}
 	s.records[rec.Key] = old
 	return nil
 }
@@ -209,6 +212,38 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) enforce.Store) {
 		}
 		if _, ok, err := s.ClaimResponse(ctx, rec("disable#u1", "b", t0.Add(time.Hour))); !ok || err != nil {
 			t.Errorf("claim at expiry: %v, %v; want it taken", ok, err)
+		}
+	})
+
+	t.Run("a settle moves the expiry when it names one", func(t *testing.T) {
+		s := newStore(t)
+		r := rec("disable#u1", "a", t0)
+		r.ExpiresAt = t0.Add(24 * time.Hour)
+		if _, ok, err := s.ClaimResponse(ctx, r); !ok || err != nil {
+			t.Fatalf("claim: %v, %v", ok, err)
+		}
+		// Settled to expire at once (a failed disable): claimable again.
+		r.Outcome, r.Detail, r.SettledAt, r.ExpiresAt = "failed", "HTTP 503", t0.Add(2*time.Second), t0.Add(2*time.Second)
+		if err := s.SettleResponse(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.ReadResponse(ctx, "disable#u1", t0.Add(time.Minute)); ok || err != nil {
+			t.Errorf("read after the settled expiry: %v, %v; want false, nil", ok, err)
+		}
+		if _, ok, err := s.ClaimResponse(ctx, rec("disable#u1", "b", t0.Add(time.Minute))); !ok || err != nil {
+			t.Errorf("claim after the settled expiry: %v, %v; want it taken", ok, err)
+		}
+		// A settle without an expiry keeps the claim's.
+		e := rec("event#8", "a", t0)
+		if _, ok, err := s.ClaimResponse(ctx, e); !ok || err != nil {
+			t.Fatalf("claim: %v, %v", ok, err)
+		}
+		e.Outcome, e.SettledAt, e.ExpiresAt = "ended", t0.Add(time.Second), time.Time{}
+		if err := s.SettleResponse(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok, err := s.ReadResponse(ctx, "event#8", t0.Add(59*time.Minute)); !ok || err != nil || got.Outcome != "ended" {
+			t.Errorf("read before the claim's expiry: %+v, %v, %v; want it settled", got, ok, err)
 		}
 	})
 
