@@ -287,17 +287,9 @@ func TestAFailedScheduledRunWithoutACheckpointStillDeclaresItsLag(t *testing.T) 
 			if _, err := d.AuditHandler()(context.Background(), []byte(tt.payload)); err == nil {
 				t.Fatal("the run succeeded without a table or a portal")
 			}
-			var line struct {
-				Lag *float64 `json:"LagSeconds"`
-			}
-			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
-				t.Fatalf("metrics line %q: %v", buf.String(), err)
-			}
-			if got := strings.Contains(buf.String(), `{"Name":"`+MetricLagSeconds+`"`); got != tt.declared {
-				t.Fatalf("LagSeconds declared %v, want %v: %s", got, tt.declared, buf.String())
-			}
-			if tt.declared && (line.Lag == nil || *line.Lag < (100*24*time.Hour).Seconds()) {
-				t.Errorf("LagSeconds = %v, want at least 100 days (the largest HEARTBEAT_MAX_LAG_SECONDS accepted): %s", line.Lag, buf.String())
+			lag := declaredLag(t, &buf, tt.declared)
+			if tt.declared && (lag == nil || *lag < (100*24*time.Hour).Seconds()) {
+				t.Errorf("LagSeconds = %v, want at least 100 days (the largest HEARTBEAT_MAX_LAG_SECONDS accepted): %s", lag, buf.String())
 			}
 		})
 	}
@@ -331,21 +323,28 @@ func TestAnAuditThatCannotStartStillCountsItsScheduledRuns(t *testing.T) {
 			if _, err := failingHandler(mw, bad, tt.fn)(context.Background(), []byte(tt.payload)); !errors.Is(err, bad) {
 				t.Fatalf("err = %v, want the configuration error", err)
 			}
-			var line struct {
-				Lag *float64 `json:"LagSeconds"`
-			}
-			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
-				t.Fatalf("metrics line %q: %v", buf.String(), err)
-			}
-			if got := strings.Contains(buf.String(), `{"Name":"`+MetricLagSeconds+`"`); got != tt.declared {
-				t.Fatalf("LagSeconds declared %v, want %v: %s", got, tt.declared, buf.String())
-			}
-			if tt.declared && (line.Lag == nil || *line.Lag != UnknownLag.Seconds()) {
-				t.Errorf("LagSeconds = %v, want UnknownLag: %s", line.Lag, buf.String())
+			if lag := declaredLag(t, &buf, tt.declared); tt.declared && (lag == nil || *lag != UnknownLag.Seconds()) {
+				t.Errorf("LagSeconds = %v, want UnknownLag: %s", lag, buf.String())
 			}
 			if !strings.Contains(buf.String(), `"`+MetricFailures+`":1`) {
 				t.Errorf("the line does not count the failure: %s", buf.String())
 			}
 		})
 	}
+}
+
+// declaredLag is the LagSeconds of the metrics line in buf, after checking
+// that the line declares it as a metric exactly when declared.
+func declaredLag(t *testing.T, buf *bytes.Buffer, declared bool) *float64 {
+	t.Helper()
+	var line struct {
+		Lag *float64 `json:"LagSeconds"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("metrics line %q: %v", buf.String(), err)
+	}
+	if got := strings.Contains(buf.String(), `{"Name":"`+MetricLagSeconds+`"`); got != declared {
+		t.Fatalf("LagSeconds declared %v, want %v: %s", got, declared, buf.String())
+	}
+	return line.Lag
 }
