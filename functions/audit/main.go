@@ -13,7 +13,7 @@ import (
 func main() {
 	d, err := wiring.Load(context.Background(), config.Audit)
 	if err != nil {
-		wiring.StartFailing(d.Log, err)
+		wiring.StartFailing(d.Log, err, config.Audit)
 		return
 	}
 	wiring.Start(d.Log, d.AuditFunction())

@@ -12,7 +12,7 @@ import (
 func main() {
 	d, err := wiring.Load(context.Background(), config.Onboard)
 	if err != nil {
-		wiring.StartFailing(d.Log, err)
+		wiring.StartFailing(d.Log, err, config.Onboard)
 		return
 	}
 	wiring.Start(d.Log, d.OnboardHandler())

@@ -258,6 +258,20 @@ func (d Deps) AuditFunction() func(context.Context, []byte) (any, error) {
 	}
 }
 
+// scheduledRun reports whether payload is a run of the audit's schedule as
+// AuditHandler judges it: no action, a trigger it accepts, no backfill.
+func scheduledRun(payload []byte) bool {
+	if auditAction(payload) != "" {
+		return false
+	}
+	detail, at, err := eventbridge.Unwrap(payload)
+	if err != nil {
+		return false
+	}
+	t, err := audit.DecodeTrigger(detail, at, time.Now())
+	return err == nil && !t.Backfill
+}
+
 // auditAction is the "action" of payload (or of the EventBridge event's
 // detail), lower case, when it is status or test-alert; "" otherwise
 // (AuditHandler decides, and refuses what it does not know).

@@ -15,6 +15,7 @@ import (
 
 	"ipguard/internal/audit"
 	"ipguard/internal/behaviour"
+	"ipguard/internal/config"
 	"ipguard/internal/emf"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/onboard"
@@ -286,18 +287,64 @@ func TestAFailedScheduledRunWithoutACheckpointStillDeclaresItsLag(t *testing.T) 
 			if _, err := d.AuditHandler()(context.Background(), []byte(tt.payload)); err == nil {
 				t.Fatal("the run succeeded without a table or a portal")
 			}
-			var line struct {
-				Lag *float64 `json:"LagSeconds"`
-			}
-			if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
-				t.Fatalf("metrics line %q: %v", buf.String(), err)
-			}
-			if got := strings.Contains(buf.String(), `{"Name":"`+MetricLagSeconds+`"`); got != tt.declared {
-				t.Fatalf("LagSeconds declared %v, want %v: %s", got, tt.declared, buf.String())
-			}
-			if tt.declared && (line.Lag == nil || *line.Lag < (100*24*time.Hour).Seconds()) {
-				t.Errorf("LagSeconds = %v, want at least 100 days (the largest HEARTBEAT_MAX_LAG_SECONDS accepted): %s", line.Lag, buf.String())
+			lag := declaredLag(t, &buf, tt.declared)
+			if tt.declared && (lag == nil || *lag < (100*24*time.Hour).Seconds()) {
+				t.Errorf("LagSeconds = %v, want at least 100 days (the largest HEARTBEAT_MAX_LAG_SECONDS accepted): %s", lag, buf.String())
 			}
 		})
 	}
+}
+
+// An audit that cannot start (its configuration refused: StartFailing) is
+// still invoked by its schedule, and every scheduled run declares LagSeconds
+// (README "Metrics"): without it, a cron() AuditSchedule whose audit fails
+// at start raised AuditRunsMissingAlarm, "the schedule stopped invoking",
+// while the schedule invoked and the runbook to follow was the errors'.
+// Such a run declares UnknownLag, as a scheduled run that failed before it
+// could read its checkpoint; a status call, a backfill and the onboarding
+// declare none (attack review of the deploy changes).
+func TestAnAuditThatCannotStartStillCountsItsScheduledRuns(t *testing.T) {
+	bad := ipguard.Errorf(ipguard.EConfig, "SYNC_SCHEDULE: bad")
+	scheduled := `{"version":"0","id":"1","detail-type":"Scheduled Event","source":"aws.scheduler","time":"2026-11-25T10:00:00Z","detail":{}}`
+	for _, tt := range []struct {
+		name, payload string
+		fn            config.Function
+		declared      bool
+	}{
+		{"a scheduled run", scheduled, config.Audit, true},
+		{"a scheduled run without an envelope", `{}`, config.Audit, true},
+		{"a status call", `{"action":"status"}`, config.Audit, false},
+		{"a backfill", `{"from":"2026-11-24T10:00:00Z","to":"2026-11-24T11:00:00Z"}`, config.Audit, false},
+		{"the onboarding's sync", `{"action":"sync"}`, config.Onboard, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			mw := metricsWriter{out: &buf, namespace: "DocSpaceIPGuard", now: time.Now, level: slog.LevelError}
+			if _, err := failingHandler(mw, bad, tt.fn)(context.Background(), []byte(tt.payload)); !errors.Is(err, bad) {
+				t.Fatalf("err = %v, want the configuration error", err)
+			}
+			if lag := declaredLag(t, &buf, tt.declared); tt.declared && (lag == nil || *lag != UnknownLag.Seconds()) {
+				t.Errorf("LagSeconds = %v, want UnknownLag: %s", lag, buf.String())
+			}
+			if !strings.Contains(buf.String(), `"`+MetricFailures+`":1`) {
+				t.Errorf("the line does not count the failure: %s", buf.String())
+			}
+		})
+	}
+}
+
+// declaredLag is the LagSeconds of the metrics line in buf, after checking
+// that the line declares it as a metric exactly when declared.
+func declaredLag(t *testing.T, buf *bytes.Buffer, declared bool) *float64 {
+	t.Helper()
+	var line struct {
+		Lag *float64 `json:"LagSeconds"`
+	}
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("metrics line %q: %v", buf.String(), err)
+	}
+	if got := strings.Contains(buf.String(), `{"Name":"`+MetricLagSeconds+`"`); got != declared {
+		t.Fatalf("LagSeconds declared %v, want %v: %s", got, declared, buf.String())
+	}
+	return line.Lag
 }

@@ -25,6 +25,7 @@ import (
 	"ipguard/internal/config"
 	"ipguard/internal/docspace"
 	"ipguard/internal/dynamo"
+	"ipguard/internal/emf"
 	"ipguard/internal/ipguard"
 	"ipguard/internal/redact"
 	"ipguard/internal/secrets"
@@ -144,19 +145,31 @@ func safeCall[T any](ctx context.Context, log *slog.Logger, h func(context.Conte
 	return h(ctx, payload)
 }
 
-// StartFailing answers every invocation with err: a function whose
-// configuration is wrong says so, naming the variable, on each call, and
-// counts it in the Failures metrics (namespace METRICS_NAMESPACE when it is
-// readable), so that the failure alarms fire.
-func StartFailing(log *slog.Logger, err error) {
+// StartFailing answers every invocation of the function fn with err: a
+// function whose configuration is wrong says so, naming the variable, on
+// each call, and counts it in the Failures metrics (namespace
+// METRICS_NAMESPACE when it is readable), so that the failure alarms fire.
+func StartFailing(log *slog.Logger, err error, fn config.Function) {
 	log.Error("configuration error", "error", err.Error())
 	ns := config.MetricsNamespace(os.Getenv)
 	// ERROR passes Lambda's log-level filter whatever LOG_LEVEL is.
 	mw := metricsWriter{out: os.Stdout, namespace: ns, now: time.Now, level: slog.LevelError}
-	Start(log, func(ctx context.Context, _ []byte) (struct{}, error) {
-		mw.write(ctx, failureMetrics(err), map[string]any{"errorType": ErrorType(err)})
+	Start(log, failingHandler(mw, err, fn))
+}
+
+// failingHandler is StartFailing's handler. A run of the audit's schedule
+// also declares LagSeconds, UnknownLag, as every scheduled run does
+// (runLag): AuditRunsMissingAlarm counts those samples as the schedule's
+// runs, and an audit that cannot start is invoked, not stopped.
+func failingHandler(mw metricsWriter, err error, fn config.Function) func(context.Context, []byte) (struct{}, error) {
+	return func(ctx context.Context, payload []byte) (struct{}, error) {
+		ms := failureMetrics(err)
+		if fn == config.Audit && scheduledRun(payload) {
+			ms = append(ms, emf.Metric{Name: MetricLagSeconds, Unit: emf.Seconds, Value: UnknownLag.Seconds()})
+		}
+		mw.write(ctx, ms, map[string]any{"errorType": ErrorType(err)})
 		return struct{}{}, err
-	})
+	}
 }
 
 // ErrorType is the errorType of err's Lambda error response: InvalidInput,

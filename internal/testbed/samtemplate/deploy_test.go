@@ -5,6 +5,7 @@ package samtemplate
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -54,8 +55,12 @@ func TestScheduleParametersAcceptOnlyWhatEventBridgeAccepts(t *testing.T) {
 	for _, param := range []string{"AuditSchedule", "SyncSchedule"} {
 		for _, tt := range tests {
 			why := checkParameter(mapOf(ps[param]), tt.value)
-			if (why == "") != tt.ok {
-				t.Errorf("%s = %q: accepted %v, want %v (%s)", param, tt.value, why == "", tt.ok, why)
+			want := tt.ok
+			if param == "SyncSchedule" && tt.value == "rate(1 day)" {
+				want = false // longer than any SyncHeartbeatPeriodSeconds: TestEveryRateSyncScheduleTheTemplateTakesFitsAHeartbeatPeriod
+			}
+			if (why == "") != want {
+				t.Errorf("%s = %q: accepted %v, want %v (%s)", param, tt.value, why == "", want, why)
 			}
 			// What the template lets through, the function accepts at start.
 			if why == "" && !config.ValidSchedule(tt.value) {
@@ -172,5 +177,42 @@ func TestAFailedFirstDeployLeavesNoNameBehindThatBlocksTheRetry(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Error("no retained resource with a fixed name found; the log groups have one (/aws/lambda/STACK-audit)")
+	}
+}
+
+// The onboarding refuses at start a rate() SyncSchedule longer than
+// SyncHeartbeatPeriodSeconds, and no allowed period is longer than 12
+// hours: a SyncSchedule the template let through but no period can hold
+// (rate(1 day)) deployed, and then every onboarding failed with
+// ConfigurationError (attack review of the deploy changes). What the
+// template lets through, the function accepts at start with the longest
+// period; the rest is refused before anything is deployed, by the
+// parameter's own constraint.
+func TestEveryRateSyncScheduleTheTemplateTakesFitsAHeartbeatPeriod(t *testing.T) {
+	ps := parameters(t)
+	longest := 0
+	for _, v := range asList(mapOf(ps["SyncHeartbeatPeriodSeconds"])["AllowedValues"]) {
+		longest = max(longest, int(resolveNumber(t, v, nil)))
+	}
+	env := map[string]string{"DOCSPACE_API_HOST": "https://p.example.com", "DOCSPACE_API_KEY_SECRET_ID": "s", "ALLOWLIST_TABLE": "t",
+		"ALERT_TOPIC_ARN": "arn:aws:sns:us-east-1:1:t", "SYNC_HEARTBEAT_PERIOD_SECONDS": strconv.Itoa(longest)}
+	var values []string
+	for n := 1; n <= 800; n++ {
+		values = append(values, fmt.Sprintf("rate(%d minutes)", n), fmt.Sprintf("rate(%d hours)", n), fmt.Sprintf("rate(%d days)", n))
+	}
+	values = append(values, "rate(1 minute)", "rate(1 hour)", "rate(1 day)")
+	taken := 0
+	for _, v := range values {
+		if checkParameter(mapOf(ps["SyncSchedule"]), v) != "" {
+			continue
+		}
+		taken++
+		env["SYNC_SCHEDULE"] = v
+		if _, err := config.Load(func(k string) string { return env[k] }, config.Onboard); err != nil {
+			t.Errorf("SyncSchedule=%s passes the template but the onboarding refuses it with every SyncHeartbeatPeriodSeconds: %v", v, err)
+		}
+	}
+	if taken < 700 {
+		t.Errorf("the template takes only %d rate() SyncSchedules; want every one up to 12 hours", taken)
 	}
 }
