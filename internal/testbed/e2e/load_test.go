@@ -399,7 +399,7 @@ func coldStarts(t testing.TB, bootstrap string, n int) (median, slowest time.Dur
 		}))
 		defer srv.Close()
 		cmd := exec.Command(bootstrap)
-		cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(srv.URL, "http://"),
+		cmd.Env = localaws.FunctionEnviron("AWS_LAMBDA_RUNTIME_API="+strings.TrimPrefix(srv.URL, "http://"),
 			"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_ENDPOINT_URL=http://127.0.0.1:9",
 			"DOCSPACE_API_HOST=http://127.0.0.1:9", "DOCSPACE_ALLOW_HTTP=true", "DOCSPACE_API_KEY_SECRET_ID=key",
 			"ALLOWLIST_TABLE=table", "ALERT_TOPIC_ARN=arn:aws:sns:us-east-1:123456789012:alerts", "LOG_LEVEL=error")

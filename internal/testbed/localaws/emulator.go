@@ -88,8 +88,8 @@ type Emulator struct {
 // StartEmulator starts aws-lambda-rie for the bootstrap binary in its own
 // process group, on free loopback ports for both its invoke API and the
 // runtime API, and returns once the invoke port accepts connections. The
-// process (and so the bootstrap) gets os.Environ() without
-// AWS_LAMBDA_MAX_CONCURRENCY, then env (KEY=value, later wins). Its output
+// process (and so the bootstrap) gets os.Environ() without its AWS_*
+// variables, then env (KEY=value, later wins): see emulatorEnv. Its output
 // goes to logw (nil discards it); one goroutine at a time writes to it.
 // ctx bounds only the start.
 func StartEmulator(ctx context.Context, bootstrap string, env []string, logw io.Writer) (*Emulator, error) {
@@ -155,10 +155,25 @@ func startEmulator(ctx context.Context, bin, bootstrap string, env []string, log
 
 // emulatorEnv is base without AWS_LAMBDA_MAX_CONCURRENCY (it switches the
 // emulator to another code path), followed by extra.
+// FunctionEnviron is the environment a function process started by hand
+// (not under the emulator) gets, as under the emulator: this process's
+// environment without its AWS_* variables, then extra (see emulatorEnv).
+func FunctionEnviron(extra ...string) []string { return emulatorEnv(os.Environ(), extra) }
+
+// emulatorEnv is the environment of the emulator and so of the function:
+// the host's, without its AWS_* variables, then extra. Lambda gives a
+// function only its own configuration and the AWS_* values it sets itself,
+// never the shell's AWS settings: a developer's AWS_PROFILE or
+// AWS_CONFIG_FILE must not reach the function under test, and neither must
+// a machine's AWS_CA_BUNDLE (the SDK parses the whole bundle at every cold
+// start: about a third of the onboarding function's start-up work on a
+// machine that sets it). AWS_LAMBDA_MAX_CONCURRENCY (the emulator's own
+// switch) goes with them. What the function needs of AWS_* (region,
+// credentials, AWS_ENDPOINT_URL) comes in extra (Stack.FunctionEnv).
 func emulatorEnv(base, extra []string) []string {
 	out := make([]string, 0, len(base)+len(extra))
 	for _, kv := range base {
-		if k, _, _ := strings.Cut(kv, "="); k == "AWS_LAMBDA_MAX_CONCURRENCY" {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
 			continue
 		}
 		out = append(out, kv)

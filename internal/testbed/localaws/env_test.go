@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-func TestEmulatorEnvDropsMaxConcurrencyAndAppendsExtra(t *testing.T) {
+func TestEmulatorEnvDropsTheHostsAWSSettingsAndAppendsExtra(t *testing.T) {
 	tests := []struct {
 		name        string
 		base, extra []string
@@ -13,7 +13,8 @@ func TestEmulatorEnvDropsMaxConcurrencyAndAppendsExtra(t *testing.T) {
 	}{
 		{"nothing to drop", []string{"A=1"}, []string{"B=2"}, []string{"A=1", "B=2"}},
 		{"max concurrency dropped", []string{"AWS_LAMBDA_MAX_CONCURRENCY=4", "A=1"}, nil, []string{"A=1"}},
-		{"prefix of the name kept", []string{"AWS_LAMBDA_MAX_CONCURRENCY_X=1"}, nil, []string{"AWS_LAMBDA_MAX_CONCURRENCY_X=1"}},
+		{"the host's AWS settings dropped", []string{"AWS_PROFILE=prod", "AWS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt", "AWS_CONFIG_FILE=/x", "PATH=/bin"}, nil, []string{"PATH=/bin"}},
+		{"AWS settings given by the caller kept", []string{"AWS_REGION=eu-west-1"}, []string{"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=http://127.0.0.1:1"}, []string{"AWS_REGION=us-east-1", "AWS_ENDPOINT_URL=http://127.0.0.1:1"}},
 		{"extra follows base so it wins", []string{"A=1"}, []string{"A=2"}, []string{"A=1", "A=2"}},
 	}
 	for _, tt := range tests {
