@@ -75,7 +75,9 @@ type Response struct {
 	// Escalation is set when this violation made the user reach
 	// ENFORCEMENT_DISABLE_AFTER within 24 hours. On a Recorded response it
 	// is the escalation of the earlier try that acted (told again, not
-	// done again, and not counted in usersDisabled).
+	// done again, and not counted in usersDisabled), or, when that try's
+	// disable failed, this run's new try (not counted in usersDisabled
+	// either).
 	Escalation *Escalation `json:"escalation,omitempty"`
 }
 

@@ -246,9 +246,12 @@ func (rr *Run) Respond(ctx context.Context, fs []audit.Finding) []string {
 	defer cancel()
 
 	act, notice := r.guard(ctx, cands)
+	var acted map[string][]int64
 	if len(act) > 0 {
-		acted := r.act(ctx, act)
-		r.escalate(ctx, acted)
+		acted = r.act(ctx, act)
+	}
+	if !rr.tripped {
+		r.escalate(ctx, acted, r.recordedViolations())
 	}
 	r.earlierEscalations(ctx)
 	if notice != "" {
@@ -748,16 +751,42 @@ func (r *run) settle(ctx context.Context, rec ipguard.ResponseRecord, resp audit
 	}
 }
 
+// recordedViolations are, per user, the findings answered from an earlier
+// try's record as enforced (ended, not_active): their violations were
+// counted by that try. A retry counts them again (without recording them
+// twice) so that a disable that try did not get done (it failed, and its
+// record expired at once) is tried again and told in the retry's alert.
+func (r *run) recordedViolations() map[string][]int64 {
+	var out map[string][]int64
+	for i := range r.recorded {
+		f := r.fs[i]
+		if o := f.Response.Outcome; o != audit.OutcomeEnded && o != audit.OutcomeNotActive {
+			continue
+		}
+		if out == nil {
+			out = map[string][]int64{}
+		}
+		uid := ipguard.CanonicalUserID(f.UserID)
+		out[uid] = append(out[uid], f.EventID)
+	}
+	return out
+}
+
 // escalate disables users who reached DisableAfter enforced violations
-// within EscalationWindow, once per window.
-func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
+// within EscalationWindow, once per window: those this run enforced
+// (recorded now) and those an earlier try enforced (recorded, only counted).
+func (r *run) escalate(ctx context.Context, enforced, recorded map[string][]int64) {
 	s := r.s
-	if s.Settings.DisableAfter <= 0 || len(enforced) == 0 {
+	if s.Settings.DisableAfter <= 0 || len(enforced)+len(recorded) == 0 {
 		return
 	}
-	users := make([]string, 0, len(enforced))
-	for uid := range enforced {
-		users = append(users, uid)
+	users := make([]string, 0, len(enforced)+len(recorded))
+	for _, m := range []map[string][]int64{enforced, recorded} {
+		for uid := range m {
+			if !slices.Contains(users, uid) {
+				users = append(users, uid)
+			}
+		}
 	}
 	sort.Strings(users)
 	// The violations are recorded also when the time budget ran out (like
@@ -811,7 +840,8 @@ func (r *run) escalate(ctx context.Context, enforced map[string][]int64) {
 		esc.Violations = n
 		s.log().Info("enforcement escalation", "userId", uid, "violations", n, "outcome", esc.Outcome, "error", esc.Error)
 		for i := range r.fs {
-			if resp := r.fs[i].Response; resp != nil && ipguard.CanonicalUserID(r.fs[i].UserID) == uid && slices.Contains(enforced[uid], r.fs[i].EventID) {
+			id := r.fs[i].EventID
+			if resp := r.fs[i].Response; resp != nil && ipguard.CanonicalUserID(r.fs[i].UserID) == uid && (slices.Contains(enforced[uid], id) || slices.Contains(recorded[uid], id)) {
 				e := esc
 				resp.Escalation = &e
 			}

@@ -1144,3 +1144,63 @@ func TestAFailedDisableDoesNotBlockTheNextRunsEscalation(t *testing.T) {
 		}
 	}
 }
+
+// Attack review (atk2): a run whose disable failed (portal 503) and whose
+// alert then failed to publish is retried with the same findings, answered
+// from their records. The failed disable's record expires as it is
+// settled, so the retry read no escalation: its alert said nothing of the
+// disable, and nothing tried it again until the user had a new violation.
+// The retry is a run that counts the N violations: it tries the disable
+// again and its alert tells the outcome. A retry whose breaker tripped
+// disables nobody.
+func TestRetryAfterAFailedDisableTriesAgainAndTellsIt(t *testing.T) {
+	p := newPortal(1, 2, 3)
+	p.failDisable = errors.New("docspace: PUT /api/2.0/people/status/Terminated: HTTP 503: Service Unavailable")
+	st := &enforcetest.Store{}
+	now := t0
+	svc := &enforce.Service{Portal: p, Store: st, Now: func() time.Time { return now },
+		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 2}}
+	first := []audit.Finding{violation(1, user(1)), violation(2, user(1))}
+	svc.Respond(context.Background(), first, false)
+	if e := first[0].Response.Escalation; e == nil || e.Outcome != audit.OutcomeFailed {
+		t.Fatalf("first try: escalation %+v; want failed", e)
+	}
+	// The alert failed to publish; the retry a minute later, the portal
+	// answering again.
+	now = now.Add(time.Minute)
+	p.failDisable = nil
+	retry := []audit.Finding{violation(1, user(1)), violation(2, user(1))}
+	svc.Respond(context.Background(), retry, false)
+	if !retry[0].Response.Recorded {
+		t.Fatalf("retry: %+v; want answered from the record", retry[0].Response)
+	}
+	for i, f := range retry {
+		if e := f.Response.Escalation; e == nil || e.Outcome != audit.OutcomeDisabled || e.Violations != 2 {
+			t.Errorf("retry finding %d: escalation %+v; want disabled after 2 violations", i, e)
+		}
+	}
+	if n := strings.Count(strings.Join(p.writes(), ","), "disable "); n != 2 {
+		t.Errorf("portal writes %v; want the failed disable and the retry's", p.writes())
+	}
+	// Once disabled, a further retry sends no disable.
+	now = now.Add(time.Minute)
+	svc.Respond(context.Background(), []audit.Finding{violation(1, user(1)), violation(2, user(1))}, false)
+	if n := strings.Count(strings.Join(p.writes(), ","), "disable "); n != 2 {
+		t.Errorf("portal writes %v; want no third disable", p.writes())
+	}
+
+	// A retry whose circuit breaker trips (more accounts than the cap)
+	// disables nobody, also not from its recorded violations.
+	p2 := newPortal(ids(40)...)
+	p2.failDisable = errors.New("docspace: HTTP 503")
+	st2 := &enforcetest.Store{}
+	svc2 := &enforce.Service{Portal: p2, Store: st2, Now: func() time.Time { return t0 },
+		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 2, MaxPerRun: 2}}
+	svc2.Respond(context.Background(), []audit.Finding{violation(1, user(1)), violation(2, user(1))}, false)
+	p2.failDisable = nil
+	tripped := append([]audit.Finding{violation(1, user(1)), violation(2, user(1))}, violation(10, user(10)), violation(11, user(11)), violation(12, user(12)))
+	svc2.Respond(context.Background(), tripped, false)
+	if n := strings.Count(strings.Join(p2.writes(), ","), "disable "); n != 1 {
+		t.Errorf("breaker tripped: portal writes %v; want only the first try's disable", p2.writes())
+	}
+}
