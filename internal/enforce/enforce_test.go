@@ -1099,19 +1099,14 @@ func TestAFailedDisableDoesNotBlockTheNextRunsEscalation(t *testing.T) {
 	disables := func(p *fakePortal) int {
 		return strings.Count(strings.Join(p.writes(), ","), "disable ")
 	}
-	p := newPortal(1, 2, 3)
-	p.failDisable = errors.New("docspace: PUT /api/2.0/people/status/Terminated: HTTP 503: Service Unavailable")
-	st := &enforcetest.Store{}
-	now := t0
-	svc := &enforce.Service{Portal: p, Store: st, Now: func() time.Time { return now },
-		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 1}}
+	p, svc, now := failingDisable(1)
 	fs := []audit.Finding{violation(1, user(1))}
 	svc.Respond(context.Background(), fs, false)
 	if esc(fs[0]) != audit.OutcomeFailed {
 		t.Fatalf("first run: escalation %+v; want failed", fs[0].Response.Escalation)
 	}
 	// The next run, five minutes later, with the portal answering again.
-	now = now.Add(5 * time.Minute)
+	*now = now.Add(5 * time.Minute)
 	p.failDisable = nil
 	fs = []audit.Finding{violation(2, user(1))}
 	svc.Respond(context.Background(), fs, false)
@@ -1122,7 +1117,7 @@ func TestAFailedDisableDoesNotBlockTheNextRunsEscalation(t *testing.T) {
 		t.Errorf("portal writes %v; want the failed disable and the next run's", p.writes())
 	}
 	// Once disabled, the 24-hour hold stands.
-	now = now.Add(5 * time.Minute)
+	*now = now.Add(5 * time.Minute)
 	fs = []audit.Finding{violation(3, user(1))}
 	svc.Respond(context.Background(), fs, false)
 	if esc(fs[0]) != "-" || disables(p) != 2 {
@@ -1154,12 +1149,7 @@ func TestAFailedDisableDoesNotBlockTheNextRunsEscalation(t *testing.T) {
 // again and its alert tells the outcome. A retry whose breaker tripped
 // disables nobody.
 func TestRetryAfterAFailedDisableTriesAgainAndTellsIt(t *testing.T) {
-	p := newPortal(1, 2, 3)
-	p.failDisable = errors.New("docspace: PUT /api/2.0/people/status/Terminated: HTTP 503: Service Unavailable")
-	st := &enforcetest.Store{}
-	now := t0
-	svc := &enforce.Service{Portal: p, Store: st, Now: func() time.Time { return now },
-		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: 2}}
+	p, svc, now := failingDisable(2)
 	first := []audit.Finding{violation(1, user(1)), violation(2, user(1))}
 	svc.Respond(context.Background(), first, false)
 	if e := first[0].Response.Escalation; e == nil || e.Outcome != audit.OutcomeFailed {
@@ -1167,7 +1157,7 @@ func TestRetryAfterAFailedDisableTriesAgainAndTellsIt(t *testing.T) {
 	}
 	// The alert failed to publish; the retry a minute later, the portal
 	// answering again.
-	now = now.Add(time.Minute)
+	*now = now.Add(time.Minute)
 	p.failDisable = nil
 	retry := []audit.Finding{violation(1, user(1)), violation(2, user(1))}
 	svc.Respond(context.Background(), retry, false)
@@ -1183,7 +1173,7 @@ func TestRetryAfterAFailedDisableTriesAgainAndTellsIt(t *testing.T) {
 		t.Errorf("portal writes %v; want the failed disable and the retry's", p.writes())
 	}
 	// Once disabled, a further retry sends no disable.
-	now = now.Add(time.Minute)
+	*now = now.Add(time.Minute)
 	svc.Respond(context.Background(), []audit.Finding{violation(1, user(1)), violation(2, user(1))}, false)
 	if n := strings.Count(strings.Join(p.writes(), ","), "disable "); n != 2 {
 		t.Errorf("portal writes %v; want no third disable", p.writes())
@@ -1203,4 +1193,17 @@ func TestRetryAfterAFailedDisableTriesAgainAndTellsIt(t *testing.T) {
 	if n := strings.Count(strings.Join(p2.writes(), ","), "disable "); n != 1 {
 		t.Errorf("breaker tripped: portal writes %v; want only the first try's disable", p2.writes())
 	}
+}
+
+// failingDisable is an end-session service over users 1-3 whose portal
+// fails every disable with a 503, escalating after disableAfter
+// violations; its clock is *now.
+func failingDisable(disableAfter int) (*fakePortal, *enforce.Service, *time.Time) {
+	p := newPortal(1, 2, 3)
+	p.failDisable = errors.New("docspace: PUT /api/2.0/people/status/Terminated: HTTP 503: Service Unavailable")
+	now := new(time.Time)
+	*now = t0
+	svc := &enforce.Service{Portal: p, Store: &enforcetest.Store{}, Now: func() time.Time { return *now },
+		Settings: enforce.Settings{Mode: enforce.ModeEndSession, DisableAfter: disableAfter}}
+	return p, svc, now
 }
