@@ -22,7 +22,9 @@
 //	                ▼                       (settled on the record)
 //	           escalation: N enforced violations in 24 h ──► disable user (claimed
 //	                                                         once per 24 h): disabled | refused | failed
-//	                                                         (failed: its record expires at once,
+//	                                                         (claimed for minutes; held 24 h when
+//	                                                         disabled or refused is recorded;
+//	                                                         failed: its record expires at once,
 //	                                                         so the next run tries again)
 package enforce
 
@@ -110,8 +112,10 @@ type Store interface {
 	ClaimResponse(ctx context.Context, rec ipguard.ResponseRecord) (ipguard.ResponseRecord, bool, error)
 	// SettleResponse stores rec.Outcome, rec.Detail and rec.SettledAt on the
 	// record of rec.Key claimed with rec.Token, and rec.ExpiresAt when it is
-	// not zero (a failed disable is settled to expire at once, so the next
-	// run may claim it again). If that record is gone or holds another
+	// not zero, earlier or later than the claim's (a disable is claimed for
+	// minutes and settled to hold EscalationWindow when disabled or refused,
+	// to expire at once when failed, so the next run may claim it again).
+	// If that record is gone or holds another
 	// token it changes nothing and returns an EConflict error.
 	SettleResponse(ctx context.Context, rec ipguard.ResponseRecord) error
 	// ReadResponse returns the record of key when it is live at at (its
@@ -732,6 +736,26 @@ func (r *run) escalationOf(ctx context.Context, rec ipguard.ResponseRecord, now 
 // the budget ran out; no portal call is made in it.
 const recordGrace = 5 * time.Second
 
+// disableClaimMargin is how long a disable's claim outlives the run's time
+// budget: the settle past the budget (recordGrace; twice, for the status
+// read that may come before it) and a minute for the store's clock and
+// whole seconds.
+const disableClaimMargin = 2*recordGrace + time.Minute
+
+// disableClaimHold is when a disable claimed at now expires unless its
+// outcome is recorded: the end of ctx's budget plus disableClaimMargin.
+// A claim whose outcome never gets recorded (the settle failed, or the run
+// crashed) thus blocks the escalation for minutes, not EscalationWindow,
+// and a later run tries again; the disable of a crashed run may then be
+// sent twice, which the portal takes as once.
+func disableClaimHold(ctx context.Context, now time.Time) time.Time {
+	left := time.Duration(0)
+	if dl, ok := ctx.Deadline(); ok {
+		left = max(time.Until(dl), 0)
+	}
+	return now.Add(left + disableClaimMargin)
+}
+
 // pastBudget is ctx's values with recordGrace of time from now, whatever
 // is left of ctx's own deadline.
 func pastBudget(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -806,8 +830,10 @@ func (r *run) escalate(ctx context.Context, enforced, recorded map[string][]int6
 		if n < s.Settings.DisableAfter || r.rr.disableSent[uid] {
 			continue
 		}
+		// Claimed for the run's budget and a margin only (disableClaimHold),
+		// held for the window once an outcome that should hold is recorded.
 		rec := ipguard.ResponseRecord{Key: DisableKey(uid), Token: r.token, UserID: uid, Action: "disable",
-			ClaimedAt: now, ExpiresAt: now.Add(EscalationWindow)}
+			ClaimedAt: now, ExpiresAt: disableClaimHold(ctx, now)}
 		prior, ok, err := s.Store.ClaimResponse(ctx, rec)
 		if err == nil && !ok && prior.Token == r.token && !prior.Settled() {
 			ok = true // this run's own claim, whose write answer was lost (as in act)
@@ -834,6 +860,12 @@ func (r *run) escalate(ctx context.Context, enforced, recorded map[string][]int6
 				// expires as it is settled, so the next run that counts
 				// the violations tries again instead of waiting 24 h.
 				rec.ExpiresAt = s.now()
+			} else {
+				// disabled or refused: held for the window from the claim.
+				// If this write fails, the claim expires within minutes
+				// and a later run sends the disable again, which is
+				// harmless (a status set twice is the same status).
+				rec.ExpiresAt = now.Add(EscalationWindow)
 			}
 			r.settle(ctx, rec, audit.Response{Outcome: esc.Outcome, At: esc.At, Error: esc.Error})
 		}

@@ -247,6 +247,37 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) enforce.Store) {
 		}
 	})
 
+	t.Run("a settle lengthens a short claim to the expiry it names", func(t *testing.T) {
+		s := newStore(t)
+		// A disable is claimed for minutes and held 24 hours once its
+		// outcome is recorded.
+		r := rec("disable#u2", "a", t0)
+		r.ExpiresAt = t0.Add(2 * time.Minute)
+		if _, ok, err := s.ClaimResponse(ctx, r); !ok || err != nil {
+			t.Fatalf("claim: %v, %v", ok, err)
+		}
+		r.Outcome, r.SettledAt, r.ExpiresAt = "disabled", t0.Add(time.Second), t0.Add(24*time.Hour)
+		if err := s.SettleResponse(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		later := t0.Add(23 * time.Hour)
+		if got, ok, err := s.ReadResponse(ctx, "disable#u2", later); !ok || err != nil || got.Outcome != "disabled" || !got.ExpiresAt.Equal(t0.Add(24*time.Hour)) {
+			t.Errorf("read after the claim's own expiry: %+v, %v, %v; want it held 24 h", got, ok, err)
+		}
+		if got, ok, err := s.ClaimResponse(ctx, rec("disable#u2", "b", later)); ok || err != nil || got.Token != "a" {
+			t.Errorf("claim within the lengthened expiry: %+v, %v, %v; want the settled record", got, ok, err)
+		}
+		// Unsettled, the short claim expires on its own.
+		u := rec("disable#u3", "a", t0)
+		u.ExpiresAt = t0.Add(2 * time.Minute)
+		if _, ok, err := s.ClaimResponse(ctx, u); !ok || err != nil {
+			t.Fatalf("claim: %v, %v", ok, err)
+		}
+		if _, ok, err := s.ClaimResponse(ctx, rec("disable#u3", "b", t0.Add(5*time.Minute))); !ok || err != nil {
+			t.Errorf("claim after an unsettled short claim expired: %v, %v; want it taken", ok, err)
+		}
+	})
+
 	t.Run("of concurrent claims exactly one wins", func(t *testing.T) {
 		s := newStore(t)
 		const n = 8
