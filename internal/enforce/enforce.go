@@ -22,7 +22,9 @@
 //	                ▼                       (settled on the record)
 //	           escalation: N enforced violations in 24 h ──► disable user (claimed
 //	                                                         once per 24 h): disabled | refused | failed
-//	                                                         (claimed for minutes; held 24 h when
+//	                                                         (failed: confirmed by reading the user's
+//	                                                         status, disabled when the portal shows it;
+//	                                                         claimed for minutes; held 24 h when
 //	                                                         disabled or refused is recorded;
 //	                                                         failed: its record expires at once,
 //	                                                         so the next run tries again)
@@ -101,6 +103,11 @@ type Portal interface {
 	// which errors.Is(err, ErrRefused)) the owner, the caller itself and,
 	// unless the caller is the owner, DocSpace admins.
 	DisableUser(ctx context.Context, userID string) error
+	// UserDisabled reports whether the portal shows userID disabled
+	// (GET people/{id} → status 2, Terminated): how a disable whose answer
+	// was lost is confirmed. A user the portal does not know is not
+	// disabled.
+	UserDisabled(ctx context.Context, userID string) (bool, error)
 }
 
 // Store is the exactly-once record of enforcement actions.
@@ -733,7 +740,9 @@ func (r *run) escalationOf(ctx context.Context, rec ipguard.ResponseRecord, now 
 // recordGrace is how long the store writes that record what a run did
 // (settles, violations, an earlier try's escalation) may take past the
 // run's time budget: what was done at the portal is recorded even when
-// the budget ran out; no portal call is made in it.
+// the budget ran out; no portal call is made in it but the one read of a
+// user's status that confirms a disable whose answer was lost
+// (confirmDisabled, a recordGrace of its own).
 const recordGrace = 5 * time.Second
 
 // disableClaimMargin is how long a disable's claim outlives the run's time
@@ -856,6 +865,9 @@ func (r *run) escalate(ctx context.Context, enforced, recorded map[string][]int6
 				esc.Outcome = audit.OutcomeDisabled
 			}
 			if esc.Outcome == audit.OutcomeFailed {
+				esc = r.confirmDisabled(ctx, uid, esc)
+			}
+			if esc.Outcome == audit.OutcomeFailed {
 				// Not disabled (the portal did not take it): the record
 				// expires as it is settled, so the next run that counts
 				// the violations tries again instead of waiting 24 h.
@@ -879,6 +891,29 @@ func (r *run) escalate(ctx context.Context, enforced, recorded map[string][]int6
 			}
 		}
 	}
+}
+
+// confirmDisabled reads the status of userID after its disable failed
+// (esc): the portal may have applied it and the answer been lost (no
+// answer, a 5xx after sending, the budget ran out). When the portal shows
+// the user disabled, the outcome is disabled (held EscalationWindow like
+// any other, so it is not sent again, nor again at once after an admin
+// re-enabled the user); otherwise, or when the read fails, it stays
+// failed. The read is given recordGrace of its own, as the budget may be
+// what ran out.
+func (r *run) confirmDisabled(ctx context.Context, userID string, esc audit.Escalation) audit.Escalation {
+	s := r.s
+	cctx, cancel := pastBudget(ctx)
+	defer cancel()
+	disabled, err := s.Portal.UserDisabled(cctx, userID)
+	switch {
+	case err != nil:
+		esc.Error += "; whether the portal disabled the user could not be read: " + err.Error()
+	case disabled:
+		s.log().Info("enforcement: a failed disable is confirmed by the user's status", "userId", userID, "error", esc.Error)
+		esc = audit.Escalation{Outcome: audit.OutcomeDisabled, At: s.now().Format(time.RFC3339)}
+	}
+	return esc
 }
 
 // EventKey is the record key of acting on login event id.
