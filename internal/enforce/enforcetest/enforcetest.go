@@ -215,13 +215,21 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) enforce.Store) {
 		}
 	})
 
+	// claimUntil claims key for token "a" at t0 until expires, or stops
+	// the test.
+	claimUntil := func(t *testing.T, s enforce.Store, key string, expires time.Time) ipguard.ResponseRecord {
+		t.Helper()
+		r := rec(key, "a", t0)
+		r.ExpiresAt = expires
+		if _, ok, err := s.ClaimResponse(ctx, r); !ok || err != nil {
+			t.Fatalf("claim of %s: %v, %v", key, ok, err)
+		}
+		return r
+	}
+
 	t.Run("a settle moves the expiry when it names one", func(t *testing.T) {
 		s := newStore(t)
-		r := rec("disable#u1", "a", t0)
-		r.ExpiresAt = t0.Add(24 * time.Hour)
-		if _, ok, err := s.ClaimResponse(ctx, r); !ok || err != nil {
-			t.Fatalf("claim: %v, %v", ok, err)
-		}
+		r := claimUntil(t, s, "disable#u1", t0.Add(24*time.Hour))
 		// Settled to expire at once (a failed disable): claimable again.
 		r.Outcome, r.Detail, r.SettledAt, r.ExpiresAt = "failed", "HTTP 503", t0.Add(2*time.Second), t0.Add(2*time.Second)
 		if err := s.SettleResponse(ctx, r); err != nil {
@@ -251,11 +259,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) enforce.Store) {
 		s := newStore(t)
 		// A disable is claimed for minutes and held 24 hours once its
 		// outcome is recorded.
-		r := rec("disable#u2", "a", t0)
-		r.ExpiresAt = t0.Add(2 * time.Minute)
-		if _, ok, err := s.ClaimResponse(ctx, r); !ok || err != nil {
-			t.Fatalf("claim: %v, %v", ok, err)
-		}
+		r := claimUntil(t, s, "disable#u2", t0.Add(2*time.Minute))
 		r.Outcome, r.SettledAt, r.ExpiresAt = "disabled", t0.Add(time.Second), t0.Add(24*time.Hour)
 		if err := s.SettleResponse(ctx, r); err != nil {
 			t.Fatal(err)
@@ -268,11 +272,7 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) enforce.Store) {
 			t.Errorf("claim within the lengthened expiry: %+v, %v, %v; want the settled record", got, ok, err)
 		}
 		// Unsettled, the short claim expires on its own.
-		u := rec("disable#u3", "a", t0)
-		u.ExpiresAt = t0.Add(2 * time.Minute)
-		if _, ok, err := s.ClaimResponse(ctx, u); !ok || err != nil {
-			t.Fatalf("claim: %v, %v", ok, err)
-		}
+		claimUntil(t, s, "disable#u3", t0.Add(2*time.Minute))
 		if _, ok, err := s.ClaimResponse(ctx, rec("disable#u3", "b", t0.Add(5*time.Minute))); !ok || err != nil {
 			t.Errorf("claim after an unsettled short claim expired: %v, %v; want it taken", ok, err)
 		}
