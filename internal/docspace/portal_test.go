@@ -755,3 +755,42 @@ func TestSessionsEndedIsNotWidenedByADateBehind(t *testing.T) {
 		srv.Close()
 	}
 }
+
+// Review (fixenf2): a disable whose answer was lost is confirmed by the
+// user's status (GET people/{id} → status 2, Terminated), as the dev portal
+// reports it after PUT people/status/Terminated and after an admin
+// re-enables the user. An unknown user is not disabled; a read that fails
+// is an error, never "not disabled".
+func TestUserDisabledReadsTheUsersStatus(t *testing.T) {
+	ctx := context.Background()
+	_, c := enforcePortal(t)
+	ep := docspace.EnforcePortal{Client: c}
+	check := func(when, id string, want bool) {
+		t.Helper()
+		if got, err := ep.UserDisabled(ctx, id); err != nil || got != want {
+			t.Errorf("%s: UserDisabled(%s) = %v, %v; want %v", when, id, got, err, want)
+		}
+	}
+	check("active", someUser, false)
+	if err := ep.DisableUser(ctx, someUser); err != nil {
+		t.Fatal(err)
+	}
+	check("after the disable", someUser, true)
+	if _, err := c.ActivateUsers(ctx, someUser); err != nil {
+		t.Fatal(err)
+	}
+	check("re-enabled", someUser, false)
+	check("unknown", "aaaaaaaa-1111-4111-8111-00000000ffff", false)
+
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "upstream down", http.StatusBadGateway)
+	}))
+	defer srv.Close()
+	bad, err := docspace.New(docspace.Options{BaseURL: srv.URL, AllowHTTP: true, Keys: staticKey(enforceKey), MaxAttempts: 1, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := (docspace.EnforcePortal{Client: bad}).UserDisabled(ctx, someUser); err == nil || got {
+		t.Errorf("UserDisabled over a failing portal = %v, %v; want an error", got, err)
+	}
+}

@@ -93,6 +93,13 @@ func (p EnforcePortal) DisableUser(ctx context.Context, userID string) error {
 	return fmt.Errorf("docspace: PUT people/status/Terminated answered without user %s: the portal changed no one (unknown or deleted user)", userID)
 }
 
+// UserDisabled implements enforce.Portal (GET people/{id} → status 2,
+// Terminated). A user the portal does not know (deleted) is not disabled.
+func (p EnforcePortal) UserDisabled(ctx context.Context, userID string) (bool, error) {
+	u, found, err := p.Client.lookUser(ctx, userID)
+	return found && u.Status == UserTerminated, err
+}
+
 func refused(err error) error {
 	var de *Error
 	if errors.As(err, &de) && de.Status == http.StatusForbidden {

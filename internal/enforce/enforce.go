@@ -22,7 +22,11 @@
 //	                ▼                       (settled on the record)
 //	           escalation: N enforced violations in 24 h ──► disable user (claimed
 //	                                                         once per 24 h): disabled | refused | failed
-//	                                                         (failed: its record expires at once,
+//	                                                         (failed: confirmed by reading the user's
+//	                                                         status, disabled when the portal shows it;
+//	                                                         claimed for minutes; held 24 h when
+//	                                                         disabled or refused is recorded;
+//	                                                         failed: its record expires at once,
 //	                                                         so the next run tries again)
 package enforce
 
@@ -99,6 +103,11 @@ type Portal interface {
 	// which errors.Is(err, ErrRefused)) the owner, the caller itself and,
 	// unless the caller is the owner, DocSpace admins.
 	DisableUser(ctx context.Context, userID string) error
+	// UserDisabled reports whether the portal shows userID disabled
+	// (GET people/{id} → status 2, Terminated): how a disable whose answer
+	// was lost is confirmed. A user the portal does not know is not
+	// disabled.
+	UserDisabled(ctx context.Context, userID string) (bool, error)
 }
 
 // Store is the exactly-once record of enforcement actions.
@@ -110,8 +119,10 @@ type Store interface {
 	ClaimResponse(ctx context.Context, rec ipguard.ResponseRecord) (ipguard.ResponseRecord, bool, error)
 	// SettleResponse stores rec.Outcome, rec.Detail and rec.SettledAt on the
 	// record of rec.Key claimed with rec.Token, and rec.ExpiresAt when it is
-	// not zero (a failed disable is settled to expire at once, so the next
-	// run may claim it again). If that record is gone or holds another
+	// not zero, earlier or later than the claim's (a disable is claimed for
+	// minutes and settled to hold EscalationWindow when disabled or refused,
+	// to expire at once when failed, so the next run may claim it again).
+	// If that record is gone or holds another
 	// token it changes nothing and returns an EConflict error.
 	SettleResponse(ctx context.Context, rec ipguard.ResponseRecord) error
 	// ReadResponse returns the record of key when it is live at at (its
@@ -729,8 +740,30 @@ func (r *run) escalationOf(ctx context.Context, rec ipguard.ResponseRecord, now 
 // recordGrace is how long the store writes that record what a run did
 // (settles, violations, an earlier try's escalation) may take past the
 // run's time budget: what was done at the portal is recorded even when
-// the budget ran out; no portal call is made in it.
+// the budget ran out; no portal call is made in it but the one read of a
+// user's status that confirms a disable whose answer was lost
+// (confirmDisabled, a recordGrace of its own).
 const recordGrace = 5 * time.Second
+
+// disableClaimMargin is how long a disable's claim outlives the run's time
+// budget: the settle past the budget (recordGrace; twice, for the status
+// read that may come before it) and a minute for the store's clock and
+// whole seconds.
+const disableClaimMargin = 2*recordGrace + time.Minute
+
+// disableClaimHold is when a disable claimed at now expires unless its
+// outcome is recorded: the end of ctx's budget plus disableClaimMargin.
+// A claim whose outcome never gets recorded (the settle failed, or the run
+// crashed) thus blocks the escalation for minutes, not EscalationWindow,
+// and a later run tries again; the disable of a crashed run may then be
+// sent twice, which the portal takes as once.
+func disableClaimHold(ctx context.Context, now time.Time) time.Time {
+	left := time.Duration(0)
+	if dl, ok := ctx.Deadline(); ok {
+		left = max(time.Until(dl), 0)
+	}
+	return now.Add(left + disableClaimMargin)
+}
 
 // pastBudget is ctx's values with recordGrace of time from now, whatever
 // is left of ctx's own deadline.
@@ -806,8 +839,10 @@ func (r *run) escalate(ctx context.Context, enforced, recorded map[string][]int6
 		if n < s.Settings.DisableAfter || r.rr.disableSent[uid] {
 			continue
 		}
+		// Claimed for the run's budget and a margin only (disableClaimHold),
+		// held for the window once an outcome that should hold is recorded.
 		rec := ipguard.ResponseRecord{Key: DisableKey(uid), Token: r.token, UserID: uid, Action: "disable",
-			ClaimedAt: now, ExpiresAt: now.Add(EscalationWindow)}
+			ClaimedAt: now, ExpiresAt: disableClaimHold(ctx, now)}
 		prior, ok, err := s.Store.ClaimResponse(ctx, rec)
 		if err == nil && !ok && prior.Token == r.token && !prior.Settled() {
 			ok = true // this run's own claim, whose write answer was lost (as in act)
@@ -830,10 +865,19 @@ func (r *run) escalate(ctx context.Context, enforced, recorded map[string][]int6
 				esc.Outcome = audit.OutcomeDisabled
 			}
 			if esc.Outcome == audit.OutcomeFailed {
+				esc = r.confirmDisabled(ctx, uid, esc)
+			}
+			if esc.Outcome == audit.OutcomeFailed {
 				// Not disabled (the portal did not take it): the record
 				// expires as it is settled, so the next run that counts
 				// the violations tries again instead of waiting 24 h.
 				rec.ExpiresAt = s.now()
+			} else {
+				// disabled or refused: held for the window from the claim.
+				// If this write fails, the claim expires within minutes
+				// and a later run sends the disable again, which is
+				// harmless (a status set twice is the same status).
+				rec.ExpiresAt = now.Add(EscalationWindow)
 			}
 			r.settle(ctx, rec, audit.Response{Outcome: esc.Outcome, At: esc.At, Error: esc.Error})
 		}
@@ -847,6 +891,29 @@ func (r *run) escalate(ctx context.Context, enforced, recorded map[string][]int6
 			}
 		}
 	}
+}
+
+// confirmDisabled reads the status of userID after its disable failed
+// (esc): the portal may have applied it and the answer been lost (no
+// answer, a 5xx after sending, the budget ran out). When the portal shows
+// the user disabled, the outcome is disabled (held EscalationWindow like
+// any other, so it is not sent again, nor again at once after an admin
+// re-enabled the user); otherwise, or when the read fails, it stays
+// failed. The read is given recordGrace of its own, as the budget may be
+// what ran out.
+func (r *run) confirmDisabled(ctx context.Context, userID string, esc audit.Escalation) audit.Escalation {
+	s := r.s
+	cctx, cancel := pastBudget(ctx)
+	defer cancel()
+	disabled, err := s.Portal.UserDisabled(cctx, userID)
+	switch {
+	case err != nil:
+		esc.Error += "; whether the portal disabled the user could not be read: " + err.Error()
+	case disabled:
+		s.log().Info("enforcement: a failed disable is confirmed by the user's status", "userId", userID, "error", esc.Error)
+		esc = audit.Escalation{Outcome: audit.OutcomeDisabled, At: s.now().Format(time.RFC3339)}
+	}
+	return esc
 }
 
 // EventKey is the record key of acting on login event id.

@@ -215,13 +215,21 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) enforce.Store) {
 		}
 	})
 
+	// claimUntil claims key for token "a" at t0 until expires, or stops
+	// the test.
+	claimUntil := func(t *testing.T, s enforce.Store, key string, expires time.Time) ipguard.ResponseRecord {
+		t.Helper()
+		r := rec(key, "a", t0)
+		r.ExpiresAt = expires
+		if _, ok, err := s.ClaimResponse(ctx, r); !ok || err != nil {
+			t.Fatalf("claim of %s: %v, %v", key, ok, err)
+		}
+		return r
+	}
+
 	t.Run("a settle moves the expiry when it names one", func(t *testing.T) {
 		s := newStore(t)
-		r := rec("disable#u1", "a", t0)
-		r.ExpiresAt = t0.Add(24 * time.Hour)
-		if _, ok, err := s.ClaimResponse(ctx, r); !ok || err != nil {
-			t.Fatalf("claim: %v, %v", ok, err)
-		}
+		r := claimUntil(t, s, "disable#u1", t0.Add(24*time.Hour))
 		// Settled to expire at once (a failed disable): claimable again.
 		r.Outcome, r.Detail, r.SettledAt, r.ExpiresAt = "failed", "HTTP 503", t0.Add(2*time.Second), t0.Add(2*time.Second)
 		if err := s.SettleResponse(ctx, r); err != nil {
@@ -244,6 +252,29 @@ func StoreContract(t *testing.T, newStore func(t *testing.T) enforce.Store) {
 		}
 		if got, ok, err := s.ReadResponse(ctx, "event#8", t0.Add(59*time.Minute)); !ok || err != nil || got.Outcome != "ended" {
 			t.Errorf("read before the claim's expiry: %+v, %v, %v; want it settled", got, ok, err)
+		}
+	})
+
+	t.Run("a settle lengthens a short claim to the expiry it names", func(t *testing.T) {
+		s := newStore(t)
+		// A disable is claimed for minutes and held 24 hours once its
+		// outcome is recorded.
+		r := claimUntil(t, s, "disable#u2", t0.Add(2*time.Minute))
+		r.Outcome, r.SettledAt, r.ExpiresAt = "disabled", t0.Add(time.Second), t0.Add(24*time.Hour)
+		if err := s.SettleResponse(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+		later := t0.Add(23 * time.Hour)
+		if got, ok, err := s.ReadResponse(ctx, "disable#u2", later); !ok || err != nil || got.Outcome != "disabled" || !got.ExpiresAt.Equal(t0.Add(24*time.Hour)) {
+			t.Errorf("read after the claim's own expiry: %+v, %v, %v; want it held 24 h", got, ok, err)
+		}
+		if got, ok, err := s.ClaimResponse(ctx, rec("disable#u2", "b", later)); ok || err != nil || got.Token != "a" {
+			t.Errorf("claim within the lengthened expiry: %+v, %v, %v; want the settled record", got, ok, err)
+		}
+		// Unsettled, the short claim expires on its own.
+		claimUntil(t, s, "disable#u3", t0.Add(2*time.Minute))
+		if _, ok, err := s.ClaimResponse(ctx, rec("disable#u3", "b", t0.Add(5*time.Minute))); !ok || err != nil {
+			t.Errorf("claim after an unsettled short claim expired: %v, %v; want it taken", ok, err)
 		}
 	})
 
