@@ -261,3 +261,36 @@ func TestAPassingKeyCheckFailureIsUndeliveredOnlyOnceTheCheckIsStale(t *testing.
 		}
 	}
 }
+
+// blipStore holds an empty outbox; while fail is set it cannot be read.
+type blipStore struct{ fail bool }
+
+func (s *blipStore) LoadRevised(ctx context.Context, pk string, v any) (int64, bool, error) {
+	if s.fail {
+		return failingDigestStore{}.LoadRevised(ctx, pk, v)
+	}
+	return 0, false, nil
+}
+func (*blipStore) SaveRevised(context.Context, string, any, int64, time.Time) error { return nil }
+
+// The audit's chain keeps its Bus from run to run: one failed read of an
+// outbox the previous run found empty is a warning of the run with no
+// BusUndelivered on its line (FindingsBusUndeliveredAlarm does not page for
+// one DynamoDB blip); a second in a row is counted, and the alarm fires.
+func TestOneUnreadableOutboxAfterAnEmptyOneDoesNotPage(t *testing.T) {
+	st := &blipStore{}
+	c := alertChain{Bus: &findingsbus.Bus{Name: "default", Outbox: findingsbus.StoreOutbox{Store: st}}}
+	for run, tt := range []struct {
+		fail    bool
+		counted bool
+	}{{false, false}, {true, false}, {true, true}, {false, false}} {
+		st.fail = tt.fail
+		props := map[string]any{}
+		warnings := c.beforeAudit(context.Background(), props)
+		_, names := line(t, c.busMetrics())
+		if slices.Contains(names, MetricBusUndelivered) != tt.counted || (props["outboxUnreadable"] == true) != tt.fail || (len(warnings) == 1) != tt.fail {
+			t.Errorf("run %d (outbox unreadable: %v): metrics %v, props %v, warnings %q; want BusUndelivered counted: %v, and a warning if unreadable",
+				run+1, tt.fail, names, props, warnings, tt.counted)
+		}
+	}
+}
