@@ -1,6 +1,7 @@
 package wiring
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"slices"
@@ -292,5 +293,22 @@ func TestOneUnreadableOutboxAfterAnEmptyOneDoesNotPage(t *testing.T) {
 			t.Errorf("run %d (outbox unreadable: %v): metrics %v, props %v, warnings %q; want BusUndelivered counted: %v, and a warning if unreadable",
 				run+1, tt.fail, names, props, warnings, tt.counted)
 		}
+	}
+}
+
+// The onboarding service publishes through the chain whose counts its
+// handler writes (busMetrics), as the audit does: before, the service had a
+// chain of its own, so the findings the bus refused during an invocation
+// were counted only at the next one's retry, and the chat copies that
+// failed were never counted (OnboardChatUndeliveredAlarm could not fire).
+func TestTheOnboardingPublishesThroughTheChainItCounts(t *testing.T) {
+	var logs, metrics bytes.Buffer
+	d := crashingDeps(t, config.Onboard, &logs, &metrics)
+	d.Config.Findings.BusName = "default"
+	d.Config.Findings.ChatTopicARN = "arn:aws:sns:us-east-1:123456789012:chat"
+	svc, c := d.onboardWiring()
+	pub, ok := svc.Alerts.(*findingsbus.Publisher)
+	if !ok || pub.Bus != c.Bus || c.Bus == nil || pub.Next != publisherPort(c.Chat) || c.Chat == nil {
+		t.Errorf("the service publishes through %#v; want the counted chain's bus (%p) and chat copy (%p)", svc.Alerts, c.Bus, c.Chat)
 	}
 }
