@@ -2,7 +2,6 @@ package keywatch
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -113,7 +112,7 @@ func TestAPassingUnavailabilityIsAWarningUntilTheCheckIsStale(t *testing.T) {
 		{"no answer in time", context.DeadlineExceeded, time.Hour, "", "the next run checks again"},
 		{"not checked for longer than the bound", unavailable, 24*time.Hour + time.Minute, ipguard.EUnavailable, "not been checked since"},
 		{"never checked", unavailable, 0, ipguard.EUnavailable, "never been checked"},
-		{"refused", fmt.Errorf("portal: 401: %w", ErrRefused), time.Hour, ipguard.EConfig, "was refused by the portal"},
+		{"refused", &ipguard.Error{Code: ipguard.EConfig, Err: ErrRefused, Message: "portal: 401"}, time.Hour, ipguard.EConfig, "was refused by the portal"},
 	}
 	for _, tt := range tests {
 		st := &memStore{}
