@@ -34,6 +34,10 @@ type Bus struct {
 	// undelivered counts the entries the bus refused (kept in the outbox
 	// or lost) and those still waiting after Retry, since TakeUndelivered.
 	undelivered atomic.Int64
+	// seenEmpty: this Bus's last Retry read the outbox and left it empty,
+	// and nothing was kept since (see Retry: one failed read then is not
+	// counted).
+	seenEmpty atomic.Bool
 }
 
 // TakeUndelivered returns how many entries the bus refused or left waiting
@@ -139,6 +143,8 @@ func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
 	if len(keep) == 0 {
 		return nil
 	}
+	b.seenEmpty.Store(false)
+	defer b.seenEmpty.Store(false) // and after, should a Retry have finished meanwhile
 	if b.Outbox == nil {
 		return ipguard.Errorf(ipguard.EInternal, "findings bus: no outbox to keep %d refused entries in", len(keep))
 	}
@@ -171,7 +177,11 @@ func (b *Bus) Keep(ctx context.Context, entries []Entry) error {
 // as it was (the next run tries again). An outbox that cannot be read is
 // not an empty one: the error then holds ErrOutboxUnreadable, and it counts
 // as one undelivered entry (TakeUndelivered), so that the BusUndelivered
-// alarm (Sum ≥ 1) cannot clear while entries may wait unseen. Only entries EventBridge refuses
+// alarm (Sum ≥ 1) cannot clear while entries may wait unseen; except once:
+// a failed read right after this Bus's last Retry left the outbox empty,
+// with nothing kept since, is not counted (one blip of the table does not
+// page; a second failed read in a row is counted). A Bus that never read
+// the outbox (a fresh process) counts the first failure. Only entries EventBridge refuses
 // for good (refusedForGood: a malformed detail, an entry too large) are
 // given up, and the error says how many; entries refused because the bus
 // is missing, denied or throttled wait however long it takes (the
@@ -183,9 +193,12 @@ func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 	}
 	pending, rev, err := b.Outbox.Pending(ctx)
 	if err != nil {
-		b.undelivered.Add(1)
+		if !b.seenEmpty.Swap(false) {
+			b.undelivered.Add(1)
+		}
 		return 0, 0, fmt.Errorf("findings bus: %w: %w", ErrOutboxUnreadable, err)
 	}
+	b.seenEmpty.Store(len(pending) == 0)
 	if len(pending) == 0 {
 		return 0, 0, nil
 	}
@@ -236,6 +249,7 @@ func (b *Bus) Retry(ctx context.Context) (sent, waiting int, err error) {
 		// again (duplicates with the same findingId).
 		return len(done) - dropped, len(pending), fmt.Errorf("findings bus: sent %d waiting events but could not update the outbox: %w", len(done)-dropped, err)
 	}
+	b.seenEmpty.Store(len(failed) == 0)
 	return len(done) - dropped, len(failed), perr
 }
 

@@ -660,3 +660,48 @@ func TestAnUnreadableOutboxIsNotAnEmptyOne(t *testing.T) {
 		t.Errorf("an empty outbox that can be read: %v, %d undelivered; want nothing", err, bus.TakeUndelivered())
 	}
 }
+
+// One failed read of an outbox this Bus last saw empty (one DynamoDB blip)
+// is a warning of the run, not a page: it counts in BusUndelivered only
+// when it stays unreadable (the next Retry fails too), when entries were
+// kept since this Bus last saw it empty, or when this Bus never read it (a
+// fresh process: what waits is unknown). (Before: every failed read counted
+// 1, and FindingsBusUndeliveredAlarm, one period, paged for a single blip.)
+func TestAnUnreadableOutboxLastSeenEmptyCountsOnlyWhenItStaysUnreadable(t *testing.T) {
+	ctx := context.Background()
+	throttled := ipguard.Errorf(ipguard.EUnavailable, "dynamodb: throttled")
+	es, _ := findingsbus.Events("p", auditalert.Render(t, now, login(41, audit.KindIPNotAllowed, audit.SeverityHigh)), now)
+	tests := []struct {
+		name  string
+		setup func(*findingsbus.Bus, *memOutbox) // before the outbox fails
+		want  []int                              // TakeUndelivered after each failed Retry
+	}{
+		{"seen empty", func(b *findingsbus.Bus, _ *memOutbox) { _, _, _ = b.Retry(ctx) }, []int{0, 1, 1}},
+		{"never read", func(*findingsbus.Bus, *memOutbox) {}, []int{1, 1}},
+		{"kept since seen empty", func(b *findingsbus.Bus, _ *memOutbox) {
+			_, _, _ = b.Retry(ctx)
+			_ = b.Keep(ctx, es)
+		}, []int{1, 1}},
+		{"entries waiting", func(b *findingsbus.Bus, ob *memOutbox) {
+			ob.entries = es
+			b.API = &fakeBus{err: throttled}
+			_, _, _ = b.Retry(ctx)
+			b.TakeUndelivered()
+		}, []int{1, 1}},
+	}
+	for _, tt := range tests {
+		ob := &memOutbox{}
+		bus := &findingsbus.Bus{API: &fakeBus{}, Name: "default", Outbox: ob}
+		tt.setup(bus, ob)
+		bus.TakeUndelivered()
+		ob.err = throttled
+		for run, want := range tt.want {
+			if _, _, err := bus.Retry(ctx); !errors.Is(err, findingsbus.ErrOutboxUnreadable) {
+				t.Errorf("%s, failed read %d: %v; want ErrOutboxUnreadable", tt.name, run+1, err)
+			}
+			if n := bus.TakeUndelivered(); n != want {
+				t.Errorf("%s, failed read %d: TakeUndelivered = %d, want %d", tt.name, run+1, n, want)
+			}
+		}
+	}
+}

@@ -106,12 +106,23 @@ type Report struct {
 	Warning    string `json:"warning,omitempty"`
 }
 
+// StaleAfter is how long the key may go unchecked before a portal that does
+// not answer keys/@self is an error (see Check): one day. A key that expires
+// within 14 days of the last check that succeeded was alerted by that check,
+// so a check that fails for a day still leaves the alert at least 13 days
+// before expiry, and at most a day of passing trouble is only a warning.
+const StaleAfter = 24 * time.Hour
+
 // Check asks the portal about the key and alerts when it is about to expire.
 //
 // It returns an EConfig error naming the key (name and postfix) when the key
 // is inactive or expired, or refused by the portal (then named from the last
 // description saved, if any). A portal that cannot describe keys is a
-// warning in the Report, not an error. Publishing or recording failures are
+// warning in the Report, not an error. A portal that does not answer now
+// (429, 5xx, no answer in time: EUnavailable, or a deadline) is a warning
+// while a check succeeded within StaleAfter (the next run checks again), and
+// an EUnavailable error saying since when the key is unchecked once none
+// did (or none ever did, or the store cannot say). Publishing or recording failures are
 // returned as they come (their code classifies them); an alert whose record
 // failed may be sent again by the next run.
 func (w *Watch) Check(ctx context.Context) (Report, error) {
@@ -131,6 +142,8 @@ func (w *Watch) Check(ctx context.Context) (Report, error) {
 			return Report{}, refusedError(k, now, err)
 		}
 		return Report{}, err // the client's own error already says what to check
+	case passing(err):
+		return w.unanswered(ctx, now, err)
 	case err != nil:
 		return Report{}, err
 	}
@@ -172,6 +185,34 @@ func (w *Watch) Check(ctx context.Context) (Report, error) {
 	w.log().Warn("DocSpace API key expires soon", "keyName", rep.Name, "keyPostfix", rep.Postfix,
 		"expiresAt", rep.ExpiresAt, "daysLeft", days, "threshold", closest)
 	return rep, nil
+}
+
+// passing reports whether err is a passing unavailability of the portal
+// (429, 5xx, no answer in time: EUnavailable after the client's retries, or
+// a deadline), which says nothing about the key. A refusal (401, 403), a
+// missing endpoint or an unexpected answer is not passing.
+func passing(err error) bool {
+	return err != nil && (ipguard.ErrorCode(err) == ipguard.EUnavailable || errors.Is(err, context.DeadlineExceeded))
+}
+
+// unanswered is Check's answer when the portal did not answer now (err): a
+// warning while the last check that succeeded (the time SaveKey kept) is
+// within StaleAfter, else an EUnavailable error.
+func (w *Watch) unanswered(ctx context.Context, now time.Time, err error) (Report, error) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second) // the run's own deadline may be what failed
+	defer cancel()
+	_, seen, ok, lerr := w.Store.LastKey(lctx)
+	switch {
+	case lerr != nil:
+		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and when it was last checked is unknown (%v)", err, lerr)
+	case !ok:
+		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and it has never been checked: its expiry is unknown", err)
+	case now.Sub(seen) > StaleAfter:
+		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and it has not been checked since %s (more than %v): its expiry may come unalerted",
+			err, seen.UTC().Format(time.RFC3339), StaleAfter)
+	}
+	w.log().Warn("keywatch: the portal did not answer about the API key; the next run checks again", "error", err.Error(), "lastChecked", seen.UTC().Format(time.RFC3339))
+	return Report{Warning: fmt.Sprintf("API key not checked now: %v; last checked at %s; the next run checks again", err, seen.UTC().Format(time.RFC3339))}, nil
 }
 
 // crossedThresholds are the thresholds (widest first) whose time has come.

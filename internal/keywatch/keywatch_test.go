@@ -1,12 +1,14 @@
 package keywatch
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
 
+	"ipguard/internal/ipguard"
 	"ipguard/internal/snsalert/snsmessage"
 )
 
@@ -60,5 +62,70 @@ func TestAlertMakesPortalTextSafeAndFitsSNS(t *testing.T) {
 	}
 	if !strings.Contains(a.Default, `"severity":"high"`) || !strings.Contains(a.Default, `"kind":"api_key_expiring"`) || !strings.HasPrefix(a.Subject, "[HIGH]") {
 		t.Errorf("alert = %+v", a)
+	}
+}
+
+// memStore is a Store in memory: the last key saved, and when.
+type memStore struct {
+	key  Key
+	seen time.Time
+	ok   bool
+}
+
+func (s *memStore) KeyAlertSent(context.Context, Key, int) (bool, error) { return false, nil }
+func (s *memStore) RecordKeyAlert(context.Context, Key, int, time.Time) error {
+	return nil
+}
+func (s *memStore) SaveKey(_ context.Context, k Key, seen time.Time) error {
+	s.key, s.seen, s.ok = k, seen, true
+	return nil
+}
+func (s *memStore) LastKey(context.Context) (Key, time.Time, bool, error) {
+	return s.key, s.seen, s.ok, nil
+}
+
+// errSource answers every CurrentKey with err.
+type errSource struct{ err error }
+
+func (s errSource) CurrentKey(context.Context) (Key, error) { return Key{}, s.err }
+
+// A portal that does not answer keys/@self now (429, 5xx, no answer in time:
+// EUnavailable after the client's retries) is a warning of the run while a
+// check succeeded within StaleAfter (a day): the next run checks again, and nothing
+// is undelivered. Only when no check has succeeded for longer (or none ever
+// did) is it an error, which the audit counts in AlertsUndelivered. A
+// refusal stays a ConfigurationError naming the key. (Before: every passing
+// unavailability was an error, counted undelivered, and paged.)
+func TestAPassingUnavailabilityIsAWarningUntilTheCheckIsStale(t *testing.T) {
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	unavailable := &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 503"}
+	key := Key{ID: "k1", Name: "audit", Postfix: "ab12", ExpiresAt: now.Add(60 * 24 * time.Hour), IsActive: true}
+	tests := []struct {
+		name     string
+		err      error
+		seen     time.Duration // how long ago the last check succeeded; 0: never
+		wantErr  ipguard.Code  // "": no error, a warning
+		wantText string
+	}{
+		{"checked an hour ago", unavailable, time.Hour, "", "the next run checks again"},
+		{"checked just within the bound", unavailable, 24 * time.Hour, "", "the next run checks again"},
+		{"no answer in time", context.DeadlineExceeded, time.Hour, "", "the next run checks again"},
+		{"not checked for longer than the bound", unavailable, 24*time.Hour + time.Minute, ipguard.EUnavailable, "not been checked since"},
+		{"never checked", unavailable, 0, ipguard.EUnavailable, "never been checked"},
+		{"refused", &ipguard.Error{Code: ipguard.EConfig, Err: ErrRefused, Message: "portal: 401"}, time.Hour, ipguard.EConfig, "was refused by the portal"},
+	}
+	for _, tt := range tests {
+		st := &memStore{}
+		if tt.seen > 0 {
+			st.key, st.seen, st.ok = key, now.Add(-tt.seen), true
+		}
+		w := &Watch{Source: errSource{tt.err}, Store: st, Now: func() time.Time { return now }}
+		rep, err := w.Check(context.Background())
+		switch {
+		case tt.wantErr == "" && (err != nil || !strings.Contains(rep.Warning, tt.wantText)):
+			t.Errorf("%s: report %+v, error %v; want a warning saying %q and no error", tt.name, rep, err, tt.wantText)
+		case tt.wantErr != "" && (ipguard.ErrorCode(err) != tt.wantErr || !strings.Contains(err.Error(), tt.wantText)):
+			t.Errorf("%s: error %v (%s); want %s saying %q", tt.name, err, ipguard.ErrorCode(err), tt.wantErr, tt.wantText)
+		}
 	}
 }

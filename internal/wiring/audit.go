@@ -483,7 +483,10 @@ func keyRefused(err error) bool {
 // other trouble of the watch becomes a warning of the run (the alert is
 // tried again by the next run, as it was not recorded) and undelivered 1
 // (AlertsUndelivered, alarmed: a key check or expiry alert that fails run
-// after run must page someone before the key expires, not only warn).
+// after run must page someone before the key expires, not only warn). A
+// portal that does not answer keys/@self now is only a warning (the watch's
+// Report) until no check has succeeded for keywatch.StaleAfter: then it
+// is an error of the watch, and counted.
 func checkKey(ctx context.Context, w *keywatch.Watch) (warnings []string, undelivered int, err error) {
 	rep, err := w.Check(ctx)
 	if err != nil {

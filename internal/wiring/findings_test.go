@@ -1,6 +1,7 @@
 package wiring
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"slices"
@@ -172,7 +173,7 @@ func TestTheDigestsAndTheKeyChecksFailuresAreAnAlarmedMetric(t *testing.T) {
 	if n != 1 || len(warnings) != 1 {
 		t.Errorf("a digest that could not be read: %d undelivered, warnings %q; want 1 and a warning", n, warnings)
 	}
-	w := &keywatch.Watch{Source: failingKeySource{}, Log: slog.New(slog.DiscardHandler)}
+	w := &keywatch.Watch{Source: failingKeySource{}, Store: &keyStore{}, Log: slog.New(slog.DiscardHandler)} // never checked: its expiry is unknown
 	warnings, n, err := checkKey(context.Background(), w)
 	if err != nil || n != 1 || len(warnings) != 1 {
 		t.Errorf("a key check that failed: %d undelivered, warnings %q, %v; want 1, a warning, no error", n, warnings, err)
@@ -191,7 +192,7 @@ func TestTheDigestsAndTheKeyChecksFailuresAreAnAlarmedMetric(t *testing.T) {
 // key check of every failed run counted 1, so an outage fired both alarms
 // and sent the operator to a runbook whose premise did not hold.
 func TestAFailedRunsKeyCheckIsNotCountedUndelivered(t *testing.T) {
-	w := &keywatch.Watch{Source: failingKeySource{}, Log: slog.New(slog.DiscardHandler)}
+	w := &keywatch.Watch{Source: failingKeySource{}, Store: &keyStore{}, Log: slog.New(slog.DiscardHandler)} // never checked: its expiry is unknown
 	runErr := &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 503"}
 	_, n, err := keyCheckAfter(context.Background(), w, runErr)
 	if n != 0 || err != runErr {
@@ -219,5 +220,95 @@ func TestAnUnreadableOutboxKeepsTheBusAlarmBreaching(t *testing.T) {
 	ms := c.busMetrics()
 	if _, names := line(t, ms); !slices.Contains(names, MetricBusUndelivered) {
 		t.Errorf("BusUndelivered is not a CloudWatch metric of the line (%v): the alarm would read missing data and clear", ms)
+	}
+}
+
+// keyStore is a keywatch.Store in memory: seen is when the last key check
+// succeeded (zero: never).
+type keyStore struct{ seen time.Time }
+
+func (*keyStore) KeyAlertSent(context.Context, keywatch.Key, int) (bool, error) { return false, nil }
+func (*keyStore) RecordKeyAlert(context.Context, keywatch.Key, int, time.Time) error {
+	return nil
+}
+func (s *keyStore) SaveKey(_ context.Context, _ keywatch.Key, seen time.Time) error {
+	s.seen = seen
+	return nil
+}
+func (s *keyStore) LastKey(context.Context) (keywatch.Key, time.Time, bool, error) {
+	return keywatch.Key{ID: "k1", Name: "audit", Postfix: "ab12", IsActive: true}, s.seen, !s.seen.IsZero(), nil
+}
+
+// A portal that does not answer keys/@self now (429, 5xx, no answer in
+// time) after a run that succeeded is a warning of the run, not an
+// undelivered alert: every alert went out, and the next run checks again.
+// AlertsUndelivered (AuditAlertsUndeliveredAlarm) counts it only once no key
+// check has succeeded for keywatch.StaleAfter. (Before: every such run
+// counted 1, and a portal answering 429 now and then paged the operators
+// with "alerts undelivered".)
+func TestAPassingKeyCheckFailureIsUndeliveredOnlyOnceTheCheckIsStale(t *testing.T) {
+	for _, tt := range []struct {
+		name        string
+		seen        time.Duration // since the last key check that succeeded
+		undelivered int
+	}{
+		{"checked an hour ago", time.Hour, 0},
+		{"not checked for two days", 48 * time.Hour, 1},
+	} {
+		w := &keywatch.Watch{Source: failingKeySource{}, Store: &keyStore{seen: time.Now().Add(-tt.seen)}, Log: slog.New(slog.DiscardHandler)}
+		warnings, n, err := keyCheckAfter(context.Background(), w, nil)
+		if n != tt.undelivered || err != nil || len(warnings) != 1 {
+			t.Errorf("%s: %d undelivered, warnings %q, error %v; want %d, a warning, no error", tt.name, n, warnings, err, tt.undelivered)
+		}
+	}
+}
+
+// blipStore holds an empty outbox; while fail is set it cannot be read.
+type blipStore struct{ fail bool }
+
+func (s *blipStore) LoadRevised(ctx context.Context, pk string, v any) (int64, bool, error) {
+	if s.fail {
+		return failingDigestStore{}.LoadRevised(ctx, pk, v)
+	}
+	return 0, false, nil
+}
+func (*blipStore) SaveRevised(context.Context, string, any, int64, time.Time) error { return nil }
+
+// The audit's chain keeps its Bus from run to run: one failed read of an
+// outbox the previous run found empty is a warning of the run with no
+// BusUndelivered on its line (FindingsBusUndeliveredAlarm does not page for
+// one DynamoDB blip); a second in a row is counted, and the alarm fires.
+func TestOneUnreadableOutboxAfterAnEmptyOneDoesNotPage(t *testing.T) {
+	st := &blipStore{}
+	c := alertChain{Bus: &findingsbus.Bus{Name: "default", Outbox: findingsbus.StoreOutbox{Store: st}}}
+	for run, tt := range []struct {
+		fail    bool
+		counted bool
+	}{{false, false}, {true, false}, {true, true}, {false, false}} {
+		st.fail = tt.fail
+		props := map[string]any{}
+		warnings := c.beforeAudit(context.Background(), props)
+		_, names := line(t, c.busMetrics())
+		if slices.Contains(names, MetricBusUndelivered) != tt.counted || (props["outboxUnreadable"] == true) != tt.fail || (len(warnings) == 1) != tt.fail {
+			t.Errorf("run %d (outbox unreadable: %v): metrics %v, props %v, warnings %q; want BusUndelivered counted: %v, and a warning if unreadable",
+				run+1, tt.fail, names, props, warnings, tt.counted)
+		}
+	}
+}
+
+// The onboarding service publishes through the chain whose counts its
+// handler writes (busMetrics), as the audit does: before, the service had a
+// chain of its own, so the findings the bus refused during an invocation
+// were counted only at the next one's retry, and the chat copies that
+// failed were never counted (OnboardChatUndeliveredAlarm could not fire).
+func TestTheOnboardingPublishesThroughTheChainItCounts(t *testing.T) {
+	var logs, metrics bytes.Buffer
+	d := crashingDeps(t, config.Onboard, &logs, &metrics)
+	d.Config.Findings.BusName = "default"
+	d.Config.Findings.ChatTopicARN = "arn:aws:sns:us-east-1:123456789012:chat"
+	svc, c := d.onboardWiring()
+	pub, ok := svc.Alerts.(*findingsbus.Publisher)
+	if !ok || pub.Bus != c.Bus || c.Bus == nil || pub.Next != publisherPort(c.Chat) || c.Chat == nil {
+		t.Errorf("the service publishes through %#v; want the counted chain's bus (%p) and chat copy (%p)", svc.Alerts, c.Bus, c.Chat)
 	}
 }

@@ -37,13 +37,24 @@ func (d Deps) OnboardService() *onboard.Service {
 	}
 }
 
+// onboardWiring is the onboarding service and the alert chain its handler
+// counts: the service publishes through that chain, so that what the
+// findings bus refused and the chat copies that failed during an invocation
+// are on the invocation's metrics line (busMetrics: BusUndelivered,
+// ChatUndelivered), as the audit's are.
+func (d Deps) onboardWiring() (*onboard.Service, alertChain) {
+	svc := d.OnboardService()
+	chain := d.alertChain(d.Config.AlertTopicARN, config.Onboard, false)
+	svc.Alerts = chain.Publisher
+	return svc, chain
+}
+
 // OnboardHandler is the OnboardFunction handler: the payload, or an
 // EventBridge event's detail, onboarded. Each invocation writes one EMF
 // metrics line (see OnboardMetrics); bad input counts as Rejected, a panic
 // as an InternalError in Failures.
 func (d Deps) OnboardHandler() func(context.Context, []byte) (onboard.Result, error) {
-	svc := d.OnboardService()
-	chain := d.alertChain(d.Config.AlertTopicARN, config.Onboard, false)
+	svc, chain := d.onboardWiring()
 	mw := d.metricsWriter()
 	return func(ctx context.Context, payload []byte) (res onboard.Result, err error) {
 		start := time.Now()
