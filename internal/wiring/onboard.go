@@ -15,7 +15,18 @@ import (
 
 // OnboardService wires the onboarding service from the shared adapters.
 func (d Deps) OnboardService() *onboard.Service {
+	svc, _ := d.onboardWiring()
+	return svc
+}
+
+// onboardWiring is the onboarding service and the alert chain its handler
+// counts: the service publishes through that chain, so that what the
+// findings bus refused and the chat copies that failed during an invocation
+// are on the invocation's metrics line (busMetrics: BusUndelivered,
+// ChatUndelivered), as the audit's are.
+func (d Deps) onboardWiring() (*onboard.Service, alertChain) {
 	p := d.Config.Onboard
+	chain := d.alertChain(d.Config.AlertTopicARN, config.Onboard, false)
 	return &onboard.Service{
 		Store:   d.Store,
 		History: d.Store,
@@ -27,26 +38,14 @@ func (d Deps) OnboardService() *onboard.Service {
 		LeaseWait: p.LeaseWait,
 		// One attempt of a portal write: the client's timeout (the lease fence).
 		WriteAttempt: d.Portal.AttemptTimeout(),
-		Alerts:       d.alertChain(d.Config.AlertTopicARN, config.Onboard, false).Publisher, // the findings bus and chat too (findings.go)
+		Alerts:       chain.Publisher, // the findings bus and chat too (findings.go)
 		Logins:       d.Portal,
 		Directory:    docspace.Directory{Client: d.Portal},
 		Trail:        docspace.AllowlistTrail{Client: d.Portal},
 		PortalName:   d.Config.DocSpace.Host,
 		UserChecks:   &onboard.UserChecks{Store: d.Store, Every: p.SyncEvery},
 		Log:          d.Log,
-	}
-}
-
-// onboardWiring is the onboarding service and the alert chain its handler
-// counts: the service publishes through that chain, so that what the
-// findings bus refused and the chat copies that failed during an invocation
-// are on the invocation's metrics line (busMetrics: BusUndelivered,
-// ChatUndelivered), as the audit's are.
-func (d Deps) onboardWiring() (*onboard.Service, alertChain) {
-	svc := d.OnboardService()
-	chain := d.alertChain(d.Config.AlertTopicARN, config.Onboard, false)
-	svc.Alerts = chain.Publisher
-	return svc, chain
+	}, chain
 }
 
 // OnboardHandler is the OnboardFunction handler: the payload, or an
