@@ -164,7 +164,7 @@ func (c alertChain) beforeAudit(ctx context.Context, props map[string]any) []str
 	props["outboxSent"] = sent
 	if errors.Is(err, findingsbus.ErrOutboxUnreadable) {
 		props["outboxUnreadable"] = true
-		return []string{fmt.Sprintf("findings bus: %s; how many events wait is unknown; the next run tries again", err)}
+		return []string{fmt.Sprintf("%s; how many events wait is unknown; the next run tries again", err)}
 	}
 	props["outboxWaiting"] = waiting
 	if err != nil {
