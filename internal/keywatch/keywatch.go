@@ -56,7 +56,8 @@ type Source interface {
 	// CurrentKey returns the key. It returns an error for which
 	// errors.Is(err, ErrNotSupported) when the portal cannot tell, and one
 	// for which errors.Is(err, ErrRefused) when the portal refused the key;
-	// with the latter, the Key may still carry the Postfix (see PostfixOf).
+	// with the latter, and when the portal did not answer now, the Key may
+	// still carry the Postfix of the key in use (see PostfixOf).
 	CurrentKey(ctx context.Context) (Key, error)
 }
 
@@ -143,7 +144,7 @@ func (w *Watch) Check(ctx context.Context) (Report, error) {
 		}
 		return Report{}, err // the client's own error already says what to check
 	case passing(err):
-		return w.unanswered(ctx, now, err)
+		return w.unanswered(ctx, now, k, err)
 	case err != nil:
 		return Report{}, err
 	}
@@ -197,16 +198,23 @@ func passing(err error) bool {
 
 // unanswered is Check's answer when the portal did not answer now (err): a
 // warning while the last check that succeeded (the time SaveKey kept) is
-// within StaleAfter, else an EUnavailable error.
-func (w *Watch) unanswered(ctx context.Context, now time.Time, err error) (Report, error) {
+// within StaleAfter and was of this key, else an EUnavailable error. k is
+// what the Source could tell of the key in use without the portal (its
+// Postfix, from the secret, or nothing): a key whose last characters differ
+// from the last one checked (a rotated key) has never been checked, so
+// nothing was alerted of its expiry.
+func (w *Watch) unanswered(ctx context.Context, now time.Time, k Key, err error) (Report, error) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second) // the run's own deadline may be what failed
 	defer cancel()
-	_, seen, ok, lerr := w.Store.LastKey(lctx)
+	last, seen, ok, lerr := w.Store.LastKey(lctx)
 	switch {
 	case lerr != nil:
 		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and when it was last checked is unknown (%v)", err, lerr)
 	case !ok:
 		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and it has never been checked: its expiry is unknown", err)
+	case k.Postfix != "" && last.Postfix != "" && k.Postfix != last.Postfix:
+		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key ending in %s could not be checked (%v), and it has never been checked (the last check, at %s, was of the key ending in %s): its expiry is unknown",
+			safe(k.Postfix), err, seen.UTC().Format(time.RFC3339), safe(last.Postfix))
 	case now.Sub(seen) > StaleAfter:
 		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and it has not been checked since %s (more than %v): its expiry may come unalerted",
 			err, seen.UTC().Format(time.RFC3339), StaleAfter)

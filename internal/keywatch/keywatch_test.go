@@ -129,3 +129,45 @@ func TestAPassingUnavailabilityIsAWarningUntilTheCheckIsStale(t *testing.T) {
 		}
 	}
 }
+
+// keySource answers every CurrentKey with key and err (the key in use by
+// its last characters, as the portal adapter tells it when the portal does
+// not answer).
+type keySource struct {
+	key Key
+	err error
+}
+
+func (s keySource) CurrentKey(context.Context) (Key, error) { return s.key, s.err }
+
+// A key check that succeeded lately was of another key than the one in use
+// (the key was rotated: the secret holds a new key, whose last characters
+// differ): a portal that does not answer about the new key is an error, as
+// for a key never checked, since nothing alerted of the new key's expiry
+// (it may expire within a day). (Before: a warning "last checked at ...",
+// the old key's check, for up to a day.)
+func TestAPassingUnavailabilityOfARotatedKeyIsAnError(t *testing.T) {
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	unavailable := &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 429"}
+	old := Key{ID: "k1", Name: "audit", Postfix: "ab12", ExpiresAt: now.Add(60 * 24 * time.Hour), IsActive: true}
+	tests := []struct {
+		name    string
+		inUse   string // the postfix of the key in use; "": unknown
+		wantErr bool
+	}{
+		{"the key checked an hour ago", "ab12", false},
+		{"the key in use unknown", "", false},
+		{"another key than the one checked", "cd34", true},
+	}
+	for _, tt := range tests {
+		st := &memStore{key: old, seen: now.Add(-time.Hour), ok: true}
+		w := &Watch{Source: keySource{Key{Postfix: tt.inUse}, unavailable}, Store: st, Now: func() time.Time { return now }}
+		rep, err := w.Check(context.Background())
+		switch {
+		case tt.wantErr && (ipguard.ErrorCode(err) != ipguard.EUnavailable || !strings.Contains(err.Error(), "never been checked") || !strings.Contains(err.Error(), "cd34")):
+			t.Errorf("%s: report %+v, error %v; want EUnavailable saying the key ending in cd34 was never checked", tt.name, rep, err)
+		case !tt.wantErr && (err != nil || rep.Warning == ""):
+			t.Errorf("%s: report %+v, error %v; want a warning and no error", tt.name, rep, err)
+		}
+	}
+}
