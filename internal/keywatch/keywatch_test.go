@@ -171,3 +171,52 @@ func TestAPassingUnavailabilityOfARotatedKeyIsAnError(t *testing.T) {
 		}
 	}
 }
+
+// sentStore is a memStore whose KeyAlertSent answers sent (or err).
+type sentStore struct {
+	memStore
+	sent bool
+	err  error
+}
+
+func (s *sentStore) KeyAlertSent(context.Context, Key, int) (bool, error) { return s.sent, s.err }
+
+// The last check that succeeded was lately, but the expiry alert it (or the
+// time since) made due is not recorded as sent: that check's publish failed
+// (SaveKey came before it), or a threshold came since. A portal that does
+// not answer now is then an error (AlertsUndelivered), not a warning: the
+// alert is due and cannot be sent. (Before: a warning for up to a day, and
+// the one run that counted the failed publish could not fire the alarm of
+// two periods in a row.)
+func TestAPassingUnavailabilityWithAnExpiryAlertDueIsAnError(t *testing.T) {
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	unavailable := &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 503"}
+	tests := []struct {
+		name    string
+		expires time.Duration // from now; 0: never
+		sent    bool
+		readErr error
+		wantErr bool
+	}{
+		{"no threshold crossed", 20 * 24 * time.Hour, false, nil, false},
+		{"never expires", 0, false, nil, false},
+		{"alert sent", 10 * 24 * time.Hour, true, nil, false},
+		{"alert not sent", 10 * 24 * time.Hour, false, nil, true},
+		{"whether sent unreadable", 10 * 24 * time.Hour, false, &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: table down"}, true},
+	}
+	for _, tt := range tests {
+		k := Key{ID: "k1", Name: "audit", Postfix: "ab12", IsActive: true}
+		if tt.expires > 0 {
+			k.ExpiresAt = now.Add(tt.expires)
+		}
+		st := &sentStore{memStore: memStore{key: k, seen: now.Add(-time.Hour), ok: true}, sent: tt.sent, err: tt.readErr}
+		w := &Watch{Source: errSource{unavailable}, Store: st, Now: func() time.Time { return now }}
+		rep, err := w.Check(context.Background())
+		switch {
+		case tt.wantErr && (ipguard.ErrorCode(err) != ipguard.EUnavailable || !strings.Contains(err.Error(), "expiry alert")):
+			t.Errorf("%s: report %+v, error %v; want EUnavailable saying the expiry alert is not sent", tt.name, rep, err)
+		case !tt.wantErr && (err != nil || rep.Warning == ""):
+			t.Errorf("%s: report %+v, error %v; want a warning and no error", tt.name, rep, err)
+		}
+	}
+}
