@@ -147,9 +147,6 @@ func (s keySource) CurrentKey(context.Context) (Key, error) { return s.key, s.er
 // (it may expire within a day). (Before: a warning "last checked at ...",
 // the old key's check, for up to a day.)
 func TestAPassingUnavailabilityOfARotatedKeyIsAnError(t *testing.T) {
-	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
-	unavailable := &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 429"}
-	old := Key{ID: "k1", Name: "audit", Postfix: "ab12", ExpiresAt: now.Add(60 * 24 * time.Hour), IsActive: true}
 	tests := []struct {
 		name    string
 		inUse   string // the postfix of the key in use; "": unknown
@@ -159,9 +156,11 @@ func TestAPassingUnavailabilityOfARotatedKeyIsAnError(t *testing.T) {
 		{"the key in use unknown", "", false},
 		{"another key than the one checked", "cd34", true},
 	}
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 	for _, tt := range tests {
-		st := &memStore{key: old, seen: now.Add(-time.Hour), ok: true}
-		w := &Watch{Source: keySource{Key{Postfix: tt.inUse}, unavailable}, Store: st, Now: func() time.Time { return now }}
+		checked := Key{ID: "k1", Name: "audit", Postfix: "ab12", ExpiresAt: now.AddDate(0, 2, 0), IsActive: true}
+		st := &memStore{key: checked, seen: now.Add(-time.Hour), ok: true}
+		w := &Watch{Source: keySource{Key{Postfix: tt.inUse}, &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 429"}}, Store: st, Now: func() time.Time { return now }}
 		rep, err := w.Check(context.Background())
 		switch {
 		case tt.wantErr && (ipguard.ErrorCode(err) != ipguard.EUnavailable || !strings.Contains(err.Error(), "never been checked") || !strings.Contains(err.Error(), "cd34")):
