@@ -183,15 +183,23 @@ func (k KeyWatchSource) CurrentKey(ctx context.Context) (keywatch.Key, error) {
 	case errors.Is(err, ErrNotSupported):
 		return keywatch.Key{}, fmt.Errorf("%w: %w", keywatch.ErrNotSupported, err)
 	case errors.As(err, &de) && de.Status == http.StatusUnauthorized:
-		var refused keywatch.Key
-		if k.Keys != nil {
-			if secret, kerr := k.Keys.Key(ctx); kerr == nil {
-				refused.Postfix = keywatch.PostfixOf(secret)
-			}
-		}
-		return refused, fmt.Errorf("%w: %w", keywatch.ErrRefused, err)
+		return k.inUse(ctx), fmt.Errorf("%w: %w", keywatch.ErrRefused, err)
 	case err != nil:
-		return keywatch.Key{}, err
+		// The key in use by its last characters: a portal that does not
+		// answer now is only a warning while this key was checked lately.
+		return k.inUse(ctx), err
 	}
 	return keywatch.Key{ID: key.ID, Name: key.Name, Postfix: key.Postfix, ExpiresAt: key.ExpiresAt, IsActive: key.IsActive}, nil
+}
+
+// inUse is the key in use as known without the portal: its Postfix, from
+// the secret (nothing without Keys or when the secret cannot be read).
+func (k KeyWatchSource) inUse(ctx context.Context) keywatch.Key {
+	var key keywatch.Key
+	if k.Keys != nil {
+		if secret, kerr := k.Keys.Key(ctx); kerr == nil {
+			key.Postfix = keywatch.PostfixOf(secret)
+		}
+	}
+	return key
 }

@@ -56,7 +56,8 @@ type Source interface {
 	// CurrentKey returns the key. It returns an error for which
 	// errors.Is(err, ErrNotSupported) when the portal cannot tell, and one
 	// for which errors.Is(err, ErrRefused) when the portal refused the key;
-	// with the latter, the Key may still carry the Postfix (see PostfixOf).
+	// with the latter, and when the portal did not answer now, the Key may
+	// still carry the Postfix of the key in use (see PostfixOf).
 	CurrentKey(ctx context.Context) (Key, error)
 }
 
@@ -120,9 +121,10 @@ const StaleAfter = 24 * time.Hour
 // description saved, if any). A portal that cannot describe keys is a
 // warning in the Report, not an error. A portal that does not answer now
 // (429, 5xx, no answer in time: EUnavailable, or a deadline) is a warning
-// while a check succeeded within StaleAfter (the next run checks again), and
-// an EUnavailable error saying since when the key is unchecked once none
-// did (or none ever did, or the store cannot say). Publishing or recording failures are
+// while a check of this key succeeded within StaleAfter (the next run checks
+// again), and an EUnavailable error saying since when the key is unchecked
+// once none did (or none ever did, or the store cannot say), or saying
+// which expiry alert is due unsent. Publishing or recording failures are
 // returned as they come (their code classifies them); an alert whose record
 // failed may be sent again by the next run.
 func (w *Watch) Check(ctx context.Context) (Report, error) {
@@ -143,7 +145,7 @@ func (w *Watch) Check(ctx context.Context) (Report, error) {
 		}
 		return Report{}, err // the client's own error already says what to check
 	case passing(err):
-		return w.unanswered(ctx, now, err)
+		return w.unanswered(ctx, now, k, err)
 	case err != nil:
 		return Report{}, err
 	}
@@ -197,22 +199,52 @@ func passing(err error) bool {
 
 // unanswered is Check's answer when the portal did not answer now (err): a
 // warning while the last check that succeeded (the time SaveKey kept) is
-// within StaleAfter, else an EUnavailable error.
-func (w *Watch) unanswered(ctx context.Context, now time.Time, err error) (Report, error) {
+// within StaleAfter and was of this key, and no expiry alert of that key is
+// due unsent (alertDue), else an EUnavailable error. k is
+// what the Source could tell of the key in use without the portal (its
+// Postfix, from the secret, or nothing): a key whose last characters differ
+// from the last one checked (a rotated key) has never been checked, so
+// nothing was alerted of its expiry.
+func (w *Watch) unanswered(ctx context.Context, now time.Time, k Key, err error) (Report, error) {
 	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second) // the run's own deadline may be what failed
 	defer cancel()
-	_, seen, ok, lerr := w.Store.LastKey(lctx)
+	last, seen, ok, lerr := w.Store.LastKey(lctx)
 	switch {
 	case lerr != nil:
 		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and when it was last checked is unknown (%v)", err, lerr)
 	case !ok:
 		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and it has never been checked: its expiry is unknown", err)
+	case k.Postfix != "" && last.Postfix != "" && k.Postfix != last.Postfix:
+		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key ending in %s could not be checked (%v), and it has never been checked (the last check, at %s, was of the key ending in %s): its expiry is unknown",
+			safe(k.Postfix), err, seen.UTC().Format(time.RFC3339), safe(last.Postfix))
 	case now.Sub(seen) > StaleAfter:
 		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and it has not been checked since %s (more than %v): its expiry may come unalerted",
 			err, seen.UTC().Format(time.RFC3339), StaleAfter)
 	}
+	if th, due := w.alertDue(lctx, last, now); due {
+		return Report{}, ipguard.Errorf(ipguard.EUnavailable, "the API key could not be checked (%v), and its expiry alert (%d days before %s, as last checked at %s) has not been sent",
+			err, th, last.ExpiresAt.UTC().Format(time.RFC3339), seen.UTC().Format(time.RFC3339))
+	}
 	w.log().Warn("keywatch: the portal did not answer about the API key; the next run checks again", "error", err.Error(), "lastChecked", seen.UTC().Format(time.RFC3339))
 	return Report{Warning: fmt.Sprintf("API key not checked now: %v; last checked at %s; the next run checks again", err, seen.UTC().Format(time.RFC3339))}, nil
+}
+
+// alertDue reports whether the expiry alert of the closest threshold that k
+// (as last checked) has crossed at now is not recorded as sent (or whether
+// it was cannot be read): the last check's alert failed, or a threshold came
+// since. Then the alert is due and a check the portal does not answer is no
+// passing trouble.
+func (w *Watch) alertDue(ctx context.Context, k Key, now time.Time) (threshold int, due bool) {
+	if k.ExpiresAt.IsZero() {
+		return 0, false
+	}
+	crossed := crossedThresholds(k.ExpiresAt, now)
+	if len(crossed) == 0 {
+		return 0, false
+	}
+	threshold = crossed[len(crossed)-1]
+	sent, err := w.Store.KeyAlertSent(ctx, k, threshold)
+	return threshold, err != nil || !sent
 }
 
 // crossedThresholds are the thresholds (widest first) whose time has come.

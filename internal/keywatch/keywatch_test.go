@@ -129,3 +129,93 @@ func TestAPassingUnavailabilityIsAWarningUntilTheCheckIsStale(t *testing.T) {
 		}
 	}
 }
+
+// keySource answers every CurrentKey with key and err (the key in use by
+// its last characters, as the portal adapter tells it when the portal does
+// not answer).
+type keySource struct {
+	key Key
+	err error
+}
+
+func (s keySource) CurrentKey(context.Context) (Key, error) { return s.key, s.err }
+
+// A key check that succeeded lately was of another key than the one in use
+// (the key was rotated: the secret holds a new key, whose last characters
+// differ): a portal that does not answer about the new key is an error, as
+// for a key never checked, since nothing alerted of the new key's expiry
+// (it may expire within a day). (Before: a warning "last checked at ...",
+// the old key's check, for up to a day.)
+func TestAPassingUnavailabilityOfARotatedKeyIsAnError(t *testing.T) {
+	tests := []struct {
+		name    string
+		inUse   string // the postfix of the key in use; "": unknown
+		wantErr bool
+	}{
+		{"the key checked an hour ago", "ab12", false},
+		{"the key in use unknown", "", false},
+		{"another key than the one checked", "cd34", true},
+	}
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	for _, tt := range tests {
+		checked := Key{ID: "k1", Name: "audit", Postfix: "ab12", ExpiresAt: now.AddDate(0, 2, 0), IsActive: true}
+		st := &memStore{key: checked, seen: now.Add(-time.Hour), ok: true}
+		w := &Watch{Source: keySource{Key{Postfix: tt.inUse}, &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 429"}}, Store: st, Now: func() time.Time { return now }}
+		rep, err := w.Check(context.Background())
+		switch {
+		case tt.wantErr && (ipguard.ErrorCode(err) != ipguard.EUnavailable || !strings.Contains(err.Error(), "never been checked") || !strings.Contains(err.Error(), "cd34")):
+			t.Errorf("%s: report %+v, error %v; want EUnavailable saying the key ending in cd34 was never checked", tt.name, rep, err)
+		case !tt.wantErr && (err != nil || rep.Warning == ""):
+			t.Errorf("%s: report %+v, error %v; want a warning and no error", tt.name, rep, err)
+		}
+	}
+}
+
+// sentStore is a memStore whose KeyAlertSent answers sent (or err).
+type sentStore struct {
+	memStore
+	sent bool
+	err  error
+}
+
+func (s *sentStore) KeyAlertSent(context.Context, Key, int) (bool, error) { return s.sent, s.err }
+
+// The last check that succeeded was lately, but the expiry alert it (or the
+// time since) made due is not recorded as sent: that check's publish failed
+// (SaveKey came before it), or a threshold came since. A portal that does
+// not answer now is then an error (AlertsUndelivered), not a warning: the
+// alert is due and cannot be sent. (Before: a warning for up to a day, and
+// the one run that counted the failed publish could not fire the alarm of
+// two periods in a row.)
+func TestAPassingUnavailabilityWithAnExpiryAlertDueIsAnError(t *testing.T) {
+	now := time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
+	unavailable := &ipguard.Error{Code: ipguard.EUnavailable, Message: "portal: 503"}
+	tests := []struct {
+		name    string
+		expires time.Duration // from now; 0: never
+		sent    bool
+		readErr error
+		wantErr bool
+	}{
+		{"no threshold crossed", 20 * 24 * time.Hour, false, nil, false},
+		{"never expires", 0, false, nil, false},
+		{"alert sent", 10 * 24 * time.Hour, true, nil, false},
+		{"alert not sent", 10 * 24 * time.Hour, false, nil, true},
+		{"whether sent unreadable", 10 * 24 * time.Hour, false, &ipguard.Error{Code: ipguard.EUnavailable, Message: "dynamodb: table down"}, true},
+	}
+	for _, tt := range tests {
+		k := Key{ID: "k1", Name: "audit", Postfix: "ab12", IsActive: true}
+		if tt.expires > 0 {
+			k.ExpiresAt = now.Add(tt.expires)
+		}
+		st := &sentStore{memStore: memStore{key: k, seen: now.Add(-time.Hour), ok: true}, sent: tt.sent, err: tt.readErr}
+		w := &Watch{Source: errSource{unavailable}, Store: st, Now: func() time.Time { return now }}
+		rep, err := w.Check(context.Background())
+		switch {
+		case tt.wantErr && (ipguard.ErrorCode(err) != ipguard.EUnavailable || !strings.Contains(err.Error(), "expiry alert")):
+			t.Errorf("%s: report %+v, error %v; want EUnavailable saying the expiry alert is not sent", tt.name, rep, err)
+		case !tt.wantErr && (err != nil || rep.Warning == ""):
+			t.Errorf("%s: report %+v, error %v; want a warning and no error", tt.name, rep, err)
+		}
+	}
+}
