@@ -1,6 +1,7 @@
 package ipguard
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -79,6 +80,15 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return EInternal
+}
+
+// Passing reports whether err is a passing unavailability of a dependency
+// (429, 5xx, no answer in time: EUnavailable after the client's retries, or
+// a deadline that ran out), which says nothing about the request itself
+// (the key, the address): the next run asks again. A refusal (401, 403), a
+// missing endpoint or an unexpected answer is not passing.
+func Passing(err error) bool {
+	return err != nil && (ErrorCode(err) == EUnavailable || errors.Is(err, context.DeadlineExceeded))
 }
 
 // WaitPastDeadlineError says a dependency asked to be called again only

@@ -144,7 +144,7 @@ func (w *Watch) Check(ctx context.Context) (Report, error) {
 			return Report{}, refusedError(k, now, err)
 		}
 		return Report{}, err // the client's own error already says what to check
-	case passing(err):
+	case ipguard.Passing(err):
 		return w.unanswered(ctx, now, k, err)
 	case err != nil:
 		return Report{}, err
@@ -187,14 +187,6 @@ func (w *Watch) Check(ctx context.Context) (Report, error) {
 	w.log().Warn("DocSpace API key expires soon", "keyName", rep.Name, "keyPostfix", rep.Postfix,
 		"expiresAt", rep.ExpiresAt, "daysLeft", days, "threshold", closest)
 	return rep, nil
-}
-
-// passing reports whether err is a passing unavailability of the portal
-// (429, 5xx, no answer in time: EUnavailable after the client's retries, or
-// a deadline), which says nothing about the key. A refusal (401, 403), a
-// missing endpoint or an unexpected answer is not passing.
-func passing(err error) bool {
-	return err != nil && (ipguard.ErrorCode(err) == ipguard.EUnavailable || errors.Is(err, context.DeadlineExceeded))
 }
 
 // unanswered is Check's answer when the portal did not answer now (err): a

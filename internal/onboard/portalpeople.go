@@ -2,7 +2,6 @@ package onboard
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"ipguard/internal/ipguard"
@@ -101,7 +100,7 @@ const (
 func (s *Service) askDirectory(ctx context.Context) EnableRule {
 	const what = "set PORTAL_BREAKGLASS_IPS to the address the functions and your office reach the portal from, or create the API key as the portal owner"
 	creator, err := s.Directory.KeyCreator(ctx)
-	if passing(err) {
+	if ipguard.Passing(err) {
 		return unavailableRule("keys/@self", err)
 	}
 	if err != nil {
@@ -109,7 +108,7 @@ func (s *Service) askDirectory(ctx context.Context) EnableRule {
 	}
 	p, found, err := s.Directory.Person(ctx, creator)
 	switch {
-	case passing(err):
+	case ipguard.Passing(err):
 		return unavailableRule("the key creator's profile", err)
 	case err != nil:
 		return EnableRule{Kind: LockoutCreatorUnreadable, Why: "could not read the API key's creator (" + err.Error() + "), and PORTAL_BREAKGLASS_IPS is empty; " + what}
@@ -117,15 +116,6 @@ func (s *Service) askDirectory(ctx context.Context) EnableRule {
 		return EnableRule{Kind: LockoutNotOwner, Why: "the API key was not created by the portal owner (only the owner is exempt from the allowlist) and PORTAL_BREAKGLASS_IPS is empty, so switching restrictions on would lock the tool out; " + what}
 	}
 	return EnableRule{Allowed: true}
-}
-
-// passing reports whether err is a passing unavailability of the portal
-// (429, 5xx, no answer in time: EUnavailable, or the preflight's own
-// deadline), which says nothing about whether the key can reach the portal
-// once restrictions are on. A refusal (401, 403), a missing endpoint or an
-// unexpected answer is not passing: it is a lock-out risk.
-func passing(err error) bool {
-	return err != nil && (ipguard.ErrorCode(err) == ipguard.EUnavailable || errors.Is(err, context.DeadlineExceeded))
 }
 
 // unavailableRule keeps restrictions off for this pass only: the preflight
